@@ -1,0 +1,83 @@
+"""Exception hierarchy.
+
+Every error raised on purpose by sr_domains derives from :class:`SRDomainsError` and also from
+the built-in exception a caller would naturally catch (``ValueError``, ``OSError``, ...), so
+``except ValueError`` keeps working for code that does not know about sr_domains.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class SRDomainsError(Exception):
+    """Base class of all sr_domains errors."""
+
+
+class ConfigError(SRDomainsError, ValueError):
+    """A configuration value or file is invalid (unknown key, wrong type, bad value)."""
+
+
+class RegistryError(SRDomainsError, KeyError):
+    """A name is not registered, or is registered twice."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(SRDomainsError, ValueError):
+    """A checkpoint cannot be read or does not match the architecture."""
+
+
+class InputFileError(SRDomainsError, OSError):
+    """An input file is missing, corrupt, or holds data sr_domains cannot handle.
+
+    The message always names the file.
+    """
+
+    def __init__(self, path: str | PathLike[str] | None, problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+class GeometryError(SRDomainsError, ValueError):
+    """Spatial metadata is missing, inconsistent, or unsupported (rotated, GCP-only, oblique...)."""
+
+
+class OutputExistsError(SRDomainsError, FileExistsError):
+    """The output path exists and overwriting was not requested."""
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: output exists; pass overwrite=True (CLI: --overwrite)")
+
+    def __str__(self) -> str:
+        return f"{self.path}: output exists; pass overwrite=True (CLI: --overwrite)"
+
+
+class MissingDependencyError(SRDomainsError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str | None = None) -> None:
+        what = f" for {feature}" if feature else ""
+        msg = (
+            f"{package} is required{what} but is not installed; "
+            f'install it with: pip install "sr-domains[{extra}]"'
+        )
+        super().__init__(msg, name=package)
+        self.package = package
+        self.extra = extra
+
+
+def require(module: str, extra: str, feature: str | None = None):  # noqa: ANN201 - returns a module
+    """Import and return an optional dependency, or raise :class:`MissingDependencyError`."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(module.split(".")[0], extra, feature) from exc

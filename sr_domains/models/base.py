@@ -1,0 +1,154 @@
+"""What every sr_domains architecture is: a frozen config, an ``nn.Module`` and a descriptor.
+
+All models take ``(N, in_channels, H, W)`` float tensors in the *normalized* intensity space
+(see :mod:`sr_domains.intensity`, roughly ``[0, 1]``) and return
+``(N, out_channels, H * scale, W * scale)`` in the same space. Architecture-specific input
+scaling (e.g. the official EDSR/RCAN weights expect ``[0, 255]`` minus a mean) is handled inside
+the model by :class:`SRModel` with the ``pixel_range`` config value and the ``norm_mean_in`` /
+``norm_mean_out`` buffers, so callers never need to know about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+SCALES = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class BaseSRConfig:
+    """Fields every architecture config has. Subclasses add their own (all with defaults)."""
+
+    in_channels: int = 3
+    out_channels: int | None = None  # None -> same as in_channels
+    scale: int = 2
+    pixel_range: float = 1.0  # model-internal input multiplier (255 for official EDSR/RCAN weights)
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1:
+            raise ConfigError(f"in_channels must be >= 1, got {self.in_channels}")
+        if self.out_channels is not None and self.out_channels < 1:
+            raise ConfigError(f"out_channels must be >= 1, got {self.out_channels}")
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale must be one of {SCALES}, got {self.scale}")
+        if not self.pixel_range > 0:
+            raise ConfigError(f"pixel_range must be > 0, got {self.pixel_range}")
+
+    @property
+    def n_out(self) -> int:
+        """Resolved number of output channels."""
+        return self.in_channels if self.out_channels is None else self.out_channels
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Typed descriptor of a built model (what tiling, AMP and the CLI need to know)."""
+
+    arch: str
+    scale: int
+    in_channels: int
+    out_channels: int
+    receptive_radius: int | None  # LR pixels each side; None = global (e.g. global pooling)
+    size_multiple: int  # input H and W must be multiples of this (padding is automatic)
+    fp16_safe: bool
+    bf16_safe: bool
+    n_params: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class SRModel(nn.Module):
+    """Base class of all architectures.
+
+    Subclasses set ``arch``, build layers in ``__init__(config)``, implement :meth:`body` (on the
+    mean-subtracted, ``pixel_range``-scaled input) and :meth:`receptive_radius`.
+    """
+
+    arch: ClassVar[str] = ""
+    size_multiple: ClassVar[int] = 1
+    fp16_safe: ClassVar[bool] = True
+    bf16_safe: ClassVar[bool] = True
+
+    def __init__(self, config: BaseSRConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("norm_mean_in", torch.zeros(config.in_channels))
+        self.register_buffer("norm_mean_out", torch.zeros(config.n_out))
+
+    # -- descriptor -----------------------------------------------------------------------
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.n_out
+
+    def receptive_radius(self) -> int | None:
+        """Exact receptive-field radius in LR pixels (how far an output depends on inputs), or
+        None if some output depends on the whole input (global pooling)."""
+        raise NotImplementedError
+
+    def info(self) -> ModelInfo:
+        """Describe this model (see :class:`ModelInfo`)."""
+        from ..config import to_dict
+
+        return ModelInfo(
+            arch=self.arch,
+            scale=self.scale,
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            receptive_radius=self.receptive_radius(),
+            size_multiple=self.size_multiple,
+            fp16_safe=self.fp16_safe,
+            bf16_safe=self.bf16_safe,
+            n_params=sum(p.numel() for p in self.parameters()),
+            config=to_dict(self.config),
+        )
+
+    # -- forward --------------------------------------------------------------------------
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The network proper, on ``(x - norm_mean_in) * pixel_range``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.arch}: expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        r = self.config.pixel_range
+        mean_in = self.norm_mean_in.view(1, -1, 1, 1).to(x.dtype)
+        mean_out = self.norm_mean_out.view(1, -1, 1, 1).to(x.dtype)
+        y = self.body((x - mean_in) * r)
+        return y / r + mean_out
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Registry entry: how to build one architecture, and its named presets."""
+
+    name: str
+    config_cls: type[BaseSRConfig]
+    model_cls: type[SRModel]
+    description: str
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def build(self, **overrides: Any) -> SRModel:
+        """Build the model from the config defaults updated with ``overrides``."""
+        names = {f.name for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(
+                f"{self.name}: unknown option(s) {unknown}; allowed: {sorted(names)}"
+            )
+        return self.model_cls(self.config_cls(**overrides))
