@@ -57,6 +57,11 @@ class Registry(Generic[T]):
         self._load_entry_points()
         return sorted(self._items)
 
+    def names_in_order(self) -> list[str]:
+        """All registered names in insertion order (entry points last)."""
+        self._load_entry_points()
+        return list(self._items)
+
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
@@ -76,11 +81,16 @@ class Registry(Generic[T]):
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):  # type: ignore[arg-type]
             if ep.name.lower() in self._items:
-                log.warning("ignoring entry point %s: %s %r already registered",
-                            ep.value, self.kind, ep.name)
+                log.warning(
+                    "ignoring entry point %s: %s %r already registered",
+                    ep.value,
+                    self.kind,
+                    ep.name,
+                )
                 continue
             try:
                 self._items[ep.name.lower()] = ep.load()
             except Exception as exc:  # a broken plugin must not break the library
-                log.warning("could not load %s entry point %s (%s): %s",
-                            self.kind, ep.name, ep.value, exc)
+                log.warning(
+                    "could not load %s entry point %s (%s): %s", self.kind, ep.name, ep.value, exc
+                )

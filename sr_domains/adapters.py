@@ -1,0 +1,78 @@
+"""Domain adapters: how ``sr-domains upscale`` and ``info`` find the code for a file type.
+
+Each adapter is a module with three functions::
+
+    sniff(path: Path) -> bool                                   # is this input mine?
+    info(path: Path) -> str                                     # human-readable summary
+    upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]   # written outputs
+
+The table below is explicit and the modules are imported only when used, so a missing optional
+dependency (rasterio, nibabel, pydicom) only matters for the domain that needs it. Third-party
+adapters can be added through the ``sr_domains.domains`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from .errors import InputFileError
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class DomainAdapter:
+    """A lazily imported domain module (see module docs)."""
+
+    name: str
+    module: str
+    description: str
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+@cache
+def domain_registry() -> Registry[DomainAdapter]:
+    """Known domains, in sniffing order."""
+    reg: Registry[DomainAdapter] = Registry("domain", "sr_domains.domains")
+    reg.add(
+        "geotiff",
+        DomainAdapter(
+            "geotiff", "sr_domains.geo.adapter", "GeoTIFF rasters (single file, folder or glob)"
+        ),
+    )
+    reg.add(
+        "nifti",
+        DomainAdapter(
+            "nifti", "sr_domains.medical.nifti_adapter", "NIfTI-1/2 volumes (.nii, .nii.gz)"
+        ),
+    )
+    reg.add(
+        "dicom",
+        DomainAdapter("dicom", "sr_domains.medical.dicom_adapter", "DICOM series (folder or file)"),
+    )
+    return reg
+
+
+def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
+    """The adapter for ``path`` (forced by ``domain`` when given)."""
+    reg = domain_registry()
+    if domain:
+        return reg.get(domain)
+    for name in reg.names_in_order():
+        adapter = reg.get(name)
+        try:
+            mod = adapter.load()
+        except ImportError:
+            continue  # its optional dependency is missing; another adapter may match
+        if mod.sniff(path):
+            return adapter
+    raise InputFileError(
+        path,
+        "not a recognised input (GeoTIFF .tif/.tiff, NIfTI .nii/.nii.gz, DICOM file or folder); "
+        "pass --domain to force one, and check the matching extra is installed",
+    )

@@ -1,0 +1,201 @@
+"""``sr-domains`` command line: models | info | upscale | train | evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, SRDomainsError
+from .options import UpscaleOptions
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _axes(text: str) -> tuple[int, int]:
+    v = _int_list(text)
+    if len(v) != 2:
+        raise argparse.ArgumentTypeError(f"expected two axes like 0,1, got {text!r}")
+    return v[0], v[1]
+
+
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve a GeoTIFF, NIfTI volume or DICOM series",
+        description="Super-resolve INPUT into OUTPUT keeping geometry and metadata. INPUT may "
+        "be a GeoTIFF (or a folder/glob of them, then OUTPUT is a folder), a NIfTI file, or a "
+        "DICOM series folder (OUTPUT is a folder).",
+    )
+    p.add_argument("input", help="input file, folder or glob")
+    p.add_argument("output", help="output file or folder")
+    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="factor (default 2)")
+    p.add_argument("--model", help="shipped weights name or architecture (see `sr-domains models`)")
+    p.add_argument(
+        "--weights", type=Path, help="checkpoint: ours (.safetensors) or public .pt/.pth"
+    )
+    p.add_argument(
+        "--profile",
+        help="intensity profile recipe, e.g. dtype, reflectance, "
+        "percentile:1,99, mr, ct (default: the model card's)",
+    )
+    p.add_argument("--tile", type=int, help="tile size in input pixels (default 512)")
+    p.add_argument(
+        "--overlap",
+        type=int,
+        help="tile overlap in input pixels (default: from the model's receptive field)",
+    )
+    p.add_argument("--batch-size", type=int, help="tiles per forward pass")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1")
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=("auto", "off", "fp16", "bf16"),
+        help="mixed precision (auto: bf16/fp16 on CUDA when safe)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
+    g = p.add_argument_group("remote sensing (GeoTIFF)")
+    g.add_argument("--bands", type=_int_list, help="1-based bands to use, e.g. 4,3,2")
+    g.add_argument("--nodata", type=float, help="nodata value (default: the file's)")
+    g.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
+    m = p.add_argument_group("medical (NIfTI / DICOM)")
+    m.add_argument(
+        "--axes",
+        type=_axes,
+        help="in-plane axes of a NIfTI volume, e.g. 0,1 (default: the two with the finest spacing)",
+    )
+    m.add_argument(
+        "--through-plane", action="store_true", help="also upscale the slice axis (NIfTI)"
+    )
+    p.set_defaults(func=_cmd_upscale)
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    from .adapters import find_adapter
+
+    options = UpscaleOptions(
+        scale=args.scale,
+        model=args.model,
+        weights=args.weights,
+        profile=args.profile,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        amp=args.amp,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        bands=args.bands,
+        nodata=args.nodata,
+        cog=args.cog,
+        axes=args.axes,
+        through_plane=args.through_plane,
+    )
+    src, dst = Path(args.input), Path(args.output)
+    adapter = find_adapter(src, args.domain)
+    written = adapter.load().upscale(src, dst, options)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .adapters import find_adapter
+
+    path = Path(args.input)
+    print(find_adapter(path, args.domain).load().info(path))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import create_model, list_models
+    from .pretrained import list_pretrained
+
+    print("Architectures (create_model name, default config):")
+    print(f"  {'name':<16} {'params':>10} {'radius':>7}  fp16  description")
+    from .models import model_registry
+
+    for name in list_models():
+        m = create_model(name, in_channels=3, scale=2)
+        info = m.info()
+        arch = model_registry().get(info.arch)
+        radius = "global" if info.receptive_radius is None else str(info.receptive_radius)
+        desc = arch.description if name == arch.name else f"preset of {arch.name}"
+        fp16 = "yes" if info.fp16_safe else "no"
+        print(f"  {name:<16} {info.n_params:>10,} {radius:>7}  {fp16:<4}  {desc}")
+    print("\nShipped weights (used when --model/--weights are not given):")
+    entries = list_pretrained()
+    if not entries:
+        print("  none")
+    for e in entries:
+        psnr = e.card.get("metrics", {}).get("psnr_gain_db")
+        gain = f", +{psnr:.2f} dB vs bicubic" if isinstance(psnr, (int, float)) else ""
+        print(
+            f"  {e.name:<28} {e.arch} x{e.scale}, {e.in_channels} band(s) "
+            f"[{', '.join(e.bands)}], profile {e.card.get('profile', {}).get('recipe')}{gain}"
+        )
+    return 0
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """train/evaluate live in sr_domains.train (they need the [train] extra)."""
+    try:
+        mod = importlib.import_module("sr_domains.train.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("sr_domains"):
+            return
+        raise
+    mod.add_commands(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sr-domains",
+        description="Super-resolution for remote sensing and medical imaging that keeps "
+        "geometry and metadata right.",
+    )
+    parser.add_argument("--version", action="version", version=f"sr-domains {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("models", help="list architectures and shipped weights")
+    p.set_defaults(func=_cmd_models)
+    p = sub.add_parser("info", help="summarise a GeoTIFF, NIfTI volume or DICOM series")
+    p.add_argument("input")
+    p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
+    p.set_defaults(func=_cmd_info)
+    _add_upscale(sub)
+    _add_optional_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sr-domains`` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (SRDomainsError, ConfigError) as exc:
+        print(f"sr-domains: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sr-domains: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

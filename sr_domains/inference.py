@@ -1,0 +1,424 @@
+"""Run a model over arrays of any size: device, AMP, tiling, nodata, intensity profile.
+
+Everything goes through :class:`Upscaler`. :meth:`Upscaler.stream` reads LR windows through a
+callback and yields finished HR row blocks, so writers can work with bounded memory;
+:func:`upscale_array` is the in-memory convenience built on the same path, so tiled and
+whole-image results come from identical code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
+from .models.base import SRModel
+from .tiling import TilePlan, make_plan, stream_tiles
+
+log = logging.getLogger(__name__)
+
+#: The automatic margin never exceeds this many LR pixels (deep nets have huge theoretical
+#: receptive fields but small effective ones). Pass ``overlap`` for more.
+MAX_AUTO_MARGIN = 40
+#: Extra overlap used as a blending ramp when the margin cannot cover the receptive field.
+RAMP = 16
+DEFAULT_TILE = 512
+
+RawReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
+"""``read(y0, x0, h, w) -> (values (C, h, w), valid (h, w) | (C, h, w) | None)`` inside the
+image bounds, in stored units (any dtype)."""
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/None picks cuda, then mps, then cpu; anything else is passed to torch."""
+    if device is None or (isinstance(device, str) and device.lower() == "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def resolve_amp(amp: str | bool | None, device: torch.device, model: SRModel) -> torch.dtype | None:
+    """Autocast dtype: ``"auto"`` = bf16 (or fp16) on CUDA when the model declares it safe,
+    full precision elsewhere; ``"off"``/False = none; ``"fp16"``/``"bf16"`` = forced."""
+    if amp is None or amp is False or (isinstance(amp, str) and amp.lower() in ("off", "none")):
+        return None
+    choice = "auto" if amp is True else str(amp).lower()
+    if choice == "auto":
+        if device.type != "cuda":
+            return None
+        if model.bf16_safe and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if model.fp16_safe else None
+    if choice in ("bf16", "bfloat16"):
+        return torch.bfloat16
+    if choice in ("fp16", "float16", "half"):
+        if device.type == "cpu":
+            raise ConfigError("fp16 autocast is not supported on the CPU; use bf16 or off")
+        return torch.float16
+    raise ConfigError(f"invalid amp {amp!r}; use auto, off, fp16 or bf16")
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Resolved tiling parameters for one model."""
+
+    tile: int
+    overlap: int
+    margin: int
+    exact: bool  # True when the margin covers the model's receptive field
+
+
+def resolve_tiling(model: SRModel, tile: int | None = None, overlap: int | None = None) -> Tiling:
+    """Default overlap from the receptive field (see module constants)."""
+    radius = model.receptive_radius()
+    tile = DEFAULT_TILE if tile is None else int(tile)
+    if overlap is None:
+        if radius is not None and radius <= MAX_AUTO_MARGIN:
+            margin, overlap = radius, 2 * radius
+        else:
+            margin = MAX_AUTO_MARGIN if radius is None else min(radius, MAX_AUTO_MARGIN)
+            margin = min(margin, max(0, (tile - RAMP) // 4))
+            overlap = 2 * margin + RAMP
+    else:
+        overlap = int(overlap)
+        if overlap < 0:
+            raise ConfigError(f"overlap must be >= 0, got {overlap}")
+        margin = overlap // 2 if radius is None else min(radius, overlap // 2)
+        if radius is None:
+            margin = overlap // 4  # keep half of the overlap as a blending ramp
+    if tile < 1:
+        raise ConfigError(f"tile must be >= 1, got {tile}")
+    exact = radius is not None and margin >= radius
+    return Tiling(tile, overlap, margin, exact)
+
+
+class Upscaler:
+    """A model bound to a device, precision and tiling. Reusable across many images.
+
+    Args:
+        model: an :class:`~sr_domains.models.SRModel` (moved to ``device``, set to eval).
+        tile: LR window size (default 512); windows never exceed the image.
+        overlap: LR pixels shared by adjacent windows (default: from the receptive field).
+        batch_size: windows per forward pass (default 4 on CUDA, 1 elsewhere).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...
+        amp: ``"auto"``, ``"off"``, ``"fp16"``, ``"bf16"``.
+        channels_last: use channels-last memory format (default: on CUDA).
+        progress: show a tqdm progress bar over windows.
+    """
+
+    def __init__(
+        self,
+        model: SRModel,
+        *,
+        tile: int | None = None,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        device: str | torch.device | None = "auto",
+        amp: str | bool | None = "auto",
+        channels_last: bool | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.amp_dtype = resolve_amp(amp, self.device, model)
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        self.model = model.to(self.device).eval()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.tiling = resolve_tiling(model, tile, overlap)
+        self.batch_size = batch_size or (4 if self.device.type == "cuda" else 1)
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.progress = progress
+        self.scale = model.scale
+        self.multiple = int(getattr(model, "size_multiple", 1))
+        if not self.tiling.exact:
+            log.info(
+                "%s: tiles blend over %d px; margin %d < receptive radius %s, so tiled output "
+                "approximates whole-image output",
+                model.arch,
+                self.tiling.overlap,
+                self.tiling.margin,
+                model.receptive_radius(),
+            )
+
+    # -- network --------------------------------------------------------------------------
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        if self.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        ctx = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), ctx:
+            y = self.model(t)
+        return y.float().cpu().numpy()
+
+    def band_mode(self, n_bands: int) -> str:
+        """``"joint"`` when the model takes all bands, ``"per_band"`` for a 1-channel model."""
+        if n_bands == self.model.in_channels:
+            return "joint"
+        if self.model.in_channels == 1:
+            return "per_band"
+        raise ConfigError(
+            f"the model takes {self.model.in_channels} bands but the data has {n_bands}; "
+            "select bands to match, or use a single-channel model (applied band by band)"
+        )
+
+    def out_channels(self, n_bands: int) -> int:
+        return n_bands if self.band_mode(n_bands) == "per_band" else self.model.out_channels
+
+    def _runner(self, n_bands: int) -> Callable[[np.ndarray], np.ndarray]:
+        if self.band_mode(n_bands) == "joint":
+            return self._forward
+
+        def per_band(batch: np.ndarray) -> np.ndarray:
+            b, c, h, w = batch.shape
+            flat = batch.reshape(b * c, 1, h, w)
+            outs = [
+                self._forward(flat[i : i + self.batch_size])
+                for i in range(0, b * c, self.batch_size)
+            ]
+            y = np.concatenate(outs, axis=0)
+            return y.reshape(b, c, y.shape[-2], y.shape[-1])
+
+        return per_band
+
+    # -- planning and streaming -------------------------------------------------------------
+    def plan(self, shape: tuple[int, int]) -> TilePlan:
+        """The tile plan for an LR image of ``shape`` (rows, cols)."""
+        t = self.tiling
+        return make_plan(
+            shape,
+            scale=self.scale,
+            tile=t.tile,
+            overlap=t.overlap,
+            margin=t.margin,
+            multiple=self.multiple,
+        )
+
+    def stream(
+        self,
+        read: RawReadFn,
+        shape: tuple[int, int],
+        n_bands: int,
+        *,
+        profile: IntensityProfile,
+        fill: float | Sequence[float] = 0.0,
+        flush_rows: int = 1,
+        desc: str = "upscaling",
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Upscale an image read window by window; yield ``(hr_row0, block)`` row blocks.
+
+        ``block`` is float32 ``(C_out, rows, W*s)`` in stored units (profile inverted; cast
+        with :func:`~sr_domains.intensity.cast_to_dtype`). Invalid pixels (mask False, NaN,
+        inf) are replaced by ``fill`` (normalized units, per band) before the network, and
+        windows with no valid pixel are skipped; the caller masks those output pixels.
+        """
+        plan = self.plan(shape)
+        h, w = shape
+        fill_arr = np.broadcast_to(np.asarray(fill, np.float32), (n_bands,)).reshape(-1, 1, 1)
+        cache: dict[tuple[int, int], np.ndarray | None] = {}
+
+        def load(y0: int, x0: int, th: int, tw: int) -> np.ndarray | None:
+            ry, rx = min(th, h - y0), min(tw, w - x0)
+            values, valid = read(y0, x0, ry, rx)
+            if values.shape != (n_bands, ry, rx):
+                raise RuntimeError(f"reader returned {values.shape}, expected {(n_bands, ry, rx)}")
+            x = profile.normalize(values)
+            bad = ~np.isfinite(x)
+            if valid is not None:
+                bad |= ~np.broadcast_to(np.asarray(valid, bool), x.shape)
+            if bad.all():
+                return None
+            if bad.any():
+                x = np.where(bad, fill_arr, x)
+            if (ry, rx) != (th, tw):  # pad up to the size multiple
+                x = np.pad(x, ((0, 0), (0, th - ry), (0, tw - rx)), mode="edge")
+            return x
+
+        def skip(y0: int, x0: int, th: int, tw: int) -> bool:
+            x = load(y0, x0, th, tw)
+            cache[(y0, x0)] = x
+            return x is None
+
+        def read_norm(y0: int, x0: int, th: int, tw: int) -> np.ndarray:
+            x = cache.pop((y0, x0), None)
+            return x if x is not None else load(y0, x0, th, tw)  # type: ignore[return-value]
+
+        bar = _progress(plan.n_windows, desc, self.progress)
+        try:
+            for row0, block in stream_tiles(
+                plan,
+                read_norm,
+                self._runner(n_bands),
+                self.out_channels(n_bands),
+                batch_size=self.batch_size,
+                skip=skip,
+                flush_rows=flush_rows,
+                on_window=bar.update if bar else None,
+            ):
+                yield row0, profile.denormalize(block)
+        finally:
+            if bar:
+                bar.close()
+
+    def upscale(
+        self,
+        array: np.ndarray,
+        *,
+        profile: IntensityProfile,
+        valid_mask: np.ndarray | None = None,
+        fill: float | Sequence[float] | None = None,
+    ) -> np.ndarray:
+        """Upscale a ``(C, H, W)`` in-memory array; returns float32 in stored units."""
+        if array.ndim != 3:
+            raise ConfigError(f"expected a (C, H, W) array, got shape {array.shape}")
+        c, h, w = array.shape
+        if fill is None:
+            fill = _valid_mean(array, profile, valid_mask)
+
+        def read(y0: int, x0: int, rh: int, rw: int) -> tuple[np.ndarray, np.ndarray | None]:
+            v = array[:, y0 : y0 + rh, x0 : x0 + rw]
+            m = None
+            if valid_mask is not None:
+                m = valid_mask[..., y0 : y0 + rh, x0 : x0 + rw]
+            return v, m
+
+        s = self.scale
+        out = np.empty((self.out_channels(c), h * s, w * s), np.float32)
+        for row0, block in self.stream(read, (h, w), c, profile=profile, fill=fill):
+            out[:, row0 : row0 + block.shape[1]] = block
+        return out
+
+
+def _valid_mean(
+    array: np.ndarray, profile: IntensityProfile, valid_mask: np.ndarray | None
+) -> np.ndarray:
+    """Per-band mean of valid pixels in normalized units (0 for an all-invalid band)."""
+    x = profile.normalize(array)
+    ok = np.isfinite(x)
+    if valid_mask is not None:
+        ok &= np.broadcast_to(np.asarray(valid_mask, bool), x.shape)
+    sums = np.where(ok, x, 0).sum(axis=(1, 2), dtype=np.float64)
+    counts = ok.sum(axis=(1, 2))
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled or total <= 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tile", leave=False)
+
+
+def default_profile(model: SRModel, dtype: np.dtype) -> str:
+    """Profile recipe used when none is given: the model card's, else ``dtype`` for integer
+    data and ``identity`` for float data (documented rule, never a guess from values)."""
+    card = getattr(model, "card", None)
+    if card is not None and getattr(card, "profile", None):
+        recipe = card.profile.get("recipe") if isinstance(card.profile, dict) else None
+        if recipe:
+            return str(recipe)
+    return "dtype" if np.dtype(dtype).kind in "ui" else "identity"
+
+
+def upscale_array(
+    array: np.ndarray,
+    model: SRModel,
+    *,
+    profile: str | IntensityProfile | None = None,
+    valid_mask: np.ndarray | None = None,
+    nodata: float | None = None,
+    out_dtype: np.dtype | type | str | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = "auto",
+    amp: str | bool | None = "auto",
+    progress: bool = False,
+    return_mask: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Super-resolve a ``(C, H, W)`` (or ``(H, W)``) array of any dtype.
+
+    Args:
+        array: input pixels; NaN/inf count as invalid.
+        model: the network; a 1-channel model is applied band by band to multi-band data.
+        profile: intensity profile or recipe (see :mod:`sr_domains.intensity`); default: the
+            model card's, else ``dtype`` for integer input and ``identity`` for float input.
+            Data-dependent recipes are fitted once on the whole array.
+        valid_mask: True where pixels are valid, ``(H, W)`` or ``(C, H, W)``.
+        nodata: value written to output pixels whose nearest input pixel is invalid (default:
+            NaN for float output, the network's value from the fill otherwise).
+        out_dtype: output dtype (default: the input's); integers are rounded and clipped.
+        tile, overlap, batch_size, device, amp, progress: see :class:`Upscaler`.
+        return_mask: also return the upscaled validity mask.
+
+    Returns:
+        ``(C_out, H*s, W*s)`` array (2-D input gives 2-D output), and the mask if requested.
+    """
+    arr = np.asarray(array)
+    squeeze = arr.ndim == 2
+    if squeeze:
+        arr = arr[None]
+    if valid_mask is not None and np.ndim(valid_mask) == 2 and not squeeze:
+        valid_mask = np.asarray(valid_mask, bool)
+    elif valid_mask is not None and squeeze:
+        valid_mask = np.asarray(valid_mask, bool)[None] if np.ndim(valid_mask) == 2 else valid_mask
+    recipe = profile if profile is not None else default_profile(model, arr.dtype)
+    fitted = profile_from_any(recipe, arr, dtype=arr.dtype, valid_mask=valid_mask)
+    up = Upscaler(
+        model,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        progress=progress,
+    )
+    out = up.upscale(arr, profile=fitted, valid_mask=valid_mask)
+    s = up.scale
+    valid = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
+    if valid_mask is not None:
+        valid = valid & np.broadcast_to(np.asarray(valid_mask, bool), arr.shape)
+    if out.shape[0] != valid.shape[0]:
+        valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *arr.shape[1:]))
+    mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
+    dt = np.dtype(out_dtype) if out_dtype is not None else arr.dtype
+    if nodata is not None:
+        out = np.where(mask_up, out, np.float32(nodata))
+    elif dt.kind == "f":
+        out = np.where(mask_up, out, np.nan)
+    result = cast_to_dtype(out, dt)
+    if squeeze:
+        result, mask_up = result[0], mask_up[0]
+    return (result, mask_up) if return_mask else result
+
+
+__all__ = [
+    "Tiling",
+    "Upscaler",
+    "default_profile",
+    "resolve_amp",
+    "resolve_device",
+    "resolve_tiling",
+    "upscale_array",
+]

@@ -1,0 +1,143 @@
+"""Shipped weights and model resolution for the ``upscale`` entry points.
+
+Shipped weights live in ``sr_domains/weights/<name>.safetensors`` with their model card in the
+file's metadata; they are found by listing that folder when first asked (no import-time work and
+no downloads, ever).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, ConfigError
+from .models import SRModel, create_model
+
+log = logging.getLogger(__name__)
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """A shipped weights file and the card fields used to choose it."""
+
+    name: str
+    path: Path
+    arch: str
+    scale: int
+    in_channels: int
+    bands: tuple[str, ...]
+    modality: str  # "any", "rgb", "multispectral", "mri", "ct", ...
+    card: dict[str, Any]
+
+
+@cache
+def _entries() -> tuple[PretrainedEntry, ...]:
+    from .checkpoint import read_card
+
+    out = []
+    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+        try:
+            card = read_card(path)
+        except CheckpointError as exc:
+            log.warning("skipping shipped weights %s: %s", path.name, exc)
+            continue
+        out.append(
+            PretrainedEntry(
+                name=path.stem,
+                path=path,
+                arch=str(card.get("arch")),
+                scale=int(card.get("scale", 0)),
+                in_channels=int(card.get("in_channels", 0)),
+                bands=tuple(card.get("bands") or ()),
+                modality=str(card.get("modality") or "any"),
+                card=card,
+            )
+        )
+    return tuple(out)
+
+
+def list_pretrained() -> list[PretrainedEntry]:
+    """All shipped weights."""
+    return list(_entries())
+
+
+def load_pretrained(name: str, device: str = "cpu") -> SRModel:
+    """Load shipped weights by name; the model card is attached as ``model.card``."""
+    from .checkpoint import load_checkpoint
+
+    for e in _entries():
+        if e.name == name:
+            model, card = load_checkpoint(e.path, device=device)
+            model.card = card
+            return model
+    names = ", ".join(e.name for e in _entries()) or "none shipped"
+    raise ConfigError(f"no shipped weights called {name!r} (available: {names})")
+
+
+def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
+    """The shipped weights ``upscale`` uses when no model is named.
+
+    A model whose band count equals the data's wins; otherwise a single-channel model, which
+    is applied band by band.
+    """
+    same = [e for e in _entries() if e.scale == scale and e.in_channels == n_bands]
+    single = [e for e in _entries() if e.scale == scale and e.in_channels == 1]
+    for group in (same, single):
+        if group:
+            return group[0]
+    avail = ", ".join(f"{e.name} (x{e.scale}, {e.in_channels} band)" for e in _entries())
+    raise ConfigError(
+        f"no shipped weights for x{scale} with {n_bands} band(s) or a single band "
+        f"(shipped: {avail or 'none'}); pass --weights PATH or --model NAME"
+    )
+
+
+def resolve_model(
+    model: SRModel | str | None = None,
+    weights: str | Path | None = None,
+    *,
+    scale: int,
+    n_bands: int,
+    device: str = "cpu",
+) -> SRModel:
+    """The model an ``upscale`` call should use.
+
+    Args:
+        model: a built model, a shipped weights name, an architecture/preset name (random
+            weights: only useful for testing, and logged as a warning), or None for the default.
+        weights: a checkpoint path (our safetensors or a public ``.pt``/``.pth``); overrides.
+        scale: requested scale (must match the model's).
+        n_bands: number of bands/channels of the data.
+    """
+    from .checkpoint import load_checkpoint, load_public_checkpoint
+
+    if weights is not None:
+        p = Path(weights)
+        if p.suffix == ".safetensors":
+            m, card = load_checkpoint(p, device=device)
+            m.card = card
+        else:
+            m = load_public_checkpoint(p, arch=model if isinstance(model, str) else None)
+    elif isinstance(model, SRModel):
+        m = model
+    elif isinstance(model, str):
+        if any(e.name == model for e in _entries()):
+            m = load_pretrained(model, device=device)
+        else:
+            log.warning("building %r with random weights (no --weights given)", model)
+            in_ch = 1 if n_bands not in (1, 3, 4) else n_bands
+            m = create_model(model, scale=scale, in_channels=in_ch)
+    else:
+        m = load_pretrained(default_pretrained(scale, n_bands).name, device=device)
+    if m.scale != scale:
+        raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
+    if m.in_channels not in (1, n_bands):
+        raise ConfigError(
+            f"the model takes {m.in_channels} band(s) but the data has {n_bands}; "
+            "select matching bands or use a single-channel model"
+        )
+    return m

@@ -1,0 +1,217 @@
+"""Tile planning, blend weights and streaming stitching — pure functions, no torch.
+
+Windows are planned independently on each axis (the 2-D plan is their Cartesian product).
+Adjacent windows overlap by at least ``overlap`` LR pixels. Each window's weight along an axis is
+zero within ``margin`` pixels of an edge it shares with a neighbour (those pixels lack context),
+then ramps linearly to 1 across the rest of the overlap. Weights are normalized per axis, and as
+the plan is a product, the 2-D weight ``wy[:, None] * wx[None, :]`` of all windows sums to 1
+everywhere. Hence, when ``margin >= receptive radius`` (which needs ``overlap >= 2 * margin``),
+every pixel that gets weight is computed with full context and **tiled output equals the
+whole-image output** up to float rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def plan_axis(size: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Start offsets of windows of length ``min(tile, size)`` covering ``[0, size)``.
+
+    ``size`` and ``tile`` must be multiples of ``multiple`` when the window is smaller than the
+    axis; starts are multiples of ``multiple`` and consecutive windows overlap by >= ``overlap``.
+    """
+    if size < 1 or tile < 1 or overlap < 0:
+        raise ConfigError(f"bad tiling: size={size}, tile={tile}, overlap={overlap}")
+    length = min(tile, size)
+    if length == size:
+        return [0]
+    if overlap >= length:
+        raise ConfigError(f"overlap ({overlap}) must be smaller than the tile ({length})")
+    # Work in units of `multiple`; spread windows evenly so no window is mostly redundant.
+    m = max(1, multiple)
+    size_u, length_u = size // m, length // m
+    stride_u = max(1, (length - overlap) // m)
+    n = math.ceil((size_u - length_u) / stride_u) + 1
+    step = (size_u - length_u) / (n - 1)
+    return [math.floor(i * step + 0.5) * m for i in range(n)]
+
+
+def axis_weights(starts: list[int], length: int, margin: int) -> list[np.ndarray]:
+    """Normalized 1-D blend weights (one array of ``length`` per window, see module docs)."""
+    size = starts[-1] + length
+    raw = []
+    for k, s in enumerate(starts):
+        d = np.arange(length, dtype=np.float64)
+        w = np.ones(length)
+        if k > 0:  # shared left edge
+            band = max(starts[k - 1] + length - s - 2 * margin, 0)
+            w = np.minimum(w, np.clip((d - margin + 1) / (band + 1), 0.0, 1.0))
+        if k < len(starts) - 1:  # shared right edge
+            band = max(s + length - starts[k + 1] - 2 * margin, 0)
+            dr = length - 1 - d
+            w = np.minimum(w, np.clip((dr - margin + 1) / (band + 1), 0.0, 1.0))
+        raw.append(w)
+    total = np.zeros(size)
+    for s, w in zip(starts, raw):
+        total[s : s + length] += w
+    if np.any(total <= 0):
+        raise ConfigError(
+            f"overlap too small for margin {margin}: some pixels get no weight; "
+            f"use overlap >= {2 * margin}"
+        )
+    return [w / total[s : s + length] for s, w in zip(starts, raw)]
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Windows over a ``(H, W)`` LR image (padded up to ``multiple``) and their weights.
+
+    Use :func:`make_plan` to build one.
+    """
+
+    shape: tuple[int, int]
+    padded: tuple[int, int]
+    tile: tuple[int, int]
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+    margin: int
+    scale: int
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def hr_weights(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per-window normalized weights at HR resolution along y and x (float32)."""
+        s = self.scale
+        wy = axis_weights(list(self.ys), self.tile[0], self.margin)
+        wx = axis_weights(list(self.xs), self.tile[1], self.margin)
+        return (
+            [np.repeat(w, s).astype(np.float32) for w in wy],
+            [np.repeat(w, s).astype(np.float32) for w in wx],
+        )
+
+
+def make_plan(
+    shape: tuple[int, int],
+    *,
+    scale: int,
+    tile: int | tuple[int, int],
+    overlap: int,
+    margin: int,
+    multiple: int = 1,
+) -> TilePlan:
+    """Plan windows of ``tile`` LR pixels over an image of ``shape`` (rows, cols).
+
+    Args:
+        shape: LR image size.
+        scale: upscaling factor (for HR weights).
+        tile: window size; rounded down to ``multiple`` and clamped to the (padded) image.
+        overlap: minimum overlap of adjacent windows, in LR pixels.
+        margin: pixels next to a shared window edge that get zero weight; ``2*margin`` must not
+            exceed ``overlap``.
+        multiple: window sizes and starts are multiples of this (model's size multiple); the
+            image is padded up to it.
+    """
+    if margin * 2 > overlap:
+        raise ConfigError(f"margin ({margin}) must be at most half the overlap ({overlap})")
+    th, tw = (tile, tile) if isinstance(tile, int) else tile
+    m = max(1, multiple)
+    padded = (math.ceil(shape[0] / m) * m, math.ceil(shape[1] / m) * m)
+    th = min(max(m, (th // m) * m), padded[0])
+    tw = min(max(m, (tw // m) * m), padded[1])
+    if (th < padded[0] or tw < padded[1]) and min(
+        th if th < padded[0] else 10**9, tw if tw < padded[1] else 10**9
+    ) <= overlap:
+        raise ConfigError(f"tile ({tile}) must be larger than the overlap ({overlap})")
+    ys = plan_axis(padded[0], th, overlap, m)
+    xs = plan_axis(padded[1], tw, overlap, m)
+    return TilePlan(
+        (int(shape[0]), int(shape[1])),
+        padded,
+        (th, tw),
+        tuple(ys),
+        tuple(xs),
+        int(margin),
+        int(scale),
+    )
+
+
+ReadFn = Callable[[int, int, int, int], np.ndarray]
+"""``read(y0, x0, h, w) -> (C, h, w)`` float32 window of the (padded) LR image."""
+
+RunFn = Callable[[np.ndarray], np.ndarray]
+"""``run((B, C, h, w)) -> (B, C_out, h*s, w*s)`` float32 network batch."""
+
+SkipFn = Callable[[int, int, int, int], bool]
+"""``skip(y0, x0, h, w) -> True`` when a window needs no network pass (e.g. all nodata)."""
+
+
+def stream_tiles(
+    plan: TilePlan,
+    read: ReadFn,
+    run: RunFn,
+    out_channels: int,
+    *,
+    batch_size: int = 1,
+    skip: SkipFn | None = None,
+    flush_rows: int = 1,
+    on_window: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Run the plan and yield finished HR row blocks ``(row0, (C_out, rows, W*s))`` in order.
+
+    Memory holds one strip of HR rows (window height x full width), independent of image
+    height. Yielded blocks start at multiples of ``flush_rows`` HR rows (except the tail), so a
+    tiled writer can flush whole blocks. Skipped windows contribute zeros (their pixels must be
+    masked by the caller). ``on_window(n)`` is called after each batch with its window count.
+    """
+    s = plan.scale
+    th, tw = plan.tile
+    out_h, out_w = plan.shape[0] * s, plan.shape[1] * s
+    wy, wx = plan.hr_weights()
+    full_w = plan.padded[1] * s
+    base = 0  # HR row of acc[0]
+    acc = np.zeros((out_channels, 0, full_w), np.float32)
+    for k, y0 in enumerate(plan.ys):
+        end = (y0 + th) * s
+        if end - base > acc.shape[1]:
+            grow = np.zeros((out_channels, end - base - acc.shape[1], full_w), np.float32)
+            acc = np.concatenate([acc, grow], axis=1)
+        todo = [x0 for x0 in plan.xs if not (skip and skip(y0, x0, th, tw))]
+        if on_window and len(todo) < len(plan.xs):
+            on_window(len(plan.xs) - len(todo))
+        for i in range(0, len(todo), batch_size):
+            chunk = todo[i : i + batch_size]
+            batch = np.stack([read(y0, x0, th, tw) for x0 in chunk])
+            out = run(batch)
+            if out.shape[-2:] != (th * s, tw * s) or out.shape[1] != out_channels:
+                raise RuntimeError(
+                    f"network returned {out.shape[1:]}, expected "
+                    f"({out_channels}, {th * s}, {tw * s})"
+                )
+            r0 = y0 * s - base
+            for x0, o in zip(chunk, out):
+                j = plan.xs.index(x0)
+                o *= wy[k][None, :, None]
+                o *= wx[j][None, None, :]
+                acc[:, r0 : r0 + th * s, x0 * s : (x0 + tw) * s] += o
+            if on_window:
+                on_window(len(chunk))
+        final = plan.ys[k + 1] * s if k + 1 < len(plan.ys) else end
+        if k + 1 < len(plan.ys):
+            final = (final // flush_rows) * flush_rows
+        final = min(final, out_h)
+        if final > base:
+            yield base, acc[:, : final - base, :out_w]
+            acc = acc[:, final - base :].copy()
+            base = final
+
+
+__all__ = ["TilePlan", "axis_weights", "make_plan", "plan_axis", "stream_tiles"]
