@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,7 @@ def test_axis_plan_covers_and_weights_partition_unity(size, tile, overlap, multi
     starts = plan_axis(size, length, overlap, multiple)
     assert starts[0] == 0 and starts[-1] + length == size
     assert all(s % multiple == 0 for s in starts)
-    assert all(0 < b - a <= length - overlap for a, b in zip(starts, starts[1:]))
+    assert all(0 < b - a <= length - overlap for a, b in itertools.pairwise(starts))
     margin = data.draw(st.integers(0, overlap // 2))
     weights = axis_weights(starts, length, margin)
     total = np.zeros(size)
