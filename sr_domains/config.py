@@ -56,7 +56,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     for name, field in fields.items():
         path = f"{where}.{name}" if where else name
         if name not in data:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise ConfigError(f"{path}: required key is missing")
             continue
         kwargs[name] = _convert(hints[name], data[name], path)
@@ -66,7 +69,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:  # noqa: C901 - a type switch
+def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value

@@ -73,7 +73,7 @@ class MissingDependencyError(SRDomainsError, ImportError):
         self.extra = extra
 
 
-def require(module: str, extra: str, feature: str | None = None):  # noqa: ANN201 - returns a module
+def require(module: str, extra: str, feature: str | None = None):
     """Import and return an optional dependency, or raise :class:`MissingDependencyError`."""
     import importlib
 

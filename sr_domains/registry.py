@@ -76,11 +76,16 @@ class Registry(Generic[T]):
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):  # type: ignore[arg-type]
             if ep.name.lower() in self._items:
-                log.warning("ignoring entry point %s: %s %r already registered",
-                            ep.value, self.kind, ep.name)
+                log.warning(
+                    "ignoring entry point %s: %s %r already registered",
+                    ep.value,
+                    self.kind,
+                    ep.name,
+                )
                 continue
             try:
                 self._items[ep.name.lower()] = ep.load()
             except Exception as exc:  # a broken plugin must not break the library
-                log.warning("could not load %s entry point %s (%s): %s",
-                            self.kind, ep.name, ep.value, exc)
+                log.warning(
+                    "could not load %s entry point %s (%s): %s", self.kind, ep.name, ep.value, exc
+                )

@@ -148,7 +148,5 @@ class ArchSpec:
         names = {f.name for f in dataclasses.fields(self.config_cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ConfigError(
-                f"{self.name}: unknown option(s) {unknown}; allowed: {sorted(names)}"
-            )
+            raise ConfigError(f"{self.name}: unknown option(s) {unknown}; allowed: {sorted(names)}")
         return self.model_cls(self.config_cls(**overrides))
