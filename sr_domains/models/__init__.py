@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 from typing import Any
 
@@ -32,13 +33,18 @@ def _resolve(name: str) -> tuple[ArchSpec, dict[str, Any]]:
     reg = model_registry()
     if name in reg:
         return reg.get(name), {}
-    arch, sep, preset = name.rpartition("-")
-    if sep and arch in reg:
+    # Presets may contain hyphens ("edsr-lite-ca"), so try every split point, shortest arch first.
+    for i, char in enumerate(name):
+        if char != "-" or name[:i] not in reg:
+            continue
+        arch, preset = name[:i], name[i + 1 :]
         spec = reg.get(arch)
         if preset in spec.presets:
             return spec, dict(spec.presets[preset])
+        close = difflib.get_close_matches(preset, list(spec.presets), n=1)
+        hint = f"; did you mean '{arch}-{close[0]}'?" if close else ""
         raise RegistryError(
-            f"model {arch!r} has no preset {preset!r} (presets: {', '.join(spec.presets)})"
+            f"model {arch!r} has no preset {preset!r}{hint} (presets: {', '.join(spec.presets)})"
         )
     reg.get(name)  # raises with "did you mean"
     raise AssertionError("unreachable")

@@ -1,0 +1,368 @@
+"""Checkpoints: safetensors weights with a model card, and third-party ``.pt``/``.pth`` weights.
+
+sr_domains checkpoints are safetensors files whose metadata holds a JSON :class:`ModelCard` under
+the key ``"sr_domains.card"``; the card names the architecture and its full config, so
+:func:`load_checkpoint` rebuilds the model without being told what it is. Public weights in the
+official EDSR/RCAN, BasicSR and ESRGAN layouts are read by :func:`load_public_checkpoint` (key
+mapping in :mod:`sr_domains.checkpoint_formats`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import from_dict, to_dict
+from .errors import CheckpointError, ConfigError, OutputExistsError, RegistryError
+from .models.base import SRModel
+
+log = logging.getLogger(__name__)
+
+CARD_KEY = "sr_domains.card"
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict")
+_MEAN_BUFFERS = ("norm_mean_in", "norm_mean_out")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a checkpoint is: architecture and config, plus what the weights were trained for.
+
+    ``arch``, ``config``, ``scale`` and ``in_channels`` are filled from the model when saving;
+    ``sr_domains_version`` and ``created`` (ISO 8601, UTC) too when left empty.
+
+    Attributes:
+        name: short name of the weights (defaults to the architecture name).
+        bands: input band names in order, e.g. ``["B04", "B03", "B02"]`` or ``["MR"]``.
+        modality: what the weights are for: ``"any"``, ``"rgb"``, ``"multispectral"``, ``"mri"``...
+        profile: the intensity profile the model expects (see :mod:`sr_domains.intensity`).
+        training_data: free-text description of the training data.
+        metrics: evaluation results, e.g. ``{"psnr": 31.2}``.
+    """
+
+    name: str = ""
+    arch: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    scale: int = 0
+    in_channels: int = 0
+    bands: list[str] = field(default_factory=list)
+    modality: str = "any"
+    profile: dict[str, Any] = field(default_factory=dict)
+    training_data: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
+    sr_domains_version: str = ""
+    created: str = ""
+
+    @classmethod
+    def for_model(cls, model: SRModel, **fields: Any) -> ModelCard:
+        """A card describing ``model``, with any other ``fields`` set."""
+        return _complete_card(model, cls(**fields))
+
+    def to_json(self) -> str:
+        """The card as a JSON string."""
+        return json.dumps(to_dict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        """Parse a card written by :meth:`to_json`; unknown keys (newer versions) are ignored."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ConfigError(f"model card must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(data) - known)
+        if extra:
+            log.warning("ignoring unknown model card field(s): %s", ", ".join(extra))
+        return from_dict(cls, {k: v for k, v in data.items() if k in known})
+
+
+def _complete_card(model: SRModel, card: ModelCard) -> ModelCard:
+    config = to_dict(model.config)
+    for name, value in (
+        ("arch", model.arch),
+        ("scale", model.scale),
+        ("in_channels", model.in_channels),
+        ("config", config),
+    ):
+        given = getattr(card, name)
+        if given and given != value:
+            raise CheckpointError(
+                f"model card {name}={given!r} does not match the model ({value!r})"
+            )
+    from . import __version__
+
+    return dataclasses.replace(
+        card,
+        name=card.name or model.arch,
+        arch=model.arch,
+        config=config,
+        scale=model.scale,
+        in_channels=model.in_channels,
+        sr_domains_version=card.sr_domains_version or __version__,
+        created=card.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def save_checkpoint(
+    model: SRModel,
+    path: str | PathLike[str],
+    card: ModelCard | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model``'s weights and card to a safetensors file, atomically.
+
+    The file is written to a temporary name in the same folder and moved into place, so a
+    crash never leaves a half-written checkpoint at ``path``.
+
+    Args:
+        model: the model to save.
+        path: destination ``.safetensors`` file.
+        card: optional card; architecture fields are filled (and checked) from ``model``.
+        overwrite: replace an existing file instead of raising :class:`OutputExistsError`.
+
+    Returns:
+        The path written.
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    card = _complete_card(model, card or ModelCard())
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt", CARD_KEY: card.to_json()}
+    data = save(tensors, metadata=metadata)
+    # Write a fresh name in the same folder (same file system: os.replace is atomic) with plain
+    # open(), so the file gets the usual umask permissions (safetensors' save_file uses 0600).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("saved %s checkpoint to %s", model.arch, path)
+    return path
+
+
+def load_checkpoint(
+    path: str | PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[SRModel, ModelCard]:
+    """Rebuild the model described by a checkpoint's card and load its weights strictly.
+
+    Returns:
+        ``(model, card)``; the model is in eval mode on ``device``.
+    """
+    from .models import get_arch
+
+    path = Path(path)
+    metadata, state = _read_safetensors(path, tensors=True)
+    card_json = _card_json(path, metadata)
+    try:
+        card = ModelCard.from_json(card_json)
+        spec = get_arch(card.arch)
+        config = from_dict(spec.config_cls, card.config, where=f"{card.arch} config")
+    except (ValueError, RegistryError) as exc:
+        raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
+    model = spec.model_cls(config)
+    load_state_strict(model, state, path)
+    return model.to(device).eval(), card
+
+
+def read_card(path: str | PathLike[str]) -> dict[str, Any]:
+    """The model card of an sr_domains checkpoint as a plain dict, without loading the weights."""
+    path = Path(path)
+    metadata, _ = _read_safetensors(path, tensors=False)
+    try:
+        card = json.loads(_card_json(path, metadata))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path}: invalid model card: not a JSON object")
+    return card
+
+
+def _read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+            state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    return metadata, state
+
+
+def _card_json(path: Path, metadata: dict[str, str]) -> str:
+    if CARD_KEY not in metadata:
+        raise CheckpointError(
+            f"{path}: no sr_domains model card (metadata key {CARD_KEY!r}); "
+            "for third-party weights use load_public_checkpoint()"
+        )
+    return metadata[CARD_KEY]
+
+
+def load_state_strict(
+    model: SRModel, state: dict[str, torch.Tensor], path: str | PathLike[str]
+) -> None:
+    """``model.load_state_dict(state, strict=True)``, raising :class:`CheckpointError` that
+    lists missing and unexpected keys and shape mismatches (truncated) and names ``path``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = mismatch_report(missing, unexpected, shapes)
+    if problems:
+        raise CheckpointError(f"{path}: weights do not match {model.arch}: {problems}")
+    model.load_state_dict(state, strict=True)
+
+
+def mismatch_report(
+    missing: list[str], unexpected: list[str], shapes: list[str], limit: int = 8
+) -> str:
+    """Human-readable summary of key mismatches, empty when there are none."""
+    parts = []
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches (file vs model)", shapes),
+    ):
+        if items:
+            shown = ", ".join(items[:limit])
+            more = f", ... (+{len(items) - limit} more)" if len(items) > limit else ""
+            parts.append(f"{len(items)} {label}: {shown}{more}")
+    return "; ".join(parts)
+
+
+def load_public_checkpoint(
+    path: str | PathLike[str],
+    arch: str | None = None,
+    scale: int | None = None,
+    in_channels: int | None = None,
+    **config: Any,
+) -> SRModel:
+    """Load third-party ``.pt``/``.pth`` weights, detecting the layout from the key names.
+
+    Supported: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR / RCAN / RRDBNet (including
+    Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle variant), BSRGAN-style and old
+    ESRGAN (``model.0 ... model.10``) RRDBNets. Block counts, features, channels and scale are
+    read from the tensors; ``arch``, ``scale`` and ``in_channels`` are checked against them.
+    Undetectable options (``pixel_range``, ``res_scale``, ...) can be passed as ``config``.
+
+    Raises:
+        CheckpointError: unreadable file, unknown layout, or any missing / unexpected key or
+            shape mismatch (the message lists them and names the file).
+    """
+    from .checkpoint_formats import detect_layout, source_key
+    from .models import get_arch
+
+    path = Path(path)
+    state = _read_torch_state(path)
+    if "norm_mean_in" in state:
+        raise CheckpointError(
+            f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
+            "and read them with load_checkpoint(), or build the model and load_state_dict()"
+        )
+    layout = detect_layout(state)
+    if layout is None:
+        keys = ", ".join(list(state)[:6])
+        raise CheckpointError(f"{path}: unrecognised checkpoint layout (first keys: {keys})")
+    if arch is not None and arch.lower().partition("-")[0] != layout.arch:  # "edsr-full" ok
+        raise CheckpointError(f"{path}: asked for arch {arch!r} but the file is {layout.name}")
+    user = dict(config)
+    if scale is not None:
+        user["scale"] = scale
+    if in_channels is not None:
+        user["in_channels"] = in_channels
+    try:
+        found, defaults = layout.infer(state, user)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {layout.name}: {exc}") from exc
+    for key, value in found.items():
+        if key in user and user[key] != value:
+            raise CheckpointError(f"{path}: {key}={user[key]!r} given, but the file has {value!r}")
+    try:
+        model = get_arch(layout.arch).build(**{**defaults, **user, **found})
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {layout.name}: {exc}") from exc
+    own = model.state_dict()
+    rules = layout.rules(model.config)
+    mapping = {k: source_key(k, rules) for k in own if k not in _MEAN_BUFFERS}
+    wanted = set(mapping.values())
+    missing = [src for src in mapping.values() if src not in state]
+    unexpected = [k for k in state if k not in wanted and k not in layout.extra]
+    shapes = [
+        f"{src} {tuple(state[src].shape)} vs {tuple(own[k].shape)}"
+        for k, src in mapping.items()
+        if src in state and state[src].shape != own[k].shape
+    ]
+    problems = mismatch_report(missing, unexpected, shapes)
+    if problems:
+        raise CheckpointError(f"{path}: {layout.name} checkpoint does not match: {problems}")
+    new_state = {k: state[src] for k, src in mapping.items()}
+    try:
+        means = layout.means(state, model.config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    new_state.update(zip(_MEAN_BUFFERS, means) if means else ((k, own[k]) for k in _MEAN_BUFFERS))
+    model.load_state_dict(new_state, strict=True)
+    log.info("%s: loaded %s weights as %s", path, layout.name, model.info().config)
+    return model.eval()
+
+
+def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
+    """``torch.load`` (weights only) and unwrap ``params_ema`` / ``params`` / ``state_dict``."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                log.info("%s: using the %r weights", path, key)
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: not a state dict ({type(obj).__name__})")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: not a state dict; non-tensor entries {bad[:8]}")
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+__all__ = [
+    "CARD_KEY",
+    "ModelCard",
+    "load_checkpoint",
+    "load_public_checkpoint",
+    "load_state_strict",
+    "read_card",
+    "save_checkpoint",
+]

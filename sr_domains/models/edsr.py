@@ -1,0 +1,102 @@
+"""EDSR (Lim et al., 2017): a residual trunk without batch norm and a pixel-shuffle upsampler.
+
+Module names follow BasicSR (``conv_first``, ``body.{i}.conv1/conv2``, ``conv_after_body``,
+``upsample.{0,2}``, ``conv_last``) so BasicSR EDSR weights load as they are; the official
+EDSR-PyTorch layout is mapped by :mod:`sr_domains.checkpoint`. ``channel_attention=True`` adds an
+RCAN-style channel attention layer to each residual block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import ArchSpec, BaseSRConfig, SRModel
+from .blocks import (
+    CAPool,
+    ResBlock,
+    Upsampler,
+    check_ca_pool,
+    check_positive,
+    conv3x3,
+    field_radius,
+)
+
+
+@dataclass(frozen=True)
+class EDSRConfig(BaseSRConfig):
+    """EDSR options.
+
+    Attributes:
+        n_blocks: residual blocks in the trunk.
+        n_feats: feature channels.
+        res_scale: residual scaling inside each block (0.1 for the 256-feature model).
+        channel_attention: add channel attention to each residual block.
+        ca_reduction: channel reduction of the attention bottleneck.
+        ca_pool: ``"global"`` or an odd local averaging window (finite receptive field).
+    """
+
+    n_blocks: int = 16
+    n_feats: int = 64
+    res_scale: float = 1.0
+    channel_attention: bool = False
+    ca_reduction: int = 16
+    ca_pool: CAPool = "global"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, "n_blocks", "n_feats", "ca_reduction")
+        check_ca_pool(self.ca_pool)
+
+
+class EDSR(SRModel):
+    """EDSR; see :class:`EDSRConfig`. The trunk is stored as module ``body`` (BasicSR's name)."""
+
+    arch = "edsr"
+    config: EDSRConfig
+
+    def __init__(self, config: EDSRConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.conv_first = conv3x3(c.in_channels, c.n_feats)
+        # Registered as a submodule named "body"; `self.body` itself stays the SRModel method.
+        self.body = nn.Sequential(
+            *(
+                ResBlock(c.n_feats, c.res_scale, c.channel_attention, c.ca_reduction, c.ca_pool)
+                for _ in range(c.n_blocks)
+            )
+        )
+        self.conv_after_body = conv3x3(c.n_feats, c.n_feats)
+        self.upsample = Upsampler(c.scale, c.n_feats)
+        self.conv_last = conv3x3(c.n_feats, c.n_out)
+
+    @property
+    def trunk(self) -> nn.Sequential:
+        """The residual blocks (the submodule registered as ``body``)."""
+        return self._modules["body"]  # type: ignore[return-value]
+
+    def receptive_radius(self) -> int | None:
+        if self.config.channel_attention and self.config.ca_pool == "global":
+            return None
+        lr = 1 + sum(b.radius() for b in self.trunk) + 1  # type: ignore[misc]
+        return field_radius([("conv", lr), *self.upsample.ops(), ("conv", 1)])
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv_first(x)
+        feat = feat + self.conv_after_body(self.trunk(feat))
+        return self.conv_last(self.upsample(feat))
+
+
+SPEC = ArchSpec(
+    name="edsr",
+    config_cls=EDSRConfig,
+    model_cls=EDSR,
+    description="EDSR residual network with pixel-shuffle upsampling (Lim et al. 2017)",
+    presets={
+        "baseline": {"n_blocks": 16, "n_feats": 64, "res_scale": 1.0},
+        "full": {"n_blocks": 32, "n_feats": 256, "res_scale": 0.1},
+        "lite-ca": {"n_blocks": 8, "n_feats": 32, "channel_attention": True, "ca_pool": 15},
+    },
+)

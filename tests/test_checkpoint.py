@@ -1,0 +1,490 @@
+"""Checkpoints: safetensors round trips with a card, and public EDSR/RCAN/BasicSR/ESRGAN layouts.
+
+The public-layout tests write state dicts the way the original code names its modules (written
+out here from the official sources, not derived from the library's mapping), and check the
+loaded model against our own model and, where cheap, against a functional re-implementation of
+the original forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _model_cases import small
+
+from sr_domains.checkpoint import (
+    ModelCard,
+    load_checkpoint,
+    load_public_checkpoint,
+    read_card,
+    save_checkpoint,
+)
+from sr_domains.errors import CheckpointError, OutputExistsError
+from sr_domains.models import create_model, model_registry
+
+DIV2K = torch.tensor([0.4488, 0.4371, 0.4040])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run many times faster with one intra-op thread on small shared machines."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-default values everywhere, including the normalisation buffers and biases."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+    return model
+
+
+def _x(channels: int = 3, h: int = 6, w: int = 7) -> torch.Tensor:
+    return torch.rand(1, channels, h, w, generator=torch.Generator().manual_seed(1))
+
+
+# -- sr_domains checkpoints -----------------------------------------------------------------------
+@pytest.mark.parametrize("arch", model_registry().names())
+def test_round_trip_is_bit_exact_and_keeps_the_card(arch, tmp_path):
+    model = _randomize(create_model(arch, in_channels=4, scale=3, **small(arch)))
+    card = ModelCard(
+        name="s2-test",
+        bands=["B04", "B03", "B02", "B08"],
+        modality="multispectral",
+        profile={"kind": "dtype_range", "dtype": "uint16", "max": 10000},
+        training_data="synthetic",
+        metrics={"psnr": 31.25, "ssim": 0.9},
+        notes="unit test",
+    )
+    path = save_checkpoint(model, tmp_path / "m.safetensors", card=card)
+    loaded, got = load_checkpoint(path)
+    assert type(loaded) is type(model)
+    assert loaded.config == model.config
+    assert not loaded.training
+    want = model.state_dict()
+    assert list(loaded.state_dict()) == list(want)
+    assert all(torch.equal(v, want[k]) for k, v in loaded.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(loaded(_x(4)), model(_x(4)))
+    assert (got.name, got.bands, got.profile, got.metrics) == (
+        card.name,
+        card.bands,
+        card.profile,
+        card.metrics,
+    )
+    assert (got.arch, got.scale, got.in_channels) == (arch, 3, 4)
+    assert got.config["scale"] == 3
+    assert got.sr_domains_version
+    assert got.created.startswith("20")
+    as_dict = read_card(path)  # metadata only, as a plain dict
+    assert (as_dict["arch"], as_dict["bands"], as_dict["modality"]) == (
+        arch,
+        ["B04", "B03", "B02", "B08"],
+        "multispectral",
+    )
+
+
+def test_default_card_is_filled_from_the_model(tmp_path):
+    model = create_model("srcnn", features=(4, 4))
+    _, card = load_checkpoint(save_checkpoint(model, tmp_path / "a.safetensors"))
+    assert (card.name, card.arch, card.config["features"]) == ("srcnn", "srcnn", [4, 4])
+
+
+def test_local_pool_config_round_trips(tmp_path):
+    model = create_model("edsr-lite-ca", n_blocks=1, in_channels=1, out_channels=2)
+    path = save_checkpoint(model, tmp_path / "lite.safetensors")
+    assert path.stat().st_mode & 0o044  # readable by others (umask permitting), not 0600
+    loaded, card = load_checkpoint(path)
+    assert card.config["ca_pool"] == 15
+    assert loaded.config == model.config
+    assert loaded.receptive_radius() == model.receptive_radius()
+
+
+def test_card_that_contradicts_the_model_is_refused(tmp_path):
+    model = create_model("srcnn", features=(4, 4))
+    with pytest.raises(CheckpointError, match="arch='rcan'"):
+        save_checkpoint(model, tmp_path / "a.safetensors", card=ModelCard(arch="rcan"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_overwrite_unless_asked(tmp_path):
+    path = tmp_path / "m.safetensors"
+    first = create_model("edsr", n_blocks=1, n_feats=4)
+    save_checkpoint(first, path)
+    second = _randomize(create_model("edsr", n_blocks=1, n_feats=4), seed=5)
+    with pytest.raises(OutputExistsError) as info:
+        save_checkpoint(second, path)
+    assert isinstance(info.value, FileExistsError)
+    assert str(path) in str(info.value)
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded.conv_first.weight, first.conv_first.weight)
+    save_checkpoint(second, path, overwrite=True)
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded.conv_first.weight, second.conv_first.weight)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp files left
+
+
+def test_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    import os
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)  # fails after the temp file was written
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(create_model("srcnn", features=(4, 4)), tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_or_foreign_files_raise_checkpoint_error_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all, sorry")
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match=r"missing\.safetensors: checkpoint file not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+    from safetensors.torch import save_file
+
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match=r"plain\.safetensors.*load_public_checkpoint"):
+        load_checkpoint(plain)
+    with pytest.raises(CheckpointError, match=r"plain\.safetensors: no sr_domains model card"):
+        read_card(plain)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"definitely not a pickle")
+    with pytest.raises(CheckpointError, match=r"garbage\.pth"):
+        load_public_checkpoint(garbage)
+
+
+def test_weights_that_do_not_fit_the_card_list_the_keys(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = create_model("edsr", n_blocks=2, n_feats=4)
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as fh:  # keep the card, drop one tensor, add another
+        meta = fh.metadata()
+    state = {k: v for k, v in model.state_dict().items() if k != "body.1.conv2.bias"}
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, path, metadata=meta)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    msg = str(info.value)
+    assert str(path) in msg
+    assert "body.1.conv2.bias" in msg
+    assert "extra.weight" in msg
+
+
+# -- public layouts: writers that follow the original code's module names ------------------------
+def _mean_shift(rgb_range: float, sign: float) -> dict[str, torch.Tensor]:
+    return {"weight": torch.eye(3).view(3, 3, 1, 1), "bias": sign * rgb_range * DIV2K}
+
+
+def _official_tail(sd: dict, out: dict) -> None:
+    for k, v in sd.items():
+        if k.startswith("upsample."):
+            out["tail.0." + k[len("upsample.") :]] = v  # common.Upsampler is tail.0
+        elif k.startswith("conv_last."):
+            out["tail.1." + k[len("conv_last.") :]] = v
+        elif k.startswith("conv_first."):
+            out["head.0." + k[len("conv_first.") :]] = v
+
+
+def _with_mean_shifts(out: dict) -> dict:
+    for name, sign in (("sub_mean", -1.0), ("add_mean", 1.0)):
+        for p, t in _mean_shift(255.0, sign).items():
+            out[f"{name}.{p}"] = t
+    return out
+
+
+def official_edsr(model) -> dict[str, torch.Tensor]:
+    """EDSR-PyTorch: sub_mean, head.0, body.{i}.body.{0,2}, body.{n}, tail.0.*, tail.1, add_mean."""
+    sd, n, out = model.state_dict(), model.config.n_blocks, {}
+    _official_tail(sd, out)
+    for i in range(n):
+        for ours, theirs in (("conv1", 0), ("conv2", 2)):
+            for p in ("weight", "bias"):
+                out[f"body.{i}.body.{theirs}.{p}"] = sd[f"body.{i}.{ours}.{p}"]
+    for p in ("weight", "bias"):
+        out[f"body.{n}.{p}"] = sd[f"conv_after_body.{p}"]
+    return _with_mean_shifts(out)
+
+
+def official_rcan(model) -> dict[str, torch.Tensor]:
+    """yulunzhang/RCAN: body.{g}.body.{b}.body.{0,2,3.conv_du.{0,2}}, body.{g}.body.{nb}, ..."""
+    sd, c, out = model.state_dict(), model.config, {}
+    _official_tail(sd, out)
+    for g in range(c.n_resgroups):
+        for b in range(c.n_resblocks):
+            ours, theirs = f"body.{g}.blocks.{b}.", f"body.{g}.body.{b}.body."
+            for p in ("weight", "bias"):
+                out[f"{theirs}0.{p}"] = sd[f"{ours}conv1.{p}"]
+                out[f"{theirs}2.{p}"] = sd[f"{ours}conv2.{p}"]
+                out[f"{theirs}3.conv_du.0.{p}"] = sd[f"{ours}ca.down.{p}"]
+                out[f"{theirs}3.conv_du.2.{p}"] = sd[f"{ours}ca.up.{p}"]
+        for p in ("weight", "bias"):
+            out[f"body.{g}.body.{c.n_resblocks}.{p}"] = sd[f"body.{g}.conv.{p}"]
+    for p in ("weight", "bias"):
+        out[f"body.{c.n_resgroups}.{p}"] = sd[f"conv_after_body.{p}"]
+    return _with_mean_shifts(out)
+
+
+def basicsr_rcan(model) -> dict[str, torch.Tensor]:
+    """BasicSR rcan_arch: body.{g}.residual_group.{b}.rcab.{0,2,3.attention.{1,3}}, .conv."""
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.startswith("norm_mean"):
+            continue
+        k = k.replace(".blocks.", ".residual_group.").replace(".conv1.", ".rcab.0.")
+        k = k.replace(".conv2.", ".rcab.2.").replace(".ca.down.", ".rcab.3.attention.1.")
+        out[k.replace(".ca.up.", ".rcab.3.attention.3.")] = v
+    return out
+
+
+def basicsr_plain(model) -> dict[str, torch.Tensor]:
+    """BasicSR EDSR / RRDBNet use the same names as sr_domains (no mean buffers)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("norm_mean")}
+
+
+def old_esrgan(model) -> dict[str, torch.Tensor]:
+    """Original ESRGAN: model.0, model.1.sub.{i}.RDB{r}.conv{c}.0, model.1.sub.{n}, model.3/6..."""
+    n_up = 2 if model.config.scale == 4 else 1
+    names = {"conv_first": "model.0", "conv_body": f"model.1.sub.{model.config.num_block}"}
+    names |= {"conv_up1": "model.3", "conv_up2": "model.6"}
+    names |= {"conv_hr": f"model.{3 * n_up + 2}", "conv_last": f"model.{3 * n_up + 4}"}
+    out = {}
+    for k, v in basicsr_plain(model).items():
+        head, _, param = k.rpartition(".")
+        if head.startswith("body."):
+            _, i, rdb, conv = head.split(".")
+            out[f"model.1.sub.{i}.RDB{rdb[-1]}.{conv}.0.{param}"] = v
+        else:
+            out[f"{names[head]}.{param}"] = v
+    return out
+
+
+# -- functional references of the original forward passes ----------------------------------------
+def _conv(sd: dict, name: str, x: torch.Tensor) -> torch.Tensor:
+    w = sd[f"{name}.weight"]
+    return F.conv2d(x, w, sd[f"{name}.bias"], padding=w.shape[-1] // 2)
+
+
+def _tail(sd: dict, prefix: str, x: torch.Tensor, n_feats: int) -> torch.Tensor:
+    i = 0
+    while f"{prefix}.{i}.weight" in sd:
+        r = math.isqrt(sd[f"{prefix}.{i}.weight"].shape[0] // n_feats)
+        x = F.pixel_shuffle(_conv(sd, f"{prefix}.{i}", x), r)
+        i += 2
+    return x
+
+
+def reference_official_edsr(sd: dict, x255: torch.Tensor, n: int) -> torch.Tensor:
+    x = _conv(sd, "head.0", _conv(sd, "sub_mean", x255))
+    res = x
+    for i in range(n):
+        res = res + _conv(sd, f"body.{i}.body.2", F.relu(_conv(sd, f"body.{i}.body.0", res)))
+    res = _conv(sd, f"body.{n}", res) + x
+    out = _conv(sd, "tail.1", _tail(sd, "tail.0", res, x.shape[1]))
+    return _conv(sd, "add_mean", out)
+
+
+def reference_official_rcan(sd: dict, x255: torch.Tensor, groups: int, blocks: int):
+    x = _conv(sd, "head.0", _conv(sd, "sub_mean", x255))
+    res = x
+    for g in range(groups):
+        gres = res
+        for b in range(blocks):
+            p = f"body.{g}.body.{b}.body."
+            r = _conv(sd, p + "2", F.relu(_conv(sd, p + "0", gres)))
+            y = r.mean(dim=(2, 3), keepdim=True)
+            y = torch.sigmoid(_conv(sd, p + "3.conv_du.2", F.relu(_conv(sd, p + "3.conv_du.0", y))))
+            gres = gres + r * y
+        res = _conv(sd, f"body.{g}.body.{blocks}", gres) + res
+    res = _conv(sd, f"body.{groups}", res) + x
+    out = _conv(sd, "tail.1", _tail(sd, "tail.0", res, x.shape[1]))
+    return _conv(sd, "add_mean", out)
+
+
+def reference_basicsr_rrdb(sd: dict, x: torch.Tensor, scale: int) -> torch.Tensor:
+    def lrelu(t):
+        return F.leaky_relu(t, 0.2)
+
+    if scale == 2:  # BasicSR's pixel_unshuffle: view + permute, channel order (c, dy, dx)
+        b, c, hh, ww = x.shape
+        x = x.view(b, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        x = x.reshape(b, c * 4, hh // 2, ww // 2)
+    feat = _conv(sd, "conv_first", x)
+    body, i = feat, 0
+    while f"body.{i}.rdb1.conv1.weight" in sd:
+        out = body
+        for r in (1, 2, 3):
+            p, feats = f"body.{i}.rdb{r}.", [out]
+            for c in range(1, 5):
+                feats.append(lrelu(_conv(sd, f"{p}conv{c}", torch.cat(feats, 1))))
+            out = _conv(sd, f"{p}conv5", torch.cat(feats, 1)) * 0.2 + out
+        body, i = out * 0.2 + body, i + 1
+    feat = feat + _conv(sd, "conv_body", body)
+    for up in ("conv_up1", "conv_up2"):
+        feat = lrelu(_conv(sd, up, F.interpolate(feat, scale_factor=2, mode="nearest")))
+    return _conv(sd, "conv_last", lrelu(_conv(sd, "conv_hr", feat)))
+
+
+# -- public layout tests -------------------------------------------------------------------------
+def _mean_model(name: str, **kw) -> torch.nn.Module:
+    """Our model set up like the official weights: pixel_range 255 and the DIV2K mean."""
+    model = _randomize(create_model(name, pixel_range=255.0, **kw))
+    with torch.no_grad():
+        model.norm_mean_in.copy_(DIV2K)
+        model.norm_mean_out.copy_(DIV2K)
+    return model
+
+
+def _save(sd: dict, path: Path) -> Path:
+    torch.save(sd, path)
+    return path
+
+
+def _assert_same_outputs(loaded, ours, x):
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), ours(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_official_edsr_layout(scale, tmp_path):
+    ours = _mean_model("edsr", scale=scale, n_blocks=2, n_feats=8)
+    sd = official_edsr(ours)
+    loaded = load_public_checkpoint(_save(sd, tmp_path / "edsr.pt"), arch="edsr-baseline")
+    assert loaded.arch == "edsr"
+    cfg = loaded.config
+    assert (cfg.n_blocks, cfg.n_feats, cfg.scale, cfg.pixel_range) == (2, 8, scale, 255.0)
+    _assert_same_outputs(loaded, ours, _x())
+    ref = reference_official_edsr({k: v.double() for k, v in sd.items()}, _x().double() * 255, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.double()(_x().double()), ref / 255)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_official_rcan_layout(scale, tmp_path):
+    ours = _mean_model("rcan", scale=scale, n_resgroups=2, n_resblocks=2, n_feats=8, reduction=4)
+    sd = official_rcan(ours)
+    loaded = load_public_checkpoint(_save(sd, tmp_path / "rcan.pt"), arch="rcan", scale=scale)
+    cfg = loaded.config
+    assert (cfg.n_resgroups, cfg.n_resblocks, cfg.n_feats, cfg.reduction) == (2, 2, 8, 4)
+    _assert_same_outputs(loaded, ours, _x())
+    ref = reference_official_rcan({k: v.double() for k, v in sd.items()}, _x().double() * 255, 2, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.double()(_x().double()), ref / 255)
+
+
+@pytest.mark.parametrize(("scale", "unshuffle"), [(4, False), (2, True)])
+def test_basicsr_rrdbnet_prefers_params_ema(scale, unshuffle, tmp_path):
+    kw = {"num_block": 2, "num_feat": 8, "num_grow_ch": 4}
+    ema = _randomize(create_model("rrdb", scale=scale, pixel_unshuffle=unshuffle, **kw), seed=1)
+    with torch.no_grad():  # BasicSR has no mean buffers
+        ema.norm_mean_in.zero_()
+        ema.norm_mean_out.zero_()
+    other = _randomize(create_model("rrdb", scale=scale, pixel_unshuffle=unshuffle, **kw), seed=2)
+    sd = basicsr_plain(ema)
+    path = _save({"params": basicsr_plain(other), "params_ema": sd}, tmp_path / "net_g.pth")
+    loaded = load_public_checkpoint(path)
+    cfg = loaded.config
+    assert (cfg.scale, cfg.pixel_unshuffle, cfg.in_channels, cfg.num_block) == (
+        scale,
+        unshuffle,
+        3,
+        2,
+    )
+    assert loaded.size_multiple == (2 if unshuffle else 1)
+    _assert_same_outputs(loaded, ema, _x(h=6, w=8))
+    ref = reference_basicsr_rrdb(
+        {k: v.double() for k, v in sd.items()}, _x(h=6, w=8).double(), scale
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.double()(_x(h=6, w=8).double()), ref)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_old_esrgan_layout(scale, tmp_path):
+    ours = _randomize(create_model("rrdb", scale=scale, num_block=2, num_feat=8, num_grow_ch=4))
+    with torch.no_grad():
+        ours.norm_mean_in.zero_()
+        ours.norm_mean_out.zero_()
+    loaded = load_public_checkpoint(_save(old_esrgan(ours), tmp_path / "esrgan.pth"))
+    assert (loaded.config.scale, loaded.config.num_block) == (scale, 2)
+    _assert_same_outputs(loaded, ours, _x())
+
+
+def test_basicsr_edsr_and_rcan_layouts(tmp_path):
+    edsr = _mean_model("edsr", scale=3, n_blocks=2, n_feats=8)
+    loaded = load_public_checkpoint(_save(basicsr_plain(edsr), tmp_path / "edsr.pth"))
+    assert (loaded.arch, loaded.config.scale, loaded.config.pixel_range) == ("edsr", 3, 255.0)
+    _assert_same_outputs(loaded, edsr, _x())
+    rcan = _mean_model("rcan", scale=2, n_resgroups=2, n_resblocks=3, n_feats=8, reduction=2)
+    path = _save({"params": basicsr_rcan(rcan)}, tmp_path / "rcan.pth")
+    loaded = load_public_checkpoint(path)
+    assert (loaded.config.n_resblocks, loaded.config.reduction) == (3, 2)
+    _assert_same_outputs(loaded, rcan, _x())
+
+
+def test_public_weights_survive_a_sr_domains_round_trip(tmp_path):
+    ours = _mean_model("edsr", scale=2, n_blocks=1, n_feats=4)
+    public = load_public_checkpoint(_save(official_edsr(ours), tmp_path / "edsr.pt"))
+    loaded, card = load_checkpoint(save_checkpoint(public, tmp_path / "edsr.safetensors"))
+    assert card.config["pixel_range"] == 255.0
+    with torch.no_grad():
+        assert torch.equal(loaded(_x()), public(_x()))
+
+
+def test_missing_and_unexpected_keys_are_listed(tmp_path):
+    sd = official_edsr(_mean_model("edsr", scale=2, n_blocks=3, n_feats=8))
+    del sd["body.1.body.2.weight"]
+    sd["body.1.body.9.weight"] = torch.zeros(1)
+    sd["some_extra.bias"] = torch.zeros(1)
+    path = _save(sd, tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_public_checkpoint(path)
+    msg = str(info.value)
+    assert "broken.pt" in msg
+    assert "1 missing keys: body.1.body.2.weight" in msg
+    assert "2 unexpected keys: body.1.body.9.weight, some_extra.bias" in msg
+
+
+def test_shape_mismatch_and_long_key_lists(tmp_path):
+    sd = official_edsr(_mean_model("edsr", scale=2, n_blocks=12, n_feats=8))
+    sd["body.0.body.2.weight"] = torch.zeros(8, 8, 5, 5)
+    for i in range(1, 12):
+        del sd[f"body.{i}.body.0.bias"]
+    with pytest.raises(CheckpointError) as info:
+        load_public_checkpoint(_save(sd, tmp_path / "long.pt"))
+    msg = str(info.value)
+    assert "11 missing keys" in msg
+    assert "(+3 more)" in msg  # truncated list
+    assert "body.0.body.2.weight (8, 8, 5, 5) vs (8, 8, 3, 3)" in msg
+
+
+def test_wrong_arch_scale_or_layout_is_refused(tmp_path):
+    path = _save(
+        official_edsr(_mean_model("edsr", scale=2, n_blocks=1, n_feats=4)), tmp_path / "e.pt"
+    )
+    with pytest.raises(CheckpointError, match="asked for arch 'rrdb'"):
+        load_public_checkpoint(path, arch="rrdb")
+    with pytest.raises(CheckpointError, match="scale=4 given, but the file has 2"):
+        load_public_checkpoint(path, scale=4)
+    with pytest.raises(CheckpointError, match="unknown option"):
+        load_public_checkpoint(path, n_blockz=2)
+    native = _save(create_model("edsr", n_blocks=1, n_feats=4).state_dict(), tmp_path / "n.pt")
+    with pytest.raises(CheckpointError, match="bare sr_domains state dict"):
+        load_public_checkpoint(native)
+    other = _save({"foo.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match=r"other\.pt: unrecognised checkpoint layout"):
+        load_public_checkpoint(other)
