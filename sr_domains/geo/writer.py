@@ -210,7 +210,7 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
         return
     if dt.kind in "ui":
         step = 1 if nd < np.iinfo(dt).max else -1
-        out[hit] = nd + step
+        out[hit] = int(nd) + step
     else:
         direction = np.inf if nd < np.finfo(dt).max else -np.inf
         out[hit] = np.nextafter(nd, np.array(direction, dt))
