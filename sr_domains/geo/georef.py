@@ -12,7 +12,6 @@ Rules (pixel-is-area, bounds unchanged):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,13 +79,14 @@ def read_georef(ds: Any, path: Path | None = None) -> Georef:
 
 def scale_rpcs(rpcs: Any, s: float) -> Any:
     """RPCs of the image upscaled by ``s`` (see module docs)."""
-    return dataclasses.replace(
-        rpcs,
+    d = rpcs.to_dict()
+    d.update(
         line_off=(rpcs.line_off + 0.5) * s - 0.5,
         samp_off=(rpcs.samp_off + 0.5) * s - 0.5,
         line_scale=rpcs.line_scale * s,
         samp_scale=rpcs.samp_scale * s,
     )
+    return type(rpcs)(**d)
 
 
 def scale_gcps(gcps: tuple[Any, ...], s: float) -> tuple[Any, ...]:

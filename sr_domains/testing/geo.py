@@ -191,13 +191,14 @@ def make_geotiff(
                 dst.set_band_description(b + 1, descriptions[b])
             if units and b < len(units) and units[b]:
                 dst.set_band_unit(b + 1, units[b])
-        ci = [ColorInterp[c] for c in colorinterp] if colorinterp else None
-        if ci is None and mask == "alpha":
+        # always explicit: GDAL's default for 4-band uint8 would call band 4 alpha
+        if colorinterp:
+            ci = [ColorInterp[c] for c in colorinterp]
+        else:
             ci = [ColorInterp.gray] + [ColorInterp.undefined] * (count - 1)
-        if ci is not None:
-            if mask == "alpha" and len(ci) == count:
-                ci = [*ci, ColorInterp.alpha]
-            dst.colorinterp = ci
+        if mask == "alpha" and len(ci) == count:
+            ci = [*ci, ColorInterp.alpha]
+        dst.colorinterp = ci
     return path
 
 
@@ -224,10 +225,10 @@ def check_upscaled(
     whole rasters: meant for small test files.
     """
     rasterio = require("rasterio", "geo", "check_upscaled")
-    from ..geo.reader import RasterSource
+    from ..geo.reader import RasterSource, open_dataset
 
     s = scale
-    with RasterSource(src, tuple(bands) if bands else None, nodata) as rs, rasterio.open(dst) as d:
+    with RasterSource(src, tuple(bands) if bands else None, nodata) as rs, open_dataset(dst) as d:
         a = rs.ds
         assert (d.width, d.height) == (a.width * s, a.height * s), "size"
         assert (d.crs is None) == (a.crs is None), "crs presence"
