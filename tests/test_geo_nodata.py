@@ -178,3 +178,30 @@ def test_identity_profile_on_large_float_values_warns(tmp_path, caplog):
         upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
     assert "identity" in caplog.text
     assert "--profile" in caplog.text
+
+
+def test_sample_holds_one_strip_at_a_time(tmp_path):
+    """The whole-file subsample must not keep every strip it read alive (views would)."""
+    import tracemalloc
+
+    src = make_geotiff(tmp_path / "big.tif", width=1024, height=1024, dtype="uint16", block=128)
+    with reader.RasterSource(src) as rs:
+        tracemalloc.start()
+        values, _ = rs.sample(10_000)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    full = 1024 * 1024 * (2 + 1)  # values + validity of the whole raster
+    assert values.shape == (1, 94, 94)  # every 11th pixel
+    assert peak < full / 3
+
+
+def test_sample_uses_overviews(tmp_path):
+    src = make_geotiff(tmp_path / "ovr.tif", width=512, height=512, dtype="uint16", nodata=0)
+    with rasterio.open(src, "r+") as ds:
+        ds.build_overviews([2, 4, 16], rasterio.enums.Resampling.nearest)
+    with reader.RasterSource(src) as rs:
+        values, valid = rs.sample(512 * 512 // 64)  # factor 8: x4 overview, every 2nd pixel
+    with rasterio.open(src, overview_level=1) as ov:  # the x4 overview
+        expect = ov.read()[:, ::2, ::2]
+    np.testing.assert_array_equal(values, expect)
+    np.testing.assert_array_equal(valid, expect != 0)

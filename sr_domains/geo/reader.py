@@ -27,7 +27,7 @@ from ..errors import ConfigError, InputFileError, MissingDependencyError
 
 try:
     import rasterio
-    from rasterio.enums import ColorInterp, MaskFlags, Resampling
+    from rasterio.enums import ColorInterp, MaskFlags
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
     from rasterio.windows import Window
 except ImportError as _exc:  # pragma: no cover - exercised without rasterio only
@@ -58,7 +58,7 @@ class Block:
     alpha: np.ndarray | None = None
 
 
-def open_dataset(path: str | Path) -> Any:
+def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
     """``rasterio.open`` with errors that name the file (missing, not a raster, corrupt)."""
     p = Path(path)
     if not p.exists():
@@ -68,7 +68,9 @@ def open_dataset(path: str | Path) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(p)
+            if overview_level is None:
+                return rasterio.open(p)
+            return rasterio.open(p, overview_level=overview_level)
     except RasterioError as exc:
         raise InputFileError(p, f"not a readable raster ({_gdal_message(exc)})") from exc
 
@@ -92,9 +94,11 @@ class RasterSource:
         path: str | Path,
         bands: tuple[int, ...] | list[int] | None = None,
         nodata: float | None = None,
+        *,
+        overview_level: int | None = None,
     ) -> None:
         self.path = Path(path)
-        self.ds = open_dataset(self.path)
+        self.ds = open_dataset(self.path, overview_level=overview_level)
         try:
             self._setup(bands, nodata)
         except BaseException:
@@ -209,28 +213,50 @@ class RasterSource:
         return block.values, block.valid
 
     def sample(self, max_values: int = SAMPLE_VALUES) -> tuple[np.ndarray, np.ndarray]:
-        """A decimated ``(values, valid)`` read of the whole raster (nearest, so no value is
-        invented; GDAL uses overviews when the file has them). The full raster when it is small.
-        Used to fit percentile profiles and the fill value once per file, never per tile."""
+        """A subsampled ``(values, valid)`` of the whole raster: every ``f``-th pixel of every
+        ``f``-th row (nearest, so no value is invented), taken from the coarsest overview that
+        is still fine enough when the file has overviews; the full raster when it is small.
+        Read strip by strip, so memory stays bounded. Used to fit percentile profiles and the
+        fill value once per file, never per tile."""
         h, w = self.shape
         per_band = max(1, max_values // self.n_bands)
         factor = max(1, math.ceil(math.sqrt(h * w / per_band)))
-        out_shape = (self.n_bands, math.ceil(h / factor), math.ceil(w / factor))
-        kw: dict[str, Any] = (
-            {} if factor == 1 else {"out_shape": out_shape, "resampling": Resampling.nearest}
-        )
+        ovr = [f for f in self.ds.overviews(self.indexes[0]) if f <= factor]
         try:
-            values = self.ds.read(self.indexes, **kw)
-            gdal_mask = None
-            if self.has_dataset_mask or self.has_alpha:
-                gdal_mask = self.ds.read_masks(self.indexes, **kw)
+            if not ovr:
+                return self._subsample(self, factor)
+            level = len(ovr) - 1
+            with RasterSource(
+                self.path,
+                self.indexes,
+                self.nodata if self.nodata_override else None,
+                overview_level=level,
+            ) as ov:
+                return ov._subsample(ov, max(1, factor // ovr[-1]))
         except RasterioError as exc:
             raise InputFileError(
                 self.path, f"read failed ({_gdal_message(exc)}); is the file corrupt?"
             ) from exc
-        if factor > 1:
-            log.debug("%s: sampled every %d-th pixel for profile fitting", self.path.name, factor)
-        return values, self._validity(values, gdal_mask)
+
+    @staticmethod
+    def _subsample(src: RasterSource, factor: int) -> tuple[np.ndarray, np.ndarray]:
+        h, w = src.shape
+        if factor == 1:
+            block = src.read(Window(0, 0, w, h))
+            return block.values, block.valid
+        itemsize = src.dtype.itemsize * src.n_bands
+        strip = max(src.ds.block_shapes[0][0], 64)
+        strip = max(factor, min(strip, (64 * 2**20) // max(1, itemsize * w)))
+        strip = (strip // factor) * factor
+        values, valid = [], []
+        for y0 in range(0, h, strip):  # y0 is a multiple of factor
+            block = src.read(Window(0, y0, w, min(strip, h - y0)))
+            # copies, not views: a view would keep the whole strip alive
+            values.append(block.values[:, ::factor, ::factor].copy())
+            valid.append(block.valid[:, ::factor, ::factor].copy())
+            del block
+        log.debug("%s: sampled every %d-th pixel for profile fitting", src.path.name, factor)
+        return np.concatenate(values, axis=1), np.concatenate(valid, axis=1)
 
     # -- context manager ----------------------------------------------------------------------
     def close(self) -> None:

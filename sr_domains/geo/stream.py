@@ -157,9 +157,12 @@ def iter_hr_blocks(
                     wl = 1.0 - (np.arange(k, dtype=np.float32) + 0.5) / k
                     out = np.array(out)  # own the memory before blending in place
                     out[:, :, :k] = left * wl + out[:, :, :k] * (1.0 - wl)
+                n_px = out.shape[1] * out.shape[2]
+                del block  # hold no strip-sized array while the stream computes the next one
                 yield row0, p.x0 * s, out
+                del out
                 if on_block:
-                    on_block(out.shape[1] * out.shape[2])
+                    on_block(n_px)
             if spool_in is not None:
                 spool_in.close()
             spool_in, prev_seam = spool_out, p.seam

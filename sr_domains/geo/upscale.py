@@ -286,11 +286,16 @@ def _write_pixels(
             align=spec.block // math.gcd(spec.block, s),
             on_block=bar.update if bar is not None else None,
         ):
-            rows, cols = block.shape[1:]
-            y0, y1 = row0 // s, -(-(row0 + rows) // s)
+            cols = block.shape[2]
             x0, x1 = col0 // s, (col0 + cols) // s
-            lr = rs.read(Window(x0, y0, x1 - x0, y1 - y0))
-            write_block(out, spec, row0, col0, block, lr, s)
+            # one output block row at a time bounds the temporaries of casting and masking
+            for r in range(0, block.shape[1], spec.block):
+                part = block[:, r : r + spec.block]
+                top = row0 + r
+                y0, y1 = top // s, -(-(top + part.shape[1]) // s)
+                lr = rs.read(Window(x0, y0, x1 - x0, y1 - y0))
+                write_block(out, spec, top, col0, part, lr, s)
+            del block, part
     finally:
         if bar is not None:
             bar.close()

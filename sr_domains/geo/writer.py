@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..intensity import cast_to_dtype
 from .georef import Georef, apply_georef
 from .reader import Block, RasterSource
 
@@ -216,12 +215,27 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
         out[hit] = np.nextafter(nd, np.array(direction, dt))
 
 
+def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
+    """:func:`~sr_domains.intensity.cast_to_dtype` (round, clip, NaN -> 0 for integers) that
+    reuses the float32 ``data`` buffer instead of making three temporary copies."""
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        info = np.iinfo(dt)
+        np.rint(data, out=data)
+        np.clip(data, info.min, info.max, out=data)
+        np.nan_to_num(data, copy=False, nan=0.0)
+        return data.astype(dt)
+    if dt == data.dtype:
+        f32 = np.finfo(dt)
+        return np.clip(data, f32.min, f32.max, out=data)
+    return data.astype(dt)  # float64 holds every float32 value
+
+
 def write_block(
     dst: Any, spec: OutputSpec, row0: int, col0: int, data: np.ndarray, lr: Block, scale: int
 ) -> None:
-    """Write HR ``data`` (float32, stored units) at ``(row0, col0)`` with invalid pixels set.
-
-    ``lr`` is the LR block covering rows ``row0 // scale ..`` and the same columns; its
+    """Write HR ``data`` (float32, stored units; consumed) at ``(row0, col0)`` with invalid
+    pixels set. ``lr`` is the LR block covering rows ``row0 // scale ..`` and the same columns; its
     validity, mask and alpha are nearest-upscaled and cropped to ``data``.
     """
     c, rows, cols = data.shape
@@ -234,7 +248,7 @@ def write_block(
     valid = up(lr.valid)
     if valid.shape[0] != c:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (c, rows, cols))
-    out = cast_to_dtype(data, spec.profile["dtype"])
+    out = cast_inplace(data, spec.profile["dtype"])
     if spec.nodata is not None:
         nudge_from_nodata(out, valid, spec.nodata)
     out[~valid] = spec.invalid_value
