@@ -257,3 +257,21 @@ def test_tags_copied_and_stale_ones_dropped(tmp_path):
         assert d.offsets == (-0.1, -0.1)
     assert not (tmp_path / "o.tif.aux.xml").exists()  # everything lives inside the GeoTIFF
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.filterwarnings(NOT_GEOREF)
+def test_bands_with_different_nodata_need_an_override(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif", width=20, height=16, count=2, dtype="uint8")
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><NoDataValue>{nd}</NoDataValue>'
+        f"<SimpleSource><SourceFilename>{src}</SourceFilename><SourceBand>{b}</SourceBand>"
+        "</SimpleSource></VRTRasterBand>"
+        for b, nd in ((1, 0), (2, 255))
+    )
+    vrt = tmp_path / "mixed.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="20" rasterYSize="16">{bands}</VRTDataset>')
+    with pytest.raises(InputFileError, match=r"mixed\.vrt: .*different nodata.*--nodata"):
+        upscale_geotiff(vrt, tmp_path / "o.tif", model=tiny_model(1, 2))
+    upscale_geotiff(vrt, tmp_path / "o.tif", model=tiny_model(1, 2), bands=[2])
+    with rasterio.open(tmp_path / "o.tif") as d:
+        assert d.nodata == 255

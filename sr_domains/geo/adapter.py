@@ -84,14 +84,14 @@ def _info_file(path: Path) -> str:
         if g.transform is not None:
             t = g.transform
             lines.append(
-                f"  transform   ({t.a:.10g}, {t.b:.10g}, {t.c:.10g}, "
-                f"{t.d:.10g}, {t.e:.10g}, {t.f:.10g})"
+                f"  transform   ({t.a:.12g}, {t.b:.12g}, {t.c:.12g}, "
+                f"{t.d:.12g}, {t.e:.12g}, {t.f:.12g})"
             )
-            lines.append(f"  resolution  {ds.res[0]:.10g} x {ds.res[1]:.10g} (CRS units)")
+            lines.append(f"  resolution  {ds.res[0]:.12g} x {ds.res[1]:.12g} (CRS units)")
             b = ds.bounds
             lines.append(
-                f"  bounds      left {b.left:.10g}, bottom {b.bottom:.10g}, "
-                f"right {b.right:.10g}, top {b.top:.10g}"
+                f"  bounds      left {b.left:.12g}, bottom {b.bottom:.12g}, "
+                f"right {b.right:.12g}, top {b.top:.12g}"
             )
         nd = ds.nodata
         lines.append(f"  nodata      {'none' if nd is None else f'{nd:g}'}")

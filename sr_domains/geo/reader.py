@@ -143,6 +143,15 @@ class RasterSource:
         if not self.indexes:
             raise InputFileError(self.path, "has no data bands (only an alpha band)")
         self.nodata_override = nodata is not None
+        nodatas = {ds.nodatavals[i - 1] for i in self.indexes}
+        if len({"nan" if v is not None and np.isnan(v) else v for v in nodatas}) > 1 and (
+            nodata is None
+        ):
+            raise InputFileError(
+                self.path,
+                f"the selected bands have different nodata values {sorted(map(str, nodatas))}; "
+                "a GeoTIFF holds one, so pass --nodata",
+            )
         file_nodata = ds.nodatavals[self.indexes[0] - 1]
         self.nodata: float | None = float(nodata) if nodata is not None else file_nodata
         if self.nodata is not None:
