@@ -90,28 +90,33 @@ def test_panels_equal_single_pass(tmp_path, monkeypatch, model_cls):
 
 
 def test_plan_panels_cover_and_align():
-    panels = plan_panels(1000, 300, 128, context=7, ramp=16)
-    assert panels[0].x0 == 0
-    assert panels[-1].x1 == 1000
+    panels = plan_panels(1000, 256, 128, context=7, ramp=16)
+    assert [(p.x0, p.x1) for p in panels] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
     for a, b in itertools.pairwise(panels):
-        assert a.x1 == b.x0
-        assert a.x1 % 128 == 0
         assert a.seam == 16
-        assert a.r1 == min(1000, a.x1 + 16 + 7)
+        assert a.r1 == a.x1 + 16 + 7
         assert b.r0 == b.x0 - 7
+    assert panels[0].r0 == 0
+    assert panels[-1].r1 == 1000
     assert panels[-1].seam == 0
-    assert plan_panels(200, 300, 128, 7, 16) == [stream.Panel(0, 200, 0, 200, 0)]
+    short_last = plan_panels(520, 256, 128, context=7, ramp=16)
+    assert short_last[-2].seam == 8  # the seam never reaches past the next panel
+    assert plan_panels(200, 256, 128, 7, 16) == [stream.Panel(0, 200, 0, 200, 0)]
 
 
-def test_panel_width_does_not_depend_on_raster_size():
+@pytest.mark.parametrize(("bands", "channels", "scale"), [(4, 4, 2), (13, 1, 2), (3, 3, 4)])
+def test_panel_width_fits_budget_and_tiles(bands, channels, scale):
     from sr_domains.inference import Upscaler
 
-    up = Upscaler(tiny_model(4, 2), device="cpu")
-    w = stream.panel_width(up, 4, 512, 256)
-    assert w % 256 == 0
-    assert w >= up.tiling.tile
-    # HR strip (accumulator + one flushed block) of one panel stays within the budget
-    assert 4 * 2 * 4 * (512 * 2 + 512) * w <= stream.PANEL_BUDGET_BYTES
+    up = Upscaler(tiny_model(channels, scale), device="cpu")
+    align = 512 // np.gcd(512, scale)
+    w = stream.panel_width(up, bands, 512, align, up.tiling.margin)
+    assert w % align == 0
+    # the HR strip (accumulator + one flushed block) of one panel stays within the budget
+    assert 4 * scale * bands * (512 * scale + 512) * w <= stream.PANEL_BUDGET_BYTES
+    # and a panel never needs a window that is mostly padding/overlap
+    plan = up.plan((512, w + 2 * up.tiling.margin))
+    assert len(plan.xs) * plan.tile[1] / w < 1.2
 
 
 def test_all_nodata_windows_are_skipped(tmp_path):
@@ -159,6 +164,11 @@ def test_seam_blend_weights(monkeypatch):
 
         def out_channels(self, n):
             return n
+
+        def plan(self, shape):
+            from sr_domains.tiling import make_plan
+
+            return make_plan(shape, scale=2, tile=64, overlap=40, margin=12)
 
         def stream(self, read, shape, n_bands, *, profile, fill, flush_rows):
             r0 = read(0, 0, 1, 1)

@@ -190,12 +190,9 @@ class RasterSource:
         valid = np.ones(values.shape, bool)
         if gdal_mask is not None:
             valid &= gdal_mask > 0
-        if self._nodata_typed is not None:
-            if np.isnan(self._nodata_typed):
-                pass  # NaN is handled below with the other non-finite values
-            else:
-                valid &= values != self._nodata_typed
-        if self.dtype.kind == "f":
+        if self._nodata_typed is not None and not np.isnan(self._nodata_typed):
+            valid &= values != self._nodata_typed
+        if self.dtype.kind == "f":  # NaN (also a NaN nodata) and inf are never valid
             valid &= np.isfinite(values)
         return valid
 

@@ -46,29 +46,33 @@ class Panel:
     seam: int
 
 
-def panel_width(upscaler: Upscaler, n_out: int, flush_rows: int, align: int) -> int:
-    """LR columns per panel so the strip buffers fit :data:`PANEL_BUDGET_BYTES` (at least one
-    tile, a multiple of ``align``)."""
+def panel_width(
+    upscaler: Upscaler, n_out: int, flush_rows: int, align: int, context: int = 0, ramp: int = 0
+) -> int:
+    """LR columns per panel: a multiple of ``align`` whose strip buffers fit
+    :data:`PANEL_BUDGET_BYTES`. Among the widths from half that cap to the cap, the one that
+    wastes the least network work per output column wins (a panel read one column wider than a
+    tile would need a whole extra window); wider panels re-read less input at their edges."""
     s = upscaler.scale
     tile = upscaler.tiling.tile
     per_col = 4 * s * n_out * (tile * s + flush_rows)  # float32 acc + one flushed block
-    cols = PANEL_BUDGET_BYTES // max(per_col, 1)
-    cols = max(cols, tile, align)
-    return max(align, (cols // align) * align)
+    cap = max(align, (PANEL_BUDGET_BYTES // max(per_col, 1)) // align * align)
+    best, best_cost = cap, math.inf
+    for cols in range(max(align, cap // 2 // align * align), cap + 1, align):
+        read = cols + 2 * context + ramp
+        plan = upscaler.plan((tile, read))
+        cost = len(plan.xs) * plan.tile[1] / cols  # LR columns computed per output column
+        if cost < best_cost * 0.999 or (cost <= best_cost * 1.001 and cols > best):
+            best, best_cost = cols, cost
+    return best
 
 
 def plan_panels(width: int, max_cols: int, align: int, context: int, ramp: int) -> list[Panel]:
-    """Cut ``[0, width)`` into panels of at most about ``max_cols`` columns with cuts on
-    multiples of ``align`` (see module docs)."""
+    """Cut ``[0, width)`` into panels of ``max_cols`` columns (the last one takes the rest;
+    ``max_cols`` is a multiple of ``align``), see module docs."""
     if width <= max_cols:
         return [Panel(0, width, 0, width, 0)]
-    n = math.ceil(width / max_cols)
-    cuts = [0]
-    for i in range(1, n):
-        c = round(i * width / n / align) * align
-        if cuts[-1] < c < width:
-            cuts.append(c)
-    cuts.append(width)
+    cuts = [*range(0, width, max_cols), width]
     panels = []
     for i in range(len(cuts) - 1):
         x0, x1 = cuts[i], cuts[i + 1]
@@ -126,9 +130,10 @@ def iter_hr_blocks(
     n_out = upscaler.out_channels(n_bands)
     t = upscaler.tiling
     ramp = 0 if t.exact else RAMP
-    max_cols = panel_width(upscaler, n_out, flush_rows, align)
+    max_cols = panel_width(upscaler, n_out, flush_rows, align, t.margin, ramp)
     panels = plan_panels(w, max_cols, align, t.margin, ramp)
     spool_in: _Spool | None = None
+    spool_out: _Spool | None = None
     prev_seam = 0
     try:
         for p in panels:
@@ -165,12 +170,13 @@ def iter_hr_blocks(
                     on_block(n_px)
             if spool_in is not None:
                 spool_in.close()
-            spool_in, prev_seam = spool_out, p.seam
+            spool_in, spool_out, prev_seam = spool_out, None, p.seam
             if spool_in is not None:
                 spool_in.rewind()
     finally:
-        if spool_in is not None:
-            spool_in.close()
+        for spool in (spool_in, spool_out):
+            if spool is not None:
+                spool.close()
 
 
 __all__ = ["Panel", "iter_hr_blocks", "panel_width", "plan_panels"]
