@@ -205,3 +205,17 @@ def test_sample_uses_overviews(tmp_path):
         expect = ov.read()[:, ::2, ::2]
     np.testing.assert_array_equal(values, expect)
     np.testing.assert_array_equal(valid, expect != 0)
+
+
+@pytest.mark.parametrize(
+    "dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"]
+)
+def test_cast_matches_cast_to_dtype_at_the_limits(dtype):
+    from sr_domains.geo.writer import cast_inplace
+    from sr_domains.intensity import cast_to_dtype
+
+    dt = np.dtype(dtype)
+    lim = np.iinfo(dt) if dt.kind in "ui" else np.finfo(dt)
+    vals = np.array([[[-np.inf, lim.min, lim.min - 1e3, -0.5, 0.5, 1.5, lim.max, lim.max + 1e3]]])
+    data = vals.astype(np.float32)
+    np.testing.assert_array_equal(cast_inplace(data.copy(), dt), cast_to_dtype(data, dt))

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..intensity import cast_to_dtype
 from .georef import Georef, apply_georef
 from .reader import Block, RasterSource
 
@@ -219,6 +220,8 @@ def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
     """:func:`~sr_domains.intensity.cast_to_dtype` (round, clip, NaN -> 0 for integers) that
     reuses the float32 ``data`` buffer instead of making three temporary copies."""
     dt = np.dtype(dtype)
+    if dt.kind in "ui" and dt.itemsize >= 4:
+        return cast_to_dtype(data, dt)  # float32 cannot hold the bounds of 32-bit integers
     if dt.kind in "ui":
         info = np.iinfo(dt)
         np.rint(data, out=data)
