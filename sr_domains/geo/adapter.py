@@ -1,0 +1,153 @@
+"""CLI adapter of the GeoTIFF domain: ``sniff``, ``info`` and ``upscale``.
+
+Importing this module needs no rasterio (only ``info``/``upscale`` do, and they raise
+:class:`~sr_domains.errors.MissingDependencyError` naming the ``geo`` extra when it is missing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import require
+from ..options import UpscaleOptions, check_supported
+
+SUFFIXES = (".tif", ".tiff")
+_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF
+_GLOB = "*?["
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in _GLOB)
+
+
+def sniff(path: Path) -> bool:
+    """True for a ``.tif``/``.tiff`` path (even missing: the error then names it), a file with
+    TIFF magic bytes, a folder holding GeoTIFFs, or a glob pattern matching some."""
+    path = Path(path)
+    text = str(path)
+    if _is_glob(text) and not path.exists():
+        import glob
+
+        return any(Path(p).suffix.lower() in SUFFIXES for p in glob.glob(text))
+    if path.is_dir():
+        return any(p.suffix.lower() in SUFFIXES for p in path.iterdir() if p.is_file())
+    if path.suffix.lower() in SUFFIXES:
+        return True
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                return f.read(4) in _MAGIC
+        except OSError:
+            return False
+    return False
+
+
+def _crs_text(crs: object) -> str:
+    if crs is None:
+        return "none"
+    epsg = crs.to_epsg()  # type: ignore[attr-defined]
+    wkt = crs.to_wkt()  # type: ignore[attr-defined]
+    title = wkt.split('"')[1] if '"' in wkt else ""
+    code = f"EPSG:{epsg}" if epsg else crs.to_string()[:60]  # type: ignore[attr-defined]
+    return f"{code} ({title})" if title else code
+
+
+def _info_file(path: Path) -> str:
+    require("rasterio", "geo", "GeoTIFF info")
+    from .georef import describe_georef, read_georef
+    from .reader import open_dataset
+
+    with open_dataset(path) as ds:
+        g = read_georef(ds, path)
+        prof = ds.profile
+        lines = [f"{path}  ({ds.driver})"]
+        layout = "tiled" if prof.get("tiled") else "striped"
+        bx, by = ds.block_shapes[0][1], ds.block_shapes[0][0]
+        comp = prof.get("compress", "none")
+        dtypes = sorted(set(ds.dtypes))
+        lines.append(
+            f"  size        {ds.width} x {ds.height} px, {ds.count} band(s), {', '.join(dtypes)}, "
+            f"{layout} {bx}x{by} blocks, compression {comp}"
+        )
+        for i in ds.indexes:
+            flags = "+".join(f.name for f in ds.mask_flag_enums[i - 1])
+            desc = ds.descriptions[i - 1]
+            unit = ds.units[i - 1]
+            extra = (f' "{desc}"' if desc else "") + (f" [{unit}]" if unit else "")
+            ntags = len(ds.tags(i))
+            lines.append(
+                f"  band {i:<6} {ds.dtypes[i - 1]:<8} {ds.colorinterp[i - 1].name:<10} "
+                f"mask={flags}{extra}" + (f", {ntags} tag(s)" if ntags else "")
+            )
+        lines.append(f"  crs         {_crs_text(ds.crs)}")
+        lines.append(f"  georef      {describe_georef(g)}")
+        if g.transform is not None:
+            t = g.transform
+            lines.append(
+                f"  transform   ({t.a:.12g}, {t.b:.12g}, {t.c:.12g}, "
+                f"{t.d:.12g}, {t.e:.12g}, {t.f:.12g})"
+            )
+            lines.append(f"  resolution  {ds.res[0]:.12g} x {ds.res[1]:.12g} (CRS units)")
+            b = ds.bounds
+            lines.append(
+                f"  bounds      left {b.left:.12g}, bottom {b.bottom:.12g}, "
+                f"right {b.right:.12g}, top {b.top:.12g}"
+            )
+        nd = ds.nodata
+        lines.append(f"  nodata      {'none' if nd is None else f'{nd:g}'}")
+        ovr = ds.overviews(1)
+        lines.append(f"  overviews   {', '.join(map(str, ovr)) if ovr else 'none'}")
+        tags = ds.tags()
+        ours = {k: v for k, v in tags.items() if k.startswith("SR_DOMAINS_")}
+        other = {k: v for k, v in tags.items() if k not in ours}
+        shown = ", ".join(f"{k}={v[:40]}" for k, v in list(other.items())[:6])
+        more = f", ... ({len(other)} in all)" if len(other) > 6 else ""
+        lines.append(f"  tags        {shown + more if other else 'none'}")
+        if ours:
+            keys = ("SYNTHETIC", "MODEL", "MODEL_ARCH", "SCALE", "SOURCE", "VERSION")
+            prov = ", ".join(
+                f"{k.lower()}={ours['SR_DOMAINS_' + k]}" for k in keys if "SR_DOMAINS_" + k in ours
+            )
+            lines.append(f"  sr_domains  {prov}")
+    return "\n".join(lines)
+
+
+def info(path: Path) -> str:
+    """Summary of a GeoTIFF (or of each file of a folder/glob)."""
+    path = Path(path)
+    if path.is_dir() or (_is_glob(str(path)) and not path.exists()):
+        require("rasterio", "geo", "GeoTIFF info")
+        from .upscale import expand_inputs
+
+        return "\n\n".join(_info_file(p) for p in expand_inputs(path)) or f"{path}: no GeoTIFFs"
+    return _info_file(path)
+
+
+def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
+    """Run ``sr-domains upscale`` for a GeoTIFF, folder or glob; returns the written files."""
+    check_supported(options, "GeoTIFF", {"bands", "nodata", "cog"})
+    require("rasterio", "geo", "GeoTIFF upscaling")
+    from .upscale import upscale_geotiff, upscale_many
+
+    kwargs = {
+        "scale": options.scale,
+        "model": options.model,
+        "weights": options.weights,
+        "bands": options.bands,
+        "profile": options.profile,
+        "nodata": options.nodata,
+        "cog": options.cog,
+        "tile": options.tile,
+        "overlap": options.overlap,
+        "batch_size": options.batch_size,
+        "device": options.device,
+        "amp": options.amp,
+        "overwrite": options.overwrite,
+        "progress": options.progress,
+    }
+    src, dst = Path(src), Path(dst)
+    if src.is_dir() or (_is_glob(str(src)) and not src.exists()):
+        return upscale_many(src, dst, **kwargs)
+    if dst.is_dir():
+        dst = dst / src.name
+    return [upscale_geotiff(src, dst, **kwargs)]

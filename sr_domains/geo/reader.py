@@ -1,0 +1,293 @@
+"""Open a raster, validate it, select bands and read windows with their validity.
+
+Validity rules (True = valid), per band:
+
+* the value equals the nodata value (the file's, or the ``nodata`` override) -> invalid;
+  a NaN nodata matches NaN;
+* float data: NaN and +-inf are always invalid;
+* a per-dataset mask (internal ``.msk`` / ``GDAL_TIFF_INTERNAL_MASK``) or an alpha band with
+  value 0 -> invalid (GDAL mask semantics, read with ``read_masks``).
+
+An alpha band is never fed to the network: it is excluded from the default band list and
+carried to the output (nearest-upscaled) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError, MissingDependencyError
+
+try:
+    import rasterio
+    from rasterio.enums import ColorInterp, MaskFlags
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+    from rasterio.windows import Window
+except ImportError as _exc:  # pragma: no cover - exercised without rasterio only
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
+
+log = logging.getLogger(__name__)
+
+#: Supported pixel types (GDAL complex types are refused).
+SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+#: Values read (bands x pixels) at most for fitting percentiles and the fill value.
+SAMPLE_VALUES = 8 * 2**20
+
+
+@dataclass
+class Block:
+    """One window of the selected bands.
+
+    Attributes:
+        values: ``(C, h, w)`` stored values.
+        valid: ``(C, h, w)`` bool, True = valid (see module docs).
+        mask: ``(h, w)`` uint8 per-dataset mask (0/255) when the source has one, else None.
+        alpha: ``(h, w)`` alpha band values when the source has an alpha band, else None.
+    """
+
+    values: np.ndarray
+    valid: np.ndarray
+    mask: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+
+
+def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
+    """``rasterio.open`` with errors that name the file (missing, not a raster, corrupt)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(p, "file not found")
+    if p.is_dir():
+        raise InputFileError(p, "is a folder, not a raster file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            if overview_level is None:
+                return rasterio.open(p)
+            return rasterio.open(p, overview_level=overview_level)
+    except RasterioError as exc:
+        raise InputFileError(p, f"not a readable raster ({_gdal_message(exc)})") from exc
+
+
+def _gdal_message(exc: BaseException) -> str:
+    msg = str(exc).strip() or type(exc).__name__
+    return msg.replace("\n", " ")[:300]
+
+
+class RasterSource:
+    """An open raster with a band selection and validity rules (use as a context manager).
+
+    Args:
+        path: the raster file.
+        bands: 1-based band indexes to process (default: all bands except an alpha band).
+        nodata: nodata override (default: the file's nodata, if any).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        bands: tuple[int, ...] | list[int] | None = None,
+        nodata: float | None = None,
+        *,
+        overview_level: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.ds = open_dataset(self.path, overview_level=overview_level)
+        try:
+            self._setup(bands, nodata)
+        except BaseException:
+            self.ds.close()
+            raise
+
+    def _setup(self, bands: tuple[int, ...] | list[int] | None, nodata: float | None) -> None:
+        ds = self.ds
+        dtypes = set(ds.dtypes)
+        if len(dtypes) != 1:
+            raise InputFileError(self.path, f"bands have different data types {sorted(dtypes)}")
+        self.dtype = np.dtype(ds.dtypes[0])
+        if self.dtype.name not in SUPPORTED_DTYPES:
+            raise InputFileError(
+                self.path,
+                f"data type {self.dtype} is not supported "
+                f"(supported: {', '.join(SUPPORTED_DTYPES)})",
+            )
+        alpha = [i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha]
+        self.alpha_index: int | None = alpha[0] if alpha else None
+        if bands is None:
+            self.indexes = tuple(i for i in ds.indexes if i != self.alpha_index)
+        else:
+            self.indexes = tuple(int(b) for b in bands)
+            if not self.indexes:
+                raise ConfigError(f"{self.path}: empty band selection")
+            bad = [b for b in self.indexes if not 1 <= b <= ds.count]
+            if bad:
+                raise ConfigError(
+                    f"{self.path}: band(s) {bad} do not exist; the file has bands 1..{ds.count} "
+                    "(band numbers are 1-based)"
+                )
+            if len(set(self.indexes)) != len(self.indexes):
+                raise ConfigError(
+                    f"{self.path}: band selection {list(self.indexes)} repeats a band"
+                )
+            if self.alpha_index in self.indexes:
+                raise ConfigError(
+                    f"{self.path}: band {self.alpha_index} is the alpha band; it is carried to the "
+                    "output automatically, select only data bands"
+                )
+        if not self.indexes:
+            raise InputFileError(self.path, "has no data bands (only an alpha band)")
+        self.nodata_override = nodata is not None
+        nodatas = {ds.nodatavals[i - 1] for i in self.indexes}
+        if len({"nan" if v is not None and np.isnan(v) else v for v in nodatas}) > 1 and (
+            nodata is None
+        ):
+            raise InputFileError(
+                self.path,
+                f"the selected bands have different nodata values {sorted(map(str, nodatas))}; "
+                "a GeoTIFF holds one, so pass --nodata",
+            )
+        file_nodata = ds.nodatavals[self.indexes[0] - 1]
+        self.nodata: float | None = float(nodata) if nodata is not None else file_nodata
+        if self.nodata is not None:
+            _check_nodata(self.path, self.nodata, self.dtype)
+        flags = [set(ds.mask_flag_enums[i - 1]) for i in self.indexes]
+        self.has_dataset_mask = any(
+            MaskFlags.per_dataset in f and MaskFlags.alpha not in f for f in flags
+        )
+        self.has_alpha = self.alpha_index is not None
+        self._nodata_typed = (
+            None if self.nodata is None else np.array(self.nodata).astype(self.dtype)[()]
+        )
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)``."""
+        return (self.ds.height, self.ds.width)
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.indexes)
+
+    @property
+    def may_have_invalid(self) -> bool:
+        """False when no pixel can be invalid (integer data, no nodata, no mask, no alpha)."""
+        return (
+            self.nodata is not None
+            or self.has_dataset_mask
+            or self.has_alpha
+            or self.dtype.kind == "f"
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+    def _validity(self, values: np.ndarray, gdal_mask: np.ndarray | None) -> np.ndarray:
+        valid = np.ones(values.shape, bool)
+        if gdal_mask is not None:
+            valid &= gdal_mask > 0
+        if self._nodata_typed is not None and not np.isnan(self._nodata_typed):
+            valid &= values != self._nodata_typed
+        if self.dtype.kind == "f":  # NaN (also a NaN nodata) and inf are never valid
+            valid &= np.isfinite(values)
+        return valid
+
+    def read(self, window: Window) -> Block:
+        """Read the selected bands, validity, mask and alpha for ``window``."""
+        try:
+            values = self.ds.read(self.indexes, window=window)
+            gdal_mask = mask2d = alpha = None
+            if self.has_dataset_mask or self.has_alpha:
+                gdal_mask = self.ds.read_masks(self.indexes, window=window)
+                if self.has_dataset_mask:
+                    mask2d = gdal_mask[0]
+            if self.has_alpha:
+                alpha = self.ds.read(self.alpha_index, window=window)
+        except RasterioError as exc:
+            raise InputFileError(
+                self.path, f"read failed at {window!r} ({_gdal_message(exc)}); is the file corrupt?"
+            ) from exc
+        return Block(values, self._validity(values, gdal_mask), mask2d, alpha)
+
+    def read_window(self, y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, valid)`` of a window: the reader callback of ``Upscaler.stream``."""
+        block = self.read(Window(x0, y0, w, h))
+        return block.values, block.valid
+
+    def sample(self, max_values: int = SAMPLE_VALUES) -> tuple[np.ndarray, np.ndarray]:
+        """A subsampled ``(values, valid)`` of the whole raster: every ``f``-th pixel of every
+        ``f``-th row (nearest, so no value is invented), taken from the coarsest overview that
+        is still fine enough when the file has overviews; the full raster when it is small.
+        Read strip by strip, so memory stays bounded. Used to fit percentile profiles and the
+        fill value once per file, never per tile."""
+        h, w = self.shape
+        per_band = max(1, max_values // self.n_bands)
+        factor = max(1, math.ceil(math.sqrt(h * w / per_band)))
+        ovr = [f for f in self.ds.overviews(self.indexes[0]) if f <= factor]
+        try:
+            if not ovr:
+                return self._subsample(self, factor)
+            level = len(ovr) - 1
+            with RasterSource(
+                self.path,
+                self.indexes,
+                self.nodata if self.nodata_override else None,
+                overview_level=level,
+            ) as ov:
+                return ov._subsample(ov, max(1, factor // ovr[-1]))
+        except RasterioError as exc:
+            raise InputFileError(
+                self.path, f"read failed ({_gdal_message(exc)}); is the file corrupt?"
+            ) from exc
+
+    @staticmethod
+    def _subsample(src: RasterSource, factor: int) -> tuple[np.ndarray, np.ndarray]:
+        h, w = src.shape
+        if factor == 1:
+            block = src.read(Window(0, 0, w, h))
+            return block.values, block.valid
+        itemsize = src.dtype.itemsize * src.n_bands
+        strip = max(src.ds.block_shapes[0][0], 64)
+        strip = max(factor, min(strip, (64 * 2**20) // max(1, itemsize * w)))
+        strip = (strip // factor) * factor
+        values, valid = [], []
+        for y0 in range(0, h, strip):  # y0 is a multiple of factor
+            block = src.read(Window(0, y0, w, min(strip, h - y0)))
+            # copies, not views: a view would keep the whole strip alive
+            values.append(block.values[:, ::factor, ::factor].copy())
+            valid.append(block.valid[:, ::factor, ::factor].copy())
+            del block
+        log.debug("%s: sampled every %d-th pixel for profile fitting", src.path.name, factor)
+        return np.concatenate(values, axis=1), np.concatenate(valid, axis=1)
+
+    # -- context manager ----------------------------------------------------------------------
+    def close(self) -> None:
+        self.ds.close()
+
+    def __enter__(self) -> RasterSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_nodata(path: Path, nodata: float, dtype: np.dtype) -> None:
+    if np.isnan(nodata):
+        if dtype.kind != "f":
+            raise ConfigError(f"{path}: nodata NaN is not possible for {dtype} data")
+        return
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+            raise ConfigError(
+                f"{path}: nodata {nodata:g} is not a {dtype} value ({info.min}..{info.max})"
+            )
+    elif dtype.kind == "f" and abs(nodata) > np.finfo(dtype).max:
+        raise ConfigError(f"{path}: nodata {nodata:g} is out of the {dtype} range")
+
+
+__all__ = ["Block", "RasterSource", "open_dataset"]

@@ -1,0 +1,182 @@
+"""Stream a raster through an :class:`~sr_domains.inference.Upscaler` in bounded memory.
+
+``Upscaler.stream`` holds one strip of HR rows (window height x full image width), so its
+memory grows with the raster *width*. To make peak memory independent of the raster size, wide
+rasters are cut into vertical **panels** (column ranges, aligned to the output block width), each
+streamed top to bottom as its own image with ``context`` extra LR columns on each side:
+
+* when the model's receptive field is covered (``Tiling.exact``), a hard cut between panels is
+  exact: every output pixel sees all the input it depends on, so the result equals the
+  whole-image result (up to float rounding);
+* otherwise the two panels also overlap by ``ramp`` LR columns right of the cut and are blended
+  linearly there, exactly like tiles inside a panel. The left panel's values for that seam are
+  spooled to a temporary file row block by row block and read back in the same order while the
+  right panel runs, so nothing of full height is kept in memory.
+
+A raster narrower than one panel takes the plain ``Upscaler.stream`` path unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inference import RAMP, Upscaler
+from ..intensity import IntensityProfile
+
+#: Memory budget for one panel's HR strip buffers (the accumulator and the flushed block).
+PANEL_BUDGET_BYTES = 96 * 2**20
+
+ReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A column range of the LR image: output ``[x0, x1)``, read ``[r0, r1)``, and the number of
+    LR columns right of ``x1`` blended with the next panel (``seam``)."""
+
+    x0: int
+    x1: int
+    r0: int
+    r1: int
+    seam: int
+
+
+def panel_width(
+    upscaler: Upscaler, n_out: int, flush_rows: int, align: int, context: int = 0, ramp: int = 0
+) -> int:
+    """LR columns per panel: a multiple of ``align`` whose strip buffers fit
+    :data:`PANEL_BUDGET_BYTES`. Among the widths from half that cap to the cap, the one that
+    wastes the least network work per output column wins (a panel read one column wider than a
+    tile would need a whole extra window); wider panels re-read less input at their edges."""
+    s = upscaler.scale
+    tile = upscaler.tiling.tile
+    per_col = 4 * s * n_out * (tile * s + flush_rows)  # float32 acc + one flushed block
+    cap = max(align, (PANEL_BUDGET_BYTES // max(per_col, 1)) // align * align)
+    best, best_cost = cap, math.inf
+    for cols in range(max(align, cap // 2 // align * align), cap + 1, align):
+        read = cols + 2 * context + ramp
+        plan = upscaler.plan((tile, read))
+        cost = len(plan.xs) * plan.tile[1] / cols  # LR columns computed per output column
+        if cost < best_cost * 0.999 or (cost <= best_cost * 1.001 and cols > best):
+            best, best_cost = cols, cost
+    return best
+
+
+def plan_panels(width: int, max_cols: int, align: int, context: int, ramp: int) -> list[Panel]:
+    """Cut ``[0, width)`` into panels of ``max_cols`` columns (the last one takes the rest;
+    ``max_cols`` is a multiple of ``align``), see module docs."""
+    if width <= max_cols:
+        return [Panel(0, width, 0, width, 0)]
+    cuts = [*range(0, width, max_cols), width]
+    panels = []
+    for i in range(len(cuts) - 1):
+        x0, x1 = cuts[i], cuts[i + 1]
+        seam = min(ramp, cuts[i + 2] - x1) if i + 2 < len(cuts) else 0
+        r0 = max(0, x0 - context)
+        r1 = min(width, x1 + seam + context)
+        panels.append(Panel(x0, x1, r0, r1, seam))
+    return panels
+
+
+class _Spool:
+    """Row blocks written once, then read back once in the same order (a temp file)."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+
+    def write(self, a: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(a, np.float32).tobytes())
+
+    def rewind(self) -> None:
+        self.file.seek(0)
+
+    def read(self, shape: tuple[int, ...]) -> np.ndarray:
+        n = int(np.prod(shape)) * 4
+        buf = self.file.read(n)
+        if len(buf) != n:  # pragma: no cover - would be a bookkeeping bug
+            raise RuntimeError("seam spool out of sync")
+        return np.frombuffer(buf, np.float32).reshape(shape)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def iter_hr_blocks(
+    upscaler: Upscaler,
+    read: ReadFn,
+    shape: tuple[int, int],
+    n_bands: int,
+    *,
+    profile: IntensityProfile,
+    fill: float | Sequence[float],
+    flush_rows: int,
+    align: int,
+    on_block: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (float32, stored units) covering
+    the whole output once, panel by panel, top to bottom within a panel.
+
+    ``read(y0, x0, h, w)`` reads LR windows in image coordinates; ``align`` is the LR column
+    multiple for panel cuts (so HR cuts fall on output block boundaries); ``on_block(n)`` is
+    called after each block with its number of HR pixels.
+    """
+    h, w = shape
+    s = upscaler.scale
+    n_out = upscaler.out_channels(n_bands)
+    t = upscaler.tiling
+    ramp = 0 if t.exact else RAMP
+    max_cols = panel_width(upscaler, n_out, flush_rows, align, t.margin, ramp)
+    panels = plan_panels(w, max_cols, align, t.margin, ramp)
+    spool_in: _Spool | None = None
+    spool_out: _Spool | None = None
+    prev_seam = 0
+    try:
+        for p in panels:
+            spool_out = _Spool() if p.seam else None
+
+            def panel_read(y0: int, x0: int, rh: int, rw: int, r0: int = p.r0):
+                return read(y0, x0 + r0, rh, rw)
+
+            stream = upscaler.stream(
+                panel_read,
+                (h, p.r1 - p.r0),
+                n_bands,
+                profile=profile,
+                fill=fill,
+                flush_rows=flush_rows,
+            )
+            for row0, block in stream:
+                rows = block.shape[1]
+                a, b = (p.x0 - p.r0) * s, (p.x1 - p.r0) * s
+                if spool_out is not None:
+                    spool_out.write(block[:, :, b : b + p.seam * s])
+                out = block[:, :, a:b]
+                if spool_in is not None:
+                    k = prev_seam * s
+                    left = spool_in.read((n_out, rows, k))
+                    wl = 1.0 - (np.arange(k, dtype=np.float32) + 0.5) / k
+                    out = np.array(out)  # own the memory before blending in place
+                    out[:, :, :k] = left * wl + out[:, :, :k] * (1.0 - wl)
+                n_px = out.shape[1] * out.shape[2]
+                del block  # hold no strip-sized array while the stream computes the next one
+                yield row0, p.x0 * s, out
+                del out
+                if on_block:
+                    on_block(n_px)
+            if spool_in is not None:
+                spool_in.close()
+            spool_in, spool_out, prev_seam = spool_out, None, p.seam
+            if spool_in is not None:
+                spool_in.rewind()
+    finally:
+        for spool in (spool_in, spool_out):
+            if spool is not None:
+                spool.close()
+
+
+__all__ = ["Panel", "iter_hr_blocks", "panel_width", "plan_panels"]

@@ -1,0 +1,394 @@
+"""``upscale_geotiff`` (one file) and ``upscale_many`` (a folder or glob, resumable)."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import ConfigError, InputFileError, OutputExistsError
+from ..inference import Upscaler, default_profile
+from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
+from ..models.base import SRModel
+from .georef import read_georef, scale_georef
+from .reader import RasterSource, open_dataset
+from .stream import iter_hr_blocks
+from .writer import (
+    TAG_PREFIX,
+    OutputSpec,
+    build_spec,
+    create,
+    move_into_place,
+    partial_path,
+    provenance_tags,
+    remove_file,
+    to_cog,
+    write_block,
+)
+
+try:
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.windows import Window
+except ImportError as _exc:  # pragma: no cover
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
+
+log = logging.getLogger(__name__)
+
+#: GDAL block cache while upscaling (MB). Small on purpose: blocks are written whole, in order.
+GDAL_CACHE_MB = 64
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def gdal_env() -> Any:
+    """The ``rasterio.Env`` used for reading and writing (bounded cache, internal masks)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True)
+
+
+# -- model, profile, provenance -----------------------------------------------------------------
+def resolve_network(
+    model: SRModel | str | None, weights: str | Path | None, *, scale: int, n_bands: int
+) -> SRModel:
+    """The network to run: a given :class:`SRModel`, else :func:`sr_domains.pretrained.
+    resolve_model` (shipped weights, a checkpoint or an architecture name)."""
+    if isinstance(model, SRModel) and weights is None:
+        if model.scale != scale:
+            raise ConfigError(f"the model upscales x{model.scale} but x{scale} was requested")
+        if model.in_channels not in (1, n_bands):
+            raise ConfigError(
+                f"the model takes {model.in_channels} band(s) but {n_bands} are selected; "
+                "select matching bands (--bands) or use a single-channel model"
+            )
+        return model
+    from ..pretrained import resolve_model
+
+    try:
+        return resolve_model(model, weights, scale=scale, n_bands=n_bands)
+    except ModuleNotFoundError as exc:  # model zoo / checkpoints not installed yet
+        if exc.name and exc.name.startswith("sr_domains"):
+            raise ConfigError(
+                f"cannot load a model here ({exc.name} is not available): no shipped weights "
+                "yet; pass a model object (Python API) or --weights/--model once available"
+            ) from exc
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha256_state(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_provenance(
+    model: SRModel | str | None, weights: str | Path | None, net: SRModel, scale: int, n: int
+) -> tuple[str, str, str]:
+    """``(name, sha256, "file" | "state_dict")`` of the weights actually used."""
+    if weights is not None:
+        p = Path(weights)
+        return p.name, _sha256_file(p), "file"
+    if not isinstance(model, SRModel):
+        try:
+            from ..pretrained import default_pretrained, list_pretrained
+
+            entries = {e.name: e for e in list_pretrained()}
+            entry = entries.get(model) if model else default_pretrained(scale, n)
+            if entry is not None:
+                return entry.name, _sha256_file(entry.path), "file"
+        except Exception:  # provenance lookup must never break a run
+            pass
+    card = getattr(net, "card", None)
+    name = card.get("name") if isinstance(card, dict) else getattr(card, "name", None)
+    name = name or (model if isinstance(model, str) else "in-memory")
+    return str(name), _sha256_state(net), "state_dict"
+
+
+def fit_profile(
+    src: RasterSource, net: SRModel, profile: str | IntensityProfile | None
+) -> tuple[IntensityProfile, np.ndarray]:
+    """The intensity profile (fitted once on a whole-file sample when needed) and the per-band
+    fill value for invalid pixels (mean of valid pixels, normalized units)."""
+    spec: Any = profile if profile is not None else default_profile(net, src.dtype)
+    needs_data = not isinstance(spec, IntensityProfile) and resolve_recipe(spec).needs_data
+    values = valid = None
+    if needs_data or src.may_have_invalid:
+        values, valid = src.sample()
+    fitted = profile_from_any(
+        spec, values if needs_data else None, dtype=src.dtype, valid_mask=valid
+    )
+    fill = np.zeros(src.n_bands, np.float32)
+    if values is not None:
+        x = fitted.normalize(values)
+        ok = valid & np.isfinite(x)
+        sums = np.where(ok, x, 0).sum(axis=(1, 2), dtype=np.float64)
+        counts = ok.sum(axis=(1, 2))
+        fill = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
+        if fitted.recipe.split(":")[0].strip().lower() == "identity" and ok.any():
+            lo, hi = float(x[ok].min()), float(x[ok].max())
+            if lo < -1.0 or hi > 2.0:
+                log.warning(
+                    "%s: values span %.4g..%.4g but the 'identity' profile feeds them to the "
+                    "network unchanged; pass --profile (e.g. percentile, range:LO,HI, "
+                    "reflectance) if the model expects roughly [0, 1]",
+                    src.path.name,
+                    lo,
+                    hi,
+                )
+    return fitted, fill
+
+
+def _refuse_palette(src: RasterSource) -> None:
+    for i in src.indexes:
+        if src.ds.colorinterp[i - 1] == ColorInterp.palette:
+            raise InputFileError(
+                src.path,
+                f"band {i} has a colour table (categorical/paletted data), which cannot be "
+                "super-resolved; expand it first, e.g. gdal_translate -expand rgb",
+            )
+
+
+# -- single file --------------------------------------------------------------------------------
+def upscale_geotiff(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    scale: int = 2,
+    model: SRModel | str | None = None,
+    weights: str | Path | None = None,
+    bands: Sequence[int] | None = None,
+    profile: str | IntensityProfile | None = None,
+    nodata: float | None = None,
+    cog: bool = False,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Super-resolve a GeoTIFF into a georeferenced GeoTIFF on top of the original.
+
+    Args:
+        src: input raster (GeoTIFF, or anything GDAL reads).
+        dst: output GeoTIFF (parent folders are created).
+        scale: 2, 3 or 4; the output transform is ``transform * Affine.scale(1/scale)``.
+        model: an :class:`~sr_domains.models.SRModel`, a shipped weights or architecture name,
+            or None for the shipped default.
+        weights: checkpoint path (overrides ``model`` weights).
+        bands: 1-based bands to process (default: all but an alpha band).
+        profile: intensity recipe (``dtype``, ``reflectance``, ``s2l2a``, ``percentile:1,99``,
+            ...) or a fitted profile; default: the model card's, else ``dtype`` for integer and
+            ``identity`` for float data. Data-dependent recipes are fitted once per file.
+        nodata: nodata override (default: the file's).
+        cog: write a Cloud-Optimized GeoTIFF with overviews.
+        tile, overlap, batch_size, device, amp: see :class:`~sr_domains.inference.Upscaler`.
+        overwrite: replace an existing ``dst``.
+        progress: show a progress bar.
+
+    Returns:
+        ``dst``, written atomically (temp file in the same folder, renamed when complete).
+    """
+    src, dst = Path(src), Path(dst)
+    if scale not in (2, 3, 4):
+        raise ConfigError(f"scale must be 2, 3 or 4, got {scale}")
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise ConfigError(f"{dst}: the output would replace the input")
+    with gdal_env(), RasterSource(src, tuple(bands) if bands else None, nodata) as rs:
+        _refuse_palette(rs)
+        georef = read_georef(rs.ds, rs.path)
+        net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
+        up = Upscaler(
+            net, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp
+        )
+        n_out = up.out_channels(rs.n_bands)
+        fitted, fill = fit_profile(rs, net, profile)
+        w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
+        prov = provenance_tags(
+            version=__version__,
+            model=net,
+            model_name=w_name,
+            weights_sha256=w_sha,
+            weights_hash_of=w_of,
+            scale=scale,
+            profile_json=json.dumps(fitted.to_dict()),
+            tile=up.tiling.tile,
+            overlap=up.tiling.overlap,
+            source=rs.path,
+            bands=rs.indexes,
+            fill_json=json.dumps([round(float(v), 6) for v in fill]),
+        )
+        spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        temps = [partial_path(dst)]
+        try:
+            with create(temps[0], spec) as out:
+                _write_pixels(rs, up, spec, out, fitted, fill, progress)
+            if cog:
+                temps.append(to_cog(temps[0], spec))
+                remove_file(temps[0])
+            move_into_place(temps[-1], dst)
+        except BaseException:
+            for t in temps:
+                remove_file(t)
+            raise
+    log.info("wrote %s", dst)
+    return dst
+
+
+def _write_pixels(
+    rs: RasterSource,
+    up: Upscaler,
+    spec: OutputSpec,
+    out: Any,
+    fitted: IntensityProfile,
+    fill: np.ndarray,
+    progress: bool,
+) -> None:
+    s = up.scale
+    h, w = rs.shape
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=h * s * w * s, unit="px", unit_scale=True, desc=rs.path.name)
+    try:
+        for row0, col0, block in iter_hr_blocks(
+            up,
+            rs.read_window,
+            rs.shape,
+            rs.n_bands,
+            profile=fitted,
+            fill=fill,
+            flush_rows=spec.block,
+            align=spec.block // math.gcd(spec.block, s),
+            on_block=bar.update if bar is not None else None,
+        ):
+            cols = block.shape[2]
+            x0, x1 = col0 // s, (col0 + cols) // s
+            # one output block row at a time bounds the temporaries of casting and masking
+            for r in range(0, block.shape[1], spec.block):
+                part = block[:, r : r + spec.block]
+                top = row0 + r
+                y0, y1 = top // s, -(-(top + part.shape[1]) // s)
+                lr = rs.read(Window(x0, y0, x1 - x0, y1 - y0))
+                write_block(out, spec, top, col0, part, lr, s)
+            del block, part
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# -- batch ------------------------------------------------------------------------------------
+def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files named by a folder (its ``*.tif``/``*.tiff``), a glob pattern, a file, or a list."""
+    if isinstance(inputs, (list, tuple)):
+        return [p for item in inputs for p in expand_inputs(item)]
+    text = str(inputs)
+    p = Path(text)
+    if p.is_dir():
+        found = [q for q in p.iterdir() if q.suffix.lower() in TIFF_SUFFIXES]
+    elif any(ch in text for ch in "*?["):
+        found = [Path(q) for q in glob.glob(text)]
+    else:
+        return [p]
+    return sorted(q for q in found if q.is_file() and not q.name.startswith("."))
+
+
+def is_complete(dst: Path, src: Path, scale: int) -> bool:
+    """True when ``dst`` is a finished output of ``src`` at ``scale``.
+
+    Outputs are written to a temp file and renamed only when complete, so a file at ``dst``
+    carrying our provenance tags for this source and scale is complete.
+    """
+    if not dst.is_file():
+        return False
+    try:
+        with open_dataset(dst) as ds:
+            tags = ds.tags()
+            shape = (ds.height, ds.width)
+        with open_dataset(src) as ds:
+            want = (ds.height * scale, ds.width * scale)
+    except (InputFileError, OSError):
+        return False
+    return (
+        tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
+        and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
+        and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
+        and shape == want
+    )
+
+
+def upscale_many(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    scale: int = 2,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> list[Path]:
+    """Upscale every GeoTIFF in a folder / glob / list into ``out_dir`` (same file names).
+
+    Resumable: an output that is already complete (see :func:`is_complete`) is skipped; any
+    other existing output is an error unless ``overwrite``. A file that cannot be read is
+    reported and the batch goes on; the error raised at the end lists the failures.
+
+    Returns:
+        The outputs written by this call (skipped ones are not listed).
+    """
+    files = expand_inputs(inputs)
+    if not files:
+        raise InputFileError(str(inputs), "no GeoTIFF files found (*.tif, *.tiff)")
+    out_dir = Path(out_dir)
+    names = [f.name for f in files]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"several inputs are named {dupes}; outputs would collide")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for f in files:
+        if f.parent.resolve() == out_dir.resolve():
+            raise ConfigError(f"{out_dir}: the output folder holds the inputs; choose another")
+        dst = out_dir / f.name
+        if dst.exists() and not overwrite:
+            if is_complete(dst, f, scale):
+                log.info("skipping %s: %s is complete", f, dst)
+                continue
+            raise OutputExistsError(dst)
+        todo.append((f, dst))
+    written, failed = [], []
+    for f, dst in todo:
+        try:
+            written.append(upscale_geotiff(f, dst, scale=scale, overwrite=overwrite, **kwargs))
+        except InputFileError as exc:
+            log.error("%s", exc)
+            failed.append(exc)
+    if failed:
+        listing = "; ".join(str(e) for e in failed)
+        raise InputFileError(None, f"{len(failed)} of {len(todo)} file(s) failed: {listing}")
+    return written
+
+
+__all__ = ["expand_inputs", "fit_profile", "is_complete", "upscale_geotiff", "upscale_many"]

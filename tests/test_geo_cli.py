@@ -1,0 +1,203 @@
+"""CLI end to end, batch/resume, COG output and the adapter contract."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.geo import adapter, is_complete, upscale_many  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def toy_models(monkeypatch):
+    """The CLI resolves models by name/weights; until the model zoo lands, give it toys."""
+    import sr_domains.geo.upscale as up
+
+    real = up.resolve_network
+
+    def fake(model, weights, *, scale, n_bands):
+        if model is None and weights is None:
+            return tiny_model(1, scale)
+        return real(model, weights, scale=scale, n_bands=n_bands)
+
+    monkeypatch.setattr(up, "resolve_network", fake)
+
+
+def test_cli_upscale_bands(tmp_path, toy_models, capsys):
+    src = make_geotiff(tmp_path / "in.tif", count=4, dtype="uint16", nodata=0)
+    dst = tmp_path / "out" / "x2.tif"
+    rc = main(["upscale", str(src), str(dst), "--scale", "2", "--bands", "3,2,1", "--no-progress"])
+    assert rc == 0
+    assert capsys.readouterr().out.strip() == str(dst)
+    check_upscaled(src, dst, 2, bands=[3, 2, 1])
+
+
+def test_cli_output_folder_for_single_file(tmp_path, toy_models):
+    src = make_geotiff(tmp_path / "in.tif")
+    (tmp_path / "o").mkdir()
+    assert main(["upscale", str(src), str(tmp_path / "o"), "--no-progress"]) == 0
+    check_upscaled(src, tmp_path / "o" / "in.tif", 2)
+
+
+def test_cli_cog(tmp_path, toy_models):
+    src = make_geotiff(tmp_path / "in.tif", width=300, height=280, count=3, nodata=0)
+    dst = tmp_path / "cog.tif"
+    assert main(["upscale", str(src), str(dst), "--cog", "--no-progress"]) == 0
+    check_upscaled(src, dst, 2)
+    with rasterio.open(dst) as d:
+        assert d.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert d.profile["tiled"]
+        assert d.block_shapes[0] == (512, 512)
+        assert d.overviews(1) == [2]
+        assert d.tags()["SR_DOMAINS_SYNTHETIC"] == "super-resolved"
+    head = dst.read_bytes()[:400]
+    assert b"LAYOUT=IFDS_BEFORE_DATA" in head  # COG ghost header: IFDs before pixel data
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_info(tmp_path, capsys):
+    src = make_geotiff(
+        tmp_path / "in.tif", count=2, dtype="int16", nodata=-9999, descriptions=["red", "nir"]
+    )
+    assert main(["info", str(src)]) == 0
+    out = capsys.readouterr().out
+    for text in ("64 x 48 px", "2 band(s)", "int16", "EPSG:32633", "north-up", "bounds",
+                 "nodata      -9999", '"nir"', "mask=nodata"):  # fmt: skip
+        assert text in out, text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bands", "9"], "do not exist"),
+        (["--axes", "0,1"], "--axes do not apply to GeoTIFF"),
+        (["--nodata", "300"], "not a uint8 value"),
+    ],
+)
+def test_cli_errors(tmp_path, toy_models, capsys, args, message):
+    src = make_geotiff(tmp_path / "in.tif")
+    rc = main(["upscale", str(src), str(tmp_path / "o.tif"), "--no-progress", *args])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_non_raster_names_the_file(tmp_path, capsys):
+    txt = tmp_path / "readme.txt"
+    txt.write_text("hello")
+    assert main(["upscale", str(txt), str(tmp_path / "o.tif")]) == 2
+    assert "readme.txt" in capsys.readouterr().err
+    bad = tmp_path / "fake.tif"
+    bad.write_text("hello")
+    assert main(["upscale", str(bad), str(tmp_path / "o.tif")]) == 2
+    assert "fake.tif: not a readable raster" in capsys.readouterr().err
+
+
+def _folder(tmp_path, n=3):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(n):
+        make_geotiff(d / f"scene_{i}.tif", width=30 + i, height=20, seed=i)
+    return d
+
+
+def test_batch_is_resumable(tmp_path, toy_models, capsys):
+    src = _folder(tmp_path)
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 0
+    assert len(capsys.readouterr().out.split()) == 3
+    for i in range(3):
+        check_upscaled(src / f"scene_{i}.tif", out / f"scene_{i}.tif", 2)
+    # an interrupted run: one output missing, a temp file left behind by a killed process
+    (out / "scene_1.tif").unlink()
+    (out / ".scene_1.tif.sr-partial-999.tif").write_bytes(b"partial")
+    mtime = (out / "scene_0.tif").stat().st_mtime_ns
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out.split() == [str(out / "scene_1.tif")]
+    assert (out / "scene_0.tif").stat().st_mtime_ns == mtime  # complete: skipped
+    assert is_complete(out / "scene_1.tif", src / "scene_1.tif", 2)
+    assert not is_complete(out / "scene_1.tif", src / "scene_1.tif", 4)
+
+
+def test_batch_glob_and_foreign_output(tmp_path, toy_models):
+    src = _folder(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scene_2.tif").write_bytes(b"someone else's file")
+    with pytest.raises(FileExistsError, match="scene_2"):
+        upscale_many(src, out, model=tiny_model(1, 2))
+    written = upscale_many(str(src / "scene_[02].tif"), out, overwrite=True)
+    assert [p.name for p in written] == ["scene_0.tif", "scene_2.tif"]
+    assert not (out / "scene_1.tif").exists()
+
+
+def test_batch_goes_on_after_a_bad_file(tmp_path, toy_models, capsys):
+    src = _folder(tmp_path, 2)
+    (src / "broken.tif").write_text("not a tiff")
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 file(s) failed" in err
+    assert "broken.tif" in err
+    assert sorted(p.name for p in out.iterdir()) == ["scene_0.tif", "scene_1.tif"]
+
+
+def test_batch_refuses_output_folder_holding_inputs(tmp_path):
+    src = _folder(tmp_path, 1)
+    with pytest.raises(ValueError, match="holds the inputs"):
+        upscale_many(src, src, model=tiny_model(1, 2))
+
+
+def test_sniff(tmp_path):
+    tif = make_geotiff(tmp_path / "a.tif")
+    assert adapter.sniff(tif)
+    assert adapter.sniff(tmp_path / "missing.TIFF")  # the reader then names the missing file
+    assert adapter.sniff(tmp_path)  # a folder holding GeoTIFFs
+    assert adapter.sniff(Path(str(tmp_path / "*.tif")))
+    magic = tmp_path / "no_suffix"
+    magic.write_bytes(tif.read_bytes())
+    assert adapter.sniff(magic)
+    (tmp_path / "empty").mkdir()
+    assert not adapter.sniff(tmp_path / "empty")
+    assert not adapter.sniff(tmp_path / "brain.nii.gz")
+
+
+def test_adapter_imports_without_rasterio(tmp_path):
+    code = (
+        "import sys; sys.modules['rasterio'] = None\n"
+        "from pathlib import Path\n"
+        "from sr_domains.geo import adapter\n"
+        "from sr_domains.options import UpscaleOptions\n"
+        "assert adapter.sniff(Path('x.tif'))\n"
+        "try:\n"
+        "    adapter.upscale(Path('x.tif'), Path('y.tif'), UpscaleOptions())\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert 'pip install "sr-domains[geo]"' in r.stdout
+
+
+def test_python_api_exports():
+    import sr_domains.geo as geo
+
+    assert callable(geo.upscale_geotiff)
+    assert callable(geo.upscale_many)
+    with pytest.raises(AttributeError):
+        geo.nope  # noqa: B018
+    for name in geo.__all__:
+        assert getattr(geo, name) is not None

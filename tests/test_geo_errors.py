@@ -1,0 +1,277 @@
+"""Errors that name the file, atomic writes, overwrite rules and unusual georeferencing."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+from rasterio.control import GroundControlPoint  # noqa: E402
+
+from sr_domains.errors import (  # noqa: E402
+    ConfigError,
+    InputFileError,
+    OutputExistsError,
+)
+from sr_domains.geo import upscale_geotiff, writer  # noqa: E402
+from sr_domains.testing import ToySR, tiny_model  # noqa: E402
+from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
+
+
+class ExplodingToy(ToySR):
+    """Fails on its third forward pass (mid-write)."""
+
+    calls = 0
+
+    def forward(self, x):
+        ExplodingToy.calls += 1
+        if ExplodingToy.calls == 3:
+            raise RuntimeError("boom")
+        return super().forward(x)
+
+
+def _leftovers(folder, keep):
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_existing_output_is_refused_then_overwritten(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif")
+    dst = tmp_path / "out.tif"
+    dst.write_bytes(b"old")
+    stale = tmp_path / "out.tif.aux.xml"
+    stale.write_text("<PAMDataset/>")
+    with pytest.raises(OutputExistsError, match=r"out\.tif"):
+        upscale_geotiff(src, dst, model=tiny_model(1, 2))
+    assert dst.read_bytes() == b"old"
+    upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    check_upscaled(src, dst, 2)
+    assert not stale.exists()  # a stale sidecar would override the new metadata
+
+
+def test_output_replacing_input_is_refused(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif")
+    with pytest.raises(ConfigError, match="replace the input"):
+        upscale_geotiff(src, src, model=tiny_model(1, 2), overwrite=True)
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_failure_mid_write_leaves_nothing(tmp_path, cog):
+    src = make_geotiff(tmp_path / "in.tif", width=80, height=80)
+    out = tmp_path / "out"
+    ExplodingToy.calls = 0
+    model = ExplodingToy(tiny_model(1, 2).config)
+    with pytest.raises(RuntimeError, match="boom"):
+        upscale_geotiff(src, out / "o.tif", model=model, tile=16, cog=cog)
+    assert ExplodingToy.calls == 3
+    assert _leftovers(out, set()) == []
+
+
+def test_failure_in_cog_conversion_leaves_nothing(tmp_path, monkeypatch):
+    src = make_geotiff(tmp_path / "in.tif")
+
+    def broken(tmp, spec):
+        cog = writer.partial_path(tmp_path / "o.tif", "-cog")
+        cog.write_bytes(b"half a COG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("sr_domains.geo.upscale.to_cog", broken)
+    monkeypatch.setattr(
+        writer, "partial_path", lambda dst, suffix="": tmp_path / f".o.tif.sr-partial{suffix}.tif"
+    )
+    monkeypatch.setattr(
+        "sr_domains.geo.upscale.partial_path",
+        lambda dst, suffix="": tmp_path / f".o.tif.sr-partial{suffix}.tif",
+    )
+    with pytest.raises(OSError, match="disk full"):
+        upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2), cog=True)
+    assert _leftovers(tmp_path, {"in.tif", ".o.tif.sr-partial-cog.tif"}) == []
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputFileError, match=r"nope\.tif: file not found"):
+        upscale_geotiff(tmp_path / "nope.tif", tmp_path / "o.tif", model=tiny_model(1, 2))
+
+
+def test_not_a_raster(tmp_path):
+    bad = tmp_path / "notes.tif"
+    bad.write_text("this is not a GeoTIFF")
+    with pytest.raises(InputFileError, match=r"notes\.tif: not a readable raster"):
+        upscale_geotiff(bad, tmp_path / "o.tif", model=tiny_model(1, 2))
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_truncated_file(shared_data, tmp_path):
+    real = shared_data / "geotiff" / "RGB.byte.tif"
+    if not real.exists():
+        pytest.skip("RGB.byte.tif is absent")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    with pytest.raises(InputFileError, match=r"cut\.tif") as info:
+        upscale_geotiff(cut, tmp_path / "o.tif", model=tiny_model(3, 2))
+    assert "corrupt" in str(info.value) or "not a readable raster" in str(info.value)
+    assert _leftovers(tmp_path, {"cut.tif"}) == []
+
+
+@pytest.mark.parametrize(
+    ("bands", "match"),
+    [([0], r"band\(s\) \[0\] do not exist.*1\.\.3"), ([2, 5], r"\[5\]"), ([1, 1], "repeats")],
+)
+def test_invalid_band_selection(tmp_path, bands, match):
+    src = make_geotiff(tmp_path / "in.tif", count=3)
+    with pytest.raises(ConfigError, match=match):
+        upscale_geotiff(src, tmp_path / "o.tif", bands=bands, model=tiny_model(1, 2))
+
+
+def test_model_band_count_mismatch(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif", count=4)
+    with pytest.raises(ConfigError, match="takes 3 band"):
+        upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(3, 2))
+
+
+def test_model_scale_mismatch(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif")
+    with pytest.raises(ConfigError, match="x2 but x4"):
+        upscale_geotiff(src, tmp_path / "o.tif", scale=4, model=tiny_model(1, 2))
+
+
+def test_no_model_without_shipped_weights_is_a_clear_error(tmp_path):
+    try:
+        from sr_domains.pretrained import list_pretrained
+
+        if list_pretrained():
+            pytest.skip("shipped weights exist")
+    except ImportError:
+        pass
+    src = make_geotiff(tmp_path / "in.tif")
+    with pytest.raises(ConfigError, match="weights"):
+        upscale_geotiff(src, tmp_path / "o.tif")
+
+
+def test_palette_is_refused(tmp_path):
+    src = make_geotiff(tmp_path / "pal.tif", dtype="uint8")
+    with rasterio.open(src, "r+") as ds:
+        ds.write_colormap(1, {0: (0, 0, 0, 255), 255: (255, 255, 255, 255)})
+    with pytest.raises(InputFileError, match="colour table"):
+        upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+
+
+NOT_GEOREF = "ignore::rasterio.errors.NotGeoreferencedWarning"
+
+
+@pytest.mark.filterwarnings(NOT_GEOREF)
+def test_gcp_only_raster(tmp_path):
+    src = tmp_path / "gcp.tif"
+    gcps = [
+        GroundControlPoint(row=0, col=0, x=10.0, y=50.0, z=0.0, id="1"),
+        GroundControlPoint(row=0, col=30, x=10.3, y=50.02, z=0.0, id="2"),
+        GroundControlPoint(row=20, col=0, x=9.98, y=49.8, z=0.0, id="3"),
+        GroundControlPoint(row=20.5, col=30.25, x=10.28, y=49.82, z=0.0, id="4"),
+    ]
+    data = np.arange(600, dtype=np.uint8).reshape(1, 20, 30)
+    with rasterio.open(src, "w", driver="GTiff", width=30, height=20, count=1, dtype="uint8") as ds:
+        ds.write(data)
+        ds.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+    dst = upscale_geotiff(src, tmp_path / "o.tif", scale=3, model=tiny_model(1, 3))
+    check_upscaled(src, dst, 3)  # GCP rows/cols x 3, same ground points and CRS
+    with rasterio.open(dst) as d:
+        assert d.transform.is_identity
+        out, crs = d.gcps
+        assert crs.to_epsg() == 4326
+        assert (out[3].row, out[3].col) == (61.5, 90.75)
+
+
+@pytest.mark.filterwarnings(NOT_GEOREF)
+def test_rpc_raster(tmp_path):
+    from rasterio.rpc import RPC
+    from rasterio.transform import RPCTransformer
+
+    z = [0.0] * 20
+    line, samp, den = list(z), list(z), list(z)
+    line[2], samp[1], den[0] = -1.0, 1.0, 1.0
+    rpc = RPC(
+        height_off=0, height_scale=100, lat_off=45, lat_scale=0.1, line_den_coeff=den,
+        line_num_coeff=line, line_off=20, line_scale=20, long_off=10, long_scale=0.1,
+        samp_den_coeff=den, samp_num_coeff=samp, samp_off=15, samp_scale=15,
+    )  # fmt: skip
+    src = tmp_path / "rpc.tif"
+    with rasterio.open(
+        src, "w", driver="GTiff", width=30, height=40, count=1, dtype="uint16"
+    ) as ds:
+        ds.write(np.full((1, 40, 30), 7, np.uint16))
+        ds.rpcs = rpc
+    dst = upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    with rasterio.open(src) as a, rasterio.open(dst) as d:
+        assert d.rpcs is not None
+        with RPCTransformer(a.rpcs) as ta, RPCTransformer(d.rpcs) as td:
+            for r, c in [(0, 0), (40, 30), (13, 7)]:  # corners of pixels map to the same place
+                pa = ta.xy(r, c, offset="ul", zs=0)
+                pd = td.xy(2 * r, 2 * c, offset="ul", zs=0)
+                np.testing.assert_allclose(pa, pd, rtol=0, atol=1e-9)
+
+
+@pytest.mark.filterwarnings(NOT_GEOREF)
+def test_not_georeferenced_warns(tmp_path, caplog):
+    src = tmp_path / "plain.tif"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(
+            src, "w", driver="GTiff", width=16, height=12, count=1, dtype="uint8"
+        ) as ds:
+            ds.write(np.full((1, 12, 16), 9, np.uint8))
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):
+        dst = upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    assert "not georeferenced" in caplog.text
+    check_upscaled(src, dst, 2)
+    with rasterio.open(dst) as d:
+        assert d.crs is None
+        assert d.transform.is_identity
+        assert d.gcps[0] == []
+
+
+def test_tags_copied_and_stale_ones_dropped(tmp_path):
+    src = make_geotiff(
+        tmp_path / "t.tif",
+        count=2,
+        tags={"MISSION": "S2B", "SR_DOMAINS_SCALE": "4"},
+        band_tags=[{"STATISTICS_MEAN": "12", "BANDNAME": "B04"}, {}],
+        descriptions=["red", "nir"],
+    )
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(ns="CUSTOM", product="L2A")
+        ds.scales = (0.0001, 0.0001)
+        ds.offsets = (-0.1, -0.1)
+    dst = upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    with rasterio.open(dst) as d:
+        assert d.tags()["MISSION"] == "S2B"
+        assert d.tags()["SR_DOMAINS_SCALE"] == "2"
+        assert d.tags(ns="CUSTOM") == {"product": "L2A"}
+        assert d.tags(1) == {"BANDNAME": "B04"}  # stale statistics dropped
+        assert d.descriptions == ("red", "nir")
+        assert d.scales == (0.0001, 0.0001)
+        assert d.offsets == (-0.1, -0.1)
+    assert not (tmp_path / "o.tif.aux.xml").exists()  # everything lives inside the GeoTIFF
+    shutil.rmtree(tmp_path)
+
+
+@pytest.mark.filterwarnings(NOT_GEOREF)
+def test_bands_with_different_nodata_need_an_override(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif", width=20, height=16, count=2, dtype="uint8")
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><NoDataValue>{nd}</NoDataValue>'
+        f"<SimpleSource><SourceFilename>{src}</SourceFilename><SourceBand>{b}</SourceBand>"
+        "</SimpleSource></VRTRasterBand>"
+        for b, nd in ((1, 0), (2, 255))
+    )
+    vrt = tmp_path / "mixed.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="20" rasterYSize="16">{bands}</VRTDataset>')
+    with pytest.raises(InputFileError, match=r"mixed\.vrt: .*different nodata.*--nodata"):
+        upscale_geotiff(vrt, tmp_path / "o.tif", model=tiny_model(1, 2))
+    upscale_geotiff(vrt, tmp_path / "o.tif", model=tiny_model(1, 2), bands=[2])
+    with rasterio.open(tmp_path / "o.tif") as d:
+        assert d.nodata == 255
