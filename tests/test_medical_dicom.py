@@ -282,7 +282,6 @@ def test_enhanced_multiframe(tmp_path):
         tmp_path / "in", tmp_path / "out", model=interp_model(2), through_plane=True
     )
     assert len(out) == 1
-    d = s2 = None
     d = pydicom.dcmread(out[0])
     s2 = load_dicom_series(out[0])
     assert s2.shape == (10, 40, 36)

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
@@ -90,7 +92,7 @@ def upscale_nifti(
         amp=amp,
         progress=progress,
     )
-    prof = fit_profile(profile, up.model, vol.data, default="mr")
+    prof = fit_profile(profile, up.model, vol.data, default="mr", dtype=vol.dtype)
     out, _ = upscale_image(
         vol.data, vol.affine, up, profile=prof, axes=ax, through_plane=through_plane
     )
@@ -153,7 +155,9 @@ def upscale_dicom_series(
         amp=amp,
         progress=progress,
     )
-    prof = fit_profile(profile, up.model, volume, default="ct" if series.modality == "CT" else "mr")
+    stored = np.dtype(np.int16 if series.first.get("PixelRepresentation") == 1 else np.uint16)
+    default = "ct" if series.modality == "CT" else "mr"
+    prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     out = upscale_volume(volume, up, profile=prof, axes=(1, 2), through_plane=through_plane)
     affine = upscaled_affine(series.affine, (1, 2), scale, through_plane)
     prov = provenance(up, prof, scale_factors((1, 2), scale, through_plane), "")

@@ -91,15 +91,22 @@ def fit_profile(
     data: np.ndarray,
     *,
     default: str,
+    dtype: np.dtype | None = None,
 ) -> IntensityProfile:
     """Fit the intensity profile **once** on a whole volume (all slices, all time points).
 
     Order: ``spec`` given by the user, else the model card's profile, else ``default``
-    (``"ct"`` for CT series, ``"mr"`` otherwise). Non-finite voxels are ignored.
+    (``"ct"`` for CT series, ``"mr"`` otherwise). Non-finite voxels are ignored. ``dtype`` is
+    the on-disk type, used by the ``dtype`` recipe (the volume itself is float).
     """
     chosen = spec if spec is not None else (card_recipe(model) or default)
     finite = np.isfinite(data) if data.dtype.kind == "f" else None
-    prof = profile_from_any(chosen, data[None], valid_mask=None if finite is None else finite[None])
+    prof = profile_from_any(
+        chosen,
+        data[None],
+        dtype=dtype if dtype is not None else data.dtype,
+        valid_mask=None if finite is None else finite[None],
+    )
     if prof.n_bands != 1:
         raise ConfigError(f"profile {prof.recipe!r} has {prof.n_bands} bands; volumes need one")
     log.info("intensity profile %s: scale %.6g offset %.6g", prof.recipe, *prof.scale, *prof.offset)

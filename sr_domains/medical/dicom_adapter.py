@@ -35,7 +35,7 @@ def sniff(path: Path) -> bool:
 
 def _describe(path: Path, groups: dict, uid: str) -> list[str]:
     from .dicom_read import select_series
-    from .geometry import axis_codes, obliquity_deg
+    from .geometry import axis_codes, obliquity_deg, plane_name
 
     try:
         s = select_series(path, groups, uid)
@@ -53,8 +53,9 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
     if s.has_geometry:
         codes = axis_codes(s.affine, "LPS")
         lines.append(
-            f"  orientation IOP {[round(float(v), 5) for v in s.iop]}; (slice, row, col) axes "
-            f"-> {codes} (LPS), oblique by {obliquity_deg(s.affine):.2f} deg"
+            f"  orientation {plane_name(codes[0])}, IOP {[round(float(v), 5) for v in s.iop]}; "
+            f"slice/row/column axes point to {','.join(codes)}, oblique by "
+            f"{obliquity_deg(s.affine):.2f} deg"
         )
         lines.append(
             "  first IPP  "

@@ -72,7 +72,13 @@ def read_header(path: Path) -> Any | None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise InputFileError(path, "float pixel data is not supported")
-        return None
+        meta = getattr(ds, "file_meta", None)
+        sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+        if not sop:
+            raise InputFileError(path, "no SOP Class UID: a truncated file or not a DICOM object")
+        if "Image Storage" in getattr(sop, "name", ""):
+            raise InputFileError(path, f"{sop.name} without pixel data (truncated file?)")
+        return None  # DICOMDIR, structured report, presentation state, ...
     return ds
 
 

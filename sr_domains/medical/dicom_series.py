@@ -117,8 +117,8 @@ def decode_pixels(path: Path, ds: Any) -> np.ndarray:
     """Stored pixel values of a file (``(rows, cols)`` or ``(frames, rows, cols)``)."""
     pydicom = _pydicom()
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    try:
-        arr = pydicom.pixels.pixel_array(path)
+    try:  # a fresh full read: clear pydicom messages, nothing cached on the header dataset
+        arr = pydicom.dcmread(path).pixel_array
     except Exception as exc:
         name = getattr(ts, "name", ts)
         raise InputFileError(path, f"cannot decode the pixel data ({name}): {exc}") from exc

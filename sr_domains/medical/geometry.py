@@ -107,6 +107,13 @@ def axis_codes(affine: np.ndarray, space: str = "RAS") -> str:
     return "".join(out)
 
 
+def plane_name(slice_code: str) -> str:
+    """``"axial"``, ``"coronal"`` or ``"sagittal"`` for the axis code of the slice axis."""
+    return {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal"}.get(
+        slice_code.upper(), "axial"
+    )
+
+
 def obliquity_deg(affine: np.ndarray) -> float:
     """Largest angle (degrees) between a voxel axis and its nearest world axis (0 = not
     oblique)."""
@@ -178,6 +185,7 @@ __all__ = [
     "dicom_plane",
     "lps_to_ras",
     "obliquity_deg",
+    "plane_name",
     "scale_factors",
     "slice_axis",
     "slice_normal",

@@ -28,7 +28,14 @@ import numpy as np
 from ..errors import ConfigError, InputFileError, require
 from ..image import scale_nifti_affine
 from .common import atomic_file, fit_scaling, quantize
-from .geometry import axis_codes, default_axes, obliquity_deg, scale_factors, voxel_sizes
+from .geometry import (
+    axis_codes,
+    default_axes,
+    obliquity_deg,
+    plane_name,
+    scale_factors,
+    voxel_sizes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +220,7 @@ def nifti_info(path: str | os.PathLike[str]) -> str:
     aff = np.asarray(img.affine, np.float64)
     sp = voxel_sizes(aff)
     units = hdr.get_xyzt_units()
+    space_unit = units[0] if units[0] not in ("", "unknown") else "mm (unit code unset)"
     _, qcode = hdr.get_qform(coded=True)
     _, scode = hdr.get_sform(coded=True)
     slope = getattr(img.dataobj, "slope", 1.0)
@@ -222,9 +230,10 @@ def nifti_info(path: str | os.PathLike[str]) -> str:
         f"{p}: {type(img).__name__.replace('Image', '')}",
         f"  shape      {' x '.join(map(str, shape))}  dtype {img.get_data_dtype()}"
         f"  scl_slope {slope:g} scl_inter {inter:g}",
-        f"  spacing    {' x '.join(f'{v:.4g}' for v in sp)} {units[0] or 'unknown'}"
+        f"  spacing    {' x '.join(f'{v:.4g}' for v in sp)} {space_unit}"
         + (f", TR {hdr.get_zooms()[3]:g} {units[1] or ''}".rstrip() if len(shape) > 3 else ""),
-        f"  orientation {axis_codes(aff)} (RAS+), oblique by {obliquity_deg(aff):.2f} deg",
+        f"  orientation voxel axes point to {','.join(axis_codes(aff))} (world RAS+), "
+        f"oblique by {obliquity_deg(aff):.2f} deg",
         f"  sform code {int(scode)}, qform code {int(qcode)}, intent {hdr.get_intent()[0]}",
         "  affine     "
         + "\n             ".join(" ".join(f"{v:10.4f}" for v in row) for row in aff[:3]),
@@ -236,7 +245,8 @@ def nifti_info(path: str | os.PathLike[str]) -> str:
     (k,) = {0, 1, 2} - set(ax)
     f = scale_factors(ax, 2)
     new = " x ".join(str(int(n * g)) for n, g in zip(shape3, f))
-    lines.append(f"  SR default in-plane axes {ax}, slice axis {k}; x2 -> {new}")
+    plane = plane_name(axis_codes(aff)[k]) if len(shape) >= 3 else "2-D"
+    lines.append(f"  SR default in-plane axes {ax} ({plane} slices along axis {k}); x2 -> {new}")
     return "\n".join(lines)
 
 

@@ -163,16 +163,19 @@ def upscale_image(
     ax = check_axes(axes) if axes is not None else default_axes(voxel_sizes(affine), data.shape)
     extra = data.shape[3:]
     flat = data.reshape(*data.shape[:3], -1)
-    outs = []
-    for v in range(flat.shape[-1]):
-        if flat.shape[-1] > 1:
-            log.info("volume %d/%d", v + 1, flat.shape[-1])
-        outs.append(
-            upscale_volume(
-                flat[..., v], upscaler, profile=profile, axes=ax, through_plane=through_plane
-            )
+    n = flat.shape[-1]
+    out: np.ndarray | None = None
+    for v in range(n):
+        if n > 1:
+            log.info("volume %d/%d", v + 1, n)
+        sr = upscale_volume(
+            flat[..., v], upscaler, profile=profile, axes=ax, through_plane=through_plane
         )
-    out = np.stack(outs, axis=-1).reshape(*outs[0].shape, *extra)
+        if out is None:
+            out = np.empty((*sr.shape, n), np.float32)
+        out[..., v] = sr
+    assert out is not None
+    out = out.reshape(*out.shape[:3], *extra)
     return out, upscaled_affine(affine, ax, upscaler.scale, through_plane)
 
 
