@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pydicom = pytest.importorskip("pydicom")
 
 from pydicom.data import get_testdata_file  # noqa: E402
 
+from sr_domains import inference  # noqa: E402
 from sr_domains.errors import InputFileError, OutputExistsError  # noqa: E402
 from sr_domains.medical import (  # noqa: E402
     dicom_write,
@@ -20,6 +22,12 @@ from sr_domains.medical import (  # noqa: E402
     upscale_dicom_series,
 )
 from sr_domains.testing.medical import interp_model, make_dicom_series  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
 
 
 def series(tmp_path: Path, n: int = 5, **kw) -> list[Path]:

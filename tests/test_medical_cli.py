@@ -8,14 +8,22 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 
+from sr_domains import inference  # noqa: E402
 from sr_domains.cli import main  # noqa: E402
 from sr_domains.medical import common  # noqa: E402
 from sr_domains.medical.geometry import corners  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_dicom_series, make_nifti  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pydicom = pytest.importorskip("pydicom")
 
 from pydicom.data import get_testdata_file  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless  # noqa: E402
 
+from sr_domains import inference  # noqa: E402
 from sr_domains.image import scale_dicom_plane  # noqa: E402
 from sr_domains.medical import (  # noqa: E402
     list_dicom_series,
@@ -27,6 +29,13 @@ from sr_domains.testing.medical import (  # noqa: E402
     make_dicom_series,
     make_enhanced_dicom,
 )
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
 
 SAME_TAGS = (
     "PatientName",

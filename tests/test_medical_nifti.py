@@ -11,6 +11,7 @@ import torch
 
 nib = pytest.importorskip("nibabel")
 
+from sr_domains import inference  # noqa: E402
 from sr_domains.errors import ConfigError, InputFileError, OutputExistsError  # noqa: E402
 from sr_domains.inference import Upscaler  # noqa: E402
 from sr_domains.intensity import profile_from_any  # noqa: E402
@@ -18,6 +19,13 @@ from sr_domains.medical import read_nifti, upscale_nifti  # noqa: E402
 from sr_domains.medical.geometry import corners, scale_factors  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_nifti, oblique_affine  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
 
 NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
 

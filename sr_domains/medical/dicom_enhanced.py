@@ -12,6 +12,13 @@ import numpy as np
 from .dicom_series import DicomSeries
 
 _IN_STACK = 0x00209057  # InStackPositionNumber
+_FRAME_TYPE_SEQS = (
+    "MRImageFrameTypeSequence",
+    "CTImageFrameTypeSequence",
+    "PETFrameTypeSequence",
+    "XRay3DFrameTypeSequence",
+    "ParametricMapFrameTypeSequence",
+)
 
 
 def _groups(ds: Any, item: Any, seq: str) -> list[Any]:
@@ -83,11 +90,9 @@ def write_enhanced(
             m.PixelSpacing = [_ds(v) for v in geo["spacing"]]
             if geo["factor"] != 1 or "SpacingBetweenSlices" in m:
                 m.SpacingBetweenSlices = _ds(geo["slice_spacing"])
-        if (m := _own(grp, "PlaneOrientationSequence")) is not None:
-            m.ImageOrientationPatient = [_ds(v) for v in geo["iop"]]
         if (m := _own(grp, "PixelValueTransformationSequence")) is not None:
             m.RescaleSlope, m.RescaleIntercept = _ds(info["slope"]), _ds(info["intercept"])
-        for seq in ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence", "FrameTypeSequence"):
+        for seq in _FRAME_TYPE_SEQS:
             if (m := _own(grp, seq)) is not None and "FrameType" in m:
                 m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]
     if rescale and not _groups(ds, frames[0], "PixelValueTransformationSequence"):

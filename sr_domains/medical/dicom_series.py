@@ -154,8 +154,9 @@ def _check_image(path: Path, ds: Any) -> None:
         raise InputFileError(
             path, f"colour images are not supported ({ds.get('PhotometricInterpretation')})"
         )
-    if "BitsAllocated" not in ds:
-        raise InputFileError(path, "missing BitsAllocated (0028,0100)")
+    for key, tag in (("BitsAllocated", "0028,0100"), ("SOPClassUID", "0008,0016")):
+        if key not in ds:
+            raise InputFileError(path, f"missing {key} ({tag})")
 
 
 def slices_of(path: Path, ds: Any) -> list[DicomSlice]:

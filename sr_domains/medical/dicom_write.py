@@ -235,8 +235,7 @@ def write_derived_series(
         ds.InstanceNumber = k + 1
         ds.Rows, ds.Columns = stored.shape[1], stored.shape[2]
         if series.has_geometry:
-            ds.ImagePositionPatient = [_ds(v) for v in positions[k]]
-            ds.ImageOrientationPatient = [_ds(v) for v in iop]
+            ds.ImagePositionPatient = [_ds(v) for v in positions[k]]  # IOP: the source's
             ds.PixelSpacing = [_ds(v) for v in spacing]
             if geo["locations"] is not None:
                 ds.SliceLocation = geo["locations"][k]
@@ -248,7 +247,8 @@ def write_derived_series(
             ds.ImagerPixelSpacing = [_ds(float(v) / scale) for v in ds.ImagerPixelSpacing]
         if slope != 1 or intercept != 0 or "RescaleSlope" in ds or "RescaleIntercept" in ds:
             ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
-        ds.SourceImageSequence = pydicom.sequence.Sequence([_source_ref(src.ds)])
+        if "SOPInstanceUID" in src.ds:
+            ds.SourceImageSequence = pydicom.sequence.Sequence([_source_ref(src.ds)])
         ds.PixelData = (
             np.ascontiguousarray(stored[k]).astype(stored.dtype.newbyteorder("<")).tobytes()
         )
