@@ -52,12 +52,13 @@ def dicom_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise InputFileError(path, "no such file or folder")
-    files = [
+    return [
         p
         for p in sorted(path.rglob("*"))
-        if p.is_file() and not p.name.startswith(".") and has_dicm_preamble(p)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)  # hidden/temp
+        and has_dicm_preamble(p)
     ]
-    return files
 
 
 def read_header(path: Path) -> Any | None:
