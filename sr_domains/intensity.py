@@ -241,7 +241,7 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype | type | str) -> np.ndarra
     dt = np.dtype(dtype)
     if dt.kind in "ui":
         info = np.iinfo(dt)
-        out = np.rint(values)
+        out = np.rint(np.asarray(values, np.float64))
         np.clip(out, info.min, info.max, out=out)
         return np.nan_to_num(out, nan=0.0).astype(dt)
     if dt.kind == "f":

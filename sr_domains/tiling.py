@@ -37,7 +37,12 @@ def plan_axis(size: int, tile: int, overlap: int, multiple: int = 1) -> list[int
     # Work in units of `multiple`; spread windows evenly so no window is mostly redundant.
     m = max(1, multiple)
     size_u, length_u = size // m, length // m
-    stride_u = max(1, (length - overlap) // m)
+    stride_u = (length - overlap) // m
+    if stride_u < 1:
+        raise ConfigError(
+            f"tile ({length}) must exceed the overlap ({overlap}) by at least the model's size "
+            f"multiple ({m})"
+        )
     n = math.ceil((size_u - length_u) / stride_u) + 1
     step = (size_u - length_u) / (n - 1)
     return [math.floor(i * step + 0.5) * m for i in range(n)]
