@@ -78,7 +78,10 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         help="in-plane axes of a NIfTI volume, e.g. 0,1 (default: the two with the finest spacing)",
     )
     m.add_argument(
-        "--through-plane", action="store_true", help="also upscale the slice axis (NIfTI)"
+        "--through-plane", action="store_true", help="also upscale the slice axis (NIfTI, DICOM)"
+    )
+    m.add_argument(
+        "--series", dest="series_uid", help="DICOM SeriesInstanceUID (folder with several series)"
     )
     p.set_defaults(func=_cmd_upscale)
 
@@ -103,6 +106,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         cog=args.cog,
         axes=args.axes,
         through_plane=args.through_plane,
+        series_uid=args.series_uid,
     )
     src, dst = Path(args.input), Path(args.output)
     adapter = find_adapter(src, args.domain)

@@ -35,13 +35,14 @@ class UpscaleOptions:
     # medical
     axes: tuple[int, int] | None = None  # in-plane axes of a NIfTI volume (0-based)
     through_plane: bool = False
+    series_uid: str | None = None  # DICOM SeriesInstanceUID when a folder holds several
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
             raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
 
 
-DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane"}
+DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane", "series_uid"}
 
 
 def check_supported(options: UpscaleOptions, domain: str, supported: set[str]) -> None:

@@ -1,0 +1,46 @@
+"""Medical imaging: NIfTI volumes and DICOM series in, geometry-correct SR outputs out.
+
+>>> from sr_domains.medical import upscale_nifti, upscale_dicom_series
+>>> upscale_nifti("brain.nii.gz", "brain_x2.nii.gz", scale=2)            # doctest: +SKIP
+>>> upscale_dicom_series("dicom_dir/", "dicom_x2/", scale=2)             # doctest: +SKIP
+
+nibabel and pydicom are imported only when a file is read or written, so this package imports
+without the ``medical`` extra. The array-level helpers (:func:`upscale_image`,
+:func:`upscale_volume`, :mod:`~sr_domains.medical.geometry`) need neither.
+"""
+
+from __future__ import annotations
+
+from .api import upscale_dicom_series, upscale_nifti
+from .dicom_read import (
+    DicomSeries,
+    SeriesSummary,
+    list_dicom_series,
+    load_dicom_series,
+    read_dicom_volume,
+)
+from .dicom_write import write_derived_series
+from .geometry import default_axes, dicom_affine, upscaled_affine
+from .nifti import NiftiVolume, nifti_info, read_nifti, write_nifti
+from .volume import upscale_image, upscale_planes, upscale_volume
+
+__all__ = [
+    "DicomSeries",
+    "NiftiVolume",
+    "SeriesSummary",
+    "default_axes",
+    "dicom_affine",
+    "list_dicom_series",
+    "load_dicom_series",
+    "nifti_info",
+    "read_dicom_volume",
+    "read_nifti",
+    "upscale_dicom_series",
+    "upscale_image",
+    "upscale_nifti",
+    "upscale_planes",
+    "upscale_volume",
+    "upscaled_affine",
+    "write_derived_series",
+    "write_nifti",
+]

@@ -1,0 +1,234 @@
+"""Glue shared by the NIfTI and DICOM paths: model/upscaler, intensity profile, stored integer
+representation, provenance text and all-or-nothing outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ConfigError, OutputExistsError
+from ..inference import Upscaler
+from ..intensity import IntensityProfile, profile_from_any
+from ..models.base import SRModel
+from ..pretrained import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def build_upscaler(
+    model: SRModel | Upscaler | str | None,
+    weights: str | os.PathLike[str] | None,
+    *,
+    scale: int,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = "auto",
+    amp: str | bool | None = "auto",
+    progress: bool = False,
+) -> Upscaler:
+    """An :class:`Upscaler` for single-channel medical slices.
+
+    ``model`` may already be an ``Upscaler`` (reused as is), a built model, a shipped weights or
+    architecture name, or None for the shipped default (see :func:`sr_domains.pretrained.
+    resolve_model`).
+    """
+    if isinstance(model, Upscaler):
+        if model.scale != scale:
+            raise ConfigError(f"the upscaler works x{model.scale} but x{scale} was requested")
+        return model
+    try:
+        if isinstance(model, SRModel) and weights is None:
+            m = model  # resolve_model would import the checkpoint module for nothing
+            if m.scale != scale:
+                raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
+        else:
+            m = resolve_model(model, weights, scale=scale, n_bands=1)
+    except ModuleNotFoundError as exc:  # model loading lives in modules that may be absent
+        if exc.name and exc.name.startswith("sr_domains"):
+            raise ConfigError(
+                f"cannot load weights: {exc.name} is not available in this installation; "
+                "pass a built model (API) instead"
+            ) from exc
+        raise
+    return Upscaler(
+        m,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        progress=progress,
+    )
+
+
+def card_recipe(model: SRModel) -> str | dict[str, Any] | None:
+    """The intensity profile stored with the model card (dict or attribute style), if any."""
+    card = getattr(model, "card", None)
+    if card is None:
+        return None
+    prof = card.get("profile") if isinstance(card, dict) else getattr(card, "profile", None)
+    if isinstance(prof, dict) and ("recipe" in prof or "scale" in prof):
+        return prof
+    if isinstance(prof, str) and prof:
+        return prof
+    return None
+
+
+def fit_profile(
+    spec: str | IntensityProfile | dict[str, Any] | None,
+    model: SRModel,
+    data: np.ndarray,
+    *,
+    default: str,
+    dtype: np.dtype | None = None,
+) -> IntensityProfile:
+    """Fit the intensity profile **once** on a whole volume (all slices, all time points).
+
+    Order: ``spec`` given by the user, else the model card's profile, else ``default``
+    (``"ct"`` for CT series, ``"mr"`` otherwise). Non-finite voxels are ignored. ``dtype`` is
+    the on-disk type, used by the ``dtype`` recipe (the volume itself is float).
+    """
+    chosen = spec if spec is not None else (card_recipe(model) or default)
+    finite = np.isfinite(data) if data.dtype.kind == "f" else None
+    prof = profile_from_any(
+        chosen,
+        data[None],
+        dtype=dtype if dtype is not None else data.dtype,
+        valid_mask=None if finite is None else finite[None],
+    )
+    if prof.n_bands != 1:
+        raise ConfigError(f"profile {prof.recipe!r} has {prof.n_bands} bands; volumes need one")
+    log.info("intensity profile %s: scale %.6g offset %.6g", prof.recipe, *prof.scale, *prof.offset)
+    return prof
+
+
+def describe_profile(profile: IntensityProfile) -> str:
+    """``recipe (y = x*scale + offset)`` with the fitted numbers, for provenance."""
+    return f"{profile.recipe} (y = x*{profile.scale[0]:.6g} + {profile.offset[0]:.6g})"
+
+
+def provenance(
+    upscaler: Upscaler,
+    profile: IntensityProfile,
+    factors: tuple[float, ...],
+    mode: str,
+) -> dict[str, Any]:
+    """Machine-readable record of how an output was made."""
+    return {
+        "software": f"sr_domains {__version__}",
+        "model": getattr(upscaler.model, "arch", type(upscaler.model).__name__),
+        "weights": _weights_name(upscaler.model),
+        "scale": upscaler.scale,
+        "factors": [float(f) for f in factors],
+        "mode": mode,
+        "profile": profile.to_dict(),
+    }
+
+
+def _weights_name(model: SRModel) -> str | None:
+    card = getattr(model, "card", None)
+    if isinstance(card, dict):
+        return card.get("name")
+    return getattr(card, "name", None) if card is not None else None
+
+
+# -- stored integer representation ---------------------------------------------------------
+def quantize(values: np.ndarray, dtype: np.dtype, slope: float, inter: float) -> np.ndarray | None:
+    """``rint((values - inter) / slope)`` as ``dtype``, or None if anything would clip."""
+    dt = np.dtype(dtype)
+    stored = np.rint((values.astype(np.float64) - inter) / slope)
+    info = np.iinfo(dt)
+    finite = stored[np.isfinite(stored)]
+    if finite.size and (finite.min() < info.min or finite.max() > info.max):
+        return None
+    return np.nan_to_num(stored, nan=0.0).astype(dt)
+
+
+def fit_scaling(values: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
+    """``(slope, inter)`` that map the full integer range of ``dtype`` onto the values' range."""
+    info = np.iinfo(np.dtype(dtype))
+    v = values[np.isfinite(values)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    if hi <= lo:
+        return 1.0, lo
+    # Leave one level of headroom so float rounding can never step outside the range.
+    slope = (hi - lo) / (float(info.max) - float(info.min) - 2.0)
+    return slope, lo - (float(info.min) + 1.0) * slope
+
+
+# -- all-or-nothing outputs ----------------------------------------------------------------
+def check_output(dst: Path, overwrite: bool) -> None:
+    """Refuse an existing output unless ``overwrite`` (an empty folder is fine)."""
+    if dst.is_dir() and not any(dst.iterdir()):
+        return
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(dst)
+
+
+def _replace(tmp: Path, dst: Path, overwrite: bool) -> None:
+    check_output(dst, overwrite)
+    if dst.is_dir():
+        trash = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        dst.rename(trash)
+        try:
+            tmp.rename(dst)
+        except OSError:
+            trash.rename(dst)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, dst)
+
+
+@contextlib.contextmanager
+def atomic_file(dst: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path next to ``dst`` (same suffixes); renamed onto ``dst`` when the
+    block succeeds, removed when it fails."""
+    check_output(dst, overwrite)
+    suffix = "".join(dst.suffixes[-2:]) if dst.name.lower().endswith(".gz") else dst.suffix
+    tmp = dst.with_name(f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}{suffix}")
+    try:
+        yield tmp
+        _replace(tmp, dst, overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(dst: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary folder next to ``dst``; renamed onto ``dst`` when the block succeeds,
+    removed when it fails (no half-written series is ever visible under ``dst``)."""
+    check_output(dst, overwrite)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    try:
+        yield tmp
+        _replace(tmp, dst, overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "build_upscaler",
+    "card_recipe",
+    "check_output",
+    "describe_profile",
+    "fit_profile",
+    "fit_scaling",
+    "provenance",
+    "quantize",
+]

@@ -1,0 +1,116 @@
+"""``sr-domains`` adapter for DICOM series (folder or file); pydicom is imported lazily."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileError
+from ..options import UpscaleOptions, check_supported, inference_kwargs
+from .dicom_read import has_dicm_preamble
+
+#: Files looked at when sniffing a folder.
+SNIFF_FILES = 200
+
+
+def sniff(path: Path) -> bool:
+    """A Part-10 DICOM file, or a folder with one among its first files (recursively)."""
+    p = Path(path)
+    if p.is_file():
+        return has_dicm_preamble(p) or p.suffix.lower() == ".dcm"
+    if not p.is_dir():
+        return False
+    seen = 0
+    for root, _dirs, files in os.walk(p):
+        for name in sorted(files):
+            if has_dicm_preamble(Path(root) / name):
+                return True
+            seen += 1
+            if seen >= SNIFF_FILES:
+                return False
+    return False
+
+
+def _describe(path: Path, groups: dict, uid: str) -> list[str]:
+    from .dicom_read import select_series
+    from .geometry import axis_codes, obliquity_deg, plane_name
+
+    try:
+        s = select_series(path, groups, uid)
+    except InputFileError as exc:
+        return [f"  problem    {exc}"]
+    ds = s.first
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ps = s.pixel_spacing
+    lines = [
+        f"  size       {s.n_slices} slice(s) x {s.rows} rows x {s.cols} columns"
+        + (" (enhanced multi-frame)" if s.enhanced else ""),
+        f"  spacing    {ps[0]:.6g} x {ps[1]:.6g} mm in-plane, {s.slice_spacing:.6g} mm between "
+        f"slices (SliceThickness {ds.get('SliceThickness', '?')})",
+    ]
+    if s.has_geometry:
+        codes = axis_codes(s.affine, "LPS")
+        lines.append(
+            f"  orientation {plane_name(codes[0])}, IOP {[round(float(v), 5) for v in s.iop]}; "
+            f"slice/row/column axes point to {','.join(codes)}, oblique by "
+            f"{obliquity_deg(s.affine):.2f} deg"
+        )
+        lines.append(
+            "  first IPP  "
+            + ", ".join(f"{v:.4f}" for v in s.slices[0].position)
+            + "  last IPP "
+            + ", ".join(f"{v:.4f}" for v in s.slices[-1].position)
+        )
+    else:
+        lines.append("  orientation none (no ImagePosition/Orientation; a 2-D image)")
+    rs = {(x.slope, x.intercept) for x in s.slices}
+    rescale = "per slice" if len(rs) > 1 else "{:g}, {:g}".format(*next(iter(rs)))
+    lines.append(
+        f"  pixels     {ds.get('BitsStored')}/{ds.get('BitsAllocated')} bits, "
+        f"{'signed' if ds.get('PixelRepresentation') == 1 else 'unsigned'}, "
+        f"rescale {rescale}, "
+        f"{getattr(ts, 'name', ts)}"
+    )
+    lines.append(
+        f"  study      {ds.get('StudyInstanceUID', '?')}  frame of reference "
+        f"{ds.get('FrameOfReferenceUID', '?')}"
+    )
+    new = np.array([s.rows, s.cols]) * 2
+    lines.append(f"  SR x2 ->   {new[0]} x {new[1]} pixels of {ps[0] / 2:.6g} x {ps[1] / 2:.6g} mm")
+    return lines
+
+
+def info(path: Path) -> str:
+    """The series in a folder (or file): size, spacing, orientation, encoding, problems."""
+    from .dicom_read import scan_series, summarize
+
+    groups = scan_series(path)
+    series = summarize(groups)
+    lines = [f"{path}: {len(series)} DICOM series"]
+    for s in series:
+        lines.append(f"series {s}")
+        if s.description:
+            lines.append(f"  description {s.description}")
+        lines.extend(_describe(Path(path), groups, s.uid))
+    return "\n".join(lines)
+
+
+def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
+    """Run :func:`sr_domains.medical.upscale_dicom_series` with CLI options."""
+    from .api import upscale_dicom_series
+
+    check_supported(options, "DICOM", {"through_plane", "series_uid"})
+    return upscale_dicom_series(
+        src,
+        dst,
+        series_uid=options.series_uid,
+        scale=options.scale,
+        model=options.model,
+        weights=options.weights,
+        through_plane=options.through_plane,
+        profile=options.profile,
+        overwrite=options.overwrite,
+        **inference_kwargs(options),
+    )

@@ -1,0 +1,110 @@
+"""Derived enhanced multi-frame output: one file, frames in spatial order, functional groups
+updated (plane position per frame, pixel measures and pixel value transformation wherever the
+source kept them, in-stack position and its dimension index, frame type DERIVED)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from .dicom_series import DicomSeries
+
+_IN_STACK = 0x00209057  # InStackPositionNumber
+_FRAME_TYPE_SEQS = (
+    "MRImageFrameTypeSequence",
+    "CTImageFrameTypeSequence",
+    "PETFrameTypeSequence",
+    "XRay3DFrameTypeSequence",
+    "ParametricMapFrameTypeSequence",
+)
+
+
+def _groups(ds: Any, item: Any, seq: str) -> list[Any]:
+    """Macro items named ``seq`` in the per-frame ``item`` and the shared group."""
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    out = []
+    for grp in (item, shared[0] if shared else None):
+        if grp is not None and seq in grp and len(grp[seq].value):
+            out.append(grp[seq][0])
+    return out
+
+
+def _own(grp: Any, seq: str) -> Any:
+    """The first item of macro ``seq`` held by ``grp`` itself, or None."""
+    if seq in grp and len(grp[seq].value):
+        return grp[seq][0]
+    return None
+
+
+def write_enhanced(
+    series: DicomSeries, stored: np.ndarray, info: dict[str, Any], geo: dict[str, Any]
+) -> Any:
+    """The derived enhanced dataset (not yet saved) for ``stored`` ``(frames, rows, cols)``."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
+    from .dicom_write import _derive, _ds, _nearest, _source_ref
+
+    ds = copy.deepcopy(series.first)
+    _derive(ds, series, info)
+    t = list(ds.get("ImageType", ["DERIVED", "PRIMARY"]))
+    ds.ImageType = ["DERIVED", *t[1:]]
+    ds.SOPInstanceUID = generate_uid()
+    n, rows, cols = stored.shape
+    ds.NumberOfFrames = n
+    ds.Rows, ds.Columns = rows, cols
+    for key in ("ConcatenationUID", "ConcatenationFrameOffsetNumber", "InConcatenationNumber"):
+        if key in ds:
+            delattr(ds, key)
+    if "SharedFunctionalGroupsSequence" not in ds:
+        ds.SharedFunctionalGroupsSequence = Sequence([Dataset()])
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    dim_pos = None
+    for j, d in enumerate(ds.get("DimensionIndexSequence", [])):
+        if int(d.get("DimensionIndexPointer", 0)) == _IN_STACK:
+            dim_pos = j
+    rescale = info["slope"] != 1 or info["intercept"] != 0
+    frames = []
+    for k in range(n):
+        src = series.slices[_nearest(k, geo["factor"], series.n_slices)]
+        item = copy.deepcopy(src.frame_item) if src.frame_item is not None else Dataset()
+        pp = Dataset()
+        pp.ImagePositionPatient = [_ds(v) for v in geo["positions"][k]]
+        item.PlanePositionSequence = Sequence([pp])
+        if (fc := _own(item, "FrameContentSequence")) is not None:
+            if "InStackPositionNumber" in fc:
+                fc.InStackPositionNumber = k + 1
+            if dim_pos is not None and "DimensionIndexValues" in fc:
+                vals = list(fc.DimensionIndexValues)
+                if dim_pos < len(vals):
+                    vals[dim_pos] = k + 1
+                    fc.DimensionIndexValues = vals
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    # Macros are updated where they live: in the shared group and/or in each frame's item.
+    for grp in (shared, *frames):
+        if (m := _own(grp, "PixelMeasuresSequence")) is not None:
+            m.PixelSpacing = [_ds(v) for v in geo["spacing"]]
+            if geo["factor"] != 1 or "SpacingBetweenSlices" in m:
+                m.SpacingBetweenSlices = _ds(geo["slice_spacing"])
+        if (m := _own(grp, "PixelValueTransformationSequence")) is not None:
+            m.RescaleSlope, m.RescaleIntercept = _ds(info["slope"]), _ds(info["intercept"])
+        for seq in _FRAME_TYPE_SEQS:
+            if (m := _own(grp, seq)) is not None and "FrameType" in m:
+                m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]
+    if rescale and not _groups(ds, frames[0], "PixelValueTransformationSequence"):
+        pvt = Dataset()
+        pvt.RescaleSlope, pvt.RescaleIntercept = _ds(info["slope"]), _ds(info["intercept"])
+        pvt.RescaleType = "US"
+        shared.PixelValueTransformationSequence = Sequence([pvt])
+    refs = {s.ds.SOPInstanceUID: s.ds for s in series.slices}
+    ds.SourceImageSequence = Sequence([_source_ref(d) for d in refs.values()])
+    ds.PixelData = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes()
+    ds["PixelData"].VR = "OW"
+    return ds
+
+
+__all__ = ["write_enhanced"]

@@ -1,0 +1,210 @@
+"""One DICOM series in memory: its slices (files or frames), geometry and pixel decoding.
+
+Per-slice attributes come from the classic tags or, for enhanced multi-frame files, from the
+per-frame functional groups (falling back to the shared ones).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputFileError, require
+from .geometry import dicom_affine
+
+
+def _pydicom() -> Any:
+    return require("pydicom", "medical", "DICOM files")
+
+
+@dataclass
+class DicomSlice:
+    """One 2-D image of a series: a single-frame file or one frame of a multi-frame file."""
+
+    path: Path
+    ds: Any
+    frame: int | None
+    position: np.ndarray | None
+    iop: np.ndarray | None
+    pixel_spacing: np.ndarray | None
+    slope: float = 1.0
+    intercept: float = 0.0
+    frame_item: Any = None  # per-frame functional group item (enhanced files)
+
+    @property
+    def label(self) -> str:
+        return self.path.name if self.frame is None else f"{self.path.name} frame {self.frame + 1}"
+
+
+@dataclass
+class DicomSeries:
+    """A checked, spatially sorted series (headers only until :meth:`read_volume`).
+
+    The volume axes are ``(slice, row, column)``; :attr:`affine` maps them to LPS mm.
+    """
+
+    source: Path
+    series_uid: str
+    slices: list[DicomSlice]
+    rows: int
+    cols: int
+    iop: np.ndarray
+    pixel_spacing: np.ndarray  # (between rows, between columns)
+    step: np.ndarray  # vector between consecutive slice positions
+    has_geometry: bool = True
+    enhanced: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first(self) -> Any:
+        return self.slices[0].ds
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.slices)
+
+    @property
+    def modality(self) -> str:
+        return str(self.first.get("Modality", "OT"))
+
+    @property
+    def description(self) -> str:
+        return str(self.first.get("SeriesDescription", ""))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_slices, self.rows, self.cols)
+
+    @property
+    def slice_spacing(self) -> float:
+        return float(np.linalg.norm(self.step))
+
+    @property
+    def affine(self) -> np.ndarray:
+        """``(slice, row, column)`` -> LPS affine (voxel centres)."""
+        p0 = self.slices[0].position if self.has_geometry else np.zeros(3)
+        return dicom_affine(p0, self.iop, self.pixel_spacing, self.step)
+
+    @property
+    def files(self) -> list[Path]:
+        return list(dict.fromkeys(s.path for s in self.slices))
+
+    def read_volume(self) -> np.ndarray:
+        """Decode all slices -> float32 ``(slice, row, column)`` in modality units (rescale
+        applied). Errors (truncated or undecodable pixel data) name the file."""
+        vol = np.empty(self.shape, np.float32)
+        by_file: dict[Path, list[int]] = defaultdict(list)
+        for i, s in enumerate(self.slices):
+            by_file[s.path].append(i)
+        for path, idx in by_file.items():
+            arr = decode_pixels(path, self.slices[idx[0]].ds)
+            for i in idx:
+                s = self.slices[i]
+                frame = arr if s.frame is None else arr[s.frame]
+                if frame.shape != (self.rows, self.cols):
+                    raise InputFileError(
+                        path, f"decoded a {frame.shape} image, expected {(self.rows, self.cols)}"
+                    )
+                vol[i] = frame.astype(np.float64) * s.slope + s.intercept
+        return vol
+
+
+def decode_pixels(path: Path, ds: Any) -> np.ndarray:
+    """Stored pixel values of a file (``(rows, cols)`` or ``(frames, rows, cols)``)."""
+    pydicom = _pydicom()
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    try:  # a fresh full read: clear pydicom messages, nothing cached on the header dataset
+        arr = pydicom.dcmread(path).pixel_array
+    except Exception as exc:
+        name = getattr(ts, "name", ts)
+        raise InputFileError(path, f"cannot decode the pixel data ({name}): {exc}") from exc
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    if n > 1 and arr.ndim == 2:
+        arr = arr[None]
+    return arr
+
+
+# -- per-slice attributes ------------------------------------------------------------------
+def fg_attr(ds: Any, item: Any, seq: str, attr: str) -> Any:
+    """An attribute from a functional group macro: per-frame item first, then shared."""
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    for grp in (item, shared[0] if shared else None):
+        if grp is not None and seq in grp and len(grp[seq].value) and attr in grp[seq][0]:
+            return grp[seq][0][attr].value
+    return None
+
+
+def _floats(v: Any) -> np.ndarray | None:
+    if v is None or (hasattr(v, "__len__") and len(v) == 0):
+        return None
+    return np.asarray([float(x) for x in (v if hasattr(v, "__iter__") else [v])], np.float64)
+
+
+def _check_image(path: Path, ds: Any) -> None:
+    for key in ("Rows", "Columns"):
+        if key not in ds or ds[key].value in (None, "", 0):
+            raise InputFileError(
+                path, f"missing {key} (0028,{'0010' if key == 'Rows' else '0011'})"
+            )
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise InputFileError(
+            path, f"colour images are not supported ({ds.get('PhotometricInterpretation')})"
+        )
+    for key, tag in (("BitsAllocated", "0028,0100"), ("SOPClassUID", "0008,0016")):
+        if key not in ds:
+            raise InputFileError(path, f"missing {key} ({tag})")
+
+
+def slices_of(path: Path, ds: Any) -> list[DicomSlice]:
+    """The 2-D slices of one image file (one per frame for enhanced multi-frame files)."""
+    _check_image(path, ds)
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        frames = ds.PerFrameFunctionalGroupsSequence
+        if len(frames) != n:
+            raise InputFileError(path, f"{len(frames)} per-frame groups for {n} frames")
+        out = []
+        pos, ori = "PlanePositionSequence", "PlaneOrientationSequence"
+        for f, item in enumerate(frames):
+            slope = fg_attr(ds, item, "PixelValueTransformationSequence", "RescaleSlope")
+            inter = fg_attr(ds, item, "PixelValueTransformationSequence", "RescaleIntercept")
+            out.append(
+                DicomSlice(
+                    path,
+                    ds,
+                    f,
+                    _floats(fg_attr(ds, item, pos, "ImagePositionPatient")),
+                    _floats(fg_attr(ds, item, ori, "ImageOrientationPatient")),
+                    _floats(fg_attr(ds, item, "PixelMeasuresSequence", "PixelSpacing")),
+                    1.0 if slope is None else float(slope),
+                    0.0 if inter is None else float(inter),
+                    item,
+                )
+            )
+        return out
+    if n > 1:
+        raise InputFileError(
+            path,
+            f"multi-frame image ({n} frames) without per-frame functional groups is not supported",
+        )
+    slope = ds.get("RescaleSlope")
+    inter = ds.get("RescaleIntercept")
+    return [
+        DicomSlice(
+            path,
+            ds,
+            None,
+            _floats(ds.get("ImagePositionPatient")),
+            _floats(ds.get("ImageOrientationPatient")),
+            _floats(ds.get("PixelSpacing")),
+            1.0 if slope in (None, "") else float(slope),
+            0.0 if inter in (None, "") else float(inter),
+        )
+    ]
+
+
+__all__ = ["DicomSeries", "DicomSlice", "decode_pixels", "fg_attr", "slices_of"]

@@ -1,0 +1,262 @@
+"""NIfTI-1/2 reading and writing with nibabel (imported lazily), header kept right.
+
+Written header (see ``docs/medical.md``):
+
+* shape and ``pixdim`` updated; ``sform`` and ``qform`` each updated by the voxel-centre rule
+  (``A @ T``) when their code is > 0, codes kept; with both codes 0 the fallback affine follows
+  from ``pixdim`` and keeps the field of view too.
+* dtype kept. Integer data: the source ``scl_slope``/``scl_inter`` (1/0 when unscaled) are kept
+  when the SR values fit the dtype with them; otherwise (SR overshoot) they are recomputed to
+  span the values, so nothing clips. Float data is written unscaled.
+* units, intent, ``cal_min``/``cal_max``, ``dim_info``, TR (``pixdim[4]``), ``toffset`` kept;
+  slice-timing fields reset when the slice-encoding axis was resampled; DICOM and AFNI header
+  extensions (which describe the old grid) dropped; ``descrip`` gets a provenance prefix (80
+  characters max) and a JSON ``comment`` extension records the full provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError, require
+from ..image import scale_nifti_affine
+from .common import atomic_file, fit_scaling, quantize
+from .geometry import (
+    axis_codes,
+    default_axes,
+    obliquity_deg,
+    plane_name,
+    scale_factors,
+    voxel_sizes,
+)
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_DROP_EXTENSIONS = {2, 4}  # DICOM header, AFNI header: describe the source grid
+_LABEL_INTENTS = {1002}  # NIFTI_INTENT_LABEL
+
+
+def _nib() -> Any:
+    return require("nibabel", "medical", "NIfTI files")
+
+
+def is_nifti_path(path: str | os.PathLike[str]) -> bool:
+    """True for a ``.nii`` / ``.nii.gz`` name (case-insensitive)."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+@dataclass
+class NiftiVolume:
+    """A loaded NIfTI image.
+
+    Attributes:
+        path: the file.
+        image: the nibabel image (header and class used when writing).
+        data: float32 voxel values with scaling applied, at least 3-D
+            (``(X, Y, Z, *extra)``; a 2-D file gets a trailing axis of 1).
+        affine: nibabel's best affine (sform, else qform, else from pixdim), RAS+ mm.
+        dtype: on-disk dtype.
+        slope, inter: on-disk scaling (1, 0 when unscaled).
+    """
+
+    path: Path
+    image: Any
+    data: np.ndarray
+    affine: np.ndarray
+    dtype: np.dtype
+    slope: float
+    inter: float
+
+    @property
+    def header(self) -> Any:
+        return self.image.header
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return voxel_sizes(self.affine)
+
+
+def load_nifti(path: str | os.PathLike[str]) -> Any:
+    """``nibabel.load`` with errors that name the file."""
+    nib = _nib()
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "no such file")
+    try:
+        img = nib.load(p)
+    except Exception as exc:  # nibabel raises many types for bad files
+        raise InputFileError(p, f"not a readable NIfTI file ({exc})") from exc
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise InputFileError(p, f"not a NIfTI image ({type(img).__name__})")
+    return img
+
+
+def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
+    """Load a NIfTI file into a :class:`NiftiVolume` (voxels as float32, scaling applied)."""
+    p = Path(path)
+    img = load_nifti(p)
+    dt = img.get_data_dtype()
+    if dt.kind not in "uif" or dt.names is not None:
+        raise InputFileError(p, f"unsupported voxel type {dt} (only real scalar voxels)")
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:
+        raise InputFileError(p, f"cannot read the voxel data ({exc})") from exc
+    if data.ndim < 2:
+        raise InputFileError(p, f"expected an image of >= 2 dimensions, got shape {data.shape}")
+    if data.ndim == 2:
+        data = data[..., None]
+    slope = getattr(img.dataobj, "slope", 1.0)
+    inter = getattr(img.dataobj, "inter", 0.0)
+    return NiftiVolume(p, img, data, np.asarray(img.affine, np.float64), dt, slope, inter)
+
+
+def check_upscalable(vol: NiftiVolume) -> None:
+    """Refuse images an intensity SR model must not touch (label maps)."""
+    intent = int(vol.header.get("intent_code", 0))
+    if intent in _LABEL_INTENTS:
+        raise InputFileError(vol.path, "is a label image (intent LABEL); SR would invent labels")
+
+
+def _stored(values: np.ndarray, vol: NiftiVolume) -> tuple[np.ndarray, float, float]:
+    """On-disk array and scaling (see module docs)."""
+    dt = vol.dtype
+    if dt.kind == "f":
+        return values.astype(dt), 1.0, 0.0
+    stored = quantize(values, dt, vol.slope, vol.inter)
+    if stored is not None:
+        return stored, vol.slope, vol.inter
+    slope, inter = fit_scaling(values, dt)
+    log.info(
+        "%s: SR values exceed %s with the source scaling; new scl_slope %.6g scl_inter %.6g",
+        vol.path.name,
+        dt,
+        slope,
+        inter,
+    )
+    return quantize(values, dt, slope, inter), slope, inter  # type: ignore[return-value]
+
+
+def updated_header(
+    vol: NiftiVolume, shape: tuple[int, ...], factors: tuple[float, ...], descrip: str
+) -> Any:
+    """A copy of the source header for an SR grid of ``shape`` (see module docs)."""
+    hdr = vol.header.copy()
+    q, qcode = hdr.get_qform(coded=True)  # read both before pixdim changes (qform uses it)
+    s, scode = hdr.get_sform(coded=True)
+    hdr.set_data_shape(shape)
+    zooms = list(hdr.get_zooms())
+    for a, f in enumerate(factors[: len(zooms)]):
+        zooms[a] = zooms[a] / f
+    hdr.set_zooms(zooms)
+    if q is not None and qcode > 0:
+        hdr.set_qform(scale_nifti_affine(q, factors), code=int(qcode))
+    if s is not None and scode > 0:
+        hdr.set_sform(scale_nifti_affine(s, factors), code=int(scode))
+    _freq, _phase, slice_dim = hdr.get_dim_info()
+    if slice_dim is not None and slice_dim < 3 and factors[slice_dim] != 1:
+        for key in ("slice_code", "slice_start", "slice_end", "slice_duration"):
+            hdr[key] = 0
+    old = bytes(hdr["descrip"].item()).split(b"\x00")[0].decode("latin-1")
+    text = f"{descrip} | {old}" if old else descrip
+    hdr["descrip"] = text.encode("ascii", "replace")[:80]
+    keep = [e for e in hdr.extensions if e.get_code() not in _DROP_EXTENSIONS]
+    hdr.extensions.clear()
+    hdr.extensions.extend(keep)
+    return hdr
+
+
+def write_nifti(
+    dst: str | os.PathLike[str],
+    data: np.ndarray,
+    like: NiftiVolume,
+    factors: tuple[float, ...],
+    *,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write SR ``data`` (float, physical units) with ``like``'s header updated for ``factors``.
+
+    Written to a temporary file next to ``dst`` and renamed when complete.
+    """
+    nib = _nib()
+    dst = Path(dst)
+    if not is_nifti_path(dst):
+        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
+    src_ndim = like.image.ndim
+    out = data[..., 0] if src_ndim == 2 and data.ndim == 3 else data
+    prov = provenance or {}
+    short = f"SR x{prov.get('scale', '?')} {prov.get('mode', '')} {prov.get('software', '')}"
+    hdr = updated_header(like, tuple(out.shape), factors, " ".join(short.split()))
+    if prov:
+        hdr.extensions.append(
+            nib.nifti1.Nifti1Extension("comment", json.dumps(prov).encode("utf-8"))
+        )
+    stored, slope, inter = _stored(out, like)
+    img = type(like.image)(stored, hdr.get_best_affine(), hdr)
+    img.header.set_slope_inter(slope, inter)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(dst, overwrite) as tmp:
+        nib.save(img, tmp)
+    log.info("wrote %s %s", dst, out.shape)
+    return dst
+
+
+def nifti_info(path: str | os.PathLike[str]) -> str:
+    """Human-readable summary: shape, dtype/scaling, spacing, orientation, affine codes,
+    default SR axes."""
+    p = Path(path)
+    img = load_nifti(p)
+    hdr = img.header
+    shape = tuple(int(v) for v in img.shape)
+    aff = np.asarray(img.affine, np.float64)
+    sp = voxel_sizes(aff)
+    units = hdr.get_xyzt_units()
+    space_unit = units[0] if units[0] not in ("", "unknown") else "mm (unit code unset)"
+    _, qcode = hdr.get_qform(coded=True)
+    _, scode = hdr.get_sform(coded=True)
+    slope = getattr(img.dataobj, "slope", 1.0)
+    inter = getattr(img.dataobj, "inter", 0.0)
+    descrip = bytes(hdr["descrip"].item()).split(b"\x00")[0].decode("latin-1")
+    lines = [
+        f"{p}: {type(img).__name__.replace('Image', '')}",
+        f"  shape      {' x '.join(map(str, shape))}  dtype {img.get_data_dtype()}"
+        f"  scl_slope {slope:g} scl_inter {inter:g}",
+        f"  spacing    {' x '.join(f'{v:.4g}' for v in sp)} {space_unit}"
+        + (f", TR {hdr.get_zooms()[3]:g} {units[1] or ''}".rstrip() if len(shape) > 3 else ""),
+        f"  orientation voxel axes point to {','.join(axis_codes(aff))} (world RAS+), "
+        f"oblique by {obliquity_deg(aff):.2f} deg",
+        f"  sform code {int(scode)}, qform code {int(qcode)}, intent {hdr.get_intent()[0]}",
+        "  affine     "
+        + "\n             ".join(" ".join(f"{v:10.4f}" for v in row) for row in aff[:3]),
+    ]
+    if descrip:
+        lines.append(f"  descrip    {descrip}")
+    shape3 = (*shape, 1, 1)[:3]
+    ax = default_axes(sp, shape3)
+    (k,) = {0, 1, 2} - set(ax)
+    f = scale_factors(ax, 2)
+    new = " x ".join(str(int(n * g)) for n, g in zip(shape3, f))
+    plane = plane_name(axis_codes(aff)[k]) if len(shape) >= 3 else "2-D"
+    lines.append(f"  SR default in-plane axes {ax} ({plane} slices along axis {k}); x2 -> {new}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "NiftiVolume",
+    "check_upscalable",
+    "is_nifti_path",
+    "load_nifti",
+    "nifti_info",
+    "read_nifti",
+    "updated_header",
+    "write_nifti",
+]

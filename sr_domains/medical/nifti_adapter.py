@@ -1,0 +1,40 @@
+"""``sr-domains`` adapter for NIfTI files (``.nii``, ``.nii.gz``); nibabel is imported lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..options import UpscaleOptions, check_supported, inference_kwargs
+from .nifti import is_nifti_path
+
+
+def sniff(path: Path) -> bool:
+    """A ``.nii``/``.nii.gz`` name (existence is checked when reading, with a clear error)."""
+    return is_nifti_path(path) and not Path(path).is_dir()
+
+
+def info(path: Path) -> str:
+    """Shape, dtype, spacing, orientation, affine codes and default SR axes."""
+    from .nifti import nifti_info
+
+    return nifti_info(path)
+
+
+def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
+    """Run :func:`sr_domains.medical.upscale_nifti` with CLI options."""
+    from .api import upscale_nifti
+
+    check_supported(options, "NIfTI", {"axes", "through_plane"})
+    out = upscale_nifti(
+        src,
+        dst,
+        scale=options.scale,
+        model=options.model,
+        weights=options.weights,
+        axes=options.axes,
+        through_plane=options.through_plane,
+        profile=options.profile,
+        overwrite=options.overwrite,
+        **inference_kwargs(options),
+    )
+    return [out]
