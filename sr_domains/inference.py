@@ -275,7 +275,9 @@ class Upscaler:
                 flush_rows=flush_rows,
                 on_window=bar.update if bar else None,
             ):
-                yield row0, profile.denormalize(block)
+                out = profile.denormalize(block)
+                del block  # hold no strip-sized view while the next strip is computed
+                yield row0, out
         finally:
             if bar:
                 bar.close()
