@@ -1,5 +1,56 @@
-"""sr_domains: super-resolution for remote sensing and medical imaging that keeps geometry right."""
+"""sr_domains: super-resolution for remote sensing and medical imaging that keeps geometry right.
+
+The top level exposes the domain-independent core; names are imported on first use, so
+``import sr_domains`` is cheap. Domain APIs live in ``sr_domains.geo``, ``sr_domains.medical``
+and ``sr_domains.monai`` (optional extras).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "SRDomainsError": "errors",
+    "SpatialRef": "image",
+    "Image": "image",
+    "IntensityProfile": "intensity",
+    "profile_from_any": "intensity",
+    "SRModel": "models",
+    "create_model": "models",
+    "list_models": "models",
+    "Upscaler": "inference",
+    "upscale_array": "inference",
+    "ModelCard": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_public_checkpoint": "checkpoint",
+    "list_pretrained": "pretrained",
+    "load_pretrained": "pretrained",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoint import ModelCard, load_checkpoint, load_public_checkpoint, save_checkpoint
+    from .errors import SRDomainsError
+    from .image import Image, SpatialRef
+    from .inference import Upscaler, upscale_array
+    from .intensity import IntensityProfile, profile_from_any
+    from .models import SRModel, create_model, list_models
+    from .pretrained import list_pretrained, load_pretrained
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sr_domains' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
