@@ -144,3 +144,46 @@ def test_stream_yields_rows_in_order_aligned_to_flush_rows():
     out = np.concatenate(rows, axis=1)
     whole = upscale_array(x, model, profile="identity", tile=10_000)
     np.testing.assert_allclose(out, whole, atol=1e-5)
+
+
+def _finite_small(arch: str) -> dict:
+    from tests._model_cases import small
+
+    kw = small(arch)
+    if arch == "rcan":
+        kw["ca_pool"] = 3  # local pooling: finite receptive field
+    return kw
+
+
+@pytest.mark.parametrize("arch", ["srcnn", "edsr", "rcan", "rrdb"])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hf=st.floats(0.5, 2.5),
+    wf=st.floats(1.2, 2.5),
+    channels=st.sampled_from([1, 3, 4, 13]),
+    scale=st.sampled_from([2, 3, 4]),
+    extra=st.integers(0, 4),
+    tile_factor=st.floats(2.0, 3.0),
+)
+def test_every_registered_arch_tiles_exactly(arch, hf, wf, channels, scale, extra, tile_factor):
+    from sr_domains.models import create_model, model_registry
+
+    assert arch in model_registry().names()
+    torch.set_num_threads(1)
+    model = create_model(arch, in_channels=channels, scale=scale, **_finite_small(arch))
+    radius = model.receptive_radius()
+    assert radius is not None
+    overlap = 2 * radius + extra
+    tile = int(tile_factor * overlap)
+    h, w = max(1, int(hf * tile)), int(wf * tile)  # width always needs several windows
+    assert Upscaler(model, tile=tile, overlap=overlap, device="cpu").plan((h, w)).n_windows > 1
+    x = np.random.default_rng(h + 7 * w).random((channels, h, w), dtype=np.float32)
+    whole = upscale_array(x, model, profile="identity", tile=10_000, device="cpu")
+    tiled = upscale_array(x, model, profile="identity", tile=tile, overlap=overlap, device="cpu")
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
+def test_registry_has_no_arch_missing_from_the_exactness_test():
+    from sr_domains.models import model_registry
+
+    assert set(model_registry().names()) == {"srcnn", "edsr", "rcan", "rrdb"}
