@@ -31,7 +31,25 @@ _EXPORTS = {
     "load_pretrained": "pretrained",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # noqa: RUF022 - grouped by topic
+    "__version__",
+    "SRDomainsError",
+    "SpatialRef",
+    "Image",
+    "IntensityProfile",
+    "profile_from_any",
+    "SRModel",
+    "create_model",
+    "list_models",
+    "Upscaler",
+    "upscale_array",
+    "ModelCard",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_public_checkpoint",
+    "list_pretrained",
+    "load_pretrained",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import ModelCard, load_checkpoint, load_public_checkpoint, save_checkpoint

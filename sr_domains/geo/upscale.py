@@ -19,9 +19,9 @@ from ..errors import ConfigError, InputFileError, OutputExistsError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..models.base import SRModel
+from ..panels import iter_hr_blocks
 from .georef import read_georef, scale_georef
 from .reader import RasterSource, open_dataset
-from .stream import iter_hr_blocks
 from .writer import (
     TAG_PREFIX,
     OutputSpec,

@@ -9,10 +9,11 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 
-from sr_domains.geo import stream, upscale_geotiff  # noqa: E402
-from sr_domains.geo.stream import plan_panels  # noqa: E402
+from sr_domains import panels as stream  # noqa: E402
+from sr_domains.geo import upscale_geotiff  # noqa: E402
 from sr_domains.inference import upscale_array  # noqa: E402
 from sr_domains.models.base import BaseSRConfig  # noqa: E402
+from sr_domains.panels import plan_panels  # noqa: E402
 from sr_domains.testing import ToySR, tiny_model  # noqa: E402
 from sr_domains.testing.geo import make_geotiff  # noqa: E402
 

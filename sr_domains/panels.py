@@ -1,4 +1,6 @@
-"""Stream a raster through an :class:`~sr_domains.inference.Upscaler` in bounded memory.
+"""Stream a large image through an :class:`~sr_domains.inference.Upscaler` in bounded memory.
+
+Used by every writer that handles images too large for memory (the GeoTIFF writer today).
 
 ``Upscaler.stream`` holds one strip of HR rows (window height x full image width), so its
 memory grows with the raster *width*. To make peak memory independent of the raster size, wide
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..inference import RAMP, Upscaler
-from ..intensity import IntensityProfile
+from .inference import RAMP, Upscaler
+from .intensity import IntensityProfile
 
 #: Memory budget for one panel's HR strip buffers (the accumulator and the flushed block).
 PANEL_BUDGET_BYTES = 96 * 2**20
