@@ -99,11 +99,12 @@ def test_default_card_is_filled_from_the_model(tmp_path):
 
 
 def test_local_pool_config_round_trips(tmp_path):
-    model = create_model("edsr-lite-ca", n_blocks=1, in_channels=1, out_channels=2)
+    model = create_model("edsr-lite-ca", n_blocks=1, in_channels=1, ca_pool=15)
     path = save_checkpoint(model, tmp_path / "lite.safetensors")
     assert path.stat().st_mode & 0o044  # readable by others (umask permitting), not 0600
     loaded, card = load_checkpoint(path)
     assert card.config["ca_pool"] == 15
+    assert card.config["global_skip"] == "bicubic"
     assert loaded.config == model.config
     assert loaded.receptive_radius() == model.receptive_radius()
 

@@ -10,6 +10,7 @@ from _model_cases import small
 from torch import nn
 
 from sr_domains.errors import ConfigError, RegistryError
+from sr_domains.inference import MAX_AUTO_MARGIN
 from sr_domains.models import create_model, get_arch, list_models, model_registry
 from sr_domains.models.blocks import field_radius
 
@@ -88,9 +89,23 @@ def test_edsr_presets_have_the_published_sizes():
     base = create_model("edsr", scale=2).config
     assert (base.n_blocks, base.n_feats, base.res_scale) == (16, 64, 1.0)
     lite = create_model("edsr-lite-ca", scale=2)
-    assert (lite.config.n_blocks, lite.config.n_feats, lite.config.ca_pool) == (8, 32, 15)
-    # 1 + 8 * (2 convs + 7 pool) + 1 LR convs, upsampler conv 1, HR conv_last rounds up to 1
-    assert lite.receptive_radius() == 1 + 8 * 9 + 1 + 1 + 1
+    c = lite.config
+    assert (c.n_blocks, c.n_feats, c.ca_pool, c.global_skip) == (8, 32, 5, "bicubic")
+    # 1 + 8 * (2 convs + 2 pool) + 1 LR convs, upsampler conv 1, HR conv_last rounds up to 1;
+    # within the engine's automatic margin, so tiling the shipped weights is exact
+    assert lite.receptive_radius() == 1 + 8 * 4 + 1 + 1 + 1
+    assert lite.receptive_radius() <= MAX_AUTO_MARGIN
+
+
+def test_bicubic_global_skip_adds_the_bicubic_upsampling():
+    plain = create_model("edsr", n_blocks=1, n_feats=4, in_channels=2)
+    skip = create_model("edsr", n_blocks=1, n_feats=4, in_channels=2, global_skip="bicubic")
+    skip.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 2, 9, 7)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic")
+    torch.testing.assert_close(skip(x), plain(x) + bicubic)
+    with pytest.raises(ValueError, match="out_channels == in_channels"):
+        create_model("edsr", in_channels=3, out_channels=1, global_skip="bicubic")
 
 
 def test_rrdb_keeps_basicsr_module_names():
