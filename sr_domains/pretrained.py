@@ -100,7 +100,7 @@ def resolve_model(
     model: SRModel | str | None = None,
     weights: str | Path | None = None,
     *,
-    scale: int,
+    scale: int | None,
     n_bands: int,
     device: str = "cpu",
 ) -> SRModel:
@@ -110,7 +110,8 @@ def resolve_model(
         model: a built model, a shipped weights name, an architecture/preset name (random
             weights: only useful for testing, and logged as a warning), or None for the default.
         weights: a checkpoint path (our safetensors or a public ``.pt``/``.pth``); overrides.
-        scale: requested scale (must match the model's).
+        scale: requested scale (must match the model's; None accepts the model's own, but
+            then a model or weights must be given).
         n_bands: number of bands/channels of the data.
     """
     from .checkpoint import load_checkpoint, load_public_checkpoint
@@ -130,10 +131,12 @@ def resolve_model(
         else:
             log.warning("building %r with random weights (no --weights given)", model)
             in_ch = 1 if n_bands not in (1, 3, 4) else n_bands
-            m = create_model(model, scale=scale, in_channels=in_ch)
+            m = create_model(model, scale=scale or 2, in_channels=in_ch)
     else:
+        if scale is None:
+            raise ConfigError("choose the scale (or the model) to pick the shipped default weights")
         m = load_pretrained(default_pretrained(scale, n_bands).name, device=device)
-    if m.scale != scale:
+    if scale is not None and m.scale != scale:
         raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
     if m.in_channels not in (1, n_bands):
         raise ConfigError(

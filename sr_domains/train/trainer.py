@@ -1,0 +1,494 @@
+"""The training loop: HR patches -> on-the-fly degradation -> generator (+ GAN stage) -> weights.
+
+:func:`train` runs one :class:`~sr_domains.train.config.TrainConfig` and writes to its run
+folder ``out_dir/name/``:
+
+* ``config.yaml`` (the resolved config), ``log.csv`` (losses, lr every ``log_every`` steps),
+  ``val.csv`` (PSNR/SSIM vs bicubic every ``val.every`` steps), TensorBoard events if asked;
+* ``last.pt``: everything needed to resume (generator, EMA, optimizers, schedulers, GAN
+  discriminator, grad scaler, step), written atomically every ``checkpoint_every`` steps;
+* ``weights.safetensors``: the final (EMA) weights with a complete model card.
+
+Each process draws its own patches (the dataset is indexed deterministically), the LR of every
+step is degraded with a generator seeded by ``(seed, rank, step)``, so a resumed run continues
+with exactly the patches and noise it would have seen. Under ``torchrun`` the generator is
+wrapped in DDP; rank 0 logs, validates and saves.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from ..config import dump_yaml
+from ..degrade import degrade
+from ..errors import ConfigError, OutputExistsError
+from ..inference import Upscaler, resolve_amp
+from ..models import create_model
+from ..models.base import SRModel
+from .config import TrainConfig
+from .data import PatchDataset, load_images
+from .dist import DistInfo, barrier, init_distributed, mean_across, shutdown
+from .ema import EMA
+from .evaluate import score_images, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    weights: Path | None
+    steps: int
+    losses: list[float] = field(default_factory=list)  # logged training loss per log_every
+    validation: dict[str, float] = field(default_factory=dict)  # last validation summary
+
+
+def build_generator(config: TrainConfig) -> SRModel:
+    """The generator of ``config``, optionally initialised from a checkpoint."""
+    m = config.model
+    model = create_model(m.arch, in_channels=m.in_channels, scale=config.scale, **m.options)
+    if m.init_from:
+        init, _ = load_checkpoint(m.init_from)
+        src = init.state_dict()
+        own = model.state_dict()
+        if m.init_partial:
+            keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+            skipped = sorted(set(own) - set(keep))
+            model.load_state_dict({**own, **keep})
+            log.info("initialised from %s; fresh: %s", m.init_from, ", ".join(skipped) or "none")
+        else:
+            try:
+                model.load_state_dict(src, strict=True)
+            except RuntimeError as exc:
+                raise ConfigError(
+                    f"{m.init_from}: does not match {m.arch} x{config.scale} "
+                    f"(set model.init_partial: true to load matching tensors only): {exc}"
+                ) from exc
+    return model
+
+
+def _lr_lambda(config: TrainConfig):
+    o = config.optim
+    total = config.steps
+
+    def factor(step: int) -> float:
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        if o.schedule == "step":
+            return o.gamma ** sum(step >= m for m in o.milestones)
+        t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+        floor = o.min_lr / o.lr
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+class _Batches:
+    """Endless batches of patch indices for this rank, resumable at any step.
+
+    Epoch ``e`` uses dataset epoch ``e`` (``set_epoch``) and indices ``rank::world``; a new
+    DataLoader iterator is made per epoch so worker processes see the new epoch.
+    """
+
+    def __init__(self, dataset: PatchDataset, config: TrainConfig, info: DistInfo) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.info = info
+        own = len(range(info.rank, len(dataset), info.world_size))
+        self.per_epoch = own // config.batch_size
+        if self.per_epoch < 1:
+            raise ConfigError(
+                f"data.patches_per_epoch ({len(dataset)}) must hold at least batch_size "
+                f"({config.batch_size}) x processes ({info.world_size}) patches"
+            )
+
+    def from_step(self, step: int) -> Iterator[dict[str, torch.Tensor]]:
+        epoch, offset = divmod(step, self.per_epoch)
+        b = self.config.batch_size
+        while True:
+            self.dataset.set_epoch(epoch)
+            idx = list(range(self.info.rank, len(self.dataset), self.info.world_size))
+            idx = idx[offset * b : self.per_epoch * b]
+            loader = torch.utils.data.DataLoader(
+                self.dataset,
+                batch_size=b,
+                sampler=idx,
+                num_workers=self.config.num_workers,
+                drop_last=True,
+                pin_memory=self.info.device.type == "cuda",
+            )
+            yield from loader
+            epoch, offset = epoch + 1, 0
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _CSV:
+    def __init__(self, path: Path, fields: list[str], append: bool) -> None:
+        self.path = path
+        self.fields = fields
+        if not (append and path.exists()):
+            with path.open("w", newline="") as fh:
+                csv.writer(fh).writerow(fields)
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as fh:
+            csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self.fields])
+
+
+_LOG_FIELDS = ["step", "lr", "loss", "loss_pixel", "loss_perceptual", "loss_gan", "loss_d"]
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Create the run folder; True when resuming from ``last.pt``."""
+    run = config.run_dir
+    last = run / "last.pt"
+    if resume and last.exists():
+        return True
+    if run.exists() and any(run.iterdir()) and not overwrite:
+        if resume:
+            raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
+        raise OutputExistsError(run)
+    if run.exists() and overwrite:
+        for name in ("last.pt", "log.csv", "val.csv", "weights.safetensors", "config.yaml"):
+            (run / name).unlink(missing_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+class Trainer:
+    """One run of :class:`TrainConfig`; use :func:`train` unless you need the pieces."""
+
+    def __init__(self, config: TrainConfig, info: DistInfo, progress: bool = True) -> None:
+        self.config = config
+        self.info = info
+        self.progress = progress and info.is_main
+        dev = info.device
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed + info.rank)
+        self.dataset = PatchDataset(config.data, scale=config.scale, seed=config.seed)
+        self.model = build_generator(config).to(dev).train()
+        if self.dataset.channels != self.model.in_channels:
+            raise ConfigError(
+                f"the data has {self.dataset.channels} channel(s) but model.in_channels is "
+                f"{self.model.in_channels}; set data.channels or model.in_channels"
+            )
+        self.channels_last = dev.type == "cuda"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.amp = resolve_amp(config.amp, dev, self.model)
+        self.ema = EMA(self.model, config.optim.ema_decay) if config.optim.ema_decay else None
+        self.net: nn.Module = self.model
+        if info.enabled:
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        o = config.optim
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(config))
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.amp == torch.float16 and dev.type == "cuda"
+        )
+        from .losses import PerceptualLoss, RelativisticAverageGANLoss, pixel_loss
+
+        lc = config.loss
+        self.pixel = pixel_loss(lc.pixel).to(dev)
+        self.perceptual = None
+        if lc.perceptual_weight > 0:
+            self.perceptual = PerceptualLoss(
+                lc.vgg_weights, lc.perceptual_layers, fallback=lc.perceptual_fallback
+            ).to(dev)
+        self.disc: nn.Module | None = None
+        self.disc_net: nn.Module | None = None
+        if lc.adversarial:
+            from ..models.discriminator import build_discriminator
+
+            dcfg = dataclasses.replace(lc.discriminator, in_channels=self.model.out_channels)
+            self.disc = build_discriminator(dcfg).to(dev).train()
+            self.disc_net = self.disc
+            if info.enabled:
+                ids = [dev.index] if dev.type == "cuda" else None
+                self.disc_net = nn.parallel.DistributedDataParallel(self.disc, device_ids=ids)
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lc.d_lr, betas=o.betas)
+            self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, _lr_lambda(config))
+            self.ragan = RelativisticAverageGANLoss()
+        self.step = 0
+        self.val_images: list | None = None
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "config": dump_yaml(self.config),
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.disc is not None:
+            state["disc"] = self.disc.state_dict()
+            state["opt_d"] = self.opt_d.state_dict()
+            state["sched_d"] = self.sched_d.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        if self.disc is not None and "disc" in state:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_d.load_state_dict(state["sched_d"])
+        self.step = int(state["step"])
+
+    @property
+    def eval_model(self) -> SRModel:
+        return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
+
+    # -- one step -------------------------------------------------------------------------
+    def _autocast(self):
+        dev = self.info.device.type
+        return torch.autocast(dev, dtype=self.amp, enabled=self.amp is not None)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimizer step (generator, then discriminator in the GAN stage)."""
+        c, dev = self.config, self.info.device
+        hr = batch["hr"].to(dev, non_blocking=True)
+        valid = batch.get("valid")
+        mask = None if valid is None or bool(valid.all()) else valid.to(dev)
+        gen = torch.Generator(device=dev).manual_seed(
+            (c.seed * 1_000_003 + self.info.rank) * 1_000_003 + self.step
+        )
+        with torch.no_grad():
+            lr = degrade(hr, c.scale, c.degradation, gen)
+        if self.channels_last:
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        lc = c.loss
+        out: dict[str, float] = {}
+        with self._autocast():
+            sr = self.net(lr)
+            loss = lc.pixel_weight * self.pixel(sr.float(), hr, mask)
+            out["loss_pixel"] = float(loss)
+            if self.perceptual is not None:
+                lp = self.perceptual(sr.float(), hr, mask)
+                out["loss_perceptual"] = float(lp)
+                loss = loss + lc.perceptual_weight * lp
+            if self.disc is not None:
+                # the unwrapped discriminator: no gradients of its own here, so no DDP sync
+                for p in self.disc.parameters():
+                    p.requires_grad_(False)
+                real = self.disc(hr).detach()
+                fake = self.disc(sr)
+                lg = self.ragan.generator_loss(real.float(), fake.float())
+                out["loss_gan"] = float(lg)
+                loss = loss + lc.gan_weight * lg
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if c.optim.grad_clip:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
+        self.scaler.step(self.opt)
+        self.sched.step()
+        if self.disc_net is not None:
+            for p in self.disc.parameters():  # type: ignore[union-attr]
+                p.requires_grad_(True)
+            with self._autocast():
+                real = self.disc_net(hr)
+                fake = self.disc_net(sr.detach())
+                ld = self.ragan.discriminator_loss(real.float(), fake.float())
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler.scale(ld).backward()
+            self.scaler.step(self.opt_d)
+            self.sched_d.step()
+            out["loss_d"] = float(ld)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        out["loss"] = float(mean_across(loss.detach().float(), self.info))
+        out["lr"] = float(self.sched.get_last_lr()[0])
+        return out
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """PSNR/SSIM of the EMA (or current) generator vs bicubic on the validation images."""
+        vc = self.config.val
+        if vc.data is None:
+            return {}
+        if self.val_images is None:
+            self.val_images = load_images(vc.data, max_pixels=vc.max_pixels)[: vc.max_images]
+        model = self.eval_model
+        up = Upscaler(model, device=self.info.device, amp="off", tile=512)
+        try:
+            scores, _ = score_images(
+                up, self.val_images, degradation=self.config.degradation, seed=self.config.seed
+            )
+        finally:
+            if model is self.model:
+                self.model.train()
+        return summarize(scores)
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        c, info = self.config, self.info
+        run = c.run_dir
+        last = run / "last.pt"
+        if resume:
+            state = torch.load(last, map_location=info.device, weights_only=False)
+            self.load_state_dict(state)
+            log.info("resumed %s at step %d", last, self.step)
+        elif info.is_main:
+            (run / "config.yaml").write_text(dump_yaml(c), encoding="utf-8")
+        logs = valcsv = tb = None
+        if info.is_main:
+            logs = _CSV(
+                run / "log.csv",
+                [*_LOG_FIELDS, "sec"],
+                append=resume,
+            )
+            valcsv = _CSV(
+                run / "val.csv",
+                ["step", "psnr", "psnr_bicubic", "psnr_gain_db", "ssim", "ssim_bicubic"],
+                append=resume,
+            )
+            if c.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                tb = SummaryWriter(str(run / "tb"))
+        batches = _Batches(self.dataset, c, info).from_step(self.step)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=c.steps, initial=self.step, desc=c.name, unit="step")
+        result = TrainResult(run, None, self.step)
+        acc: list[float] = []
+        t0 = time.perf_counter()
+        validation: dict[str, float] = {}
+        try:
+            while self.step < c.steps:
+                stats = self.train_step(next(batches))
+                acc.append(stats["loss"])
+                if not all(np.isfinite(v) for v in stats.values()):
+                    raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{stats['loss']:.4g}")
+                if self.step % c.log_every == 0 or self.step == c.steps:
+                    mean = float(np.mean(acc))
+                    result.losses.append(mean)
+                    acc = []
+                    if logs is not None:
+                        row = {**stats, "loss": mean, "step": self.step}
+                        logs.write({**row, "sec": time.perf_counter() - t0})
+                    if tb is not None:
+                        for k, v in stats.items():
+                            tb.add_scalar(f"train/{k}", v, self.step)
+                if info.is_main and (self.step % c.val.every == 0 or self.step == c.steps):
+                    validation = self.validate()
+                    if validation and valcsv is not None:
+                        valcsv.write({"step": self.step, **validation})
+                        log.info(
+                            "step %d: PSNR %.2f dB (bicubic %.2f)",
+                            self.step,
+                            validation["psnr"],
+                            validation["psnr_bicubic"],
+                        )
+                        if tb is not None:
+                            for k, v in validation.items():
+                                tb.add_scalar(f"val/{k}", v, self.step)
+                if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == c.steps):
+                    _atomic_torch_save(self.state_dict(), last)
+                barrier(info)
+        finally:
+            if bar is not None:
+                bar.close()
+            if tb is not None:
+                tb.close()
+        result.steps = self.step
+        result.validation = validation
+        if info.is_main:
+            result.weights = self.save_weights(run / "weights.safetensors", validation)
+        barrier(info)
+        return result
+
+    def save_weights(self, path: Path, validation: dict[str, float]) -> Path:
+        """The final generator (EMA when enabled) with its model card."""
+        c = self.config
+        model = self.eval_model
+        card = ModelCard.for_model(
+            model,
+            name=c.card.name or c.name,
+            bands=list(c.card.bands),
+            modality=c.card.modality,
+            profile={"recipe": c.data.profile},
+            training_data=(
+                f"{self.dataset.describe()} Degradation: {dump_yaml(c.degradation).strip()}. "
+                f"{c.steps} steps x {c.batch_size} patches x {self.info.world_size} process(es)."
+            ),
+            metrics={k: round(v, 4) for k, v in validation.items()},
+            notes=c.card.notes,
+        )
+        return save_checkpoint(model, path, card, overwrite=True)
+
+
+def train(
+    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> TrainResult:
+    """Run ``config`` (see module docs). Works alone or under ``torchrun``.
+
+    Args:
+        resume: continue from ``run_dir/last.pt``.
+        overwrite: start over in a run folder that already has outputs.
+    """
+    info = init_distributed(config.device)
+    try:
+        resuming = False
+        if info.is_main:
+            resuming = _prepare_run_dir(config, resume, overwrite)
+        barrier(info)
+        if not info.is_main:
+            resuming = resume and (config.run_dir / "last.pt").exists()
+        return Trainer(config, info, progress=progress).fit(resume=resuming)
+    finally:
+        shutdown(info)
+
+
+__all__ = ["TrainResult", "Trainer", "build_generator", "train"]

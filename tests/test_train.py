@@ -1,0 +1,168 @@
+"""The trainer: loss goes down, checkpoints round-trip, resume is exact, GAN stage, torchrun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from sr_domains.checkpoint import load_checkpoint
+from sr_domains.errors import ConfigError, OutputExistsError
+from sr_domains.train.config import TrainConfig, apply_overrides, load_train_config
+from sr_domains.train.trainer import Trainer, build_generator, train
+
+PIL = pytest.importorskip("PIL.Image")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _images(folder: Path, n: int = 3, size: int = 80) -> Path:
+    """Smooth textured grayscale PNGs (sums of random sinusoids)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    for i in range(n):
+        img = np.zeros((size, size), np.float32)
+        for _ in range(6):
+            fy, fx = rng.uniform(0.05, 0.6, 2)
+            img += np.sin(fy * yy + fx * xx + rng.uniform(0, 6))
+        img = (img - img.min()) / (img.max() - img.min()) * 255
+        PIL.fromarray(img.astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+def _config(tmp_path: Path, **over) -> TrainConfig:
+    data = _images(tmp_path / "data")
+    raw = {
+        "name": "tiny",
+        "scale": 2,
+        "steps": 30,
+        "batch_size": 4,
+        "model": {"arch": "edsr", "in_channels": 1, "options": {"n_blocks": 1, "n_feats": 8}},
+        "data": {"paths": [str(data)], "channels": 1, "patch_size": 32, "patches_per_epoch": 64},
+        "optim": {"lr": 0.002, "ema_decay": 0.9},
+        "val": {"data": {"paths": [str(data)], "channels": 1}, "every": 30, "max_images": 2},
+        "out_dir": str(tmp_path / "runs"),
+        "log_every": 5,
+        "checkpoint_every": 10,
+        "threads": 1,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_train_config(path)
+    return apply_overrides(cfg, over) if over else cfg
+
+
+def test_every_shipped_config_loads_strictly_and_builds_its_model():
+    paths = sorted((REPO / "configs").rglob("*.yaml"))
+    assert len(paths) >= 20
+    for path in paths:
+        cfg = load_train_config(path)
+        assert cfg.data.patch_size % cfg.scale == 0, path
+        if cfg.model.init_from is None:
+            model = build_generator(cfg)
+            assert (model.scale, model.in_channels) == (cfg.scale, cfg.model.in_channels), path
+
+
+def test_unknown_and_mistyped_keys_are_rejected(tmp_path):
+    cfg = _config(tmp_path)
+    with pytest.raises(ConfigError, match="did you mean 'steps'"):
+        apply_overrides(cfg, {"stpes": 3})
+    with pytest.raises(ConfigError, match="optim.lr"):
+        apply_overrides(cfg, {"optim.lr": "fast"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {arch: edsr}\ndata: {paths: [a]}\noptimiser: {lr: 1}\n")
+    with pytest.raises(ConfigError, match="optimiser"):
+        load_train_config(bad)
+
+
+def test_30_steps_decrease_the_loss_and_the_weights_round_trip(tmp_path):
+    cfg = _config(tmp_path)
+    result = train(cfg, progress=False)
+    assert result.steps == 30 and len(result.losses) == 6
+    assert np.mean(result.losses[-2:]) < 0.7 * np.mean(result.losses[:2])
+    model, card = load_checkpoint(result.weights)
+    assert card.arch == "edsr" and card.scale == 2 and card.profile["recipe"] == cfg.data.profile
+    assert "img0.png" in card.training_data or "3 " in card.training_data
+    assert set(result.validation) >= {"psnr", "psnr_bicubic", "ssim"}
+    assert card.metrics["psnr"] == pytest.approx(result.validation["psnr"], abs=1e-3)
+    state = torch.load(result.run_dir / "last.pt", weights_only=False)
+    ema = build_generator(cfg)
+    ema.load_state_dict(state["ema"]["model"])
+    x = torch.rand(1, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(model(x), ema.eval()(x))  # saved weights are the EMA weights, exactly
+    log = (result.run_dir / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and log[-1].startswith("30,")
+    assert (result.run_dir / "val.csv").read_text().count("\n") == 2  # header + step 30
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = train(_config(tmp_path / "a", steps=20), progress=False)
+    cfg = _config(tmp_path / "b", steps=10)
+    train(cfg, progress=False)
+    resumed = train(apply_overrides(cfg, {"steps": 20}), resume=True, progress=False)
+    a, _ = load_checkpoint(straight.weights)
+    b, _ = load_checkpoint(resumed.weights)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+def test_an_existing_run_is_not_overwritten_unless_asked(tmp_path):
+    cfg = _config(tmp_path, steps=2, **{"val.every": 100})
+    first = train(cfg, progress=False)
+    before = first.weights.read_bytes()
+    with pytest.raises(OutputExistsError):
+        train(cfg, progress=False)
+    assert first.weights.read_bytes() == before
+    again = train(cfg, overwrite=True, progress=False)
+    assert again.weights.exists()
+
+
+def test_gan_stage_trains_generator_and_discriminator(tmp_path):
+    cfg = _config(
+        tmp_path,
+        steps=3,
+        **{
+            "loss.perceptual_weight": 1.0,
+            "loss.gan_weight": 0.1,
+            "loss.discriminator": {"kind": "unet", "n_feats": 8},
+            "val.every": 100,
+        },
+    )
+    from sr_domains.train.dist import DistInfo
+
+    trainer = Trainer(cfg, DistInfo(0, 1, 0, torch.device("cpu")), progress=False)
+    before = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    from sr_domains.train.trainer import _Batches
+
+    batches = _Batches(trainer.dataset, cfg, trainer.info).from_step(0)
+    stats = [trainer.train_step(next(batches)) for _ in range(3)]
+    for s in stats:
+        assert {"loss_gan", "loss_d", "loss_perceptual"} <= set(s)
+        assert all(np.isfinite(v) for v in s.values())
+    after = trainer.disc.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_torchrun_two_cpu_processes_run_two_steps(tmp_path):
+    cfg = _config(tmp_path, steps=2, batch_size=2, **{"val.every": 100})
+    path = tmp_path / "ddp.yaml"
+    from sr_domains.config import dump_yaml
+
+    path.write_text(dump_yaml(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "sr_domains", "train", "--config", str(path), "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = cfg.run_dir
+    assert (run / "weights.safetensors").exists()
+    assert (run / "log.csv").read_text().splitlines()[-1].startswith("2,")
+    _, card = load_checkpoint(run / "weights.safetensors")
+    assert "2 process(es)" in card.training_data
