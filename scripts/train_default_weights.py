@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     from sr_domains.train.evaluate import evaluate
     from sr_domains.train.trainer import train
 
-    sections = []
     for key in args.only or ORDER:
         cfg = load_train_config(REPO / "configs" / "default" / f"{key}.yaml")
         over: dict[str, object] = {"out_dir": args.out_dir, "device": args.device}
@@ -77,22 +76,36 @@ def main(argv: list[str] | None = None) -> int:
             WEIGHTS_DIR.mkdir(exist_ok=True)
             shutil.copyfile(final, WEIGHTS_DIR / final.name)
             print(f"installed {WEIGHTS_DIR / final.name}")
-        sections.append(
+        section = (
             f"## {cfg.name}\n\nTrained on `{cfg.data.corpus}` ({cfg.steps} steps x "
             f"{cfg.batch_size} patches of {cfg.data.patch_size} px, config "
             f"`configs/default/{key}.yaml`). Held-out evaluation, `sr-domains evaluate "
             f"--model {cfg.name} --corpus {corpus}`:\n\n{report.table}\n"
         )
-    if not args.no_install and not args.only:
-        DOC.write_text(
-            "# Shipped weights\n\nMade by `python scripts/train_default_weights.py` (CPU). "
-            "PSNR/SSIM in the normalized space of each file's intensity profile (data range 1 = "
-            "the 0.5-99.5 percentile range), bicubic LR, border of `scale` pixels excluded.\n\n"
-            + "\n".join(sections),
-            encoding="utf-8",
-        )
-        print(f"wrote {DOC}")
+        (final.parent / "heldout.md").write_text(section, encoding="utf-8")
+    if not args.no_install:
+        write_doc(Path(args.out_dir))
     return 0
+
+
+def write_doc(out_dir: Path) -> None:
+    """docs/weights.md from the held-out reports of every model trained so far."""
+    from sr_domains.train.config import load_train_config
+
+    sections = []
+    for key in ORDER:
+        name = load_train_config(REPO / "configs" / "default" / f"{key}.yaml").name
+        report = out_dir / name / "heldout.md"
+        if report.exists():
+            sections.append(report.read_text(encoding="utf-8"))
+    DOC.write_text(
+        "# Shipped weights\n\nMade by `python scripts/train_default_weights.py` (CPU). "
+        "PSNR/SSIM in the normalized space of each file's intensity profile (data range 1 = "
+        "the 0.5-99.5 percentile range), bicubic LR, border of `scale` pixels excluded.\n\n"
+        + "\n".join(sections),
+        encoding="utf-8",
+    )
+    print(f"wrote {DOC}")
 
 
 if __name__ == "__main__":

@@ -104,9 +104,12 @@ def test_30_steps_decrease_the_loss_and_the_weights_round_trip(tmp_path):
 
 def test_resume_continues_exactly(tmp_path):
     straight = train(_config(tmp_path / "a", steps=20), progress=False)
-    cfg = _config(tmp_path / "b", steps=10)
-    train(cfg, progress=False)
-    resumed = train(apply_overrides(cfg, {"steps": 20}), resume=True, progress=False)
+    cfg = _config(tmp_path / "b", steps=20)
+    paused = train(cfg, progress=False, stop_at=10)
+    assert paused.steps == 10 and paused.weights is None
+    assert (cfg.run_dir / "last.pt").exists() and not (cfg.run_dir / "weights.safetensors").exists()
+    resumed = train(cfg, resume=True, progress=False)
+    assert resumed.steps == 20
     a, _ = load_checkpoint(straight.weights)
     b, _ = load_checkpoint(resumed.weights)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):

@@ -45,6 +45,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run dir")
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        metavar="STEP",
+        help="pause after STEP (last.pt is written; continue later with --resume)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -83,7 +89,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import train
 
     cfg = load_train_config(args.config, dict(args.overrides))
-    result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    result = train(
+        cfg,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        stop_at=args.stop_at,
+    )
+    if result.weights is None and result.steps < cfg.steps:
+        print(f"paused at step {result.steps}: {cfg.run_dir / 'last.pt'} (continue with --resume)")
     if result.weights is not None:  # rank 0 only
         print(result.weights)
         if result.validation:

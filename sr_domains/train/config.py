@@ -7,6 +7,7 @@ differs from the defaults documented here.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -203,7 +204,9 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConf
                 raise ConfigError(f"override {key!r}: {part!r} is not a section")
             node = node[part]
         if leaf not in node and not (parents and parents[-1] in _FREE_SECTIONS):
-            raise ConfigError(f"override {key!r}: unknown key {leaf!r}")
+            close = difflib.get_close_matches(leaf, list(node), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"override {key!r}: unknown key {leaf!r}{hint}")
         node[leaf] = value
     return from_dict(TrainConfig, data)
 

@@ -305,10 +305,10 @@ class Trainer:
         with self._autocast():
             sr = self.net(lr)
             loss = lc.pixel_weight * self.pixel(sr.float(), hr, mask)
-            out["loss_pixel"] = float(loss)
+            out["loss_pixel"] = float(loss.detach())
             if self.perceptual is not None:
                 lp = self.perceptual(sr.float(), hr, mask)
-                out["loss_perceptual"] = float(lp)
+                out["loss_perceptual"] = float(lp.detach())
                 loss = loss + lc.perceptual_weight * lp
             if self.disc is not None:
                 # the unwrapped discriminator: no gradients of its own here, so no DDP sync
@@ -317,7 +317,7 @@ class Trainer:
                 real = self.disc(hr).detach()
                 fake = self.disc(sr)
                 lg = self.ragan.generator_loss(real.float(), fake.float())
-                out["loss_gan"] = float(lg)
+                out["loss_gan"] = float(lg.detach())
                 loss = loss + lc.gan_weight * lg
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -337,7 +337,7 @@ class Trainer:
             self.scaler.scale(ld).backward()
             self.scaler.step(self.opt_d)
             self.sched_d.step()
-            out["loss_d"] = float(ld)
+            out["loss_d"] = float(ld.detach())
         self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.model)
@@ -366,8 +366,11 @@ class Trainer:
         return summarize(scores)
 
     # -- the loop -------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> TrainResult:
+    def fit(self, resume: bool = False, stop_at: int | None = None) -> TrainResult:
+        """Train to ``config.steps`` (or pause at ``stop_at``: ``last.pt`` is written, no
+        weights; resume later). Returns what was produced."""
         c, info = self.config, self.info
+        end = c.steps if stop_at is None else min(stop_at, c.steps)
         run = c.run_dir
         last = run / "last.pt"
         if resume:
@@ -403,7 +406,7 @@ class Trainer:
         t0 = time.perf_counter()
         validation: dict[str, float] = {}
         try:
-            while self.step < c.steps:
+            while self.step < end:
                 stats = self.train_step(next(batches))
                 acc.append(stats["loss"])
                 if not all(np.isfinite(v) for v in stats.values()):
@@ -434,7 +437,7 @@ class Trainer:
                         if tb is not None:
                             for k, v in validation.items():
                                 tb.add_scalar(f"val/{k}", v, self.step)
-                if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == c.steps):
+                if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == end):
                     _atomic_torch_save(self.state_dict(), last)
                 barrier(info)
         finally:
@@ -444,7 +447,7 @@ class Trainer:
                 tb.close()
         result.steps = self.step
         result.validation = validation
-        if info.is_main:
+        if info.is_main and self.step == c.steps:
             result.weights = self.save_weights(run / "weights.safetensors", validation)
         barrier(info)
         return result
@@ -470,13 +473,19 @@ class Trainer:
 
 
 def train(
-    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Run ``config`` (see module docs). Works alone or under ``torchrun``.
 
     Args:
         resume: continue from ``run_dir/last.pt``.
         overwrite: start over in a run folder that already has outputs.
+        stop_at: pause after this step (``last.pt`` written; ``resume=True`` continues).
     """
     info = init_distributed(config.device)
     try:
@@ -486,7 +495,7 @@ def train(
         barrier(info)
         if not info.is_main:
             resuming = resume and (config.run_dir / "last.pt").exists()
-        return Trainer(config, info, progress=progress).fit(resume=resuming)
+        return Trainer(config, info, progress=progress).fit(resume=resuming, stop_at=stop_at)
     finally:
         shutdown(info)
 

@@ -1,0 +1,118 @@
+"""Evaluation: the protocol is computed as documented, the CLI prints a table and writes a
+figure, and the shipped default weights beat bicubic on held-out data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sr_domains import metrics
+from sr_domains.checkpoint import ModelCard, save_checkpoint
+from sr_domains.cli import main
+from sr_domains.degrade import DegradationConfig, imresize
+from sr_domains.errors import ConfigError
+from sr_domains.inference import Upscaler
+from sr_domains.models import create_model
+from sr_domains.testing.medical import interp_model
+from sr_domains.train.evaluate import evaluate, make_lr, score_image
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+def _pngs(folder: Path, n: int = 2, size: int = 60, rgb: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        bands = [np.sin(yy * rng.uniform(0.1, 0.5) + xx * rng.uniform(0.1, 0.5)) for _ in range(3)]
+        img = (np.stack(bands, -1) + 1) * 127.5
+        img = img.astype(np.uint8) if rgb else img[..., 0].astype(np.uint8)
+        PIL.fromarray(img).save(folder / f"im{i}.png")
+    return folder
+
+
+def _weights(tmp_path: Path, in_channels: int = 1) -> Path:
+    model = create_model("edsr", in_channels=in_channels, n_blocks=1, n_feats=8)
+    card = ModelCard(name="tiny", profile={"recipe": "percentile:1,99"})
+    return save_checkpoint(model, tmp_path / f"tiny{in_channels}.safetensors", card)
+
+
+def test_score_image_follows_the_documented_protocol():
+    """With a nearest-neighbour "model" the scores equal a hand computation of the protocol."""
+    rng = np.random.default_rng(0)
+    hr = rng.random((1, 41, 38)).astype(np.float32)  # odd sizes: cropped to multiples of 2
+    valid = np.ones((1, 41, 38), bool)
+    valid[:, :6, :9] = False
+    up = Upscaler(interp_model(2, "nearest"), device="cpu")
+    deg = DegradationConfig(kind="bicubic")
+    score, panel = score_image(up, "x", hr, valid, degradation=deg, seed=5, panel_size=16)
+    h = hr[:, :40, :38]
+    v = valid[:, :40, :38]
+    filled = np.where(v, h, h[v].mean())
+    lr = make_lr(filled, 2, deg, seed=5)
+    mask = v.reshape(1, 20, 2, 19, 2).all(axis=(2, 4)).repeat(2, 1).repeat(2, 2)
+    nearest = lr.repeat(2, 1).repeat(2, 2)
+    kw = {"data_range": 1.0, "mask": mask, "crop_border": 2}
+    assert score.psnr == pytest.approx(metrics.psnr(nearest, h, **kw), abs=1e-4)
+    assert score.psnr_bicubic == pytest.approx(metrics.psnr(imresize(lr, 2.0), h, **kw), abs=1e-6)
+    assert score.ssim_bicubic == pytest.approx(metrics.ssim(imresize(lr, 2.0), h, **kw), abs=1e-6)
+    assert score.sam is None  # single band
+    assert panel is not None and panel.sr.shape == panel.hr.shape == (1, 16, 16)
+
+
+def test_evaluate_cli_prints_a_table_and_writes_figure_and_json(tmp_path, capsys):
+    data = _pngs(tmp_path / "imgs", rgb=True)
+    weights = _weights(tmp_path, in_channels=3)
+    png, js = tmp_path / "cmp.png", tmp_path / "scores.json"
+    argv = ["evaluate", "--weights", str(weights), "--data", str(data), "--png", str(png)]
+    assert main([*argv, "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("| im0", "| im1"))]
+    assert len(rows) == 2 and "**mean**" in out and "SAM SR" in out
+    report = json.loads(js.read_text())
+    assert report["profile"] == "percentile:1,99"  # the model card's recipe
+    assert len(report["images"]) == 2
+    mean_gain = np.mean([im["gain_db"] for im in report["images"]])
+    assert report["summary"]["psnr_gain_db"] == pytest.approx(mean_gain, abs=1e-9)
+    with PIL.open(png) as fig:
+        assert fig.width > fig.height  # 4 columns, 2 rows
+
+
+def test_evaluate_refuses_a_model_with_other_bands(tmp_path):
+    data = _pngs(tmp_path / "imgs", rgb=False)
+    with pytest.raises(ConfigError, match="3 band"):
+        evaluate(weights=_weights(tmp_path, in_channels=3), data=[str(data)])
+
+
+def test_cli_train_with_overrides(tmp_path, capsys):
+    data = _pngs(tmp_path / "imgs", n=2, size=48)
+    cfg = {
+        "name": "cli",
+        "model": {"arch": "srcnn", "in_channels": 1, "options": {"features": [4, 4]}},
+        "data": {"paths": [str(data)], "patch_size": 16, "patches_per_epoch": 8},
+        "out_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    argv = ["train", "--config", str(path), "--set", "steps=2", "--set", "batch_size=4"]
+    assert main([*argv, "--no-progress"]) == 0
+    weights = Path(capsys.readouterr().out.splitlines()[0])
+    assert weights == tmp_path / "runs" / "cli" / "weights.safetensors" and weights.exists()
+    assert main([*argv, "--set", "stpes=3"]) == 2  # a typo is a clear error, not a crash
+    assert "did you mean 'steps'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("corpus", ["gray-heldout", "rgb-heldout"])
+def test_shipped_x2_weights_beat_bicubic_on_heldout_data(shared_data, corpus):
+    from sr_domains.pretrained import list_pretrained
+
+    if not any(e.scale == 2 for e in list_pretrained()):
+        pytest.skip("no shipped x2 weights in this checkout")
+    report = evaluate(corpus=corpus, scale=2, device="cpu")
+    assert len(report.scores) >= 2
+    assert report.summary["psnr_gain_db"] >= 0.5, report.table
+    assert all(s.gain_db > 0 for s in report.scores), report.table
