@@ -65,7 +65,9 @@ def test_3d_metatensor_slice_wise_and_affine():
     err = corners(out.affine.numpy(), (24, 20, 5)) - corners(AFF, (12, 10, 5))
     assert np.abs(err).max() < 1e-9
     for k in (0, 4):
-        ref = upscale_array(x[0, :, :, :, k].numpy(), model, profile="identity", tile=8)
+        ref = upscale_array(
+            x[0, :, :, :, k].numpy(), model, profile="identity", tile=8, device="cpu"
+        )
         np.testing.assert_allclose(out[0, :, :, :, k].numpy(), ref, atol=1e-5)
 
 

@@ -29,6 +29,7 @@ from monai.transforms import (  # noqa: E402
 
 from sr_domains import upscale_array  # noqa: E402
 from sr_domains.errors import ConfigError  # noqa: E402
+from sr_domains.intensity import profile_from_any  # noqa: E402
 from sr_domains.medical.geometry import corners, scale_factors, upscaled_affine  # noqa: E402
 from sr_domains.monai import SuperResolution, SuperResolutiond  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
@@ -181,6 +182,13 @@ def test_2d_image_and_multichannel_modes():
     out = SuperResolution(joint_model, channels=2, device="cpu")(vol)
     ref = upscale_array(vol.numpy()[:, :, :, 1], joint_model, profile="identity", device="cpu")
     np.testing.assert_allclose(out.numpy()[:, :, :, 1], ref, atol=1e-6)
+    # a 1-channel model on a 2-channel volume, with a per-channel intensity profile
+    vol2 = MetaTensor(torch.stack([torch.rand(6, 5, 3), 50 + 100 * torch.rand(6, 5, 3)]))
+    out = SuperResolution(tiny_model(1, 2), profile="percentile:0,100", device="cpu")(vol2)
+    for c in range(2):  # fitted once on the channel's whole volume (min..max here)
+        prof = profile_from_any("percentile:0,100", vol2.numpy()[c][None])
+        ref = upscale_array(vol2.numpy()[c, :, :, 2], tiny_model(1, 2), profile=prof, device="cpu")
+        np.testing.assert_allclose(out.numpy()[c, :, :, 2], ref, rtol=1e-5, atol=1e-4)
     with pytest.raises(ConfigError, match="3 bands"):
         SuperResolution(tiny_model(3, 2), channels=3, device="cpu")(x)
 
