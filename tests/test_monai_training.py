@@ -53,7 +53,7 @@ def test_supervised_trainer_trains_our_model():
         decollate=False,
     )
     trainer.add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"]))
+        Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"].detach()))
     )
     trainer.run()
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
