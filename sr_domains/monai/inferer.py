@@ -13,6 +13,7 @@ affine by the voxel-centre rule.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -166,9 +167,8 @@ class SRInferer(Inferer):
         t = torch.from_numpy(out).to(inputs.device)
         if not isinstance(inputs, MetaTensor):
             return t
-        res = MetaTensor(
-            t, meta=copy_meta(inputs.meta), applied_operations=inputs.applied_operations
-        )
+        ops = copy.deepcopy(inputs.applied_operations)
+        res = MetaTensor(t, meta=copy_meta(inputs.meta), applied_operations=ops)
         res.is_batch = inputs.is_batch
         scale_meta(res.meta, geom.factors, t.shape[2:])
         return res
