@@ -89,7 +89,7 @@ def resolve_tiling(model: SRModel, tile: int | None = None, overlap: int | None 
     radius = model.receptive_radius()
     tile = DEFAULT_TILE if tile is None else int(tile)
     if overlap is None:
-        if radius is not None and radius <= MAX_AUTO_MARGIN:
+        if radius is not None and radius <= MAX_AUTO_MARGIN and 2 * radius < tile:
             margin, overlap = radius, 2 * radius
         else:
             margin = MAX_AUTO_MARGIN if radius is None else min(radius, MAX_AUTO_MARGIN)

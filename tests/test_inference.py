@@ -131,3 +131,17 @@ def test_cuda_matches_cpu():
     a = upscale_array(x, model, profile="identity", device="cpu")
     b = upscale_array(x, tiny_model(3, 2), profile="identity", device="cuda", amp="off")
     assert np.abs(a - b).max() < 1e-4
+
+
+def test_tiles_smaller_than_the_exact_overlap_fall_back_to_blending():
+    from sr_domains.inference import resolve_tiling
+    from sr_domains.models import create_model
+
+    model = create_model("edsr-lite-ca", in_channels=1, n_feats=8)
+    exact = resolve_tiling(model, tile=128)
+    assert exact.exact and exact.overlap == 2 * model.receptive_radius()
+    small = resolve_tiling(model, tile=40)  # 2 x radius would not fit in the tile
+    assert not small.exact and small.overlap < 40
+    x = np.random.default_rng(0).random((1, 90, 70)).astype(np.float32)
+    out = upscale_array(x, model, tile=40, profile="identity", device="cpu")
+    assert out.shape == (1, 180, 140) and np.isfinite(out).all()

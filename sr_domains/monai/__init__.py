@@ -1,0 +1,53 @@
+"""sr_domains inside MONAI: transforms, an inferer and LR/HR pair transforms that get the
+geometry right (the ``monai`` extra).
+
+>>> from sr_domains.monai import SuperResolutiond, SRInferer, MakeLowResolutiond  # doctest: +SKIP
+
+Importing this package needs nothing beyond sr_domains itself; MONAI is imported when a name
+is first used, and a missing MONAI raises :class:`~sr_domains.errors.MissingDependencyError`
+naming the extra (``pip install "sr-domains[monai]"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..errors import require
+
+_EXPORTS = {
+    "SuperResolution": "transforms",
+    "SuperResolutiond": "transforms",
+    "SRInferer": "inferer",
+    "MakeLowResolution": "pairs",
+    "MakeLowResolutiond": "pairs",
+    "SRPrepareBatch": "pairs",
+}
+
+__all__ = [
+    "MakeLowResolution",
+    "MakeLowResolutiond",
+    "SRInferer",
+    "SRPrepareBatch",
+    "SuperResolution",
+    "SuperResolutiond",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .inferer import SRInferer
+    from .pairs import MakeLowResolution, MakeLowResolutiond, SRPrepareBatch
+    from .transforms import SuperResolution, SuperResolutiond
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sr_domains.monai' has no attribute {name!r}")
+    require("monai", "monai", feature=f"sr_domains.monai.{name}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,198 @@
+"""``SRInferer``: a ``monai.inferers.Inferer`` for upscaling networks that fixes the affine.
+
+MONAI's ``SlidingWindowInferer`` and ``SliceInferer`` accept a network whose output is larger
+than its input, but copy the input's metadata unchanged onto the output: the result carries
+the low-resolution affine, so a saved file covers ``s`` times the physical extent of the input.
+``SRInferer`` runs the shared sr_domains engine (seam-free tiles, device, AMP) and updates the
+affine by the voxel-centre rule.
+
+>>> from sr_domains.monai import SRInferer
+>>> inferer = SRInferer(tile=256)                                        # doctest: +SKIP
+>>> sr = inferer(batch, model)          # (B, C, H, W[, D]) -> (B, C, H*s, W*s[, D])
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.inferers import Inferer
+from monai.utils import convert_to_numpy
+from torch import nn
+
+from ..errors import ConfigError
+from ..inference import Upscaler
+from ..intensity import cast_to_dtype
+from ..models.base import SRModel
+from ._core import (
+    Geometry,
+    ModuleSR,
+    ProfileArg,
+    declared_scale,
+    fit_image_profile,
+    plan_geometry,
+    super_resolve,
+)
+from ._meta import copy_meta, scale_meta
+
+log = logging.getLogger(__name__)
+
+
+def _tile_from(tile: int | None, roi_size: int | Sequence[int] | None) -> int | None:
+    if roi_size is None:
+        return tile
+    if tile is not None:
+        raise ConfigError("give tile or roi_size, not both")
+    sizes = {int(roi_size)} if isinstance(roi_size, (int, np.integer)) else set(map(int, roi_size))
+    if len(sizes) != 1:
+        raise ConfigError(f"tiles are square (LR pixels); got roi_size={roi_size}")
+    return sizes.pop()
+
+
+def _network_device(network: nn.Module, inputs: torch.Tensor) -> torch.device:
+    for p in network.parameters():
+        return p.device
+    return inputs.device
+
+
+class SRInferer(Inferer):
+    """Tiled super-resolution inference for any upscaling network (MONAI ``Inferer``).
+
+    ``inferer(inputs, network)`` takes a batch ``(B, C, H, W)`` (both axes grow) or
+    ``(B, C, H, W, D)`` (slice by slice in the plane of ``axes``, optionally through-plane) and
+    returns it super-resolved, as the same type. For every image it computes exactly what
+    :func:`sr_domains.upscale_array` computes with the same network and tiling. For MetaTensor
+    inputs the output's ``affine`` (batched or not), ``pixdim``, ``original_affine`` and
+    ``spatial_shape`` follow the voxel-centre rule.
+
+    It runs under ``torch.inference_mode`` (use it in evaluators and inference, not as a
+    trainer's inferer); the network's train/eval mode is restored afterwards.
+
+    Args:
+        scale: the network's scale; needed for plain modules without a ``scale`` attribute and
+            checked against the attribute when both exist.
+        tile: LR window size (default 512); ``roi_size`` is accepted as MONAI's name for it.
+        overlap: LR pixels shared by adjacent windows (default: from an
+            :class:`~sr_domains.models.SRModel`'s receptive field).
+        batch_size: windows per forward pass (``sw_batch_size``).
+        axes: in-plane spatial axes of 3-D inputs (default: the two finest of each affine, or
+            ``(0, 1)`` for plain tensors).
+        through_plane: also upscale the slice axis of 3-D inputs.
+        profile: intensity profile, fitted once per image (default ``"identity"``: inputs are
+            already in the network's range).
+        out_channels, receptive_radius: describe a plain module (default: as many output
+            channels as input channels; receptive field unknown).
+        device: where the network runs (default: where its parameters are).
+        amp: ``"auto"``, ``"off"``, ``"fp16"``, ``"bf16"``; plain modules are never autocast
+            under ``"auto"``.
+    """
+
+    def __init__(
+        self,
+        scale: int | None = None,
+        *,
+        tile: int | None = None,
+        roi_size: int | Sequence[int] | None = None,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        axes: Sequence[int] | None = None,
+        through_plane: bool = False,
+        profile: ProfileArg = "identity",
+        out_channels: int | None = None,
+        receptive_radius: int | None = None,
+        device: str | torch.device | None = None,
+        amp: str | bool | None = "auto",
+    ) -> None:
+        super().__init__()
+        if overlap is not None and (not isinstance(overlap, (int, np.integer)) or overlap < 0):
+            raise ConfigError(f"overlap is a number of LR pixels (int >= 0), got {overlap!r}")
+        self.scale = scale
+        self.tile = _tile_from(tile, roi_size)
+        self.overlap = overlap
+        self.batch_size = batch_size
+        self.axes = None if axes is None else tuple(int(a) for a in axes)
+        self.through_plane = bool(through_plane)
+        self.profile = profile
+        self.out_channels = out_channels
+        self.receptive_radius = receptive_radius
+        self.device = device
+        self.amp = amp
+
+    def upscaler(self, network: nn.Module, channels: int, device: torch.device) -> Upscaler:
+        """The engine for ``network`` on images of ``channels`` channels."""
+        declared = declared_scale(network)
+        if self.scale is not None and declared is not None and declared != self.scale:
+            raise ConfigError(f"the network declares scale {declared}, SRInferer has {self.scale}")
+        scale = self.scale if self.scale is not None else declared
+        if scale is None:
+            raise ConfigError(
+                f"{type(network).__name__} has no 'scale' attribute; pass SRInferer(scale=...)"
+            )
+        if isinstance(network, SRModel):
+            model: SRModel = network
+        else:
+            model = ModuleSR(
+                network, int(scale), channels, self.out_channels, self.receptive_radius
+            )
+        return Upscaler(
+            model,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            device=device if self.device is None else self.device,
+            amp=self.amp,
+        )
+
+    def __call__(
+        self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """Super-resolve a batch; extra network arguments are not supported."""
+        if args or kwargs:
+            raise ConfigError("SRInferer calls the network with the image only; got extra args")
+        if inputs.ndim not in (4, 5):
+            raise ConfigError(
+                f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"
+            )
+        was_training = network.training
+        try:
+            up = self.upscaler(network, int(inputs.shape[1]), _network_device(network, inputs))
+            out, geom = self._run(inputs, up)
+        finally:
+            network.train(was_training)
+        t = torch.from_numpy(out).to(inputs.device)
+        if not isinstance(inputs, MetaTensor):
+            return t
+        ops = copy.deepcopy(inputs.applied_operations)
+        res = MetaTensor(t, meta=copy_meta(inputs.meta), applied_operations=ops)
+        res.is_batch = inputs.is_batch
+        scale_meta(res.meta, geom.factors, t.shape[2:])
+        return res
+
+    def _run(self, inputs: torch.Tensor, up: Upscaler) -> tuple[np.ndarray, Geometry]:
+        x = convert_to_numpy(inputs.detach())
+        affines = None
+        if isinstance(inputs, MetaTensor):
+            a = convert_to_numpy(inputs.affine).astype(np.float64)
+            affines = a if a.ndim == 3 else np.broadcast_to(a, (len(x), *a.shape))
+        outs: list[np.ndarray] = []
+        geom: Geometry | None = None
+        for b, item in enumerate(x):
+            aff = None if affines is None else affines[b]
+            g = plan_geometry(item.shape[1:], aff, up.scale, self.axes, self.through_plane)
+            if geom is not None and g != geom:
+                raise ConfigError(
+                    f"batch items choose different axes ({geom.plane} vs {g.plane}); pass axes="
+                )
+            geom = g
+            prof = fit_image_profile(self.profile, up.model, item)
+            outs.append(super_resolve(item, up, prof, g))
+        assert geom is not None
+        return cast_to_dtype(np.stack(outs), x.dtype), geom
+
+
+__all__ = ["SRInferer"]
