@@ -116,3 +116,24 @@ def test_shipped_x2_weights_beat_bicubic_on_heldout_data(shared_data, corpus):
     assert len(report.scores) >= 2
     assert report.summary["psnr_gain_db"] >= 0.5, report.table
     assert all(s.gain_db > 0 for s in report.scores), report.table
+
+
+def test_spectral_metrics_are_computed_in_stored_units():
+    """SAM depends on per-band offsets, so it must be computed after inverting the profile."""
+    from sr_domains.intensity import IntensityProfile
+
+    rng = np.random.default_rng(1)
+    hr = rng.random((3, 32, 30)).astype(np.float32)
+    prof = IntensityProfile("percentile:1,99", (0.01, 0.02, 0.005), (-0.5, -0.1, -1.0))
+    up = Upscaler(interp_model(2, "nearest", in_channels=3), device="cpu")
+    deg = DegradationConfig(kind="bicubic")
+    score, _ = score_image(up, "x", hr, None, degradation=deg, profile=prof)
+    plain, _ = score_image(up, "x", hr, None, degradation=deg)
+    lr = make_lr(hr, 2, deg)
+    sr = lr.repeat(2, 1).repeat(2, 2)
+    units = prof.denormalize
+    assert score.sam == pytest.approx(metrics.sam(units(sr), units(hr)), rel=1e-5)
+    assert score.ergas == pytest.approx(metrics.ergas(units(sr), units(hr), scale=2), rel=1e-5)
+    assert plain.sam == pytest.approx(metrics.sam(sr, hr), rel=1e-5)
+    assert score.sam != pytest.approx(plain.sam, rel=1e-3)
+    assert score.psnr == plain.psnr  # PSNR/SSIM stay in normalized units

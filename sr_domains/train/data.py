@@ -24,6 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -327,9 +328,12 @@ def load_images(
     max_pixels: int = 1024 * 1024,
     multiple: int = 1,
     slices: tuple[float, ...] = (0.25, 0.5, 0.75),
-) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    with_profile: bool = False,
+) -> list[tuple[Any, ...]]:
     """Whole evaluation images ``(name, hr (C, H, W) float32 normalized, valid (1, H, W) or
-    None when all valid)`` with the same sniffing, channels and per-file profile as training.
+    None when all valid)`` with the same sniffing, channels and per-file profile as training;
+    ``with_profile`` appends each file's fitted :class:`~sr_domains.intensity.IntensityProfile`
+    (to go back to stored units, e.g. for SAM/ERGAS).
 
     Images and rasters give one image each (a centred crop when larger than ``max_pixels``,
     keeping the aspect ratio). Volumes give the slices at the ``slices`` fractions of the slice
@@ -339,7 +343,7 @@ def load_images(
     if max_pixels < 1 or multiple < 1:
         raise ConfigError("max_pixels and multiple must be >= 1")
     cache = ArrayCache(0)  # only the file being read stays in memory
-    out: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    out: list[tuple[Any, ...]] = []
     skipped: list[tuple[str, str]] = []
     for src in iter_sources(config, cache, skipped):
         h, w = src.shape
@@ -358,7 +362,8 @@ def load_images(
             planes = [(k, f"{src.name}:slice={k}") for k in ks]
         for plane, name in planes:
             hr, valid = src.read(plane, y0, x0, ch, cw, cache)
-            out.append((name, hr.astype(np.float32), None if valid.all() else valid[None]))
+            item = (name, hr.astype(np.float32), None if valid.all() else valid[None])
+            out.append((*item, src.profile) if with_profile else item)
     if not out:
         raise _no_usable(skipped)
     log.info("loaded %d evaluation image(s)", len(out))

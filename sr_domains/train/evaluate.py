@@ -5,8 +5,10 @@ image, in the normalized space of its intensity profile (fitted once per file), 
 a multiple of the scale and degraded to LR with the configured degradation; the LR goes
 through the real inference engine (:class:`~sr_domains.inference.Upscaler`, tiled) and through
 MATLAB-style bicubic upsampling; both are compared with the HR over valid pixels, ``scale``
-pixels of border excluded. Data range 1.0 in normalized space = the profile's fitted range in
-stored units (e.g. the 0.5-99.5 percentile range of the file), never a guessed 255.
+pixels of border excluded. PSNR and SSIM use data range 1.0 in normalized space = the
+profile's fitted range in stored units (e.g. the 0.5-99.5 percentile range of the file), never
+a guessed 255. SAM and ERGAS (multi-band) are computed in stored units (the profile inverted),
+where zero means zero radiance/reflectance: a per-band offset would change spectral angles.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +34,8 @@ from ..intensity import IntensityProfile
 log = logging.getLogger(__name__)
 
 IDENTITY = IntensityProfile("identity", (1.0,), (0.0,))
-ImageItem = tuple[str, np.ndarray, "np.ndarray | None"]
+ImageItem = tuple[Any, ...]
+"""``(name, hr, valid)`` or ``(name, hr, valid, profile)`` (see ``load_images``)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,13 @@ def score_image(
     degradation: DegradationConfig,
     seed: int = 0,
     panel_size: int = 0,
+    profile: IntensityProfile | None = None,
 ) -> tuple[ImageScore, Panel | None]:
-    """Score one normalized HR image (see module docs); optionally return figure crops."""
+    """Score one normalized HR image (see module docs); optionally return figure crops.
+
+    ``profile`` is the image's fitted profile: SAM and ERGAS are computed after inverting it
+    (stored units); without it they are computed on the normalized values.
+    """
     s = upscaler.scale
     c, h, w = hr.shape
     h, w = h - h % s, w - w % s
@@ -111,6 +120,17 @@ def score_image(
         mask = lr_valid.repeat(s, axis=-2).repeat(s, axis=-1)
     kw = {"data_range": 1.0, "mask": mask, "crop_border": s}
     multi = c >= 3
+    if multi:
+        to_units = profile.denormalize if profile is not None else (lambda a: a)
+        sr_u, bic_u, hr_u = to_units(sr), to_units(bic), to_units(hr)
+        spectral = {
+            "sam": metrics.sam(sr_u, hr_u, mask=mask),
+            "sam_bicubic": metrics.sam(bic_u, hr_u, mask=mask),
+            "ergas": metrics.ergas(sr_u, hr_u, scale=s, mask=mask),
+            "ergas_bicubic": metrics.ergas(bic_u, hr_u, scale=s, mask=mask),
+        }
+    else:
+        spectral = {}
     score = ImageScore(
         name=name,
         shape=tuple(hr.shape),
@@ -118,10 +138,7 @@ def score_image(
         psnr_bicubic=metrics.psnr(bic, hr, **kw),
         ssim=metrics.ssim(sr, hr, **kw),
         ssim_bicubic=metrics.ssim(bic, hr, **kw),
-        sam=metrics.sam(sr, hr, mask=mask) if multi else None,
-        sam_bicubic=metrics.sam(bic, hr, mask=mask) if multi else None,
-        ergas=metrics.ergas(sr, hr, scale=s, mask=mask) if multi else None,
-        ergas_bicubic=metrics.ergas(bic, hr, scale=s, mask=mask) if multi else None,
+        **spectral,
     )
     panel = None
     if panel_size:
@@ -144,7 +161,7 @@ def score_images(
 ) -> tuple[list[ImageScore], list[Panel]]:
     """:func:`score_image` over ``(name, hr, valid)`` items; crops for the first ``panels``."""
     scores, figs = [], []
-    for i, (name, hr, valid) in enumerate(images):
+    for i, (name, hr, valid, *rest) in enumerate(images):
         score, panel = score_image(
             upscaler,
             name,
@@ -153,6 +170,7 @@ def score_images(
             degradation=degradation,
             seed=seed + i,
             panel_size=panel_size if i < panels else 0,
+            profile=rest[0] if rest else None,
         )
         scores.append(score)
         if panel is not None:
@@ -314,7 +332,7 @@ def evaluate(
     recipe = profile or card_profile.get("recipe") or "percentile:0.5,99.5"
     channels = net.in_channels if net.in_channels > 1 else None
     cfg = dataclasses.replace(base, profile=recipe, channels=channels)
-    images = load_images(cfg, max_pixels=max_pixels)[:max_images]
+    images = load_images(cfg, max_pixels=max_pixels, with_profile=True)[:max_images]
     if not images:
         raise ConfigError(f"evaluate: no images found in {cfg.paths or cfg.corpus}")
     deg = degradation

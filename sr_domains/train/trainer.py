@@ -353,7 +353,8 @@ class Trainer:
         if vc.data is None:
             return {}
         if self.val_images is None:
-            self.val_images = load_images(vc.data, max_pixels=vc.max_pixels)[: vc.max_images]
+            images = load_images(vc.data, max_pixels=vc.max_pixels, with_profile=True)
+            self.val_images = images[: vc.max_images]
         model = self.eval_model
         up = Upscaler(model, device=self.info.device, amp="off", tile=512)
         try:
