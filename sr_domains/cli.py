@@ -146,7 +146,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print("  none")
     for e in entries:
         psnr = e.card.get("metrics", {}).get("psnr_gain_db")
-        gain = f", +{psnr:.2f} dB vs bicubic" if isinstance(psnr, (int, float)) else ""
+        gain = f", +{psnr:.2f} dB vs bicubic (held-out)" if isinstance(psnr, (int, float)) else ""
         print(
             f"  {e.name:<28} {e.arch} x{e.scale}, {e.in_channels} band(s) "
             f"[{', '.join(e.bands)}], profile {e.card.get('profile', {}).get('recipe')}{gain}"

@@ -46,14 +46,9 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_example_with_weights_writes_an_aligned_file(tmp_path, capsys):
-    ckpt = sr_domains.save_checkpoint(
-        sr_domains.create_model("edsr-lite-ca", in_channels=1, scale=2), tmp_path / "m.safetensors"
-    )
-    res = _run("--weights", str(ckpt), "--output-dir", str(tmp_path / "out"), "--device", "cpu")
-    assert res.returncode == 0, res.stderr
-    (saved,) = (tmp_path / "out").glob("*_x2.nii.gz")
-    assert str(saved.name) in res.stdout
+def _check_aligned(out_dir: Path, stdout: str) -> None:
+    (saved,) = out_dir.glob("*_x2.nii.gz")
+    assert str(saved.name) in stdout
     src = nib.load(_example_module().default_input())  # the default the script used
     out = nib.load(saved)
     finest = np.argsort(src.header.get_zooms()[:3], kind="stable")[:2]
@@ -64,8 +59,25 @@ def test_example_with_weights_writes_an_aligned_file(tmp_path, capsys):
     np.testing.assert_allclose(
         out.header.get_zooms(), np.array(src.header.get_zooms()[:3]) / factors, rtol=1e-5
     )
+
+
+def test_example_with_weights_writes_an_aligned_file(tmp_path, capsys):
+    ckpt = sr_domains.save_checkpoint(
+        sr_domains.create_model("edsr-lite-ca", in_channels=1, scale=2), tmp_path / "m.safetensors"
+    )
+    res = _run("--weights", str(ckpt), "--output-dir", str(tmp_path / "out"), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    _check_aligned(tmp_path / "out", res.stdout)
     again = _example_module().main(["--weights", str(ckpt), "--output-dir", str(tmp_path / "out")])
     assert again == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_example_with_the_shipped_default_weights(tmp_path):
+    if not any(e.scale == 2 and e.in_channels == 1 for e in list_pretrained()):
+        pytest.skip("no default x2 weights shipped")
+    res = _run("--output-dir", str(tmp_path / "out"), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    _check_aligned(tmp_path / "out", res.stdout)
 
 
 def test_example_without_weights_says_what_to_do(tmp_path, capsys):
