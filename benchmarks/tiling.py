@@ -19,7 +19,7 @@ from sr_domains.inference import Upscaler, resolve_tiling
 from sr_domains.intensity import profile_from_any
 from sr_domains.models import create_model
 
-DEFAULT_ARCHS = ["srcnn", "edsr", "edsr-lite-ca", "rcan-small", "rrdbnet-small"]
+DEFAULT_ARCHS = ["srcnn", "edsr", "edsr-lite-ca", "rcan-small", "rrdb-small"]
 
 
 def _run(up: Upscaler, x: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
