@@ -38,12 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="runs/default", help="run folders go here")
     parser.add_argument("--no-install", action="store_true", help="do not copy into the package")
     parser.add_argument("--resume", action="store_true", help="resume interrupted runs")
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="no training: re-score the finished runs in --out-dir, rewrite cards and docs",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from sr_domains.checkpoint import load_checkpoint, save_checkpoint
     from sr_domains.train.config import apply_overrides, load_train_config
-    from sr_domains.train.evaluate import evaluate
     from sr_domains.train.trainer import train
 
     for key in args.only or ORDER:
@@ -56,36 +59,48 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.model.init_from and not Path(cfg.model.init_from).is_absolute():
             over["model.init_from"] = str(REPO / cfg.model.init_from)
         cfg = apply_overrides(cfg, over)
-        result = train(cfg, resume=args.resume, overwrite=not args.resume)
-        assert result.weights is not None
-        corpus = HELDOUT[key.split("_")[0]]
-        report = evaluate(weights=result.weights, corpus=corpus, device=args.device)
-        print(report.table, flush=True)
-        model, card = load_checkpoint(result.weights)
-        summary = {f"heldout_{k}": round(v, 4) for k, v in report.summary.items()}
-        summary["psnr_gain_db"] = round(report.summary["psnr_gain_db"], 4)
-        card = dataclasses.replace(
-            card,
-            metrics=summary,
-            training_data=card.training_data
-            + f" Scores (card metrics) are on the held-out corpus {corpus}, never trained on.",
-        )
-        final = Path(args.out_dir) / cfg.name / f"{cfg.name}.safetensors"
-        save_checkpoint(model, final, card, overwrite=True)
-        if not args.no_install:
-            WEIGHTS_DIR.mkdir(exist_ok=True)
-            shutil.copyfile(final, WEIGHTS_DIR / final.name)
-            print(f"installed {WEIGHTS_DIR / final.name}")
-        section = (
-            f"## {cfg.name}\n\nTrained on `{cfg.data.corpus}` ({cfg.steps} steps x "
-            f"{cfg.batch_size} patches of {cfg.data.patch_size} px, config "
-            f"`configs/default/{key}.yaml`). Held-out evaluation, `sr-domains evaluate "
-            f"--model {cfg.name} --corpus {corpus}`:\n\n{report.table}\n"
-        )
-        (final.parent / "heldout.md").write_text(section, encoding="utf-8")
+        if args.evaluate_only:
+            weights = cfg.run_dir / "weights.safetensors"
+        else:
+            weights = train(cfg, resume=args.resume, overwrite=not args.resume).weights
+        if weights is None or not weights.exists():
+            raise SystemExit(f"{cfg.name}: no finished weights in {cfg.run_dir}")
+        finish(key, cfg, weights, args)
     if not args.no_install:
         write_doc(Path(args.out_dir))
     return 0
+
+
+def finish(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
+    """Score ``weights`` on the held-out corpus, write the card, install, write heldout.md."""
+    from sr_domains.checkpoint import load_checkpoint, save_checkpoint
+    from sr_domains.train.evaluate import evaluate
+
+    corpus = HELDOUT[key.split("_")[0]]
+    report = evaluate(weights=weights, corpus=corpus, device=args.device)
+    print(report.table, flush=True)
+    model, card = load_checkpoint(weights)
+    summary = {f"heldout_{k}": round(v, 4) for k, v in report.summary.items()}
+    summary["psnr_gain_db"] = round(report.summary["psnr_gain_db"], 4)
+    card = dataclasses.replace(
+        card,
+        metrics=summary,
+        training_data=card.training_data
+        + f" Scores (card metrics) are on the held-out corpus {corpus}, never trained on.",
+    )
+    final = Path(args.out_dir) / cfg.name / f"{cfg.name}.safetensors"
+    save_checkpoint(model, final, card, overwrite=True)
+    if not args.no_install:
+        WEIGHTS_DIR.mkdir(exist_ok=True)
+        shutil.copyfile(final, WEIGHTS_DIR / final.name)
+        print(f"installed {WEIGHTS_DIR / final.name}")
+    section = (
+        f"## {cfg.name}\n\nTrained on `{cfg.data.corpus}` ({cfg.steps} steps x "
+        f"{cfg.batch_size} patches of {cfg.data.patch_size} px, config "
+        f"`configs/default/{key}.yaml`). Held-out evaluation, `sr-domains evaluate "
+        f"--model {cfg.name} --corpus {corpus}`:\n\n{report.table}\n"
+    )
+    (final.parent / "heldout.md").write_text(section, encoding="utf-8")
 
 
 def write_doc(out_dir: Path) -> None:
