@@ -82,7 +82,7 @@ def test_unknown_and_mistyped_keys_are_rejected(tmp_path):
 
 
 def test_30_steps_decrease_the_loss_and_the_weights_round_trip(tmp_path):
-    cfg = _config(tmp_path)
+    cfg = _config(tmp_path, tensorboard=True)
     result = train(cfg, progress=False)
     assert result.steps == 30 and len(result.losses) == 6
     assert np.mean(result.losses[-2:]) < 0.7 * np.mean(result.losses[:2])
@@ -100,6 +100,7 @@ def test_30_steps_decrease_the_loss_and_the_weights_round_trip(tmp_path):
     log = (result.run_dir / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,") and log[-1].startswith("30,")
     assert (result.run_dir / "val.csv").read_text().count("\n") == 2  # header + step 30
+    assert list((result.run_dir / "tb").glob("events.out.tfevents.*"))
 
 
 def test_resume_continues_exactly(tmp_path):

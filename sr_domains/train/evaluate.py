@@ -247,7 +247,7 @@ def save_comparison(path: str | os.PathLike[str], panels: Sequence[Panel], title
             ax = axes[r][c]
             shown = _display(img)
             ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
-            ax.set_title(f"{label}" + (f" - {p.name}" if c == 0 else ""), fontsize=9)
+            ax.set_title(f"{p.name}\n{label}" if c == 0 else f"\n{label}", fontsize=8)
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
