@@ -139,16 +139,29 @@ def test_model_scale_mismatch(tmp_path):
 
 
 def test_no_model_without_shipped_weights_is_a_clear_error(tmp_path):
-    try:
-        from sr_domains.pretrained import list_pretrained
+    from sr_domains.pretrained import list_pretrained
 
-        if list_pretrained():
-            pytest.skip("shipped weights exist")
-    except ImportError:
-        pass
+    if any(e.scale == 3 for e in list_pretrained()):
+        pytest.skip("x3 weights are shipped")
     src = make_geotiff(tmp_path / "in.tif")
-    with pytest.raises(ConfigError, match="weights"):
-        upscale_geotiff(src, tmp_path / "o.tif")
+    with pytest.raises(ConfigError, match="no shipped weights for x3") as err:
+        upscale_geotiff(src, tmp_path / "o.tif", scale=3)
+    assert "--weights" in str(err.value)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_default_model_is_the_shipped_weights_for_the_band_count(tmp_path):
+    from sr_domains.pretrained import default_pretrained, list_pretrained
+
+    if not list_pretrained():
+        pytest.skip("no shipped weights")
+    assert default_pretrained(2, 3).in_channels == 3  # RGB weights for 3 bands
+    assert default_pretrained(2, 1).in_channels == 1
+    assert default_pretrained(4, 5).in_channels == 1  # other counts: 1-band, band by band
+    src = make_geotiff(tmp_path / "in.tif", count=3, width=40, height=36)
+    out = upscale_geotiff(src, tmp_path / "o.tif")
+    with rasterio.open(out) as ds:
+        assert ds.tags()["SR_DOMAINS_MODEL"] == default_pretrained(2, 3).name
 
 
 def test_palette_is_refused(tmp_path):
