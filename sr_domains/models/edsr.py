@@ -118,7 +118,7 @@ SPEC = ArchSpec(
     presets={
         "baseline": {"n_blocks": 16, "n_feats": 64, "res_scale": 1.0},
         "full": {"n_blocks": 32, "n_feats": 256, "res_scale": 0.1},
-        # the shipped default weights: small, exact tiling (radius 35 <= the auto margin 40)
+        # the shipped default weights: small, exact tiling (radius 36 <= the auto margin 40)
         "lite-ca": {
             "n_blocks": 8,
             "n_feats": 32,
