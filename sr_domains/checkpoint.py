@@ -330,6 +330,16 @@ def load_public_checkpoint(
     return model.eval()
 
 
+def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of any weights file: safetensors, or a ``.pt``/``.pth`` state dict (unwrapped
+    from ``params_ema`` / ``params`` / ``state_dict``). Raises :class:`CheckpointError` naming
+    the file when it is missing or unreadable."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        return _read_safetensors(path, tensors=True)[1]
+    return _read_torch_state(path)
+
+
 def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     """``torch.load`` (weights only) and unwrap ``params_ema`` / ``params`` / ``state_dict``."""
     if not path.is_file():
@@ -364,5 +374,6 @@ __all__ = [
     "load_public_checkpoint",
     "load_state_strict",
     "read_card",
+    "read_state_dict",
     "save_checkpoint",
 ]

@@ -36,8 +36,9 @@ def build_upscaler(
     device: str | None = "auto",
     amp: str | bool | None = "auto",
     progress: bool = False,
+    n_bands: int = 1,
 ) -> Upscaler:
-    """An :class:`Upscaler` for single-channel medical slices.
+    """An :class:`Upscaler` for images of ``n_bands`` channels (1 for medical slices).
 
     ``model`` may already be an ``Upscaler`` (reused as is), a built model, a shipped weights or
     architecture name, or None for the shipped default (see :func:`sr_domains.pretrained.
@@ -53,7 +54,7 @@ def build_upscaler(
             if m.scale != scale:
                 raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
         else:
-            m = resolve_model(model, weights, scale=scale, n_bands=1)
+            m = resolve_model(model, weights, scale=scale, n_bands=n_bands)
     except ModuleNotFoundError as exc:  # model loading lives in modules that may be absent
         if exc.name and exc.name.startswith("sr_domains"):
             raise ConfigError(

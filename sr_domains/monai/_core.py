@@ -116,10 +116,6 @@ def resolve_upscaler(
         if declared is not None and declared != scale:
             raise ConfigError(f"the network declares scale {declared} but x{scale} was requested")
         model = ModuleSR(model, scale, in_channels=channels)
-    elif channels != 1 and (weights is not None or not isinstance(model, (SRModel, Upscaler))):
-        from ..pretrained import resolve_model
-
-        model, weights = resolve_model(model, weights, scale=scale, n_bands=channels), None
     return build_upscaler(
         model,  # type: ignore[arg-type]
         weights,
@@ -130,6 +126,7 @@ def resolve_upscaler(
         device=device,
         amp=amp,
         progress=progress,
+        n_bands=channels,
     )
 
 

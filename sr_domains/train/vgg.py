@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import _read_safetensors, _read_torch_state, mismatch_report
+from ..checkpoint import mismatch_report, read_state_dict
 from ..errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,7 @@ def load_vgg19_features(path: str | PathLike[str]) -> nn.Sequential:
             has the wrong shape (the message names the file and lists the keys).
     """
     path = Path(path)
-    if path.suffix.lower() == ".safetensors":
-        state = _read_safetensors(path, tensors=True)[1]
-    else:
-        state = _read_torch_state(path)
+    state = read_state_dict(path)
     if not state:
         raise CheckpointError(f"{path}: no tensors in the file")
     features = vgg19_features(device="meta")  # shapes only; the file provides every weight
