@@ -59,6 +59,29 @@ class OutputExistsError(SRDomainsError, FileExistsError):
         return f"{self.path}: output exists; pass overwrite=True (CLI: --overwrite)"
 
 
+class UnsafeOutputError(SRDomainsError, ValueError):
+    """The output would replace or delete an input or files sr_domains did not write."""
+
+    def __init__(self, path: str | PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+class OutputBusyError(SRDomainsError, BlockingIOError):
+    """Another process is writing the same output (its lock is held)."""
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: another sr-domains run is writing this output")
+
+    def __str__(self) -> str:
+        return f"{self.path}: another sr-domains run is writing this output"
+
+
 class MissingDependencyError(SRDomainsError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -15,7 +15,7 @@ pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file  # noqa: E402
 
 from sr_domains import inference  # noqa: E402
-from sr_domains.errors import InputFileError, OutputExistsError  # noqa: E402
+from sr_domains.errors import InputFileError, OutputExistsError, UnsafeOutputError  # noqa: E402
 from sr_domains.medical import (  # noqa: E402
     dicom_write,
     load_dicom_series,
@@ -166,9 +166,15 @@ def test_overwrite_refused_then_allowed(tmp_path):
     (dst / "keep.txt").write_text("mine")
     with pytest.raises(OutputExistsError):
         upscale_dicom_series(tmp_path / "in", dst, model=interp_model(2))
+    with pytest.raises(UnsafeOutputError, match="did not write"):  # not ours: never replaced
+        upscale_dicom_series(tmp_path / "in", dst, model=interp_model(2), overwrite=True)
     assert (dst / "keep.txt").read_text() == "mine"
+    (dst / "keep.txt").unlink()
+    first = upscale_dicom_series(tmp_path / "in", dst, model=interp_model(2))
+    uid = pydicom.dcmread(first[0]).SOPInstanceUID
     out = upscale_dicom_series(tmp_path / "in", dst, model=interp_model(2), overwrite=True)
-    assert sorted(p.name for p in dst.iterdir()) == sorted(p.name for p in out)
+    assert sorted(p.name for p in dst.glob("*.dcm")) == sorted(p.name for p in out)
+    assert pydicom.dcmread(out[0]).SOPInstanceUID != uid  # our own output was replaced
     empty = tmp_path / "empty_out"
     empty.mkdir()  # an existing empty folder is fine
     assert len(upscale_dicom_series(tmp_path / "in", empty, model=interp_model(2))) == 5

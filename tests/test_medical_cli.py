@@ -77,7 +77,7 @@ def test_cli_multi_series_needs_series(tmp_path, capsys):
     assert "'T2', 2 image(s)" in err
     uid = pydicom.dcmread(next((tmp_path / "d" / "b").iterdir())).SeriesInstanceUID
     assert main(["upscale", str(tmp_path / "d"), str(tmp_path / "out"), "--series", uid]) == 0
-    assert len(list((tmp_path / "out").iterdir())) == 2
+    assert len(list((tmp_path / "out").glob("*.dcm"))) == 2
 
 
 def test_cli_info(tmp_path, capsys):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from .. import __version__
 from ..errors import ConfigError, InputFileError, OutputExistsError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
+from ..io_safety import atomic_output, check_paths, preflight, remove_temp, temp_name
 from ..models.base import SRModel
 from ..panels import iter_hr_blocks
 from .georef import read_georef, scale_georef
@@ -27,10 +29,8 @@ from .writer import (
     OutputSpec,
     build_spec,
     create,
-    move_into_place,
-    partial_path,
     provenance_tags,
-    remove_file,
+    remove_sidecars,
     to_cog,
     write_block,
 )
@@ -212,10 +212,7 @@ def upscale_geotiff(
     src, dst = Path(src), Path(dst)
     if scale not in (2, 3, 4):
         raise ConfigError(f"scale must be 2, 3 or 4, got {scale}")
-    if dst.exists() and not overwrite:
-        raise OutputExistsError(dst)
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise ConfigError(f"{dst}: the output would replace the input")
+    preflight(dst, [src], kind="file", overwrite=overwrite)
     with gdal_env(), RasterSource(src, tuple(bands) if bands else None, nodata) as rs:
         _refuse_palette(rs)
         georef = read_georef(rs.ds, rs.path)
@@ -241,19 +238,19 @@ def upscale_geotiff(
             fill_json=json.dumps([round(float(v), 6) for v in fill]),
         )
         spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        temps = [partial_path(dst)]
-        try:
-            with create(temps[0], spec) as out:
-                _write_pixels(rs, up, spec, out, fitted, fill, progress)
-            if cog:
-                temps.append(to_cog(temps[0], spec))
-                remove_file(temps[0])
-            move_into_place(temps[-1], dst)
-        except BaseException:
-            for t in temps:
-                remove_file(t)
-            raise
+        with atomic_output(dst, [src], overwrite=overwrite) as tmp:
+            if not cog:
+                with create(tmp, spec) as out:
+                    _write_pixels(rs, up, spec, out, fitted, fill, progress)
+            else:
+                stage = temp_name(dst, ".tif")
+                try:
+                    with create(stage, spec) as out:
+                        _write_pixels(rs, up, spec, out, fitted, fill, progress)
+                    to_cog(stage, tmp, spec)
+                finally:
+                    remove_temp(stage)
+        remove_sidecars(dst)
     log.info("wrote %s", dst)
     return dst
 
@@ -366,11 +363,12 @@ def upscale_many(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"several inputs are named {dupes}; outputs would collide")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
+    check_paths(out_dir, [*roots, *files], kind="dir")
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     todo = []
     for f in files:
-        if f.parent.resolve() == out_dir.resolve():
-            raise ConfigError(f"{out_dir}: the output folder holds the inputs; choose another")
         dst = out_dir / f.name
         if dst.exists() and not overwrite:
             if is_complete(dst, f, scale):

@@ -14,14 +14,14 @@ Output rules:
   copied; stale ``STATISTICS_*`` band tags and old ``SR_DOMAINS_*`` tags are dropped;
   provenance ``SR_DOMAINS_*`` tags are added (see :func:`provenance_tags`).
 * Everything is written to a hidden temp file next to the target and renamed into place only
-  when complete (for ``--cog``, after the GDAL COG driver has copied it with overviews).
+  when complete (for ``--cog``, after the GDAL COG driver has copied it with overviews); see
+  :mod:`sr_domains.io_safety` for the path, lock and replacement rules.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 TAG_PREFIX = "SR_DOMAINS_"
 #: Tag namespaces that describe the file layout or are rewritten by GDAL, never copied.
 SKIP_NAMESPACES = {"IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "SUBDATASETS", "RPC", "GEOLOCATION"}
-PARTIAL = ".sr-partial"
 
 
 @dataclass
@@ -263,26 +262,14 @@ def write_block(
         dst.write(up(lr.alpha), spec.alpha_band, window=window)
 
 
-# -- temp files, renaming, COG --------------------------------------------------------------
-def partial_path(dst: Path, suffix: str = "") -> Path:
-    """Hidden temp path next to ``dst`` (same folder, so the final rename is atomic)."""
-    return dst.with_name(f".{dst.name}{PARTIAL}{suffix}-{os.getpid()}.tif")
-
-
-def remove_file(path: Path) -> None:
-    """Remove a (temp) file and its GDAL sidecars, ignoring missing ones."""
-    for p in (path, Path(f"{path}.aux.xml"), Path(f"{path}.msk")):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-
-
-def to_cog(tmp: Path, spec: OutputSpec) -> Path:
-    """Copy ``tmp`` to a Cloud-Optimized GeoTIFF (overviews, ghost header) next to it."""
-    cog = Path(str(tmp).replace(PARTIAL, PARTIAL + "-cog"))
+# -- COG, sidecars -----------------------------------------------------------------------------
+def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
+    """Copy the finished ``tmp`` GeoTIFF to a Cloud-Optimized GeoTIFF ``dst`` (overviews,
+    ghost header)."""
     float_data = np.dtype(spec.profile["dtype"]).kind == "f"
     rasterio.shutil.copy(
         tmp,
-        cog,
+        dst,
         driver="COG",
         compress="DEFLATE",
         predictor="FLOATING_POINT" if float_data else "STANDARD",
@@ -291,18 +278,14 @@ def to_cog(tmp: Path, spec: OutputSpec) -> Path:
         overview_resampling="AVERAGE",
         bigtiff="IF_SAFER",
     )
-    return cog
 
 
-def move_into_place(tmp: Path, dst: Path) -> None:
-    """Atomically rename the finished temp file (and any ``.aux.xml`` sidecar) to ``dst``."""
-    aux_tmp, aux_dst = Path(f"{tmp}.aux.xml"), Path(f"{dst}.aux.xml")
-    os.replace(tmp, dst)
-    if aux_tmp.exists():
-        os.replace(aux_tmp, aux_dst)
-    else:
+def remove_sidecars(dst: Path) -> None:
+    """Remove GDAL sidecars of a replaced output (a stale ``.aux.xml`` would override the new
+    file's metadata)."""
+    for p in (Path(f"{dst}.aux.xml"), Path(f"{dst}.msk")):
         with contextlib.suppress(FileNotFoundError):
-            aux_dst.unlink()  # a stale sidecar would override the new file's metadata
+            p.unlink()
 
 
 def provenance_tags(
@@ -342,11 +325,9 @@ __all__ = [
     "OutputSpec",
     "build_spec",
     "create",
-    "move_into_place",
     "nudge_from_nodata",
-    "partial_path",
     "provenance_tags",
-    "remove_file",
+    "remove_sidecars",
     "to_cog",
     "write_block",
 ]

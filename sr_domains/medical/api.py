@@ -12,15 +12,9 @@ import numpy as np
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
+from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
-from .common import (
-    atomic_dir,
-    build_upscaler,
-    check_output,
-    describe_profile,
-    fit_profile,
-    provenance,
-)
+from .common import build_upscaler, describe_profile, fit_profile, provenance
 from .dicom_read import load_dicom_series
 from .dicom_write import write_derived_series
 from .geometry import check_axes, default_axes, scale_factors, upscaled_affine
@@ -77,7 +71,7 @@ def upscale_nifti(
     src, dst = Path(src), Path(dst)
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
-    check_output(dst, overwrite)
+    preflight(dst, [src], kind="file", overwrite=overwrite)
     vol = read_nifti(src)
     check_upscalable(vol)
     ax = check_axes(axes) if axes is not None else default_axes(vol.spacing, vol.data.shape)
@@ -141,7 +135,7 @@ def upscale_dicom_series(
     src, dst = Path(src), Path(dst)
     if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
         raise ConfigError(f"{dst}: a DICOM series is written to a folder")
-    check_output(dst, overwrite)
+    preflight(dst, [src], kind="dir", overwrite=overwrite)
     series = load_dicom_series(src, series_uid)
     volume = series.read_volume()  # decoding errors surface before anything is written
     up = build_upscaler(
@@ -167,7 +161,8 @@ def upscale_dicom_series(
         + (f" ({prov['weights']})" if prov["weights"] else "")
         + f"; intensity profile {describe_profile(prof)}; source series {series.series_uid}"
     )
-    with atomic_dir(dst, overwrite) as tmp:
+    manifest = {"series_uid": series.series_uid, "derivation": derivation}
+    with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
         files = write_derived_series(series, out, affine, tmp, scale=scale, derivation=derivation)
     return [dst / f.name for f in files]
 

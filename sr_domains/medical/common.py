@@ -1,22 +1,16 @@
 """Glue shared by the NIfTI and DICOM paths: model/upscaler, intensity profile, stored integer
-representation, provenance text and all-or-nothing outputs."""
+representation and provenance text (output safety lives in :mod:`sr_domains.io_safety`)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, OutputExistsError
+from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, profile_from_any
 from ..models.base import SRModel
@@ -168,65 +162,9 @@ def fit_scaling(values: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
     return slope, lo - (float(info.min) + 1.0) * slope
 
 
-# -- all-or-nothing outputs ----------------------------------------------------------------
-def check_output(dst: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless ``overwrite`` (an empty folder is fine)."""
-    if dst.is_dir() and not any(dst.iterdir()):
-        return
-    if dst.exists() and not overwrite:
-        raise OutputExistsError(dst)
-
-
-def _replace(tmp: Path, dst: Path, overwrite: bool) -> None:
-    check_output(dst, overwrite)
-    if dst.is_dir():
-        trash = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        dst.rename(trash)
-        try:
-            tmp.rename(dst)
-        except OSError:
-            trash.rename(dst)
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, dst)
-
-
-@contextlib.contextmanager
-def atomic_file(dst: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary path next to ``dst`` (same suffixes); renamed onto ``dst`` when the
-    block succeeds, removed when it fails."""
-    check_output(dst, overwrite)
-    suffix = "".join(dst.suffixes[-2:]) if dst.name.lower().endswith(".gz") else dst.suffix
-    tmp = dst.with_name(f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}{suffix}")
-    try:
-        yield tmp
-        _replace(tmp, dst, overwrite)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(dst: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary folder next to ``dst``; renamed onto ``dst`` when the block succeeds,
-    removed when it fails (no half-written series is ever visible under ``dst``)."""
-    check_output(dst, overwrite)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
-        yield tmp
-        _replace(tmp, dst, overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 __all__ = [
-    "atomic_dir",
-    "atomic_file",
     "build_upscaler",
     "card_recipe",
-    "check_output",
     "describe_profile",
     "fit_profile",
     "fit_scaling",

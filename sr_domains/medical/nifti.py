@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError, require
 from ..image import scale_nifti_affine
-from .common import atomic_file, fit_scaling, quantize
+from ..io_safety import atomic_output
+from .common import fit_scaling, quantize
 from .geometry import (
     axis_codes,
     default_axes,
@@ -203,8 +204,7 @@ def write_nifti(
     stored, slope, inter = _stored(out, like)
     img = type(like.image)(stored, hdr.get_best_affine(), hdr)
     img.header.set_slope_inter(slope, inter)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(dst, overwrite) as tmp:
+    with atomic_output(dst, [like.path], overwrite=overwrite) as tmp:
         nib.save(img, tmp)
     log.info("wrote %s %s", dst, out.shape)
     return dst

@@ -1,0 +1,416 @@
+"""Output safety shared by every writer: path checks, locks, atomic replacement, temp cleanup.
+
+The rules (also in ``docs/output_safety.md``):
+
+1. **Inputs are never touched.** Paths are resolved (symbolic links, ``..``, hard links): an
+   output equal to an input, an output inside an input folder, or an input inside an output
+   folder is refused, even with ``overwrite``.
+2. **Only our own outputs are replaced.** An existing output is replaced only with
+   ``overwrite``; an existing non-empty *folder* only when sr_domains wrote it: its manifest
+   (:data:`MANIFEST`) must list every entry in it, so unrelated files are never deleted.
+3. **One writer per destination.** An exclusive lock (``.NAME.sr-lock`` beside the output,
+   ``flock``) is held while the output is written; a second run fails at once, and a run that
+   finds the output finished meanwhile stops with "output exists".
+4. **Atomic.** Outputs are written under a hidden temporary name in the same folder
+   (``.NAME.sr-tmp-PID-XXXXXXXX``), flushed to disk, then renamed onto the final name: files
+   with ``os.replace``; folders with an atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``)
+   so the final name never goes missing, or, where that is unsupported, two renames whose
+   interruption the next run repairs by restoring the previous output.
+5. **No litter.** A failed run removes its temporary files and the parent folders it created;
+   temporaries left by a killed run are removed by the next run that takes the lock (the CLI
+   also turns SIGTERM into a clean exit).
+6. Created files and folders honour the umask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as _dt
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import OutputBusyError, OutputExistsError, UnsafeOutputError
+
+try:  # POSIX only; elsewhere destinations are not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+#: Manifest file written into every output folder (its presence marks the folder as ours).
+MANIFEST = ".sr_domains.json"
+TMP_TAG = ".sr-tmp-"
+OLD_TAG = ".sr-old-"
+LOCK_TAG = ".sr-lock"
+
+Kind = Literal["file", "dir"]
+PathArg = str | os.PathLike[str]
+
+
+# -- path rules ---------------------------------------------------------------------------------
+def _real(p: Path) -> Path:
+    return Path(os.path.realpath(p))
+
+
+def _within(child: Path, parent: Path) -> bool:
+    return child != parent and parent in child.parents
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_paths(dst: PathArg, inputs: Sequence[PathArg], *, kind: Kind) -> None:
+    """Refuse an output that is, holds or lies inside an input (rule 1; no file is touched)."""
+    dst = Path(dst)
+    d = _real(dst)
+    for src in inputs:
+        src = Path(src)
+        s = _real(src)
+        if d == s or _same_file(dst, src):
+            raise UnsafeOutputError(
+                dst, f"the output would replace the input {src}; choose another output"
+            )
+        if s.is_dir() and _within(d, s):
+            raise UnsafeOutputError(
+                dst, f"lies inside the input folder {src}; choose an output outside it"
+            )
+        if kind == "dir" and _within(s, d):
+            raise UnsafeOutputError(
+                dst, f"holds the input {src}; choose an output that does not contain the inputs"
+            )
+
+
+def read_manifest(folder: PathArg) -> dict[str, Any] | None:
+    """The manifest of an output folder, or None when it has none (or an unreadable one)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
+
+
+def foreign_entries(folder: PathArg) -> list[str]:
+    """Entries of ``folder`` that its manifest does not list (all of them without one)."""
+    names = sorted(os.listdir(folder))
+    manifest = read_manifest(folder)
+    ours = set(manifest["files"]) if manifest else set()
+    return [n for n in names if n != MANIFEST and n not in ours]
+
+
+def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
+    """Refuse an existing output unless it may be replaced (rule 2)."""
+    dst = Path(dst)
+    if kind == "dir":
+        if os.path.lexists(dst) and not dst.is_dir():
+            raise UnsafeOutputError(dst, "exists and is not a folder; outputs go into a folder")
+        if not dst.is_dir() or not os.listdir(dst):
+            return
+        if not overwrite:
+            raise OutputExistsError(dst)
+        foreign = foreign_entries(dst)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (
+                f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            )
+            why = (
+                "it has no sr_domains manifest"
+                if read_manifest(dst) is None
+                else "they are not in its sr_domains manifest"
+            )
+            raise UnsafeOutputError(
+                dst,
+                f"holds entries sr_domains did not write ({shown}; {why}); it is never "
+                "replaced, even with --overwrite: remove it yourself or choose another folder",
+            )
+        return
+    if dst.is_dir():
+        raise UnsafeOutputError(dst, "is a folder; give an output file name")
+    if os.path.lexists(dst) and not overwrite:
+        raise OutputExistsError(dst)
+
+
+def preflight(
+    dst: PathArg, inputs: Sequence[PathArg] = (), *, kind: Kind = "file", overwrite: bool = False
+) -> None:
+    """All checks that need no lock (rules 1 and 2): call before any expensive work."""
+    check_paths(dst, inputs, kind=kind)
+    check_existing(dst, kind=kind, overwrite=overwrite)
+
+
+# -- locks ------------------------------------------------------------------------------------
+def lock_path(dst: PathArg) -> Path:
+    dst = Path(dst)
+    return dst.parent / f".{dst.name}{LOCK_TAG}"
+
+
+@contextlib.contextmanager
+def destination_lock(dst: PathArg) -> Iterator[None]:
+    """Hold the exclusive lock of ``dst`` (rule 3); :class:`OutputBusyError` if another process
+    holds it. The parent folder must exist."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    lock = lock_path(dst)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputBusyError(dst) from None
+        # The previous holder may have removed the lock file between our open and flock.
+        try:
+            current = os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+# -- temporaries and replacement -------------------------------------------------------------
+def remove_temp(path: Path) -> None:
+    """Remove a temp file or folder and its sidecars (``NAME.*``), never raising."""
+    try:
+        siblings = [e for e in os.scandir(path.parent) if e.name.startswith(path.name + ".")]
+    except OSError:
+        siblings = []
+    for p in [path, *(Path(e.path) for e in siblings)]:
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove temporary %s: %s", p, exc)
+
+
+def clean_stale(dst: PathArg) -> None:
+    """Under the lock of ``dst``: remove temporaries of earlier runs; finish an interrupted
+    folder replacement (restore the previous output when the final name is missing)."""
+    dst = Path(dst)
+    try:
+        entries = list(os.scandir(dst.parent))
+    except OSError:
+        return
+    tmp_prefix, old_prefix = f".{dst.name}{TMP_TAG}", f".{dst.name}{OLD_TAG}"
+    olds = sorted(
+        (Path(e.path) for e in entries if e.name.startswith(old_prefix)),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if olds and not os.path.lexists(dst):
+        os.rename(olds[-1], dst)
+        log.warning("%s: restored the previous output after an interrupted replacement", dst)
+        olds = olds[:-1]
+    for p in olds:
+        remove_temp(p)
+    for e in entries:
+        if e.name.startswith(tmp_prefix) and os.path.lexists(e.path):
+            log.info("removing %s left by an interrupted run", e.path)
+            remove_temp(Path(e.path))
+
+
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            _fsync_path(Path(root) / name)
+        _fsync_path(Path(root))
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(a: PathArg, b: PathArg) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def replace_dir(tmp: Path, dst: Path) -> None:
+    """Move the finished folder ``tmp`` onto ``dst`` (rule 4); the previous ``dst`` is deleted
+    only once the new one is in place."""
+    if not os.path.lexists(dst):
+        os.rename(tmp, dst)
+        return
+    if exchange(tmp, dst):  # dst is the new folder now; tmp holds the previous one
+        remove_temp(tmp)
+        return
+    old = dst.parent / f".{dst.name}{OLD_TAG}{secrets.token_hex(4)}"
+    os.rename(dst, old)
+    try:
+        os.rename(tmp, dst)
+    except BaseException:
+        os.rename(old, dst)
+        raise
+    remove_temp(old)
+
+
+def _write_manifest(folder: Path, sources: Sequence[PathArg], extra: dict[str, Any]) -> None:
+    from . import __version__
+
+    files = sorted(n for n in os.listdir(folder) if n != MANIFEST)
+    data = {
+        "software": "sr_domains",
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "sources": [os.fspath(s) for s in sources],
+        **extra,
+        "files": files,
+    }
+    (folder / MANIFEST).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p`` that returns the folders it created (outermost first)."""
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    created = []
+    for q in reversed(missing):
+        try:
+            q.mkdir()
+        except FileExistsError:
+            continue
+        created.append(q)
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for q in reversed(folders):
+        with contextlib.suppress(OSError):
+            q.rmdir()
+
+
+def temp_name(dst: PathArg, suffix: str = "") -> Path:
+    """A fresh hidden temporary path beside ``dst`` (same folder: the rename is atomic)."""
+    dst = Path(dst)
+    return dst.parent / f".{dst.name}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def full_suffix(path: PathArg) -> str:
+    """``.nii.gz`` for compressed names, else the last suffix (writers pick formats by it)."""
+    p = Path(path)
+    return "".join(p.suffixes[-2:]) if p.name.lower().endswith(".gz") else p.suffix
+
+
+@contextlib.contextmanager
+def atomic_output(
+    dst: PathArg,
+    inputs: Sequence[PathArg] = (),
+    *,
+    kind: Kind = "file",
+    overwrite: bool = False,
+    manifest: dict[str, Any] | None = None,
+) -> Iterator[Path]:
+    """Yield a temporary path to write the output of ``inputs`` to; on success it replaces
+    ``dst`` atomically, on failure it is removed (see the module rules).
+
+    Args:
+        dst: the final output file or folder.
+        inputs: the input files/folders the output is made from (rule 1).
+        kind: ``"file"`` (the temp path has ``dst``'s suffixes) or ``"dir"`` (an empty temp
+            folder is created; a manifest is added before the swap).
+        overwrite: replace an existing output (rule 2).
+        manifest: extra fields for a folder's manifest.
+    """
+    dst = Path(dst)
+    preflight(dst, inputs, kind=kind, overwrite=overwrite)
+    created = _make_parents(dst.parent)
+    try:
+        with destination_lock(dst):
+            check_existing(dst, kind=kind, overwrite=overwrite)  # again, now that we hold it
+            clean_stale(dst)
+            tmp = temp_name(dst, "" if kind == "dir" else full_suffix(dst))
+            if kind == "dir":
+                os.mkdir(tmp)  # 0o777 & ~umask, unlike tempfile.mkdtemp's 0o700
+            try:
+                yield tmp
+                if kind == "dir":
+                    _write_manifest(tmp, inputs, manifest or {})
+                    _fsync_tree(tmp)
+                    replace_dir(tmp, dst)
+                else:
+                    if not tmp.is_file():
+                        raise FileNotFoundError(
+                            errno.ENOENT, "the writer produced no file", str(tmp)
+                        )
+                    _fsync_path(tmp)
+                    os.replace(tmp, dst)
+                _fsync_path(dst.parent)
+            finally:
+                if os.path.lexists(tmp):
+                    remove_temp(tmp)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+__all__ = [
+    "MANIFEST",
+    "atomic_output",
+    "check_existing",
+    "check_paths",
+    "clean_stale",
+    "destination_lock",
+    "exchange",
+    "foreign_entries",
+    "full_suffix",
+    "preflight",
+    "read_manifest",
+    "remove_temp",
+    "replace_dir",
+    "temp_name",
+]
