@@ -13,7 +13,10 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
+import re
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -330,6 +333,29 @@ def load_public_checkpoint(
     return model.eval()
 
 
+def unpickle_error(exc: BaseException) -> str:
+    """One line for a failed weights-only ``torch.load`` (without torch's advice to retry with
+    ``weights_only=False``, which would run code from the file)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        glob = re.search(r"GLOBAL (\S+)", text)
+        op = re.search(r"Unsupported operand (\d+)", text)
+        detail = (
+            f"it references {glob.group(1)}"
+            if glob
+            else f"pickle instruction {op.group(1)}"
+            if op
+            else "objects that are not tensors"
+        )
+        return (
+            f"refused: the file holds pickled objects that are not plain tensors ({detail}); "
+            "sr_domains loads .pt/.pth files weights-only and never runs code from them"
+        )
+    lines = text.strip().splitlines()
+    first = lines[0][:200] if lines else ""
+    return f"cannot read the checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
+
+
 def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
     """The tensors of any weights file: safetensors, or a ``.pt``/``.pth`` state dict (unwrapped
     from ``params_ema`` / ``params`` / ``state_dict``). Raises :class:`CheckpointError` naming
@@ -345,11 +371,11 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not parse
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
     if isinstance(obj, Mapping):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), Mapping):
@@ -376,4 +402,5 @@ __all__ = [
     "read_card",
     "read_state_dict",
     "save_checkpoint",
+    "unpickle_error",
 ]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -185,20 +190,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """One line for an OS error: the path, then the cause (``strerror``, else the message)."""
+    cause = exc.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(str(p) for p in paths)
+    return f"{where}: {cause}" if where and str(paths[0]) not in cause else cause
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: writers remove their temporaries
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sr-domains`` script; returns the exit status."""
+    """Entry point of the ``sr-domains`` script; returns the exit status.
+
+    Errors print one line (``-v`` adds the traceback): 2 for sr_domains errors (bad input,
+    options, unsafe output), 1 for operating-system errors (disk full, permissions, memory).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except (SRDomainsError, ConfigError) as exc:
-        print(f"sr-domains: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2, args.verbose)
     except KeyboardInterrupt:
         print("sr-domains: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `sr-domains info X | head`: the reader went away
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except MemoryError:
+        return _fail("out of memory; try a smaller --tile or --batch-size", 1, args.verbose)
+    except OSError as exc:
+        return _fail(_os_error_text(exc), 1, args.verbose)
+
+
+def _fail(message: str, code: int, verbose: int) -> int:
+    if verbose:
+        traceback.print_exc()
+    first, *rest = message.splitlines() or [""]
+    print(f"sr-domains: error: {first}", file=sys.stderr)
+    for line in rest:  # multi-line messages (series listings) stay readable
+        print(f"  {line.strip()}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

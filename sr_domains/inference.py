@@ -19,6 +19,7 @@ import torch
 from .errors import ConfigError
 from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
 from .models.base import SRModel
+from .options import DEFAULT_TILE
 from .tiling import TilePlan, make_plan, stream_tiles
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 MAX_AUTO_MARGIN = 40
 #: Extra overlap used as a blending ramp when the margin cannot cover the receptive field.
 RAMP = 16
-DEFAULT_TILE = 512
 
 RawReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
 """``read(y0, x0, h, w) -> (values (C, h, w), valid (h, w) | (C, h, w) | None)`` inside the
@@ -141,9 +141,9 @@ class Upscaler:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.tiling = resolve_tiling(model, tile, overlap)
-        self.batch_size = batch_size or (4 if self.device.type == "cuda" else 1)
-        if self.batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size or (4 if self.device.type == "cuda" else 1)
         self.progress = progress
         self.scale = model.scale
         self.multiple = int(getattr(model, "size_multiple", 1))

@@ -8,6 +8,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+#: Default LR tile size (kept here so options can be checked without importing torch).
+DEFAULT_TILE = 512
+
 
 @dataclass(frozen=True)
 class UpscaleOptions:
@@ -38,8 +41,22 @@ class UpscaleOptions:
     series_uid: str | None = None  # DICOM SeriesInstanceUID when a folder holds several
 
     def __post_init__(self) -> None:
+        """Validate every numeric option before any file is read or created."""
         if self.scale not in (2, 3, 4):
             raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if self.tile is not None and self.tile < 8:
+            raise ConfigError(f"tile must be >= 8 pixels, got {self.tile}")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"overlap must be >= 0, got {self.overlap}")
+        if self.overlap is not None and self.overlap >= (self.tile or DEFAULT_TILE):
+            raise ConfigError(
+                f"overlap ({self.overlap}) must be smaller than the tile "
+                f"({self.tile or DEFAULT_TILE}); pass a larger --tile"
+            )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.bands is not None and (not self.bands or min(self.bands) < 1):
+            raise ConfigError(f"bands are 1-based and at least one is needed, got {self.bands}")
 
 
 DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane", "series_uid"}

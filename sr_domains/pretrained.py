@@ -101,18 +101,21 @@ def resolve_model(
     weights: str | Path | None = None,
     *,
     scale: int | None,
-    n_bands: int,
+    n_bands: int | None,
     device: str = "cpu",
 ) -> SRModel:
     """The model an ``upscale`` call should use.
 
     Args:
-        model: a built model, a shipped weights name, an architecture/preset name (random
-            weights: only useful for testing, and logged as a warning), or None for the default.
+        model: a built model, a shipped weights name, or None for the shipped default. An
+            architecture name is accepted only with ``weights`` (it then names the layout of a
+            public checkpoint): a model with random weights is never made here; build one with
+            :func:`sr_domains.create_model` and pass the object if that is really wanted.
         weights: a checkpoint path (our safetensors or a public ``.pt``/``.pth``); overrides.
         scale: requested scale (must match the model's; None accepts the model's own, but
             then a model or weights must be given).
-        n_bands: number of bands/channels of the data.
+        n_bands: number of bands/channels of the data; None accepts any model (medical
+            planes are repeated on every input channel).
     """
     from .checkpoint import load_checkpoint, load_public_checkpoint
 
@@ -126,21 +129,34 @@ def resolve_model(
     elif isinstance(model, SRModel):
         m = model
     elif isinstance(model, str):
-        if any(e.name == model for e in _entries()):
-            m = load_pretrained(model, device=device)
-        else:
-            log.warning("building %r with random weights (no --weights given)", model)
-            in_ch = 1 if n_bands not in (1, 3, 4) else n_bands
-            m = create_model(model, scale=scale or 2, in_channels=in_ch)
+        if not any(e.name == model for e in _entries()):
+            raise ConfigError(_unknown_model_message(model))
+        m = load_pretrained(model, device=device)
     else:
         if scale is None:
             raise ConfigError("choose the scale (or the model) to pick the shipped default weights")
-        m = load_pretrained(default_pretrained(scale, n_bands).name, device=device)
+        m = load_pretrained(default_pretrained(scale, n_bands or 1).name, device=device)
     if scale is not None and m.scale != scale:
         raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
-    if m.in_channels not in (1, n_bands):
+    if n_bands is not None and m.in_channels not in (1, n_bands):
         raise ConfigError(
             f"the model takes {m.in_channels} band(s) but the data has {n_bands}; "
             "select matching bands or use a single-channel model"
         )
     return m
+
+
+def _unknown_model_message(name: str) -> str:
+    from .models import list_models
+
+    shipped = ", ".join(e.name for e in _entries()) or "none"
+    if name in list_models():
+        return (
+            f"{name!r} is an architecture without weights; pass --weights PATH (Python: "
+            f"weights=) or one of the shipped names: {shipped}. For random weights (tests "
+            f"only) build the model with sr_domains.create_model({name!r}, ...) and pass it"
+        )
+    return (
+        f"unknown model {name!r}: not a shipped weights name ({shipped}) nor an architecture "
+        f"({', '.join(list_models())}); see `sr-domains models`"
+    )

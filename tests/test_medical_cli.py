@@ -31,7 +31,7 @@ def fake_weights(monkeypatch):
     """No shipped weights yet: the CLI's model resolution returns an interpolating model."""
 
     def resolve(model, weights, *, scale, n_bands):
-        assert n_bands == 1
+        assert n_bands is None  # medical planes: any model band count
         return interp_model(scale)
 
     monkeypatch.setattr(common, "resolve_model", resolve)

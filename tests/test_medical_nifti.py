@@ -148,7 +148,7 @@ def test_scaled_int_keeps_slope_when_it_fits(tmp_path):
     np.testing.assert_allclose(out.get_fdata(), a.repeat(2, 0).repeat(2, 1), atol=1e-4)
 
 
-def test_overshoot_recomputes_scaling_without_clipping(tmp_path):
+def test_overshoot_keeps_the_integer_value_grid(tmp_path):
     # uint8 phantom using the full range: a sharpening model overshoots beyond 0..255
     def values(w):
         return np.where(w[..., 0] > 0, 255.0, 0.0)
@@ -164,13 +164,12 @@ def test_overshoot_recomputes_scaling_without_clipping(tmp_path):
     dst = upscale_nifti(src, tmp_path / "out.nii.gz", model=sharpen, profile="range:0,255")
     out = nib.load(dst)
     assert out.get_data_dtype() == np.uint8
+    assert (out.dataobj.slope, out.dataobj.inter) == (1.0, 0.0)  # no new scaling
     vol = read_nifti(src)
-    expected = _torch_interp(vol.data, (2, 2, 1), "bicubic")
-    got = out.get_fdata()
-    assert got.min() < 0
-    assert got.max() > 255
-    step = out.dataobj.slope
-    np.testing.assert_allclose(got, expected, atol=step)
+    expected = np.clip(np.rint(_torch_interp(vol.data, (2, 2, 1), "bicubic")), 0, 255)
+    got = np.asarray(out.dataobj)
+    np.testing.assert_array_equal(got, expected)  # rounded and clipped to the source grid
+    assert (got == 0).sum() > 0 and (got == 255).sum() > 0
 
 
 def _shift(x, y, z):

@@ -1,4 +1,5 @@
-"""Public entry points: :func:`upscale_nifti` and :func:`upscale_dicom_series`."""
+"""Public entry points: :func:`upscale_dicom_series` (and :func:`upscale_nifti`, from
+:mod:`sr_domains.medical.nifti_upscale`)."""
 
 from __future__ import annotations
 
@@ -17,83 +18,16 @@ from ..models.base import SRModel
 from .common import build_upscaler, describe_profile, fit_profile, provenance
 from .dicom_read import load_dicom_series
 from .dicom_write import write_derived_series
-from .geometry import check_axes, default_axes, scale_factors, upscaled_affine
-from .nifti import check_upscalable, is_nifti_path, read_nifti, write_nifti
-from .volume import upscale_image, upscale_volume
+from .geometry import scale_factors, upscaled_affine
+from .nifti import is_nifti_path
+from .nifti_upscale import upscale_nifti
+from .volume import upscale_volume
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 ModelArg = SRModel | Upscaler | str | None
 ProfileArg = str | IntensityProfile | dict[str, Any] | None
-
-
-def upscale_nifti(
-    src: PathLike,
-    dst: PathLike,
-    *,
-    scale: int = 2,
-    model: ModelArg = None,
-    weights: PathLike | None = None,
-    axes: tuple[int, int] | None = None,
-    through_plane: bool = False,
-    profile: ProfileArg = None,
-    overwrite: bool = False,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    amp: str = "auto",
-    progress: bool = False,
-) -> Path:
-    """Super-resolve a 3-D or 4-D NIfTI file slice by slice; the output lines up with the input.
-
-    Args:
-        src: input ``.nii``/``.nii.gz`` (NIfTI-1 or -2, any orientation, sform or qform).
-        dst: output ``.nii``/``.nii.gz``; written to a temporary file and renamed when complete.
-        scale: 2, 3 or 4.
-        model: a built :class:`~sr_domains.models.SRModel`, a reusable
-            :class:`~sr_domains.inference.Upscaler`, a shipped weights/architecture name, or
-            None for the shipped default weights.
-        weights: checkpoint path (overrides ``model``'s weights).
-        axes: in-plane axes (0-based, array order); default: the two with the finest spacing.
-        through_plane: also upscale the slice axis (multi-planar averaging).
-        profile: intensity recipe or fitted profile; default: the model card's, else ``mr``
-            (robust 0.5-99.5 percentile, fitted once over the whole file).
-        overwrite: replace an existing ``dst``.
-        tile, overlap, batch_size, device, amp, progress: see
-            :class:`~sr_domains.inference.Upscaler`.
-
-    Returns:
-        The written path. Its affine equals ``affine @ T`` (voxel-centre rule): corners of the
-        field of view unchanged, spacing divided by ``scale`` on the upscaled axes.
-    """
-    src, dst = Path(src), Path(dst)
-    if not is_nifti_path(dst):
-        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
-    preflight(dst, [src], kind="file", overwrite=overwrite)
-    vol = read_nifti(src)
-    check_upscalable(vol)
-    ax = check_axes(axes) if axes is not None else default_axes(vol.spacing, vol.data.shape)
-    up = build_upscaler(
-        model,
-        weights,
-        scale=scale,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        amp=amp,
-        progress=progress,
-    )
-    prof = fit_profile(profile, up.model, vol.data, default="mr", dtype=vol.dtype)
-    out, _ = upscale_image(
-        vol.data, vol.affine, up, profile=prof, axes=ax, through_plane=through_plane
-    )
-    factors = scale_factors(ax, scale, through_plane)
-    mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
-    prov = provenance(up, prof, factors, mode)
-    return write_nifti(dst, out, vol, factors, provenance=prov, overwrite=overwrite)
 
 
 def upscale_dicom_series(

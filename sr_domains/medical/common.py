@@ -30,9 +30,10 @@ def build_upscaler(
     device: str | None = "auto",
     amp: str | bool | None = "auto",
     progress: bool = False,
-    n_bands: int = 1,
+    n_bands: int | None = None,
 ) -> Upscaler:
-    """An :class:`Upscaler` for images of ``n_bands`` channels (1 for medical slices).
+    """An :class:`Upscaler` for images of ``n_bands`` channels (None: medical planes, which
+    are repeated on every input channel of a multi-channel model).
 
     ``model`` may already be an ``Upscaler`` (reused as is), a built model, a shipped weights or
     architecture name, or None for the shipped default (see :func:`sr_domains.pretrained.

@@ -5,9 +5,9 @@ Written header (see ``docs/medical.md``):
 * shape and ``pixdim`` updated; ``sform`` and ``qform`` each updated by the voxel-centre rule
   (``A @ T``) when their code is > 0, codes kept; with both codes 0 the fallback affine follows
   from ``pixdim`` and keeps the field of view too.
-* dtype kept. Integer data: the source ``scl_slope``/``scl_inter`` (1/0 when unscaled) are kept
-  when the SR values fit the dtype with them; otherwise (SR overshoot) they are recomputed to
-  span the values, so nothing clips. Float data is written unscaled.
+* dtype kept. Integer data keeps the source ``scl_slope``/``scl_inter`` unchanged: SR values
+  are rounded and clipped to that value grid (exact zeros stay zero). Float data is written
+  unscaled. Voxels are written plane by plane (:mod:`sr_domains.medical.nifti_io`).
 * units, intent, ``cal_min``/``cal_max``, ``dim_info``, TR (``pixdim[4]``), ``toffset`` kept;
   slice-timing fields reset when the slice-encoding axis was resampled; DICOM and AFNI header
   extensions (which describe the old grid) dropped; ``descrip`` gets a provenance prefix (80
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,6 @@ import numpy as np
 from ..errors import ConfigError, InputFileError, require
 from ..image import scale_nifti_affine
 from ..io_safety import atomic_output
-from .common import fit_scaling, quantize
 from .geometry import (
     axis_codes,
     default_axes,
@@ -101,55 +101,31 @@ def load_nifti(path: str | os.PathLike[str]) -> Any:
 
 
 def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
-    """Load a NIfTI file into a :class:`NiftiVolume` (voxels as float32, scaling applied)."""
-    p = Path(path)
-    img = load_nifti(p)
-    dt = img.get_data_dtype()
-    if dt.kind not in "uif" or dt.names is not None:
-        raise InputFileError(p, f"unsupported voxel type {dt} (only real scalar voxels)")
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float32)
-    except Exception as exc:
-        raise InputFileError(p, f"cannot read the voxel data ({exc})") from exc
-    if data.ndim < 2:
-        raise InputFileError(p, f"expected an image of >= 2 dimensions, got shape {data.shape}")
-    if data.ndim == 2:
-        data = data[..., None]
-    slope = getattr(img.dataobj, "slope", 1.0)
-    inter = getattr(img.dataobj, "inter", 0.0)
-    return NiftiVolume(p, img, data, np.asarray(img.affine, np.float64), dt, slope, inter)
+    """Load a NIfTI file into a :class:`NiftiVolume` (voxels as float32, scaling applied).
+
+    The header is checked against the file before anything is allocated (see
+    :func:`sr_domains.medical.nifti_io.open_source`).
+    """
+    from .nifti_io import open_source
+
+    src = open_source(path)
+    data = src.read_all()
+    return NiftiVolume(src.path, src.image, data, src.affine, src.dtype, src.slope, src.inter)
 
 
-def check_upscalable(vol: NiftiVolume) -> None:
-    """Refuse images an intensity SR model must not touch (label maps)."""
+def check_upscalable(vol: Any) -> None:
+    """Refuse images an intensity SR model must not touch (label maps); ``vol`` is a
+    :class:`NiftiVolume` or a :class:`~sr_domains.medical.nifti_io.NiftiSource`."""
     intent = int(vol.header.get("intent_code", 0))
     if intent in _LABEL_INTENTS:
         raise InputFileError(vol.path, "is a label image (intent LABEL); SR would invent labels")
 
 
-def _stored(values: np.ndarray, vol: NiftiVolume) -> tuple[np.ndarray, float, float]:
-    """On-disk array and scaling (see module docs)."""
-    dt = vol.dtype
-    if dt.kind == "f":
-        return values.astype(dt), 1.0, 0.0
-    stored = quantize(values, dt, vol.slope, vol.inter)
-    if stored is not None:
-        return stored, vol.slope, vol.inter
-    slope, inter = fit_scaling(values, dt)
-    log.info(
-        "%s: SR values exceed %s with the source scaling; new scl_slope %.6g scl_inter %.6g",
-        vol.path.name,
-        dt,
-        slope,
-        inter,
-    )
-    return quantize(values, dt, slope, inter), slope, inter  # type: ignore[return-value]
-
-
 def updated_header(
-    vol: NiftiVolume, shape: tuple[int, ...], factors: tuple[float, ...], descrip: str
+    vol: Any, shape: tuple[int, ...], factors: tuple[float, ...], descrip: str
 ) -> Any:
-    """A copy of the source header for an SR grid of ``shape`` (see module docs)."""
+    """A copy of the source header (of a :class:`NiftiVolume` or a ``NiftiSource``) for an SR
+    grid of ``shape`` (see module docs)."""
     hdr = vol.header.copy()
     q, qcode = hdr.get_qform(coded=True)  # read both before pixdim changes (qform uses it)
     s, scode = hdr.get_sform(coded=True)
@@ -166,12 +142,31 @@ def updated_header(
     if slice_dim is not None and slice_dim < 3 and factors[slice_dim] != 1:
         for key in ("slice_code", "slice_start", "slice_end", "slice_duration"):
             hdr[key] = 0
+    if hdr.get_data_dtype().kind == "f":
+        hdr.set_slope_inter(1.0, 0.0)  # float voxels are written in physical units
+    else:  # the source's value grid, unchanged (nibabel keeps it on the array proxy)
+        hdr.set_slope_inter(float(vol.slope), float(vol.inter))
     old = bytes(hdr["descrip"].item()).split(b"\x00")[0].decode("latin-1")
     text = f"{descrip} | {old}" if old else descrip
     hdr["descrip"] = text.encode("ascii", "replace")[:80]
     keep = [e for e in hdr.extensions if e.get_code() not in _DROP_EXTENSIONS]
     hdr.extensions.clear()
     hdr.extensions.extend(keep)
+    return hdr
+
+
+def output_header(
+    vol: Any, shape: tuple[int, ...], factors: tuple[float, ...], provenance: dict[str, Any]
+) -> Any:
+    """:func:`updated_header` plus the provenance (``descrip`` prefix, JSON ``comment``)."""
+    nib = _nib()
+    prov = provenance or {}
+    short = f"SR x{prov.get('scale', '?')} {prov.get('mode', '')} {prov.get('software', '')}"
+    hdr = updated_header(vol, shape, factors, " ".join(short.split()))
+    if prov:
+        hdr.extensions.append(
+            nib.nifti1.Nifti1Extension("comment", json.dumps(prov).encode("utf-8"))
+        )
     return hdr
 
 
@@ -186,28 +181,43 @@ def write_nifti(
 ) -> Path:
     """Write SR ``data`` (float, physical units) with ``like``'s header updated for ``factors``.
 
-    Written to a temporary file next to ``dst`` and renamed when complete.
+    Integer outputs keep the source dtype and ``scl_slope``/``scl_inter`` (values are rounded
+    and clipped to that grid). Written to a temporary file next to ``dst`` and renamed when
+    complete (:mod:`sr_domains.io_safety`).
     """
-    nib = _nib()
+    from .nifti_io import PlaneWriter
+
     dst = Path(dst)
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
-    src_ndim = like.image.ndim
-    out = data[..., 0] if src_ndim == 2 and data.ndim == 3 else data
-    prov = provenance or {}
-    short = f"SR x{prov.get('scale', '?')} {prov.get('mode', '')} {prov.get('software', '')}"
-    hdr = updated_header(like, tuple(out.shape), factors, " ".join(short.split()))
-    if prov:
-        hdr.extensions.append(
-            nib.nifti1.Nifti1Extension("comment", json.dumps(prov).encode("utf-8"))
-        )
-    stored, slope, inter = _stored(out, like)
-    img = type(like.image)(stored, hdr.get_best_affine(), hdr)
-    img.header.set_slope_inter(slope, inter)
-    with atomic_output(dst, [like.path], overwrite=overwrite) as tmp:
-        nib.save(img, tmp)
+    out = data[..., 0] if like.image.ndim == 2 and data.ndim == 3 else data
+    hdr = output_header(like, tuple(out.shape), factors, provenance or {})
+    with (
+        atomic_output(dst, [like.path], overwrite=overwrite) as tmp,
+        PlaneWriter(tmp, hdr, planes_of(data.shape)) as writer,
+    ):
+        for chunk in iter_planes(data):
+            writer.write(chunk)
     log.info("wrote %s %s", dst, out.shape)
     return dst
+
+
+def planes_of(shape: tuple[int, ...]) -> int:
+    """Number of ``(X, Y)`` planes of an array of ``shape``."""
+    return int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
+
+
+def iter_planes(data: np.ndarray, chunk: int = 16) -> Iterator[np.ndarray]:
+    """Stacks ``(n, X, Y)`` of the planes of ``data`` in NIfTI file order (views, no copy of
+    the whole array): slices of the first volume, then of the next (extra axes in Fortran
+    order)."""
+    d = data if data.ndim > 2 else data[..., None]
+    extra = d.shape[3:]
+    for v in range(int(np.prod(extra, dtype=np.int64)) if extra else 1):
+        idx = tuple(int(i) for i in np.unravel_index(v, extra, order="F")) if extra else ()
+        vol = d[(slice(None), slice(None), slice(None), *idx)]
+        for z0 in range(0, vol.shape[2], chunk):
+            yield np.moveaxis(vol[:, :, z0 : z0 + chunk], 2, 0)
 
 
 def nifti_info(path: str | os.PathLike[str]) -> str:
@@ -254,8 +264,11 @@ __all__ = [
     "NiftiVolume",
     "check_upscalable",
     "is_nifti_path",
+    "iter_planes",
     "load_nifti",
     "nifti_info",
+    "output_header",
+    "planes_of",
     "read_nifti",
     "updated_header",
     "write_nifti",

@@ -61,6 +61,34 @@ def upscale_planes(
     return out
 
 
+def restore_nonfinite(out: np.ndarray, src: np.ndarray, factors: Sequence[int]) -> None:
+    """In place: output voxels whose nearest source voxel is NaN or +-inf get that value (the
+    invalid footprint is written back exactly, not invented)."""
+    bad = ~np.isfinite(src)
+    if not bad.any():
+        return
+    vals, mask = src, bad
+    for a, f in enumerate(factors):
+        if f != 1:
+            vals, mask = np.repeat(vals, f, axis=a), np.repeat(mask, f, axis=a)
+    out[mask] = vals[mask]
+
+
+def upscale_stack(planes: np.ndarray, upscaler: Upscaler, profile: IntensityProfile) -> np.ndarray:
+    """Super-resolve planes ``(N, H, W)`` (physical units) -> float32 ``(N, H*s, W*s)``.
+
+    Non-finite voxels are invalid: filled before the network and written back unchanged over
+    their nearest-neighbour footprint (:func:`restore_nonfinite`).
+    """
+    finite = np.isfinite(planes)
+    valid = None if finite.all() else finite
+    out = upscale_planes(planes, upscaler, profile, valid)
+    if valid is not None:
+        s = upscaler.scale
+        restore_nonfinite(out, planes, (1, s, s))
+    return out
+
+
 def _sr_along(
     volume: np.ndarray,
     upscaler: Upscaler,
@@ -99,8 +127,8 @@ def upscale_volume(
     """Super-resolve one 3-D volume (values in stored/physical units).
 
     Args:
-        volume: ``(n0, n1, n2)`` array; NaN/inf voxels are treated as invalid and come back NaN
-            (their nearest-neighbour footprint).
+        volume: ``(n0, n1, n2)`` array; NaN/inf voxels are treated as invalid and come back
+            unchanged over their nearest-neighbour footprint.
         upscaler: the bound model.
         profile: intensity profile fitted once on the whole volume (or series of volumes).
         axes: the in-plane axis pair.
@@ -130,10 +158,7 @@ def upscale_volume(
         out /= 3.0
         factors = [s, s, s]
     if valid is not None:
-        up = valid
-        for a, f in enumerate(factors):
-            up = np.repeat(up, f, axis=a)
-        out[~up] = np.nan
+        restore_nonfinite(out, vol, factors)
     return out
 
 
@@ -179,4 +204,10 @@ def upscale_image(
     return out, upscaled_affine(affine, ax, upscaler.scale, through_plane)
 
 
-__all__ = ["upscale_image", "upscale_planes", "upscale_volume"]
+__all__ = [
+    "restore_nonfinite",
+    "upscale_image",
+    "upscale_planes",
+    "upscale_stack",
+    "upscale_volume",
+]

@@ -164,6 +164,15 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if (
+            not self.name
+            or self.name in (".", "..")
+            or any(sep in self.name for sep in ("/", "\\", "\0"))
+        ):
+            raise ConfigError(
+                f"name {self.name!r} must be a plain folder name (no '/', '\\' or '..'): "
+                "the run is written to out_dir/name"
+            )
         if self.scale not in (2, 3, 4):
             raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):

@@ -17,6 +17,7 @@ wrapped in DDP; rank 0 logs, validates and saves.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -33,11 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from ..checkpoint import ModelCard, load_checkpoint, save_checkpoint, unpickle_error
 from ..config import dump_yaml
 from ..degrade import degrade
-from ..errors import ConfigError, OutputExistsError
+from ..errors import CheckpointError, ConfigError, OutputExistsError
 from ..inference import Upscaler, resolve_amp
+from ..io_safety import destination_lock
 from ..models import create_model
 from ..models.base import SRModel
 from .config import TrainConfig
@@ -147,6 +149,20 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_resume_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read ``last.pt`` with ``torch.load(weights_only=True)``: tensors, numbers, strings and
+    containers only, so a crafted file cannot run code."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no checkpoint to resume from") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a sr_domains training checkpoint")
+    return state
 
 
 class _CSV:
@@ -375,8 +391,7 @@ class Trainer:
         run = c.run_dir
         last = run / "last.pt"
         if resume:
-            state = torch.load(last, map_location=info.device, weights_only=False)
-            self.load_state_dict(state)
+            self.load_state_dict(load_resume_state(last, info.device))
             log.info("resumed %s at step %d", last, self.step)
         elif info.is_main:
             (run / "config.yaml").write_text(dump_yaml(c), encoding="utf-8")
@@ -490,13 +505,17 @@ def train(
     """
     info = init_distributed(config.device)
     try:
-        resuming = False
-        if info.is_main:
-            resuming = _prepare_run_dir(config, resume, overwrite)
-        barrier(info)
-        if not info.is_main:
-            resuming = resume and (config.run_dir / "last.pt").exists()
-        return Trainer(config, info, progress=progress).fit(resume=resuming, stop_at=stop_at)
+        with contextlib.ExitStack() as stack:
+            resuming = False
+            if info.is_main:
+                config.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(destination_lock(config.run_dir))  # one run per folder
+                resuming = _prepare_run_dir(config, resume, overwrite)
+            barrier(info)
+            if not info.is_main:
+                resuming = resume and (config.run_dir / "last.pt").exists()
+            trainer = Trainer(config, info, progress=progress)
+            return trainer.fit(resume=resuming, stop_at=stop_at)
     finally:
         shutdown(info)
 

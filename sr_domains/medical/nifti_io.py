@@ -1,0 +1,289 @@
+"""Bounded-memory NIfTI input and output.
+
+* :func:`open_source` checks the header against the file **before anything is allocated**: the
+  voxel bytes the header claims must fit in an uncompressed file, and in a gzip file they may not
+  exceed what deflate can expand to (:data:`MAX_DEFLATE_RATIO` times the compressed size); a
+  lying header is refused at once with a message naming the file and the claimed size.
+* :meth:`NiftiSource.planes` reads the file **in file order**, one plane of the first two axes
+  at a time (NIfTI stores voxels with the first axis fastest), so memory does not grow with the
+  number of slices or volumes; :meth:`NiftiSource.scan` makes one pass for the statistics the
+  intensity profile and value checks need (exact min/max, a bounded sample for percentiles).
+* :class:`PlaneWriter` writes a header and then planes in the same order, quantized to the
+  output dtype with the header's ``scl_slope``/``scl_inter`` (integer value grid kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError
+
+log = logging.getLogger(__name__)
+
+#: zlib's deflate expands at most ~1032:1; anything claiming more is corrupt or hostile.
+MAX_DEFLATE_RATIO = 1100
+#: Values kept for fitting percentile profiles (a deterministic strided sample beyond it).
+SAMPLE_VALUES = 8 * 2**20
+#: Planes handed to the model at once while streaming.
+CHUNK_PLANES = 16
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+@dataclass
+class Scan:
+    """One pass over a volume: exact statistics of the finite voxels and a bounded sample."""
+
+    sample: np.ndarray  # float32, finite and non-finite values as read (<= SAMPLE_VALUES)
+    vmin: float
+    vmax: float
+    n_finite: int
+    n_nonfinite: int
+    n_zero: int
+
+
+@dataclass
+class NiftiSource:
+    """A NIfTI file opened for plane-by-plane reading (no voxel data loaded).
+
+    Attributes:
+        path: the file.
+        image: the nibabel image (its header and class are used when writing).
+        shape: the full data shape, at least 3-D (a 2-D file gets a trailing axis of 1).
+        dtype: on-disk dtype (byte order included).
+        slope, inter: on-disk scaling (1, 0 when unscaled).
+        offset: byte offset of the voxel data.
+    """
+
+    path: Path
+    image: Any
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    slope: float
+    inter: float
+    offset: int
+
+    @property
+    def header(self) -> Any:
+        return self.image.header
+
+    @property
+    def affine(self) -> np.ndarray:
+        return np.asarray(self.image.affine, np.float64)
+
+    @property
+    def n_volumes(self) -> int:
+        return int(np.prod(self.shape[3:], dtype=np.int64)) if len(self.shape) > 3 else 1
+
+    @property
+    def n_planes(self) -> int:
+        return self.shape[2] * self.n_volumes
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def planes(self) -> Iterator[np.ndarray]:
+        """Every ``(X, Y)`` plane as float32 in physical units (scaling applied), in file order:
+        slices of the first volume, then of the next one."""
+        from nibabel.openers import Opener
+
+        x, y = self.shape[:2]
+        n = x * y * self.dtype.itemsize
+        scaled = (self.slope, self.inter) != (1.0, 0.0)
+        with Opener(str(self.path), "rb") as f:
+            f.seek(self.offset)
+            for k in range(self.n_planes):
+                buf = f.read(n)
+                if len(buf) != n:
+                    raise InputFileError(
+                        self.path,
+                        f"truncated voxel data: plane {k + 1} of {self.n_planes} is incomplete "
+                        f"(the header claims {'x'.join(map(str, self.shape))} {self.dtype.name})",
+                    )
+                raw = np.frombuffer(buf, self.dtype).reshape((x, y), order="F")
+                if scaled:
+                    yield (raw.astype(np.float64) * self.slope + self.inter).astype(np.float32)
+                else:
+                    yield raw.astype(np.float32)
+
+    def scan(self, max_sample: int = SAMPLE_VALUES) -> Scan:
+        """One pass: min/max/counts of finite values and a deterministic sample of at most
+        ``max_sample`` values (every voxel when the volume is that small)."""
+        total = int(np.prod(self.shape, dtype=np.int64))
+        step = max(1, -(-total // max_sample))
+        parts, vmin, vmax = [], np.inf, -np.inf
+        n_fin = n_zero = 0
+        for k, plane in enumerate(self.planes()):
+            flat = plane.ravel(order="F")
+            parts.append(flat[(k * 7) % step :: step] if step > 1 else flat.copy())
+            fin = np.isfinite(flat)
+            nf = int(fin.sum())
+            n_fin += nf
+            if nf:
+                vals = flat[fin] if nf < flat.size else flat
+                vmin, vmax = min(vmin, float(vals.min())), max(vmax, float(vals.max()))
+                n_zero += int(np.count_nonzero(vals == 0))
+        sample = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return Scan(sample, float(vmin), float(vmax), n_fin, total - n_fin, n_zero)
+
+    def read_all(self) -> np.ndarray:
+        """The whole volume as float32 ``shape`` (checks that it fits in memory first)."""
+        check_memory(int(np.prod(self.shape, dtype=np.int64)) * 4, f"{self.path}: the volume")
+        x, y, z = self.shape[:3]
+        out = np.empty((x, y, z, self.n_volumes), np.float32, order="F")
+        for k, plane in enumerate(self.planes()):
+            out[:, :, k % z, k // z] = plane
+        return out.reshape(self.shape, order="F")
+
+
+def open_source(path: str | os.PathLike[str]) -> NiftiSource:
+    """Open a NIfTI file for reading after checking its header against the file (module docs).
+
+    Raises:
+        InputFileError: missing/unreadable file, unsupported voxel type, or a header that claims
+            more voxel data than the file can hold.
+    """
+    from .nifti import load_nifti
+
+    p = Path(path)
+    img = load_nifti(p)
+    hdr = img.header
+    dt = hdr.get_data_dtype()
+    if dt.kind not in "uif" or dt.names is not None:
+        raise InputFileError(p, f"unsupported voxel type {dt} (only real scalar voxels)")
+    shape = tuple(int(v) for v in img.shape)
+    if len(shape) < 2 or min(shape) < 1:
+        raise InputFileError(p, f"expected an image of >= 2 non-empty dimensions, got {shape}")
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    # nibabel keeps the on-disk offset in the array proxy (the loaded header says 0)
+    offset = int(getattr(img.dataobj, "offset", 0) or hdr.get_data_offset())
+    claimed = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    size = p.stat().st_size
+    what = f"{'x'.join(map(str, shape))} {dt.name} voxels ({_human(claimed)})"
+    if p.name.lower().endswith(".gz"):
+        if claimed > MAX_DEFLATE_RATIO * size:
+            raise InputFileError(
+                p,
+                f"the header claims {what}, more than a {_human(size)} gzip file can hold; "
+                "the header is corrupt (refused before reading)",
+            )
+    elif offset + claimed > size:
+        raise InputFileError(
+            p,
+            f"the header claims {what} after byte {offset} but the file has {_human(size)}; "
+            "truncated file or corrupt header",
+        )
+    slope = float(getattr(img.dataobj, "slope", 1.0))  # nibabel moves scl_* to the proxy
+    inter = float(getattr(img.dataobj, "inter", 0.0))
+    return NiftiSource(p, img, shape, dt, slope, inter, offset)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(need: int, what: str) -> None:
+    """Refuse an in-memory step that cannot fit (instead of swapping or being killed)."""
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise ConfigError(
+            f"{what} needs about {_human(need)} of memory but {_human(avail)} is available"
+        )
+
+
+class PlaneWriter:
+    """Write a NIfTI file: the header, then ``(X, Y)`` planes in file order (module docs).
+
+    Integer outputs are rounded and clipped to the dtype with the header's scaling (the
+    source's, unchanged); the number of clipped voxels is counted in :attr:`clipped`.
+    """
+
+    def __init__(self, path: Path, header: Any, n_planes: int) -> None:
+        from nibabel.openers import Opener
+
+        self.header = header
+        self.dtype = header.get_data_dtype()
+        slope, inter = header.get_slope_inter()
+        self.slope = 1.0 if slope is None else float(slope)
+        self.inter = 0.0 if inter is None else float(inter)
+        self.n_planes = n_planes
+        self.written = 0
+        self.clipped = 0
+        header.set_data_offset(0)  # recomputed from the extensions by write_to
+        self._file = Opener(str(path), "wb")
+        try:
+            header.write_to(self._file)
+            pad = header.get_data_offset() - self._file.tell()
+            if pad > 0:
+                self._file.write(b"\x00" * pad)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _stored(self, values: np.ndarray) -> np.ndarray:
+        dt = self.dtype
+        if dt.kind == "f":
+            return values.astype(dt)
+        info = np.iinfo(dt)
+        v = np.rint((values.astype(np.float64) - self.inter) / self.slope)
+        bad = (v < info.min) | (v > info.max)
+        self.clipped += int(np.count_nonzero(bad))
+        np.clip(v, info.min, info.max, out=v)
+        return np.nan_to_num(v, nan=0.0).astype(dt)
+
+    def write(self, planes: np.ndarray) -> None:
+        """Write a stack ``(n, X, Y)`` of planes (physical units) in file order."""
+        if self.written + len(planes) > self.n_planes:
+            raise RuntimeError("more planes written than the header declares")
+        for plane in planes:
+            self._file.write(self._stored(plane).tobytes(order="F"))
+        self.written += len(planes)
+
+    def close(self) -> None:
+        self._file.close()
+        if self.written != self.n_planes:
+            raise RuntimeError(f"{self.written} of {self.n_planes} planes were written")
+
+    def __enter__(self) -> PlaneWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._file.close()
+
+
+__all__ = [
+    "CHUNK_PLANES",
+    "MAX_DEFLATE_RATIO",
+    "NiftiSource",
+    "PlaneWriter",
+    "Scan",
+    "available_memory",
+    "check_memory",
+    "open_source",
+]
