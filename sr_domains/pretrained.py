@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, ConfigError
-from .models import SRModel, create_model
+from .models import SRModel
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).with_name("weights")
