@@ -14,6 +14,7 @@ adapters can be added through the ``sr_domains.domains`` entry-point group.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -71,6 +72,14 @@ def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
             continue  # its optional dependency is missing; another adapter may match
         if mod.sniff(path):
             return adapter
+    text = str(path)
+    if any(ch in text for ch in "*?[") and not path.exists():
+        import glob
+
+        if not glob.glob(text):
+            raise InputFileError(path, "no file matches this pattern")
+    if not os.path.lexists(path):
+        raise InputFileError(path, "no such file or folder")
     raise InputFileError(
         path,
         "not a recognised input (GeoTIFF .tif/.tiff, NIfTI .nii/.nii.gz, DICOM file or folder); "

@@ -143,12 +143,33 @@ def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
         raise OutputExistsError(dst)
 
 
+def check_writable(dst: PathArg) -> None:
+    """Refuse early when the folder that will hold ``dst`` (or its nearest existing parent)
+    cannot be written: read-only file system or no permission."""
+    dst = Path(dst)
+    folder = dst.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UnsafeOutputError(dst, f"{folder} is not a folder")
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    if read_only:
+        raise OSError(errno.EROFS, f"cannot write in {folder} (read-only file system)", str(dst))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(errno.EACCES, f"cannot write in {folder} (permission denied)", str(dst))
+
+
 def preflight(
     dst: PathArg, inputs: Sequence[PathArg] = (), *, kind: Kind = "file", overwrite: bool = False
 ) -> None:
-    """All checks that need no lock (rules 1 and 2): call before any expensive work."""
+    """All checks that need no lock (rules 1 and 2, and a writable folder): call before any
+    expensive work."""
     check_paths(dst, inputs, kind=kind)
     check_existing(dst, kind=kind, overwrite=overwrite)
+    check_writable(dst)
 
 
 # -- locks ------------------------------------------------------------------------------------
@@ -166,7 +187,12 @@ def destination_lock(dst: PathArg) -> Iterator[None]:
         return
     lock = lock_path(dst)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:  # name the output, not our lock file
+            raise OSError(
+                exc.errno, f"cannot write in {lock.parent} ({exc.strerror})", str(dst)
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -377,7 +403,12 @@ def atomic_output(
             if kind == "dir":
                 os.mkdir(tmp)  # 0o777 & ~umask, unlike tempfile.mkdtemp's 0o700
             try:
-                yield tmp
+                try:
+                    yield tmp
+                except OSError as exc:
+                    if exc.filename is None and exc.errno is not None:  # name the output
+                        raise OSError(exc.errno, exc.strerror, str(dst)) from exc
+                    raise
                 if kind == "dir":
                     _write_manifest(tmp, inputs, manifest or {})
                     _fsync_tree(tmp)
@@ -403,6 +434,7 @@ __all__ = [
     "atomic_output",
     "check_existing",
     "check_paths",
+    "check_writable",
     "clean_stale",
     "destination_lock",
     "exchange",

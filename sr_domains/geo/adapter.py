@@ -22,7 +22,8 @@ def _is_glob(text: str) -> bool:
 
 def sniff(path: Path) -> bool:
     """True for a ``.tif``/``.tiff`` path (even missing: the error then names it), a file with
-    TIFF magic bytes, a folder holding GeoTIFFs, or a glob pattern matching some."""
+    TIFF magic bytes, a folder holding GeoTIFFs, or a glob pattern matching some. A DICOM Part-10
+    file (``DICM`` at byte 128) is never a GeoTIFF, whatever its preamble holds."""
     path = Path(path)
     text = str(path)
     if _is_glob(text) and not path.exists():
@@ -31,15 +32,16 @@ def sniff(path: Path) -> bool:
         return any(Path(p).suffix.lower() in SUFFIXES for p in glob.glob(text))
     if path.is_dir():
         return any(p.suffix.lower() in SUFFIXES for p in path.iterdir() if p.is_file())
-    if path.suffix.lower() in SUFFIXES:
-        return True
     if path.is_file():
         try:
             with open(path, "rb") as f:
-                return f.read(4) in _MAGIC
+                head = f.read(132)
         except OSError:
             return False
-    return False
+        if head[128:132] == b"DICM":  # a DICOM preamble may legally start with TIFF magic
+            return False
+        return path.suffix.lower() in SUFFIXES or head[:4] in _MAGIC
+    return path.suffix.lower() in SUFFIXES
 
 
 def _crs_text(crs: object) -> str:

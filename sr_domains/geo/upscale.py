@@ -33,11 +33,13 @@ from .writer import (
     remove_sidecars,
     to_cog,
     write_block,
+    write_error,
 )
 
 try:
     import rasterio
     from rasterio.enums import ColorInterp
+    from rasterio.errors import RasterioError
     from rasterio.windows import Window
 except ImportError as _exc:  # pragma: no cover
     from ..errors import MissingDependencyError
@@ -239,16 +241,16 @@ def upscale_geotiff(
         )
         spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
         with atomic_output(dst, [src], overwrite=overwrite) as tmp:
-            if not cog:
-                with create(tmp, spec) as out:
+            stage = temp_name(dst, ".tif") if cog else tmp
+            try:
+                with create(stage, spec) as out:
                     _write_pixels(rs, up, spec, out, fitted, fill, progress)
-            else:
-                stage = temp_name(dst, ".tif")
-                try:
-                    with create(stage, spec) as out:
-                        _write_pixels(rs, up, spec, out, fitted, fill, progress)
+                if cog:
                     to_cog(stage, tmp, spec)
-                finally:
+            except RasterioError as exc:
+                raise write_error(exc, dst) from exc
+            finally:
+                if cog:
                     remove_temp(stage)
         remove_sidecars(dst)
     log.info("wrote %s", dst)

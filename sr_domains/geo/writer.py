@@ -21,7 +21,9 @@ Output rules:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,6 +282,28 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
     )
 
 
+def write_error(exc: BaseException, dst: Path) -> OSError:
+    """An :class:`OSError` naming ``dst`` for a GDAL write failure. GDAL reports a full disk
+    only on its own stderr, so free space is checked to tell that case apart."""
+    msgs = []
+    e: BaseException | None = exc
+    while e is not None:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if text and "previous exception" not in text and text not in msgs:
+            msgs.append(text)
+        e = e.__cause__ or e.__context__
+    folder = dst.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        full = shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, "No space left on device", str(dst))
+    return OSError(errno.EIO, f"GDAL could not write it ({'; '.join(msgs)})", str(dst))
+
+
 def remove_sidecars(dst: Path) -> None:
     """Remove GDAL sidecars of a replaced output (a stale ``.aux.xml`` would override the new
     file's metadata)."""
@@ -330,4 +354,5 @@ __all__ = [
     "remove_sidecars",
     "to_cog",
     "write_block",
+    "write_error",
 ]
