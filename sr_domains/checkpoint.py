@@ -334,8 +334,8 @@ def load_public_checkpoint(
 
 
 def unpickle_error(exc: BaseException) -> str:
-    """One line for a failed weights-only ``torch.load`` (without torch's advice to retry with
-    ``weights_only=False``, which would run code from the file)."""
+    """One line for a failed weights-only ``torch.load``, without torch's advice to retry
+    with weights-only loading off (which would run code from the file)."""
     text = str(exc)
     if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
         glob = re.search(r"GLOBAL (\S+)", text)

@@ -93,8 +93,9 @@ def resolve_tiling(model: SRModel, tile: int | None = None, overlap: int | None 
             margin, overlap = radius, 2 * radius
         else:
             margin = MAX_AUTO_MARGIN if radius is None else min(radius, MAX_AUTO_MARGIN)
-            margin = min(margin, max(0, (tile - RAMP) // 4))
-            overlap = 2 * margin + RAMP
+            ramp = min(RAMP, tile // 4)  # small tiles: a shorter ramp keeps overlap < tile
+            margin = min(margin, max(0, (tile - ramp) // 4))
+            overlap = 2 * margin + ramp
     else:
         overlap = int(overlap)
         if overlap < 0:

@@ -397,8 +397,8 @@ def atomic_output(
     created = _make_parents(dst.parent)
     try:
         with destination_lock(dst):
+            clean_stale(dst)  # may restore an output an interrupted run moved aside
             check_existing(dst, kind=kind, overwrite=overwrite)  # again, now that we hold it
-            clean_stale(dst)
             tmp = temp_name(dst, "" if kind == "dir" else full_suffix(dst))
             if kind == "dir":
                 os.mkdir(tmp)  # 0o777 & ~umask, unlike tempfile.mkdtemp's 0o700

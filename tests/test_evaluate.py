@@ -118,6 +118,19 @@ def test_shipped_x2_weights_beat_bicubic_on_heldout_data(shared_data, corpus):
     assert all(s.gain_db > 0 for s in report.scores), report.table
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("corpus", ["gray-heldout", "rgb-heldout"])
+def test_shipped_x4_weights_beat_bicubic_on_heldout_data(shared_data, corpus):
+    """Slow (minutes on 2 cores): the x4 weights on every held-out image."""
+    from sr_domains.pretrained import list_pretrained
+
+    if not any(e.scale == 4 for e in list_pretrained()):
+        pytest.skip("no shipped x4 weights in this checkout")
+    report = evaluate(corpus=corpus, scale=4, device="cpu")
+    assert len(report.scores) >= 2
+    assert report.summary["psnr_gain_db"] >= 0.2, report.table
+
+
 def test_spectral_metrics_are_computed_in_stored_units():
     """SAM depends on per-band offsets, so it must be computed after inverting the profile."""
     from sr_domains.intensity import IntensityProfile

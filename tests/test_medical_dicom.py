@@ -387,3 +387,17 @@ def test_real_babymri_series(tmp_path, shared_data):
     )
     img = load(str(tmp_path / "out"))
     assert_same_volume(vol, aff, img.numpy(), np.asarray(img.affine), atol=1e-3)
+
+
+def test_three_channel_weights_work_on_a_series(tmp_path):
+    """docs/medical.md: a checkpoint with more input channels (RGB weights) gets each slice
+    repeated on them and its outputs averaged; such --weights used to be refused."""
+    from sr_domains import create_model, save_checkpoint
+
+    make_dicom_series(tmp_path / "in", n_slices=3, rows=10, cols=8)
+    rgb = create_model("srcnn", in_channels=3, scale=2)
+    weights = save_checkpoint(rgb, tmp_path / "rgb.safetensors")
+    files = upscale_dicom_series(tmp_path / "in", tmp_path / "out", weights=weights)
+    vol, _, _ = read_dicom_volume(tmp_path / "out")
+    assert len(files) == 3 and vol.shape == (3, 20, 16)
+    assert np.isfinite(vol).all()
