@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .errors import ConfigError, SRDomainsError
 from .options import UpscaleOptions
+from .value_domain import ValueOptions
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -33,6 +34,27 @@ def _axes(text: str) -> tuple[int, int]:
     if len(v) != 2:
         raise argparse.ArgumentTypeError(f"expected two axes like 0,1, got {text!r}")
     return v[0], v[1]
+
+
+def _envelope(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+
+
+def _value_range(text: str) -> tuple[float | None, float | None]:
+    lo, sep, hi = text.partition(",")
+    try:
+        if not sep:
+            raise ValueError
+        return (float(lo) if lo.strip() else None, float(hi) if hi.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LO,HI (e.g. 0,10000 or 0,), got {text!r}"
+        ) from None
 
 
 def _add_upscale(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +94,34 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
+    v = p.add_argument_group(
+        "value fidelity (see docs/value_fidelity.md)",
+        "By default outputs stay within the local input range (no ringing halo or overshoot), "
+        "in the physical domain of the input (non-negative input stays non-negative, integer "
+        "range, CT >= -1024 HU), and keep exact-zero background and saturated pixels.",
+    )
+    v.add_argument(
+        "--no-clamp", action="store_true", help="write the raw network output (only cast)"
+    )
+    v.add_argument(
+        "--envelope",
+        type=_envelope,
+        default=0.0,
+        metavar="TOL|off",
+        help="local-range clamp tolerance as a fraction of the local range (default 0)",
+    )
+    v.add_argument(
+        "--value-range",
+        type=_value_range,
+        metavar="LO,HI",
+        help="physical value range in stored units (either side may be empty: ',10000')",
+    )
+    v.add_argument(
+        "--saturation",
+        type=float,
+        metavar="V",
+        help="saturation value of integer data (default: the dtype maximum)",
+    )
     g = p.add_argument_group("remote sensing (GeoTIFF)")
     g.add_argument("--bands", type=_int_list, help="1-based bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="nodata value (default: the file's)")
@@ -94,6 +144,12 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
 def _cmd_upscale(args: argparse.Namespace) -> int:
     from .adapters import find_adapter
 
+    values = ValueOptions(
+        clamp=not args.no_clamp,
+        envelope=args.envelope,
+        value_range=args.value_range,
+        saturation=args.saturation,
+    )
     options = UpscaleOptions(
         scale=args.scale,
         model=args.model,
@@ -106,6 +162,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         amp=args.amp,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        values=values,
         bands=args.bands,
         nodata=args.nodata,
         cog=args.cog,

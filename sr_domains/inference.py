@@ -21,6 +21,7 @@ from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
 from .models.base import SRModel
 from .options import DEFAULT_TILE
 from .tiling import TilePlan, make_plan, stream_tiles
+from .value_domain import ValueOptions, ValueRules, band_minimum, build_rules
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,17 @@ class Upscaler:
     def out_channels(self, n_bands: int) -> int:
         return n_bands if self.band_mode(n_bands) == "per_band" else self.model.out_channels
 
-    def _runner(self, n_bands: int) -> Callable[[np.ndarray], np.ndarray]:
+    def _runner(
+        self, n_bands: int, band_order: Sequence[int] | None = None
+    ) -> Callable[[np.ndarray], np.ndarray]:
         if self.band_mode(n_bands) == "joint":
-            return self._forward
+            order = list(band_order) if band_order is not None else None
+            if order is None or order == list(range(n_bands)):
+                return self._forward
+            if self.model.out_channels != n_bands or sorted(order) != list(range(n_bands)):
+                raise ConfigError(f"band order {order} does not fit {n_bands} bands")
+            back = np.argsort(order)
+            return lambda batch: self._forward(batch[:, order])[:, back]
 
         def per_band(batch: np.ndarray) -> np.ndarray:
             b, c, h, w = batch.shape
@@ -225,6 +234,8 @@ class Upscaler:
         fill: float | Sequence[float] = 0.0,
         flush_rows: int = 1,
         desc: str = "upscaling",
+        rules: ValueRules | None = None,
+        band_order: Sequence[int] | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Upscale an image read window by window; yield ``(hr_row0, block)`` row blocks.
 
@@ -232,6 +243,9 @@ class Upscaler:
         with :func:`~sr_domains.intensity.cast_to_dtype`). Invalid pixels (mask False, NaN,
         inf) are replaced by ``fill`` (normalized units, per band) before the network, and
         windows with no valid pixel are skipped; the caller masks those output pixels.
+        ``rules`` (:class:`~sr_domains.value_domain.ValueRules`) are applied to every block
+        right after the profile is inverted. ``band_order`` feeds the bands to a joint model in
+        that order (the model's band semantics) and returns the output in the input's order.
         """
         plan = self.plan(shape)
         h, w = shape
@@ -269,7 +283,7 @@ class Upscaler:
             for row0, block in stream_tiles(
                 plan,
                 read_norm,
-                self._runner(n_bands),
+                self._runner(n_bands, band_order),
                 self.out_channels(n_bands),
                 batch_size=self.batch_size,
                 skip=skip,
@@ -278,6 +292,8 @@ class Upscaler:
             ):
                 out = profile.denormalize(block)
                 del block  # hold no strip-sized view while the next strip is computed
+                if rules is not None and rules.active:
+                    rules.apply(out, read, shape, row0, self.scale)
                 yield row0, out
         finally:
             if bar:
@@ -290,8 +306,10 @@ class Upscaler:
         profile: IntensityProfile,
         valid_mask: np.ndarray | None = None,
         fill: float | Sequence[float] | None = None,
+        rules: ValueRules | None = None,
     ) -> np.ndarray:
-        """Upscale a ``(C, H, W)`` in-memory array; returns float32 in stored units."""
+        """Upscale a ``(C, H, W)`` in-memory array; returns float32 in stored units
+        (``rules``: see :meth:`stream`)."""
         if array.ndim != 3:
             raise ConfigError(f"expected a (C, H, W) array, got shape {array.shape}")
         c, h, w = array.shape
@@ -307,7 +325,7 @@ class Upscaler:
 
         s = self.scale
         out = np.empty((self.out_channels(c), h * s, w * s), np.float32)
-        for row0, block in self.stream(read, (h, w), c, profile=profile, fill=fill):
+        for row0, block in self.stream(read, (h, w), c, profile=profile, fill=fill, rules=rules):
             out[:, row0 : row0 + block.shape[1]] = block
         return out
 
@@ -359,6 +377,7 @@ def upscale_array(
     amp: str | bool | None = "auto",
     progress: bool = False,
     return_mask: bool = False,
+    values: ValueOptions | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Super-resolve a ``(C, H, W)`` (or ``(H, W)``) array of any dtype.
 
@@ -374,6 +393,10 @@ def upscale_array(
         out_dtype: output dtype (default: the input's); integers are rounded and clipped.
         tile, overlap, batch_size, device, amp, progress: see :class:`Upscaler`.
         return_mask: also return the upscaled validity mask.
+        values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`):
+            by default the output stays within the local input range (envelope), the physical
+            domain (non-negative input stays non-negative, integer dtype range) and keeps
+            saturated pixels saturated; ``ValueOptions(clamp=False)`` returns the raw network.
 
     Returns:
         ``(C_out, H*s, W*s)`` array (2-D input gives 2-D output), and the mask if requested.
@@ -397,7 +420,10 @@ def upscale_array(
         amp=amp,
         progress=progress,
     )
-    out = up.upscale(arr, profile=fitted, valid_mask=valid_mask)
+    rules = build_rules(values, band_minimum(arr, valid_mask), dtype=arr.dtype)
+    out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
+    if rules is not None and rules.stats.envelope + rules.stats.domain:
+        log.info("value fidelity: %s", rules.stats.describe())
     s = up.scale
     valid = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
     if valid_mask is not None:

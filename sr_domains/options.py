@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .value_domain import ValueOptions
 
 #: Default LR tile size (kept here so options can be checked without importing torch).
 DEFAULT_TILE = 512
@@ -31,6 +32,7 @@ class UpscaleOptions:
     amp: str = "auto"
     overwrite: bool = False
     progress: bool = False
+    values: ValueOptions = field(default_factory=ValueOptions)  # value fidelity, see value_domain
     # remote sensing
     bands: tuple[int, ...] | None = None  # 1-based band indexes, as in GDAL/rasterio
     nodata: float | None = None

@@ -29,6 +29,7 @@ import numpy as np
 
 from .inference import RAMP, Upscaler
 from .intensity import IntensityProfile
+from .value_domain import ValueRules
 
 #: Memory budget for one panel's HR strip buffers (the accumulator and the flushed block).
 PANEL_BUDGET_BYTES = 96 * 2**20
@@ -119,13 +120,16 @@ def iter_hr_blocks(
     flush_rows: int,
     align: int,
     on_block: Callable[[int], None] | None = None,
+    rules: ValueRules | None = None,
+    band_order: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (float32, stored units) covering
     the whole output once, panel by panel, top to bottom within a panel.
 
     ``read(y0, x0, h, w)`` reads LR windows in image coordinates; ``align`` is the LR column
     multiple for panel cuts (so HR cuts fall on output block boundaries); ``on_block(n)`` is
-    called after each block with its number of HR pixels.
+    called after each block with its number of HR pixels; ``rules`` and ``band_order`` are
+    passed to :meth:`~sr_domains.inference.Upscaler.stream`.
     """
     h, w = shape
     s = upscaler.scale
@@ -151,6 +155,8 @@ def iter_hr_blocks(
                 profile=profile,
                 fill=fill,
                 flush_rows=flush_rows,
+                rules=rules,
+                band_order=band_order,
             )
             for row0, block in stream:
                 rows = block.shape[1]

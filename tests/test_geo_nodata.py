@@ -18,6 +18,7 @@ from sr_domains.geo import reader, upscale_geotiff  # noqa: E402
 from sr_domains.models.base import BaseSRConfig, SRModel  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
+from sr_domains.value_domain import ValueOptions  # noqa: E402
 
 
 class ConstModel(SRModel):
@@ -114,8 +115,9 @@ def test_nodata_override_out_of_range(tmp_path):
 def test_valid_pixels_never_equal_nodata(tmp_path, dtype, nodata, value, expect):
     src = make_geotiff(tmp_path / "z.tif", width=20, height=20, dtype=dtype, nodata=nodata)
     profile = {"float32": "range:0,1", "int16": "range:-9999,-9998"}.get(dtype)
+    raw = ValueOptions(clamp=False)  # the constant must reach the writer unclamped
     dst = upscale_geotiff(
-        src, tmp_path / "o.tif", model=ConstModel(value), profile=profile, device="cpu"
+        src, tmp_path / "o.tif", model=ConstModel(value), profile=profile, device="cpu", values=raw
     )
     a, d = _read(src), _read(dst)
     valid = (a != np.array(nodata).astype(dtype)).repeat(2, 1).repeat(2, 2)

@@ -29,6 +29,7 @@ from sr_domains.testing.medical import (  # noqa: E402
     make_dicom_series,
     make_enhanced_dicom,
 )
+from sr_domains.value_domain import ValueOptions  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -323,8 +324,9 @@ def _nib_to_krc(aff):
     return aff[:, [2, 0, 1, 3]]
 
 
-def test_stored_representation_never_clips(tmp_path):
-    """Unsigned MR whose SR undershoots 0 becomes signed; beyond int16 gets a new rescale."""
+def test_stored_representation_is_kept(tmp_path):
+    """Signedness and rescale of the source are kept (the value grid does not change); SR
+    overshoot is clamped into the physical domain instead of changing the representation."""
 
     def edge(w):
         return np.where(w[..., 0] > -7.0, 4000.0, 0.0)
@@ -334,24 +336,21 @@ def test_stored_representation_never_clips(tmp_path):
         tmp_path / "in", tmp_path / "out", model=interp_model(2, "bicubic"), profile="range:0,4000"
     )
     b, _, s = read_dicom_volume(tmp_path / "out")
-    assert b.min() < 0
-    assert b.max() > 4000
-    assert s.first.PixelRepresentation == 1
-    assert float(s.first.get("RescaleSlope", 1)) == 1.0
+    src = load_dicom_series(tmp_path / "in")
+    assert b.min() == 0 and b.max() == 4000  # bicubic rings past both; clamped back
+    assert s.first.PixelRepresentation == src.first.PixelRepresentation
+    assert float(s.first.get("RescaleSlope", 1)) == float(src.first.get("RescaleSlope", 1))
 
-    def huge(w):
-        return np.where(w[..., 0] > -7.0, 32767.0, -32768.0)
-
-    make_dicom_series(tmp_path / "ct", n_slices=2, rows=12, cols=12, modality="CT", values=huge)
-    upscale_dicom_series(
-        tmp_path / "ct",
-        tmp_path / "ct_out",
+    raw = upscale_dicom_series(
+        tmp_path / "in",
+        tmp_path / "raw",
         model=interp_model(2, "bicubic"),
-        profile="range:-33000,33000",
+        profile="range:0,4000",
+        values=ValueOptions(clamp=False),
     )
-    b, _, s = read_dicom_volume(tmp_path / "ct_out")
-    assert b.max() > 32767 - 1024 + 100  # beyond what the source rescale can store
-    assert float(s.first.RescaleSlope) != 1.0
+    r, _, _ = read_dicom_volume(raw[0].parent)
+    assert r.max() > 4000  # unclamped overshoot, still on the source grid
+    np.testing.assert_array_equal(r, np.rint(r))
 
 
 def test_series_selection(tmp_path):

@@ -45,7 +45,7 @@ def test_stream_equals_upscale_array_float(tmp_path):
     model = tiny_model(1, 2)
     dst = upscale_geotiff(src, tmp_path / "o.tif", model=model, tile=16)
     arr = _read(src)
-    ref = upscale_array(arr, model, tile=16, device="cpu")
+    ref = upscale_array(arr, model, tile=16, device="cpu")  # same value rules as the file path
     out = _read(dst)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-6, equal_nan=True)
@@ -171,7 +171,7 @@ def test_seam_blend_weights(monkeypatch):
 
             return make_plan(shape, scale=2, tile=64, overlap=40, margin=12)
 
-        def stream(self, read, shape, n_bands, *, profile, fill, flush_rows):
+        def stream(self, read, shape, n_bands, *, profile, fill, flush_rows, **rules):
             r0 = read(0, 0, 1, 1)
             h, w = shape
             for row0 in range(0, h * 2, flush_rows):

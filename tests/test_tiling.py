@@ -15,6 +15,9 @@ from sr_domains.inference import Upscaler, resolve_tiling, upscale_array
 from sr_domains.intensity import profile_from_any
 from sr_domains.testing import tiny_model
 from sr_domains.tiling import axis_weights, make_plan, plan_axis
+from sr_domains.value_domain import ValueOptions
+
+RAW = ValueOptions(clamp=False)  # these tests compare raw network outputs
 
 
 @settings(max_examples=200, deadline=None)
@@ -142,7 +145,7 @@ def test_stream_yields_rows_in_order_aligned_to_flush_rows():
             assert (row0 + block.shape[1]) % 16 == 0
         rows.append(block)
     out = np.concatenate(rows, axis=1)
-    whole = upscale_array(x, model, profile="identity", tile=10_000)
+    whole = upscale_array(x, model, profile="identity", tile=10_000, values=RAW)
     np.testing.assert_allclose(out, whole, atol=1e-5)
 
 

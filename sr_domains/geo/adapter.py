@@ -146,6 +146,7 @@ def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
         "amp": options.amp,
         "overwrite": options.overwrite,
         "progress": options.progress,
+        "values": options.values,
     }
     src, dst = Path(src), Path(dst)
     if src.is_dir() or (_is_glob(str(src)) and not src.exists()):

@@ -244,6 +244,40 @@ class RasterSource:
                 self.path, f"read failed ({_gdal_message(exc)}); is the file corrupt?"
             ) from exc
 
+    def band_minimum(self) -> np.ndarray:
+        """Exact minimum of the valid values of each selected band (NaN for a band without
+        valid pixels), read strip by strip. Unsigned data needs no reading: 0 is a lower bound
+        that decides the same (non-negative) value domain."""
+        if self.dtype.kind == "u":
+            return np.zeros(self.n_bands)
+        from ..value_domain import band_minimum
+
+        h, w = self.shape
+        itemsize = self.dtype.itemsize * self.n_bands
+        strip = max(1, min(max(self.ds.block_shapes[0][0], 64), (64 * 2**20) // (itemsize * w)))
+        out = np.full(self.n_bands, np.nan)
+        for y0 in range(0, h, strip):
+            block = self.read(Window(0, y0, w, min(strip, h - y0)))
+            out = np.fmin(out, band_minimum(block.values, block.valid))
+        return out
+
+    def band_semantics(self) -> list[str | None]:
+        """What each selected band holds, from its colour interpretation or, when that is
+        undefined/gray, its description: ``red``, ``green``, ``blue``, ``nir`` or None."""
+        names = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
+        out: list[str | None] = []
+        for i in self.indexes:
+            ci = self.ds.colorinterp[i - 1]
+            if ci in names:
+                out.append(names[ci])
+                continue
+            words = (self.ds.descriptions[i - 1] or "").lower().replace("-", " ").split()
+            found = [w for w in ("red", "green", "blue", "nir") if w in words]
+            if "near" in words and "infrared" in words:
+                found = ["nir"]
+            out.append(found[0] if len(found) == 1 else None)
+        return out
+
     @staticmethod
     def _subsample(src: RasterSource, factor: int) -> tuple[np.ndarray, np.ndarray]:
         h, w = src.shape

@@ -22,6 +22,7 @@ from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..io_safety import atomic_output, check_paths, preflight, remove_temp, temp_name
 from ..models.base import SRModel
 from ..panels import iter_hr_blocks
+from ..value_domain import ValueOptions, ValueRules, build_rules
 from .georef import read_georef, scale_georef
 from .reader import RasterSource, open_dataset
 from .writer import (
@@ -159,6 +160,48 @@ def fit_profile(
     return fitted, fill
 
 
+def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
+    """The order in which to feed the selected bands to a joint model so that their meaning
+    (colour interpretation or description) matches the model card's ``bands``; None when
+    they already match or when either side does not say. A contradiction is logged."""
+    card = getattr(net, "card", None)
+    want = card.get("bands") if isinstance(card, dict) else getattr(card, "bands", None)
+    want = [str(b).lower() for b in (want or [])]
+    have = rs.band_semantics()
+    if len(want) != len(have) or not want or any(h is None for h in have) or have == want:
+        return None
+    named = ", ".join(f"{i}={h}" for i, h in zip(rs.indexes, have))
+    if sorted(have) == sorted(want) and len(set(want)) == len(want):
+        log.info("%s: bands %s are fed to the model as %s", rs.path.name, named, ", ".join(want))
+        return [have.index(b) for b in want]
+    log.warning(
+        "%s: the selected bands are %s but the model expects %s; select matching bands with "
+        "--bands (e.g. the file's %s) or use a model for these bands",
+        rs.path.name,
+        named,
+        ", ".join(want),
+        ",".join(str(rs.indexes[have.index(b)]) for b in want if b in have) or "bands",
+    )
+    return None
+
+
+def values_tag(rules: ValueRules | None, source: Path) -> str:
+    """The ``SR_DOMAINS_VALUES`` tag (written last): the rules applied and what they changed."""
+    if rules is None:
+        return json.dumps({"clamp": False})
+    stats = rules.stats
+    if stats.envelope + stats.domain:
+        log.info("%s: %s", source.name, stats.describe())
+    return json.dumps(
+        {
+            "envelope": rules.envelope,
+            "domain": rules.domain.to_dict() if rules.domain is not None else None,
+            "pinned": [list(p) for p in rules.pinned[:1]],
+            "clamped": stats.to_dict(),
+        }
+    )
+
+
 def _refuse_palette(src: RasterSource) -> None:
     for i in src.indexes:
         if src.ds.colorinterp[i - 1] == ColorInterp.palette:
@@ -188,6 +231,7 @@ def upscale_geotiff(
     amp: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
+    values: ValueOptions | None = None,
 ) -> Path:
     """Super-resolve a GeoTIFF into a georeferenced GeoTIFF on top of the original.
 
@@ -205,8 +249,11 @@ def upscale_geotiff(
         nodata: nodata override (default: the file's).
         cog: write a Cloud-Optimized GeoTIFF with overviews.
         tile, overlap, batch_size, device, amp: see :class:`~sr_domains.inference.Upscaler`.
-        overwrite: replace an existing ``dst``.
+        overwrite: replace an existing ``dst`` (never the input).
         progress: show a progress bar.
+        values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`); by
+            default outputs stay within the local input range and the physical domain
+            (non-negative input stays non-negative), and saturated pixels stay saturated.
 
     Returns:
         ``dst``, written atomically (temp file in the same folder, renamed when complete).
@@ -224,6 +271,9 @@ def upscale_geotiff(
         )
         n_out = up.out_channels(rs.n_bands)
         fitted, fill = fit_profile(rs, net, profile)
+        order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
+        clamp = values is None or values.clamp
+        rules = build_rules(values, rs.band_minimum() if clamp else [0.0], dtype=rs.dtype)
         w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
         prov = provenance_tags(
             version=__version__,
@@ -244,7 +294,8 @@ def upscale_geotiff(
             stage = temp_name(dst, ".tif") if cog else tmp
             try:
                 with create(stage, spec) as out:
-                    _write_pixels(rs, up, spec, out, fitted, fill, progress)
+                    _write_pixels(rs, up, spec, out, fitted, fill, progress, rules, order)
+                    out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(rules, rs.path)})
                 if cog:
                     to_cog(stage, tmp, spec)
             except RasterioError as exc:
@@ -265,6 +316,8 @@ def _write_pixels(
     fitted: IntensityProfile,
     fill: np.ndarray,
     progress: bool,
+    rules: ValueRules | None = None,
+    band_order: list[int] | None = None,
 ) -> None:
     s = up.scale
     h, w = rs.shape
@@ -284,6 +337,8 @@ def _write_pixels(
             flush_rows=spec.block,
             align=spec.block // math.gcd(spec.block, s),
             on_block=bar.update if bar is not None else None,
+            rules=rules,
+            band_order=band_order,
         ):
             cols = block.shape[2]
             x0, x1 = col0 // s, (col0 + cols) // s

@@ -15,8 +15,10 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
+from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import build_upscaler, describe_profile, fit_profile, provenance
 from .dicom_read import load_dicom_series
+from .dicom_series import DicomSeries
 from .dicom_write import write_derived_series
 from .geometry import scale_factors, upscaled_affine
 from .nifti import is_nifti_path
@@ -47,6 +49,7 @@ def upscale_dicom_series(
     device: str = "auto",
     amp: str = "auto",
     progress: bool = False,
+    values: ValueOptions | None = None,
 ) -> list[Path]:
     """Super-resolve a DICOM series in-plane and write it as a derived series.
 
@@ -62,6 +65,10 @@ def upscale_dicom_series(
             for CT and ``mr`` otherwise.
         through_plane: also upscale the slice axis (multi-planar averaging; new slices get
             positions by the same voxel-centre rule).
+        values: value fidelity (:class:`~sr_domains.value_domain.ValueOptions`); by default
+            outputs stay within the local input range and the physical domain (CT >= -1024 HU
+            or the input minimum, non-negative MR stays non-negative), exact-zero background
+            stays zero and padding (``PixelPaddingValue``) is written back exactly.
 
     Returns:
         The written files in spatial order (one per slice; one file for enhanced input).
@@ -71,7 +78,7 @@ def upscale_dicom_series(
         raise ConfigError(f"{dst}: a DICOM series is written to a folder")
     preflight(dst, [src], kind="dir", overwrite=overwrite)
     series = load_dicom_series(src, series_uid)
-    volume = series.read_volume()  # decoding errors surface before anything is written
+    volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first
     up = build_upscaler(
         model,
         weights,
@@ -86,7 +93,10 @@ def upscale_dicom_series(
     stored = np.dtype(np.int16 if series.first.get("PixelRepresentation") == 1 else np.uint16)
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
-    out = upscale_volume(volume, up, profile=prof, axes=(1, 2), through_plane=through_plane)
+    rules = series_rules(series, volume, values)
+    out = upscale_volume(
+        volume, up, profile=prof, axes=(1, 2), through_plane=through_plane, rules=rules
+    )
     affine = upscaled_affine(series.affine, (1, 2), scale, through_plane)
     prov = provenance(up, prof, scale_factors((1, 2), scale, through_plane), "")
     what = "rows, columns and slices" if through_plane else "rows and columns"
@@ -94,6 +104,7 @@ def upscale_dicom_series(
         f"Super-resolution x{scale} of {what} by {prov['software']}; model {prov['model']}"
         + (f" ({prov['weights']})" if prov["weights"] else "")
         + f"; intensity profile {describe_profile(prof)}; source series {series.series_uid}"
+        + (f"; values: {rules.stats.describe()}" if rules is not None else "; values unclamped")
     )
     manifest = {"series_uid": series.series_uid, "derivation": derivation}
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
@@ -101,4 +112,28 @@ def upscale_dicom_series(
     return [dst / f.name for f in files]
 
 
-__all__ = ["upscale_dicom_series", "upscale_nifti"]
+def series_rules(
+    series: DicomSeries, volume: np.ndarray, values: ValueOptions | None
+) -> ValueRules | None:
+    """Value-fidelity rules of a series (:mod:`sr_domains.value_domain`): CT keeps HU above
+    min(-1024, input minimum); other modalities stay non-negative when the input is, and their
+    exact-zero background stays zero; the 16-bit storage range bounds everything when the
+    series has one rescale."""
+    finite = np.isfinite(volume)
+    vmin = float(volume[finite].min()) if finite.any() else float("nan")
+    ct = series.modality == "CT"
+    pairs = {(s.slope, s.intercept) for s in series.slices}
+    signed = int(series.first.get("PixelRepresentation", 0)) == 1
+    (m, b) = next(iter(pairs)) if len(pairs) == 1 else (1.0, 0.0)
+    return build_rules(
+        values,
+        [vmin],
+        dtype=(np.int16 if signed else np.uint16) if len(pairs) == 1 else None,
+        slope=m,
+        inter=b,
+        ct=ct,
+        background_zero=not ct and vmin >= 0 and bool((volume == 0).any()),
+    )
+
+
+__all__ = ["series_rules", "upscale_dicom_series", "upscale_nifti"]

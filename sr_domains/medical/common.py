@@ -1,5 +1,5 @@
-"""Glue shared by the NIfTI and DICOM paths: model/upscaler, intensity profile, stored integer
-representation and provenance text (output safety lives in :mod:`sr_domains.io_safety`)."""
+"""Glue shared by the NIfTI and DICOM paths: model/upscaler, intensity profile and provenance
+text (output safety lives in :mod:`sr_domains.io_safety`)."""
 
 from __future__ import annotations
 
@@ -139,36 +139,10 @@ def _weights_name(model: SRModel) -> str | None:
     return getattr(card, "name", None) if card is not None else None
 
 
-# -- stored integer representation ---------------------------------------------------------
-def quantize(values: np.ndarray, dtype: np.dtype, slope: float, inter: float) -> np.ndarray | None:
-    """``rint((values - inter) / slope)`` as ``dtype``, or None if anything would clip."""
-    dt = np.dtype(dtype)
-    stored = np.rint((values.astype(np.float64) - inter) / slope)
-    info = np.iinfo(dt)
-    finite = stored[np.isfinite(stored)]
-    if finite.size and (finite.min() < info.min or finite.max() > info.max):
-        return None
-    return np.nan_to_num(stored, nan=0.0).astype(dt)
-
-
-def fit_scaling(values: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
-    """``(slope, inter)`` that map the full integer range of ``dtype`` onto the values' range."""
-    info = np.iinfo(np.dtype(dtype))
-    v = values[np.isfinite(values)]
-    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
-    if hi <= lo:
-        return 1.0, lo
-    # Leave one level of headroom so float rounding can never step outside the range.
-    slope = (hi - lo) / (float(info.max) - float(info.min) - 2.0)
-    return slope, lo - (float(info.min) + 1.0) * slope
-
-
 __all__ = [
     "build_upscaler",
     "card_recipe",
     "describe_profile",
     "fit_profile",
-    "fit_scaling",
     "provenance",
-    "quantize",
 ]

@@ -112,5 +112,6 @@ def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
         through_plane=options.through_plane,
         profile=options.profile,
         overwrite=options.overwrite,
+        values=options.values,
         **inference_kwargs(options),
     )

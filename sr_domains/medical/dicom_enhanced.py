@@ -1,6 +1,7 @@
 """Derived enhanced multi-frame output: one file, frames in spatial order, functional groups
-updated (plane position per frame, pixel measures and pixel value transformation wherever the
-source kept them, in-stack position and its dimension index, frame type DERIVED)."""
+updated (plane position per frame, pixel measures wherever the source kept them, in-stack
+position and its dimension index, frame type DERIVED). Each frame keeps the pixel value
+transformation of its source frame (per-frame or shared), so its value grid is unchanged."""
 
 from __future__ import annotations
 
@@ -66,7 +67,6 @@ def write_enhanced(
     for j, d in enumerate(ds.get("DimensionIndexSequence", [])):
         if int(d.get("DimensionIndexPointer", 0)) == _IN_STACK:
             dim_pos = j
-    rescale = info["slope"] != 1 or info["intercept"] != 0
     frames = []
     for k in range(n):
         src = series.slices[_nearest(k, geo["factor"], series.n_slices)]
@@ -90,16 +90,9 @@ def write_enhanced(
             m.PixelSpacing = [_ds(v) for v in geo["spacing"]]
             if geo["factor"] != 1 or "SpacingBetweenSlices" in m:
                 m.SpacingBetweenSlices = _ds(geo["slice_spacing"])
-        if (m := _own(grp, "PixelValueTransformationSequence")) is not None:
-            m.RescaleSlope, m.RescaleIntercept = _ds(info["slope"]), _ds(info["intercept"])
         for seq in _FRAME_TYPE_SEQS:
             if (m := _own(grp, seq)) is not None and "FrameType" in m:
                 m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]
-    if rescale and not _groups(ds, frames[0], "PixelValueTransformationSequence"):
-        pvt = Dataset()
-        pvt.RescaleSlope, pvt.RescaleIntercept = _ds(info["slope"]), _ds(info["intercept"])
-        pvt.RescaleType = "US"
-        shared.PixelValueTransformationSequence = Sequence([pvt])
     refs = {s.ds.SOPInstanceUID: s.ds for s in series.slices}
     ds.SourceImageSequence = Sequence([_source_ref(d) for d in refs.values()])
     ds.PixelData = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes()

@@ -93,10 +93,24 @@ class DicomSeries:
     def files(self) -> list[Path]:
         return list(dict.fromkeys(s.path for s in self.slices))
 
-    def read_volume(self) -> np.ndarray:
+    @property
+    def padding(self) -> tuple[int, int] | None:
+        """Stored values that mark pixels outside the scanned area: ``PixelPaddingValue``, up
+        to ``PixelPaddingRangeLimit`` when present (inclusive), or None."""
+        ds = self.first
+        ppv = _int_tag(ds, "PixelPaddingValue")
+        if ppv is None:
+            return None
+        lim = _int_tag(ds, "PixelPaddingRangeLimit")
+        return (ppv, ppv) if lim is None else (min(ppv, lim), max(ppv, lim))
+
+    def read_volume(self, padding_as_nan: bool = False) -> np.ndarray:
         """Decode all slices -> float32 ``(slice, row, column)`` in modality units (rescale
-        applied). Errors (truncated or undecodable pixel data) name the file."""
+        applied). With ``padding_as_nan``, padding pixels (:attr:`padding`) are NaN: they are
+        not anatomy, so the network never sees them and the writer puts the padding value
+        back. Errors (truncated or undecodable pixel data) name the file."""
         vol = np.empty(self.shape, np.float32)
+        pad = self.padding if padding_as_nan else None
         by_file: dict[Path, list[int]] = defaultdict(list)
         for i, s in enumerate(self.slices):
             by_file[s.path].append(i)
@@ -110,7 +124,25 @@ class DicomSeries:
                         path, f"decoded a {frame.shape} image, expected {(self.rows, self.cols)}"
                     )
                 vol[i] = frame.astype(np.float64) * s.slope + s.intercept
+                if pad is not None:
+                    vol[i][(frame >= pad[0]) & (frame <= pad[1])] = np.nan
         return vol
+
+
+def _int_tag(ds: Any, key: str) -> int | None:
+    """An integer-valued tag that pydicom may hold as int or raw bytes (US/SS ambiguity)."""
+    if key not in ds:
+        return None
+    v = ds[key].value
+    if isinstance(v, (bytes, bytearray)):
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        return (
+            int(np.frombuffer(bytes(v[:2]), "<i2" if signed else "<u2")[0]) if len(v) >= 2 else None
+        )
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def decode_pixels(path: Path, ds: Any) -> np.ndarray:

@@ -11,11 +11,15 @@ Per output image (see ``docs/medical.md`` for the full list):
 * ImageType ``DERIVED\\SECONDARY\\...`` (enhanced: value 1 and FrameType value 1 DERIVED),
   DerivationDescription with provenance, SeriesDescription suffix ``SR xS``, SourceImageSequence
   referencing the source images, ContributingEquipmentSequence entry.
-* pixels: 16-bit, BitsStored 16; the source RescaleSlope/Intercept and signedness are kept when
-  the SR values fit; otherwise signed, then a recomputed slope/intercept, so nothing clips.
+* pixels: 16-bit, BitsStored 16, the source's signedness; each slice keeps the
+  RescaleSlope/Intercept of its source slice (the integer value grid is unchanged: values are
+  rounded and clipped to it). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
+  written back as ``PixelPaddingValue`` and the padding tags are kept.
+* SeriesNumber: the source's + :data:`SERIES_NUMBER_OFFSET` (1000), so the derived series has
+  its own number in the study.
 * dropped (no longer true of the new pixels): private tags, icon, overlays, Modality LUT,
-  smallest/largest pixel values, pixel padding values. LossyImageCompression stays ``01`` when
-  the source was lossy. Written uncompressed, Explicit VR Little Endian, Part-10 file meta.
+  smallest/largest pixel values. LossyImageCompression stays ``01`` when the source was lossy.
+  Written uncompressed, Explicit VR Little Endian, Part-10 file meta.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import require
-from .common import fit_scaling, quantize
 from .dicom_series import DicomSeries
 from .geometry import slice_normal
 
@@ -48,8 +51,6 @@ _DROP = (
     "LargestImagePixelValue",
     "SmallestPixelValueInSeries",
     "LargestPixelValueInSeries",
-    "PixelPaddingValue",
-    "PixelPaddingRangeLimit",
     "PlanarConfiguration",
     "DataSetTrailingPadding",
     "ExtendedOffsetTable",
@@ -58,29 +59,41 @@ _DROP = (
 )
 
 
+#: Added to the source SeriesNumber so the derived series gets its own number in the study.
+SERIES_NUMBER_OFFSET = 1000
+
+
 def _ds(v: float) -> Any:
     from pydicom.valuerep import DSfloat
 
     return DSfloat(float(v), auto_format=True)
 
 
-def choose_representation(
-    values: np.ndarray, series: DicomSeries
-) -> tuple[np.ndarray, float, float]:
-    """Stored 16-bit pixels and (slope, intercept) for modality ``values`` (module docs)."""
-    pairs = {(s.slope, s.intercept) for s in series.slices}
-    signed0 = int(series.first.get("PixelRepresentation", 0)) == 1
-    if len(pairs) == 1:
-        m, b = next(iter(pairs))
-        for signed in dict.fromkeys((signed0, True)):
-            q = quantize(values, np.dtype(np.int16 if signed else np.uint16), m, b)
-            if q is not None:
-                if signed != signed0:
-                    log.info("SR values leave the unsigned range; writing signed pixels")
-                return q, m, b
-    m, b = fit_scaling(values, np.dtype(np.int16))
-    log.info("SR values need a new rescale: slope %.6g intercept %.6g", m, b)
-    return quantize(values, np.dtype(np.int16), m, b), m, b  # type: ignore[return-value]
+def stored_slices(
+    values: np.ndarray, series: DicomSeries, factor: float
+) -> tuple[np.ndarray, list[tuple[float, float]], int]:
+    """Stored pixels of each output slice with the rescale of its nearest source slice, the
+    source's signedness, NaN (padding) as the source's ``PixelPaddingValue``; rounded and
+    clipped to 16 bits. Returns ``(stored, [(slope, intercept)], n_clipped)``."""
+    signed = int(series.first.get("PixelRepresentation", 0)) == 1
+    dt = np.dtype(np.int16 if signed else np.uint16)
+    info = np.iinfo(dt)
+    pad = series.padding
+    out = np.empty(values.shape, dt)
+    pairs, clipped = [], 0
+    for k in range(values.shape[0]):
+        src = series.slices[_nearest(k, factor, series.n_slices)]
+        m, b = src.slope, src.intercept
+        v = np.rint((values[k].astype(np.float64) - b) / m)
+        nan = np.isnan(v)
+        clipped += int(((v < info.min) | (v > info.max)).sum())
+        np.clip(v, info.min, info.max, out=v)
+        v[nan] = pad[0] if pad is not None else 0
+        out[k] = v.astype(dt)
+        pairs.append((m, b))
+    if clipped:
+        log.warning("%d pixel value(s) clipped to the %s range", clipped, dt)
+    return out, pairs, clipped
 
 
 def _now() -> tuple[str, str]:
@@ -104,6 +117,8 @@ def _derive(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
 
     _strip(ds)
     ds.SeriesInstanceUID = info["series_uid"]
+    if ds.get("SeriesNumber") not in (None, ""):
+        ds.SeriesNumber = int(ds.SeriesNumber) + SERIES_NUMBER_OFFSET
     date, time = info["now"]
     for d, t in (("SeriesDate", "SeriesTime"), ("ContentDate", "ContentTime")):
         setattr(ds, d, date)
@@ -191,17 +206,15 @@ def write_derived_series(
     """Write ``volume`` (``(slice, row, column)``, modality units) with its LPS ``affine`` as a
     derived series of ``series`` into ``folder`` (which must exist). Returns the files."""
     pydicom = require("pydicom", "medical", "DICOM files")
-    stored, slope, intercept = choose_representation(volume, series)
+    factor = volume.shape[0] / series.n_slices
+    stored, pairs, _ = stored_slices(volume, series, factor)
     info = {
         "series_uid": pydicom.uid.generate_uid(),
         "now": _now(),
         "scale": scale,
         "derivation": derivation,
         "signed": stored.dtype == np.int16,
-        "slope": slope,
-        "intercept": intercept,
     }
-    factor = volume.shape[0] / series.n_slices
     # IOP and PixelSpacing come from the source exactly (only the spacing is divided), so the
     # written tags carry no round-off; positions come from the upscaled affine.
     iop = [float(v) for v in series.iop]
@@ -245,6 +258,7 @@ def write_derived_series(
             ds.PixelSpacing = [_ds(float(v) / scale) for v in ds.PixelSpacing]
         if "ImagerPixelSpacing" in ds:
             ds.ImagerPixelSpacing = [_ds(float(v) / scale) for v in ds.ImagerPixelSpacing]
+        slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
         if slope != 1 or intercept != 0 or "RescaleSlope" in ds or "RescaleIntercept" in ds:
             ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
         if "SOPInstanceUID" in src.ds:
@@ -259,4 +273,4 @@ def write_derived_series(
     return out
 
 
-__all__ = ["choose_representation", "write_derived_series"]
+__all__ = ["SERIES_NUMBER_OFFSET", "stored_slices", "write_derived_series"]

@@ -22,10 +22,18 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
+from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import build_upscaler, fit_profile, provenance
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
-from .nifti_io import CHUNK_PLANES, NiftiSource, PlaneWriter, check_memory, open_source
+from .nifti_io import (
+    CHUNK_PLANES,
+    PENDING,
+    NiftiSource,
+    PlaneWriter,
+    check_memory,
+    open_source,
+)
 from .volume import upscale_image, upscale_stack
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,7 @@ def upscale_nifti(
     device: str = "auto",
     amp: str = "auto",
     progress: bool = False,
+    values: ValueOptions | None = None,
 ) -> Path:
     """Super-resolve a 3-D or 4-D NIfTI file slice by slice; the output lines up with the input.
 
@@ -70,6 +79,10 @@ def upscale_nifti(
         overwrite: replace an existing ``dst`` (never the input).
         tile, overlap, batch_size, device, amp: see :class:`~sr_domains.inference.Upscaler`.
         progress: show a progress bar over slices.
+        values: value fidelity (:class:`~sr_domains.value_domain.ValueOptions`); by default
+            outputs stay within the local input range and the physical domain (a non-negative
+            volume stays non-negative, integer range through ``scl_slope``/``scl_inter``), and
+            exact-zero background stays exactly zero.
 
     Returns:
         The written path. Its affine equals ``affine @ T`` (voxel-centre rule): corners of the
@@ -103,29 +116,62 @@ def upscale_nifti(
     )
     scan = source.scan()
     prof = fit_profile(profile, up.model, scan.sample, default="mr", dtype=source.dtype)
+    rules = build_rules(
+        values,
+        [scan.vmin],
+        dtype=source.dtype,
+        slope=source.slope,
+        inter=source.inter,
+        ct=prof.recipe.lower().startswith("ct"),
+        background_zero=scan.vmin >= 0 and scan.n_zero > 0,
+    )
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
-    hdr = output_header(source, header_shape, factors, provenance(up, prof, factors, mode))
+    prov = provenance(up, prof, factors, mode)
+    prov["values"] = PENDING  # filled in once the voxels are written
+    hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes
     with (
         atomic_output(dst, [src], overwrite=overwrite) as tmp,
         PlaneWriter(tmp, hdr, n_planes) as writer,
     ):
         if streaming:
-            _stream(source, up, prof, writer, swap=ax == (1, 0), progress=progress)
+            _stream(source, up, prof, writer, rules, swap=ax == (1, 0), progress=progress)
         else:
             data = source.read_all()
             out, _ = upscale_image(
-                data, source.affine, up, profile=prof, axes=ax, through_plane=through_plane
+                data,
+                source.affine,
+                up,
+                profile=prof,
+                axes=ax,
+                through_plane=through_plane,
+                rules=rules,
             )
             del data
             for chunk in iter_planes(out):
                 writer.write(chunk)
+        writer.pending = values_record(rules, writer)
     if writer.clipped:
         log.warning("%s: %d voxel(s) clipped to the %s range", dst, writer.clipped, source.dtype)
     log.info("wrote %s %s", dst, out_shape)
     return dst
+
+
+def values_record(rules: ValueRules | None, writer: PlaneWriter) -> dict[str, Any]:
+    """The ``values`` provenance entry: the rules applied and what they changed."""
+    if rules is None:
+        return {"clamp": False, "clipped_to_dtype": writer.clipped}
+    if rules.stats.envelope + rules.stats.domain:
+        log.info("%s", rules.stats.describe())
+    return {
+        "envelope": rules.envelope,
+        "domain": rules.domain.to_dict() if rules.domain is not None else None,
+        "pinned": list(rules.pinned[0]) if rules.pinned else [],
+        "clamped": rules.stats.to_dict(),
+        "clipped_to_dtype": writer.clipped,
+    }
 
 
 def _stream(
@@ -133,6 +179,7 @@ def _stream(
     up: Upscaler,
     prof: IntensityProfile,
     writer: PlaneWriter,
+    rules: ValueRules | None,
     *,
     swap: bool,
     progress: bool,
@@ -149,7 +196,7 @@ def _stream(
         for k, plane in enumerate(source.planes(), start=1):
             buf.append(plane.T if swap else plane)
             if len(buf) == CHUNK_PLANES or k == source.n_planes:
-                out = upscale_stack(np.stack(buf), up, prof)
+                out = upscale_stack(np.stack(buf), up, prof, rules)
                 writer.write(np.swapaxes(out, 1, 2) if swap else out)
                 if bar is not None:
                     bar.update(len(buf))

@@ -25,6 +25,7 @@ import torch
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
+from ..value_domain import ValueRules, array_reader
 from .geometry import check_axes, default_axes, upscaled_affine, voxel_sizes
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ def upscale_planes(
     upscaler: Upscaler,
     profile: IntensityProfile,
     valid: np.ndarray | None = None,
+    rules: ValueRules | None = None,
 ) -> np.ndarray:
     """Super-resolve a stack of 2-D planes ``(N, H, W)`` -> float32 ``(N, H*s, W*s)``.
 
     A single-channel model runs plane by plane; a model with more input channels gets each
-    plane repeated on all channels and its output channels are averaged.
+    plane repeated on all channels and its output channels are averaged. ``rules`` (value
+    fidelity, one band) are applied to every plane.
     """
     n, h, w = planes.shape
     s = upscaler.scale
@@ -52,19 +55,27 @@ def upscale_planes(
         chunk = planes[i0 : i0 + CHUNK]
         mask = None if valid is None else valid[i0 : i0 + CHUNK]
         if c_in == 1:
-            out[i0 : i0 + len(chunk)] = upscaler.upscale(chunk, profile=profile, valid_mask=mask)
+            out[i0 : i0 + len(chunk)] = upscaler.upscale(
+                chunk, profile=profile, valid_mask=mask, rules=rules
+            )
             continue
         for j, plane in enumerate(chunk):
             rep = np.repeat(plane[None], c_in, axis=0)
             m = None if mask is None else mask[j]
-            out[i0 + j] = upscaler.upscale(rep, profile=profile, valid_mask=m).mean(axis=0)
+            avg = upscaler.upscale(rep, profile=profile, valid_mask=m).mean(axis=0)[None]
+            if rules is not None and rules.active:
+                read = array_reader(plane[None], None if m is None else m[None])
+                rules.apply(avg, read, (h, w), 0, s)
+            out[i0 + j] = avg[0]
     return out
 
 
-def restore_nonfinite(out: np.ndarray, src: np.ndarray, factors: Sequence[int]) -> None:
-    """In place: output voxels whose nearest source voxel is NaN or +-inf get that value (the
-    invalid footprint is written back exactly, not invented)."""
-    bad = ~np.isfinite(src)
+def restore_footprint(
+    out: np.ndarray, src: np.ndarray, factors: Sequence[int], bad: np.ndarray | None = None
+) -> None:
+    """In place: output voxels whose nearest source voxel is in ``bad`` (default: NaN or
+    +-inf) get that voxel's value: the footprint is written back exactly, not invented."""
+    bad = ~np.isfinite(src) if bad is None else bad
     if not bad.any():
         return
     vals, mask = src, bad
@@ -74,18 +85,23 @@ def restore_nonfinite(out: np.ndarray, src: np.ndarray, factors: Sequence[int]) 
     out[mask] = vals[mask]
 
 
-def upscale_stack(planes: np.ndarray, upscaler: Upscaler, profile: IntensityProfile) -> np.ndarray:
+def upscale_stack(
+    planes: np.ndarray,
+    upscaler: Upscaler,
+    profile: IntensityProfile,
+    rules: ValueRules | None = None,
+) -> np.ndarray:
     """Super-resolve planes ``(N, H, W)`` (physical units) -> float32 ``(N, H*s, W*s)``.
 
     Non-finite voxels are invalid: filled before the network and written back unchanged over
-    their nearest-neighbour footprint (:func:`restore_nonfinite`).
+    their nearest-neighbour footprint (:func:`restore_footprint`). ``rules``: value fidelity.
     """
     finite = np.isfinite(planes)
     valid = None if finite.all() else finite
-    out = upscale_planes(planes, upscaler, profile, valid)
+    out = upscale_planes(planes, upscaler, profile, valid, rules)
     if valid is not None:
         s = upscaler.scale
-        restore_nonfinite(out, planes, (1, s, s))
+        restore_footprint(out, planes, (1, s, s))
     return out
 
 
@@ -95,13 +111,14 @@ def _sr_along(
     profile: IntensityProfile,
     plane: tuple[int, int],
     valid: np.ndarray | None,
+    rules: ValueRules | None = None,
 ) -> np.ndarray:
     """SR of every plane spanned by ``plane`` (two axes of a 3-D volume)."""
     (k,) = {0, 1, 2} - set(plane)
     order = (k, *plane)
     stack = np.transpose(volume, order)
     vstack = None if valid is None else np.transpose(valid, order)
-    out = upscale_planes(np.ascontiguousarray(stack), upscaler, profile, vstack)
+    out = upscale_planes(np.ascontiguousarray(stack), upscaler, profile, vstack, rules)
     return np.transpose(out, np.argsort(order))
 
 
@@ -123,6 +140,7 @@ def upscale_volume(
     profile: IntensityProfile,
     axes: Sequence[int] = (0, 1),
     through_plane: bool = False,
+    rules: ValueRules | None = None,
 ) -> np.ndarray:
     """Super-resolve one 3-D volume (values in stored/physical units).
 
@@ -133,6 +151,8 @@ def upscale_volume(
         profile: intensity profile fitted once on the whole volume (or series of volumes).
         axes: the in-plane axis pair.
         through_plane: also upscale the slice axis (multi-planar averaging, see module docs).
+        rules: value fidelity (:class:`~sr_domains.value_domain.ValueRules`), applied to every
+            plane; pinned values (exact-zero background) are restored over their 3-D footprint.
 
     Returns:
         float32 volume with the chosen axes ``s`` times larger.
@@ -145,7 +165,7 @@ def upscale_volume(
     valid = np.isfinite(vol)
     valid = None if valid.all() else valid
     if not through_plane:
-        out = _sr_along(vol, upscaler, profile, ax, valid)
+        out = _sr_along(vol, upscaler, profile, ax, valid, rules)
         factors = [s if a in ax else 1 for a in range(3)]
     else:
         if min(vol.shape) < 2:
@@ -153,12 +173,14 @@ def upscale_volume(
         out = np.zeros(tuple(n * s for n in vol.shape), np.float32)
         for plane in ((0, 1), (0, 2), (1, 2)):
             (k,) = {0, 1, 2} - set(plane)
-            est = _sr_along(vol, upscaler, profile, plane, valid)
+            est = _sr_along(vol, upscaler, profile, plane, valid, rules)
             out += _linear_along(est, k, s)
         out /= 3.0
         factors = [s, s, s]
+        for v in {p for pins in (rules.pinned if rules else ()) for p in pins}:
+            restore_footprint(out, vol, factors, vol == v)  # linear blending moved them
     if valid is not None:
-        restore_nonfinite(out, vol, factors)
+        restore_footprint(out, vol, factors)
     return out
 
 
@@ -170,6 +192,7 @@ def upscale_image(
     profile: IntensityProfile,
     axes: Sequence[int] | None = None,
     through_plane: bool = False,
+    rules: ValueRules | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Array + affine in, SR array + affine out: the reusable core of every volume writer.
 
@@ -177,7 +200,7 @@ def upscale_image(
         data: ``(n0, n1, n2)`` or ``(n0, n1, n2, *extra)`` array; the trailing axes (time,
             echoes, ...) are processed volume by volume with the same profile.
         affine: 4x4 voxel-centre affine of the first three axes.
-        upscaler, profile, through_plane: see :func:`upscale_volume`.
+        upscaler, profile, through_plane, rules: see :func:`upscale_volume`.
         axes: in-plane axes; default: the two with the finest spacing (:func:`default_axes`).
 
     Returns:
@@ -194,7 +217,12 @@ def upscale_image(
         if n > 1:
             log.info("volume %d/%d", v + 1, n)
         sr = upscale_volume(
-            flat[..., v], upscaler, profile=profile, axes=ax, through_plane=through_plane
+            flat[..., v],
+            upscaler,
+            profile=profile,
+            axes=ax,
+            through_plane=through_plane,
+            rules=rules,
         )
         if out is None:
             out = np.empty((*sr.shape, n), np.float32)
@@ -205,7 +233,7 @@ def upscale_image(
 
 
 __all__ = [
-    "restore_nonfinite",
+    "restore_footprint",
     "upscale_image",
     "upscale_planes",
     "upscale_stack",

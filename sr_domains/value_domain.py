@@ -1,0 +1,333 @@
+"""Value fidelity: outputs stay in the physical domain of the input.
+
+Geometry travels beside the pixels; so do the rules for their *values*. The engine
+(:meth:`sr_domains.inference.Upscaler.stream`) applies them once, right after the intensity
+profile is inverted, in stored units, to every finished block of output rows:
+
+1. **Envelope** (ringing and overshoot control, on by default): each output pixel is clamped to
+   the range of the *valid* input pixels in the 3 x 3 neighbourhood of the input pixel it lies
+   in, widened by ``envelope`` times that range (0 = strictly inside). No dark halo beside a
+   bright point target, no negative lobe beside a hole, no overshoot at a step edge.
+2. **Physical domain** per band (:class:`ValueDomain`): the storage range (integer dtype,
+   through the file's scaling), non-negative when every valid input value is (reflectance,
+   backscatter, magnitude, counts), ``HU >= -1024`` for CT, or what the user gives.
+3. **Pinned values**: input pixels holding a pinned value keep it over their whole output
+   footprint: exact-zero background of medical volumes (``data != 0`` masks survive) and
+   saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
+   average of saturated detector pixels, so all of them were saturated).
+
+Counts of clamped pixels are accumulated in :class:`ClampStats` (logged and recorded in
+provenance). ``ValueOptions(clamp=False)`` (CLI ``--no-clamp``) turns 1-3 off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+#: CT lower bound (air); values below it are clamped unless the input itself goes lower.
+CT_MIN_HU = -1024.0
+
+
+@dataclass(frozen=True)
+class ValueOptions:
+    """What the user asked for (travels in :class:`~sr_domains.options.UpscaleOptions`).
+
+    Attributes:
+        clamp: apply the envelope, the physical domain and pinned values (default True).
+        envelope: tolerance of the envelope as a fraction of the local range; None = off.
+        value_range: explicit physical domain ``(lo, hi)`` in stored units (overrides the
+            inferred one; ``None`` on either side = unbounded).
+        saturation: declared saturation value (stored units) of integer rasters; default: the
+            dtype maximum.
+    """
+
+    clamp: bool = True
+    envelope: float | None = 0.0
+    value_range: tuple[float | None, float | None] | None = None
+    saturation: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.envelope is not None and not (0 <= self.envelope <= 10):
+            raise ConfigError(f"envelope tolerance must be in [0, 10], got {self.envelope}")
+        if self.value_range is not None:
+            lo, hi = self.value_range
+            if lo is not None and hi is not None and not lo < hi:
+                raise ConfigError(f"value range must have LO < HI, got {self.value_range}")
+
+
+@dataclass(frozen=True)
+class ValueDomain:
+    """Per-band physical bounds in stored units (``-inf``/``inf`` = unbounded)."""
+
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    why: str = ""
+
+    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.asarray(self.lo, np.float64), np.asarray(self.hi, np.float64)
+        if lo.size not in (1, n):
+            raise ConfigError(f"value domain has {lo.size} bands, data has {n}")
+        return np.broadcast_to(lo, (n,)), np.broadcast_to(hi, (n,))
+
+    @property
+    def bounded(self) -> bool:
+        return bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(v: float) -> float | None:
+            return float(v) if np.isfinite(v) else None
+
+        return {"lo": [num(v) for v in self.lo], "hi": [num(v) for v in self.hi], "why": self.why}
+
+
+def infer_domain(
+    band_min: Sequence[float],
+    *,
+    dtype: np.dtype | str | None = None,
+    slope: float = 1.0,
+    inter: float = 0.0,
+    ct: bool = False,
+    user: tuple[float | None, float | None] | None = None,
+) -> ValueDomain:
+    """The physical domain of each band (module docs, rule 2).
+
+    Args:
+        band_min: exact minimum of the valid values of each band (physical units; NaN/inf for
+            a band without valid values).
+        dtype: on-disk dtype; integer types bound the domain through ``slope``/``inter``.
+        ct: CT Hounsfield units: the lower bound is ``min(-1024, input min)``.
+        user: ``(lo, hi)`` given by the user; replaces the inferred bounds it names.
+    """
+    n = len(band_min)
+    lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+    why = []
+    dt = np.dtype(dtype) if dtype is not None else None
+    if dt is not None and dt.kind in "ui":
+        info = np.iinfo(dt)
+        a, b = sorted((info.min * slope + inter, info.max * slope + inter))
+        lo[:], hi[:] = a, b
+        why.append(f"{dt.name} range")
+    mins = np.asarray(band_min, np.float64)
+    if ct:
+        lo = np.maximum(lo, np.where(np.isfinite(mins), np.minimum(mins, CT_MIN_HU), CT_MIN_HU))
+        why.append("CT: HU >= -1024 (or the input minimum)")
+    else:
+        nonneg = np.isfinite(mins) & (mins >= 0)
+        if nonneg.any():
+            lo = np.where(nonneg, np.maximum(lo, 0.0), lo)
+            why.append("non-negative input" + ("" if nonneg.all() else " (some bands)"))
+    if user is not None:
+        ulo, uhi = user
+        if ulo is not None:
+            lo[:] = ulo
+        if uhi is not None:
+            hi[:] = uhi
+        why = ["user range"]
+    return ValueDomain(tuple(lo), tuple(hi), "; ".join(why))
+
+
+@dataclass
+class ClampStats:
+    """Pixels changed by each rule (valid output pixels only)."""
+
+    envelope: int = 0
+    domain: int = 0
+    pinned: int = 0
+    total: int = 0  # valid output pixels seen
+
+    def add(self, other: ClampStats) -> None:
+        self.envelope += other.envelope
+        self.domain += other.domain
+        self.pinned += other.pinned
+        self.total += other.total
+
+    def to_dict(self) -> dict[str, Any]:
+        pct = (lambda n: round(100.0 * n / self.total, 4)) if self.total else (lambda n: 0.0)
+        return {
+            "envelope": self.envelope,
+            "domain": self.domain,
+            "pinned": self.pinned,
+            "pixels": self.total,
+            "envelope_pct": pct(self.envelope),
+            "domain_pct": pct(self.domain),
+        }
+
+    def describe(self) -> str:
+        d = self.to_dict()
+        return (
+            f"{d['envelope']} pixel(s) ({d['envelope_pct']}%) clamped to the local input range, "
+            f"{d['domain']} ({d['domain_pct']}%) to the physical domain, "
+            f"{d['pinned']} kept at pinned values"
+        )
+
+
+ReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
+
+
+@dataclass
+class ValueRules:
+    """The rules for one image (module docs), applied by the engine to each output block.
+
+    Attributes:
+        envelope: tolerance (fraction of the local range), or None for no envelope.
+        domain: physical bounds per band, or None.
+        pinned: per band, the values kept over their footprint (empty tuple = none).
+        stats: accumulated counts.
+    """
+
+    envelope: float | None = 0.0
+    domain: ValueDomain | None = None
+    pinned: tuple[tuple[float, ...], ...] = ()
+    stats: ClampStats = field(default_factory=ClampStats)
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.envelope is not None
+            or (self.domain is not None and self.domain.bounded)
+            or any(self.pinned)
+        )
+
+    def apply(
+        self, out: np.ndarray, read: ReadFn, shape: tuple[int, int], row0: int, scale: int
+    ) -> None:
+        """In place: apply the rules to HR rows ``[row0, row0 + rows)`` of an image whose LR
+        pixels ``read`` returns (stored units, as :meth:`Upscaler.stream` reads them)."""
+        c, rows, width = out.shape
+        h, w = shape
+        s = scale
+        a = max(0, row0 // s - 1)
+        b = min(h, (row0 + rows - 1) // s + 2)
+        values, valid = read(a, 0, b - a, w)
+        values = np.asarray(values)
+        ok = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+        if valid is not None:
+            ok &= np.broadcast_to(np.asarray(valid, bool), values.shape)
+        if values.shape[0] != c:  # the model changes the band count: band rules do not apply
+            return
+        ri = (row0 + np.arange(rows)) // s - a
+        ci = np.arange(width) // s
+
+        def up(x: np.ndarray) -> np.ndarray:
+            return x[:, ri][:, :, ci]
+
+        ok_up = up(ok)
+        stats = ClampStats(total=int(ok_up.sum()))
+        if self.envelope is not None:
+            mn, mx = _local_range(values.astype(np.float32, copy=False), ok)
+            has = mn <= mx
+            r = np.where(has, mx - mn, 0.0).astype(np.float32)
+            lo = np.where(has, mn - self.envelope * r, -np.inf).astype(np.float32)
+            hi = np.where(has, mx + self.envelope * r, np.inf).astype(np.float32)
+            lo_up, hi_up = up(lo), up(hi)
+            stats.envelope = int((((out < lo_up) | (out > hi_up)) & ok_up).sum())
+            np.clip(out, lo_up, hi_up, out=out)
+            del lo_up, hi_up
+        if self.domain is not None and self.domain.bounded:
+            lo_b, hi_b = self.domain.bounds(c)
+            lo_b = lo_b.astype(np.float32).reshape(-1, 1, 1)
+            hi_b = hi_b.astype(np.float32).reshape(-1, 1, 1)
+            stats.domain = int((((out < lo_b) | (out > hi_b)) & ok_up).sum())
+            np.clip(out, lo_b, hi_b, out=out)
+        if self.pinned:
+            pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
+            for k, vals in enumerate(pins[:c]):
+                for v in vals:
+                    hit = up(((values[k] == v) & ok[k])[None])[0]
+                    stats.pinned += int((hit & (out[k] != v)).sum())
+                    out[k][hit] = v
+        self.stats.add(stats)
+
+
+def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
+    """A ``read(y0, x0, h, w)`` callback over an in-memory ``(C, H, W)`` array."""
+
+    def read(y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
+        m = None if valid is None else valid[..., y0 : y0 + h, x0 : x0 + w]
+        return values[:, y0 : y0 + h, x0 : x0 + w], m
+
+    return read
+
+
+def _local_range(x: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """3 x 3 minimum and maximum of the valid pixels of ``x`` ``(C, h, w)`` (an empty
+    neighbourhood gives ``min > max``)."""
+    big = np.pad(np.where(ok, x, np.inf), ((0, 0), (1, 1), (1, 1)), constant_values=np.inf)
+    small = np.pad(np.where(ok, x, -np.inf), ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    h, w = x.shape[1:]
+    mn = np.full(x.shape, np.inf, np.float32)
+    mx = np.full(x.shape, -np.inf, np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            np.minimum(mn, big[:, dy : dy + h, dx : dx + w], out=mn)
+            np.maximum(mx, small[:, dy : dy + h, dx : dx + w], out=mx)
+    return mn, mx
+
+
+def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Exact minimum of the valid, finite values of each band of ``(C, ...)`` (NaN if none)."""
+    v = np.asarray(values)
+    ok = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
+    if valid is not None:
+        ok &= np.broadcast_to(np.asarray(valid, bool), v.shape)
+    out = np.full(v.shape[0], np.nan)
+    for k in range(v.shape[0]):
+        if ok[k].any():
+            out[k] = float(v[k][ok[k]].min())
+    return out
+
+
+def build_rules(
+    options: ValueOptions | None,
+    band_min: Sequence[float],
+    *,
+    dtype: np.dtype | str | None = None,
+    slope: float = 1.0,
+    inter: float = 0.0,
+    ct: bool = False,
+    background_zero: bool = False,
+) -> ValueRules | None:
+    """The rules for one image from the user's options and the input's facts (module docs).
+
+    Args:
+        band_min: exact per-band minimum of the valid input values (stored/physical units).
+        dtype: on-disk dtype (integer: storage range and saturation at its maximum).
+        slope, inter: the file's scaling (stored = (value - inter) / slope).
+        ct: CT Hounsfield units.
+        background_zero: medical volume with exact-zero background (pinned 0).
+    """
+    opts = options or ValueOptions()
+    if not opts.clamp:
+        return None
+    domain = infer_domain(
+        band_min, dtype=dtype, slope=slope, inter=inter, ct=ct, user=opts.value_range
+    )
+    pins: list[float] = []
+    if background_zero:
+        pins.append(0.0)
+    dt = np.dtype(dtype) if dtype is not None else None
+    if opts.saturation is not None:
+        pins.append(float(opts.saturation))
+    elif dt is not None and dt.kind in "ui" and (slope, inter) == (1.0, 0.0):
+        pins.append(float(np.iinfo(dt).max))
+    pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
+    return ValueRules(envelope=opts.envelope, domain=domain, pinned=pinned)
+
+
+__all__ = [
+    "CT_MIN_HU",
+    "ClampStats",
+    "ValueDomain",
+    "ValueOptions",
+    "ValueRules",
+    "array_reader",
+    "band_minimum",
+    "build_rules",
+    "infer_domain",
+]
