@@ -15,7 +15,13 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, SaveImage
 from sr_domains.errors import ConfigError  # noqa: E402
 from sr_domains.image import upscale_matrix  # noqa: E402
 from sr_domains.medical.geometry import corners, scale_factors  # noqa: E402
-from sr_domains.monai import MakeLowResolution, MakeLowResolutiond, SuperResolutiond  # noqa: E402
+from sr_domains.monai import (  # noqa: E402
+    MakeLowResolution,
+    MakeLowResolutiond,
+    RandMakeLowResolution,
+    RandMakeLowResolutiond,
+    SuperResolutiond,
+)
 from sr_domains.testing.medical import interp_model, make_nifti, oblique_affine  # noqa: E402
 
 AFF = oblique_affine((1.0, 1.25, 3.0))
@@ -127,7 +133,7 @@ def test_saved_lr_file_covers_the_same_field_of_view(tmp_path):
 @pytest.mark.parametrize("noise", ["gaussian", "rician"])
 def test_noise_is_deterministic_under_monai_seeding(noise):
     hr = _hr((8, 8, 2))
-    t = MakeLowResolutiond("img", noise=noise, noise_std=(0.05, 0.1), axes=(0, 1))
+    t = RandMakeLowResolutiond("img", noise=noise, noise_std=(0.05, 0.1), axes=(0, 1))
     a = Compose([t]).set_random_state(seed=7)({"img": hr})["img_lr"]
     b = Compose([t]).set_random_state(seed=7)({"img": hr})["img_lr"]
     c = Compose([t]).set_random_state(seed=8)({"img": hr})["img_lr"]
@@ -150,7 +156,13 @@ def test_custom_degrade_and_errors():
     with pytest.raises(ConfigError, match="sigma"):
         MakeLowResolution(degrade="area", sigma=1.0)
     with pytest.raises(ConfigError, match="noise"):
-        MakeLowResolution(noise="poisson")
+        RandMakeLowResolution(noise="poisson")
+    with pytest.raises(ConfigError, match="noise_std needs"):
+        RandMakeLowResolution(noise_std=0.1)
+    with pytest.raises(ConfigError, match="RandMakeLowResolution"):
+        MakeLowResolution(noise="gaussian", noise_std=0.1)  # the deterministic one says where
+    with pytest.raises(ConfigError, match="RandMakeLowResolution"):
+        MakeLowResolutiond("img", sigma=(0.5, 1.0))
     with pytest.raises(ConfigError, match="lr_keys"):
         MakeLowResolutiond(["a", "b"], lr_keys="c")
     x2d = MetaTensor(torch.rand(1, 8, 6))
