@@ -10,7 +10,13 @@ pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
 
 from monai.data import MetaTensor  # noqa: E402
-from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, SaveImaged  # noqa: E402
+from monai.transforms import (  # noqa: E402
+    Compose,
+    DivisiblePadd,
+    EnsureChannelFirstd,
+    LoadImaged,
+    SaveImaged,
+)
 
 from sr_domains.errors import ConfigError  # noqa: E402
 from sr_domains.image import upscale_matrix  # noqa: E402
@@ -20,6 +26,7 @@ from sr_domains.monai import (  # noqa: E402
     MakeLowResolutiond,
     RandMakeLowResolution,
     RandMakeLowResolutiond,
+    SRInvertd,
     SuperResolutiond,
 )
 from sr_domains.testing.medical import interp_model, make_nifti, oblique_affine  # noqa: E402
@@ -167,3 +174,29 @@ def test_custom_degrade_and_errors():
         MakeLowResolutiond(["a", "b"], lr_keys="c")
     x2d = MetaTensor(torch.rand(1, 8, 6))
     assert tuple(MakeLowResolution(3 - 1)(x2d).shape) == (1, 4, 3)
+
+
+def test_odd_sized_file_made_lr_then_sr_comes_back_to_its_own_grid(tmp_path):
+    """13 voxels -> DivisiblePadd 14 -> LR 7 -> SR 14 -> SRInvertd: the file's 13 again. The
+    LR image's as-loaded grid is the file's field of view in whole LR voxels (6.5 -> 7)."""
+    src = make_nifti(tmp_path / "hr.nii.gz", shape=(13, 10, 4), spacing=(1.0, 1.25, 3.0))
+    file_aff = nib.load(src).affine
+    d = Compose(
+        [
+            LoadImaged("hr"),
+            EnsureChannelFirstd("hr"),
+            DivisiblePadd("hr", k=(2, 2, 1)),
+            MakeLowResolutiond("hr", lr_keys="lr", axes=(0, 1)),
+        ]
+    )({"hr": str(src)})
+    lr = d["lr"]
+    assert tuple(lr.shape[1:]) == (7, 5, 4)
+    assert tuple(int(n) for n in lr.meta["spatial_shape"]) == (7, 5, 4)
+    lr_orig = np.asarray(lr.meta["original_affine"])
+    np.testing.assert_allclose(
+        corners(lr_orig, (7, 5, 4)), corners(file_aff, (13, 10, 4)), atol=1e-6
+    )
+    sr = SuperResolutiond("lr", interp_model(2, "nearest"), axes=(0, 1), device="cpu")(d)
+    back = SRInvertd("lr", mode="nearest")(sr)["lr"]
+    assert tuple(back.shape[1:]) == (13, 10, 4)
+    np.testing.assert_allclose(back.affine.numpy(), file_aff, atol=1e-6)

@@ -91,13 +91,14 @@ def rescale_original(
 
     When the current grid is an axis permutation/flip/rescale of the file grid (after
     ``Orientation``, ``Spacing``, crops, pads), each file axis that a rescaled axis maps to
-    gets the *new* voxel size of that axis (the file's own on the others), keeping the file's
-    first corner (voxel-centre rule): ``SaveImage(resample=True)`` then writes the file's
-    orientation and field of view at the resolution the model produced -- not the file's
-    resolution times ``s`` when ``Spacing`` had changed it first. A file axis whose new size
-    is fractional is rounded to whole voxels (the far edge moves by under half a voxel).
-    After a rotation no axis map exists; the current grid then becomes the new "original",
-    so ``SaveImage(resample=True)`` writes it as it is.
+    gets the *new* voxel size of that axis (the file's own on the others), by the voxel-centre
+    rule: ``SaveImage(resample=True)`` then writes the file's orientation and field of view at
+    the resolution the model produced -- not the file's resolution times ``s`` when
+    ``Spacing`` had changed it first. A fractional size is rounded to whole voxels and the
+    voxel size adjusted so the field of view stays exact (so an odd-sized file made LR and
+    super-resolved again comes back to its own grid). After a rotation no axis map exists;
+    the current grid then becomes the new "original", so ``SaveImage(resample=True)`` writes
+    it as it is.
     """
     o = np.asarray(original, np.float64)
     r = o.shape[0] - 1
@@ -112,8 +113,13 @@ def rescale_original(
                 fo[j] = _snap(float(np.linalg.norm(o[:r, j]) / np.linalg.norm(new[:r, i])))
         shape = None
         if spatial_shape is not None:
-            sizes = [float(n) * (fo[j] if j < r else 1.0) for j, n in enumerate(spatial_shape)]
-            shape = np.asarray([max(1, round(v)) for v in sizes], np.int64)
+            new_n = [int(n) for n in spatial_shape]
+            for j in range(min(r, len(new_n))):
+                if fo[j] != 1.0:  # whole voxels, exact field of view
+                    n = new_n[j]
+                    new_n[j] = max(1, int(np.floor(n * fo[j] + 0.5)))
+                    fo[j] = new_n[j] / n
+            shape = np.asarray(new_n, np.int64)
         return o @ upscale_matrix(fo), shape
     log.info(
         "the current grid is not an axis permutation of the loaded file's grid; "
