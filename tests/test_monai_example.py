@@ -91,7 +91,21 @@ def test_example_without_weights_says_what_to_do(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_evaluate_example_scores_two_volumes_and_beats_bicubic(tmp_path, capsys, shared_data):
+@pytest.fixture
+def one_thread():
+    """One torch thread (many tiny forward passes; two threads on busy shared cores are many
+    times slower); restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_evaluate_example_scores_two_volumes_and_beats_bicubic(
+    tmp_path, capsys, shared_data, one_thread
+):
     """examples/monai_evaluate.py: a SupervisedEvaluator over two real MRI volumes with PSNR /
     SSIM handlers; the shipped weights beat bicubic on both, the SR files overlay the inputs."""
     spec = importlib.util.spec_from_file_location("monai_evaluate", EVALUATE)

@@ -53,7 +53,7 @@ class SRInvert(Transform):
         dtype: computation dtype (default float32).
     """
 
-    backend: ClassVar[list[TransformBackends]] = list(SpatialResample.backend)
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # MetaTensor in
 
     def __init__(
         self,
