@@ -234,6 +234,17 @@ def test_progress_bars_count_slices(capfd):
     assert "SuperResolution" not in capfd.readouterr().err  # silent by default
 
 
+def test_a_batch_with_fewer_affines_than_images_is_refused():
+    """3-D volumes folded into slices by hand keep one affine per volume: clear error."""
+    vols = [MetaTensor(torch.rand(1, 6, 6, 3), affine=torch.as_tensor(oblique_affine((1, 1, 2))))]
+    batch = list_data_collate([{"x": v} for v in vols * 2])["x"]  # (2, 1, 6, 6, 3)
+    folded = batch.permute(0, 4, 1, 2, 3).reshape(6, 1, 6, 6)
+    with pytest.raises(ValueError, match="fold=False"):
+        SRInferer()(folded, interp_model(2))
+    with pytest.raises(ValueError, match="expected a batch"):
+        SRInferer()(batch[:0], interp_model(2))
+
+
 def test_batched_meta_survives_the_round_trip_of_collation(tmp_path):
     """list_data_collate of MetaTensors built by hand with extra meta entries (a channel
     marker as LoadImage writes it) works too; the batch comes back per-item."""

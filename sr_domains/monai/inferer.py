@@ -161,7 +161,7 @@ class SRInferer(Inferer):
         """Super-resolve a batch; extra network arguments are not supported."""
         if args or kwargs:
             raise ConfigError("SRInferer calls the network with the image only; got extra args")
-        if inputs.ndim not in (4, 5):
+        if inputs.ndim not in (4, 5) or inputs.shape[0] == 0:
             raise ConfigError(
                 f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"
             )
