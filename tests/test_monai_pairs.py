@@ -10,12 +10,25 @@ pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
 
 from monai.data import MetaTensor  # noqa: E402
-from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, SaveImaged  # noqa: E402
+from monai.transforms import (  # noqa: E402
+    Compose,
+    DivisiblePadd,
+    EnsureChannelFirstd,
+    LoadImaged,
+    SaveImaged,
+)
 
 from sr_domains.errors import ConfigError  # noqa: E402
 from sr_domains.image import upscale_matrix  # noqa: E402
 from sr_domains.medical.geometry import corners, scale_factors  # noqa: E402
-from sr_domains.monai import MakeLowResolution, MakeLowResolutiond, SuperResolutiond  # noqa: E402
+from sr_domains.monai import (  # noqa: E402
+    MakeLowResolution,
+    MakeLowResolutiond,
+    RandMakeLowResolution,
+    RandMakeLowResolutiond,
+    SRInvertd,
+    SuperResolutiond,
+)
 from sr_domains.testing.medical import interp_model, make_nifti, oblique_affine  # noqa: E402
 
 AFF = oblique_affine((1.0, 1.25, 3.0))
@@ -127,7 +140,7 @@ def test_saved_lr_file_covers_the_same_field_of_view(tmp_path):
 @pytest.mark.parametrize("noise", ["gaussian", "rician"])
 def test_noise_is_deterministic_under_monai_seeding(noise):
     hr = _hr((8, 8, 2))
-    t = MakeLowResolutiond("img", noise=noise, noise_std=(0.05, 0.1), axes=(0, 1))
+    t = RandMakeLowResolutiond("img", noise=noise, noise_std=(0.05, 0.1), axes=(0, 1))
     a = Compose([t]).set_random_state(seed=7)({"img": hr})["img_lr"]
     b = Compose([t]).set_random_state(seed=7)({"img": hr})["img_lr"]
     c = Compose([t]).set_random_state(seed=8)({"img": hr})["img_lr"]
@@ -150,8 +163,40 @@ def test_custom_degrade_and_errors():
     with pytest.raises(ConfigError, match="sigma"):
         MakeLowResolution(degrade="area", sigma=1.0)
     with pytest.raises(ConfigError, match="noise"):
-        MakeLowResolution(noise="poisson")
+        RandMakeLowResolution(noise="poisson")
+    with pytest.raises(ConfigError, match="noise_std needs"):
+        RandMakeLowResolution(noise_std=0.1)
+    with pytest.raises(ConfigError, match="RandMakeLowResolution"):
+        MakeLowResolution(noise="gaussian", noise_std=0.1)  # the deterministic one says where
+    with pytest.raises(ConfigError, match="RandMakeLowResolution"):
+        MakeLowResolutiond("img", sigma=(0.5, 1.0))
     with pytest.raises(ConfigError, match="lr_keys"):
         MakeLowResolutiond(["a", "b"], lr_keys="c")
     x2d = MetaTensor(torch.rand(1, 8, 6))
     assert tuple(MakeLowResolution(3 - 1)(x2d).shape) == (1, 4, 3)
+
+
+def test_odd_sized_file_made_lr_then_sr_comes_back_to_its_own_grid(tmp_path):
+    """13 voxels -> DivisiblePadd 14 -> LR 7 -> SR 14 -> SRInvertd: the file's 13 again. The
+    LR image's as-loaded grid is the file's field of view in whole LR voxels (6.5 -> 7)."""
+    src = make_nifti(tmp_path / "hr.nii.gz", shape=(13, 10, 4), spacing=(1.0, 1.25, 3.0))
+    file_aff = nib.load(src).affine
+    d = Compose(
+        [
+            LoadImaged("hr"),
+            EnsureChannelFirstd("hr"),
+            DivisiblePadd("hr", k=(2, 2, 1)),
+            MakeLowResolutiond("hr", lr_keys="lr", axes=(0, 1)),
+        ]
+    )({"hr": str(src)})
+    lr = d["lr"]
+    assert tuple(lr.shape[1:]) == (7, 5, 4)
+    assert tuple(int(n) for n in lr.meta["spatial_shape"]) == (7, 5, 4)
+    lr_orig = np.asarray(lr.meta["original_affine"])
+    np.testing.assert_allclose(
+        corners(lr_orig, (7, 5, 4)), corners(file_aff, (13, 10, 4)), atol=1e-6
+    )
+    sr = SuperResolutiond("lr", interp_model(2, "nearest"), axes=(0, 1), device="cpu")(d)
+    back = SRInvertd("lr", mode="nearest")(sr)["lr"]
+    assert tuple(back.shape[1:]) == (13, 10, 4)
+    np.testing.assert_allclose(back.affine.numpy(), file_aff, atol=1e-6)

@@ -17,7 +17,7 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.transforms import Compose
 
 from sr_domains import create_model
-from sr_domains.monai import MakeLowResolutiond, SRInferer, SRPrepareBatch
+from sr_domains.monai import RandMakeLowResolutiond, SRInferer, SRPrepareBatch
 from sr_domains.testing.medical import oblique_affine
 
 AFF = oblique_affine((1.0, 1.0, 2.0))
@@ -33,7 +33,7 @@ def _items(n: int, shape=(16, 16)) -> list[dict]:
 
 
 def _loader(n: int, **kw) -> DataLoader:
-    pairs = Compose([MakeLowResolutiond("image", noise="gaussian", noise_std=0.01)])
+    pairs = Compose([RandMakeLowResolutiond("image", noise="gaussian", noise_std=0.01)])
     pairs.set_random_state(seed=0)
     return DataLoader(Dataset(_items(n), transform=pairs), batch_size=1, num_workers=0, **kw)
 

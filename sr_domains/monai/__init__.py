@@ -1,7 +1,7 @@
-"""sr_domains inside MONAI: transforms, an inferer and LR/HR pair transforms that get the
-geometry right (the ``monai`` extra).
+"""sr_domains inside MONAI: transforms, an inferer, LR/HR pair transforms and their
+post-processing, all getting the geometry right (the ``monai`` extra).
 
->>> from sr_domains.monai import SuperResolutiond, SRInferer, MakeLowResolutiond  # doctest: +SKIP
+>>> from sr_domains.monai import SuperResolutiond, SRInferer, SRInvertd  # doctest: +SKIP
 
 Importing this package needs nothing beyond sr_domains itself; MONAI is imported when a name
 is first used, and a missing MONAI raises :class:`~sr_domains.errors.MissingDependencyError`
@@ -19,23 +19,38 @@ _EXPORTS = {
     "SuperResolution": "transforms",
     "SuperResolutiond": "transforms",
     "SRInferer": "inferer",
+    "SRInvert": "invert",
+    "SRInvertd": "invert",
     "MakeLowResolution": "pairs",
     "MakeLowResolutiond": "pairs",
-    "SRPrepareBatch": "pairs",
+    "RandMakeLowResolution": "pairs",
+    "RandMakeLowResolutiond": "pairs",
+    "SRPrepareBatch": "engines",
 }
 
 __all__ = [
     "MakeLowResolution",
     "MakeLowResolutiond",
+    "RandMakeLowResolution",
+    "RandMakeLowResolutiond",
     "SRInferer",
+    "SRInvert",
+    "SRInvertd",
     "SRPrepareBatch",
     "SuperResolution",
     "SuperResolutiond",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .engines import SRPrepareBatch
     from .inferer import SRInferer
-    from .pairs import MakeLowResolution, MakeLowResolutiond, SRPrepareBatch
+    from .invert import SRInvert, SRInvertd
+    from .pairs import (
+        MakeLowResolution,
+        MakeLowResolutiond,
+        RandMakeLowResolution,
+        RandMakeLowResolutiond,
+    )
     from .transforms import SuperResolution, SuperResolutiond
 
 

@@ -231,21 +231,70 @@ def _mask_invalid(out: np.ndarray, image: np.ndarray, scale: int) -> np.ndarray:
     return np.where(up, out, np.float32(np.nan))
 
 
+def slice_count(shape: Sequence[int], geom: Geometry, in_channels: int) -> int:
+    """2-D slices the engine runs for one channel-first 3-D image (the progress bar's unit):
+    per channel for a 1-channel model, once for a model taking all channels."""
+    c, *spatial = (int(n) for n in shape)
+    if geom.plane is None:
+        return 1
+    if geom.through_plane:
+        planes = sum(spatial)
+    else:
+        (k,) = {0, 1, 2} - set(geom.plane)
+        planes = spatial[k]
+    return planes * (c if in_channels == 1 else 1)
+
+
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "slice") -> Any:
+    """A tqdm bar (kept on screen when done) or None when ``enabled`` is False."""
+    if not enabled or total < 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit)
+
+
+class _CountingUpscaler:
+    """An :class:`Upscaler` stand-in that advances a progress bar by the slices of every call
+    (a 1-channel model gets stacks of slices as bands; a joint model one slice at a time)."""
+
+    def __init__(self, upscaler: Upscaler, bar: Any) -> None:
+        self._up = upscaler
+        self._bar = bar
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._up, name)
+
+    def upscale(self, array: np.ndarray, **kwargs: Any) -> np.ndarray:
+        out = self._up.upscale(array, **kwargs)
+        self._bar.update(int(array.shape[0]) if self._up.model.in_channels == 1 else 1)
+        return out
+
+
 def super_resolve(
-    image: np.ndarray, upscaler: Upscaler, profile: IntensityProfile, geom: Geometry
+    image: np.ndarray,
+    upscaler: Upscaler,
+    profile: IntensityProfile,
+    geom: Geometry,
+    bar: Any = None,
 ) -> np.ndarray:
-    """SR of one channel-first image ``(C, *spatial)``; float32 in the image's units."""
+    """SR of one channel-first image ``(C, *spatial)``; float32 in the image's units.
+
+    ``bar`` (a tqdm bar, see :func:`progress_bar`) advances by the 2-D slices of a 3-D image
+    as they are done (:func:`slice_count` in all).
+    """
     c = image.shape[0]
     s = upscaler.scale
     x = np.asarray(image, np.float32)
     if geom.plane is None:
         return _mask_invalid(upscaler.upscale(x, profile=profile), x, s)
+    engine: Any = upscaler if bar is None else _CountingUpscaler(upscaler, bar)
     c_in = upscaler.model.in_channels
     if c_in == 1:
         vols = [
             upscale_volume(
                 x[i],
-                upscaler,
+                engine,
                 profile=_band(profile, i),
                 axes=geom.plane,
                 through_plane=geom.through_plane,
@@ -265,7 +314,7 @@ def super_resolve(
     out = np.empty((upscaler.out_channels(c), n, a * s, b * s), np.float32)
     for j in range(n):
         plane = np.ascontiguousarray(stack[:, j])
-        out[:, j] = _mask_invalid(upscaler.upscale(plane, profile=profile), plane, s)
+        out[:, j] = _mask_invalid(engine.upscale(plane, profile=profile), plane, s)
     return np.moveaxis(out, 1, 1 + k)
 
 
@@ -275,6 +324,8 @@ __all__ = [
     "declared_scale",
     "fit_image_profile",
     "plan_geometry",
+    "progress_bar",
     "resolve_upscaler",
+    "slice_count",
     "super_resolve",
 ]

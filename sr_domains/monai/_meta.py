@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: A column of ``inv(original) @ affine`` counts as one-hot when its other entries are below
 #: this fraction of its largest entry (tolerates float32 header round-off).
 ONE_HOT_TOL = 1e-4
+#: Relative distance below which a voxel-size ratio counts as an integer (or 1/integer).
+SNAP_TOL = 1e-4
 
 
 def pad_factors(factors: Sequence[float], rank: int) -> tuple[float, ...]:
@@ -70,6 +72,12 @@ def _axis_map(original: np.ndarray, affine: np.ndarray) -> list[int] | None:
     return out if len(set(out)) == r else None
 
 
+def _snap(v: float) -> float:
+    """``v`` rounded to the nearest integer or integer reciprocal when within float noise."""
+    k = float(round(v)) if v >= 1 else 1.0 / max(1, round(1.0 / v))
+    return k if abs(v - k) <= SNAP_TOL * k else v
+
+
 def rescale_original(
     original: np.ndarray,
     spatial_shape: Sequence[int] | None,
@@ -81,28 +89,38 @@ def rescale_original(
     """The as-loaded ``(original_affine, spatial_shape)`` after the current grid (``affine``)
     was rescaled by ``factors`` to ``(new_affine, new_shape)``.
 
-    When the current grid is an axis permutation/flip/rescale of the file grid, the file axes
-    that the rescaled axes map to get the same factors (voxel-centre rule). Otherwise (a
-    rotation was applied, or a file axis would get a fractional size) the current grid becomes
-    the new "original", so ``SaveImage(resample=True)`` writes it as it is.
+    When the current grid is an axis permutation/flip/rescale of the file grid (after
+    ``Orientation``, ``Spacing``, crops, pads), each file axis that a rescaled axis maps to
+    gets the *new* voxel size of that axis (the file's own on the others), by the voxel-centre
+    rule: ``SaveImage(resample=True)`` then writes the file's orientation and field of view at
+    the resolution the model produced -- not the file's resolution times ``s`` when
+    ``Spacing`` had changed it first. A fractional size is rounded to whole voxels and the
+    voxel size adjusted so the field of view stays exact (so an odd-sized file made LR and
+    super-resolved again comes back to its own grid). After a rotation no axis map exists;
+    the current grid then becomes the new "original", so ``SaveImage(resample=True)`` writes
+    it as it is.
     """
     o = np.asarray(original, np.float64)
     r = o.shape[0] - 1
     f = pad_factors(factors, r)
-    amap = _axis_map(o, np.asarray(affine, np.float64)) if o.shape == affine.shape else None
+    a = np.asarray(affine, np.float64)
+    amap = _axis_map(o, a) if o.shape == a.shape else None
     if amap is not None:
+        new = np.asarray(new_affine, np.float64)
         fo = [1.0] * r
         for i, j in enumerate(amap):
-            fo[j] = f[i]
+            if f[i] != 1.0:
+                fo[j] = _snap(float(np.linalg.norm(o[:r, j]) / np.linalg.norm(new[:r, i])))
         shape = None
         if spatial_shape is not None:
-            sizes = [float(n) * (fo[j] if j < r else 1.0) for j, n in enumerate(spatial_shape)]
-            if all(abs(v - round(v)) < 1e-6 for v in sizes):
-                shape = np.asarray([round(v) for v in sizes], np.int64)
-            else:
-                amap = None
-        if amap is not None:
-            return o @ upscale_matrix(fo), shape
+            new_n = [int(n) for n in spatial_shape]
+            for j in range(min(r, len(new_n))):
+                if fo[j] != 1.0:  # whole voxels, exact field of view
+                    n = new_n[j]
+                    new_n[j] = max(1, int(np.floor(n * fo[j] + 0.5)))
+                    fo[j] = new_n[j] / n
+            shape = np.asarray(new_n, np.int64)
+        return o @ upscale_matrix(fo), shape
     log.info(
         "the current grid is not an axis permutation of the loaded file's grid; "
         "original_affine/spatial_shape now describe the current grid"

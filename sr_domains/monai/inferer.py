@@ -36,6 +36,8 @@ from ._core import (
     declared_scale,
     fit_image_profile,
     plan_geometry,
+    progress_bar,
+    slice_count,
     super_resolve,
 )
 from ._meta import copy_meta, scale_meta
@@ -90,6 +92,8 @@ class SRInferer(Inferer):
         device: where the network runs (default: where its parameters are).
         amp: ``"auto"``, ``"off"``, ``"fp16"``, ``"bf16"``; plain modules are never autocast
             under ``"auto"``.
+        progress: a tqdm bar over the slices of each 3-D batch (or the images of a 2-D
+            batch), and one over the tiles of large slices.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class SRInferer(Inferer):
         receptive_radius: int | None = None,
         device: str | torch.device | None = None,
         amp: str | bool | None = "auto",
+        progress: bool = False,
     ) -> None:
         super().__init__()
         if overlap is not None and (not isinstance(overlap, (int, np.integer)) or overlap < 0):
@@ -122,6 +127,7 @@ class SRInferer(Inferer):
         self.receptive_radius = receptive_radius
         self.device = device
         self.amp = amp
+        self.progress = bool(progress)
 
     def upscaler(self, network: nn.Module, channels: int, device: torch.device) -> Upscaler:
         """The engine for ``network`` on images of ``channels`` channels."""
@@ -146,6 +152,7 @@ class SRInferer(Inferer):
             batch_size=self.batch_size,
             device=device if self.device is None else self.device,
             amp=self.amp,
+            progress=self.progress,
         )
 
     def __call__(
@@ -154,7 +161,7 @@ class SRInferer(Inferer):
         """Super-resolve a batch; extra network arguments are not supported."""
         if args or kwargs:
             raise ConfigError("SRInferer calls the network with the image only; got extra args")
-        if inputs.ndim not in (4, 5):
+        if inputs.ndim not in (4, 5) or inputs.shape[0] == 0:
             raise ConfigError(
                 f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"
             )
@@ -167,8 +174,11 @@ class SRInferer(Inferer):
         t = torch.from_numpy(out).to(inputs.device)
         if not isinstance(inputs, MetaTensor):
             return t
-        ops = copy.deepcopy(inputs.applied_operations)
-        res = MetaTensor(t, meta=copy_meta(inputs.meta), applied_operations=ops)
+        # copy_meta_from, not MetaTensor(t, meta=...): the constructor cannot read the
+        # collated (per-item) entries of a batch of two or more images
+        res = MetaTensor(t).copy_meta_from(inputs)
+        res.meta = copy_meta(inputs.meta)
+        res.applied_operations = copy.deepcopy(inputs.applied_operations)
         res.is_batch = inputs.is_batch
         scale_meta(res.meta, geom.factors, t.shape[2:])
         return res
@@ -179,19 +189,37 @@ class SRInferer(Inferer):
         if isinstance(inputs, MetaTensor):
             a = convert_to_numpy(inputs.affine).astype(np.float64)
             affines = a if a.ndim == 3 else np.broadcast_to(a, (len(x), *a.shape))
-        outs: list[np.ndarray] = []
-        geom: Geometry | None = None
+            if len(affines) != len(x):
+                raise ConfigError(
+                    f"a batch of {len(x)} images carries {len(affines)} affines (3-D volumes "
+                    "folded into slices? use SRPrepareBatch(..., fold=False) with SRInferer)"
+                )
+        geoms: list[Geometry] = []
         for b, item in enumerate(x):
             aff = None if affines is None else affines[b]
             g = plan_geometry(item.shape[1:], aff, up.scale, self.axes, self.through_plane)
-            if geom is not None and g != geom:
+            if geoms and g != geoms[0]:
                 raise ConfigError(
-                    f"batch items choose different axes ({geom.plane} vs {g.plane}); pass axes="
+                    f"batch items choose different axes ({geoms[0].plane} vs {g.plane}); pass axes="
                 )
-            geom = g
-            prof = fit_image_profile(self.profile, up.model, item)
-            outs.append(super_resolve(item, up, prof, g))
-        assert geom is not None
+            geoms.append(g)
+        geom = geoms[0]
+        c_in = up.model.in_channels
+        if geom.plane is None:
+            bar = progress_bar(len(x), "SRInferer", self.progress, unit="image")
+        else:
+            total = sum(slice_count(item.shape, geom, c_in) for item in x)
+            bar = progress_bar(total, "SRInferer", self.progress)
+        outs: list[np.ndarray] = []
+        try:
+            for item in x:
+                prof = fit_image_profile(self.profile, up.model, item)
+                outs.append(super_resolve(item, up, prof, geom, bar))
+                if bar is not None and geom.plane is None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         return cast_to_dtype(np.stack(outs), x.dtype), geom
 
 

@@ -32,9 +32,12 @@ from ._core import (
     ProfileArg,
     fit_image_profile,
     plan_geometry,
+    progress_bar,
     resolve_upscaler,
+    slice_count,
     super_resolve,
 )
+from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._meta import copy_meta, scale_meta
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,11 @@ def new_metatensor(data: torch.Tensor, like: MetaTensor) -> MetaTensor:
     """``data`` with an independent copy of ``like``'s meta and applied operations."""
     ops = [dict(op) for op in like.applied_operations]
     return MetaTensor(data, meta=copy_meta(like.meta), applied_operations=ops)
+
+
+def untracked(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as MONAI's ``set_track_meta`` setting wants it (a plain tensor when off)."""
+    return x.as_tensor() if isinstance(x, MetaTensor) and not get_track_meta() else x
 
 
 class SuperResolution(InvertibleTransform):
@@ -91,8 +99,10 @@ class SuperResolution(InvertibleTransform):
         through_plane: also upscale the slice axis of a 3-D image.
         channels: channels of the images it will see; chooses shipped weights and checks a
             checkpoint (a 1-channel model always works, channel by channel).
-        tile, overlap, batch_size, device, amp, progress: see
-            :class:`~sr_domains.inference.Upscaler` (tile and overlap in LR pixels).
+        tile, overlap, batch_size, device, amp: see :class:`~sr_domains.inference.Upscaler`
+            (tile and overlap in LR pixels).
+        progress: tqdm bars: one over the slices of each 3-D image, one over the tiles of
+            a large 2-D image or slice.
     """
 
     backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -127,28 +137,44 @@ class SuperResolution(InvertibleTransform):
             progress=progress,
         )
         self.scale = self.upscaler.scale
+        self.progress = bool(progress)
         self.profile = profile
         self.axes = None if axes is None else tuple(int(a) for a in axes)
         self.through_plane = bool(through_plane)
 
     def __call__(self, img: Any) -> torch.Tensor:
         """Super-resolve one channel-first image (MetaTensor, tensor or array)."""
-        img = convert_to_tensor(img, track_meta=get_track_meta())
-        if img.ndim not in (3, 4):
+        return untracked(self.forward(img))
+
+    def forward(self, img: Any) -> torch.Tensor:
+        """:meth:`__call__` that returns a MetaTensor for a MetaTensor whatever
+        ``set_track_meta`` says (the geometry is read from it either way)."""
+        meta = img if isinstance(img, MetaTensor) else None
+        x = convert_to_tensor(img, track_meta=False)
+        if x.ndim not in (3, 4):
             raise ConfigError(
                 f"expected a channel-first (C, H, W) or (C, H, W, D) image, got shape "
-                f"{tuple(img.shape)} (batched input: use SRInferer)"
+                f"{tuple(x.shape)} (batched input: use SRInferer)"
             )
-        spatial = tuple(int(n) for n in img.shape[1:])
-        affine = convert_to_numpy(img.affine) if isinstance(img, MetaTensor) else None
+        spatial = tuple(int(n) for n in x.shape[1:])
+        affine = None if meta is None else convert_to_numpy(meta.affine)
         geom = plan_geometry(spatial, affine, self.scale, self.axes, self.through_plane)
-        x = convert_to_numpy(img)
-        prof = fit_image_profile(self.profile, self.upscaler.model, x)
-        out = torch.from_numpy(super_resolve(x, self.upscaler, prof, geom)).to(img.device)
-        if not isinstance(img, MetaTensor):
+        arr = convert_to_numpy(x)
+        prof = fit_image_profile(self.profile, self.upscaler.model, arr)
+        c_in = self.upscaler.model.in_channels
+        bar = None
+        if geom.plane is not None:
+            bar = progress_bar(slice_count(arr.shape, geom, c_in), "SuperResolution", self.progress)
+        try:
+            out_np = super_resolve(arr, self.upscaler, prof, geom, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        out = torch.from_numpy(out_np).to(x.device)
+        if meta is None:
             return out
-        res = new_metatensor(out, img)
-        info = {"factors": list(geom.factors), **_geometry_backup(img.meta)}
+        res = new_metatensor(out, meta)
+        info = {"factors": list(geom.factors), **_geometry_backup(meta.meta)}
         scale_meta(res.meta, geom.factors, out.shape[1:])
         self.push_transform(res, orig_size=spatial, extra_info=info)
         return res
@@ -180,9 +206,13 @@ class SuperResolutiond(MapTransform, InvertibleTransform):
     Args:
         keys: keys of the images to super-resolve.
         model, weights: see :class:`SuperResolution`.
+        meta_keys: meta dictionaries of data that are not MetaTensors (MONAI's meta-dict mode,
+            e.g. under ``set_track_meta(False)``): their affine is read and an updated copy
+            written back; default ``"<key>_<meta_key_postfix>"``.
+        meta_key_postfix: see ``meta_keys`` (default ``"meta_dict"``).
         allow_missing_keys: don't raise if a key is missing.
         **kwargs: every other argument of :class:`SuperResolution` (``scale``, ``profile``,
-            ``axes``, ``through_plane``, ``channels``, ``tile``, ``device``, ...).
+            ``axes``, ``through_plane``, ``channels``, ``tile``, ``device``, ``progress``...).
     """
 
     backend = SuperResolution.backend
@@ -193,16 +223,21 @@ class SuperResolutiond(MapTransform, InvertibleTransform):
         model: ModelArg = None,
         weights: str | os.PathLike[str] | None = None,
         *,
+        meta_keys: KeysCollection | None = None,
+        meta_key_postfix: str = DEFAULT_POSTFIX,
         allow_missing_keys: bool = False,
         **kwargs: Any,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
+        self.meta_keys, self.meta_key_postfix = meta_key_tuples(
+            self.keys, meta_keys, meta_key_postfix
+        )
         self.sr = SuperResolution(model, weights, **kwargs)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.sr(d[key])
+        for key, mk in iter_meta_keys(self.key_iterator, d, self.meta_keys, self.meta_key_postfix):
+            apply_with_meta(self.sr.forward, d, key, mk)
         return d
 
     def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -212,4 +247,4 @@ class SuperResolutiond(MapTransform, InvertibleTransform):
         return d
 
 
-__all__ = ["SuperResolution", "SuperResolutiond", "new_metatensor"]
+__all__ = ["SuperResolution", "SuperResolutiond", "new_metatensor", "untracked"]
