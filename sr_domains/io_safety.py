@@ -216,9 +216,16 @@ def destination_lock(dst: PathArg) -> Iterator[None]:
 
 # -- temporaries and replacement -------------------------------------------------------------
 def remove_temp(path: Path) -> None:
-    """Remove a temp file or folder and its sidecars (``NAME.*``), never raising."""
+    """Remove a temp file or folder and its sidecars (``NAME.*``, and ``STEM.*``/``STEM_*``
+    such as GDAL's ``.aux.xml``, ``.IMD``, ``_RPC.TXT``), never raising."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    prefixes = (path.name + ".", stem + ".", stem + "_")
     try:
-        siblings = [e for e in os.scandir(path.parent) if e.name.startswith(path.name + ".")]
+        siblings = [
+            e
+            for e in os.scandir(path.parent)
+            if e.name != path.name and e.name.startswith(prefixes) and TMP_TAG in e.name
+        ]
     except OSError:
         siblings = []
     for p in [path, *(Path(e.path) for e in siblings)]:
@@ -422,8 +429,7 @@ def atomic_output(
                     os.replace(tmp, dst)
                 _fsync_path(dst.parent)
             finally:
-                if os.path.lexists(tmp):
-                    remove_temp(tmp)
+                remove_temp(tmp)  # the temp itself if it failed, its sidecars in any case
     except BaseException:
         _remove_empty(created)
         raise

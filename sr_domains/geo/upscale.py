@@ -28,6 +28,7 @@ from .reader import RasterSource, open_dataset
 from .writer import (
     TAG_PREFIX,
     OutputSpec,
+    adopt_sidecars,
     build_spec,
     create,
     provenance_tags,
@@ -303,7 +304,9 @@ def upscale_geotiff(
             finally:
                 if cog:
                     remove_temp(stage)
-        remove_sidecars(dst)
+            remove_sidecars(dst)  # a stale one would override the new file's metadata
+            if cog:
+                adopt_sidecars(tmp, dst)
     log.info("wrote %s", dst)
     return dst
 
@@ -374,25 +377,31 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
 def is_complete(dst: Path, src: Path, scale: int) -> bool:
     """True when ``dst`` is a finished output of ``src`` at ``scale``.
 
-    Outputs are written to a temp file and renamed only when complete, so a file at ``dst``
-    carrying our provenance tags for this source and scale is complete.
+    Outputs are renamed into place only when complete, but a file can still be damaged later
+    (a copy cut short, a full disk elsewhere), so the header is not trusted alone: our
+    provenance tags for this source and scale, the tag written last (``SR_DOMAINS_VALUES``),
+    the expected size, and every block of every band readable.
     """
     if not dst.is_file():
         return False
     try:
-        with open_dataset(dst) as ds:
-            tags = ds.tags()
-            shape = (ds.height, ds.width)
         with open_dataset(src) as ds:
             want = (ds.height * scale, ds.width * scale)
-    except (InputFileError, OSError):
+        with open_dataset(dst) as ds:
+            tags = ds.tags()
+            if (ds.height, ds.width) != want or not (
+                tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
+                and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
+                and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
+                and f"{TAG_PREFIX}VALUES" in tags
+            ):
+                return False
+            rows = max(ds.block_shapes[0][0], 1)
+            for y0 in range(0, ds.height, rows):  # bounded memory: one block row at a time
+                ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
+    except (InputFileError, OSError, RasterioError):
         return False
-    return (
-        tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
-        and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
-        and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
-        and shape == want
-    )
+    return True
 
 
 def upscale_many(

@@ -11,8 +11,12 @@ Output rules:
   or -1 when nodata is the dtype maximum; floats: the next representable value) so it is not
   mistaken for nodata.
 * Dataset tags, band tags, descriptions, colour interpretation, units, scales and offsets are
-  copied; stale ``STATISTICS_*`` band tags and old ``SR_DOMAINS_*`` tags are dropped;
-  provenance ``SR_DOMAINS_*`` tags are added (see :func:`provenance_tags`).
+  copied; stale ``STATISTICS_*`` band tags, old ``SR_DOMAINS_*`` tags and TIFF tags that
+  describe the old pixel grid (resolution/DPI, an image description holding a shape) are
+  dropped; provenance ``SR_DOMAINS_*`` tags are added (see :func:`provenance_tags`), and
+  ``SR_DOMAINS_VALUES`` (the value rules and clamp counts) is written last.
+* No sidecar is left behind: metadata is embedded in the file; only with ``--cog`` does GDAL
+  keep an ``IMD`` domain in ``NAME.IMD`` beside the output (the COG driver cannot embed it).
 * Everything is written to a hidden temp file next to the target and renamed into place only
   when complete (for ``--cog``, after the GDAL COG driver has copied it with overviews); see
   :mod:`sr_domains.io_safety` for the path, lock and replacement rules.
@@ -22,7 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,10 +73,31 @@ class OutputSpec:
     tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
 
 
+#: TIFF tags that describe the source's pixel grid or layout, never copied.
+LAYOUT_TAGS = {"TIFFTAG_XRESOLUTION", "TIFFTAG_YRESOLUTION", "TIFFTAG_RESOLUTIONUNIT"}
+
+
+def describes_layout(text: str) -> bool:
+    """An image description written by an array library about the old pixel layout (tifffile's
+    ``{"shape": [...]}``, ImageJ's ``ImageJ=...``)."""
+    t = text.strip()
+    if t.startswith("ImageJ=") or "\nimages=" in t:
+        return True
+    if t.startswith("{"):
+        try:
+            return isinstance(json.loads(t), dict) and "shape" in json.loads(t)
+        except ValueError:
+            return False
+    return False
+
+
 def _clean(tags: dict[str, str], band: bool) -> dict[str, str]:
     out = {}
     for k, v in tags.items():
-        if k.upper().startswith(TAG_PREFIX) or (band and k.upper().startswith("STATISTICS_")):
+        key = k.upper()
+        if key.startswith(TAG_PREFIX) or (band and key.startswith("STATISTICS_")):
+            continue
+        if key in LAYOUT_TAGS or (key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v)):
             continue
         out[k] = v
     return out
@@ -304,10 +331,26 @@ def write_error(exc: BaseException, dst: Path) -> OSError:
     return OSError(errno.EIO, f"GDAL could not write it ({'; '.join(msgs)})", str(dst))
 
 
+def adopt_sidecars(tmp: Path, dst: Path) -> list[Path]:
+    """Give GDAL's sidecars of the finished temp file ``tmp`` (``STEM.IMD``, ``STEM_RPC.TXT``,
+    ...: metadata the COG driver cannot embed) the name of ``dst``; returns them."""
+    stem = tmp.name[: -len(tmp.suffix)]
+    moved = []
+    for p in sorted(tmp.parent.iterdir()):
+        if p == tmp or not p.name.startswith((stem + ".", stem + "_")):
+            continue
+        if p.name.startswith(tmp.name + "."):  # .tif.aux.xml: PAM of the temp, not kept
+            continue
+        target = dst.with_name(dst.stem + p.name[len(stem) :])
+        os.replace(p, target)
+        moved.append(target)
+    return moved
+
+
 def remove_sidecars(dst: Path) -> None:
     """Remove GDAL sidecars of a replaced output (a stale ``.aux.xml`` would override the new
     file's metadata)."""
-    for p in (Path(f"{dst}.aux.xml"), Path(f"{dst}.msk")):
+    for p in (Path(f"{dst}.aux.xml"), Path(f"{dst}.msk"), dst.with_suffix(".IMD")):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
 
@@ -346,9 +389,12 @@ def provenance_tags(
 
 
 __all__ = [
+    "LAYOUT_TAGS",
     "OutputSpec",
+    "adopt_sidecars",
     "build_spec",
     "create",
+    "describes_layout",
     "nudge_from_nodata",
     "provenance_tags",
     "remove_sidecars",

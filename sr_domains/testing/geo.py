@@ -271,8 +271,15 @@ def check_upscaled(
         assert np.array_equal(out_invalid, ~valid_up), "validity not kept"
         if out.dtype.kind == "f":
             assert np.isfinite(out[valid_up]).all(), "NaN/inf in valid output"
+        from ..geo.writer import LAYOUT_TAGS, describes_layout
+
         for key, v in a.tags().items():
-            if not key.startswith("SR_DOMAINS_"):
+            stale = key in LAYOUT_TAGS or (
+                key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v)
+            )
+            if stale:  # describes the source's pixel grid: must be gone
+                assert key not in d.tags(), f"stale tag {key} copied"
+            elif not key.startswith("SR_DOMAINS_"):
                 assert d.tags().get(key) == v, f"dataset tag {key}"
         for k, i in enumerate(rs.indexes, start=1):
             assert d.descriptions[k - 1] == a.descriptions[i - 1], f"description of band {i}"
