@@ -34,10 +34,6 @@ from sr_domains.medical.geometry import corners, scale_factors, upscaled_affine 
 from sr_domains.monai import SuperResolution, SuperResolutiond  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_nifti, oblique_affine  # noqa: E402
-from sr_domains.value_domain import ValueOptions  # noqa: E402
-
-RAW = ValueOptions(clamp=False)  # these tests compare raw network outputs
-
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [
@@ -158,7 +154,7 @@ def test_values_equal_slice_wise_upscale_array(axes):
     (k,) = {0, 1, 2} - set(axes)
     for j in (0, x.shape[1 + k] - 1):
         plane = np.take(x.numpy()[0], j, axis=k)
-        ref = upscale_array(plane, model, profile="identity", device="cpu", values=RAW)
+        ref = upscale_array(plane, model, profile="identity", device="cpu")
         np.testing.assert_allclose(np.take(y.numpy()[0], j, axis=k), ref, atol=1e-6)
 
 
@@ -175,27 +171,23 @@ def test_2d_image_and_multichannel_modes():
     joint_model = tiny_model(2, 2, seed=3)
     joint = SuperResolution(joint_model, channels=2, device="cpu")(x)
     assert tuple(per_channel.shape) == tuple(joint.shape) == (2, 24, 20)
-    ref = upscale_array(x.numpy(), tiny_model(1, 2), profile="identity", device="cpu", values=RAW)
+    ref = upscale_array(x.numpy(), tiny_model(1, 2), profile="identity", device="cpu")
     np.testing.assert_allclose(per_channel.numpy(), ref, atol=1e-6)
-    ref = upscale_array(x.numpy(), joint_model, profile="identity", device="cpu", values=RAW)
+    ref = upscale_array(x.numpy(), joint_model, profile="identity", device="cpu")
     np.testing.assert_allclose(joint.numpy(), ref, atol=1e-6)
     np.testing.assert_allclose(joint.affine[:2, :2].numpy(), np.diag([0.35, 0.45]))
     np.testing.assert_allclose(joint.affine[:2, 3].numpy(), [-0.175, -0.225])
     # a joint model on a 3-D image: plane by plane with all channels
     vol = MetaTensor(torch.rand(2, 6, 5, 3))
     out = SuperResolution(joint_model, channels=2, device="cpu")(vol)
-    ref = upscale_array(
-        vol.numpy()[:, :, :, 1], joint_model, profile="identity", device="cpu", values=RAW
-    )
+    ref = upscale_array(vol.numpy()[:, :, :, 1], joint_model, profile="identity", device="cpu")
     np.testing.assert_allclose(out.numpy()[:, :, :, 1], ref, atol=1e-6)
     # a 1-channel model on a 2-channel volume, with a per-channel intensity profile
     vol2 = MetaTensor(torch.stack([torch.rand(6, 5, 3), 50 + 100 * torch.rand(6, 5, 3)]))
     out = SuperResolution(tiny_model(1, 2), profile="percentile:0,100", device="cpu")(vol2)
     for c in range(2):  # fitted once on the channel's whole volume (min..max here)
         prof = profile_from_any("percentile:0,100", vol2.numpy()[c][None])
-        ref = upscale_array(
-            vol2.numpy()[c, :, :, 2], tiny_model(1, 2), profile=prof, device="cpu", values=RAW
-        )
+        ref = upscale_array(vol2.numpy()[c, :, :, 2], tiny_model(1, 2), profile=prof, device="cpu")
         np.testing.assert_allclose(out.numpy()[c, :, :, 2], ref, rtol=1e-5, atol=1e-4)
     with pytest.raises(ConfigError, match="3 bands"):
         SuperResolution(tiny_model(3, 2), channels=3, device="cpu")(x)

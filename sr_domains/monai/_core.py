@@ -26,6 +26,7 @@ from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
+from ..value_domain import ValueOptions, band_minimum, build_rules
 
 log = logging.getLogger(__name__)
 
@@ -271,26 +272,44 @@ class _CountingUpscaler:
         return out
 
 
+def image_rules(x: np.ndarray, values: ValueOptions | None, joint: bool) -> list[Any]:
+    """Value-fidelity rules (:mod:`sr_domains.value_domain`) per channel of a float image
+    (one rules object for all channels when the model takes them ``joint``ly): local-range
+    envelope, non-negative channels stay non-negative, exact-zero background stays zero."""
+    mins = band_minimum(x.reshape(x.shape[0], -1))
+    if joint:
+        return [build_rules(values, mins)]
+    out = []
+    for i, m in enumerate(mins):
+        zero = bool(np.isfinite(m) and m >= 0 and (x[i] == 0).any())
+        out.append(build_rules(values, [m], background_zero=zero))
+    return out
+
+
 def super_resolve(
     image: np.ndarray,
     upscaler: Upscaler,
     profile: IntensityProfile,
     geom: Geometry,
     bar: Any = None,
+    values: ValueOptions | None = None,
 ) -> np.ndarray:
     """SR of one channel-first image ``(C, *spatial)``; float32 in the image's units.
 
     ``bar`` (a tqdm bar, see :func:`progress_bar`) advances by the 2-D slices of a 3-D image
-    as they are done (:func:`slice_count` in all).
+    as they are done (:func:`slice_count` in all). ``values``: value-fidelity options
+    (default: on, see :func:`image_rules`).
     """
     c = image.shape[0]
     s = upscaler.scale
     x = np.asarray(image, np.float32)
-    if geom.plane is None:
-        return _mask_invalid(upscaler.upscale(x, profile=profile), x, s)
-    engine: Any = upscaler if bar is None else _CountingUpscaler(upscaler, bar)
     c_in = upscaler.model.in_channels
+    if geom.plane is None:
+        (rules,) = image_rules(x, values, joint=True)
+        return _mask_invalid(upscaler.upscale(x, profile=profile, rules=rules), x, s)
+    engine: Any = upscaler if bar is None else _CountingUpscaler(upscaler, bar)
     if c_in == 1:
+        per_channel = image_rules(x, values, joint=False)
         vols = [
             upscale_volume(
                 x[i],
@@ -298,6 +317,7 @@ def super_resolve(
                 profile=_band(profile, i),
                 axes=geom.plane,
                 through_plane=geom.through_plane,
+                rules=per_channel[i],
             )
             for i in range(c)
         ]
@@ -308,13 +328,14 @@ def super_resolve(
             "through-plane SR runs a 1-channel model per channel; a model taking all "
             f"{c} channels supports in-plane SR only"
         )
+    (rules,) = image_rules(x, values, joint=True)
     (k,) = {0, 1, 2} - set(geom.plane)
     stack = np.moveaxis(x, 1 + k, 1)  # (C, n_k, a, b): planes spanned by geom.plane
     n, a, b = stack.shape[1:]
     out = np.empty((upscaler.out_channels(c), n, a * s, b * s), np.float32)
     for j in range(n):
         plane = np.ascontiguousarray(stack[:, j])
-        out[:, j] = _mask_invalid(engine.upscale(plane, profile=profile), plane, s)
+        out[:, j] = _mask_invalid(engine.upscale(plane, profile=profile, rules=rules), plane, s)
     return np.moveaxis(out, 1, 1 + k)
 
 
@@ -323,6 +344,7 @@ __all__ = [
     "ModuleSR",
     "declared_scale",
     "fit_image_profile",
+    "image_rules",
     "plan_geometry",
     "progress_bar",
     "resolve_upscaler",

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import cast_to_dtype
 from ..models.base import SRModel
+from ..value_domain import ValueOptions
 from ._core import (
     Geometry,
     ModuleSR,
@@ -94,6 +95,8 @@ class SRInferer(Inferer):
             under ``"auto"``.
         progress: a tqdm bar over the slices of each 3-D batch (or the images of a 2-D
             batch), and one over the tiles of large slices.
+        values: value fidelity, as in :class:`~sr_domains.monai.SuperResolution` (default
+            on); pass ``ValueOptions(clamp=False)`` to score a raw network.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class SRInferer(Inferer):
         device: str | torch.device | None = None,
         amp: str | bool | None = "auto",
         progress: bool = False,
+        values: ValueOptions | None = None,
     ) -> None:
         super().__init__()
         if overlap is not None and (not isinstance(overlap, (int, np.integer)) or overlap < 0):
@@ -128,6 +132,7 @@ class SRInferer(Inferer):
         self.device = device
         self.amp = amp
         self.progress = bool(progress)
+        self.values = values
 
     def upscaler(self, network: nn.Module, channels: int, device: torch.device) -> Upscaler:
         """The engine for ``network`` on images of ``channels`` channels."""
@@ -214,7 +219,7 @@ class SRInferer(Inferer):
         try:
             for item in x:
                 prof = fit_image_profile(self.profile, up.model, item)
-                outs.append(super_resolve(item, up, prof, geom, bar))
+                outs.append(super_resolve(item, up, prof, geom, bar, self.values))
                 if bar is not None and geom.plane is None:
                     bar.update(1)
         finally:

@@ -27,6 +27,7 @@ from monai.transforms import InvertibleTransform, MapTransform
 from monai.utils import TraceKeys, TransformBackends, convert_to_numpy, convert_to_tensor
 
 from ..errors import ConfigError
+from ..value_domain import ValueOptions
 from ._core import (
     ModelArg,
     ProfileArg,
@@ -103,6 +104,10 @@ class SuperResolution(InvertibleTransform):
             (tile and overlap in LR pixels).
         progress: tqdm bars: one over the slices of each 3-D image, one over the tiles of
             a large 2-D image or slice.
+        values: value fidelity (:class:`~sr_domains.value_domain.ValueOptions`); default on:
+            outputs stay within the local input range (no ringing halo), non-negative channels
+            stay non-negative and exact-zero background stays zero. ``ValueOptions(clamp=False)``
+            returns the raw network output.
     """
 
     backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -123,6 +128,7 @@ class SuperResolution(InvertibleTransform):
         device: str | torch.device | None = "auto",
         amp: str | bool | None = "auto",
         progress: bool = False,
+        values: ValueOptions | None = None,
     ) -> None:
         self.upscaler = resolve_upscaler(
             model,
@@ -138,6 +144,7 @@ class SuperResolution(InvertibleTransform):
         )
         self.scale = self.upscaler.scale
         self.progress = bool(progress)
+        self.values = values
         self.profile = profile
         self.axes = None if axes is None else tuple(int(a) for a in axes)
         self.through_plane = bool(through_plane)
@@ -166,7 +173,7 @@ class SuperResolution(InvertibleTransform):
         if geom.plane is not None:
             bar = progress_bar(slice_count(arr.shape, geom, c_in), "SuperResolution", self.progress)
         try:
-            out_np = super_resolve(arr, self.upscaler, prof, geom, bar)
+            out_np = super_resolve(arr, self.upscaler, prof, geom, bar, self.values)
         finally:
             if bar is not None:
                 bar.close()
