@@ -374,34 +374,49 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return sorted(q for q in found if q.is_file() and not q.name.startswith("."))
 
 
-def is_complete(dst: Path, src: Path, scale: int) -> bool:
-    """True when ``dst`` is a finished output of ``src`` at ``scale``.
+def output_status(dst: Path, src: Path, scale: int) -> str:
+    """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
+    (ours for this source and scale, but unreadable or cut short: redo it) or ``"foreign"``.
 
     Outputs are renamed into place only when complete, but a file can still be damaged later
-    (a copy cut short, a full disk elsewhere), so the header is not trusted alone: our
-    provenance tags for this source and scale, the tag written last (``SR_DOMAINS_VALUES``),
-    the expected size, and every block of every band readable.
+    (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags
+    for this source and scale, the tag written last (``SR_DOMAINS_VALUES``), the expected size,
+    and every block of every band readable.
     """
-    if not dst.is_file():
-        return False
+    if not dst.exists():
+        return "missing"
     try:
         with open_dataset(src) as ds:
             want = (ds.height * scale, ds.width * scale)
-        with open_dataset(dst) as ds:
-            tags = ds.tags()
-            if (ds.height, ds.width) != want or not (
-                tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
-                and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
-                and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
-                and f"{TAG_PREFIX}VALUES" in tags
-            ):
-                return False
+    except (InputFileError, OSError):
+        return "foreign"
+    try:
+        ds = open_dataset(dst)
+    except (InputFileError, OSError, RasterioError):
+        return "foreign"  # cannot even tell whose it is
+    with ds:
+        tags = ds.tags()
+        ours = (
+            tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
+            and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
+            and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
+        )
+        if not ours:
+            return "foreign"
+        if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
+            return "damaged"
+        try:
             rows = max(ds.block_shapes[0][0], 1)
             for y0 in range(0, ds.height, rows):  # bounded memory: one block row at a time
                 ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
-    except (InputFileError, OSError, RasterioError):
-        return False
-    return True
+        except (OSError, RasterioError):
+            return "damaged"
+    return "complete"
+
+
+def is_complete(dst: Path, src: Path, scale: int) -> bool:
+    """True when ``dst`` is a finished, fully readable output of ``src`` at ``scale``."""
+    return output_status(dst, src, scale) == "complete"
 
 
 def upscale_many(
@@ -414,8 +429,9 @@ def upscale_many(
 ) -> list[Path]:
     """Upscale every GeoTIFF in a folder / glob / list into ``out_dir`` (same file names).
 
-    Resumable: an output that is already complete (see :func:`is_complete`) is skipped; any
-    other existing output is an error unless ``overwrite``. A file that cannot be read is
+    Resumable: an output that is already complete (see :func:`output_status`) is skipped, one
+    of ours that is damaged or cut short is redone; any other existing output is an error
+    unless ``overwrite``. A file that cannot be read is
     reported and the batch goes on; the error raised at the end lists the failures.
 
     Returns:
@@ -436,16 +452,21 @@ def upscale_many(
     todo = []
     for f in files:
         dst = out_dir / f.name
-        if dst.exists() and not overwrite:
-            if is_complete(dst, f, scale):
-                log.info("skipping %s: %s is complete", f, dst)
-                continue
+        status = "missing" if overwrite else output_status(dst, f, scale)
+        if status == "complete":
+            log.info("skipping %s: %s is complete", f, dst)
+            continue
+        if status == "foreign":
             raise OutputExistsError(dst)
-        todo.append((f, dst))
+        if status == "damaged":
+            log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
+        todo.append((f, dst, status == "damaged"))
     written, failed = [], []
-    for f, dst in todo:
+    for f, dst, redo in todo:
         try:
-            written.append(upscale_geotiff(f, dst, scale=scale, overwrite=overwrite, **kwargs))
+            written.append(
+                upscale_geotiff(f, dst, scale=scale, overwrite=overwrite or redo, **kwargs)
+            )
         except InputFileError as exc:
             log.error("%s", exc)
             failed.append(exc)
@@ -455,4 +476,11 @@ def upscale_many(
     return written
 
 
-__all__ = ["expand_inputs", "fit_profile", "is_complete", "upscale_geotiff", "upscale_many"]
+__all__ = [
+    "expand_inputs",
+    "fit_profile",
+    "is_complete",
+    "output_status",
+    "upscale_geotiff",
+    "upscale_many",
+]
