@@ -383,3 +383,36 @@ def test_infer_domain_rules():
     d = infer_domain([-10.0], ct=True)
     assert d.lo == (-1024.0,)
     assert infer_domain([3.0], user=(None, 5.0)).hi == (5.0,)
+
+
+def _dciodvfy_errors(path: Path) -> set[str]:
+    import subprocess
+
+    r = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return {line.strip() for line in (r.stdout + r.stderr).splitlines() if line.startswith("Error")}
+
+
+def test_real_enhanced_mr_output_adds_no_dciodvfy_error(tmp_path):
+    """nibabel's Philips enhanced MR (ORIGINAL, 176 frames) cut to 6 frames; the DERIVED output
+    must not add errors (MR pulse-sequence attributes are not allowed on DERIVED images, no
+    empty functional-group items)."""
+    import gzip
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    raw = gzip.decompress(
+        (Path(nib.__file__).parent / "nicom/tests/data/philips_mprage.dcm.gz").read_bytes()
+    )
+    ds = pydicom.dcmread(__import__("io").BytesIO(raw))
+    n = 6
+    ds.PixelData = ds.pixel_array[:n].astype(ds.pixel_array.dtype.newbyteorder("<")).tobytes()
+    ds.NumberOfFrames = n
+    ds.PerFrameFunctionalGroupsSequence = ds.PerFrameFunctionalGroupsSequence[:n]
+    src = tmp_path / "in" / "mprage.dcm"
+    src.parent.mkdir()
+    ds.save_as(src)
+    (out,) = upscale_dicom_series(src, tmp_path / "out", model=interp_model(2, "nearest"))
+    d = pydicom.dcmread(out)
+    assert d.ImageType[0] == "DERIVED" and "MRAcquisitionType" not in d
+    assert all(len(item) for item in d.get("SharedFunctionalGroupsSequence", []))
+    assert _dciodvfy_errors(out) <= _dciodvfy_errors(src)

@@ -13,6 +13,31 @@ import numpy as np
 from .dicom_series import DicomSeries
 
 _IN_STACK = 0x00209057  # InStackPositionNumber
+_ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+#: MR Pulse Sequence and Bulk Motion Synchronization attributes: Type 1C, required for ORIGINAL
+#: and MIXED images and not allowed on DERIVED ones (PS3.3 C.8.13.4; dciodvfy checks it).
+_ORIGINAL_ONLY_MR = (
+    "PulseSequenceName",
+    "MRAcquisitionType",
+    "EchoPulseSequence",
+    "MultipleSpinEcho",
+    "MultiPlanarExcitation",
+    "PhaseContrast",
+    "TimeOfFlightContrast",
+    "ArterialSpinLabelingContrast",
+    "SteadyStatePulseSequence",
+    "EchoPlanarPulseSequence",
+    "SaturationRecovery",
+    "SpectrallySelectedSuppression",
+    "OversamplingPhase",
+    "GeometryOfKSpaceTraversal",
+    "RectilinearPhaseEncodeReordering",
+    "SegmentedKSpaceTraversal",
+    "CoverageOfKSpace",
+    "NumberOfKSpaceTrajectories",
+    "BulkMotionCompensationTechnique",
+    "BulkMotionSignalSource",
+)
 _FRAME_TYPE_SEQS = (
     "MRImageFrameTypeSequence",
     "CTImageFrameTypeSequence",
@@ -20,16 +45,6 @@ _FRAME_TYPE_SEQS = (
     "XRay3DFrameTypeSequence",
     "ParametricMapFrameTypeSequence",
 )
-
-
-def _groups(ds: Any, item: Any, seq: str) -> list[Any]:
-    """Macro items named ``seq`` in the per-frame ``item`` and the shared group."""
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    out = []
-    for grp in (item, shared[0] if shared else None):
-        if grp is not None and seq in grp and len(grp[seq].value):
-            out.append(grp[seq][0])
-    return out
 
 
 def _own(grp: Any, seq: str) -> Any:
@@ -60,9 +75,12 @@ def write_enhanced(
     for key in ("ConcatenationUID", "ConcatenationFrameOffsetNumber", "InConcatenationNumber"):
         if key in ds:
             delattr(ds, key)
-    if "SharedFunctionalGroupsSequence" not in ds:
-        ds.SharedFunctionalGroupsSequence = Sequence([Dataset()])
-    shared = ds.SharedFunctionalGroupsSequence[0]
+    if str(ds.get("SOPClassUID", "")) == _ENHANCED_MR:
+        for key in _ORIGINAL_ONLY_MR:
+            if key in ds:
+                delattr(ds, key)
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else Dataset()
     dim_pos = None
     for j, d in enumerate(ds.get("DimensionIndexSequence", [])):
         if int(d.get("DimensionIndexPointer", 0)) == _IN_STACK:
