@@ -122,6 +122,20 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         metavar="V",
         help="saturation value of integer data (default: the dtype maximum)",
     )
+    d = p.add_argument_group(
+        "scale out (Dask; see docs/scaling_out.md)",
+        "One task per file / volume / DICOM series of a folder or glob, resumable, with a run "
+        "manifest (sr-domains-run.jsonl) next to the outputs.",
+    )
+    d.add_argument(
+        "--workers", type=int, metavar="N", help="start a local Dask cluster of N processes"
+    )
+    d.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="use an existing Dask scheduler, e.g. tcp://host:8786 "
+        "(default: $SR_DOMAINS_SCHEDULER)",
+    )
     g = p.add_argument_group("remote sensing (GeoTIFF)")
     g.add_argument("--bands", type=_int_list, help="1-based bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="nodata value (default: the file's)")
@@ -171,11 +185,45 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         series_uid=args.series_uid,
     )
     src, dst = Path(args.input), Path(args.output)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"):
+        return _upscale_distributed(args, options)
     adapter = find_adapter(src, args.domain)
     written = adapter.load().upscale(src, dst, options)
     for path in written:
         print(path)
     return 0
+
+
+def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> int:
+    from .adapters import find_adapter
+    from .distributed import cluster_client, upscale_many
+
+    src, dst = Path(args.input), Path(args.output)
+    if src.is_file() and find_adapter(src, args.domain).name == "geotiff":
+        from .geo.split import upscale_geotiff_split
+
+        if dst.is_dir():
+            dst = dst / src.name
+        with cluster_client(None, args.workers, args.scheduler) as client:
+            print(upscale_geotiff_split(src, dst, client=client, options=options))
+        return 0
+    report = upscale_many(
+        args.input,
+        args.output,
+        options=options,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=options.progress,
+    )
+    for r in report.results:
+        if r.status == "ok":
+            print(r.task.dst)
+    for r in report.failed:
+        print(f"sr-domains: failed: {r.task.src}: {r.error}", file=sys.stderr)
+    print(report.summary(), file=sys.stderr)
+    return 2 if report.failed else 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -236,6 +236,7 @@ class Upscaler:
         desc: str = "upscaling",
         rules: ValueRules | None = None,
         band_order: Sequence[int] | None = None,
+        rows: tuple[int, int] | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Upscale an image read window by window; yield ``(hr_row0, block)`` row blocks.
 
@@ -246,6 +247,9 @@ class Upscaler:
         ``rules`` (:class:`~sr_domains.value_domain.ValueRules`) are applied to every block
         right after the profile is inverted. ``band_order`` feeds the bands to a joint model in
         that order (the model's band semantics) and returns the output in the input's order.
+        ``rows = (r0, r1)`` produces only HR rows ``r0 <= r < r1`` (windows that cannot reach
+        them are skipped; the rows equal those of a whole run bit for bit, so an image can be
+        split across workers).
         """
         plan = self.plan(shape)
         h, w = shape
@@ -269,7 +273,11 @@ class Upscaler:
                 x = np.pad(x, ((0, 0), (0, th - ry), (0, tw - rx)), mode="edge")
             return x
 
+        s = self.scale
+
         def skip(y0: int, x0: int, th: int, tw: int) -> bool:
+            if rows is not None and ((y0 + th) * s <= rows[0] or y0 * s >= rows[1]):
+                return True  # cannot reach the requested rows
             x = load(y0, x0, th, tw)
             cache[(y0, x0)] = x
             return x is None
@@ -290,6 +298,11 @@ class Upscaler:
                 flush_rows=flush_rows,
                 on_window=bar.update if bar else None,
             ):
+                if rows is not None:
+                    a, b = max(row0, rows[0]), min(row0 + block.shape[1], rows[1])
+                    if a >= b:
+                        continue
+                    block, row0 = block[:, a - row0 : b - row0], a
                 out = profile.denormalize(block)
                 del block  # hold no strip-sized view while the next strip is computed
                 if rules is not None and rules.active:

@@ -122,14 +122,15 @@ def iter_hr_blocks(
     on_block: Callable[[int], None] | None = None,
     rules: ValueRules | None = None,
     band_order: Sequence[int] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (float32, stored units) covering
     the whole output once, panel by panel, top to bottom within a panel.
 
     ``read(y0, x0, h, w)`` reads LR windows in image coordinates; ``align`` is the LR column
     multiple for panel cuts (so HR cuts fall on output block boundaries); ``on_block(n)`` is
-    called after each block with its number of HR pixels; ``rules`` and ``band_order`` are
-    passed to :meth:`~sr_domains.inference.Upscaler.stream`.
+    called after each block with its number of HR pixels; ``rules``, ``band_order`` and
+    ``rows`` (HR rows to produce) are passed to :meth:`~sr_domains.inference.Upscaler.stream`.
     """
     h, w = shape
     s = upscaler.scale
@@ -157,16 +158,17 @@ def iter_hr_blocks(
                 flush_rows=flush_rows,
                 rules=rules,
                 band_order=band_order,
+                rows=rows,
             )
             for row0, block in stream:
-                rows = block.shape[1]
+                n_rows = block.shape[1]
                 a, b = (p.x0 - p.r0) * s, (p.x1 - p.r0) * s
                 if spool_out is not None:
                     spool_out.write(block[:, :, b : b + p.seam * s])
                 out = block[:, :, a:b]
                 if spool_in is not None:
                     k = prev_seam * s
-                    left = spool_in.read((n_out, rows, k))
+                    left = spool_in.read((n_out, n_rows, k))
                     wl = 1.0 - (np.arange(k, dtype=np.float32) + 0.5) / k
                     out = np.array(out)  # own the memory before blending in place
                     out[:, :, :k] = left * wl + out[:, :, :k] * (1.0 - wl)

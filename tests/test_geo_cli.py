@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def toy_models(monkeypatch):
     """The CLI resolves models by name/weights; until the model zoo lands, give it toys."""
-    import sr_domains.geo.upscale as up
+    import sr_domains.geo.job as up
 
     real = up.resolve_network
 

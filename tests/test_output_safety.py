@@ -277,7 +277,7 @@ SIGTERM_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize(
     ("domain", "patch"),
     [
-        ("geotiff", ("sr_domains.geo.upscale", "", "write_block")),
+        ("geotiff", ("sr_domains.geo.job", "", "write_block")),
         ("nifti", ("sr_domains.medical.nifti_io", "PlaneWriter", "write")),
         ("dicom", ("sr_domains.medical.dicom_write", "", "_save")),
     ],
@@ -308,7 +308,7 @@ def test_sigterm_leaves_no_temporary_files(tmp_path, domain, patch):
 CONCURRENT = textwrap.dedent(
     """
     import subprocess, sys
-    import sr_domains.geo.upscale as u
+    import sr_domains.geo.job as u
     from sr_domains.cli import main
 
     real, ran = u.write_block, []

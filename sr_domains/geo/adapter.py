@@ -7,9 +7,13 @@ Importing this module needs no rasterio (only ``info``/``upscale`` do, and they 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import require
 from ..options import UpscaleOptions, check_supported
+
+if TYPE_CHECKING:  # no torch import just to sniff a file
+    from ..models.base import SRModel
 
 SUFFIXES = (".tif", ".tiff")
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF
@@ -125,15 +129,18 @@ def info(path: Path) -> str:
     return _info_file(path)
 
 
-def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
-    """Run ``sr-domains upscale`` for a GeoTIFF, folder or glob; returns the written files."""
+def upscale(
+    src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
+) -> list[Path]:
+    """Run ``sr-domains upscale`` for a GeoTIFF, folder or glob; returns the written files.
+    ``model``: an already built model to use instead of ``options.model``."""
     check_supported(options, "GeoTIFF", {"bands", "nodata", "cog"})
     require("rasterio", "geo", "GeoTIFF upscaling")
     from .upscale import upscale_geotiff, upscale_many
 
     kwargs = {
         "scale": options.scale,
-        "model": options.model,
+        "model": model if model is not None else options.model,
         "weights": options.weights,
         "bands": options.bands,
         "profile": options.profile,

@@ -263,11 +263,19 @@ def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
 
 
 def write_block(
-    dst: Any, spec: OutputSpec, row0: int, col0: int, data: np.ndarray, lr: Block, scale: int
+    dst: Any,
+    spec: OutputSpec,
+    row0: int,
+    col0: int,
+    data: np.ndarray,
+    lr: Block,
+    scale: int,
+    out_row0: int | None = None,
 ) -> None:
     """Write HR ``data`` (float32, stored units; consumed) at ``(row0, col0)`` with invalid
     pixels set. ``lr`` is the LR block covering rows ``row0 // scale ..`` and the same columns; its
-    validity, mask and alpha are nearest-upscaled and cropped to ``data``.
+    validity, mask and alpha are nearest-upscaled and cropped to ``data``. ``out_row0``: the
+    row of ``dst`` to write at, when ``dst`` holds only a band of rows starting elsewhere.
     """
     c, rows, cols = data.shape
     off = row0 - (row0 // scale) * scale
@@ -283,7 +291,7 @@ def write_block(
     if spec.nodata is not None:
         nudge_from_nodata(out, valid, spec.nodata)
     out[~valid] = spec.invalid_value
-    window = Window(col0, row0, cols, rows)
+    window = Window(col0, row0 if out_row0 is None else out_row0, cols, rows)
     dst.write(out, indexes=list(range(1, c + 1)), window=window)
     if spec.write_mask and lr.mask is not None:
         dst.write_mask(up(lr.mask), window=window)

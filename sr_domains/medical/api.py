@@ -112,6 +112,27 @@ def upscale_dicom_series(
     return [dst / f.name for f in files]
 
 
+def dicom_output_status(dst: PathLike, src: PathLike, series_uid: str | None = None) -> str:
+    """``"missing"`` (absent or an empty folder), ``"complete"`` (our derived series of
+    ``src``: manifest sources and series match, every listed file present and a Part-10 DICOM),
+    ``"damaged"`` (ours, files missing) or ``"foreign"``: resumable batches."""
+    from ..io_safety import read_manifest
+    from .dicom_read import has_dicm_preamble
+
+    dst = Path(dst)
+    if not dst.is_dir() or not any(dst.iterdir()):
+        return "missing" if not dst.exists() or dst.is_dir() else "foreign"
+    manifest = read_manifest(dst)
+    if manifest is None or manifest.get("sources") != [os.fspath(src)]:
+        return "foreign"
+    if series_uid is not None and manifest.get("series_uid") != series_uid:
+        return "foreign"
+    files = [dst / f for f in manifest["files"] if f.lower().endswith(".dcm")]
+    if not files or not all(f.is_file() and has_dicm_preamble(f) for f in files):
+        return "damaged"
+    return "complete"
+
+
 def series_rules(
     series: DicomSeries, volume: np.ndarray, values: ValueOptions | None
 ) -> ValueRules | None:
@@ -136,4 +157,4 @@ def series_rules(
     )
 
 
-__all__ = ["series_rules", "upscale_dicom_series", "upscale_nifti"]
+__all__ = ["dicom_output_status", "series_rules", "upscale_dicom_series", "upscale_nifti"]

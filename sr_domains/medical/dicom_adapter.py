@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputFileError
 from ..options import UpscaleOptions, check_supported, inference_kwargs
 from .dicom_read import has_dicm_preamble
+
+if TYPE_CHECKING:  # no torch import just to sniff a file
+    from ..models.base import SRModel
 
 #: Files looked at when sniffing a folder.
 SNIFF_FILES = 200
@@ -97,7 +101,9 @@ def info(path: Path) -> str:
     return "\n".join(lines)
 
 
-def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
+def upscale(
+    src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
+) -> list[Path]:
     """Run :func:`sr_domains.medical.upscale_dicom_series` with CLI options."""
     from .api import upscale_dicom_series
 
@@ -107,7 +113,7 @@ def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
         dst,
         series_uid=options.series_uid,
         scale=options.scale,
-        model=options.model,
+        model=model if model is not None else options.model,
         weights=options.weights,
         through_plane=options.through_plane,
         profile=options.profile,

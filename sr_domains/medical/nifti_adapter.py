@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..options import UpscaleOptions, check_supported, inference_kwargs
 from .nifti import is_nifti_path
+
+if TYPE_CHECKING:  # no torch import just to sniff a file
+    from ..models.base import SRModel
 
 
 def sniff(path: Path) -> bool:
@@ -20,7 +24,9 @@ def info(path: Path) -> str:
     return nifti_info(path)
 
 
-def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
+def upscale(
+    src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
+) -> list[Path]:
     """Run :func:`sr_domains.medical.upscale_nifti` with CLI options."""
     from .api import upscale_nifti
 
@@ -29,7 +35,7 @@ def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
         src,
         dst,
         scale=options.scale,
-        model=options.model,
+        model=model if model is not None else options.model,
         weights=options.weights,
         axes=options.axes,
         through_plane=options.through_plane,

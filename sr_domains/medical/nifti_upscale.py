@@ -129,6 +129,7 @@ def upscale_nifti(
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
     prov = provenance(up, prof, factors, mode)
+    prov["source"] = src.name
     prov["values"] = PENDING  # filled in once the voxels are written
     hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes
@@ -157,6 +158,37 @@ def upscale_nifti(
         log.warning("%s: %d voxel(s) clipped to the %s range", dst, writer.clipped, source.dtype)
     log.info("wrote %s %s", dst, out_shape)
     return dst
+
+
+def nifti_output_status(dst: PathLike, src: PathLike, scale: int) -> str:
+    """``"missing"``, ``"complete"`` (our output of ``src`` at ``scale``, every voxel
+    readable), ``"damaged"`` (ours but cut short) or ``"foreign"``: resumable batches."""
+    import json
+
+    dst, src = Path(dst), Path(src)
+    if not dst.exists():
+        return "missing"
+    try:
+        out = open_source(dst)
+    except (OSError, ValueError):
+        return "foreign"
+    prov = None
+    for ext in out.header.extensions:
+        if ext.get_code() == 6:  # NIfTI "comment": our JSON provenance
+            try:
+                prov = json.loads(ext.get_content())
+            except ValueError:
+                continue
+    if not isinstance(prov, dict) or prov.get("source") != src.name or prov.get("scale") != scale:
+        return "foreign"
+    if not isinstance(prov.get("values"), dict):  # the placeholder was never filled in
+        return "damaged"
+    try:
+        for _plane in out.planes():
+            pass
+    except (OSError, EOFError, ValueError):
+        return "damaged"
+    return "complete"
 
 
 def values_record(rules: ValueRules | None, writer: PlaneWriter) -> dict[str, Any]:
@@ -206,4 +238,4 @@ def _stream(
             bar.close()
 
 
-__all__ = ["upscale_nifti"]
+__all__ = ["nifti_output_status", "upscale_nifti"]

@@ -39,3 +39,22 @@ class ToySR(SRModel):
 def tiny_model(in_channels: int = 1, scale: int = 2, seed: int = 0) -> ToySR:
     """A :class:`ToySR` in eval mode (fast enough for any test)."""
     return ToySR(BaseSRConfig(in_channels=in_channels, scale=scale), seed=seed).eval()
+
+
+class KillOnceModel(ToySR):
+    """A :class:`ToySR` whose first forward anywhere kills its own process (SIGKILL) unless
+    ``marker`` exists, which it creates first: simulates a worker dying mid-task, once."""
+
+    def __init__(self, config: BaseSRConfig, marker: str, seed: int = 0) -> None:
+        super().__init__(config, seed=seed)
+        self.marker = marker
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        import os
+        import signal
+
+        if not os.path.exists(self.marker):
+            with open(self.marker, "w") as f:
+                f.write(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().body(x)

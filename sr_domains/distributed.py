@@ -1,0 +1,444 @@
+"""Scale out on Dask: one task per file / volume / series, on an embedded ``LocalCluster`` or
+any existing cluster. Nothing domain-specific lives here: a task calls the same per-file
+function as the sequential CLI (the domain adapters' ``upscale``).
+
+* **Planning** (:func:`plan_tasks`): GeoTIFFs and NIfTI files of a folder or glob, and every
+  DICOM series found under a folder (one task each); output names mirror the inputs.
+* **Workers** load the model once per process (a per-process cache keyed by the model
+  options) and run torch with ``cores // workers`` threads (a worker plugin), so workers do not
+  oversubscribe the machine.
+* **Idempotent and resumable**: outputs are written atomically (:mod:`sr_domains.io_safety`);
+  a task whose output is already complete is skipped, one of ours that is damaged is redone.
+  Dask retries a task whose worker died; a bad input fails only its own task.
+* **Run manifest** ``sr-domains-run.jsonl`` next to the outputs (written atomically): one JSON
+  line per task with input, output, status, error, seconds, output sha256, model and weights
+  hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    InputFileError,
+    MissingDependencyError,
+    OutputExistsError,
+    UnsafeOutputError,
+)
+from .io_safety import atomic_output, check_paths
+from .options import UpscaleOptions
+
+log = logging.getLogger(__name__)
+
+RUN_MANIFEST = "sr-domains-run.jsonl"
+#: Environment variable naming an existing scheduler (``tcp://host:8786``).
+SCHEDULER_ENV = "SR_DOMAINS_SCHEDULER"
+_TIFF = (".tif", ".tiff")
+_NIFTI = (".nii", ".nii.gz")
+_HANDLED = (InputFileError, ConfigError, OutputExistsError, UnsafeOutputError, CheckpointError)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a GeoTIFF, a NIfTI file or a DICOM series."""
+
+    domain: str  # "geotiff" | "nifti" | "dicom"
+    src: str
+    dst: str
+    series_uid: str | None = None
+
+
+@dataclass
+class TaskResult:
+    """What a task did (one line of the run manifest)."""
+
+    task: Task
+    status: str  # "ok" | "skipped" | "failed"
+    error: str = ""
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+    sha256: str = ""
+    model: str = ""
+    weights_sha256: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "input": self.task.src,
+                "output": self.task.dst,
+                "domain": self.task.domain,
+                "series_uid": self.task.series_uid,
+                "status": self.status,
+                "error": self.error,
+                "seconds": round(self.seconds, 3),
+                "output_sha256": self.sha256,
+                "model": self.model,
+                "weights_sha256": self.weights_sha256,
+            }
+        )
+
+
+@dataclass
+class RunReport:
+    """All task results of a run, and where its manifest is."""
+
+    results: list[TaskResult]
+    manifest: Path
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[TaskResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def summary(self) -> str:
+        return (
+            f"{self.count('ok')} written, {self.count('skipped')} already complete, "
+            f"{self.count('failed')} failed; manifest {self.manifest}"
+        )
+
+
+# -- planning ------------------------------------------------------------------------------------
+def _expand(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(inputs, (list, tuple)):
+        return [p for item in inputs for p in _expand(item)]
+    text = os.fspath(inputs)
+    if any(ch in text for ch in "*?[") and not Path(text).exists():
+        found = sorted(Path(p) for p in glob.glob(text))
+        if not found:
+            raise InputFileError(text, "no file matches this pattern")
+        return found
+    return [Path(text)]
+
+
+def _is_nifti(p: Path) -> bool:
+    return p.name.lower().endswith(_NIFTI)
+
+
+def _series_tasks(folder: Path, out_dir: Path) -> list[Task]:
+    from .medical.dicom_read import list_dicom_series
+
+    try:
+        series = list_dicom_series(folder)
+    except InputFileError:
+        return []
+    names = []
+    for s in series:
+        common = Path(os.path.commonpath([str(f.parent) for f in s.files]))
+        rel = common.relative_to(folder) if common != folder else Path(folder.name)
+        names.append(str(rel).replace(os.sep, "_") or "series")
+    tasks = []
+    for s, name in zip(series, names):
+        if names.count(name) > 1:  # several series in one folder
+            name = f"{name}_{s.uid.rsplit('.', 1)[-1]}"
+        tasks.append(Task("dicom", str(folder), str(out_dir / name), s.uid))
+    return tasks
+
+
+def plan_tasks(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+) -> list[Task]:
+    """The tasks of a batch: each GeoTIFF and NIfTI file (of a folder, glob or list) and each
+    DICOM series under a folder; outputs go to ``out_dir`` under the same names (a DICOM series
+    gets a folder named after the folder holding it)."""
+    out_dir = Path(out_dir)
+    tasks: list[Task] = []
+    roots: list[Path] = []
+    for p in _expand(inputs):
+        if p.is_dir():
+            roots.append(p)
+            children = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+            for q in children:
+                if q.suffix.lower() in _TIFF:
+                    tasks.append(Task("geotiff", str(q), str(out_dir / q.name)))
+                elif _is_nifti(q):
+                    tasks.append(Task("nifti", str(q), str(out_dir / q.name)))
+            tasks.extend(_series_tasks(p, out_dir))
+        elif p.suffix.lower() in _TIFF:
+            tasks.append(Task("geotiff", str(p), str(out_dir / p.name)))
+        elif _is_nifti(p):
+            tasks.append(Task("nifti", str(p), str(out_dir / p.name)))
+        elif p.is_file():
+            tasks.extend(_series_tasks(p, out_dir))
+        else:
+            raise InputFileError(p, "no such file or folder")
+    if not tasks:
+        raise InputFileError(str(inputs), "no GeoTIFF, NIfTI or DICOM input found")
+    dsts = [t.dst for t in tasks]
+    dupes = sorted({d for d in dsts if dsts.count(d) > 1})
+    if dupes:
+        raise ConfigError(f"several inputs would be written to {dupes}; rename them")
+    check_paths(out_dir, [*roots, *(Path(t.src) for t in tasks)], kind="dir")
+    return tasks
+
+
+# -- one task (runs on a worker) ---------------------------------------------------------------
+_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def _n_bands(task: Task, options: UpscaleOptions) -> int | None:
+    if task.domain != "geotiff":
+        return None
+    if options.bands:
+        return len(options.bands)
+    from .geo.reader import RasterSource
+
+    with RasterSource(task.src) as rs:
+        return rs.n_bands
+
+
+def worker_model(task: Task, options: UpscaleOptions) -> Any:
+    """The model for ``task``, loaded once per worker process (cached by the model options and
+    the band count that picks the default weights). It remembers the file it came from, so
+    outputs carry the same provenance as a sequential run."""
+    from .pretrained import default_pretrained, list_pretrained, resolve_model
+
+    n = _n_bands(task, options)
+    key = (options.model, str(options.weights), options.scale, n)
+    if key not in _MODELS:
+        net = resolve_model(options.model, options.weights, scale=options.scale, n_bands=n)
+        if options.weights is not None:
+            net.weights_source = (Path(options.weights).name, str(options.weights))
+        else:
+            shipped = {e.name: e for e in list_pretrained()}
+            entry = (
+                shipped.get(options.model)
+                if options.model
+                else default_pretrained(options.scale, n or 1)
+            )
+            if entry is not None:
+                net.weights_source = (entry.name, str(entry.path))
+        _MODELS[key] = net
+    return _MODELS[key]
+
+
+def task_status(task: Task, options: UpscaleOptions) -> str:
+    """``missing``, ``complete``, ``damaged`` or ``foreign`` (see the domain functions)."""
+    src, dst = Path(task.src), Path(task.dst)
+    if task.domain == "geotiff":
+        from .geo.upscale import output_status
+
+        return output_status(dst, src, options.scale)
+    if task.domain == "nifti":
+        from .medical.nifti_upscale import nifti_output_status
+
+        return nifti_output_status(dst, src, options.scale)
+    from .medical.api import dicom_output_status
+
+    return dicom_output_status(dst, src, task.series_uid)
+
+
+def _sha256(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResult:
+    """Run one task in this process (the function Dask workers execute). Bad input, options
+    or outputs give a ``failed`` result; other errors propagate, so Dask retries them."""
+    from .adapters import domain_registry
+
+    t0 = time.perf_counter()
+    try:
+        status = "missing" if options.overwrite else task_status(task, options)
+        if status == "complete":
+            return TaskResult(task, "skipped", seconds=time.perf_counter() - t0)
+        if status == "foreign":
+            raise OutputExistsError(task.dst)
+        if status == "damaged":
+            log.warning("%s is an incomplete or damaged output: redoing it", task.dst)
+        net = model if model is not None else worker_model(task, options)
+        opts = dataclasses.replace(
+            options,
+            overwrite=options.overwrite or status == "damaged",
+            progress=False,
+            series_uid=task.series_uid,
+        )
+        adapter = domain_registry().get(task.domain).load()
+        outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
+    except _HANDLED as exc:
+        return TaskResult(task, "failed", error=str(exc), seconds=time.perf_counter() - t0)
+    files = []
+    for out in map(Path, outputs):
+        files.extend(sorted(out.iterdir()) if out.is_dir() else [out])
+    source = getattr(net, "weights_source", None)
+    return TaskResult(
+        task,
+        "ok",
+        seconds=time.perf_counter() - t0,
+        outputs=[str(p) for p in outputs],
+        sha256=_sha256(files),
+        model=str(source[0]) if source else str(getattr(net, "arch", "")),
+        weights_sha256=_sha256([Path(source[1])]) if source else "",
+    )
+
+
+# -- the run --------------------------------------------------------------------------------------
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise MissingDependencyError("distributed", "dask", "distributed runs") from exc
+    return distributed
+
+
+def _threads_plugin(threads: int) -> Any:
+    """A worker plugin setting torch's threads per worker process (no oversubscription)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class TorchThreads(WorkerPlugin):
+        name = "sr-domains-torch-threads"
+
+        def setup(self, worker: Any) -> None:
+            import torch
+
+            torch.set_num_threads(threads)
+
+    return TorchThreads()
+
+
+@contextmanager
+def cluster_client(
+    client: Any = None, workers: int | None = None, scheduler: str | None = None
+) -> Iterator[Any]:
+    """The client to use: ``client`` as given, a client of ``scheduler`` (or the
+    ``SR_DOMAINS_SCHEDULER`` environment variable), or an embedded ``LocalCluster`` of
+    ``workers`` processes (closed afterwards). None when none of them is asked for."""
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV)
+    if client is not None:
+        yield client
+        return
+    if not scheduler and not workers:
+        yield None
+        return
+    dist = _distributed()
+    if scheduler:
+        with dist.Client(scheduler) as c:
+            yield c
+        return
+    cores = os.cpu_count() or 1
+    with (
+        dist.LocalCluster(
+            n_workers=int(workers or 1),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        dist.Client(cluster) as c,
+    ):
+        c.register_plugin(_threads_plugin(max(1, cores // int(workers or 1))))
+        yield c
+
+
+def upscale_many(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    options: UpscaleOptions | None = None,
+    model: Any = None,
+    client: Any = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int = 2,
+    progress: bool = False,
+) -> RunReport:
+    """Super-resolve a batch of GeoTIFFs, NIfTI volumes and DICOM series, one task each, on
+    Dask (or in this process when no client, ``workers`` or ``scheduler`` is given).
+
+    Args:
+        inputs: folders, globs, files or a list of them (see :func:`plan_tasks`).
+        out_dir: the output folder (never one holding or inside the inputs).
+        options: what to do (scale, model, weights, profile, value rules, ...).
+        model: a built :class:`~sr_domains.models.SRModel` to use instead of
+            ``options.model`` (shipped to each worker once).
+        client: an existing ``distributed.Client``; else ``scheduler`` (an address, or the
+            ``SR_DOMAINS_SCHEDULER`` environment variable) or a ``LocalCluster`` of ``workers``.
+        retries: Dask retries of a task whose worker died or that raised an unexpected error.
+        progress: a progress bar over tasks.
+
+    Returns:
+        The :class:`RunReport` (also written as ``out_dir/sr-domains-run.jsonl``). Failed tasks
+        do not stop the others; check :attr:`RunReport.failed`.
+    """
+    options = options or UpscaleOptions()
+    out_dir = Path(out_dir)
+    tasks = plan_tasks(inputs, out_dir)
+    results: list[TaskResult] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), unit="file", desc="sr-domains")
+    try:
+        with cluster_client(client, workers, scheduler) as c:
+            if c is None:
+                for t in tasks:
+                    results.append(run_task(t, options, model))
+                    if bar is not None:
+                        bar.update(1)
+            else:
+                results = _run_on(c, tasks, options, model, retries, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest = out_dir / RUN_MANIFEST
+    with atomic_output(manifest, [Path(t.src) for t in tasks], overwrite=True) as tmp:
+        tmp.write_text("".join(r.to_json() + "\n" for r in results), encoding="utf-8")
+    report = RunReport(results, manifest)
+    log.info("%s", report.summary())
+    return report
+
+
+def _run_on(
+    c: Any, tasks: list[Task], options: UpscaleOptions, model: Any, retries: int, bar: Any
+) -> list[TaskResult]:
+    dist = _distributed()
+    if c.dashboard_link:
+        log.info("Dask dashboard: %s", c.dashboard_link)
+    shipped = c.scatter(model, broadcast=True) if model is not None else None
+    futures = {
+        c.submit(run_task, t, options, shipped, retries=retries, pure=False): t for t in tasks
+    }
+    by_task: dict[Task, TaskResult] = {}
+    for fut in dist.as_completed(futures):
+        t = futures[fut]
+        try:
+            by_task[t] = fut.result()
+        except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected error)
+            by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
+        if bar is not None:
+            bar.update(1)
+    return [by_task[t] for t in tasks]
+
+
+__all__ = [
+    "RUN_MANIFEST",
+    "RunReport",
+    "Task",
+    "TaskResult",
+    "cluster_client",
+    "plan_tasks",
+    "run_task",
+    "task_status",
+    "upscale_many",
+    "worker_model",
+]

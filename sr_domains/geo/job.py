@@ -1,0 +1,324 @@
+"""One GeoTIFF job: the model, profile, value rules, band order and output spec decided once per
+file (:func:`prepare_job`), and the pixels streamed through them (:func:`write_pixels`), for the
+whole image or a band of output rows (the distributed split)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import ConfigError, InputFileError
+from ..inference import Upscaler, default_profile
+from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
+from ..models.base import SRModel
+from ..panels import iter_hr_blocks
+from ..value_domain import ValueOptions, ValueRules, build_rules
+from .georef import read_georef, scale_georef
+from .reader import RasterSource
+from .writer import OutputSpec, build_spec, provenance_tags, write_block
+
+try:
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.windows import Window
+except ImportError as _exc:  # pragma: no cover
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
+
+log = logging.getLogger(__name__)
+
+#: GDAL block cache while upscaling (MB). Small on purpose: blocks are written whole, in order.
+GDAL_CACHE_MB = 64
+
+
+def gdal_env() -> Any:
+    """The ``rasterio.Env`` used for reading and writing (bounded cache, internal masks)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True)
+
+
+def resolve_network(
+    model: SRModel | str | None, weights: str | Path | None, *, scale: int, n_bands: int
+) -> SRModel:
+    """The network to run: a given :class:`SRModel`, else :func:`sr_domains.pretrained.
+    resolve_model` (shipped weights, a checkpoint or an architecture name)."""
+    if isinstance(model, SRModel) and weights is None:
+        if model.scale != scale:
+            raise ConfigError(f"the model upscales x{model.scale} but x{scale} was requested")
+        if model.in_channels not in (1, n_bands):
+            raise ConfigError(
+                f"the model takes {model.in_channels} band(s) but {n_bands} are selected; "
+                "select matching bands (--bands) or use a single-channel model"
+            )
+        return model
+    from ..pretrained import resolve_model
+
+    try:
+        return resolve_model(model, weights, scale=scale, n_bands=n_bands)
+    except ModuleNotFoundError as exc:  # model zoo / checkpoints not installed yet
+        if exc.name and exc.name.startswith("sr_domains"):
+            raise ConfigError(
+                f"cannot load a model here ({exc.name} is not available): no shipped weights "
+                "yet; pass a model object (Python API) or --weights/--model once available"
+            ) from exc
+        raise
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha256_state(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_provenance(
+    model: SRModel | str | None, weights: str | Path | None, net: SRModel, scale: int, n: int
+) -> tuple[str, str, str]:
+    """``(name, sha256, "file" | "state_dict")`` of the weights actually used. A model object
+    that records the file it was loaded from (``weights_source = (name, path)``, set by the
+    distributed runner's per-worker cache) is described like that file."""
+    source = getattr(net, "weights_source", None)
+    if weights is None and isinstance(model, SRModel) and source is not None:
+        return str(source[0]), _sha256_file(Path(source[1])), "file"
+    if weights is not None:
+        p = Path(weights)
+        return p.name, _sha256_file(p), "file"
+    if not isinstance(model, SRModel):
+        try:
+            from ..pretrained import default_pretrained, list_pretrained
+
+            entries = {e.name: e for e in list_pretrained()}
+            entry = entries.get(model) if model else default_pretrained(scale, n)
+            if entry is not None:
+                return entry.name, _sha256_file(entry.path), "file"
+        except Exception:  # provenance lookup must never break a run
+            pass
+    card = getattr(net, "card", None)
+    name = card.get("name") if isinstance(card, dict) else getattr(card, "name", None)
+    name = name or (model if isinstance(model, str) else "in-memory")
+    return str(name), _sha256_state(net), "state_dict"
+
+
+def fit_profile(
+    src: RasterSource, net: SRModel, profile: str | IntensityProfile | None
+) -> tuple[IntensityProfile, np.ndarray]:
+    """The intensity profile (fitted once on a whole-file sample when needed) and the per-band
+    fill value for invalid pixels (mean of valid pixels, normalized units)."""
+    spec: Any = profile if profile is not None else default_profile(net, src.dtype)
+    needs_data = not isinstance(spec, IntensityProfile) and resolve_recipe(spec).needs_data
+    values = valid = None
+    if needs_data or src.may_have_invalid:
+        values, valid = src.sample()
+    fitted = profile_from_any(
+        spec, values if needs_data else None, dtype=src.dtype, valid_mask=valid
+    )
+    fill = np.zeros(src.n_bands, np.float32)
+    if values is not None:
+        x = fitted.normalize(values)
+        ok = valid & np.isfinite(x)
+        sums = np.where(ok, x, 0).sum(axis=(1, 2), dtype=np.float64)
+        counts = ok.sum(axis=(1, 2))
+        fill = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
+        if fitted.recipe.split(":")[0].strip().lower() == "identity" and ok.any():
+            lo, hi = float(x[ok].min()), float(x[ok].max())
+            if lo < -1.0 or hi > 2.0:
+                log.warning(
+                    "%s: values span %.4g..%.4g but the 'identity' profile feeds them to the "
+                    "network unchanged; pass --profile (e.g. percentile, range:LO,HI, "
+                    "reflectance) if the model expects roughly [0, 1]",
+                    src.path.name,
+                    lo,
+                    hi,
+                )
+    return fitted, fill
+
+
+def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
+    """The order in which to feed the selected bands to a joint model so that their meaning
+    (colour interpretation or description) matches the model card's ``bands``; None when
+    they already match or when either side does not say. A contradiction is logged."""
+    card = getattr(net, "card", None)
+    want = card.get("bands") if isinstance(card, dict) else getattr(card, "bands", None)
+    want = [str(b).lower() for b in (want or [])]
+    have = rs.band_semantics()
+    if len(want) != len(have) or not want or any(h is None for h in have) or have == want:
+        return None
+    named = ", ".join(f"{i}={h}" for i, h in zip(rs.indexes, have))
+    if sorted(have) == sorted(want) and len(set(want)) == len(want):
+        log.info("%s: bands %s are fed to the model as %s", rs.path.name, named, ", ".join(want))
+        return [have.index(b) for b in want]
+    log.warning(
+        "%s: the selected bands are %s but the model expects %s; select matching bands with "
+        "--bands (e.g. the file's %s) or use a model for these bands",
+        rs.path.name,
+        named,
+        ", ".join(want),
+        ",".join(str(rs.indexes[have.index(b)]) for b in want if b in have) or "bands",
+    )
+    return None
+
+
+def values_tag(rules: ValueRules | None, source: Path) -> str:
+    """The ``SR_DOMAINS_VALUES`` tag (written last): the rules applied and what they changed."""
+    if rules is None:
+        return json.dumps({"clamp": False})
+    stats = rules.stats
+    if stats.envelope + stats.domain:
+        log.info("%s: %s", source.name, stats.describe())
+    return json.dumps(
+        {
+            "envelope": rules.envelope,
+            "domain": rules.domain.to_dict() if rules.domain is not None else None,
+            "pinned": [list(p) for p in rules.pinned[:1]],
+            "clamped": stats.to_dict(),
+        }
+    )
+
+
+def refuse_palette(src: RasterSource) -> None:
+    for i in src.indexes:
+        if src.ds.colorinterp[i - 1] == ColorInterp.palette:
+            raise InputFileError(
+                src.path,
+                f"band {i} has a colour table (categorical/paletted data), which cannot be "
+                "super-resolved; expand it first, e.g. gdal_translate -expand rgb",
+            )
+
+
+@dataclass
+class GeotiffJob:
+    """Everything decided once per file, before any pixel is written."""
+
+    net: SRModel
+    up: Upscaler
+    fitted: IntensityProfile
+    fill: np.ndarray
+    rules: ValueRules | None
+    order: list[int] | None
+    spec: OutputSpec
+
+
+def prepare_job(
+    rs: RasterSource,
+    *,
+    model: SRModel | str | None,
+    weights: str | Path | None,
+    scale: int,
+    profile: str | IntensityProfile | None,
+    values: ValueOptions | None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+) -> GeotiffJob:
+    """Resolve the model, fit the profile, infer the value rules and band order, and build the
+    output spec with its provenance (see :func:`~sr_domains.geo.upscale_geotiff`)."""
+    refuse_palette(rs)
+    georef = read_georef(rs.ds, rs.path)
+    net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
+    up = Upscaler(net, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
+    n_out = up.out_channels(rs.n_bands)
+    fitted, fill = fit_profile(rs, net, profile)
+    order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
+    clamp = values is None or values.clamp
+    rules = build_rules(values, rs.band_minimum() if clamp else [0.0], dtype=rs.dtype)
+    w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
+    prov = provenance_tags(
+        version=__version__,
+        model=net,
+        model_name=w_name,
+        weights_sha256=w_sha,
+        weights_hash_of=w_of,
+        scale=scale,
+        profile_json=json.dumps(fitted.to_dict()),
+        tile=up.tiling.tile,
+        overlap=up.tiling.overlap,
+        source=rs.path,
+        bands=rs.indexes,
+        fill_json=json.dumps([round(float(v), 6) for v in fill]),
+    )
+    spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
+    return GeotiffJob(net, up, fitted, fill, rules, order, spec)
+
+
+def write_pixels(
+    job: GeotiffJob,
+    rs: RasterSource,
+    out: Any,
+    *,
+    progress: bool = False,
+    rows: tuple[int, int] | None = None,
+) -> None:
+    """Stream the output through the job into the open dataset ``out``: the whole image, or
+    only HR rows ``[r0, r1)`` written at row ``r - r0`` of ``out`` (a part file)."""
+    up, spec = job.up, job.spec
+    s = up.scale
+    h, w = rs.shape
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=h * s * w * s, unit="px", unit_scale=True, desc=rs.path.name)
+    shift = rows[0] if rows is not None else 0
+    try:
+        for row0, col0, block in iter_hr_blocks(
+            up,
+            rs.read_window,
+            rs.shape,
+            rs.n_bands,
+            profile=job.fitted,
+            fill=job.fill,
+            flush_rows=spec.block,
+            align=spec.block // math.gcd(spec.block, s),
+            on_block=bar.update if bar is not None else None,
+            rules=job.rules,
+            band_order=job.order,
+            rows=rows,
+        ):
+            cols = block.shape[2]
+            x0, x1 = col0 // s, (col0 + cols) // s
+            # one output block row at a time bounds the temporaries of casting and masking
+            for r in range(0, block.shape[1], spec.block):
+                part = block[:, r : r + spec.block]
+                top = row0 + r
+                y0, y1 = top // s, -(-(top + part.shape[1]) // s)
+                lr = rs.read(Window(x0, y0, x1 - x0, y1 - y0))
+                write_block(out, spec, top, col0, part, lr, s, out_row0=top - shift)
+            del block, part
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+__all__ = [
+    "GDAL_CACHE_MB",
+    "GeotiffJob",
+    "fit_profile",
+    "gdal_env",
+    "match_bands",
+    "prepare_job",
+    "refuse_palette",
+    "resolve_network",
+    "values_tag",
+    "weights_provenance",
+    "write_pixels",
+]

@@ -1,0 +1,166 @@
+"""Scale out on Dask (real LocalCluster with 2 worker processes) and the xarray API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+rasterio = pytest.importorskip("rasterio")
+nib = pytest.importorskip("nibabel")
+pydicom = pytest.importorskip("pydicom")
+rioxarray = pytest.importorskip("rioxarray")
+
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.distributed import RUN_MANIFEST, plan_tasks, upscale_many  # noqa: E402
+from sr_domains.geo import upscale_geotiff  # noqa: E402
+from sr_domains.geo.split import row_bands, upscale_geotiff_split  # noqa: E402
+from sr_domains.medical import read_dicom_volume  # noqa: E402
+from sr_domains.models.base import BaseSRConfig  # noqa: E402
+from sr_domains.options import UpscaleOptions  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.geo import make_geotiff  # noqa: E402
+from sr_domains.testing.medical import make_dicom_series, make_nifti  # noqa: E402
+from sr_domains.testing.models import KillOnceModel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _batch(folder: Path) -> Path:
+    folder.mkdir()
+    for i in range(6):
+        make_geotiff(folder / f"scene{i}.tif", width=48, height=40, count=1, seed=i)
+    make_nifti(folder / "t1.nii.gz", shape=(16, 12, 4))
+    make_dicom_series(folder / "study" / "t2", n_slices=3, rows=10, cols=8)
+    (folder / "broken.tif").write_bytes(b"II*\x00 not really a GeoTIFF")
+    return folder
+
+
+def _manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / RUN_MANIFEST).read_text().splitlines()]
+
+
+def test_plan_covers_every_domain(tmp_path):
+    src = _batch(tmp_path / "in")
+    tasks = plan_tasks(src, tmp_path / "out")
+    assert sorted(t.domain for t in tasks) == ["dicom"] + ["geotiff"] * 7 + ["nifti"]
+    (dicom,) = [t for t in tasks if t.domain == "dicom"]
+    assert dicom.dst == str(tmp_path / "out" / "study_t2") and dicom.series_uid
+
+
+def test_batch_on_two_workers_survives_a_killed_worker_and_equals_sequential(tmp_path, client):
+    src = _batch(tmp_path / "in")
+    marker = tmp_path / "killed-once"
+    model = KillOnceModel(BaseSRConfig(in_channels=1, scale=2), str(marker)).eval()
+    marker.write_text("reference run: do not kill")
+    seq = upscale_many(src, tmp_path / "seq", model=model)
+    marker.unlink()  # the cluster run kills the first worker that runs the model (by its pid)
+    par = upscale_many(src, tmp_path / "par", model=model, client=client)
+    assert marker.exists() and int(marker.read_text()) > 0  # a worker did die mid-task
+    assert [r.status for r in par.results] == [r.status for r in seq.results]
+    assert par.count("ok") == 8 and [r.task.src for r in par.failed] == [str(src / "broken.tif")]
+    for a, b in zip(seq.results, par.results):
+        if a.task.domain != "dicom":  # DICOM outputs get new UIDs and timestamps each run
+            assert a.sha256 == b.sha256, a.task.src
+    va, aa, _ = read_dicom_volume(tmp_path / "seq" / "study_t2")
+    vb, ab, _ = read_dicom_volume(tmp_path / "par" / "study_t2")
+    np.testing.assert_array_equal(va, vb)
+    np.testing.assert_array_equal(aa, ab)
+    rows = _manifest(tmp_path / "par")
+    assert {r["status"] for r in rows} == {"ok", "failed"}
+    bad = next(r for r in rows if r["status"] == "failed")
+    assert "broken.tif" in bad["error"] and "not a readable raster" in bad["error"]
+    ok = next(r for r in rows if r["domain"] == "geotiff" and r["status"] == "ok")
+    assert len(ok["output_sha256"]) == 64 and ok["seconds"] > 0
+    again = upscale_many(src, tmp_path / "par", model=model, client=client)  # resume
+    assert again.count("skipped") == 8 and again.count("ok") == 0
+
+
+def test_huge_raster_split_equals_single_process(tmp_path, client):
+    src = make_geotiff(
+        tmp_path / "big.tif", width=150, height=700, count=3, dtype="uint16", nodata=0
+    )
+    model = tiny_model(3, 3)
+    opts = UpscaleOptions(scale=3, tile=64)
+    ref = upscale_geotiff(src, tmp_path / "ref.tif", model=model, scale=3, tile=64)
+    assert len(row_bands(2100, 2, 512)) == 2
+    out = upscale_geotiff_split(
+        src, tmp_path / "split.tif", client=client, options=opts, model=model
+    )
+    with rasterio.open(ref) as a, rasterio.open(out) as b:
+        assert np.array_equal(a.read(), b.read())  # bit for bit
+        assert np.array_equal(a.read_masks(), b.read_masks())
+        assert a.tags() == b.tags() and a.transform == b.transform and a.crs == b.crs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "ref.tif", "split.tif"]
+
+
+def test_cli_with_an_existing_scheduler(tmp_path, client, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        make_geotiff(folder / f"s{i}.tif", width=24, height=24, count=3, seed=i)
+    addr = client.scheduler.address
+    code = main(
+        ["upscale", str(folder), str(tmp_path / "out"), "--scheduler", addr, "--no-progress"]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "2 written, 0 already complete, 0 failed" in captured.err
+    assert (tmp_path / "out" / RUN_MANIFEST).exists()
+    shutil.copy(folder / "s0.tif", folder / "s9.tif")
+    (folder / "s1.tif").write_bytes(b"damaged input")
+    code = main(
+        ["upscale", str(folder), str(tmp_path / "out"), "--scheduler", addr, "--no-progress"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        "failed: " in err and "s1.tif" in err and "1 written, 1 already complete, 1 failed" in err
+    )
+
+
+# -- xarray ----------------------------------------------------------------------------------------
+def test_xarray_equals_upscale_geotiff_and_keeps_coordinates(tmp_path):
+    from sr_domains.xarray import upscale
+
+    src = make_geotiff(tmp_path / "a.tif", width=90, height=70, count=3, dtype="uint16", nodata=0)
+    model = tiny_model(3, 2)
+    ref = upscale_geotiff(src, tmp_path / "ref.tif", model=model, tile=32)
+    out = upscale(rioxarray.open_rasterio(src), 2, model=model, tile=32)
+    with rasterio.open(ref) as r:
+        np.testing.assert_array_equal(out.values, r.read())
+        assert out.rio.transform() == r.transform and out.rio.crs == r.crs
+        assert out.rio.nodata == r.nodata
+        np.testing.assert_allclose(out.x.values, [r.xy(0, i)[0] for i in range(r.width)])
+        np.testing.assert_allclose(out.y.values, [r.xy(i, 0)[1] for i in range(r.height)])
+    assert out.rio.bounds() == pytest.approx(rioxarray.open_rasterio(src).rio.bounds())
+
+
+def test_chunked_dask_array_equals_the_in_memory_one(tmp_path):
+    from sr_domains.xarray import upscale
+
+    src = make_geotiff(tmp_path / "f.tif", width=90, height=70, dtype="float32", nan_fraction=0.05)
+    model = tiny_model(1, 2)
+    whole = upscale(rioxarray.open_rasterio(src), 2, model=model, tile=32)
+    lazy = upscale(rioxarray.open_rasterio(src, chunks={"x": 40, "y": 30}), 2, model=model, tile=32)
+    assert hasattr(lazy.data, "dask")  # nothing computed yet
+    a, b = whole.values, lazy.values
+    ok = np.isfinite(a)
+    assert ok.sum() > 0.8 * ok.size and np.array_equal(ok, np.isfinite(b))
+    np.testing.assert_allclose(a[ok], b[ok], rtol=0, atol=1e-5)
+    lazy.rio.to_raster(tmp_path / "streamed.tif")
+    with rasterio.open(tmp_path / "streamed.tif") as r:
+        assert r.transform == whole.rio.transform() and r.shape == (140, 180)
