@@ -16,7 +16,10 @@ for complex ``kspace_truncate`` input). Bands are on axis ``-3``. No scipy at ru
 * :func:`kspace_truncate` - MRI: keep the central k-space block, centred LR, real image.
 * :func:`slice_profile_downsample` - MRI through-plane thick slices (Gaussian or box profile).
 * :func:`add_gaussian_noise`, :func:`add_poisson_noise`, :func:`add_rician_noise` - sensor noise.
-* :class:`DegradationConfig` + :func:`degrade` - what the trainer calls every step.
+* :func:`sr_domains.psf.gaussian_area_downsample` - Gaussian / motion-like PSF + area decimation
+  (kinds ``gaussian`` and ``motion``).
+* :class:`DegradationConfig` + :func:`degrade` - what the trainer calls every step, including
+  ``random`` (one drawn degradation per sample, for degradation-robust training).
 """
 
 from __future__ import annotations
@@ -305,45 +308,126 @@ def add_rician_noise(
 # config + the training-time entry point
 
 
+KINDS = ("bicubic", "wald", "kspace", "gaussian", "motion", "random")
+#: The families a ``random`` degradation draws from (``kspace`` is added for MRI configs).
+RANDOM_KINDS = ("bicubic", "gaussian", "wald", "motion")
+
+
 @dataclass(frozen=True)
 class DegradationConfig:
     """How the trainer makes LR inputs from HR patches (YAML-friendly, strict).
 
     Attributes:
-        kind: ``bicubic`` (MATLAB imresize), ``wald`` (Gaussian MTF + decimation) or
-            ``kspace`` (MRI k-space truncation).
+        kind: ``bicubic`` (MATLAB imresize), ``wald`` (Gaussian MTF + decimation), ``kspace``
+            (MRI k-space truncation), ``gaussian`` (Gaussian PSF of ``psf_sigma`` LR pixels +
+            area decimation), ``motion`` (anisotropic PSF ``psf_sigma`` x ``psf_sigma_minor`` at
+            ``psf_angle`` degrees + area decimation), or ``random``: each sample draws a family
+            from ``random_kinds`` and its parameters from the ranges below, then optional noise
+            (degradation-robust training).
         mtf_nyquist: MTF at the LR Nyquist frequency for ``wald``: one value or one per band.
+        psf_sigma, psf_sigma_minor, psf_angle: PSF of ``gaussian``/``motion`` (LR pixels,
+            degrees; ``psf_sigma_minor`` None = isotropic).
         gaussian_noise: sigma of additive Gaussian noise, normalized units (0 = off).
         poisson_peak: photons at full scale for shot noise (0 = off).
         rician_noise: sigma of Rician (magnitude) noise, normalized units (0 = off).
         noise_prob: probability that a given sample of the batch gets the noise.
+        random_kinds: families drawn by ``random``.
+        random_sigma: ``(min, max)`` PSF sigma (LR pixels) drawn for ``gaussian``/``motion``.
+        random_mtf: ``(min, max)`` MTF at Nyquist drawn for ``wald``.
+        random_noise: ``(max Gaussian sigma, max Rician sigma)`` drawn uniformly from 0 for
+            ``random`` (each sample gets one or neither, with ``noise_prob``).
     """
 
-    kind: Literal["bicubic", "wald", "kspace"] = "bicubic"
+    kind: Literal["bicubic", "wald", "kspace", "gaussian", "motion", "random"] = "bicubic"
     mtf_nyquist: tuple[float, ...] = (WALD_MTF_NYQUIST,)
+    psf_sigma: float = 0.5
+    psf_sigma_minor: float | None = None
+    psf_angle: float = 0.0
     gaussian_noise: float = 0.0
     poisson_peak: float = 0.0
     rician_noise: float = 0.0
     noise_prob: float = 1.0
+    random_kinds: tuple[str, ...] = RANDOM_KINDS
+    random_sigma: tuple[float, float] = (0.2, 1.2)
+    random_mtf: tuple[float, float] = (0.15, 0.45)
+    random_noise: tuple[float, float] = (0.02, 0.0)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("bicubic", "wald", "kspace"):
-            raise ConfigError(f"degradation kind must be bicubic, wald or kspace: {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"degradation kind must be one of {', '.join(KINDS)}: {self.kind!r}")
         mtf = self.mtf_nyquist
         mtf = (float(mtf),) if np.isscalar(mtf) else tuple(float(v) for v in mtf)  # type: ignore[arg-type]
         if not mtf or not all(0.0 < v < 1.0 for v in mtf):
             raise ConfigError(f"mtf_nyquist values must be in (0, 1), got {self.mtf_nyquist}")
         object.__setattr__(self, "mtf_nyquist", mtf)
-        for name in ("gaussian_noise", "poisson_peak", "rician_noise"):
+        for name in ("gaussian_noise", "poisson_peak", "rician_noise", "psf_sigma"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}")
         if not 0.0 <= self.noise_prob <= 1.0:
             raise ConfigError(f"noise_prob must be in [0, 1], got {self.noise_prob}")
+        kinds = tuple(str(k) for k in self.random_kinds)
+        bad = [k for k in kinds if k not in KINDS or k == "random"]
+        if not kinds or bad:
+            raise ConfigError(f"random_kinds must name {', '.join(KINDS[:-1])}; got {kinds}")
+        object.__setattr__(self, "random_kinds", kinds)
+        for name in ("random_sigma", "random_mtf", "random_noise"):
+            lo, hi = (float(v) for v in getattr(self, name))
+            if name != "random_noise" and not 0 <= lo <= hi:
+                raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max")
+            object.__setattr__(self, name, (lo, hi))
+        if not self.random_mtf[0] > 0 and self.random_mtf[1] < 1:
+            raise ConfigError("random_mtf values must be in (0, 1)")
 
     @property
     def has_noise(self) -> bool:
         return self.gaussian_noise > 0 or self.poisson_peak > 0 or self.rician_noise > 0
+
+
+def _downsample(x: torch.Tensor, s: int, config: DegradationConfig) -> torch.Tensor:
+    from .psf import gaussian_area_downsample
+
+    if config.kind == "bicubic":
+        return bicubic_downsample(x, s)
+    if config.kind == "wald":
+        return wald_downsample(x, s, config.mtf_nyquist)
+    if config.kind == "kspace":
+        return kspace_truncate(x, s)
+    minor = config.psf_sigma_minor
+    if config.kind == "motion" and minor is None:
+        minor = config.psf_sigma / 4.0
+    return gaussian_area_downsample(
+        x, s, config.psf_sigma, sigma_minor=minor, angle=config.psf_angle
+    )
+
+
+def draw(config: DegradationConfig, generator: torch.Generator | None) -> DegradationConfig:
+    """One concrete degradation drawn by a ``random`` config (a fixed number of draws, so the
+    generator advances the same way whatever is drawn)."""
+    import dataclasses
+
+    u = torch.rand(7, generator=generator).tolist()
+    kind = config.random_kinds[
+        min(int(u[0] * len(config.random_kinds)), len(config.random_kinds) - 1)
+    ]
+    lo, hi = config.random_sigma
+    sigma = lo + (hi - lo) * u[1]
+    m_lo, m_hi = config.random_mtf
+    noisy = u[5] < config.noise_prob
+    g_max, r_max = config.random_noise
+    use_rician = r_max > 0 and (g_max <= 0 or u[6] < 0.5)
+    return dataclasses.replace(
+        config,
+        kind=kind,
+        mtf_nyquist=(m_lo + (m_hi - m_lo) * u[2],),
+        psf_sigma=sigma,
+        psf_sigma_minor=sigma * (0.15 + 0.35 * u[3]) if kind == "motion" else None,
+        psf_angle=180.0 * u[4],
+        gaussian_noise=g_max * u[6] if noisy and not use_rician and g_max > 0 else 0.0,
+        rician_noise=r_max * u[6] if noisy and use_rician else 0.0,
+        poisson_peak=0.0,
+        noise_prob=1.0,
+    )
 
 
 def degrade(
@@ -354,10 +438,10 @@ def degrade(
 ) -> torch.Tensor:
     """HR batch ``(N, C, H, W)`` -> float32 LR ``(N, C, H/s, W/s)`` as ``config`` says.
 
-    Downsampling first (``bicubic``/``wald``/``kspace``), then noise on the LR in this order:
-    Poisson shot noise, Gaussian read noise, Rician. Each sample gets the noise with
-    probability ``noise_prob`` (one Bernoulli draw per sample). Deterministic for a given
-    ``generator`` state (all draws always happen, in a fixed order).
+    Downsampling first, then noise on the LR in this order: Poisson shot noise, Gaussian read
+    noise, Rician. Each sample gets the noise with probability ``noise_prob`` (one Bernoulli
+    draw per sample). A ``random`` config draws one degradation per sample (:func:`draw`).
+    Deterministic for a given ``generator`` state (all draws always happen, in a fixed order).
     """
     s = _check_scale(scale)
     if not isinstance(hr, torch.Tensor) or hr.ndim != 4:
@@ -366,12 +450,10 @@ def degrade(
     if h % s or w % s:
         raise ConfigError(f"degrade: HR size {h}x{w} is not divisible by scale {s}")
     x = hr.to(torch.float32)
-    if config.kind == "bicubic":
-        lr = bicubic_downsample(x, s)
-    elif config.kind == "wald":
-        lr = wald_downsample(x, s, config.mtf_nyquist)
-    else:
-        lr = kspace_truncate(x, s)
+    if config.kind == "random":
+        parts = [degrade(x[i : i + 1], s, draw(config, generator), generator) for i in range(n)]
+        return torch.cat(parts, dim=0)
+    lr = _downsample(x, s, config)
     if not config.has_noise:
         return lr
     keep = None
@@ -389,6 +471,8 @@ def degrade(
 
 
 __all__ = [
+    "KINDS",
+    "RANDOM_KINDS",
     "WALD_MTF_NYQUIST",
     "DegradationConfig",
     "add_gaussian_noise",
@@ -396,6 +480,7 @@ __all__ = [
     "add_rician_noise",
     "bicubic_downsample",
     "degrade",
+    "draw",
     "gaussian_sigma_for_mtf",
     "imresize",
     "kspace_truncate",

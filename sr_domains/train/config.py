@@ -86,10 +86,13 @@ class LossConfig:
         perceptual_weight: > 0 adds the VGG perceptual loss (``vgg_weights``: a local VGG19
             file; without one, the documented fallback of :mod:`sr_domains.train.losses`).
         gan_weight: > 0 enables the adversarial stage (RaGAN, ``discriminator``).
+        spectral_weight: > 0 adds the spectral-angle loss (multi-band models: 1 - cosine of
+            the angle between the SR and HR band vectors, averaged over valid pixels).
     """
 
     pixel: Literal["l1", "l2", "charbonnier"] = "l1"
     pixel_weight: float = 1.0
+    spectral_weight: float = 0.0
     perceptual_weight: float = 0.0
     vgg_weights: str | None = None
     perceptual_layers: dict[str, float] = field(default_factory=lambda: {"conv5_4": 1.0})

@@ -30,6 +30,8 @@ from ..degrade import DegradationConfig, degrade, imresize
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
+from ..psf import lanczos_upsample
+from ..value_domain import ValueOptions, ValueRules
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class ImageScore:
     sam_bicubic: float | None = None
     ergas: float | None = None
     ergas_bicubic: float | None = None
+    psnr_lanczos: float | None = None
+    ssim_lanczos: float | None = None
+    sam_lanczos: float | None = None
 
     @property
     def gain_db(self) -> float:
@@ -97,11 +102,15 @@ def score_image(
     seed: int = 0,
     panel_size: int = 0,
     profile: IntensityProfile | None = None,
+    values: ValueOptions | None = None,
+    lanczos: bool = False,
 ) -> tuple[ImageScore, Panel | None]:
     """Score one normalized HR image (see module docs); optionally return figure crops.
 
     ``profile`` is the image's fitted profile: SAM and ERGAS are computed after inverting it
-    (stored units); without it they are computed on the normalized values.
+    (stored units); without it they are computed on the normalized values. ``values``: apply
+    the envelope of these value options to the SR output (as the upscale paths do by default;
+    the physical domain is not inferred in normalized units); ``lanczos``: also score Lanczos-3.
     """
     s = upscaler.scale
     c, h, w = hr.shape
@@ -113,8 +122,12 @@ def score_image(
         filled = np.where(valid, hr, np.float32(hr[np.broadcast_to(valid, hr.shape)].mean()))
     lr = make_lr(filled, s, degradation, seed)
     lr_valid = _lr_valid(valid, s)
-    sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid)
+    rules = None
+    if values is not None and values.clamp and values.envelope is not None:
+        rules = ValueRules(envelope=values.envelope, radius=values.envelope_radius)
+    sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid, rules=rules)
     bic = imresize(lr, float(s))
+    lan = lanczos_upsample(lr, s) if lanczos else None
     mask = None
     if lr_valid is not None:
         mask = lr_valid.repeat(s, axis=-2).repeat(s, axis=-1)
@@ -129,8 +142,13 @@ def score_image(
             "ergas": metrics.ergas(sr_u, hr_u, scale=s, mask=mask),
             "ergas_bicubic": metrics.ergas(bic_u, hr_u, scale=s, mask=mask),
         }
+        if lan is not None:
+            spectral["sam_lanczos"] = metrics.sam(to_units(lan), hr_u, mask=mask)
     else:
         spectral = {}
+    if lan is not None:
+        spectral["psnr_lanczos"] = metrics.psnr(lan, hr, **kw)
+        spectral["ssim_lanczos"] = metrics.ssim(lan, hr, **kw)
     score = ImageScore(
         name=name,
         shape=tuple(hr.shape),

@@ -149,6 +149,28 @@ def pixel_loss(name: Literal["l1", "l2", "charbonnier"], **kw: object) -> nn.Mod
         raise ConfigError(f"pixel loss {name!r}: {exc}") from exc
 
 
+class SpectralAngleLoss(nn.Module):
+    """``1 - cos`` of the angle between predicted and target band vectors, averaged over valid
+    pixels (a differentiable SAM: colour/spectral shifts cost, brightness changes do not).
+    Pixels whose target vector is near zero are ignored."""
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        dot = (pred * target).sum(dim=1)
+        norm = pred.norm(dim=1) * target.norm(dim=1)
+        ok = target.norm(dim=1) > 1e-3
+        if mask is not None:
+            ok = ok & mask.bool().all(dim=1) if mask.ndim == 4 else ok & mask.bool()
+        cos = dot / (norm + self.eps)
+        w = ok.to(pred.dtype)
+        return ((1.0 - cos) * w).sum() / w.sum().clamp(min=1.0)
+
+
 def _min_pool(weights: torch.Tensor, size: int, stride: int) -> torch.Tensor:
     return -F.max_pool2d(-weights, size, stride)
 
@@ -359,6 +381,7 @@ __all__ = [
     "L2Loss",
     "PerceptualLoss",
     "RelativisticAverageGANLoss",
+    "SpectralAngleLoss",
     "mask_weights",
     "pixel_loss",
 ]

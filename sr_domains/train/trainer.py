@@ -178,7 +178,16 @@ class _CSV:
             csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self.fields])
 
 
-_LOG_FIELDS = ["step", "lr", "loss", "loss_pixel", "loss_perceptual", "loss_gan", "loss_d"]
+_LOG_FIELDS = [
+    "step",
+    "lr",
+    "loss",
+    "loss_pixel",
+    "loss_spectral",
+    "loss_perceptual",
+    "loss_gan",
+    "loss_d",
+]
 
 
 def _fmt(v: Any) -> Any:
@@ -237,10 +246,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.amp == torch.float16 and dev.type == "cuda"
         )
-        from .losses import PerceptualLoss, RelativisticAverageGANLoss, pixel_loss
+        from .losses import (
+            PerceptualLoss,
+            RelativisticAverageGANLoss,
+            SpectralAngleLoss,
+            pixel_loss,
+        )
 
         lc = config.loss
         self.pixel = pixel_loss(lc.pixel).to(dev)
+        self.spectral = SpectralAngleLoss().to(dev) if lc.spectral_weight > 0 else None
         self.perceptual = None
         if lc.perceptual_weight > 0:
             self.perceptual = PerceptualLoss(
@@ -322,6 +337,10 @@ class Trainer:
             sr = self.net(lr)
             loss = lc.pixel_weight * self.pixel(sr.float(), hr, mask)
             out["loss_pixel"] = float(loss.detach())
+            if self.spectral is not None:
+                ls = self.spectral(sr.float(), hr, mask)
+                out["loss_spectral"] = float(ls.detach())
+                loss = loss + lc.spectral_weight * ls
             if self.perceptual is not None:
                 lp = self.perceptual(sr.float(), hr, mask)
                 out["loss_perceptual"] = float(lp.detach())
