@@ -1,16 +1,24 @@
 """Train, evaluate and install the shipped default weights (sr_domains/weights/).
 
-CPU recipe (reproducible, about 20-40 minutes per model on two cores)::
+CPU recipe (reproducible; stage 1 about 20-40 minutes per model on two cores, stage 2 about
+as long)::
 
-    python scripts/train_default_weights.py               # all four, in dependency order
+    python scripts/train_default_weights.py               # everything, in dependency order
     python scripts/train_default_weights.py --only gray_x2 --steps 500    # a quick look
 
-Each model trains on an offline training corpus only (``configs/default/*.yaml``: gray-train or
-rgb-train, see sr_domains.train.corpora) and is then scored with ``sr_domains.train.evaluate``
-on the matching held-out corpus (gray-heldout: real MR DICOM series + oblique NIfTI; rgb-heldout:
-Landsat-7 and uint16 RGB GeoTIFFs), which it never saw. The held-out scores go into the model
-card and into docs/weights.md; the weights are installed into sr_domains/weights/. The x4
-models start from the installed x2 weights (shared trunk), so x2 runs first.
+Two stages per model, offline training corpora only (``configs/default/*.yaml``: gray-train or
+rgb-train, see sr_domains.train.corpora):
+
+1. ``*_stage1.yaml``: bicubic pre-training (x4 starts from the x2 stage-1 trunk); skipped when
+   its run already holds finished weights.
+2. ``*.yaml``: fine-tuning with randomized degradations (Gaussian and motion-like PSFs with area
+   decimation, Wald MTF, k-space truncation for MRI, sensor noise; a spectral-angle term for RGB)
+   so one model per (bands, scale) is robust to real sensors.
+
+Each stage-2 model is then scored on the matching held-out corpus (gray-heldout: real MR DICOM
+series + oblique NIfTI; rgb-heldout: Landsat-7 and uint16 RGB GeoTIFFs) and on the quality
+battery (``sr_domains.train.battery``), neither of which it saw. Scores go into the model card
+and docs/weights.md; the weights are installed into sr_domains/weights/.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = ["gray_x2", "rgb_x2", "gray_x4", "rgb_x4"]
+STAGE2 = ["gray_x2", "rgb_x2", "gray_x4", "rgb_x4"]
+ORDER = [f"{k}_stage1" for k in STAGE2] + STAGE2
 HELDOUT = {"gray": "gray-heldout", "rgb": "rgb-heldout"}
 WEIGHTS_DIR = REPO / "sr_domains" / "weights"
 DOC = REPO / "docs" / "weights.md"
@@ -49,23 +58,34 @@ def main(argv: list[str] | None = None) -> int:
     from sr_domains.train.config import apply_overrides, load_train_config
     from sr_domains.train.trainer import train
 
-    for key in args.only or ORDER:
+    keys = args.only or STAGE2
+    todo = [k for k in ORDER if k in keys or k.removesuffix("_stage1") in keys]
+    for key in todo:
         cfg = load_train_config(REPO / "configs" / "default" / f"{key}.yaml")
         over: dict[str, object] = {"out_dir": args.out_dir, "device": args.device}
         if args.steps:
             over["steps"] = args.steps
         if args.threads:
             over["threads"] = args.threads
-        if cfg.model.init_from and not Path(cfg.model.init_from).is_absolute():
-            over["model.init_from"] = str(REPO / cfg.model.init_from)
+        init = cfg.model.init_from
+        if init and not Path(init).is_absolute():  # runs/default/... follows --out-dir
+            rel = Path(init)
+            if rel.parts[:2] == ("runs", "default"):
+                over["model.init_from"] = str(Path(args.out_dir).resolve().joinpath(*rel.parts[2:]))
+            else:
+                over["model.init_from"] = str(REPO / init)
         cfg = apply_overrides(cfg, over)
-        if args.evaluate_only:
-            weights = cfg.run_dir / "weights.safetensors"
-        else:
+        weights = cfg.run_dir / "weights.safetensors"
+        stage1 = key.endswith("_stage1")
+        if stage1 and weights.exists():
+            print(f"{cfg.name}: stage 1 already trained ({weights})")
+            continue
+        if not args.evaluate_only:
             weights = train(cfg, resume=args.resume, overwrite=not args.resume).weights
         if weights is None or not weights.exists():
             raise SystemExit(f"{cfg.name}: no finished weights in {cfg.run_dir}")
-        finish(key, cfg, weights, args)
+        if not stage1:
+            finish(key, cfg, weights, args)
     if not args.no_install:
         write_doc(Path(args.out_dir))
     return 0
@@ -74,14 +94,20 @@ def main(argv: list[str] | None = None) -> int:
 def finish(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
     """Score ``weights`` on the held-out corpus, write the card, install, write heldout.md."""
     from sr_domains.checkpoint import load_checkpoint, save_checkpoint
+    from sr_domains.train.battery import run_battery
     from sr_domains.train.evaluate import evaluate
 
     corpus = HELDOUT[key.split("_")[0]]
     report = evaluate(weights=weights, corpus=corpus, device=args.device)
     print(report.table, flush=True)
     model, card = load_checkpoint(weights)
+    model.card = card
+    battery = run_battery([(cfg.name, model)], device=args.device)
+    print(battery.table(), flush=True)
     summary = {f"heldout_{k}": round(v, 4) for k, v in report.summary.items()}
     summary["psnr_gain_db"] = round(report.summary["psnr_gain_db"], 4)
+    for r in battery.rows:  # flat keys: card metrics are name -> number
+        summary[f"battery_gain_db:{r.image_set}/{r.case}"] = round(r.gain_db, 3)
     card = dataclasses.replace(
         card,
         metrics=summary,
@@ -98,7 +124,9 @@ def finish(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
         f"## {cfg.name}\n\nTrained on `{cfg.data.corpus}` ({cfg.steps} steps x "
         f"{cfg.batch_size} patches of {cfg.data.patch_size} px, config "
         f"`configs/default/{key}.yaml`). Held-out evaluation, `sr-domains evaluate "
-        f"--model {cfg.name} --corpus {corpus}`:\n\n{report.table}\n"
+        f"--model {cfg.name} --corpus {corpus}`:\n\n{report.table}\n\n"
+        f"Quality battery (`sr-domains evaluate --battery --model {cfg.name}`):\n\n"
+        f"{battery.table()}\n"
     )
     (final.parent / "heldout.md").write_text(section, encoding="utf-8")
 
@@ -108,7 +136,7 @@ def write_doc(out_dir: Path) -> None:
     from sr_domains.train.config import load_train_config
 
     sections = []
-    for key in ORDER:
+    for key in STAGE2:
         name = load_train_config(REPO / "configs" / "default" / f"{key}.yaml").name
         report = out_dir / name / "heldout.md"
         if report.exists():

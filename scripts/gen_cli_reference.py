@@ -1,0 +1,57 @@
+"""Write docs/cli.md from the argparse parser (the CLI reference of the docs site).
+
+    python scripts/gen_cli_reference.py          # rewrite docs/cli.md
+    python scripts/gen_cli_reference.py --check  # exit 1 when docs/cli.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+TARGET = REPO / "docs" / "cli.md"
+
+
+def render() -> str:
+    from sr_domains.cli import build_parser
+
+    parser = build_parser()
+    parser.prog = "sr-domains"
+    out = [
+        "# Command-line reference",
+        "",
+        "Generated from the argument parser by `python scripts/gen_cli_reference.py` (a test "
+        "checks it is up to date). Every command also answers `--help`.",
+        "",
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+    ]
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subs.choices.items():
+        sub.prog = f"sr-domains {name}"
+        out += ["", f"## sr-domains {name}", "", "```text", sub.format_help().rstrip(), "```"]
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    import os
+
+    os.environ["COLUMNS"] = "100"  # stable wrapping whatever the terminal
+    text = render()
+    if "--check" in sys.argv[1:]:
+        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
+        if current != text:
+            print(f"{TARGET} is out of date: run python scripts/gen_cli_reference.py")
+            return 1
+        return 0
+    TARGET.write_text(text, encoding="utf-8")
+    print(f"wrote {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
