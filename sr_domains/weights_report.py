@@ -134,7 +134,7 @@ def _report(path: Path, loaded: Loaded) -> CheckpointReport:
         input_range = f"[0, 1]{rgb}; output not clamped (the value rules clamp in stored units)"
         if cfg.size_multiple > 1:
             loaded.notes.append(
-                f"tiles start on a {cfg.size_multiple} px grid (its attention windows or size "
+                f"tiles start on a grid of {cfg.size_multiple} px (its attention windows or size "
                 "requirement), so tiles see the same windows as the whole image"
             )
         if cfg.tiling != "supported":
