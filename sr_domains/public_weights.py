@@ -265,6 +265,15 @@ def unrecognised(path: Path, state: dict[str, torch.Tensor]) -> CheckpointError:
         parts.append(f"it looks like {hint}: install sr-domains[zoo] (spandrel) to load it")
     elif hint:
         parts.append(f"it looks like {hint}, but this spandrel version does not recognise it")
+    elif available:
+        from .zoo import detect_extra
+
+        extra = detect_extra(state)
+        if extra is not None:
+            parts.append(
+                f"it is {extra.name} from spandrel_extra_arches (restrictive licence, e.g. "
+                "non-commercial): pass extra_arches=True (CLI --extra-arches) to use it"
+            )
     zoo = "spandrel" if available else "sr-domains[zoo] (spandrel)"
     parts.append(
         f"sr_domains reads {', '.join(OWN_FAMILIES)}; {zoo} adds 40+ families, e.g. "

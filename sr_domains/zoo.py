@@ -184,6 +184,21 @@ def detect_spandrel(
     return None
 
 
+def detect_extra(state: Mapping[str, torch.Tensor]) -> Detected | None:
+    """The ``spandrel_extra_arches`` architecture recognising ``state`` when that package is
+    installed (it is never used without ``extra_arches=True``), else None."""
+    try:
+        import spandrel_extra_arches
+    except ImportError:
+        return None
+    state = import_spandrel().canonicalize_state_dict(dict(state))
+    for support in spandrel_extra_arches.EXTRA_REGISTRY.architectures("detection"):
+        if support.detect(state):
+            arch = support.architecture
+            return Detected(str(arch.id), str(arch.name), True, support)
+    return None
+
+
 def load_spandrel(
     state: Mapping[str, torch.Tensor],
     path: str | Path,
@@ -304,6 +319,7 @@ __all__ = [
     "Detected",
     "SpandrelConfig",
     "SpandrelSR",
+    "detect_extra",
     "detect_spandrel",
     "import_spandrel",
     "is_extra_arch",

@@ -47,7 +47,7 @@ def _skip_fakes_of_missing_torchvision_ops() -> Iterator[None]:
 
     def guarded(op: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(op, str) and op.startswith("torchvision::") and not _op_exists(op):
-            func = args[0] if args else kwargs.get("func")
+            func = args[0] if args else kwargs.get("fn", kwargs.get("func"))
             return func if func is not None else (lambda f: f)
         return original(op, *args, **kwargs)
 

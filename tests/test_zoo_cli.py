@@ -16,6 +16,7 @@ import torch
 from _zoo_models import save  # skips the module without spandrel
 
 from sr_domains.cli import main
+from sr_domains.errors import CheckpointError
 from sr_domains.pretrained import WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,3 +203,52 @@ def test_spandrel_imports_beside_a_torchvision_without_its_ops():
     assert (registry, shape) == ("True", "(1, 3, 16, 16)")
     if broken == "True":  # this project's CPU test setup: the CUDA torchvision wheel
         assert rest == ["nms: Couldn't load custom C++ ops"]
+
+
+def test_models_listing_mentions_public_checkpoints(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "40+ families via spandrel (installed)" in out
+    assert "models --inspect FILE" in out
+
+
+def test_extra_arches_are_opt_in(tmp_path):
+    """spandrel_extra_arches (restrictive licences) is never used unless asked for, and asking
+    without it installed says so; with it installed, its models load with a licence note."""
+    from sr_domains.checkpoint import load_public_checkpoint
+    from sr_domains.errors import ConfigError
+
+    path = save("compact", tmp_path)
+    try:
+        import spandrel_extra_arches  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install spandrel_extra_arches"):
+            load_public_checkpoint(path, extra_arches=True)
+        return
+    from spandrel_extra_arches.architectures.SRFormer import SRFormer  # pragma: no cover
+
+    net = SRFormer(embed_dim=12, depths=[1], num_heads=[1], window_size=8, upscale=2)
+    torch.save(net.state_dict(), srformer := tmp_path / "srformer.pth")
+    with pytest.raises(CheckpointError, match="it is SRFormer from spandrel_extra_arches"):
+        load_public_checkpoint(srformer)
+    model = load_public_checkpoint(srformer, extra_arches=True)
+    assert model.arch == "spandrel:SRFormer" and model.config.extra_arch
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("compact", "SRVGGNetCompact (Real-ESRGAN Compact)"),
+        ("swinir", "SwinIR"),
+        ("span", "SPAN"),
+        ("omnisr", "OmniSR"),
+        ("rrdb_x8", "ESRGAN (RRDBNet)"),
+        ("esrgan_plus", "ESRGAN+ (RRDBNet with conv1x1)"),
+        ("rcan_unshuffle", "RCAN with pixel-unshuffle"),
+    ],
+)
+def test_family_hints_match_spandrel_key_layouts(name, hint, tmp_path):
+    """What a file "looks like" when spandrel is missing, on state dicts spandrel wrote."""
+    from sr_domains.zoo_notes import family_hint
+
+    assert family_hint(torch.load(save(name, tmp_path), weights_only=True)) == hint
