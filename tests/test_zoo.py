@@ -26,6 +26,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:torch.meshgrid:UserWarning")  # 
 GEO_SCALES = (2, 3, 4)  # upscale_geotiff's scales
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models run faster with one intra-op thread on small shared machines."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _cpu(monkeypatch):
     """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
