@@ -69,7 +69,7 @@ def load_with_report(
     if arch is not None and arch.lower().split(":")[0] == "spandrel":
         family = arch.split(":", 1)[1] if ":" in arch else None
         return _attach(path, _spandrel(path, state, user, extra_arches, family), [])
-    own, preset = _own_arch(path, arch)
+    own, preset = _own_arch(arch)
     if "norm_mean_in" in state:
         raise CheckpointError(
             f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
@@ -102,7 +102,7 @@ def _spandrel_ok() -> bool:
     return spandrel_available()
 
 
-def _own_arch(path: Path, arch: str | None) -> tuple[str | None, dict[str, Any]]:
+def _own_arch(arch: str | None) -> tuple[str | None, dict[str, Any]]:
     """``(architecture, preset options)`` for an sr_domains name like ``"srcnn-residual"``."""
     if arch is None:
         return None, {}

@@ -125,6 +125,8 @@ class SpandrelSR(SRModel):
         return self._radius
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
+        # ``x`` is a fresh tensor (SRModel.forward shifts and scales it), so networks that
+        # scale their input in place (spandrel's RCAN) never touch the caller's data.
         h, w = x.shape[-2:]
         pad_w, pad_h = self._requirements.get_padding(w, h)
         if pad_w or pad_h:  # as spandrel.ImageModelDescriptor: reflect as far as it can, then edge
