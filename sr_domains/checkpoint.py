@@ -33,8 +33,17 @@ from .models.base import SRModel
 log = logging.getLogger(__name__)
 
 CARD_KEY = "sr_domains.card"
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict")
-_MEAN_BUFFERS = ("norm_mean_in", "norm_mean_out")
+# BasicSR / Real-ESRGAN, Lightning, plain training scripts (the keys spandrel unwraps too)
+_WRAPPER_KEYS = (
+    "params_ema",
+    "params-ema",
+    "params",
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "net",
+)
+_PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,11 @@ def load_checkpoint(
     card_json = _card_json(path, metadata)
     try:
         card = ModelCard.from_json(card_json)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
+    if card.arch.startswith("spandrel:"):
+        return _load_spandrel_checkpoint(path, state, card, device), card
+    try:
         spec = get_arch(card.arch)
         config = from_dict(spec.config_cls, card.config, where=f"{card.arch} config")
     except (ValueError, RegistryError) as exc:
@@ -183,6 +197,19 @@ def load_checkpoint(
     model = spec.model_cls(config)
     load_state_strict(model, state, path)
     return model.to(device).eval(), card
+
+
+def _load_spandrel_checkpoint(
+    path: Path, state: dict[str, torch.Tensor], card: ModelCard, device: str | torch.device
+) -> SRModel:
+    """A saved :class:`~sr_domains.zoo.SpandrelSR`: spandrel re-detects the network from its
+    tensors, which must be the family the card names."""
+    from .zoo import load_spandrel, read_net_state
+
+    model = load_spandrel(read_net_state(state), path, family=card.arch.partition(":")[2])
+    load_state_strict(model, state, path)
+    model.card = card
+    return model.to(device).eval()
 
 
 def read_card(path: str | PathLike[str]) -> dict[str, Any]:
@@ -262,75 +289,54 @@ def load_public_checkpoint(
     arch: str | None = None,
     scale: int | None = None,
     in_channels: int | None = None,
+    *,
+    default_scale: int | None = None,
+    extra_arches: bool = False,
     **config: Any,
 ) -> SRModel:
-    """Load third-party ``.pt``/``.pth`` weights, detecting the layout from the key names.
+    """Load third-party weights (``.pt``/``.pth`` read weights-only, or ``.safetensors``).
 
-    Supported: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR / RCAN / RRDBNet (including
-    Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle variant), BSRGAN-style and old
-    ESRGAN (``model.0 ... model.10``) RRDBNets. Block counts, features, channels and scale are
-    read from the tensors; ``arch``, ``scale`` and ``in_channels`` are checked against them.
-    Undetectable options (``pixel_range``, ``res_scale``, ...) can be passed as ``config``.
+    sr_domains' exact loaders come first: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR /
+    RCAN / RRDBNet (including Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle
+    variant), BSRGAN-style and old ESRGAN (``model.0 ... model.10``) RRDBNets, and plain SRCNN /
+    VDSR-style state dicts with the keys of ``srcnn``. Block counts, features, channels and
+    scale are read from the tensors. Anything else, or a variant those loaders refuse (ESRGAN
+    x1/x8 or ESRGAN+, RCAN with pixel-unshuffle...), goes to spandrel when the ``zoo`` extra is
+    installed (:mod:`sr_domains.zoo`). The model gets a ``card`` naming the file and family.
+
+    Args:
+        path: the weights file.
+        arch: an sr_domains architecture or preset (``"rrdb"``, ``"srcnn-residual"``) to
+            require our loaders, ``"spandrel"`` or ``"spandrel:<id>"`` to require spandrel.
+        scale, in_channels: checked against the file (or used where it cannot tell).
+        default_scale: the scale to assume where the file cannot tell (SRCNN, one-stage RRDB
+            x2/x3); unlike ``scale`` it is not an error when the file says otherwise.
+        extra_arches: also try ``spandrel_extra_arches`` (restrictive licences; never
+            installed by sr_domains).
+        config: options the file cannot tell (``pixel_range``, ``res_scale``, ...); our
+            architectures only.
 
     Raises:
-        CheckpointError: unreadable file, unknown layout, or any missing / unexpected key or
-            shape mismatch (the message lists them and names the file).
+        CheckpointError: unreadable file, unknown layout (the message says what the keys look
+            like and what is supported), or any missing / unexpected key or shape mismatch.
+        MissingDependencyError: ``arch="spandrel..."`` without the ``zoo`` extra.
     """
-    from .checkpoint_formats import detect_layout, source_key
-    from .models import get_arch
+    from .public_weights import load_public
 
-    path = Path(path)
-    state = _read_torch_state(path)
-    if "norm_mean_in" in state:
-        raise CheckpointError(
-            f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
-            "and read them with load_checkpoint(), or build the model and load_state_dict()"
-        )
-    layout = detect_layout(state)
-    if layout is None:
-        keys = ", ".join(list(state)[:6])
-        raise CheckpointError(f"{path}: unrecognised checkpoint layout (first keys: {keys})")
-    if arch is not None and arch.lower().partition("-")[0] != layout.arch:  # "edsr-full" ok
-        raise CheckpointError(f"{path}: asked for arch {arch!r} but the file is {layout.name}")
-    user = dict(config)
-    if scale is not None:
-        user["scale"] = scale
-    if in_channels is not None:
-        user["in_channels"] = in_channels
-    try:
-        found, defaults = layout.infer(state, user)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {layout.name}: {exc}") from exc
-    for key, value in found.items():
-        if key in user and user[key] != value:
-            raise CheckpointError(f"{path}: {key}={user[key]!r} given, but the file has {value!r}")
-    try:
-        model = get_arch(layout.arch).build(**{**defaults, **user, **found})
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: {layout.name}: {exc}") from exc
-    own = model.state_dict()
-    rules = layout.rules(model.config)
-    mapping = {k: source_key(k, rules) for k in own if k not in _MEAN_BUFFERS}
-    wanted = set(mapping.values())
-    missing = [src for src in mapping.values() if src not in state]
-    unexpected = [k for k in state if k not in wanted and k not in layout.extra]
-    shapes = [
-        f"{src} {tuple(state[src].shape)} vs {tuple(own[k].shape)}"
-        for k, src in mapping.items()
-        if src in state and state[src].shape != own[k].shape
-    ]
-    problems = mismatch_report(missing, unexpected, shapes)
-    if problems:
-        raise CheckpointError(f"{path}: {layout.name} checkpoint does not match: {problems}")
-    new_state = {k: state[src] for k, src in mapping.items()}
-    try:
-        means = layout.means(state, model.config)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    new_state.update(zip(_MEAN_BUFFERS, means) if means else ((k, own[k]) for k in _MEAN_BUFFERS))
-    model.load_state_dict(new_state, strict=True)
-    log.info("%s: loaded %s weights as %s", path, layout.name, model.info().config)
-    return model.eval()
+    return load_public(
+        path,
+        arch,
+        scale,
+        in_channels,
+        default_scale=default_scale,
+        extra_arches=extra_arches,
+        **config,
+    )
+
+
+def has_card(path: str | PathLike[str]) -> bool:
+    """True when ``path`` is a safetensors file with an sr_domains model card."""
+    return CARD_KEY in _read_safetensors(Path(path), tensors=False)[0]
 
 
 def unpickle_error(exc: BaseException) -> str:
@@ -382,20 +388,25 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
                 log.info("%s: using the %r weights", path, key)
                 obj = obj[key]
                 break
+        else:
+            if len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+                obj = next(iter(obj.values()))
     if not isinstance(obj, Mapping) or not obj:
         raise CheckpointError(f"{path}: not a state dict ({type(obj).__name__})")
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: not a state dict; non-tensor entries {bad[:8]}")
     state = dict(obj)
-    if all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module.") :]: v for k, v in state.items()}
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
 __all__ = [
     "CARD_KEY",
     "ModelCard",
+    "has_card",
     "load_checkpoint",
     "load_public_checkpoint",
     "load_state_strict",

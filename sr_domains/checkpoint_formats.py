@@ -42,6 +42,8 @@ class Layout:
     )
     extra: tuple[str, ...] = ()
     """File keys consumed by ``means`` rather than mapped."""
+    note: str = ""
+    """Reported (logged and shown by ``models --inspect``) whenever this layout is used."""
 
 
 def _count(state: State, pattern: str) -> int:
@@ -264,6 +266,22 @@ def _rrdb_old_rules(cfg: Any) -> list[tuple[str, str]]:
     ]
 
 
+# -- SRCNN / VDSR-style (our srcnn key names) ----------------------------------------------------
+def _srcnn(state: State, user: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    shapes = [_shape(state, f"conv{i}.weight") for i in (1, 2, 3)]
+    if any(len(s) != 4 or s[2] != s[3] or s[2] % 2 == 0 for s in shapes):
+        raise CheckpointError(f"SRCNN convolutions must be square and odd, got {shapes}")
+    found = {
+        "in_channels": shapes[0][1],
+        "out_channels": shapes[2][0],
+        "features": (shapes[0][0], shapes[1][0]),
+        "kernels": tuple(s[2] for s in shapes),
+    }
+    # SRCNN runs on a bicubic-upsampled input: the scale is not in the weights, nor is the
+    # VDSR-style global residual (arch="srcnn-residual").
+    return found, {"scale": 2, "residual": False}
+
+
 _OFFICIAL_EXTRA = ("sub_mean.weight", "sub_mean.bias", "add_mean.weight", "add_mean.bias")
 LAYOUTS: tuple[Layout, ...] = (
     Layout(
@@ -326,6 +344,14 @@ LAYOUTS: tuple[Layout, ...] = (
         ),
         _rcan_basicsr_rules,
         _basicsr_means,
+    ),
+    Layout(
+        "plain SRCNN",
+        "srcnn",
+        ("conv1.weight", "conv2.weight", "conv3.weight"),
+        _srcnn,
+        lambda cfg: [],
+        note="no norm_mean_in/norm_mean_out in the file: zero means assumed (input in [0, 1])",
     ),
     Layout(
         "BasicSR EDSR",

@@ -234,7 +234,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .weights_report import inspect_checkpoint
+
+    report = inspect_checkpoint(args.inspect, extra_arches=args.extra_arches)
+    print(report.to_json() if args.json else report.to_text())
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
+    if getattr(args, "inspect", None) is not None:
+        return _cmd_inspect(args)
     from .models import create_model, list_models
     from .pretrained import list_pretrained
 
@@ -261,6 +271,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"  {e.name:<28} {e.arch} x{e.scale}, {e.in_channels} band(s) "
             f"[{', '.join(e.bands)}], profile {e.card.get('profile', {}).get('recipe')}{gain}"
         )
+    from .zoo_import import spandrel_available
+
+    zoo = "installed" if spandrel_available() else 'not installed: pip install "sr-domains[zoo]"'
+    print(
+        "\nPublic checkpoints (--weights FILE): official EDSR/RCAN, BasicSR/Real-ESRGAN, ESRGAN "
+        f"and SRCNN layouts, then 40+ families via spandrel ({zoo}); "
+        "`sr-domains models --inspect FILE` says what a file is"
+    )
     return 0
 
 
@@ -284,7 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sr-domains {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("models", help="list architectures and shipped weights")
+    p = sub.add_parser(
+        "models",
+        help="list architectures and shipped weights, or inspect a weights file",
+        description="List architectures and shipped weights; with --inspect FILE, say what a "
+        "weights file is (loader, family, scale, channels, parameters, input range, tiling, "
+        "licence) or why it cannot be used.",
+    )
+    p.add_argument("--inspect", type=Path, metavar="FILE", help="describe a weights file")
+    p.add_argument(
+        "--extra-arches",
+        action="store_true",
+        help="also try spandrel_extra_arches (restrictive licences; install it yourself)",
+    )
+    p.add_argument("--json", action="store_true", help="--inspect: print JSON")
     p.set_defaults(func=_cmd_models)
     p = sub.add_parser("info", help="summarise a GeoTIFF, NIfTI volume or DICOM series")
     p.add_argument("input")

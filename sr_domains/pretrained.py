@@ -111,21 +111,25 @@ def resolve_model(
             architecture name is accepted only with ``weights`` (it then names the layout of a
             public checkpoint): a model with random weights is never made here; build one with
             :func:`sr_domains.create_model` and pass the object if that is really wanted.
-        weights: a checkpoint path (our safetensors or a public ``.pt``/``.pth``); overrides.
+        weights: a checkpoint path: our safetensors, or public weights (``.pt``/``.pth``, or
+            safetensors without our card) read by
+            :func:`~sr_domains.checkpoint.load_public_checkpoint`; overrides ``model``, which
+            may then name the layout (``"srcnn-residual"``, ``"spandrel"``).
         scale: requested scale (must match the model's; None accepts the model's own, but
             then a model or weights must be given).
         n_bands: number of bands/channels of the data; None accepts any model (medical
             planes are repeated on every input channel).
     """
-    from .checkpoint import load_checkpoint, load_public_checkpoint
+    from .checkpoint import has_card, load_checkpoint, load_public_checkpoint
 
     if weights is not None:
         p = Path(weights)
-        if p.suffix == ".safetensors":
+        if p.suffix.lower() == ".safetensors" and has_card(p):
             m, card = load_checkpoint(p, device=device)
             m.card = card
-        else:
-            m = load_public_checkpoint(p, arch=model if isinstance(model, str) else None)
+        else:  # public weights: our exact layouts, then spandrel (the zoo extra)
+            arch = model if isinstance(model, str) else None
+            m = load_public_checkpoint(p, arch=arch, default_scale=scale)
     elif isinstance(model, SRModel):
         m = model
     elif isinstance(model, str):

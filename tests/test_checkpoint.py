@@ -489,3 +489,77 @@ def test_wrong_arch_scale_or_layout_is_refused(tmp_path):
     other = _save({"foo.weight": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match=r"other\.pt: unrecognised checkpoint layout"):
         load_public_checkpoint(other)
+
+
+# -- plain SRCNN / VDSR-style state dicts, wrappers, safetensors without a card -------------------
+def _plain(model) -> dict[str, torch.Tensor]:
+    """What a plain training script saves: our key names, no normalisation buffers."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("norm_mean")}
+
+
+def test_plain_srcnn_state_dict_loads_with_defaults_reported(tmp_path, caplog):
+    ours = _randomize(create_model("srcnn", in_channels=1, scale=3, kernels=(9, 1, 5)))
+    with torch.no_grad():
+        ours.norm_mean_in.zero_()
+        ours.norm_mean_out.zero_()
+    path = _save(_plain(ours), tmp_path / "srcnn.pth")
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        loaded = load_public_checkpoint(path, scale=3)
+    assert "zero means assumed" in caplog.text
+    cfg = loaded.config
+    assert (cfg.features, cfg.kernels, cfg.scale, cfg.residual) == ((64, 32), (9, 1, 5), 3, False)
+    _assert_same_outputs(loaded, ours, _x(1))
+    assert load_public_checkpoint(path).scale == 2  # not in the file: x2 unless told
+    assert load_public_checkpoint(path, default_scale=4).scale == 4
+    assert loaded.card.name == "srcnn"
+    assert loaded.card.notes.startswith("plain SRCNN weights read by sr_domains")
+
+
+def test_vdsr_style_residual_srcnn_by_preset(tmp_path):
+    ours = _randomize(create_model("srcnn-residual", in_channels=1, scale=2))
+    with torch.no_grad():
+        ours.norm_mean_in.zero_()
+        ours.norm_mean_out.zero_()
+    path = _save(_plain(ours), tmp_path / "vdsr_like.pth")
+    loaded = load_public_checkpoint(path, arch="srcnn-residual")
+    assert loaded.config.residual is True
+    _assert_same_outputs(loaded, ours, _x(1))
+    with pytest.raises(CheckpointError, match="asked for arch 'edsr-full'"):
+        load_public_checkpoint(path, arch="edsr-full")
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: {"model": sd, "epoch": torch.tensor(3)},
+        lambda sd: {"net": sd},
+        lambda sd: {"generator": sd},  # a single wrapper key of any name
+        lambda sd: {f"netG.{k}": v for k, v in sd.items()},
+        lambda sd: {"params-ema": {f"module.{k}": v for k, v in sd.items()}},
+    ],
+)
+def test_training_script_wrappers_are_unwrapped(wrap, tmp_path):
+    ours = _randomize(create_model("srcnn", in_channels=1))
+    with torch.no_grad():
+        ours.norm_mean_in.zero_()
+        ours.norm_mean_out.zero_()
+    loaded = load_public_checkpoint(_save(wrap(_plain(ours)), tmp_path / "w.pth"))
+    _assert_same_outputs(loaded, ours, _x(1))
+
+
+def test_public_safetensors_without_a_card_and_resolve_model(tmp_path):
+    from safetensors.torch import save_file
+
+    from sr_domains.pretrained import resolve_model
+
+    ours = _randomize(create_model("rrdb", scale=4, num_block=1, num_feat=8, num_grow_ch=4))
+    with torch.no_grad():
+        ours.norm_mean_in.zero_()
+        ours.norm_mean_out.zero_()
+    path = tmp_path / "RealESRGAN_tiny.safetensors"
+    save_file(basicsr_plain(ours), str(path))
+    model = resolve_model(None, path, scale=4, n_bands=3)
+    assert (model.arch, model.card.name) == ("rrdb", "RealESRGAN_tiny")
+    _assert_same_outputs(model, ours, _x())
+    srcnn = _save(_plain(create_model("srcnn", in_channels=1)), tmp_path / "srcnn.pth")
+    assert resolve_model(None, srcnn, scale=3, n_bands=1).scale == 3  # default_scale

@@ -1,0 +1,285 @@
+"""Third-party weights: sr_domains' exact loaders first, spandrel second (the ``zoo`` extra).
+
+:func:`load_public` is what :func:`sr_domains.checkpoint.load_public_checkpoint` runs (``.pt``
+/ ``.pth`` files are read weights-only); :mod:`sr_domains.weights_report` describes the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError, ConfigError
+from .models.base import SRModel
+from .zoo_notes import NOT_SR, OWN_FAMILIES, SPANDREL_SR_FAMILIES, family_hint
+
+log = logging.getLogger(__name__)
+_MEAN_BUFFERS = ("norm_mean_in", "norm_mean_out")
+
+
+@dataclass
+class Loaded:
+    """A loaded public model, which loader read it, the detected family, and notes."""
+
+    model: SRModel
+    loader: str
+    family: str
+    notes: list[str] = field(default_factory=list)
+
+
+def load_public(
+    path: str | PathLike[str],
+    arch: str | None = None,
+    scale: int | None = None,
+    in_channels: int | None = None,
+    *,
+    default_scale: int | None = None,
+    extra_arches: bool = False,
+    **config: Any,
+) -> SRModel:
+    """See :func:`sr_domains.checkpoint.load_public_checkpoint`."""
+    return load_with_report(
+        Path(path), arch, scale, in_channels, default_scale, extra_arches, config
+    ).model
+
+
+def load_with_report(
+    path: Path,
+    arch: str | None,
+    scale: int | None,
+    in_channels: int | None,
+    default_scale: int | None,
+    extra_arches: bool,
+    config: dict[str, Any],
+) -> Loaded:
+    """:func:`load_public` with its arguments spelled out, returning how the file was read."""
+    from .checkpoint import read_state_dict
+
+    state = read_state_dict(path)
+    user = dict(config)
+    if scale is not None:
+        user["scale"] = scale
+    if in_channels is not None:
+        user["in_channels"] = in_channels
+    if arch is not None and arch.lower().split(":")[0] == "spandrel":
+        family = arch.split(":", 1)[1] if ":" in arch else None
+        return _attach(path, _spandrel(path, state, user, extra_arches, family), [])
+    own, preset = _own_arch(arch)
+    if "norm_mean_in" in state:
+        raise CheckpointError(
+            f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
+            "and read them with load_checkpoint(), or build the model and load_state_dict()"
+        )
+    from .checkpoint_formats import detect_layout
+
+    layout = detect_layout(state)
+    if layout is None:
+        if own is None and _spandrel_ok():
+            from .zoo import detect_spandrel
+
+            if detect_spandrel(state, extra_arches) is not None:
+                return _attach(path, _spandrel(path, state, user, extra_arches, None), [])
+        raise unrecognised(path, state)
+    if own is not None and own != layout.arch:
+        raise CheckpointError(f"{path}: asked for arch {arch!r} but the file is {layout.name}")
+    try:
+        model, notes = _load_own(path, state, layout, user, preset, default_scale)
+        return _attach(path, Loaded(model, "sr_domains", layout.name), notes)
+    except CheckpointError as exc:
+        if own is not None or config:
+            raise
+        return _attach(path, _fallback(path, state, user, extra_arches, exc, layout.name), [])
+
+
+def _spandrel_ok() -> bool:
+    from .zoo import spandrel_available
+
+    return spandrel_available()
+
+
+def _own_arch(arch: str | None) -> tuple[str | None, dict[str, Any]]:
+    """``(architecture, preset options)`` for an sr_domains name like ``"srcnn-residual"``."""
+    if arch is None:
+        return None, {}
+    from .models import get_arch, model_registry
+
+    name = arch.lower()
+    for base in model_registry().names():
+        spec = get_arch(base)
+        if name == base:
+            return base, {}
+        for preset, options in spec.presets.items():
+            if name == f"{base}-{preset}":
+                return base, dict(options)
+    return name.partition("-")[0], {}  # not ours: refused below unless the layout agrees
+
+
+def _load_own(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    layout: Any,
+    user: dict[str, Any],
+    preset: dict[str, Any],
+    default_scale: int | None,
+) -> tuple[SRModel, list[str]]:
+    from .checkpoint import mismatch_report
+    from .checkpoint_formats import source_key
+    from .models import get_arch
+
+    try:
+        found, defaults = layout.infer(state, user)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {layout.name}: {exc}") from exc
+    for key, value in found.items():
+        if key in user and user[key] != value:
+            raise CheckpointError(f"{path}: {key}={user[key]!r} given, but the file has {value!r}")
+    if default_scale is not None and "scale" not in found:
+        defaults["scale"] = default_scale
+    assumed = {k: v for k, v in defaults.items() if k not in user and k not in preset}
+    try:
+        model = get_arch(layout.arch).build(**{**defaults, **preset, **user, **found})
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {layout.name}: {exc}") from exc
+    own = model.state_dict()
+    rules = layout.rules(model.config)
+    mapping = {k: source_key(k, rules) for k in own if k not in _MEAN_BUFFERS}
+    wanted = set(mapping.values())
+    missing = [src for src in mapping.values() if src not in state]
+    unexpected = [k for k in state if k not in wanted and k not in layout.extra]
+    shapes = [
+        f"{src} {tuple(state[src].shape)} vs {tuple(own[k].shape)}"
+        for k, src in mapping.items()
+        if src in state and state[src].shape != own[k].shape
+    ]
+    problems = mismatch_report(missing, unexpected, shapes)
+    if problems:
+        raise CheckpointError(f"{path}: {layout.name} checkpoint does not match: {problems}")
+    new_state = {k: state[src] for k, src in mapping.items()}
+    try:
+        means = layout.means(state, model.config)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    new_state.update(zip(_MEAN_BUFFERS, means) if means else ((k, own[k]) for k in _MEAN_BUFFERS))
+    model.load_state_dict(new_state, strict=True)
+    notes = []
+    if assumed:
+        text = ", ".join(f"{k}={v!r}" for k, v in assumed.items())
+        notes.append(f"not stored in the file, assumed: {text} (pass them to override)")
+    if layout.note:
+        notes.append(layout.note)
+        log.warning("%s: %s", path, layout.note)
+    log.info("%s: loaded %s weights as %s", path, layout.name, model.info().config)
+    return model.eval(), notes
+
+
+def _spandrel(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    user: dict[str, Any],
+    extra_arches: bool,
+    family: str | None,
+) -> Loaded:
+    from .zoo import import_spandrel, load_spandrel
+
+    options = sorted(set(user) - {"scale", "in_channels"})
+    if options:
+        raise CheckpointError(
+            f"{path}: options {options} apply to sr_domains' own architectures; spandrel reads "
+            "everything from the file"
+        )
+    model = load_spandrel(state, path, extra_arches=extra_arches, family=family)
+    for key in ("scale", "in_channels"):
+        if key in user and user[key] != getattr(model, key):
+            raise CheckpointError(
+                f"{path}: {key}={user[key]!r} given, but the file has {getattr(model, key)!r}"
+            )
+    cfg = model.config
+    tags = f"; {', '.join(cfg.tags)}" if cfg.tags else ""
+    family_text = f"{cfg.family_name} (spandrel id {cfg.family}{tags})"
+    return Loaded(model, f"spandrel {import_spandrel().__version__}", family_text)
+
+
+def _fallback(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    user: dict[str, Any],
+    extra_arches: bool,
+    own_error: CheckpointError,
+    layout_name: str,
+) -> Loaded:
+    """sr_domains' layout loader refused the file: spandrel may know the variant."""
+    why = str(own_error).removeprefix(f"{path}: ")
+    if not _spandrel_ok():
+        hint = family_hint(state)
+        if hint and not any(w in hint for w in NOT_SR):
+            raise CheckpointError(
+                f"{own_error}; it looks like {hint}, which spandrel reads: install sr-domains[zoo]"
+            ) from own_error
+        raise own_error
+    from .zoo import detect_spandrel
+
+    if detect_spandrel(state, extra_arches) is None:
+        raise own_error
+    try:
+        loaded = _spandrel(path, state, user, extra_arches, None)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{own_error}; {str(exc).removeprefix(f'{path}: ')}") from exc
+    loaded.notes.append(f"sr_domains' {layout_name} loader declined ({why}); spandrel read it")
+    log.info(
+        "%s: sr_domains' %s loader declined (%s); loaded with spandrel", path, layout_name, why
+    )
+    return loaded
+
+
+def _attach(path: Path, loaded: Loaded, notes: list[str]) -> Loaded:
+    """Give the model a card naming the file and the detected family (used in provenance)."""
+    from .checkpoint import ModelCard
+
+    loaded.notes[:0] = notes
+    m = loaded.model
+    rgb = m.in_channels == m.out_channels == 3
+    m.card = ModelCard.for_model(
+        m,
+        name=path.stem,
+        bands=["red", "green", "blue"] if rgb else [],
+        modality="rgb" if rgb else "any",
+        notes=f"{loaded.family} weights read by {loaded.loader} from {path.name}",
+    )
+    return loaded
+
+
+def unrecognised(path: Path, state: dict[str, torch.Tensor]) -> CheckpointError:
+    """One line: what the file is not, what it looks like, and what is supported."""
+    keys = ", ".join(list(state)[:6])
+    parts = [f"{path}: unrecognised checkpoint layout (first keys: {keys})"]
+    hint = family_hint(state)
+    available = _spandrel_ok()
+    if hint and any(w in hint for w in NOT_SR):
+        parts.append(f"it looks like {hint}, which is not a super-resolution model")
+    elif hint and not available:
+        parts.append(f"it looks like {hint}: install sr-domains[zoo] (spandrel) to load it")
+    elif hint:
+        parts.append(f"it looks like {hint}, but this spandrel version does not recognise it")
+    elif available:
+        from .zoo import detect_extra
+
+        extra = detect_extra(state)
+        if extra is not None:
+            parts.append(
+                f"it is {extra.name} from spandrel_extra_arches (restrictive licence, e.g. "
+                "non-commercial): pass extra_arches=True (CLI --extra-arches) to use it"
+            )
+    zoo = "spandrel" if available else "sr-domains[zoo] (spandrel)"
+    parts.append(
+        f"sr_domains reads {', '.join(OWN_FAMILIES)}; {zoo} adds 40+ families, e.g. "
+        f"{', '.join(SPANDREL_SR_FAMILIES[:8])}"
+    )
+    return CheckpointError("; ".join(parts))
+
+
+__all__ = ["Loaded", "load_public", "load_with_report", "unrecognised"]
