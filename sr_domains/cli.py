@@ -67,7 +67,12 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="input file, folder or glob")
     p.add_argument("output", help="output file or folder")
-    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="factor (default 2)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        metavar="S",
+        help="factor 1..16 (default: the scale of --weights/--model, else 2)",
+    )
     p.add_argument("--model", help="shipped weights name or architecture (see `sr-domains models`)")
     p.add_argument(
         "--weights", type=Path, help="checkpoint: ours (.safetensors) or public .pt/.pth"
@@ -164,8 +169,13 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         value_range=args.value_range,
         saturation=args.saturation,
     )
+    scale = args.scale
+    if scale is None:
+        from .pretrained import model_scale
+
+        scale = model_scale(args.model, args.weights) or 2
     options = UpscaleOptions(
-        scale=args.scale,
+        scale=scale,
         model=args.model,
         weights=args.weights,
         profile=args.profile,

@@ -44,8 +44,8 @@ class UpscaleOptions:
 
     def __post_init__(self) -> None:
         """Validate every numeric option before any file is read or created."""
-        if self.scale not in (2, 3, 4):
-            raise ConfigError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if not isinstance(self.scale, int) or not 1 <= self.scale <= 16:
+            raise ConfigError(f"scale must be an integer 1..16, got {self.scale}")
         if self.tile is not None and self.tile < 8:
             raise ConfigError(f"tile must be >= 8 pixels, got {self.tile}")
         if self.overlap is not None and self.overlap < 0:

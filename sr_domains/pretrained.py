@@ -150,6 +150,23 @@ def resolve_model(
     return m
 
 
+def model_scale(model: str | None, weights: str | Path | None) -> int | None:
+    """The scale of the named shipped weights or checkpoint file, or None when neither is
+    given (the CLI's default for ``--scale``: the model's own)."""
+    from .checkpoint import has_card, load_public_checkpoint, read_card
+
+    if weights is not None:
+        p = Path(weights)
+        if p.suffix == ".safetensors" and p.is_file() and has_card(p):
+            return int(read_card(p)["scale"])
+        return int(load_public_checkpoint(p).scale)
+    if model is not None:
+        for e in _entries():
+            if e.name == model:
+                return e.scale
+    return None
+
+
 def _unknown_model_message(name: str) -> str:
     from .models import list_models
 

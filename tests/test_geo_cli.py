@@ -201,3 +201,27 @@ def test_python_api_exports():
         geo.nope  # noqa: B018
     for name in geo.__all__:
         assert getattr(geo, name) is not None
+
+
+def test_scale_defaults_to_the_weights_scale(tmp_path):
+    from sr_domains import create_model, save_checkpoint
+
+    weights = save_checkpoint(
+        create_model("srcnn", in_channels=1, scale=4), tmp_path / "x4.safetensors"
+    )
+    src = make_geotiff(tmp_path / "in.tif", width=20, height=16)
+    assert (
+        main(
+            [
+                "upscale",
+                str(src),
+                str(tmp_path / "o.tif"),
+                "--weights",
+                str(weights),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.shape == (64, 80) and ds.tags()["SR_DOMAINS_SCALE"] == "4"

@@ -294,3 +294,14 @@ def test_png_pipeline_writes_the_upscaled_size(tmp_path, resample):
     )({"img": str(tmp_path / "a.png")})
     (saved,) = (tmp_path / "out").glob("*.png")
     assert pil.open(saved).size == (60, 40)
+
+
+def test_colour_model_on_a_gray_volume_repeats_and_averages():
+    """A 3-channel model on 1-channel MR: each plane repeated on its channels, outputs averaged
+    (as the NIfTI/DICOM functions do)."""
+    from sr_domains.testing.medical import interp_model
+
+    vol = MetaTensor(torch.rand(1, 8, 6, 4))
+    out = SuperResolution(interp_model(2, "nearest", in_channels=3), device="cpu", axes=(0, 1))(vol)
+    assert tuple(out.shape) == (1, 16, 12, 4)
+    np.testing.assert_allclose(out.numpy()[0, ::2, ::2], vol.numpy()[0], atol=1e-5)

@@ -17,13 +17,12 @@ from sr_domains.checkpoint import (
     load_public_checkpoint,
     save_checkpoint,
 )
-from sr_domains.errors import CheckpointError, ConfigError
+from sr_domains.errors import CheckpointError
 from sr_domains.weights_report import inspect_checkpoint
 from sr_domains.zoo import SpandrelSR, import_spandrel
 
 spandrel = import_spandrel()
 pytestmark = pytest.mark.filterwarnings("ignore:torch.meshgrid:UserWarning")  # spandrel's code
-GEO_SCALES = (2, 3, 4)  # upscale_geotiff's scales
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -102,11 +101,7 @@ def test_geotiff_keeps_geometry_and_names_the_architecture(name, tmp_path):
     path = save(name, tmp_path)
     src = make_geotiff(tmp_path / "in.tif", width=36, height=28, count=3, nodata=0)
     dst = tmp_path / "out.tif"
-    if scale not in GEO_SCALES:  # x1 restoration, x8: refused in one line (see the docs)
-        with pytest.raises(ConfigError, match="scale must be 2, 3 or 4"):
-            upscale_geotiff(src, dst, scale=scale, weights=path)
-        return
-    upscale_geotiff(src, dst, scale=scale, weights=path)
+    upscale_geotiff(src, dst, scale=scale, weights=path)  # x1 restoration and x8 included
     check_upscaled(src, dst, scale)
     with rasterio.open(dst) as ds:
         tags = ds.tags()

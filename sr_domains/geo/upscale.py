@@ -94,8 +94,8 @@ def upscale_geotiff(
         ``dst``, written atomically (temp file in the same folder, renamed when complete).
     """
     src, dst = Path(src), Path(dst)
-    if scale not in (2, 3, 4):
-        raise ConfigError(f"scale must be 2, 3 or 4, got {scale}")
+    if not 1 <= int(scale) <= 16:
+        raise ConfigError(f"scale must be an integer 1..16, got {scale}")
     preflight(dst, [src], kind="file", overwrite=overwrite)
     with gdal_env(), RasterSource(src, tuple(bands) if bands else None, nodata) as rs:
         job = prepare_job(

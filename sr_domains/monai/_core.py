@@ -26,7 +26,7 @@ from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
-from ..value_domain import ValueOptions, band_minimum, build_rules
+from ..value_domain import ValueOptions, array_reader, band_minimum, build_rules
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def resolve_upscaler(
         device=device,
         amp=amp,
         progress=progress,
-        n_bands=channels,
+        n_bands=None if channels == 1 else channels,  # 1 channel: planes go to any model
     )
 
 
@@ -304,11 +304,18 @@ def super_resolve(
     s = upscaler.scale
     x = np.asarray(image, np.float32)
     c_in = upscaler.model.in_channels
+    if geom.plane is None and c == 1 and c_in > 1:  # a gray image through a colour model
+        (rules,) = image_rules(x, values, joint=True)
+        rep = np.repeat(x, c_in, axis=0)
+        out = upscaler.upscale(rep, profile=profile, rules=None).mean(axis=0, keepdims=True)
+        if rules is not None and rules.active:
+            rules.apply(out, array_reader(x), x.shape[1:], 0, s)
+        return _mask_invalid(out, x, s)
     if geom.plane is None:
         (rules,) = image_rules(x, values, joint=True)
         return _mask_invalid(upscaler.upscale(x, profile=profile, rules=rules), x, s)
     engine: Any = upscaler if bar is None else _CountingUpscaler(upscaler, bar)
-    if c_in == 1:
+    if c_in == 1 or c == 1:  # per channel (a colour model gets each plane repeated)
         per_channel = image_rules(x, values, joint=False)
         vols = [
             upscale_volume(
