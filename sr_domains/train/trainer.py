@@ -277,6 +277,10 @@ class Trainer:
             self.ragan = RelativisticAverageGANLoss()
         self.step = 0
         self.val_images: list | None = None
+        if info.is_main and config.val.data is not None:  # a wrong path fails before step 1
+            vc = config.val
+            images = load_images(vc.data, max_pixels=vc.max_pixels, with_profile=True)
+            self.val_images = images[: vc.max_images]
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
