@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .ops import box_mean
 
 #: One pipeline step for :func:`field_radius`: ``("conv", half_width)`` at the current
 #: resolution, ``("up", f)`` nearest / pixel-shuffle upsampling, ``("bicubic", f)`` bicubic
@@ -70,6 +71,11 @@ class ChannelAttention(nn.Module):
     ``pool="global"`` averages the whole feature map (published RCAN); an odd int ``k`` averages
     a local ``k x k`` window instead (stride 1, borders average only real pixels), which keeps
     the receptive field finite so tiled inference equals whole-image inference.
+
+    The local variant pools *after* the 1x1 ``down`` convolution: both are linear and the window
+    weights sum to one, so ``down(mean(x)) == mean(down(x))`` exactly, and the box filter
+    (:func:`~sr_domains.models.ops.box_mean`) runs on ``n_feats / reduction`` channels instead of
+    ``n_feats`` (same output to float rounding, ~1e-7).
     """
 
     def __init__(self, n_feats: int, reduction: int = 16, pool: CAPool = "global") -> None:
@@ -77,19 +83,19 @@ class ChannelAttention(nn.Module):
         check_ca_pool(pool)
         hidden = max(1, n_feats // reduction)
         self.pool = pool
+        self.kernel = 0 if pool == "global" else int(pool)  # 0 = global (typed for TorchScript)
         self.down = nn.Conv2d(n_feats, hidden, 1)
         self.up = nn.Conv2d(hidden, n_feats, 1)
 
     def radius(self) -> int | None:
-        return None if self.pool == "global" else int(self.pool) // 2
+        return None if self.kernel == 0 else self.kernel // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pool == "global":
-            y = x.mean(dim=(2, 3), keepdim=True)
+        if self.kernel == 0:
+            y = self.down(x.mean(dim=(2, 3), keepdim=True))
         else:
-            k = int(self.pool)
-            y = F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
-        return x * torch.sigmoid(self.up(F.relu(self.down(y))))
+            y = box_mean(self.down(x), self.kernel)
+        return x * torch.sigmoid(self.up(F.relu(y)))
 
 
 def _add(*radii: int | None) -> int | None:
@@ -172,11 +178,11 @@ class RDB(nn.Module):
         return 5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
-        for i in range(1, 5):
-            conv = getattr(self, f"conv{i}")
-            feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
-        return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+        x1 = F.leaky_relu(self.conv1(x), 0.2)
+        x2 = F.leaky_relu(self.conv2(torch.cat((x, x1), 1)), 0.2)
+        x3 = F.leaky_relu(self.conv3(torch.cat((x, x1, x2), 1)), 0.2)
+        x4 = F.leaky_relu(self.conv4(torch.cat((x, x1, x2, x3), 1)), 0.2)
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
 
 
 class RRDB(nn.Module):

@@ -12,10 +12,9 @@ parameters, so checkpoint keys are unchanged).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -29,6 +28,7 @@ from .blocks import (
     conv3x3,
     field_radius,
 )
+from .ops import BicubicUpsample
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,16 @@ class EDSRConfig(BaseSRConfig):
 
 
 class EDSR(SRModel):
-    """EDSR; see :class:`EDSRConfig`. The trunk is stored as module ``body`` (BasicSR's name)."""
+    """EDSR; see :class:`EDSRConfig`. The trunk is the submodule ``body`` (BasicSR's name)."""
 
     arch = "edsr"
-    config: EDSRConfig
+    if TYPE_CHECKING:  # a class annotation would make TorchScript type the dataclass
+        config: EDSRConfig
 
     def __init__(self, config: EDSRConfig) -> None:
         super().__init__(config)
         c = config
         self.conv_first = conv3x3(c.in_channels, c.n_feats)
-        # Registered as a submodule named "body"; `self.body` itself stays the SRModel method.
         self.body = nn.Sequential(
             *(
                 ResBlock(c.n_feats, c.res_scale, c.channel_attention, c.ca_reduction, c.ca_pool)
@@ -84,11 +84,13 @@ class EDSR(SRModel):
         self.conv_after_body = conv3x3(c.n_feats, c.n_feats)
         self.upsample = Upsampler(c.scale, c.n_feats)
         self.conv_last = conv3x3(c.n_feats, c.n_out)
+        # F.interpolate(bicubic) as a fixed polyphase conv (no parameters, no checkpoint keys)
+        self.skip = BicubicUpsample(c.scale, c.in_channels) if c.global_skip == "bicubic" else None
 
     @property
     def trunk(self) -> nn.Sequential:
-        """The residual blocks (the submodule registered as ``body``)."""
-        return self._modules["body"]  # type: ignore[return-value]
+        """The residual blocks (the submodule ``body``)."""
+        return self.body
 
     def receptive_radius(self) -> int | None:
         if self.config.channel_attention and self.config.ca_pool == "global":
@@ -99,14 +101,12 @@ class EDSR(SRModel):
             return max(net, field_radius([("bicubic", self.scale)]))
         return net
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.conv_first(x)
-        feat = feat + self.conv_after_body(self.trunk(feat))
+        feat = feat + self.conv_after_body(self.body(feat))
         out = self.conv_last(self.upsample(feat))
-        if self.config.global_skip == "bicubic":
-            out = out + F.interpolate(
-                x, scale_factor=self.scale, mode="bicubic", align_corners=False
-            )
+        if self.skip is not None:
+            out = out + self.skip(x)
         return out
 
 
