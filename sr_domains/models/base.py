@@ -171,9 +171,7 @@ class SRModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.n_in:
             raise ValueError(
-                "{}: expected input (N, {}, H, W), got {}".format(
-                    self.arch_name, self.n_in, list(x.shape)
-                )
+                f"{self.arch_name}: expected input (N, {self.n_in}, H, W), got {list(x.shape)}"
             )
         if self._skip_io():
             return self.forward_body(x)

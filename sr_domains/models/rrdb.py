@@ -106,9 +106,7 @@ class RRDBNet(SRModel):
         if self.unshuffle:
             if x.shape[-2] % 2 != 0 or x.shape[-1] % 2 != 0:
                 raise ValueError(
-                    "rrdb with pixel_unshuffle needs even H and W, got {}".format(
-                        list(x.shape[-2:])
-                    )
+                    f"rrdb with pixel_unshuffle needs even H and W, got {list(x.shape[-2:])}"
                 )
             x = F.pixel_unshuffle(x, 2)
         feat = self.conv_first(x)
