@@ -9,8 +9,11 @@ from typing import Any
 from .errors import ConfigError
 from .value_domain import ValueOptions
 
-#: Default LR tile size (kept here so options can be checked without importing torch).
+#: LR tile size used when the memory probe cannot run (kept here so options can be checked
+#: without importing torch); normally the tile comes from the memory budget.
 DEFAULT_TILE = 512
+#: Network backends of the engine.
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,18 @@ class ValueRules:
             ok &= np.broadcast_to(np.asarray(valid, bool), values.shape)
         if values.shape[0] != c:  # the model changes the band count: band rules do not apply
             return
+        aligned = row0 % s == 0 and rows % s == 0 and width == w * s
+        if aligned and out.flags.c_contiguous:
+            stats = self._apply_blocks(out, values, ok, row0 // s - a, s)
+        else:
+            stats = self._apply_gather(out, values, ok, row0, a, s)
+        self.stats.add(stats)
+
+    def _apply_gather(
+        self, out: np.ndarray, values: np.ndarray, ok: np.ndarray, row0: int, a: int, s: int
+    ) -> ClampStats:
+        """The rules for rows that do not start and end on input-pixel boundaries."""
+        c, rows, width = out.shape
         ri = (row0 + np.arange(rows)) // s - a
         ci = np.arange(width) // s
 
@@ -253,7 +265,57 @@ class ValueRules:
                     hit = up(((values[k] == v) & ok[k])[None])[0]
                     stats.pinned += int((hit & (out[k] != v)).sum())
                     out[k][hit] = v
-        self.stats.add(stats)
+        return stats
+
+    def _apply_blocks(
+        self, out: np.ndarray, values: np.ndarray, ok: np.ndarray, first: int, s: int
+    ) -> ClampStats:
+        """The rules for whole input pixels: ``out`` is viewed as ``(C, R, s, W, s)`` blocks and
+        every per-input-pixel bound broadcasts over its block (no upsampled copies)."""
+        c, rows, width = out.shape
+        n = rows // s
+        blocks = out.reshape(c, n, s, width // s, s)
+
+        def lr(x: np.ndarray) -> np.ndarray:
+            return x[:, first : first + n, None, :, None]
+
+        ok_b = lr(ok)
+        all_ok = bool(ok_b.all())
+        stats = ClampStats(total=int(np.count_nonzero(ok_b)) * s * s)
+
+        def count(bad: np.ndarray) -> int:
+            return int(np.count_nonzero(bad if all_ok else bad & ok_b))
+
+        if self.envelope is not None:
+            mn, mx = _local_range(values.astype(np.float32, copy=False), ok, self.radius)
+            has = mn <= mx
+            r = np.where(has, mx - mn, 0.0).astype(np.float32)
+            lo = lr(np.where(has, mn - self.envelope * r, -np.inf).astype(np.float32))
+            hi = lr(np.where(has, mx + self.envelope * r, np.inf).astype(np.float32))
+            stats.envelope = count(blocks < lo) + count(blocks > hi)
+            np.clip(blocks, lo, hi, out=blocks)
+        if self.domain is not None and self.domain.bounded:
+            lo_b, hi_b = self.domain.bounds(c)
+            for k in range(c):
+                band, lo_k, hi_k = blocks[k], np.float32(lo_b[k]), np.float32(hi_b[k])
+                if band.min() >= lo_k and band.max() <= hi_k:
+                    continue  # nothing to clamp (the usual case after the envelope)
+                ok_k = ok_b[k]
+                low, high = band < lo_k, band > hi_k
+                stats.domain += int(np.count_nonzero((low | high) & ok_k))
+                np.clip(band, lo_k, hi_k, out=band)
+        if self.pinned:
+            pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
+            for k, vals in enumerate(pins[:c]):
+                for v in vals:
+                    hit_lr = (values[k] == v) & ok[k]
+                    if not hit_lr.any():
+                        continue
+                    hit = np.broadcast_to(hit_lr[first : first + n, None, :, None], blocks[k].shape)
+                    band = blocks[k]
+                    stats.pinned += int(np.count_nonzero(hit & (band != v)))
+                    band[hit] = v
+        return stats
 
 
 def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:

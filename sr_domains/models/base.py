@@ -11,6 +11,7 @@ the model by :class:`SRModel` with the ``pixel_range`` config value and the ``no
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -150,6 +151,8 @@ class SRModel(nn.Module):
 
     def io_is_identity(self) -> bool:
         """True when the mean shift and range scaling do nothing (zero means, range 1)."""
+        if self.norm_mean_in.is_meta:  # shape-only copies (memory probes)
+            return True
         return (
             self.pixel_range == 1.0
             and not bool(self.norm_mean_in.any())
@@ -163,8 +166,9 @@ class SRModel(nn.Module):
 
     @torch.jit.unused
     def _skip_io_python(self) -> bool:
-        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        if tracing:
+        # torch.compiler.is_compiling() would import torch._dynamo (seconds) on first use
+        compiling = "torch._dynamo" in sys.modules and torch.compiler.is_compiling()
+        if compiling or torch.jit.is_tracing():
             return bool(self.static_io)  # exporters decide once (sr_domains.export)
         return self.io_is_identity()
 
