@@ -16,7 +16,7 @@ import torch
 
 from .errors import ConfigError
 from .models.base import SRModel
-from .options import BACKENDS, DEFAULT_TILE
+from .options import BACKENDS, DEFAULT_TILE, parse_bytes
 
 #: The automatic margin never exceeds this many LR pixels (deep nets have huge theoretical
 #: receptive fields but small effective ones). Pass ``overlap`` for more.
@@ -120,8 +120,6 @@ class EngineSettings:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.max_memory is not None and self.max_memory != "auto":
-            from .memory import parse_bytes
-
             parse_bytes(self.max_memory)
 
 

@@ -33,11 +33,12 @@ import torch
 
 from .errors import ConfigError, MissingDependencyError, SRDomainsError, require
 from .models.base import SRModel
+from .options import EXPORT_FORMATS
 
 log = logging.getLogger(__name__)
 
 Format = Literal["onnx", "torchscript", "exported-program"]
-FORMATS: tuple[str, ...] = ("onnx", "torchscript", "exported-program")
+FORMATS: tuple[str, ...] = EXPORT_FORMATS
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
 CARD_KEY = "sr_domains.card"
 INFO_KEY = "sr_domains.info"

@@ -17,7 +17,6 @@ import copy
 import logging
 import math
 import os
-import re
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from .errors import ConfigError
+from .options import parse_bytes
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +40,6 @@ SAFETY = 1.25
 #: Probe window (LR pixels per side) and the tile bounds.
 PROBE = 48
 MIN_TILE, MAX_TILE = 64, 8192
-
-_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_bytes(value: int | float | str) -> int:
-    """``4G``, ``512M``, ``1.5GiB``, ``2048MB`` or a plain number of bytes (binary units)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        n = float(value)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*", str(value).lower())
-        if not m:
-            raise ConfigError(f"max memory must be like 4G, 512M or a byte count, got {value!r}")
-        n = float(m.group(1)) * _UNITS[m.group(2)]
-    if not n >= 16 * 2**20:
-        raise ConfigError(f"max memory must be at least 16M, got {value!r}")
-    return int(n)
 
 
 def format_bytes(n: float) -> str:
