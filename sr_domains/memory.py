@@ -37,8 +37,10 @@ CPU_MIN, CPU_MAX = 1 * GiB, 4 * GiB
 CUDA_FRACTION = 0.6
 #: Measured peaks are multiplied by this (allocator slack, library scratch buffers).
 SAFETY = 1.25
-#: Probe window (LR pixels per side) and the tile bounds.
+#: Probe windows (LR pixels per side: real forward, shape-only forward) and the tile bounds.
+#: The shape-only probe is large enough for models that work in row bands (EDSR's tail).
 PROBE = 48
+META_PROBE = 640
 MIN_TILE, MAX_TILE = 64, 8192
 
 
@@ -183,6 +185,7 @@ def forward_bytes_per_pixel(
     """
     side = math.ceil(PROBE / max(1, multiple)) * max(1, multiple)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    meta_side = math.ceil(META_PROBE / max(1, multiple)) * max(1, multiple)
     if device.type == "cuda":
         x = torch.rand(1, in_channels, side, side, device=device).contiguous(memory_format=fmt)
         with torch.inference_mode():
@@ -195,7 +198,9 @@ def forward_bytes_per_pixel(
         return max(float(peak), 1.0) / (side * side)
     try:
         probe_model = meta_copy(model)
-        x = torch.empty(1, in_channels, side, side, device="meta").contiguous(memory_format=fmt)
+        x = torch.empty(1, in_channels, meta_side, meta_side, device="meta")
+        x = x.contiguous(memory_format=fmt)
+        side = meta_side
     except Exception:  # pragma: no cover - unusual modules
         probe_model, x = model, torch.rand(1, in_channels, side, side).contiguous(memory_format=fmt)
     probe = _LiveStorages()
@@ -207,6 +212,7 @@ def forward_bytes_per_pixel(
             if probe_model is model:
                 raise
             probe = _LiveStorages()
+            side = math.ceil(PROBE / max(1, multiple)) * max(1, multiple)
             real = torch.rand(1, in_channels, side, side).contiguous(memory_format=fmt)
             with _dispatch_mode(probe):
                 model.cpu()(real) if device.type == "cpu" else model(real.to(device))

@@ -95,7 +95,10 @@ class ChannelAttention(nn.Module):
             y = self.down(x.mean(dim=(2, 3), keepdim=True))
         else:
             y = box_mean(self.down(x), self.kernel)
-        return x * torch.sigmoid(self.up(F.relu(y)))
+        if self.kernel == 0 or torch.is_grad_enabled():
+            return x * torch.sigmoid(self.up(F.relu(y)))
+        # inference: no autograd graph to keep, so reuse buffers (same values, fewer allocations)
+        return torch.sigmoid_(self.up(torch.relu_(y))).mul_(x)
 
 
 def _add(*radii: int | None) -> int | None:
@@ -123,12 +126,20 @@ class ResBlock(nn.Module):
         return _add(2, 0 if self.ca is None else self.ca.radius())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.conv2(F.relu(self.conv1(x)))
+        if torch.is_grad_enabled():
+            res = self.conv2(F.relu(self.conv1(x)))
+            if self.ca is not None:
+                res = self.ca(res)
+            if self.res_scale != 1.0:
+                res = res * self.res_scale
+            return x + res
+        # inference: in-place activations and sums (same values, fewer allocations)
+        res = self.conv2(torch.relu_(self.conv1(x)))
         if self.ca is not None:
             res = self.ca(res)
         if self.res_scale != 1.0:
-            res = res * self.res_scale
-        return x + res
+            res = res.mul_(self.res_scale)
+        return res.add_(x)
 
 
 class RCAB(ResBlock):

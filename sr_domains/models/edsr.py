@@ -30,6 +30,16 @@ from .blocks import (
 )
 from .ops import BicubicUpsample
 
+#: Inference runs the upsampling tail in bands of this many LR rows (bounded memory) with this
+#: many rows of context each side (the tail reaches 2 LR rows: conv, conv at HR, bicubic).
+TAIL_ROWS = 128
+TAIL_HALO = 3
+
+
+def _format_of(t: torch.Tensor) -> torch.memory_format:
+    cl = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
 
 @dataclass(frozen=True)
 class EDSRConfig(BaseSRConfig):
@@ -103,10 +113,39 @@ class EDSR(SRModel):
 
     def forward_body(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.conv_first(x)
-        feat = feat + self.conv_after_body(self.body(feat))
+        if torch.is_grad_enabled():
+            feat = feat + self.conv_after_body(self.body(feat))
+            return self._tail(feat, x)
+        # inference: sum in place (same values, one allocation less) and run the upsampling
+        # tail in row chunks (its s*s*n_feats maps would otherwise dominate peak memory)
+        feat = self.conv_after_body(self.body(feat)).add_(feat)
+        if torch.jit.is_scripting() or feat.shape[-2] <= 2 * TAIL_ROWS:
+            return self._tail(feat, x)
+        return self._tail_chunked(feat, x)
+
+    def _tail(self, feat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_last(self.upsample(feat))
         if self.skip is not None:
             out = out + self.skip(x)
+        return out
+
+    @torch.jit.unused
+    def _tail_chunked(self, feat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_tail` on bands of ``TAIL_ROWS`` LR rows with ``TAIL_HALO`` context rows each
+        side (every tail op reaches at most 2 LR rows), stitched: the same result."""
+        h, s = feat.shape[-2], self.scale
+        out: torch.Tensor | None = None
+        for a in range(0, h, TAIL_ROWS):
+            b = min(h, a + TAIL_ROWS)
+            a0, b0 = max(0, a - TAIL_HALO), min(h, b + TAIL_HALO)
+            y = self._tail(feat[:, :, a0:b0], x[:, :, a0:b0])
+            if out is None:
+                n, c, _, w = y.shape
+                out = torch.empty(
+                    (n, c, h * s, w), dtype=y.dtype, device=y.device, memory_format=_format_of(y)
+                )
+            out[:, :, a * s : b * s] = y[:, :, (a - a0) * s : (b - a0) * s]
+        assert out is not None
         return out
 
 

@@ -4,8 +4,8 @@ Both replace a generic PyTorch call with the same arithmetic done in fewer passe
 export to ONNX / TorchScript / ``torch.export`` with dynamic ``H, W``:
 
 * :func:`box_mean` is ``F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)``
-  as separable running sums (``2 (k - 1)`` additions per value) divided by the exact number of
-  in-image pixels of each window (an outer product of two 1-D counts).
+  as two 1-D depthwise box convolutions divided by the exact number of in-image pixels of each
+  window (an outer product of two 1-D counts).
 * :class:`BicubicUpsample` is bicubic upsampling by an integer factor ``s`` as one depthwise
   ``5 x 5`` convolution with ``s * s`` output phases followed by a pixel shuffle. With
   ``a = -0.75`` and edge padding it equals ``F.interpolate(mode="bicubic",
@@ -36,22 +36,19 @@ def _window_counts(n: int, r: int, like: torch.Tensor) -> torch.Tensor:
 def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     """Mean over each ``k x k`` window (odd ``k``) of the in-image pixels of ``(N, C, H, W)``.
 
-    Equals ``F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)`` to float rounding.
+    Equals ``F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)`` to float rounding: two
+    depthwise convolutions with ones (``k x 1`` then ``1 x k``, zero padding) give the window
+    sums, divided by the number of in-image pixels of each window.
     """
     r = k // 2
     if r == 0:
         return x
-    h, w = x.shape[-2], x.shape[-1]
-    p = F.pad(x, (0, 0, r, r))
-    rows = p[:, :, 0:h]
-    for d in range(1, k):
-        rows = rows + p[:, :, d : d + h]
-    p = F.pad(rows, (r, r, 0, 0))
-    out = p[:, :, :, 0:w]
-    for d in range(1, k):
-        out = out + p[:, :, :, d : d + w]
+    c, h, w = x.shape[1], x.shape[-2], x.shape[-1]
+    ones = torch.ones(c, 1, k, 1, device=x.device, dtype=x.dtype)
+    y = F.conv2d(x, ones, padding=(r, 0), groups=c)
+    y = F.conv2d(y, ones.view(c, 1, 1, k), padding=(0, r), groups=c)
     count = _window_counts(h, r, x)[:, None] * _window_counts(w, r, x)[None, :]
-    return out / count
+    return y / count
 
 
 def cubic_kernel(t: np.ndarray, a: float) -> np.ndarray:
