@@ -176,16 +176,19 @@ def forward_bytes_per_pixel(
     *,
     multiple: int = 1,
     channels_last: bool = False,
+    side: int | None = None,
 ) -> float:
-    """Peak bytes of one forward pass per LR input pixel (batch 1), measured on a probe.
+    """Peak bytes of one forward pass per LR input pixel (batch 1), measured on a probe
+    (``side`` x ``side``; default :data:`PROBE` / :data:`META_PROBE`).
 
     CUDA: the allocator's peak around a real forward. Elsewhere: the live tensor storages of a
     forward of a copy on the meta device (shapes only, no compute); a network that cannot run
     on the meta device is probed for real on the CPU.
     """
-    side = math.ceil(PROBE / max(1, multiple)) * max(1, multiple)
+    m = max(1, multiple)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    meta_side = math.ceil(META_PROBE / max(1, multiple)) * max(1, multiple)
+    meta_side = math.ceil((side or META_PROBE) / m) * m
+    side = math.ceil((side or PROBE) / m) * m
     if device.type == "cuda":
         x = torch.rand(1, in_channels, side, side, device=device).contiguous(memory_format=fmt)
         with torch.inference_mode():
@@ -212,7 +215,7 @@ def forward_bytes_per_pixel(
             if probe_model is model:
                 raise
             probe = _LiveStorages()
-            side = math.ceil(PROBE / max(1, multiple)) * max(1, multiple)
+            side = math.ceil(min(side, PROBE) / m) * m
             real = torch.rand(1, in_channels, side, side).contiguous(memory_format=fmt)
             with _dispatch_mode(probe):
                 model.cpu()(real) if device.type == "cpu" else model(real.to(device))

@@ -83,8 +83,9 @@ class SRModel(nn.Module):
     size_multiple: ClassVar[int] = 1
     fp16_safe: ClassVar[bool] = True
     bf16_safe: ClassVar[bool] = True
-    #: channels-last is faster on the CPU for this architecture (measured, benchmarks/speed.py)
-    cpu_channels_last: ClassVar[bool] = True
+    #: channels-last is faster on the CPU for this architecture (measured per architecture by
+    #: benchmarks/speed.py); off by default, as a foreign network may ``view`` its tensors.
+    cpu_channels_last: ClassVar[bool] = False
     # TorchScript: the config dataclass and the descriptor properties are Python-only.
     __jit_ignored_attributes__: ClassVar[list[str]] = ["config"]
     __jit_unused_properties__: ClassVar[list[str]] = [
@@ -166,11 +167,23 @@ class SRModel(nn.Module):
 
     @torch.jit.unused
     def _skip_io_python(self) -> bool:
-        # torch.compiler.is_compiling() would import torch._dynamo (seconds) on first use
-        compiling = "torch._dynamo" in sys.modules and torch.compiler.is_compiling()
-        if compiling or torch.jit.is_tracing():
+        if self._tracing():
             return bool(self.static_io)  # exporters decide once (sr_domains.export)
         return self.io_is_identity()
+
+    @torch.jit.unused
+    def _tracing(self) -> bool:
+        """True under torch.jit.trace, torch.export, torch.compile and the ONNX exporters."""
+        # torch.compiler.is_compiling() would import torch._dynamo (seconds) on first use
+        compiling = "torch._dynamo" in sys.modules and torch.compiler.is_compiling()
+        return compiling or torch.jit.is_tracing()
+
+    def eager_inference(self) -> bool:
+        """True for a plain eager forward without autograd (shape-dependent Python shortcuts
+        such as EDSR's banded tail are allowed); False when scripted, traced or exported."""
+        if torch.jit.is_scripting() or torch.is_grad_enabled():
+            return False
+        return not self._tracing()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.n_in:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .ops import box_mean
+from .ops import box_kernels, box_mean
 
 #: One pipeline step for :func:`field_radius`: ``("conv", half_width)`` at the current
 #: resolution, ``("up", f)`` nearest / pixel-shuffle upsampling, ``("bicubic", f)`` bicubic
@@ -86,6 +86,9 @@ class ChannelAttention(nn.Module):
         self.kernel = 0 if pool == "global" else int(pool)  # 0 = global (typed for TorchScript)
         self.down = nn.Conv2d(n_feats, hidden, 1)
         self.up = nn.Conv2d(hidden, n_feats, 1)
+        kh, kw = box_kernels(hidden, max(1, self.kernel))  # fixed, never in a checkpoint
+        self.register_buffer("box_h", kh, persistent=False)
+        self.register_buffer("box_w", kw, persistent=False)
 
     def radius(self) -> int | None:
         return None if self.kernel == 0 else self.kernel // 2
@@ -94,7 +97,7 @@ class ChannelAttention(nn.Module):
         if self.kernel == 0:
             y = self.down(x.mean(dim=(2, 3), keepdim=True))
         else:
-            y = box_mean(self.down(x), self.kernel)
+            y = box_mean(self.down(x), self.kernel, (self.box_h, self.box_w))
         if self.kernel == 0 or torch.is_grad_enabled():
             return x * torch.sigmoid(self.up(F.relu(y)))
         # inference: no autograd graph to keep, so reuse buffers (same values, fewer allocations)

@@ -33,7 +33,14 @@ def _window_counts(n: int, r: int, like: torch.Tensor) -> torch.Tensor:
     return torch.clamp(i + r, max=n - 1) - torch.clamp(i - r, min=0) + 1
 
 
-def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+def box_kernels(channels: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(C, 1, k, 1)`` and ``(C, 1, 1, k)`` ones kernels of :func:`box_mean`."""
+    return torch.ones(channels, 1, k, 1), torch.ones(channels, 1, 1, k)
+
+
+def box_mean(
+    x: torch.Tensor, k: int, kernels: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Mean over each ``k x k`` window (odd ``k``) of the in-image pixels of ``(N, C, H, W)``.
 
     Equals ``F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)`` to float rounding: two
@@ -43,10 +50,12 @@ def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     r = k // 2
     if r == 0:
         return x
-    c, h, w = x.shape[1], x.shape[-2], x.shape[-1]
-    ones = torch.ones(c, 1, k, 1, device=x.device, dtype=x.dtype)
-    y = F.conv2d(x, ones, padding=(r, 0), groups=c)
-    y = F.conv2d(y, ones.view(c, 1, 1, k), padding=(0, r), groups=c)
+    h, w = x.shape[-2], x.shape[-1]
+    if kernels is None:  # modules pass fixed kernels (static shapes for the ONNX exporter)
+        kernels = box_kernels(x.shape[1], k)
+    kh, kw = kernels[0].to(x), kernels[1].to(x)
+    y = F.conv2d(x, kh, padding=(r, 0), groups=kh.shape[0])
+    y = F.conv2d(y, kw, padding=(0, r), groups=kw.shape[0])
     count = _window_counts(h, r, x)[:, None] * _window_counts(w, r, x)[None, :]
     return y / count
 
@@ -147,6 +156,7 @@ __all__ = [
     "MATLAB_CUBIC_A",
     "TORCH_CUBIC_A",
     "BicubicUpsample",
+    "box_kernels",
     "box_mean",
     "conv_macs",
     "cubic_kernel",

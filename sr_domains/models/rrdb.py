@@ -55,6 +55,7 @@ class RRDBNet(SRModel):
     """RRDBNet; see :class:`RRDBConfig`. The trunk is the submodule ``body``."""
 
     arch = "rrdb"
+    cpu_channels_last = True  # 1.4-2.2x faster on the CPU (benchmarks/speed.py)
     if TYPE_CHECKING:  # a class annotation would make TorchScript type the dataclass
         config: RRDBConfig
 
