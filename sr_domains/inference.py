@@ -130,36 +130,25 @@ class Upscaler:
 
     def _budget_tile(self, max_memory: int | str | None) -> int:
         """The default tile: the largest window whose batch fits the memory budget."""
-        from .memory import cached_bytes_per_pixel, format_bytes, resolve_budget, tile_for_budget
+        from .memory import budget_tile
 
-        model = self.model
-        dev = torch.device("cpu") if self._ort is not None else self.device
         try:
-            bpp = cached_bytes_per_pixel(
-                model,
-                model.in_channels,
-                dev,
+            tile, self.memory_budget = budget_tile(
+                self.model,
+                torch.device("cpu") if self._ort is not None else self.device,
+                max_memory,
+                budget_device=self.device,
                 multiple=self.multiple,
                 channels_last=self.channels_last,
+                batch=self.batch_size,
+                margin=MAX_AUTO_MARGIN,
+                ramp=RAMP,
             )
-        except Exception as exc:  # an arbitrary wrapped network may reject the probe size
+        except Exception as exc:  # an arbitrary wrapped network may reject the probe
+            if isinstance(exc, ConfigError):
+                raise
             log.info("memory probe failed (%s); default tile %d", exc, DEFAULT_TILE)
             return DEFAULT_TILE
-        s2 = self.scale * self.scale
-        bpp += 4 * (3 * model.in_channels + 2 * model.out_channels * s2)  # engine buffers
-        self.memory_budget = resolve_budget(max_memory, self.device)
-        radius = model.receptive_radius()
-        floor = 4 * min(MAX_AUTO_MARGIN if radius is None else radius, MAX_AUTO_MARGIN) + RAMP
-        tile = tile_for_budget(
-            self.memory_budget, bpp, batch=self.batch_size, multiple=self.multiple, floor=floor
-        )
-        log.info(
-            "%s: %.0f bytes per LR pixel, budget %s -> tile %d",
-            model.arch,
-            bpp,
-            format_bytes(self.memory_budget),
-            tile,
-        )
         return tile
 
     # -- network --------------------------------------------------------------------------

@@ -234,7 +234,48 @@ def tile_for_budget(
     return int(min(MAX_TILE, max(lo, tile)))
 
 
+def budget_tile(
+    model: torch.nn.Module,
+    device: torch.device,
+    max_memory: int | float | str | None,
+    *,
+    budget_device: torch.device | None = None,
+    multiple: int = 1,
+    channels_last: bool = False,
+    batch: int = 1,
+    margin: int = 40,
+    ramp: int = 16,
+) -> tuple[int, int]:
+    """``(tile, budget)``: the engine's default tile for ``model`` (probed on ``device``) and
+    the budget it fits (from ``budget_device``, default ``device``).
+
+    The engine's own buffers per window (normalized input, network output and its weighted
+    copy) are added to the model's peak; the tile never goes below ``4 * margin + ramp`` (the
+    margins must leave room for useful pixels).
+    """
+    in_ch = int(getattr(model, "in_channels", 1))
+    out_ch = int(getattr(model, "out_channels", in_ch))
+    scale = int(getattr(model, "scale", 1))
+    bpp = cached_bytes_per_pixel(
+        model, in_ch, device, multiple=multiple, channels_last=channels_last
+    )
+    bpp += 4 * (3 * in_ch + 2 * out_ch * scale * scale)
+    budget = resolve_budget(max_memory, budget_device or device)
+    radius = getattr(model, "receptive_radius", lambda: None)()
+    floor = 4 * min(margin if radius is None else radius, margin) + ramp
+    tile = tile_for_budget(budget, bpp, batch=batch, multiple=multiple, floor=floor)
+    log.info(
+        "%s: %.0f bytes per LR pixel, budget %s -> tile %d",
+        getattr(model, "arch", type(model).__name__),
+        bpp,
+        format_bytes(budget),
+        tile,
+    )
+    return tile, budget
+
+
 __all__ = [
+    "budget_tile",
     "cached_bytes_per_pixel",
     "default_budget",
     "format_bytes",
