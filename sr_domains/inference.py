@@ -164,9 +164,8 @@ class Upscaler:
             else contextlib.nullcontext()
         )
         with torch.inference_mode(), ctx:
-            y = self.model(t)
-            y = y.float().contiguous()
-        return y.cpu().numpy()
+            y = self.model(t).float()
+        return y.cpu().numpy()  # channels-last stays strided: denormalize copies in C order
 
     def band_mode(self, n_bands: int) -> str:
         """``"joint"`` when the model takes all bands, ``"per_band"`` for a 1-channel model."""

@@ -83,7 +83,7 @@ class IntensityProfile:
     def denormalize(self, y: np.ndarray, band_axis: int = 0) -> np.ndarray:
         """Normalized values -> stored units (float32; cast with :func:`cast_to_dtype`)."""
         s, o = self._coeffs(y.shape[band_axis], y.ndim, band_axis)
-        out = y.astype(np.float32, copy=True)
+        out = y.astype(np.float32, order="C", copy=True)  # C order: one pass for any layout
         out -= o.astype(np.float32)
         out *= (1.0 / s).astype(np.float32)
         return out
@@ -247,8 +247,10 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype | type | str) -> np.ndarra
         small = v.dtype.itemsize <= (4 if v.dtype.kind == "f" else 2)
         work = np.float32 if dt.itemsize <= 2 and small else np.float64
         out = np.rint(v.astype(work, copy=False))
-        np.clip(out, info.min, info.max, out=out)
-        np.nan_to_num(out, copy=False, nan=0.0)
+        np.clip(out, info.min, info.max, out=out)  # (inf becomes the bound, NaN stays)
+        nan = np.isnan(out)
+        if nan.any():
+            out[nan] = 0.0
         return out.astype(dt)
     if dt.kind == "f":
         info = np.finfo(dt)

@@ -96,12 +96,35 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel == 0:
             y = self.down(x.mean(dim=(2, 3), keepdim=True))
-        else:
-            y = box_mean(self.down(x), self.kernel, (self.box_h, self.box_w))
-        if self.kernel == 0 or torch.is_grad_enabled():
+            return x * torch.sigmoid(self.up(F.relu(y)))
+        if not torch.jit.is_scripting():  # noqa: SIM102 - TorchScript skips this block only
+            if not torch.is_grad_enabled() and x.is_contiguous(memory_format=torch.channels_last):
+                return self._forward_channels_last(x)
+        y = box_mean(self.down(x), self.kernel, (self.box_h, self.box_w))
+        if torch.is_grad_enabled():
             return x * torch.sigmoid(self.up(F.relu(y)))
         # inference: no autograd graph to keep, so reuse buffers (same values, fewer allocations)
         return torch.sigmoid_(self.up(torch.relu_(y))).mul_(x)
+
+    @torch.jit.unused
+    def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        """Channels-last inference: the 1x1 convs as matrix products on the ``(N*H*W, C)``
+        view (oneDNN has no fast path for 2-channel convs), buffers reused in place."""
+        down, up = self.down, self.up
+        y = box_mean(_pointwise(x, down.weight, down.bias), self.kernel, (self.box_h, self.box_w))
+        return torch.sigmoid_(_pointwise(torch.relu_(y), up.weight, up.bias)).mul_(x)
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 1x1 convolution of a channels-last ``x`` as a matrix product on the ``(N*H*W, C)``
+    view (the result is channels-last)."""
+    n, c, h, w = x.shape
+    k = weight.shape[0]
+    flat = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    out = torch.mm(flat, weight.view(k, c).t())
+    if bias is not None:
+        out = out.add_(bias)
+    return out.view(n, h, w, k).permute(0, 3, 1, 2)
 
 
 def _add(*radii: int | None) -> int | None:
