@@ -439,13 +439,18 @@ def upscale_array(
         valid = valid & np.broadcast_to(np.asarray(valid_mask, bool), arr.shape)
     if out.shape[0] != valid.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *arr.shape[1:]))
-    mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
     dt = np.dtype(out_dtype) if out_dtype is not None else arr.dtype
-    if nodata is not None:
-        out = np.where(mask_up, out, np.float32(nodata))
-    elif dt.kind == "f":
-        out = np.where(mask_up, out, np.nan)
+    all_valid = valid_mask is None and arr.dtype.kind != "f"
+    mask_up = None
+    if return_mask or not all_valid:  # (an all-valid integer image needs no upscaled mask)
+        mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
+        if nodata is not None:
+            out = np.where(mask_up, out, np.float32(nodata))
+        elif dt.kind == "f":
+            out = np.where(mask_up, out, np.nan)
     result = cast_to_dtype(out, dt)
+    if mask_up is None:
+        return result[0] if squeeze else result
     if squeeze:
         result, mask_up = result[0], mask_up[0]
     return (result, mask_up) if return_mask else result

@@ -83,8 +83,8 @@ class IntensityProfile:
     def denormalize(self, y: np.ndarray, band_axis: int = 0) -> np.ndarray:
         """Normalized values -> stored units (float32; cast with :func:`cast_to_dtype`)."""
         s, o = self._coeffs(y.shape[band_axis], y.ndim, band_axis)
-        out = y.astype(np.float32, order="C", copy=True)  # C order: one pass for any layout
-        out -= o.astype(np.float32)
+        out = np.empty(y.shape, np.float32)  # C order, whatever the layout of y
+        np.subtract(y, o.astype(np.float32), out=out, dtype=np.float32)
         out *= (1.0 / s).astype(np.float32)
         return out
 
