@@ -169,13 +169,17 @@ def _gather_reference(rules: ValueRules, out, values, valid, shape, row0, s):
 def test_block_value_rules_equal_the_gather_rules():
     """The broadcast (block) implementation changes no value and no count."""
     rng = np.random.default_rng(0)
-    for trial in range(120):
+    for trial in range(160):
         c, h, w, s = int(rng.integers(1, 4)), *rng.integers(3, 16, 2), int(rng.integers(2, 5))
         values = rng.integers(0, 6, (c, h, w)).astype(np.float32)
         if trial % 3 == 0:
             values[0, 0, 0] = np.nan
         valid = rng.random((h, w)) > 0.2 if trial % 2 else None
         out = rng.random((c, h * s, w * s)).astype(np.float32) * 9 - 2
+        if trial % 4 >= 2:  # close to the input with a few spikes: the sparse (gather) path
+            out = np.nan_to_num(values).repeat(s, 1).repeat(s, 2).astype(np.float32)
+            spikes = rng.random(out.shape) < 0.01
+            out[spikes] += rng.normal(0, 3, int(spikes.sum())).astype(np.float32)
         kw = {
             "envelope": [None, 0.0, 0.3][trial % 3],
             "domain": ValueDomain((0.0,) * c, (4.5,) * c) if trial % 4 else None,
