@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from sr_domains.inference import Upscaler, upscale_array
+from sr_domains.memory import keep_freed_memory
 from sr_domains.models import create_model
 from sr_domains.models.ops import conv_macs
 from sr_domains.pretrained import list_pretrained, load_pretrained
@@ -264,14 +265,21 @@ def main() -> None:
         action="store_true",
         help="one thread, timed by its CPU time (stable on a shared, busy machine)",
     )
+    ap.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="do not call keep_freed_memory() (the CLI does; see sr_domains.memory)",
+    )
     args = ap.parse_args()
+    heap = False if args.default_malloc else keep_freed_memory()
     global CLOCK
     if args.cpu_time:
         args.threads, CLOCK = 1, time.thread_time
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = "thread CPU time" if args.cpu_time else "wall clock"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {clock}")
+    malloc = "freed memory kept in the heap" if heap else "default malloc"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {clock}, {malloc}")
     if not args.skip_models:
         table_models(args.size, args.rounds)
         table_channels_last(args.size // 2, args.rounds)

@@ -77,7 +77,9 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         help="intensity profile recipe, e.g. dtype, reflectance, "
         "percentile:1,99, mr, ct (default: the model card's)",
     )
-    p.add_argument("--tile", type=int, help="tile size in input pixels (default 512)")
+    p.add_argument(
+        "--tile", type=int, help="tile size in input pixels (default: from --max-memory)"
+    )
     p.add_argument(
         "--overlap",
         type=int,
@@ -193,6 +195,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(options.threads)  # this process is ours: all torch work obeys
     from .engine_config import EngineSettings, engine_settings
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: no page faults on every feature map
 
     with engine_settings(EngineSettings(**engine_fields(options))):
         written = adapter.load().upscale(src, dst, options)
