@@ -18,6 +18,7 @@ import ctypes
 import logging
 import math
 import os
+import sys
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -302,11 +303,11 @@ def keep_freed_memory(max_block: int = 2**30) -> bool:
 
 __all__ = [
     "budget_tile",
-    "keep_freed_memory",
     "cached_bytes_per_pixel",
     "default_budget",
     "format_bytes",
     "forward_bytes_per_pixel",
+    "keep_freed_memory",
     "parse_bytes",
     "physical_memory",
     "resolve_budget",
