@@ -204,3 +204,16 @@ def test_integer_casts_equal_the_float64_rounding(dtype):
     v[:4] = [np.nan, np.inf, -np.inf, 0.5]
     ref = np.nan_to_num(np.clip(np.rint(v.astype(np.float64)), info.min, info.max), nan=0)
     np.testing.assert_array_equal(cast_to_dtype(v, dtype), ref.astype(dtype))
+
+
+def test_keep_freed_memory_reports_whether_it_applied():
+    import ctypes.util
+    import sys
+
+    from sr_domains.memory import keep_freed_memory
+
+    applied = keep_freed_memory()
+    assert isinstance(applied, bool)
+    glibc = sys.platform.startswith("linux") and "libc.so.6" in str(ctypes.util.find_library("c"))
+    if glibc:
+        assert applied
