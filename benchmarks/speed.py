@@ -226,6 +226,7 @@ def table_gpu() -> None:
         print("\n5. GPU: no CUDA device here; run this script on a GPU machine for that table")
         return
     print(f"\n5. GPU ({torch.cuda.get_device_name()}): MPix_out/s, 1024^2 LR, batch 4")
+    print("  cells: autocast dtype | memory format [| torch.compile]")
     for name in [e.name for e in list_pretrained()] + ["edsr"]:
         m = load_pretrained(name) if name != "edsr" else create_model("edsr", in_channels=3)
         m = m.cuda().eval()
@@ -245,6 +246,20 @@ def table_gpu() -> None:
                     return y
 
                 cells[f"{amp}|{'CL' if cl else 'NCHW'}"] = run
+        try:  # torch.compile (inductor) on the channels-last bf16 model
+            compiled = torch.compile(m.to(memory_format=torch.channels_last))
+            xc = x.contiguous(memory_format=torch.channels_last)
+
+            def run_compiled(compiled=compiled, xc=xc) -> object:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    y = compiled(xc)
+                torch.cuda.synchronize()
+                return y
+
+            run_compiled()  # compile outside the timed rounds
+            cells["bf16|CL|compile"] = run_compiled
+        except Exception as exc:  # report, do not stop the table
+            print(f"  {name}: torch.compile failed: {str(exc).splitlines()[0]}")
         best = _interleaved(cells, 3)
         mpix = 4 * 1024 * 1024 * m.scale**2 / 1e6
         print(f"  {name:<18} " + "  ".join(f"{k} {mpix / v:.0f}" for k, v in best.items()))
