@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -67,6 +69,21 @@ def keys_cubic(x: np.ndarray) -> np.ndarray:
     return inner + outer
 
 
+def _cubic_unfolded(
+    in_len: int, out_len: int, scale: float, antialias: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(left, weights)``: output ``k`` reads inputs ``left[k] + p`` (not yet folded)."""
+    shrink = scale < 1 and antialias
+    width = 4.0 / scale if shrink else 4.0
+    u = (np.arange(out_len, dtype=np.float64) + 0.5) / scale - 0.5
+    left = np.floor(u - width / 2.0)
+    taps = math.ceil(width) + 2
+    idx = left[:, None] + np.arange(taps)[None, :]
+    dist = u[:, None] - idx
+    w = scale * keys_cubic(dist * scale) if shrink else keys_cubic(dist)
+    return left.astype(np.int64), w / w.sum(axis=1, keepdims=True)
+
+
 def cubic_contributions(
     in_len: int, out_len: int, scale: float, antialias: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -77,16 +94,60 @@ def cubic_contributions(
     (``h(x) = scale * cubic(scale * x)``, width ``4/scale``). Rows are normalized to sum 1 and
     indices are folded symmetrically into the input.
     """
-    shrink = scale < 1 and antialias
-    width = 4.0 / scale if shrink else 4.0
-    u = (np.arange(out_len, dtype=np.float64) + 0.5) / scale - 0.5
-    left = np.floor(u - width / 2.0)
-    taps = math.ceil(width) + 2
-    idx = left[:, None] + np.arange(taps)[None, :]
-    dist = u[:, None] - idx
-    w = scale * keys_cubic(dist * scale) if shrink else keys_cubic(dist)
-    w = w / w.sum(axis=1, keepdims=True)
-    return symmetric_index(idx.astype(np.int64), in_len), w
+    left, w = _cubic_unfolded(in_len, out_len, scale, antialias)
+    idx = left[:, None] + np.arange(w.shape[1])[None, :]
+    return symmetric_index(idx, in_len), w
+
+
+@dataclass(frozen=True)
+class Polyphase:
+    """A resampling whose taps repeat: output ``q * period + p`` reads inputs
+    ``start + q * stride + t`` with weights ``weights[p, t]`` (zero-padded per phase)."""
+
+    period: int
+    stride: int
+    start: int
+    weights: np.ndarray  # (period, taps) float64
+
+
+@lru_cache(maxsize=64)
+def cubic_polyphase(in_len: int, out_len: int, scale: float, antialias: bool) -> Polyphase | None:
+    """The MATLAB-cubic contributions as a :class:`Polyphase` when they are periodic (integer
+    and rational factors: ``x2``, ``1/4``, ``3/4``...), else None."""
+    left, w = _cubic_unfolded(in_len, out_len, scale, antialias)
+    frac = Fraction(scale).limit_denominator(64)
+    if abs(float(frac) - scale) > 1e-12 or frac.numerator > 64:
+        return None
+    period, stride = frac.numerator, frac.denominator  # `period` outputs per `stride` inputs
+    if out_len < 2 * period:
+        return None
+    k = np.arange(out_len - period)
+    if not (np.array_equal(left[k + period], left[k] + stride)) or not np.allclose(
+        w[k + period], w[k], rtol=0, atol=1e-12
+    ):
+        return None
+    base = left[:period] - left[:period].min()
+    taps = w.shape[1] + int(base.max())
+    phases = np.zeros((period, taps))
+    for p in range(period):
+        phases[p, base[p] : base[p] + w.shape[1]] = w[p]
+    return Polyphase(period, stride, int(left[:period].min()), phases)
+
+
+def apply_polyphase(x: torch.Tensor, dim: int, plan: Polyphase, out_len: int) -> torch.Tensor:
+    """Resample ``x`` along ``dim`` with one strided ``conv1d`` (half-sample symmetric
+    boundaries), the same sums as :func:`apply_taps` on the folded contributions."""
+    n = x.shape[dim]
+    period, stride, taps = plan.period, plan.stride, plan.weights.shape[1]
+    m = -(-out_len // period)  # output samples per phase
+    span = np.arange(plan.start, plan.start + (m - 1) * stride + taps)
+    idx = torch.from_numpy(symmetric_index(span, n)).to(x.device)
+    xt = x.movedim(dim, -1).index_select(-1, idx)
+    lead = xt.shape[:-1]
+    w = torch.from_numpy(plan.weights.astype(np.float32)).to(x.device, x.dtype)
+    y = F.conv1d(xt.reshape(-1, 1, xt.shape[-1]), w[:, None, :], stride=stride)  # (B, P, m)
+    y = y.transpose(1, 2).reshape(*lead, m * period)[..., :out_len]
+    return y.movedim(-1, dim)
 
 
 @lru_cache(maxsize=64)

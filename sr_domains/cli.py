@@ -1,4 +1,4 @@
-"""``sr-domains`` command line: models | info | upscale | train | evaluate."""
+"""``sr-domains`` command line: models | info | upscale | export | train | evaluate."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, SRDomainsError
-from .options import UpscaleOptions
+from .options import BACKENDS, EXPORT_FORMATS, UpscaleOptions, engine_fields
 from .value_domain import ValueOptions
 
 
@@ -82,7 +82,9 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         help="intensity profile recipe, e.g. dtype, reflectance, "
         "percentile:1,99, mr, ct (default: the model card's)",
     )
-    p.add_argument("--tile", type=int, help="tile size in input pixels (default 512)")
+    p.add_argument(
+        "--tile", type=int, help="tile size in input pixels (default: from --max-memory)"
+    )
     p.add_argument(
         "--overlap",
         type=int,
@@ -99,6 +101,19 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
+    e = p.add_argument_group("speed (see docs/models_and_inference.md)")
+    e.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="network runtime: torch (default) or onnxruntime (the [onnx] extra)",
+    )
+    e.add_argument("--threads", type=int, help="CPU threads of the network (default: all)")
+    e.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget of one forward pass, e.g. 2G; sets the default tile "
+        "(default: 1/4 of RAM within 1-4 GiB, 60%% of free GPU memory)",
+    )
     v = p.add_argument_group(
         "value fidelity (see docs/value_fidelity.md)",
         "By default outputs stay within the local input range (no ringing halo or overshoot), "
@@ -187,6 +202,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         values=values,
+        backend=args.backend,
+        threads=args.threads,
+        max_memory=args.max_memory,
         bands=args.bands,
         nodata=args.nodata,
         cog=args.cog,
@@ -200,7 +218,17 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     if args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"):
         return _upscale_distributed(args, options)
     adapter = find_adapter(src, args.domain)
-    written = adapter.load().upscale(src, dst, options)
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)  # this process is ours: all torch work obeys
+    from .engine_config import EngineSettings, engine_settings
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: no page faults on every feature map
+
+    with engine_settings(EngineSettings(**engine_fields(options))):
+        written = adapter.load().upscale(src, dst, options)
     for path in written:
         print(path)
     return 0
@@ -292,6 +320,84 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export weights to ONNX, TorchScript or a torch.export program",
+        description="Write the network of WEIGHTS to OUTPUT with dynamic batch, height and "
+        "width and the model card embedded (ONNX metadata_props, or an extra file), then check "
+        "the exported file against PyTorch on a fresh input.",
+    )
+    p.add_argument("output", help="output file (.onnx, .pt, .pt2)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="our .safetensors, a public .pt/.pth checkpoint or a shipped weights name",
+    )
+    p.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        help="default: from the output suffix (.onnx, .pt = torchscript, .pt2)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--no-check", action="store_true", help="skip running the exported file")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument(
+        "--dynamo",
+        action="store_true",
+        help="ONNX: use the torch.export-based exporter (slower to export)",
+    )
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import SUFFIXES, export_model
+
+    out = Path(args.output)
+    fmt = args.format
+    if fmt is None:
+        by_suffix = {v: k for k, v in SUFFIXES.items()}
+        fmt = by_suffix.get(out.suffix.lower())
+        if fmt is None:
+            raise ConfigError(f"{out}: cannot tell the format from the suffix; pass --format")
+    model, sources = _load_weights(args.weights)
+    result = export_model(
+        model,
+        out,
+        fmt,
+        overwrite=args.overwrite,
+        check=not args.no_check,
+        opset=args.opset,
+        dynamo=args.dynamo,
+        sources=sources,
+    )
+    diff = "not checked" if result.max_abs_diff is None else f"max |diff| {result.max_abs_diff:.2e}"
+    print(f"{result.path} ({result.format}, {diff}, {result.seconds:.1f} s)")
+    return 0
+
+
+def _load_weights(text: str) -> tuple[object, tuple[Path, ...]]:
+    """A model from a checkpoint path or a shipped weights name, with the files it came from."""
+    path = Path(text)
+    if path.exists():
+        if path.suffix.lower() == ".safetensors":
+            from .checkpoint import load_checkpoint
+
+            model, card = load_checkpoint(path)
+            model.card = card
+            return model, (path,)
+        from .checkpoint import load_public_checkpoint
+
+        return load_public_checkpoint(path), (path,)
+    from .pretrained import list_pretrained, load_pretrained
+
+    if any(e.name == text for e in list_pretrained()):
+        entry = next(e for e in list_pretrained() if e.name == text)
+        return load_pretrained(text), (entry.path,)
+    names = ", ".join(e.name for e in list_pretrained()) or "none"
+    raise ConfigError(f"--weights {text}: no such file or shipped weights (shipped: {names})")
+
+
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     """train/evaluate live in sr_domains.train (they need the [train] extra)."""
     try:
@@ -332,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
     p.set_defaults(func=_cmd_info)
     _add_upscale(sub)
+    _add_export(sub)
     _add_optional_commands(sub)
     return parser
 

@@ -11,11 +11,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .engine_config import (
+    MAX_AUTO_MARGIN,
+    RAMP,
+    EngineSettings,
+    Tiling,
+    current_settings,
+    resolve_amp,
+    resolve_device,
+    resolve_tiling,
+    torch_threads,
+)
 from .errors import ConfigError
 from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
 from .models.base import SRModel
@@ -25,103 +35,34 @@ from .value_domain import ValueOptions, ValueRules, band_minimum, build_rules
 
 log = logging.getLogger(__name__)
 
-#: The automatic margin never exceeds this many LR pixels (deep nets have huge theoretical
-#: receptive fields but small effective ones). Pass ``overlap`` for more.
-MAX_AUTO_MARGIN = 40
-#: Extra overlap used as a blending ramp when the margin cannot cover the receptive field.
-RAMP = 16
-
 RawReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
 """``read(y0, x0, h, w) -> (values (C, h, w), valid (h, w) | (C, h, w) | None)`` inside the
 image bounds, in stored units (any dtype)."""
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None picks cuda, then mps, then cpu; anything else is passed to torch."""
-    if device is None or (isinstance(device, str) and device.lower() == "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"invalid device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-def resolve_amp(amp: str | bool | None, device: torch.device, model: SRModel) -> torch.dtype | None:
-    """Autocast dtype: ``"auto"`` = bf16 (or fp16) on CUDA when the model declares it safe,
-    full precision elsewhere; ``"off"``/False = none; ``"fp16"``/``"bf16"`` = forced."""
-    if amp is None or amp is False or (isinstance(amp, str) and amp.lower() in ("off", "none")):
-        return None
-    choice = "auto" if amp is True else str(amp).lower()
-    if choice == "auto":
-        if device.type != "cuda":
-            return None
-        if model.bf16_safe and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16 if model.fp16_safe else None
-    if choice in ("bf16", "bfloat16"):
-        return torch.bfloat16
-    if choice in ("fp16", "float16", "half"):
-        if device.type == "cpu":
-            raise ConfigError("fp16 autocast is not supported on the CPU; use bf16 or off")
-        return torch.float16
-    raise ConfigError(f"invalid amp {amp!r}; use auto, off, fp16 or bf16")
-
-
-@dataclass(frozen=True)
-class Tiling:
-    """Resolved tiling parameters for one model."""
-
-    tile: int
-    overlap: int
-    margin: int
-    exact: bool  # True when the margin covers the model's receptive field
-
-
-def resolve_tiling(model: SRModel, tile: int | None = None, overlap: int | None = None) -> Tiling:
-    """Default overlap from the receptive field (see module constants)."""
-    radius = model.receptive_radius()
-    tile = DEFAULT_TILE if tile is None else int(tile)
-    if overlap is None:
-        if radius is not None and radius <= MAX_AUTO_MARGIN and 2 * radius < tile:
-            margin, overlap = radius, 2 * radius
-        else:
-            margin = MAX_AUTO_MARGIN if radius is None else min(radius, MAX_AUTO_MARGIN)
-            ramp = min(RAMP, tile // 4)  # small tiles: a shorter ramp keeps overlap < tile
-            margin = min(margin, max(0, (tile - ramp) // 4))
-            overlap = 2 * margin + ramp
-    else:
-        overlap = int(overlap)
-        if overlap < 0:
-            raise ConfigError(f"overlap must be >= 0, got {overlap}")
-        margin = overlap // 2 if radius is None else min(radius, overlap // 2)
-        if radius is None:
-            margin = overlap // 4  # keep half of the overlap as a blending ramp
-    if tile < 1:
-        raise ConfigError(f"tile must be >= 1, got {tile}")
-    exact = radius is not None and margin >= radius
-    return Tiling(tile, overlap, margin, exact)
-
-
 class Upscaler:
-    """A model bound to a device, precision and tiling. Reusable across many images.
+    """A model bound to a device, precision, backend and tiling. Reusable across many images.
 
     Args:
         model: an :class:`~sr_domains.models.SRModel` (moved to ``device``, set to eval).
-        tile: LR window size (default 512); windows never exceed the image.
+        tile: LR window size; default: the largest window whose forward pass fits the memory
+            budget (:mod:`sr_domains.memory`), so most images run as one window. Windows never
+            exceed the image.
         overlap: LR pixels shared by adjacent windows (default: from the receptive field).
         batch_size: windows per forward pass (default 4 on CUDA, 1 elsewhere).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...
-        amp: ``"auto"``, ``"off"``, ``"fp16"``, ``"bf16"``.
-        channels_last: use channels-last memory format (default: on CUDA).
+        amp: ``"auto"``, ``"off"``, ``"fp16"``, ``"bf16"`` (PyTorch backend only).
+        channels_last: channels-last memory format (default: on CUDA, and on the CPU for the
+            architectures where it is faster, ``SRModel.cpu_channels_last``).
         progress: show a tqdm progress bar over windows.
+        backend: ``"torch"`` or ``"onnxruntime"`` (:mod:`sr_domains.onnx_backend`).
+        threads: CPU threads of the network while this engine runs (default: the current
+            ``torch.get_num_threads()``).
+        max_memory: memory budget of one forward batch, e.g. ``"2G"`` (default: see
+            :func:`sr_domains.memory.default_budget`); only used to choose the default tile.
+
+    ``backend``, ``threads`` and ``max_memory`` left as None come from
+    :func:`~sr_domains.engine_config.engine_settings` (how the CLI reaches domain APIs).
     """
 
     def __init__(
@@ -135,20 +76,48 @@ class Upscaler:
         amp: str | bool | None = "auto",
         channels_last: bool | None = None,
         progress: bool = False,
+        backend: str | None = None,
+        threads: int | None = None,
+        max_memory: int | str | None = None,
     ) -> None:
+        run = current_settings()
+        settings = EngineSettings(
+            backend=backend if backend is not None else run.backend,
+            threads=threads if threads is not None else run.threads,
+            max_memory=max_memory if max_memory is not None else run.max_memory,
+        )
+        self.backend = settings.backend or "torch"
+        self.threads = settings.threads
         self.device = resolve_device(device)
         self.amp_dtype = resolve_amp(amp, self.device, model)
-        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
-        self.model = model.to(self.device).eval()
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.tiling = resolve_tiling(model, tile, overlap)
+        if channels_last is None:
+            cpu_pref = bool(getattr(model, "cpu_channels_last", False))
+            channels_last = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_pref)
+        self.channels_last = bool(channels_last) and self.backend == "torch"
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size or (4 if self.device.type == "cuda" else 1)
         self.progress = progress
         self.scale = model.scale
         self.multiple = int(getattr(model, "size_multiple", 1))
+        self._ort = None
+        with torch_threads(self.threads):
+            if self.backend == "onnxruntime":
+                from .onnx_backend import OrtRunner
+
+                if self.amp_dtype is not None and amp not in ("auto", None, True):
+                    log.warning("amp=%s is ignored by the onnxruntime backend (float32)", amp)
+                self.amp_dtype = None
+                self.model = model.cpu().eval()
+                self._ort = OrtRunner(self.model, self.device, self.threads)
+            else:
+                self.model = model.to(self.device).eval()
+                if self.channels_last:
+                    self.model = self.model.to(memory_format=torch.channels_last)
+            self.memory_budget: int | None = None
+            if tile is None:
+                tile = self._budget_tile(settings.max_memory)
+        self.tiling = resolve_tiling(model, tile, overlap)
         if not self.tiling.exact:
             log.info(
                 "%s: tiles blend over %d px; margin %d < receptive radius %s, so tiled output "
@@ -159,8 +128,33 @@ class Upscaler:
                 model.receptive_radius(),
             )
 
+    def _budget_tile(self, max_memory: int | str | None) -> int:
+        """The default tile: the largest window whose batch fits the memory budget."""
+        from .memory import budget_tile
+
+        try:
+            tile, self.memory_budget = budget_tile(
+                self.model,
+                torch.device("cpu") if self._ort is not None else self.device,
+                max_memory,
+                budget_device=self.device,
+                multiple=self.multiple,
+                channels_last=self.channels_last,
+                batch=self.batch_size,
+                margin=MAX_AUTO_MARGIN,
+                ramp=RAMP,
+            )
+        except Exception as exc:  # an arbitrary wrapped network may reject the probe
+            if isinstance(exc, ConfigError):
+                raise
+            log.info("memory probe failed (%s); default tile %d", exc, DEFAULT_TILE)
+            return DEFAULT_TILE
+        return tile
+
     # -- network --------------------------------------------------------------------------
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self._ort is not None:
+            return self._ort(batch)
         t = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         if self.channels_last:
             t = t.contiguous(memory_format=torch.channels_last)
@@ -170,8 +164,8 @@ class Upscaler:
             else contextlib.nullcontext()
         )
         with torch.inference_mode(), ctx:
-            y = self.model(t)
-        return y.float().cpu().numpy()
+            y = self.model(t).float()
+        return y.cpu().numpy()  # channels-last stays strided: denormalize copies in C order
 
     def band_mode(self, n_bands: int) -> str:
         """``"joint"`` when the model takes all bands, ``"per_band"`` for a 1-channel model."""
@@ -287,6 +281,8 @@ class Upscaler:
             return x if x is not None else load(y0, x0, th, tw)  # type: ignore[return-value]
 
         bar = _progress(plan.n_windows, desc, self.progress)
+        threads = torch_threads(self.threads)
+        threads.__enter__()
         try:
             for row0, block in stream_tiles(
                 plan,
@@ -309,6 +305,7 @@ class Upscaler:
                     rules.apply(out, read, shape, row0, self.scale)
                 yield row0, out
         finally:
+            threads.__exit__(None, None, None)
             if bar:
                 bar.close()
 
@@ -337,9 +334,14 @@ class Upscaler:
             return v, m
 
         s = self.scale
-        out = np.empty((self.out_channels(c), h * s, w * s), np.float32)
+        out = None
         for row0, block in self.stream(read, (h, w), c, profile=profile, fill=fill, rules=rules):
+            if row0 == 0 and block.shape[1] == h * s:
+                return block  # one block: the whole image
+            if out is None:
+                out = np.empty((self.out_channels(c), h * s, w * s), np.float32)
             out[:, row0 : row0 + block.shape[1]] = block
+        assert out is not None
         return out
 
 
@@ -391,6 +393,9 @@ def upscale_array(
     progress: bool = False,
     return_mask: bool = False,
     values: ValueOptions | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    max_memory: int | str | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Super-resolve a ``(C, H, W)`` (or ``(H, W)``) array of any dtype.
 
@@ -404,7 +409,8 @@ def upscale_array(
         nodata: value written to output pixels whose nearest input pixel is invalid (default:
             NaN for float output, the network's value from the fill otherwise).
         out_dtype: output dtype (default: the input's); integers are rounded and clipped.
-        tile, overlap, batch_size, device, amp, progress: see :class:`Upscaler`.
+        tile, overlap, batch_size, device, amp, progress, backend, threads, max_memory: see
+            :class:`Upscaler`.
         return_mask: also return the upscaled validity mask.
         values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`):
             by default the output stays within the local input range (envelope), the physical
@@ -432,6 +438,9 @@ def upscale_array(
         device=device,
         amp=amp,
         progress=progress,
+        backend=backend,
+        threads=threads,
+        max_memory=max_memory,
     )
     rules = build_rules(values, band_minimum(arr, valid_mask), dtype=arr.dtype)
     out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
@@ -443,19 +452,27 @@ def upscale_array(
         valid = valid & np.broadcast_to(np.asarray(valid_mask, bool), arr.shape)
     if out.shape[0] != valid.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *arr.shape[1:]))
-    mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
     dt = np.dtype(out_dtype) if out_dtype is not None else arr.dtype
-    if nodata is not None:
-        out = np.where(mask_up, out, np.float32(nodata))
-    elif dt.kind == "f":
-        out = np.where(mask_up, out, np.nan)
+    all_valid = valid_mask is None and arr.dtype.kind != "f"
+    mask_up = None
+    if return_mask or not all_valid:  # (an all-valid integer image needs no upscaled mask)
+        mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
+        if nodata is not None:
+            out = np.where(mask_up, out, np.float32(nodata))
+        elif dt.kind == "f":
+            out = np.where(mask_up, out, np.nan)
     result = cast_to_dtype(out, dt)
+    if mask_up is None:
+        return result[0] if squeeze else result
     if squeeze:
         result, mask_up = result[0], mask_up[0]
     return (result, mask_up) if return_mask else result
 
 
 __all__ = [
+    "MAX_AUTO_MARGIN",
+    "RAMP",
+    "EngineSettings",
     "Tiling",
     "Upscaler",
     "default_profile",

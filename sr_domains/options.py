@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,13 @@ from typing import Any
 from .errors import ConfigError
 from .value_domain import ValueOptions
 
-#: Default LR tile size (kept here so options can be checked without importing torch).
+#: LR tile size used when the memory probe cannot run (kept here so options can be checked
+#: without importing torch); normally the tile comes from the memory budget.
 DEFAULT_TILE = 512
+#: Network backends of the engine.
+BACKENDS = ("torch", "onnxruntime")
+#: Formats of ``sr-domains export`` (see sr_domains.export).
+EXPORT_FORMATS = ("onnx", "torchscript", "exported-program")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,10 @@ class UpscaleOptions:
     overwrite: bool = False
     progress: bool = False
     values: ValueOptions = field(default_factory=ValueOptions)  # value fidelity, see value_domain
+    # engine (see sr_domains.engine_config): None = the engine's default
+    backend: str | None = None  # "torch" or "onnxruntime"
+    threads: int | None = None  # CPU threads of the network
+    max_memory: str | None = None  # memory budget of one forward batch ("4G"); sets the tile
     # remote sensing
     bands: tuple[int, ...] | None = None  # 1-based band indexes, as in GDAL/rasterio
     nodata: float | None = None
@@ -57,8 +67,41 @@ class UpscaleOptions:
             )
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.max_memory is not None:
+            parse_bytes(self.max_memory)
         if self.bands is not None and (not self.bands or min(self.bands) < 1):
             raise ConfigError(f"bands are 1-based and at least one is needed, got {self.bands}")
+
+
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """``4G``, ``512M``, ``1.5GiB``, ``2048MB`` or a plain number of bytes (binary units)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        n = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*", str(value).lower())
+        if not m:
+            raise ConfigError(f"max memory must be like 4G, 512M or a byte count, got {value!r}")
+        n = float(m.group(1)) * _UNITS[m.group(2)]
+    if not n >= 16 * 2**20:
+        raise ConfigError(f"max memory must be at least 16M, got {value!r}")
+    return int(n)
+
+
+def engine_fields(options: UpscaleOptions) -> dict[str, Any]:
+    """The run-wide engine fields (``backend``, ``threads``, ``max_memory``) of ``options``,
+    as keyword arguments of :class:`~sr_domains.engine_config.EngineSettings`."""
+    return {
+        "backend": options.backend,
+        "threads": options.threads,
+        "max_memory": options.max_memory,
+    }
 
 
 DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane", "series_uid"}

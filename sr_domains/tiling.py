@@ -196,7 +196,16 @@ def stream_tiles(
     s = plan.scale
     th, tw = plan.tile
     out_h, out_w = plan.shape[0] * s, plan.shape[1] * s
+    if plan.n_windows == 1 and not (skip and skip(0, 0, th, tw)):
+        # one window covers the image: no weights, no accumulator, no copy
+        out = _checked(run(read(0, 0, th, tw)[None]), out_channels, th * s, tw * s)[0]
+        if on_window:
+            on_window(1)
+        yield 0, out[:, :out_h, :out_w]
+        return
     wy, wx = plan.hr_weights()
+    ones_y = [bool((w == 1).all()) for w in wy]  # single windows: skip multiplying by ones
+    ones_x = [bool((w == 1).all()) for w in wx]
     full_w = plan.padded[1] * s
     base = 0  # HR row of acc[0]
     acc = np.zeros((out_channels, 0, full_w), np.float32)
@@ -211,17 +220,14 @@ def stream_tiles(
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
             batch = np.stack([read(y0, x0, th, tw) for x0 in chunk])
-            out = run(batch)
-            if out.shape[-2:] != (th * s, tw * s) or out.shape[1] != out_channels:
-                raise RuntimeError(
-                    f"network returned {out.shape[1:]}, expected "
-                    f"({out_channels}, {th * s}, {tw * s})"
-                )
+            out = _checked(run(batch), out_channels, th * s, tw * s)
             r0 = y0 * s - base
             for x0, o in zip(chunk, out):
                 j = plan.xs.index(x0)
-                o *= wy[k][None, :, None]
-                o *= wx[j][None, None, :]
+                if not ones_y[k]:
+                    o *= wy[k][None, :, None]
+                if not ones_x[j]:
+                    o *= wx[j][None, None, :]
                 acc[:, r0 : r0 + th * s, x0 * s : (x0 + tw) * s] += o
             if on_window:
                 on_window(len(chunk))
@@ -233,6 +239,12 @@ def stream_tiles(
             yield base, acc[:, : final - base, :out_w]
             acc = acc[:, final - base :].copy()
             base = final
+
+
+def _checked(out: np.ndarray, channels: int, h: int, w: int) -> np.ndarray:
+    if out.shape[-2:] != (h, w) or out.shape[1] != channels:
+        raise RuntimeError(f"network returned {out.shape[1:]}, expected ({channels}, {h}, {w})")
+    return out
 
 
 __all__ = ["TilePlan", "axis_weights", "make_plan", "plan_axis", "stream_tiles"]

@@ -11,6 +11,7 @@ the model by :class:`SRModel` with the ``pixel_range`` config value and the ``no
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -66,18 +67,43 @@ class ModelInfo:
 class SRModel(nn.Module):
     """Base class of all architectures.
 
-    Subclasses set ``arch``, build layers in ``__init__(config)``, implement :meth:`body` (on the
-    mean-subtracted, ``pixel_range``-scaled input) and :meth:`receptive_radius`.
+    Subclasses set ``arch``, build layers in ``__init__(config)``, implement
+    :meth:`forward_body` (the network on the mean-subtracted, ``pixel_range``-scaled input) and
+    :meth:`receptive_radius`. Older subclasses that define a ``body(x)`` method instead keep
+    working (:meth:`forward_body` calls it); the built-in architectures use the name ``body``
+    for their trunk submodule (BasicSR's key layout), never for a method, so they script and
+    export cleanly.
+
+    The mean shift and ``pixel_range`` scaling around :meth:`forward_body` are skipped when they
+    are the identity (zero means, range 1: all our own weights), saving four full-resolution
+    passes per forward.
     """
 
     arch: ClassVar[str] = ""
     size_multiple: ClassVar[int] = 1
     fp16_safe: ClassVar[bool] = True
     bf16_safe: ClassVar[bool] = True
+    #: channels-last is faster on the CPU for this architecture (measured per architecture by
+    #: benchmarks/speed.py); off by default, as a foreign network may ``view`` its tensors.
+    cpu_channels_last: ClassVar[bool] = False
+    # TorchScript: the config dataclass and the descriptor properties are Python-only.
+    __jit_ignored_attributes__: ClassVar[list[str]] = ["config"]
+    __jit_unused_properties__: ClassVar[list[str]] = [
+        "scale",
+        "in_channels",
+        "out_channels",
+        "trunk",
+        "size_multiple",
+    ]
 
     def __init__(self, config: BaseSRConfig) -> None:
         super().__init__()
         self.config = config
+        # plain copies for TorchScript / torch.export (which cannot read the dataclass)
+        self.n_in = int(config.in_channels)
+        self.arch_name = str(self.arch)
+        self.pixel_range = float(config.pixel_range)
+        self.static_io: bool | None = None  # set while exporting: skip the mean shift or not
         self.register_buffer("norm_mean_in", torch.zeros(config.in_channels))
         self.register_buffer("norm_mean_out", torch.zeros(config.n_out))
 
@@ -117,19 +143,59 @@ class SRModel(nn.Module):
         )
 
     # -- forward --------------------------------------------------------------------------
-    def body(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
         """The network proper, on ``(x - norm_mean_in) * pixel_range``."""
-        raise NotImplementedError
+        legacy = getattr(type(self), "body", None)
+        if not callable(legacy):
+            raise NotImplementedError(f"{type(self).__name__} must implement forward_body()")
+        return legacy(self, x)
+
+    def io_is_identity(self) -> bool:
+        """True when the mean shift and range scaling do nothing (zero means, range 1)."""
+        if self.norm_mean_in.is_meta:  # shape-only copies (memory probes)
+            return True
+        return (
+            self.pixel_range == 1.0
+            and not bool(self.norm_mean_in.any())
+            and not bool(self.norm_mean_out.any())
+        )
+
+    def _skip_io(self) -> bool:
+        if torch.jit.is_scripting():
+            return False  # a scripted model keeps the general (always correct) path
+        return self._skip_io_python()
+
+    @torch.jit.unused
+    def _skip_io_python(self) -> bool:
+        if self._tracing():
+            return bool(self.static_io)  # exporters decide once (sr_domains.export)
+        return self.io_is_identity()
+
+    @torch.jit.unused
+    def _tracing(self) -> bool:
+        """True under torch.jit.trace, torch.export, torch.compile and the ONNX exporters."""
+        # torch.compiler.is_compiling() would import torch._dynamo (seconds) on first use
+        compiling = "torch._dynamo" in sys.modules and torch.compiler.is_compiling()
+        return compiling or torch.jit.is_tracing()
+
+    def eager_inference(self) -> bool:
+        """True for a plain eager forward without autograd (shape-dependent Python shortcuts
+        such as EDSR's banded tail are allowed); False when scripted, traced or exported."""
+        if torch.jit.is_scripting() or torch.is_grad_enabled():
+            return False
+        return not self._tracing()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if x.dim() != 4 or x.shape[1] != self.n_in:
             raise ValueError(
-                f"{self.arch}: expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
+                f"{self.arch_name}: expected input (N, {self.n_in}, H, W), got {list(x.shape)}"
             )
-        r = self.config.pixel_range
+        if self._skip_io():
+            return self.forward_body(x)
+        r = self.pixel_range
         mean_in = self.norm_mean_in.view(1, -1, 1, 1).to(x.dtype)
         mean_out = self.norm_mean_out.view(1, -1, 1, 1).to(x.dtype)
-        y = self.body((x - mean_in) * r)
+        y = self.forward_body((x - mean_in) * r)
         return y / r + mean_out
 
 

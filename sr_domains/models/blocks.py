@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .ops import box_kernels, box_mean
 
 #: One pipeline step for :func:`field_radius`: ``("conv", half_width)`` at the current
 #: resolution, ``("up", f)`` nearest / pixel-shuffle upsampling, ``("bicubic", f)`` bicubic
@@ -70,6 +71,11 @@ class ChannelAttention(nn.Module):
     ``pool="global"`` averages the whole feature map (published RCAN); an odd int ``k`` averages
     a local ``k x k`` window instead (stride 1, borders average only real pixels), which keeps
     the receptive field finite so tiled inference equals whole-image inference.
+
+    The local variant pools *after* the 1x1 ``down`` convolution: both are linear and the window
+    weights sum to one, so ``down(mean(x)) == mean(down(x))`` exactly, and the box filter
+    (:func:`~sr_domains.models.ops.box_mean`) runs on ``n_feats / reduction`` channels instead of
+    ``n_feats`` (same output to float rounding, ~1e-7).
     """
 
     def __init__(self, n_feats: int, reduction: int = 16, pool: CAPool = "global") -> None:
@@ -77,19 +83,48 @@ class ChannelAttention(nn.Module):
         check_ca_pool(pool)
         hidden = max(1, n_feats // reduction)
         self.pool = pool
+        self.kernel = 0 if pool == "global" else int(pool)  # 0 = global (typed for TorchScript)
         self.down = nn.Conv2d(n_feats, hidden, 1)
         self.up = nn.Conv2d(hidden, n_feats, 1)
+        kh, kw = box_kernels(hidden, max(1, self.kernel))  # fixed, never in a checkpoint
+        self.register_buffer("box_h", kh, persistent=False)
+        self.register_buffer("box_w", kw, persistent=False)
 
     def radius(self) -> int | None:
-        return None if self.pool == "global" else int(self.pool) // 2
+        return None if self.kernel == 0 else self.kernel // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pool == "global":
-            y = x.mean(dim=(2, 3), keepdim=True)
-        else:
-            k = int(self.pool)
-            y = F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
-        return x * torch.sigmoid(self.up(F.relu(self.down(y))))
+        if self.kernel == 0:
+            y = self.down(x.mean(dim=(2, 3), keepdim=True))
+            return x * torch.sigmoid(self.up(F.relu(y)))
+        if not torch.jit.is_scripting():  # noqa: SIM102 - TorchScript skips this block only
+            if not torch.is_grad_enabled() and x.is_contiguous(memory_format=torch.channels_last):
+                return self._forward_channels_last(x)
+        y = box_mean(self.down(x), self.kernel, (self.box_h, self.box_w))
+        if torch.is_grad_enabled():
+            return x * torch.sigmoid(self.up(F.relu(y)))
+        # inference: no autograd graph to keep, so reuse buffers (same values, fewer allocations)
+        return torch.sigmoid_(self.up(torch.relu_(y))).mul_(x)
+
+    @torch.jit.unused
+    def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        """Channels-last inference: the 1x1 convs as matrix products on the ``(N*H*W, C)``
+        view (oneDNN has no fast path for 2-channel convs), buffers reused in place."""
+        down, up = self.down, self.up
+        y = box_mean(_pointwise(x, down.weight, down.bias), self.kernel, (self.box_h, self.box_w))
+        return torch.sigmoid_(_pointwise(torch.relu_(y), up.weight, up.bias)).mul_(x)
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 1x1 convolution of a channels-last ``x`` as a matrix product on the ``(N*H*W, C)``
+    view (the result is channels-last)."""
+    n, c, h, w = x.shape
+    k = weight.shape[0]
+    flat = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    out = torch.mm(flat, weight.view(k, c).t())
+    if bias is not None:
+        out = out.add_(bias)
+    return out.view(n, h, w, k).permute(0, 3, 1, 2)
 
 
 def _add(*radii: int | None) -> int | None:
@@ -117,12 +152,20 @@ class ResBlock(nn.Module):
         return _add(2, 0 if self.ca is None else self.ca.radius())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        res = self.conv2(F.relu(self.conv1(x)))
+        if torch.is_grad_enabled():
+            res = self.conv2(F.relu(self.conv1(x)))
+            if self.ca is not None:
+                res = self.ca(res)
+            if self.res_scale != 1.0:
+                res = res * self.res_scale
+            return x + res
+        # inference: in-place activations and sums (same values, fewer allocations)
+        res = self.conv2(torch.relu_(self.conv1(x)))
         if self.ca is not None:
             res = self.ca(res)
         if self.res_scale != 1.0:
-            res = res * self.res_scale
-        return x + res
+            res = res.mul_(self.res_scale)
+        return res.add_(x)
 
 
 class RCAB(ResBlock):
@@ -172,11 +215,11 @@ class RDB(nn.Module):
         return 5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
-        for i in range(1, 5):
-            conv = getattr(self, f"conv{i}")
-            feats.append(F.leaky_relu(conv(torch.cat(feats, 1)), 0.2))
-        return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+        x1 = F.leaky_relu(self.conv1(x), 0.2)
+        x2 = F.leaky_relu(self.conv2(torch.cat((x, x1), 1)), 0.2)
+        x3 = F.leaky_relu(self.conv3(torch.cat((x, x1, x2), 1)), 0.2)
+        x4 = F.leaky_relu(self.conv4(torch.cat((x, x1, x2, x3), 1)), 0.2)
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
 
 
 class RRDB(nn.Module):

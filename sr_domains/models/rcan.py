@@ -10,6 +10,7 @@ becomes finite (exact tiling); the default global pooling matches the published 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -53,17 +54,18 @@ class RCANConfig(BaseSRConfig):
 
 
 class RCAN(SRModel):
-    """RCAN; see :class:`RCANConfig`. The groups are stored as module ``body``."""
+    """RCAN; see :class:`RCANConfig`. The groups are the submodule ``body``."""
 
     arch = "rcan"
+    cpu_channels_last = True  # 1.4-2.2x faster on the CPU (benchmarks/speed.py)
+    if TYPE_CHECKING:  # a class annotation would make TorchScript type the dataclass
+        config: RCANConfig
     fp16_safe = False  # spandrel marks RCAN as not half-safe (overflow); bf16 is fine
-    config: RCANConfig
 
     def __init__(self, config: RCANConfig) -> None:
         super().__init__(config)
         c = config
         self.conv_first = conv3x3(c.in_channels, c.n_feats)
-        # Registered as a submodule named "body"; `self.body` itself stays the SRModel method.
         self.body = nn.Sequential(
             *(
                 ResidualGroup(c.n_feats, c.n_resblocks, c.reduction, c.ca_pool, c.res_scale)
@@ -77,7 +79,7 @@ class RCAN(SRModel):
     @property
     def trunk(self) -> nn.Sequential:
         """The residual groups (the submodule registered as ``body``)."""
-        return self._modules["body"]  # type: ignore[return-value]
+        return self.body
 
     def receptive_radius(self) -> int | None:
         if self.config.ca_pool == "global":
@@ -85,9 +87,9 @@ class RCAN(SRModel):
         lr = 1 + sum(g.radius() for g in self.trunk) + 1  # type: ignore[misc]
         return field_radius([("conv", lr), *self.upsample.ops(), ("conv", 1)])
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.conv_first(x)
-        feat = feat + self.conv_after_body(self.trunk(feat))
+        feat = feat + self.conv_after_body(self.body(feat))
         return self.conv_last(self.upsample(feat))
 
 

@@ -10,6 +10,7 @@ x2, two for x4, one x3 stage for x3. ``pixel_unshuffle=True`` reproduces BasicSR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -51,17 +52,19 @@ class RRDBConfig(BaseSRConfig):
 
 
 class RRDBNet(SRModel):
-    """RRDBNet; see :class:`RRDBConfig`. The trunk is stored as module ``body``."""
+    """RRDBNet; see :class:`RRDBConfig`. The trunk is the submodule ``body``."""
 
     arch = "rrdb"
-    config: RRDBConfig
+    cpu_channels_last = True  # 1.4-2.2x faster on the CPU (benchmarks/speed.py)
+    if TYPE_CHECKING:  # a class annotation would make TorchScript type the dataclass
+        config: RRDBConfig
 
     def __init__(self, config: RRDBConfig) -> None:
         super().__init__(config)
         c = config
+        self.unshuffle = bool(c.pixel_unshuffle)
         first_in = c.in_channels * 4 if c.pixel_unshuffle else c.in_channels
         self.conv_first = conv3x3(first_in, c.num_feat)
-        # Registered as a submodule named "body"; `self.body` itself stays the SRModel method.
         self.body = nn.Sequential(
             *(
                 RRDB(c.num_feat, c.num_grow_ch, c.channel_attention, c.ca_reduction, c.ca_pool)
@@ -72,8 +75,10 @@ class RRDBNet(SRModel):
         self.up_factors: tuple[int, ...] = (
             (2, 2) if c.pixel_unshuffle else {2: (2,), 3: (3,), 4: (2, 2)}[c.scale]
         )
-        for i in range(len(self.up_factors)):
-            self.add_module(f"conv_up{i + 1}", conv3x3(c.num_feat, c.num_feat))
+        self.up1 = float(self.up_factors[0])
+        self.up2 = float(self.up_factors[-1])
+        self.conv_up1 = conv3x3(c.num_feat, c.num_feat)
+        self.conv_up2 = conv3x3(c.num_feat, c.num_feat) if len(self.up_factors) > 1 else None
         self.conv_hr = conv3x3(c.num_feat, c.num_feat)
         self.conv_last = conv3x3(c.num_feat, c.n_out)
 
@@ -84,8 +89,8 @@ class RRDBNet(SRModel):
 
     @property
     def trunk(self) -> nn.Sequential:
-        """The RRDB blocks (the submodule registered as ``body``)."""
-        return self._modules["body"]  # type: ignore[return-value]
+        """The RRDB blocks (the submodule ``body``)."""
+        return self.body
 
     def receptive_radius(self) -> int | None:
         c = self.config
@@ -98,18 +103,20 @@ class RRDBNet(SRModel):
         ops += [("conv", 1), ("conv", 1)]
         return field_radius(ops)
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.pixel_unshuffle:
-            if x.shape[-2] % 2 or x.shape[-1] % 2:
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
+        if self.unshuffle:
+            if x.shape[-2] % 2 != 0 or x.shape[-1] % 2 != 0:
                 raise ValueError(
-                    f"rrdb with pixel_unshuffle needs even H and W, got {tuple(x.shape[-2:])}"
+                    f"rrdb with pixel_unshuffle needs even H and W, got {list(x.shape[-2:])}"
                 )
             x = F.pixel_unshuffle(x, 2)
         feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.trunk(feat))
-        for i, f in enumerate(self.up_factors):
-            up = F.interpolate(feat, scale_factor=f, mode="nearest")
-            feat = F.leaky_relu(getattr(self, f"conv_up{i + 1}")(up), 0.2)
+        feat = feat + self.conv_body(self.body(feat))
+        up = F.interpolate(feat, scale_factor=self.up1, mode="nearest")
+        feat = F.leaky_relu(self.conv_up1(up), 0.2)
+        if self.conv_up2 is not None:
+            up = F.interpolate(feat, scale_factor=self.up2, mode="nearest")
+            feat = F.leaky_relu(self.conv_up2(up), 0.2)
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
 
 
