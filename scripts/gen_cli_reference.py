@@ -1,7 +1,7 @@
 """Write docs/cli.md from the argparse parser (the CLI reference of the docs site).
 
-    python scripts/gen_cli_reference.py          # rewrite docs/cli.md
-    python scripts/gen_cli_reference.py --check  # exit 1 when docs/cli.md is out of date
+python scripts/gen_cli_reference.py          # rewrite docs/cli.md
+python scripts/gen_cli_reference.py --check  # exit 1 when docs/cli.md is out of date
 """
 
 from __future__ import annotations

@@ -125,10 +125,12 @@ class SpandrelSR(SRModel):
         return self._radius
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
-        # ``x`` is a fresh tensor (SRModel.forward shifts and scales it), so networks that
-        # scale their input in place (spandrel's RCAN) never touch the caller's data.
+        # SRModel.forward may hand over the caller's tensor itself (identity mean shift), and
+        # some spandrel networks scale their input in place (RCAN): work on a copy.
         h, w = x.shape[-2:]
         pad_w, pad_h = self._requirements.get_padding(w, h)
+        if not (pad_w or pad_h):
+            x = x.clone()
         if pad_w or pad_h:  # as spandrel.ImageModelDescriptor: reflect as far as it can, then edge
             rw, rh = min(pad_w, w - 1), min(pad_h, h - 1)
             x = F.pad(x, (0, rw, 0, rh), mode="reflect")
