@@ -49,17 +49,24 @@ class Panel:
     seam: int
 
 
+def panel_budget(upscaler: Upscaler) -> int:
+    """Bytes for one panel's HR strip buffers: :data:`PANEL_BUDGET_BYTES`, or an eighth of the
+    engine's memory budget when that is larger (big budget tiles need wide panels, or the
+    panel cuts would cost extra windows)."""
+    return max(PANEL_BUDGET_BYTES, (getattr(upscaler, "memory_budget", None) or 0) // 8)
+
+
 def panel_width(
     upscaler: Upscaler, n_out: int, flush_rows: int, align: int, context: int = 0, ramp: int = 0
 ) -> int:
     """LR columns per panel: a multiple of ``align`` whose strip buffers fit
-    :data:`PANEL_BUDGET_BYTES`. Among the widths from half that cap to the cap, the one that
+    :func:`panel_budget`. Among the widths from half that cap to the cap, the one that
     wastes the least network work per output column wins (a panel read one column wider than a
     tile would need a whole extra window); wider panels re-read less input at their edges."""
     s = upscaler.scale
     tile = upscaler.tiling.tile
     per_col = 4 * s * n_out * (tile * s + flush_rows)  # float32 acc + one flushed block
-    cap = max(align, (PANEL_BUDGET_BYTES // max(per_col, 1)) // align * align)
+    cap = max(align, (panel_budget(upscaler) // max(per_col, 1)) // align * align)
     best, best_cost = cap, math.inf
     for cols in range(max(align, cap // 2 // align * align), cap + 1, align):
         read = cols + 2 * context + ramp
@@ -189,4 +196,4 @@ def iter_hr_blocks(
                 spool.close()
 
 
-__all__ = ["Panel", "iter_hr_blocks", "panel_width", "plan_panels"]
+__all__ = ["Panel", "iter_hr_blocks", "panel_budget", "panel_width", "plan_panels"]

@@ -163,7 +163,9 @@ def test_panel_width_fits_budget_and_tiles(bands, channels, scale):
     w = stream.panel_width(up, bands, 512, align, up.tiling.margin)
     assert w % align == 0
     # the HR strip (accumulator + one flushed block) of one panel stays within the budget
-    assert 4 * scale * bands * (512 * scale + 512) * w <= stream.PANEL_BUDGET_BYTES
+    tile = up.tiling.tile
+    assert 4 * scale * bands * (tile * scale + 512) * w <= stream.panel_budget(up)
+    assert stream.panel_budget(up) >= stream.PANEL_BUDGET_BYTES
     # and a panel never needs a window that is mostly padding/overlap
     plan = up.plan((512, w + 2 * up.tiling.margin))
     assert len(plan.xs) * plan.tile[1] / w < 1.2
