@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..options import UpscaleOptions, check_supported, inference_kwargs
+from ..options import UpscaleOptions, check_supported, inference_kwargs, isotropic_kwargs
 from .nifti import is_nifti_path
 
 
@@ -24,7 +24,11 @@ def upscale(src: Path, dst: Path, options: UpscaleOptions) -> list[Path]:
     """Run :func:`sr_domains.medical.upscale_nifti` with CLI options."""
     from .api import upscale_nifti
 
-    check_supported(options, "NIfTI", {"axes", "through_plane"})
+    check_supported(options, "NIfTI", {"axes", "through_plane", "isotropic"})
+    if options.isotropic is not None:
+        from .isotropic_api import isotropic_nifti
+
+        return [isotropic_nifti(src, dst, **isotropic_kwargs(options), axes=options.axes)]
     out = upscale_nifti(
         src,
         dst,
