@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from ..io_safety import atomic_output, preflight
-from ..options import InternalOptions, IsotropicOptions
+from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
 from ..value_domain import ValueOptions
 from .geometry import check_axes, slice_axis, voxel_sizes
 from .isotropic import plan_isotropic
@@ -90,7 +90,7 @@ def make_isotropic(
     """
     iso = IsotropicOptions(target_spacing, slice_profile, slice_thickness, fusion)
     internal = InternalOptions(
-        budget_minutes=4.0 if budget_minutes is None else float(budget_minutes),
+        budget_minutes=DEFAULT_BUDGET_MINUTES if budget_minutes is None else float(budget_minutes),
         steps=steps,
         seed=seed,
         save_model=None if save_model is None else Path(save_model),

@@ -38,6 +38,8 @@ from .slice_profile import SliceProfile, profile_from_spec
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+#: Shipped weights whose body initialises the through-plane network.
+WARM_START_WEIGHTS = "sr-lite-gray-x2"
 ProfileArg = str | IntensityProfile | dict[str, Any] | None
 
 
@@ -66,7 +68,11 @@ def _warm_start(weights: PathLike | None, internal: InternalOptions) -> torch.nn
         return None
     from ..pretrained import load_pretrained
 
-    return load_pretrained("sr-lite-gray-x2")
+    try:
+        return load_pretrained(WARM_START_WEIGHTS)
+    except (ConfigError, OSError, ValueError) as exc:  # a trimmed install: train from scratch
+        log.warning("no warm start (%s); training from scratch", exc)
+        return None
 
 
 class VolumeJob:

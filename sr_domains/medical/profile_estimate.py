@@ -56,15 +56,18 @@ class ProfileEstimate:
         return {**self.profile.to_dict(), "cost": round(self.cost, 6)}
 
 
-def _segments(lines: np.ndarray, length: int, threshold: float, rng: np.random.Generator):
-    """Non-overlapping segments of ``length`` from ``lines`` ``(N, n)`` whose values all exceed
-    ``threshold`` (inside the object), at most :data:`MAX_SEGMENTS`."""
+def _segments(
+    lines: np.ndarray, length: int, threshold: float, rng: np.random.Generator, margin: int = 0
+):
+    """Non-overlapping segments of ``length`` from ``lines`` ``(N, n)`` whose values (but the
+    ``margin`` at each end) all exceed ``threshold`` (inside the object), at most
+    :data:`MAX_SEGMENTS`."""
     n = lines.shape[1]
     k = n // length
     if k < 1:
         return np.zeros((0, length), np.float64)
     segs = lines[:, : k * length].reshape(-1, length)
-    segs = segs[segs.min(axis=1) > threshold]
+    segs = segs[segs[:, margin : length - margin].min(axis=1) > threshold]
     if len(segs) > MAX_SEGMENTS:
         segs = segs[rng.choice(len(segs), MAX_SEGMENTS, replace=False)]
     return segs.astype(np.float64)
@@ -114,7 +117,7 @@ def estimate_profile(
     hr_len = math.ceil(length * f) + 2 * margin
     hr = np.concatenate(
         [
-            _segments(arr.reshape(-1, arr.shape[2]), hr_len, threshold, rng)
+            _segments(arr.reshape(-1, arr.shape[2]), hr_len, threshold, rng, margin)
             for arr in (v, np.swapaxes(v, 1, 2))  # lines along each in-plane axis
         ]
     )
