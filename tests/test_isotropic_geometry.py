@@ -63,7 +63,7 @@ def test_real_factors_keep_the_field_of_view(in_plane, ratio, n, axis, degrees, 
     src = nearest_source(n, plan.out_shape[k], plan.factors[k])
     centre_in_old = (np.arange(plan.out_shape[k]) + 0.5) / plan.factors[k] - 0.5
     inside = centre_in_old < n - 0.5
-    np.testing.assert_array_equal(src[inside], np.rint(centre_in_old[inside] + 1e-12)[inside])
+    assert np.all(np.abs(centre_in_old[inside] - src[inside]) <= 0.5 + 1e-9)
 
 
 def test_documented_example_of_a_non_integer_product():
@@ -74,10 +74,11 @@ def test_documented_example_of_a_non_integer_product():
     assert plan.edge_shift()[2] == pytest.approx(0.3)
     down = plan_isotropic((256, 256, 31), (0.9, 0.9, 4.4))  # 151.56 -> 152: +0.4 mm
     assert down.out_shape[2] == 152 and down.edge_shift()[2] == pytest.approx(0.4)
-    inward = plan_isotropic((10, 10, 9), (1.0, 1.0, 4.3))  # 38.7 -> 39 (+0.3); 4.2*9=37.8 -> 38
-    assert inward.edge_shift()[2] == pytest.approx(0.3)
+    up = plan_isotropic((10, 10, 9), (1.0, 1.0, 4.3))  # 38.7 -> 39: outward by 0.3 mm
+    assert up.edge_shift()[2] == pytest.approx(0.3)
     assert plan_isotropic((10, 10, 9), (1.0, 1.0, 4.2)).out_shape[2] == 38
-    assert plan_isotropic((10, 10, 11), (1.0, 1.0, 4.2)).edge_shift()[2] == pytest.approx(-0.2)
+    inward = plan_isotropic((10, 10, 11), (1.0, 1.0, 4.2))  # 46.2 -> 46: inward by 0.2 mm
+    assert inward.edge_shift()[2] == pytest.approx(-0.2)
 
 
 def test_in_plane_axes_are_resampled_to_the_target():

@@ -134,9 +134,11 @@ def fit_through_plane(
     if volume.ndim != 3:
         raise ConfigError(f"expected a 3-D volume, got shape {volume.shape}")
     f = slice_spacing / spacing
+    model = build_model(f, seed, warm_start).to(device)
+    if budget.steps == 0:  # nothing to learn: the (warm-started) network as it is
+        return model.eval(), FitReport(seed=seed)
     slices = np.ascontiguousarray(np.moveaxis(volume, slice_axis, 0), dtype=np.float32)
     pairs = make_pairs(slices, spacing, slice_spacing, profile)
-    model = build_model(f, seed, warm_start).to(device)
     report = fit(
         model, pairs, budget, seed=seed, progress=progress, desc=f"learning x{f:.3g} slices"
     )

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_numpy, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
 
 from ..errors import ConfigError
 from ..medical.geometry import voxel_sizes
@@ -60,6 +60,8 @@ class MakeIsotropic(Transform):
         device: ``auto`` (cuda > mps > cpu), ``cpu``, ...
         progress: tqdm bars (training with ETA, application).
     """
+
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
 
     def __init__(
         self,
@@ -145,6 +147,8 @@ class MakeIsotropicd(MapTransform):
         allow_missing_keys: don't raise if a key is missing.
         **kwargs: the arguments of :class:`MakeIsotropic`.
     """
+
+    backend = MakeIsotropic.backend
 
     def __init__(
         self,
