@@ -267,3 +267,30 @@ def test_monai_transform_updates_the_geometry(tmp_path):
         np.asarray(nib.load(api).dataobj, np.float32),
         atol=1.0,  # same fit; the file version is rounded to int16
     )
+
+
+def test_enhanced_dicom_gets_one_frame_per_new_slice(tmp_path):
+    from sr_domains.testing.medical import make_enhanced_dicom
+
+    src = make_enhanced_dicom(
+        tmp_path / "enh.dcm", n_frames=4, pixel_spacing=(0.8, 0.8), slice_spacing=3.2
+    )
+    (out,) = make_isotropic(src, tmp_path / "enh_iso", steps=0)
+    ds = pydicom.dcmread(out)
+    assert int(ds.NumberOfFrames) == 16  # 4 * 3.2 / 0.8
+    frames = ds.PerFrameFunctionalGroupsSequence
+    ipp = np.array(
+        [[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient] for f in frames]
+    )
+    normal = slice_normal([float(v) for v in load_dicom_series(src).iop])
+    np.testing.assert_allclose(np.diff(ipp @ normal), 0.8, atol=1e-6)
+    measures = [
+        grp.PixelMeasuresSequence[0]
+        for grp in (ds.SharedFunctionalGroupsSequence[0], *frames)
+        if "PixelMeasuresSequence" in grp
+    ]
+    assert measures
+    for m in measures:
+        assert float(m.SliceThickness) == pytest.approx(0.8)
+        assert float(m.SpacingBetweenSlices) == pytest.approx(0.8)
+    assert load_dicom_series(tmp_path / "enh_iso").shape == (16, 20, 18)
