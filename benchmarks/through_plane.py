@@ -73,7 +73,13 @@ elif task["method"].startswith("iso"):
     if task.get("fba"):  # the same fitted model, fused by Fourier burst accumulation
         make_isotropic(task["src"], task["fba"], weights=task["model"], budget_minutes=0,
                        fusion="fba", overwrite=True)
-print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0, "extra": extra}))
+hwm = 0.0  # this process's own peak RSS (ru_maxrss would include the parent's at fork)
+with open("/proc/self/status") as f:
+    for line in f:
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024.0
+print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0, "extra": extra,
+                              "rss_mb": hwm}))
 """
 
 
@@ -91,7 +97,7 @@ def peak_rss_child(args: list[str]) -> dict:
     return {
         "wall_s": wall,
         "cpu_s": ru.ru_utime + ru.ru_stime,
-        "rss_mb": ru.ru_maxrss / 1024.0,
+        "rss_mb": None,  # ru_maxrss includes the parent's RSS at fork: children report VmHWM
         "rc": rc,
         "stdout": out,
         "stderr": err[-4000:],
@@ -152,9 +158,9 @@ def save(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
 def run_ours(task: dict, threads: int) -> dict:
     r = peak_rss_child([sys.executable, "-c", CHILD, str(threads), json.dumps(task)])
     if r["rc"] != 0:
-        return {**r, "error": r["stderr"].strip().splitlines()[-1] if r["stderr"] else "failed"}
+        return {**r, "error": (r["stderr"].strip().splitlines() or ["failed"])[-1]}
     line = next(x for x in r["stdout"].splitlines() if x.startswith("RESULT "))
-    return {**r, **json.loads(line[7:])}
+    return {**r, **json.loads(line[7:])}  # its own VmHWM replaces wait4's inherited maxrss
 
 
 def eclare_probe(src: Path, thick: float, kind: str, work: Path, threads: int) -> dict:

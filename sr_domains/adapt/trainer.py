@@ -6,7 +6,8 @@ The schedule depends only on the step index and the planned number of steps ``N`
 * ``Budget(steps=N)``: exactly ``N`` steps (bit-for-bit reproducible with the same seed, model
   and thread count).
 * ``Budget(seconds=S)``: the first :attr:`Budget.warmup_steps` steps (linear learning-rate
-  warm-up) also time the machine; then ``N`` is fixed from the remaining time and the run
+  warm-up) also time the machine (the first step, which pays one-off costs, excluded); then
+  ``N`` is fixed from the remaining time and the run
   goes on exactly as ``Budget(steps=N)`` would. ``S`` is also a hard limit: a machine that
   slows down stops early (reported as ``stopped_by="time"``). The report gives ``N``, so any
   run can be repeated exactly with ``Budget(steps=N)``.
@@ -155,11 +156,14 @@ def fit(
     bar = _bar(progress, planned, desc)
     model.train()
     step = 0
+    first_done = start
     try:
         while True:
             now = time.perf_counter()
+            if step == 1:  # the first step pays one-off costs (allocations, kernel setup)
+                first_done = now
             if planned is None and step == warm:  # timing done: fix the schedule length
-                per = (now - start) / max(step, 1)
+                per = (now - first_done) / (step - 1) if step > 1 else now - start
                 left = (deadline - now) if deadline is not None else 0.0
                 planned = step + max(0, int(left / max(per, 1e-6)))
                 if bar is not None:

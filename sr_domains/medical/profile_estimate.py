@@ -32,8 +32,11 @@ from .slice_profile import FWHM_PER_SIGMA, ProfileKind, SliceProfile, degradatio
 
 log = logging.getLogger(__name__)
 
-#: Samples per through-plane segment (at most the number of slices).
-SEGMENT = 24
+#: Samples per through-plane segment (at most the number of slices; shorter ones are tried
+#: when too few segments lie inside the object).
+SEGMENT = 16
+#: Fewest segments of each kind the fit needs.
+MIN_SEGMENTS = 50
 #: Segments used on each side (a deterministic sample when there are more).
 MAX_SEGMENTS = 20000
 
@@ -104,24 +107,27 @@ def estimate_profile(
     f = slice_spacing / spacing
     lo_w, hi_w = spacing, 3.0 * slice_spacing
     margin = math.ceil(4.0 * hi_w / FWHM_PER_SIGMA / spacing) + 1
-    length = min(SEGMENT, n, int((max(v.shape[1:]) - 2 * margin) // f))
-    if length < 6:
+    longest = min(SEGMENT, n, int((max(v.shape[1:]) - 2 * margin) // f))
+    if longest < 6:
         raise ConfigError(
             f"profile estimation needs >= 6 slices and an in-plane size of >= {6 * f:.0f} + "
             f"{2 * margin} voxels, got {v.shape[0]} slices of {v.shape[1]} x {v.shape[2]}"
         )
-    rng = np.random.default_rng(seed)
     finite = v[np.isfinite(v)]
-    threshold = 0.1 * float(np.percentile(finite, 99)) if finite.size else 0.0
-    through = _segments(v.reshape(n, -1).T, length, threshold, rng)
-    hr_len = math.ceil(length * f) + 2 * margin
-    hr = np.concatenate(
-        [
-            _segments(arr.reshape(-1, arr.shape[2]), hr_len, threshold, rng, margin)
-            for arr in (v, np.swapaxes(v, 1, 2))  # lines along each in-plane axis
-        ]
-    )
-    if len(through) < 50 or len(hr) < 50:
+    threshold = 0.05 * float(np.percentile(finite, 99)) if finite.size else 0.0
+    for length in range(longest, 5, -2):  # shorter segments fit inside smaller objects
+        rng = np.random.default_rng(seed)
+        through = _segments(v.reshape(n, -1).T, length, threshold, rng)
+        hr_len = math.ceil(length * f) + 2 * margin
+        hr = np.concatenate(
+            [
+                _segments(arr.reshape(-1, arr.shape[2]), hr_len, threshold, rng, margin)
+                for arr in (v, np.swapaxes(v, 1, 2))  # lines along each in-plane axis
+            ]
+        )
+        if len(through) >= MIN_SEGMENTS and len(hr) >= MIN_SEGMENTS:
+            break
+    if len(through) < MIN_SEGMENTS or len(hr) < MIN_SEGMENTS:
         raise ConfigError(
             "too little content to estimate the slice profile "
             f"({len(through)} through-plane and {len(hr)} in-plane segments inside the object); "
