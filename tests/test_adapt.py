@@ -186,15 +186,29 @@ def test_fit_reduces_the_loss_of_an_axis_model(one_thread):
     assert report.loss_end < 0.9 * report.loss_start
 
 
-def test_time_budget_plans_the_steps_and_progress_bar(one_thread, capsys):
-    model = create_model("edsr-lite-ca", in_channels=1, scale=2, n_blocks=1)
-    report = fit(model, _bicubic_pairs(), Budget(seconds=0.5, warmup_steps=2), progress=True)
-    assert report.steps >= 2
-    assert report.planned_steps >= report.steps
+def test_time_budget_plans_the_decay_and_replays_exactly(one_thread, capsys):
+    """A time budget fixes (D, N) late from the recent step time; Budget(steps=N, decay_from=D)
+    with the same seed repeats the run bit for bit."""
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return create_model("edsr-lite-ca", in_channels=1, scale=2, n_blocks=1)
+
+    a = model()
+    report = fit(a, _bicubic_pairs(), Budget(seconds=1.0, warmup_steps=2), progress=True, seed=5)
+    assert report.steps >= 3
+    assert 2 <= report.decay_from <= report.planned_steps
     assert report.seconds < 30
     err = capsys.readouterr().err
     assert "internal learning" in err and "step" in err
-    assert not model.training
+    assert not a.training
+    if report.stopped_by == "steps":  # a machine that slowed down stops early instead
+        b = model()
+        again = Budget(None, report.planned_steps, warmup_steps=2, decay_from=report.decay_from)
+        rb = fit(b, _bicubic_pairs(), again, seed=5)
+        assert rb.losses == report.losses
+        for k, v in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[k], v, atol=0, rtol=0)
 
 
 def test_budget_and_schedule():
@@ -203,8 +217,10 @@ def test_budget_and_schedule():
     with pytest.raises(ConfigError, match=">= 0"):
         Budget(seconds=-1)
     assert Budget.minutes(2, 10) == Budget(seconds=120.0, steps=10)
-    assert lr_at(0, 100, 1.0, 10) == pytest.approx(1 / 11)
-    assert lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
-    assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.01)
+    assert lr_at(0, 100, 1.0, 10, 70) == pytest.approx(1 / 11)
+    assert lr_at(10, 100, 1.0, 10, 70) == lr_at(69, 100, 1.0, 10, 70) == 1.0
+    assert lr_at(85, 100, 1.0, 10, 70) == pytest.approx(0.505)
+    assert lr_at(100, 100, 1.0, 10, 70) == pytest.approx(0.01)
+    assert lr_at(500, None, 1.0, 10, 0) == 1.0  # not planned yet: plateau
     zero = fit(create_model("edsr-lite-ca", in_channels=1), _bicubic_pairs(), Budget(None, 0))
     assert zero.steps == 0
