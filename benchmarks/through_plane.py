@@ -371,7 +371,7 @@ def print_table(rows: list[dict], budget: float) -> None:
     print("\n| case | method | PSNR dB | SSIM | wall s | CPU s | peak RSS MB | notes |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        note = r.get("error", "")
+        note = r.get("error") or ""
         if r.get("fwhm_mm") is not None:
             note = f"FWHM {r['fwhm_mm']:.3g} mm, {r.get('steps')} steps"
         if r.get("fba"):
