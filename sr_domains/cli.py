@@ -16,7 +16,15 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, SRDomainsError
-from .options import BACKENDS, EXPORT_FORMATS, UpscaleOptions, engine_fields
+from .options import (
+    BACKENDS,
+    DEFAULT_BUDGET_MINUTES,
+    EXPORT_FORMATS,
+    InternalOptions,
+    IsotropicOptions,
+    UpscaleOptions,
+    engine_fields,
+)
 from .value_domain import ValueOptions
 
 
@@ -172,12 +180,61 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--series", dest="series_uid", help="DICOM SeriesInstanceUID (folder with several series)"
     )
+    _add_isotropic(p)
     p.set_defaults(func=_cmd_upscale)
+
+
+def _add_isotropic(p: argparse.ArgumentParser) -> None:
+    """``--isotropic`` and the per-input learning flags (see docs/medical.md)."""
+    g = p.add_argument_group(
+        "isotropic MRI (NIfTI / DICOM; docs/medical.md)",
+        "Self-supervised through-plane SR: a network is fitted to the volume's own in-plane "
+        "slices degraded with the slice profile, then applied along the slice axis.",
+    )
+    g.add_argument("--isotropic", action="store_true", help="make the volume isotropic")
+    g.add_argument(
+        "--target-spacing", type=float, metavar="MM", help="output spacing (default: in-plane)"
+    )
+    g.add_argument(
+        "--slice-profile",
+        default="gaussian",
+        metavar="gaussian|rect|estimate|FILE",
+        help="slice profile (default gaussian, FWHM = slice thickness); estimate fits it",
+    )
+    g.add_argument("--slice-thickness", type=float, metavar="MM", help="default: from the header")
+    g.add_argument(
+        "--budget", type=float, metavar="MINUTES",
+        help=f"training time (default {DEFAULT_BUDGET_MINUTES:g} minutes)",
+    )  # fmt: skip
+    g.add_argument("--steps", type=int, help="exact training steps (repeatable with --seed)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--save-model", type=Path, metavar="PATH", help="save the fitted model")
+    g.add_argument("--fusion", default="mean", choices=("mean", "fba"), help="fuse the two stacks")
+
+
+def _isotropic_options(args: argparse.Namespace) -> tuple[IsotropicOptions | None, InternalOptions]:
+    internal = InternalOptions(
+        budget_minutes=DEFAULT_BUDGET_MINUTES if args.budget is None else args.budget,
+        steps=args.steps,
+        seed=args.seed,
+        save_model=args.save_model,
+    )
+    iso_flags = (args.target_spacing, args.slice_thickness, args.slice_profile, args.fusion)
+    if not args.isotropic:
+        if iso_flags != (None, None, "gaussian", "mean"):
+            raise ConfigError(
+                "--target-spacing, --slice-profile, --slice-thickness and --fusion need --isotropic"
+            )
+        return None, internal
+    return IsotropicOptions(
+        args.target_spacing, args.slice_profile, args.slice_thickness, args.fusion
+    ), internal
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
     from .adapters import find_adapter
 
+    iso, internal = _isotropic_options(args)
     values = ValueOptions(
         clamp=not args.no_clamp,
         envelope=args.envelope,
@@ -211,6 +268,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         axes=args.axes,
         through_plane=args.through_plane,
         series_uid=args.series_uid,
+        isotropic=iso,
+        internal=internal,
     )
     src, dst = Path(args.input), Path(args.output)
     if args.workers is not None and args.workers < 1:

@@ -39,6 +39,20 @@ def upscale_matrix(factors: Sequence[float]) -> np.ndarray:
     return t
 
 
+def resampled_size(n: int, factor: float) -> int:
+    """Samples along an axis of ``n`` samples resampled by a real ``factor`` (``floor(n*f + 1/2)``,
+    exact products within 1e-6 taken as they are).
+
+    With :func:`upscale_matrix` the first edge of the field of view stays put, so when ``n * f``
+    is not an integer the far edge moves by ``(m - n*f) / f`` old samples (at most half a new
+    sample, outward when ``n*f`` was rounded up, inward when rounded down).
+    """
+    exact = float(n) * float(factor)
+    if abs(exact - round(exact)) < 1e-6:
+        return round(exact)
+    return int(np.floor(exact + 0.5))
+
+
 @dataclass(frozen=True)
 class SpatialRef:
     """Index -> world mapping of an n-D grid (pixel/voxel centres), plus its shape and CRS.
@@ -195,6 +209,7 @@ class Image:
 __all__ = [
     "Image",
     "SpatialRef",
+    "resampled_size",
     "scale_dicom_plane",
     "scale_geotransform",
     "scale_nifti_affine",

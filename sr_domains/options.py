@@ -19,6 +19,65 @@ BACKENDS = ("torch", "onnxruntime")
 EXPORT_FORMATS = ("onnx", "torchscript", "exported-program")
 
 
+#: Default budget of per-input (self-supervised) learning, in minutes.
+DEFAULT_BUDGET_MINUTES = 4.0
+
+
+@dataclass(frozen=True)
+class InternalOptions:
+    """Per-input (self-supervised) learning: how long, how reproducible, what to keep.
+
+    Shared by every learner that trains on the input itself (``--isotropic``; a later
+    ``--adapt``); see :mod:`sr_domains.adapt`.
+
+    Attributes:
+        budget_minutes: wall-clock budget of the fit.
+        steps: exact number of steps instead (reproduces a run bit for bit with ``seed``).
+        seed: seed of the initialisation and of the training batches.
+        save_model: write the fitted model here (``.safetensors`` with its card).
+        warm_start: start from the shipped weights where the layouts match.
+    """
+
+    budget_minutes: float = DEFAULT_BUDGET_MINUTES
+    steps: int | None = None
+    seed: int = 0
+    save_model: Path | None = None
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.budget_minutes >= 0):
+            raise ConfigError(f"budget must be >= 0 minutes, got {self.budget_minutes}")
+        if self.steps is not None and self.steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class IsotropicOptions:
+    """``--isotropic``: self-supervised through-plane SR to an isotropic grid (medical).
+
+    Attributes:
+        target_spacing: output spacing in mm (default: the finest in-plane spacing).
+        slice_profile: ``gaussian`` (default) or ``rect`` with FWHM = the slice thickness,
+            ``estimate`` (fitted from the data), or a profile file (offset mm, weight).
+        slice_thickness: slice thickness in mm (default: the header's: DICOM SliceThickness,
+            a BIDS sidecar's ``SliceThickness``; else the slice spacing).
+        fusion: how the two orthogonal estimates are fused: ``mean`` or ``fba``.
+    """
+
+    target_spacing: float | None = None
+    slice_profile: str = "gaussian"
+    slice_thickness: float | None = None
+    fusion: str = "mean"
+
+    def __post_init__(self) -> None:
+        for name in ("target_spacing", "slice_thickness"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be > 0 mm, got {v}")
+        if self.fusion not in ("mean", "fba"):
+            raise ConfigError(f"fusion must be 'mean' or 'fba', got {self.fusion!r}")
+
+
 @dataclass(frozen=True)
 class UpscaleOptions:
     """What the user asked for; domain adapters read the fields that apply to them.
@@ -51,6 +110,8 @@ class UpscaleOptions:
     axes: tuple[int, int] | None = None  # in-plane axes of a NIfTI volume (0-based)
     through_plane: bool = False
     series_uid: str | None = None  # DICOM SeriesInstanceUID when a folder holds several
+    isotropic: IsotropicOptions | None = None  # self-supervised through-plane SR (medical)
+    internal: InternalOptions = field(default_factory=InternalOptions)  # per-input learning
 
     def __post_init__(self) -> None:
         """Validate every numeric option before any file is read or created."""
@@ -104,7 +165,7 @@ def engine_fields(options: UpscaleOptions) -> dict[str, Any]:
     }
 
 
-DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane", "series_uid"}
+DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane", "series_uid", "isotropic"}
 
 
 def check_supported(options: UpscaleOptions, domain: str, supported: set[str]) -> None:
@@ -119,6 +180,52 @@ def check_supported(options: UpscaleOptions, domain: str, supported: set[str]) -
     if bad:
         flags = ", ".join("--" + b.replace("_", "-") for b in bad)
         raise ConfigError(f"option(s) {flags} do not apply to {domain} input")
+    check_internal(options)
+
+
+def check_internal(options: UpscaleOptions) -> None:
+    """Per-input learning options (``--budget``, ``--steps``, ``--seed``, ``--save-model``) only
+    apply to a mode that learns from the input (``--isotropic``); ``--isotropic`` excludes
+    ``--through-plane`` and ``--scale``."""
+    if options.isotropic is None:
+        if options.internal != InternalOptions():
+            raise ConfigError(
+                "--budget, --steps, --seed and --save-model apply to --isotropic only"
+            )
+        return
+    if options.through_plane:
+        raise ConfigError("--isotropic and --through-plane exclude each other")
+    if options.scale != 2:
+        raise ConfigError("--scale does not apply to --isotropic (use --target-spacing)")
+
+
+def isotropic_kwargs(options: UpscaleOptions) -> dict[str, Any]:
+    """Keyword arguments of the medical isotropic functions from options (``--isotropic``).
+
+    ``--model`` does not apply (the network is fitted to the input; ``--weights`` may name a
+    model saved with ``--save-model``), nor do the tiling options."""
+    if options.model is not None:
+        raise ConfigError(
+            "--model does not apply to --isotropic (pass --weights MODEL to reuse "
+            "a model saved with --save-model)"
+        )
+    if (options.tile, options.overlap, options.batch_size, options.amp) != (
+        None,
+        None,
+        None,
+        "auto",
+    ):
+        raise ConfigError("--tile, --overlap, --batch-size and --amp do not apply to --isotropic")
+    return {
+        "iso": options.isotropic,
+        "internal": options.internal,
+        "weights": options.weights,
+        "profile": options.profile,
+        "values": options.values,
+        "overwrite": options.overwrite,
+        "progress": options.progress,
+        "device": options.device,
+    }
 
 
 def inference_kwargs(options: UpscaleOptions) -> dict[str, Any]:

@@ -68,6 +68,9 @@ def _make(name: str, prob: float = 1.0) -> Transform:
         return cls("img", prob=prob, **RAND_KW) if name.endswith("d") else cls(prob, **RAND_KW)
     if name.startswith("MakeLowResolution"):
         return cls("img", axes=(0, 1)) if name.endswith("d") else cls(axes=(0, 1))
+    if name.startswith("MakeIsotropic"):  # no training: the network is cubic interpolation
+        kw = {"steps": 0, "warm_start": False, "device": "cpu"}
+        return cls("img", **kw) if name.endswith("d") else cls(**kw)
     assert name.startswith("SRInvert"), name
     return cls("img") if name.endswith("d") else cls()
 
@@ -89,6 +92,8 @@ def test_the_exported_transforms():
         "RandMakeLowResolutiond",
         "SRInvert",
         "SRInvertd",
+        "MakeIsotropic",
+        "MakeIsotropicd",
     }
 
 

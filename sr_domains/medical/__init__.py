@@ -3,6 +3,7 @@
 >>> from sr_domains.medical import upscale_nifti, upscale_dicom_series
 >>> upscale_nifti("brain.nii.gz", "brain_x2.nii.gz", scale=2)            # doctest: +SKIP
 >>> upscale_dicom_series("dicom_dir/", "dicom_x2/", scale=2)             # doctest: +SKIP
+>>> make_isotropic("t2.nii.gz", "t2_iso.nii.gz")                           # doctest: +SKIP
 
 nibabel and pydicom are imported only when a file is read or written, so this package imports
 without the ``medical`` extra. The array-level helpers (:func:`upscale_image`,
@@ -21,18 +22,23 @@ from .dicom_read import (
 )
 from .dicom_write import write_derived_series
 from .geometry import default_axes, dicom_affine, upscaled_affine
+from .isotropic import IsotropicPlan, plan_isotropic
+from .isotropic_api import make_isotropic
 from .nifti import NiftiVolume, nifti_info, read_nifti, write_nifti
 from .volume import upscale_image, upscale_planes, upscale_volume
 
 __all__ = [
     "DicomSeries",
+    "IsotropicPlan",
     "NiftiVolume",
     "SeriesSummary",
     "default_axes",
     "dicom_affine",
     "list_dicom_series",
     "load_dicom_series",
+    "make_isotropic",
     "nifti_info",
+    "plan_isotropic",
     "read_dicom_volume",
     "read_nifti",
     "upscale_dicom_series",

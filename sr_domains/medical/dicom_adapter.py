@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputFileError
-from ..options import UpscaleOptions, check_supported, inference_kwargs
+from ..options import UpscaleOptions, check_supported, inference_kwargs, isotropic_kwargs
 from .dicom_read import has_dicm_preamble
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -107,7 +107,11 @@ def upscale(
     """Run :func:`sr_domains.medical.upscale_dicom_series` with CLI options."""
     from .api import upscale_dicom_series
 
-    check_supported(options, "DICOM", {"through_plane", "series_uid"})
+    check_supported(options, "DICOM", {"through_plane", "series_uid", "isotropic"})
+    if options.isotropic is not None:
+        from .isotropic_api import isotropic_dicom
+
+        return isotropic_dicom(src, dst, **isotropic_kwargs(options), series_uid=options.series_uid)
     return upscale_dicom_series(
         src,
         dst,

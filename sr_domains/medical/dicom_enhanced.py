@@ -108,6 +108,8 @@ def write_enhanced(
             m.PixelSpacing = [_ds(v) for v in geo["spacing"]]
             if geo["factor"] != 1 or "SpacingBetweenSlices" in m:
                 m.SpacingBetweenSlices = _ds(geo["slice_spacing"])
+            if geo.get("slice_thickness") is not None:
+                m.SliceThickness = _ds(geo["slice_thickness"])
         for seq in _FRAME_TYPE_SEQS:
             if (m := _own(grp, seq)) is not None and "FrameType" in m:
                 m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]

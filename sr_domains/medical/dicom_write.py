@@ -124,7 +124,7 @@ def _derive(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
         setattr(ds, d, date)
         setattr(ds, t, time)
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    desc = f"{series.description} SR x{info['scale']}".strip()
+    desc = f"{series.description} {info['label']}".strip()
     ds.SeriesDescription = desc[-64:] if len(desc) > 64 else desc
     ds.DerivationDescription = info["derivation"][:1024]
     ts = str(getattr(getattr(series.first, "file_meta", None), "TransferSyntaxUID", ""))
@@ -200,25 +200,35 @@ def write_derived_series(
     affine: np.ndarray,
     folder: Path,
     *,
-    scale: int,
+    scale: float,
     derivation: str,
+    plane_factors: tuple[float, float] | None = None,
+    slice_thickness: float | None = None,
+    label: str | None = None,
 ) -> list[Path]:
     """Write ``volume`` (``(slice, row, column)``, modality units) with its LPS ``affine`` as a
-    derived series of ``series`` into ``folder`` (which must exist). Returns the files."""
+    derived series of ``series`` into ``folder`` (which must exist). Returns the files.
+
+    ``scale`` divides the pixel spacing (rows and columns) unless ``plane_factors`` gives one
+    factor per in-plane axis (1 = unchanged; real factors allowed). The slice count may change
+    by any factor: positions come from ``affine``. ``slice_thickness`` (mm) replaces
+    SliceThickness (e.g. the resolution of an isotropic reconstruction); ``label`` is the
+    SeriesDescription suffix (default ``SR x<scale>``)."""
     pydicom = require("pydicom", "medical", "DICOM files")
     factor = volume.shape[0] / series.n_slices
     stored, pairs, _ = stored_slices(volume, series, factor)
+    pf = (float(scale), float(scale)) if plane_factors is None else plane_factors
     info = {
         "series_uid": pydicom.uid.generate_uid(),
         "now": _now(),
-        "scale": scale,
+        "label": label if label is not None else f"SR x{scale}",
         "derivation": derivation,
         "signed": stored.dtype == np.int16,
     }
     # IOP and PixelSpacing come from the source exactly (only the spacing is divided), so the
     # written tags carry no round-off; positions come from the upscaled affine.
     iop = [float(v) for v in series.iop]
-    spacing = [float(v) / scale for v in series.pixel_spacing]
+    spacing = [float(v) / f for v, f in zip(series.pixel_spacing, pf)]
     n = volume.shape[0]
     positions = [affine[:3, :3] @ np.array([k, 0.0, 0.0]) + affine[:3, 3] for k in range(n)]
     proj = np.array([p @ slice_normal(iop) for p in positions])
@@ -228,6 +238,7 @@ def write_derived_series(
         "positions": positions,
         "factor": factor,
         "slice_spacing": float(np.linalg.norm(affine[:3, 0])),
+        "slice_thickness": slice_thickness,
         "locations": _slice_locations(series, proj, factor) if series.has_geometry else None,
     }
     if series.enhanced:
@@ -254,10 +265,12 @@ def write_derived_series(
                 ds.SliceLocation = geo["locations"][k]
             if factor != 1 or "SpacingBetweenSlices" in ds:
                 ds.SpacingBetweenSlices = _ds(geo["slice_spacing"])
+            if slice_thickness is not None:
+                ds.SliceThickness = _ds(slice_thickness)
         elif "PixelSpacing" in ds:
-            ds.PixelSpacing = [_ds(float(v) / scale) for v in ds.PixelSpacing]
+            ds.PixelSpacing = [_ds(float(v) / f) for v, f in zip(ds.PixelSpacing, pf)]
         if "ImagerPixelSpacing" in ds:
-            ds.ImagerPixelSpacing = [_ds(float(v) / scale) for v in ds.ImagerPixelSpacing]
+            ds.ImagerPixelSpacing = [_ds(float(v) / f) for v, f in zip(ds.ImagerPixelSpacing, pf)]
         slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
         if slope != 1 or intercept != 0 or "RescaleSlope" in ds or "RescaleIntercept" in ds:
             ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)

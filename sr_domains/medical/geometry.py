@@ -4,6 +4,11 @@ Conventions: a volume's affine maps array indices of **voxel centres** to world 
 (NIfTI: RAS+, DICOM: LPS). Upscaling axes by ``s`` follows the voxel-centre rule of
 :func:`sr_domains.image.scale_nifti_affine`, so the outer corners of the field of view stay put.
 
+Real (non-integer) factors follow the same rule: an axis of ``n`` voxels resampled by ``f``
+gets ``m = floor(n*f + 1/2)`` voxels (:func:`~sr_domains.image.resampled_size`), the first edge
+of the field of view stays put and the far edge moves by ``(m - n*f) / f`` old voxels (never
+more than half a new voxel); :func:`sr_domains.medical.plan_isotropic` builds such grids.
+
 A DICOM series is held as a ``(slice, row, column)`` array; :func:`dicom_affine` maps those
 indices to LPS, built from ImagePositionPatient (centre of the first pixel of the first slice),
 ImageOrientationPatient (row direction ``iop[:3]`` = increasing column index, column direction
@@ -18,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError, GeometryError
-from ..image import scale_nifti_affine
+from ..image import resampled_size, scale_nifti_affine
 
 #: Spacings closer than this (mm) count as equal when choosing the in-plane axes.
 SPACING_TIE_MM = 1e-4
@@ -186,6 +191,7 @@ __all__ = [
     "lps_to_ras",
     "obliquity_deg",
     "plane_name",
+    "resampled_size",
     "scale_factors",
     "slice_axis",
     "slice_normal",

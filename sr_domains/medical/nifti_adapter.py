@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..options import UpscaleOptions, check_supported, inference_kwargs
+from ..options import UpscaleOptions, check_supported, inference_kwargs, isotropic_kwargs
 from .nifti import is_nifti_path
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -30,7 +30,11 @@ def upscale(
     """Run :func:`sr_domains.medical.upscale_nifti` with CLI options."""
     from .api import upscale_nifti
 
-    check_supported(options, "NIfTI", {"axes", "through_plane"})
+    check_supported(options, "NIfTI", {"axes", "through_plane", "isotropic"})
+    if options.isotropic is not None:
+        from .isotropic_api import isotropic_nifti
+
+        return [isotropic_nifti(src, dst, **isotropic_kwargs(options), axes=options.axes)]
     out = upscale_nifti(
         src,
         dst,

@@ -26,9 +26,13 @@ _EXPORTS = {
     "RandMakeLowResolution": "pairs",
     "RandMakeLowResolutiond": "pairs",
     "SRPrepareBatch": "engines",
+    "MakeIsotropic": "isotropic",
+    "MakeIsotropicd": "isotropic",
 }
 
 __all__ = [
+    "MakeIsotropic",
+    "MakeIsotropicd",
     "MakeLowResolution",
     "MakeLowResolutiond",
     "RandMakeLowResolution",
@@ -45,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engines import SRPrepareBatch
     from .inferer import SRInferer
     from .invert import SRInvert, SRInvertd
+    from .isotropic import MakeIsotropic, MakeIsotropicd
     from .pairs import (
         MakeLowResolution,
         MakeLowResolutiond,

@@ -1,0 +1,303 @@
+""":func:`make_isotropic`: the public entry point for NIfTI files and DICOM series.
+
+>>> from sr_domains.medical import make_isotropic
+>>> make_isotropic("t2.nii.gz", "t2_iso.nii.gz")                      # doctest: +SKIP
+>>> make_isotropic("t2_dicom/", "t2_iso/", target_spacing=1.0)        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError
+from ..io_safety import atomic_output, preflight
+from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
+from ..value_domain import ValueOptions
+from .geometry import check_axes, slice_axis, voxel_sizes
+from .isotropic import plan_isotropic
+from .isotropic_io import (
+    ProfileArg,
+    VolumeJob,
+    fit_intensity,
+    nifti_rules,
+    resolve_slice_profile,
+    thickness_from_sidecar,
+)
+from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+def make_isotropic(
+    src: PathLike,
+    dst: PathLike,
+    *,
+    target_spacing: float | None = None,
+    slice_profile: str = "gaussian",
+    slice_thickness: float | None = None,
+    budget_minutes: float | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    save_model: PathLike | None = None,
+    weights: PathLike | None = None,
+    warm_start: bool = True,
+    fusion: str = "mean",
+    axes: tuple[int, int] | None = None,
+    series_uid: str | None = None,
+    profile: ProfileArg = None,
+    values: ValueOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    device: str = "auto",
+) -> list[Path]:
+    """Make an anisotropic NIfTI volume or DICOM series isotropic by self-supervised
+    through-plane super-resolution (see ``docs/medical.md``, "Isotropic volumes").
+
+    Args:
+        src: a ``.nii``/``.nii.gz`` file, or a DICOM series (folder or file).
+        dst: the output ``.nii``/``.nii.gz`` file, or folder for a DICOM series.
+        target_spacing: output spacing in mm (default: the finest in-plane spacing).
+        slice_profile: ``"gaussian"`` or ``"rect"`` (FWHM = the slice thickness),
+            ``"estimate"`` (fitted from the data; the FWHM is logged and recorded), or the path
+            of a profile file (two columns: offset mm, weight).
+        slice_thickness: thickness in mm (default: DICOM SliceThickness, a NIfTI's BIDS JSON
+            sidecar ``SliceThickness``, else the slice spacing).
+        budget_minutes: training time (default 4 minutes; 0 with ``weights`` = apply as is).
+        steps: exact training steps instead of a time budget (bit-for-bit repeatable).
+        seed: seed of the initialisation and training batches.
+        save_model: also save the fitted model (``.safetensors``) for reuse with ``weights``.
+        weights: a model saved by ``save_model`` (fine-tuned within the budget, or applied as
+            is with ``budget_minutes=0``).
+        warm_start: start from the shipped gray in-plane weights (ignored with ``weights``).
+        fusion: fuse the two orthogonal estimates by ``"mean"`` or ``"fba"``.
+        axes: in-plane axes of a NIfTI volume (default: the slice axis is the coarsest one).
+        series_uid: the series to use when a DICOM folder holds several.
+        profile: intensity profile (default ``mr``; ``ct`` for CT series).
+        values: value fidelity (default on, as for every medical output).
+        overwrite: replace an existing output (never the input).
+        progress: tqdm bars for training (with ETA) and application.
+        device: ``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ...
+
+    Returns:
+        The written paths (one NIfTI file, or the DICOM files in spatial order).
+    """
+    iso = IsotropicOptions(target_spacing, slice_profile, slice_thickness, fusion)
+    internal = InternalOptions(
+        budget_minutes=DEFAULT_BUDGET_MINUTES if budget_minutes is None else float(budget_minutes),
+        steps=steps,
+        seed=seed,
+        save_model=None if save_model is None else Path(save_model),
+        warm_start=warm_start,
+    )
+    kw = {
+        "weights": weights,
+        "profile": profile,
+        "values": values,
+        "overwrite": overwrite,
+        "progress": progress,
+        "device": device,
+    }
+    src, dst = Path(src), Path(dst)
+    if is_nifti_path(src):
+        if series_uid is not None:
+            raise ConfigError("series_uid applies to DICOM input only")
+        return [isotropic_nifti(src, dst, iso, internal, axes=axes, **kw)]  # type: ignore[arg-type]
+    if axes is not None:
+        raise ConfigError("axes applies to NIfTI input only (DICOM slices are the slice axis)")
+    return isotropic_dicom(src, dst, iso, internal, series_uid=series_uid, **kw)  # type: ignore[arg-type]
+
+
+def _check_model_path(path: Path | None, inputs: list[Path], overwrite: bool) -> None:
+    if path is not None:
+        if path.suffix.lower() != ".safetensors":
+            raise ConfigError(f"{path}: --save-model writes a .safetensors file")
+        preflight(path, inputs, kind="file", overwrite=overwrite)
+
+
+def check_spacing_known(source: Any) -> None:
+    """Refuse a NIfTI header whose voxel size is unknown: no qform/sform and no spatial unit
+    (nibabel then invents an affine from ``pixdim``, replacing zeros by 1), or a unit other
+    than millimetres."""
+    hdr = source.header
+    _, qcode = hdr.get_qform(coded=True)
+    _, scode = hdr.get_sform(coded=True)
+    unit = hdr.get_xyzt_units()[0]
+    if int(qcode) == 0 and int(scode) == 0 and unit in ("unknown", ""):
+        raise InputFileError(
+            source.path,
+            "unknown voxel spacing (no qform/sform and no spatial unit in the header); "
+            "fix the header (e.g. fslorient / nibabel) before making it isotropic",
+        )
+    if unit not in ("mm", "unknown", ""):
+        raise InputFileError(source.path, f"spatial unit {unit!r}: only mm headers are supported")
+
+
+def isotropic_nifti(
+    src: Path,
+    dst: Path,
+    iso: IsotropicOptions,
+    internal: InternalOptions,
+    *,
+    axes: tuple[int, int] | None = None,
+    weights: PathLike | None = None,
+    profile: ProfileArg = None,
+    values: ValueOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    device: str = "auto",
+) -> Path:
+    """:func:`make_isotropic` for a NIfTI file (3-D, or 4-D volume by volume with the model
+    fitted on the first volume)."""
+    from .nifti_io import PlaneWriter, check_memory, open_source
+
+    if not is_nifti_path(dst):
+        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
+    preflight(dst, [src], kind="file", overwrite=overwrite)
+    _check_model_path(internal.save_model, [src, dst], overwrite)
+    source = open_source(src)
+    check_upscalable(source)
+    if source.image.ndim < 3 or source.shape[2] < 2:
+        raise InputFileError(src, f"isotropic SR needs a 3-D volume, got shape {source.shape}")
+    check_spacing_known(source)
+    k = slice_axis(check_axes(axes)) if axes is not None else None
+    try:
+        plan = plan_isotropic(
+            source.shape[:3], voxel_sizes(source.affine), slice_axis=k,
+            target_spacing=iso.target_spacing, where=str(src),
+        )  # fmt: skip
+    except ConfigError as exc:
+        raise InputFileError(src, str(exc).split(": ", 1)[-1]) from exc
+    log.info("%s: %s", src, plan.describe())
+    out_shape = (*plan.out_shape, *source.shape[3:])
+    vox_out = int(np.prod(plan.out_shape, dtype=np.int64))
+    check_memory(4 * (source.nbytes // source.dtype.itemsize + 4 * vox_out), f"{src}: isotropic SR")
+    data = source.read_all()
+    flat = data.reshape(*source.shape[:3], -1)
+    scan = source.scan()
+    intensity = fit_intensity(profile, scan.sample, source.dtype)
+    header_thick = thickness_from_sidecar(src)
+    job = VolumeJob(
+        plan,
+        resolve_slice_profile(iso, plan, header_thick, str(src)),
+        intensity,
+        nifti_rules(values, source, scan, intensity),
+        iso=iso,
+        internal=internal,
+        weights=weights,
+        progress=progress,
+        device=device,
+    )
+    first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
+    hdr = output_header(source, out_shape, plan.factors, job.provenance(src.name))
+    n_planes = plan.out_shape[2] * flat.shape[-1]
+    with (
+        atomic_output(dst, [src], overwrite=overwrite) as tmp,
+        PlaneWriter(tmp, hdr, n_planes) as w,
+    ):
+        for v in range(flat.shape[-1]):
+            out = first if v == 0 else job.process(flat[..., v])
+            for chunk in iter_planes(out):
+                w.write(chunk)
+    if internal.save_model is not None:
+        job.save_model(internal.save_model, overwrite, src.name)
+    log.info("wrote %s %s", dst, out_shape)
+    return dst
+
+
+def isotropic_dicom(
+    src: Path,
+    dst: Path,
+    iso: IsotropicOptions,
+    internal: InternalOptions,
+    *,
+    series_uid: str | None = None,
+    weights: PathLike | None = None,
+    profile: ProfileArg = None,
+    values: ValueOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    device: str = "auto",
+) -> list[Path]:
+    """:func:`make_isotropic` for a DICOM series: a derived series with the new slice count
+    (positions along the slice direction, SliceThickness and SpacingBetweenSlices = the
+    target spacing, SliceLocation refitted, new UIDs)."""
+    from .api import series_rules
+    from .dicom_read import load_dicom_series
+    from .dicom_series import fg_attr
+    from .dicom_write import write_derived_series
+
+    if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
+        raise ConfigError(f"{dst}: a DICOM series is written to a folder")
+    preflight(dst, [src], kind="dir", overwrite=overwrite)
+    _check_model_path(internal.save_model, [src, dst], overwrite)
+    series = load_dicom_series(src, series_uid)
+    if not series.has_geometry or series.n_slices < 3:
+        raise InputFileError(
+            src,
+            f"isotropic SR needs >= 3 slices with positions, got {series.n_slices} "
+            + ("" if series.has_geometry else "without ImagePositionPatient"),
+        )
+    spacing = (series.slice_spacing, *(float(v) for v in series.pixel_spacing))
+    try:
+        plan = plan_isotropic(
+            series.shape, spacing, slice_axis=0, target_spacing=iso.target_spacing
+        )
+    except ConfigError as exc:
+        raise InputFileError(src, str(exc)) from exc
+    volume = series.read_volume(padding_as_nan=True)
+    stored = np.dtype(np.int16 if series.first.get("PixelRepresentation") == 1 else np.uint16)
+    default = "ct" if series.modality == "CT" else "mr"
+    intensity = fit_intensity(profile if profile is not None else default, volume, stored)
+    first = series.slices[0]
+    thick = first.ds.get("SliceThickness")
+    if thick in (None, "") and first.frame_item is not None:
+        thick = fg_attr(first.ds, first.frame_item, "PixelMeasuresSequence", "SliceThickness")
+    header_thick = float(thick) if thick not in (None, "") and float(thick) > 0 else None
+    job = VolumeJob(
+        plan,
+        resolve_slice_profile(iso, plan, header_thick, str(src)),
+        intensity,
+        series_rules(series, volume, values),
+        iso=iso,
+        internal=internal,
+        weights=weights,
+        progress=progress,
+        device=device,
+    )
+    out = job.process(volume)
+    prov = job.provenance(series.series_uid)
+    fitted = prov["slice_profile"]
+    derivation = (
+        f"Isotropic {plan.target:.4g} mm: self-supervised through-plane super-resolution "
+        f"x{plan.slice_factor:.4g} by {prov['software']}; slice profile "
+        f"{fitted['kind']} FWHM {fitted['fwhm_mm']:.4g} mm ({fitted['source']}); "
+        f"{prov.get('training', {}).get('steps', 0)} steps, seed {internal.seed}; "
+        f"source series {series.series_uid}"
+    )
+    manifest = {"series_uid": series.series_uid, "derivation": derivation}
+    affine = plan.affine(series.affine)
+    with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
+        files = write_derived_series(
+            series,
+            out,
+            affine,
+            tmp,
+            scale=1,
+            derivation=derivation,
+            plane_factors=(plan.factors[1], plan.factors[2]),
+            slice_thickness=plan.target,
+            label=f"ISO {plan.target:.3g}mm",
+        )
+    if internal.save_model is not None:
+        job.save_model(internal.save_model, overwrite, series.series_uid)
+    return [dst / f.name for f in files]
+
+
+__all__ = ["isotropic_dicom", "isotropic_nifti", "make_isotropic"]
