@@ -9,6 +9,7 @@ and a multi-band SAM not worse than bicubic's.
 
     python benchmarks/quality.py                       # all shipped models (~15 min on 2 cores)
     python benchmarks/quality.py --models sr-lite-gray-x2 --json out.json
+    python benchmarks/quality.py --models sr-lite-gray-x2 --adapt       # + adapted to each image
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", help="shipped weights names (default: all)")
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
+    ap.add_argument("--adapt", type=int, nargs="?", const=200, metavar="STEPS")
+    ap.add_argument("--cases", help="comma-separated degradation names (default: all)")
     args = ap.parse_args()
+    from sr_domains.options import AdaptOptions
     from sr_domains.pretrained import list_pretrained, load_pretrained
-    from sr_domains.train.battery import run_battery
+    from sr_domains.train.battery import CASES, run_battery
 
     names = args.models or [e.name for e in list_pretrained()]
-    report = run_battery([(n, load_pretrained(n)) for n in names])
+    cases = tuple(c for c in CASES if not args.cases or c.name in args.cases.split(","))
+    adapt = AdaptOptions(steps=args.adapt) if args.adapt else None
+    report = run_battery([(n, load_pretrained(n)) for n in names], cases=cases, adapt=adapt)
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

@@ -18,8 +18,10 @@ from . import __version__
 from .errors import ConfigError, SRDomainsError
 from .options import (
     BACKENDS,
+    DEFAULT_ADAPT_STEPS,
     DEFAULT_BUDGET_MINUTES,
     EXPORT_FORMATS,
+    AdaptOptions,
     InternalOptions,
     IsotropicOptions,
     UpscaleOptions,
@@ -181,7 +183,57 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         "--series", dest="series_uid", help="DICOM SeriesInstanceUID (folder with several series)"
     )
     _add_isotropic(p)
+    _add_adapt(p)
     p.set_defaults(func=_cmd_upscale)
+
+
+def _add_adapt(p: argparse.ArgumentParser) -> None:
+    """``--adapt`` and its flags (see docs/adaptation.md)."""
+    g = p.add_argument_group(
+        "per-input adaptation (GeoTIFF / NIfTI / DICOM; docs/adaptation.md)",
+        "Fine-tune the model on the input itself (degraded with its estimated PSF and noise) "
+        "before upscaling it. --seed, --budget (a time limit here) and --save-model apply.",
+    )
+    g.add_argument(
+        "--adapt",
+        type=int,
+        nargs="?",
+        const=DEFAULT_ADAPT_STEPS,
+        metavar="STEPS",
+        help=f"adapt the model to each input first (default {DEFAULT_ADAPT_STEPS} steps)",
+    )
+    g.add_argument(
+        "--adapt-psf",
+        default="estimate",
+        metavar="estimate|bicubic|SIGMA",
+        help="degradation of the input: estimated (default), MATLAB bicubic, or a Gaussian "
+        "PSF sigma in input pixels",
+    )
+    g.add_argument(
+        "--adapt-noise",
+        default="estimate",
+        metavar="estimate|SIGMA",
+        help="noise of the input in normalized units (default: estimated)",
+    )
+
+
+def _adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
+    if args.adapt is None:
+        if (args.adapt_psf, args.adapt_noise) != ("estimate", "estimate"):
+            raise ConfigError("--adapt-psf and --adapt-noise need --adapt")
+        return None
+    if args.isotropic:
+        raise ConfigError("--adapt and --isotropic exclude each other (--isotropic learns anyway)")
+    if args.steps is not None:
+        raise ConfigError("--steps applies to --isotropic; give --adapt STEPS")
+    return AdaptOptions(
+        steps=args.adapt,
+        psf=args.adapt_psf,
+        noise=args.adapt_noise,
+        max_minutes=DEFAULT_BUDGET_MINUTES if args.budget is None else args.budget,
+        seed=args.seed,
+        save_model=args.save_model,
+    )
 
 
 def _add_isotropic(p: argparse.ArgumentParser) -> None:
@@ -235,6 +287,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     from .adapters import find_adapter
 
     iso, internal = _isotropic_options(args)
+    adapt = _adapt_options(args)
+    if adapt is not None:
+        internal = InternalOptions()  # --seed / --budget / --save-model went into adapt
     values = ValueOptions(
         clamp=not args.no_clamp,
         envelope=args.envelope,
@@ -270,6 +325,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         series_uid=args.series_uid,
         isotropic=iso,
         internal=internal,
+        adapt=adapt,
     )
     src, dst = Path(args.input), Path(args.output)
     if args.workers is not None and args.workers < 1:

@@ -80,6 +80,18 @@ class Upscaler:
         threads: int | None = None,
         max_memory: int | str | None = None,
     ) -> None:
+        self._settings = {
+            "tile": tile,
+            "overlap": overlap,
+            "batch_size": batch_size,
+            "device": device,
+            "amp": amp,
+            "channels_last": channels_last,
+            "progress": progress,
+            "backend": backend,
+            "threads": threads,
+            "max_memory": max_memory,
+        }
         run = current_settings()
         settings = EngineSettings(
             backend=backend if backend is not None else run.backend,
@@ -127,6 +139,11 @@ class Upscaler:
                 self.tiling.margin,
                 model.receptive_radius(),
             )
+
+    def with_model(self, model: SRModel) -> Upscaler:
+        """A new engine built with this one's arguments around ``model`` (e.g. a fine-tuned
+        copy, :func:`sr_domains.adapt.adapt_model`)."""
+        return Upscaler(model, **self._settings)
 
     def _budget_tile(self, max_memory: int | str | None) -> int:
         """The default tile: the largest window whose batch fits the memory budget."""

@@ -78,6 +78,69 @@ class IsotropicOptions:
             raise ConfigError(f"fusion must be 'mean' or 'fba', got {self.fusion!r}")
 
 
+#: Default number of fine-tuning steps of ``--adapt``.
+DEFAULT_ADAPT_STEPS = 200
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """How to adapt a model to one input.
+
+    Attributes:
+        steps: fine-tuning steps (exact; with ``seed``, the same run twice gives the same model).
+        psf: ``"estimate"`` (Gaussian width fitted from the input), ``"bicubic"`` (MATLAB
+            bicubic) or a Gaussian PSF sigma in pixels of the input (+ area decimation).
+        noise: ``"estimate"`` or a noise standard deviation in normalized units added to the
+            degraded patches (0: none).
+        lr: peak learning rate (Adam).
+        batch_size: patches per step.
+        patch: patch size in input pixels (the high-resolution side of a pair).
+        max_minutes: hard wall-clock limit of the fit (the run stops early, and is then no longer
+            repeatable bit for bit).
+        seed: seed of the patch draws and noise.
+        keep_if_worse: keep the adapted weights even when self-validation got worse.
+        save_model: also save the adapted model here (``.safetensors`` with its card).
+    """
+
+    steps: int = DEFAULT_ADAPT_STEPS
+    psf: str | float = "estimate"
+    noise: str | float = "estimate"
+    lr: float = 1e-4
+    batch_size: int = 16
+    patch: int = 64
+    max_minutes: float = 4.0
+    seed: int = 0
+    keep_if_worse: bool = False
+    save_model: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"adapt steps must be >= 1, got {self.steps}")
+        if isinstance(self.psf, str) and self.psf not in ("estimate", "bicubic"):
+            try:
+                object.__setattr__(self, "psf", float(self.psf))
+            except ValueError:
+                raise ConfigError(
+                    "adapt PSF must be 'estimate', 'bicubic' or a sigma in pixels, "
+                    f"got {self.psf!r}"
+                ) from None
+        if not isinstance(self.psf, str) and not 0 <= float(self.psf) <= 4:
+            raise ConfigError(f"adapt PSF sigma must be in [0, 4] pixels, got {self.psf}")
+        if isinstance(self.noise, str) and self.noise != "estimate":
+            try:
+                object.__setattr__(self, "noise", float(self.noise))
+            except ValueError:
+                raise ConfigError(
+                    f"adapt noise must be 'estimate' or a number, got {self.noise!r}"
+                ) from None
+        if not isinstance(self.noise, str) and not float(self.noise) >= 0:
+            raise ConfigError(f"adapt noise must be >= 0, got {self.noise}")
+        if not self.lr > 0 or self.batch_size < 1 or self.patch < 8:
+            raise ConfigError("adapt needs lr > 0, batch size >= 1 and patch >= 8")
+        if not self.max_minutes > 0:
+            raise ConfigError(f"adapt time limit must be > 0 minutes, got {self.max_minutes}")
+
+
 @dataclass(frozen=True)
 class UpscaleOptions:
     """What the user asked for; domain adapters read the fields that apply to them.
@@ -112,6 +175,7 @@ class UpscaleOptions:
     series_uid: str | None = None  # DICOM SeriesInstanceUID when a folder holds several
     isotropic: IsotropicOptions | None = None  # self-supervised through-plane SR (medical)
     internal: InternalOptions = field(default_factory=InternalOptions)  # per-input learning
+    adapt: AdaptOptions | None = None  # fine-tune the model on each input first (--adapt)
 
     def __post_init__(self) -> None:
         """Validate every numeric option before any file is read or created."""
@@ -187,10 +251,12 @@ def check_internal(options: UpscaleOptions) -> None:
     """Per-input learning options (``--budget``, ``--steps``, ``--seed``, ``--save-model``) only
     apply to a mode that learns from the input (``--isotropic``); ``--isotropic`` excludes
     ``--through-plane`` and ``--scale``."""
+    if options.adapt is not None and options.isotropic is not None:
+        raise ConfigError("--adapt and --isotropic exclude each other (--isotropic learns anyway)")
     if options.isotropic is None:
         if options.internal != InternalOptions():
             raise ConfigError(
-                "--budget, --steps, --seed and --save-model apply to --isotropic only"
+                "--budget, --steps, --seed and --save-model apply to --isotropic or --adapt only"
             )
         return
     if options.through_plane:

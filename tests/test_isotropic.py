@@ -229,7 +229,7 @@ def test_cli_isotropic_and_flag_checks(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(dst)
     assert nib.load(dst).shape == (28, 24, 30) and model.is_file()
     assert main(["upscale", str(src), str(tmp_path / "x.nii.gz"), "--budget", "1"]) == 2
-    assert "apply to --isotropic only" in capsys.readouterr().err
+    assert "apply to --isotropic or --adapt only" in capsys.readouterr().err
     assert main([*args[:4], "--isotropic", "--through-plane"]) == 2
     assert "exclude each other" in capsys.readouterr().err
     assert main([*args[:3], "--target-spacing", "1"]) == 2

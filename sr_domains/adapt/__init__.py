@@ -1,14 +1,16 @@
 """Internal (self-supervised) learning: fit a model on pairs made from the input itself.
 
-One shared piece for every per-input learner (through-plane MRI super-resolution, and a later
-per-image adaptation of in-plane SR):
+One shared piece for every per-input learner (through-plane MRI super-resolution, and the
+per-input adaptation of in-plane SR, ``--adapt``):
 
 * :class:`PatchSampler` draws patches of the input's own high-resolution content;
 * a *degradation* (any callable on patch batches, e.g. :class:`RowDegradation` for a slice
   profile) turns them into model inputs, :class:`InternalPairs` into training batches;
 * :func:`fit` trains any :class:`~sr_domains.models.SRModel` on them within a
   :class:`Budget` (time and/or steps), deterministically for a seed, with a tqdm bar and ETA;
-* :class:`AxisSR` is the compact network for one coarse axis at any real factor.
+* :class:`AxisSR` is the compact network for one coarse axis at any real factor;
+* :func:`adapt_model` fine-tunes any model on one input with its estimated degradation
+  (:func:`estimate_degradation`: Gaussian PSF width and noise level).
 
 >>> import numpy as np, torch
 >>> from sr_domains.adapt import Budget, InternalPairs, PatchSampler, fit
@@ -24,22 +26,34 @@ per-image adaptation of in-plane SR):
 
 from __future__ import annotations
 
+from ..options import AdaptOptions
 from .axis_sr import AxisSR, AxisSRConfig, axis_sr, warm_start_from
+from .estimate import DegradationEstimate, estimate_degradation, estimate_noise, estimate_psf_sigma
+from .input_adapt import AdaptReport, adapt_engine, adapt_model, save_adapted
 from .pairs import Degradation, InternalPairs, RowDegradation
 from .sampler import PatchSampler
 from .trainer import Budget, FitReport, PairSource, fit
 
 __all__ = [
+    "AdaptOptions",
+    "AdaptReport",
     "AxisSR",
     "AxisSRConfig",
     "Budget",
     "Degradation",
+    "DegradationEstimate",
     "FitReport",
     "InternalPairs",
     "PairSource",
     "PatchSampler",
     "RowDegradation",
+    "adapt_engine",
+    "adapt_model",
     "axis_sr",
+    "estimate_degradation",
+    "estimate_noise",
+    "estimate_psf_sigma",
     "fit",
+    "save_adapted",
     "warm_start_from",
 ]

@@ -154,6 +154,7 @@ def upscale(
         "overwrite": options.overwrite,
         "progress": options.progress,
         "values": options.values,
+        "adapt": options.adapt,
     }
     src, dst = Path(src), Path(dst)
     if src.is_dir() or (_is_glob(str(src)) and not src.exists()):

@@ -20,11 +20,12 @@ from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..models.base import SRModel
+from ..options import AdaptOptions
 from ..panels import iter_hr_blocks
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .georef import read_georef, scale_georef
 from .reader import RasterSource
-from .writer import OutputSpec, build_spec, provenance_tags, write_block
+from .writer import TAG_PREFIX, OutputSpec, build_spec, provenance_tags, write_block
 
 try:
     import rasterio
@@ -229,9 +230,12 @@ def prepare_job(
     batch_size: int | None = None,
     device: str = "auto",
     amp: str = "auto",
+    adapt: AdaptOptions | None = None,
+    progress: bool = False,
 ) -> GeotiffJob:
-    """Resolve the model, fit the profile, infer the value rules and band order, and build the
-    output spec with its provenance (see :func:`~sr_domains.geo.upscale_geotiff`)."""
+    """Resolve the model, fit the profile, infer the value rules and band order, adapt the
+    model to the file when asked, and build the output spec with its provenance (see
+    :func:`~sr_domains.geo.upscale_geotiff`)."""
     refuse_palette(rs)
     georef = read_georef(rs.ds, rs.path)
     net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
@@ -242,6 +246,15 @@ def prepare_job(
     clamp = values is None or values.clamp
     rules = build_rules(values, rs.band_minimum() if clamp else [0.0], dtype=rs.dtype)
     w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
+    report = None
+    if adapt is not None:
+        from ..adapt.input_adapt import adapt_engine
+
+        sample = adaptation_sample(rs, fitted, fill, order)
+        up, report = adapt_engine(up, [sample], adapt, progress=progress)
+        if up.model is not net:
+            net = up.model
+            w_name, w_sha, w_of = f"{w_name}+adapted", _sha256_state(net), "state_dict"
     prov = provenance_tags(
         version=__version__,
         model=net,
@@ -256,8 +269,29 @@ def prepare_job(
         bands=rs.indexes,
         fill_json=json.dumps([round(float(v), 6) for v in fill]),
     )
+    if report is not None:
+        prov[f"{TAG_PREFIX}ADAPT"] = json.dumps(report.to_dict())
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
+
+
+#: Largest window (LR pixels per side) read from a raster to adapt the model on.
+ADAPT_WINDOW = 512
+
+
+def adaptation_sample(
+    rs: RasterSource, fitted: IntensityProfile, fill: np.ndarray, order: list[int] | None
+) -> np.ndarray:
+    """A normalized ``(C, h, w)`` window of the raster to adapt the model on: the central
+    :data:`ADAPT_WINDOW` square (the whole raster when smaller), invalid pixels set to the
+    band's fill value, bands in the order the model takes them."""
+    h, w = rs.shape
+    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
+    values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
+    x = fitted.normalize(values).astype(np.float32)
+    ok = np.broadcast_to(np.asarray(valid, bool), x.shape) & np.isfinite(x)
+    x = np.where(ok, x, fill.reshape(-1, 1, 1).astype(np.float32))
+    return x[order] if order is not None else x
 
 
 def write_pixels(

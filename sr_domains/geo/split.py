@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..io_safety import atomic_output, preflight, remove_temp, temp_name
 from ..options import UpscaleOptions
 from ..value_domain import ClampStats
@@ -121,6 +122,11 @@ def upscale_geotiff_split(
         parts: number of row bands (default: the number of workers).
     """
     o = options or UpscaleOptions()
+    if o.adapt is not None:
+        raise ConfigError(
+            "--adapt is not available when one raster is split across workers (each part would "
+            "adapt on its own); adapt once with --save-model on one machine, then pass --weights"
+        )
     src, dst = Path(src), Path(dst)
     preflight(dst, [src], kind="file", overwrite=o.overwrite)
     with gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:

@@ -13,6 +13,7 @@ from ..errors import ConfigError, InputFileError, OutputExistsError
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, check_paths, preflight, remove_temp, temp_name
 from ..models.base import SRModel
+from ..options import AdaptOptions
 from ..value_domain import ValueOptions
 from .job import (
     fit_profile,
@@ -67,6 +68,7 @@ def upscale_geotiff(
     overwrite: bool = False,
     progress: bool = False,
     values: ValueOptions | None = None,
+    adapt: AdaptOptions | None = None,
 ) -> Path:
     """Super-resolve a GeoTIFF into a georeferenced GeoTIFF on top of the original.
 
@@ -89,6 +91,8 @@ def upscale_geotiff(
         values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`); by
             default outputs stay within the local input range and the physical domain
             (non-negative input stays non-negative), and saturated pixels stay saturated.
+        adapt: fine-tune the model on this file first (:class:`~sr_domains.options.
+            AdaptOptions`; docs/adaptation.md); the report goes into ``SR_DOMAINS_ADAPT``.
 
     Returns:
         ``dst``, written atomically (temp file in the same folder, renamed when complete).
@@ -110,6 +114,8 @@ def upscale_geotiff(
             batch_size=batch_size,
             device=device,
             amp=amp,
+            adapt=adapt,
+            progress=progress,
         )
         with atomic_output(dst, [src], overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp

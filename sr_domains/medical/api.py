@@ -15,8 +15,16 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
+from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
-from .common import build_upscaler, describe_profile, fit_profile, provenance
+from .common import (
+    adapt_to_volume,
+    build_upscaler,
+    describe_profile,
+    fit_profile,
+    middle_indexes,
+    provenance,
+)
 from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
 from .dicom_write import write_derived_series
@@ -50,6 +58,7 @@ def upscale_dicom_series(
     amp: str = "auto",
     progress: bool = False,
     values: ValueOptions | None = None,
+    adapt: AdaptOptions | None = None,
 ) -> list[Path]:
     """Super-resolve a DICOM series in-plane and write it as a derived series.
 
@@ -69,6 +78,9 @@ def upscale_dicom_series(
             outputs stay within the local input range and the physical domain (CT >= -1024 HU
             or the input minimum, non-negative MR stays non-negative), exact-zero background
             stays zero and padding (``PixelPaddingValue``) is written back exactly.
+        adapt: fine-tune the model on slices of this series first
+            (:class:`~sr_domains.options.AdaptOptions`; docs/adaptation.md); the report is
+            summarized in ``DerivationDescription``.
 
     Returns:
         The written files in spatial order (one per slice; one file for enhanced input).
@@ -94,6 +106,10 @@ def upscale_dicom_series(
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
+    report = None
+    if adapt is not None:
+        planes = [volume[k] for k in middle_indexes(volume.shape[0])]
+        up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
     out = upscale_volume(
         volume, up, profile=prof, axes=(1, 2), through_plane=through_plane, rules=rules
     )
@@ -105,8 +121,11 @@ def upscale_dicom_series(
         + (f" ({prov['weights']})" if prov["weights"] else "")
         + f"; intensity profile {describe_profile(prof)}; source series {series.series_uid}"
         + (f"; values: {rules.stats.describe()}" if rules is not None else "; values unclamped")
+        + (f"; {report.describe()}" if report is not None else "")
     )
-    manifest = {"series_uid": series.series_uid, "derivation": derivation}
+    manifest: dict[str, Any] = {"series_uid": series.series_uid, "derivation": derivation}
+    if report is not None:
+        manifest["adapt"] = report.to_dict()
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
         files = write_derived_series(series, out, affine, tmp, scale=scale, derivation=derivation)
     return [dst / f.name for f in files]

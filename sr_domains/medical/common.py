@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,7 +14,11 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, profile_from_any
 from ..models.base import SRModel
+from ..options import AdaptOptions
 from ..pretrained import resolve_model
+
+if TYPE_CHECKING:
+    from ..adapt.input_adapt import AdaptReport
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,30 @@ def build_upscaler(
         amp=amp,
         progress=progress,
     )
+
+
+#: Planes of a volume the model is adapted on (``--adapt``), evenly spread over its middle.
+ADAPT_PLANES = 8
+
+
+def middle_indexes(n: int, k: int = ADAPT_PLANES) -> list[int]:
+    """Up to ``k`` distinct indexes evenly spread over the middle 60% of ``range(n)``."""
+    lo, hi = int(0.2 * n), max(int(0.2 * n) + 1, int(np.ceil(0.8 * n)))
+    return sorted({round(v) for v in np.linspace(lo, hi - 1, min(k, hi - lo))})
+
+
+def adapt_to_volume(
+    up: Upscaler,
+    planes: list[np.ndarray],
+    profile: IntensityProfile,
+    adapt: AdaptOptions,
+    progress: bool = False,
+) -> tuple[Upscaler, AdaptReport]:
+    """Adapt ``up``'s model on 2-D planes of a volume in physical units (NaN = padding)."""
+    from ..adapt.input_adapt import adapt_engine
+
+    images = [np.asarray(profile.normalize(p[None].astype(np.float32)), np.float32) for p in planes]
+    return adapt_engine(up, images, adapt, progress=progress)
 
 
 def card_recipe(model: SRModel) -> str | dict[str, Any] | None:

@@ -123,5 +123,6 @@ def upscale(
         profile=options.profile,
         overwrite=options.overwrite,
         values=options.values,
+        adapt=options.adapt,
         **inference_kwargs(options),
     )

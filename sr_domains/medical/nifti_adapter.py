@@ -46,6 +46,7 @@ def upscale(
         profile=options.profile,
         overwrite=options.overwrite,
         values=options.values,
+        adapt=options.adapt,
         **inference_kwargs(options),
     )
     return [out]

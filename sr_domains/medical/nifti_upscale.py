@@ -22,8 +22,9 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
+from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
-from .common import build_upscaler, fit_profile, provenance
+from .common import adapt_to_volume, build_upscaler, fit_profile, middle_indexes, provenance
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
 from .nifti_io import (
@@ -61,6 +62,7 @@ def upscale_nifti(
     amp: str = "auto",
     progress: bool = False,
     values: ValueOptions | None = None,
+    adapt: AdaptOptions | None = None,
 ) -> Path:
     """Super-resolve a 3-D or 4-D NIfTI file slice by slice; the output lines up with the input.
 
@@ -83,6 +85,9 @@ def upscale_nifti(
             outputs stay within the local input range and the physical domain (a non-negative
             volume stays non-negative, integer range through ``scl_slope``/``scl_inter``), and
             exact-zero background stays exactly zero.
+        adapt: fine-tune the model on planes of this volume first
+            (:class:`~sr_domains.options.AdaptOptions`; docs/adaptation.md); the report goes
+            into the provenance extension (``adapt``).
 
     Returns:
         The written path. Its affine equals ``affine @ T`` (voxel-centre rule): corners of the
@@ -125,11 +130,17 @@ def upscale_nifti(
         ct=prof.recipe.lower().startswith("ct"),
         background_zero=scan.vmin >= 0 and scan.n_zero > 0,
     )
+    report = None
+    if adapt is not None:
+        planes = adaptation_planes(source, ax)
+        up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
     prov = provenance(up, prof, factors, mode)
     prov["source"] = src.name
+    if report is not None:
+        prov["adapt"] = report.to_dict()
     prov["values"] = PENDING  # filled in once the voxels are written
     hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes
@@ -158,6 +169,25 @@ def upscale_nifti(
         log.warning("%s: %d voxel(s) clipped to the %s range", dst, writer.clipped, source.dtype)
     log.info("wrote %s %s", dst, out_shape)
     return dst
+
+
+def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.ndarray]:
+    """Planes of the first volume spanned by the in-plane ``axes`` (physical units), evenly
+    spread over the middle of the other axis: what ``--adapt`` learns from."""
+    if tuple(sorted(axes)) == (0, 1):
+        want = set(middle_indexes(source.shape[2]))
+        picked = []
+        for k, plane in enumerate(source.planes()):
+            if k in want:
+                picked.append(plane.T if tuple(axes) == (1, 0) else plane)
+            if k >= max(want):
+                break
+        return picked
+    data = np.asarray(source.read_all(), np.float32)
+    vol = data.reshape((*data.shape[:3], -1))[..., 0]
+    other = ({0, 1, 2} - set(axes)).pop()
+    vol = np.moveaxis(vol, (axes[0], axes[1], other), (0, 1, 2))
+    return [vol[:, :, k] for k in middle_indexes(vol.shape[2])]
 
 
 def nifti_output_status(dst: PathLike, src: PathLike, scale: int) -> str:

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..adapt.input_adapt import adapt_engine
 from ..degrade import DegradationConfig
 from ..errors import InputFileError
 from ..inference import Upscaler
+from ..options import AdaptOptions
 from ..value_domain import ValueOptions
 from .corpora import _location
 from .data import DataConfig, load_images
@@ -122,10 +125,17 @@ class Row:
     sam_bicubic: float | None = None
     ergas: float | None = None
     ergas_bicubic: float | None = None
+    psnr_adapted: float | None = None  # with --adapt: the model adapted to each image
+    adapt_seconds: float | None = None  # mean adaptation time per image
 
     @property
     def gain_db(self) -> float:
         return self.psnr - self.psnr_bicubic
+
+    @property
+    def adapt_gain_db(self) -> float | None:
+        """Adapted minus non-adapted PSNR (dB)."""
+        return None if self.psnr_adapted is None else self.psnr_adapted - self.psnr
 
 
 @dataclass
@@ -133,19 +143,25 @@ class BatteryReport:
     rows: list[Row] = field(default_factory=list)
 
     def table(self) -> str:
+        adapted = any(r.psnr_adapted is not None for r in self.rows)
         head = (
             "| model | x | image set | degradation | n | PSNR bicubic | PSNR Lanczos | PSNR model "
-            "| gain dB | SSIM bicubic | SSIM model | SAM bicubic / model (deg) |\n"
-            "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+            "| gain dB | SSIM bicubic | SSIM model | SAM bicubic / model (deg) |"
+            + (" PSNR adapted | adapt gain dB | adapt s |" if adapted else "")
+            + "\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+            + ("---:|---:|---:|" if adapted else "")
         )
         lines = [head]
         for r in self.rows:
             sam = "" if r.sam is None else f"{r.sam_bicubic:.2f} / {r.sam:.2f}"
-            lines.append(
+            line = (
                 f"| {r.model} | {r.scale} | {r.image_set} | {r.case} | {r.n_images} | "
                 f"{r.psnr_bicubic:.2f} | {r.psnr_lanczos:.2f} | {r.psnr:.2f} | "
                 f"{r.gain_db:+.2f} | {r.ssim_bicubic:.3f} | {r.ssim:.3f} | {sam} |"
             )
+            if adapted and r.psnr_adapted is not None:
+                line += f" {r.psnr_adapted:.2f} | {r.adapt_gain_db:+.2f} | {r.adapt_seconds:.0f} |"
+            lines.append(line)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,8 +203,10 @@ def run_battery(
     device: str = "cpu",
     max_pixels: int = 384 * 384,
     seed: int = 0,
+    adapt: AdaptOptions | None = None,
 ) -> BatteryReport:
-    """Score each ``(name, model)`` on every case of the sets matching its band count."""
+    """Score each ``(name, model)`` on every case of the sets matching its band count; with
+    ``adapt``, also the model adapted to each degraded image (:mod:`sr_domains.adapt`)."""
     values = values if values is not None else ValueOptions()
     report = BatteryReport()
     cache: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
@@ -207,7 +225,7 @@ def run_battery(
                 images = cache[key]
                 if not images:
                     continue
-                scores = []
+                scores, adapted, seconds = [], [], []
                 for i, (img, hr, valid, prof) in enumerate(images):
                     sc, _ = score_image(
                         up,
@@ -221,6 +239,21 @@ def run_battery(
                         lanczos=True,
                     )
                     scores.append(sc)
+                    if adapt is not None:
+                        t0 = time.perf_counter()
+                        sc_a, _ = score_image(
+                            up,
+                            img,
+                            hr,
+                            valid,
+                            degradation=case.degradation,
+                            seed=seed + i,
+                            profile=prof,
+                            values=values,
+                            prepare=lambda lr, up=up: adapt_engine(up, [lr], adapt)[0],
+                        )
+                        adapted.append(sc_a.psnr)
+                        seconds.append(time.perf_counter() - t0)
                 report.rows.append(
                     Row(
                         model=name,
@@ -238,6 +271,8 @@ def run_battery(
                         sam_bicubic=_mean(scores, "sam_bicubic"),
                         ergas=_mean(scores, "ergas"),
                         ergas_bicubic=_mean(scores, "ergas_bicubic"),
+                        psnr_adapted=float(np.mean(adapted)) if adapted else None,
+                        adapt_seconds=float(np.mean(seconds)) if seconds else None,
                     )
                 )
                 log.info(

@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +89,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="the quality battery: every shipped model (or --model/--weights) under five "
         "degradations per domain on held-out real data, vs bicubic and Lanczos",
     )
+    e.add_argument(
+        "--adapt",
+        type=int,
+        nargs="?",
+        const=200,
+        metavar="STEPS",
+        help="with --battery: also score the model adapted to each degraded image (default "
+        "200 steps; docs/adaptation.md)",
+    )
     e.set_defaults(func=_cmd_evaluate)
 
 
@@ -122,7 +133,12 @@ def _cmd_battery(args: argparse.Namespace) -> int:
         models = [(name, net)]
     else:
         models = [(e.name, load_pretrained(e.name)) for e in list_pretrained()]
-    report = run_battery(models, device=args.device)
+    adapt = None
+    if args.adapt is not None:
+        from ..options import AdaptOptions
+
+        adapt = AdaptOptions(steps=args.adapt)
+    report = run_battery(models, device=args.device, adapt=adapt)
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
@@ -134,6 +150,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.battery:
         return _cmd_battery(args)
+    if args.adapt is not None:
+        raise ConfigError("--adapt applies to --battery")
     bands = tuple(int(b) for b in args.bands.split(",")) if args.bands else None
     report = evaluate(
         weights=args.weights,

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,13 +104,16 @@ def score_image(
     profile: IntensityProfile | None = None,
     values: ValueOptions | None = None,
     lanczos: bool = False,
+    prepare: Callable[[np.ndarray], Upscaler] | None = None,
 ) -> tuple[ImageScore, Panel | None]:
     """Score one normalized HR image (see module docs); optionally return figure crops.
 
     ``profile`` is the image's fitted profile: SAM and ERGAS are computed after inverting it
     (stored units); without it they are computed on the normalized values. ``values``: apply
     the envelope of these value options to the SR output (as the upscale paths do by default;
-    the physical domain is not inferred in normalized units); ``lanczos``: also score Lanczos-3.
+    the physical domain is not inferred in normalized units); ``lanczos``: also score Lanczos-3;
+    ``prepare``: called with the LR image, returns the engine to run instead of ``upscaler``
+    (e.g. one adapted to it).
     """
     s = upscaler.scale
     c, h, w = hr.shape
@@ -125,6 +128,8 @@ def score_image(
     rules = None
     if values is not None and values.clamp and values.envelope is not None:
         rules = ValueRules(envelope=values.envelope, radius=values.envelope_radius)
+    if prepare is not None:
+        upscaler = prepare(lr)
     sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid, rules=rules)
     bic = imresize(lr, float(s))
     lan = lanczos_upsample(lr, s) if lanczos else None

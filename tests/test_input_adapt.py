@@ -1,0 +1,233 @@
+"""Per-input adaptation (``--adapt``): blind degradation estimates, the fine-tuning itself, and
+that adapted outputs keep the geometry and metadata of non-adapted ones in every domain."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sr_domains.adapt import (
+    AdaptOptions,
+    PatchSampler,
+    adapt_model,
+    estimate_degradation,
+    estimate_noise,
+)
+from sr_domains.errors import ConfigError
+from sr_domains.models import create_model
+from sr_domains.psf import gaussian_area_downsample
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def fractal(n: int, seed: int, beta: float = 2.0) -> np.ndarray:
+    """A 1/f^beta random scene in [0, 1] (natural-image-like spectrum)."""
+    rng = np.random.default_rng(seed)
+    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
+    f = np.sqrt(fx**2 + fy**2)
+    f[0, 0] = 1.0
+    spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / f ** (beta / 2)
+    img = np.real(np.fft.ifft2(spec))
+    return ((img - img.min()) / (img.max() - img.min())).astype(np.float32)
+
+
+def shapes(n: int, seed: int) -> np.ndarray:
+    """Discs of constant value on smooth shading (piecewise smooth, like anatomy or fields),
+    anti-aliased by 2x supersampling."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: 2 * n, : 2 * n]
+    img = np.full((2 * n, 2 * n), 0.2, np.float32)
+    for _ in range(40):
+        cy, cx = rng.uniform(0, 2 * n, 2)
+        r = rng.uniform(n / 20, n / 4)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1)
+    img += 0.1 * np.sin(xx / n * 3) * np.cos(yy / n * 2.5)
+    return gaussian_area_downsample(img[None], 2, 0.0)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5, 0.9])
+def test_psf_estimate_is_exact_on_piecewise_smooth_scenes(sigma):
+    est = estimate_degradation(gaussian_area_downsample(shapes(256, 1), 2, sigma))
+    assert est.psf_sigma == pytest.approx(sigma, abs=0.1)
+    assert est.noise < 1e-3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_psf_estimate_follows_the_true_width(seed):
+    hr = fractal(384, seed)[None]
+    est = [
+        estimate_degradation(gaussian_area_downsample(hr, 2, s)).psf_sigma for s in (0.3, 0.6, 0.9)
+    ]
+    assert est[0] < est[1] < est[2]
+    for true, got in zip((0.3, 0.6, 0.9), est, strict=True):
+        assert abs(got - true) < 0.15, (true, got)
+
+
+def test_noise_estimate_ignores_blur_and_finds_added_noise():
+    lr = gaussian_area_downsample(fractal(384, 2)[None], 2, 0.8)
+    clean = estimate_noise(lr)
+    noisy = lr + 0.02 * np.random.default_rng(0).standard_normal(lr.shape).astype(np.float32)
+    assert clean < 0.01  # a 1/f scene keeps some fine detail; real images read ~1e-3
+    assert estimate_noise(noisy) == pytest.approx(0.02, rel=0.2)
+    with pytest.raises(ConfigError, match="16x16"):
+        estimate_noise(np.zeros((1, 8, 8), np.float32))
+
+
+def test_sampler_takes_multiband_stacks():
+    img = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    s = PatchSampler([img], (16, 16))
+    batch = s.sample(5, torch.Generator().manual_seed(0))
+    assert batch.shape == (5, 3, 16, 16)
+    with pytest.raises(ConfigError, match="bands"):
+        PatchSampler([img, img[:, :1]], (16, 16))
+
+
+def _blurred_input(seed: int = 0) -> np.ndarray:
+    return gaussian_area_downsample(fractal(256, seed)[None], 2, 0.9)
+
+
+def test_adaptation_lowers_its_loss_improves_self_validation_and_repeats():
+    torch.manual_seed(0)
+    model = create_model("edsr-lite-ca", in_channels=1, scale=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opts = AdaptOptions(steps=30, lr=5e-4, batch_size=8, patch=48, keep_if_worse=True)
+    lr = _blurred_input()
+    net, report = adapt_model(model, [lr], opts, device="cpu")
+    assert net is not model
+    for k, v in model.state_dict().items():  # the original is left untouched
+        torch.testing.assert_close(v, before[k])
+    assert report.fit["steps"] == 30
+    assert report.fit["loss_end"] < report.fit["loss_start"]
+    assert report.psnr_after > report.psnr_before
+    assert report.estimate is not None and 0.6 < report.estimate.psf_sigma < 1.2
+    assert "gaussian sigma=" in report.degradation
+    d = report.to_dict()
+    assert d["kept"] == "adapted" and d["self_validation_psnr"]["after"] > 0
+    net2, _ = adapt_model(model, [lr], opts, device="cpu")
+    for k, v in net.state_dict().items():  # same seed, same steps: the same model
+        torch.testing.assert_close(v, net2.state_dict()[k])
+
+
+def test_sharp_clean_inputs_are_left_to_the_model():
+    model = create_model("edsr-lite-ca", in_channels=1, scale=2)
+    sharp = gaussian_area_downsample(shapes(256, 3), 2, 0.0)
+    net, report = adapt_model(model, [sharp], AdaptOptions(steps=5), device="cpu")
+    assert net is model and report.kept == "original" and "nothing to adapt" in report.reason
+    assert "not adapted" in report.describe()
+    # an explicit degradation always adapts
+    net, report = adapt_model(model, [sharp], AdaptOptions(steps=2, psf=0.5, noise=0.0))
+    assert report.estimate is None and report.fit["steps"] == 2
+
+
+def test_band_mismatch_and_bad_options_are_clear_errors():
+    rgb = create_model("edsr-lite-ca", in_channels=3, scale=2)
+    with pytest.raises(ConfigError, match="bands match"):
+        adapt_model(rgb, [np.zeros((2, 64, 64), np.float32)], AdaptOptions(steps=1))
+    gray = create_model("edsr-lite-ca", in_channels=1, scale=2)
+    with pytest.raises(ConfigError, match="too small"):
+        adapt_model(gray, [np.zeros((1, 6, 6), np.float32)], AdaptOptions(steps=1, psf=0.5))
+    for bad in ({"psf": "gauss"}, {"psf": 9}, {"noise": "lots"}, {"steps": 0}):
+        with pytest.raises(ConfigError):
+            AdaptOptions(**bad)
+    assert AdaptOptions(psf="0.7").psf == 0.7
+
+
+# -- domains ------------------------------------------------------------------------------------
+
+rasterio = pytest.importorskip("rasterio")
+
+
+def _fast(**kw) -> AdaptOptions:
+    return AdaptOptions(steps=3, psf=0.8, noise=0.0, batch_size=4, patch=32, **kw)
+
+
+def test_geotiff_adapted_output_keeps_geometry_and_tags(tmp_path):
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing.geo import make_geotiff
+
+    src = make_geotiff(tmp_path / "in.tif", width=80, height=64, count=3, nodata=0)
+    a = upscale_geotiff(src, tmp_path / "plain.tif", scale=2)
+    b = upscale_geotiff(src, tmp_path / "adapted.tif", scale=2, adapt=_fast())
+    with rasterio.open(a) as pa, rasterio.open(b) as pb:
+        assert (pa.width, pa.height, pa.count, pa.dtypes) == (
+            pb.width,
+            pb.height,
+            pb.count,
+            pb.dtypes,
+        )
+        assert pa.crs == pb.crs and pa.transform == pb.transform and pa.nodata == pb.nodata
+        ta, tb = pa.tags(), pb.tags()
+        assert pa.read_masks(1).tolist() == pb.read_masks(1).tolist()
+        assert pa.read().tolist() != pb.read().tolist()  # the model did change
+    report = json.loads(tb.pop("SR_DOMAINS_ADAPT"))
+    assert report["kept"] == "adapted" and report["fit"]["steps"] == 3
+    assert tb.pop("SR_DOMAINS_MODEL").endswith("+adapted")
+    assert tb.pop("SR_DOMAINS_WEIGHTS_HASH_OF") == "state_dict"
+    for key in ("SR_DOMAINS_MODEL", "SR_DOMAINS_WEIGHTS_HASH_OF", "SR_DOMAINS_WEIGHTS_SHA256"):
+        ta.pop(key)
+    tb.pop("SR_DOMAINS_WEIGHTS_SHA256")
+    ta.pop("SR_DOMAINS_VALUES"), tb.pop("SR_DOMAINS_VALUES")
+    assert ta == tb
+
+
+def test_nifti_and_dicom_adapted_outputs_keep_geometry(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    pydicom = pytest.importorskip("pydicom")
+    from sr_domains.medical import upscale_dicom_series, upscale_nifti
+    from sr_domains.testing.medical import make_dicom_series, make_nifti
+
+    src = make_nifti(tmp_path / "t1.nii.gz", shape=(48, 40, 6), spacing=(1.0, 1.0, 3.0))
+    a = nib.load(upscale_nifti(src, tmp_path / "plain.nii.gz"))
+    b = nib.load(upscale_nifti(src, tmp_path / "adapted.nii.gz", adapt=_fast()))
+    assert a.shape == b.shape and np.allclose(a.affine, b.affine)
+    assert a.header.get_data_dtype() == b.header.get_data_dtype()
+    ext = json.loads(b.header.extensions[0].get_content())
+    assert ext["adapt"]["fit"]["steps"] == 3 and "adapt" not in json.loads(
+        a.header.extensions[0].get_content()
+    )
+
+    series = make_dicom_series(tmp_path / "mr", n_slices=4, rows=40, cols=36)
+    files = upscale_dicom_series(series[0].parent, tmp_path / "mr_x2", adapt=_fast())
+    plain = upscale_dicom_series(series[0].parent, tmp_path / "mr_x2_plain")
+    for f, g in zip(files, plain, strict=True):
+        da, db = pydicom.dcmread(f), pydicom.dcmread(g)
+        assert (da.Rows, da.Columns) == (db.Rows, db.Columns)
+        assert da.ImagePositionPatient == db.ImagePositionPatient
+        assert da.PixelSpacing == db.PixelSpacing
+        assert "adapted to the input" in da.DerivationDescription
+        assert "adapted" not in db.DerivationDescription
+
+
+def test_cli_adapt_flags(tmp_path, capsys):
+    from sr_domains.cli import main
+    from sr_domains.testing.geo import make_geotiff
+
+    src = make_geotiff(tmp_path / "in.tif", width=64, height=64, count=1)
+    out = tmp_path / "out.tif"
+    model_path = tmp_path / "adapted.safetensors"
+    argv = ["upscale", str(src), str(out), "--adapt", "2", "--adapt-psf", "0.8"]
+    assert (
+        main([*argv, "--adapt-noise", "0", "--save-model", str(model_path), "--no-progress"]) == 0
+    )
+    assert out.exists() and model_path.exists()
+    from sr_domains import load_checkpoint
+
+    _, card = load_checkpoint(model_path)
+    assert "adapted to one input" in card.notes
+    capsys.readouterr()
+    for bad, msg in (
+        (["--adapt-psf", "0.8"], "need --adapt"),
+        (["--adapt", "--steps", "3"], "--adapt STEPS"),
+        (["--adapt", "--adapt-psf", "wide"], "adapt PSF"),
+    ):
+        assert main(["upscale", str(src), str(tmp_path / "x.tif"), *bad]) == 2
+        assert msg in capsys.readouterr().err
