@@ -13,6 +13,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, SRDomainsError
@@ -28,6 +29,9 @@ from .options import (
     engine_fields,
 )
 from .value_domain import ValueOptions
+
+if TYPE_CHECKING:
+    from .models.base import SRModel
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -491,7 +495,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_weights(text: str) -> tuple[object, tuple[Path, ...]]:
+def _load_weights(text: str) -> tuple[SRModel, tuple[Path, ...]]:
     """A model from a checkpoint path or a shipped weights name, with the files it came from."""
     path = Path(text)
     if path.exists():

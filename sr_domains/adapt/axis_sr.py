@@ -138,7 +138,8 @@ class AxisSR(SRModel):
         self.conv_first = conv3x3(1, c.n_feats)
         if c.ca_pool == "global":
             raise ConfigError("AxisSR needs a local channel-attention window (odd int)")
-        self.body = nn.Sequential(
+        # nn.Module.__setattr__ stores this in _modules; self.body stays the method below
+        self.body = nn.Sequential(  # type: ignore[method-assign]
             *(Block(c.n_feats, c.ca_reduction, int(c.ca_pool)) for _ in range(c.n_blocks))
         )
         self.conv_after_body = conv3x3(c.n_feats, c.n_feats)
@@ -149,6 +150,7 @@ class AxisSR(SRModel):
         self.tail = conv3x3(c.tail_feats, c.tail_feats)
         self.conv_last = conv3x3(c.tail_feats, 1)
         nn.init.zeros_(self.conv_last.weight)
+        assert self.conv_last.bias is not None  # conv3x3 has a bias
         nn.init.zeros_(self.conv_last.bias)
         self._cache: dict[tuple[int, str], tuple[torch.Tensor, ...]] = {}
 
@@ -163,7 +165,7 @@ class AxisSR(SRModel):
     def receptive_radius(self) -> int | None:
         """Input rows/columns each side an output pixel depends on (coarse-grid body, the
         3-row gather, two 3x3 output-resolution layers and the 4-tap cubic skip)."""
-        body = 1 + sum(b.radius() for b in self.trunk) + 1  # type: ignore[misc]
+        body = 1 + sum(b.radius() for b in self.trunk) + 1  # type: ignore[operator]
         return int(body + 1 + int(np.ceil(2.0 / self.factor)) + 2)
 
     def out_rows(self, n: int) -> int:
@@ -181,7 +183,7 @@ class AxisSR(SRModel):
             )
         return self._cache[key]
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def body(self, x: torch.Tensor) -> torch.Tensor:
         sel, off, cub = (t.to(x.dtype) for t in self._matrices(x.shape[-2], x.device))
         skip = torch.matmul(cub, x)
         feat = self.conv_first(x)
@@ -239,7 +241,7 @@ def load_axis_sr(path: str | os.PathLike[str]) -> AxisSR:
         raise CheckpointError(str(exc)) from exc
     model = AxisSR(config)
     load_state_strict(model, load_file(str(path)), path)
-    model.card = ModelCard.from_json(json.dumps(card))  # type: ignore[assignment]
+    model.card = ModelCard.from_json(json.dumps(card))
     return model.eval()
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..checkpoint import ModelCard
 
 SCALES = (2, 3, 4)
 
@@ -95,6 +98,13 @@ class SRModel(nn.Module):
         "trunk",
         "size_multiple",
     ]
+    if TYPE_CHECKING:  # declarations for mypy only, not runtime annotations (TorchScript)
+        # buffers (registered in __init__)
+        norm_mean_in: torch.Tensor
+        norm_mean_out: torch.Tensor
+        # provenance attached by the loaders, absent otherwise: read with getattr(m, name, None)
+        card: ModelCard  # sr_domains.checkpoint / pretrained / public_weights
+        weights_source: tuple[str, str]  # (name, path) of the weights (sr_domains.distributed)
 
     def __init__(self, config: BaseSRConfig) -> None:
         super().__init__()

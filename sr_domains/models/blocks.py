@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +77,10 @@ class ChannelAttention(nn.Module):
     (:func:`~sr_domains.models.ops.box_mean`) runs on ``n_feats / reduction`` channels instead of
     ``n_feats`` (same output to float rounding, ~1e-7).
     """
+
+    if TYPE_CHECKING:  # buffers (registered in __init__); not runtime annotations (TorchScript)
+        box_h: torch.Tensor
+        box_w: torch.Tensor
 
     def __init__(self, n_feats: int, reduction: int = 16, pool: CAPool = "global") -> None:
         super().__init__()
@@ -203,6 +207,13 @@ class ResidualGroup(nn.Module):
 
 class RDB(nn.Module):
     """ESRGAN residual dense block: 5 densely connected convs, ``x + 0.2 * conv5(...)``."""
+
+    if TYPE_CHECKING:  # submodules added by name in __init__ (BasicSR's key layout)
+        conv1: nn.Conv2d
+        conv2: nn.Conv2d
+        conv3: nn.Conv2d
+        conv4: nn.Conv2d
+        conv5: nn.Conv2d
 
     def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
         super().__init__()

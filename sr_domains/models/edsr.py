@@ -107,7 +107,7 @@ class EDSR(SRModel):
     def receptive_radius(self) -> int | None:
         if self.config.channel_attention and self.config.ca_pool == "global":
             return None
-        lr = 1 + sum(b.radius() for b in self.trunk) + 1  # type: ignore[misc]
+        lr = 1 + sum(b.radius() for b in self.trunk) + 1  # type: ignore[operator]
         net = field_radius([("conv", lr), *self.upsample.ops(), ("conv", 1)])
         if self.config.global_skip == "bicubic":
             return max(net, field_radius([("bicubic", self.scale)]))

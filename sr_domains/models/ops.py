@@ -16,6 +16,7 @@ export to ONNX / TorchScript / ``torch.export`` with dynamic ``H, W``:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -92,6 +93,9 @@ class BicubicUpsample(nn.Module):
     The kernel is a non-persistent buffer: it never appears in a state dict or checkpoint.
     """
 
+    if TYPE_CHECKING:  # buffer (registered in __init__); not a runtime annotation (TorchScript)
+        weight: torch.Tensor
+
     def __init__(
         self, scale: int, channels: int, a: float = TORCH_CUBIC_A, padding: str = "replicate"
     ) -> None:
@@ -131,14 +135,14 @@ def conv_macs(module: nn.Module, lr_shape: tuple[int, int], scale: int) -> float
 
     def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        k = math.prod(m.weight.shape[1:])
+        k = math.prod(cast(nn.Conv2d, m).weight.shape[1:])  # hooked on Conv2d only
         total += out.numel() * k
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
     try:
         param = next(module.parameters(), None)
         dev = param.device if param is not None else torch.device("cpu")
-        x = torch.zeros(1, module.in_channels, *lr_shape, device=dev)  # type: ignore[arg-type]
+        x = torch.zeros(1, cast(int, module.in_channels), *lr_shape, device=dev)
         with torch.inference_mode():
             module(x)
     finally:

@@ -84,7 +84,7 @@ class RCAN(SRModel):
     def receptive_radius(self) -> int | None:
         if self.config.ca_pool == "global":
             return None
-        lr = 1 + sum(g.radius() for g in self.trunk) + 1  # type: ignore[misc]
+        lr = 1 + sum(g.radius() for g in self.trunk) + 1  # type: ignore[operator]
         return field_radius([("conv", lr), *self.upsample.ops(), ("conv", 1)])
 
     def forward_body(self, x: torch.Tensor) -> torch.Tensor:

@@ -97,7 +97,7 @@ class RRDBNet(SRModel):
         if c.channel_attention and c.ca_pool == "global":
             return None
         ops: list[Op] = [("down", 2)] if c.pixel_unshuffle else []
-        ops.append(("conv", 1 + sum(b.radius() for b in self.trunk) + 1))  # type: ignore[misc]
+        ops.append(("conv", 1 + sum(b.radius() for b in self.trunk) + 1))  # type: ignore[operator]
         for f in self.up_factors:
             ops += [("up", f), ("conv", 1)]
         ops += [("conv", 1), ("conv", 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -29,15 +30,15 @@ class EMA:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
             e.lerp_(p.detach(), 1.0 - d)
-        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            e.copy_(b)
+        for eb, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            eb.copy_(b)
 
     def state_dict(self) -> dict[str, object]:
         return {"model": self.model.state_dict(), "updates": self.updates, "decay": self.decay}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.model.load_state_dict(state["model"])  # type: ignore[arg-type]
-        self.updates = int(state["updates"])  # type: ignore[arg-type]
+        self.model.load_state_dict(cast("dict[str, Any]", state["model"]))
+        self.updates = int(cast(int, state["updates"]))
 
 
 __all__ = ["EMA"]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -189,6 +189,9 @@ class GradientPyramidLoss(nn.Module):
         laplacian_weight: weight of the Laplacian terms relative to the gradient terms.
     """
 
+    if TYPE_CHECKING:  # buffers (registered in __init__); not runtime annotations (TorchScript)
+        laplacian: torch.Tensor
+
     def __init__(self, levels: int = 3, laplacian_weight: float = 1.0) -> None:
         super().__init__()
         if levels < 1:
@@ -311,6 +314,7 @@ class PerceptualLoss(nn.Module):
         x, y = pred * a + b, target.detach() * a + b
         if self.fallback is not None:
             return self.fallback(x, y, mask)
+        assert self.extractor is not None  # neither fallback nor zero loss: VGG19 features
         w = None
         if mask is not None:
             w = mask_weights(mask, pred)

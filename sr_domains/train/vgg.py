@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from ..errors import CheckpointError, ConfigError
 log = logging.getLogger(__name__)
 
 # Output channels of each 3x3 convolution, "M" = 2x2 max pooling (VGG "E" configuration).
-_VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M")
+_VGG19: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M")
 _VGG19 += (512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
 # Name of each module of ``features``, by index (convN_M is the convolution output, i.e. before
@@ -112,6 +113,10 @@ class VGGFeatureExtractor(nn.Module):
         layers: names from :data:`VGG19_LAYER_NAMES`, e.g. ``["conv5_4"]``.
     """
 
+    if TYPE_CHECKING:  # buffers (registered in __init__); not runtime annotations (TorchScript)
+        mean: torch.Tensor
+        std: torch.Tensor
+
     def __init__(self, features: nn.Sequential, layers: Iterable[str]) -> None:
         super().__init__()
         self.layers = tuple(layers)
@@ -122,7 +127,7 @@ class VGGFeatureExtractor(nn.Module):
                 f"choose from {', '.join(VGG19_LAYER_NAMES)}"
             )
         last = max(VGG19_LAYER_NAMES.index(n) for n in self.layers)
-        self.net = features[: last + 1]
+        self.net = cast(nn.Sequential, features[: last + 1])  # a slice is a Sequential
         self.net.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
