@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ class Upscaler:
         threads: int | None = None,
         max_memory: int | str | None = None,
     ) -> None:
-        self._settings = {
+        self._settings: dict[str, Any] = {
             "tile": tile,
             "overlap": overlap,
             "batch_size": batch_size,
@@ -125,7 +126,8 @@ class Upscaler:
             else:
                 self.model = model.to(self.device).eval()
                 if self.channels_last:
-                    self.model = self.model.to(memory_format=torch.channels_last)
+                    # Module.to(memory_format=) exists; torch's overloads omit it
+                    self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.memory_budget: int | None = None
             if tile is None:
                 tile = self._budget_tile(settings.max_memory)
@@ -242,7 +244,7 @@ class Upscaler:
         n_bands: int,
         *,
         profile: IntensityProfile,
-        fill: float | Sequence[float] = 0.0,
+        fill: float | Sequence[float] | np.ndarray = 0.0,
         flush_rows: int = 1,
         desc: str = "upscaling",
         rules: ValueRules | None = None,
@@ -332,7 +334,7 @@ class Upscaler:
         *,
         profile: IntensityProfile,
         valid_mask: np.ndarray | None = None,
-        fill: float | Sequence[float] | None = None,
+        fill: float | Sequence[float] | np.ndarray | None = None,
         rules: ValueRules | None = None,
     ) -> np.ndarray:
         """Upscale a ``(C, H, W)`` in-memory array; returns float32 in stored units
@@ -392,6 +394,75 @@ def default_profile(model: SRModel, dtype: np.dtype) -> str:
         if recipe:
             return str(recipe)
     return "dtype" if np.dtype(dtype).kind in "ui" else "identity"
+
+
+@overload
+def upscale_array(
+    array: np.ndarray,
+    model: SRModel,
+    *,
+    profile: str | IntensityProfile | None = None,
+    valid_mask: np.ndarray | None = None,
+    nodata: float | None = None,
+    out_dtype: np.dtype | type | str | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = "auto",
+    amp: str | bool | None = "auto",
+    progress: bool = False,
+    return_mask: Literal[False] = False,
+    values: ValueOptions | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    max_memory: int | str | None = None,
+) -> np.ndarray: ...
+
+
+@overload
+def upscale_array(
+    array: np.ndarray,
+    model: SRModel,
+    *,
+    profile: str | IntensityProfile | None = None,
+    valid_mask: np.ndarray | None = None,
+    nodata: float | None = None,
+    out_dtype: np.dtype | type | str | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = "auto",
+    amp: str | bool | None = "auto",
+    progress: bool = False,
+    return_mask: Literal[True],
+    values: ValueOptions | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    max_memory: int | str | None = None,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def upscale_array(
+    array: np.ndarray,
+    model: SRModel,
+    *,
+    profile: str | IntensityProfile | None = None,
+    valid_mask: np.ndarray | None = None,
+    nodata: float | None = None,
+    out_dtype: np.dtype | type | str | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = "auto",
+    amp: str | bool | None = "auto",
+    progress: bool = False,
+    return_mask: bool = False,
+    values: ValueOptions | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    max_memory: int | str | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
 
 def upscale_array(
@@ -464,7 +535,7 @@ def upscale_array(
     if rules is not None and rules.stats.envelope + rules.stats.domain:
         log.info("value fidelity: %s", rules.stats.describe())
     s = up.scale
-    valid = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
+    valid: np.ndarray = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
     if valid_mask is not None:
         valid = valid & np.broadcast_to(np.asarray(valid_mask, bool), arr.shape)
     if out.shape[0] != valid.shape[0]:

@@ -96,7 +96,7 @@ class ValueDomain:
 
 
 def infer_domain(
-    band_min: Sequence[float],
+    band_min: Sequence[float] | np.ndarray,
     *,
     dtype: np.dtype | str | None = None,
     slope: float = 1.0,
@@ -357,10 +357,10 @@ def _clip_blocks(blocks: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndar
         return 0
     sub = blocks[k, r, :, q, :]  # (m, s, s) copies of the offending blocks
     lo_m, hi_m = lo[k, r, q][:, None, None], hi[k, r, q][:, None, None]
-    changed = (sub < lo_m) | (sub > hi_m)
-    changed &= ok[k, r, 0, q, 0][:, None, None]
+    hit = (sub < lo_m) | (sub > hi_m)
+    hit &= ok[k, r, 0, q, 0][:, None, None]
     blocks[k, r, :, q, :] = np.clip(sub, lo_m, hi_m)
-    return int(np.count_nonzero(changed))
+    return int(np.count_nonzero(hit))
 
 
 def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
@@ -407,7 +407,7 @@ def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
 
 def build_rules(
     options: ValueOptions | None,
-    band_min: Sequence[float],
+    band_min: Sequence[float] | np.ndarray,
     *,
     dtype: np.dtype | str | None = None,
     slope: float = 1.0,
