@@ -92,7 +92,8 @@ def info_dict(model: SRModel) -> dict[str, Any]:
 def _traceable(model: SRModel) -> Iterator[SRModel]:
     """A CPU float32 eval copy whose mean-shift decision is fixed for tracing."""
     m = copy.deepcopy(model).float().cpu().eval()
-    m = m.to(memory_format=torch.contiguous_format)
+    # Module.to(memory_format=) exists; torch's overloads omit it
+    m = m.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     m.static_io = m.io_is_identity()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer / deprecation chatter of torch.onnx and jit
@@ -124,16 +125,17 @@ def onnx_bytes(model: SRModel, *, opset: int = OPSET, dynamo: bool = False) -> b
             prog = torch.onnx.export(
                 m, (x,), dynamo=True, dynamic_shapes=shapes, opset_version=max(opset, 18)
             )
+            assert prog is not None  # dynamo=True without a file returns the program
             prog.model.graph.inputs[0].name = "lr"
             prog.model.graph.outputs[0].name = "sr"
             buf = io.BytesIO()
-            prog.save(buf)  # type: ignore[arg-type]
+            prog.save(buf)  # type: ignore[arg-type]  # a file object works; annotated as a path
             return buf.getvalue()
         buf = io.BytesIO()
         torch.onnx.export(
             m,
             (x,),
-            buf,
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects
             dynamo=False,
             input_names=["lr"],
             output_names=["sr"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cache
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
 
 def resolve_model(
     model: SRModel | str | None = None,
-    weights: str | Path | None = None,
+    weights: str | PathLike[str] | None = None,
     *,
     scale: int | None,
     n_bands: int | None,

@@ -11,10 +11,13 @@ import json
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .public_weights import Loaded, load_with_report
 from .zoo_notes import GLOBAL_FAMILIES, OWN_LICENCE
+
+if TYPE_CHECKING:
+    from .zoo import SpandrelConfig
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ def _report(path: Path, loaded: Loaded) -> CheckpointReport:
     min_size = 0
     radius_text = "" if info.receptive_radius is not None else "global (global pooling)"
     if m.arch.startswith("spandrel:"):
+        cfg = cast("SpandrelConfig", cfg)  # a spandrel:* arch is a SpandrelSR
         if info.receptive_radius is None:
             radius_text = "unknown (not computed for this family)"
             if cfg.family in GLOBAL_FAMILIES:

@@ -7,12 +7,16 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..models.base import BaseSRConfig, SRModel
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 ValuesFn = Callable[[np.ndarray], np.ndarray]
 """``values(world)``: world coordinates ``(..., 3)`` (mm) -> voxel values ``(...)``."""
@@ -181,7 +185,7 @@ def _base_dataset(
     for_uid: str,
     patient_id: str,
     description: str,
-) -> object:
+) -> Dataset:
     from pydicom.dataset import Dataset
 
     ds = Dataset()
@@ -217,18 +221,18 @@ def _base_dataset(
     return ds
 
 
-def _save(ds: object, path: Path, transfer_syntax: str | None) -> None:
+def _save(ds: Dataset, path: Path, transfer_syntax: str | None) -> None:
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID  # type: ignore[attr-defined]
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID  # type: ignore[attr-defined]
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta  # type: ignore[attr-defined]
+    ds.file_meta = meta
     if transfer_syntax and transfer_syntax != ExplicitVRLittleEndian:
-        ds.compress(transfer_syntax, generate_instance_uid=False)  # type: ignore[attr-defined]
-    ds.save_as(path, enforce_file_format=True)  # type: ignore[attr-defined]
+        ds.compress(transfer_syntax, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=True)
 
 
 def _stored_pixels(values: np.ndarray, modality: str) -> tuple[np.ndarray, float, float]:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -89,7 +89,9 @@ def _lr_valid(valid: np.ndarray | None, scale: int) -> np.ndarray | None:
         return None
     v = np.asarray(valid, bool)
     *lead, h, w = v.shape
-    return v.reshape(*lead, h // scale, scale, w // scale, scale).all(axis=(-3, -1))
+    return cast(
+        np.ndarray, v.reshape(*lead, h // scale, scale, w // scale, scale).all(axis=(-3, -1))
+    )
 
 
 def score_image(
@@ -136,7 +138,7 @@ def score_image(
     mask = None
     if lr_valid is not None:
         mask = lr_valid.repeat(s, axis=-2).repeat(s, axis=-1)
-    kw = {"data_range": 1.0, "mask": mask, "crop_border": s}
+    kw: dict[str, Any] = {"data_range": 1.0, "mask": mask, "crop_border": s}
     multi = c >= 3
     if multi:
         to_units = profile.denormalize if profile is not None else (lambda a: a)
