@@ -15,7 +15,7 @@ rule). For a GeoTIFF this is exactly ``transform * Affine.scale(1/s)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +150,7 @@ def _factors(factors: Sequence[float] | float, n: int) -> tuple[float, ...]:
 
 
 def scale_geotransform(
-    transform: Sequence[float], scale: float
+    transform: Iterable[float], scale: float
 ) -> tuple[float, float, float, float, float, float]:
     """``transform * Affine.scale(1/scale)`` for a corner-based GeoTIFF transform."""
     a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])

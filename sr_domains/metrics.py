@@ -14,7 +14,8 @@ No scipy at run time.
 from __future__ import annotations
 
 import math
-from typing import Any
+from types import EllipsisType
+from typing import Any, cast
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def rgb_to_y(x: Any, data_range: float, *, channel_axis: int = 0) -> np.ndarray:
 def _prepare(
     pred: Any,
     target: Any,
-    data_range: float | None,
+    data_range: float,
     mask: Any,
     y_channel: bool,
     crop_border: int,
@@ -119,7 +120,7 @@ def _prepare(
         raise ConfigError(f"pred and target shapes differ: {p.shape} vs {t.shape}")
     if data_range is not None and not (math.isfinite(data_range) and data_range > 0):
         raise ConfigError(f"data_range must be a finite number > 0, got {data_range!r}")
-    m = None
+    m: np.ndarray | None = None
     if mask is not None:
         try:
             m = np.broadcast_to(_array(mask).astype(bool), p.shape)
@@ -132,11 +133,14 @@ def _prepare(
         m = None if m is None else np.moveaxis(m, channel_axis, 0)
     if y_channel:
         p, t = rgb_to_y(p, data_range), rgb_to_y(t, data_range)
-        m = None if m is None else m.all(axis=0)
+        m = None if m is None else cast(np.ndarray, m.all(axis=0))
     if crop_border:
         if crop_border < 0 or p.ndim < n_crop:
             raise ConfigError(f"crop_border must be >= 0 on >= {n_crop}-D data")
-        sl = (Ellipsis, *[slice(crop_border, -crop_border)] * n_crop)
+        sl: tuple[EllipsisType | slice, ...] = (
+            Ellipsis,
+            *[slice(crop_border, -crop_border)] * n_crop,
+        )
         p, t = p[sl], t[sl]
         m = None if m is None else m[sl]
         if p.size == 0:
@@ -301,7 +305,11 @@ def _spectral(pred: Any, target: Any, mask: Any) -> tuple[np.ndarray, np.ndarray
         m = _array(mask).astype(bool)
         shape = _array(pred).shape
         try:
-            m = np.broadcast_to(m, shape).all(axis=0) if m.ndim == len(shape) else m
+            m = (
+                cast(np.ndarray, np.broadcast_to(m, shape).all(axis=0))
+                if m.ndim == len(shape)
+                else m
+            )
             valid = np.broadcast_to(m, shape[1:]).reshape(-1)
         except ValueError:
             raise ConfigError(f"mask shape {m.shape} does not broadcast to {shape}") from None

@@ -121,6 +121,7 @@ def describe_georef(g: Georef) -> str:
     """One line for ``info``."""
     if g.kind == "transform":
         t = g.transform
+        assert t is not None  # kind 'transform'
         rotated = t.b != 0 or t.d != 0
         return "geotransform" + (" (rotated/sheared)" if rotated else " (north-up)")
     if g.kind == "gcps":

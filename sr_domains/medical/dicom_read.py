@@ -20,7 +20,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -235,7 +235,7 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
             raise InputFileError(s.path, f"{s.label}: malformed ImagePosition/Orientation")
     _same(slices, "ImageOrientationPatient", lambda s: s.iop, 1e-4)
     _same(slices, "PixelSpacing", lambda s: s.pixel_spacing, ATOL)
-    normal = slice_normal(slices[0].iop)
+    normal = slice_normal(cast(np.ndarray, slices[0].iop))  # (all checked above)
     slices = sorted(slices, key=lambda s: float(s.position @ normal))
     step = _check_positions(source, slices, normal, ds0)
     return DicomSeries(
@@ -244,8 +244,8 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
         slices,
         rows,
         cols,
-        slices[0].iop,
-        slices[0].pixel_spacing,
+        cast(np.ndarray, slices[0].iop),
+        cast(np.ndarray, slices[0].pixel_spacing),
         step,
         enhanced=enhanced,
     )

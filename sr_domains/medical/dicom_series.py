@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class DicomSeries:
     @property
     def affine(self) -> np.ndarray:
         """``(slice, row, column)`` -> LPS affine (voxel centres)."""
-        p0 = self.slices[0].position if self.has_geometry else np.zeros(3)
+        p0 = cast(np.ndarray, self.slices[0].position) if self.has_geometry else np.zeros(3)
         return dicom_affine(p0, self.iop, self.pixel_spacing, self.step)
 
     @property

@@ -29,7 +29,9 @@ from ..image import resampled_size, scale_nifti_affine
 SPACING_TIE_MM = 1e-4
 
 
-def default_axes(spacing: Sequence[float], shape: Sequence[int] | None = None) -> tuple[int, int]:
+def default_axes(
+    spacing: Sequence[float] | np.ndarray, shape: Sequence[int] | None = None
+) -> tuple[int, int]:
     """The in-plane axes for slice-wise SR: the two spatial axes with the finest spacing.
 
     Ties go to array order. Axes with a single voxel are only chosen when unavoidable.
@@ -129,7 +131,7 @@ def obliquity_deg(affine: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cos.min(), -1.0, 1.0))))
 
 
-def slice_normal(iop: Sequence[float]) -> np.ndarray:
+def slice_normal(iop: Sequence[float] | np.ndarray) -> np.ndarray:
     """Unit normal ``cross(row_dir, col_dir)`` of an ImageOrientationPatient."""
     v = np.asarray(iop, dtype=np.float64)
     n = np.cross(v[:3], v[3:])
@@ -140,10 +142,10 @@ def slice_normal(iop: Sequence[float]) -> np.ndarray:
 
 
 def dicom_affine(
-    first_position: Sequence[float],
-    iop: Sequence[float],
-    pixel_spacing: Sequence[float],
-    slice_step: Sequence[float] | float,
+    first_position: Sequence[float] | np.ndarray,
+    iop: Sequence[float] | np.ndarray,
+    pixel_spacing: Sequence[float] | np.ndarray,
+    slice_step: Sequence[float] | np.ndarray | float,
 ) -> np.ndarray:
     """LPS affine of a ``(slice, row, column)`` DICOM volume.
 

@@ -215,7 +215,8 @@ def iter_planes(data: np.ndarray, chunk: int = 16) -> Iterator[np.ndarray]:
     extra = d.shape[3:]
     for v in range(int(np.prod(extra, dtype=np.int64)) if extra else 1):
         idx = tuple(int(i) for i in np.unravel_index(v, extra, order="F")) if extra else ()
-        vol = d[(slice(None), slice(None), slice(None), *idx)]
+        key: tuple[slice | int, ...] = (slice(None), slice(None), slice(None), *idx)
+        vol = d[key]
         for z0 in range(0, vol.shape[2], chunk):
             yield np.moveaxis(vol[:, :, z0 : z0 + chunk], 2, 0)
 

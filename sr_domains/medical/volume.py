@@ -162,8 +162,8 @@ def upscale_volume(
     ax = check_axes(axes)
     s = upscaler.scale
     vol = np.asarray(volume, np.float32)
-    valid = np.isfinite(vol)
-    valid = None if valid.all() else valid
+    finite = np.isfinite(vol)
+    valid = None if finite.all() else finite
     if not through_plane:
         out = _sr_along(vol, upscaler, profile, ax, valid, rules)
         factors = [s if a in ax else 1 for a in range(3)]
