@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 import torch
@@ -80,13 +80,15 @@ def imresize(
     h, w = t.shape[-2:]
     if (scale is None) == (size is None):
         raise ConfigError("imresize: give exactly one of scale or size")
+    out: tuple[int, ...]
     if scale is not None:
         if not scale > 0:
             raise ConfigError(f"imresize: scale must be > 0, got {scale}")
         out = (math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9))
         factors = (float(scale), float(scale))
     else:
-        out = tuple(int(v) for v in size)  # type: ignore[union-attr]
+        assert size is not None  # exactly one of scale and size (checked above)
+        out = tuple(int(v) for v in size)
         if len(out) != 2 or min(out) < 1:
             raise ConfigError(f"imresize: size must be two positive integers, got {size}")
         factors = (out[0] / h, out[1] / w)
@@ -116,8 +118,8 @@ def _imresize_t(
         if poly is not None:  # integer and rational factors: one strided conv per axis
             t = rs.apply_polyphase(t, axis, poly, n_out)
             continue
-        idx, w = rs.cubic_taps(n_in, n_out, f, antialias, t.device)
-        t = rs.apply_taps(t, axis, idx, w)
+        idx, taps = rs.cubic_taps(n_in, n_out, f, antialias, t.device)
+        t = rs.apply_taps(t, axis, idx, taps)
     return t
 
 
@@ -327,6 +329,7 @@ def add_rician_noise(
 
 
 KINDS = ("bicubic", "wald", "kspace", "gaussian", "motion", "random")
+DegradationKind = Literal["bicubic", "wald", "kspace", "gaussian", "motion", "random"]
 #: The families a ``random`` degradation draws from (``kspace`` is added for MRI configs).
 RANDOM_KINDS = ("bicubic", "gaussian", "wald", "motion")
 
@@ -356,7 +359,7 @@ class DegradationConfig:
             ``random`` (each sample gets one or neither, with ``noise_prob``).
     """
 
-    kind: Literal["bicubic", "wald", "kspace", "gaussian", "motion", "random"] = "bicubic"
+    kind: DegradationKind = "bicubic"
     mtf_nyquist: tuple[float, ...] = (WALD_MTF_NYQUIST,)
     psf_sigma: float = 0.5
     psf_sigma_minor: float | None = None
@@ -425,9 +428,12 @@ def draw(config: DegradationConfig, generator: torch.Generator | None) -> Degrad
     import dataclasses
 
     u = torch.rand(7, generator=generator).tolist()
-    kind = config.random_kinds[
-        min(int(u[0] * len(config.random_kinds)), len(config.random_kinds) - 1)
-    ]
+    kind = cast(  # random_kinds are checked kinds (__post_init__)
+        DegradationKind,
+        config.random_kinds[
+            min(int(u[0] * len(config.random_kinds)), len(config.random_kinds) - 1)
+        ],
+    )
     lo, hi = config.random_sigma
     sigma = lo + (hi - lo) * u[1]
     m_lo, m_hi = config.random_mtf

@@ -95,9 +95,9 @@ def gaussian_area_downsample(
         out = t
         for dim, sg in ((-2, sy), (-1, sx)):
             prof = _gauss_box_profile(sg * s, float(s))
-            w, r = strided_weights(prof, s, 4.0 * sg * s + s / 2.0 + 1.0)
+            taps, r = strided_weights(prof, s, 4.0 * sg * s + s / 2.0 + 1.0)
             out = strided_filter(
-                out, out.ndim + dim, s, torch.from_numpy(w.astype(np.float32))[None], r
+                out, out.ndim + dim, s, torch.from_numpy(taps.astype(np.float32))[None], r
             )
         return to_input_type(out, was_numpy)
     k = torch.from_numpy(_kernel_2d(s, float(sigma), float(minor), float(angle)))
