@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,10 @@ def require_spatial(t: torch.Tensor, what: str) -> None:
 
 
 def per_band(values: float | Sequence[float], n_bands: int, what: str) -> tuple[float, ...]:
-    v = (float(values),) if np.isscalar(values) else tuple(float(a) for a in values)  # type: ignore[arg-type]
+    if np.isscalar(values):
+        v: tuple[float, ...] = (float(cast(float, values)),)
+    else:
+        v = tuple(float(a) for a in cast("Sequence[float]", values))
     if len(v) not in (1, n_bands):
         raise ConfigError(f"{what}: {len(v)} values for {n_bands} band(s); give 1 or {n_bands}")
     return v if len(v) == n_bands else v * n_bands

@@ -224,9 +224,9 @@ def resolve_recipe(text: str | ProfileRecipe) -> ProfileRecipe:
         return ProfileRecipe("scale", params, raw)
     if name in ("percentile", "mr"):
         default = (1.0, 99.0) if name == "percentile" else (0.5, 99.5)
-        p = params or default
-        if len(p) == 2 and 0 <= p[0] < p[1] <= 100:
-            return ProfileRecipe(name, p, raw)
+        pct = params or default
+        if len(pct) == 2 and 0 <= pct[0] < pct[1] <= 100:
+            return ProfileRecipe(name, pct, raw)
     if name == "ct-window" and len(params) == 2 and params[1] > 0:
         c, w = params
         return ProfileRecipe("range", (c - w / 2, c + w / 2), raw)

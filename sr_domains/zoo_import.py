@@ -51,7 +51,7 @@ def _skip_fakes_of_missing_torchvision_ops() -> Iterator[None]:
             return func if func is not None else (lambda f: f)
         return original(op, *args, **kwargs)
 
-    torch.library.register_fake = guarded  # type: ignore[assignment]
+    torch.library.register_fake = guarded
     try:
         yield
     finally:

@@ -170,7 +170,9 @@ def fit(
     decay = _decay_start(budget, planned, warm) if planned is not None else 0
     start = time.perf_counter()
     deadline = None if budget.seconds is None else start + budget.seconds
-    plan_at = None if deadline is None else start + (1 - budget.decay_fraction) * budget.seconds
+    plan_at = (
+        None if budget.seconds is None else start + (1 - budget.decay_fraction) * budget.seconds
+    )
     report = FitReport(seed=int(seed))
     bar = _bar(progress, planned, desc)
     times: list[float] = []  # end time of each step

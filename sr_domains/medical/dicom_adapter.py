@@ -55,7 +55,8 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
         f"slices (SliceThickness {ds.get('SliceThickness', '?')})",
     ]
     if s.has_geometry:
-        assert s.slices[0].position is not None and s.slices[-1].position is not None
+        assert s.slices[0].position is not None  # has_geometry: every slice is placed
+        assert s.slices[-1].position is not None
         codes = axis_codes(s.affine, "LPS")
         lines.append(
             f"  orientation {plane_name(codes[0])}, IOP {[round(float(v), 5) for v in s.iop]}; "

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -177,7 +177,8 @@ def scale_meta(meta: dict[str, Any], factors: Sequence[float], new_shape: Sequen
     o_arr = np.stack(out_o) if batched else out_o[0]
     meta["original_affine"] = _like(o_arr, meta["original_affine"])
     if shapes is not None and all(s is not None for s in out_s):
-        s_arr = np.stack(out_s) if batched else out_s[0]
+        done = cast("list[np.ndarray]", out_s)  # (none is None)
+        s_arr = np.stack(done) if batched else done[0]
         meta["spatial_shape"] = _like(s_arr, shapes)
 
 

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from ..errors import ConfigError, InputFileError
 
@@ -195,7 +196,9 @@ def find_inputs(paths: Sequence[str | os.PathLike[str]], kind: str = "auto") -> 
         out.append(InputSpec("dicom", where, files, "" if item.startswith("file:") else item))
     names = Counter(s.path for s in out if s.kind == "dicom")
     return [  # several series under one folder: name them by their UID's tail
-        replace(s, label=f"{s.path.name}[{s.series_uid[-12:]}]") if names[s.path] > 1 else s
+        replace(s, label=f"{s.path.name}[{cast(str, s.series_uid)[-12:]}]")
+        if names[s.path] > 1
+        else s
         for s in out
     ]
 
