@@ -123,7 +123,7 @@ def iter_hr_blocks(
     n_bands: int,
     *,
     profile: IntensityProfile,
-    fill: float | Sequence[float],
+    fill: float | Sequence[float] | np.ndarray,
     flush_rows: int,
     align: int,
     on_block: Callable[[int], None] | None = None,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .errors import ConfigError
 
@@ -98,7 +99,7 @@ class ValueDomain:
 def infer_domain(
     band_min: Sequence[float] | np.ndarray,
     *,
-    dtype: np.dtype | str | None = None,
+    dtype: DTypeLike | None = None,
     slope: float = 1.0,
     inter: float = 0.0,
     ct: bool = False,
@@ -409,7 +410,7 @@ def build_rules(
     options: ValueOptions | None,
     band_min: Sequence[float] | np.ndarray,
     *,
-    dtype: np.dtype | str | None = None,
+    dtype: DTypeLike | None = None,
     slope: float = 1.0,
     inter: float = 0.0,
     ct: bool = False,

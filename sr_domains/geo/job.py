@@ -10,7 +10,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -163,7 +163,7 @@ def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
     if len(want) != len(have) or not want or any(h is None for h in have) or have == want:
         return None
     named = ", ".join(f"{i}={h}" for i, h in zip(rs.indexes, have))
-    if sorted(have) == sorted(want) and len(set(want)) == len(want):
+    if sorted(cast("list[str]", have)) == sorted(want) and len(set(want)) == len(want):
         log.info("%s: bands %s are fed to the model as %s", rs.path.name, named, ", ".join(want))
         return [have.index(b) for b in want]
     log.warning(

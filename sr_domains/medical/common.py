@@ -18,6 +18,8 @@ from ..options import AdaptOptions
 from ..pretrained import resolve_model
 
 if TYPE_CHECKING:
+    import torch
+
     from ..adapt.input_adapt import AdaptReport
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ def build_upscaler(
     tile: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
-    device: str | None = "auto",
+    device: str | torch.device | None = "auto",
     amp: str | bool | None = "auto",
     progress: bool = False,
     n_bands: int | None = None,

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from .isotropic import (
     prepare_in_plane,
 )
 from .slice_profile import SliceProfile, profile_from_spec
+from .through_plane import Fusion
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,8 @@ class VolumeJob:
             self.fitted,
             norm,
             plan,
-            fusion=self.iso.fusion,
-            progress=self.progress,  # type: ignore[arg-type]
+            fusion=cast(Fusion, self.iso.fusion),  # checked by IsotropicOptions
+            progress=self.progress,
         )
         out = self.intensity.denormalize(out[None])[0]
         apply_rules(out, np.where(finite, volume, np.nan), plan, self.rules)
@@ -197,6 +198,7 @@ def resolve_slice_profile(
 ) -> SliceProfile | None:
     """The slice profile to train with (None = estimate it from the data)."""
     dz = plan.spacing[plan.slice_axis]
+    thick: float | None
     if iso.slice_thickness is not None:
         thick, src = iso.slice_thickness, "user"
     else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -199,7 +199,7 @@ def fuse(estimates: list[np.ndarray], fusion: Fusion = "mean") -> np.ndarray:
         raise ConfigError(f"fusion must be 'mean' or 'fba', got {fusion!r}")
     specs = [np.fft.rfftn(e) for e in estimates]
     weights = [np.abs(s) ** 2 for s in specs]
-    total = sum(weights)
+    total = cast(np.ndarray, sum(weights))
     total[total == 0] = 1.0
     acc = sum(w * s for w, s in zip(weights, specs)) / total
     return np.fft.irfftn(acc, s=estimates[0].shape).astype(np.float32)

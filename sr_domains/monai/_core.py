@@ -118,7 +118,7 @@ def resolve_upscaler(
             raise ConfigError(f"the network declares scale {declared} but x{scale} was requested")
         model = ModuleSR(model, scale, in_channels=channels)
     return build_upscaler(
-        model,  # type: ignore[arg-type]
+        model,
         weights,
         scale=scale,
         tile=tile,

@@ -23,7 +23,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class ArrayCache:
         return {"max_bytes": self.max_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["max_bytes"])
+        type(self).__init__(self, state["max_bytes"])
 
 
 def luma_needed(natural: int, target: int | None, spec: InputSpec) -> bool:
@@ -326,7 +326,7 @@ class RasterFileSource(Source):
             self.luma = luma_needed(rs.n_bands, opts.channels, spec)
             self.shape, self.dtype = rs.shape, rs.dtype
             values, valid = rs.sample(RASTER_SAMPLE_VALUES)
-        pix = valid.all(axis=0)
+        pix = cast(np.ndarray, valid.all(axis=0))
         self.valid_fraction = float(pix.mean())
         if self.valid_fraction == 0:
             raise SkipInput("has no valid pixels (all nodata, NaN or masked)")
