@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import (
     CheckpointError,
@@ -116,7 +116,7 @@ class RunReport:
 def _expand(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
     if isinstance(inputs, (list, tuple)):
         return [p for item in inputs for p in _expand(item)]
-    text = os.fspath(inputs)
+    text = os.fspath(cast("str | os.PathLike[str]", inputs))  # (other sequences: TypeError)
     if any(ch in text for ch in "*?[") and not Path(text).exists():
         found = sorted(Path(p) for p in glob.glob(text))
         if not found:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,11 @@ def load_set(name: str, profile: str, max_pixels: int = 384 * 384) -> list[tuple
     return images
 
 
+def _adapter(up: Upscaler, adapt: AdaptOptions) -> Callable[[np.ndarray], Upscaler]:
+    """``prepare`` of :func:`score_image`: the engine adapted to the LR image."""
+    return lambda lr: adapt_engine(up, [lr], adapt)[0]
+
+
 def _mean(scores: list[ImageScore], key: str) -> float | None:
     vals = [getattr(s, key) for s in scores if getattr(s, key) is not None]
     return float(np.mean(vals)) if vals else None
@@ -250,7 +256,7 @@ def run_battery(
                             seed=seed + i,
                             profile=prof,
                             values=values,
-                            prepare=lambda lr, up=up: adapt_engine(up, [lr], adapt)[0],
+                            prepare=_adapter(up, adapt),
                         )
                         adapted.append(sc_a.psnr)
                         seconds.append(time.perf_counter() - t0)

@@ -231,7 +231,8 @@ class Trainer:
             )
         self.channels_last = dev.type == "cuda"
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to(memory_format=) exists; torch's overloads omit it
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.amp = resolve_amp(config.amp, dev, self.model)
         self.ema = EMA(self.model, config.optim.ema_decay) if config.optim.ema_decay else None
         self.net: nn.Module = self.model
@@ -277,8 +278,8 @@ class Trainer:
             self.ragan = RelativisticAverageGANLoss()
         self.step = 0
         self.val_images: list | None = None
-        if info.is_main and config.val.data is not None:  # a wrong path fails before step 1
-            vc = config.val
+        vc = config.val
+        if info.is_main and vc.data is not None:  # a wrong path fails before step 1
             images = load_images(vc.data, max_pixels=vc.max_pixels, with_profile=True)
             self.val_images = images[: vc.max_images]
 
