@@ -160,7 +160,7 @@ class SRInferer(Inferer):
             progress=self.progress,
         )
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # MONAI: any callable; here an nn.Module
         self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
     ) -> torch.Tensor:
         """Super-resolve a batch; extra network arguments are not supported."""

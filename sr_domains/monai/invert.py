@@ -53,7 +53,8 @@ class SRInvert(Transform):
         dtype: computation dtype (default float32).
     """
 
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # MetaTensor in
+    # MONAI annotates backend as an instance variable; it is per class here
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]  # MetaTensor in
 
     def __init__(
         self,

@@ -61,7 +61,8 @@ class MakeIsotropic(Transform):
         progress: tqdm bars (training with ETA, application).
     """
 
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
+    # MONAI annotates backend as an instance variable; it is per class here
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]
 
     def __init__(
         self,

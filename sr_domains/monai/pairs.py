@@ -144,7 +144,8 @@ class MakeLowResolution(Transform):
         sigma: Gaussian sigma in HR pixels (only with ``degrade="gaussian"``).
     """
 
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
+    # MONAI annotates backend as an instance variable; it is per class here
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]
 
     def __init__(
         self,
@@ -206,7 +207,8 @@ class RandMakeLowResolution(RandomizableTransform):
             range drawn per call).
     """
 
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]
+    # MONAI annotates backend as an instance variable; it is per class here
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]
 
     def __init__(
         self,

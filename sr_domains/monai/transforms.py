@@ -110,7 +110,8 @@ class SuperResolution(InvertibleTransform):
             returns the raw network output.
     """
 
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    # MONAI annotates backend as an instance variable; it is per class here
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]  # type: ignore[misc]
 
     def __init__(
         self,
