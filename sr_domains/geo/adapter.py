@@ -7,7 +7,7 @@ Importing this module needs no rasterio (only ``info``/``upscale`` do, and they 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import require
 from ..options import UpscaleOptions, check_supported
@@ -138,7 +138,7 @@ def upscale(
     require("rasterio", "geo", "GeoTIFF upscaling")
     from .upscale import upscale_geotiff, upscale_many
 
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "scale": options.scale,
         "model": model if model is not None else options.model,
         "weights": options.weights,
