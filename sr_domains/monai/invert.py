@@ -53,8 +53,8 @@ class SRInvert(Transform):
         dtype: computation dtype (default float32).
     """
 
-    # MONAI annotates backend as an instance variable; it is per class here
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]  # MetaTensor in
+    # MetaTensor in. MONAI annotates backend as an instance variable; it is per class here
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]
 
     def __init__(
         self,
