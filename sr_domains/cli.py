@@ -616,6 +616,28 @@ def _os_error_text(exc: OSError) -> str:
     return f"{where}: {cause}" if where and str(paths[0]) not in cause else cause
 
 
+#: Which extra brings an optional package (for the one-line "not installed" error).
+EXTRA_OF = {
+    "rasterio": "geo",
+    "nibabel": "medical",
+    "pydicom": "medical",
+    "monai": "monai",
+    "ignite": "monai",
+    "skimage": "train",
+    "matplotlib": "train",
+    "tensorboard": "train",
+    "PIL": "train",
+    "dask": "dask",
+    "distributed": "dask",
+    "xarray": "xarray",
+    "rioxarray": "xarray",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "spandrel": "zoo",
+}
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: writers remove their temporaries
 
@@ -652,6 +674,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except MemoryError:
         return _fail("out of memory; try a smaller --tile or --batch-size", 1, args.verbose)
+    except ModuleNotFoundError as exc:  # an optional dependency of the command is missing
+        root = (exc.name or "").split(".")[0]
+        if not root or root == "sr_domains":
+            raise
+        extra = EXTRA_OF.get(root, "all")
+        return _fail(
+            f"{args.command} needs {root}, which is not installed: "
+            f'pip install "sr-domains[{extra}]"',
+            1,
+            args.verbose,
+        )
     except OSError as exc:
         return _fail(_os_error_text(exc), 1, args.verbose)
 

@@ -133,3 +133,19 @@ def test_symlinked_series_folders_are_followed_once(tmp_path):
     files = dicom_files(study)
     assert len(files) == 3
     assert all("linked_series" in str(f) for f in files)
+
+
+def test_missing_optional_dependency_is_one_line(monkeypatch, capsys):
+    import sr_domains.cli as cli
+
+    def boom(args):
+        raise ModuleNotFoundError("No module named 'skimage'", name="skimage")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for action in parser._subparsers._group_actions[0].choices.values():
+        action.set_defaults(func=boom)
+    assert cli.main(["models"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sr-domains: error: models needs skimage, which is not installed")
+    assert err.endswith('pip install "sr-domains[train]"') and "\n" not in err
