@@ -29,6 +29,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
     ap.add_argument("--adapt", type=int, nargs="?", const=200, metavar="STEPS")
     ap.add_argument("--cases", help="comma-separated degradation names (default: all)")
+    ap.add_argument("--max-images", type=int, help="first N images of each set (default: all)")
     args = ap.parse_args()
     from sr_domains.options import AdaptOptions
     from sr_domains.pretrained import list_pretrained, load_pretrained
@@ -37,7 +38,12 @@ def main() -> int:
     names = args.models or [e.name for e in list_pretrained()]
     cases = tuple(c for c in CASES if not args.cases or c.name in args.cases.split(","))
     adapt = AdaptOptions(steps=args.adapt) if args.adapt else None
-    report = run_battery([(n, load_pretrained(n)) for n in names], cases=cases, adapt=adapt)
+    report = run_battery(
+        [(n, load_pretrained(n)) for n in names],
+        cases=cases,
+        adapt=adapt,
+        max_images=args.max_images,
+    )
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

@@ -26,6 +26,21 @@ def render() -> str:
         "Generated from the argument parser by `python scripts/gen_cli_reference.py` (a test "
         "checks it is up to date). Every command also answers `--help`.",
         "",
+        "Conventions (as rio's): errors print one line `sr-domains: error: ...` naming the file "
+        "(`-v` adds the traceback); `-q` shows errors only; progress bars appear only when "
+        "stderr is a terminal (`--progress` forces them, `--no-progress` turns them off), and "
+        "batches print a file counter `[i/n]`; written paths go to stdout, one per line.",
+        "",
+        "| exit status | meaning |",
+        "|---|---|",
+        "| 0 | success |",
+        "| 1 | runtime error: an unreadable or invalid input, an output that exists or would be "
+        "unsafe to replace, a checkpoint that cannot be used, disk full, permissions, memory; "
+        "in a batch, some files failed (the others are written) |",
+        "| 2 | usage error: unknown option or name, invalid or conflicting options |",
+        "| 130, 141, 143 | interrupted (Ctrl-C), broken pipe, terminated (SIGTERM); temporary "
+        "files are removed |",
+        "",
         "```text",
         parser.format_help().rstrip(),
         "```",

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import ConfigError, SRDomainsError
+from .cli_common import add_progress, show_progress
+from .errors import ConfigError, RegistryError, SRDomainsError
 from .options import (
     BACKENDS,
     DEFAULT_ADAPT_STEPS,
@@ -41,6 +42,13 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from None
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. COMPRESS=ZSTD), got {text!r}")
+    return key.strip().upper(), value.strip()
 
 
 def _axes(text: str) -> tuple[int, int]:
@@ -113,8 +121,19 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
         help="mixed precision (auto: bf16/fp16 on CUDA when safe)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(p)
     p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
+    p.add_argument(
+        "--suffix",
+        default="",
+        metavar="TEXT",
+        help="outputs written into a folder are named NAME + TEXT + extension (e.g. _x2)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be written, with the model and profile chosen; write nothing",
+    )
     e = p.add_argument_group("speed (see docs/models_and_inference.md)")
     e.add_argument(
         "--backend",
@@ -174,6 +193,19 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--bands", type=_int_list, help="1-based bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="nodata value (default: the file's)")
     g.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
+    g.add_argument(
+        "--co",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="GDAL creation option replacing a default, e.g. COMPRESS=ZSTD (repeatable)",
+    )
+    g.add_argument(
+        "--dtype",
+        choices=("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"),
+        help="output data type (default: the input's; float32 keeps fractional values)",
+    )
     m = p.add_argument_group("medical (NIfTI / DICOM)")
     m.add_argument(
         "--axes",
@@ -316,7 +348,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         device=args.device,
         amp=args.amp,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=show_progress(args),
         values=values,
         backend=args.backend,
         threads=args.threads,
@@ -324,14 +356,22 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         bands=args.bands,
         nodata=args.nodata,
         cog=args.cog,
+        dtype=args.dtype,
+        creation_options=tuple(args.co),
         axes=args.axes,
         through_plane=args.through_plane,
         series_uid=args.series_uid,
         isotropic=iso,
         internal=internal,
         adapt=adapt,
+        suffix=args.suffix,
     )
     src, dst = Path(args.input), Path(args.output)
+    if args.dry_run:
+        from .dry_run import dry_run
+
+        print(dry_run(src, dst, options, args.domain))
+        return 0
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"):
@@ -387,7 +427,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .adapters import find_adapter
 
     path = Path(args.input)
-    print(find_adapter(path, args.domain).load().info(path))
+    mod = find_adapter(path, args.domain).load()
+    if args.json:
+        import json
+
+        print(json.dumps(mod.info_json(path), indent=2, default=str))
+    else:
+        print(mod.info(path))
     return 0
 
 
@@ -536,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sr-domains {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="errors only: no warnings, no progress bars"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "models",
@@ -554,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
     p = sub.add_parser("info", help="summarise a GeoTIFF, NIfTI volume or DICOM series")
     p.add_argument("input")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
     p.set_defaults(func=_cmd_info)
     _add_upscale(sub)
@@ -570,6 +620,28 @@ def _os_error_text(exc: OSError) -> str:
     return f"{where}: {cause}" if where and str(paths[0]) not in cause else cause
 
 
+#: Which extra brings an optional package (for the one-line "not installed" error).
+EXTRA_OF = {
+    "rasterio": "geo",
+    "nibabel": "medical",
+    "pydicom": "medical",
+    "monai": "monai",
+    "ignite": "monai",
+    "skimage": "train",
+    "matplotlib": "train",
+    "tensorboard": "train",
+    "PIL": "train",
+    "dask": "dask",
+    "distributed": "dask",
+    "xarray": "xarray",
+    "rioxarray": "xarray",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "spandrel": "zoo",
+}
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: writers remove their temporaries
 
@@ -577,19 +649,26 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sr-domains`` script; returns the exit status.
 
-    Errors print one line (``-v`` adds the traceback): 2 for sr_domains errors (bad input,
-    options, unsafe output), 1 for operating-system errors (disk full, permissions, memory).
+    Errors print one line (``-v`` adds the traceback). Exit status (as rio's): 0 success, 1 a
+    runtime error (bad or unreadable input, an output that exists or is unsafe, a checkpoint
+    that cannot be used, disk full, permissions, memory; in a batch: some files failed), 2 a
+    usage error (unknown option or name, invalid or conflicting options), 130 interrupted,
+    141 broken pipe, 143 terminated.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
+    if args.quiet:
+        level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
-    except (SRDomainsError, ConfigError) as exc:
+    except (ConfigError, RegistryError) as exc:  # usage
         return _fail(str(exc), 2, args.verbose)
+    except SRDomainsError as exc:  # runtime: the input, the output or the weights
+        return _fail(str(exc), 1, args.verbose)
     except KeyboardInterrupt:
         print("sr-domains: interrupted", file=sys.stderr)
         return 130
@@ -599,6 +678,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except MemoryError:
         return _fail("out of memory; try a smaller --tile or --batch-size", 1, args.verbose)
+    except ModuleNotFoundError as exc:  # an optional dependency of the command is missing
+        root = (exc.name or "").split(".")[0]
+        if not root or root == "sr_domains":
+            raise
+        extra = EXTRA_OF.get(root, "all")
+        return _fail(
+            f"{args.command} needs {root}, which is not installed: "
+            f'pip install "sr-domains[{extra}]"',
+            1,
+            args.verbose,
+        )
     except OSError as exc:
         return _fail(_os_error_text(exc), 1, args.verbose)
 

@@ -39,7 +39,7 @@ from .errors import (
     UnsafeOutputError,
 )
 from .io_safety import atomic_output, check_paths
-from .options import UpscaleOptions
+from .options import UpscaleOptions, output_name
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _is_nifti(p: Path) -> bool:
     return p.name.lower().endswith(_NIFTI)
 
 
-def _series_tasks(folder: Path, out_dir: Path) -> list[Task]:
+def _series_tasks(folder: Path, out_dir: Path, suffix: str = "") -> list[Task]:
     from .medical.dicom_read import list_dicom_series
 
     try:
@@ -145,18 +145,24 @@ def _series_tasks(folder: Path, out_dir: Path) -> list[Task]:
     for s, name in zip(series, names):
         if names.count(name) > 1:  # several series in one folder
             name = f"{name}_{s.uid.rsplit('.', 1)[-1]}"
-        tasks.append(Task("dicom", str(folder), str(out_dir / name), s.uid))
+        tasks.append(Task("dicom", str(folder), str(out_dir / output_name(name, suffix)), s.uid))
     return tasks
 
 
 def plan_tasks(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    suffix: str = "",
 ) -> list[Task]:
     """The tasks of a batch: each GeoTIFF and NIfTI file (of a folder, glob or list) and each
-    DICOM series under a folder; outputs go to ``out_dir`` under the same names (a DICOM series
-    gets a folder named after the folder holding it)."""
+    DICOM series under a folder; outputs go to ``out_dir`` under the same names with
+    ``suffix`` before the extension (a DICOM series gets a folder named after the folder
+    holding it)."""
     out_dir = Path(out_dir)
+
+    def out(p: Path) -> str:
+        return str(out_dir / output_name(p.name, suffix))
+
     tasks: list[Task] = []
     roots: list[Path] = []
     for p in _expand(inputs):
@@ -165,16 +171,16 @@ def plan_tasks(
             children = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
             for q in children:
                 if q.suffix.lower() in _TIFF:
-                    tasks.append(Task("geotiff", str(q), str(out_dir / q.name)))
+                    tasks.append(Task("geotiff", str(q), out(q)))
                 elif _is_nifti(q):
-                    tasks.append(Task("nifti", str(q), str(out_dir / q.name)))
-            tasks.extend(_series_tasks(p, out_dir))
+                    tasks.append(Task("nifti", str(q), out(q)))
+            tasks.extend(_series_tasks(p, out_dir, suffix))
         elif p.suffix.lower() in _TIFF:
-            tasks.append(Task("geotiff", str(p), str(out_dir / p.name)))
+            tasks.append(Task("geotiff", str(p), out(p)))
         elif _is_nifti(p):
-            tasks.append(Task("nifti", str(p), str(out_dir / p.name)))
+            tasks.append(Task("nifti", str(p), out(p)))
         elif p.is_file():
-            tasks.extend(_series_tasks(p, out_dir))
+            tasks.extend(_series_tasks(p, out_dir, suffix))
         else:
             raise InputFileError(p, "no such file or folder")
     if not tasks:
@@ -381,7 +387,7 @@ def upscale_many(
     """
     options = options or UpscaleOptions()
     out_dir = Path(out_dir)
-    tasks = plan_tasks(inputs, out_dir)
+    tasks = plan_tasks(inputs, out_dir, options.suffix)
     results: list[TaskResult] = []
     bar = None
     if progress:

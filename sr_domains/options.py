@@ -169,6 +169,8 @@ class UpscaleOptions:
     bands: tuple[int, ...] | None = None  # 1-based band indexes, as in GDAL/rasterio
     nodata: float | None = None
     cog: bool = False
+    dtype: str | None = None  # output data type (GeoTIFF; default: the input's)
+    creation_options: tuple[tuple[str, str], ...] = ()  # GDAL creation options (--co)
     # medical
     axes: tuple[int, int] | None = None  # in-plane axes of a NIfTI volume (0-based)
     through_plane: bool = False
@@ -176,6 +178,7 @@ class UpscaleOptions:
     isotropic: IsotropicOptions | None = None  # self-supervised through-plane SR (medical)
     internal: InternalOptions = field(default_factory=InternalOptions)  # per-input learning
     adapt: AdaptOptions | None = None  # fine-tune the model on each input first (--adapt)
+    suffix: str = ""  # batch outputs: NAME + suffix + extension (e.g. "_x2")
 
     def __post_init__(self) -> None:
         """Validate every numeric option before any file is read or created."""
@@ -200,6 +203,19 @@ class UpscaleOptions:
             parse_bytes(self.max_memory)
         if self.bands is not None and (not self.bands or min(self.bands) < 1):
             raise ConfigError(f"bands are 1-based and at least one is needed, got {self.bands}")
+
+
+def output_name(name: str, suffix: str) -> str:
+    """A batch output's file or folder name: ``suffix`` before the extension (``a.tif`` ->
+    ``a_x2.tif``, ``t1.nii.gz`` -> ``t1_x2.nii.gz``, ``series`` -> ``series_x2``)."""
+    if not suffix:
+        return name
+    if "/" in suffix or "\\" in suffix or suffix in (".", ".."):
+        raise ConfigError(f"--suffix must be part of a file name, got {suffix!r}")
+    for ext in (".nii.gz", ".tiff", ".tif", ".nii"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)] + suffix + name[-len(ext) :]
+    return name + suffix
 
 
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -229,7 +245,17 @@ def engine_fields(options: UpscaleOptions) -> dict[str, Any]:
     }
 
 
-DOMAIN_FIELDS = {"bands", "nodata", "cog", "axes", "through_plane", "series_uid", "isotropic"}
+DOMAIN_FIELDS = {
+    "bands",
+    "nodata",
+    "cog",
+    "dtype",
+    "creation_options",
+    "axes",
+    "through_plane",
+    "series_uid",
+    "isotropic",
+}
 
 
 def check_supported(options: UpscaleOptions, domain: str, supported: set[str]) -> None:

@@ -165,7 +165,7 @@ def test_cli_export(tmp_path, capsys):
     assert main(argv) == 0
     assert "(onnx, max |diff|" in capsys.readouterr().out
     assert read_card(out)["name"] == "sr-lite-gray-x2"
-    assert main(argv) == 2  # exists
+    assert main(argv) == 1  # exists
     assert "exists" in capsys.readouterr().err
     assert main(["export", "--weights", "nope", str(tmp_path / "a.onnx")]) == 2
     err = capsys.readouterr().err

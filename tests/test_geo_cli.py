@@ -95,11 +95,11 @@ def test_cli_errors(tmp_path, toy_models, capsys, args, message):
 def test_cli_non_raster_names_the_file(tmp_path, capsys):
     txt = tmp_path / "readme.txt"
     txt.write_text("hello")
-    assert main(["upscale", str(txt), str(tmp_path / "o.tif")]) == 2
+    assert main(["upscale", str(txt), str(tmp_path / "o.tif")]) == 1
     assert "readme.txt" in capsys.readouterr().err
     bad = tmp_path / "fake.tif"
     bad.write_text("hello")
-    assert main(["upscale", str(bad), str(tmp_path / "o.tif")]) == 2
+    assert main(["upscale", str(bad), str(tmp_path / "o.tif")]) == 1
     assert "fake.tif: not a readable raster" in capsys.readouterr().err
 
 
@@ -145,7 +145,7 @@ def test_batch_goes_on_after_a_bad_file(tmp_path, toy_models, capsys):
     src = _folder(tmp_path, 2)
     (src / "broken.tif").write_text("not a tiff")
     out = tmp_path / "out"
-    assert main(["upscale", str(src), str(out), "--no-progress"]) == 2
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "1 of 3 file(s) failed" in err
     assert "broken.tif" in err

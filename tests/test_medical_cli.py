@@ -46,7 +46,7 @@ def test_cli_upscale_nifti(tmp_path, capsys):
     assert b.shape == (20, 8, 12)  # default axes: the finest spacing, (0, 2)
     tol = 1e-6 + np.abs(a.affine).max() * 1e-7 * 10
     assert np.abs(corners(a.affine, a.shape) - corners(b.affine, b.shape)).max() < tol
-    assert main(["upscale", str(src), str(dst), "--scale", "2"]) == 2
+    assert main(["upscale", str(src), str(dst), "--scale", "2"]) == 1
     assert "exists" in capsys.readouterr().err
     args = ["upscale", str(src), str(dst), "--axes", "1,2", "--through-plane", "--overwrite"]
     assert main(args) == 0
@@ -70,7 +70,7 @@ def test_cli_upscale_dicom_folder(tmp_path, capsys):
 def test_cli_multi_series_needs_series(tmp_path, capsys):
     make_dicom_series(tmp_path / "d" / "a", n_slices=3, rows=6, cols=6, description="T1")
     make_dicom_series(tmp_path / "d" / "b", n_slices=2, rows=6, cols=6, description="T2", seed=4)
-    assert main(["upscale", str(tmp_path / "d"), str(tmp_path / "out")]) == 2
+    assert main(["upscale", str(tmp_path / "d"), str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "2 series" in err
     assert "'T1', 3 image(s)" in err

@@ -71,7 +71,7 @@ def test_readers_refuse(tmp_path, marker, wrap):
 def test_upscale_cli_refuses_in_one_line(tmp_path, marker, capsys):
     src = make_geotiff(tmp_path / "in.tif", count=3)
     evil = _evil(tmp_path / "model.pth", marker)
-    assert main(["upscale", str(src), str(tmp_path / "o.tif"), "--weights", str(evil)]) == 2
+    assert main(["upscale", str(src), str(tmp_path / "o.tif"), "--weights", str(evil)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pickled objects that are not plain tensors" in err[0]
     assert not (tmp_path / "o.tif").exists()
@@ -80,7 +80,7 @@ def test_upscale_cli_refuses_in_one_line(tmp_path, marker, capsys):
 def test_evaluate_cli_refuses(tmp_path, marker, capsys):
     src = make_geotiff(tmp_path / "in.tif", count=3)
     evil = _evil(tmp_path / "model.pth", marker)
-    assert main(["evaluate", "--weights", str(evil), "--data", str(src)]) == 2
+    assert main(["evaluate", "--weights", str(evil), "--data", str(src)]) == 1
     assert "refused" in capsys.readouterr().err
 
 

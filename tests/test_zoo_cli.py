@@ -86,7 +86,7 @@ def test_inspect_our_own_files(tmp_path, capsys):
 
 def test_unrecognised_file_lists_what_is_supported(tmp_path, capsys):
     torch.save({"encoder.0.weight": torch.zeros(2, 2)}, tmp_path / "mystery.pth")
-    assert main(["models", "--inspect", str(tmp_path / "mystery.pth")]) == 2
+    assert main(["models", "--inspect", str(tmp_path / "mystery.pth")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "mystery.pth: unrecognised checkpoint layout (first keys: encoder.0.weight)" in err
@@ -102,7 +102,7 @@ def test_crafted_pickle_is_refused_in_one_line(tmp_path, capsys):
             return (os.system, (f"touch {marker}",))
 
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"params": Payload()}))
-    assert main(["models", "--inspect", str(tmp_path / "evil.pth")]) == 2
+    assert main(["models", "--inspect", str(tmp_path / "evil.pth")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "evil.pth: refused: the file holds pickled objects" in err

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import require
-from ..options import UpscaleOptions, check_supported
+from ..options import UpscaleOptions, check_supported, output_name
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
     from ..models.base import SRModel
@@ -129,12 +129,61 @@ def info(path: Path) -> str:
     return _info_file(path)
 
 
+def info_json(path: Path) -> dict[str, Any] | list[dict[str, Any]]:
+    """:func:`info` as JSON-ready data (a list for a folder or glob)."""
+    path = Path(path)
+    require("rasterio", "geo", "GeoTIFF info")
+    if path.is_dir() or (_is_glob(str(path)) and not path.exists()):
+        from .upscale import expand_inputs
+
+        return [_info_dict(p) for p in expand_inputs(path)]
+    return _info_dict(path)
+
+
+def _info_dict(path: Path) -> dict[str, Any]:
+    from .reader import open_dataset
+
+    with open_dataset(path) as ds:
+        crs = ds.crs
+        t = ds.transform
+        return {
+            "path": str(path),
+            "driver": ds.driver,
+            "width": ds.width,
+            "height": ds.height,
+            "count": ds.count,
+            "crs": None if crs is None else crs.to_string(),
+            "epsg": None if crs is None else crs.to_epsg(),
+            "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+            "res": list(ds.res),
+            "bounds": list(ds.bounds),
+            "nodata": ds.nodata,
+            "gcps": len(ds.gcps[0]),
+            "rpcs": ds.rpcs is not None,
+            "compress": ds.profile.get("compress"),
+            "tiled": bool(ds.profile.get("tiled")),
+            "overviews": ds.overviews(1),
+            "tags": ds.tags(),
+            "bands": [
+                {
+                    "index": i,
+                    "dtype": ds.dtypes[i - 1],
+                    "colorinterp": ds.colorinterp[i - 1].name,
+                    "description": ds.descriptions[i - 1],
+                    "unit": ds.units[i - 1],
+                    "mask_flags": [f.name for f in ds.mask_flag_enums[i - 1]],
+                }
+                for i in ds.indexes
+            ],
+        }
+
+
 def upscale(
     src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
 ) -> list[Path]:
     """Run ``sr-domains upscale`` for a GeoTIFF, folder or glob; returns the written files.
     ``model``: an already built model to use instead of ``options.model``."""
-    check_supported(options, "GeoTIFF", {"bands", "nodata", "cog"})
+    check_supported(options, "GeoTIFF", {"bands", "nodata", "cog", "dtype", "creation_options"})
     require("rasterio", "geo", "GeoTIFF upscaling")
     from .upscale import upscale_geotiff, upscale_many
 
@@ -155,10 +204,12 @@ def upscale(
         "progress": options.progress,
         "values": options.values,
         "adapt": options.adapt,
+        "dtype": options.dtype,
+        "creation_options": dict(options.creation_options) or None,
     }
     src, dst = Path(src), Path(dst)
     if src.is_dir() or (_is_glob(str(src)) and not src.exists()):
-        return upscale_many(src, dst, **kwargs)
+        return upscale_many(src, dst, suffix=options.suffix, **kwargs)
     if dst.is_dir():
-        dst = dst / src.name
+        dst = dst / output_name(src.name, options.suffix)
     return [upscale_geotiff(src, dst, **kwargs)]

@@ -25,7 +25,14 @@ from ..panels import iter_hr_blocks
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .georef import read_georef, scale_georef
 from .reader import RasterSource
-from .writer import TAG_PREFIX, OutputSpec, build_spec, provenance_tags, write_block
+from .writer import (
+    TAG_PREFIX,
+    OutputSpec,
+    build_spec,
+    customize_spec,
+    provenance_tags,
+    write_block,
+)
 
 try:
     import rasterio
@@ -232,6 +239,8 @@ def prepare_job(
     amp: str = "auto",
     adapt: AdaptOptions | None = None,
     progress: bool = False,
+    dtype: str | None = None,
+    creation_options: dict[str, str] | None = None,
 ) -> GeotiffJob:
     """Resolve the model, fit the profile, infer the value rules and band order, adapt the
     model to the file when asked, and build the output spec with its provenance (see
@@ -272,6 +281,7 @@ def prepare_job(
     if report is not None:
         prov[f"{TAG_PREFIX}ADAPT"] = json.dumps(report.to_dict())
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
+    customize_spec(spec, dtype, creation_options)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
 
 

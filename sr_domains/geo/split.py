@@ -142,6 +142,8 @@ def upscale_geotiff_split(
             batch_size=o.batch_size,
             device=o.device,
             amp=o.amp,
+            dtype=o.dtype,
+            creation_options=dict(o.creation_options) or None,
         )
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         bands = row_bands(job.spec.profile["height"], n, job.spec.block)

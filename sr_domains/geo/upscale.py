@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ..errors import ConfigError, InputFileError, OutputExistsError
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, check_paths, preflight, remove_temp, temp_name
 from ..models.base import SRModel
-from ..options import AdaptOptions
+from ..options import AdaptOptions, output_name
 from ..value_domain import ValueOptions
 from .job import (
     fit_profile,
@@ -69,6 +70,8 @@ def upscale_geotiff(
     progress: bool = False,
     values: ValueOptions | None = None,
     adapt: AdaptOptions | None = None,
+    dtype: str | None = None,
+    creation_options: dict[str, str] | None = None,
 ) -> Path:
     """Super-resolve a GeoTIFF into a georeferenced GeoTIFF on top of the original.
 
@@ -91,6 +94,12 @@ def upscale_geotiff(
         values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`); by
             default outputs stay within the local input range and the physical domain
             (non-negative input stays non-negative), and saturated pixels stay saturated.
+        dtype: output data type (default: the input's), e.g. ``float32`` to keep the
+            network's fractional values of integer input; nodata must be representable.
+        creation_options: GDAL GeoTIFF (or COG) creation options replacing the defaults
+            (DEFLATE with a predictor, 256/512 blocks, ``BIGTIFF=IF_SAFER``), e.g.
+            ``{"COMPRESS": "ZSTD", "ZSTD_LEVEL": "9"}``; size, type, CRS, transform and nodata
+            are set from the input and cannot be given.
         adapt: fine-tune the model on this file first (:class:`~sr_domains.options.
             AdaptOptions`; docs/adaptation.md); the report goes into ``SR_DOMAINS_ADAPT``.
 
@@ -116,6 +125,8 @@ def upscale_geotiff(
             amp=amp,
             adapt=adapt,
             progress=progress,
+            dtype=dtype,
+            creation_options=creation_options,
         )
         with atomic_output(dst, [src], overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp
@@ -204,9 +215,11 @@ def upscale_many(
     *,
     scale: int = 2,
     overwrite: bool = False,
+    suffix: str = "",
     **kwargs: Any,
 ) -> list[Path]:
-    """Upscale every GeoTIFF in a folder / glob / list into ``out_dir`` (same file names).
+    """Upscale every GeoTIFF in a folder / glob / list into ``out_dir`` (same file names, with
+    ``suffix`` before the extension).
 
     Resumable: an output that is already complete (see :func:`output_status`) is skipped, one
     of ours that is damaged or cut short is redone; any other existing output is an error
@@ -220,7 +233,7 @@ def upscale_many(
     if not files:
         raise InputFileError(str(inputs), "no GeoTIFF files found (*.tif, *.tiff)")
     out_dir = Path(out_dir)
-    names = [f.name for f in files]
+    names = [output_name(f.name, suffix) for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"several inputs are named {dupes}; outputs would collide")
@@ -230,7 +243,7 @@ def upscale_many(
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     todo = []
     for f in files:
-        dst = out_dir / f.name
+        dst = out_dir / output_name(f.name, suffix)
         status = "missing" if overwrite else output_status(dst, f, scale)
         if status == "complete":
             log.info("skipping %s: %s is complete", f, dst)
@@ -241,7 +254,11 @@ def upscale_many(
             log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
     written, failed = [], []
-    for f, dst, redo in todo:
+    for i, (f, dst, redo) in enumerate(todo, 1):
+        if kwargs.get("progress"):
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"[{i}/{len(todo)}] {f.name} -> {dst}", file=sys.stderr)
         try:
             written.append(
                 upscale_geotiff(f, dst, scale=scale, overwrite=overwrite or redo, **kwargs)

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..intensity import cast_to_dtype
 from .georef import Georef, apply_georef
 from .reader import Block, RasterSource
@@ -71,6 +72,54 @@ class OutputSpec:
     alpha_band: int | None
     band_meta: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
+    creation: dict[str, str] = field(default_factory=dict)  # the user's --co, upper-case keys
+
+
+#: Creation options sr_domains sets from the input and the scale; ``--co`` cannot change them.
+FIXED_OPTIONS = {"DRIVER", "WIDTH", "HEIGHT", "COUNT", "DTYPE", "CRS", "TRANSFORM", "NODATA"}
+#: GeoTIFF output data types accepted by ``--dtype``.
+OUTPUT_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def customize_spec(
+    spec: OutputSpec, dtype: str | None = None, creation: dict[str, str] | None = None
+) -> None:
+    """Apply the user's output data type and GDAL creation options (``--dtype``, ``--co``) to
+    ``spec``; the defaults stay for every option not given."""
+    if dtype is not None:
+        if dtype not in OUTPUT_DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+        dt = np.dtype(dtype)
+        for v in (spec.nodata, None if np.isnan(spec.invalid_value) else spec.invalid_value):
+            if v is not None and not _representable(v, dt):
+                raise ConfigError(f"nodata {v:g} cannot be stored as {dtype}")
+        if dt.kind != "f" and np.isnan(spec.invalid_value):
+            spec.invalid_value = 0.0
+        spec.profile["dtype"] = dt.name
+        spec.profile["predictor"] = 3 if dt.kind == "f" else 2
+    for key, value in (creation or {}).items():
+        k = key.strip().upper()
+        if k in FIXED_OPTIONS:
+            raise ConfigError(f"--co {k} is set from the input and the scale; it cannot be given")
+        if k in ("BLOCKXSIZE", "BLOCKYSIZE", "BLOCKSIZE"):
+            try:
+                size = int(value)
+            except ValueError:
+                raise ConfigError(f"--co {k} must be an integer, got {value!r}") from None
+            if size < 16 or size % 16:
+                raise ConfigError(f"--co {k} must be a multiple of 16, got {size}")
+            spec.block = size
+            spec.profile["blockxsize"] = spec.profile["blockysize"] = size
+        else:
+            spec.profile[k.lower()] = value
+        spec.creation[k] = value
+
+
+def _representable(v: float, dt: np.dtype) -> bool:
+    if dt.kind == "f":
+        return True
+    info = np.iinfo(dt)
+    return float(v).is_integer() and info.min <= v <= info.max
 
 
 #: TIFF tags that describe the source's pixel grid or layout, never copied.
@@ -304,17 +353,19 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
     """Copy the finished ``tmp`` GeoTIFF to a Cloud-Optimized GeoTIFF ``dst`` (overviews,
     ghost header)."""
     float_data = np.dtype(spec.profile["dtype"]).kind == "f"
-    rasterio.shutil.copy(
-        tmp,
-        dst,
-        driver="COG",
-        compress="DEFLATE",
-        predictor="FLOATING_POINT" if float_data else "STANDARD",
-        blocksize=512,
-        overviews="AUTO",
-        overview_resampling="AVERAGE",
-        bigtiff="IF_SAFER",
-    )
+    options: dict[str, Any] = {
+        "compress": "DEFLATE",
+        "predictor": "FLOATING_POINT" if float_data else "STANDARD",
+        "blocksize": 512,
+        "overviews": "AUTO",
+        "overview_resampling": "AVERAGE",
+        "bigtiff": "IF_SAFER",
+    }
+    for k, v in spec.creation.items():  # the user's --co, in the COG driver's names
+        if k in ("TILED", "INTERLEAVE", "PHOTOMETRIC"):
+            continue  # a COG is always tiled, pixel-interleaved
+        options["blocksize" if k in ("BLOCKXSIZE", "BLOCKYSIZE") else k.lower()] = v
+    rasterio.shutil.copy(tmp, dst, driver="COG", **options)
 
 
 def write_error(exc: BaseException, dst: Path) -> OSError:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,14 +25,13 @@ def sniff(path: Path) -> bool:
         return has_dicm_preamble(p) or p.suffix.lower() == ".dcm"
     if not p.is_dir():
         return False
-    seen = 0
-    for root, _dirs, files in os.walk(p):
-        for name in sorted(files):
-            if has_dicm_preamble(Path(root) / name):
-                return True
-            seen += 1
-            if seen >= SNIFF_FILES:
-                return False
+    from .dicom_read import walk_files
+
+    for seen, f in enumerate(walk_files(p), 1):
+        if has_dicm_preamble(f):
+            return True
+        if seen >= SNIFF_FILES:
+            return False
     return False
 
 
@@ -86,6 +84,37 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
     new = np.array([s.rows, s.cols]) * 2
     lines.append(f"  SR x2 ->   {new[0]} x {new[1]} pixels of {ps[0] / 2:.6g} x {ps[1] / 2:.6g} mm")
     return lines
+
+
+def info_json(path: Path) -> dict[str, Any]:
+    """:func:`info` as JSON-ready data: every series with its size, spacing and geometry."""
+    from .dicom_read import scan_series, select_series, summarize
+
+    groups = scan_series(path)
+    out = []
+    for s in summarize(groups):
+        entry: dict[str, Any] = {
+            "uid": s.uid,
+            "description": s.description,
+            "modality": s.modality,
+            "n_images": s.n_images,
+            "n_files": len(s.files),
+        }
+        try:
+            ser = select_series(Path(path), groups, s.uid)
+            entry.update(
+                n_slices=ser.n_slices,
+                rows=ser.rows,
+                columns=ser.cols,
+                pixel_spacing=[float(v) for v in ser.pixel_spacing],
+                slice_spacing=float(ser.slice_spacing),
+                enhanced=bool(ser.enhanced),
+                affine_lps=ser.affine.tolist() if ser.has_geometry else None,
+            )
+        except InputFileError as exc:
+            entry["problem"] = str(exc)
+        out.append(entry)
+    return {"path": str(path), "series": out}
 
 
 def info(path: Path) -> str:

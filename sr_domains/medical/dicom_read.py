@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -46,19 +47,46 @@ def has_dicm_preamble(path: Path) -> bool:
         return False
 
 
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Files under ``folder``, recursively, in sorted order, following symbolic links to
+    folders (PACS exports and study trees often link series in) but visiting each real folder
+    once, so a link loop ends. Hidden files and folders (temporaries) are skipped."""
+    seen: set[tuple[int, int]] = set()
+
+    def visit(d: Path) -> Iterator[Path]:
+        try:
+            st = d.stat()
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in seen:
+            log.debug("%s: already visited (a link loop or a second link), skipped", d)
+            return
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("%s: cannot list (%s), skipped", d, exc.strerror or exc)
+            return
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            p = Path(e.path)
+            if p.is_dir():
+                yield from visit(p)
+            elif p.is_file():
+                yield p
+
+    yield from visit(folder)
+
+
 def dicom_files(path: Path) -> list[Path]:
-    """Part-10 DICOM files under ``path`` (recursive, sorted) or ``[path]`` for a file."""
+    """Part-10 DICOM files under ``path`` (recursive, sorted, symbolic links followed, hidden
+    files skipped) or ``[path]`` for a file."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise InputFileError(path, "no such file or folder")
-    return [
-        p
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)  # hidden/temp
-        and has_dicm_preamble(p)
-    ]
+    return [p for p in walk_files(path) if has_dicm_preamble(p)]
 
 
 def read_header(path: Path) -> Any | None:

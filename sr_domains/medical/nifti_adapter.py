@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..options import UpscaleOptions, check_supported, inference_kwargs, isotropic_kwargs
 from .nifti import is_nifti_path
@@ -22,6 +22,38 @@ def info(path: Path) -> str:
     from .nifti import nifti_info
 
     return nifti_info(path)
+
+
+def info_json(path: Path) -> dict[str, Any]:
+    """:func:`info` as JSON-ready data."""
+    import numpy as np
+
+    from .geometry import axis_codes, default_axes, obliquity_deg, voxel_sizes
+    from .nifti import load_nifti
+
+    img = load_nifti(Path(path))
+    hdr = img.header
+    aff = np.asarray(img.affine, np.float64)
+    sp = voxel_sizes(aff)
+    _, qcode = hdr.get_qform(coded=True)
+    _, scode = hdr.get_sform(coded=True)
+    shape = [int(v) for v in img.shape]
+    return {
+        "path": str(path),
+        "format": type(img).__name__.replace("Image", ""),
+        "shape": shape,
+        "dtype": str(img.get_data_dtype()),
+        "scl_slope": float(getattr(img.dataobj, "slope", 1.0)),
+        "scl_inter": float(getattr(img.dataobj, "inter", 0.0)),
+        "spacing": [float(v) for v in sp],
+        "units": list(hdr.get_xyzt_units()),
+        "axis_codes": list(axis_codes(aff)),
+        "obliquity_deg": round(float(obliquity_deg(aff)), 4),
+        "sform_code": int(scode),
+        "qform_code": int(qcode),
+        "affine": aff.tolist(),
+        "default_axes": list(default_axes(sp, (*shape, 1, 1)[:3])),
+    }
 
 
 def upscale(

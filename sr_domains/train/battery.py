@@ -210,6 +210,7 @@ def run_battery(
     max_pixels: int = 384 * 384,
     seed: int = 0,
     adapt: AdaptOptions | None = None,
+    max_images: int | None = None,
 ) -> BatteryReport:
     """Score each ``(name, model)`` on every case of the sets matching its band count; with
     ``adapt``, also the model adapted to each degraded image (:mod:`sr_domains.adapt`)."""
@@ -228,7 +229,7 @@ def run_battery(
                 key = (set_name, recipe)
                 if key not in cache:
                     cache[key] = load_set(set_name, recipe, max_pixels)
-                images = cache[key]
+                images = cache[key][:max_images] if max_images else cache[key]
                 if not images:
                     continue
                 scores, adapted, seconds = [], [], []

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..cli_common import add_progress, show_progress
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="STEP",
         help="pause after STEP (last.pt is written; continue later with --resume)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(p)
     p.set_defaults(func=_cmd_train)
 
     e = sub.add_parser(
@@ -110,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg,
         resume=args.resume,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=show_progress(args),
         stop_at=args.stop_at,
     )
     if result.weights is None and result.steps < cfg.steps:

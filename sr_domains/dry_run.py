@@ -1,0 +1,172 @@
+"""``sr-domains upscale --dry-run``: what would be written, by which model, with which profile.
+
+Nothing is written and no pixel is read beyond file headers (a DICOM folder is scanned for its
+series). For each input: the domain, the output path and what would happen to it (written,
+skipped because complete, redone because damaged, refused because it exists), the model
+(shipped weights name or checkpoint, architecture, scale, bands, weights sha256) and the
+intensity profile recipe with where it comes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SRDomainsError
+from .options import UpscaleOptions, output_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlannedOutput:
+    """One line of a dry run."""
+
+    domain: str
+    src: str
+    dst: str
+    action: str
+    model: str = ""
+    profile: str = ""
+
+    def to_text(self) -> str:
+        lines = [f"{self.domain}: {self.src} -> {self.dst} [{self.action}]"]
+        if self.model:
+            lines.append(f"  model {self.model}")
+        if self.profile:
+            lines.append(f"  profile {self.profile}")
+        return "\n".join(lines)
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, str | None]:
+    """``(description, card profile recipe)`` of the model ``options`` select."""
+    from .pretrained import default_pretrained, list_pretrained, resolve_model
+
+    net = resolve_model(options.model, options.weights, scale=options.scale, n_bands=n_bands)
+    card = getattr(net, "card", None)
+    name = getattr(card, "name", None) or (card.get("name") if isinstance(card, dict) else None)
+    source = None
+    if options.weights is not None:
+        source = Path(options.weights)
+    else:
+        entries = {e.name: e for e in list_pretrained()}
+        entry = entries.get(options.model or "") or default_pretrained(options.scale, n_bands or 1)
+        source = entry.path if entry is not None else None
+    sha = f", weights sha256 {_sha(source)}..." if source is not None and source.exists() else ""
+    prof = getattr(card, "profile", None) if card is not None else None
+    recipe = prof.get("recipe") if isinstance(prof, dict) else None
+    text = (
+        f"{name or options.model or 'default'} ({getattr(net, 'arch', type(net).__name__)} "
+        f"x{net.scale}, {net.in_channels} band(s) in){sha}"
+    )
+    return text, recipe
+
+
+def _action(status: str, overwrite: bool) -> str:
+    if status == "missing":
+        return "would write"
+    if status == "complete" and not overwrite:
+        return "would skip: complete"
+    if status == "damaged":
+        return "would redo: damaged or cut short"
+    return "would replace (--overwrite)" if overwrite else "refused: exists (pass --overwrite)"
+
+
+def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> str:
+    if not dst.exists() or (dst.is_dir() and not any(dst.iterdir())):
+        return "missing"
+    try:
+        if domain == "geotiff":
+            from .geo.upscale import output_status
+
+            return output_status(dst, src, options.scale)
+        if domain == "nifti":
+            from .medical.nifti_upscale import nifti_output_status
+
+            return nifti_output_status(dst, src, options.scale)
+        from .medical.api import dicom_output_status
+
+        return dicom_output_status(dst, src, options.series_uid)
+    except Exception:
+        return "foreign"
+
+
+def _plan_one(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> PlannedOutput:
+    n_bands = None
+    default = "mr"
+    if domain == "geotiff":
+        from .geo.reader import RasterSource
+
+        with RasterSource(src, options.bands, options.nodata) as rs:
+            n_bands, dtype = rs.n_bands, rs.dtype
+    elif domain == "dicom":
+        from .medical.dicom_read import load_dicom_series
+
+        series = load_dicom_series(src, options.series_uid)
+        default = "ct" if series.modality == "CT" else "mr"
+    action = _action(_status(domain, src, dst, options), options.overwrite)
+    try:
+        model, recipe = _describe_model(options, n_bands)
+    except SRDomainsError as exc:
+        return PlannedOutput(domain, str(src), str(dst), f"error: {exc}")
+    if options.profile is not None:
+        profile = f"{options.profile} (given)"
+    elif recipe:
+        profile = f"{recipe} (the model card's)"
+    elif domain == "geotiff":
+        import numpy as np
+
+        kind = "integer" if np.dtype(dtype).kind in "ui" else "float"
+        profile = f"{'dtype' if kind == 'integer' else 'identity'} (default for {kind} data)"
+    else:
+        profile = f"{default} (default for this modality)"
+    if options.adapt is not None:
+        model += f"; adapted to each input ({options.adapt.steps} steps)"
+    if options.isotropic is not None:
+        model = "a network fitted to each volume (--isotropic)"
+    return PlannedOutput(domain, str(src), str(dst), action, model, profile)
+
+
+def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = None) -> str:
+    """The dry-run report of ``sr-domains upscale SRC DST`` (module docs)."""
+    from .adapters import find_adapter
+
+    batch = src.is_dir() and not (domain == "dicom" or _is_dicom_folder(src))
+    batch = batch or (not src.exists() and any(ch in str(src) for ch in "*?["))
+    planned: list[PlannedOutput] = []
+    if batch:
+        from .distributed import plan_tasks
+
+        for t in plan_tasks(str(src), dst, options.suffix):
+            planned.append(_plan_one(t.domain, Path(t.src), Path(t.dst), options))
+    else:
+        name = find_adapter(src, domain).name
+        out = dst
+        if name == "geotiff" and dst.is_dir():
+            out = dst / output_name(src.name, options.suffix)
+        planned.append(_plan_one(name, src, out, options))
+    head = f"dry run: {len(planned)} output(s), scale x{options.scale}; nothing written"
+    return "\n".join([head, *(p.to_text() for p in planned)])
+
+
+def _is_dicom_folder(path: Path) -> bool:
+    """A folder with DICOM files directly inside and no GeoTIFF/NIfTI: a series, not a batch."""
+    from .medical.dicom_read import has_dicm_preamble
+
+    files = [p for p in path.iterdir() if p.is_file()]
+    if any(p.suffix.lower() in (".tif", ".tiff") or ".nii" in p.name.lower() for p in files):
+        return False
+    return any(has_dicm_preamble(p) for p in files[:20])
+
+
+__all__ = ["PlannedOutput", "dry_run"]

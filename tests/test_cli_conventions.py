@@ -1,0 +1,151 @@
+"""CLI conventions: exit statuses, -q, progress only on a terminal, info --json, --dry-run,
+--suffix, --co / --dtype, and symlinked DICOM folders followed without looping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+from rasterio.transform import Affine  # noqa: E402
+
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.cli_common import show_progress  # noqa: E402
+from sr_domains.options import output_name  # noqa: E402
+from sr_domains.testing.geo import make_geotiff  # noqa: E402
+
+
+def test_exit_status_usage_2_runtime_1(tmp_path, capsys):
+    src = make_geotiff(tmp_path / "in.tif")
+    assert main(["upscale", str(src), str(tmp_path / "o.tif"), "--tile", "2"]) == 2  # usage
+    assert main(["upscale", str(src), str(tmp_path / "o.tif"), "--model", "nope"]) == 2
+    assert main(["upscale", str(tmp_path / "missing.tif"), str(tmp_path / "o.tif")]) == 1
+    (tmp_path / "o.tif").write_bytes(b"x")
+    assert main(["upscale", str(src), str(tmp_path / "o.tif")]) == 1  # exists: runtime
+    err = capsys.readouterr().err
+    assert err.count("sr-domains: error:") == 4
+
+
+def test_progress_only_on_a_terminal_unless_forced(monkeypatch):
+    ns = argparse.Namespace
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert show_progress(ns(progress=None, quiet=False)) is False
+    assert show_progress(ns(progress=True, quiet=False)) is True
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert show_progress(ns(progress=None, quiet=False)) is True
+    assert show_progress(ns(progress=False, quiet=False)) is False
+    assert show_progress(ns(progress=True, quiet=True)) is False
+
+
+def test_quiet_hides_warnings(tmp_path, capsys):
+    src = make_geotiff(tmp_path / "in.tif", count=4)
+    # a 4-band file with an RGB model selects bands explicitly: warns about band semantics
+    argv = ["upscale", str(src), str(tmp_path / "o.tif"), "--model", "sr-lite-gray-x2"]
+    assert main(["-q", *argv, "--progress"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().endswith("o.tif") and err == ""
+
+
+def test_info_json_for_each_domain(tmp_path, capsys):
+    from sr_domains.testing.medical import make_dicom_series, make_nifti
+
+    tif = make_geotiff(tmp_path / "a.tif", count=3, nodata=0, colorinterp=["red", "green", "blue"])
+    nii = make_nifti(tmp_path / "b.nii.gz", shape=(20, 16, 8), spacing=(1.0, 1.25, 3.0))
+    make_dicom_series(tmp_path / "dcm", n_slices=3)
+    assert main(["info", "--json", str(tif)]) == 0
+    g = json.loads(capsys.readouterr().out)
+    with rasterio.open(tif) as ds:
+        assert g["width"] == ds.width and g["crs"] == ds.crs.to_string()
+        assert g["transform"] == list(ds.transform)[:6] and g["nodata"] == 0
+    assert [b["colorinterp"] for b in g["bands"]] == ["red", "green", "blue"]
+    assert main(["info", "--json", str(nii)]) == 0
+    n = json.loads(capsys.readouterr().out)
+    assert n["shape"] == [20, 16, 8] and n["spacing"] == pytest.approx([1.0, 1.25, 3.0])
+    assert main(["info", "--json", str(tmp_path / "dcm")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    (s,) = d["series"]
+    assert s["n_slices"] == 3 and s["modality"] == "MR" and len(s["affine_lps"]) == 4
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would_do(tmp_path, capsys):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(2):
+        make_geotiff(scenes / f"t{i}.tif", count=3, seed=i)
+    out = tmp_path / "out"
+    assert main(["upscale", str(scenes), str(out), "--suffix", "_x2", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists()
+    assert "t0_x2.tif [would write]" in text and "t1_x2.tif [would write]" in text
+    assert "sr-lite-rgb-x2" in text and "profile" in text
+    assert main(["upscale", str(scenes), str(out), "--suffix", "_x2"]) == 0
+    assert sorted(p.name for p in out.glob("*.tif")) == ["t0_x2.tif", "t1_x2.tif"]
+    capsys.readouterr()
+    assert main(["upscale", str(scenes), str(out), "--suffix", "_x2", "--dry-run"]) == 0
+    assert text.count("would write") == 2
+    assert capsys.readouterr().out.count("would skip: complete") == 2
+
+
+def test_output_names_with_suffix():
+    assert output_name("a.tif", "_x2") == "a_x2.tif"
+    assert output_name("t1.nii.gz", "_sr") == "t1_sr.nii.gz"
+    assert output_name("series", "_x2") == "series_x2"
+    assert output_name("a.tif", "") == "a.tif"
+    with pytest.raises(Exception, match="suffix"):
+        output_name("a.tif", "/etc")
+
+
+def test_creation_options_and_dtype(tmp_path, capsys):
+    src = make_geotiff(tmp_path / "in.tif", count=3)
+    out = tmp_path / "o.tif"
+    argv = ["upscale", str(src), str(out), "--co", "compress=zstd", "--co", "BLOCKXSIZE=128"]
+    assert main([*argv, "--dtype", "float32"]) == 0
+    with rasterio.open(out) as ds:
+        assert ds.profile["compress"] == "zstd" and ds.dtypes[0] == "float32"
+        data, transform = ds.read(), ds.transform
+    with rasterio.open(src) as s:
+        assert transform == s.transform @ Affine.scale(0.5)
+    assert not np.allclose(data, np.round(data))  # fractional values kept
+    assert main(["upscale", str(src), str(tmp_path / "p.tif"), "--co", "WIDTH=3"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse: a usage error
+        main(["upscale", str(src), str(tmp_path / "p.tif"), "--co", "nokey"])
+    assert exc.value.code == 2
+    nodata = make_geotiff(tmp_path / "nd.tif", count=3, dtype="int16", nodata=-9999)
+    assert main(["upscale", str(nodata), str(tmp_path / "q.tif"), "--dtype", "uint8"]) == 2
+    assert "cannot be stored as uint8" in capsys.readouterr().err
+
+
+def test_symlinked_series_folders_are_followed_once(tmp_path):
+    from sr_domains.medical.dicom_read import dicom_files
+    from sr_domains.testing.medical import make_dicom_series
+
+    real = tmp_path / "archive" / "s1"
+    make_dicom_series(real, n_slices=3)
+    study = tmp_path / "study"
+    study.mkdir()
+    os.symlink(real, study / "linked_series")
+    os.symlink(study, study / "loop")  # a link back to its own folder
+    files = dicom_files(study)
+    assert len(files) == 3
+    assert all("linked_series" in str(f) for f in files)
+
+
+def test_missing_optional_dependency_is_one_line(monkeypatch, capsys):
+    import sr_domains.cli as cli
+
+    def boom(args):
+        raise ModuleNotFoundError("No module named 'skimage'", name="skimage")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for action in parser._subparsers._group_actions[0].choices.values():
+        action.set_defaults(func=boom)
+    assert cli.main(["models"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sr-domains: error: models needs skimage, which is not installed")
+    assert err.endswith('pip install "sr-domains[train]"') and "\n" not in err
