@@ -397,7 +397,7 @@ class DegradationConfig:
             if name != "random_noise" and not 0 <= lo <= hi:
                 raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max")
             object.__setattr__(self, name, (lo, hi))
-        if not self.random_mtf[0] > 0 and self.random_mtf[1] < 1:
+        if not (self.random_mtf[0] > 0 and self.random_mtf[1] < 1):
             raise ConfigError("random_mtf values must be in (0, 1)")
 
     @property

@@ -395,3 +395,13 @@ def test_cuda_matches_cpu():
     g = torch.Generator().manual_seed(0)
     noisy = dg.degrade(hr.cuda(), 2, dg.DegradationConfig(gaussian_noise=0.1, poisson_peak=50.0), g)
     assert noisy.is_cuda
+
+
+def test_random_mtf_range_is_checked_on_both_ends():
+    from sr_domains.degrade import DegradationConfig
+    from sr_domains.errors import ConfigError
+
+    for bad in ((0.0, 0.4), (0.1, 1.5)):
+        with pytest.raises(ConfigError, match="random_mtf"):
+            DegradationConfig(kind="random", random_mtf=bad)
+    assert DegradationConfig(kind="random", random_mtf=(0.15, 0.45)).random_mtf == (0.15, 0.45)
