@@ -87,3 +87,12 @@ def test_corpus_builds_a_working_dataset(name, channels):
         assert item["valid"].all()
     assert name in ds.describe()
     assert np.isfinite([s.fill for s in ds.sources]).all()
+
+
+def test_shared_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    from sr_domains.train.corpora import shared_data_dir
+
+    monkeypatch.setenv("SR_DOMAINS_DATA", str(tmp_path))
+    assert shared_data_dir() == tmp_path
+    monkeypatch.delenv("SR_DOMAINS_DATA")
+    assert shared_data_dir().parts[-2:] == ("shared", "data")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,11 @@ def repo_root() -> Path:
 
 
 def shared_data_dir() -> Path:
-    """``../shared/data`` beside the checkout (may not exist)."""
+    """The held-out sample data: ``$SR_DOMAINS_DATA`` when set (an installed package has no
+    checkout beside it), else ``../shared/data`` beside the checkout (may not exist)."""
+    env = os.environ.get("SR_DOMAINS_DATA")
+    if env:
+        return Path(env).expanduser()
     return repo_root().parent / "shared" / "data"
 
 
