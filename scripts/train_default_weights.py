@@ -18,7 +18,8 @@ rgb-train, see sr_domains.train.corpora):
 Each stage-2 model is then scored on the matching held-out corpus (gray-heldout: real MR DICOM
 series + oblique NIfTI; rgb-heldout: Landsat-7 and uint16 RGB GeoTIFFs) and on the quality
 battery (``sr_domains.train.battery``), neither of which it saw. Scores go into the model card
-and docs/weights.md; the weights are installed into sr_domains/weights/.
+and ``--out-dir``/weights_report.md (docs/weights.md is curated from it: it also compares
+versions); the weights are installed into sr_domains/weights/.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ STAGE2 = ["gray_x2", "rgb_x2", "gray_x4", "rgb_x4"]
 ORDER = [f"{k}_stage1" for k in STAGE2] + STAGE2
 HELDOUT = {"gray": "gray-heldout", "rgb": "rgb-heldout"}
 WEIGHTS_DIR = REPO / "sr_domains" / "weights"
-DOC = REPO / "docs" / "weights.md"
+REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,14 +142,15 @@ def write_doc(out_dir: Path) -> None:
         report = out_dir / name / "heldout.md"
         if report.exists():
             sections.append(report.read_text(encoding="utf-8"))
-    DOC.write_text(
+    doc = out_dir / REPORT
+    doc.write_text(
         "# Shipped weights\n\nMade by `python scripts/train_default_weights.py` (CPU). "
         "PSNR/SSIM in the normalized space of each file's intensity profile (data range 1 = "
         "the 0.5-99.5 percentile range), bicubic LR, border of `scale` pixels excluded.\n\n"
         + "\n".join(sections),
         encoding="utf-8",
     )
-    print(f"wrote {DOC}")
+    print(f"wrote {doc} (copy what changed into docs/weights.md)")
 
 
 if __name__ == "__main__":

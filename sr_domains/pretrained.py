@@ -83,10 +83,12 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
     """The shipped weights ``upscale`` uses when no model is named.
 
     A model whose band count equals the data's wins; otherwise a single-channel model, which
-    is applied band by band.
+    is applied band by band. Among several, the canonical name wins (the shortest:
+    ``sr-lite-gray-x2`` before its variant ``sr-lite-gray-x2-bicubic``).
     """
-    same = [e for e in _entries() if e.scale == scale and e.in_channels == n_bands]
-    single = [e for e in _entries() if e.scale == scale and e.in_channels == 1]
+    entries = sorted(_entries(), key=lambda e: (len(e.name), e.name))
+    same = [e for e in entries if e.scale == scale and e.in_channels == n_bands]
+    single = [e for e in entries if e.scale == scale and e.in_channels == 1]
     for group in (same, single):
         if group:
             return group[0]
