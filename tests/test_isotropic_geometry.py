@@ -59,7 +59,8 @@ def test_real_factors_keep_the_field_of_view(in_plane, ratio, n, axis, degrees, 
     unit = aff[:3, :3] / np.linalg.norm(aff[:3, :3], axis=0)
     shift = np.asarray(plan.edge_shift())
     assert np.all(np.abs(shift) <= want_t / 2 + 1e-9)
-    np.testing.assert_allclose(new_c[-1], old_c[-1] + unit @ shift, atol=1e-6)
+    # (shifts below 1e-5 mm are reported as 0: documented float32-header round-off)
+    np.testing.assert_allclose(new_c[-1], old_c[-1] + unit @ shift, atol=1.1e-5)
     # voxel centres of the new grid fall in the input voxel nearest_source says
     k = plan.slice_axis
     src = nearest_source(n, plan.out_shape[k], plan.factors[k])
