@@ -231,3 +231,22 @@ def test_cli_adapt_flags(tmp_path, capsys):
     ):
         assert main(["upscale", str(src), str(tmp_path / "x.tif"), *bad]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_save_model_is_refused_early_and_written_even_when_skipped(tmp_path):
+    from sr_domains import load_checkpoint
+    from sr_domains.errors import OutputExistsError
+
+    model = create_model("edsr-lite-ca", in_channels=1, scale=2)
+    taken = tmp_path / "taken.safetensors"
+    taken.write_bytes(b"not ours")
+    with pytest.raises(OutputExistsError):
+        adapt_model(model, [_blurred_input()], AdaptOptions(steps=50, save_model=taken))
+    assert taken.read_bytes() == b"not ours"
+    sharp = gaussian_area_downsample(shapes(256, 3), 2, 0.0)
+    out = tmp_path / "kept.safetensors"
+    net, report = adapt_model(model, [sharp], AdaptOptions(steps=5, save_model=out))
+    assert net is model
+    assert report.kept == "original" and out.exists()
+    _, card = load_checkpoint(out)
+    assert '"kept": "original"' in card.notes

@@ -187,6 +187,10 @@ def adapt_model(
     from ..engine_config import resolve_device
 
     opts = options or AdaptOptions()
+    if opts.save_model is not None and Path(opts.save_model).exists():
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError(Path(opts.save_model))  # before minutes of fitting, not after
     t0 = time.perf_counter()
     s = int(model.scale)
     stacks = _stacks(images, int(model.in_channels))
@@ -225,6 +229,8 @@ def adapt_model(
         )
         report.seconds = time.perf_counter() - t0
         log.info("adapt skipped: %s", report.reason)
+        if opts.save_model is not None:  # --save-model always leaves the model that was used
+            save_adapted(model, report, opts.save_model)
         return model, report
     sampler = PatchSampler(stacks, (side, side))
     pairs = InternalPairs(sampler, _Degrade(s, psf), batch_size=opts.batch_size, noise=noise)
