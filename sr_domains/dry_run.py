@@ -9,12 +9,12 @@ intensity profile recipe with where it comes from.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SRDomainsError
+from .io_safety import sha256_file
 from .options import UpscaleOptions, output_name
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,6 @@ class PlannedOutput:
         return "\n".join(lines)
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
-
-
 def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, str | None]:
     """``(description, card profile recipe)`` of the model ``options`` select."""
     from .pretrained import default_pretrained, list_pretrained, resolve_model
@@ -62,7 +54,11 @@ def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, 
         entries = {e.name: e for e in list_pretrained()}
         entry = entries.get(options.model or "") or default_pretrained(options.scale, n_bands or 1)
         source = entry.path if entry is not None else None
-    sha = f", weights sha256 {_sha(source)}..." if source is not None and source.exists() else ""
+    sha = (
+        f", weights sha256 {sha256_file(source)[:12]}..."
+        if source is not None and source.exists()
+        else ""
+    )
     prof = getattr(card, "profile", None) if card is not None else None
     recipe = prof.get("recipe") if isinstance(prof, dict) else None
     text = (

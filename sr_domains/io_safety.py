@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import datetime as _dt
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -435,6 +436,15 @@ def atomic_output(
         raise
 
 
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (provenance of weights and outputs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 __all__ = [
     "MANIFEST",
     "atomic_output",
@@ -450,5 +460,6 @@ __all__ = [
     "read_manifest",
     "remove_temp",
     "replace_dir",
+    "sha256_file",
     "temp_name",
 ]

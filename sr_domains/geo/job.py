@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
+from ..io_safety import sha256_file
 from ..models.base import SRModel
 from ..options import AdaptOptions
 from ..panels import iter_hr_blocks
@@ -81,14 +82,6 @@ def resolve_network(
         raise
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _sha256_state(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
@@ -105,10 +98,10 @@ def weights_provenance(
     distributed runner's per-worker cache) is described like that file."""
     source = getattr(net, "weights_source", None)
     if weights is None and isinstance(model, SRModel) and source is not None:
-        return str(source[0]), _sha256_file(Path(source[1])), "file"
+        return str(source[0]), sha256_file(Path(source[1])), "file"
     if weights is not None:
         p = Path(weights)
-        return p.name, _sha256_file(p), "file"
+        return p.name, sha256_file(p), "file"
     if not isinstance(model, SRModel):
         try:
             from ..pretrained import default_pretrained, list_pretrained
@@ -116,7 +109,7 @@ def weights_provenance(
             entries = {e.name: e for e in list_pretrained()}
             entry = entries.get(model) if model else default_pretrained(scale, n)
             if entry is not None:
-                return entry.name, _sha256_file(entry.path), "file"
+                return entry.name, sha256_file(entry.path), "file"
         except Exception:  # provenance lookup must never break a run
             pass
     card = getattr(net, "card", None)
