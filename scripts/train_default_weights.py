@@ -14,6 +14,12 @@ rgb-train, see sr_domains.train.corpora):
 2. ``*.yaml``: fine-tuning with randomized degradations (Gaussian and motion-like PSFs with area
    decimation, Wald MTF, k-space truncation for MRI, sensor noise; a spectral-angle term for RGB)
    so one model per (bands, scale) is robust to real sensors.
+3. Single band only (:data:`BLEND`): the shipped default is a weight-space blend of the two
+   stages, ``(1 - a) * stage1 + a * stage2`` (network interpolation, as in ESRGAN's "network
+   interpolation" of PSNR and GAN models); both stages ship beside it as ``<name>-bicubic`` and
+   ``<name>-robust``. The robust model alone sharpens inputs that are soft because the scene
+   is (up to -4 dB against bicubic on a clean MR slice), the bicubic one under-corrects real
+   blur; the blend keeps most of both (docs/weights.md).
 
 Each stage-2 model is then scored on the matching held-out corpus (gray-heldout: real MR DICOM
 series + oblique NIfTI; rgb-heldout: Landsat-7 and uint16 RGB GeoTIFFs) and on the quality
@@ -37,6 +43,37 @@ ORDER = [f"{k}_stage1" for k in STAGE2] + STAGE2
 HELDOUT = {"gray": "gray-heldout", "rgb": "rgb-heldout"}
 WEIGHTS_DIR = REPO / "sr_domains" / "weights"
 REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
+#: stage-2 weight ``a`` of the shipped blend (chosen on the battery + held-out: docs/weights.md)
+BLEND = {"gray_x2": 0.5, "gray_x4": 0.7}
+ARCH_NOTE = "Small generic model (EDSR 8x32, 5x5 channel attention, bicubic skip)"
+DEGRADATIONS = (
+    "MATLAB bicubic, Gaussian PSF (sigma 0.2-1.2 LR px) + area decimation, Wald MTF (0.15-0.45"
+    " at Nyquist), motion-like anisotropic PSF, MRI k-space truncation; half the samples with"
+    " noise (Gaussian sigma <= 0.02, or Rician sigma <= 0.03)"
+)
+
+
+def variant_notes(name: str, kind: str, alpha: float) -> str:
+    """Card notes of the three shipped single-band variants (blend, robust, bicubic)."""
+    if kind == "blend":
+        return (
+            f"{ARCH_NOTE}, v3: weight-space blend {1 - alpha:.2g} x {name}-bicubic +"
+            f" {alpha:.2g} x {name}-robust. Training degradations: those of both (MATLAB"
+            f" bicubic; and {DEGRADATIONS}). Above bicubic on every held-out image and on most"
+            " battery cases; weakest on noisy MRI (k-space truncation + Rician noise), where"
+            f" {name}-robust is better (docs/weights.md)."
+        )
+    if kind == "robust":
+        return (
+            f"{ARCH_NOTE}, v2: degradation-robust. Training degradations: {DEGRADATIONS}."
+            " Best on blurred or noisy sensor data; sharpens inputs that are soft because the"
+            f" scene is (use {name} unless the input is known to be blurred)."
+        )
+    return (
+        f"{ARCH_NOTE}, v1: trained on MATLAB-bicubic pairs only; the best choice when the"
+        " low-resolution data really was made by bicubic decimation, weaker on sensor-like"
+        " blur and noise (quality battery: docs/weights.md)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,25 +122,71 @@ def main(argv: list[str] | None = None) -> int:
             weights = train(cfg, resume=args.resume, overwrite=not args.resume).weights
         if weights is None or not weights.exists():
             raise SystemExit(f"{cfg.name}: no finished weights in {cfg.run_dir}")
-        if not stage1:
+        if not stage1 and key in BLEND:
+            finish_variants(key, cfg, weights, args)
+        elif not stage1:
             finish(key, cfg, weights, args)
     if not args.no_install:
         write_doc(Path(args.out_dir))
     return 0
 
 
-def finish(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
-    """Score ``weights`` on the held-out corpus, write the card, install, write heldout.md."""
+def blend_weights(stage1: Path, stage2: Path, alpha: float, out: Path) -> Path:
+    """``(1 - alpha) * stage1 + alpha * stage2`` (same architecture), card of stage 2."""
+    from sr_domains.checkpoint import load_checkpoint, save_checkpoint
+
+    m1, _ = load_checkpoint(stage1)
+    m2, card = load_checkpoint(stage2)
+    a = m1.state_dict()
+    mixed = {k: torch_lerp(a[k], v, alpha) for k, v in m2.state_dict().items()}
+    m2.load_state_dict(mixed)
+    save_checkpoint(m2, out, card, overwrite=True)
+    return out
+
+
+def torch_lerp(a, b, alpha: float):
+    """``(1 - alpha) a + alpha b`` in float, back in ``b``'s dtype (integer buffers: ``b``)."""
+    if not b.is_floating_point():
+        return b
+    return ((1 - alpha) * a.double() + alpha * b.double()).to(b.dtype)
+
+
+def finish_variants(key: str, cfg, stage2: Path, args: argparse.Namespace) -> None:
+    """The three shipped single-band variants: ``<name>-bicubic`` (stage 1), ``<name>-robust``
+    (stage 2) and the default ``<name>`` (their blend, :data:`BLEND`)."""
+    alpha = BLEND[key]
+    stage1 = Path(args.out_dir) / f"{cfg.name}-stage1" / "weights.safetensors"
+    blend = blend_weights(stage1, stage2, alpha, stage2.parent / "blend.safetensors")
+    for name, weights, kind in (
+        (f"{cfg.name}-bicubic", stage1, "bicubic"),
+        (f"{cfg.name}-robust", stage2, "robust"),
+        (cfg.name, blend, "blend"),
+    ):
+        finish(key, cfg, weights, args, name=name, notes=variant_notes(cfg.name, kind, alpha))
+
+
+def finish(
+    key: str,
+    cfg,
+    weights: Path,
+    args: argparse.Namespace,
+    name: str | None = None,
+    notes: str | None = None,
+) -> None:
+    """Score ``weights`` on the held-out corpus, write the card, install, write heldout.md
+    (``name``/``notes``: install under another name with these card notes)."""
     from sr_domains.checkpoint import load_checkpoint, save_checkpoint
     from sr_domains.train.battery import run_battery
     from sr_domains.train.evaluate import evaluate
 
+    name = name or cfg.name
     corpus = HELDOUT[key.split("_")[0]]
     report = evaluate(weights=weights, corpus=corpus, device=args.device)
     print(report.table, flush=True)
     model, card = load_checkpoint(weights)
+    card = dataclasses.replace(card, name=name, notes=notes or card.notes)
     model.card = card
-    battery = run_battery([(cfg.name, model)], device=args.device)
+    battery = run_battery([(name, model)], device=args.device)
     print(battery.table(), flush=True)
     summary = {f"heldout_{k}": round(v, 4) for k, v in report.summary.items()}
     summary["psnr_gain_db"] = round(report.summary["psnr_gain_db"], 4)
@@ -115,21 +198,23 @@ def finish(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
         training_data=card.training_data
         + f" Scores (card metrics) are on the held-out corpus {corpus}, never trained on.",
     )
-    final = Path(args.out_dir) / cfg.name / f"{cfg.name}.safetensors"
+    final = Path(args.out_dir) / cfg.name / f"{name}.safetensors"
     save_checkpoint(model, final, card, overwrite=True)
     if not args.no_install:
         WEIGHTS_DIR.mkdir(exist_ok=True)
         shutil.copyfile(final, WEIGHTS_DIR / final.name)
         print(f"installed {WEIGHTS_DIR / final.name}")
+    lead = f"{notes}\n\n" if notes else ""
     section = (
-        f"## {cfg.name}\n\nTrained on `{cfg.data.corpus}` ({cfg.steps} steps x "
+        f"## {name}\n\n{lead}Trained on `{cfg.data.corpus}` ({cfg.steps} steps x "
         f"{cfg.batch_size} patches of {cfg.data.patch_size} px, config "
         f"`configs/default/{key}.yaml`). Held-out evaluation, `sr-domains evaluate "
-        f"--model {cfg.name} --corpus {corpus}`:\n\n{report.table}\n\n"
-        f"Quality battery (`sr-domains evaluate --battery --model {cfg.name}`):\n\n"
+        f"--model {name} --corpus {corpus}`:\n\n{report.table}\n\n"
+        f"Quality battery (`sr-domains evaluate --battery --model {name}`):\n\n"
         f"{battery.table()}\n"
     )
-    (final.parent / "heldout.md").write_text(section, encoding="utf-8")
+    report_md = final.parent / ("heldout.md" if name == cfg.name else f"heldout-{name}.md")
+    report_md.write_text(section, encoding="utf-8")
 
 
 def write_doc(out_dir: Path) -> None:
@@ -139,8 +224,7 @@ def write_doc(out_dir: Path) -> None:
     sections = []
     for key in STAGE2:
         name = load_train_config(REPO / "configs" / "default" / f"{key}.yaml").name
-        report = out_dir / name / "heldout.md"
-        if report.exists():
+        for report in sorted((out_dir / name).glob("heldout*.md")):
             sections.append(report.read_text(encoding="utf-8"))
     doc = out_dir / REPORT
     doc.write_text(

@@ -77,6 +77,11 @@ def test_unknown_and_mistyped_keys_are_rejected(tmp_path):
         apply_overrides(cfg, {"optim.lr": "fast"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmodel: {arch: edsr}\ndata: {paths: [a]}\noptimiser: {lr: 1}\n")
+    # YAML 1.1 reads 1e-4 (no dot) as a string; a float field takes it as the number it is
+    assert apply_overrides(cfg, {"optim.lr": "1e-4"}).optim.lr == pytest.approx(1e-4)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("name: x\nmodel: {arch: edsr}\ndata: {paths: [a]}\noptim: {lr: 2e-4}\n")
+    assert load_train_config(ok).optim.lr == pytest.approx(2e-4)
     with pytest.raises(ConfigError, match="optimiser"):
         load_train_config(bad)
 

@@ -60,7 +60,7 @@ def test_example_sample_is_held_out():
 
 
 def test_missing_files_are_skipped_and_an_empty_corpus_is_an_error(monkeypatch, tmp_path, caplog):
-    monkeypatch.setattr(corpora, "shared_data_dir", lambda: tmp_path / "absent")
+    monkeypatch.setattr(corpora, "bundled_data_dir", lambda: tmp_path / "absent")
     with pytest.raises(OSError, match="corpus 'rgb-heldout' has no files"):
         corpus_files("rgb-heldout")
     assert "absent here" in caplog.text
@@ -96,3 +96,30 @@ def test_shared_data_dir_follows_the_environment(tmp_path, monkeypatch):
     assert shared_data_dir() == tmp_path
     monkeypatch.delenv("SR_DOMAINS_DATA")
     assert shared_data_dir().parts[-2:] == ("shared", "data")
+
+
+def test_heldout_corpora_need_no_checkout(monkeypatch, tmp_path):
+    """The README's held-out table is computed on files an installed wheel has: the bundled
+    samples (with their licence file) and pydicom's test files; nothing from ../shared."""
+    monkeypatch.setenv("SR_DOMAINS_DATA", str(tmp_path / "absent"))
+    bundled = corpora.bundled_data_dir()
+    assert (bundled / "LICENSES.md").is_file()
+    for name in HELDOUT:
+        for where, rel in get_corpus(name).files:
+            assert where in ("bundled", "pydicom", "nibabel"), (name, where, rel)
+            if where == "bundled":
+                assert (bundled / rel).is_file() and rel in (bundled / "LICENSES.md").read_text()
+    pytest.importorskip("pydicom")
+    assert len(corpus_files("gray-heldout")) == 3 and len(corpus_files("rgb-heldout")) == 2
+
+
+def test_battery_files_are_held_out():
+    from sr_domains.train.battery import SETS
+
+    held = {f.resolve() for f in heldout_files()}
+    for entries in SETS.values():
+        for where, rel, _ in entries:
+            base = corpora._location(where)
+            path = None if base is None else base / rel
+            if path is not None and path.exists():
+                assert path.resolve() in held, (where, rel)

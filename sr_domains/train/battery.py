@@ -1,8 +1,10 @@
 """The quality battery: every shipped model against bicubic and Lanczos under the degradations
 real data comes with, on held-out real data of both domains.
 
-Data (nothing trained on it; all offline): medical gray images (the MR series and oblique NIfTI
-of ``../shared/data``, nibabel's ``anatomical.nii``, pydicom's lossy CT ``693_J2KI.dcm``),
+Data (nothing trained on it; all offline): medical gray images (the MR series of
+``../shared/data``, the bundled oblique NIfTI, nibabel's ``anatomical.nii``, pydicom's lossy CT
+``693_J2KI.dcm`` and the two clean clinical slices of ``gray-heldout``: MR abdomen
+``examples_overlay.dcm`` and CT head ``J2K_pixelrep_mismatch.dcm``),
 satellite single bands (the red-edge and NIR bands of the drone raster ``615.tif``) and
 satellite RGB (Landsat-7 ``RGB.byte.tif``, ``rgb.tif`` and the R, G, B bands of ``615.tif``).
 
@@ -93,14 +95,16 @@ CASES = (
 SETS: dict[str, list[tuple[str, str, tuple[int, ...] | None]]] = {
     MEDICAL: [
         ("shared", "dicom/mr_brain_6slice_babymri_dwv", None),
-        ("shared", "nifti/aniso_vox.nii.gz", None),
+        ("bundled", "aniso_vox.nii.gz", None),
         ("nibabel", "anatomical.nii", None),
         ("pydicom", "693_J2KI.dcm", None),
+        ("pydicom", "examples_overlay.dcm", None),
+        ("pydicom", "J2K_pixelrep_mismatch.dcm", None),
     ],
     SAT_GRAY: [("shared", "geotiff/615.tif", (4,)), ("shared", "geotiff/615.tif", (5,))],
     SAT_RGB: [
-        ("shared", "geotiff/RGB.byte.tif", None),
-        ("shared", "geotiff/rgb.tif", None),
+        ("bundled", "RGB.byte.tif", None),
+        ("bundled", "rgb.tif", None),
         ("shared", "geotiff/615.tif", (3, 2, 1)),
     ],
 }

@@ -1,9 +1,12 @@
 """Offline built-in corpora for the shipped weights, with a strict train / held-out split.
 
 Nothing is downloaded: the files come with installed packages (scikit-image's bundled photos,
-pydicom's and nibabel's test files) or lie in ``../shared/data`` beside a repository checkout
-(``Path(sr_domains.__file__).parents[2] / "shared" / "data"``). Files absent in an installation
-are skipped with a logged warning; a corpus left empty raises a clear error.
+pydicom's and nibabel's test files) or with this package (``sr_domains/data/heldout``: three
+small held-out samples with their licences, ``LICENSES.md`` there), so ``sr-domains evaluate
+--corpus gray-heldout|rgb-heldout`` reproduces the README table from an installed wheel. The
+quality battery also reads ``../shared/data`` beside a repository checkout (or
+``$SR_DOMAINS_DATA``). Files absent in an installation are skipped with a logged warning; a
+corpus left empty raises a clear error.
 
 ==============  ========  ===================================================================
 corpus          channels  files
@@ -12,18 +15,20 @@ corpus          channels  files
                           brick, grass, gravel, cell), luma of its RGB photos (see
                           ``rgb-train``), pydicom MR_small.dcm + CT_small.dcm, nibabel
                           example4d.nii.gz (MR EPI)
-``gray-heldout`` 1        shared/data: dicom/mr_brain_6slice_babymri_dwv (MR series),
-                          nifti/aniso_vox.nii.gz
+``gray-heldout`` 1        pydicom examples_overlay.dcm (MR abdomen, 484 x 300) and
+                          J2K_pixelrep_mismatch.dcm (CT head, JPEG 2000, 512 x 512);
+                          bundled aniso_vox.nii.gz (oblique MR volume, dipy)
 ``rgb-train``   3         scikit-image RGB photos: astronaut, chelsea, coffee, rocket,
                           motorcycle_left, hubble_deep_field, retina, ihc
-``rgb-heldout`` 3         shared/data: geotiff/RGB.byte.tif (Landsat-7 uint8, nodata 0),
-                          geotiff/rgb.tif (uint16, nodata 0)
+``rgb-heldout`` 3         bundled RGB.byte.tif (Landsat-7 uint8, nodata 0) and rgb.tif
+                          (uint16, nodata 0)
 ==============  ========  ===================================================================
 
 Synthetic or near-duplicate bundled images are left out on purpose (chessboard, phantom, logo,
 color, horse silhouette, clock_motion (artificially blurred), motorcycle_right (stereo twin of
 motorcycle_left), microaneurysms (102 px crop), multipage TIFFs). ``examples/data/sample.tif`` is
-a crop of RGB.byte.tif, so it is held out as well (:func:`heldout_files`).
+a crop of RGB.byte.tif, so it is held out as well (:func:`heldout_files`), like every file of
+the quality battery (:data:`BATTERY_ONLY`).
 """
 
 from __future__ import annotations
@@ -64,7 +69,8 @@ RGB_PHOTOS = (
 @dataclass(frozen=True)
 class Corpus:
     """A named file list: ``files`` are ``(location, relative path)`` pairs, where location is
-    ``skimage``, ``pydicom``, ``nibabel`` (package data folders), ``shared`` or ``repo``."""
+    ``skimage``, ``pydicom``, ``nibabel`` (package data folders), ``bundled`` (this package's
+    ``data/heldout``), ``shared`` or ``repo``."""
 
     name: str
     split: str  # "train" or "heldout"
@@ -92,8 +98,12 @@ _CORPORA = {
             "gray-heldout",
             "heldout",
             1,
-            "real MR DICOM series (babymri) and an anisotropic oblique NIfTI (dipy)",
-            (("shared", "dicom/mr_brain_6slice_babymri_dwv"), ("shared", "nifti/aniso_vox.nii.gz")),
+            "real MR and CT DICOM slices (pydicom) and an anisotropic oblique NIfTI (dipy)",
+            (
+                ("pydicom", "examples_overlay.dcm"),
+                ("pydicom", "J2K_pixelrep_mismatch.dcm"),
+                ("bundled", "aniso_vox.nii.gz"),
+            ),
         ),
         Corpus(
             "rgb-train",
@@ -107,16 +117,33 @@ _CORPORA = {
             "heldout",
             3,
             "Landsat-7 RGB (uint8) and an RGB uint16 GeoTIFF, both with nodata",
-            (("shared", "geotiff/RGB.byte.tif"), ("shared", "geotiff/rgb.tif")),
+            (("bundled", "RGB.byte.tif"), ("bundled", "rgb.tif")),
         ),
     )
 }
+
+#: ``(folder, name)`` of the bundled samples inside ``../shared/data`` (the same files).
+_SHARED_COPIES = (("geotiff", "RGB.byte.tif"), ("geotiff", "rgb.tif"), ("nifti", "aniso_vox.nii.gz"))
 
 _PACKAGE_DATA = {
     "skimage": ("data",),
     "pydicom": ("data", "test_files"),
     "nibabel": ("tests", "data"),
 }
+
+
+#: Files only the quality battery uses (``sr_domains.train.battery``): held out as well.
+BATTERY_ONLY: tuple[tuple[str, str], ...] = (
+    ("shared", "dicom/mr_brain_6slice_babymri_dwv"),
+    ("shared", "geotiff/615.tif"),
+    ("nibabel", "anatomical.nii"),
+    ("pydicom", "693_J2KI.dcm"),
+)
+
+
+def bundled_data_dir() -> Path:
+    """The held-out samples shipped inside this package (``sr_domains/data/heldout``)."""
+    return Path(__file__).resolve().parents[1] / "data" / "heldout"
 
 
 def repo_root() -> Path:
@@ -148,6 +175,8 @@ def _location(where: str) -> Path | None:
         return shared_data_dir()
     if where == "repo":
         return repo_root()
+    if where == "bundled":
+        return bundled_data_dir()
     base = _package_dir(where)
     return None if base is None else base.joinpath(*_PACKAGE_DATA[where])
 
@@ -192,23 +221,30 @@ def corpus_files(name: str) -> list[Path]:
         raise InputFileError(
             None,
             f"corpus {name!r} has no files in this installation (missing: {', '.join(missing)});"
-            " install scikit-image/pydicom/nibabel or use a checkout with ../shared/data",
+            " install the extras that bring them (train: scikit-image, medical: pydicom and"
+            " nibabel, geo: rasterio)",
         )
     return found
 
 
 def heldout_files() -> list[Path]:
-    """Every present file that must never be trained on: the held-out corpora plus
+    """Every present file that must never be trained on: the held-out corpora, the battery's
+    files (:data:`BATTERY_ONLY`, with ``../shared/data``'s copies of the bundled samples) and
     ``examples/data/sample.tif`` (a crop of RGB.byte.tif)."""
     entries = tuple(e for c in _CORPORA.values() if c.split == "heldout" for e in c.files)
+    copies = tuple(("shared", f"{d}/{n}") for d, n in _SHARED_COPIES)
     found, _ = _resolve(
-        (*entries, ("repo", "examples/data/sample.tif")), "held-out files", logging.INFO
+        (*entries, *BATTERY_ONLY, *copies, ("repo", "examples/data/sample.tif")),
+        "held-out files",
+        logging.INFO,
     )
     return found
 
 
 __all__ = [
+    "BATTERY_ONLY",
     "Corpus",
+    "bundled_data_dir",
     "corpus_files",
     "get_corpus",
     "heldout_files",
