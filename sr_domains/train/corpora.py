@@ -123,7 +123,11 @@ _CORPORA = {
 }
 
 #: ``(folder, name)`` of the bundled samples inside ``../shared/data`` (the same files).
-_SHARED_COPIES = (("geotiff", "RGB.byte.tif"), ("geotiff", "rgb.tif"), ("nifti", "aniso_vox.nii.gz"))
+_SHARED_COPIES = (
+    ("geotiff", "RGB.byte.tif"),
+    ("geotiff", "rgb.tif"),
+    ("nifti", "aniso_vox.nii.gz"),
+)
 
 _PACKAGE_DATA = {
     "skimage": ("data",),
