@@ -14,12 +14,13 @@ rgb-train, see sr_domains.train.corpora):
 2. ``*.yaml``: fine-tuning with randomized degradations (Gaussian and motion-like PSFs with area
    decimation, Wald MTF, k-space truncation for MRI, sensor noise; a spectral-angle term for RGB)
    so one model per (bands, scale) is robust to real sensors.
-3. Single band only (:data:`BLEND`): the shipped default is a weight-space blend of the two
-   stages, ``(1 - a) * stage1 + a * stage2`` (network interpolation, as in ESRGAN's "network
-   interpolation" of PSNR and GAN models); both stages ship beside it as ``<name>-bicubic`` and
-   ``<name>-robust``. The robust model alone sharpens inputs that are soft because the scene
-   is (up to -4 dB against bicubic on a clean MR slice), the bicubic one under-corrects real
-   blur; the blend keeps most of both (docs/weights.md).
+3. Single band only (:data:`MID_BLEND`, :data:`FINAL_BLEND`): stage 2 alone sharpens inputs
+   that are soft because the scene is (up to -4 dB against bicubic on a clean MR slice), stage
+   1 under-corrects real blur. So the two are blended in weight space, ``mid = (1 - a) *
+   stage1 + a * stage2`` (network interpolation, as in ESRGAN), ``*_stage3.yaml`` fine-tunes
+   ``mid`` for 1000 steps with a bicubic-heavy random mix (3 of 7 draws bicubic), and the
+   shipped default is ``(1 - b) * stage1 + b * stage3``. Stages 1 and 2 ship beside it as
+   ``<name>-bicubic`` and ``<name>-robust`` (docs/weights.md).
 
 Each stage-2 model is then scored on the matching held-out corpus (gray-heldout: real MR DICOM
 series + oblique NIfTI; rgb-heldout: Landsat-7 and uint16 RGB GeoTIFFs) and on the quality
@@ -39,12 +40,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = ["gray_x2", "rgb_x2", "gray_x4", "rgb_x4"]
-ORDER = [f"{k}_stage1" for k in STAGE2] + STAGE2
+STAGE3 = ["gray_x2", "gray_x4"]
+ORDER = [f"{k}_stage1" for k in STAGE2] + STAGE2 + [f"{k}_stage3" for k in STAGE3]
 HELDOUT = {"gray": "gray-heldout", "rgb": "rgb-heldout"}
 WEIGHTS_DIR = REPO / "sr_domains" / "weights"
 REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
-#: stage-2 weight ``a`` of the shipped blend (chosen on the battery + held-out: docs/weights.md)
-BLEND = {"gray_x2": 0.5, "gray_x4": 0.7}
+#: stage-2 weight ``a`` of the blend that stage 3 starts from, and stage-3 weight ``b`` of the
+#: shipped default (both picked on the battery + held-out images: docs/weights.md)
+MID_BLEND = {"gray_x2": 0.5, "gray_x4": 0.7}
+FINAL_BLEND = {"gray_x2": 0.7, "gray_x4": 0.85}
 ARCH_NOTE = "Small generic model (EDSR 8x32, 5x5 channel attention, bicubic skip)"
 DEGRADATIONS = (
     "MATLAB bicubic, Gaussian PSF (sigma 0.2-1.2 LR px) + area decimation, Wald MTF (0.15-0.45"
@@ -53,15 +57,17 @@ DEGRADATIONS = (
 )
 
 
-def variant_notes(name: str, kind: str, alpha: float) -> str:
-    """Card notes of the three shipped single-band variants (blend, robust, bicubic)."""
-    if kind == "blend":
+def variant_notes(name: str, kind: str, key: str = "") -> str:
+    """Card notes of the three shipped single-band variants (default, robust, bicubic)."""
+    if kind == "default":
+        a, b = MID_BLEND.get(key, 0.0), FINAL_BLEND.get(key, 0.0)
         return (
-            f"{ARCH_NOTE}, v3: weight-space blend {1 - alpha:.2g} x {name}-bicubic +"
-            f" {alpha:.2g} x {name}-robust. Training degradations: those of both (MATLAB"
-            f" bicubic; and {DEGRADATIONS}). Above bicubic on every held-out image and on most"
-            " battery cases; weakest on noisy MRI (k-space truncation + Rician noise), where"
-            f" {name}-robust is better (docs/weights.md)."
+            f"{ARCH_NOTE}, v3: {1 - b:.2g} x {name}-bicubic + {b:.2g} x a fine-tuned blend"
+            f" ({1 - a:.2g} x {name}-bicubic + {a:.2g} x {name}-robust, then 1000 steps of"
+            " random degradations, 3 of 7 bicubic), in weight space. Training degradations:"
+            f" {DEGRADATIONS}. Above bicubic on every held-out image and on"
+            " most battery cases; weakest on noisy MRI (k-space truncation + Rician noise),"
+            f" where {name}-robust is better (docs/weights.md)."
         )
     if kind == "robust":
         return (
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from sr_domains.train.trainer import train
 
     keys = args.only or STAGE2
-    todo = [k for k in ORDER if k in keys or k.removesuffix("_stage1") in keys]
+    todo = [k for k in ORDER if k in keys or k.rsplit("_stage", 1)[0] in keys]
     for key in todo:
         cfg = load_train_config(REPO / "configs" / "default" / f"{key}.yaml")
         over: dict[str, object] = {"out_dir": args.out_dir, "device": args.device}
@@ -122,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             weights = train(cfg, resume=args.resume, overwrite=not args.resume).weights
         if weights is None or not weights.exists():
             raise SystemExit(f"{cfg.name}: no finished weights in {cfg.run_dir}")
-        if not stage1 and key in BLEND:
-            finish_variants(key, cfg, weights, args)
+        if key in STAGE3:  # stage 3 starts from this blend; the variants are finished after it
+            stage1_weights = _run(args, f"{cfg.name}-stage1")
+            blend_weights(stage1_weights, weights, MID_BLEND[key], _run(args, cfg.name, "blend"))
+        elif key.endswith("_stage3"):
+            finish_variants(key.removesuffix("_stage3"), cfg, weights, args)
         elif not stage1:
             finish(key, cfg, weights, args)
     if not args.no_install:
@@ -151,18 +160,29 @@ def torch_lerp(a, b, alpha: float):
     return ((1 - alpha) * a.double() + alpha * b.double()).to(b.dtype)
 
 
-def finish_variants(key: str, cfg, stage2: Path, args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace, run: str, file: str = "weights") -> Path:
+    return Path(args.out_dir) / run / f"{file}.safetensors"
+
+
+def finish_variants(key: str, cfg3, stage3: Path, args: argparse.Namespace) -> None:
     """The three shipped single-band variants: ``<name>-bicubic`` (stage 1), ``<name>-robust``
-    (stage 2) and the default ``<name>`` (their blend, :data:`BLEND`)."""
-    alpha = BLEND[key]
-    stage1 = Path(args.out_dir) / f"{cfg.name}-stage1" / "weights.safetensors"
-    blend = blend_weights(stage1, stage2, alpha, stage2.parent / "blend.safetensors")
-    for name, weights, kind in (
-        (f"{cfg.name}-bicubic", stage1, "bicubic"),
-        (f"{cfg.name}-robust", stage2, "robust"),
-        (cfg.name, blend, "blend"),
+    (stage 2) and the default ``<name>`` (stage 1 blended with stage 3, :data:`FINAL_BLEND`)."""
+    from sr_domains.train.config import load_train_config
+
+    def config(k: str):
+        return load_train_config(REPO / "configs" / "default" / f"{k}.yaml")
+
+    cfg = config(key)
+    stage1, stage2 = _run(args, f"{cfg.name}-stage1"), _run(args, cfg.name)
+    final = blend_weights(stage1, stage3, FINAL_BLEND[key], _run(args, cfg.name, "default"))
+    folder = Path(args.out_dir) / cfg.name
+    for k, weights, name, kind in (
+        (f"{key}_stage1", stage1, f"{cfg.name}-bicubic", "bicubic"),
+        (key, stage2, f"{cfg.name}-robust", "robust"),
+        (f"{key}_stage3", final, cfg.name, "default"),
     ):
-        finish(key, cfg, weights, args, name=name, notes=variant_notes(cfg.name, kind, alpha))
+        notes = variant_notes(cfg.name, kind, key)
+        finish(k, config(k), weights, args, name=name, notes=notes, folder=folder)
 
 
 def finish(
@@ -172,19 +192,25 @@ def finish(
     args: argparse.Namespace,
     name: str | None = None,
     notes: str | None = None,
+    folder: Path | None = None,
 ) -> None:
     """Score ``weights`` on the held-out corpus, write the card, install, write heldout.md
-    (``name``/``notes``: install under another name with these card notes)."""
+    (``name``/``notes``: install under another name with these card notes; ``folder``: where
+    the card's file and report go, default the run folder of ``cfg``). ``key`` names the
+    config (``configs/default/<key>.yaml``) that ``cfg`` came from."""
     from sr_domains.checkpoint import load_checkpoint, save_checkpoint
     from sr_domains.train.battery import run_battery
     from sr_domains.train.evaluate import evaluate
 
     name = name or cfg.name
+    folder = folder or Path(args.out_dir) / cfg.name
+    final = folder / f"{name}.safetensors"
     corpus = HELDOUT[key.split("_")[0]]
-    report = evaluate(weights=weights, corpus=corpus, device=args.device)
-    print(report.table, flush=True)
     model, card = load_checkpoint(weights)
     card = dataclasses.replace(card, name=name, notes=notes or card.notes)
+    save_checkpoint(model, final, card, overwrite=True)  # evaluated under its own name
+    report = evaluate(weights=final, corpus=corpus, device=args.device)
+    print(report.table, flush=True)
     model.card = card
     battery = run_battery([(name, model)], device=args.device)
     print(battery.table(), flush=True)
@@ -198,7 +224,6 @@ def finish(
         training_data=card.training_data
         + f" Scores (card metrics) are on the held-out corpus {corpus}, never trained on.",
     )
-    final = Path(args.out_dir) / cfg.name / f"{name}.safetensors"
     save_checkpoint(model, final, card, overwrite=True)
     if not args.no_install:
         WEIGHTS_DIR.mkdir(exist_ok=True)
@@ -213,7 +238,7 @@ def finish(
         f"Quality battery (`sr-domains evaluate --battery --model {name}`):\n\n"
         f"{battery.table()}\n"
     )
-    report_md = final.parent / ("heldout.md" if name == cfg.name else f"heldout-{name}.md")
+    report_md = folder / ("heldout.md" if final.stem == folder.name else f"heldout-{name}.md")
     report_md.write_text(section, encoding="utf-8")
 
 
