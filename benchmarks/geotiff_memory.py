@@ -44,20 +44,25 @@ def peak_rss() -> int:
     return rss if sys.platform == "darwin" else rss * 1024
 
 
-def _child(src: str, dst: str, scale: int, tile: int | None, threads: int) -> None:
+def _child(
+    src: str, dst: str, scale: int, tile: int | None, threads: int, max_memory: str | None
+) -> None:
     """Runs in the subprocess: import, upscale, report peak RSS (bytes) and times as JSON."""
     t0 = time.perf_counter()
     import torch
 
     torch.set_num_threads(threads)
+    from sr_domains.engine_config import EngineSettings, engine_settings
     from sr_domains.geo import upscale_geotiff
     from sr_domains.testing import tiny_model
 
     rss_import = peak_rss()
     t1 = time.perf_counter()
-    upscale_geotiff(
-        src, dst, scale=scale, model=tiny_model(4, scale), tile=tile, device="cpu", overwrite=True
-    )
+    with engine_settings(EngineSettings(max_memory=max_memory)):
+        upscale_geotiff(
+            src, dst, scale=scale, model=tiny_model(4, scale), tile=tile, device="cpu",
+            overwrite=True,
+        )  # fmt: skip
     t2 = time.perf_counter()
     peak = peak_rss()
     print(
@@ -92,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=2)
     p.add_argument("--tile", type=int, default=None, help="LR tile size (default: library's)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--max-memory", help="memory budget, as --max-memory of upscale (default: the library's)"
+    )
     p.add_argument("--keep", type=Path, help="folder to keep the rasters in (default: temp)")
     p.add_argument("--child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        _child(args.child[0], args.child[1], args.scale, args.tile, args.threads)
+        _child(args.child[0], args.child[1], args.scale, args.tile, args.threads, args.max_memory)
         return 0
 
     tmp = None
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                    "--scale", str(args.scale), "--threads", str(args.threads)]  # fmt: skip
             if args.tile:
                 cmd += ["--tile", str(args.tile)]
+            if args.max_memory:
+                cmd += ["--max-memory", args.max_memory]
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if r.returncode != 0:
                 print(r.stderr, file=sys.stderr)

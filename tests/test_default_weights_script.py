@@ -1,0 +1,53 @@
+"""scripts/train_default_weights.py: the weight-space blends the shipped defaults are made of."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from sr_domains.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from sr_domains.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def script():
+    path = REPO / "scripts" / "train_default_weights.py"
+    spec = importlib.util.spec_from_file_location("train_default_weights", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _saved(tmp_path: Path, name: str, seed: int) -> Path:
+    torch.manual_seed(seed)
+    model = create_model("edsr-lite-ca", in_channels=1)
+    return save_checkpoint(model, tmp_path / f"{name}.safetensors", ModelCard(name=name))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_blend_is_the_weight_space_interpolation(script, tmp_path, alpha):
+    a, b = _saved(tmp_path, "a", 0), _saved(tmp_path, "b", 1)
+    out = script.blend_weights(a, b, alpha, tmp_path / "blend.safetensors")
+    (ma, _), (mb, _), (mo, card) = (load_checkpoint(p) for p in (a, b, out))
+    sa, sb, so = ma.state_dict(), mb.state_dict(), mo.state_dict()
+    assert set(so) == set(sb)
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)  # the inputs differ
+    for k, v in so.items():
+        want = ((1 - alpha) * sa[k].double() + alpha * sb[k].double()).to(v.dtype)
+        torch.testing.assert_close(v, want, rtol=0, atol=1e-7)
+    assert card.name == "b"  # the card of the second model
+
+
+def test_every_single_band_default_has_its_recipe(script):
+    assert set(script.STAGE3) == set(script.MID_BLEND) == set(script.FINAL_BLEND)
+    for key in script.STAGE3:
+        assert (REPO / "configs" / "default" / f"{key}_stage3.yaml").is_file()
+        assert 0 < script.MID_BLEND[key] < 1 and 0 < script.FINAL_BLEND[key] <= 1
+        notes = script.variant_notes("sr-lite-gray-x2", "default", key)
+        assert "sr-lite-gray-x2-bicubic" in notes and "sr-lite-gray-x2-robust" in notes
