@@ -73,11 +73,15 @@ class IntensityProfile:
         )
 
     def normalize(self, x: np.ndarray, band_axis: int = 0) -> np.ndarray:
-        """Stored values -> float32 normalized values (``band_axis`` indexes the bands)."""
+        """Stored values -> float32 normalized values (``band_axis`` indexes the bands).
+
+        Nodata sentinels far outside the range (e.g. -3.4e38) may overflow to +-inf, silently:
+        callers treat non-finite values as invalid pixels."""
         s, o = self._coeffs(x.shape[band_axis], x.ndim, band_axis)
         out = x.astype(np.float32, copy=True)
-        out *= s.astype(np.float32)
-        out += o.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out *= s.astype(np.float32)
+            out += o.astype(np.float32)
         return out
 
     def denormalize(self, y: np.ndarray, band_axis: int = 0) -> np.ndarray:

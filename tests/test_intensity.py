@@ -107,3 +107,18 @@ def test_cast_clips_and_rounds():
     v = np.array([-3.6, 0.4, 0.5, 254.6, 300.0, np.nan])
     np.testing.assert_array_equal(cast_to_dtype(v, np.uint8), [0, 0, 0, 255, 255, 0])
     assert cast_to_dtype(np.array([1e40]), np.float32)[0] == np.finfo(np.float32).max
+
+
+def test_nodata_sentinel_overflows_silently_to_a_non_finite_value():
+    """float32 nodata such as -3.4e38 times a scale > 1 overflows; callers mask non-finite
+    values, so normalize must not warn (a RuntimeWarning leaked through `sr-domains -q`)."""
+    import warnings
+
+    prof = profile_from_any(
+        "percentile:0.5,99.5", np.linspace(0, 0.25, 100, dtype=np.float32)[None]
+    )
+    x = np.array([[-3.4e38, 0.1]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = prof.normalize(x)
+    assert not np.isfinite(y[0, 0]) and np.isfinite(y[0, 1])
