@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from .models.base import SRModel
 from .options import DEFAULT_TILE
 from .tiling import TilePlan, make_plan, stream_tiles
 from .value_domain import ValueOptions, ValueRules, band_minimum, build_rules
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 log = logging.getLogger(__name__)
 
@@ -396,26 +399,33 @@ def default_profile(model: SRModel, dtype: np.dtype) -> str:
     return "dtype" if np.dtype(dtype).kind in "ui" else "identity"
 
 
+class ArrayKeywords(TypedDict, total=False):
+    """The keywords of :func:`upscale_array` other than ``return_mask`` (they type its
+    overloads; the implementation documents them)."""
+
+    profile: str | IntensityProfile | None
+    valid_mask: np.ndarray | None
+    nodata: float | None
+    out_dtype: np.dtype | type | str | None
+    tile: int | None
+    overlap: int | None
+    batch_size: int | None
+    device: str | torch.device | None
+    amp: str | bool | None
+    progress: bool
+    values: ValueOptions | None
+    backend: str | None
+    threads: int | None
+    max_memory: int | str | None
+
+
 @overload
 def upscale_array(
     array: np.ndarray,
     model: SRModel,
     *,
-    profile: str | IntensityProfile | None = None,
-    valid_mask: np.ndarray | None = None,
-    nodata: float | None = None,
-    out_dtype: np.dtype | type | str | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device | None = "auto",
-    amp: str | bool | None = "auto",
-    progress: bool = False,
     return_mask: Literal[False] = False,
-    values: ValueOptions | None = None,
-    backend: str | None = None,
-    threads: int | None = None,
-    max_memory: int | str | None = None,
+    **keywords: Unpack[ArrayKeywords],
 ) -> np.ndarray: ...
 
 
@@ -424,21 +434,8 @@ def upscale_array(
     array: np.ndarray,
     model: SRModel,
     *,
-    profile: str | IntensityProfile | None = None,
-    valid_mask: np.ndarray | None = None,
-    nodata: float | None = None,
-    out_dtype: np.dtype | type | str | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device | None = "auto",
-    amp: str | bool | None = "auto",
-    progress: bool = False,
     return_mask: Literal[True],
-    values: ValueOptions | None = None,
-    backend: str | None = None,
-    threads: int | None = None,
-    max_memory: int | str | None = None,
+    **keywords: Unpack[ArrayKeywords],
 ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -447,21 +444,8 @@ def upscale_array(
     array: np.ndarray,
     model: SRModel,
     *,
-    profile: str | IntensityProfile | None = None,
-    valid_mask: np.ndarray | None = None,
-    nodata: float | None = None,
-    out_dtype: np.dtype | type | str | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device | None = "auto",
-    amp: str | bool | None = "auto",
-    progress: bool = False,
     return_mask: bool = False,
-    values: ValueOptions | None = None,
-    backend: str | None = None,
-    threads: int | None = None,
-    max_memory: int | str | None = None,
+    **keywords: Unpack[ArrayKeywords],
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -560,6 +544,7 @@ def upscale_array(
 __all__ = [
     "MAX_AUTO_MARGIN",
     "RAMP",
+    "ArrayKeywords",
     "EngineSettings",
     "Tiling",
     "Upscaler",
