@@ -12,8 +12,10 @@ rgb-train, see sr_domains.train.corpora):
 1. ``*_stage1.yaml``: bicubic pre-training (x4 starts from the x2 stage-1 trunk); skipped when
    its run already holds finished weights.
 2. ``*.yaml``: fine-tuning with randomized degradations (Gaussian and motion-like PSFs with area
-   decimation, Wald MTF, k-space truncation for MRI, sensor noise; a spectral-angle term for RGB)
-   so one model per (bands, scale) is robust to real sensors.
+   decimation, Wald MTF, k-space truncation for MRI, sensor noise). RGB: with
+   ``shared_detail`` on (one detail layer for all bands, colours stay bicubic's) and a
+   bicubic-heavy mix (3 of 6 draws bicubic); the shipped RGB model is ``(1 - b) * stage1 + b *
+   stage2`` (:data:`RGB_BLEND`).
 3. Single band only (:data:`MID_BLEND`, :data:`FINAL_BLEND`): stage 2 alone sharpens inputs
    that are soft because the scene is (up to -4 dB against bicubic on a clean MR slice), stage
    1 under-corrects real blur. So the two are blended in weight space, ``mid = (1 - a) *
@@ -48,7 +50,9 @@ REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
 #: stage-2 weight ``a`` of the blend that stage 3 starts from, and stage-3 weight ``b`` of the
 #: shipped default (both picked on the battery + held-out images: docs/weights.md)
 MID_BLEND = {"gray_x2": 0.5, "gray_x4": 0.7}
-FINAL_BLEND = {"gray_x2": 0.7, "gray_x4": 0.85}
+FINAL_BLEND = {"gray_x2": 0.65, "gray_x4": 0.85}
+#: stage-2 weight ``b`` of the shipped RGB models (stage 2 = shared-detail fine-tune)
+RGB_BLEND = {"rgb_x2": 0.85, "rgb_x4": 0.85}
 ARCH_NOTE = "Small generic model (EDSR 8x32, 5x5 channel attention, bicubic skip)"
 DEGRADATIONS = (
     "MATLAB bicubic, Gaussian PSF (sigma 0.2-1.2 LR px) + area decimation, Wald MTF (0.15-0.45"
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             blend_weights(stage1_weights, weights, MID_BLEND[key], _run(args, cfg.name, "blend"))
         elif key.endswith("_stage3"):
             finish_variants(key.removesuffix("_stage3"), cfg, weights, args)
+        elif key.startswith("rgb_"):
+            finish_rgb(key, cfg, weights, args)
         elif not stage1:
             finish(key, cfg, weights, args)
     if not args.no_install:
@@ -183,6 +189,33 @@ def finish_variants(key: str, cfg3, stage3: Path, args: argparse.Namespace) -> N
     ):
         notes = variant_notes(cfg.name, kind, key)
         finish(k, config(k), weights, args, name=name, notes=notes, folder=folder)
+
+
+def finish_rgb(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
+    """The shipped RGB model: ``(1 - b) * stage1 + b * stage2`` (:data:`RGB_BLEND`) with
+    ``shared_detail`` on (stage 2 trained with it; stage 1's weights load either way)."""
+    from sr_domains.checkpoint import load_checkpoint
+
+    stage1 = _run(args, f"{cfg.name}-stage1")
+    shared, card = load_checkpoint(weights)
+    plain, _ = load_checkpoint(stage1)
+    a = plain.state_dict()
+    shared.load_state_dict(
+        {k: torch_lerp(a[k], v, RGB_BLEND[key]) for k, v in shared.state_dict().items()}
+    )
+    out = _run(args, cfg.name, "default")
+    from sr_domains.checkpoint import save_checkpoint
+
+    save_checkpoint(shared, out, card, overwrite=True)
+    b = RGB_BLEND[key]
+    notes = (
+        f"{ARCH_NOTE}, shared detail (one detail layer added to every band of the bicubic"
+        f" upsampling: colours stay bicubic's), v2: {1 - b:.2g} x the bicubic-trained stage 1"
+        f" + {b:.2g} x its fine-tune with shared detail on random degradations (3 of 6"
+        f" MATLAB bicubic; Gaussian PSF sigma 0.2-1.2 LR px + area, Wald MTF 0.15-0.45,"
+        " motion PSF; Gaussian noise <= 0.02 on half), in weight space (docs/weights.md)."
+    )
+    finish(key, cfg, out, args, notes=notes)
 
 
 def finish(

@@ -98,6 +98,15 @@ class ModelCard:
         return from_dict(cls, {k: v for k, v in data.items() if k in known})
 
 
+def _with_defaults(model: SRModel, given: dict[str, Any]) -> dict[str, Any]:
+    """A card's config as loading it would build it: fields the card predates take their
+    defaults (a card written before a config field existed describes the default)."""
+    try:
+        return to_dict(from_dict(type(model.config), given, where="model card config"))
+    except (ConfigError, TypeError, ValueError):
+        return given  # unknown or bad fields: reported as a mismatch by the caller
+
+
 def _complete_card(model: SRModel, card: ModelCard) -> ModelCard:
     config = to_dict(model.config)
     for name, value in (
@@ -107,6 +116,8 @@ def _complete_card(model: SRModel, card: ModelCard) -> ModelCard:
         ("config", config),
     ):
         given = getattr(card, name)
+        if name == "config" and given:
+            given = _with_defaults(model, given)
         if given and given != value:
             raise CheckpointError(
                 f"model card {name}={given!r} does not match the model ({value!r})"

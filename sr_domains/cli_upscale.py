@@ -139,7 +139,8 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "value fidelity (see docs/value_fidelity.md)",
         "By default outputs stay within the local input range (no ringing halo or overshoot), "
         "in the physical domain of the input (non-negative input stays non-negative, integer "
-        "range, CT >= -1024 HU), and keep exact-zero background and saturated pixels.",
+        "range, CT >= -1024 HU), keep exact-zero background and saturated pixels, and (band "
+        "by band runs) bicubic's band ratios.",
     )
     v.add_argument(
         "--no-clamp", action="store_true", help="write the raw network output (only cast)"
@@ -156,6 +157,14 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         type=_value_range,
         metavar="LO,HI",
         help="physical value range in stored units (either side may be empty: ',10000')",
+    )
+    v.add_argument(
+        "--spectral",
+        choices=("auto", "bicubic", "model"),
+        default="auto",
+        help="band ratios of multi-band, non-negative output: 'bicubic' keeps those of bicubic "
+        "interpolation (spectral angles, NDVI-like indices), 'model' the network's; 'auto' "
+        "(default): bicubic's when a single-band model runs band by band",
     )
     v.add_argument(
         "--saturation",
@@ -319,6 +328,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         envelope=args.envelope,
         value_range=args.value_range,
         saturation=args.saturation,
+        spectral=args.spectral,
     )
     scale = args.scale
     if scale is None:

@@ -439,7 +439,12 @@ def draw(config: DegradationConfig, generator: torch.Generator | None) -> Degrad
     m_lo, m_hi = config.random_mtf
     noisy = u[5] < config.noise_prob
     g_max, r_max = config.random_noise
+    both = g_max > 0 and r_max > 0
     use_rician = r_max > 0 and (g_max <= 0 or u[6] < 0.5)
+    # u[6] picks the noise type when both are on, so its half is rescaled to [0, 1): each sigma
+    # is uniform over [0, max]. (Using u[6] itself drew Rician only below max/2 and Gaussian only
+    # above it; docs/weights.md says which shipped weights were trained before the fix.)
+    level = (2 * u[6] - (0.0 if use_rician else 1.0)) if both else u[6]
     return dataclasses.replace(
         config,
         kind=kind,
@@ -447,8 +452,8 @@ def draw(config: DegradationConfig, generator: torch.Generator | None) -> Degrad
         psf_sigma=sigma,
         psf_sigma_minor=sigma * (0.15 + 0.35 * u[3]) if kind == "motion" else None,
         psf_angle=180.0 * u[4],
-        gaussian_noise=g_max * u[6] if noisy and not use_rician and g_max > 0 else 0.0,
-        rician_noise=r_max * u[6] if noisy and use_rician else 0.0,
+        gaussian_noise=g_max * level if noisy and not use_rician and g_max > 0 else 0.0,
+        rician_noise=r_max * level if noisy and use_rician else 0.0,
         poisson_peak=0.0,
         noise_prob=1.0,
     )

@@ -269,6 +269,8 @@ class Upscaler:
         """
         plan = self.plan(shape)
         h, w = shape
+        if rules is not None and rules.spectral is None:  # "auto": band-by-band runs only
+            rules.spectral = n_bands >= 2 and self.band_mode(n_bands) == "per_band"
         fill_arr = np.broadcast_to(np.asarray(fill, np.float32), (n_bands,)).reshape(-1, 1, 1)
         cache: dict[tuple[int, int], np.ndarray | None] = {}
 

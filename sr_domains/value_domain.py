@@ -17,21 +17,28 @@ profile is inverted, in stored units, to every finished block of output rows:
    footprint: exact-zero background of medical volumes (``data != 0`` masks survive) and
    saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
    average of saturated detector pixels, so all of them were saturated).
+0. **Band ratios** (multi-band, non-negative data; applied first): every output pixel is the
+   bicubic upsampling scaled by one factor that keeps the network's band sum, so spectral
+   angles and band-ratio indices are bicubic's (:mod:`sr_domains.spectral`). By default
+   (``spectral="auto"``) when a single-band model runs band by band over several bands (it
+   knows nothing of spectra); ``"bicubic"`` for every model, ``"model"`` never (CLI
+   ``--spectral``).
 
-Counts of clamped pixels are accumulated in :class:`ClampStats` (logged and recorded in
-provenance). ``ValueOptions(clamp=False)`` (CLI ``--no-clamp``) turns 1-3 off.
+Counts of changed pixels are accumulated in :class:`ClampStats` (logged and recorded in
+provenance). ``ValueOptions(clamp=False)`` (CLI ``--no-clamp``) turns 0-3 off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import ConfigError
+from .spectral import HALO, keep_band_ratios
 
 #: CT lower bound (air); values below it are clamped unless the input itself goes lower.
 CT_MIN_HU = -1024.0
@@ -50,6 +57,9 @@ class ValueOptions:
             dtype maximum.
         envelope_radius: half-size of the input neighbourhood of the envelope, in input pixels
             (2 = 5 x 5; ``benchmarks/value_fidelity.py`` shows the trade-off).
+        spectral: multi-band output keeps bicubic's band ratios (:mod:`sr_domains.spectral`):
+            ``"auto"`` (default) when a single-band model runs band by band, ``"bicubic"``
+            always, ``"model"`` never (a joint model's own spectra).
     """
 
     clamp: bool = True
@@ -57,8 +67,13 @@ class ValueOptions:
     value_range: tuple[float | None, float | None] | None = None
     saturation: float | None = None
     envelope_radius: int = 2
+    spectral: Literal["auto", "bicubic", "model"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.spectral not in ("auto", "bicubic", "model"):
+            raise ConfigError(
+                f"spectral must be 'auto', 'bicubic' or 'model', got {self.spectral!r}"
+            )
         if self.envelope is not None and not (0 <= self.envelope <= 10):
             raise ConfigError(f"envelope tolerance must be in [0, 10], got {self.envelope}")
         if not 1 <= self.envelope_radius <= 8:
@@ -150,8 +165,10 @@ class ClampStats:
     domain: int = 0
     pinned: int = 0
     total: int = 0  # valid output pixels seen
+    spectral: int = 0  # pixels given bicubic's band ratios
 
     def add(self, other: ClampStats) -> None:
+        self.spectral += other.spectral
         self.envelope += other.envelope
         self.domain += other.domain
         self.pinned += other.pinned
@@ -166,13 +183,15 @@ class ClampStats:
             "pixels": self.total,
             "envelope_pct": pct(self.envelope),
             "domain_pct": pct(self.domain),
+            "spectral": self.spectral,
         }
 
     def describe(self) -> str:
         d = self.to_dict()
+        ratios = f"{d['spectral']} given bicubic's band ratios, " if d["spectral"] else ""
         return (
-            f"{d['envelope']} pixel(s) ({d['envelope_pct']}%) clamped to the local input range, "
-            f"{d['domain']} ({d['domain_pct']}%) to the physical domain, "
+            f"{ratios}{d['envelope']} pixel(s) ({d['envelope_pct']}%) clamped to the local "
+            f"input range, {d['domain']} ({d['domain_pct']}%) to the physical domain, "
             f"{d['pinned']} kept at pinned values"
         )
 
@@ -189,6 +208,9 @@ class ValueRules:
         domain: physical bounds per band, or None.
         pinned: per band, the values kept over their footprint (empty tuple = none).
         stats: accumulated counts.
+        radius: half-size of the envelope's input neighbourhood.
+        spectral: give multi-band output bicubic's band ratios (:mod:`sr_domains.spectral`);
+            None = decided by the engine (on when it runs a single-band model band by band).
     """
 
     envelope: float | None = 0.0
@@ -196,11 +218,13 @@ class ValueRules:
     pinned: tuple[tuple[float, ...], ...] = ()
     stats: ClampStats = field(default_factory=ClampStats)
     radius: int = 1
+    spectral: bool | None = False
 
     @property
     def active(self) -> bool:
         return (
-            self.envelope is not None
+            self.spectral is not False
+            or self.envelope is not None
             or (self.domain is not None and self.domain.bounded)
             or any(self.pinned)
         )
@@ -213,7 +237,7 @@ class ValueRules:
         c, rows, width = out.shape
         h, w = shape
         s = scale
-        r = self.radius
+        r = max(self.radius, HALO) if self.spectral else self.radius
         a = max(0, row0 // s - r)
         b = min(h, (row0 + rows - 1) // s + 1 + r)
         values, valid = read(a, 0, b - a, w)
@@ -223,11 +247,15 @@ class ValueRules:
             ok &= np.broadcast_to(np.asarray(valid, bool), values.shape)
         if values.shape[0] != c:  # the model changes the band count: band rules do not apply
             return
+        ratios = 0
+        if self.spectral:  # None (never resolved by an engine) counts as off
+            ratios = keep_band_ratios(out, values, ok, row0, a, s)
         aligned = row0 % s == 0 and rows % s == 0 and width == w * s
         if aligned and out.flags.c_contiguous:
             stats = self._apply_blocks(out, values, ok, row0 // s - a, s)
         else:
             stats = self._apply_gather(out, values, ok, row0, a, s)
+        stats.spectral = ratios
         self.stats.add(stats)
 
     def _apply_gather(
@@ -424,6 +452,10 @@ def build_rules(
         slope, inter: the file's scaling (stored = (value - inter) / slope).
         ct: CT Hounsfield units.
         background_zero: medical volume with exact-zero background (pinned 0).
+
+    The band-ratio rule applies to two or more bands whose valid values are all non-negative:
+    ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
+    ``"auto"``.
     """
     opts = options or ValueOptions()
     if not opts.clamp:
@@ -440,8 +472,16 @@ def build_rules(
     elif dt is not None and dt.kind in "ui" and (slope, inter) == (1.0, 0.0):
         pins.append(float(np.iinfo(dt).max))
     pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
+    mins = np.asarray(band_min, np.float64)
+    eligible = mins.size >= 2 and bool((mins >= 0).all())
+    spectral = None if opts.spectral == "auto" else opts.spectral == "bicubic"
+    spectral = spectral if eligible else False
     return ValueRules(
-        envelope=opts.envelope, domain=domain, pinned=pinned, radius=opts.envelope_radius
+        envelope=opts.envelope,
+        domain=domain,
+        pinned=pinned,
+        radius=opts.envelope_radius,
+        spectral=spectral,
     )
 
 

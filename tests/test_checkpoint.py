@@ -8,6 +8,7 @@ the original forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -114,6 +115,22 @@ def test_card_that_contradicts_the_model_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="arch='rcan'"):
         save_checkpoint(model, tmp_path / "a.safetensors", card=ModelCard(arch="rcan"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_card_written_before_a_config_field_existed_still_saves(tmp_path):
+    """A card from an older version lacks newer config fields (e.g. EDSR ``shared_detail``):
+    it describes their defaults, so re-saving the loaded model with it works; a card that
+    really contradicts the model is still refused."""
+    model = create_model("edsr-lite-ca", in_channels=1)
+    save_checkpoint(model, tmp_path / "a.safetensors")
+    loaded, card = load_checkpoint(tmp_path / "a.safetensors")
+    old = {k: v for k, v in card.config.items() if k != "shared_detail"}
+    old_card = dataclasses.replace(card, config=old)
+    save_checkpoint(loaded, tmp_path / "b.safetensors", card=old_card)
+    assert read_card(tmp_path / "b.safetensors")["config"]["shared_detail"] is False
+    shared = create_model("edsr-lite-ca", in_channels=1, shared_detail=True)
+    with pytest.raises(CheckpointError, match="does not match"):
+        save_checkpoint(shared, tmp_path / "c.safetensors", card=old_card)
 
 
 def test_no_overwrite_unless_asked(tmp_path):

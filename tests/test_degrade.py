@@ -405,3 +405,23 @@ def test_random_mtf_range_is_checked_on_both_ends():
         with pytest.raises(ConfigError, match="random_mtf"):
             DegradationConfig(kind="random", random_mtf=bad)
     assert DegradationConfig(kind="random", random_mtf=(0.15, 0.45)).random_mtf == (0.15, 0.45)
+
+
+@pytest.mark.parametrize("maxima", [(0.02, 0.03), (0.02, 0.0), (0.0, 0.03)])
+def test_random_noise_levels_cover_zero_to_max_for_each_type(maxima):
+    """Each noise type's sigma is drawn uniformly over [0, max] (the type choice must not also
+    decide the level: that gave Rician only below max/2 and Gaussian only above it)."""
+    cfg = dg.DegradationConfig(kind="random", random_noise=maxima, noise_prob=1.0)
+    g = torch.Generator().manual_seed(0)
+    draws = [dg.draw(cfg, g) for _ in range(2000)]
+    for kind, top in zip(("gaussian_noise", "rician_noise"), maxima, strict=True):
+        levels = np.array([getattr(d, kind) for d in draws])
+        if top == 0:
+            assert not levels.any()
+            continue
+        levels = levels[levels > 0]
+        share = len(levels) / len(draws)
+        assert share == pytest.approx(1.0 if 0 in maxima else 0.5, abs=0.05)
+        assert levels.max() <= top
+        assert levels.min() < 0.1 * top and levels.max() > 0.9 * top
+        assert np.mean(levels < top / 2) == pytest.approx(0.5, abs=0.05)

@@ -9,6 +9,7 @@ import torch
 from sr_domains.errors import ConfigError
 from sr_domains.inference import Upscaler, resolve_amp, resolve_device, upscale_array
 from sr_domains.testing import tiny_model
+from sr_domains.value_domain import ValueOptions
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
@@ -44,10 +45,12 @@ def test_two_dimensional_input_gives_two_dimensional_output():
 def test_single_channel_model_runs_band_by_band():
     model = tiny_model(1, 2)
     x = np.random.default_rng(2).random((5, 16, 16), dtype=np.float32)
-    y = upscale_array(x, model, profile="identity")
+    own = ValueOptions(spectral="model")  # by default the bands get bicubic's ratios
+    y = upscale_array(x, model, profile="identity", values=own)
     for b in range(5):
         yb = upscale_array(x[b : b + 1], model, profile="identity")
         np.testing.assert_allclose(y[b : b + 1], yb, atol=1e-6)
+    assert not np.allclose(upscale_array(x, model, profile="identity"), y, atol=1e-4)
 
 
 def test_band_count_mismatch_is_a_clear_error():

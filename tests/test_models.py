@@ -108,6 +108,34 @@ def test_bicubic_global_skip_adds_the_bicubic_upsampling():
         create_model("edsr", in_channels=3, out_channels=1, global_skip="bicubic")
 
 
+@pytest.mark.parametrize("rows", [9, 300])  # 300 LR rows: the chunked inference tail
+def test_shared_detail_adds_one_detail_layer_to_every_band(rows):
+    kw = dict(n_blocks=1, n_feats=4, in_channels=4, global_skip="bicubic")
+    free = create_model("edsr", **kw)
+    shared = create_model("edsr", shared_detail=True, **kw)
+    shared.load_state_dict(free.state_dict())  # no new parameters: the same weights load
+    x = torch.rand(1, 4, rows, 7)
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic")
+    with torch.no_grad():
+        out, detail = shared(x), free(x) - bicubic
+    torch.testing.assert_close(out, bicubic + detail.mean(dim=1, keepdim=True))
+    # band differences are exactly bicubic's (what keeps colours and spectral angles)
+    torch.testing.assert_close(out[:, 1:] - out[:, :1], bicubic[:, 1:] - bicubic[:, :1])
+    assert not torch.allclose(free(x)[:, 1:] - free(x)[:, :1], bicubic[:, 1:] - bicubic[:, :1])
+    with pytest.raises(ConfigError, match="shared_detail needs global_skip"):
+        create_model("edsr", in_channels=3, shared_detail=True)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_shared_detail_scripts_like_eager():
+    m = create_model(
+        "edsr", n_blocks=1, n_feats=4, in_channels=3, global_skip="bicubic", shared_detail=True
+    )
+    x = torch.rand(1, 3, 8, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(m)(x), m(x))
+
+
 def test_rrdb_keeps_basicsr_module_names():
     keys = set(create_model("rrdb", scale=4, num_block=2).state_dict())
     for key in [

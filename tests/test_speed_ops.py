@@ -144,6 +144,8 @@ def _published_edsr(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         h = h + res * c.res_scale
     feat = feat + model.conv_after_body(h)
     out = model.conv_last(model.upsample(feat))
+    if c.shared_detail:  # one detail layer for every band (the RGB models)
+        out = out.mean(dim=1, keepdim=True)
     return out + F.interpolate(x, scale_factor=c.scale, mode="bicubic", align_corners=False)
 
 

@@ -182,10 +182,11 @@ def values_tag(rules: ValueRules | None, source: Path) -> str:
     if rules is None:
         return json.dumps({"clamp": False})
     stats = rules.stats
-    if stats.envelope + stats.domain:
+    if stats.envelope + stats.domain + stats.spectral:
         log.info("%s: %s", source.name, stats.describe())
     return json.dumps(
         {
+            "band_ratios": "bicubic" if rules.spectral else "model",
             "envelope": rules.envelope,
             "domain": rules.domain.to_dict() if rules.domain is not None else None,
             "pinned": [list(p) for p in rules.pinned[:1]],

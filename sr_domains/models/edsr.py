@@ -54,6 +54,10 @@ class EDSRConfig(BaseSRConfig):
         ca_pool: ``"global"`` or an odd local averaging window (finite receptive field).
         global_skip: ``"bicubic"`` adds the bicubic-upsampled input to the output (needs
             ``out_channels == in_channels``); ``"none"`` is the published EDSR.
+        shared_detail: with the bicubic skip, add the band mean of the learned detail to every
+            band, so the output's band differences are bicubic's (spectral angles stay within
+            what one common detail layer changes: no per-band colour or noise artefacts); for
+            multi-band imagery. Changes no parameter, so existing weights load either way.
     """
 
     n_blocks: int = 16
@@ -63,6 +67,7 @@ class EDSRConfig(BaseSRConfig):
     ca_reduction: int = 16
     ca_pool: CAPool = "global"
     global_skip: Literal["none", "bicubic"] = "none"
+    shared_detail: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,6 +77,8 @@ class EDSRConfig(BaseSRConfig):
             raise ConfigError(f"global_skip must be 'none' or 'bicubic', got {self.global_skip!r}")
         if self.global_skip != "none" and self.n_out != self.in_channels:
             raise ConfigError("global_skip needs out_channels == in_channels")
+        if self.shared_detail and self.global_skip != "bicubic":
+            raise ConfigError("shared_detail needs global_skip='bicubic' (detail over bicubic)")
 
 
 class EDSR(SRModel):
@@ -97,6 +104,7 @@ class EDSR(SRModel):
         self.conv_last = conv3x3(c.n_feats, c.n_out)
         # F.interpolate(bicubic) as a fixed polyphase conv (no parameters, no checkpoint keys)
         self.skip = BicubicUpsample(c.scale, c.in_channels) if c.global_skip == "bicubic" else None
+        self.shared_detail = bool(c.shared_detail)
         self.tail_rows = TAIL_ROWS
 
     @property
@@ -128,6 +136,8 @@ class EDSR(SRModel):
 
     def _tail(self, feat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_last(self.upsample(feat))
+        if self.shared_detail:
+            out = out.mean(dim=1, keepdim=True)
         if self.skip is not None:
             out = out + self.skip(x)
         return out

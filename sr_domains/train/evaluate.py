@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..psf import lanczos_upsample
-from ..value_domain import ValueOptions, ValueRules
+from ..value_domain import ValueOptions, ValueRules, band_minimum
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,29 @@ def score_image(
     lr = make_lr(filled, s, degradation, seed)
     lr_valid = _lr_valid(valid, s)
     rules = None
-    if values is not None and values.clamp and values.envelope is not None:
-        rules = ValueRules(envelope=values.envelope, radius=values.envelope_radius)
+    units = profile if profile is not None and c >= 2 else None  # band ratios: stored units
+    lr_units = units.denormalize(lr) if units is not None else None
+    if values is not None and values.clamp:
+        # the scene's domain decides (a file of non-negative values), as the input file's
+        # does in the upscale paths; a degraded LR may dip below zero where the file cannot
+        ratios = (
+            units is not None
+            and values.spectral != "model"
+            and bool((band_minimum(units.denormalize(hr), valid) >= 0).all())
+        )
+        if values.envelope is not None or ratios:
+            rules = ValueRules(
+                envelope=values.envelope,
+                radius=values.envelope_radius,
+                spectral=(None if values.spectral == "auto" else True) if ratios else False,
+            )
     if prepare is not None:
         upscaler = prepare(lr)
-    sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid, rules=rules)
+    if rules is not None and rules.spectral is not False and units and lr_units is not None:
+        sr_units = upscaler.upscale(lr_units, profile=units, valid_mask=lr_valid, rules=rules)
+        sr = units.normalize(sr_units).astype(np.float32, copy=False)
+    else:
+        sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid, rules=rules)
     bic = imresize(lr, float(s))
     lan = lanczos_upsample(lr, s) if lanczos else None
     mask = None

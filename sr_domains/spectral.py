@@ -1,0 +1,89 @@
+"""Spectral fidelity: multi-band output keeps the band ratios of bicubic interpolation.
+
+A network sharpens each band a little differently, and per-band differences of detail are
+colour fringes and changed spectra (a vegetation index computed on the output is no longer
+that of the scene). The rule used here is the one pan-sharpening calls a ratio (Brovey /
+SFIM-style) injection, with the SR output as the "pan": each output pixel is the MATLAB
+bicubic upsampling of the input, scaled by one factor per pixel,
+
+    out[b] = bicubic[b] * sum_b(sr[b]) / sum_b(bicubic[b]),
+
+so the spatial detail is the network's (the band sum is kept) and every band ratio, spectral
+angle and normalized difference index is exactly bicubic's (bicubic clipped at zero: its
+undershoot below zero is no spectrum of non-negative data). It is applied in stored units (where
+zero means zero radiance / reflectance) to non-negative data only, before the envelope and the
+physical domain (which may still clip a band, rarely), and never next to invalid input pixels
+(the bicubic support must hold valid values only: those output pixels keep the network's
+values). :class:`~sr_domains.value_domain.ValueRules` calls :func:`keep_band_ratios` on every
+output block. ``ValueOptions(spectral=...)`` (CLI ``--spectral``): ``"auto"`` (default) applies
+it when a single-band model runs band by band over several bands (it knows nothing of spectra,
+and each band gets its own detail), ``"bicubic"`` to every model, ``"model"`` never (a joint
+model's own spectra; the shipped RGB models add one shared detail layer to every band,
+``EDSRConfig.shared_detail``, and measure at or below bicubic's spectral angle on the battery).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: LR rows of context the bicubic kernel needs on each side of a block (cubic support +-2).
+HALO = 2
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    """True where every pixel of the ``(2r+1)^2`` neighbourhood of a 2-D mask is True
+    (outside the array counts as True: the bicubic boundary rule mirrors valid pixels)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        n = mask.shape[axis]
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (r, r)
+        big = np.pad(out, pad, mode="edge")
+        acc = out.copy()
+        for d in range(2 * r + 1):
+            sl = [slice(None), slice(None)]
+            sl[axis] = slice(d, d + n)
+            acc &= big[tuple(sl)]
+        out = acc
+    return out
+
+
+def keep_band_ratios(
+    out: np.ndarray,
+    values: np.ndarray,
+    ok: np.ndarray,
+    row0: int,
+    first_lr_row: int,
+    s: int,
+) -> int:
+    """In place: give HR rows ``[row0, row0 + rows)`` of ``out`` ``(C, rows, W*s)`` (stored
+    units) the band ratios of the bicubic upsampling of ``values`` ``(C, n, W)`` (LR rows from
+    ``first_lr_row``, with :data:`HALO` rows of context where the image has them; ``ok`` marks
+    valid values). Returns how many output pixels were rescaled."""
+    from .degrade import imresize  # torch: imported when a multi-band block needs it
+
+    c, rows, width = out.shape
+    if c < 2:
+        return 0
+    good_lr = _erode(np.asarray(np.asarray(ok, bool).all(axis=0)), HALO)
+    if not good_lr.any():
+        return 0
+    filled = np.where(ok, values, 0).astype(np.float32)
+    top = row0 - first_lr_row * s
+    # non-negative data: bicubic's undershoot below zero is an artefact, zero is its value
+    bic = np.maximum(imresize(filled, float(s))[:, top : top + rows, :width], 0)
+    ri = (row0 + np.arange(rows)) // s - first_lr_row
+    ci = np.arange(width) // s
+    good = good_lr[ri][:, ci]
+    bic_sum = bic.sum(axis=0)
+    good &= bic_sum > 0
+    n = int(np.count_nonzero(good))
+    if not n:
+        return 0
+    bic_g = bic[:, good]  # (C, n)
+    gain = np.maximum(out.sum(axis=0)[good], 0) / bic_sum[good]
+    out[:, good] = bic_g * gain
+    return n
+
+
+__all__ = ["HALO", "keep_band_ratios"]
