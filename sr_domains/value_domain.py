@@ -39,6 +39,7 @@ from numpy.typing import DTypeLike
 
 from .errors import ConfigError
 from .spectral import HALO, keep_band_ratios
+from .value_ops import clip_blocks, local_range
 
 #: CT lower bound (air); values below it are clamped unless the input itself goes lower.
 CT_MIN_HU = -1024.0
@@ -272,7 +273,7 @@ class ValueRules:
         ok_up = up(ok)
         stats = ClampStats(total=int(ok_up.sum()))
         if self.envelope is not None:
-            mn, mx = _local_range(values.astype(np.float32, copy=False), ok, self.radius)
+            mn, mx = local_range(values.astype(np.float32, copy=False), ok, self.radius)
             has = mn <= mx
             r = np.where(has, mx - mn, 0.0).astype(np.float32)
             lo = np.where(has, mn - self.envelope * r, -np.inf).astype(np.float32)
@@ -312,12 +313,12 @@ class ValueRules:
         stats = ClampStats(total=int(np.count_nonzero(ok_b)) * s * s)
 
         if self.envelope is not None:
-            mn, mx = _local_range(values.astype(np.float32, copy=False), ok, self.radius)
+            mn, mx = local_range(values.astype(np.float32, copy=False), ok, self.radius)
             has = mn <= mx
             r = np.where(has, mx - mn, 0.0).astype(np.float32)
             lo = lr(np.where(has, mn - self.envelope * r, -np.inf).astype(np.float32))
             hi = lr(np.where(has, mx + self.envelope * r, np.inf).astype(np.float32))
-            stats.envelope = _clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], ok_b)
+            stats.envelope = clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], ok_b)
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
             for k in range(c):
@@ -342,56 +343,6 @@ class ValueRules:
         return stats
 
 
-def _block_extreme(blocks: np.ndarray, fn: np.ufunc) -> np.ndarray:
-    """``fn``-reduce each ``s x s`` block of a ``(C, n, s, W, s)`` view to ``(C, n, W)``."""
-    s = blocks.shape[2]
-    cols = blocks[..., 0].copy()
-    for j in range(1, s):
-        fn(cols, blocks[..., j], out=cols)
-    out = cols[:, :, 0].copy()
-    for i in range(1, s):
-        fn(out, cols[:, :, i], out=out)
-    return out
-
-
-def _clip_blocks(blocks: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndarray) -> int:
-    """Clip each block of ``blocks`` ``(C, n, s, W, s)`` to its input pixel's ``[lo, hi]``
-    ``(C, n, W)`` in place; return how many valid (``ok``) values changed.
-
-    Only blocks whose extremes leave the bounds are touched (few, after a good network), so
-    this costs about three passes over the output instead of five.
-    """
-
-    def offenders(rows: slice) -> np.ndarray:
-        part = blocks[:, rows]
-        low = _block_extreme(part, np.minimum) < lo[:, rows]
-        return low | (_block_extreme(part, np.maximum) > hi[:, rows])
-
-    sample = offenders(slice(None, None, 16))  # every 16th row tells the density
-    if np.count_nonzero(sample) > 0.05 * sample.size:  # many offenders: plain full passes
-        lo5, hi5 = lo[:, :, None, :, None], hi[:, :, None, :, None]
-        all_ok = bool(ok.all())
-        changed = 0
-        for b in range(blocks.shape[0]):  # band by band: temporaries stay small
-            band, o = blocks[b], ok[b]
-            below, above = band < lo5[b], band > hi5[b]
-            if not all_ok:
-                below &= o
-                above &= o
-            changed += int(np.count_nonzero(below)) + int(np.count_nonzero(above))
-            np.clip(band, lo5[b], hi5[b], out=band)
-        return changed
-    k, r, q = np.nonzero(offenders(slice(None)))
-    if not k.size:
-        return 0
-    sub = blocks[k, r, :, q, :]  # (m, s, s) copies of the offending blocks
-    lo_m, hi_m = lo[k, r, q][:, None, None], hi[k, r, q][:, None, None]
-    hit = (sub < lo_m) | (sub > hi_m)
-    hit &= ok[k, r, 0, q, 0][:, None, None]
-    blocks[k, r, :, q, :] = np.clip(sub, lo_m, hi_m)
-    return int(np.count_nonzero(hit))
-
-
 def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
     """A ``read(y0, x0, h, w)`` callback over an in-memory ``(C, H, W)`` array."""
 
@@ -400,25 +351,6 @@ def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
         return values[:, y0 : y0 + h, x0 : x0 + w], m
 
     return read
-
-
-def _local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum and maximum of the valid pixels of ``x`` ``(C, h, w)`` in each (2r+1)^2
-    neighbourhood (separable; an empty neighbourhood gives ``min > max``)."""
-    mn = np.where(ok, x, np.inf).astype(np.float32)
-    mx = np.where(ok, x, -np.inf).astype(np.float32)
-    for axis in (1, 2):
-        n = x.shape[axis]
-        pad = [(0, 0)] * 3
-        pad[axis] = (r, r)
-        big = np.pad(mn, pad, constant_values=np.inf)
-        small = np.pad(mx, pad, constant_values=-np.inf)
-        for d in range(2 * r + 1):
-            sl = [slice(None)] * 3
-            sl[axis] = slice(d, d + n)
-            np.minimum(mn, big[tuple(sl)], out=mn)
-            np.maximum(mx, small[tuple(sl)], out=mx)
-    return mn, mx
 
 
 def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -30,7 +30,8 @@ from .._resample import apply_taps, cubic_taps
 from ..adapt import AxisSR, Budget, FitReport
 from ..errors import ConfigError
 from ..image import resampled_size, scale_nifti_affine
-from ..value_domain import ValueRules, _local_range
+from ..value_domain import ValueRules
+from ..value_ops import local_range
 from .profile_estimate import ProfileEstimate, estimate_profile
 from .slice_profile import SliceProfile
 from .through_plane import Fusion, apply_through_plane, fit_through_plane
@@ -315,7 +316,7 @@ def nearest_source(n: int, m: int, factor: float) -> np.ndarray:
 
 def _local_range_3d(x: np.ndarray, ok: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of valid voxels in every ``(2r+1)^3`` neighbourhood (separable)."""
-    mn, mx = _local_range(x, ok, r)  # the two last axes
+    mn, mx = local_range(x, ok, r)  # the two last axes
     a = mn.shape[0]
     lo, hi = mn.copy(), mx.copy()
     for d in range(1, r + 1):
