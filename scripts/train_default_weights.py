@@ -71,7 +71,9 @@ def variant_notes(name: str, kind: str, key: str = "") -> str:
             " random degradations, 3 of 7 bicubic), in weight space. Training degradations:"
             f" {DEGRADATIONS}. Above bicubic on every held-out image and on"
             " most battery cases; weakest on noisy MRI (k-space truncation + Rician noise),"
-            f" where {name}-robust is better (docs/weights.md)."
+            f" where {name}-robust is better: when no model is named, upscale blends that"
+            " variant in by the input's estimated noise (sr_domains.noise_gate; battery"
+            " scores measured that way; docs/weights.md)."
         )
     if kind == "robust":
         return (

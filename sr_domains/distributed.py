@@ -229,6 +229,8 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
             )
             if entry is not None:
                 net.weights_source = (entry.name, str(entry.path))
+            # an unnamed default: the domain code may still pick by input (noise_gate)
+            net.chosen_by_default = options.model is None
         _MODELS[key] = net
     return _MODELS[key]
 

@@ -21,6 +21,7 @@ from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..io_safety import sha256_file
 from ..models.base import SRModel
+from ..noise_gate import choose_for_noise, chosen_by_default
 from ..options import AdaptOptions
 from ..panels import iter_hr_blocks
 from ..value_domain import ValueOptions, ValueRules, build_rules
@@ -249,6 +250,13 @@ def prepare_job(
     clamp = values is None or values.clamp
     rules = build_rules(values, rs.band_minimum() if clamp else [0.0], dtype=rs.dtype)
     w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
+    noise = None
+    if chosen_by_default(model, weights):
+        up, noise = choose_for_noise(up, [noise_sample(rs, fitted)])
+        if up.model is not net:
+            net = up.model
+            w_name = f"{w_name}+{noise.weight:.2f}x{noise.variant}" if noise else w_name
+            w_sha, w_of = _sha256_state(net), "state_dict"
     report = None
     if adapt is not None:
         from ..adapt.input_adapt import adapt_engine
@@ -274,6 +282,8 @@ def prepare_job(
     )
     if report is not None:
         prov[f"{TAG_PREFIX}ADAPT"] = json.dumps(report.to_dict())
+    if noise is not None:
+        prov[f"{TAG_PREFIX}NOISE"] = json.dumps(noise.to_dict())
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     customize_spec(spec, dtype, creation_options)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
@@ -281,6 +291,17 @@ def prepare_job(
 
 #: Largest window (LR pixels per side) read from a raster to adapt the model on.
 ADAPT_WINDOW = 512
+
+
+def noise_sample(rs: RasterSource, fitted: IntensityProfile) -> np.ndarray:
+    """The central :data:`ADAPT_WINDOW` square of the raster, normalized, invalid pixels NaN:
+    what the noise gate (:mod:`sr_domains.noise_gate`) estimates the noise on."""
+    h, w = rs.shape
+    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
+    values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
+    x = fitted.normalize(values).astype(np.float32)
+    ok = np.broadcast_to(np.asarray(valid, bool), x.shape) & np.isfinite(x)
+    return np.where(ok, x, np.float32(np.nan))
 
 
 def adaptation_sample(

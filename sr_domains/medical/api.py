@@ -15,6 +15,7 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
+from ..noise_gate import chosen_by_default
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
@@ -23,6 +24,7 @@ from .common import (
     describe_profile,
     fit_profile,
     middle_indexes,
+    noise_gate_volume,
     provenance,
 )
 from .dicom_read import load_dicom_series
@@ -106,6 +108,10 @@ def upscale_dicom_series(
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
+    noise = None
+    if chosen_by_default(model, weights):
+        planes = [volume[k] for k in middle_indexes(volume.shape[0])]
+        up, noise = noise_gate_volume(up, planes, prof)
     report = None
     if adapt is not None:
         planes = [volume[k] for k in middle_indexes(volume.shape[0])]
@@ -122,10 +128,13 @@ def upscale_dicom_series(
         + f"; intensity profile {describe_profile(prof)}; source series {series.series_uid}"
         + (f"; values: {rules.stats.describe()}" if rules is not None else "; values unclamped")
         + (f"; {report.describe()}" if report is not None else "")
+        + (f"; {noise.describe()}" if noise is not None else "")
     )
     manifest: dict[str, Any] = {"series_uid": series.series_uid, "derivation": derivation}
     if report is not None:
         manifest["adapt"] = report.to_dict()
+    if noise is not None:
+        manifest["noise"] = noise.to_dict()
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
         files = write_derived_series(series, out, affine, tmp, scale=scale, derivation=derivation)
     return [dst / f.name for f in files]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..adapt.input_adapt import AdaptReport
+    from ..noise_gate import NoiseChoice
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,17 @@ def adapt_to_volume(
 
     images = [np.asarray(profile.normalize(p[None].astype(np.float32)), np.float32) for p in planes]
     return adapt_engine(up, images, adapt, progress=progress)
+
+
+def noise_gate_volume(
+    up: Upscaler, planes: list[np.ndarray], profile: IntensityProfile
+) -> tuple[Upscaler, NoiseChoice | None]:
+    """The noise gate (:mod:`sr_domains.noise_gate`) on 2-D planes of a volume in physical
+    units (NaN = padding)."""
+    from ..noise_gate import choose_for_noise
+
+    images = [np.asarray(profile.normalize(p[None].astype(np.float32)), np.float32) for p in planes]
+    return choose_for_noise(up, images)
 
 
 def card_recipe(model: SRModel) -> str | dict[str, Any] | None:
@@ -174,5 +186,6 @@ __all__ = [
     "card_recipe",
     "describe_profile",
     "fit_profile",
+    "noise_gate_volume",
     "provenance",
 ]

@@ -22,9 +22,17 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
+from ..noise_gate import chosen_by_default
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
-from .common import adapt_to_volume, build_upscaler, fit_profile, middle_indexes, provenance
+from .common import (
+    adapt_to_volume,
+    build_upscaler,
+    fit_profile,
+    middle_indexes,
+    noise_gate_volume,
+    provenance,
+)
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
 from .nifti_io import (
@@ -130,6 +138,9 @@ def upscale_nifti(
         ct=prof.recipe.lower().startswith("ct"),
         background_zero=scan.vmin >= 0 and scan.n_zero > 0,
     )
+    noise = None
+    if chosen_by_default(model, weights):
+        up, noise = noise_gate_volume(up, adaptation_planes(source, ax), prof)
     report = None
     if adapt is not None:
         planes = adaptation_planes(source, ax)
@@ -141,6 +152,8 @@ def upscale_nifti(
     prov["source"] = src.name
     if report is not None:
         prov["adapt"] = report.to_dict()
+    if noise is not None:
+        prov["noise"] = noise.to_dict()
     prov["values"] = PENDING  # filled in once the voxels are written
     hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes

@@ -105,6 +105,7 @@ class SRModel(nn.Module):
         # provenance attached by the loaders, absent otherwise: read with getattr(m, name, None)
         card: ModelCard  # sr_domains.checkpoint / pretrained / public_weights
         weights_source: tuple[str, str]  # (name, path) of the weights (sr_domains.distributed)
+        chosen_by_default: bool  # no model was named (sr_domains.distributed, noise_gate)
 
     def __init__(self, config: BaseSRConfig) -> None:
         super().__init__()

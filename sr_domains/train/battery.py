@@ -32,6 +32,7 @@ from ..adapt.input_adapt import adapt_engine
 from ..degrade import DegradationConfig
 from ..errors import InputFileError
 from ..inference import Upscaler
+from ..noise_gate import choose_for_noise, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions
 from .corpora import _location
@@ -195,9 +196,18 @@ def load_set(name: str, profile: str, max_pixels: int = 384 * 384) -> list[tuple
     return images
 
 
-def _adapter(up: Upscaler, adapt: AdaptOptions) -> Callable[[np.ndarray], Upscaler]:
-    """``prepare`` of :func:`score_image`: the engine adapted to the LR image."""
-    return lambda lr: adapt_engine(up, [lr], adapt)[0]
+def _adapter(
+    up: Upscaler, adapt: AdaptOptions, gate: Callable[[np.ndarray], Upscaler] | None = None
+) -> Callable[[np.ndarray], Upscaler]:
+    """``prepare`` of :func:`score_image`: the engine adapted to the LR image (after the noise
+    gate, when given, as ``upscale`` does)."""
+    return lambda lr: adapt_engine(gate(lr) if gate else up, [lr], adapt)[0]
+
+
+def _gated(up: Upscaler) -> Callable[[np.ndarray], Upscaler]:
+    """``prepare`` of :func:`score_image`: the engine the noise gate picks for the LR image
+    (:mod:`sr_domains.noise_gate`), as ``upscale`` does when no model is named."""
+    return lambda lr: choose_for_noise(up, [lr])[0]
 
 
 def _mean(scores: list[ImageScore], key: str) -> float | None:
@@ -215,9 +225,13 @@ def run_battery(
     seed: int = 0,
     adapt: AdaptOptions | None = None,
     max_images: int | None = None,
+    noise_gate: bool = True,
 ) -> BatteryReport:
     """Score each ``(name, model)`` on every case of the sets matching its band count; with
-    ``adapt``, also the model adapted to each degraded image (:mod:`sr_domains.adapt`)."""
+    ``adapt``, also the model adapted to each degraded image (:mod:`sr_domains.adapt`). A
+    shipped default with a ``-robust`` variant is scored as ``upscale`` runs it when no model
+    is named: through the noise gate (:mod:`sr_domains.noise_gate`; ``noise_gate=False``:
+    its weights as they are)."""
     values = values if values is not None else ValueOptions()
     report = BatteryReport()
     cache: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
@@ -225,6 +239,7 @@ def run_battery(
         card = getattr(net, "card", None)
         recipe = (getattr(card, "profile", None) or {}).get("recipe") or "percentile:0.5,99.5"
         up = Upscaler(net, device=device, amp="off", tile=512)
+        gate = _gated(up) if noise_gate and noise_variant(net) is not None else None
         sets = [s for s, c in SET_CHANNELS.items() if c == net.in_channels]
         for case in cases:
             for set_name in sets:
@@ -248,6 +263,7 @@ def run_battery(
                         profile=prof,
                         values=values,
                         lanczos=True,
+                        prepare=gate,
                     )
                     scores.append(sc)
                     if adapt is not None:
@@ -261,7 +277,7 @@ def run_battery(
                             seed=seed + i,
                             profile=prof,
                             values=values,
-                            prepare=_adapter(up, adapt),
+                            prepare=_adapter(up, adapt, gate),
                         )
                         adapted.append(sc_a.psnr)
                         seconds.append(time.perf_counter() - t0)
