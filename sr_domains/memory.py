@@ -160,7 +160,8 @@ def cached_bytes_per_pixel(
     config = getattr(model, "config", None)
     key = None
     if config is not None:
-        key = (type(model), repr(config), in_channels, channels_last, device.type, multiple)
+        shapes = tuple(tuple(p.shape) for p in model.parameters())  # sizes not in the config
+        key = (type(model), repr(config), shapes, in_channels, channels_last, device.type, multiple)
         if key in _CACHE:
             return _CACHE[key]
     value = forward_bytes_per_pixel(
