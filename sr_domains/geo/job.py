@@ -21,7 +21,7 @@ from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..io_safety import sha256_file
 from ..models.base import SRModel
-from ..noise_gate import choose_for_noise, chosen_by_default
+from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..panels import iter_hr_blocks
 from ..value_domain import ValueOptions, ValueRules, build_rules
@@ -251,7 +251,7 @@ def prepare_job(
     rules = build_rules(values, rs.band_minimum() if clamp else [0.0], dtype=rs.dtype)
     w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
     noise = None
-    if chosen_by_default(model, weights):
+    if chosen_by_default(model, weights) and noise_variant(net) is not None:
         up, noise = choose_for_noise(up, [noise_sample(rs, fitted)])
         if up.model is not net:
             net = up.model

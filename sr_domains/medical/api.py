@@ -15,7 +15,7 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
-from ..noise_gate import chosen_by_default
+from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
@@ -109,7 +109,7 @@ def upscale_dicom_series(
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
     noise = None
-    if chosen_by_default(model, weights):
+    if chosen_by_default(model, weights) and noise_variant(up.model) is not None:
         planes = [volume[k] for k in middle_indexes(volume.shape[0])]
         up, noise = noise_gate_volume(up, planes, prof)
     report = None

@@ -22,7 +22,7 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..models.base import SRModel
-from ..noise_gate import chosen_by_default
+from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
@@ -139,7 +139,7 @@ def upscale_nifti(
         background_zero=scan.vmin >= 0 and scan.n_zero > 0,
     )
     noise = None
-    if chosen_by_default(model, weights):
+    if chosen_by_default(model, weights) and noise_variant(up.model) is not None:
         up, noise = noise_gate_volume(up, adaptation_planes(source, ax), prof)
     report = None
     if adapt is not None:
