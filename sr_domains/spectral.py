@@ -26,26 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .value_ops import local_range
+
 #: LR rows of context the bicubic kernel needs on each side of a block (cubic support +-2).
 HALO = 2
-
-
-def _erode(mask: np.ndarray, r: int) -> np.ndarray:
-    """True where every pixel of the ``(2r+1)^2`` neighbourhood of a 2-D mask is True
-    (outside the array counts as True: the bicubic boundary rule mirrors valid pixels)."""
-    out = mask.copy()
-    for axis in (0, 1):
-        n = mask.shape[axis]
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (r, r)
-        big = np.pad(out, pad, mode="edge")
-        acc = out.copy()
-        for d in range(2 * r + 1):
-            sl = [slice(None), slice(None)]
-            sl[axis] = slice(d, d + n)
-            acc &= big[tuple(sl)]
-        out = acc
-    return out
 
 
 def keep_band_ratios(
@@ -65,7 +49,10 @@ def keep_band_ratios(
     c, rows, width = out.shape
     if c < 2:
         return 0
-    good_lr = _erode(np.asarray(np.asarray(ok, bool).all(axis=0)), HALO)
+    # valid LR pixels whose whole bicubic support is valid (outside the image counts as valid:
+    # the boundary rule mirrors its pixels)
+    all_ok = np.asarray(np.asarray(ok, bool).all(axis=0), np.float32)[None]
+    good_lr = local_range(all_ok, np.ones_like(all_ok, bool), HALO)[0][0] >= 1
     if not good_lr.any():
         return 0
     filled = np.where(ok, values, 0).astype(np.float32)

@@ -253,9 +253,9 @@ def prepare_job(
     noise = None
     if chosen_by_default(model, weights) and noise_variant(net) is not None:
         up, noise = choose_for_noise(up, [noise_sample(rs, fitted)])
-        if up.model is not net:
+        if noise is not None and up.model is not net:
             net = up.model
-            w_name = f"{w_name}+{noise.weight:.2f}x{noise.variant}" if noise else w_name
+            w_name = f"{w_name}+{noise.weight:.2f}x{noise.variant}"
             w_sha, w_of = _sha256_state(net), "state_dict"
     report = None
     if adapt is not None:

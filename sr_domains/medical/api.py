@@ -108,13 +108,12 @@ def upscale_dicom_series(
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
+    planes = [volume[k] for k in middle_indexes(volume.shape[0])]  # noise gate, --adapt
     noise = None
     if chosen_by_default(model, weights) and noise_variant(up.model) is not None:
-        planes = [volume[k] for k in middle_indexes(volume.shape[0])]
         up, noise = noise_gate_volume(up, planes, prof)
     report = None
     if adapt is not None:
-        planes = [volume[k] for k in middle_indexes(volume.shape[0])]
         up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
     out = upscale_volume(
         volume, up, profile=prof, axes=(1, 2), through_plane=through_plane, rules=rules

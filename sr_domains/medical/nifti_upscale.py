@@ -138,12 +138,13 @@ def upscale_nifti(
         ct=prof.recipe.lower().startswith("ct"),
         background_zero=scan.vmin >= 0 and scan.n_zero > 0,
     )
+    gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
+    planes = adaptation_planes(source, ax) if gate or adapt is not None else []  # read once
     noise = None
-    if chosen_by_default(model, weights) and noise_variant(up.model) is not None:
-        up, noise = noise_gate_volume(up, adaptation_planes(source, ax), prof)
+    if gate:
+        up, noise = noise_gate_volume(up, planes, prof)
     report = None
     if adapt is not None:
-        planes = adaptation_planes(source, ax)
         up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
