@@ -5,7 +5,8 @@ Used by every writer that handles images too large for memory (the GeoTIFF write
 ``Upscaler.stream`` holds one strip of HR rows (window height x full image width), so its
 memory grows with the raster *width*. To make peak memory independent of the raster size, wide
 rasters are cut into vertical **panels** (column ranges, aligned to the output block width), each
-streamed top to bottom as its own image with ``context`` extra LR columns on each side:
+streamed top to bottom as its own image with ``context`` extra LR columns on each side (the
+tiling margin plus the margin of the nodata fill, :mod:`sr_domains.nodata_fill`):
 
 * when the model's receptive field is covered (``Tiling.exact``), a hard cut between panels is
   exact: every output pixel sees all the input it depends on, so the result equals the
@@ -29,6 +30,7 @@ import numpy as np
 
 from .inference import RAMP, Upscaler
 from .intensity import IntensityProfile
+from .nodata_fill import MARGIN as FILL_MARGIN
 from .value_domain import ValueRules
 
 #: Memory budget for one panel's HR strip buffers (the accumulator and the flushed block).
@@ -144,8 +146,9 @@ def iter_hr_blocks(
     n_out = upscaler.out_channels(n_bands)
     t = upscaler.tiling
     ramp = 0 if t.exact else RAMP
-    max_cols = panel_width(upscaler, n_out, flush_rows, align, t.margin, ramp)
-    panels = plan_panels(w, max_cols, align, t.margin, ramp)
+    context = t.margin + FILL_MARGIN  # the fill of nodata next to the margin needs its own
+    max_cols = panel_width(upscaler, n_out, flush_rows, align, context, ramp)
+    panels = plan_panels(w, max_cols, align, context, ramp)
     spool_in: _Spool | None = None
     spool_out: _Spool | None = None
     prev_seam = 0

@@ -5,7 +5,7 @@ and the same values as :func:`~sr_domains.geo.upscale_geotiff` (profile fitted o
 rules, nodata written back).
 
 Dask-backed arrays stay lazy: each chunk is upscaled with the model's margin of neighbouring
-input (``map_overlap``-style, the depth is the tiling margin), so
+input (``map_overlap``-style, the depth is the tiling margin plus the nodata fill's), so
 ``upscale(da).rio.to_raster(path)`` streams chunk by chunk. The profile, fill value and value
 domain are computed once over the whole array first (one pass), so chunks agree.
 
@@ -26,6 +26,7 @@ from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
 from .intensity import IntensityProfile, profile_from_any
 from .models.base import SRModel
+from .nodata_fill import MARGIN as FILL_MARGIN
 from .value_domain import ValueOptions, build_rules
 
 #: Values used to fit percentile profiles of a dask-backed array (a strided sample).
@@ -177,11 +178,13 @@ def _band_min(x: Any, nodata: float | None) -> list[float]:
 def _lazy(
     x: Any, run: Any, up: Upscaler, s: int, n_out: int, dtype: np.dtype, nd: float | None
 ) -> Any:
-    """Each chunk with ``margin`` pixels of its neighbours (none past the image edge),
-    upscaled and cropped back to its own footprint."""
+    """Each chunk with ``margin`` + the nodata fill's margin of its neighbours' pixels (none
+    past the image edge), upscaled and cropped back to its own footprint."""
     import dask.array as dsa
 
-    m = max(up.tiling.margin, 2)
+    m = max(up.tiling.margin, 2) + FILL_MARGIN
+    # dask needs chunks at least as deep as the overlap: merge thinner ones into a neighbour
+    x = x.rechunk({a: dsa.overlap.ensure_minimum_chunksize(m, x.chunks[a]) for a in (1, 2)})
     ext = dsa.overlap.overlap(x, depth={0: 0, 1: m, 2: m}, boundary="none")
 
     def block_fn(block: np.ndarray, block_info: Any = None) -> np.ndarray:

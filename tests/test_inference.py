@@ -8,6 +8,7 @@ import torch
 
 from sr_domains.errors import ConfigError
 from sr_domains.inference import Upscaler, resolve_amp, resolve_device, upscale_array
+from sr_domains.nodata_fill import fill_invalid
 from sr_domains.testing import tiny_model
 from sr_domains.value_domain import ValueOptions
 
@@ -68,9 +69,9 @@ def test_nodata_is_filled_before_the_network_and_kept_in_the_output():
     y1, m_up = upscale_array(
         x_bad, model, profile="identity", valid_mask=mask, nodata=-9, return_mask=True
     )
-    x_fill = x.copy()
-    fill = x[0, mask].mean()
-    x_fill[0, ~mask] = fill
+    # the network sees the documented local fill (continuing the valid data, far = valid mean)
+    x_fill = fill_invalid(x, ~mask, x[0, mask].mean())
+    assert np.abs(x_fill[0, ~mask]).max() < 1.0 and np.array_equal(x_fill[0, mask], x[0, mask])
     y2 = upscale_array(x_fill, model, profile="identity")
     np.testing.assert_allclose(y1[m_up], y2[m_up], atol=1e-5)
     assert np.all(y1[~m_up] == -9)

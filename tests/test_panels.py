@@ -13,6 +13,7 @@ from sr_domains import panels as stream  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
 from sr_domains.inference import upscale_array  # noqa: E402
 from sr_domains.models.base import BaseSRConfig  # noqa: E402
+from sr_domains.nodata_fill import MARGIN as FILL_MARGIN  # noqa: E402
 from sr_domains.panels import plan_panels  # noqa: E402
 from sr_domains.testing import ToySR, tiny_model  # noqa: E402
 from sr_domains.testing.geo import make_geotiff  # noqa: E402
@@ -244,7 +245,7 @@ def test_seam_blend_weights(monkeypatch):
         assert np.isnan(target).all()
         target[...] = block
     assert not np.isnan(out).any()
-    panels = stream.plan_panels(300, 64, 64, 12, 16)
+    panels = stream.plan_panels(300, 64, 64, 12 + FILL_MARGIN, 16)  # context: + the fill's
     assert len(panels) > 2
     for a, b in itertools.pairwise(panels):
         k = a.seam * 2

@@ -21,6 +21,7 @@ from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..io_safety import sha256_file
 from ..models.base import SRModel
+from ..nodata_fill import fill_invalid
 from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..panels import iter_hr_blocks
@@ -123,7 +124,8 @@ def fit_profile(
     src: RasterSource, net: SRModel, profile: str | IntensityProfile | None
 ) -> tuple[IntensityProfile, np.ndarray]:
     """The intensity profile (fitted once on a whole-file sample when needed) and the per-band
-    fill value for invalid pixels (mean of valid pixels, normalized units)."""
+    far fill value for invalid pixels (mean of valid pixels, normalized units; next to valid
+    data the fill continues it, :mod:`sr_domains.nodata_fill`)."""
     spec: Any = profile if profile is not None else default_profile(net, src.dtype)
     needs_data = not isinstance(spec, IntensityProfile) and resolve_recipe(spec).needs_data
     values = valid = None
@@ -308,14 +310,15 @@ def adaptation_sample(
     rs: RasterSource, fitted: IntensityProfile, fill: np.ndarray, order: list[int] | None
 ) -> np.ndarray:
     """A normalized ``(C, h, w)`` window of the raster to adapt the model on: the central
-    :data:`ADAPT_WINDOW` square (the whole raster when smaller), invalid pixels set to the
-    band's fill value, bands in the order the model takes them."""
+    :data:`ADAPT_WINDOW` square (the whole raster when smaller), invalid pixels filled as the
+    network will see them (:mod:`sr_domains.nodata_fill`, far value ``fill``), bands in the
+    order the model takes them."""
     h, w = rs.shape
     th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
     values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
     x = fitted.normalize(values).astype(np.float32)
     ok = np.broadcast_to(np.asarray(valid, bool), x.shape) & np.isfinite(x)
-    x = np.where(ok, x, fill.reshape(-1, 1, 1).astype(np.float32))
+    x = fill_invalid(x, ~ok, fill) if not ok.all() else x
     return x[order] if order is not None else x
 
 

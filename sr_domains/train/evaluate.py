@@ -30,6 +30,7 @@ from ..degrade import DegradationConfig, degrade, imresize
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
+from ..nodata_fill import fill_invalid
 from ..psf import lanczos_upsample
 from ..value_domain import ValueOptions, ValueRules, band_minimum
 
@@ -151,8 +152,13 @@ def score_image(
         sr = units.normalize(sr_units).astype(np.float32, copy=False)
     else:
         sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid, rules=rules)
-    bic = imresize(lr, float(s))
-    lan = lanczos_upsample(lr, s) if lanczos else None
+    base = lr  # the baselines interpolate what the model is given: no value where LR is invalid
+    if lr_valid is not None and not lr_valid.all():
+        bad = ~np.broadcast_to(lr_valid, lr.shape)
+        far = np.array([lr[b][~bad[b]].mean() if (~bad[b]).any() else 0.0 for b in range(c)])
+        base = fill_invalid(lr, bad, far)
+    bic = imresize(base, float(s))
+    lan = lanczos_upsample(base, s) if lanczos else None
     mask = None
     if lr_valid is not None:
         mask = lr_valid.repeat(s, axis=-2).repeat(s, axis=-1)

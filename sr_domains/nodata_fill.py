@@ -1,0 +1,84 @@
+"""What the network sees where the input has no data: a local, edge-continuous fill.
+
+A network (and any interpolator) reads a neighbourhood around every output pixel. Next to
+nodata, NaN or masked pixels that neighbourhood holds values nobody measured; filling them with
+one constant (the band's valid mean) puts a step edge right at the data's border, and the
+network sharpens that step into the valid pixels beside it (on the drone raster ``615.tif``
+the valid pixels within 4 LR pixels of nodata lost 2-4 dB to bicubic that way).
+
+:func:`fill_invalid` continues the valid data instead, by normalized convolution (Knutsson &
+Westin): ``fill = sum_k a_k (G_k * (v x)) / sum_k a_k (G_k * v)`` over Gaussians of
+:data:`SIGMAS` LR pixels, so an invalid pixel next to valid ones takes (mostly) its nearest
+valid values and pixels far from any data fade to the band's ``far`` value (the valid mean).
+Valid pixels are returned unchanged; the fill only decides what the network sees.
+
+The fill of a pixel depends only on pixels within :data:`MARGIN` of it (clipped at the image
+edge), so a window read with that margin gets the same fill as the whole image, bit for bit:
+tiled, strip-wise and distributed runs stay equal to whole-image runs. No scipy at run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Gaussian widths (LR pixels) and weights of the normalized convolution: the narrow one
+#: continues the data's edge, the wide one bridges small gaps smoothly.
+SIGMAS: tuple[float, ...] = (1.0, 3.0)
+WEIGHTS: tuple[float, ...] = (1.0, 0.05)
+#: Kernels are cut at 3 sigma.
+TRUNCATE = 3.0
+#: Pixels of context each side that decide a pixel's fill (the widest kernel's radius).
+MARGIN: int = int(np.ceil(TRUNCATE * max(SIGMAS)))
+#: Certainty of the ``far`` value: where the valid pixels' kernel mass is below this, the fill
+#: fades to ``far``.
+FAR_WEIGHT = 1e-3
+
+
+def _kernel(sigma: float) -> np.ndarray:
+    r = int(np.ceil(TRUNCATE * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Separable zero-padded convolution over the last two axes, as a fixed sequence of
+    shifted sums (the same terms in the same order for a pixel wherever its window lies)."""
+    r = len(k) // 2
+    for _ in range(2):  # rows, then columns (each pass ends with the axes swapped back)
+        a = np.swapaxes(a, -1, -2)
+        n = a.shape[-1]
+        p = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(r, r)])
+        out = k[0] * p[..., 0:n]
+        for i in range(1, len(k)):
+            out += k[i] * p[..., i : i + n]
+        a = out
+    return a
+
+
+def fill_invalid(x: np.ndarray, bad: np.ndarray, far: np.ndarray | float) -> np.ndarray:
+    """``x`` (``(C, H, W)`` float) with its ``bad`` pixels replaced by the local fill (module
+    docs); ``far`` (per band, or one value) is what pixels far from any valid one get.
+
+    Valid pixels are unchanged; a band with no valid pixel is all ``far``. ``x`` may hold
+    NaN/inf where ``bad`` is True. Returns float32.
+    """
+    if x.ndim != 3:
+        raise ValueError(f"expected (C, H, W), got shape {x.shape}")
+    bad = np.asarray(bad, bool)
+    shared = bad.ndim == 2 or bad.shape[0] == 1  # one mask for all bands: blur it once
+    mask = bad.reshape(1, *bad.shape[-2:]) if shared else np.broadcast_to(bad, x.shape)
+    bad = np.broadcast_to(mask, x.shape)
+    far_arr = np.broadcast_to(np.asarray(far, np.float64), (x.shape[0],)).reshape(-1, 1, 1)
+    v = (~mask).astype(np.float64)
+    vx = np.where(bad, 0.0, x).astype(np.float64)
+    num = np.zeros(x.shape, np.float64)
+    den = np.zeros(v.shape, np.float64)
+    for sigma, a in zip(SIGMAS, WEIGHTS):
+        k = _kernel(sigma)
+        num += a * _blur(vx, k)
+        den += a * _blur(v, k)
+    filled = (num + FAR_WEIGHT * far_arr) / (den + FAR_WEIGHT)
+    return np.where(bad, filled, x).astype(np.float32)
+
+
+__all__ = ["MARGIN", "fill_invalid"]
