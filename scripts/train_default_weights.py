@@ -22,7 +22,9 @@ rgb-train, see sr_domains.train.corpora):
    stage1 + a * stage2`` (network interpolation, as in ESRGAN), ``*_stage3.yaml`` fine-tunes
    ``mid`` for 1000 steps with a bicubic-heavy random mix (3 of 7 draws bicubic), and the
    shipped default is ``(1 - b) * stage1 + b * stage3``. Stages 1 and 2 ship beside it as
-   ``<name>-bicubic`` and ``<name>-robust`` (docs/weights.md).
+   ``<name>-bicubic`` and ``<name>-robust`` (docs/weights.md); at x4 the robust variant is
+   stage 2 fine-tuned once more with noise on every sample (``*_noisy.yaml``, :data:`NOISY`),
+   as the noise gate blends it in for noisy inputs.
 
 Each stage-2 model is then scored on the matching held-out corpus (gray-heldout: real MR DICOM
 series + oblique NIfTI; rgb-heldout: Landsat-7 and uint16 RGB GeoTIFFs) and on the quality
@@ -43,7 +45,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = ["gray_x2", "rgb_x2", "gray_x4", "rgb_x4"]
 STAGE3 = ["gray_x2", "gray_x4"]
-ORDER = [f"{k}_stage1" for k in STAGE2] + STAGE2 + [f"{k}_stage3" for k in STAGE3]
+#: stage-2 models fine-tuned once more with noise on every sample; that run is the shipped
+#: ``-robust`` variant (the one the noise gate blends in), stage 3 still starts from stage 2
+NOISY = ["gray_x4"]
+ORDER = (
+    [f"{k}_stage1" for k in STAGE2]
+    + STAGE2
+    + [f"{k}_noisy" for k in NOISY]
+    + [f"{k}_stage3" for k in STAGE3]
+)
 HELDOUT = {"gray": "gray-heldout", "rgb": "rgb-heldout"}
 WEIGHTS_DIR = REPO / "sr_domains" / "weights"
 REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
@@ -76,8 +86,15 @@ def variant_notes(name: str, kind: str, key: str = "") -> str:
             " scores measured that way; docs/weights.md)."
         )
     if kind == "robust":
+        noisy = (
+            " Then fine-tuned 800 steps with that noise on every sample (the variant the noise"
+            " gate blends in for noisy inputs)."
+            if key.endswith("_noisy")
+            else ""
+        )
         return (
             f"{ARCH_NOTE}, v2: degradation-robust. Training degradations: {DEGRADATIONS}."
+            f"{noisy}"
             " Best on blurred or noisy sensor data; sharpens inputs that are soft because the"
             f" scene is (use {name} unless the input is known to be blurred)."
         )
@@ -109,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     from sr_domains.train.trainer import train
 
     keys = args.only or STAGE2
-    todo = [k for k in ORDER if k in keys or k.rsplit("_stage", 1)[0] in keys]
+    todo = [
+        k
+        for k in ORDER
+        if k in keys or k.rsplit("_stage", 1)[0] in keys or k.removesuffix("_noisy") in keys
+    ]
     for key in todo:
         cfg = load_train_config(REPO / "configs" / "default" / f"{key}.yaml")
         over: dict[str, object] = {"out_dir": args.out_dir, "device": args.device}
@@ -139,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             blend_weights(stage1_weights, weights, MID_BLEND[key], _run(args, cfg.name, "blend"))
         elif key.endswith("_stage3"):
             finish_variants(key.removesuffix("_stage3"), cfg, weights, args)
+        elif key.endswith("_noisy"):
+            pass  # shipped as the -robust variant, finished with the others after stage 3
         elif key.startswith("rgb_"):
             finish_rgb(key, cfg, weights, args)
         elif not stage1:
@@ -174,22 +197,25 @@ def _run(args: argparse.Namespace, run: str, file: str = "weights") -> Path:
 
 def finish_variants(key: str, cfg3, stage3: Path, args: argparse.Namespace) -> None:
     """The three shipped single-band variants: ``<name>-bicubic`` (stage 1), ``<name>-robust``
-    (stage 2) and the default ``<name>`` (stage 1 blended with stage 3, :data:`FINAL_BLEND`)."""
+    (stage 2, or its noisy fine-tune for :data:`NOISY` keys) and the default ``<name>`` (stage 1
+    blended with stage 3, :data:`FINAL_BLEND`)."""
     from sr_domains.train.config import load_train_config
 
     def config(k: str):
         return load_train_config(REPO / "configs" / "default" / f"{k}.yaml")
 
     cfg = config(key)
-    stage1, stage2 = _run(args, f"{cfg.name}-stage1"), _run(args, cfg.name)
+    stage1 = _run(args, f"{cfg.name}-stage1")
     final = blend_weights(stage1, stage3, FINAL_BLEND[key], _run(args, cfg.name, "default"))
+    robust_key = f"{key}_noisy" if key in NOISY else key
+    robust = _run(args, config(robust_key).name)
     folder = Path(args.out_dir) / cfg.name
     for k, weights, name, kind in (
         (f"{key}_stage1", stage1, f"{cfg.name}-bicubic", "bicubic"),
-        (key, stage2, f"{cfg.name}-robust", "robust"),
+        (robust_key, robust, f"{cfg.name}-robust", "robust"),
         (f"{key}_stage3", final, cfg.name, "default"),
     ):
-        notes = variant_notes(cfg.name, kind, key)
+        notes = variant_notes(cfg.name, kind, k if kind == "robust" else key)
         finish(k, config(k), weights, args, name=name, notes=notes, folder=folder)
 
 

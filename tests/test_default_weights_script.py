@@ -10,6 +10,7 @@ import torch
 
 from sr_domains.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from sr_domains.models import create_model
+from sr_domains.train.config import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,3 +52,10 @@ def test_every_single_band_default_has_its_recipe(script):
         assert 0 < script.MID_BLEND[key] < 1 and 0 < script.FINAL_BLEND[key] <= 1
         notes = script.variant_notes("sr-lite-gray-x2", "default", key)
         assert "sr-lite-gray-x2-bicubic" in notes and "sr-lite-gray-x2-robust" in notes
+    for key in script.NOISY:  # the noisy fine-tune of stage 2 is the shipped -robust variant
+        cfg = load_train_config(REPO / "configs" / "default" / f"{key}_noisy.yaml")
+        stage2 = load_train_config(REPO / "configs" / "default" / f"{key}.yaml")
+        assert cfg.degradation.noise_prob == 1.0 and cfg.scale == stage2.scale
+        assert Path(cfg.model.init_from).parent.name == stage2.name
+        assert script.ORDER.index(f"{key}_noisy") < script.ORDER.index(f"{key}_stage3")
+        assert "noise on every sample" in script.variant_notes("n", "robust", f"{key}_noisy")
