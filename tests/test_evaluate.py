@@ -155,3 +155,21 @@ def test_spectral_metrics_are_computed_in_stored_units():
     assert plain.sam == pytest.approx(metrics.sam(sr, hr), rel=1e-5)
     assert score.sam != pytest.approx(plain.sam, rel=1e-3)
     assert score.psnr == plain.psnr  # PSNR/SSIM stay in normalized units
+
+
+def test_prepare_sees_no_value_where_the_lr_is_invalid():
+    """An engine picked per input (noise gate, --adapt) reads what upscale reads: the LR
+    pixels whose HR block touches invalid data carry no value (NaN), the rest are the LR."""
+    rng = np.random.default_rng(1)
+    hr = rng.random((1, 32, 30)).astype(np.float32)
+    valid = np.ones((1, 32, 30), bool)
+    valid[:, 5:11, 20:] = False
+    up = Upscaler(interp_model(2, "nearest"), device="cpu")
+    seen = []
+    deg = DegradationConfig(kind="bicubic")
+    score_image(up, "x", hr, valid, degradation=deg, seed=2, prepare=lambda a: seen.append(a) or up)
+    lr_ok = valid.reshape(1, 16, 2, 15, 2).all(axis=(2, 4))
+    (a,) = seen
+    assert np.array_equal(np.isnan(a), ~lr_ok)
+    filled = np.where(valid, hr, hr[valid].mean())
+    np.testing.assert_array_equal(a[lr_ok], make_lr(filled, 2, deg, seed=2)[lr_ok])

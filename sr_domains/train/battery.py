@@ -32,6 +32,7 @@ from ..adapt.input_adapt import adapt_engine
 from ..degrade import DegradationConfig
 from ..errors import InputFileError
 from ..inference import Upscaler
+from ..nodata_fill import fill_invalid
 from ..noise_gate import choose_for_noise, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions
@@ -201,7 +202,17 @@ def _adapter(
 ) -> Callable[[np.ndarray], Upscaler]:
     """``prepare`` of :func:`score_image`: the engine adapted to the LR image (after the noise
     gate, when given, as ``upscale`` does)."""
-    return lambda lr: adapt_engine(gate(lr) if gate else up, [lr], adapt)[0]
+    return lambda lr: adapt_engine(gate(lr) if gate else up, [_filled(lr)], adapt)[0]
+
+
+def _filled(lr: np.ndarray) -> np.ndarray:
+    """An LR image with NaN where invalid, filled as the engine fills it (the GeoTIFF path
+    adapts on such a window)."""
+    bad = ~np.isfinite(lr)
+    if not bad.any():
+        return lr
+    far = np.array([np.nanmean(b) if np.isfinite(b).any() else 0.0 for b in lr])
+    return fill_invalid(lr, bad, far)
 
 
 def _gated(up: Upscaler) -> Callable[[np.ndarray], Upscaler]:

@@ -115,8 +115,8 @@ def score_image(
     (stored units); without it they are computed on the normalized values. ``values``: apply
     the envelope of these value options to the SR output (as the upscale paths do by default;
     the physical domain is not inferred in normalized units); ``lanczos``: also score Lanczos-3;
-    ``prepare``: called with the LR image, returns the engine to run instead of ``upscaler``
-    (e.g. one adapted to it).
+    ``prepare``: called with the LR image (NaN where invalid), returns the engine to run
+    instead of ``upscaler`` (e.g. one adapted to it).
     """
     s = upscaler.scale
     c, h, w = hr.shape
@@ -145,8 +145,9 @@ def score_image(
                 radius=values.envelope_radius,
                 spectral=(None if values.spectral == "auto" else True) if ratios else False,
             )
-    if prepare is not None:
-        upscaler = prepare(lr)
+    if prepare is not None:  # it sees what upscale sees: no value where the LR is invalid
+        seen = lr if lr_valid is None else np.where(np.broadcast_to(lr_valid, lr.shape), lr, np.nan)
+        upscaler = prepare(seen.astype(np.float32, copy=False))
     if rules is not None and rules.spectral is not False and units and lr_units is not None:
         sr_units = upscaler.upscale(lr_units, profile=units, valid_mask=lr_valid, rules=rules)
         sr = units.normalize(sr_units).astype(np.float32, copy=False)
