@@ -4,7 +4,8 @@ A network (and any interpolator) reads a neighbourhood around every output pixel
 nodata, NaN or masked pixels that neighbourhood holds values nobody measured; filling them with
 one constant (the band's valid mean) puts a step edge right at the data's border, and the
 network sharpens that step into the valid pixels beside it (on the drone raster ``615.tif``
-the valid pixels within 4 LR pixels of nodata lost 2-4 dB to bicubic that way).
+the valid pixels within 4 LR pixels of nodata came out 0.7-2.0 dB below bicubic that way, and
+0.7-1.2 dB above it with this fill: ``benchmarks/nodata_fill.py``).
 
 :func:`fill_invalid` continues the valid data instead, by normalized convolution (Knutsson &
 Westin): ``fill = sum_k a_k (G_k * (v x)) / sum_k a_k (G_k * v)`` over Gaussians of

@@ -3,10 +3,13 @@
 The single-band defaults (``sr-lite-gray-x2``, ``-x4``) trade the sharpening of soft scenes
 against denoising, and lose to bicubic on noisy MRI (k-space truncation + Rician noise); their
 ``-robust`` variants denoise (docs/weights.md). Noise, unlike scene softness, can be measured
-on the input: :func:`~sr_domains.adapt.estimate.estimate_noise` (normalized units, NaN ignored)
-reads 0.015-0.02 on those MRI inputs and at most 0.002 on clean ones. So when ``upscale`` picks
-the weights itself (no model or weights named), the input's noise is estimated once from a
-sample of it and the model is blended in weight space towards its ``-robust`` variant::
+on the input: :func:`~sr_domains.adapt.estimate.estimate_white_noise` (normalized units, NaN
+ignored; the finest-scale detail that does not persist at the next scale, so fine scene
+texture does not read as noise) reads 0.012-0.024 on those MRI inputs and at most 0.001 on
+clean ones, textured drone bands included (the single-scale estimate read 0.01-0.08 there).
+So when ``upscale`` picks the weights itself (no model or weights named), the input's noise is
+estimated once from a sample of it and the model is blended in weight space towards its
+``-robust`` variant::
 
     w = clip((sigma - LOW) / (HIGH - LOW), 0, 1),    model = (1 - w) * default + w * robust
 
@@ -32,7 +35,8 @@ from .inference import Upscaler
 log = logging.getLogger(__name__)
 
 #: Estimated noise sigma (normalized units) below which the default is used as it is, and
-#: above which the robust variant is used alone (battery: clean <= 0.002, noisy MRI >= 0.013).
+#: above which the robust variant is used alone (battery LR images: clean <= 0.001, noisy MRI
+#: >= 0.012).
 LOW, HIGH = 0.005, 0.012
 #: The variant that denoises, by suffix of the shipped default's name.
 VARIANT_SUFFIX = "-robust"
@@ -90,12 +94,12 @@ def noise_variant(model: Any) -> str | None:
 def input_noise(samples: Sequence[np.ndarray]) -> float | None:
     """Median noise estimate over ``(C, H, W)`` samples (normalized; NaN = invalid pixels);
     None when no sample is large enough (16 x 16) to estimate it."""
-    from .adapt.estimate import estimate_noise
+    from .adapt.estimate import estimate_white_noise
 
     values = []
     for s in samples:
         try:
-            values.append(estimate_noise(s))
+            values.append(estimate_white_noise(s))
         except ConfigError:
             continue  # too small
     return float(np.median(values)) if values else None

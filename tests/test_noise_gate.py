@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sr_domains.adapt.estimate import estimate_noise, estimate_white_noise
 from sr_domains.inference import Upscaler
 from sr_domains.noise_gate import (
     HIGH,
@@ -46,6 +47,28 @@ def test_gate_weight_and_the_noise_estimate():
     with_nan = noisy.copy()
     with_nan[:, :20] = np.nan  # padding is ignored, not read as flat (noise-free) image
     assert input_noise([with_nan]) == pytest.approx(sigma, rel=0.25)
+
+
+@pytest.mark.parametrize("sigma", [0.005, 0.01, 0.02])
+def test_white_noise_estimate_reads_white_noise_exactly(sigma):
+    img = _noisy(_scene(128), sigma, seed=3)
+    assert estimate_white_noise(img) == pytest.approx(sigma, rel=0.1)
+    assert estimate_white_noise(img) == pytest.approx(estimate_noise(img), rel=0.1)
+
+
+def test_fine_texture_is_not_read_as_noise():
+    """Grass (a real photo, scikit-image) has detail near the pixel pitch that the finest-scale
+    estimate reads as noise; the gate's estimate does not, so the default stays the default,
+    while the same noise on a photo of ordinary structure is found."""
+    data = pytest.importorskip("skimage.data")
+    grass = (data.grass()[:192, :192].astype(np.float32) / 255)[None]
+    camera = (data.camera()[:192, :192].astype(np.float32) / 255)[None]
+    assert estimate_noise(grass) > 2 * HIGH  # the single-scale reading: "very noisy"
+    assert input_noise([grass]) < LOW
+    up = Upscaler(load_pretrained("sr-lite-gray-x2"))
+    same, choice = choose_for_noise(up, [grass])
+    assert same is up and choice is not None and choice.weight == 0
+    assert input_noise([_noisy(camera, 0.02)]) == pytest.approx(0.02, rel=0.15)
 
 
 def test_only_shipped_defaults_with_a_variant_are_gated():

@@ -28,7 +28,13 @@ from __future__ import annotations
 
 from ..options import AdaptOptions
 from .axis_sr import AxisSR, AxisSRConfig, axis_sr, warm_start_from
-from .estimate import DegradationEstimate, estimate_degradation, estimate_noise, estimate_psf_sigma
+from .estimate import (
+    DegradationEstimate,
+    estimate_degradation,
+    estimate_noise,
+    estimate_psf_sigma,
+    estimate_white_noise,
+)
 from .input_adapt import AdaptReport, adapt_engine, adapt_model, save_adapted
 from .pairs import Degradation, InternalPairs, RowDegradation
 from .sampler import PatchSampler
@@ -53,6 +59,7 @@ __all__ = [
     "estimate_degradation",
     "estimate_noise",
     "estimate_psf_sigma",
+    "estimate_white_noise",
     "fit",
     "save_adapted",
     "warm_start_from",

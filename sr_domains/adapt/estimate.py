@@ -87,6 +87,26 @@ def estimate_noise(image: np.ndarray, flat_share: float = 0.3) -> float:
     return float(np.median(per_band)) if per_band else 0.0
 
 
+def estimate_white_noise(image: np.ndarray) -> float:
+    """The white part of :func:`estimate_noise`: what scene texture alone cannot explain.
+
+    The finest Haar detail reads fine texture (vegetation, fields, any pattern near the pixel
+    pitch) as noise. White noise of sigma gives ``e1 = sigma`` at the finest scale and
+    ``e2 = sigma / 2`` after 2 x 2 averaging, while scene detail does not halve like that (it
+    grows or stays from fine to coarse in natural images), so ``sqrt(4/3 (e1^2 - e2^2))``
+    (0 when negative) keeps the noise and drops most texture. Images under 32 x 32 pixels
+    (too small for the second scale) get :func:`estimate_noise`. NaN pixels are ignored (a
+    2 x 2 block with one is NaN at the coarser scale)."""
+    a = _bands(image)
+    if min(a.shape[1:]) < 32:
+        return estimate_noise(a)
+    h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
+    b = a[:, :h, :w]
+    coarse = (b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]) / 4.0
+    e1, e2 = estimate_noise(a), estimate_noise(coarse)
+    return float(np.sqrt(max(0.0, 4.0 / 3.0 * (e1 * e1 - e2 * e2))))
+
+
 def _ring_spectrum(band: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ring frequencies, ring powers (aperture removed, noise floor subtracted) and the noise
     floor after aperture removal, for one band."""
@@ -159,4 +179,5 @@ __all__ = [
     "estimate_degradation",
     "estimate_noise",
     "estimate_psf_sigma",
+    "estimate_white_noise",
 ]
