@@ -163,3 +163,10 @@ def test_dask_worker_marks_an_unnamed_default():
     assert worker_model(task, UpscaleOptions(scale=2)).chosen_by_default is True
     named = worker_model(task, UpscaleOptions(scale=2, model="sr-lite-gray-x2"))
     assert named.chosen_by_default is False
+
+
+def test_small_images_keep_the_single_scale_estimate():
+    """Below 64 x 64 the coarse scale is too small to be a statistic: one scale is used."""
+    img = _noisy(_scene(48), 0.02, seed=5)
+    assert estimate_white_noise(img) == estimate_noise(img)
+    assert estimate_white_noise(img) == pytest.approx(0.02, rel=0.25)

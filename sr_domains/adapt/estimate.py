@@ -94,11 +94,12 @@ def estimate_white_noise(image: np.ndarray) -> float:
     pitch) as noise. White noise of sigma gives ``e1 = sigma`` at the finest scale and
     ``e2 = sigma / 2`` after 2 x 2 averaging, while scene detail does not halve like that (it
     grows or stays from fine to coarse in natural images), so ``sqrt(4/3 (e1^2 - e2^2))``
-    (0 when negative) keeps the noise and drops most texture. Images under 32 x 32 pixels
-    (too small for the second scale) get :func:`estimate_noise`. NaN pixels are ignored (a
+    (0 when negative) keeps the noise and drops most texture. Images under 64 x 64 pixels
+    get :func:`estimate_noise` (at 32 x 32 and below the coarse scale is mostly anatomy or
+    scene, not a statistic: a 33 x 41 EPI slice read 0 there). NaN pixels are ignored (a
     2 x 2 block with one is NaN at the coarser scale)."""
     a = _bands(image)
-    if min(a.shape[1:]) < 32:
+    if min(a.shape[1:]) < 64:
         return estimate_noise(a)
     h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
     b = a[:, :h, :w]
