@@ -62,7 +62,7 @@ REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
 MID_BLEND = {"gray_x2": 0.5, "gray_x4": 0.7}
 FINAL_BLEND = {"gray_x2": 0.65, "gray_x4": 0.85}
 #: stage-2 weight ``b`` of the shipped RGB models (stage 2 = shared-detail fine-tune)
-RGB_BLEND = {"rgb_x2": 0.85, "rgb_x4": 0.85}
+RGB_BLEND = {"rgb_x2": 0.85, "rgb_x4": 0.95}
 ARCH_NOTE = "Small generic model (EDSR 8x32, 5x5 channel attention, bicubic skip)"
 DEGRADATIONS = (
     "MATLAB bicubic, Gaussian PSF (sigma 0.2-1.2 LR px) + area decimation, Wald MTF (0.15-0.45"
