@@ -8,7 +8,9 @@ scene, applied once more to the input itself.
   detail (``(a - b - c + d) / 2`` over 2x2 blocks) in the flattest 30% of the image (lowest
   gradient of the 2x2 means, so resampler ringing beside edges does not count), per band,
   median over bands. Blur leaves it alone (the diagonal detail of a blurred image is tiny), so
-  it measures the noise added after the optics.
+  it measures the noise added after the optics. Fine scene texture reads as noise at one scale,
+  so :func:`estimate_white_noise` (what the degradation estimate and the noise gate use) keeps
+  only the part that halves under 2 x 2 averaging, as white noise does.
 * **PSF width**: the image is formed as ``scene * Gaussian(sigma) * box(1 px)``, sampled; its
   power spectrum is ``A f^-b · sinc²(fx) sinc²(fy) · exp(-4 π² σ² f²) + noise``. The
   estimator takes the Hann-windowed power spectrum, removes the noise floor and the pixel
@@ -169,8 +171,9 @@ def estimate_psf_sigma(image: np.ndarray, noise: float | None = None) -> tuple[f
 
 
 def estimate_degradation(image: np.ndarray) -> DegradationEstimate:
-    """Noise and Gaussian PSF width of one normalized image (module docs)."""
-    noise = estimate_noise(image)
+    """Noise (its white part, :func:`estimate_white_noise`) and Gaussian PSF width of one
+    normalized image (module docs)."""
+    noise = estimate_white_noise(image)
     sigma, rings = estimate_psf_sigma(image, noise)
     return DegradationEstimate(psf_sigma=sigma, noise=noise, rings=rings)
 
