@@ -30,7 +30,7 @@ from .engine_config import (
 from .errors import ConfigError
 from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
 from .models.base import SRModel
-from .nodata_fill import MARGIN, fill_invalid
+from .nodata_fill import read_filled
 from .options import DEFAULT_TILE
 from .tiling import TilePlan, make_plan, stream_tiles
 from .value_domain import ValueOptions, ValueRules, band_minimum, build_rules
@@ -289,7 +289,7 @@ class Upscaler:
             if bad.all():
                 return None
             if bad.any():
-                x = _filled(read, profile, (y0, x0, ry, rx), (h, w), fill_arr)
+                x = read_filled(read, profile, (y0, x0, ry, rx), (h, w), fill_arr)
             if (ry, rx) != (th, tw):  # pad up to the size multiple
                 x = np.pad(x, ((0, 0), (0, th - ry), (0, tw - rx)), mode="edge")
             return x
@@ -370,31 +370,6 @@ class Upscaler:
             out[:, row0 : row0 + block.shape[1]] = block
         assert out is not None
         return out
-
-
-def _filled(
-    read: RawReadFn,
-    profile: IntensityProfile,
-    window: tuple[int, int, int, int],
-    shape: tuple[int, int],
-    far: np.ndarray,
-) -> np.ndarray:
-    """The normalized window ``(y0, x0, h, w)`` with its invalid pixels filled from the valid
-    data around them (:func:`~sr_domains.nodata_fill.fill_invalid`), read with the fill's
-    margin so the fill equals the whole image's."""
-    y0, x0, rh, rw = window
-    m = MARGIN
-    ey0, ex0 = max(y0 - m, 0), max(x0 - m, 0)
-    ey1, ex1 = min(y0 + rh + m, shape[0]), min(x0 + rw + m, shape[1])
-    values, valid = read(ey0, ex0, ey1 - ey0, ex1 - ex0)
-    x = profile.normalize(values)
-    bad = ~np.isfinite(x)
-    if valid is not None:
-        bad |= ~np.broadcast_to(np.asarray(valid, bool), x.shape)
-    if (bad == bad[:1]).all():
-        bad = bad[:1]  # one mask for every band (the usual nodata): blurred once
-    x = fill_invalid(x, bad, far.reshape(-1))
-    return x[:, y0 - ey0 : y0 - ey0 + rh, x0 - ex0 : x0 - ex0 + rw]
 
 
 def _valid_mean(

@@ -20,7 +20,16 @@ tiled, strip-wise and distributed runs stay equal to whole-image runs. No scipy 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .intensity import IntensityProfile
+
+#: ``read(y0, x0, h, w) -> (values (C, h, w), valid mask or None)`` in stored units.
+ReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
 
 #: Gaussian widths (LR pixels) and weights of the normalized convolution: the narrow one
 #: continues the data's edge, the wide one bridges small gaps smoothly.
@@ -82,4 +91,28 @@ def fill_invalid(x: np.ndarray, bad: np.ndarray, far: np.ndarray | float) -> np.
     return np.where(bad, filled, x).astype(np.float32)
 
 
-__all__ = ["MARGIN", "fill_invalid"]
+def read_filled(
+    read: ReadFn,
+    profile: IntensityProfile,
+    window: tuple[int, int, int, int],
+    shape: tuple[int, int],
+    far: np.ndarray,
+) -> np.ndarray:
+    """The normalized window ``(y0, x0, h, w)`` of an image of ``shape`` with its invalid
+    pixels (mask False, NaN, inf) filled by :func:`fill_invalid`, read with :data:`MARGIN`
+    pixels around it (clipped at the image edge) so the fill equals the whole image's."""
+    y0, x0, rh, rw = window
+    ey0, ex0 = max(y0 - MARGIN, 0), max(x0 - MARGIN, 0)
+    ey1, ex1 = min(y0 + rh + MARGIN, shape[0]), min(x0 + rw + MARGIN, shape[1])
+    values, valid = read(ey0, ex0, ey1 - ey0, ex1 - ex0)
+    x = profile.normalize(values)
+    bad = ~np.isfinite(x)
+    if valid is not None:
+        bad |= ~np.broadcast_to(np.asarray(valid, bool), x.shape)
+    if (bad == bad[:1]).all():
+        bad = bad[:1]  # one mask for every band (the usual nodata): blurred once
+    x = fill_invalid(x, bad, np.asarray(far).reshape(-1))
+    return x[:, y0 - ey0 : y0 - ey0 + rh, x0 - ex0 : x0 - ex0 + rw]
+
+
+__all__ = ["MARGIN", "fill_invalid", "read_filled"]
