@@ -74,21 +74,27 @@ def fill_invalid(x: np.ndarray, bad: np.ndarray, far: np.ndarray | float) -> np.
     """
     if x.ndim != 3:
         raise ValueError(f"expected (C, H, W), got shape {x.shape}")
+    c = x.shape[0]
     bad = np.asarray(bad, bool)
-    shared = bad.ndim == 2 or bad.shape[0] == 1  # one mask for all bands: blur it once
-    mask = bad.reshape(1, *bad.shape[-2:]) if shared else np.broadcast_to(bad, x.shape)
-    bad = np.broadcast_to(mask, x.shape)
-    far_arr = np.broadcast_to(np.asarray(far, np.float64), (x.shape[0],)).reshape(-1, 1, 1)
-    v = (~mask).astype(np.float64)
-    vx = np.where(bad, 0.0, x).astype(np.float64)
-    num = np.zeros(x.shape, np.float64)
-    den = np.zeros(v.shape, np.float64)
-    for sigma, a in zip(SIGMAS, WEIGHTS):
-        k = _kernel(sigma)
-        num += a * _blur(vx, k)
-        den += a * _blur(v, k)
-    filled = (num + FAR_WEIGHT * far_arr) / (den + FAR_WEIGHT)
-    return np.where(bad, filled, x).astype(np.float32)
+    masks = bad.reshape(-1, *bad.shape[-2:])  # (1 | C, H, W): one mask for all bands or each
+    if masks.shape[0] not in (1, c):
+        raise ValueError(f"mask of shape {bad.shape} does not match bands of {x.shape}")
+    far_b = np.broadcast_to(np.asarray(far, np.float64), (c,))
+    out = np.array(x, np.float32)  # valid pixels as they are
+    kernels = [(_kernel(sigma), a) for sigma, a in zip(SIGMAS, WEIGHTS)]
+    den = None
+    for b in range(c):  # one band at a time: the float64 work arrays stay one band large
+        m = masks[b if masks.shape[0] > 1 else 0]
+        if not m.any():
+            continue
+        if den is None or masks.shape[0] > 1:  # a shared mask is blurred once
+            v = (~m).astype(np.float64)
+            den = sum(a * _blur(v, k) for k, a in kernels)
+        vx = np.where(m, 0.0, x[b]).astype(np.float64)
+        num = sum(a * _blur(vx, k) for k, a in kernels)
+        filled = (num + FAR_WEIGHT * far_b[b]) / (den + FAR_WEIGHT)
+        out[b][m] = filled[m]
+    return out
 
 
 def read_filled(
