@@ -65,9 +65,12 @@ def _blur(a: np.ndarray, k: np.ndarray) -> np.ndarray:
     return a
 
 
-def fill_invalid(x: np.ndarray, bad: np.ndarray, far: np.ndarray | float) -> np.ndarray:
+def fill_invalid(
+    x: np.ndarray, bad: np.ndarray, far: np.ndarray | float | None = None
+) -> np.ndarray:
     """``x`` (``(C, H, W)`` float) with its ``bad`` pixels replaced by the local fill (module
-    docs); ``far`` (per band, or one value) is what pixels far from any valid one get.
+    docs); ``far`` (per band, or one value; default: each band's mean of its valid pixels, 0
+    without any) is what pixels far from any valid one get.
 
     Valid pixels are unchanged; a band with no valid pixel is all ``far``. ``x`` may hold
     NaN/inf where ``bad`` is True. Returns float32.
@@ -79,6 +82,9 @@ def fill_invalid(x: np.ndarray, bad: np.ndarray, far: np.ndarray | float) -> np.
     masks = bad.reshape(-1, *bad.shape[-2:])  # (1 | C, H, W): one mask for all bands or each
     if masks.shape[0] not in (1, c):
         raise ValueError(f"mask of shape {bad.shape} does not match bands of {x.shape}")
+    if far is None:
+        ok = ~np.broadcast_to(masks, x.shape)
+        far = np.array([x[b][ok[b]].mean() if ok[b].any() else 0.0 for b in range(c)], np.float64)
     far_b = np.broadcast_to(np.asarray(far, np.float64), (c,))
     out = np.array(x, np.float32)  # valid pixels as they are
     kernels = [(_kernel(sigma), a) for sigma, a in zip(SIGMAS, WEIGHTS)]

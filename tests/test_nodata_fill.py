@@ -149,3 +149,10 @@ def test_dask_chunks_agree_with_the_whole_array_next_to_nodata(tmp_path):
     ok = a != -1.0
     assert 0.5 < ok.mean() < 0.95 and np.array_equal(ok, b != -1.0)
     np.testing.assert_allclose(a[ok], b[ok], rtol=0, atol=1e-6)
+
+
+def test_the_default_far_value_is_each_bands_valid_mean():
+    x = np.concatenate([_scene(60, 70, 4), _scene(60, 70, 5)])
+    bad = _holes(60, 70)
+    means = [x[b][~bad].mean() for b in range(2)]
+    assert np.array_equal(fill_invalid(x, bad), fill_invalid(x, bad, np.array(means)))

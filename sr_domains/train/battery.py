@@ -209,10 +209,7 @@ def _filled(lr: np.ndarray) -> np.ndarray:
     """An LR image with NaN where invalid, filled as the engine fills it (the GeoTIFF path
     adapts on such a window)."""
     bad = ~np.isfinite(lr)
-    if not bad.any():
-        return lr
-    far = np.array([np.nanmean(b) if np.isfinite(b).any() else 0.0 for b in lr])
-    return fill_invalid(lr, bad, far)
+    return fill_invalid(lr, bad) if bad.any() else lr
 
 
 def _gated(up: Upscaler) -> Callable[[np.ndarray], Upscaler]:

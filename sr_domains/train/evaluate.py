@@ -155,9 +155,7 @@ def score_image(
         sr = upscaler.upscale(lr, profile=IDENTITY, valid_mask=lr_valid, rules=rules)
     base = lr  # the baselines interpolate what the model is given: no value where LR is invalid
     if lr_valid is not None and not lr_valid.all():
-        bad = ~np.broadcast_to(lr_valid, lr.shape)
-        far = np.array([lr[b][~bad[b]].mean() if (~bad[b]).any() else 0.0 for b in range(c)])
-        base = fill_invalid(lr, bad, far)
+        base = fill_invalid(lr, ~lr_valid)  # far value: each band's valid mean
     bic = imresize(base, float(s))
     lan = lanczos_upsample(base, s) if lanczos else None
     mask = None
