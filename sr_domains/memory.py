@@ -27,6 +27,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from . import disk_cache
 from .options import parse_bytes
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ def _dispatch_mode(mode: TorchDispatchMode) -> Iterator[None]:
 
 
 _CACHE: dict[tuple[Any, ...], float] = {}
+#: Table of :mod:`sr_domains.disk_cache` holding the probes' results.
+DISK_TABLE = "memory_probe"
 
 
 def cached_bytes_per_pixel(
@@ -156,20 +159,41 @@ def cached_bytes_per_pixel(
 ) -> float:
     """:func:`forward_bytes_per_pixel`, remembered per architecture config (a model with a
     ``config`` attribute) and memory format, so engines built for the same architecture do not
-    probe again."""
+    probe again: in the process, and off CUDA across processes too (:mod:`sr_domains.disk_cache`;
+    the shape-only probe costs little, but the first one imports ``torch._dynamo``, about 2 s
+    of every command-line run)."""
     config = getattr(model, "config", None)
-    key = None
+    key = disk_key = None
     if config is not None:
         shapes = tuple(tuple(p.shape) for p in model.parameters())  # sizes not in the config
         key = (type(model), repr(config), shapes, in_channels, channels_last, device.type, multiple)
         if key in _CACHE:
             return _CACHE[key]
+        if device.type != "cuda":  # CUDA peaks depend on the GPU and its libraries
+            disk_key = _disk_key(key)
+            cached = disk_cache.lookup(DISK_TABLE, disk_key)
+            if isinstance(cached, (int, float)) and cached > 0:
+                _CACHE[key] = float(cached)
+                return float(cached)
     value = forward_bytes_per_pixel(
         model, in_channels, device, multiple=multiple, channels_last=channels_last
     )
     if key is not None:
         _CACHE[key] = value
+    if disk_key is not None:
+        disk_cache.remember(DISK_TABLE, disk_key, value)
     return value
+
+
+def _disk_key(key: tuple[Any, ...]) -> str:
+    """The in-process key made stable across processes, with everything else the probe's
+    result depends on (versions, probe sizes)."""
+    from . import __version__
+
+    cls, *rest = key
+    return disk_cache.make_key(
+        torch.__version__, __version__, PROBE, META_PROBE, cls.__module__, cls.__qualname__, *rest
+    )
 
 
 def forward_bytes_per_pixel(

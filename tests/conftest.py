@@ -1,7 +1,9 @@
-"""Shared fixtures: real sample data beside the repo (skipped when absent), seeds."""
+"""Shared fixtures: real sample data beside the repo (skipped when absent), seeds, a private
+disk cache."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,3 +26,9 @@ def shared_data() -> Path:
 def _seed() -> None:
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_disk_cache(tmp_path_factory) -> None:
+    """Tests (and the commands they start) use their own disk cache, never the user's."""
+    os.environ["SR_DOMAINS_CACHE_DIR"] = str(tmp_path_factory.mktemp("sr_domains_cache"))
