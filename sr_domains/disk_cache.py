@@ -32,8 +32,12 @@ def cache_dir() -> Path | None:
     env = os.environ.get(ENV)
     if env is not None:
         return None if env.strip().lower() in _OFF else Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "sr_domains"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base).expanduser() / "sr_domains"
+    except (RuntimeError, KeyError, OSError):  # no home directory (some service accounts)
+        log.debug("no home directory: disk cache off")
+        return None
 
 
 def make_key(*parts: object) -> str:

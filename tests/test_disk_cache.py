@@ -106,6 +106,19 @@ def test_default_location_follows_xdg(monkeypatch, tmp_path):
     assert disk_cache.cache_dir() == tmp_path / "sr_domains"
 
 
+def test_no_home_directory_turns_the_cache_off(monkeypatch):
+    monkeypatch.delenv(disk_cache.ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert disk_cache.cache_dir() is None
+    assert disk_cache.lookup("t", "k") is None
+    disk_cache.remember("t", "k", 1)  # no error, nothing written
+
+
 def test_tables_keep_the_newest_entries(cache, monkeypatch):
     monkeypatch.setattr(disk_cache, "MAX_ENTRIES", 3)
     for i in range(5):
