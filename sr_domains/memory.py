@@ -21,6 +21,7 @@ import os
 import sys
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -172,7 +173,7 @@ def cached_bytes_per_pixel(
         if device.type != "cuda":  # CUDA peaks depend on the GPU and its libraries
             disk_key = _disk_key(key)
             cached = disk_cache.lookup(DISK_TABLE, disk_key)
-            if isinstance(cached, (int, float)) and cached > 0:
+            if isinstance(cached, (int, float)) and math.isfinite(cached) and cached > 0:
                 _CACHE[key] = float(cached)
                 return float(cached)
     value = forward_bytes_per_pixel(
@@ -187,12 +188,30 @@ def cached_bytes_per_pixel(
 
 def _disk_key(key: tuple[Any, ...]) -> str:
     """The in-process key made stable across processes, with everything else the probe's
-    result depends on (versions, probe sizes)."""
+    result depends on: versions, probe sizes, and the source files of the model class, of
+    ``sr_domains.models`` and of this module (size and modification time: an edited checkout
+    measures again)."""
     from . import __version__
 
     cls, *rest = key
+    paths = {getattr(sys.modules.get(cls.__module__), "__file__", None), __file__}
+    paths.update(str(f) for f in Path(__file__).with_name("models").glob("*.py"))
+    files = []
+    for path in sorted(p for p in paths if p):
+        try:
+            st = os.stat(path)
+            files.append((path, st.st_size, st.st_mtime_ns))
+        except OSError:
+            files.append((path,))
     return disk_cache.make_key(
-        torch.__version__, __version__, PROBE, META_PROBE, cls.__module__, cls.__qualname__, *rest
+        torch.__version__,
+        __version__,
+        PROBE,
+        META_PROBE,
+        cls.__module__,
+        cls.__qualname__,
+        *files,
+        *rest,
     )
 
 

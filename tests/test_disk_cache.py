@@ -173,3 +173,24 @@ def test_info_on_a_nifti_loads_no_torch(tmp_path):
         "print('torch' in sys.modules)\n"
     )
     assert _run(code, {}) == "False"
+
+
+def test_an_edited_model_source_measures_again(tmp_path, monkeypatch):
+    """The key covers the model class's source file: an edited checkout (same version
+    number) does not reuse a measurement of the old code."""
+    (tmp_path / "my_arch.py").write_text(
+        "from sr_domains.models.edsr import EDSR\n\nclass MyEDSR(EDSR):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_arch
+
+    from sr_domains.models.edsr import EDSRConfig
+
+    model = my_arch.MyEDSR(EDSRConfig(in_channels=1, scale=2, n_blocks=2, n_feats=8))
+    shapes = tuple(tuple(p.shape) for p in model.parameters())
+    key = (type(model), repr(model.config), shapes, 1, False, "cpu", 1)
+    before = memory._disk_key(key)
+    assert memory._disk_key(key) == before  # stable
+    st = os.stat(my_arch.__file__)
+    os.utime(my_arch.__file__, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert memory._disk_key(key) != before
