@@ -196,7 +196,7 @@ def _disk_key(key: tuple[Any, ...]) -> str:
     cls, *rest = key
     paths = {getattr(sys.modules.get(cls.__module__), "__file__", None), __file__}
     paths.update(str(f) for f in Path(__file__).with_name("models").glob("*.py"))
-    files = []
+    files: list[tuple[object, ...]] = []
     for path in sorted(p for p in paths if p):
         try:
             st = os.stat(path)
