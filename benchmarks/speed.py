@@ -29,7 +29,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from sr_domains.inference import Upscaler, upscale_array
+from sr_domains.array_api import upscale_array
+from sr_domains.inference import Upscaler
 from sr_domains.memory import keep_freed_memory
 from sr_domains.models import create_model
 from sr_domains.models.ops import conv_macs

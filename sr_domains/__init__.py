@@ -22,7 +22,7 @@ _EXPORTS = {
     "create_model": "models",
     "list_models": "models",
     "Upscaler": "inference",
-    "upscale_array": "inference",
+    "upscale_array": "array_api",
     "ModelCard": "checkpoint",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
@@ -52,10 +52,11 @@ __all__ = [  # noqa: RUF022 - grouped by topic
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .array_api import upscale_array
     from .checkpoint import ModelCard, load_checkpoint, load_public_checkpoint, save_checkpoint
     from .errors import SRDomainsError
     from .image import Image, SpatialRef
-    from .inference import Upscaler, upscale_array
+    from .inference import Upscaler
     from .intensity import IntensityProfile, profile_from_any
     from .models import SRModel, create_model, list_models
     from .pretrained import list_pretrained, load_pretrained

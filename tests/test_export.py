@@ -11,10 +11,11 @@ import pytest
 import torch
 from _model_cases import small
 
+from sr_domains.array_api import upscale_array
 from sr_domains.cli import main
 from sr_domains.errors import ConfigError, MissingDependencyError, OutputExistsError
 from sr_domains.export import export_model, read_card
-from sr_domains.inference import Upscaler, upscale_array
+from sr_domains.inference import Upscaler
 from sr_domains.models import create_model, model_registry
 from sr_domains.pretrained import list_pretrained, load_pretrained
 

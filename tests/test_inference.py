@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from sr_domains.array_api import upscale_array
 from sr_domains.errors import ConfigError
-from sr_domains.inference import Upscaler, resolve_amp, resolve_device, upscale_array
+from sr_domains.inference import Upscaler, resolve_amp, resolve_device
 from sr_domains.nodata_fill import fill_invalid
 from sr_domains.testing import tiny_model
 from sr_domains.value_domain import ValueOptions

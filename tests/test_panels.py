@@ -10,8 +10,8 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 
 from sr_domains import panels as stream  # noqa: E402
+from sr_domains.array_api import upscale_array  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
-from sr_domains.inference import upscale_array  # noqa: E402
 from sr_domains.models.base import BaseSRConfig  # noqa: E402
 from sr_domains.nodata_fill import MARGIN as FILL_MARGIN  # noqa: E402
 from sr_domains.panels import plan_panels  # noqa: E402

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from sr_domains.array_api import upscale_array
 from sr_domains.degrade import imresize as _imresize
 from sr_domains.errors import ConfigError
-from sr_domains.inference import Upscaler, upscale_array
+from sr_domains.inference import Upscaler
 from sr_domains.intensity import IntensityProfile
 from sr_domains.metrics import sam
 from sr_domains.models.base import BaseSRConfig, SRModel

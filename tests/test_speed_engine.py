@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from sr_domains.array_api import upscale_array
 from sr_domains.engine_config import EngineSettings, current_settings, engine_settings
 from sr_domains.errors import ConfigError
-from sr_domains.inference import Upscaler, upscale_array
+from sr_domains.inference import Upscaler
 from sr_domains.intensity import cast_to_dtype, profile_from_any
 from sr_domains.memory import (
     _dispatch_mode,

@@ -10,8 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sr_domains.array_api import upscale_array
 from sr_domains.errors import ConfigError
-from sr_domains.inference import Upscaler, resolve_tiling, upscale_array
+from sr_domains.inference import Upscaler, resolve_tiling
 from sr_domains.intensity import profile_from_any
 from sr_domains.testing import tiny_model
 from sr_domains.tiling import axis_weights, make_plan, plan_axis

@@ -25,7 +25,7 @@ OVERLOADS = """
 import numpy as np
 from typing_extensions import assert_type
 
-from sr_domains.inference import upscale_array
+from sr_domains.array_api import upscale_array
 from sr_domains.models.base import SRModel
 
 

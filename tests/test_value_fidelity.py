@@ -18,9 +18,9 @@ nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 
 from sr_domains.adapters import find_adapter  # noqa: E402
+from sr_domains.array_api import upscale_array  # noqa: E402
 from sr_domains.cli import main  # noqa: E402
 from sr_domains.geo import upscale_geotiff, upscale_many  # noqa: E402
-from sr_domains.inference import upscale_array  # noqa: E402
 from sr_domains.medical import (  # noqa: E402
     load_dicom_series,
     read_dicom_volume,

@@ -2,7 +2,7 @@
 
 One channel-first image ``(C, *spatial)`` in, its SR array out, through the shared engine:
 2-D images go through :meth:`~sr_domains.inference.Upscaler.upscale` (exactly what
-:func:`~sr_domains.inference.upscale_array` does), 3-D images slice by slice through
+:func:`~sr_domains.array_api.upscale_array` does), 3-D images slice by slice through
 :func:`sr_domains.medical.volume.upscale_volume` (per channel with a 1-channel model) or plane by
 plane with all channels at once (a model whose ``in_channels`` equals ``C``).
 """
