@@ -18,13 +18,10 @@ wrapped in DDP; rank 0 logs, validates and saves.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import logging
 import math
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import ModelCard, load_checkpoint, save_checkpoint, unpickle_error
+from ..checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from ..config import dump_yaml
 from ..degrade import degrade
-from ..errors import CheckpointError, ConfigError, OutputExistsError
+from ..errors import ConfigError
 from ..inference import Upscaler, resolve_amp
 from ..io_safety import destination_lock
 from ..models import create_model
@@ -47,6 +44,7 @@ from .data import PatchDataset, load_images
 from .dist import DistInfo, barrier, init_distributed, mean_across, shutdown
 from .ema import EMA
 from .evaluate import score_images, summarize
+from .run_files import LOG_FIELDS, CsvLog, atomic_torch_save, load_resume_state, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -140,75 +138,6 @@ class _Batches:
             )
             yield from loader
             epoch, offset = epoch + 1, 0
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_resume_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read ``last.pt`` with ``torch.load(weights_only=True)``: tensors, numbers, strings and
-    containers only, so a crafted file cannot run code."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no checkpoint to resume from") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
-    if not isinstance(state, dict) or "step" not in state or "model" not in state:
-        raise CheckpointError(f"{path}: not a sr_domains training checkpoint")
-    return state
-
-
-class _CSV:
-    def __init__(self, path: Path, fields: list[str], append: bool) -> None:
-        self.path = path
-        self.fields = fields
-        if not (append and path.exists()):
-            with path.open("w", newline="") as fh:
-                csv.writer(fh).writerow(fields)
-
-    def write(self, row: dict[str, Any]) -> None:
-        with self.path.open("a", newline="") as fh:
-            csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self.fields])
-
-
-_LOG_FIELDS = [
-    "step",
-    "lr",
-    "loss",
-    "loss_pixel",
-    "loss_spectral",
-    "loss_perceptual",
-    "loss_gan",
-    "loss_d",
-]
-
-
-def _fmt(v: Any) -> Any:
-    return f"{v:.6g}" if isinstance(v, float) else v
-
-
-def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
-    """Create the run folder; True when resuming from ``last.pt``."""
-    run = config.run_dir
-    last = run / "last.pt"
-    if resume and last.exists():
-        return True
-    if run.exists() and any(run.iterdir()) and not overwrite:
-        if resume:
-            raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
-        raise OutputExistsError(run)
-    if run.exists() and overwrite:
-        for name in ("last.pt", "log.csv", "val.csv", "weights.safetensors", "config.yaml"):
-            (run / name).unlink(missing_ok=True)
-    run.mkdir(parents=True, exist_ok=True)
-    return False
 
 
 class Trainer:
@@ -421,12 +350,12 @@ class Trainer:
             (run / "config.yaml").write_text(dump_yaml(c), encoding="utf-8")
         logs = valcsv = tb = None
         if info.is_main:
-            logs = _CSV(
+            logs = CsvLog(
                 run / "log.csv",
-                [*_LOG_FIELDS, "sec"],
+                [*LOG_FIELDS, "sec"],
                 append=resume,
             )
-            valcsv = _CSV(
+            valcsv = CsvLog(
                 run / "val.csv",
                 ["step", "psnr", "psnr_bicubic", "psnr_gain_db", "ssim", "ssim_bicubic"],
                 append=resume,
@@ -478,7 +407,7 @@ class Trainer:
                             for k, v in validation.items():
                                 tb.add_scalar(f"val/{k}", v, self.step)
                 if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == end):
-                    _atomic_torch_save(self.state_dict(), last)
+                    atomic_torch_save(self.state_dict(), last)
                 barrier(info)
         finally:
             if bar is not None:
@@ -534,7 +463,7 @@ def train(
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(destination_lock(config.run_dir))  # one run per folder
-                resuming = _prepare_run_dir(config, resume, overwrite)
+                resuming = prepare_run_dir(config, resume, overwrite)
             barrier(info)
             if not info.is_main:
                 resuming = resume and (config.run_dir / "last.pt").exists()

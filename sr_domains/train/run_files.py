@@ -1,0 +1,91 @@
+"""The files of a training run folder (``out_dir/name/``): preparing it (resume or start over),
+``last.pt`` written atomically and read back weights-only, and the CSV logs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import unpickle_error
+from ..errors import CheckpointError, ConfigError, OutputExistsError
+from .config import TrainConfig
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file renamed into place (no half-written ``last.pt``)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_resume_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read ``last.pt`` with ``torch.load(weights_only=True)``: tensors, numbers, strings and
+    containers only, so a crafted file cannot run code."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no checkpoint to resume from") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a sr_domains training checkpoint")
+    return state
+
+
+class CsvLog:
+    """A CSV log that appends one row per call (header written unless resuming)."""
+
+    def __init__(self, path: Path, fields: list[str], append: bool) -> None:
+        self.path = path
+        self.fields = fields
+        if not (append and path.exists()):
+            with path.open("w", newline="") as fh:
+                csv.writer(fh).writerow(fields)
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as fh:
+            csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self.fields])
+
+
+LOG_FIELDS = [
+    "step",
+    "lr",
+    "loss",
+    "loss_pixel",
+    "loss_spectral",
+    "loss_perceptual",
+    "loss_gan",
+    "loss_d",
+]
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Create the run folder; True when resuming from ``last.pt``."""
+    run = config.run_dir
+    last = run / "last.pt"
+    if resume and last.exists():
+        return True
+    if run.exists() and any(run.iterdir()) and not overwrite:
+        if resume:
+            raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
+        raise OutputExistsError(run)
+    if run.exists() and overwrite:
+        for name in ("last.pt", "log.csv", "val.csv", "weights.safetensors", "config.yaml"):
+            (run / name).unlink(missing_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+__all__ = ["LOG_FIELDS", "CsvLog", "atomic_torch_save", "load_resume_state", "prepare_run_dir"]
