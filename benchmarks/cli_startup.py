@@ -50,10 +50,12 @@ def main() -> None:
         base = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
         warm_dir = work / "warm-cache"
         times: dict[tuple[str, str], list[float]] = {}
+        runs = 0
         for rep in range(args.reps + 1):  # rep 0 warms the OS file cache and the disk cache
             for name, (cmd, writes) in cases.items():
                 for state in ("cold", "warm"):
-                    cache = warm_dir if state == "warm" else work / f"cold-{rep}-{len(times)}"
+                    runs += 1  # every cold run gets a folder of its own
+                    cache = warm_dir if state == "warm" else work / f"cold-{runs}"
                     env = {**base, "SR_DOMAINS_CACHE_DIR": str(cache)}
                     full = [*cmd, "--overwrite"] if writes else cmd
                     t = _time(full, env, work)
