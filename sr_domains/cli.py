@@ -217,8 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _os_error_text(exc: OSError) -> str:
     """One line for an OS error: the path, then the cause (``strerror``, else the message)."""
-    cause = exc.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    from .io_safety import errno_cause
+
+    root = errno_cause(exc)  # a library's bare re-raise hides the errno in its chain
+    cause = root.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None] or [
+        p for p in (root.filename, root.filename2) if p is not None
+    ]
     where = " -> ".join(str(p) for p in paths)
     return f"{where}: {cause}" if where and str(paths[0]) not in cause else cause
 

@@ -368,6 +368,23 @@ def _remove_empty(folders: list[Path]) -> None:
             q.rmdir()
 
 
+def errno_cause(exc: OSError) -> OSError:
+    """The OS error that carries the ``errno`` behind ``exc``.
+
+    Some writers re-raise a system error as a bare copy with a longer message and no errno
+    (pydicom's "With tag (7FE0,0010) got exception: [Errno 28] ..."); the original is in the
+    ``__cause__``/``__context__`` chain. ``exc`` itself when it has an errno or none is found.
+    """
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno is not None:
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return exc
+
+
 def temp_name(dst: PathArg, suffix: str = "") -> Path:
     """A fresh hidden temporary path beside ``dst`` (same folder: the rename is atomic)."""
     dst = Path(dst)
@@ -414,8 +431,9 @@ def atomic_output(
                 try:
                     yield tmp
                 except OSError as exc:
-                    if exc.filename is None and exc.errno is not None:  # name the output
-                        raise OSError(exc.errno, exc.strerror, str(dst)) from exc
+                    cause = errno_cause(exc)
+                    if cause.filename is None and cause.errno is not None:  # name the output
+                        raise OSError(cause.errno, cause.strerror, str(dst)) from exc
                     raise
                 if kind == "dir":
                     _write_manifest(tmp, inputs, manifest or {})

@@ -3,6 +3,7 @@ the file system. Every writer goes through sr_domains.io_safety."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 
 from sr_domains import io_safety  # noqa: E402
-from sr_domains.cli import main  # noqa: E402
+from sr_domains.cli import _os_error_text, main  # noqa: E402
 from sr_domains.errors import (  # noqa: E402
     OutputBusyError,
     OutputExistsError,
@@ -500,3 +501,44 @@ def test_broken_pipe_is_quiet(tmp_path):
         os.close(write_end)
     assert r.returncode == 141
     assert r.stderr == ""
+
+
+class _FullDisk:
+    """A binary file object that runs out of space after ``room`` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def write(self, data) -> int:
+        self.room -= len(data)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return len(data)
+
+    def tell(self) -> int:
+        return 0
+
+    def seek(self, *args) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_full_disk_inside_pydicom_pixel_data_still_names_the_output(tmp_path, capsys):
+    # pydicom re-raises an error while writing an element as a bare copy ("With tag (7FE0,0010)
+    # got exception: [Errno 28] ...", errno None); the output's error must still be ENOSPC.
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    with pytest.raises(OSError) as bare:
+        pydicom.dcmwrite(_FullDisk(len(ds.PixelData) // 2 + 2048), ds)
+    assert bare.value.errno is None and "7FE0,0010" in str(bare.value)  # what pydicom does
+
+    dst = tmp_path / "o.dcm"
+    with pytest.raises(OSError) as info, io_safety.atomic_output(dst, [], kind="file"):
+        pydicom.dcmwrite(_FullDisk(len(ds.PixelData) // 2 + 2048), ds)
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(dst))
+    assert os.listdir(tmp_path) == []
+    assert _os_error_text(bare.value) == "No space left on device"
