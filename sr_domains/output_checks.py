@@ -1,0 +1,148 @@
+"""Which outputs may be written (rules 1 and 2 of :mod:`sr_domains.io_safety`), checked without
+touching any file: an output equal to, inside or holding an input is refused; an existing output
+is replaced only with ``overwrite``, and a non-empty folder only when its manifest lists every
+entry; the folder that will hold the output must be writable."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import OutputExistsError, UnsafeOutputError
+
+#: Manifest file written into every output folder (its presence marks the folder as ours).
+MANIFEST = ".sr_domains.json"
+
+Kind = Literal["file", "dir"]
+PathArg = str | os.PathLike[str]
+
+
+def _real(p: Path) -> Path:
+    return Path(os.path.realpath(p))
+
+
+def _within(child: Path, parent: Path) -> bool:
+    return child != parent and parent in child.parents
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_paths(dst: PathArg, inputs: Sequence[PathArg], *, kind: Kind) -> None:
+    """Refuse an output that is, holds or lies inside an input (rule 1; no file is touched)."""
+    dst = Path(dst)
+    d = _real(dst)
+    for src in inputs:
+        src = Path(src)
+        s = _real(src)
+        if d == s or _same_file(dst, src):
+            raise UnsafeOutputError(
+                dst, f"the output would replace the input {src}; choose another output"
+            )
+        if s.is_dir() and _within(d, s):
+            raise UnsafeOutputError(
+                dst, f"lies inside the input folder {src}; choose an output outside it"
+            )
+        if kind == "dir" and _within(s, d):
+            raise UnsafeOutputError(
+                dst, f"holds the input {src}; choose an output that does not contain the inputs"
+            )
+
+
+def read_manifest(folder: PathArg) -> dict[str, Any] | None:
+    """The manifest of an output folder, or None when it has none (or an unreadable one)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
+
+
+def foreign_entries(folder: PathArg) -> list[str]:
+    """Entries of ``folder`` that its manifest does not list (all of them without one)."""
+    names = sorted(os.listdir(folder))
+    manifest = read_manifest(folder)
+    ours = set(manifest["files"]) if manifest else set()
+    return [n for n in names if n != MANIFEST and n not in ours]
+
+
+def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
+    """Refuse an existing output unless it may be replaced (rule 2)."""
+    dst = Path(dst)
+    if kind == "dir":
+        if os.path.lexists(dst) and not dst.is_dir():
+            raise UnsafeOutputError(dst, "exists and is not a folder; outputs go into a folder")
+        if not dst.is_dir() or not os.listdir(dst):
+            return
+        if not overwrite:
+            raise OutputExistsError(dst)
+        foreign = foreign_entries(dst)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (
+                f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            )
+            why = (
+                "it has no sr_domains manifest"
+                if read_manifest(dst) is None
+                else "they are not in its sr_domains manifest"
+            )
+            raise UnsafeOutputError(
+                dst,
+                f"holds entries sr_domains did not write ({shown}; {why}); it is never "
+                "replaced, even with --overwrite: remove it yourself or choose another folder",
+            )
+        return
+    if dst.is_dir():
+        raise UnsafeOutputError(dst, "is a folder; give an output file name")
+    if os.path.lexists(dst) and not overwrite:
+        raise OutputExistsError(dst)
+
+
+def check_writable(dst: PathArg) -> None:
+    """Refuse early when the folder that will hold ``dst`` (or its nearest existing parent)
+    cannot be written: read-only file system or no permission."""
+    dst = Path(dst)
+    folder = dst.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UnsafeOutputError(dst, f"{folder} is not a folder")
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    if read_only:
+        raise OSError(errno.EROFS, f"cannot write in {folder} (read-only file system)", str(dst))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(errno.EACCES, f"cannot write in {folder} (permission denied)", str(dst))
+
+
+def preflight(
+    dst: PathArg, inputs: Sequence[PathArg] = (), *, kind: Kind = "file", overwrite: bool = False
+) -> None:
+    """All checks that need no lock (rules 1 and 2, and a writable folder): call before any
+    expensive work."""
+    check_paths(dst, inputs, kind=kind)
+    check_existing(dst, kind=kind, overwrite=overwrite)
+    check_writable(dst)
+
+
+__all__ = [
+    "MANIFEST",
+    "Kind",
+    "PathArg",
+    "check_existing",
+    "check_paths",
+    "check_writable",
+    "foreign_entries",
+    "preflight",
+    "read_manifest",
+]
