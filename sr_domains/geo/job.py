@@ -27,15 +27,9 @@ from ..options import AdaptOptions
 from ..panels import iter_hr_blocks
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .georef import read_georef, scale_georef
+from .output_spec import TAG_PREFIX, OutputSpec, build_spec, customize_spec, provenance_tags
 from .reader import RasterSource
-from .writer import (
-    TAG_PREFIX,
-    OutputSpec,
-    build_spec,
-    customize_spec,
-    provenance_tags,
-    write_block,
-)
+from .writer import write_block
 
 try:
     import rasterio

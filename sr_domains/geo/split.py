@@ -24,8 +24,9 @@ from ..io_safety import atomic_output, preflight, remove_temp, temp_name
 from ..options import UpscaleOptions
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
+from .output_spec import TAG_PREFIX
 from .reader import RasterSource
-from .writer import TAG_PREFIX, adopt_sidecars, create, remove_sidecars, to_cog, write_error
+from .writer import adopt_sidecars, create, remove_sidecars, to_cog, write_error
 
 try:
     import rasterio

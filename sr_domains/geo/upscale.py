@@ -26,9 +26,9 @@ from .job import (
     weights_provenance,
     write_pixels,
 )
+from .output_spec import TAG_PREFIX
 from .reader import RasterSource, open_dataset
 from .writer import (
-    TAG_PREFIX,
     adopt_sidecars,
     create,
     remove_sidecars,

@@ -271,7 +271,7 @@ def check_upscaled(
         assert np.array_equal(out_invalid, ~valid_up), "validity not kept"
         if out.dtype.kind == "f":
             assert np.isfinite(out[valid_up]).all(), "NaN/inf in valid output"
-        from ..geo.writer import LAYOUT_TAGS, describes_layout
+        from ..geo.output_spec import LAYOUT_TAGS, describes_layout
 
         for key, v in a.tags().items():
             stale = key in LAYOUT_TAGS or (

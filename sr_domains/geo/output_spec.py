@@ -1,0 +1,260 @@
+"""What the output GeoTIFF will hold: creation profile, georeferencing, band metadata and tags.
+
+:func:`build_spec` derives an :class:`OutputSpec` from the source (same dtype, tiled DEFLATE,
+``BIGTIFF=IF_SAFER``; nodata, mask and alpha carried; dataset and band tags, descriptions,
+colour interpretation, units, scales and offsets copied, with stale statistics, old
+``SR_DOMAINS_*`` tags and TIFF tags of the old pixel grid dropped); :func:`customize_spec`
+applies the user's ``--dtype``/``--nodata``/creation options; :func:`provenance_tags` says how
+the output was made. :mod:`sr_domains.geo.writer` creates and writes the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .georef import Georef
+from .reader import RasterSource
+
+try:
+    from rasterio.enums import ColorInterp
+except ImportError as _exc:  # pragma: no cover
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "SR_DOMAINS_"
+#: Tag namespaces that describe the file layout or are rewritten by GDAL, never copied.
+SKIP_NAMESPACES = {"IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "SUBDATASETS", "RPC", "GEOLOCATION"}
+
+
+@dataclass
+class OutputSpec:
+    """Everything needed to create the output file and write its blocks."""
+
+    profile: dict[str, Any]
+    georef: Georef
+    n_out: int
+    block: int
+    invalid_value: float
+    nodata: float | None
+    write_mask: bool
+    alpha_band: int | None
+    band_meta: list[dict[str, Any]] = field(default_factory=list)
+    tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
+    creation: dict[str, str] = field(default_factory=dict)  # the user's --co, upper-case keys
+
+
+#: Creation options sr_domains sets from the input and the scale; ``--co`` cannot change them.
+FIXED_OPTIONS = {"DRIVER", "WIDTH", "HEIGHT", "COUNT", "DTYPE", "CRS", "TRANSFORM", "NODATA"}
+#: GeoTIFF output data types accepted by ``--dtype``.
+OUTPUT_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def customize_spec(
+    spec: OutputSpec, dtype: str | None = None, creation: dict[str, str] | None = None
+) -> None:
+    """Apply the user's output data type and GDAL creation options (``--dtype``, ``--co``) to
+    ``spec``; the defaults stay for every option not given."""
+    if dtype is not None:
+        if dtype not in OUTPUT_DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
+        dt = np.dtype(dtype)
+        for v in (spec.nodata, None if np.isnan(spec.invalid_value) else spec.invalid_value):
+            if v is not None and not _representable(v, dt):
+                raise ConfigError(f"nodata {v:g} cannot be stored as {dtype}")
+        if dt.kind != "f" and np.isnan(spec.invalid_value):
+            spec.invalid_value = 0.0
+        spec.profile["dtype"] = dt.name
+        spec.profile["predictor"] = 3 if dt.kind == "f" else 2
+    for key, value in (creation or {}).items():
+        k = key.strip().upper()
+        if k in FIXED_OPTIONS:
+            raise ConfigError(f"--co {k} is set from the input and the scale; it cannot be given")
+        if k in ("BLOCKXSIZE", "BLOCKYSIZE", "BLOCKSIZE"):
+            try:
+                size = int(value)
+            except ValueError:
+                raise ConfigError(f"--co {k} must be an integer, got {value!r}") from None
+            if size < 16 or size % 16:
+                raise ConfigError(f"--co {k} must be a multiple of 16, got {size}")
+            spec.block = size
+            spec.profile["blockxsize"] = spec.profile["blockysize"] = size
+        else:
+            spec.profile[k.lower()] = value
+        spec.creation[k] = value
+
+
+def _representable(v: float, dt: np.dtype) -> bool:
+    if dt.kind == "f":
+        return True
+    info = np.iinfo(dt)
+    return float(v).is_integer() and info.min <= v <= info.max
+
+
+#: TIFF tags that describe the source's pixel grid or layout, never copied.
+LAYOUT_TAGS = {"TIFFTAG_XRESOLUTION", "TIFFTAG_YRESOLUTION", "TIFFTAG_RESOLUTIONUNIT"}
+
+
+def describes_layout(text: str) -> bool:
+    """An image description written by an array library about the old pixel layout (tifffile's
+    ``{"shape": [...]}``, ImageJ's ``ImageJ=...``)."""
+    t = text.strip()
+    if t.startswith("ImageJ=") or "\nimages=" in t:
+        return True
+    if t.startswith("{"):
+        try:
+            return isinstance(json.loads(t), dict) and "shape" in json.loads(t)
+        except ValueError:
+            return False
+    return False
+
+
+def _clean(tags: dict[str, str], band: bool) -> dict[str, str]:
+    out = {}
+    for k, v in tags.items():
+        key = k.upper()
+        if key.startswith(TAG_PREFIX) or (band and key.startswith("STATISTICS_")):
+            continue
+        if key in LAYOUT_TAGS or (key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v)):
+            continue
+        out[k] = v
+    return out
+
+
+def _namespaces(ds: Any, bidx: int = 0) -> list[str]:
+    try:
+        names = ds.tag_namespaces(bidx) if bidx else ds.tag_namespaces()
+    except Exception:  # pragma: no cover - some drivers refuse
+        return []
+    return [n for n in names if n and n not in SKIP_NAMESPACES and not n.startswith("xml:")]
+
+
+def build_spec(
+    src: RasterSource, georef: Georef, scale: int, n_out: int, provenance: dict[str, str]
+) -> OutputSpec:
+    """The output creation profile and metadata for ``src`` upscaled by ``scale``."""
+    ds = src.ds
+    h, w = src.shape
+    big_h, big_w = h * scale, w * scale
+    block = 512 if min(big_h, big_w) >= 1024 else 256
+    dt = src.dtype
+    count = n_out + (1 if src.has_alpha else 0)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": big_w,
+        "height": big_h,
+        "count": count,
+        "dtype": dt.name,
+        "nodata": src.nodata,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
+        "predictor": 3 if dt.kind == "f" else 2,
+        "interleave": "pixel",
+        "bigtiff": "IF_SAFER",
+    }
+    if georef.crs is not None and georef.kind != "gcps":
+        profile["crs"] = georef.crs
+    if georef.transform is not None:
+        profile["transform"] = georef.transform
+    if src.nodata is not None:
+        invalid = src.nodata
+    else:
+        invalid = float("nan") if dt.kind == "f" else 0.0
+    same_bands = n_out == src.n_bands
+    if not same_bands:
+        log.warning(
+            "the model maps %d band(s) to %d: band descriptions and tags are not copied",
+            src.n_bands,
+            n_out,
+        )
+    band_meta = []
+    for k in range(n_out):
+        if not same_bands:
+            band_meta.append({"colorinterp": ColorInterp.undefined, "tags": {}, "ns_tags": {}})
+            continue
+        i = src.indexes[k]
+        band_meta.append(
+            {
+                "description": ds.descriptions[i - 1],
+                "colorinterp": ds.colorinterp[i - 1],
+                "unit": ds.units[i - 1],
+                "scale": ds.scales[i - 1],
+                "offset": ds.offsets[i - 1],
+                "tags": _clean(ds.tags(i), band=True),
+                "ns_tags": {ns: ds.tags(i, ns=ns) for ns in _namespaces(ds, i)},
+            }
+        )
+    tags: dict[str | None, dict[str, str]] = {None: {**_clean(ds.tags(), band=False)}}
+    for ns in _namespaces(ds):
+        tags[ns] = ds.tags(ns=ns)
+    tags[None].update(provenance)
+    return OutputSpec(
+        profile=profile,
+        georef=georef,
+        n_out=n_out,
+        block=block,
+        invalid_value=invalid,
+        nodata=src.nodata,
+        write_mask=src.has_dataset_mask,
+        alpha_band=count if src.has_alpha else None,
+        band_meta=band_meta,
+        tags=tags,
+    )
+
+
+def provenance_tags(
+    *,
+    version: str,
+    model: Any,
+    model_name: str,
+    weights_sha256: str,
+    weights_hash_of: str,
+    scale: int,
+    profile_json: str,
+    tile: int,
+    overlap: int,
+    source: Path,
+    bands: tuple[int, ...],
+    fill_json: str,
+) -> dict[str, str]:
+    """``SR_DOMAINS_*`` dataset tags that say how the output was made."""
+    return {
+        f"{TAG_PREFIX}SYNTHETIC": "super-resolved",
+        f"{TAG_PREFIX}VERSION": version,
+        f"{TAG_PREFIX}MODEL_ARCH": str(getattr(model, "arch", type(model).__name__)),
+        f"{TAG_PREFIX}MODEL": model_name,
+        f"{TAG_PREFIX}WEIGHTS_SHA256": weights_sha256,
+        f"{TAG_PREFIX}WEIGHTS_HASH_OF": weights_hash_of,
+        f"{TAG_PREFIX}SCALE": str(scale),
+        f"{TAG_PREFIX}PROFILE": profile_json,
+        f"{TAG_PREFIX}FILL": fill_json,
+        f"{TAG_PREFIX}TILE": str(tile),
+        f"{TAG_PREFIX}OVERLAP": str(overlap),
+        f"{TAG_PREFIX}SOURCE": source.name,
+        f"{TAG_PREFIX}SOURCE_BANDS": ",".join(str(b) for b in bands),
+    }
+
+
+__all__ = [
+    "FIXED_OPTIONS",
+    "LAYOUT_TAGS",
+    "OUTPUT_DTYPES",
+    "SKIP_NAMESPACES",
+    "TAG_PREFIX",
+    "OutputSpec",
+    "build_spec",
+    "customize_spec",
+    "describes_layout",
+    "provenance_tags",
+]
