@@ -141,7 +141,7 @@ def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = 
     batch = batch or (not src.exists() and any(ch in str(src) for ch in "*?["))
     planned: list[PlannedOutput] = []
     if batch:
-        from .distributed import plan_tasks
+        from .batch_tasks import plan_tasks
 
         for t in plan_tasks(str(src), dst, options.suffix):
             planned.append(_plan_one(t.domain, Path(t.src), Path(t.dst), options))
