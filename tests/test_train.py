@@ -148,9 +148,9 @@ def test_gan_stage_trains_generator_and_discriminator(tmp_path):
 
     trainer = Trainer(cfg, DistInfo(0, 1, 0, torch.device("cpu")), progress=False)
     before = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
-    from sr_domains.train.trainer import _Batches
+    from sr_domains.train.run_parts import Batches
 
-    batches = _Batches(trainer.dataset, cfg, trainer.info).from_step(0)
+    batches = Batches(trainer.dataset, cfg, trainer.info).from_step(0)
     stats = [trainer.train_step(next(batches)) for _ in range(3)]
     for s in stats:
         assert {"loss_gan", "loss_d", "loss_perceptual"} <= set(s)

@@ -20,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from ..checkpoint import ModelCard, save_checkpoint
 from ..config import dump_yaml
 from ..degrade import degrade
 from ..errors import ConfigError
 from ..inference import Upscaler, resolve_amp
 from ..io_safety import destination_lock
-from ..models import create_model
 from ..models.base import SRModel
 from .config import TrainConfig
 from .data import PatchDataset, load_images
@@ -45,6 +42,7 @@ from .dist import DistInfo, barrier, init_distributed, mean_across, shutdown
 from .ema import EMA
 from .evaluate import score_images, summarize
 from .run_files import LOG_FIELDS, CsvLog, atomic_torch_save, load_resume_state, prepare_run_dir
+from .run_parts import Batches, build_generator, lr_lambda
 
 log = logging.getLogger(__name__)
 
@@ -58,86 +56,6 @@ class TrainResult:
     steps: int
     losses: list[float] = field(default_factory=list)  # logged training loss per log_every
     validation: dict[str, float] = field(default_factory=dict)  # last validation summary
-
-
-def build_generator(config: TrainConfig) -> SRModel:
-    """The generator of ``config``, optionally initialised from a checkpoint."""
-    m = config.model
-    model = create_model(m.arch, in_channels=m.in_channels, scale=config.scale, **m.options)
-    if m.init_from:
-        init, _ = load_checkpoint(m.init_from)
-        src = init.state_dict()
-        own = model.state_dict()
-        if m.init_partial:
-            keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-            skipped = sorted(set(own) - set(keep))
-            model.load_state_dict({**own, **keep})
-            log.info("initialised from %s; fresh: %s", m.init_from, ", ".join(skipped) or "none")
-        else:
-            try:
-                model.load_state_dict(src, strict=True)
-            except RuntimeError as exc:
-                raise ConfigError(
-                    f"{m.init_from}: does not match {m.arch} x{config.scale} "
-                    f"(set model.init_partial: true to load matching tensors only): {exc}"
-                ) from exc
-    return model
-
-
-def _lr_lambda(config: TrainConfig):
-    o = config.optim
-    total = config.steps
-
-    def factor(step: int) -> float:
-        if o.warmup_steps and step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        if o.schedule == "constant":
-            return 1.0
-        if o.schedule == "step":
-            return o.gamma ** sum(step >= m for m in o.milestones)
-        t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
-        floor = o.min_lr / o.lr
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
-
-
-class _Batches:
-    """Endless batches of patch indices for this rank, resumable at any step.
-
-    Epoch ``e`` uses dataset epoch ``e`` (``set_epoch``) and indices ``rank::world``; a new
-    DataLoader iterator is made per epoch so worker processes see the new epoch.
-    """
-
-    def __init__(self, dataset: PatchDataset, config: TrainConfig, info: DistInfo) -> None:
-        self.dataset = dataset
-        self.config = config
-        self.info = info
-        own = len(range(info.rank, len(dataset), info.world_size))
-        self.per_epoch = own // config.batch_size
-        if self.per_epoch < 1:
-            raise ConfigError(
-                f"data.patches_per_epoch ({len(dataset)}) must hold at least batch_size "
-                f"({config.batch_size}) x processes ({info.world_size}) patches"
-            )
-
-    def from_step(self, step: int) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, offset = divmod(step, self.per_epoch)
-        b = self.config.batch_size
-        while True:
-            self.dataset.set_epoch(epoch)
-            idx = list(range(self.info.rank, len(self.dataset), self.info.world_size))
-            idx = idx[offset * b : self.per_epoch * b]
-            loader = torch.utils.data.DataLoader(
-                self.dataset,
-                batch_size=b,
-                sampler=idx,
-                num_workers=self.config.num_workers,
-                drop_last=True,
-                pin_memory=self.info.device.type == "cuda",
-            )
-            yield from loader
-            epoch, offset = epoch + 1, 0
 
 
 class Trainer:
@@ -172,7 +90,7 @@ class Trainer:
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
         )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(config))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(config))
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.amp == torch.float16 and dev.type == "cuda"
         )
@@ -203,7 +121,7 @@ class Trainer:
                 ids = [dev.index] if dev.type == "cuda" else None
                 self.disc_net = nn.parallel.DistributedDataParallel(self.disc, device_ids=ids)
             self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lc.d_lr, betas=o.betas)
-            self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, _lr_lambda(config))
+            self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lr_lambda(config))
             self.ragan = RelativisticAverageGANLoss()
         self.step = 0
         self.val_images: list | None = None
@@ -364,7 +282,7 @@ class Trainer:
                 from torch.utils.tensorboard import SummaryWriter
 
                 tb = SummaryWriter(str(run / "tb"))
-        batches = _Batches(self.dataset, c, info).from_step(self.step)
+        batches = Batches(self.dataset, c, info).from_step(self.step)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm

@@ -1,0 +1,104 @@
+"""The pieces a training run is made of: the generator (optionally initialised from a
+checkpoint), the learning-rate schedule and the resumable per-rank batches."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..errors import ConfigError
+from ..models import create_model
+from ..models.base import SRModel
+from .config import TrainConfig
+from .data import PatchDataset
+from .dist import DistInfo
+
+log = logging.getLogger(__name__)
+
+
+def build_generator(config: TrainConfig) -> SRModel:
+    """The generator of ``config``, optionally initialised from a checkpoint."""
+    m = config.model
+    model = create_model(m.arch, in_channels=m.in_channels, scale=config.scale, **m.options)
+    if m.init_from:
+        init, _ = load_checkpoint(m.init_from)
+        src = init.state_dict()
+        own = model.state_dict()
+        if m.init_partial:
+            keep = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+            skipped = sorted(set(own) - set(keep))
+            model.load_state_dict({**own, **keep})
+            log.info("initialised from %s; fresh: %s", m.init_from, ", ".join(skipped) or "none")
+        else:
+            try:
+                model.load_state_dict(src, strict=True)
+            except RuntimeError as exc:
+                raise ConfigError(
+                    f"{m.init_from}: does not match {m.arch} x{config.scale} "
+                    f"(set model.init_partial: true to load matching tensors only): {exc}"
+                ) from exc
+    return model
+
+
+def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
+    """The factor of the base learning rate at each step (warm-up, then the schedule)."""
+    o = config.optim
+    total = config.steps
+
+    def factor(step: int) -> float:
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        if o.schedule == "step":
+            return o.gamma ** sum(step >= m for m in o.milestones)
+        t = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+        floor = o.min_lr / o.lr
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+class Batches:
+    """Endless batches of patch indices for this rank, resumable at any step.
+
+    Epoch ``e`` uses dataset epoch ``e`` (``set_epoch``) and indices ``rank::world``; a new
+    DataLoader iterator is made per epoch so worker processes see the new epoch.
+    """
+
+    def __init__(self, dataset: PatchDataset, config: TrainConfig, info: DistInfo) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.info = info
+        own = len(range(info.rank, len(dataset), info.world_size))
+        self.per_epoch = own // config.batch_size
+        if self.per_epoch < 1:
+            raise ConfigError(
+                f"data.patches_per_epoch ({len(dataset)}) must hold at least batch_size "
+                f"({config.batch_size}) x processes ({info.world_size}) patches"
+            )
+
+    def from_step(self, step: int) -> Iterator[dict[str, torch.Tensor]]:
+        epoch, offset = divmod(step, self.per_epoch)
+        b = self.config.batch_size
+        while True:
+            self.dataset.set_epoch(epoch)
+            idx = list(range(self.info.rank, len(self.dataset), self.info.world_size))
+            idx = idx[offset * b : self.per_epoch * b]
+            loader = torch.utils.data.DataLoader(
+                self.dataset,
+                batch_size=b,
+                sampler=idx,
+                num_workers=self.config.num_workers,
+                drop_last=True,
+                pin_memory=self.info.device.type == "cuda",
+            )
+            yield from loader
+            epoch, offset = epoch + 1, 0
+
+
+__all__ = ["Batches", "build_generator", "lr_lambda"]
