@@ -2,8 +2,9 @@
 any existing cluster. Nothing domain-specific lives here: a task calls the same per-file
 function as the sequential CLI (the domain adapters' ``upscale``).
 
-* **Planning** (:func:`~sr_domains.batch_tasks.plan_tasks`, re-exported): GeoTIFFs and NIfTI files of a folder or glob, and every
-  DICOM series found under a folder (one task each); output names mirror the inputs.
+* **Planning** (:func:`~sr_domains.batch_tasks.plan_tasks`, re-exported): GeoTIFFs and NIfTI
+  files of a folder or glob, and every DICOM series found under a folder (one task each);
+  output names mirror the inputs.
 * **Workers** load the model once per process (a per-process cache keyed by the model
   options) and run torch with ``cores // workers`` threads (a worker plugin), so workers do not
   oversubscribe the machine.

@@ -32,3 +32,21 @@ def _seed() -> None:
 def _private_disk_cache(tmp_path_factory) -> None:
     """Tests (and the commands they start) use their own disk cache, never the user's."""
     os.environ["SR_DOMAINS_CACHE_DIR"] = str(tmp_path_factory.mktemp("sr_domains_cache"))
+
+
+#: Tests of 10 s or more (``--durations``), started first: with ``-n 2`` the two workers then
+#: finish together instead of one running a long page test alone at the end.
+LONG_FIRST = (
+    "tests/test_doc_snippets.py::test_page_blocks_run",
+    "tests/test_monai_bundle.py::test_train_then_evaluate_bundles",
+    "tests/test_input_adapt.py::test_adaptation_lowers_its_loss",
+    "tests/test_train.py::test_torchrun_two_cpu_processes",
+    "tests/test_monai_example.py",
+    "tests/test_monai_bundle.py::test_inference_bundle_cli",
+    "tests/test_isotropic_docs.py",
+    "tests/test_typing.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))  # stable
