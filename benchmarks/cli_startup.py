@@ -1,8 +1,9 @@
 """Wall time of short ``sr-domains`` commands, the part a user running one command per file
 pays every time: ``info`` and ``upscale`` of a small NIfTI volume and of the bundled GeoTIFF
-sample, each with a cold disk cache (a fresh ``SR_DOMAINS_CACHE_DIR``: the memory probe runs
-and imports ``torch._dynamo``) and a warm one (the probe's result is read back), interleaved
-(the machine is shared: compare the columns of one run). Also ``python -c "import torch"``,
+sample, and the ``models`` listing, each with a cold disk cache (a fresh
+``SR_DOMAINS_CACHE_DIR``: the memory probe runs and imports ``torch._dynamo``) and a warm one
+(the probe's result is read back), interleaved (the machine is shared: compare the columns of
+one run). Also ``python -c "import torch"``,
 the floor of any command that runs a network.
 
     python benchmarks/cli_startup.py [--reps 3]
@@ -44,6 +45,7 @@ def main() -> None:
         cases = {
             "import torch": ([sys.executable, "-c", "import torch"], False),
             "info NIfTI": ([*exe, "info", "brain.nii.gz"], False),
+            "models (listing)": ([*exe, "models"], False),
             "upscale NIfTI 40x36x10": ([*exe, "upscale", "brain.nii.gz", "o.nii.gz"], True),
             "upscale sample.tif 200x200x3": ([*exe, "upscale", "sample.tif", "o.tif"], True),
         }

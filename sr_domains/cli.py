@@ -77,9 +77,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"  {e.name:<28} {e.arch} x{e.scale}, {e.in_channels} band(s) "
             f"[{', '.join(e.bands)}], profile {e.card.get('profile', {}).get('recipe')}{gain}"
         )
-    from .zoo_import import spandrel_available
+    from .zoo_import import spandrel_installed
 
-    zoo = "installed" if spandrel_available() else 'not installed: pip install "sr-domains[zoo]"'
+    zoo = "installed" if spandrel_installed() else 'not installed: pip install "sr-domains[zoo]"'
     print(
         "\nPublic checkpoints (--weights FILE): official EDSR/RCAN, BasicSR/Real-ESRGAN, ESRGAN "
         f"and SRCNN layouts, then 40+ families via spandrel ({zoo}); "

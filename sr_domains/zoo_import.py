@@ -100,6 +100,14 @@ def import_spandrel() -> ModuleType:
         return spandrel
 
 
+def spandrel_installed() -> bool:
+    """True when spandrel is installed, without importing it (its import pulls in torchvision
+    and ``torch._dynamo``, ~3 s): for listings; :func:`spandrel_available` before use."""
+    import importlib.util
+
+    return importlib.util.find_spec("spandrel") is not None
+
+
 def spandrel_available() -> bool:
     """True when spandrel can be imported (the ``zoo`` extra is installed)."""
     try:
@@ -109,4 +117,4 @@ def spandrel_available() -> bool:
     return True
 
 
-__all__ = ["EXTRA", "import_spandrel", "spandrel_available"]
+__all__ = ["EXTRA", "import_spandrel", "spandrel_available", "spandrel_installed"]

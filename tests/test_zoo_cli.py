@@ -252,3 +252,26 @@ def test_family_hints_match_spandrel_key_layouts(name, hint, tmp_path):
     from sr_domains.zoo_notes import family_hint
 
     assert family_hint(torch.load(save(name, tmp_path), weights_only=True)) == hint
+
+
+LISTING = """
+    import contextlib, io, sys
+    from sr_domains.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["models"]) == 0
+    print(out.getvalue().strip().splitlines()[-1])
+    print("IMPORTED", "spandrel" in sys.modules, "torchvision" in sys.modules)
+"""
+
+
+def test_models_listing_says_spandrel_is_installed_without_importing_it():
+    # importing spandrel pulls in torchvision and torch._dynamo (~3 s): a listing only looks
+    r = _run(LISTING)
+    assert r.returncode == 0, r.stderr
+    last, imported = r.stdout.strip().splitlines()[-2:]
+    assert "via spandrel (installed)" in last
+    assert imported == "IMPORTED False False"
+    r = _run('import sys\nsys.modules["spandrel"] = None\n' + textwrap.dedent(LISTING))
+    assert 'via spandrel (not installed: pip install "sr-domains[zoo]")' in r.stdout
