@@ -226,6 +226,7 @@ def finish_rgb(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
 
     stage1 = _run(args, f"{cfg.name}-stage1")
     shared, card = load_checkpoint(weights)
+    card = dataclasses.replace(card, spectral=cfg.card.spectral)  # a config change, no retraining
     plain, _ = load_checkpoint(stage1)
     a = plain.state_dict()
     shared.load_state_dict(
@@ -243,6 +244,11 @@ def finish_rgb(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
         f" MATLAB bicubic; Gaussian PSF sigma 0.2-1.2 LR px + area, Wald MTF 0.15-0.45,"
         " motion PSF; Gaussian noise <= 0.02 on half), in weight space (docs/weights.md)."
     )
+    if cfg.card.spectral == "bicubic":
+        notes += (
+            " Card spectral: bicubic: by default `upscale` gives its output bicubic's band"
+            " ratios (spectral angles at or below bicubic's on the battery)."
+        )
     finish(key, cfg, out, args, notes=notes)
 
 

@@ -43,7 +43,9 @@ _WRAPPER_KEYS = (
     "model",
     "net",
 )
-_PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
+_PREFIXES = ("module.", "netG.")
+#: Values of :attr:`ModelCard.spectral`.
+SPECTRAL_CHOICES = ("model", "bicubic")  # DataParallel, BasicSR generator wrappers
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class ModelCard:
         profile: the intensity profile the model expects (see :mod:`sr_domains.intensity`).
         training_data: free-text description of the training data.
         metrics: evaluation results, e.g. ``{"psnr": 31.2}``.
+        spectral: what ``--spectral auto`` (the default) does with the model's multi-band
+            output: ``"model"`` keeps its own spectra, ``"bicubic"`` gives it bicubic's band
+            ratios (:mod:`sr_domains.spectral`; for a joint model trained to keep bicubic's
+            colours, whose own spectra measured worse).
     """
 
     name: str = ""
@@ -73,8 +79,16 @@ class ModelCard:
     training_data: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     notes: str = ""
+    spectral: str = "model"
     sr_domains_version: str = ""
     created: str = ""
+
+    def __post_init__(self) -> None:
+        if self.spectral not in SPECTRAL_CHOICES:
+            raise ConfigError(
+                f"model card: spectral must be one of {list(SPECTRAL_CHOICES)}, "
+                f"got {self.spectral!r}"
+            )
 
     @classmethod
     def for_model(cls, model: SRModel, **fields: Any) -> ModelCard:

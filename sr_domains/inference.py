@@ -201,6 +201,14 @@ class Upscaler:
             "select bands to match, or use a single-channel model (applied band by band)"
         )
 
+    def auto_spectral(self, n_bands: int) -> bool:
+        """Whether ``--spectral auto`` gives multi-band output bicubic's band ratios: for a
+        single-band model run band by band, and for a joint model whose card asks for it
+        (:attr:`~sr_domains.checkpoint.ModelCard.spectral`)."""
+        if self.band_mode(n_bands) == "per_band":
+            return True
+        return getattr(getattr(self.model, "card", None), "spectral", "model") == "bicubic"
+
     def out_channels(self, n_bands: int) -> int:
         return n_bands if self.band_mode(n_bands) == "per_band" else self.model.out_channels
 
@@ -272,8 +280,8 @@ class Upscaler:
         """
         plan = self.plan(shape)
         h, w = shape
-        if rules is not None and rules.spectral is None:  # "auto": band-by-band runs only
-            rules.spectral = n_bands >= 2 and self.band_mode(n_bands) == "per_band"
+        if rules is not None and rules.spectral is None:  # "auto"
+            rules.spectral = n_bands >= 2 and self.auto_spectral(n_bands)
         fill_arr = np.broadcast_to(np.asarray(fill, np.float32), (n_bands,)).reshape(-1, 1, 1)
         cache: dict[tuple[int, int], np.ndarray | None] = {}
 

@@ -17,10 +17,9 @@ physical domain (which may still clip a band, rarely), and never next to invalid
 values). :class:`~sr_domains.value_domain.ValueRules` calls :func:`keep_band_ratios` on every
 output block. ``ValueOptions(spectral=...)`` (CLI ``--spectral``): ``"auto"`` (default) applies
 it when a single-band model runs band by band over several bands (it knows nothing of spectra,
-and each band gets its own detail), ``"bicubic"`` to every model, ``"model"`` never (a joint
-model's own spectra; the shipped RGB models add one shared detail layer to every band,
-``EDSRConfig.shared_detail``, and measure at or below bicubic's spectral angle on 9 of the 10
-battery cases, 0.005 degrees above it on the tenth).
+and each band gets its own detail) and to a joint model whose card asks for it
+(:attr:`~sr_domains.checkpoint.ModelCard.spectral`, as the shipped ``sr-lite-rgb-x2`` does),
+``"bicubic"`` to every model, ``"model"`` never (a joint model's own spectra).
 """
 
 from __future__ import annotations

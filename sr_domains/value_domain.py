@@ -21,8 +21,8 @@ profile is inverted, in stored units, to every finished block of output rows:
    bicubic upsampling scaled by one factor that keeps the network's band sum, so spectral
    angles and band-ratio indices are bicubic's (:mod:`sr_domains.spectral`). By default
    (``spectral="auto"``) when a single-band model runs band by band over several bands (it
-   knows nothing of spectra); ``"bicubic"`` for every model, ``"model"`` never (CLI
-   ``--spectral``).
+   knows nothing of spectra) or the model card asks for it; ``"bicubic"`` for every model,
+   ``"model"`` never (CLI ``--spectral``).
 
 Counts of changed pixels are accumulated in :class:`ClampStats` (logged and recorded in
 provenance). ``ValueOptions(clamp=False)`` (CLI ``--no-clamp``) turns 0-3 off.
@@ -59,8 +59,9 @@ class ValueOptions:
         envelope_radius: half-size of the input neighbourhood of the envelope, in input pixels
             (2 = 5 x 5; ``benchmarks/value_fidelity.py`` shows the trade-off).
         spectral: multi-band output keeps bicubic's band ratios (:mod:`sr_domains.spectral`):
-            ``"auto"`` (default) when a single-band model runs band by band, ``"bicubic"``
-            always, ``"model"`` never (a joint model's own spectra).
+            ``"auto"`` (default) when a single-band model runs band by band or the model card
+            asks for it (``ModelCard.spectral``), ``"bicubic"`` always, ``"model"`` never (a
+            joint model's own spectra).
     """
 
     clamp: bool = True

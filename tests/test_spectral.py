@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from sr_domains.array_api import upscale_array
+from sr_domains.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from sr_domains.degrade import imresize as _imresize
 from sr_domains.errors import ConfigError
 from sr_domains.inference import Upscaler
 from sr_domains.intensity import IntensityProfile
 from sr_domains.metrics import sam
+from sr_domains.models import create_model
 from sr_domains.models.base import BaseSRConfig, SRModel
+from sr_domains.pretrained import load_pretrained
 from sr_domains.value_domain import ValueOptions, array_reader, build_rules
 
 NO_ENVELOPE = ValueOptions(envelope=None)  # the ratio rule alone (then only the domain)
@@ -132,6 +135,35 @@ def test_a_joint_model_keeps_its_own_spectra_unless_asked():
     bic = imresize(x, 2.0)
     assert _cross_ratio_error(_interior(forced, 2), _interior(bic, 2)) < 1e-5
     assert _cross_ratio_error(_interior(own, 2), _interior(bic, 2)) > 1e-2
+
+
+def test_a_joint_model_whose_card_asks_for_bicubic_spectra_gets_them_by_default(tmp_path):
+    x = _scene(bands=3)
+    model = Sharpen(channels=3)
+    model.card = ModelCard.for_model(model, spectral="bicubic")
+    auto = upscale_array(x, model=model, values=NO_ENVELOPE)
+    bic = imresize(x, 2.0)
+    assert _cross_ratio_error(_interior(auto, 2), _interior(bic, 2)) < 1e-5
+    own = upscale_array(x, model=model, values=ValueOptions(envelope=None, spectral="model"))
+    assert _cross_ratio_error(_interior(own, 2), _interior(bic, 2)) > 1e-2  # the user decides
+    # the choice travels with the weights file
+    real = create_model("edsr-lite-ca", in_channels=3, scale=2)
+    path = save_checkpoint(real, tmp_path / "w.safetensors", ModelCard(spectral="bicubic"))
+    _, card = load_checkpoint(path)
+    assert card.spectral == "bicubic"
+    with pytest.raises(ConfigError, match="spectral must be one of"):
+        ModelCard(spectral="yes")
+
+
+def test_shipped_rgb_x2_keeps_bicubic_band_ratios_by_default():
+    model = load_pretrained("sr-lite-rgb-x2")
+    assert model.card.spectral == "bicubic"
+    x = _scene(bands=3, size=40, seed=3)
+    out = upscale_array(x, model=model, values=NO_ENVELOPE)
+    bic = imresize(x, 2.0)
+    assert _cross_ratio_error(_interior(out, 2), _interior(bic, 2)) < 1e-5
+    own = upscale_array(x, model=model, values=ValueOptions(envelope=None, spectral="model"))
+    assert _cross_ratio_error(_interior(own, 2), _interior(bic, 2)) > 1e-4
 
 
 @pytest.mark.parametrize("radius", [1, 2])  # the envelope's own context may be narrower

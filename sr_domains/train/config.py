@@ -121,12 +121,14 @@ class ValConfig:
 
 @dataclass(frozen=True)
 class CardConfig:
-    """Model-card fields of the saved weights (the rest is filled in by the trainer)."""
+    """Model-card fields of the saved weights (the rest is filled in by the trainer);
+    ``spectral`` is :attr:`~sr_domains.checkpoint.ModelCard.spectral`."""
 
     name: str = ""
     bands: tuple[str, ...] = ()
     modality: str = "any"
     notes: str = ""
+    spectral: str = "model"
 
 
 @dataclass(frozen=True)

@@ -355,6 +355,7 @@ class Trainer:
             ),
             metrics={k: round(v, 4) for k, v in validation.items()},
             notes=c.card.notes,
+            spectral=c.card.spectral,
         )
         return save_checkpoint(model, path, card, overwrite=True)
 
