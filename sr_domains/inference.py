@@ -1,14 +1,15 @@
-"""Run a model over arrays of any size: device, AMP, tiling, nodata, intensity profile.
+"""Run a model over arrays of any size: tiling, bands, nodata, intensity profile, value rules.
 
-Everything goes through :class:`Upscaler`. :meth:`Upscaler.stream` reads LR windows through a
-callback and yields finished HR row blocks, so writers can work with bounded memory;
-:func:`sr_domains.array_api.upscale_array` is the in-memory convenience built on the same path,
-so tiled and whole-image results come from identical code.
+Everything goes through :class:`Upscaler`; the network itself runs in a
+:class:`~sr_domains.runtime.NetworkRunner` (device, AMP, memory format, backend).
+:meth:`Upscaler.stream` reads LR windows through a callback and yields finished HR row blocks,
+so writers can work with bounded memory; :func:`sr_domains.array_api.upscale_array` is the
+in-memory convenience built on the same path, so tiled and whole-image results come from
+identical code.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from .intensity import IntensityProfile
 from .models.base import SRModel
 from .nodata_fill import read_filled
 from .options import DEFAULT_TILE
+from .runtime import NetworkRunner
 from .tiling import TilePlan, make_plan, stream_tiles
 from .value_domain import ValueRules
 
@@ -103,37 +105,23 @@ class Upscaler:
             threads=threads if threads is not None else run.threads,
             max_memory=max_memory if max_memory is not None else run.max_memory,
         )
-        self.backend = settings.backend or "torch"
-        self.threads = settings.threads
-        self.device = resolve_device(device)
-        self.amp_dtype = resolve_amp(amp, self.device, model)
-        if channels_last is None:
-            cpu_pref = bool(getattr(model, "cpu_channels_last", False))
-            channels_last = self.device.type == "cuda" or (self.device.type == "cpu" and cpu_pref)
-        self.channels_last = bool(channels_last) and self.backend == "torch"
+        self.runner = NetworkRunner(
+            model,
+            device=device,
+            amp=amp,
+            channels_last=channels_last,
+            backend=settings.backend or "torch",
+            threads=settings.threads,
+        )
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size or (4 if self.device.type == "cuda" else 1)
         self.progress = progress
         self.scale = model.scale
         self.multiple = int(getattr(model, "size_multiple", 1))
-        self._ort = None
-        with torch_threads(self.threads):
-            if self.backend == "onnxruntime":
-                from .onnx_backend import OrtRunner
-
-                if self.amp_dtype is not None and amp not in ("auto", None, True):
-                    log.warning("amp=%s is ignored by the onnxruntime backend (float32)", amp)
-                self.amp_dtype = None
-                self.model = model.cpu().eval()
-                self._ort = OrtRunner(self.model, self.device, self.threads)
-            else:
-                self.model = model.to(self.device).eval()
-                if self.channels_last:
-                    # Module.to(memory_format=) exists; torch's overloads omit it
-                    self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.memory_budget: int | None = None
-            if tile is None:
+        self.memory_budget: int | None = None
+        if tile is None:
+            with torch_threads(self.threads):
                 tile = self._budget_tile(settings.max_memory)
         self.tiling = resolve_tiling(model, tile, overlap)
         if not self.tiling.exact:
@@ -151,6 +139,23 @@ class Upscaler:
         copy, :func:`sr_domains.adapt.adapt_model`)."""
         return Upscaler(model, **self._settings)
 
+    # the network's placement (:class:`~sr_domains.runtime.NetworkRunner`, ``self.runner``)
+    @property
+    def model(self) -> SRModel:
+        return self.runner.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.runner.device
+
+    @property
+    def channels_last(self) -> bool:
+        return self.runner.channels_last
+
+    @property
+    def threads(self) -> int | None:
+        return self.runner.threads
+
     def _budget_tile(self, max_memory: int | str | None) -> int:
         """The default tile: the largest window whose batch fits the memory budget."""
         from .memory import budget_tile
@@ -158,7 +163,7 @@ class Upscaler:
         try:
             tile, self.memory_budget = budget_tile(
                 self.model,
-                torch.device("cpu") if self._ort is not None else self.device,
+                self.runner.compute_device,
                 max_memory,
                 budget_device=self.device,
                 multiple=self.multiple,
@@ -173,22 +178,6 @@ class Upscaler:
             log.info("memory probe failed (%s); default tile %d", exc, DEFAULT_TILE)
             return DEFAULT_TILE
         return tile
-
-    # -- network --------------------------------------------------------------------------
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        if self._ort is not None:
-            return self._ort(batch)
-        t = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        if self.channels_last:
-            t = t.contiguous(memory_format=torch.channels_last)
-        ctx = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), ctx:
-            y = self.model(t).float()
-        return y.cpu().numpy()  # channels-last stays strided: denormalize copies in C order
 
     def band_mode(self, n_bands: int) -> str:
         """``"joint"`` when the model takes all bands, ``"per_band"`` for a 1-channel model."""
@@ -218,18 +207,17 @@ class Upscaler:
         if self.band_mode(n_bands) == "joint":
             order = list(band_order) if band_order is not None else None
             if order is None or order == list(range(n_bands)):
-                return self._forward
+                return self.runner
             if self.model.out_channels != n_bands or sorted(order) != list(range(n_bands)):
                 raise ConfigError(f"band order {order} does not fit {n_bands} bands")
             back = np.argsort(order)
-            return lambda batch: self._forward(batch[:, order])[:, back]
+            return lambda batch: self.runner(batch[:, order])[:, back]
 
         def per_band(batch: np.ndarray) -> np.ndarray:
             b, c, h, w = batch.shape
             flat = batch.reshape(b * c, 1, h, w)
             outs = [
-                self._forward(flat[i : i + self.batch_size])
-                for i in range(0, b * c, self.batch_size)
+                self.runner(flat[i : i + self.batch_size]) for i in range(0, b * c, self.batch_size)
             ]
             y = np.concatenate(outs, axis=0)
             return y.reshape(b, c, y.shape[-2], y.shape[-1])
