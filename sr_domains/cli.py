@@ -13,7 +13,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cli_upscale import add_upscale
@@ -184,10 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "geometry and metadata right.",
     )
     parser.add_argument("--version", action="version", version=f"sr-domains {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv)")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="errors only: no warnings, no progress bars"
-    )
+    _add_output_flags(parser, verbose=0, quiet=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "models",
@@ -212,7 +209,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_upscale(sub)
     _add_export(sub)
     _add_optional_commands(sub)
+    for command in set(sub.choices.values()):  # -v / -q also after the command
+        _add_output_flags(command, verbose=argparse.SUPPRESS, quiet=argparse.SUPPRESS)
     return parser
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, *, verbose: Any, quiet: Any) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=verbose, help="more logging (-vv)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=quiet,
+        help="errors only: no warnings, no progress bars",
+    )
 
 
 def _os_error_text(exc: OSError) -> str:

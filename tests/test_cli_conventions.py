@@ -51,6 +51,19 @@ def test_quiet_hides_warnings(tmp_path, capsys):
     assert out.strip().endswith("o.tif") and err == ""
 
 
+def test_verbosity_flags_work_after_the_command_too(tmp_path, capsys):
+    src = make_geotiff(tmp_path / "in.tif", count=4)
+    argv = ["upscale", str(src), str(tmp_path / "o.tif"), "--model", "sr-lite-gray-x2"]
+    assert main([*argv, "--progress", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().endswith("o.tif") and err == ""
+    assert main([*argv, "-v"]) == 1  # the output exists now: -v adds the traceback
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("sr-domains: error:")
+    assert main(argv) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_info_json_for_each_domain(tmp_path, capsys):
     from sr_domains.testing.medical import make_dicom_series, make_nifti
 
