@@ -9,6 +9,7 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 
+from sr_domains.cli import main  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled  # noqa: E402
@@ -41,13 +42,17 @@ def test_real_file(shared_data, tmp_path, name, scale, channels):
             assert n_valid_out == n_valid_in * scale * scale
 
 
-def test_rotated_without_crs_warns(shared_data, tmp_path, caplog):
+def test_rotated_without_crs_warns(shared_data, tmp_path, caplog, capsys):
     src = shared_data / "geotiff" / "rotated.tif"
     if not src.exists():
         pytest.skip("rotated.tif is absent")
     with caplog.at_level(logging.WARNING, logger="sr_domains"):
         dst = upscale_geotiff(src, tmp_path / "r.tif", model=tiny_model(1, 2))
     assert "no CRS" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):  # info shows it, no warning
+        assert main(["info", str(src)]) == 0
+    assert "crs         none" in capsys.readouterr().out and caplog.text == ""
     with rasterio.open(src) as a, rasterio.open(dst) as d:
         assert d.crs is None
         assert d.transform.b == pytest.approx(a.transform.b / 2)  # rotation term scaled

@@ -60,13 +60,16 @@ class Georef:
         return "none"
 
 
-def read_georef(ds: Any, path: Path | None = None) -> Georef:
-    """The georeferencing of an open rasterio dataset (logs a warning when incomplete)."""
+def read_georef(ds: Any, path: Path | None = None, *, warn: bool = True) -> Georef:
+    """The georeferencing of an open rasterio dataset (with ``warn``, logs what an output made
+    from it will lack when it is incomplete)."""
     name = path.name if path is not None else ds.name
     transform = None if ds.transform.is_identity else ds.transform
     gcps, gcps_crs = ds.gcps
     rpcs = ds.rpcs
     g = Georef(ds.crs, transform, tuple(gcps) or None, gcps_crs, rpcs)
+    if not warn:
+        return g
     if g.kind == "none":
         log.warning(
             "%s is not georeferenced (no transform, GCPs or RPCs); the output will not be either",
