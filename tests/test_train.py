@@ -75,6 +75,8 @@ def test_unknown_and_mistyped_keys_are_rejected(tmp_path):
         apply_overrides(cfg, {"stpes": 3})
     with pytest.raises(ConfigError, match="optim.lr"):
         apply_overrides(cfg, {"optim.lr": "fast"})
+    with pytest.raises(ConfigError, match="card.spectral"):  # at load, not after training
+        apply_overrides(cfg, {"card.spectral": "bicubik"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nmodel: {arch: edsr}\ndata: {paths: [a]}\noptimiser: {lr: 1}\n")
     # YAML 1.1 reads 1e-4 (no dot) as a string; a float field takes it as the number it is
@@ -87,12 +89,13 @@ def test_unknown_and_mistyped_keys_are_rejected(tmp_path):
 
 
 def test_30_steps_decrease_the_loss_and_the_weights_round_trip(tmp_path):
-    cfg = _config(tmp_path, tensorboard=True)
+    cfg = apply_overrides(_config(tmp_path, tensorboard=True), {"card.spectral": "bicubic"})
     result = train(cfg, progress=False)
     assert result.steps == 30 and len(result.losses) == 6
     assert np.mean(result.losses[-2:]) < 0.7 * np.mean(result.losses[:2])
     model, card = load_checkpoint(result.weights)
     assert card.arch == "edsr" and card.scale == 2 and card.profile["recipe"] == cfg.data.profile
+    assert card.spectral == "bicubic"  # the config's card fields reach the weights
     assert "img0.png" in card.training_data or "3 " in card.training_data
     assert set(result.validation) >= {"psnr", "psnr_bicubic", "ssim"}
     assert card.metrics["psnr"] == pytest.approx(result.validation["psnr"], abs=1e-3)

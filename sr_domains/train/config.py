@@ -128,7 +128,7 @@ class CardConfig:
     bands: tuple[str, ...] = ()
     modality: str = "any"
     notes: str = ""
-    spectral: str = "model"
+    spectral: Literal["model", "bicubic"] = "model"
 
 
 @dataclass(frozen=True)
