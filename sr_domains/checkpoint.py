@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -43,9 +43,9 @@ _WRAPPER_KEYS = (
     "model",
     "net",
 )
-_PREFIXES = ("module.", "netG.")
+_PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
 #: Values of :attr:`ModelCard.spectral`.
-SPECTRAL_CHOICES = ("model", "bicubic")  # DataParallel, BasicSR generator wrappers
+SPECTRAL_CHOICES = ("model", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class ModelCard:
     training_data: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     notes: str = ""
-    spectral: str = "model"
+    spectral: Literal["model", "bicubic"] = "model"
     sr_domains_version: str = ""
     created: str = ""
 
@@ -109,7 +109,11 @@ class ModelCard:
         extra = sorted(set(data) - known)
         if extra:
             log.warning("ignoring unknown model card field(s): %s", ", ".join(extra))
-        return from_dict(cls, {k: v for k, v in data.items() if k in known})
+        data = {k: v for k, v in data.items() if k in known}
+        if data.get("spectral", "model") not in SPECTRAL_CHOICES:  # a newer version's choice
+            log.warning("model card: unknown spectral %r, using 'model'", data["spectral"])
+            data["spectral"] = "model"
+        return from_dict(cls, data)
 
 
 def _with_defaults(model: SRModel, given: dict[str, Any]) -> dict[str, Any]:
