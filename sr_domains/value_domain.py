@@ -14,7 +14,8 @@ profile is inverted, in stored units, to every finished block of output rows:
    through the file's scaling), non-negative when every valid input value is (reflectance,
    backscatter, magnitude, counts), ``HU >= -1024`` for CT, or what the user gives.
 3. **Pinned values**: input pixels holding a pinned value keep it over their whole output
-   footprint: exact-zero background of medical volumes (``data != 0`` masks survive) and
+   footprint: exact-zero background of medical volumes (``data != 0`` masks survive; float
+   data: within :data:`ZERO_TOLERANCE` of its largest magnitude, as resampling leaves it) and
    saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
    average of saturated detector pixels, so all of them were saturated).
 0. **Band ratios** (multi-band, non-negative data; applied first): every output pixel is the
@@ -209,6 +210,8 @@ class ValueRules:
         envelope: tolerance (fraction of the local range), or None for no envelope.
         domain: physical bounds per band, or None.
         pinned: per band, the values kept over their footprint (empty tuple = none).
+        pin_tol: input pixels within this of a pinned value hold it too (float resampling
+            residues, :func:`zero_facts`); every held pixel keeps its own value.
         stats: accumulated counts.
         radius: half-size of the envelope's input neighbourhood.
         spectral: give multi-band output bicubic's band ratios (:mod:`sr_domains.spectral`);
@@ -218,6 +221,7 @@ class ValueRules:
     envelope: float | None = 0.0
     domain: ValueDomain | None = None
     pinned: tuple[tuple[float, ...], ...] = ()
+    pin_tol: float = 0.0
     stats: ClampStats = field(default_factory=ClampStats)
     radius: int = 1
     spectral: bool | None = False
@@ -293,9 +297,14 @@ class ValueRules:
             pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
             for k, vals in enumerate(pins[:c]):
                 for v in vals:
-                    hit = up(((values[k] == v) & ok[k])[None])[0]
-                    stats.pinned += int((hit & (out[k] != v)).sum())
-                    out[k][hit] = v
+                    hit = up((pin_hits(values[k], v, self.pin_tol) & ok[k])[None])[0]
+                    own = (
+                        np.float32(v)
+                        if self.pin_tol == 0
+                        else up(values[k][None].astype(np.float32, copy=False))[0]
+                    )
+                    stats.pinned += int((hit & (out[k] != own)).sum())
+                    out[k][hit] = own if self.pin_tol == 0 else own[hit]
         return stats
 
     def _apply_blocks(
@@ -334,13 +343,20 @@ class ValueRules:
             pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
             for k, vals in enumerate(pins[:c]):
                 for v in vals:
-                    hit_lr = (values[k] == v) & ok[k]
+                    hit_lr = pin_hits(values[k], v, self.pin_tol) & ok[k]
                     if not hit_lr.any():
                         continue
                     hit = np.broadcast_to(hit_lr[first : first + n, None, :, None], blocks[k].shape)
                     band = blocks[k]
-                    stats.pinned += int(np.count_nonzero(hit & (band != v)))
-                    band[hit] = v
+                    if self.pin_tol == 0:
+                        stats.pinned += int(np.count_nonzero(hit & (band != v)))
+                        band[hit] = v
+                        continue
+                    own = np.broadcast_to(
+                        values[k][first : first + n, None, :, None].astype(np.float32), band.shape
+                    )
+                    stats.pinned += int(np.count_nonzero(hit & (band != own)))
+                    band[hit] = own[hit]
         return stats
 
 
@@ -367,6 +383,50 @@ def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
     return out
 
 
+#: Float data: values within this fraction of the largest magnitude count as zero for the
+#: non-negativity and zero-background rules (resampling residues such as the 1e-16 that
+#: MONAI's ``Spacing`` leaves in zero padding; float32 coordinates leave at most ~1e-7).
+ZERO_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class ZeroFacts:
+    """What the value rules need to know about zero in one band or volume (:func:`zero_facts`).
+
+    Attributes:
+        minimum: exact minimum of the finite values (NaN if none).
+        tol: values within ``tol`` of 0 count as 0 (0 for integer data).
+        background: non-negative data (down to ``-tol``) with values at 0 (within ``tol``).
+    """
+
+    minimum: float
+    tol: float
+    background: bool
+
+    @property
+    def non_negative_minimum(self) -> float:
+        """The minimum for :func:`build_rules`: 0 when it is a residue within ``tol`` below 0."""
+        return 0.0 if -self.tol <= self.minimum < 0 else self.minimum
+
+
+def zero_facts(values: np.ndarray) -> ZeroFacts:
+    """Minimum, zero tolerance (:data:`ZERO_TOLERANCE` of the largest finite magnitude for
+    float data, exact for integers) and whether there is a zero background."""
+    v = np.asarray(values)
+    finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
+    if finite.size == 0:
+        return ZeroFacts(float("nan"), 0.0, False)
+    lo, hi = float(finite.min()), float(finite.max())
+    tol = ZERO_TOLERANCE * max(abs(lo), abs(hi)) if v.dtype.kind == "f" else 0.0
+    background = lo >= -tol and bool(np.count_nonzero(np.abs(finite) <= tol))
+    return ZeroFacts(lo, tol, background)
+
+
+def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:
+    """Where ``values`` hold the pinned value ``v`` (within ``tol``)."""
+    return values == v if tol == 0 else np.abs(values - v) <= tol
+
+
 def build_rules(
     options: ValueOptions | None,
     band_min: Sequence[float] | np.ndarray,
@@ -376,6 +436,7 @@ def build_rules(
     inter: float = 0.0,
     ct: bool = False,
     background_zero: bool = False,
+    zero_tol: float = 0.0,
 ) -> ValueRules | None:
     """The rules for one image from the user's options and the input's facts (module docs).
 
@@ -385,6 +446,7 @@ def build_rules(
         slope, inter: the file's scaling (stored = (value - inter) / slope).
         ct: CT Hounsfield units.
         background_zero: medical volume with exact-zero background (pinned 0).
+        zero_tol: float data: values within this of 0 are background (:func:`zero_facts`).
 
     The band-ratio rule applies to two or more bands whose valid values are all non-negative:
     ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
@@ -413,6 +475,7 @@ def build_rules(
         envelope=opts.envelope,
         domain=domain,
         pinned=pinned,
+        pin_tol=zero_tol if background_zero else 0.0,
         radius=opts.envelope_radius,
         spectral=spectral,
     )
@@ -420,12 +483,16 @@ def build_rules(
 
 __all__ = [
     "CT_MIN_HU",
+    "ZERO_TOLERANCE",
     "ClampStats",
     "ValueDomain",
     "ValueOptions",
     "ValueRules",
+    "ZeroFacts",
     "array_reader",
     "band_minimum",
     "build_rules",
     "infer_domain",
+    "pin_hits",
+    "zero_facts",
 ]

@@ -193,15 +193,11 @@ def test_docs_conventions_table_states_what_the_classes_do():
         assert documented == {b.value for b in cls.backend}, name
 
 
-@pytest.mark.skipif(
-    int(np.__version__.split(".")[0]) < 2,
-    reason="numpy 1.x: MONAI's eager Spacing leaves 1e-14 residues in the zero padding that the"
-    " lazy path does not, and the exact-zero background rule (docs/value_fidelity.md) rightly"
-    " treats them as data at a few border pixels",
-)
 def test_lazy_compose_gives_the_same_result(tmp_path):
     """In Compose(lazy=True) the pending Orientation/Spacing ops are applied before the SR
-    transform (it is not lazy) and the result equals the eager pipeline."""
+    transform (it is not lazy) and the result equals the eager pipeline. The two resample
+    differently (1e-16 residues in the zero padding at different voxels, depending on the
+    MONAI and numpy versions); the zero-background rule counts those as zero."""
     src = make_nifti(tmp_path / "in.nii.gz", shape=(14, 12, 5), spacing=(1.0, 1.25, 3.0))
     steps = [
         LoadImaged("img"),

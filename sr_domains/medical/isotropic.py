@@ -30,7 +30,7 @@ from .._resample import apply_taps, cubic_taps
 from ..adapt import AxisSR, Budget, FitReport
 from ..errors import ConfigError
 from ..image import resampled_size, scale_nifti_affine
-from ..value_domain import ValueRules
+from ..value_domain import ValueRules, pin_hits
 from ..value_ops import local_range
 from .profile_estimate import ProfileEstimate, estimate_profile
 from .slice_profile import SliceProfile
@@ -302,9 +302,10 @@ def apply_rules(
         stats.domain += int((((out < lo_b) | (out > hi_b)) & valid_out).sum())
         np.clip(out, lo_b, hi_b, out=out)
     for v in rules.pinned[0] if rules.pinned else ():
-        hit = ((src == v) & ok)[idx]
-        stats.pinned += int((hit & (out != v)).sum())
-        out[hit] = v
+        hit = (pin_hits(src, v, rules.pin_tol) & ok)[idx]
+        own = src[idx]  # within pin_tol of v: each keeps its own value
+        stats.pinned += int((hit & (out != own)).sum())
+        out[hit] = own[hit]
 
 
 def nearest_source(n: int, m: int, factor: float) -> np.ndarray:

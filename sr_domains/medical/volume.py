@@ -25,7 +25,7 @@ import torch
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
-from ..value_domain import ValueRules, array_reader
+from ..value_domain import ValueRules, array_reader, pin_hits
 from .geometry import check_axes, default_axes, upscaled_affine, voxel_sizes
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,8 @@ def upscale_volume(
         out /= 3.0
         factors = [s, s, s]
         for v in {p for pins in (rules.pinned if rules else ()) for p in pins}:
-            restore_footprint(out, vol, factors, vol == v)  # linear blending moved them
+            # linear blending moved them
+            restore_footprint(out, vol, factors, pin_hits(vol, v, rules.pin_tol if rules else 0))
     if valid is not None:
         restore_footprint(out, vol, factors)
     return out

@@ -26,7 +26,7 @@ from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
-from ..value_domain import ValueOptions, array_reader, band_minimum, build_rules
+from ..value_domain import ValueOptions, array_reader, band_minimum, build_rules, zero_facts
 
 log = logging.getLogger(__name__)
 
@@ -275,14 +275,19 @@ class _CountingUpscaler:
 def image_rules(x: np.ndarray, values: ValueOptions | None, joint: bool) -> list[Any]:
     """Value-fidelity rules (:mod:`sr_domains.value_domain`) per channel of a float image
     (one rules object for all channels when the model takes them ``joint``ly): local-range
-    envelope, non-negative channels stay non-negative, exact-zero background stays zero."""
+    envelope, non-negative channels stay non-negative, zero background stays zero (float
+    resampling residues within :data:`~sr_domains.value_domain.ZERO_TOLERANCE` included)."""
     mins = band_minimum(x.reshape(x.shape[0], -1))
     if joint:
         return [build_rules(values, mins)]
     out = []
-    for i, m in enumerate(mins):
-        zero = bool(np.isfinite(m) and m >= 0 and (x[i] == 0).any())
-        out.append(build_rules(values, [m], background_zero=zero))
+    for i in range(len(mins)):
+        z = zero_facts(x[i])  # resampling residues near 0 count as 0 (ZERO_TOLERANCE)
+        out.append(
+            build_rules(
+                values, [z.non_negative_minimum], background_zero=z.background, zero_tol=z.tol
+            )
+        )
     return out
 
 

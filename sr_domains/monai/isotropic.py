@@ -29,7 +29,7 @@ from ..medical.geometry import voxel_sizes
 from ..medical.isotropic import IsotropicPlan, plan_isotropic
 from ..medical.isotropic_io import VolumeJob, fit_intensity, resolve_slice_profile
 from ..options import InternalOptions, IsotropicOptions
-from ..value_domain import ValueOptions, build_rules
+from ..value_domain import ValueOptions, build_rules, zero_facts
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._meta import scale_meta
 from .transforms import new_metatensor, untracked
@@ -113,11 +113,10 @@ class MakeIsotropic(Transform):
         outs = []
         for c in range(arr.shape[0]):
             vol = arr[c]
-            finite = vol[np.isfinite(vol)]
-            vmin = float(finite.min()) if finite.size else float("nan")
+            z = zero_facts(vol)  # resampling residues near 0 count as 0 (ZERO_TOLERANCE)
             intensity = fit_intensity(self.profile, vol, np.dtype(np.float32))
             rules = build_rules(
-                self.values, [vmin], background_zero=vmin >= 0 and bool((vol == 0).any())
+                self.values, [z.non_negative_minimum], background_zero=z.background, zero_tol=z.tol
             )
             job = VolumeJob(
                 plan,

@@ -1,0 +1,60 @@
+"""Zero background and non-negativity of float data that went through resampling: residues of
+order 1e-16 (MONAI ``Spacing``) count as zero (``value_domain.ZERO_TOLERANCE``), exact for
+integer data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sr_domains.value_domain import ZERO_TOLERANCE, build_rules, zero_facts
+
+
+def _volume_with_residues(seed: int = 0) -> np.ndarray:
+    """A float32 (1, 16, 16, 3) image: a positive object on exact-zero background, with
+    +-1e-15 residues on part of the background (as float resampling leaves them)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((1, 16, 16, 3), np.float32)
+    x[0, 4:12, 5:11] = rng.uniform(200.0, 800.0, (8, 6, 3)).astype(np.float32)
+    x[0, 1, 1:15] = 1e-15
+    x[0, 14, 1:15] = -1e-15
+    return x
+
+
+def test_zero_facts_float_residues_integer_exact_and_real_negatives():
+    x = _volume_with_residues()[0]
+    z = zero_facts(x)
+    assert z.minimum < 0 and z.non_negative_minimum == 0.0
+    assert z.background and z.tol == pytest.approx(ZERO_TOLERANCE * float(x.max()))
+    ints = np.array([[0, 3], [7, 9]], np.int16)
+    assert zero_facts(ints).tol == 0.0 and zero_facts(ints).background
+    assert not zero_facts(ints + 1).background  # no zero at all
+    real = x.copy()
+    real[0, 0] = -1e-3 * float(x.max())  # a real negative value, not a residue
+    zr = zero_facts(real)
+    assert not zr.background and zr.non_negative_minimum < 0
+    rules = build_rules(None, [zr.non_negative_minimum], background_zero=zr.background)
+    assert rules is not None and not rules.pinned and rules.pin_tol == 0.0
+
+
+def test_monai_residue_background_keeps_its_values_and_output_stays_non_negative():
+    pytest.importorskip("monai")
+    from monai.data import MetaTensor
+
+    import sr_domains.monai as srm
+    from sr_domains.testing.medical import interp_model
+
+    x = _volume_with_residues()
+    img = MetaTensor(torch.from_numpy(x), affine=torch.eye(4, dtype=torch.float64))
+    out = srm.SuperResolution(interp_model(2), device="cpu", axes=(0, 1))(img).numpy()[0]
+    src = x[0]
+    foot = np.repeat(np.repeat(src, 2, axis=0), 2, axis=1)  # each input voxel's 2 x 2 footprint
+    near_zero = np.abs(foot) <= ZERO_TOLERANCE * float(src.max())
+    # background (exact zeros and residues) keeps the input's own values: `data != 0` masks of
+    # the output equal the input's, repeated over the footprint
+    np.testing.assert_array_equal(out[near_zero], foot[near_zero])
+    assert ((out != 0) == (foot != 0)).all()
+    # the object's interpolated edge does not leak below the input's minimum
+    assert out.min() >= src.min()
+    assert (out[~near_zero] >= 0).all()
