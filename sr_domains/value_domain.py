@@ -15,7 +15,7 @@ profile is inverted, in stored units, to every finished block of output rows:
    backscatter, magnitude, counts), ``HU >= -1024`` for CT, or what the user gives.
 3. **Pinned values**: input pixels holding a pinned value keep it over their whole output
    footprint: exact-zero background of medical volumes (``data != 0`` masks survive; float
-   data: within :data:`ZERO_TOLERANCE` of its largest magnitude, as resampling leaves it) and
+   data: within :data:`ZERO_TOLERANCE` times its largest magnitude, as resampling leaves it) and
    saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
    average of saturated detector pixels, so all of them were saturated).
 0. **Band ratios** (multi-band, non-negative data; applied first): every output pixel is the
@@ -384,9 +384,10 @@ def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
 
 
 #: Float data: values within this fraction of the largest magnitude count as zero for the
-#: non-negativity and zero-background rules (resampling residues such as the 1e-16 that
-#: MONAI's ``Spacing`` leaves in zero padding; float32 coordinates leave at most ~1e-7).
-ZERO_TOLERANCE = 1e-6
+#: non-negativity and zero-background rules: what float32 round-off can leave of an exact zero
+#: (two machine epsilons, 2.4e-7), e.g. the 1e-16 residues MONAI's ``Spacing`` leaves in zero
+#: padding.
+ZERO_TOLERANCE = float(2 * np.finfo(np.float32).eps)
 
 
 @dataclass(frozen=True)
@@ -408,6 +409,15 @@ class ZeroFacts:
         """The minimum for :func:`build_rules`: 0 when it is a residue within ``tol`` below 0."""
         return 0.0 if -self.tol <= self.minimum < 0 else self.minimum
 
+    @classmethod
+    def from_stats(cls, lo: float, hi: float, min_abs: float, floating: bool) -> ZeroFacts:
+        """From the minimum, maximum and smallest magnitude of the finite values (one
+        streaming pass, e.g. :meth:`sr_domains.medical.nifti_io.NiftiSource.scan`)."""
+        if not np.isfinite(lo):
+            return cls(float("nan"), 0.0, False)
+        tol = ZERO_TOLERANCE * max(abs(lo), abs(hi)) if floating else 0.0
+        return cls(float(lo), tol, bool(lo >= -tol and min_abs <= tol))
+
 
 def zero_facts(values: np.ndarray) -> ZeroFacts:
     """Minimum, zero tolerance (:data:`ZERO_TOLERANCE` of the largest finite magnitude for
@@ -417,9 +427,7 @@ def zero_facts(values: np.ndarray) -> ZeroFacts:
     if finite.size == 0:
         return ZeroFacts(float("nan"), 0.0, False)
     lo, hi = float(finite.min()), float(finite.max())
-    tol = ZERO_TOLERANCE * max(abs(lo), abs(hi)) if v.dtype.kind == "f" else 0.0
-    background = lo >= -tol and bool(np.count_nonzero(np.abs(finite) <= tol))
-    return ZeroFacts(lo, tol, background)
+    return ZeroFacts.from_stats(lo, hi, float(np.abs(finite).min()), v.dtype.kind == "f")
 
 
 def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:

@@ -58,3 +58,28 @@ def test_monai_residue_background_keeps_its_values_and_output_stays_non_negative
     # the object's interpolated edge does not leak below the input's minimum
     assert out.min() >= src.min()
     assert (out[~near_zero] >= 0).all()
+
+
+@pytest.mark.parametrize("through_plane", [False, True])
+def test_float_nifti_with_residues_keeps_its_background(tmp_path, through_plane):
+    """A float32 NIfTI as a resampling tool writes it (residues in the zero padding): the
+    background footprints keep their values, in-plane and through-plane."""
+    nib = pytest.importorskip("nibabel")
+    from sr_domains.medical import upscale_nifti
+    from sr_domains.testing.medical import interp_model
+
+    vol = _volume_with_residues(1)[0]
+    src = tmp_path / "resampled.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.diag([0.8, 0.8, 2.0, 1.0])), src)
+    before = src.read_bytes()
+    out = upscale_nifti(
+        src, tmp_path / "sr.nii.gz", model=interp_model(2), scale=2, through_plane=through_plane
+    )
+    sr = np.asarray(nib.load(out).dataobj)
+    foot = vol
+    for axis in (0, 1, 2) if through_plane else (0, 1):
+        foot = np.repeat(foot, 2, axis=axis)
+    near_zero = np.abs(foot) <= ZERO_TOLERANCE * float(vol.max())
+    np.testing.assert_array_equal(sr[near_zero], foot[near_zero])
+    assert sr.min() >= vol.min() and (sr[~near_zero] >= 0).all()
+    assert src.read_bytes() == before

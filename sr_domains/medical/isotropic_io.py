@@ -211,14 +211,16 @@ def resolve_slice_profile(
 
 def nifti_rules(values: ValueOptions | None, src: Any, scan: Any, intensity: IntensityProfile):
     """Value rules of a NIfTI input (as :func:`~sr_domains.medical.upscale_nifti` builds them)."""
+    zero = scan.zero_facts(floating=np.dtype(src.dtype).kind == "f")
     return build_rules(
         values,
-        [scan.vmin],
+        [zero.non_negative_minimum],
         dtype=src.dtype,
         slope=src.slope,
         inter=src.inter,
         ct=intensity.recipe.lower().startswith("ct"),
-        background_zero=scan.vmin >= 0 and scan.n_zero > 0,
+        background_zero=zero.background,
+        zero_tol=zero.tol,
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..value_domain import ZeroFacts
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,12 @@ class Scan:
     n_finite: int
     n_nonfinite: int
     n_zero: int
+    min_abs: float = float("inf")  # smallest magnitude of the finite values
+
+    def zero_facts(self, floating: bool) -> ZeroFacts:
+        """Zero background and tolerance (:class:`~sr_domains.value_domain.ZeroFacts`);
+        ``floating``: float storage (integer storage is exact)."""
+        return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating)
 
 
 @dataclass
@@ -128,7 +135,7 @@ class NiftiSource:
         ``max_sample`` values (every voxel when the volume is that small)."""
         total = int(np.prod(self.shape, dtype=np.int64))
         step = max(1, -(-total // max_sample))
-        parts, vmin, vmax = [], np.inf, -np.inf
+        parts, vmin, vmax, min_abs = [], np.inf, -np.inf, np.inf
         n_fin = n_zero = 0
         for k, plane in enumerate(self.planes()):
             flat = plane.ravel(order="F")
@@ -140,8 +147,9 @@ class NiftiSource:
                 vals = flat[fin] if nf < flat.size else flat
                 vmin, vmax = min(vmin, float(vals.min())), max(vmax, float(vals.max()))
                 n_zero += int(np.count_nonzero(vals == 0))
+                min_abs = min(min_abs, float(np.abs(vals).min()))
         sample = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return Scan(sample, float(vmin), float(vmax), n_fin, total - n_fin, n_zero)
+        return Scan(sample, float(vmin), float(vmax), n_fin, total - n_fin, n_zero, min_abs)
 
     def read_all(self) -> np.ndarray:
         """The whole volume as float32 ``shape`` (checks that it fits in memory first)."""

@@ -129,14 +129,16 @@ def upscale_nifti(
     )
     scan = source.scan()
     prof = fit_profile(profile, up.model, scan.sample, default="mr", dtype=source.dtype)
+    zero = scan.zero_facts(floating=np.dtype(source.dtype).kind == "f")
     rules = build_rules(
         values,
-        [scan.vmin],
+        [zero.non_negative_minimum],
         dtype=source.dtype,
         slope=source.slope,
         inter=source.inter,
         ct=prof.recipe.lower().startswith("ct"),
-        background_zero=scan.vmin >= 0 and scan.n_zero > 0,
+        background_zero=zero.background,
+        zero_tol=zero.tol,
     )
     gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
     planes = adaptation_planes(source, ax) if gate or adapt is not None else []  # read once
