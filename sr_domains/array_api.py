@@ -13,7 +13,7 @@ import torch
 from .inference import Upscaler, default_profile
 from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
 from .models.base import SRModel
-from .value_domain import ValueOptions, band_minimum, build_rules
+from .value_domain import ValueOptions, band_extremes, build_rules, residue_floor
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
@@ -136,7 +136,8 @@ def upscale_array(
         threads=threads,
         max_memory=max_memory,
     )
-    rules = build_rules(values, band_minimum(arr, valid_mask), dtype=arr.dtype)
+    mins, mags = band_extremes(arr, valid_mask)
+    rules = build_rules(values, residue_floor(mins, mags, arr.dtype.kind == "f"), dtype=arr.dtype)
     out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
     if rules is not None and rules.stats.envelope + rules.stats.domain:
         log.info("value fidelity: %s", rules.stats.describe())

@@ -370,6 +370,38 @@ def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
     return read
 
 
+def band_extremes(
+    values: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact minimum and largest magnitude of the valid, finite values of each band of
+    ``(C, ...)`` (NaN and 0 for a band without any)."""
+    v = np.asarray(values)
+    ok = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
+    if valid is not None:
+        ok &= np.broadcast_to(np.asarray(valid, bool), v.shape)
+    mins, mags = np.full(v.shape[0], np.nan), np.zeros(v.shape[0])
+    for k in range(v.shape[0]):
+        if ok[k].any():
+            vals = v[k][ok[k]]
+            mins[k] = float(vals.min())
+            mags[k] = max(abs(mins[k]), abs(float(vals.max())))
+    return mins, mags
+
+
+def residue_floor(
+    mins: Sequence[float] | np.ndarray, magnitudes: Sequence[float] | np.ndarray, floating: bool
+) -> np.ndarray:
+    """Band minima for :func:`build_rules` with float round-off below zero read as 0: a
+    minimum within :data:`ZERO_TOLERANCE` times the band's largest magnitude below 0 (e.g.
+    ``-1e-12`` left by a resampler in a reflectance band) keeps the band non-negative.
+    Integer data is exact."""
+    m = np.asarray(mins, np.float64).copy()
+    if floating:
+        tol = ZERO_TOLERANCE * np.asarray(magnitudes, np.float64)
+        m[(m < 0) & (m >= -tol)] = 0.0
+    return m
+
+
 def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Exact minimum of the valid, finite values of each band of ``(C, ...)`` (NaN if none)."""
     v = np.asarray(values)
@@ -498,9 +530,11 @@ __all__ = [
     "ValueRules",
     "ZeroFacts",
     "array_reader",
+    "band_extremes",
     "band_minimum",
     "build_rules",
     "infer_domain",
     "pin_hits",
+    "residue_floor",
     "zero_facts",
 ]

@@ -162,17 +162,22 @@ def _sample(x: Any) -> np.ndarray:
 
 
 def _band_min(x: Any, nodata: float | None) -> list[float]:
-    """Exact minimum of the valid values of each band (one pass for dask arrays)."""
+    """Exact minimum of the valid values of each band (one pass for dask arrays), float
+    round-off below zero read as 0 (:func:`~sr_domains.value_domain.residue_floor`)."""
     import dask.array as dsa
 
-    if not hasattr(x, "dask"):
-        from .value_domain import band_minimum
+    from .value_domain import band_extremes, residue_floor
 
+    floating = np.dtype(x.dtype).kind == "f"
+    if not hasattr(x, "dask"):
         arr = np.asarray(x)
-        return list(band_minimum(arr, _valid(arr, nodata)))
-    masked = dsa.where(dsa.map_blocks(_valid, x, nodata, dtype=bool), x, np.inf)
-    mins = masked.reshape(x.shape[0], -1).min(axis=1).compute().astype(np.float64)
-    return [float(m) if np.isfinite(m) else float("nan") for m in mins]
+        return list(residue_floor(*band_extremes(arr, _valid(arr, nodata)), floating))
+    ok = dsa.map_blocks(_valid, x, nodata, dtype=bool)
+    low = dsa.where(ok, x, np.inf).reshape(x.shape[0], -1).min(axis=1)
+    mag = dsa.where(ok, abs(x), 0).reshape(x.shape[0], -1).max(axis=1)
+    lo, mg = (np.asarray(a, np.float64) for a in dsa.compute(low, mag))
+    mins = [float(m) if np.isfinite(m) else float("nan") for m in lo]
+    return list(residue_floor(mins, mg, floating))
 
 
 def _lazy(

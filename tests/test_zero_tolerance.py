@@ -83,3 +83,76 @@ def test_float_nifti_with_residues_keeps_its_background(tmp_path, through_plane)
     np.testing.assert_array_equal(sr[near_zero], foot[near_zero])
     assert sr.min() >= vol.min() and (sr[~near_zero] >= 0).all()
     assert src.read_bytes() == before
+
+
+def _reflectance(seed: int = 2) -> np.ndarray:
+    """A float32 reflectance band (0..0.5) with sharp edges and one resampler residue below 0."""
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random((1, 24, 28)) < 0.5, 0.0, 0.5).astype(np.float32)
+    x[0, 3, 4] = -1e-12
+    return x
+
+
+def test_residue_floor_reads_round_off_as_zero_but_keeps_real_negatives():
+    from sr_domains.value_domain import band_extremes, residue_floor
+
+    x = _reflectance()
+    mins, mags = band_extremes(x)
+    assert mins[0] == pytest.approx(-1e-12, rel=1e-3) and mags[0] == pytest.approx(0.5)
+    assert residue_floor(mins, mags, floating=True)[0] == 0.0
+    assert residue_floor([-0.01], mags, floating=True)[0] == -0.01  # a real undershoot
+    assert residue_floor([-1], [1000], floating=False)[0] == -1  # integers are exact
+
+
+def test_array_and_geotiff_stay_non_negative_with_a_residue_below_zero(tmp_path):
+    """With the envelope off, only the non-negativity rule bounds a sharpening network: a
+    -1e-12 residue must not turn it off (array API and GeoTIFF)."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains import upscale_array
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing import tiny_model
+    from sr_domains.value_domain import ValueOptions
+
+    x = _reflectance()
+    model = tiny_model(1, 2, seed=3)
+    no_envelope = ValueOptions(envelope=None)
+    loose = upscale_array(x, model, profile="identity", values=ValueOptions(clamp=False))
+    assert loose.min() < -1e-3  # the network does undershoot here
+    out = upscale_array(x, model, profile="identity", values=no_envelope)
+    assert out.min() >= x.min()  # >= 0 except the residue's own footprint value
+    assert (out < 0).sum() <= 4 and out.min() >= -1e-12
+
+    src = tmp_path / "refl.tif"
+    profile = {
+        "driver": "GTiff", "width": 28, "height": 24, "count": 1, "dtype": "float32",
+        "crs": "EPSG:32633", "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4e6),
+    }  # fmt: skip
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write(x)
+    dst = upscale_geotiff(src, tmp_path / "sr.tif", model=model, profile="identity",
+                          values=no_envelope)  # fmt: skip
+    with rasterio.open(dst) as ds:
+        sr = ds.read()
+    assert sr.min() >= -1e-12 and (sr < 0).sum() <= 4
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_xarray_stays_non_negative_with_a_residue_below_zero(tmp_path, chunked):
+    rasterio = pytest.importorskip("rasterio")
+    rioxarray = pytest.importorskip("rioxarray")
+    pytest.importorskip("dask")
+    from sr_domains.testing import tiny_model
+    from sr_domains.value_domain import ValueOptions
+    from sr_domains.xarray import upscale
+
+    src = tmp_path / "refl.tif"
+    profile = {
+        "driver": "GTiff", "width": 28, "height": 24, "count": 1, "dtype": "float32",
+        "crs": "EPSG:32633", "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4e6),
+    }  # fmt: skip
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write(_reflectance())
+    da = rioxarray.open_rasterio(src, chunks={"x": 14, "y": 12} if chunked else None)
+    out = upscale(da, 2, model=tiny_model(1, 2, seed=3), profile="identity",
+                  values=ValueOptions(envelope=None)).values  # fmt: skip
+    assert out.min() >= -1e-12 and (out < 0).sum() <= 4

@@ -246,20 +246,22 @@ class RasterSource:
 
     def band_minimum(self) -> np.ndarray:
         """Exact minimum of the valid values of each selected band (NaN for a band without
-        valid pixels), read strip by strip. Unsigned data needs no reading: 0 is a lower bound
-        that decides the same (non-negative) value domain."""
+        valid pixels), read strip by strip, with float round-off below zero read as 0
+        (:func:`~sr_domains.value_domain.residue_floor`). Unsigned data needs no reading: 0
+        is a lower bound that decides the same (non-negative) value domain."""
         if self.dtype.kind == "u":
             return np.zeros(self.n_bands)
-        from ..value_domain import band_minimum
+        from ..value_domain import band_extremes, residue_floor
 
         h, w = self.shape
         itemsize = self.dtype.itemsize * self.n_bands
         strip = max(1, min(max(self.ds.block_shapes[0][0], 64), (64 * 2**20) // (itemsize * w)))
-        out = np.full(self.n_bands, np.nan)
+        mins, mags = np.full(self.n_bands, np.nan), np.zeros(self.n_bands)
         for y0 in range(0, h, strip):
             block = self.read(Window(0, y0, w, min(strip, h - y0)))
-            out = np.fmin(out, band_minimum(block.values, block.valid))
-        return out
+            lo, mag = band_extremes(block.values, block.valid)
+            mins, mags = np.fmin(mins, lo), np.fmax(mags, mag)
+        return residue_floor(mins, mags, self.dtype.kind == "f")
 
     def band_semantics(self) -> list[str | None]:
         """What each selected band holds, from its colour interpretation or, when that is
