@@ -26,7 +26,14 @@ from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
-from ..value_domain import ValueOptions, array_reader, band_minimum, build_rules, zero_facts
+from ..value_domain import (
+    ValueOptions,
+    array_reader,
+    band_extremes,
+    build_rules,
+    residue_floor,
+    zero_facts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +284,11 @@ def image_rules(x: np.ndarray, values: ValueOptions | None, joint: bool) -> list
     (one rules object for all channels when the model takes them ``joint``ly): local-range
     envelope, non-negative channels stay non-negative, zero background stays zero (float
     resampling residues within :data:`~sr_domains.value_domain.ZERO_TOLERANCE` included)."""
-    mins = band_minimum(x.reshape(x.shape[0], -1))
     if joint:
-        return [build_rules(values, mins)]
+        flat = x.reshape(x.shape[0], -1)
+        return [build_rules(values, residue_floor(*band_extremes(flat), floating=True))]
     out = []
-    for i in range(len(mins)):
+    for i in range(x.shape[0]):
         z = zero_facts(x[i])  # resampling residues near 0 count as 0 (ZERO_TOLERANCE)
         out.append(
             build_rules(
