@@ -93,6 +93,20 @@ def _reflectance(seed: int = 2) -> np.ndarray:
     return x
 
 
+def _write_reflectance(path, x: np.ndarray):
+    """``x`` as a float32 GeoTIFF in UTM 33N, 10 m pixels."""
+    import rasterio
+
+    profile = {
+        "driver": "GTiff", "width": x.shape[2], "height": x.shape[1], "count": x.shape[0],
+        "dtype": "float32", "crs": "EPSG:32633",
+        "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4e6),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(x)
+    return path
+
+
 def test_residue_floor_reads_round_off_as_zero_but_keeps_real_negatives():
     from sr_domains.value_domain import band_extremes, residue_floor
 
@@ -122,13 +136,7 @@ def test_array_and_geotiff_stay_non_negative_with_a_residue_below_zero(tmp_path)
     assert out.min() >= x.min()  # >= 0 except the residue's own footprint value
     assert (out < 0).sum() <= 4 and out.min() >= -1e-12
 
-    src = tmp_path / "refl.tif"
-    profile = {
-        "driver": "GTiff", "width": 28, "height": 24, "count": 1, "dtype": "float32",
-        "crs": "EPSG:32633", "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4e6),
-    }  # fmt: skip
-    with rasterio.open(src, "w", **profile) as ds:
-        ds.write(x)
+    src = _write_reflectance(tmp_path / "refl.tif", x)
     dst = upscale_geotiff(src, tmp_path / "sr.tif", model=model, profile="identity",
                           values=no_envelope)  # fmt: skip
     with rasterio.open(dst) as ds:
@@ -138,20 +146,14 @@ def test_array_and_geotiff_stay_non_negative_with_a_residue_below_zero(tmp_path)
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_xarray_stays_non_negative_with_a_residue_below_zero(tmp_path, chunked):
-    rasterio = pytest.importorskip("rasterio")
+    pytest.importorskip("rasterio")
     rioxarray = pytest.importorskip("rioxarray")
     pytest.importorskip("dask")
     from sr_domains.testing import tiny_model
     from sr_domains.value_domain import ValueOptions
     from sr_domains.xarray import upscale
 
-    src = tmp_path / "refl.tif"
-    profile = {
-        "driver": "GTiff", "width": 28, "height": 24, "count": 1, "dtype": "float32",
-        "crs": "EPSG:32633", "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4e6),
-    }  # fmt: skip
-    with rasterio.open(src, "w", **profile) as ds:
-        ds.write(_reflectance())
+    src = _write_reflectance(tmp_path / "refl.tif", _reflectance())
     da = rioxarray.open_rasterio(src, chunks={"x": 14, "y": 12} if chunked else None)
     out = upscale(da, 2, model=tiny_model(1, 2, seed=3), profile="identity",
                   values=ValueOptions(envelope=None)).values  # fmt: skip
