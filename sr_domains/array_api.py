@@ -13,7 +13,8 @@ import torch
 from .inference import Upscaler, default_profile
 from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
 from .models.base import SRModel
-from .value_domain import ValueOptions, band_extremes, build_rules, residue_floor
+from .value_domain import ValueOptions, build_rules
+from .value_facts import band_extremes, residue_floor
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11

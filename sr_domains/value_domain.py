@@ -15,7 +15,8 @@ profile is inverted, in stored units, to every finished block of output rows:
    backscatter, magnitude, counts), ``HU >= -1024`` for CT, or what the user gives.
 3. **Pinned values**: input pixels holding a pinned value keep it over their whole output
    footprint: exact-zero background of medical volumes (``data != 0`` masks survive; float
-   data: within :data:`ZERO_TOLERANCE` times its largest magnitude, as resampling leaves it) and
+   data: within :data:`~sr_domains.value_facts.ZERO_TOLERANCE` times its largest magnitude,
+   as resampling leaves it) and
    saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
    average of saturated detector pixels, so all of them were saturated).
 0. **Band ratios** (multi-band, non-negative data; applied first): every output pixel is the
@@ -40,6 +41,7 @@ from numpy.typing import DTypeLike
 
 from .errors import ConfigError
 from .spectral import HALO, keep_band_ratios
+from .value_facts import band_minimum, pin_hits
 from .value_ops import clip_blocks, local_range
 
 #: CT lower bound (air); values below it are clamped unless the input itself goes lower.
@@ -211,7 +213,8 @@ class ValueRules:
         domain: physical bounds per band, or None.
         pinned: per band, the values kept over their footprint (empty tuple = none).
         pin_tol: input pixels within this of a pinned value hold it too (float resampling
-            residues, :func:`zero_facts`); every held pixel keeps its own value.
+            residues, :func:`~sr_domains.value_facts.zero_facts`); every held pixel keeps its
+            own value.
         stats: accumulated counts.
         radius: half-size of the envelope's input neighbourhood.
         spectral: give multi-band output bicubic's band ratios (:mod:`sr_domains.spectral`);
@@ -370,103 +373,6 @@ def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
     return read
 
 
-def band_extremes(
-    values: np.ndarray, valid: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact minimum and largest magnitude of the valid, finite values of each band of
-    ``(C, ...)`` (NaN and 0 for a band without any)."""
-    v = np.asarray(values)
-    ok = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
-    if valid is not None:
-        ok &= np.broadcast_to(np.asarray(valid, bool), v.shape)
-    mins, mags = np.full(v.shape[0], np.nan), np.zeros(v.shape[0])
-    for k in range(v.shape[0]):
-        if ok[k].any():
-            vals = v[k][ok[k]]
-            mins[k] = float(vals.min())
-            mags[k] = max(abs(mins[k]), abs(float(vals.max())))
-    return mins, mags
-
-
-def residue_floor(
-    mins: Sequence[float] | np.ndarray, magnitudes: Sequence[float] | np.ndarray, floating: bool
-) -> np.ndarray:
-    """Band minima for :func:`build_rules` with float round-off below zero read as 0: a
-    minimum within :data:`ZERO_TOLERANCE` times the band's largest magnitude below 0 (e.g.
-    ``-1e-12`` left by a resampler in a reflectance band) keeps the band non-negative.
-    Integer data is exact."""
-    m = np.asarray(mins, np.float64).copy()
-    if floating:
-        tol = ZERO_TOLERANCE * np.asarray(magnitudes, np.float64)
-        m[(m < 0) & (m >= -tol)] = 0.0
-    return m
-
-
-def band_minimum(values: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """Exact minimum of the valid, finite values of each band of ``(C, ...)`` (NaN if none)."""
-    v = np.asarray(values)
-    ok = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
-    if valid is not None:
-        ok &= np.broadcast_to(np.asarray(valid, bool), v.shape)
-    out = np.full(v.shape[0], np.nan)
-    for k in range(v.shape[0]):
-        if ok[k].any():
-            out[k] = float(v[k][ok[k]].min())
-    return out
-
-
-#: Float data: values within this fraction of the largest magnitude count as zero for the
-#: non-negativity and zero-background rules: what float32 round-off can leave of an exact zero
-#: (two machine epsilons, 2.4e-7), e.g. the 1e-16 residues MONAI's ``Spacing`` leaves in zero
-#: padding.
-ZERO_TOLERANCE = float(2 * np.finfo(np.float32).eps)
-
-
-@dataclass(frozen=True)
-class ZeroFacts:
-    """What the value rules need to know about zero in one band or volume (:func:`zero_facts`).
-
-    Attributes:
-        minimum: exact minimum of the finite values (NaN if none).
-        tol: values within ``tol`` of 0 count as 0 (0 for integer data).
-        background: non-negative data (down to ``-tol``) with values at 0 (within ``tol``).
-    """
-
-    minimum: float
-    tol: float
-    background: bool
-
-    @property
-    def non_negative_minimum(self) -> float:
-        """The minimum for :func:`build_rules`: 0 when it is a residue within ``tol`` below 0."""
-        return 0.0 if -self.tol <= self.minimum < 0 else self.minimum
-
-    @classmethod
-    def from_stats(cls, lo: float, hi: float, min_abs: float, floating: bool) -> ZeroFacts:
-        """From the minimum, maximum and smallest magnitude of the finite values (one
-        streaming pass, e.g. :meth:`sr_domains.medical.nifti_io.NiftiSource.scan`)."""
-        if not np.isfinite(lo):
-            return cls(float("nan"), 0.0, False)
-        tol = ZERO_TOLERANCE * max(abs(lo), abs(hi)) if floating else 0.0
-        return cls(float(lo), tol, bool(lo >= -tol and min_abs <= tol))
-
-
-def zero_facts(values: np.ndarray) -> ZeroFacts:
-    """Minimum, zero tolerance (:data:`ZERO_TOLERANCE` of the largest finite magnitude for
-    float data, exact for integers) and whether there is a zero background."""
-    v = np.asarray(values)
-    finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
-    if finite.size == 0:
-        return ZeroFacts(float("nan"), 0.0, False)
-    lo, hi = float(finite.min()), float(finite.max())
-    return ZeroFacts.from_stats(lo, hi, float(np.abs(finite).min()), v.dtype.kind == "f")
-
-
-def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:
-    """Where ``values`` hold the pinned value ``v`` (within ``tol``)."""
-    return values == v if tol == 0 else np.abs(values - v) <= tol
-
-
 def build_rules(
     options: ValueOptions | None,
     band_min: Sequence[float] | np.ndarray,
@@ -486,7 +392,8 @@ def build_rules(
         slope, inter: the file's scaling (stored = (value - inter) / slope).
         ct: CT Hounsfield units.
         background_zero: medical volume with exact-zero background (pinned 0).
-        zero_tol: float data: values within this of 0 are background (:func:`zero_facts`).
+        zero_tol: float data: values within this of 0 are background
+            (:func:`~sr_domains.value_facts.zero_facts`).
 
     The band-ratio rule applies to two or more bands whose valid values are all non-negative:
     ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
@@ -523,18 +430,12 @@ def build_rules(
 
 __all__ = [
     "CT_MIN_HU",
-    "ZERO_TOLERANCE",
     "ClampStats",
     "ValueDomain",
     "ValueOptions",
     "ValueRules",
-    "ZeroFacts",
     "array_reader",
-    "band_extremes",
     "band_minimum",
     "build_rules",
     "infer_domain",
-    "pin_hits",
-    "residue_floor",
-    "zero_facts",
 ]

@@ -163,10 +163,10 @@ def _sample(x: Any) -> np.ndarray:
 
 def _band_min(x: Any, nodata: float | None) -> list[float]:
     """Exact minimum of the valid values of each band (one pass for dask arrays), float
-    round-off below zero read as 0 (:func:`~sr_domains.value_domain.residue_floor`)."""
+    round-off below zero read as 0 (:func:`~sr_domains.value_facts.residue_floor`)."""
     import dask.array as dsa
 
-    from .value_domain import band_extremes, residue_floor
+    from .value_facts import band_extremes, residue_floor
 
     floating = np.dtype(x.dtype).kind == "f"
     if not hasattr(x, "dask"):

@@ -19,7 +19,8 @@ from sr_domains.medical import read_nifti, upscale_nifti  # noqa: E402
 from sr_domains.medical.geometry import corners, scale_factors  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_nifti, oblique_affine  # noqa: E402
-from sr_domains.value_domain import ZERO_TOLERANCE, ValueOptions  # noqa: E402
+from sr_domains.value_domain import ValueOptions  # noqa: E402
+from sr_domains.value_facts import ZERO_TOLERANCE  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sr_domains.value_domain import ZERO_TOLERANCE, build_rules, zero_facts
+from sr_domains.value_domain import build_rules
+from sr_domains.value_facts import ZERO_TOLERANCE, zero_facts
 
 
 def _volume_with_residues(seed: int = 0) -> np.ndarray:
@@ -108,7 +109,7 @@ def _write_reflectance(path, x: np.ndarray):
 
 
 def test_residue_floor_reads_round_off_as_zero_but_keeps_real_negatives():
-    from sr_domains.value_domain import band_extremes, residue_floor
+    from sr_domains.value_facts import band_extremes, residue_floor
 
     x = _reflectance()
     mins, mags = band_extremes(x)

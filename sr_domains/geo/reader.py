@@ -247,11 +247,11 @@ class RasterSource:
     def band_minimum(self) -> np.ndarray:
         """Exact minimum of the valid values of each selected band (NaN for a band without
         valid pixels), read strip by strip, with float round-off below zero read as 0
-        (:func:`~sr_domains.value_domain.residue_floor`). Unsigned data needs no reading: 0
+        (:func:`~sr_domains.value_facts.residue_floor`). Unsigned data needs no reading: 0
         is a lower bound that decides the same (non-negative) value domain."""
         if self.dtype.kind == "u":
             return np.zeros(self.n_bands)
-        from ..value_domain import band_extremes, residue_floor
+        from ..value_facts import band_extremes, residue_floor
 
         h, w = self.shape
         itemsize = self.dtype.itemsize * self.n_bands

@@ -30,7 +30,8 @@ from .._resample import apply_taps, cubic_taps
 from ..adapt import AxisSR, Budget, FitReport
 from ..errors import ConfigError
 from ..image import resampled_size, scale_nifti_affine
-from ..value_domain import ValueRules, pin_hits
+from ..value_domain import ValueRules
+from ..value_facts import pin_hits
 from ..value_ops import local_range
 from .profile_estimate import ProfileEstimate, estimate_profile
 from .slice_profile import SliceProfile

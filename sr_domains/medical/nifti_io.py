@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
-from ..value_domain import ZeroFacts
+from ..value_facts import ZeroFacts
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Scan:
     min_abs: float = float("inf")  # smallest magnitude of the finite values
 
     def zero_facts(self, floating: bool) -> ZeroFacts:
-        """Zero background and tolerance (:class:`~sr_domains.value_domain.ZeroFacts`);
+        """Zero background and tolerance (:class:`~sr_domains.value_facts.ZeroFacts`);
         ``floating``: float storage (integer storage is exact)."""
         return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating)
 

@@ -25,7 +25,8 @@ import torch
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
-from ..value_domain import ValueRules, array_reader, pin_hits
+from ..value_domain import ValueRules, array_reader
+from ..value_facts import pin_hits
 from .geometry import check_axes, default_axes, upscaled_affine, voxel_sizes
 
 log = logging.getLogger(__name__)

@@ -26,14 +26,8 @@ from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
-from ..value_domain import (
-    ValueOptions,
-    array_reader,
-    band_extremes,
-    build_rules,
-    residue_floor,
-    zero_facts,
-)
+from ..value_domain import ValueOptions, array_reader, build_rules
+from ..value_facts import band_extremes, residue_floor, zero_facts
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +277,7 @@ def image_rules(x: np.ndarray, values: ValueOptions | None, joint: bool) -> list
     """Value-fidelity rules (:mod:`sr_domains.value_domain`) per channel of a float image
     (one rules object for all channels when the model takes them ``joint``ly): local-range
     envelope, non-negative channels stay non-negative, zero background stays zero (float
-    resampling residues within :data:`~sr_domains.value_domain.ZERO_TOLERANCE` included)."""
+    resampling residues within :data:`~sr_domains.value_facts.ZERO_TOLERANCE` included)."""
     if joint:
         flat = x.reshape(x.shape[0], -1)
         return [build_rules(values, residue_floor(*band_extremes(flat), floating=True))]

@@ -29,7 +29,8 @@ from ..medical.geometry import voxel_sizes
 from ..medical.isotropic import IsotropicPlan, plan_isotropic
 from ..medical.isotropic_io import VolumeJob, fit_intensity, resolve_slice_profile
 from ..options import InternalOptions, IsotropicOptions
-from ..value_domain import ValueOptions, build_rules, zero_facts
+from ..value_domain import ValueOptions, build_rules
+from ..value_facts import zero_facts
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._meta import scale_meta
 from .transforms import new_metatensor, untracked
