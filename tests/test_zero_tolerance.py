@@ -1,5 +1,5 @@
 """Zero background and non-negativity of float data that went through resampling: residues of
-order 1e-16 (MONAI ``Spacing``) count as zero (``value_domain.ZERO_TOLERANCE``), exact for
+order 1e-16 (MONAI ``Spacing``) count as zero (``value_facts.ZERO_TOLERANCE``), exact for
 integer data."""
 
 from __future__ import annotations
