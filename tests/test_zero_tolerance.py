@@ -4,6 +4,8 @@ integer data."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,9 @@ def test_float_nifti_with_residues_keeps_its_background(tmp_path, through_plane)
     np.testing.assert_array_equal(sr[near_zero], foot[near_zero])
     assert sr.min() >= vol.min() and (sr[~near_zero] >= 0).all()
     assert src.read_bytes() == before
+    prov = json.loads(nib.load(out).header.extensions[-1].get_content())
+    assert prov["values"]["pinned"] == [0.0]
+    assert prov["values"]["pin_tolerance"] == pytest.approx(ZERO_TOLERANCE * float(vol.max()))
 
 
 def _reflectance(seed: int = 2) -> np.ndarray:

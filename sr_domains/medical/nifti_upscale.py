@@ -247,6 +247,7 @@ def values_record(rules: ValueRules | None, writer: PlaneWriter) -> dict[str, An
         "envelope": rules.envelope,
         "domain": rules.domain.to_dict() if rules.domain is not None else None,
         "pinned": list(rules.pinned[0]) if rules.pinned else [],
+        "pin_tolerance": rules.pin_tol,  # float resampling residues held as zero
         "clamped": rules.stats.to_dict(),
         "clipped_to_dtype": writer.clipped,
     }
