@@ -41,7 +41,7 @@ from numpy.typing import DTypeLike
 
 from .errors import ConfigError
 from .spectral import HALO, keep_band_ratios
-from .value_facts import band_minimum, pin_hits
+from .value_facts import ZeroFacts, band_minimum, pin_hits
 from .value_ops import clip_blocks, local_range
 
 #: CT lower bound (air); values below it are clamped unless the input itself goes lower.
@@ -382,7 +382,7 @@ def build_rules(
     inter: float = 0.0,
     ct: bool = False,
     background_zero: bool = False,
-    zero_tol: float = 0.0,
+    zero: ZeroFacts | None = None,
 ) -> ValueRules | None:
     """The rules for one image from the user's options and the input's facts (module docs).
 
@@ -392,8 +392,8 @@ def build_rules(
         slope, inter: the file's scaling (stored = (value - inter) / slope).
         ct: CT Hounsfield units.
         background_zero: medical volume with exact-zero background (pinned 0).
-        zero_tol: float data: values within this of 0 are background
-            (:func:`~sr_domains.value_facts.zero_facts`).
+        zero: the input's zero facts (:func:`~sr_domains.value_facts.zero_facts`): a zero
+            background (values within ``zero.tol`` of 0) is pinned like ``background_zero``.
 
     The band-ratio rule applies to two or more bands whose valid values are all non-negative:
     ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
@@ -405,6 +405,7 @@ def build_rules(
     domain = infer_domain(
         band_min, dtype=dtype, slope=slope, inter=inter, ct=ct, user=opts.value_range
     )
+    background_zero = background_zero or (zero is not None and zero.background)
     pins: list[float] = []
     if background_zero:
         pins.append(0.0)
@@ -422,7 +423,7 @@ def build_rules(
         envelope=opts.envelope,
         domain=domain,
         pinned=pinned,
-        pin_tol=zero_tol if background_zero else 0.0,
+        pin_tol=zero.tol if background_zero and zero is not None else 0.0,
         radius=opts.envelope_radius,
         spectral=spectral,
     )

@@ -96,15 +96,18 @@ class ZeroFacts:
         return cls(float(lo), tol, bool(lo >= -tol and min_abs <= tol))
 
 
-def zero_facts(values: np.ndarray) -> ZeroFacts:
+def zero_facts(values: np.ndarray, floating: bool | None = None) -> ZeroFacts:
     """Minimum, zero tolerance (:data:`ZERO_TOLERANCE` of the largest finite magnitude for
-    float data, exact for integers) and whether there is a zero background."""
+    float data, exact for integers) and whether there is a zero background. ``floating``:
+    whether round-off residues can occur (default: a float dtype; False for float arrays
+    holding an integer value grid, e.g. rescaled DICOM)."""
     v = np.asarray(values)
+    floating = v.dtype.kind == "f" if floating is None else floating
     finite = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
     if finite.size == 0:
         return ZeroFacts(float("nan"), 0.0, False)
     lo, hi = float(finite.min()), float(finite.max())
-    return ZeroFacts.from_stats(lo, hi, float(np.abs(finite).min()), v.dtype.kind == "f")
+    return ZeroFacts.from_stats(lo, hi, float(np.abs(finite).min()), floating)
 
 
 def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:

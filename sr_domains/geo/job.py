@@ -244,7 +244,7 @@ def prepare_job(
     fitted, fill = fit_profile(rs, net, profile)
     order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
     clamp = values is None or values.clamp
-    rules = build_rules(values, rs.band_minimum() if clamp else [0.0], dtype=rs.dtype)
+    rules = build_rules(values, rs.domain_minimum() if clamp else [0.0], dtype=rs.dtype)
     w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(model, weights) and noise_variant(net) is not None:

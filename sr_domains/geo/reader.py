@@ -244,11 +244,11 @@ class RasterSource:
                 self.path, f"read failed ({_gdal_message(exc)}); is the file corrupt?"
             ) from exc
 
-    def band_minimum(self) -> np.ndarray:
-        """Exact minimum of the valid values of each selected band (NaN for a band without
-        valid pixels), read strip by strip, with float round-off below zero read as 0
-        (:func:`~sr_domains.value_facts.residue_floor`). Unsigned data needs no reading: 0
-        is a lower bound that decides the same (non-negative) value domain."""
+    def domain_minimum(self) -> np.ndarray:
+        """The minimum of the valid values of each selected band for the value rules (NaN for
+        a band without valid pixels), read strip by strip: exact, except that float round-off
+        below zero reads as 0 (:func:`~sr_domains.value_facts.residue_floor`). Unsigned data
+        needs no reading: 0 is a lower bound that decides the same (non-negative) domain."""
         if self.dtype.kind == "u":
             return np.zeros(self.n_bands)
         from ..value_facts import band_extremes, residue_floor

@@ -18,6 +18,7 @@ from ..models.base import SRModel
 from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
+from ..value_facts import zero_facts
 from .common import (
     adapt_to_volume,
     build_upscaler,
@@ -167,20 +168,19 @@ def series_rules(
     min(-1024, input minimum); other modalities stay non-negative when the input is, and their
     exact-zero background stays zero; the 16-bit storage range bounds everything when the
     series has one rescale."""
-    finite = np.isfinite(volume)
-    vmin = float(volume[finite].min()) if finite.any() else float("nan")
+    zero = zero_facts(volume, floating=False)  # an integer value grid: exact
     ct = series.modality == "CT"
     pairs = {(s.slope, s.intercept) for s in series.slices}
     signed = int(series.first.get("PixelRepresentation", 0)) == 1
     (m, b) = next(iter(pairs)) if len(pairs) == 1 else (1.0, 0.0)
     return build_rules(
         values,
-        [vmin],
+        [zero.minimum],
         dtype=(np.int16 if signed else np.uint16) if len(pairs) == 1 else None,
         slope=m,
         inter=b,
         ct=ct,
-        background_zero=not ct and vmin >= 0 and bool((volume == 0).any()),
+        background_zero=not ct and zero.background,
     )
 
 

@@ -304,9 +304,10 @@ def apply_rules(
         np.clip(out, lo_b, hi_b, out=out)
     for v in rules.pinned[0] if rules.pinned else ():
         hit = (pin_hits(src, v, rules.pin_tol) & ok)[idx]
-        own = src[idx]  # within pin_tol of v: each keeps its own value
+        # within pin_tol of v, each keeps its own value (exact pins: v itself, no copy)
+        own = np.float32(v) if rules.pin_tol == 0 else src[idx]
         stats.pinned += int((hit & (out != own)).sum())
-        out[hit] = own[hit]
+        out[hit] = own if rules.pin_tol == 0 else own[hit]
 
 
 def nearest_source(n: int, m: int, factor: float) -> np.ndarray:

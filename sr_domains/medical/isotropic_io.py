@@ -219,8 +219,7 @@ def nifti_rules(values: ValueOptions | None, src: Any, scan: Any, intensity: Int
         slope=src.slope,
         inter=src.inter,
         ct=intensity.recipe.lower().startswith("ct"),
-        background_zero=zero.background,
-        zero_tol=zero.tol,
+        zero=zero,
     )
 
 

@@ -137,8 +137,7 @@ def upscale_nifti(
         slope=source.slope,
         inter=source.inter,
         ct=prof.recipe.lower().startswith("ct"),
-        background_zero=zero.background,
-        zero_tol=zero.tol,
+        zero=zero,
     )
     gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
     planes = adaptation_planes(source, ax) if gate or adapt is not None else []  # read once

@@ -284,11 +284,7 @@ def image_rules(x: np.ndarray, values: ValueOptions | None, joint: bool) -> list
     out = []
     for i in range(x.shape[0]):
         z = zero_facts(x[i])  # resampling residues near 0 count as 0 (ZERO_TOLERANCE)
-        out.append(
-            build_rules(
-                values, [z.non_negative_minimum], background_zero=z.background, zero_tol=z.tol
-            )
-        )
+        out.append(build_rules(values, [z.non_negative_minimum], zero=z))
     return out
 
 

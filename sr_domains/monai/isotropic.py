@@ -116,9 +116,7 @@ class MakeIsotropic(Transform):
             vol = arr[c]
             z = zero_facts(vol)  # resampling residues near 0 count as 0 (ZERO_TOLERANCE)
             intensity = fit_intensity(self.profile, vol, np.dtype(np.float32))
-            rules = build_rules(
-                self.values, [z.non_negative_minimum], background_zero=z.background, zero_tol=z.tol
-            )
+            rules = build_rules(self.values, [z.non_negative_minimum], zero=z)
             job = VolumeJob(
                 plan,
                 resolve_slice_profile(self.iso, plan, None, "MakeIsotropic"),
