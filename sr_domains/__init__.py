@@ -27,7 +27,7 @@ _EXPORTS = {
     "ModelCard": "checkpoint",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
-    "load_public_checkpoint": "checkpoint",
+    "load_public_checkpoint": "public_weights",
     "list_pretrained": "pretrained",
     "load_pretrained": "pretrained",
 }
@@ -54,13 +54,14 @@ __all__ = [  # noqa: RUF022 - grouped by topic
 
 if TYPE_CHECKING:  # pragma: no cover
     from .array_api import upscale_array
-    from .checkpoint import ModelCard, load_checkpoint, load_public_checkpoint, save_checkpoint
+    from .checkpoint import ModelCard, load_checkpoint, save_checkpoint
     from .errors import SRDomainsError
     from .image import Image, SpatialRef
     from .inference import Upscaler
     from .intensity import IntensityProfile, profile_from_any
     from .models import SRModel, create_model, list_models
     from .pretrained import list_pretrained, load_pretrained
+    from .public_weights import load_public_checkpoint
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -3,8 +3,9 @@
 sr_domains checkpoints are safetensors files whose metadata holds a JSON :class:`ModelCard` under
 the key ``"sr_domains.card"``; the card names the architecture and its full config, so
 :func:`load_checkpoint` rebuilds the model without being told what it is. Public weights in the
-official EDSR/RCAN, BasicSR and ESRGAN layouts are read by :func:`load_public_checkpoint` (key
-mapping in :mod:`sr_domains.checkpoint_formats`).
+official EDSR/RCAN, BasicSR and ESRGAN layouts are read by
+:func:`sr_domains.public_weights.load_public_checkpoint` (key mapping in
+:mod:`sr_domains.checkpoint_formats`).
 """
 
 from __future__ import annotations
@@ -313,56 +314,6 @@ def mismatch_report(
     return "; ".join(parts)
 
 
-def load_public_checkpoint(
-    path: str | PathLike[str],
-    arch: str | None = None,
-    scale: int | None = None,
-    in_channels: int | None = None,
-    *,
-    default_scale: int | None = None,
-    extra_arches: bool = False,
-    **config: Any,
-) -> SRModel:
-    """Load third-party weights (``.pt``/``.pth`` read weights-only, or ``.safetensors``).
-
-    sr_domains' exact loaders come first: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR /
-    RCAN / RRDBNet (including Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle
-    variant), BSRGAN-style and old ESRGAN (``model.0 ... model.10``) RRDBNets, and plain SRCNN /
-    VDSR-style state dicts with the keys of ``srcnn``. Block counts, features, channels and
-    scale are read from the tensors. Anything else, or a variant those loaders refuse (ESRGAN
-    x1/x8 or ESRGAN+, RCAN with pixel-unshuffle...), goes to spandrel when the ``zoo`` extra is
-    installed (:mod:`sr_domains.zoo`). The model gets a ``card`` naming the file and family.
-
-    Args:
-        path: the weights file.
-        arch: an sr_domains architecture or preset (``"rrdb"``, ``"srcnn-residual"``) to
-            require our loaders, ``"spandrel"`` or ``"spandrel:<id>"`` to require spandrel.
-        scale, in_channels: checked against the file (or used where it cannot tell).
-        default_scale: the scale to assume where the file cannot tell (SRCNN, one-stage RRDB
-            x2/x3); unlike ``scale`` it is not an error when the file says otherwise.
-        extra_arches: also try ``spandrel_extra_arches`` (restrictive licences; never
-            installed by sr_domains).
-        config: options the file cannot tell (``pixel_range``, ``res_scale``, ...); our
-            architectures only.
-
-    Raises:
-        CheckpointError: unreadable file, unknown layout (the message says what the keys look
-            like and what is supported), or any missing / unexpected key or shape mismatch.
-        MissingDependencyError: ``arch="spandrel..."`` without the ``zoo`` extra.
-    """
-    from .public_weights import load_public
-
-    return load_public(
-        path,
-        arch,
-        scale,
-        in_channels,
-        default_scale=default_scale,
-        extra_arches=extra_arches,
-        **config,
-    )
-
-
 def has_card(path: str | PathLike[str]) -> bool:
     """True when ``path`` is a safetensors file with an sr_domains model card."""
     return CARD_KEY in _read_safetensors(Path(path), tensors=False)[0]
@@ -437,7 +388,6 @@ __all__ = [
     "ModelCard",
     "has_card",
     "load_checkpoint",
-    "load_public_checkpoint",
     "load_state_strict",
     "read_card",
     "read_state_dict",

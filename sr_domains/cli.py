@@ -154,7 +154,7 @@ def _load_weights(text: str) -> tuple[SRModel, tuple[Path, ...]]:
             model, card = load_checkpoint(path)
             model.card = card
             return model, (path,)
-        from .checkpoint import load_public_checkpoint
+        from .public_weights import load_public_checkpoint
 
         return load_public_checkpoint(path), (path,)
     from .pretrained import list_pretrained, load_pretrained

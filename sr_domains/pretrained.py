@@ -116,14 +116,15 @@ def resolve_model(
             :func:`sr_domains.create_model` and pass the object if that is really wanted.
         weights: a checkpoint path: our safetensors, or public weights (``.pt``/``.pth``, or
             safetensors without our card) read by
-            :func:`~sr_domains.checkpoint.load_public_checkpoint`; overrides ``model``, which
+            :func:`~sr_domains.public_weights.load_public_checkpoint`; overrides ``model``, which
             may then name the layout (``"srcnn-residual"``, ``"spandrel"``).
         scale: requested scale (must match the model's; None accepts the model's own, but
             then a model or weights must be given).
         n_bands: number of bands/channels of the data; None accepts any model (medical
             planes are repeated on every input channel).
     """
-    from .checkpoint import has_card, load_checkpoint, load_public_checkpoint
+    from .checkpoint import has_card, load_checkpoint
+    from .public_weights import load_public_checkpoint
 
     if weights is not None:
         p = Path(weights)
@@ -156,7 +157,8 @@ def resolve_model(
 def model_scale(model: str | None, weights: str | Path | None) -> int | None:
     """The scale of the named shipped weights or checkpoint file, or None when neither is
     given (the CLI's default for ``--scale``: the model's own)."""
-    from .checkpoint import has_card, load_public_checkpoint, read_card
+    from .checkpoint import has_card, read_card
+    from .public_weights import load_public_checkpoint
 
     if weights is not None:
         p = Path(weights)

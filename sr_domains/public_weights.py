@@ -1,7 +1,7 @@
 """Third-party weights: sr_domains' exact loaders first, spandrel second (the ``zoo`` extra).
 
-:func:`load_public` is what :func:`sr_domains.checkpoint.load_public_checkpoint` runs (``.pt``
-/ ``.pth`` files are read weights-only); :mod:`sr_domains.weights_report` describes the result.
+:func:`load_public_checkpoint` reads ``.pt`` / ``.pth`` files weights-only;
+:mod:`sr_domains.weights_report` describes the result.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def load_public(
+def load_public_checkpoint(
     path: str | PathLike[str],
     arch: str | None = None,
     scale: int | None = None,
@@ -42,7 +42,33 @@ def load_public(
     extra_arches: bool = False,
     **config: Any,
 ) -> SRModel:
-    """See :func:`sr_domains.checkpoint.load_public_checkpoint`."""
+    """Load third-party weights (``.pt``/``.pth`` read weights-only, or ``.safetensors``).
+
+    sr_domains' exact loaders come first: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR /
+    RCAN / RRDBNet (including Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle
+    variant), BSRGAN-style and old ESRGAN (``model.0 ... model.10``) RRDBNets, and plain SRCNN /
+    VDSR-style state dicts with the keys of ``srcnn``. Block counts, features, channels and
+    scale are read from the tensors. Anything else, or a variant those loaders refuse (ESRGAN
+    x1/x8 or ESRGAN+, RCAN with pixel-unshuffle...), goes to spandrel when the ``zoo`` extra is
+    installed (:mod:`sr_domains.zoo`). The model gets a ``card`` naming the file and family.
+
+    Args:
+        path: the weights file.
+        arch: an sr_domains architecture or preset (``"rrdb"``, ``"srcnn-residual"``) to
+            require our loaders, ``"spandrel"`` or ``"spandrel:<id>"`` to require spandrel.
+        scale, in_channels: checked against the file (or used where it cannot tell).
+        default_scale: the scale to assume where the file cannot tell (SRCNN, one-stage RRDB
+            x2/x3); unlike ``scale`` it is not an error when the file says otherwise.
+        extra_arches: also try ``spandrel_extra_arches`` (restrictive licences; never
+            installed by sr_domains).
+        config: options the file cannot tell (``pixel_range``, ``res_scale``, ...); our
+            architectures only.
+
+    Raises:
+        CheckpointError: unreadable file, unknown layout (the message says what the keys look
+            like and what is supported), or any missing / unexpected key or shape mismatch.
+        MissingDependencyError: ``arch="spandrel..."`` without the ``zoo`` extra.
+    """
     return load_with_report(
         Path(path), arch, scale, in_channels, default_scale, extra_arches, config
     ).model
@@ -57,7 +83,7 @@ def load_with_report(
     extra_arches: bool,
     config: dict[str, Any],
 ) -> Loaded:
-    """:func:`load_public` with its arguments spelled out, returning how the file was read."""
+    """:func:`load_public_checkpoint` with its arguments spelled out; says how the file was read."""
     from .checkpoint import read_state_dict
 
     state = read_state_dict(path)
@@ -282,4 +308,4 @@ def unrecognised(path: Path, state: dict[str, torch.Tensor]) -> CheckpointError:
     return CheckpointError("; ".join(parts))
 
 
-__all__ = ["Loaded", "load_public", "load_with_report", "unrecognised"]
+__all__ = ["Loaded", "load_public_checkpoint", "load_with_report", "unrecognised"]

@@ -86,7 +86,7 @@ def inspect_checkpoint(
     """Load a weights file the way ``--weights`` would and describe it.
 
     Accepts sr_domains ``.safetensors`` (with a model card) and everything
-    :func:`~sr_domains.checkpoint.load_public_checkpoint` reads; ``options`` are passed to it
+    :func:`~sr_domains.public_weights.load_public_checkpoint` reads; ``options`` are passed to it
     (``arch``, ``scale``, ``in_channels``, config fields).
 
     Raises:

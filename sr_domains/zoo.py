@@ -4,7 +4,7 @@ spandrel (MIT, the loader behind chaiNNer and ComfyUI) recognises 40+ architectu
 dict. :func:`load_spandrel` wraps what it finds in :class:`SpandrelSR`, which keeps the
 :class:`~sr_domains.models.SRModel` contract (scale, channels, size multiple, receptive radius or
 None, fp16/bf16 flags), so the GeoTIFF, NIfTI, DICOM and MONAI paths run it unchanged.
-:func:`sr_domains.checkpoint.load_public_checkpoint` calls it after sr_domains' own exact
+:func:`sr_domains.public_weights.load_public_checkpoint` calls it after sr_domains' own exact
 loaders. Only spandrel's main registry (permissive licences) is used, unless the caller asks for
 ``spandrel_extra_arches`` (restrictive licences, e.g. non-commercial) or installed them into
 spandrel's registry itself.

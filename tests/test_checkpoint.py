@@ -20,12 +20,12 @@ from _model_cases import small
 from sr_domains.checkpoint import (
     ModelCard,
     load_checkpoint,
-    load_public_checkpoint,
     read_card,
     save_checkpoint,
 )
 from sr_domains.errors import CheckpointError, OutputExistsError
 from sr_domains.models import create_model, model_registry
+from sr_domains.public_weights import load_public_checkpoint
 
 DIV2K = torch.tensor([0.4488, 0.4371, 0.4040])
 

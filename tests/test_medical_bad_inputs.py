@@ -138,14 +138,20 @@ def test_truncated_pixel_data_real_file(tmp_path, shared_data):
     expect_failure(tmp_path, "MR_truncated.dcm", match="less than expected")
 
 
-def test_undecodable_and_colour_files(tmp_path):
-    for name, match in [("JPEG-lossy.dcm", "cannot decode"), ("SC_rgb_rle.dcm", "colour")]:
+def test_undecodable_colour_and_palette_files(tmp_path):
+    for name, match in [
+        ("JPEG-lossy.dcm", "cannot decode"),
+        ("SC_rgb_rle.dcm", "colour"),
+        ("examples_palette.dcm", "PALETTE COLOR.*categorical"),  # indices into a colour table
+    ]:
         p = get_testdata_file(name, download=False)
         if p is None:
             continue
+        dst = tmp_path / name.replace(".", "_")
         with pytest.raises(InputFileError, match=match) as info:
-            upscale_dicom_series(p, tmp_path / name.replace(".", "_"), model=interp_model(2))
+            upscale_dicom_series(p, dst, model=interp_model(2))
         assert name in str(info.value)
+        assert not dst.exists()
 
 
 def test_corrupt_header_and_empty_folder(tmp_path):
@@ -183,7 +189,7 @@ def test_overwrite_refused_then_allowed(tmp_path):
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     series(tmp_path)
     calls = {"n": 0}
-    real = dicom_write._save
+    real = dicom_write.save_derived
 
     def flaky(ds, path):
         calls["n"] += 1
@@ -191,7 +197,7 @@ def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
         real(ds, path)
 
-    monkeypatch.setattr(dicom_write, "_save", flaky)
+    monkeypatch.setattr(dicom_write, "save_derived", flaky)
     with pytest.raises(OSError, match="disk full"):
         upscale_dicom_series(tmp_path / "in", tmp_path / "out", model=interp_model(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

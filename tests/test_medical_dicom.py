@@ -239,6 +239,39 @@ def test_real_compressed_and_odd_encodings_decode(name):
     np.testing.assert_array_equal(read_dicom_volume(shipped(name))[0], ref)
 
 
+def test_real_big_endian_source_is_written_little_endian(tmp_path):
+    """Explicit VR Big Endian (retired, still in archives): the derived series is written little
+    endian with the pixels and geometry of the little endian copy's output, and the bytes of a
+    kept binary (OW) tag are swapped, not copied."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    src = tmp_path / "in" / "be.dcm"
+    src.parent.mkdir()
+    ds = pydicom.dcmread(shipped("MR_small_bigendian.dcm"))
+    lut = Dataset()
+    lut.LUTDescriptor = [4, 0, 16]
+    lut.add_new("LUTData", "OW", np.array([0, 100, 200, 65535], ">u2").tobytes())
+    ds.VOILUTSequence = Sequence([lut])
+    ds.save_as(src)  # as read: big endian
+    assert pydicom.dcmread(src).original_encoding == (False, False)
+    before = src.read_bytes()
+    out = upscale_dicom_series(src, tmp_path / "out", model=interp_model(2, "nearest"))
+    ref = upscale_dicom_series(
+        shipped("MR_small.dcm"), tmp_path / "ref", model=interp_model(2, "nearest")
+    )
+    assert src.read_bytes() == before
+    d, r = pydicom.dcmread(out[0]), pydicom.dcmread(ref[0])
+    assert d.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert d.original_encoding == (False, True)
+    np.testing.assert_array_equal(d.pixel_array, r.pixel_array)
+    for key in ("Rows", "Columns", "PixelSpacing", "ImagePositionPatient", "PixelRepresentation"):
+        assert d.get(key) == r.get(key), key
+    data = d.VOILUTSequence[0]["LUTData"].value
+    got = np.frombuffer(data, "<u2") if isinstance(data, bytes) else np.asarray(data)
+    np.testing.assert_array_equal(got, [0, 100, 200, 65535])
+
+
 def test_real_lossy_ct_keeps_lossy_flag(tmp_path):
     src = shipped("693_J2KI.dcm")  # JPEG 2000 (lossy) CT, LossyImageCompression 01
     vol, _, s = read_dicom_volume(src)

@@ -280,7 +280,7 @@ SIGTERM_SCRIPT = textwrap.dedent(
     [
         ("geotiff", ("sr_domains.geo.job", "", "write_block")),
         ("nifti", ("sr_domains.medical.nifti_io", "PlaneWriter", "write")),
-        ("dicom", ("sr_domains.medical.dicom_write", "", "_save")),
+        ("dicom", ("sr_domains.medical.dicom_write", "", "save_derived")),
     ],
 )
 def test_sigterm_leaves_no_temporary_files(tmp_path, domain, patch):

@@ -12,9 +12,10 @@ import torch
 pytest.importorskip("rasterio")
 pytest.importorskip("skimage")
 
-from sr_domains.checkpoint import load_public_checkpoint, read_state_dict
+from sr_domains.checkpoint import read_state_dict
 from sr_domains.cli import main
 from sr_domains.errors import CheckpointError
+from sr_domains.public_weights import load_public_checkpoint
 from sr_domains.testing.geo import make_geotiff
 from sr_domains.train.vgg import load_vgg19_features
 

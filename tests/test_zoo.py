@@ -14,10 +14,10 @@ from sr_domains import inference
 from sr_domains.checkpoint import (
     ModelCard,
     load_checkpoint,
-    load_public_checkpoint,
     save_checkpoint,
 )
 from sr_domains.errors import CheckpointError
+from sr_domains.public_weights import load_public_checkpoint
 from sr_domains.weights_report import inspect_checkpoint
 from sr_domains.zoo import SpandrelSR, import_spandrel
 

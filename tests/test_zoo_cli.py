@@ -114,7 +114,7 @@ NO_SPANDREL = """
     sys.modules["spandrel"] = None  # as if the zoo extra were not installed
     import numpy as np
     from sr_domains import upscale_array
-    from sr_domains.checkpoint import load_public_checkpoint
+    from sr_domains.public_weights import load_public_checkpoint
     from sr_domains.errors import CheckpointError, MissingDependencyError
     from sr_domains.zoo import spandrel_available
 
@@ -215,8 +215,8 @@ def test_models_listing_mentions_public_checkpoints(capsys):
 def test_extra_arches_are_opt_in(tmp_path):
     """spandrel_extra_arches (restrictive licences) is never used unless asked for, and asking
     without it installed says so; with it installed, its models load with a licence note."""
-    from sr_domains.checkpoint import load_public_checkpoint
     from sr_domains.errors import ConfigError
+    from sr_domains.public_weights import load_public_checkpoint
 
     path = save("compact", tmp_path)
     try:

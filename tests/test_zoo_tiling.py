@@ -10,9 +10,9 @@ import pytest
 import torch
 from _zoo_models import image, save  # skips the module without spandrel
 
-from sr_domains.checkpoint import load_public_checkpoint
 from sr_domains.inference import Upscaler
 from sr_domains.intensity import profile_from_any
+from sr_domains.public_weights import load_public_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.meshgrid:UserWarning")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .dicom_derive import derive_common, ds_number, nearest_source, source_ref
 from .dicom_series import DicomSeries
 
 _IN_STACK = 0x00209057  # InStackPositionNumber
@@ -62,10 +63,8 @@ def write_enhanced(
     from pydicom.sequence import Sequence
     from pydicom.uid import generate_uid
 
-    from .dicom_write import _derive, _ds, _nearest, _source_ref
-
     ds = copy.deepcopy(series.first)
-    _derive(ds, series, info)
+    derive_common(ds, series, info)
     t = list(ds.get("ImageType", ["DERIVED", "PRIMARY"]))
     ds.ImageType = ["DERIVED", *t[1:]]
     ds.SOPInstanceUID = generate_uid()
@@ -87,10 +86,10 @@ def write_enhanced(
             dim_pos = j
     frames = []
     for k in range(n):
-        src = series.slices[_nearest(k, geo["factor"], series.n_slices)]
+        src = series.slices[nearest_source(k, geo["factor"], series.n_slices)]
         item = copy.deepcopy(src.frame_item) if src.frame_item is not None else Dataset()
         pp = Dataset()
-        pp.ImagePositionPatient = [_ds(v) for v in geo["positions"][k]]
+        pp.ImagePositionPatient = [ds_number(v) for v in geo["positions"][k]]
         item.PlanePositionSequence = Sequence([pp])
         if (fc := _own(item, "FrameContentSequence")) is not None:
             if "InStackPositionNumber" in fc:
@@ -105,16 +104,16 @@ def write_enhanced(
     # Macros are updated where they live: in the shared group and/or in each frame's item.
     for grp in (shared, *frames):
         if (m := _own(grp, "PixelMeasuresSequence")) is not None:
-            m.PixelSpacing = [_ds(v) for v in geo["spacing"]]
+            m.PixelSpacing = [ds_number(v) for v in geo["spacing"]]
             if geo["factor"] != 1 or "SpacingBetweenSlices" in m:
-                m.SpacingBetweenSlices = _ds(geo["slice_spacing"])
+                m.SpacingBetweenSlices = ds_number(geo["slice_spacing"])
             if geo.get("slice_thickness") is not None:
-                m.SliceThickness = _ds(geo["slice_thickness"])
+                m.SliceThickness = ds_number(geo["slice_thickness"])
         for seq in _FRAME_TYPE_SEQS:
             if (m := _own(grp, seq)) is not None and "FrameType" in m:
                 m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]
     refs = {s.ds.SOPInstanceUID: s.ds for s in series.slices}
-    ds.SourceImageSequence = Sequence([_source_ref(d) for d in refs.values()])
+    ds.SourceImageSequence = Sequence([source_ref(d) for d in refs.values()])
     ds.PixelData = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes()
     ds["PixelData"].VR = "OW"
     return ds

@@ -186,6 +186,12 @@ def _check_image(path: Path, ds: Any) -> None:
         raise InputFileError(
             path, f"colour images are not supported ({ds.get('PhotometricInterpretation')})"
         )
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+        raise InputFileError(
+            path,
+            "PALETTE COLOR image: its pixels are indices into a colour table (categorical), "
+            "which cannot be super-resolved; convert it to RGB or grey values first",
+        )
     for key, tag in (("BitsAllocated", "0028,0100"), ("SOPClassUID", "0008,0016")):
         if key not in ds:
             raise InputFileError(path, f"missing {key} ({tag})")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputFileError, require
+from ..errors import ConfigError, InputFileError
 from ..image import scale_nifti_affine
 from ..io_safety import atomic_output
 from .geometry import (
@@ -37,16 +37,13 @@ from .geometry import (
     scale_factors,
     voxel_sizes,
 )
+from .nifti_io import PlaneWriter, load_nifti, nibabel_module, open_source
 
 log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DROP_EXTENSIONS = {2, 4}  # DICOM header, AFNI header: describe the source grid
 _LABEL_INTENTS = {1002}  # NIFTI_INTENT_LABEL
-
-
-def _nib() -> Any:
-    return require("nibabel", "medical", "NIfTI files")
 
 
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
@@ -85,29 +82,12 @@ class NiftiVolume:
         return voxel_sizes(self.affine)
 
 
-def load_nifti(path: str | os.PathLike[str]) -> Any:
-    """``nibabel.load`` with errors that name the file."""
-    nib = _nib()
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "no such file")
-    try:
-        img = nib.load(p)
-    except Exception as exc:  # nibabel raises many types for bad files
-        raise InputFileError(p, f"not a readable NIfTI file ({exc})") from exc
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise InputFileError(p, f"not a NIfTI image ({type(img).__name__})")
-    return img
-
-
 def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
     """Load a NIfTI file into a :class:`NiftiVolume` (voxels as float32, scaling applied).
 
     The header is checked against the file before anything is allocated (see
     :func:`sr_domains.medical.nifti_io.open_source`).
     """
-    from .nifti_io import open_source
-
     src = open_source(path)
     data = src.read_all()
     return NiftiVolume(src.path, src.image, data, src.affine, src.dtype, src.slope, src.inter)
@@ -159,7 +139,7 @@ def output_header(
     vol: Any, shape: tuple[int, ...], factors: tuple[float, ...], provenance: dict[str, Any]
 ) -> Any:
     """:func:`updated_header` plus the provenance (``descrip`` prefix, JSON ``comment``)."""
-    nib = _nib()
+    nib = nibabel_module()
     prov = provenance or {}
     short = f"SR x{prov.get('scale', '?')} {prov.get('mode', '')} {prov.get('software', '')}"
     hdr = updated_header(vol, shape, factors, " ".join(short.split()))
@@ -185,8 +165,6 @@ def write_nifti(
     and clipped to that grid). Written to a temporary file next to ``dst`` and renamed when
     complete (:mod:`sr_domains.io_safety`).
     """
-    from .nifti_io import PlaneWriter
-
     dst = Path(dst)
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError, InputFileError, require
 from ..value_facts import ZeroFacts
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,26 @@ class NiftiSource:
         return out.reshape(self.shape, order="F")
 
 
+def nibabel_module() -> Any:
+    """nibabel, or a clear error naming the ``medical`` extra."""
+    return require("nibabel", "medical", "NIfTI files")
+
+
+def load_nifti(path: str | os.PathLike[str]) -> Any:
+    """``nibabel.load`` with errors that name the file."""
+    nib = nibabel_module()
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "no such file")
+    try:
+        img = nib.load(p)
+    except Exception as exc:  # nibabel raises many types for bad files
+        raise InputFileError(p, f"not a readable NIfTI file ({exc})") from exc
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise InputFileError(p, f"not a NIfTI image ({type(img).__name__})")
+    return img
+
+
 def open_source(path: str | os.PathLike[str]) -> NiftiSource:
     """Open a NIfTI file for reading after checking its header against the file (module docs).
 
@@ -168,8 +188,6 @@ def open_source(path: str | os.PathLike[str]) -> NiftiSource:
         InputFileError: missing/unreadable file, unsupported voxel type, or a header that claims
             more voxel data than the file can hold.
     """
-    from .nifti import load_nifti
-
     p = Path(path)
     img = load_nifti(p)
     hdr = img.header
@@ -337,5 +355,7 @@ __all__ = [
     "Scan",
     "available_memory",
     "check_memory",
+    "load_nifti",
+    "nibabel_module",
     "open_source",
 ]

@@ -1,0 +1,168 @@
+"""Tags every derived DICOM image gets (classic and enhanced), and writing one to disk.
+
+Kept: Patient, Study, Frame of Reference, equipment, acquisition and window tags. New:
+SeriesInstanceUID, SeriesNumber + :data:`SERIES_NUMBER_OFFSET`, series/content dates,
+DerivationDescription (provenance), SeriesDescription suffix, ContributingEquipmentSequence,
+16-bit pixel description. Dropped (no longer true of the new pixels): private tags, icon,
+overlays, Modality LUT, smallest/largest pixel values. Written uncompressed, Explicit VR Little
+Endian (a big endian source included), Part-10 file meta. Used by :mod:`.dicom_write` and
+:mod:`.dicom_enhanced`, which import it and not each other's internals.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .dicom_series import DicomSeries
+
+_LOSSY_TS = {
+    "1.2.840.10008.1.2.4.50": "ISO_10918_1",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51": "ISO_10918_1",  # JPEG extended
+    "1.2.840.10008.1.2.4.81": "ISO_14495_1",  # JPEG-LS near-lossless
+}
+#: Item size of the binary VRs whose bytes follow the file's byte order.
+_BINARY_ITEM = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+_PIXEL_DATA = 0x7FE00010
+_DROP = (
+    "IconImageSequence",
+    "ModalityLUTSequence",
+    "SmallestImagePixelValue",
+    "LargestImagePixelValue",
+    "SmallestPixelValueInSeries",
+    "LargestPixelValueInSeries",
+    "PlanarConfiguration",
+    "DataSetTrailingPadding",
+    "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths",
+    "PixelDataProviderURL",
+)
+
+
+#: Added to the source SeriesNumber so the derived series gets its own number in the study.
+SERIES_NUMBER_OFFSET = 1000
+
+
+def ds_number(v: float) -> Any:
+    from pydicom.valuerep import DSfloat
+
+    return DSfloat(float(v), auto_format=True)
+
+
+def now_stamp() -> tuple[str, str]:
+    t = _dt.datetime.now()
+    return t.strftime("%Y%m%d"), t.strftime("%H%M%S.%f")
+
+
+def _strip(ds: Any) -> None:
+    ds.remove_private_tags()
+    for key in _DROP:
+        if key in ds:
+            delattr(ds, key)
+    for tag in [e.tag for e in ds if 0x6000 <= e.tag.group <= 0x60FF and e.tag.group % 2 == 0]:
+        del ds[tag]
+
+
+def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
+    """Tags shared by classic and enhanced outputs."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    _strip(ds)
+    ds.SeriesInstanceUID = info["series_uid"]
+    if ds.get("SeriesNumber") not in (None, ""):
+        ds.SeriesNumber = int(ds.SeriesNumber) + SERIES_NUMBER_OFFSET
+    date, time = info["now"]
+    for d, t in (("SeriesDate", "SeriesTime"), ("ContentDate", "ContentTime")):
+        setattr(ds, d, date)
+        setattr(ds, t, time)
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    desc = f"{series.description} {info['label']}".strip()
+    ds.SeriesDescription = desc[-64:] if len(desc) > 64 else desc
+    ds.DerivationDescription = info["derivation"][:1024]
+    ts = str(getattr(getattr(series.first, "file_meta", None), "TransferSyntaxUID", ""))
+    if series.first.get("LossyImageCompression") == "01" or ts in _LOSSY_TS:
+        ds.LossyImageCompression = "01"
+        if "LossyImageCompressionMethod" not in ds and ts in _LOSSY_TS:
+            ds.LossyImageCompressionMethod = _LOSSY_TS[ts]
+    eq = Dataset()
+    eq.Manufacturer = "sr_domains"
+    eq.SoftwareVersions = __version__
+    eq.ContributionDateTime = date + time
+    eq.ContributionDescription = "super-resolution"[:64]
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = (
+        "109103",
+        "DCM",
+        "Modifying Equipment",
+    )
+    eq.PurposeOfReferenceCodeSequence = Sequence([code])
+    prev = list(ds.get("ContributingEquipmentSequence", []))
+    ds.ContributingEquipmentSequence = Sequence([*prev, eq])
+    ds.SamplesPerPixel = 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = int(info["signed"])
+
+
+def source_ref(ds: Any) -> Any:
+    from pydicom.dataset import Dataset
+
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = ds.SOPClassUID
+    ref.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    return ref
+
+
+def _file_meta(ds: Any) -> None:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"SRDOMAINS_{__version__}"[:16]
+    ds.file_meta = meta
+
+
+def _to_little_endian(ds: Any) -> None:
+    """Make a dataset read from a big endian file writable as little endian.
+
+    pydicom re-encodes decoded values (US, FL, ...) itself but writes the bytes of OW, OF, OL,
+    OD and OV elements as they are and refuses to convert such a dataset; the new pixel data
+    (native little endian bytes) is left alone."""
+    implicit, little = ds.original_encoding
+    if little is not False:
+        return
+    for elem in ds.iterall():
+        size = _BINARY_ITEM.get(elem.VR)
+        if size and isinstance(elem.value, bytes) and elem.tag != _PIXEL_DATA:
+            elem.value = np.frombuffer(elem.value, f">u{size}").astype(f"<u{size}").tobytes()
+    ds.set_original_encoding(implicit, True)
+
+
+def save_derived(ds: Any, path: Path) -> None:
+    """Write a derived image as a Part-10 file, uncompressed Explicit VR Little Endian."""
+    _file_meta(ds)
+    _to_little_endian(ds)
+    ds.save_as(path, implicit_vr=False, little_endian=True, enforce_file_format=True)
+
+
+def nearest_source(k: int, factor: float, n_src: int) -> int:
+    return int(min(max(round((k + 0.5) / factor - 0.5), 0), n_src - 1))
+
+
+__all__ = [
+    "SERIES_NUMBER_OFFSET",
+    "derive_common",
+    "ds_number",
+    "nearest_source",
+    "now_stamp",
+    "save_derived",
+    "source_ref",
+]
