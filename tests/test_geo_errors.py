@@ -59,6 +59,26 @@ def test_output_replacing_input_is_refused(tmp_path):
         upscale_geotiff(src, src, model=tiny_model(1, 2), overwrite=True)
 
 
+@pytest.mark.parametrize("name", ["out.png", "out.nii.gz", "out.jpg", "out"])
+def test_output_named_like_another_format_is_refused(tmp_path, name):
+    from sr_domains.geo.split import upscale_geotiff_split
+
+    src = make_geotiff(tmp_path / "in.tif")
+    with pytest.raises(ConfigError, match=r"must end in \.tif or \.tiff"):
+        upscale_geotiff(src, tmp_path / name, model=tiny_model(1, 2))
+    with pytest.raises(ConfigError, match=r"must end in \.tif or \.tiff"):  # before any worker
+        upscale_geotiff_split(src, tmp_path / name, client=None, model=tiny_model(1, 2))
+    assert _leftovers(tmp_path, {"in.tif"}) == []
+
+
+def test_tiff_names_and_the_inputs_own_suffix_are_accepted(tmp_path):
+    src = make_geotiff(tmp_path / "in.tif")
+    check_upscaled(src, upscale_geotiff(src, tmp_path / "OUT.TIFF", model=tiny_model(1, 2)), 2)
+    dat = tmp_path / "scene.dat"  # a TIFF known by its content, not its name
+    shutil.copy(src, dat)
+    check_upscaled(dat, upscale_geotiff(dat, tmp_path / "scene_x2.dat", model=tiny_model(1, 2)), 2)
+
+
 @pytest.mark.parametrize("cog", [False, True])
 def test_failure_mid_write_leaves_nothing(tmp_path, cog):
     src = make_geotiff(tmp_path / "in.tif", width=80, height=80)

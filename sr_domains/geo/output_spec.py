@@ -246,14 +246,37 @@ def provenance_tags(
     }
 
 
+#: Names a GeoTIFF output has (any case).
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def check_output_name(dst: Path, src: Path) -> None:
+    """Refuse a GeoTIFF output named like another format (``out.png``, ``out.nii.gz``): the
+    next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the input's own suffix (a
+    TIFF recognised by its content, e.g. ``scene.dat``)."""
+    ext = _suffix(dst)
+    if ext not in TIFF_SUFFIXES and ext != _suffix(src):
+        raise ConfigError(
+            f"{dst}: a GeoTIFF is written, so the output name must end in .tif or .tiff"
+            + (f" (not {ext})" if ext else "")
+        )
+
+
 __all__ = [
     "FIXED_OPTIONS",
     "LAYOUT_TAGS",
     "OUTPUT_DTYPES",
     "SKIP_NAMESPACES",
     "TAG_PREFIX",
+    "TIFF_SUFFIXES",
     "OutputSpec",
     "build_spec",
+    "check_output_name",
     "customize_spec",
     "describes_layout",
     "provenance_tags",

@@ -24,7 +24,7 @@ from ..io_safety import atomic_output, preflight, remove_temp, temp_name
 from ..options import UpscaleOptions
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
-from .output_spec import TAG_PREFIX
+from .output_spec import TAG_PREFIX, check_output_name
 from .reader import RasterSource
 from .writer import adopt_sidecars, create, remove_sidecars, to_cog, write_error
 
@@ -129,6 +129,7 @@ def upscale_geotiff_split(
             "adapt on its own); adapt once with --save-model on one machine, then pass --weights"
         )
     src, dst = Path(src), Path(dst)
+    check_output_name(dst, src)
     preflight(dst, [src], kind="file", overwrite=o.overwrite)
     with gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
         job = prepare_job(

@@ -26,7 +26,7 @@ from .job import (
     weights_provenance,
     write_pixels,
 )
-from .output_spec import TAG_PREFIX
+from .output_spec import TAG_PREFIX, TIFF_SUFFIXES, check_output_name
 from .reader import RasterSource, open_dataset
 from .writer import (
     adopt_sidecars,
@@ -45,8 +45,6 @@ except ImportError as _exc:  # pragma: no cover
     raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
 
 log = logging.getLogger(__name__)
-
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 # -- single file --------------------------------------------------------------------------------
@@ -109,6 +107,7 @@ def upscale_geotiff(
     src, dst = Path(src), Path(dst)
     if not 1 <= int(scale) <= 16:
         raise ConfigError(f"scale must be an integer 1..16, got {scale}")
+    check_output_name(dst, src)
     preflight(dst, [src], kind="file", overwrite=overwrite)
     with gdal_env(), RasterSource(src, tuple(bands) if bands else None, nodata) as rs:
         job = prepare_job(
