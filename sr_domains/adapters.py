@@ -80,6 +80,8 @@ def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
             raise InputFileError(path, "no file matches this pattern")
     if not os.path.lexists(path):
         raise InputFileError(path, "no such file or folder")
+    if not path.exists():
+        raise InputFileError.missing(path)  # a broken link
     raise InputFileError(
         path,
         "not a recognised input (GeoTIFF .tif/.tiff, NIfTI .nii/.nii.gz, DICOM file or folder); "

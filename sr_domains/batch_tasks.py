@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import cast
 
 from .errors import ConfigError, InputFileError
-from .io_safety import check_paths
+from .io_safety import batch_entry, check_paths
 from .options import output_name
 
 _TIFF = (".tif", ".tiff")
@@ -135,7 +135,7 @@ def plan_tasks(
     for p in _expand(inputs):
         if p.is_dir():
             roots.append(p)
-            children = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+            children = sorted(q for q in p.iterdir() if batch_entry(q))
             for q in children:
                 if q.suffix.lower() in _TIFF:
                     tasks.append(Task("geotiff", str(q), out(q)))

@@ -7,6 +7,7 @@ the built-in exception a caller would naturally catch (``ValueError``, ``OSError
 
 from __future__ import annotations
 
+import os
 from os import PathLike
 
 
@@ -42,6 +43,13 @@ class InputFileError(SRDomainsError, OSError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}" if self.path else self.problem
+
+    @classmethod
+    def missing(cls, path: str | PathLike[str]) -> InputFileError:
+        """The error for an input that is not there; a broken link says where it pointed."""
+        if os.path.islink(path):
+            return cls(path, f"broken link (to {os.readlink(path)})")
+        return cls(path, "file not found")
 
 
 class GeometryError(SRDomainsError, ValueError):

@@ -357,9 +357,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def batch_entry(path: Path) -> bool:
+    """True for what a batch lists from a folder: a regular file, or a broken link (kept, so
+    that it fails with its own error instead of vanishing from the batch); hidden names are
+    skipped."""
+    if path.name.startswith("."):
+        return False
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 __all__ = [
     "MANIFEST",
     "atomic_output",
+    "batch_entry",
     "check_existing",
     "check_paths",
     "check_writable",

@@ -31,6 +31,16 @@ def test_exit_status_usage_2_runtime_1(tmp_path, capsys):
     assert err.count("sr-domains: error:") == 4
 
 
+@pytest.mark.parametrize("name", ["scan.dat", "t1.nii.gz", "scene.tif"])
+def test_broken_link_input_says_where_it_pointed(tmp_path, capsys, name):
+    link = tmp_path / name
+    link.symlink_to(tmp_path / "archive" / name)
+    assert main(["upscale", str(link), str(tmp_path / ("o_" + name)), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{link}: broken link (to {tmp_path / 'archive' / name})" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
 def test_progress_only_on_a_terminal_unless_forced(monkeypatch):
     ns = argparse.Namespace
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)

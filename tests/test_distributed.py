@@ -55,8 +55,10 @@ def _manifest(out: Path) -> list[dict]:
 
 def test_plan_covers_every_domain(tmp_path):
     src = _batch(tmp_path / "in")
+    (src / "moved.nii.gz").symlink_to(tmp_path / "gone.nii.gz")  # a broken link is a task: it
+    (src / ".hidden.tif").write_bytes(b"")  # fails with its own error; hidden names are skipped
     tasks = plan_tasks(src, tmp_path / "out")
-    assert sorted(t.domain for t in tasks) == ["dicom"] + ["geotiff"] * 7 + ["nifti"]
+    assert sorted(t.domain for t in tasks) == ["dicom"] + ["geotiff"] * 7 + ["nifti"] * 2
     (dicom,) = [t for t in tasks if t.domain == "dicom"]
     assert dicom.dst == str(tmp_path / "out" / "study_t2") and dicom.series_uid
 

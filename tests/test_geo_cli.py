@@ -144,11 +144,14 @@ def test_batch_glob_and_foreign_output(tmp_path, toy_models):
 def test_batch_goes_on_after_a_bad_file(tmp_path, toy_models, capsys):
     src = _folder(tmp_path, 2)
     (src / "broken.tif").write_text("not a tiff")
+    (src / "moved.tif").symlink_to(tmp_path / "elsewhere.tif")  # a broken link: reported too
+    (src / "sub.tif").mkdir()  # a folder is not an input
     out = tmp_path / "out"
     assert main(["upscale", str(src), str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "1 of 3 file(s) failed" in err
+    assert "2 of 4 file(s) failed" in err
     assert "broken.tif" in err
+    assert "moved.tif: broken link (to " in err
     assert sorted(p.name for p in out.iterdir()) == ["scene_0.tif", "scene_1.tif"]
 
 

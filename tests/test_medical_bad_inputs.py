@@ -73,6 +73,18 @@ def test_missing_slice_names_the_neighbours(tmp_path):
     expect_failure(tmp_path, files[2].name, files[4].name, match="1 missing slice")
 
 
+def test_broken_link_in_a_series_folder_is_reported(tmp_path, caplog):
+    """The last slice of a series as a broken link: no gap shows it, so it is logged."""
+    files = series(tmp_path)
+    last = files[-1]  # series() writes them in position order
+    target = tmp_path / "archive" / last.name
+    last.unlink()
+    last.symlink_to(target)
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        assert load_dicom_series(tmp_path / "in").n_slices == len(files) - 1
+    assert f"{last.name}: broken link (to {target})" in caplog.text
+
+
 def test_non_uniform_spacing(tmp_path):
     files = series(tmp_path)
     ds = pydicom.dcmread(files[2])

@@ -62,7 +62,7 @@ def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
     """``rasterio.open`` with errors that name the file (missing, not a raster, corrupt)."""
     p = Path(path)
     if not p.exists():
-        raise InputFileError(p, "file not found")
+        raise InputFileError.missing(p)
     if p.is_dir():
         raise InputFileError(p, "is a folder, not a raster file")
     try:

@@ -12,7 +12,14 @@ from typing import Any
 
 from ..errors import ConfigError, InputFileError, OutputExistsError
 from ..intensity import IntensityProfile
-from ..io_safety import atomic_output, check_paths, preflight, remove_temp, temp_name
+from ..io_safety import (
+    atomic_output,
+    batch_entry,
+    check_paths,
+    preflight,
+    remove_temp,
+    temp_name,
+)
 from ..models.base import SRModel
 from ..options import AdaptOptions, output_name
 from ..value_domain import ValueOptions
@@ -149,7 +156,8 @@ def upscale_geotiff(
 
 # -- batch ------------------------------------------------------------------------------------
 def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Files named by a folder (its ``*.tif``/``*.tiff``), a glob pattern, a file, or a list."""
+    """Files named by a folder (its ``*.tif``/``*.tiff``), a glob pattern, a file, or a list.
+    A broken link is kept (it fails with its own error instead of vanishing from the batch)."""
     if isinstance(inputs, (list, tuple)):
         return [p for item in inputs for p in expand_inputs(item)]
     text = str(inputs)
@@ -160,7 +168,7 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
         found = [Path(q) for q in glob.glob(text)]
     else:
         return [p]
-    return sorted(q for q in found if q.is_file() and not q.name.startswith("."))
+    return sorted(q for q in found if batch_entry(q))
 
 
 def output_status(dst: Path, src: Path, scale: int) -> str:
