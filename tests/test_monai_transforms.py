@@ -16,8 +16,10 @@ nib = pytest.importorskip("nibabel")
 from monai.data import MetaTensor  # noqa: E402
 from monai.transforms import (  # noqa: E402
     Compose,
+    EnsureChannelFirst,
     EnsureChannelFirstd,
     Invertd,
+    LoadImage,
     LoadImaged,
     Orientationd,
     Rotated,
@@ -218,6 +220,26 @@ def test_inverse_and_invertd_restore_the_input_grid():
     np.testing.assert_allclose(inv.affine.numpy(), aff, atol=1e-12)
     np.testing.assert_allclose(inv.numpy(), x.numpy(), atol=1e-6)  # nearest: block mean = input
     assert tuple(inv.meta["spatial_shape"]) == (8, 6, 4)
+
+
+def test_dicom_folder_loaded_by_monai_goes_through_and_back(tmp_path):
+    """MONAI's PydicomReader stores ``spatial_shape`` as a tuple (its NIfTI reader: an array):
+    the transform, its inverse and SRInvert read either."""
+    pytest.importorskip("pydicom")
+    from sr_domains.monai import SRInvert
+    from sr_domains.testing.medical import make_dicom_series
+
+    make_dicom_series(tmp_path / "s", n_slices=4, rows=12, cols=10)
+    x = EnsureChannelFirst()(LoadImage(image_only=True, reader="PydicomReader")(tmp_path / "s"))
+    assert isinstance(x.meta["spatial_shape"], tuple)
+    sr = SuperResolution(interp_model(2, "nearest"), device="cpu")
+    y = sr(x)
+    want = (1, 2 * x.shape[1], 2 * x.shape[2], 4)  # (columns, rows, slices) in MONAI's order
+    assert tuple(y.shape) == want
+    back = sr.inverse(y)
+    np.testing.assert_allclose(back.affine.numpy(), x.affine.numpy(), atol=1e-12)
+    np.testing.assert_allclose(back.numpy(), x.numpy(), atol=1e-4)
+    assert tuple(SRInvert()(y).shape) == want
 
 
 def test_input_is_not_modified_and_plain_tensors_work():

@@ -82,7 +82,7 @@ class SRInvert(Transform):
                 "the image has no original_affine/spatial_shape (not loaded by LoadImage?)"
             )
         dst = torch.as_tensor(convert_to_numpy(original), dtype=torch.float64)
-        size = tuple(int(n) for n in convert_to_numpy(shape).reshape(-1))
+        size = tuple(int(n) for n in np.asarray(convert_to_numpy(shape)).reshape(-1))  # a tuple too
         if len(size) != img.ndim - 1 or dst.shape != (len(size) + 1, len(size) + 1):
             raise ConfigError(
                 f"spatial_shape {size} / original_affine {tuple(dst.shape)} do not fit an image "

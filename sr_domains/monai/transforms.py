@@ -49,7 +49,9 @@ def _geometry_backup(meta: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("original_affine", "spatial_shape"):
         v = meta.get(key)
-        out[key] = None if v is None else convert_to_numpy(v).tolist()
+        # np.asarray: MONAI's PydicomReader gives spatial_shape as a tuple, which
+        # convert_to_numpy returns as it is
+        out[key] = None if v is None else np.asarray(convert_to_numpy(v)).tolist()
     return out
 
 
