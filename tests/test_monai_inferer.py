@@ -87,6 +87,24 @@ def test_batched_affines_from_a_collated_batch():
         np.testing.assert_allclose(out.affine[b].numpy(), want, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["tuple", "array", "tensor"])
+def test_spatial_shape_survives_collate_inferer_decollate(kind):
+    """MONAI collates a tuple ``spatial_shape`` (its PydicomReader's) axis by axis, an array or
+    tensor item by item; the output keeps that layout, so ``decollate_batch`` gives each item
+    its own upscaled shape (an (B, 3) array in place of the per-axis list was split wrongly)."""
+    from monai.data import decollate_batch
+
+    shapes = [(8, 6, 4), (9, 7, 4)]  # as loaded from each file (the current grids are 8 x 6 x 4)
+    items = []
+    for sh in shapes:
+        value = {"tuple": sh, "array": np.array(sh), "tensor": torch.tensor(sh)}[kind]
+        meta = {"original_affine": AFF.copy(), "spatial_shape": value}
+        items.append(MetaTensor(torch.rand(1, 8, 6, 4), affine=torch.as_tensor(AFF), meta=meta))
+    out = SRInferer()(list_data_collate(items), tiny_model(1, 2))
+    got = [tuple(int(n) for n in d.meta["spatial_shape"]) for d in decollate_batch(out)]
+    assert got == [(2 * a, 2 * b, c) for a, b, c in shapes]
+
+
 def test_monai_inferers_keep_the_lr_affine_srinferer_fixes_it():
     """The pitfall: MONAI's inferers run an upscaling network fine but copy the LR affine, so
     the output covers twice the physical extent. Same network, same pixels, right affine."""

@@ -49,8 +49,31 @@ def _as_numpy(v: Any) -> np.ndarray:
     return np.asarray(v)
 
 
+def _axis_major(v: Any) -> bool:
+    """A collated tuple: MONAI's ``list_data_collate`` turns a tuple entry (``spatial_shape``
+    of its ``PydicomReader``) into one ``(B,)`` tensor per element, axis by axis."""
+    return (
+        isinstance(v, (list, tuple))
+        and len(v) > 0
+        and all(isinstance(e, torch.Tensor) and e.ndim == 1 for e in v)
+    )
+
+
+def _rows(v: Any, batch: int) -> np.ndarray:
+    """A per-item entry (batched or not) as ``(batch, n)`` rows."""
+    if _axis_major(v):
+        return np.stack([_as_numpy(e) for e in v], axis=-1).reshape(batch, -1)
+    return _as_numpy(v).reshape(batch, -1)
+
+
 def _like(new: np.ndarray, old: Any) -> Any:
-    """``new`` in the container type of ``old`` (tensor or array)."""
+    """``new`` (one item's value, or ``(B, ...)`` rows of a batch) in the container of ``old``:
+    tensor, array, tuple, or a collated tuple (one tensor per element), so that MONAI's
+    ``decollate_batch`` splits it as it would have split ``old``."""
+    if _axis_major(old):
+        return [torch.as_tensor(new[:, i]) for i in range(new.shape[-1])]
+    if isinstance(old, tuple):
+        return tuple(new.tolist())
     return torch.as_tensor(new) if isinstance(old, torch.Tensor) else new
 
 
@@ -154,7 +177,7 @@ def scale_meta(meta: dict[str, Any], factors: Sequence[float], new_shape: Sequen
     if meta.get("original_affine") is None:
         # No file affine (e.g. PNG): writers resize to spatial_shape, in the current axis order.
         if shapes is not None:
-            s = _as_numpy(shapes).reshape(len(a3), -1).astype(np.float64)
+            s = _rows(shapes, len(a3)).astype(np.float64)
             f = np.ones(s.shape[-1])
             k = min(len(factors), len(f))
             f[:k] = np.asarray(factors, np.float64)[:k]
@@ -166,7 +189,7 @@ def scale_meta(meta: dict[str, Any], factors: Sequence[float], new_shape: Sequen
         return
     orig = _as_numpy(meta["original_affine"]).astype(np.float64)
     o3 = orig if batched else orig[None]
-    s3 = None if shapes is None else _as_numpy(shapes).reshape(len(o3), -1)
+    s3 = None if shapes is None else _rows(shapes, len(o3))
     out_o, out_s = [], []
     for b in range(len(o3)):
         o_new, s_new = rescale_original(
