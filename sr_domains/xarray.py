@@ -17,6 +17,7 @@ domain are computed once over the whole array first (one pass), so chunks agree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +52,76 @@ def _valid(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return ok
 
 
+@dataclass(frozen=True)
+class StoredGrid:
+    """The integer grid a decoded DataArray was read from (rioxarray ``masked=True`` or
+    ``mask_and_scale=True``: floats with NaN, ``value = stored * scale + offset``), so that the
+    output stays on it and writes back as the input does.
+
+    Attributes:
+        dtype: the stored integer dtype.
+        scale, offset: ``scale_factor`` / ``add_offset`` the values were decoded with.
+        fill: the stored nodata value (``encoded_nodata``), or None.
+    """
+
+    dtype: np.dtype
+    scale: float
+    offset: float
+    fill: float | None
+
+    @classmethod
+    def of(cls, da: Any) -> StoredGrid | None:
+        """The grid of ``da``, or None when its values are what is stored."""
+        enc = da.encoding
+        stored = enc.get("dtype") or enc.get("rasterio_dtype")
+        if stored is None or np.dtype(stored).kind not in "iu" or np.dtype(da.dtype).kind != "f":
+            return None
+        fill = da.rio.encoded_nodata
+        return cls(
+            np.dtype(stored),
+            float(enc.get("scale_factor", 1.0)),
+            float(enc.get("add_offset", 0.0)),
+            None if fill is None else float(fill),
+        )
+
+    def encode(self, x: Any) -> Any:
+        """Decoded values (numpy or dask) back to stored units, as floats (NaN kept)."""
+        if self.scale == 1.0 and self.offset == 0.0:
+            return x
+        return (x - self.offset) / self.scale
+
+    def apply(self, res: np.ndarray, up: np.ndarray) -> None:
+        """In place: valid values of ``res`` (stored units) rounded to integers within the stored
+        dtype's range and off the stored nodata value (the GeoTIFF writer's rules), then
+        decoded."""
+        from .geo.writer import nudge_from_nodata
+
+        info = np.iinfo(self.dtype)
+        q = np.where(up, np.rint(res.astype(np.float64)), 0.0)
+        stored = np.clip(q, info.min, info.max).astype(self.dtype)
+        if self.fill is not None:
+            nudge_from_nodata(stored, up, self.fill)
+        res[up] = (stored[up].astype(np.float64) * self.scale + self.offset).astype(res.dtype)
+
+
 def _finish(
-    out: np.ndarray, valid: np.ndarray, dtype: np.dtype, nodata: float | None, s: int
+    out: np.ndarray,
+    valid: np.ndarray,
+    dtype: np.dtype,
+    nodata: float | None,
+    s: int,
+    grid: StoredGrid | None = None,
 ) -> np.ndarray:
-    """Cast, keep valid pixels off the nodata value, and write invalid pixels back (the
-    GeoTIFF writer's rules)."""
+    """Cast, keep valid pixels off the nodata value (and on the stored grid of a decoded
+    array), and write invalid pixels back (the GeoTIFF writer's rules)."""
     from .geo.writer import cast_inplace, nudge_from_nodata
 
     if valid.shape[0] != out.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *valid.shape[1:]))
     up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
     res = cast_inplace(np.ascontiguousarray(out, np.float32), dtype)
+    if grid is not None:
+        grid.apply(res, up)
     if nodata is not None:
         nudge_from_nodata(res, up, nodata)
         res[~up] = np.array(nodata).astype(dtype)
@@ -109,6 +169,10 @@ def upscale(
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)
     dtype = np.dtype(da.dtype)
+    grid = StoredGrid.of(da)
+    # a decoded array runs on its stored values, as the integer path and upscale_geotiff do
+    src = da.data if grid is None else grid.encode(da.data)
+    work = dtype if grid is None else grid.dtype
     n = da.shape[0]
     if isinstance(model, SRModel) and weights is None:
         net = model
@@ -116,14 +180,14 @@ def upscale(
         net = resolve_model(model, weights, scale=scale, n_bands=n)
     up = Upscaler(net, tile=tile, overlap=overlap, device=device, amp=amp)
     s = up.scale
-    lazy = hasattr(da.data, "dask")
-    sample = _sample(da.data) if lazy else np.asarray(da.data)
+    lazy = hasattr(src, "dask")
+    sample = _sample(src) if lazy else np.asarray(src)
     ok = _valid(sample, nd)
-    recipe = profile if profile is not None else default_profile(net, dtype)
-    fitted = profile_from_any(recipe, sample, dtype=dtype, valid_mask=ok)
+    recipe = profile if profile is not None else default_profile(net, work)
+    fitted = profile_from_any(recipe, sample, dtype=work, valid_mask=ok)
     fill = _valid_mean(sample, fitted, ok)
-    band_min = _band_min(da.data, nd) if (values is None or values.clamp) else [0.0] * n
-    rules_args = (values, band_min, dtype)
+    band_min = _band_min(src, nd) if (values is None or values.clamp) else [0.0] * n
+    rules_args = (values, band_min, work)
     n_out = up.out_channels(n)
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +197,10 @@ def upscale(
         return out, valid
 
     if lazy:
-        data = _lazy(da.data.rechunk({0: -1}), run, up, s, n_out, dtype, nd)
+        data = _lazy(src.rechunk({0: -1}), run, up, s, n_out, dtype, nd, grid)
     else:
-        out, valid = run(np.asarray(da.data))
-        data = _finish(out, valid, dtype, nd, s)
+        out, valid = run(np.asarray(src))
+        data = _finish(out, valid, dtype, nd, s, grid)
     t = da.rio.transform() @ affine.scale(1 / s)
     h, w = da.shape[1] * s, da.shape[2] * s
     xs = t.c + (np.arange(w) + 0.5) * t.a
@@ -149,7 +213,12 @@ def upscale(
     res = res.rio.write_transform(t)
     if da.rio.crs is not None:
         res = res.rio.write_crs(da.rio.crs)
-    if nd is not None:
+    if grid is not None:  # written back as the input would be: stored dtype, scale, nodata
+        keep = ("dtype", "rasterio_dtype", "scale_factor", "add_offset")
+        res.encoding.update({k: v for k, v in da.encoding.items() if k in keep})
+        if grid.fill is not None:
+            res = res.rio.write_nodata(grid.fill, encoded=True)
+    elif nd is not None:
         res = res.rio.write_nodata(nd, encoded=False)
     return res[0] if squeeze else res
 
@@ -181,7 +250,14 @@ def _band_min(x: Any, nodata: float | None) -> list[float]:
 
 
 def _lazy(
-    x: Any, run: Any, up: Upscaler, s: int, n_out: int, dtype: np.dtype, nd: float | None
+    x: Any,
+    run: Any,
+    up: Upscaler,
+    s: int,
+    n_out: int,
+    dtype: np.dtype,
+    nd: float | None,
+    grid: StoredGrid | None,
 ) -> Any:
     """Each chunk with ``margin`` + the nodata fill's margin of its neighbours' pixels (none
     past the image edge), upscaled and cropped back to its own footprint."""
@@ -201,10 +277,10 @@ def _lazy(
         h, w = block.shape[1:]
         out = out[:, top * s : (h - bottom) * s, left * s : (w - right) * s]
         valid = valid[:, top : h - bottom, left : w - right]
-        return _finish(out, valid, dtype, nd, s)
+        return _finish(out, valid, dtype, nd, s, grid)
 
     chunks = ((n_out,), tuple(c * s for c in x.chunks[1]), tuple(c * s for c in x.chunks[2]))
     return ext.map_blocks(block_fn, chunks=chunks, dtype=dtype)
 
 
-__all__ = ["upscale"]
+__all__ = ["StoredGrid", "upscale"]

@@ -175,6 +175,34 @@ def test_xarray_equals_upscale_geotiff_and_keeps_coordinates(tmp_path):
     assert out.rio.bounds() == pytest.approx(rioxarray.open_rasterio(src).rio.bounds())
 
 
+@pytest.mark.parametrize(
+    "decode",
+    [{"masked": True}, {"masked": True, "chunks": {"x": 40, "y": 30}}, {"mask_and_scale": True}],
+    ids=["masked", "masked-dask", "mask_and_scale"],
+)
+def test_decoded_integer_raster_stays_on_its_grid_and_writes_back_like_the_input(tmp_path, decode):
+    """rioxarray's masked / mask_and_scale reading gives floats with NaN decoded from an int16
+    grid (+ scale/offset): the output stays on that grid, equals the integer path's values,
+    and ``to_raster`` writes int16, the nodata value and the scale/offset back."""
+    from sr_domains.xarray import upscale
+
+    src = make_geotiff(tmp_path / "a.tif", width=90, height=70, dtype="int16", nodata=-32768)
+    with rasterio.open(src, "r+") as d:
+        d.scales, d.offsets = (0.5,), (-3.0,)
+    model = tiny_model(1, 2)
+    ref = upscale(rioxarray.open_rasterio(src), 2, model=model, tile=32)  # the stored values
+    out = upscale(rioxarray.open_rasterio(src, **decode), 2, model=model, tile=32)
+    stored = ref.values.astype(np.float64)
+    stored[stored == -32768] = np.nan
+    scale, offset = (0.5, -3.0) if "mask_and_scale" in decode else (1.0, 0.0)
+    np.testing.assert_allclose(out.values, stored * scale + offset, rtol=1e-6, atol=0)
+    out.rio.to_raster(tmp_path / "o.tif")
+    with rasterio.open(tmp_path / "o.tif") as o, rasterio.open(src) as i:
+        assert o.dtypes == i.dtypes and o.nodata == i.nodata == -32768
+        assert o.scales == i.scales and o.offsets == i.offsets
+        np.testing.assert_array_equal(o.read(), ref.values)
+
+
 def test_chunked_dask_array_equals_the_in_memory_one(tmp_path):
     from sr_domains.xarray import upscale
 
