@@ -70,19 +70,27 @@ class StoredGrid:
     fill: float | None
 
     @classmethod
-    def of(cls, da: Any) -> StoredGrid | None:
-        """The grid of ``da``, or None when its values are what is stored."""
+    def of(cls, da: Any, nodata: float | None = None) -> StoredGrid | None:
+        """The grid of ``da``, or None when its values are what is stored. ``nodata``: a nodata
+        override in decoded units (replaces the encoded one; it must lie on the grid)."""
         enc = da.encoding
         stored = enc.get("dtype") or enc.get("rasterio_dtype")
         if stored is None or np.dtype(stored).kind not in "iu" or np.dtype(da.dtype).kind != "f":
             return None
+        scale, offset = float(enc.get("scale_factor", 1.0)), float(enc.get("add_offset", 0.0))
+        if not (np.isfinite(scale) and scale != 0 and np.isfinite(offset)):
+            raise ConfigError(
+                f"the DataArray's encoding has scale_factor {scale}, add_offset {offset}"
+            )
         fill = da.rio.encoded_nodata
-        return cls(
-            np.dtype(stored),
-            float(enc.get("scale_factor", 1.0)),
-            float(enc.get("add_offset", 0.0)),
-            None if fill is None else float(fill),
-        )
+        if nodata is not None:
+            fill = (float(nodata) - offset) / scale
+            if fill != round(fill):
+                raise ConfigError(
+                    f"nodata {nodata} is not on the stored grid (scale_factor {scale}, "
+                    f"add_offset {offset}): give it in decoded units of a stored value"
+                )
+        return cls(np.dtype(stored), scale, offset, None if fill is None else float(fill))
 
     def encode(self, x: Any) -> Any:
         """Decoded values (numpy or dask) back to stored units, as floats (NaN kept)."""
@@ -169,10 +177,12 @@ def upscale(
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)
     dtype = np.dtype(da.dtype)
-    grid = StoredGrid.of(da)
-    # a decoded array runs on its stored values, as the integer path and upscale_geotiff do
+    grid = StoredGrid.of(da, nodata)
+    # a decoded array runs on its stored values, as the integer path and upscale_geotiff do;
+    # its invalid pixels are NaN (and the stored nodata value), written back as NaN
     src = da.data if grid is None else grid.encode(da.data)
     work = dtype if grid is None else grid.dtype
+    nd_in, nd_out = (nd, nd) if grid is None else (grid.fill, float("nan"))
     n = da.shape[0]
     if isinstance(model, SRModel) and weights is None:
         net = model
@@ -182,25 +192,25 @@ def upscale(
     s = up.scale
     lazy = hasattr(src, "dask")
     sample = _sample(src) if lazy else np.asarray(src)
-    ok = _valid(sample, nd)
+    ok = _valid(sample, nd_in)
     recipe = profile if profile is not None else default_profile(net, work)
     fitted = profile_from_any(recipe, sample, dtype=work, valid_mask=ok)
     fill = _valid_mean(sample, fitted, ok)
-    band_min = _band_min(src, nd) if (values is None or values.clamp) else [0.0] * n
+    band_min = _band_min(src, nd_in) if (values is None or values.clamp) else [0.0] * n
     rules_args = (values, band_min, work)
     n_out = up.out_channels(n)
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        valid = _valid(block, nd)
+        valid = _valid(block, nd_in)
         rules = build_rules(rules_args[0], rules_args[1], dtype=rules_args[2])
         out = up.upscale(block, profile=fitted, valid_mask=valid, fill=fill, rules=rules)
         return out, valid
 
     if lazy:
-        data = _lazy(src.rechunk({0: -1}), run, up, s, n_out, dtype, nd, grid)
+        data = _lazy(src.rechunk({0: -1}), run, up, s, n_out, dtype, nd_out, grid)
     else:
         out, valid = run(np.asarray(src))
-        data = _finish(out, valid, dtype, nd, s, grid)
+        data = _finish(out, valid, dtype, nd_out, s, grid)
     t = da.rio.transform() @ affine.scale(1 / s)
     h, w = da.shape[1] * s, da.shape[2] * s
     xs = t.c + (np.arange(w) + 0.5) * t.a

@@ -17,6 +17,7 @@ rioxarray = pytest.importorskip("rioxarray")
 
 from sr_domains.cli import main  # noqa: E402
 from sr_domains.distributed import RUN_MANIFEST, plan_tasks, upscale_many  # noqa: E402
+from sr_domains.errors import ConfigError  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
 from sr_domains.geo.split import row_bands, upscale_geotiff_split  # noqa: E402
 from sr_domains.medical import read_dicom_volume  # noqa: E402
@@ -201,6 +202,28 @@ def test_decoded_integer_raster_stays_on_its_grid_and_writes_back_like_the_input
         assert o.dtypes == i.dtypes and o.nodata == i.nodata == -32768
         assert o.scales == i.scales and o.offsets == i.offsets
         np.testing.assert_array_equal(o.read(), ref.values)
+
+
+def test_nodata_override_of_a_decoded_raster_is_written_back_as_stored(tmp_path):
+    """``nodata=`` in decoded units marks that stored value invalid, as the integer path's
+    ``nodata=`` does, and is written back as the stored nodata value."""
+    from sr_domains.xarray import upscale
+
+    src = make_geotiff(tmp_path / "a.tif", width=60, height=50, dtype="int16")  # no nodata
+    with rasterio.open(src, "r+") as d:
+        d.scales, d.offsets = (0.5,), (-3.0,)
+    v = int(np.median(rioxarray.open_rasterio(src).values))  # a stored value that occurs
+    model = tiny_model(1, 2)
+    ref = upscale(rioxarray.open_rasterio(src), 2, model=model, nodata=v)  # integer path
+    out = upscale(
+        rioxarray.open_rasterio(src, mask_and_scale=True), 2, model=model, nodata=v * 0.5 - 3
+    )
+    out.rio.to_raster(tmp_path / "o.tif")
+    with rasterio.open(tmp_path / "o.tif") as o:
+        assert o.nodata == v
+        np.testing.assert_array_equal(o.read(), ref.values)
+    with pytest.raises(ConfigError, match="not on the stored grid"):
+        upscale(rioxarray.open_rasterio(src, mask_and_scale=True), 2, model=model, nodata=0.25)
 
 
 def test_chunked_dask_array_equals_the_in_memory_one(tmp_path):

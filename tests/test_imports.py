@@ -40,11 +40,13 @@ def import_graph(root: Path) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in plain}
     for m in plain:
         tree = ast.parse(mods[m].read_text(encoding="utf-8"))
-        typing_only = {
+        typing_only = {  # the body of `if TYPE_CHECKING:` only (not its else branch)
             id(n)
             for block in ast.walk(tree)
-            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-            for n in ast.walk(block)
+            if isinstance(block, ast.If)
+            and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+            for stmt in block.body
+            for n in ast.walk(stmt)
         }
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in typing_only:
@@ -95,7 +97,12 @@ def test_the_detector_finds_a_lazy_circle_and_ignores_typing_imports(tmp_path):
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .d import x\n"
     )
     (pkg / "d.py").write_text("from .c import TYPE_CHECKING\n")
-    assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.sub.b"]]
+    (pkg / "e.py").write_text(  # a runtime import in the else branch still counts
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    pass\nelse:\n"
+        "    from .f import y\n"
+    )
+    (pkg / "f.py").write_text("from .e import TYPE_CHECKING\n")
+    assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.sub.b"], ["pkg.e", "pkg.f"]]
 
 
 def test_library_modules_import_each_other_without_circles():

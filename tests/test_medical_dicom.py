@@ -253,6 +253,7 @@ def test_real_big_endian_source_is_written_little_endian(tmp_path):
     lut.LUTDescriptor = [4, 0, 16]
     lut.add_new("LUTData", "OW", np.array([0, 100, 200, 65535], ">u2").tobytes())
     ds.VOILUTSequence = Sequence([lut])
+    ds.add_new(0x00660016, "OF", bytes(6))  # PointCoordinatesData: 1.5 floats, cannot be swapped
     ds.save_as(src)  # as read: big endian
     assert pydicom.dcmread(src).original_encoding == (False, False)
     before = src.read_bytes()
@@ -270,6 +271,7 @@ def test_real_big_endian_source_is_written_little_endian(tmp_path):
     data = d.VOILUTSequence[0]["LUTData"].value
     got = np.frombuffer(data, "<u2") if isinstance(data, bytes) else np.asarray(data)
     np.testing.assert_array_equal(got, [0, 100, 200, 65535])
+    assert d[0x00660016].value in (b"", None)  # emptied (logged), not copied in the wrong order
 
 
 def test_real_lossy_ct_keeps_lossy_flag(tmp_path):

@@ -236,7 +236,9 @@ def test_dicom_folder_loaded_by_monai_goes_through_and_back(tmp_path):
     y = sr(x)
     want = (1, 2 * x.shape[1], 2 * x.shape[2], 4)  # (columns, rows, slices) in MONAI's order
     assert tuple(y.shape) == want
+    assert y.meta["spatial_shape"] == (2 * x.shape[1], 2 * x.shape[2], 4)  # still a tuple
     back = sr.inverse(y)
+    assert back.meta["spatial_shape"] == x.meta["spatial_shape"]
     np.testing.assert_allclose(back.affine.numpy(), x.affine.numpy(), atol=1e-12)
     np.testing.assert_allclose(back.numpy(), x.numpy(), atol=1e-4)
     assert tuple(SRInvert()(y).shape) == want

@@ -12,6 +12,7 @@ Endian (a big endian source included), Part-10 file meta. Used by :mod:`.dicom_w
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import numpy as np
 
 from .. import __version__
 from .dicom_series import DicomSeries
+
+log = logging.getLogger(__name__)
 
 _LOSSY_TS = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",  # JPEG baseline
@@ -48,12 +51,14 @@ SERIES_NUMBER_OFFSET = 1000
 
 
 def ds_number(v: float) -> Any:
+    """A decimal string (DS) value, formatted to fit the 16-character limit."""
     from pydicom.valuerep import DSfloat
 
     return DSfloat(float(v), auto_format=True)
 
 
 def now_stamp() -> tuple[str, str]:
+    """``(date, time)`` of now as DICOM DA / TM strings."""
     t = _dt.datetime.now()
     return t.strftime("%Y%m%d"), t.strftime("%H%M%S.%f")
 
@@ -109,6 +114,7 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
 
 
 def source_ref(ds: Any) -> Any:
+    """A SourceImageSequence item referencing the image ``ds``."""
     from pydicom.dataset import Dataset
 
     ref = Dataset()
@@ -139,10 +145,22 @@ def _to_little_endian(ds: Any) -> None:
     implicit, little = ds.original_encoding
     if little is not False:
         return
+    malformed = []
     for elem in ds.iterall():
         size = _BINARY_ITEM.get(elem.VR)
         if size and isinstance(elem.value, bytes) and elem.tag != _PIXEL_DATA:
+            if len(elem.value) % size:
+                malformed.append(elem)
+                continue
             elem.value = np.frombuffer(elem.value, f">u{size}").astype(f"<u{size}").tobytes()
+    for elem in malformed:  # cannot be swapped: an empty value rather than wrong numbers
+        log.warning(
+            "%s %s: %d bytes is not a whole number of values, emptied",
+            elem.tag,
+            elem.VR,
+            len(elem.value),
+        )
+        elem.value = b""
     ds.set_original_encoding(implicit, True)
 
 
@@ -154,6 +172,8 @@ def save_derived(ds: Any, path: Path) -> None:
 
 
 def nearest_source(k: int, factor: float, n_src: int) -> int:
+    """Index of the source slice nearest to output slice ``k`` when ``n_src`` slices become
+    ``factor`` times as many (centre rule)."""
     return int(min(max(round((k + 0.5) / factor - 0.5), 0), n_src - 1))
 
 

@@ -75,7 +75,7 @@ def walk_files(folder: Path) -> Iterator[Path]:
                 yield from visit(p)
             elif p.is_file():
                 yield p
-            elif p.is_symlink():  # could be a slice: say so (a gap check cannot see an end)
+            elif p.is_symlink() and not p.exists():  # could be a slice: say so (no gap to see)
                 log.warning("%s: broken link (to %s), skipped", p, os.readlink(p))
 
     yield from visit(folder)

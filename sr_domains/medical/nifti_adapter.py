@@ -29,7 +29,7 @@ def info_json(path: Path) -> dict[str, Any]:
     import numpy as np
 
     from .geometry import axis_codes, default_axes, obliquity_deg, voxel_sizes
-    from .nifti import load_nifti
+    from .nifti_io import load_nifti
 
     img = load_nifti(Path(path))
     hdr = img.header

@@ -66,7 +66,7 @@ def _rows(v: Any, batch: int) -> np.ndarray:
     return _as_numpy(v).reshape(batch, -1)
 
 
-def _like(new: np.ndarray, old: Any) -> Any:
+def in_layout_of(new: np.ndarray, old: Any) -> Any:
     """``new`` (one item's value, or ``(B, ...)`` rows of a batch) in the container of ``old``:
     tensor, array, tuple, or a collated tuple (one tensor per element), so that MONAI's
     ``decollate_batch`` splits it as it would have split ``old``."""
@@ -172,7 +172,7 @@ def scale_meta(meta: dict[str, Any], factors: Sequence[float], new_shape: Sequen
         k = min(r, p2.shape[-1] - 1)
         p2[:, 1 : 1 + k] = spacing[:, :k]
         pix = p2.reshape(pix.shape)
-        meta["pixdim"] = _like(pix.astype(_as_numpy(meta["pixdim"]).dtype), meta["pixdim"])
+        meta["pixdim"] = in_layout_of(pix.astype(_as_numpy(meta["pixdim"]).dtype), meta["pixdim"])
     shapes = meta.get("spatial_shape")
     if meta.get("original_affine") is None:
         # No file affine (e.g. PNG): writers resize to spatial_shape, in the current axis order.
@@ -185,7 +185,7 @@ def scale_meta(meta: dict[str, Any], factors: Sequence[float], new_shape: Sequen
             if not np.allclose(scaled, np.round(scaled), atol=1e-6):
                 scaled = np.broadcast_to(np.asarray(new_shape, np.float64), s.shape)
             out = np.round(scaled).astype(np.int64)
-            meta["spatial_shape"] = _like(out if batched else out[0], shapes)
+            meta["spatial_shape"] = in_layout_of(out if batched else out[0], shapes)
         return
     orig = _as_numpy(meta["original_affine"]).astype(np.float64)
     o3 = orig if batched else orig[None]
@@ -198,11 +198,11 @@ def scale_meta(meta: dict[str, Any], factors: Sequence[float], new_shape: Sequen
         out_o.append(o_new)
         out_s.append(s_new)
     o_arr = np.stack(out_o) if batched else out_o[0]
-    meta["original_affine"] = _like(o_arr, meta["original_affine"])
+    meta["original_affine"] = in_layout_of(o_arr, meta["original_affine"])
     if shapes is not None and all(s is not None for s in out_s):
         done = cast("list[np.ndarray]", out_s)  # (none is None)
         s_arr = np.stack(done) if batched else done[0]
-        meta["spatial_shape"] = _like(s_arr, shapes)
+        meta["spatial_shape"] = in_layout_of(s_arr, shapes)
 
 
 def copy_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,4 +218,4 @@ def copy_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["copy_meta", "pad_factors", "rescale_original", "scale_meta"]
+__all__ = ["copy_meta", "in_layout_of", "pad_factors", "rescale_original", "scale_meta"]

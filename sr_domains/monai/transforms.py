@@ -39,7 +39,7 @@ from ._core import (
     super_resolve,
 )
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
-from ._meta import copy_meta, scale_meta
+from ._meta import copy_meta, in_layout_of, scale_meta
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,8 @@ class SuperResolution(InvertibleTransform):
         res = new_metatensor(low, data)
         scale_meta(res.meta, [1.0 / f for f in k], want)
         for key in ("original_affine", "spatial_shape"):
-            if info.get(key) is not None:
-                res.meta[key] = np.asarray(info[key])
+            if info.get(key) is not None:  # in the layout the forward pass kept (a tuple...)
+                res.meta[key] = in_layout_of(np.asarray(info[key]), data.meta.get(key))
         return res
 
 
