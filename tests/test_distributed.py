@@ -226,6 +226,16 @@ def test_nodata_override_of_a_decoded_raster_is_written_back_as_stored(tmp_path)
         upscale(rioxarray.open_rasterio(src, mask_and_scale=True), 2, model=model, nodata=0.25)
 
 
+def test_decoded_array_with_a_zero_scale_factor_is_refused(tmp_path):
+    from sr_domains.xarray import upscale
+
+    src = make_geotiff(tmp_path / "a.tif", width=40, height=30, dtype="int16")
+    da = rioxarray.open_rasterio(src, masked=True)
+    da.encoding["scale_factor"] = 0.0  # corrupt metadata: every stored value decodes alike
+    with pytest.raises(ConfigError, match="scale_factor 0.0"):
+        upscale(da, 2, model=tiny_model(1, 2))
+
+
 def test_chunked_dask_array_equals_the_in_memory_one(tmp_path):
     from sr_domains.xarray import upscale
 
