@@ -51,6 +51,15 @@ class InputFileError(SRDomainsError, OSError):
             return cls(path, f"broken link (to {os.readlink(path)})")
         return cls(path, "file not found")
 
+    @classmethod
+    def check_file(cls, path: str | PathLike[str], what: str) -> None:
+        """Raise unless ``path`` is there and not a folder (``what`` it should be, e.g. "a
+        raster file"): missing, a broken link (where it pointed), or a folder."""
+        if not os.path.exists(path):
+            raise cls.missing(path)
+        if os.path.isdir(path):
+            raise cls(path, f"is a folder, not {what}")
+
 
 class GeometryError(SRDomainsError, ValueError):
     """Spatial metadata is missing, inconsistent, or unsupported (rotated, GCP-only, oblique...)."""

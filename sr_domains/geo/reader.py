@@ -61,10 +61,7 @@ class Block:
 def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
     """``rasterio.open`` with errors that name the file (missing, not a raster, corrupt)."""
     p = Path(path)
-    if not p.exists():
-        raise InputFileError.missing(p)
-    if p.is_dir():
-        raise InputFileError(p, "is a folder, not a raster file")
+    InputFileError.check_file(p, "a raster file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -170,10 +170,7 @@ def load_nifti(path: str | os.PathLike[str]) -> Any:
     """``nibabel.load`` with errors that name the file."""
     nib = nibabel_module()
     p = Path(path)
-    if not p.exists():
-        raise InputFileError.missing(p)
-    if p.is_dir():
-        raise InputFileError(p, "is a folder, not a NIfTI file")
+    InputFileError.check_file(p, "a NIfTI file")
     try:
         img = nib.load(p)
     except Exception as exc:  # nibabel raises many types for bad files
