@@ -59,6 +59,29 @@ def domain_registry() -> Registry[DomainAdapter]:
     return reg
 
 
+def other_domains(path: Path, chosen: str) -> list[str]:
+    """Domains other than ``chosen`` whose inputs the folder ``path`` also holds (a plain batch
+    covers one domain; NIfTI files count too, although no plain NIfTI folder batch exists)."""
+    if not path.is_dir():
+        return []
+    reg = domain_registry()
+    found = []
+    for name in reg.names_in_order():
+        if name == chosen:
+            continue
+        try:
+            mod = reg.get(name).load()
+        except ImportError:
+            continue
+        if mod.sniff(path):
+            found.append(name)
+    nifti = (".nii", ".nii.gz")
+    files = [p for p in path.iterdir() if p.is_file()]
+    if "nifti" not in (chosen, *found) and any(p.name.lower().endswith(nifti) for p in files):
+        found.append("nifti")
+    return found
+
+
 def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
     """The adapter for ``path`` (forced by ``domain`` when given)."""
     reg = domain_registry()

@@ -366,6 +366,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         suffix=args.suffix,
     )
     src, dst = Path(args.input), Path(args.output)
+    distributed = bool(args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"))
+    if not distributed and args.domain is None:
+        _one_domain(src)
     if args.dry_run:
         from .dry_run import dry_run
 
@@ -373,7 +376,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         return 0
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"):
+    if distributed:
         return _upscale_distributed(args, options)
     adapter = find_adapter(src, args.domain)
     if options.threads:
@@ -390,6 +393,25 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def _one_domain(src: Path) -> None:
+    """A folder batch of GeoTIFFs that would leave NIfTI files or a DICOM series in the same
+    folder out is refused: without a word it would look like a finished run. (A DICOM folder
+    is one input, a series; other files beside it are not its business.)"""
+    from .adapters import find_adapter, other_domains
+
+    if not src.is_dir():
+        return
+    chosen = find_adapter(src).name
+    others = other_domains(src, chosen) if chosen == "geotiff" else []
+    if others:
+        names = [chosen, *others]
+        raise ConfigError(
+            f"{src}: holds {', '.join(names)} inputs and a batch covers one domain: pass "
+            f"--domain {'|'.join(n for n in names if n != 'nifti')} to upscale one of them, or "
+            "--workers N to upscale them all as one batch"
+        )
 
 
 def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> int:

@@ -41,6 +41,29 @@ def test_broken_link_input_says_where_it_pointed(tmp_path, capsys, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
+def test_folder_of_several_domains_is_refused_unless_one_is_chosen(tmp_path, capsys):
+    """A GeoTIFF folder batch covers one domain: a folder that also holds a NIfTI file and a
+    DICOM series is refused (not upscaled in part); ``--domain`` chooses one."""
+    pytest.importorskip("pydicom")
+    from sr_domains.testing.medical import make_dicom_series, make_nifti
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    make_geotiff(src / "a.tif")
+    make_nifti(src / "t1.nii.gz", shape=(8, 8, 3))
+    make_dicom_series(src / "series", n_slices=3, rows=8, cols=8)
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "holds geotiff, dicom, nifti inputs" in err and "--domain geotiff|dicom" in err
+    assert not out.exists()
+    assert main(["upscale", str(src), str(out), "-q", "--domain", "geotiff"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif"]
+    (src / "a.tif").unlink()  # a DICOM folder with a NIfTI file beside the series: one input
+    assert main(["upscale", str(src), str(tmp_path / "dcm"), "-q"]) == 0
+    assert len(list((tmp_path / "dcm").glob("*.dcm"))) == 3
+
+
 def test_progress_only_on_a_terminal_unless_forced(monkeypatch):
     ns = argparse.Namespace
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
