@@ -59,26 +59,18 @@ def domain_registry() -> Registry[DomainAdapter]:
     return reg
 
 
-def other_domains(path: Path, chosen: str) -> list[str]:
-    """Domains other than ``chosen`` whose inputs the folder ``path`` also holds (a plain batch
-    covers one domain; NIfTI files count too, although no plain NIfTI folder batch exists)."""
-    if not path.is_dir():
-        return []
+def matching_domains(path: Path) -> list[str]:
+    """Every domain whose adapter recognises ``path``, in registry order (domains whose
+    optional dependency is missing are left out)."""
     reg = domain_registry()
     found = []
     for name in reg.names_in_order():
-        if name == chosen:
-            continue
         try:
             mod = reg.get(name).load()
         except ImportError:
-            continue
+            continue  # its optional dependency is missing; another adapter may match
         if mod.sniff(path):
             found.append(name)
-    nifti = (".nii", ".nii.gz")
-    files = [p for p in path.iterdir() if p.is_file()]
-    if "nifti" not in (chosen, *found) and any(p.name.lower().endswith(nifti) for p in files):
-        found.append("nifti")
     return found
 
 
@@ -87,14 +79,9 @@ def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
     reg = domain_registry()
     if domain:
         return reg.get(domain)
-    for name in reg.names_in_order():
-        adapter = reg.get(name)
-        try:
-            mod = adapter.load()
-        except ImportError:
-            continue  # its optional dependency is missing; another adapter may match
-        if mod.sniff(path):
-            return adapter
+    names = matching_domains(path)
+    if names:
+        return reg.get(names[0])
     text = str(path)
     if any(ch in text for ch in "*?[") and not path.exists():
         import glob

@@ -399,17 +399,22 @@ def _one_domain(src: Path) -> None:
     """A folder batch of GeoTIFFs that would leave NIfTI files or a DICOM series in the same
     folder out is refused: without a word it would look like a finished run. (A DICOM folder
     is one input, a series; other files beside it are not its business.)"""
-    from .adapters import find_adapter, other_domains
+    from .adapters import matching_domains
+    from .geo.adapter import SUFFIXES
 
     if not src.is_dir():
         return
-    chosen = find_adapter(src).name
-    others = other_domains(src, chosen) if chosen == "geotiff" else []
+    names = matching_domains(src)
+    if not names or names[0] != "geotiff":
+        return
+    rest = [f for f in src.iterdir() if f.is_file() and f.suffix.lower() not in SUFFIXES]
+    others = set(names[1:]) | {n for f in rest for n in matching_domains(f)}
+    others.discard("geotiff")  # a TIFF by content under another name: not in the batch either
     if others:
-        names = [chosen, *others]
+        listed = ["geotiff", *sorted(others)]
         raise ConfigError(
-            f"{src}: holds {', '.join(names)} inputs and a batch covers one domain: pass "
-            f"--domain {'|'.join(n for n in names if n != 'nifti')} to upscale one of them, or "
+            f"{src}: holds {', '.join(listed)} inputs and a batch covers one domain: pass "
+            f"--domain {'|'.join(n for n in listed if n != 'nifti')} to upscale one of them, or "
             "--workers N to upscale them all as one batch"
         )
 

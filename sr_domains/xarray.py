@@ -102,11 +102,9 @@ class StoredGrid:
         """In place: valid values of ``res`` (stored units) rounded to integers within the stored
         dtype's range and off the stored nodata value (the GeoTIFF writer's rules), then
         decoded."""
-        from .geo.writer import nudge_from_nodata
+        from .geo.writer import cast_inplace, nudge_from_nodata
 
-        info = np.iinfo(self.dtype)
-        q = np.where(up, np.rint(res.astype(np.float64)), 0.0)
-        stored = np.clip(q, info.min, info.max).astype(self.dtype)
+        stored = cast_inplace(np.where(up, res, 0).astype(np.float32), self.dtype)
         if self.fill is not None:
             nudge_from_nodata(stored, up, self.fill)
         res[up] = (stored[up].astype(np.float64) * self.scale + self.offset).astype(res.dtype)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..io_safety import full_suffix
 from .georef import Georef
 from .reader import RasterSource
 
@@ -250,17 +251,12 @@ def provenance_tags(
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
-
-
 def check_output_name(dst: Path, src: Path) -> None:
     """Refuse a GeoTIFF output named like another format (``out.png``, ``out.nii.gz``): the
     next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the input's own suffix (a
     TIFF recognised by its content, e.g. ``scene.dat``)."""
-    ext = _suffix(dst)
-    if ext not in TIFF_SUFFIXES and ext != _suffix(src):
+    ext = full_suffix(dst).lower()
+    if ext not in TIFF_SUFFIXES and ext != full_suffix(src).lower():
         raise ConfigError(
             f"{dst}: a GeoTIFF is written, so the output name must end in .tif or .tiff"
             + (f" (not {ext})" if ext else "")
