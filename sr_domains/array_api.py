@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Literal, TypedDict, overload
 import numpy as np
 import torch
 
+from .errors import ConfigError
 from .inference import Upscaler, default_profile
-from .intensity import IntensityProfile, cast_to_dtype, profile_from_any
+from .intensity import IntensityProfile, cast_to_dtype, check_pixel_array, profile_from_any
 from .models.base import SRModel
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
@@ -114,8 +115,15 @@ def upscale_array(
 
     Returns:
         ``(C_out, H*s, W*s)`` array (2-D input gives 2-D output), and the mask if requested.
+
+    Raises:
+        ConfigError: the array is not real intensities (boolean, complex, empty, not 2-D/3-D:
+            :func:`~sr_domains.intensity.check_pixel_array`) or does not fit the model.
     """
     arr = np.asarray(array)
+    if arr.ndim not in (2, 3):
+        raise ConfigError(f"expected an (H, W) or (C, H, W) array, got shape {arr.shape}")
+    check_pixel_array(arr, "array")
     squeeze = arr.ndim == 2
     if squeeze:
         arr = arr[None]

@@ -264,6 +264,28 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype | type | str) -> np.ndarra
     raise ConfigError(f"unsupported output dtype {dt}")
 
 
+def check_pixel_array(array: Any, what: str = "input") -> None:
+    """Refuse what is not real scalar intensities: a boolean array (a mask: resample it with
+    nearest neighbour), complex values (their imaginary part would be dropped), other dtypes,
+    and an empty array. ``what`` names the array in the message."""
+    dt = np.dtype(array.dtype) if hasattr(array, "dtype") else np.asarray(array).dtype
+    shape = tuple(np.shape(array))  # (a dask array is not computed)
+    if dt.kind == "b":
+        raise ConfigError(
+            f"{what} is boolean (a mask?): super-resolution is for intensities; resample a "
+            "mask with nearest neighbour instead"
+        )
+    if dt.kind == "c":
+        raise ConfigError(
+            f"{what} is complex ({dt}): super-resolve the magnitude (abs) or the real and "
+            "imaginary parts separately"
+        )
+    if dt.kind not in "uif":
+        raise ConfigError(f"{what} has dtype {dt}; expected real numbers (integer or float)")
+    if 0 in shape:
+        raise ConfigError(f"{what} is empty (shape {shape})")
+
+
 def profile_from_any(
     spec: str | ProfileRecipe | IntensityProfile | dict[str, Any],
     data: np.ndarray | None = None,
@@ -286,6 +308,7 @@ __all__ = [
     "IntensityProfile",
     "ProfileRecipe",
     "cast_to_dtype",
+    "check_pixel_array",
     "profile_from_any",
     "resolve_recipe",
 ]

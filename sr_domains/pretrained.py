@@ -99,6 +99,17 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
     )
 
 
+def _whole_scale(scale: object) -> int:
+    """``scale`` as an int; a bool, a string or a fractional number is refused."""
+    try:
+        value = None if isinstance(scale, bool | str) else float(scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not value.is_integer():
+        raise ConfigError(f"scale must be a whole number (e.g. 2, 3 or 4), got {scale!r}")
+    return int(value)
+
+
 def resolve_model(
     model: SRModel | str | None = None,
     weights: str | PathLike[str] | None = None,
@@ -126,6 +137,8 @@ def resolve_model(
     from .checkpoint import has_card, load_checkpoint
     from .public_weights import load_public_checkpoint
 
+    if scale is not None:
+        scale = _whole_scale(scale)
     if weights is not None:
         p = Path(weights)
         if p.suffix.lower() == ".safetensors" and has_card(p):

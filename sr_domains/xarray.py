@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
-from .intensity import IntensityProfile, profile_from_any
+from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .models.base import SRModel
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .value_domain import ValueOptions, build_rules
@@ -171,6 +171,7 @@ def upscale(
         da = da.expand_dims("band")
     if da.ndim != 3:
         raise ConfigError(f"expected a (band, y, x) or (y, x) DataArray, got dims {da.dims}")
+    check_pixel_array(da.data, "DataArray")
     band, ydim, xdim = da.dims
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)

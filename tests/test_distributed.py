@@ -176,6 +176,31 @@ def test_xarray_equals_upscale_geotiff_and_keeps_coordinates(tmp_path):
     assert out.rio.bounds() == pytest.approx(rioxarray.open_rasterio(src).rio.bounds())
 
 
+def test_xarray_refuses_masks_complex_and_a_scale_that_is_not_whole():
+    import xarray as xr
+
+    from sr_domains.xarray import upscale
+
+    def da(values):
+        return xr.DataArray(values, dims=("band", "y", "x"))
+
+    model = tiny_model(1, 2)
+    for values, message in [
+        (np.ones((1, 6, 6), bool), "boolean"),
+        (np.ones((1, 6, 6), np.complex64), "complex"),
+        (np.zeros((1, 0, 6), np.float32), "empty"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            upscale(da(values), 2, model=model)
+        with pytest.raises(ConfigError, match=message):  # lazy: refused before any compute
+            upscale(da(values).chunk({"y": 3}), 2, model=model)
+    ok = da(np.random.default_rng(0).random((1, 6, 6)).astype(np.float32))
+    for scale in ("2", 2.5, True):
+        with pytest.raises(ConfigError, match="scale must be a whole number"):
+            upscale(ok, scale)
+    assert upscale(ok, np.int64(2)).shape == (1, 12, 12)
+
+
 @pytest.mark.parametrize(
     "decode",
     [{"masked": True}, {"masked": True, "chunks": {"x": 40, "y": 30}}, {"mask_and_scale": True}],

@@ -60,6 +60,42 @@ def test_band_count_mismatch_is_a_clear_error():
         upscale_array(np.zeros((5, 8, 8), np.float32), tiny_model(3, 2))
 
 
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.ones((8, 8), bool), "boolean"),
+        (np.ones((1, 8, 8), np.complex64), "complex"),
+        (np.array([["a"] * 8] * 8), "dtype <U1"),
+        (np.zeros((1, 0, 8), np.float32), "empty"),
+        (np.float32(3.0), "got shape"),
+        (np.zeros((1, 1, 8, 8), np.float32), "got shape"),
+    ],
+    ids=["bool", "complex", "strings", "empty", "0-d", "4-d"],
+)
+def test_what_is_not_intensities_is_refused_by_name(array, message):
+    """A mask, complex values (the imaginary part would be dropped) or an empty array is a
+    clear error, not a numpy traceback or a silent cast."""
+    with pytest.raises(ConfigError, match=message):
+        upscale_array(array, tiny_model(1, 2))
+
+
+def test_big_endian_read_only_fortran_and_memmap_arrays_equal_native(tmp_path):
+    """Arrays as files give them (FITS/NIfTI big endian, read-only views, Fortran order, a
+    memmap) give the native array's output, in the input's dtype."""
+    rng = np.random.default_rng(3)
+    native = (rng.random((2, 20, 22)) * 4000).astype(np.uint16)
+    model = tiny_model(2, 2)
+    ref = upscale_array(native, model)
+    mm = np.memmap(tmp_path / "a.raw", dtype=">u2", mode="w+", shape=native.shape)
+    mm[:] = native
+    ro = native.copy()
+    ro.setflags(write=False)
+    for arr in (native.astype(">u2"), ro, np.asfortranarray(native), mm):
+        out = upscale_array(arr, model)
+        assert out.dtype == arr.dtype
+        np.testing.assert_array_equal(out, ref)
+
+
 def test_nodata_is_filled_before_the_network_and_kept_in_the_output():
     model = tiny_model(1, 2)
     x = np.random.default_rng(3).random((1, 32, 32)).astype(np.float32)

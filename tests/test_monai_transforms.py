@@ -268,6 +268,14 @@ def test_bad_inputs_are_clear(caplog):
         SuperResolution(interp_model(2), scale=3)
     sr(MetaTensor(1000.0 * torch.rand(1, 6, 6)))  # raw intensities with profile identity
     assert "expect roughly 0..1" in caplog.text
+    # a label map put through by mistake, complex MR data (the imaginary part was dropped
+    # with only a numpy warning), an empty crop
+    with pytest.raises(ConfigError, match="boolean"):
+        sr(MetaTensor(torch.rand(1, 6, 6) > 0.5))
+    with pytest.raises(ConfigError, match="complex"):
+        sr(MetaTensor(torch.randn(1, 6, 6, dtype=torch.complex64)))
+    with pytest.raises(ConfigError, match="empty"):
+        sr(torch.zeros(1, 0, 6))
 
 
 def test_import_without_monai_names_the_extra():

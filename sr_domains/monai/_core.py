@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, GeometryError
 from ..inference import Upscaler
-from ..intensity import IntensityProfile, profile_from_any
+from ..intensity import IntensityProfile, check_pixel_array, profile_from_any
 from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
@@ -190,8 +190,10 @@ def fit_image_profile(spec: ProfileArg, model: SRModel, image: np.ndarray) -> In
     ``spec`` None means the model card's recipe, else ``mr``. Per-band recipes
     (``percentile``) get one range per channel. Warns when the normalized intensities are far
     from the ``[0, 1]`` range the models are trained on (e.g. raw intensities with
-    ``identity``).
+    ``identity``). Refuses what is not real intensities (a boolean mask, complex values, an
+    empty image: :func:`~sr_domains.intensity.check_pixel_array`).
     """
+    check_pixel_array(image, "image")
     chosen = spec if spec is not None else (card_recipe(model) or "mr")
     finite = np.isfinite(image) if image.dtype.kind == "f" else None
     valid = None if finite is None or finite.all() else finite
