@@ -14,7 +14,7 @@ from sr_domains import metrics
 from sr_domains.checkpoint import ModelCard, save_checkpoint
 from sr_domains.cli import main
 from sr_domains.degrade import DegradationConfig, imresize
-from sr_domains.errors import ConfigError
+from sr_domains.errors import ConfigError, OutputExistsError, UnsafeOutputError
 from sr_domains.inference import Upscaler
 from sr_domains.models import create_model
 from sr_domains.nodata_fill import fill_invalid
@@ -85,6 +85,39 @@ def test_evaluate_cli_prints_a_table_and_writes_figure_and_json(tmp_path, capsys
     assert report["summary"]["psnr_gain_db"] == pytest.approx(mean_gain, abs=1e-9)
     with PIL.open(png) as fig:
         assert fig.width > fig.height  # 4 columns, 2 rows
+
+
+def test_evaluate_outputs_never_replace_inputs_or_existing_files(tmp_path, capsys):
+    """--png/--json follow the output rules: an input (data or weights) is never replaced,
+    even with --overwrite; an existing file only with --overwrite; checked before any work."""
+    data = _pngs(tmp_path / "imgs", rgb=True)
+    weights = _weights(tmp_path, in_channels=3)
+    first = data / "im0.png"
+    before = {p: p.read_bytes() for p in (first, weights)}
+    base = ["evaluate", "--weights", str(weights), "--data", str(data)]
+    for opt in ("--json", "--png"):
+        for target in (first, weights):
+            assert main([*base, opt, str(target), "--overwrite"]) != 0
+            assert "would replace the input" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+    with pytest.raises(UnsafeOutputError, match="would replace the input"):  # the API too
+        evaluate(weights=weights, data=[str(data)], png=first, overwrite=True)
+    old_json, old_png = tmp_path / "old.json", tmp_path / "old.png"
+    old_json.write_text("mine")
+    old_png.write_bytes(b"mine")
+    for opt, target in (("--json", old_json), ("--png", old_png)):
+        assert main([*base, opt, str(target)]) != 0
+        captured = capsys.readouterr()
+        assert "output exists" in captured.err
+        assert captured.out == ""  # refused before the evaluation ran
+    with pytest.raises(OutputExistsError):
+        evaluate(weights=weights, data=[str(data)], png=old_png)
+    assert old_json.read_text() == "mine" and old_png.read_bytes() == b"mine"
+    assert main([*base, "--json", str(old_json), "--png", str(old_png), "--overwrite"]) == 0
+    assert json.loads(old_json.read_text())["model"] == "tiny"
+    with PIL.open(old_png) as fig:
+        assert fig.format == "PNG"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
 
 
 def test_evaluate_refuses_a_model_with_other_bands(tmp_path):

@@ -13,7 +13,9 @@ import torch
 import yaml
 
 from sr_domains.checkpoint import load_checkpoint
-from sr_domains.errors import ConfigError, OutputExistsError
+from sr_domains.cli import main
+from sr_domains.config import to_dict
+from sr_domains.errors import ConfigError, OutputExistsError, UnsafeOutputError
 from sr_domains.train.config import TrainConfig, apply_overrides, load_train_config
 from sr_domains.train.trainer import Trainer, build_generator, train
 
@@ -134,6 +136,34 @@ def test_an_existing_run_is_not_overwritten_unless_asked(tmp_path):
     assert first.weights.read_bytes() == before
     again = train(cfg, overwrite=True, progress=False)
     assert again.weights.exists()
+
+
+def test_overwrite_clears_only_a_run_folder_and_never_the_users_files(tmp_path, capsys):
+    """Starting over removes a run's own outputs (old TensorBoard events and a killed run's
+    temporaries too) but never a folder holding anything else, nor the --config it read."""
+    cfg = _config(tmp_path, steps=2, **{"val.every": 100})
+    run = cfg.run_dir
+    train(cfg, progress=False)
+    (run / "tb").mkdir()
+    (run / "tb" / "events.old").write_text("old run")
+    (run / ".last.pt.123.abcd1234.tmp").write_bytes(b"killed")
+    train(cfg, overwrite=True, progress=False)
+    assert not (run / "tb" / "events.old").exists()
+    assert not (run / ".last.pt.123.abcd1234.tmp").exists()
+    notes = run / "notes.txt"
+    notes.write_text("mine")
+    weights = (run / "weights.safetensors").read_bytes()
+    with pytest.raises(UnsafeOutputError, match=r"not a run's outputs \(notes.txt\)"):
+        train(cfg, overwrite=True, progress=False)
+    assert notes.read_text() == "mine"
+    assert (run / "weights.safetensors").read_bytes() == weights  # nothing removed
+    # a config kept as RUN_DIR/config.yaml is the CLI's input: never replaced by the run's
+    notes.unlink()
+    user_cfg = run / "config.yaml"
+    user_cfg.write_text(yaml.safe_dump(to_dict(cfg)) + "# my notes\n")
+    assert main(["train", "--config", str(user_cfg), "--overwrite", "--no-progress"]) != 0
+    assert "would replace the input" in capsys.readouterr().err
+    assert user_cfg.read_text().endswith("# my notes\n")
 
 
 def test_gan_stage_trains_generator_and_discriminator(tmp_path):

@@ -82,6 +82,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--max-pixels", type=int, default=1024 * 1024, help="HR crop size limit")
     e.add_argument("--png", type=Path, help="comparison figure LR | bicubic | SR | HR")
     e.add_argument("--json", type=Path, help="write the scores as JSON")
+    e.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --png / --json file"
+    )
     e.add_argument("--device", default="auto")
     e.add_argument("--tile", type=int, help="tile size (LR pixels)")
     e.add_argument(
@@ -107,6 +110,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import train
 
     cfg = load_train_config(args.config, dict(args.overrides))
+    if not args.resume:  # the run writes RUN_DIR/config.yaml: never over the config it read
+        from ..output_checks import check_paths
+
+        check_paths(cfg.run_dir / "config.yaml", [args.config], kind="file")
     result = train(
         cfg,
         resume=args.resume,
@@ -124,9 +131,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_inputs(args: argparse.Namespace) -> list[Path]:
+    """The files a report is made from (an output must not replace them): data and weights."""
+    from .inputs import expand_paths
+
+    files = [p for p, _ in expand_paths(args.data)] if getattr(args, "data", None) else []
+    return files + ([Path(args.weights)] if args.weights else [])
+
+
+def _check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
+    """Refuse a --png/--json that exists (without --overwrite) or would replace an input,
+    before any work (:mod:`sr_domains.io_safety` rules)."""
+    from ..io_safety import preflight
+
+    for out in (args.png, args.json):
+        if out is not None:
+            preflight(out, inputs, overwrite=args.overwrite)
+
+
+def _write_json(path: Path, data: Any, inputs: list[Path], overwrite: bool) -> None:
+    from ..io_safety import atomic_output
+
+    with atomic_output(path, inputs, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
 def _cmd_battery(args: argparse.Namespace) -> int:
     from ..pretrained import list_pretrained, load_pretrained, resolve_model
     from .battery import run_battery
+
+    inputs = _report_inputs(args)
+    _check_outputs(args, inputs)
 
     if args.weights or args.model:
         net = resolve_model(args.model, args.weights, scale=None, n_bands=None)
@@ -142,7 +177,7 @@ def _cmd_battery(args: argparse.Namespace) -> int:
     report = run_battery(models, device=args.device, adapt=adapt)
     print(report.table())
     if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        _write_json(args.json, report.to_dict(), inputs, args.overwrite)
     return 0
 
 
@@ -154,6 +189,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.adapt is not None:
         raise ConfigError("--adapt applies to --battery")
     bands = tuple(int(b) for b in args.bands.split(",")) if args.bands else None
+    inputs = _report_inputs(args)
+    _check_outputs(args, inputs)
     report = evaluate(
         weights=args.weights,
         model=args.model,
@@ -168,12 +205,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         png=args.png,
         device=args.device,
         tile=args.tile,
+        overwrite=args.overwrite,
     )
     print(report.table)
     if args.png:
         print(f"\nfigure: {args.png}")
     if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        _write_json(args.json, report.to_dict(), inputs, args.overwrite)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,15 +276,24 @@ def _display(x: np.ndarray) -> np.ndarray:
     return img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
 
 
-def save_comparison(path: str | os.PathLike[str], panels: Sequence[Panel], title: str = "") -> Path:
-    """Write a PNG grid, one row per image: LR (nearest) | bicubic | SR | HR (atomic write)."""
+def save_comparison(
+    path: str | os.PathLike[str],
+    panels: Sequence[Panel],
+    title: str = "",
+    *,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Write a PNG grid, one row per image: LR (nearest) | bicubic | SR | HR (atomic write;
+    an existing ``path`` only with ``overwrite``, never one of ``inputs``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from ..io_safety import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = len(panels)
     fig, axes = plt.subplots(n, 4, figsize=(12, 3.1 * n + 0.4), squeeze=False)
     for r, p in enumerate(panels):
@@ -300,13 +308,11 @@ def save_comparison(path: str | os.PathLike[str], panels: Sequence[Panel], title
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_output(path, inputs, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -352,6 +358,7 @@ def evaluate(
     device: str = "auto",
     tile: int | None = None,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> EvalReport:
     """Score weights against bicubic on HR data (see module docs).
 
@@ -362,13 +369,19 @@ def evaluate(
             (:mod:`sr_domains.train.corpora`), e.g. ``gray-heldout``.
         profile: intensity recipe (default: the model card's, else ``percentile:0.5,99.5``).
         degradation: ``bicubic``, ``wald``, ``kspace`` or a full config.
-        png: also write the LR | bicubic | SR | HR figure of the first images.
+        png: also write the LR | bicubic | SR | HR figure of the first images; an existing
+            file is replaced only with ``overwrite``, a data or weights file never.
     """
+    from ..io_safety import preflight
     from ..pretrained import resolve_model
     from .data import DataConfig, load_images
+    from .inputs import expand_paths
 
     if not data and not corpus:
         raise ConfigError("evaluate: give --data PATHS and/or --corpus NAME")
+    sources = [p for p, _ in expand_paths(data)] + ([Path(weights)] if weights else [])
+    if png:
+        preflight(png, sources, overwrite=overwrite)  # before any work
     base = DataConfig(paths=tuple(str(d) for d in data), corpus=corpus, bands=bands)
     # the band count picks the default weights and is checked against the model
     probe = load_images(dataclasses.replace(base, profile="identity"), max_pixels=4096)
@@ -402,7 +415,7 @@ def evaluate(
         table=format_table(scores, title),
     )
     if png:
-        report.figure = save_comparison(png, panels, title)
+        report.figure = save_comparison(png, panels, title, inputs=sources, overwrite=overwrite)
     return report
 
 

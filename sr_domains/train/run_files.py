@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import unpickle_error
-from ..errors import CheckpointError, ConfigError, OutputExistsError
+from ..errors import CheckpointError, ConfigError, OutputExistsError, UnsafeOutputError
 from .config import TrainConfig
 
 
@@ -71,21 +72,56 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
+#: What a run writes into its folder (``tb``: TensorBoard events, a folder).
+RUN_FILES = ("last.pt", "log.csv", "val.csv", "weights.safetensors", "config.yaml")
+RUN_DIRS = ("tb",)
+
+
 def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
-    """Create the run folder; True when resuming from ``last.pt``."""
+    """Create the run folder; True when resuming from ``last.pt``.
+
+    ``overwrite`` starts over in a folder that holds a run's outputs: those are removed (the
+    old TensorBoard events too, so runs do not mix); a folder that also holds anything else
+    is refused, so a user's files are never deleted.
+    """
     run = config.run_dir
     last = run / "last.pt"
     if resume and last.exists():
         return True
+    if run.exists() and not run.is_dir():
+        raise UnsafeOutputError(run, "exists and is not a folder; choose another out_dir/name")
     if run.exists() and any(run.iterdir()) and not overwrite:
         if resume:
             raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
         raise OutputExistsError(run)
     if run.exists() and overwrite:
-        for name in ("last.pt", "log.csv", "val.csv", "weights.safetensors", "config.yaml"):
+        names = [e.name for e in run.iterdir()]
+        temps = [n for n in names if n.startswith(tuple(f".{f}." for f in RUN_FILES))]
+        foreign = sorted(set(names) - set(RUN_FILES) - set(RUN_DIRS) - set(temps))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise UnsafeOutputError(
+                run,
+                f"holds files that are not a run's outputs ({shown}); it is not cleared, even "
+                "with overwrite: remove them yourself or choose another out_dir/name",
+            )
+        for name in [*RUN_FILES, *temps]:  # (temporaries of a killed run)
             (run / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            if (run / name).is_dir() and not (run / name).is_symlink():
+                shutil.rmtree(run / name)
+            else:
+                (run / name).unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     return False
 
 
-__all__ = ["LOG_FIELDS", "CsvLog", "atomic_torch_save", "load_resume_state", "prepare_run_dir"]
+__all__ = [
+    "LOG_FIELDS",
+    "RUN_DIRS",
+    "RUN_FILES",
+    "CsvLog",
+    "atomic_torch_save",
+    "load_resume_state",
+    "prepare_run_dir",
+]
