@@ -260,6 +260,11 @@ def _adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
         raise ConfigError("--adapt and --isotropic exclude each other (--isotropic learns anyway)")
     if args.steps is not None:
         raise ConfigError("--steps applies to --isotropic; give --adapt STEPS")
+    if args.save_model is not None:  # never over the input or the --weights it starts from
+        from .output_checks import check_model_output
+
+        sources = [Path(p) for p in (args.input, args.weights) if p is not None]
+        check_model_output(args.save_model, sources, overwrite=args.overwrite)
     return AdaptOptions(
         steps=args.adapt,
         psf=args.adapt_psf,
@@ -267,6 +272,7 @@ def _adapt_options(args: argparse.Namespace) -> AdaptOptions | None:
         max_minutes=DEFAULT_BUDGET_MINUTES if args.budget is None else args.budget,
         seed=args.seed,
         save_model=args.save_model,
+        overwrite=args.overwrite,
     )
 
 
@@ -332,6 +338,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         spectral=args.spectral,
     )
     scale = args.scale
+    if scale is None and args.isotropic:
+        scale = 2  # (no in-plane scale: --target-spacing sets the grid; --weights is a
+        # model saved by --save-model, whose own scale is the slice factor it was fitted to)
     if scale is None:
         from .pretrained import model_scale
 

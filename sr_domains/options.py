@@ -100,6 +100,7 @@ class AdaptOptions:
         seed: seed of the patch draws and noise.
         keep_if_worse: keep the adapted weights even when self-validation got worse.
         save_model: also save the adapted model here (``.safetensors`` with its card).
+        overwrite: replace an existing ``save_model`` file.
     """
 
     steps: int = DEFAULT_ADAPT_STEPS
@@ -112,6 +113,7 @@ class AdaptOptions:
     seed: int = 0
     keep_if_worse: bool = False
     save_model: Path | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:

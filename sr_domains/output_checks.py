@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import OutputExistsError, UnsafeOutputError
+from .errors import ConfigError, OutputExistsError, UnsafeOutputError
 
 #: Manifest file written into every output folder (its presence marks the folder as ours).
 MANIFEST = ".sr_domains.json"
@@ -135,11 +135,23 @@ def preflight(
     check_writable(dst)
 
 
+def check_model_output(
+    path: PathArg, inputs: Sequence[PathArg] = (), *, overwrite: bool = False
+) -> None:
+    """``--save-model PATH``: a ``.safetensors`` file that replaces none of ``inputs`` (the
+    ``--weights`` it starts from included, even with ``overwrite``) and no existing file
+    without ``overwrite``; checked before the minutes of fitting."""
+    if Path(path).suffix.lower() != ".safetensors":
+        raise ConfigError(f"{path}: --save-model writes a .safetensors file")
+    preflight(path, inputs, kind="file", overwrite=overwrite)
+
+
 __all__ = [
     "MANIFEST",
     "Kind",
     "PathArg",
     "check_existing",
+    "check_model_output",
     "check_paths",
     "check_writable",
     "foreign_entries",

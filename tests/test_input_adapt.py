@@ -224,6 +224,23 @@ def test_cli_adapt_flags(tmp_path, capsys):
     _, card = load_checkpoint(model_path)
     assert "adapted to one input" in card.notes
     capsys.readouterr()
+    # --save-model: an existing file only with --overwrite, the --weights or the input never
+    first = model_path.read_bytes()
+    again = [*argv, "--save-model", str(model_path)]
+    assert main([*again[:2], str(tmp_path / "o2.tif"), *again[3:]]) == 1
+    assert "output exists" in capsys.readouterr().err
+    assert model_path.read_bytes() == first and not (tmp_path / "o2.tif").exists()
+    assert main([*again[:2], str(tmp_path / "o2.tif"), *again[3:], "--overwrite", "-q"]) == 0
+    assert model_path.read_bytes() != first
+    _, card = load_checkpoint(model_path)
+    assert "adapted to one input" in card.notes
+    for target in (model_path, src):
+        kept = target.read_bytes()
+        with_weights = [*argv[:2], str(tmp_path / "o3.tif"), *argv[3:], "--overwrite"]
+        with_weights += ["--weights", str(model_path), "--save-model", str(target)]
+        assert main(with_weights) != 0
+        assert target.read_bytes() == kept and not (tmp_path / "o3.tif").exists()
+    capsys.readouterr()
     for bad, msg in (
         (["--adapt-psf", "0.8"], "need --adapt"),
         (["--adapt", "--steps", "3"], "--adapt STEPS"),

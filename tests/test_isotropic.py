@@ -236,6 +236,19 @@ def test_cli_isotropic_and_flag_checks(tmp_path, capsys):
     assert "need --isotropic" in capsys.readouterr().err
     assert main([*args, "--model", "edsr", "--overwrite"]) == 2
     assert "--model does not apply" in capsys.readouterr().err
+    # the documented reuse: --weights of a saved model, applied as it is (its card's scale is
+    # the slice factor; it was read as an in-plane --scale and refused)
+    again = tmp_path / "again.nii.gz"
+    reuse = ["upscale", str(src), str(again), "--isotropic", "--weights", str(model)]
+    assert main([*reuse, "--budget", "0", "--no-progress"]) == 0
+    assert nib.load(again).shape == (28, 24, 30)
+    np.testing.assert_array_equal(nib.load(again).affine, nib.load(dst).affine)
+    # --save-model never replaces the --weights it starts from, even with --overwrite
+    before = model.read_bytes()
+    fine_tune = [*reuse[:2], str(tmp_path / "ft.nii.gz"), *reuse[3:], "--steps", "1"]
+    assert main([*fine_tune, "--save-model", str(model), "--overwrite"]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert model.read_bytes() == before and not (tmp_path / "ft.nii.gz").exists()
 
 
 def test_monai_transform_updates_the_geometry(tmp_path):

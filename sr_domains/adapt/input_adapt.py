@@ -187,10 +187,10 @@ def adapt_model(
     from ..engine_config import resolve_device
 
     opts = options or AdaptOptions()
-    if opts.save_model is not None and Path(opts.save_model).exists():
-        from ..errors import OutputExistsError
+    if opts.save_model is not None:  # before minutes of fitting, not after
+        from ..output_checks import check_model_output
 
-        raise OutputExistsError(Path(opts.save_model))  # before minutes of fitting, not after
+        check_model_output(opts.save_model, overwrite=opts.overwrite)
     t0 = time.perf_counter()
     s = int(model.scale)
     stacks = _stacks(images, int(model.in_channels))
@@ -230,7 +230,7 @@ def adapt_model(
         report.seconds = time.perf_counter() - t0
         log.info("adapt skipped: %s", report.reason)
         if opts.save_model is not None:  # --save-model always leaves the model that was used
-            save_adapted(model, report, opts.save_model)
+            save_adapted(model, report, opts.save_model, overwrite=opts.overwrite)
         return model, report
     sampler = PatchSampler(stacks, (side, side))
     pairs = InternalPairs(sampler, _Degrade(s, psf), batch_size=opts.batch_size, noise=noise)
@@ -278,7 +278,7 @@ def adapt_model(
     report.seconds = time.perf_counter() - t0
     log.info("%s in %.1f s", report.describe(), report.seconds)
     if opts.save_model is not None:
-        save_adapted(result, report, opts.save_model)
+        save_adapted(result, report, opts.save_model, overwrite=opts.overwrite)
     return result, report
 
 
@@ -297,8 +297,11 @@ def adapt_engine(
     return (upscaler if net is upscaler.model else upscaler.with_model(net)), report
 
 
-def save_adapted(model: SRModel, report: AdaptReport, path: Path) -> Path:
-    """Save an adapted model with a card that says what it was adapted with."""
+def save_adapted(
+    model: SRModel, report: AdaptReport, path: Path, *, overwrite: bool = False
+) -> Path:
+    """Save an adapted model with a card that says what it was adapted with (an existing
+    ``path`` is replaced only with ``overwrite``)."""
     import dataclasses
     import json
 
@@ -310,7 +313,7 @@ def save_adapted(model: SRModel, report: AdaptReport, path: Path) -> Path:
     card = dataclasses.replace(
         base, name=Path(path).stem, notes=(base.notes + " " if base.notes else "") + note
     )
-    return save_checkpoint(model, path, card, overwrite=False)
+    return save_checkpoint(model, path, card, overwrite=overwrite)
 
 
 __all__ = [

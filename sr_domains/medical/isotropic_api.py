@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from ..io_safety import atomic_output, preflight
 from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
+from ..output_checks import check_model_output
 from ..value_domain import ValueOptions
 from .geometry import check_axes, slice_axis, voxel_sizes
 from .isotropic import plan_isotropic
@@ -114,11 +115,12 @@ def make_isotropic(
     return isotropic_dicom(src, dst, iso, internal, series_uid=series_uid, **kw)  # type: ignore[arg-type]
 
 
-def _check_model_path(path: Path | None, inputs: list[Path], overwrite: bool) -> None:
+def _check_model_path(
+    path: Path | None, inputs: list[Path], overwrite: bool, weights: PathLike | None
+) -> None:
     if path is not None:
-        if path.suffix.lower() != ".safetensors":
-            raise ConfigError(f"{path}: --save-model writes a .safetensors file")
-        preflight(path, inputs, kind="file", overwrite=overwrite)
+        extra = [] if weights is None else [Path(weights)]
+        check_model_output(path, [*inputs, *extra], overwrite=overwrite)
 
 
 def check_spacing_known(source: Any) -> None:
@@ -160,7 +162,7 @@ def isotropic_nifti(
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
     preflight(dst, [src], kind="file", overwrite=overwrite)
-    _check_model_path(internal.save_model, [src, dst], overwrite)
+    _check_model_path(internal.save_model, [src, dst], overwrite, weights)
     source = open_source(src)
     check_upscalable(source)
     if source.image.ndim < 3 or source.shape[2] < 2:
@@ -236,7 +238,7 @@ def isotropic_dicom(
     if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
         raise ConfigError(f"{dst}: a DICOM series is written to a folder")
     preflight(dst, [src], kind="dir", overwrite=overwrite)
-    _check_model_path(internal.save_model, [src, dst], overwrite)
+    _check_model_path(internal.save_model, [src, dst], overwrite, weights)
     series = load_dicom_series(src, series_uid)
     if not series.has_geometry or series.n_slices < 3:
         raise InputFileError(
