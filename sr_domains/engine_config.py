@@ -38,8 +38,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"invalid device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device!r} requested but there are {torch.cuda.device_count()} "
+                "CUDA device(s) (cuda:0 ...)"
+            )
+    elif dev.type != "cpu":  # mps, xpu, ...: their torch module says if they are usable
+        backend = getattr(torch.backends, dev.type, None) or getattr(torch, dev.type, None)
+        available = getattr(backend, "is_available", None)
+        if available is None or not available():
+            raise ConfigError(f"device {device!r} requested but it is not available here")
     return dev
 
 

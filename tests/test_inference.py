@@ -148,6 +148,15 @@ def test_device_and_amp_resolution():
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ConfigError):
         resolve_device("nonsense")
+    # a device this machine lacks is one clear line, not a torch traceback at model.to()
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        with pytest.raises(ConfigError, match="'mps' requested but it is not available"):
+            resolve_device("mps")
+    with pytest.raises(ConfigError, match="'meta' requested"):
+        resolve_device("meta")
+    with pytest.raises(ConfigError, match="cuda:99"):
+        resolve_device("cuda:99")
     model = tiny_model()
     assert resolve_amp("auto", torch.device("cpu"), model) is None
     assert resolve_amp("bf16", torch.device("cpu"), model) is torch.bfloat16
