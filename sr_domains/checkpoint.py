@@ -209,10 +209,12 @@ def load_checkpoint(
         ``(model, card)``; the model is in eval mode on ``device``.
     """
     from .models import get_arch
+    from .weights_files import check_tensors
 
     path = Path(path)
     metadata, state = _read_safetensors(path, tensors=True)
     card_json = _card_json(path, metadata)
+    check_tensors(path, state)
     try:
         card = ModelCard.from_json(card_json)
     except ValueError as exc:
@@ -315,8 +317,12 @@ def mismatch_report(
 
 
 def has_card(path: str | PathLike[str]) -> bool:
-    """True when ``path`` is a safetensors file with an sr_domains model card."""
-    return CARD_KEY in _read_safetensors(Path(path), tensors=False)[0]
+    """True when ``path`` is a safetensors file (by content, whatever its name) with an
+    sr_domains model card."""
+    from .weights_files import sniff_weights
+
+    p = Path(path)
+    return sniff_weights(p) == "safetensors" and CARD_KEY in _read_safetensors(p, False)[0]
 
 
 def unpickle_error(exc: BaseException) -> str:
@@ -337,6 +343,8 @@ def unpickle_error(exc: BaseException) -> str:
             f"refused: the file holds pickled objects that are not plain tensors ({detail}); "
             "sr_domains loads .pt/.pth files weights-only and never runs code from them"
         )
+    if "PytorchStreamReader failed" in text or "failed finding central directory" in text:
+        return "the file is truncated or damaged (an incomplete torch.save archive)"
     lines = text.strip().splitlines()
     first = lines[0][:200] if lines else ""
     return f"cannot read the checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
@@ -346,10 +354,17 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
     """The tensors of any weights file: safetensors, or a ``.pt``/``.pth`` state dict (unwrapped
     from ``params_ema`` / ``params`` / ``state_dict``). Raises :class:`CheckpointError` naming
     the file when it is missing or unreadable."""
+    from .weights_files import check_tensors, not_weights_message, sniff_weights
+
     path = Path(path)
-    if path.suffix.lower() == ".safetensors":
-        return _read_safetensors(path, tensors=True)[1]
-    return _read_torch_state(path)
+    kind = sniff_weights(path)  # by content: renamed files are common
+    if kind == "safetensors":
+        state = _read_safetensors(path, tensors=True)[1]
+        check_tensors(path, state)
+        return state
+    if kind == "torch":
+        return _read_torch_state(path)
+    raise CheckpointError(not_weights_message(path, kind))
 
 
 def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
@@ -359,7 +374,8 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it may not parse
             warnings.simplefilter("ignore", UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with open(path, "rb") as fh:  # (a file object: torch may dispatch on the suffix)
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
     if isinstance(obj, Mapping):
@@ -376,6 +392,9 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: not a state dict; non-tensor entries {bad[:8]}")
+    from .weights_files import check_tensors
+
+    check_tensors(path, obj)
     state = dict(obj)
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in state):

@@ -72,7 +72,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print("  none")
     for e in entries:
         psnr = e.card.get("metrics", {}).get("psnr_gain_db")
-        gain = f", +{psnr:.2f} dB vs bicubic (held-out)" if isinstance(psnr, (int, float)) else ""
+        gain = f", {psnr:+.2f} dB vs bicubic (held-out)" if isinstance(psnr, (int, float)) else ""
         print(
             f"  {e.name:<28} {e.arch} x{e.scale}, {e.in_channels} band(s) "
             f"[{', '.join(e.bands)}], profile {e.card.get('profile', {}).get('recipe')}{gain}"
@@ -109,7 +109,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-check", action="store_true", help="skip running the exported file")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 17; ONNX only)")
+    p.add_argument(
+        "--model",
+        help="layout of public weights the file cannot tell (e.g. srcnn-residual, spandrel)",
+    )
+    p.add_argument("--scale", type=int, help="scale of public weights that do not store it (SRCNN)")
     p.add_argument(
         "--dynamo",
         action="store_true",
@@ -119,23 +124,30 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import SUFFIXES, export_model
+    from .export import OPSET, SUFFIXES, check_opset, export_model
 
     out = Path(args.output)
-    fmt = args.format
+    by_suffix = {v: k for k, v in SUFFIXES.items()}
+    implied = by_suffix.get(out.suffix.lower())
+    fmt = args.format or implied
     if fmt is None:
-        by_suffix = {v: k for k, v in SUFFIXES.items()}
-        fmt = by_suffix.get(out.suffix.lower())
-        if fmt is None:
-            raise ConfigError(f"{out}: cannot tell the format from the suffix; pass --format")
-    model, sources = _load_weights(args.weights)
+        raise ConfigError(f"{out}: cannot tell the format from the suffix; pass --format")
+    if implied is not None and implied != fmt:
+        raise ConfigError(
+            f"{out}: the suffix {out.suffix} is for {implied} files, not {fmt}; name it "
+            f"{out.with_suffix(SUFFIXES[fmt]).name}"
+        )
+    if args.opset is not None and fmt != "onnx":
+        raise ConfigError(f"--opset applies to ONNX export, not {fmt}")
+    check_opset(OPSET if args.opset is None else args.opset, fmt, args.dynamo)  # before loading
+    model, sources = _load_weights(args.weights, args.model, args.scale)
     result = export_model(
         model,
         out,
         fmt,
         overwrite=args.overwrite,
         check=not args.no_check,
-        opset=args.opset,
+        opset=OPSET if args.opset is None else args.opset,
         dynamo=args.dynamo,
         sources=sources,
     )
@@ -144,20 +156,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_weights(text: str) -> tuple[SRModel, tuple[Path, ...]]:
-    """A model from a checkpoint path or a shipped weights name, with the files it came from."""
+def _load_weights(
+    text: str, arch: str | None = None, scale: int | None = None
+) -> tuple[SRModel, tuple[Path, ...]]:
+    """A model from a checkpoint path (ours or public, told apart by content; ``arch`` and
+    ``scale`` as in :func:`~sr_domains.pretrained.resolve_model`) or a shipped weights name,
+    with the files it came from."""
+    from .pretrained import list_pretrained, load_pretrained, resolve_model
+
     path = Path(text)
-    if path.exists():
-        if path.suffix.lower() == ".safetensors":
-            from .checkpoint import load_checkpoint
-
-            model, card = load_checkpoint(path)
-            model.card = card
-            return model, (path,)
-        from .public_weights import load_public_checkpoint
-
-        return load_public_checkpoint(path), (path,)
-    from .pretrained import list_pretrained, load_pretrained
+    if path.exists() or path.is_symlink():
+        return resolve_model(arch, path, scale=scale, n_bands=None), (path,)
+    if arch is not None or scale is not None:
+        raise ConfigError("--model/--scale apply to a weights file, not a shipped name")
 
     if any(e.name == text for e in list_pretrained()):
         entry = next(e for e in list_pretrained() if e.name == text)

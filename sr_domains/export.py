@@ -226,6 +226,17 @@ def check_export(model: SRModel, path: Path, fmt: str) -> float:
     return float(np.abs(got - ref).max())
 
 
+def check_opset(opset: int, fmt: str, dynamo: bool = False) -> None:
+    """Refuse an ONNX opset the exporter cannot write (before any work: torch fails with
+    dozens of lines of graph dump otherwise)."""
+    from torch.onnx import _constants
+
+    lo = 18 if dynamo else _constants.ONNX_MIN_OPSET
+    hi = _constants.ONNX_MAX_OPSET if dynamo else _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    if fmt == "onnx" and not lo <= opset <= hi:
+        raise ConfigError(f"ONNX opset must be {lo}..{hi} for this exporter, got {opset}")
+
+
 def export_model(
     model: SRModel,
     dst: str | PathLike[str],
@@ -255,6 +266,7 @@ def export_model(
 
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    check_opset(opset, fmt, dynamo)
     if fmt == "onnx":
         for mod in ("onnx",) + (("onnxscript",) if dynamo else ()):
             require(mod, "onnx", "ONNX export")

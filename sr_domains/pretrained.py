@@ -141,7 +141,7 @@ def resolve_model(
         scale = _whole_scale(scale)
     if weights is not None:
         p = Path(weights)
-        if p.suffix.lower() == ".safetensors" and has_card(p):
+        if has_card(p):  # (by content: a renamed file is still ours)
             m, card = load_checkpoint(p, device=device)
             m.card = card
         else:  # public weights: our exact layouts, then spandrel (the zoo extra)
@@ -175,7 +175,7 @@ def model_scale(model: str | None, weights: str | Path | None) -> int | None:
 
     if weights is not None:
         p = Path(weights)
-        if p.suffix == ".safetensors" and p.is_file() and has_card(p):
+        if p.is_file() and has_card(p):
             return int(read_card(p)["scale"])
         return int(load_public_checkpoint(p).scale)
     if model is not None:

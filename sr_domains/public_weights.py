@@ -196,6 +196,7 @@ def _load_own(
     if assumed:
         text = ", ".join(f"{k}={v!r}" for k, v in assumed.items())
         notes.append(f"not stored in the file, assumed: {text} (pass them to override)")
+        log.warning("%s: %s", path, notes[-1])  # a wrong guess gives a wrong model: say it
     if layout.note:
         notes.append(layout.note)
         log.warning("%s: %s", path, layout.note)

@@ -1,0 +1,126 @@
+"""Weights files are read by content, not by name, and odd files are refused in one line that
+says what they are (renamed downloads, programs instead of weights, broken tensors)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from sr_domains import create_model, save_checkpoint
+from sr_domains.checkpoint import ModelCard, read_state_dict
+from sr_domains.cli import main
+from sr_domains.errors import CheckpointError
+from sr_domains.pretrained import model_scale, resolve_model
+from sr_domains.weights_files import sniff_weights
+
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+
+def _srcnn() -> torch.nn.Module:
+    return create_model("srcnn", in_channels=1, scale=2)
+
+
+def _plain_state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A public-style SRCNN state dict (no normalisation buffers of ours)."""
+    return {k: v for k, v in m.state_dict().items() if not k.startswith("norm_")}
+
+
+def test_renamed_files_are_read_by_content(tmp_path):
+    m = _srcnn()
+    ours = save_checkpoint(m, tmp_path / "ours.safetensors", ModelCard(name="ours"))
+    plain = tmp_path / "plain.pth"
+    torch.save(_plain_state(m), plain)
+    cases = {
+        "ours_renamed.pth": ours,  # a download saved under the wrong name
+        "OURS.SAFETENSORS": ours,
+        "plain_renamed.safetensors": plain,
+    }
+    for name, src in cases.items():
+        shutil.copy(src, tmp_path / name)
+    assert sniff_weights(tmp_path / "ours_renamed.pth") == "safetensors"
+    assert sniff_weights(tmp_path / "plain_renamed.safetensors") == "torch"
+    x = torch.rand(1, 1, 12, 10)
+    with torch.no_grad():
+        ref = m.eval()(x)
+        for name in cases:
+            got = resolve_model(None, tmp_path / name, scale=None, n_bands=None)
+            torch.testing.assert_close(got.eval()(x), ref)
+    # the carded file keeps its card (name, scale) under any name
+    renamed = resolve_model(None, tmp_path / "ours_renamed.pth", scale=None, n_bands=None)
+    assert renamed.card.name == "ours"
+    assert model_scale(None, tmp_path / "OURS.SAFETENSORS") == 2  # (was "a bare state dict")
+    assert set(read_state_dict(tmp_path / "plain_renamed.safetensors")) == set(_plain_state(m))
+
+
+def test_files_that_are_not_weights_say_what_they_are(tmp_path):
+    m = _srcnn()
+    good = tmp_path / "good.pth"
+    torch.save(_plain_state(m), good)
+    data = good.read_bytes()
+    files = {
+        "empty.pth": (b"", "the file is empty"),
+        "text.pth": (b"hello weights", "not a weights file"),
+        "trunc.pth": (data[: len(data) // 2], "truncated or damaged"),
+    }
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    torch.jit.save(torch.jit.script(m), tmp_path / "prog.pt")
+    files["prog.pt"] = (b"", "TorchScript program")
+    (tmp_path / "adir.pth").mkdir()
+    files["adir.pth"] = (b"", "is a folder")
+    for name, (_, message) in files.items():
+        with pytest.raises(CheckpointError, match=message):
+            read_state_dict(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: dict(enumerate(s.values())), "keys must be names"),
+        (lambda s: {k: v.to("meta") for k, v in s.items()}, "meta device"),
+        (lambda s: {k: v.to(torch.complex64) for k, v in s.items()}, r"complex64"),
+        (lambda s: {k: (v * 100).to(torch.int8) for k, v in s.items()}, r"int8"),
+        (lambda s: {k: v.clone().fill_(float("nan")) for k, v in s.items()}, "NaN or inf"),
+    ],
+    ids=["int-keys", "meta", "complex", "int8", "nan"],
+)
+def test_broken_tensors_are_refused_not_cast(tmp_path, change, message):
+    """Such files used to end in a traceback (int keys, meta tensors), export garbage weights
+    silently (int8) or with only a torch cast warning (complex)."""
+    state = change(_plain_state(_srcnn()))
+    path = tmp_path / "w.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=message):
+        read_state_dict(path)
+    if not any(isinstance(k, int) or v.is_meta for k, v in state.items()):
+        st = tmp_path / "w.safetensors"
+        safetensors_torch.save_file({str(k): v for k, v in state.items()}, st)
+        with pytest.raises(CheckpointError, match=message):
+            read_state_dict(st)
+
+
+def test_export_reads_public_weights_like_upscale(tmp_path, capsys):
+    """export takes what upscale takes: card-less safetensors, --scale/--model for what the
+    file cannot tell; and refuses a name that contradicts --format, or --opset out of range."""
+    pytest.importorskip("onnx")
+    m = create_model("srcnn", in_channels=1, scale=3)
+    nocard = tmp_path / "nocard.safetensors"
+    safetensors_torch.save_file(_plain_state(m), nocard)
+    out = tmp_path / "a.pt"
+    assert main(["export", "--weights", str(nocard), str(out), "--scale", "3"]) == 0
+    capsys.readouterr()
+    prog = torch.jit.load(str(out))
+    x = torch.rand(1, 1, 8, 8)
+    assert prog(x).shape == (1, 1, 24, 24)
+    for argv, message in (
+        (["x.onnx", "--format", "torchscript"], "name it x.pt"),
+        (["x.pt", "--opset", "12"], "--opset applies to ONNX"),
+        (["x.onnx", "--opset", "99"], "ONNX opset must be"),
+    ):
+        target = str(tmp_path / argv[0])
+        assert main(["export", "--weights", str(nocard), target, *argv[1:]]) == 2
+        assert message in capsys.readouterr().err
+        assert not Path(target).exists()
