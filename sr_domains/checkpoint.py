@@ -228,6 +228,12 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
     model = spec.model_cls(config)
     load_state_strict(model, state, path)
+    for name in ("scale", "in_channels"):  # a hand-edited card must not contradict its network
+        said, built = getattr(card, name), getattr(model, name)
+        if said and said != built:
+            raise CheckpointError(
+                f"{path}: the card says {name} {said} but its config builds {built}"
+            )
     return model.to(device).eval(), card
 
 

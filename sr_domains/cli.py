@@ -51,6 +51,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     if getattr(args, "inspect", None) is not None:
         return _cmd_inspect(args)
+    if getattr(args, "json", False) or getattr(args, "extra_arches", False):
+        raise ConfigError("--json and --extra-arches apply to --inspect FILE")
     from .models import create_model, list_models
     from .pretrained import list_pretrained
 

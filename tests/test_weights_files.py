@@ -124,3 +124,31 @@ def test_export_reads_public_weights_like_upscale(tmp_path, capsys):
         assert main(["export", "--weights", str(nocard), target, *argv[1:]]) == 2
         assert message in capsys.readouterr().err
         assert not Path(target).exists()
+
+
+def test_a_card_that_contradicts_its_network_is_refused(tmp_path):
+    """A hand-edited card (scale 4 over an x2 config) loaded without a word, then made
+    ``upscale`` say "x4 was requested" when the user asked for nothing."""
+    import json
+
+    from safetensors import safe_open
+
+    from sr_domains.checkpoint import CARD_KEY, load_checkpoint
+
+    good = save_checkpoint(_srcnn(), tmp_path / "good.safetensors", ModelCard(name="g"))
+    with safe_open(str(good), "pt") as fh:
+        meta = dict(fh.metadata())
+        state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    for field, value in (("scale", 4), ("in_channels", 3)):
+        card = json.loads(meta[CARD_KEY])
+        card[field] = value
+        bad = tmp_path / f"bad_{field}.safetensors"
+        safetensors_torch.save_file(state, bad, metadata={**meta, CARD_KEY: json.dumps(card)})
+        with pytest.raises(CheckpointError, match=f"the card says {field} {value}"):
+            load_checkpoint(bad)
+    load_checkpoint(good)
+
+
+def test_models_json_without_inspect_is_refused(capsys):
+    assert main(["models", "--json"]) == 2
+    assert "apply to --inspect" in capsys.readouterr().err
