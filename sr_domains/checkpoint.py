@@ -14,11 +14,7 @@ import dataclasses
 import json
 import logging
 import os
-import pickle
-import re
 import uuid
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from os import PathLike
@@ -30,21 +26,17 @@ import torch
 from .config import from_dict, to_dict
 from .errors import CheckpointError, ConfigError, OutputExistsError, RegistryError
 from .models.base import SRModel
+from .weights_files import (  # re-exported: the readers of any weights file live there
+    check_tensors,
+    read_safetensors,
+    read_state_dict,
+    sniff_weights,
+    unpickle_error,
+)
 
 log = logging.getLogger(__name__)
 
 CARD_KEY = "sr_domains.card"
-# BasicSR / Real-ESRGAN, Lightning, plain training scripts (the keys spandrel unwraps too)
-_WRAPPER_KEYS = (
-    "params_ema",
-    "params-ema",
-    "params",
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "net",
-)
-_PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
 #: Values of :attr:`ModelCard.spectral`.
 SPECTRAL_CHOICES = ("model", "bicubic")
 
@@ -209,10 +201,9 @@ def load_checkpoint(
         ``(model, card)``; the model is in eval mode on ``device``.
     """
     from .models import get_arch
-    from .weights_files import check_tensors
 
     path = Path(path)
-    metadata, state = _read_safetensors(path, tensors=True)
+    metadata, state = read_safetensors(path, tensors=True)
     card_json = _card_json(path, metadata)
     check_tensors(path, state)
     try:
@@ -253,7 +244,7 @@ def _load_spandrel_checkpoint(
 def read_card(path: str | PathLike[str]) -> dict[str, Any]:
     """The model card of an sr_domains checkpoint as a plain dict, without loading the weights."""
     path = Path(path)
-    metadata, _ = _read_safetensors(path, tensors=False)
+    metadata, _ = read_safetensors(path, tensors=False)
     try:
         card = json.loads(_card_json(path, metadata))
     except ValueError as exc:
@@ -261,20 +252,6 @@ def read_card(path: str | PathLike[str]) -> dict[str, Any]:
     if not isinstance(card, dict):
         raise CheckpointError(f"{path}: invalid model card: not a JSON object")
     return card
-
-
-def _read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
-            metadata = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    return metadata, state
 
 
 def _card_json(path: Path, metadata: dict[str, str]) -> str:
@@ -325,87 +302,8 @@ def mismatch_report(
 def has_card(path: str | PathLike[str]) -> bool:
     """True when ``path`` is a safetensors file (by content, whatever its name) with an
     sr_domains model card."""
-    from .weights_files import sniff_weights
-
     p = Path(path)
-    return sniff_weights(p) == "safetensors" and CARD_KEY in _read_safetensors(p, False)[0]
-
-
-def unpickle_error(exc: BaseException) -> str:
-    """One line for a failed weights-only ``torch.load``, without torch's advice to retry
-    with weights-only loading off (which would run code from the file)."""
-    text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
-        glob = re.search(r"GLOBAL (\S+)", text)
-        op = re.search(r"Unsupported operand (\d+)", text)
-        detail = (
-            f"it references {glob.group(1)}"
-            if glob
-            else f"pickle instruction {op.group(1)}"
-            if op
-            else "objects that are not tensors"
-        )
-        return (
-            f"refused: the file holds pickled objects that are not plain tensors ({detail}); "
-            "sr_domains loads .pt/.pth files weights-only and never runs code from them"
-        )
-    if "PytorchStreamReader failed" in text or "failed finding central directory" in text:
-        return "the file is truncated or damaged (an incomplete torch.save archive)"
-    lines = text.strip().splitlines()
-    first = lines[0][:200] if lines else ""
-    return f"cannot read the checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
-
-
-def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
-    """The tensors of any weights file: safetensors, or a ``.pt``/``.pth`` state dict (unwrapped
-    from ``params_ema`` / ``params`` / ``state_dict``). Raises :class:`CheckpointError` naming
-    the file when it is missing or unreadable."""
-    from .weights_files import check_tensors, not_weights_message, sniff_weights
-
-    path = Path(path)
-    kind = sniff_weights(path)  # by content: renamed files are common
-    if kind == "safetensors":
-        state = _read_safetensors(path, tensors=True)[1]
-        check_tensors(path, state)
-        return state
-    if kind == "torch":
-        return _read_torch_state(path)
-    raise CheckpointError(not_weights_message(path, kind))
-
-
-def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
-    """``torch.load`` (weights only) and unwrap ``params_ema`` / ``params`` / ``state_dict``."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols it may not parse
-            warnings.simplefilter("ignore", UserWarning)
-            with open(path, "rb") as fh:  # (a file object: torch may dispatch on the suffix)
-                obj = torch.load(fh, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
-    if isinstance(obj, Mapping):
-        for key in _WRAPPER_KEYS:
-            if isinstance(obj.get(key), Mapping):
-                log.info("%s: using the %r weights", path, key)
-                obj = obj[key]
-                break
-        else:
-            if len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
-                obj = next(iter(obj.values()))
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{path}: not a state dict ({type(obj).__name__})")
-    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{path}: not a state dict; non-tensor entries {bad[:8]}")
-    from .weights_files import check_tensors
-
-    check_tensors(path, obj)
-    state = dict(obj)
-    for prefix in _PREFIXES:
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    return state
+    return sniff_weights(p) == "safetensors" and CARD_KEY in read_safetensors(p, False)[0]
 
 
 __all__ = [

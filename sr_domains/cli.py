@@ -111,7 +111,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-check", action="store_true", help="skip running the exported file")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 17; ONNX only)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 17, 18 with --dynamo)")
     p.add_argument(
         "--model",
         help="layout of public weights the file cannot tell (e.g. srcnn-residual, spandrel)",
@@ -126,7 +126,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import OPSET, SUFFIXES, check_opset, export_model
+    from .export import SUFFIXES, check_opset, export_model
 
     out = Path(args.output)
     by_suffix = {v: k for k, v in SUFFIXES.items()}
@@ -139,9 +139,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"{out}: the suffix {out.suffix} is for {implied} files, not {fmt}; name it "
             f"{out.with_suffix(SUFFIXES[fmt]).name}"
         )
-    if args.opset is not None and fmt != "onnx":
-        raise ConfigError(f"--opset applies to ONNX export, not {fmt}")
-    check_opset(OPSET if args.opset is None else args.opset, fmt, args.dynamo)  # before loading
+    check_opset(args.opset, fmt, args.dynamo)  # before loading anything
     model, sources = _load_weights(args.weights, args.model, args.scale)
     result = export_model(
         model,
@@ -149,7 +147,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         fmt,
         overwrite=args.overwrite,
         check=not args.no_check,
-        opset=OPSET if args.opset is None else args.opset,
+        opset=args.opset,
         dynamo=args.dynamo,
         sources=sources,
     )

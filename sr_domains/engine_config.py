@@ -43,8 +43,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             raise ConfigError(f"device {device!r} requested but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(
-                f"device {device!r} requested but there are {torch.cuda.device_count()} "
-                "CUDA device(s) (cuda:0 ...)"
+                f"device {device!r} requested but this machine has cuda:0.."
+                f"cuda:{torch.cuda.device_count() - 1}"
             )
     elif dev.type != "cpu":  # mps, xpu, ...: their torch module says if they are usable
         backend = getattr(torch.backends, dev.type, None) or getattr(torch, dev.type, None)

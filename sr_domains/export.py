@@ -156,9 +156,18 @@ def with_metadata(data: bytes, props: dict[str, str]) -> bytes:
 
 
 def read_card(path: str | PathLike[str]) -> dict[str, Any]:
-    """The card embedded in an exported file (any of the three formats)."""
+    """The card embedded in an exported file (any of the three formats, told apart by
+    content; weights files are read by :func:`sr_domains.checkpoint.read_card`)."""
+    from .weights_files import sniff_weights
+
     path = Path(path)
-    if path.suffix == ".onnx":
+    kind = sniff_weights(path)
+    if kind in ("safetensors", "torch"):
+        raise ConfigError(
+            f"{path}: this is a weights file, not an export; read its card with "
+            "sr_domains.checkpoint.read_card (or sr-domains models --inspect)"
+        )
+    if kind == "unknown":  # (ONNX protobuf has no magic number)
         onnx = require("onnx", "onnx", "reading ONNX metadata")
         proto = onnx.load(str(path), load_external_data=False)
         props = {p.key: p.value for p in proto.metadata_props}
@@ -166,7 +175,7 @@ def read_card(path: str | PathLike[str]) -> dict[str, Any]:
             raise ConfigError(f"{path}: no {CARD_KEY} in the ONNX metadata_props")
         return json.loads(props[CARD_KEY])
     extra = {CARD_FILE: ""}
-    if path.suffix == ".pt2":
+    if kind == "torch.export":
         torch.export.load(str(path), extra_files=extra)
     else:
         torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
@@ -215,7 +224,7 @@ def run_exported(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:
 
 
 def check_export(model: SRModel, path: Path, fmt: str) -> float:
-    """Max |exported - eager| on an input of another size and batch than the traced one."""
+    """Max |exported - eager| on an input of another size than the traced one (batch 1)."""
     x = _example(model, batch=1, side=37)
     ref_model = copy.deepcopy(model).float().cpu().eval()
     with torch.inference_mode():
@@ -226,15 +235,24 @@ def check_export(model: SRModel, path: Path, fmt: str) -> float:
     return float(np.abs(got - ref).max())
 
 
-def check_opset(opset: int, fmt: str, dynamo: bool = False) -> None:
-    """Refuse an ONNX opset the exporter cannot write (before any work: torch fails with
-    dozens of lines of graph dump otherwise)."""
+def check_opset(opset: int | None, fmt: str, dynamo: bool = False) -> int:
+    """The ONNX opset to use: ``opset``, or the default (:data:`OPSET`; 18 with ``dynamo``,
+    the lowest that exporter writes). One the exporter cannot write is refused before any
+    work (torch fails with dozens of lines of graph dump otherwise)."""
+    if fmt != "onnx":
+        if opset is not None:
+            raise ConfigError(f"opset applies to ONNX export, not {fmt}")
+        return OPSET
+    lo = 18 if dynamo else 7
+    if opset is None:
+        return max(OPSET, lo)
     from torch.onnx import _constants
 
-    lo = 18 if dynamo else _constants.ONNX_MIN_OPSET
-    hi = _constants.ONNX_MAX_OPSET if dynamo else _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
-    if fmt == "onnx" and not lo <= opset <= hi:
+    top = "ONNX_MAX_OPSET" if dynamo else "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET"
+    hi = int(getattr(_constants, top, getattr(_constants, "ONNX_MAX_OPSET", 20)))
+    if not lo <= opset <= hi:
         raise ConfigError(f"ONNX opset must be {lo}..{hi} for this exporter, got {opset}")
+    return opset
 
 
 def export_model(
@@ -244,7 +262,7 @@ def export_model(
     *,
     overwrite: bool = False,
     check: bool = True,
-    opset: int = OPSET,
+    opset: int | None = None,
     dynamo: bool = False,
     sources: tuple[str | PathLike[str], ...] = (),
 ) -> ExportResult:
@@ -258,7 +276,7 @@ def export_model(
         overwrite: replace an existing ``dst`` (never one of ``sources``).
         check: run the exported file once and compare with the eager model
             (:data:`TOLERANCE`); :class:`ExportError` if they disagree.
-        opset: ONNX opset.
+        opset: ONNX opset (default :data:`OPSET`, 18 with ``dynamo``); ONNX only.
         dynamo: ONNX only: use the ``torch.export``-based exporter.
         sources: input files (the weights) that ``dst`` must not replace.
     """
@@ -266,7 +284,7 @@ def export_model(
 
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    check_opset(opset, fmt, dynamo)
+    opset = check_opset(opset, fmt, dynamo)
     if fmt == "onnx":
         for mod in ("onnx",) + (("onnxscript",) if dynamo else ()):
             require(mod, "onnx", "ONNX export")

@@ -268,8 +268,15 @@ def check_pixel_array(array: Any, what: str = "input") -> None:
     """Refuse what is not real scalar intensities: a boolean array (a mask: resample it with
     nearest neighbour), complex values (their imaginary part would be dropped), other dtypes,
     and an empty array. ``what`` names the array in the message."""
-    dt = np.dtype(array.dtype) if hasattr(array, "dtype") else np.asarray(array).dtype
-    shape = tuple(np.shape(array))  # (a dask array is not computed)
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        dt = np.asarray(array).dtype
+    elif hasattr(dtype, "is_floating_point"):  # a torch dtype
+        kind = "c" if dtype.is_complex else "f" if dtype.is_floating_point else "i"
+        dt = np.dtype(bool) if str(dtype) == "torch.bool" else np.dtype(f"{kind}{dtype.itemsize}")
+    else:
+        dt = np.dtype(dtype)
+    shape = tuple(array.shape) if hasattr(array, "shape") else np.shape(array)  # (dask: lazy)
     if dt.kind == "b":
         raise ConfigError(
             f"{what} is boolean (a mask?): super-resolution is for intensities; resample a "

@@ -8,20 +8,30 @@ suffix-based reader then reports a safetensors file as "pickled objects" or a te
 * ``torch``: a zip archive written by ``torch.save`` (its ``data.pkl``), or a legacy pickle;
 * ``torchscript`` / ``torch.export``: zip archives of whole programs (``code/`` entries,
   ``serialized_exported_program``/``data/weights``): not weights, said as such;
-* ``unknown``: anything else (text, ONNX, images).
+* ``unknown``: anything else (text, ONNX, images, other zip archives).
+
+:func:`read_state_dict` reads the tensors of any weights file (used by
+:mod:`sr_domains.checkpoint`, the public-weights loader and the VGG reader).
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
+import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Mapping
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from .errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 WeightsKind = Literal["safetensors", "torch", "torchscript", "torch.export", "unknown"]
 
@@ -49,6 +59,8 @@ def sniff_weights(path: str | Path) -> WeightsKind:
         (n,) = struct.unpack("<Q", head[:8])
         if 2 <= n <= size - 8 and head[8:9] == b"{":
             return "safetensors"
+        if head[8:9] == b"{" and n < 2**27:  # a header longer than the file: cut short
+            raise CheckpointError(f"{p}: the file is truncated (an incomplete safetensors file)")
     if head.startswith(_ZIP):
         return _zip_kind(p)
     if head.startswith(_PICKLE):
@@ -60,14 +72,18 @@ def _zip_kind(p: Path) -> WeightsKind:
     try:
         with zipfile.ZipFile(p) as z:
             names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return "torch"  # a truncated torch.save archive: torch.load says what is wrong
+    except (zipfile.BadZipFile, OSError) as exc:  # (no central directory at the end)
+        raise CheckpointError(
+            f"{p}: the file is truncated or damaged (an incomplete zip archive)"
+        ) from exc
     parts = {part for n in names for part in n.split("/")[1:2]}
     if "code" in parts:
         return "torchscript"
     if any("serialized_exported_program" in n or "/data/weights/" in n for n in names):
         return "torch.export"
-    return "torch"
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch"
+    return "unknown"  # another zip archive (.npz, ...)
 
 
 def not_weights_message(p: Path, kind: WeightsKind) -> str:
@@ -115,9 +131,125 @@ def check_tensors(p: Path, state: Mapping[Any, Any]) -> None:
             f"{p}: weights must be floating point; not: {', '.join(wrong[:4])}"
             + (f" (+{len(wrong) - 4} more)" if len(wrong) > 4 else "")
         )
-    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and _not_finite(k, t)]
     if bad:
         raise CheckpointError(f"{p}: weights hold NaN or inf values: {', '.join(bad[:4])}")
 
 
-__all__ = ["WeightsKind", "check_tensors", "not_weights_message", "sniff_weights"]
+def _not_finite(key: str, t: torch.Tensor) -> bool:
+    """NaN anywhere, or inf in a weight/bias (a buffer may hold -inf, e.g. an attention
+    mask). One reduction first: a finite sum means every value is finite."""
+    if bool(torch.isfinite(t.sum(dtype=torch.float32))):
+        return False
+    if key.rsplit(".", 1)[-1] in ("weight", "bias"):
+        return True
+    return bool(t.isnan().any())
+
+
+# BasicSR / Real-ESRGAN, Lightning, plain training scripts (the keys spandrel unwraps too)
+_WRAPPER_KEYS = (
+    "params_ema",
+    "params-ema",
+    "params",
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "net",
+)
+_PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
+
+
+def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+            state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    return metadata, state
+
+
+def unpickle_error(exc: BaseException) -> str:
+    """One line for a failed weights-only ``torch.load``, without torch's advice to retry
+    with weights-only loading off (which would run code from the file)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        glob = re.search(r"GLOBAL (\S+)", text)
+        op = re.search(r"Unsupported operand (\d+)", text)
+        detail = (
+            f"it references {glob.group(1)}"
+            if glob
+            else f"pickle instruction {op.group(1)}"
+            if op
+            else "objects that are not tensors"
+        )
+        return (
+            f"refused: the file holds pickled objects that are not plain tensors ({detail}); "
+            "sr_domains loads .pt/.pth files weights-only and never runs code from them"
+        )
+    if "PytorchStreamReader failed" in text or "failed finding central directory" in text:
+        return "the file is truncated or damaged (an incomplete torch.save archive)"
+    lines = text.strip().splitlines()
+    first = lines[0][:200] if lines else ""
+    return f"cannot read the checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
+
+
+def read_state_dict(path: str | PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of any weights file: safetensors, or a ``.pt``/``.pth`` state dict (unwrapped
+    from ``params_ema`` / ``params`` / ``state_dict``). Raises :class:`CheckpointError` naming
+    the file when it is missing or unreadable."""
+    path = Path(path)
+    kind = sniff_weights(path)  # by content: renamed files are common
+    if kind == "safetensors":
+        state = read_safetensors(path, tensors=True)[1]
+        check_tensors(path, state)
+        return state
+    if kind == "torch":
+        return _read_torch_state(path)
+    raise CheckpointError(not_weights_message(path, kind))
+
+
+def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
+    """``torch.load`` (weights only) and unwrap ``params_ema`` / ``params`` / ``state_dict``."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it may not parse
+            warnings.simplefilter("ignore", UserWarning)
+            with open(path, "rb") as fh:  # (a file object: torch may dispatch on the suffix)
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: {unpickle_error(exc)}") from exc
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                log.info("%s: using the %r weights", path, key)
+                obj = obj[key]
+                break
+        else:
+            if len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+                obj = next(iter(obj.values()))
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: not a state dict ({type(obj).__name__})")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: not a state dict; non-tensor entries {bad[:8]}")
+    check_tensors(path, obj)
+    state = dict(obj)
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+__all__ = [
+    "WeightsKind",
+    "check_tensors",
+    "not_weights_message",
+    "read_safetensors",
+    "read_state_dict",
+    "sniff_weights",
+    "unpickle_error",
+]

@@ -95,7 +95,7 @@ def inspect_checkpoint(
     from .checkpoint import has_card, load_checkpoint
 
     path = Path(path)
-    if path.suffix.lower() == ".safetensors" and has_card(path):
+    if has_card(path):  # (by content: a renamed file is still ours)
         model, card = load_checkpoint(path)
         loaded = Loaded(model, "sr_domains checkpoint (model card)", card.name or card.arch)
         if card.profile:

@@ -12,7 +12,7 @@ import torch
 from sr_domains import create_model, save_checkpoint
 from sr_domains.checkpoint import ModelCard, read_state_dict
 from sr_domains.cli import main
-from sr_domains.errors import CheckpointError
+from sr_domains.errors import CheckpointError, ConfigError
 from sr_domains.pretrained import model_scale, resolve_model
 from sr_domains.weights_files import sniff_weights
 
@@ -67,6 +67,18 @@ def test_files_that_are_not_weights_say_what_they_are(tmp_path):
     }
     for name, (content, _) in files.items():
         (tmp_path / name).write_bytes(content)
+    import numpy as np
+
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(3))  # a zip, but not torch.save's
+    files["arrays.npz"] = (b"", "not a weights file")
+    big = tmp_path / "big.pth"
+    torch.save({f"w{i}.weight": torch.rand(64, 64) for i in range(4)}, big)
+    cut = big.read_bytes()
+    files["big_trunc.pth"] = (cut[: len(cut) // 2], "truncated or damaged")
+    st = save_checkpoint(m, tmp_path / "st.safetensors", ModelCard(name="s")).read_bytes()
+    files["cut_header.safetensors"] = (st[:40], "truncated")  # an interrupted download
+    for name in ("big_trunc.pth", "cut_header.safetensors"):
+        (tmp_path / name).write_bytes(files[name][0])
     torch.jit.save(torch.jit.script(m), tmp_path / "prog.pt")
     files["prog.pt"] = (b"", "TorchScript program")
     (tmp_path / "adir.pth").mkdir()
@@ -115,15 +127,43 @@ def test_export_reads_public_weights_like_upscale(tmp_path, capsys):
     prog = torch.jit.load(str(out))
     x = torch.rand(1, 1, 8, 8)
     assert prog(x).shape == (1, 1, 24, 24)
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        pass
+    else:  # --dynamo without --opset: the default is that exporter's lowest (18), not refused
+        dyn = tmp_path / "dyn.onnx"
+        assert main(["export", "--weights", str(nocard), str(dyn), "--dynamo", "--scale", "3"]) == 0
+        assert dyn.exists()
     for argv, message in (
         (["x.onnx", "--format", "torchscript"], "name it x.pt"),
-        (["x.pt", "--opset", "12"], "--opset applies to ONNX"),
+        (["x.pt", "--opset", "12"], "opset applies to ONNX"),
         (["x.onnx", "--opset", "99"], "ONNX opset must be"),
     ):
         target = str(tmp_path / argv[0])
         assert main(["export", "--weights", str(nocard), target, *argv[1:]]) == 2
         assert message in capsys.readouterr().err
         assert not Path(target).exists()
+
+
+def test_minus_inf_buffers_are_data_but_inf_weights_are_not(tmp_path):
+    state = _plain_state(_srcnn())
+    state["attn_mask"] = torch.tensor([0.0, float("-inf")])  # an attention-mask buffer
+    path = tmp_path / "mask.pth"
+    torch.save(state, path)
+    assert "attn_mask" in read_state_dict(path)
+    state["conv1.bias"] = state["conv1.bias"].clone().fill_(float("inf"))
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="NaN or inf values: conv1.bias"):
+        read_state_dict(path)
+
+
+def test_inspect_reads_a_renamed_checkpoint_of_ours(tmp_path, capsys):
+    ours = save_checkpoint(_srcnn(), tmp_path / "ours.safetensors", ModelCard(name="ours"))
+    renamed = tmp_path / "ours.pth"
+    shutil.copy(ours, renamed)
+    assert main(["models", "--inspect", str(renamed), "--json"]) == 0
+    assert "sr_domains checkpoint" in capsys.readouterr().out
 
 
 def test_a_card_that_contradicts_its_network_is_refused(tmp_path):
@@ -152,3 +192,13 @@ def test_a_card_that_contradicts_its_network_is_refused(tmp_path):
 def test_models_json_without_inspect_is_refused(capsys):
     assert main(["models", "--json"]) == 2
     assert "apply to --inspect" in capsys.readouterr().err
+
+
+def test_export_read_card_tells_weights_from_exports(tmp_path):
+    from sr_domains.export import read_card
+
+    weights = save_checkpoint(_srcnn(), tmp_path / "w.safetensors", ModelCard(name="w"))
+    shutil.copy(weights, tmp_path / "w.pt")  # a .pt name does not make it TorchScript
+    for path in (weights, tmp_path / "w.pt"):
+        with pytest.raises(ConfigError, match="this is a weights file, not an export"):
+            read_card(path)

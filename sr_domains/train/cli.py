@@ -139,14 +139,13 @@ def _report_inputs(args: argparse.Namespace) -> list[Path]:
     return files + ([Path(args.weights)] if args.weights else [])
 
 
-def _check_outputs(args: argparse.Namespace, inputs: list[Path]) -> None:
-    """Refuse a --png/--json that exists (without --overwrite) or would replace an input,
-    before any work (:mod:`sr_domains.io_safety` rules)."""
+def _check_json(args: argparse.Namespace, inputs: list[Path]) -> None:
+    """Refuse a --json that exists (without --overwrite) or would replace an input, before
+    any work (:mod:`sr_domains.io_safety` rules; ``evaluate`` checks its --png itself)."""
     from ..io_safety import preflight
 
-    for out in (args.png, args.json):
-        if out is not None:
-            preflight(out, inputs, overwrite=args.overwrite)
+    if args.json is not None:
+        preflight(args.json, inputs, overwrite=args.overwrite)
 
 
 def _write_json(path: Path, data: Any, inputs: list[Path], overwrite: bool) -> None:
@@ -161,7 +160,7 @@ def _cmd_battery(args: argparse.Namespace) -> int:
     from .battery import run_battery
 
     inputs = _report_inputs(args)
-    _check_outputs(args, inputs)
+    _check_json(args, inputs)
 
     if args.weights or args.model:
         net = resolve_model(args.model, args.weights, scale=None, n_bands=None)
@@ -190,7 +189,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("--adapt applies to --battery")
     bands = tuple(int(b) for b in args.bands.split(",")) if args.bands else None
     inputs = _report_inputs(args)
-    _check_outputs(args, inputs)
+    _check_json(args, inputs)
     report = evaluate(
         weights=args.weights,
         model=args.model,
