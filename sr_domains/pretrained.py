@@ -110,6 +110,15 @@ def _whole_scale(scale: object) -> int:
     return int(value)
 
 
+def _names_arch(name: str, arch: str) -> bool:
+    """``name`` (a ``--model`` given with a weights file) is ``arch`` or one of its presets
+    (``srcnn-residual`` for ``srcnn``), or ``spandrel`` for a spandrel card."""
+    n, a = name.lower(), arch.lower()
+    if a.startswith("spandrel:"):
+        return n == "spandrel" or n == a
+    return n == a or n.startswith(f"{a}-")
+
+
 def resolve_model(
     model: SRModel | str | None = None,
     weights: str | PathLike[str] | None = None,
@@ -144,6 +153,11 @@ def resolve_model(
         if has_card(p):  # (by content: a renamed file is still ours)
             m, card = load_checkpoint(p, device=device)
             m.card = card
+            if isinstance(model, str) and not _names_arch(model, card.arch):
+                raise ConfigError(
+                    f"--model {model} contradicts {p}: its model card says {card.arch} "
+                    "(a checkpoint with a card needs no --model)"
+                )
         else:  # public weights: our exact layouts, then spandrel (the zoo extra)
             arch = model if isinstance(model, str) else None
             m = load_public_checkpoint(p, arch=arch, default_scale=scale)

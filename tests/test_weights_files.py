@@ -202,3 +202,11 @@ def test_export_read_card_tells_weights_from_exports(tmp_path):
     for path in (weights, tmp_path / "w.pt"):
         with pytest.raises(ConfigError, match="this is a weights file, not an export"):
             read_card(path)
+
+
+def test_a_model_name_that_contradicts_the_card_is_refused(tmp_path):
+    """``--model rrdb`` next to a carded SRCNN file was ignored without a word."""
+    ours = save_checkpoint(_srcnn(), tmp_path / "ours.safetensors", ModelCard(name="ours"))
+    with pytest.raises(ConfigError, match="contradicts .* its model card says srcnn"):
+        resolve_model("rrdb", ours, scale=None, n_bands=None)
+    assert resolve_model("srcnn", ours, scale=None, n_bands=None).arch == "srcnn"
