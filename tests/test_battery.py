@@ -107,6 +107,16 @@ def test_battery_configs_and_bad_values():
     assert math.isclose(DegradationConfig(kind="motion", psf_sigma=1.0).psf_sigma, 1.0)
 
 
+def test_battery_refuses_evaluate_options_it_would_ignore(tmp_path, capsys):
+    """``--battery --data mine/`` scored the fixed battery data, not the user's, without a word."""
+    from sr_domains.cli import main
+
+    for extra, flag in ((["--data", str(tmp_path)], "--data"), (["--png", "f.png"], "--png"),
+                        (["--degradation", "wald"], "--degradation")):  # fmt: skip
+        assert main(["evaluate", "--battery", *extra]) == 2
+        assert f"{flag}: not used by --battery" in capsys.readouterr().err
+
+
 def test_battery_runs_and_scores_a_model(shared_data):
     """The battery on a cheap stand-in model (bilinear): rows for every case of its sets,
     Lanczos and bicubic baselines computed on the same LR."""

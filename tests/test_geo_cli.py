@@ -75,6 +75,11 @@ def test_cli_info(tmp_path, capsys):
     for text in ("64 x 48 px", "2 band(s)", "int16", "EPSG:32633", "north-up", "bounds",
                  "nodata      -9999", '"nir"', "mask=nodata"):  # fmt: skip
         assert text in out, text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for extra in ([], ["--json"]):  # an empty folder is an error, as for the other domains
+        assert main(["info", "--domain", "geotiff", *extra, str(empty)]) == 1
+        assert "no GeoTIFF files found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

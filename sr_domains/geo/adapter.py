@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import require
+from ..errors import InputFileError, require
 from ..options import UpscaleOptions, check_supported, output_name
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -125,8 +125,16 @@ def info(path: Path) -> str:
         require("rasterio", "geo", "GeoTIFF info")
         from .upscale import expand_inputs
 
-        return "\n\n".join(_info_file(p) for p in expand_inputs(path)) or f"{path}: no GeoTIFFs"
+        return "\n\n".join(_info_file(p) for p in _folder_files(path, expand_inputs))
     return _info_file(path)
+
+
+def _folder_files(path: Path, expand: Any) -> list[Path]:
+    """The GeoTIFFs of a folder or glob; none is an error, as for the other domains."""
+    files = list(expand(path))
+    if not files:
+        raise InputFileError(path, "no GeoTIFF files found (*.tif, *.tiff)")
+    return files
 
 
 def info_json(path: Path) -> dict[str, Any] | list[dict[str, Any]]:
@@ -136,7 +144,7 @@ def info_json(path: Path) -> dict[str, Any] | list[dict[str, Any]]:
     if path.is_dir() or (_is_glob(str(path)) and not path.exists()):
         from .upscale import expand_inputs
 
-        return [_info_dict(p) for p in expand_inputs(path)]
+        return [_info_dict(p) for p in _folder_files(path, expand_inputs)]
     return _info_dict(path)
 
 

@@ -159,9 +159,23 @@ def _cmd_battery(args: argparse.Namespace) -> int:
     from ..pretrained import list_pretrained, load_pretrained, resolve_model
     from .battery import run_battery
 
+    ignored = [
+        flag
+        for flag, given in (
+            ("--data", bool(args.data)),
+            ("--corpus", args.corpus is not None),
+            ("--profile", args.profile is not None),
+            ("--bands", args.bands is not None),
+            ("--degradation", args.degradation != "bicubic"),
+            ("--png", args.png is not None),
+            ("--tile", args.tile is not None),
+        )
+        if given
+    ]
+    if ignored:  # the battery has its own data and degradations: say so, do not ignore them
+        raise ConfigError(f"{', '.join(ignored)}: not used by --battery (its data are fixed)")
     inputs = _report_inputs(args)
     _check_json(args, inputs)
-
     if args.weights or args.model:
         net = resolve_model(args.model, args.weights, scale=None, n_bands=None)
         name = str(getattr(getattr(net, "card", None), "name", "") or args.weights or args.model)
