@@ -102,6 +102,20 @@ def test_duplicate_position(tmp_path):
     expect_failure(tmp_path, files[2].name, files[3].name, match="share the position")
 
 
+def test_an_exact_copy_of_a_file_is_skipped_but_a_different_one_is_refused(tmp_path, caplog):
+    """``IM1 (1).dcm`` beside ``IM1.dcm`` (a byte-identical copy) no longer stops the series;
+    a file with the same SOPInstanceUID but other content is still a duplicate position."""
+    files = series(tmp_path)
+    copy = files[2].with_name("copy of " + files[2].name)
+    shutil.copy(files[2], copy)
+    out = upscale_dicom_series(tmp_path / "in", tmp_path / "ok", model=interp_model(2))
+    assert len(out) == len(files)
+    line = next(x for x in caplog.text.splitlines() if "an exact copy of" in x)
+    assert copy.name in line and files[2].name in line and "skipped" in line
+    edit(copy, PatientComments="changed")  # same UID, other bytes: not a copy
+    expect_failure(tmp_path, copy.name, match="share the position")
+
+
 def test_inconsistent_orientation(tmp_path):
     files = series(tmp_path)
     edit(files[1], ImageOrientationPatient=[1, 0, 0, 0, 1, 0])

@@ -225,8 +225,29 @@ def _fmt(v: Any) -> str:
     return "[" + ", ".join(f"{x:.6g}" for x in np.ravel(v)) + "]" if np.ndim(v) else str(v)
 
 
+def _drop_copies(slices: list[DicomSlice]) -> list[DicomSlice]:
+    """Without byte-identical copies of a file (same SOPInstanceUID, same bytes: ``IM1 (1).dcm``
+    beside ``IM1.dcm``), which are logged; a same-UID file that differs is kept (and then
+    refused as a duplicate position)."""
+    from ..io_safety import sha256_file
+
+    first: dict[tuple[str, int | None], DicomSlice] = {}
+    kept = []
+    for s in slices:
+        sop = str(s.ds.get("SOPInstanceUID", "") or "")
+        key = (sop, s.frame)
+        other = first.get(key)
+        if sop and other is not None and sha256_file(other.path) == sha256_file(s.path):
+            log.warning("%s: an exact copy of %s; skipped", s.label, other.label)
+            continue
+        first.setdefault(key, s)
+        kept.append(s)
+    return kept
+
+
 def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSeries:
     """Check and sort the slices of one series (see module docs)."""
+    slices = _drop_copies(slices)
     ds0 = slices[0].ds
     rc = lambda s: (int(s.ds.Rows), int(s.ds.Columns))  # noqa: E731
     _same(slices, "Rows/Columns", lambda s: np.array(rc(s)), 0)
