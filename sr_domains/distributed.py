@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import time
@@ -96,7 +97,10 @@ def task_status(task: Task, options: UpscaleOptions) -> str:
     if task.domain == "geotiff":
         from .geo.upscale import output_status
 
-        return output_status(dst, src, options.scale)
+        status = output_status(dst, src, options.scale)
+        if status == "foreign" and _cut_short_tiff(dst) and _written_by_a_run(src, dst):
+            return "damaged"  # its header is unreadable, but a run's manifest says it is ours
+        return status
     if task.domain == "nifti":
         from .medical.nifti_upscale import nifti_output_status
 
@@ -104,6 +108,43 @@ def task_status(task: Task, options: UpscaleOptions) -> str:
     from .medical.api import dicom_output_status
 
     return dicom_output_status(dst, src, task.series_uid)
+
+
+def _cut_short_tiff(path: Path) -> bool:
+    """A file that starts like a TIFF (a user's own file of another kind never does)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    except OSError:
+        return False
+
+
+def _written_by_a_run(src: Path, dst: Path) -> bool:
+    """A run manifest (:data:`RUN_MANIFEST`, in ``dst``'s folder or one above it) records
+    ``dst`` as written from ``src``, with other bytes than it now has: a cut-short output of
+    ours (a file too damaged to read its tags), not a user's file."""
+    target = dst.resolve()
+    for folder in list(target.parents)[:8]:
+        manifest = folder / RUN_MANIFEST
+        if not manifest.is_file():
+            continue
+        try:
+            lines = manifest.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return False
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("status") not in ("ok", "skipped") or not rec.get("output_sha256"):
+                continue
+            if Path(str(rec.get("input", ""))).name != src.name:
+                continue
+            if Path(str(rec.get("output", ""))).name == dst.name:  # (paths as that run gave them)
+                return bool(rec["output_sha256"] != _sha256([dst]))
+        return False
+    return False
 
 
 def _sha256(paths: Sequence[Path]) -> str:
@@ -123,8 +164,10 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
     t0 = time.perf_counter()
     try:
         status = "missing" if options.overwrite else task_status(task, options)
-        if status == "complete":
-            return TaskResult(task, "skipped", seconds=time.perf_counter() - t0)
+        if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
+            dst = Path(task.dst)
+            sha = _sha256([dst]) if task.domain == "geotiff" and dst.is_file() else ""
+            return TaskResult(task, "skipped", sha256=sha, seconds=time.perf_counter() - t0)
         if status == "foreign":
             raise OutputExistsError(task.dst)
         if status == "damaged":
@@ -199,12 +242,16 @@ def cluster_client(
             yield c
         return
     cores = os.cpu_count() or 1
+    # Dask logs every worker start at INFO: only with -v (our logger at INFO or below)
+    quiet = logging.WARNING if log.getEffectiveLevel() > logging.INFO else logging.INFO
+    logging.getLogger("distributed").setLevel(quiet)
     with (
         dist.LocalCluster(
             n_workers=int(workers or 1),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            silence_logs=quiet,
         ) as cluster,
         dist.Client(cluster) as c,
     ):

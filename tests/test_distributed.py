@@ -276,3 +276,25 @@ def test_chunked_dask_array_equals_the_in_memory_one(tmp_path):
     lazy.rio.to_raster(tmp_path / "streamed.tif")
     with rasterio.open(tmp_path / "streamed.tif") as r:
         assert r.transform == whole.rio.transform() and r.shape == (140, 180)
+
+
+def test_a_cut_short_geotiff_is_redone_but_a_users_file_is_not(tmp_path, client):
+    """An output of ours cut too short to read its tags was "foreign" for ever (each rerun:
+    "output exists"); the run manifest's checksum says it is ours. A user's own file in its
+    place (not a TIFF) is still refused."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_geotiff(folder / "a.tif", width=40, height=36, count=3)
+    out = tmp_path / "out"
+    opts, model = UpscaleOptions(scale=2), tiny_model(3, 2)
+    first = upscale_many(folder, out, options=opts, model=model, client=client)
+    good = (out / "a.tif").read_bytes()
+    again = upscale_many(folder, out, options=opts, model=model, client=client)
+    assert again.count("skipped") == 1  # (the manifest now records the skipped output's sum)
+    (out / "a.tif").write_bytes(good[: len(good) // 2])
+    redo = upscale_many(folder, out, options=opts, model=model, client=client)
+    assert redo.count("ok") == 1 and (out / "a.tif").read_bytes() == good
+    (out / "a.tif").write_text("my notes")
+    kept = upscale_many(folder, out, options=opts, model=model, client=client)
+    assert kept.count("failed") == 1 and (out / "a.tif").read_text() == "my notes"
+    assert first.count("ok") == 1

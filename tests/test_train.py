@@ -208,3 +208,25 @@ def test_torchrun_two_cpu_processes_run_two_steps(tmp_path):
     assert (run / "log.csv").read_text().splitlines()[-1].startswith("2,")
     _, card = load_checkpoint(run / "weights.safetensors")
     assert "2 process(es)" in card.training_data
+
+
+def test_resume_with_another_model_is_one_clear_error(tmp_path, capsys):
+    """A changed ``model`` section on --resume ended in a state-dict traceback; a failed start
+    left an empty run folder; a negative --stop-at paused "at step 0"."""
+    cfg = _config(tmp_path, steps=4, **{"val.every": 100})
+    train(cfg, progress=False, stop_at=2)
+    other = apply_overrides(cfg, {"model.options.n_blocks": 2})
+    with pytest.raises(ConfigError, match="started with model .* resume with the same model"):
+        train(other, resume=True, progress=False)
+    changed = apply_overrides(cfg, {"steps": 5})  # other settings: resumed, and recorded
+    assert train(changed, resume=True, progress=False).steps == 5
+    assert "steps: 5" in (cfg.run_dir / "config.yaml").read_text()
+    bad = apply_overrides(_config(tmp_path / "b", steps=2), {"model.options.n_feats": -1})
+    with pytest.raises(Exception):  # noqa: B017 - whatever the model says: no folder is left
+        train(bad, progress=False)
+    assert not bad.run_dir.exists()
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(path), "--stop-at", "-3"])
+    assert "step number >= 0" in capsys.readouterr().err

@@ -27,6 +27,16 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def _step(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a step number >= 0, got {text!r}")
+    return value
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``evaluate`` on the main parser's subcommands."""
     p = sub.add_parser(
@@ -50,7 +60,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run dir")
     p.add_argument(
         "--stop-at",
-        type=int,
+        type=_step,
         metavar="STEP",
         help="pause after STEP (last.pt is written; continue later with --resume)",
     )

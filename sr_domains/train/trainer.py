@@ -149,6 +149,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._check_same_model(state)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
@@ -253,6 +254,28 @@ class Trainer:
                 self.model.train()
         return summarize(scores)
 
+    def _check_same_model(self, state: dict[str, Any]) -> None:
+        """Resuming needs the network ``last.pt`` was written by: a changed ``model`` section
+        is one clear error (not a state-dict traceback); other changes are logged."""
+        import yaml
+
+        try:
+            saved = yaml.safe_load(str(state.get("config", ""))) or {}
+        except yaml.YAMLError:
+            saved = {}
+        now = yaml.safe_load(dump_yaml(self.config)) or {}
+        if not isinstance(saved, dict) or not saved:
+            return
+        if saved.get("model") != now.get("model"):
+            raise ConfigError(
+                f"{self.config.run_dir / 'last.pt'}: the run was started with model "
+                f"{saved.get('model')}, the config now says {now.get('model')}; resume with the "
+                "same model, or start over (--overwrite, or another name)"
+            )
+        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if changed:
+            log.warning("resuming with changed settings: %s", ", ".join(changed))
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self, resume: bool = False, stop_at: int | None = None) -> TrainResult:
         """Train to ``config.steps`` (or pause at ``stop_at``: ``last.pt`` is written, no
@@ -264,7 +287,7 @@ class Trainer:
         if resume:
             self.load_state_dict(load_resume_state(last, info.device))
             log.info("resumed %s at step %d", last, self.step)
-        elif info.is_main:
+        if info.is_main:  # (on resume too: the folder describes the run as it goes on)
             (run / "config.yaml").write_text(dump_yaml(c), encoding="utf-8")
         logs = valcsv = tb = None
         if info.is_main:
@@ -379,6 +402,7 @@ def train(
     try:
         with contextlib.ExitStack() as stack:
             resuming = False
+            created = not config.run_dir.exists()
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(destination_lock(config.run_dir))  # one run per folder
@@ -386,7 +410,12 @@ def train(
             barrier(info)
             if not info.is_main:
                 resuming = resume and (config.run_dir / "last.pt").exists()
-            trainer = Trainer(config, info, progress=progress)
+            try:
+                trainer = Trainer(config, info, progress=progress)
+            except BaseException:  # a bad model/data setting: leave no empty run folder
+                if info.is_main and created and not any(config.run_dir.iterdir()):
+                    config.run_dir.rmdir()
+                raise
             return trainer.fit(resume=resuming, stop_at=stop_at)
     finally:
         shutdown(info)
