@@ -142,11 +142,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _report_inputs(args: argparse.Namespace) -> list[Path]:
-    """The files a report is made from (an output must not replace them): data and weights."""
-    from .inputs import expand_paths
+    """The files a report is made from (data and weights; see ``report_sources``)."""
+    from .evaluate import report_sources
 
-    files = [p for p, _ in expand_paths(args.data)] if getattr(args, "data", None) else []
-    return files + ([Path(args.weights)] if args.weights else [])
+    return report_sources(args.data or (), args.weights)
 
 
 def _check_json(args: argparse.Namespace, inputs: list[Path]) -> None:

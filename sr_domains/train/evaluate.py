@@ -342,6 +342,16 @@ class EvalReport:
         }
 
 
+def report_sources(
+    data: Sequence[str | os.PathLike[str]], weights: str | os.PathLike[str] | None
+) -> list[Path]:
+    """The files a report is made from (data files and weights): its outputs never replace
+    them (:mod:`sr_domains.io_safety`)."""
+    from .inputs import expand_paths
+
+    return [p for p, _ in expand_paths(data)] + ([Path(weights)] if weights else [])
+
+
 def evaluate(
     *,
     weights: str | os.PathLike[str] | None = None,
@@ -375,11 +385,10 @@ def evaluate(
     from ..io_safety import preflight
     from ..pretrained import resolve_model
     from .data import DataConfig, load_images
-    from .inputs import expand_paths
 
     if not data and not corpus:
         raise ConfigError("evaluate: give --data PATHS and/or --corpus NAME")
-    sources = [p for p, _ in expand_paths(data)] + ([Path(weights)] if weights else [])
+    sources = report_sources(data, weights)
     if png:
         preflight(png, sources, overwrite=overwrite)  # before any work
     base = DataConfig(paths=tuple(str(d) for d in data), corpus=corpus, bands=bands)
@@ -426,6 +435,7 @@ __all__ = [
     "evaluate",
     "format_table",
     "make_lr",
+    "report_sources",
     "save_comparison",
     "score_image",
     "score_images",
