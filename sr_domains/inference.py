@@ -29,7 +29,7 @@ from .engine_config import (
     torch_threads,
 )
 from .errors import ConfigError
-from .intensity import IntensityProfile
+from .intensity import IntensityProfile, work_dtype
 from .models.base import SRModel
 from .nodata_fill import read_filled
 from .options import DEFAULT_TILE
@@ -253,12 +253,15 @@ class Upscaler:
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Upscale an image read window by window; yield ``(hr_row0, block)`` row blocks.
 
-        ``block`` is float32 ``(C_out, rows, W*s)`` in stored units (profile inverted; cast
-        with :func:`~sr_domains.intensity.cast_to_dtype`). Invalid pixels (mask False, NaN,
-        inf) are filled before the network from the valid pixels around them, fading to ``fill``
-        (normalized units, per band) away from any data (:mod:`sr_domains.nodata_fill`; the
-        window is read with the fill's margin, so windows agree), and windows with no valid
-        pixel are skipped; the caller masks those output pixels.
+        ``block`` is ``(C_out, rows, W*s)`` in stored units (profile inverted; cast with
+        :func:`~sr_domains.intensity.cast_to_dtype`): float32, or float64 when ``read``
+        returns values float32 cannot hold (float64, 32-bit integers;
+        :func:`~sr_domains.intensity.work_dtype`), so the value rules keep them exactly.
+        Invalid pixels (mask False, NaN, inf) are filled before the network from the valid
+        pixels around them, fading to ``fill`` (normalized units, per band) away from any data
+        (:mod:`sr_domains.nodata_fill`; the window is read with the fill's margin, so windows
+        agree), and windows with no valid pixel are skipped; the caller masks those output
+        pixels.
         ``rules`` (:class:`~sr_domains.value_domain.ValueRules`) are applied to every block
         right after the profile is inverted. ``band_order`` feeds the bands to a joint model in
         that order (the model's band semantics) and returns the output in the input's order.
@@ -272,12 +275,14 @@ class Upscaler:
             rules.spectral = n_bands >= 2 and self.auto_spectral(n_bands)
         fill_arr = np.broadcast_to(np.asarray(fill, np.float32), (n_bands,)).reshape(-1, 1, 1)
         cache: dict[tuple[int, int], np.ndarray | None] = {}
+        units = [np.dtype(np.float32)]  # the dtype of the blocks, from the values read
 
         def load(y0: int, x0: int, th: int, tw: int) -> np.ndarray | None:
             ry, rx = min(th, h - y0), min(tw, w - x0)
             values, valid = read(y0, x0, ry, rx)
             if values.shape != (n_bands, ry, rx):
                 raise RuntimeError(f"reader returned {values.shape}, expected {(n_bands, ry, rx)}")
+            units[0] = work_dtype(values.dtype)
             x = profile.normalize(values)
             bad = ~np.isfinite(x)
             if valid is not None:
@@ -322,7 +327,7 @@ class Upscaler:
                     if a >= b:
                         continue
                     block, row0 = block[:, a - row0 : b - row0], a
-                out = profile.denormalize(block)
+                out = profile.denormalize(block, dtype=units[0])
                 del block  # hold no strip-sized view while the next strip is computed
                 if rules is not None and rules.active:
                     rules.apply(out, read, shape, row0, self.scale)
@@ -341,8 +346,8 @@ class Upscaler:
         fill: float | Sequence[float] | np.ndarray | None = None,
         rules: ValueRules | None = None,
     ) -> np.ndarray:
-        """Upscale a ``(C, H, W)`` in-memory array; returns float32 in stored units
-        (``rules``: see :meth:`stream`)."""
+        """Upscale a ``(C, H, W)`` in-memory array; returns stored units, float32 or float64
+        (``rules`` and the dtype: see :meth:`stream`)."""
         if array.ndim != 3:
             raise ConfigError(f"expected a (C, H, W) array, got shape {array.shape}")
         c, h, w = array.shape
@@ -362,7 +367,7 @@ class Upscaler:
             if row0 == 0 and block.shape[1] == h * s:
                 return block  # one block: the whole image
             if out is None:
-                out = np.empty((self.out_channels(c), h * s, w * s), np.float32)
+                out = np.empty((self.out_channels(c), h * s, w * s), block.dtype)
             out[:, row0 : row0 + block.shape[1]] = block
         assert out is not None
         return out

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .errors import ConfigError
 
@@ -84,12 +85,16 @@ class IntensityProfile:
             out += o.astype(np.float32)
         return out
 
-    def denormalize(self, y: np.ndarray, band_axis: int = 0) -> np.ndarray:
-        """Normalized values -> stored units (float32; cast with :func:`cast_to_dtype`)."""
+    def denormalize(
+        self, y: np.ndarray, band_axis: int = 0, dtype: DTypeLike = np.float32
+    ) -> np.ndarray:
+        """Normalized values -> stored units (``dtype``: float32, or float64 for data that
+        float32 cannot hold (:func:`work_dtype`); cast with :func:`cast_to_dtype`)."""
         s, o = self._coeffs(y.shape[band_axis], y.ndim, band_axis)
-        out = np.empty(y.shape, np.float32)  # C order, whatever the layout of y
-        np.subtract(y, o.astype(np.float32), out=out, dtype=np.float32)
-        out *= (1.0 / s).astype(np.float32)
+        dt = np.dtype(dtype)
+        out = np.empty(y.shape, dt)  # C order, whatever the layout of y
+        np.subtract(y, o.astype(dt), out=out, dtype=dt)
+        out *= (1.0 / s).astype(dt)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +245,15 @@ def resolve_recipe(text: str | ProfileRecipe) -> ProfileRecipe:
     )
 
 
+def work_dtype(dtype: DTypeLike) -> np.dtype:
+    """The float type that holds every value of ``dtype`` exactly enough to keep it: float64
+    for float64 and for 32/64-bit integers (float32 rounds above 2**24), else float32. Output
+    in stored units is computed in it, so value bounds and pinned values stay exact."""
+    dt = np.dtype(dtype)
+    wide = dt == np.float64 or (dt.kind in "ui" and dt.itemsize >= 4)
+    return np.dtype(np.float64 if wide else np.float32)
+
+
 def cast_to_dtype(values: np.ndarray, dtype: np.dtype | type | str) -> np.ndarray:
     """Round (integers) and clip to the range of ``dtype``, then cast. NaN becomes 0 for ints."""
     dt = np.dtype(dtype)
@@ -318,6 +332,7 @@ __all__ = [
     "check_pixel_array",
     "profile_from_any",
     "resolve_recipe",
+    "work_dtype",
 ]
 
 _ = Sequence

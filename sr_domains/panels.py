@@ -100,19 +100,21 @@ class _Spool:
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.dtype = np.dtype(np.float32)  # the blocks' (float64 for data float32 cannot hold)
 
     def write(self, a: np.ndarray) -> None:
-        self.file.write(np.ascontiguousarray(a, np.float32).tobytes())
+        self.dtype = a.dtype
+        self.file.write(np.ascontiguousarray(a).tobytes())
 
     def rewind(self) -> None:
         self.file.seek(0)
 
     def read(self, shape: tuple[int, ...]) -> np.ndarray:
-        n = int(np.prod(shape)) * 4
+        n = int(np.prod(shape)) * self.dtype.itemsize
         buf = self.file.read(n)
         if len(buf) != n:  # pragma: no cover - would be a bookkeeping bug
             raise RuntimeError("seam spool out of sync")
-        return np.frombuffer(buf, np.float32).reshape(shape)
+        return np.frombuffer(buf, self.dtype).reshape(shape)
 
     def close(self) -> None:
         self.file.close()
@@ -133,7 +135,8 @@ def iter_hr_blocks(
     band_order: Sequence[int] | None = None,
     rows: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (float32, stored units) covering
+    """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (stored units, float32 or float64
+    as :meth:`~sr_domains.inference.Upscaler.stream` gives them) covering
     the whole output once, panel by panel, top to bottom within a panel.
 
     ``read(y0, x0, h, w)`` reads LR windows in image coordinates; ``align`` is the LR column

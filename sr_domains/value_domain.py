@@ -280,20 +280,21 @@ class ValueRules:
 
         ok_up = up(ok)
         stats = ClampStats(total=int(ok_up.sum()))
+        ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
         if self.envelope is not None:
-            mn, mx = local_range(values.astype(np.float32, copy=False), ok, self.radius)
+            mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
             has = mn <= mx
-            r = np.where(has, mx - mn, 0.0).astype(np.float32)
-            lo = np.where(has, mn - self.envelope * r, -np.inf).astype(np.float32)
-            hi = np.where(has, mx + self.envelope * r, np.inf).astype(np.float32)
+            r = np.where(has, mx - mn, 0.0).astype(ft)
+            lo = np.where(has, mn - self.envelope * r, -np.inf).astype(ft)
+            hi = np.where(has, mx + self.envelope * r, np.inf).astype(ft)
             lo_up, hi_up = up(lo), up(hi)
             stats.envelope = int((((out < lo_up) | (out > hi_up)) & ok_up).sum())
             np.clip(out, lo_up, hi_up, out=out)
             del lo_up, hi_up
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
-            lo_b = lo_b.astype(np.float32).reshape(-1, 1, 1)
-            hi_b = hi_b.astype(np.float32).reshape(-1, 1, 1)
+            lo_b = lo_b.astype(ft).reshape(-1, 1, 1)
+            hi_b = hi_b.astype(ft).reshape(-1, 1, 1)
             stats.domain = int((((out < lo_b) | (out > hi_b)) & ok_up).sum())
             np.clip(out, lo_b, hi_b, out=out)
         if self.pinned:
@@ -302,9 +303,9 @@ class ValueRules:
                 for v in vals:
                     hit = up((pin_hits(values[k], v, self.pin_tol) & ok[k])[None])[0]
                     own = (
-                        np.float32(v)
+                        ft(v)
                         if self.pin_tol == 0
-                        else up(values[k][None].astype(np.float32, copy=False))[0]
+                        else up(values[k][None].astype(ft, copy=False))[0]
                     )
                     stats.pinned += int((hit & (out[k] != own)).sum())
                     out[k][hit] = own if self.pin_tol == 0 else own[hit]
@@ -324,18 +325,19 @@ class ValueRules:
 
         ok_b = lr(ok)
         stats = ClampStats(total=int(np.count_nonzero(ok_b)) * s * s)
+        ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
 
         if self.envelope is not None:
-            mn, mx = local_range(values.astype(np.float32, copy=False), ok, self.radius)
+            mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
             has = mn <= mx
-            r = np.where(has, mx - mn, 0.0).astype(np.float32)
-            lo = lr(np.where(has, mn - self.envelope * r, -np.inf).astype(np.float32))
-            hi = lr(np.where(has, mx + self.envelope * r, np.inf).astype(np.float32))
+            r = np.where(has, mx - mn, 0.0).astype(ft)
+            lo = lr(np.where(has, mn - self.envelope * r, -np.inf).astype(ft))
+            hi = lr(np.where(has, mx + self.envelope * r, np.inf).astype(ft))
             stats.envelope = clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], ok_b)
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
             for k in range(c):
-                band, lo_k, hi_k = blocks[k], np.float32(lo_b[k]), np.float32(hi_b[k])
+                band, lo_k, hi_k = blocks[k], ft(lo_b[k]), ft(hi_b[k])
                 if band.min() >= lo_k and band.max() <= hi_k:
                     continue  # nothing to clamp (the usual case after the envelope)
                 ok_k = ok_b[k]
@@ -356,7 +358,7 @@ class ValueRules:
                         band[hit] = v
                         continue
                     own = np.broadcast_to(
-                        values[k][first : first + n, None, :, None].astype(np.float32), band.shape
+                        values[k][first : first + n, None, :, None].astype(ft), band.shape
                     )
                     stats.pinned += int(np.count_nonzero(hit & (band != own)))
                     band[hit] = own[hit]

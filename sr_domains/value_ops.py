@@ -58,9 +58,11 @@ def clip_blocks(blocks: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndarr
 
 def local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Minimum and maximum of the valid pixels of ``x`` ``(C, h, w)`` in each (2r+1)^2
-    neighbourhood (separable; an empty neighbourhood gives ``min > max``)."""
-    mn = np.where(ok, x, np.inf).astype(np.float32)
-    mx = np.where(ok, x, -np.inf).astype(np.float32)
+    neighbourhood (separable; an empty neighbourhood gives ``min > max``); float32, or float64
+    for float64 ``x``."""
+    dt = np.float64 if x.dtype == np.float64 else np.float32
+    mn = np.where(ok, x, np.inf).astype(dt)
+    mx = np.where(ok, x, -np.inf).astype(dt)
     for axis in (1, 2):
         n = x.shape[axis]
         pad = [(0, 0)] * 3

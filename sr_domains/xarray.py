@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
-from .intensity import IntensityProfile, check_pixel_array, profile_from_any
+from .intensity import IntensityProfile, check_pixel_array, profile_from_any, work_dtype
 from .models.base import SRModel
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .value_domain import ValueOptions, build_rules
@@ -104,7 +104,7 @@ class StoredGrid:
         decoded."""
         from .geo.writer import cast_inplace, nudge_from_nodata
 
-        stored = cast_inplace(np.where(up, res, 0).astype(np.float32), self.dtype)
+        stored = cast_inplace(np.where(up, res, 0).astype(work_dtype(self.dtype)), self.dtype)
         if self.fill is not None:
             nudge_from_nodata(stored, up, self.fill)
         res[up] = (stored[up].astype(np.float64) * self.scale + self.offset).astype(res.dtype)
@@ -125,7 +125,7 @@ def _finish(
     if valid.shape[0] != out.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *valid.shape[1:]))
     up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
-    res = cast_inplace(np.ascontiguousarray(out, np.float32), dtype)
+    res = cast_inplace(np.ascontiguousarray(out), dtype)  # float32, or float64 (work_dtype)
     if grid is not None:
         grid.apply(res, up)
     if nodata is not None:

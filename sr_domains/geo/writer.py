@@ -114,7 +114,7 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
 
 def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
     """:func:`~sr_domains.intensity.cast_to_dtype` (round, clip, NaN -> 0 for integers) that
-    reuses the float32 ``data`` buffer instead of making three temporary copies."""
+    reuses the ``data`` buffer (float32 or float64) instead of making three temporary copies."""
     dt = np.dtype(dtype)
     if dt.kind in "ui" and dt.itemsize >= 4:
         return cast_to_dtype(data, dt)  # float32 cannot hold the bounds of 32-bit integers
@@ -124,10 +124,12 @@ def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
         np.clip(data, info.min, info.max, out=data)
         np.nan_to_num(data, copy=False, nan=0.0)
         return data.astype(dt)
+    info = np.finfo(dt)
     if dt == data.dtype:
-        f32 = np.finfo(dt)
-        return np.clip(data, f32.min, f32.max, out=data)
-    return data.astype(dt)  # float64 holds every float32 value
+        return np.clip(data, info.min, info.max, out=data)
+    if dt.itemsize < data.dtype.itemsize:  # float64 blocks written as float32
+        np.clip(data, info.min, info.max, out=data)
+    return data.astype(dt)  # (float64 holds every float32 value)
 
 
 def write_block(

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputFileError, require
+from ..intensity import work_dtype
 from ..value_facts import ZeroFacts
 
 log = logging.getLogger(__name__)
@@ -103,17 +104,25 @@ class NiftiSource:
         return self.shape[2] * self.n_volumes
 
     @property
+    def work_dtype(self) -> np.dtype:
+        """What voxels are read as: float32, or float64 where float32 cannot hold the stored
+        values (float64, 32/64-bit integers), so value rules and pinned values stay exact."""
+        return work_dtype(self.dtype)
+
+    @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     def planes(self) -> Iterator[np.ndarray]:
-        """Every ``(X, Y)`` plane as float32 in physical units (scaling applied), in file order:
-        slices of the first volume, then of the next one."""
+        """Every ``(X, Y)`` plane in physical units (scaling applied), in file order: slices of
+        the first volume, then of the next one. float32, or float64 for float64 and 32-bit
+        integer data (:attr:`work_dtype`)."""
         from nibabel.openers import Opener
 
         x, y = self.shape[:2]
         n = x * y * self.dtype.itemsize
         scaled = (self.slope, self.inter) != (1.0, 0.0)
+        work = self.work_dtype
         with Opener(str(self.path), "rb") as f:
             f.seek(self.offset)
             for k in range(self.n_planes):
@@ -126,9 +135,9 @@ class NiftiSource:
                     )
                 raw = np.frombuffer(buf, self.dtype).reshape((x, y), order="F")
                 if scaled:
-                    yield (raw.astype(np.float64) * self.slope + self.inter).astype(np.float32)
+                    yield (raw.astype(np.float64) * self.slope + self.inter).astype(work)
                 else:
-                    yield raw.astype(np.float32)
+                    yield raw.astype(work)
 
     def scan(self, max_sample: int = SAMPLE_VALUES) -> Scan:
         """One pass: min/max/counts of finite values and a deterministic sample of at most
@@ -152,10 +161,13 @@ class NiftiSource:
         return Scan(sample, float(vmin), float(vmax), n_fin, total - n_fin, n_zero, min_abs)
 
     def read_all(self) -> np.ndarray:
-        """The whole volume as float32 ``shape`` (checks that it fits in memory first)."""
-        check_memory(int(np.prod(self.shape, dtype=np.int64)) * 4, f"{self.path}: the volume")
+        """The whole volume, ``shape``, dtype :attr:`work_dtype` (checks that it fits in memory
+        first)."""
+        work = self.work_dtype
+        n = int(np.prod(self.shape, dtype=np.int64))
+        check_memory(n * work.itemsize, f"{self.path}: the volume")
         x, y, z = self.shape[:3]
-        out = np.empty((x, y, z, self.n_volumes), np.float32, order="F")
+        out = np.empty((x, y, z, self.n_volumes), work, order="F")
         for k, plane in enumerate(self.planes()):
             out[:, :, k % z, k // z] = plane
         return out.reshape(self.shape, order="F")

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ConfigError
 from ..inference import Upscaler
-from ..intensity import IntensityProfile
+from ..intensity import IntensityProfile, work_dtype
 from ..value_domain import ValueRules, array_reader
 from ..value_facts import pin_hits
 from .geometry import check_axes, default_axes, upscaled_affine, voxel_sizes
@@ -42,7 +42,8 @@ def upscale_planes(
     valid: np.ndarray | None = None,
     rules: ValueRules | None = None,
 ) -> np.ndarray:
-    """Super-resolve a stack of 2-D planes ``(N, H, W)`` -> float32 ``(N, H*s, W*s)``.
+    """Super-resolve a stack of 2-D planes ``(N, H, W)`` -> ``(N, H*s, W*s)`` float32 (float64
+    for planes float32 cannot hold: :func:`~sr_domains.intensity.work_dtype`).
 
     A single-channel model runs plane by plane; a model with more input channels gets each
     plane repeated on all channels and its output channels are averaged. ``rules`` (value
@@ -50,7 +51,7 @@ def upscale_planes(
     """
     n, h, w = planes.shape
     s = upscaler.scale
-    out = np.empty((n, h * s, w * s), np.float32)
+    out = np.empty((n, h * s, w * s), work_dtype(planes.dtype))
     c_in = upscaler.model.in_channels
     for i0 in range(0, n, CHUNK):
         chunk = planes[i0 : i0 + CHUNK]
@@ -92,7 +93,8 @@ def upscale_stack(
     profile: IntensityProfile,
     rules: ValueRules | None = None,
 ) -> np.ndarray:
-    """Super-resolve planes ``(N, H, W)`` (physical units) -> float32 ``(N, H*s, W*s)``.
+    """Super-resolve planes ``(N, H, W)`` (physical units) -> ``(N, H*s, W*s)`` (dtype: see
+    :func:`upscale_planes`).
 
     Non-finite voxels are invalid: filled before the network and written back unchanged over
     their nearest-neighbour footprint (:func:`restore_footprint`). ``rules``: value fidelity.
@@ -156,13 +158,14 @@ def upscale_volume(
             plane; pinned values (exact-zero background) are restored over their 3-D footprint.
 
     Returns:
-        float32 volume with the chosen axes ``s`` times larger.
+        the volume with the chosen axes ``s`` times larger: float32, or float64 for values
+        float32 cannot hold (:func:`~sr_domains.intensity.work_dtype`).
     """
     if volume.ndim != 3:
         raise ConfigError(f"expected a 3-D volume, got shape {volume.shape}")
     ax = check_axes(axes)
     s = upscaler.scale
-    vol = np.asarray(volume, np.float32)
+    vol = np.asarray(volume, work_dtype(np.asarray(volume).dtype))
     finite = np.isfinite(vol)
     valid = None if finite.all() else finite
     if not through_plane:
@@ -171,7 +174,7 @@ def upscale_volume(
     else:
         if min(vol.shape) < 2:
             raise ConfigError(f"through-plane SR needs >= 2 voxels on every axis, got {vol.shape}")
-        out = np.zeros(tuple(n * s for n in vol.shape), np.float32)
+        out = np.zeros(tuple(n * s for n in vol.shape), vol.dtype)
         for plane in ((0, 1), (0, 2), (1, 2)):
             (k,) = {0, 1, 2} - set(plane)
             est = _sr_along(vol, upscaler, profile, plane, valid, rules)
@@ -206,7 +209,8 @@ def upscale_image(
         axes: in-plane axes; default: the two with the finest spacing (:func:`default_axes`).
 
     Returns:
-        ``(sr_data float32, new_affine)``; the world corners of the grid are unchanged.
+        ``(sr_data, new_affine)`` (dtype: see :func:`upscale_volume`); the world corners of
+        the grid are unchanged.
     """
     if data.ndim < 3:
         raise ConfigError(f"expected at least 3 axes, got shape {data.shape}")
@@ -227,7 +231,7 @@ def upscale_image(
             rules=rules,
         )
         if out is None:
-            out = np.empty((*sr.shape, n), np.float32)
+            out = np.empty((*sr.shape, n), sr.dtype)
         out[..., v] = sr
     assert out is not None
     out = out.reshape(*out.shape[:3], *extra)

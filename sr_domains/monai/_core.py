@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, GeometryError
 from ..inference import Upscaler
-from ..intensity import IntensityProfile, check_pixel_array, profile_from_any
+from ..intensity import IntensityProfile, check_pixel_array, profile_from_any, work_dtype
 from ..medical.common import build_upscaler, card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
@@ -298,7 +298,8 @@ def super_resolve(
     bar: Any = None,
     values: ValueOptions | None = None,
 ) -> np.ndarray:
-    """SR of one channel-first image ``(C, *spatial)``; float32 in the image's units.
+    """SR of one channel-first image ``(C, *spatial)`` in the image's units: float32, or
+    float64 for values float32 cannot hold (:func:`~sr_domains.intensity.work_dtype`).
 
     ``bar`` (a tqdm bar, see :func:`progress_bar`) advances by the 2-D slices of a 3-D image
     as they are done (:func:`slice_count` in all). ``values``: value-fidelity options
@@ -306,7 +307,8 @@ def super_resolve(
     """
     c = image.shape[0]
     s = upscaler.scale
-    x = np.asarray(image, np.float32)
+    x = np.asarray(image)
+    x = x.astype(work_dtype(x.dtype), copy=False)
     c_in = upscaler.model.in_channels
     if geom.plane is None and c == 1 and c_in > 1:  # a gray image through a colour model
         (rules,) = image_rules(x, values, joint=True)
@@ -343,7 +345,7 @@ def super_resolve(
     (k,) = {0, 1, 2} - set(geom.plane)
     stack = np.moveaxis(x, 1 + k, 1)  # (C, n_k, a, b): planes spanned by geom.plane
     n, a, b = stack.shape[1:]
-    out = np.empty((upscaler.out_channels(c), n, a * s, b * s), np.float32)
+    out = np.empty((upscaler.out_channels(c), n, a * s, b * s), x.dtype)
     for j in range(n):
         plane = np.ascontiguousarray(stack[:, j])
         out[:, j] = _mask_invalid(engine.upscale(plane, profile=profile, rules=rules), plane, s)
