@@ -182,3 +182,34 @@ def test_monai_float64_metatensor():
     out = SuperResolution(model="sr-lite-gray-x2")(MetaTensor(torch.as_tensor(vol), affine=affine))
     assert out.dtype == torch.float64
     _check(np.moveaxis(out.numpy()[0], -1, 0), a, FLAT)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_32bit_dicom_series_is_written_32bit(tmp_path, signed):
+    """A 32-bit DICOM series (BitsAllocated 32) was written 16-bit: every pixel clipped to
+    65535. Its derived series is 32-bit, with the source's signedness and exact values."""
+    pydicom = pytest.importorskip("pydicom")
+    from sr_domains.medical import upscale_dicom_series
+    from sr_domains.testing.medical import make_dicom_series
+
+    files = make_dicom_series(tmp_path / "s", n_slices=3, rows=32, cols=32)
+    dt = np.dtype("<i4" if signed else "<u4")
+    lo = hi = None
+    for f in files:
+        ds = pydicom.dcmread(f)
+        a = ds.pixel_array.astype(np.int64) * 1000 + (-BIG if signed else BIG - 2_000_000)
+        a[4:20, 4:20] = -BIG if signed else BIG
+        lo = a.min() if lo is None else min(lo, a.min())
+        hi = a.max() if hi is None else max(hi, a.max())
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+        ds.PixelRepresentation = int(signed)
+        ds.PixelData = a.astype(dt).tobytes()
+        ds.save_as(f)
+    out = upscale_dicom_series(tmp_path / "s", tmp_path / "o", scale=2)
+    assert len(out) == 3
+    for f in out:
+        ds = pydicom.dcmread(f)
+        px = ds.pixel_array
+        assert (ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation) == (32, 32, int(signed))
+        np.testing.assert_array_equal(px[12:36, 12:36], -BIG if signed else BIG)
+        assert px.min() >= lo and px.max() <= hi

@@ -105,7 +105,7 @@ def upscale_dicom_series(
         amp=amp,
         progress=progress,
     )
-    stored = np.dtype(np.int16 if series.first.get("PixelRepresentation") == 1 else np.uint16)
+    stored = series.stored_dtype
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
@@ -166,17 +166,16 @@ def series_rules(
 ) -> ValueRules | None:
     """Value-fidelity rules of a series (:mod:`sr_domains.value_domain`): CT keeps HU above
     min(-1024, input minimum); other modalities stay non-negative when the input is, and their
-    exact-zero background stays zero; the 16-bit storage range bounds everything when the
-    series has one rescale."""
+    exact-zero background stays zero; the storage range (:attr:`DicomSeries.stored_dtype`)
+    bounds everything when the series has one rescale."""
     zero = zero_facts(volume, floating=False)  # an integer value grid: exact
     ct = series.modality == "CT"
     pairs = {(s.slope, s.intercept) for s in series.slices}
-    signed = int(series.first.get("PixelRepresentation", 0)) == 1
     (m, b) = next(iter(pairs)) if len(pairs) == 1 else (1.0, 0.0)
     return build_rules(
         values,
         [zero.minimum],
-        dtype=(np.int16 if signed else np.uint16) if len(pairs) == 1 else None,
+        dtype=series.stored_dtype if len(pairs) == 1 else None,
         slope=m,
         inter=b,
         ct=ct,

@@ -109,7 +109,8 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     prev = list(ds.get("ContributingEquipmentSequence", []))
     ds.ContributingEquipmentSequence = Sequence([*prev, eq])
     ds.SamplesPerPixel = 1
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    bits = int(info.get("bits", 16))
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
     ds.PixelRepresentation = int(info["signed"])
 
 

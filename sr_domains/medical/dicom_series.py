@@ -14,6 +14,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import InputFileError, require
+from ..intensity import work_dtype
 from .geometry import dicom_affine
 
 
@@ -94,6 +95,15 @@ class DicomSeries:
         return list(dict.fromkeys(s.path for s in self.slices))
 
     @property
+    def stored_dtype(self) -> np.dtype:
+        """The integer type of the derived series' pixels: 32-bit for a 32-bit source
+        (``BitsAllocated`` 32), else 16-bit (8-bit sources too); the source's signedness."""
+        ds = self.first
+        signed = int(ds.get("PixelRepresentation", 0)) == 1
+        bits = 32 if int(ds.get("BitsAllocated", 16) or 16) > 16 else 16
+        return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+
+    @property
     def padding(self) -> tuple[int, int] | None:
         """Stored values that mark pixels outside the scanned area: ``PixelPaddingValue``, up
         to ``PixelPaddingRangeLimit`` when present (inclusive), or None."""
@@ -105,11 +115,12 @@ class DicomSeries:
         return (ppv, ppv) if lim is None else (min(ppv, lim), max(ppv, lim))
 
     def read_volume(self, padding_as_nan: bool = False) -> np.ndarray:
-        """Decode all slices -> float32 ``(slice, row, column)`` in modality units (rescale
-        applied). With ``padding_as_nan``, padding pixels (:attr:`padding`) are NaN: they are
-        not anatomy, so the network never sees them and the writer puts the padding value
-        back. Errors (truncated or undecodable pixel data) name the file."""
-        vol = np.empty(self.shape, np.float32)
+        """Decode all slices -> ``(slice, row, column)`` in modality units (rescale applied):
+        float32, float64 for 32-bit sources (:func:`~sr_domains.intensity.work_dtype`). With
+        ``padding_as_nan``, padding pixels (:attr:`padding`) are NaN: they are not anatomy, so
+        the network never sees them and the writer puts the padding value back. Errors
+        (truncated or undecodable pixel data) name the file."""
+        vol = np.empty(self.shape, work_dtype(self.stored_dtype))
         pad = self.padding if padding_as_nan else None
         by_file: dict[Path, list[int]] = defaultdict(list)
         for i, s in enumerate(self.slices):

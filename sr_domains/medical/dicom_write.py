@@ -10,7 +10,8 @@ Per output image (see ``docs/medical.md`` for the full list):
 * ImageType ``DERIVED\\SECONDARY\\...`` (enhanced: value 1 and FrameType value 1 DERIVED),
   DerivationDescription with provenance, SeriesDescription suffix ``SR xS``, SourceImageSequence
   referencing the source images, ContributingEquipmentSequence entry.
-* pixels: 16-bit, BitsStored 16, the source's signedness; each slice keeps the
+* pixels: 16-bit (32-bit for a 32-bit source), all bits stored, the source's signedness;
+  each slice keeps the
   RescaleSlope/Intercept of its source slice (the integer value grid is unchanged: values are
   rounded and clipped to it). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
   written back as ``PixelPaddingValue`` and the padding tags are kept.
@@ -48,9 +49,9 @@ def stored_slices(
 ) -> tuple[np.ndarray, list[tuple[float, float]], int]:
     """Stored pixels of each output slice with the rescale of its nearest source slice, the
     source's signedness, NaN (padding) as the source's ``PixelPaddingValue``; rounded and
-    clipped to 16 bits. Returns ``(stored, [(slope, intercept)], n_clipped)``."""
-    signed = int(series.first.get("PixelRepresentation", 0)) == 1
-    dt = np.dtype(np.int16 if signed else np.uint16)
+    clipped to :attr:`DicomSeries.stored_dtype` (16 bits, 32 for a 32-bit source). Returns
+    ``(stored, [(slope, intercept)], n_clipped)``."""
+    dt = series.stored_dtype
     info = np.iinfo(dt)
     pad = series.padding
     out = np.empty(values.shape, dt)
@@ -111,7 +112,8 @@ def write_derived_series(
         "now": now_stamp(),
         "label": label if label is not None else f"SR x{scale}",
         "derivation": derivation,
-        "signed": stored.dtype == np.int16,
+        "signed": stored.dtype.kind == "i",
+        "bits": stored.dtype.itemsize * 8,
     }
     # IOP and PixelSpacing come from the source exactly (only the spacing is divided), so the
     # written tags carry no round-off; positions come from the upscaled affine.

@@ -254,7 +254,7 @@ def isotropic_dicom(
     except ConfigError as exc:
         raise InputFileError(src, str(exc)) from exc
     volume = series.read_volume(padding_as_nan=True)
-    stored = np.dtype(np.int16 if series.first.get("PixelRepresentation") == 1 else np.uint16)
+    stored = series.stored_dtype
     default = "ct" if series.modality == "CT" else "mr"
     intensity = fit_intensity(profile if profile is not None else default, volume, stored)
     first = series.slices[0]
