@@ -43,6 +43,7 @@ LONG_FIRST = (
     "tests/test_train.py::test_torchrun_two_cpu_processes",
     "tests/test_monai_example.py",
     "tests/test_monai_bundle.py::test_inference_bundle_cli",
+    "tests/test_monai_bundle.py::test_inference_bundle_skips_its_own_outputs",
     "tests/test_isotropic_docs.py",
     "tests/test_typing.py",
 )

@@ -88,6 +88,52 @@ def test_inference_bundle_cli_on_a_real_nifti(tmp_path, shared_data):
     assert abs(np.percentile(y, 99) - np.percentile(x, 99)) < 0.1 * spread
 
 
+def test_inference_bundle_skips_its_own_outputs(tmp_path, shared_data):
+    """Run twice with the output folder = the input folder: the second run must not take the
+    first run's ``*_x2.nii.gz`` as inputs (no ``_x2_x2`` file) and leaves those outputs as
+    they were (the source is super-resolved again, to the same result)."""
+    real = nib.load(shared_data / "nifti" / "aniso_vox.nii.gz")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    nib.save(real.slicer[:, :, 10:12], folder / "slab.nii.gz")
+    args = ("run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(folder),
+            "--output_dir", str(folder), "--progress", "False")  # fmt: skip
+    _bundle(*args, cwd=tmp_path)
+    out = folder / "slab_x2.nii.gz"
+    first = nib.load(out)
+    first_data, first_affine = first.get_fdata(), first.affine
+    _bundle(*args, cwd=tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["slab.nii.gz", "slab_x2.nii.gz"]
+    again = nib.load(out)
+    np.testing.assert_array_equal(again.get_fdata(), first_data)
+    np.testing.assert_array_equal(again.affine, first_affine)
+
+
+@pytest.mark.parametrize(
+    ("config", "folder_key", "postfix"),
+    [("inference.json", "input_dir", "x2"), ("evaluate.json", "dataset_dir", "sr")],
+)
+def test_bundle_datalists_leave_out_the_bundles_own_outputs(tmp_path, config, folder_key, postfix):
+    """The datalist as MONAI's ConfigParser evaluates it: files named like the config's own
+    outputs (``<stem>_<output_postfix><output_ext>``) are not inputs, the others are, and an
+    overridden postfix moves the rule with it."""
+    from monai.bundle import ConfigParser
+
+    names = ["a.nii.gz", f"a_{postfix}.nii.gz", "b.nii", f"c_{postfix}x.nii.gz", "d_x4.nii.gz"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+
+    def datalist(**over) -> list[str]:
+        parser = ConfigParser()
+        parser.read_config(str(CONFIGS / config))
+        parser.update({folder_key: str(tmp_path), "output_dir": str(tmp_path), **over})
+        return [Path(d["image"]).name for d in parser.get_parsed_content("datalist")]
+
+    kept = sorted(set(names) - {f"a_{postfix}.nii.gz"})
+    assert datalist() == kept
+    assert datalist(output_postfix="x4") == sorted(set(names) - {"d_x4.nii.gz"})
+
+
 def test_train_then_evaluate_bundles(tmp_path, hr_dir):
     """train.json fine-tunes the shipped weights on real volumes and saves a checkpoint;
     evaluate.json scores it with PSNR / SSIM and writes SR files on each HR file's grid, the

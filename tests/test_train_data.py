@@ -407,3 +407,52 @@ def test_load_images_crops_rasters_and_picks_volume_slices(tmp_path):
     np.testing.assert_allclose(hr[:, valid[0]], norm[:, valid[0]], atol=1e-6)
     for _, a, m in slices:
         assert a.shape == (1, 24, 20) and m is None
+
+
+# -- which config section an error is about ------------------------------------------------
+def test_data_errors_name_the_config_section_they_came_from(tmp_path):
+    """Through ``train``: a config whose ``val.data`` points at an empty folder, or at files
+    whose channels disagree, fails before step 1 with an error about ``val.data`` (not about
+    the training data); the same faults in ``data`` name ``data``."""
+    import yaml
+
+    from sr_domains.train.config import load_train_config
+    from sr_domains.train.trainer import train
+
+    good = tmp_path / "train"
+    good.mkdir()
+    png(good / "t.png", texture(48, 48))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    png(mixed / "c.png", texture(32, 36, 3, seed=4))
+    png(mixed / "g.png", texture(32, 36))
+
+    def run(data: Path, val: Path, channels: int | None = 1) -> str:
+        raw = {
+            "name": "sections",
+            "steps": 1,
+            "batch_size": 2,
+            "model": {"arch": "edsr", "in_channels": 1, "options": {"n_blocks": 1, "n_feats": 8}},
+            "data": {"paths": [str(data)], "channels": channels, "patch_size": 16},
+            "val": {"data": {"paths": [str(val)]}},
+            "out_dir": str(tmp_path / "runs"),
+            "threads": 1,
+        }
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        with pytest.raises((InputFileError, ConfigError)) as caught:
+            train(load_train_config(path), progress=False)
+        return str(caught.value)
+
+    msg = run(good, empty)
+    assert msg.startswith("val.data: ") and str(empty) in msg and "training" not in msg, msg
+    msg = run(good, mixed)
+    assert "val.data.channels" in msg and "training" not in msg, msg
+    assert "set data.channels" not in msg, msg
+    msg = run(empty, good)
+    assert msg.startswith("data: no training inputs found") and "val.data" not in msg, msg
+    msg = run(mixed, good, channels=None)
+    assert "set data.channels" in msg and "val.data" not in msg, msg
+    assert not (tmp_path / "runs" / "sections").exists()  # nothing left behind

@@ -188,7 +188,7 @@ def load_set(name: str, profile: str, max_pixels: int = 384 * 384) -> list[tuple
             paths=(str(path),), bands=bands, channels=SET_CHANNELS[name], profile=profile
         )
         try:
-            items = load_images(cfg, max_pixels=max_pixels, with_profile=True)
+            items = load_images(cfg, max_pixels=max_pixels, with_profile=True, section="battery")
         except InputFileError as exc:
             log.warning("battery: %s skipped (%s)", path, exc)
             continue

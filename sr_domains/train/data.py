@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 WEIGHTINGS = ("file", "area")
 
+#: What the data of each training-config section is for, in error messages.
+_ROLES = {"data": "training", "val.data": "validation"}
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -140,7 +143,11 @@ class PatchInfo:
     tries: int
 
 
-def _paths(config: DataConfig) -> list[str]:
+def _role(section: str) -> str:
+    return _ROLES.get(section, "evaluation")
+
+
+def _paths(config: DataConfig, section: str = "data") -> list[str]:
     out: list[str] = []
     if config.corpus:
         from .corpora import corpus_files
@@ -148,7 +155,7 @@ def _paths(config: DataConfig) -> list[str]:
         out += [str(p) for p in corpus_files(config.corpus)]
     out += list(config.paths)
     if not out:
-        raise ConfigError("data: give paths and/or a corpus")
+        raise ConfigError(f"{section}: give paths and/or a corpus")
     return out
 
 
@@ -161,13 +168,19 @@ def _channels(config: DataConfig) -> int | None:
 
 
 def iter_sources(
-    config: DataConfig, cache: ArrayCache, skipped: list[tuple[str, str]]
+    config: DataConfig,
+    cache: ArrayCache,
+    skipped: list[tuple[str, str]],
+    section: str = "data",
 ) -> Iterator[Source]:
     """Open every input of ``config`` in order; unusable ones are logged and appended to
-    ``skipped`` as ``(name, reason)``. Channel counts must agree (ConfigError naming files)."""
-    specs = find_inputs(_paths(config), config.kind)
+    ``skipped`` as ``(name, reason)``. Channel counts must agree (ConfigError naming files).
+    ``section`` is the config section ``config`` came from (``data``, ``val.data``), named by
+    the errors."""
+    paths = _paths(config, section)
+    specs = find_inputs(paths, config.kind)
     if not specs:
-        raise InputFileError(None, f"no training inputs found in {list(_paths(config))}")
+        raise InputFileError(None, f"{section}: no {_role(section)} inputs found in {paths}")
     opts = SourceOptions(config.profile, config.bands, _channels(config), config.slice_axes)
     first: Source | None = None
     for spec in specs:
@@ -178,18 +191,23 @@ def iter_sources(
             skipped.append((spec.name, str(exc)))
             continue
         if first is not None and src.channels != first.channels:
+            hint = (
+                f"set {section}.channels (1 converts RGB to luma) or {section}.bands"
+                if section in _ROLES
+                else "choose the bands (CLI --bands)"
+            )
             raise ConfigError(
                 f"{spec.path} has {src.channels} channel(s) but {first.spec.path} has "
-                f"{first.channels}; set data.channels (1 converts RGB to luma) or data.bands"
+                f"{first.channels}; {hint}"
             )
         first = first or src
         yield src
 
 
-def _no_usable(skipped: list[tuple[str, str]]) -> InputFileError:
+def _no_usable(skipped: list[tuple[str, str]], section: str) -> InputFileError:
     listing = "; ".join(f"{n}: {r}" for n, r in skipped[:10])
     more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
-    return InputFileError(None, f"no usable training files: {listing}{more}")
+    return InputFileError(None, f"{section}: no usable {_role(section)} files: {listing}{more}")
 
 
 class PatchDataset(torch.utils.data.Dataset):
@@ -215,7 +233,7 @@ class PatchDataset(torch.utils.data.Dataset):
         skipped: list[tuple[str, str]] = []
         sources: list[Source] = []
         tables: list[PositionTable] = []
-        for src in iter_sources(config, self._cache, skipped):
+        for src in iter_sources(config, self._cache, skipped, "data"):
             table = build_table(src, config.patch_size, config.max_invalid_fraction, self._cache)
             if isinstance(table, str):
                 log.warning("%s: skipped: %s", src.spec.path, table)
@@ -224,7 +242,7 @@ class PatchDataset(torch.utils.data.Dataset):
             sources.append(src)
             tables.append(table)
         if not sources:
-            raise _no_usable(skipped)
+            raise _no_usable(skipped, "data")
         self.sources: tuple[Source, ...] = tuple(sources)
         self.skipped: tuple[tuple[str, str], ...] = tuple(skipped)
         self._tables = tables
@@ -329,6 +347,7 @@ def load_images(
     multiple: int = 1,
     slices: tuple[float, ...] = (0.25, 0.5, 0.75),
     with_profile: bool = False,
+    section: str = "val.data",
 ) -> list[tuple[Any, ...]]:
     """Whole evaluation images ``(name, hr (C, H, W) float32 normalized, valid (1, H, W) or
     None when all valid)`` with the same sniffing, channels and per-file profile as training;
@@ -338,14 +357,16 @@ def load_images(
     Images and rasters give one image each (a centred crop when larger than ``max_pixels``,
     keeping the aspect ratio). Volumes give the slices at the ``slices`` fractions of the slice
     axis (first time point; duplicates dropped), named ``file:slice=K``. Sizes are cropped
-    (centred) to multiples of ``multiple`` (e.g. the scale).
+    (centred) to multiples of ``multiple`` (e.g. the scale). Errors name ``section``, the
+    config section ``config`` came from (default ``val.data``, the validation images of a
+    training config).
     """
     if max_pixels < 1 or multiple < 1:
         raise ConfigError("max_pixels and multiple must be >= 1")
     cache = ArrayCache(0)  # only the file being read stays in memory
     out: list[tuple[Any, ...]] = []
     skipped: list[tuple[str, str]] = []
-    for src in iter_sources(config, cache, skipped):
+    for src in iter_sources(config, cache, skipped, section):
         h, w = src.shape
         r = min(1.0, math.sqrt(max_pixels / (h * w)))
         ch, cw = math.floor(h * r), math.floor(w * r)
@@ -365,7 +386,7 @@ def load_images(
             item = (name, hr.astype(np.float32), None if valid.all() else valid[None])
             out.append((*item, src.profile) if with_profile else item)
     if not out:
-        raise _no_usable(skipped)
+        raise _no_usable(skipped, section)
     log.info("loaded %d evaluation image(s)", len(out))
     return out
 

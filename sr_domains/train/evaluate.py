@@ -393,7 +393,9 @@ def evaluate(
         preflight(png, sources, overwrite=overwrite)  # before any work
     base = DataConfig(paths=tuple(str(d) for d in data), corpus=corpus, bands=bands)
     # the band count picks the default weights and is checked against the model
-    probe = load_images(dataclasses.replace(base, profile="identity"), max_pixels=4096)
+    probe = load_images(
+        dataclasses.replace(base, profile="identity"), max_pixels=4096, section="evaluate"
+    )
     n_bands = probe[0][1].shape[0] if probe else 1
     explicit = weights is not None or model is not None
     net = resolve_model(model, weights, scale=None if explicit else scale, n_bands=n_bands)
@@ -402,7 +404,8 @@ def evaluate(
     recipe = profile or card_profile.get("recipe") or "percentile:0.5,99.5"
     channels = net.in_channels if net.in_channels > 1 else None
     cfg = dataclasses.replace(base, profile=recipe, channels=channels)
-    images = load_images(cfg, max_pixels=max_pixels, with_profile=True)[:max_images]
+    images = load_images(cfg, max_pixels=max_pixels, with_profile=True, section="evaluate")
+    images = images[:max_images]
     if not images:
         raise ConfigError(f"evaluate: no images found in {cfg.paths or cfg.corpus}")
     deg = degradation

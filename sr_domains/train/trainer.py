@@ -127,7 +127,9 @@ class Trainer:
         self.val_images: list | None = None
         vc = config.val
         if info.is_main and vc.data is not None:  # a wrong path fails before step 1
-            images = load_images(vc.data, max_pixels=vc.max_pixels, with_profile=True)
+            images = load_images(
+                vc.data, max_pixels=vc.max_pixels, with_profile=True, section="val.data"
+            )
             self.val_images = images[: vc.max_images]
 
     # -- state ----------------------------------------------------------------------------
@@ -241,7 +243,9 @@ class Trainer:
         if vc.data is None:
             return {}
         if self.val_images is None:
-            images = load_images(vc.data, max_pixels=vc.max_pixels, with_profile=True)
+            images = load_images(
+                vc.data, max_pixels=vc.max_pixels, with_profile=True, section="val.data"
+            )
             self.val_images = images[: vc.max_images]
         model = self.eval_model
         up = Upscaler(model, device=self.info.device, amp="off", tile=512)
