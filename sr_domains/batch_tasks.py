@@ -92,27 +92,49 @@ def _expand(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -
     return [Path(text)]
 
 
+#: The domains a batch plans tasks for (``plan_tasks(domain=...)``).
+DOMAINS = ("geotiff", "nifti", "dicom")
+
+
 def _is_nifti(p: Path) -> bool:
     return p.name.lower().endswith(_NIFTI)
 
 
-def _series_tasks(folder: Path, out_dir: Path, suffix: str = "") -> list[Task]:
-    from .medical.dicom_read import list_dicom_series
+def _series_tasks(
+    source: Path, out_dir: Path, suffix: str = "", series_uid: str | None = None
+) -> list[Task]:
+    """One task per DICOM series under ``source`` (a folder, or a file: its own series), or only
+    the one ``series_uid`` names. A task reads the series' own folder (the one holding all its
+    files) and writes a folder of ``out_dir`` named after that folder's path below ``source``
+    (``source``'s own name for files directly in it, the file's stem for a file)."""
+    from .medical.dicom_read import NO_DICOM, list_dicom_series
 
     try:
-        series = list_dicom_series(folder)
-    except InputFileError:
-        return []
-    names = []
+        series = list_dicom_series(source)
+    except InputFileError as exc:
+        if exc.problem == NO_DICOM:
+            return []
+        # a DICOM file that cannot be read: one task that fails with this error on its worker
+        # (recorded and counted), not a folder whose series vanish from the batch unreported
+        name = source.stem if source.is_file() else source.name
+        return [Task("dicom", str(source), str(out_dir / output_name(name, suffix)), series_uid)]
+    if series_uid is not None:
+        series = [s for s in series if s.uid == series_uid]
+    homes, names = [], []
     for s in series:
-        common = Path(os.path.commonpath([str(f.parent) for f in s.files]))
-        rel = common.relative_to(folder) if common != folder else Path(folder.name)
-        names.append(str(rel).replace(os.sep, "_") or "series")
+        if source.is_file():
+            home, name = source, source.stem
+        else:
+            home = Path(os.path.commonpath([str(f.parent) for f in s.files]))
+            rel = home.relative_to(source) if home != source else Path(source.name)
+            name = str(rel).replace(os.sep, "_")
+        homes.append(home)
+        names.append(name or "series")
     tasks = []
-    for s, name in zip(series, names):
+    for s, home, name in zip(series, homes, names):
         if names.count(name) > 1:  # several series in one folder
             name = f"{name}_{s.uid.rsplit('.', 1)[-1]}"
-        tasks.append(Task("dicom", str(folder), str(out_dir / output_name(name, suffix)), s.uid))
+        tasks.append(Task("dicom", str(home), str(out_dir / output_name(name, suffix)), s.uid))
     return tasks
 
 
@@ -120,17 +142,26 @@ def plan_tasks(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     suffix: str = "",
+    series_uid: str | None = None,
+    domain: str | None = None,
 ) -> list[Task]:
     """The tasks of a batch: each GeoTIFF and NIfTI file (of a folder, glob or list) and each
-    DICOM series under a folder; outputs go to ``out_dir`` under the same names with
-    ``suffix`` before the extension (a DICOM series gets a folder named after the folder
-    holding it)."""
+    DICOM series under a folder (only the one ``series_uid`` names, when given; only inputs of
+    ``domain``, when given: ``geotiff``, ``nifti`` or ``dicom``); outputs go to ``out_dir``
+    under the same names with ``suffix`` before the extension.
+
+    A DICOM series is written where the sequential ``sr-domains upscale INPUT OUT`` writes it:
+    a batch of one series (a series folder, a study folder holding one series or one chosen by
+    ``series_uid``, a DICOM file) is ``out_dir`` itself, read from ``INPUT`` as given; beside
+    other tasks a series gets a folder of ``out_dir`` named after the folder holding it and
+    is read from that folder (:func:`_series_tasks`)."""
     out_dir = Path(out_dir)
 
     def out(p: Path) -> str:
         return str(out_dir / output_name(p.name, suffix))
 
     tasks: list[Task] = []
+    given: dict[Task, Path] = {}  # each DICOM task's input, as given
     roots: list[Path] = []
     for p in _expand(inputs):
         if p.is_dir():
@@ -141,17 +172,32 @@ def plan_tasks(
                     tasks.append(Task("geotiff", str(q), out(q)))
                 elif _is_nifti(q):
                     tasks.append(Task("nifti", str(q), out(q)))
-            tasks.extend(_series_tasks(p, out_dir, suffix))
+            found = _series_tasks(p, out_dir, suffix, series_uid)
         elif p.suffix.lower() in _TIFF:
             tasks.append(Task("geotiff", str(p), out(p)))
+            continue
         elif _is_nifti(p):
             tasks.append(Task("nifti", str(p), out(p)))
+            continue
         elif p.is_file():
-            tasks.extend(_series_tasks(p, out_dir, suffix))
+            found = _series_tasks(p, out_dir, suffix, series_uid)
         else:
             raise InputFileError(p, "no such file or folder")
+        tasks.extend(found)
+        given.update((t, p) for t in found)
+    if domain is not None:
+        if domain not in DOMAINS:
+            raise ConfigError(f"--domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
+        tasks = [t for t in tasks if t.domain == domain]
+    if series_uid is not None and not given:
+        raise InputFileError(str(inputs), f"no DICOM series {series_uid!r} found")
     if not tasks:
-        raise InputFileError(str(inputs), "no GeoTIFF, NIfTI or DICOM input found")
+        what = {"geotiff": "GeoTIFF", "nifti": "NIfTI", "dicom": "DICOM"}.get(domain or "")
+        what = what or "GeoTIFF, NIfTI or DICOM"
+        raise InputFileError(str(inputs), f"no {what} input found")
+    if len(tasks) == 1 and tasks[0].domain == "dicom":  # the sequential layout: OUT is the series
+        (t,) = tasks
+        tasks = [Task("dicom", str(given[t]), str(out_dir), t.series_uid)]
     dsts = [t.dst for t in tasks]
     dupes = sorted({d for d in dsts if dsts.count(d) > 1})
     if dupes:

@@ -211,20 +211,22 @@ def load_checkpoint(
     except ValueError as exc:
         raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
     if card.arch.startswith("spandrel:"):
-        return _load_spandrel_checkpoint(path, state, card, device), card
-    try:
-        spec = get_arch(card.arch)
-        config = from_dict(spec.config_cls, card.config, where=f"{card.arch} config")
-    except (ValueError, RegistryError) as exc:
-        raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
-    model = spec.model_cls(config)
-    load_state_strict(model, state, path)
+        model = _load_spandrel_checkpoint(path, state, card, device)
+    else:
+        try:
+            spec = get_arch(card.arch)
+            config = from_dict(spec.config_cls, card.config, where=f"{card.arch} config")
+        except (ValueError, RegistryError) as exc:
+            raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
+        model = spec.model_cls(config)
+        load_state_strict(model, state, path)
     for name in ("scale", "in_channels"):  # a hand-edited card must not contradict its network
         said, built = getattr(card, name), getattr(model, name)
         if said and said != built:
             raise CheckpointError(
-                f"{path}: the card says {name} {said} but its config builds {built}"
+                f"{path}: the card says {name} {said} but its network has {built}"
             )
+    model.source_path = path.resolve()  # what a fine-tuned copy must never replace
     return model.to(device).eval(), card
 
 

@@ -110,7 +110,10 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_progress(p)
-    p.add_argument("--domain", help="force the input type: geotiff, nifti or dicom")
+    p.add_argument(
+        "--domain",
+        help="force the input type: geotiff, nifti or dicom (a batch: only that domain's inputs)",
+    )
     p.add_argument(
         "--suffix",
         default="",
@@ -448,6 +451,7 @@ def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> i
         workers=args.workers,
         scheduler=args.scheduler,
         progress=options.progress,
+        domain=args.domain,
     )
     for r in report.results:
         if r.status == "ok":

@@ -4,7 +4,8 @@ function as the sequential CLI (the domain adapters' ``upscale``).
 
 * **Planning** (:func:`~sr_domains.batch_tasks.plan_tasks`, re-exported): GeoTIFFs and NIfTI
   files of a folder or glob, and every DICOM series found under a folder (one task each);
-  output names mirror the inputs.
+  output names mirror the inputs, and a batch of one DICOM series writes it into the output
+  folder itself, as the sequential CLI does.
 * **Workers** load the model once per process (a per-process cache keyed by the model
   options) and run torch with ``cores // workers`` threads (a worker plugin), so workers do not
   oversubscribe the machine.
@@ -40,10 +41,10 @@ from .errors import (
 )
 from .io_safety import atomic_output
 from .options import UpscaleOptions
+from .output_checks import RUN_MANIFEST
 
 log = logging.getLogger(__name__)
 
-RUN_MANIFEST = "sr-domains-run.jsonl"
 #: Environment variable naming an existing scheduler (``tcp://host:8786``).
 SCHEDULER_ENV = "SR_DOMAINS_SCHEDULER"
 _HANDLED = (InputFileError, ConfigError, OutputExistsError, UnsafeOutputError, CheckpointError)
@@ -270,6 +271,7 @@ def upscale_many(
     scheduler: str | None = None,
     retries: int = 2,
     progress: bool = False,
+    domain: str | None = None,
 ) -> RunReport:
     """Super-resolve a batch of GeoTIFFs, NIfTI volumes and DICOM series, one task each, on
     Dask (or in this process when no client, ``workers`` or ``scheduler`` is given).
@@ -284,6 +286,8 @@ def upscale_many(
             ``SR_DOMAINS_SCHEDULER`` environment variable) or a ``LocalCluster`` of ``workers``.
         retries: Dask retries of a task whose worker died or that raised an unexpected error.
         progress: a progress bar over tasks.
+        domain: only the inputs of this domain (``geotiff``, ``nifti``, ``dicom``; CLI
+            ``--domain``), as a sequential run takes a folder as that domain's input.
 
     Returns:
         The :class:`RunReport` (also written as ``out_dir/sr-domains-run.jsonl``). Failed tasks
@@ -291,7 +295,9 @@ def upscale_many(
     """
     options = options or UpscaleOptions()
     out_dir = Path(out_dir)
-    tasks = plan_tasks(inputs, out_dir, options.suffix)
+    tasks = plan_tasks(inputs, out_dir, options.suffix, options.series_uid, domain)
+    if any(Path(t.dst) == out_dir for t in tasks):  # one DICOM series: out_dir is its folder
+        _drop_run_manifest(out_dir)
     results: list[TaskResult] = []
     bar = None
     if progress:
@@ -316,6 +322,17 @@ def upscale_many(
     report = RunReport(results, manifest)
     log.info("%s", report.summary())
     return report
+
+
+def _drop_run_manifest(out_dir: Path) -> None:
+    """Remove a previous run's manifest from ``out_dir`` when the batch's one task writes its
+    series into ``out_dir`` itself (the sequential layout): the series folder's own manifest
+    does not list it, so it would make the folder someone else's (a failed run's leftover
+    "output exists"; a damaged series or ``--overwrite`` "entries sr_domains did not write").
+    The run writes it again when it ends."""
+    stale = out_dir / RUN_MANIFEST
+    if stale.is_file() or stale.is_symlink():
+        stale.unlink()
 
 
 def _run_on(

@@ -143,7 +143,7 @@ def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = 
     if batch:
         from .batch_tasks import plan_tasks
 
-        for t in plan_tasks(str(src), dst, options.suffix):
+        for t in plan_tasks(str(src), dst, options.suffix, options.series_uid, domain):
             planned.append(_plan_one(t.domain, Path(t.src), Path(t.dst), options))
     else:
         name = find_adapter(src, domain).name

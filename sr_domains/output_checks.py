@@ -17,6 +17,9 @@ from .errors import ConfigError, OutputExistsError, UnsafeOutputError
 #: Manifest file written into every output folder (its presence marks the folder as ours).
 MANIFEST = ".sr_domains.json"
 
+#: Run manifest of a batch (:mod:`sr_domains.distributed`), in its output folder.
+RUN_MANIFEST = "sr-domains-run.jsonl"
+
 Kind = Literal["file", "dir"]
 PathArg = str | os.PathLike[str]
 
@@ -66,11 +69,27 @@ def read_manifest(folder: PathArg) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
 
 
+def _is_run_manifest(path: Path) -> bool:
+    """A batch's run manifest: JSON lines, each a task record (``input``, ``output``,
+    ``status``)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError):
+        return False
+    keys = {"input", "output", "status"}
+    return bool(records) and all(isinstance(r, dict) and keys <= r.keys() for r in records)
+
+
 def foreign_entries(folder: PathArg) -> list[str]:
-    """Entries of ``folder`` that its manifest does not list (all of them without one)."""
+    """Entries of ``folder`` that its manifest does not list (all of them without one); a
+    batch's run manifest (:data:`RUN_MANIFEST`, beside a DICOM series a batch of that one
+    series wrote into the folder itself) is ours too."""
     names = sorted(os.listdir(folder))
     manifest = read_manifest(folder)
     ours = set(manifest["files"]) if manifest else set()
+    if RUN_MANIFEST in names and _is_run_manifest(Path(folder) / RUN_MANIFEST):
+        ours.add(RUN_MANIFEST)
     return [n for n in names if n != MANIFEST and n not in ours]
 
 
@@ -148,6 +167,7 @@ def check_model_output(
 
 __all__ = [
     "MANIFEST",
+    "RUN_MANIFEST",
     "Kind",
     "PathArg",
     "check_existing",

@@ -161,6 +161,7 @@ def resolve_model(
         else:  # public weights: our exact layouts, then spandrel (the zoo extra)
             arch = model if isinstance(model, str) else None
             m = load_public_checkpoint(p, arch=arch, default_scale=scale)
+            m.source_path = p.resolve()  # what a fine-tuned copy must never replace
     elif isinstance(model, SRModel):
         m = model
     elif isinstance(model, str):

@@ -267,3 +267,26 @@ def test_save_model_is_refused_early_and_written_even_when_skipped(tmp_path):
     assert report.kept == "original" and out.exists()
     _, card = load_checkpoint(out)
     assert '"kept": "original"' in card.notes
+
+
+@pytest.mark.parametrize("how", ["resolve_model", "load_pretrained"])
+def test_save_model_never_replaces_the_weights_the_model_was_loaded_from(tmp_path, how):
+    """In Python the caller passes no inputs: the model knows the file it came from (the
+    shipped weights too), and ``save_model=`` naming it is refused even with ``overwrite``."""
+    import shutil
+
+    from sr_domains.errors import UnsafeOutputError
+    from sr_domains.pretrained import list_pretrained, load_pretrained, resolve_model
+
+    shipped = next(e.path for e in list_pretrained() if e.name == "sr-lite-gray-x2")
+    if how == "resolve_model":
+        weights = tmp_path / "mine.safetensors"
+        shutil.copy(shipped, weights)
+        model = resolve_model(None, weights, scale=2, n_bands=1)
+    else:
+        weights, model = shipped, load_pretrained("sr-lite-gray-x2")
+    before = weights.read_bytes()
+    opts = AdaptOptions(steps=2, save_model=weights, overwrite=True, psf=0.8, noise=0.0)
+    with pytest.raises(UnsafeOutputError, match="would replace the input"):
+        adapt_model(model, [_blurred_input()], opts)
+    assert weights.read_bytes() == before

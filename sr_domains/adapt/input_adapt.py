@@ -190,7 +190,8 @@ def adapt_model(
     if opts.save_model is not None:  # before minutes of fitting, not after
         from ..output_checks import check_model_output
 
-        check_model_output(opts.save_model, overwrite=opts.overwrite)
+        source = getattr(model, "source_path", None)  # the file the model was loaded from
+        check_model_output(opts.save_model, [source] if source else [], overwrite=opts.overwrite)
     t0 = time.perf_counter()
     s = int(model.scale)
     stacks = _stacks(images, int(model.in_channels))

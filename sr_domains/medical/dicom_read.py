@@ -114,6 +114,10 @@ def read_header(path: Path) -> Any | None:
 
 
 # -- series ----------------------------------------------------------------------------------
+#: The problem of the :class:`InputFileError` for a path holding no DICOM image at all.
+NO_DICOM = "no DICOM images found"
+
+
 @dataclass(frozen=True)
 class SeriesSummary:
     """One series of a folder, for listings and error messages."""
@@ -143,7 +147,7 @@ def scan_series(path: str | os.PathLike[str]) -> dict[str, list[tuple[Path, Any]
             raise InputFileError(f, "missing SeriesInstanceUID (0020,000E)")
         groups[uid].append((f, ds))
     if not groups:
-        raise InputFileError(p, "no DICOM images found")
+        raise InputFileError(p, NO_DICOM)
     return dict(groups)
 
 
@@ -364,6 +368,7 @@ def read_dicom_volume(
 
 
 __all__ = [
+    "NO_DICOM",
     "DicomSeries",
     "DicomSlice",
     "SeriesSummary",
