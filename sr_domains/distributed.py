@@ -99,8 +99,10 @@ def task_status(task: Task, options: UpscaleOptions) -> str:
         from .geo.upscale import output_status
 
         status = output_status(dst, src, options.scale)
-        if status == "foreign" and _cut_short_tiff(dst) and _written_by_a_run(src, dst):
-            return "damaged"  # its header is unreadable, but a run's manifest says it is ours
+        if status == "foreign" and _cut_short_tiff(dst):
+            recorded = _recorded_sha(src, dst)
+            if recorded and recorded != _sha256([dst]):
+                return "damaged"  # its header is unreadable, but a run's manifest says it is ours
         return status
     if task.domain == "nifti":
         from .medical.nifti_upscale import nifti_output_status
@@ -120,10 +122,11 @@ def _cut_short_tiff(path: Path) -> bool:
         return False
 
 
-def _written_by_a_run(src: Path, dst: Path) -> bool:
-    """A run manifest (:data:`RUN_MANIFEST`, in ``dst``'s folder or one above it) records
-    ``dst`` as written from ``src``, with other bytes than it now has: a cut-short output of
-    ours (a file too damaged to read its tags), not a user's file."""
+def _recorded_sha(src: Path, dst: Path) -> str:
+    """The checksum a run manifest (:data:`RUN_MANIFEST`, in ``dst``'s folder or one above it)
+    records for ``dst`` written from ``src``, or "". A cut-short output of ours (a file too
+    damaged to read its tags) has other bytes than that: it is ours, not a user's file. A
+    failed repair keeps the checksum in its record, so the next run still knows the file."""
     target = dst.resolve()
     for folder in list(target.parents)[:8]:
         manifest = folder / RUN_MANIFEST
@@ -132,20 +135,20 @@ def _written_by_a_run(src: Path, dst: Path) -> bool:
         try:
             lines = manifest.read_text(encoding="utf-8").splitlines()
         except OSError:
-            return False
+            return ""
         for line in lines:
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if rec.get("status") not in ("ok", "skipped") or not rec.get("output_sha256"):
+            if not isinstance(rec, dict) or not rec.get("output_sha256"):
                 continue
             if Path(str(rec.get("input", ""))).name != src.name:
                 continue
             if Path(str(rec.get("output", ""))).name == dst.name:  # (paths as that run gave them)
-                return bool(rec["output_sha256"] != _sha256([dst]))
-        return False
-    return False
+                return str(rec["output_sha256"])
+        return ""
+    return ""
 
 
 def _sha256(paths: Sequence[Path]) -> str:
@@ -163,8 +166,11 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
     from .adapters import domain_registry
 
     t0 = time.perf_counter()
+    carried = ""  # a cut-short output's recorded checksum, kept if its repair fails
     try:
         status = "missing" if options.overwrite else task_status(task, options)
+        if status == "damaged" and task.domain == "geotiff":
+            carried = _recorded_sha(Path(task.src), Path(task.dst))
         if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
             dst = Path(task.dst)
             sha = _sha256([dst]) if task.domain == "geotiff" and dst.is_file() else ""
@@ -183,7 +189,10 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
         adapter = domain_registry().get(task.domain).load()
         outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
     except _HANDLED as exc:
-        return TaskResult(task, "failed", error=str(exc), seconds=time.perf_counter() - t0)
+        sha = carried if Path(task.dst).is_file() else ""
+        return TaskResult(
+            task, "failed", error=str(exc), sha256=sha, seconds=time.perf_counter() - t0
+        )
     files = []
     for out in map(Path, outputs):
         files.extend(sorted(out.iterdir()) if out.is_dir() else [out])

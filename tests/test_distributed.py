@@ -292,7 +292,10 @@ def test_a_cut_short_geotiff_is_redone_but_a_users_file_is_not(tmp_path, client)
     again = upscale_many(folder, out, options=opts, model=model, client=client)
     assert again.count("skipped") == 1  # (the manifest now records the skipped output's sum)
     (out / "a.tif").write_bytes(good[: len(good) // 2])
-    redo = upscale_many(folder, out, options=opts, model=model, client=client)
+    wrong = upscale_many(folder, out, options=opts, model=tiny_model(2, 2), client=client)
+    assert wrong.count("failed") == 1  # a failed repair (here: a 2-band model) ...
+    assert "output exists" not in wrong.failed[0].error
+    redo = upscale_many(folder, out, options=opts, model=model, client=client)  # ... is retried
     assert redo.count("ok") == 1 and (out / "a.tif").read_bytes() == good
     (out / "a.tif").write_text("my notes")
     kept = upscale_many(folder, out, options=opts, model=model, client=client)
