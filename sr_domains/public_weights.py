@@ -20,6 +20,16 @@ from .zoo_notes import NOT_SR, OWN_FAMILIES, SPANDREL_SR_FAMILIES, family_hint
 
 log = logging.getLogger(__name__)
 _MEAN_BUFFERS = ("norm_mean_in", "norm_mean_out")
+#: (file, note) warnings already given in this process: a file read twice (the CLI reads the
+#: scale first, then the model) is reported once
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(path: Path, note: str) -> None:
+    key = (str(path.resolve()), note)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("%s: %s", path, note)
 
 
 @dataclass
@@ -164,9 +174,10 @@ def _load_own(
     for key, value in found.items():
         if key in user and user[key] != value:
             raise CheckpointError(f"{path}: {key}={user[key]!r} given, but the file has {value!r}")
-    if default_scale is not None and "scale" not in found:
-        defaults["scale"] = default_scale
     assumed = {k: v for k, v in defaults.items() if k not in user and k not in preset}
+    if default_scale is not None and "scale" not in found:
+        defaults["scale"] = default_scale  # the caller's choice (e.g. --scale): not assumed here
+        assumed.pop("scale", None)
     try:
         model = get_arch(layout.arch).build(**{**defaults, **preset, **user, **found})
     except ConfigError as exc:
@@ -196,10 +207,17 @@ def _load_own(
     if assumed:
         text = ", ".join(f"{k}={v!r}" for k, v in assumed.items())
         notes.append(f"not stored in the file, assumed: {text} (pass them to override)")
-        log.warning("%s: %s", path, notes[-1])  # a wrong guess gives a wrong model: say it
+        new = [f"{k}={v!r}" for k, v in assumed.items() if (str(path.resolve()), k) not in _WARNED]
+        _WARNED.update((str(path.resolve()), k) for k in assumed)
+        if new:  # a wrong guess gives a wrong model: say it (once per file and setting)
+            log.warning(
+                "%s: not stored in the file, assumed: %s (pass them to override)",
+                path,
+                ", ".join(new),
+            )
     if layout.note:
         notes.append(layout.note)
-        log.warning("%s: %s", path, layout.note)
+        _warn_once(path, layout.note)
     log.info("%s: loaded %s weights as %s", path, layout.name, model.info().config)
     return model.eval(), notes
 

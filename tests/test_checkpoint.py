@@ -580,3 +580,30 @@ def test_public_safetensors_without_a_card_and_resolve_model(tmp_path):
     _assert_same_outputs(model, ours, _x())
     srcnn = _save(_plain(create_model("srcnn", in_channels=1)), tmp_path / "srcnn.pth")
     assert resolve_model(None, srcnn, scale=3, n_bands=1).scale == 3  # default_scale
+
+
+def test_assumed_settings_are_warned_once_and_a_given_scale_is_not_assumed(tmp_path, caplog):
+    """`upscale --weights srcnn.pth` read the file twice and warned twice; with `--scale 3` the
+    warning said "assumed: scale=3" though the user gave it."""
+    import logging
+
+    pytest.importorskip("rasterio")
+    from sr_domains.cli import main
+    from sr_domains.testing.geo import make_geotiff
+
+    srcnn = create_model("srcnn", in_channels=1)
+    sd = {k: v for k, v in srcnn.state_dict().items() if not k.startswith("norm_mean")}
+    torch.save(sd, tmp_path / "srcnn.pth")
+    src = make_geotiff(tmp_path / "g.tif", width=24, height=20)
+    base = ["upscale", str(src), "--weights", str(tmp_path / "srcnn.pth"), "--device", "cpu"]
+    with caplog.at_level(logging.WARNING, logger="sr_domains.public_weights"):
+        assert main([*base[:2], str(tmp_path / "o2.tif"), *base[2:]]) == 0
+    assumed = [r.getMessage() for r in caplog.records if "assumed:" in r.getMessage()]
+    assert len(assumed) == 1 and "scale=2, residual=False" in assumed[0], assumed
+    (tmp_path / "srcnn.pth").rename(tmp_path / "srcnn3.pth")  # (a file not read before)
+    caplog.clear()
+    base[3] = str(tmp_path / "srcnn3.pth")
+    with caplog.at_level(logging.WARNING, logger="sr_domains.public_weights"):
+        assert main([*base[:2], str(tmp_path / "o3.tif"), *base[2:], "--scale", "3"]) == 0
+    assumed = [r.getMessage() for r in caplog.records if "assumed:" in r.getMessage()]
+    assert len(assumed) == 1 and "scale" not in assumed[0] and "residual=False" in assumed[0]
