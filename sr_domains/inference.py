@@ -120,12 +120,16 @@ class Upscaler:
         self.scale = model.scale
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.memory_budget: int | None = None
+        chosen = tile is not None or overlap is not None  # the user's tiling, not the budget's
         if tile is None:
             with torch_threads(self.threads):
                 tile = self._budget_tile(settings.max_memory)
         self.tiling = resolve_tiling(model, tile, overlap)
         if not self.tiling.exact:
-            log.info(
+            # a finite radius the user's --tile/--overlap cuts short: a choice worth a warning
+            cut_short = chosen and model.receptive_radius() is not None
+            log.log(
+                logging.WARNING if cut_short else logging.INFO,
                 "%s: tiles blend over %d px; margin %d < receptive radius %s, so tiled output "
                 "approximates whole-image output",
                 model.arch,
@@ -137,7 +141,12 @@ class Upscaler:
     def with_model(self, model: SRModel) -> Upscaler:
         """A new engine built with this one's arguments around ``model`` (e.g. a fine-tuned
         copy, :func:`sr_domains.adapt.adapt_model`)."""
-        return Upscaler(model, **self._settings)
+        same = model.receptive_radius() == self.model.receptive_radius()
+        was, log.disabled = log.disabled, log.disabled or same  # (its tiling note: said once)
+        try:
+            return Upscaler(model, **self._settings)
+        finally:
+            log.disabled = was
 
     # the network's placement (:class:`~sr_domains.runtime.NetworkRunner`, ``self.runner``)
     @property

@@ -195,3 +195,24 @@ def test_tiles_smaller_than_the_exact_overlap_fall_back_to_blending():
     x = np.random.default_rng(0).random((1, 90, 70)).astype(np.float32)
     out = upscale_array(x, model, tile=40, profile="identity", device="cpu")
     assert out.shape == (1, 180, 140) and np.isfinite(out).all()
+
+
+def test_a_tile_the_user_cuts_below_the_receptive_radius_is_warned_once(caplog):
+    """``--tile 8`` makes tiled output differ from the whole-image output: that was said at
+    INFO level only (invisible by default). It is a WARNING now when the user chose the tiling
+    of a finite-radius model, said once also when the noise gate swaps in a blended model."""
+    import logging
+
+    from sr_domains.inference import Upscaler
+    from sr_domains.pretrained import load_pretrained
+
+    model = load_pretrained("sr-lite-gray-x2")
+    with caplog.at_level(logging.INFO, logger="sr_domains.inference"):
+        up = Upscaler(model, tile=8, device="cpu")
+        up.with_model(load_pretrained("sr-lite-gray-x2-robust"))
+    notes = [r for r in caplog.records if "approximates" in r.getMessage()]
+    assert [r.levelno for r in notes] == [logging.WARNING]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sr_domains.inference"):
+        Upscaler(model, device="cpu")  # the budget's tile: no warning
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
