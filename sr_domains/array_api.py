@@ -162,7 +162,7 @@ def upscale_array(
     if return_mask or not all_valid:  # (an all-valid integer image needs no upscaled mask)
         mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
         if nodata is not None:
-            out = np.where(mask_up, out, np.float32(nodata))
+            out = np.where(mask_up, out, out.dtype.type(nodata))
         elif dt.kind == "f":
             out = np.where(mask_up, out, np.nan)
     result = cast_to_dtype(out, dt)

@@ -79,6 +79,9 @@ class IntensityProfile:
         Nodata sentinels far outside the range (e.g. -3.4e38) may overflow to +-inf, silently:
         callers treat non-finite values as invalid pixels."""
         s, o = self._coeffs(x.shape[band_axis], x.ndim, band_axis)
+        if work_dtype(x.dtype) == np.float64:  # scaled before the cast: a narrow range at a
+            with np.errstate(over="ignore", invalid="ignore"):  # large offset keeps its steps
+                return (x * s + o).astype(np.float32)
         out = x.astype(np.float32, copy=True)
         with np.errstate(over="ignore", invalid="ignore"):
             out *= s.astype(np.float32)

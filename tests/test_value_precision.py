@@ -213,3 +213,64 @@ def test_32bit_dicom_series_is_written_32bit(tmp_path, signed):
         assert (ds.BitsAllocated, ds.BitsStored, ds.PixelRepresentation) == (32, 32, int(signed))
         np.testing.assert_array_equal(px[12:36, 12:36], -BIG if signed else BIG)
         assert px.min() >= lo and px.max() <= hi
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int32"])
+def test_isotropic_and_through_plane_nifti_keep_precision(tmp_path, dtype):
+    """``--isotropic`` denormalized and clamped in float32 (flat 30000001 -> 30000000, float64
+    outside its range); ``--through-plane`` averaged three estimates to one rounding step below
+    the input's minimum."""
+    from sr_domains.cli import main
+
+    a = _dem() if dtype == "float64" else np.full((48, 48), BIG, np.int32)
+    if dtype == "int32":
+        a[:4] = BIG - 7
+    vol = np.stack([a] * 6, axis=-1).astype(dtype)
+    nib.save(nib.Nifti1Image(vol, np.diag([1.0, 1.0, 3.0, 1.0])), tmp_path / "v.nii.gz")
+    flat = FLAT if dtype == "float64" else BIG
+    fast = ["-q", "--device", "cpu"]
+    assert main(["upscale", str(tmp_path / "v.nii.gz"), str(tmp_path / "i.nii.gz"), "--isotropic",
+                 "--steps", "3", *fast]) == 0  # fmt: skip
+    out = np.asarray(nib.load(tmp_path / "i.nii.gz").dataobj)
+    assert out.dtype == np.dtype(dtype)
+    _check(np.moveaxis(out, -1, 0), a, flat, s=1)
+    assert main(["upscale", str(tmp_path / "v.nii.gz"), str(tmp_path / "t.nii.gz"),
+                 "--through-plane", *fast]) == 0  # fmt: skip
+    out = np.asarray(nib.load(tmp_path / "t.nii.gz").dataobj)
+    assert out.dtype == np.dtype(dtype)
+    _check(np.moveaxis(out, -1, 0), a, flat)
+
+
+def test_monai_inverse_and_make_isotropic_keep_float64():
+    pytest.importorskip("monai")
+    import torch
+    from monai.data import MetaTensor
+
+    from sr_domains.monai import MakeIsotropic, SuperResolution
+
+    a = _dem()
+    vol = np.stack([a] * 6, axis=-1)[None]
+    affine = torch.diag(torch.tensor([1.0, 1.0, 3.0, 1.0], dtype=torch.float64))
+    sr = SuperResolution(model="sr-lite-gray-x2")
+    back = sr.inverse(sr(MetaTensor(torch.as_tensor(vol), affine=affine)))
+    assert back.dtype == torch.float64
+    _check(np.moveaxis(back.numpy()[0], -1, 0), a, FLAT, s=1)
+    iso = MakeIsotropic(steps=3, device="cpu")(MetaTensor(torch.as_tensor(vol), affine=affine))
+    assert iso.dtype == torch.float64
+    _check(np.moveaxis(iso.numpy()[0], -1, 0), a, FLAT, s=1)
+
+
+def test_nodata_value_and_narrow_range_at_a_large_offset():
+    """``upscale_array(nodata=...)`` wrote a float32-rounded nodata value; a float64 raster
+    with a 0.01 range at 1e6 reached the network as one value (normalized after a float32
+    cast: steps of 0.0625 there) and came back blocky."""
+    model = load_pretrained("sr-lite-gray-x2")
+    a = _dem()
+    a[30:34, 30:34] = np.nan
+    out = upscale_array(a, model, device="cpu", nodata=-9999.123456789)
+    assert (out[60:68, 60:68] == -9999.123456789).all()
+    y, x = np.mgrid[0:48, 0:48] / 48.0
+    detail = 0.01 * (0.5 + 0.5 * np.sin(7 * x) * np.cos(5 * y))
+    off = upscale_array(1e6 + detail, model, device="cpu", profile="percentile") - 1e6
+    zero = upscale_array(detail, model, device="cpu", profile="percentile")
+    np.testing.assert_allclose(off, zero, rtol=0, atol=1e-6)  # was 8.5e-4 of a 0.01 range

@@ -290,11 +290,12 @@ def apply_rules(
     valid_out = ok[idx]
     stats.total += int(valid_out.sum())
     if rules.envelope is not None:
-        mn, mx = _local_range_3d(np.where(ok, src, 0).astype(np.float32), ok, rules.radius)
+        ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
+        mn, mx = _local_range_3d(np.where(ok, src, 0).astype(ft), ok, rules.radius)
         has = mn <= mx
         r = np.where(has, mx - mn, 0.0)
-        lo = np.where(has, mn - rules.envelope * r, -np.inf).astype(np.float32)[idx]
-        hi = np.where(has, mx + rules.envelope * r, np.inf).astype(np.float32)[idx]
+        lo = np.where(has, mn - rules.envelope * r, -np.inf).astype(ft)[idx]
+        hi = np.where(has, mx + rules.envelope * r, np.inf).astype(ft)[idx]
         stats.envelope += int((((out < lo) | (out > hi)) & valid_out).sum())
         np.clip(out, lo, hi, out=out)
         del lo, hi
@@ -305,7 +306,7 @@ def apply_rules(
     for v in rules.pinned[0] if rules.pinned else ():
         hit = (pin_hits(src, v, rules.pin_tol) & ok)[idx]
         # within pin_tol of v, each keeps its own value (exact pins: v itself, no copy)
-        own = np.float32(v) if rules.pin_tol == 0 else src[idx]
+        own = out.dtype.type(v) if rules.pin_tol == 0 else src[idx]
         stats.pinned += int((hit & (out != own)).sum())
         out[hit] = own if rules.pin_tol == 0 else own[hit]
 

@@ -21,7 +21,7 @@ import torch
 from .. import __version__
 from ..adapt import AxisSR, Budget
 from ..errors import ConfigError
-from ..intensity import IntensityProfile, profile_from_any
+from ..intensity import IntensityProfile, profile_from_any, work_dtype
 from ..options import InternalOptions, IsotropicOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .isotropic import (
@@ -114,7 +114,7 @@ class VolumeJob:
             fusion=cast(Fusion, self.iso.fusion),  # checked by IsotropicOptions
             progress=self.progress,
         )
-        out = self.intensity.denormalize(out[None])[0]
+        out = self.intensity.denormalize(out[None], dtype=work_dtype(volume.dtype))[0]
         apply_rules(out, np.where(finite, volume, np.nan), plan, self.rules)
         if not finite.all():  # invalid voxels come back as they were, over their footprint
             idx = np.ix_(

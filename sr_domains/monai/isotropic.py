@@ -25,6 +25,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
 
 from ..errors import ConfigError
+from ..intensity import work_dtype
 from ..medical.geometry import voxel_sizes
 from ..medical.isotropic import IsotropicPlan, plan_isotropic
 from ..medical.isotropic_io import VolumeJob, fit_intensity, resolve_slice_profile
@@ -42,7 +43,8 @@ class MakeIsotropic(Transform):
     """Make a channel-first ``(C, H, W, D)`` image isotropic (every channel fitted on its own).
 
     The voxel sizes come from the MetaTensor's affine (``pixdim`` of a plain array is not
-    enough: pass a MetaTensor). The output is a float32 MetaTensor whose ``affine`` is
+    enough: pass a MetaTensor). The output is a float32 MetaTensor (float64 for float64 or
+    32-bit integer input, whose values float32 cannot hold) whose ``affine`` is
     ``affine @ T`` (voxel-centre rule with real factors, first edge kept) and whose
     ``pixdim``, ``original_affine`` and ``spatial_shape`` match, so ``SaveImage`` writes a file
     that lines up with the input. Not invertible (the thick slices are not recoverable
@@ -110,12 +112,13 @@ class MakeIsotropic(Transform):
             raise ConfigError(f"expected a channel-first (C, H, W, D) image, got {tuple(x.shape)}")
         affine = convert_to_numpy(img.affine).astype(np.float64)
         plan = self.plan(tuple(int(n) for n in x.shape[1:]), affine)
-        arr = convert_to_numpy(x).astype(np.float32)
+        arr = convert_to_numpy(x)
+        arr = arr.astype(work_dtype(arr.dtype), copy=False)
         outs = []
         for c in range(arr.shape[0]):
             vol = arr[c]
             z = zero_facts(vol)  # resampling residues near 0 count as 0 (ZERO_TOLERANCE)
-            intensity = fit_intensity(self.profile, vol, np.dtype(np.float32))
+            intensity = fit_intensity(self.profile, vol, vol.dtype)
             rules = build_rules(self.values, [z.non_negative_minimum], zero=z)
             job = VolumeJob(
                 plan,

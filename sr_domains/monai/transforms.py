@@ -197,7 +197,8 @@ class SuperResolution(InvertibleTransform):
         k = [round(float(f)) for f in info["factors"]]
         x = data.as_tensor() if isinstance(data, MetaTensor) else torch.as_tensor(data)
         pool = F.avg_pool2d if len(k) == 2 else F.avg_pool3d
-        low = pool(x[None].float(), kernel_size=k, stride=k)[0]
+        wide = x.dtype == torch.float64  # (the forward pass: float64 where float32 cannot hold)
+        low = pool(x[None].double() if wide else x[None].float(), kernel_size=k, stride=k)[0]
         want = tuple(int(n) for n in op[TraceKeys.ORIG_SIZE])
         if tuple(low.shape[1:]) != want:
             raise ConfigError(f"cannot invert: grid {tuple(x.shape[1:])} is not {want} x {k}")
