@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from .errors import ConfigError, InputFileError
 from .io_safety import batch_entry, check_paths
@@ -100,33 +100,64 @@ def _is_nifti(p: Path) -> bool:
     return p.name.lower().endswith(_NIFTI)
 
 
+def _scan_tolerant(folder: Path) -> tuple[list[Any], list[Path]]:
+    """The series under ``folder`` whose files are all readable, and the folders holding a
+    DICOM file that cannot be read (each becomes a task that fails with that file's error)."""
+    from collections import defaultdict
+
+    from .medical.dicom_read import dicom_files, read_header, summarize
+
+    bad: set[Path] = set()
+    groups: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
+    for f in dicom_files(folder):
+        try:
+            ds = read_header(f)
+        except InputFileError:
+            bad.add(f.parent)
+            continue
+        if ds is None:
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "")
+        if not uid:
+            bad.add(f.parent)
+            continue
+        groups[uid].append((f, ds))
+    good = {u: g for u, g in groups.items() if not any(f.parent in bad for f, _ in g)}
+    return summarize(good), sorted(bad)
+
+
 def _series_tasks(
     source: Path, out_dir: Path, suffix: str = "", series_uid: str | None = None
 ) -> list[Task]:
     """One task per DICOM series under ``source`` (a folder, or a file: its own series), or only
     the one ``series_uid`` names. A task reads the series' own folder (the one holding all its
     files) and writes a folder of ``out_dir`` named after that folder's path below ``source``
-    (``source``'s own name for files directly in it, the file's stem for a file)."""
-    from .medical.dicom_read import NO_DICOM, list_dicom_series
+    (``source``'s own name for files directly in it, the file's stem for a file). A folder
+    holding a DICOM file that cannot be read gives a task that fails with that file's error
+    (the series of other folders still run); a named file that is not DICOM gives none."""
+    from .medical.dicom_read import NO_DICOM, has_dicm_preamble, list_dicom_series
 
+    bad: list[Path] = []
     try:
         series = list_dicom_series(source)
     except InputFileError as exc:
-        if exc.problem == NO_DICOM:
-            return []
-        # a DICOM file that cannot be read: one task that fails with this error on its worker
-        # (recorded and counted), not a folder whose series vanish from the batch unreported
-        name = source.stem if source.is_file() else source.name
-        return [Task("dicom", str(source), str(out_dir / output_name(name, suffix)), series_uid)]
+        if exc.problem == NO_DICOM or (source.is_file() and not has_dicm_preamble(source)):
+            return []  # (a sidecar, a world file, notes: not a batch input)
+        if source.is_file():
+            bad = [source]
+            series = []
+        else:
+            series, bad = _scan_tolerant(source)
     if series_uid is not None:
         series = [s for s in series if s.uid == series_uid]
+    top = Path(source.resolve().name)  # (an input of "." has no name of its own)
     homes, names = [], []
     for s in series:
         if source.is_file():
             home, name = source, source.stem
         else:
             home = Path(os.path.commonpath([str(f.parent) for f in s.files]))
-            rel = home.relative_to(source) if home != source else Path(source.name)
+            rel = home.relative_to(source) if home != source else top
             name = str(rel).replace(os.sep, "_")
         homes.append(home)
         names.append(name or "series")
@@ -135,6 +166,13 @@ def _series_tasks(
         if names.count(name) > 1:  # several series in one folder
             name = f"{name}_{s.uid.rsplit('.', 1)[-1]}"
         tasks.append(Task("dicom", str(home), str(out_dir / output_name(name, suffix)), s.uid))
+    for folder in bad:  # fails on its worker with the file's error: recorded and counted
+        if source.is_file():
+            name = source.stem
+        else:
+            rel = folder.relative_to(source) if folder != source else top
+            name = str(rel).replace(os.sep, "_") or "series"
+        tasks.append(Task("dicom", str(folder), str(out_dir / output_name(name, suffix)), None))
     return tasks
 
 

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .io_safety import atomic_output
 from .options import UpscaleOptions
-from .output_checks import RUN_MANIFEST
+from .output_checks import RUN_MANIFEST, is_run_manifest
 
 log = logging.getLogger(__name__)
 
@@ -334,14 +334,13 @@ def upscale_many(
 
 
 def _drop_run_manifest(out_dir: Path) -> None:
-    """Remove a previous run's manifest from ``out_dir`` when the batch's one task writes its
-    series into ``out_dir`` itself (the sequential layout): the series folder's own manifest
-    does not list it, so it would make the folder someone else's (a failed run's leftover
-    "output exists"; a damaged series or ``--overwrite`` "entries sr_domains did not write").
-    The run writes it again when it ends."""
+    """Remove the run manifest a failed run left alone in ``out_dir`` when the batch's one
+    task writes its series into ``out_dir`` itself (the sequential layout): a folder holding
+    only it would be an existing output ("output exists"). Beside a series it is ours
+    (:func:`~sr_domains.output_checks.foreign_entries`); the run writes it again at its end."""
     stale = out_dir / RUN_MANIFEST
-    if stale.is_file() or stale.is_symlink():
-        stale.unlink()
+    if stale.is_file() and os.listdir(out_dir) == [RUN_MANIFEST] and is_run_manifest(stale):
+        stale.unlink()  # (beside a series of ours it is ours: output_checks.foreign_entries)
 
 
 def _run_on(

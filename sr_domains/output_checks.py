@@ -69,7 +69,7 @@ def read_manifest(folder: PathArg) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("files"), list) else None
 
 
-def _is_run_manifest(path: Path) -> bool:
+def is_run_manifest(path: Path) -> bool:
     """A batch's run manifest: JSON lines, each a task record (``input``, ``output``,
     ``status``)."""
     try:
@@ -88,7 +88,7 @@ def foreign_entries(folder: PathArg) -> list[str]:
     names = sorted(os.listdir(folder))
     manifest = read_manifest(folder)
     ours = set(manifest["files"]) if manifest else set()
-    if RUN_MANIFEST in names and _is_run_manifest(Path(folder) / RUN_MANIFEST):
+    if RUN_MANIFEST in names and is_run_manifest(Path(folder) / RUN_MANIFEST):
         ours.add(RUN_MANIFEST)
     return [n for n in names if n != MANIFEST and n not in ours]
 
@@ -175,6 +175,7 @@ __all__ = [
     "check_paths",
     "check_writable",
     "foreign_entries",
+    "is_run_manifest",
     "preflight",
     "read_manifest",
 ]

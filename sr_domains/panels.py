@@ -184,7 +184,8 @@ def iter_hr_blocks(
                     left = spool_in.read((n_out, n_rows, k))
                     wl = 1.0 - (np.arange(k, dtype=np.float32) + 0.5) / k
                     out = np.array(out)  # own the memory before blending in place
-                    out[:, :, :k] = left * wl + out[:, :, :k] * (1.0 - wl)
+                    seam = out[:, :, :k]  # (a view) out + (left - out) * wl: exact where the
+                    seam += (left - seam) * wl  # two sides agree, and between them (float64)
                 n_px = out.shape[1] * out.shape[2]
                 del block  # hold no strip-sized array while the stream computes the next one
                 yield row0, p.x0 * s, out

@@ -162,7 +162,8 @@ def test_a_series_written_into_output_resumes(tmp_path, scheduler):
     out = tmp_path / "out"
     cluster = ("--scheduler", scheduler)
     (out).mkdir()
-    (out / RUN_MANIFEST).write_text('{"status": "failed"}\n')  # (a failed earlier run's)
+    failed = {"input": str(src), "output": str(out), "status": "failed", "error": "x"}
+    (out / RUN_MANIFEST).write_text(json.dumps(failed) + "\n")  # (a failed earlier run's)
     assert _upscale(src, out, *cluster) == 0
     files = _tree(out)
     assert "IM00001.dcm" in files
@@ -192,6 +193,38 @@ def test_plan_of_one_series_is_the_output_folder(tmp_path):
     ]
     with pytest.raises(InputFileError, match="no DICOM series"):
         plan_tasks(study, tmp_path / "out", series_uid="1.2.3")
+
+
+def test_an_unreadable_file_fails_only_its_folder_and_sidecars_are_no_tasks(tmp_path, scheduler):
+    """One unreadable file made every series under the batch input one failing task; now the
+    healthy series runs. Files named by a glob that are not DICOM (world files, notes) are no
+    tasks (they failed as "not a valid DICOM file")."""
+    root = tmp_path / "in"
+    _series(root / "study" / "t1", seed=1)
+    files = make_dicom_series(root / "study" / "t2", n_slices=3, rows=16, cols=16)
+    (root / "study" / "t2" / "broken.dcm").write_bytes(files[0].read_bytes()[:300])
+    tasks = plan_tasks(root, tmp_path / "o")
+    assert sorted(Path(t.dst).name for t in tasks) == ["study_t1", "study_t2"]
+    out = tmp_path / "out"
+    assert _upscale(root, out, "--scheduler", scheduler) != 0
+    rows = {Path(r["output"]).name: r for r in _manifest(out)}
+    assert rows["study_t1"]["status"] == "ok" and rows["study_t2"]["status"] == "failed"
+    assert "broken.dcm" in rows["study_t2"]["error"]
+    side = tmp_path / "side"
+    side.mkdir()
+    make_geotiff(side / "a.tif", width=16, height=16, count=1)
+    (side / "a.tfw").write_text("1\n0\n0\n-1\n0\n0\n")
+    (side / "notes.txt").write_text("mine")
+    assert [t.domain for t in plan_tasks(str(side / "*"), tmp_path / "o2")] == ["geotiff"]
+
+
+def test_a_series_directly_in_dot_is_named_after_the_folder(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    _series(here)
+    make_nifti(here / "vol.nii.gz", shape=(16, 12, 4))
+    monkeypatch.chdir(here)
+    dsts = sorted(Path(t.dst).name for t in plan_tasks(".", tmp_path / "out"))
+    assert dsts == ["here", "vol.nii.gz"]
 
 
 def test_an_unreadable_dicom_file_fails_its_task_instead_of_vanishing(tmp_path, scheduler):

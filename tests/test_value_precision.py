@@ -98,6 +98,8 @@ def test_float64_geotiff_across_panel_seams(tmp_path, monkeypatch):
     """Wide rasters are cut into panels whose seams are blended through a spool file: float64
     blocks keep their precision through it."""
     a = np.tile(_dem(40, 40), (1, 12))
+    a[8:24, :] = FLAT  # a flat stripe across every seam
+    a[30:34, :] = HIGH  # and one at the maximum (a blend must not step above it)
     _write_tif(tmp_path / "wide.tif", a)
     model = GlobalToy(BaseSRConfig(in_channels=1, scale=2), seed=3).eval()
     one = _read(upscale_geotiff(tmp_path / "wide.tif", tmp_path / "one.tif", model=model, tile=64))
@@ -106,7 +108,8 @@ def test_float64_geotiff_across_panel_seams(tmp_path, monkeypatch):
         upscale_geotiff(tmp_path / "wide.tif", tmp_path / "many.tif", model=model, tile=64)
     )
     assert many.dtype == np.float64
-    _check(many[:, :80], a, FLAT)
+    np.testing.assert_array_equal(many[20:44], FLAT)  # every column, seams included
+    np.testing.assert_array_equal(many[64:64], HIGH)
     assert many.min() >= a.min() and many.max() <= a.max()
     np.testing.assert_allclose(many, one, rtol=1e-6)  # the network's float32 precision
 

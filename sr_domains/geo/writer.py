@@ -142,10 +142,11 @@ def write_block(
     scale: int,
     out_row0: int | None = None,
 ) -> None:
-    """Write HR ``data`` (float32, stored units; consumed) at ``(row0, col0)`` with invalid
-    pixels set. ``lr`` is the LR block covering rows ``row0 // scale ..`` and the same columns; its
-    validity, mask and alpha are nearest-upscaled and cropped to ``data``. ``out_row0``: the
-    row of ``dst`` to write at, when ``dst`` holds only a band of rows starting elsewhere.
+    """Write HR ``data`` (float32 or float64, stored units; consumed) at ``(row0, col0)`` with
+    invalid pixels set. ``lr`` is the LR block covering rows ``row0 // scale ..`` and the same
+    columns; its validity, mask and alpha are nearest-upscaled and cropped to ``data``.
+    ``out_row0``: the row of ``dst`` to write at, when ``dst`` holds only a band of rows
+    starting elsewhere.
     """
     c, rows, cols = data.shape
     off = row0 - (row0 // scale) * scale

@@ -362,7 +362,8 @@ def _check_positions(
 def read_dicom_volume(
     path: str | os.PathLike[str], series_uid: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, DicomSeries]:
-    """``(volume (slice, row, column) float32 modality units, LPS affine, series)``."""
+    """``(volume (slice, row, column) in modality units, LPS affine, series)``; the volume is
+    float32, float64 for a 32-bit series (:meth:`DicomSeries.read_volume`)."""
     series = load_dicom_series(path, series_uid)
     return series.read_volume(), series.affine, series
 

@@ -179,7 +179,9 @@ def isotropic_nifti(
     log.info("%s: %s", src, plan.describe())
     out_shape = (*plan.out_shape, *source.shape[3:])
     vox_out = int(np.prod(plan.out_shape, dtype=np.int64))
-    check_memory(4 * (source.nbytes // source.dtype.itemsize + 4 * vox_out), f"{src}: isotropic SR")
+    n_in = source.nbytes // source.dtype.itemsize
+    size = source.work_dtype.itemsize  # (8 for float64 and 32-bit integer volumes)
+    check_memory(size * (n_in + 4 * vox_out), f"{src}: isotropic SR")
     data = source.read_all()
     flat = data.reshape(*source.shape[:3], -1)
     scan = source.scan()

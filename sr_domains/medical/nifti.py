@@ -58,8 +58,9 @@ class NiftiVolume:
     Attributes:
         path: the file.
         image: the nibabel image (header and class used when writing).
-        data: float32 voxel values with scaling applied, at least 3-D
-            (``(X, Y, Z, *extra)``; a 2-D file gets a trailing axis of 1).
+        data: voxel values with scaling applied, at least 3-D (``(X, Y, Z, *extra)``; a 2-D
+            file gets a trailing axis of 1); float32, float64 for float64 and 32-bit integer
+            files (:attr:`~sr_domains.medical.nifti_io.NiftiSource.work_dtype`).
         affine: nibabel's best affine (sform, else qform, else from pixdim), RAS+ mm.
         dtype: on-disk dtype.
         slope, inter: on-disk scaling (1, 0 when unscaled).
@@ -83,7 +84,8 @@ class NiftiVolume:
 
 
 def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
-    """Load a NIfTI file into a :class:`NiftiVolume` (voxels as float32, scaling applied).
+    """Load a NIfTI file into a :class:`NiftiVolume` (voxels in float32 or float64, scaling
+    applied).
 
     The header is checked against the file before anything is allocated (see
     :func:`sr_domains.medical.nifti_io.open_source`).

@@ -115,7 +115,9 @@ def upscale_nifti(
     streaming = not through_plane and tuple(sorted(ax)) == (0, 1)
     if not streaming:  # input, output and one temporary estimate in memory
         out_vox = int(np.prod(source.shape, dtype=np.int64)) * int(np.prod(factors))
-        check_memory(4 * (source.nbytes // source.dtype.itemsize + 2 * out_vox), f"{src}: SR")
+        n_in = source.nbytes // source.dtype.itemsize
+        size = source.work_dtype.itemsize  # (8 for float64 and 32-bit integer volumes)
+        check_memory(size * (n_in + 2 * out_vox), f"{src}: SR")
     up = build_upscaler(
         model,
         weights,

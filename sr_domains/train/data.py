@@ -347,7 +347,7 @@ def load_images(
     multiple: int = 1,
     slices: tuple[float, ...] = (0.25, 0.5, 0.75),
     with_profile: bool = False,
-    section: str = "val.data",
+    section: str = "images",
 ) -> list[tuple[Any, ...]]:
     """Whole evaluation images ``(name, hr (C, H, W) float32 normalized, valid (1, H, W) or
     None when all valid)`` with the same sniffing, channels and per-file profile as training;
@@ -358,8 +358,8 @@ def load_images(
     keeping the aspect ratio). Volumes give the slices at the ``slices`` fractions of the slice
     axis (first time point; duplicates dropped), named ``file:slice=K``. Sizes are cropped
     (centred) to multiples of ``multiple`` (e.g. the scale). Errors name ``section``, the
-    config section ``config`` came from (default ``val.data``, the validation images of a
-    training config).
+    config section ``config`` came from (``val.data`` for the validation images of a training
+    config; default ``images``, worded as evaluation data).
     """
     if max_pixels < 1 or multiple < 1:
         raise ConfigError("max_pixels and multiple must be >= 1")
