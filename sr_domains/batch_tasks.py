@@ -236,6 +236,13 @@ def plan_tasks(
     if len(tasks) == 1 and tasks[0].domain == "dicom":  # the sequential layout: OUT is the series
         (t,) = tasks
         tasks = [Task("dicom", str(given[t]), str(out_dir), t.series_uid)]
+    one_by_one = [t.series_uid for t in tasks if t.domain == "dicom" and Path(t.src).is_file()]
+    split = sorted({u for u in one_by_one if u and one_by_one.count(u) > 1})
+    if split:  # each file would become a derived series of its own
+        raise ConfigError(
+            f"several files of DICOM series {split[0]} are named one by one (a glob?): "
+            "pass the folder holding the series"
+        )
     dsts = [t.dst for t in tasks]
     dupes = sorted({d for d in dsts if dsts.count(d) > 1})
     if dupes:

@@ -254,3 +254,14 @@ def test_dry_run_of_a_batch_honours_series(tmp_path, capsys):
     text = capsys.readouterr().out
     assert f"dicom: {study} -> {out} [would write]" in text and "1 output(s)" in text
     assert not out.exists()
+
+
+def test_files_of_one_series_named_by_a_glob_are_refused(tmp_path):
+    """``upscale 's/*.dcm' out --workers 2`` made every slice a derived series of its own."""
+    from sr_domains.errors import ConfigError
+
+    _series(tmp_path / "s")
+    with pytest.raises(ConfigError, match="named one by one"):
+        plan_tasks(str(tmp_path / "s" / "*.dcm"), tmp_path / "out")
+    (one,) = plan_tasks(str(sorted((tmp_path / "s").glob("*.dcm"))[0]), tmp_path / "out")
+    assert one.domain == "dicom"  # (one file alone is still its own input)
