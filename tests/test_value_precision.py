@@ -185,6 +185,8 @@ def test_monai_float64_metatensor():
     out = SuperResolution(model="sr-lite-gray-x2")(MetaTensor(torch.as_tensor(vol), affine=affine))
     assert out.dtype == torch.float64
     _check(np.moveaxis(out.numpy()[0], -1, 0), a, FLAT)
+    ints = MetaTensor(torch.as_tensor(vol.astype(np.int32)), affine=affine)
+    assert SuperResolution(model="sr-lite-gray-x2")(ints).dtype == torch.float32  # (MONAI's)
 
 
 @pytest.mark.parametrize("signed", [False, True])

@@ -43,8 +43,8 @@ class MakeIsotropic(Transform):
     """Make a channel-first ``(C, H, W, D)`` image isotropic (every channel fitted on its own).
 
     The voxel sizes come from the MetaTensor's affine (``pixdim`` of a plain array is not
-    enough: pass a MetaTensor). The output is a float32 MetaTensor (float64 for float64 or
-    32-bit integer input, whose values float32 cannot hold) whose ``affine`` is
+    enough: pass a MetaTensor). The output is a float32 MetaTensor (float64 for float64 input)
+    whose ``affine`` is
     ``affine @ T`` (voxel-centre rule with real factors, first edge kept) and whose
     ``pixdim``, ``original_affine`` and ``spatial_shape`` match, so ``SaveImage`` writes a file
     that lines up with the input. Not invertible (the thick slices are not recoverable
@@ -113,6 +113,7 @@ class MakeIsotropic(Transform):
         affine = convert_to_numpy(img.affine).astype(np.float64)
         plan = self.plan(tuple(int(n) for n in x.shape[1:]), affine)
         arr = convert_to_numpy(x)
+        wide_in = arr.dtype == np.float64  # float64 out; else MONAI's float32 convention
         arr = arr.astype(work_dtype(arr.dtype), copy=False)
         outs = []
         for c in range(arr.shape[0]):
@@ -133,7 +134,8 @@ class MakeIsotropic(Transform):
             )
             outs.append(job.process(vol))
             self.last_fitted = job.fitted
-        out = torch.from_numpy(np.stack(outs)).to(x.device)
+        stacked = np.stack(outs)
+        out = torch.from_numpy(stacked if wide_in else stacked.astype(np.float32)).to(x.device)
         res = new_metatensor(out, img)
         scale_meta(res.meta, plan.factors, plan.out_shape)
         return res

@@ -74,8 +74,8 @@ class SuperResolution(InvertibleTransform):
     :func:`sr_domains.medical.upscale_nifti` does. A 1-channel model runs channel by channel;
     a model with ``in_channels == C`` sees all channels at once.
 
-    The output is a float32 MetaTensor (float64 for float64 or 32-bit integer input, whose
-    values float32 cannot hold) on the input's device whose ``affine`` is
+    The output is a float32 MetaTensor (float64 for float64 input) on the input's device
+    whose ``affine`` is
     ``affine @ T`` (voxel-centre rule: the corners of the field of view stay put) and whose
     ``pixdim``, ``original_affine`` and ``spatial_shape`` are updated to match, so
     ``SaveImage`` writes a file that lines up with the input with ``resample=False`` (current
@@ -181,6 +181,8 @@ class SuperResolution(InvertibleTransform):
         finally:
             if bar is not None:
                 bar.close()
+        if out_np.dtype == np.float64 and arr.dtype != np.float64:  # MONAI's float32 convention
+            out_np = out_np.astype(np.float32)  # (32-bit integers were computed in float64)
         out = torch.from_numpy(out_np).to(x.device)
         if meta is None:
             return out
