@@ -26,14 +26,8 @@ FAST = ["--device", "cpu", "--tile", "64", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def scheduler():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c.scheduler.address
+def scheduler(dask_client):
+    return dask_client.scheduler.address
 
 
 @pytest.fixture(autouse=True)

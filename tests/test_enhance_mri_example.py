@@ -3,12 +3,11 @@ the other files are still processed and the exit status says something failed.""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _examples import run_example
 
 nib = pytest.importorskip("nibabel")
 
@@ -17,20 +16,7 @@ EXAMPLE = REPO / "examples" / "enhance_mri.py"
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, str(EXAMPLE), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_example(EXAMPLE, *args, cwd=cwd)
 
 
 def _failures(res: subprocess.CompletedProcess) -> list[str]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _examples import run_example
 
 pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
@@ -33,20 +32,7 @@ def _example_module():
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "CUDA_VISIBLE_DEVICES": "",
-        "OMP_NUM_THREADS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, str(EXAMPLE), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_example(EXAMPLE, *args)
 
 
 def _check_aligned(out_dir: Path, stdout: str) -> None:
