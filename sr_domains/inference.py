@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     pass  # typing.Unpack from Python 3.11
 
 log = logging.getLogger(__name__)
+#: True while :meth:`Upscaler.with_model` builds a copy whose tiling note was already said
+_TILING_SAID: ContextVar[bool] = ContextVar("_TILING_SAID", default=False)
 
 RawReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
 """``read(y0, x0, h, w) -> (values (C, h, w), valid (h, w) | (C, h, w) | None)`` inside the
@@ -125,7 +128,7 @@ class Upscaler:
             with torch_threads(self.threads):
                 tile = self._budget_tile(settings.max_memory)
         self.tiling = resolve_tiling(model, tile, overlap)
-        if not self.tiling.exact:
+        if not self.tiling.exact and not _TILING_SAID.get():
             # a finite radius the user's --tile/--overlap cuts short: a choice worth a warning
             cut_short = chosen and model.receptive_radius() is not None
             log.log(
@@ -142,11 +145,11 @@ class Upscaler:
         """A new engine built with this one's arguments around ``model`` (e.g. a fine-tuned
         copy, :func:`sr_domains.adapt.adapt_model`)."""
         same = model.receptive_radius() == self.model.receptive_radius()
-        was, log.disabled = log.disabled, log.disabled or same  # (its tiling note: said once)
+        token = _TILING_SAID.set(same)  # (this engine's tiling note was said already)
         try:
             return Upscaler(model, **self._settings)
         finally:
-            log.disabled = was
+            _TILING_SAID.reset(token)
 
     # the network's placement (:class:`~sr_domains.runtime.NetworkRunner`, ``self.runner``)
     @property
