@@ -103,25 +103,11 @@ def _is_nifti(p: Path) -> bool:
 def _scan_tolerant(folder: Path) -> tuple[list[Any], list[Path]]:
     """The series under ``folder`` whose files are all readable, and the folders holding a
     DICOM file that cannot be read (each becomes a task that fails with that file's error)."""
-    from collections import defaultdict
+    from .medical.dicom_read import scan_series, summarize
 
-    from .medical.dicom_read import dicom_files, read_header, summarize
-
-    bad: set[Path] = set()
-    groups: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
-    for f in dicom_files(folder):
-        try:
-            ds = read_header(f)
-        except InputFileError:
-            bad.add(f.parent)
-            continue
-        if ds is None:
-            continue
-        uid = str(ds.get("SeriesInstanceUID", "") or "")
-        if not uid:
-            bad.add(f.parent)
-            continue
-        groups[uid].append((f, ds))
+    files: list[Path] = []
+    groups = scan_series(folder, bad=files)
+    bad = {f.parent for f in files}
     good = {u: g for u, g in groups.items() if not any(f.parent in bad for f, _ in g)}
     return summarize(good), sorted(bad)
 

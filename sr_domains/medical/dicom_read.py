@@ -133,20 +133,29 @@ class SeriesSummary:
         return f"{self.uid} ({self.modality}{desc}, {self.n_images} image(s))"
 
 
-def scan_series(path: str | os.PathLike[str]) -> dict[str, list[tuple[Path, Any]]]:
-    """``{SeriesInstanceUID: [(file, dataset), ...]}`` of the image files under ``path``."""
+def scan_series(
+    path: str | os.PathLike[str], bad: list[Path] | None = None
+) -> dict[str, list[tuple[Path, Any]]]:
+    """``{SeriesInstanceUID: [(file, dataset), ...]}`` of the image files under ``path``. A
+    file that cannot be read raises, or with a ``bad`` list is appended to it and left out."""
     p = Path(path)
     groups: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
     for f in dicom_files(p):
-        ds = read_header(f)
-        if ds is None:
-            log.debug("%s: no pixel data, ignored", f)
+        try:
+            ds = read_header(f)
+            if ds is None:
+                log.debug("%s: no pixel data, ignored", f)
+                continue
+            uid = str(ds.get("SeriesInstanceUID", "") or "")
+            if not uid and not p.is_file():  # a lone file is its own series
+                raise InputFileError(f, "missing SeriesInstanceUID (0020,000E)")
+        except InputFileError:
+            if bad is None:
+                raise
+            bad.append(f)
             continue
-        uid = str(ds.get("SeriesInstanceUID", "") or "")
-        if not uid and not p.is_file():  # a lone file is its own series
-            raise InputFileError(f, "missing SeriesInstanceUID (0020,000E)")
         groups[uid].append((f, ds))
-    if not groups:
+    if not groups and not bad:
         raise InputFileError(p, NO_DICOM)
     return dict(groups)
 
