@@ -279,3 +279,19 @@ def test_nodata_value_and_narrow_range_at_a_large_offset():
     off = upscale_array(1e6 + detail, model, device="cpu", profile="percentile") - 1e6
     zero = upscale_array(detail, model, device="cpu", profile="percentile")
     np.testing.assert_allclose(off, zero, rtol=0, atol=1e-6)  # was 8.5e-4 of a 0.01 range
+
+
+def test_through_plane_range_clip_follows_the_envelope(tmp_path):
+    """The through-plane mean is clipped to the input's range only under the strict (default)
+    envelope: with the envelope off the user asked for values beyond it, and gets them."""
+    from sr_domains.value_domain import ValueOptions
+
+    rng = np.random.default_rng(0)
+    v = (rng.random((24, 24, 6)) * 100 + 10).astype(np.float32)
+    nib.save(nib.Nifti1Image(v, np.eye(4)), tmp_path / "v.nii.gz")
+    tops = {}
+    for env in (None, 0.0):
+        dst = upscale_nifti(tmp_path / "v.nii.gz", tmp_path / f"o{env}.nii.gz",
+                            through_plane=True, values=ValueOptions(envelope=env))  # fmt: skip
+        tops[env] = float(np.asarray(nib.load(dst).dataobj).max())
+    assert tops[0.0] <= v.max() < tops[None]

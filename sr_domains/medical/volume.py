@@ -181,9 +181,10 @@ def upscale_volume(
             out += _linear_along(est, k, s)
         out /= 3.0
         factors = [s, s, s]
-        if rules is not None and rules.active and finite.any():
-            # the mean of three estimates within the input's range can leave it by one
-            # rounding step ((v + v + v) / 3 != v): the range holds exactly
+        if rules is not None and rules.envelope == 0.0 and finite.any():
+            # strict envelope (the default): the mean of three estimates within the input's
+            # range can leave it by one rounding step ((v + v + v) / 3 != v); a widened or
+            # disabled envelope allows more, so it is left as the user asked
             np.clip(out, vol[finite].min(), vol[finite].max(), out=out)
         for v in {p for pins in (rules.pinned if rules else ()) for p in pins}:
             # linear blending moved them
