@@ -83,7 +83,7 @@ def part2() -> None:
     from scipy import ndimage
 
     from sr_domains.train.battery import SAT_GRAY, load_set
-    from sr_domains.train.evaluate import _lr_valid, make_lr
+    from sr_domains.train.scoring import _lr_valid, make_lr
 
     images = load_set(SAT_GRAY, "percentile:0.5,99.5")
     if not images:

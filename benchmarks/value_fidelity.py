@@ -37,7 +37,7 @@ from sr_domains.inference import Upscaler  # noqa: E402
 from sr_domains.intensity import profile_from_any  # noqa: E402
 from sr_domains.pretrained import default_pretrained, load_pretrained  # noqa: E402
 from sr_domains.train.data import DataConfig, load_images  # noqa: E402
-from sr_domains.train.evaluate import make_lr  # noqa: E402
+from sr_domains.train.scoring import make_lr  # noqa: E402
 from sr_domains.value_domain import (  # noqa: E402
     ValueOptions,
     band_minimum,

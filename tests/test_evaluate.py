@@ -19,7 +19,8 @@ from sr_domains.inference import Upscaler
 from sr_domains.models import create_model
 from sr_domains.nodata_fill import fill_invalid
 from sr_domains.testing.medical import interp_model
-from sr_domains.train.evaluate import evaluate, make_lr, score_image
+from sr_domains.train.evaluate import evaluate
+from sr_domains.train.scoring import make_lr, score_image
 
 PIL = pytest.importorskip("PIL.Image")
 

@@ -38,7 +38,7 @@ from ..options import AdaptOptions
 from ..value_domain import ValueOptions
 from .corpora import _location
 from .data import DataConfig, load_images
-from .evaluate import ImageScore, score_image
+from .scoring import ImageScore, score_image
 
 log = logging.getLogger(__name__)
 

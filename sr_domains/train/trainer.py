@@ -40,9 +40,9 @@ from .config import TrainConfig
 from .data import PatchDataset, load_images
 from .dist import DistInfo, barrier, init_distributed, mean_across, shutdown
 from .ema import EMA
-from .evaluate import score_images, summarize
 from .run_files import LOG_FIELDS, CsvLog, atomic_torch_save, load_resume_state, prepare_run_dir
 from .run_parts import Batches, build_generator, lr_lambda
+from .scoring import score_images, summarize
 
 log = logging.getLogger(__name__)
 
