@@ -171,3 +171,6 @@ def _isotropic_options(args: argparse.Namespace) -> tuple[IsotropicOptions | Non
     return IsotropicOptions(
         args.target_spacing, args.slice_profile, args.slice_thickness, args.fusion
     ), internal
+
+
+__all__ = ["add_adapt", "add_isotropic", "upscale_options"]
