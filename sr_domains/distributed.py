@@ -350,19 +350,44 @@ def _run_on(
     if c.dashboard_link:
         log.info("Dask dashboard: %s", c.dashboard_link)
     shipped = c.scatter(model, broadcast=True) if model is not None else None
+    remote = _absolute_options(options)
     futures = {
-        c.submit(run_task, t, options, shipped, retries=retries, pure=False): t for t in tasks
+        c.submit(run_task, _absolute_task(t), remote, shipped, retries=retries, pure=False): t
+        for t in tasks
     }
     by_task: dict[Task, TaskResult] = {}
     for fut in dist.as_completed(futures):
         t = futures[fut]
-        try:
-            by_task[t] = fut.result()
+        try:  # reported with the paths as the user gave them
+            by_task[t] = dataclasses.replace(fut.result(), task=t)
         except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected error)
             by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
         if bar is not None:
             bar.update(1)
     return [by_task[t] for t in tasks]
+
+
+def _absolute_task(task: Task) -> Task:
+    """``task`` with absolute paths: a worker of an existing cluster runs in its own working
+    directory, where a relative path names another file, or none."""
+    return dataclasses.replace(task, src=os.path.abspath(task.src), dst=os.path.abspath(task.dst))
+
+
+def _absolute_options(options: UpscaleOptions) -> UpscaleOptions:
+    """``options`` with the files they name made absolute (see :func:`_absolute_task`): the
+    weights (when they name a file here, not shipped weights) and where a fitted or adapted
+    model is saved."""
+    weights = options.weights
+    if weights is not None and Path(weights).exists():
+        weights = Path(os.path.abspath(weights))
+    internal, adapt = options.internal, options.adapt
+    if internal.save_model is not None:
+        internal = dataclasses.replace(
+            internal, save_model=Path(os.path.abspath(internal.save_model))
+        )
+    if adapt is not None and adapt.save_model is not None:
+        adapt = dataclasses.replace(adapt, save_model=Path(os.path.abspath(adapt.save_model)))
+    return dataclasses.replace(options, weights=weights, internal=internal, adapt=adapt)
 
 
 __all__ = [

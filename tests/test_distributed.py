@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -151,6 +152,37 @@ def test_cli_with_an_existing_scheduler(tmp_path, client, capsys):
     assert (
         "failed: " in err and "s1.tif" in err and "1 written, 1 already complete, 1 failed" in err
     )
+
+
+def test_relative_paths_mean_the_callers_files_on_workers_elsewhere(tmp_path, client, monkeypatch):
+    """The workers of an existing cluster run in their own working directory; a batch given
+    relative inputs, output folder and weights still reads and writes the caller's files."""
+    from sr_domains.checkpoint import save_checkpoint
+    from sr_domains.models import create_model
+
+    worker_cwds = set(client.run(os.getcwd).values())
+    here = tmp_path / "caller"
+    (here / "in").mkdir(parents=True)
+    assert str(here) not in worker_cwds
+    for i in range(2):
+        make_geotiff(here / "in" / f"s{i}.tif", width=24, height=24, count=3, seed=i)
+    save_checkpoint(create_model("srcnn", in_channels=3, scale=2), here / "w.safetensors")
+    monkeypatch.chdir(here)
+    opts = UpscaleOptions(scale=2, weights=Path("w.safetensors"), tile=16)
+    report = upscale_many("in", "out", options=opts, client=client)
+    assert [r.status for r in report.results] == ["ok", "ok"], [r.error for r in report.results]
+    assert sorted(p.name for p in (here / "out").glob("*.tif")) == ["s0.tif", "s1.tif"]
+    assert [r.task.src for r in report.results] == [
+        str(Path("in") / "s0.tif"),
+        str(Path("in") / "s1.tif"),
+    ]
+    for cwd in worker_cwds:  # nothing was read or written where the workers run
+        assert not (Path(cwd) / "out").exists()
+    ref = upscale_geotiff(
+        here / "in" / "s0.tif", tmp_path / "ref.tif", weights=here / "w.safetensors", tile=16
+    )
+    with rasterio.open(ref) as a, rasterio.open(here / "out" / "s0.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
 
 
 # -- xarray ----------------------------------------------------------------------------------------
