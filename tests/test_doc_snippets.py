@@ -6,6 +6,10 @@ A block that cannot run here is marked on the line before its fence with
 a GPU, a cluster or files the user brings. ``<!-- snippet: setup -->`` marks a hidden setup
 block: ``<!-- snippet: setup\\nCODE\\n-->`` runs CODE (python) before the next block.
 docs/monai.md has its own runner (tests/test_monai_docs.py); docs/cli.md is generated.
+
+A page with a runnable ``bash`` block is marked ``slow``: each of its commands starts a fresh
+process (torch imported anew, 2-3 s) and such pages take 15-70 s; CI runs them (``.ci/run``),
+the default test run keeps the pages whose blocks are all Python.
 """
 
 from __future__ import annotations
@@ -60,6 +64,17 @@ def _runnable_pages() -> list[Path]:
     return [p for p in PAGES if p.name not in EXCLUDED and any(blocks(p))]
 
 
+def _runs_commands(page: Path) -> bool:
+    return any(b.lang != "python" and not b.skip for b in blocks(page))
+
+
+def _page_params() -> list[object]:
+    return [
+        pytest.param(p, id=p.name, marks=[pytest.mark.slow] if _runs_commands(p) else [])
+        for p in _runnable_pages()
+    ]
+
+
 @pytest.fixture
 def workdir(tmp_path) -> Path:
     shutil.copytree(REPO / "examples", tmp_path / "examples")
@@ -79,7 +94,7 @@ def _env() -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("page", _runnable_pages(), ids=lambda p: p.name)
+@pytest.mark.parametrize("page", _page_params())
 def test_page_blocks_run(page, workdir):
     ns: dict[str, object] = {"__name__": "__doc__"}
     skipped = []

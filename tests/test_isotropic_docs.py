@@ -27,6 +27,7 @@ def _section_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
 
 
+@pytest.mark.slow  # like the doc pages that run commands (tests/test_doc_snippets.py)
 def test_isotropic_doc_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(

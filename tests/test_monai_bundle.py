@@ -88,6 +88,7 @@ def test_inference_bundle_cli_on_a_real_nifti(tmp_path, shared_data):
     assert abs(np.percentile(y, 99) - np.percentile(x, 99)) < 0.1 * spread
 
 
+@pytest.mark.slow  # runs the bundle CLI (a fresh MONAI process) more than once
 def test_inference_bundle_skips_its_own_outputs(tmp_path, shared_data):
     """Run twice with the output folder = the input folder: the second run must not take the
     first run's ``*_x2.nii.gz`` as inputs (no ``_x2_x2`` file) and leaves those outputs as
@@ -134,6 +135,7 @@ def test_bundle_datalists_leave_out_the_bundles_own_outputs(tmp_path, config, fo
     assert datalist(output_postfix="x4") == sorted(set(names) - {"d_x4.nii.gz"})
 
 
+@pytest.mark.slow  # runs the bundle CLI (a fresh MONAI process) more than once
 def test_train_then_evaluate_bundles(tmp_path, hr_dir):
     """train.json fine-tunes the shipped weights on real volumes and saves a checkpoint;
     evaluate.json scores it with PSNR / SSIM and writes SR files on each HR file's grid, the
