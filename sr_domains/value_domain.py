@@ -28,21 +28,24 @@ profile is inverted, in stored units, to every finished block of output rows:
 
 Counts of changed pixels are accumulated in :class:`ClampStats` (logged and recorded in
 provenance). ``ValueOptions(clamp=False)`` (CLI ``--no-clamp``) turns 0-3 off.
+
+This module decides the rules of an input (:func:`build_rules`); applying them to output
+blocks is :mod:`sr_domains.value_rules` (:class:`ValueRules`, :class:`ClampStats`,
+:class:`ValueDomain`, re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import ConfigError
-from .spectral import HALO, keep_band_ratios
-from .value_facts import ZeroFacts, band_minimum, pin_hits
-from .value_ops import clip_blocks, local_range
+from .value_facts import ZeroFacts, band_minimum
+from .value_rules import ClampStats, ValueDomain, ValueRules, array_reader
 
 #: CT lower bound (air); values below it are clamped unless the input itself goes lower.
 CT_MIN_HU = -1024.0
@@ -91,31 +94,6 @@ class ValueOptions:
                 raise ConfigError(f"value range must have LO < HI, got {self.value_range}")
 
 
-@dataclass(frozen=True)
-class ValueDomain:
-    """Per-band physical bounds in stored units (``-inf``/``inf`` = unbounded)."""
-
-    lo: tuple[float, ...]
-    hi: tuple[float, ...]
-    why: str = ""
-
-    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = np.asarray(self.lo, np.float64), np.asarray(self.hi, np.float64)
-        if lo.size not in (1, n):
-            raise ConfigError(f"value domain has {lo.size} bands, data has {n}")
-        return np.broadcast_to(lo, (n,)), np.broadcast_to(hi, (n,))
-
-    @property
-    def bounded(self) -> bool:
-        return bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
-
-    def to_dict(self) -> dict[str, Any]:
-        def num(v: float) -> float | None:
-            return float(v) if np.isfinite(v) else None
-
-        return {"lo": [num(v) for v in self.lo], "hi": [num(v) for v in self.hi], "why": self.why}
-
-
 def infer_domain(
     band_min: Sequence[float] | np.ndarray,
     *,
@@ -160,219 +138,6 @@ def infer_domain(
             hi[:] = uhi
         why = ["user range"]
     return ValueDomain(tuple(lo), tuple(hi), "; ".join(why))
-
-
-@dataclass
-class ClampStats:
-    """Pixels changed by each rule (valid output pixels only)."""
-
-    envelope: int = 0
-    domain: int = 0
-    pinned: int = 0
-    total: int = 0  # valid output pixels seen
-    spectral: int = 0  # pixels given bicubic's band ratios
-
-    def add(self, other: ClampStats) -> None:
-        self.spectral += other.spectral
-        self.envelope += other.envelope
-        self.domain += other.domain
-        self.pinned += other.pinned
-        self.total += other.total
-
-    def to_dict(self) -> dict[str, Any]:
-        pct = (lambda n: round(100.0 * n / self.total, 4)) if self.total else (lambda n: 0.0)
-        return {
-            "envelope": self.envelope,
-            "domain": self.domain,
-            "pinned": self.pinned,
-            "pixels": self.total,
-            "envelope_pct": pct(self.envelope),
-            "domain_pct": pct(self.domain),
-            "spectral": self.spectral,
-        }
-
-    def describe(self) -> str:
-        d = self.to_dict()
-        ratios = f"{d['spectral']} given bicubic's band ratios, " if d["spectral"] else ""
-        return (
-            f"{ratios}{d['envelope']} pixel(s) ({d['envelope_pct']}%) clamped to the local "
-            f"input range, {d['domain']} ({d['domain_pct']}%) to the physical domain, "
-            f"{d['pinned']} kept at pinned values"
-        )
-
-
-ReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
-
-
-@dataclass
-class ValueRules:
-    """The rules for one image (module docs), applied by the engine to each output block.
-
-    Attributes:
-        envelope: tolerance (fraction of the local range), or None for no envelope.
-        domain: physical bounds per band, or None.
-        pinned: per band, the values kept over their footprint (empty tuple = none).
-        pin_tol: input pixels within this of a pinned value hold it too (float resampling
-            residues, :func:`~sr_domains.value_facts.zero_facts`); every held pixel keeps its
-            own value.
-        stats: accumulated counts.
-        radius: half-size of the envelope's input neighbourhood.
-        spectral: give multi-band output bicubic's band ratios (:mod:`sr_domains.spectral`);
-            None = decided by the engine (on when it runs a single-band model band by band).
-    """
-
-    envelope: float | None = 0.0
-    domain: ValueDomain | None = None
-    pinned: tuple[tuple[float, ...], ...] = ()
-    pin_tol: float = 0.0
-    stats: ClampStats = field(default_factory=ClampStats)
-    radius: int = 1
-    spectral: bool | None = False
-
-    @property
-    def active(self) -> bool:
-        return (
-            self.spectral is not False
-            or self.envelope is not None
-            or (self.domain is not None and self.domain.bounded)
-            or any(self.pinned)
-        )
-
-    def apply(
-        self, out: np.ndarray, read: ReadFn, shape: tuple[int, int], row0: int, scale: int
-    ) -> None:
-        """In place: apply the rules to HR rows ``[row0, row0 + rows)`` of an image whose LR
-        pixels ``read`` returns (stored units, as :meth:`Upscaler.stream` reads them)."""
-        c, rows, width = out.shape
-        h, w = shape
-        s = scale
-        r = max(self.radius, HALO) if self.spectral else self.radius
-        a = max(0, row0 // s - r)
-        b = min(h, (row0 + rows - 1) // s + 1 + r)
-        values, valid = read(a, 0, b - a, w)
-        values = np.asarray(values)
-        ok = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
-        if valid is not None:
-            ok &= np.broadcast_to(np.asarray(valid, bool), values.shape)
-        if values.shape[0] != c:  # the model changes the band count: band rules do not apply
-            return
-        ratios = 0
-        if self.spectral:  # None (never resolved by an engine) counts as off
-            ratios = keep_band_ratios(out, values, ok, row0, a, s)
-        aligned = row0 % s == 0 and rows % s == 0 and width == w * s
-        if aligned and out.flags.c_contiguous:
-            stats = self._apply_blocks(out, values, ok, row0 // s - a, s)
-        else:
-            stats = self._apply_gather(out, values, ok, row0, a, s)
-        stats.spectral = ratios
-        self.stats.add(stats)
-
-    def _apply_gather(
-        self, out: np.ndarray, values: np.ndarray, ok: np.ndarray, row0: int, a: int, s: int
-    ) -> ClampStats:
-        """The rules for rows that do not start and end on input-pixel boundaries."""
-        c, rows, width = out.shape
-        ri = (row0 + np.arange(rows)) // s - a
-        ci = np.arange(width) // s
-
-        def up(x: np.ndarray) -> np.ndarray:
-            return x[:, ri][:, :, ci]
-
-        ok_up = up(ok)
-        stats = ClampStats(total=int(ok_up.sum()))
-        ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
-        if self.envelope is not None:
-            mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
-            has = mn <= mx
-            r = np.where(has, mx - mn, 0.0).astype(ft)
-            lo = np.where(has, mn - self.envelope * r, -np.inf).astype(ft)
-            hi = np.where(has, mx + self.envelope * r, np.inf).astype(ft)
-            lo_up, hi_up = up(lo), up(hi)
-            stats.envelope = int((((out < lo_up) | (out > hi_up)) & ok_up).sum())
-            np.clip(out, lo_up, hi_up, out=out)
-            del lo_up, hi_up
-        if self.domain is not None and self.domain.bounded:
-            lo_b, hi_b = self.domain.bounds(c)
-            lo_b = lo_b.astype(ft).reshape(-1, 1, 1)
-            hi_b = hi_b.astype(ft).reshape(-1, 1, 1)
-            stats.domain = int((((out < lo_b) | (out > hi_b)) & ok_up).sum())
-            np.clip(out, lo_b, hi_b, out=out)
-        if self.pinned:
-            pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
-            for k, vals in enumerate(pins[:c]):
-                for v in vals:
-                    hit = up((pin_hits(values[k], v, self.pin_tol) & ok[k])[None])[0]
-                    own = (
-                        ft(v)
-                        if self.pin_tol == 0
-                        else up(values[k][None].astype(ft, copy=False))[0]
-                    )
-                    stats.pinned += int((hit & (out[k] != own)).sum())
-                    out[k][hit] = own if self.pin_tol == 0 else own[hit]
-        return stats
-
-    def _apply_blocks(
-        self, out: np.ndarray, values: np.ndarray, ok: np.ndarray, first: int, s: int
-    ) -> ClampStats:
-        """The rules for whole input pixels: ``out`` is viewed as ``(C, R, s, W, s)`` blocks and
-        every per-input-pixel bound broadcasts over its block (no upsampled copies)."""
-        c, rows, width = out.shape
-        n = rows // s
-        blocks = out.reshape(c, n, s, width // s, s)
-
-        def lr(x: np.ndarray) -> np.ndarray:
-            return x[:, first : first + n, None, :, None]
-
-        ok_b = lr(ok)
-        stats = ClampStats(total=int(np.count_nonzero(ok_b)) * s * s)
-        ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
-
-        if self.envelope is not None:
-            mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
-            has = mn <= mx
-            r = np.where(has, mx - mn, 0.0).astype(ft)
-            lo = lr(np.where(has, mn - self.envelope * r, -np.inf).astype(ft))
-            hi = lr(np.where(has, mx + self.envelope * r, np.inf).astype(ft))
-            stats.envelope = clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], ok_b)
-        if self.domain is not None and self.domain.bounded:
-            lo_b, hi_b = self.domain.bounds(c)
-            for k in range(c):
-                band, lo_k, hi_k = blocks[k], ft(lo_b[k]), ft(hi_b[k])
-                if band.min() >= lo_k and band.max() <= hi_k:
-                    continue  # nothing to clamp (the usual case after the envelope)
-                ok_k = ok_b[k]
-                low, high = band < lo_k, band > hi_k
-                stats.domain += int(np.count_nonzero((low | high) & ok_k))
-                np.clip(band, lo_k, hi_k, out=band)
-        if self.pinned:
-            pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
-            for k, vals in enumerate(pins[:c]):
-                for v in vals:
-                    hit_lr = pin_hits(values[k], v, self.pin_tol) & ok[k]
-                    if not hit_lr.any():
-                        continue
-                    hit = np.broadcast_to(hit_lr[first : first + n, None, :, None], blocks[k].shape)
-                    band = blocks[k]
-                    if self.pin_tol == 0:
-                        stats.pinned += int(np.count_nonzero(hit & (band != v)))
-                        band[hit] = v
-                        continue
-                    own = np.broadcast_to(
-                        values[k][first : first + n, None, :, None].astype(ft), band.shape
-                    )
-                    stats.pinned += int(np.count_nonzero(hit & (band != own)))
-                    band[hit] = own[hit]
-        return stats
-
-
-def array_reader(values: np.ndarray, valid: np.ndarray | None = None) -> ReadFn:
-    """A ``read(y0, x0, h, w)`` callback over an in-memory ``(C, H, W)`` array."""
-
-    def read(y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray | None]:
-        m = None if valid is None else valid[..., y0 : y0 + h, x0 : x0 + w]
-        return values[:, y0 : y0 + h, x0 : x0 + w], m
-
-    return read
 
 
 def build_rules(
