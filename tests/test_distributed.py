@@ -181,8 +181,11 @@ def test_relative_paths_mean_the_callers_files_on_workers_elsewhere(tmp_path, cl
     ref = upscale_geotiff(
         here / "in" / "s0.tif", tmp_path / "ref.tif", weights=here / "w.safetensors", tile=16
     )
-    with rasterio.open(ref) as a, rasterio.open(here / "out" / "s0.tif") as b:
-        np.testing.assert_array_equal(a.read(), b.read())
+    split = upscale_geotiff_split(Path("in") / "s0.tif", "split.tif", client=client, options=opts)
+    for out in (here / "out" / "s0.tif", here / split):  # one raster split across the workers
+        with rasterio.open(ref) as a, rasterio.open(out) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    assert sorted(p.name for p in here.iterdir()) == ["in", "out", "split.tif", "w.safetensors"]
 
 
 # -- xarray ----------------------------------------------------------------------------------------

@@ -150,14 +150,17 @@ def upscale_geotiff_split(
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         bands = row_bands(job.spec.profile["height"], n, job.spec.block)
         with atomic_output(dst, [src], overwrite=o.overwrite) as tmp:
-            paths = [temp_name(dst, f".part{i}.tif") for i in range(len(bands))]
+            # absolute: the workers of an existing cluster run in their own working directory
+            paths = [
+                Path(os.path.abspath(temp_name(dst, f".part{i}.tif"))) for i in range(len(bands))
+            ]
             stage = temp_name(dst, ".tif") if o.cog else tmp
             try:
                 shipped = client.scatter(job, broadcast=True)
                 futures = [
                     client.submit(
                         run_band,
-                        str(src),
+                        os.path.abspath(src),
                         str(p),
                         rows,
                         shipped,
