@@ -39,7 +39,7 @@ from .errors import (
     OutputExistsError,
     UnsafeOutputError,
 )
-from .io_safety import atomic_output
+from .io_safety import atomic_output, sha256_file
 from .options import UpscaleOptions
 from .output_checks import RUN_MANIFEST, is_run_manifest
 
@@ -72,11 +72,17 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
     from .pretrained import default_pretrained, list_pretrained, resolve_model
 
     n = _n_bands(task, options)
-    key = (options.model, str(options.weights), options.scale, n)
+    # keyed by the file's checksum, not only its name: weights rewritten in place (a retrained
+    # model) are loaded again by a long-lived worker, not served stale from the cache
+    w = options.weights
+    digest = sha256_file(Path(w)) if w is not None and Path(w).is_file() else None
+    key = (options.model, str(w), digest, options.scale, n)
     if key not in _MODELS:
-        net = resolve_model(options.model, options.weights, scale=options.scale, n_bands=n)
-        if options.weights is not None:
-            net.weights_source = (Path(options.weights).name, str(options.weights))
+        net = resolve_model(options.model, w, scale=options.scale, n_bands=n)
+        if w is not None:
+            net.weights_source = (Path(w).name, str(w))
+            if digest is not None:  # provenance names what was loaded
+                net.weights_sha256 = digest
         else:
             shipped = {e.name: e for e in list_pretrained()}
             entry = (
@@ -86,8 +92,11 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
             )
             if entry is not None:
                 net.weights_source = (entry.name, str(entry.path))
+                net.weights_sha256 = sha256_file(Path(entry.path))
             # an unnamed default: the domain code may still pick by input (noise_gate)
             net.chosen_by_default = options.model is None
+        for stale in [k for k in _MODELS if k[:2] == key[:2] and k[3:] == key[3:]]:
+            del _MODELS[stale]  # the same file's earlier contents
         _MODELS[key] = net
     return _MODELS[key]
 
@@ -185,6 +194,8 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
             overwrite=options.overwrite or status == "damaged",
             progress=False,
             series_uid=task.series_uid,
+            # the cached model is those weights: not loaded again for every task
+            weights=options.weights if model is not None else None,
         )
         adapter = domain_registry().get(task.domain).load()
         outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
@@ -204,7 +215,8 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
         outputs=[str(p) for p in outputs],
         sha256=_sha256(files),
         model=str(source[0]) if source else str(getattr(net, "arch", "")),
-        weights_sha256=_sha256([Path(source[1])]) if source else "",
+        weights_sha256=getattr(net, "weights_sha256", "")
+        or (_sha256([Path(source[1])]) if source else ""),
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 distributed = pytest.importorskip("distributed")
 rasterio = pytest.importorskip("rasterio")
@@ -186,6 +187,51 @@ def test_relative_paths_mean_the_callers_files_on_workers_elsewhere(tmp_path, cl
         with rasterio.open(ref) as a, rasterio.open(out) as b:
             np.testing.assert_array_equal(a.read(), b.read())
     assert sorted(p.name for p in here.iterdir()) == ["in", "out", "split.tif", "w.safetensors"]
+
+
+def test_weights_load_once_per_process_and_again_when_rewritten(tmp_path, monkeypatch):
+    """A process (or worker) loads ``--weights`` once for all its tasks; a file rewritten in
+    place (a retrained model) is loaded again, and provenance names what was used."""
+    import sr_domains.checkpoint as ckpt
+    from sr_domains.checkpoint import save_checkpoint
+    from sr_domains.geo.output_spec import TAG_PREFIX
+    from sr_domains.io_safety import sha256_file
+    from sr_domains.models import create_model
+
+    loads = []
+    real_load = ckpt.load_checkpoint
+    monkeypatch.setattr(
+        ckpt, "load_checkpoint", lambda *a, **k: loads.append(a) or real_load(*a, **k)
+    )
+    (tmp_path / "in").mkdir()
+    src = make_geotiff(tmp_path / "in" / "a.tif", width=24, height=24, count=3)
+    make_geotiff(tmp_path / "in" / "b.tif", width=24, height=24, count=3, seed=1)
+    w = tmp_path / "w.safetensors"
+    save_checkpoint(create_model("srcnn", in_channels=3, scale=2), w)
+    opts = UpscaleOptions(scale=2, weights=w, tile=16)
+    first = upscale_many(tmp_path / "in", tmp_path / "out1", options=opts)
+    assert len(loads) == 1  # two tasks, one load
+    sha1 = sha256_file(w)
+    other = create_model("srcnn", in_channels=3, scale=2)
+    with torch.no_grad():  # other weights, same architecture and file size
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    save_checkpoint(other, w, overwrite=True)
+    second = upscale_many(tmp_path / "in", tmp_path / "out2", options=opts)
+    sha2 = sha256_file(w)
+    assert sha1 != sha2
+    assert len(loads) == 2
+    assert [r.weights_sha256 for r in first.results + second.results] == [sha1, sha1, sha2, sha2]
+    ref = upscale_geotiff(src, tmp_path / "ref.tif", weights=w, tile=16)
+    with (
+        rasterio.open(ref) as r,
+        rasterio.open(tmp_path / "out1" / "a.tif") as a,
+        rasterio.open(tmp_path / "out2" / "a.tif") as b,
+    ):
+        np.testing.assert_array_equal(b.read(), r.read())
+        assert not np.array_equal(a.read(), b.read())
+        assert a.tags()[f"{TAG_PREFIX}WEIGHTS_SHA256"] == sha1
+        assert b.tags()[f"{TAG_PREFIX}WEIGHTS_SHA256"] == sha2
 
 
 # -- xarray ----------------------------------------------------------------------------------------

@@ -91,13 +91,16 @@ def weights_provenance(
 ) -> tuple[str, str, str]:
     """``(name, sha256, "file" | "state_dict")`` of the weights actually used. A model object
     that records the file it was loaded from (``weights_source = (name, path)``, set by the
-    distributed runner's per-worker cache) is described like that file."""
+    distributed runner's per-worker cache) is described like that file, with the checksum
+    taken when it was loaded (``weights_sha256``), not of the file as it is now."""
     source = getattr(net, "weights_source", None)
+    loaded = getattr(net, "weights_sha256", None)  # hashed when loaded: what it computes with
     if weights is None and isinstance(model, SRModel) and source is not None:
-        return str(source[0]), sha256_file(Path(source[1])), "file"
+        return str(source[0]), loaded or sha256_file(Path(source[1])), "file"
     if weights is not None:
         p = Path(weights)
-        return p.name, sha256_file(p), "file"
+        same = source is not None and str(source[1]) == str(weights)
+        return p.name, (loaded if same and loaded else sha256_file(p)), "file"
     if not isinstance(model, SRModel):
         try:
             from ..pretrained import default_pretrained, list_pretrained

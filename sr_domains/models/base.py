@@ -107,6 +107,7 @@ class SRModel(nn.Module):
         # provenance attached by the loaders, absent otherwise: read with getattr(m, name, None)
         card: ModelCard  # sr_domains.checkpoint / pretrained / public_weights
         weights_source: tuple[str, str]  # (name, path) of the weights (sr_domains.distributed)
+        weights_sha256: str  # checksum of that file when it was loaded (sr_domains.distributed)
         source_path: Path  # the weights file it was loaded from (checkpoint, pretrained)
         chosen_by_default: bool  # no model was named (sr_domains.distributed, noise_gate)
 
