@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from .band_modes import auto_spectral, band_mode, band_runner, out_channels
 from .engine_config import (
     MAX_AUTO_MARGIN,
     RAMP,
@@ -37,9 +38,6 @@ from .options import DEFAULT_TILE
 from .runtime import NetworkRunner
 from .tiling import TilePlan, make_plan, stream_tiles
 from .value_domain import ValueRules
-
-if TYPE_CHECKING:
-    pass  # typing.Unpack from Python 3.11
 
 log = logging.getLogger(__name__)
 #: True while :meth:`Upscaler.with_model` builds a copy whose tiling note was already said
@@ -191,50 +189,23 @@ class Upscaler:
             return DEFAULT_TILE
         return tile
 
+    # how the data's bands meet the model's channels (:mod:`sr_domains.band_modes`)
     def band_mode(self, n_bands: int) -> str:
         """``"joint"`` when the model takes all bands, ``"per_band"`` for a 1-channel model."""
-        if n_bands == self.model.in_channels:
-            return "joint"
-        if self.model.in_channels == 1:
-            return "per_band"
-        raise ConfigError(
-            f"the model takes {self.model.in_channels} bands but the data has {n_bands}; "
-            "select bands to match, or use a single-channel model (applied band by band)"
-        )
+        return band_mode(self.model, n_bands)
 
     def auto_spectral(self, n_bands: int) -> bool:
-        """Whether ``--spectral auto`` gives multi-band output bicubic's band ratios: for a
-        single-band model run band by band, and for a joint model whose card asks for it
-        (:attr:`~sr_domains.checkpoint.ModelCard.spectral`)."""
-        if self.band_mode(n_bands) == "per_band":
-            return True
-        return getattr(getattr(self.model, "card", None), "spectral", "model") == "bicubic"
+        """Whether ``--spectral auto`` gives multi-band output bicubic's band ratios
+        (:func:`~sr_domains.band_modes.auto_spectral`)."""
+        return auto_spectral(self.model, n_bands)
 
     def out_channels(self, n_bands: int) -> int:
-        return n_bands if self.band_mode(n_bands) == "per_band" else self.model.out_channels
+        return out_channels(self.model, n_bands)
 
     def _runner(
         self, n_bands: int, band_order: Sequence[int] | None = None
     ) -> Callable[[np.ndarray], np.ndarray]:
-        if self.band_mode(n_bands) == "joint":
-            order = list(band_order) if band_order is not None else None
-            if order is None or order == list(range(n_bands)):
-                return self.runner
-            if self.model.out_channels != n_bands or sorted(order) != list(range(n_bands)):
-                raise ConfigError(f"band order {order} does not fit {n_bands} bands")
-            back = np.argsort(order)
-            return lambda batch: self.runner(batch[:, order])[:, back]
-
-        def per_band(batch: np.ndarray) -> np.ndarray:
-            b, c, h, w = batch.shape
-            flat = batch.reshape(b * c, 1, h, w)
-            outs = [
-                self.runner(flat[i : i + self.batch_size]) for i in range(0, b * c, self.batch_size)
-            ]
-            y = np.concatenate(outs, axis=0)
-            return y.reshape(b, c, y.shape[-2], y.shape[-1])
-
-        return per_band
+        return band_runner(self.runner, self.model, n_bands, band_order, self.batch_size)
 
     # -- planning and streaming -------------------------------------------------------------
     def plan(self, shape: tuple[int, int]) -> TilePlan:
