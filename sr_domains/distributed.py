@@ -40,7 +40,7 @@ from .errors import (
     UnsafeOutputError,
 )
 from .io_safety import atomic_output, sha256_file
-from .options import UpscaleOptions
+from .options import UpscaleOptions, check_save_model_batch, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
 
 log = logging.getLogger(__name__)
@@ -317,6 +317,7 @@ def upscale_many(
     options = options or UpscaleOptions()
     out_dir = Path(out_dir)
     tasks = plan_tasks(inputs, out_dir, options.suffix, options.series_uid, domain)
+    check_save_model_batch(saved_model_path(options), len(tasks))
     if any(Path(t.dst) == out_dir for t in tasks):  # one DICOM series: out_dir is its folder
         _drop_run_manifest(out_dir)
     results: list[TaskResult] = []

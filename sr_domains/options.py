@@ -293,6 +293,25 @@ def check_internal(options: UpscaleOptions) -> None:
         raise ConfigError("--scale does not apply to --isotropic (use --target-spacing)")
 
 
+def saved_model_path(options: UpscaleOptions) -> Path | None:
+    """Where ``--save-model`` saves the model fitted to the input (``--adapt`` or
+    ``--isotropic``), or None."""
+    if options.adapt is not None and options.adapt.save_model is not None:
+        return options.adapt.save_model
+    return options.internal.save_model if options.isotropic is not None else None
+
+
+def check_save_model_batch(save_model: Path | None, n_inputs: int) -> None:
+    """``--save-model`` saves the model fitted to one input; a batch of several is refused
+    before any work (each input would replace the file, or fail on it as an existing output)."""
+    if save_model is not None and n_inputs > 1:
+        raise ConfigError(
+            f"--save-model {save_model}: saves the model fitted to one input, and this batch has "
+            f"{n_inputs} inputs; save it from one input, then pass the file to the batch as "
+            "--weights"
+        )
+
+
 def isotropic_kwargs(options: UpscaleOptions) -> dict[str, Any]:
     """Keyword arguments of the medical isotropic functions from options (``--isotropic``).
 

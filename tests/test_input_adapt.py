@@ -290,3 +290,33 @@ def test_save_model_never_replaces_the_weights_the_model_was_loaded_from(tmp_pat
     with pytest.raises(UnsafeOutputError, match="would replace the input"):
         adapt_model(model, [_blurred_input()], opts)
     assert weights.read_bytes() == before
+
+
+def test_save_model_with_a_batch_of_several_inputs_is_refused_before_any_work(tmp_path):
+    """--save-model keeps the model adapted to one input: in a batch the second input failed on
+    the first one's file (the rest never ran) or replaced it; now refused, nothing written."""
+    pytest.importorskip("rasterio")
+    from sr_domains.cli import main
+    from sr_domains.distributed import upscale_many
+    from sr_domains.geo import upscale_many as upscale_geotiff_many
+    from sr_domains.options import UpscaleOptions
+    from sr_domains.testing.geo import make_geotiff
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(2):
+        make_geotiff(scenes / f"s{i}.tif", width=64, height=64, count=1, seed=i)
+    saved = tmp_path / "adapted.safetensors"
+    adapt = AdaptOptions(steps=1, psf=0.5, noise=0.0, save_model=saved)
+    with pytest.raises(ConfigError, match="2 inputs"):
+        upscale_geotiff_many(scenes, tmp_path / "a", adapt=adapt)
+    with pytest.raises(ConfigError, match="2 inputs"):
+        upscale_many(scenes, tmp_path / "b", options=UpscaleOptions(adapt=adapt))
+    argv = ["upscale", str(scenes), str(tmp_path / "c"), "--adapt", "1", "--no-progress"]
+    assert main([*argv, "--save-model", str(saved)]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]
+    # one input in a batch is one model: saved
+    report = upscale_many(
+        scenes / "s0.tif", tmp_path / "d", options=UpscaleOptions(adapt=adapt, tile=32)
+    )
+    assert [r.status for r in report.results] == ["ok"] and saved.is_file()

@@ -21,7 +21,7 @@ from ..io_safety import (
     temp_name,
 )
 from ..models.base import SRModel
-from ..options import AdaptOptions, output_name
+from ..options import AdaptOptions, check_save_model_batch, output_name
 from ..value_domain import ValueOptions
 from .job import (
     fit_profile,
@@ -239,6 +239,8 @@ def upscale_many(
     files = expand_inputs(inputs)
     if not files:
         raise InputFileError(str(inputs), "no GeoTIFF files found (*.tif, *.tiff)")
+    adapt = kwargs.get("adapt")
+    check_save_model_batch(getattr(adapt, "save_model", None), len(files))
     out_dir = Path(out_dir)
     names = [output_name(f.name, suffix) for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
