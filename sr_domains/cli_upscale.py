@@ -302,7 +302,7 @@ def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> i
     for r in report.failed:
         print(f"sr-domains: failed: {r.task.src}: {r.error}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
-    return 2 if report.failed else 0
+    return 1 if report.failed else 0  # as a sequential batch (2 is for usage errors)
 
 
 __all__ = ["add_upscale"]

@@ -12,6 +12,7 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 
 from sr_domains.cli import main  # noqa: E402
+from sr_domains.errors import InputFileError  # noqa: E402
 from sr_domains.geo import adapter, is_complete, upscale_many  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
@@ -158,6 +159,22 @@ def test_batch_goes_on_after_a_bad_file(tmp_path, toy_models, capsys):
     assert "broken.tif" in err
     assert "moved.tif: broken link (to " in err
     assert sorted(p.name for p in out.iterdir()) == ["scene_0.tif", "scene_1.tif"]
+
+
+def test_batch_goes_on_after_a_file_whose_bands_do_not_fit(tmp_path):
+    """A file the model cannot take (4 bands for a 3-band model) is reported by name and the
+    files after it still run; before, the batch stopped there with an unnamed error."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, count in (("a.tif", 3), ("b.tif", 4), ("c.tif", 3)):
+        make_geotiff(src / name, width=24, height=20, count=count, seed=count)
+    out = tmp_path / "out"
+    with pytest.raises(
+        InputFileError, match=r"1 of 3 file\(s\) failed: .*b\.tif: the model takes 3"
+    ):
+        upscale_many(src, out, model=tiny_model(3, 2))
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "c.tif"]
+    check_upscaled(src / "c.tif", out / "c.tif", 2)
 
 
 def test_batch_refuses_output_folder_holding_inputs(tmp_path):

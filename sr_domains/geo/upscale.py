@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, InputFileError, OutputExistsError
+from ..errors import (
+    ConfigError,
+    GeometryError,
+    InputFileError,
+    OutputBusyError,
+    OutputExistsError,
+    UnsafeOutputError,
+)
 from ..intensity import IntensityProfile
 from ..io_safety import (
     atomic_output,
@@ -216,6 +223,18 @@ def is_complete(dst: Path, src: Path, scale: int) -> bool:
     return output_status(dst, src, scale) == "complete"
 
 
+#: Errors that concern one file of a batch (its content, bands, geometry or output); others
+#: (weights, a missing extra) stop the batch.
+_PER_FILE = (
+    InputFileError,
+    ConfigError,
+    GeometryError,
+    OutputExistsError,
+    OutputBusyError,
+    UnsafeOutputError,
+)
+
+
 def upscale_many(
     inputs: str | Path | Sequence[str | Path],
     out_dir: str | Path,
@@ -230,8 +249,9 @@ def upscale_many(
 
     Resumable: an output that is already complete (see :func:`output_status`) is skipped, one
     of ours that is damaged or cut short is redone; any other existing output is an error
-    unless ``overwrite``. A file that cannot be read is
-    reported and the batch goes on; the error raised at the end lists the failures.
+    unless ``overwrite``. A file that cannot be read or upscaled (its content, bands that do
+    not fit the model, its geometry, an unsafe or busy output) is reported with its name and
+    the batch goes on; the error raised at the end lists the failures.
 
     Returns:
         The outputs written by this call (skipped ones are not listed).
@@ -272,11 +292,12 @@ def upscale_many(
             written.append(
                 upscale_geotiff(f, dst, scale=scale, overwrite=overwrite or redo, **kwargs)
             )
-        except InputFileError as exc:
-            log.error("%s", exc)
-            failed.append(exc)
+        except _PER_FILE as exc:  # this file's problem: the others still run (as on Dask)
+            why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
+            log.error("%s", why)
+            failed.append(why)
     if failed:
-        listing = "; ".join(str(e) for e in failed)
+        listing = "; ".join(failed)
         raise InputFileError(None, f"{len(failed)} of {len(todo)} file(s) failed: {listing}")
     return written
 
