@@ -12,8 +12,8 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 
 from sr_domains.cli import main  # noqa: E402
-from sr_domains.errors import InputFileError  # noqa: E402
-from sr_domains.geo import adapter, is_complete, upscale_many  # noqa: E402
+from sr_domains.errors import ConfigError, InputFileError  # noqa: E402
+from sr_domains.geo import adapter, is_complete, upscale_geotiff, upscale_many  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
 
@@ -175,6 +175,9 @@ def test_batch_goes_on_after_a_file_whose_bands_do_not_fit(tmp_path):
         upscale_many(src, out, model=tiny_model(3, 2))
     assert sorted(p.name for p in out.iterdir()) == ["a.tif", "c.tif"]
     check_upscaled(src / "c.tif", out / "c.tif", 2)
+    with pytest.raises(ConfigError, match=r"b\.tif: the model takes 3"):  # one file: named too
+        upscale_geotiff(src / "b.tif", tmp_path / "b.tif", model=tiny_model(3, 2))
+    assert not (tmp_path / "b.tif").exists()
 
 
 def test_batch_refuses_output_folder_holding_inputs(tmp_path):

@@ -241,7 +241,12 @@ def prepare_job(
     :func:`~sr_domains.geo.upscale_geotiff`)."""
     refuse_palette(rs)
     georef = read_georef(rs.ds, rs.path)
-    net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
+    try:
+        net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
+    except ConfigError as exc:  # e.g. bands that do not fit the model: name the file
+        if "band" not in str(exc) or str(rs.path) in str(exc):
+            raise
+        raise ConfigError(f"{rs.path}: {exc}") from exc
     up = Upscaler(net, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
     n_out = up.out_channels(rs.n_bands)
     fitted, fill = fit_profile(rs, net, profile)
