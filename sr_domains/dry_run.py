@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import SRDomainsError
 from .io_safety import sha256_file
-from .options import UpscaleOptions, output_name
+from .options import UpscaleOptions, check_save_model_batch, output_name, saved_model_path
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = 
     if batch:
         from .batch_tasks import plan_tasks
 
-        for t in plan_tasks(str(src), dst, options.suffix, options.series_uid, domain):
+        tasks = plan_tasks(str(src), dst, options.suffix, options.series_uid, domain)
+        check_save_model_batch(saved_model_path(options), len(tasks))  # as the run refuses it
+        for t in tasks:
             planned.append(_plan_one(t.domain, Path(t.src), Path(t.dst), options))
     else:
         name = find_adapter(src, domain).name

@@ -314,6 +314,7 @@ def test_save_model_with_a_batch_of_several_inputs_is_refused_before_any_work(tm
         upscale_many(scenes, tmp_path / "b", options=UpscaleOptions(adapt=adapt))
     argv = ["upscale", str(scenes), str(tmp_path / "c"), "--adapt", "1", "--no-progress"]
     assert main([*argv, "--save-model", str(saved)]) == 2
+    assert main([*argv, "--save-model", str(saved), "--dry-run"]) == 2  # says so too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]
     # one input in a batch is one model: saved
     report = upscale_many(
