@@ -101,25 +101,31 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
     return _MODELS[key]
 
 
-def task_status(task: Task, options: UpscaleOptions) -> str:
-    """``missing``, ``complete``, ``damaged`` or ``foreign`` (see the domain functions)."""
+def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple[str, str]:
+    """``(status, why)``: ``missing``, ``complete``, ``damaged``, ``foreign`` or, for a GeoTIFF
+    finished by a run with other weights or bands, ``other`` and how (see the domain
+    functions; ``model``: a model object the run uses instead of ``options.model``)."""
     src, dst = Path(task.src), Path(task.dst)
     if task.domain == "geotiff":
-        from .geo.upscale import output_status
+        from .geo.upscale import Requested, output_check
 
-        status = output_status(dst, src, options.scale)
+        requested = Requested(
+            model if model is not None else options.model, options.weights, options.bands
+        )
+        status, why = output_check(dst, src, options.scale, requested)
         if status == "foreign" and _cut_short_tiff(dst):
             recorded = _recorded_sha(src, dst)
             if recorded and recorded != _sha256([dst]):
-                return "damaged"  # its header is unreadable, but a run's manifest says it is ours
-        return status
+                # its header is unreadable, but a run's manifest says it is ours
+                return "damaged", ""
+        return status, why
     if task.domain == "nifti":
         from .medical.nifti_upscale import nifti_output_status
 
-        return nifti_output_status(dst, src, options.scale)
+        return nifti_output_status(dst, src, options.scale), ""
     from .medical.api import dicom_output_status
 
-    return dicom_output_status(dst, src, task.series_uid)
+    return dicom_output_status(dst, src, task.series_uid), ""
 
 
 def _cut_short_tiff(path: Path) -> bool:
@@ -177,15 +183,15 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
     t0 = time.perf_counter()
     carried = ""  # a cut-short output's recorded checksum, kept if its repair fails
     try:
-        status = "missing" if options.overwrite else task_status(task, options)
+        status, why = ("missing", "") if options.overwrite else task_status(task, options, model)
         if status == "damaged" and task.domain == "geotiff":
             carried = _recorded_sha(Path(task.src), Path(task.dst))
         if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
             dst = Path(task.dst)
             sha = _sha256([dst]) if task.domain == "geotiff" and dst.is_file() else ""
             return TaskResult(task, "skipped", sha256=sha, seconds=time.perf_counter() - t0)
-        if status == "foreign":
-            raise OutputExistsError(task.dst)
+        if status in ("foreign", "other"):
+            raise OutputExistsError(task.dst, why)
         if status == "damaged":
             log.warning("%s is an incomplete or damaged output: redoing it", task.dst)
         net = model if model is not None else worker_model(task, options)

@@ -75,7 +75,11 @@ def _action(status: str, overwrite: bool) -> str:
         return "would skip: complete"
     if status == "damaged":
         return "would redo: damaged or cut short"
-    return "would replace (--overwrite)" if overwrite else "refused: exists (pass --overwrite)"
+    if overwrite:
+        return "would replace (--overwrite)"
+    if status.startswith("other: "):  # a finished output of a run with other weights or bands
+        return f"refused: exists, {status[7:]} (pass --overwrite)"
+    return "refused: exists (pass --overwrite)"
 
 
 def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> str:
@@ -83,9 +87,11 @@ def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> str:
         return "missing"
     try:
         if domain == "geotiff":
-            from .geo.upscale import output_status
+            from .geo.upscale import Requested, output_check
 
-            return output_status(dst, src, options.scale)
+            requested = Requested(options.model, options.weights, options.bands)
+            status, why = output_check(dst, src, options.scale, requested)
+            return f"other: {why}" if status == "other" else status
         if domain == "nifti":
             from .medical.nifti_upscale import nifti_output_status
 

@@ -68,12 +68,14 @@ class GeometryError(SRDomainsError, ValueError):
 class OutputExistsError(SRDomainsError, FileExistsError):
     """The output path exists and overwriting was not requested."""
 
-    def __init__(self, path: str | PathLike[str]) -> None:
+    def __init__(self, path: str | PathLike[str], why: str = "") -> None:
         self.path = str(path)
-        super().__init__(f"{self.path}: output exists; pass overwrite=True (CLI: --overwrite)")
+        self.why = why  # e.g. "made with other weights (...)": why a resume does not skip it
+        super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{self.path}: output exists; pass overwrite=True (CLI: --overwrite)"
+        why = f" ({self.why})" if self.why else ""
+        return f"{self.path}: output exists{why}; pass overwrite=True (CLI: --overwrite)"
 
 
 class UnsafeOutputError(SRDomainsError, ValueError):

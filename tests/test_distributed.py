@@ -222,6 +222,9 @@ def test_weights_load_once_per_process_and_again_when_rewritten(tmp_path, monkey
     assert sha1 != sha2
     assert len(loads) == 2
     assert [r.weights_sha256 for r in first.results + second.results] == [sha1, sha1, sha2, sha2]
+    again = upscale_many(tmp_path / "in", tmp_path / "out1", options=opts)  # made with sha1
+    assert [r.status for r in again.results] == ["failed", "failed"]
+    assert "made with other weights: an earlier w.safetensors" in again.results[0].error
     ref = upscale_geotiff(src, tmp_path / "ref.tif", weights=w, tile=16)
     with (
         rasterio.open(ref) as r,

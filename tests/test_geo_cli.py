@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -178,6 +179,38 @@ def test_batch_goes_on_after_a_file_whose_bands_do_not_fit(tmp_path):
     with pytest.raises(ConfigError, match=r"b\.tif: the model takes 3"):  # one file: named too
         upscale_geotiff(src / "b.tif", tmp_path / "b.tif", model=tiny_model(3, 2))
     assert not (tmp_path / "b.tif").exists()
+
+
+def test_resume_skips_only_outputs_made_the_same_way(tmp_path):
+    """A rerun into the same folder skips finished outputs only when they were made with the
+    same weights and bands; one made otherwise is an existing output (it was skipped as done)."""
+    from sr_domains.checkpoint import save_checkpoint
+    from sr_domains.errors import OutputExistsError
+    from sr_domains.models import create_model
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        make_geotiff(src / f"s{i}.tif", width=24, height=20, count=3, seed=i)
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    for path, seed in ((a, 0), (b, 1)):
+        torch.manual_seed(seed)
+        save_checkpoint(create_model("srcnn", in_channels=3, scale=2), path)
+    out = tmp_path / "out"
+    assert len(upscale_many(src, out, weights=a)) == 2
+    assert upscale_many(src, out, weights=a) == []  # same weights: done, skipped
+    before = (out / "s0.tif").read_bytes()
+    with pytest.raises(OutputExistsError, match="made with other weights: a.safetensors, not b"):
+        upscale_many(src, out, weights=b)
+    with pytest.raises(OutputExistsError, match="made from bands 1,2,3, not 3,2,1"):
+        upscale_many(src, out, weights=a, bands=(3, 2, 1))
+    torch.manual_seed(2)
+    save_checkpoint(create_model("srcnn", in_channels=3, scale=2), a, overwrite=True)
+    with pytest.raises(OutputExistsError, match="an earlier a.safetensors"):
+        upscale_many(src, out, weights=a)
+    assert (out / "s0.tif").read_bytes() == before  # nothing replaced without overwrite
+    assert len(upscale_many(src, out, weights=b, overwrite=True)) == 2
+    assert upscale_many(src, out, weights=b) == []
 
 
 def test_batch_refuses_output_folder_holding_inputs(tmp_path):

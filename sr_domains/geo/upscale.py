@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..io_safety import (
     check_paths,
     preflight,
     remove_temp,
+    sha256_file,
     temp_name,
 )
 from ..models.base import SRModel
@@ -178,26 +180,72 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return sorted(q for q in found if batch_entry(q))
 
 
-def output_status(dst: Path, src: Path, scale: int) -> str:
-    """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
-    (ours for this source and scale, but unreadable or cut short: redo it) or ``"foreign"``.
+@dataclass(frozen=True)
+class Requested:
+    """What a run makes its outputs from (the model or weights it names, the bands it reads),
+    so that a resume skips only the finished outputs made the same way: an output of another
+    run (other weights, other bands) is an existing output, not a done one."""
 
-    Outputs are renamed into place only when complete, but a file can still be damaged later
-    (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags
-    for this source and scale, the tag written last (``SR_DOMAINS_VALUES``), the expected size,
-    and every block of every band readable.
-    """
+    model: Any = None
+    weights: str | Path | None = None
+    bands: tuple[int, ...] | None = None
+
+    def differs(self, tags: dict[str, str], scale: int, n_bands: int) -> str:
+        """Why an output with these provenance ``tags`` was made otherwise ("" if it was not);
+        ``n_bands``: the input's band count."""
+        bands = ",".join(map(str, self.bands or range(1, n_bands + 1)))
+        had = tags.get(f"{TAG_PREFIX}SOURCE_BANDS", "")
+        if had and had != bands:
+            return f"made from bands {had}, not {bands}"
+        want = _weights_of(self.model, self.weights, scale, len(bands.split(",")))
+        if want is None:  # a model object: nothing to compare
+            return ""
+        name, sha = want
+        made = tags.get(f"{TAG_PREFIX}MODEL", "")
+        same_file = tags.get(f"{TAG_PREFIX}WEIGHTS_HASH_OF") != "file" or (
+            tags.get(f"{TAG_PREFIX}WEIGHTS_SHA256") == sha
+        )
+        if made != name and not made.startswith(name + "+"):  # (+: noise gate, --adapt)
+            return f"made with other weights: {made}, not {name}"
+        if not same_file:
+            return f"made with other weights: an earlier {name}"
+        return ""
+
+
+def _weights_of(
+    model: Any, weights: str | Path | None, scale: int, n: int
+) -> tuple[str, str] | None:
+    """``(name, sha256)`` the provenance tags record for weights named like this (see
+    :func:`~sr_domains.geo.job.weights_provenance`), or None for a model object."""
+    if weights is not None:
+        p = Path(weights)
+        return (p.name, sha256_file(p)) if p.is_file() else None
+    if isinstance(model, SRModel):
+        return None
+    from ..pretrained import default_pretrained, list_pretrained
+
+    entries = {e.name: e for e in list_pretrained()}
+    entry = entries.get(model) if model else default_pretrained(scale, n)
+    return (entry.name, sha256_file(entry.path)) if entry is not None else None
+
+
+def output_check(
+    dst: Path, src: Path, scale: int, requested: Requested | None = None
+) -> tuple[str, str]:
+    """``(status, why)``: :func:`output_status`, and for ``"other"`` how the output was made
+    otherwise than ``requested``."""
     if not dst.exists():
-        return "missing"
+        return "missing", ""
     try:
         with open_dataset(src) as ds:
             want = (ds.height * scale, ds.width * scale)
+            n_bands = ds.count
     except (InputFileError, OSError):
-        return "foreign"
+        return "foreign", ""
     try:
         ds = open_dataset(dst)
     except (InputFileError, OSError, RasterioError):
-        return "foreign"  # cannot even tell whose it is
+        return "foreign", ""  # cannot even tell whose it is
     with ds:
         tags = ds.tags()
         ours = (
@@ -206,16 +254,33 @@ def output_status(dst: Path, src: Path, scale: int) -> str:
             and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
         )
         if not ours:
-            return "foreign"
+            return "foreign", ""
         if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
-            return "damaged"
+            return "damaged", ""
+        why = requested.differs(tags, scale, n_bands) if requested is not None else ""
+        if why:
+            return "other", why
         try:
             rows = max(ds.block_shapes[0][0], 1)
             for y0 in range(0, ds.height, rows):  # bounded memory: one block row at a time
                 ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
         except (OSError, RasterioError):
-            return "damaged"
-    return "complete"
+            return "damaged", ""
+    return "complete", ""
+
+
+def output_status(dst: Path, src: Path, scale: int, requested: Requested | None = None) -> str:
+    """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
+    (ours for this source and scale, but unreadable or cut short: redo it), ``"other"`` (a
+    finished output of ours made otherwise than ``requested``: other weights or bands) or
+    ``"foreign"``.
+
+    Outputs are renamed into place only when complete, but a file can still be damaged later
+    (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags
+    for this source and scale, the tag written last (``SR_DOMAINS_VALUES``), the expected size,
+    and every block of every band readable.
+    """
+    return output_check(dst, src, scale, requested)[0]
 
 
 def is_complete(dst: Path, src: Path, scale: int) -> bool:
@@ -271,14 +336,15 @@ def upscale_many(
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     todo = []
+    requested = Requested(kwargs.get("model"), kwargs.get("weights"), kwargs.get("bands"))
     for f in files:
         dst = out_dir / output_name(f.name, suffix)
-        status = "missing" if overwrite else output_status(dst, f, scale)
+        status, why = ("missing", "") if overwrite else output_check(dst, f, scale, requested)
         if status == "complete":
             log.info("skipping %s: %s is complete", f, dst)
             continue
-        if status == "foreign":
-            raise OutputExistsError(dst)
+        if status in ("foreign", "other"):
+            raise OutputExistsError(dst, why)
         if status == "damaged":
             log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
@@ -303,11 +369,13 @@ def upscale_many(
 
 
 __all__ = [
+    "Requested",
     "expand_inputs",
     "fit_profile",
     "gdal_env",
     "is_complete",
     "match_bands",
+    "output_check",
     "output_status",
     "resolve_network",
     "upscale_geotiff",
