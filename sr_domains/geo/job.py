@@ -244,7 +244,7 @@ def prepare_job(
     try:
         net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
     except ConfigError as exc:  # e.g. bands that do not fit the model: name the file
-        if "band" not in str(exc) or str(rs.path) in str(exc):
+        if "band(s) but" not in str(exc) or str(rs.path) in str(exc):
             raise
         raise ConfigError(f"{rs.path}: {exc}") from exc
     up = Upscaler(net, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
