@@ -1,0 +1,212 @@
+"""One batch task, run in this process or on a Dask worker (:mod:`sr_domains.distributed`
+plans and runs the batch): the per-process model cache (:func:`worker_model`), whether the
+output is already done (:func:`task_status`) and the task itself (:func:`run_task`), which calls
+the same per-file function as the sequential CLI and returns the manifest line's facts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .batch_tasks import Task, TaskResult
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    InputFileError,
+    OutputExistsError,
+    UnsafeOutputError,
+)
+from .io_safety import sha256_file
+from .options import UpscaleOptions
+from .output_checks import RUN_MANIFEST
+
+log = logging.getLogger(__name__)
+
+#: Errors that fail only their own task (recorded, not retried); others propagate, so Dask
+#: retries the task.
+_HANDLED = (InputFileError, ConfigError, OutputExistsError, UnsafeOutputError, CheckpointError)
+
+
+_MODELS: dict[tuple[Any, ...], Any] = {}
+
+
+def _n_bands(task: Task, options: UpscaleOptions) -> int | None:
+    if task.domain != "geotiff":
+        return None
+    if options.bands:
+        return len(options.bands)
+    from .geo.reader import RasterSource
+
+    with RasterSource(task.src) as rs:
+        return rs.n_bands
+
+
+def worker_model(task: Task, options: UpscaleOptions) -> Any:
+    """The model for ``task``, loaded once per worker process (cached by the model options and
+    the band count that picks the default weights). It remembers the file it came from, so
+    outputs carry the same provenance as a sequential run."""
+    from .pretrained import default_pretrained, list_pretrained, resolve_model
+
+    n = _n_bands(task, options)
+    # keyed by the file's checksum, not only its name: weights rewritten in place (a retrained
+    # model) are loaded again by a long-lived worker, not served stale from the cache
+    w = options.weights
+    digest = sha256_file(Path(w)) if w is not None and Path(w).is_file() else None
+    key = (options.model, str(w), digest, options.scale, n)
+    if key not in _MODELS:
+        net = resolve_model(options.model, w, scale=options.scale, n_bands=n)
+        if w is not None:
+            net.weights_source = (Path(w).name, str(w))
+            if digest is not None:  # provenance names what was loaded
+                net.weights_sha256 = digest
+        else:
+            shipped = {e.name: e for e in list_pretrained()}
+            entry = (
+                shipped.get(options.model)
+                if options.model
+                else default_pretrained(options.scale, n or 1)
+            )
+            if entry is not None:
+                net.weights_source = (entry.name, str(entry.path))
+                net.weights_sha256 = sha256_file(Path(entry.path))
+            # an unnamed default: the domain code may still pick by input (noise_gate)
+            net.chosen_by_default = options.model is None
+        for stale in [k for k in _MODELS if k[:2] == key[:2] and k[3:] == key[3:]]:
+            del _MODELS[stale]  # the same file's earlier contents
+        _MODELS[key] = net
+    return _MODELS[key]
+
+
+def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple[str, str]:
+    """``(status, why)``: ``missing``, ``complete``, ``damaged``, ``foreign`` or, for a GeoTIFF
+    finished by a run with other weights or bands, ``other`` and how (see the domain
+    functions; ``model``: a model object the run uses instead of ``options.model``)."""
+    src, dst = Path(task.src), Path(task.dst)
+    if task.domain == "geotiff":
+        from .geo.upscale import Requested, output_check
+
+        requested = Requested(
+            model if model is not None else options.model, options.weights, options.bands
+        )
+        status, why = output_check(dst, src, options.scale, requested)
+        if status == "foreign" and _cut_short_tiff(dst):
+            recorded = _recorded_sha(src, dst)
+            if recorded and recorded != _sha256([dst]):
+                # its header is unreadable, but a run's manifest says it is ours
+                return "damaged", ""
+        return status, why
+    if task.domain == "nifti":
+        from .medical.nifti_upscale import nifti_output_status
+
+        return nifti_output_status(dst, src, options.scale), ""
+    from .medical.api import dicom_output_status
+
+    return dicom_output_status(dst, src, task.series_uid), ""
+
+
+def _cut_short_tiff(path: Path) -> bool:
+    """A file that starts like a TIFF (a user's own file of another kind never does)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    except OSError:
+        return False
+
+
+def _recorded_sha(src: Path, dst: Path) -> str:
+    """The checksum a run manifest (:data:`RUN_MANIFEST`, in ``dst``'s folder or one above it)
+    records for ``dst`` written from ``src``, or "". A cut-short output of ours (a file too
+    damaged to read its tags) has other bytes than that: it is ours, not a user's file. A
+    failed repair keeps the checksum in its record, so the next run still knows the file."""
+    target = dst.resolve()
+    for folder in list(target.parents)[:8]:
+        manifest = folder / RUN_MANIFEST
+        if not manifest.is_file():
+            continue
+        try:
+            lines = manifest.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return ""
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or not rec.get("output_sha256"):
+                continue
+            if Path(str(rec.get("input", ""))).name != src.name:
+                continue
+            if Path(str(rec.get("output", ""))).name == dst.name:  # (paths as that run gave them)
+                return str(rec["output_sha256"])
+        return ""
+    return ""
+
+
+def _sha256(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResult:
+    """Run one task in this process (the function Dask workers execute). Bad input, options
+    or outputs give a ``failed`` result; other errors propagate, so Dask retries them."""
+    from .adapters import domain_registry
+
+    t0 = time.perf_counter()
+    carried = ""  # a cut-short output's recorded checksum, kept if its repair fails
+    try:
+        status, why = ("missing", "") if options.overwrite else task_status(task, options, model)
+        if status == "damaged" and task.domain == "geotiff":
+            carried = _recorded_sha(Path(task.src), Path(task.dst))
+        if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
+            dst = Path(task.dst)
+            sha = _sha256([dst]) if task.domain == "geotiff" and dst.is_file() else ""
+            return TaskResult(task, "skipped", sha256=sha, seconds=time.perf_counter() - t0)
+        if status in ("foreign", "other"):
+            raise OutputExistsError(task.dst, why)
+        if status == "damaged":
+            log.warning("%s is an incomplete or damaged output: redoing it", task.dst)
+        net = model if model is not None else worker_model(task, options)
+        opts = dataclasses.replace(
+            options,
+            overwrite=options.overwrite or status == "damaged",
+            progress=False,
+            series_uid=task.series_uid,
+            # the cached model is those weights: not loaded again for every task
+            weights=options.weights if model is not None else None,
+        )
+        adapter = domain_registry().get(task.domain).load()
+        outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
+    except _HANDLED as exc:
+        sha = carried if Path(task.dst).is_file() else ""
+        return TaskResult(
+            task, "failed", error=str(exc), sha256=sha, seconds=time.perf_counter() - t0
+        )
+    files = []
+    for out in map(Path, outputs):
+        files.extend(sorted(out.iterdir()) if out.is_dir() else [out])
+    source = getattr(net, "weights_source", None)
+    return TaskResult(
+        task,
+        "ok",
+        seconds=time.perf_counter() - t0,
+        outputs=[str(p) for p in outputs],
+        sha256=_sha256(files),
+        model=str(source[0]) if source else str(getattr(net, "arch", "")),
+        weights_sha256=getattr(net, "weights_sha256", "")
+        or (_sha256([Path(source[1])]) if source else ""),
+    )
+
+
+__all__ = ["run_task", "task_status", "worker_model"]
