@@ -23,7 +23,7 @@ from .errors import (
     OutputExistsError,
     UnsafeOutputError,
 )
-from .io_safety import sha256_file
+from .io_safety import weights_sha256
 from .options import UpscaleOptions
 from .output_checks import RUN_MANIFEST
 
@@ -58,7 +58,7 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
     # keyed by the file's checksum, not only its name: weights rewritten in place (a retrained
     # model) are loaded again by a long-lived worker, not served stale from the cache
     w = options.weights
-    digest = sha256_file(Path(w)) if w is not None and Path(w).is_file() else None
+    digest = weights_sha256(Path(w)) if w is not None and Path(w).is_file() else None
     key = (options.model, str(w), digest, options.scale, n)
     if key not in _MODELS:
         net = resolve_model(options.model, w, scale=options.scale, n_bands=n)
@@ -75,7 +75,7 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
             )
             if entry is not None:
                 net.weights_source = (entry.name, str(entry.path))
-                net.weights_sha256 = sha256_file(Path(entry.path))
+                net.weights_sha256 = weights_sha256(Path(entry.path))
             # an unnamed default: the domain code may still pick by input (noise_gate)
             net.chosen_by_default = options.model is None
         for stale in [k for k in _MODELS if k[:2] == key[:2] and k[3:] == key[3:]]:

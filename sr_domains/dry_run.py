@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SRDomainsError
-from .io_safety import sha256_file
+from .io_safety import weights_sha256
 from .options import UpscaleOptions, check_save_model_batch, output_name, saved_model_path
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, 
         entry = entries.get(options.model or "") or default_pretrained(options.scale, n_bands or 1)
         source = entry.path if entry is not None else None
     sha = (
-        f", weights sha256 {sha256_file(source)[:12]}..."
+        f", weights sha256 {weights_sha256(source)[:12]}..."
         if source is not None and source.exists()
         else ""
     )

@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import datetime as _dt
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -357,6 +358,22 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_file` of a weights file, read once per version of the file: a batch asks
+    for it per task and per existing output, and a weights file can be tens of MB. The
+    version is the file's identity (device, inode, size, mtime), so a file saved again (by an
+    atomic rename: a new inode) is read again."""
+    st = os.stat(path)
+    return _sha256_of_version(
+        os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of_version(path: str, dev: int, ino: int, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
 def batch_entry(path: Path) -> bool:
     """True for what a batch lists from a folder: a regular file, or a broken link (kept, so
     that it fails with its own error instead of vanishing from the batch); hidden names are
@@ -385,4 +402,5 @@ __all__ = [
     "replace_dir",
     "sha256_file",
     "temp_name",
+    "weights_sha256",
 ]

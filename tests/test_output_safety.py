@@ -542,3 +542,21 @@ def test_a_full_disk_inside_pydicom_pixel_data_still_names_the_output(tmp_path, 
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(dst))
     assert os.listdir(tmp_path) == []
     assert _os_error_text(bare.value) == "No space left on device"
+
+
+def test_weights_checksum_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """Batches ask for the weights' checksum per task and per existing output: it is read once
+    per version of the file, and again once the file is saved anew (atomic rename)."""
+    import sr_domains.io_safety as io
+    from sr_domains.checkpoint import save_checkpoint
+    from sr_domains.models import create_model
+
+    w = tmp_path / "w.safetensors"
+    save_checkpoint(create_model("srcnn", in_channels=1, scale=2), w)
+    reads = []
+    real = io.sha256_file
+    monkeypatch.setattr(io, "sha256_file", lambda p: reads.append(p) or real(p))
+    first = [io.weights_sha256(w) for _ in range(3)]
+    assert first == [real(w)] * 3 and len(reads) == 1
+    save_checkpoint(create_model("srcnn", in_channels=1, scale=2), w, overwrite=True)
+    assert io.weights_sha256(w) == real(w) != first[0] and len(reads) == 2

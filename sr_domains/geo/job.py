@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
-from ..io_safety import sha256_file
+from ..io_safety import weights_sha256
 from ..models.base import SRModel
 from ..nodata_fill import fill_invalid
 from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
@@ -96,11 +96,11 @@ def weights_provenance(
     source = getattr(net, "weights_source", None)
     loaded = getattr(net, "weights_sha256", None)  # hashed when loaded: what it computes with
     if weights is None and isinstance(model, SRModel) and source is not None:
-        return str(source[0]), loaded or sha256_file(Path(source[1])), "file"
+        return str(source[0]), loaded or weights_sha256(Path(source[1])), "file"
     if weights is not None:
         p = Path(weights)
         same = source is not None and str(source[1]) == str(weights)
-        return p.name, (loaded if same and loaded else sha256_file(p)), "file"
+        return p.name, (loaded if same and loaded else weights_sha256(p)), "file"
     if not isinstance(model, SRModel):
         try:
             from ..pretrained import default_pretrained, list_pretrained
@@ -108,7 +108,7 @@ def weights_provenance(
             entries = {e.name: e for e in list_pretrained()}
             entry = entries.get(model) if model else default_pretrained(scale, n)
             if entry is not None:
-                return entry.name, sha256_file(entry.path), "file"
+                return entry.name, weights_sha256(entry.path), "file"
         except Exception:  # provenance lookup must never break a run
             pass
     card = getattr(net, "card", None)

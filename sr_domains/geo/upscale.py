@@ -26,8 +26,8 @@ from ..io_safety import (
     check_paths,
     preflight,
     remove_temp,
-    sha256_file,
     temp_name,
+    weights_sha256,
 )
 from ..models.base import SRModel
 from ..options import AdaptOptions, check_save_model_batch, output_name
@@ -219,14 +219,14 @@ def _weights_of(
     :func:`~sr_domains.geo.job.weights_provenance`), or None for a model object."""
     if weights is not None:
         p = Path(weights)
-        return (p.name, sha256_file(p)) if p.is_file() else None
+        return (p.name, weights_sha256(p)) if p.is_file() else None
     if isinstance(model, SRModel):
         return None
     from ..pretrained import default_pretrained, list_pretrained
 
     entries = {e.name: e for e in list_pretrained()}
     entry = entries.get(model) if model else default_pretrained(scale, n)
-    return (entry.name, sha256_file(entry.path)) if entry is not None else None
+    return (entry.name, weights_sha256(entry.path)) if entry is not None else None
 
 
 def output_check(
