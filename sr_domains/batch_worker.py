@@ -16,22 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from .batch_tasks import Task, TaskResult
-from .errors import (
-    CheckpointError,
-    ConfigError,
-    InputFileError,
-    OutputExistsError,
-    UnsafeOutputError,
-)
+from .errors import INPUT_ERRORS, CheckpointError, OutputExistsError
 from .io_safety import weights_sha256
 from .options import UpscaleOptions
 from .output_checks import RUN_MANIFEST
 
 log = logging.getLogger(__name__)
 
-#: Errors that fail only their own task (recorded, not retried); others propagate, so Dask
-#: retries the task.
-_HANDLED = (InputFileError, ConfigError, OutputExistsError, UnsafeOutputError, CheckpointError)
+#: Errors that fail only their own task (recorded, not retried): an input's own problems and
+#: unusable weights; others propagate, so Dask retries the task.
+_HANDLED: tuple[type[Exception], ...] = (*INPUT_ERRORS, CheckpointError)
 
 
 _MODELS: dict[tuple[Any, ...], Any] = {}

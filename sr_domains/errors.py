@@ -115,6 +115,19 @@ class MissingDependencyError(SRDomainsError, ImportError):
         self.extra = extra
 
 
+#: Errors about one input of a batch (its content, bands, geometry, or its output being
+#: unsafe, existing or busy): the batch records them for that input and goes on, sequential or
+#: on Dask (where they are not retried: they would recur). Others stop a sequential batch.
+INPUT_ERRORS: tuple[type[SRDomainsError], ...] = (
+    InputFileError,
+    ConfigError,
+    GeometryError,
+    OutputExistsError,
+    OutputBusyError,
+    UnsafeOutputError,
+)
+
+
 def require(module: str, extra: str, feature: str | None = None):
     """Import and return an optional dependency, or raise :class:`MissingDependencyError`."""
     import importlib

@@ -11,14 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import (
-    ConfigError,
-    GeometryError,
-    InputFileError,
-    OutputBusyError,
-    OutputExistsError,
-    UnsafeOutputError,
-)
+from ..errors import INPUT_ERRORS, ConfigError, InputFileError, OutputExistsError
 from ..intensity import IntensityProfile
 from ..io_safety import (
     atomic_output,
@@ -288,18 +281,6 @@ def is_complete(dst: Path, src: Path, scale: int) -> bool:
     return output_status(dst, src, scale) == "complete"
 
 
-#: Errors that concern one file of a batch (its content, bands, geometry or output); others
-#: (weights, a missing extra) stop the batch.
-_PER_FILE = (
-    InputFileError,
-    ConfigError,
-    GeometryError,
-    OutputExistsError,
-    OutputBusyError,
-    UnsafeOutputError,
-)
-
-
 def upscale_many(
     inputs: str | Path | Sequence[str | Path],
     out_dir: str | Path,
@@ -358,7 +339,7 @@ def upscale_many(
             written.append(
                 upscale_geotiff(f, dst, scale=scale, overwrite=overwrite or redo, **kwargs)
             )
-        except _PER_FILE as exc:  # this file's problem: the others still run (as on Dask)
+        except INPUT_ERRORS as exc:  # this file's problem: the others still run (as on Dask)
             why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
             log.error("%s", why)
             failed.append(why)
