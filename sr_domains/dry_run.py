@@ -68,7 +68,7 @@ def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, 
     return text, recipe
 
 
-def _action(status: str, overwrite: bool) -> str:
+def _action(status: str, overwrite: bool, why: str = "") -> str:
     if status == "missing":
         return "would write"
     if status == "complete" and not overwrite:
@@ -77,30 +77,30 @@ def _action(status: str, overwrite: bool) -> str:
         return "would redo: damaged or cut short"
     if overwrite:
         return "would replace (--overwrite)"
-    if status.startswith("other: "):  # a finished output of a run with other weights or bands
-        return f"refused: exists, {status[7:]} (pass --overwrite)"
+    if why:  # a finished output of a run with other weights or bands
+        return f"refused: exists, {why} (pass --overwrite)"
     return "refused: exists (pass --overwrite)"
 
 
-def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> str:
+def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple[str, str]:
+    """``(status, why)`` of an output, as a run would find it (see the domain functions)."""
     if not dst.exists() or (dst.is_dir() and not any(dst.iterdir())):
-        return "missing"
+        return "missing", ""
     try:
         if domain == "geotiff":
             from .geo.upscale import Requested, output_check
 
             requested = Requested(options.model, options.weights, options.bands)
-            status, why = output_check(dst, src, options.scale, requested)
-            return f"other: {why}" if status == "other" else status
+            return output_check(dst, src, options.scale, requested)
         if domain == "nifti":
             from .medical.nifti_upscale import nifti_output_status
 
-            return nifti_output_status(dst, src, options.scale)
+            return nifti_output_status(dst, src, options.scale), ""
         from .medical.api import dicom_output_status
 
-        return dicom_output_status(dst, src, options.series_uid)
+        return dicom_output_status(dst, src, options.series_uid), ""
     except Exception:
-        return "foreign"
+        return "foreign", ""
 
 
 def _plan_one(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> PlannedOutput:
@@ -116,7 +116,8 @@ def _plan_one(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> Pla
 
         series = load_dicom_series(src, options.series_uid)
         default = "ct" if series.modality == "CT" else "mr"
-    action = _action(_status(domain, src, dst, options), options.overwrite)
+    status, why = _status(domain, src, dst, options)
+    action = _action(status, options.overwrite, why)
     try:
         model, recipe = _describe_model(options, n_bands)
     except SRDomainsError as exc:

@@ -181,7 +181,7 @@ def test_batch_goes_on_after_a_file_whose_bands_do_not_fit(tmp_path):
     assert not (tmp_path / "b.tif").exists()
 
 
-def test_resume_skips_only_outputs_made_the_same_way(tmp_path):
+def test_resume_skips_only_outputs_made_the_same_way(tmp_path, capsys):
     """A rerun into the same folder skips finished outputs only when they were made with the
     same weights and bands; one made otherwise is an existing output (it was skipped as done)."""
     from sr_domains.checkpoint import save_checkpoint
@@ -202,6 +202,10 @@ def test_resume_skips_only_outputs_made_the_same_way(tmp_path):
     before = (out / "s0.tif").read_bytes()
     with pytest.raises(OutputExistsError, match="made with other weights: a.safetensors, not b"):
         upscale_many(src, out, weights=b)
+    capsys.readouterr()
+    assert main(["upscale", str(src), str(out), "--weights", str(b), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert said.count("refused: exists, made with other weights: a.safetensors, not b") == 2
     with pytest.raises(OutputExistsError, match="made from bands 1,2,3, not 3,2,1"):
         upscale_many(src, out, weights=a, bands=(3, 2, 1))
     torch.manual_seed(2)
