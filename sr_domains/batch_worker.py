@@ -18,6 +18,7 @@ from typing import Any
 from .batch_tasks import Task, TaskResult
 from .errors import INPUT_ERRORS, CheckpointError, OutputExistsError
 from .io_safety import weights_sha256
+from .made_with import Requested
 from .options import UpscaleOptions
 from .output_checks import RUN_MANIFEST
 
@@ -79,16 +80,15 @@ def worker_model(task: Task, options: UpscaleOptions) -> Any:
 
 
 def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple[str, str]:
-    """``(status, why)``: ``missing``, ``complete``, ``damaged``, ``foreign`` or, for a GeoTIFF
-    finished by a run with other weights or bands, ``other`` and how (see the domain
-    functions; ``model``: a model object the run uses instead of ``options.model``)."""
+    """``(status, why)``: ``missing``, ``complete``, ``damaged``, ``foreign`` or ``other``: a
+    finished output made otherwise than ``options`` ask (other weights, bands, mode or
+    ``--adapt``; :mod:`sr_domains.made_with`), with how (see the domain functions; ``model``: a
+    model object the run uses instead of ``options.model``)."""
     src, dst = Path(task.src), Path(task.dst)
+    requested = Requested.of(options, model, task.domain)
     if task.domain == "geotiff":
-        from .geo.upscale import Requested, output_check
+        from .geo.upscale import output_check
 
-        requested = Requested(
-            model if model is not None else options.model, options.weights, options.bands
-        )
         status, why = output_check(dst, src, options.scale, requested)
         if status == "foreign" and _cut_short_tiff(dst):
             recorded = _recorded_sha(src, dst)
@@ -97,12 +97,12 @@ def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple
                 return "damaged", ""
         return status, why
     if task.domain == "nifti":
-        from .medical.nifti_upscale import nifti_output_status
+        from .medical.nifti_upscale import nifti_output_check
 
-        return nifti_output_status(dst, src, options.scale), ""
-    from .medical.api import dicom_output_status
+        return nifti_output_check(dst, src, options.scale, requested)
+    from .medical.api import dicom_output_check
 
-    return dicom_output_status(dst, src, task.series_uid), ""
+    return dicom_output_check(dst, src, task.series_uid, options.scale, requested)
 
 
 def _cut_short_tiff(path: Path) -> bool:

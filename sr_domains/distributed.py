@@ -195,12 +195,20 @@ def _run_on(
     for fut in dist.as_completed(futures):
         t = futures[fut]
         try:  # reported with the paths as the user gave them
-            by_task[t] = dataclasses.replace(fut.result(), task=t)
+            by_task[t] = _as_given(fut.result(), t)
         except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected error)
             by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
         if bar is not None:
             bar.update(1)
     return [by_task[t] for t in tasks]
+
+
+def _as_given(result: TaskResult, task: Task) -> TaskResult:
+    """A worker's ``result`` for ``task`` (run with absolute paths, :func:`_absolute_task`)
+    with the paths as the user gave them, in its error text too."""
+    sent = _absolute_task(task)
+    error = result.error.replace(sent.dst, task.dst).replace(sent.src, task.src)
+    return dataclasses.replace(result, task=task, error=error)
 
 
 def _absolute_task(task: Task) -> Task:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import SRDomainsError
 from .io_safety import weights_sha256
+from .made_with import Requested
 from .options import UpscaleOptions, check_save_model_batch, output_name, saved_model_path
 
 log = logging.getLogger(__name__)
@@ -86,19 +87,19 @@ def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple
     """``(status, why)`` of an output, as a run would find it (see the domain functions)."""
     if not dst.exists() or (dst.is_dir() and not any(dst.iterdir())):
         return "missing", ""
+    requested = Requested.of(options, domain=domain)
     try:
         if domain == "geotiff":
-            from .geo.upscale import Requested, output_check
+            from .geo.upscale import output_check
 
-            requested = Requested(options.model, options.weights, options.bands)
             return output_check(dst, src, options.scale, requested)
         if domain == "nifti":
-            from .medical.nifti_upscale import nifti_output_status
+            from .medical.nifti_upscale import nifti_output_check
 
-            return nifti_output_status(dst, src, options.scale), ""
-        from .medical.api import dicom_output_status
+            return nifti_output_check(dst, src, options.scale, requested)
+        from .medical.api import dicom_output_check
 
-        return dicom_output_status(dst, src, options.series_uid), ""
+        return dicom_output_check(dst, src, options.series_uid, options.scale, requested)
     except Exception:
         return "foreign", ""
 

@@ -189,6 +189,20 @@ def test_relative_paths_mean_the_callers_files_on_workers_elsewhere(tmp_path, cl
     assert sorted(p.name for p in here.iterdir()) == ["in", "out", "split.tif", "w.safetensors"]
 
 
+def test_dask_errors_name_outputs_as_the_user_gave_them(tmp_path, client, monkeypatch):
+    (tmp_path / "in").mkdir()
+    make_nifti(tmp_path / "in" / "t1.nii.gz", shape=(16, 12, 4))
+    monkeypatch.chdir(tmp_path)
+    first = upscale_many("in", "out", options=UpscaleOptions(scale=2), client=client)
+    assert [r.status for r in first.results] == ["ok"]
+    report = upscale_many(
+        "in", "out", options=UpscaleOptions(scale=2, through_plane=True), client=client
+    )
+    (r,) = report.results
+    assert r.status == "failed" and "made without --through-plane" in r.error
+    assert str(Path("out") / "t1.nii.gz") in r.error and str(tmp_path) not in r.error
+
+
 def test_weights_load_once_per_process_and_again_when_rewritten(tmp_path, monkeypatch):
     """A process (or worker) loads ``--weights`` once for all its tasks; a file rewritten in
     place (a retrained model) is loaded again, and provenance names what was used."""

@@ -172,6 +172,8 @@ def test_geotiff_adapted_output_keeps_geometry_and_tags(tmp_path):
     assert report["kept"] == "adapted" and report["fit"]["steps"] == 3
     assert tb.pop("SR_DOMAINS_MODEL").endswith("+adapted")
     assert tb.pop("SR_DOMAINS_WEIGHTS_HASH_OF") == "state_dict"
+    # the adapted output names the weights file it started from (a resume compares it)
+    assert tb.pop("SR_DOMAINS_BASE_WEIGHTS_SHA256") == ta["SR_DOMAINS_WEIGHTS_SHA256"]
     for key in ("SR_DOMAINS_MODEL", "SR_DOMAINS_WEIGHTS_HASH_OF", "SR_DOMAINS_WEIGHTS_SHA256"):
         ta.pop(key)
     tb.pop("SR_DOMAINS_WEIGHTS_SHA256")

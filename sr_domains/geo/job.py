@@ -4,7 +4,6 @@ whole image or a band of output rows (the distributed split)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -13,13 +12,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
-from ..io_safety import weights_sha256
+from ..made_with import weights_made, weights_provenance
 from ..models.base import SRModel
 from ..nodata_fill import fill_invalid
 from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
@@ -76,45 +74,6 @@ def resolve_network(
                 "yet; pass a model object (Python API) or --weights/--model once available"
             ) from exc
         raise
-
-
-def _sha256_state(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def weights_provenance(
-    model: SRModel | str | None, weights: str | Path | None, net: SRModel, scale: int, n: int
-) -> tuple[str, str, str]:
-    """``(name, sha256, "file" | "state_dict")`` of the weights actually used. A model object
-    that records the file it was loaded from (``weights_source = (name, path)``, set by the
-    distributed runner's per-worker cache) is described like that file, with the checksum
-    taken when it was loaded (``weights_sha256``), not of the file as it is now."""
-    source = getattr(net, "weights_source", None)
-    loaded = getattr(net, "weights_sha256", None)  # hashed when loaded: what it computes with
-    if weights is None and isinstance(model, SRModel) and source is not None:
-        return str(source[0]), loaded or weights_sha256(Path(source[1])), "file"
-    if weights is not None:
-        p = Path(weights)
-        same = source is not None and str(source[1]) == str(weights)
-        return p.name, (loaded if same and loaded else weights_sha256(p)), "file"
-    if not isinstance(model, SRModel):
-        try:
-            from ..pretrained import default_pretrained, list_pretrained
-
-            entries = {e.name: e for e in list_pretrained()}
-            entry = entries.get(model) if model else default_pretrained(scale, n)
-            if entry is not None:
-                return entry.name, weights_sha256(entry.path), "file"
-        except Exception:  # provenance lookup must never break a run
-            pass
-    card = getattr(net, "card", None)
-    name = card.get("name") if isinstance(card, dict) else getattr(card, "name", None)
-    name = name or (model if isinstance(model, str) else "in-memory")
-    return str(name), _sha256_state(net), "state_dict"
 
 
 def fit_profile(
@@ -253,29 +212,27 @@ def prepare_job(
     order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
     clamp = values is None or values.clamp
     rules = build_rules(values, rs.domain_minimum() if clamp else [0.0], dtype=rs.dtype)
-    w_name, w_sha, w_of = weights_provenance(model, weights, net, scale, rs.n_bands)
+    made = weights_made(model, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(model, weights) and noise_variant(net) is not None:
         up, noise = choose_for_noise(up, [noise_sample(rs, fitted)])
         if noise is not None and up.model is not net:
             net = up.model
-            w_name = f"{w_name}+{noise.weight:.2f}x{noise.variant}"
-            w_sha, w_of = _sha256_state(net), "state_dict"
+            made = made.blended(noise, net)
     report = None
     if adapt is not None:
         from ..adapt.input_adapt import adapt_engine
 
         sample = adaptation_sample(rs, fitted, fill, order)
         up, report = adapt_engine(up, [sample], adapt, progress=progress)
-        if up.model is not net:
-            net = up.model
-            w_name, w_sha, w_of = f"{w_name}+adapted", _sha256_state(net), "state_dict"
+        made = made.adapted(True, up.model is not net, up.model)
+        net = up.model
     prov = provenance_tags(
         version=__version__,
         model=net,
-        model_name=w_name,
-        weights_sha256=w_sha,
-        weights_hash_of=w_of,
+        model_name=made.weights,
+        weights_sha256=made.sha256,
+        weights_hash_of=made.hash_of,
         scale=scale,
         profile_json=json.dumps(fitted.to_dict()),
         tile=up.tiling.tile,
@@ -284,6 +241,8 @@ def prepare_job(
         bands=rs.indexes,
         fill_json=json.dumps([round(float(v), 6) for v in fill]),
     )
+    if made.base_sha256:  # the file a blend or adaptation started from: resume compares it
+        prov[f"{TAG_PREFIX}BASE_WEIGHTS_SHA256"] = made.base_sha256
     if report is not None:
         prov[f"{TAG_PREFIX}ADAPT"] = json.dumps(report.to_dict())
     if noise is not None:

@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from ..io_safety import (
     preflight,
     remove_temp,
     temp_name,
-    weights_sha256,
 )
+from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, check_save_model_batch, output_name
 from ..value_domain import ValueOptions
@@ -173,55 +172,6 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return sorted(q for q in found if batch_entry(q))
 
 
-@dataclass(frozen=True)
-class Requested:
-    """What a run makes its outputs from (the model or weights it names, the bands it reads),
-    so that a resume skips only the finished outputs made the same way: an output of another
-    run (other weights, other bands) is an existing output, not a done one."""
-
-    model: Any = None
-    weights: str | Path | None = None
-    bands: tuple[int, ...] | None = None
-
-    def differs(self, tags: dict[str, str], scale: int, n_bands: int) -> str:
-        """Why an output with these provenance ``tags`` was made otherwise ("" if it was not);
-        ``n_bands``: the input's band count."""
-        bands = ",".join(map(str, self.bands or range(1, n_bands + 1)))
-        had = tags.get(f"{TAG_PREFIX}SOURCE_BANDS", "")
-        if had and had != bands:
-            return f"made from bands {had}, not {bands}"
-        want = _weights_of(self.model, self.weights, scale, len(bands.split(",")))
-        if want is None:  # a model object: nothing to compare
-            return ""
-        name, sha = want
-        made = tags.get(f"{TAG_PREFIX}MODEL", "")
-        same_file = tags.get(f"{TAG_PREFIX}WEIGHTS_HASH_OF") != "file" or (
-            tags.get(f"{TAG_PREFIX}WEIGHTS_SHA256") == sha
-        )
-        if made != name and not made.startswith(name + "+"):  # (+: noise gate, --adapt)
-            return f"made with other weights: {made}, not {name}"
-        if not same_file:
-            return f"made with other weights: an earlier {name}"
-        return ""
-
-
-def _weights_of(
-    model: Any, weights: str | Path | None, scale: int, n: int
-) -> tuple[str, str] | None:
-    """``(name, sha256)`` the provenance tags record for weights named like this (see
-    :func:`~sr_domains.geo.job.weights_provenance`), or None for a model object."""
-    if weights is not None:
-        p = Path(weights)
-        return (p.name, weights_sha256(p)) if p.is_file() else None
-    if isinstance(model, SRModel):
-        return None
-    from ..pretrained import default_pretrained, list_pretrained
-
-    entries = {e.name: e for e in list_pretrained()}
-    entry = entries.get(model) if model else default_pretrained(scale, n)
-    return (entry.name, weights_sha256(entry.path)) if entry is not None else None
-
-
 def output_check(
     dst: Path, src: Path, scale: int, requested: Requested | None = None
 ) -> tuple[str, str]:
@@ -250,7 +200,8 @@ def output_check(
             return "foreign", ""
         if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
             return "damaged", ""
-        why = requested.differs(tags, scale, n_bands) if requested is not None else ""
+        made = Made.from_tags(tags, TAG_PREFIX)
+        why = requested.differs(made, scale, n_bands) if requested is not None else ""
         if why:
             return "other", why
         try:
@@ -317,7 +268,12 @@ def upscale_many(
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     todo = []
-    requested = Requested(kwargs.get("model"), kwargs.get("weights"), kwargs.get("bands"))
+    requested = Requested(
+        kwargs.get("model"),
+        kwargs.get("weights"),
+        kwargs.get("bands"),
+        kwargs.get("adapt") is not None,
+    )
     for f in files:
         dst = out_dir / output_name(f.name, suffix)
         status, why = ("missing", "") if overwrite else output_check(dst, f, scale, requested)

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
+from ..made_with import MADE_KEY, Made, Requested, weights_made
 from ..models.base import SRModel
 from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
@@ -110,12 +111,16 @@ def upscale_dicom_series(
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
     planes = [volume[k] for k in middle_indexes(volume.shape[0])]  # noise gate, --adapt
+    made = weights_made(model, weights, up.model, scale, 1, through_plane=through_plane)
     noise = None
     if chosen_by_default(model, weights) and noise_variant(up.model) is not None:
         up, noise = noise_gate_volume(up, planes, prof)
+        made = made.blended(noise, up.model)
     report = None
     if adapt is not None:
+        before = up.model
         up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
+        made = made.adapted(True, up.model is not before, up.model)
     out = upscale_volume(
         volume, up, profile=prof, axes=(1, 2), through_plane=through_plane, rules=rules
     )
@@ -130,7 +135,11 @@ def upscale_dicom_series(
         + (f"; {report.describe()}" if report is not None else "")
         + (f"; {noise.describe()}" if noise is not None else "")
     )
-    manifest: dict[str, Any] = {"series_uid": series.series_uid, "derivation": derivation}
+    manifest: dict[str, Any] = {
+        "series_uid": series.series_uid,
+        "derivation": derivation,
+        MADE_KEY: made.to_dict(),  # what a resumed batch compares (sr_domains.made_with)
+    }
     if report is not None:
         manifest["adapt"] = report.to_dict()
     if noise is not None:
@@ -140,25 +149,55 @@ def upscale_dicom_series(
     return [dst / f.name for f in files]
 
 
-def dicom_output_status(dst: PathLike, src: PathLike, series_uid: str | None = None) -> str:
-    """``"missing"`` (absent or an empty folder), ``"complete"`` (our derived series of
-    ``src``: manifest sources and series match, every listed file present and a Part-10 DICOM),
-    ``"damaged"`` (ours, files missing) or ``"foreign"``: resumable batches."""
+def dicom_output_check(
+    dst: PathLike,
+    src: PathLike,
+    series_uid: str | None = None,
+    scale: int = 2,
+    requested: Requested | None = None,
+) -> tuple[str, str]:
+    """``(status, why)``: ``"missing"`` (absent or an empty folder), ``"complete"`` (our derived
+    series of ``src``: manifest source and series match, every listed file present and a
+    Part-10 DICOM, made as ``requested`` asks), ``"damaged"`` (ours, files missing),
+    ``"other"`` (ours, made otherwise: ``why`` says how) or ``"foreign"``: resumable batches.
+
+    The source matches by path, or by folder name and series UID: a run records the path as
+    it was given, relative to where it ran (a Dask worker is given absolute paths)."""
     from ..io_safety import read_manifest
     from .dicom_read import has_dicm_preamble
 
     dst = Path(dst)
     if not dst.is_dir() or not any(dst.iterdir()):
-        return "missing" if not dst.exists() or dst.is_dir() else "foreign"
+        return ("missing" if not dst.exists() or dst.is_dir() else "foreign"), ""
     manifest = read_manifest(dst)
-    if manifest is None or manifest.get("sources") != [os.fspath(src)]:
-        return "foreign"
+    if manifest is None or not _same_source(manifest, Path(src), series_uid):
+        return "foreign", ""
     if series_uid is not None and manifest.get("series_uid") != series_uid:
-        return "foreign"
+        return "foreign", ""
     files = [dst / f for f in manifest["files"] if f.lower().endswith(".dcm")]
     if not files or not all(f.is_file() and has_dicm_preamble(f) for f in files):
-        return "damaged"
-    return "complete"
+        return "damaged", ""
+    if requested is not None:
+        why = requested.differs(Made.from_dict(manifest.get(MADE_KEY)), scale)
+        if why:
+            return "other", why
+    return "complete", ""
+
+
+def _same_source(manifest: dict[str, Any], src: Path, series_uid: str | None) -> bool:
+    sources = manifest.get("sources")
+    if not isinstance(sources, list) or len(sources) != 1:
+        return False
+    had = Path(str(sources[0]))
+    if os.path.abspath(had) == os.path.abspath(src):
+        return True
+    named = had.name and had.name == src.resolve().name
+    return bool(named and series_uid is not None and manifest.get("series_uid") == series_uid)
+
+
+def dicom_output_status(dst: PathLike, src: PathLike, series_uid: str | None = None) -> str:
+    """The status of :func:`dicom_output_check` (any scale and weights)."""
+    return dicom_output_check(dst, src, series_uid)[0]
 
 
 def series_rules(
@@ -183,4 +222,10 @@ def series_rules(
     )
 
 
-__all__ = ["dicom_output_status", "series_rules", "upscale_dicom_series", "upscale_nifti"]
+__all__ = [
+    "dicom_output_check",
+    "dicom_output_status",
+    "series_rules",
+    "upscale_dicom_series",
+    "upscale_nifti",
+]

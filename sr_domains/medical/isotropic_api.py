@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from ..io_safety import atomic_output, preflight
+from ..made_with import MADE_KEY
 from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
 from ..output_checks import check_model_output
 from ..value_domain import ValueOptions
@@ -157,7 +158,8 @@ def isotropic_nifti(
 ) -> Path:
     """:func:`make_isotropic` for a NIfTI file (3-D, or 4-D volume by volume with the model
     fitted on the first volume)."""
-    from .nifti_io import PlaneWriter, check_memory, open_source
+    from .nifti_io import PENDING, PlaneWriter, check_memory, open_source
+    from .nifti_upscale import values_record
 
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
@@ -199,7 +201,9 @@ def isotropic_nifti(
         device=device,
     )
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
-    hdr = output_header(source, out_shape, plan.factors, job.provenance(src.name))
+    prov = job.provenance(src.name)
+    prov["values"] = PENDING  # filled in once the voxels are written: a finished output
+    hdr = output_header(source, out_shape, plan.factors, prov)
     n_planes = plan.out_shape[2] * flat.shape[-1]
     with (
         atomic_output(dst, [src], overwrite=overwrite) as tmp,
@@ -209,6 +213,7 @@ def isotropic_nifti(
             out = first if v == 0 else job.process(flat[..., v])
             for chunk in iter_planes(out):
                 w.write(chunk)
+        w.pending = values_record(job.rules, w)
     if internal.save_model is not None:
         job.save_model(internal.save_model, overwrite, src.name)
     log.info("wrote %s %s", dst, out_shape)
@@ -285,7 +290,7 @@ def isotropic_dicom(
         f"{prov.get('training', {}).get('steps', 0)} steps, seed {internal.seed}; "
         f"source series {series.series_uid}"
     )
-    manifest = {"series_uid": series.series_uid, "derivation": derivation}
+    manifest = {"series_uid": series.series_uid, "derivation": derivation, MADE_KEY: prov[MADE_KEY]}
     affine = plan.affine(series.affine)
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
         files = write_derived_series(

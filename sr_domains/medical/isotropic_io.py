@@ -22,6 +22,7 @@ from .. import __version__
 from ..adapt import AxisSR, Budget
 from ..errors import ConfigError
 from ..intensity import IntensityProfile, profile_from_any, work_dtype
+from ..made_with import MADE_KEY, Made
 from ..options import InternalOptions, IsotropicOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .isotropic import (
@@ -161,6 +162,8 @@ class VolumeJob:
             "fusion": self.iso.fusion,
             "source": source,
             **self.fitted.provenance(),
+            # what a resumed batch compares (sr_domains.made_with)
+            MADE_KEY: Made(isotropic=round(self.plan.target, 4), fusion=self.iso.fusion).to_dict(),
         }
 
     def save_model(self, path: Path, overwrite: bool, source: str) -> None:

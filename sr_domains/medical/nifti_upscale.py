@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
+from ..made_with import MADE_KEY, Made, Requested, weights_made
 from ..models.base import SRModel
 from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
@@ -141,14 +142,19 @@ def upscale_nifti(
         ct=prof.recipe.lower().startswith("ct"),
         zero=zero,
     )
+    made = weights_made(model, weights, up.model, scale, 1, axes=",".join(map(str, ax)))
+    made = Made(**{**made.to_dict(), "through_plane": through_plane})
     gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
     planes = adaptation_planes(source, ax) if gate or adapt is not None else []  # read once
     noise = None
     if gate:
         up, noise = noise_gate_volume(up, planes, prof)
+        made = made.blended(noise, up.model)
     report = None
     if adapt is not None:
+        before = up.model
         up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
+        made = made.adapted(True, up.model is not before, up.model)
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
@@ -158,6 +164,7 @@ def upscale_nifti(
         prov["adapt"] = report.to_dict()
     if noise is not None:
         prov["noise"] = noise.to_dict()
+    prov[MADE_KEY] = made.to_dict()  # what a resumed batch compares (sr_domains.made_with)
     prov["values"] = PENDING  # filled in once the voxels are written
     hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes
@@ -207,18 +214,22 @@ def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.nda
     return [vol[:, :, k] for k in middle_indexes(vol.shape[2])]
 
 
-def nifti_output_status(dst: PathLike, src: PathLike, scale: int) -> str:
-    """``"missing"``, ``"complete"`` (our output of ``src`` at ``scale``, every voxel
-    readable), ``"damaged"`` (ours but cut short) or ``"foreign"``: resumable batches."""
+def nifti_output_check(
+    dst: PathLike, src: PathLike, scale: int, requested: Requested | None = None
+) -> tuple[str, str]:
+    """``(status, why)``: ``"missing"``, ``"complete"`` (our output of ``src``, every voxel
+    readable, made as ``requested`` asks), ``"damaged"`` (ours but cut short), ``"other"`` (ours,
+    made otherwise: ``why`` says how) or ``"foreign"``: resumable batches. Without
+    ``requested`` an output of ``src`` at ``scale`` counts as complete."""
     import json
 
     dst, src = Path(dst), Path(src)
     if not dst.exists():
-        return "missing"
+        return "missing", ""
     try:
         out = open_source(dst)
     except (OSError, ValueError):
-        return "foreign"
+        return "foreign", ""
     prov = None
     for ext in out.header.extensions:
         if ext.get_code() == 6:  # NIfTI "comment": our JSON provenance
@@ -226,16 +237,29 @@ def nifti_output_status(dst: PathLike, src: PathLike, scale: int) -> str:
                 prov = json.loads(ext.get_content())
             except ValueError:
                 continue
-    if not isinstance(prov, dict) or prov.get("source") != src.name or prov.get("scale") != scale:
-        return "foreign"
+    if not isinstance(prov, dict) or prov.get("source") != src.name:
+        return "foreign", ""
+    if requested is None and prov.get("scale") != scale:
+        return "foreign", ""
     if not isinstance(prov.get("values"), dict):  # the placeholder was never filled in
-        return "damaged"
+        return "damaged", ""
+    if requested is not None:
+        why = requested.differs(Made.from_dict(prov.get(MADE_KEY)), scale)
+        if why:
+            return "other", why
     try:
         for _plane in out.planes():
             pass
     except (OSError, EOFError, ValueError):
-        return "damaged"
-    return "complete"
+        return "damaged", ""
+    return "complete", ""
+
+
+def nifti_output_status(
+    dst: PathLike, src: PathLike, scale: int, requested: Requested | None = None
+) -> str:
+    """The status of :func:`nifti_output_check`."""
+    return nifti_output_check(dst, src, scale, requested)[0]
 
 
 def values_record(rules: ValueRules | None, writer: PlaneWriter) -> dict[str, Any]:
@@ -286,4 +310,4 @@ def _stream(
             bar.close()
 
 
-__all__ = ["nifti_output_status", "upscale_nifti"]
+__all__ = ["nifti_output_check", "nifti_output_status", "upscale_nifti"]
