@@ -19,6 +19,23 @@ class ConfigError(SRDomainsError, ValueError):
     """A configuration value or file is invalid (unknown key, wrong type, bad value)."""
 
 
+class BandMismatchError(ConfigError):
+    """The model takes another number of bands than the data has (or than are selected)."""
+
+    def __init__(self, model_bands: int, data_bands: int, hint: str, source: str = "") -> None:
+        self.model_bands, self.data_bands, self.hint = model_bands, data_bands, hint
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(
+            f"{where}the model takes {model_bands} band(s) but {hint.format(n=data_bands)}; "
+            "select matching bands or use a single-channel model"
+        )
+
+    def naming(self, source: str | PathLike[str]) -> BandMismatchError:
+        """The same error, naming the file whose data it is about."""
+        return BandMismatchError(self.model_bands, self.data_bands, self.hint, str(source))
+
+
 class RegistryError(SRDomainsError, KeyError):
     """A name is not registered, or is registered twice."""
 

@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ConfigError
+from .errors import BandMismatchError, CheckpointError, ConfigError
 from .models import SRModel
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,7 @@ def resolve_model(
     if scale is not None and m.scale != scale:
         raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
     if n_bands is not None and m.in_channels not in (1, n_bands):
-        raise ConfigError(
-            f"the model takes {m.in_channels} band(s) but the data has {n_bands}; "
-            "select matching bands or use a single-channel model"
-        )
+        raise BandMismatchError(m.in_channels, n_bands, "the data has {n}")
     return m
 
 

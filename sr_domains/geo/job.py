@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, InputFileError
+from ..errors import BandMismatchError, ConfigError, InputFileError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..made_with import weights_made, weights_provenance
@@ -58,10 +58,7 @@ def resolve_network(
         if model.scale != scale:
             raise ConfigError(f"the model upscales x{model.scale} but x{scale} was requested")
         if model.in_channels not in (1, n_bands):
-            raise ConfigError(
-                f"the model takes {model.in_channels} band(s) but {n_bands} are selected; "
-                "select matching bands (--bands) or use a single-channel model"
-            )
+            raise BandMismatchError(model.in_channels, n_bands, "{n} are selected (--bands)")
         return model
     from ..pretrained import resolve_model
 
@@ -202,10 +199,8 @@ def prepare_job(
     georef = read_georef(rs.ds, rs.path)
     try:
         net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
-    except ConfigError as exc:  # e.g. bands that do not fit the model: name the file
-        if "band(s) but" not in str(exc) or str(rs.path) in str(exc):
-            raise
-        raise ConfigError(f"{rs.path}: {exc}") from exc
+    except BandMismatchError as exc:  # this file's bands: name it
+        raise exc.naming(rs.path) from exc
     up = Upscaler(net, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
     n_out = up.out_channels(rs.n_bands)
     fitted, fill = fit_profile(rs, net, profile)
