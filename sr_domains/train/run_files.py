@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import uuid
@@ -12,9 +13,14 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import unpickle_error
+from ..checkpoint import ModelCard, unpickle_error
+from ..config import dump_yaml
 from ..errors import CheckpointError, ConfigError, OutputExistsError, UnsafeOutputError
+from ..models.base import SRModel
 from .config import TrainConfig
+from .dist import DistInfo
+
+log = logging.getLogger(__name__)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -116,12 +122,63 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     return False
 
 
+def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
+    """Resuming needs the network ``last.pt`` was written by: a changed ``model`` section
+    is one clear error (not a state-dict traceback); other changes are logged."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load(str(state.get("config", ""))) or {}
+    except yaml.YAMLError:
+        saved = {}
+    now = yaml.safe_load(dump_yaml(config)) or {}
+    if not isinstance(saved, dict) or not saved:
+        return
+    if saved.get("model") != now.get("model"):
+        raise ConfigError(
+            f"{config.run_dir / 'last.pt'}: the run was started with model "
+            f"{saved.get('model')}, the config now says {now.get('model')}; resume with the "
+            "same model, or start over (--overwrite, or another name)"
+        )
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        log.warning("resuming with changed settings: %s", ", ".join(changed))
+
+
+def final_card(
+    config: TrainConfig,
+    model: SRModel,
+    data: str,
+    info: DistInfo,
+    validation: dict[str, float],
+) -> ModelCard:
+    """The model card of ``weights.safetensors``: the config's card section, the training data
+    (``data``: the dataset's description) and degradation, and the last validation scores."""
+    c = config
+    return ModelCard.for_model(
+        model,
+        name=c.card.name or c.name,
+        bands=list(c.card.bands),
+        modality=c.card.modality,
+        profile={"recipe": c.data.profile},
+        training_data=(
+            f"{data} Degradation: {dump_yaml(c.degradation).strip()}. "
+            f"{c.steps} steps x {c.batch_size} patches x {info.world_size} process(es)."
+        ),
+        metrics={k: round(v, 4) for k, v in validation.items()},
+        notes=c.card.notes,
+        spectral=c.card.spectral,
+    )
+
+
 __all__ = [
     "LOG_FIELDS",
     "RUN_DIRS",
     "RUN_FILES",
     "CsvLog",
     "atomic_torch_save",
+    "check_same_model",
+    "final_card",
     "load_resume_state",
     "prepare_run_dir",
 ]

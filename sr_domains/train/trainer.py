@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import ModelCard, save_checkpoint
+from ..checkpoint import save_checkpoint
 from ..config import dump_yaml
 from ..degrade import degrade
 from ..errors import ConfigError
@@ -40,7 +40,15 @@ from .config import TrainConfig
 from .data import PatchDataset, load_images
 from .dist import DistInfo, barrier, init_distributed, mean_across, shutdown
 from .ema import EMA
-from .run_files import LOG_FIELDS, CsvLog, atomic_torch_save, load_resume_state, prepare_run_dir
+from .run_files import (
+    LOG_FIELDS,
+    CsvLog,
+    atomic_torch_save,
+    check_same_model,
+    final_card,
+    load_resume_state,
+    prepare_run_dir,
+)
 from .run_parts import Batches, build_generator, lr_lambda
 from .scoring import score_images, summarize
 
@@ -151,7 +159,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._check_same_model(state)
+        check_same_model(state, self.config)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
@@ -258,28 +266,6 @@ class Trainer:
                 self.model.train()
         return summarize(scores)
 
-    def _check_same_model(self, state: dict[str, Any]) -> None:
-        """Resuming needs the network ``last.pt`` was written by: a changed ``model`` section
-        is one clear error (not a state-dict traceback); other changes are logged."""
-        import yaml
-
-        try:
-            saved = yaml.safe_load(str(state.get("config", ""))) or {}
-        except yaml.YAMLError:
-            saved = {}
-        now = yaml.safe_load(dump_yaml(self.config)) or {}
-        if not isinstance(saved, dict) or not saved:
-            return
-        if saved.get("model") != now.get("model"):
-            raise ConfigError(
-                f"{self.config.run_dir / 'last.pt'}: the run was started with model "
-                f"{saved.get('model')}, the config now says {now.get('model')}; resume with the "
-                "same model, or start over (--overwrite, or another name)"
-            )
-        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        if changed:
-            log.warning("resuming with changed settings: %s", ", ".join(changed))
-
     # -- the loop -------------------------------------------------------------------------
     def fit(self, resume: bool = False, stop_at: int | None = None) -> TrainResult:
         """Train to ``config.steps`` (or pause at ``stop_at``: ``last.pt`` is written, no
@@ -368,22 +354,8 @@ class Trainer:
 
     def save_weights(self, path: Path, validation: dict[str, float]) -> Path:
         """The final generator (EMA when enabled) with its model card."""
-        c = self.config
         model = self.eval_model
-        card = ModelCard.for_model(
-            model,
-            name=c.card.name or c.name,
-            bands=list(c.card.bands),
-            modality=c.card.modality,
-            profile={"recipe": c.data.profile},
-            training_data=(
-                f"{self.dataset.describe()} Degradation: {dump_yaml(c.degradation).strip()}. "
-                f"{c.steps} steps x {c.batch_size} patches x {self.info.world_size} process(es)."
-            ),
-            metrics={k: round(v, 4) for k, v in validation.items()},
-            notes=c.card.notes,
-            spectral=c.card.spectral,
-        )
+        card = final_card(self.config, model, self.dataset.describe(), self.info, validation)
         return save_checkpoint(model, path, card, overwrite=True)
 
 
