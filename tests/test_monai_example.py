@@ -61,6 +61,7 @@ def test_example_with_weights_writes_an_aligned_file(tmp_path, capsys):
     assert again == 2 and "--overwrite" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a second run of the example script; the one above stays in the default run
 def test_example_with_the_shipped_default_weights(tmp_path):
     if not any(e.scale == 2 and e.in_channels == 1 for e in list_pretrained()):
         pytest.skip("no default x2 weights shipped")

@@ -16,18 +16,16 @@ from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..made_with import MADE_KEY, Made, Requested, weights_made
 from ..models.base import SRModel
-from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
 from .common import (
-    adapt_to_volume,
     build_upscaler,
     describe_profile,
     fit_profile,
     middle_indexes,
-    noise_gate_volume,
     provenance,
+    weights_for_volume,
 )
 from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
@@ -110,17 +108,18 @@ def upscale_dicom_series(
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
-    planes = [volume[k] for k in middle_indexes(volume.shape[0])]  # noise gate, --adapt
     made = weights_made(model, weights, up.model, scale, 1, through_plane=through_plane)
-    noise = None
-    if chosen_by_default(model, weights) and noise_variant(up.model) is not None:
-        up, noise = noise_gate_volume(up, planes, prof)
-        made = made.blended(noise, up.model)
-    report = None
-    if adapt is not None:
-        before = up.model
-        up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
-        made = made.adapted(True, up.model is not before, up.model)
+    chosen = weights_for_volume(
+        up,
+        made,
+        model=model,
+        weights=weights,
+        planes=lambda: [volume[k] for k in middle_indexes(volume.shape[0])],
+        profile=prof,
+        adapt=adapt,
+        progress=progress,
+    )
+    up, made, noise, report = chosen.up, chosen.made, chosen.noise, chosen.report
     out = upscale_volume(
         volume, up, profile=prof, axes=(1, 2), through_plane=through_plane, rules=rules
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +15,7 @@ from .. import __version__
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, profile_from_any
+from ..made_with import Made
 from ..models.base import SRModel
 from ..options import AdaptOptions
 from ..pretrained import resolve_model
@@ -110,6 +113,49 @@ def noise_gate_volume(
     return choose_for_noise(up, images)
 
 
+@dataclass
+class VolumeWeights:
+    """The weights one volume is upscaled with: the noise gate's choice and ``--adapt``'s
+    fine-tune applied to the resolved model, and what the output records about them."""
+
+    up: Upscaler
+    made: Made
+    noise: NoiseChoice | None = None
+    report: AdaptReport | None = None
+
+
+def weights_for_volume(
+    up: Upscaler,
+    made: Made,
+    *,
+    model: object,
+    weights: object,
+    planes: Callable[[], list[np.ndarray]],
+    profile: IntensityProfile,
+    adapt: AdaptOptions | None,
+    progress: bool = False,
+) -> VolumeWeights:
+    """Apply the noise gate (when ``upscale`` picked the weights itself: nothing named in
+    ``model``/``weights``) and ``adapt`` to ``up``; ``planes`` reads the 2-D planes both learn
+    from (physical units, NaN = padding), once and only when one of them runs; ``made``: the
+    resolved weights (:func:`~sr_domains.made_with.weights_made`)."""
+    from ..noise_gate import chosen_by_default, noise_variant
+
+    gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
+    if not gate and adapt is None:
+        return VolumeWeights(up, made)
+    images = planes()
+    noise = report = None
+    if gate:
+        up, noise = noise_gate_volume(up, images, profile)
+        made = made.blended(noise, up.model)
+    if adapt is not None:
+        before = up.model
+        up, report = adapt_to_volume(up, images, profile, adapt, progress=progress)
+        made = made.adapted(True, up.model is not before, up.model)
+    return VolumeWeights(up, made, noise, report)
+
+
 def card_recipe(model: SRModel) -> str | dict[str, Any] | None:
     """The intensity profile stored with the model card (dict or attribute style), if any."""
     card = getattr(model, "card", None)
@@ -188,4 +234,5 @@ __all__ = [
     "fit_profile",
     "noise_gate_volume",
     "provenance",
+    "weights_for_volume",
 ]

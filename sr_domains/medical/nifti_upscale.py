@@ -23,16 +23,14 @@ from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..made_with import MADE_KEY, Made, Requested, weights_made
 from ..models.base import SRModel
-from ..noise_gate import chosen_by_default, noise_variant
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
-    adapt_to_volume,
     build_upscaler,
     fit_profile,
     middle_indexes,
-    noise_gate_volume,
     provenance,
+    weights_for_volume,
 )
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
@@ -142,19 +140,21 @@ def upscale_nifti(
         ct=prof.recipe.lower().startswith("ct"),
         zero=zero,
     )
-    made = weights_made(model, weights, up.model, scale, 1, axes=",".join(map(str, ax)))
-    made = Made(**{**made.to_dict(), "through_plane": through_plane})
-    gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
-    planes = adaptation_planes(source, ax) if gate or adapt is not None else []  # read once
-    noise = None
-    if gate:
-        up, noise = noise_gate_volume(up, planes, prof)
-        made = made.blended(noise, up.model)
-    report = None
-    if adapt is not None:
-        before = up.model
-        up, report = adapt_to_volume(up, planes, prof, adapt, progress=progress)
-        made = made.adapted(True, up.model is not before, up.model)
+    axes_text = ",".join(map(str, ax))
+    made = weights_made(
+        model, weights, up.model, scale, 1, axes=axes_text, through_plane=through_plane
+    )
+    chosen = weights_for_volume(
+        up,
+        made,
+        model=model,
+        weights=weights,
+        planes=lambda: adaptation_planes(source, ax),
+        profile=prof,
+        adapt=adapt,
+        progress=progress,
+    )
+    up, made, noise, report = chosen.up, chosen.made, chosen.noise, chosen.report
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
