@@ -269,10 +269,10 @@ def upscale_many(
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     todo = []
     requested = Requested(
-        kwargs.get("model"),
-        kwargs.get("weights"),
-        kwargs.get("bands"),
-        kwargs.get("adapt") is not None,
+        model=kwargs.get("model"),
+        weights=kwargs.get("weights"),
+        bands=kwargs.get("bands"),
+        adapt=kwargs.get("adapt") is not None,
     )
     for f in files:
         dst = out_dir / output_name(f.name, suffix)

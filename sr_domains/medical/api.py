@@ -152,13 +152,14 @@ def dicom_output_check(
     dst: PathLike,
     src: PathLike,
     series_uid: str | None = None,
-    scale: int = 2,
+    scale: int | None = None,
     requested: Requested | None = None,
 ) -> tuple[str, str]:
     """``(status, why)``: ``"missing"`` (absent or an empty folder), ``"complete"`` (our derived
     series of ``src``: manifest source and series match, every listed file present and a
     Part-10 DICOM, made as ``requested`` asks), ``"damaged"`` (ours, files missing),
     ``"other"`` (ours, made otherwise: ``why`` says how) or ``"foreign"``: resumable batches.
+    Without ``requested`` and ``scale`` any finished series of ``src`` counts as complete.
 
     The source matches by path, or by folder name and series UID: a run records the path as
     it was given, relative to where it ran (a Dask worker is given absolute paths)."""
@@ -176,7 +177,7 @@ def dicom_output_check(
     files = [dst / f for f in manifest["files"] if f.lower().endswith(".dcm")]
     if not files or not all(f.is_file() and has_dicm_preamble(f) for f in files):
         return "damaged", ""
-    if requested is not None:
+    if requested is not None and scale is not None:
         why = requested.differs(Made.from_dict(manifest.get(MADE_KEY)), scale)
         if why:
             return "other", why
