@@ -8,11 +8,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cli_common import add_progress
 from .cli_upscale_options import add_adapt, add_isotropic, upscale_options
 from .errors import ConfigError
 from .options import BACKENDS, UpscaleOptions, engine_fields
+
+if TYPE_CHECKING:
+    from .batch_tasks import RunReport
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -64,8 +68,8 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "upscale",
         help="super-resolve a GeoTIFF, NIfTI volume or DICOM series",
         description="Super-resolve INPUT into OUTPUT keeping geometry and metadata. INPUT may "
-        "be a GeoTIFF (or a folder/glob of them, then OUTPUT is a folder), a NIfTI file, or a "
-        "DICOM series folder (OUTPUT is a folder).",
+        "be a GeoTIFF or a NIfTI file (or a folder/glob of them, then OUTPUT is a folder: a "
+        "resumable batch), or a DICOM series folder (OUTPUT is a folder).",
     )
     p.add_argument("input", help="input file, folder or glob")
     p.add_argument("output", help="output file or folder")
@@ -233,7 +237,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if distributed:
         return _upscale_distributed(args, options)
-    adapter = find_adapter(src, args.domain)
+    batch = _nifti_batch(src, args.domain)
+    adapter = None if batch else find_adapter(src, args.domain)
     if options.threads:
         import torch
 
@@ -244,10 +249,39 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process is ours: no page faults on every feature map
 
     with engine_settings(EngineSettings(**engine_fields(options))):
+        if adapter is None:  # NIfTI files: the batch runner, in this process
+            from .distributed import upscale_many
+
+            report = upscale_many(
+                args.input, args.output, options=options, progress=options.progress, domain="nifti"
+            )
+            return _print_report(report)
         written = adapter.load().upscale(src, dst, options)
     for path in written:
         print(path)
     return 0
+
+
+def _nifti_batch(src: Path, domain: str | None) -> bool:
+    """A folder holding NIfTI files (and no GeoTIFF batch or DICOM series, unless ``--domain
+    nifti`` picks them), or a glob pattern naming NIfTI files: one batch, as with ``--workers``
+    (resumable, with a run manifest), run in this process."""
+    from .adapters import matching_domains
+    from .medical.nifti import is_nifti_path
+
+    if domain not in (None, "nifti"):
+        return False
+    if src.is_dir():
+        if domain is None and matching_domains(src):  # a GeoTIFF batch or a DICOM series
+            return False
+        return any(is_nifti_path(f) and not f.is_dir() for f in src.iterdir())
+    text = str(src)
+    if os.path.lexists(src) or not any(ch in text for ch in "*?["):
+        return False
+    import glob
+
+    found = [Path(f) for f in glob.glob(text)]
+    return bool(found) and all(is_nifti_path(f) for f in found)
 
 
 def _one_domain(src: Path) -> None:
@@ -296,6 +330,11 @@ def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> i
         progress=options.progress,
         domain=args.domain,
     )
+    return _print_report(report)
+
+
+def _print_report(report: RunReport) -> int:
+    """Print a batch's outputs, failures and summary; the exit status."""
     for r in report.results:
         if r.status == "ok":
             print(r.task.dst)

@@ -7,6 +7,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 nib = pytest.importorskip("nibabel")
@@ -158,3 +159,26 @@ def test_geotiff_rerun_with_adapt_is_not_the_plain_output(tmp_path):
     assert _sha(done) == sha
     with rasterio.open(done) as ds:
         assert "SR_DOMAINS_BASE_WEIGHTS_SHA256" not in ds.tags()  # the file itself, no blend
+
+
+def test_cli_folder_or_glob_of_nifti_is_a_batch_without_workers(tmp_path, capsys):
+    """``sr-domains upscale scans/ out/`` on NIfTI files runs the batch in this process (it
+    said "not a recognised input"; a quoted glob said "no such file or folder")."""
+    src = tmp_path / "scans"
+    src.mkdir()
+    make_nifti(src / "anat.nii", shape=(20, 16, 3), spacing=(1.0, 1.0, 3.0))
+    make_nifti(src / "t1.nii.gz", shape=(16, 12, 4))
+    (src / "cut.nii.gz").write_bytes((src / "t1.nii.gz").read_bytes()[:300])  # cut short
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 1  # one input failed
+    err = capsys.readouterr().err
+    assert "cut.nii.gz" in err and "2 written, 0 already complete, 1 failed" in err
+    single = tmp_path / "single.nii"
+    assert main(["upscale", str(src / "anat.nii"), str(single), "--no-progress"]) == 0
+    np.testing.assert_array_equal(nib.load(out / "anat.nii").dataobj, nib.load(single).dataobj)
+    (src / "cut.nii.gz").unlink()
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 0
+    assert "0 written, 2 already complete, 0 failed" in capsys.readouterr().err
+    glob_out = tmp_path / "glob_out"
+    assert main(["upscale", str(src / "*.nii*"), str(glob_out), "--no-progress"]) == 0
+    assert sorted(p.name for p in glob_out.glob("*.nii*")) == ["anat.nii", "t1.nii.gz"]
