@@ -86,8 +86,15 @@ def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
     if any(ch in text for ch in "*?[") and not path.exists():
         import glob
 
-        if not glob.glob(text):
+        found = glob.glob(text)
+        if not found:
             raise InputFileError(path, "no file matches this pattern")
+        raise InputFileError(
+            path,
+            f"matches {len(found)} file(s) but no batch of one domain (a glob of GeoTIFF "
+            ".tif/.tiff or NIfTI .nii/.nii.gz files); pass --domain to pick one, or --workers "
+            "N for a batch of every domain",
+        )
     if not os.path.lexists(path):
         raise InputFileError(path, "no such file or folder")
     if not path.exists():

@@ -280,8 +280,8 @@ def _nifti_batch(src: Path, domain: str | None) -> bool:
         return False
     import glob
 
-    found = [Path(f) for f in glob.glob(text)]
-    return bool(found) and all(is_nifti_path(f) for f in found)
+    named = [is_nifti_path(Path(f)) for f in glob.glob(text)]
+    return any(named) if domain == "nifti" else bool(named) and all(named)
 
 
 def _one_domain(src: Path) -> None:

@@ -182,3 +182,11 @@ def test_cli_folder_or_glob_of_nifti_is_a_batch_without_workers(tmp_path, capsys
     glob_out = tmp_path / "glob_out"
     assert main(["upscale", str(src / "*.nii*"), str(glob_out), "--no-progress"]) == 0
     assert sorted(p.name for p in glob_out.glob("*.nii*")) == ["anat.nii", "t1.nii.gz"]
+    (src / "notes.txt").write_text("not an input")
+    capsys.readouterr()
+    assert main(["upscale", str(src / "*"), str(tmp_path / "all"), "--no-progress"]) == 1
+    assert "matches 3 file(s) but no batch of one domain" in capsys.readouterr().err
+    assert not (tmp_path / "all").exists()
+    args = ["upscale", str(src / "*"), str(tmp_path / "all"), "--domain", "nifti"]
+    assert main([*args, "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.nii*")) == ["anat.nii", "t1.nii.gz"]
