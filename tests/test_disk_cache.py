@@ -141,6 +141,7 @@ def _run(code: str, env: dict[str, str]) -> str:
     return r.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # fresh interpreters (seconds each); CI runs it in the slow step
 def test_second_process_skips_the_probe_and_torch_dynamo(tmp_path):
     """The probe's first run imports torch._dynamo (seconds); with the cache warm a new
     process builds the same engine (same default tile) without it."""

@@ -266,6 +266,7 @@ LISTING = """
 """
 
 
+@pytest.mark.slow  # fresh interpreters (seconds each); CI runs it in the slow step
 def test_models_listing_says_spandrel_is_installed_without_importing_it():
     # importing spandrel pulls in torchvision and torch._dynamo (~3 s): a listing only looks
     r = _run(LISTING)
