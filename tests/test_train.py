@@ -192,6 +192,7 @@ def test_gan_stage_trains_generator_and_discriminator(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow  # two fresh interpreters under torchrun; CI runs it in the slow step
 def test_torchrun_two_cpu_processes_run_two_steps(tmp_path):
     cfg = _config(tmp_path, steps=2, batch_size=2, **{"val.every": 100})
     path = tmp_path / "ddp.yaml"
