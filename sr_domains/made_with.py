@@ -5,7 +5,11 @@ in-plane axes and through-plane mode, ``--isotropic``, ``--adapt``, the noise ga
 GeoTIFF in its ``SR_DOMAINS_*`` tags, a NIfTI file in its JSON provenance extension, a DICOM
 series in its folder manifest. A resumable batch skips an output only when the rerun would make
 it the same way (:meth:`Requested.differs`); one made otherwise is an existing output, refused
-unless ``--overwrite``, with the reason in the message.
+unless ``--overwrite``, with the reason in the message. Besides the weights and the mode, the
+record holds the run's *recipe* (:func:`recipe`): every other option that changes what the
+output holds (intensity profile, value rules, ``--dtype``, ``--nodata``, ``--cog``/``--co``,
+the ``--adapt`` and ``--isotropic`` settings). Options that only change how it is computed
+(tile, batch size, device, threads, backend) are not compared.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +30,8 @@ if TYPE_CHECKING:
 
     from .models.base import SRModel
     from .noise_gate import NoiseChoice
-    from .options import IsotropicOptions, UpscaleOptions
+    from .options import AdaptOptions, InternalOptions, IsotropicOptions, UpscaleOptions
+    from .value_domain import ValueOptions
 
 #: Key of the :class:`Made` record in NIfTI provenance and DICOM manifests.
 MADE_KEY = "made"
@@ -49,6 +55,8 @@ class Made:
         fusion: the ``--isotropic`` fusion.
         adapt: the run asked for ``--adapt``.
         noise: the share of the ``-robust`` variant the noise gate blended in.
+        recipe: the other options that change the output (:func:`recipe`; "" when an
+            earlier version did not record them).
     """
 
     weights: str = ""
@@ -63,6 +71,7 @@ class Made:
     fusion: str = ""
     adapt: bool = False
     noise: float = 0
+    recipe: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (NIfTI provenance, DICOM manifest)."""
@@ -98,6 +107,7 @@ class Made:
             bands=tags.get(f"{prefix}SOURCE_BANDS", ""),
             adapt=f"{prefix}ADAPT" in tags,
             noise=noise,
+            recipe=tags.get(f"{prefix}RECIPE", ""),
         )
 
     def blended(self, noise: NoiseChoice | None, net: torch.nn.Module) -> Made:
@@ -185,6 +195,116 @@ def weights_made(
     return Made(weights=name, sha256=sha, hash_of=of, scale=scale, **fields)
 
 
+#: AdaptOptions / InternalOptions fields that do not change the output (where files go).
+_NOT_RECIPE = {"save_model", "overwrite"}
+
+
+def recipe(
+    *,
+    profile: object = None,
+    values: ValueOptions | None = None,
+    adapt: AdaptOptions | None = None,
+    nodata: float | None = None,
+    dtype: str | None = None,
+    cog: bool = False,
+    creation_options: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    isotropic: IsotropicOptions | None = None,
+    internal: InternalOptions | None = None,
+    start: str | os.PathLike[str] | None = None,
+) -> str:
+    """The options besides weights, scale, bands and mode that change what an output holds,
+    as canonical JSON of those that differ from their defaults (``"{}"``: all defaults).
+    A writer records it and a rerun computes it from its own options; :meth:`Requested.
+    differs` compares the two. ``profile``: the recipe text (a fitted profile object counts as
+    ``"fitted ..."``); ``start``: the weights an ``--isotropic`` fit starts from."""
+    out: dict[str, Any] = {}
+    if profile is not None:
+        out["profile"] = profile if isinstance(profile, str) else f"fitted {_profile_name(profile)}"
+    if values is not None:
+        out.update(_changed(values, "", set()))
+    if adapt is not None:
+        out.update(_changed(adapt, "adapt_", _NOT_RECIPE))
+    if nodata is not None:
+        out["nodata"] = float(nodata)
+    if dtype is not None:
+        out["dtype"] = str(dtype)
+    if cog:
+        out["cog"] = True
+    co = dict(creation_options.items() if isinstance(creation_options, Mapping) else
+              creation_options or ())  # fmt: skip
+    if co:
+        out["co"] = sorted([str(k).upper(), str(v)] for k, v in co.items())
+    if isotropic is not None:
+        out.update(_changed(isotropic, "", {"target_spacing", "fusion"}))  # in Made itself
+    if internal is not None:
+        out.update(_changed(internal, "fit_", _NOT_RECIPE))
+    if start is not None:
+        out["start"] = Path(start).name
+    return json.dumps(out, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def recipe_of(options: UpscaleOptions, domain: str) -> str:
+    """:func:`recipe` of the options that apply to an input of ``domain``: the GeoTIFF ones
+    to a GeoTIFF, ``--isotropic`` and its fit (no ``--adapt``) to a volume."""
+    geo = domain == "geotiff"
+    iso = None if geo else options.isotropic
+    return recipe(
+        profile=options.profile,
+        values=options.values,
+        adapt=options.adapt if iso is None else None,
+        nodata=options.nodata if geo else None,
+        dtype=options.dtype if geo else None,
+        cog=options.cog and geo,
+        creation_options=options.creation_options if geo else None,
+        isotropic=iso,
+        internal=options.internal if iso is not None else None,
+        start=options.weights if iso is not None else None,
+    )
+
+
+def _profile_name(profile: object) -> str:
+    return str(getattr(profile, "recipe", type(profile).__name__))
+
+
+def _changed(options: Any, prefix: str, skip: set[str]) -> dict[str, Any]:
+    """The fields of a dataclass of options that differ from the class's defaults."""
+    default = type(options)()
+    return {
+        prefix + f.name: _plain(getattr(options, f.name))
+        for f in fields(options)
+        if f.name not in skip and getattr(options, f.name) != getattr(default, f.name)
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return Path(value).name
+    return value
+
+
+def _recipe_diff(made: str, asked: str) -> str:
+    """``"clamp false, now true; dtype float32, now default"``: how two recipes differ."""
+    try:
+        had, want = json.loads(made), json.loads(asked)
+    except ValueError:
+        return "options not readable"
+    keys = sorted(set(had) | set(want))
+    parts = [
+        f"{k} {_shown(had.get(k))}, now {_shown(want.get(k))}"
+        for k in keys
+        if had.get(k) != want.get(k)
+    ]
+    return "; ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "default"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
 def _model_arg(model: Any) -> Any:
     """An :class:`~sr_domains.inference.Upscaler` passed as the model is its network."""
     inner = getattr(model, "model", None)
@@ -204,6 +324,7 @@ class Requested:
     axes: tuple[int, int] | None = None
     through_plane: bool = False
     isotropic: IsotropicOptions | None = None
+    recipe: str = "{}"
 
     @classmethod
     def of(cls, options: UpscaleOptions, model: Any = None, domain: str = "") -> Requested:
@@ -211,6 +332,7 @@ class Requested:
         instead of ``options.model``). The medical options do not apply to a GeoTIFF (its
         task refuses them itself)."""
         medical = domain != "geotiff"
+        iso = options.isotropic if medical else None
         return cls(
             model=model if model is not None else options.model,
             weights=options.weights,
@@ -218,7 +340,8 @@ class Requested:
             adapt=options.adapt is not None,
             axes=options.axes if medical else None,
             through_plane=options.through_plane and medical,
-            isotropic=options.isotropic if medical else None,
+            isotropic=iso,
+            recipe=recipe_of(options, domain),
         )
 
     def differs(self, made: Made | None, scale: int, n_bands: int = 1) -> str:
@@ -227,13 +350,25 @@ class Requested:
         if made is None:
             return "made by an earlier sr_domains, which did not record how"
         if self.isotropic is not None:
-            return self._isotropic(made)
+            return self._isotropic(made) or self._recipe(made)
         if made.isotropic:
             return f"made by --isotropic ({made.isotropic:g} mm), not x{scale}"
         if made.scale and made.scale != scale:
             return f"made x{made.scale:g}, not x{scale}"
         n = len(self.bands) if self.bands else n_bands
-        return self._mode(made) or self._bands(made, n_bands) or self._weights(made, scale, n)
+        return (
+            self._mode(made)
+            or self._bands(made, n_bands)
+            or self._weights(made, scale, n)
+            or self._recipe(made)
+        )
+
+    def _recipe(self, made: Made) -> str:
+        if not made.recipe:
+            return "made by an earlier sr_domains, which did not record its value options"
+        if made.recipe == self.recipe:
+            return ""
+        return f"made with other options: {_recipe_diff(made.recipe, self.recipe)}"
 
     def _isotropic(self, made: Made) -> str:
         assert self.isotropic is not None
@@ -300,6 +435,8 @@ __all__ = [
     "MADE_KEY",
     "Made",
     "Requested",
+    "recipe",
+    "recipe_of",
     "sha256_state",
     "weights_made",
     "weights_provenance",

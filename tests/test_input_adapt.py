@@ -178,6 +178,9 @@ def test_geotiff_adapted_output_keeps_geometry_and_tags(tmp_path):
         ta.pop(key)
     tb.pop("SR_DOMAINS_WEIGHTS_SHA256")
     ta.pop("SR_DOMAINS_VALUES"), tb.pop("SR_DOMAINS_VALUES")
+    # the adapt settings are part of the recipe a resume compares
+    assert json.loads(ta.pop("SR_DOMAINS_RECIPE")) == {}
+    assert json.loads(tb.pop("SR_DOMAINS_RECIPE"))["adapt_steps"] == 3
     assert ta == tb
 
 

@@ -134,6 +134,7 @@ def test_requested_compares_the_weights_file_a_blend_started_from():
         base_sha256=sha,
         scale=2,
         noise=0.4,
+        recipe="{}",
     )
     assert Requested().differs(blend, 2) == ""  # the default, gated again: the same blend
     assert "noise gate" in Requested(model="sr-lite-gray-x2").differs(blend, 2)

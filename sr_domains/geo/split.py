@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..io_safety import atomic_output, preflight, remove_temp, temp_name
+from ..made_with import recipe_of
 from ..options import UpscaleOptions
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
@@ -147,6 +148,7 @@ def upscale_geotiff_split(
             dtype=o.dtype,
             creation_options=dict(o.creation_options) or None,
         )
+        job.spec.tags.setdefault(None, {})[f"{TAG_PREFIX}RECIPE"] = recipe_of(o, "geotiff")
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         bands = row_bands(job.spec.profile["height"], n, job.spec.block)
         with atomic_output(dst, [src], overwrite=o.overwrite) as tmp:

@@ -20,7 +20,7 @@ from ..io_safety import (
     remove_temp,
     temp_name,
 )
-from ..made_with import Made, Requested
+from ..made_with import Made, Requested, recipe
 from ..models.base import SRModel
 from ..options import AdaptOptions, check_save_model_batch, output_name
 from ..value_domain import ValueOptions
@@ -135,6 +135,16 @@ def upscale_geotiff(
             dtype=dtype,
             creation_options=creation_options,
         )
+        made_with = recipe(
+            profile=profile,
+            values=values,
+            adapt=adapt,
+            nodata=nodata,
+            dtype=dtype,
+            cog=cog,
+            creation_options=creation_options,
+        )  # the options a resumed batch compares (sr_domains.made_with)
+        job.spec.tags.setdefault(None, {})[f"{TAG_PREFIX}RECIPE"] = made_with
         with atomic_output(dst, [src], overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp
             try:
@@ -273,7 +283,15 @@ def upscale_many(
         weights=kwargs.get("weights"),
         bands=kwargs.get("bands"),
         adapt=kwargs.get("adapt") is not None,
+        recipe=recipe(
+            **{
+                k: kwargs.get(k)
+                for k in ("profile", "values", "adapt", "nodata", "dtype", "creation_options")
+            },
+            cog=bool(kwargs.get("cog")),
+        ),
     )
+    refused: list[tuple[Path, str]] = []
     for f in files:
         dst = out_dir / output_name(f.name, suffix)
         status, why = ("missing", "") if overwrite else output_check(dst, f, scale, requested)
@@ -281,10 +299,17 @@ def upscale_many(
             log.info("skipping %s: %s is complete", f, dst)
             continue
         if status in ("foreign", "other"):
-            raise OutputExistsError(dst, why)
+            refused.append((dst, why))
         if status == "damaged":
             log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
+    if len(refused) == 1:
+        raise OutputExistsError(*refused[0])
+    if refused:  # every one named at once, before any work: not one per rerun
+        listing = "; ".join(
+            f"{d.name}: {why or 'not an output of this batch'}" for d, why in refused
+        )
+        raise OutputExistsError(out_dir, f"{len(refused)} of {len(files)} outputs, {listing}")
     written, failed = [], []
     for i, (f, dst, redo) in enumerate(todo, 1):
         if kwargs.get("progress"):

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY, Made, Requested, weights_made
+from ..made_with import MADE_KEY, Made, Requested, recipe, weights_made
 from ..models.base import SRModel
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
@@ -108,7 +108,15 @@ def upscale_dicom_series(
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
-    made = weights_made(model, weights, up.model, scale, 1, through_plane=through_plane)
+    made = weights_made(
+        model,
+        weights,
+        up.model,
+        scale,
+        1,
+        through_plane=through_plane,
+        recipe=recipe(profile=profile, values=values, adapt=adapt),
+    )
     chosen = weights_for_volume(
         up,
         made,

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY
+from ..made_with import MADE_KEY, recipe
 from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
 from ..output_checks import check_model_output
 from ..value_domain import ValueOptions
@@ -116,6 +116,17 @@ def make_isotropic(
     return isotropic_dicom(src, dst, iso, internal, series_uid=series_uid, **kw)  # type: ignore[arg-type]
 
 
+def _recipe(
+    profile: ProfileArg,
+    values: ValueOptions | None,
+    iso: IsotropicOptions,
+    internal: InternalOptions,
+    weights: PathLike | None,
+) -> str:
+    """What a resumed batch compares besides the target and fusion (sr_domains.made_with)."""
+    return recipe(profile=profile, values=values, isotropic=iso, internal=internal, start=weights)
+
+
 def _check_model_path(
     path: Path | None, inputs: list[Path], overwrite: bool, weights: PathLike | None
 ) -> None:
@@ -201,7 +212,7 @@ def isotropic_nifti(
         device=device,
     )
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
-    prov = job.provenance(src.name)
+    prov = job.provenance(src.name, _recipe(profile, values, iso, internal, weights))
     prov["values"] = PENDING  # filled in once the voxels are written: a finished output
     hdr = output_header(source, out_shape, plan.factors, prov)
     n_planes = plan.out_shape[2] * flat.shape[-1]
@@ -281,7 +292,7 @@ def isotropic_dicom(
         device=device,
     )
     out = job.process(volume)
-    prov = job.provenance(series.series_uid)
+    prov = job.provenance(series.series_uid, _recipe(profile, values, iso, internal, weights))
     fitted = prov["slice_profile"]
     derivation = (
         f"Isotropic {plan.target:.4g} mm: self-supervised through-plane super-resolution "

@@ -150,7 +150,9 @@ class VolumeJob:
             device=self.device,
         )
 
-    def provenance(self, source: str) -> dict[str, Any]:
+    def provenance(self, source: str, recipe: str = "") -> dict[str, Any]:
+        """The provenance record; ``recipe``: the run's other options (see
+        :func:`~sr_domains.made_with.recipe`)."""
         assert self.fitted is not None
         return {
             "software": f"sr_domains {__version__}",
@@ -163,7 +165,9 @@ class VolumeJob:
             "source": source,
             **self.fitted.provenance(),
             # what a resumed batch compares (sr_domains.made_with)
-            MADE_KEY: Made(isotropic=round(self.plan.target, 4), fusion=self.iso.fusion).to_dict(),
+            MADE_KEY: Made(
+                isotropic=round(self.plan.target, 4), fusion=self.iso.fusion, recipe=recipe
+            ).to_dict(),
         }
 
     def save_model(self, path: Path, overwrite: bool, source: str) -> None:

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY, Made, Requested, weights_made
+from ..made_with import MADE_KEY, Made, Requested, recipe, weights_made
 from ..models.base import SRModel
 from ..options import AdaptOptions
 from ..value_domain import ValueOptions, ValueRules, build_rules
@@ -142,7 +142,14 @@ def upscale_nifti(
     )
     axes_text = ",".join(map(str, ax))
     made = weights_made(
-        model, weights, up.model, scale, 1, axes=axes_text, through_plane=through_plane
+        model,
+        weights,
+        up.model,
+        scale,
+        1,
+        axes=axes_text,
+        through_plane=through_plane,
+        recipe=recipe(profile=profile, values=values, adapt=adapt),
     )
     chosen = weights_for_volume(
         up,
