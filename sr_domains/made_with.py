@@ -6,10 +6,10 @@ GeoTIFF in its ``SR_DOMAINS_*`` tags, a NIfTI file in its JSON provenance extens
 series in its folder manifest. A resumable batch skips an output only when the rerun would make
 it the same way (:meth:`Requested.differs`); one made otherwise is an existing output, refused
 unless ``--overwrite``, with the reason in the message. Besides the weights and the mode, the
-record holds the run's *recipe* (:func:`recipe`): every other option that changes what the
-output holds (intensity profile, value rules, ``--dtype``, ``--nodata``, ``--cog``/``--co``,
-the ``--adapt`` and ``--isotropic`` settings). Options that only change how it is computed
-(tile, batch size, device, threads, backend) are not compared.
+record holds the run's *recipe* (:mod:`sr_domains.run_recipe`): every other option that
+changes what the output holds (intensity profile, value rules, ``--dtype``, ``--nodata``,
+``--cog``/``--co``, the ``--adapt`` and ``--isotropic`` settings). Options that only change
+how it is computed (tile, batch size, device, threads, backend) are not compared.
 """
 
 from __future__ import annotations
@@ -18,20 +18,19 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .io_safety import weights_sha256
+from .run_recipe import recipe_diff, recipe_of
 
 if TYPE_CHECKING:
     import torch
 
     from .models.base import SRModel
     from .noise_gate import NoiseChoice
-    from .options import AdaptOptions, InternalOptions, IsotropicOptions, UpscaleOptions
-    from .value_domain import ValueOptions
+    from .options import IsotropicOptions, UpscaleOptions
 
 #: Key of the :class:`Made` record in NIfTI provenance and DICOM manifests.
 MADE_KEY = "made"
@@ -195,116 +194,6 @@ def weights_made(
     return Made(weights=name, sha256=sha, hash_of=of, scale=scale, **fields)
 
 
-#: AdaptOptions / InternalOptions fields that do not change the output (where files go).
-_NOT_RECIPE = {"save_model", "overwrite"}
-
-
-def recipe(
-    *,
-    profile: object = None,
-    values: ValueOptions | None = None,
-    adapt: AdaptOptions | None = None,
-    nodata: float | None = None,
-    dtype: str | None = None,
-    cog: bool = False,
-    creation_options: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-    isotropic: IsotropicOptions | None = None,
-    internal: InternalOptions | None = None,
-    start: str | os.PathLike[str] | None = None,
-) -> str:
-    """The options besides weights, scale, bands and mode that change what an output holds,
-    as canonical JSON of those that differ from their defaults (``"{}"``: all defaults).
-    A writer records it and a rerun computes it from its own options; :meth:`Requested.
-    differs` compares the two. ``profile``: the recipe text (a fitted profile object counts as
-    ``"fitted ..."``); ``start``: the weights an ``--isotropic`` fit starts from."""
-    out: dict[str, Any] = {}
-    if profile is not None:
-        out["profile"] = profile if isinstance(profile, str) else f"fitted {_profile_name(profile)}"
-    if values is not None:
-        out.update(_changed(values, "", set()))
-    if adapt is not None:
-        out.update(_changed(adapt, "adapt_", _NOT_RECIPE))
-    if nodata is not None:
-        out["nodata"] = float(nodata)
-    if dtype is not None:
-        out["dtype"] = str(dtype)
-    if cog:
-        out["cog"] = True
-    co = dict(creation_options.items() if isinstance(creation_options, Mapping) else
-              creation_options or ())  # fmt: skip
-    if co:
-        out["co"] = sorted([str(k).upper(), str(v)] for k, v in co.items())
-    if isotropic is not None:
-        out.update(_changed(isotropic, "", {"target_spacing", "fusion"}))  # in Made itself
-    if internal is not None:
-        out.update(_changed(internal, "fit_", _NOT_RECIPE))
-    if start is not None:
-        out["start"] = Path(start).name
-    return json.dumps(out, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def recipe_of(options: UpscaleOptions, domain: str) -> str:
-    """:func:`recipe` of the options that apply to an input of ``domain``: the GeoTIFF ones
-    to a GeoTIFF, ``--isotropic`` and its fit (no ``--adapt``) to a volume."""
-    geo = domain == "geotiff"
-    iso = None if geo else options.isotropic
-    return recipe(
-        profile=options.profile,
-        values=options.values,
-        adapt=options.adapt if iso is None else None,
-        nodata=options.nodata if geo else None,
-        dtype=options.dtype if geo else None,
-        cog=options.cog and geo,
-        creation_options=options.creation_options if geo else None,
-        isotropic=iso,
-        internal=options.internal if iso is not None else None,
-        start=options.weights if iso is not None else None,
-    )
-
-
-def _profile_name(profile: object) -> str:
-    return str(getattr(profile, "recipe", type(profile).__name__))
-
-
-def _changed(options: Any, prefix: str, skip: set[str]) -> dict[str, Any]:
-    """The fields of a dataclass of options that differ from the class's defaults."""
-    default = type(options)()
-    return {
-        prefix + f.name: _plain(getattr(options, f.name))
-        for f in fields(options)
-        if f.name not in skip and getattr(options, f.name) != getattr(default, f.name)
-    }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return Path(value).name
-    return value
-
-
-def _recipe_diff(made: str, asked: str) -> str:
-    """``"clamp false, now true; dtype float32, now default"``: how two recipes differ."""
-    try:
-        had, want = json.loads(made), json.loads(asked)
-    except ValueError:
-        return "options not readable"
-    keys = sorted(set(had) | set(want))
-    parts = [
-        f"{k} {_shown(had.get(k))}, now {_shown(want.get(k))}"
-        for k in keys
-        if had.get(k) != want.get(k)
-    ]
-    return "; ".join(parts)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "default"
-    return json.dumps(value) if not isinstance(value, str) else value
-
-
 def _model_arg(model: Any) -> Any:
     """An :class:`~sr_domains.inference.Upscaler` passed as the model is its network."""
     inner = getattr(model, "model", None)
@@ -368,7 +257,7 @@ class Requested:
             return "made by an earlier sr_domains, which did not record its value options"
         if made.recipe == self.recipe:
             return ""
-        return f"made with other options: {_recipe_diff(made.recipe, self.recipe)}"
+        return f"made with other options: {recipe_diff(made.recipe, self.recipe)}"
 
     def _isotropic(self, made: Made) -> str:
         assert self.isotropic is not None
@@ -435,8 +324,6 @@ __all__ = [
     "MADE_KEY",
     "Made",
     "Requested",
-    "recipe",
-    "recipe_of",
     "sha256_state",
     "weights_made",
     "weights_provenance",

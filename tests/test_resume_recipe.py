@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from sr_domains.distributed import upscale_many
-from sr_domains.made_with import Made, Requested, recipe
+from sr_domains.made_with import Made, Requested
 from sr_domains.options import (
     AdaptOptions,
     InternalOptions,
     IsotropicOptions,
     UpscaleOptions,
 )
+from sr_domains.run_recipe import recipe
 from sr_domains.value_domain import ValueOptions
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..io_safety import atomic_output, preflight, remove_temp, temp_name
-from ..made_with import recipe_of
 from ..options import UpscaleOptions
+from ..run_recipe import recipe_of
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_output_name

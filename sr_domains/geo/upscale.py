@@ -20,9 +20,10 @@ from ..io_safety import (
     remove_temp,
     temp_name,
 )
-from ..made_with import Made, Requested, recipe
+from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, check_save_model_batch, output_name
+from ..run_recipe import recipe
 from ..value_domain import ValueOptions
 from .job import (
     fit_profile,

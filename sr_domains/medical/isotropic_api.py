@@ -16,9 +16,10 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY, recipe
+from ..made_with import MADE_KEY
 from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
 from ..output_checks import check_model_output
+from ..run_recipe import recipe
 from ..value_domain import ValueOptions
 from .geometry import check_axes, slice_axis, voxel_sizes
 from .isotropic import plan_isotropic

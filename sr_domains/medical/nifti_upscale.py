@@ -21,9 +21,10 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY, Made, Requested, recipe, weights_made
+from ..made_with import MADE_KEY, Made, Requested, weights_made
 from ..models.base import SRModel
 from ..options import AdaptOptions
+from ..run_recipe import recipe
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
     build_upscaler,
