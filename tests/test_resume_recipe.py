@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_requested_names_the_option_a_rerun_changes():
     assert "dtype" in Requested.of(vol, domain="geotiff").recipe
 
 
-def test_geotiff_rerun_with_other_value_options_is_refused(tmp_path, capsys):
+def test_geotiff_rerun_with_other_value_options_is_refused(tmp_path, capsys, caplog):
     rasterio = pytest.importorskip("rasterio")
     from sr_domains.cli import main
     from sr_domains.errors import OutputExistsError
@@ -104,6 +105,9 @@ def test_geotiff_rerun_with_other_value_options_is_refused(tmp_path, capsys):
     assert "clamp false, now default" in capsys.readouterr().err
     assert main(["upscale", str(src), str(out), "--no-clamp", "--no-progress"]) == 0
     assert _sha(done) == sha  # refused or skipped: never rewritten
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):  # a rerun says it skipped
+        assert geo_many(src, out, scale=2, values=ValueOptions(clamp=False)) == []
+    assert "0 written, 2 already complete" in caplog.text
 
 
 def test_nifti_rerun_with_another_profile_is_refused(tmp_path):

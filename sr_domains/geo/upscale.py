@@ -311,6 +311,7 @@ def upscale_many(
             f"{d.name}: {why or 'not an output of this batch'}" for d, why in refused
         )
         raise OutputExistsError(out_dir, f"{len(refused)} of {len(files)} outputs, {listing}")
+    skipped = len(files) - len(todo)
     written, failed = [], []
     for i, (f, dst, redo) in enumerate(todo, 1):
         if kwargs.get("progress"):
@@ -325,6 +326,14 @@ def upscale_many(
             why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
             log.error("%s", why)
             failed.append(why)
+    # a rerun that skips outputs says so (it used to print nothing at all)
+    log.log(
+        logging.WARNING if skipped else logging.INFO,
+        "%d written, %d already complete (skipped; --overwrite redoes them), %d failed",
+        len(written),
+        skipped,
+        len(failed),
+    )
     if failed:
         listing = "; ".join(failed)
         raise InputFileError(None, f"{len(failed)} of {len(todo)} file(s) failed: {listing}")
