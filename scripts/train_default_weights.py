@@ -44,6 +44,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = ["gray_x2", "rgb_x2", "gray_x4", "rgb_x4"]
+#: the larger RGB family (``sr-base``, EDSR 16 x 64): trained on a GPU session only, when asked
+#: (``--only rgb_x2_base``); never part of the default CPU run, and shipped only if the battery
+#: says it beats the ``sr-lite`` model (docs/weights.md, "The GPU route")
+GPU_FAMILY = ["rgb_x2_base"]
 STAGE3 = ["gray_x2", "gray_x4"]
 #: stage-2 models fine-tuned once more with noise on every sample; that run is the shipped
 #: ``-robust`` variant (the one the noise gate blends in), stage 3 still starts from stage 2
@@ -53,6 +57,8 @@ ORDER = (
     + STAGE2
     + [f"{k}_noisy" for k in NOISY]
     + [f"{k}_stage3" for k in STAGE3]
+    + [f"{k}_stage1" for k in GPU_FAMILY]
+    + GPU_FAMILY
 )
 HELDOUT = {"gray": "gray-heldout", "rgb": "rgb-heldout"}
 WEIGHTS_DIR = REPO / "sr_domains" / "weights"
@@ -62,8 +68,9 @@ REPORT = "weights_report.md"  # in --out-dir; docs/weights.md is curated from it
 MID_BLEND = {"gray_x2": 0.5, "gray_x4": 0.7}
 FINAL_BLEND = {"gray_x2": 0.65, "gray_x4": 0.85}
 #: stage-2 weight ``b`` of the shipped RGB models (stage 2 = shared-detail fine-tune)
-RGB_BLEND = {"rgb_x2": 0.85, "rgb_x4": 0.95}
+RGB_BLEND = {"rgb_x2": 0.85, "rgb_x4": 0.95, "rgb_x2_base": 0.85}
 ARCH_NOTE = "Small generic model (EDSR 8x32, 5x5 channel attention, bicubic skip)"
+BASE_NOTE = "Larger generic model (EDSR 16x64, 5x5 channel attention, bicubic skip)"
 DEGRADATIONS = (
     "MATLAB bicubic, Gaussian PSF (sigma 0.2-1.2 LR px) + area decimation, Wald MTF (0.15-0.45"
     " at Nyquist), motion-like anisotropic PSF, MRI k-space truncation; half the samples with"
@@ -115,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-install", action="store_true", help="do not copy into the package")
     parser.add_argument("--resume", action="store_true", help="resume interrupted runs")
     parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="train and stop: no scoring, cards or install (a GPU session; score the runs "
+        "here afterwards with --evaluate-only)",
+    )
+    parser.add_argument(
         "--evaluate-only",
         action="store_true",
         help="no training: re-score the finished runs in --out-dir, rewrite cards and docs",
@@ -125,13 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from sr_domains.train.config import apply_overrides, load_train_config
     from sr_domains.train.trainer import train
 
-    keys = args.only or STAGE2
-    todo = [
-        k
-        for k in ORDER
-        if k in keys or k.rsplit("_stage", 1)[0] in keys or k.removesuffix("_noisy") in keys
-    ]
-    for key in todo:
+    for key in plan(args.only):
         cfg = load_train_config(REPO / "configs" / "default" / f"{key}.yaml")
         over: dict[str, object] = {"out_dir": args.out_dir, "device": args.device}
         if args.steps:
@@ -155,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             weights = train(cfg, resume=args.resume, overwrite=not args.resume).weights
         if weights is None or not weights.exists():
             raise SystemExit(f"{cfg.name}: no finished weights in {cfg.run_dir}")
+        if args.train_only:
+            continue
         if key in STAGE3:  # stage 3 starts from this blend; the variants are finished after it
             stage1_weights = _run(args, f"{cfg.name}-stage1")
             blend_weights(stage1_weights, weights, MID_BLEND[key], _run(args, cfg.name, "blend"))
@@ -166,9 +175,20 @@ def main(argv: list[str] | None = None) -> int:
             finish_rgb(key, cfg, weights, args)
         elif not stage1:
             finish(key, cfg, weights, args)
-    if not args.no_install:
+    if not args.no_install and not args.train_only:
         write_doc(Path(args.out_dir))
     return 0
+
+
+def plan(only: list[str] | None) -> list[str]:
+    """The configs to run, in dependency order: ``only`` and the stages they need (default:
+    every shipped model; never :data:`GPU_FAMILY` unless named)."""
+    keys = only or STAGE2
+    return [
+        k
+        for k in ORDER
+        if k in keys or k.rsplit("_stage", 1)[0] in keys or k.removesuffix("_noisy") in keys
+    ]
 
 
 def blend_weights(stage1: Path, stage2: Path, alpha: float, out: Path) -> Path:
@@ -237,8 +257,9 @@ def finish_rgb(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
 
     save_checkpoint(shared, out, card, overwrite=True)
     b = RGB_BLEND[key]
+    arch = BASE_NOTE if key in GPU_FAMILY else ARCH_NOTE
     notes = (
-        f"{ARCH_NOTE}, shared detail (one detail layer added to every band of the bicubic"
+        f"{arch}, shared detail (one detail layer added to every band of the bicubic"
         f" upsampling: colours stay bicubic's), v2: {1 - b:.2g} x the bicubic-trained stage 1"
         f" + {b:.2g} x its fine-tune with shared detail on random degradations (3 of 6"
         f" MATLAB bicubic; Gaussian PSF sigma 0.2-1.2 LR px + area, Wald MTF 0.15-0.45,"
@@ -314,7 +335,7 @@ def write_doc(out_dir: Path) -> None:
     from sr_domains.train.config import load_train_config
 
     sections = []
-    for key in STAGE2:
+    for key in STAGE2 + GPU_FAMILY:
         name = load_train_config(REPO / "configs" / "default" / f"{key}.yaml").name
         for report in sorted((out_dir / name).glob("heldout*.md")):
             sections.append(report.read_text(encoding="utf-8"))

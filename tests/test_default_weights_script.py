@@ -59,3 +59,25 @@ def test_every_single_band_default_has_its_recipe(script):
         assert Path(cfg.model.init_from).parent.name == stage2.name
         assert script.ORDER.index(f"{key}_noisy") < script.ORDER.index(f"{key}_stage3")
         assert "noise on every sample" in script.variant_notes("n", "robust", f"{key}_noisy")
+
+
+def test_the_gpu_family_is_planned_only_when_named(script):
+    """The larger RGB family (docs/weights.md, "The GPU route") never runs in the default CPU
+    recipe; named, it brings its stage 1 first, and stage 2 starts from that stage's run."""
+    default = script.plan(None)
+    assert not any(k.startswith("rgb_x2_base") for k in default)
+    assert "rgb_x2" in default and "rgb_x2_stage1" in default
+    assert script.plan(["rgb_x2_base"]) == ["rgb_x2_base_stage1", "rgb_x2_base"]
+    stage1, stage2 = (
+        load_train_config(REPO / "configs" / "default" / f"{k}.yaml")
+        for k in ("rgb_x2_base_stage1", "rgb_x2_base")
+    )
+    assert Path(stage2.model.init_from).parent.name == stage1.name
+    same = {k: v for k, v in stage2.model.options.items() if k != "shared_detail"}
+    assert same == stage1.model.options and stage2.model.options["shared_detail"] is True
+    model = create_model(stage1.model.arch, in_channels=3, scale=2, **stage1.model.options)
+    lite = create_model("edsr-lite-ca", in_channels=3, scale=2)
+    n = sum(p.numel() for p in model.parameters())
+    assert n > 5 * sum(p.numel() for p in lite.parameters())  # the larger capacity it is for
+    assert 0 < script.RGB_BLEND["rgb_x2_base"] <= 1
+    assert script.BASE_NOTE.startswith("Larger") and stage2.card.spectral == "bicubic"
