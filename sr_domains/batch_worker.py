@@ -87,7 +87,7 @@ def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple
     src, dst = Path(task.src), Path(task.dst)
     requested = Requested.of(options, model, task.domain)
     if task.domain == "geotiff":
-        from .geo.upscale import output_check
+        from .geo.resume import output_check
 
         status, why = output_check(dst, src, options.scale, requested)
         if status == "foreign" and _cut_short_tiff(dst):

@@ -90,7 +90,7 @@ def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple
     requested = Requested.of(options, domain=domain)
     try:
         if domain == "geotiff":
-            from .geo.upscale import output_check
+            from .geo.resume import output_check
 
             return output_check(dst, src, options.scale, requested)
         if domain == "nifti":

@@ -67,13 +67,14 @@ def recipe(
     return json.dumps(out, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def recipe_of(options: UpscaleOptions, domain: str) -> str:
+def recipe_of(options: UpscaleOptions, domain: str, profile: object = None) -> str:
     """:func:`recipe` of the options that apply to an input of ``domain``: the GeoTIFF ones
-    to a GeoTIFF, ``--isotropic`` and its fit (no ``--adapt``) to a volume."""
+    to a GeoTIFF, ``--isotropic`` and its fit (no ``--adapt``) to a volume; ``profile``: a
+    fitted profile used instead of ``options.profile``."""
     geo = domain == "geotiff"
     iso = None if geo else options.isotropic
     return recipe(
-        profile=options.profile,
+        profile=profile if profile is not None else options.profile,
         values=options.values,
         adapt=options.adapt if iso is None else None,
         nodata=options.nodata if geo else None,

@@ -290,3 +290,32 @@ def test_scale_defaults_to_the_weights_scale(tmp_path):
     )
     with rasterio.open(tmp_path / "o.tif") as ds:
         assert ds.shape == (64, 80) and ds.tags()["SR_DOMAINS_SCALE"] == "4"
+
+
+def test_keyword_api_and_options_object_write_the_same_file(tmp_path):
+    """``upscale_geotiff(**keywords)`` turns its keywords into one ``UpscaleOptions`` (validated
+    as the CLI's are) and runs ``write_geotiff``, which the CLI and the Dask tasks call."""
+    from sr_domains.geo import write_geotiff
+    from sr_domains.options import UpscaleOptions
+    from sr_domains.value_domain import ValueOptions
+
+    src = make_geotiff(tmp_path / "in.tif", width=40, height=30, count=3, nodata=0)
+    model = tiny_model(1, 2)
+    a = upscale_geotiff(
+        src, tmp_path / "a.tif", model=model, bands=[3, 1], dtype="float32",
+        values=ValueOptions(clamp=False), creation_options={"compress": "LZW"}, tile=16,
+    )  # fmt: skip
+    opts = UpscaleOptions(
+        bands=(3, 1), dtype="float32", values=ValueOptions(clamp=False),
+        creation_options=(("compress", "LZW"),), tile=16,
+    )  # fmt: skip
+    b = write_geotiff(src, tmp_path / "b.tif", opts, model=model)
+    with rasterio.open(a) as ra, rasterio.open(b) as rb:
+        assert (ra.read() == rb.read()).all() and ra.dtypes == rb.dtypes == ("float32",) * 2
+        assert ra.tags() == rb.tags() and ra.compression == rb.compression
+        assert ra.tags()["SR_DOMAINS_SOURCE_BANDS"] == "3,1"
+    with pytest.raises(ConfigError, match="overlap"):  # checked before any file is touched
+        upscale_geotiff(src, tmp_path / "c.tif", model=model, tile=16, overlap=16)
+    with pytest.raises(ConfigError, match="scale must be an integer"):
+        upscale_geotiff(src, tmp_path / "c.tif", model=model, scale=2.5)
+    assert not (tmp_path / "c.tif").exists()

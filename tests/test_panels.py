@@ -97,14 +97,13 @@ def test_row_bands_equal_the_rows_of_a_whole_run(tmp_path, monkeypatch, model_cl
     band must equal those rows of a whole run bit for bit, across panel seams too."""
     from sr_domains.geo import job as geo_job
     from sr_domains.geo.reader import RasterSource
+    from sr_domains.options import UpscaleOptions
 
     src = make_geotiff(tmp_path / "w.tif", width=300, height=90, count=2, dtype="float32")
     model = model_cls(BaseSRConfig(in_channels=2, scale=2), seed=3).eval()
     monkeypatch.setattr(stream, "PANEL_BUDGET_BYTES", 1)  # several panels with seams
     with RasterSource(src) as rs:
-        job = geo_job.prepare_job(
-            rs, model=model, weights=None, scale=2, profile=None, values=None, tile=32
-        )
+        job = geo_job.prepare_job(rs, UpscaleOptions(scale=2, tile=32), model=model)
         whole = {}
         for r0, c0, block in stream.iter_hr_blocks(
             job.up,

@@ -15,12 +15,22 @@ from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import RasterSource
-    from .upscale import expand_inputs, fit_profile, is_complete, upscale_geotiff, upscale_many
+    from .resume import is_complete
+    from .upscale import (
+        expand_inputs,
+        fit_profile,
+        upscale_geotiff,
+        upscale_many,
+        write_geotiff,
+        write_many,
+    )
 
 _EXPORTS = {
     "upscale_geotiff": "upscale",
     "upscale_many": "upscale",
-    "is_complete": "upscale",
+    "write_geotiff": "upscale",
+    "write_many": "upscale",
+    "is_complete": "resume",
     "expand_inputs": "upscale",
     "fit_profile": "upscale",
     "RasterSource": "reader",
@@ -37,4 +47,6 @@ __all__ = [
     "is_complete",
     "upscale_geotiff",
     "upscale_many",
+    "write_geotiff",
+    "write_many",
 ]

@@ -193,31 +193,11 @@ def upscale(
     ``model``: an already built model to use instead of ``options.model``."""
     check_supported(options, "GeoTIFF", {"bands", "nodata", "cog", "dtype", "creation_options"})
     require("rasterio", "geo", "GeoTIFF upscaling")
-    from .upscale import upscale_geotiff, upscale_many
+    from .upscale import write_geotiff, write_many
 
-    kwargs: dict[str, Any] = {
-        "scale": options.scale,
-        "model": model if model is not None else options.model,
-        "weights": options.weights,
-        "bands": options.bands,
-        "profile": options.profile,
-        "nodata": options.nodata,
-        "cog": options.cog,
-        "tile": options.tile,
-        "overlap": options.overlap,
-        "batch_size": options.batch_size,
-        "device": options.device,
-        "amp": options.amp,
-        "overwrite": options.overwrite,
-        "progress": options.progress,
-        "values": options.values,
-        "adapt": options.adapt,
-        "dtype": options.dtype,
-        "creation_options": dict(options.creation_options) or None,
-    }
     src, dst = Path(src), Path(dst)
     if src.is_dir() or (_is_glob(str(src)) and not src.exists()):
-        return upscale_many(src, dst, suffix=options.suffix, **kwargs)
+        return write_many(src, dst, options, model=model)
     if dst.is_dir():
         dst = dst / output_name(src.name, options.suffix)
-    return [upscale_geotiff(src, dst, **kwargs)]
+    return [write_geotiff(src, dst, options, model=model)]

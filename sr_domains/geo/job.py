@@ -21,9 +21,10 @@ from ..made_with import weights_made, weights_provenance
 from ..models.base import SRModel
 from ..nodata_fill import fill_invalid
 from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
-from ..options import AdaptOptions
+from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
-from ..value_domain import ValueOptions, ValueRules, build_rules
+from ..run_recipe import recipe_of
+from ..value_domain import ValueRules, build_rules
 from .georef import read_georef, scale_georef
 from .output_spec import TAG_PREFIX, OutputSpec, build_spec, customize_spec, provenance_tags
 from .reader import RasterSource
@@ -176,40 +177,34 @@ class GeotiffJob:
 
 def prepare_job(
     rs: RasterSource,
+    options: UpscaleOptions,
     *,
-    model: SRModel | str | None,
-    weights: str | Path | None,
-    scale: int,
-    profile: str | IntensityProfile | None,
-    values: ValueOptions | None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    amp: str = "auto",
-    adapt: AdaptOptions | None = None,
-    progress: bool = False,
-    dtype: str | None = None,
-    creation_options: dict[str, str] | None = None,
+    model: SRModel | None = None,
+    profile: IntensityProfile | None = None,
 ) -> GeotiffJob:
     """Resolve the model, fit the profile, infer the value rules and band order, adapt the
     model to the file when asked, and build the output spec with its provenance (see
-    :func:`~sr_domains.geo.upscale_geotiff`)."""
+    :func:`~sr_domains.geo.upscale_geotiff`); ``model`` and ``profile``: a built model and a
+    fitted profile used instead of ``options.model`` and ``options.profile``."""
+    o = options
+    chosen: SRModel | str | None = model if model is not None else o.model
+    scale, weights, values, adapt = o.scale, o.weights, o.values, o.adapt
     refuse_palette(rs)
     georef = read_georef(rs.ds, rs.path)
     try:
-        net = resolve_network(model, weights, scale=scale, n_bands=rs.n_bands)
+        net = resolve_network(chosen, weights, scale=scale, n_bands=rs.n_bands)
     except BandMismatchError as exc:  # this file's bands: name it
         raise exc.naming(rs.path) from exc
-    up = Upscaler(net, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
+    up = Upscaler(
+        net, tile=o.tile, overlap=o.overlap, batch_size=o.batch_size, device=o.device, amp=o.amp
+    )
     n_out = up.out_channels(rs.n_bands)
-    fitted, fill = fit_profile(rs, net, profile)
+    fitted, fill = fit_profile(rs, net, profile if profile is not None else o.profile)
     order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
-    clamp = values is None or values.clamp
-    rules = build_rules(values, rs.domain_minimum() if clamp else [0.0], dtype=rs.dtype)
-    made = weights_made(model, weights, net, scale, rs.n_bands)
+    rules = build_rules(values, rs.domain_minimum() if values.clamp else [0.0], dtype=rs.dtype)
+    made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
-    if chosen_by_default(model, weights) and noise_variant(net) is not None:
+    if chosen_by_default(chosen, weights) and noise_variant(net) is not None:
         up, noise = choose_for_noise(up, [noise_sample(rs, fitted)])
         if noise is not None and up.model is not net:
             net = up.model
@@ -219,7 +214,7 @@ def prepare_job(
         from ..adapt.input_adapt import adapt_engine
 
         sample = adaptation_sample(rs, fitted, fill, order)
-        up, report = adapt_engine(up, [sample], adapt, progress=progress)
+        up, report = adapt_engine(up, [sample], adapt, progress=o.progress)
         made = made.adapted(True, up.model is not net, up.model)
         net = up.model
     prov = provenance_tags(
@@ -242,8 +237,10 @@ def prepare_job(
         prov[f"{TAG_PREFIX}ADAPT"] = json.dumps(report.to_dict())
     if noise is not None:
         prov[f"{TAG_PREFIX}NOISE"] = json.dumps(noise.to_dict())
+    # the other options that change the output: a resumed batch compares them (run_recipe)
+    prov[f"{TAG_PREFIX}RECIPE"] = recipe_of(o, "geotiff", profile=profile)
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
-    customize_spec(spec, dtype, creation_options)
+    customize_spec(spec, o.dtype, dict(o.creation_options) or None)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
 
 

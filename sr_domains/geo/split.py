@@ -22,7 +22,6 @@ from typing import Any
 from ..errors import ConfigError
 from ..io_safety import atomic_output, preflight, remove_temp, temp_name
 from ..options import UpscaleOptions
-from ..run_recipe import recipe_of
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_output_name
@@ -133,22 +132,7 @@ def upscale_geotiff_split(
     check_output_name(dst, src)
     preflight(dst, [src], kind="file", overwrite=o.overwrite)
     with gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
-        job = prepare_job(
-            rs,
-            model=model if model is not None else o.model,
-            weights=o.weights,
-            scale=o.scale,
-            profile=o.profile,
-            values=o.values,
-            tile=o.tile,
-            overlap=o.overlap,
-            batch_size=o.batch_size,
-            device=o.device,
-            amp=o.amp,
-            dtype=o.dtype,
-            creation_options=dict(o.creation_options) or None,
-        )
-        job.spec.tags.setdefault(None, {})[f"{TAG_PREFIX}RECIPE"] = recipe_of(o, "geotiff")
+        job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         bands = row_bands(job.spec.profile["height"], n, job.spec.block)
         with atomic_output(dst, [src], overwrite=o.overwrite) as tmp:

@@ -1,4 +1,5 @@
-"""``upscale_geotiff`` (one file) and ``upscale_many`` (a folder or glob, resumable)."""
+"""``upscale_geotiff`` (one file) and ``upscale_many`` (a folder or glob, resumable: the
+checks of existing outputs are in :mod:`sr_domains.geo.resume`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,10 @@ from ..io_safety import (
     remove_temp,
     temp_name,
 )
-from ..made_with import Made, Requested
+from ..made_with import Requested
 from ..models.base import SRModel
-from ..options import AdaptOptions, check_save_model_batch, output_name
-from ..run_recipe import recipe
+from ..options import AdaptOptions, UpscaleOptions, check_save_model_batch, output_name
+from ..run_recipe import recipe_of
 from ..value_domain import ValueOptions
 from .job import (
     fit_profile,
@@ -36,7 +38,8 @@ from .job import (
     write_pixels,
 )
 from .output_spec import TAG_PREFIX, TIFF_SUFFIXES, check_output_name
-from .reader import RasterSource, open_dataset
+from .reader import RasterSource
+from .resume import is_complete, output_check, output_status
 from .writer import (
     adopt_sidecars,
     create,
@@ -47,7 +50,6 @@ from .writer import (
 
 try:
     from rasterio.errors import RasterioError
-    from rasterio.windows import Window
 except ImportError as _exc:  # pragma: no cover
     from ..errors import MissingDependencyError
 
@@ -113,44 +115,84 @@ def upscale_geotiff(
     Returns:
         ``dst``, written atomically (temp file in the same folder, renamed when complete).
     """
-    src, dst = Path(src), Path(dst)
-    if not 1 <= int(scale) <= 16:
+    options, net, fitted = geotiff_options(
+        scale=scale,
+        model=model,
+        weights=weights,
+        bands=bands,
+        profile=profile,
+        nodata=nodata,
+        cog=cog,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        overwrite=overwrite,
+        progress=progress,
+        values=values,
+        adapt=adapt,
+        dtype=dtype,
+        creation_options=creation_options,
+    )
+    return write_geotiff(src, dst, options, model=net, profile=fitted)
+
+
+def geotiff_options(
+    *,
+    scale: int = 2,
+    model: SRModel | str | None = None,
+    profile: str | IntensityProfile | None = None,
+    bands: Sequence[int] | None = None,
+    weights: str | Path | None = None,
+    values: ValueOptions | None = None,
+    creation_options: dict[str, str] | None = None,
+    **fields: Any,
+) -> tuple[UpscaleOptions, SRModel | None, IntensityProfile | None]:
+    """The keywords of :func:`upscale_geotiff` as ``(options, model, profile)``: one
+    :class:`~sr_domains.options.UpscaleOptions` (validated as the CLI's are), and the built
+    model and fitted profile given instead of names, if any."""
+    try:
+        whole = int(scale)
+    except (TypeError, ValueError):
+        whole = 0
+    if whole != scale or not 1 <= whole <= 16:
         raise ConfigError(f"scale must be an integer 1..16, got {scale}")
+    options = UpscaleOptions(
+        scale=whole,
+        model=model if isinstance(model, str) else None,
+        weights=Path(weights) if weights is not None else None,
+        bands=tuple(bands) if bands else None,
+        profile=profile if isinstance(profile, str) else None,
+        values=values if values is not None else ValueOptions(),
+        creation_options=tuple((creation_options or {}).items()),
+        **fields,
+    )
+    net = model if isinstance(model, SRModel) else None
+    return options, net, profile if isinstance(profile, IntensityProfile) else None
+
+
+def write_geotiff(
+    src: str | Path,
+    dst: str | Path,
+    options: UpscaleOptions,
+    *,
+    model: SRModel | None = None,
+    profile: IntensityProfile | None = None,
+) -> Path:
+    """:func:`upscale_geotiff` with its options as one object (``model``, ``profile``: a
+    built model and a fitted profile used instead of ``options.model``/``options.profile``)."""
+    src, dst = Path(src), Path(dst)
+    cog, overwrite = options.cog, options.overwrite
     check_output_name(dst, src)
     preflight(dst, [src], kind="file", overwrite=overwrite)
-    with gdal_env(), RasterSource(src, tuple(bands) if bands else None, nodata) as rs:
-        job = prepare_job(
-            rs,
-            model=model,
-            weights=weights,
-            scale=scale,
-            profile=profile,
-            values=values,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-            amp=amp,
-            adapt=adapt,
-            progress=progress,
-            dtype=dtype,
-            creation_options=creation_options,
-        )
-        made_with = recipe(
-            profile=profile,
-            values=values,
-            adapt=adapt,
-            nodata=nodata,
-            dtype=dtype,
-            cog=cog,
-            creation_options=creation_options,
-        )  # the options a resumed batch compares (sr_domains.made_with)
-        job.spec.tags.setdefault(None, {})[f"{TAG_PREFIX}RECIPE"] = made_with
+    with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
+        job = prepare_job(rs, options, model=model, profile=profile)
         with atomic_output(dst, [src], overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp
             try:
                 with create(stage, job.spec) as out:
-                    write_pixels(job, rs, out, progress=progress)
+                    write_pixels(job, rs, out, progress=options.progress)
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
                 if cog:
                     to_cog(stage, tmp, job.spec)
@@ -183,66 +225,6 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return sorted(q for q in found if batch_entry(q))
 
 
-def output_check(
-    dst: Path, src: Path, scale: int, requested: Requested | None = None
-) -> tuple[str, str]:
-    """``(status, why)``: :func:`output_status`, and for ``"other"`` how the output was made
-    otherwise than ``requested``."""
-    if not dst.exists():
-        return "missing", ""
-    try:
-        with open_dataset(src) as ds:
-            want = (ds.height * scale, ds.width * scale)
-            n_bands = ds.count
-    except (InputFileError, OSError):
-        return "foreign", ""
-    try:
-        ds = open_dataset(dst)
-    except (InputFileError, OSError, RasterioError):
-        return "foreign", ""  # cannot even tell whose it is
-    with ds:
-        tags = ds.tags()
-        ours = (
-            tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
-            and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
-            and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
-        )
-        if not ours:
-            return "foreign", ""
-        if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
-            return "damaged", ""
-        made = Made.from_tags(tags, TAG_PREFIX)
-        why = requested.differs(made, scale, n_bands) if requested is not None else ""
-        if why:
-            return "other", why
-        try:
-            rows = max(ds.block_shapes[0][0], 1)
-            for y0 in range(0, ds.height, rows):  # bounded memory: one block row at a time
-                ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
-        except (OSError, RasterioError):
-            return "damaged", ""
-    return "complete", ""
-
-
-def output_status(dst: Path, src: Path, scale: int, requested: Requested | None = None) -> str:
-    """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
-    (ours for this source and scale, but unreadable or cut short: redo it), ``"other"`` (a
-    finished output of ours made otherwise than ``requested``: other weights or bands) or
-    ``"foreign"``.
-
-    Outputs are renamed into place only when complete, but a file can still be damaged later
-    (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags
-    for this source and scale, the tag written last (``SR_DOMAINS_VALUES``), the expected size,
-    and every block of every band readable.
-    """
-    return output_check(dst, src, scale, requested)[0]
-
-
-def is_complete(dst: Path, src: Path, scale: int) -> bool:
-    """True when ``dst`` is a finished, fully readable output of ``src`` at ``scale``."""
-    return output_status(dst, src, scale) == "complete"
-
-
 def upscale_many(
     inputs: str | Path | Sequence[str | Path],
     out_dir: str | Path,
@@ -264,11 +246,26 @@ def upscale_many(
     Returns:
         The outputs written by this call (skipped ones are not listed).
     """
+    options, net, fitted = geotiff_options(
+        scale=scale, overwrite=overwrite, suffix=suffix, **kwargs
+    )
+    return write_many(inputs, out_dir, options, model=net, profile=fitted)
+
+
+def write_many(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    options: UpscaleOptions,
+    *,
+    model: SRModel | None = None,
+    profile: IntensityProfile | None = None,
+) -> list[Path]:
+    """:func:`upscale_many` with its options as one object (see :func:`write_geotiff`)."""
+    scale, overwrite, suffix = options.scale, options.overwrite, options.suffix
     files = expand_inputs(inputs)
     if not files:
         raise InputFileError(str(inputs), "no GeoTIFF files found (*.tif, *.tiff)")
-    adapt = kwargs.get("adapt")
-    check_save_model_batch(getattr(adapt, "save_model", None), len(files))
+    check_save_model_batch(getattr(options.adapt, "save_model", None), len(files))
     out_dir = Path(out_dir)
     names = [output_name(f.name, suffix) for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -279,19 +276,9 @@ def upscale_many(
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     todo = []
-    requested = Requested(
-        model=kwargs.get("model"),
-        weights=kwargs.get("weights"),
-        bands=kwargs.get("bands"),
-        adapt=kwargs.get("adapt") is not None,
-        recipe=recipe(
-            **{
-                k: kwargs.get(k)
-                for k in ("profile", "values", "adapt", "nodata", "dtype", "creation_options")
-            },
-            cog=bool(kwargs.get("cog")),
-        ),
-    )
+    requested = Requested.of(options, model, "geotiff")
+    if profile is not None:  # a fitted profile object: recorded as such (sr_domains.run_recipe)
+        requested = replace(requested, recipe=recipe_of(options, "geotiff", profile=profile))
     refused: list[tuple[Path, str]] = []
     for f in files:
         dst = out_dir / output_name(f.name, suffix)
@@ -314,14 +301,13 @@ def upscale_many(
     skipped = len(files) - len(todo)
     written, failed = [], []
     for i, (f, dst, redo) in enumerate(todo, 1):
-        if kwargs.get("progress"):
+        if options.progress:
             from tqdm.auto import tqdm
 
             tqdm.write(f"[{i}/{len(todo)}] {f.name} -> {dst}", file=sys.stderr)
         try:
-            written.append(
-                upscale_geotiff(f, dst, scale=scale, overwrite=overwrite or redo, **kwargs)
-            )
+            again = replace(options, overwrite=overwrite or redo)
+            written.append(write_geotiff(f, dst, again, model=model, profile=profile))
         except INPUT_ERRORS as exc:  # this file's problem: the others still run (as on Dask)
             why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
             log.error("%s", why)
@@ -353,4 +339,6 @@ __all__ = [
     "upscale_geotiff",
     "upscale_many",
     "weights_provenance",
+    "write_geotiff",
+    "write_many",
 ]

@@ -1,0 +1,82 @@
+"""Whether an existing GeoTIFF output is a finished one of this run (a resumed batch skips it),
+one of ours to redo, one made otherwise, or somebody else's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputFileError
+from ..made_with import Made, Requested
+from .output_spec import TAG_PREFIX
+from .reader import open_dataset
+
+try:
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+except ImportError as _exc:  # pragma: no cover
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
+
+
+def output_check(
+    dst: Path, src: Path, scale: int, requested: Requested | None = None
+) -> tuple[str, str]:
+    """``(status, why)``: :func:`output_status`, and for ``"other"`` how the output was made
+    otherwise than ``requested``."""
+    if not dst.exists():
+        return "missing", ""
+    try:
+        with open_dataset(src) as ds:
+            want = (ds.height * scale, ds.width * scale)
+            n_bands = ds.count
+    except (InputFileError, OSError):
+        return "foreign", ""
+    try:
+        ds = open_dataset(dst)
+    except (InputFileError, OSError, RasterioError):
+        return "foreign", ""  # cannot even tell whose it is
+    with ds:
+        tags = ds.tags()
+        ours = (
+            tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
+            and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
+            and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
+        )
+        if not ours:
+            return "foreign", ""
+        if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
+            return "damaged", ""
+        made = Made.from_tags(tags, TAG_PREFIX)
+        why = requested.differs(made, scale, n_bands) if requested is not None else ""
+        if why:
+            return "other", why
+        try:
+            rows = max(ds.block_shapes[0][0], 1)
+            for y0 in range(0, ds.height, rows):  # bounded memory: one block row at a time
+                ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
+        except (OSError, RasterioError):
+            return "damaged", ""
+    return "complete", ""
+
+
+def output_status(dst: Path, src: Path, scale: int, requested: Requested | None = None) -> str:
+    """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
+    (ours for this source and scale, but unreadable or cut short: redo it), ``"other"`` (a
+    finished output of ours made otherwise than ``requested``: other weights or bands) or
+    ``"foreign"``.
+
+    Outputs are renamed into place only when complete, but a file can still be damaged later
+    (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags
+    for this source and scale, the tag written last (``SR_DOMAINS_VALUES``), the expected size,
+    and every block of every band readable.
+    """
+    return output_check(dst, src, scale, requested)[0]
+
+
+def is_complete(dst: Path, src: Path, scale: int) -> bool:
+    """True when ``dst`` is a finished, fully readable output of ``src`` at ``scale``."""
+    return output_status(dst, src, scale) == "complete"
+
+
+__all__ = ["is_complete", "output_check", "output_status"]
