@@ -54,8 +54,8 @@ class Made:
         fusion: the ``--isotropic`` fusion.
         adapt: the run asked for ``--adapt``.
         noise: the share of the ``-robust`` variant the noise gate blended in.
-        recipe: the other options that change the output (:func:`recipe`; "" when an
-            earlier version did not record them).
+        recipe: the other options that change the output (:func:`sr_domains.run_recipe.
+            recipe`; "" when an earlier version did not record them).
     """
 
     weights: str = ""
@@ -254,7 +254,7 @@ class Requested:
 
     def _recipe(self, made: Made) -> str:
         if not made.recipe:
-            return "made by an earlier sr_domains, which did not record its value options"
+            return "made by an earlier sr_domains, which did not record its other options"
         if made.recipe == self.recipe:
             return ""
         return f"made with other options: {recipe_diff(made.recipe, self.recipe)}"
