@@ -14,10 +14,9 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY, Made, Requested, weights_made
+from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions
-from ..run_recipe import recipe
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
 from .common import (
@@ -26,6 +25,7 @@ from .common import (
     fit_profile,
     middle_indexes,
     provenance,
+    volume_made,
     weights_for_volume,
 )
 from .dicom_read import load_dicom_series
@@ -109,15 +109,10 @@ def upscale_dicom_series(
     default = "ct" if series.modality == "CT" else "mr"
     prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
     rules = series_rules(series, volume, values)
-    made = weights_made(
-        model,
-        weights,
-        up.model,
-        scale,
-        1,
+    made = volume_made(
+        up, model, weights, scale, profile=profile, values=values, adapt=adapt,
         through_plane=through_plane,
-        recipe=recipe(profile=profile, values=values, adapt=adapt),
-    )
+    )  # fmt: skip
     chosen = weights_for_volume(
         up,
         made,

@@ -15,16 +15,18 @@ from .. import __version__
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, profile_from_any
-from ..made_with import Made
+from ..made_with import Made, weights_made
 from ..models.base import SRModel
 from ..options import AdaptOptions
 from ..pretrained import resolve_model
+from ..run_recipe import recipe
 
 if TYPE_CHECKING:
     import torch
 
     from ..adapt.input_adapt import AdaptReport
     from ..noise_gate import NoiseChoice
+    from ..value_domain import ValueOptions
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,31 @@ class VolumeWeights:
     made: Made
     noise: NoiseChoice | None = None
     report: AdaptReport | None = None
+
+
+def volume_made(
+    up: Upscaler,
+    model: object,
+    weights: str | os.PathLike[str] | None,
+    scale: int,
+    *,
+    profile: object,
+    values: ValueOptions | None,
+    adapt: AdaptOptions | None,
+    **fields: Any,
+) -> Made:
+    """What a volume run's output is made with (:class:`~sr_domains.made_with.Made`, one band
+    in) before the noise gate and ``adapt``, with the run's recipe (``profile``: the intensity
+    recipe as given; ``fields``: ``axes``, ``through_plane``)."""
+    return weights_made(
+        model,
+        weights,
+        up.model,
+        scale,
+        1,
+        recipe=recipe(profile=profile, values=values, adapt=adapt),
+        **fields,
+    )
 
 
 def weights_for_volume(

@@ -21,16 +21,16 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
-from ..made_with import MADE_KEY, Made, Requested, weights_made
+from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions
-from ..run_recipe import recipe
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
     build_upscaler,
     fit_profile,
     middle_indexes,
     provenance,
+    volume_made,
     weights_for_volume,
 )
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
@@ -142,16 +142,10 @@ def upscale_nifti(
         zero=zero,
     )
     axes_text = ",".join(map(str, ax))
-    made = weights_made(
-        model,
-        weights,
-        up.model,
-        scale,
-        1,
-        axes=axes_text,
-        through_plane=through_plane,
-        recipe=recipe(profile=profile, values=values, adapt=adapt),
-    )
+    made = volume_made(
+        up, model, weights, scale, profile=profile, values=values, adapt=adapt,
+        axes=axes_text, through_plane=through_plane,
+    )  # fmt: skip
     chosen = weights_for_volume(
         up,
         made,
