@@ -339,15 +339,3 @@ def isotropic_kwargs(options: UpscaleOptions) -> dict[str, Any]:
         "progress": options.progress,
         "device": options.device,
     }
-
-
-def inference_kwargs(options: UpscaleOptions) -> dict[str, Any]:
-    """The keyword arguments of :class:`~sr_domains.inference.Upscaler` from options."""
-    return {
-        "tile": options.tile,
-        "overlap": options.overlap,
-        "batch_size": options.batch_size,
-        "device": options.device,
-        "amp": options.amp,
-        "progress": options.progress,
-    }

@@ -318,4 +318,10 @@ def test_keyword_api_and_options_object_write_the_same_file(tmp_path):
         upscale_geotiff(src, tmp_path / "c.tif", model=model, tile=16, overlap=16)
     with pytest.raises(ConfigError, match="scale must be an integer"):
         upscale_geotiff(src, tmp_path / "c.tif", model=model, scale=2.5)
+    # objects the GeoTIFF engine cannot use are refused (they used to be dropped silently,
+    # and the default weights and profile used instead)
+    with pytest.raises(ConfigError, match="profile must be a recipe"):
+        upscale_geotiff(src, tmp_path / "c.tif", model=model, profile={"recipe": "dtype"})
+    with pytest.raises(ConfigError, match="model must be"):
+        upscale_geotiff(src, tmp_path / "c.tif", model=object())
     assert not (tmp_path / "c.tif").exists()

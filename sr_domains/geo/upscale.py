@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..api_options import keyword_options
 from ..errors import INPUT_ERRORS, ConfigError, InputFileError, OutputExistsError
 from ..intensity import IntensityProfile
 from ..io_safety import (
@@ -140,36 +141,27 @@ def upscale_geotiff(
 
 def geotiff_options(
     *,
-    scale: int = 2,
     model: SRModel | str | None = None,
     profile: str | IntensityProfile | None = None,
     bands: Sequence[int] | None = None,
-    weights: str | Path | None = None,
-    values: ValueOptions | None = None,
     creation_options: dict[str, str] | None = None,
     **fields: Any,
 ) -> tuple[UpscaleOptions, SRModel | None, IntensityProfile | None]:
     """The keywords of :func:`upscale_geotiff` as ``(options, model, profile)``: one
     :class:`~sr_domains.options.UpscaleOptions` (validated as the CLI's are), and the built
-    model and fitted profile given instead of names, if any."""
-    try:
-        whole = int(scale)
-    except (TypeError, ValueError):
-        whole = 0
-    if whole != scale or not 1 <= whole <= 16:
-        raise ConfigError(f"scale must be an integer 1..16, got {scale}")
-    options = UpscaleOptions(
-        scale=whole,
-        model=model if isinstance(model, str) else None,
-        weights=Path(weights) if weights is not None else None,
+    model and fitted profile given instead of names, if any
+    (:func:`~sr_domains.api_options.keyword_options`)."""
+    if model is not None and not isinstance(model, (str, SRModel)):
+        raise ConfigError(f"model must be a weights or model name or an SRModel, got {model!r}")
+    if profile is not None and not isinstance(profile, (str, IntensityProfile)):
+        raise ConfigError(f"profile must be a recipe or an IntensityProfile, got {profile!r}")
+    return keyword_options(
+        model=model,
+        profile=profile,
         bands=tuple(bands) if bands else None,
-        profile=profile if isinstance(profile, str) else None,
-        values=values if values is not None else ValueOptions(),
         creation_options=tuple((creation_options or {}).items()),
         **fields,
     )
-    net = model if isinstance(model, SRModel) else None
-    return options, net, profile if isinstance(profile, IntensityProfile) else None
 
 
 def write_geotiff(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import upscale_dicom_series, upscale_nifti
+    from .api import run_dicom_series, run_nifti, upscale_dicom_series, upscale_nifti
     from .dicom_read import (
         DicomSeries,
         SeriesSummary,
@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _EXPORTS = {
     "upscale_dicom_series": "api",
     "upscale_nifti": "api",
+    "run_dicom_series": "api",
+    "run_nifti": "api",
     "DicomSeries": "dicom_read",
     "SeriesSummary": "dicom_read",
     "list_dicom_series": "dicom_read",
@@ -76,6 +78,8 @@ __all__ = [
     "plan_isotropic",
     "read_dicom_volume",
     "read_nifti",
+    "run_dicom_series",
+    "run_nifti",
     "upscale_dicom_series",
     "upscale_image",
     "upscale_nifti",

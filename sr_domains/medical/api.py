@@ -10,21 +10,22 @@ from typing import Any
 
 import numpy as np
 
+from ..api_options import keyword_options
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
-from ..options import AdaptOptions
+from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
 from .common import (
-    build_upscaler,
     describe_profile,
     fit_profile,
     middle_indexes,
     provenance,
+    upscaler_of,
     volume_made,
     weights_for_volume,
 )
@@ -33,7 +34,7 @@ from .dicom_series import DicomSeries
 from .dicom_write import write_derived_series
 from .geometry import scale_factors, upscaled_affine
 from .nifti import is_nifti_path
-from .nifti_upscale import upscale_nifti
+from .nifti_upscale import run_nifti, upscale_nifti
 from .volume import upscale_volume
 
 log = logging.getLogger(__name__)
@@ -88,40 +89,61 @@ def upscale_dicom_series(
     Returns:
         The written files in spatial order (one per slice; one file for enhanced input).
     """
-    src, dst = Path(src), Path(dst)
-    if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
-        raise ConfigError(f"{dst}: a DICOM series is written to a folder")
-    preflight(dst, [src], kind="dir", overwrite=overwrite)
-    series = load_dicom_series(src, series_uid)
-    volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first
-    up = build_upscaler(
-        model,
-        weights,
+    options, net, fitted = keyword_options(
         scale=scale,
+        model=model,
+        weights=weights,
+        profile=profile,
+        values=values,
+        series_uid=series_uid,
+        through_plane=through_plane,
+        overwrite=overwrite,
         tile=tile,
         overlap=overlap,
         batch_size=batch_size,
         device=device,
         amp=amp,
         progress=progress,
+        adapt=adapt,
     )
+    return run_dicom_series(src, dst, options, model=net, profile=fitted)
+
+
+def run_dicom_series(
+    src: PathLike,
+    dst: PathLike,
+    options: UpscaleOptions,
+    *,
+    model: SRModel | Upscaler | None = None,
+    profile: IntensityProfile | dict[str, Any] | None = None,
+) -> list[Path]:
+    """:func:`upscale_dicom_series` with its options as one object, as the CLI passes them
+    (``model``, ``profile``: a built model or upscaler and a fitted profile used instead of
+    ``options.model``/``options.profile``)."""
+    if options.isotropic is not None:
+        raise ConfigError("--isotropic runs through sr_domains.medical.isotropic_dicom")
+    check_supported(options, "DICOM", {"through_plane", "series_uid"})
+    src, dst = Path(src), Path(dst)
+    scale, through_plane = options.scale, options.through_plane
+    if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
+        raise ConfigError(f"{dst}: a DICOM series is written to a folder")
+    preflight(dst, [src], kind="dir", overwrite=options.overwrite)
+    series = load_dicom_series(src, options.series_uid)
+    volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first
+    up = upscaler_of(options, model)
     stored = series.stored_dtype
     default = "ct" if series.modality == "CT" else "mr"
-    prof = fit_profile(profile, up.model, volume, default=default, dtype=stored)
-    rules = series_rules(series, volume, values)
-    made = volume_made(
-        up, model, weights, scale, profile=profile, values=values, adapt=adapt,
-        through_plane=through_plane,
-    )  # fmt: skip
+    spec = profile if profile is not None else options.profile
+    prof = fit_profile(spec, up.model, volume, default=default, dtype=stored)
+    rules = series_rules(series, volume, options.values)
+    made = volume_made(up, options, model, profile, through_plane=through_plane)
     chosen = weights_for_volume(
         up,
         made,
+        options,
         model=model,
-        weights=weights,
         planes=lambda: [volume[k] for k in middle_indexes(volume.shape[0])],
         profile=prof,
-        adapt=adapt,
-        progress=progress,
     )
     up, made, noise, report = chosen.up, chosen.made, chosen.noise, chosen.report
     out = upscale_volume(
@@ -147,7 +169,9 @@ def upscale_dicom_series(
         manifest["adapt"] = report.to_dict()
     if noise is not None:
         manifest["noise"] = noise.to_dict()
-    with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
+    with atomic_output(
+        dst, [src], kind="dir", overwrite=options.overwrite, manifest=manifest
+    ) as tmp:
         files = write_derived_series(series, out, affine, tmp, scale=scale, derivation=derivation)
     return [dst / f.name for f in files]
 
@@ -229,6 +253,8 @@ def series_rules(
 __all__ = [
     "dicom_output_check",
     "dicom_output_status",
+    "run_dicom_series",
+    "run_nifti",
     "series_rules",
     "upscale_dicom_series",
     "upscale_nifti",

@@ -17,16 +17,15 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile, profile_from_any
 from ..made_with import Made, weights_made
 from ..models.base import SRModel
-from ..options import AdaptOptions
+from ..options import AdaptOptions, UpscaleOptions
 from ..pretrained import resolve_model
-from ..run_recipe import recipe
+from ..run_recipe import recipe_of
 
 if TYPE_CHECKING:
     import torch
 
     from ..adapt.input_adapt import AdaptReport
     from ..noise_gate import NoiseChoice
-    from ..value_domain import ValueOptions
 
 log = logging.getLogger(__name__)
 
@@ -126,27 +125,43 @@ class VolumeWeights:
     report: AdaptReport | None = None
 
 
+def upscaler_of(
+    options: UpscaleOptions, model: SRModel | Upscaler | None = None, *, progress: bool = True
+) -> Upscaler:
+    """:func:`build_upscaler` for ``options`` (``model``: a built model or upscaler used
+    instead of ``options.model``; ``progress``: False keeps the tile bar off even when
+    ``options.progress`` asks for bars, for callers that show their own)."""
+    return build_upscaler(
+        model if model is not None else options.model,
+        options.weights,
+        scale=options.scale,
+        tile=options.tile,
+        overlap=options.overlap,
+        batch_size=options.batch_size,
+        device=options.device,
+        amp=options.amp,
+        progress=options.progress and progress,
+    )
+
+
 def volume_made(
     up: Upscaler,
-    model: object,
-    weights: str | os.PathLike[str] | None,
-    scale: int,
-    *,
-    profile: object,
-    values: ValueOptions | None,
-    adapt: AdaptOptions | None,
+    options: UpscaleOptions,
+    model: object = None,
+    profile: object = None,
     **fields: Any,
 ) -> Made:
     """What a volume run's output is made with (:class:`~sr_domains.made_with.Made`, one band
-    in) before the noise gate and ``adapt``, with the run's recipe (``profile``: the intensity
-    recipe as given; ``fields``: ``axes``, ``through_plane``)."""
+    in) before the noise gate and ``--adapt``, with the run's recipe (``model``, ``profile``:
+    objects given instead of ``options.model``/``options.profile``; ``fields``: ``axes``,
+    ``through_plane``)."""
     return weights_made(
-        model,
-        weights,
+        model if model is not None else options.model,
+        options.weights,
         up.model,
-        scale,
+        options.scale,
         1,
-        recipe=recipe(profile=profile, values=values, adapt=adapt),
+        recipe=recipe_of(options, "medical", profile=profile),
         **fields,
     )
 
@@ -154,21 +169,22 @@ def volume_made(
 def weights_for_volume(
     up: Upscaler,
     made: Made,
+    options: UpscaleOptions,
     *,
-    model: object,
-    weights: object,
+    model: object = None,
     planes: Callable[[], list[np.ndarray]],
     profile: IntensityProfile,
-    adapt: AdaptOptions | None,
-    progress: bool = False,
 ) -> VolumeWeights:
-    """Apply the noise gate (when ``upscale`` picked the weights itself: nothing named in
-    ``model``/``weights``) and ``adapt`` to ``up``; ``planes`` reads the 2-D planes both learn
+    """Apply the noise gate (when ``upscale`` picked the weights itself: neither a model nor
+    weights named) and ``options.adapt`` to ``up``; ``planes`` reads the 2-D planes both learn
     from (physical units, NaN = padding), once and only when one of them runs; ``made``: the
-    resolved weights (:func:`~sr_domains.made_with.weights_made`)."""
+    resolved weights (:func:`volume_made`); ``model``: an object used instead of
+    ``options.model``."""
     from ..noise_gate import chosen_by_default, noise_variant
 
-    gate = chosen_by_default(model, weights) and noise_variant(up.model) is not None
+    named = model if model is not None else options.model
+    gate = chosen_by_default(named, options.weights) and noise_variant(up.model) is not None
+    adapt = options.adapt
     if not gate and adapt is None:
         return VolumeWeights(up, made)
     images = planes()
@@ -178,7 +194,7 @@ def weights_for_volume(
         made = made.blended(noise, up.model)
     if adapt is not None:
         before = up.model
-        up, report = adapt_to_volume(up, images, profile, adapt, progress=progress)
+        up, report = adapt_to_volume(up, images, profile, adapt, progress=options.progress)
         made = made.adapted(True, up.model is not before, up.model)
     return VolumeWeights(up, made, noise, report)
 
@@ -261,5 +277,7 @@ __all__ = [
     "fit_profile",
     "noise_gate_volume",
     "provenance",
+    "upscaler_of",
+    "volume_made",
     "weights_for_volume",
 ]

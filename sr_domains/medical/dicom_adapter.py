@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputFileError
-from ..options import UpscaleOptions, check_supported, inference_kwargs, isotropic_kwargs
+from ..options import UpscaleOptions, check_supported, isotropic_kwargs
 from .dicom_read import has_dicm_preamble
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -135,25 +135,13 @@ def info(path: Path) -> str:
 def upscale(
     src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
 ) -> list[Path]:
-    """Run :func:`sr_domains.medical.upscale_dicom_series` with CLI options."""
-    from .api import upscale_dicom_series
-
+    """Run :func:`sr_domains.medical.upscale_dicom_series` (or, with ``--isotropic``,
+    :func:`~sr_domains.medical.isotropic_api.isotropic_dicom`) with CLI options."""
     check_supported(options, "DICOM", {"through_plane", "series_uid", "isotropic"})
     if options.isotropic is not None:
         from .isotropic_api import isotropic_dicom
 
         return isotropic_dicom(src, dst, **isotropic_kwargs(options), series_uid=options.series_uid)
-    return upscale_dicom_series(
-        src,
-        dst,
-        series_uid=options.series_uid,
-        scale=options.scale,
-        model=model if model is not None else options.model,
-        weights=options.weights,
-        through_plane=options.through_plane,
-        profile=options.profile,
-        overwrite=options.overwrite,
-        values=options.values,
-        adapt=options.adapt,
-        **inference_kwargs(options),
-    )
+    from .api import run_dicom_series
+
+    return run_dicom_series(src, dst, options, model=model)

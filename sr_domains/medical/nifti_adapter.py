@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..options import UpscaleOptions, check_supported, inference_kwargs, isotropic_kwargs
+from ..options import UpscaleOptions, check_supported, isotropic_kwargs
 from .nifti import is_nifti_path
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -59,26 +59,13 @@ def info_json(path: Path) -> dict[str, Any]:
 def upscale(
     src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
 ) -> list[Path]:
-    """Run :func:`sr_domains.medical.upscale_nifti` with CLI options."""
-    from .api import upscale_nifti
-
+    """Run :func:`sr_domains.medical.upscale_nifti` (or, with ``--isotropic``,
+    :func:`~sr_domains.medical.isotropic_api.isotropic_nifti`) with CLI options."""
     check_supported(options, "NIfTI", {"axes", "through_plane", "isotropic"})
     if options.isotropic is not None:
         from .isotropic_api import isotropic_nifti
 
         return [isotropic_nifti(src, dst, **isotropic_kwargs(options), axes=options.axes)]
-    out = upscale_nifti(
-        src,
-        dst,
-        scale=options.scale,
-        model=model if model is not None else options.model,
-        weights=options.weights,
-        axes=options.axes,
-        through_plane=options.through_plane,
-        profile=options.profile,
-        overwrite=options.overwrite,
-        values=options.values,
-        adapt=options.adapt,
-        **inference_kwargs(options),
-    )
-    return [out]
+    from .nifti_upscale import run_nifti
+
+    return [run_nifti(src, dst, options, model=model)]

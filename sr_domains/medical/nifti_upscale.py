@@ -17,19 +17,20 @@ from typing import Any
 
 import numpy as np
 
+from ..api_options import keyword_options
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
-from ..options import AdaptOptions
+from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
-    build_upscaler,
     fit_profile,
     middle_indexes,
     provenance,
+    upscaler_of,
     volume_made,
     weights_for_volume,
 )
@@ -101,39 +102,66 @@ def upscale_nifti(
         The written path. Its affine equals ``affine @ T`` (voxel-centre rule): corners of the
         field of view unchanged, spacing divided by ``scale`` on the upscaled axes.
     """
+    options, net, fitted = keyword_options(
+        scale=scale,
+        model=model,
+        weights=weights,
+        profile=profile,
+        values=values,
+        axes=tuple(axes) if axes is not None else None,
+        through_plane=through_plane,
+        overwrite=overwrite,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        progress=progress,
+        adapt=adapt,
+    )
+    return run_nifti(src, dst, options, model=net, profile=fitted)
+
+
+def run_nifti(
+    src: PathLike,
+    dst: PathLike,
+    options: UpscaleOptions,
+    *,
+    model: SRModel | Upscaler | None = None,
+    profile: IntensityProfile | dict[str, Any] | None = None,
+) -> Path:
+    """:func:`upscale_nifti` with its options as one object, as the CLI passes them
+    (``model``, ``profile``: a built model or upscaler and a fitted profile used instead of
+    ``options.model``/``options.profile``)."""
+    if options.isotropic is not None:
+        raise ConfigError("--isotropic runs through sr_domains.medical.isotropic_nifti")
+    check_supported(options, "NIfTI", {"axes", "through_plane"})
     src, dst = Path(src), Path(dst)
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
-    preflight(dst, [src], kind="file", overwrite=overwrite)
+    preflight(dst, [src], kind="file", overwrite=options.overwrite)
     source = open_source(src)
     check_upscalable(source)
     shape3 = source.shape[:3]
+    axes, through_plane = options.axes, options.through_plane
     ax = check_axes(axes) if axes is not None else default_axes(voxel_sizes(source.affine), shape3)
     if through_plane and min(shape3) < 2:
         raise ConfigError(f"through-plane SR needs >= 2 voxels on every axis, got {shape3}")
-    factors = scale_factors(ax, scale, through_plane)
+    factors = scale_factors(ax, options.scale, through_plane)
     streaming = not through_plane and tuple(sorted(ax)) == (0, 1)
     if not streaming:  # input, output and one temporary estimate in memory
         out_vox = int(np.prod(source.shape, dtype=np.int64)) * int(np.prod(factors))
         n_in = source.nbytes // source.dtype.itemsize
         size = source.work_dtype.itemsize  # (8 for float64 and 32-bit integer volumes)
         check_memory(size * (n_in + 2 * out_vox), f"{src}: SR")
-    up = build_upscaler(
-        model,
-        weights,
-        scale=scale,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        amp=amp,
-        progress=progress and not streaming,  # streaming shows a bar over slices instead
-    )
+    # streaming shows a bar over slices instead of one over tiles
+    up = upscaler_of(options, model, progress=not streaming)
     scan = source.scan()
-    prof = fit_profile(profile, up.model, scan.sample, default="mr", dtype=source.dtype)
+    spec = profile if profile is not None else options.profile
+    prof = fit_profile(spec, up.model, scan.sample, default="mr", dtype=source.dtype)
     zero = scan.zero_facts(floating=np.dtype(source.dtype).kind == "f")
     rules = build_rules(
-        values,
+        options.values,
         [zero.non_negative_minimum],
         dtype=source.dtype,
         slope=source.slope,
@@ -142,19 +170,14 @@ def upscale_nifti(
         zero=zero,
     )
     axes_text = ",".join(map(str, ax))
-    made = volume_made(
-        up, model, weights, scale, profile=profile, values=values, adapt=adapt,
-        axes=axes_text, through_plane=through_plane,
-    )  # fmt: skip
+    made = volume_made(up, options, model, profile, axes=axes_text, through_plane=through_plane)
     chosen = weights_for_volume(
         up,
         made,
+        options,
         model=model,
-        weights=weights,
         planes=lambda: adaptation_planes(source, ax),
         profile=prof,
-        adapt=adapt,
-        progress=progress,
     )
     up, made, noise, report = chosen.up, chosen.made, chosen.noise, chosen.report
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
@@ -171,11 +194,11 @@ def upscale_nifti(
     hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes
     with (
-        atomic_output(dst, [src], overwrite=overwrite) as tmp,
+        atomic_output(dst, [src], overwrite=options.overwrite) as tmp,
         PlaneWriter(tmp, hdr, n_planes) as writer,
     ):
         if streaming:
-            _stream(source, up, prof, writer, rules, swap=ax == (1, 0), progress=progress)
+            _stream(source, up, prof, writer, rules, progress=options.progress)
         else:
             data = source.read_all()
             out, _ = upscale_image(
@@ -205,7 +228,7 @@ def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.nda
         picked = []
         for k, plane in enumerate(source.planes()):
             if k in want:
-                picked.append(plane.T if tuple(axes) == (1, 0) else plane)
+                picked.append(plane)
             if k >= max(want):
                 break
         return picked
@@ -287,11 +310,11 @@ def _stream(
     writer: PlaneWriter,
     rules: ValueRules | None,
     *,
-    swap: bool,
     progress: bool,
 ) -> None:
     """Read, super-resolve and write planes in file order, :data:`CHUNK_PLANES` at a time.
-    ``swap``: the model sees planes as (axis 1, axis 0) rows/columns (``axes=(1, 0)``)."""
+    (Axes are sorted, :func:`~sr_domains.medical.geometry.check_axes`: planes go to the model
+    as stored.)"""
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -300,10 +323,10 @@ def _stream(
     try:
         buf: list[np.ndarray] = []
         for k, plane in enumerate(source.planes(), start=1):
-            buf.append(plane.T if swap else plane)
+            buf.append(plane)
             if len(buf) == CHUNK_PLANES or k == source.n_planes:
                 out = upscale_stack(np.stack(buf), up, prof, rules)
-                writer.write(np.swapaxes(out, 1, 2) if swap else out)
+                writer.write(out)
                 if bar is not None:
                     bar.update(len(buf))
                 buf = []
@@ -312,4 +335,4 @@ def _stream(
             bar.close()
 
 
-__all__ = ["nifti_output_check", "nifti_output_status", "upscale_nifti"]
+__all__ = ["nifti_output_check", "nifti_output_status", "run_nifti", "upscale_nifti"]

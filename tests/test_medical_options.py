@@ -1,0 +1,103 @@
+"""The medical engines take one ``UpscaleOptions`` (``run_nifti``, ``run_dicom_series``), as
+the CLI passes them; the keyword APIs (``upscale_nifti``, ``upscale_dicom_series``) turn their
+keywords into that object once and are checked as the CLI's options are."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+nib = pytest.importorskip("nibabel")
+pydicom = pytest.importorskip("pydicom")
+
+from sr_domains import inference  # noqa: E402
+from sr_domains.errors import ConfigError  # noqa: E402
+from sr_domains.inference import Upscaler  # noqa: E402
+from sr_domains.medical import (  # noqa: E402
+    run_dicom_series,
+    run_nifti,
+    upscale_dicom_series,
+    upscale_nifti,
+)
+from sr_domains.options import IsotropicOptions, UpscaleOptions  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.dicom import make_dicom_series  # noqa: E402
+from sr_domains.testing.medical import make_nifti  # noqa: E402
+from sr_domains.value_domain import ValueOptions  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
+
+def _provenance(path) -> dict:
+    img = nib.load(path)
+    (ext,) = [e for e in img.header.extensions if e.get_code() == 6]
+    return json.loads(ext.get_content())
+
+
+def test_nifti_keywords_and_options_object_write_the_same_file(tmp_path):
+    src = make_nifti(tmp_path / "in.nii.gz", shape=(14, 12, 5), spacing=(1.0, 1.0, 3.0))
+    model = tiny_model(1, 2)
+    a = upscale_nifti(
+        src, tmp_path / "a.nii.gz", model=model, axes=(0, 2), profile="percentile:1,99",
+        values=ValueOptions(clamp=False), tile=8, overlap=2,
+    )  # fmt: skip
+    opts = UpscaleOptions(
+        axes=(0, 2), profile="percentile:1,99", values=ValueOptions(clamp=False), tile=8,
+        overlap=2,
+    )  # fmt: skip
+    b = run_nifti(src, tmp_path / "b.nii.gz", opts, model=model)
+    ia, ib = nib.load(a), nib.load(b)
+    assert ia.shape == ib.shape == (28, 12, 10)  # the whole-volume path
+    assert np.array_equal(np.asanyarray(ia.dataobj), np.asanyarray(ib.dataobj))
+    assert np.array_equal(ia.affine, ib.affine)
+    pa, pb = _provenance(a), _provenance(b)
+    assert pa == pb and pa["mode"] == "axes 0,2"
+    recipe = json.loads(pa["made"]["recipe"])
+    assert recipe == {"clamp": False, "profile": "percentile:1,99"}
+    # a reusable Upscaler goes through as the model, as before
+    up = Upscaler(model, tile=8, overlap=2)
+    c = upscale_nifti(src, tmp_path / "c.nii.gz", model=up, axes=(0, 2), profile="percentile:1,99",
+                      values=ValueOptions(clamp=False))  # fmt: skip
+    assert np.array_equal(np.asanyarray(nib.load(c).dataobj), np.asanyarray(ia.dataobj))
+
+
+def test_dicom_keywords_and_options_object_write_the_same_series(tmp_path):
+    make_dicom_series(tmp_path / "mr", n_slices=4, rows=12, cols=10)
+    model = tiny_model(1, 2)
+    a = upscale_dicom_series(tmp_path / "mr", tmp_path / "a", model=model, profile="mr", tile=8)
+    opts = UpscaleOptions(profile="mr", tile=8)
+    b = run_dicom_series(tmp_path / "mr", tmp_path / "b", opts, model=model)
+    assert [p.name for p in a] == [p.name for p in b] and len(a) == 4
+    for fa, fb in zip(a, b):
+        da, db = pydicom.dcmread(fa), pydicom.dcmread(fb)
+        assert np.array_equal(da.pixel_array, db.pixel_array) and da.Rows == 24
+        assert da.PixelSpacing == db.PixelSpacing
+        assert da.ImagePositionPatient == db.ImagePositionPatient
+        assert da.SeriesInstanceUID != db.SeriesInstanceUID  # each run: a new derived series
+    ma = json.loads((tmp_path / "a" / ".sr_domains.json").read_text())["made"]
+    mb = json.loads((tmp_path / "b" / ".sr_domains.json").read_text())["made"]
+    assert ma == mb and json.loads(ma["recipe"]) == {"profile": "mr"}
+
+
+def test_options_that_do_not_apply_are_refused_before_any_file(tmp_path):
+    src = make_nifti(tmp_path / "in.nii.gz", shape=(10, 8, 4))
+    make_dicom_series(tmp_path / "mr", n_slices=3, rows=8, cols=8)
+    model = tiny_model(1, 2)
+    with pytest.raises(ConfigError, match="--bands"):
+        run_nifti(src, tmp_path / "o.nii.gz", UpscaleOptions(bands=(1,)), model=model)
+    with pytest.raises(ConfigError, match="--axes"):
+        run_dicom_series(tmp_path / "mr", tmp_path / "d", UpscaleOptions(axes=(0, 1)), model=model)
+    with pytest.raises(ConfigError, match="isotropic_nifti"):
+        run_nifti(src, tmp_path / "o.nii.gz", UpscaleOptions(isotropic=IsotropicOptions()))
+    with pytest.raises(ConfigError, match="overlap"):  # as the CLI's --overlap is
+        upscale_nifti(src, tmp_path / "o.nii.gz", model=model, tile=16, overlap=16)
+    with pytest.raises(ConfigError, match="scale must be an integer"):
+        upscale_dicom_series(tmp_path / "mr", tmp_path / "d", model=model, scale=2.5)
+    assert not (tmp_path / "o.nii.gz").exists() and not (tmp_path / "d").exists()
