@@ -310,32 +310,3 @@ def check_save_model_batch(save_model: Path | None, n_inputs: int) -> None:
             f"{n_inputs} inputs; save it from one input, then pass the file to the batch as "
             "--weights"
         )
-
-
-def isotropic_kwargs(options: UpscaleOptions) -> dict[str, Any]:
-    """Keyword arguments of the medical isotropic functions from options (``--isotropic``).
-
-    ``--model`` does not apply (the network is fitted to the input; ``--weights`` may name a
-    model saved with ``--save-model``), nor do the tiling options."""
-    if options.model is not None:
-        raise ConfigError(
-            "--model does not apply to --isotropic (pass --weights MODEL to reuse "
-            "a model saved with --save-model)"
-        )
-    if (options.tile, options.overlap, options.batch_size, options.amp) != (
-        None,
-        None,
-        None,
-        "auto",
-    ):
-        raise ConfigError("--tile, --overlap, --batch-size and --amp do not apply to --isotropic")
-    return {
-        "iso": options.isotropic,
-        "internal": options.internal,
-        "weights": options.weights,
-        "profile": options.profile,
-        "values": options.values,
-        "overwrite": options.overwrite,
-        "progress": options.progress,
-        "device": options.device,
-    }

@@ -101,3 +101,41 @@ def test_options_that_do_not_apply_are_refused_before_any_file(tmp_path):
     with pytest.raises(ConfigError, match="scale must be an integer"):
         upscale_dicom_series(tmp_path / "mr", tmp_path / "d", model=model, scale=2.5)
     assert not (tmp_path / "o.nii.gz").exists() and not (tmp_path / "d").exists()
+
+
+def test_isotropic_keywords_and_options_object_write_the_same_volume(tmp_path):
+    """``make_isotropic(**keywords)`` and ``isotropic_nifti(src, dst, options)`` (what the CLI
+    calls with ``--isotropic``) fit the same model and write the same file."""
+    from sr_domains.medical import make_isotropic
+    from sr_domains.medical.isotropic_api import isotropic_dicom, isotropic_nifti
+    from sr_domains.options import InternalOptions
+
+    src = make_nifti(tmp_path / "t2.nii.gz", shape=(20, 18, 4), spacing=(1.0, 1.0, 3.0))
+    (a,) = make_isotropic(src, tmp_path / "a.nii.gz", steps=2, seed=3, profile="percentile:1,99")
+    opts = UpscaleOptions(
+        isotropic=IsotropicOptions(), internal=InternalOptions(steps=2, seed=3),
+        profile="percentile:1,99",
+    )  # fmt: skip
+    b = isotropic_nifti(src, tmp_path / "b.nii.gz", opts)
+    ia, ib = nib.load(a), nib.load(b)
+    assert ia.shape == ib.shape == (20, 18, 12)
+    assert np.array_equal(np.asanyarray(ia.dataobj), np.asanyarray(ib.dataobj))
+    assert np.array_equal(ia.affine, ib.affine)
+    recipe = json.loads(_provenance(b)["made"]["recipe"])
+    assert recipe["profile"] == "percentile:1,99" and recipe["fit_steps"] == 2
+    # what --isotropic does not use is refused, naming it, before any file is written
+    make_dicom_series(tmp_path / "mr", n_slices=4, rows=8, cols=8)
+    for bad, words in [
+        (UpscaleOptions(isotropic=IsotropicOptions(), model="sr-lite-gray-x2"), "--model"),
+        (UpscaleOptions(isotropic=IsotropicOptions(), tile=32), "--tile"),
+        (UpscaleOptions(isotropic=IsotropicOptions(), bands=(1,)), "--bands"),
+        (UpscaleOptions(axes=(0, 1)), "needs options.isotropic"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            isotropic_nifti(src, tmp_path / "c.nii.gz", bad)
+    with pytest.raises(ConfigError, match="--axes"):
+        isotropic_dicom(tmp_path / "mr", tmp_path / "d", UpscaleOptions(
+            isotropic=IsotropicOptions(), axes=(0, 1)))  # fmt: skip
+    with pytest.raises(ConfigError, match="--series-uid"):
+        make_isotropic(src, tmp_path / "c.nii.gz", series_uid="1.2.3")
+    assert not (tmp_path / "c.nii.gz").exists() and not (tmp_path / "d").exists()

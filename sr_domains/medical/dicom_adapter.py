@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputFileError
-from ..options import UpscaleOptions, check_supported, isotropic_kwargs
+from ..options import UpscaleOptions, check_supported
 from .dicom_read import has_dicm_preamble
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -141,7 +141,7 @@ def upscale(
     if options.isotropic is not None:
         from .isotropic_api import isotropic_dicom
 
-        return isotropic_dicom(src, dst, **isotropic_kwargs(options), series_uid=options.series_uid)
+        return isotropic_dicom(src, dst, options)
     from .api import run_dicom_series
 
     return run_dicom_series(src, dst, options, model=model)

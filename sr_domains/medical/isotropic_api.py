@@ -14,12 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from ..api_options import keyword_options
 from ..errors import ConfigError, InputFileError
 from ..io_safety import atomic_output, preflight
 from ..made_with import MADE_KEY
-from ..options import DEFAULT_BUDGET_MINUTES, InternalOptions, IsotropicOptions
+from ..options import (
+    DEFAULT_BUDGET_MINUTES,
+    InternalOptions,
+    IsotropicOptions,
+    UpscaleOptions,
+    check_supported,
+)
 from ..output_checks import check_model_output
-from ..run_recipe import recipe
+from ..run_recipe import recipe_of
 from ..value_domain import ValueOptions
 from .geometry import check_axes, slice_axis, voxel_sizes
 from .isotropic import plan_isotropic
@@ -99,33 +106,40 @@ def make_isotropic(
         save_model=None if save_model is None else Path(save_model),
         warm_start=warm_start,
     )
-    kw = {
-        "weights": weights,
-        "profile": profile,
-        "values": values,
-        "overwrite": overwrite,
-        "progress": progress,
-        "device": device,
-    }
+    options, _, fitted = keyword_options(
+        weights=weights,
+        profile=profile,
+        values=values,
+        isotropic=iso,
+        internal=internal,
+        axes=tuple(axes) if axes is not None else None,
+        series_uid=series_uid,
+        overwrite=overwrite,
+        progress=progress,
+        device=device,
+    )
     src, dst = Path(src), Path(dst)
     if is_nifti_path(src):
-        if series_uid is not None:
-            raise ConfigError("series_uid applies to DICOM input only")
-        return [isotropic_nifti(src, dst, iso, internal, axes=axes, **kw)]  # type: ignore[arg-type]
-    if axes is not None:
-        raise ConfigError("axes applies to NIfTI input only (DICOM slices are the slice axis)")
-    return isotropic_dicom(src, dst, iso, internal, series_uid=series_uid, **kw)  # type: ignore[arg-type]
+        return [isotropic_nifti(src, dst, options, profile=fitted)]
+    return isotropic_dicom(src, dst, options, profile=fitted)
 
 
-def _recipe(
-    profile: ProfileArg,
-    values: ValueOptions | None,
-    iso: IsotropicOptions,
-    internal: InternalOptions,
-    weights: PathLike | None,
-) -> str:
-    """What a resumed batch compares besides the target and fusion (sr_domains.made_with)."""
-    return recipe(profile=profile, values=values, isotropic=iso, internal=internal, start=weights)
+def check_isotropic(options: UpscaleOptions, domain: str, supported: set[str]) -> IsotropicOptions:
+    """Refuse the options ``--isotropic`` does not use on an input of ``domain``: the domain
+    options other than ``supported``, ``--model`` (the network is fitted to the input;
+    ``--weights`` may name a model saved with ``--save-model``) and the tiling options."""
+    if options.isotropic is None:
+        raise ConfigError("isotropic SR needs options.isotropic (IsotropicOptions)")
+    check_supported(options, domain, {*supported, "isotropic"})
+    if options.model is not None:
+        raise ConfigError(
+            "--model does not apply to --isotropic (pass --weights MODEL to reuse "
+            "a model saved with --save-model)"
+        )
+    tiling = (options.tile, options.overlap, options.batch_size, options.amp)
+    if tiling != (None, None, None, "auto"):
+        raise ConfigError("--tile, --overlap, --batch-size and --amp do not apply to --isotropic")
+    return options.isotropic
 
 
 def _check_model_path(
@@ -155,24 +169,23 @@ def check_spacing_known(source: Any) -> None:
 
 
 def isotropic_nifti(
-    src: Path,
-    dst: Path,
-    iso: IsotropicOptions,
-    internal: InternalOptions,
+    src: PathLike,
+    dst: PathLike,
+    options: UpscaleOptions,
     *,
-    axes: tuple[int, int] | None = None,
-    weights: PathLike | None = None,
     profile: ProfileArg = None,
-    values: ValueOptions | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    device: str = "auto",
 ) -> Path:
     """:func:`make_isotropic` for a NIfTI file (3-D, or 4-D volume by volume with the model
-    fitted on the first volume)."""
+    fitted on the first volume), with its options as one object (``options.isotropic`` and
+    ``options.internal``, as the CLI passes them; ``profile``: a fitted profile used instead
+    of ``options.profile``)."""
     from .nifti_io import PENDING, PlaneWriter, check_memory, open_source
     from .nifti_upscale import values_record
 
+    iso = check_isotropic(options, "NIfTI", {"axes"})
+    src, dst = Path(src), Path(dst)
+    internal, weights, overwrite = options.internal, options.weights, options.overwrite
+    axes, values = options.axes, options.values
     if not is_nifti_path(dst):
         raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
     preflight(dst, [src], kind="file", overwrite=overwrite)
@@ -199,7 +212,8 @@ def isotropic_nifti(
     data = source.read_all()
     flat = data.reshape(*source.shape[:3], -1)
     scan = source.scan()
-    intensity = fit_intensity(profile, scan.sample, source.dtype)
+    spec = profile if profile is not None else options.profile
+    intensity = fit_intensity(spec, scan.sample, source.dtype)
     header_thick = thickness_from_sidecar(src)
     job = VolumeJob(
         plan,
@@ -209,11 +223,11 @@ def isotropic_nifti(
         iso=iso,
         internal=internal,
         weights=weights,
-        progress=progress,
-        device=device,
+        progress=options.progress,
+        device=options.device,
     )
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
-    prov = job.provenance(src.name, _recipe(profile, values, iso, internal, weights))
+    prov = job.provenance(src.name, recipe_of(options, "nifti", profile=profile))
     prov["values"] = PENDING  # filled in once the voxels are written: a finished output
     hdr = output_header(source, out_shape, plan.factors, prov)
     n_planes = plan.out_shape[2] * flat.shape[-1]
@@ -233,32 +247,29 @@ def isotropic_nifti(
 
 
 def isotropic_dicom(
-    src: Path,
-    dst: Path,
-    iso: IsotropicOptions,
-    internal: InternalOptions,
+    src: PathLike,
+    dst: PathLike,
+    options: UpscaleOptions,
     *,
-    series_uid: str | None = None,
-    weights: PathLike | None = None,
     profile: ProfileArg = None,
-    values: ValueOptions | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    device: str = "auto",
 ) -> list[Path]:
     """:func:`make_isotropic` for a DICOM series: a derived series with the new slice count
     (positions along the slice direction, SliceThickness and SpacingBetweenSlices = the
-    target spacing, SliceLocation refitted, new UIDs)."""
+    target spacing, SliceLocation refitted, new UIDs); options as in
+    :func:`isotropic_nifti`."""
     from .api import series_rules
     from .dicom_read import load_dicom_series
     from .dicom_series import fg_attr
     from .dicom_write import write_derived_series
 
+    iso = check_isotropic(options, "DICOM", {"series_uid"})
+    src, dst = Path(src), Path(dst)
+    internal, weights, overwrite = options.internal, options.weights, options.overwrite
     if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
         raise ConfigError(f"{dst}: a DICOM series is written to a folder")
     preflight(dst, [src], kind="dir", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
-    series = load_dicom_series(src, series_uid)
+    series = load_dicom_series(src, options.series_uid)
     if not series.has_geometry or series.n_slices < 3:
         raise InputFileError(
             src,
@@ -275,7 +286,8 @@ def isotropic_dicom(
     volume = series.read_volume(padding_as_nan=True)
     stored = series.stored_dtype
     default = "ct" if series.modality == "CT" else "mr"
-    intensity = fit_intensity(profile if profile is not None else default, volume, stored)
+    spec = profile if profile is not None else options.profile
+    intensity = fit_intensity(spec if spec is not None else default, volume, stored)
     first = series.slices[0]
     thick = first.ds.get("SliceThickness")
     if thick in (None, "") and first.frame_item is not None:
@@ -285,15 +297,15 @@ def isotropic_dicom(
         plan,
         resolve_slice_profile(iso, plan, header_thick, str(src)),
         intensity,
-        series_rules(series, volume, values),
+        series_rules(series, volume, options.values),
         iso=iso,
         internal=internal,
         weights=weights,
-        progress=progress,
-        device=device,
+        progress=options.progress,
+        device=options.device,
     )
     out = job.process(volume)
-    prov = job.provenance(series.series_uid, _recipe(profile, values, iso, internal, weights))
+    prov = job.provenance(series.series_uid, recipe_of(options, "dicom", profile=profile))
     fitted = prov["slice_profile"]
     derivation = (
         f"Isotropic {plan.target:.4g} mm: self-supervised through-plane super-resolution "
@@ -321,4 +333,4 @@ def isotropic_dicom(
     return [dst / f.name for f in files]
 
 
-__all__ = ["isotropic_dicom", "isotropic_nifti", "make_isotropic"]
+__all__ = ["check_isotropic", "isotropic_dicom", "isotropic_nifti", "make_isotropic"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..options import UpscaleOptions, check_supported, isotropic_kwargs
+from ..options import UpscaleOptions, check_supported
 from .nifti import is_nifti_path
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -65,7 +65,7 @@ def upscale(
     if options.isotropic is not None:
         from .isotropic_api import isotropic_nifti
 
-        return [isotropic_nifti(src, dst, **isotropic_kwargs(options), axes=options.axes)]
+        return [isotropic_nifti(src, dst, options)]
     from .nifti_upscale import run_nifti
 
     return [run_nifti(src, dst, options, model=model)]
