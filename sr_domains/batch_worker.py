@@ -84,25 +84,34 @@ def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple
     finished output made otherwise than ``options`` ask (other weights, bands, mode or
     ``--adapt``; :mod:`sr_domains.made_with`), with how (see the domain functions; ``model``: a
     model object the run uses instead of ``options.model``)."""
+    status, why, _ = _task_status(task, options, model)
+    return status, why
+
+
+def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, str, str]:
+    """:func:`task_status` and, for a GeoTIFF a run manifest records, the file's checksum
+    ("" when not read). A file whose bytes are those a run recorded for it is not decoded
+    again to see that every block reads: one read of the file, not two, for a skipped output."""
     src, dst = Path(task.src), Path(task.dst)
     requested = Requested.of(options, model, task.domain)
     if task.domain == "geotiff":
         from .geo.resume import output_check
 
-        status, why = output_check(dst, src, options.scale, requested)
-        if status == "foreign" and _cut_short_tiff(dst):
-            recorded = _recorded_sha(src, dst)
-            if recorded and recorded != _sha256([dst]):
-                # its header is unreadable, but a run's manifest says it is ours
-                return "damaged", ""
-        return status, why
+        recorded = _recorded_sha(src, dst) if dst.is_file() else ""
+        sha = _sha256([dst]) if recorded else ""
+        intact = bool(recorded) and sha == recorded
+        status, why = output_check(dst, src, options.scale, requested, intact=intact)
+        if status == "foreign" and recorded and not intact and _cut_short_tiff(dst):
+            # its header is unreadable, but a run's manifest says it is ours
+            return "damaged", "", sha
+        return status, why, sha
     if task.domain == "nifti":
         from .medical.nifti_upscale import nifti_output_check
 
-        return nifti_output_check(dst, src, options.scale, requested)
+        return (*nifti_output_check(dst, src, options.scale, requested), "")
     from .medical.api import dicom_output_check
 
-    return dicom_output_check(dst, src, task.series_uid, options.scale, requested)
+    return (*dicom_output_check(dst, src, task.series_uid, options.scale, requested), "")
 
 
 def _cut_short_tiff(path: Path) -> bool:
@@ -160,12 +169,14 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
     t0 = time.perf_counter()
     carried = ""  # a cut-short output's recorded checksum, kept if its repair fails
     try:
-        status, why = ("missing", "") if options.overwrite else task_status(task, options, model)
+        fresh = ("missing", "", "")
+        status, why, sha = fresh if options.overwrite else _task_status(task, options, model)
         if status == "damaged" and task.domain == "geotiff":
             carried = _recorded_sha(Path(task.src), Path(task.dst))
         if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
             dst = Path(task.dst)
-            sha = _sha256([dst]) if task.domain == "geotiff" and dst.is_file() else ""
+            if not sha and task.domain == "geotiff" and dst.is_file():
+                sha = _sha256([dst])
             return TaskResult(task, "skipped", sha256=sha, seconds=time.perf_counter() - t0)
         if status in ("foreign", "other"):
             raise OutputExistsError(task.dst, why)

@@ -393,3 +393,47 @@ def test_a_cut_short_geotiff_is_redone_but_a_users_file_is_not(tmp_path, client)
     kept = upscale_many(folder, out, options=opts, model=model, client=client)
     assert kept.count("failed") == 1 and (out / "a.tif").read_text() == "my notes"
     assert first.count("ok") == 1
+
+
+def test_a_recorded_geotiff_is_skipped_in_one_read_and_a_damaged_one_redone(
+    tmp_path, client, monkeypatch
+):
+    """A finished output whose bytes are those the run manifest recorded is skipped without
+    decoding its blocks again (its checksum is the one read); without the record, or with other
+    bytes (a damaged block behind an intact header), every block is decoded as before."""
+    import rasterio.io
+
+    from sr_domains.batch_worker import run_task
+    from sr_domains.distributed import Task
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_geotiff(folder / "a.tif", width=64, height=48, count=3)
+    out = tmp_path / "out"
+    opts, model = UpscaleOptions(scale=2), tiny_model(3, 2)
+    assert upscale_many(folder, out, options=opts, model=model, client=client).count("ok") == 1
+    good = (out / "a.tif").read_bytes()
+    (recorded,) = [r["output_sha256"] for r in _manifest(out)]
+    reads = []
+    real_read = rasterio.io.DatasetReader.read
+
+    def counting_read(self, *args, **kwargs):
+        reads.append(self.name)
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", counting_read)
+    task = Task("geotiff", str(folder / "a.tif"), str(out / "a.tif"))
+    skipped = run_task(task, opts, model)
+    assert skipped.status == "skipped" and skipped.sha256 == recorded and reads == []
+    (out / RUN_MANIFEST).rename(tmp_path / "kept.jsonl")  # no record: the blocks are decoded
+    assert run_task(task, opts, model).status == "skipped" and len(reads) > 0
+    (tmp_path / "kept.jsonl").rename(out / RUN_MANIFEST)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", real_read)
+    with rasterio.open(out / "a.tif") as ds:  # a block in the middle, header left intact
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=2))
+        size = int(ds.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=2))
+    damaged = bytearray(good)
+    damaged[offset : offset + size] = b"\xff" * size  # not a DEFLATE stream
+    (out / "a.tif").write_bytes(bytes(damaged))
+    redone = run_task(task, opts, model)
+    assert redone.status == "ok" and (out / "a.tif").read_bytes() == good
