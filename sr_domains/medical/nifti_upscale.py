@@ -232,11 +232,15 @@ def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.nda
             if k >= max(want):
                 break
         return picked
-    data = np.asarray(source.read_all(), np.float32)
-    vol = data.reshape((*data.shape[:3], -1))[..., 0]
+    z = source.shape[2]
+    first = np.empty(source.shape[:3], np.float32, order="F")  # the first volume only
+    for k, plane in enumerate(source.planes()):
+        if k >= z:
+            break
+        first[:, :, k] = plane
     other = ({0, 1, 2} - set(axes)).pop()
-    vol = np.moveaxis(vol, (axes[0], axes[1], other), (0, 1, 2))
-    return [vol[:, :, k] for k in middle_indexes(vol.shape[2])]
+    vol = np.moveaxis(first, (axes[0], axes[1], other), (0, 1, 2))
+    return [vol[:, :, k].copy() for k in middle_indexes(vol.shape[2])]  # (not views of it)
 
 
 def nifti_output_check(
