@@ -139,3 +139,27 @@ def test_isotropic_keywords_and_options_object_write_the_same_volume(tmp_path):
     with pytest.raises(ConfigError, match="--series-uid"):
         make_isotropic(src, tmp_path / "c.nii.gz", series_uid="1.2.3")
     assert not (tmp_path / "c.nii.gz").exists() and not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("axes", [(0, 1), (0, 2), (1, 2)])
+def test_adapt_learns_from_planes_of_the_first_volume_only(tmp_path, axes):
+    """``--adapt`` on a 4-D file learns from planes of the first volume spanned by the
+    in-plane axes, streamed or not, as copies (not views of a whole-file array)."""
+    from sr_domains.medical import read_nifti
+    from sr_domains.medical.common import middle_indexes
+    from sr_domains.medical.nifti_io import open_source
+    from sr_domains.medical.nifti_upscale import adaptation_planes
+
+    src = make_nifti(tmp_path / "dwi.nii.gz", shape=(12, 10, 9), n_volumes=3, slope=0.5, inter=3)
+    planes = adaptation_planes(open_source(src), axes)
+    first = np.asarray(read_nifti(src).data, np.float32)[..., 0]
+    other = ({0, 1, 2} - set(axes)).pop()
+    want = np.moveaxis(first, (axes[0], axes[1], other), (0, 1, 2))
+    picked = middle_indexes(want.shape[2])
+    assert len(planes) == len(picked) > 1
+    for plane, k in zip(planes, picked):
+        assert plane.dtype == np.float32 and plane.base is None
+        np.testing.assert_array_equal(plane, want[:, :, k])
+    later = np.asarray(read_nifti(src).data, np.float32)[..., 2]  # (brighter: not these)
+    assert not np.array_equal(planes[0], np.moveaxis(later, (axes[0], axes[1], other),
+                                                     (0, 1, 2))[:, :, picked[0]])  # fmt: skip
