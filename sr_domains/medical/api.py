@@ -184,9 +184,10 @@ def dicom_output_check(
     requested: Requested | None = None,
 ) -> tuple[str, str]:
     """``(status, why)``: ``"missing"`` (absent or an empty folder), ``"complete"`` (our derived
-    series of ``src``: manifest source and series match, every listed file present and a
-    Part-10 DICOM, made as ``requested`` asks), ``"damaged"`` (ours, files missing),
-    ``"other"`` (ours, made otherwise: ``why`` says how) or ``"foreign"``: resumable batches.
+    series of ``src``: manifest source and series match, every listed file present, a Part-10
+    DICOM that parses with all of its pixel data, made as ``requested`` asks), ``"damaged"``
+    (ours, files missing or cut short), ``"other"`` (ours, made otherwise: ``why`` says how) or
+    ``"foreign"``: resumable batches.
     Without ``requested`` and ``scale`` any finished series of ``src`` counts as complete.
 
     The source matches by path, or by folder name and series UID: a run records the path as
@@ -209,7 +210,26 @@ def dicom_output_check(
         why = requested.differs(Made.from_dict(manifest.get(MADE_KEY)), scale)
         if why:
             return "other", why
+    if not all(_whole_file(f) for f in files):  # a copy cut short keeps its preamble
+        return "damaged", ""
     return "complete", ""
+
+
+def _whole_file(path: Path) -> bool:
+    """True when ``path`` (a file our writer made: uncompressed, Explicit VR Little Endian)
+    parses and holds every byte of its pixel data; pydicom reads a file cut short inside the
+    pixel data without an error, with fewer bytes."""
+    from .dicom_series import _pydicom
+
+    try:
+        ds = _pydicom().dcmread(path)
+        want = (
+            int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+            * int(ds.get("NumberOfFrames", 1) or 1) * (int(ds.BitsAllocated) // 8)
+        )  # fmt: skip
+        return len(ds.PixelData) >= want
+    except Exception:  # any parse error: not a whole file
+        return False
 
 
 def _same_source(manifest: dict[str, Any], src: Path, series_uid: str | None) -> bool:

@@ -42,6 +42,7 @@ from .nifti_io import (
     NiftiSource,
     PlaneWriter,
     check_memory,
+    load_nifti,
     open_source,
 )
 from .volume import upscale_image, upscale_stack
@@ -247,26 +248,22 @@ def nifti_output_check(
     dst: PathLike, src: PathLike, scale: int, requested: Requested | None = None
 ) -> tuple[str, str]:
     """``(status, why)``: ``"missing"``, ``"complete"`` (our output of ``src``, every voxel
-    readable, made as ``requested`` asks), ``"damaged"`` (ours but cut short), ``"other"`` (ours,
-    made otherwise: ``why`` says how) or ``"foreign"``: resumable batches. Without
-    ``requested`` an output of ``src`` at ``scale`` counts as complete."""
-    import json
-
+    readable, made as ``requested`` asks), ``"damaged"`` (ours but cut short, even too short to
+    open), ``"other"`` (ours, made otherwise: ``why`` says how) or ``"foreign"``: resumable
+    batches. Without ``requested`` an output of ``src`` at ``scale`` counts as complete."""
     dst, src = Path(dst), Path(src)
     if not dst.exists():
         return "missing", ""
     try:
         out = open_source(dst)
-    except (OSError, ValueError):
-        return "foreign", ""
-    prov = None
-    for ext in out.header.extensions:
-        if ext.get_code() == 6:  # NIfTI "comment": our JSON provenance
-            try:
-                prov = json.loads(ext.get_content())
-            except ValueError:
-                continue
-    if not isinstance(prov, dict) or prov.get("source") != src.name:
+    except (OSError, ValueError):  # a file cut short fails the header-vs-size check
+        try:
+            ours = _provenance(load_nifti(dst).header).get("source") == src.name
+        except (OSError, ValueError):
+            ours = False
+        return ("damaged" if ours else "foreign"), ""
+    prov = _provenance(out.header)
+    if prov.get("source") != src.name:
         return "foreign", ""
     if requested is None and prov.get("scale") != scale:
         return "foreign", ""
@@ -282,6 +279,21 @@ def nifti_output_check(
     except (OSError, EOFError, ValueError):
         return "damaged", ""
     return "complete", ""
+
+
+def _provenance(header: Any) -> dict[str, Any]:
+    """Our JSON provenance (the NIfTI "comment" extension, code 6) of a header, or {}."""
+    import json
+
+    for ext in header.extensions:
+        if ext.get_code() == 6:
+            try:
+                prov = json.loads(ext.get_content())
+            except ValueError:
+                continue
+            if isinstance(prov, dict):
+                return prov
+    return {}
 
 
 def nifti_output_status(

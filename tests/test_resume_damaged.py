@@ -1,0 +1,78 @@
+"""A resumed batch redoes a medical output of ours that was cut short (a copy interrupted, a
+full disk), instead of passing it off as complete (DICOM: pydicom reads a file cut inside its
+pixel data without an error) or refusing it as somebody else's file (NIfTI: too short for its
+header)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+nib = pytest.importorskip("nibabel")
+pydicom = pytest.importorskip("pydicom")
+
+from sr_domains import inference  # noqa: E402
+from sr_domains.distributed import upscale_many  # noqa: E402
+from sr_domains.medical.nifti_upscale import nifti_output_check  # noqa: E402
+from sr_domains.options import UpscaleOptions  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.medical import make_dicom_series, make_nifti  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
+
+def _cut(path: Path, drop: int) -> None:
+    """Drop the last ``drop`` bytes, as a copy interrupted there would."""
+    data = path.read_bytes()
+    path.write_bytes(data[:-drop])
+
+
+def test_a_dicom_file_cut_short_is_redone_not_skipped(tmp_path):
+    make_dicom_series(tmp_path / "in" / "t2", n_slices=4, rows=12, cols=10)
+    out, opts, model = tmp_path / "out", UpscaleOptions(), tiny_model(1, 2)
+    assert upscale_many(tmp_path / "in", out, options=opts, model=model).count("ok") == 1
+    series = next(out.rglob("*.dcm")).parent  # (a batch of one series writes into out/)
+    files = sorted(series.glob("*.dcm"))
+    good = {f.name: f.read_bytes() for f in files}
+    _cut(files[2], 24 * 20 * 2 // 2)  # half the pixel data: preamble and header intact
+    cut = pydicom.dcmread(files[2])  # (pydicom reads it without an error, with fewer bytes)
+    assert len(cut.PixelData) < cut.Rows * cut.Columns * 2
+    again = upscale_many(tmp_path / "in", out, options=opts, model=model)
+    assert again.count("ok") == 1 and again.count("skipped") == 0
+    for f in sorted(series.glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        assert len(ds.PixelData) == ds.Rows * ds.Columns * 2 and ds.Rows == 24
+    # the series was written anew (new UIDs); its pixels are those of the first run
+    redone = {f.name: pydicom.dcmread(f).pixel_array for f in sorted(series.glob("*.dcm"))}
+    for name, data in good.items():
+        first = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data)).pixel_array
+        assert np.array_equal(first, redone[name])
+    assert upscale_many(tmp_path / "in", out, options=opts, model=model).count("skipped") == 1
+
+
+@pytest.mark.parametrize("name", ["a.nii", "b.nii.gz"])
+def test_a_nifti_output_cut_short_is_redone_and_a_users_file_kept(tmp_path, name):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_nifti(folder / name, shape=(14, 12, 5))
+    out, opts, model = tmp_path / "out", UpscaleOptions(), tiny_model(1, 2)
+    assert upscale_many(folder, out, options=opts, model=model).count("ok") == 1
+    good = nib.load(out / name).get_fdata()
+    _cut(out / name, 200)  # an uncompressed file now fails the header-vs-size check
+    assert nifti_output_check(out / name, folder / name, 2)[0] == "damaged"
+    again = upscale_many(folder, out, options=opts, model=model)
+    assert again.count("ok") == 1 and np.array_equal(nib.load(out / name).get_fdata(), good)
+    mine = tmp_path / ("mine" + name[1:])  # a user's own NIfTI file in its place is not ours
+    make_nifti(mine, shape=(6, 6, 3))
+    shutil.copyfile(mine, out / name)
+    kept = upscale_many(folder, out, options=opts, model=model)
+    assert kept.count("failed") == 1 and "output exists" in kept.failed[0].error
+    assert (out / name).read_bytes() == mine.read_bytes()
