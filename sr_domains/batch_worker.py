@@ -95,13 +95,13 @@ def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, 
     src, dst = Path(task.src), Path(task.dst)
     requested = Requested.of(options, model, task.domain)
     if task.domain == "geotiff":
-        from .geo.resume import output_check
+        from .geo.resume import output_check, starts_like_tiff
 
         recorded = _recorded_sha(src, dst) if dst.is_file() else ""
         sha = _sha256([dst]) if recorded else ""
         intact = bool(recorded) and sha == recorded
         status, why = output_check(dst, src, options.scale, requested, intact=intact)
-        if status == "foreign" and recorded and not intact and _cut_short_tiff(dst):
+        if status == "foreign" and recorded and not intact and starts_like_tiff(dst):
             # its header is unreadable, but a run's manifest says it is ours
             return "damaged", "", sha
         return status, why, sha
@@ -112,15 +112,6 @@ def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, 
     from .medical.api import dicom_output_check
 
     return (*dicom_output_check(dst, src, task.series_uid, options.scale, requested), "")
-
-
-def _cut_short_tiff(path: Path) -> bool:
-    """A file that starts like a TIFF (a user's own file of another kind never does)."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-    except OSError:
-        return False
 
 
 def _recorded_sha(src: Path, dst: Path) -> str:

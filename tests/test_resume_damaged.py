@@ -76,3 +76,36 @@ def test_a_nifti_output_cut_short_is_redone_and_a_users_file_kept(tmp_path, name
     kept = upscale_many(folder, out, options=opts, model=model)
     assert kept.count("failed") == 1 and "output exists" in kept.failed[0].error
     assert (out / name).read_bytes() == mine.read_bytes()
+
+
+def test_unreadable_outputs_are_refused_with_a_hint_only_when_they_look_like_ours(tmp_path):
+    """Without a run manifest (a sequential GeoTIFF batch) a TIFF cut too short for its tags
+    cannot be told from a user's file: it is refused, untouched, and the message says what it
+    may be. A file of another kind gets no such hint (nobody is told to delete their notes)."""
+    pytest.importorskip("rasterio")
+    from sr_domains.errors import OutputExistsError
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.testing.geo import make_geotiff
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_geotiff(folder / "a.tif", width=40, height=30, count=1)
+    out, model = tmp_path / "out", tiny_model(1, 2)
+    geo_many(folder, out, model=model)
+    _cut(out / "a.tif", (out / "a.tif").stat().st_size - 64)  # the TIFF header only
+    cut = (out / "a.tif").read_bytes()
+    with pytest.raises(OutputExistsError, match="a TIFF that cannot be read") as err:
+        geo_many(folder, out, model=model)
+    assert "earlier output cut short" in str(err.value) and (out / "a.tif").read_bytes() == cut
+    (out / "a.tif").write_text("my notes")
+    with pytest.raises(OutputExistsError) as err:
+        geo_many(folder, out, model=model)
+    assert "cut short" not in str(err.value) and (out / "a.tif").read_text() == "my notes"
+    # NIfTI, as the batch runner reports it
+    make_nifti(tmp_path / "v.nii", shape=(8, 8, 3))
+    stub = tmp_path / "v_x2.nii"
+    stub.write_bytes((348).to_bytes(4, "little") + bytes(60))
+    status, why = nifti_output_check(stub, tmp_path / "v.nii", 2)
+    assert status == "foreign" and "earlier output cut short" in why
+    stub.write_text("my notes")
+    assert nifti_output_check(stub, tmp_path / "v.nii", 2) == ("foreign", "")

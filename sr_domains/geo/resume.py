@@ -42,7 +42,7 @@ def output_check(
     try:
         ds = open_dataset(dst)
     except (InputFileError, OSError, RasterioError):
-        return "foreign", ""  # cannot even tell whose it is
+        return "foreign", unreadable_why(dst)  # cannot even tell whose it is
     with ds:
         tags = ds.tags()
         ours = (
@@ -69,6 +69,28 @@ def output_check(
     return "complete", ""
 
 
+#: The first bytes of a classic or BigTIFF file, either byte order.
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def starts_like_tiff(path: Path) -> bool:
+    """A file that starts like a TIFF (a user's own file of another kind never does)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
+def unreadable_why(path: Path) -> str:
+    """What to say about an existing output that cannot be opened: a TIFF that does not read
+    may be an earlier output cut short (a copy interrupted), which only the user can tell
+    when no run manifest recorded it."""
+    if not starts_like_tiff(path):
+        return ""
+    return "a TIFF that cannot be read: if it is an earlier output cut short, delete it"
+
+
 def output_status(dst: Path, src: Path, scale: int, requested: Requested | None = None) -> str:
     """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
     (ours for this source and scale, but unreadable or cut short: redo it), ``"other"`` (a
@@ -88,4 +110,4 @@ def is_complete(dst: Path, src: Path, scale: int) -> bool:
     return output_status(dst, src, scale) == "complete"
 
 
-__all__ = ["is_complete", "output_check", "output_status"]
+__all__ = ["is_complete", "output_check", "output_status", "starts_like_tiff"]

@@ -244,6 +244,10 @@ def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.nda
     return [vol[:, :, k].copy() for k in middle_indexes(vol.shape[2])]  # (not views of it)
 
 
+#: What a resume says about an existing output that does not even open as NIfTI.
+UNREADABLE = "not a readable NIfTI file: if it is an earlier output cut short, delete it"
+
+
 def nifti_output_check(
     dst: PathLike, src: PathLike, scale: int, requested: Requested | None = None
 ) -> tuple[str, str]:
@@ -259,8 +263,8 @@ def nifti_output_check(
     except (OSError, ValueError):  # a file cut short fails the header-vs-size check
         try:
             ours = _provenance(load_nifti(dst).header).get("source") == src.name
-        except (OSError, ValueError):
-            ours = False
+        except (OSError, ValueError):  # not even a header
+            return "foreign", UNREADABLE if _starts_like_nifti(dst) else ""
         return ("damaged" if ours else "foreign"), ""
     prov = _provenance(out.header)
     if prov.get("source") != src.name:
@@ -294,6 +298,19 @@ def _provenance(header: Any) -> dict[str, Any]:
             if isinstance(prov, dict):
                 return prov
     return {}
+
+
+def _starts_like_nifti(path: Path) -> bool:
+    """A file that starts like a NIfTI-1/2 header (``sizeof_hdr`` 348 or 540, either byte
+    order) or a gzip stream (``.nii.gz``); a user's text or image file of another kind does
+    not."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    sizes = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
+    return head[:2] == b"\x1f\x8b" or bool(sizes & {348, 540})
 
 
 def nifti_output_status(
