@@ -96,6 +96,7 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
     raise ConfigError(
         f"no shipped weights for x{scale} with {n_bands} band(s) or a single band "
         f"(shipped: {avail or 'none'}); pass --weights PATH or --model NAME"
+        + ("; docs/weights.md says how to train x3 weights" if scale == 3 else "")
     )
 
 

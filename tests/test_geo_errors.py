@@ -159,7 +159,7 @@ def test_no_model_without_shipped_weights_is_a_clear_error(tmp_path):
     src = make_geotiff(tmp_path / "in.tif")
     with pytest.raises(ConfigError, match="no shipped weights for x3") as err:
         upscale_geotiff(src, tmp_path / "o.tif", scale=3)
-    assert "--weights" in str(err.value)
+    assert "--weights" in str(err.value) and "how to train x3 weights" in str(err.value)
     assert not (tmp_path / "o.tif").exists()
 
 
