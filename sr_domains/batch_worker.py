@@ -7,9 +7,11 @@ the same per-file function as the sequential CLI and returns the manifest line's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,25 +124,37 @@ def _recorded_sha(src: Path, dst: Path) -> str:
     target = dst.resolve()
     for folder in list(target.parents)[:8]:
         manifest = folder / RUN_MANIFEST
-        if not manifest.is_file():
-            continue
         try:
-            lines = manifest.read_text(encoding="utf-8").splitlines()
+            st = manifest.stat()
         except OSError:
-            return ""
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict) or not rec.get("output_sha256"):
-                continue
-            if Path(str(rec.get("input", ""))).name != src.name:
-                continue
-            if Path(str(rec.get("output", ""))).name == dst.name:  # (paths as that run gave them)
-                return str(rec["output_sha256"])
-        return ""
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        records = _manifest_shas(str(manifest), st.st_mtime_ns, st.st_size)
+        return records.get((src.name, dst.name), "")
     return ""
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest_shas(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], str]:
+    """``{(input name, output name): output_sha256}`` of a run manifest, parsed once per
+    process and version of the file (every task of a resumed batch asks it: parsing it each
+    time made a resume quadratic in the batch size). The first record of a pair counts."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    shas: dict[tuple[str, str], str] = {}
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or not rec.get("output_sha256"):
+            continue
+        key = (Path(str(rec.get("input", ""))).name, Path(str(rec.get("output", ""))).name)
+        shas.setdefault(key, str(rec["output_sha256"]))  # (paths as that run gave them)
+    return shas
 
 
 def _sha256(paths: Sequence[Path]) -> str:
