@@ -7,13 +7,8 @@ the same per-file function as the sequential CLI and returns the manifest line's
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import json
 import logging
-import stat
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +17,7 @@ from .errors import INPUT_ERRORS, CheckpointError, OutputExistsError
 from .io_safety import weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions
-from .output_checks import RUN_MANIFEST
+from .run_manifest import file_sha256, recorded_sha
 
 log = logging.getLogger(__name__)
 
@@ -92,21 +87,13 @@ def task_status(task: Task, options: UpscaleOptions, model: Any = None) -> tuple
 
 def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, str, str]:
     """:func:`task_status` and, for a GeoTIFF a run manifest records, the file's checksum
-    ("" when not read). A file whose bytes are those a run recorded for it is not decoded
-    again to see that every block reads: one read of the file, not two, for a skipped output."""
+    ("" when not read; :func:`sr_domains.geo.resume.batch_check`)."""
     src, dst = Path(task.src), Path(task.dst)
     requested = Requested.of(options, model, task.domain)
     if task.domain == "geotiff":
-        from .geo.resume import output_check, starts_like_tiff
+        from .geo.resume import batch_check
 
-        recorded = _recorded_sha(src, dst) if dst.is_file() else ""
-        sha = _sha256([dst]) if recorded else ""
-        intact = bool(recorded) and sha == recorded
-        status, why = output_check(dst, src, options.scale, requested, intact=intact)
-        if status == "foreign" and recorded and not intact and starts_like_tiff(dst):
-            # its header is unreadable, but a run's manifest says it is ours
-            return "damaged", "", sha
-        return status, why, sha
+        return batch_check(dst, src, options.scale, requested)
     if task.domain == "nifti":
         from .medical.nifti_upscale import nifti_output_check
 
@@ -114,56 +101,6 @@ def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, 
     from .medical.api import dicom_output_check
 
     return (*dicom_output_check(dst, src, task.series_uid, options.scale, requested), "")
-
-
-def _recorded_sha(src: Path, dst: Path) -> str:
-    """The checksum a run manifest (:data:`RUN_MANIFEST`, in ``dst``'s folder or one above it)
-    records for ``dst`` written from ``src``, or "". A cut-short output of ours (a file too
-    damaged to read its tags) has other bytes than that: it is ours, not a user's file. A
-    failed repair keeps the checksum in its record, so the next run still knows the file."""
-    target = dst.resolve()
-    for folder in list(target.parents)[:8]:
-        manifest = folder / RUN_MANIFEST
-        try:
-            st = manifest.stat()
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        records = _manifest_shas(str(manifest), st.st_mtime_ns, st.st_size)
-        return records.get((src.name, dst.name), "")
-    return ""
-
-
-@functools.lru_cache(maxsize=8)
-def _manifest_shas(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], str]:
-    """``{(input name, output name): output_sha256}`` of a run manifest, parsed once per
-    process and version of the file (every task of a resumed batch asks it: parsing it each
-    time made a resume quadratic in the batch size). The first record of a pair counts."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return {}
-    shas: dict[tuple[str, str], str] = {}
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(rec, dict) or not rec.get("output_sha256"):
-            continue
-        key = (Path(str(rec.get("input", ""))).name, Path(str(rec.get("output", ""))).name)
-        shas.setdefault(key, str(rec["output_sha256"]))  # (paths as that run gave them)
-    return shas
-
-
-def _sha256(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResult:
@@ -177,11 +114,11 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
         fresh = ("missing", "", "")
         status, why, sha = fresh if options.overwrite else _task_status(task, options, model)
         if status == "damaged" and task.domain == "geotiff":
-            carried = _recorded_sha(Path(task.src), Path(task.dst))
+            carried = recorded_sha(Path(task.src), Path(task.dst))
         if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
             dst = Path(task.dst)
             if not sha and task.domain == "geotiff" and dst.is_file():
-                sha = _sha256([dst])
+                sha = file_sha256([dst])
             return TaskResult(task, "skipped", sha256=sha, seconds=time.perf_counter() - t0)
         if status in ("foreign", "other"):
             raise OutputExistsError(task.dst, why)
@@ -212,10 +149,10 @@ def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResu
         "ok",
         seconds=time.perf_counter() - t0,
         outputs=[str(p) for p in outputs],
-        sha256=_sha256(files),
+        sha256=file_sha256(files),
         model=str(source[0]) if source else str(getattr(net, "arch", "")),
         weights_sha256=getattr(net, "weights_sha256", "")
-        or (_sha256([Path(source[1])]) if source else ""),
+        or (file_sha256([Path(source[1])]) if source else ""),
     )
 
 

@@ -33,9 +33,9 @@ from .batch_worker import run_task, task_status, worker_model
 from .errors import (
     MissingDependencyError,
 )
-from .io_safety import atomic_output
 from .options import UpscaleOptions, check_save_model_batch, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
+from .run_manifest import check_manifest_slot, write_run_manifest
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ def upscale_many(
     check_save_model_batch(saved_model_path(options), len(tasks))
     if any(Path(t.dst) == out_dir for t in tasks):  # one DICOM series: out_dir is its folder
         _drop_run_manifest(out_dir)
+    check_manifest_slot(out_dir)
     results: list[TaskResult] = []
     bar = None
     if progress:
@@ -161,9 +162,7 @@ def upscale_many(
     finally:
         if bar is not None:
             bar.close()
-    manifest = out_dir / RUN_MANIFEST
-    with atomic_output(manifest, [Path(t.src) for t in tasks], overwrite=True) as tmp:
-        tmp.write_text("".join(r.to_json() + "\n" for r in results), encoding="utf-8")
+    manifest = write_run_manifest(out_dir, results, [Path(t.src) for t in tasks])
     report = RunReport(results, manifest)
     log.info("%s", report.summary())
     return report

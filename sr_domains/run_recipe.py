@@ -87,6 +87,20 @@ def recipe_of(options: UpscaleOptions, domain: str, profile: object = None) -> s
     )
 
 
+def for_source(recipe_json: str, source_dtype: str) -> str:
+    """``recipe_json`` as it applies to a GeoTIFF source of ``source_dtype``: a ``--dtype``
+    equal to the input's own type is the default (the same output), so it is left out, and a
+    rerun with or without it resumes (also over outputs that recorded it)."""
+    try:
+        out = json.loads(recipe_json)
+    except ValueError:
+        return recipe_json
+    if not isinstance(out, dict) or out.get("dtype") != source_dtype:
+        return recipe_json
+    del out["dtype"]
+    return json.dumps(out, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _profile_name(profile: object) -> str:
     return str(getattr(profile, "recipe", type(profile).__name__))
 
@@ -130,4 +144,4 @@ def _shown(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-__all__ = ["recipe", "recipe_diff", "recipe_of"]
+__all__ = ["for_source", "recipe", "recipe_diff", "recipe_of"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -159,7 +160,8 @@ def test_batch_goes_on_after_a_bad_file(tmp_path, toy_models, capsys):
     assert "2 of 4 file(s) failed" in err
     assert "broken.tif" in err
     assert "moved.tif: broken link (to " in err
-    assert sorted(p.name for p in out.iterdir()) == ["scene_0.tif", "scene_1.tif"]
+    names = ["scene_0.tif", "scene_1.tif", "sr-domains-run.jsonl"]  # (with the run manifest)
+    assert sorted(p.name for p in out.iterdir()) == names
 
 
 def test_batch_goes_on_after_a_file_whose_bands_do_not_fit(tmp_path):
@@ -174,8 +176,13 @@ def test_batch_goes_on_after_a_file_whose_bands_do_not_fit(tmp_path):
         InputFileError, match=r"1 of 3 file\(s\) failed: .*b\.tif: the model takes 3"
     ):
         upscale_many(src, out, model=tiny_model(3, 2))
-    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "c.tif"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "c.tif", "sr-domains-run.jsonl"]
     check_upscaled(src / "c.tif", out / "c.tif", 2)
+    lines = (out / "sr-domains-run.jsonl").read_text().splitlines()
+    records = {Path(r["input"]).name: r for r in map(json.loads, lines)}
+    assert [records[n]["status"] for n in ("a.tif", "b.tif", "c.tif")] == ["ok", "failed", "ok"]
+    bad = records["b.tif"]
+    assert "the model takes 3" in bad["error"] and not bad["output_sha256"]
     with pytest.raises(ConfigError, match=r"b\.tif: the model takes 3"):  # one file: named too
         upscale_geotiff(src / "b.tif", tmp_path / "b.tif", model=tiny_model(3, 2))
     assert not (tmp_path / "b.tif").exists()

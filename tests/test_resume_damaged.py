@@ -1,10 +1,11 @@
 """A resumed batch redoes a medical output of ours that was cut short (a copy interrupted, a
 full disk), instead of passing it off as complete (DICOM: pydicom reads a file cut inside its
 pixel data without an error) or refusing it as somebody else's file (NIfTI: too short for its
-header)."""
+header), and so does the sequential GeoTIFF batch with its run manifest."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -78,10 +79,57 @@ def test_a_nifti_output_cut_short_is_redone_and_a_users_file_kept(tmp_path, name
     assert (out / name).read_bytes() == mine.read_bytes()
 
 
+def _records(folder: Path) -> dict[str, dict]:
+    lines = (folder / "sr-domains-run.jsonl").read_text().splitlines()
+    return {Path(r["output"]).name: r for r in map(json.loads, lines)}
+
+
+def test_the_sequential_geotiff_batch_keeps_a_run_manifest_and_redoes_a_cut_short_output(
+    tmp_path,
+):
+    """The sequential GeoTIFF batch (the CLI's folder run, ``geo.upscale_many``) records what it
+    did in a run manifest, as the batch runner does: a TIFF of its own cut too short for its
+    tags is then known as ours (other bytes than recorded) and redone, with the first run's
+    pixels; a user's file in its place is still refused untouched."""
+    pytest.importorskip("rasterio")
+    import rasterio
+
+    from sr_domains.errors import OutputExistsError
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.run_manifest import file_sha256
+    from sr_domains.testing.geo import make_geotiff
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_geotiff(folder / "a.tif", width=40, height=30, count=1)
+    make_geotiff(folder / "b.tif", width=24, height=20, count=1)
+    out, model = tmp_path / "out", tiny_model(1, 2)
+    assert len(geo_many(folder, out, model=model)) == 2
+    first = _records(out)
+    assert {n: r["status"] for n, r in first.items()} == {"a.tif": "ok", "b.tif": "ok"}
+    assert first["a.tif"]["output_sha256"] == file_sha256([out / "a.tif"])
+    assert first["a.tif"]["model"] and first["a.tif"]["domain"] == "geotiff"
+    with rasterio.open(out / "a.tif") as ds:
+        good = ds.read()
+    _cut(out / "a.tif", (out / "a.tif").stat().st_size - 64)  # the TIFF header only
+    assert geo_many(folder, out, model=model) == [out / "a.tif"]  # redone; b.tif skipped
+    with rasterio.open(out / "a.tif") as ds:
+        assert np.array_equal(ds.read(), good)
+    again = _records(out)
+    assert again["a.tif"]["status"] == "ok" and again["b.tif"]["status"] == "skipped"
+    assert again["b.tif"]["output_sha256"] == first["b.tif"]["output_sha256"]
+    assert geo_many(folder, out, model=model) == []  # all complete now
+    (out / "a.tif").write_text("my notes")  # a user's file (no TIFF): not ours to replace
+    with pytest.raises(OutputExistsError) as err:
+        geo_many(folder, out, model=model)
+    assert "cut short" not in str(err.value) and (out / "a.tif").read_text() == "my notes"
+
+
 def test_unreadable_outputs_are_refused_with_a_hint_only_when_they_look_like_ours(tmp_path):
-    """Without a run manifest (a sequential GeoTIFF batch) a TIFF cut too short for its tags
-    cannot be told from a user's file: it is refused, untouched, and the message says what it
-    may be. A file of another kind gets no such hint (nobody is told to delete their notes)."""
+    """Without a run manifest (outputs of an older version, or a folder copied without it) a
+    TIFF cut too short for its tags cannot be told from a user's file: it is refused, untouched,
+    and the message says what it may be. A file of another kind gets no such hint (nobody is
+    told to delete their notes)."""
     pytest.importorskip("rasterio")
     from sr_domains.errors import OutputExistsError
     from sr_domains.geo import upscale_many as geo_many
@@ -92,6 +140,7 @@ def test_unreadable_outputs_are_refused_with_a_hint_only_when_they_look_like_our
     make_geotiff(folder / "a.tif", width=40, height=30, count=1)
     out, model = tmp_path / "out", tiny_model(1, 2)
     geo_many(folder, out, model=model)
+    (out / "sr-domains-run.jsonl").unlink()
     _cut(out / "a.tif", (out / "a.tif").stat().st_size - 64)  # the TIFF header only
     cut = (out / "a.tif").read_bytes()
     with pytest.raises(OutputExistsError, match="a TIFF that cannot be read") as err:
@@ -109,3 +158,40 @@ def test_unreadable_outputs_are_refused_with_a_hint_only_when_they_look_like_our
     assert status == "foreign" and "earlier output cut short" in why
     stub.write_text("my notes")
     assert nifti_output_check(stub, tmp_path / "v.nii", 2) == ("foreign", "")
+
+
+@pytest.mark.parametrize("runner", ["sequential", "batch runner"])
+def test_a_users_file_where_the_run_manifest_goes_is_never_replaced(tmp_path, runner):
+    """The run manifest is written next to the outputs: a user's file of that name is refused
+    before any work, even with overwrite; a manifest of ours cut short is replaced."""
+    pytest.importorskip("rasterio")
+    from sr_domains.errors import UnsafeOutputError
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.testing.geo import make_geotiff
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    out.mkdir()
+    make_geotiff(folder / "a.tif", width=24, height=20, count=1)
+    model = tiny_model(1, 2)
+
+    def run(overwrite: bool = False) -> None:
+        if runner == "sequential":
+            geo_many(folder, out, model=model, overwrite=overwrite)
+        else:
+            opts = UpscaleOptions(overwrite=overwrite)
+            assert upscale_many(folder, out, options=opts, model=model).count("failed") == 0
+
+    mine = out / "sr-domains-run.jsonl"
+    for text in ("my notes\n", '{"title": "my own json lines"}\n'):
+        mine.write_text(text)
+        for overwrite in (False, True):
+            with pytest.raises(UnsafeOutputError, match="not a run manifest") as err:
+                run(overwrite)
+            assert str(mine) in str(err.value) and "--overwrite does not" in str(err.value)
+            assert mine.read_text() == text and not (out / "a.tif").exists()
+    mine.write_text('{"input": "in/a.tif", "output": "ou')  # ours, cut short
+    run()
+    assert (out / "a.tif").is_file() and len(_records(out)) == 1
+    run()  # and again: the manifest it wrote is ours
+    assert _records(out)["a.tif"]["status"] == "skipped"

@@ -148,3 +148,31 @@ def test_isotropic_rerun_with_another_fit_is_refused(tmp_path):
     report = upscale_many(src, out, options=iso(3))
     assert _statuses(report) == ["failed"] and "fit_steps 2, now 3" in _errors(report)
     assert _sha(out / "thick.nii.gz") == sha
+
+
+def test_dtype_of_the_inputs_own_type_is_the_default(tmp_path):
+    """``--dtype`` naming the input's own type writes the same output as no ``--dtype``: it is
+    not recorded, and a rerun with or without it resumes (also over an output of a version that
+    recorded it); another type is still refused."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.run_recipe import for_source
+    from sr_domains.testing.geo import make_geotiff
+
+    assert for_source('{"clamp":false,"dtype":"uint16"}', "uint16") == '{"clamp":false}'
+    assert for_source('{"dtype":"float32"}', "uint16") == '{"dtype":"float32"}'
+    assert for_source("", "uint16") == ""  # (an output that recorded no recipe)
+    src = tmp_path / "in"
+    src.mkdir()
+    make_geotiff(src / "s.tif", width=24, height=20, count=1, dtype="uint16", seed=4)
+    out, done = tmp_path / "out", tmp_path / "out" / "s.tif"
+    same = UpscaleOptions(scale=2, dtype="uint16")
+    assert _statuses(upscale_many(src, out, options=same)) == ["ok"]
+    with rasterio.open(done) as ds:
+        assert ds.tags()["SR_DOMAINS_RECIPE"] == "{}" and ds.dtypes[0] == "uint16"
+    assert _statuses(upscale_many(src, out, options=UpscaleOptions(scale=2))) == ["skipped"]
+    with rasterio.open(done, "r+") as ds:  # as an earlier version recorded it
+        ds.update_tags(SR_DOMAINS_RECIPE='{"dtype":"uint16"}')
+    for opts in (UpscaleOptions(scale=2), same):
+        assert _statuses(upscale_many(src, out, options=opts)) == ["skipped"]
+    report = upscale_many(src, out, options=UpscaleOptions(scale=2, dtype="float32"))
+    assert _statuses(report) == ["failed"] and "dtype default, now float32" in _errors(report)

@@ -14,24 +14,18 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .batch import expand_inputs, upscale_many, write_many
     from .reader import RasterSource
     from .resume import is_complete
-    from .upscale import (
-        expand_inputs,
-        fit_profile,
-        upscale_geotiff,
-        upscale_many,
-        write_geotiff,
-        write_many,
-    )
+    from .upscale import fit_profile, upscale_geotiff, write_geotiff
 
 _EXPORTS = {
     "upscale_geotiff": "upscale",
-    "upscale_many": "upscale",
+    "upscale_many": "batch",
     "write_geotiff": "upscale",
-    "write_many": "upscale",
+    "write_many": "batch",
     "is_complete": "resume",
-    "expand_inputs": "upscale",
+    "expand_inputs": "batch",
     "fit_profile": "upscale",
     "RasterSource": "reader",
 }

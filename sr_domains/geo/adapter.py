@@ -123,7 +123,7 @@ def info(path: Path) -> str:
     path = Path(path)
     if path.is_dir() or (_is_glob(str(path)) and not path.exists()):
         require("rasterio", "geo", "GeoTIFF info")
-        from .upscale import expand_inputs
+        from .batch import expand_inputs
 
         return "\n\n".join(_info_file(p) for p in _folder_files(path, expand_inputs))
     return _info_file(path)
@@ -142,7 +142,7 @@ def info_json(path: Path) -> dict[str, Any] | list[dict[str, Any]]:
     path = Path(path)
     require("rasterio", "geo", "GeoTIFF info")
     if path.is_dir() or (_is_glob(str(path)) and not path.exists()):
-        from .upscale import expand_inputs
+        from .batch import expand_inputs
 
         return [_info_dict(p) for p in _folder_files(path, expand_inputs)]
     return _info_dict(path)
@@ -193,7 +193,8 @@ def upscale(
     ``model``: an already built model to use instead of ``options.model``."""
     check_supported(options, "GeoTIFF", {"bands", "nodata", "cog", "dtype", "creation_options"})
     require("rasterio", "geo", "GeoTIFF upscaling")
-    from .upscale import write_geotiff, write_many
+    from .batch import write_many
+    from .upscale import write_geotiff
 
     src, dst = Path(src), Path(dst)
     if src.is_dir() or (_is_glob(str(src)) and not src.exists()):

@@ -23,7 +23,7 @@ from ..nodata_fill import fill_invalid
 from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
 from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
-from ..run_recipe import recipe_of
+from ..run_recipe import for_source, recipe_of
 from ..value_domain import ValueRules, build_rules
 from .georef import read_georef, scale_georef
 from .output_spec import TAG_PREFIX, OutputSpec, build_spec, customize_spec, provenance_tags
@@ -238,7 +238,8 @@ def prepare_job(
     if noise is not None:
         prov[f"{TAG_PREFIX}NOISE"] = json.dumps(noise.to_dict())
     # the other options that change the output: a resumed batch compares them (run_recipe)
-    prov[f"{TAG_PREFIX}RECIPE"] = recipe_of(o, "geotiff", profile=profile)
+    recipe = recipe_of(o, "geotiff", profile=profile)
+    prov[f"{TAG_PREFIX}RECIPE"] = for_source(recipe, rs.dtype.name)
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     customize_spec(spec, o.dtype, dict(o.creation_options) or None)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)

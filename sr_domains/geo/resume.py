@@ -3,10 +3,13 @@ one of ours to redo, one made otherwise, or somebody else's file."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputFileError
 from ..made_with import Made, Requested
+from ..run_manifest import file_sha256, recorded_sha
+from ..run_recipe import for_source
 from .output_spec import TAG_PREFIX
 from .reader import open_dataset
 
@@ -36,7 +39,7 @@ def output_check(
     try:
         with open_dataset(src) as ds:
             want = (ds.height * scale, ds.width * scale)
-            n_bands = ds.count
+            n_bands, src_dtype = ds.count, ds.dtypes[0]
     except (InputFileError, OSError):
         return "foreign", ""
     try:
@@ -55,6 +58,9 @@ def output_check(
         if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
             return "damaged", ""
         made = Made.from_tags(tags, TAG_PREFIX)
+        if requested is not None:  # (--dtype of the input's own type: the default, see for_source)
+            made = replace(made, recipe=for_source(made.recipe, src_dtype))
+            requested = replace(requested, recipe=for_source(requested.recipe, src_dtype))
         why = requested.differs(made, scale, n_bands) if requested is not None else ""
         if why:
             return "other", why
@@ -67,6 +73,23 @@ def output_check(
         except (OSError, RasterioError):
             return "damaged", ""
     return "complete", ""
+
+
+def batch_check(
+    dst: Path, src: Path, scale: int, requested: Requested | None = None
+) -> tuple[str, str, str]:
+    """:func:`output_check` for an output of a batch, with its run manifest: ``(status, why,
+    sha256)``, the checksum when it was read ("" otherwise). A file whose bytes are those a
+    run recorded for it is not decoded again to see that every block reads (one read of a
+    skipped output, not two); a TIFF too damaged to read its tags whose checksum differs from
+    the recorded one is ours, cut short: ``"damaged"`` (redo it), not somebody else's file."""
+    recorded = recorded_sha(src, dst) if dst.is_file() else ""
+    sha = file_sha256([dst]) if recorded else ""
+    intact = bool(recorded) and sha == recorded
+    status, why = output_check(dst, src, scale, requested, intact=intact)
+    if status == "foreign" and recorded and not intact and starts_like_tiff(dst):
+        return "damaged", "", sha  # its header is unreadable, but a run's manifest says ours
+    return status, why, sha
 
 
 #: The first bytes of a classic or BigTIFF file, either byte order.
@@ -85,7 +108,7 @@ def starts_like_tiff(path: Path) -> bool:
 def unreadable_why(path: Path) -> str:
     """What to say about an existing output that cannot be opened: a TIFF that does not read
     may be an earlier output cut short (a copy interrupted), which only the user can tell
-    when no run manifest recorded it."""
+    when no run manifest recorded it (:func:`batch_check` asks the manifest)."""
     if not starts_like_tiff(path):
         return ""
     return "a TIFF that cannot be read: if it is an earlier output cut short, delete it"
@@ -110,4 +133,10 @@ def is_complete(dst: Path, src: Path, scale: int) -> bool:
     return output_status(dst, src, scale) == "complete"
 
 
-__all__ = ["is_complete", "output_check", "output_status", "starts_like_tiff"]
+__all__ = [
+    "batch_check",
+    "is_complete",
+    "output_check",
+    "output_status",
+    "starts_like_tiff",
+]

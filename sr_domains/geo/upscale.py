@@ -1,32 +1,25 @@
-"""``upscale_geotiff`` (one file) and ``upscale_many`` (a folder or glob, resumable: the
-checks of existing outputs are in :mod:`sr_domains.geo.resume`)."""
+"""``upscale_geotiff`` and ``write_geotiff``: one GeoTIFF (a folder or glob of them:
+:mod:`sr_domains.geo.batch`; the checks of existing outputs: :mod:`sr_domains.geo.resume`)."""
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
-import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..api_options import keyword_options
-from ..errors import INPUT_ERRORS, ConfigError, InputFileError, OutputExistsError
+from ..errors import ConfigError
 from ..intensity import IntensityProfile
 from ..io_safety import (
     atomic_output,
-    batch_entry,
-    check_paths,
     preflight,
     remove_temp,
     temp_name,
 )
 from ..made_with import Requested
 from ..models.base import SRModel
-from ..options import AdaptOptions, UpscaleOptions, check_save_model_batch, output_name
-from ..run_recipe import recipe_of
+from ..options import AdaptOptions, UpscaleOptions
 from ..value_domain import ValueOptions
 from .job import (
     fit_profile,
@@ -38,7 +31,7 @@ from .job import (
     weights_provenance,
     write_pixels,
 )
-from .output_spec import TAG_PREFIX, TIFF_SUFFIXES, check_output_name
+from .output_spec import TAG_PREFIX, check_output_name
 from .reader import RasterSource
 from .resume import is_complete, output_check, output_status
 from .writer import (
@@ -200,127 +193,8 @@ def write_geotiff(
     return dst
 
 
-# -- batch ------------------------------------------------------------------------------------
-def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Files named by a folder (its ``*.tif``/``*.tiff``), a glob pattern, a file, or a list.
-    A broken link is kept (it fails with its own error instead of vanishing from the batch)."""
-    if isinstance(inputs, (list, tuple)):
-        return [p for item in inputs for p in expand_inputs(item)]
-    text = str(inputs)
-    p = Path(text)
-    if p.is_dir():
-        found = [q for q in p.iterdir() if q.suffix.lower() in TIFF_SUFFIXES]
-    elif any(ch in text for ch in "*?["):
-        found = [Path(q) for q in glob.glob(text)]
-    else:
-        return [p]
-    return sorted(q for q in found if batch_entry(q))
-
-
-def upscale_many(
-    inputs: str | Path | Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    scale: int = 2,
-    overwrite: bool = False,
-    suffix: str = "",
-    **kwargs: Any,
-) -> list[Path]:
-    """Upscale every GeoTIFF in a folder / glob / list into ``out_dir`` (same file names, with
-    ``suffix`` before the extension).
-
-    Resumable: an output that is already complete (see :func:`output_status`) is skipped, one
-    of ours that is damaged or cut short is redone; any other existing output is an error
-    unless ``overwrite``. A file that cannot be read or upscaled (its content, bands that do
-    not fit the model, its geometry, an unsafe or busy output) is reported with its name and
-    the batch goes on; the error raised at the end lists the failures.
-
-    Returns:
-        The outputs written by this call (skipped ones are not listed).
-    """
-    options, net, fitted = geotiff_options(
-        scale=scale, overwrite=overwrite, suffix=suffix, **kwargs
-    )
-    return write_many(inputs, out_dir, options, model=net, profile=fitted)
-
-
-def write_many(
-    inputs: str | Path | Sequence[str | Path],
-    out_dir: str | Path,
-    options: UpscaleOptions,
-    *,
-    model: SRModel | None = None,
-    profile: IntensityProfile | None = None,
-) -> list[Path]:
-    """:func:`upscale_many` with its options as one object (see :func:`write_geotiff`)."""
-    scale, overwrite, suffix = options.scale, options.overwrite, options.suffix
-    files = expand_inputs(inputs)
-    if not files:
-        raise InputFileError(str(inputs), "no GeoTIFF files found (*.tif, *.tiff)")
-    check_save_model_batch(getattr(options.adapt, "save_model", None), len(files))
-    out_dir = Path(out_dir)
-    names = [output_name(f.name, suffix) for f in files]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"several inputs are named {dupes}; outputs would collide")
-    roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
-    check_paths(out_dir, [*roots, *files], kind="dir")
-    if os.path.lexists(out_dir) and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
-    todo = []
-    requested = Requested.of(options, model, "geotiff")
-    if profile is not None:  # a fitted profile object: recorded as such (sr_domains.run_recipe)
-        requested = replace(requested, recipe=recipe_of(options, "geotiff", profile=profile))
-    refused: list[tuple[Path, str]] = []
-    for f in files:
-        dst = out_dir / output_name(f.name, suffix)
-        status, why = ("missing", "") if overwrite else output_check(dst, f, scale, requested)
-        if status == "complete":
-            log.info("skipping %s: %s is complete", f, dst)
-            continue
-        if status in ("foreign", "other"):
-            refused.append((dst, why))
-        if status == "damaged":
-            log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
-        todo.append((f, dst, status == "damaged"))
-    if len(refused) == 1:
-        raise OutputExistsError(*refused[0])
-    if refused:  # every one named at once, before any work: not one per rerun
-        listing = "; ".join(
-            f"{d.name}: {why or 'not an output of this batch'}" for d, why in refused
-        )
-        raise OutputExistsError(out_dir, f"{len(refused)} of {len(files)} outputs, {listing}")
-    skipped = len(files) - len(todo)
-    written, failed = [], []
-    for i, (f, dst, redo) in enumerate(todo, 1):
-        if options.progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(f"[{i}/{len(todo)}] {f.name} -> {dst}", file=sys.stderr)
-        try:
-            again = replace(options, overwrite=overwrite or redo)
-            written.append(write_geotiff(f, dst, again, model=model, profile=profile))
-        except INPUT_ERRORS as exc:  # this file's problem: the others still run (as on Dask)
-            why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
-            log.error("%s", why)
-            failed.append(why)
-    # a rerun that skips outputs says so (it used to print nothing at all)
-    log.log(
-        logging.WARNING if skipped else logging.INFO,
-        "%d written, %d already complete (skipped; --overwrite redoes them), %d failed",
-        len(written),
-        skipped,
-        len(failed),
-    )
-    if failed:
-        listing = "; ".join(failed)
-        raise InputFileError(None, f"{len(failed)} of {len(todo)} file(s) failed: {listing}")
-    return written
-
-
 __all__ = [
     "Requested",
-    "expand_inputs",
     "fit_profile",
     "gdal_env",
     "is_complete",
@@ -329,8 +203,6 @@ __all__ = [
     "output_status",
     "resolve_network",
     "upscale_geotiff",
-    "upscale_many",
     "weights_provenance",
     "write_geotiff",
-    "write_many",
 ]
