@@ -1,8 +1,9 @@
 """``sr-domains upscale --dry-run``: what would be written, by which model, with which profile.
 
 Nothing is written and no pixel is read beyond file headers (a DICOM folder is scanned for its
-series). For each input: the domain, the output path and what would happen to it (written,
-skipped because complete, redone because damaged, refused because it exists), the model
+series). For each input: the domain, the output path and what would happen to it (written;
+in a batch, skipped because complete or redone because damaged; refused because it exists,
+or replaced with ``--overwrite``, as the run decides), the model
 (shipped weights name or checkpoint, architecture, scale, bands, weights sha256) and the
 intensity profile recipe with where it comes from.
 """
@@ -83,16 +84,21 @@ def _action(status: str, overwrite: bool, why: str = "") -> str:
     return "refused: exists (pass --overwrite)"
 
 
+def _absent(dst: Path) -> bool:
+    """No output yet (an empty folder is no output either)."""
+    return not dst.exists() or (dst.is_dir() and not any(dst.iterdir()))
+
+
 def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple[str, str]:
     """``(status, why)`` of an output, as a run would find it (see the domain functions)."""
-    if not dst.exists() or (dst.is_dir() and not any(dst.iterdir())):
+    if _absent(dst):
         return "missing", ""
     requested = Requested.of(options, domain=domain)
     try:
         if domain == "geotiff":
-            from .geo.resume import output_check
+            from .geo.resume import batch_check
 
-            return output_check(dst, src, options.scale, requested)
+            return batch_check(dst, src, options.scale, requested)[:2]
         if domain == "nifti":
             from .medical.nifti_upscale import nifti_output_check
 
@@ -104,7 +110,11 @@ def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple
         return "foreign", ""
 
 
-def _plan_one(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> PlannedOutput:
+def _plan_one(
+    domain: str, src: Path, dst: Path, options: UpscaleOptions, batch: bool = True
+) -> PlannedOutput:
+    """One input's line; ``batch``: part of a folder or glob (resumable), else a single input,
+    whose existing output is refused or replaced, never skipped or redone, as the run does."""
     n_bands = None
     default = "mr"
     if domain == "geotiff":
@@ -117,7 +127,10 @@ def _plan_one(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> Pla
 
         series = load_dicom_series(src, options.series_uid)
         default = "ct" if series.modality == "CT" else "mr"
-    status, why = _status(domain, src, dst, options)
+    if batch:
+        status, why = _status(domain, src, dst, options)
+    else:  # a single input does not resume: an existing output is the user's to replace
+        status, why = ("missing" if _absent(dst) else "foreign"), ""
     action = _action(status, options.overwrite, why)
     try:
         model, recipe = _describe_model(options, n_bands)
@@ -160,7 +173,7 @@ def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = 
         out = dst
         if name == "geotiff" and dst.is_dir():
             out = dst / output_name(src.name, options.suffix)
-        planned.append(_plan_one(name, src, out, options))
+        planned.append(_plan_one(name, src, out, options, batch=False))
     head = f"dry run: {len(planned)} output(s), scale x{options.scale}; nothing written"
     return "\n".join([head, *(p.to_text() for p in planned)])
 

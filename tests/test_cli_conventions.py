@@ -137,6 +137,32 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(tmp_path, capsys):
     assert capsys.readouterr().out.count("would skip: complete") == 2
 
 
+@pytest.mark.parametrize("domain", ["geotiff", "nifti", "dicom"])
+def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, domain):
+    """A single input does not resume: a rerun refuses its existing output (``--overwrite``
+    replaces it). The dry run said "would skip: complete" there, for every domain."""
+    from sr_domains.testing.medical import make_dicom_series, make_nifti
+
+    if domain == "geotiff":
+        src, out = make_geotiff(tmp_path / "a.tif", width=24, height=20), tmp_path / "a_x2.tif"
+    elif domain == "nifti":
+        src, out = tmp_path / "v.nii.gz", tmp_path / "v_x2.nii.gz"
+        make_nifti(src, shape=(12, 10, 3))
+    else:
+        src, out = tmp_path / "series", tmp_path / "series_x2"
+        make_dicom_series(src, n_slices=2, rows=12, cols=10)
+    argv = ["upscale", str(src), str(out), "-q"]
+    assert main([*argv, "--dry-run"]) == 0
+    assert "[would write]" in capsys.readouterr().out
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--dry-run"]) == 0
+    assert "[refused: exists (pass --overwrite)]" in capsys.readouterr().out
+    assert main(argv) != 0 and "output exists" in capsys.readouterr().err  # as the run says
+    assert main([*argv, "--dry-run", "--overwrite"]) == 0
+    assert "[would replace (--overwrite)]" in capsys.readouterr().out
+
+
 def test_output_names_with_suffix():
     assert output_name("a.tif", "_x2") == "a_x2.tif"
     assert output_name("t1.nii.gz", "_sr") == "t1_sr.nii.gz"
