@@ -101,6 +101,7 @@ def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
         raise InputFileError.missing(path)  # a broken link
     raise InputFileError(
         path,
-        "not a recognised input (GeoTIFF .tif/.tiff, NIfTI .nii/.nii.gz, DICOM file or folder); "
+        "not a recognised input (GeoTIFF .tif/.tiff or another GDAL raster .jp2/.vrt, NIfTI "
+        ".nii/.nii.gz, DICOM file or folder); "
         "pass --domain to force one, and check the matching extra is installed",
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import SRDomainsError
 from .io_safety import weights_sha256
 from .made_with import Requested
-from .options import UpscaleOptions, check_save_model_batch, output_name, saved_model_path
+from .options import UpscaleOptions, check_save_model_batch, saved_model_path
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,9 @@ def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = 
         name = find_adapter(src, domain).name
         out = dst
         if name == "geotiff" and dst.is_dir():
-            out = dst / output_name(src.name, options.suffix)
+            from .geo.names import geotiff_output_name
+
+            out = dst / geotiff_output_name(src, options.suffix)
         planned.append(_plan_one(name, src, out, options, batch=False))
     head = f"dry run: {len(planned)} output(s), scale x{options.scale}; nothing written"
     return "\n".join([head, *(p.to_text() for p in planned)])

@@ -244,6 +244,48 @@ def test_sniff(tmp_path):
     assert not adapter.sniff(tmp_path / "brain.nii.gz")
 
 
+@pytest.mark.parametrize("fmt", ["vrt", "jp2"])
+def test_a_jpeg2000_or_vrt_raster_is_an_input_and_its_output_a_tif(tmp_path, capsys, fmt):
+    """A single JPEG 2000 (Sentinel-2 bands) or VRT raster is read through GDAL, sniffed by name
+    and content. Its output is a GeoTIFF named ``.tif`` in an output folder (it was named
+    ``B04.jp2``, a GeoTIFF under a JPEG 2000 name), and a ``.jp2`` output name is refused."""
+    import hashlib
+
+    import rasterio
+    from rasterio.shutil import copy as gdal_copy
+
+    driver = {"vrt": "VRT", "jp2": "JP2OpenJPEG"}[fmt]
+    with rasterio.Env() as env:
+        drivers = env.drivers()
+    if driver not in drivers:
+        pytest.skip(f"GDAL has no {driver} driver here")
+    tif = make_geotiff(tmp_path / "b04.tif", width=40, height=30, count=1, seed=3)
+    src = tmp_path / f"B04.{fmt}"
+    opts = {"QUALITY": "100", "REVERSIBLE": "YES"} if fmt == "jp2" else {}
+    gdal_copy(tif, src, driver=driver, **opts)  # lossless: the same pixels
+    nameless = tmp_path / f"raster_{fmt}"  # no suffix: known by its first bytes
+    nameless.write_bytes(src.read_bytes())
+    assert adapter.sniff(src) and adapter.sniff(nameless)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["upscale", str(src), str(out), "-q"]) == 0  # (the shipped default model)
+    assert sorted(p.name for p in out.iterdir()) == ["B04.tif"]
+    check_upscaled(src, out / "B04.tif", 2)
+    assert main(["upscale", str(tif), str(tmp_path / "ref.tif"), "-q"]) == 0
+    with rasterio.open(out / "B04.tif") as a, rasterio.open(tmp_path / "ref.tif") as b:
+        assert a.driver == "GTiff" and a.tags()["SR_DOMAINS_SOURCE"] == src.name
+        assert a.crs == b.crs and a.transform == b.transform
+        assert (a.read() == b.read()).all()  # the same pixels in: the same output
+    bad = tmp_path / f"B04_x2.{fmt}"
+    assert main(["upscale", str(src), str(bad), "-q"]) == 2
+    assert f"must end in .tif or .tiff (not .{fmt})" in capsys.readouterr().err
+    assert not bad.exists()
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()
+             if p.name in before}  # fmt: skip
+    assert after == before and not list(tmp_path.glob("*.aux.xml"))  # inputs untouched
+
+
 def test_adapter_imports_without_rasterio(tmp_path):
     code = (
         "import sys; sys.modules['rasterio'] = None\n"

@@ -10,13 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputFileError, require
-from ..options import UpscaleOptions, check_supported, output_name
+from ..options import UpscaleOptions, check_supported
+from .names import (
+    JP2_MAGIC,
+    RASTER_SUFFIXES,
+    SUFFIXES,
+    TIFF_MAGIC,
+    geotiff_output_name,
+)
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
     from ..models.base import SRModel
 
-SUFFIXES = (".tif", ".tiff")
-_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF
 _GLOB = "*?["
 
 
@@ -26,7 +31,8 @@ def _is_glob(text: str) -> bool:
 
 def sniff(path: Path) -> bool:
     """True for a ``.tif``/``.tiff`` path (even missing: the error then names it), a file with
-    TIFF magic bytes, a folder holding GeoTIFFs, or a glob pattern matching some. A DICOM Part-10
+    TIFF magic bytes, a single JPEG 2000 or VRT raster (:data:`RASTER_SUFFIXES`, or by its
+    first bytes), a folder holding GeoTIFFs, or a glob pattern matching some. A DICOM Part-10
     file (``DICM`` at byte 128) is never a GeoTIFF, whatever its preamble holds."""
     path = Path(path)
     text = str(path)
@@ -44,8 +50,13 @@ def sniff(path: Path) -> bool:
             return False
         if head[128:132] == b"DICM":  # a DICOM preamble may legally start with TIFF magic
             return False
-        return path.suffix.lower() in SUFFIXES or head[:4] in _MAGIC
-    return path.suffix.lower() in SUFFIXES
+        return (
+            path.suffix.lower() in SUFFIXES + RASTER_SUFFIXES
+            or head[:4] in TIFF_MAGIC
+            or head.startswith(JP2_MAGIC)
+            or head.lstrip().startswith(b"<VRTDataset")
+        )
+    return path.suffix.lower() in SUFFIXES + RASTER_SUFFIXES
 
 
 def _crs_text(crs: object) -> str:
@@ -200,5 +211,5 @@ def upscale(
     if src.is_dir() or (_is_glob(str(src)) and not src.exists()):
         return write_many(src, dst, options, model=model)
     if dst.is_dir():
-        dst = dst / output_name(src.name, options.suffix)
+        dst = dst / geotiff_output_name(src, options.suffix)
     return [write_geotiff(src, dst, options, model=model)]

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..io_safety import full_suffix
 from .georef import Georef
+from .names import starts_like_tiff
 from .reader import RasterSource
 
 try:
@@ -252,11 +253,13 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def check_output_name(dst: Path, src: Path) -> None:
-    """Refuse a GeoTIFF output named like another format (``out.png``, ``out.nii.gz``): the
-    next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the input's own suffix (a
-    TIFF recognised by its content, e.g. ``scene.dat``)."""
+    """Refuse a GeoTIFF output named like another format (``out.png``, ``out.nii.gz``,
+    ``out.jp2``): the next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the
+    input's own suffix when the input is a TIFF too (recognised by its content, e.g.
+    ``scene.dat``)."""
     ext = full_suffix(dst).lower()
-    if ext not in TIFF_SUFFIXES and ext != full_suffix(src).lower():
+    own = ext == full_suffix(src).lower() and starts_like_tiff(src)
+    if ext not in TIFF_SUFFIXES and not own:
         raise ConfigError(
             f"{dst}: a GeoTIFF is written, so the output name must end in .tif or .tiff"
             + (f" (not {ext})" if ext else "")

@@ -10,6 +10,7 @@ from ..errors import InputFileError
 from ..made_with import Made, Requested
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
+from .names import starts_like_tiff
 from .output_spec import TAG_PREFIX
 from .reader import open_dataset
 
@@ -90,19 +91,6 @@ def batch_check(
     if status == "foreign" and recorded and not intact and starts_like_tiff(dst):
         return "damaged", "", sha  # its header is unreadable, but a run's manifest says ours
     return status, why, sha
-
-
-#: The first bytes of a classic or BigTIFF file, either byte order.
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-def starts_like_tiff(path: Path) -> bool:
-    """A file that starts like a TIFF (a user's own file of another kind never does)."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) in TIFF_MAGIC
-    except OSError:
-        return False
 
 
 def unreadable_why(path: Path) -> str:
