@@ -79,6 +79,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"  {e.name:<28} {e.arch} x{e.scale}, {e.in_channels} band(s) "
             f"[{', '.join(e.bands)}], profile {e.card.get('profile', {}).get('recipe')}{gain}"
         )
+    from .pretrained import RESAMPLED_FROM
+
+    for scale, base in RESAMPLED_FROM.items():
+        if entries and not any(e.scale == scale for e in entries):
+            print(
+                f"  x{scale}: no weights of its own; --scale {scale} runs the x{base} default, "
+                f"its output resampled to x{scale} (bicubic; docs/weights.md)"
+            )
     from .zoo_import import spandrel_installed
 
     zoo = "installed" if spandrel_installed() else 'not installed: pip install "sr-domains[zoo]"'

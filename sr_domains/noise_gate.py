@@ -129,10 +129,11 @@ def choose_for_noise(
     if choice.weight == 0:
         return up, choice
     model = copy.deepcopy(up.model)
-    own = model.state_dict()
+    net = getattr(model, "base", model)  # (the x4 default resampled to x3: its network)
+    own = net.state_dict()
     other = load_pretrained(variant).state_dict()
     w = choice.weight
-    model.load_state_dict(
+    net.load_state_dict(
         {
             k: ((1 - w) * v.double() + w * other[k].to(v.device).double()).to(v.dtype)
             if v.is_floating_point()

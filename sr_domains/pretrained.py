@@ -19,6 +19,10 @@ from .models import SRModel
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).with_name("weights")
+#: A scale without shipped weights of its own -> the scale whose default serves it, resampled
+#: (x3: the x2 default, then bicubic x1.5: above bicubic x3 on every battery case, where the
+#: x4 default shrunk to x3 fell below it on one; docs/weights.md).
+RESAMPLED_FROM = {3: 2}
 
 
 @dataclass(frozen=True)
@@ -84,19 +88,21 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
 
     A model whose band count equals the data's wins; otherwise a single-channel model, which
     is applied band by band. Among several, the canonical name wins (the shortest:
-    ``sr-lite-gray-x2`` before its variant ``sr-lite-gray-x2-bicubic``).
+    ``sr-lite-gray-x2`` before its variant ``sr-lite-gray-x2-bicubic``). No x3 weights ship:
+    for x3 it is the x2 default (:data:`RESAMPLED_FROM`), whose output :func:`resolve_model`
+    resamples to x3 (:class:`~sr_domains.models.resampled.ResampledSR`).
     """
     entries = sorted(_entries(), key=lambda e: (len(e.name), e.name))
-    same = [e for e in entries if e.scale == scale and e.in_channels == n_bands]
-    single = [e for e in entries if e.scale == scale and e.in_channels == 1]
-    for group in (same, single):
-        if group:
-            return group[0]
+    for s in (scale, RESAMPLED_FROM.get(scale)):
+        same = [e for e in entries if e.scale == s and e.in_channels == n_bands]
+        single = [e for e in entries if e.scale == s and e.in_channels == 1]
+        for group in (same, single):
+            if group:
+                return group[0]
     avail = ", ".join(f"{e.name} (x{e.scale}, {e.in_channels} band)" for e in _entries())
     raise ConfigError(
         f"no shipped weights for x{scale} with {n_bands} band(s) or a single band "
         f"(shipped: {avail or 'none'}); pass --weights PATH or --model NAME"
-        + ("; docs/weights.md says how to train x3 weights" if scale == 3 else "")
     )
 
 
@@ -172,9 +178,21 @@ def resolve_model(
     else:
         if scale is None:
             raise ConfigError("choose the scale (or the model) to pick the shipped default weights")
-        m = load_pretrained(default_pretrained(scale, n_bands or 1).name, device=device)
+        entry = default_pretrained(scale, n_bands or 1)
+        m = load_pretrained(entry.name, device=device)
+        if entry.scale != scale:
+            from .models.resampled import resampled
+
+            log.info("no shipped x%d weights: %s, resampled to x%d", scale, entry.name, scale)
+            m = resampled(m, scale)
     if scale is not None and m.scale != scale:
-        raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
+        hint = (
+            f" (no x{scale} weights ship: without --model/--weights, --scale {scale} runs the "
+            f"x{RESAMPLED_FROM[scale]} default resampled to x{scale})"
+            if scale in RESAMPLED_FROM and isinstance(model, str) and weights is None
+            else ""
+        )
+        raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested{hint}")
     if n_bands is not None and m.in_channels not in (1, n_bands):
         raise BandMismatchError(m.in_channels, n_bands, "the data has {n}")
     return m

@@ -134,3 +134,32 @@ def test_battery_runs_and_scores_a_model(shared_data):
         assert abs(r.psnr - r.psnr_bicubic) < 3  # bilinear is close to bicubic
         assert r.psnr_lanczos > 0
     assert "| bilinear | 2 | satellite-rgb |" in report.table()
+
+
+def test_battery_at_a_scale_scores_the_defaults_upscale_picks(monkeypatch, capsys):
+    """``--battery --scale 3`` scores what ``upscale --scale 3`` runs without a model (the x2
+    defaults, resampled); ``--scale`` was ignored with ``--battery``."""
+    from sr_domains.cli import main
+    from sr_domains.pretrained import list_pretrained
+    from sr_domains.train import battery
+    from sr_domains.train.battery import BatteryReport
+
+    if not {"sr-lite-gray-x2", "sr-lite-rgb-x2"} <= {e.name for e in list_pretrained()}:
+        pytest.skip("no x2 defaults shipped")
+    seen = []
+
+    def fake(models, **kw):
+        seen.extend((name, net.arch, net.scale, net.in_channels) for name, net in models)
+        return BatteryReport()
+
+    monkeypatch.setattr(battery, "run_battery", fake)
+    assert main(["evaluate", "--battery", "--scale", "3"]) == 0
+    assert seen == [
+        ("sr-lite-gray-x2 resampled to x3", "resampled", 3, 1),
+        ("sr-lite-rgb-x2 resampled to x3", "resampled", 3, 3),
+    ]
+    seen.clear()
+    assert main(["evaluate", "--battery", "--scale", "2"]) == 0
+    assert [s[0] for s in seen] == ["sr-lite-gray-x2", "sr-lite-rgb-x2"]
+    assert main(["models"]) == 0
+    assert "x3: no weights of its own; --scale 3 runs the x2 default" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from sr_domains.errors import (  # noqa: E402
     OutputExistsError,
     UnsafeOutputError,
 )
-from sr_domains.geo import upscale_geotiff  # noqa: E402
+from sr_domains.geo import upscale_geotiff, upscale_many  # noqa: E402
 from sr_domains.testing import ToySR, tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
 
@@ -151,16 +151,49 @@ def test_model_scale_mismatch(tmp_path):
         upscale_geotiff(src, tmp_path / "o.tif", scale=4, model=tiny_model(1, 2))
 
 
-def test_no_model_without_shipped_weights_is_a_clear_error(tmp_path):
-    from sr_domains.pretrained import list_pretrained
+def test_no_model_without_shipped_weights_is_a_clear_error(tmp_path, monkeypatch):
+    from sr_domains import pretrained
 
-    if any(e.scale == 3 for e in list_pretrained()):
-        pytest.skip("x3 weights are shipped")
+    x4_only = tuple(e for e in pretrained.list_pretrained() if e.scale == 4)
+    if not x4_only:
+        pytest.skip("no shipped x4 weights")
+    monkeypatch.setattr(pretrained, "_entries", lambda: x4_only)  # as if no x2 weights shipped
     src = make_geotiff(tmp_path / "in.tif")
-    with pytest.raises(ConfigError, match="no shipped weights for x3") as err:
-        upscale_geotiff(src, tmp_path / "o.tif", scale=3)
-    assert "--weights" in str(err.value) and "how to train x3 weights" in str(err.value)
+    for scale in (2, 3):  # (x3 is served by the x2 default: none here either)
+        with pytest.raises(ConfigError, match=f"no shipped weights for x{scale}") as err:
+            upscale_geotiff(src, tmp_path / "o.tif", scale=scale)
+        assert "--weights" in str(err.value) and "sr-lite-gray-x4" in str(err.value)
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_x3_without_a_model_is_the_x2_default_resampled(tmp_path, caplog):
+    """No x3 weights ship: ``--scale 3`` without a model runs the x2 default and resamples its
+    output to x3 (it was an error); geometry, values and provenance as for any model."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.pretrained import list_pretrained, resolve_model
+
+    names = {e.name for e in list_pretrained()}
+    if any(e.scale == 3 for e in list_pretrained()) or "sr-lite-gray-x2" not in names:
+        pytest.skip("x3 weights are shipped, or no x2 default")
+    net = resolve_model(None, None, scale=3, n_bands=1)
+    assert (net.arch, net.scale, net.base.scale, net.card.name) == (
+        "resampled", 3, 2, "sr-lite-gray-x2"
+    )  # fmt: skip
+    (tmp_path / "in").mkdir()
+    src = make_geotiff(tmp_path / "in" / "a.tif", width=40, height=36, dtype="uint16")
+    out = tmp_path / "out"
+    with caplog.at_level("INFO", logger="sr_domains"):
+        assert upscale_many(src.parent, out, scale=3) == [out / "a.tif"]
+    assert "no shipped x3 weights: sr-lite-gray-x2, resampled to x3" in caplog.text
+    check_upscaled(src, out / "a.tif", 3)
+    with rasterio.open(out / "a.tif") as ds, rasterio.open(src) as s:
+        tags, data, lr = ds.tags(), ds.read(), s.read()
+    assert tags["SR_DOMAINS_MODEL"] == "sr-lite-gray-x2" and tags["SR_DOMAINS_SCALE"] == "3"
+    assert tags["SR_DOMAINS_MODEL_ARCH"] == "resampled"
+    assert data.dtype == lr.dtype and lr.min() <= data.min() and data.max() <= lr.max()
+    assert upscale_many(src.parent, out, scale=3) == []  # a rerun resumes: same weights, x3
+    with pytest.raises(ConfigError, match="without --model/--weights, --scale 3 runs the x2"):
+        upscale_geotiff(src, tmp_path / "named.tif", scale=3, model="sr-lite-gray-x2")
 
 
 def test_default_model_is_the_shipped_weights_for_the_band_count(tmp_path):

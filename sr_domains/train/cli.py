@@ -79,7 +79,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model", help="shipped weights name (default: the shipped default)")
     e.add_argument("--data", nargs="*", default=[], help="files, folders or globs of HR data")
     e.add_argument("--corpus", help="a built-in offline corpus, e.g. gray-heldout, rgb-heldout")
-    e.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="default weights")
+    e.add_argument(
+        "--scale",
+        type=int,
+        choices=(2, 3, 4),
+        help="the shipped default of this scale (default 2); with --battery: the defaults "
+        "upscale picks at this scale (x3: the x4 defaults resampled), instead of every model",
+    )
     e.add_argument("--profile", help="intensity recipe (default: the model card's)")
     e.add_argument("--bands", help="1-based bands, e.g. 4,3,2")
     e.add_argument(
@@ -189,6 +195,14 @@ def _cmd_battery(args: argparse.Namespace) -> int:
         net = resolve_model(args.model, args.weights, scale=None, n_bands=None)
         name = str(getattr(getattr(net, "card", None), "name", "") or args.weights or args.model)
         models = [(name, net)]
+    elif args.scale is not None:  # what upscale runs at this scale when no model is named
+        models = []
+        for bands in (1, 3):
+            net = resolve_model(None, None, scale=args.scale, n_bands=bands)
+            name = str(getattr(getattr(net, "card", None), "name", ""))
+            if net.arch == "resampled":
+                name = f"{name} resampled to x{args.scale}"
+            models.append((name, net))
     else:
         models = [(e.name, load_pretrained(e.name)) for e in list_pretrained()]
     adapt = None
@@ -218,7 +232,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model,
         data=tuple(args.data),
         corpus=args.corpus,
-        scale=args.scale,
+        scale=args.scale or 2,
         profile=args.profile,
         bands=bands,
         degradation=args.degradation,

@@ -200,6 +200,8 @@ def evaluate(
     up = Upscaler(net, device=device, tile=tile, amp="off")
     scores, panels = score_images(up, images, degradation=deg, seed=seed, panels=3 if png else 0)
     name = getattr(card, "name", "") or (str(weights) if weights else str(model or net.arch))
+    if net.arch == "resampled":  # (no weights of this scale: the default of another, resampled)
+        name = f"{name} resampled to x{net.scale}"
     what = f"{name} x{net.scale} on {corpus or ', '.join(map(str, data))}"
     title = f"{what} ({deg.kind} LR, profile {recipe})"
     report = EvalReport(
