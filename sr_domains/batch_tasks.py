@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from .errors import ConfigError, InputFileError
+from .geo.names import BATCH_SUFFIXES, geotiff_output_name
 from .io_safety import batch_entry, check_paths
 from .options import output_name
 
-_TIFF = (".tif", ".tiff")
 _NIFTI = (".nii", ".nii.gz")
 
 
@@ -184,6 +184,9 @@ def plan_tasks(
     def out(p: Path) -> str:
         return str(out_dir / output_name(p.name, suffix))
 
+    def out_tif(p: Path) -> str:  # (a JPEG 2000 or VRT input's output is a .tif)
+        return str(out_dir / geotiff_output_name(p, suffix))
+
     tasks: list[Task] = []
     given: dict[Task, Path] = {}  # each DICOM task's input, as given
     roots: list[Path] = []
@@ -192,13 +195,13 @@ def plan_tasks(
             roots.append(p)
             children = sorted(q for q in p.iterdir() if batch_entry(q))
             for q in children:
-                if q.suffix.lower() in _TIFF:
-                    tasks.append(Task("geotiff", str(q), out(q)))
+                if q.suffix.lower() in BATCH_SUFFIXES:
+                    tasks.append(Task("geotiff", str(q), out_tif(q)))
                 elif _is_nifti(q):
                     tasks.append(Task("nifti", str(q), out(q)))
             found = _series_tasks(p, out_dir, suffix, series_uid)
-        elif p.suffix.lower() in _TIFF:
-            tasks.append(Task("geotiff", str(p), out(p)))
+        elif p.suffix.lower() in BATCH_SUFFIXES:
+            tasks.append(Task("geotiff", str(p), out_tif(p)))
             continue
         elif _is_nifti(p):
             tasks.append(Task("nifti", str(p), out(p)))

@@ -286,6 +286,44 @@ def test_a_jpeg2000_or_vrt_raster_is_an_input_and_its_output_a_tif(tmp_path, cap
     assert after == before and not list(tmp_path.glob("*.aux.xml"))  # inputs untouched
 
 
+@pytest.mark.parametrize("workers", [None, 1])
+def test_a_folder_batch_takes_its_jpeg2000_and_vrt_rasters_too(tmp_path, workers):
+    """A folder of Sentinel-2 JP2 bands (and VRT stacks) is a batch like a folder of TIFFs
+    (its JP2 files were left out without a word); outputs are ``.tif``, resumable."""
+    import rasterio
+    from rasterio.shutil import copy as gdal_copy
+
+    from sr_domains.distributed import upscale_many as batch
+    from sr_domains.options import UpscaleOptions
+
+    with rasterio.Env() as env:
+        if not {"VRT", "JP2OpenJPEG"} <= set(env.drivers()):
+            pytest.skip("GDAL lacks the VRT or JP2OpenJPEG driver here")
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_geotiff(src / "a.tif", width=24, height=20, seed=1)
+    gdal_copy(make_geotiff(tmp_path / "b.tif", width=24, height=20, seed=2), src / "B04.jp2",
+              driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES")  # fmt: skip
+    gdal_copy(src / "a.tif", src / "stack.vrt", driver="VRT")
+    model = tiny_model(1, 2)
+
+    def run() -> list[str]:
+        if workers is None:
+            return [p.name for p in upscale_many(src, out, model=model)]
+        report = batch(src, out, options=UpscaleOptions(), model=model, workers=workers)
+        return [Path(r.task.dst).name for r in report.results if r.status == "ok"]
+
+    assert sorted(run()) == ["B04.tif", "a.tif", "stack.tif"]
+    for name in ("B04", "stack"):
+        with rasterio.open(out / f"{name}.tif") as ds:
+            assert ds.driver == "GTiff" and ds.width == 48
+    check_upscaled(src / "B04.jp2", out / "B04.tif", 2)
+    assert run() == []  # resumed: all complete
+    gdal_copy(src / "a.tif", src / "B04.vrt", driver="VRT")  # a second B04.tif
+    with pytest.raises(ConfigError, match=r"would be written to .*B04\.tif"):
+        run()
+
+
 def test_adapter_imports_without_rasterio(tmp_path):
     code = (
         "import sys; sys.modules['rasterio'] = None\n"

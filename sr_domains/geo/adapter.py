@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputFileError, require
 from ..options import UpscaleOptions, check_supported
 from .names import (
+    BATCH_SUFFIXES,
     JP2_MAGIC,
     RASTER_SUFFIXES,
     SUFFIXES,
@@ -39,9 +40,9 @@ def sniff(path: Path) -> bool:
     if _is_glob(text) and not path.exists():
         import glob
 
-        return any(Path(p).suffix.lower() in SUFFIXES for p in glob.glob(text))
+        return any(Path(p).suffix.lower() in BATCH_SUFFIXES for p in glob.glob(text))
     if path.is_dir():
-        return any(p.suffix.lower() in SUFFIXES for p in path.iterdir() if p.is_file())
+        return any(p.suffix.lower() in BATCH_SUFFIXES for p in path.iterdir() if p.is_file())
     if path.is_file():
         try:
             with open(path, "rb") as f:
@@ -144,7 +145,7 @@ def _folder_files(path: Path, expand: Any) -> list[Path]:
     """The GeoTIFFs of a folder or glob; none is an error, as for the other domains."""
     files = list(expand(path))
     if not files:
-        raise InputFileError(path, "no GeoTIFF files found (*.tif, *.tiff)")
+        raise InputFileError(path, "no GeoTIFF files found (*.tif, *.tiff, *.jp2, *.j2k, *.vrt)")
     return files
 
 

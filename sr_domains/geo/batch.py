@@ -20,26 +20,29 @@ from ..intensity import IntensityProfile
 from ..io_safety import batch_entry, check_paths
 from ..made_with import Made, Requested
 from ..models.base import SRModel
-from ..options import UpscaleOptions, check_save_model_batch, output_name
+from ..options import UpscaleOptions, check_save_model_batch
 from ..run_manifest import check_manifest_slot, file_sha256, recorded_sha, write_run_manifest
 from ..run_recipe import recipe_of
-from .output_spec import TAG_PREFIX, TIFF_SUFFIXES
+from .names import BATCH_SUFFIXES, geotiff_output_name
+from .output_spec import TAG_PREFIX
 from .reader import open_dataset
 from .resume import batch_check
 from .upscale import geotiff_options, write_geotiff
 
 log = logging.getLogger(__name__)
+_PATTERNS = ", ".join(f"*{s}" for s in BATCH_SUFFIXES)
 
 
 def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Files named by a folder (its ``*.tif``/``*.tiff``), a glob pattern, a file, or a list.
+    """Files named by a folder (its ``*.tif``/``*.tiff``, and JPEG 2000 and VRT rasters), a glob
+    pattern, a file, or a list.
     A broken link is kept (it fails with its own error instead of vanishing from the batch)."""
     if isinstance(inputs, (list, tuple)):
         return [p for item in inputs for p in expand_inputs(item)]
     text = str(inputs)
     p = Path(text)
     if p.is_dir():
-        found = [q for q in p.iterdir() if q.suffix.lower() in TIFF_SUFFIXES]
+        found = [q for q in p.iterdir() if q.suffix.lower() in BATCH_SUFFIXES]
     elif any(ch in text for ch in "*?["):
         found = [Path(q) for q in glob.glob(text)]
     else:
@@ -90,13 +93,13 @@ def write_many(
     scale, overwrite, suffix = options.scale, options.overwrite, options.suffix
     files = expand_inputs(inputs)
     if not files:
-        raise InputFileError(str(inputs), "no GeoTIFF files found (*.tif, *.tiff)")
+        raise InputFileError(str(inputs), f"no GeoTIFF files found ({_PATTERNS})")
     check_save_model_batch(getattr(options.adapt, "save_model", None), len(files))
     out_dir = Path(out_dir)
-    names = [output_name(f.name, suffix) for f in files]
+    names = [geotiff_output_name(f, suffix) for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"several inputs are named {dupes}; outputs would collide")
+        raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
     check_paths(out_dir, [*roots, *files], kind="dir")
     if os.path.lexists(out_dir) and not out_dir.is_dir():
@@ -107,7 +110,7 @@ def write_many(
     todo, records = [], []
     refused: list[tuple[Path, str]] = []
     for f in files:
-        dst = out_dir / output_name(f.name, suffix)
+        dst = out_dir / geotiff_output_name(f, suffix)
         fresh = ("missing", "", "")
         status, why, sha = fresh if overwrite else batch_check(dst, f, scale, requested)
         if status == "complete":

@@ -8,10 +8,12 @@ from pathlib import Path
 from ..options import output_name
 
 SUFFIXES = (".tif", ".tiff")
-#: Other rasters GDAL reads that a single input may be (a batch takes ``*.tif``/``*.tiff``):
-#: JPEG 2000 (Sentinel-2 bands) and GDAL virtual rasters (band stacks, mosaics). The output is
-#: a GeoTIFF all the same, named ``.tif``.
+#: Other rasters GDAL reads that an input may be, alone or in a folder batch: JPEG 2000
+#: (Sentinel-2 bands) and GDAL virtual rasters (band stacks, mosaics). The output is a GeoTIFF
+#: all the same, named ``.tif``.
 RASTER_SUFFIXES = (".jp2", ".j2k", ".vrt")
+#: What a folder batch of the GeoTIFF domain takes.
+BATCH_SUFFIXES = SUFFIXES + RASTER_SUFFIXES
 #: The first bytes of a classic or BigTIFF file, either byte order.
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 JP2_MAGIC = (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")  # JP2 box, codestream
@@ -37,6 +39,7 @@ def geotiff_output_name(src: Path, suffix: str) -> str:
 
 
 __all__ = [
+    "BATCH_SUFFIXES",
     "JP2_MAGIC",
     "RASTER_SUFFIXES",
     "SUFFIXES",
