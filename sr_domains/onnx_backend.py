@@ -47,13 +47,23 @@ class OrtRunner:
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(onnx_bytes(model), opts, providers=providers)
+        from .models.resampled import ResampledSR
+
+        # a resampled model (the x3 default): its network in ONNX Runtime, the resampling
+        # (antialiased bicubic, which ONNX does not have) in PyTorch afterwards
+        self.resampled = model if isinstance(model, ResampledSR) else None
+        net = self.resampled.base if self.resampled is not None else model
+        self.session = ort.InferenceSession(onnx_bytes(net), opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0]
+        y = self.session.run(None, {self.input_name: x})[0]
+        if self.resampled is None:
+            return y
+        with torch.inference_mode():
+            return self.resampled.resample(torch.from_numpy(y)).numpy()
 
 
 __all__ = ["OrtRunner"]

@@ -61,3 +61,14 @@ def test_the_noise_gate_blends_the_resampled_default():
     after = gated.model.base.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.equal(v, net.base.state_dict()[k]) for k, v in before.items())  # a copy
+
+
+def test_the_onnxruntime_backend_runs_the_network_there_and_resamples_after():
+    """ONNX has no antialiased bicubic: exporting the whole model failed with a traceback."""
+    pytest.importorskip("onnxruntime")
+    net = ResampledSR(tiny_model(1, 2).eval(), 3)
+    x = np.random.default_rng(2).random((1, 30, 34)).astype(np.float32)
+    ort = Upscaler(net, device="cpu", backend="onnxruntime").upscale(x, profile=IDENTITY)
+    ref = Upscaler(net, device="cpu", amp="off").upscale(x, profile=IDENTITY)
+    assert ort.shape == (1, 90, 102)
+    np.testing.assert_allclose(ort, ref, atol=1e-5)

@@ -46,8 +46,13 @@ class ResampledSR(SRModel):
         return None if r is None else r + RESAMPLE_RADIUS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
-        size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
+        return self.resample(self.base(x))
+
+    def resample(self, y: torch.Tensor) -> torch.Tensor:
+        """``base``'s output (its scale) at this model's scale. ONNX has no antialiased bicubic:
+        the onnxruntime backend runs ``base`` there and this step in PyTorch."""
+        h, w = y.shape[-2] // self.base.scale, y.shape[-1] // self.base.scale
+        size = (h * self.scale, w * self.scale)
         return F.interpolate(y, size=size, mode="bicubic", align_corners=False, antialias=True)
 
 
