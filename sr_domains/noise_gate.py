@@ -116,6 +116,7 @@ def choose_for_noise(
     """The engine to use for an input whose normalized ``samples`` are given: ``up`` itself,
     or one around the default blended towards its robust variant (module docs). The choice is
     None when the model has no variant or the samples are too small."""
+    from .models.resampled import ResampledSR
     from .pretrained import load_pretrained
 
     variant = noise_variant(up.model)
@@ -129,7 +130,7 @@ def choose_for_noise(
     if choice.weight == 0:
         return up, choice
     model = copy.deepcopy(up.model)
-    net = getattr(model, "base", model)  # (the x4 default resampled to x3: its network)
+    net = model.base if isinstance(model, ResampledSR) else model  # (x3: the x2 network)
     own = net.state_dict()
     other = load_pretrained(variant).state_dict()
     w = choice.weight

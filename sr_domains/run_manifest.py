@@ -70,22 +70,20 @@ def write_run_manifest(
 
 
 def recorded_sha(src: Path, dst: Path) -> str:
-    """The checksum a run manifest (in ``dst``'s folder or one above it) records for ``dst``
-    written from ``src``, or "". A cut-short output of ours (a file too damaged to read its
-    tags) has other bytes than that: it is ours, not a user's file. A failed repair keeps the
-    checksum in its record, so the next run still knows the file."""
-    target = Path(dst).resolve()
-    for folder in list(target.parents)[:8]:
-        manifest = folder / RUN_MANIFEST
-        try:
-            st = manifest.stat()
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        records = _manifest_shas(str(manifest), st.st_mtime_ns, st.st_size)
-        return records.get((Path(src).name, Path(dst).name), "")
-    return ""
+    """The checksum the run manifest in ``dst``'s folder (where a batch writes its GeoTIFFs
+    and its manifest) records for ``dst`` written from ``src``, or "". A cut-short output of
+    ours (a file too damaged to read its tags) has other bytes than that: it is ours, not a
+    user's file. A failed repair keeps the checksum in its record, so the next run still
+    knows the file. (A manifest in a folder above, of another batch, vouches for nothing.)"""
+    manifest = Path(dst).resolve().parent / RUN_MANIFEST
+    try:
+        st = manifest.stat()
+    except OSError:
+        return ""
+    if not stat.S_ISREG(st.st_mode):
+        return ""
+    records = _manifest_shas(str(manifest), st.st_mtime_ns, st.st_size)
+    return records.get((Path(src).name, Path(dst).name), "")
 
 
 @functools.lru_cache(maxsize=8)
