@@ -89,6 +89,24 @@ def _absent(dst: Path) -> bool:
     return not dst.exists() or (dst.is_dir() and not any(dst.iterdir()))
 
 
+def _unsafe(domain: str, src: Path, dst: Path) -> str:
+    """Why the run would refuse ``dst`` as unsafe (it is, holds or lies inside an input: for a
+    VRT, its sources too), or ""."""
+    from .errors import UnsafeOutputError
+    from .output_checks import check_paths
+
+    inputs = [src]
+    if domain == "geotiff":
+        from .geo.reader import raster_inputs
+
+        inputs = raster_inputs(src)
+    try:
+        check_paths(dst, inputs, kind="dir" if domain == "dicom" else "file")
+    except UnsafeOutputError as exc:
+        return exc.problem
+    return ""
+
+
 def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple[str, str]:
     """``(status, why)`` of an output, as a run would find it (see the domain functions)."""
     if _absent(dst):
@@ -132,6 +150,9 @@ def _plan_one(
     else:  # a single input does not resume: an existing output is the user's to replace
         status, why = ("missing" if _absent(dst) else "foreign"), ""
     action = _action(status, options.overwrite, why)
+    unsafe = _unsafe(domain, src, dst)
+    if unsafe:  # the run refuses it whatever --overwrite says
+        action = f"refused: {unsafe}"
     try:
         model, recipe = _describe_model(options, n_bands)
     except SRDomainsError as exc:

@@ -161,6 +161,9 @@ def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, doma
     assert main(argv) != 0 and "output exists" in capsys.readouterr().err  # as the run says
     assert main([*argv, "--dry-run", "--overwrite"]) == 0
     assert "[would replace (--overwrite)]" in capsys.readouterr().out
+    # an output the run refuses whatever --overwrite says: the dry run says so too
+    assert main(["upscale", str(src), str(src), "--dry-run", "--overwrite", "-q"]) == 0
+    assert "[refused: the output would replace the input" in capsys.readouterr().out
 
 
 def test_output_names_with_suffix():

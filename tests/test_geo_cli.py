@@ -324,6 +324,31 @@ def test_a_folder_batch_takes_its_jpeg2000_and_vrt_rasters_too(tmp_path, workers
         run()
 
 
+def test_an_output_never_replaces_a_source_of_a_vrt_input(tmp_path, capsys):
+    """A VRT reads other rasters: an output named like one of them replaced it (with
+    ``--overwrite``), losing the user's data. It is refused as an input, also by the dry run."""
+    import hashlib
+
+    from rasterio.shutil import copy as gdal_copy
+
+    from sr_domains.errors import UnsafeOutputError
+
+    src = make_geotiff(tmp_path / "src.tif", width=24, height=20)
+    vrt = tmp_path / "stack.vrt"
+    gdal_copy(src, vrt, driver="VRT")
+    before = hashlib.sha256(src.read_bytes()).hexdigest()
+    with pytest.raises(UnsafeOutputError, match="would replace the input"):
+        upscale_geotiff(vrt, src, model=tiny_model(1, 2), overwrite=True)
+    argv = ["upscale", str(vrt), str(src), "--overwrite", "-q"]
+    assert main(argv) != 0 and "would replace the input" in capsys.readouterr().err
+    assert main([*argv, "--dry-run"]) == 0
+    assert "[refused: the output would replace the input" in capsys.readouterr().out
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == before
+    out = tmp_path / "out.tif"  # another name: written, from the VRT's pixels
+    assert upscale_geotiff(vrt, out, model=tiny_model(1, 2)) == out
+    check_upscaled(vrt, out, 2)
+
+
 def test_adapter_imports_without_rasterio(tmp_path):
     code = (
         "import sys; sys.modules['rasterio'] = None\n"

@@ -72,6 +72,32 @@ def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
         raise InputFileError(p, f"not a readable raster ({_gdal_message(exc)})") from exc
 
 
+def raster_inputs(path: str | Path) -> list[Path]:
+    """Every file a run reads for ``path``: the file, and for a GDAL virtual raster (VRT) the
+    rasters it references, so that no output ever replaces one of them (an output named like
+    a VRT's source replaced that source with ``--overwrite``). Unreadable: the file alone
+    (reading it reports the problem)."""
+    p = Path(path)
+    if not _is_vrt(p):
+        return [p]
+    try:
+        with open_dataset(p) as ds:
+            files = [Path(f) for f in ds.files]
+    except (InputFileError, OSError):
+        return [p]
+    return [p, *(f for f in files if not str(f).startswith("/vsi") and f != p)]
+
+
+def _is_vrt(p: Path) -> bool:
+    if p.suffix.lower() == ".vrt":
+        return True
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(64).lstrip().startswith(b"<VRTDataset")
+    except OSError:
+        return False
+
+
 def _gdal_message(exc: BaseException) -> str:
     msg = str(exc).strip() or type(exc).__name__
     return msg.replace("\n", " ")[:300]
@@ -323,4 +349,4 @@ def _check_nodata(path: Path, nodata: float, dtype: np.dtype) -> None:
         raise ConfigError(f"{path}: nodata {nodata:g} is out of the {dtype} range")
 
 
-__all__ = ["Block", "RasterSource", "open_dataset"]
+__all__ = ["Block", "RasterSource", "open_dataset", "raster_inputs"]

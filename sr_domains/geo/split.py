@@ -25,7 +25,7 @@ from ..options import UpscaleOptions
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_output_name
-from .reader import RasterSource
+from .reader import RasterSource, raster_inputs
 from .writer import adopt_sidecars, create, remove_sidecars, to_cog, write_error
 
 try:
@@ -130,12 +130,13 @@ def upscale_geotiff_split(
         )
     src, dst = Path(src), Path(dst)
     check_output_name(dst, src)
-    preflight(dst, [src], kind="file", overwrite=o.overwrite)
+    inputs = raster_inputs(src)  # (a VRT's sources too)
+    preflight(dst, inputs, kind="file", overwrite=o.overwrite)
     with gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
         job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         bands = row_bands(job.spec.profile["height"], n, job.spec.block)
-        with atomic_output(dst, [src], overwrite=o.overwrite) as tmp:
+        with atomic_output(dst, inputs, overwrite=o.overwrite) as tmp:
             # absolute: the workers of an existing cluster run in their own working directory
             paths = [
                 Path(os.path.abspath(temp_name(dst, f".part{i}.tif"))) for i in range(len(bands))

@@ -32,7 +32,7 @@ from .job import (
     write_pixels,
 )
 from .output_spec import TAG_PREFIX, check_output_name
-from .reader import RasterSource
+from .reader import RasterSource, raster_inputs
 from .resume import is_complete, output_check, output_status
 from .writer import (
     adopt_sidecars,
@@ -170,10 +170,11 @@ def write_geotiff(
     src, dst = Path(src), Path(dst)
     cog, overwrite = options.cog, options.overwrite
     check_output_name(dst, src)
-    preflight(dst, [src], kind="file", overwrite=overwrite)
+    inputs = raster_inputs(src)  # (a VRT's sources too)
+    preflight(dst, inputs, kind="file", overwrite=overwrite)
     with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
         job = prepare_job(rs, options, model=model, profile=profile)
-        with atomic_output(dst, [src], overwrite=overwrite) as tmp:
+        with atomic_output(dst, inputs, overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp
             try:
                 with create(stage, job.spec) as out:
