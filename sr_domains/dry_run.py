@@ -90,18 +90,21 @@ def _absent(dst: Path) -> bool:
 
 
 def _unsafe(domain: str, src: Path, dst: Path) -> str:
-    """Why the run would refuse ``dst`` as unsafe (it is, holds or lies inside an input: for a
-    VRT, its sources too), or ""."""
+    """Why the run would refuse ``dst`` as unsafe whatever ``--overwrite`` says (it is, holds or
+    lies inside an input: for a VRT, its sources too; a folder sr_domains did not write), or
+    ""."""
     from .errors import UnsafeOutputError
-    from .output_checks import check_paths
+    from .output_checks import check_existing, check_paths
 
     inputs = [src]
     if domain == "geotiff":
         from .geo.reader import raster_inputs
 
         inputs = raster_inputs(src)
+    kind = "dir" if domain == "dicom" else "file"
     try:
-        check_paths(dst, inputs, kind="dir" if domain == "dicom" else "file")
+        check_paths(dst, inputs, kind=kind)
+        check_existing(dst, kind=kind, overwrite=True)  # (never replaced: a user's folder)
     except UnsafeOutputError as exc:
         return exc.problem
     return ""

@@ -164,6 +164,14 @@ def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, doma
     # an output the run refuses whatever --overwrite says: the dry run says so too
     assert main(["upscale", str(src), str(src), "--dry-run", "--overwrite", "-q"]) == 0
     assert "[refused: the output would replace the input" in capsys.readouterr().out
+    if domain == "dicom":  # a folder sr_domains did not write is never replaced
+        mine = tmp_path / "mine"
+        mine.mkdir()
+        (mine / "notes.txt").write_text("mine")
+        assert main(["upscale", str(src), str(mine), "--dry-run", "--overwrite", "-q"]) == 0
+        assert "[refused: holds entries sr_domains did not write" in capsys.readouterr().out
+        assert main(["upscale", str(src), str(mine), "--overwrite", "-q"]) != 0
+        assert (mine / "notes.txt").read_text() == "mine"
 
 
 def test_output_names_with_suffix():
