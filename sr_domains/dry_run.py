@@ -94,19 +94,42 @@ def _unsafe(domain: str, src: Path, dst: Path) -> str:
     lies inside an input: for a VRT, its sources too; a folder sr_domains did not write), or
     ""."""
     from .errors import UnsafeOutputError
-    from .output_checks import check_existing, check_paths
+    from .output_checks import Kind, check_existing, check_paths
 
     inputs = [src]
     if domain == "geotiff":
         from .geo.reader import raster_inputs
 
         inputs = raster_inputs(src)
-    kind = "dir" if domain == "dicom" else "file"
+    kind: Kind = "dir" if domain == "dicom" else "file"
+    named = _misnamed(domain, src, dst)
+    if named:
+        return named
     try:
         check_paths(dst, inputs, kind=kind)
         check_existing(dst, kind=kind, overwrite=True)  # (never replaced: a user's folder)
     except UnsafeOutputError as exc:
         return exc.problem
+    return ""
+
+
+def _misnamed(domain: str, src: Path, dst: Path) -> str:
+    """Why the run would refuse the output's name (it must say what is written), or ""."""
+    from .medical.nifti import is_nifti_path
+
+    if domain == "geotiff":
+        from .errors import ConfigError
+        from .geo.output_spec import check_output_name
+
+        try:
+            check_output_name(dst, src)
+        except ConfigError as exc:
+            return str(exc).split(": ", 1)[-1]
+        return ""
+    if domain == "nifti" and not is_nifti_path(dst):
+        return "NIfTI output must end in .nii or .nii.gz"
+    if domain == "dicom" and (is_nifti_path(dst) or dst.suffix.lower() == ".dcm"):
+        return "a DICOM series is written to a folder"
     return ""
 
 

@@ -164,6 +164,11 @@ def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, doma
     # an output the run refuses whatever --overwrite says: the dry run says so too
     assert main(["upscale", str(src), str(src), "--dry-run", "--overwrite", "-q"]) == 0
     assert "[refused: the output would replace the input" in capsys.readouterr().out
+    bad = {"geotiff": "x.png", "nifti": "x.img", "dicom": "x.dcm"}[domain]  # misnamed outputs
+    assert main(["upscale", str(src), str(tmp_path / bad), "--dry-run", "-q"]) == 0
+    assert "[refused: " in capsys.readouterr().out
+    assert main(["upscale", str(src), str(tmp_path / bad), "-q"]) != 0
+    assert not (tmp_path / bad).exists()
     if domain == "dicom":  # a folder sr_domains did not write is never replaced
         mine = tmp_path / "mine"
         mine.mkdir()
