@@ -350,6 +350,10 @@ def test_an_output_never_replaces_a_source_of_a_vrt_input(tmp_path, capsys):
     out = tmp_path / "out.tif"  # another name: written, from the VRT's pixels
     assert upscale_geotiff(vrt, out, model=tiny_model(1, 2)) == out
     check_upscaled(vrt, out, 2)
+    src.rename(tmp_path / "moved.tif")  # a VRT whose source is gone: named, nothing written
+    with pytest.raises(InputFileError, match=r"reads .*src\.tif, which does not exist"):
+        upscale_geotiff(vrt, tmp_path / "o2.tif", model=tiny_model(1, 2))
+    assert not (tmp_path / "o2.tif").exists()
 
 
 def test_adapter_imports_without_rasterio(tmp_path):

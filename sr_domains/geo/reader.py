@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,8 @@ def raster_inputs(path: str | Path) -> list[Path]:
     """Every file a run reads for ``path``: the file, and for a GDAL virtual raster (VRT) the
     rasters it references, so that no output ever replaces one of them (an output named like
     a VRT's source replaced that source with ``--overwrite``). Unreadable: the file alone
-    (reading it reports the problem)."""
+    (reading it reports the problem); a VRT naming a missing source: :class:`InputFileError`
+    naming both."""
     p = Path(path)
     if not _is_vrt(p):
         return [p]
@@ -85,7 +87,11 @@ def raster_inputs(path: str | Path) -> list[Path]:
             files = [Path(f) for f in ds.files]
     except (InputFileError, OSError):
         return [p]
-    return [p, *(f for f in files if not str(f).startswith("/vsi") and f != p)]
+    sources = [f for f in files if not str(f).startswith("/vsi") and f != p]
+    for f in sources:  # (GDAL's own error would only say the read failed)
+        if not os.path.lexists(f):
+            raise InputFileError(p, f"reads {f}, which does not exist (a VRT's source raster)")
+    return [p, *sources]
 
 
 def _is_vrt(p: Path) -> bool:
