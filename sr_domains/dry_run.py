@@ -115,21 +115,19 @@ def _unsafe(domain: str, src: Path, dst: Path) -> str:
 
 def _misnamed(domain: str, src: Path, dst: Path) -> str:
     """Why the run would refuse the output's name (it must say what is written), or ""."""
-    from .medical.nifti import is_nifti_path
+    from .errors import ConfigError
 
-    if domain == "geotiff":
-        from .errors import ConfigError
-        from .geo.output_spec import check_output_name
+    try:
+        if domain == "geotiff":
+            from .geo.output_spec import check_output_name as check_geotiff_name
 
-        try:
-            check_output_name(dst, src)
-        except ConfigError as exc:
-            return str(exc).split(": ", 1)[-1]
-        return ""
-    if domain == "nifti" and not is_nifti_path(dst):
-        return "NIfTI output must end in .nii or .nii.gz"
-    if domain == "dicom" and (is_nifti_path(dst) or dst.suffix.lower() == ".dcm"):
-        return "a DICOM series is written to a folder"
+            check_geotiff_name(dst, src)
+        else:
+            from .medical.nifti import check_output_name
+
+            check_output_name(dst, domain)
+    except ConfigError as exc:
+        return str(exc).split(": ", 1)[-1]
     return ""
 
 

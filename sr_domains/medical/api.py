@@ -33,7 +33,7 @@ from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
 from .dicom_write import write_derived_series
 from .geometry import scale_factors, upscaled_affine
-from .nifti import is_nifti_path
+from .nifti import check_output_name
 from .nifti_upscale import run_nifti, upscale_nifti
 from .volume import upscale_volume
 
@@ -125,8 +125,7 @@ def run_dicom_series(
     check_supported(options, "DICOM", {"through_plane", "series_uid"})
     src, dst = Path(src), Path(dst)
     scale, through_plane = options.scale, options.through_plane
-    if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
-        raise ConfigError(f"{dst}: a DICOM series is written to a folder")
+    check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=options.overwrite)
     series = load_dicom_series(src, options.series_uid)
     volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first

@@ -38,7 +38,7 @@ from .isotropic_io import (
     resolve_slice_profile,
     thickness_from_sidecar,
 )
-from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
+from .nifti import check_output_name, check_upscalable, is_nifti_path, iter_planes, output_header
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,7 @@ def isotropic_nifti(
     src, dst = Path(src), Path(dst)
     internal, weights, overwrite = options.internal, options.weights, options.overwrite
     axes, values = options.axes, options.values
-    if not is_nifti_path(dst):
-        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
+    check_output_name(dst, "nifti")
     preflight(dst, [src], kind="file", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
     source = open_source(src)
@@ -265,8 +264,7 @@ def isotropic_dicom(
     iso = check_isotropic(options, "DICOM", {"series_uid"})
     src, dst = Path(src), Path(dst)
     internal, weights, overwrite = options.internal, options.weights, options.overwrite
-    if is_nifti_path(dst) or dst.suffix.lower() == ".dcm":
-        raise ConfigError(f"{dst}: a DICOM series is written to a folder")
+    check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
     series = load_dicom_series(src, options.series_uid)

@@ -51,6 +51,16 @@ def is_nifti_path(path: str | os.PathLike[str]) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def check_output_name(dst: str | os.PathLike[str], domain: str) -> None:
+    """Refuse an output named unlike what is written (the next tool trusts the name): a NIfTI
+    output ends in ``.nii``/``.nii.gz``; a DICOM series is a folder, not named ``.dcm`` or
+    like a NIfTI file. Every medical writer and ``--dry-run`` ask this."""
+    if domain == "nifti" and not is_nifti_path(dst):
+        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
+    if domain == "dicom" and (is_nifti_path(dst) or Path(dst).suffix.lower() == ".dcm"):
+        raise ConfigError(f"{dst}: a DICOM series is written to a folder")
+
+
 @dataclass
 class NiftiVolume:
     """A loaded NIfTI image.
@@ -168,8 +178,7 @@ def write_nifti(
     complete (:mod:`sr_domains.io_safety`).
     """
     dst = Path(dst)
-    if not is_nifti_path(dst):
-        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
+    check_output_name(dst, "nifti")
     out = data[..., 0] if like.image.ndim == 2 and data.ndim == 3 else data
     hdr = output_header(like, tuple(out.shape), factors, provenance or {})
     with (

@@ -35,7 +35,7 @@ from .common import (
     weights_for_volume,
 )
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
-from .nifti import check_upscalable, is_nifti_path, iter_planes, output_header
+from .nifti import check_output_name, check_upscalable, iter_planes, output_header
 from .nifti_io import (
     CHUNK_PLANES,
     PENDING,
@@ -138,8 +138,7 @@ def run_nifti(
         raise ConfigError("--isotropic runs through sr_domains.medical.isotropic_nifti")
     check_supported(options, "NIfTI", {"axes", "through_plane"})
     src, dst = Path(src), Path(dst)
-    if not is_nifti_path(dst):
-        raise ConfigError(f"{dst}: NIfTI output must end in .nii or .nii.gz")
+    check_output_name(dst, "nifti")
     preflight(dst, [src], kind="file", overwrite=options.overwrite)
     source = open_source(src)
     check_upscalable(source)
