@@ -13,9 +13,9 @@ function as the sequential CLI (the domain adapters' ``upscale``).
 * **Idempotent and resumable**: outputs are written atomically (:mod:`sr_domains.io_safety`);
   a task whose output is already complete is skipped, one of ours that is damaged is redone.
   Dask retries a task whose worker died; a bad input fails only its own task.
-* **Run manifest** ``sr-domains-run.jsonl`` next to the outputs (written atomically): one JSON
-  line per task with input, output, status, error, seconds, output sha256, model and weights
-  hash.
+* **Run manifest** ``sr-domains-run.jsonl`` next to the outputs: one JSON line per task with
+  input, output, status, error, seconds, output sha256, model and weights hash; appended as
+  each task ends (a run stopped part-way keeps them), written again atomically at the end.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .errors import (
 )
 from .options import UpscaleOptions, check_save_model_batch, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
-from .run_manifest import check_manifest_slot, write_run_manifest
+from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,11 @@ def upscale_many(
             if c is None:
                 for t in tasks:
                     results.append(run_task(t, options, model))
+                    append_run_record(out_dir, results[-1])  # kept if the run stops here
                     if bar is not None:
                         bar.update(1)
             else:
-                results = _run_on(c, tasks, options, model, retries, bar)
+                results = _run_on(c, tasks, options, model, retries, bar, out_dir)
     finally:
         if bar is not None:
             bar.close()
@@ -179,7 +180,13 @@ def _drop_run_manifest(out_dir: Path) -> None:
 
 
 def _run_on(
-    c: Any, tasks: list[Task], options: UpscaleOptions, model: Any, retries: int, bar: Any
+    c: Any,
+    tasks: list[Task],
+    options: UpscaleOptions,
+    model: Any,
+    retries: int,
+    bar: Any,
+    out_dir: Path,
 ) -> list[TaskResult]:
     dist = _distributed()
     if c.dashboard_link:
@@ -197,6 +204,7 @@ def _run_on(
             by_task[t] = _as_given(fut.result(), t)
         except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected error)
             by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
+        append_run_record(out_dir, by_task[t])  # kept if the run stops here
         if bar is not None:
             bar.update(1)
     return [by_task[t] for t in tasks]

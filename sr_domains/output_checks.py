@@ -19,6 +19,8 @@ MANIFEST = ".sr_domains.json"
 
 #: Run manifest of a batch (:mod:`sr_domains.distributed`), in its output folder.
 RUN_MANIFEST = "sr-domains-run.jsonl"
+#: How every run manifest record starts (the first key of ``TaskResult.to_json``).
+RECORD_START = b'{"input": '
 
 Kind = Literal["file", "dir"]
 PathArg = str | os.PathLike[str]
@@ -71,14 +73,21 @@ def read_manifest(folder: PathArg) -> dict[str, Any] | None:
 
 def is_run_manifest(path: Path) -> bool:
     """A batch's run manifest: JSON lines, each a task record (``input``, ``output``,
-    ``status``)."""
+    ``status``) or one cut short (a run killed while appending its record)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError):
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
         return False
     keys = {"input", "output", "status"}
-    return bool(records) and all(isinstance(r, dict) and keys <= r.keys() for r in records)
+
+    def record(line: str) -> bool:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            return line.encode("utf-8").startswith(RECORD_START)
+        return isinstance(r, dict) and keys <= r.keys()
+
+    return bool(lines) and all(map(record, lines))
 
 
 def foreign_entries(folder: PathArg) -> list[str]:
@@ -167,6 +176,7 @@ def check_model_output(
 
 __all__ = [
     "MANIFEST",
+    "RECORD_START",
     "RUN_MANIFEST",
     "Kind",
     "PathArg",

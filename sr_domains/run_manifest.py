@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import stat
 from collections.abc import Sequence
@@ -20,7 +21,9 @@ from pathlib import Path
 from .batch_tasks import TaskResult
 from .errors import UnsafeOutputError
 from .io_safety import atomic_output
-from .output_checks import RUN_MANIFEST
+from .output_checks import RECORD_START, RUN_MANIFEST
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(paths: Sequence[Path]) -> str:
@@ -33,10 +36,6 @@ def file_sha256(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-#: How every run manifest record starts (the first key of :meth:`TaskResult.to_json`).
-_RECORD_START = b'{"input": '
-
-
 def check_manifest_slot(out_dir: Path) -> None:
     """Refuse, before any work, a batch whose run manifest would replace somebody else's file
     of that name (even with ``--overwrite``: it is no output of the batch). Ours: empty, or
@@ -46,8 +45,8 @@ def check_manifest_slot(out_dir: Path) -> None:
         return
     try:
         with open(path, "rb") as fh:
-            head = fh.read(len(_RECORD_START))
-        ours = path.is_file() and not path.is_symlink() and _RECORD_START.startswith(head)
+            head = fh.read(len(RECORD_START))
+        ours = path.is_file() and not path.is_symlink() and RECORD_START.startswith(head)
     except OSError:
         ours = False
     if not ours:
@@ -67,6 +66,24 @@ def write_run_manifest(
     with atomic_output(manifest, list(sources), overwrite=True) as tmp:
         tmp.write_text("".join(r.to_json() + "\n" for r in results), encoding="utf-8")
     return manifest
+
+
+def append_run_record(out_dir: Path, result: TaskResult) -> None:
+    """Append the record of a task that just ended to ``out_dir``'s run manifest, so a run
+    stopped part-way (Ctrl-C, a killed job) leaves the checksums of what it wrote for the
+    next run; :func:`write_run_manifest` writes the whole manifest again when the run ends.
+    A record appended later wins over an earlier one for the same output. Never through a
+    symbolic link; a failure to append is logged, not raised (the outputs are the job)."""
+    path = Path(out_dir) / RUN_MANIFEST
+    line = (result.to_json() + "\n").encode("utf-8")
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        with os.fdopen(os.open(path, flags, 0o666), "r+b") as fh:
+            if fh.seek(0, os.SEEK_END) and (fh.seek(-1, os.SEEK_END), fh.read(1))[1] != b"\n":
+                line = b"\n" + line  # after a record cut short by a kill: a line of its own
+            fh.write(line)  # one write (appended): a kill leaves at most this line cut short
+    except OSError as exc:
+        log.debug("could not append to the run manifest %s: %s", path, exc)
 
 
 def recorded_sha(src: Path, dst: Path) -> str:
@@ -90,7 +107,9 @@ def recorded_sha(src: Path, dst: Path) -> str:
 def _manifest_shas(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], str]:
     """``{(input name, output name): output_sha256}`` of a run manifest, parsed once per
     process and version of the file (every task of a resumed batch asks it: parsing it each
-    time made a resume quadratic in the batch size). The first record of a pair counts."""
+    time made a resume quadratic in the batch size). The last record of a pair counts (a
+    run appends one per task as it ends, :func:`append_run_record`); one cut short is
+    skipped."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -104,8 +123,14 @@ def _manifest_shas(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str],
         if not isinstance(rec, dict) or not rec.get("output_sha256"):
             continue
         key = (Path(str(rec.get("input", ""))).name, Path(str(rec.get("output", ""))).name)
-        shas.setdefault(key, str(rec["output_sha256"]))  # (paths as that run gave them)
+        shas[key] = str(rec["output_sha256"])  # (paths as that run gave them)
     return shas
 
 
-__all__ = ["check_manifest_slot", "file_sha256", "recorded_sha", "write_run_manifest"]
+__all__ = [
+    "append_run_record",
+    "check_manifest_slot",
+    "file_sha256",
+    "recorded_sha",
+    "write_run_manifest",
+]

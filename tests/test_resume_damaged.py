@@ -195,3 +195,109 @@ def test_a_users_file_where_the_run_manifest_goes_is_never_replaced(tmp_path, ru
     assert (out / "a.tif").is_file() and len(_records(out)) == 1
     run()  # and again: the manifest it wrote is ours
     assert _records(out)["a.tif"]["status"] == "skipped"
+
+
+@pytest.mark.parametrize("runner", ["sequential", "batch runner"])
+def test_a_run_stopped_part_way_keeps_the_records_of_what_it_wrote(tmp_path, monkeypatch, runner):
+    """Each task's record is appended to the run manifest as the task ends: a batch stopped
+    part-way (Ctrl-C here; a killed job alike) leaves the checksum of every output it wrote,
+    so the next run knows one of them cut short afterwards as its own and redoes it (without
+    the record it is refused as a possible user's file), and skips the intact ones."""
+    pytest.importorskip("rasterio")
+    import rasterio
+
+    from sr_domains import distributed
+    from sr_domains.geo import batch as geo_batch
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.run_manifest import file_sha256
+    from sr_domains.testing.geo import make_geotiff
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name, w in (("a.tif", 40), ("b.tif", 24), ("c.tif", 32)):
+        make_geotiff(folder / name, width=w, height=20, count=1)
+    model = tiny_model(1, 2)
+
+    def run() -> list[str]:
+        if runner == "sequential":
+            return sorted(p.name for p in geo_many(folder, out, model=model))
+        report = upscale_many(folder, out, options=UpscaleOptions(), model=model)
+        return sorted(Path(r.task.dst).name for r in report.results if r.status == "ok")
+
+    # stop the first run when it reaches c.tif, as Ctrl-C there would
+    target, fn = (
+        (geo_batch, "write_geotiff") if runner == "sequential" else (distributed, "run_task")
+    )
+    real = getattr(target, fn)
+
+    def stop_at_c(first, *args, **kwargs):
+        src = first if runner == "sequential" else first.src  # write_geotiff(src, ...) / a Task
+        if Path(src).name == "c.tif":
+            raise KeyboardInterrupt
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(target, fn, stop_at_c)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.undo()
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "sr-domains-run.jsonl"]
+    kept = _records(out)
+    assert sorted(kept) == ["a.tif", "b.tif"]
+    assert kept["a.tif"]["output_sha256"] == file_sha256([out / "a.tif"])
+    with rasterio.open(out / "a.tif") as ds:
+        good = ds.read()
+    _cut(out / "a.tif", (out / "a.tif").stat().st_size - 64)  # the TIFF header only
+    assert run() == ["a.tif", "c.tif"]  # a redone (known by its record), b skipped, c written
+    with rasterio.open(out / "a.tif") as ds:
+        assert np.array_equal(ds.read(), good)
+    final = _records(out)
+    assert {n: r["status"] for n, r in final.items()} == {
+        "a.tif": "ok",
+        "b.tif": "skipped",
+        "c.tif": "ok",
+    }
+    lines = (out / "sr-domains-run.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # the end of a run writes the whole manifest again, once per task
+
+
+def test_a_record_cut_short_by_a_kill_leaves_the_manifest_ours(tmp_path):
+    """A run killed while appending a record leaves its last line cut short: the manifest is
+    still a run manifest (its folder's series stays ours), the later record of an output wins
+    over the earlier one, and a file that is no manifest is not taken for one."""
+    from sr_domains.output_checks import is_run_manifest
+    from sr_domains.run_manifest import recorded_sha
+
+    m = tmp_path / "sr-domains-run.jsonl"
+    rec = '{{"input": "in/a.tif", "output": "out/a.tif", "status": "ok", "output_sha256": "{}"}}'
+    m.write_text(rec.format("1" * 64) + "\n" + rec.format("2" * 64) + "\n" + '{"input": "in/b')
+    assert is_run_manifest(m)
+    assert recorded_sha(Path("in/a.tif"), tmp_path / "a.tif") == "2" * 64
+    m.write_text(rec.format("1" * 64) + "\n" + '{"title": "my own json lines"}\n')
+    assert not is_run_manifest(m)
+    m.write_text(rec.format("1" * 64) + "\n" + "my notes\n")
+    assert not is_run_manifest(m)
+    m.write_text('{"input": "in/b')
+    assert is_run_manifest(m)
+
+
+def test_a_record_appended_after_one_cut_short_starts_a_line_of_its_own(tmp_path):
+    """The next run appends its records after a line a kill cut short: each on its own line,
+    so neither is lost and the manifest stays ours."""
+    from sr_domains.batch_tasks import Task, TaskResult
+    from sr_domains.output_checks import is_run_manifest
+    from sr_domains.run_manifest import append_run_record, recorded_sha
+
+    m = tmp_path / "sr-domains-run.jsonl"
+    m.write_text('{"input": "in/b.tif", "outp')
+    task = Task("geotiff", "in/a.tif", str(tmp_path / "a.tif"))
+    append_run_record(tmp_path, TaskResult(task, "ok", sha256="3" * 64))
+    append_run_record(tmp_path, TaskResult(task, "ok", sha256="4" * 64))
+    lines = m.read_text().splitlines()
+    assert lines[0] == '{"input": "in/b.tif", "outp' and len(lines) == 3
+    assert is_run_manifest(m) and recorded_sha(Path("in/a.tif"), tmp_path / "a.tif") == "4" * 64
+    link = tmp_path / "sub"
+    link.mkdir()
+    (link / "sr-domains-run.jsonl").symlink_to(tmp_path / "elsewhere.txt")
+    append_run_record(link, TaskResult(task, "ok", sha256="5" * 64))  # never through a link
+    assert not (tmp_path / "elsewhere.txt").exists()

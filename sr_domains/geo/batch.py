@@ -21,7 +21,13 @@ from ..io_safety import batch_entry, check_paths
 from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import UpscaleOptions, check_save_model_batch
-from ..run_manifest import check_manifest_slot, file_sha256, recorded_sha, write_run_manifest
+from ..run_manifest import (
+    append_run_record,
+    check_manifest_slot,
+    file_sha256,
+    recorded_sha,
+    write_run_manifest,
+)
 from ..run_recipe import recipe_of
 from .names import BATCH_SUFFIXES, geotiff_output_name
 from .output_spec import TAG_PREFIX
@@ -149,8 +155,9 @@ def write_many(
             failed.append(why)
             kept = carried if dst.is_file() else ""
             records.append(TaskResult(task, "failed", error=why, sha256=kept))
-            continue
-        records.append(_written(task, time.perf_counter() - t0))
+        else:
+            records.append(_written(task, time.perf_counter() - t0))
+        append_run_record(out_dir, records[-1])  # a run stopped part-way keeps what it did
     manifest = write_run_manifest(out_dir, sorted(records, key=lambda r: r.task.src), files)
     # a rerun that skips outputs says so (it used to print nothing at all)
     log.log(
