@@ -5,6 +5,7 @@ Dask cluster)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from .options import BACKENDS, UpscaleOptions, engine_fields
 
 if TYPE_CHECKING:
     from .batch_tasks import RunReport
+
+log = logging.getLogger(__name__)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -119,7 +122,8 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="print what would be written, with the model and profile chosen; write nothing",
+        help="print what would be written, with the model and profile chosen; write nothing "
+        "(exit status 1 where the run would refuse an output or fail on an input)",
     )
     e = p.add_argument_group("speed (see docs/models_and_inference.md)")
     e.add_argument(
@@ -229,10 +233,11 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     if not distributed and args.domain is None:
         _one_domain(src)
     if args.dry_run:
-        from .dry_run import dry_run
+        from . import dry_run
 
-        print(dry_run(src, dst, options, args.domain))
-        return 0
+        planned = dry_run.plan(src, dst, options, args.domain)
+        print(dry_run.report(planned, options))
+        return 1 if dry_run.would_fail(planned) else 0  # (a script can tell a refused run)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if distributed:
@@ -294,6 +299,10 @@ def _one_domain(src: Path) -> None:
     if not src.is_dir():
         return
     names = matching_domains(src)
+    if names[:1] == ["dicom"]:
+        _left_beside_series(src)
+    else:
+        _subfolders_left_out(src)
     if not names or names[0] != "geotiff":
         return
     rest = [f for f in src.iterdir() if f.is_file() and f.suffix.lower() not in SUFFIXES]
@@ -305,6 +314,50 @@ def _one_domain(src: Path) -> None:
             f"{src}: holds {', '.join(listed)} inputs and a batch covers one domain: pass "
             f"--domain {'|'.join(n for n in listed if n != 'nifti')} to upscale one of them, or "
             "--workers N to upscale them all as one batch"
+        )
+
+
+def _left_beside_series(src: Path) -> None:
+    """Warn that the NIfTI volumes and GeoTIFFs beside a DICOM series are not upscaled with it
+    (the folder is read as one series; they are not ignored without a word)."""
+    from .adapters import matching_domains
+
+    beside = sorted(
+        f.name
+        for f in src.iterdir()
+        if f.is_file() and set(matching_domains(f)) & {"nifti", "geotiff"}
+    )
+    if beside:
+        shown = ", ".join(beside[:5]) + (f" and {len(beside) - 5} more" if len(beside) > 5 else "")
+        log.warning(
+            "%s: read as a DICOM series; left out: %s (--domain nifti / geotiff for them, "
+            "or --workers N to upscale every input of the folder)",
+            src,
+            shown,
+        )
+
+
+def _subfolders_left_out(src: Path) -> None:
+    """Warn that a folder batch takes the folder's own files: subfolders holding GeoTIFFs or
+    NIfTI volumes are named (a DICOM series folder, by contrast, is read recursively)."""
+    from .geo.names import BATCH_SUFFIXES
+    from .medical.nifti import is_nifti_path
+
+    def inputs_in(folder: Path) -> bool:
+        try:
+            return any(
+                f.suffix.lower() in BATCH_SUFFIXES or is_nifti_path(f) for f in folder.iterdir()
+            )
+        except OSError:
+            return False
+
+    subs = sorted(d.name for d in src.iterdir() if d.is_dir() and inputs_in(d))
+    if subs:
+        log.warning(
+            "%s: a folder batch takes the folder's own files; not searched: %s (give each "
+            "subfolder, or a glob, as the input)",
+            src,
+            ", ".join(subs[:5]) + (f" and {len(subs) - 5} more" if len(subs) > 5 else ""),
         )
 
 
@@ -339,8 +392,9 @@ def _print_report(report: RunReport) -> int:
     for r in report.results:
         if r.status == "ok":
             print(r.task.dst)
-    for r in report.failed:
-        print(f"sr-domains: failed: {r.task.src}: {r.error}", file=sys.stderr)
+    for r in report.failed:  # the input named once (most errors name it already)
+        named = r.error if r.error.startswith(r.task.src) else f"{r.task.src}: {r.error}"
+        print(f"sr-domains: failed: {named}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
     return 1 if report.failed else 0  # as a sequential batch (2 is for usage errors)
 

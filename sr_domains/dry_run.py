@@ -201,6 +201,25 @@ def _plan_one(
 
 def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = None) -> str:
     """The dry-run report of ``sr-domains upscale SRC DST`` (module docs)."""
+    return report(plan(src, dst, options, domain), options)
+
+
+def report(planned: list[PlannedOutput], options: UpscaleOptions) -> str:
+    """The text of a dry run's ``planned`` outputs."""
+    head = f"dry run: {len(planned)} output(s), scale x{options.scale}; nothing written"
+    return "\n".join([head, *(p.to_text() for p in planned)])
+
+
+def would_fail(planned: list[PlannedOutput]) -> bool:
+    """Whether the run would stop on one of ``planned`` (an output refused, an input or model
+    error): ``sr-domains upscale --dry-run`` then exits with status 1, as the run would."""
+    return any(p.action.startswith(("refused", "error")) for p in planned)
+
+
+def plan(
+    src: Path, dst: Path, options: UpscaleOptions, domain: str | None = None
+) -> list[PlannedOutput]:
+    """What ``sr-domains upscale SRC DST`` would do with each output (module docs)."""
     from .adapters import find_adapter
 
     batch = src.is_dir() and not (domain == "dicom" or _is_dicom_folder(src))
@@ -221,8 +240,7 @@ def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = 
 
             out = dst / geotiff_output_name(src, options.suffix)
         planned.append(_plan_one(name, src, out, options, batch=False))
-    head = f"dry run: {len(planned)} output(s), scale x{options.scale}; nothing written"
-    return "\n".join([head, *(p.to_text() for p in planned)])
+    return planned
 
 
 def _is_dicom_folder(path: Path) -> bool:
@@ -235,4 +253,4 @@ def _is_dicom_folder(path: Path) -> bool:
     return any(has_dicm_preamble(p) for p in files[:20])
 
 
-__all__ = ["PlannedOutput", "dry_run"]
+__all__ = ["PlannedOutput", "dry_run", "plan", "report", "would_fail"]

@@ -260,6 +260,10 @@ DOMAIN_FIELDS = {
 }
 
 
+#: CLI flags of the domain fields whose name is not the field's (``--flag-name`` otherwise).
+FLAGS = {"series_uid": "--series", "creation_options": "--co"}
+
+
 def check_supported(options: UpscaleOptions, domain: str, supported: set[str]) -> None:
     """Raise ConfigError if a domain-specific option is set that ``domain`` does not support."""
     defaults = UpscaleOptions()
@@ -270,7 +274,9 @@ def check_supported(options: UpscaleOptions, domain: str, supported: set[str]) -
         and getattr(options, f.name) != getattr(defaults, f.name)
     ]
     if bad:
-        flags = ", ".join("--" + b.replace("_", "-") for b in bad)
+        flags = ", ".join(
+            f"{FLAGS[b]} ({b}=)" if b in FLAGS else "--" + b.replace("_", "-") for b in bad
+        )
         raise ConfigError(f"option(s) {flags} do not apply to {domain} input")
     check_internal(options)
 

@@ -156,16 +156,17 @@ def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, doma
     assert "[would write]" in capsys.readouterr().out
     assert main(argv) == 0
     capsys.readouterr()
-    assert main([*argv, "--dry-run"]) == 0
+    # a refused output: the dry run says so and exits 1, as the run would (scripts can tell)
+    assert main([*argv, "--dry-run"]) == 1
     assert "[refused: exists (pass --overwrite)]" in capsys.readouterr().out
     assert main(argv) != 0 and "output exists" in capsys.readouterr().err  # as the run says
     assert main([*argv, "--dry-run", "--overwrite"]) == 0
     assert "[would replace (--overwrite)]" in capsys.readouterr().out
     # an output the run refuses whatever --overwrite says: the dry run says so too
-    assert main(["upscale", str(src), str(src), "--dry-run", "--overwrite", "-q"]) == 0
+    assert main(["upscale", str(src), str(src), "--dry-run", "--overwrite", "-q"]) == 1
     assert "[refused: the output would replace the input" in capsys.readouterr().out
     bad = {"geotiff": "x.png", "nifti": "x.img", "dicom": "x.dcm"}[domain]  # misnamed outputs
-    assert main(["upscale", str(src), str(tmp_path / bad), "--dry-run", "-q"]) == 0
+    assert main(["upscale", str(src), str(tmp_path / bad), "--dry-run", "-q"]) == 1
     assert "[refused: " in capsys.readouterr().out
     assert main(["upscale", str(src), str(tmp_path / bad), "-q"]) != 0
     assert not (tmp_path / bad).exists()
@@ -173,7 +174,7 @@ def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, doma
         mine = tmp_path / "mine"
         mine.mkdir()
         (mine / "notes.txt").write_text("mine")
-        assert main(["upscale", str(src), str(mine), "--dry-run", "--overwrite", "-q"]) == 0
+        assert main(["upscale", str(src), str(mine), "--dry-run", "--overwrite", "-q"]) == 1
         assert "[refused: holds entries sr_domains did not write" in capsys.readouterr().out
         assert main(["upscale", str(src), str(mine), "--overwrite", "-q"]) != 0
         assert (mine / "notes.txt").read_text() == "mine"
@@ -237,3 +238,49 @@ def test_missing_optional_dependency_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("sr-domains: error: models needs skimage, which is not installed")
     assert err.endswith('pip install "sr-domains[train]"') and "\n" not in err
+
+
+def test_what_a_run_leaves_out_is_said_and_errors_name_real_flags(tmp_path, capsys, caplog):
+    """Inputs a run does not take are named (NIfTI beside a DICOM series, subfolders of a
+    folder batch), an option that does not apply is named by its flag (it said --series-uid
+    and --creation-options, which do not exist), a failed input is named once, and a 2-D
+    volume refused for --through-plane is named with its own shape."""
+    import logging
+
+    import nibabel as nib
+
+    from sr_domains.testing.medical import make_dicom_series, make_nifti
+
+    mix = tmp_path / "mix"
+    make_dicom_series(mix, n_slices=2, rows=12, cols=10)
+    make_nifti(mix / "t1.nii.gz", shape=(12, 10, 3))
+    with caplog.at_level(logging.WARNING):
+        assert main(["upscale", str(mix), str(tmp_path / "mix_x2"), "-q"]) == 0
+    said = caplog.text
+    assert "read as a DICOM series; left out: t1.nii.gz" in said and "--domain nifti" in said
+    caplog.clear()
+    batch = tmp_path / "batch"
+    (batch / "sub").mkdir(parents=True)
+    make_nifti(batch / "a.nii.gz", shape=(12, 10, 3))
+    make_nifti(batch / "sub" / "b.nii.gz", shape=(12, 10, 3))
+    (batch / "broken.nii.gz").write_bytes(b"not a volume")
+    with caplog.at_level(logging.WARNING):
+        assert main(["upscale", str(batch), str(tmp_path / "batch_x2"), "-q"]) == 1
+    assert "takes the folder's own files; not searched: sub" in caplog.text
+    err = capsys.readouterr().err
+    assert f"failed: {batch / 'broken.nii.gz'}: not a readable NIfTI" in err
+    assert err.count(str(batch / "broken.nii.gz")) == 2  # the failure line and the error's file
+    assert sorted(p.name for p in (tmp_path / "batch_x2").iterdir()) == [
+        "a.nii.gz",
+        "sr-domains-run.jsonl",
+    ]
+    vol = batch / "a.nii.gz"
+    for flag, shown in ((["--series", "1.2"], "--series (series_uid=)"), (["--co", "A=B"], "--co")):
+        assert main(["upscale", str(vol), str(tmp_path / "o.nii.gz"), *flag, "-q"]) == 2
+        assert f"option(s) {shown}" in capsys.readouterr().err
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((16, 12), np.float32), np.eye(4)), flat)
+    assert main(["upscale", str(flat), str(tmp_path / "f.nii.gz"), "--through-plane", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert str(flat) in err and "the volume is 16x12" in err
+    assert not (tmp_path / "f.nii.gz").exists()

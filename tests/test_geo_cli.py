@@ -210,7 +210,7 @@ def test_resume_skips_only_outputs_made_the_same_way(tmp_path, capsys):
     with pytest.raises(OutputExistsError, match="made with other weights: a.safetensors, not b"):
         upscale_many(src, out, weights=b)
     capsys.readouterr()
-    assert main(["upscale", str(src), str(out), "--weights", str(b), "--dry-run"]) == 0
+    assert main(["upscale", str(src), str(out), "--weights", str(b), "--dry-run"]) == 1  # refused
     said = capsys.readouterr().out
     assert said.count("refused: exists, made with other weights: a.safetensors, not b") == 2
     with pytest.raises(OutputExistsError, match="made from bands 1,2,3, not 3,2,1"):
@@ -344,7 +344,7 @@ def test_an_output_never_replaces_a_source_of_a_vrt_input(tmp_path, capsys):
         upscale_geotiff(vrt, src, model=tiny_model(1, 2), overwrite=True)
     argv = ["upscale", str(vrt), str(src), "--overwrite", "-q"]
     assert main(argv) != 0 and "would replace the input" in capsys.readouterr().err
-    assert main([*argv, "--dry-run"]) == 0
+    assert main([*argv, "--dry-run"]) == 1  # as the run
     assert "[refused: the output would replace the input" in capsys.readouterr().out
     assert hashlib.sha256(src.read_bytes()).hexdigest() == before
     out = tmp_path / "out.tif"  # another name: written, from the VRT's pixels

@@ -70,7 +70,7 @@ def test_nifti_rerun_skips_only_outputs_made_the_same_way(tmp_path, capsys):
         assert _sha(done) == sha  # an output made otherwise is never replaced silently
 
     code = main(["upscale", str(src), str(out), "--dry-run", "--through-plane"])
-    assert code == 0
+    assert code == 1  # refused, as the run
     assert "refused: exists, made without --through-plane" in capsys.readouterr().out
 
     tp = UpscaleOptions(scale=2, through_plane=True, overwrite=True)

@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import InputFileError
-from .dicom_series import DicomSeries, DicomSlice, _pydicom, fg_attr, slices_of
+from .dicom_series import DicomSeries, DicomSlice, _pydicom, fg_attr, frame_count, slices_of
 from .geometry import slice_normal
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def summarize(groups: dict[str, list[tuple[Path, Any]]]) -> list[SeriesSummary]:
     out = []
     for uid, items in groups.items():
         ds = items[0][1]
-        n = sum(int(d.get("NumberOfFrames", 1) or 1) for _, d in items)
+        n = sum(frame_count(f, d) for f, d in items)
         out.append(
             SeriesSummary(
                 uid,

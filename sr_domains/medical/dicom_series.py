@@ -165,7 +165,7 @@ def decode_pixels(path: Path, ds: Any) -> np.ndarray:
     except Exception as exc:
         name = getattr(ts, "name", ts)
         raise InputFileError(path, f"cannot decode the pixel data ({name}): {exc}") from exc
-    n = int(ds.get("NumberOfFrames", 1) or 1)
+    n = frame_count(path, ds)
     if n > 1 and arr.ndim == 2:
         arr = arr[None]
     return arr
@@ -181,10 +181,95 @@ def fg_attr(ds: Any, item: Any, seq: str, attr: str) -> Any:
     return None
 
 
-def _floats(v: Any) -> np.ndarray | None:
+#: Tags read as numbers, with their (group,element) for messages.
+TAGS = {
+    "NumberOfFrames": "0028,0008",
+    "ImagePositionPatient": "0020,0032",
+    "ImageOrientationPatient": "0020,0037",
+    "PixelSpacing": "0028,0030",
+    "RescaleSlope": "0028,1053",
+    "RescaleIntercept": "0028,1052",
+}
+
+
+def frame_count(path: Path, ds: Any) -> int:
+    """NumberOfFrames (1 when absent or empty); a value that is no positive integer is an
+    :class:`InputFileError` naming the file and the tag."""
+    v = ds.get("NumberOfFrames", 1)
+    try:
+        n = int(v or 1)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise InputFileError(path, f"NumberOfFrames ({TAGS['NumberOfFrames']}) is {v!r}")
+    return n
+
+
+def _floats(path: Path, key: str, v: Any, n: int) -> np.ndarray | None:
+    """``n`` finite numbers of the tag ``key`` (None when absent or empty), else an
+    :class:`InputFileError` naming the file, the tag and its value."""
     if v is None or (hasattr(v, "__len__") and len(v) == 0):
         return None
-    return np.asarray([float(x) for x in (v if hasattr(v, "__iter__") else [v])], np.float64)
+    items = list(v) if hasattr(v, "__iter__") and not isinstance(v, (str, bytes)) else [v]
+    try:
+        out = np.asarray([float(x) for x in items], np.float64)
+    except (TypeError, ValueError):
+        out = np.asarray([np.nan])
+    if out.shape != (n,) or not np.isfinite(out).all():
+        shown = "\\".join(str(x) for x in items)
+        want = "a finite number" if n == 1 else f"{n} finite numbers"
+        raise InputFileError(path, f"{key} ({TAGS[key]}) must be {want}, got '{shown}'")
+    return out
+
+
+def _checked_plane(path: Path, iop: np.ndarray | None, spacing: np.ndarray | None) -> None:
+    """Refuse an orientation whose row and column directions are no two orthogonal unit
+    vectors, and a pixel spacing that is not positive (no geometry follows from either)."""
+    if iop is not None:
+        row, col = iop[:3], iop[3:]
+        unit = np.allclose([np.linalg.norm(row), np.linalg.norm(col)], 1.0, atol=1e-2)
+        if not unit or abs(float(row @ col)) > 1e-2:
+            shown = "\\".join(f"{x:g}" for x in iop)
+            raise InputFileError(
+                path,
+                f"ImageOrientationPatient ({TAGS['ImageOrientationPatient']}) {shown} is not "
+                "two orthogonal unit vectors (row and column directions)",
+            )
+    if spacing is not None and not (spacing > 0).all():
+        shown = "\\".join(f"{x:g}" for x in spacing)
+        raise InputFileError(path, f"PixelSpacing ({TAGS['PixelSpacing']}) {shown} is not positive")
+
+
+def _rescale(path: Path, slope: Any, inter: Any) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept (1 and 0 when absent); a slope of 0 (every value
+    the same) or a value that is no finite number is refused, naming the file."""
+    m = _floats(path, "RescaleSlope", None if slope == "" else slope, 1)
+    b = _floats(path, "RescaleIntercept", None if inter == "" else inter, 1)
+    m0 = 1.0 if m is None else float(m[0])
+    if m0 == 0.0:
+        raise InputFileError(
+            path,
+            f"RescaleSlope ({TAGS['RescaleSlope']}) is 0: every stored value would mean "
+            "the same, so the pixel values are undefined",
+        )
+    return m0, 0.0 if b is None else float(b[0])
+
+
+def _slice(
+    path: Path,
+    ds: Any,
+    frame: int | None,
+    tags: tuple[Any, Any, Any, Any, Any],
+    item: Any = None,
+) -> DicomSlice:
+    """One slice from the raw values of its IPP, IOP, PixelSpacing, slope and intercept."""
+    pos, ori, ps, slope, inter = tags
+    iop = _floats(path, "ImageOrientationPatient", ori, 6)
+    spacing = _floats(path, "PixelSpacing", ps, 2)
+    _checked_plane(path, iop, spacing)
+    ipp = _floats(path, "ImagePositionPatient", pos, 3)
+    m, b = _rescale(path, slope, inter)
+    return DicomSlice(path, ds, frame, ipp, iop, spacing, m, b, item)
 
 
 def _check_image(path: Path, ds: Any) -> None:
@@ -211,49 +296,44 @@ def _check_image(path: Path, ds: Any) -> None:
 def slices_of(path: Path, ds: Any) -> list[DicomSlice]:
     """The 2-D slices of one image file (one per frame for enhanced multi-frame files)."""
     _check_image(path, ds)
-    n = int(ds.get("NumberOfFrames", 1) or 1)
+    n = frame_count(path, ds)
     if "PerFrameFunctionalGroupsSequence" in ds:
         frames = ds.PerFrameFunctionalGroupsSequence
         if len(frames) != n:
             raise InputFileError(path, f"{len(frames)} per-frame groups for {n} frames")
-        out = []
-        pos, ori = "PlanePositionSequence", "PlaneOrientationSequence"
-        for f, item in enumerate(frames):
-            slope = fg_attr(ds, item, "PixelValueTransformationSequence", "RescaleSlope")
-            inter = fg_attr(ds, item, "PixelValueTransformationSequence", "RescaleIntercept")
-            out.append(
-                DicomSlice(
-                    path,
-                    ds,
-                    f,
-                    _floats(fg_attr(ds, item, pos, "ImagePositionPatient")),
-                    _floats(fg_attr(ds, item, ori, "ImageOrientationPatient")),
-                    _floats(fg_attr(ds, item, "PixelMeasuresSequence", "PixelSpacing")),
-                    1.0 if slope is None else float(slope),
-                    0.0 if inter is None else float(inter),
-                    item,
-                )
+        pos, ori, pix = "PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence"
+        values = "PixelValueTransformationSequence"
+        return [
+            _slice(
+                path,
+                ds,
+                f,
+                (
+                    fg_attr(ds, item, pos, "ImagePositionPatient"),
+                    fg_attr(ds, item, ori, "ImageOrientationPatient"),
+                    fg_attr(ds, item, pix, "PixelSpacing"),
+                    fg_attr(ds, item, values, "RescaleSlope"),
+                    fg_attr(ds, item, values, "RescaleIntercept"),
+                ),
+                item,
             )
-        return out
+            for f, item in enumerate(frames)
+        ]
     if n > 1:
         raise InputFileError(
             path,
             f"multi-frame image ({n} frames) without per-frame functional groups is not supported",
         )
-    slope = ds.get("RescaleSlope")
-    inter = ds.get("RescaleIntercept")
-    return [
-        DicomSlice(
-            path,
-            ds,
-            None,
-            _floats(ds.get("ImagePositionPatient")),
-            _floats(ds.get("ImageOrientationPatient")),
-            _floats(ds.get("PixelSpacing")),
-            1.0 if slope in (None, "") else float(slope),
-            0.0 if inter in (None, "") else float(inter),
-        )
-    ]
+    keys = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+    rescale = (ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
+    return [_slice(path, ds, None, (*(ds.get(k) for k in keys), *rescale))]
 
 
-__all__ = ["DicomSeries", "DicomSlice", "decode_pixels", "fg_attr", "slices_of"]
+__all__ = [
+    "DicomSeries",
+    "DicomSlice",
+    "decode_pixels",
+    "fg_attr",
+    "frame_count",
+    "slices_of",
+]

@@ -137,7 +137,7 @@ def slice_normal(iop: Sequence[float] | np.ndarray) -> np.ndarray:
     n = np.cross(v[:3], v[3:])
     norm = np.linalg.norm(n)
     if v.shape != (6,) or norm < 1e-6:
-        raise GeometryError(f"invalid ImageOrientationPatient {list(v)}")
+        raise GeometryError(f"invalid ImageOrientationPatient {[float(x) for x in v.ravel()]}")
     return n / norm
 
 

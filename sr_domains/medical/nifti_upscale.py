@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..api_options import keyword_options
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
@@ -146,7 +146,10 @@ def run_nifti(
     axes, through_plane = options.axes, options.through_plane
     ax = check_axes(axes) if axes is not None else default_axes(voxel_sizes(source.affine), shape3)
     if through_plane and min(shape3) < 2:
-        raise ConfigError(f"through-plane SR needs >= 2 voxels on every axis, got {shape3}")
+        shape = "x".join(str(n) for n in source.image.shape)
+        raise InputFileError(
+            src, f"through-plane SR needs >= 2 voxels on each of 3 axes; the volume is {shape}"
+        )
     factors = scale_factors(ax, options.scale, through_plane)
     streaming = not through_plane and tuple(sorted(ax)) == (0, 1)
     if not streaming:  # input, output and one temporary estimate in memory
