@@ -15,6 +15,7 @@ from .errors import ConfigError, InputFileError
 from .geo.names import BATCH_SUFFIXES, geotiff_output_name
 from .io_safety import batch_entry, check_paths
 from .options import output_name
+from .output_checks import check_batch_folder
 
 _NIFTI = (".nii", ".nii.gz")
 
@@ -237,6 +238,8 @@ def plan_tasks(
     if dupes:
         raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     check_paths(out_dir, [*roots, *(Path(t.src) for t in tasks)], kind="dir")
+    if not (len(tasks) == 1 and Path(tasks[0].dst) == Path(out_dir)):  # (not one series' folder)
+        check_batch_folder(out_dir)
     return tasks
 
 

@@ -62,6 +62,38 @@ def check_paths(dst: PathArg, inputs: Sequence[PathArg], *, kind: Kind) -> None:
             )
 
 
+#: Names of files an image tool writes: a new batch output folder is not named like one.
+FILE_SUFFIXES = (
+    ".tif",
+    ".tiff",
+    ".jp2",
+    ".j2k",
+    ".vrt",
+    ".nii",
+    ".nii.gz",
+    ".dcm",
+    ".img",
+    ".hdr",
+    ".png",
+    ".jpg",
+    ".jpeg",
+)
+
+
+def check_batch_folder(out_dir: PathArg) -> None:
+    """Refuse a batch output folder that does not exist yet and is named like a file
+    (``out/result.tif``): the batch would make a folder of that name, which the next tool
+    takes for a raster (an existing folder of any name is the user's choice)."""
+    out_dir = Path(out_dir)
+    name = out_dir.name.lower()
+    ext = next((e for e in FILE_SUFFIXES if name.endswith(e) and name != e), "")
+    if ext and not os.path.lexists(out_dir):
+        raise ConfigError(
+            f"{out_dir}: the input is a batch, so its outputs go to a folder, but this name "
+            f"ends in {ext} like a file; give a folder (e.g. {out_dir.parent / 'out'})"
+        )
+
+
 def read_manifest(folder: PathArg) -> dict[str, Any] | None:
     """The manifest of an output folder, or None when it has none (or an unreadable one)."""
     try:
@@ -175,11 +207,13 @@ def check_model_output(
 
 
 __all__ = [
+    "FILE_SUFFIXES",
     "MANIFEST",
     "RECORD_START",
     "RUN_MANIFEST",
     "Kind",
     "PathArg",
+    "check_batch_folder",
     "check_existing",
     "check_model_output",
     "check_paths",

@@ -130,6 +130,22 @@ def test_huge_raster_split_equals_single_process(tmp_path, client):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "ref.tif", "split.tif"]
 
 
+def test_split_raster_keeps_the_mask_of_nan_pixels_written_as_integers(tmp_path, client):
+    """Float data without nodata written with an integer --dtype: the mask that marks its NaN
+    pixels invalid is assembled from the parts like a source mask."""
+    src = make_geotiff(tmp_path / "f.tif", width=60, height=700, dtype="float32", nan_fraction=0.1)
+    model = tiny_model(1, 2)
+    opts = UpscaleOptions(scale=2, tile=64, dtype="int16")
+    ref = upscale_geotiff(src, tmp_path / "ref.tif", model=model, tile=64, dtype="int16")
+    out = upscale_geotiff_split(
+        src, tmp_path / "split.tif", client=client, options=opts, model=model
+    )
+    with rasterio.open(src) as s, rasterio.open(ref) as a, rasterio.open(out) as b:
+        nan = np.repeat(np.repeat(np.isnan(s.read(1)), 2, 0), 2, 1)
+        assert nan.any() and np.array_equal(b.read_masks(1) == 0, nan)
+        assert np.array_equal(a.read(), b.read()) and np.array_equal(a.read_masks(), b.read_masks())
+
+
 def test_cli_with_an_existing_scheduler(tmp_path, client, capsys):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -111,8 +111,10 @@ def _info_file(path: Path) -> str:
                 f"  bounds      left {b.left:.12g}, bottom {b.bottom:.12g}, "
                 f"right {b.right:.12g}, top {b.top:.12g}"
             )
-        nd = ds.nodata
-        lines.append(f"  nodata      {'none' if nd is None else f'{nd:g}'}")
+        nds = ["none" if v is None else f"{v:g}" for v in ds.nodatavals]
+        per_band = len(set(nds)) > 1
+        text = ", ".join(f"band {i} {v}" for i, v in enumerate(nds, 1)) if per_band else nds[0]
+        lines.append(f"  nodata      {text}")
         ovr = ds.overviews(1)
         lines.append(f"  overviews   {', '.join(map(str, ovr)) if ovr else 'none'}")
         tags = ds.tags()
@@ -192,6 +194,7 @@ def _info_dict(path: Path) -> dict[str, Any]:
                     "description": ds.descriptions[i - 1],
                     "unit": ds.units[i - 1],
                     "mask_flags": [f.name for f in ds.mask_flag_enums[i - 1]],
+                    "nodata": ds.nodatavals[i - 1],
                 }
                 for i in ds.indexes
             ],

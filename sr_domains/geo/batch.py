@@ -21,6 +21,7 @@ from ..io_safety import batch_entry, check_paths
 from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import UpscaleOptions, check_save_model_batch
+from ..output_checks import check_batch_folder
 from ..run_manifest import (
     append_run_record,
     check_manifest_slot,
@@ -108,6 +109,7 @@ def write_many(
         raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
     check_paths(out_dir, [*roots, *files], kind="dir")
+    check_batch_folder(out_dir)
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")
     requested = Requested.of(options, model, "geotiff")

@@ -53,6 +53,9 @@ class OutputSpec:
     band_meta: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
     creation: dict[str, str] = field(default_factory=dict)  # the user's --co, upper-case keys
+    #: write a per-dataset mask of the invalid pixels (float data without nodata, written as
+    #: integers: NaN has no integer value)
+    mask_invalid: bool = False
 
 
 #: Creation options sr_domains sets from the input and the scale; ``--co`` cannot change them.
@@ -62,19 +65,32 @@ OUTPUT_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "floa
 
 
 def customize_spec(
-    spec: OutputSpec, dtype: str | None = None, creation: dict[str, str] | None = None
+    spec: OutputSpec,
+    dtype: str | None = None,
+    creation: dict[str, str] | None = None,
+    source: Path | None = None,
 ) -> None:
     """Apply the user's output data type and GDAL creation options (``--dtype``, ``--co``) to
-    ``spec``; the defaults stay for every option not given."""
+    ``spec``; the defaults stay for every option not given. ``source`` names the input in
+    errors."""
     if dtype is not None:
         if dtype not in OUTPUT_DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
         dt = np.dtype(dtype)
         for v in (spec.nodata, None if np.isnan(spec.invalid_value) else spec.invalid_value):
             if v is not None and not _representable(v, dt):
-                raise ConfigError(f"nodata {v:g} cannot be stored as {dtype}")
+                named = f"{source}: " if source is not None else ""
+                raise ConfigError(
+                    f"{named}nodata {v:g} cannot be stored as {dtype}; pass --nodata V (a "
+                    f"{dtype} value) for the output"
+                    + (" (pixels that are NaN stay invalid)" if np.isnan(v) else "")
+                )
         if dt.kind != "f" and np.isnan(spec.invalid_value):
+            # float data without a nodata value: its NaN pixels are invalid, and an integer
+            # type has no NaN. Written as 0 under a per-dataset mask that marks them invalid
+            # (a 0 alone would read as valid data).
             spec.invalid_value = 0.0
+            spec.mask_invalid = True
         spec.profile["dtype"] = dt.name
         spec.profile["predictor"] = 3 if dt.kind == "f" else 2
     for key, value in (creation or {}).items():

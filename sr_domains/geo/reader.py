@@ -172,16 +172,22 @@ class RasterSource:
         if not self.indexes:
             raise InputFileError(self.path, "has no data bands (only an alpha band)")
         self.nodata_override = nodata is not None
-        nodatas = {ds.nodatavals[i - 1] for i in self.indexes}
-        if len({"nan" if v is not None and np.isnan(v) else v for v in nodatas}) > 1 and (
-            nodata is None
-        ):
-            raise InputFileError(
-                self.path,
-                f"the selected bands have different nodata values {sorted(map(str, nodatas))}; "
-                "a GeoTIFF holds one, so pass --nodata",
+        per_band = [ds.nodatavals[i - 1] for i in self.indexes]
+        #: each band's own nodata (stored type), when the selected bands differ in it: it marks
+        #: that band's invalid pixels, and ``nodata`` (given) is the output's one value
+        self.band_nodata: tuple[Any, ...] | None = None
+        if len({"nan" if v is not None and np.isnan(v) else v for v in per_band}) > 1:
+            if nodata is None:
+                raise InputFileError(
+                    self.path,
+                    f"the selected bands have different nodata values {[str(v) for v in per_band]}"
+                    " and a GeoTIFF holds one: pass --nodata V for the output (each band's own "
+                    "value still marks its invalid pixels)",
+                )
+            self.band_nodata = tuple(
+                None if v is None else np.array(v).astype(self.dtype)[()] for v in per_band
             )
-        file_nodata = ds.nodatavals[self.indexes[0] - 1]
+        file_nodata = per_band[0]
         self.nodata: float | None = float(nodata) if nodata is not None else file_nodata
         if self.nodata is not None:
             _check_nodata(self.path, self.nodata, self.dtype)
@@ -221,6 +227,9 @@ class RasterSource:
             valid &= gdal_mask > 0
         if self._nodata_typed is not None and not np.isnan(self._nodata_typed):
             valid &= values != self._nodata_typed
+        for k, v in enumerate(self.band_nodata or ()):  # bands of different nodata values
+            if v is not None and not np.isnan(v):
+                valid[k] &= values[k] != v
         if self.dtype.kind == "f":  # NaN (also a NaN nodata) and inf are never valid
             valid &= np.isfinite(values)
         return valid

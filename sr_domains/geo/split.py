@@ -98,7 +98,7 @@ def _assemble(job: GeotiffJob, parts: list[tuple[Path, tuple[int, int]]], out: A
                 data = part.read(window=Window(0, y, width, h))
                 target = Window(0, r0 + y, width, h)
                 out.write(data, window=target)
-                if job.spec.write_mask:
+                if job.spec.write_mask or job.spec.mask_invalid:
                     out.write_mask(part.read_masks(1, window=Window(0, y, width, h)), target)
 
 

@@ -166,6 +166,8 @@ def write_block(
     dst.write(out, indexes=list(range(1, c + 1)), window=window)
     if spec.write_mask and lr.mask is not None:
         dst.write_mask(up(lr.mask), window=window)
+    elif spec.mask_invalid:  # (a pixel is valid where every band is)
+        dst.write_mask(np.where(valid.all(axis=0), 255, 0).astype(np.uint8), window=window)
     if spec.alpha_band is not None and lr.alpha is not None:
         dst.write(up(lr.alpha), spec.alpha_band, window=window)
 
@@ -182,6 +184,7 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
         "overviews": "AUTO",
         "overview_resampling": "AVERAGE",
         "bigtiff": "IF_SAFER",
+        "copy_src_mdd": "YES",  # metadata domains besides the default one, as the GTiff output
     }
     for k, v in spec.creation.items():  # the user's --co, in the COG driver's names
         if k in ("TILED", "INTERLEAVE", "PHOTOMETRIC"):
