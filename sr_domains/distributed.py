@@ -30,9 +30,7 @@ from typing import Any
 
 from .batch_tasks import RunReport, Task, TaskResult, plan_tasks
 from .batch_worker import run_task, task_status, worker_model
-from .errors import (
-    MissingDependencyError,
-)
+from .errors import MissingDependencyError, SRDomainsError
 from .options import UpscaleOptions, check_save_model_batch, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
 from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
@@ -83,7 +81,15 @@ def cluster_client(
         return
     dist = _distributed()
     if scheduler:
-        with dist.Client(scheduler) as c:
+        try:
+            c = dist.Client(scheduler)
+        except (OSError, TimeoutError) as exc:  # (distributed raises OSError when it times out)
+            given = "--scheduler" if os.environ.get(SCHEDULER_ENV) != scheduler else SCHEDULER_ENV
+            raise SRDomainsError(
+                f"cannot reach the Dask scheduler {scheduler} (from {given}): {exc}; is it "
+                "running at that address?"
+            ) from exc
+        with c:
             yield c
         return
     cores = os.cpu_count() or 1

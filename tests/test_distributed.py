@@ -453,3 +453,19 @@ def test_a_recorded_geotiff_is_skipped_in_one_read_and_a_damaged_one_redone(
     (out / "a.tif").write_bytes(bytes(damaged))
     redone = run_task(task, opts, model)
     assert redone.status == "ok" and (out / "a.tif").read_bytes() == good
+
+
+def test_a_scheduler_that_cannot_be_reached_is_named(tmp_path, capsys):
+    """The error said only ``Connection refused`` (after half a minute), not which address."""
+    import dask
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_geotiff(folder / "a.tif", width=24, height=20)
+    address = "tcp://127.0.0.1:1"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["upscale", str(folder), str(tmp_path / "out"), "--scheduler", address, "-q"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the Dask scheduler {address} (from --scheduler)" in err
+    assert not (tmp_path / "out").exists()
