@@ -47,6 +47,10 @@ class CheckpointError(SRDomainsError, ValueError):
     """A checkpoint cannot be read or does not match the architecture."""
 
 
+class TrainingDivergedError(SRDomainsError, FloatingPointError):
+    """Training produced a non-finite loss (e.g. a learning rate too high)."""
+
+
 class InputFileError(SRDomainsError, OSError):
     """An input file is missing, corrupt, or holds data sr_domains cannot handle.
 

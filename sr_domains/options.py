@@ -19,6 +19,12 @@ BACKENDS = ("torch", "onnxruntime")
 EXPORT_FORMATS = ("onnx", "torchscript", "exported-program")
 
 
+def check_tile(tile: int | None) -> None:
+    """Refuse a tile below 8 LR pixels (``upscale`` and ``evaluate``: too small to score)."""
+    if tile is not None and tile < 8:
+        raise ConfigError(f"tile must be >= 8 pixels, got {tile}")
+
+
 #: Default budget of per-input (self-supervised) learning, in minutes.
 DEFAULT_BUDGET_MINUTES = 4.0
 
@@ -186,8 +192,7 @@ class UpscaleOptions:
         """Validate every numeric option before any file is read or created."""
         if not isinstance(self.scale, int) or not 1 <= self.scale <= 16:
             raise ConfigError(f"scale must be an integer 1..16, got {self.scale}")
-        if self.tile is not None and self.tile < 8:
-            raise ConfigError(f"tile must be >= 8 pixels, got {self.tile}")
+        check_tile(self.tile)
         if self.overlap is not None and self.overlap < 0:
             raise ConfigError(f"overlap must be >= 0, got {self.overlap}")
         if self.overlap is not None and self.overlap >= (self.tile or DEFAULT_TILE):

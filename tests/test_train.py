@@ -230,4 +230,4 @@ def test_resume_with_another_model_is_one_clear_error(tmp_path, capsys):
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     with pytest.raises(SystemExit):
         main(["train", "--config", str(path), "--stop-at", "-3"])
-    assert "step number >= 0" in capsys.readouterr().err
+    assert "step number >= 1" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,23 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def _step(text: str) -> int:
+    """A --stop-at step: >= 1 (a pause writes last.pt after its step; step 0 has none)."""
+    return _at_least_one(text, "a step number")
+
+
+def _at_least_one(text: str, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a step number >= 0, got {text!r}")
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected {what} >= 1, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    """A count option (--max-images, --max-pixels): >= 1."""
+    return _at_least_one(text, "a number")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -57,12 +68,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--set optim.lr=1e-4); repeatable",
     )
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--overwrite", action="store_true", help="start over in an existing run dir")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an existing run dir (not with --resume)",
+    )
     p.add_argument(
         "--stop-at",
         type=_step,
         metavar="STEP",
-        help="pause after STEP (last.pt is written; continue later with --resume)",
+        help="pause after STEP >= 1 (last.pt is written; continue later with --resume)",
     )
     add_progress(p)
     p.set_defaults(func=_cmd_train)
@@ -83,8 +98,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--scale",
         type=int,
         choices=(2, 3, 4),
-        help="the shipped default of this scale (default 2); with --battery: the defaults "
-        "upscale picks at this scale (x3: the x4 defaults resampled), instead of every model",
+        help="the shipped default of this scale (default 2); with --model/--weights: must be "
+        "the model's scale; with --battery: the defaults upscale picks at this scale (x3: the "
+        "x2 defaults resampled), instead of every model",
     )
     e.add_argument("--profile", help="intensity recipe (default: the model card's)")
     e.add_argument("--bands", help="1-based bands, e.g. 4,3,2")
@@ -94,8 +110,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=("bicubic", "wald", "kspace"),
         help="how LR inputs are made (default: bicubic)",
     )
-    e.add_argument("--max-images", type=int, default=50)
-    e.add_argument("--max-pixels", type=int, default=1024 * 1024, help="HR crop size limit")
+    e.add_argument("--max-images", type=_count, help="score at most N images (default 50)")
+    e.add_argument(
+        "--max-pixels", type=_count, help="HR crop size limit (default 1048576 = 1024x1024)"
+    )
     e.add_argument("--png", type=Path, help="comparison figure LR | bicubic | SR | HR")
     e.add_argument("--json", type=Path, help="write the scores as JSON")
     e.add_argument(
@@ -125,6 +143,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_train_config
     from .trainer import train
 
+    if args.resume and args.overwrite:  # which one was meant? never guess (one deletes)
+        raise ConfigError("--resume and --overwrite exclude each other: choose one")
     cfg = load_train_config(args.config, dict(args.overrides))
     if not args.resume:  # the run writes RUN_DIR/config.yaml: never over the config it read
         from ..output_checks import check_paths
@@ -155,11 +175,17 @@ def _report_inputs(args: argparse.Namespace) -> list[Path]:
 
 
 def _check_json(args: argparse.Namespace, inputs: list[Path]) -> None:
-    """Refuse a --json that exists (without --overwrite) or would replace an input, before
-    any work (:mod:`sr_domains.io_safety` rules; ``evaluate`` checks its --png itself)."""
+    """Refuse a --json that exists (without --overwrite), would replace an input or is the
+    --png file, before any work (:mod:`sr_domains.io_safety` rules; ``evaluate`` checks its
+    --png itself)."""
     from ..io_safety import preflight
 
     if args.json is not None:
+        png = getattr(args, "png", None)
+        if png is not None and os.path.realpath(png) == os.path.realpath(args.json):
+            raise ConfigError(
+                f"{args.json}: --png and --json name the same file; give each its own"
+            )
         preflight(args.json, inputs, overwrite=args.overwrite)
 
 
@@ -184,6 +210,8 @@ def _cmd_battery(args: argparse.Namespace) -> int:
             ("--degradation", args.degradation != "bicubic"),
             ("--png", args.png is not None),
             ("--tile", args.tile is not None),
+            ("--max-images", args.max_images is not None),
+            ("--max-pixels", args.max_pixels is not None),
         )
         if given
     ]
@@ -192,7 +220,7 @@ def _cmd_battery(args: argparse.Namespace) -> int:
     inputs = _report_inputs(args)
     _check_json(args, inputs)
     if args.weights or args.model:
-        net = resolve_model(args.model, args.weights, scale=None, n_bands=None)
+        net = resolve_model(args.model, args.weights, scale=args.scale, n_bands=None)
         name = str(getattr(getattr(net, "card", None), "name", "") or args.weights or args.model)
         models = [(name, net)]
     elif args.scale is not None:  # what upscale runs at this scale when no model is named
@@ -232,12 +260,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model,
         data=tuple(args.data),
         corpus=args.corpus,
-        scale=args.scale or 2,
+        scale=args.scale,
         profile=args.profile,
         bands=bands,
         degradation=args.degradation,
-        max_images=args.max_images,
-        max_pixels=args.max_pixels,
+        max_images=50 if args.max_images is None else args.max_images,
+        max_pixels=1024 * 1024 if args.max_pixels is None else args.max_pixels,
         png=args.png,
         device=args.device,
         tile=args.tile,

@@ -144,7 +144,7 @@ def evaluate(
     model: str | None = None,
     data: Sequence[str] = (),
     corpus: str | None = None,
-    scale: int = 2,
+    scale: int | None = None,
     profile: str | None = None,
     bands: tuple[int, ...] | None = None,
     degradation: str | DegradationConfig = "bicubic",
@@ -160,7 +160,10 @@ def evaluate(
 
     Args:
         weights: a checkpoint; or ``model``: a shipped weights name; neither: the shipped
-            default for ``scale`` and the data's band count.
+            default for ``scale`` (default 2) and the data's band count.
+        scale: with ``weights``/``model``, checked against the model's scale (a mismatch is a
+            :class:`ConfigError`, as in ``upscale``).
+        max_images, max_pixels, tile: >= 1, >= 1 and >= 8 (else :class:`ConfigError`).
         data: files, folders or globs; ``corpus``: a built-in offline corpus
             (:mod:`sr_domains.train.corpora`), e.g. ``gray-heldout``.
         profile: intensity recipe (default: the model card's, else ``percentile:0.5,99.5``).
@@ -168,12 +171,17 @@ def evaluate(
         png: also write the LR | bicubic | SR | HR figure of the first images; an existing
             file is replaced only with ``overwrite``, a data or weights file never.
     """
+    from ..errors import BandMismatchError
     from ..io_safety import preflight
+    from ..options import check_tile
     from ..pretrained import resolve_model
     from .data import DataConfig, load_images
 
     if not data and not corpus:
         raise ConfigError("evaluate: give --data PATHS and/or --corpus NAME")
+    if max_images < 1 or max_pixels < 1:
+        raise ConfigError(f"max_images and max_pixels must be >= 1, got {max_images}, {max_pixels}")
+    check_tile(tile)
     sources = report_sources(data, weights)
     if png:
         preflight(png, sources, overwrite=overwrite)  # before any work
@@ -184,7 +192,12 @@ def evaluate(
     )
     n_bands = probe[0][1].shape[0] if probe else 1
     explicit = weights is not None or model is not None
-    net = resolve_model(model, weights, scale=None if explicit else scale, n_bands=n_bands)
+    try:
+        net = resolve_model(
+            model, weights, scale=scale if explicit else (scale or 2), n_bands=n_bands
+        )
+    except BandMismatchError as exc:  # the data it is about: name it
+        raise exc.naming(corpus or ", ".join(map(str, data))) from None
     card = getattr(net, "card", None)
     card_profile = getattr(card, "profile", None) or {}
     recipe = profile or card_profile.get("recipe") or "percentile:0.5,99.5"

@@ -123,8 +123,8 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
 
 
 def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
-    """Resuming needs the network ``last.pt`` was written by: a changed ``model`` section
-    is one clear error (not a state-dict traceback); other changes are logged."""
+    """Resuming needs the network ``last.pt`` was written by: a changed ``scale`` or ``model``
+    section is one clear error (not a state-dict traceback); other changes are logged."""
     import yaml
 
     try:
@@ -134,9 +134,16 @@ def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
     now = yaml.safe_load(dump_yaml(config)) or {}
     if not isinstance(saved, dict) or not saved:
         return
+    last = config.run_dir / "last.pt"
+    if "scale" in saved and saved["scale"] != now.get("scale"):
+        raise ConfigError(
+            f"{last}: the run was started at x{saved['scale']}, the config now says "
+            f"x{now.get('scale')}; resume at the same scale, or start over (--overwrite, or "
+            "another name)"
+        )
     if saved.get("model") != now.get("model"):
         raise ConfigError(
-            f"{config.run_dir / 'last.pt'}: the run was started with model "
+            f"{last}: the run was started with model "
             f"{saved.get('model')}, the config now says {now.get('model')}; resume with the "
             "same model, or start over (--overwrite, or another name)"
         )

@@ -32,7 +32,7 @@ from torch import nn
 from ..checkpoint import save_checkpoint
 from ..config import dump_yaml
 from ..degrade import degrade
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, TrainingDivergedError
 from ..inference import Upscaler, resolve_amp
 from ..io_safety import destination_lock
 from ..models.base import SRModel
@@ -159,7 +159,20 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``last.pt`` state; one that does not fit this run's network (or
+        optimizers) is a :class:`CheckpointError` naming the file, not a torch traceback."""
         check_same_model(state, self.config)
+        try:
+            self._load_state(state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":.")
+            raise CheckpointError(
+                f"{self.config.run_dir / 'last.pt'}: does not fit the network of this config "
+                f"({first}); resume with the settings it was written with, or start over "
+                "(--overwrite, or another name)"
+            ) from exc
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
@@ -310,7 +323,7 @@ class Trainer:
                 stats = self.train_step(next(batches))
                 acc.append(stats["loss"])
                 if not all(np.isfinite(v) for v in stats.values()):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
+                    raise self._diverged(stats)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
@@ -352,6 +365,17 @@ class Trainer:
         barrier(info)
         return result
 
+    def _diverged(self, stats: dict[str, float]) -> TrainingDivergedError:
+        """The one-line error of a non-finite loss: the run folder, the step, what to do."""
+        bad = ", ".join(f"{k}={v:g}" for k, v in stats.items() if not np.isfinite(v))
+        last = self.config.run_dir / "last.pt"
+        kept = f"; {last} holds the last good checkpoint" if last.exists() else ""
+        return TrainingDivergedError(
+            f"{self.config.run_dir}: the loss is not finite at step {self.step} ({bad}); "
+            f"lower the learning rate (optim.lr, now {self.config.optim.lr:g}) or set "
+            f"optim.grad_clip{kept}"
+        )
+
     def save_weights(self, path: Path, validation: dict[str, float]) -> Path:
         """The final generator (EMA when enabled) with its model card."""
         model = self.eval_model
@@ -375,10 +399,10 @@ def train(
         stop_at: pause after this step (``last.pt`` written; ``resume=True`` continues).
     """
     info = init_distributed(config.device)
+    created = _missing_folders(config.run_dir) if info.is_main else []
     try:
         with contextlib.ExitStack() as stack:
             resuming = False
-            created = not config.run_dir.exists()
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(destination_lock(config.run_dir))  # one run per folder
@@ -386,15 +410,34 @@ def train(
             barrier(info)
             if not info.is_main:
                 resuming = resume and (config.run_dir / "last.pt").exists()
-            try:
-                trainer = Trainer(config, info, progress=progress)
-            except BaseException:  # a bad model/data setting: leave no empty run folder
-                if info.is_main and created and not any(config.run_dir.iterdir()):
-                    config.run_dir.rmdir()
-                raise
+            trainer = Trainer(config, info, progress=progress)
             return trainer.fit(resume=resuming, stop_at=stop_at)
+    except BaseException:  # a bad model/data setting, Ctrl-C...: leave no empty folder behind
+        _remove_empty(created)
+        raise
     finally:
         shutdown(info)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty: the run's files, or anyone's
+            return
 
 
 __all__ = ["TrainResult", "Trainer", "build_generator", "train"]
