@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import io
 import json
 import logging
@@ -107,6 +108,29 @@ def _example(model: SRModel, batch: int = 1, side: int = 24) -> torch.Tensor:
     return torch.rand(batch, model.in_channels, side, side + m, generator=g)
 
 
+@contextlib.contextmanager
+def _onnx_log_off() -> Iterator[None]:
+    """Keep the TorchScript exporter's ONNX log off.
+
+    torch (2.7+) tests the function ``_jit_is_onnx_log_enabled`` instead of calling it, so every
+    export turns the log on for good, and a failed export prints its whole graph (hundreds of
+    lines) to stdout.
+    """
+    utils: Any = None
+    with contextlib.suppress(ImportError):  # another torch layout: nothing to patch
+        utils = importlib.import_module("torch.onnx._internal.torchscript_exporter.utils")
+    orig = getattr(utils, "setup_onnx_logging", None)
+    was = bool(torch._C._jit_is_onnx_log_enabled())
+    if orig is not None:
+        utils.setup_onnx_logging = lambda verbose: contextlib.nullcontext()
+    try:
+        yield
+    finally:
+        if orig is not None:
+            utils.setup_onnx_logging = orig
+        torch._C._jit_set_onnx_log_enabled(was)
+
+
 def onnx_bytes(model: SRModel, *, opset: int = OPSET, dynamo: bool = False) -> bytes:
     """The model as an ONNX graph with dynamic batch, height and width (no metadata).
 
@@ -132,16 +156,17 @@ def onnx_bytes(model: SRModel, *, opset: int = OPSET, dynamo: bool = False) -> b
             prog.save(buf)  # type: ignore[arg-type]  # a file object works; annotated as a path
             return buf.getvalue()
         buf = io.BytesIO()
-        torch.onnx.export(
-            m,
-            (x,),
-            buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects
-            dynamo=False,
-            input_names=["lr"],
-            output_names=["sr"],
-            dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "H", 3: "W"}},
-            opset_version=opset,
-        )
+        with _onnx_log_off():
+            torch.onnx.export(
+                m,
+                (x,),
+                buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects
+                dynamo=False,
+                input_names=["lr"],
+                output_names=["sr"],
+                dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "H", 3: "W"}},
+                opset_version=opset,
+            )
         return buf.getvalue()
 
 
@@ -242,8 +267,10 @@ def check_opset(opset: int | None, fmt: str, dynamo: bool = False) -> int:
     if fmt != "onnx":
         if opset is not None:
             raise ConfigError(f"opset applies to ONNX export, not {fmt}")
+        if dynamo:
+            raise ConfigError(f"dynamo applies to ONNX export, not {fmt}")
         return OPSET
-    lo = 18 if dynamo else 7
+    lo = 18 if dynamo else 9  # below 9 the built-in networks' ops (arange, resize) fail
     if opset is None:
         return max(OPSET, lo)
     from torch.onnx import _constants

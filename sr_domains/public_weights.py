@@ -84,6 +84,33 @@ def load_public_checkpoint(
     ).model
 
 
+def _own_state_message(path: Path) -> str:
+    """Why an sr_domains state dict without a card cannot be loaded here, and what to use."""
+    if _is_resume_checkpoint(path):
+        return (
+            f"{path}: this is a training run's resume checkpoint (read by train --resume); "
+            f"use the weights the run writes when it ends, {path.parent / 'weights.safetensors'}"
+        )
+    return (
+        f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
+        "and read them with load_checkpoint(), or build the model and load_state_dict()"
+    )
+
+
+def _is_resume_checkpoint(path: Path) -> bool:
+    """True for a trainer's ``last.pt``: a dict with the model, optimizer and step."""
+    from .weights_files import sniff_weights
+
+    if sniff_weights(path) != "torch":
+        return False
+    try:
+        with open(path, "rb") as fh:
+            obj = torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(obj, dict) and {"step", "model", "opt"} <= obj.keys()
+
+
 def load_with_report(
     path: Path,
     arch: str | None,
@@ -107,10 +134,7 @@ def load_with_report(
         return _attach(path, _spandrel(path, state, user, extra_arches, family), [])
     own, preset = _own_arch(arch)
     if "norm_mean_in" in state:
-        raise CheckpointError(
-            f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
-            "and read them with load_checkpoint(), or build the model and load_state_dict()"
-        )
+        raise CheckpointError(_own_state_message(Path(path)))
     from .checkpoint_formats import detect_layout
 
     layout = detect_layout(state)
