@@ -24,17 +24,11 @@ from sr_domains.train.scoring import make_lr, score_image
 
 PIL = pytest.importorskip("PIL.Image")
 
+from sr_domains.testing.images import make_pngs  # noqa: E402
+
 
 def _pngs(folder: Path, n: int = 2, size: int = 60, rgb: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(n):
-        bands = [np.sin(yy * rng.uniform(0.1, 0.5) + xx * rng.uniform(0.1, 0.5)) for _ in range(3)]
-        img = (np.stack(bands, -1) + 1) * 127.5
-        img = img.astype(np.uint8) if rgb else img[..., 0].astype(np.uint8)
-        PIL.fromarray(img).save(folder / f"im{i}.png")
-    return folder
+    return make_pngs(folder, n, size, rgb)
 
 
 def _weights(tmp_path: Path, in_channels: int = 1) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -21,17 +20,11 @@ from sr_domains.train.trainer import Trainer
 
 PIL = pytest.importorskip("PIL.Image")
 
+from sr_domains.testing.images import make_pngs  # noqa: E402
+
 
 def _pngs(folder: Path, n: int = 2, size: int = 48, rgb: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(n):
-        bands = [np.sin(yy * rng.uniform(0.1, 0.5) + xx * rng.uniform(0.1, 0.5)) for _ in range(3)]
-        img = (np.stack(bands, -1) + 1) * 127.5
-        img = img.astype(np.uint8) if rgb else img[..., 0].astype(np.uint8)
-        PIL.fromarray(img).save(folder / f"im{i}.png")
-    return folder
+    return make_pngs(folder, n, size, rgb)
 
 
 def _train_config(tmp_path: Path, arch: str = "edsr", **options: object) -> Path:
