@@ -190,7 +190,12 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("remote sensing (GeoTIFF)")
     g.add_argument("--bands", type=_int_list, help="1-based bands to use, e.g. 4,3,2")
-    g.add_argument("--nodata", type=float, help="nodata value (default: the file's)")
+    g.add_argument(
+        "--nodata",
+        type=float,
+        help="nodata value of the output, also invalid in the input (default: the file's; the "
+        "file's own value stays invalid too)",
+    )
     g.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
     g.add_argument(
         "--co",

@@ -158,3 +158,22 @@ def test_a_batch_output_named_like_a_file_is_refused(tmp_path, capsys):
     assert not (tmp_path / "result.tif").exists() and not (tmp_path / "r.tif").exists()
     (tmp_path / "mine.tif").mkdir()  # an existing folder of that name: the user's choice
     assert len(upscale_many(folder, tmp_path / "mine.tif", model=model)) == 1
+
+
+def test_nodata_given_for_the_output_keeps_the_files_own_nodata_invalid(tmp_path):
+    """`--nodata V` on a file with its own nodata (the hint when that value does not fit the
+    --dtype): the file's nodata pixels stay invalid and are written as V (they were taken for
+    data: a -3.4e38 fill upscaled into its neighbours and clipped to -32768)."""
+    data = (_wave() / 4000).astype("float32")
+    fill = np.float32(-3.4e38)
+    data[:, :7] = fill
+    src = tmp_path / "f.tif"
+    with rasterio.open(src, "w", count=1, dtype="float32", nodata=float(fill), **GRID) as ds:
+        ds.write(data[None])
+    out = tmp_path / "o.tif"
+    upscale_geotiff(src, out, model=tiny_model(1, 2), dtype="int16", nodata=-9999)
+    with rasterio.open(out) as ds:
+        got = ds.read(1)
+        assert ds.nodata == -9999
+    assert np.array_equal(got == -9999, _up(data == fill))
+    assert got[~_up(data == fill)].min() >= 0  # no fill value leaked into the data

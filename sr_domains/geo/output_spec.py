@@ -81,8 +81,8 @@ def customize_spec(
             if v is not None and not _representable(v, dt):
                 named = f"{source}: " if source is not None else ""
                 raise ConfigError(
-                    f"{named}nodata {v:g} cannot be stored as {dtype}; pass --nodata V (a "
-                    f"{dtype} value) for the output"
+                    f"{named}nodata {v:g} cannot be stored as {dtype}; pass --nodata V for "
+                    f"the output (V must fit {dtype})"
                     + (" (pixels that are NaN stay invalid)" if np.isnan(v) else "")
                 )
         if dt.kind != "f" and np.isnan(spec.invalid_value):

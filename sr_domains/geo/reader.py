@@ -189,6 +189,12 @@ class RasterSource:
             )
         file_nodata = per_band[0]
         self.nodata: float | None = float(nodata) if nodata is not None else file_nodata
+        #: the file's own nodata value when ``nodata`` names another one: its pixels are still
+        #: invalid (a -3.4e38 fill taken for data would wreck every pixel near it)
+        self._file_nodata: Any = None
+        own = file_nodata if nodata is not None and self.band_nodata is None else None
+        if own is not None and not np.isnan(own) and float(own) != float(self.nodata or 0.0):
+            self._file_nodata = np.array(own).astype(self.dtype)[()]
         if self.nodata is not None:
             _check_nodata(self.path, self.nodata, self.dtype)
         flags = [set(ds.mask_flag_enums[i - 1]) for i in self.indexes]
@@ -227,6 +233,8 @@ class RasterSource:
             valid &= gdal_mask > 0
         if self._nodata_typed is not None and not np.isnan(self._nodata_typed):
             valid &= values != self._nodata_typed
+        if self._file_nodata is not None:
+            valid &= values != self._file_nodata
         for k, v in enumerate(self.band_nodata or ()):  # bands of different nodata values
             if v is not None and not np.isnan(v):
                 valid[k] &= values[k] != v
