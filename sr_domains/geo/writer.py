@@ -190,7 +190,19 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
         if k in ("TILED", "INTERLEAVE", "PHOTOMETRIC"):
             continue  # a COG is always tiled, pixel-interleaved
         options["blocksize" if k in ("BLOCKXSIZE", "BLOCKYSIZE") else k.lower()] = v
+    if gdal_version() < (3, 10) and any(m.get("ns_tags") for m in spec.band_meta):
+        log.warning(
+            "%s: GDAL %s's COG driver drops band-level metadata domains (GDAL >= 3.10 keeps "
+            "them; the dataset's domains are kept)",
+            dst,
+            rasterio._gdal_version__,
+        )
     rasterio.shutil.copy(tmp, dst, driver="COG", **options)
+
+
+def gdal_version() -> tuple[int, ...]:
+    """``(major, minor)`` of the GDAL that rasterio runs on."""
+    return tuple(int(p) for p in rasterio._gdal_version__.split(".")[:2] if p.isdigit())
 
 
 def write_error(exc: BaseException, dst: Path) -> OSError:
@@ -243,6 +255,7 @@ __all__ = [
     "adopt_sidecars",
     "cast_inplace",
     "create",
+    "gdal_version",
     "nudge_from_nodata",
     "remove_sidecars",
     "to_cog",
