@@ -195,14 +195,14 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
             "%s: GDAL %s's COG driver drops band-level metadata domains (GDAL >= 3.10 keeps "
             "them; the dataset's domains are kept)",
             dst,
-            rasterio._gdal_version__,
+            rasterio.__gdal_version__,
         )
     rasterio.shutil.copy(tmp, dst, driver="COG", **options)
 
 
 def gdal_version() -> tuple[int, ...]:
     """``(major, minor)`` of the GDAL that rasterio runs on."""
-    return tuple(int(p) for p in rasterio._gdal_version__.split(".")[:2] if p.isdigit())
+    return tuple(int(p) for p in rasterio.__gdal_version__.split(".")[:2] if p.isdigit())
 
 
 def write_error(exc: BaseException, dst: Path) -> OSError:
