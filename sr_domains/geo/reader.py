@@ -2,8 +2,8 @@
 
 Validity rules (True = valid), per band:
 
-* the value equals the nodata value (the file's, or the ``nodata`` override) -> invalid;
-  a NaN nodata matches NaN;
+* the value equals the band's own nodata value or the ``nodata`` override -> invalid (the
+  file's value stays invalid under an override); a NaN nodata matches NaN;
 * float data: NaN and +-inf are always invalid;
 * a per-dataset mask (internal ``.msk`` / ``GDAL_TIFF_INTERNAL_MASK``) or an alpha band with
   value 0 -> invalid (GDAL mask semantics, read with ``read_masks``).
@@ -173,38 +173,39 @@ class RasterSource:
             raise InputFileError(self.path, "has no data bands (only an alpha band)")
         self.nodata_override = nodata is not None
         per_band = [ds.nodatavals[i - 1] for i in self.indexes]
-        #: each band's own nodata (stored type), when the selected bands differ in it: it marks
-        #: that band's invalid pixels, and ``nodata`` (given) is the output's one value
-        self.band_nodata: tuple[Any, ...] | None = None
-        if len({"nan" if v is not None and np.isnan(v) else v for v in per_band}) > 1:
-            if nodata is None:
-                raise InputFileError(
-                    self.path,
-                    f"the selected bands have different nodata values {[str(v) for v in per_band]}"
-                    " and a GeoTIFF holds one: pass --nodata V for the output (each band's own "
-                    "value still marks its invalid pixels)",
-                )
-            self.band_nodata = tuple(
-                None if v is None else np.array(v).astype(self.dtype)[()] for v in per_band
+        distinct = {"nan" if v is not None and np.isnan(v) else v for v in per_band}
+        if len(distinct) > 1 and nodata is None:
+            raise InputFileError(
+                self.path,
+                f"the selected bands have different nodata values {[str(v) for v in per_band]}"
+                " and a GeoTIFF holds one: pass --nodata V for the output (each band's own "
+                "value still marks its invalid pixels)",
             )
-        file_nodata = per_band[0]
-        self.nodata: float | None = float(nodata) if nodata is not None else file_nodata
-        #: the file's own nodata value when ``nodata`` names another one: its pixels are still
-        #: invalid (a -3.4e38 fill taken for data would wreck every pixel near it)
-        self._file_nodata: Any = None
-        own = file_nodata if nodata is not None and self.band_nodata is None else None
-        if own is not None and not np.isnan(own) and float(own) != float(self.nodata or 0.0):
-            self._file_nodata = np.array(own).astype(self.dtype)[()]
+        #: the output's one nodata value: the override, else the file's
+        self.nodata: float | None = float(nodata) if nodata is not None else per_band[0]
         if self.nodata is not None:
             _check_nodata(self.path, self.nodata, self.dtype)
+        #: each selected band's invalid values (stored type, NaN left to the finite test): the
+        #: band's own nodata, which stays invalid under an override (a -3.4e38 fill taken for
+        #: data would wreck every pixel near it), and the override
+        self.invalid_values: tuple[tuple[Any, ...], ...] = tuple(
+            self._typed_invalid((own, nodata)) for own in per_band
+        )
         flags = [set(ds.mask_flag_enums[i - 1]) for i in self.indexes]
         self.has_dataset_mask = any(
             MaskFlags.per_dataset in f and MaskFlags.alpha not in f for f in flags
         )
         self.has_alpha = self.alpha_index is not None
-        self._nodata_typed = (
-            None if self.nodata is None else np.array(self.nodata).astype(self.dtype)[()]
-        )
+
+    def _typed_invalid(self, values: tuple[float | None, ...]) -> tuple[Any, ...]:
+        """The distinct non-NaN ``values`` in the stored type."""
+        typed: list[Any] = []
+        for v in values:
+            if v is not None and not np.isnan(v):
+                t = np.array(v).astype(self.dtype)[()]
+                if t not in typed:
+                    typed.append(t)
+        return tuple(typed)
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -231,12 +232,8 @@ class RasterSource:
         valid = np.ones(values.shape, bool)
         if gdal_mask is not None:
             valid &= gdal_mask > 0
-        if self._nodata_typed is not None and not np.isnan(self._nodata_typed):
-            valid &= values != self._nodata_typed
-        if self._file_nodata is not None:
-            valid &= values != self._file_nodata
-        for k, v in enumerate(self.band_nodata or ()):  # bands of different nodata values
-            if v is not None and not np.isnan(v):
+        for k, band_values in enumerate(self.invalid_values):
+            for v in band_values:
                 valid[k] &= values[k] != v
         if self.dtype.kind == "f":  # NaN (also a NaN nodata) and inf are never valid
             valid &= np.isfinite(values)
