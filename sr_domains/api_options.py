@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .options import UpscaleOptions
+from .options import UpscaleOptions, whole
 from .value_domain import ValueOptions
 
 
@@ -26,14 +25,8 @@ def keyword_options(
     as a name goes into the options; one given as an object (a built model or upscaler, a
     fitted profile) comes back beside them, to be used instead of the options' name.
     ``fields``: the other :class:`~sr_domains.options.UpscaleOptions` fields, as they are."""
-    try:
-        whole = int(scale)
-    except (TypeError, ValueError):
-        whole = 0
-    if whole != scale or not 1 <= whole <= 16:
-        raise ConfigError(f"scale must be an integer 1..16, got {scale}")
     options = UpscaleOptions(
-        scale=whole,
+        scale=whole("scale", scale, 1, 16),
         model=model if isinstance(model, str) else None,
         weights=Path(weights) if weights is not None else None,
         profile=profile if isinstance(profile, str) else None,

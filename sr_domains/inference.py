@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .intensity import IntensityProfile, work_dtype
 from .models.base import SRModel
 from .nodata_fill import read_filled
-from .options import DEFAULT_TILE
+from .options import DEFAULT_TILE, check_tile, whole
 from .runtime import NetworkRunner
 from .tiling import TilePlan, make_plan, stream_tiles
 from .value_domain import ValueRules
@@ -88,6 +88,9 @@ class Upscaler:
         threads: int | None = None,
         max_memory: int | str | None = None,
     ) -> None:
+        check_tile(tile)  # (a tile below 8 px blends seams over most of each window)
+        if batch_size is not None:
+            batch_size = whole("batch_size", batch_size, 1)
         self._settings: dict[str, Any] = {
             "tile": tile,
             "overlap": overlap,
@@ -114,8 +117,6 @@ class Upscaler:
             backend=settings.backend or "torch",
             threads=settings.threads,
         )
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size or (4 if self.device.type == "cuda" else 1)
         self.progress = progress
         self.scale = model.scale

@@ -65,7 +65,11 @@ class IntensityProfile:
 
     def _coeffs(self, n: int, ndim: int, band_axis: int) -> tuple[np.ndarray, np.ndarray]:
         if self.n_bands not in (1, n):
-            raise ConfigError(f"profile {self.recipe!r} has {self.n_bands} bands, data has {n}")
+            raise ConfigError(
+                f"profile {self.recipe!r} has {self.n_bands} bands, data has {n} (a profile is "
+                "fitted with bands on band_axis, the first by default: fit one (H, W) image as "
+                "image[None])"
+            )
         shape = [1] * ndim
         shape[band_axis] = self.n_bands
         return (
@@ -141,8 +145,9 @@ class ProfileRecipe:
         band_axis: int = 0,
     ) -> IntensityProfile:
         """Fit to ``data`` (a whole file/volume or a representative sample, bands on
-        ``band_axis``); ``dtype`` is used by ``dtype``; ``valid_mask`` (True = valid, same shape
-        as data or data without the band axis) excludes nodata from percentiles."""
+        ``band_axis``: a single-band ``(H, W)`` image is fitted as ``image[None]``); ``dtype``
+        is used by ``dtype``; ``valid_mask`` (True = valid, same shape as data or data without
+        the band axis) excludes nodata from percentiles."""
         text = self.text or self.kind
         k, p = self.kind, self.params
         if k == "identity":

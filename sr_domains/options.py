@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,9 +20,22 @@ BACKENDS = ("torch", "onnxruntime")
 EXPORT_FORMATS = ("onnx", "torchscript", "exported-program")
 
 
+def whole(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an ``int`` in ``[low, high]``: an integer (Python or NumPy) or an integral
+    float; a bool, a fraction or anything else is refused, naming ``name``."""
+    ok = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    bound = f"{low}..{high}" if high is not None else f">= {low}"
+    if isinstance(value, bool) or not ok:
+        raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        kind = "an integer " if high is not None else ""
+        raise ConfigError(f"{name} must be {kind}{bound}, got {int(value)}")
+    return int(value)
+
+
 def check_tile(tile: int | None) -> None:
     """Refuse a tile below 8 LR pixels (``upscale`` and ``evaluate``: too small to score)."""
-    if tile is not None and tile < 8:
+    if tile is not None and whole("tile", tile, 1) < 8:
         raise ConfigError(f"tile must be >= 8 pixels, got {tile}")
 
 
@@ -189,23 +203,22 @@ class UpscaleOptions:
     suffix: str = ""  # batch outputs: NAME + suffix + extension (e.g. "_x2")
 
     def __post_init__(self) -> None:
-        """Validate every numeric option before any file is read or created."""
-        if not isinstance(self.scale, int) or not 1 <= self.scale <= 16:
-            raise ConfigError(f"scale must be an integer 1..16, got {self.scale}")
+        """Validate every numeric option before any file is read or created (integer options
+        take NumPy integers and integral floats, stored as ``int``; the overlap is checked
+        against a default tile when the engine picks the tile)."""
+        object.__setattr__(self, "scale", whole("scale", self.scale, 1, 16))
         check_tile(self.tile)
-        if self.overlap is not None and self.overlap < 0:
-            raise ConfigError(f"overlap must be >= 0, got {self.overlap}")
-        if self.overlap is not None and self.overlap >= (self.tile or DEFAULT_TILE):
+        for name, low in (("tile", 8), ("overlap", 0), ("batch_size", 1), ("threads", 1)):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, whole(name.replace("_", " "), value, low))
+        if self.tile is not None and self.overlap is not None and self.overlap >= self.tile:
             raise ConfigError(
-                f"overlap ({self.overlap}) must be smaller than the tile "
-                f"({self.tile or DEFAULT_TILE}); pass a larger --tile"
+                f"overlap ({self.overlap}) must be smaller than the tile ({self.tile}); pass a "
+                "larger --tile"
             )
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if self.backend is not None and self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.max_memory is not None:
             parse_bytes(self.max_memory)
         if self.bands is not None and not self.bands:  # (the reader names bands out of range)

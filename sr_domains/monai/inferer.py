@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import cast_to_dtype
 from ..models.base import SRModel
+from ..options import check_tile, whole
 from ..value_domain import ValueOptions
 from ._core import (
     Geometry,
@@ -79,7 +80,8 @@ class SRInferer(Inferer):
     Args:
         scale: the network's scale; needed for plain modules without a ``scale`` attribute and
             checked against the attribute when both exist.
-        tile: LR window size (default 512); ``roi_size`` is accepted as MONAI's name for it.
+        tile: LR window size, >= 8 (default: the largest that fits the memory budget, as
+            :class:`~sr_domains.inference.Upscaler`); ``roi_size`` is MONAI's name for it.
         overlap: LR pixels shared by adjacent windows (default: from an
             :class:`~sr_domains.models.SRModel`'s receptive field).
         batch_size: windows per forward pass (``sw_batch_size``).
@@ -122,8 +124,9 @@ class SRInferer(Inferer):
             raise ConfigError(f"overlap is a number of LR pixels (int >= 0), got {overlap!r}")
         self.scale = scale
         self.tile = _tile_from(tile, roi_size)
+        check_tile(self.tile)  # (refused here, not at the first batch)
         self.overlap = overlap
-        self.batch_size = batch_size
+        self.batch_size = None if batch_size is None else whole("batch_size", batch_size, 1)
         self.axes = None if axes is None else tuple(int(a) for a in axes)
         self.through_plane = bool(through_plane)
         self.profile = profile

@@ -114,7 +114,7 @@ class SuperResolution(InvertibleTransform):
     """
 
     # MONAI annotates backend as an instance variable; it is per class here
-    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH, TransformBackends.NUMPY]  # type: ignore[misc]
+    backend: ClassVar[list[TransformBackends]] = [TransformBackends.TORCH]  # type: ignore[misc]
 
     def __init__(
         self,
