@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal, TypedDict, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import numpy as np
 import torch
@@ -14,13 +14,19 @@ from .errors import ConfigError
 from .inference import Upscaler, default_profile
 from .intensity import IntensityProfile, cast_to_dtype, check_pixel_array, profile_from_any
 from .models.base import SRModel
+from .options import check_tile
+from .pretrained import resolve_model
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
+from .value_ops import nodata_problem, nudge_from_nodata
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 log = logging.getLogger(__name__)
+
+#: What ``model`` may be: a built model, a shipped weights name, or an engine used as is.
+ModelLike = SRModel | Upscaler | str
 
 
 class ArrayKeywords(TypedDict, total=False):
@@ -46,7 +52,7 @@ class ArrayKeywords(TypedDict, total=False):
 @overload
 def upscale_array(
     array: np.ndarray,
-    model: SRModel,
+    model: ModelLike,
     *,
     return_mask: Literal[False] = False,
     **keywords: Unpack[ArrayKeywords],
@@ -56,7 +62,7 @@ def upscale_array(
 @overload
 def upscale_array(
     array: np.ndarray,
-    model: SRModel,
+    model: ModelLike,
     *,
     return_mask: Literal[True],
     **keywords: Unpack[ArrayKeywords],
@@ -66,7 +72,7 @@ def upscale_array(
 @overload
 def upscale_array(
     array: np.ndarray,
-    model: SRModel,
+    model: ModelLike,
     *,
     return_mask: bool = False,
     **keywords: Unpack[ArrayKeywords],
@@ -75,7 +81,7 @@ def upscale_array(
 
 def upscale_array(
     array: np.ndarray,
-    model: SRModel,
+    model: ModelLike,
     *,
     profile: str | IntensityProfile | None = None,
     valid_mask: np.ndarray | None = None,
@@ -96,17 +102,26 @@ def upscale_array(
     """Super-resolve a ``(C, H, W)`` (or ``(H, W)``) array of any dtype.
 
     Args:
-        array: input pixels; NaN/inf count as invalid.
-        model: the network; a 1-channel model is applied band by band to multi-band data.
+        array: input pixels; NaN/inf count as invalid, and so do the masked pixels of a
+            ``numpy.ma.MaskedArray``. Bands come first: a channels-last ``(H, W, 3)`` image
+            is read as ``H`` bands (a warning says so); pass ``np.moveaxis(a, -1, 0)``.
+        model: an :class:`~sr_domains.models.SRModel` (a 1-channel model is applied band by
+            band to multi-band data), a shipped weights name (``sr_domains.list_pretrained()``)
+            or an :class:`Upscaler`, used as is (the engine keywords below must then be left
+            at their defaults).
         profile: intensity profile or recipe (see :mod:`sr_domains.intensity`); default: the
             model card's, else ``dtype`` for integer input and ``identity`` for float input.
             Data-dependent recipes are fitted once on the whole array.
-        valid_mask: True where pixels are valid, ``(H, W)`` or ``(C, H, W)``.
+        valid_mask: True where pixels are valid, ``(H, W)`` or ``(C, H, W)``; combined with
+            the mask of a masked array (a pixel is valid only if both say so).
         nodata: value written to output pixels whose nearest input pixel is invalid (default:
-            NaN for float output, the network's value from the fill otherwise).
-        out_dtype: output dtype (default: the input's); integers are rounded and clipped.
+            NaN for float output, the network's value from the fill otherwise); it must be a
+            value of the output dtype, and valid output pixels never equal it (they move one
+            step away, as in the GeoTIFF writer).
+        out_dtype: output dtype, integer or float (default: the input's); integers are rounded
+            and clipped.
         tile, overlap, batch_size, device, amp, progress, backend, threads, max_memory: see
-            :class:`Upscaler`.
+            :class:`Upscaler` (``tile`` >= 8).
         return_mask: also return the upscaled validity mask.
         values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`):
             by default the output stays within the local input range (envelope), the physical
@@ -118,33 +133,35 @@ def upscale_array(
 
     Raises:
         ConfigError: the array is not real intensities (boolean, complex, empty, not 2-D/3-D:
-            :func:`~sr_domains.intensity.check_pixel_array`) or does not fit the model.
+            :func:`~sr_domains.intensity.check_pixel_array`) or does not fit the model; the
+            model, ``valid_mask``, ``nodata``, ``out_dtype`` or ``tile`` is not one accepted.
     """
-    arr = np.asarray(array)
+    arr = np.ma.getdata(array)
     if arr.ndim not in (2, 3):
         raise ConfigError(f"expected an (H, W) or (C, H, W) array, got shape {arr.shape}")
     check_pixel_array(arr, "array")
     squeeze = arr.ndim == 2
     if squeeze:
         arr = arr[None]
-    if valid_mask is not None and np.ndim(valid_mask) == 2 and not squeeze:
-        valid_mask = np.asarray(valid_mask, bool)
-    elif valid_mask is not None and squeeze:
-        valid_mask = np.asarray(valid_mask, bool)[None] if np.ndim(valid_mask) == 2 else valid_mask
-    recipe = profile if profile is not None else default_profile(model, arr.dtype)
+    _warn_channels_last(arr.shape)
+    valid_mask = _combined_mask(array, valid_mask, arr.shape)
+    dt = _output_dtype(out_dtype, arr.dtype)
+    if nodata is not None:
+        nodata = _checked_nodata(nodata, dt)
+    engine: dict[str, Any] = {
+        "tile": tile,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "device": device,
+        "amp": amp,
+        "progress": progress,
+        "backend": backend,
+        "threads": threads,
+        "max_memory": max_memory,
+    }
+    up = _engine(model, arr.shape[0], engine)
+    recipe = profile if profile is not None else default_profile(up.model, arr.dtype)
     fitted = profile_from_any(recipe, arr, dtype=arr.dtype, valid_mask=valid_mask)
-    up = Upscaler(
-        model,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        amp=amp,
-        progress=progress,
-        backend=backend,
-        threads=threads,
-        max_memory=max_memory,
-    )
     mins, mags = band_extremes(arr, valid_mask)
     rules = build_rules(values, residue_floor(mins, mags, arr.dtype.kind == "f"), dtype=arr.dtype)
     out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
@@ -153,24 +170,121 @@ def upscale_array(
     s = up.scale
     valid: np.ndarray = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
     if valid_mask is not None:
-        valid = valid & np.broadcast_to(np.asarray(valid_mask, bool), arr.shape)
+        valid = valid & np.broadcast_to(valid_mask, arr.shape)
     if out.shape[0] != valid.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *arr.shape[1:]))
-    dt = np.dtype(out_dtype) if out_dtype is not None else arr.dtype
     all_valid = valid_mask is None and arr.dtype.kind != "f"
+    result = cast_to_dtype(out, dt)
     mask_up = None
-    if return_mask or not all_valid:  # (an all-valid integer image needs no upscaled mask)
+    if return_mask or nodata is not None or not all_valid:  # (else no upscaled mask needed)
         mask_up = valid.repeat(s, axis=-2).repeat(s, axis=-1)
         if nodata is not None:
-            out = np.where(mask_up, out, out.dtype.type(nodata))
+            nudge_from_nodata(result, mask_up, nodata)
+            result[~mask_up] = np.array(nodata).astype(dt)
         elif dt.kind == "f":
-            out = np.where(mask_up, out, np.nan)
-    result = cast_to_dtype(out, dt)
+            result[~mask_up] = np.nan
     if mask_up is None:
         return result[0] if squeeze else result
     if squeeze:
         result, mask_up = result[0], mask_up[0]
     return (result, mask_up) if return_mask else result
+
+
+def _engine(model: object, n_bands: int, settings: dict[str, Any]) -> Upscaler:
+    """The engine for ``model`` (an SRModel, a shipped weights name or an Upscaler)."""
+    if isinstance(model, Upscaler):
+        given = [k for k, v in settings.items() if v != _ENGINE_DEFAULTS[k]]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} given with an Upscaler: set them on the Upscaler, or pass "
+                "its model instead"
+            )
+        return model
+    if isinstance(model, str):
+        model = resolve_model(model, scale=None, n_bands=n_bands)
+    if not isinstance(model, SRModel):
+        raise ConfigError(
+            f"model must be an SRModel, an Upscaler or a shipped weights name "
+            f"(sr_domains.list_pretrained()), got {type(model).__name__}"
+        )
+    check_tile(settings["tile"])
+    return Upscaler(model, **settings)
+
+
+#: The engine keywords' defaults (an :class:`Upscaler` passed as the model brings its own).
+_ENGINE_DEFAULTS: dict[str, Any] = {
+    "tile": None,
+    "overlap": None,
+    "batch_size": None,
+    "device": "auto",
+    "amp": "auto",
+    "progress": False,
+    "backend": None,
+    "threads": None,
+    "max_memory": None,
+}
+
+#: A ``(C, H, W)`` array with this many leading bands and 3 or 4 trailing ones looks
+#: channels-last.
+CHANNELS_LAST_BANDS = 16
+
+
+def _warn_channels_last(shape: tuple[int, ...]) -> None:
+    """Warn when a ``(C, H, W)`` shape looks like a channels-last ``(H, W, 3|4)`` image."""
+    if shape[-1] in (3, 4) and shape[0] > CHANNELS_LAST_BANDS:
+        log.warning(
+            "array of shape %s is read as (bands, rows, cols): %d bands of %dx%d pixels; "
+            "for a channels-last image pass np.moveaxis(a, -1, 0)",
+            shape,
+            *shape,
+        )
+
+
+def _combined_mask(
+    array: np.ndarray, valid_mask: np.ndarray | None, shape: tuple[int, ...]
+) -> np.ndarray | None:
+    """``valid_mask`` as booleans of shape ``(H, W)`` or ``shape`` (``(C, H, W)``), False also
+    where ``array`` is a masked array's masked pixel (None: no mask at all)."""
+    if valid_mask is not None:
+        valid_mask = np.asarray(valid_mask, bool)
+        if valid_mask.shape not in (shape[1:], (1, *shape[1:]), shape):
+            raise ConfigError(
+                f"valid_mask has shape {valid_mask.shape} but the array {np.shape(array)}: pass "
+                f"one (H, W) mask {shape[1:]} for all bands, or one per band {shape}"
+            )
+        if valid_mask.shape != shape:  # one mask for all bands: (H, W), or (1, H, W) if C = 1
+            valid_mask = valid_mask.reshape(shape if shape[0] == 1 else shape[1:])
+    masked = np.ma.getmaskarray(array) if np.ma.isMaskedArray(array) else None
+    if masked is None or not masked.any():
+        return valid_mask
+    valid = ~masked.reshape(shape)
+    return valid if valid_mask is None else valid & valid_mask
+
+
+def _output_dtype(out_dtype: np.dtype | type | str | None, default: np.dtype) -> np.dtype:
+    """``out_dtype`` (default: ``default``), refused unless integer or float."""
+    if out_dtype is None:
+        return default
+    try:
+        dt = np.dtype(out_dtype)
+    except TypeError as exc:
+        raise ConfigError(f"out_dtype {out_dtype!r} is not a numpy dtype: {exc}") from None
+    if dt.kind not in "uif":
+        raise ConfigError(f"out_dtype must be an integer or float dtype, got {dt}")
+    return dt
+
+
+def _checked_nodata(nodata: float, dtype: np.dtype) -> float:
+    """``nodata`` as a float that ``dtype`` holds (refused otherwise: it would be written as
+    another value); the GeoTIFF reader's rule."""
+    try:
+        value = float(nodata)
+    except (TypeError, ValueError):
+        raise ConfigError(f"nodata must be a number, got {nodata!r}") from None
+    problem = nodata_problem(value, dtype)
+    if problem:
+        raise ConfigError(f"{problem}: pass another nodata, or an out_dtype that holds it")
+    return value
 
 
 __all__ = ["ArrayKeywords", "upscale_array"]

@@ -20,12 +20,18 @@ BACKENDS = ("torch", "onnxruntime")
 EXPORT_FORMATS = ("onnx", "torchscript", "exported-program")
 
 
+def is_whole(value: object) -> bool:
+    """An integer (Python or NumPy) or an integral float; never a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or float(value).is_integer()
+
+
 def whole(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` as an ``int`` in ``[low, high]``: an integer (Python or NumPy) or an integral
-    float; a bool, a fraction or anything else is refused, naming ``name``."""
-    ok = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    """``value`` as an ``int`` in ``[low, high]`` (:func:`is_whole`); anything else is
+    refused, naming ``name``."""
     bound = f"{low}..{high}" if high is not None else f">= {low}"
-    if isinstance(value, bool) or not ok:
+    if not is_whole(value):
         raise ConfigError(f"{name} must be an integer {bound}, got {value!r}")
     if value < low or (high is not None and value > high):
         kind = "an integer " if high is not None else ""

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import BandMismatchError, CheckpointError, ConfigError
 from .models import SRModel
+from .options import is_whole
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -108,13 +109,9 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
 
 def _whole_scale(scale: object) -> int:
     """``scale`` as an int; a bool, a string or a fractional number is refused."""
-    try:
-        value = None if isinstance(scale, bool | str) else float(scale)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not value.is_integer():
+    if not is_whole(scale):
         raise ConfigError(f"scale must be a whole number (e.g. 2, 3 or 4), got {scale!r}")
-    return int(value)
+    return int(scale)  # type: ignore[call-overload]
 
 
 def _names_arch(name: str, arch: str) -> bool:

@@ -78,3 +78,34 @@ def local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, 
 
 
 __all__ = ["clip_blocks", "local_range"]
+
+
+def nodata_problem(nodata: float, dtype: np.dtype) -> str | None:
+    """Why a ``dtype`` raster cannot hold ``nodata`` (None when it can): it would be written as
+    another value."""
+    if np.isnan(nodata):
+        return None if dtype.kind == "f" else f"nodata NaN is not a {dtype} value"
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+            return f"nodata {nodata:g} is not a {dtype} value ({info.min}..{info.max})"
+    elif dtype.kind == "f" and abs(nodata) > np.finfo(dtype).max:
+        return f"nodata {nodata:g} is out of the {dtype} range"
+    return None
+
+
+def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None:
+    """In place: valid pixels equal to ``nodata`` move one unit away from it."""
+    if np.isnan(nodata):
+        return
+    dt = out.dtype
+    nd = np.array(nodata).astype(dt)
+    hit = valid & (out == nd)
+    if not hit.any():
+        return
+    if dt.kind in "ui":
+        step = 1 if nd < np.iinfo(dt).max else -1
+        out[hit] = int(nd) + step
+    else:
+        direction = np.inf if nd < np.finfo(dt).max else -np.inf
+        out[hit] = np.nextafter(nd, np.array(direction, dt))

@@ -1,13 +1,25 @@
 """Super-resolution of ``xarray`` DataArrays georeferenced with rioxarray (optional extra
-``xarray``): ``(band, y, x)`` or ``(y, x)`` in, the same kind of DataArray out, with coordinates,
-transform and CRS updated by the GeoTIFF rule (``transform * Affine.scale(1/s)``, bounds kept),
-and the same values as :func:`~sr_domains.geo.upscale_geotiff` (profile fitted once, value
-rules, nodata written back).
+``xarray``): the same kind of DataArray out, with transform and CRS updated by the GeoTIFF rule
+(``transform * Affine.scale(1/s)``, bounds kept), and the same values as
+:func:`~sr_domains.geo.upscale_geotiff` (profile fitted once, value rules, nodata written back).
+
+* Dims: the spatial dims are rioxarray's (``da.rio.y_dim``, ``da.rio.x_dim``), in any order; the
+  third dim, if any, holds the bands (``(y, x, band)`` works). The output keeps the input's dim
+  order; dims rioxarray cannot place are refused (name them ``y``/``x`` or use
+  ``da.rio.set_spatial_dims``).
+* Coordinates: 1-D ``x``/``y`` at the new pixel centres; for a rotated or sheared transform 2-D
+  ``xc``/``yc`` (dims ``(y, x)``), as ``rioxarray.open_rasterio`` gives for such a file. The
+  name, attrs and every coordinate that does not depend on x/y (band labels, a scalar
+  ``time``) are kept.
+* Scale: a whole number 1..16, checked as the other APIs check it; a model of another scale is
+  refused ("the model upscales x2 but x3 was requested").
 
 Dask-backed arrays stay lazy: each chunk is upscaled with the model's margin of neighbouring
 input (``map_overlap``-style, the depth is the tiling margin plus the nodata fill's), so
-``upscale(da).rio.to_raster(path)`` streams chunk by chunk. The profile, fill value and value
-domain are computed once over the whole array first (one pass), so chunks agree.
+``upscale(da).rio.to_raster(path)`` streams chunk by chunk. An axis shorter than twice that
+depth (or in one chunk) is processed as one chunk, so small arrays work and equal the in-memory
+result. The profile, fill value and value domain are computed once over the whole array first
+(one pass), so chunks agree.
 
     >>> import rioxarray
     >>> from sr_domains.xarray import upscale
@@ -23,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from .api_options import keyword_options
 from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
 from .intensity import IntensityProfile, check_pixel_array, profile_from_any, work_dtype
-from .models.base import SRModel
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .value_domain import ValueOptions, build_rules
 
@@ -102,7 +114,8 @@ class StoredGrid:
         """In place: valid values of ``res`` (stored units) rounded to integers within the stored
         dtype's range and off the stored nodata value (the GeoTIFF writer's rules), then
         decoded."""
-        from .geo.writer import cast_inplace, nudge_from_nodata
+        from .geo.writer import cast_inplace
+        from .value_ops import nudge_from_nodata
 
         stored = cast_inplace(np.where(up, res, 0).astype(work_dtype(self.dtype)), self.dtype)
         if self.fill is not None:
@@ -120,7 +133,8 @@ def _finish(
 ) -> np.ndarray:
     """Cast, keep valid pixels off the nodata value (and on the stored grid of a decoded
     array), and write invalid pixels back (the GeoTIFF writer's rules)."""
-    from .geo.writer import cast_inplace, nudge_from_nodata
+    from .geo.writer import cast_inplace
+    from .value_ops import nudge_from_nodata
 
     if valid.shape[0] != out.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *valid.shape[1:]))
@@ -153,42 +167,54 @@ def upscale(
     """Super-resolve a georeferenced DataArray (module docs).
 
     Args:
-        da: ``(band, y, x)`` or ``(y, x)`` DataArray with rioxarray georeferencing (``da.rio``);
-            numpy- or dask-backed.
+        da: DataArray with rioxarray georeferencing (``da.rio``), numpy- or dask-backed: the
+            spatial dims are rioxarray's (``da.rio.y_dim``, ``da.rio.x_dim``), in any order, the
+            third dim (if any) holds the bands.
         scale, model, weights, profile, values, tile, overlap, device, amp: as in
-            :func:`~sr_domains.geo.upscale_geotiff`.
+            :func:`~sr_domains.geo.upscale_geotiff` (``model`` may also be an
+            :class:`~sr_domains.inference.Upscaler`); a model of another scale is refused.
         nodata: nodata override (default: ``da.rio.nodata``).
 
     Returns:
-        A DataArray ``(band, y*s, x*s)`` (or ``(y*s, x*s)``), same dtype, CRS and bounds, with
-        ``x``/``y`` coordinates at the new pixel centres; lazy when ``da`` was.
+        A DataArray in ``da``'s dim order with ``y*s``, ``x*s`` pixels, same dtype, name,
+        attrs, CRS and bounds, the coordinates that do not depend on x/y kept, and pixel-centre
+        coordinates of the new grid: 1-D ``x``/``y``, or 2-D ``xc``/``yc`` for a rotated
+        transform (as rioxarray reads one); lazy when ``da`` was.
     """
     xr, affine = _require()
-    from .pretrained import resolve_model
+    from .medical.common import build_upscaler
+    from .pretrained import _whole_scale
 
-    squeeze = da.ndim == 2
-    if squeeze:
-        da = da.expand_dims("band")
-    if da.ndim != 3:
-        raise ConfigError(f"expected a (band, y, x) or (y, x) DataArray, got dims {da.dims}")
+    band, ydim, xdim = _dims(da)
     check_pixel_array(da.data, "DataArray")
-    band, ydim, xdim = da.dims
+    dims = (ydim, xdim) if band is None else (band, ydim, xdim)
+    src = da.transpose(*dims).data
+    src = src[None] if band is None else src
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)
     dtype = np.dtype(da.dtype)
     grid = StoredGrid.of(da, nodata)
     # a decoded array runs on its stored values, as the integer path and upscale_geotiff do;
     # its invalid pixels are NaN (and the stored nodata value), written back as NaN
-    src = da.data if grid is None else grid.encode(da.data)
+    src = src if grid is None else grid.encode(src)
     work = dtype if grid is None else grid.dtype
     nd_in, nd_out = (nd, nd) if grid is None else (grid.fill, float("nan"))
-    n = da.shape[0]
-    if isinstance(model, SRModel) and weights is None:
-        net = model
-    else:
-        net = resolve_model(model, weights, scale=scale, n_bands=n)
-    up = Upscaler(net, tile=tile, overlap=overlap, device=device, amp=amp)
-    s = up.scale
+    n = src.shape[0]
+    # scale, tile and overlap validated as upscale_geotiff / upscale_nifti validate them
+    options, _, _ = keyword_options(
+        scale=_whole_scale(scale), tile=tile, overlap=overlap, device=device, amp=amp
+    )
+    up = build_upscaler(
+        model,
+        weights,
+        scale=options.scale,
+        tile=options.tile,
+        overlap=options.overlap,
+        device=options.device,
+        amp=options.amp,
+        n_bands=n,
+    )
+    net, s = up.model, up.scale
     lazy = hasattr(src, "dask")
     sample = _sample(src) if lazy else np.asarray(src)
     ok = _valid(sample, nd_in)
@@ -211,13 +237,16 @@ def upscale(
         out, valid = run(np.asarray(src))
         data = _finish(out, valid, dtype, nd_out, s, grid)
     t = da.rio.transform() @ affine.scale(1 / s)
-    h, w = da.shape[1] * s, da.shape[2] * s
-    xs = t.c + (np.arange(w) + 0.5) * t.a
-    ys = t.f + (np.arange(h) + 0.5) * t.e
-    coords = {ydim: ys, xdim: xs}
-    if n_out == n and band in da.coords:
-        coords[band] = da.coords[band].values
-    res = xr.DataArray(data, dims=(band, ydim, xdim), coords=coords, attrs=dict(da.attrs))
+    drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
+    coords = _kept_coords(da, drop)
+    coords.update(_grid_coords(t, data.shape[1], data.shape[2], ydim, xdim))
+    res = xr.DataArray(
+        data[0] if band is None else data,
+        dims=dims,
+        coords=coords,
+        name=da.name,
+        attrs=dict(da.attrs),
+    ).transpose(*da.dims, transpose_coords=False)
     res.attrs.update({"sr_domains_scale": s, "sr_domains_model": str(getattr(net, "arch", ""))})
     res = res.rio.write_transform(t)
     if da.rio.crs is not None:
@@ -229,7 +258,44 @@ def upscale(
             res = res.rio.write_nodata(grid.fill, encoded=True)
     elif nd is not None:
         res = res.rio.write_nodata(nd, encoded=False)
-    return res[0] if squeeze else res
+    return res
+
+
+def _dims(da: Any) -> tuple[Any, Any, Any]:
+    """``(band, y, x)`` dim names of ``da``: the spatial ones as rioxarray finds them, the
+    other one as the bands (None for a 2-D array)."""
+    from rioxarray.exceptions import RioXarrayError
+
+    if da.ndim not in (2, 3):
+        raise ConfigError(f"expected a (band, y, x) or (y, x) DataArray, got dims {da.dims}")
+    try:
+        ydim, xdim = da.rio.y_dim, da.rio.x_dim
+    except RioXarrayError:
+        ydim = xdim = None
+    if ydim is None or xdim is None or {ydim, xdim} - set(da.dims):
+        raise ConfigError(
+            f"cannot tell the spatial dims of a DataArray with dims {da.dims}: name them "
+            "y and x, or declare them with da.rio.set_spatial_dims(y_dim=..., x_dim=...)"
+        )
+    rest = [d for d in da.dims if d not in (ydim, xdim)]
+    return (rest[0] if rest else None), ydim, xdim
+
+
+def _kept_coords(da: Any, drop: set[Any]) -> dict[Any, Any]:
+    """The coordinates of ``da`` that depend on none of the dims ``drop`` (the grid mapping is
+    left out: it is written anew)."""
+    gone = drop | {da.rio.grid_mapping}
+    return {k: v.variable for k, v in da.coords.items() if k not in gone and not gone & set(v.dims)}
+
+
+def _grid_coords(t: Any, h: int, w: int, ydim: Any, xdim: Any) -> dict[Any, Any]:
+    """Pixel-centre coordinates of an ``h x w`` grid with transform ``t``, as rioxarray reads
+    them: 1-D ``y``/``x``, or 2-D ``yc``/``xc`` (dims ``(y, x)``) for a rotated transform."""
+    if t.b == 0 and t.d == 0:
+        return {ydim: t.f + (np.arange(h) + 0.5) * t.e, xdim: t.c + (np.arange(w) + 0.5) * t.a}
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    return {"yc": ((ydim, xdim), ys), "xc": ((ydim, xdim), xs)}
 
 
 def _sample(x: Any) -> np.ndarray:
@@ -270,18 +336,14 @@ def _lazy(
 ) -> Any:
     """Each chunk with ``margin`` + the nodata fill's margin of its neighbours' pixels (none
     past the image edge), upscaled and cropped back to its own footprint."""
-    import dask.array as dsa
-
-    m = max(up.tiling.margin, 2) + FILL_MARGIN
-    # dask needs chunks at least as deep as the overlap: merge thinner ones into a neighbour
-    x = x.rechunk({a: dsa.overlap.ensure_minimum_chunksize(m, x.chunks[a]) for a in (1, 2)})
-    ext = dsa.overlap.overlap(x, depth={0: 0, 1: m, 2: m}, boundary="none")
+    x, (dy, dx) = _overlap_chunks(x, max(up.tiling.margin, 2) + FILL_MARGIN)
+    ext = x if dy == dx == 0 else _overlap(x, dy, dx)
 
     def block_fn(block: np.ndarray, block_info: Any = None) -> np.ndarray:
         info = block_info[0]
         (_, cy, cx), (_, ny, nx) = info["chunk-location"], info["num-chunks"]
-        top, left = (m if cy > 0 else 0), (m if cx > 0 else 0)
-        bottom, right = (m if cy < ny - 1 else 0), (m if cx < nx - 1 else 0)
+        top, left = (dy if cy > 0 else 0), (dx if cx > 0 else 0)
+        bottom, right = (dy if cy < ny - 1 else 0), (dx if cx < nx - 1 else 0)
         out, valid = run(np.asarray(block))
         h, w = block.shape[1:]
         out = out[:, top * s : (h - bottom) * s, left * s : (w - right) * s]
@@ -290,6 +352,28 @@ def _lazy(
 
     chunks = ((n_out,), tuple(c * s for c in x.chunks[1]), tuple(c * s for c in x.chunks[2]))
     return ext.map_blocks(block_fn, chunks=chunks, dtype=dtype)
+
+
+def _overlap_chunks(x: Any, m: int) -> tuple[Any, tuple[int, int]]:
+    """``x`` rechunked for an overlap of ``m`` pixels, and the depth along y and x: chunks
+    thinner than ``m`` merged into a neighbour (dask needs chunks at least as deep as the
+    overlap), an axis shorter than ``2 * m`` or in one chunk made one chunk, with depth 0."""
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    chunks: dict[int, Any] = {}
+    depth = []
+    for a in (1, 2):
+        whole = x.numblocks[a] == 1 or x.shape[a] < 2 * m
+        chunks[a] = -1 if whole else ensure_minimum_chunksize(m, x.chunks[a])
+        depth.append(0 if whole else m)
+    return x.rechunk(chunks), (depth[0], depth[1])
+
+
+def _overlap(x: Any, dy: int, dx: int) -> Any:
+    """``x`` with ``dy``/``dx`` pixels of each neighbouring chunk (none past the edge)."""
+    import dask.array as dsa
+
+    return dsa.overlap.overlap(x, depth={0: 0, 1: dy, 2: dx}, boundary="none")
 
 
 __all__ = ["StoredGrid", "upscale"]

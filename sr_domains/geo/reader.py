@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputFileError, MissingDependencyError
+from ..value_ops import nodata_problem
 
 try:
     import rasterio
@@ -355,18 +356,9 @@ class RasterSource:
 
 
 def _check_nodata(path: Path, nodata: float, dtype: np.dtype) -> None:
-    if np.isnan(nodata):
-        if dtype.kind != "f":
-            raise ConfigError(f"{path}: nodata NaN is not possible for {dtype} data")
-        return
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
-            raise ConfigError(
-                f"{path}: nodata {nodata:g} is not a {dtype} value ({info.min}..{info.max})"
-            )
-    elif dtype.kind == "f" and abs(nodata) > np.finfo(dtype).max:
-        raise ConfigError(f"{path}: nodata {nodata:g} is out of the {dtype} range")
+    problem = nodata_problem(nodata, dtype)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
 
 
 __all__ = ["Block", "RasterSource", "open_dataset", "raster_inputs"]

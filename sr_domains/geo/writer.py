@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..intensity import cast_to_dtype
+from ..value_ops import nudge_from_nodata
 from .georef import apply_georef
 from .reader import Block
 
@@ -93,23 +94,6 @@ def create(path: Path, spec: OutputSpec) -> Any:
         dst.close()
         raise
     return dst
-
-
-def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None:
-    """In place: valid pixels equal to ``nodata`` move one unit away from it."""
-    if np.isnan(nodata):
-        return
-    dt = out.dtype
-    nd = np.array(nodata).astype(dt)
-    hit = valid & (out == nd)
-    if not hit.any():
-        return
-    if dt.kind in "ui":
-        step = 1 if nd < np.iinfo(dt).max else -1
-        out[hit] = int(nd) + step
-    else:
-        direction = np.inf if nd < np.finfo(dt).max else -np.inf
-        out[hit] = np.nextafter(nd, np.array(direction, dt))
 
 
 def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
