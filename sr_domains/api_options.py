@@ -8,8 +8,37 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .options import UpscaleOptions, whole
+import numpy as np
+
+from .errors import ConfigError
+from .options import AdaptOptions, UpscaleOptions, is_whole, whole
 from .value_domain import ValueOptions
+
+#: On/off fields of :class:`~sr_domains.options.UpscaleOptions` a keyword API may pass.
+FLAGS = ("through_plane", "overwrite", "progress", "cog")
+
+
+def adapt_keyword(adapt: object) -> AdaptOptions | None:
+    """``adapt=`` as :class:`~sr_domains.options.AdaptOptions` or None (off), as the CLI's
+    ``--adapt [STEPS]``: None or False is off, True the default adaptation, a whole number
+    >= 1 that many steps, an ``AdaptOptions`` as it is; anything else is refused."""
+    if adapt is None or isinstance(adapt, AdaptOptions):
+        return adapt
+    if isinstance(adapt, (bool, np.bool_)):
+        return AdaptOptions() if adapt else None
+    if is_whole(adapt) and adapt >= 1:  # type: ignore[operator]
+        return AdaptOptions(steps=int(adapt))  # type: ignore[call-overload]
+    raise ConfigError(
+        f"adapt must be True, a number of steps >= 1 or an AdaptOptions (None or False: off), "
+        f"got {adapt!r}"
+    )
+
+
+def flag(name: str, value: object) -> bool:
+    """An on/off keyword as a bool; anything but a bool (``"yes"``, 1) is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def keyword_options(
@@ -19,18 +48,25 @@ def keyword_options(
     weights: str | os.PathLike[str] | None = None,
     profile: object = None,
     values: ValueOptions | None = None,
+    adapt: object = None,
     **fields: Any,
 ) -> tuple[UpscaleOptions, Any, Any]:
     """``(options, model, profile)`` from an API's keywords: a ``model`` or ``profile`` given
     as a name goes into the options; one given as an object (a built model or upscaler, a
     fitted profile) comes back beside them, to be used instead of the options' name.
-    ``fields``: the other :class:`~sr_domains.options.UpscaleOptions` fields, as they are."""
+    ``adapt``: see :func:`adapt_keyword`; the on/off ``fields`` (:data:`FLAGS`) must be
+    bools. ``fields``: the other :class:`~sr_domains.options.UpscaleOptions` fields, as they
+    are."""
+    for name in FLAGS:
+        if name in fields:
+            fields[name] = flag(name, fields[name])
     options = UpscaleOptions(
         scale=whole("scale", scale, 1, 16),
         model=model if isinstance(model, str) else None,
         weights=Path(weights) if weights is not None else None,
         profile=profile if isinstance(profile, str) else None,
         values=values if values is not None else ValueOptions(),
+        adapt=adapt_keyword(adapt),
         **fields,
     )
     built = None if model is None or isinstance(model, str) else model
@@ -38,4 +74,4 @@ def keyword_options(
     return options, built, fitted
 
 
-__all__ = ["keyword_options"]
+__all__ = ["FLAGS", "adapt_keyword", "flag", "keyword_options"]

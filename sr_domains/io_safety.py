@@ -33,7 +33,6 @@ import datetime as _dt
 import errno
 import functools
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -55,6 +54,7 @@ from .output_checks import (  # re-exported: the path rules live there
     preflight,
     read_manifest,
 )
+from .strict_json import provenance_json
 
 try:  # POSIX only; elsewhere destinations are not locked
     import fcntl
@@ -235,7 +235,7 @@ def _write_manifest(folder: Path, sources: Sequence[PathArg], extra: dict[str, A
         **extra,
         "files": files,
     }
-    (folder / MANIFEST).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    (folder / MANIFEST).write_text(provenance_json(data, indent=1) + "\n", encoding="utf-8")
 
 
 def _make_parents(folder: Path) -> list[Path]:

@@ -58,10 +58,12 @@ class ValueOptions:
     Attributes:
         clamp: apply the envelope, the physical domain and pinned values (default True).
         envelope: tolerance of the envelope as a fraction of the local range; None = off.
-        value_range: explicit physical domain ``(lo, hi)`` in stored units (overrides the
-            inferred one; ``None`` on either side = unbounded).
-        saturation: declared saturation value (stored units) of integer rasters; default: the
-            dtype maximum.
+        value_range: explicit physical domain ``(lo, hi)`` in the units the rules see: a
+            GeoTIFF's stored values, a NIfTI's or DICOM's physical values (after
+            ``scl_slope``/``RescaleSlope``) (overrides the inferred one; ``None`` on either side
+            = unbounded).
+        saturation: declared saturation value of integer rasters, in the same units; default:
+            the dtype maximum.
         envelope_radius: half-size of the input neighbourhood of the envelope, in input pixels
             (2 = 5 x 5; ``benchmarks/value_fidelity.py`` shows the trade-off).
         spectral: multi-band output keeps bicubic's band ratios (:mod:`sr_domains.spectral`):

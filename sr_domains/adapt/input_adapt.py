@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..models.base import SRModel
 from ..options import DEFAULT_ADAPT_STEPS, AdaptOptions
+from ..strict_json import finite_json
 from .estimate import DegradationEstimate, estimate_degradation
 from .pairs import InternalPairs
 from .sampler import PatchSampler
@@ -83,19 +84,21 @@ class AdaptReport:
         return self.psnr_after - self.psnr_before if self.kept == "adapted" else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as strict JSON values: a score never computed (NaN: the adaptation was
+        skipped) or not finite is None (JSON ``null``), never ``NaN``."""
         return {
             "degradation": self.degradation,
-            "estimate": None if self.estimate is None else self.estimate.to_dict(),
-            "noise": round(self.noise, 6),
-            "fit": self.fit,
+            "estimate": None if self.estimate is None else finite_json(self.estimate.to_dict()),
+            "noise": _number(self.noise, 6),
+            "fit": finite_json(self.fit),
             "self_validation_psnr": {
-                "bicubic": round(self.psnr_bicubic, 3),
-                "before": round(self.psnr_before, 3),
-                "after": round(self.psnr_after, 3),
+                "bicubic": _number(self.psnr_bicubic, 3),
+                "before": _number(self.psnr_before, 3),
+                "after": _number(self.psnr_after, 3),
             },
             "kept": self.kept,
             **({"reason": self.reason} if self.reason else {}),
-            "seconds": round(self.seconds, 2),
+            "seconds": _number(self.seconds, 2),
         }
 
     def describe(self) -> str:
@@ -107,6 +110,11 @@ class AdaptReport:
             f"{self.fit.get('steps', 0)} steps; self-validation PSNR {self.psnr_before:.2f} -> "
             f"{self.psnr_after:.2f} dB, bicubic {self.psnr_bicubic:.2f}; kept {self.kept})"
         )
+
+
+def _number(value: float, digits: int) -> float | None:
+    """``value`` rounded to ``digits``, or None when it is NaN or infinite."""
+    return round(float(value), digits) if math.isfinite(value) else None
 
 
 class _Degrade:
@@ -310,7 +318,7 @@ def save_adapted(
 
     card = getattr(model, "card", None)
     base = card if isinstance(card, ModelCard) else ModelCard(name=Path(path).stem)
-    note = "adapted to one input: " + json.dumps(report.to_dict())
+    note = "adapted to one input: " + json.dumps(report.to_dict(), allow_nan=False)
     card = dataclasses.replace(
         base, name=Path(path).stem, notes=(base.notes + " " if base.notes else "") + note
     )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..api_options import keyword_options
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
@@ -62,7 +62,7 @@ def upscale_dicom_series(
     amp: str = "auto",
     progress: bool = False,
     values: ValueOptions | None = None,
-    adapt: AdaptOptions | None = None,
+    adapt: AdaptOptions | bool | int | None = None,
 ) -> list[Path]:
     """Super-resolve a DICOM series in-plane and write it as a derived series.
 
@@ -83,8 +83,9 @@ def upscale_dicom_series(
             or the input minimum, non-negative MR stays non-negative), exact-zero background
             stays zero and padding (``PixelPaddingValue``) is written back exactly.
         adapt: fine-tune the model on slices of this series first
-            (:class:`~sr_domains.options.AdaptOptions`; docs/adaptation.md); the report is
-            summarized in ``DerivationDescription``.
+            (:class:`~sr_domains.options.AdaptOptions`, True for the default, or a number of
+            steps, as ``--adapt [STEPS]``; docs/adaptation.md); the report is summarized in
+            ``DerivationDescription``.
 
     Returns:
         The written files in spatial order (one per slice; one file for enhanced input).
@@ -128,6 +129,13 @@ def run_dicom_series(
     check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=options.overwrite)
     series = load_dicom_series(src, options.series_uid)
+    if through_plane and min(series.shape) < 2:
+        shape = "x".join(map(str, series.shape))
+        raise InputFileError(
+            src,
+            f"through-plane SR needs >= 2 voxels on each of 3 axes; the series is {shape} "
+            "(slices x rows x columns): upscale it without through-plane",
+        )
     volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first
     up = upscaler_of(options, model)
     stored = series.stored_dtype

@@ -16,7 +16,6 @@ Written header (see ``docs/medical.md``):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from ..image import scale_nifti_affine
 from ..io_safety import atomic_output
+from ..strict_json import provenance_json
 from .geometry import (
     axis_codes,
     default_axes,
@@ -157,7 +157,7 @@ def output_header(
     hdr = updated_header(vol, shape, factors, " ".join(short.split()))
     if prov:
         hdr.extensions.append(
-            nib.nifti1.Nifti1Extension("comment", json.dumps(prov).encode("utf-8"))
+            nib.nifti1.Nifti1Extension("comment", provenance_json(prov).encode("utf-8"))
         )
     return hdr
 

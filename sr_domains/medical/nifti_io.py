@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError, require
 from ..intensity import work_dtype
+from ..strict_json import provenance_json
 from ..value_facts import ZeroFacts
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ class PlaneWriter:
             at = head.find(slot)
             if at < 0:
                 raise RuntimeError("no pending placeholder in the header")
-            text = json.dumps(self.pending).encode()
+            text = provenance_json(self.pending).encode()
             if len(text) > len(slot):
                 raise RuntimeError("pending value too long for its placeholder")
             f.seek(at)

@@ -72,7 +72,7 @@ def upscale_nifti(
     amp: str = "auto",
     progress: bool = False,
     values: ValueOptions | None = None,
-    adapt: AdaptOptions | None = None,
+    adapt: AdaptOptions | bool | int | None = None,
 ) -> Path:
     """Super-resolve a 3-D or 4-D NIfTI file slice by slice; the output lines up with the input.
 
@@ -96,8 +96,9 @@ def upscale_nifti(
             volume stays non-negative, integer range through ``scl_slope``/``scl_inter``), and
             exact-zero background stays exactly zero.
         adapt: fine-tune the model on planes of this volume first
-            (:class:`~sr_domains.options.AdaptOptions`; docs/adaptation.md); the report goes
-            into the provenance extension (``adapt``).
+            (:class:`~sr_domains.options.AdaptOptions`, True for the default, or a number of
+            steps, as ``--adapt [STEPS]``; docs/adaptation.md); the report goes into the
+            provenance extension (``adapt``).
 
     Returns:
         The written path. Its affine equals ``affine @ T`` (voxel-centre rule): corners of the
@@ -148,7 +149,9 @@ def run_nifti(
     if through_plane and min(shape3) < 2:
         shape = "x".join(str(n) for n in source.image.shape)
         raise InputFileError(
-            src, f"through-plane SR needs >= 2 voxels on each of 3 axes; the volume is {shape}"
+            src,
+            f"through-plane SR needs >= 2 voxels on each of 3 axes; the volume is {shape}: "
+            "upscale it without through-plane",
         )
     factors = scale_factors(ax, options.scale, through_plane)
     streaming = not through_plane and tuple(sorted(ax)) == (0, 1)
