@@ -3,7 +3,8 @@
 Nothing is written and no pixel is read beyond file headers (a DICOM folder is scanned for its
 series). For each input: the domain, the output path and what would happen to it (written;
 in a batch, skipped because complete or redone because damaged; refused because it exists,
-or replaced with ``--overwrite``, as the run decides), the model
+or replaced with ``--overwrite``, as the run decides; ``error: ...`` for an input the run
+would fail on: unreadable, a colour table, its data cut short), the model
 (shipped weights name or checkpoint, architecture, scale, bands, weights sha256) and the
 intensity profile recipe with where it comes from.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import SRDomainsError
+from .errors import BandMismatchError, SRDomainsError
 from .io_safety import weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions, check_save_model_batch, saved_model_path
@@ -152,33 +154,81 @@ def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple
         return "foreign", ""
 
 
+def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | None, Any, str]:
+    """``(bands, dtype, default profile)`` of an input, from its headers, refused as the run
+    refuses it (:class:`~sr_domains.errors.SRDomainsError` naming the file): unreadable, a
+    colour table, the data cut short (which the run finds reading the pixels)."""
+    if domain == "geotiff":
+        from .geo.job import gdal_env, refuse_palette
+        from .geo.reader import RasterSource
+
+        with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
+            refuse_palette(rs)
+            _refuse_cut_short(rs.ds, src)
+            return rs.n_bands, rs.dtype, "mr"
+    if domain == "dicom":
+        from .medical.dicom_read import load_dicom_series
+
+        series = load_dicom_series(src, options.series_uid)
+        return None, None, "ct" if series.modality == "CT" else "mr"
+    return None, None, "mr"
+
+
+def _refuse_cut_short(ds: Any, src: Path) -> None:
+    """Refuse a GeoTIFF whose blocks end past the end of the file (a copy cut short), from the
+    block offsets in its header: the run fails on it reading the pixels."""
+    from .errors import InputFileError
+
+    if ds.driver != "GTiff":
+        return
+    rows, cols = ds.block_shapes[0]
+    n_y, n_x = -(-ds.height // max(rows, 1)), -(-ds.width // max(cols, 1))
+    size = Path(src).stat().st_size
+    bands = ds.indexes if ds.interleaving is not None and ds.interleaving.name == "BAND" else [1]
+    for b in bands:
+        for y in range(n_y):
+            for x in range(n_x):
+                offset = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)
+                length = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=b)
+                end = int(offset or 0) + int(length or 0)
+                if end > size:
+                    raise InputFileError(
+                        src,
+                        f"cut short: band {b} block ({x}, {y}) ends at byte {end}, past the "
+                        f"file's {size} bytes; is the file corrupt?",
+                    )
+
+
 def _plan_one(
     domain: str, src: Path, dst: Path, options: UpscaleOptions, batch: bool = True
 ) -> PlannedOutput:
     """One input's line; ``batch``: part of a folder or glob (resumable), else a single input,
-    whose existing output is refused or replaced, never skipped or redone, as the run does."""
-    n_bands = None
-    default = "mr"
-    if domain == "geotiff":
-        from .geo.reader import RasterSource
-
-        with RasterSource(src, options.bands, options.nodata) as rs:
-            n_bands, dtype = rs.n_bands, rs.dtype
-    elif domain == "dicom":
-        from .medical.dicom_read import load_dicom_series
-
-        series = load_dicom_series(src, options.series_uid)
-        default = "ct" if series.modality == "CT" else "mr"
+    whose existing output is refused or replaced, never skipped or redone, as the run does.
+    An input the run would fail on: ``error: ...`` (unless the run refuses its output before
+    any work, or skips it as complete without reading it)."""
+    try:
+        n_bands, dtype, default = _read_input(domain, src, options)
+        problem = ""
+    except SRDomainsError as exc:
+        n_bands, dtype, default, problem = None, None, "mr", str(exc)
     if batch:
         status, why = _status(domain, src, dst, options)
     else:  # a single input does not resume: an existing output is the user's to replace
         status, why = ("missing" if _absent(dst) else "foreign"), ""
     action = _action(status, options.overwrite, why)
-    unsafe = _unsafe(domain, src, dst)
+    try:
+        unsafe = _unsafe(domain, src, dst)
+    except SRDomainsError as exc:  # (a VRT naming a missing source: the run fails on it)
+        unsafe, problem = "", problem or str(exc)
     if unsafe:  # the run refuses it whatever --overwrite says
         action = f"refused: {unsafe}"
+    if problem:  # (a refused output stops the run first; a complete one is not read)
+        kept = action.startswith(("refused", "would skip"))
+        return PlannedOutput(domain, str(src), str(dst), action if kept else f"error: {problem}")
     try:
         model, recipe = _describe_model(options, n_bands)
+    except BandMismatchError as exc:  # this file's bands: named, as the run names them
+        return PlannedOutput(domain, str(src), str(dst), f"error: {exc.naming(src)}")
     except SRDomainsError as exc:
         return PlannedOutput(domain, str(src), str(dst), f"error: {exc}")
     if options.profile is not None:

@@ -60,12 +60,57 @@ def check_manifest_slot(out_dir: Path) -> None:
 def write_run_manifest(
     out_dir: Path, results: Sequence[TaskResult], sources: Sequence[Path]
 ) -> Path:
-    """Write ``out_dir/sr-domains-run.jsonl``, one JSON line per task, atomically (replacing
-    the previous run's: a skipped task keeps its output's checksum in its own record)."""
+    """Write ``out_dir/sr-domains-run.jsonl`` atomically: one JSON line per task of this run
+    (a skipped task keeps its output's checksum in its own record), after the records of
+    earlier runs for the other outputs of the folder (:func:`earlier_records`), so a run over
+    part of a batch does not forget the rest: a later resume still knows them as ours."""
     manifest = Path(out_dir) / RUN_MANIFEST
     with atomic_output(manifest, list(sources), overwrite=True) as tmp:
-        tmp.write_text("".join(r.to_json() + "\n" for r in results), encoding="utf-8")
+        touched = {Path(r.task.dst).name for r in results}
+        kept = earlier_records(Path(out_dir), touched)
+        lines = [*kept, *(r.to_json() for r in results)]
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return manifest
+
+
+def earlier_records(out_dir: Path, skip: set[str]) -> list[str]:
+    """The records of ``out_dir``'s run manifest for outputs not named in ``skip`` (output
+    file names) that still exist, the last one of each output (as :func:`recorded_sha` reads
+    them), as JSON lines in the order they were written; lines cut short are dropped. Never
+    read through a symbolic link."""
+    path = Path(out_dir) / RUN_MANIFEST
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    last: dict[str, str] = {}
+    for line in text.splitlines():
+        name = _record_output(line)
+        if name and name not in skip:
+            last.pop(name, None)  # (re-inserted: the order of the last records)
+            last[name] = line.strip()
+    return [line for name, line in last.items() if _output_exists(out_dir, name)]
+
+
+def _record_output(line: str) -> str:
+    """The output file name a manifest line records, or "" (not a whole record of ours)."""
+    if not line.encode("utf-8").startswith(RECORD_START):
+        return ""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return ""
+    if not isinstance(rec, dict) or not rec.get("output") or "status" not in rec:
+        return ""
+    return Path(str(rec["output"])).name
+
+
+def _output_exists(out_dir: Path, name: str) -> bool:
+    """Whether the output ``name`` of a record is still in ``out_dir`` (a DICOM series of a
+    batch of one series: ``out_dir`` itself)."""
+    return os.path.lexists(out_dir / name) or (name == out_dir.resolve().name)
 
 
 def append_run_record(out_dir: Path, result: TaskResult) -> None:
@@ -130,6 +175,7 @@ def _manifest_shas(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str],
 __all__ = [
     "append_run_record",
     "check_manifest_slot",
+    "earlier_records",
     "file_sha256",
     "recorded_sha",
     "write_run_manifest",

@@ -1,0 +1,83 @@
+"""``--dry-run`` predicts the run for bad inputs: one ``error: ...`` line per input the run would
+fail on (unreadable, a colour table, its data cut short), naming it, a plan for the others, and
+exit status 1, as the run (which writes the good files and lists the failures)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+rasterio = pytest.importorskip("rasterio")
+
+from sr_domains import inference  # noqa: E402
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.testing.geo import make_geotiff  # noqa: E402
+
+LINE = re.compile(r"^geotiff: (\S+) -> (\S+) \[(.*)\]$", re.M)
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
+
+def _palette(path: Path) -> None:
+    make_geotiff(path, width=24, height=16, count=1, dtype="uint8")
+    with rasterio.open(path, "r+") as ds:
+        ds.write_colormap(1, {0: (0, 0, 0, 255), 255: (255, 0, 0, 255)})
+
+
+def _mixed(folder: Path) -> None:
+    folder.mkdir()
+    make_geotiff(folder / "good.tif", width=24, height=16, count=1)
+    full = make_geotiff(folder.parent / "whole.tif", width=96, height=96, compress=None)
+    data = full.read_bytes()
+    (folder / "trunc.tif").write_bytes(data[: len(data) // 2])  # header intact, pixels cut
+    (folder / "text.tif").write_text("hi\n")
+    _palette(folder / "pal.tif")
+
+
+def _dry_run(capsys, src: Path, dst: Path) -> tuple[int, dict[str, str]]:
+    code = main(["upscale", str(src), str(dst), "--dry-run"])
+    out = capsys.readouterr().out
+    return code, {Path(m.group(1)).name: m.group(3) for m in LINE.finditer(out)}
+
+
+def test_the_dry_run_names_each_bad_input_as_the_run_fails_on_it(tmp_path, capsys):
+    src, out = tmp_path / "bad", tmp_path / "outb"
+    _mixed(src)
+    code, planned = _dry_run(capsys, src, out)
+    assert code == 1 and not out.exists()
+    assert sorted(planned) == ["good.tif", "pal.tif", "text.tif", "trunc.tif"]
+    for name, action in planned.items():
+        if name != "good.tif":
+            assert action.startswith(f"error: {src / name}"), action
+    assert "colour table" in planned["pal.tif"] and "cut short" in planned["trunc.tif"]
+    assert planned["good.tif"] == "would write"
+
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 1
+    capsys.readouterr()
+    lines = (out / "sr-domains-run.jsonl").read_text().splitlines()
+    outcome = {Path(r["input"]).name: r["status"] for r in map(json.loads, lines)}
+    predicted = {n: "ok" if a == "would write" else "failed" for n, a in planned.items()}
+    assert predicted == outcome
+    assert sorted(p.name for p in out.glob("*.tif")) == ["good.tif"]
+
+
+def test_a_palette_input_makes_the_dry_run_fail_as_the_run_does(tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_geotiff(src / "good.tif", width=24, height=16, count=1)
+    _palette(src / "pal.tif")
+    code, planned = _dry_run(capsys, src, out)
+    assert code == 1 and planned["good.tif"] == "would write"
+    assert planned["pal.tif"].startswith("error:") and "colour table" in planned["pal.tif"]
+    assert main(["upscale", str(src), str(out), "--no-progress"]) == 1
+    assert "colour table" in capsys.readouterr().err
+    # a single palette file: the same verdict
+    code, single = _dry_run(capsys, src / "pal.tif", tmp_path / "one.tif")
+    assert code == 1 and single["pal.tif"].startswith("error:")

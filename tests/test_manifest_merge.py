@@ -1,0 +1,113 @@
+"""The run manifest describes every output of its folder: a run over part of a batch keeps the
+earlier records of the outputs it did not touch, so a later resume still knows a cut-short
+output of an earlier run as its own and redoes it (instead of refusing it as a user's file).
+Also: the sequential batch's summary is a warning only when a file failed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("rasterio")
+
+from sr_domains import inference
+from sr_domains.batch_tasks import Task, TaskResult
+from sr_domains.distributed import upscale_many
+from sr_domains.geo import upscale_many as geo_many
+from sr_domains.options import UpscaleOptions
+from sr_domains.output_checks import is_run_manifest
+from sr_domains.run_manifest import file_sha256, recorded_sha, write_run_manifest
+from sr_domains.testing import tiny_model
+from sr_domains.testing.geo import make_geotiff
+
+MANIFEST = "sr-domains-run.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    lines = (folder / MANIFEST).read_text().splitlines()
+    return {Path(r["output"]).name: r for r in map(json.loads, lines)}
+
+
+def _scenes(folder: Path, n: int) -> None:
+    folder.mkdir()
+    for i in range(n):
+        make_geotiff(folder / f"s{i}.tif", width=24, height=16, count=1, seed=i)
+
+
+def _run(runner: str, inputs: str | Path, out: Path, model) -> list[str]:
+    """The names of the outputs written by a run of ``runner`` (failures raise / are listed)."""
+    if runner == "sequential":
+        return sorted(p.name for p in geo_many(inputs, out, model=model))
+    report = upscale_many(inputs, out, options=UpscaleOptions(), model=model)
+    assert report.count("failed") == 0, [r.error for r in report.failed]
+    return sorted(Path(r.task.dst).name for r in report.results if r.status == "ok")
+
+
+@pytest.mark.parametrize("runner", ["sequential", "batch runner"])
+def test_a_run_over_part_of_a_batch_keeps_the_records_of_the_other_outputs(tmp_path, runner):
+    folder, out, model = tmp_path / "in", tmp_path / "out", tiny_model(1, 2)
+    _scenes(folder, 4)
+    assert _run(runner, folder, out, model) == ["s0.tif", "s1.tif", "s2.tif", "s3.tif"]
+    first = _records(out)
+    (out / "s3.tif").unlink()  # an output removed since: its record may go
+    assert _run(runner, str(folder / "s[12].tif"), out, model) == []  # both complete
+    kept = _records(out)
+    assert sorted(kept) == ["s0.tif", "s1.tif", "s2.tif"]
+    assert kept["s0.tif"] == first["s0.tif"]  # untouched: the first run's record, as written
+    assert kept["s1.tif"]["status"] == "skipped"  # touched: this run's record
+    lines = (out / MANIFEST).read_text().splitlines()
+    assert len(lines) == 3 and is_run_manifest(out / MANIFEST)
+    # s0.tif, written by the first run only, cut short: known as ours, redone
+    good = (out / "s0.tif").read_bytes()
+    (out / "s0.tif").write_bytes(good[:100])
+    assert _run(runner, folder, out, model) == ["s0.tif", "s3.tif"]
+    assert file_sha256([out / "s0.tif"]) == _records(out)["s0.tif"]["output_sha256"]
+
+
+def test_the_cli_resume_redoes_a_cut_short_output_after_a_partial_run(tmp_path, monkeypatch):
+    """The reviewer's case through the CLI's sequential batch (a folder, then a glob), with the
+    shipped model."""
+    from sr_domains.cli import main
+
+    _scenes(tmp_path / "many", 4)
+    out = tmp_path / "outk"
+    monkeypatch.chdir(tmp_path)
+    assert main(["upscale", "many", "outk", "--no-progress"]) == 0
+    assert main(["upscale", "many/s[12].tif", "outk", "--no-progress"]) == 0
+    assert len((out / MANIFEST).read_text().splitlines()) == 4
+    (out / "s3.tif").write_bytes((out / "s3.tif").read_bytes()[:100])
+    assert main(["upscale", "many", "outk", "--no-progress"]) == 0  # redone, not refused
+    assert _records(out)["s3.tif"]["status"] == "ok"
+
+
+def test_the_last_record_of_an_output_wins_and_cut_short_lines_are_dropped(tmp_path):
+    for name in ("a.tif", "b.tif", "c.tif"):
+        (tmp_path / name).write_bytes(b"II*\x00")
+    rec = '{{"input": "in/{0}", "output": "out/{0}", "status": "ok", "output_sha256": "{1}"}}'
+    (tmp_path / MANIFEST).write_text(
+        "\n".join(
+            [
+                rec.format("a.tif", "1" * 64),
+                rec.format("b.tif", "2" * 64),
+                rec.format("a.tif", "3" * 64),  # appended later: wins
+                rec.format("gone.tif", "4" * 64),  # no such output any more
+                '{"input": "in/c.tif", "outp',  # cut short by a kill
+            ]
+        )
+        + "\n"
+    )
+    task = Task("geotiff", "in/b.tif", str(tmp_path / "b.tif"))
+    write_run_manifest(tmp_path, [TaskResult(task, "ok", sha256="5" * 64)], [])
+    lines = (tmp_path / MANIFEST).read_text().splitlines()
+    assert [json.loads(line)["output_sha256"][0] for line in lines] == ["3", "5"]
+    assert recorded_sha(Path("in/a.tif"), tmp_path / "a.tif") == "3" * 64
+    assert recorded_sha(Path("in/b.tif"), tmp_path / "b.tif") == "5" * 64
+    assert is_run_manifest(tmp_path / MANIFEST)
