@@ -58,9 +58,17 @@ def nifti_provenance(path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def sharp_nifti(tmp_path) -> Path:
-    """Sharp, clean, mostly zero background: ``--adapt`` skips itself on it."""
+    """A sharp disc on a clean zero background: ``--adapt`` skips itself on it."""
+
+    def disc(world: np.ndarray) -> np.ndarray:
+        return np.where(np.linalg.norm(world[..., :2] - 24.0, axis=-1) < 12.0, 800.0, 0.0)
+
     return make_nifti(
-        tmp_path / "basic.nii.gz", shape=(48, 48, 12), spacing=(1, 1, 4), oblique=False
+        tmp_path / "basic.nii.gz",
+        shape=(48, 48, 12),
+        spacing=(1, 1, 4),
+        oblique=False,
+        values=disc,
     )
 
 

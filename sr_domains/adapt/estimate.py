@@ -8,17 +8,22 @@ scene, applied once more to the input itself.
   detail (``(a - b - c + d) / 2`` over 2x2 blocks) in the flattest 30% of the image (lowest
   gradient of the 2x2 means, so resampler ringing beside edges does not count), per band,
   median over bands. Blur leaves it alone (the diagonal detail of a blurred image is tiny), so
-  it measures the noise added after the optics. Fine scene texture reads as noise at one scale,
-  so :func:`estimate_white_noise` (what the degradation estimate and the noise gate use) keeps
-  only the part that halves under 2 x 2 averaging, as white noise does.
+  it measures the noise added after the optics. Blocks touching the band's minimum or maximum
+  (masked background, padding, saturation) are left out: their detail is 0 however noisy the
+  image. Fine scene texture reads as noise at one scale, so :func:`estimate_white_noise` (what
+  the degradation estimate and the noise gate use) keeps only the part that halves under 2 x 2
+  averaging, as white noise does; where blur leaves the finest scale to the noise alone (the
+  split then reads 0), the flat top of the power spectrum (:func:`spectral_floor`) gives it.
 * **PSF width**: the image is formed as ``scene * Gaussian(sigma) * box(1 px)``, sampled; its
   power spectrum is ``A f^-b · sinc²(fx) sinc²(fy) · exp(-4 π² σ² f²) + noise``. The
   estimator takes the Hann-windowed power spectrum, removes the noise floor and the pixel
   aperture, averages it over rings, and fits ``log P = a - b log f - c f²`` (``c >= 0``) by least
-  squares on the rings whose signal is at least twice the noise floor, ``0.04 <= f <= 0.45``
-  cycles per pixel: ``σ = sqrt(c) / (2π)`` in pixels of the image. Natural scenes are not exact
-  power laws, so the estimate is coarse (tests: within 0.15 px on simulated scenes for
-  ``σ`` in 0.4-1.0, and ordered right); it is recorded with every adapted output.
+  squares on the rings whose signal is at least twice the noise floor (or the spectrum's flat
+  top, where higher), ``0.04 <= f <= 0.45`` cycles per pixel: ``σ = sqrt(c) / (2π)`` in pixels
+  of the image. Natural scenes are not exact power laws, so the estimate is coarse (tests:
+  within 0.15 px on simulated scenes for ``σ`` in 0.4-1.0, and ordered right); it is recorded
+  with every adapted output. A fit too loose to tell (:data:`PSF_TOLERANCE`) reports
+  ``rings = 0``: its ``σ``, 0 included, is then no finding.
 """
 
 from __future__ import annotations
@@ -30,8 +35,22 @@ import numpy as np
 
 from ..errors import ConfigError
 
+#: Blocks touching a band's extreme value are left out of the noise estimate when at least
+#: this share of the blocks does not touch one (:func:`estimate_noise`).
+MIN_UNCLIPPED = 0.05
 #: Ring frequencies (cycles per pixel) used by the PSF fit.
 FIT_BAND = (0.04, 0.45)
+#: The PSF fit is trusted when the upper end of its 2-standard-error interval for sigma is at
+#: most this many pixels above the reading (:func:`estimate_psf_sigma`).
+PSF_TOLERANCE = 0.35
+#: The top of the spectrum, in two halves (cycles per pixel): where it is flat (mean power of
+#: the lower half at most :data:`PLATEAU_FLATNESS` times the upper's) it is a white floor, noise
+#: added after the optics, and the upper half's mean power is its variance.
+PLATEAU_BANDS = ((0.30, 0.40), (0.40, 0.50))
+PLATEAU_FLATNESS = 1.25
+#: The spectral floor stands for the noise only where it is at most this factor above the
+#: spatial estimate (:func:`estimate_noise`, which scene texture only raises).
+PLATEAU_AGREEMENT = 1.5
 
 
 @dataclass(frozen=True)
@@ -39,9 +58,12 @@ class DegradationEstimate:
     """What :func:`estimate_degradation` found (normalized units, pixels of the image).
 
     Attributes:
-        psf_sigma: Gaussian PSF standard deviation in pixels (0 = as sharp as the pixel grid).
+        psf_sigma: Gaussian PSF standard deviation in pixels (0 = as sharp as the pixel grid,
+            when ``rings`` > 0).
         noise: noise standard deviation.
-        rings: rings used by the PSF fit (0: no usable signal, ``psf_sigma`` is a fallback).
+        rings: rings used by the PSF fit; 0 when the fit is not trustworthy (too little signal
+            above the noise, or too loose a fit): ``psf_sigma`` is then only a fallback, and
+            a 0 there does not mean sharp.
     """
 
     psf_sigma: float
@@ -65,24 +87,48 @@ def _bands(image: np.ndarray) -> np.ndarray:
     return a
 
 
+def _live_blocks(a: np.ndarray) -> np.ndarray:
+    """``(C, H/2, W/2)``: the 2x2 blocks of ``a`` (even size) that can show its noise: finite,
+    and not touching their band's minimum or maximum (masked background, padding, saturation,
+    and the border of those). A clipped block's detail is the clip, not the noise: 0 inside
+    however noisy the image, the clip's edge on its border. A constant block anywhere else (a
+    smooth region quantised finer than the noise) still counts. Where fewer than
+    :data:`MIN_UNCLIPPED` of a band's finite blocks are unclipped (a binary or label image),
+    the extremes are the scene, and all its finite blocks count."""
+    finite = np.isfinite(a)
+    lo = np.where(finite, a, np.inf).min(axis=(1, 2))[:, None, None]
+    hi = np.where(finite, a, -np.inf).max(axis=(1, 2))[:, None, None]
+    at = (a == lo) | (a == hi)
+    clipped = at[:, 0::2, 0::2] | at[:, 0::2, 1::2] | at[:, 1::2, 0::2] | at[:, 1::2, 1::2]
+    ok = finite[:, 0::2, 0::2] & finite[:, 0::2, 1::2] & finite[:, 1::2, 0::2]
+    ok &= finite[:, 1::2, 1::2]
+    live = ok & ~clipped
+    few = live.sum(axis=(1, 2)) < MIN_UNCLIPPED * ok.sum(axis=(1, 2))
+    return np.where(few[:, None, None], ok, live)
+
+
 def estimate_noise(image: np.ndarray, flat_share: float = 0.3) -> float:
     """Noise standard deviation of ``image`` (module docs); NaN pixels are ignored.
 
     Only the flattest ``flat_share`` of the 2x2 blocks count (lowest local gradient of the
     block means): the ringing of a sharpening resampler (bicubic) sits next to edges and would
-    otherwise read as noise."""
+    otherwise read as noise. Blocks touching the band's minimum or maximum (masked background,
+    padding, saturation) do not count at all (:func:`_live_blocks`): a skull-stripped MR slice
+    read 0 however noisy, its flattest blocks being the exactly constant background."""
     a = _bands(image)
     h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
     a = a[:, :h, :w]
     hh = (a[:, 0::2, 0::2] - a[:, 0::2, 1::2] - a[:, 1::2, 0::2] + a[:, 1::2, 1::2]) / 2.0
     ll = (a[:, 0::2, 0::2] + a[:, 0::2, 1::2] + a[:, 1::2, 0::2] + a[:, 1::2, 1::2]) / 4.0
     per_band = []
-    for d, m in zip(hh, ll, strict=True):
+    for d, m, ok in zip(hh, ll, _live_blocks(a), strict=True):
         if not np.isfinite(d).any():
+            continue
+        if not ok.any():
+            per_band.append(0.0)
             continue
         gy, gx = np.gradient(np.where(np.isfinite(m), m, np.nanmean(m)))
         grad = np.abs(gy) + np.abs(gx)
-        ok = np.isfinite(d)
         cut = np.quantile(grad[ok], flat_share)
         sel = np.abs(d[ok & (grad <= cut)])
         per_band.append(float(np.median(sel)) / 0.6745 if sel.size else 0.0)
@@ -96,10 +142,16 @@ def estimate_white_noise(image: np.ndarray) -> float:
     pitch) as noise. White noise of sigma gives ``e1 = sigma`` at the finest scale and
     ``e2 = sigma / 2`` after 2 x 2 averaging, while scene detail does not halve like that (it
     grows or stays from fine to coarse in natural images), so ``sqrt(4/3 (e1^2 - e2^2))``
-    (0 when negative) keeps the noise and drops most texture. Images under 64 x 64 pixels
-    get :func:`estimate_noise` (at 32 x 32 and below the coarse scale is mostly anatomy or
-    scene, not a statistic: a 33 x 41 EPI slice read 0 there). NaN pixels are ignored (a
-    2 x 2 block with one is NaN at the coarser scale)."""
+    (0 when negative) keeps the noise and drops most texture. A blurred scene breaks that
+    split the other way: its finest scale is noise alone but its coarse scale is mostly scene,
+    so ``e2 >= e1`` and the split reads 0 however noisy the image is. The top of its power
+    spectrum is then a flat, white floor (:func:`spectral_floor`); where it is flat and agrees
+    with ``e1`` (within :data:`PLATEAU_AGREEMENT`), the noise is at least the smaller of the
+    two. Fine texture does not pass that test: its spectrum falls towards the pixel pitch (the
+    pixel's own aperture alone takes a third off). Images under 64 x 64 pixels get
+    :func:`estimate_noise` (at 32 x 32 and below the coarse scale is mostly anatomy or scene,
+    not a statistic: a 33 x 41 EPI slice read 0 there). NaN pixels are ignored (a 2 x 2 block
+    with one is NaN at the coarser scale)."""
     a = _bands(image)
     if min(a.shape[1:]) < 64:
         return estimate_noise(a)
@@ -107,12 +159,16 @@ def estimate_white_noise(image: np.ndarray) -> float:
     b = a[:, :h, :w]
     coarse = (b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]) / 4.0
     e1, e2 = estimate_noise(a), estimate_noise(coarse)
-    return float(np.sqrt(max(0.0, 4.0 / 3.0 * (e1 * e1 - e2 * e2))))
+    white = math.sqrt(max(0.0, 4.0 / 3.0 * (e1 * e1 - e2 * e2)))
+    floor = spectral_floor(a)
+    if floor is not None and floor <= e1 * PLATEAU_AGREEMENT:
+        white = max(white, min(e1, floor))
+    return float(white)
 
 
-def _ring_spectrum(band: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ring frequencies, ring powers (aperture removed, noise floor subtracted) and the noise
-    floor after aperture removal, for one band."""
+def _power(band: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(fy, fx, f, power)``: the Hann-windowed power spectrum of one band (NaN filled with the
+    mean), scaled so that white noise of variance ``v`` has power ``v`` at every frequency."""
     h, w = band.shape
     x = np.where(np.isfinite(band), band, np.nanmean(band))
     x = x - x.mean()
@@ -120,40 +176,85 @@ def _ring_spectrum(band: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarr
     power = np.abs(np.fft.fft2(x * win)) ** 2 / float((win**2).sum())
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.fftfreq(w)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
+    return fy, fx, np.sqrt(fx**2 + fy**2), power
+
+
+def _band_floor(f: np.ndarray, power: np.ndarray) -> float | None:
+    """The power of one band's flat spectral top (:data:`PLATEAU_BANDS`; ``f`` and ``power``
+    from :func:`_power`), or None when the top is not flat."""
+    (l0, l1), (u0, u1) = PLATEAU_BANDS
+    lower = float(power[(f >= l0) & (f < l1)].mean())
+    upper = float(power[(f >= u0) & (f < u1)].mean())
+    return upper if upper > 0 and lower <= PLATEAU_FLATNESS * upper else None
+
+
+def spectral_floor(image: np.ndarray) -> float | None:
+    """Noise standard deviation read from the flat top of the power spectrum (median over the
+    bands where it is flat), or None when it is flat in fewer than half of them: the top is
+    then scene, as in any image sharper than its noise (module docs). NaN pixels and blocks
+    exactly constant at a band's extreme (:func:`estimate_noise`) carry no noise and are
+    accounted for."""
+    a = _bands(image)
+    h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
+    a = a[:, :h, :w]
+    live = np.repeat(np.repeat(_live_blocks(a), 2, axis=1), 2, axis=2)
+    win2 = np.outer(np.hanning(h), np.hanning(w)) ** 2
+    floors = []
+    for band, ok in zip(a, live, strict=True):
+        if not ok.any() or not np.nanstd(band) > 0:
+            continue
+        _, _, f, power = _power(band)
+        v = _band_floor(f, power)
+        if v is not None:  # noise on half the pixels has half the power
+            floors.append(v * float(win2.sum() / (win2 * ok).sum()))
+    if not floors or 2 * len(floors) < len(a):
+        return None
+    return math.sqrt(float(np.median(floors)))
+
+
+def _ring_spectrum(band: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ring frequencies, ring powers (aperture removed, noise floor subtracted) and the noise
+    floor after aperture removal, for one band. The floor is ``noise ** 2``, or the band's flat
+    spectral top (:func:`_band_floor`) where that is higher: white power carries no roll-off,
+    whether the noise estimate missed it or not."""
+    fy, fx, f, power = _power(band)
+    var = max(noise**2, _band_floor(f, power) or 0.0)
     aperture = (np.sinc(fx) * np.sinc(fy)) ** 2
-    n_rings = max(8, min(h, w) // 2)
+    n_rings = max(8, min(band.shape) // 2)
     edges = np.linspace(0.0, 0.5, n_rings + 1)
     idx = np.digitize(f.ravel(), edges) - 1
     ok = (idx >= 0) & (idx < n_rings)
     count = np.bincount(idx[ok], minlength=n_rings)
-    signal = np.bincount(idx[ok], weights=(power - noise**2).ravel()[ok], minlength=n_rings)
+    signal = np.bincount(idx[ok], weights=(power - var).ravel()[ok], minlength=n_rings)
     ap = np.bincount(idx[ok], weights=aperture.ravel()[ok], minlength=n_rings)
     centre = 0.5 * (edges[:-1] + edges[1:])
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_ap = ap / count
         ring = signal / count / mean_ap
-        floor = noise**2 / mean_ap
+        floor = var / mean_ap
     return centre, ring, floor
 
 
 def estimate_psf_sigma(image: np.ndarray, noise: float | None = None) -> tuple[float, int]:
     """``(sigma, rings)``: the Gaussian PSF width in pixels (module docs) and the number of
-    rings the fit used (0 when there was not enough signal; sigma is then 0)."""
+    rings the fit used. ``rings`` is 0 when the fit is not trustworthy, and ``sigma`` then only
+    a fallback (the fit's value, or 0 without one): fewer than 4 rings above the noise floor,
+    or a fit so loose that the upper end of its 2-standard-error interval for sigma lies more
+    than :data:`PSF_TOLERANCE` px above the reading (too narrow a band of rings to see a
+    roll-off, or a spectrum that is not a blurred power law). An untrusted 0 is not "sharp"."""
     a = _bands(image)
     noise = estimate_noise(a) if noise is None else float(noise)
-    (
-        fs,
-        ys,
-    ) = [], []
+    fs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
     for band in a:
-        if not np.isfinite(band).any() or np.nanstd(band) == 0:
+        if not np.isfinite(band).any() or not np.nanstd(band) > 0:
             continue
         f, p, floor = _ring_spectrum(band, noise)
         use = (f >= FIT_BAND[0]) & (f <= FIT_BAND[1]) & (p > 2.0 * np.maximum(floor, 1e-20))
         fs.append(f[use])
         ys.append(np.log(p[use]))
-    if not fs or sum(len(v) for v in fs) < 4:
+    n = sum(len(v) for v in fs)
+    if n < 4:
         return 0.0, 0
     f = np.concatenate(fs)
     y = np.concatenate(ys)
@@ -164,10 +265,17 @@ def estimate_psf_sigma(image: np.ndarray, noise: float | None = None) -> tuple[f
     ]
     design = np.stack([*cols, -np.log(f), -(f**2)], axis=1)
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    c = float(coef[-1])
-    if c <= 0:  # no Gaussian roll-off beyond the power law: refit without it
-        return 0.0, len(f)
-    return math.sqrt(c) / (2.0 * math.pi), len(f)
+    # c <= 0: no Gaussian roll-off beyond the power law; c = 0 is then the constrained fit
+    c = max(0.0, float(coef[-1]))
+    sigma = math.sqrt(c) / (2.0 * math.pi)
+    dof = n - design.shape[1]
+    if dof < 1:
+        return sigma, 0
+    resid = y - design @ coef
+    cov = np.linalg.pinv(design.T @ design) * float(resid @ resid) / dof
+    se = math.sqrt(max(0.0, float(cov[-1, -1])))
+    upper = math.sqrt(c + 2.0 * se) / (2.0 * math.pi)
+    return sigma, (n if upper - sigma <= PSF_TOLERANCE else 0)
 
 
 def estimate_degradation(image: np.ndarray) -> DegradationEstimate:
@@ -184,4 +292,5 @@ __all__ = [
     "estimate_noise",
     "estimate_psf_sigma",
     "estimate_white_noise",
+    "spectral_floor",
 ]

@@ -4,7 +4,6 @@ whole image or a band of output rows (the distributed split)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
 from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
 from ..run_recipe import for_source, recipe_of
+from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
 from .georef import read_georef, scale_georef
 from .output_spec import TAG_PREFIX, OutputSpec, build_spec, customize_spec, provenance_tags
@@ -137,11 +137,11 @@ def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
 def values_tag(rules: ValueRules | None, source: Path) -> str:
     """The ``SR_DOMAINS_VALUES`` tag (written last): the rules applied and what they changed."""
     if rules is None:
-        return json.dumps({"clamp": False})
+        return provenance_json({"clamp": False})
     stats = rules.stats
     if stats.envelope + stats.domain + stats.spectral:
         log.info("%s: %s", source.name, stats.describe())
-    return json.dumps(
+    return provenance_json(
         {
             "band_ratios": "bicubic" if rules.spectral else "model",
             "envelope": rules.envelope,
@@ -224,19 +224,19 @@ def prepare_job(
         weights_sha256=made.sha256,
         weights_hash_of=made.hash_of,
         scale=scale,
-        profile_json=json.dumps(fitted.to_dict()),
+        profile_json=provenance_json(fitted.to_dict()),
         tile=up.tiling.tile,
         overlap=up.tiling.overlap,
         source=rs.path,
         bands=rs.indexes,
-        fill_json=json.dumps([round(float(v), 6) for v in fill]),
+        fill_json=provenance_json([round(float(v), 6) for v in fill]),
     )
     if made.base_sha256:  # the file a blend or adaptation started from: resume compares it
         prov[f"{TAG_PREFIX}BASE_WEIGHTS_SHA256"] = made.base_sha256
     if report is not None:
-        prov[f"{TAG_PREFIX}ADAPT"] = json.dumps(report.to_dict())
+        prov[f"{TAG_PREFIX}ADAPT"] = provenance_json(report.to_dict())
     if noise is not None:
-        prov[f"{TAG_PREFIX}NOISE"] = json.dumps(noise.to_dict())
+        prov[f"{TAG_PREFIX}NOISE"] = provenance_json(noise.to_dict())
     # the other options that change the output: a resumed batch compares them (run_recipe)
     recipe = recipe_of(o, "geotiff", profile=profile)
     prov[f"{TAG_PREFIX}RECIPE"] = for_source(recipe, rs.dtype.name)
