@@ -182,7 +182,7 @@ def upscale(
         transform (as rioxarray reads one); lazy when ``da`` was.
     """
     xr, affine = _require()
-    from .medical.common import build_upscaler
+    from .medical.common import upscaler_of
     from .pretrained import _whole_scale
 
     band, ydim, xdim = _dims(da)
@@ -201,19 +201,16 @@ def upscale(
     nd_in, nd_out = (nd, nd) if grid is None else (grid.fill, float("nan"))
     n = src.shape[0]
     # scale, tile and overlap validated as upscale_geotiff / upscale_nifti validate them
-    options, _, _ = keyword_options(
-        scale=_whole_scale(scale), tile=tile, overlap=overlap, device=device, amp=amp
+    options, built, _ = keyword_options(
+        scale=_whole_scale(scale),
+        model=model,
+        weights=weights,
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        amp=amp,
     )
-    up = build_upscaler(
-        model,
-        weights,
-        scale=options.scale,
-        tile=options.tile,
-        overlap=options.overlap,
-        device=options.device,
-        amp=options.amp,
-        n_bands=n,
-    )
+    up = upscaler_of(options, built, n_bands=n)
     net, s = up.model, up.scale
     lazy = hasattr(src, "dask")
     sample = _sample(src) if lazy else np.asarray(src)

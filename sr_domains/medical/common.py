@@ -126,11 +126,16 @@ class VolumeWeights:
 
 
 def upscaler_of(
-    options: UpscaleOptions, model: SRModel | Upscaler | None = None, *, progress: bool = True
+    options: UpscaleOptions,
+    model: SRModel | Upscaler | None = None,
+    *,
+    progress: bool = True,
+    n_bands: int | None = None,
 ) -> Upscaler:
     """:func:`build_upscaler` for ``options`` (``model``: a built model or upscaler used
     instead of ``options.model``; ``progress``: False keeps the tile bar off even when
-    ``options.progress`` asks for bars, for callers that show their own)."""
+    ``options.progress`` asks for bars, for callers that show their own; ``n_bands``: as in
+    :func:`build_upscaler`)."""
     return build_upscaler(
         model if model is not None else options.model,
         options.weights,
@@ -141,6 +146,7 @@ def upscaler_of(
         device=options.device,
         amp=options.amp,
         progress=options.progress and progress,
+        n_bands=n_bands,
     )
 
 
