@@ -4,7 +4,6 @@ run's report. :func:`plan_tasks` finds them; :mod:`sr_domains.distributed` runs 
 from __future__ import annotations
 
 import glob
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from .geo.names import BATCH_SUFFIXES, geotiff_output_name
 from .io_safety import batch_entry, check_paths
 from .options import output_name
 from .output_checks import check_batch_folder
+from .strict_json import provenance_json
 
 _NIFTI = (".nii", ".nii.gz")
 
@@ -44,7 +44,7 @@ class TaskResult:
     weights_sha256: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(
+        return provenance_json(
             {
                 "input": self.task.src,
                 "output": self.task.dst,

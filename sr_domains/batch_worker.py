@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from .batch_tasks import Task, TaskResult
+from .engine_config import engine_settings, settings_with
 from .errors import INPUT_ERRORS, CheckpointError, OutputExistsError
 from .io_safety import weights_sha256
 from .made_with import Requested
-from .options import UpscaleOptions
+from .options import UpscaleOptions, engine_fields
 from .run_manifest import file_sha256, recorded_sha
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,15 @@ def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, 
 
 
 def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResult:
-    """Run one task in this process (the function Dask workers execute). Bad input, options
-    or outputs give a ``failed`` result; other errors propagate, so Dask retries them."""
+    """Run one task in this process (the function Dask workers execute) under the engine
+    settings of ``options`` (``backend``, ``threads``, ``max_memory``; unset ones: those in
+    force here). Bad input, options or outputs give a ``failed`` result; other errors
+    propagate, so Dask retries them."""
+    with engine_settings(settings_with(**engine_fields(options))):
+        return _run_task(task, options, model)
+
+
+def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
     from .adapters import domain_registry
 
     t0 = time.perf_counter()

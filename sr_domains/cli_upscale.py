@@ -277,10 +277,11 @@ def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> i
     src, dst = Path(args.input), Path(args.output)
     if src.is_file() and find_adapter(src, args.domain).name == "geotiff":
         from .geo.names import geotiff_output_name
-        from .geo.split import upscale_geotiff_split
+        from .geo.split import check_split, upscale_geotiff_split
 
         if dst.is_dir():
             dst = dst / geotiff_output_name(src, options.suffix)
+        check_split(src, dst, options)  # before a local cluster takes seconds to start
         with cluster_client(None, args.workers, args.scheduler) as client:
             print(upscale_geotiff_split(src, dst, client=client, options=options))
         return 0

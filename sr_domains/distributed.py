@@ -13,6 +13,11 @@ function as the sequential CLI (the domain adapters' ``upscale``).
 * **Idempotent and resumable**: outputs are written atomically (:mod:`sr_domains.io_safety`);
   a task whose output is already complete is skipped, one of ours that is damaged is redone.
   Dask retries a task whose worker died; a bad input fails only its own task.
+* **Engine settings** (``backend``, ``threads``, ``max_memory`` of the options, else those in
+  force where the run starts) travel with the options; every task runs under them, as the
+  sequential CLI does.
+* **Stopped runs** (Ctrl-C, SIGTERM) cancel their tasks and remove the lock and temporary
+  files their killed workers left (:func:`remove_leftovers`).
 * **Run manifest** ``sr-domains-run.jsonl`` next to the outputs: one JSON line per task with
   input, output, status, error, seconds, output sha256, model and weights hash; appended as
   each task ends (a run stopped part-way keeps them), written again atomically at the end.
@@ -20,18 +25,21 @@ function as the sequential CLI (the domain adapters' ``upscale``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .batch_tasks import RunReport, Task, TaskResult, plan_tasks
 from .batch_worker import run_task, task_status, worker_model
-from .errors import MissingDependencyError, SRDomainsError
-from .options import UpscaleOptions, check_save_model_batch, saved_model_path
+from .engine_config import carry_settings, settings_with
+from .errors import MissingDependencyError, OutputBusyError, SRDomainsError
+from .io_safety import clean_stale, destination_lock
+from .options import UpscaleOptions, check_save_model_batch, engine_fields, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
 from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
 
@@ -129,7 +137,9 @@ def upscale_many(
     Args:
         inputs: folders, globs, files or a list of them (see :func:`plan_tasks`).
         out_dir: the output folder (never one holding or inside the inputs).
-        options: what to do (scale, model, weights, profile, value rules, ...).
+        options: what to do (scale, model, weights, profile, value rules, ...), and how: the
+            engine's ``backend``, ``threads`` and ``max_memory`` (unset ones: those of an
+            enclosing :func:`~sr_domains.engine_config.engine_settings` block), on every worker.
         model: a built :class:`~sr_domains.models.SRModel` to use instead of
             ``options.model`` (shipped to each worker once).
         client: an existing ``distributed.Client``; else ``scheduler`` (an address, or the
@@ -141,9 +151,13 @@ def upscale_many(
 
     Returns:
         The :class:`RunReport` (also written as ``out_dir/sr-domains-run.jsonl``). Failed tasks
-        do not stop the others; check :attr:`RunReport.failed`.
+        do not stop the others; check :attr:`RunReport.failed`. A run stopped by Ctrl-C or
+        SIGTERM cancels its tasks and removes the lock and temporary files of those it had
+        sent (:func:`remove_leftovers`).
     """
     options = options or UpscaleOptions()
+    # the caller's engine settings, resolved here: they travel with the options to the workers
+    options = carry_settings(options, settings_with(**engine_fields(options)))
     out_dir = Path(out_dir)
     tasks = plan_tasks(inputs, out_dir, options.suffix, options.series_uid, domain)
     check_save_model_batch(saved_model_path(options), len(tasks))
@@ -151,6 +165,7 @@ def upscale_many(
         _drop_run_manifest(out_dir)
     check_manifest_slot(out_dir)
     results: list[TaskResult] = []
+    in_flight: set[Task] = set()  # tasks sent to workers whose result has not come back
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -165,7 +180,11 @@ def upscale_many(
                     if bar is not None:
                         bar.update(1)
             else:
-                results = _run_on(c, tasks, options, model, retries, bar, out_dir)
+                results = _run_on(c, tasks, options, model, retries, bar, out_dir, in_flight)
+    except (KeyboardInterrupt, SystemExit):
+        # the cluster is closed by now (an embedded one: its workers are gone)
+        remove_leftovers(in_flight)
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -193,7 +212,10 @@ def _run_on(
     retries: int,
     bar: Any,
     out_dir: Path,
+    in_flight: set[Task],
 ) -> list[TaskResult]:
+    """Run ``tasks`` on the client's cluster; ``in_flight`` holds those not yet back. A run
+    stopped here (Ctrl-C, SIGTERM) cancels what is left."""
     dist = _distributed()
     if c.dashboard_link:
         log.info("Dask dashboard: %s", c.dashboard_link)
@@ -203,17 +225,56 @@ def _run_on(
         c.submit(run_task, _absolute_task(t), remote, shipped, retries=retries, pure=False): t
         for t in tasks
     }
+    in_flight.update(tasks)
     by_task: dict[Task, TaskResult] = {}
-    for fut in dist.as_completed(futures):
-        t = futures[fut]
-        try:  # reported with the paths as the user gave them
-            by_task[t] = _as_given(fut.result(), t)
-        except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected error)
-            by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
-        append_run_record(out_dir, by_task[t])  # kept if the run stops here
-        if bar is not None:
-            bar.update(1)
+    try:
+        for fut in dist.as_completed(futures):
+            t = futures[fut]
+            try:  # reported with the paths as the user gave them
+                by_task[t] = _as_given(fut.result(), t)
+            except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected)
+                by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
+            in_flight.discard(t)
+            append_run_record(out_dir, by_task[t])  # kept if the run stops here
+            if bar is not None:
+                bar.update(1)
+    except (KeyboardInterrupt, SystemExit):
+        _cancel(c, list(futures))
+        raise
     return [by_task[t] for t in tasks]
+
+
+def _cancel(c: Any, futures: list[Any]) -> None:
+    """Cancel ``futures`` of a stopped run, quietly: Dask logs each cancelled task at WARNING
+    (``CancelledError``) on the client and the workers, which is noise after Ctrl-C."""
+    _quiet_dask()
+    with contextlib.suppress(Exception):  # (the workers answer while their tasks run)
+        c.run(_quiet_dask, on_error="ignore")
+    with contextlib.suppress(Exception):
+        c.cancel(futures, force=True)
+
+
+def _quiet_dask() -> None:
+    """Log only Dask's errors (here and on each worker): the run was stopped."""
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+def remove_leftovers(tasks: Iterable[Task]) -> None:
+    """Remove the lock and temporary files of ``tasks`` a stopped run left (its workers were
+    killed before their cleanup ran, :mod:`sr_domains.io_safety`). Only where the output's
+    lock can be taken: a lock still held belongs to a live writer (a worker of an existing
+    cluster still finishing, or another run) and is left alone with its files; under the
+    lock, temporaries are stale by the output rules (:func:`~sr_domains.io_safety.
+    clean_stale`)."""
+    for t in tasks:
+        dst = Path(os.path.abspath(t.dst))
+        if not dst.parent.is_dir():
+            continue
+        try:
+            with destination_lock(dst):  # (removes the lock file as it lets go)
+                clean_stale(dst)
+        except (OutputBusyError, OSError) as exc:
+            log.info("%s: left alone (%s)", dst, exc)
 
 
 def _as_given(result: TaskResult, task: Task) -> TaskResult:
@@ -254,6 +315,7 @@ __all__ = [
     "TaskResult",
     "cluster_client",
     "plan_tasks",
+    "remove_leftovers",
     "run_task",
     "task_status",
     "upscale_many",

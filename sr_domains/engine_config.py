@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import torch
 
 from .errors import ConfigError
 from .models.base import SRModel
-from .options import BACKENDS, DEFAULT_TILE, parse_bytes
+from .options import BACKENDS, DEFAULT_TILE, UpscaleOptions, parse_bytes
 
 #: The automatic margin never exceeds this many LR pixels (deep nets have huge theoretical
 #: receptive fields but small effective ones). Pass ``overlap`` for more.
@@ -144,6 +145,33 @@ def current_settings() -> EngineSettings:
     return _SETTINGS.get() or EngineSettings()
 
 
+def settings_with(
+    backend: str | None = None, threads: int | None = None, max_memory: int | str | None = None
+) -> EngineSettings:
+    """The settings in force (:func:`current_settings`) with the fields given (not None)
+    replacing theirs: what a run of ``UpscaleOptions`` uses, e.g.
+    ``settings_with(**engine_fields(options))``, resolved where the run starts and carried to
+    its workers (:mod:`sr_domains.distributed`)."""
+    run = current_settings()
+    return EngineSettings(
+        backend=backend if backend is not None else run.backend,
+        threads=threads if threads is not None else run.threads,
+        max_memory=max_memory if max_memory is not None else run.max_memory,
+    )
+
+
+def carry_settings(options: UpscaleOptions, settings: EngineSettings) -> UpscaleOptions:
+    """``options`` with the engine fields of ``settings``: they travel to Dask workers, where
+    no :func:`engine_settings` block of the caller is in force."""
+    memory = settings.max_memory
+    return dataclasses.replace(
+        options,
+        backend=settings.backend,
+        threads=settings.threads,
+        max_memory=None if memory is None or memory == "auto" else str(memory),
+    )
+
+
 @contextlib.contextmanager
 def engine_settings(settings: EngineSettings) -> Iterator[EngineSettings]:
     """Use ``settings`` for every engine created in this block (thread- and task-local).
@@ -178,10 +206,12 @@ __all__ = [
     "RAMP",
     "EngineSettings",
     "Tiling",
+    "carry_settings",
     "current_settings",
     "engine_settings",
     "resolve_amp",
     "resolve_device",
     "resolve_tiling",
+    "settings_with",
     "torch_threads",
 ]

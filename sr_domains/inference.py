@@ -24,10 +24,10 @@ from .engine_config import (
     RAMP,
     EngineSettings,
     Tiling,
-    current_settings,
     resolve_amp,
     resolve_device,
     resolve_tiling,
+    settings_with,
     torch_threads,
 )
 from .errors import ConfigError
@@ -103,12 +103,7 @@ class Upscaler:
             "threads": threads,
             "max_memory": max_memory,
         }
-        run = current_settings()
-        settings = EngineSettings(
-            backend=backend if backend is not None else run.backend,
-            threads=threads if threads is not None else run.threads,
-            max_memory=max_memory if max_memory is not None else run.max_memory,
-        )
+        settings = settings_with(backend, threads, max_memory)
         self.runner = NetworkRunner(
             model,
             device=device,

@@ -1,17 +1,26 @@
 """One huge GeoTIFF across Dask workers: row bands upscaled in parallel, then assembled.
 
 The model, profile, value rules and output spec are decided once (:func:`~sr_domains.geo.job.
-prepare_job`, on the client) and shipped to every worker, so each band is computed exactly as
-the single-process run computes those rows: the engine skips only the windows that cannot
-reach the band (:meth:`~sr_domains.inference.Upscaler.stream` ``rows``), and the output equals
-the single-process output bit for bit. Each worker writes its band to a hidden part file beside
-the output (bounded memory: the same streaming writer); the parts are copied block row by block
-row into the final GeoTIFF (or COG), written atomically like every output.
+prepare_job`, on the client, under the run's engine settings) and shipped to every worker, so
+each band is computed exactly as the single-process run with the same tile computes those rows:
+the engine skips only the windows that cannot reach the band (:meth:`~sr_domains.inference.
+Upscaler.stream` ``rows``), and the output equals that run's output bit for bit.
+
+The bands are cut on the tile grid (:func:`tile_bands`) where the fewest window rows straddle a
+cut: a window row reaching two bands is computed by both. When the tile comes from the memory
+budget (no ``tile`` option) it is capped (:func:`split_plan`) so that the grid has rows to cut
+between: a default tile larger than the raster would make every worker compute the whole image.
+The tile used is recorded in ``SR_DOMAINS_TILE`` as always; ``upscale_geotiff(..., tile=T)``
+reproduces the output. Each worker writes its band to a hidden part file beside the output
+(bounded memory: the same streaming writer); the parts are copied block row by block row into
+the final GeoTIFF (or COG), written atomically like every output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import json
 import logging
 import math
@@ -19,9 +28,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..engine_config import EngineSettings, engine_settings, resolve_tiling, settings_with
 from ..errors import ConfigError
+from ..inference import Upscaler
 from ..io_safety import atomic_output, preflight, remove_temp, temp_name
-from ..options import UpscaleOptions
+from ..options import UpscaleOptions, engine_fields
+from ..tiling import TilePlan, make_plan
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_output_name
@@ -39,11 +51,95 @@ except ImportError as _exc:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: A capped split tile gives the grid up to this many window rows per band (more rows: fewer
+#: straddled at the cuts, but more overlap computed twice).
+MAX_ROWS_PER_BAND = 4
+
 
 def row_bands(height: int, parts: int, block: int) -> list[tuple[int, int]]:
     """``parts`` HR row ranges covering ``[0, height)``, cut on output block rows."""
     rows = max(block, math.ceil(height / max(parts, 1) / block) * block)
     return [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+
+def band_work(plan: TilePlan, rows: tuple[int, int]) -> int:
+    """LR pixels the engine computes for HR ``rows``: every window reaching them."""
+    s, (th, tw) = plan.scale, plan.tile
+    reach = sum(not ((y + th) * s <= rows[0] or y * s >= rows[1]) for y in plan.ys)
+    return reach * len(plan.xs) * th * tw
+
+
+def _straddled(plan: TilePlan, cut: int) -> int:
+    """Window rows reaching both sides of HR row ``cut`` (computed by both bands)."""
+    s, th = plan.scale, plan.tile[0]
+    return sum(y * s < cut < (y + th) * s for y in plan.ys)
+
+
+def tile_bands(plan: TilePlan, parts: int, block: int) -> list[tuple[int, int]]:
+    """Up to ``parts`` HR row bands covering the plan's rows, cut on output block rows, each
+    cut near an equal share where the fewest window rows straddle it."""
+    height = plan.shape[0] * plan.scale
+    cands = range(block, height, block)
+    rows = [y * plan.scale for y in plan.ys]
+    reach = max(block, max((b - a for a, b in itertools.pairwise(rows)), default=height) // 2)
+    cuts: set[int] = set()
+    for i in range(1, parts):
+        target = height * i / parts
+        near = [b for b in cands if abs(b - target) <= reach]
+        if near:
+            cuts.add(min(near, key=lambda b: (_straddled(plan, b), abs(b - target))))
+    edges = [0, *sorted(cuts), height]
+    return list(itertools.pairwise(edges))
+
+
+def _plan(job: GeotiffJob, shape: tuple[int, int], tile: int, overlap: int | None) -> TilePlan:
+    t = resolve_tiling(job.net, tile, overlap)
+    return make_plan(
+        shape,
+        scale=job.up.scale,
+        tile=t.tile,
+        overlap=t.overlap,
+        margin=t.margin,
+        multiple=job.up.multiple,
+    )
+
+
+def _cost(plan: TilePlan, bands: list[tuple[int, int]]) -> tuple[int, int]:
+    """(largest band's work, total work): the wall time and the machine time of a split."""
+    work = [band_work(plan, b) for b in bands]
+    return max(work), sum(work)
+
+
+def split_plan(
+    job: GeotiffJob,
+    shape: tuple[int, int],
+    parts: int,
+    block: int,
+    overlap: int | None = None,
+    *,
+    fixed_tile: bool = True,
+) -> tuple[int, list[tuple[int, int]]]:
+    """The tile and the HR row bands (at most ``parts``) for splitting an LR raster of
+    ``shape``: least work in the largest band (the wall time), then in all bands. The job's
+    tile, or with ``fixed_tile=False`` (a tile from the memory budget) also smaller ones whose
+    grid has rows to cut between."""
+    tile, step, ov = job.up.tiling.tile, job.up.multiple, job.up.tiling.overlap
+    candidates = {tile}
+    if not fixed_tile:
+        for n in range(2, parts * MAX_ROWS_PER_BAND + 1):  # n window rows over the raster
+            cap = math.ceil((shape[0] + (n - 1) * ov) / n / step) * step
+            if ov + step < cap < min(tile, shape[0]):
+                candidates.add(cap)
+    best: tuple[tuple[int, int, int], int, list[tuple[int, int]]] | None = None
+    for t in sorted(candidates, reverse=True):
+        plan = _plan(job, shape, t, overlap)
+        for k in range(1, parts + 1):
+            bands = tile_bands(plan, k, block)
+            score = (*_cost(plan, bands), -t)
+            if best is None or score < best[0]:
+                best = (score, t, bands)
+    assert best is not None
+    return best[1], best[2]
 
 
 def _part_profile(job: GeotiffJob, rows: tuple[int, int]) -> dict[str, Any]:
@@ -59,9 +155,11 @@ def run_band(
     job: GeotiffJob,
     bands: tuple[int, ...] | None,
     nodata: float | None,
-) -> dict[str, int]:
-    """Upscale HR rows ``rows`` of ``src`` into the part file (runs on a worker); returns the
-    value-rule counts of the band."""
+    settings: EngineSettings | None = None,
+) -> dict[str, Any]:
+    """Upscale HR rows ``rows`` of ``src`` into the part file (runs on a worker, under the
+    run's engine ``settings``); returns the band's value-rule counts (``stats``) and the band
+    ratio rule as the engine resolved it (``spectral``)."""
     import warnings
 
     from rasterio.errors import NotGeoreferencedWarning
@@ -70,14 +168,19 @@ def run_band(
     job.rules = copy.deepcopy(job.rules)
     if job.rules is not None:
         job.rules.stats = ClampStats()
-    with gdal_env(), RasterSource(src, bands, nodata) as rs:
+    with (
+        engine_settings(settings or EngineSettings()),
+        gdal_env(),
+        RasterSource(src, bands, nodata) as rs,
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             out = rasterio.open(part, "w", **_part_profile(job, rows))
         with out:
             write_pixels(job, rs, out, rows=rows)
     stats = job.rules.stats if job.rules is not None else ClampStats()
-    return json.loads(json.dumps(stats.__dict__))
+    spectral = job.rules.spectral if job.rules is not None else None
+    return {"stats": json.loads(json.dumps(stats.__dict__)), "spectral": spectral}
 
 
 def _assemble(job: GeotiffJob, parts: list[tuple[Path, tuple[int, int]]], out: Any) -> None:
@@ -102,6 +205,46 @@ def _assemble(job: GeotiffJob, parts: list[tuple[Path, tuple[int, int]]], out: A
                     out.write_mask(part.read_masks(1, window=Window(0, y, width, h)), target)
 
 
+def check_split(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], options: UpscaleOptions
+) -> list[Path]:
+    """Refuse what a split run would refuse before any worker starts (``--adapt``, the output
+    name, an existing output); the run's input files."""
+    if options.adapt is not None:
+        raise ConfigError(
+            "--adapt is not available when one raster is split across workers (each part would "
+            "adapt on its own); adapt once with --save-model on one machine, then pass --weights"
+        )
+    src, dst = Path(src), Path(dst)
+    check_output_name(dst, src)
+    inputs = raster_inputs(src)  # (a VRT's sources too)
+    preflight(dst, inputs, kind="file", overwrite=options.overwrite)
+    return inputs
+
+
+def _with_tile(job: GeotiffJob, o: UpscaleOptions, tile: int) -> None:
+    """Run ``job`` with ``tile`` (built like :func:`prepare_job`'s engine; tags follow)."""
+    job.up = Upscaler(
+        job.net, tile=tile, overlap=o.overlap, batch_size=o.batch_size, device=o.device, amp=o.amp
+    )
+    tags = job.spec.tags.setdefault(None, {})
+    tags[f"{TAG_PREFIX}TILE"] = str(job.up.tiling.tile)
+    tags[f"{TAG_PREFIX}OVERLAP"] = str(job.up.tiling.overlap)
+
+
+def _resolve_spectral(job: GeotiffJob, results: list[dict[str, Any]]) -> None:
+    """Total the bands' value-rule counts; the band ratio rule as the workers resolved it
+    (``--spectral auto``), so the tag says what the single-process run says."""
+    if job.rules is None:
+        return
+    total = ClampStats()
+    for r in results:
+        total.add(ClampStats(**r["stats"]))
+    job.rules.stats = total
+    if job.rules.spectral is None and results:
+        job.rules.spectral = results[0]["spectral"]
+
+
 def upscale_geotiff_split(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -112,36 +255,39 @@ def upscale_geotiff_split(
     parts: int | None = None,
 ) -> Path:
     """Super-resolve one GeoTIFF with its output rows split across the Dask ``client``'s
-    workers (module docs); the result equals :func:`~sr_domains.geo.upscale_geotiff`'s.
+    workers (module docs); the result equals :func:`~sr_domains.geo.upscale_geotiff`'s with
+    the tile it records (``SR_DOMAINS_TILE``; the same as a single-process run's where that
+    one's grid can be split: an explicit ``tile``, or a raster much larger than the tile).
 
     Args:
         src, dst: input and output GeoTIFF (output rules as everywhere: atomic, never the input).
         client: a ``distributed.Client``.
         options: scale, model/weights, bands, profile, nodata, value rules, tiling, ``cog``,
-            ``overwrite`` (see :class:`~sr_domains.options.UpscaleOptions`).
+            ``overwrite``, engine settings (``backend``, ``threads``, ``max_memory``; unset
+            ones from :func:`~sr_domains.engine_config.engine_settings`), see
+            :class:`~sr_domains.options.UpscaleOptions`.
         model: a built model instead of ``options.model``.
-        parts: number of row bands (default: the number of workers).
+        parts: number of row bands at most (default: the number of workers).
     """
     o = options or UpscaleOptions()
-    if o.adapt is not None:
-        raise ConfigError(
-            "--adapt is not available when one raster is split across workers (each part would "
-            "adapt on its own); adapt once with --save-model on one machine, then pass --weights"
-        )
     src, dst = Path(src), Path(dst)
-    check_output_name(dst, src)
-    inputs = raster_inputs(src)  # (a VRT's sources too)
-    preflight(dst, inputs, kind="file", overwrite=o.overwrite)
-    with gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
+    inputs = check_split(src, dst, o)
+    settings = settings_with(**engine_fields(o))
+    with engine_settings(settings), gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
         job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
-        bands = row_bands(job.spec.profile["height"], n, job.spec.block)
+        free = o.tile is None  # the budget's tile: capped where the grid needs cuts
+        tile, bands = split_plan(job, rs.shape, n, job.spec.block, o.overlap, fixed_tile=not free)
+        if tile != job.up.tiling.tile:
+            log.info("%s: tile %d (not %d) for row bands", src.name, tile, job.up.tiling.tile)
+            _with_tile(job, o, tile)
         with atomic_output(dst, inputs, overwrite=o.overwrite) as tmp:
             # absolute: the workers of an existing cluster run in their own working directory
             paths = [
                 Path(os.path.abspath(temp_name(dst, f".part{i}.tif"))) for i in range(len(bands))
             ]
             stage = temp_name(dst, ".tif") if o.cog else tmp
+            futures: list[Any] = []
             try:
                 shipped = client.scatter(job, broadcast=True)
                 futures = [
@@ -153,16 +299,13 @@ def upscale_geotiff_split(
                         shipped,
                         o.bands,
                         o.nodata,
+                        settings,
                         retries=2,
                         pure=False,
                     )
                     for p, rows in zip(paths, bands)
                 ]
-                total = ClampStats()
-                for f in futures:
-                    total.add(ClampStats(**f.result()))
-                if job.rules is not None:
-                    job.rules.stats = total
+                _resolve_spectral(job, [f.result() for f in futures])
                 with create(stage, job.spec) as out:
                     _assemble(job, list(zip(paths, bands)), out)
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
@@ -170,6 +313,10 @@ def upscale_geotiff_split(
                     to_cog(stage, tmp, job.spec)
             except RasterioError as exc:
                 raise write_error(exc, dst) from exc
+            except BaseException:  # Ctrl-C, SIGTERM: the workers stop before the parts go
+                with contextlib.suppress(Exception):
+                    client.cancel(futures, force=True)
+                raise
             finally:
                 for p in paths:
                     remove_temp(p)
@@ -182,4 +329,12 @@ def upscale_geotiff_split(
     return dst
 
 
-__all__ = ["row_bands", "run_band", "upscale_geotiff_split"]
+__all__ = [
+    "band_work",
+    "check_split",
+    "row_bands",
+    "run_band",
+    "split_plan",
+    "tile_bands",
+    "upscale_geotiff_split",
+]
