@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .options import AdaptOptions, UpscaleOptions, is_whole, whole
+from .options import AdaptOptions, UpscaleOptions, flag, is_whole, whole
 from .value_domain import ValueOptions
 
 #: On/off fields of :class:`~sr_domains.options.UpscaleOptions` a keyword API may pass.
@@ -32,13 +32,6 @@ def adapt_keyword(adapt: object) -> AdaptOptions | None:
         f"adapt must be True, a number of steps >= 1 or an AdaptOptions (None or False: off), "
         f"got {adapt!r}"
     )
-
-
-def flag(name: str, value: object) -> bool:
-    """An on/off keyword as a bool; anything but a bool (``"yes"``, 1) is refused."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def keyword_options(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 from .value_domain import ValueOptions
 
@@ -37,6 +39,13 @@ def whole(name: str, value: Any, low: int, high: int | None = None) -> int:
         kind = "an integer " if high is not None else ""
         raise ConfigError(f"{name} must be {kind}{bound}, got {int(value)}")
     return int(value)
+
+
+def flag(name: str, value: object) -> bool:
+    """An on/off option as a bool; anything but a bool (``"yes"``, 1) is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_tile(tile: int | None) -> None:
@@ -75,6 +84,7 @@ class InternalOptions:
             raise ConfigError(f"budget must be >= 0 minutes, got {self.budget_minutes}")
         if self.steps is not None and self.steps < 0:
             raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        object.__setattr__(self, "warm_start", flag("warm_start", self.warm_start))
 
 
 @dataclass(frozen=True)

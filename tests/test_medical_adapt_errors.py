@@ -217,3 +217,12 @@ def test_cli_one_slice_series_through_plane_exits_1_naming_the_folder(
     assert main(["upscale", str(src), str(tmp_path / "out"), "--through-plane"]) == 1
     err = capsys.readouterr().err
     assert f"{src}: through-plane SR needs >= 2 voxels" in err and "without through-plane" in err
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_isotropic_warm_start_takes_a_bool_only(tmp_path, value):
+    from sr_domains.medical import make_isotropic
+
+    with pytest.raises(ConfigError, match=f"warm_start must be True or False, got {value!r}"):
+        make_isotropic(tmp_path / "missing.nii.gz", tmp_path / "o.nii.gz", warm_start=value)
+    assert not (tmp_path / "o.nii.gz").exists()
