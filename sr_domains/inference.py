@@ -145,6 +145,11 @@ class Upscaler:
         finally:
             _TILING_SAID.reset(token)
 
+    def with_tile(self, tile: int) -> Upscaler:
+        """A new engine built with this one's arguments and network, with ``tile`` LR pixels
+        (e.g. a tile whose grid a split across workers can cut, :mod:`sr_domains.geo.split`)."""
+        return Upscaler(self.model, **{**self._settings, "tile": tile})
+
     # the network's placement (:class:`~sr_domains.runtime.NetworkRunner`, ``self.runner``)
     @property
     def model(self) -> SRModel:

@@ -30,7 +30,6 @@ from typing import Any
 
 from ..engine_config import EngineSettings, engine_settings, resolve_tiling, settings_with
 from ..errors import ConfigError
-from ..inference import Upscaler
 from ..io_safety import atomic_output, preflight, remove_temp, temp_name
 from ..options import UpscaleOptions, engine_fields
 from ..tiling import TilePlan, make_plan
@@ -222,11 +221,9 @@ def check_split(
     return inputs
 
 
-def _with_tile(job: GeotiffJob, o: UpscaleOptions, tile: int) -> None:
-    """Run ``job`` with ``tile`` (built like :func:`prepare_job`'s engine; tags follow)."""
-    job.up = Upscaler(
-        job.net, tile=tile, overlap=o.overlap, batch_size=o.batch_size, device=o.device, amp=o.amp
-    )
+def _with_tile(job: GeotiffJob, tile: int) -> None:
+    """Run ``job`` with ``tile`` (its engine rebuilt; the tags follow)."""
+    job.up = job.up.with_tile(tile)
     tags = job.spec.tags.setdefault(None, {})
     tags[f"{TAG_PREFIX}TILE"] = str(job.up.tiling.tile)
     tags[f"{TAG_PREFIX}OVERLAP"] = str(job.up.tiling.overlap)
@@ -280,7 +277,7 @@ def upscale_geotiff_split(
         tile, bands = split_plan(job, rs.shape, n, job.spec.block, o.overlap, fixed_tile=not free)
         if tile != job.up.tiling.tile:
             log.info("%s: tile %d (not %d) for row bands", src.name, tile, job.up.tiling.tile)
-            _with_tile(job, o, tile)
+            _with_tile(job, tile)
         with atomic_output(dst, inputs, overwrite=o.overwrite) as tmp:
             # absolute: the workers of an existing cluster run in their own working directory
             paths = [
