@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
@@ -14,7 +15,6 @@ from .errors import ConfigError
 from .inference import Upscaler, default_profile
 from .intensity import IntensityProfile, cast_to_dtype, check_pixel_array, profile_from_any
 from .models.base import SRModel
-from .options import check_tile
 from .pretrained import resolve_model
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
@@ -193,7 +193,8 @@ def upscale_array(
 def _engine(model: object, n_bands: int, settings: dict[str, Any]) -> Upscaler:
     """The engine for ``model`` (an SRModel, a shipped weights name or an Upscaler)."""
     if isinstance(model, Upscaler):
-        given = [k for k, v in settings.items() if v != _ENGINE_DEFAULTS[k]]
+        defaults = inspect.signature(Upscaler).parameters  # (an Upscaler brings its own)
+        given = [k for k, v in settings.items() if v != defaults[k].default]
         if given:
             raise ConfigError(
                 f"{', '.join(given)} given with an Upscaler: set them on the Upscaler, or pass "
@@ -207,22 +208,8 @@ def _engine(model: object, n_bands: int, settings: dict[str, Any]) -> Upscaler:
             f"model must be an SRModel, an Upscaler or a shipped weights name "
             f"(sr_domains.list_pretrained()), got {type(model).__name__}"
         )
-    check_tile(settings["tile"])
     return Upscaler(model, **settings)
 
-
-#: The engine keywords' defaults (an :class:`Upscaler` passed as the model brings its own).
-_ENGINE_DEFAULTS: dict[str, Any] = {
-    "tile": None,
-    "overlap": None,
-    "batch_size": None,
-    "device": "auto",
-    "amp": "auto",
-    "progress": False,
-    "backend": None,
-    "threads": None,
-    "max_memory": None,
-}
 
 #: A ``(C, H, W)`` array with this many leading bands and 3 or 4 trailing ones looks
 #: channels-last.
