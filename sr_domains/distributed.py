@@ -219,7 +219,9 @@ def _run_on(
     dist = _distributed()
     if c.dashboard_link:
         log.info("Dask dashboard: %s", c.dashboard_link)
-    shipped = c.scatter(model, broadcast=True) if model is not None else None
+    # a key of its own (hash=False): the same model scattered by the previous run under its
+    # content hash may still be being released, and a task needing it is then cancelled
+    shipped = c.scatter(model, broadcast=True, hash=False) if model is not None else None
     remote = _absolute_options(options)
     futures = {
         c.submit(run_task, _absolute_task(t), remote, shipped, retries=retries, pure=False): t

@@ -286,7 +286,8 @@ def upscale_geotiff_split(
             stage = temp_name(dst, ".tif") if o.cog else tmp
             futures: list[Any] = []
             try:
-                shipped = client.scatter(job, broadcast=True)
+                # (a key of its own: see distributed._run_on)
+                shipped = client.scatter(job, broadcast=True, hash=False)
                 futures = [
                     client.submit(
                         run_band,
