@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputFileError, require
 from ..intensity import work_dtype
-from .geometry import dicom_affine
+from .geometry import dicom_affine, slice_normal
 
 
 def _pydicom() -> Any:
@@ -82,7 +82,9 @@ class DicomSeries:
 
     @property
     def slice_spacing(self) -> float:
-        return float(np.linalg.norm(self.step))
+        """Distance between slice planes along the normal (SpacingBetweenSlices); under gantry
+        tilt the step between positions is longer."""
+        return float(abs(self.step @ slice_normal(self.iop)))
 
     @property
     def affine(self) -> np.ndarray:

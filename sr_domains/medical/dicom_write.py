@@ -127,7 +127,8 @@ def write_derived_series(
         "spacing": spacing,
         "positions": positions,
         "factor": factor,
-        "slice_spacing": float(np.linalg.norm(affine[:3, 0])),
+        # between planes, along the normal (under gantry tilt shorter than the position step)
+        "slice_spacing": float(abs(affine[:3, 0] @ slice_normal(iop))),
         "slice_thickness": slice_thickness,
         "locations": _slice_locations(series, proj, factor) if series.has_geometry else None,
     }

@@ -31,12 +31,16 @@ def _series_geometry(
     slice_spacing: float,
     iop: Sequence[float],
     origin: Sequence[float],
+    tilt_deg: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(positions (n, 3), world of every pixel (n, rows, cols, 3))."""
+    """(positions (n, 3), world of every pixel (n, rows, cols, 3)); ``tilt_deg`` tilts the
+    step between positions from the normal towards the column direction (gantry tilt), the
+    planes staying ``slice_spacing`` apart."""
     v = np.asarray(iop, np.float64)
     row_dir, col_dir = v[:3], v[3:]
     normal = np.cross(row_dir, col_dir)
-    ipps = np.asarray(origin, np.float64) + np.arange(n_slices)[:, None] * slice_spacing * normal
+    step = slice_spacing * (normal + np.tan(np.radians(tilt_deg)) * col_dir)
+    ipps = np.asarray(origin, np.float64) + np.arange(n_slices)[:, None] * step
     r = np.arange(rows)[:, None, None] * pixel_spacing[0] * col_dir
     c = np.arange(cols)[None, :, None] * pixel_spacing[1] * row_dir
     world = ipps[:, None, None, :] + r[None] + c[None]
@@ -130,13 +134,16 @@ def make_dicom_series(
     patient_id: str = "SRD-0001",
     description: str = "T1 phantom",
     seed: int = 0,
+    tilt_deg: float = 0.0,
 ) -> list[Path]:
     """Write a single-frame DICOM series (one file per slice) and return the file paths in
     spatial order (ascending along the slice normal).
 
     MR: uint16 stored values (BitsStored 12), no rescale. CT: int16 with RescaleIntercept
     -1024 (values are HU). File names and InstanceNumbers are shuffled unless disabled, so
-    readers must sort by position. ``transfer_syntax`` compresses the pixel data (e.g.
+    readers must sort by position. ``tilt_deg`` makes a gantry-tilted series: the positions
+    step off the normal (planes still ``slice_spacing`` apart, SpacingBetweenSlices written).
+    ``transfer_syntax`` compresses the pixel data (e.g.
     ``pydicom.uid.RLELossless`` or ``JPEG2000Lossless``).
     """
     from pydicom.uid import generate_uid
@@ -144,7 +151,9 @@ def make_dicom_series(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    ipps, world = _series_geometry(n_slices, rows, cols, pixel_spacing, slice_spacing, iop, origin)
+    ipps, world = _series_geometry(
+        n_slices, rows, cols, pixel_spacing, slice_spacing, iop, origin, tilt_deg
+    )
     if values is None:
         centre = world.reshape(-1, 3).mean(axis=0)
         extent = np.array(
@@ -174,6 +183,8 @@ def make_dicom_series(
         ds.ImageOrientationPatient = [round(float(v), 8) for v in iop]
         ds.PixelSpacing = [float(v) for v in pixel_spacing]
         ds.SliceThickness = float(slice_spacing)
+        if tilt_deg:
+            ds.SpacingBetweenSlices = float(slice_spacing)
         ds.SliceLocation = round(float(ipps[k] @ normal), 6)
         if modality == "CT":
             ds.RescaleSlope = slope
