@@ -129,7 +129,8 @@ def upscale_array(
             saturated pixels saturated; ``ValueOptions(clamp=False)`` returns the raw network.
 
     Returns:
-        ``(C_out, H*s, W*s)`` array (2-D input gives 2-D output), and the mask if requested.
+        ``(C_out, H*s, W*s)`` array (2-D input gives 2-D output unless the model makes several
+        bands from one), and the mask if requested.
 
     Raises:
         ConfigError: the array is not real intensities (boolean, complex, empty, not 2-D/3-D:
@@ -183,6 +184,7 @@ def upscale_array(
             result[~mask_up] = np.array(nodata).astype(dt)
         elif dt.kind == "f":
             result[~mask_up] = np.nan
+    squeeze = squeeze and result.shape[0] == 1  # a model making several bands keeps them
     if mask_up is None:
         return result[0] if squeeze else result
     if squeeze:

@@ -176,7 +176,8 @@ def upscale(
         nodata: nodata override (default: ``da.rio.nodata``).
 
     Returns:
-        A DataArray in ``da``'s dim order with ``y*s``, ``x*s`` pixels, same dtype, name,
+        A DataArray in ``da``'s dim order (a 2-D input through a model that makes several
+        bands from one gains a leading ``band`` dim) with ``y*s``, ``x*s`` pixels, same dtype, name,
         attrs, CRS and bounds, the coordinates that do not depend on x/y kept, and pixel-centre
         coordinates of the new grid: 1-D ``x``/``y``, or 2-D ``xc``/``yc`` for a rotated
         transform (as rioxarray reads one); lazy when ``da`` was.
@@ -237,13 +238,18 @@ def upscale(
     drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
     coords = _kept_coords(da, drop)
     coords.update(_grid_coords(t, data.shape[1], data.shape[2], ydim, xdim))
+    out_dims: tuple[Any, ...] = da.dims
+    if band is None and n_out > 1:  # a 2-D input through a model making several bands
+        band, out_dims = "band", ("band", *da.dims)
+        dims = (band, ydim, xdim)
+        coords["band"] = np.arange(1, n_out + 1)
     res = xr.DataArray(
         data[0] if band is None else data,
         dims=dims,
         coords=coords,
         name=da.name,
         attrs=dict(da.attrs),
-    ).transpose(*da.dims, transpose_coords=False)
+    ).transpose(*out_dims, transpose_coords=False)
     res.attrs.update({"sr_domains_scale": s, "sr_domains_model": str(getattr(net, "arch", ""))})
     res = res.rio.write_transform(t)
     if da.rio.crs is not None:

@@ -136,3 +136,17 @@ def test_a_2d_band_selection_keeps_its_name_and_band_label(gray):
     out = upscale(_scene().sel(band=5), model=gray)
     assert out.dims == ("y", "x") and int(out.band) == 5
     assert out.name == "reflectance" and out.time.values == np.datetime64("2024-05-01")
+
+
+def test_a_2d_array_through_a_model_making_three_bands_keeps_all_three():
+    from sr_domains.models import create_model
+
+    net = create_model("srcnn", in_channels=1, out_channels=3, scale=2).eval()
+    da = _scene(bands=1).isel(band=0)
+    out = upscale(da, model=net)
+    assert out.dims == ("band", "y", "x") and out.shape == (3, 40, 48)
+    assert out.band.values.tolist() == [1, 2, 3]
+    planes = out.values.reshape(3, -1)
+    assert not np.allclose(planes[0], planes[1]) and not np.allclose(planes[1], planes[2])
+    lazy = upscale(da.chunk({"y": 10}), model=net)
+    np.testing.assert_allclose(lazy.values, out.values, rtol=1e-5, atol=1e-3)
