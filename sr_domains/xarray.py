@@ -183,7 +183,7 @@ def upscale(
         transform (as rioxarray reads one); lazy when ``da`` was.
     """
     xr, affine = _require()
-    from .medical.common import upscaler_of
+    from .engine_build import upscaler_of
     from .pretrained import _whole_scale
 
     band, ydim, xdim = _dims(da)

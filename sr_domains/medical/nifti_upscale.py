@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..api_options import keyword_options
+from ..engine_build import upscaler_of
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
@@ -30,7 +31,6 @@ from .common import (
     fit_profile,
     middle_indexes,
     provenance,
-    upscaler_of,
     volume_made,
     weights_for_volume,
 )

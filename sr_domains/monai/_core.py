@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..engine_build import build_upscaler
 from ..errors import ConfigError, GeometryError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, check_pixel_array, profile_from_any, work_dtype
-from ..medical.common import build_upscaler, card_recipe
+from ..medical.common import card_recipe
 from ..medical.geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
@@ -102,7 +103,7 @@ def resolve_upscaler(
 
     ``model`` is an :class:`Upscaler`, an :class:`SRModel`, any upscaling ``nn.Module`` (its
     declared ``scale`` must match), a shipped weights or architecture name, or None for the
-    shipped default (see :func:`sr_domains.medical.common.build_upscaler`). ``scale`` None
+    shipped default (see :func:`sr_domains.engine_build.build_upscaler`). ``scale`` None
     means the given model's scale, else 2.
     """
     if scale is None:

@@ -1,0 +1,94 @@
+"""Build the engine (:class:`~sr_domains.inference.Upscaler`) for a model given as an engine,
+a built model, a shipped weights or architecture name, or None (the shipped default): one
+builder for the NIfTI, DICOM, MONAI and xarray entry points."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+from .inference import Upscaler
+from .models.base import SRModel
+from .options import UpscaleOptions
+from .pretrained import resolve_model
+
+if TYPE_CHECKING:
+    import torch
+
+
+def build_upscaler(
+    model: SRModel | Upscaler | str | None,
+    weights: str | os.PathLike[str] | None,
+    *,
+    scale: int,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = "auto",
+    amp: str | bool | None = "auto",
+    progress: bool = False,
+    n_bands: int | None = None,
+) -> Upscaler:
+    """An :class:`Upscaler` for images of ``n_bands`` channels (None: medical planes, which
+    are repeated on every input channel of a multi-channel model).
+
+    ``model`` may already be an ``Upscaler`` (reused as is), a built model, a shipped weights or
+    architecture name, or None for the shipped default (see :func:`sr_domains.pretrained.
+    resolve_model`).
+    """
+    if isinstance(model, Upscaler):
+        if model.scale != scale:
+            raise ConfigError(f"the upscaler works x{model.scale} but x{scale} was requested")
+        return model
+    try:
+        if isinstance(model, SRModel) and weights is None:
+            m = model  # resolve_model would import the checkpoint module for nothing
+            if m.scale != scale:
+                raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
+        else:
+            m = resolve_model(model, weights, scale=scale, n_bands=n_bands)
+    except ModuleNotFoundError as exc:  # model loading lives in modules that may be absent
+        if exc.name and exc.name.startswith("sr_domains"):
+            raise ConfigError(
+                f"cannot load weights: {exc.name} is not available in this installation; "
+                "pass a built model (API) instead"
+            ) from exc
+        raise
+    return Upscaler(
+        m,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        progress=progress,
+    )
+
+
+def upscaler_of(
+    options: UpscaleOptions,
+    model: SRModel | Upscaler | None = None,
+    *,
+    progress: bool = True,
+    n_bands: int | None = None,
+) -> Upscaler:
+    """:func:`build_upscaler` for ``options`` (``model``: a built model or upscaler used
+    instead of ``options.model``; ``progress``: False keeps the tile bar off even when
+    ``options.progress`` asks for bars, for callers that show their own; ``n_bands``: as in
+    :func:`build_upscaler`)."""
+    return build_upscaler(
+        model if model is not None else options.model,
+        options.weights,
+        scale=options.scale,
+        tile=options.tile,
+        overlap=options.overlap,
+        batch_size=options.batch_size,
+        device=options.device,
+        amp=options.amp,
+        progress=options.progress and progress,
+        n_bands=n_bands,
+    )
+
+
+__all__ = ["build_upscaler", "upscaler_of"]
