@@ -80,6 +80,31 @@ class RunReport:
             f"{self.count('failed')} failed; manifest {self.manifest}"
         )
 
+    def failures(self) -> str:
+        """``"2 of 5 file(s) failed"``: of the inputs the run tried (not the skipped ones)."""
+        tried = self.count("ok") + self.count("failed")
+        what = "input(s)" if any(r.task.domain == "dicom" for r in self.results) else "file(s)"
+        return f"{self.count('failed')} of {tried} {what} failed"
+
+
+class BatchOutputs(list[Path]):
+    """The outputs a sequential batch wrote (a list, skipped ones left out) and its
+    :class:`RunReport` (``report``: what each input did, and the summary)."""
+
+    def __init__(self, written: Sequence[Path], report: RunReport) -> None:
+        super().__init__(written)
+        self.report = report
+
+
+class BatchFailedError(InputFileError):
+    """Some inputs of a sequential batch failed (the message names each, with its problem);
+    the others ran. ``report``: the whole run (:class:`RunReport`)."""
+
+    def __init__(self, report: RunReport) -> None:
+        listing = "; ".join(r.error for r in report.failed)
+        super().__init__(None, f"{report.failures()}: {listing}")
+        self.report = report
+
 
 def _expand(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
     if isinstance(inputs, (list, tuple)):
@@ -243,4 +268,4 @@ def plan_tasks(
     return tasks
 
 
-__all__ = ["RunReport", "Task", "TaskResult", "plan_tasks"]
+__all__ = ["BatchFailedError", "BatchOutputs", "RunReport", "Task", "TaskResult", "plan_tasks"]

@@ -229,6 +229,7 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
     from .adapters import find_adapter
+    from .batch_tasks import BatchFailedError, BatchOutputs
 
     options = upscale_options(args)
     src, dst = Path(args.input), Path(args.output)
@@ -264,7 +265,12 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
                 args.input, args.output, options=options, progress=options.progress, domain="nifti"
             )
             return _print_report(report)
-        written = adapter.load().upscale(src, dst, options)
+        try:
+            written = adapter.load().upscale(src, dst, options)
+        except BatchFailedError as exc:  # a GeoTIFF folder or glob: every input reported
+            return _print_report(exc.report)
+    if isinstance(written, BatchOutputs):  # (its summary is ours to print, not a log line)
+        return _print_report(written.report)
     for path in written:
         print(path)
     return 0
@@ -298,7 +304,8 @@ def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> i
 
 
 def _print_report(report: RunReport) -> int:
-    """Print a batch's outputs, failures and summary; the exit status."""
+    """Print a batch's outputs (stdout), then its failures and summary (stderr), on Dask or in
+    this process alike; the exit status (1 when an input failed; 2 is for usage errors)."""
     for r in report.results:
         if r.status == "ok":
             print(r.task.dst)
@@ -306,7 +313,10 @@ def _print_report(report: RunReport) -> int:
         named = r.error if r.error.startswith(r.task.src) else f"{r.task.src}: {r.error}"
         print(f"sr-domains: failed: {named}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
-    return 1 if report.failed else 0  # as a sequential batch (2 is for usage errors)
+    if not report.failed:
+        return 0
+    print(f"sr-domains: error: {report.failures()}", file=sys.stderr)
+    return 1
 
 
 __all__ = ["add_upscale"]

@@ -109,7 +109,11 @@ def cluster_client(
             n_workers=int(workers or 1),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=None,  # no dashboard (a user's own cluster may have one)
+            # the scheduler's HTTP server (health checks) listens even so, by default on the
+            # dashboard's port 8787: "Port 8787 is already in use" beside any other cluster.
+            # A free port of this machine only, instead.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=quiet,
         ) as cluster,
         dist.Client(cluster) as c,
@@ -217,8 +221,8 @@ def _run_on(
     """Run ``tasks`` on the client's cluster; ``in_flight`` holds those not yet back. A run
     stopped here (Ctrl-C, SIGTERM) cancels what is left."""
     dist = _distributed()
-    if c.dashboard_link:
-        log.info("Dask dashboard: %s", c.dashboard_link)
+    if c.dashboard_link and getattr(c, "cluster", None) is None:  # a scheduler's (the embedded
+        log.info("Dask dashboard: %s", c.dashboard_link)  # cluster's has no dashboard)
     # a key of its own (hash=False): the same model scattered by the previous run under its
     # content hash may still be being released, and a task needing it is then cancelled
     shipped = c.scatter(model, broadcast=True, hash=False) if model is not None else None

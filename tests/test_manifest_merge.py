@@ -1,7 +1,7 @@
 """The run manifest describes every output of its folder: a run over part of a batch keeps the
 earlier records of the outputs it did not touch, so a later resume still knows a cut-short
 output of an earlier run as its own and redoes it (instead of refusing it as a user's file).
-Also: the sequential batch's summary is a warning only when a file failed."""
+Also: the sequential batch's summary is the CLI's to print, never a warning."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..batch_tasks import Task, TaskResult
+from ..batch_tasks import BatchFailedError, BatchOutputs, RunReport, Task, TaskResult
 from ..errors import INPUT_ERRORS, ConfigError, InputFileError, OutputExistsError
 from ..intensity import IntensityProfile
 from ..io_safety import batch_entry, check_paths
@@ -65,7 +65,7 @@ def upscale_many(
     overwrite: bool = False,
     suffix: str = "",
     **kwargs: Any,
-) -> list[Path]:
+) -> BatchOutputs:
     """Upscale every GeoTIFF in a folder / glob / list into ``out_dir`` (same file names, with
     ``suffix`` before the extension).
 
@@ -79,8 +79,15 @@ def upscale_many(
     its own that was cut short too early to read its tags, and skips an intact one without
     decoding it again.
 
+    The summary (how many were written, skipped and failed) is logged at INFO and kept, with
+    each input's record, in the result's ``report`` (a
+    :class:`~sr_domains.batch_tasks.RunReport`; ``sr-domains upscale`` prints it); failures
+    raise :class:`~sr_domains.batch_tasks.BatchFailedError` (an
+    :class:`~sr_domains.errors.InputFileError`) at the end, whose ``report`` is the same.
+
     Returns:
-        The outputs written by this call (skipped ones are not listed).
+        The outputs written by this call (skipped ones are not listed): a list, with the run's
+        ``report``.
     """
     options, net, fitted = geotiff_options(
         scale=scale, overwrite=overwrite, suffix=suffix, **kwargs
@@ -95,7 +102,7 @@ def write_many(
     *,
     model: SRModel | None = None,
     profile: IntensityProfile | None = None,
-) -> list[Path]:
+) -> BatchOutputs:
     """:func:`upscale_many` with its options as one object (see :func:`write_geotiff`)."""
     scale, overwrite, suffix = options.scale, options.overwrite, options.suffix
     files = expand_inputs(inputs)
@@ -139,8 +146,7 @@ def write_many(
         )
         raise OutputExistsError(out_dir, f"{len(refused)} of {len(files)} outputs, {listing}")
     check_manifest_slot(out_dir)
-    skipped = len(files) - len(todo)
-    written, failed = [], []
+    written = []
     for i, (f, dst, redo) in enumerate(todo, 1):
         if options.progress:
             from tqdm.auto import tqdm
@@ -153,28 +159,18 @@ def write_many(
             written.append(write_geotiff(f, dst, again, model=model, profile=profile))
         except INPUT_ERRORS as exc:  # this file's problem: the others still run (as on Dask)
             why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
-            log.error("%s", why)
-            failed.append(why)
+            log.info("failed: %s", why)  # (all of them: in the report and the error at the end)
             kept = carried if dst.is_file() else ""
             records.append(TaskResult(task, "failed", error=why, sha256=kept))
         else:
             records.append(_written(task, time.perf_counter() - t0))
         append_run_record(out_dir, records[-1])  # a run stopped part-way keeps what it did
-    manifest = write_run_manifest(out_dir, sorted(records, key=lambda r: r.task.src), files)
-    # a rerun that skips outputs says so (it used to print nothing at all)
-    log.log(
-        logging.WARNING if skipped else logging.INFO,
-        "%d written, %d already complete (skipped; --overwrite redoes them), %d failed; "
-        "manifest %s",
-        len(written),
-        skipped,
-        len(failed),
-        manifest,
-    )
-    if failed:
-        listing = "; ".join(failed)
-        raise InputFileError(None, f"{len(failed)} of {len(todo)} file(s) failed: {listing}")
-    return written
+    results = sorted(records, key=lambda r: r.task.src)
+    report = RunReport(results, write_run_manifest(out_dir, results, files))
+    log.info("%s", report.summary())  # (a summary, not a warning: the CLI prints the report)
+    if report.failed:
+        raise BatchFailedError(report)
+    return BatchOutputs(written, report)
 
 
 def _written(task: Task, seconds: float) -> TaskResult:
