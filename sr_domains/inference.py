@@ -249,9 +249,9 @@ class Upscaler:
         ``rules`` (:class:`~sr_domains.value_domain.ValueRules`) are applied to every block
         right after the profile is inverted. ``band_order`` feeds the bands to a joint model in
         that order (the model's band semantics) and returns the output in the input's order.
-        ``rows = (r0, r1)`` produces only HR rows ``r0 <= r < r1`` (windows that cannot reach
-        them are skipped; the rows equal those of a whole run bit for bit, so an image can be
-        split across workers).
+        ``rows = (r0, r1)`` produces only HR rows ``r0 <= r < r1`` (windows with no blend
+        weight there are skipped, :meth:`~sr_domains.tiling.TilePlan.row_reach`; the rows equal
+        those of a whole run bit for bit, so an image can be split across workers).
         """
         plan = self.plan(shape)
         h, w = shape
@@ -279,11 +279,12 @@ class Upscaler:
                 x = np.pad(x, ((0, 0), (0, th - ry), (0, tw - rx)), mode="edge")
             return x
 
-        s = self.scale
+        # a window row adds nothing outside the rows where its blend weight is non-zero
+        reach = dict(zip(plan.ys, plan.row_reach())) if rows is not None else {}
 
         def skip(y0: int, x0: int, th: int, tw: int) -> bool:
-            if rows is not None and ((y0 + th) * s <= rows[0] or y0 * s >= rows[1]):
-                return True  # cannot reach the requested rows
+            if rows is not None and not (reach[y0][0] < rows[1] and rows[0] < reach[y0][1]):
+                return True  # no weight in the requested rows
             x = load(y0, x0, th, tw)
             cache[(y0, x0)] = x
             return x is None

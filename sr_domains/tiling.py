@@ -103,6 +103,16 @@ class TilePlan:
             [np.repeat(w, s).astype(np.float32) for w in wx],
         )
 
+    def row_reach(self) -> list[tuple[int, int]]:
+        """Per window row, the HR rows ``[a, b)`` where its blend weight is non-zero: outside
+        them the row's windows add nothing to the output."""
+        s, reach = self.scale, []
+        for y0, w in zip(self.ys, axis_weights(list(self.ys), self.tile[0], self.margin)):
+            nz = np.flatnonzero(w)
+            a, b = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)  # (none: reaches nothing)
+            reach.append(((y0 + a) * s, (y0 + b) * s))
+        return reach
+
 
 def make_plan(
     shape: tuple[int, int],

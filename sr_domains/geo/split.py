@@ -3,17 +3,20 @@
 The model, profile, value rules and output spec are decided once (:func:`~sr_domains.geo.job.
 prepare_job`, on the client, under the run's engine settings) and shipped to every worker, so
 each band is computed exactly as the single-process run with the same tile computes those rows:
-the engine skips only the windows that cannot reach the band (:meth:`~sr_domains.inference.
-Upscaler.stream` ``rows``), and the output equals that run's output bit for bit.
+the engine skips only the windows with no blend weight in the band (:meth:`~sr_domains.
+inference.Upscaler.stream` ``rows``), and the output equals that run's output bit for bit.
 
 The bands are cut on the tile grid (:func:`tile_bands`) where the fewest window rows straddle a
-cut: a window row reaching two bands is computed by both. When the tile comes from the memory
-budget (no ``tile`` option) it is capped (:func:`split_plan`) so that the grid has rows to cut
-between: a default tile larger than the raster would make every worker compute the whole image.
+cut: a window row with blend weight in two bands is computed by both, so a cut goes where one
+window row's weight ends and the next one's begins, or on an output block row. When the tile
+comes from the memory budget (no ``tile`` option) it is capped (:func:`split_plan`) so that the
+grid has rows to cut between: a default tile larger than the raster would make every worker
+compute the whole image.
 The tile used is recorded in ``SR_DOMAINS_TILE`` as always; ``upscale_geotiff(..., tile=T)``
 reproduces the output. Each worker writes its band to a hidden part file beside the output
 (bounded memory: the same streaming writer); the parts are copied block row by block row into
-the final GeoTIFF (or COG), written atomically like every output.
+the final GeoTIFF (or COG; a block row cut between two bands from both), written atomically
+like every output.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..engine_config import EngineSettings, engine_settings, resolve_tiling, settings_with
 from ..errors import ConfigError
@@ -62,23 +67,27 @@ def row_bands(height: int, parts: int, block: int) -> list[tuple[int, int]]:
 
 
 def band_work(plan: TilePlan, rows: tuple[int, int]) -> int:
-    """LR pixels the engine computes for HR ``rows``: every window reaching them."""
-    s, (th, tw) = plan.scale, plan.tile
-    reach = sum(not ((y + th) * s <= rows[0] or y * s >= rows[1]) for y in plan.ys)
+    """LR pixels the engine computes for HR ``rows``: every window with blend weight in them
+    (:meth:`~sr_domains.tiling.TilePlan.row_reach`)."""
+    th, tw = plan.tile
+    reach = sum(a < rows[1] and rows[0] < b for a, b in plan.row_reach())
     return reach * len(plan.xs) * th * tw
 
 
-def _straddled(plan: TilePlan, cut: int) -> int:
-    """Window rows reaching both sides of HR row ``cut`` (computed by both bands)."""
-    s, th = plan.scale, plan.tile[0]
-    return sum(y * s < cut < (y + th) * s for y in plan.ys)
+def _straddled(weighted: list[tuple[int, int]], cut: int) -> int:
+    """Window rows with blend weight (``weighted``: :meth:`~sr_domains.tiling.TilePlan.
+    row_reach`) on both sides of HR row ``cut`` (computed by both bands)."""
+    return sum(a < cut < b for a, b in weighted)
 
 
 def tile_bands(plan: TilePlan, parts: int, block: int) -> list[tuple[int, int]]:
-    """Up to ``parts`` HR row bands covering the plan's rows, cut on output block rows, each
-    cut near an equal share where the fewest window rows straddle it."""
+    """Up to ``parts`` HR row bands covering the plan's rows, each cut near an equal share
+    where the fewest window rows straddle it: on an output block row, or where the blend
+    weight of one window row ends and the next one's begins (then on a block row if as few)."""
     height = plan.shape[0] * plan.scale
-    cands = range(block, height, block)
+    weighted = plan.row_reach()
+    seams = {b for _, b in weighted[:-1]} | {a for a, _ in weighted[1:]}
+    cands = sorted({*range(block, height, block), *(c for c in seams if 0 < c < height)})
     rows = [y * plan.scale for y in plan.ys]
     reach = max(block, max((b - a for a, b in itertools.pairwise(rows)), default=height) // 2)
     cuts: set[int] = set()
@@ -86,7 +95,9 @@ def tile_bands(plan: TilePlan, parts: int, block: int) -> list[tuple[int, int]]:
         target = height * i / parts
         near = [b for b in cands if abs(b - target) <= reach]
         if near:
-            cuts.add(min(near, key=lambda b: (_straddled(plan, b), abs(b - target))))
+            cuts.add(
+                min(near, key=lambda b: (_straddled(weighted, b), b % block > 0, abs(b - target)))
+            )
     edges = [0, *sorted(cuts), height]
     return list(itertools.pairwise(edges))
 
@@ -183,25 +194,34 @@ def run_band(
 
 
 def _assemble(job: GeotiffJob, parts: list[tuple[Path, tuple[int, int]]], out: Any) -> None:
-    """Copy the parts' pixels (and masks) into the final dataset, block row by block row."""
+    """Copy the parts' pixels (and masks) into the final dataset, block row by block row (a
+    block row cut between two bands read from both)."""
     import warnings
 
     from rasterio.errors import NotGeoreferencedWarning
 
-    block = job.spec.block
-    width = job.spec.profile["width"]
-    for path, (r0, r1) in parts:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            part = rasterio.open(path)
-        with part:
-            for y in range(0, r1 - r0, block):
-                h = min(block, r1 - r0 - y)
-                data = part.read(window=Window(0, y, width, h))
-                target = Window(0, r0 + y, width, h)
-                out.write(data, window=target)
-                if job.spec.write_mask or job.spec.mask_invalid:
-                    out.write_mask(part.read_masks(1, window=Window(0, y, width, h)), target)
+    block, width = job.spec.block, job.spec.profile["width"]
+    masks = job.spec.write_mask or job.spec.mask_invalid
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for path, rows in parts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                opened.append((stack.enter_context(rasterio.open(path)), rows))
+        height = parts[-1][1][1]
+        for top in range(0, height, block):
+            end = min(top + block, height)
+            pieces = [
+                (ds, Window(0, max(top, r0) - r0, width, min(end, r1) - max(top, r0)))
+                for ds, (r0, r1) in opened
+                if r0 < end and top < r1
+            ]
+            target = Window(0, top, width, end - top)
+            data = np.concatenate([ds.read(window=w) for ds, w in pieces], axis=1)
+            out.write(data, window=target)
+            if masks:
+                m = [ds.read_masks(1, window=w) for ds, w in pieces]
+                out.write_mask(np.concatenate(m, axis=0), target)
 
 
 def check_split(
