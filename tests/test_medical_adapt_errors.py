@@ -16,11 +16,11 @@ import torch
 nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 
-from sr_domains import inference  # noqa: E402
+from sr_domains import engine_build, inference  # noqa: E402
 from sr_domains.adapt.input_adapt import AdaptReport  # noqa: E402
 from sr_domains.cli import main  # noqa: E402
 from sr_domains.errors import ConfigError, InputFileError  # noqa: E402
-from sr_domains.medical import common, read_nifti, upscale_dicom_series, upscale_nifti  # noqa: E402
+from sr_domains.medical import read_nifti, upscale_dicom_series, upscale_nifti  # noqa: E402
 from sr_domains.medical.nifti import output_header  # noqa: E402
 from sr_domains.medical.nifti_io import PENDING, PlaneWriter  # noqa: E402
 from sr_domains.options import AdaptOptions  # noqa: E402
@@ -39,7 +39,7 @@ def _cpu(monkeypatch):
 def fake_weights(monkeypatch):
     """The CLI's model resolution returns an interpolating model (no weights loaded)."""
     monkeypatch.setattr(
-        common, "resolve_model", lambda model, weights, *, scale, n_bands: interp_model(scale)
+        engine_build, "resolve_model", lambda model, weights, *, scale, n_bands: interp_model(scale)
     )
 
 

@@ -13,9 +13,8 @@ import torch
 nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 
-from sr_domains import inference  # noqa: E402
+from sr_domains import engine_build, inference  # noqa: E402
 from sr_domains.cli import main  # noqa: E402
-from sr_domains.medical import common  # noqa: E402
 from sr_domains.medical.geometry import corners  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_dicom_series, make_nifti  # noqa: E402
 
@@ -34,7 +33,7 @@ def fake_weights(monkeypatch):
         assert n_bands is None  # medical planes: any model band count
         return interp_model(scale)
 
-    monkeypatch.setattr(common, "resolve_model", resolve)
+    monkeypatch.setattr(engine_build, "resolve_model", resolve)
 
 
 def test_cli_upscale_nifti(tmp_path, capsys):
