@@ -3,7 +3,8 @@
 :func:`build_spec` derives an :class:`OutputSpec` from the source (same dtype, tiled DEFLATE,
 ``BIGTIFF=IF_SAFER``; nodata, mask and alpha carried; dataset and band tags, descriptions,
 colour interpretation, units, scales and offsets copied, with stale statistics, old
-``SR_DOMAINS_*`` tags and TIFF tags of the old pixel grid dropped); :func:`customize_spec`
+``SR_DOMAINS_*`` tags, TIFF tags of the old pixel grid and of the program that made the source
+dropped, ``TIFFTAG_SOFTWARE`` naming sr_domains); :func:`customize_spec`
 applies the user's ``--dtype``/``--nodata``/creation options; :func:`provenance_tags` says how
 the output was made. :mod:`sr_domains.geo.writer` creates and writes the file.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import ConfigError
 from ..io_safety import full_suffix
 from .georef import Georef
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 TAG_PREFIX = "SR_DOMAINS_"
 #: Tag namespaces that describe the file layout or are rewritten by GDAL, never copied.
 SKIP_NAMESPACES = {"IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "SUBDATASETS", "RPC", "GEOLOCATION"}
+#: XML metadata domains copied (drone and camera XMP: GPS, gimbal, camera); the others
+#: (``xml:VRT``, ``xml:ESRI``, JPEG 2000 boxes, ...) describe the source file, not the image.
+XML_NAMESPACES = {"xml:XMP"}
 
 
 @dataclass
@@ -82,7 +87,7 @@ def customize_spec(
                 named = f"{source}: " if source is not None else ""
                 raise ConfigError(
                     f"{named}nodata {v:g} cannot be stored as {dtype}; pass --nodata V for "
-                    f"the output (V must fit {dtype})"
+                    f"the output, a {dtype} value that no valid pixel holds"
                     + (" (pixels that are NaN stay invalid)" if np.isnan(v) else "")
                 )
         if dt.kind != "f" and np.isnan(spec.invalid_value):
@@ -120,6 +125,10 @@ def _representable(v: float, dt: np.dtype) -> bool:
 
 #: TIFF tags that describe the source's pixel grid or layout, never copied.
 LAYOUT_TAGS = {"TIFFTAG_XRESOLUTION", "TIFFTAG_YRESOLUTION", "TIFFTAG_RESOLUTIONUNIT"}
+#: TIFF tags that say which program made the file, when and on which computer: the source's
+#: would claim the output was made there and then. ``TIFFTAG_SOFTWARE`` names sr_domains
+#: instead; no time is written (a rerun writes the same bytes).
+MAKER_TAGS = {"TIFFTAG_SOFTWARE", "TIFFTAG_DATETIME", "TIFFTAG_HOSTCOMPUTER"}
 
 
 def describes_layout(text: str) -> bool:
@@ -142,7 +151,9 @@ def _clean(tags: dict[str, str], band: bool) -> dict[str, str]:
         key = k.upper()
         if key.startswith(TAG_PREFIX) or (band and key.startswith("STATISTICS_")):
             continue
-        if key in LAYOUT_TAGS or (key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v)):
+        if key in LAYOUT_TAGS or key in MAKER_TAGS:
+            continue
+        if key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v):
             continue
         out[k] = v
     return out
@@ -153,7 +164,11 @@ def _namespaces(ds: Any, bidx: int = 0) -> list[str]:
         names = ds.tag_namespaces(bidx) if bidx else ds.tag_namespaces()
     except Exception:  # pragma: no cover - some drivers refuse
         return []
-    return [n for n in names if n and n not in SKIP_NAMESPACES and not n.startswith("xml:")]
+    return [
+        n
+        for n in names
+        if n and n not in SKIP_NAMESPACES and (not n.startswith("xml:") or n in XML_NAMESPACES)
+    ]
 
 
 def build_spec(
@@ -217,6 +232,8 @@ def build_spec(
     for ns in _namespaces(ds):
         tags[ns] = ds.tags(ns=ns)
     tags[None].update(provenance)
+    version = provenance.get(f"{TAG_PREFIX}VERSION") or __version__
+    tags[None]["TIFFTAG_SOFTWARE"] = f"sr_domains {version}"
     return OutputSpec(
         profile=profile,
         georef=georef,
@@ -285,10 +302,12 @@ def check_output_name(dst: Path, src: Path) -> None:
 __all__ = [
     "FIXED_OPTIONS",
     "LAYOUT_TAGS",
+    "MAKER_TAGS",
     "OUTPUT_DTYPES",
     "SKIP_NAMESPACES",
     "TAG_PREFIX",
     "TIFF_SUFFIXES",
+    "XML_NAMESPACES",
     "OutputSpec",
     "build_spec",
     "check_output_name",

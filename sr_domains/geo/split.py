@@ -42,7 +42,14 @@ from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_output_name
 from .reader import RasterSource, raster_inputs
-from .writer import adopt_sidecars, create, remove_sidecars, to_cog, write_error
+from .writer import (
+    cog_sidecars,
+    create,
+    plan_sidecars,
+    replace_sidecars,
+    to_cog,
+    write_error,
+)
 
 try:
     import rasterio
@@ -291,6 +298,7 @@ def upscale_geotiff_split(
     inputs = check_split(src, dst, o)
     settings = settings_with(**engine_fields(o))
     with engine_settings(settings), gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
+        plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if o.cog else [], warn=True)
         job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         free = o.tile is None  # the budget's tile: capped where the grid needs cuts
@@ -340,9 +348,7 @@ def upscale_geotiff_split(
                     remove_temp(p)
                 if o.cog:
                     remove_temp(stage)
-            remove_sidecars(dst)
-            if o.cog:
-                adopt_sidecars(tmp, dst)
+            replace_sidecars(dst, inputs, tmp if o.cog else None)
     log.info("wrote %s from %d row bands", dst, len(bands))
     return dst
 

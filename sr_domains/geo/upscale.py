@@ -35,9 +35,10 @@ from .output_spec import TAG_PREFIX, check_output_name
 from .reader import RasterSource, raster_inputs
 from .resume import is_complete, output_check, output_status
 from .writer import (
-    adopt_sidecars,
+    cog_sidecars,
     create,
-    remove_sidecars,
+    plan_sidecars,
+    replace_sidecars,
     to_cog,
     write_error,
 )
@@ -173,6 +174,8 @@ def write_geotiff(
     inputs = raster_inputs(src)  # (a VRT's sources too)
     preflight(dst, inputs, kind="file", overwrite=overwrite)
     with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
+        # (refused before any work: a sidecar of the output that an input's sidecar occupies)
+        plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if cog else [], warn=True)
         job = prepare_job(rs, options, model=model, profile=profile)
         with atomic_output(dst, inputs, overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp
@@ -187,9 +190,7 @@ def write_geotiff(
             finally:
                 if cog:
                     remove_temp(stage)
-            remove_sidecars(dst)  # a stale one would override the new file's metadata
-            if cog:
-                adopt_sidecars(tmp, dst)
+            replace_sidecars(dst, inputs, tmp if cog else None)  # (never an input's)
     log.info("wrote %s", dst)
     return dst
 

@@ -11,13 +11,18 @@ Output rules:
 * A *valid* pixel that comes out equal to the nodata value is nudged by one unit (integers: +1,
   or -1 when nodata is the dtype maximum; floats: the next representable value) so it is not
   mistaken for nodata.
-* Dataset tags, band tags, descriptions, colour interpretation, units, scales and offsets are
-  copied; stale ``STATISTICS_*`` band tags, old ``SR_DOMAINS_*`` tags and TIFF tags that
-  describe the old pixel grid (resolution/DPI, an image description holding a shape) are
-  dropped; provenance ``SR_DOMAINS_*`` tags are added (see :func:`provenance_tags`), and
-  ``SR_DOMAINS_VALUES`` (the value rules and clamp counts) is written last.
-* No sidecar is left behind: metadata is embedded in the file; only with ``--cog`` does GDAL
-  keep an ``IMD`` domain in ``NAME.IMD`` beside the output (the COG driver cannot embed it).
+* Dataset tags (with the ``xml:XMP`` domain), band tags, descriptions, colour interpretation,
+  units, scales and offsets are copied; stale ``STATISTICS_*`` band tags, old ``SR_DOMAINS_*``
+  tags, TIFF tags that describe the old pixel grid (resolution/DPI, an image description
+  holding a shape) and the source's program, time and computer are dropped;
+  ``TIFFTAG_SOFTWARE`` names sr_domains, provenance ``SR_DOMAINS_*`` tags are added (see
+  :func:`provenance_tags`), and ``SR_DOMAINS_VALUES`` (the value rules and clamp counts) is
+  written last.
+* Metadata is embedded in the file. GDAL also keeps an ``IMD`` domain in ``STEM.IMD``: the
+  plain GeoTIFF's copy is dropped with its temp file, ``--cog`` keeps the COG's beside the
+  output. Sidecars are removed or replaced only when they belong to the output being replaced,
+  never when GDAL would pair them with an input (same folder and stem: :func:`sidecar_owner`);
+  a COG whose ``STEM.IMD`` would be an input's is refused before any work.
 * Everything is written to a hidden temp file next to the target and renamed into place only
   when complete (for ``--cog``, after the GDAL COG driver has copied it with overviews); see
   :mod:`sr_domains.io_safety` for the path, lock and replacement rules.
@@ -30,11 +35,13 @@ import errno
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import UnsafeOutputError
 from ..intensity import cast_to_dtype
 from ..value_ops import nudge_from_nodata
 from .georef import apply_georef
@@ -75,11 +82,9 @@ def create(path: Path, spec: OutputSpec) -> Any:
                 dst.set_band_description(k, meta["description"])
             if meta.get("unit"):
                 dst.set_band_unit(k, meta["unit"])
-            if meta.get("tags"):
-                dst.update_tags(k, **meta["tags"])
+            set_tags(dst, meta.get("tags") or {}, bidx=k)
             for ns, t in meta.get("ns_tags", {}).items():
-                if t:
-                    dst.update_tags(k, ns=ns, **t)
+                set_tags(dst, t, ns, bidx=k)
         if spec.band_meta and "scale" in spec.band_meta[0]:
             scales = [m["scale"] for m in spec.band_meta]
             offsets = [m["offset"] for m in spec.band_meta]
@@ -88,12 +93,29 @@ def create(path: Path, spec: OutputSpec) -> Any:
             if any(s != 1.0 for s in scales) or any(o != 0.0 for o in offsets):
                 dst.scales, dst.offsets = scales, offsets
         for ns, t in spec.tags.items():
-            if t:
-                dst.update_tags(ns=ns, **t) if ns else dst.update_tags(**t)
+            set_tags(dst, t, ns)
     except BaseException:
         dst.close()
         raise
     return dst
+
+
+def set_tags(dst: Any, tags: dict[str, str], ns: str | None = None, bidx: int = 0) -> None:
+    """``dst.update_tags`` for namespace ``ns``; an XML domain (``xml:XMP``), which rasterio
+    reads as ``{ns: document}``, is stored as that one document."""
+    if not tags:
+        return
+    if ns is None or not ns.startswith("xml:"):
+        dst.update_tags(bidx, ns=ns, **tags)
+        return
+    text = tags.get(ns) or next(iter(tags.values()))
+    # rasterio stores KEY=VALUE items and GDAL keeps an XML domain as one item: split at the
+    # first "=" (an XML document with an attribute or a namespace has one)
+    key, sep, value = text.partition("=")
+    if sep and key:
+        dst.update_tags(bidx, ns=ns, **{key: value})
+    if dst.tags(bidx, ns=ns).get(ns) != text:
+        log.warning("%s: the %s metadata could not be copied", dst.name, ns)
 
 
 def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
@@ -156,7 +178,7 @@ def write_block(
         dst.write(up(lr.alpha), spec.alpha_band, window=window)
 
 
-# -- COG, sidecars -----------------------------------------------------------------------------
+# -- COG --------------------------------------------------------------------------------------
 def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
     """Copy the finished ``tmp`` GeoTIFF to a Cloud-Optimized GeoTIFF ``dst`` (overviews,
     ghost header)."""
@@ -211,37 +233,154 @@ def write_error(exc: BaseException, dst: Path) -> OSError:
     return OSError(errno.EIO, f"GDAL could not write it ({'; '.join(msgs)})", str(dst))
 
 
-def adopt_sidecars(tmp: Path, dst: Path) -> list[Path]:
-    """Give GDAL's sidecars of the finished temp file ``tmp`` (``STEM.IMD``, ``STEM_RPC.TXT``,
-    ...: metadata the COG driver cannot embed) the name of ``dst``; returns them."""
+# -- sidecars ---------------------------------------------------------------------------------
+#: GDAL sidecars of an output ``NAME.tif`` that a run handles: PAM metadata ``NAME.tif.aux.xml``
+#: and an external mask ``NAME.tif.msk`` (stale ones override the new file's), and ``NAME.IMD``,
+#: where GDAL keeps an ``IMD`` metadata domain (the COG output keeps GDAL's copy).
+def output_sidecars(dst: Path) -> tuple[Path, Path, Path]:
+    """``(PAM, mask, IMD)`` sidecar paths of the output ``dst``."""
+    return Path(f"{dst}.aux.xml"), Path(f"{dst}.msk"), dst.with_suffix(".IMD")
+
+
+def _folder(p: Path) -> str:
+    return os.path.normcase(os.path.realpath(p.parent))
+
+
+def sidecar_owner(path: Path, inputs: Sequence[str | os.PathLike[str]]) -> Path | None:
+    """The input that GDAL may read ``path`` as a sidecar of, else None: an input in the same
+    folder that ``path`` is, whose stem it has (``scene.IMD``, ``scene.RPB`` of ``scene.tiff``),
+    whose name it extends (``scene.tiff.aux.xml``), or ``STEM_RPC.TXT`` of; names compared
+    case-insensitively. Inputs given through a link count under both names."""
+    folder, name = _folder(path), path.name.lower()
+    for src in inputs:
+        for s in dict.fromkeys((Path(src), Path(os.path.realpath(src)))):
+            if _folder(s) != folder:
+                continue
+            full = s.name.lower()
+            stem = Path(full).stem
+            if (
+                name == full
+                or name.startswith(full + ".")
+                or Path(name).stem == stem
+                or name == stem + "_rpc.txt"
+            ):
+                return Path(src)
+    return None
+
+
+def _shares_stem(p: Path, dst: Path) -> bool:
+    """Another file beside ``p`` has its stem (``scene.NTF`` beside ``scene.IMD``): ``p`` may
+    be that file's sidecar."""
+    try:
+        names = os.listdir(p.parent)
+    except OSError:
+        return True
+    stem = p.stem.lower()
+    return any(Path(n).stem.lower() == stem for n in names if n not in (p.name, dst.name))
+
+
+def plan_sidecars(
+    dst: Path,
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    writes: Sequence[Path] = (),
+    warn: bool = False,
+) -> list[Path]:
+    """The sidecars of a previous ``dst`` (being replaced) to remove: never an input's
+    (:func:`sidecar_owner`), and a ``STEM.IMD`` only when no other file has that stem.
+
+    ``writes``: sidecar paths the new output will have (``STEM.IMD`` of a COG); one that is
+    an input's sidecar, or exists and is not the previous output's, raises
+    :class:`~sr_domains.errors.UnsafeOutputError` naming both files. ``warn``: log the sidecars
+    that stay and that GDAL will read as the new output's metadata.
+    """
+    replacing = os.path.lexists(dst)
+    imd_path = output_sidecars(dst)[2]
+    stale = []
+    for p in dict.fromkeys([*output_sidecars(dst), *writes]):
+        owner = sidecar_owner(p, inputs)
+        exists = os.path.lexists(p)
+        ours = replacing and owner is None and (p != imd_path or not _shares_stem(p, dst))
+        if p in writes:
+            what = f"GDAL keeps {'IMD ' if p == imd_path else ''}metadata of it in {p}, which"
+            if owner is not None:
+                raise UnsafeOutputError(
+                    dst,
+                    f"{what} is a sidecar of the input {owner} (GDAL reads it as that file's "
+                    "metadata) and is never replaced: choose another output name or folder"
+                    + (
+                        ", or write a plain GeoTIFF (no --cog), which keeps it inside the file"
+                        if p == imd_path
+                        else ""
+                    ),
+                )
+            if exists and not ours:
+                raise UnsafeOutputError(
+                    dst,
+                    f"{what} exists and is not a sidecar of an output being replaced; it is "
+                    "never replaced: move it away or choose another output name or folder",
+                )
+        if exists and ours:
+            stale.append(p)
+        elif exists and owner is None and warn:
+            log.warning(
+                "%s exists and is left alone: GDAL will read it as metadata of %s too",
+                p,
+                dst,
+            )
+    return stale
+
+
+def cog_sidecars(dst: Path, ds: Any) -> list[Path]:
+    """The sidecars the COG driver will write for ``dst`` with the metadata of ``ds`` (its
+    ``IMD`` domain goes to ``STEM.IMD``)."""
+    return [output_sidecars(dst)[2]] if ds.tags(ns="IMD") else []
+
+
+def temp_sidecars(tmp: Path, dst: Path) -> dict[Path, Path]:
+    """GDAL's sidecars of the finished temp file ``tmp`` (``STEM.IMD``, ``STEM_RPC.TXT``, ...)
+    and the names they have as sidecars of ``dst``; the temp's own PAM is not kept."""
     stem = tmp.name[: -len(tmp.suffix)]
-    moved = []
+    out = {}
     for p in sorted(tmp.parent.iterdir()):
         if p == tmp or not p.name.startswith((stem + ".", stem + "_")):
             continue
         if p.name.startswith(tmp.name + "."):  # .tif.aux.xml: PAM of the temp, not kept
             continue
-        target = dst.with_name(dst.stem + p.name[len(stem) :])
-        os.replace(p, target)
-        moved.append(target)
-    return moved
+        out[p] = dst.with_name(dst.stem + p.name[len(stem) :])
+    return out
 
 
-def remove_sidecars(dst: Path) -> None:
-    """Remove GDAL sidecars of a replaced output (a stale ``.aux.xml`` would override the new
-    file's metadata)."""
-    for p in (Path(f"{dst}.aux.xml"), Path(f"{dst}.msk"), dst.with_suffix(".IMD")):
+def replace_sidecars(
+    dst: Path, inputs: Sequence[str | os.PathLike[str]], cog_tmp: Path | None = None
+) -> list[Path]:
+    """Just before the finished output replaces ``dst``: remove the sidecars of a previous
+    ``dst`` (a stale ``.aux.xml`` would override the new file's metadata) and, for a COG
+    written to ``cog_tmp``, give GDAL's sidecars of it (metadata kept beside the file, such
+    as ``STEM.IMD``) the names of ``dst``'s; returns those. An input's sidecar is never removed
+    or replaced (:func:`plan_sidecars` raises first; the temp's sidecars are removed with it).
+    """
+    moves = temp_sidecars(cog_tmp, dst) if cog_tmp is not None else {}
+    stale = plan_sidecars(dst, inputs, writes=list(moves.values()))
+    for p in stale:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+    for p, target in moves.items():
+        os.replace(p, target)
+    return list(moves.values())
 
 
 __all__ = [
-    "adopt_sidecars",
     "cast_inplace",
+    "cog_sidecars",
     "create",
     "gdal_version",
     "nudge_from_nodata",
-    "remove_sidecars",
+    "output_sidecars",
+    "plan_sidecars",
+    "replace_sidecars",
+    "sidecar_owner",
+    "temp_sidecars",
     "to_cog",
     "write_block",
     "write_error",

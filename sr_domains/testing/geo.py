@@ -271,13 +271,17 @@ def check_upscaled(
         assert np.array_equal(out_invalid, ~valid_up), "validity not kept"
         if out.dtype.kind == "f":
             assert np.isfinite(out[valid_up]).all(), "NaN/inf in valid output"
-        from ..geo.output_spec import LAYOUT_TAGS, describes_layout
+        from .. import __version__
+        from ..geo.output_spec import LAYOUT_TAGS, MAKER_TAGS, describes_layout
 
+        assert d.tags().get("TIFFTAG_SOFTWARE") == f"sr_domains {__version__}", "software"
         for key, v in a.tags().items():
             stale = key in LAYOUT_TAGS or (
                 key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v)
             )
-            if stale:  # describes the source's pixel grid: must be gone
+            if key in MAKER_TAGS:  # the source's program, time and computer: not ours
+                assert key == "TIFFTAG_SOFTWARE" or key not in d.tags(), f"maker tag {key}"
+            elif stale:  # describes the source's pixel grid: must be gone
                 assert key not in d.tags(), f"stale tag {key} copied"
             elif not key.startswith("SR_DOMAINS_"):
                 assert d.tags().get(key) == v, f"dataset tag {key}"
