@@ -193,8 +193,9 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--nodata",
         type=float,
-        help="nodata value of the output, also invalid in the input (default: the file's; the "
-        "file's own value stays invalid too)",
+        help="nodata value of the output, a value of its type (--dtype); also invalid in the "
+        "input (default: the file's; the file's own value stays invalid too; refused where "
+        "valid pixels hold it and only the output needs it)",
     )
     g.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
     g.add_argument(

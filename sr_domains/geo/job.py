@@ -25,8 +25,15 @@ from ..panels import iter_hr_blocks
 from ..run_recipe import for_source, recipe_of
 from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
+from .dtype_checks import check_output_nodata, warn_clipping_dtype
 from .georef import read_georef, scale_georef
-from .output_spec import TAG_PREFIX, OutputSpec, build_spec, customize_spec, provenance_tags
+from .output_spec import (
+    TAG_PREFIX,
+    OutputSpec,
+    build_spec,
+    customize_spec,
+    provenance_tags,
+)
 from .reader import RasterSource
 from .writer import write_block
 
@@ -190,6 +197,9 @@ def prepare_job(
     chosen: SRModel | str | None = model if model is not None else o.model
     scale, weights, values, adapt = o.scale, o.weights, o.values, o.adapt
     refuse_palette(rs)
+    check_output_nodata(rs, o.dtype)  # (before any work: may read the file once)
+    if o.dtype is not None:
+        warn_clipping_dtype(rs, np.dtype(o.dtype))
     georef = read_georef(rs.ds, rs.path)
     try:
         net = resolve_network(chosen, weights, scale=scale, n_bands=rs.n_bands)
@@ -242,34 +252,7 @@ def prepare_job(
     prov[f"{TAG_PREFIX}RECIPE"] = for_source(recipe, rs.dtype.name)
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     customize_spec(spec, o.dtype, dict(o.creation_options) or None, rs.path)
-    if o.dtype is not None:
-        warn_clipping_dtype(rs, np.dtype(o.dtype))
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
-
-
-def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
-    """Warn when ``--dtype`` cannot hold the input's values (uint16 reflectance written as
-    uint8): the output is clipped to the type's range, as a cast is, not rescaled. Judged on
-    the sample the profile is fitted on; nothing is read when the input type fits."""
-    if dtype.kind == "f":
-        return
-    info = np.iinfo(dtype)
-    src = rs.dtype
-    if src.kind in "ui" and np.iinfo(src).min >= info.min and np.iinfo(src).max <= info.max:
-        return
-    values, valid = rs.sample()
-    v = values[valid]
-    outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
-    if outside:
-        log.warning(
-            "%s: %.3g%% of the valid input values lie outside the %s range %d..%d and are "
-            "clipped to it (--dtype casts, it does not rescale)",
-            rs.path,
-            100.0 * outside / max(v.size, 1),
-            dtype.name,
-            info.min,
-            info.max,
-        )
 
 
 #: Largest window (LR pixels per side) read from a raster to adapt the model on.

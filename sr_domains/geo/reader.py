@@ -3,7 +3,9 @@
 Validity rules (True = valid), per band:
 
 * the value equals the band's own nodata value or the ``nodata`` override -> invalid (the
-  file's value stays invalid under an override); a NaN nodata matches NaN;
+  file's value stays invalid under an override); a NaN nodata matches NaN; an override the
+  stored type cannot hold (NaN or -9999 for uint16 data, given for a float output) marks
+  nothing;
 * float data: NaN and +-inf are always invalid;
 * a per-dataset mask (internal ``.msk`` / ``GDAL_TIFF_INTERNAL_MASK``) or an alpha band with
   value 0 -> invalid (GDAL mask semantics, read with ``read_masks``).
@@ -116,7 +118,10 @@ class RasterSource:
     Args:
         path: the raster file.
         bands: 1-based band indexes to process (default: all bands except an alpha band).
-        nodata: nodata override (default: the file's nodata, if any).
+        nodata: nodata override (default: the file's nodata, if any): the output's nodata
+            value, also invalid in the input. It is checked against the output's type by the
+            job (:func:`~sr_domains.geo.dtype_checks.check_output_nodata`), not here: a float or NaN
+            value for a float output of integer data is valid, and marks no input pixel.
     """
 
     def __init__(
@@ -174,6 +179,8 @@ class RasterSource:
             raise InputFileError(self.path, "has no data bands (only an alpha band)")
         self.nodata_override = nodata is not None
         per_band = [ds.nodatavals[i - 1] for i in self.indexes]
+        #: each selected band's own nodata value (None: none), whatever the override
+        self.own_nodata: tuple[float | None, ...] = tuple(per_band)
         distinct = {"nan" if v is not None and np.isnan(v) else v for v in per_band}
         if len(distinct) > 1 and nodata is None:
             raise InputFileError(
@@ -184,7 +191,7 @@ class RasterSource:
             )
         #: the output's one nodata value: the override, else the file's
         self.nodata: float | None = float(nodata) if nodata is not None else per_band[0]
-        if self.nodata is not None:
+        if self.nodata is not None and not self.nodata_override:  # the file's own tag
             _check_nodata(self.path, self.nodata, self.dtype)
         #: each selected band's invalid values (stored type, NaN left to the finite test): the
         #: band's own nodata, which stays invalid under an override (a -3.4e38 fill taken for
@@ -192,6 +199,8 @@ class RasterSource:
         self.invalid_values: tuple[tuple[Any, ...], ...] = tuple(
             self._typed_invalid((own, nodata)) for own in per_band
         )
+        #: the same without the override: the file's own rules
+        self.own_invalid_values = tuple(self._typed_invalid((own,)) for own in per_band)
         flags = [set(ds.mask_flag_enums[i - 1]) for i in self.indexes]
         self.has_dataset_mask = any(
             MaskFlags.per_dataset in f and MaskFlags.alpha not in f for f in flags
@@ -199,10 +208,11 @@ class RasterSource:
         self.has_alpha = self.alpha_index is not None
 
     def _typed_invalid(self, values: tuple[float | None, ...]) -> tuple[Any, ...]:
-        """The distinct non-NaN ``values`` in the stored type."""
+        """The distinct non-NaN ``values`` in the stored type, leaving out those the type cannot
+        hold (they occur in no pixel; cast, -9999 would mark uint16 55537)."""
         typed: list[Any] = []
         for v in values:
-            if v is not None and not np.isnan(v):
+            if v is not None and not np.isnan(v) and nodata_problem(v, self.dtype) is None:
                 t = np.array(v).astype(self.dtype)[()]
                 if t not in typed:
                     typed.append(t)
@@ -229,11 +239,17 @@ class RasterSource:
         )
 
     # -- reading ------------------------------------------------------------------------------
-    def _validity(self, values: np.ndarray, gdal_mask: np.ndarray | None) -> np.ndarray:
+    def _validity(
+        self,
+        values: np.ndarray,
+        gdal_mask: np.ndarray | None,
+        invalid_values: tuple[tuple[Any, ...], ...] | None = None,
+    ) -> np.ndarray:
         valid = np.ones(values.shape, bool)
         if gdal_mask is not None:
             valid &= gdal_mask > 0
-        for k, band_values in enumerate(self.invalid_values):
+        rules = self.invalid_values if invalid_values is None else invalid_values
+        for k, band_values in enumerate(rules):
             for v in band_values:
                 valid[k] &= values[k] != v
         if self.dtype.kind == "f":  # NaN (also a NaN nodata) and inf are never valid
@@ -242,6 +258,13 @@ class RasterSource:
 
     def read(self, window: Window) -> Block:
         """Read the selected bands, validity, mask and alpha for ``window``."""
+        values, gdal_mask, mask2d, alpha = self._read_raw(window)
+        return Block(values, self._validity(values, gdal_mask), mask2d, alpha)
+
+    def _read_raw(
+        self, window: Window
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """``(values, GDAL masks, per-dataset mask, alpha)`` of ``window``."""
         try:
             values = self.ds.read(self.indexes, window=window)
             gdal_mask = mask2d = alpha = None
@@ -255,7 +278,7 @@ class RasterSource:
             raise InputFileError(
                 self.path, f"read failed at {window!r} ({_gdal_message(exc)}); is the file corrupt?"
             ) from exc
-        return Block(values, self._validity(values, gdal_mask), mask2d, alpha)
+        return values, gdal_mask, mask2d, alpha
 
     def read_window(self, y0: int, x0: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """``(values, valid)`` of a window: the reader callback of ``Upscaler.stream``."""
@@ -306,6 +329,29 @@ class RasterSource:
             lo, mag = band_extremes(block.values, block.valid)
             mins, mags = np.fmin(mins, lo), np.fmax(mags, mag)
         return residue_floor(mins, mags, self.dtype.kind == "f")
+
+    def own_valid_stats(self, value: float | None = None) -> tuple[float, float, int]:
+        """``(min, max, count)`` over the pixels of the selected bands that are valid by the
+        file's own rules (its nodata, NaN, mask or alpha; the override left out): their exact
+        range (NaN, NaN when none is valid) and how many equal ``value`` in the stored type (0
+        for None or a value the type cannot hold). Read strip by strip."""
+        typed = self._typed_invalid((value,))
+        h, w = self.shape
+        itemsize = self.dtype.itemsize * self.n_bands
+        strip = max(1, min(max(self.ds.block_shapes[0][0], 64), (64 * 2**20) // (itemsize * w)))
+        lo, hi, count = math.inf, -math.inf, 0
+        for y0 in range(0, h, strip):
+            values, gdal_mask, _, _ = self._read_raw(Window(0, y0, w, min(strip, h - y0)))
+            valid = self._validity(values, gdal_mask, self.own_invalid_values)
+            if not valid.any():
+                continue
+            v = values[valid]
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+            if typed:
+                count += int(np.count_nonzero(v == typed[0]))
+        if lo > hi:
+            return math.nan, math.nan, 0
+        return lo, hi, count
 
     def band_semantics(self) -> list[str | None]:
         """What each selected band holds, from its colour interpretation or, when that is

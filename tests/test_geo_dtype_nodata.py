@@ -1,0 +1,168 @@
+"""``--dtype`` and ``--nodata`` together, the cases a user probe found: the ``--nodata V`` the
+output type needs must not turn valid pixels equal to V into nodata, a float -> integer cast
+that keeps only a few levels is said, and a float or NaN nodata is accepted for a float output
+of integer data (it marks no input pixel)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.errors import ConfigError  # noqa: E402
+from sr_domains.geo import upscale_geotiff  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.geo import make_geotiff  # noqa: E402
+
+
+def _up(a: np.ndarray, s: int = 2) -> np.ndarray:
+    return np.repeat(np.repeat(a, s, axis=-2), s, axis=-1)
+
+
+def _rewrite(path, data: np.ndarray) -> np.ndarray:
+    """Replace the pixels of the single-band GeoTIFF ``path`` (CRS and nodata tag kept)."""
+    with rasterio.open(path, "r+") as ds:
+        ds.write(data.astype(ds.dtypes[0])[None])
+        return ds.read(1)
+
+
+def _dn_with_nan(tmp_path):
+    """float32 DN 0..10000 with fractions, a NaN nodata tag and collar, and exact zeros."""
+    src = make_geotiff(tmp_path / "C_f32_nan.tif", width=40, height=32, dtype="float32",
+                       nodata=float("nan"))  # fmt: skip
+    with rasterio.open(src) as ds:
+        data = ds.read(1) * 10000
+    data[20:24, 30:36] = 0.0  # e.g. dark water: valid data equal to 0
+    return src, _rewrite(src, data)
+
+
+def test_the_nodata_needed_by_the_dtype_keeps_valid_pixels_equal_to_it(tmp_path, capsys):
+    """Following the old hint (`--nodata 0`) made every valid 0.0 pixel nodata; the hint now
+    names a value outside the data, and a value that valid pixels hold is refused."""
+    src, data = _dn_with_nan(tmp_path)
+    zeros = int(np.count_nonzero(data == 0))
+    assert zeros >= 24 and np.isnan(data).any()
+    out = tmp_path / "o.tif"
+    assert main(["upscale", str(src), str(out), "--dtype", "uint16", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "C_f32_nan.tif: nodata nan cannot be stored as uint16" in err
+    assert "e.g. --nodata 65535" in err
+    assert main(["upscale", str(src), str(out), "--dtype", "uint16", "--nodata", "0", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"C_f32_nan.tif: {zeros} valid pixel(s) equal the --nodata value 0" in err
+    assert "e.g. --nodata 65535" in err
+    assert not out.exists()
+    argv = ["upscale", str(src), str(out), "--dtype", "uint16", "--nodata", "65535", "-q"]
+    assert main(argv) == 0
+    with rasterio.open(out) as ds:
+        assert ds.dtypes[0] == "uint16" and ds.nodata == 65535
+        got = ds.read(1)
+    assert np.array_equal(got == 65535, _up(np.isnan(data)))  # exactly the NaN footprint
+    assert not (got[_up(data == 0)] == 65535).any()  # the zero pixels stayed data
+
+
+def test_a_nodata_value_valid_pixels_hold_is_refused_for_bands_with_their_own(tmp_path):
+    """Bands whose nodata values differ need `--nodata V` for the output, too: a V that
+    valid pixels of any band hold is refused (band 2's zeros are data: its nodata is 65535)."""
+    base = make_geotiff(tmp_path / "b.tif", width=40, height=32, dtype="uint16")
+    with rasterio.open(base) as ds:
+        data = ds.read(1)
+    data[:, :4] = 0
+    data[5:9, 10:14] = 7  # valid in both bands
+    _rewrite(base, data)
+    xml = (
+        '<VRTDataset rasterXSize="40" rasterYSize="32"><SRS>EPSG:32633</SRS>'
+        "<GeoTransform>500000,10,0,5000000,0,-10</GeoTransform>"
+    )
+    for b, nd in ((1, 0), (2, 65535)):
+        xml += (
+            f'<VRTRasterBand dataType="UInt16" band="{b}"><NoDataValue>{nd}</NoDataValue>'
+            f'<SimpleSource><SourceFilename relativeToVRT="1">b.tif</SourceFilename>'
+            "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
+        )
+    vrt = tmp_path / "stack.vrt"
+    vrt.write_text(xml + "</VRTDataset>")
+    model = tiny_model(2, 2)
+    sevens, zeros = int(np.count_nonzero(data == 7)), int(np.count_nonzero(data == 0))
+    for v, count in ((7, 2 * sevens), (0, zeros)):  # (band 1's own 0 marks its zeros)
+        with pytest.raises(ConfigError, match=rf"stack.vrt: {count} valid pixel\(s\) equal") as e:
+            upscale_geotiff(vrt, tmp_path / "x.tif", model=model, nodata=v)
+        assert "e.g. --nodata 65535" in str(e.value)
+    upscale_geotiff(vrt, tmp_path / "o.tif", model=model, nodata=65535)
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        got = ds.read()
+    assert np.array_equal(got[0] == 65535, _up(data == 0))  # band 1's footprint
+    assert not (got[1] == 65535).any()  # band 2 has no nodata pixel
+
+
+def test_float_to_integer_dtype_that_keeps_a_few_levels_is_said(tmp_path, caplog):
+    """float64 0..1 as uint8 came out as 0 and 1 without a word; whole-number floats (a DEM
+    in metres) and a wide fractional range are cast without a warning."""
+    src = make_geotiff(tmp_path / "D_f64.tif", width=40, height=32, dtype="float64")
+    with rasterio.open(src) as ds:
+        data = ds.read(1)
+    data = _rewrite(src, (data + 5) / 10)  # 0..1
+    assert data.min() >= 0 and data.max() <= 1
+    out = tmp_path / "o.tif"
+    with caplog.at_level(logging.WARNING):
+        assert main(["upscale", str(src), str(out), "--dtype", "uint8", "--no-progress"]) == 0
+    assert "D_f64.tif: --dtype uint8 rounds the valid values" in caplog.text
+    assert "at most 2 distinct value(s) remain" in caplog.text
+    with rasterio.open(out) as ds:
+        assert set(np.unique(ds.read(1))) <= {0, 1}  # (what the warning says)
+    for values, dtype in (
+        (np.rint(data * 10), "uint8"),  # whole numbers 0..10: a cast loses nothing
+        (data * 3000, "int16"),  # fractional, but 3001 levels: rounding is the usual cast
+    ):
+        _rewrite(src, values)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert main(["upscale", str(src), str(out), "--dtype", dtype, "--overwrite"]) == 0
+        assert "rounds the valid values" not in caplog.text, dtype
+
+
+def test_float_dtype_takes_a_float_nodata_for_integer_data(tmp_path, capsys):
+    """`--dtype float32 --nodata nan` of an int16 DEM and `--nodata -9999` of uint16 data were
+    refused as values of the *input* type; they are the float output's nodata and mark no
+    input pixel (cast to uint16, -9999 would have marked 55537)."""
+    dem = make_geotiff(tmp_path / "B_dem_i16.tif", width=40, height=32, dtype="int16",
+                       nodata=-32768)  # fmt: skip
+    with rasterio.open(dem) as ds:
+        heights = ds.read(1)
+    assert (heights < 0).any() and (heights == -32768).any()
+    out = tmp_path / "b.tif"
+    argv = ["upscale", str(dem), str(out), "--dtype", "float32", "--nodata", "nan", "-q"]
+    assert main(argv) == 0
+    with rasterio.open(out) as ds:
+        assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+        got = ds.read(1)
+    assert np.array_equal(np.isnan(got), _up(heights == -32768))
+    assert got[~np.isnan(got)].min() >= heights[heights != -32768].min()
+
+    dn = make_geotiff(tmp_path / "A_u16.tif", width=40, height=32, dtype="uint16")
+    with rasterio.open(dn) as ds:
+        values = ds.read(1)
+    values[:3] = 55537  # what -9999 becomes cast to uint16: data here
+    values = _rewrite(dn, values)
+    out = tmp_path / "a.tif"
+    argv = ["upscale", str(dn), str(out), "--dtype", "float32", "--nodata", "-9999", "-q"]
+    assert main(argv) == 0
+    with rasterio.open(out) as ds:
+        assert ds.nodata == -9999
+        got = ds.read(1)
+    assert not (got == -9999).any()  # every input pixel is valid
+    assert (got[:4] > 50000).all()  # the 55537 rows stayed data
+    for argv, message in (
+        (["--nodata", "-9999"], "A_u16.tif: nodata -9999 is not a uint16 value"),  # the output's
+        (["--dtype", "int16", "--nodata", "0.5"], "A_u16.tif: nodata 0.5 is not a"),
+    ):
+        assert main(["upscale", str(dn), str(tmp_path / "x.tif"), *argv, "-q"]) == 2
+        assert message in capsys.readouterr().err
+    # 0.5 fits float32 and marks no uint16 pixel (cast, it would have marked the zeros)
+    upscale_geotiff(dn, tmp_path / "h.tif", model=tiny_model(1, 2), dtype="float32", nodata=0.5)
+    with rasterio.open(tmp_path / "h.tif") as ds:
+        assert ds.nodata == 0.5 and not (ds.read(1) == 0.5).any()
