@@ -91,10 +91,10 @@ def _absent(dst: Path) -> bool:
     return not dst.exists() or (dst.is_dir() and not any(dst.iterdir()))
 
 
-def _unsafe(domain: str, src: Path, dst: Path) -> str:
+def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False) -> str:
     """Why the run would refuse ``dst`` as unsafe whatever ``--overwrite`` says (it is, holds or
-    lies inside an input: for a VRT, its sources too; a folder sr_domains did not write), or
-    ""."""
+    lies inside an input: for a VRT, its sources too; a folder sr_domains did not write; a
+    file of another format; a COG whose ``STEM.IMD`` sidecar an input's occupies), or ""."""
     from .errors import UnsafeOutputError
     from .output_checks import Kind, check_existing, check_paths
 
@@ -110,9 +110,28 @@ def _unsafe(domain: str, src: Path, dst: Path) -> str:
     try:
         check_paths(dst, inputs, kind=kind)
         check_existing(dst, kind=kind, overwrite=True)  # (never replaced: a user's folder)
+        if domain == "geotiff":
+            _check_sidecars(src, dst, inputs, cog)
     except UnsafeOutputError as exc:
         return exc.problem
     return ""
+
+
+def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool) -> None:
+    """The run's sidecar refusal (:func:`~sr_domains.geo.writer.plan_sidecars`), from the
+    input's headers."""
+    import rasterio
+
+    from .geo.writer import cog_sidecars, plan_sidecars
+
+    writes: list[Path] = []
+    if cog:
+        try:
+            with rasterio.open(src) as ds:
+                writes = cog_sidecars(dst, ds)
+        except rasterio.errors.RasterioIOError:
+            return  # (unreadable: reported as the input's error)
+    plan_sidecars(dst, inputs, writes=writes)
 
 
 def _misnamed(domain: str, src: Path, dst: Path) -> str:
@@ -159,11 +178,13 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
     refuses it (:class:`~sr_domains.errors.SRDomainsError` naming the file): unreadable, a
     colour table, the data cut short (which the run finds reading the pixels)."""
     if domain == "geotiff":
+        from .geo.dtype_checks import check_output_nodata
         from .geo.job import gdal_env, refuse_palette
         from .geo.reader import RasterSource
 
         with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
             refuse_palette(rs)
+            check_output_nodata(rs, options.dtype)
             _refuse_cut_short(rs.ds, src)
             return rs.n_bands, rs.dtype, "mr"
     if domain == "dicom":
@@ -217,7 +238,7 @@ def _plan_one(
         status, why = ("missing" if _absent(dst) else "foreign"), ""
     action = _action(status, options.overwrite, why)
     try:
-        unsafe = _unsafe(domain, src, dst)
+        unsafe = _unsafe(domain, src, dst, options.cog)
     except SRDomainsError as exc:  # (a VRT naming a missing source: the run fails on it)
         unsafe, problem = "", problem or str(exc)
     if unsafe:  # the run refuses it whatever --overwrite says

@@ -164,6 +164,40 @@ def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
         raise UnsafeOutputError(dst, "is a folder; give an output file name")
     if os.path.lexists(dst) and not overwrite:
         raise OutputExistsError(dst)
+    if overwrite and dst.is_file() and (what := other_format(dst)) is not None:
+        raise UnsafeOutputError(
+            dst,
+            f"exists and is not a {what} file; it is never replaced, even with --overwrite: "
+            "remove it yourself or choose another name",
+        )
+
+
+#: Leading bytes of the file formats an output of that suffix may replace.
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_NIFTI_SIZES = tuple(n.to_bytes(4, o) for n in (348, 540) for o in ("little", "big"))
+
+
+def other_format(path: Path) -> str | None:
+    """The format an output named ``path`` has (``GeoTIFF``, ``NIfTI``, ``PNG``) when the
+    existing file there is not one (a report, a text file named ``out.nii``); None when it is,
+    when it is empty, or for other suffixes (not checked)."""
+    name = path.name.lower()
+    if name.endswith((".tif", ".tiff")):
+        what, ok = "GeoTIFF", lambda head: head[:4] in _TIFF
+    elif name.endswith(".nii.gz"):
+        what, ok = "gzipped NIfTI", lambda head: head[:2] == b"\x1f\x8b"
+    elif name.endswith(".nii"):
+        what, ok = "NIfTI", lambda head: head[:4] in _NIFTI_SIZES
+    elif name.endswith(".png"):
+        what, ok = "PNG", lambda head: head[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None  # (unreadable: the write itself reports it)
+    return None if not head or ok(head) else what
 
 
 def check_writable(dst: PathArg) -> None:
@@ -220,6 +254,7 @@ __all__ = [
     "check_writable",
     "foreign_entries",
     "is_run_manifest",
+    "other_format",
     "preflight",
     "read_manifest",
 ]

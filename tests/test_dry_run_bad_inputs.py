@@ -81,3 +81,28 @@ def test_a_palette_input_makes_the_dry_run_fail_as_the_run_does(tmp_path, capsys
     # a single palette file: the same verdict
     code, single = _dry_run(capsys, src / "pal.tif", tmp_path / "one.tif")
     assert code == 1 and single["pal.tif"].startswith("error:")
+
+
+def test_the_dry_run_refuses_what_the_run_refuses_before_any_work(tmp_path, capsys):
+    """A ``--nodata`` the output type cannot hold, a text file under the output's name (even
+    with ``--overwrite``) and a COG whose ``STEM.IMD`` is an input's sidecar: each refused by
+    the dry run as by the run."""
+    src = make_geotiff(tmp_path / "scene.tiff", width=24, height=16, count=1, dtype="uint16")
+    out = tmp_path / "o.tif"
+    argv = ["upscale", str(src), str(out), "--nodata", "-9999", "--no-progress"]
+    assert main([*argv, "--dry-run"]) == 1
+    assert "-9999" in capsys.readouterr().out
+    assert main(argv) != 0 and not out.exists()
+    capsys.readouterr()
+    out.write_text("notes\n")
+    code, planned = _dry_run(capsys, src, out)
+    assert code == 1 and "not a GeoTIFF" in planned["scene.tiff"]
+    with rasterio.open(src, "r+") as ds:  # an IMD domain: the COG keeps it in scene.IMD
+        ds.update_tags(ns="IMD", SATID="WV03")
+    (tmp_path / "scene.IMD").write_text("SATID = WV03;\n")
+    cog = tmp_path / "scene.tif"
+    args = ["upscale", str(src), str(cog), "--cog"]
+    assert main([*args, "--dry-run"]) == 1
+    assert "sidecar of the input" in capsys.readouterr().out
+    assert main([*args, "--no-progress"]) != 0
+    assert (tmp_path / "scene.IMD").read_text() == "SATID = WV03;\n" and not cog.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 rasterio = pytest.importorskip("rasterio")
 
 from sr_domains.cli import main  # noqa: E402
-from sr_domains.errors import ConfigError, InputFileError  # noqa: E402
+from sr_domains.errors import ConfigError, InputFileError, UnsafeOutputError  # noqa: E402
 from sr_domains.geo import adapter, is_complete, upscale_geotiff, upscale_many  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
@@ -144,6 +145,12 @@ def test_batch_glob_and_foreign_output(tmp_path, toy_models):
     (out / "scene_2.tif").write_bytes(b"someone else's file")
     with pytest.raises(FileExistsError, match="scene_2"):
         upscale_many(src, out, model=tiny_model(1, 2))
+    # not a GeoTIFF: refused before any work even with overwrite (a user's notes, say)
+    with pytest.raises(UnsafeOutputError, match="scene_2.tif: not GeoTIFF files; never"):
+        upscale_many(str(src / "scene_[02].tif"), out, overwrite=True)
+    assert not (out / "scene_0.tif").exists()
+    (out / "scene_2.tif").unlink()
+    shutil.copy(src / "scene_1.tif", out / "scene_2.tif")  # a GeoTIFF: overwrite replaces it
     written = upscale_many(str(src / "scene_[02].tif"), out, overwrite=True)
     assert [p.name for p in written] == ["scene_0.tif", "scene_2.tif"]
     assert not (out / "scene_1.tif").exists()

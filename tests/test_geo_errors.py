@@ -48,7 +48,13 @@ def test_existing_output_is_refused_then_overwritten(tmp_path):
     with pytest.raises(OutputExistsError, match=r"out\.tif"):
         upscale_geotiff(src, dst, model=tiny_model(1, 2))
     assert dst.read_bytes() == b"old"
+    with pytest.raises(UnsafeOutputError, match="not a GeoTIFF"):  # not an image: not even so
+        upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    assert dst.read_bytes() == b"old"
+    make_geotiff(dst, width=5, height=4)  # an earlier GeoTIFF under that name: replaced
+    old = dst.read_bytes()
     upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    assert dst.read_bytes() != old
     check_upscaled(src, dst, 2)
     assert not stale.exists()  # a stale sidecar would override the new metadata
 

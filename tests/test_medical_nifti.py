@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ import torch
 nib = pytest.importorskip("nibabel")
 
 from sr_domains import inference  # noqa: E402
-from sr_domains.errors import ConfigError, InputFileError, OutputExistsError  # noqa: E402
+from sr_domains.errors import (  # noqa: E402
+    ConfigError,
+    InputFileError,
+    OutputExistsError,
+    UnsafeOutputError,
+)
 from sr_domains.inference import Upscaler  # noqa: E402
 from sr_domains.intensity import profile_from_any  # noqa: E402
 from sr_domains.medical import read_nifti, upscale_nifti  # noqa: E402
@@ -310,6 +316,10 @@ def test_errors_and_no_partial_output(tmp_path):
     with pytest.raises(OutputExistsError):
         upscale_nifti(src, dst, model=interp_model(2))
     assert dst.read_bytes() == b"keep me"
+    with pytest.raises(UnsafeOutputError, match="not a gzipped NIfTI"):  # not even so
+        upscale_nifti(src, dst, model=interp_model(2), overwrite=True)
+    assert dst.read_bytes() == b"keep me"
+    shutil.copy(src, dst)  # a NIfTI file: --overwrite replaces it
     upscale_nifti(src, dst, model=interp_model(2), overwrite=True)
     assert nib.load(dst).shape == (40, 32, 8)
     with pytest.raises(ConfigError, match="scale"):

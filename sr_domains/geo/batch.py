@@ -15,13 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from ..batch_tasks import BatchFailedError, BatchOutputs, RunReport, Task, TaskResult
-from ..errors import INPUT_ERRORS, ConfigError, InputFileError, OutputExistsError
+from ..errors import (
+    INPUT_ERRORS,
+    ConfigError,
+    InputFileError,
+    OutputExistsError,
+    UnsafeOutputError,
+)
 from ..intensity import IntensityProfile
 from ..io_safety import batch_entry, check_paths
 from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import UpscaleOptions, check_save_model_batch
-from ..output_checks import check_batch_folder
+from ..output_checks import check_batch_folder, other_format
 from ..run_manifest import (
     append_run_record,
     check_manifest_slot,
@@ -124,6 +130,7 @@ def write_many(
         requested = replace(requested, recipe=recipe_of(options, "geotiff", profile=profile))
     todo, records = [], []
     refused: list[tuple[Path, str]] = []
+    unsafe: list[str] = []
     for f in files:
         dst = out_dir / geotiff_output_name(f, suffix)
         fresh = ("missing", "", "")
@@ -135,9 +142,17 @@ def write_many(
             continue
         if status in ("foreign", "other"):
             refused.append((dst, why))
+        elif overwrite and dst.is_file() and other_format(dst):  # (--overwrite: a user's notes)
+            unsafe.append(dst.name)
         if status == "damaged":
             log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
+    if unsafe:  # before any work, every one named
+        raise UnsafeOutputError(
+            out_dir,
+            f"{', '.join(unsafe)}: not GeoTIFF files; never replaced, even with --overwrite: "
+            "remove them yourself or choose another folder",
+        )
     if len(refused) == 1:
         raise OutputExistsError(*refused[0])
     if refused:  # every one named at once, before any work: not one per rerun
