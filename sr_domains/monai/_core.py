@@ -185,6 +185,53 @@ def plan_geometry(
     return Geometry(scale_factors(ax, scale, through_plane), ax, through_plane)
 
 
+def _no_channel(v: Any) -> bool:
+    """MONAI's ``original_channel_dim`` marker of a file read without a channel axis
+    (``"no_channel"``, or NaN since MONAI 1.3)."""
+    if isinstance(v, str):
+        return v == "no_channel"
+    try:
+        return bool(np.isnan(float(v)))  # float, numpy scalar, one-element tensor
+    except (TypeError, ValueError):
+        return False
+
+
+def check_channel_first(
+    shape: Sequence[int],
+    affine: np.ndarray | None,
+    loaded_shape: Any,
+    channel_dim: Any,
+    hint: str = "",
+    what: str = "an array",
+) -> None:
+    """Refuse a volume without its channel axis that would be read as a 2-D ``(C, H, W)`` image.
+
+    ``LoadImage`` without ``EnsureChannelFirst`` gives a 3-D file as ``(X, Y, Z)``: read as
+    ``(C, H, W)`` its last two axes would grow while the affine grows on its first two. The
+    evidence cannot come from a genuine 2-D image: the loader says the file had no channel
+    axis (``channel_dim``, the meta's ``original_channel_dim``), the whole array is the grid
+    as loaded (``loaded_shape``, the meta's ``spatial_shape``) and the affine still describes
+    all of that grid's axes (a slice squeezed by ``SqueezeDim`` has a 3x3 affine).
+
+    Raises:
+        GeometryError: naming ``what`` and the fix (``EnsureChannelFirst``), plus ``hint``.
+    """
+    if affine is None or loaded_shape is None or not _no_channel(channel_dim):
+        return
+    grid = tuple(int(n) for n in np.asarray(loaded_shape).reshape(-1))
+    rank = np.asarray(affine).shape[-1] - 1
+    dims = tuple(int(n) for n in shape)
+    if len(dims) - 1 < rank == len(grid) and dims == grid:
+        raise GeometryError(
+            f"{what} of shape {dims} is the whole {len(grid)}-D grid of a file loaded without a "
+            f"channel axis (spatial_shape {grid}, original_channel_dim: no channel): read as "
+            "channel-first (C, H, W), its first spatial axis would count as channels and the "
+            "affine would grow on the wrong axes. Add EnsureChannelFirst(d) after LoadImage(d)"
+            f"{hint} (if the first axis really holds channels, set "
+            "meta['original_channel_dim'] = 0)"
+        )
+
+
 def fit_image_profile(spec: ProfileArg, model: SRModel, image: np.ndarray) -> IntensityProfile:
     """Fit the intensity profile once on a whole channel-first image.
 
@@ -356,6 +403,7 @@ def super_resolve(
 __all__ = [
     "Geometry",
     "ModuleSR",
+    "check_channel_first",
     "declared_scale",
     "fit_image_profile",
     "image_rules",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from ._core import (
     Geometry,
     ModuleSR,
     ProfileArg,
+    check_channel_first,
     declared_scale,
     fit_image_profile,
     plan_geometry,
@@ -42,7 +43,7 @@ from ._core import (
     slice_count,
     super_resolve,
 )
-from ._meta import copy_meta, scale_meta
+from ._meta import _rows, copy_meta, scale_meta
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,29 @@ def _tile_from(tile: int | None, roi_size: int | Sequence[int] | None) -> int | 
     if len(sizes) != 1:
         raise ConfigError(f"tiles are square (LR pixels); got roi_size={roi_size}")
     return sizes.pop()
+
+
+_BATCH_HINT = (
+    ", and give SRInferer a batch (B, C, H, W) or (B, C, H, W, D): image[None] for one image"
+)
+
+
+def _loaded_layout(meta: Mapping[str, Any], n: int, batched: bool) -> tuple[list[Any], list[Any]]:
+    """Per item: ``spatial_shape`` and ``original_channel_dim`` as loaded (None when absent);
+    an unbatched MetaTensor's entries hold for all its items."""
+    grid, cdim = meta.get("spatial_shape"), meta.get("original_channel_dim")
+    if not batched:
+        return [grid] * n, [cdim] * n
+    grids: list[Any] = [None] * n
+    if grid is not None:
+        rows = _rows(grid, n)
+        grids = [rows[b] for b in range(n)]
+    if cdim is None or isinstance(cdim, str):
+        return grids, [cdim] * n
+    flat = np.asarray(convert_to_numpy(cdim), dtype=object).reshape(-1)
+    if len(flat) == 1:  # one value for the whole batch
+        return grids, [flat[0]] * n
+    return grids, list(flat) if len(flat) == n else [None] * n
 
 
 def _network_device(network: nn.Module, inputs: torch.Tensor) -> torch.device:
@@ -72,7 +96,9 @@ class SRInferer(Inferer):
     returns it super-resolved, as the same type. For every image it computes exactly what
     :func:`sr_domains.upscale_array` computes with the same network and tiling. For MetaTensor
     inputs the output's ``affine`` (batched or not), ``pixdim``, ``original_affine`` and
-    ``spatial_shape`` follow the voxel-centre rule.
+    ``spatial_shape`` follow the voxel-centre rule. Inputs are always batches (``image[None]``
+    for one image); items that are exactly the loaded grid of a file without a channel axis
+    (no ``EnsureChannelFirst``, or an unbatched volume) are refused.
 
     It runs under ``torch.inference_mode`` (use it in evaluators and inference, not as a
     trainer's inferer); the network's train/eval mode is restored afterwards.
@@ -194,6 +220,8 @@ class SRInferer(Inferer):
     def _run(self, inputs: torch.Tensor, up: Upscaler) -> tuple[np.ndarray, Geometry]:
         x = convert_to_numpy(inputs.detach())
         affines = None
+        grids: list[Any] = [None] * len(x)
+        channel_dims: list[Any] = [None] * len(x)
         if isinstance(inputs, MetaTensor):
             a = convert_to_numpy(inputs.affine).astype(np.float64)
             affines = a if a.ndim == 3 else np.broadcast_to(a, (len(x), *a.shape))
@@ -202,9 +230,13 @@ class SRInferer(Inferer):
                     f"a batch of {len(x)} images carries {len(affines)} affines (3-D volumes "
                     "folded into slices? use SRPrepareBatch(..., fold=False) with SRInferer)"
                 )
+            grids, channel_dims = _loaded_layout(inputs.meta, len(x), a.ndim == 3)
         geoms: list[Geometry] = []
         for b, item in enumerate(x):
             aff = None if affines is None else affines[b]
+            check_channel_first(
+                item.shape, aff, grids[b], channel_dims[b], _BATCH_HINT, f"batch item {b}"
+            )
             g = plan_geometry(item.shape[1:], aff, up.scale, self.axes, self.through_plane)
             if geoms and g != geoms[0]:
                 raise ConfigError(

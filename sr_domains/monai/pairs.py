@@ -32,7 +32,7 @@ from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor, 
 
 from ..errors import ConfigError
 from . import _degrade
-from ._core import plan_geometry
+from ._core import check_channel_first, plan_geometry
 from ._degrade import DegradeFn
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._meta import scale_meta
@@ -103,6 +103,11 @@ class _Degrader:
             raise ConfigError(f"expected a channel-first 2-D or 3-D image, got {tuple(x.shape)}")
         spatial = tuple(int(n) for n in x.shape[1:])
         affine = None if meta is None else convert_to_numpy(meta.affine)
+        if meta is not None:  # (a volume without its channel axis: refused, not misread)
+            m = meta.meta
+            check_channel_first(
+                x.shape, affine, m.get("spatial_shape"), m.get("original_channel_dim")
+            )
         geom = plan_geometry(spatial, affine, self.scale, self.axes)
         shrink = [i for i, f in enumerate(geom.factors) if f != 1]
         if any(spatial[i] % self.scale for i in shrink):

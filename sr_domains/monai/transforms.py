@@ -31,6 +31,7 @@ from ..value_domain import ValueOptions
 from ._core import (
     ModelArg,
     ProfileArg,
+    check_channel_first,
     fit_image_profile,
     plan_geometry,
     progress_bar,
@@ -75,11 +76,16 @@ class SuperResolution(InvertibleTransform):
     a model with ``in_channels == C`` sees all channels at once.
 
     The output is a float32 MetaTensor (float64 for float64 input) on the input's device
-    whose ``affine`` is
+    (for numpy / plain tensor input too while MONAI tracks meta, with the identity as the
+    input's affine, as MONAI's ``Zoom``) whose ``affine`` is
     ``affine @ T`` (voxel-centre rule: the corners of the field of view stay put) and whose
     ``pixdim``, ``original_affine`` and ``spatial_shape`` are updated to match, so
     ``SaveImage`` writes a file that lines up with the input with ``resample=False`` (current
     grid) and with ``resample=True`` (the file's own orientation, at the new resolution).
+
+    A volume loaded without ``EnsureChannelFirst`` (``(X, Y, Z)``, no channel axis) is refused
+    when its meta shows it (``original_channel_dim`` says no channel, the shape is the loaded
+    ``spatial_shape``, the affine is 4x4) instead of being read as a 2-D image of ``X`` channels.
 
     The transform is invertible: :meth:`inverse` (and ``Invertd``) averages each ``s x s``
     block back onto the input grid and restores its geometry (invert probabilities, not label
@@ -159,9 +165,11 @@ class SuperResolution(InvertibleTransform):
 
     def forward(self, img: Any) -> torch.Tensor:
         """:meth:`__call__` that returns a MetaTensor for a MetaTensor whatever
-        ``set_track_meta`` says (the geometry is read from it either way)."""
-        meta = img if isinstance(img, MetaTensor) else None
+        ``set_track_meta`` says (the geometry is read from it either way). Other input (numpy,
+        plain tensors) comes back as a MetaTensor while MONAI tracks meta, its affine grown
+        from the identity (as MONAI's ``Zoom`` does), else as a plain tensor."""
         x = convert_to_tensor(img, track_meta=False)
+        meta = img if isinstance(img, MetaTensor) else MetaTensor(x) if get_track_meta() else None
         if x.ndim not in (3, 4):
             raise ConfigError(
                 f"expected a channel-first (C, H, W) or (C, H, W, D) image, got shape "
@@ -169,6 +177,11 @@ class SuperResolution(InvertibleTransform):
             )
         spatial = tuple(int(n) for n in x.shape[1:])
         affine = None if meta is None else convert_to_numpy(meta.affine)
+        if meta is not None:
+            m = meta.meta
+            check_channel_first(
+                x.shape, affine, m.get("spatial_shape"), m.get("original_channel_dim")
+            )
         geom = plan_geometry(spatial, affine, self.scale, self.axes, self.through_plane)
         arr = convert_to_numpy(x)
         prof = fit_image_profile(self.profile, self.upscaler.model, arr)
