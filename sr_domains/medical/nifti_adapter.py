@@ -18,10 +18,14 @@ def sniff(path: Path) -> bool:
 
 
 def info(path: Path) -> str:
-    """Shape, dtype, spacing, orientation, affine codes and default SR axes."""
+    """Shape, dtype, spacing, orientation, affine codes and default SR axes; a file whose voxel
+    data is truncated or corrupt is an error (:func:`~sr_domains.medical.nifti_io.check_data`)."""
     from .nifti import nifti_info
+    from .nifti_io import check_data
 
-    return nifti_info(path)
+    text = nifti_info(path)
+    check_data(path)
+    return text
 
 
 def info_json(path: Path) -> dict[str, Any]:
@@ -29,9 +33,10 @@ def info_json(path: Path) -> dict[str, Any]:
     import numpy as np
 
     from .geometry import axis_codes, default_axes, obliquity_deg, voxel_sizes
-    from .nifti_io import load_nifti
+    from .nifti_io import check_data, load_nifti
 
     img = load_nifti(Path(path))
+    check_data(path)
     hdr = img.header
     aff = np.asarray(img.affine, np.float64)
     sp = voxel_sizes(aff)

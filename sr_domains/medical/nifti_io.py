@@ -7,7 +7,9 @@
 * :meth:`NiftiSource.planes` reads the file **in file order**, one plane of the first two axes
   at a time (NIfTI stores voxels with the first axis fastest), so memory does not grow with the
   number of slices or volumes; :meth:`NiftiSource.scan` makes one pass for the statistics the
-  intensity profile and value checks need (exact min/max, a bounded sample for percentiles).
+  intensity profile and value checks need (exact min/max, a bounded sample for percentiles). A
+  gzip stream is read to its end (its checksum and length checked); a truncated or corrupt one
+  is an :class:`~sr_domains.errors.InputFileError` naming the file, as with :func:`check_data`.
 * :class:`PlaneWriter` writes a header and then planes in the same order, quantized to the
   output dtype with the header's ``scl_slope``/``scl_inter`` (integer value grid kept), and
   can fill in provenance known only at the end (how many values were clamped).
@@ -15,10 +17,13 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +128,7 @@ class NiftiSource:
         n = x * y * self.dtype.itemsize
         scaled = (self.slope, self.inter) != (1.0, 0.0)
         work = self.work_dtype
-        with Opener(str(self.path), "rb") as f:
+        with Opener(str(self.path), "rb") as f, _gzip_errors(self.path):
             f.seek(self.offset)
             for k in range(self.n_planes):
                 buf = f.read(n)
@@ -138,6 +143,9 @@ class NiftiSource:
                     yield (raw.astype(np.float64) * self.slope + self.inter).astype(work)
                 else:
                     yield raw.astype(work)
+            if _is_gzip(self.path):  # to the end: gzip checks its CRC and length there
+                while f.read(2**22):
+                    pass
 
     def scan(self, max_sample: int = SAMPLE_VALUES) -> Scan:
         """One pass: min/max/counts of finite values and a deterministic sample of at most
@@ -171,6 +179,78 @@ class NiftiSource:
         for k, plane in enumerate(self.planes()):
             out[:, :, k % z, k // z] = plane
         return out.reshape(self.shape, order="F")
+
+
+def _is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+@contextmanager
+def _gzip_errors(path: Path) -> Iterator[None]:
+    """Turn the errors of a truncated or corrupt gzip stream (``EOFError``, ``zlib.error``,
+    ``gzip.BadGzipFile``) into an :class:`InputFileError` naming the file."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputFileError(path, f"truncated or corrupt gzip data: {exc}") from exc
+
+
+def check_data(path: str | os.PathLike[str]) -> None:
+    """Raise an :class:`InputFileError` naming the file unless all the voxel data its header
+    claims is there: an uncompressed file is long enough; a gzip file decompresses to the end
+    (checksum and length checked) and holds enough bytes. Reads the whole stream of a gzip
+    file (``sr-domains info``)."""
+    from nibabel.openers import Opener
+
+    p = Path(path)
+    img = load_nifti(p)
+    offset, claimed = _layout(img)
+    if not _is_gzip(p):
+        _check_size(p, img, offset, claimed)
+        return
+    total = 0
+    with Opener(str(p), "rb") as f, _gzip_errors(p):
+        while chunk := f.read(2**22):
+            total += len(chunk)
+    if total < offset + claimed:
+        raise InputFileError(
+            p,
+            f"truncated voxel data: the header claims {_what(img, claimed)} after byte "
+            f"{offset} but the data ends at byte {total}",
+        )
+
+
+def _layout(img: Any) -> tuple[int, int]:
+    """``(offset, bytes)`` of the voxel data the header of ``img`` claims."""
+    # nibabel keeps the on-disk offset in the array proxy (the loaded header says 0)
+    offset = int(getattr(img.dataobj, "offset", 0) or img.header.get_data_offset())
+    shape = tuple(int(v) for v in img.shape)
+    return offset, int(np.prod(shape, dtype=np.int64)) * img.header.get_data_dtype().itemsize
+
+
+def _what(img: Any, claimed: int) -> str:
+    shape = tuple(int(v) for v in img.shape)
+    return (
+        f"{'x'.join(map(str, shape))} {img.header.get_data_dtype().name} voxels ({_human(claimed)})"
+    )
+
+
+def _check_size(p: Path, img: Any, offset: int, claimed: int) -> None:
+    """Refuse a header that claims more voxel data than the file can hold (module docs)."""
+    size = p.stat().st_size
+    if _is_gzip(p):
+        if claimed > MAX_DEFLATE_RATIO * size:
+            raise InputFileError(
+                p,
+                f"the header claims {_what(img, claimed)}, more than a {_human(size)} gzip file "
+                "can hold; the header is corrupt (refused before reading)",
+            )
+    elif offset + claimed > size:
+        raise InputFileError(
+            p,
+            f"the header claims {_what(img, claimed)} after byte {offset} but the file has "
+            f"{_human(size)}; truncated file or corrupt header",
+        )
 
 
 def nibabel_module() -> Any:
@@ -210,24 +290,8 @@ def open_source(path: str | os.PathLike[str]) -> NiftiSource:
         raise InputFileError(p, f"expected an image of >= 2 non-empty dimensions, got {shape}")
     if len(shape) == 2:
         shape = (*shape, 1)
-    # nibabel keeps the on-disk offset in the array proxy (the loaded header says 0)
-    offset = int(getattr(img.dataobj, "offset", 0) or hdr.get_data_offset())
-    claimed = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    size = p.stat().st_size
-    what = f"{'x'.join(map(str, shape))} {dt.name} voxels ({_human(claimed)})"
-    if p.name.lower().endswith(".gz"):
-        if claimed > MAX_DEFLATE_RATIO * size:
-            raise InputFileError(
-                p,
-                f"the header claims {what}, more than a {_human(size)} gzip file can hold; "
-                "the header is corrupt (refused before reading)",
-            )
-    elif offset + claimed > size:
-        raise InputFileError(
-            p,
-            f"the header claims {what} after byte {offset} but the file has {_human(size)}; "
-            "truncated file or corrupt header",
-        )
+    offset, claimed = _layout(img)
+    _check_size(p, img, offset, claimed)
     slope = float(getattr(img.dataobj, "slope", 1.0))  # nibabel moves scl_* to the proxy
     inter = float(getattr(img.dataobj, "inter", 0.0))
     return NiftiSource(p, img, shape, dt, slope, inter, offset)
@@ -365,6 +429,7 @@ __all__ = [
     "PlaneWriter",
     "Scan",
     "available_memory",
+    "check_data",
     "check_memory",
     "load_nifti",
     "nibabel_module",
