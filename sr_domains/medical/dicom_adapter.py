@@ -37,6 +37,7 @@ def sniff(path: Path) -> bool:
 
 def _describe(path: Path, groups: dict, uid: str) -> list[str]:
     from .dicom_read import select_series
+    from .dicom_series import fg_attr
     from .geometry import axis_codes, obliquity_deg, plane_name
 
     try:
@@ -46,11 +47,14 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
     ds = s.first
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ps = s.pixel_spacing
+    thick = ds.get("SliceThickness")
+    if thick in (None, ""):  # enhanced: in the pixel measures functional group
+        thick = fg_attr(ds, s.slices[0].frame_item, "PixelMeasuresSequence", "SliceThickness")
     lines = [
         f"  size       {s.n_slices} slice(s) x {s.rows} rows x {s.cols} columns"
         + (" (enhanced multi-frame)" if s.enhanced else ""),
         f"  spacing    {ps[0]:.6g} x {ps[1]:.6g} mm in-plane, {s.slice_spacing:.6g} mm between "
-        f"slices (SliceThickness {ds.get('SliceThickness', '?')})",
+        f"slices (SliceThickness {'?' if thick in (None, '') else thick})",
     ]
     if s.has_geometry:
         assert s.slices[0].position is not None  # has_geometry: every slice is placed
@@ -69,12 +73,15 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
         )
     else:
         lines.append("  orientation none (no ImagePosition/Orientation; a 2-D image)")
-    rs = {(x.slope, x.intercept) for x in s.slices}
-    rescale = "per slice" if len(rs) > 1 else "{:g}, {:g}".format(*next(iter(rs)))
+    rs = {str(x.lut) if x.lut is not None else (x.slope, x.intercept) for x in s.slices}
+    one = next(iter(rs))
+    rescale = (
+        "per slice" if len(rs) > 1 else one if isinstance(one, str) else "{:g}, {:g}".format(*one)
+    )
     lines.append(
         f"  pixels     {ds.get('BitsStored')}/{ds.get('BitsAllocated')} bits, "
         f"{'signed' if ds.get('PixelRepresentation') == 1 else 'unsigned'}, "
-        f"rescale {rescale}, "
+        f"{'' if rescale.startswith('Modality LUT') else 'rescale '}{rescale}, "
         f"{getattr(ts, 'name', ts)}"
     )
     lines.append(

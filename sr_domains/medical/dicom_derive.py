@@ -4,7 +4,10 @@ Kept: Patient, Study, Frame of Reference, equipment, acquisition and window tags
 SeriesInstanceUID, SeriesNumber + :data:`SERIES_NUMBER_OFFSET`, series/content dates,
 DerivationDescription (provenance), SeriesDescription suffix, ContributingEquipmentSequence,
 16-bit pixel description. Dropped (no longer true of the new pixels): private tags, icon,
-overlays, Modality LUT, smallest/largest pixel values. Written uncompressed, Explicit VR Little
+overlays, Modality LUT (applied on read: the pixels are modality values, rescale 1/0),
+smallest/largest pixel values. LossyImageCompression "01" once any source file was lossy
+compressed (its own "01", a lossy transfer syntax, or an irreversible JPEG 2000 / HTJ2K
+codestream), the source's ratio and method kept. Written uncompressed, Explicit VR Little
 Endian (a big endian source included), Part-10 file meta. Used by :mod:`.dicom_write` and
 :mod:`.dicom_enhanced`, which import it and not each other's internals.
 """
@@ -23,11 +26,23 @@ from .dicom_series import DicomSeries
 
 log = logging.getLogger(__name__)
 
+#: Lossy transfer syntaxes and their LossyImageCompressionMethod. JPEG 2000 and HTJ2K that
+#: "may be lossy" (:data:`_MAYBE_LOSSY_TS`) are lossy when the codestream says so.
 _LOSSY_TS = {
     "1.2.840.10008.1.2.4.50": "ISO_10918_1",  # JPEG baseline
     "1.2.840.10008.1.2.4.51": "ISO_10918_1",  # JPEG extended
     "1.2.840.10008.1.2.4.81": "ISO_14495_1",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.91": "ISO_15444_1",  # JPEG 2000
+    "1.2.840.10008.1.2.4.93": "ISO_15444_1",  # JPEG 2000 Part 2 multi-component
+    "1.2.840.10008.1.2.4.203": "ISO_15444_15",  # HTJ2K
 }
+_MAYBE_LOSSY_TS = {
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.203",
+}
+_SOC_SIZ = b"\xff\x4f\xff\x51"  # JPEG 2000 codestream start, image size marker
+_COD, _SOT = 0xFF52, 0xFF90  # coding style default (holds the wavelet), first tile part
 #: Item size of the binary VRs whose bytes follow the file's byte order.
 _BINARY_ITEM = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 _PIXEL_DATA = 0x7FE00010
@@ -72,6 +87,71 @@ def _strip(ds: Any) -> None:
         del ds[tag]
 
 
+def j2k_irreversible(codestream: bytes) -> bool | None:
+    """Whether a JPEG 2000 / HTJ2K codestream (or a JP2 file holding one) is irreversible,
+    i.e. lossy: the transformation byte of its COD marker segment (marker, Lcod, Scod, SGcod
+    (4), levels, block width, height, style, transformation) is not 1, the reversible 5/3
+    wavelet (0 is the irreversible 9/7; Part 2 kernels are taken as lossy). None when no COD
+    is found in the main header."""
+    pos = codestream.find(_SOC_SIZ)
+    if pos < 0:
+        return None
+    pos += 2
+    while pos + 4 <= len(codestream):
+        marker = int.from_bytes(codestream[pos : pos + 2], "big")
+        if marker == _COD:
+            return codestream[pos + 13] != 1 if pos + 13 < len(codestream) else None
+        if marker == _SOT or marker >> 8 != 0xFF:
+            return None
+        pos += 2 + int.from_bytes(codestream[pos + 2 : pos + 4], "big")
+    return None
+
+
+def _first_fragment(path: Path, ds: Any) -> bytes:
+    """The first fragment of the encapsulated pixel data of a file (from ``ds`` when loaded)."""
+    from io import BytesIO
+
+    import pydicom
+    from pydicom.encaps import generate_fragments, parse_basic_offsets
+
+    data = ds.get_item("PixelData", keep_deferred=True).value
+    if not isinstance(data, bytes):  # deferred: read the file again
+        data = pydicom.dcmread(path).PixelData
+    buf = BytesIO(data)
+    parse_basic_offsets(buf)
+    return next(generate_fragments(buf), b"")
+
+
+def _lossy_method(path: Path, ds: Any) -> str | None:
+    """Whether one source file is lossy: its own LossyImageCompression "01", a lossy transfer
+    syntax, or JPEG 2000 / HTJ2K "may be lossy" with an irreversible codestream. Returns the
+    method of the transfer syntax ("" when the syntax is not lossy), or None when not lossy."""
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    if ds.get("LossyImageCompression") == "01":
+        return _LOSSY_TS.get(ts, "")
+    if ts not in _LOSSY_TS:
+        return None
+    if ts not in _MAYBE_LOSSY_TS:
+        return _LOSSY_TS[ts]
+    try:
+        irreversible = j2k_irreversible(_first_fragment(path, ds))
+    except Exception as exc:  # (decoding has read it) be safe: lossy
+        log.warning("%s: cannot read the JPEG 2000 codestream (%s); taken as lossy", path, exc)
+        return _LOSSY_TS[ts]
+    if irreversible is None:
+        log.warning("%s: no JPEG 2000 wavelet (COD) found; taken as lossy", path)
+    return None if irreversible is False else _LOSSY_TS[ts]
+
+
+def lossy_history(series: DicomSeries) -> str | None:
+    """None when no source file of ``series`` was ever lossy compressed, else the
+    LossyImageCompressionMethod of the first lossy one ("" when unknown). Once lossy, always
+    marked (PS3.3 C.7.6.1.1.5)."""
+    files = {s.path: s.ds for s in series.slices}
+    methods = (_lossy_method(p, ds) for p, ds in files.items())
+    return next((m for m in methods if m is not None), None)
+
+
 def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     """Tags shared by classic and enhanced outputs."""
     from pydicom.dataset import Dataset
@@ -89,11 +169,12 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     desc = f"{series.description} {info['label']}".strip()
     ds.SeriesDescription = desc[-64:] if len(desc) > 64 else desc
     ds.DerivationDescription = info["derivation"][:1024]
-    ts = str(getattr(getattr(series.first, "file_meta", None), "TransferSyntaxUID", ""))
-    if series.first.get("LossyImageCompression") == "01" or ts in _LOSSY_TS:
+    if "lossy" not in info:  # once per series (the classic writer calls this per slice)
+        info["lossy"] = lossy_history(series)
+    if info["lossy"] is not None:
         ds.LossyImageCompression = "01"
-        if "LossyImageCompressionMethod" not in ds and ts in _LOSSY_TS:
-            ds.LossyImageCompressionMethod = _LOSSY_TS[ts]
+        if "LossyImageCompressionMethod" not in ds and info["lossy"]:
+            ds.LossyImageCompressionMethod = info["lossy"]
     eq = Dataset()
     eq.Manufacturer = "sr_domains"
     eq.SoftwareVersions = __version__
@@ -182,6 +263,8 @@ __all__ = [
     "SERIES_NUMBER_OFFSET",
     "derive_common",
     "ds_number",
+    "j2k_irreversible",
+    "lossy_history",
     "nearest_source",
     "now_stamp",
     "save_derived",

@@ -1,11 +1,13 @@
 """One DICOM series in memory: its slices (files or frames), geometry and pixel decoding.
 
 Per-slice attributes come from the classic tags or, for enhanced multi-frame files, from the
-per-frame functional groups (falling back to the shared ones).
+per-frame functional groups (falling back to the shared ones). Stored values become modality
+units by RescaleSlope/Intercept or by a Modality LUT (``ModalityLUTSequence``, classic files).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,9 @@ import numpy as np
 from ..errors import InputFileError, require
 from ..intensity import work_dtype
 from .geometry import dicom_affine, slice_normal
+from .modality_lut import ModalityLut, modality_lut
+
+log = logging.getLogger(__name__)
 
 
 def _pydicom() -> Any:
@@ -35,6 +40,7 @@ class DicomSlice:
     slope: float = 1.0
     intercept: float = 0.0
     frame_item: Any = None  # per-frame functional group item (enhanced files)
+    lut: ModalityLut | None = None  # replaces slope/intercept when present
 
     @property
     def label(self) -> str:
@@ -99,11 +105,21 @@ class DicomSeries:
     @property
     def stored_dtype(self) -> np.dtype:
         """The integer type of the derived series' pixels: 32-bit for a 32-bit source
-        (``BitsAllocated`` 32), else 16-bit (8-bit sources too); the source's signedness."""
+        (``BitsAllocated`` 32), else 16-bit (8-bit sources too); the source's signedness. With
+        a Modality LUT (written as modality values, rescale 1/0) 32-bit where 16 bits cannot
+        hold the LUT outputs."""
         ds = self.first
-        signed = int(ds.get("PixelRepresentation", 0)) == 1
+        kind = "i" if int(ds.get("PixelRepresentation", 0)) == 1 else "u"
         bits = 32 if int(ds.get("BitsAllocated", 16) or 16) > 16 else 16
-        return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+        luts = [s.lut.table for s in self.slices if s.lut is not None]
+        if luts:
+            info = np.iinfo(f"{kind}{bits // 8}")
+            if (
+                min(int(t.min()) for t in luts) < info.min
+                or max(int(t.max()) for t in luts) > info.max
+            ):
+                bits = 32
+        return np.dtype(f"{kind}{bits // 8}")
 
     @property
     def padding(self) -> tuple[int, int] | None:
@@ -136,7 +152,10 @@ class DicomSeries:
                     raise InputFileError(
                         path, f"decoded a {frame.shape} image, expected {(self.rows, self.cols)}"
                     )
-                vol[i] = frame.astype(np.float64) * s.slope + s.intercept
+                if s.lut is not None:
+                    vol[i] = s.lut.apply(frame)
+                else:
+                    vol[i] = frame.astype(np.float64) * s.slope + s.intercept
                 if pad is not None:
                     vol[i][(frame >= pad[0]) & (frame <= pad[1])] = np.nan
         return vol
@@ -263,6 +282,7 @@ def _slice(
     frame: int | None,
     tags: tuple[Any, Any, Any, Any, Any],
     item: Any = None,
+    lut: ModalityLut | None = None,
 ) -> DicomSlice:
     """One slice from the raw values of its IPP, IOP, PixelSpacing, slope and intercept."""
     pos, ori, ps, slope, inter = tags
@@ -270,11 +290,29 @@ def _slice(
     spacing = _floats(path, "PixelSpacing", ps, 2)
     _checked_plane(path, iop, spacing)
     ipp = _floats(path, "ImagePositionPatient", pos, 3)
-    m, b = _rescale(path, slope, inter)
-    return DicomSlice(path, ds, frame, ipp, iop, spacing, m, b, item)
+    m, b = (1.0, 0.0) if lut is not None else _rescale(path, slope, inter)
+    return DicomSlice(path, ds, frame, ipp, iop, spacing, m, b, item, lut)
+
+
+_SEG = "DICOM Segmentation objects are not supported (they are label maps)"
+_RTDOSE = "RT Dose objects are not supported (dose grids scaled by DoseGridScaling)"
+#: Objects with pixel data that are no intensity images, by Modality and by SOP Class UID
+#: (Segmentation, Label Map and Heightmap Segmentation, RT Dose). Objects without pixel data
+#: (structure sets, reports, presentation states) are skipped when a folder is scanned.
+_NOT_IMAGES = {
+    "SEG": _SEG,
+    "1.2.840.10008.5.1.4.1.1.66.4": _SEG,
+    "1.2.840.10008.5.1.4.1.1.66.7": _SEG,
+    "1.2.840.10008.5.1.4.1.1.66.8": _SEG,
+    "RTDOSE": _RTDOSE,
+    "1.2.840.10008.5.1.4.1.1.481.2": _RTDOSE,
+}
 
 
 def _check_image(path: Path, ds: Any) -> None:
+    for key in (str(ds.get("SOPClassUID", "")), str(ds.get("Modality", ""))):
+        if key in _NOT_IMAGES:
+            raise InputFileError(path, _NOT_IMAGES[key])
     for key in ("Rows", "Columns"):
         if key not in ds or ds[key].value in (None, "", 0):
             raise InputFileError(
@@ -299,7 +337,14 @@ def slices_of(path: Path, ds: Any) -> list[DicomSlice]:
     """The 2-D slices of one image file (one per frame for enhanced multi-frame files)."""
     _check_image(path, ds)
     n = frame_count(path, ds)
+    lut = modality_lut(path, ds)
     if "PerFrameFunctionalGroupsSequence" in ds:
+        if lut is not None:
+            raise InputFileError(
+                path,
+                "Modality LUT (ModalityLUTSequence) in an enhanced multi-frame file is not "
+                "supported",
+            )
         frames = ds.PerFrameFunctionalGroupsSequence
         if len(frames) != n:
             raise InputFileError(path, f"{len(frames)} per-frame groups for {n} frames")
@@ -328,7 +373,9 @@ def slices_of(path: Path, ds: Any) -> list[DicomSlice]:
         )
     keys = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
     rescale = (ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
-    return [_slice(path, ds, None, (*(ds.get(k) for k in keys), *rescale))]
+    if lut is not None and "RescaleSlope" in ds:
+        log.warning("%s: both a Modality LUT and RescaleSlope; the LUT is applied", path)
+    return [_slice(path, ds, None, (*(ds.get(k) for k in keys), *rescale), lut=lut)]
 
 
 __all__ = [

@@ -13,7 +13,9 @@ Per output image (see ``docs/medical.md`` for the full list):
 * pixels: 16-bit (32-bit for a 32-bit source), all bits stored, the source's signedness;
   each slice keeps the
   RescaleSlope/Intercept of its source slice (the integer value grid is unchanged: values are
-  rounded and clipped to it). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
+  rounded and clipped to it). A source slice with a Modality LUT gives modality values with
+  RescaleSlope 1, RescaleIntercept 0 and RescaleType its ModalityLUTType (32-bit where 16 bits
+  cannot hold the LUT's outputs). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
   written back as ``PixelPaddingValue`` and the padding tags are kept.
 * Enhanced multi-frame sources give one enhanced file (:mod:`.dicom_enhanced`).
 """
@@ -163,7 +165,15 @@ def write_derived_series(
                 ds_number(float(v) / f) for v, f in zip(ds.ImagerPixelSpacing, pf)
             ]
         slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
-        if slope != 1 or intercept != 0 or "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        if src.lut is not None:  # written in modality units: the LUT (dropped) becomes 1/0
+            ds.RescaleType = src.lut.kind
+        if (
+            slope != 1
+            or intercept != 0
+            or src.lut is not None
+            or "RescaleSlope" in ds
+            or "RescaleIntercept" in ds
+        ):
             ds.RescaleSlope, ds.RescaleIntercept = ds_number(slope), ds_number(intercept)
         if "SOPInstanceUID" in src.ds:
             ds.SourceImageSequence = pydicom.sequence.Sequence([source_ref(src.ds)])

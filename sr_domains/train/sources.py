@@ -261,10 +261,9 @@ def _read_dicom(spec: InputSpec, opts: SourceOptions) -> Loaded:
     series = select_series(spec.path, {spec.series_uid or "": items}, spec.series_uid or "")
     vol = series.read_volume()
     out = _volume_planes(spec, vol, voxel_sizes(series.affine), opts)
-    ds = series.first
     unscaled = all(s.slope == 1 and s.intercept == 0 for s in series.slices)
-    stored = np.dtype(np.int16 if ds.get("PixelRepresentation") == 1 else np.uint16)
-    return out._replace(dtype=stored if unscaled else out.dtype)
+    # (a Modality LUT's outputs may need 32 bits: the series' own stored type)
+    return out._replace(dtype=series.stored_dtype if unscaled else out.dtype)
 
 
 _READERS = {"image": _read_image, "nifti": _read_nifti, "dicom": _read_dicom}
