@@ -95,9 +95,9 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
 
 def info_json(path: Path) -> dict[str, Any]:
     """:func:`info` as JSON-ready data: every series with its size, spacing and geometry."""
-    from .dicom_read import scan_series, select_series, summarize
+    from .dicom_read import select_series, summarize
 
-    groups = scan_series(path)
+    groups, bad = _scan(path)
     out = []
     for s in summarize(groups):
         entry: dict[str, Any] = {
@@ -121,14 +121,38 @@ def info_json(path: Path) -> dict[str, Any]:
         except InputFileError as exc:
             entry["problem"] = str(exc)
         out.append(entry)
-    return {"path": str(path), "series": out}
+    return {"path": str(path), "series": out, "unreadable": [_problem(f) for f in bad]}
+
+
+def _scan(path: Path) -> tuple[dict[str, list[tuple[Path, Any]]], list[Path]]:
+    """The series under ``path`` and the unreadable files left out (a study tree's broken file
+    does not hide its intact series); no series at all raises the first file's error."""
+    from .dicom_read import scan_series
+
+    bad: list[Path] = []
+    groups = scan_series(path, bad=bad)
+    if not groups:
+        raise InputFileError(bad[0], _problem(bad[0]).removeprefix(f"{bad[0]}: "))
+    return groups, bad
+
+
+def _problem(f: Path) -> str:
+    """The error of an unreadable file :func:`~sr_domains.medical.dicom_read.scan_series` left
+    out, as one line naming it."""
+    from .dicom_read import read_header
+
+    try:
+        read_header(f)
+    except InputFileError as exc:
+        return str(exc)
+    return f"{f}: missing SeriesInstanceUID (0020,000E)"
 
 
 def info(path: Path) -> str:
     """The series in a folder (or file): size, spacing, orientation, encoding, problems."""
-    from .dicom_read import scan_series, summarize
+    from .dicom_read import summarize
 
-    groups = scan_series(path)
+    groups, bad = _scan(path)
     series = summarize(groups)
     lines = [f"{path}: {len(series)} DICOM series"]
     for s in series:
@@ -136,6 +160,9 @@ def info(path: Path) -> str:
         if s.description:
             lines.append(f"  description {s.description}")
         lines.extend(_describe(Path(path), groups, s.uid))
+    if bad:
+        lines.append(f"{len(bad)} unreadable file(s), left out:")
+        lines.extend(f"  problem    {_problem(f)}" for f in bad)
     return "\n".join(lines)
 
 

@@ -190,7 +190,31 @@ def load_dicom_series(path: str | os.PathLike[str], series_uid: str | None = Non
             inconsistency (naming the files involved).
     """
     p = Path(path)
-    return select_series(p, scan_series(p), series_uid)
+    if series_uid is None:  # (any unreadable file might be a slice of the one series)
+        return select_series(p, scan_series(p), series_uid)
+    bad: list[Path] = []
+    groups = scan_series(p, bad=bad)
+    if bad:
+        _check_unreadable(bad, groups.get(series_uid, []), series_uid)
+    return select_series(p, groups, series_uid)
+
+
+def _check_unreadable(bad: list[Path], files: list[tuple[Path, Any]], series_uid: str) -> None:
+    """Unreadable files beside the series asked for by name: one in a folder of its files
+    could be a lost slice of it, so its error is raised; the others (a study tree's other
+    series) are named in a warning and left out."""
+    folders = {f.parent for f, _ in files}
+    near = [f for f in bad if f.parent in folders]
+    if near or not files:
+        first = near[0] if near else bad[0]
+        read_header(first)  # (raises that file's own error, else it had no series UID)
+        raise InputFileError(first, "missing SeriesInstanceUID (0020,000E)")
+    log.warning(
+        "%d unreadable DICOM file(s) outside the folders of series %s left out: %s",
+        len(bad),
+        series_uid,
+        ", ".join(str(f) for f in bad[:5]) + (" ..." if len(bad) > 5 else ""),
+    )
 
 
 def select_series(
