@@ -163,6 +163,7 @@ def run_nifti(
     # streaming shows a bar over slices instead of one over tiles
     up = upscaler_of(options, model, progress=not streaming)
     scan = source.scan()
+    warn_label_like(src, scan.sample, source.dtype)
     spec = profile if profile is not None else options.profile
     prof = fit_profile(spec, up.model, scan.sample, default="mr", dtype=source.dtype)
     zero = scan.zero_facts(floating=np.dtype(source.dtype).kind == "f")
@@ -224,6 +225,29 @@ def run_nifti(
         log.warning("%s: %d voxel(s) clipped to the %s range", dst, writer.clipped, source.dtype)
     log.info("wrote %s %s", dst, out_shape)
     return dst
+
+
+#: An integer volume with at most this many distinct values looks like a label map (a
+#: segmentation or a mask) to :func:`warn_label_like`.
+LABEL_LIKE_VALUES = 16
+
+
+def warn_label_like(path: Path, sample: np.ndarray, dtype: np.dtype) -> None:
+    """Warn when an integer volume holds only a few distinct values (a segmentation or mask
+    without intent LABEL, as nnU-Net and FreeSurfer write them): SR interpolates between
+    labels and invents new ones; such a volume wants nearest-neighbour resampling."""
+    if np.dtype(dtype).kind not in "iub":
+        return
+    values = np.unique(sample[np.isfinite(sample)])
+    if 1 < values.size <= LABEL_LIKE_VALUES and np.array_equal(values, np.rint(values)):
+        shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
+        log.warning(
+            "%s holds only %d distinct values (%s): if it is a label map or a mask, SR will "
+            "invent labels between them; resample it with nearest neighbour instead",
+            path,
+            values.size,
+            shown,
+        )
 
 
 def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.ndarray]:
