@@ -64,6 +64,11 @@ def _value_range(text: str) -> tuple[float | None, float | None]:
         ) from None
 
 
+#: ``--dtype`` choices: :data:`sr_domains.geo.output_spec.OUTPUT_DTYPES` (not imported: the
+#: CLI starts without rasterio).
+DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
 def add_upscale(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upscale",
@@ -204,11 +209,12 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="GDAL creation option replacing a default, e.g. COMPRESS=ZSTD (repeatable)",
+        help="GDAL creation option replacing a default, e.g. COMPRESS=ZSTD, BLOCKXSIZE=256 "
+        "(repeatable; GTiff or COG names; lossy codecs such as JPEG are refused)",
     )
     g.add_argument(
         "--dtype",
-        choices=("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"),
+        choices=DTYPES,
         help="output data type (default: the input's; float32 keeps fractional values)",
     )
     m = p.add_argument_group("medical (NIfTI / DICOM)")

@@ -180,11 +180,15 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
     if domain == "geotiff":
         from .geo.dtype_checks import check_output_nodata
         from .geo.job import gdal_env, refuse_palette
+        from .geo.output_spec import check_creation
         from .geo.reader import RasterSource
 
         with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
             refuse_palette(rs)
             check_output_nodata(rs, options.dtype)
+            check_creation(
+                rs, options.scale, options.dtype, options.creation_options, cog=options.cog
+            )
             _refuse_cut_short(rs.ds, src)
             return rs.n_bands, rs.dtype, "mr"
     if domain == "dicom":

@@ -106,3 +106,11 @@ def test_the_dry_run_refuses_what_the_run_refuses_before_any_work(tmp_path, caps
     assert "sidecar of the input" in capsys.readouterr().out
     assert main([*args, "--no-progress"]) != 0
     assert (tmp_path / "scene.IMD").read_text() == "SATID = WV03;\n" and not cog.exists()
+
+
+def test_the_dry_run_refuses_a_lossy_codec_as_the_run_does(tmp_path, capsys):
+    src = make_geotiff(tmp_path / "in.tif", width=24, height=16, count=1, dtype="uint8")
+    argv = ["upscale", str(src), str(tmp_path / "o.tif"), "--co", "COMPRESS=JPEG"]
+    assert main([*argv, "--dry-run"]) == 1
+    assert "lossy" in capsys.readouterr().out
+    assert main([*argv, "--no-progress"]) != 0 and not (tmp_path / "o.tif").exists()

@@ -99,7 +99,8 @@ def test_evaluate_outputs_never_replace_inputs_or_existing_files(tmp_path, capsy
         evaluate(weights=weights, data=[str(data)], png=first, overwrite=True)
     old_json, old_png = tmp_path / "old.json", tmp_path / "old.png"
     old_json.write_text("mine")
-    old_png.write_bytes(b"mine")
+    PIL.new("L", (3, 2)).save(old_png)  # a figure of one's own (a text file is never replaced)
+    mine = old_png.read_bytes()
     for opt, target in (("--json", old_json), ("--png", old_png)):
         assert main([*base, opt, str(target)]) != 0
         captured = capsys.readouterr()
@@ -107,7 +108,7 @@ def test_evaluate_outputs_never_replace_inputs_or_existing_files(tmp_path, capsy
         assert captured.out == ""  # refused before the evaluation ran
     with pytest.raises(OutputExistsError):
         evaluate(weights=weights, data=[str(data)], png=old_png)
-    assert old_json.read_text() == "mine" and old_png.read_bytes() == b"mine"
+    assert old_json.read_text() == "mine" and old_png.read_bytes() == mine
     assert main([*base, "--json", str(old_json), "--png", str(old_png), "--overwrite"]) == 0
     assert json.loads(old_json.read_text())["model"] == "tiny"
     with PIL.open(old_png) as fig:

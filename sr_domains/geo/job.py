@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -116,27 +117,62 @@ def fit_profile(
     return fitted, fill
 
 
+#: Colour interpretations that say nothing of a band's meaning (its description may).
+_UNSAID = (ColorInterp.undefined, ColorInterp.gray)
+
+
+def band_meaning(ds: Any, i: int) -> str | None:
+    """What band ``i`` of ``ds`` holds: its colour interpretation (``red``, ``rededge``,
+    ``nir``, ...) or, when that is undefined/gray, its description: ``red``, ``green``,
+    ``blue``, ``nir`` (``NIR``, "near infrared") or ``rededge`` ("red edge", "RedEdge",
+    ``RE1``, ``VRE``: never red); None when it does not say."""
+    ci = ds.colorinterp[i - 1]
+    if ci not in _UNSAID:
+        return str(ci.name).lower()
+    words = re.findall(r"[a-z]+", (ds.descriptions[i - 1] or "").lower())
+    text = " ".join(words)
+    if re.search(r"\bred ?edge\b|\bvre\b", text):
+        return "rededge"
+    found = [w for w in ("red", "green", "blue", "nir") if w in words]
+    if "near" in words and "infrared" in words:
+        found = ["nir"]
+    if not found and "re" in words:
+        return "rededge"
+    return found[0] if len(found) == 1 else None
+
+
 def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
     """The order in which to feed the selected bands to a joint model so that their meaning
-    (colour interpretation or description) matches the model card's ``bands``; None when
-    they already match or when either side does not say. A contradiction is logged."""
+    (:func:`band_meaning`) matches the model card's ``bands``; None when they already match
+    or when either side does not say. A contradiction is logged, naming every band of the
+    file that holds each meaning the model expects."""
     card = getattr(net, "card", None)
     want = card.get("bands") if isinstance(card, dict) else getattr(card, "bands", None)
     want = [str(b).lower() for b in (want or [])]
-    have = rs.band_semantics()
+    have = [band_meaning(rs.ds, i) for i in rs.indexes]
     if len(want) != len(have) or not want or any(h is None for h in have) or have == want:
         return None
     named = ", ".join(f"{i}={h}" for i, h in zip(rs.indexes, have))
     if sorted(cast("list[str]", have)) == sorted(want) and len(set(want)) == len(want):
         log.info("%s: bands %s are fed to the model as %s", rs.path.name, named, ", ".join(want))
         return [have.index(b) for b in want]
+    every = [band_meaning(rs.ds, i) for i in range(1, rs.ds.count + 1)]
+    holders = {b: [i for i, m in enumerate(every, 1) if m == b] for b in dict.fromkeys(want)}
+    where = ", ".join(f"{b}: {' or '.join(map(str, holders[b])) or 'none'}" for b in holders)
+    firsts = [holders[b][0] for b in want if holders[b]]
+    example = (
+        f", e.g. --bands {','.join(map(str, firsts))}"
+        if len(firsts) == len(want) and len(set(firsts)) == len(firsts)
+        else ""
+    )
     log.warning(
         "%s: the selected bands are %s but the model expects %s; select matching bands with "
-        "--bands (e.g. the file's %s) or use a model for these bands",
+        "--bands / bands= (the file's %s%s) or use a model for these bands",
         rs.path.name,
         named,
         ", ".join(want),
-        ",".join(str(rs.indexes[have.index(b)]) for b in want if b in have) or "bands",
+        where,
+        example,
     )
     return None
 
@@ -338,6 +374,7 @@ def write_pixels(
 __all__ = [
     "GDAL_CACHE_MB",
     "GeotiffJob",
+    "band_meaning",
     "fit_profile",
     "gdal_env",
     "match_bands",

@@ -22,6 +22,15 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError
 from ..io_safety import full_suffix
+from .creation_options import (
+    FIXED_OPTIONS,
+    apply,
+    check_nbits,
+    check_options,
+    cog_options,
+    normalize,
+    trial,
+)
 from .georef import Georef
 from .names import starts_like_tiff
 from .reader import RasterSource
@@ -58,15 +67,22 @@ class OutputSpec:
     band_meta: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
     creation: dict[str, str] = field(default_factory=dict)  # the user's --co, upper-case keys
+    # (block: the writer's block period, rows per flush and the column multiple of panel cuts:
+    # the least common multiple of the block width and height)
     #: write a per-dataset mask of the invalid pixels (float data without nodata, written as
     #: integers: NaN has no integer value)
     mask_invalid: bool = False
 
 
-#: Creation options sr_domains sets from the input and the scale; ``--co`` cannot change them.
-FIXED_OPTIONS = {"DRIVER", "WIDTH", "HEIGHT", "COUNT", "DTYPE", "CRS", "TRANSFORM", "NODATA"}
 #: GeoTIFF output data types accepted by ``--dtype``.
-OUTPUT_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+OUTPUT_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def check_dtype(dtype: str | None, *, api: bool = False) -> None:
+    """Refuse an output data type that is not one of :data:`OUTPUT_DTYPES`."""
+    if dtype is not None and dtype not in OUTPUT_DTYPES:
+        name = "dtype" if api else "--dtype"
+        raise ConfigError(f"{name} must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
 
 
 def customize_spec(
@@ -74,13 +90,15 @@ def customize_spec(
     dtype: str | None = None,
     creation: dict[str, str] | None = None,
     source: Path | None = None,
+    *,
+    cog: bool | None = None,
 ) -> None:
     """Apply the user's output data type and GDAL creation options (``--dtype``, ``--co``) to
-    ``spec``; the defaults stay for every option not given. ``source`` names the input in
-    errors."""
+    ``spec``; the defaults stay for every option not given. Bad options are refused
+    (:mod:`sr_domains.geo.creation_options`; ``cog``: a COG is written, None: not known).
+    ``source`` names the input in errors."""
+    check_dtype(dtype)
     if dtype is not None:
-        if dtype not in OUTPUT_DTYPES:
-            raise ConfigError(f"--dtype must be one of {', '.join(OUTPUT_DTYPES)}, got {dtype!r}")
         dt = np.dtype(dtype)
         for v in (spec.nodata, None if np.isnan(spec.invalid_value) else spec.invalid_value):
             if v is not None and not _representable(v, dt):
@@ -98,22 +116,44 @@ def customize_spec(
             spec.mask_invalid = True
         spec.profile["dtype"] = dt.name
         spec.profile["predictor"] = 3 if dt.kind == "f" else 2
-    for key, value in (creation or {}).items():
-        k = key.strip().upper()
-        if k in FIXED_OPTIONS:
-            raise ConfigError(f"--co {k} is set from the input and the scale; it cannot be given")
-        if k in ("BLOCKXSIZE", "BLOCKYSIZE", "BLOCKSIZE"):
-            try:
-                size = int(value)
-            except ValueError:
-                raise ConfigError(f"--co {k} must be an integer, got {value!r}") from None
-            if size < 16 or size % 16:
-                raise ConfigError(f"--co {k} must be a multiple of 16, got {size}")
-            spec.block = size
-            spec.profile["blockxsize"] = spec.profile["blockysize"] = size
-        else:
-            spec.profile[k.lower()] = value
-        spec.creation[k] = value
+    co = normalize(creation)
+    if not co:
+        return
+    check_options(co, cog=cog)
+    out = np.dtype(spec.profile["dtype"])
+    check_nbits(co, out)
+    spec.block = apply(spec.profile, co)
+    spec.creation.update(co)
+    trial(spec.profile, co, cog_options(co, float_data=out.kind == "f") if cog else None)
+
+
+def check_creation(
+    src: RasterSource,
+    scale: int,
+    dtype: str | None,
+    creation: Any,
+    *,
+    cog: bool,
+) -> None:
+    """Refuse a bad ``--dtype`` or ``--co`` for the output of ``src`` before any work: the
+    checks of :func:`customize_spec` on the output profile (as many bands as are selected)."""
+    check_dtype(dtype)
+    if not creation:
+        return
+    dt = np.dtype(dtype) if dtype is not None else src.dtype
+    h, w = src.shape
+    count = src.n_bands + (1 if src.has_alpha else 0)
+    spec = OutputSpec(
+        profile=output_profile(dt, count, h * scale, w * scale, None),
+        georef=Georef(),
+        n_out=src.n_bands,
+        block=0,
+        invalid_value=0.0,
+        nodata=None,
+        write_mask=False,
+        alpha_band=None,
+    )
+    customize_spec(spec, None, creation, src.path, cog=cog)
 
 
 def _representable(v: float, dt: np.dtype) -> bool:
@@ -171,23 +211,19 @@ def _namespaces(ds: Any, bidx: int = 0) -> list[str]:
     ]
 
 
-def build_spec(
-    src: RasterSource, georef: Georef, scale: int, n_out: int, provenance: dict[str, str]
-) -> OutputSpec:
-    """The output creation profile and metadata for ``src`` upscaled by ``scale``."""
-    ds = src.ds
-    h, w = src.shape
-    big_h, big_w = h * scale, w * scale
-    block = 512 if min(big_h, big_w) >= 1024 else 256
-    dt = src.dtype
-    count = n_out + (1 if src.has_alpha else 0)
-    profile: dict[str, Any] = {
+def output_profile(
+    dt: np.dtype, count: int, height: int, width: int, nodata: float | None
+) -> dict[str, Any]:
+    """The default creation profile: tiled (512 px blocks, 256 below 1024 px), DEFLATE with a
+    predictor, pixel interleaved, ``BIGTIFF=IF_SAFER``."""
+    block = 512 if min(height, width) >= 1024 else 256
+    return {
         "driver": "GTiff",
-        "width": big_w,
-        "height": big_h,
+        "width": width,
+        "height": height,
         "count": count,
         "dtype": dt.name,
-        "nodata": src.nodata,
+        "nodata": nodata,
         "tiled": True,
         "blockxsize": block,
         "blockysize": block,
@@ -196,6 +232,18 @@ def build_spec(
         "interleave": "pixel",
         "bigtiff": "IF_SAFER",
     }
+
+
+def build_spec(
+    src: RasterSource, georef: Georef, scale: int, n_out: int, provenance: dict[str, str]
+) -> OutputSpec:
+    """The output creation profile and metadata for ``src`` upscaled by ``scale``."""
+    ds = src.ds
+    h, w = src.shape
+    dt = src.dtype
+    count = n_out + (1 if src.has_alpha else 0)
+    profile = output_profile(dt, count, h * scale, w * scale, src.nodata)
+    block = profile["blockxsize"]
     if georef.crs is not None and georef.kind != "gcps":
         profile["crs"] = georef.crs
     if georef.transform is not None:
@@ -310,8 +358,11 @@ __all__ = [
     "XML_NAMESPACES",
     "OutputSpec",
     "build_spec",
+    "check_creation",
+    "check_dtype",
     "check_output_name",
     "customize_spec",
     "describes_layout",
+    "output_profile",
     "provenance_tags",
 ]

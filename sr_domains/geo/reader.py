@@ -353,23 +353,6 @@ class RasterSource:
             return math.nan, math.nan, 0
         return lo, hi, count
 
-    def band_semantics(self) -> list[str | None]:
-        """What each selected band holds, from its colour interpretation or, when that is
-        undefined/gray, its description: ``red``, ``green``, ``blue``, ``nir`` or None."""
-        names = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
-        out: list[str | None] = []
-        for i in self.indexes:
-            ci = self.ds.colorinterp[i - 1]
-            if ci in names:
-                out.append(names[ci])
-                continue
-            words = (self.ds.descriptions[i - 1] or "").lower().replace("-", " ").split()
-            found = [w for w in ("red", "green", "blue", "nir") if w in words]
-            if "near" in words and "infrared" in words:
-                found = ["nir"]
-            out.append(found[0] if len(found) == 1 else None)
-        return out
-
     @staticmethod
     def _subsample(src: RasterSource, factor: int) -> tuple[np.ndarray, np.ndarray]:
         h, w = src.shape

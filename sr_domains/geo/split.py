@@ -40,7 +40,7 @@ from ..options import UpscaleOptions, engine_fields
 from ..tiling import TilePlan, make_plan
 from ..value_domain import ClampStats
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
-from .output_spec import TAG_PREFIX, check_output_name
+from .output_spec import TAG_PREFIX, check_creation, check_output_name
 from .reader import RasterSource, raster_inputs
 from .writer import (
     cog_sidecars,
@@ -299,6 +299,7 @@ def upscale_geotiff_split(
     settings = settings_with(**engine_fields(o))
     with engine_settings(settings), gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
         plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if o.cog else [], warn=True)
+        check_creation(rs, o.scale, o.dtype, o.creation_options, cog=o.cog)  # (before the model)
         job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
         free = o.tile is None  # the budget's tile: capped where the grid needs cuts

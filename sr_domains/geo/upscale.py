@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..api_options import keyword_options
 from ..errors import ConfigError
@@ -19,8 +21,9 @@ from ..io_safety import (
 )
 from ..made_with import Requested
 from ..models.base import SRModel
-from ..options import AdaptOptions, UpscaleOptions
+from ..options import AdaptOptions, UpscaleOptions, flag, is_whole
 from ..value_domain import ValueOptions
+from .creation_options import apply, check_options, cog_options, normalize, trial
 from .job import (
     fit_profile,
     gdal_env,
@@ -31,7 +34,13 @@ from .job import (
     weights_provenance,
     write_pixels,
 )
-from .output_spec import TAG_PREFIX, check_output_name
+from .output_spec import (
+    TAG_PREFIX,
+    check_creation,
+    check_dtype,
+    check_output_name,
+    output_profile,
+)
 from .reader import RasterSource, raster_inputs
 from .resume import is_complete, output_check, output_status
 from .writer import (
@@ -86,7 +95,7 @@ def upscale_geotiff(
         model: an :class:`~sr_domains.models.SRModel`, a shipped weights or architecture name,
             or None for the shipped default.
         weights: checkpoint path (overrides ``model`` weights).
-        bands: 1-based bands to process (default: all but an alpha band).
+        bands: 1-based bands to process, e.g. ``[4, 3, 2]`` (default: all but an alpha band).
         profile: intensity recipe (``dtype``, ``reflectance``, ``s2l2a``, ``percentile:1,99``,
             ...) or a fitted profile; default: the model card's, else ``dtype`` for integer and
             ``identity`` for float data. Data-dependent recipes are fitted once per file.
@@ -98,12 +107,17 @@ def upscale_geotiff(
         values: value-fidelity options (:class:`~sr_domains.value_domain.ValueOptions`); by
             default outputs stay within the local input range and the physical domain
             (non-negative input stays non-negative), and saturated pixels stay saturated.
-        dtype: output data type (default: the input's), e.g. ``float32`` to keep the
-            network's fractional values of integer input; nodata must be representable.
+        dtype: output data type (default: the input's; one of ``uint8``, ``int8``, ``uint16``,
+            ``int16``, ``uint32``, ``int32``, ``float32``, ``float64``), e.g. ``float32`` to
+            keep the network's fractional values of integer input; nodata must be
+            representable.
         creation_options: GDAL GeoTIFF (or COG) creation options replacing the defaults
             (DEFLATE with a predictor, 256/512 blocks, ``BIGTIFF=IF_SAFER``), e.g.
-            ``{"COMPRESS": "ZSTD", "ZSTD_LEVEL": "9"}``; size, type, CRS, transform and nodata
-            are set from the input and cannot be given.
+            ``{"COMPRESS": "ZSTD", "ZSTD_LEVEL": "9"}``, in either driver's names
+            (``BLOCKXSIZE`` and ``BLOCKYSIZE`` each set their own side; a COG's blocks are
+            square); size, type, CRS, transform and nodata are set from the input, and lossy
+            compression (JPEG, lossy WEBP or JXL, LERC with ``MAX_Z_ERROR`` > 0) is refused;
+            checked before any work (:mod:`sr_domains.geo.creation_options`).
         adapt: fine-tune the model on this file first (:class:`~sr_domains.options.
             AdaptOptions`; docs/adaptation.md); the report goes into ``SR_DOMAINS_ADAPT``.
 
@@ -138,24 +152,59 @@ def geotiff_options(
     model: SRModel | str | None = None,
     profile: str | IntensityProfile | None = None,
     bands: Sequence[int] | None = None,
+    dtype: str | None = None,
     creation_options: dict[str, str] | None = None,
     **fields: Any,
 ) -> tuple[UpscaleOptions, SRModel | None, IntensityProfile | None]:
     """The keywords of :func:`upscale_geotiff` as ``(options, model, profile)``: one
     :class:`~sr_domains.options.UpscaleOptions` (validated as the CLI's are), and the built
     model and fitted profile given instead of names, if any
-    (:func:`~sr_domains.api_options.keyword_options`)."""
+    (:func:`~sr_domains.api_options.keyword_options`). ``bands``, ``dtype`` and
+    ``creation_options`` are checked here, in the keywords' words."""
     if model is not None and not isinstance(model, (str, SRModel)):
         raise ConfigError(f"model must be a weights or model name or an SRModel, got {model!r}")
     if profile is not None and not isinstance(profile, (str, IntensityProfile)):
         raise ConfigError(f"profile must be a recipe or an IntensityProfile, got {profile!r}")
+    check_dtype(dtype, api=True)
+    co = normalize(creation_options, api=True)
+    check_keywords(co, cog=flag("cog", fields.get("cog", False)))
     return keyword_options(
         model=model,
         profile=profile,
-        bands=tuple(bands) if bands else None,
-        creation_options=tuple((creation_options or {}).items()),
+        bands=bands_keyword(bands),
+        dtype=dtype,
+        creation_options=tuple(co.items()),
         **fields,
     )
+
+
+def check_keywords(co: dict[str, str], *, cog: bool) -> None:
+    """Refuse bad ``creation_options`` (:mod:`sr_domains.geo.creation_options`) in the API's
+    words before any file is read: the data type and bands are not known yet, so GDAL is
+    asked only about option names and values (on 3 bands of uint8)."""
+    check_options(co, cog=cog, api=True)
+    if co:
+        profile = output_profile(np.dtype("uint8"), 3, 16, 16, None)
+        apply(profile, co, api=True)
+        options = cog_options(co, float_data=False) if cog else None
+        trial(profile, co, options, api=True, names_only=True)
+
+
+def bands_keyword(bands: object) -> tuple[int, ...] | None:
+    """``bands=`` as 1-based band indexes (None: all but an alpha band); text (``'4,3,2'``)
+    and an empty selection are refused (out of range: the reader names them)."""
+    if bands is None:
+        return None
+    hint = "bands must be a sequence of 1-based band indexes, e.g. [4, 3, 2]"
+    if isinstance(bands, (str, bytes)) or not isinstance(bands, Iterable):
+        raise ConfigError(f"{hint}, got {bands!r}")
+    picked = tuple(bands)
+    if not picked:
+        raise ConfigError(f"bands must name at least one band (None: all), got {bands!r}")
+    bad = [b for b in picked if not is_whole(b)]
+    if bad:
+        raise ConfigError(f"{hint}, got {bands!r}")
+    return tuple(int(b) for b in picked)
 
 
 def write_geotiff(
@@ -176,6 +225,7 @@ def write_geotiff(
     with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
         # (refused before any work: a sidecar of the output that an input's sidecar occupies)
         plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if cog else [], warn=True)
+        check_creation(rs, options.scale, options.dtype, options.creation_options, cog=cog)
         job = prepare_job(rs, options, model=model, profile=profile)
         with atomic_output(dst, inputs, overwrite=overwrite) as tmp:
             stage = temp_name(dst, ".tif") if cog else tmp
@@ -197,6 +247,8 @@ def write_geotiff(
 
 __all__ = [
     "Requested",
+    "bands_keyword",
+    "check_keywords",
     "fit_profile",
     "gdal_env",
     "is_complete",

@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import UnsafeOutputError
 from ..intensity import cast_to_dtype
 from ..value_ops import nudge_from_nodata
+from .creation_options import cog_options
 from .georef import apply_georef
 from .reader import Block
 
@@ -181,21 +182,10 @@ def write_block(
 # -- COG --------------------------------------------------------------------------------------
 def to_cog(tmp: Path, dst: Path, spec: OutputSpec) -> None:
     """Copy the finished ``tmp`` GeoTIFF to a Cloud-Optimized GeoTIFF ``dst`` (overviews,
-    ghost header)."""
+    ghost header), with the user's creation options in the COG driver's names
+    (:func:`~sr_domains.geo.creation_options.cog_options`)."""
     float_data = np.dtype(spec.profile["dtype"]).kind == "f"
-    options: dict[str, Any] = {
-        "compress": "DEFLATE",
-        "predictor": "FLOATING_POINT" if float_data else "STANDARD",
-        "blocksize": 512,
-        "overviews": "AUTO",
-        "overview_resampling": "AVERAGE",
-        "bigtiff": "IF_SAFER",
-        "copy_src_mdd": "YES",  # metadata domains besides the default one, as the GTiff output
-    }
-    for k, v in spec.creation.items():  # the user's --co, in the COG driver's names
-        if k in ("TILED", "INTERLEAVE", "PHOTOMETRIC"):
-            continue  # a COG is always tiled, pixel-interleaved
-        options["blocksize" if k in ("BLOCKXSIZE", "BLOCKYSIZE") else k.lower()] = v
+    options = cog_options(spec.creation, float_data=float_data)
     if gdal_version() < (3, 10) and any(m.get("ns_tags") for m in spec.band_meta):
         log.warning(
             "%s: GDAL %s's COG driver drops band-level metadata domains (GDAL >= 3.10 keeps "
