@@ -14,9 +14,11 @@ import pytest
 import torch
 
 pydicom = pytest.importorskip("pydicom")
+
+from _dicom_files import shipped  # noqa: E402
+
 pytest.importorskip("openjpeg")  # pylibjpeg-openjpeg: JPEG 2000 encoding and decoding
 
-from pydicom.data import get_testdata_file  # noqa: E402
 from pydicom.encaps import generate_fragments, parse_basic_offsets  # noqa: E402
 from pydicom.uid import JPEG2000, UID, JPEG2000Lossless  # noqa: E402
 
@@ -36,14 +38,6 @@ J2K, J2K_PART2, HTJ2K = (
 def _cpu(monkeypatch):
     """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
     monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
-
-
-def shipped(name: str) -> Path:
-    """A file shipped inside pydicom (never downloaded)."""
-    p = get_testdata_file(name, download=False)
-    if p is None:
-        pytest.skip(f"{name} not shipped with this pydicom")
-    return Path(p)
 
 
 def series(folder: Path, kinds: list[str], ts: str = J2K, flag: str | None = None) -> list[Path]:

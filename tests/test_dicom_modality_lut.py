@@ -15,7 +15,7 @@ import torch
 
 pydicom = pytest.importorskip("pydicom")
 
-from pydicom.data import get_testdata_file  # noqa: E402
+from _dicom_files import shipped  # noqa: E402
 from pydicom.dataset import Dataset  # noqa: E402
 from pydicom.pixels import apply_modality_lut  # noqa: E402
 from pydicom.sequence import Sequence  # noqa: E402
@@ -31,14 +31,6 @@ from sr_domains.testing.medical import interp_model, make_enhanced_dicom  # noqa
 def _cpu(monkeypatch):
     """Exact comparisons: run on the CPU even where CUDA exists (no AMP, same numbers)."""
     monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
-
-
-def shipped(name: str) -> Path:
-    """A file shipped inside pydicom (never downloaded)."""
-    p = get_testdata_file(name, download=False)
-    if p is None:
-        pytest.skip(f"{name} not shipped with this pydicom")
-    return Path(p)
 
 
 def with_lut(

@@ -11,7 +11,7 @@ import torch
 
 pydicom = pytest.importorskip("pydicom")
 
-from pydicom.data import get_testdata_file  # noqa: E402
+from _dicom_files import shipped  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless  # noqa: E402
 
 from sr_domains import inference  # noqa: E402
@@ -52,14 +52,6 @@ SAME_TAGS = (
     "Modality",
     "SOPClassUID",
 )
-
-
-def shipped(name: str) -> Path:
-    """A file shipped inside pydicom (never downloaded)."""
-    p = get_testdata_file(name, download=False)
-    if p is None:
-        pytest.skip(f"{name} not shipped with this pydicom")
-    return Path(p)
 
 
 def assert_same_volume(da, aa, db, ab, atol=0.0):
