@@ -217,6 +217,16 @@ _ALIASES = {
 }
 
 
+#: What the recipes with parameters take (for the error on bad ones).
+_NEEDS = {
+    "range": "two numbers LO,HI with LO < HI",
+    "scale": "a non-zero scale S and an optional offset O",
+    "percentile": "two percentiles P,Q with 0 <= P < Q <= 100",
+    "mr": "two percentiles P,Q with 0 <= P < Q <= 100",
+    "ct-window": "a centre C and a width W > 0",
+}
+
+
 def resolve_recipe(text: str | ProfileRecipe) -> ProfileRecipe:
     """Parse a recipe string (see module docs); errors list the valid forms."""
     if isinstance(text, ProfileRecipe):
@@ -247,6 +257,9 @@ def resolve_recipe(text: str | ProfileRecipe) -> ProfileRecipe:
     if name == "ct-window" and len(params) == 2 and params[1] > 0:
         c, w = params
         return ProfileRecipe("range", (c - w / 2, c + w / 2), raw)
+    if name in _NEEDS:  # a known recipe with parameters it cannot take: say which
+        given = ", ".join(f"{v:g}" for v in params)
+        raise ConfigError(f"profile {text!r}: {name} takes {_NEEDS[name]}, got ({given})")
     raise ConfigError(
         f"invalid intensity profile {text!r}; use one of: identity, dtype, range:LO,HI, "
         "scale:S[,O], reflectance, s2l2a, percentile[:P,Q], mr[:P,Q], ct, ct-window:C,W"

@@ -93,6 +93,21 @@ def test_bad_recipes_explain_valid_forms(bad):
         resolve_recipe(bad)
 
 
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("percentile:99,1", r"0 <= P < Q <= 100, got \(99, 1\)"),
+        ("range:5,1", r"LO < HI, got \(5, 1\)"),
+        ("scale:0", "non-zero scale"),
+        ("ct-window:40,0", "width W > 0"),
+        ("mr:1", r"0 <= P < Q <= 100, got \(1\)"),
+    ],
+)
+def test_a_known_recipe_with_bad_parameters_says_what_it_takes(bad, why):
+    with pytest.raises(ConfigError, match=why):
+        resolve_recipe(bad)
+
+
 def test_dict_round_trip_and_band_mismatch():
     p = IntensityProfile("x", (0.5, 2.0), (0.0, 1.0))
     assert IntensityProfile.from_dict(p.to_dict()) == p

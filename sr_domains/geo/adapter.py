@@ -93,11 +93,17 @@ def _info_file(path: Path) -> str:
             unit = ds.units[i - 1]
             extra = (f' "{desc}"' if desc else "") + (f" [{unit}]" if unit else "")
             ntags = len(ds.tags(i))
+            sc, off = ds.scales[i - 1], ds.offsets[i - 1]
+            coded = f", value = {sc:g} x stored + {off:g}" if (sc, off) != (1.0, 0.0) else ""
             lines.append(
                 f"  band {i:<6} {ds.dtypes[i - 1]:<8} {ds.colorinterp[i - 1].name:<10} "
-                f"mask={flags}{extra}" + (f", {ntags} tag(s)" if ntags else "")
+                f"mask={flags}{extra}{coded}" + (f", {ntags} tag(s)" if ntags else "")
             )
-        lines.append(f"  crs         {_crs_text(ds.crs)}")
+        gcp_crs = ds.gcps[1] if ds.gcps[0] else None
+        crs_text = _crs_text(ds.crs if ds.crs is not None else gcp_crs)
+        lines.append(
+            f"  crs         {crs_text}" + (" (of the GCPs)" if ds.crs is None and gcp_crs else "")
+        )
         lines.append(f"  georef      {describe_georef(g)}")
         if g.transform is not None:
             t = g.transform
@@ -181,6 +187,7 @@ def _info_dict(path: Path) -> dict[str, Any]:
             "bounds": list(ds.bounds),
             "nodata": ds.nodata,
             "gcps": len(ds.gcps[0]),
+            "gcp_crs": ds.gcps[1].to_string() if ds.gcps[0] and ds.gcps[1] else None,
             "rpcs": ds.rpcs is not None,
             "compress": ds.profile.get("compress"),
             "tiled": bool(ds.profile.get("tiled")),
@@ -195,6 +202,8 @@ def _info_dict(path: Path) -> dict[str, Any]:
                     "unit": ds.units[i - 1],
                     "mask_flags": [f.name for f in ds.mask_flag_enums[i - 1]],
                     "nodata": ds.nodatavals[i - 1],
+                    "scale": ds.scales[i - 1],
+                    "offset": ds.offsets[i - 1],
                 }
                 for i in ds.indexes
             ],
