@@ -198,3 +198,17 @@ def test_api_names_its_keywords(tmp_path):
     )
     with rasterio.open(out) as ds:
         assert ds.block_shapes[0] == (64, 256) and np.isfinite(ds.read()).all()
+
+
+def test_a_batch_refuses_a_lossy_codec_once_before_any_file(tmp_path, capsys):
+    from sr_domains.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        make_geotiff(src / f"s{i}.tif", width=16, height=12, count=1, dtype="uint8", seed=i)
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), str(out), "--co", "COMPRESS=JPEG", "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("COMPRESS=JPEG is lossy") == 1 and "failed:" not in err
+    assert not out.exists()  # refused before any file: no output, no run manifest
