@@ -17,6 +17,32 @@ if TYPE_CHECKING:
     import torch
 
 
+def resolve_network(
+    model: SRModel | str | None,
+    weights: str | os.PathLike[str] | None,
+    *,
+    scale: int,
+    n_bands: int | None = None,
+) -> SRModel:
+    """The network to run: a given :class:`SRModel` (of scale ``scale``), else
+    :func:`sr_domains.pretrained.resolve_model` (shipped weights, a checkpoint or an
+    architecture name, for ``n_bands`` bands); a model module missing from this installation
+    is a :class:`ConfigError`."""
+    if isinstance(model, SRModel) and weights is None:  # (no checkpoint module imported)
+        if model.scale != scale:
+            raise ConfigError(f"the model upscales x{model.scale} but x{scale} was requested")
+        return model
+    try:
+        return resolve_model(model, weights, scale=scale, n_bands=n_bands)
+    except ModuleNotFoundError as exc:  # model loading lives in modules that may be absent
+        if exc.name and exc.name.startswith("sr_domains"):
+            raise ConfigError(
+                f"cannot load weights: {exc.name} is not available in this installation; "
+                "pass a built model (API) instead"
+            ) from exc
+        raise
+
+
 def build_upscaler(
     model: SRModel | Upscaler | str | None,
     weights: str | os.PathLike[str] | None,
@@ -41,20 +67,7 @@ def build_upscaler(
         if model.scale != scale:
             raise ConfigError(f"the upscaler works x{model.scale} but x{scale} was requested")
         return model
-    try:
-        if isinstance(model, SRModel) and weights is None:
-            m = model  # resolve_model would import the checkpoint module for nothing
-            if m.scale != scale:
-                raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested")
-        else:
-            m = resolve_model(model, weights, scale=scale, n_bands=n_bands)
-    except ModuleNotFoundError as exc:  # model loading lives in modules that may be absent
-        if exc.name and exc.name.startswith("sr_domains"):
-            raise ConfigError(
-                f"cannot load weights: {exc.name} is not available in this installation; "
-                "pass a built model (API) instead"
-            ) from exc
-        raise
+    m = resolve_network(model, weights, scale=scale, n_bands=n_bands)
     return Upscaler(
         m,
         tile=tile,
@@ -91,4 +104,4 @@ def upscaler_of(
     )
 
 
-__all__ = ["build_upscaler", "upscaler_of"]
+__all__ = ["build_upscaler", "resolve_network", "upscaler_of"]

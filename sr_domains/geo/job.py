@@ -14,7 +14,8 @@ from typing import Any, cast
 import numpy as np
 
 from .. import __version__
-from ..errors import BandMismatchError, ConfigError, InputFileError
+from ..engine_build import resolve_network as network_of
+from ..errors import BandMismatchError, InputFileError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..made_with import weights_made, weights_provenance
@@ -61,25 +62,11 @@ def gdal_env() -> Any:
 def resolve_network(
     model: SRModel | str | None, weights: str | Path | None, *, scale: int, n_bands: int
 ) -> SRModel:
-    """The network to run: a given :class:`SRModel`, else :func:`sr_domains.pretrained.
-    resolve_model` (shipped weights, a checkpoint or an architecture name)."""
-    if isinstance(model, SRModel) and weights is None:
-        if model.scale != scale:
-            raise ConfigError(f"the model upscales x{model.scale} but x{scale} was requested")
-        if model.in_channels not in (1, n_bands):
-            raise BandMismatchError(model.in_channels, n_bands, "{n} are selected (--bands)")
-        return model
-    from ..pretrained import resolve_model
-
-    try:
-        return resolve_model(model, weights, scale=scale, n_bands=n_bands)
-    except ModuleNotFoundError as exc:  # model zoo / checkpoints not installed yet
-        if exc.name and exc.name.startswith("sr_domains"):
-            raise ConfigError(
-                f"cannot load a model here ({exc.name} is not available): no shipped weights "
-                "yet; pass a model object (Python API) or --weights/--model once available"
-            ) from exc
-        raise
+    """The network for ``n_bands`` selected bands (:func:`sr_domains.engine_build.
+    resolve_network`); a given model of other bands is a :class:`BandMismatchError`."""
+    if isinstance(model, SRModel) and weights is None and model.in_channels not in (1, n_bands):
+        raise BandMismatchError(model.in_channels, n_bands, "{n} are selected (--bands)")
+    return network_of(model, weights, scale=scale, n_bands=n_bands)
 
 
 def fit_profile(
