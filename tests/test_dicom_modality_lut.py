@@ -165,3 +165,44 @@ def test_folder_with_a_report_skips_it(tmp_path):
     vol, _, series = read_dicom_volume(folder)
     assert series.files == [src]
     np.testing.assert_array_equal(vol[0], pydicom_values(src))
+
+
+@pytest.mark.parametrize("pad_meaning", [5000, 3000])
+def test_padding_with_a_lut_is_a_value_no_tissue_holds(tmp_path, pad_meaning):
+    """The source pads with stored 0 and its LUT sends the tissue's darkest stored value to 0:
+    written as stored 0 in modality units, the padding would name that tissue. It becomes the
+    LUT's meaning for it (5000, outside the tissue's 0..4036) or, where tissue holds that too
+    (3000), the type's minimum; the range limit goes (one value is written)."""
+    ds = pydicom.dcmread(shipped("MR_small.dcm"))
+    for key in ("RescaleSlope", "RescaleIntercept", "RescaleType"):
+        if key in ds:
+            delattr(ds, key)
+    px = ds.pixel_array.copy()
+    px[:4, :4] = 0  # padding (stored 0); tissue is 127..2145
+    ds.PixelData = px.astype("<i2").tobytes()
+    ds.PixelPaddingValue = 0
+    ds["PixelPaddingValue"].VR = "SS"
+    ds.PixelPaddingRangeLimit = 0
+    ds["PixelPaddingRangeLimit"].VR = "SS"
+    table = np.clip(2 * np.arange(4096) - 254, 0, None)
+    table[0] = pad_meaning
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.ModalityLUTType = "HU"
+    item.LUTData = table.astype("<u2").tobytes()
+    item["LUTData"].VR = "OW"
+    ds.ModalityLUTSequence = Sequence([item])
+    src = tmp_path / "in" / "m.dcm"
+    src.parent.mkdir()
+    ds.save_as(src)
+    out = upscale_dicom_series(src, tmp_path / "out", model=interp_model(2, "nearest"))
+    d = pydicom.dcmread(out[0])
+    stored = d.pixel_array
+    pad = int(d.PixelPaddingValue)
+    assert "PixelPaddingRangeLimit" not in d
+    assert pad == (pad_meaning if pad_meaning == 5000 else np.iinfo(np.int16).min)
+    padded = np.zeros(stored.shape, bool)
+    padded[:8, :8] = True
+    assert (stored[padded] == pad).all()
+    tissue = stored[~padded]
+    assert tissue.min() == 0 and pad not in tissue  # before: padding written as 0

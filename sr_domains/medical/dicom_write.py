@@ -16,7 +16,8 @@ Per output image (see ``docs/medical.md`` for the full list):
   rounded and clipped to it). A source slice with a Modality LUT gives modality values with
   RescaleSlope 1, RescaleIntercept 0 and RescaleType its ModalityLUTType (32-bit where 16 bits
   cannot hold the LUT's outputs). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
-  written back as ``PixelPaddingValue`` and the padding tags are kept.
+  written back as ``PixelPaddingValue`` and the padding tags are kept; with a Modality LUT as
+  one value in modality units that no valid pixel holds (:func:`padding_value`).
 * Enhanced multi-frame sources give one enhanced file (:mod:`.dicom_enhanced`).
 """
 
@@ -46,16 +47,45 @@ from .geometry import slice_normal
 log = logging.getLogger(__name__)
 
 
+def padding_value(values: np.ndarray, series: DicomSeries) -> int | None:
+    """The stored value the output's padding pixels (NaN in ``values``) are written as, or
+    None without ``PixelPaddingValue``. The source's value, except where a Modality LUT is
+    dropped: the output's stored values are then modality values, so the source's stored
+    padding value could name real tissue (e.g. 0 mapped to -1000 HU while water reads 0). It
+    becomes the LUT's output for it, or an end of the stored type, whichever no valid output
+    pixel holds."""
+    pad = series.padding
+    if pad is None:
+        return None
+    luts = [s.lut for s in series.slices if s.lut is not None]
+    if not luts:
+        return pad[0]
+    info = np.iinfo(series.stored_dtype)
+    valid = values[~np.isnan(values)]
+    lo, hi = (float(np.rint(valid.min())), float(np.rint(valid.max()))) if valid.size else (1, 0)
+    own = int(luts[0].apply(np.array([pad[0]]))[0])
+    for v in (own, int(info.min), int(info.max)):
+        if not lo <= v <= hi:
+            return v
+    log.warning(
+        "padding pixels written as %d, a value valid pixels also hold: the output's stored "
+        "values span the whole %s range",
+        own,
+        series.stored_dtype,
+    )
+    return own
+
+
 def stored_slices(
-    values: np.ndarray, series: DicomSeries, factor: float
+    values: np.ndarray, series: DicomSeries, factor: float, pad: int | None = None
 ) -> tuple[np.ndarray, list[tuple[float, float]], int]:
     """Stored pixels of each output slice with the rescale of its nearest source slice, the
-    source's signedness, NaN (padding) as the source's ``PixelPaddingValue``; rounded and
-    clipped to :attr:`DicomSeries.stored_dtype` (16 bits, 32 for a 32-bit source). Returns
+    source's signedness, NaN (padding) as ``pad`` (default :func:`padding_value`); rounded
+    and clipped to :attr:`DicomSeries.stored_dtype` (16 bits, 32 for a 32-bit source). Returns
     ``(stored, [(slope, intercept)], n_clipped)``."""
     dt = series.stored_dtype
     info = np.iinfo(dt)
-    pad = series.padding
+    pad = padding_value(values, series) if pad is None else pad
     out = np.empty(values.shape, dt)
     pairs, clipped = [], 0
     for k in range(values.shape[0]):
@@ -65,7 +95,7 @@ def stored_slices(
         nan = np.isnan(v)
         clipped += int(((v < info.min) | (v > info.max)).sum())
         np.clip(v, info.min, info.max, out=v)
-        v[nan] = pad[0] if pad is not None else 0
+        v[nan] = pad if pad is not None else 0
         out[k] = v.astype(dt)
         pairs.append((m, b))
     if clipped:
@@ -107,7 +137,8 @@ def write_derived_series(
     SeriesDescription suffix (default ``SR x<scale>``)."""
     pydicom = require("pydicom", "medical", "DICOM files")
     factor = volume.shape[0] / series.n_slices
-    stored, pairs, _ = stored_slices(volume, series, factor)
+    pad = padding_value(volume, series)
+    stored, pairs, _ = stored_slices(volume, series, factor, pad)
     pf = (float(scale), float(scale)) if plane_factors is None else plane_factors
     info = {
         "series_uid": pydicom.uid.generate_uid(),
@@ -167,6 +198,11 @@ def write_derived_series(
         slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
         if src.lut is not None:  # written in modality units: the LUT (dropped) becomes 1/0
             ds.RescaleType = src.lut.kind
+            if "PixelPaddingValue" in ds:  # one value, in the output's stored units
+                ds.PixelPaddingValue = pad
+                ds["PixelPaddingValue"].VR = "SS" if info["signed"] else "US"
+                if "PixelPaddingRangeLimit" in ds:
+                    del ds.PixelPaddingRangeLimit
         if (
             slope != 1
             or intercept != 0
@@ -187,4 +223,4 @@ def write_derived_series(
     return out
 
 
-__all__ = ["SERIES_NUMBER_OFFSET", "stored_slices", "write_derived_series"]
+__all__ = ["SERIES_NUMBER_OFFSET", "padding_value", "stored_slices", "write_derived_series"]
