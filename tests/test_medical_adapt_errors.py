@@ -22,7 +22,7 @@ from sr_domains.cli import main  # noqa: E402
 from sr_domains.errors import ConfigError, InputFileError  # noqa: E402
 from sr_domains.medical import read_nifti, upscale_dicom_series, upscale_nifti  # noqa: E402
 from sr_domains.medical.nifti import output_header  # noqa: E402
-from sr_domains.medical.nifti_io import PENDING, PlaneWriter  # noqa: E402
+from sr_domains.medical.nifti_write import PENDING, PlaneWriter  # noqa: E402
 from sr_domains.options import AdaptOptions  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_dicom_series, make_nifti  # noqa: E402
 

@@ -179,8 +179,9 @@ def isotropic_nifti(
     fitted on the first volume), with its options as one object (``options.isotropic`` and
     ``options.internal``, as the CLI passes them; ``profile``: a fitted profile used instead
     of ``options.profile``)."""
-    from .nifti_io import PENDING, PlaneWriter, check_memory, open_source
+    from .nifti_io import check_memory, open_source
     from .nifti_upscale import values_record
+    from .nifti_write import PENDING, PlaneWriter
 
     iso = check_isotropic(options, "NIfTI", {"axes"})
     src, dst = Path(src), Path(dst)

@@ -37,7 +37,8 @@ from .geometry import (
     scale_factors,
     voxel_sizes,
 )
-from .nifti_io import PlaneWriter, load_nifti, nibabel_module, open_source
+from .nifti_io import load_nifti, nibabel_module, open_source
+from .nifti_write import PlaneWriter
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,7 @@
   intensity profile and value checks need (exact min/max, a bounded sample for percentiles). A
   gzip stream is read to its end (its checksum and length checked); a truncated or corrupt one
   is an :class:`~sr_domains.errors.InputFileError` naming the file, as with :func:`check_data`.
-* :class:`PlaneWriter` writes a header and then planes in the same order, quantized to the
-  output dtype with the header's ``scl_slope``/``scl_inter`` (integer value grid kept), and
-  can fill in provenance known only at the end (how many values were clamped).
+* The writer that mirrors it is :class:`~sr_domains.medical.nifti_write.PlaneWriter`.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +29,6 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError, require
 from ..intensity import work_dtype
-from ..strict_json import provenance_json
 from ..value_facts import ZeroFacts
 
 log = logging.getLogger(__name__)
@@ -318,115 +314,10 @@ def check_memory(need: int, what: str) -> None:
         )
 
 
-#: Placeholder for facts known only after the voxels are written (see :class:`PlaneWriter`).
-PENDING_TOKEN = "@@sr_domains:pending@@"
-PENDING = PENDING_TOKEN + " " * 2000
-
-
-class PlaneWriter:
-    """Write a NIfTI file: the header, then ``(X, Y)`` planes in file order (module docs).
-
-    Integer outputs are rounded and clipped to the dtype with the header's scaling (the
-    source's, unchanged); the number of clipped voxels is counted in :attr:`clipped`.
-
-    A header extension may hold the JSON string :data:`PENDING` as a placeholder; set
-    :attr:`pending` before closing and it is replaced by that JSON value (padded with spaces to
-    the same length). For that, ``.nii.gz`` outputs are written uncompressed beside ``path``
-    first and compressed when complete.
-    """
-
-    def __init__(self, path: Path, header: Any, n_planes: int) -> None:
-        self.path = Path(path)
-        self.header = header
-        self.dtype = header.get_data_dtype()
-        slope, inter = header.get_slope_inter()
-        self.slope = 1.0 if slope is None else float(slope)
-        self.inter = 0.0 if inter is None else float(inter)
-        self.n_planes = n_planes
-        self.written = 0
-        self.clipped = 0
-        self.pending: Any = None
-        self.gz = self.path.name.lower().endswith(".gz")
-        self.raw = self.path.with_name(self.path.name + ".raw.nii") if self.gz else self.path
-        header.set_data_offset(0)  # recomputed from the extensions by write_to
-        self._file = open(self.raw, "wb")  # noqa: SIM115 - closed by close()
-        try:
-            header.write_to(self._file)
-            pad = header.get_data_offset() - self._file.tell()
-            if pad > 0:
-                self._file.write(b"\x00" * pad)
-        except BaseException:
-            self._abort()
-            raise
-
-    def _stored(self, values: np.ndarray) -> np.ndarray:
-        dt = self.dtype
-        if dt.kind == "f":
-            return values.astype(dt)
-        info = np.iinfo(dt)
-        v = np.rint((values.astype(np.float64) - self.inter) / self.slope)
-        bad = (v < info.min) | (v > info.max)
-        self.clipped += int(np.count_nonzero(bad))
-        np.clip(v, info.min, info.max, out=v)
-        return np.nan_to_num(v, nan=0.0).astype(dt)
-
-    def write(self, planes: np.ndarray) -> None:
-        """Write a stack ``(n, X, Y)`` of planes (physical units) in file order."""
-        if self.written + len(planes) > self.n_planes:
-            raise RuntimeError("more planes written than the header declares")
-        for plane in planes:
-            self._file.write(self._stored(plane).tobytes(order="F"))
-        self.written += len(planes)
-
-    def _patch(self) -> None:
-        size = int(self.header.get_data_offset())
-        with open(self.raw, "r+b") as f:
-            head = f.read(size)
-            slot = f'"{PENDING}"'.encode()
-            at = head.find(slot)
-            if at < 0:
-                raise RuntimeError("no pending placeholder in the header")
-            text = provenance_json(self.pending).encode()
-            if len(text) > len(slot):
-                raise RuntimeError("pending value too long for its placeholder")
-            f.seek(at)
-            f.write(text.ljust(len(slot)))
-
-    def close(self) -> None:
-        """Finish the file (patch the placeholder, compress); raises if planes are missing."""
-        self._file.close()
-        if self.written != self.n_planes:
-            raise RuntimeError(f"{self.written} of {self.n_planes} planes were written")
-        if self.pending is not None:
-            self._patch()
-        if self.gz:
-            from nibabel.openers import Opener
-
-            with open(self.raw, "rb") as src, Opener(str(self.path), "wb") as dst:
-                shutil.copyfileobj(src, dst, 2**22)
-            self.raw.unlink()
-
-    def _abort(self) -> None:
-        self._file.close()
-        if self.gz:
-            self.raw.unlink(missing_ok=True)
-
-    def __enter__(self) -> PlaneWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.close()
-        else:
-            self._abort()
-
-
 __all__ = [
     "CHUNK_PLANES",
     "MAX_DEFLATE_RATIO",
-    "PENDING",
     "NiftiSource",
-    "PlaneWriter",
     "Scan",
     "available_memory",
     "check_data",

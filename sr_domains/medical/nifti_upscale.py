@@ -36,15 +36,8 @@ from .common import (
 )
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_output_name, check_upscalable, iter_planes, output_header
-from .nifti_io import (
-    CHUNK_PLANES,
-    PENDING,
-    NiftiSource,
-    PlaneWriter,
-    check_memory,
-    load_nifti,
-    open_source,
-)
+from .nifti_io import CHUNK_PLANES, NiftiSource, check_memory, load_nifti, open_source
+from .nifti_write import PENDING, PlaneWriter
 from .volume import upscale_image, upscale_stack
 
 log = logging.getLogger(__name__)
