@@ -279,7 +279,7 @@ SIGTERM_SCRIPT = textwrap.dedent(
     ("domain", "patch"),
     [
         ("geotiff", ("sr_domains.geo.job", "", "write_block")),
-        ("nifti", ("sr_domains.medical.nifti_io", "PlaneWriter", "write")),
+        ("nifti", ("sr_domains.medical.nifti_write", "PlaneWriter", "write")),
         ("dicom", ("sr_domains.medical.dicom_write", "", "save_derived")),
     ],
 )
