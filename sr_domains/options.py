@@ -237,8 +237,16 @@ class UpscaleOptions:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.max_memory is not None:
             parse_bytes(self.max_memory)
-        if self.bands is not None and not self.bands:  # (the reader names bands out of range)
-            raise ConfigError("at least one band is needed")
+        for name in ("overwrite", "progress", "cog", "through_plane"):  # "false" is truthy
+            object.__setattr__(self, name, flag(name.replace("_", " "), getattr(self, name)))
+        if self.weights is not None and not isinstance(self.weights, Path):
+            object.__setattr__(self, "weights", Path(self.weights))
+        if self.bands is not None:  # (the reader names bands out of range)
+            if isinstance(self.bands, (str, bytes)) or not self.bands:
+                raise ConfigError(f"bands must be 1-based band numbers, got {self.bands!r}")
+            if not all(is_whole(b) for b in self.bands):  # (numbers out of range: the reader)
+                raise ConfigError(f"bands must be 1-based band numbers, got {self.bands!r}")
+            object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
 
 
 def output_name(name: str, suffix: str) -> str:

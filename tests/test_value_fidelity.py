@@ -416,3 +416,25 @@ def test_real_enhanced_mr_output_adds_no_dciodvfy_error(tmp_path):
     assert d.ImageType[0] == "DERIVED" and "MRAcquisitionType" not in d
     assert all(len(item) for item in d.get("SharedFunctionalGroupsSequence", []))
     assert _dciodvfy_errors(out) <= _dciodvfy_errors(src)
+
+
+def test_ct_padding_range_is_written_as_the_padding_value(tmp_path):
+    """PixelPaddingValue -2000 with PixelPaddingRangeLimit -2010 (padding pixels -2000..-2009):
+    padding is written as PixelPaddingValue itself, not the range's low end (-2010, a value the
+    source never held, which a tool testing ``== PixelPaddingValue`` misses)."""
+    files = _ct_with_padding(tmp_path / "ct")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        px = ds.pixel_array.copy()
+        px[px == -2000] = -2000 - (np.arange(int((px == -2000).sum())) % 10)
+        ds.PixelData = px.astype("<i2").tobytes()
+        ds.add_new(0x00280121, "SS", -2010)  # PixelPaddingRangeLimit
+        ds.save_as(f)
+    assert load_dicom_series(tmp_path / "ct").padding == (-2010, -2000)
+    out = upscale_dicom_series(tmp_path / "ct", tmp_path / "o", model=Sharpen())
+    stored_in = pydicom.dcmread(files[0]).pixel_array
+    pad = (stored_in <= -2000).repeat(2, 0).repeat(2, 1)
+    for f in out:
+        d = pydicom.dcmread(f)
+        assert (d.PixelPaddingValue, d.PixelPaddingRangeLimit) == (-2000, -2010)
+        assert (d.pixel_array[pad] == -2000).all()  # before: -2010

@@ -132,6 +132,11 @@ class DicomSeries:
         lim = _int_tag(ds, "PixelPaddingRangeLimit")
         return (ppv, ppv) if lim is None else (min(ppv, lim), max(ppv, lim))
 
+    @property
+    def padding_value(self) -> int | None:
+        """``PixelPaddingValue`` itself (a range's low end may be ``PixelPaddingRangeLimit``)."""
+        return _int_tag(self.first, "PixelPaddingValue")
+
     def read_volume(self, padding_as_nan: bool = False) -> np.ndarray:
         """Decode all slices -> ``(slice, row, column)`` in modality units (rescale applied):
         float32, float64 for 32-bit sources (:func:`~sr_domains.intensity.work_dtype`). With

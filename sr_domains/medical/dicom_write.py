@@ -57,13 +57,16 @@ def padding_value(values: np.ndarray, series: DicomSeries) -> int | None:
     pad = series.padding
     if pad is None:
         return None
+    ppv = series.padding_value  # the value itself, not the range's low end
+    if ppv is None:
+        return pad[0]
     luts = [s.lut for s in series.slices if s.lut is not None]
     if not luts:
-        return pad[0]
+        return ppv
     info = np.iinfo(series.stored_dtype)
     valid = values[~np.isnan(values)]
     lo, hi = (float(np.rint(valid.min())), float(np.rint(valid.max()))) if valid.size else (1, 0)
-    own = int(luts[0].apply(np.array([pad[0]]))[0])
+    own = int(luts[0].apply(np.array([ppv]))[0])
     for v in (own, int(info.min), int(info.max)):
         if not lo <= v <= hi:
             return v
