@@ -66,6 +66,28 @@ def test_nan_pixels_stay_invalid_when_written_as_integers(tmp_path):
         assert ds.nodata == 0 and np.array_equal(ds.read(1) == 0, _up(np.isnan(data)))
 
 
+def test_nan_pixels_under_a_source_mask_stay_invalid_as_integers(tmp_path):
+    """Float data with an internal mask (one corner) and NaN pixels elsewhere, written as
+    uint16: the output mask marks both invalid (the NaN pixels were written as valid zeros,
+    since only the source's mask was copied)."""
+    data = _wave().astype("float32")
+    data[20:26, 24:30] = np.nan
+    masked = np.zeros(data.shape, bool)
+    masked[:8, :8] = True
+    src = tmp_path / "fm.tif"
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(src, "w", count=1, dtype="float32", **GRID) as ds,
+    ):
+        ds.write(data[None])
+        ds.write_mask(np.where(masked, 0, 255).astype(np.uint8))
+    out = tmp_path / "o.tif"
+    upscale_geotiff(src, out, model=tiny_model(1, 2), dtype="uint16")
+    with rasterio.open(out) as ds:
+        mask = ds.read_masks(1)
+    assert np.array_equal(mask == 0, _up(np.isnan(data) | masked))
+
+
 def _stack(tmp_path):
     """A VRT of three uint16 bands whose nodata values differ (0, 65535, 7)."""
     nodatas = (0, 65535, 7)

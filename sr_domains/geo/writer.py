@@ -171,10 +171,12 @@ def write_block(
     out[~valid] = spec.invalid_value
     window = Window(col0, row0 if out_row0 is None else out_row0, cols, rows)
     dst.write(out, indexes=list(range(1, c + 1)), window=window)
-    if spec.write_mask and lr.mask is not None:
-        dst.write_mask(up(lr.mask), window=window)
-    elif spec.mask_invalid:  # (a pixel is valid where every band is)
-        dst.write_mask(np.where(valid.all(axis=0), 255, 0).astype(np.uint8), window=window)
+    mask = up(lr.mask) if spec.write_mask and lr.mask is not None else None
+    if spec.mask_invalid:  # (a pixel is valid where every band is; and the source mask says)
+        ok = valid.all(axis=0)
+        mask = np.where(ok, 255 if mask is None else mask, 0).astype(np.uint8)
+    if mask is not None:
+        dst.write_mask(mask, window=window)
     if spec.alpha_band is not None and lr.alpha is not None:
         dst.write(up(lr.alpha), spec.alpha_band, window=window)
 
