@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .options import AdaptOptions, UpscaleOptions, flag, is_whole, whole
+from .options import ON_OFF_FIELDS, AdaptOptions, UpscaleOptions, flag, is_whole, whole
 from .value_domain import ValueOptions
 
 #: On/off fields of :class:`~sr_domains.options.UpscaleOptions` a keyword API may pass.
-FLAGS = ("through_plane", "overwrite", "progress", "cog")
+FLAGS = ON_OFF_FIELDS  # checked by UpscaleOptions itself
 
 
 def adapt_keyword(adapt: object) -> AdaptOptions | None:
@@ -47,12 +47,9 @@ def keyword_options(
     """``(options, model, profile)`` from an API's keywords: a ``model`` or ``profile`` given
     as a name goes into the options; one given as an object (a built model or upscaler, a
     fitted profile) comes back beside them, to be used instead of the options' name.
-    ``adapt``: see :func:`adapt_keyword`; the on/off ``fields`` (:data:`FLAGS`) must be
-    bools. ``fields``: the other :class:`~sr_domains.options.UpscaleOptions` fields, as they
-    are."""
-    for name in FLAGS:
-        if name in fields:
-            fields[name] = flag(name, fields[name])
+    ``adapt``: see :func:`adapt_keyword`. ``fields``: the other
+    :class:`~sr_domains.options.UpscaleOptions` fields, as they are (the options check them,
+    the on/off ones included)."""
     options = UpscaleOptions(
         scale=whole("scale", scale, 1, 16),
         model=model if isinstance(model, str) else None,

@@ -179,6 +179,10 @@ class AdaptOptions:
             raise ConfigError(f"adapt time limit must be > 0 minutes, got {self.max_minutes}")
 
 
+#: The on/off fields of :class:`UpscaleOptions`: True or False only (never ``"false"``).
+ON_OFF_FIELDS = ("through_plane", "overwrite", "progress", "cog")
+
+
 @dataclass(frozen=True)
 class UpscaleOptions:
     """What the user asked for; domain adapters read the fields that apply to them.
@@ -237,14 +241,12 @@ class UpscaleOptions:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.max_memory is not None:
             parse_bytes(self.max_memory)
-        for name in ("overwrite", "progress", "cog", "through_plane"):  # "false" is truthy
-            object.__setattr__(self, name, flag(name.replace("_", " "), getattr(self, name)))
+        for name in ON_OFF_FIELDS:  # ("false" is truthy)
+            object.__setattr__(self, name, flag(name, getattr(self, name)))
         if self.weights is not None and not isinstance(self.weights, Path):
             object.__setattr__(self, "weights", Path(self.weights))
-        if self.bands is not None:  # (the reader names bands out of range)
-            if isinstance(self.bands, (str, bytes)) or not self.bands:
-                raise ConfigError(f"bands must be 1-based band numbers, got {self.bands!r}")
-            if not all(is_whole(b) for b in self.bands):  # (numbers out of range: the reader)
+        if self.bands is not None:  # (numbers out of range: the reader names the file's range)
+            if isinstance(self.bands, (str, bytes)) or not all(map(is_whole, self.bands or [""])):
                 raise ConfigError(f"bands must be 1-based band numbers, got {self.bands!r}")
             object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
 

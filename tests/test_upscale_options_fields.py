@@ -17,7 +17,7 @@ from sr_domains.options import UpscaleOptions
 @pytest.mark.parametrize("name", ["overwrite", "progress", "cog", "through_plane"])
 @pytest.mark.parametrize("value", ["false", "no", 0, 1, None])
 def test_on_off_fields_take_only_bools(name, value):
-    with pytest.raises(ConfigError, match=f"{name.replace('_', ' ')} must be True or False"):
+    with pytest.raises(ConfigError, match=f"{name} must be True or False"):
         UpscaleOptions(**{name: value})
     assert getattr(UpscaleOptions(**{name: np.bool_(True)}), name) is True
 
