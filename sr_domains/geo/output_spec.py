@@ -293,6 +293,10 @@ def build_spec(
         alpha_band=count if src.has_alpha else None,
         band_meta=band_meta,
         tags=tags,
+        # GDAL reads alpha as the mask only in 2- and 4-band files: in any other layout (a
+        # 5-band R,G,B,NIR,alpha orthophoto, --bands 1,2 of RGBA) the validity is also written
+        # as an internal mask, so GDAL readers see it
+        mask_invalid=src.has_alpha and count not in (2, 4),
     )
 
 

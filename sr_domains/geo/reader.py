@@ -7,8 +7,10 @@ Validity rules (True = valid), per band:
   stored type cannot hold (NaN or -9999 for uint16 data, given for a float output) marks
   nothing;
 * float data: NaN and +-inf are always invalid;
-* a per-dataset mask (internal ``.msk`` / ``GDAL_TIFF_INTERNAL_MASK``) or an alpha band with
-  value 0 -> invalid (GDAL mask semantics, read with ``read_masks``).
+* a per-dataset mask (internal ``.msk`` / ``GDAL_TIFF_INTERNAL_MASK``) with value 0 -> invalid
+  (GDAL mask semantics, read with ``read_masks``);
+* the band marked alpha with value 0 -> invalid, whatever the band count (GDAL derives a mask
+  from alpha only in 2- and 4-band files; a 5-band R,G,B,NIR,alpha orthophoto has one too).
 
 An alpha band is never fed to the network: it is excluded from the default band list and
 carried to the output (nearest-upscaled) instead.
@@ -243,11 +245,14 @@ class RasterSource:
         self,
         values: np.ndarray,
         gdal_mask: np.ndarray | None,
+        alpha: np.ndarray | None,
         invalid_values: tuple[tuple[Any, ...], ...] | None = None,
     ) -> np.ndarray:
         valid = np.ones(values.shape, bool)
         if gdal_mask is not None:
             valid &= gdal_mask > 0
+        if alpha is not None:  # GDAL derives a mask from alpha only in 2- and 4-band files
+            valid &= alpha > 0
         rules = self.invalid_values if invalid_values is None else invalid_values
         for k, band_values in enumerate(rules):
             for v in band_values:
@@ -259,7 +264,7 @@ class RasterSource:
     def read(self, window: Window) -> Block:
         """Read the selected bands, validity, mask and alpha for ``window``."""
         values, gdal_mask, mask2d, alpha = self._read_raw(window)
-        return Block(values, self._validity(values, gdal_mask), mask2d, alpha)
+        return Block(values, self._validity(values, gdal_mask, alpha), mask2d, alpha)
 
     def _read_raw(
         self, window: Window
@@ -341,8 +346,8 @@ class RasterSource:
         strip = max(1, min(max(self.ds.block_shapes[0][0], 64), (64 * 2**20) // (itemsize * w)))
         lo, hi, count = math.inf, -math.inf, 0
         for y0 in range(0, h, strip):
-            values, gdal_mask, _, _ = self._read_raw(Window(0, y0, w, min(strip, h - y0)))
-            valid = self._validity(values, gdal_mask, self.own_invalid_values)
+            values, gdal_mask, _, alpha = self._read_raw(Window(0, y0, w, min(strip, h - y0)))
+            valid = self._validity(values, gdal_mask, alpha, self.own_invalid_values)
             if not valid.any():
                 continue
             v = values[valid]

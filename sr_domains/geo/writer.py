@@ -7,7 +7,10 @@ Output rules:
   small outputs), DEFLATE with a predictor, ``BIGTIFF=IF_SAFER``, pixel interleaved.
 * Invalid output pixels (nearest-upscaled validity) get the nodata value when the source has one
   (or ``nodata`` was given); else NaN for float data, else 0. A per-dataset mask is written back
-  as an internal mask, and an alpha band is carried (nearest-upscaled) as the last band.
+  as an internal mask, and an alpha band is carried (nearest-upscaled) as the last band, in
+  the output type's scale (opaque = its maximum; :func:`alpha_as`). When the output's band
+  count is not 2 or 4 (the layouts where GDAL reads alpha as the mask), the validity is also
+  written as an internal mask.
 * A *valid* pixel that comes out equal to the nodata value is nudged by one unit (integers: +1,
   or -1 when nodata is the dtype maximum; floats: the next representable value) so it is not
   mistaken for nodata.
@@ -178,7 +181,21 @@ def write_block(
     if mask is not None:
         dst.write_mask(mask, window=window)
     if spec.alpha_band is not None and lr.alpha is not None:
-        dst.write(up(lr.alpha), spec.alpha_band, window=window)
+        alpha = alpha_as(up(lr.alpha), np.dtype(spec.profile["dtype"]))
+        dst.write(alpha, spec.alpha_band, window=window)
+
+
+def alpha_as(alpha: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``alpha`` in the output data type. Between integer types it is rescaled so opaque
+    stays the type's maximum (GDAL reads uint8 alpha 255 and uint16 alpha 65535 as opaque;
+    uint8's 255 copied into uint16 would read as 0.4 % opacity) and 0 stays transparent;
+    otherwise the values are kept, clipped to the output type."""
+    if alpha.dtype == dtype:
+        return alpha
+    if alpha.dtype.kind in "iu" and dtype.kind in "iu":
+        ratio = np.iinfo(dtype).max / np.iinfo(alpha.dtype).max
+        return np.rint(np.clip(alpha, 0, None) * ratio).astype(dtype)
+    return cast_to_dtype(alpha.astype(np.float64), dtype)
 
 
 # -- COG --------------------------------------------------------------------------------------
