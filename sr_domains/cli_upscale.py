@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 def _int_list(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        items = text.replace(" ", "").split(",")
+        if "" in items:  # "1,,2", "1,2,": a band or axis left out by a typo
+            raise ValueError(text)
+        return tuple(int(v) for v in items)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"

@@ -135,6 +135,36 @@ def test_truncated_file(shared_data, tmp_path):
     assert _leftovers(tmp_path, {"cut.tif"}) == []
 
 
+def test_corrupt_tile_names_gdal_reason(tmp_path):
+    """A damaged compressed tile: the error names the block and the codec's reason, not
+    rasterio's bare "Read failed. See previous exception"."""
+    src = make_geotiff(tmp_path / "c.tif", width=256, height=256, block=128)
+    with rasterio.open(src) as ds:
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+    raw = bytearray(src.read_bytes())
+    for i in range(offset + 10, offset + 200):
+        raw[i] ^= 0x5A
+    src.write_bytes(bytes(raw))
+    with pytest.raises(InputFileError, match=r"c\.tif") as info:
+        upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    msg = str(info.value)
+    assert "previous exception" not in msg
+    assert "IReadBlock failed" in msg and "Decod" in msg
+    assert _leftovers(tmp_path, {"c.tif"}) == []
+
+
+@pytest.mark.parametrize("text", ["1,,2", "1,2,", ",1"])
+def test_cli_bands_with_an_empty_item_is_refused(tmp_path, capsys, text):
+    from sr_domains.cli import main
+
+    src = make_geotiff(tmp_path / "in.tif", count=3)
+    with pytest.raises(SystemExit) as info:
+        main(["upscale", str(src), str(tmp_path / "o.tif"), "--bands", text])
+    assert info.value.code == 2
+    assert "expected comma-separated integers" in capsys.readouterr().err
+    assert not (tmp_path / "o.tif").exists()
+
+
 @pytest.mark.parametrize(
     ("bands", "match"),
     [([0], r"band\(s\) \[0\] do not exist.*1\.\.3"), ([2, 5], r"\[5\]"), ([1, 1], "repeats")],

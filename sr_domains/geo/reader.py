@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError, MissingDependencyError
 from ..value_ops import nodata_problem
+from .gdal_errors import gdal_message
 
 try:
     import rasterio
@@ -75,7 +76,7 @@ def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
                 return rasterio.open(p)
             return rasterio.open(p, overview_level=overview_level)
     except RasterioError as exc:
-        raise InputFileError(p, f"not a readable raster ({_gdal_message(exc)})") from exc
+        raise InputFileError(p, f"not a readable raster ({gdal_message(exc)})") from exc
 
 
 def raster_inputs(path: str | Path) -> list[Path]:
@@ -107,11 +108,6 @@ def _is_vrt(p: Path) -> bool:
             return fh.read(64).lstrip().startswith(b"<VRTDataset")
     except OSError:
         return False
-
-
-def _gdal_message(exc: BaseException) -> str:
-    msg = str(exc).strip() or type(exc).__name__
-    return msg.replace("\n", " ")[:300]
 
 
 class RasterSource:
@@ -281,7 +277,7 @@ class RasterSource:
                 alpha = self.ds.read(self.alpha_index, window=window)
         except RasterioError as exc:
             raise InputFileError(
-                self.path, f"read failed at {window!r} ({_gdal_message(exc)}); is the file corrupt?"
+                self.path, f"read failed at {window!r} ({gdal_message(exc)}); is the file corrupt?"
             ) from exc
         return values, gdal_mask, mask2d, alpha
 
@@ -313,7 +309,7 @@ class RasterSource:
                 return ov._subsample(ov, max(1, factor // ovr[-1]))
         except RasterioError as exc:
             raise InputFileError(
-                self.path, f"read failed ({_gdal_message(exc)}); is the file corrupt?"
+                self.path, f"read failed ({gdal_message(exc)}); is the file corrupt?"
             ) from exc
 
     def domain_minimum(self) -> np.ndarray:
