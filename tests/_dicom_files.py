@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,3 +17,13 @@ def shipped(name: str) -> Path:
     if p is None:
         pytest.skip(f"{name} not shipped with this pydicom")
     return Path(p)
+
+
+def edit_files(files: list[Path], edit: Callable[[Any, int], None]) -> None:
+    """Read each DICOM file with pydicom, apply ``edit(dataset, index)`` and save it back."""
+    import pydicom
+
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        edit(ds, i)
+        ds.save_as(f)

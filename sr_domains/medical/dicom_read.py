@@ -318,9 +318,9 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
         )
     for s in slices:
         if s.pixel_spacing is None or len(s.pixel_spacing) != 2 or min(s.pixel_spacing) <= 0:
-            raise InputFileError(s.path, f"{s.label}: missing or invalid PixelSpacing")
+            raise InputFileError(s.path, f"{s.frame_note}missing or invalid PixelSpacing")
         if s.iop is None or s.iop.shape != (6,) or s.position is None or s.position.shape != (3,):
-            raise InputFileError(s.path, f"{s.label}: malformed ImagePosition/Orientation")
+            raise InputFileError(s.path, f"{s.frame_note}malformed ImagePosition/Orientation")
     _same(slices, "ImageOrientationPatient", lambda s: s.iop, 1e-4)
     _same(slices, "PixelSpacing", lambda s: s.pixel_spacing, ATOL)
     normal = slice_normal(cast(np.ndarray, slices[0].iop))  # (all checked above)
@@ -387,7 +387,7 @@ def _check_positions(
         i = int(np.argmax(resid))
         raise InputFileError(
             slices[i].path,
-            f"{slices[i].label} is off the line of slice positions by {resid[i]:.3g} mm",
+            f"{slices[i].frame_note}off the line of slice positions by {resid[i]:.3g} mm",
         )
     return step
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..errors import InputFileError, require
 from ..intensity import work_dtype
+from .dicom_values import int_tag as _int_tag
+from .dicom_values import padding_range, series_dtype, stored_kind
 from .geometry import dicom_affine, slice_normal
 from .modality_lut import ModalityLut, modality_lut
 
@@ -45,6 +47,12 @@ class DicomSlice:
     @property
     def label(self) -> str:
         return self.path.name if self.frame is None else f"{self.path.name} frame {self.frame + 1}"
+
+    @property
+    def frame_note(self) -> str:
+        """``"frame N: "`` for a frame of a multi-frame file, else empty: a message prefix
+        after the file's path (which the error names already)."""
+        return "" if self.frame is None else f"frame {self.frame + 1}: "
 
 
 @dataclass
@@ -104,33 +112,24 @@ class DicomSeries:
 
     @property
     def stored_dtype(self) -> np.dtype:
-        """The integer type of the derived series' pixels: 32-bit for a 32-bit source
-        (``BitsAllocated`` 32), else 16-bit (8-bit sources too); the source's signedness. With
-        a Modality LUT (written as modality values, rescale 1/0) 32-bit where 16 bits cannot
-        hold the LUT outputs."""
-        ds = self.first
-        kind = "i" if int(ds.get("PixelRepresentation", 0)) == 1 else "u"
-        bits = 32 if int(ds.get("BitsAllocated", 16) or 16) > 16 else 16
+        """The integer type of the derived series' pixels (:func:`.dicom_values.series_dtype`):
+        one that holds the stored values of every slice (signedness and ``BitsStored`` may
+        differ between files) and every Modality LUT output (written as modality values,
+        rescale 1/0): 16-bit, 32-bit for a 32-bit source or where 16 bits cannot hold them."""
+        files = {id(s.ds): s.ds for s in self.slices}
         luts = [s.lut.table for s in self.slices if s.lut is not None]
-        if luts:
-            info = np.iinfo(f"{kind}{bits // 8}")
-            if (
-                min(int(t.min()) for t in luts) < info.min
-                or max(int(t.max()) for t in luts) > info.max
-            ):
-                bits = 32
-        return np.dtype(f"{kind}{bits // 8}")
+        return series_dtype(list(files.values()), luts)
+
+    @property
+    def mixed_stored_types(self) -> bool:
+        """Whether the files differ in PixelRepresentation, BitsAllocated or BitsStored."""
+        return len({stored_kind(s.ds) for s in self.slices}) > 1
 
     @property
     def padding(self) -> tuple[int, int] | None:
         """Stored values that mark pixels outside the scanned area: ``PixelPaddingValue``, up
         to ``PixelPaddingRangeLimit`` when present (inclusive), or None."""
-        ds = self.first
-        ppv = _int_tag(ds, "PixelPaddingValue")
-        if ppv is None:
-            return None
-        lim = _int_tag(ds, "PixelPaddingRangeLimit")
-        return (ppv, ppv) if lim is None else (min(ppv, lim), max(ppv, lim))
+        return padding_range(self.first)
 
     @property
     def padding_value(self) -> int | None:
@@ -164,22 +163,6 @@ class DicomSeries:
                 if pad is not None:
                     vol[i][(frame >= pad[0]) & (frame <= pad[1])] = np.nan
         return vol
-
-
-def _int_tag(ds: Any, key: str) -> int | None:
-    """An integer-valued tag that pydicom may hold as int or raw bytes (US/SS ambiguity)."""
-    if key not in ds:
-        return None
-    v = ds[key].value
-    if isinstance(v, (bytes, bytearray)):
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        return (
-            int(np.frombuffer(bytes(v[:2]), "<i2" if signed else "<u2")[0]) if len(v) >= 2 else None
-        )
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def decode_pixels(path: Path, ds: Any) -> np.ndarray:

@@ -10,14 +10,16 @@ Per output image (see ``docs/medical.md`` for the full list):
 * ImageType ``DERIVED\\SECONDARY\\...`` (enhanced: value 1 and FrameType value 1 DERIVED),
   DerivationDescription with provenance, SeriesDescription suffix ``SR xS``, SourceImageSequence
   referencing the source images, ContributingEquipmentSequence entry.
-* pixels: 16-bit (32-bit for a 32-bit source), all bits stored, the source's signedness;
-  each slice keeps the
+* pixels: 16-bit (32-bit for a 32-bit source), all bits stored, the source's signedness
+  (files differing in signedness or bits: one type holding all, :func:`output_dtype`); each
+  slice keeps the
   RescaleSlope/Intercept of its source slice (the integer value grid is unchanged: values are
   rounded and clipped to it). A source slice with a Modality LUT gives modality values with
   RescaleSlope 1, RescaleIntercept 0 and RescaleType its ModalityLUTType (32-bit where 16 bits
   cannot hold the LUT's outputs). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
   written back as ``PixelPaddingValue`` and the padding tags are kept; with a Modality LUT as
-  one value in modality units that no valid pixel holds (:func:`padding_value`).
+  one value in modality units that no valid pixel holds (:func:`padding_value`). Valid
+  pixels never hold a padding value (moved off it, :func:`stored_slices`).
 * Enhanced multi-frame sources give one enhanced file (:mod:`.dicom_enhanced`).
 """
 
@@ -42,18 +44,21 @@ from .dicom_derive import (
 )
 from .dicom_enhanced import write_enhanced
 from .dicom_series import DicomSeries
+from .dicom_values import holding_dtype, keep_off_padding, padding_range, retag_padding
 from .geometry import slice_normal
 
 log = logging.getLogger(__name__)
 
 
-def padding_value(values: np.ndarray, series: DicomSeries) -> int | None:
+def padding_value(
+    values: np.ndarray, series: DicomSeries, dtype: np.dtype | None = None
+) -> int | None:
     """The stored value the output's padding pixels (NaN in ``values``) are written as, or
     None without ``PixelPaddingValue``. The source's value, except where a Modality LUT is
     dropped: the output's stored values are then modality values, so the source's stored
     padding value could name real tissue (e.g. 0 mapped to -1000 HU while water reads 0). It
-    becomes the LUT's output for it, or an end of the stored type, whichever no valid output
-    pixel holds."""
+    becomes the LUT's output for it, or an end of the stored type (``dtype``, default
+    :func:`output_dtype`), whichever no valid output pixel holds."""
     pad = series.padding
     if pad is None:
         return None
@@ -63,7 +68,8 @@ def padding_value(values: np.ndarray, series: DicomSeries) -> int | None:
     luts = [s.lut for s in series.slices if s.lut is not None]
     if not luts:
         return ppv
-    info = np.iinfo(series.stored_dtype)
+    dt = output_dtype(values, series) if dtype is None else dtype
+    info = np.iinfo(dt)
     valid = values[~np.isnan(values)]
     lo, hi = (float(np.rint(valid.min())), float(np.rint(valid.max()))) if valid.size else (1, 0)
     own = int(luts[0].apply(np.array([ppv]))[0])
@@ -74,35 +80,85 @@ def padding_value(values: np.ndarray, series: DicomSeries) -> int | None:
         "padding pixels written as %d, a value valid pixels also hold: the output's stored "
         "values span the whole %s range",
         own,
-        series.stored_dtype,
+        dt,
     )
     return own
 
 
-def stored_slices(
-    values: np.ndarray, series: DicomSeries, factor: float, pad: int | None = None
-) -> tuple[np.ndarray, list[tuple[float, float]], int]:
-    """Stored pixels of each output slice with the rescale of its nearest source slice, the
-    source's signedness, NaN (padding) as ``pad`` (default :func:`padding_value`); rounded
-    and clipped to :attr:`DicomSeries.stored_dtype` (16 bits, 32 for a 32-bit source). Returns
-    ``(stored, [(slope, intercept)], n_clipped)``."""
+def _rounded(values: np.ndarray, series: DicomSeries, factor: float, k: int) -> np.ndarray:
+    """Output slice ``k`` in the stored units of its nearest source slice, rounded (float)."""
+    src = series.slices[nearest_source(k, factor, series.n_slices)]
+    return np.rint((values[k].astype(np.float64) - src.intercept) / src.slope)
+
+
+def output_dtype(values: np.ndarray, series: DicomSeries) -> np.dtype:
+    """The integer type the derived series is written in: :attr:`DicomSeries.stored_dtype`,
+    except for a series whose files differ in signedness or bits (e.g. one signed slice among
+    unsigned ones up to 42900): then the narrowest type (16 bits where possible) that holds
+    every output value and the padding values, so no slice is clipped to another's range."""
     dt = series.stored_dtype
+    if not series.mixed_stored_types:
+        return dt
+    factor = values.shape[0] / series.n_slices
+    lo, hi = np.inf, -np.inf
+    for k in range(values.shape[0]):
+        v = _rounded(values, series, factor, k)
+        v = v[~np.isnan(v)]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    for s in series.slices:
+        pad = padding_range(s.ds)
+        if pad is not None:
+            lo, hi = min(lo, pad[0]), max(hi, pad[1])
+    signed = int(series.first.get("PixelRepresentation", 0) or 0) == 1
+    narrow = holding_dtype(lo, hi, signed) if lo <= hi else None
+    out = narrow if narrow is not None and narrow.itemsize <= dt.itemsize else dt
+    log.info(
+        "%s: the files differ in PixelRepresentation/BitsAllocated/BitsStored "
+        "(0028,0103/0100/0101); written as %s (stored values %g..%g)",
+        series.source,
+        out,
+        lo,
+        hi,
+    )
+    return out
+
+
+def stored_slices(
+    values: np.ndarray,
+    series: DicomSeries,
+    factor: float,
+    pad: int | None = None,
+    dtype: np.dtype | None = None,
+) -> tuple[np.ndarray, list[tuple[float, float]], int]:
+    """Stored pixels of each output slice with the rescale of its nearest source slice, NaN
+    (padding) as ``pad`` (default :func:`padding_value`); rounded and clipped to ``dtype``
+    (default :func:`output_dtype`). A valid pixel never holds a value the slice declares as
+    padding (``PixelPaddingValue`` [..``RangeLimit``]): it moves to the nearest value outside
+    (:func:`.dicom_values.keep_off_padding`). Returns ``(stored, [(slope, intercept)],
+    n_clipped)``."""
+    dt = output_dtype(values, series) if dtype is None else np.dtype(dtype)
     info = np.iinfo(dt)
-    pad = padding_value(values, series) if pad is None else pad
+    pad = padding_value(values, series, dt) if pad is None else pad
     out = np.empty(values.shape, dt)
-    pairs, clipped = [], 0
+    pairs, clipped, moved = [], 0, 0
     for k in range(values.shape[0]):
         src = series.slices[nearest_source(k, factor, series.n_slices)]
-        m, b = src.slope, src.intercept
-        v = np.rint((values[k].astype(np.float64) - b) / m)
+        v = _rounded(values, series, factor, k)
         nan = np.isnan(v)
         clipped += int(((v < info.min) | (v > info.max)).sum())
         np.clip(v, info.min, info.max, out=v)
         v[nan] = pad if pad is not None else 0
         out[k] = v.astype(dt)
-        pairs.append((m, b))
+        declared = (pad, pad) if src.lut is not None and pad is not None else None
+        declared = padding_range(src.ds) if src.lut is None else declared
+        if declared is not None:
+            moved += keep_off_padding(out[k], ~nan, declared)
+        pairs.append((src.slope, src.intercept))
     if clipped:
         log.warning("%d pixel value(s) clipped to the %s range", clipped, dt)
+    if moved:
+        log.info("%d valid pixel(s) moved off the padding value(s)", moved)
     return out, pairs, clipped
 
 
@@ -140,8 +196,9 @@ def write_derived_series(
     SeriesDescription suffix (default ``SR x<scale>``)."""
     pydicom = require("pydicom", "medical", "DICOM files")
     factor = volume.shape[0] / series.n_slices
-    pad = padding_value(volume, series)
-    stored, pairs, _ = stored_slices(volume, series, factor, pad)
+    dtype = output_dtype(volume, series)
+    pad = padding_value(volume, series, dtype)
+    stored, pairs, _ = stored_slices(volume, series, factor, pad, dtype)
     pf = (float(scale), float(scale)) if plane_factors is None else plane_factors
     info = {
         "series_uid": pydicom.uid.generate_uid(),
@@ -199,7 +256,9 @@ def write_derived_series(
                 ds_number(float(v) / f) for v, f in zip(ds.ImagerPixelSpacing, pf)
             ]
         slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
-        if src.lut is not None:  # written in modality units: the LUT (dropped) becomes 1/0
+        if src.lut is None:
+            retag_padding(ds, info["signed"])  # the source slice's signedness may differ
+        else:  # written in modality units: the LUT (dropped) becomes 1/0
             ds.RescaleType = src.lut.kind
             if "PixelPaddingValue" in ds:  # one value, in the output's stored units
                 ds.PixelPaddingValue = pad
@@ -226,4 +285,10 @@ def write_derived_series(
     return out
 
 
-__all__ = ["SERIES_NUMBER_OFFSET", "padding_value", "stored_slices", "write_derived_series"]
+__all__ = [
+    "SERIES_NUMBER_OFFSET",
+    "output_dtype",
+    "padding_value",
+    "stored_slices",
+    "write_derived_series",
+]

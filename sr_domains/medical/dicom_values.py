@@ -1,0 +1,133 @@
+"""Stored value grids of DICOM images: the integer type a derived series is written in, and
+the padding values (``PixelPaddingValue`` [..``PixelPaddingRangeLimit``]) valid pixels keep
+off. Works on pydicom datasets only (no series objects), so every medical module may use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..value_ops import nudge_from_nodata
+
+log = logging.getLogger(__name__)
+
+#: Output types in order of preference per width: 16 bits unless a source is 32-bit.
+_WIDTHS = (2, 4)
+
+
+def int_tag(ds: Any, key: str) -> int | None:
+    """An integer-valued tag that pydicom may hold as int or raw bytes (US/SS ambiguity)."""
+    if key not in ds:
+        return None
+    v = ds[key].value
+    if isinstance(v, (bytes, bytearray)):
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        return (
+            int(np.frombuffer(bytes(v[:2]), "<i2" if signed else "<u2")[0]) if len(v) >= 2 else None
+        )
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def declared_range(ds: Any) -> tuple[int, int]:
+    """The stored values an image can hold: ``PixelRepresentation`` (signedness) and
+    ``BitsStored`` (``BitsAllocated`` when absent)."""
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    bits = int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 16) or 16)
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def stored_kind(ds: Any) -> tuple[int, int, int]:
+    """``(PixelRepresentation, BitsAllocated, BitsStored)`` of an image."""
+    alloc = int(ds.get("BitsAllocated", 16) or 16)
+    return (int(ds.get("PixelRepresentation", 0) or 0), alloc, int(ds.get("BitsStored", alloc)))
+
+
+def holding_dtype(lo: float, hi: float, signed_first: bool, min_bytes: int = 2) -> np.dtype | None:
+    """The narrowest integer type of at least ``min_bytes`` (16 or 32 bits; the first image's
+    signedness first at each width) that holds ``lo..hi``; None when no such type does."""
+    kinds = ("i", "u") if signed_first else ("u", "i")
+    for size in (s for s in _WIDTHS if s >= min_bytes):
+        for kind in kinds:
+            info = np.iinfo(f"{kind}{size}")
+            if info.min <= lo and hi <= info.max:
+                return np.dtype(f"{kind}{size}")
+    return None
+
+
+def series_dtype(datasets: Sequence[Any], tables: Sequence[np.ndarray] = ()) -> np.dtype:
+    """The integer type that holds the stored values every image of a series may have (the
+    union of their ``PixelRepresentation``/``BitsStored`` ranges) and every Modality LUT
+    output in ``tables``: 16 bits unless a source is 32-bit or 16 bits cannot hold the union
+    (e.g. signed and unsigned 16-bit images in one series: 32-bit signed). When not even 32
+    bits hold it, 32-bit with the first image's signedness (values are then checked as they
+    are written)."""
+    ranges = [declared_range(ds) for ds in datasets]
+    ranges += [(int(t.min()), int(t.max())) for t in tables if t.size]
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    signed = int(datasets[0].get("PixelRepresentation", 0) or 0) == 1
+    wide = any(int(ds.get("BitsAllocated", 16) or 16) > 16 for ds in datasets)
+    dt = holding_dtype(lo, hi, signed, 4 if wide else 2)
+    return dt if dt is not None else np.dtype("i4" if signed else "u4")
+
+
+def padding_range(ds: Any) -> tuple[int, int] | None:
+    """The stored values an image marks as padding: ``PixelPaddingValue`` up to
+    ``PixelPaddingRangeLimit`` when present (inclusive), or None."""
+    ppv = int_tag(ds, "PixelPaddingValue")
+    if ppv is None:
+        return None
+    lim = int_tag(ds, "PixelPaddingRangeLimit")
+    return (ppv, ppv) if lim is None else (min(ppv, lim), max(ppv, lim))
+
+
+def retag_padding(ds: Any, signed: bool) -> None:
+    """Give ``PixelPaddingValue``/``PixelPaddingRangeLimit`` the VR of the written pixels'
+    signedness (SS or US) where their value fits it (the source's may have been the other)."""
+    lo, hi = (-(1 << 15), (1 << 15) - 1) if signed else (0, (1 << 16) - 1)
+    for key in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+        v = int_tag(ds, key)
+        if v is not None and lo <= v <= hi:
+            ds[key].value = v
+            ds[key].VR = "SS" if signed else "US"
+
+
+def keep_off_padding(out: np.ndarray, valid: np.ndarray, pad: tuple[int, int]) -> int:
+    """In place: valid pixels of the integer image ``out`` that hold a padding value (``pad``,
+    inclusive) move to the nearest value outside the range that ``out``'s type holds, so a
+    reader never takes them for padding (one value: the shared nodata nudge, one unit).
+    Returns how many moved."""
+    lo, hi = pad
+    hit = valid & (out >= lo) & (out <= hi)
+    n = int(hit.sum())
+    if not n:
+        return 0
+    if lo == hi:
+        nudge_from_nodata(out, valid, lo)
+        return n
+    info = np.iinfo(out.dtype)
+    below, above = lo - 1, hi + 1
+    vals = out[hit].astype(np.int64)
+    if below < info.min and above > info.max:
+        raise ValueError(f"the padding range {lo}..{hi} spans every {out.dtype} value")
+    to_above = below < info.min or (above <= info.max and (hi - vals) < (vals - lo))
+    out[hit] = np.where(to_above, above, below).astype(out.dtype)
+    return n
+
+
+__all__ = [
+    "declared_range",
+    "holding_dtype",
+    "int_tag",
+    "keep_off_padding",
+    "padding_range",
+    "retag_padding",
+    "series_dtype",
+    "stored_kind",
+]
