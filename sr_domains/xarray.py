@@ -13,6 +13,9 @@
   ``time``) are kept.
 * Scale: a whole number 1..16, checked as the other APIs check it; a model of another scale is
   refused ("the model upscales x2 but x3 was requested").
+* Noise gate, per-band ``scales``/``offsets`` and GCPs as :func:`~sr_domains.geo.upscale_geotiff`
+  (:mod:`sr_domains.xarray_grid`); an alpha band is not recognised (rioxarray does not expose
+  colour interpretation): select the data bands.
 
 Dask-backed arrays stay lazy: each chunk is upscaled with the model's margin of neighbouring
 input (``map_overlap``-style, the depth is the tiling margin plus the nodata fill's), so
@@ -29,7 +32,6 @@ result. The profile, fill value and value domain are computed once over the whol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,10 @@ import numpy as np
 from .api_options import keyword_options
 from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
-from .intensity import IntensityProfile, check_pixel_array, profile_from_any, work_dtype
+from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .value_domain import ValueOptions, build_rules
+from .xarray_grid import StoredGrid, noise_sample, scaled_gcps
 
 #: Values used to fit percentile profiles of a dask-backed array (a strided sample).
 SAMPLE_VALUES = 8 * 2**20
@@ -62,65 +65,6 @@ def _valid(values: np.ndarray, nodata: float | None) -> np.ndarray:
     if nodata is not None and not np.isnan(nodata):
         ok &= values != np.array(nodata).astype(values.dtype)
     return ok
-
-
-@dataclass(frozen=True)
-class StoredGrid:
-    """The integer grid a decoded DataArray was read from (rioxarray ``masked=True`` or
-    ``mask_and_scale=True``: floats with NaN, ``value = stored * scale + offset``), so that the
-    output stays on it and writes back as the input does.
-
-    Attributes:
-        dtype: the stored integer dtype.
-        scale, offset: ``scale_factor`` / ``add_offset`` the values were decoded with.
-        fill: the stored nodata value (``encoded_nodata``), or None.
-    """
-
-    dtype: np.dtype
-    scale: float
-    offset: float
-    fill: float | None
-
-    @classmethod
-    def of(cls, da: Any, nodata: float | None = None) -> StoredGrid | None:
-        """The grid of ``da``, or None when its values are what is stored. ``nodata``: a nodata
-        override in decoded units (replaces the encoded one; it must lie on the grid)."""
-        enc = da.encoding
-        stored = enc.get("dtype") or enc.get("rasterio_dtype")
-        if stored is None or np.dtype(stored).kind not in "iu" or np.dtype(da.dtype).kind != "f":
-            return None
-        scale, offset = float(enc.get("scale_factor", 1.0)), float(enc.get("add_offset", 0.0))
-        if not (np.isfinite(scale) and scale != 0 and np.isfinite(offset)):
-            raise ConfigError(
-                f"the DataArray's encoding has scale_factor {scale}, add_offset {offset}"
-            )
-        fill = da.rio.encoded_nodata
-        if nodata is not None:
-            fill = (float(nodata) - offset) / scale
-            if fill != round(fill):
-                raise ConfigError(
-                    f"nodata {nodata} is not on the stored grid (scale_factor {scale}, "
-                    f"add_offset {offset}): give it in decoded units of a stored value"
-                )
-        return cls(np.dtype(stored), scale, offset, None if fill is None else float(fill))
-
-    def encode(self, x: Any) -> Any:
-        """Decoded values (numpy or dask) back to stored units, as floats (NaN kept)."""
-        if self.scale == 1.0 and self.offset == 0.0:
-            return x
-        return (x - self.offset) / self.scale
-
-    def apply(self, res: np.ndarray, up: np.ndarray) -> None:
-        """In place: valid values of ``res`` (stored units) rounded to integers within the stored
-        dtype's range and off the stored nodata value (the GeoTIFF writer's rules), then
-        decoded."""
-        from .geo.writer import cast_inplace
-        from .value_ops import nudge_from_nodata
-
-        stored = cast_inplace(np.where(up, res, 0).astype(work_dtype(self.dtype)), self.dtype)
-        if self.fill is not None:
-            nudge_from_nodata(stored, up, self.fill)
-        res[up] = (stored[up].astype(np.float64) * self.scale + self.offset).astype(res.dtype)
 
 
 def _finish(
@@ -184,6 +128,7 @@ def upscale(
     """
     xr, affine = _require()
     from .engine_build import upscaler_of
+    from .noise_gate import choose_for_noise, chosen_by_default, noise_variant
     from .pretrained import _whole_scale
 
     band, ydim, xdim = _dims(da)
@@ -194,7 +139,7 @@ def upscale(
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)
     dtype = np.dtype(da.dtype)
-    grid = StoredGrid.of(da, nodata)
+    grid = StoredGrid.of(da, nodata, band, src.shape[0])
     # a decoded array runs on its stored values, as the integer path and upscale_geotiff do;
     # its invalid pixels are NaN (and the stored nodata value), written back as NaN
     src = src if grid is None else grid.encode(src)
@@ -218,10 +163,19 @@ def upscale(
     ok = _valid(sample, nd_in)
     recipe = profile if profile is not None else default_profile(net, work)
     fitted = profile_from_any(recipe, sample, dtype=work, valid_mask=ok)
+    if chosen_by_default(model, weights) and noise_variant(net) is not None:
+        # the noise gate, as upscale_geotiff applies it (on its central window)
+        up = choose_for_noise(up, [noise_sample(src, fitted, lambda v: _valid(v, nd_in))])[0]
+        net = up.model
     fill = _valid_mean(sample, fitted, ok)
     band_min = _band_min(src, nd_in) if (values is None or values.clamp) else [0.0] * n
     rules_args = (values, band_min, work)
     n_out = up.out_channels(n)
+    if grid is not None and grid.per_band and n_out != n:
+        raise ConfigError(
+            f"the DataArray's {n} bands have different scales/offsets but the model makes "
+            f"{n_out} bands from them: no stored grid for the output bands"
+        )
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = _valid(block, nd_in)
@@ -234,10 +188,12 @@ def upscale(
     else:
         out, valid = run(np.asarray(src))
         data = _finish(out, valid, dtype, nd_out, s, grid)
-    t = da.rio.transform() @ affine.scale(1 / s)
+    gcps = scaled_gcps(da, s)  # GCP-georeferenced (rioxarray gives no x/y): GCPs, no transform
+    t = None if gcps else da.rio.transform() @ affine.scale(1 / s)
     drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
     coords = _kept_coords(da, drop)
-    coords.update(_grid_coords(t, data.shape[1], data.shape[2], ydim, xdim))
+    if t is not None:
+        coords.update(_grid_coords(t, data.shape[1], data.shape[2], ydim, xdim))
     out_dims: tuple[Any, ...] = da.dims
     if band is None and n_out > 1:  # a 2-D input through a model making several bands
         band, out_dims = "band", ("band", *da.dims)
@@ -251,12 +207,13 @@ def upscale(
         attrs=dict(da.attrs),
     ).transpose(*out_dims, transpose_coords=False)
     res.attrs.update({"sr_domains_scale": s, "sr_domains_model": str(getattr(net, "arch", ""))})
-    res = res.rio.write_transform(t)
+    res = res.rio.write_transform(t) if t is not None else res
     if da.rio.crs is not None:
         res = res.rio.write_crs(da.rio.crs)
-    if grid is not None:  # written back as the input would be: stored dtype, scale, nodata
-        keep = ("dtype", "rasterio_dtype", "scale_factor", "add_offset")
-        res.encoding.update({k: v for k, v in da.encoding.items() if k in keep})
+    if gcps:
+        res = res.rio.write_gcps(gcps, da.rio.crs)
+    if grid is not None:  # written back as the input would be: stored dtype, scales, nodata
+        res.encoding.update(grid.encoding(da.encoding, out_dims, band))
         if grid.fill is not None:
             res = res.rio.write_nodata(grid.fill, encoded=True)
     elif nd is not None:

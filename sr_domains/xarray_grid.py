@@ -1,0 +1,163 @@
+"""Helpers of :mod:`sr_domains.xarray`: the stored integer grid of a decoded DataArray (one
+``scale``/``offset`` per band, as rioxarray keeps a file's per-band ``scales``/``offsets``),
+the GCPs of the upscaled array, and the noise gate's sample (as
+:func:`~sr_domains.geo.upscale_geotiff` takes it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .intensity import IntensityProfile, work_dtype
+
+
+def _per_band(da: Any, band: Any, n: int, many: Any, one: Any, name: str) -> np.ndarray:
+    """``n`` per-band values from the encoding: the tuple ``many`` (rioxarray's ``scales`` /
+    ``offsets``, one per file band, picked by the ``band`` coordinate when the array holds a
+    selection of them) or the scalar ``one``."""
+    if many is None:
+        return np.full(n, float(one), np.float64)
+    vals = np.asarray(many, np.float64).ravel()
+    if vals.size == n:
+        return vals
+    idx = None if band is None or band not in da.coords else np.asarray(da[band].values)
+    if idx is not None and idx.dtype.kind in "iu" and idx.min() >= 1 and idx.max() <= vals.size:
+        return vals[idx.astype(int) - 1]
+    raise ConfigError(
+        f"the DataArray's encoding has {vals.size} per-band {name} for {n} bands and no band "
+        f"coordinate of 1-based file band indexes to match them"
+    )
+
+
+def _shown(v: np.ndarray) -> str:
+    """One value when every band has it, else the list."""
+    return str(float(v[0])) if (v == v[0]).all() else str(v.tolist())
+
+
+@dataclass(frozen=True)
+class StoredGrid:
+    """The integer grid a decoded DataArray was read from (rioxarray ``masked=True`` or
+    ``mask_and_scale=True``: floats with NaN, ``value = stored * scale + offset`` per band), so
+    that the output stays on it and writes back as the input does.
+
+    Attributes:
+        dtype: the stored integer dtype.
+        scale, offset: per band ``(n,)``, the ``scale_factor``/``add_offset`` (or rioxarray's
+            per-band ``scales``/``offsets``) the values were decoded with.
+        fill: the stored nodata value (``encoded_nodata``), or None.
+    """
+
+    dtype: np.dtype
+    scale: np.ndarray
+    offset: np.ndarray
+    fill: float | None
+
+    @classmethod
+    def of(
+        cls, da: Any, nodata: float | None = None, band: Any = None, n: int = 1
+    ) -> StoredGrid | None:
+        """The grid of ``da`` (``n`` bands along dim ``band``), or None when its values are
+        what is stored. ``nodata``: a nodata override in decoded units (replaces the encoded
+        one; it must lie on the grid, the same stored value in every band)."""
+        enc = da.encoding
+        stored = enc.get("dtype") or enc.get("rasterio_dtype")
+        if stored is None or np.dtype(stored).kind not in "iu" or np.dtype(da.dtype).kind != "f":
+            return None
+        scale = _per_band(da, band, n, enc.get("scales"), enc.get("scale_factor", 1.0), "scales")
+        offset = _per_band(da, band, n, enc.get("offsets"), enc.get("add_offset", 0.0), "offsets")
+        if not (np.isfinite(scale).all() and (scale != 0).all() and np.isfinite(offset).all()):
+            per = enc.get("scales") is not None or enc.get("offsets") is not None
+            raise ConfigError(
+                f"the DataArray's encoding has {'scales' if per else 'scale_factor'} "
+                f"{_shown(scale)}, {'offsets' if per else 'add_offset'} {_shown(offset)}: "
+                "each must be finite and the scales non-zero"
+            )
+        fill = da.rio.encoded_nodata
+        if nodata is not None:
+            fills = (float(nodata) - offset) / scale
+            if (fills != np.round(fills)).any() or (fills != fills[0]).any():
+                raise ConfigError(
+                    f"nodata {nodata} is not on the stored grid (scales {scale.tolist()}, "
+                    f"offsets {offset.tolist()}): give it in decoded units of a stored value "
+                    "shared by every band"
+                )
+            fill = float(fills[0])
+        return cls(np.dtype(stored), scale, offset, None if fill is None else float(fill))
+
+    @property
+    def per_band(self) -> bool:
+        """True when the bands differ in scale or offset."""
+        return bool((self.scale != self.scale[0]).any() or (self.offset != self.offset[0]).any())
+
+    def encode(self, x: Any) -> Any:
+        """Decoded ``(n, h, w)`` values (numpy or dask) back to stored units: floats on the
+        integer grid (the decoding's float32 round-off undone), NaN kept."""
+        if not self.per_band and self.scale[0] == 1.0 and self.offset[0] == 0.0:
+            return x
+        return np.round((x - self.offset[:, None, None]) / self.scale[:, None, None]).astype(
+            np.float32 if self.dtype.itemsize <= 2 else np.float64  # (exact integers)
+        )
+
+    def apply(self, res: np.ndarray, up: np.ndarray) -> None:
+        """In place: valid values of ``res`` (stored units) rounded to integers within the stored
+        dtype's range and off the stored nodata value (the GeoTIFF writer's rules), then
+        decoded band by band."""
+        from .geo.writer import cast_inplace
+        from .value_ops import nudge_from_nodata
+
+        stored = cast_inplace(np.where(up, res, 0).astype(work_dtype(self.dtype)), self.dtype)
+        if self.fill is not None:
+            nudge_from_nodata(stored, up, self.fill)
+        k = slice(None) if self.per_band else slice(0, 1)  # one value for every output band
+        dec = stored.astype(np.float64) * self.scale[k, None, None] + self.offset[k, None, None]
+        res[up] = dec[up].astype(res.dtype)
+
+    def encoding(self, enc: dict[str, Any], dims: tuple[Any, ...], band: Any) -> dict[str, Any]:
+        """The output's encoding from the input's ``enc``: stored dtype and scalar
+        ``scale_factor``/``add_offset`` as they were, or, per band, rioxarray's ``scales``/
+        ``offsets`` (the file's band metadata) plus arrays along the band axis of ``dims``
+        that xarray's CF encoder (which ``rio.to_raster`` uses) applies band by band."""
+        keep = ("dtype", "rasterio_dtype", "scale_factor", "add_offset")
+        out = {k: v for k, v in enc.items() if k in keep}
+        if "scales" in enc or "offsets" in enc:
+            out.update(scale_factor=float(self.scale[0]), add_offset=float(self.offset[0]))
+        if self.per_band:
+            shape = tuple(self.scale.size if d == band else 1 for d in dims)
+            out.update(
+                scales=tuple(float(v) for v in self.scale),
+                offsets=tuple(float(v) for v in self.offset),
+                scale_factor=self.scale.reshape(shape),
+                add_offset=self.offset.reshape(shape),
+            )
+        return out
+
+
+def scaled_gcps(da: Any, s: int) -> list[Any] | None:
+    """The GCPs of ``da`` (rioxarray's ``da.rio.get_gcps()``) with pixel and line times
+    ``s`` (:func:`~sr_domains.geo.georef.scale_gcps`), or None when it has none."""
+    from .geo.georef import scale_gcps
+
+    gcps = da.rio.get_gcps()
+    return list(scale_gcps(tuple(gcps), s)) if gcps else None
+
+
+def noise_sample(x: Any, fitted: IntensityProfile, valid: Any) -> np.ndarray:
+    """The central :data:`~sr_domains.geo.job.ADAPT_WINDOW` square of ``(n, h, w)`` stored
+    values ``x`` (numpy or dask), normalized, invalid pixels NaN: what
+    :func:`~sr_domains.geo.upscale_geotiff` feeds the noise gate."""
+    from .geo.job import ADAPT_WINDOW
+
+    h, w = x.shape[1:]
+    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
+    top, left = (h - th) // 2, (w - tw) // 2
+    values = np.asarray(x[:, top : top + th, left : left + tw])
+    ok = valid(values)
+    z = fitted.normalize(values).astype(np.float32)
+    ok = np.broadcast_to(np.asarray(ok, bool), z.shape) & np.isfinite(z)
+    return np.where(ok, z, np.float32(np.nan))
+
+
+__all__ = ["StoredGrid", "noise_sample", "scaled_gcps"]
