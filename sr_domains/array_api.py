@@ -204,6 +204,7 @@ def _engine(model: object, n_bands: int, settings: dict[str, Any]) -> Upscaler:
             )
         return model
     if isinstance(model, str):
+        _refuse_bare_arch(model)
         model = resolve_model(model, scale=None, n_bands=n_bands)
     if not isinstance(model, SRModel):
         raise ConfigError(
@@ -211,6 +212,22 @@ def _engine(model: object, n_bands: int, settings: dict[str, Any]) -> Upscaler:
             f"(sr_domains.list_pretrained()), got {type(model).__name__}"
         )
     return Upscaler(model, **settings)
+
+
+def _refuse_bare_arch(name: str) -> None:
+    """Refuse an architecture name (no weights), saying how ``upscale_array`` takes weights."""
+    from .models import list_models
+    from .pretrained import list_pretrained
+
+    if name in list_models() and name not in {e.name for e in list_pretrained()}:
+        shipped = ", ".join(e.name for e in list_pretrained()) or "none"
+        raise ConfigError(
+            f"{name!r} is an architecture without weights; pass upscale_array a shipped "
+            f"weights name ({shipped}) or a model loaded from your weights file: "
+            "load_checkpoint(path)[0] (sr_domains .safetensors) or "
+            "load_public_checkpoint(path) (third-party .pth/.safetensors). For random weights "
+            f"(tests only) pass sr_domains.create_model({name!r}, ...)"
+        )
 
 
 #: A ``(C, H, W)`` array with this many leading bands and 3 or 4 trailing ones looks

@@ -1,10 +1,12 @@
 """``sr-domains upscale --dry-run``: what would be written, by which model, with which profile.
 
-Nothing is written and no pixel is read beyond file headers (a DICOM folder is scanned for its
-series). For each input: the domain, the output path and what would happen to it (written;
-in a batch, skipped because complete or redone because damaged; refused because it exists,
-or replaced with ``--overwrite``, as the run decides; ``error: ...`` for an input the run
-would fail on: unreadable, a colour table, its data cut short), the model
+Nothing is written. A GeoTIFF is checked from its headers; a NIfTI file or a DICOM series is read
+through as the run reads it (with the run's own checks), so a voxel type, a label image or data
+cut short is found as the run finds it. For each input: the domain, the output path and what
+would happen to it (written; in a batch, skipped because complete or redone because damaged;
+refused because it exists, or replaced with ``--overwrite``, as the run decides;
+``error: ...`` for an input the run would fail on: unreadable, a colour table, a voxel type
+or label image the run refuses, its data cut short), the model
 (shipped weights name or checkpoint, architecture, scale, bands, weights sha256) and the
 intensity profile recipe with where it comes from.
 """
@@ -174,9 +176,10 @@ def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple
 
 
 def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | None, Any, str]:
-    """``(bands, dtype, default profile)`` of an input, from its headers, refused as the run
-    refuses it (:class:`~sr_domains.errors.SRDomainsError` naming the file): unreadable, a
-    colour table, the data cut short (which the run finds reading the pixels)."""
+    """``(bands, dtype, default profile)`` of an input, refused as the run refuses it
+    (:class:`~sr_domains.errors.SRDomainsError` naming the file): unreadable, a colour table, an
+    unsupported voxel type, a label image, the data cut short. A GeoTIFF is checked from its
+    headers; NIfTI voxels and DICOM pixels are read with the run's readers."""
     if domain == "geotiff":
         from .geo.dtype_checks import check_output_nodata
         from .geo.job import gdal_env, refuse_palette
@@ -195,7 +198,17 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
         from .medical.dicom_read import load_dicom_series
 
         series = load_dicom_series(src, options.series_uid)
+        series.read_volume(padding_as_nan=True)  # decoding errors, pixel data cut short
         return None, None, "ct" if series.modality == "CT" else "mr"
+    if domain == "nifti":
+        from .medical.nifti import check_upscalable
+        from .medical.nifti_io import open_source
+
+        source = open_source(src)  # unreadable, voxel type, header claims beyond the file
+        check_upscalable(source)  # a label image
+        for _ in source.planes():  # voxel data cut short (a gzip stream: to its checksum)
+            pass
+        return None, source.dtype, "mr"
     return None, None, "mr"
 
 

@@ -54,11 +54,13 @@ def load_public_checkpoint(
 ) -> SRModel:
     """Load third-party weights (``.pt``/``.pth`` read weights-only, or ``.safetensors``).
 
-    sr_domains' exact loaders come first: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR /
-    RCAN / RRDBNet (including Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle
-    variant), BSRGAN-style and old ESRGAN (``model.0 ... model.10``) RRDBNets, and plain SRCNN /
-    VDSR-style state dicts with the keys of ``srcnn``. Block counts, features, channels and
-    scale are read from the tensors. Anything else, or a variant those loaders refuse (ESRGAN
+    A file of :func:`~sr_domains.checkpoint.save_checkpoint` (with its model card) is read by
+    :func:`~sr_domains.checkpoint.load_checkpoint`. Otherwise sr_domains' exact loaders come
+    first: official EDSR (EDSR-PyTorch) and RCAN, BasicSR EDSR / RCAN / RRDBNet (including
+    Real-ESRGAN's ``params_ema`` files and its x2 pixel-unshuffle variant), BSRGAN-style and
+    old ESRGAN (``model.0 ... model.10``) RRDBNets, and plain SRCNN / VDSR-style state dicts
+    with the keys of ``srcnn``. Block counts, features, channels and scale are read from the
+    tensors. Anything else, or a variant those loaders refuse (ESRGAN
     x1/x8 or ESRGAN+, RCAN with pixel-unshuffle...), goes to spandrel when the ``zoo`` extra is
     installed (:mod:`sr_domains.zoo`). The model gets a ``card`` naming the file and family.
 
@@ -121,8 +123,10 @@ def load_with_report(
     config: dict[str, Any],
 ) -> Loaded:
     """:func:`load_public_checkpoint` with its arguments spelled out; says how the file was read."""
-    from .checkpoint import read_state_dict
+    from .checkpoint import has_card, read_state_dict
 
+    if has_card(path):  # save_checkpoint's file: its card says how to build it
+        return _own_checkpoint(Path(path), arch, scale, in_channels, config)
     state = read_state_dict(path)
     user = dict(config)
     if scale is not None:
@@ -154,6 +158,39 @@ def load_with_report(
         if own is not None or config:
             raise
         return _attach(path, _fallback(path, state, user, extra_arches, exc, layout.name), [])
+
+
+def _own_checkpoint(
+    path: Path,
+    arch: str | None,
+    scale: int | None,
+    in_channels: int | None,
+    config: dict[str, Any],
+) -> Loaded:
+    """A file of :func:`~sr_domains.checkpoint.save_checkpoint`, read by
+    :func:`~sr_domains.checkpoint.load_checkpoint` (its own card kept); ``arch``, ``scale``
+    and ``in_channels`` are checked against the card, architecture options refused."""
+    from .checkpoint import load_checkpoint
+
+    if config:
+        raise CheckpointError(
+            f"{path}: an sr_domains checkpoint, whose model card sets the architecture; "
+            f"load it without {', '.join(sorted(config))} (or with load_checkpoint())"
+        )
+    model, card = load_checkpoint(path)
+    if arch is not None and not {arch, _own_arch(arch)[0]} & {
+        card.arch,
+        card.arch.partition(":")[0],
+    }:
+        raise CheckpointError(f"{path}: asked for arch {arch!r} but the file is {card.arch}")
+    for name, want in (("scale", scale), ("in_channels", in_channels)):
+        if want is not None and want != getattr(model, name):
+            raise CheckpointError(
+                f"{path}: {name}={want!r} given, but the file has {getattr(model, name)!r}"
+            )
+    model.card = card
+    log.info("%s: an sr_domains checkpoint; read with load_checkpoint()", path)
+    return Loaded(model, "sr_domains", f"sr_domains checkpoint ({card.arch})")
 
 
 def _spandrel_ok() -> bool:

@@ -160,10 +160,18 @@ _PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
 
 
 def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """``(metadata, tensors)`` of a safetensors file (no tensors unless ``tensors``); a file of
+    another kind (a ``torch.save`` pickle, ...) is refused by name, not parsed as one."""
     from safetensors import safe_open
 
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+    kind = sniff_weights(path)
+    if kind == "torch":
+        raise CheckpointError(
+            f"{path}: this is a PyTorch pickle (torch.save, .pt/.pth), not an sr_domains "
+            "checkpoint (.safetensors with a model card); read it with load_public_checkpoint()"
+        )
+    if kind != "safetensors":
+        raise CheckpointError(not_weights_message(path, kind))
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             metadata = fh.metadata() or {}

@@ -134,8 +134,36 @@ class _Degrade:
         return gaussian_area_downsample(x, self.scale, float(self.psf))
 
 
+#: The 1st..99th percentile of what :func:`adapt_model` is given must lie within this span: the
+#: models work on roughly 0..1 (a profile maps its percentiles there, a little past either end).
+NORMALIZED_SPAN = (-1.0, 2.0)
+
+
+def _check_normalized(stacks: list[np.ndarray]) -> None:
+    """Refuse images that are not in the model's intensity space (raw 0..255, 0..4095...):
+    fitting on them would wreck the model's weights."""
+    values = np.concatenate(
+        [a[np.isfinite(a)].ravel()[:: max(1, a.size // 100_000)] for a in stacks]
+    )
+    if values.size == 0:
+        raise ConfigError("adapt_model: the images hold no finite values")
+    lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
+    if lo < NORMALIZED_SPAN[0] or hi > NORMALIZED_SPAN[1]:
+        raise ConfigError(
+            f"adapt_model takes images in the model's intensity space (roughly 0..1, the "
+            f"intensity profile applied); these span {lo:.4g}..{hi:.4g} (1st..99th "
+            "percentile): normalize them first, e.g. profile_from_any('percentile', "
+            "image).normalize(image)"
+        )
+
+
 def _stacks(images: list[np.ndarray], in_channels: int) -> list[np.ndarray]:
     """Normalized ``(C, H, W)`` images -> sampler stacks with the model's channel count."""
+    if len(images) == 0:
+        raise ConfigError(
+            "adapt_model needs at least one image to adapt on (got none); pass normalized "
+            "(C, H, W) or (H, W) samples of the input"
+        )
     out = []
     for im in images:
         a = np.asarray(im, np.float32)
@@ -203,6 +231,7 @@ def adapt_model(
     t0 = time.perf_counter()
     s = int(model.scale)
     stacks = _stacks(images, int(model.in_channels))
+    _check_normalized(stacks)
     biggest = max(stacks, key=lambda a: a.shape[-1] * a.shape[-2])
     side = min(opts.patch, min(max(a.shape[-2], a.shape[-1]) for a in stacks))
     side = min(side, min(biggest.shape[-2:])) // s * s

@@ -192,9 +192,17 @@ class SRInferer(Inferer):
     def __call__(  # type: ignore[override]  # MONAI: any callable; here an nn.Module
         self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
     ) -> torch.Tensor:
-        """Super-resolve a batch; extra network arguments are not supported."""
+        """Super-resolve a batch (a tensor, MetaTensor, or NumPy array, read as a tensor: the
+        result is then a plain tensor); extra network arguments are not supported."""
         if args or kwargs:
             raise ConfigError("SRInferer calls the network with the image only; got extra args")
+        if isinstance(inputs, np.ndarray):
+            inputs = torch.as_tensor(inputs)
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(
+                "SRInferer takes a batch as a torch.Tensor, MetaTensor or numpy.ndarray "
+                f"(B, C, H, W[, D]), got {type(inputs).__name__}"
+            )
         if inputs.ndim not in (4, 5) or inputs.shape[0] == 0:
             raise ConfigError(
                 f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"

@@ -78,12 +78,19 @@ class SRInvert(Transform):
         original = img.meta.get("original_affine")
         shape = img.meta.get("spatial_shape")
         if original is None or shape is None:
+            missing = " and ".join(
+                k for k, v in (("original_affine", original), ("spatial_shape", shape)) if v is None
+            )
             raise ConfigError(
-                "the image has no original_affine/spatial_shape (not loaded by LoadImage?)"
+                f"the image has no {missing}: it was not loaded by LoadImage, or by a reader "
+                "that records no file grid (PNG, JPEG: PILReader); there is no grid to put it "
+                "back on, so save the prediction as it is"
             )
         dst = torch.as_tensor(convert_to_numpy(original), dtype=torch.float64)
         size = tuple(int(n) for n in np.asarray(convert_to_numpy(shape)).reshape(-1))  # a tuple too
-        if len(size) != img.ndim - 1 or dst.shape != (len(size) + 1, len(size) + 1):
+        # 2-D files: LoadImage (NIfTI) stores a 4x4 original_affine; SpatialResample takes it
+        fits = dst.shape == (len(size) + 1,) * 2 or (len(size) < 3 and dst.shape == (4, 4))
+        if len(size) != img.ndim - 1 or not fits:
             raise ConfigError(
                 f"spatial_shape {size} / original_affine {tuple(dst.shape)} do not fit an image "
                 f"of shape {tuple(img.shape)} (a batch? SRInvertd works on decollated items)"

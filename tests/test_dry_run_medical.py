@@ -1,0 +1,109 @@
+"""``--dry-run`` refuses the NIfTI and DICOM inputs the run refuses, with the run's message and
+exit status 1: a voxel type the run does not read (RGB, complex), a label image, a file that is
+not NIfTI, voxel data cut short (plain or gzip) and a DICOM file whose pixel data is cut short."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+nib = pytest.importorskip("nibabel")
+
+from sr_domains import inference  # noqa: E402
+from sr_domains.cli import main  # noqa: E402
+
+LINE = re.compile(r"^(?:nifti|dicom): \S+ -> \S+ \[(.*)\]$", re.M)
+
+
+@pytest.fixture(autouse=True)
+def _cpu(monkeypatch):
+    monkeypatch.setattr(inference, "resolve_device", lambda device="auto": torch.device("cpu"))
+
+
+def _save(path: Path, data: np.ndarray, intent: str | None = None) -> Path:
+    img = nib.Nifti1Image(data, np.eye(4))
+    if intent:
+        img.header.set_intent(intent)
+    nib.save(img, path)
+    return path
+
+
+def _rgb(d: Path) -> Path:
+    rgb = np.zeros((8, 8, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    return _save(d / "rgb.nii", rgb)
+
+
+def _complex(d: Path) -> Path:
+    return _save(d / "complex.nii", np.ones((8, 8, 2), np.complex64))
+
+
+def _label(d: Path) -> Path:
+    return _save(d / "label.nii", np.ones((8, 8, 2), np.int16), intent="label")
+
+
+def _text(d: Path) -> Path:
+    (d / "x.nii").write_text("not an image\n")
+    return d / "x.nii"
+
+
+def _cut(d: Path, name: str, keep: Callable[[int], int]) -> Path:
+    whole = _save(d / f"whole_{name}", np.random.default_rng(0).random((16, 16, 4), np.float32))
+    data = whole.read_bytes()
+    (d / name).write_bytes(data[: keep(len(data))])
+    whole.unlink()
+    return d / name
+
+
+def _truncated(d: Path) -> Path:
+    return _cut(d, "cut.nii", lambda n: n // 2)
+
+
+def _truncated_gz(d: Path) -> Path:
+    return _cut(d, "cut.nii.gz", lambda n: n - 200)
+
+
+def _dicom_truncated(d: Path) -> Path:
+    data = pytest.importorskip("pydicom.data")
+    return Path(shutil.copy(data.get_testdata_file("MR_truncated.dcm"), d / "MR_truncated.dcm"))
+
+
+CASES = {
+    "rgb": (_rgb, "unsupported voxel type"),
+    "complex": (_complex, "unsupported voxel type complex64"),
+    "label": (_label, "label image"),
+    "text": (_text, "not a readable NIfTI file"),
+    "truncated": (_truncated, "truncated file"),
+    "truncated_gz": (_truncated_gz, "truncated or corrupt gzip data"),
+    "dicom_truncated": (_dicom_truncated, "cannot decode the pixel data"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_dry_run_refuses_what_the_run_refuses(case, tmp_path, capsys):
+    make, problem = CASES[case]
+    src = make(tmp_path)
+    dst = tmp_path / ("out" if src.suffix == ".dcm" else "out" + "".join(src.suffixes))
+    code = main(["upscale", str(src), str(dst), "--dry-run"])
+    out = capsys.readouterr().out
+    actions = LINE.findall(out)
+    assert code == 1 and len(actions) == 1, out
+    assert actions[0].startswith(f"error: {src}: ") and problem in actions[0], actions[0]
+    assert not dst.exists()
+    # the run fails on it with the same message
+    assert main(["upscale", str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert actions[0].removeprefix("error: ") in err, err
+    assert not dst.exists()
+
+
+def test_the_dry_run_still_plans_a_good_nifti(tmp_path, capsys):
+    src = _save(tmp_path / "good.nii.gz", np.random.default_rng(1).random((16, 16, 3), np.float32))
+    code = main(["upscale", str(src), str(tmp_path / "out.nii.gz"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and LINE.findall(out) == ["would write"], out
