@@ -120,6 +120,36 @@ def test_valid_pixels_never_read_as_padding(tmp_path, limit):
         assert not ((valid >= min(ppv, top)) & (valid <= max(ppv, top))).any()
 
 
+def test_each_file_keeps_its_own_padding_value(tmp_path):
+    """Files of one series with different PixelPaddingValue (0 in the first, 7 in the
+    others): each file's padding is read as padding and written back as that file's value,
+    so no output slice has padding pixels its own tag does not name."""
+    files = _series(tmp_path / "in", modality="CT")
+    px = np.full((12, 10), 300, np.int64)
+    px[3:9, 4:8] = 900
+    pads = [0, 7, 7]
+
+    def edit(ds: Any, i: int) -> None:
+        img = px.copy()
+        img[:, :3] = pads[i]
+        if i == 0:
+            img[:, 8:] = 7  # a valid pixel value in the first file that is padding elsewhere
+        _set_pixels(ds, img, signed=False)
+        ds.add_new(0x00280120, "US", pads[i])  # PixelPaddingValue
+
+    edit_files(files, edit)
+    series = load_dicom_series(tmp_path / "in")
+    vol = series.read_volume(padding_as_nan=True)
+    assert np.isnan(vol[:, :, :3]).all() and not np.isnan(vol[:, :, 3:]).any()
+    out = upscale_dicom_series(tmp_path / "in", tmp_path / "out", model=interp_model(2, "nearest"))
+    for f, want in zip(out, pads):
+        d = pydicom.dcmread(f)
+        assert int(d.PixelPaddingValue) == want
+        got = d.pixel_array
+        assert (got[:, :6] == want).all()  # the padding columns, x2
+        assert not (got[:, 6:] == want).any()
+
+
 def test_missing_pixel_spacing_names_the_file_once(tmp_path):
     files = _series(tmp_path / "in")
 

@@ -139,11 +139,11 @@ class DicomSeries:
     def read_volume(self, padding_as_nan: bool = False) -> np.ndarray:
         """Decode all slices -> ``(slice, row, column)`` in modality units (rescale applied):
         float32, float64 for 32-bit sources (:func:`~sr_domains.intensity.work_dtype`). With
-        ``padding_as_nan``, padding pixels (:attr:`padding`) are NaN: they are not anatomy, so
+        ``padding_as_nan``, padding pixels (each file's ``PixelPaddingValue`` [..``RangeLimit``])
+        are NaN: they are not anatomy, so
         the network never sees them and the writer puts the padding value back. Errors
         (truncated or undecodable pixel data) name the file."""
         vol = np.empty(self.shape, work_dtype(self.stored_dtype))
-        pad = self.padding if padding_as_nan else None
         by_file: dict[Path, list[int]] = defaultdict(list)
         for i, s in enumerate(self.slices):
             by_file[s.path].append(i)
@@ -160,6 +160,7 @@ class DicomSeries:
                     vol[i] = s.lut.apply(frame)
                 else:
                     vol[i] = frame.astype(np.float64) * s.slope + s.intercept
+                pad = padding_range(s.ds) if padding_as_nan else None  # each file's own
                 if pad is not None:
                     vol[i][(frame >= pad[0]) & (frame <= pad[1])] = np.nan
         return vol

@@ -44,7 +44,13 @@ from .dicom_derive import (
 )
 from .dicom_enhanced import write_enhanced
 from .dicom_series import DicomSeries
-from .dicom_values import holding_dtype, keep_off_padding, padding_range, retag_padding
+from .dicom_values import (
+    holding_dtype,
+    int_tag,
+    keep_off_padding,
+    padding_range,
+    retag_padding,
+)
 from .geometry import slice_normal
 
 log = logging.getLogger(__name__)
@@ -148,10 +154,13 @@ def stored_slices(
         nan = np.isnan(v)
         clipped += int(((v < info.min) | (v > info.max)).sum())
         np.clip(v, info.min, info.max, out=v)
-        v[nan] = pad if pad is not None else 0
+        own = int_tag(src.ds, "PixelPaddingValue") if src.lut is None else None
+        fill = own if own is not None and info.min <= own <= info.max else pad
+        v[nan] = fill if fill is not None else 0
         out[k] = v.astype(dt)
-        declared = (pad, pad) if src.lut is not None and pad is not None else None
-        declared = padding_range(src.ds) if src.lut is None else declared
+        declared = padding_range(src.ds) if own is not None else None
+        if declared is None and fill is not None and (src.lut is not None or nan.any()):
+            declared = (fill, fill)  # the value the writer tags this slice's padding with
         if declared is not None:
             moved += keep_off_padding(out[k], ~nan, declared)
         pairs.append((src.slope, src.intercept))
@@ -256,7 +265,11 @@ def write_derived_series(
                 ds_number(float(v) / f) for v, f in zip(ds.ImagerPixelSpacing, pf)
             ]
         slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
-        if src.lut is None:
+        if src.lut is None and "PixelPaddingValue" not in ds:
+            if pad is not None and np.isnan(volume[k]).any():  # padding from another file
+                ds.PixelPaddingValue = pad
+                ds["PixelPaddingValue"].VR = "SS" if info["signed"] else "US"
+        elif src.lut is None:
             retag_padding(ds, info["signed"])  # the source slice's signedness may differ
         else:  # written in modality units: the LUT (dropped) becomes 1/0
             ds.RescaleType = src.lut.kind
