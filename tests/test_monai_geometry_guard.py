@@ -98,6 +98,22 @@ def test_single_first_axis_slice_without_channel_axis_is_refused(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(y.affine.numpy()[:2, :2], axis=0), [0.25, 0.25])
 
 
+def test_channel_last_four_d_nifti_is_refused(tmp_path):
+    """A 4-D NIfTI (X, Y, Z, 2) read by LoadImage is channel-last (original_channel_dim -1):
+    it ran as 20 channels of (18, 6, 2) images with the affine grown on the wrong axes."""
+    src = _nifti(tmp_path / "v4.nii.gz", (20, 18, 6, 2), AFF)
+    x = LoadImage()(src)
+    assert tuple(x.shape) == (20, 18, 6, 2)
+    with pytest.raises(GeometryError, match=r"channel-last.*EnsureChannelFirst"):
+        _sr()(x / 1000.0)
+    d = LoadImaged("img")({"img": src})
+    with pytest.raises(GeometryError, match="channel-last"):
+        SuperResolutiond("img", **_kw())(d)
+    y = _sr()(EnsureChannelFirst()(x) / 1000.0)  # the fix the message names
+    assert tuple(y.shape) == (2, 40, 36, 6)
+    np.testing.assert_allclose(y.affine.numpy(), upscaled_affine(AFF, (0, 1), 2), atol=1e-9)
+
+
 def test_inferer_refuses_an_unbatched_volume_and_a_batch_without_channels(tmp_path):
     """SRInferer takes batches: an EnsureChannelFirst'ed (1, X, Y, Z) volume without its batch
     axis gave (1, 16, 24, 10) with the affine grown on (x, y); a collated batch of volumes

@@ -196,6 +196,18 @@ def _no_channel(v: Any) -> bool:
         return False
 
 
+def _last_channel(v: Any, rank: int) -> bool:
+    """MONAI's ``original_channel_dim`` marker of a file whose channels are its last axis
+    (``-1``, or the index after its ``rank`` spatial axes)."""
+    if v is None or isinstance(v, str):
+        return False
+    try:
+        d = float(v)
+    except (TypeError, ValueError):
+        return False
+    return d in (-1.0, float(rank))
+
+
 def check_channel_first(
     shape: Sequence[int],
     affine: np.ndarray | None,
@@ -204,7 +216,9 @@ def check_channel_first(
     hint: str = "",
     what: str = "an array",
 ) -> None:
-    """Refuse a volume without its channel axis that would be read as a 2-D ``(C, H, W)`` image.
+    """Refuse a volume without its channel axis that would be read as a 2-D ``(C, H, W)`` image,
+    and a channel-last array (a 4-D NIfTI as ``LoadImage`` gives it: ``(X, Y, Z, C)``, its
+    ``original_channel_dim`` -1).
 
     ``LoadImage`` without ``EnsureChannelFirst`` gives a 3-D file as ``(X, Y, Z)``: read as
     ``(C, H, W)`` its last two axes would grow while the affine grows on its first two. The
@@ -216,11 +230,21 @@ def check_channel_first(
     Raises:
         GeometryError: naming ``what`` and the fix (``EnsureChannelFirst``), plus ``hint``.
     """
-    if affine is None or loaded_shape is None or not _no_channel(channel_dim):
+    if affine is None or loaded_shape is None:
         return
     grid = tuple(int(n) for n in np.asarray(loaded_shape).reshape(-1))
-    rank = np.asarray(affine).shape[-1] - 1
     dims = tuple(int(n) for n in shape)
+    if _last_channel(channel_dim, len(grid)) and dims[:-1] == grid and dims[0] != dims[-1]:
+        raise GeometryError(
+            f"{what} of shape {dims} is channel-last: the grid as loaded {grid} with its "
+            f"{dims[-1]} channel(s) behind it (original_channel_dim -1, a 4-D NIfTI read by "
+            "LoadImage); read as channel-first (C, H, W[, D]) its first spatial axis would "
+            "count as channels. Add EnsureChannelFirst(d) after LoadImage(d)"
+            f"{hint}"
+        )
+    if not _no_channel(channel_dim):
+        return
+    rank = np.asarray(affine).shape[-1] - 1
     if len(dims) - 1 < rank == len(grid) and dims == grid:
         raise GeometryError(
             f"{what} of shape {dims} is the whole {len(grid)}-D grid of a file loaded without a "
