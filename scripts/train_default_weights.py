@@ -273,6 +273,13 @@ def finish_rgb(key: str, cfg, weights: Path, args: argparse.Namespace) -> None:
     finish(key, cfg, out, args, notes=notes)
 
 
+def scored_note(training_data: str, corpus: str) -> str:
+    """The card's training-data text ending with where its scores come from, once (a
+    re-score, ``--evaluate-only``, starts from a card that already says so)."""
+    note = f" Scores (card metrics) are on the held-out corpus {corpus}, never trained on."
+    return training_data.replace(note, "") + note
+
+
 def finish(
     key: str,
     cfg,
@@ -307,10 +314,7 @@ def finish(
     for r in battery.rows:  # flat keys: card metrics are name -> number
         summary[f"battery_gain_db:{r.image_set}/{r.case}"] = round(r.gain_db, 3)
     card = dataclasses.replace(
-        card,
-        metrics=summary,
-        training_data=card.training_data
-        + f" Scores (card metrics) are on the held-out corpus {corpus}, never trained on.",
+        card, metrics=summary, training_data=scored_note(card.training_data, corpus)
     )
     save_checkpoint(model, final, card, overwrite=True)
     if not args.no_install:

@@ -81,3 +81,11 @@ def test_the_gpu_family_is_planned_only_when_named(script):
     assert n > 5 * sum(p.numel() for p in lite.parameters())  # the larger capacity it is for
     assert 0 < script.RGB_BLEND["rgb_x2_base"] <= 1
     assert script.BASE_NOTE.startswith("Larger") and stage2.card.spectral == "bicubic"
+
+
+def test_a_rescore_names_the_heldout_corpus_once(script):
+    """--evaluate-only re-scores a card that already ends with the held-out note: the shipped
+    x2/x4 bicubic cards said it twice."""
+    once = script.scored_note("20 inputs.", "gray-heldout")
+    assert once.count("gray-heldout") == 1
+    assert script.scored_note(once, "gray-heldout") == once

@@ -161,3 +161,18 @@ def test_missing_pixel_spacing_names_the_file_once(tmp_path):
     with pytest.raises(InputFileError, match="PixelSpacing") as err:
         load_dicom_series(tmp_path / "in")
     assert str(err.value).count(files[0].name) == 1
+
+
+def test_decimal_strings_are_short_and_exact_enough():
+    """DS values: at most 16 characters, no padding zeros from rounding to fit (the probe saw
+    '5.8906' beside '7.39060000000000'), and the value kept to the digits that fit."""
+    from sr_domains.medical.dicom_derive import ds_number
+
+    assert str(ds_number(7.390600000000001)) == "7.3906"
+    assert str(ds_number(2.0)) == "2"
+    rng = np.random.default_rng(0)
+    for v in np.concatenate([rng.uniform(-500, 500, 200), 10.0 ** rng.uniform(-8, 8, 200)]):
+        text = str(ds_number(float(v)))
+        assert len(text) <= 16
+        assert not ("." in text and "e" not in text and text.endswith("0")), text
+        assert abs(float(text) - v) <= 1e-9 * max(1.0, abs(v)) + 1e-12, (v, text)

@@ -66,10 +66,15 @@ SERIES_NUMBER_OFFSET = 1000
 
 
 def ds_number(v: float) -> Any:
-    """A decimal string (DS) value, formatted to fit the 16-character limit."""
-    from pydicom.valuerep import DSfloat
+    """A decimal string (DS) value, formatted to fit the 16-character limit, without the
+    trailing zeros of a value rounded to fit (``7.390600000000001`` -> ``7.3906``, not
+    ``7.39060000000000``)."""
+    from pydicom.valuerep import DSfloat, format_number_as_ds
 
-    return DSfloat(float(v), auto_format=True)
+    text = format_number_as_ds(float(v))
+    if "." in text and "e" not in text.lower():
+        text = text.rstrip("0").rstrip(".") or "0"
+    return DSfloat(text)
 
 
 def now_stamp() -> tuple[str, str]:
