@@ -34,7 +34,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps(mod.info_json(path), indent=2, default=str))
+        from .strict_json import finite_json
+
+        # strict JSON: a NaN nodata value as "nan", as gdalinfo -json writes it
+        info = finite_json(mod.info_json(path), text=True)
+        print(json.dumps(info, indent=2, default=str, allow_nan=False))
     else:
         print(mod.info(path))
     return 0

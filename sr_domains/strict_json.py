@@ -12,17 +12,18 @@ from typing import Any
 import numpy as np
 
 
-def finite_json(value: Any) -> Any:
-    """``value`` with every NaN or infinite float (NumPy's too) replaced by None, tuples as
-    lists and NumPy scalars as Python numbers; other values as they are."""
+def finite_json(value: Any, *, text: bool = False) -> Any:
+    """``value`` with every NaN or infinite float (NumPy's too) replaced by None (``text``:
+    by ``"nan"``, ``"inf"`` or ``"-inf"``, as ``gdalinfo -json`` writes a NaN nodata value),
+    tuples as lists and NumPy scalars as Python numbers; other values as they are."""
     if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
+        return {k: finite_json(v, text=text) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
+        return [finite_json(v, text=text) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return str(value) if text else None
     return value
 
 

@@ -82,6 +82,23 @@ def test_evaluate_cli_prints_a_table_and_writes_figure_and_json(tmp_path, capsys
         assert fig.width > fig.height  # 4 columns, 2 rows
 
 
+def test_evaluate_json_is_strict_for_a_flat_image(tmp_path, capsys):
+    """A flat image (an all-zero slice): bicubic reproduces it exactly, its PSNR is infinite,
+    and the JSON holds null there, not the non-standard constant Infinity."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    PIL.fromarray(np.zeros((40, 40), np.uint8)).save(folder / "flat.png")
+    js = tmp_path / "scores.json"
+    argv = ["evaluate", "--weights", str(_weights(tmp_path)), "--data", str(folder)]
+    assert main([*argv, "--json", str(js)]) == 0
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    report = json.loads(js.read_text(), parse_constant=refuse)
+    assert report["images"][0]["psnr_bicubic"] is None
+
+
 def test_evaluate_outputs_never_replace_inputs_or_existing_files(tmp_path, capsys):
     """--png/--json follow the output rules: an input (data or weights) is never replaced,
     even with --overwrite; an existing file only with --overwrite; checked before any work."""

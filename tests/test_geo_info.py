@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 rasterio = pytest.importorskip("rasterio")
@@ -43,3 +44,16 @@ def test_info_names_the_crs_of_gcps(tmp_path, capsys):
     assert "EPSG:4326" in out and "(of the GCPs)" in out
     assert main(["info", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["gcp_crs"] == "EPSG:4326"
+
+
+def test_info_json_is_strict_with_a_nan_nodata(tmp_path, capsys):
+    """A NaN nodata value is written as "nan" (as gdalinfo -json does), not as NaN, which
+    strict JSON readers refuse."""
+    path = make_geotiff(tmp_path / "f.tif", width=16, height=12, dtype="float32", nodata=np.nan)
+    assert main(["info", str(path), "--json"]) == 0
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    info = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert info["nodata"] == "nan"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -191,9 +190,11 @@ def _check_json(args: argparse.Namespace, inputs: list[Path]) -> None:
 
 def _write_json(path: Path, data: Any, inputs: list[Path], overwrite: bool) -> None:
     from ..io_safety import atomic_output
+    from ..strict_json import provenance_json
 
     with atomic_output(path, inputs, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        # strict JSON: a PSNR of identical images (infinite) is null
+        tmp.write_text(provenance_json(data, indent=2), encoding="utf-8")
 
 
 def _cmd_battery(args: argparse.Namespace) -> int:
