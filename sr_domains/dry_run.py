@@ -327,6 +327,10 @@ def plan(
             from .geo.names import geotiff_output_name
 
             out = dst / geotiff_output_name(src, options.suffix)
+        elif name == "nifti" and dst.is_dir():
+            from .options import output_name
+
+            out = dst / output_name(src.name, options.suffix)
         planned.append(_plan_one(name, src, out, options, batch=False))
     return planned
 

@@ -52,6 +52,25 @@ def test_cli_upscale_nifti(tmp_path, capsys):
     assert nib.load(dst).shape == (20, 16, 12)
 
 
+def test_cli_nifti_into_an_existing_folder(tmp_path, capsys):
+    """An existing folder as the output: the file goes inside it (as for GeoTIFF), named like
+    the input with --suffix; the dry run names the same file. It was refused as a name not
+    ending in .nii."""
+    src = make_nifti(tmp_path / "brain.nii.gz", shape=(10, 8, 6), spacing=(1.0, 3.0, 1.0))
+    out = tmp_path / "out"
+    out.mkdir()
+    base = ["upscale", str(src), str(out), "--scale", "2", "--no-progress", "--suffix", "_x2"]
+    want = out / "brain_x2.nii.gz"
+    assert main([*base, "--dry-run"]) == 0
+    assert f"-> {want} [would write]" in capsys.readouterr().out
+    assert not want.exists()
+    assert main(base) == 0
+    assert capsys.readouterr().out.strip() == str(want)
+    assert nib.load(want).shape == (20, 8, 12)
+    assert main(["upscale", str(src), str(tmp_path), "--no-progress"]) == 1  # its own name
+    assert "input" in capsys.readouterr().err
+
+
 def test_cli_upscale_dicom_folder(tmp_path, capsys):
     make_dicom_series(tmp_path / "dicom_dir", n_slices=4, rows=8, cols=6)
     out = tmp_path / "out_dir"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..options import UpscaleOptions, check_supported
+from ..options import UpscaleOptions, check_supported, output_name
 from .nifti import is_nifti_path
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
@@ -65,8 +65,12 @@ def upscale(
     src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
 ) -> list[Path]:
     """Run :func:`sr_domains.medical.upscale_nifti` (or, with ``--isotropic``,
-    :func:`~sr_domains.medical.isotropic_api.isotropic_nifti`) with CLI options."""
+    :func:`~sr_domains.medical.isotropic_api.isotropic_nifti`) with CLI options; ``dst`` an
+    existing folder: the output goes inside it, under the input's name with ``--suffix``."""
     check_supported(options, "NIfTI", {"axes", "through_plane", "isotropic"})
+    src, dst = Path(src), Path(dst)
+    if dst.is_dir():  # an existing folder: the output goes inside it, as for GeoTIFF
+        dst = dst / output_name(src.name, options.suffix)
     if options.isotropic is not None:
         from .isotropic_api import isotropic_nifti
 
