@@ -81,10 +81,15 @@ class RunReport:
         )
 
     def failures(self) -> str:
-        """``"2 of 5 file(s) failed"``: of the inputs the run tried (not the skipped ones)."""
+        """``"2 of 5 file(s) failed"``: of the inputs the run tried, with the complete ones it
+        skipped named apart (``"3 of 5 file(s) tried failed; 4 already complete"``), so the
+        count is not read against the whole folder."""
         tried = self.count("ok") + self.count("failed")
         what = "input(s)" if any(r.task.domain == "dicom" for r in self.results) else "file(s)"
-        return f"{self.count('failed')} of {tried} {what} failed"
+        skipped = self.count("skipped")
+        if not skipped:
+            return f"{self.count('failed')} of {tried} {what} failed"
+        return f"{self.count('failed')} of {tried} {what} tried failed; {skipped} already complete"
 
 
 class BatchOutputs(list[Path]):

@@ -85,6 +85,10 @@ def test_a_failed_input_is_named_with_its_problem_and_the_exit_status_is_1(
     assert lines[-1] == "sr-domains: error: 1 of 3 file(s) failed"
     assert [r.levelno for r in _summaries(caplog)] == [logging.INFO]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # the rerun skips the two complete outputs: the count says so, not "1 of 1" of 3 files
+    assert _upscale(src, out) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "sr-domains: error: 1 of 1 file(s) tried failed; 2 already complete"
 
 
 def test_the_library_keeps_the_report_of_a_sequential_batch(tmp_path):
@@ -100,7 +104,9 @@ def test_the_library_keeps_the_report_of_a_sequential_batch(tmp_path):
     again = upscale_many(src, out, model=tiny_model(1, 2))
     assert again == [] and again.report.count("skipped") == 2
     (src / "broken.tif").write_text("not a tiff")
-    with pytest.raises(BatchFailedError, match=r"1 of 1 file\(s\) failed: .*broken\.tif") as exc:
+    with pytest.raises(
+        BatchFailedError, match=r"1 of 1 file\(s\) tried failed; 2 already complete: .*broken\.tif"
+    ) as exc:
         upscale_many(src, out, model=tiny_model(1, 2))
     assert [Path(r.task.src).name for r in exc.value.report.failed] == ["broken.tif"]
     assert exc.value.report.count("skipped") == 2
