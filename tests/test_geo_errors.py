@@ -254,6 +254,29 @@ def test_palette_is_refused(tmp_path):
         upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
 
 
+def test_one_bit_band_gets_bilevel_advice(tmp_path):
+    """GDAL gives a 1-bit band a black/white colour table: the advice is for a mask or a
+    page (nearest resampling, or 8-bit gray), not "-expand rgb" (three 0/255 bands)."""
+    src = tmp_path / "b1.tif"
+    data = (np.indices((32, 32)).sum(axis=0) % 5 == 0).astype(np.uint8)[None]
+    with rasterio.open(
+        src,
+        "w",
+        driver="GTiff",
+        width=32,
+        height=32,
+        count=1,
+        dtype="uint8",
+        nbits=1,
+        crs="EPSG:32633",
+        transform=rasterio.Affine(10, 0, 0, 0, -10, 0),
+    ) as ds:
+        ds.write(data)
+    with pytest.raises(InputFileError, match=r"b1\.tif: band 1 is 1-bit") as info:
+        upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    assert "-expand rgb" not in str(info.value) and "gdalwarp -r near" in str(info.value)
+
+
 NOT_GEOREF = "ignore::rasterio.errors.NotGeoreferencedWarning"
 
 

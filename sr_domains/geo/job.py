@@ -183,13 +183,23 @@ def values_tag(rules: ValueRules | None, source: Path) -> str:
 
 
 def refuse_palette(src: RasterSource) -> None:
+    """Refuse a band with a colour table: categorical (a palette) or bilevel (GDAL gives a
+    1-bit band a black/white table), with the advice that fits each."""
     for i in src.indexes:
-        if src.ds.colorinterp[i - 1] == ColorInterp.palette:
+        if src.ds.colorinterp[i - 1] != ColorInterp.palette:
+            continue
+        if src.ds.tags(i, ns="IMAGE_STRUCTURE").get("NBITS") == "1":
             raise InputFileError(
                 src.path,
-                f"band {i} has a colour table (categorical/paletted data), which cannot be "
-                "super-resolved; expand it first, e.g. gdal_translate -expand rgb",
+                f"band {i} is 1-bit (bilevel: a mask or a scanned page), which is not "
+                "super-resolved: resample a mask with nearest (gdalwarp -r near), or make a "
+                "page 8-bit gray first (gdal_translate -ot Byte -scale 0 1 0 255)",
             )
+        raise InputFileError(
+            src.path,
+            f"band {i} has a colour table (categorical/paletted data), which cannot be "
+            "super-resolved; expand it first, e.g. gdal_translate -expand rgb",
+        )
 
 
 @dataclass
