@@ -165,6 +165,12 @@ def upscale_many(
     out_dir = Path(out_dir)
     tasks = plan_tasks(inputs, out_dir, options.suffix, options.series_uid, domain)
     check_save_model_batch(saved_model_path(options), len(tasks))
+    if options.creation_options and any(t.domain == "geotiff" for t in tasks):
+        from .geo.creation_options import normalize
+        from .geo.upscale import check_keywords
+
+        # what holds for every file, refused once before any work (not per task)
+        check_keywords(normalize(options.creation_options), cog=options.cog, api=False)
     if any(Path(t.dst) == out_dir for t in tasks):  # one DICOM series: out_dir is its folder
         _drop_run_manifest(out_dir)
     check_manifest_slot(out_dir)

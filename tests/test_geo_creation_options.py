@@ -122,6 +122,21 @@ def test_unknown_or_harmful_options_are_refused_before_any_work(
     assert not (tmp_path / "o.tif").exists()
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "1"]])
+def test_a_batch_refuses_an_unknown_option_once_before_any_work(tmp_path, capsys, workers):
+    """A typo in --co for a folder: one usage error (exit 2) before the output folder is
+    made, not the same failure once per file."""
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        make_geotiff(tmp_path / "in" / f"s{i}.tif", width=24, height=20)
+    out = tmp_path / "out"
+    argv = ["upscale", str(tmp_path / "in"), str(out), "--co", "COMPRES=ZSTD", *workers]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("--co COMPRES: GDAL's GTiff driver has no such option") == 1
+    assert not out.exists()
+
+
 def test_block_width_and_height_are_each_their_own(tmp_path, capsys):
     src = make_geotiff(tmp_path / "in.tif", width=150, height=130, dtype="uint16", nodata=0)
     assert _run(src, tmp_path / "ref.tif") == 0

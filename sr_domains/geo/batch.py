@@ -36,7 +36,7 @@ from ..run_manifest import (
     write_run_manifest,
 )
 from ..run_recipe import recipe_of
-from .creation_options import check_options, normalize
+from .creation_options import normalize
 from .names import BATCH_SUFFIXES, geotiff_output_name
 from .output_spec import TAG_PREFIX
 from .reader import open_dataset
@@ -117,7 +117,9 @@ def write_many(
         raise InputFileError(str(inputs), f"no GeoTIFF files found ({_PATTERNS})")
     check_save_model_batch(getattr(options.adapt, "save_model", None), len(files))
     if options.creation_options:  # what holds for every file: refused once, not per file
-        check_options(normalize(options.creation_options), cog=options.cog)
+        from .upscale import check_keywords
+
+        check_keywords(normalize(options.creation_options), cog=options.cog, api=False)
     out_dir = Path(out_dir)
     names = [geotiff_output_name(f, suffix) for f in files]
     dupes = sorted({n for n in names if names.count(n) > 1})

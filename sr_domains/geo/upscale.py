@@ -178,16 +178,17 @@ def geotiff_options(
     )
 
 
-def check_keywords(co: dict[str, str], *, cog: bool) -> None:
+def check_keywords(co: dict[str, str], *, cog: bool, api: bool = True) -> None:
     """Refuse bad ``creation_options`` (:mod:`sr_domains.geo.creation_options`) in the API's
-    words before any file is read: the data type and bands are not known yet, so GDAL is
-    asked only about option names and values (on 3 bands of uint8)."""
-    check_options(co, cog=cog, api=True)
+    words (``api=False``: the CLI's, ``--co``) before any file is read: the data type and
+    bands are not known yet, so GDAL is asked only about option names and values (on 3 bands
+    of uint8); a batch asks once, not once per file."""
+    check_options(co, cog=cog, api=api)
     if co:
         profile = output_profile(np.dtype("uint8"), 3, 16, 16, None)
-        apply(profile, co, api=True)
+        apply(profile, co, api=api)
         options = cog_options(co, float_data=False) if cog else None
-        trial(profile, co, options, api=True, names_only=True)
+        trial(profile, co, options, api=api, names_only=True)
 
 
 def bands_keyword(bands: object) -> tuple[int, ...] | None:
