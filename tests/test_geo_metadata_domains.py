@@ -58,6 +58,33 @@ def test_xmp_is_copied(drone_tif, tmp_path, cog):
         assert "xml:custom" not in ds.tag_namespaces()  # other XML domains: not copied
 
 
+def test_xmp_image_size_is_the_outputs(tmp_path, caplog):
+    """The XMP image size (attribute and element forms) is the output's; pixel-unit camera
+    calibration is kept, with a warning naming it."""
+    src = make_geotiff(tmp_path / "d.tif", width=40, height=30)
+    xmp = XMP.replace(
+        'drone-dji:Note="Zürich a=b"/>',
+        'drone-dji:Note="Zürich a=b" tiff:ImageWidth="40" tiff:ImageLength="30" '
+        'drone-dji:CalibratedFocalLength="3666.6"><exif:PixelXDimension>40'
+        "</exif:PixelXDimension><exif:PixelYDimension>30</exif:PixelYDimension>"
+        "</rdf:Description>",
+    )
+    with rasterio.open(src, "r+") as ds:
+        set_tags(ds, {"xml:XMP": xmp}, "xml:XMP")
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        out = upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    with rasterio.open(out) as ds:
+        got = ds.tags(ns="xml:XMP")["xml:XMP"]
+    want = (
+        xmp.replace('ImageWidth="40"', 'ImageWidth="80"')
+        .replace('ImageLength="30"', 'ImageLength="60"')
+        .replace(">40</exif", ">80</exif")
+        .replace(">30</exif", ">60</exif")
+    )
+    assert got == want and got != xmp
+    assert "drone-dji:CalibratedFocalLength" in caplog.text
+
+
 @pytest.mark.parametrize("cog", [False, True])
 def test_software_and_time_are_not_the_sources(drone_tif, tmp_path, cog):
     out = upscale_geotiff(drone_tif, tmp_path / "out.tif", model=tiny_model(1, 2), cog=cog)

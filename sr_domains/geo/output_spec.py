@@ -34,6 +34,7 @@ from .creation_options import (
 from .georef import Georef
 from .names import starts_like_tiff
 from .reader import RasterSource
+from .xmp import rescale_xmp
 
 try:
     from rasterio.enums import ColorInterp
@@ -279,6 +280,8 @@ def build_spec(
     tags: dict[str | None, dict[str, str]] = {None: {**_clean(ds.tags(), band=False)}}
     for ns in _namespaces(ds):
         tags[ns] = ds.tags(ns=ns)
+    if "xml:XMP" in tags:  # its image size in the output's pixels (sr_domains.geo.xmp)
+        tags["xml:XMP"] = {k: rescale_xmp(v, scale, src.path) for k, v in tags["xml:XMP"].items()}
     tags[None].update(provenance)
     version = provenance.get(f"{TAG_PREFIX}VERSION") or __version__
     tags[None]["TIFFTAG_SOFTWARE"] = f"sr_domains {version}"
