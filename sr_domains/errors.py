@@ -8,6 +8,7 @@ the built-in exception a caller would naturally catch (``ValueError``, ``OSError
 from __future__ import annotations
 
 import os
+import re
 from os import PathLike
 
 
@@ -67,9 +68,17 @@ class InputFileError(SRDomainsError, OSError):
 
     @classmethod
     def missing(cls, path: str | PathLike[str]) -> InputFileError:
-        """The error for an input that is not there; a broken link says where it pointed."""
+        """The error for an input that is not there; a broken link says where it pointed, a
+        GDAL virtual path (``/vsizip/...``) that it is not read."""
         if os.path.islink(path):
             return cls(path, f"broken link (to {os.readlink(path)})")
+        if is_gdal_virtual(path):
+            return cls(
+                path,
+                "GDAL virtual file systems (/vsizip/, /vsicurl/, /vsis3/, ...) are not read: "
+                "outputs are checked against their inputs as files on disk; extract or "
+                "download the file first",
+            )
         return cls(path, "file not found")
 
     @classmethod
@@ -157,3 +166,14 @@ def require(module: str, extra: str, feature: str | None = None):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(module.split(".")[0], extra, feature) from exc
+
+
+_GDAL_VIRTUAL = re.compile(
+    r"^/vsi(mem|zip|gzip|tar|7z|rar|curl|s3|gs|az|adls|oss|swift|hdfs|webhdfs|stdin|stdout|"
+    r"subfile|sparse|crypt|cached)(_streaming)?(/|$)"
+)
+
+
+def is_gdal_virtual(path: str | PathLike[str]) -> bool:
+    """True for a GDAL virtual file system path (``/vsizip/...``, ``/vsimem/...``)."""
+    return bool(_GDAL_VIRTUAL.match(str(path)))

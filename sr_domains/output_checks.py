@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError, OutputExistsError, UnsafeOutputError
+from .errors import ConfigError, OutputExistsError, UnsafeOutputError, is_gdal_virtual
 
 #: Manifest file written into every output folder (its presence marks the folder as ours).
 MANIFEST = ".sr_domains.json"
@@ -42,7 +42,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_paths(dst: PathArg, inputs: Sequence[PathArg], *, kind: Kind) -> None:
-    """Refuse an output that is, holds or lies inside an input (rule 1; no file is touched)."""
+    """Refuse an output that is, holds or lies inside an input (rule 1; no file is touched),
+    and a GDAL virtual path (``/vsimem/``, ``/vsis3/``...: no temp file and rename there)."""
+    if is_gdal_virtual(dst):
+        raise UnsafeOutputError(
+            dst,
+            "GDAL virtual file systems are not written to: an output is written to a temp file "
+            "beside it and renamed into place; write to a folder on disk and copy it there",
+        )
     dst = Path(dst)
     d = _real(dst)
     for src in inputs:

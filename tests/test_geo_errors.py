@@ -115,6 +115,17 @@ def test_missing_file(tmp_path):
         upscale_geotiff(tmp_path / "nope.tif", tmp_path / "o.tif", model=tiny_model(1, 2))
 
 
+def test_gdal_virtual_paths_are_refused_clearly(tmp_path):
+    """/vsizip inputs were "file not found"; a /vsimem output failed naming its temp file."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=20)
+    with pytest.raises(InputFileError, match=r"/vsizip/.*GDAL virtual file systems .*not read"):
+        upscale_geotiff(f"/vsizip/{tmp_path}/a.zip/a.tif", tmp_path / "o.tif")
+    with pytest.raises(UnsafeOutputError, match=r"^/vsimem/o\.tif: GDAL virtual") as info:
+        upscale_geotiff(src, "/vsimem/o.tif", model=tiny_model(1, 2))
+    assert "sr-tmp" not in str(info.value)
+    assert _leftovers(tmp_path, {"a.tif"}) == []
+
+
 def test_not_a_raster(tmp_path):
     bad = tmp_path / "notes.tif"
     bad.write_text("this is not a GeoTIFF")
