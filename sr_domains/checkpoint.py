@@ -28,10 +28,12 @@ from .config import from_dict, to_dict
 from .errors import CheckpointError, ConfigError, OutputExistsError, RegistryError
 from .models.base import ArchSpec, BaseSRConfig, SRModel
 from .weights_files import (  # re-exported: the readers of any weights file live there
+    DIGEST_KEY,
     check_tensors,
     read_safetensors,
     read_state_dict,
     sniff_weights,
+    tensors_digest,
     unpickle_error,
 )
 
@@ -175,7 +177,7 @@ def save_checkpoint(
         raise OutputExistsError(path)
     card = _complete_card(model, card or ModelCard())
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "pt", CARD_KEY: card.to_json()}
+    metadata = {"format": "pt", CARD_KEY: card.to_json(), DIGEST_KEY: tensors_digest(tensors)}
     data = save(tensors, metadata=metadata)
     # Write a fresh name in the same folder (same file system: os.replace is atomic) with plain
     # open(), so the file gets the usual umask permissions (safetensors' save_file uses 0600).

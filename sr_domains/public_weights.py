@@ -88,7 +88,9 @@ def load_public_checkpoint(
 
 def _own_state_message(path: Path) -> str:
     """Why an sr_domains state dict without a card cannot be loaded here, and what to use."""
-    if _is_resume_checkpoint(path):
+    from .weights_files import is_resume_checkpoint
+
+    if is_resume_checkpoint(path):
         return (
             f"{path}: this is a training run's resume checkpoint (read by train --resume); "
             f"use the weights the run writes when it ends, {path.parent / 'weights.safetensors'}"
@@ -97,20 +99,6 @@ def _own_state_message(path: Path) -> str:
         f"{path}: this is a bare sr_domains state dict; save models with save_checkpoint() "
         "and read them with load_checkpoint(), or build the model and load_state_dict()"
     )
-
-
-def _is_resume_checkpoint(path: Path) -> bool:
-    """True for a trainer's ``last.pt``: a dict with the model, optimizer and step."""
-    from .weights_files import sniff_weights
-
-    if sniff_weights(path) != "torch":
-        return False
-    try:
-        with open(path, "rb") as fh:
-            obj = torch.load(fh, map_location="cpu", weights_only=True)
-    except Exception:
-        return False
-    return isinstance(obj, dict) and {"step", "model", "opt"} <= obj.keys()
 
 
 def load_with_report(

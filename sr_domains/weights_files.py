@@ -16,6 +16,7 @@ suffix-based reader then reports a safetensors file as "pickled objects" or a te
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import re
@@ -159,6 +160,18 @@ _WRAPPER_KEYS = (
 _PREFIXES = ("module.", "netG.")  # DataParallel, BasicSR generator wrappers
 
 
+def is_resume_checkpoint(path: Path) -> bool:
+    """True for a trainer's ``last.pt``: a dict with the model, optimizer and step."""
+    if sniff_weights(path) != "torch":
+        return False
+    try:
+        with open(path, "rb") as fh:
+            obj = torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(obj, dict) and {"step", "model", "opt"} <= obj.keys()
+
+
 def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """``(metadata, tensors)`` of a safetensors file (no tensors unless ``tensors``); a file of
     another kind (a ``torch.save`` pickle, ...) is refused by name, not parsed as one."""
@@ -166,6 +179,12 @@ def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[st
 
     kind = sniff_weights(path)
     if kind == "torch":
+        if is_resume_checkpoint(path):
+            raise CheckpointError(
+                f"{path}: this is a training run's resume checkpoint (read by train --resume); "
+                f"use the weights the run writes when it ends, "
+                f"{path.parent / 'weights.safetensors'}"
+            )
         raise CheckpointError(
             f"{path}: this is a PyTorch pickle (torch.save, .pt/.pth), not an sr_domains "
             "checkpoint (.safetensors with a model card); read it with load_public_checkpoint()"
@@ -178,7 +197,28 @@ def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[st
             state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if state and DIGEST_KEY in metadata and tensors_digest(state) != metadata[DIGEST_KEY]:
+        raise CheckpointError(
+            f"{path}: the weights do not match the checksum saved with them (sha256 of the "
+            "tensors): the file is damaged; restore it from a good copy"
+        )
     return metadata, state
+
+
+#: Metadata key of the sha256 of a checkpoint's tensors, written by ``save_checkpoint`` and
+#: checked whenever the tensors are read: safetensors has no checksum of its own, so a flipped
+#: byte in the data would load as a slightly different model.
+DIGEST_KEY = "sr_domains.tensors_sha256"
+
+
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors in key order: each key, dtype, shape and raw bytes."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def unpickle_error(exc: BaseException) -> str:

@@ -213,3 +213,72 @@ def test_a_model_name_that_contradicts_the_card_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="contradicts .* its model card says srcnn"):
         resolve_model("rrdb", ours, scale=None, n_bands=None)
     assert resolve_model("srcnn", ours, scale=None, n_bands=None).arch == "srcnn"
+
+
+def _flip_tensor_bytes(path: Path, n: int = 64) -> None:
+    """Flip ``n`` bytes in the middle of a safetensors file's tensor data (header intact)."""
+    raw = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")
+    mid = header + (len(raw) - header) // 2
+    for i in range(mid, mid + n):
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_damaged_tensor_data_is_refused_not_loaded(tmp_path):
+    """safetensors has no checksum: flipped bytes in the tensor data loaded as another model
+    (the probe: weights off by up to 903, outputs by 18). save_checkpoint writes the sha256
+    of the tensors, and every read checks it."""
+    from sr_domains.checkpoint import load_checkpoint
+    from sr_domains.public_weights import load_public_checkpoint
+
+    path = save_checkpoint(_srcnn(), tmp_path / "m.safetensors", ModelCard(name="m"))
+    load_checkpoint(path)  # intact: loads
+    _flip_tensor_bytes(path)
+    for load in (load_checkpoint, load_public_checkpoint, read_state_dict):
+        with pytest.raises(CheckpointError, match=r"m\.safetensors: the weights do not match"):
+            load(path)
+
+
+def test_shipped_weights_carry_and_pass_their_checksum(tmp_path):
+    from sr_domains.checkpoint import load_checkpoint
+    from sr_domains.pretrained import WEIGHTS_DIR
+    from sr_domains.weights_files import DIGEST_KEY, read_safetensors
+
+    files = sorted(Path(WEIGHTS_DIR).glob("*.safetensors"))
+    assert files
+    for f in files:
+        assert DIGEST_KEY in read_safetensors(f, False)[0], f.name
+        load_checkpoint(f)
+    bad = shutil.copy(files[0], tmp_path / files[0].name)
+    _flip_tensor_bytes(Path(bad), 4)
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(bad)
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
+    """Files saved before the checksum existed (or by other tools) load as before."""
+    from sr_domains.checkpoint import CARD_KEY, load_checkpoint
+
+    m = _srcnn()
+    ours = save_checkpoint(m, tmp_path / "new.safetensors", ModelCard(name="x"))
+    from sr_domains.weights_files import read_safetensors
+
+    meta, state = read_safetensors(ours, True)
+    old = tmp_path / "old.safetensors"
+    safetensors_torch.save_file(state, old, metadata={"format": "pt", CARD_KEY: meta[CARD_KEY]})
+    model, _ = load_checkpoint(old)
+    loaded = model.state_dict()
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+
+
+def test_load_checkpoint_of_a_resume_file_names_the_run_weights(tmp_path):
+    m = _srcnn()
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"step": 3, "model": m.state_dict(), "opt": {}}, run / "last.pt")
+    from sr_domains.checkpoint import load_checkpoint
+
+    with pytest.raises(CheckpointError, match=r"resume checkpoint.*run/weights\.safetensors"):
+        load_checkpoint(run / "last.pt")
