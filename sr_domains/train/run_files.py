@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import shutil
@@ -48,18 +49,57 @@ def load_resume_state(path: Path, device: torch.device | str = "cpu") -> dict[st
 
 
 class CsvLog:
-    """A CSV log that appends one row per call (header written unless resuming)."""
+    """A CSV log that appends one row per call (a ``step`` column first).
 
-    def __init__(self, path: Path, fields: list[str], append: bool) -> None:
+    A new log (``resume_at`` None, or no file yet) starts with the header. ``resume_at``
+    continues a log from the checkpoint of that step: rows past it (logged after ``last.pt``
+    was written, before the interruption) and broken rows (a write cut short) are dropped,
+    the file rewritten atomically, so the resumed run logs those steps once. ``last`` is the
+    last row kept (empty for a new log).
+    """
+
+    def __init__(self, path: Path, fields: list[str], resume_at: int | None = None) -> None:
         self.path = path
         self.fields = fields
-        if not (append and path.exists()):
-            with path.open("w", newline="") as fh:
-                csv.writer(fh).writerow(fields)
+        self.last: dict[str, str] = {}
+        if resume_at is not None and path.exists():
+            self._keep_through(resume_at)
+        else:
+            _write_rows(path, [fields])
+
+    def _keep_through(self, step: int) -> None:
+        text = self.path.read_bytes().decode("utf-8", errors="replace")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        kept = [self.fields]
+        for row in rows[1:]:
+            if len(row) == len(self.fields) and row[0].isdigit() and int(row[0]) <= step:
+                kept.append(row)
+        if len(kept) > 1:
+            self.last = dict(zip(self.fields, kept[-1], strict=True))
+        if kept != rows or not text.endswith("\n"):
+            _write_rows(self.path, kept)
+
+    def last_number(self, field: str) -> float:
+        """``field`` of the last row kept, as a number (0 when none)."""
+        try:
+            return float(self.last.get(field) or 0)
+        except ValueError:
+            return 0.0
 
     def write(self, row: dict[str, Any]) -> None:
         with self.path.open("a", newline="") as fh:
             csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in self.fields])
+
+
+def _write_rows(path: Path, rows: list[list[Any]]) -> None:
+    """Write a whole CSV file through a temporary renamed into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 LOG_FIELDS = [
@@ -91,14 +131,13 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     is refused, so a user's files are never deleted.
     """
     run = config.run_dir
-    last = run / "last.pt"
-    if resume and last.exists():
-        return True
+    if resume:
+        if (run / "last.pt").exists():
+            return True
+        check_resumable(run)
     if run.exists() and not run.is_dir():
         raise UnsafeOutputError(run, "exists and is not a folder; choose another out_dir/name")
     if run.exists() and any(run.iterdir()) and not overwrite:
-        if resume:
-            raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
         raise OutputExistsError(run)
     if run.exists() and overwrite:
         names = [e.name for e in run.iterdir()]
@@ -120,6 +159,25 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
                 (run / name).unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     return False
+
+
+def check_resumable(run: Path) -> None:
+    """Resuming needs ``run/last.pt``: a missing run folder (a mistyped ``out_dir`` or
+    ``name``) or one without ``last.pt`` is a :class:`ConfigError`, never a fresh run."""
+    if (run / "last.pt").exists():
+        return
+    if not run.exists():
+        raise ConfigError(
+            f"{run}: cannot resume, the run folder does not exist (nothing to resume; check "
+            "out_dir and name, or start a new run without resume)"
+        )
+    if not run.is_dir():
+        raise UnsafeOutputError(run, "exists and is not a folder; choose another out_dir/name")
+    if any(run.iterdir()):
+        raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
+    raise ConfigError(
+        f"{run}: cannot resume, no last.pt (nothing to resume; start a new run without resume)"
+    )
 
 
 def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
@@ -184,6 +242,7 @@ __all__ = [
     "RUN_FILES",
     "CsvLog",
     "atomic_torch_save",
+    "check_resumable",
     "check_same_model",
     "final_card",
     "load_resume_state",

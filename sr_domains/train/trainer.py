@@ -44,6 +44,7 @@ from .run_files import (
     LOG_FIELDS,
     CsvLog,
     atomic_torch_save,
+    check_resumable,
     check_same_model,
     final_card,
     load_resume_state,
@@ -293,21 +294,19 @@ class Trainer:
         if info.is_main:  # (on resume too: the folder describes the run as it goes on)
             (run / "config.yaml").write_text(dump_yaml(c), encoding="utf-8")
         logs = valcsv = tb = None
+        at = self.step if resume else None  # (logs keep the rows up to the checkpoint only)
         if info.is_main:
-            logs = CsvLog(
-                run / "log.csv",
-                [*LOG_FIELDS, "sec"],
-                append=resume,
-            )
+            logs = CsvLog(run / "log.csv", [*LOG_FIELDS, "sec"], resume_at=at)
             valcsv = CsvLog(
                 run / "val.csv",
                 ["step", "psnr", "psnr_bicubic", "psnr_gain_db", "ssim", "ssim_bicubic"],
-                append=resume,
+                resume_at=at,
             )
             if c.tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                tb = SummaryWriter(str(run / "tb"))
+                purge = None if at is None else at + 1  # TensorBoard drops later events
+                tb = SummaryWriter(str(run / "tb"), purge_step=purge)
         batches = Batches(self.dataset, c, info).from_step(self.step)
         bar = None
         if self.progress:
@@ -316,7 +315,7 @@ class Trainer:
             bar = tqdm(total=c.steps, initial=self.step, desc=c.name, unit="step")
         result = TrainResult(run, None, self.step)
         acc: list[float] = []
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - (logs.last_number("sec") if logs is not None else 0.0)
         validation: dict[str, float] = {}
         try:
             while self.step < end:
@@ -401,6 +400,8 @@ def train(
     info = init_distributed(config.device)
     created = _missing_folders(config.run_dir) if info.is_main else []
     try:
+        if resume:  # (every rank, before creating anything: never a fresh run instead)
+            check_resumable(config.run_dir)
         with contextlib.ExitStack() as stack:
             resuming = False
             if info.is_main:
@@ -409,7 +410,7 @@ def train(
                 resuming = prepare_run_dir(config, resume, overwrite)
             barrier(info)
             if not info.is_main:
-                resuming = resume and (config.run_dir / "last.pt").exists()
+                resuming = resume
             trainer = Trainer(config, info, progress=progress)
             return trainer.fit(resume=resuming, stop_at=stop_at)
     except BaseException:  # a bad model/data setting, Ctrl-C...: leave no empty folder behind

@@ -1,0 +1,104 @@
+"""``--resume`` never starts a fresh run when there is nothing to resume, and a run that is
+interrupted then resumed logs every step once (log.csv, val.csv, TensorBoard), like a straight
+run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sr_domains.cli import main
+from sr_domains.errors import ConfigError
+from sr_domains.train.config import load_train_config
+from sr_domains.train.trainer import Trainer, train
+
+PIL = pytest.importorskip("PIL.Image")
+
+from sr_domains.testing.images import make_pngs  # noqa: E402
+
+
+def _config_file(tmp_path: Path, out: str = "runs", **over: object) -> Path:
+    data = make_pngs(tmp_path / "imgs", 2, 48, False)
+    raw = {
+        "name": "run",
+        "steps": 16,
+        "batch_size": 2,
+        "model": {"arch": "edsr", "in_channels": 1, "options": {"n_blocks": 1, "n_feats": 8}},
+        "data": {"paths": [str(data)], "patch_size": 16, "patches_per_epoch": 8},
+        "val": {"data": {"paths": [str(data)]}, "every": 4, "max_images": 1},
+        "out_dir": str(tmp_path / out),
+        "log_every": 1,
+        "checkpoint_every": 5,
+        "threads": 1,
+        **over,
+    }
+    path = tmp_path / f"{out.replace('/', '_')}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _steps(path: Path) -> list[str]:
+    with path.open(newline="") as fh:
+        return [row[0] for row in list(csv.reader(fh))[1:]]
+
+
+def test_resume_without_a_run_folder_is_refused_and_creates_nothing(tmp_path, capsys):
+    path = _config_file(tmp_path, out="typo/runs", steps=2)
+    run = tmp_path / "typo" / "runs" / "run"
+    code = main(["train", "--config", str(path), "--no-progress", "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2, err  # as the refusal of a folder without last.pt
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert str(run) in lines[0] and "nothing to resume" in lines[0]
+    assert not (tmp_path / "typo").exists()  # no fresh run, no folder left behind
+    cfg = load_train_config(path)
+    with pytest.raises(ConfigError, match="does not exist.*nothing to resume"):
+        train(cfg, resume=True, progress=False)  # the Python API too
+    assert not (tmp_path / "typo").exists()
+    run.mkdir(parents=True)  # an empty run folder: nothing to resume either
+    with pytest.raises(ConfigError, match="no last.pt"):
+        train(cfg, resume=True, progress=False)
+    assert not any(run.iterdir())
+
+
+def test_an_interrupted_then_resumed_run_logs_each_step_once(tmp_path, monkeypatch):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    straight = load_train_config(_config_file(tmp_path, out="a", tensorboard=True))
+    assert train(straight, progress=False).steps == 16
+    cfg = load_train_config(_config_file(tmp_path, out="b", tensorboard=True))
+
+    step = Trainer.train_step
+
+    def interrupted(self, batch):  # Ctrl-C after step 12 was logged, checkpoint at step 10
+        if self.step == 12:
+            raise KeyboardInterrupt
+        return step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    run = cfg.run_dir
+    assert _steps(run / "log.csv")[-1] == "12" and _steps(run / "val.csv")[-1] == "12"
+    assert train(cfg, resume=True, progress=False).steps == 16
+
+    for name in ("log.csv", "val.csv"):
+        assert _steps(run / name) == _steps(straight.run_dir / name), name
+    assert _steps(run / "log.csv") == [str(i) for i in range(1, 17)]
+    with (run / "log.csv").open(newline="") as fh:
+        secs = [float(row["sec"]) for row in csv.DictReader(fh)]
+    assert secs == sorted(secs)  # training time goes on from the checkpoint's row
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+    events = event_accumulator.EventAccumulator(str(run / "tb"))
+    events.Reload()
+    for tag in ("train/loss", "val/psnr"):
+        got = [e.step for e in events.Scalars(tag)]
+        assert got == sorted(set(got)), (tag, got)
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 17))
