@@ -37,7 +37,7 @@ from typing import Any
 from .batch_tasks import RunReport, Task, TaskResult, plan_tasks
 from .batch_worker import run_task, task_status, worker_model
 from .engine_config import carry_settings, settings_with
-from .errors import MissingDependencyError, OutputBusyError, SRDomainsError
+from .errors import ConfigError, MissingDependencyError, OutputBusyError, SRDomainsError
 from .io_safety import clean_stale, destination_lock
 from .options import UpscaleOptions, check_save_model_batch, engine_fields, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
@@ -89,10 +89,15 @@ def cluster_client(
         return
     dist = _distributed()
     if scheduler:
+        given = "--scheduler" if os.environ.get(SCHEDULER_ENV) != scheduler else SCHEDULER_ENV
         try:
             c = dist.Client(scheduler)
+        except ValueError as exc:  # "missing port number", "unknown address scheme"
+            raise ConfigError(
+                f"{given} {scheduler!r} is not a Dask scheduler address ({exc}); give one like "
+                "tcp://host:8786"
+            ) from exc
         except (OSError, TimeoutError) as exc:  # (distributed raises OSError when it times out)
-            given = "--scheduler" if os.environ.get(SCHEDULER_ENV) != scheduler else SCHEDULER_ENV
             raise SRDomainsError(
                 f"cannot reach the Dask scheduler {scheduler} (from {given}): {exc}; is it "
                 "running at that address?"

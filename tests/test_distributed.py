@@ -171,6 +171,28 @@ def test_cli_with_an_existing_scheduler(tmp_path, client, capsys):
     )
 
 
+@pytest.mark.parametrize(
+    ("how", "address", "said"),
+    [("--scheduler", "notanaddress", "missing port"), ("env", "bogus://x", "unknown address")],
+)
+def test_a_malformed_scheduler_address_is_a_usage_error(
+    tmp_path, capsys, monkeypatch, how, address, said
+):
+    """It printed a 40-line traceback (a ValueError from distributed), exit 1."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_geotiff(folder / "s0.tif", width=24, height=24)
+    argv = ["upscale", str(folder), str(tmp_path / "out"), "--no-progress"]
+    if how == "env":
+        monkeypatch.setenv("SR_DOMAINS_SCHEDULER", address)
+    else:
+        argv += ["--scheduler", address]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a Dask scheduler address" in err[0] and said in err[0]
+    assert "Traceback" not in err[0]
+
+
 def test_relative_paths_mean_the_callers_files_on_workers_elsewhere(tmp_path, client, monkeypatch):
     """The workers of an existing cluster run in their own working directory; a batch given
     relative inputs, output folder and weights still reads and writes the caller's files."""
