@@ -25,7 +25,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .config import from_dict, to_dict
-from .errors import CheckpointError, ConfigError, OutputExistsError, RegistryError
+from .errors import CheckpointError, ConfigError, RegistryError
 from .models.base import ArchSpec, BaseSRConfig, SRModel
 from .weights_files import (  # re-exported: the readers of any weights file live there
     DIGEST_KEY,
@@ -172,9 +172,12 @@ def save_checkpoint(
     """
     from safetensors.torch import save
 
+    from .output_checks import check_existing
+
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
+    check_existing(
+        path, kind="file", overwrite=overwrite
+    )  # (a user's text file named .safetensors: kept)
     card = _complete_card(model, card or ModelCard())
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": "pt", CARD_KEY: card.to_json(), DIGEST_KEY: tensors_digest(tensors)}

@@ -174,7 +174,8 @@ def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
     if overwrite and dst.is_file() and (what := other_format(dst)) is not None:
         raise UnsafeOutputError(
             dst,
-            f"exists and is not a {what} file; it is never replaced, even with --overwrite: "
+            f"exists and is not {'an' if what == 'ONNX' else 'a'} {what} file; it is never "
+            "replaced, even with --overwrite: "
             "remove it yourself or choose another name",
         )
 
@@ -185,9 +186,10 @@ _NIFTI_SIZES = tuple(n.to_bytes(4, o) for n in (348, 540) for o in ("little", "b
 
 
 def other_format(path: Path) -> str | None:
-    """The format an output named ``path`` has (``GeoTIFF``, ``NIfTI``, ``PNG``) when the
-    existing file there is not one (a report, a text file named ``out.nii``); None when it is,
-    when it is empty, or for other suffixes (not checked)."""
+    """The format an output named ``path`` has (``GeoTIFF``, ``NIfTI``, ``PNG``, and the model
+    files ``safetensors``, ``PyTorch``, ``ONNX``) when the existing file there is not one (a
+    report, a text file named ``out.nii`` or ``model.onnx``); None when it is, when it is
+    empty, or for other suffixes (not checked)."""
     name = path.name.lower()
     if name.endswith((".tif", ".tiff")):
         what, ok = "GeoTIFF", lambda head: head[:4] in _TIFF
@@ -197,11 +199,18 @@ def other_format(path: Path) -> str | None:
         what, ok = "NIfTI", lambda head: head[:4] in _NIFTI_SIZES
     elif name.endswith(".png"):
         what, ok = "PNG", lambda head: head[:8] == b"\x89PNG\r\n\x1a\n"
+    elif name.endswith(".safetensors"):  # an 8-byte header length, then its JSON
+        what, ok = "safetensors", lambda head: head[8:9] == b"{"
+    elif name.endswith((".pt", ".pth", ".pt2")):  # torch.save / TorchScript / torch.export: a
+        # zip archive (or a legacy pickle, protocol byte first)
+        what, ok = "PyTorch", lambda head: head[:2] == b"PK" or head[:1] == b"\x80"
+    elif name.endswith(".onnx"):  # protobuf ModelProto: field 1 (ir_version) first
+        what, ok = "ONNX", lambda head: head[:1] == b"\x08"
     else:
         return None
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(9)
     except OSError:
         return None  # (unreadable: the write itself reports it)
     return None if not head or ok(head) else what

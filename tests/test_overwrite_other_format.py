@@ -16,11 +16,24 @@ from sr_domains.testing.geo import make_geotiff
 NOTES = b"my notes, not an image\n"
 
 
-@pytest.mark.parametrize("name", ["out.tif", "OUT.TIFF", "out.nii", "out.nii.gz", "out.png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "out.tif",
+        "OUT.TIFF",
+        "out.nii",
+        "out.nii.gz",
+        "out.png",
+        "m.safetensors",
+        "m.pt",
+        "m.pt2",
+        "m.onnx",
+    ],
+)
 def test_a_file_of_another_format_is_never_replaced(tmp_path, name):
     dst = tmp_path / name
     dst.write_bytes(NOTES)
-    with pytest.raises(UnsafeOutputError, match="is not a .*never replaced, even with"):
+    with pytest.raises(UnsafeOutputError, match="is not an? .*never replaced, even with"):
         preflight(dst, [], overwrite=True)
     assert dst.read_bytes() == NOTES
 
@@ -61,3 +74,29 @@ def test_nifti_cli_refuses_a_text_file_named_like_the_output(tmp_path, capsys):
     assert main(["upscale", str(src), str(dst), "--overwrite", "--no-progress"]) != 0
     assert "is not a gzipped NIfTI file" in capsys.readouterr().err
     assert dst.read_bytes() == NOTES
+
+
+def test_model_files_replace_only_model_files(tmp_path, capsys):
+    """save_checkpoint(overwrite=True) and export --overwrite replaced a text file named
+    .safetensors / .onnx; now refused, untouched, while a real model file is replaced."""
+    import torch
+
+    from sr_domains import create_model, save_checkpoint
+
+    model = create_model("srcnn", in_channels=1, scale=2)
+    notes = tmp_path / "m.safetensors"
+    notes.write_bytes(NOTES)
+    with pytest.raises(UnsafeOutputError, match="not a safetensors file"):
+        save_checkpoint(model, notes, overwrite=True)
+    assert notes.read_bytes() == NOTES
+    ours = save_checkpoint(model, tmp_path / "ok.safetensors")
+    save_checkpoint(model, ours, overwrite=True)  # a model file: replaced
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(NOTES)
+    argv = ["export", "--weights", str(ours), str(onnx), "--overwrite"]
+    assert main(argv) == 1
+    assert "exists and is not an ONNX file" in capsys.readouterr().err
+    assert onnx.read_bytes() == NOTES
+    pt = tmp_path / "m.pt"
+    torch.save({"a": torch.zeros(1)}, pt)
+    preflight(pt, [], overwrite=True)  # a PyTorch zip: may be replaced
