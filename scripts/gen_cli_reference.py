@@ -29,7 +29,8 @@ def render() -> str:
         "Conventions (as rio's): errors print one line `sr-domains: error: ...` naming the file "
         "(`-v` adds the traceback); `-q` shows errors only; progress bars appear only when "
         "stderr is a terminal (`--progress` forces them, `--no-progress` turns them off), and "
-        "batches print a file counter `[i/n]`; written paths go to stdout, one per line.",
+        "batches print a file counter `[i/n]`; written paths go to stdout, one per line (a batch "
+        "stopped by Ctrl-C or SIGTERM still prints the ones it completed).",
         "",
         "| exit status | meaning |",
         "|---|---|",

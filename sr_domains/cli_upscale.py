@@ -5,8 +5,11 @@ Dask cluster)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -238,9 +241,6 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    from .adapters import find_adapter
-    from .batch_tasks import BatchFailedError, BatchOutputs
-
     options = upscale_options(args)
     src, dst = Path(args.input), Path(args.output)
     distributed = bool(args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"))
@@ -254,8 +254,47 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         return 1 if dry_run.would_fail(planned) else 0  # (a script can tell a refused run)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if distributed:
-        return _upscale_distributed(args, options)
+    with _written_on_interrupt(dst):
+        if distributed:
+            return _upscale_distributed(args, options)
+        return _upscale_here(args, options, src, dst)
+
+
+@contextlib.contextmanager
+def _written_on_interrupt(out_dir: Path) -> Iterator[None]:
+    """A batch stopped by Ctrl-C or SIGTERM still prints (stdout) the outputs it completed:
+    the records its runner appended to ``out_dir``'s run manifest since it started."""
+    from .output_checks import RUN_MANIFEST
+
+    manifest = out_dir / RUN_MANIFEST
+    before = set(_manifest_lines(manifest))
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        for line in _manifest_lines(manifest):
+            if line in before:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:  # (a record cut short by the kill)
+                continue
+            if isinstance(record, dict) and record.get("status") == "ok":
+                print(record.get("output"), flush=True)
+        raise
+
+
+def _manifest_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:  # (none yet, or not a file: nothing written there by a batch)
+        return []
+
+
+def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, dst: Path) -> int:
+    """``upscale`` in this process (a file, a folder or a glob)."""
+    from .adapters import find_adapter
+    from .batch_tasks import BatchFailedError, BatchOutputs
+
     batch = is_nifti_batch(src, args.domain)
     adapter = None if batch else find_adapter(src, args.domain)
     if options.threads:

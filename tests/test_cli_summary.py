@@ -140,3 +140,28 @@ def test_an_embedded_cluster_leaves_the_dashboard_port_alone(port_8787_in_use):
     assert port != 8787
     said = [str(w.message) for w in caught if "8787" in str(w.message)]
     assert not said, said  # "Port 8787 is already in use. Perhaps you already have a cluster..."
+
+
+def test_an_interrupted_batch_prints_the_outputs_it_completed(tmp_path, capsys, monkeypatch):
+    """Ctrl-C / SIGTERM in the third file: the two outputs written are on stdout (a pipeline
+    reading them loses none; they were printed only when the whole batch returned)."""
+    from sr_domains.geo import batch
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _scenes(src, 3)
+    assert _upscale(src, out) == 0  # a first run, whose records must not be printed again
+    capsys.readouterr()
+    real, calls = batch.write_geotiff, []
+
+    def stop_at_third(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_geotiff", stop_at_third)
+    argv = ["upscale", str(src), str(out), "--overwrite", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out / "s0.tif"), str(out / "s1.tif")]
+    assert "interrupted" in captured.err
