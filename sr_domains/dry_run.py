@@ -194,10 +194,14 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
             )
             _refuse_cut_short(rs.ds, src)
             return rs.n_bands, rs.dtype, "mr"
+    from .medical.common import check_through_plane
+
     if domain == "dicom":
         from .medical.dicom_read import load_dicom_series
 
         series = load_dicom_series(src, options.series_uid)
+        if options.through_plane:
+            check_through_plane(src, tuple(series.shape), "series")
         series.read_volume(padding_as_nan=True)  # decoding errors, pixel data cut short
         return None, None, "ct" if series.modality == "CT" else "mr"
     if domain == "nifti":
@@ -206,6 +210,8 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
 
         source = open_source(src)  # unreadable, voxel type, header claims beyond the file
         check_upscalable(source)  # a label image
+        if options.through_plane and options.isotropic is None:
+            check_through_plane(src, tuple(source.image.shape))
         for _ in source.planes():  # voxel data cut short (a gzip stream: to its checksum)
             pass
         return None, source.dtype, "mr"

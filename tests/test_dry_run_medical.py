@@ -73,7 +73,21 @@ def _dicom_truncated(d: Path) -> Path:
     return Path(shutil.copy(data.get_testdata_file("MR_truncated.dcm"), d / "MR_truncated.dcm"))
 
 
+def _flat(d: Path) -> Path:  # one slice: nothing to upscale through
+    return _save(d / "flat.nii", np.random.default_rng(2).random((16, 16, 1), np.float32))
+
+
+def _one_slice_series(d: Path) -> Path:
+    data = pytest.importorskip("pydicom.data")
+    (d / "one").mkdir()
+    shutil.copy(data.get_testdata_file("CT_small.dcm"), d / "one" / "CT_small.dcm")
+    return d / "one"
+
+
+THROUGH = ["--through-plane"]
 CASES = {
+    "through_plane_nifti": (_flat, "through-plane SR needs >= 2 voxels", THROUGH),
+    "through_plane_dicom": (_one_slice_series, "through-plane SR needs >= 2 voxels", THROUGH),
     "rgb": (_rgb, "unsupported voxel type"),
     "complex": (_complex, "unsupported voxel type complex64"),
     "label": (_label, "label image"),
@@ -86,17 +100,18 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_dry_run_refuses_what_the_run_refuses(case, tmp_path, capsys):
-    make, problem = CASES[case]
+    make, problem, *extra = CASES[case]
+    args = extra[0] if extra else []
     src = make(tmp_path)
     dst = tmp_path / ("out" if src.suffix == ".dcm" else "out" + "".join(src.suffixes))
-    code = main(["upscale", str(src), str(dst), "--dry-run"])
+    code = main(["upscale", str(src), str(dst), "--dry-run", *args])
     out = capsys.readouterr().out
     actions = LINE.findall(out)
     assert code == 1 and len(actions) == 1, out
     assert actions[0].startswith(f"error: {src}: ") and problem in actions[0], actions[0]
     assert not dst.exists()
     # the run fails on it with the same message
-    assert main(["upscale", str(src), str(dst)]) == 1
+    assert main(["upscale", str(src), str(dst), *args]) == 1
     err = capsys.readouterr().err
     assert actions[0].removeprefix("error: ") in err, err
     assert not dst.exists()

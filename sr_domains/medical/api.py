@@ -12,7 +12,7 @@ import numpy as np
 
 from ..api_options import keyword_options
 from ..engine_build import upscaler_of
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
@@ -22,6 +22,7 @@ from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
 from .common import (
+    check_through_plane,
     describe_profile,
     fit_profile,
     middle_indexes,
@@ -129,13 +130,8 @@ def run_dicom_series(
     check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=options.overwrite)
     series = load_dicom_series(src, options.series_uid)
-    if through_plane and min(series.shape) < 2:
-        shape = "x".join(map(str, series.shape))
-        raise InputFileError(
-            src,
-            f"through-plane SR needs >= 2 voxels on each of 3 axes; the series is {shape} "
-            "(slices x rows x columns): upscale it without through-plane",
-        )
+    if through_plane:
+        check_through_plane(src, tuple(series.shape), "series")
     volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first
     up = upscaler_of(options, model)
     stored = series.stored_dtype

@@ -199,8 +199,25 @@ def _weights_name(model: SRModel) -> str | None:
     return getattr(card, "name", None) if card is not None else None
 
 
+def check_through_plane(src: Any, shape: tuple[int, ...], what: str = "volume") -> None:
+    """Refuse through-plane SR of a volume with fewer than 2 voxels on one of its first three
+    axes (``what``: "volume", or "series" for DICOM's slices x rows x columns)."""
+    if min(shape[:3]) >= 2:
+        return
+    from ..errors import InputFileError
+
+    dims = "x".join(str(n) for n in shape)
+    order = " (slices x rows x columns)" if what == "series" else ""
+    raise InputFileError(
+        src,
+        f"through-plane SR needs >= 2 voxels on each of 3 axes; the {what} is {dims}{order}: "
+        "upscale it without through-plane",
+    )
+
+
 __all__ = [
     "card_recipe",
+    "check_through_plane",
     "describe_profile",
     "fit_profile",
     "noise_gate_volume",

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..api_options import keyword_options
 from ..engine_build import upscaler_of
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
@@ -28,6 +28,7 @@ from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
+    check_through_plane,
     fit_profile,
     middle_indexes,
     provenance,
@@ -139,13 +140,8 @@ def run_nifti(
     shape3 = source.shape[:3]
     axes, through_plane = options.axes, options.through_plane
     ax = check_axes(axes) if axes is not None else default_axes(voxel_sizes(source.affine), shape3)
-    if through_plane and min(shape3) < 2:
-        shape = "x".join(str(n) for n in source.image.shape)
-        raise InputFileError(
-            src,
-            f"through-plane SR needs >= 2 voxels on each of 3 axes; the volume is {shape}: "
-            "upscale it without through-plane",
-        )
+    if through_plane:
+        check_through_plane(src, tuple(source.image.shape))
     factors = scale_factors(ax, options.scale, through_plane)
     streaming = not through_plane and tuple(sorted(ax)) == (0, 1)
     if not streaming:  # input, output and one temporary estimate in memory
