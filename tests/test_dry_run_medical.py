@@ -77,6 +77,10 @@ def _flat(d: Path) -> Path:  # one slice: nothing to upscale through
     return _save(d / "flat.nii", np.random.default_rng(2).random((16, 16, 1), np.float32))
 
 
+def _two_d(d: Path) -> Path:  # a 2-D file: one slice too
+    return _save(d / "plane.nii", np.random.default_rng(3).random((16, 12), np.float32))
+
+
 def _one_slice_series(d: Path) -> Path:
     data = pytest.importorskip("pydicom.data")
     (d / "one").mkdir()
@@ -88,6 +92,7 @@ THROUGH = ["--through-plane"]
 CASES = {
     "through_plane_nifti": (_flat, "through-plane SR needs >= 2 voxels", THROUGH),
     "through_plane_dicom": (_one_slice_series, "through-plane SR needs >= 2 voxels", THROUGH),
+    "through_plane_2d": (_two_d, "the volume is 16x12", THROUGH),
     "rgb": (_rgb, "unsupported voxel type"),
     "complex": (_complex, "unsupported voxel type complex64"),
     "label": (_label, "label image"),

@@ -202,7 +202,7 @@ def _weights_name(model: SRModel) -> str | None:
 def check_through_plane(src: Any, shape: tuple[int, ...], what: str = "volume") -> None:
     """Refuse through-plane SR of a volume with fewer than 2 voxels on one of its first three
     axes (``what``: "volume", or "series" for DICOM's slices x rows x columns)."""
-    if min(shape[:3]) >= 2:
+    if min((*shape, 1, 1)[:3]) >= 2:  # (a 2-D file is one slice of a volume)
         return
     from ..errors import InputFileError
 
