@@ -22,7 +22,9 @@ The rules (also in ``docs/output_safety.md``):
 6. Created files and folders honour the umask.
 
 Rules 1 and 2 are checked without touching any file by :mod:`sr_domains.output_checks`
-(re-exported here).
+(re-exported here). Moved out, and re-exported here too: the destination lock (rule 3) to
+:mod:`sr_domains.io_locks`; temporary names and the cleanup of stale ones (rules 4-5) to
+:mod:`sr_domains.io_temps`. The atomic replacement, manifests and checksums stay here.
 """
 
 from __future__ import annotations
@@ -36,13 +38,21 @@ import hashlib
 import logging
 import os
 import secrets
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputBusyError
+from .errors import OutputBusyError  # noqa: F401  (re-exported: what a held lock raises)
+from .io_locks import LOCK_TAG, destination_lock, lock_path  # noqa: F401  (re-exported, rule 3)
+from .io_temps import (  # re-exported: temporary names and their cleanup live there
+    OLD_TAG,
+    TMP_TAG,  # noqa: F401
+    clean_stale,
+    full_suffix,
+    remove_temp,
+    temp_name,
+)
 from .output_checks import (  # re-exported: the path rules live there
     MANIFEST,
     Kind,
@@ -56,111 +66,10 @@ from .output_checks import (  # re-exported: the path rules live there
 )
 from .strict_json import provenance_json
 
-try:  # POSIX only; elsewhere destinations are not locked
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 log = logging.getLogger(__name__)
 
-TMP_TAG = ".sr-tmp-"
-OLD_TAG = ".sr-old-"
-LOCK_TAG = ".sr-lock"
 
-
-# -- locks ------------------------------------------------------------------------------------
-def lock_path(dst: PathArg) -> Path:
-    dst = Path(dst)
-    return dst.parent / f".{dst.name}{LOCK_TAG}"
-
-
-@contextlib.contextmanager
-def destination_lock(dst: PathArg) -> Iterator[None]:
-    """Hold the exclusive lock of ``dst`` (rule 3); :class:`OutputBusyError` if another process
-    holds it. The parent folder must exist."""
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
-    lock = lock_path(dst)
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:  # name the output, not our lock file
-            raise OSError(
-                exc.errno, f"cannot write in {lock.parent} ({exc.strerror})", str(dst)
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputBusyError(dst) from None
-        # The previous holder may have removed the lock file between our open and flock.
-        try:
-            current = os.stat(lock).st_ino
-        except FileNotFoundError:
-            current = None
-        if current == os.fstat(fd).st_ino:
-            break
-        os.close(fd)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        os.close(fd)
-
-
-# -- temporaries and replacement -------------------------------------------------------------
-def remove_temp(path: Path) -> None:
-    """Remove a temp file or folder and its sidecars (``NAME.*``, and ``STEM.*``/``STEM_*``
-    such as GDAL's ``.aux.xml``, ``.IMD``, ``_RPC.TXT``), never raising."""
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    prefixes = (path.name + ".", stem + ".", stem + "_")
-    try:
-        siblings = [
-            e
-            for e in os.scandir(path.parent)
-            if e.name != path.name and e.name.startswith(prefixes) and TMP_TAG in e.name
-        ]
-    except OSError:
-        siblings = []
-    for p in [path, *(Path(e.path) for e in siblings)]:
-        try:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("could not remove temporary %s: %s", p, exc)
-
-
-def clean_stale(dst: PathArg) -> None:
-    """Under the lock of ``dst``: remove temporaries of earlier runs; finish an interrupted
-    folder replacement (restore the previous output when the final name is missing)."""
-    dst = Path(dst)
-    try:
-        entries = list(os.scandir(dst.parent))
-    except OSError:
-        return
-    tmp_prefix, old_prefix = f".{dst.name}{TMP_TAG}", f".{dst.name}{OLD_TAG}"
-    olds = sorted(
-        (Path(e.path) for e in entries if e.name.startswith(old_prefix)),
-        key=lambda p: p.stat().st_mtime,
-    )
-    if olds and not os.path.lexists(dst):
-        os.rename(olds[-1], dst)
-        log.warning("%s: restored the previous output after an interrupted replacement", dst)
-        olds = olds[:-1]
-    for p in olds:
-        remove_temp(p)
-    for e in entries:
-        if e.name.startswith(tmp_prefix) and os.path.lexists(e.path):
-            log.info("removing %s left by an interrupted run", e.path)
-            remove_temp(Path(e.path))
-
-
+# -- replacement ------------------------------------------------------------------------------
 def _fsync_path(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -278,18 +187,6 @@ def errno_cause(exc: OSError) -> OSError:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return exc
-
-
-def temp_name(dst: PathArg, suffix: str = "") -> Path:
-    """A fresh hidden temporary path beside ``dst`` (same folder: the rename is atomic)."""
-    dst = Path(dst)
-    return dst.parent / f".{dst.name}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
-
-
-def full_suffix(path: PathArg) -> str:
-    """``.nii.gz`` for compressed names, else the last suffix (writers pick formats by it)."""
-    p = Path(path)
-    return "".join(p.suffixes[-2:]) if p.name.lower().endswith(".gz") else p.suffix
 
 
 @contextlib.contextmanager

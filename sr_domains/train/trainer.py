@@ -13,6 +13,10 @@ Each process draws its own patches (the dataset is indexed deterministically), t
 step is degraded with a generator seeded by ``(seed, rank, step)``, so a resumed run continues
 with exactly the patches and noise it would have seen. Under ``torchrun`` the generator is
 wrapped in DDP; rank 0 logs, validates and saves.
+
+Moved out of :class:`Trainer` (its methods call them): the optimizer step to
+:mod:`sr_domains.train.trainer_steps`; the resume state (``last.pt``) to
+:mod:`sr_domains.train.trainer_state`.
 """
 
 from __future__ import annotations
@@ -31,21 +35,20 @@ from torch import nn
 
 from ..checkpoint import save_checkpoint
 from ..config import dump_yaml
-from ..degrade import degrade
-from ..errors import CheckpointError, ConfigError, TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError
 from ..inference import Upscaler, resolve_amp
 from ..io_safety import destination_lock
 from ..models.base import SRModel
+from . import trainer_state, trainer_steps
 from .config import TrainConfig
 from .data import PatchDataset, load_images
-from .dist import DistInfo, barrier, init_distributed, mean_across, shutdown
+from .dist import DistInfo, barrier, init_distributed, shutdown
 from .ema import EMA
 from .run_files import (
     LOG_FIELDS,
     CsvLog,
     atomic_torch_save,
     check_resumable,
-    check_same_model,
     final_card,
     load_resume_state,
     prepare_run_dir,
@@ -141,122 +144,23 @@ class Trainer:
             )
             self.val_images = images[: vc.max_images]
 
-    # -- state ----------------------------------------------------------------------------
+    # -- state (sr_domains.train.trainer_state) -------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "opt": self.opt.state_dict(),
-            "sched": self.sched.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "config": dump_yaml(self.config),
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        if self.disc is not None:
-            state["disc"] = self.disc.state_dict()
-            state["opt_d"] = self.opt_d.state_dict()
-            state["sched_d"] = self.sched_d.state_dict()
-        return state
+        return trainer_state.state_dict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``last.pt`` state; one that does not fit this run's network (or
         optimizers) is a :class:`CheckpointError` naming the file, not a torch traceback."""
-        check_same_model(state, self.config)
-        try:
-            self._load_state(state)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":.")
-            raise CheckpointError(
-                f"{self.config.run_dir / 'last.pt'}: does not fit the network of this config "
-                f"({first}); resume with the settings it was written with, or start over "
-                "(--overwrite, or another name)"
-            ) from exc
-
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
-        if self.disc is not None and "disc" in state:
-            self.disc.load_state_dict(state["disc"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_d.load_state_dict(state["sched_d"])
-        self.step = int(state["step"])
+        trainer_state.load_state_dict(self, state)
 
     @property
     def eval_model(self) -> SRModel:
         return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
 
-    # -- one step -------------------------------------------------------------------------
-    def _autocast(self):
-        dev = self.info.device.type
-        return torch.autocast(dev, dtype=self.amp, enabled=self.amp is not None)
-
+    # -- one step (sr_domains.train.trainer_steps) ----------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimizer step (generator, then discriminator in the GAN stage)."""
-        c, dev = self.config, self.info.device
-        hr = batch["hr"].to(dev, non_blocking=True)
-        valid = batch.get("valid")
-        mask = None if valid is None or bool(valid.all()) else valid.to(dev)
-        gen = torch.Generator(device=dev).manual_seed(
-            (c.seed * 1_000_003 + self.info.rank) * 1_000_003 + self.step
-        )
-        with torch.no_grad():
-            lr = degrade(hr, c.scale, c.degradation, gen)
-        if self.channels_last:
-            lr = lr.contiguous(memory_format=torch.channels_last)
-        lc = c.loss
-        out: dict[str, float] = {}
-        with self._autocast():
-            sr = self.net(lr)
-            loss = lc.pixel_weight * self.pixel(sr.float(), hr, mask)
-            out["loss_pixel"] = float(loss.detach())
-            if self.spectral is not None:
-                ls = self.spectral(sr.float(), hr, mask)
-                out["loss_spectral"] = float(ls.detach())
-                loss = loss + lc.spectral_weight * ls
-            if self.perceptual is not None:
-                lp = self.perceptual(sr.float(), hr, mask)
-                out["loss_perceptual"] = float(lp.detach())
-                loss = loss + lc.perceptual_weight * lp
-            if self.disc is not None:
-                # the unwrapped discriminator: no gradients of its own here, so no DDP sync
-                for p in self.disc.parameters():
-                    p.requires_grad_(False)
-                real = self.disc(hr).detach()
-                fake = self.disc(sr)
-                lg = self.ragan.generator_loss(real.float(), fake.float())
-                out["loss_gan"] = float(lg.detach())
-                loss = loss + lc.gan_weight * lg
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if c.optim.grad_clip:
-            self.scaler.unscale_(self.opt)
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
-        self.scaler.step(self.opt)
-        self.sched.step()
-        if self.disc_net is not None:
-            for p in self.disc.parameters():  # type: ignore[union-attr]
-                p.requires_grad_(True)
-            with self._autocast():
-                real = self.disc_net(hr)
-                fake = self.disc_net(sr.detach())
-                ld = self.ragan.discriminator_loss(real.float(), fake.float())
-            self.opt_d.zero_grad(set_to_none=True)
-            self.scaler.scale(ld).backward()
-            self.scaler.step(self.opt_d)
-            self.sched_d.step()
-            out["loss_d"] = float(ld.detach())
-        self.scaler.update()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        self.step += 1
-        out["loss"] = float(mean_across(loss.detach().float(), self.info))
-        out["lr"] = float(self.sched.get_last_lr()[0])
-        return out
+        return trainer_steps.train_step(self, batch)
 
     # -- validation -----------------------------------------------------------------------
     def validate(self) -> dict[str, float]:

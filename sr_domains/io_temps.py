@@ -1,0 +1,83 @@
+"""Temporary names beside an output and their cleanup (rules 4 and 5 of
+:mod:`sr_domains.io_safety`): ``.NAME.sr-tmp-PID-XXXXXXXX`` while writing, ``.NAME.sr-old-*``
+during a folder swap, and the removal of what an interrupted run left."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from .output_checks import PathArg
+
+log = logging.getLogger("sr_domains.io_safety")  # the name these messages always had
+
+TMP_TAG = ".sr-tmp-"
+OLD_TAG = ".sr-old-"
+
+
+def remove_temp(path: Path) -> None:
+    """Remove a temp file or folder and its sidecars (``NAME.*``, and ``STEM.*``/``STEM_*``
+    such as GDAL's ``.aux.xml``, ``.IMD``, ``_RPC.TXT``), never raising."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    prefixes = (path.name + ".", stem + ".", stem + "_")
+    try:
+        siblings = [
+            e
+            for e in os.scandir(path.parent)
+            if e.name != path.name and e.name.startswith(prefixes) and TMP_TAG in e.name
+        ]
+    except OSError:
+        siblings = []
+    for p in [path, *(Path(e.path) for e in siblings)]:
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove temporary %s: %s", p, exc)
+
+
+def clean_stale(dst: PathArg) -> None:
+    """Under the lock of ``dst``: remove temporaries of earlier runs; finish an interrupted
+    folder replacement (restore the previous output when the final name is missing)."""
+    dst = Path(dst)
+    try:
+        entries = list(os.scandir(dst.parent))
+    except OSError:
+        return
+    tmp_prefix, old_prefix = f".{dst.name}{TMP_TAG}", f".{dst.name}{OLD_TAG}"
+    olds = sorted(
+        (Path(e.path) for e in entries if e.name.startswith(old_prefix)),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if olds and not os.path.lexists(dst):
+        os.rename(olds[-1], dst)
+        log.warning("%s: restored the previous output after an interrupted replacement", dst)
+        olds = olds[:-1]
+    for p in olds:
+        remove_temp(p)
+    for e in entries:
+        if e.name.startswith(tmp_prefix) and os.path.lexists(e.path):
+            log.info("removing %s left by an interrupted run", e.path)
+            remove_temp(Path(e.path))
+
+
+def temp_name(dst: PathArg, suffix: str = "") -> Path:
+    """A fresh hidden temporary path beside ``dst`` (same folder: the rename is atomic)."""
+    dst = Path(dst)
+    return dst.parent / f".{dst.name}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def full_suffix(path: PathArg) -> str:
+    """``.nii.gz`` for compressed names, else the last suffix (writers pick formats by it)."""
+    p = Path(path)
+    return "".join(p.suffixes[-2:]) if p.name.lower().endswith(".gz") else p.suffix
+
+
+__all__ = ["OLD_TAG", "TMP_TAG", "clean_stale", "full_suffix", "remove_temp", "temp_name"]
