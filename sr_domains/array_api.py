@@ -16,6 +16,7 @@ from .inference import Upscaler, default_profile
 from .intensity import IntensityProfile, cast_to_dtype, check_pixel_array, profile_from_any
 from .models.base import SRModel
 from .pretrained import resolve_model
+from .spectral import physical_zero
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
 from .value_ops import nodata_problem, nudge_from_nodata
@@ -164,7 +165,10 @@ def upscale_array(
     recipe = profile if profile is not None else default_profile(up.model, arr.dtype)
     fitted = profile_from_any(recipe, arr, dtype=arr.dtype, valid_mask=valid_mask)
     mins, mags = band_extremes(arr, valid_mask)
-    rules = build_rules(values, residue_floor(mins, mags, arr.dtype.kind == "f"), dtype=arr.dtype)
+    n = arr.shape[0]  # a physical profile (s2l2a) says where zero reflectance is stored
+    zero = physical_zero([1.0] * n, [0.0] * n, fitted.recipe, fitted.scale, fitted.offset)
+    floor = residue_floor(mins, mags, arr.dtype.kind == "f")
+    rules = build_rules(values, floor, dtype=arr.dtype, physical_zero=zero)
     out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
     if rules is not None and rules.stats.envelope + rules.stats.domain:
         log.info("value fidelity: %s", rules.stats.describe())

@@ -10,8 +10,10 @@ bicubic upsampling of the input, scaled by one factor per pixel,
 
 so the spatial detail is the network's (the band sum is kept) and every band ratio, spectral
 angle and normalized difference index is exactly bicubic's (bicubic clipped at zero: its
-undershoot below zero is no spectrum of non-negative data). It is applied in stored units (where
-zero means zero radiance / reflectance) to non-negative data only, before the envelope and the
+undershoot below zero is no spectrum of non-negative data). It is applied in physical units:
+stored values less the stored value of zero radiance / reflectance, 0 unless the file's band
+offsets or a physical profile (``s2l2a``, ``scale:S,O``) say otherwise (Sentinel-2 L2A: 1000),
+to data that is non-negative in those units only, before the envelope and the
 physical domain (which may still clip a band, rarely), and never next to invalid input pixels
 (the bicubic support must hold valid values only: those output pixels keep the network's
 values). :class:`~sr_domains.value_domain.ValueRules` calls :func:`keep_band_ratios` on every
@@ -23,6 +25,8 @@ and each band gets its own detail) and to a joint model whose card asks for it
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,11 +43,14 @@ def keep_band_ratios(
     row0: int,
     first_lr_row: int,
     s: int,
+    zero: Sequence[float] = (),
 ) -> int:
     """In place: give HR rows ``[row0, row0 + rows)`` of ``out`` ``(C, rows, W*s)`` (stored
     units) the band ratios of the bicubic upsampling of ``values`` ``(C, n, W)`` (LR rows from
     ``first_lr_row``, with :data:`HALO` rows of context where the image has them; ``ok`` marks
-    valid values). Returns how many output pixels were rescaled."""
+    valid values). ``zero``: per band, the stored value of a physical zero (Sentinel-2 L2A's
+    1000, the file's ``-offset / scale``; empty: 0): ratios are kept in physical units, so an
+    index such as NDVI is bicubic's. Returns how many output pixels were rescaled."""
     from .degrade import imresize  # torch: imported when a multi-band block needs it
 
     c, rows, width = out.shape
@@ -55,7 +62,10 @@ def keep_band_ratios(
     good_lr = local_range(all_ok, np.ones_like(all_ok, bool), HALO)[0][0] >= 1
     if not good_lr.any():
         return 0
-    filled = np.where(ok, values, 0).astype(np.float32)
+    z = np.zeros((c, 1, 1), np.float64)
+    if len(zero):
+        z[:, 0, 0] = np.asarray(zero, np.float64)
+    filled = np.where(ok, values - z, 0).astype(np.float32)
     top = row0 - first_lr_row * s
     # non-negative data: bicubic's undershoot below zero is an artefact, zero is its value
     bic = np.maximum(imresize(filled, float(s))[:, top : top + rows, :width], 0)
@@ -65,12 +75,34 @@ def keep_band_ratios(
     bic_sum = bic.sum(axis=0)
     good &= bic_sum > 0
     n = int(np.count_nonzero(good))
-    if not n:
-        return 0
-    bic_g = bic[:, good]  # (C, n)
-    gain = np.maximum(out.sum(axis=0)[good], 0) / bic_sum[good]
-    out[:, good] = bic_g * gain
+    if n:
+        bic_g = bic[:, good]  # (C, n)
+        zg = z[:, 0]  # (C, 1)
+        gain = np.maximum((out[:, good] - zg).sum(axis=0), 0) / bic_sum[good]
+        out[:, good] = bic_g * gain + zg
     return n
 
 
-__all__ = ["HALO", "keep_band_ratios"]
+def physical_zero(
+    scales: Sequence[float],
+    offsets: Sequence[float],
+    recipe: str,
+    profile_scale: Sequence[float],
+    profile_offset: Sequence[float],
+) -> list[float] | None:
+    """Per band, the stored value of zero radiance / reflectance when it is not 0: from the
+    data's own decoding (``value = stored * scale + offset``: GeoTIFF band scales/offsets, a
+    decoded DataArray's), else from a physical profile (``s2l2a``, ``reflectance``,
+    ``scale:S,O``: ``y = x * S + O``) of ``recipe``; None otherwise (percentile and range
+    profiles say nothing of physical units)."""
+    n = len(scales)
+    if any(o != 0 for o in offsets) and all(s != 0 for s in scales):
+        return [-o / s for s, o in zip(scales, offsets)]
+    if recipe.split(":")[0] in ("scale", "reflectance", "s2l2a") and any(profile_offset):
+        sc = list(profile_scale) * n if len(profile_scale) == 1 else list(profile_scale)
+        of = list(profile_offset) * n if len(profile_offset) == 1 else list(profile_offset)
+        return [-o / s for s, o in zip(sc, of)]
+    return None
+
+
+__all__ = ["HALO", "keep_band_ratios", "physical_zero"]

@@ -152,6 +152,7 @@ def build_rules(
     ct: bool = False,
     background_zero: bool = False,
     zero: ZeroFacts | None = None,
+    physical_zero: Sequence[float] | None = None,
 ) -> ValueRules | None:
     """The rules for one image from the user's options and the input's facts (module docs).
 
@@ -163,6 +164,9 @@ def build_rules(
         background_zero: medical volume with exact-zero background (pinned 0).
         zero: the input's zero facts (:func:`~sr_domains.value_facts.zero_facts`): a zero
             background (values within ``zero.tol`` of 0) is pinned like ``background_zero``.
+        physical_zero: per band, the stored value of zero radiance / reflectance (a file's
+            band offsets, a physical profile's: Sentinel-2 L2A 1000); None: 0. The band-ratio
+            rule works above it, and only on bands whose valid values are not below it.
 
     The band-ratio rule applies to two or more bands whose valid values are all non-negative:
     ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
@@ -185,7 +189,8 @@ def build_rules(
         pins.append(float(np.iinfo(dt).max))
     pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
     mins = np.asarray(band_min, np.float64)
-    eligible = mins.size >= 2 and bool((mins >= 0).all())
+    floor = np.zeros_like(mins) if physical_zero is None else np.asarray(physical_zero, float)
+    eligible = mins.size >= 2 and floor.shape == mins.shape and bool((mins >= floor).all())
     spectral = None if opts.spectral == "auto" else opts.spectral == "bicubic"
     spectral = spectral if eligible else False
     return ValueRules(
@@ -195,6 +200,7 @@ def build_rules(
         pin_tol=zero.tol if background_zero and zero is not None else 0.0,
         radius=opts.envelope_radius,
         spectral=spectral,
+        zero=() if physical_zero is None or not floor.any() else tuple(map(float, floor)),
     )
 
 

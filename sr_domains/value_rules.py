@@ -102,6 +102,8 @@ class ValueRules:
         radius: half-size of the envelope's input neighbourhood.
         spectral: give multi-band output bicubic's band ratios (:mod:`sr_domains.spectral`);
             None = decided by the engine (on when it runs a single-band model band by band).
+        zero: per band, the stored value of a physical zero the band ratios are taken from
+            (empty: 0; Sentinel-2 L2A: 1000).
     """
 
     envelope: float | None = 0.0
@@ -111,6 +113,7 @@ class ValueRules:
     stats: ClampStats = field(default_factory=ClampStats)
     radius: int = 1
     spectral: bool | None = False
+    zero: tuple[float, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -141,7 +144,7 @@ class ValueRules:
             return
         ratios = 0
         if self.spectral:  # None (never resolved by an engine) counts as off
-            ratios = keep_band_ratios(out, values, ok, row0, a, s)
+            ratios = keep_band_ratios(out, values, ok, row0, a, s, self.zero)
         aligned = row0 % s == 0 and rows % s == 0 and width == w * s
         if aligned and out.flags.c_contiguous:
             stats = self._apply_blocks(out, values, ok, row0 // s - a, s)

@@ -42,6 +42,7 @@ from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
 from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .nodata_fill import MARGIN as FILL_MARGIN
+from .spectral import physical_zero
 from .value_domain import ValueOptions, build_rules
 from .xarray_grid import StoredGrid, noise_sample, scaled_gcps
 
@@ -169,7 +170,15 @@ def upscale(
         net = up.model
     fill = _valid_mean(sample, fitted, ok)
     band_min = _band_min(src, nd_in) if (values is None or values.clamp) else [0.0] * n
-    rules_args = (values, band_min, work)
+    ones, zeros = [1.0] * n, [0.0] * n
+    zero = physical_zero(
+        list(grid.scale) if grid is not None else ones,
+        list(grid.offset) if grid is not None else zeros,
+        fitted.recipe,
+        fitted.scale,
+        fitted.offset,
+    )  # (band ratios above zero reflectance, as upscale_geotiff keeps them)
+    rules_args = (values, band_min, work, zero)
     n_out = up.out_channels(n)
     if grid is not None and grid.per_band and n_out != n:
         raise ConfigError(
@@ -179,7 +188,9 @@ def upscale(
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = _valid(block, nd_in)
-        rules = build_rules(rules_args[0], rules_args[1], dtype=rules_args[2])
+        rules = build_rules(
+            rules_args[0], rules_args[1], dtype=rules_args[2], physical_zero=rules_args[3]
+        )
         out = up.upscale(block, profile=fitted, valid_mask=valid, fill=fill, rules=rules)
         return out, valid
 

@@ -237,3 +237,39 @@ def test_geotiff_multiband_band_by_band_records_and_keeps_ratios(tmp_path):
     with rasterio.open(free) as ds:
         assert json.loads(ds.tags()["SR_DOMAINS_VALUES"])["band_ratios"] == "model"
         assert _sam(_interior(ds.read().astype(np.float64), 2), _interior(bic, 2)) > 0.1
+
+
+def test_band_ratios_are_kept_above_the_physical_zero(tmp_path):
+    """Sentinel-2 L2A stores reflectance x 10000 + 1000: ratios (NDVI) of stored values are
+    not those of reflectance. With the s2l2a profile (or the file's band offsets) the rule
+    works above the stored value of zero reflectance, and records it."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing.geo import make_geotiff
+
+    zero = 1000.0
+    src = make_geotiff(tmp_path / "l2a.tif", width=32, height=32, count=2, dtype="uint16")
+    scene = (_scene(bands=2) * 3000 + zero).astype("uint16")
+    with rasterio.open(src, "r+") as ds:
+        ds.write(scene)
+    bic = imresize(scene.astype(np.float32) - zero, 2.0)  # reflectance-proportional
+    runs = {
+        "profile": dict(profile="s2l2a"),
+        "offsets": dict(profile="dtype"),  # the file's offsets say where zero is
+    }
+    for name, kw in runs.items():
+        if name == "offsets":
+            with rasterio.open(src, "r+") as ds:
+                ds.scales, ds.offsets = (1e-4, 1e-4), (-0.1, -0.1)
+        dst = upscale_geotiff(
+            src, tmp_path / f"{name}.tif", model=Sharpen(), values=NO_ENVELOPE, **kw
+        )
+        with rasterio.open(dst) as ds:
+            out = ds.read().astype(np.float64) - zero
+            record = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
+        assert record["band_ratios"] == "bicubic", name
+        assert record["band_ratio_zero"] == [zero, zero], name
+        # reflectance ratios are bicubic's (uint16 rounding aside); in stored units they are not
+        assert _sam(_interior(out, 2), _interior(bic, 2)) < 0.05, name
+        stored = out + zero
+        assert _sam(_interior(stored, 2), _interior(bic + zero, 2)) > 0.05, name

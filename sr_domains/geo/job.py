@@ -174,12 +174,24 @@ def values_tag(rules: ValueRules | None, source: Path) -> str:
     return provenance_json(
         {
             "band_ratios": "bicubic" if rules.spectral else "model",
+            **({"band_ratio_zero": list(rules.zero)} if rules.spectral and rules.zero else {}),
             "envelope": rules.envelope,
             "domain": rules.domain.to_dict() if rules.domain is not None else None,
             "pinned": [list(p) for p in rules.pinned[:1]],
             "clamped": stats.to_dict(),
         }
     )
+
+
+def physical_zero(rs: RasterSource, fitted: IntensityProfile) -> list[float] | None:
+    """Per selected band, the stored value of zero reflectance when it is not 0
+    (:func:`sr_domains.spectral.physical_zero`: the file's band scales/offsets, a physical
+    profile)."""
+    from ..spectral import physical_zero as zero_of
+
+    scales = [rs.ds.scales[i - 1] for i in rs.indexes]
+    offsets = [rs.ds.offsets[i - 1] for i in rs.indexes]
+    return zero_of(scales, offsets, fitted.recipe, fitted.scale, fitted.offset)
 
 
 def refuse_palette(src: RasterSource) -> None:
@@ -244,7 +256,9 @@ def prepare_job(
     n_out = up.out_channels(rs.n_bands)
     fitted, fill = fit_profile(rs, net, profile if profile is not None else o.profile)
     order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
-    rules = build_rules(values, rs.domain_minimum() if values.clamp else [0.0], dtype=rs.dtype)
+    zero = physical_zero(rs, fitted)
+    band_min = rs.domain_minimum(exact=zero is not None) if values.clamp else [0.0]
+    rules = build_rules(values, band_min, dtype=rs.dtype, physical_zero=zero)
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(chosen, weights) and noise_variant(net) is not None:
