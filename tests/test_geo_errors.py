@@ -288,6 +288,33 @@ def test_one_bit_band_gets_bilevel_advice(tmp_path):
     assert "-expand rgb" not in str(info.value) and "gdalwarp -r near" in str(info.value)
 
 
+def test_a_class_map_without_colour_table_is_warned_about(tmp_path, caplog):
+    """Scene classification / land cover often has no colour table: SR invents codes between
+    the classes. It is named with a warning (a refusal would also stop few-level images)."""
+    codes = np.array([1, 5, 9], np.uint8)[(np.indices((40, 40)).sum(axis=0) // 7) % 3][None]
+    src = tmp_path / "scl.tif"
+    profile = dict(
+        driver="GTiff",
+        width=40,
+        height=40,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=rasterio.Affine(20, 0, 0, 0, -20, 0),
+    )
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write(codes)
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("scl.tif holds only 3 distinct values (1, 5, 9)" in m for m in said), said
+    caplog.clear()
+    photo = make_geotiff(tmp_path / "photo.tif", width=40, height=40)
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        upscale_geotiff(photo, tmp_path / "p.tif", model=tiny_model(1, 2))
+    assert not [r for r in caplog.records if "distinct values" in r.getMessage()]
+
+
 NOT_GEOREF = "ignore::rasterio.errors.NotGeoreferencedWarning"
 
 

@@ -256,6 +256,7 @@ def prepare_job(
     n_out = up.out_channels(rs.n_bands)
     fitted, fill = fit_profile(rs, net, profile if profile is not None else o.profile)
     order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
+    warn_class_map(rs)
     zero = physical_zero(rs, fitted)
     band_min = rs.domain_minimum(exact=zero is not None) if values.clamp else [0.0]
     rules = build_rules(values, band_min, dtype=rs.dtype, physical_zero=zero)
@@ -304,6 +305,22 @@ def prepare_job(
 
 #: Largest window (LR pixels per side) read from a raster to adapt the model on.
 ADAPT_WINDOW = 512
+
+
+def warn_class_map(rs: RasterSource) -> None:
+    """Warn about integer bands that look like class codes (a scene classification or land
+    cover without a colour table, which :func:`refuse_palette` cannot see): judged on the
+    central :data:`ADAPT_WINDOW` square."""
+    if rs.dtype.kind not in "iu":
+        return
+    from ..label_like import warn_label_like
+
+    h, w = rs.shape
+    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
+    values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
+    ok = np.broadcast_to(np.asarray(valid, bool), values.shape)
+    for k, band in enumerate(rs.indexes):
+        warn_label_like(rs.path, values[k][ok[k]], rs.dtype, band if rs.n_bands > 1 else None)
 
 
 def noise_sample(rs: RasterSource, fitted: IntensityProfile) -> np.ndarray:

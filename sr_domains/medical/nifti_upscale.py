@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
+from ..label_like import LABEL_LIKE_VALUES, warn_label_like  # noqa: F401  (re-exported)
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
@@ -214,29 +215,6 @@ def run_nifti(
         log.warning("%s: %d voxel(s) clipped to the %s range", dst, writer.clipped, source.dtype)
     log.info("wrote %s %s", dst, out_shape)
     return dst
-
-
-#: An integer volume with at most this many distinct values looks like a label map (a
-#: segmentation or a mask) to :func:`warn_label_like`.
-LABEL_LIKE_VALUES = 16
-
-
-def warn_label_like(path: Path, sample: np.ndarray, dtype: np.dtype) -> None:
-    """Warn when an integer volume holds only a few distinct values (a segmentation or mask
-    without intent LABEL, as nnU-Net and FreeSurfer write them): SR interpolates between
-    labels and invents new ones; such a volume wants nearest-neighbour resampling."""
-    if np.dtype(dtype).kind not in "iub":
-        return
-    values = np.unique(sample[np.isfinite(sample)])
-    if 1 < values.size <= LABEL_LIKE_VALUES and np.array_equal(values, np.rint(values)):
-        shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
-        log.warning(
-            "%s holds only %d distinct values (%s): if it is a label map or a mask, SR will "
-            "invent labels between them; resample it with nearest neighbour instead",
-            path,
-            values.size,
-            shown,
-        )
 
 
 def adaptation_planes(source: NiftiSource, axes: tuple[int, int]) -> list[np.ndarray]:
