@@ -176,3 +176,26 @@ def test_decimal_strings_are_short_and_exact_enough():
         assert len(text) <= 16
         assert not ("." in text and "e" not in text and text.endswith("0")), text
         assert abs(float(text) - v) <= 1e-9 * max(1.0, abs(v)) + 1e-12, (v, text)
+
+
+@pytest.mark.parametrize(("tag", "kept"), [("5.000000", True), ("2.5", False), (None, None)])
+def test_in_plane_output_keeps_the_sources_spacing_between_slices(tmp_path, tag, kept):
+    """An in-plane run kept geometry but rewrote SpacingBetweenSlices from the fitted step
+    ('2.5' -> '2.49999996313995', '5.000000' -> '5'); the source's text stays when it agrees
+    with the slice positions, and a wrong one (2.5 for a 5 mm step) is corrected."""
+    files = make_dicom_series(tmp_path / "in", n_slices=3, rows=12, cols=10, slice_spacing=5.0)
+
+    def edit(ds: Any, i: int) -> None:
+        if tag is not None:
+            ds.SpacingBetweenSlices = tag
+
+    edit_files(files, edit)
+    out = upscale_dicom_series(tmp_path / "in", tmp_path / "out", model=interp_model(2, "nearest"))
+    for f in out:
+        d = pydicom.dcmread(f)
+        if tag is None:
+            assert "SpacingBetweenSlices" not in d
+        elif kept:
+            assert d["SpacingBetweenSlices"].value == tag or str(d.SpacingBetweenSlices) == tag
+        else:
+            assert abs(float(d.SpacingBetweenSlices) - 5.0) < 1e-4

@@ -77,6 +77,20 @@ def ds_number(v: float) -> Any:
     return DSfloat(text)
 
 
+def stale_spacing(ds: Any, spacing: float, factor: float) -> bool:
+    """Whether ``SpacingBetweenSlices`` must be (re)written as ``spacing``: a through-plane
+    output (``factor`` != 1), or a source value that disagrees with the slice positions (an
+    in-plane output keeps the source's text when it agrees, to 1e-4 mm)."""
+    if factor != 1:
+        return True
+    if "SpacingBetweenSlices" not in ds:
+        return False
+    try:
+        return abs(float(ds.SpacingBetweenSlices) - spacing) > 1e-4 * max(1.0, abs(spacing))
+    except (TypeError, ValueError):
+        return True
+
+
 def now_stamp() -> tuple[str, str]:
     """``(date, time)`` of now as DICOM DA / TM strings."""
     t = _dt.datetime.now()
@@ -274,4 +288,5 @@ __all__ = [
     "now_stamp",
     "save_derived",
     "source_ref",
+    "stale_spacing",
 ]

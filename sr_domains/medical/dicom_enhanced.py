@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .dicom_derive import derive_common, ds_number, nearest_source, source_ref
+from .dicom_derive import derive_common, ds_number, nearest_source, source_ref, stale_spacing
 from .dicom_series import DicomSeries
 
 _IN_STACK = 0x00209057  # InStackPositionNumber
@@ -105,7 +105,7 @@ def write_enhanced(
     for grp in (shared, *frames):
         if (m := _own(grp, "PixelMeasuresSequence")) is not None:
             m.PixelSpacing = [ds_number(v) for v in geo["spacing"]]
-            if geo["factor"] != 1 or "SpacingBetweenSlices" in m:
+            if stale_spacing(m, geo["slice_spacing"], geo["factor"]):
                 m.SpacingBetweenSlices = ds_number(geo["slice_spacing"])
             if geo.get("slice_thickness") is not None:
                 m.SliceThickness = ds_number(geo["slice_thickness"])

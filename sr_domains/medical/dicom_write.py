@@ -41,6 +41,7 @@ from .dicom_derive import (
     now_stamp,
     save_derived,
     source_ref,
+    stale_spacing,
 )
 from .dicom_enhanced import write_enhanced
 from .dicom_series import DicomSeries
@@ -254,7 +255,7 @@ def write_derived_series(
             ds.PixelSpacing = [ds_number(v) for v in spacing]
             if geo["locations"] is not None:
                 ds.SliceLocation = geo["locations"][k]
-            if factor != 1 or "SpacingBetweenSlices" in ds:
+            if stale_spacing(ds, geo["slice_spacing"], factor):
                 ds.SpacingBetweenSlices = ds_number(geo["slice_spacing"])
             if slice_thickness is not None:
                 ds.SliceThickness = ds_number(slice_thickness)
