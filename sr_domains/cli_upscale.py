@@ -183,7 +183,8 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "--saturation",
         type=float,
         metavar="V",
-        help="saturation value of integer data (default: the dtype maximum)",
+        help="value kept over the footprint of saturated input pixels (default: the integer "
+        "dtype maximum; float data: none unless given, e.g. 1.0 for clipped reflectance)",
     )
     d = p.add_argument_group(
         "scale out (Dask; see docs/scaling_out.md)",

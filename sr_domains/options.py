@@ -50,8 +50,11 @@ def flag(name: str, value: object) -> bool:
 
 def check_tile(tile: int | None) -> None:
     """Refuse a tile below 8 LR pixels (``upscale`` and ``evaluate``: too small to score)."""
-    if tile is not None and whole("tile", tile, 1) < 8:
-        raise ConfigError(f"tile must be >= 8 pixels, got {tile}")
+    if tile is None:
+        return
+    if is_whole(tile) and tile < 8:  # (one minimum named for 0 and for 2 alike)
+        raise ConfigError(f"tile must be >= 8 pixels, got {int(tile)}")
+    whole("tile", tile, 8)
 
 
 #: Default budget of per-input (self-supervised) learning, in minutes.

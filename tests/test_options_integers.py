@@ -70,7 +70,7 @@ def test_keyword_api_refuses_a_boolean_scale_and_a_fractional_batch(tmp_path):
     assert not (tmp_path / "out.nii.gz").exists()
 
 
-@pytest.mark.parametrize("tile", [1, 4, 7])
+@pytest.mark.parametrize("tile", [0, 1, 4, 7])
 def test_engines_refuse_tiles_below_8(model, tile):
     with pytest.raises(ConfigError, match=f"tile must be >= 8 pixels, got {tile}"):
         Upscaler(model, tile=tile)
