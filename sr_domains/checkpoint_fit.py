@@ -7,6 +7,7 @@ Split from :mod:`sr_domains.checkpoint`, which re-exports the public names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -103,18 +104,29 @@ def load_state_strict(
 ) -> None:
     """``model.load_state_dict(state, strict=True)``, raising :class:`CheckpointError` that
     lists missing and unexpected keys and shape mismatches (truncated) and names ``path``."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = mismatch_report(missing, unexpected, shapes)
+    problems = state_mismatch(model.state_dict(), state)
     if problems:
         raise CheckpointError(f"{path}: weights do not match {model.arch}: {problems}")
     model.load_state_dict(state, strict=True)
+
+
+def state_mismatch(
+    own: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    prefix: str = "",
+    extra: Sequence[str] = (),
+) -> str:
+    """:func:`mismatch_report` of ``state`` against a network's ``own`` state dict: its
+    missing and unexpected keys (``extra`` ones first) and shape mismatches, keys shown with
+    ``prefix``; "" when they fit."""
+    missing = [prefix + k for k in own if k not in state]
+    unexpected = [*extra, *(prefix + k for k in state if k not in own)]
+    shapes = [
+        f"{prefix}{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    return mismatch_report(missing, unexpected, shapes)
 
 
 def mismatch_report(
@@ -134,4 +146,4 @@ def mismatch_report(
     return "; ".join(parts)
 
 
-__all__ = ["check_card_fits", "load_state_strict", "mismatch_report"]
+__all__ = ["check_card_fits", "load_state_strict", "mismatch_report", "state_mismatch"]

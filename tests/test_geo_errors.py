@@ -265,23 +265,26 @@ def test_palette_is_refused(tmp_path):
         upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
 
 
+def _one_band_profile(size: int, **extra: object) -> dict:
+    """A square one-band uint8 GeoTIFF profile with a UTM CRS."""
+    return dict(
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=rasterio.Affine(10, 0, 0, 0, -10, 0),
+        **extra,
+    )
+
+
 def test_one_bit_band_gets_bilevel_advice(tmp_path):
     """GDAL gives a 1-bit band a black/white colour table: the advice is for a mask or a
     page (nearest resampling, or 8-bit gray), not "-expand rgb" (three 0/255 bands)."""
     src = tmp_path / "b1.tif"
     data = (np.indices((32, 32)).sum(axis=0) % 5 == 0).astype(np.uint8)[None]
-    with rasterio.open(
-        src,
-        "w",
-        driver="GTiff",
-        width=32,
-        height=32,
-        count=1,
-        dtype="uint8",
-        nbits=1,
-        crs="EPSG:32633",
-        transform=rasterio.Affine(10, 0, 0, 0, -10, 0),
-    ) as ds:
+    with rasterio.open(src, "w", **_one_band_profile(32, nbits=1)) as ds:
         ds.write(data)
     with pytest.raises(InputFileError, match=r"b1\.tif: band 1 is 1-bit") as info:
         upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))
@@ -293,16 +296,7 @@ def test_a_class_map_without_colour_table_is_warned_about(tmp_path, caplog):
     the classes. It is named with a warning (a refusal would also stop few-level images)."""
     codes = np.array([1, 5, 9], np.uint8)[(np.indices((40, 40)).sum(axis=0) // 7) % 3][None]
     src = tmp_path / "scl.tif"
-    profile = dict(
-        driver="GTiff",
-        width=40,
-        height=40,
-        count=1,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=rasterio.Affine(20, 0, 0, 0, -20, 0),
-    )
-    with rasterio.open(src, "w", **profile) as ds:
+    with rasterio.open(src, "w", **_one_band_profile(40)) as ds:
         ds.write(codes)
     with caplog.at_level("WARNING", logger="sr_domains"):
         upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(1, 2))

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import nn
 
-from ..checkpoint import mismatch_report, read_state_dict
+from ..checkpoint import read_state_dict
+from ..checkpoint_fit import state_mismatch
 from ..errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -82,14 +83,7 @@ def load_vgg19_features(path: str | PathLike[str]) -> nn.Sequential:
         extra = [k for k in state if not k.startswith((prefix, "classifier."))]
     else:
         picked, extra = dict(state), []
-    missing = [prefix + k for k in own if k not in picked]
-    unexpected = extra + [prefix + k for k in picked if k not in own]
-    shapes = [
-        f"{prefix}{k} {tuple(picked[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in picked and picked[k].shape != v.shape
-    ]
-    problems = mismatch_report(missing, unexpected, shapes)
+    problems = state_mismatch(own, picked, prefix, extra)
     if problems:
         hint = ""
         if any("running_mean" in k for k in state):
