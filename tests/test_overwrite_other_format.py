@@ -91,12 +91,12 @@ def test_model_files_replace_only_model_files(tmp_path, capsys):
     assert notes.read_bytes() == NOTES
     ours = save_checkpoint(model, tmp_path / "ok.safetensors")
     save_checkpoint(model, ours, overwrite=True)  # a model file: replaced
-    onnx = tmp_path / "m.onnx"
-    onnx.write_bytes(NOTES)
-    argv = ["export", "--weights", str(ours), str(onnx), "--overwrite"]
+    script = tmp_path / "m.pt"  # (TorchScript: torch alone, no onnx needed)
+    script.write_bytes(NOTES)
+    argv = ["export", "--weights", str(ours), str(script), "--overwrite"]
     assert main(argv) == 1
-    assert "exists and is not an ONNX file" in capsys.readouterr().err
-    assert onnx.read_bytes() == NOTES
-    pt = tmp_path / "m.pt"
-    torch.save({"a": torch.zeros(1)}, pt)
-    preflight(pt, [], overwrite=True)  # a PyTorch zip: may be replaced
+    assert "exists and is not a PyTorch file" in capsys.readouterr().err
+    assert script.read_bytes() == NOTES
+    torch.save({"a": torch.zeros(1)}, script)
+    assert main(argv) == 0  # a PyTorch zip: replaced
+    assert script.read_bytes()[:2] == b"PK"
