@@ -264,17 +264,21 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _written_on_interrupt(out_dir: Path) -> Iterator[None]:
     """A batch stopped by Ctrl-C or SIGTERM still prints (stdout) the outputs it completed:
-    the records its runner appended to ``out_dir``'s run manifest since it started."""
+    the records its runner appended to ``out_dir``'s run manifest since it started (the bytes
+    after the manifest's size then; all of it if the run started it anew)."""
     from .output_checks import RUN_MANIFEST
 
     manifest = out_dir / RUN_MANIFEST
-    before = set(_manifest_lines(manifest))
+    start = _size(manifest)
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
-        for line in _manifest_lines(manifest):
-            if line in before:
-                continue
+        try:
+            data = manifest.read_bytes() if manifest.is_file() else b""
+        except OSError:
+            data = b""
+        tail = data[start:] if len(data) >= start else data
+        for line in tail.decode("utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:  # (a record cut short by the kill)
@@ -284,11 +288,11 @@ def _written_on_interrupt(out_dir: Path) -> Iterator[None]:
         raise
 
 
-def _manifest_lines(path: Path) -> list[str]:
+def _size(path: Path) -> int:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:  # (none yet, or not a file: nothing written there by a batch)
-        return []
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
 
 
 def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, dst: Path) -> int:
