@@ -70,6 +70,26 @@ class NoiseChoice:
         return f"noise {self.sigma:.4f}: {self.weight:.2f} x {self.variant} blended in"
 
 
+#: Side (input pixels) of the central window the gate (and the per-file checks that share its
+#: read: adaptation, class codes) look at.
+CENTRAL_WINDOW = 512
+
+
+def central_box(h: int, w: int, size: int = CENTRAL_WINDOW) -> tuple[int, int, int, int]:
+    """``(top, left, rows, cols)`` of the central ``size`` square of an ``h x w`` image (the
+    whole image when smaller)."""
+    th, tw = min(h, size), min(w, size)
+    return (h - th) // 2, (w - tw) // 2, th, tw
+
+
+def gate_sample(values: np.ndarray, valid: Any, fitted: Any) -> np.ndarray:
+    """``(C, h, w)`` stored ``values`` normalized by the profile ``fitted``, invalid pixels
+    (``valid`` False, broadcast over bands, or not finite) NaN: what the gate estimates on."""
+    x = fitted.normalize(values).astype(np.float32)
+    ok = np.broadcast_to(np.asarray(valid, bool), x.shape) & np.isfinite(x)
+    return np.where(ok, x, np.float32(np.nan))
+
+
 def chosen_by_default(model: object, weights: object) -> bool:
     """True when ``upscale`` picked the weights itself: nothing named, or the model object a
     Dask worker loaded for an unnamed default (it carries ``chosen_by_default``)."""

@@ -145,19 +145,14 @@ def scaled_gcps(da: Any, s: int) -> list[Any] | None:
 
 
 def noise_sample(x: Any, fitted: IntensityProfile, valid: Any) -> np.ndarray:
-    """The central :data:`~sr_domains.geo.job.ADAPT_WINDOW` square of ``(n, h, w)`` stored
-    values ``x`` (numpy or dask), normalized, invalid pixels NaN: what
+    """The central window (:func:`~sr_domains.noise_gate.central_box`) of ``(n, h, w)``
+    stored values ``x`` (numpy or dask), normalized, invalid pixels NaN: what
     :func:`~sr_domains.geo.upscale_geotiff` feeds the noise gate."""
-    from .geo.job import ADAPT_WINDOW
+    from .noise_gate import central_box, gate_sample
 
-    h, w = x.shape[1:]
-    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
-    top, left = (h - th) // 2, (w - tw) // 2
+    top, left, th, tw = central_box(*x.shape[1:])
     values = np.asarray(x[:, top : top + th, left : left + tw])
-    ok = valid(values)
-    z = fitted.normalize(values).astype(np.float32)
-    ok = np.broadcast_to(np.asarray(ok, bool), z.shape) & np.isfinite(z)
-    return np.where(ok, z, np.float32(np.nan))
+    return gate_sample(values, valid(values), fitted)
 
 
 __all__ = ["StoredGrid", "noise_sample", "scaled_gcps"]

@@ -21,7 +21,14 @@ from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..made_with import weights_made, weights_provenance
 from ..models.base import SRModel
 from ..nodata_fill import fill_invalid
-from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
+from ..noise_gate import (
+    CENTRAL_WINDOW,
+    central_box,
+    choose_for_noise,
+    chosen_by_default,
+    gate_sample,
+    noise_variant,
+)
 from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
 from ..run_recipe import for_source, recipe_of
@@ -256,14 +263,17 @@ def prepare_job(
     n_out = up.out_channels(rs.n_bands)
     fitted, fill = fit_profile(rs, net, profile if profile is not None else o.profile)
     order = match_bands(rs, net) if up.band_mode(rs.n_bands) == "joint" else None
-    warn_class_map(rs)
+    # one read of the central window for the class-code check, the gate and --adapt
+    window = central_window(rs) if rs.dtype.kind in "iu" else None
+    if window is not None:
+        warn_class_map(rs, window)
     zero = physical_zero(rs, fitted)
     band_min = rs.domain_minimum(exact=zero is not None) if values.clamp else [0.0]
     rules = build_rules(values, band_min, dtype=rs.dtype, physical_zero=zero)
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(chosen, weights) and noise_variant(net) is not None:
-        up, noise = choose_for_noise(up, [noise_sample(rs, fitted)])
+        up, noise = choose_for_noise(up, [noise_sample(rs, fitted, window)])
         if noise is not None and up.model is not net:
             net = up.model
             made = made.blended(noise, net)
@@ -271,7 +281,7 @@ def prepare_job(
     if adapt is not None:
         from ..adapt.input_adapt import adapt_engine
 
-        sample = adaptation_sample(rs, fitted, fill, order)
+        sample = adaptation_sample(rs, fitted, fill, order, window)
         up, report = adapt_engine(up, [sample], adapt, progress=o.progress)
         made = made.adapted(True, up.model is not net, up.model)
         net = up.model
@@ -304,48 +314,52 @@ def prepare_job(
 
 
 #: Largest window (LR pixels per side) read from a raster to adapt the model on.
-ADAPT_WINDOW = 512
+ADAPT_WINDOW = CENTRAL_WINDOW
 
 
-def warn_class_map(rs: RasterSource) -> None:
+def central_window(rs: RasterSource) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, valid)`` of the raster's central :data:`ADAPT_WINDOW` square (the whole
+    raster when smaller): read once per file for the class-code check, the noise gate and
+    ``--adapt``."""
+    top, left, th, tw = central_box(*rs.shape, ADAPT_WINDOW)
+    values, valid = rs.read_window(top, left, th, tw)
+    return values, np.broadcast_to(np.asarray(valid, bool), values.shape)
+
+
+def warn_class_map(rs: RasterSource, window: tuple[np.ndarray, np.ndarray]) -> None:
     """Warn about integer bands that look like class codes (a scene classification or land
-    cover without a colour table, which :func:`refuse_palette` cannot see): judged on the
-    central :data:`ADAPT_WINDOW` square."""
-    if rs.dtype.kind not in "iu":
-        return
+    cover without a colour table, which :func:`refuse_palette` cannot see), judged on the
+    central ``window`` of an integer raster."""
     from ..label_like import warn_label_like
 
-    h, w = rs.shape
-    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
-    values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
-    ok = np.broadcast_to(np.asarray(valid, bool), values.shape)
+    values, ok = window
     for k, band in enumerate(rs.indexes):
         warn_label_like(rs.path, values[k][ok[k]], rs.dtype, band if rs.n_bands > 1 else None)
 
 
-def noise_sample(rs: RasterSource, fitted: IntensityProfile) -> np.ndarray:
-    """The central :data:`ADAPT_WINDOW` square of the raster, normalized, invalid pixels NaN:
-    what the noise gate (:mod:`sr_domains.noise_gate`) estimates the noise on."""
-    h, w = rs.shape
-    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
-    values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
-    x = fitted.normalize(values).astype(np.float32)
-    ok = np.broadcast_to(np.asarray(valid, bool), x.shape) & np.isfinite(x)
-    return np.where(ok, x, np.float32(np.nan))
+def noise_sample(
+    rs: RasterSource, fitted: IntensityProfile, window: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """The central window (:func:`central_window`) normalized, invalid pixels NaN: what the
+    noise gate (:mod:`sr_domains.noise_gate`) estimates the noise on."""
+    values, valid = window if window is not None else central_window(rs)
+    return gate_sample(values, valid, fitted)
 
 
 def adaptation_sample(
-    rs: RasterSource, fitted: IntensityProfile, fill: np.ndarray, order: list[int] | None
+    rs: RasterSource,
+    fitted: IntensityProfile,
+    fill: np.ndarray,
+    order: list[int] | None,
+    window: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """A normalized ``(C, h, w)`` window of the raster to adapt the model on: the central
-    :data:`ADAPT_WINDOW` square (the whole raster when smaller), invalid pixels filled as the
-    network will see them (:mod:`sr_domains.nodata_fill`, far value ``fill``), bands in the
-    order the model takes them."""
-    h, w = rs.shape
-    th, tw = min(h, ADAPT_WINDOW), min(w, ADAPT_WINDOW)
-    values, valid = rs.read_window((h - th) // 2, (w - tw) // 2, th, tw)
+    window (:func:`central_window`), invalid pixels filled as the network will see them
+    (:mod:`sr_domains.nodata_fill`, far value ``fill``), bands in the order the model takes
+    them."""
+    values, valid = window if window is not None else central_window(rs)
     x = fitted.normalize(values).astype(np.float32)
-    ok = np.broadcast_to(np.asarray(valid, bool), x.shape) & np.isfinite(x)
+    ok = valid & np.isfinite(x)
     x = fill_invalid(x, ~ok, fill) if not ok.all() else x
     return x[order] if order is not None else x
 
