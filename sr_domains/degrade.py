@@ -154,7 +154,8 @@ def draw(config: DegradationConfig, generator: torch.Generator | None) -> Degrad
     generator advances the same way whatever is drawn)."""
     import dataclasses
 
-    u = torch.rand(7, generator=generator).tolist()
+    device = generator.device if generator is not None else None  # a CUDA generator draws there
+    u = torch.rand(7, generator=generator, device=device).tolist()
     kind = cast(  # random_kinds are checked kinds (__post_init__)
         DegradationKind,
         config.random_kinds[

@@ -96,17 +96,16 @@ def gaussian_area_downsample(
         for dim, sg in ((-2, sy), (-1, sx)):
             prof = _gauss_box_profile(sg * s, float(s))
             taps, r = strided_weights(prof, s, 4.0 * sg * s + s / 2.0 + 1.0)
-            out = strided_filter(
-                out, out.ndim + dim, s, torch.from_numpy(taps.astype(np.float32))[None], r
-            )
+            weights = torch.from_numpy(taps.astype(np.float32))[None].to(t.device)
+            out = strided_filter(out, out.ndim + dim, s, weights, r)
         return to_input_type(out, was_numpy)
-    k = torch.from_numpy(_kernel_2d(s, float(sigma), float(minor), float(angle)))
+    k = torch.from_numpy(_kernel_2d(s, float(sigma), float(minor), float(angle))).to(t.device)
     lead = t.shape[:-2]
     h, w = t.shape[-2:]
     m, n = h // s, w // s
     pad = (k.shape[0] - s) // 2  # the kernel is s + 2*pad wide: centred on each LR pixel
-    iy = torch.from_numpy(symmetric_index(np.arange(-pad, m * s + pad), h))
-    ix = torch.from_numpy(symmetric_index(np.arange(-pad, n * s + pad), w))
+    iy = torch.from_numpy(symmetric_index(np.arange(-pad, m * s + pad), h)).to(t.device)
+    ix = torch.from_numpy(symmetric_index(np.arange(-pad, n * s + pad), w)).to(t.device)
     flat = t.reshape(-1, 1, h, w).index_select(2, iy).index_select(3, ix)
     out = F.conv2d(flat, k[None, None].to(flat.dtype), stride=s)
     return to_input_type(out.reshape(*lead, m, n), was_numpy)
@@ -136,11 +135,12 @@ def lanczos_upsample(x: ArrayT, scale: int) -> ArrayT:
     out = t
     for dim in (-2, -1):
         n = out.shape[dim]
-        idx, w = _lanczos_taps(n, s)
+        taps, w = _lanczos_taps(n, s)
+        idx, wt = torch.from_numpy(taps).to(t.device), torch.from_numpy(w).to(t.device)
         xt = out.movedim(dim, -1)
-        acc = xt.index_select(-1, torch.from_numpy(idx[:, 0])) * torch.from_numpy(w[:, 0])
+        acc = xt.index_select(-1, idx[:, 0]) * wt[:, 0]
         for p in range(1, idx.shape[1]):
-            acc = acc + xt.index_select(-1, torch.from_numpy(idx[:, p])) * torch.from_numpy(w[:, p])
+            acc = acc + xt.index_select(-1, idx[:, p]) * wt[:, p]
         out = acc.movedim(-1, dim)
     return to_input_type(out, was_numpy)
 

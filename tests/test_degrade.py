@@ -425,3 +425,29 @@ def test_random_noise_levels_cover_zero_to_max_for_each_type(maxima):
         assert levels.max() <= top
         assert levels.min() < 0.1 * top and levels.max() > 0.9 * top
         assert np.mean(levels < top / 2) == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", dg.KINDS)
+def test_every_degradation_runs_on_cuda_like_on_the_cpu(kind):
+    """Training on a GPU degrades CUDA batches with a CUDA generator: every kind (and each draw
+    of ``random``) must keep its kernels, indices and draws on that device, and a noise-free
+    degradation must give the CPU's values."""
+    motion = {"psf_sigma": 0.8, "psf_sigma_minor": 0.3, "psf_angle": 30.0}
+    cfg = dg.DegradationConfig(kind=kind, **(motion if kind == "motion" else {}))
+    hr = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    runs = [dg.degrade(hr.cuda(), 2, cfg, torch.Generator("cuda").manual_seed(3)) for _ in range(2)]
+    assert runs[0].shape == (4, 3, 16, 16) and runs[0].device.type == "cuda"
+    assert torch.equal(runs[0], runs[1])
+    if kind != "random":
+        assert torch.allclose(runs[0].cpu(), dg.degrade(hr, 2, cfg), atol=1e-5)
+    noisy = dg.DegradationConfig(kind="random", random_noise=(0.02, 0.02), noise_prob=0.5)
+    assert dg.degrade(hr.cuda(), 2, noisy, torch.Generator("cuda").manual_seed(4)).is_cuda
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_lanczos_runs_on_cuda():
+    from sr_domains.psf import lanczos_upsample
+
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(lanczos_upsample(x.cuda(), 2).cpu(), lanczos_upsample(x, 2), atol=1e-5)
