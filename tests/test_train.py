@@ -231,3 +231,19 @@ def test_resume_with_another_model_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--config", str(path), "--stop-at", "-3"])
     assert "step number >= 1" in capsys.readouterr().err
+
+
+def test_init_from_another_model_names_both_models_in_a_short_error(tmp_path):
+    """A config initialised from weights of another model listed every key in torch's words
+    over dozens of lines; it now names both models and the first few keys."""
+    cfg = apply_overrides(
+        _config(tmp_path),
+        {"model.init_from": str(REPO / "sr_domains" / "weights" / "sr-lite-rgb-x2.safetensors")},
+    )
+    with pytest.raises(ConfigError) as err:
+        build_generator(cfg)
+    msg = str(err.value)
+    assert "3 band(s), does not fit this config's edsr x2, 1 band(s)" in msg
+    assert "init_partial" in msg and "(+" in msg and "\n" not in msg and len(msg) < 1500
+    partial = apply_overrides(cfg, {"model.in_channels": 3, "model.init_partial": True})
+    assert build_generator(partial).in_channels == 3  # the tensors that fit are loaded

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ..checkpoint import load_checkpoint
+from ..checkpoint_fit import state_mismatch
 from ..errors import ConfigError
 from ..models import create_model
 from ..models.base import SRModel
@@ -25,7 +26,7 @@ def build_generator(config: TrainConfig) -> SRModel:
     m = config.model
     model = create_model(m.arch, in_channels=m.in_channels, scale=config.scale, **m.options)
     if m.init_from:
-        init, _ = load_checkpoint(m.init_from)
+        init, card = load_checkpoint(m.init_from)
         src = init.state_dict()
         own = model.state_dict()
         if m.init_partial:
@@ -34,13 +35,15 @@ def build_generator(config: TrainConfig) -> SRModel:
             model.load_state_dict({**own, **keep})
             log.info("initialised from %s; fresh: %s", m.init_from, ", ".join(skipped) or "none")
         else:
-            try:
-                model.load_state_dict(src, strict=True)
-            except RuntimeError as exc:
+            report = state_mismatch(own, src)
+            if report:  # the two models in one line each, then the first few keys
                 raise ConfigError(
-                    f"{m.init_from}: does not match {m.arch} x{config.scale} "
-                    f"(set model.init_partial: true to load matching tensors only): {exc}"
-                ) from exc
+                    f"{m.init_from}: its {card.arch or 'model'} x{card.scale or init.scale}, "
+                    f"{init.in_channels} band(s), does not fit this config's {m.arch} "
+                    f"x{config.scale}, {m.in_channels} band(s) (set model.init_partial: true to"
+                    f" load the tensors that fit only): {report}"
+                )
+            model.load_state_dict(src, strict=True)
     return model
 
 
