@@ -13,11 +13,14 @@ angle and normalized difference index is exactly bicubic's (bicubic clipped at z
 undershoot below zero is no spectrum of non-negative data). It is applied in physical units:
 stored values less the stored value of zero radiance / reflectance, 0 unless the file's band
 offsets or a physical profile (``s2l2a``, ``scale:S,O``) say otherwise (Sentinel-2 L2A: 1000),
-to data that is non-negative in those units only, before the envelope and the
-physical domain (which may still clip a band, rarely), and never next to invalid input pixels
-(the bicubic support must hold valid values only: those output pixels keep the network's
-values). :class:`~sr_domains.value_domain.ValueRules` calls :func:`keep_band_ratios` on every
-output block. ``ValueOptions(spectral=...)`` (CLI ``--spectral``): ``"auto"`` (default) applies
+before the envelope and the physical domain (which may still clip a band, rarely), and never
+next to invalid input pixels (the bicubic support must hold valid values only: those output
+pixels keep the network's values). Data with such a declared zero is a non-negative quantity:
+its few values below zero (negative reflectance over water or in shadow) are left out pixel by
+pixel like invalid ones. Without one, data with valid values below 0 is no spectrum at all and
+the rule is off for the image (:func:`~sr_domains.value_domain.build_rules`).
+:class:`~sr_domains.value_domain.ValueRules` calls :func:`keep_band_ratios` on every output
+block. ``ValueOptions(spectral=...)`` (CLI ``--spectral``): ``"auto"`` (default) applies
 it when a single-band model runs band by band over several bands (it knows nothing of spectra,
 and each band gets its own detail) and to a joint model whose card asks for it
 (:attr:`~sr_domains.checkpoint.ModelCard.spectral`, as the shipped ``sr-lite-rgb-x2`` does),
@@ -56,15 +59,19 @@ def keep_band_ratios(
     c, rows, width = out.shape
     if c < 2:
         return 0
+    z = np.zeros((c, 1, 1), np.float64)
+    if len(zero):
+        z[:, 0, 0] = np.asarray(zero, np.float64)
+        # a value below the physical zero (negative reflectance over water or in shadow) has
+        # no spectrum to keep: the output pixels its bicubic support reaches keep the network's
+        with np.errstate(invalid="ignore"):
+            ok = np.asarray(ok, bool) & (values >= z)
     # valid LR pixels whose whole bicubic support is valid (outside the image counts as valid:
     # the boundary rule mirrors its pixels)
     all_ok = np.asarray(np.asarray(ok, bool).all(axis=0), np.float32)[None]
     good_lr = local_range(all_ok, np.ones_like(all_ok, bool), HALO)[0][0] >= 1
     if not good_lr.any():
         return 0
-    z = np.zeros((c, 1, 1), np.float64)
-    if len(zero):
-        z[:, 0, 0] = np.asarray(zero, np.float64)
     filled = np.where(ok, values - z, 0).astype(np.float32)
     top = row0 - first_lr_row * s
     # non-negative data: bicubic's undershoot below zero is an artefact, zero is its value

@@ -166,9 +166,10 @@ def build_rules(
             background (values within ``zero.tol`` of 0) is pinned like ``background_zero``.
         physical_zero: per band, the stored value of zero radiance / reflectance (a file's
             band offsets, a physical profile's: Sentinel-2 L2A 1000); None: 0. The band-ratio
-            rule works above it, and only on bands whose valid values are not below it.
+            rule works above it; pixels near valid values below it keep the network's.
 
-    The band-ratio rule applies to two or more bands whose valid values are all non-negative:
+    The band-ratio rule applies to two or more bands whose valid values are all non-negative,
+    or lie above a declared ``physical_zero`` except for a few pixels (left out one by one):
     ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
     ``"auto"``.
     """
@@ -190,7 +191,12 @@ def build_rules(
     pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
     mins = np.asarray(band_min, np.float64)
     floor = np.zeros_like(mins) if physical_zero is None else np.asarray(physical_zero, float)
-    eligible = mins.size >= 2 and floor.shape == mins.shape and bool((mins >= floor).all())
+    # a declared physical zero (band offsets, a physical profile) says the data is a
+    # non-negative quantity: values below it are noise, left out pixel by pixel
+    # (spectral.keep_band_ratios); without one, values below 0 say it is no spectrum
+    declared = physical_zero is not None and bool(floor.any())
+    above = floor.shape == mins.shape and bool((mins >= floor).all())
+    eligible = mins.size >= 2 and floor.shape == mins.shape and (above or declared)
     spectral = None if opts.spectral == "auto" else opts.spectral == "bicubic"
     spectral = spectral if eligible else False
     return ValueRules(

@@ -273,3 +273,40 @@ def test_band_ratios_are_kept_above_the_physical_zero(tmp_path):
         assert _sam(_interior(out, 2), _interior(bic, 2)) < 0.05, name
         stored = out + zero
         assert _sam(_interior(stored, 2), _interior(bic + zero, 2)) > 0.05, name
+
+
+def test_negative_reflectance_in_a_few_pixels_leaves_the_rule_on_elsewhere(tmp_path):
+    """Sentinel-2 L2A stores negative reflectance (water, shadow) below its zero of 1000. One
+    such pixel switched the band-ratio rule off for the whole scene; now only the output
+    pixels whose bicubic support reaches it keep the network's values."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing.geo import make_geotiff
+
+    zero = 1000.0
+    src = make_geotiff(tmp_path / "l2a.tif", width=32, height=32, count=2, dtype="uint16")
+    scene = _scene(bands=2) * 3000 + zero
+    scene[1, 4:7, 4:7] = zero - 80  # a pond: negative NIR reflectance
+    with rasterio.open(src, "r+") as ds:
+        ds.write(scene.astype("uint16"))
+    runs, records = {}, {}
+    for name, spectral in (("kept", "auto"), ("free", "model")):
+        dst = upscale_geotiff(
+            src,
+            tmp_path / f"{name}.tif",
+            model=Sharpen(),
+            profile="s2l2a",
+            values=ValueOptions(envelope=None, spectral=spectral),
+        )
+        with rasterio.open(dst) as ds:
+            runs[name] = ds.read().astype(np.float64) - zero
+            records[name] = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
+    assert records["kept"]["band_ratios"] == "bicubic"
+    assert records["kept"]["band_ratio_zero"] == [zero, zero]
+    assert records["free"]["band_ratios"] == "model"
+    bic = imresize(scene.astype(np.float32) - zero, 2.0)
+    far = (slice(None), slice(24, 58), slice(24, 58))  # away from the pond
+    assert _sam(runs["kept"][far], bic[far]) < 0.05
+    assert _sam(runs["free"][far], bic[far]) > 0.1
+    pond = (slice(None), slice(8, 14), slice(8, 14))  # the pond's own output pixels
+    np.testing.assert_array_equal(runs["kept"][pond], runs["free"][pond])

@@ -268,7 +268,7 @@ def prepare_job(
     if window is not None:
         warn_class_map(rs, window)
     zero = physical_zero(rs, fitted)
-    band_min = rs.domain_minimum(exact=zero is not None) if values.clamp else [0.0]
+    band_min = rs.domain_minimum() if values.clamp else [0.0]
     rules = build_rules(values, band_min, dtype=rs.dtype, physical_zero=zero)
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
