@@ -16,6 +16,7 @@ from .inference import Upscaler, default_profile
 from .intensity import IntensityProfile, cast_to_dtype, check_pixel_array, profile_from_any
 from .models.base import SRModel
 from .pretrained import resolve_model
+from .runtime import module_state_kept
 from .spectral import physical_zero
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
@@ -138,6 +139,8 @@ def upscale_array(
             :func:`~sr_domains.intensity.check_pixel_array`) or does not fit the model; the
             model, ``valid_mask``, ``nodata``, ``out_dtype`` or ``tile`` is not one accepted.
     """
+    if isinstance(array, torch.Tensor):  # (a tensor with grad, on a GPU: its values)
+        array = array.detach().cpu().numpy()
     arr = np.ma.getdata(array)
     if arr.ndim not in (2, 3):
         raise ConfigError(f"expected an (H, W) or (C, H, W) array, got shape {arr.shape}")
@@ -161,17 +164,18 @@ def upscale_array(
         "threads": threads,
         "max_memory": max_memory,
     }
-    up = _engine(model, arr.shape[0], engine)
-    recipe = profile if profile is not None else default_profile(up.model, arr.dtype)
-    fitted = profile_from_any(recipe, arr, dtype=arr.dtype, valid_mask=valid_mask)
-    mins, mags = band_extremes(arr, valid_mask)
-    n = arr.shape[0]  # a physical profile (s2l2a) says where zero reflectance is stored
-    zero = physical_zero([1.0] * n, [0.0] * n, fitted.recipe, fitted.scale, fitted.offset)
-    floor = residue_floor(mins, mags, arr.dtype.kind == "f")
-    rules = build_rules(values, floor, dtype=arr.dtype, physical_zero=zero)
-    out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
-    if rules is not None and rules.stats.envelope + rules.stats.domain:
-        log.info("value fidelity: %s", rules.stats.describe())
+    with module_state_kept(model):  # a caller's module comes back as it came
+        up = _engine(model, arr.shape[0], engine)
+        recipe = profile if profile is not None else default_profile(up.model, arr.dtype)
+        fitted = profile_from_any(recipe, arr, dtype=arr.dtype, valid_mask=valid_mask)
+        mins, mags = band_extremes(arr, valid_mask)
+        n = arr.shape[0]  # a physical profile (s2l2a) says where zero reflectance is stored
+        zero = physical_zero([1.0] * n, [0.0] * n, fitted.recipe, fitted.scale, fitted.offset)
+        floor = residue_floor(mins, mags, arr.dtype.kind == "f")
+        rules = build_rules(values, floor, dtype=arr.dtype, physical_zero=zero)
+        out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
+        if rules is not None and rules.stats.envelope + rules.stats.domain:
+            log.info("value fidelity: %s", rules.stats.describe())
     s = up.scale
     valid: np.ndarray = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
     if valid_mask is not None:
@@ -221,8 +225,14 @@ def _engine(model: object, n_bands: int, settings: dict[str, Any]) -> Upscaler:
 def _refuse_bare_arch(name: str) -> None:
     """Refuse an architecture name (no weights), saying how ``upscale_array`` takes weights."""
     from .models import list_models
-    from .pretrained import list_pretrained
+    from .pretrained import list_pretrained, looks_like_path
 
+    if looks_like_path(name):
+        raise ConfigError(
+            f"{name!r} looks like a weights file, and upscale_array takes a model name or a "
+            "model: pass load_checkpoint(path)[0] (sr_domains .safetensors) or "
+            "load_public_checkpoint(path) (third-party .pth/.safetensors)"
+        )
     if name in list_models() and name not in {e.name for e in list_pretrained()}:
         shipped = ", ".join(e.name for e in list_pretrained()) or "none"
         raise ConfigError(

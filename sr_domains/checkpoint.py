@@ -67,7 +67,10 @@ def save_checkpoint(
     Args:
         model: the model to save.
         path: destination ``.safetensors`` file.
-        card: optional card; architecture fields are filled (and checked) from ``model``.
+        card: the card to write (default: the model's own ``model.card``, as
+            :func:`load_checkpoint` and the shipped weights set it, so a reloaded copy keeps
+            its intensity profile); architecture fields are filled (and checked) from
+            ``model``.
         overwrite: replace an existing file instead of raising :class:`OutputExistsError`.
 
     Returns:
@@ -81,7 +84,8 @@ def save_checkpoint(
     check_existing(
         path, kind="file", overwrite=overwrite
     )  # (a user's text file named .safetensors: kept)
-    card = _complete_card(model, card or ModelCard())
+    card = _complete_card(model, card or getattr(model, "card", None) or ModelCard())
+    path.parent.mkdir(parents=True, exist_ok=True)  # (as the raster and volume writers do)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": "pt", CARD_KEY: card.to_json(), DIGEST_KEY: tensors_digest(tensors)}
     data = save(tensors, metadata=metadata)
@@ -107,7 +111,8 @@ def load_checkpoint(
     """Rebuild the model described by a checkpoint's card and load its weights strictly.
 
     Returns:
-        ``(model, card)``; the model is in eval mode on ``device``.
+        ``(model, card)``; the model is in eval mode on ``device`` and carries the card as
+        ``model.card`` (its profile is the default of every upscale API).
     """
     from .models import get_arch
 
@@ -137,6 +142,7 @@ def load_checkpoint(
                 f"{path}: the card says {name} {said} but its network has {built}"
             )
     model.source_path = path.resolve()  # what a fine-tuned copy must never replace
+    model.card = card
     return model.to(device).eval(), card
 
 

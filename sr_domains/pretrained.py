@@ -213,10 +213,21 @@ def model_scale(model: str | None, weights: str | Path | None) -> int | None:
     return None
 
 
+def looks_like_path(name: str) -> bool:
+    """A model "name" that is a file path (a folder in it, or a weights file's suffix)."""
+    suffix = Path(name).suffix.lower()
+    return "/" in name or "\\" in name or suffix in (".safetensors", ".pt", ".pth", ".ckpt")
+
+
 def _unknown_model_message(name: str) -> str:
     from .models import list_models
 
     shipped = ", ".join(e.name for e in _entries()) or "none"
+    if looks_like_path(name):
+        return (
+            f"{name!r} looks like a weights file, not a model name: pass it as --weights PATH "
+            "(Python: weights=PATH)"
+        )
     if name in list_models():
         return (
             f"{name!r} is an architecture without weights; pass --weights PATH (Python: "

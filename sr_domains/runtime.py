@@ -8,7 +8,9 @@ rules around it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -89,4 +91,26 @@ class NetworkRunner:
         return y.cpu().numpy()  # channels-last stays strided: denormalize copies in C order
 
 
-__all__ = ["NetworkRunner"]
+@contextlib.contextmanager
+def module_state_kept(model: object) -> Iterator[None]:
+    """Give a caller's module back as it came: the engine of one call puts it in eval mode
+    on its device (channels-last there, where that is faster); its training mode, device and
+    memory format are restored on exit. Anything else (a name, an Upscaler) passes through."""
+    if not isinstance(model, torch.nn.Module):
+        yield
+        return
+    training = model.training
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    device = first.device if first is not None else None
+    plain = all(p.is_contiguous() for p in model.parameters() if p.dim() == 4)
+    try:
+        yield
+    finally:
+        model.train(training)
+        if device is not None:
+            model.to(device)
+        if plain:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
+__all__ = ["NetworkRunner", "module_state_kept"]

@@ -227,9 +227,22 @@ def upscale(
         res.encoding.update(grid.encoding(da.encoding, out_dims, band))
         if grid.fill is not None:
             res = res.rio.write_nodata(grid.fill, encoded=True)
+    elif nodata is None and np.isnan(nd if nd is not None else 0.0) and _encoded_fill(da):
+        # a float file decoded with mask_and_scale: NaN here, its nodata on disk (the input's
+        # _FillValue), which rio.to_raster writes back as upscale_geotiff does
+        keep = ("dtype", "rasterio_dtype")
+        res.encoding.update({k: v for k, v in da.encoding.items() if k in keep})
+        res = res.rio.write_nodata(da.rio.encoded_nodata, encoded=True)
     elif nd is not None:
         res = res.rio.write_nodata(nd, encoded=False)
     return res
+
+
+def _encoded_fill(da: Any) -> bool:
+    """True when ``da`` holds NaN for a nodata value that its encoding stores (rioxarray's
+    ``mask_and_scale=True`` on a float file)."""
+    fill = da.rio.encoded_nodata
+    return fill is not None and not np.isnan(float(fill))
 
 
 def _dims(da: Any) -> tuple[Any, Any, Any]:

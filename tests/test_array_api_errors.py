@@ -142,3 +142,33 @@ def test_one_band_mask_applies_to_every_band(model):
     out = upscale_array(a, model, valid_mask=vm[None], profile="percentile", device="cpu")
     np.testing.assert_array_equal(out, ref)
     assert np.isnan(out[:, :4]).all() and not np.isnan(out[:, 4:]).any()
+
+
+def test_a_tensor_with_grad_runs_and_the_callers_model_comes_back_as_it_came():
+    """A torch tensor that requires grad failed inside torch (.numpy()); the engine left the
+    caller's model in eval mode (a validation call inside a training loop turned dropout and
+    batch-norm updates off for the rest of training)."""
+    import torch
+
+    from sr_domains import load_pretrained
+
+    net = load_pretrained("sr-lite-gray-x2").train()
+    x = torch.rand(12, 12, requires_grad=True)
+    out = upscale_array(x, net)
+    assert isinstance(out, np.ndarray) and out.shape == (24, 24)
+    np.testing.assert_array_equal(out, upscale_array(x.detach().numpy(), net))
+    assert net.training
+    assert all(p.is_contiguous() for p in net.parameters())
+
+
+def test_a_weights_path_given_as_the_model_says_how_to_load_it():
+    with pytest.raises(ConfigError, match=r"looks like a weights file.*load_checkpoint\(path\)"):
+        upscale_array(_grey(), "/data/mine.safetensors")
+    from sr_domains.pretrained import resolve_model
+
+    with pytest.raises(ConfigError, match="--weights PATH"):
+        resolve_model("runs/x/weights.safetensors", scale=None, n_bands=1)
+    from sr_domains import create_model
+
+    with pytest.raises(ConfigError, match="got '2'"):  # a string, shown as one
+        create_model("edsr", scale="2")

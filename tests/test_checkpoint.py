@@ -608,3 +608,22 @@ def test_assumed_settings_are_warned_once_and_a_given_scale_is_not_assumed(tmp_p
         assert main([*base[:2], str(tmp_path / "o3.tif"), *base[2:], "--scale", "3"]) == 0
     assumed = [r.getMessage() for r in caplog.records if "assumed:" in r.getMessage()]
     assert len(assumed) == 1 and "scale" not in assumed[0] and "residual=False" in assumed[0]
+
+
+def test_a_reloaded_or_resaved_model_keeps_its_card_and_so_its_values(tmp_path):
+    """load_checkpoint gave the card only beside the model, and save_checkpoint without card=
+    wrote an empty one: a shipped model saved and reloaded lost its intensity profile, and
+    upscale_array ran float input through `identity` instead (off by hundreds)."""
+    import numpy as np
+
+    from sr_domains import load_pretrained, upscale_array
+
+    shipped = load_pretrained("sr-lite-gray-x2")
+    path = save_checkpoint(shipped, tmp_path / "nested" / "copy.safetensors")  # folder made
+    model, card = load_checkpoint(path)
+    assert model.card == card and card.profile == shipped.card.profile and card.profile
+    assert card.name == shipped.card.name
+    x = np.random.default_rng(0).uniform(0, 1000, (24, 24)).astype(np.float32)
+    np.testing.assert_array_equal(upscale_array(x, model), upscale_array(x, shipped))
+    own = create_model("srcnn", features=(4, 4))  # no card of its own: one is made
+    assert load_checkpoint(save_checkpoint(own, tmp_path / "o.safetensors"))[1].arch == "srcnn"

@@ -155,3 +155,12 @@ def test_training_mode_restored_and_bad_arguments():
         SRInferer()(torch.rand(1, 6, 6), model)
     with pytest.raises(ConfigError, match="extra"):
         SRInferer()(torch.rand(1, 1, 6, 6), model, 1)
+    # the scale is checked when the inferer is made: 2.9 ran as x2, a model name as the
+    # first argument failed only at the first batch
+    with pytest.raises(ConfigError, match="integer >= 2, got 2.9"):
+        SRInferer(2.9)
+    with pytest.raises(ConfigError, match="first argument is the scale"):
+        SRInferer("sr-lite-gray-x2")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=">= 2, got 0"):
+        SRInferer(0)
+    assert SRInferer(2.0).scale == 2

@@ -103,3 +103,23 @@ def test_a_noisy_input_gets_the_noise_gate_of_upscale_geotiff(tmp_path, chunks):
         ref = r.read()
     out = upscale(_open(src, chunks=chunks), 2, device="cpu")
     np.testing.assert_array_equal(out.values, ref)
+
+
+def test_a_float_raster_decoded_with_mask_and_scale_writes_back_its_nodata(tmp_path):
+    """rioxarray's mask_and_scale=True turns a float file's nodata (-10000) into NaN and keeps
+    the value in the encoding; the result was written with NaN as its nodata, unlike
+    upscale_geotiff and unlike rioxarray's own round trip."""
+    src = tmp_path / "f.tif"
+    data = _bands(1).astype("float32")
+    data[0, :6, :6] = -10000
+    _write(src, data, dtype="float32", nodata=-10000, crs="EPSG:32633")
+    upscale_geotiff(src, tmp_path / "ref.tif", scale=2, model="sr-lite-gray-x2", device="cpu")
+    for chunks in (None, 16):
+        out = upscale(_open(src, mask_and_scale=True, chunks=chunks), 2, device="cpu")
+        assert np.isnan(out.values[0, :12, :12]).all()  # NaN in memory, as rioxarray gives it
+        out.rio.to_raster(tmp_path / "xr.tif")
+        with rasterio.open(tmp_path / "xr.tif") as r, rasterio.open(tmp_path / "ref.tif") as ref:
+            assert r.nodata == ref.nodata == -10000 and r.dtypes == ref.dtypes
+            got, want = r.read(), ref.read()
+            np.testing.assert_array_equal(got == -10000, want == -10000)
+            assert not np.isnan(got).any()

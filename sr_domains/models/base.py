@@ -39,13 +39,13 @@ class BaseSRConfig:
 
     def __post_init__(self) -> None:
         if self.in_channels < 1:
-            raise ConfigError(f"in_channels must be >= 1, got {self.in_channels}")
+            raise ConfigError(f"in_channels must be >= 1, got {self.in_channels!r}")
         if self.out_channels is not None and self.out_channels < 1:
-            raise ConfigError(f"out_channels must be >= 1, got {self.out_channels}")
+            raise ConfigError(f"out_channels must be >= 1, got {self.out_channels!r}")
         if self.scale not in SCALES:
-            raise ConfigError(f"scale must be one of {SCALES}, got {self.scale}")
+            raise ConfigError(f"scale must be one of {SCALES}, got {self.scale!r}")
         if not self.pixel_range > 0:
-            raise ConfigError(f"pixel_range must be > 0, got {self.pixel_range}")
+            raise ConfigError(f"pixel_range must be > 0, got {self.pixel_range!r}")
 
     @property
     def n_out(self) -> int:

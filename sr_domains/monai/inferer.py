@@ -148,7 +148,12 @@ class SRInferer(Inferer):
         super().__init__()
         if overlap is not None and (not isinstance(overlap, (int, np.integer)) or overlap < 0):
             raise ConfigError(f"overlap is a number of LR pixels (int >= 0), got {overlap!r}")
-        self.scale = scale
+        if isinstance(scale, str):  # SRInferer("sr-lite-gray-x2"): the model goes to the call
+            raise ConfigError(
+                f"SRInferer's first argument is the scale, got {scale!r}: pass the network "
+                "to the call, inferer(inputs, network)"
+            )
+        self.scale = None if scale is None else whole("scale", scale, 2)
         self.tile = _tile_from(tile, roi_size)
         check_tile(self.tile)  # (refused here, not at the first batch)
         self.overlap = overlap
