@@ -181,8 +181,9 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
     unsupported voxel type, a label image, the data cut short. A GeoTIFF is checked from its
     headers; NIfTI voxels and DICOM pixels are read with the run's readers."""
     if domain == "geotiff":
+        from .geo.band_checks import refuse_palette
         from .geo.dtype_checks import check_output_nodata
-        from .geo.job import gdal_env, refuse_palette
+        from .geo.job import gdal_env
         from .geo.output_spec import check_creation
         from .geo.reader import RasterSource
 

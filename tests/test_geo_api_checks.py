@@ -15,7 +15,7 @@ from rasterio.enums import ColorInterp  # noqa: E402
 from sr_domains.cli import main  # noqa: E402
 from sr_domains.errors import ConfigError  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
-from sr_domains.geo.job import band_meaning  # noqa: E402
+from sr_domains.geo.band_checks import band_meaning  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import make_geotiff  # noqa: E402
 

@@ -23,11 +23,11 @@ from ..made_with import Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, flag, is_whole
 from ..value_domain import ValueOptions
+from .band_checks import match_bands
 from .creation_options import apply, check_options, cog_options, normalize, trial
 from .job import (
     fit_profile,
     gdal_env,
-    match_bands,
     prepare_job,
     resolve_network,
     values_tag,
