@@ -166,3 +166,22 @@ def test_float_dtype_takes_a_float_nodata_for_integer_data(tmp_path, capsys):
     upscale_geotiff(dn, tmp_path / "h.tif", model=tiny_model(1, 2), dtype="float32", nodata=0.5)
     with rasterio.open(tmp_path / "h.tif") as ds:
         assert ds.nodata == 0.5 and not (ds.read(1) == 0.5).any()
+
+
+def test_a_dtype_that_leaves_one_value_is_refused_and_writes_nothing(tmp_path, capsys):
+    """float 0..0.3 as int16 (or uint16 counts above int8's range as int8) wrote a raster of
+    one value with exit 0, and `-q` hid even the warning: all the data was lost."""
+    src = make_geotiff(tmp_path / "refl.tif", width=40, height=32, dtype="float32")
+    with rasterio.open(src) as ds:
+        data = ds.read(1)
+    data = _rewrite(src, (data - data.min()) / (data.max() - data.min()) * 0.3)
+    out = tmp_path / "o.tif"
+    assert main(["upscale", str(src), str(out), "--dtype", "int16", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "refl.tif: --dtype int16 would write one value (0) for every valid pixel" in err
+    assert not out.exists()
+    _rewrite(src, data * 1000 + 200)  # 200..500 as int8: every value clipped to 127
+    assert main(["upscale", str(src), str(out), "--dtype", "int8", "-q"]) == 1
+    assert "would write one value (127)" in capsys.readouterr().err
+    _rewrite(src, data * 10)  # 0..3: four levels, lossy but not all gone: still written
+    assert main(["upscale", str(src), str(out), "--dtype", "int16", "-q"]) == 0

@@ -10,7 +10,7 @@ from typing import cast
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..value_ops import nodata_problem
 from .output_spec import OUTPUT_DTYPES
 from .reader import RasterSource
@@ -102,7 +102,8 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
     spans fewer than :data:`PRECISION_STEPS` whole numbers collapse to a few levels
     (reflectance 0..1 as uint16: 0 and 1); a cast neither rescales. Float data holding whole
     numbers (a DEM in metres, a float copy of DN) is not warned. Judged on the sample the
-    profile is fitted on; nothing is read when the input type fits."""
+    profile is fitted on; nothing is read when the input type fits. A cast that would leave
+    one value for every valid pixel is refused (:class:`InputFileError`)."""
     if dtype.kind == "f":
         return
     info = np.iinfo(dtype)
@@ -111,6 +112,14 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
         return
     values, valid = rs.sample()
     v = values[valid]
+    kept = np.unique(np.clip(np.rint(v), info.min, info.max))
+    if kept.size == 1 and np.unique(v).size > 1:  # every valid value becomes one: refused
+        raise InputFileError(
+            rs.path,
+            f"--dtype {dtype.name} would write one value ({int(kept[0])}) for every valid "
+            f"pixel of input values {float(v.min()):.6g}..{float(v.max()):.6g} (--dtype casts, "
+            "it does not rescale): keep the input's type, or rescale the input first",
+        )
     outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
     if outside:
         log.warning(
