@@ -33,6 +33,8 @@ def upscale_options(args: argparse.Namespace) -> UpscaleOptions:
         spectral=args.spectral,
     )
     scale = args.scale
+    if scale is not None and args.isotropic:  # (a given --scale 2 equals the default below)
+        raise ConfigError("--scale does not apply to --isotropic (use --target-spacing)")
     if scale is None and args.isotropic:
         scale = 2  # (no in-plane scale: --target-spacing sets the grid; --weights is a
         # model saved by --save-model, whose own scale is the slice factor it was fitted to)

@@ -83,6 +83,11 @@ def test_tiff_names_and_the_inputs_own_suffix_are_accepted(tmp_path):
     dat = tmp_path / "scene.dat"  # a TIFF known by its content, not its name
     shutil.copy(src, dat)
     check_upscaled(dat, upscale_geotiff(dat, tmp_path / "scene_x2.dat", model=tiny_model(1, 2)), 2)
+    nii = tmp_path / "img.nii"  # a TIFF misnamed as another format: its output is not named so
+    shutil.copy(src, nii)
+    with pytest.raises(ConfigError, match=r"must end in \.tif or \.tiff \(not \.nii\)"):
+        upscale_geotiff(nii, tmp_path / "o.nii", model=tiny_model(1, 2))
+    assert not (tmp_path / "o.nii").exists()
 
 
 @pytest.mark.parametrize("cog", [False, True])

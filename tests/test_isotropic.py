@@ -236,6 +236,9 @@ def test_cli_isotropic_and_flag_checks(tmp_path, capsys):
     assert "need --isotropic" in capsys.readouterr().err
     assert main([*args, "--model", "edsr", "--overwrite"]) == 2
     assert "--model does not apply" in capsys.readouterr().err
+    for scale in ("2", "4"):  # a given --scale 2 (the default) was ignored without a word
+        assert main([*args, "--scale", scale, "--overwrite"]) == 2
+        assert "--scale does not apply to --isotropic" in capsys.readouterr().err
     # the documented reuse: --weights of a saved model, applied as it is (its card's scale is
     # the slice factor; it was read as an in-plane --scale and refused)
     again = tmp_path / "again.nii.gz"

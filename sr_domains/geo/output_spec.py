@@ -340,13 +340,24 @@ def provenance_tags(
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
+#: Suffixes of formats other than TIFF: never given to a GeoTIFF output, even when the input
+#: is a TIFF that carries one (a misnamed file: the output would be misnamed too).
+OTHER_FORMATS = frozenset(
+    (".nii", ".nii.gz", ".hdr", ".img", ".dcm", ".dicom", ".mha", ".mhd", ".nrrd", ".nhdr")
+    + (".png", ".jpg", ".jpeg", ".jp2", ".j2k", ".gif", ".bmp", ".webp", ".heic")
+    + (".nc", ".h5", ".hdf", ".hdf5", ".zarr", ".vrt", ".npy", ".npz")
+    + (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
+)
+
+
 def check_output_name(dst: Path, src: Path) -> None:
     """Refuse a GeoTIFF output named like another format (``out.png``, ``out.nii.gz``,
     ``out.jp2``): the next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the
     input's own suffix when the input is a TIFF too (recognised by its content, e.g.
-    ``scene.dat``)."""
+    ``scene.dat``) unless that suffix names another format (a TIFF misnamed ``.nii``: its
+    output would be too, :data:`OTHER_FORMATS`)."""
     ext = full_suffix(dst).lower()
-    own = ext == full_suffix(src).lower() and starts_like_tiff(src)
+    own = ext == full_suffix(src).lower() and starts_like_tiff(src) and ext not in OTHER_FORMATS
     if ext not in TIFF_SUFFIXES and not own:
         raise ConfigError(
             f"{dst}: a GeoTIFF is written, so the output name must end in .tif or .tiff"
@@ -358,6 +369,7 @@ __all__ = [
     "FIXED_OPTIONS",
     "LAYOUT_TAGS",
     "MAKER_TAGS",
+    "OTHER_FORMATS",
     "OUTPUT_DTYPES",
     "SKIP_NAMESPACES",
     "TAG_PREFIX",
