@@ -128,6 +128,16 @@ def test_sharp_clean_inputs_are_left_to_the_model():
     assert report.estimate is None and report.fit["steps"] == 2
 
 
+def test_constant_or_empty_inputs_are_not_fitted_to():
+    """A constant raster, or one without a valid pixel (all NaN), ran the whole fine-tune and
+    kept the original only because self-validation could not improve on it."""
+    model = create_model("edsr-lite-ca", in_channels=1, scale=2)
+    for image in (np.full((64, 64), 0.4, np.float32), np.full((64, 64), np.nan, np.float32)):
+        net, report = adapt_model(model, [image], AdaptOptions(steps=50, psf=0.5, noise=0.0))
+        assert net is model and report.kept == "original" and report.fit == {}
+        assert "constant (or has no valid pixel)" in report.reason
+
+
 def test_band_mismatch_and_bad_options_are_clear_errors():
     rgb = create_model("edsr-lite-ca", in_channels=3, scale=2)
     with pytest.raises(ConfigError, match="bands match"):

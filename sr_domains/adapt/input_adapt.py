@@ -170,8 +170,10 @@ def _stacks(images: list[np.ndarray], in_channels: int) -> list[np.ndarray]:
         a = a[None] if a.ndim == 2 else a
         if a.ndim != 3:
             raise ConfigError(f"adapt takes (C, H, W) images, got shape {a.shape}")
-        if not np.isfinite(a).all():
-            a = np.where(np.isfinite(a), a, np.float32(np.nanmean(a)))
+        finite = np.isfinite(a)
+        if not finite.all():
+            mean = float(a[finite].mean()) if finite.any() else 0.0
+            a = np.where(finite, a, np.float32(mean))
         if a.shape[0] == in_channels:
             out.append(a[None])
         elif in_channels == 1:  # band by band, like the engine
@@ -240,6 +242,14 @@ def adapt_model(
             f"the input is too small to adapt on ({biggest.shape[-2]}x{biggest.shape[-1]} "
             f"pixels; at least {4 * s}x{4 * s} needed)"
         )
+    if all(float(a.min()) == float(a.max()) for a in stacks):  # (NaN already filled)
+        report = AdaptReport(degradation="none", estimate=None, noise=0.0, kept="original")
+        report.reason = "the input is constant (or has no valid pixel): nothing to adapt to"
+        report.seconds = time.perf_counter() - t0
+        log.info("adapt skipped: %s", report.reason)
+        if opts.save_model is not None:  # --save-model always leaves the model that was used
+            save_adapted(model, report, opts.save_model, overwrite=opts.overwrite)
+        return model, report
     estimate = None
     if opts.psf == "estimate" or opts.noise == "estimate":
         sample = biggest[0] if biggest.shape[0] == 1 else biggest[biggest.shape[0] // 2]
@@ -252,6 +262,8 @@ def adapt_model(
         psf = round(estimate.psf_sigma * math.sqrt(1.0 - 1.0 / s**2), 3)
     noise = float(estimate.noise if opts.noise == "estimate" and estimate else opts.noise)
     what = "bicubic" if psf == "bicubic" else f"gaussian sigma={float(psf):.3g} px"
+    if opts.psf == "estimate" and estimate is not None:  # (why it differs from the estimate)
+        what += f" (the estimate's {estimate.psf_sigma:.3g} px x sqrt(1 - 1/{s}^2))"
     if (
         estimate is not None
         and opts.psf == "estimate"
