@@ -58,3 +58,14 @@ def test_info_lists_the_intact_series_and_the_broken_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert uid in out and "1 unreadable file(s)" in out and str(broken) in out
     assert main(["info", str(broken)]) != 0  # the broken file alone: its error
+
+
+def test_two_series_made_in_one_folder_are_both_kept(tmp_path):
+    """The docs build a study folder with two make_dicom_series calls; the second overwrote
+    the first one's files (same names), leaving one series where the docs list two."""
+    from sr_domains.medical.dicom_read import scan_series
+
+    uids = ("1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12")
+    made = [make_dicom_series(tmp_path, n_slices=3, series_uid=u) for u in uids]
+    assert len({p.name for paths in made for p in paths}) == 6
+    assert {u: len(files) for u, files in scan_series(tmp_path).items()} == dict.fromkeys(uids, 3)

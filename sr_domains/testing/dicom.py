@@ -144,7 +144,8 @@ def make_dicom_series(
     readers must sort by position. ``tilt_deg`` makes a gantry-tilted series: the positions
     step off the normal (planes still ``slice_spacing`` apart, SpacingBetweenSlices written).
     ``transfer_syntax`` compresses the pixel data (e.g.
-    ``pydicom.uid.RLELossless`` or ``JPEG2000Lossless``).
+    ``pydicom.uid.RLELossless`` or ``JPEG2000Lossless``). Files are named ``slice_000.dcm``...;
+    a folder that already holds such files (another series) gets ``slice2_000.dcm``... instead.
     """
     from pydicom.uid import generate_uid
 
@@ -164,7 +165,12 @@ def make_dicom_series(
     study_uid = study_uid or generate_uid()
     series_uid = series_uid or generate_uid()
     for_uid = frame_of_reference_uid or generate_uid()
-    names = [f"slice_{i:03d}.dcm" for i in range(n_slices)]
+    stem = next(  # a second series in the same folder gets its own names (never overwritten)
+        p
+        for p in (f"slice{k}" if k > 1 else "slice" for k in range(1, 10_000))
+        if not any((folder / f"{p}_{i:03d}.dcm").exists() for i in range(n_slices))
+    )
+    names = [f"{stem}_{i:03d}.dcm" for i in range(n_slices)]
     numbers = list(range(1, n_slices + 1))
     if shuffle_filenames:
         rng.shuffle(names)
