@@ -219,3 +219,33 @@ def test_prepare_sees_no_value_where_the_lr_is_invalid():
     assert np.array_equal(np.isnan(a), ~lr_ok)
     filled = np.where(valid, hr, hr[valid].mean())
     np.testing.assert_array_equal(a[lr_ok], make_lr(filled, 2, deg, seed=2)[lr_ok])
+
+
+def test_an_image_too_small_to_score_is_skipped_by_name_and_alone_is_an_input_error(
+    tmp_path, capsys, caplog
+):
+    """One 12 x 12 image in a folder ended the whole evaluation (after the model had run on
+    the others) with an SSIM window error naming no file, exit 2."""
+    import logging
+
+    from PIL import Image
+
+    data = _pngs(tmp_path / "imgs")
+    Image.fromarray(np.full((12, 12), 90, np.uint8)).save(data / "tiny.png")
+    weights = _weights(tmp_path)
+    argv = ["evaluate", "--weights", str(weights), "--data"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "| im0" in out and "| im1" in out and "tiny.png" not in out
+    assert "tiny.png: 12 x 12 pixels is too small to score at x2" in caplog.text
+    assert main([*argv, str(data / "tiny.png")]) == 1
+    assert "tiny.png: no image is large enough to score at x2" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="small: 12 x 12 pixels is too small"):
+        score_image(
+            Upscaler(create_model("edsr", n_blocks=1, n_feats=8)),
+            "small",
+            np.zeros((1, 12, 12), np.float32),
+            None,
+            degradation=DegradationConfig(kind="bicubic"),
+        )

@@ -22,9 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from ..degrade import DegradationConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
-from .scoring import ImageScore, Panel, make_lr, score_image, score_images, summarize
+from .scoring import (
+    SSIM_WINDOW,
+    ImageScore,
+    Panel,
+    make_lr,
+    score_image,
+    score_images,
+    summarize,
+)
 
 
 def format_table(scores: Sequence[ImageScore], title: str = "") -> str:
@@ -212,6 +220,12 @@ def evaluate(
         deg = DegradationConfig(kind=deg)  # type: ignore[arg-type]
     up = Upscaler(net, device=device, tile=tile, amp="off")
     scores, panels = score_images(up, images, degradation=deg, seed=seed, panels=3 if png else 0)
+    if not scores:  # every image too small (score_images named each)
+        raise InputFileError(
+            Path(corpus or ", ".join(map(str, data))),
+            f"no image is large enough to score at x{net.scale} (at least "
+            f"{SSIM_WINDOW + 2 * net.scale} x {SSIM_WINDOW + 2 * net.scale} pixels)",
+        )
     name = getattr(card, "name", "") or (str(weights) if weights else str(model or net.arch))
     if net.arch == "resampled":  # (no weights of this scale: the default of another, resampled)
         name = f"{name} resampled to x{net.scale}"

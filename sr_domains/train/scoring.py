@@ -14,6 +14,7 @@ import torch
 
 from .. import metrics
 from ..degrade import DegradationConfig, degrade, imresize
+from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..nodata_fill import fill_invalid
@@ -81,6 +82,16 @@ def _lr_valid(valid: np.ndarray | None, scale: int) -> np.ndarray | None:
     )
 
 
+#: The SSIM window (Wang's 11 taps): a scored image must hold one after its border crop.
+SSIM_WINDOW = 11
+
+
+def scorable(h: int, w: int, s: int) -> bool:
+    """True when an ``h x w`` HR image can be scored at scale ``s``: SSIM's window fits after
+    the ``s``-pixel border crop (of the size cut to a multiple of ``s``)."""
+    return min(h - h % s, w - w % s) - 2 * s >= SSIM_WINDOW
+
+
 def score_image(
     upscaler: Upscaler,
     name: str,
@@ -106,6 +117,12 @@ def score_image(
     """
     s = upscaler.scale
     c, h, w = hr.shape
+    if not scorable(h, w, s):
+        raise ConfigError(
+            f"{name}: {h} x {w} pixels is too small to score at x{s} (at least "
+            f"{SSIM_WINDOW + 2 * s} x {SSIM_WINDOW + 2 * s}: SSIM's {SSIM_WINDOW}-pixel window "
+            f"after a {s}-pixel border)"
+        )
     h, w = h - h % s, w - w % s
     hr = np.ascontiguousarray(hr[:, :h, :w], np.float32)
     filled = hr
@@ -195,7 +212,20 @@ def score_images(
 ) -> tuple[list[ImageScore], list[Panel]]:
     """:func:`score_image` over ``(name, hr, valid)`` items; crops for the first ``panels``."""
     scores, figs = [], []
+    s = upscaler.scale
     for i, (name, hr, valid, *rest) in enumerate(images):
+        if not scorable(hr.shape[-2], hr.shape[-1], s):  # before the model runs on it
+            log.warning(
+                "%s: %d x %d pixels is too small to score at x%d (SSIM's %d-pixel window "
+                "after a %d-pixel border): skipped",
+                name,
+                hr.shape[-2],
+                hr.shape[-1],
+                s,
+                SSIM_WINDOW,
+                s,
+            )
+            continue
         score, panel = score_image(
             upscaler,
             name,
