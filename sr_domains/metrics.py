@@ -118,12 +118,20 @@ def _prepare(
     t = _array(target).astype(np.float64)
     if p.shape != t.shape:
         raise ConfigError(f"pred and target shapes differ: {p.shape} vs {t.shape}")
-    if data_range is not None and not (math.isfinite(data_range) and data_range > 0):
+    if data_range is None:
+        raise ConfigError(
+            "data_range is needed: the span of the data's valid values (1.0 for normalized "
+            "data; data_range_for(dtype) gives an integer type's span)"
+        )
+    if not (math.isfinite(data_range) and data_range > 0):
         raise ConfigError(f"data_range must be a finite number > 0, got {data_range!r}")
     m: np.ndarray | None = None
     if mask is not None:
+        mk = _array(mask).astype(bool)
+        if channel_axis is not None and p.ndim == n_crop + 1 and mk.ndim == n_crop:
+            mk = np.expand_dims(mk, channel_axis)  # a spatial mask: every channel
         try:
-            m = np.broadcast_to(_array(mask).astype(bool), p.shape)
+            m = np.broadcast_to(mk, p.shape)
         except ValueError:
             raise ConfigError(
                 f"mask shape {np.shape(mask)} does not broadcast to {p.shape}"

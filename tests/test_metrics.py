@@ -240,3 +240,21 @@ def test_ergas_hand_case():
         mt.ergas(pred, np.zeros_like(target), scale=4)
     with pytest.raises(ConfigError, match="scale"):
         mt.ergas(pred, target, scale=0)
+
+
+def test_a_missing_data_range_and_a_spatial_mask_with_channels_last():
+    """data_range=None failed inside the arithmetic (TypeError); an (H, W) mask on an
+    (H, W, C) image with channel_axis=-1 was refused though it applies to every channel."""
+    a = np.zeros((16, 16))
+    for fn in (mt.psnr, mt.ssim):
+        with pytest.raises(ConfigError, match="data_range is needed"):
+            fn(a, a + 0.1, data_range=None)
+    rng = np.random.default_rng(0)
+    x = rng.random((24, 24, 3))
+    y = x + 0.05 * rng.random((24, 24, 3))
+    mask = np.ones((24, 24), bool)
+    mask[:8] = False
+    got = mt.ssim(y, x, data_range=1.0, channel_axis=-1, mask=mask)
+    full = mt.ssim(y, x, data_range=1.0, channel_axis=-1, mask=np.repeat(mask[..., None], 3, -1))
+    assert got == pytest.approx(full)
+    assert got != pytest.approx(mt.ssim(y, x, data_range=1.0, channel_axis=-1))
