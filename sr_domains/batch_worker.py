@@ -131,7 +131,10 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
         if status in ("foreign", "other"):
             raise OutputExistsError(task.dst, why)
         if status == "damaged":
-            log.warning("%s is an incomplete or damaged output: redoing it", task.dst)
+            if why:
+                log.warning("%s: %s: redoing it", task.dst, why)
+            else:
+                log.warning("%s is an incomplete or damaged output: redoing it", task.dst)
         net = model if model is not None else worker_model(task, options)
         opts = dataclasses.replace(
             options,

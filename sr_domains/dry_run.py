@@ -80,7 +80,7 @@ def _action(status: str, overwrite: bool, why: str = "") -> str:
     if status == "complete" and not overwrite:
         return "would skip: complete"
     if status == "damaged":
-        return "would redo: damaged or cut short"
+        return f"would redo: {why or 'damaged or cut short'}"
     if overwrite:
         return "would replace (--overwrite)"
     if why:  # a finished output of a run with other weights or bands

@@ -150,7 +150,10 @@ def write_many(
         elif overwrite and dst.is_file() and other_format(dst):  # (--overwrite: a user's notes)
             unsafe.append(dst.name)
         if status == "damaged":
-            log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
+            if why:
+                log.warning("%s: %s: redoing it", dst, why)
+            else:
+                log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
     if unsafe:  # before any work, every one named
         raise UnsafeOutputError(

@@ -31,6 +31,7 @@ from ..noise_gate import (
 from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
 from ..run_recipe import for_source, recipe_of
+from ..source_stamp import stamp_of
 from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
 from .band_checks import match_bands, refuse_palette, warn_class_map
@@ -43,7 +44,7 @@ from .output_spec import (
     customize_spec,
     provenance_tags,
 )
-from .reader import RasterSource
+from .reader import RasterSource, raster_inputs
 from .writer import write_block
 
 try:
@@ -168,6 +169,7 @@ def prepare_job(
     chosen: SRModel | str | None = model if model is not None else o.model
     scale, weights, values, adapt = o.scale, o.weights, o.values, o.adapt
     refuse_palette(rs)
+    stamp = input_stamp(rs.path)  # (a resume redoes the output if it changes)
     check_output_nodata(rs, o.dtype)  # (before any work: may read the file once)
     if o.dtype is not None:
         warn_clipping_dtype(rs, np.dtype(o.dtype))
@@ -217,6 +219,7 @@ def prepare_job(
         source=rs.path,
         bands=rs.indexes,
         fill_json=provenance_json([round(float(v), 6) for v in fill]),
+        source_stamp_json=provenance_json(stamp) if stamp is not None else "",
     )
     if made.base_sha256:  # the file a blend or adaptation started from: resume compares it
         prov[f"{TAG_PREFIX}BASE_WEIGHTS_SHA256"] = made.base_sha256
@@ -230,6 +233,15 @@ def prepare_job(
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     customize_spec(spec, o.dtype, dict(o.creation_options) or None, rs.path)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
+
+
+def input_stamp(path: Path) -> dict[str, Any] | None:
+    """The stamp (:func:`~sr_domains.source_stamp.stamp_of`) of the files a run reads for
+    ``path`` (a VRT's sources too), or None when they are no plain local files."""
+    try:
+        return stamp_of(raster_inputs(path))
+    except OSError:
+        return None
 
 
 #: Largest window (LR pixels per side) read from a raster to adapt the model on.

@@ -317,9 +317,11 @@ def provenance_tags(
     source: Path,
     bands: tuple[int, ...],
     fill_json: str,
+    source_stamp_json: str = "",
 ) -> dict[str, str]:
-    """``SR_DOMAINS_*`` dataset tags that say how the output was made."""
-    return {
+    """``SR_DOMAINS_*`` dataset tags that say how the output was made; ``source_stamp_json``:
+    the input's stamp (:func:`sr_domains.source_stamp.stamp_of`), which a resume compares."""
+    tags = {
         f"{TAG_PREFIX}SYNTHETIC": "super-resolved",
         f"{TAG_PREFIX}VERSION": version,
         f"{TAG_PREFIX}MODEL_ARCH": str(getattr(model, "arch", type(model).__name__)),
@@ -334,6 +336,9 @@ def provenance_tags(
         f"{TAG_PREFIX}SOURCE": source.name,
         f"{TAG_PREFIX}SOURCE_BANDS": ",".join(str(b) for b in bands),
     }
+    if source_stamp_json:
+        tags[f"{TAG_PREFIX}SOURCE_STAMP"] = source_stamp_json
+    return tags
 
 
 #: Names a GeoTIFF output has (any case).
@@ -343,10 +348,12 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 #: Suffixes of formats other than TIFF: never given to a GeoTIFF output, even when the input
 #: is a TIFF that carries one (a misnamed file: the output would be misnamed too).
 OTHER_FORMATS = frozenset(
-    (".nii", ".nii.gz", ".hdr", ".img", ".dcm", ".dicom", ".mha", ".mhd", ".nrrd", ".nhdr")
-    + (".png", ".jpg", ".jpeg", ".jp2", ".j2k", ".gif", ".bmp", ".webp", ".heic")
-    + (".nc", ".h5", ".hdf", ".hdf5", ".zarr", ".vrt", ".npy", ".npz")
-    + (".safetensors", ".pt", ".pth", ".pt2", ".onnx")
+    {
+        *(".nii", ".nii.gz", ".hdr", ".img", ".dcm", ".dicom", ".mha", ".mhd", ".nrrd", ".nhdr"),
+        *(".png", ".jpg", ".jpeg", ".jp2", ".j2k", ".gif", ".bmp", ".webp", ".heic"),
+        *(".nc", ".h5", ".hdf", ".hdf5", ".zarr", ".vrt", ".npy", ".npz"),
+        *(".safetensors", ".pt", ".pth", ".pt2", ".onnx"),
+    }
 )
 
 

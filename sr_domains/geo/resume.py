@@ -3,6 +3,7 @@ one of ours to redo, one made otherwise, or somebody else's file."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from ..errors import InputFileError
 from ..made_with import Made, Requested
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
+from ..source_stamp import INPUT_CHANGED, input_changed
 from .names import starts_like_tiff
 from .output_spec import TAG_PREFIX
-from .reader import open_dataset
+from .reader import open_dataset, raster_inputs
 
 try:
     from rasterio.errors import RasterioError
@@ -56,6 +58,8 @@ def output_check(
         )
         if not ours:
             return "foreign", ""
+        if _input_changed(tags.get(f"{TAG_PREFIX}SOURCE_STAMP"), src):
+            return "damaged", INPUT_CHANGED
         if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
             return "damaged", ""
         made = Made.from_tags(tags, TAG_PREFIX)
@@ -74,6 +78,18 @@ def output_check(
         except (OSError, RasterioError):
             return "damaged", ""
     return "complete", ""
+
+
+def _input_changed(tag: str | None, src: Path) -> bool:
+    """Whether the files read for ``src`` (a VRT's sources too) differ from the stamp the
+    output's ``SR_DOMAINS_SOURCE_STAMP`` tag recorded (none: an earlier version, unchanged)."""
+    if not tag:
+        return False
+    try:
+        recorded = json.loads(tag)
+        return input_changed(recorded, raster_inputs(src))
+    except (ValueError, InputFileError, OSError):
+        return False
 
 
 def batch_check(
@@ -106,7 +122,9 @@ def output_status(dst: Path, src: Path, scale: int, requested: Requested | None 
     """``"missing"``, ``"complete"`` (a finished output of ``src`` at ``scale``), ``"damaged"``
     (ours for this source and scale, but unreadable or cut short: redo it), ``"other"`` (a
     finished output of ours made otherwise than ``requested``: other weights or bands) or
-    ``"foreign"``.
+    ``"foreign"``. An output whose input changed since it was made (the stamp its
+    ``SR_DOMAINS_SOURCE_STAMP`` tag recorded, :mod:`sr_domains.source_stamp`) is
+    ``"damaged"`` too: :func:`output_check` says why.
 
     Outputs are renamed into place only when complete, but a file can still be damaged later
     (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags

@@ -12,13 +12,14 @@ import numpy as np
 
 from ..api_options import keyword_options
 from ..engine_build import upscaler_of
-from ..errors import ConfigError
+from ..errors import ConfigError, SRDomainsError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
 from ..io_safety import atomic_output, preflight
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
+from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
 from .common import (
@@ -130,6 +131,7 @@ def run_dicom_series(
     check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=options.overwrite)
     series = load_dicom_series(src, options.series_uid)
+    stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
     if through_plane:
         check_through_plane(src, tuple(series.shape), "series")
     volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first
@@ -167,6 +169,7 @@ def run_dicom_series(
         "series_uid": series.series_uid,
         "derivation": derivation,
         MADE_KEY: made.to_dict(),  # what a resumed batch compares (sr_domains.made_with)
+        SOURCE_STAMP_KEY: stamp,  # the series' own files, as they were read
     }
     if report is not None:
         manifest["adapt"] = report.to_dict()
@@ -192,6 +195,8 @@ def dicom_output_check(
     (ours, files missing or cut short), ``"other"`` (ours, made otherwise: ``why`` says how) or
     ``"foreign"``: resumable batches.
     Without ``requested`` and ``scale`` any finished series of ``src`` counts as complete.
+    A series whose source files changed since it was made (the stamp its manifest recorded,
+    :mod:`sr_domains.source_stamp`) is ``"damaged"``, with ``why`` saying so.
 
     The source matches by path, or by folder name and series UID: a run records the path as
     it was given, relative to where it ran (a Dask worker is given absolute paths)."""
@@ -209,6 +214,8 @@ def dicom_output_check(
     files = [dst / f for f in manifest["files"] if f.lower().endswith(".dcm")]
     if not files or not all(f.is_file() and has_dicm_preamble(f) for f in files):
         return "damaged", ""
+    if _series_changed(manifest, Path(src)):
+        return "damaged", INPUT_CHANGED
     if requested is not None and scale is not None:
         why = requested.differs(Made.from_dict(manifest.get(MADE_KEY)), scale)
         if why:
@@ -216,6 +223,20 @@ def dicom_output_check(
     if not all(_whole_file(f) for f in files):  # a copy cut short keeps its preamble
         return "damaged", ""
     return "complete", ""
+
+
+def _series_changed(manifest: dict[str, Any], src: Path) -> bool:
+    """Whether the files of the manifest's series under ``src`` differ from the stamp it
+    recorded (none: an earlier version, unchanged; an unreadable input: left to the run)."""
+    recorded = manifest.get(SOURCE_STAMP_KEY)
+    uid = manifest.get("series_uid")
+    if not isinstance(recorded, dict) or not isinstance(uid, str):
+        return False
+    try:
+        files = load_dicom_series(src, uid).files
+    except (SRDomainsError, OSError):
+        return False
+    return input_changed(recorded, files)
 
 
 def _whole_file(path: Path) -> bool:

@@ -27,6 +27,7 @@ from ..options import (
 )
 from ..output_checks import check_model_output
 from ..run_recipe import recipe_of
+from ..source_stamp import SOURCE_STAMP_KEY, stamp_of
 from ..value_domain import ValueOptions
 from .geometry import check_axes, slice_axis, voxel_sizes
 from .isotropic import plan_isotropic
@@ -190,6 +191,7 @@ def isotropic_nifti(
     check_output_name(dst, "nifti")
     preflight(dst, [src], kind="file", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
+    stamp = stamp_of([src])  # (a resume redoes the output if the input changes)
     source = open_source(src)
     check_upscalable(source)
     if source.image.ndim < 3 or source.shape[2] < 2:
@@ -228,6 +230,7 @@ def isotropic_nifti(
     )
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
     prov = job.provenance(src.name, recipe_of(options, "nifti", profile=profile))
+    prov[SOURCE_STAMP_KEY] = stamp
     prov["values"] = PENDING  # filled in once the voxels are written: a finished output
     hdr = output_header(source, out_shape, plan.factors, prov)
     n_planes = plan.out_shape[2] * flat.shape[-1]
@@ -269,6 +272,7 @@ def isotropic_dicom(
     preflight(dst, [src], kind="dir", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
     series = load_dicom_series(src, options.series_uid)
+    stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
     if not series.has_geometry or series.n_slices < 3:
         raise InputFileError(
             src,
@@ -313,7 +317,12 @@ def isotropic_dicom(
         f"{prov.get('training', {}).get('steps', 0)} steps, seed {internal.seed}; "
         f"source series {series.series_uid}"
     )
-    manifest = {"series_uid": series.series_uid, "derivation": derivation, MADE_KEY: prov[MADE_KEY]}
+    manifest = {
+        "series_uid": series.series_uid,
+        "derivation": derivation,
+        MADE_KEY: prov[MADE_KEY],
+        SOURCE_STAMP_KEY: stamp,
+    }
     affine = plan.affine(series.affine)
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
         files = write_derived_series(

@@ -27,6 +27,7 @@ from ..label_like import LABEL_LIKE_VALUES, warn_label_like  # noqa: F401  (re-e
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
+from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from .common import (
     check_through_plane,
@@ -136,6 +137,7 @@ def run_nifti(
     src, dst = Path(src), Path(dst)
     check_output_name(dst, "nifti")
     preflight(dst, [src], kind="file", overwrite=options.overwrite)
+    stamp = stamp_of([src])  # (a resume redoes the output if the input changes)
     source = open_source(src)
     check_upscalable(source)
     shape3 = source.shape[:3]
@@ -182,6 +184,7 @@ def run_nifti(
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
     prov = provenance(up, prof, factors, mode)
     prov["source"] = src.name
+    prov[SOURCE_STAMP_KEY] = stamp
     if report is not None:
         prov["adapt"] = report.to_dict()
     if noise is not None:
@@ -250,7 +253,9 @@ def nifti_output_check(
     """``(status, why)``: ``"missing"``, ``"complete"`` (our output of ``src``, every voxel
     readable, made as ``requested`` asks), ``"damaged"`` (ours but cut short, even too short to
     open), ``"other"`` (ours, made otherwise: ``why`` says how) or ``"foreign"``: resumable
-    batches. Without ``requested`` an output of ``src`` at ``scale`` counts as complete."""
+    batches. Without ``requested`` an output of ``src`` at ``scale`` counts as complete. An
+    output whose input changed since it was made (:mod:`sr_domains.source_stamp`) is ``"damaged"``,
+    with ``why`` saying so."""
     dst, src = Path(dst), Path(src)
     if not dst.exists():
         return "missing", ""
@@ -267,6 +272,8 @@ def nifti_output_check(
         return "foreign", ""
     if requested is None and prov.get("scale") != scale:
         return "foreign", ""
+    if input_changed(prov.get(SOURCE_STAMP_KEY), [src]):
+        return "damaged", INPUT_CHANGED
     if not isinstance(prov.get("values"), dict):  # the placeholder was never filled in
         return "damaged", ""
     if requested is not None:
