@@ -37,6 +37,14 @@ class BandMismatchError(ConfigError):
         return BandMismatchError(self.model_bands, self.data_bands, self.hint, str(source))
 
 
+class TooSmallToAdaptError(ConfigError):
+    """The input holds too few pixels to adapt a model on (``--adapt``)."""
+
+    def naming(self, source: str | PathLike[str]) -> InputFileError:
+        """The same problem as an error naming the input file."""
+        return InputFileError(source, str(self))
+
+
 class RegistryError(SRDomainsError, KeyError):
     """A name is not registered, or is registered twice."""
 

@@ -336,3 +336,19 @@ def test_save_model_with_a_batch_of_several_inputs_is_refused_before_any_work(tm
         scenes / "s0.tif", tmp_path / "d", options=UpscaleOptions(adapt=adapt, tile=32)
     )
     assert [r.status for r in report.results] == ["ok"] and saved.is_file()
+
+
+def test_an_input_too_small_to_adapt_on_is_named(tmp_path, capsys):
+    """A single run said "the input is too small to adapt on" without naming the file (only
+    a batch added the name)."""
+    from sr_domains.cli import main
+    from sr_domains.testing.geo import make_geotiff
+    from sr_domains.testing.medical import make_nifti
+
+    tif = make_geotiff(tmp_path / "px.tif", width=6, height=5, count=1)
+    nii = make_nifti(tmp_path / "thin.nii.gz", shape=(6, 5, 3))
+    for src, dst in ((tif, "o.tif"), (nii, "o.nii.gz")):
+        assert main(["upscale", str(src), str(tmp_path / dst), "--adapt", "2", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"{src}: the input is too small to adapt on" in err, err
+        assert not (tmp_path / dst).exists()

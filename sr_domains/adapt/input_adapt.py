@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TooSmallToAdaptError
 from ..inference import Upscaler
 from ..models.base import SRModel
 from ..options import DEFAULT_ADAPT_STEPS, AdaptOptions
@@ -238,7 +238,7 @@ def adapt_model(
     side = min(opts.patch, min(max(a.shape[-2], a.shape[-1]) for a in stacks))
     side = min(side, min(biggest.shape[-2:])) // s * s
     if side < 4 * s:
-        raise ConfigError(
+        raise TooSmallToAdaptError(
             f"the input is too small to adapt on ({biggest.shape[-2]}x{biggest.shape[-1]} "
             f"pixels; at least {4 * s}x{4 * s} needed)"
         )

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine_build import resolve_network as network_of
-from ..errors import BandMismatchError
+from ..errors import BandMismatchError, TooSmallToAdaptError
 from ..inference import Upscaler, default_profile
 from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..made_with import weights_made, weights_provenance
@@ -203,7 +203,10 @@ def prepare_job(
         from ..adapt.input_adapt import adapt_engine
 
         sample = adaptation_sample(rs, fitted, fill, order, window)
-        up, report = adapt_engine(up, [sample], adapt, progress=o.progress)
+        try:
+            up, report = adapt_engine(up, [sample], adapt, progress=o.progress)
+        except TooSmallToAdaptError as exc:  # the file it is about
+            raise exc.naming(rs.path) from None
         made = made.adapted(True, up.model is not net, up.model)
         net = up.model
     prov = provenance_tags(

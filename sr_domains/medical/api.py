@@ -149,6 +149,7 @@ def run_dicom_series(
         model=model,
         planes=lambda: [volume[k] for k in middle_indexes(volume.shape[0])],
         profile=prof,
+        source=src,
     )
     up, made, noise, report = chosen.up, chosen.made, chosen.noise, chosen.report
     out = upscale_volume(

@@ -5,6 +5,7 @@ output safety from :mod:`sr_domains.io_safety`)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, TooSmallToAdaptError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, profile_from_any
 from ..made_with import Made, weights_made
@@ -103,12 +104,13 @@ def weights_for_volume(
     model: object = None,
     planes: Callable[[], list[np.ndarray]],
     profile: IntensityProfile,
+    source: str | os.PathLike[str] | None = None,
 ) -> VolumeWeights:
     """Apply the noise gate (when ``upscale`` picked the weights itself: neither a model nor
     weights named) and ``options.adapt`` to ``up``; ``planes`` reads the 2-D planes both learn
     from (physical units, NaN = padding), once and only when one of them runs; ``made``: the
     resolved weights (:func:`volume_made`); ``model``: an object used instead of
-    ``options.model``."""
+    ``options.model``; ``source``: the input, named by an error about it."""
     from ..noise_gate import chosen_by_default, noise_variant
 
     named = model if model is not None else options.model
@@ -123,7 +125,10 @@ def weights_for_volume(
         made = made.blended(noise, up.model)
     if adapt is not None:
         before = up.model
-        up, report = adapt_to_volume(up, images, profile, adapt, progress=options.progress)
+        try:
+            up, report = adapt_to_volume(up, images, profile, adapt, progress=options.progress)
+        except TooSmallToAdaptError as exc:  # the file it is about
+            raise (exc.naming(source) if source is not None else exc) from None
         made = made.adapted(True, up.model is not before, up.model)
     return VolumeWeights(up, made, noise, report)
 

@@ -177,6 +177,7 @@ def run_nifti(
         model=model,
         planes=lambda: adaptation_planes(source, ax),
         profile=prof,
+        source=src,
     )
     up, made, noise, report = chosen.up, chosen.made, chosen.noise, chosen.report
     mode = "axes " + ",".join(map(str, ax)) + (" +through-plane" if through_plane else "")
