@@ -138,7 +138,9 @@ def test_bands_with_their_own_nodata_keep_their_footprints(tmp_path, capsys):
 
 def test_a_narrow_dtype_that_clips_the_data_is_said(tmp_path, caplog):
     src = make_geotiff(tmp_path / "r.tif", width=40, height=32, dtype="uint16")
-    with rasterio.open(src) as ds:
+    with rasterio.open(src, "r+") as ds:  # 0..600: partly above uint8's range
+        data = ds.read().astype(np.float64)
+        ds.write(np.rint((data - data.min()) / np.ptp(data) * 600).astype("uint16"))
         assert ds.read().max() > 255  # (reflectance-like values)
     with caplog.at_level(logging.WARNING):
         upscale_geotiff(src, tmp_path / "u8.tif", model=tiny_model(1, 2), dtype="uint8")
@@ -182,7 +184,9 @@ def test_a_batch_output_named_like_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"result.tif: the input is a batch"):
         upscale_many(folder, tmp_path / "result.tif", model=model)
     assert main(["upscale", str(folder), str(tmp_path / "r.nii.gz"), "-q"]) == 2
-    assert "ends in .nii.gz like a file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ends in .nii.gz like a file" in err
+    assert f"give a folder (e.g. {tmp_path / 'r'})" in err  # (it suggested .../out)
     if importlib.util.find_spec("distributed") is not None:  # the batch runner on Dask too
         argv = ["upscale", str(folder), str(tmp_path / "r.tif"), "--workers", "1", "-q"]
         assert main(argv) == 2
@@ -195,7 +199,7 @@ def test_nodata_given_for_the_output_keeps_the_files_own_nodata_invalid(tmp_path
     """`--nodata V` on a file with its own nodata (the hint when that value does not fit the
     --dtype): the file's nodata pixels stay invalid and are written as V (they were taken for
     data: a -3.4e38 fill upscaled into its neighbours and clipped to -32768)."""
-    data = (_wave() / 4000).astype("float32")
+    data = (_wave() / 40).astype("float32")  # 5..45: several int16 levels
     fill = np.float32(-3.4e38)
     data[:, :7] = fill
     src = tmp_path / "f.tif"
