@@ -191,11 +191,15 @@ def isotropic_nifti(
     check_output_name(dst, "nifti")
     preflight(dst, [src], kind="file", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
+    source = open_source(src)  # (first: a missing or broken input says what it is)
     stamp = stamp_of([src])  # (a resume redoes the output if the input changes)
-    source = open_source(src)
     check_upscalable(source)
     if source.image.ndim < 3 or source.shape[2] < 2:
-        raise InputFileError(src, f"isotropic SR needs a 3-D volume, got shape {source.shape}")
+        raise InputFileError(  # (the file's own shape: a 2-D image is no (H, W, 1) volume)
+            src,
+            f"isotropic SR needs a 3-D volume of at least 2 slices, got shape "
+            f"{tuple(source.image.shape)}",
+        )
     check_spacing_known(source)
     k = slice_axis(check_axes(axes)) if axes is not None else None
     try:

@@ -137,8 +137,8 @@ def run_nifti(
     src, dst = Path(src), Path(dst)
     check_output_name(dst, "nifti")
     preflight(dst, [src], kind="file", overwrite=options.overwrite)
+    source = open_source(src)  # (first: a missing or broken input says what it is)
     stamp = stamp_of([src])  # (a resume redoes the output if the input changes)
-    source = open_source(src)
     check_upscalable(source)
     shape3 = source.shape[:3]
     axes, through_plane = options.axes, options.through_plane
