@@ -113,7 +113,7 @@ class OutputExistsError(SRDomainsError, FileExistsError):
 
     def __str__(self) -> str:
         why = f" ({self.why})" if self.why else ""
-        return f"{self.path}: output exists{why}; pass overwrite=True (CLI: --overwrite)"
+        return f"{self.path}: output exists{why}; pass --overwrite (Python: overwrite=True)"
 
 
 class UnsafeOutputError(SRDomainsError, ValueError):

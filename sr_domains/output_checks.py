@@ -97,7 +97,8 @@ def check_batch_folder(out_dir: PathArg) -> None:
     if ext and not os.path.lexists(out_dir):
         raise ConfigError(
             f"{out_dir}: the input is a batch, so its outputs go to a folder, but this name "
-            f"ends in {ext} like a file; give a folder (e.g. {out_dir.parent / 'out'})"
+            f"ends in {ext} like a file; give a folder (e.g. "
+            f"{out_dir.parent / out_dir.name[: -len(ext)]})"
         )
 
 

@@ -159,7 +159,8 @@ def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, doma
     # a refused output: the dry run says so and exits 1, as the run would (scripts can tell)
     assert main([*argv, "--dry-run"]) == 1
     assert "[refused: exists (pass --overwrite)]" in capsys.readouterr().out
-    assert main(argv) != 0 and "output exists" in capsys.readouterr().err  # as the run says
+    err = capsys.readouterr().err if main(argv) != 0 else ""
+    assert "output exists; pass --overwrite (Python: overwrite=True)" in err  # as the run says
     assert main([*argv, "--dry-run", "--overwrite"]) == 0
     assert "[would replace (--overwrite)]" in capsys.readouterr().out
     # an output the run refuses whatever --overwrite says: the dry run says so too

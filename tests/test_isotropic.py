@@ -215,6 +215,9 @@ def test_bad_inputs_get_one_clear_error_naming_the_file(tmp_path):
     nib.save(img, tmp_path / "nospacing.nii.gz")
     with pytest.raises(InputFileError, match=r"nospacing\.nii\.gz: unknown voxel spacing"):
         make_isotropic(tmp_path / "nospacing.nii.gz", tmp_path / "o.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((16, 12), np.int16), np.eye(4)), tmp_path / "flat.nii.gz")
+    with pytest.raises(InputFileError, match=r"flat\.nii\.gz: .*got shape \(16, 12\)$"):
+        make_isotropic(tmp_path / "flat.nii.gz", tmp_path / "o.nii.gz")  # its own shape
     make_dicom_series(tmp_path / "d2", n_slices=2, slice_spacing=4.0)
     with pytest.raises(InputFileError, match=r"d2: isotropic SR needs >= 3 slices"):
         make_isotropic(tmp_path / "d2", tmp_path / "d2_out")
