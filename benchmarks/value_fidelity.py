@@ -18,6 +18,7 @@ around the target (halo; the input never goes below 248), and the overshoot abov
 below 248 at the edge, for bicubic interpolation, raw SR and SR with the default rules.
 
     python benchmarks/value_fidelity.py            # both parts (about a minute on 2 cores)
+    python benchmarks/value_fidelity.py --part 2   # the synthetic part only (seconds)
 """
 
 from __future__ import annotations
@@ -132,5 +133,12 @@ def part2() -> None:
 
 
 if __name__ == "__main__":
-    part1()
-    part2()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", type=int, choices=(1, 2), help="run one part only (default: both)")
+    args = ap.parse_args()
+    if args.part in (None, 1):
+        part1()
+    if args.part in (None, 2):
+        part2()
