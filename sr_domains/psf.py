@@ -82,7 +82,9 @@ def gaussian_area_downsample(
         scale: integer factor (H, W multiples of it; trailing pixels are dropped).
         sigma: PSF standard deviation in LR pixels (major axis for an anisotropic PSF).
         sigma_minor: minor-axis sigma in LR pixels (default: isotropic).
-        angle: direction of the major axis in degrees (0 = along x, counter-clockwise).
+        angle: direction of the major axis in degrees from the x axis (columns) towards the
+            y axis (rows): 0 along a row, 90 along a column; with rows running down, as an
+            image is shown, positive angles turn clockwise.
     """
     s = check_scale(scale)
     t, was_numpy = as_tensor(x)
