@@ -218,27 +218,27 @@ class Trainer:
 
             bar = tqdm(total=c.steps, initial=self.step, desc=c.name, unit="step")
         result = TrainResult(run, None, self.step)
-        acc: list[float] = []
+        acc: list[dict[str, float]] = []  # the steps since the last log row
         t0 = time.perf_counter() - (logs.last_number("sec") if logs is not None else 0.0)
         validation: dict[str, float] = {}
         try:
             while self.step < end:
                 stats = self.train_step(next(batches))
-                acc.append(stats["loss"])
+                acc.append(stats)
                 if not all(np.isfinite(v) for v in stats.values()):
                     raise self._diverged(stats)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
                 if self.step % c.log_every == 0 or self.step == c.steps:
-                    mean = float(np.mean(acc))
-                    result.losses.append(mean)
+                    means = interval_means(acc)  # every loss column over the same steps
+                    result.losses.append(means["loss"])
                     acc = []
                     if logs is not None:
-                        row = {**stats, "loss": mean, "step": self.step}
+                        row = {**means, "step": self.step}
                         logs.write({**row, "sec": time.perf_counter() - t0})
                     if tb is not None:
-                        for k, v in stats.items():
+                        for k, v in means.items():
                             tb.add_scalar(f"train/{k}", v, self.step)
                 if info.is_main and (self.step % c.val.every == 0 or self.step == c.steps):
                     validation = self.validate()
@@ -322,6 +322,16 @@ def train(
         raise
     finally:
         shutdown(info)
+
+
+def interval_means(steps: list[dict[str, float]]) -> dict[str, float]:
+    """One log row from the steps since the last: the mean of each loss over the steps that
+    report it (``loss_d``: discriminator steps only), the learning rate of the last step."""
+    keys = dict.fromkeys(k for st in steps for k in st)
+    row = {k: float(np.mean([st[k] for st in steps if k in st])) for k in keys if k != "lr"}
+    if "lr" in steps[-1]:
+        row["lr"] = steps[-1]["lr"]
+    return row
 
 
 def _missing_folders(path: Path) -> list[Path]:
