@@ -102,3 +102,19 @@ def test_an_interrupted_then_resumed_run_logs_each_step_once(tmp_path, monkeypat
         got = [e.step for e in events.Scalars(tag)]
         assert got == sorted(set(got)), (tag, got)
     assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 17))
+
+
+def test_resume_with_a_changed_optim_section_is_refused(tmp_path, capsys):
+    """`--resume --set optim.lr=0.1` warned "changed settings: optim", then ran on with the
+    restored optimizer's learning rate while config.yaml said 0.1."""
+    path = _config_file(tmp_path, steps=4, **{"optim": {"lr": 2e-4}})
+    argv = ["train", "--config", str(path), "--no-progress"]
+    assert main([*argv, "--stop-at", "2"]) == 0
+    run = tmp_path / "runs" / "run"
+    saved = (run / "config.yaml").read_text()
+    assert main([*argv, "--resume", "--set", "optim.lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.lr 0.0002 -> 0.1" in err and "model.init_from" in err, err
+    assert (run / "config.yaml").read_text() == saved and _steps(run / "log.csv") == ["1", "2"]
+    assert main([*argv, "--resume", "--set", "steps=5"]) == 0  # other changes still resume
+    assert _steps(run / "log.csv")[-1] == "5"
