@@ -261,3 +261,18 @@ def test_each_log_row_averages_every_loss_over_the_same_steps(tmp_path):
     assert [r["step"] for r in rows] == ["3", "6"]
     for r in rows:
         assert float(r["loss"]) == pytest.approx(float(r["loss_pixel"]), rel=1e-6), r
+
+
+def test_validation_data_of_another_band_count_is_refused_before_step_one(tmp_path):
+    """3-band validation images for a 1-band model trained first, then failed at the first
+    validation with an error naming neither val.data nor the file, leaving a run folder."""
+    from sr_domains.testing.images import make_pngs
+
+    rgb = make_pngs(tmp_path / "rgb", 1, 40, True)
+    cfg = apply_overrides(
+        _config(tmp_path),
+        {"val.data.paths": [str(rgb)], "val.data.channels": None, "val.every": 2},
+    )
+    with pytest.raises(ConfigError, match=r"val\.data: im0\.png has 3 channel\(s\)"):
+        train(cfg, progress=False)
+    assert not cfg.run_dir.exists()

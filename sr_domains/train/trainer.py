@@ -143,6 +143,13 @@ class Trainer:
                 vc.data, max_pixels=vc.max_pixels, with_profile=True, section="val.data"
             )
             self.val_images = images[: vc.max_images]
+            for name, hr, *_ in self.val_images:  # (not at the first validation, steps later)
+                if hr.shape[0] != self.model.in_channels:
+                    raise ConfigError(
+                        f"val.data: {name} has {hr.shape[0]} channel(s) but model.in_channels "
+                        f"is {self.model.in_channels}; give validation data like the training "
+                        "data (val.data.bands / val.data.channels)"
+                    )
 
     # -- state (sr_domains.train.trainer_state) -------------------------------------------
     def state_dict(self) -> dict[str, Any]:
