@@ -196,6 +196,12 @@ def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[st
             metadata = fh.metadata() or {}
             state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
     except Exception as exc:
+        short = safetensors_shortfall(path)
+        if short is not None:
+            raise CheckpointError(
+                f"{path}: truncated ({short[0]} of {short[1]} bytes; a copy or download cut "
+                "short): copy it again"
+            ) from exc
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
     if state and DIGEST_KEY in metadata and tensors_digest(state) != metadata[DIGEST_KEY]:
         raise CheckpointError(
@@ -292,12 +298,32 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+
+def safetensors_shortfall(path: str | PathLike[str]) -> tuple[int, int] | None:
+    """``(size, expected)`` of a safetensors file shorter than its own header says (the
+    8-byte header length, the JSON header, then the tensors' byte ranges), else None."""
+    import json
+
+    try:
+        size = Path(path).stat().st_size
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size:
+                return None  # (not a header length at all)
+            header = json.loads(fh.read(n))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+        return None
+    expected = 8 + n + max(ends, default=0)
+    return (size, expected) if size < expected else None
+
 __all__ = [
     "WeightsKind",
     "check_tensors",
     "not_weights_message",
     "read_safetensors",
     "read_state_dict",
+    "safetensors_shortfall",
     "sniff_weights",
     "unpickle_error",
 ]

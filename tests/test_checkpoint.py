@@ -627,3 +627,22 @@ def test_a_reloaded_or_resaved_model_keeps_its_card_and_so_its_values(tmp_path):
     np.testing.assert_array_equal(upscale_array(x, model), upscale_array(x, shipped))
     own = create_model("srcnn", features=(4, 4))  # no card of its own: one is made
     assert load_checkpoint(save_checkpoint(own, tmp_path / "o.safetensors"))[1].arch == "srcnn"
+
+
+def test_a_truncated_safetensors_file_is_called_truncated(tmp_path):
+    """A half-copied .safetensors said "not a readable safetensors file (Error while
+    deserializing header: incomplete metadata, ...)"; the docs promise "truncated"."""
+    from sr_domains.pretrained import list_pretrained
+
+    whole = next(e.path for e in list_pretrained() if e.name == "sr-lite-gray-x2").read_bytes()
+    half = tmp_path / "half.safetensors"
+    half.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(
+        CheckpointError,
+        match=rf"half\.safetensors: truncated \({len(whole) // 2} of {len(whole)} bytes",
+    ):
+        load_checkpoint(half)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_checkpoint(junk)

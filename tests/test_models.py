@@ -323,9 +323,13 @@ def test_unknown_preset_lists_presets():
         create_model("edsr-fulll")
 
 
-def test_unknown_option_is_rejected():
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['n_blockz'\]"):
+def test_unknown_option_is_rejected_with_the_closest_name():
+    with pytest.raises(
+        ConfigError, match=r"unknown option\(s\) 'n_blockz' \(did you mean 'n_blocks'"
+    ):
         create_model("edsr", n_blockz=4)
+    with pytest.raises(ConfigError, match=r"'n_blocks' \(did you mean 'num_block'\?\)"):
+        create_model("rrdb", n_blocks=4)  # the options of another architecture's family
 
 
 @pytest.mark.parametrize("scale", [1, 5, 8])

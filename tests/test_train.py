@@ -15,7 +15,7 @@ import yaml
 from sr_domains.checkpoint import load_checkpoint
 from sr_domains.cli import main
 from sr_domains.config import to_dict
-from sr_domains.errors import ConfigError, OutputExistsError, UnsafeOutputError
+from sr_domains.errors import ConfigError, InputFileError, OutputExistsError, UnsafeOutputError
 from sr_domains.train.config import TrainConfig, apply_overrides, load_train_config
 from sr_domains.train.trainer import Trainer, build_generator, train
 
@@ -276,3 +276,31 @@ def test_validation_data_of_another_band_count_is_refused_before_step_one(tmp_pa
     with pytest.raises(ConfigError, match=r"val\.data: im0\.png has 3 channel\(s\)"):
         train(cfg, progress=False)
     assert not cfg.run_dir.exists()
+
+
+def test_a_missing_path_says_which_section_gave_it(tmp_path):
+    """A wrong validation path said "nothere: no such file or folder", like a training one."""
+    cfg = _config(tmp_path)
+    for key in ("data.paths", "val.data.paths"):
+        bad = apply_overrides(cfg, {key: [str(tmp_path / "nothere")]})
+        with pytest.raises(InputFileError, match=rf"nothere: no such file or folder \({key}\)"):
+            train(bad, progress=False)
+
+
+def test_init_from_a_narrower_model_of_the_same_family_names_the_option(tmp_path):
+    """Both models were described alike ("edsr x2, 1 band(s)") when only a width differed."""
+    cfg = _config(tmp_path, steps=2, **{"val.every": 100})
+    weights = train(cfg, progress=False).weights
+    wider = apply_overrides(
+        cfg, {"model.options.n_feats": 16, "model.init_from": str(weights), "name": "w"}
+    )
+    with pytest.raises(ConfigError, match=r"1 band\(s\) \(n_feats 8 vs 16\) \(set model"):
+        build_generator(wider)
+
+
+def test_empty_validation_paths_say_how_to_switch_validation_off(tmp_path):
+    bad = apply_overrides(_config(tmp_path), {"val.data.paths": []})
+    with pytest.raises(ConfigError, match=r"val\.data: give paths .*val\.data: null"):
+        train(bad, progress=False)
+    off = apply_overrides(_config(tmp_path / "b", steps=2), {"val.data": None})
+    assert train(off, progress=False).validation == {}

@@ -229,5 +229,14 @@ class ArchSpec:
         names = {f.name for f in dataclasses.fields(self.config_cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ConfigError(f"{self.name}: unknown option(s) {unknown}; allowed: {sorted(names)}")
+            import difflib
+
+            said = [
+                repr(k) + (f" (did you mean {close[0]!r}?)" if close else "")
+                for k in unknown
+                for close in [difflib.get_close_matches(k, sorted(names), n=1)]
+            ]
+            raise ConfigError(
+                f"{self.name}: unknown option(s) {', '.join(said)}; allowed: {sorted(names)}"
+            )
         return self.model_cls(self.config_cls(**overrides))

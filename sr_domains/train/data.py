@@ -155,7 +155,8 @@ def _paths(config: DataConfig, section: str = "data") -> list[str]:
         out += [str(p) for p in corpus_files(config.corpus)]
     out += list(config.paths)
     if not out:
-        raise ConfigError(f"{section}: give paths and/or a corpus")
+        off = " (or val.data: null for no validation)" if section == "val.data" else ""
+        raise ConfigError(f"{section}: give paths and/or a corpus{off}")
     return out
 
 
@@ -178,7 +179,10 @@ def iter_sources(
     ``section`` is the config section ``config`` came from (``data``, ``val.data``), named by
     the errors."""
     paths = _paths(config, section)
-    specs = find_inputs(paths, config.kind)
+    try:
+        specs = find_inputs(paths, config.kind)
+    except InputFileError as exc:  # which section's paths: data or val.data
+        raise InputFileError(exc.path, f"{exc.problem} ({section}.paths)") from None
     if not specs:
         raise InputFileError(None, f"{section}: no {_role(section)} inputs found in {paths}")
     opts = SourceOptions(config.profile, config.bands, _channels(config), config.slice_axes)

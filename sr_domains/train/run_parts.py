@@ -37,11 +37,17 @@ def build_generator(config: TrainConfig) -> SRModel:
         else:
             report = state_mismatch(own, src)
             if report:  # the two models in one line each, then the first few keys
+                differ = [  # options of the same family that differ (a width, a depth)
+                    f"{k} {card.config.get(k)!r} vs {v!r}"
+                    for k, v in m.options.items()
+                    if k in card.config and card.config[k] != v
+                ]
                 raise ConfigError(
                     f"{m.init_from}: its {card.arch or 'model'} x{card.scale or init.scale}, "
                     f"{init.in_channels} band(s), does not fit this config's {m.arch} "
-                    f"x{config.scale}, {m.in_channels} band(s) (set model.init_partial: true to"
-                    f" load the tensors that fit only): {report}"
+                    f"x{config.scale}, {m.in_channels} band(s)"
+                    + (f" ({', '.join(differ)})" if differ else "")
+                    + f" (set model.init_partial: true to load the tensors that fit only): {report}"
                 )
             model.load_state_dict(src, strict=True)
     return model
