@@ -22,10 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for run in map(Path, args[1:]):
+    runs = list(map(Path, args[1:]))
+    names = [r.name for r in runs]
+    for run in runs:
         with open(run / "log.csv", newline="", encoding="utf-8") as f:
             rows = [r for r in csv.DictReader(f) if r.get("loss")]
-        ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label=run.name)
+        # runs of one name in different folders: the folder tells them apart
+        label = run.name if names.count(run.name) == 1 else f"{run.parent.name}/{run.name}"
+        ax.plot(
+            [int(r["step"]) for r in rows],
+            [float(r["loss"]) for r in rows],
+            marker="o" if len(rows) < 3 else None,  # (a one-row log draws no line)
+            label=label,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (L1, normalized units)")
     ax.legend(fontsize=8)
