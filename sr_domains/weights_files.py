@@ -298,7 +298,6 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-
 def safetensors_shortfall(path: str | PathLike[str]) -> tuple[int, int] | None:
     """``(size, expected)`` of a safetensors file shorter than its own header says (the
     8-byte header length, the JSON header, then the tensors' byte ranges), else None."""
@@ -316,6 +315,7 @@ def safetensors_shortfall(path: str | PathLike[str]) -> tuple[int, int] | None:
         return None
     expected = 8 + n + max(ends, default=0)
     return (size, expected) if size < expected else None
+
 
 __all__ = [
     "WeightsKind",

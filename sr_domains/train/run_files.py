@@ -182,9 +182,9 @@ def check_resumable(run: Path) -> None:
 
 def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
     """Resuming needs the network ``last.pt`` was written by: a changed ``scale`` or ``model``
-    section is one clear error (not a state-dict traceback), and so is a changed ``optim``
-    section (the optimizer state and its base learning rate are restored, so the change
-    would not apply while config.yaml said it did); other changes are logged."""
+    section is one clear error (not a state-dict traceback); other changes are logged (and
+    apply: :func:`~sr_domains.train.trainer_state.load_state_dict` puts the config's
+    learning rate, betas and weight decay on the restored optimizers)."""
     import yaml
 
     try:
@@ -206,15 +206,6 @@ def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
             f"{last}: the run was started with model "
             f"{saved.get('model')}, the config now says {now.get('model')}; resume with the "
             "same model, or start over (--overwrite, or another name)"
-        )
-    before, after = saved.get("optim") or {}, now.get("optim") or {}
-    if before != after:  # the optimizer and its schedule's base lr come back from last.pt
-        keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        shown = ", ".join(f"optim.{k} {before.get(k)!r} -> {after.get(k)!r}" for k in keys)
-        raise ConfigError(
-            f"{last}: the optimizer continues from the run's state, so changed optim settings "
-            f"would not apply ({shown}); resume with the run's optim section, or start a new "
-            f"run from its weights (model.init_from: {config.run_dir / 'weights.safetensors'})"
         )
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if changed:

@@ -14,6 +14,8 @@ from ..errors import CheckpointError
 from .run_files import check_same_model
 
 if TYPE_CHECKING:
+    import torch
+
     from .trainer import Trainer
 
 
@@ -53,8 +55,10 @@ def load_state_dict(trainer: Trainer, state: dict[str, Any]) -> None:
 
 def _load_state(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.model.load_state_dict(state["model"])
+    o = trainer.config.optim
     trainer.opt.load_state_dict(state["opt"])
     trainer.sched.load_state_dict(state["sched"])
+    _apply_settings(trainer.opt, trainer.sched, o.lr, o.betas, o.weight_decay)
     trainer.scaler.load_state_dict(state["scaler"])
     if trainer.ema is not None and "ema" in state:
         trainer.ema.load_state_dict(state["ema"])
@@ -62,7 +66,29 @@ def _load_state(trainer: Trainer, state: dict[str, Any]) -> None:
         trainer.disc.load_state_dict(state["disc"])
         trainer.opt_d.load_state_dict(state["opt_d"])
         trainer.sched_d.load_state_dict(state["sched_d"])
+        d_lr = trainer.config.loss.d_lr
+        _apply_settings(trainer.opt_d, trainer.sched_d, d_lr, o.betas, None)
     trainer.step = int(state["step"])
+
+
+def _apply_settings(
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR,
+    lr: float,
+    betas: tuple[float, float],
+    weight_decay: float | None,
+) -> None:
+    """The config's learning rate, betas and weight decay on a restored optimizer (its state
+    brought the run's first ones back): a resume with ``--set optim.lr=...`` trains at that
+    rate from here on, along the config's schedule, as its config.yaml then says."""
+    for group in opt.param_groups:
+        group["initial_lr"], group["betas"] = lr, tuple(betas)
+        if weight_decay is not None:
+            group["weight_decay"] = weight_decay
+    sched.base_lrs = [lr for _ in opt.param_groups]
+    for group, factor in zip(opt.param_groups, sched.lr_lambdas, strict=True):
+        group["lr"] = lr * factor(sched.last_epoch)
+    sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() says
 
 
 __all__ = ["load_state_dict", "state_dict"]
