@@ -168,3 +168,34 @@ def test_dicom_output_of_a_changed_series_is_redone(tmp_path, caplog):
     _touch_later(files)
     assert upscale_many(tmp_path / "in", out, options=opts, model=model).count("skipped") == 1
     assert {f.name: f.read_bytes() for f in sorted(series.glob("*.dcm"))} == shas
+
+
+def test_a_vrt_of_vrts_is_redone_when_the_raster_two_levels_down_changes(tmp_path, caplog):
+    """Only a VRT's own sources were stamped: a VRT of a VRT kept its stale output."""
+    pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.geo.reader import raster_inputs
+    from sr_domains.testing.geo import make_geotiff
+
+    (tmp_path / "src").mkdir()
+    tif = make_geotiff(tmp_path / "src" / "s.tif", width=16, height=16, compress=None, seed=0)
+
+    def vrt(path: Path, source: Path) -> Path:
+        band = (
+            '<VRTRasterBand dataType="UInt16" band="1"><SimpleSource>'
+            f"<SourceFilename>{source}</SourceFilename><SourceBand>1</SourceBand>"
+            "</SimpleSource></VRTRasterBand>"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'<VRTDataset rasterXSize="16" rasterYSize="16">{band}</VRTDataset>')
+        return path
+
+    inner = vrt(tmp_path / "in" / "a.vrt", tif)
+    outer = vrt(tmp_path / "in2" / "n.vrt", inner)
+    assert raster_inputs(outer) == [outer, inner, tif]
+    model, out = tiny_model(1, 2), tmp_path / "out"
+    (done,) = geo_many(tmp_path / "in2", out, scale=2, model=model)
+    make_geotiff(tif, width=16, height=16, compress=None, seed=1)
+    with caplog.at_level(logging.WARNING):
+        assert geo_many(tmp_path / "in2", out, scale=2, model=model) == [done]
+    assert _redone(caplog) == [f"{done}: {REDO}"]

@@ -79,7 +79,7 @@ def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
         raise InputFileError(p, f"not a readable raster ({gdal_message(exc)})") from exc
 
 
-def raster_inputs(path: str | Path) -> list[Path]:
+def raster_inputs(path: str | Path, _seen: frozenset[Path] = frozenset()) -> list[Path]:
     """Every file a run reads for ``path``: the file, and for a GDAL virtual raster (VRT) the
     rasters it references, so that no output ever replaces one of them (an output named like
     a VRT's source replaced that source with ``--overwrite``). Unreadable: the file alone
@@ -97,7 +97,13 @@ def raster_inputs(path: str | Path) -> list[Path]:
     for f in sources:  # (GDAL's own error would only say the read failed)
         if not os.path.lexists(f):
             raise InputFileError(p, f"reads {f}, which does not exist (a VRT's source raster)")
-    return [p, *sources]
+    out = [p]
+    seen = _seen | {p}
+    for f in sources:  # a VRT of VRTs: their sources too (once each, no cycles)
+        for g in raster_inputs(f, seen) if f not in seen and _is_vrt(f) else [f]:
+            if g not in out:
+                out.append(g)
+    return out
 
 
 def _is_vrt(p: Path) -> bool:
