@@ -17,7 +17,7 @@ from .intensity import IntensityProfile, cast_to_dtype, check_pixel_array, profi
 from .models.base import SRModel
 from .pretrained import resolve_model
 from .runtime import module_state_kept
-from .spectral import physical_zero
+from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
 from .value_ops import nodata_problem, nudge_from_nodata
@@ -172,7 +172,13 @@ def upscale_array(
         n = arr.shape[0]  # a physical profile (s2l2a) says where zero reflectance is stored
         zero = physical_zero([1.0] * n, [0.0] * n, fitted.recipe, fitted.scale, fitted.offset)
         floor = residue_floor(mins, mags, arr.dtype.kind == "f")
-        rules = build_rules(values, floor, dtype=arr.dtype, physical_zero=zero)
+        rules = build_rules(
+            values,
+            floor,
+            dtype=arr.dtype,
+            physical_zero=zero,
+            reflectance=declares_reflectance(fitted.recipe),
+        )
         out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
         if rules is not None and rules.stats.envelope + rules.stats.domain:
             log.info("value fidelity: %s", rules.stats.describe())

@@ -15,10 +15,11 @@ stored values less the stored value of zero radiance / reflectance, 0 unless the
 offsets or a physical profile (``s2l2a``, ``scale:S,O``) say otherwise (Sentinel-2 L2A: 1000),
 before the envelope and the physical domain (which may still clip a band, rarely), and never
 next to invalid input pixels (the bicubic support must hold valid values only: those output
-pixels keep the network's values). Data with such a declared zero is a non-negative quantity:
-its few values below zero (negative reflectance over water or in shadow) are left out pixel by
-pixel like invalid ones. Without one, data with valid values below 0 is no spectrum at all and
-the rule is off for the image (:func:`~sr_domains.value_domain.build_rules`).
+pixels keep the network's values). Data declared reflectance by its profile (``s2l2a``,
+``reflectance``) is a non-negative quantity: its few values below zero (negative reflectance
+over water or in shadow) are left out pixel by pixel like invalid ones. Otherwise data with
+valid values below the zero (a temperature with band offsets) is no spectrum and the rule is
+off for the image (:func:`~sr_domains.value_domain.build_rules`).
 :class:`~sr_domains.value_domain.ValueRules` calls :func:`keep_band_ratios` on every output
 block. ``ValueOptions(spectral=...)`` (CLI ``--spectral``): ``"auto"`` (default) applies
 it when a single-band model runs band by band over several bands (it knows nothing of spectra,
@@ -90,6 +91,12 @@ def keep_band_ratios(
     return n
 
 
+def declares_reflectance(recipe: str) -> bool:
+    """True when the intensity profile ``recipe`` declares the data reflectance (``s2l2a``,
+    ``reflectance``): a non-negative quantity whose values below zero are sensor noise."""
+    return recipe.split(":")[0].strip().lower() in ("s2l2a", "reflectance")
+
+
 def physical_zero(
     scales: Sequence[float],
     offsets: Sequence[float],
@@ -112,4 +119,4 @@ def physical_zero(
     return None
 
 
-__all__ = ["HALO", "keep_band_ratios", "physical_zero"]
+__all__ = ["HALO", "declares_reflectance", "keep_band_ratios", "physical_zero"]

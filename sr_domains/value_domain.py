@@ -153,6 +153,7 @@ def build_rules(
     background_zero: bool = False,
     zero: ZeroFacts | None = None,
     physical_zero: Sequence[float] | None = None,
+    reflectance: bool = False,
 ) -> ValueRules | None:
     """The rules for one image from the user's options and the input's facts (module docs).
 
@@ -166,10 +167,14 @@ def build_rules(
             background (values within ``zero.tol`` of 0) is pinned like ``background_zero``.
         physical_zero: per band, the stored value of zero radiance / reflectance (a file's
             band offsets, a physical profile's: Sentinel-2 L2A 1000); None: 0. The band-ratio
-            rule works above it; pixels near valid values below it keep the network's.
+            rule works above it.
+        reflectance: the data is declared reflectance or radiance (a physical profile such as
+            ``s2l2a``, :func:`~sr_domains.spectral.declares_reflectance`): a non-negative
+            quantity whose few values below its zero are noise, left out pixel by pixel. Band
+            offsets alone do not say so (a temperature has them too).
 
-    The band-ratio rule applies to two or more bands whose valid values are all non-negative,
-    or lie above a declared ``physical_zero`` except for a few pixels (left out one by one):
+    The band-ratio rule applies to two or more bands whose valid values are all at or above
+    the zero, or to declared ``reflectance`` (its values below the zero left out one by one):
     ``spectral`` is True for ``options.spectral == "bicubic"``, None (the engine decides) for
     ``"auto"``.
     """
@@ -191,10 +196,10 @@ def build_rules(
     pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
     mins = np.asarray(band_min, np.float64)
     floor = np.zeros_like(mins) if physical_zero is None else np.asarray(physical_zero, float)
-    # a declared physical zero (band offsets, a physical profile) says the data is a
-    # non-negative quantity: values below it are noise, left out pixel by pixel
-    # (spectral.keep_band_ratios); without one, values below 0 say it is no spectrum
-    declared = physical_zero is not None and bool(floor.any())
+    # reflectance (a physical profile) is a non-negative quantity: values below its zero are
+    # noise, left out pixel by pixel (spectral.keep_band_ratios); otherwise values below the
+    # zero say it is no spectrum, and the rule is off for the image
+    declared = reflectance and physical_zero is not None
     above = floor.shape == mins.shape and bool((mins >= floor).all())
     eligible = mins.size >= 2 and floor.shape == mins.shape and (above or declared)
     spectral = None if opts.spectral == "auto" else opts.spectral == "bicubic"

@@ -42,7 +42,7 @@ from .errors import ConfigError, MissingDependencyError
 from .inference import Upscaler, _valid_mean, default_profile
 from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .nodata_fill import MARGIN as FILL_MARGIN
-from .spectral import physical_zero
+from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
 from .xarray_grid import StoredGrid, noise_sample, scaled_gcps
 
@@ -189,7 +189,11 @@ def upscale(
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = _valid(block, nd_in)
         rules = build_rules(
-            rules_args[0], rules_args[1], dtype=rules_args[2], physical_zero=rules_args[3]
+            rules_args[0],
+            rules_args[1],
+            dtype=rules_args[2],
+            physical_zero=rules_args[3],
+            reflectance=declares_reflectance(fitted.recipe),
         )
         out = up.upscale(block, profile=fitted, valid_mask=valid, fill=fill, rules=rules)
         return out, valid

@@ -310,3 +310,21 @@ def test_negative_reflectance_in_a_few_pixels_leaves_the_rule_on_elsewhere(tmp_p
     assert _sam(runs["free"][far], bic[far]) > 0.1
     pond = (slice(None), slice(8, 14), slice(8, 14))  # the pond's own output pixels
     np.testing.assert_array_equal(runs["kept"][pond], runs["free"][pond])
+
+
+def test_band_offsets_alone_do_not_make_a_signed_quantity_a_spectrum(tmp_path):
+    """An int16 temperature in 0.01 degC with offset -50 (stored zero 5000) got band ratios
+    above 0 degC only: offsets are no claim that the data cannot go below zero."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing.geo import make_geotiff
+
+    src = make_geotiff(tmp_path / "temp.tif", width=32, height=32, count=2, dtype="int16")
+    scene = _scene(bands=2) * 3000 + 3500  # about -15 .. +25 degC: both signs
+    with rasterio.open(src, "r+") as ds:
+        ds.write(scene.astype("int16"))
+        ds.scales, ds.offsets = (0.01, 0.01), (-50.0, -50.0)
+    dst = upscale_geotiff(src, tmp_path / "o.tif", model=Sharpen(), values=NO_ENVELOPE)
+    with rasterio.open(dst) as ds:
+        record = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
+    assert record["band_ratios"] == "model" and "band_ratio_zero" not in record

@@ -32,6 +32,7 @@ from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
 from ..run_recipe import for_source, recipe_of
 from ..source_stamp import stamp_of
+from ..spectral import declares_reflectance
 from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
 from .band_checks import match_bands, refuse_palette, warn_class_map
@@ -189,8 +190,17 @@ def prepare_job(
     if window is not None:
         warn_class_map(rs, window)
     zero = physical_zero(rs, fitted)
-    band_min = rs.domain_minimum() if values.clamp else [0.0]
-    rules = build_rules(values, band_min, dtype=rs.dtype, physical_zero=zero)
+    reflectance = declares_reflectance(fitted.recipe)
+    # band offsets: the rule needs every valid value above their zero (an exact minimum)
+    exact = zero is not None and not reflectance
+    band_min = rs.domain_minimum(exact=exact) if values.clamp else [0.0]
+    rules = build_rules(
+        values,
+        band_min,
+        dtype=rs.dtype,
+        physical_zero=zero,
+        reflectance=reflectance,
+    )
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(chosen, weights) and noise_variant(net) is not None:

@@ -318,12 +318,12 @@ class RasterSource:
                 self.path, f"read failed ({gdal_message(exc)}); is the file corrupt?"
             ) from exc
 
-    def domain_minimum(self) -> np.ndarray:
+    def domain_minimum(self, exact: bool = False) -> np.ndarray:
         """The minimum of the valid values of each selected band for the value rules (NaN for
         a band without valid pixels), read strip by strip: exact, except that float round-off
         below zero reads as 0 (:func:`~sr_domains.value_facts.residue_floor`). Unsigned data
         needs no reading: 0 is a lower bound that decides the same (non-negative) domain."""
-        if self.dtype.kind == "u":
+        if self.dtype.kind == "u" and not exact:  # (exact: compared with a physical zero)
             return np.zeros(self.n_bands)
         from ..value_facts import band_extremes, residue_floor
 
