@@ -328,3 +328,22 @@ def test_band_offsets_alone_do_not_make_a_signed_quantity_a_spectrum(tmp_path):
     with rasterio.open(dst) as ds:
         record = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
     assert record["band_ratios"] == "model" and "band_ratio_zero" not in record
+
+
+def test_the_tag_says_model_spectra_when_no_pixel_could_keep_bicubics(tmp_path):
+    """s2l2a data wholly below its zero of 1000 (older L2A without the offset): no pixel got
+    bicubic's ratios, yet the tag said "band_ratios": "bicubic"."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing.geo import make_geotiff
+
+    src = make_geotiff(tmp_path / "old.tif", width=32, height=32, count=2, dtype="uint16")
+    with rasterio.open(src, "r+") as ds:
+        ds.write((_scene(bands=2) * 300 + 10).astype("uint16"))  # all below 1000
+    dst = upscale_geotiff(
+        src, tmp_path / "o.tif", model=Sharpen(), profile="s2l2a", values=NO_ENVELOPE
+    )
+    with rasterio.open(dst) as ds:
+        record = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
+    assert record["clamped"]["spectral"] == 0
+    assert record["band_ratios"] == "model" and "band_ratio_zero" not in record

@@ -119,10 +119,11 @@ def values_tag(rules: ValueRules | None, source: Path) -> str:
     stats = rules.stats
     if stats.envelope + stats.domain + stats.spectral:
         log.info("%s: %s", source.name, stats.describe())
+    kept = bool(rules.spectral) and stats.spectral > 0  # (no pixel it could apply to: model)
     return provenance_json(
         {
-            "band_ratios": "bicubic" if rules.spectral else "model",
-            **({"band_ratio_zero": list(rules.zero)} if rules.spectral and rules.zero else {}),
+            "band_ratios": "bicubic" if kept else "model",
+            **({"band_ratio_zero": list(rules.zero)} if kept and rules.zero else {}),
             "envelope": rules.envelope,
             "domain": rules.domain.to_dict() if rules.domain is not None else None,
             "pinned": [list(p) for p in rules.pinned[:1]],
