@@ -69,7 +69,8 @@ def save_checkpoint(
         path: destination ``.safetensors`` file.
         card: the card to write (default: the model's own ``model.card``, as
             :func:`load_checkpoint` and the shipped weights set it, so a reloaded copy keeps
-            its intensity profile); architecture fields are filled (and checked) from
+            its intensity profile; for weights changed since they were loaded, without the
+            card's name, scores and notes); architecture fields are filled (and checked) from
             ``model``.
         overwrite: replace an existing file instead of raising :class:`OutputExistsError`.
 
@@ -84,10 +85,11 @@ def save_checkpoint(
     check_existing(
         path, kind="file", overwrite=overwrite
     )  # (a user's text file named .safetensors: kept)
-    card = _complete_card(model, card or getattr(model, "card", None) or ModelCard())
-    path.parent.mkdir(parents=True, exist_ok=True)  # (as the raster and volume writers do)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "pt", CARD_KEY: card.to_json(), DIGEST_KEY: tensors_digest(tensors)}
+    digest = tensors_digest(tensors)
+    card = _complete_card(model, card or _own_card(model, digest))
+    path.parent.mkdir(parents=True, exist_ok=True)  # (as the raster and volume writers do)
+    metadata = {"format": "pt", CARD_KEY: card.to_json(), DIGEST_KEY: digest}
     data = save(tensors, metadata=metadata)
     # Write a fresh name in the same folder (same file system: os.replace is atomic) with plain
     # open(), so the file gets the usual umask permissions (safetensors' save_file uses 0600).
@@ -103,6 +105,26 @@ def save_checkpoint(
         raise
     log.info("saved %s checkpoint to %s", model.arch, path)
     return path
+
+
+def _own_card(model: SRModel, digest: str) -> ModelCard:
+    """The card ``save_checkpoint`` writes when given none: the model's own (``model.card``)
+    while its weights are those the card was loaded with (``model.card_digest``); for changed
+    weights (a fine-tune) its profile, bands and spectra, but not its name, scores or notes."""
+    import dataclasses
+
+    card = getattr(model, "card", None)
+    if not isinstance(card, ModelCard):
+        return ModelCard()
+    if getattr(model, "card_digest", None) == digest:
+        return card
+    return dataclasses.replace(
+        card,
+        name="",
+        metrics={},
+        training_data="",
+        notes=f"derived from {card.name or card.arch} (weights changed since it was loaded)",
+    )
 
 
 def load_checkpoint(
@@ -143,6 +165,7 @@ def load_checkpoint(
             )
     model.source_path = path.resolve()  # what a fine-tuned copy must never replace
     model.card = card
+    model.card_digest = metadata.get(DIGEST_KEY) or tensors_digest(state)  # what it describes
     return model.to(device).eval(), card
 
 

@@ -646,3 +646,18 @@ def test_a_truncated_safetensors_file_is_called_truncated(tmp_path):
     junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_checkpoint(junk)
+
+
+def test_a_fine_tuned_copy_is_not_saved_under_the_shipped_name_and_scores(tmp_path):
+    """save_checkpoint without card= copied a loaded model's card whole: perturbed weights
+    were saved as "sr-lite-gray-x2" with its held-out scores."""
+    from sr_domains import load_pretrained
+
+    model = load_pretrained("sr-lite-gray-x2")
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    _, card = load_checkpoint(save_checkpoint(model, tmp_path / "tuned.safetensors"))
+    shipped = load_pretrained("sr-lite-gray-x2").card
+    assert card.name != shipped.name and card.metrics == {}
+    assert card.profile == shipped.profile and card.bands == shipped.bands  # what it needs
+    assert "derived from sr-lite-gray-x2" in card.notes

@@ -109,6 +109,7 @@ class SRModel(nn.Module):
         weights_source: tuple[str, str]  # (name, path) of the weights (sr_domains.distributed)
         weights_sha256: str  # checksum of that file when it was loaded (sr_domains.distributed)
         source_path: Path  # the weights file it was loaded from (checkpoint, pretrained)
+        card_digest: str  # tensors digest of the weights its card describes (checkpoint)
         chosen_by_default: bool  # no model was named (sr_domains.distributed, noise_gate)
 
     def __init__(self, config: BaseSRConfig) -> None:
