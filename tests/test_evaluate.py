@@ -240,7 +240,7 @@ def test_an_image_too_small_to_score_is_skipped_by_name_and_alone_is_an_input_er
     assert "| im0" in out and "| im1" in out and "tiny.png" not in out
     assert "tiny.png: 12 x 12 pixels is too small to score at x2" in caplog.text
     assert main([*argv, str(data / "tiny.png")]) == 1
-    assert "tiny.png: no image is large enough to score at x2" in capsys.readouterr().err
+    assert "tiny.png: no image is large enough to score at x2 (at least 16 x 16" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="small: 12 x 12 pixels is too small"):
         score_image(
             Upscaler(create_model("edsr", n_blocks=1, n_feats=8)),
@@ -249,3 +249,11 @@ def test_an_image_too_small_to_score_is_skipped_by_name_and_alone_is_an_input_er
             None,
             degradation=DegradationConfig(kind="bicubic"),
         )
+
+
+@pytest.mark.parametrize("s", [2, 3, 4])
+def test_the_smallest_scorable_size_is_the_one_the_errors_state(s):
+    from sr_domains.train.scoring import min_scorable, scorable
+
+    n = min_scorable(s)
+    assert scorable(n, n, s) and not scorable(n - 1, n - 1, s)

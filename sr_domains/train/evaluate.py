@@ -25,10 +25,10 @@ from ..degrade import DegradationConfig
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
 from .scoring import (
-    SSIM_WINDOW,
     ImageScore,
     Panel,
     make_lr,
+    min_scorable,
     score_image,
     score_images,
     summarize,
@@ -224,7 +224,7 @@ def evaluate(
         raise InputFileError(
             Path(corpus or ", ".join(map(str, data))),
             f"no image is large enough to score at x{net.scale} (at least "
-            f"{SSIM_WINDOW + 2 * net.scale} x {SSIM_WINDOW + 2 * net.scale} pixels)",
+            f"{min_scorable(net.scale)} x {min_scorable(net.scale)} pixels)",
         )
     name = getattr(card, "name", "") or (str(weights) if weights else str(model or net.arch))
     if net.arch == "resampled":  # (no weights of this scale: the default of another, resampled)

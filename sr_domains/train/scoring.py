@@ -86,6 +86,11 @@ def _lr_valid(valid: np.ndarray | None, scale: int) -> np.ndarray | None:
 SSIM_WINDOW = 11
 
 
+def min_scorable(s: int) -> int:
+    """The smallest side (pixels) of an image that :func:`scorable` accepts at scale ``s``."""
+    return -(-(SSIM_WINDOW + 2 * s) // s) * s
+
+
 def scorable(h: int, w: int, s: int) -> bool:
     """True when an ``h x w`` HR image can be scored at scale ``s``: SSIM's window fits after
     the ``s``-pixel border crop (of the size cut to a multiple of ``s``)."""
@@ -120,7 +125,7 @@ def score_image(
     if not scorable(h, w, s):
         raise ConfigError(
             f"{name}: {h} x {w} pixels is too small to score at x{s} (at least "
-            f"{SSIM_WINDOW + 2 * s} x {SSIM_WINDOW + 2 * s}: SSIM's {SSIM_WINDOW}-pixel window "
+            f"{min_scorable(s)} x {min_scorable(s)}: SSIM's {SSIM_WINDOW}-pixel window "
             f"after a {s}-pixel border)"
         )
     h, w = h - h % s, w - w % s
