@@ -240,7 +240,8 @@ def test_an_image_too_small_to_score_is_skipped_by_name_and_alone_is_an_input_er
     assert "| im0" in out and "| im1" in out and "tiny.png" not in out
     assert "tiny.png: 12 x 12 pixels is too small to score at x2" in caplog.text
     assert main([*argv, str(data / "tiny.png")]) == 1
-    assert "tiny.png: no image is large enough to score at x2 (at least 16 x 16" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "tiny.png: no image is large enough to score at x2 (at least 16 x 16" in err
     with pytest.raises(ConfigError, match="small: 12 x 12 pixels is too small"):
         score_image(
             Upscaler(create_model("edsr", n_blocks=1, n_feats=8)),
