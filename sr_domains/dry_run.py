@@ -181,8 +181,10 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
     unsupported voxel type, a label image, the data cut short. A GeoTIFF is checked from its
     headers; NIfTI voxels and DICOM pixels are read with the run's readers."""
     if domain == "geotiff":
+        import numpy as np
+
         from .geo.band_checks import refuse_palette
-        from .geo.dtype_checks import check_output_nodata
+        from .geo.dtype_checks import check_output_nodata, warn_clipping_dtype
         from .geo.job import gdal_env
         from .geo.output_spec import check_creation
         from .geo.reader import RasterSource
@@ -190,6 +192,8 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
         with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
             refuse_palette(rs)
             check_output_nodata(rs, options.dtype)
+            if options.dtype is not None:  # a cast to one value is refused (reads a sample)
+                warn_clipping_dtype(rs, np.dtype(options.dtype))
             check_creation(
                 rs, options.scale, options.dtype, options.creation_options, cog=options.cog
             )

@@ -41,8 +41,8 @@ def _mixed(folder: Path) -> None:
     _palette(folder / "pal.tif")
 
 
-def _dry_run(capsys, src: Path, dst: Path) -> tuple[int, dict[str, str]]:
-    code = main(["upscale", str(src), str(dst), "--dry-run"])
+def _dry_run(capsys, src: Path, dst: Path, *extra: str) -> tuple[int, dict[str, str]]:
+    code = main(["upscale", str(src), str(dst), "--dry-run", *extra])
     out = capsys.readouterr().out
     return code, {Path(m.group(1)).name: m.group(3) for m in LINE.finditer(out)}
 
@@ -114,3 +114,17 @@ def test_the_dry_run_refuses_a_lossy_codec_as_the_run_does(tmp_path, capsys):
     assert main([*argv, "--dry-run"]) == 1
     assert "lossy" in capsys.readouterr().out
     assert main([*argv, "--no-progress"]) != 0 and not (tmp_path / "o.tif").exists()
+
+
+def test_the_dry_run_refuses_a_dtype_that_leaves_one_value(tmp_path, capsys):
+    """The run refuses --dtype uint8 for float data 0..0.4 (all 0); the dry run said "would
+    write" and exited 0."""
+    import numpy as np
+
+    src = make_geotiff(tmp_path / "f.tif", width=24, height=16, count=1, dtype="float32")
+    with rasterio.open(src, "r+") as ds:
+        ds.write(np.linspace(0, 0.4, 24 * 16, dtype="float32").reshape(1, 16, 24))
+    argv = ["upscale", str(src), str(tmp_path / "o.tif"), "--dtype", "uint8"]
+    code, planned = _dry_run(capsys, src, tmp_path / "o.tif", "--dtype", "uint8")
+    assert code == 1 and "would write one value (0)" in planned["f.tif"]
+    assert main([*argv, "-q"]) == 1
