@@ -163,3 +163,17 @@ def test_battery_at_a_scale_scores_the_defaults_upscale_picks(monkeypatch, capsy
     assert [s[0] for s in seen] == ["sr-lite-gray-x2", "sr-lite-rgb-x2"]
     assert main(["models"]) == 0
     assert "x3: no weights of its own; --scale 3 runs the x2 default" in capsys.readouterr().out
+
+
+def test_battery_max_images_scores_the_first_images_of_each_set(shared_data, tmp_path):
+    """`evaluate --battery --max-images N` was refused though the battery takes it (the
+    benchmark script passed it): a quick look at a model on a few images."""
+    import json
+
+    from sr_domains.cli import main
+
+    out = tmp_path / "b.json"
+    argv = ["evaluate", "--battery", "--model", "sr-lite-gray-x2", "--max-images", "1"]
+    assert main([*argv, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert rows and all(r["n_images"] == 1 for r in rows)

@@ -109,7 +109,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=("bicubic", "wald", "kspace"),
         help="how LR inputs are made (default: bicubic)",
     )
-    e.add_argument("--max-images", type=_count, help="score at most N images (default 50)")
+    e.add_argument(
+        "--max-images",
+        type=_count,
+        help="score at most N images (default 50; with --battery: the first N of each set)",
+    )
     e.add_argument(
         "--max-pixels", type=_count, help="HR crop size limit (default 1048576 = 1024x1024)"
     )
@@ -211,7 +215,6 @@ def _cmd_battery(args: argparse.Namespace) -> int:
             ("--degradation", args.degradation != "bicubic"),
             ("--png", args.png is not None),
             ("--tile", args.tile is not None),
-            ("--max-images", args.max_images is not None),
             ("--max-pixels", args.max_pixels is not None),
         )
         if given
@@ -239,7 +242,7 @@ def _cmd_battery(args: argparse.Namespace) -> int:
         from ..options import AdaptOptions
 
         adapt = AdaptOptions(steps=args.adapt)
-    report = run_battery(models, device=args.device, adapt=adapt)
+    report = run_battery(models, device=args.device, adapt=adapt, max_images=args.max_images)
     print(report.table())
     if args.json:
         _write_json(args.json, report.to_dict(), inputs, args.overwrite)
