@@ -117,3 +117,15 @@ def test_resume_with_another_learning_rate_trains_at_that_rate(tmp_path):
         lrs = {r["step"]: float(r["lr"]) for r in csv.DictReader(fh)}
     assert lrs == {"1": 2e-4, "2": 2e-4, "3": 1e-3, "4": 1e-3}
     assert "lr: 0.001" in (run / "config.yaml").read_text()  # what ran, as it says
+
+
+def test_a_pause_logs_the_steps_since_the_last_row_once(tmp_path):
+    """--stop-at 3 with log_every 2 dropped step 3's loss (no row for it, before or after
+    the resume)."""
+    path = _config_file(tmp_path, steps=6, log_every=2)
+    argv = ["train", "--config", str(path), "--no-progress"]
+    assert main([*argv, "--stop-at", "3"]) == 0
+    run = tmp_path / "runs" / "run"
+    assert _steps(run / "log.csv") == ["2", "3"]
+    assert main([*argv, "--resume"]) == 0
+    assert _steps(run / "log.csv") == ["2", "3", "4", "6"]

@@ -237,7 +237,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{stats['loss']:.4g}")
-                if self.step % c.log_every == 0 or self.step == c.steps:
+                if self.step % c.log_every == 0 or self.step in (c.steps, end):  # (a pause)
                     means = interval_means(acc)  # every loss column over the same steps
                     result.losses.append(means["loss"])
                     acc = []
