@@ -59,6 +59,12 @@ def sniff_weights(path: str | Path) -> WeightsKind:
     if len(head) == 9:
         (n,) = struct.unpack("<Q", head[:8])
         if 2 <= n <= size - 8 and head[8:9] == b"{":
+            expected = _safetensors_extent(p, n)
+            if expected is not None and size < expected:  # the header fits, the tensors not
+                raise CheckpointError(
+                    f"{p}: truncated ({size} of {expected} bytes; a copy or download cut "
+                    "short): copy it again"
+                )
             return "safetensors"
         if head[8:9] == b"{" and n < 2**27:  # a header longer than the file: cut short
             raise CheckpointError(f"{p}: the file is truncated (an incomplete safetensors file)")
@@ -67,6 +73,21 @@ def sniff_weights(path: str | Path) -> WeightsKind:
     if head.startswith(_PICKLE):
         return "torch"
     return "unknown"
+
+
+def _safetensors_extent(p: Path, n: int) -> int | None:
+    """The size a safetensors file with an ``n``-byte header says it has (8 + ``n`` + the end
+    of its last tensor's bytes), or None when the header is no JSON that says so."""
+    import json
+
+    try:
+        with open(p, "rb") as fh:
+            fh.seek(8)
+            header = json.loads(fh.read(n))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+    return 8 + n + max(ends, default=0)
 
 
 def _zip_kind(p: Path) -> WeightsKind:
@@ -196,12 +217,6 @@ def read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, str], dict[st
             metadata = fh.metadata() or {}
             state = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
     except Exception as exc:
-        short = safetensors_shortfall(path)
-        if short is not None:
-            raise CheckpointError(
-                f"{path}: truncated ({short[0]} of {short[1]} bytes; a copy or download cut "
-                "short): copy it again"
-            ) from exc
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
     if state and DIGEST_KEY in metadata and tensors_digest(state) != metadata[DIGEST_KEY]:
         raise CheckpointError(
@@ -298,32 +313,12 @@ def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def safetensors_shortfall(path: str | PathLike[str]) -> tuple[int, int] | None:
-    """``(size, expected)`` of a safetensors file shorter than its own header says (the
-    8-byte header length, the JSON header, then the tensors' byte ranges), else None."""
-    import json
-
-    try:
-        size = Path(path).stat().st_size
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > size:
-                return None  # (not a header length at all)
-            header = json.loads(fh.read(n))
-        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
-        return None
-    expected = 8 + n + max(ends, default=0)
-    return (size, expected) if size < expected else None
-
-
 __all__ = [
     "WeightsKind",
     "check_tensors",
     "not_weights_message",
     "read_safetensors",
     "read_state_dict",
-    "safetensors_shortfall",
     "sniff_weights",
     "unpickle_error",
 ]
