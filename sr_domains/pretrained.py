@@ -77,8 +77,7 @@ def load_pretrained(name: str, device: str = "cpu") -> SRModel:
 
     for e in _entries():
         if e.name == name:
-            model, card = load_checkpoint(e.path, device=device)
-            model.card = card
+            model, _ = load_checkpoint(e.path, device=device)  # (its card: model.card)
             return model
     names = ", ".join(e.name for e in _entries()) or "none shipped"
     raise ConfigError(f"no shipped weights called {name!r} (available: {names})")
@@ -155,8 +154,7 @@ def resolve_model(
     if weights is not None:
         p = Path(weights)
         if has_card(p):  # (by content: a renamed file is still ours)
-            m, card = load_checkpoint(p, device=device)
-            m.card = card
+            m, card = load_checkpoint(p, device=device)  # (its card: m.card)
             if isinstance(model, str) and not _names_arch(model, card.arch):
                 raise ConfigError(
                     f"--model {model} contradicts {p}: its model card says {card.arch} "

@@ -30,6 +30,7 @@ from ..inference import Upscaler
 from ..intensity import cast_to_dtype
 from ..models.base import SRModel
 from ..options import check_tile, whole
+from ..runtime import module_state_kept
 from ..value_domain import ValueOptions
 from ._core import (
     Geometry,
@@ -212,12 +213,9 @@ class SRInferer(Inferer):
             raise ConfigError(
                 f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"
             )
-        was_training = network.training
-        try:
+        with module_state_kept(network):  # the caller's network comes back as it came
             up = self.upscaler(network, int(inputs.shape[1]), _network_device(network, inputs))
             out, geom = self._run(inputs, up)
-        finally:
-            network.train(was_training)
         t = torch.from_numpy(out).to(inputs.device)
         if not isinstance(inputs, MetaTensor):
             return t
