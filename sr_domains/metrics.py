@@ -231,6 +231,12 @@ def _ssim_map(a, b, data_range, weights, cov_norm, k1, k2) -> np.ndarray:
     return num / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
 
 
+def ssim_window(sigma: float = 1.5) -> int:
+    """Taps of :func:`ssim`'s Gaussian window for ``sigma`` (11 for Wang's 1.5): an image
+    needs at least this many pixels per side, after any border crop, to be scored."""
+    return 2 * int(_TRUNCATE * sigma + 0.5) + 1
+
+
 def ssim(
     pred: Any,
     target: Any,
@@ -276,7 +282,7 @@ def ssim(
             "use (H, W), (C, H, W), or volumetric=True for (D, H, W) / (C, D, H, W)"
         )
     if gaussian:
-        r = int(_TRUNCATE * sigma + 0.5)
+        r = ssim_window(sigma) // 2
         x = np.arange(-r, r + 1, dtype=np.float64)
         weights = np.exp(-0.5 * (x / sigma) ** 2)
         win = 2 * r + 1 if win_size is None else win_size
@@ -356,4 +362,4 @@ def ergas(pred: Any, target: Any, *, scale: float, mask: Any = None) -> float:
     return float(100.0 / scale * math.sqrt(np.mean(mse / mu**2)))
 
 
-__all__ = ["data_range_for", "ergas", "psnr", "rgb_to_y", "sam", "ssim"]
+__all__ = ["data_range_for", "ergas", "psnr", "rgb_to_y", "sam", "ssim", "ssim_window"]

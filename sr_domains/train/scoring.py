@@ -83,7 +83,7 @@ def _lr_valid(valid: np.ndarray | None, scale: int) -> np.ndarray | None:
 
 
 #: The SSIM window (Wang's 11 taps): a scored image must hold one after its border crop.
-SSIM_WINDOW = 11
+SSIM_WINDOW = metrics.ssim_window()
 
 
 def min_scorable(s: int) -> int:
