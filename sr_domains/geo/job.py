@@ -171,10 +171,10 @@ def prepare_job(
     chosen: SRModel | str | None = model if model is not None else o.model
     scale, weights, values, adapt = o.scale, o.weights, o.values, o.adapt
     refuse_palette(rs)
-    stamp = input_stamp(rs.path)  # (a resume redoes the output if it changes)
     check_output_nodata(rs, o.dtype)  # (before any work: may read the file once)
     if o.dtype is not None:
         warn_clipping_dtype(rs, np.dtype(o.dtype))
+    stamp = input_stamp(rs.path)  # after the cheap refusals: it reads the whole input
     georef = read_georef(rs.ds, rs.path)
     try:
         net = resolve_network(chosen, weights, scale=scale, n_bands=rs.n_bands)
