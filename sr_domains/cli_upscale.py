@@ -250,7 +250,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     if args.dry_run:
         from . import dry_run
 
-        planned = dry_run.plan(src, dst, options, args.domain)
+        planned = dry_run.plan(src, dst, options, args.domain, distributed)
         print(dry_run.report(planned, options))
         return 1 if dry_run.would_fail(planned) else 0  # (a script can tell a refused run)
     if args.workers is not None and args.workers < 1:

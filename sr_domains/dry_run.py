@@ -298,9 +298,16 @@ def _plan_one(
     return PlannedOutput(domain, str(src), str(dst), action, model, profile)
 
 
-def dry_run(src: Path, dst: Path, options: UpscaleOptions, domain: str | None = None) -> str:
-    """The dry-run report of ``sr-domains upscale SRC DST`` (module docs)."""
-    return report(plan(src, dst, options, domain), options)
+def dry_run(
+    src: Path,
+    dst: Path,
+    options: UpscaleOptions,
+    domain: str | None = None,
+    distributed: bool = False,
+) -> str:
+    """The dry-run report of ``sr-domains upscale SRC DST`` (module docs); ``distributed``:
+    of the run on Dask (``--workers``/``--scheduler``)."""
+    return report(plan(src, dst, options, domain, distributed), options)
 
 
 def report(planned: list[PlannedOutput], options: UpscaleOptions) -> str:
@@ -316,44 +323,61 @@ def would_fail(planned: list[PlannedOutput]) -> bool:
 
 
 def plan(
-    src: Path, dst: Path, options: UpscaleOptions, domain: str | None = None
+    src: Path,
+    dst: Path,
+    options: UpscaleOptions,
+    domain: str | None = None,
+    distributed: bool = False,
 ) -> list[PlannedOutput]:
-    """What ``sr-domains upscale SRC DST`` would do with each output (module docs)."""
+    """What ``sr-domains upscale SRC DST`` would do with each output (module docs), in this
+    process or, with ``distributed``, on Dask: the batch of the same inputs the run plans
+    (:func:`~sr_domains.batch_tasks.plan_tasks`; there a DICOM series folder is a batch of one
+    and resumes)."""
+    batch_domain = _batch_domain(src, domain, distributed)
+    if batch_domain is None:
+        return [_plan_single(src, dst, options, domain)]
+    from .batch_tasks import plan_tasks
+
+    found = None if batch_domain == "*" else batch_domain
+    tasks = plan_tasks(str(src), dst, options.suffix, options.series_uid, found)
+    check_save_model_batch(saved_model_path(options), len(tasks))  # as the run refuses it
+    return [_plan_one(t.domain, Path(t.src), Path(t.dst), options) for t in tasks]
+
+
+def _batch_domain(src: Path, domain: str | None, distributed: bool) -> str | None:
+    """The domain of the batch the run makes of ``src`` (``"*"``: every domain, on Dask), or
+    None for one input, as ``sr-domains upscale`` decides it: on Dask every input but a single
+    GeoTIFF (split in tiles) is a batch; in this process a folder or glob of NIfTI files or of
+    GeoTIFFs is, and a DICOM folder is one series (several: ``--series`` picks one)."""
+    from .adapters import find_adapter
+    from .cli_inputs import is_nifti_batch
+
+    if distributed:
+        one_raster = src.is_file() and find_adapter(src, domain).name == "geotiff"
+        return None if one_raster else (domain or "*")
+    if is_nifti_batch(src, domain):
+        return "nifti"
+    name = find_adapter(src, domain).name  # (refuses what the run refuses, as it does)
+    return name if name == "geotiff" and not src.is_file() else None
+
+
+def _plan_single(
+    src: Path, dst: Path, options: UpscaleOptions, domain: str | None
+) -> PlannedOutput:
+    """The line of one input (a file, or a DICOM folder: one series)."""
     from .adapters import find_adapter
 
-    batch = src.is_dir() and not (domain == "dicom" or _is_dicom_folder(src))
-    batch = batch or (not src.exists() and any(ch in str(src) for ch in "*?["))
-    planned: list[PlannedOutput] = []
-    if batch:
-        from .batch_tasks import plan_tasks
+    name = find_adapter(src, domain).name
+    out = dst
+    if name == "geotiff" and dst.is_dir():
+        from .geo.names import geotiff_output_name
 
-        tasks = plan_tasks(str(src), dst, options.suffix, options.series_uid, domain)
-        check_save_model_batch(saved_model_path(options), len(tasks))  # as the run refuses it
-        for t in tasks:
-            planned.append(_plan_one(t.domain, Path(t.src), Path(t.dst), options))
-    else:
-        name = find_adapter(src, domain).name
-        out = dst
-        if name == "geotiff" and dst.is_dir():
-            from .geo.names import geotiff_output_name
+        out = dst / geotiff_output_name(src, options.suffix)
+    elif name == "nifti" and dst.is_dir():
+        from .options import output_name
 
-            out = dst / geotiff_output_name(src, options.suffix)
-        elif name == "nifti" and dst.is_dir():
-            from .options import output_name
-
-            out = dst / output_name(src.name, options.suffix)
-        planned.append(_plan_one(name, src, out, options, batch=False))
-    return planned
-
-
-def _is_dicom_folder(path: Path) -> bool:
-    """A folder with DICOM files directly inside and no GeoTIFF/NIfTI: a series, not a batch."""
-    from .medical.dicom_read import has_dicm_preamble
-
-    files = [p for p in path.iterdir() if p.is_file()]
-    if any(p.suffix.lower() in (".tif", ".tiff") or ".nii" in p.name.lower() for p in files):
-        return False
-    return any(has_dicm_preamble(p) for p in files[:20])
+        out = dst / output_name(src.name, options.suffix)
+    return _plan_one(name, src, out, options, batch=False)
 
 
 __all__ = ["PlannedOutput", "dry_run", "plan", "report", "would_fail"]

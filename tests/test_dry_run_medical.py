@@ -127,3 +127,35 @@ def test_the_dry_run_still_plans_a_good_nifti(tmp_path, capsys):
     code = main(["upscale", str(src), str(tmp_path / "out.nii.gz"), "--dry-run"])
     out = capsys.readouterr().out
     assert code == 0 and LINE.findall(out) == ["would write"], out
+
+
+def test_the_dry_run_reads_a_study_folder_as_the_run_does(tmp_path, capsys):
+    """A study folder (series in subfolders) is one series in this process, as the run reads
+    it: an existing output is refused, not "skipped: complete", and two series need
+    ``--series``; only on Dask (``--workers``) is it a batch of its series."""
+    pytest.importorskip("pydicom")
+    from sr_domains.testing.dicom import make_dicom_series
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    make_dicom_series(one / "s1", n_slices=3, rows=16, cols=16)
+    make_dicom_series(two / "s1", n_slices=3, rows=16, cols=16)
+    make_dicom_series(two / "s2", n_slices=3, rows=16, cols=16, series_uid="1.2.3.4.5", seed=1)
+    out = tmp_path / "out"
+    assert main(["upscale", str(one), str(out), "--scale", "2"]) == 0
+    capsys.readouterr()
+
+    def planned(src: Path, *extra: str, dst: Path = out) -> tuple[int, list[str]]:
+        code = main(["upscale", str(src), str(dst), "--scale", "2", "--dry-run", *extra])
+        return code, LINE.findall(capsys.readouterr().out)
+
+    assert planned(one) == (1, ["refused: exists (pass --overwrite)"])
+    assert main(["upscale", str(one), str(out), "--scale", "2"]) == 1  # as the run
+    assert "output exists" in capsys.readouterr().err
+    assert planned(one, "--workers", "1") == (0, ["would skip: complete"])
+
+    code = main(["upscale", str(two), str(tmp_path / "new"), "--scale", "2", "--dry-run"])
+    text = capsys.readouterr().out
+    assert code == 1 and f"[error: {two}: holds 2 series" in text, text
+    assert planned(two, "--series", "1.2.3.4.5", dst=tmp_path / "new") == (0, ["would write"])
+    code, actions = planned(two, "--workers", "1", dst=tmp_path / "new")
+    assert code == 0 and actions == ["would write", "would write"], actions
