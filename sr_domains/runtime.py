@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .engine_config import resolve_amp, resolve_device, torch_threads
+from .errors import ConfigError
 from .models.base import SRModel
 
 log = logging.getLogger(__name__)
@@ -91,18 +92,42 @@ class NetworkRunner:
         return y.cpu().numpy()  # channels-last stays strided: denormalize copies in C order
 
 
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _named_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from model.named_parameters()
+    yield from model.named_buffers()
+
+
+def _cast(model: torch.nn.Module, dtypes: dict[str, torch.dtype]) -> None:
+    """Cast the named parameters and buffers of ``model`` to ``dtypes`` in place."""
+    for name, t in _named_tensors(model):
+        if name in dtypes:
+            t.data = t.data.to(dtypes[name])
+
+
 @contextlib.contextmanager
 def module_state_kept(model: object) -> Iterator[None]:
     """Give a caller's module back as it came: the engine of one call puts it in eval mode
-    on its device (channels-last there, where that is faster); its training mode, device and
-    memory format are restored on exit. Anything else (a name, an Upscaler) passes through."""
+    on its device (channels-last there, where that is faster) in float32 (a half or bfloat16
+    module is computed in float32, and in AMP on a GPU); its training mode, device, memory
+    format and tensor dtypes are restored on exit. A module on the meta device (no weights
+    yet) is refused. Anything else (a name, an Upscaler) passes through."""
     if not isinstance(model, torch.nn.Module):
         yield
         return
+    tensors = list(itertools.chain(model.parameters(), model.buffers()))
+    if any(t.is_meta for t in tensors):
+        raise ConfigError(
+            f"{type(model).__name__} has its weights on the meta device (none loaded): load "
+            "them first (load_checkpoint, or module.to_empty(device=...) and load_state_dict)"
+        )
     training = model.training
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    device = first.device if first is not None else None
+    device = tensors[0].device if tensors else None
     plain = all(p.is_contiguous() for p in model.parameters() if p.dim() == 4)
+    low = {n: t.dtype for n, t in _named_tensors(model) if t.dtype in _LOW}
+    _cast(model, dict.fromkeys(low, torch.float32))  # (exact: float32 holds every such value)
     try:
         yield
     finally:
@@ -111,6 +136,7 @@ def module_state_kept(model: object) -> Iterator[None]:
             model.to(device)
         if plain:
             model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        _cast(model, low)  # by name: a device move gives buffers new tensors
 
 
 __all__ = ["NetworkRunner", "module_state_kept"]

@@ -161,6 +161,36 @@ def test_a_tensor_with_grad_runs_and_the_callers_model_comes_back_as_it_came():
     assert all(p.is_contiguous() for p in net.parameters())
 
 
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+def test_a_half_precision_model_runs_and_comes_back_in_its_precision(low):
+    """``upscale_array(x, model.half())`` failed inside torch (float input, half bias)."""
+    import torch
+
+    from sr_domains import load_pretrained
+
+    net = load_pretrained("sr-lite-gray-x2")
+    x = _grey((16, 16)).astype(np.float32)
+    ref = upscale_array(x, net)
+    dtype = getattr(torch, low)
+    net = net.to(dtype)
+    kept = {k: v.clone() for k, v in net.state_dict().items()}
+    out = upscale_array(x, net)
+    assert out.dtype == np.float32 and np.abs(out - ref).max() < 0.05 * np.ptp(ref)
+    for k, v in net.state_dict().items():  # the caller's weights, bit for bit, in their dtype
+        assert v.dtype == kept[k].dtype and torch.equal(v, kept[k]), k
+
+
+def test_a_model_without_weights_is_refused_in_one_line():
+    import torch
+
+    from sr_domains import create_model
+
+    with torch.device("meta"):
+        net = create_model("edsr-lite-ca", in_channels=1, scale=2)
+    with pytest.raises(ConfigError, match="meta device.*load_checkpoint"):
+        upscale_array(_grey(), net)
+
+
 def test_a_weights_path_given_as_the_model_says_how_to_load_it():
     with pytest.raises(ConfigError, match=r"looks like a weights file.*load_checkpoint\(path\)"):
         upscale_array(_grey(), "/data/mine.safetensors")
