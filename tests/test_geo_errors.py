@@ -105,7 +105,7 @@ def test_failure_mid_write_leaves_nothing(tmp_path, cog):
 def test_failure_in_cog_conversion_leaves_nothing(tmp_path, monkeypatch):
     src = make_geotiff(tmp_path / "in.tif")
 
-    def broken(stage, dst, spec):
+    def broken(stage, dst, spec, name=None):
         dst.write_bytes(b"half a COG")
         raise OSError("disk full")
 

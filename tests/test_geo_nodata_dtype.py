@@ -176,6 +176,31 @@ def test_cog_output_keeps_the_metadata_domains(tmp_path, caplog):
                 assert "drops band-level metadata domains" in caplog.text
 
 
+def test_cog_output_keeps_the_band_tags(tmp_path, caplog):
+    """``--cog`` wrote every band's default-domain tags (wavelength, band name) away: GDAL 3.10
+    drops them when asked to copy the metadata domains. Without other domains they are kept;
+    with them too, both where GDAL can, else the band tags, saying which domain was dropped."""
+    src = tmp_path / "bands.tif"
+    with rasterio.open(src, "w", count=2, dtype="uint16", nodata=0, **GRID) as ds:
+        ds.write(np.stack([_wave(), _wave()]).astype("uint16"))
+        ds.update_tags(1, BANDNAME="B04", WAVELENGTH="665")
+        ds.update_tags(2, BANDNAME="B08")
+    upscale_geotiff(src, tmp_path / "cog.tif", model=tiny_model(2, 2), cog=True)
+    with rasterio.open(tmp_path / "cog.tif") as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert ds.tags(1) == {"BANDNAME": "B04", "WAVELENGTH": "665"}
+        assert ds.tags(2) == {"BANDNAME": "B08"}
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(ns="MYDOMAIN", FOO="bar")
+    with caplog.at_level(logging.WARNING):
+        upscale_geotiff(src, tmp_path / "both.tif", model=tiny_model(2, 2), cog=True)
+    with rasterio.open(tmp_path / "both.tif") as ds:
+        assert ds.tags(1) == {"BANDNAME": "B04", "WAVELENGTH": "665"}
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        if ds.tags(ns="MYDOMAIN") != {"FOO": "bar"}:
+            assert "metadata domain(s) MYDOMAIN" in caplog.text and "dropped" in caplog.text
+
+
 def test_a_batch_output_named_like_a_file_is_refused(tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -248,7 +248,8 @@ def apply(profile: dict[str, Any], co: Mapping[str, str], *, api: bool = False) 
 
 def cog_options(co: Mapping[str, str], *, float_data: bool) -> dict[str, Any]:
     """The COG driver's options: DEFLATE with a predictor, 512 px blocks, AVERAGE overviews,
-    the source's metadata domains, replaced by ``co`` in the COG driver's names."""
+    replaced by ``co`` in the COG driver's names (the metadata domains to copy are chosen
+    per file: :func:`~sr_domains.geo.writer.to_cog`)."""
     options: dict[str, Any] = {
         "compress": "DEFLATE",
         "predictor": "FLOATING_POINT" if float_data else "STANDARD",
@@ -256,7 +257,6 @@ def cog_options(co: Mapping[str, str], *, float_data: bool) -> dict[str, Any]:
         "overviews": "AUTO",
         "overview_resampling": "AVERAGE",
         "bigtiff": "IF_SAFER",
-        "copy_src_mdd": "YES",  # metadata domains besides the default one, as the GTiff output
     }
     for k, v in co.items():
         if k in NOT_FOR_COG or k == "WEBP_LOSSLESS":

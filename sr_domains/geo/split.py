@@ -337,7 +337,7 @@ def upscale_geotiff_split(
                     _assemble(job, list(zip(paths, bands)), out)
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
                 if o.cog:
-                    to_cog(stage, tmp, job.spec)
+                    to_cog(stage, tmp, job.spec, dst)
             except RasterioError as exc:
                 raise write_error(exc, dst) from exc
             except BaseException:  # Ctrl-C, SIGTERM: the workers stop before the parts go

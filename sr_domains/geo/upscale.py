@@ -235,7 +235,7 @@ def write_geotiff(
                     write_pixels(job, rs, out, progress=options.progress)
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
                 if cog:
-                    to_cog(stage, tmp, job.spec)
+                    to_cog(stage, tmp, job.spec, dst)
             except RasterioError as exc:
                 raise write_error(exc, dst) from exc
             finally:
