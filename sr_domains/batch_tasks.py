@@ -42,6 +42,10 @@ class TaskResult:
     sha256: str = ""
     model: str = ""
     weights_sha256: str = ""
+    #: failed on an output another run holds (writing it, or written since this run planned
+    #: it, or a file the run refuses to replace): its record is left as it is in the run
+    #: manifest (:mod:`sr_domains.run_manifest`)
+    not_ours: bool = False
 
     def to_json(self) -> str:
         return provenance_json(

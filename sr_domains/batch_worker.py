@@ -14,7 +14,7 @@ from typing import Any
 
 from .batch_tasks import Task, TaskResult
 from .engine_config import engine_settings, settings_with
-from .errors import INPUT_ERRORS, CheckpointError, OutputExistsError
+from .errors import INPUT_ERRORS, CheckpointError, OutputBusyError, OutputExistsError
 from .io_safety import weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions, engine_fields
@@ -148,8 +148,10 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
         outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
     except _HANDLED as exc:
         sha = carried if Path(task.dst).is_file() else ""
+        not_ours = isinstance(exc, (OutputBusyError, OutputExistsError))  # (see TaskResult)
+        seconds = time.perf_counter() - t0
         return TaskResult(
-            task, "failed", error=str(exc), sha256=sha, seconds=time.perf_counter() - t0
+            task, "failed", error=str(exc), sha256=sha, seconds=seconds, not_ours=not_ours
         )
     files = []
     for out in map(Path, outputs):

@@ -9,17 +9,20 @@ Written by every batch: on Dask or in this process
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .batch_tasks import TaskResult
-from .errors import UnsafeOutputError
+from .errors import OutputBusyError, UnsafeOutputError
 from .io_safety import atomic_output
 from .output_checks import RECORD_START, RUN_MANIFEST
 
@@ -61,23 +64,55 @@ def write_run_manifest(
     out_dir: Path, results: Sequence[TaskResult], sources: Sequence[Path]
 ) -> Path:
     """Write ``out_dir/sr-domains-run.jsonl`` atomically: one JSON line per task of this run
-    (a skipped task keeps its output's checksum in its own record), after the records of
-    earlier runs for the other outputs of the folder (:func:`earlier_records`), so a run over
-    part of a batch does not forget the rest: a later resume still knows them as ours."""
+    (a skipped task keeps its output's checksum, and the weights the record that wrote it
+    names, in its own record), after the records of earlier runs for the other outputs of
+    the folder (:func:`earlier_records`), so a run over part of a batch does not forget the
+    rest: a later resume still knows them as ours. A task that failed on an output it does
+    not own (another run writing it or done with it, ``TaskResult.not_ours``) leaves that
+    output's record alone; two runs ending at once write the manifest one after the other."""
     manifest = Path(out_dir) / RUN_MANIFEST
-    with atomic_output(manifest, list(sources), overwrite=True) as tmp:
-        touched = {Path(r.task.dst).name for r in results}
-        kept = earlier_records(Path(out_dir), touched)
-        lines = [*kept, *(r.to_json() for r in results)]
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return manifest
+    own = [r for r in results if not r.not_ours]
+    for attempt in range(50):  # (another run rewriting it holds it for milliseconds)
+        try:
+            with atomic_output(manifest, list(sources), overwrite=True) as tmp:
+                touched = {Path(r.task.dst).name for r in own}
+                kept = earlier_records(Path(out_dir), touched)
+                made = _weights_of(Path(out_dir))
+                lines = [*kept, *(_with_weights(r, made).to_json() for r in own)]
+                tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            return manifest
+        except OutputBusyError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+    return manifest  # pragma: no cover - (the loop returns or raises)
 
 
-def earlier_records(out_dir: Path, skip: set[str]) -> list[str]:
-    """The records of ``out_dir``'s run manifest for outputs not named in ``skip`` (output
-    file names) that still exist, the last one of each output (as :func:`recorded_sha` reads
-    them), as JSON lines in the order they were written; lines cut short are dropped. Never
-    read through a symbolic link."""
+def _weights_of(out_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(output name, output_sha256): (model, weights_sha256)}`` of the records of
+    ``out_dir``'s run manifest that name weights (a later record of the same bytes wins)."""
+    made: dict[tuple[str, str], tuple[str, str]] = {}
+    for _, rec in _records(out_dir):
+        if rec.get("model") and rec.get("output_sha256"):
+            key = (Path(str(rec["output"])).name, str(rec["output_sha256"]))
+            made[key] = (str(rec["model"]), str(rec.get("weights_sha256") or ""))
+    return made
+
+
+def _with_weights(result: TaskResult, made: dict[tuple[str, str], tuple[str, str]]) -> TaskResult:
+    """A skipped task's result with the model and weights of the record that wrote the same
+    output bytes (a resumed run does not load or name weights for it)."""
+    if result.status != "skipped" or result.model or not result.sha256:
+        return result
+    found = made.get((Path(result.task.dst).name, result.sha256))
+    if found is None:
+        return result
+    return dataclasses.replace(result, model=found[0], weights_sha256=found[1])
+
+
+def _records(out_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` of every whole record of ``out_dir``'s run manifest, in the order
+    written (never read through a symbolic link)."""
     path = Path(out_dir) / RUN_MANIFEST
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -85,12 +120,20 @@ def earlier_records(out_dir: Path, skip: set[str]) -> list[str]:
             text = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return []
+    return [(line.strip(), json.loads(line)) for line in text.splitlines() if _record_output(line)]
+
+
+def earlier_records(out_dir: Path, skip: set[str]) -> list[str]:
+    """The records of ``out_dir``'s run manifest for outputs not named in ``skip`` (output
+    file names) that still exist, the last one of each output (as :func:`recorded_sha` reads
+    them), as JSON lines in the order they were written; lines cut short are dropped. Never
+    read through a symbolic link."""
     last: dict[str, str] = {}
-    for line in text.splitlines():
-        name = _record_output(line)
-        if name and name not in skip:
+    for line, rec in _records(out_dir):
+        name = Path(str(rec["output"])).name
+        if name not in skip:
             last.pop(name, None)  # (re-inserted: the order of the last records)
-            last[name] = line.strip()
+            last[name] = line
     return [line for name, line in last.items() if _output_exists(out_dir, name)]
 
 
@@ -119,6 +162,8 @@ def append_run_record(out_dir: Path, result: TaskResult) -> None:
     next run; :func:`write_run_manifest` writes the whole manifest again when the run ends.
     A record appended later wins over an earlier one for the same output. Never through a
     symbolic link; a failure to append is logged, not raised (the outputs are the job)."""
+    if result.not_ours:  # another run's output, or one refused: its record stands
+        return
     path = Path(out_dir) / RUN_MANIFEST
     line = (result.to_json() + "\n").encode("utf-8")
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import torch
 pytest.importorskip("rasterio")
 
 from sr_domains import inference
-from sr_domains.batch_tasks import Task, TaskResult
+from sr_domains.batch_tasks import BatchFailedError, Task, TaskResult
 from sr_domains.distributed import upscale_many
 from sr_domains.geo import upscale_many as geo_many
 from sr_domains.options import UpscaleOptions
@@ -42,7 +43,7 @@ def _scenes(folder: Path, n: int) -> None:
         make_geotiff(folder / f"s{i}.tif", width=24, height=16, count=1, seed=i)
 
 
-def _run(runner: str, inputs: str | Path, out: Path, model) -> list[str]:
+def _run(runner: str, inputs: str | Path, out: Path, model: Any) -> list[str]:
     """The names of the outputs written by a run of ``runner`` (failures raise / are listed)."""
     if runner == "sequential":
         return sorted(p.name for p in geo_many(inputs, out, model=model))
@@ -111,3 +112,50 @@ def test_the_last_record_of_an_output_wins_and_cut_short_lines_are_dropped(tmp_p
     assert recorded_sha(Path("in/a.tif"), tmp_path / "a.tif") == "3" * 64
     assert recorded_sha(Path("in/b.tif"), tmp_path / "b.tif") == "5" * 64
     assert is_run_manifest(tmp_path / MANIFEST)
+
+
+@pytest.mark.parametrize("runner", ["sequential", "batch runner"])
+def test_a_resumed_run_keeps_the_weights_that_made_each_output(tmp_path, runner):
+    """A rerun that skipped every output wrote "model": "" and "weights_sha256": "" over the
+    records of the run that made them: after any resume the manifest no longer said which
+    weights made the folder."""
+    folder, out, model = tmp_path / "in", tmp_path / "out", None  # the shipped default
+    _scenes(folder, 2)
+    assert _run(runner, folder, out, model) == ["s0.tif", "s1.tif"]
+    first = _records(out)
+    assert all(r["model"] and r["weights_sha256"] for r in first.values()), first
+    assert _run(runner, folder, out, model) == []  # all skipped
+    again = _records(out)
+    for name, rec in again.items():
+        assert rec["status"] == "skipped"
+        assert (rec["model"], rec["weights_sha256"]) == (
+            first[name]["model"],
+            first[name]["weights_sha256"],
+        )
+
+
+@pytest.mark.parametrize("runner", ["sequential", "batch runner"])
+def test_an_output_another_run_is_writing_keeps_its_record(tmp_path, runner):
+    """Two runs into one folder: each failed on the outputs the other was writing and wrote
+    its own view of the whole manifest, so the last one to end recorded the other's outputs as
+    failed, without their checksums; a later cut-short copy of them was then refused as a
+    user's file instead of redone."""
+    from sr_domains.io_locks import destination_lock
+
+    folder, out, model = tmp_path / "in", tmp_path / "out", tiny_model(1, 2)
+    _scenes(folder, 3)
+    assert _run(runner, folder, out, model) == ["s0.tif", "s1.tif", "s2.tif"]
+    first = _records(out)
+    (out / "s0.tif").write_bytes((out / "s0.tif").read_bytes()[:100])  # cut short: redone
+    (out / "s1.tif").write_bytes((out / "s1.tif").read_bytes()[:100])  # ... but busy now
+    with destination_lock(out / "s1.tif"):  # "another run" writing s1.tif
+        if runner == "sequential":
+            with pytest.raises(BatchFailedError, match="another sr-domains run"):
+                geo_many(folder, out, model=model)
+        else:
+            report = upscale_many(folder, out, options=UpscaleOptions(), model=model)
+            assert [Path(r.task.dst).name for r in report.failed] == ["s1.tif"]
+    kept = _records(out)
+    assert kept["s1.tif"] == first["s1.tif"]  # the record of the run that owns it, as it was
+    assert kept["s0.tif"]["status"] == "ok"
+    assert _run(runner, folder, out, model) == ["s1.tif"]  # known as ours: redone

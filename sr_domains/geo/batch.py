@@ -19,6 +19,7 @@ from ..errors import (
     INPUT_ERRORS,
     ConfigError,
     InputFileError,
+    OutputBusyError,
     OutputExistsError,
     UnsafeOutputError,
 )
@@ -184,7 +185,8 @@ def write_many(
             why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
             log.info("failed: %s", why)  # (all of them: in the report and the error at the end)
             kept = carried if dst.is_file() else ""
-            records.append(TaskResult(task, "failed", error=why, sha256=kept))
+            not_ours = isinstance(exc, (OutputBusyError, OutputExistsError))  # (see TaskResult)
+            records.append(TaskResult(task, "failed", error=why, sha256=kept, not_ours=not_ours))
         else:
             records.append(_written(task, time.perf_counter() - t0))
         append_run_record(out_dir, records[-1])  # a run stopped part-way keeps what it did
