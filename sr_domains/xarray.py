@@ -218,9 +218,10 @@ def upscale(
         data[0] if band is None else data,
         dims=dims,
         coords=coords,
-        name=da.name,
         attrs=dict(da.attrs),
     ).transpose(*out_dims, transpose_coords=False)
+    # set after construction: given ``name=None``, xarray takes a dask array's generated name
+    res.name = da.name
     res.attrs.update({"sr_domains_scale": s, "sr_domains_model": str(getattr(net, "arch", ""))})
     res = res.rio.write_transform(t) if t is not None else res
     if da.rio.crs is not None:

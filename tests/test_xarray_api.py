@@ -132,6 +132,17 @@ def test_name_attrs_and_coordinates_off_the_grid_are_kept(gray, chunks):
     assert out.rio.crs.to_epsg() == 32633
 
 
+@pytest.mark.parametrize("chunks", [None, {"x": 12}], ids=["numpy", "dask"])
+@pytest.mark.parametrize("two_d", [False, True], ids=["3d", "2d"])
+def test_an_unnamed_array_stays_unnamed(gray, chunks, two_d):
+    # a dask array has a generated name, which xarray takes when given ``name=None``
+    da = _scene().rename(None)
+    da = da.isel(band=0) if two_d else da
+    da = da.chunk(chunks) if chunks else da
+    out = upscale(da, model=gray)
+    assert out.name is None
+
+
 def test_a_2d_band_selection_keeps_its_name_and_band_label(gray):
     out = upscale(_scene().sel(band=5), model=gray)
     assert out.dims == ("y", "x") and int(out.band) == 5
