@@ -14,7 +14,7 @@ intensity profile recipe with where it comes from.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -341,7 +341,20 @@ def plan(
     found = None if batch_domain == "*" else batch_domain
     tasks = plan_tasks(str(src), dst, options.suffix, options.series_uid, found)
     check_save_model_batch(saved_model_path(options), len(tasks))  # as the run refuses it
-    return [_plan_one(t.domain, Path(t.src), Path(t.dst), options) for t in tasks]
+    planned = [_plan_one(t.domain, Path(t.src), Path(t.dst), options) for t in tasks]
+    if batch_domain == "geotiff":  # (this process's GeoTIFF batch checks every output first)
+        return _stopped_if_refused(planned)
+    return planned
+
+
+def _stopped_if_refused(planned: list[PlannedOutput]) -> list[PlannedOutput]:
+    """A GeoTIFF batch in this process refuses its outputs before any work, all at once: with
+    one refused, nothing else is written or skipped either."""
+    refused = sum(p.action.startswith("refused") for p in planned)
+    if not refused:
+        return planned
+    stop = f"not run: the batch stops before any work ({refused} output(s) refused)"
+    return [replace(p, action=stop) if p.action.startswith("would") else p for p in planned]
 
 
 def _batch_domain(src: Path, domain: str | None, distributed: bool) -> str | None:

@@ -4,6 +4,7 @@ exit status 1, as the run (which writes the good files and lists the failures)."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -128,3 +129,28 @@ def test_the_dry_run_refuses_a_dtype_that_leaves_one_value(tmp_path, capsys):
     code, planned = _dry_run(capsys, src, tmp_path / "o.tif", "--dtype", "uint8")
     assert code == 1 and "would write one value (0)" in planned["f.tif"]
     assert main([*argv, "-q"]) == 1
+
+
+def test_a_refused_output_of_a_batch_stops_it_in_the_dry_run_as_in_the_run(tmp_path, capsys):
+    """A text file under one output's name: the batch (in this process) writes nothing, and
+    says from the start that --overwrite would not replace it; the dry run had planned the
+    other outputs as "would write"."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        make_geotiff(folder / f"s{i}.tif", width=24, height=16, count=1, seed=i)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "s1.tif").write_text("my notes\n")
+    code, planned = _dry_run(capsys, folder, out)
+    assert code == 1 and "not a GeoTIFF" in planned["s1.tif"], planned
+    for name in ("s0.tif", "s2.tif"):
+        assert planned[name].startswith("not run: the batch stops before any work"), planned
+    assert main(["upscale", str(folder), str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "s1.tif: not a GeoTIFF file; never replaced, even with --overwrite" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["s1.tif"]
+    assert (out / "s1.tif").read_text() == "my notes\n"
+    if importlib.util.find_spec("distributed") is not None:  # on Dask the others run
+        code, planned = _dry_run(capsys, folder, out, "--workers", "1")
+        assert code == 1 and planned["s0.tif"] == "would write", planned

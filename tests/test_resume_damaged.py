@@ -94,7 +94,7 @@ def test_the_sequential_geotiff_batch_keeps_a_run_manifest_and_redoes_a_cut_shor
     pytest.importorskip("rasterio")
     import rasterio
 
-    from sr_domains.errors import OutputExistsError
+    from sr_domains.errors import UnsafeOutputError
     from sr_domains.geo import upscale_many as geo_many
     from sr_domains.run_manifest import file_sha256
     from sr_domains.testing.geo import make_geotiff
@@ -120,7 +120,7 @@ def test_the_sequential_geotiff_batch_keeps_a_run_manifest_and_redoes_a_cut_shor
     assert again["b.tif"]["output_sha256"] == first["b.tif"]["output_sha256"]
     assert geo_many(folder, out, model=model) == []  # all complete now
     (out / "a.tif").write_text("my notes")  # a user's file (no TIFF): not ours to replace
-    with pytest.raises(OutputExistsError) as err:
+    with pytest.raises(UnsafeOutputError, match="never replaced, even with --overwrite") as err:
         geo_many(folder, out, model=model)
     assert "cut short" not in str(err.value) and (out / "a.tif").read_text() == "my notes"
 
@@ -131,7 +131,7 @@ def test_unreadable_outputs_are_refused_with_a_hint_only_when_they_look_like_our
     and the message says what it may be. A file of another kind gets no such hint (nobody is
     told to delete their notes)."""
     pytest.importorskip("rasterio")
-    from sr_domains.errors import OutputExistsError
+    from sr_domains.errors import OutputExistsError, UnsafeOutputError
     from sr_domains.geo import upscale_many as geo_many
     from sr_domains.testing.geo import make_geotiff
 
@@ -147,7 +147,7 @@ def test_unreadable_outputs_are_refused_with_a_hint_only_when_they_look_like_our
         geo_many(folder, out, model=model)
     assert "earlier output cut short" in str(err.value) and (out / "a.tif").read_bytes() == cut
     (out / "a.tif").write_text("my notes")
-    with pytest.raises(OutputExistsError) as err:
+    with pytest.raises(UnsafeOutputError, match="never replaced") as err:
         geo_many(folder, out, model=model)
     assert "cut short" not in str(err.value) and (out / "a.tif").read_text() == "my notes"
     # NIfTI, as the batch runner reports it

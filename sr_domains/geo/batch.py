@@ -146,10 +146,10 @@ def write_many(
             task = Task("geotiff", str(f), str(dst))  # its checksum kept (see run_manifest)
             records.append(TaskResult(task, "skipped", sha256=sha or file_sha256([dst])))
             continue
-        if status in ("foreign", "other"):
-            refused.append((dst, why))
-        elif overwrite and dst.is_file() and other_format(dst):  # (--overwrite: a user's notes)
+        if dst.is_file() and other_format(dst):  # a user's notes: --overwrite would not help
             unsafe.append(dst.name)
+        elif status in ("foreign", "other"):
+            refused.append((dst, why))
         if status == "damaged":
             if why:
                 log.warning("%s: %s: redoing it", dst, why)
@@ -157,10 +157,11 @@ def write_many(
                 log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
     if unsafe:  # before any work, every one named
+        what = "not a GeoTIFF file" if len(unsafe) == 1 else "not GeoTIFF files"
         raise UnsafeOutputError(
             out_dir,
-            f"{', '.join(unsafe)}: not GeoTIFF files; never replaced, even with --overwrite: "
-            "remove them yourself or choose another folder",
+            f"{', '.join(unsafe)}: {what}; never replaced, even with --overwrite: remove "
+            f"{'it' if len(unsafe) == 1 else 'them'} yourself or choose another folder",
         )
     if len(refused) == 1:
         raise OutputExistsError(*refused[0])
