@@ -216,6 +216,13 @@ def atomic_output(
         with destination_lock(dst):
             clean_stale(dst)  # may restore an output an interrupted run moved aside
             check_existing(dst, kind=kind, overwrite=overwrite)  # again, now that we hold it
+            if dst.is_symlink():  # (replaced itself: never written through)
+                log.warning(
+                    "%s: a symbolic link (to %s): the output replaces the link; what it points "
+                    "to is left as it is",
+                    dst,
+                    os.readlink(dst),
+                )
             tmp = temp_name(dst, "" if kind == "dir" else full_suffix(dst))
             if kind == "dir":
                 os.mkdir(tmp)  # 0o777 & ~umask, unlike tempfile.mkdtemp's 0o700

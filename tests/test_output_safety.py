@@ -560,3 +560,22 @@ def test_weights_checksum_is_read_once_per_version_of_the_file(tmp_path, monkeyp
     assert first == [real(w)] * 3 and len(reads) == 1
     save_checkpoint(create_model("srcnn", in_channels=1, scale=2), w, overwrite=True)
     assert io.weights_sha256(w) == real(w) != first[0] and len(reads) == 2
+
+
+def test_an_output_that_is_a_symbolic_link_is_replaced_with_a_warning(tmp_path, caplog):
+    """``--overwrite`` onto a link to an output folder of ours replaces the link (never
+    writes through it) and says so; the folder it pointed to is left as it was."""
+    import logging
+
+    series = tmp_path / "series"
+    make_dicom_series(series, n_slices=3, rows=16, cols=16)
+    real = tmp_path / "real_out"
+    upscale_dicom_series(series, real, model=interp_model(2))
+    before = _tree(real)
+    link = tmp_path / "link_out"
+    link.symlink_to(real)
+    with caplog.at_level(logging.WARNING):
+        upscale_dicom_series(series, link, model=interp_model(2), overwrite=True)
+    assert link.is_dir() and not link.is_symlink()
+    assert _tree(real) == before
+    assert f"{link}: a symbolic link (to {real})" in caplog.text
