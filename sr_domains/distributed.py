@@ -109,6 +109,8 @@ def cluster_client(
     # Dask logs every worker start at INFO: only with -v (our logger at INFO or below)
     quiet = logging.WARNING if log.getEffectiveLevel() > logging.INFO else logging.INFO
     logging.getLogger("distributed").setLevel(quiet)
+    nanny = logging.getLogger("distributed.nanny")
+    nanny.setLevel(logging.NOTSET)  # (as "distributed" until the cluster closes)
     with (
         dist.LocalCluster(
             n_workers=int(workers or 1),
@@ -124,7 +126,11 @@ def cluster_client(
         dist.Client(cluster) as c,
     ):
         c.register_plugin(_threads_plugin(max(1, cores // int(workers or 1))))
-        yield c
+        try:
+            yield c
+        finally:  # a worker slow to exit (a loaded machine) is killed by its nanny at WARNING:
+            # "Worker process still alive after 4.0 seconds, killing", noise after a good run
+            nanny.setLevel(logging.ERROR if quiet > logging.INFO else quiet)
 
 
 def upscale_many(

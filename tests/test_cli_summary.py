@@ -140,6 +140,10 @@ def test_an_embedded_cluster_leaves_the_dashboard_port_alone(port_8787_in_use):
     assert port != 8787
     said = [str(w.message) for w in caught if "8787" in str(w.message)]
     assert not said, said  # "Port 8787 is already in use. Perhaps you already have a cluster..."
+    # its teardown is quiet: a worker slow to exit is killed by its nanny at WARNING ("Worker
+    # process still alive after 4.0 seconds, killing"), noise after a good run (not with -v)
+    nanny = logging.getLogger("distributed.nanny")
+    assert not nanny.isEnabledFor(logging.WARNING) and nanny.isEnabledFor(logging.ERROR)
 
 
 def test_an_interrupted_batch_prints_the_outputs_it_completed(tmp_path, capsys, monkeypatch):
