@@ -156,17 +156,30 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
     files = []
     for out in map(Path, outputs):
         files.extend(sorted(out.iterdir()) if out.is_dir() else [out])
-    source = getattr(net, "weights_source", None)
+    name, sha = _weights_named(net)
     return TaskResult(
         task,
         "ok",
         seconds=time.perf_counter() - t0,
         outputs=[str(p) for p in outputs],
         sha256=file_sha256(files),
-        model=str(source[0]) if source else str(getattr(net, "arch", "")),
-        weights_sha256=getattr(net, "weights_sha256", "")
-        or (file_sha256([Path(source[1])]) if source else ""),
+        model=name,
+        weights_sha256=sha,
     )
+
+
+def _weights_named(net: Any) -> tuple[str, str]:
+    """``(name, sha256)`` of the weights of ``net`` as the outputs' provenance names them: the
+    file a worker loaded (``weights_source``), else a model object's card name and the
+    checksum of its state (it was "edsr" and "" for ``upscale_many(..., model=net)``)."""
+    source = getattr(net, "weights_source", None)
+    if source:
+        loaded = getattr(net, "weights_sha256", "")
+        return str(source[0]), loaded or file_sha256([Path(source[1])])
+    from .made_with import weights_provenance
+
+    name, sha, _ = weights_provenance(net, None, net, 2, 1)  # (scale and bands: unused here)
+    return name, sha
 
 
 __all__ = ["run_task", "task_status", "worker_model"]

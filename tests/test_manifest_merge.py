@@ -159,3 +159,21 @@ def test_an_output_another_run_is_writing_keeps_its_record(tmp_path, runner):
     assert kept["s1.tif"] == first["s1.tif"]  # the record of the run that owns it, as it was
     assert kept["s0.tif"]["status"] == "ok"
     assert _run(runner, folder, out, model) == ["s1.tif"]  # known as ours: redone
+
+
+def test_the_batch_runner_records_a_model_objects_weights_as_its_outputs_do(tmp_path):
+    """``upscale_many(..., model=net)`` recorded "edsr" and no checksum, while each output's
+    provenance named the weights and their checksum."""
+    import rasterio
+
+    from sr_domains import load_pretrained
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _scenes(folder, 1)
+    net = load_pretrained("sr-lite-gray-x2")
+    assert _run("batch runner", folder, out, net) == ["s0.tif"]
+    rec = _records(out)["s0.tif"]
+    with rasterio.open(out / "s0.tif") as ds:
+        tags = ds.tags()
+    assert rec["model"] == tags["SR_DOMAINS_MODEL"] == "sr-lite-gray-x2"
+    assert rec["weights_sha256"] == tags["SR_DOMAINS_WEIGHTS_SHA256"]
