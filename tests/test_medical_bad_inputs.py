@@ -122,6 +122,16 @@ def test_inconsistent_orientation(tmp_path):
     expect_failure(tmp_path, files[1].name, match="inconsistent ImageOrientationPatient")
 
 
+@pytest.mark.parametrize("odd", range(5))
+def test_the_odd_image_out_is_named_wherever_it_sorts(tmp_path, odd):
+    """A localizer among axial slices: the error named the first file read when the localizer
+    sorted first, as if that axial slice were the odd one."""
+    files = series(tmp_path)
+    edit(files[odd], ImageOrientationPatient=[0, 1, 0, 0, 0, -1])
+    err = expect_failure(tmp_path, files[odd].name, match="inconsistent ImageOrientationPatient")
+    assert str(err).startswith(f"{files[odd]}: ") and "4 other image(s) have" in str(err)
+
+
 def test_inconsistent_pixel_spacing(tmp_path):
     files = series(tmp_path)
     edit(files[4], PixelSpacing=[0.5, 0.5])
