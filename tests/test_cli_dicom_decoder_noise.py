@@ -94,7 +94,7 @@ def test_library_keeps_decoder_failures_at_debug(undecodable, caplog):
     debug = [
         r
         for r in caplog.records
-        if r.name == "sr_domains.medical.dicom_series" and r.levelno == logging.DEBUG
+        if r.name == "sr_domains.medical.pydicom_logs" and r.levelno == logging.DEBUG
     ]
     assert debug, "pydicom's decoder failures are kept in the log at DEBUG"
     assert all("JPEG-lossy.dcm: a pydicom decoding plugin failed" in r.getMessage() for r in debug)

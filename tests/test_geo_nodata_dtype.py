@@ -155,7 +155,7 @@ def test_a_narrow_dtype_that_clips_the_data_is_said(tmp_path, caplog):
 def test_cog_output_keeps_the_metadata_domains(tmp_path, caplog):
     """Dataset domains always; band-level ones where GDAL's COG driver copies them (>= 3.10),
     else the run says they are dropped."""
-    from sr_domains.geo.writer import gdal_version
+    from sr_domains.geo.cog import gdal_version
 
     band_domains = gdal_version() >= (3, 10)
     src = tmp_path / "meta.tif"

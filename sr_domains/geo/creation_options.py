@@ -249,7 +249,7 @@ def apply(profile: dict[str, Any], co: Mapping[str, str], *, api: bool = False) 
 def cog_options(co: Mapping[str, str], *, float_data: bool) -> dict[str, Any]:
     """The COG driver's options: DEFLATE with a predictor, 512 px blocks, AVERAGE overviews,
     replaced by ``co`` in the COG driver's names (the metadata domains to copy are chosen
-    per file: :func:`~sr_domains.geo.writer.to_cog`)."""
+    per file: :func:`~sr_domains.geo.cog.to_cog`)."""
     options: dict[str, Any] = {
         "compress": "DEFLATE",
         "predictor": "FLOATING_POINT" if float_data else "STANDARD",

@@ -39,6 +39,7 @@ from ..io_safety import atomic_output, preflight, remove_temp, temp_name
 from ..options import UpscaleOptions, engine_fields
 from ..tiling import TilePlan, make_plan
 from ..value_domain import ClampStats
+from .cog import to_cog
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_creation, check_output_name
 from .reader import RasterSource, raster_inputs
@@ -47,7 +48,6 @@ from .writer import (
     create,
     plan_sidecars,
     replace_sidecars,
-    to_cog,
     write_error,
 )
 

@@ -24,6 +24,7 @@ from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, flag, is_whole
 from ..value_domain import ValueOptions
 from .band_checks import match_bands
+from .cog import to_cog
 from .creation_options import apply, check_options, cog_options, normalize, trial
 from .job import (
     fit_profile,
@@ -48,7 +49,6 @@ from .writer import (
     create,
     plan_sidecars,
     replace_sidecars,
-    to_cog,
     write_error,
 )
 

@@ -7,11 +7,8 @@ units by RescaleSlope/Intercept or by a Modality LUT (``ModalityLUTSequence``, c
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +21,7 @@ from .dicom_values import int_tag as _int_tag
 from .dicom_values import padding_range, series_dtype, stored_kind
 from .geometry import dicom_affine, slice_normal
 from .modality_lut import ModalityLut, modality_lut
+from .pydicom_logs import decoder_failures_at_debug
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +172,7 @@ def decode_pixels(path: Path, ds: Any) -> np.ndarray:
     pydicom = _pydicom()
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:  # a fresh full read: clear pydicom messages, nothing cached on the header dataset
-        with _decoder_failures_at_debug(path):
+        with decoder_failures_at_debug(path):
             arr = pydicom.dcmread(path).pixel_array
     except Exception as exc:
         name = getattr(ts, "name", ts)
@@ -183,42 +181,6 @@ def decode_pixels(path: Path, ds: Any) -> np.ndarray:
     if n > 1 and arr.ndim == 2:
         arr = arr[None]
     return arr
-
-
-#: pydicom's logger of the pixel-data decoders: each plugin that fails logs its exception there
-#: at ERROR, traceback included (``LOGGER.exception``), before the next plugin is tried.
-_DECODER_LOGGER = "pydicom.pixels.decoders.base"
-
-
-@contextlib.contextmanager
-def _decoder_failures_at_debug(path: Path) -> Iterator[None]:
-    """While the block runs, pydicom's decoder failures in this thread (ERROR records with a
-    traceback, one per plugin tried) go to this module's log at DEBUG instead: a plugin that
-    cannot decode is not an error when another one can, and when none can, the exception
-    raised (and :class:`~sr_domains.errors.InputFileError`, naming the file) says why, plugin by
-    plugin. pydicom's warnings pass through."""
-    logger = logging.getLogger(_DECODER_LOGGER)
-    me = threading.get_ident()
-    held: list[logging.LogRecord] = []
-
-    def hold(record: logging.LogRecord) -> bool:
-        if record.thread != me or record.levelno < logging.ERROR:
-            return True
-        held.append(record)
-        return False
-
-    logger.addFilter(hold)
-    try:
-        yield
-    finally:
-        logger.removeFilter(hold)
-        for record in held:
-            log.debug(
-                "%s: a pydicom decoding plugin failed: %s",
-                path,
-                record.getMessage(),
-                exc_info=record.exc_info,
-            )
 
 
 # -- per-slice attributes ------------------------------------------------------------------
