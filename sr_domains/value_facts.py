@@ -3,9 +3,12 @@ per-band minima and magnitudes, and what counts as zero.
 
 Float data that went through resampling carries round-off residues where it was exactly
 zero (``1e-16`` from MONAI's ``Spacing``, ``-1e-12`` from a resampler's weights): values within
-:data:`ZERO_TOLERANCE` times the largest magnitude count as zero, so one such pixel neither
+:data:`ZERO_TOLERANCE` times the data's magnitude count as zero, so one such pixel neither
 turns the non-negativity rule off (:func:`residue_floor`) nor hides a zero background
-(:func:`zero_facts`, :func:`pin_hits`). Integer data is exact.
+(:func:`zero_facts`, :func:`pin_hits`). Integer data is exact. The magnitude is the
+:data:`MAGNITUDE_PERCENTILE` th percentile of the nonzero magnitudes
+(:func:`robust_magnitude`), not the largest: one failed-fit voxel of ``1e9`` in a T2 map
+would otherwise make every tissue value "zero", and read a signed field map as non-negative.
 """
 
 from __future__ import annotations
@@ -20,13 +23,24 @@ import numpy as np
 #: (two machine epsilons, 2.4e-7), e.g. the 1e-16 residues MONAI's ``Spacing`` leaves in zero
 #: padding.
 ZERO_TOLERANCE = float(2 * np.finfo(np.float32).eps)
+#: The percentile of the finite nonzero magnitudes that :data:`ZERO_TOLERANCE` is relative to
+#: (up to 1 % of outliers leave it alone).
+MAGNITUDE_PERCENTILE = 99.0
+
+
+def robust_magnitude(values: np.ndarray) -> float:
+    """The :data:`MAGNITUDE_PERCENTILE` th percentile of the magnitudes of the finite nonzero
+    ``values`` (0 when there are none)."""
+    v = np.abs(np.asarray(values, np.float64).ravel())
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.percentile(v, MAGNITUDE_PERCENTILE)) if v.size else 0.0
 
 
 def band_extremes(
     values: np.ndarray, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact minimum and largest magnitude of the valid, finite values of each band of
-    ``(C, ...)`` (NaN and 0 for a band without any)."""
+    """Exact minimum and magnitude (:func:`robust_magnitude`) of the valid, finite values of
+    each band of ``(C, ...)`` (NaN and 0 for a band without any)."""
     v = np.asarray(values)
     ok = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
     if valid is not None:
@@ -36,7 +50,7 @@ def band_extremes(
         if ok[k].any():
             vals = v[k][ok[k]]
             mins[k] = float(vals.min())
-            mags[k] = max(abs(mins[k]), abs(float(vals.max())))
+            mags[k] = robust_magnitude(vals)
     return mins, mags
 
 
@@ -44,7 +58,7 @@ def residue_floor(
     mins: Sequence[float] | np.ndarray, magnitudes: Sequence[float] | np.ndarray, floating: bool
 ) -> np.ndarray:
     """Band minima for :func:`build_rules` with float round-off below zero read as 0: a
-    minimum within :data:`ZERO_TOLERANCE` times the band's largest magnitude below 0 (e.g.
+    minimum within :data:`ZERO_TOLERANCE` times the band's magnitude below 0 (e.g.
     ``-1e-12`` left by a resampler in a reflectance band) keeps the band non-negative.
     Integer data is exact."""
     m = np.asarray(mins, np.float64).copy()
@@ -87,17 +101,21 @@ class ZeroFacts:
         return 0.0 if -self.tol <= self.minimum < 0 else self.minimum
 
     @classmethod
-    def from_stats(cls, lo: float, hi: float, min_abs: float, floating: bool) -> ZeroFacts:
+    def from_stats(
+        cls, lo: float, hi: float, min_abs: float, floating: bool, magnitude: float | None = None
+    ) -> ZeroFacts:
         """From the minimum, maximum and smallest magnitude of the finite values (one
-        streaming pass, e.g. :meth:`sr_domains.medical.nifti_io.NiftiSource.scan`)."""
+        streaming pass, e.g. :meth:`sr_domains.medical.nifti_io.NiftiSource.scan`) and their
+        :func:`robust_magnitude` (of a sample; default: the largest magnitude)."""
         if not np.isfinite(lo):
             return cls(float("nan"), 0.0, False)
-        tol = ZERO_TOLERANCE * max(abs(lo), abs(hi)) if floating else 0.0
+        mag = max(abs(lo), abs(hi)) if magnitude is None else magnitude
+        tol = ZERO_TOLERANCE * mag if floating else 0.0
         return cls(float(lo), tol, bool(lo >= -tol and min_abs <= tol))
 
 
 def zero_facts(values: np.ndarray, floating: bool | None = None) -> ZeroFacts:
-    """Minimum, zero tolerance (:data:`ZERO_TOLERANCE` of the largest finite magnitude for
+    """Minimum, zero tolerance (:data:`ZERO_TOLERANCE` of the :func:`robust_magnitude` for
     float data, exact for integers) and whether there is a zero background. ``floating``:
     whether round-off residues can occur (default: a float dtype; False for float arrays
     holding an integer value grid, e.g. rescaled DICOM)."""
@@ -107,7 +125,8 @@ def zero_facts(values: np.ndarray, floating: bool | None = None) -> ZeroFacts:
     if finite.size == 0:
         return ZeroFacts(float("nan"), 0.0, False)
     lo, hi = float(finite.min()), float(finite.max())
-    return ZeroFacts.from_stats(lo, hi, float(np.abs(finite).min()), floating)
+    mag = robust_magnitude(finite) if floating else None
+    return ZeroFacts.from_stats(lo, hi, float(np.abs(finite).min()), floating, mag)
 
 
 def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:
@@ -116,11 +135,13 @@ def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:
 
 
 __all__ = [
+    "MAGNITUDE_PERCENTILE",
     "ZERO_TOLERANCE",
     "ZeroFacts",
     "band_extremes",
     "band_minimum",
     "pin_hits",
     "residue_floor",
+    "robust_magnitude",
     "zero_facts",
 ]

@@ -307,9 +307,10 @@ def _band_min(x: Any, nodata: float | None) -> list[float]:
         return list(residue_floor(*band_extremes(arr, _valid(arr, nodata)), floating))
     ok = dsa.map_blocks(_valid, x, nodata, dtype=bool)
     low = dsa.where(ok, x, np.inf).reshape(x.shape[0], -1).min(axis=1)
-    mag = dsa.where(ok, abs(x), 0).reshape(x.shape[0], -1).max(axis=1)
-    lo, mg = (np.asarray(a, np.float64) for a in dsa.compute(low, mag))
+    lo = np.asarray(low.compute(), np.float64)
     mins = [float(m) if np.isfinite(m) else float("nan") for m in lo]
+    sample = _sample(x)  # (the magnitude of the values: of a strided sample)
+    mg = band_extremes(sample, _valid(sample, nodata))[1]
     return list(residue_floor(mins, mg, floating))
 
 

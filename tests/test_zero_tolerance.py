@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sr_domains.value_domain import build_rules
-from sr_domains.value_facts import ZERO_TOLERANCE, zero_facts
+from sr_domains.value_facts import ZERO_TOLERANCE, robust_magnitude, zero_facts
 
 
 def _volume_with_residues(seed: int = 0) -> np.ndarray:
@@ -29,7 +29,7 @@ def test_zero_facts_float_residues_integer_exact_and_real_negatives():
     x = _volume_with_residues()[0]
     z = zero_facts(x)
     assert z.minimum < 0 and z.non_negative_minimum == 0.0
-    assert z.background and z.tol == pytest.approx(ZERO_TOLERANCE * float(x.max()))
+    assert z.background and z.tol == pytest.approx(ZERO_TOLERANCE * robust_magnitude(x))
     ints = np.array([[0, 3], [7, 9]], np.int16)
     assert zero_facts(ints).tol == 0.0 and zero_facts(ints).background
     assert not zero_facts(ints + 1).background  # no zero at all
@@ -88,7 +88,42 @@ def test_float_nifti_with_residues_keeps_its_background(tmp_path, through_plane)
     assert src.read_bytes() == before
     prov = json.loads(nib.load(out).header.extensions[-1].get_content())
     assert prov["values"]["pinned"] == [0.0]
-    assert prov["values"]["pin_tolerance"] == pytest.approx(ZERO_TOLERANCE * float(vol.max()))
+    tol = ZERO_TOLERANCE * robust_magnitude(vol)
+    assert prov["values"]["pin_tolerance"] == pytest.approx(tol, rel=0.01)  # (of a sample)
+
+
+def test_one_outlier_neither_makes_tissue_zero_nor_a_signed_map_non_negative(tmp_path):
+    """The tolerance was relative to the largest magnitude: one failed-fit voxel of 1e9 in a
+    T2 map counted every tissue value (80-120 ms) as zero background (pinned, no SR), and in
+    a signed field map (-260..260 Hz) it read the minimum as a residue: the map was recorded
+    non-negative and its negative values clamped to 0."""
+    nib = pytest.importorskip("nibabel")
+    from sr_domains.medical import upscale_nifti
+    from sr_domains.testing.medical import interp_model
+
+    rng = np.random.default_rng(3)
+    t2 = np.zeros((20, 20, 3), np.float32)
+    t2[4:16, 4:16] = rng.uniform(80.0, 120.0, (12, 12, 3)).astype(np.float32)
+    t2[10, 10, 1] = 1e9  # a failed fit
+    z = zero_facts(t2)
+    assert z.tol < 1e-3 and z.background  # of the tissue's magnitude, not the outlier's
+    field = rng.uniform(-260.0, 260.0, (20, 20, 3)).astype(np.float32)
+    field[:3] = 0.0
+    field[10, 10, 1] = 2e9
+    assert zero_facts(field).non_negative_minimum < -250
+    for name, vol in (("t2", t2), ("field", field)):
+        src = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), src)
+        out = upscale_nifti(src, tmp_path / f"{name}_x2.nii.gz", model=interp_model(2), scale=2)
+        sr = np.asarray(nib.load(out).dataobj)
+        prov = json.loads(nib.load(out).header.extensions[-1].get_content())
+        assert prov["values"]["pin_tolerance"] < 1e-3, prov["values"]
+        foot = np.repeat(np.repeat(vol, 2, axis=0), 2, axis=1)
+        tissue = (foot != 0) & (np.abs(foot) < 1e6)
+        assert not np.array_equal(sr[tissue], foot[tissue])  # upscaled, not replicated
+        if name == "field":
+            assert prov["values"]["domain"]["lo"] == [None], prov["values"]
+            assert sr.min() < -100  # negative values kept
 
 
 def _reflectance(seed: int = 2) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError, require
 from ..intensity import work_dtype
-from ..value_facts import ZeroFacts
+from ..value_facts import ZeroFacts, robust_magnitude
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class Scan:
     def zero_facts(self, floating: bool) -> ZeroFacts:
         """Zero background and tolerance (:class:`~sr_domains.value_facts.ZeroFacts`);
         ``floating``: float storage (integer storage is exact)."""
-        return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating)
+        mag = robust_magnitude(self.sample) if floating else None
+        return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating, mag)
 
 
 @dataclass
