@@ -175,9 +175,9 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         choices=("auto", "bicubic", "model"),
         default="auto",
         help="band ratios of multi-band, non-negative output: 'bicubic' keeps those of bicubic "
-        "interpolation (spectral angles, NDVI-like indices), 'model' the network's; 'auto' "
-        "(default): bicubic's when a single-band model runs band by band or the model card "
-        "asks for it (the shipped RGB x2 model)",
+        "interpolation (spectral angles, NDVI-like indices; pixels below zero left out), "
+        "'model' the network's; 'auto' (default): bicubic's when a single-band model runs band "
+        "by band or the model card asks for it (the shipped RGB x2 model)",
     )
     v.add_argument(
         "--saturation",

@@ -171,7 +171,8 @@ def build_rules(
         reflectance: the data is declared reflectance or radiance (a physical profile such as
             ``s2l2a``, :func:`~sr_domains.spectral.declares_reflectance`): a non-negative
             quantity whose few values below its zero are noise, left out pixel by pixel. Band
-            offsets alone do not say so (a temperature has them too).
+            offsets alone do not say so (a temperature has them too); ``--spectral bicubic``
+            (``options.spectral``) asks for the rule the same way.
 
     The band-ratio rule applies to two or more bands whose valid values are all at or above
     the zero, or to declared ``reflectance`` (its values below the zero left out one by one):
@@ -199,11 +200,14 @@ def build_rules(
     # reflectance (a physical profile) is a non-negative quantity: values below its zero are
     # noise, left out pixel by pixel (spectral.keep_band_ratios); otherwise values below the
     # zero say it is no spectrum, and the rule is off for the image
-    declared = reflectance and physical_zero is not None
+    # (so does the user's --spectral bicubic: the rule wherever the values allow it)
+    forced = opts.spectral == "bicubic"
+    declared = (reflectance and physical_zero is not None) or forced
     above = floor.shape == mins.shape and bool((mins >= floor).all())
     eligible = mins.size >= 2 and floor.shape == mins.shape and (above or declared)
-    spectral = None if opts.spectral == "auto" else opts.spectral == "bicubic"
+    spectral = None if opts.spectral == "auto" else forced
     spectral = spectral if eligible else False
+    left_out = eligible and not above  # values below the zero: left out pixel by pixel
     return ValueRules(
         envelope=opts.envelope,
         domain=domain,
@@ -211,7 +215,7 @@ def build_rules(
         pin_tol=zero.tol if background_zero and zero is not None else 0.0,
         radius=opts.envelope_radius,
         spectral=spectral,
-        zero=() if physical_zero is None or not floor.any() else tuple(map(float, floor)),
+        zero=tuple(map(float, floor)) if left_out or floor.any() else (),
     )
 
 

@@ -113,11 +113,14 @@ def test_rule_is_off_for_negative_data_single_bands_and_by_request():
         (x.reshape(4, -1).min(1), ValueOptions(), None),  # auto: the engine decides
         (x.reshape(4, -1).min(1), ValueOptions(spectral="bicubic"), True),
         (x.reshape(4, -1).min(1), ValueOptions(spectral="model"), False),
-        (signed.reshape(4, -1).min(1), ValueOptions(spectral="bicubic"), False),
+        (signed.reshape(4, -1).min(1), ValueOptions(), False),
         ([0.5], ValueOptions(spectral="bicubic"), False),
     ]:
         rules = build_rules(opts, mins)
         assert rules is not None and rules.spectral is expected
+    # asked for, it holds where the values allow: those below zero are left out one by one
+    forced = build_rules(ValueOptions(spectral="bicubic"), signed.reshape(4, -1).min(1))
+    assert forced is not None and forced.spectral is True and forced.zero == (0.0,) * 4
     with pytest.raises(ConfigError, match="spectral"):
         ValueOptions(spectral="yes")  # type: ignore[arg-type]
     a = upscale_array(signed, model=Sharpen(), values=NO_ENVELOPE)
@@ -328,6 +331,43 @@ def test_band_offsets_alone_do_not_make_a_signed_quantity_a_spectrum(tmp_path):
     with rasterio.open(dst) as ds:
         record = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
     assert record["band_ratios"] == "model" and "band_ratio_zero" not in record
+
+
+def test_a_few_values_below_the_band_offsets_zero_are_said_and_can_be_left_out(
+    tmp_path, caplog
+):
+    """Landsat Collection 2 reflectance (scale 2.75e-5, offset -0.2) holds a few slightly
+    negative values over water: the rule went off for the whole scene without a word. It is
+    said, naming the file, and ``--spectral bicubic`` keeps it, those pixels left out."""
+    import logging
+
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.testing.geo import make_geotiff
+
+    zero = 0.2 / 2.75e-5
+    src = make_geotiff(tmp_path / "c2.tif", width=32, height=32, count=2, dtype="uint16")
+    scene = _scene(bands=2) * 3000 + zero + 500
+    scene[:, 4:6, 4:6] = zero - 180  # -0.005 reflectance
+    with rasterio.open(src, "r+") as ds:
+        ds.write(np.round(scene).astype("uint16"))
+        ds.scales, ds.offsets = (2.75e-5, 2.75e-5), (-0.2, -0.2)
+    records = {}
+    for spectral in ("auto", "bicubic"):
+        with caplog.at_level(logging.WARNING):
+            dst = upscale_geotiff(
+                src,
+                tmp_path / f"{spectral}.tif",
+                model=Sharpen(),
+                values=ValueOptions(envelope=None, spectral=spectral),
+            )
+        with rasterio.open(dst) as ds:
+            records[spectral] = json.loads(ds.tags()["SR_DOMAINS_VALUES"])
+    assert records["auto"]["band_ratios"] == "model"
+    assert f"{src}: band(s) 1,2 hold valid values below their zero" in caplog.text
+    assert "--spectral bicubic imposes them" in caplog.text
+    assert records["bicubic"]["band_ratios"] == "bicubic"
+    assert records["bicubic"]["clamped"]["spectral"] > 0.9 * 64 * 64
 
 
 def test_the_tag_says_model_spectra_when_no_pixel_could_keep_bicubics(tmp_path):

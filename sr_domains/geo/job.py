@@ -202,6 +202,7 @@ def prepare_job(
         physical_zero=zero,
         reflectance=reflectance,
     )
+    _say_ratios_off(rs.path, rules, band_min, zero, values, up.band_mode(rs.n_bands))
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(chosen, weights) and noise_variant(net) is not None:
@@ -247,6 +248,37 @@ def prepare_job(
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     customize_spec(spec, o.dtype, dict(o.creation_options) or None, rs.path)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
+
+
+
+def _say_ratios_off(
+    path: Path,
+    rules: ValueRules | None,
+    band_min: Any,
+    zero: Any,
+    values: Any,
+    mode: str,
+) -> None:
+    """Warn when valid values below the bands' physical zero (band offsets: Landsat
+    Collection 2, say) switch the band-ratio rule off for a band-by-band run that would take
+    it: a few slightly negative reflectances would otherwise lose bicubic's ratios silently."""
+    if rules is None or rules.spectral is not False or zero is None or values.spectral == "model":
+        return
+    if values.spectral == "auto" and mode == "joint":
+        return
+    mins = np.asarray(band_min, np.float64)
+    floor = np.asarray(zero, np.float64)
+    if mins.size < 2 or floor.shape != mins.shape:
+        return
+    below = [i + 1 for i in range(mins.size) if mins[i] < floor[i]]
+    if below:
+        log.warning(
+            "%s: band(s) %s hold valid values below their zero (band offsets): band ratios "
+            "are not imposed for this file; --spectral bicubic imposes them, leaving those "
+            "pixels out one by one (as for data a reflectance profile declares)",
+            path,
+            ",".join(map(str, below)),
+        )
 
 
 def input_stamp(path: Path) -> dict[str, Any] | None:
