@@ -165,6 +165,14 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         help="local-range clamp tolerance as a fraction of the local range (default 0)",
     )
     v.add_argument(
+        "--envelope-radius",
+        type=int,
+        default=2,
+        metavar="N",
+        help="half-size of the input neighbourhood of that range, 1..8 input pixels (default 2: "
+        "5 x 5; 1 keeps the ghosts of a bright point target, a ship in SAR, to its neighbours)",
+    )
+    v.add_argument(
         "--value-range",
         type=_value_range,
         metavar="LO,HI",

@@ -28,6 +28,7 @@ def upscale_options(args: argparse.Namespace) -> UpscaleOptions:
     values = ValueOptions(
         clamp=not args.no_clamp,
         envelope=args.envelope,
+        envelope_radius=args.envelope_radius,
         value_range=args.value_range,
         saturation=args.saturation,
         spectral=args.spectral,
