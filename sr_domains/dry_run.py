@@ -71,6 +71,11 @@ def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, 
         f"{name or options.model or 'default'} ({getattr(net, 'arch', type(net).__name__)} "
         f"x{net.scale}, {net.in_channels} band(s) in){sha}"
     )
+    from .noise_gate import chosen_by_default, noise_variant
+
+    variant = noise_variant(net) if chosen_by_default(options.model, options.weights) else None
+    if variant is not None:  # (the run measures each input's noise; the dry run reads none)
+        text += f"; blended towards {variant} if the input is noisy (noise gate)"
     return text, recipe
 
 

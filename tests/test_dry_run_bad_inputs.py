@@ -154,3 +154,14 @@ def test_a_refused_output_of_a_batch_stops_it_in_the_dry_run_as_in_the_run(tmp_p
     if importlib.util.find_spec("distributed") is not None:  # on Dask the others run
         code, planned = _dry_run(capsys, folder, out, "--workers", "1")
         assert code == 1 and planned["s0.tif"] == "would write", planned
+
+
+def test_the_dry_run_says_the_noise_gate_may_blend_the_default(tmp_path, capsys):
+    """The run wrote "sr-lite-gray-x2+1.00xsr-lite-gray-x2-robust" on a noisy input where the
+    dry run had named "sr-lite-gray-x2" alone; a model named by the user is used as it is."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=16, count=1)
+    main(["upscale", str(src), str(tmp_path / "o.tif"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert "blended towards sr-lite-gray-x2-robust if the input is noisy" in out, out
+    main(["upscale", str(src), str(tmp_path / "o.tif"), "--dry-run", "--model", "sr-lite-gray-x2"])
+    assert "noise gate" not in capsys.readouterr().out
