@@ -333,9 +333,7 @@ def test_band_offsets_alone_do_not_make_a_signed_quantity_a_spectrum(tmp_path):
     assert record["band_ratios"] == "model" and "band_ratio_zero" not in record
 
 
-def test_a_few_values_below_the_band_offsets_zero_are_said_and_can_be_left_out(
-    tmp_path, caplog
-):
+def test_a_few_values_below_the_band_offsets_zero_are_said_and_can_be_left_out(tmp_path, caplog):
     """Landsat Collection 2 reflectance (scale 2.75e-5, offset -0.2) holds a few slightly
     negative values over water: the rule went off for the whole scene without a word. It is
     said, naming the file, and ``--spectral bicubic`` keeps it, those pixels left out."""

@@ -250,7 +250,6 @@ def prepare_job(
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
 
 
-
 def _say_ratios_off(
     path: Path,
     rules: ValueRules | None,
