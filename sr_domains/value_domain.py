@@ -15,7 +15,7 @@ profile is inverted, in stored units, to every finished block of output rows:
    backscatter, magnitude, counts), ``HU >= -1024`` for CT, or what the user gives.
 3. **Pinned values**: input pixels holding a pinned value keep it over their whole output
    footprint: exact-zero background of medical volumes (``data != 0`` masks survive; float
-   data: within :data:`~sr_domains.value_facts.ZERO_TOLERANCE` times its largest magnitude,
+   data: within :data:`~sr_domains.value_facts.ZERO_TOLERANCE` times its magnitude (robust),
    as resampling leaves it) and
    saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
    average of saturated detector pixels, so all of them were saturated).
@@ -172,7 +172,7 @@ def build_rules(
             ``s2l2a``, :func:`~sr_domains.spectral.declares_reflectance`): a non-negative
             quantity whose few values below its zero are noise, left out pixel by pixel. Band
             offsets alone do not say so (a temperature has them too); ``--spectral bicubic``
-            (``options.spectral``) asks for the rule the same way.
+            (``options.spectral``) asks for the rule the same way, given a ``physical_zero``.
 
     The band-ratio rule applies to two or more bands whose valid values are all at or above
     the zero, or to declared ``reflectance`` (its values below the zero left out one by one):
@@ -200,9 +200,9 @@ def build_rules(
     # reflectance (a physical profile) is a non-negative quantity: values below its zero are
     # noise, left out pixel by pixel (spectral.keep_band_ratios); otherwise values below the
     # zero say it is no spectrum, and the rule is off for the image
-    # (so does the user's --spectral bicubic: the rule wherever the values allow it)
+    # (so does the user's --spectral bicubic where a physical zero says where zero is)
     forced = opts.spectral == "bicubic"
-    declared = (reflectance and physical_zero is not None) or forced
+    declared = (reflectance or forced) and physical_zero is not None
     above = floor.shape == mins.shape and bool((mins >= floor).all())
     eligible = mins.size >= 2 and floor.shape == mins.shape and (above or declared)
     spectral = None if opts.spectral == "auto" else forced

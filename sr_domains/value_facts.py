@@ -18,29 +18,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Float data: values within this fraction of the largest magnitude count as zero for the
-#: non-negativity and zero-background rules: what float32 round-off can leave of an exact zero
-#: (two machine epsilons, 2.4e-7), e.g. the 1e-16 residues MONAI's ``Spacing`` leaves in zero
-#: padding.
+#: Float data: values within this fraction of the magnitude (:func:`robust_magnitude`) count
+#: as zero for the non-negativity and zero-background rules: what float32 round-off can leave
+#: of an exact zero (two machine epsilons, 2.4e-7), e.g. the 1e-16 residues MONAI's
+#: ``Spacing`` leaves in zero padding.
 ZERO_TOLERANCE = float(2 * np.finfo(np.float32).eps)
 #: The percentile of the finite nonzero magnitudes that :data:`ZERO_TOLERANCE` is relative to
 #: (up to 1 % of outliers leave it alone).
 MAGNITUDE_PERCENTILE = 99.0
 
 
-def robust_magnitude(values: np.ndarray) -> float:
-    """The :data:`MAGNITUDE_PERCENTILE` th percentile of the magnitudes of the finite nonzero
-    ``values`` (0 when there are none)."""
+#: Magnitudes below this fraction of the largest are round-off residues, not data (float64
+#: round-off of an exact zero: ``1e-16``; a resampler's ``-1e-12``), left out of the
+#: magnitude: in a sparse map they can outnumber the data.
+DATA_FRACTION = 1e-10
+
+
+def robust_magnitude(values: np.ndarray, largest: float | None = None) -> float:
+    """The :data:`MAGNITUDE_PERCENTILE` th percentile of the magnitudes of the finite
+    ``values`` at or above :data:`DATA_FRACTION` of the largest one (``largest`` when the
+    values are a sample; 0 when there are none): up to 1 % of outliers (a failed fit of
+    ``1e9`` among tissue values of 100) and any number of round-off residues leave it alone."""
     v = np.abs(np.asarray(values, np.float64).ravel())
     v = v[np.isfinite(v) & (v > 0)]
-    return float(np.percentile(v, MAGNITUDE_PERCENTILE)) if v.size else 0.0
+    top = float(v.max()) if v.size else 0.0
+    top = max(top, float(largest)) if largest is not None and np.isfinite(largest) else top
+    data = v[v >= DATA_FRACTION * top]
+    return float(np.percentile(data, MAGNITUDE_PERCENTILE)) if data.size else top
 
 
 def band_extremes(
-    values: np.ndarray, valid: np.ndarray | None = None
+    values: np.ndarray, valid: np.ndarray | None = None, robust: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact minimum and magnitude (:func:`robust_magnitude`) of the valid, finite values of
-    each band of ``(C, ...)`` (NaN and 0 for a band without any)."""
+    """Exact minimum and magnitude (:func:`robust_magnitude` of float data; the largest
+    magnitude for integers, or with ``robust=False``) of the valid, finite values of each band
+    of ``(C, ...)`` (NaN and 0 for a band without any)."""
     v = np.asarray(values)
     ok = np.isfinite(v) if v.dtype.kind == "f" else np.ones(v.shape, bool)
     if valid is not None:
@@ -50,7 +62,9 @@ def band_extremes(
         if ok[k].any():
             vals = v[k][ok[k]]
             mins[k] = float(vals.min())
-            mags[k] = robust_magnitude(vals)
+            top = max(abs(mins[k]), abs(float(vals.max())))
+            # (integer data is exact: its magnitude decides nothing, the largest will do)
+            mags[k] = robust_magnitude(vals, top) if robust and v.dtype.kind == "f" else top
     return mins, mags
 
 
@@ -135,6 +149,7 @@ def pin_hits(values: np.ndarray, v: float, tol: float = 0.0) -> np.ndarray:
 
 
 __all__ = [
+    "DATA_FRACTION",
     "MAGNITUDE_PERCENTILE",
     "ZERO_TOLERANCE",
     "ZeroFacts",

@@ -169,7 +169,7 @@ def upscale(
         up = choose_for_noise(up, [noise_sample(src, fitted, lambda v: _valid(v, nd_in))])[0]
         net = up.model
     fill = _valid_mean(sample, fitted, ok)
-    band_min = _band_min(src, nd_in) if (values is None or values.clamp) else [0.0] * n
+    band_min = _band_min(src, nd_in, sample) if (values is None or values.clamp) else [0.0] * n
     ones, zeros = [1.0] * n, [0.0] * n
     zero = physical_zero(
         list(grid.scale) if grid is not None else ones,
@@ -294,9 +294,10 @@ def _sample(x: Any) -> np.ndarray:
     return np.asarray(x[:, ::k, ::k].compute())
 
 
-def _band_min(x: Any, nodata: float | None) -> list[float]:
+def _band_min(x: Any, nodata: float | None, sample: np.ndarray) -> list[float]:
     """Exact minimum of the valid values of each band (one pass for dask arrays), float
-    round-off below zero read as 0 (:func:`~sr_domains.value_facts.residue_floor`)."""
+    round-off below zero read as 0 (:func:`~sr_domains.value_facts.residue_floor`; the
+    magnitude of a dask array's values: of its strided ``sample``)."""
     import dask.array as dsa
 
     from .value_facts import band_extremes, residue_floor
@@ -309,7 +310,6 @@ def _band_min(x: Any, nodata: float | None) -> list[float]:
     low = dsa.where(ok, x, np.inf).reshape(x.shape[0], -1).min(axis=1)
     lo = np.asarray(low.compute(), np.float64)
     mins = [float(m) if np.isfinite(m) else float("nan") for m in lo]
-    sample = _sample(x)  # (the magnitude of the values: of a strided sample)
     mg = band_extremes(sample, _valid(sample, nodata))[1]
     return list(residue_floor(mins, mg, floating))
 

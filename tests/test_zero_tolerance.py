@@ -126,6 +126,22 @@ def test_one_outlier_neither_makes_tissue_zero_nor_a_signed_map_non_negative(tmp
             assert sr.min() < -100  # negative values kept
 
 
+def test_residues_that_outnumber_a_sparse_maps_data_still_count_as_zero():
+    """A lesion-probability map: 18 voxels of data and thousands of +-1e-16 residues. A plain
+    percentile of the nonzero magnitudes was a residue itself, so the tolerance vanished and
+    the map lost its zero background and non-negativity."""
+    x = np.zeros((40, 40, 6), np.float32)
+    x[1::2, :, :] = 1e-16
+    x[0::4, ::3, 1] = -1e-16
+    x[20:23, 20:23, 2:4] = np.linspace(0.3, 0.99, 18, dtype=np.float32).reshape(3, 3, 2)
+    assert robust_magnitude(x) == pytest.approx(0.99, rel=0.02)
+    z = zero_facts(x)
+    assert z.background and z.non_negative_minimum == 0.0 and z.tol > 1e-8
+    big = np.ones((2000,), np.float32)
+    big[:5] = 1e9  # 0.25 % outliers
+    assert robust_magnitude(big) == 1.0
+
+
 def _reflectance(seed: int = 2) -> np.ndarray:
     """A float32 reflectance band (0..0.5) with sharp edges and one resampler residue below 0."""
     rng = np.random.default_rng(seed)

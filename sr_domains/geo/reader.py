@@ -325,7 +325,7 @@ class RasterSource:
         needs no reading: 0 is a lower bound that decides the same (non-negative) domain."""
         if self.dtype.kind == "u" and not exact:  # (exact: compared with a physical zero)
             return np.zeros(self.n_bands)
-        from ..value_facts import band_extremes, residue_floor
+        from ..value_facts import band_extremes, residue_floor, robust_magnitude
 
         h, w = self.shape
         itemsize = self.dtype.itemsize * self.n_bands
@@ -333,9 +333,15 @@ class RasterSource:
         mins, mags = np.full(self.n_bands, np.nan), np.zeros(self.n_bands)
         for y0 in range(0, h, strip):
             block = self.read(Window(0, y0, w, min(strip, h - y0)))
-            lo, mag = band_extremes(block.values, block.valid)
+            lo, mag = band_extremes(block.values, block.valid, robust=False)
             mins, mags = np.fmin(mins, lo), np.fmax(mags, mag)
-        return residue_floor(mins, mags, self.dtype.kind == "f")
+        floating = self.dtype.kind == "f"
+        if floating and np.any(mins < 0):  # (the magnitude decides only a minimum below 0)
+            values, valid = self.sample()
+            for k in range(self.n_bands):
+                ok = valid[k] & np.isfinite(values[k])
+                mags[k] = robust_magnitude(values[k][ok], mags[k])
+        return residue_floor(mins, mags, floating)
 
     def own_valid_stats(self, value: float | None = None) -> tuple[float, float, int]:
         """``(min, max, count)`` over the pixels of the selected bands that are valid by the

@@ -64,7 +64,8 @@ class Scan:
     def zero_facts(self, floating: bool) -> ZeroFacts:
         """Zero background and tolerance (:class:`~sr_domains.value_facts.ZeroFacts`);
         ``floating``: float storage (integer storage is exact)."""
-        mag = robust_magnitude(self.sample) if floating else None
+        top = max(abs(self.vmin), abs(self.vmax)) if np.isfinite(self.vmin) else None
+        mag = robust_magnitude(self.sample, top) if floating else None
         return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating, mag)
 
 
