@@ -68,14 +68,16 @@ def write_run_manifest(
     names, in its own record), after the records of earlier runs for the other outputs of
     the folder (:func:`earlier_records`), so a run over part of a batch does not forget the
     rest: a later resume still knows them as ours. A task that failed on an output it does
-    not own (another run writing it or done with it, ``TaskResult.not_ours``) leaves that
-    output's record alone; two runs ending at once write the manifest one after the other."""
+    not own (another run writing it or done with it, a user's file: ``TaskResult.not_ours``)
+    leaves that output's record alone, if it has one; two runs ending at once write the
+    manifest one after the other."""
     manifest = Path(out_dir) / RUN_MANIFEST
-    own = [r for r in results if not r.not_ours]
     for attempt in range(50):  # (another run rewriting it holds it for milliseconds)
         try:
             with atomic_output(manifest, list(sources), overwrite=True) as tmp:
-                touched = {Path(r.task.dst).name for r in own}
+                recorded = {Path(str(rec["output"])).name for _, rec in _records(out_dir)}
+                own = [r for r in results if not (r.not_ours and _name(r) in recorded)]
+                touched = {_name(r) for r in own}
                 kept = earlier_records(Path(out_dir), touched)
                 made = _weights_of(Path(out_dir))
                 lines = [*kept, *(_with_weights(r, made).to_json() for r in own)]
@@ -86,6 +88,10 @@ def write_run_manifest(
                 raise
             time.sleep(0.1)
     return manifest  # pragma: no cover - (the loop returns or raises)
+
+
+def _name(result: TaskResult) -> str:
+    return Path(result.task.dst).name
 
 
 def _weights_of(out_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:

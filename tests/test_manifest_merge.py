@@ -177,3 +177,20 @@ def test_the_batch_runner_records_a_model_objects_weights_as_its_outputs_do(tmp_
         tags = ds.tags()
     assert rec["model"] == tags["SR_DOMAINS_MODEL"] == "sr-lite-gray-x2"
     assert rec["weights_sha256"] == tags["SR_DOMAINS_WEIGHTS_SHA256"]
+
+
+def test_a_users_file_the_batch_refuses_is_recorded_as_failed(tmp_path):
+    """The failure of an output no run has recorded (a user's notes under its name) is the
+    manifest's to record, as the report says; only another run's record is left alone."""
+    from sr_domains.testing.medical import make_nifti
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_nifti(folder / "a.nii.gz", shape=(12, 12, 2))
+    make_nifti(folder / "b.nii.gz", shape=(12, 12, 2))
+    out.mkdir()
+    (out / "a.nii.gz").write_text("notes\n")
+    report = upscale_many(folder, out, options=UpscaleOptions(), model=tiny_model(1, 2))
+    assert [Path(r.task.dst).name for r in report.failed] == ["a.nii.gz"]
+    recs = _records(out)
+    assert recs["a.nii.gz"]["status"] == "failed" and recs["b.nii.gz"]["status"] == "ok"
