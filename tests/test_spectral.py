@@ -113,14 +113,18 @@ def test_rule_is_off_for_negative_data_single_bands_and_by_request():
         (x.reshape(4, -1).min(1), ValueOptions(), None),  # auto: the engine decides
         (x.reshape(4, -1).min(1), ValueOptions(spectral="bicubic"), True),
         (x.reshape(4, -1).min(1), ValueOptions(spectral="model"), False),
-        (signed.reshape(4, -1).min(1), ValueOptions(), False),
+        (signed.reshape(4, -1).min(1), ValueOptions(spectral="bicubic"), False),
         ([0.5], ValueOptions(spectral="bicubic"), False),
     ]:
         rules = build_rules(opts, mins)
         assert rules is not None and rules.spectral is expected
-    # asked for, it holds where the values allow: those below zero are left out one by one
-    forced = build_rules(ValueOptions(spectral="bicubic"), signed.reshape(4, -1).min(1))
-    assert forced is not None and forced.spectral is True and forced.zero == (0.0,) * 4
+    # asked for where band offsets say where zero is, it holds where the values allow: those
+    # below that zero are left out one by one
+    zero = [0.1] * 4
+    forced = build_rules(
+        ValueOptions(spectral="bicubic"), x.reshape(4, -1).min(1), physical_zero=zero
+    )
+    assert forced is not None and forced.spectral is True and forced.zero == (0.1,) * 4
     with pytest.raises(ConfigError, match="spectral"):
         ValueOptions(spectral="yes")  # type: ignore[arg-type]
     a = upscale_array(signed, model=Sharpen(), values=NO_ENVELOPE)
@@ -366,6 +370,18 @@ def test_a_few_values_below_the_band_offsets_zero_are_said_and_can_be_left_out(t
     assert "--spectral bicubic imposes them" in caplog.text
     assert records["bicubic"]["band_ratios"] == "bicubic"
     assert records["bicubic"]["clamped"]["spectral"] > 0.9 * 64 * 64
+    # signed data with no physical zero (temperatures in degC): asked for, still off, and said
+    signed = make_geotiff(tmp_path / "t.tif", width=32, height=32, count=2, dtype="float32")
+    with rasterio.open(signed, "r+") as ds:
+        ds.write((_scene(bands=2) * 30 - 15).astype("float32"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        dst = upscale_geotiff(
+            signed, tmp_path / "t2.tif", model=Sharpen(), values=ValueOptions(spectral="bicubic")
+        )
+    with rasterio.open(dst) as ds:
+        assert json.loads(ds.tags()["SR_DOMAINS_VALUES"])["band_ratios"] == "model"
+    assert "nothing says where their zero is" in caplog.text
 
 
 def test_the_tag_says_model_spectra_when_no_pixel_could_keep_bicubics(tmp_path):

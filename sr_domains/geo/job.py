@@ -202,7 +202,7 @@ def prepare_job(
         physical_zero=zero,
         reflectance=reflectance,
     )
-    _say_ratios_off(rs.path, rules, band_min, zero, values, up.band_mode(rs.n_bands))
+    _say_ratios_off(rs.path, rules, band_min, zero, values, up.auto_spectral(rs.n_bands))
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(chosen, weights) and noise_variant(net) is not None:
@@ -251,32 +251,38 @@ def prepare_job(
 
 
 def _say_ratios_off(
-    path: Path,
-    rules: ValueRules | None,
-    band_min: Any,
-    zero: Any,
-    values: Any,
-    mode: str,
+    path: Path, rules: ValueRules | None, band_min: Any, zero: Any, values: Any, wanted: bool
 ) -> None:
-    """Warn when valid values below the bands' physical zero (band offsets: Landsat
-    Collection 2, say) switch the band-ratio rule off for a band-by-band run that would take
-    it: a few slightly negative reflectances would otherwise lose bicubic's ratios silently."""
-    if rules is None or rules.spectral is not False or zero is None or values.spectral == "model":
+    """Warn when valid values below the bands' zero switch the band-ratio rule off for a run
+    that would take it (``wanted``: ``--spectral auto`` would apply it; ``--spectral bicubic``
+    asks for it): a few slightly negative reflectances (Landsat Collection 2) would otherwise
+    lose bicubic's ratios without a word."""
+    if rules is None or rules.spectral is not False or values.spectral == "model":
         return
-    if values.spectral == "auto" and mode == "joint":
+    if values.spectral == "auto" and not wanted:
         return
     mins = np.asarray(band_min, np.float64)
-    floor = np.asarray(zero, np.float64)
+    floor = np.zeros_like(mins) if zero is None else np.asarray(zero, np.float64)
     if mins.size < 2 or floor.shape != mins.shape:
         return
-    below = [i + 1 for i in range(mins.size) if mins[i] < floor[i]]
-    if below:
+    below = ",".join(str(i + 1) for i in range(mins.size) if mins[i] < floor[i])
+    if not below:
+        return
+    if zero is not None:  # band offsets: where zero is, known
+        how = "--spectral bicubic imposes them, leaving those pixels out one by one"
         log.warning(
             "%s: band(s) %s hold valid values below their zero (band offsets): band ratios "
-            "are not imposed for this file; --spectral bicubic imposes them, leaving those "
-            "pixels out one by one (as for data a reflectance profile declares)",
+            "are not imposed for this file; %s (as for data a reflectance profile declares)",
             path,
-            ",".join(map(str, below)),
+            below,
+            how,
+        )
+    else:
+        log.warning(
+            "%s: band(s) %s hold valid values below zero, and nothing says where their zero "
+            "is (band offsets, a reflectance profile): band ratios are not imposed",
+            path,
+            below,
         )
 
 
