@@ -164,7 +164,7 @@ def upscale_array(
         "threads": threads,
         "max_memory": max_memory,
     }
-    with module_state_kept(model):  # a caller's module comes back as it came
+    with module_state_kept(model) as model:  # a caller's module comes back as it came
         up = _engine(model, arr.shape[0], engine)
         recipe = profile if profile is not None else default_profile(up.model, arr.dtype)
         fitted = profile_from_any(recipe, arr, dtype=arr.dtype, valid_mask=valid_mask)

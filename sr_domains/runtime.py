@@ -8,9 +8,11 @@ rules around it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,27 +97,16 @@ class NetworkRunner:
 _LOW = (torch.float16, torch.bfloat16)
 
 
-def _named_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    yield from model.named_parameters()
-    yield from model.named_buffers()
-
-
-def _cast(model: torch.nn.Module, dtypes: dict[str, torch.dtype]) -> None:
-    """Cast the named parameters and buffers of ``model`` to ``dtypes`` in place."""
-    for name, t in _named_tensors(model):
-        if name in dtypes:
-            t.data = t.data.to(dtypes[name])
-
-
 @contextlib.contextmanager
-def module_state_kept(model: object) -> Iterator[None]:
-    """Give a caller's module back as it came: the engine of one call puts it in eval mode
-    on its device (channels-last there, where that is faster) in float32 (a half or bfloat16
-    module is computed in float32, and in AMP on a GPU); its training mode, device, memory
-    format and tensor dtypes are restored on exit. A module on the meta device (no weights
+def module_state_kept(model: Any) -> Iterator[Any]:
+    """Yield the module one call of the engine runs, and give a caller's module back as it
+    came: the engine puts it in eval mode on its device (channels-last there, where that is
+    faster); its training mode, device and memory format are restored on exit. A half or
+    bfloat16 module is run as a float32 copy (and in AMP on a GPU), so the caller's module is
+    never cast, even while another thread uses it. A module on the meta device (no weights
     yet) is refused. Anything else (a name, an Upscaler) passes through."""
     if not isinstance(model, torch.nn.Module):
-        yield
+        yield model
         return
     tensors = list(itertools.chain(model.parameters(), model.buffers()))
     if any(t.is_meta for t in tensors):
@@ -123,20 +114,20 @@ def module_state_kept(model: object) -> Iterator[None]:
             f"{type(model).__name__} has its weights on the meta device (none loaded): load "
             "them first (load_checkpoint, or module.to_empty(device=...) and load_state_dict)"
         )
+    if any(t.dtype in _LOW for t in tensors):  # (exact: float32 holds every such value)
+        yield copy.deepcopy(model).float()
+        return
     training = model.training
     device = tensors[0].device if tensors else None
     plain = all(p.is_contiguous() for p in model.parameters() if p.dim() == 4)
-    low = {n: t.dtype for n, t in _named_tensors(model) if t.dtype in _LOW}
-    _cast(model, dict.fromkeys(low, torch.float32))  # (exact: float32 holds every such value)
     try:
-        yield
+        yield model
     finally:
         model.train(training)
         if device is not None:
             model.to(device)
         if plain:
             model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-        _cast(model, low)  # by name: a device move gives buffers new tensors
 
 
 __all__ = ["NetworkRunner", "module_state_kept"]

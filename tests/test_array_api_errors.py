@@ -174,7 +174,11 @@ def test_a_half_precision_model_runs_and_comes_back_in_its_precision(low):
     dtype = getattr(torch, low)
     net = net.to(dtype)
     kept = {k: v.clone() for k, v in net.state_dict().items()}
+    seen = []  # the caller's dtype while the engine runs: never cast in place (other threads
+    # may be using it), the engine runs a float32 copy
+    net.register_forward_pre_hook(lambda *_: seen.append(next(net.parameters()).dtype))
     out = upscale_array(x, net)
+    assert seen and set(seen) == {dtype}
     assert out.dtype == np.float32 and np.abs(out - ref).max() < 0.05 * np.ptp(ref)
     for k, v in net.state_dict().items():  # the caller's weights, bit for bit, in their dtype
         assert v.dtype == kept[k].dtype and torch.equal(v, kept[k]), k

@@ -213,7 +213,7 @@ class SRInferer(Inferer):
             raise ConfigError(
                 f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"
             )
-        with module_state_kept(network):  # the caller's network comes back as it came
+        with module_state_kept(network) as network:  # comes back as it came
             up = self.upscaler(network, int(inputs.shape[1]), _network_device(network, inputs))
             out, geom = self._run(inputs, up)
         t = torch.from_numpy(out).to(inputs.device)
