@@ -110,8 +110,9 @@ def cluster_client(
     quiet = logging.WARNING if log.getEffectiveLevel() > logging.INFO else logging.INFO
     logging.getLogger("distributed").setLevel(quiet)
     nanny = logging.getLogger("distributed.nanny")
-    nanny.setLevel(logging.NOTSET)  # (as "distributed" until the cluster closes)
+    before = nanny.level
     with (
+        _level_restored(nanny, before),
         dist.LocalCluster(
             n_workers=int(workers or 1),
             threads_per_worker=1,
@@ -131,6 +132,15 @@ def cluster_client(
         finally:  # a worker slow to exit (a loaded machine) is killed by its nanny at WARNING:
             # "Worker process still alive after 4.0 seconds, killing", noise after a good run
             nanny.setLevel(logging.ERROR if quiet > logging.INFO else quiet)
+
+
+@contextlib.contextmanager
+def _level_restored(logger: logging.Logger, level: int) -> Iterator[None]:
+    """Set ``logger`` back to ``level`` on exit (after the clusters entered later close)."""
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def upscale_many(

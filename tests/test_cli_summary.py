@@ -128,10 +128,20 @@ def port_8787_in_use():
         s.close()
 
 
-def test_an_embedded_cluster_leaves_the_dashboard_port_alone(port_8787_in_use):
-    pytest.importorskip("distributed")
+def test_an_embedded_cluster_leaves_the_dashboard_port_alone(port_8787_in_use, monkeypatch):
+    distributed = pytest.importorskip("distributed")
     from sr_domains.distributed import cluster_client
 
+    nanny = logging.getLogger("distributed.nanny")
+    at_close: list[int] = []
+    close = distributed.LocalCluster.close
+
+    def recording_close(self, *args, **kwargs):
+        at_close.append(nanny.getEffectiveLevel())
+        return close(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.LocalCluster, "close", recording_close)
+    nanny.setLevel(logging.INFO)  # a user's own level: theirs again after the run
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with cluster_client(None, 1, None) as client:
@@ -142,8 +152,9 @@ def test_an_embedded_cluster_leaves_the_dashboard_port_alone(port_8787_in_use):
     assert not said, said  # "Port 8787 is already in use. Perhaps you already have a cluster..."
     # its teardown is quiet: a worker slow to exit is killed by its nanny at WARNING ("Worker
     # process still alive after 4.0 seconds, killing"), noise after a good run (not with -v)
-    nanny = logging.getLogger("distributed.nanny")
-    assert not nanny.isEnabledFor(logging.WARNING) and nanny.isEnabledFor(logging.ERROR)
+    assert at_close and at_close[0] == logging.ERROR, at_close
+    assert nanny.level == logging.INFO
+    nanny.setLevel(logging.NOTSET)
 
 
 def test_an_interrupted_batch_prints_the_outputs_it_completed(tmp_path, capsys, monkeypatch):
