@@ -166,6 +166,27 @@ def test_overwrite_clears_only_a_run_folder_and_never_the_users_files(tmp_path, 
     assert user_cfg.read_text().endswith("# my notes\n")
 
 
+def test_overwrite_with_a_bad_setting_keeps_the_previous_run(tmp_path):
+    """``--overwrite`` removed the previous run's weights, then the run failed on a setting
+    found wrong while it was set up (a missing data path, an unknown model option): a typo
+    lost the previous weights. It is now refused before anything is removed; a per-band MTF
+    of the wrong length is refused with the config, not at the first step."""
+    cfg = _config(tmp_path, steps=2, **{"val.every": 100})
+    run = cfg.run_dir
+    train(cfg, progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    bad = [
+        (apply_overrides(cfg, {"data.paths": [str(tmp_path / "nope.tif")]}), "nope.tif"),
+        (apply_overrides(cfg, {"model.options": {"n_feats_typo": 7}}), "n_feats_typo"),
+    ]
+    for wrong, match in bad:
+        with pytest.raises((ConfigError, InputFileError), match=match):
+            train(wrong, overwrite=True, progress=False)
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    with pytest.raises(ConfigError, match=r"degradation.mtf_nyquist: 3 values for 1 band"):
+        apply_overrides(cfg, {"degradation.mtf_nyquist": [0.3, 0.2, 0.1]})
+
+
 def test_gan_stage_trains_generator_and_discriminator(tmp_path):
     cfg = _config(
         tmp_path,

@@ -183,6 +183,12 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        n, k = self.model.in_channels, len(self.degradation.mtf_nyquist)
+        if k not in (1, n):  # (checked here, not at the first step, after files are written)
+            raise ConfigError(
+                f"degradation.mtf_nyquist: {k} values for {n} band(s) (model.in_channels); "
+                f"give one value{'' if n == 1 else f' or {n}'}"
+            )
         if self.data.patch_size % self.scale:
             raise ConfigError(
                 f"data.patch_size {self.data.patch_size} is not a multiple of scale {self.scale}"

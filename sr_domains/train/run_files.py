@@ -128,8 +128,19 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
 
     ``overwrite`` starts over in a folder that holds a run's outputs: those are removed (the
     old TensorBoard events too, so runs do not mix); a folder that also holds anything else
-    is refused, so a user's files are never deleted.
+    is refused, so a user's files are never deleted. (:func:`check_run_dir` first, then
+    :func:`clear_run_dir`: :func:`~sr_domains.train.trainer.train` sets the run up between
+    the two, so a bad setting stops it before the previous run's files are removed.)
     """
+    resuming = check_run_dir(config, resume, overwrite)
+    if not resuming:
+        clear_run_dir(config, overwrite)
+    return resuming
+
+
+def check_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Refuse a run folder the run may not use (see :func:`prepare_run_dir`), changing
+    nothing; True when resuming from ``last.pt``."""
     run = config.run_dir
     if resume:
         if (run / "last.pt").exists():
@@ -140,9 +151,7 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     if run.exists() and any(run.iterdir()) and not overwrite:
         raise OutputExistsError(run)
     if run.exists() and overwrite:
-        names = [e.name for e in run.iterdir()]
-        temps = [n for n in names if n.startswith(tuple(f".{f}." for f in RUN_FILES))]
-        foreign = sorted(set(names) - set(RUN_FILES) - set(RUN_DIRS) - set(temps))
+        foreign = sorted(set(_entries(run)) - set(RUN_FILES) - set(RUN_DIRS) - set(_temps(run)))
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise UnsafeOutputError(
@@ -150,7 +159,15 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
                 f"holds files that are not a run's outputs ({shown}); it is not cleared, even "
                 "with overwrite: remove them yourself or choose another out_dir/name",
             )
-        for name in [*RUN_FILES, *temps]:  # (temporaries of a killed run)
+    return False
+
+
+def clear_run_dir(config: TrainConfig, overwrite: bool) -> None:
+    """Remove a previous run's outputs from the run folder (with ``overwrite``; the folder
+    passed :func:`check_run_dir`) and create it."""
+    run = config.run_dir
+    if run.exists() and overwrite:
+        for name in [*RUN_FILES, *_temps(run)]:  # (temporaries of a killed run)
             (run / name).unlink(missing_ok=True)
         for name in RUN_DIRS:
             if (run / name).is_dir() and not (run / name).is_symlink():
@@ -158,7 +175,14 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
             else:
                 (run / name).unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
-    return False
+
+
+def _entries(run: Path) -> list[str]:
+    return [e.name for e in run.iterdir()]
+
+
+def _temps(run: Path) -> list[str]:
+    return [n for n in _entries(run) if n.startswith(tuple(f".{f}." for f in RUN_FILES))]
 
 
 def check_resumable(run: Path) -> None:
@@ -245,7 +269,9 @@ __all__ = [
     "CsvLog",
     "atomic_torch_save",
     "check_resumable",
+    "check_run_dir",
     "check_same_model",
+    "clear_run_dir",
     "final_card",
     "load_resume_state",
     "prepare_run_dir",

@@ -49,9 +49,10 @@ from .run_files import (
     CsvLog,
     atomic_torch_save,
     check_resumable,
+    check_run_dir,
+    clear_run_dir,
     final_card,
     load_resume_state,
-    prepare_run_dir,
 )
 from .run_parts import Batches, build_generator, lr_lambda
 from .scoring import score_images, summarize
@@ -318,11 +319,16 @@ def train(
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(destination_lock(config.run_dir))  # one run per folder
-                resuming = prepare_run_dir(config, resume, overwrite)
+                resuming = check_run_dir(config, resume, overwrite)
+                # data, model and validation set up (and refused) before a previous run's
+                # files are removed with overwrite
+                trainer = Trainer(config, info, progress=progress)
+                if not resuming:
+                    clear_run_dir(config, overwrite)
             barrier(info)
             if not info.is_main:
                 resuming = resume
-            trainer = Trainer(config, info, progress=progress)
+                trainer = Trainer(config, info, progress=progress)
             return trainer.fit(resume=resuming, stop_at=stop_at)
     except BaseException:  # a bad model/data setting, Ctrl-C...: leave no empty folder behind
         _remove_empty(created)
