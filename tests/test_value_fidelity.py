@@ -300,6 +300,38 @@ def test_contradicting_bands_are_warned(tmp_path, caplog):
     assert "the model expects red, green, blue" in caplog.text
 
 
+def test_bands_named_by_sensor_codes_are_matched_by_description(tmp_path, caplog):
+    """The shipped satellite configs name the card's bands B04, B03, B02 (Sentinel-2 codes):
+    a file described B02, B03, B04 (blue first) went to the model unreordered and unwarned."""
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 200, (3, 24, 24)).astype(np.uint8)
+    rgb = make_geotiff(
+        tmp_path / "rgb.tif", width=24, height=24, count=3, descriptions=["B04", "B03", "B02"]
+    )
+    bgr = make_geotiff(
+        tmp_path / "bgr.tif", width=24, height=24, count=3, descriptions=["B2", "B03", "b04"]
+    )
+    with rasterio.open(rgb, "r+") as ds:
+        ds.write(data)
+    with rasterio.open(bgr, "r+") as ds:
+        ds.write(data[::-1])
+    model = Mixer()
+    model.card = {"bands": ["B04", "B03", "B02"]}
+    kw = {"model": model, "profile": "range:0,255", "values": RAW}
+    a = _read(upscale_geotiff(rgb, tmp_path / "a.tif", **kw))
+    with caplog.at_level("INFO", logger="sr_domains"):
+        b = _read(upscale_geotiff(bgr, tmp_path / "b.tif", **kw))
+    assert "fed to the model as b4, b3, b2" in caplog.text
+    np.testing.assert_array_equal(b, a[::-1])
+    other = make_geotiff(
+        tmp_path / "o.tif", width=16, height=16, count=3, descriptions=["B08", "B03", "B02"]
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        upscale_geotiff(other, tmp_path / "o2.tif", model=model)
+    assert "the model expects b4, b3, b2" in caplog.text
+
+
 # -- routing, sidecars, stale tags, resume -------------------------------------------------------
 def test_dicom_with_a_tiff_preamble_is_routed_to_dicom(tmp_path):
     src = pydicom.dcmread(pydicom.data.get_testdata_file("CT_small.dcm", download=False))

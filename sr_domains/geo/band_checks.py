@@ -42,22 +42,43 @@ def band_meaning(ds: Any, i: int) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+#: What :func:`band_meaning` can say of a band (colour interpretations and descriptions).
+MEANINGS = frozenset({c.name.lower() for c in ColorInterp} | {"nir", "rededge"})
+
+
+def band_code(ds: Any, i: int) -> str | None:
+    """The band code the description of band ``i`` of ``ds`` gives (``B04``, ``B8A``,
+    ``SR_B4``: lower case, leading zeros of numbers dropped: ``b4``, ``b8a``, ``srb4``), for
+    model cards that name bands by the sensor's codes; None without a description."""
+    return _code(ds.descriptions[i - 1] or "")
+
+
+def _code(text: str) -> str | None:
+    compact = re.sub(r"[^a-z0-9]", "", text.lower())
+    return re.sub(r"(?<![0-9])0+(?=[0-9])", "", compact) or None
+
+
 def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
     """The order in which to feed the selected bands to a joint model so that their meaning
-    (:func:`band_meaning`) matches the model card's ``bands``; None when they already match
-    or when either side does not say. A contradiction is logged, naming every band of the
-    file that holds each meaning the model expects."""
+    (:func:`band_meaning`; :func:`band_code` when the card names bands by codes such as
+    ``B04``) matches the model card's ``bands``; None when they already match or when either
+    side does not say. A contradiction is logged, naming every band of the file that holds
+    each meaning the model expects."""
     card = getattr(net, "card", None)
     want = card.get("bands") if isinstance(card, dict) else getattr(card, "bands", None)
     want = [str(b).lower() for b in (want or [])]
-    have = [band_meaning(rs.ds, i) for i in rs.indexes]
+    label = band_meaning
+    if want and not set(want) <= MEANINGS:  # sensor band codes: matched by description
+        label = band_code
+        want = [_code(b) or b for b in want]
+    have = [label(rs.ds, i) for i in rs.indexes]
     if len(want) != len(have) or not want or any(h is None for h in have) or have == want:
         return None
     named = ", ".join(f"{i}={h}" for i, h in zip(rs.indexes, have))
     if sorted(cast("list[str]", have)) == sorted(want) and len(set(want)) == len(want):
         log.info("%s: bands %s are fed to the model as %s", rs.path.name, named, ", ".join(want))
         return [have.index(b) for b in want]
-    every = [band_meaning(rs.ds, i) for i in range(1, rs.ds.count + 1)]
+    every = [label(rs.ds, i) for i in range(1, rs.ds.count + 1)]
     holders = {b: [i for i, m in enumerate(every, 1) if m == b] for b in dict.fromkeys(want)}
     where = ", ".join(f"{b}: {' or '.join(map(str, holders[b])) or 'none'}" for b in holders)
     firsts = [holders[b][0] for b in want if holders[b]]
