@@ -53,7 +53,8 @@ def per_band(values: float | Sequence[float], n_bands: int, what: str) -> tuple[
     else:
         v = tuple(float(a) for a in cast("Sequence[float]", values))
     if len(v) not in (1, n_bands):
-        raise ConfigError(f"{what}: {len(v)} values for {n_bands} band(s); give 1 or {n_bands}")
+        give = "one value" if n_bands == 1 else f"one value or {n_bands}"
+        raise ConfigError(f"{what}: {len(v)} values for {n_bands} band(s); give {give}")
     return v if len(v) == n_bands else v * n_bands
 
 

@@ -258,3 +258,14 @@ def test_the_smallest_scorable_size_is_the_one_the_errors_state(s):
 
     n = min_scorable(s)
     assert scorable(n, n, s) and not scorable(n - 1, n - 1, s)
+
+
+def test_two_band_data_get_the_spectral_metrics_too():
+    """docs/training.md: multi-band data get SAM and ERGAS; two bands (VV/VH, red/NIR) got
+    neither (the check was three bands or more)."""
+    hr = np.random.default_rng(2).random((2, 32, 30)).astype(np.float32) + 0.1
+    up = Upscaler(interp_model(2, "nearest", in_channels=2), device="cpu")
+    score, _ = score_image(up, "x", hr, None, degradation=DegradationConfig(kind="bicubic"))
+    sr = make_lr(hr, 2, DegradationConfig(kind="bicubic")).repeat(2, 1).repeat(2, 2)
+    assert score.sam == pytest.approx(metrics.sam(sr, hr), rel=1e-5)
+    assert score.ergas is not None and score.ergas_bicubic is not None

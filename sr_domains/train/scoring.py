@@ -170,7 +170,7 @@ def score_image(
     if lr_valid is not None:
         mask = lr_valid.repeat(s, axis=-2).repeat(s, axis=-1)
     kw: dict[str, Any] = {"data_range": 1.0, "mask": mask, "crop_border": s}
-    multi = c >= 3
+    multi = c >= 2  # (two bands have a spectral angle too)
     if multi:
         to_units = profile.denormalize if profile is not None else (lambda a: a)
         sr_u, bic_u, hr_u = to_units(sr), to_units(bic), to_units(hr)
