@@ -132,6 +132,57 @@ class DegradationConfig:
         return self.gaussian_noise > 0 or self.poisson_peak > 0 or self.rician_noise > 0
 
 
+def describe_degradation(config: DegradationConfig) -> str:
+    """One sentence saying what ``config`` does (for model cards): the settings of its kind
+    and its noise, not every field."""
+    c = config
+
+    def g(v: float) -> str:
+        return f"{v:g}"
+
+    if c.kind == "random":
+        drawn = ", ".join(c.random_kinds)
+        what = (
+            f"random per sample from {drawn} (PSF sigma {g(c.random_sigma[0])}-"
+            f"{g(c.random_sigma[1])} LR px, MTF at Nyquist {g(c.random_mtf[0])}-"
+            f"{g(c.random_mtf[1])})"
+        )
+        gauss, rician = c.random_noise
+        if gauss > 0 or rician > 0:
+            noise = " or ".join(
+                f"{n} noise up to sigma {g(v)}"
+                for n, v in (("Gaussian", gauss), ("Rician", rician))
+                if v > 0
+            )
+            what += f", {noise} on {g(100 * c.noise_prob)} % of samples"
+        return what
+    fixed: str | None = {
+        "bicubic": "MATLAB bicubic",
+        "kspace": "k-space truncation",
+        "wald": f"Wald MTF at Nyquist {', '.join(map(g, c.mtf_nyquist))} + decimation",
+        "gaussian": f"Gaussian PSF sigma {g(c.psf_sigma)} LR px + area decimation",
+    }.get(c.kind)
+    what = fixed or ""
+    if fixed is None:  # motion
+        minor = c.psf_sigma_minor if c.psf_sigma_minor is not None else c.psf_sigma / 4.0
+        what = (
+            f"motion PSF {g(c.psf_sigma)} x {g(minor)} LR px at {g(c.psf_angle)} degrees + "
+            "area decimation"
+        )
+    extra = [
+        f"{n} {g(v)}"
+        for n, v in (
+            ("Gaussian noise sigma", c.gaussian_noise),
+            ("Poisson noise, peak", c.poisson_peak),
+            ("Rician noise sigma", c.rician_noise),
+        )
+        if v > 0
+    ]
+    if extra:
+        what += f", {' and '.join(extra)} on {g(100 * c.noise_prob)} % of samples"
+    return what
+
+
 def _downsample(x: torch.Tensor, s: int, config: DegradationConfig) -> torch.Tensor:
     from .psf import gaussian_area_downsample
 
@@ -237,6 +288,7 @@ __all__ = [
     "add_rician_noise",
     "bicubic_downsample",
     "degrade",
+    "describe_degradation",
     "draw",
     "gaussian_sigma_for_mtf",
     "imresize",

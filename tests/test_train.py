@@ -15,6 +15,7 @@ import yaml
 from sr_domains.checkpoint import load_checkpoint
 from sr_domains.cli import main
 from sr_domains.config import to_dict
+from sr_domains.degrade import describe_degradation
 from sr_domains.errors import ConfigError, InputFileError, OutputExistsError, UnsafeOutputError
 from sr_domains.train.config import TrainConfig, apply_overrides, load_train_config
 from sr_domains.train.trainer import Trainer, build_generator, train
@@ -99,6 +100,9 @@ def test_30_steps_decrease_the_loss_and_the_weights_round_trip(tmp_path):
     assert card.arch == "edsr" and card.scale == 2 and card.profile["recipe"] == cfg.data.profile
     assert card.spectral == "bicubic"  # the config's card fields reach the weights
     assert "img0.png" in card.training_data or "3 " in card.training_data
+    # the degradation said in words (it was the whole DegradationConfig as YAML, every field)
+    assert f"Degradation: {describe_degradation(cfg.degradation)}." in card.training_data
+    assert "mtf_nyquist" not in card.training_data and "random_kinds" not in card.training_data
     assert set(result.validation) >= {"psnr", "psnr_bicubic", "ssim"}
     assert card.metrics["psnr"] == pytest.approx(result.validation["psnr"], abs=1e-3)
     state = torch.load(result.run_dir / "last.pt", weights_only=False)
@@ -325,3 +329,16 @@ def test_empty_validation_paths_say_how_to_switch_validation_off(tmp_path):
         train(bad, progress=False)
     off = apply_overrides(_config(tmp_path / "b", steps=2), {"val.data": None})
     assert train(off, progress=False).validation == {}
+
+
+def test_the_card_says_which_weights_a_fine_tune_started_from(tmp_path):
+    from sr_domains.train.dist import DistInfo
+    from sr_domains.train.run_files import final_card
+
+    start = REPO / "sr_domains" / "weights" / "sr-lite-gray-x2.safetensors"
+    cfg = apply_overrides(_config(tmp_path), {"model.init_from": str(start)})
+    info = DistInfo(0, 1, 0, torch.device("cpu"))
+    card = final_card(cfg, build_generator(_config(tmp_path)), "3 images.", info, {})
+    assert "Started from sr-lite-gray-x2.safetensors." in card.training_data
+    plain = final_card(_config(tmp_path), build_generator(_config(tmp_path)), "3.", info, {})
+    assert "Started from" not in plain.training_data

@@ -16,6 +16,7 @@ import torch
 
 from ..checkpoint import ModelCard, unpickle_error
 from ..config import dump_yaml
+from ..degrade import describe_degradation
 from ..errors import CheckpointError, ConfigError, OutputExistsError, UnsafeOutputError
 from ..models.base import SRModel
 from .config import TrainConfig
@@ -253,8 +254,9 @@ def final_card(
         modality=c.card.modality,
         profile={"recipe": c.data.profile},
         training_data=(
-            f"{data} Degradation: {dump_yaml(c.degradation).strip()}. "
+            f"{data} Degradation: {describe_degradation(c.degradation)}. "
             f"{c.steps} steps x {c.batch_size} patches x {info.world_size} process(es)."
+            + (f" Started from {Path(c.model.init_from).name}." if c.model.init_from else "")
         ),
         metrics={k: round(v, 4) for k, v in validation.items()},
         notes=c.card.notes,
