@@ -187,7 +187,8 @@ def resolve_model(
             if scale in RESAMPLED_FROM and isinstance(model, str) and weights is None
             else ""
         )
-        raise ConfigError(f"the model upscales x{m.scale} but x{scale} was requested{hint}")
+        which = f"{weights}: the weights upscale" if weights is not None else "the model upscales"
+        raise ConfigError(f"{which} x{m.scale} but x{scale} was requested{hint}")
     if n_bands is not None and m.in_channels not in (1, n_bands):
         raise BandMismatchError(m.in_channels, n_bands, "the data has {n}")
     return m

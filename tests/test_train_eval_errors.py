@@ -146,9 +146,10 @@ def test_evaluate_refuses_options_it_would_ignore(tmp_path, capsys):
     """--scale other than the model's, --tile below 8, --max-pixels with --battery: refused
     before any work (exit 2) instead of ignored."""
     data = _pngs(tmp_path / "imgs")
-    base = ["evaluate", "--weights", str(_weights(tmp_path)), "--data", str(data)]
+    weights = _weights(tmp_path)
+    base = ["evaluate", "--weights", str(weights), "--data", str(data)]
     for extra, message in (
-        (["--scale", "4"], "the model upscales x2 but x4 was requested"),
+        (["--scale", "4"], f"{weights}: the weights upscale x2 but x4 was requested"),
         (["--tile", "3"], "tile must be >= 8 pixels, got 3"),
     ):
         assert main([*base, *extra]) == 2
