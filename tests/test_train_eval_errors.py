@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -16,6 +17,7 @@ from sr_domains.errors import CheckpointError
 from sr_domains.models import create_model
 from sr_domains.train.config import apply_overrides, load_train_config
 from sr_domains.train.dist import DistInfo
+from sr_domains.train.evaluate import evaluate
 from sr_domains.train.trainer import Trainer
 
 PIL = pytest.importorskip("PIL.Image")
@@ -168,3 +170,27 @@ def test_evaluate_band_mismatch_names_the_data(tmp_path, capsys):
     assert main(["evaluate", "--weights", str(_weights(tmp_path, 3)), "--data", str(data)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert f"{data}: the model takes 3 band(s) but the data has 1" in line
+
+
+def test_evaluate_feeds_a_joint_model_the_bands_in_its_cards_order(tmp_path, caplog):
+    """``upscale`` feeds a blue-first file to a red-green-blue model red first; ``evaluate``
+    scored the file's own order, a result no ``upscale`` run gives (--bands 1,2,3 and 3,2,1
+    scored differently)."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.testing.geo import make_geotiff
+
+    model = create_model("edsr", in_channels=3, n_blocks=1, n_feats=8)
+    card = ModelCard(name="rgb", bands=["red", "green", "blue"], profile={"recipe": "range:0,255"})
+    weights = save_checkpoint(model, tmp_path / "rgb.safetensors", card)
+    src = make_geotiff(
+        tmp_path / "bgr.tif", width=48, height=48, count=3, colorinterp=["blue", "green", "red"]
+    )
+    with rasterio.open(src, "r+") as ds:
+        ds.write(np.random.default_rng(5).integers(0, 250, (3, 48, 48)).astype(np.uint8))
+    runs = {}
+    for order in ((1, 2, 3), (3, 2, 1)):
+        with caplog.at_level("INFO", logger="sr_domains"):
+            report = evaluate(data=[src], weights=weights, bands=order, device="cpu")
+        runs[order] = (report.scores[0].psnr, report.scores[0].sam)
+    assert "fed to the model as red, green, blue" in caplog.text
+    assert runs[(1, 2, 3)] == pytest.approx(runs[(3, 2, 1)], rel=1e-6)

@@ -24,6 +24,7 @@ import numpy as np
 from ..degrade import DegradationConfig
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
+from ..models.base import SRModel
 from .scoring import (
     ImageScore,
     Panel,
@@ -146,6 +147,27 @@ def report_sources(
     return [p for p, _ in expand_paths(data)] + ([Path(weights)] if weights else [])
 
 
+def _card_order(
+    data: Sequence[str | Path], bands: tuple[int, ...] | None, net: SRModel
+) -> tuple[int, ...] | None:
+    """The bands of the first GeoTIFF of ``data`` in the order ``upscale`` feeds them to a
+    joint model whose card names its bands (:func:`~sr_domains.geo.band_checks.match_bands`:
+    a blue-first file is fed red first; a contradiction is warned), or None."""
+    from .inputs import expand_paths
+
+    first = next(
+        (p for p, _ in expand_paths(list(data)) if p.suffix.lower() in (".tif", ".tiff")), None
+    )
+    if first is None:
+        return None
+    from ..geo.band_checks import match_bands
+    from ..geo.reader import RasterSource
+
+    with RasterSource(first, bands) as rs:
+        order = match_bands(rs, net)
+        return None if order is None else tuple(rs.indexes[i] for i in order)
+
+
 def evaluate(
     *,
     weights: str | os.PathLike[str] | None = None,
@@ -206,6 +228,9 @@ def evaluate(
         )
     except BandMismatchError as exc:  # the data it is about: name it
         raise exc.naming(corpus or ", ".join(map(str, data))) from None
+    if data and net.in_channels > 1:  # the card's band order, as upscale feeds it
+        bands = _card_order(data, bands, net) or bands
+        base = dataclasses.replace(base, bands=bands)
     card = getattr(net, "card", None)
     card_profile = getattr(card, "profile", None) or {}
     recipe = profile or card_profile.get("recipe") or "percentile:0.5,99.5"
