@@ -187,8 +187,10 @@ def test_overwrite_with_a_bad_setting_keeps_the_previous_run(tmp_path):
         with pytest.raises((ConfigError, InputFileError), match=match):
             train(wrong, overwrite=True, progress=False)
         assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    three = {"degradation.mtf_nyquist": [0.3, 0.2, 0.1]}
     with pytest.raises(ConfigError, match=r"degradation.mtf_nyquist: 3 values for 1 band"):
-        apply_overrides(cfg, {"degradation.mtf_nyquist": [0.3, 0.2, 0.1]})
+        apply_overrides(cfg, {**three, "degradation.kind": "wald"})
+    apply_overrides(cfg, {**three, "degradation.kind": "bicubic"})  # (not read: no error)
 
 
 def test_gan_stage_trains_generator_and_discriminator(tmp_path):

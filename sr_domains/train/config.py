@@ -184,7 +184,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         n, k = self.model.in_channels, len(self.degradation.mtf_nyquist)
-        if k not in (1, n):  # (checked here, not at the first step, after files are written)
+        if self.degradation.kind == "wald" and k not in (1, n):  # (here, not at step 1)
             raise ConfigError(
                 f"degradation.mtf_nyquist: {k} values for {n} band(s) (model.in_channels); "
                 f"give one value{'' if n == 1 else f' or {n}'}"

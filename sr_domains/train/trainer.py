@@ -315,20 +315,19 @@ def train(
         if resume:  # (every rank, before creating anything: never a fresh run instead)
             check_resumable(config.run_dir)
         with contextlib.ExitStack() as stack:
-            resuming = False
+            resuming = resume
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 stack.enter_context(destination_lock(config.run_dir))  # one run per folder
                 resuming = check_run_dir(config, resume, overwrite)
-                # data, model and validation set up (and refused) before a previous run's
-                # files are removed with overwrite
-                trainer = Trainer(config, info, progress=progress)
-                if not resuming:
-                    clear_run_dir(config, overwrite)
             barrier(info)
-            if not info.is_main:
-                resuming = resume
-                trainer = Trainer(config, info, progress=progress)
+            # data, model and validation set up (and refused) on every rank, together (DDP
+            # synchronises its processes when it wraps the model), before a previous run's
+            # files are removed with overwrite
+            trainer = Trainer(config, info, progress=progress)
+            if info.is_main and not resuming:
+                clear_run_dir(config, overwrite)
+            barrier(info)
             return trainer.fit(resume=resuming, stop_at=stop_at)
     except BaseException:  # a bad model/data setting, Ctrl-C...: leave no empty folder behind
         _remove_empty(created)
