@@ -322,6 +322,13 @@ def test_contradicting_bands_are_warned(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="sr_domains"):
         upscale_geotiff(other, tmp_path / "o2.tif", model=model)
     assert "the model expects b4, b3, b2" in caplog.text
+    plain = make_geotiff(  # descriptions that are no band codes: nothing said
+        tmp_path / "plain.tif", width=16, height=16, count=3, descriptions=["Band 1", "x", ""]
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        upscale_geotiff(plain, tmp_path / "o3.tif", model=model)
+    assert "the model expects" not in caplog.text
 
 
 # -- routing, sidecars, stale tags, resume -------------------------------------------------------

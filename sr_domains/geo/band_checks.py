@@ -47,15 +47,16 @@ MEANINGS = frozenset({c.name.lower() for c in ColorInterp} | {"nir", "rededge"})
 
 
 def band_code(ds: Any, i: int) -> str | None:
-    """The band code the description of band ``i`` of ``ds`` gives (``B04``, ``B8A``,
-    ``SR_B4``: lower case, leading zeros of numbers dropped: ``b4``, ``b8a``, ``srb4``), for
-    model cards that name bands by the sensor's codes; None without a description."""
+    """The band code the description of band ``i`` of ``ds`` starts with (``B04``, ``B8A``,
+    ``SR_B4``, ``B4, central wavelength 665 nm``: lower case, leading zeros dropped: ``b4``,
+    ``b8a``), for model cards that name bands by the sensor's codes; None when the
+    description is no such code (``Band 1``, none)."""
     return _code(ds.descriptions[i - 1] or "")
 
 
 def _code(text: str) -> str | None:
-    compact = re.sub(r"[^a-z0-9]", "", text.lower())
-    return re.sub(r"(?<![0-9])0+(?=[0-9])", "", compact) or None
+    m = re.match(r"\s*(?:sr_)?b0*(\d+a?)(?![a-z0-9])", text.lower())
+    return f"b{m.group(1)}" if m else None
 
 
 def match_bands(rs: RasterSource, net: SRModel) -> list[int] | None:
