@@ -194,3 +194,19 @@ def test_evaluate_feeds_a_joint_model_the_bands_in_its_cards_order(tmp_path, cap
         runs[order] = (report.scores[0].psnr, report.scores[0].sam)
     assert "fed to the model as red, green, blue" in caplog.text
     assert runs[(1, 2, 3)] == pytest.approx(runs[(3, 2, 1)], rel=1e-6)
+    # files holding the bands in different orders: each in its own, said (the first file's
+    # order was given to every file)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.tif").write_bytes(src.read_bytes())
+    rgb = make_geotiff(
+        folder / "b.tif", width=48, height=48, count=3, colorinterp=["red", "green", "blue"]
+    )
+    with rasterio.open(rgb, "r+") as ds:
+        ds.write(np.random.default_rng(6).integers(0, 250, (3, 48, 48)).astype(np.uint8))
+    alone = evaluate(data=[rgb], weights=weights, device="cpu").scores[0].psnr
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sr_domains"):
+        both = evaluate(data=[folder], weights=weights, device="cpu")
+    assert "hold the model's bands in different orders" in caplog.text
+    assert [sc.psnr for sc in both.scores if sc.name.endswith("b.tif")] == [alone]

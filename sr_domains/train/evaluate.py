@@ -14,6 +14,7 @@ where zero means zero radiance/reflectance: a per-band offset would change spect
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from .scoring import (
     score_images,
     summarize,
 )
+
+log = logging.getLogger(__name__)
 
 
 def format_table(scores: Sequence[ImageScore], title: str = "") -> str:
@@ -150,22 +153,30 @@ def report_sources(
 def _card_order(
     data: Sequence[str | Path], bands: tuple[int, ...] | None, net: SRModel
 ) -> tuple[int, ...] | None:
-    """The bands of the first GeoTIFF of ``data`` in the order ``upscale`` feeds them to a
-    joint model whose card names its bands (:func:`~sr_domains.geo.band_checks.match_bands`:
-    a blue-first file is fed red first; a contradiction is warned), or None."""
+    """The selected bands in the order ``upscale`` feeds them to a joint model whose card names
+    its bands (:func:`~sr_domains.geo.band_checks.match_bands`: a blue-first file is fed red
+    first; a contradiction is warned), when every file of ``data`` is a GeoTIFF and all hold
+    them in one order; else None (the files' own order; differing orders are warned)."""
     from .inputs import expand_paths
 
-    first = next(
-        (p for p, _ in expand_paths(list(data)) if p.suffix.lower() in (".tif", ".tiff")), None
-    )
-    if first is None:
+    files = [p for p, _ in expand_paths(list(data))]
+    if not files or any(p.suffix.lower() not in (".tif", ".tiff") for p in files):
         return None
     from ..geo.band_checks import match_bands
     from ..geo.reader import RasterSource
 
-    with RasterSource(first, bands) as rs:
-        order = match_bands(rs, net)
-        return None if order is None else tuple(rs.indexes[i] for i in order)
+    orders = set()
+    for path in files:
+        with RasterSource(path, bands) as rs:
+            order = match_bands(rs, net)
+            orders.add(tuple(rs.indexes) if order is None else tuple(rs.indexes[i] for i in order))
+    if len(orders) > 1:
+        log.warning(
+            "evaluate: the files hold the model's bands in different orders; each is scored in "
+            "the order --bands gives (evaluate them one order at a time to match upscale)"
+        )
+        return None
+    return orders.pop()
 
 
 def evaluate(
@@ -228,7 +239,7 @@ def evaluate(
         )
     except BandMismatchError as exc:  # the data it is about: name it
         raise exc.naming(corpus or ", ".join(map(str, data))) from None
-    if data and net.in_channels > 1:  # the card's band order, as upscale feeds it
+    if data and not corpus and net.in_channels > 1:  # the card's band order, as upscale
         bands = _card_order(data, bands, net) or bands
         base = dataclasses.replace(base, bands=bands)
     card = getattr(net, "card", None)
