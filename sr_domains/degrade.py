@@ -141,12 +141,13 @@ def describe_degradation(config: DegradationConfig) -> str:
         return f"{v:g}"
 
     if c.kind == "random":
-        drawn = ", ".join(c.random_kinds)
-        what = (
-            f"random per sample from {drawn} (PSF sigma {g(c.random_sigma[0])}-"
-            f"{g(c.random_sigma[1])} LR px, MTF at Nyquist {g(c.random_mtf[0])}-"
-            f"{g(c.random_mtf[1])})"
-        )
+        ranges = []
+        if {"gaussian", "motion"} & set(c.random_kinds):
+            ranges.append(f"PSF sigma {g(c.random_sigma[0])}-{g(c.random_sigma[1])} LR px")
+        if "wald" in c.random_kinds:
+            ranges.append(f"MTF at Nyquist {g(c.random_mtf[0])}-{g(c.random_mtf[1])}")
+        what = f"random per sample from {', '.join(c.random_kinds)}"
+        what += f" ({', '.join(ranges)})" if ranges else ""
         gauss, rician = c.random_noise
         if gauss > 0 or rician > 0:
             noise = " or ".join(
