@@ -84,23 +84,14 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
     enhanced = "PerFrameFunctionalGroupsSequence" in ds0
     rows, cols = rc(slices[0])
     geo = [s.position is not None and s.iop is not None for s in slices]
+    head = (source, uid, slices, rows, cols)
     if len(slices) == 1 and not geo[0]:
         sp = slices[0].pixel_spacing
         ps = sp if sp is not None and len(sp) == 2 else np.ones(2)
         log.info("%s: no ImagePositionPatient/Orientation; treated as a 2-D image", slices[0].label)
         iop = np.array([1.0, 0, 0, 0, 1.0, 0])
-        return DicomSeries(
-            source,
-            uid,
-            slices,
-            rows,
-            cols,
-            iop,
-            ps,
-            np.array([0, 0, 1.0]),
-            has_geometry=False,
-            enhanced=enhanced,
-        )
+        flat = np.array([0, 0, 1.0])
+        return DicomSeries(*head, iop, ps, flat, has_geometry=False, enhanced=enhanced)
     missing = [s.label for s, ok in zip(slices, geo) if not ok]
     if missing:
         bad = next(s for s, ok in zip(slices, geo) if not ok)
@@ -119,17 +110,8 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
     normal = slice_normal(cast(np.ndarray, slices[0].iop))  # (all checked above)
     slices = sorted(slices, key=lambda s: float(s.position @ normal))
     step = _check_positions(source, slices, normal, ds0)
-    return DicomSeries(
-        source,
-        uid,
-        slices,
-        rows,
-        cols,
-        cast(np.ndarray, slices[0].iop),
-        cast(np.ndarray, slices[0].pixel_spacing),
-        step,
-        enhanced=enhanced,
-    )
+    iop, ps = cast(np.ndarray, slices[0].iop), cast(np.ndarray, slices[0].pixel_spacing)
+    return DicomSeries(source, uid, slices, rows, cols, iop, ps, step, enhanced=enhanced)
 
 
 def _check_positions(
