@@ -70,6 +70,12 @@ def test_resume_at_another_scale_is_one_clear_error(tmp_path, capsys):
     assert _train(path, *x4, "--resume") == 2
     line = _one_line(capsys.readouterr().err)
     assert "last.pt: the run was started at x2, the config now says x4" in line
+    # another intensity profile: the network learned the first normalization (it was applied,
+    # with a warning, and the card named only the second)
+    was = load_train_config(path).data.profile
+    assert _train(path, "--set", "data.profile=percentile:2,98", "--resume") == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"started with data.profile {was!r}, the config now says 'percentile:2,98'" in line
     # a last.pt whose tensors do not fit the network (no config to compare): names the file
     cfg = load_train_config(path)
     state = torch.load(cfg.run_dir / "last.pt", weights_only=True)

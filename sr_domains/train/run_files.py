@@ -206,8 +206,9 @@ def check_resumable(run: Path) -> None:
 
 
 def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
-    """Resuming needs the network ``last.pt`` was written by: a changed ``scale`` or ``model``
-    section is one clear error (not a state-dict traceback); other changes are logged (and
+    """Resuming needs the network ``last.pt`` was written by: a changed ``scale``, ``model``
+    section or ``data.profile`` (the normalization it learned) is one clear error (not a
+    state-dict traceback); other changes are logged (and
     apply: :func:`~sr_domains.train.trainer_state.load_state_dict` puts the config's
     learning rate, betas and weight decay on the restored optimizers)."""
     import yaml
@@ -231,6 +232,14 @@ def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
             f"{last}: the run was started with model "
             f"{saved.get('model')}, the config now says {now.get('model')}; resume with the "
             "same model, or start over (--overwrite, or another name)"
+        )
+    was = (saved.get("data") or {}).get("profile") if isinstance(saved.get("data"), dict) else None
+    if was is not None and was != (now.get("data") or {}).get("profile"):
+        raise ConfigError(
+            f"{last}: the run was started with data.profile {was!r}, the config now says "
+            f"{now['data'].get('profile')!r}: the network has learned values normalized the "
+            "first way (and its card would name only the second); resume with the same "
+            "profile, or start over (--overwrite, or another name)"
         )
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if changed:
