@@ -137,6 +137,7 @@ class RasterSource:
         overview_level: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self._samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.ds = open_dataset(self.path, overview_level=overview_level)
         try:
             self._setup(bands, nodata)
@@ -297,7 +298,17 @@ class RasterSource:
         ``f``-th row (nearest, so no value is invented), taken from the coarsest overview that
         is still fine enough when the file has overviews; the full raster when it is small.
         Read strip by strip, so memory stays bounded. Used to fit percentile profiles and the
-        fill value once per file, never per tile."""
+        fill value once per file, never per tile; read once per source (the ``--dtype`` check,
+        the profile and the value rules share it: read-only arrays)."""
+        cached = self._samples.get(max_values)
+        if cached is None:
+            cached = self._read_sample(max_values)
+            for a in cached:
+                a.setflags(write=False)
+            self._samples[max_values] = cached
+        return cached
+
+    def _read_sample(self, max_values: int) -> tuple[np.ndarray, np.ndarray]:
         h, w = self.shape
         per_band = max(1, max_values // self.n_bands)
         factor = max(1, math.ceil(math.sqrt(h * w / per_band)))
