@@ -75,11 +75,12 @@ def write_run_manifest(
     for attempt in range(50):  # (another run rewriting it holds it for milliseconds)
         try:
             with atomic_output(manifest, list(sources), overwrite=True) as tmp:
-                recorded = {Path(str(rec["output"])).name for _, rec in _records(out_dir)}
+                records = _records(out_dir)  # (read once, under the manifest's lock)
+                recorded = {Path(str(rec["output"])).name for _, rec in records}
                 own = [r for r in results if not (r.not_ours and _name(r) in recorded)]
                 touched = {_name(r) for r in own}
-                kept = earlier_records(Path(out_dir), touched)
-                made = _weights_of(Path(out_dir))
+                kept = earlier_records(Path(out_dir), touched, records)
+                made = _weights_of(records)
                 lines = [*kept, *(_with_weights(r, made).to_json() for r in own)]
                 tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
             return manifest
@@ -94,11 +95,13 @@ def _name(result: TaskResult) -> str:
     return Path(result.task.dst).name
 
 
-def _weights_of(out_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:
-    """``{(output name, output_sha256): (model, weights_sha256)}`` of the records of
-    ``out_dir``'s run manifest that name weights (a later record of the same bytes wins)."""
+def _weights_of(
+    records: list[tuple[str, dict[str, Any]]],
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(output name, output_sha256): (model, weights_sha256)}`` of the run manifest
+    ``records`` that name weights (a later record of the same bytes wins)."""
     made: dict[tuple[str, str], tuple[str, str]] = {}
-    for _, rec in _records(out_dir):
+    for _, rec in records:
         if rec.get("model") and rec.get("output_sha256"):
             key = (Path(str(rec["output"])).name, str(rec["output_sha256"]))
             made[key] = (str(rec["model"]), str(rec.get("weights_sha256") or ""))
@@ -129,13 +132,15 @@ def _records(out_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(line.strip(), json.loads(line)) for line in text.splitlines() if _record_output(line)]
 
 
-def earlier_records(out_dir: Path, skip: set[str]) -> list[str]:
-    """The records of ``out_dir``'s run manifest for outputs not named in ``skip`` (output
-    file names) that still exist, the last one of each output (as :func:`recorded_sha` reads
-    them), as JSON lines in the order they were written; lines cut short are dropped. Never
-    read through a symbolic link."""
+def earlier_records(
+    out_dir: Path, skip: set[str], records: list[tuple[str, dict[str, Any]]] | None = None
+) -> list[str]:
+    """The records of ``out_dir``'s run manifest (``records`` when already read) for outputs
+    not named in ``skip`` (output file names) that still exist, the last one of each output
+    (as :func:`recorded_sha` reads them), as JSON lines in the order they were written; lines
+    cut short are dropped. Never read through a symbolic link."""
     last: dict[str, str] = {}
-    for line, rec in _records(out_dir):
+    for line, rec in _records(out_dir) if records is None else records:
         name = Path(str(rec["output"])).name
         if name not in skip:
             last.pop(name, None)  # (re-inserted: the order of the last records)
