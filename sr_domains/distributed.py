@@ -91,7 +91,10 @@ def cluster_client(
     if scheduler:
         given = "--scheduler" if os.environ.get(SCHEDULER_ENV) != scheduler else SCHEDULER_ENV
         try:
-            c = dist.Client(scheduler)
+            # not the process's default client: a malformed address fails after a default
+            # client has set dask's scheduler to it and registered itself, which left every
+            # later ``.compute()`` of the process asking for (or waiting on) a dead client
+            c = dist.Client(scheduler, set_as_default=False)
         except ValueError as exc:  # "missing port number", "unknown address scheme"
             raise ConfigError(
                 f"{given} {scheduler!r} is not a Dask scheduler address ({exc}); give one like "
@@ -124,7 +127,7 @@ def cluster_client(
             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=quiet,
         ) as cluster,
-        dist.Client(cluster) as c,
+        dist.Client(cluster, set_as_default=False) as c,  # (the caller's default stays)
     ):
         c.register_plugin(_threads_plugin(max(1, cores // int(workers or 1))))
         try:
@@ -261,7 +264,7 @@ def _run_on(
     in_flight.update(tasks)
     by_task: dict[Task, TaskResult] = {}
     try:
-        for fut in dist.as_completed(futures):
+        for fut in dist.as_completed(futures, loop=c.loop):  # (c: perhaps not the default)
             t = futures[fut]
             try:  # reported with the paths as the user gave them
                 by_task[t] = _as_given(fut.result(), t)

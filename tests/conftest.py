@@ -45,6 +45,21 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _dask_scheduler_kept():
+    """A test leaves dask's ``scheduler`` setting as it found it: a leaked one made the lazy
+    xarray tests that happened to follow on the same worker fail, far from the cause."""
+    import sys
+
+    def scheduler() -> object:
+        config = sys.modules.get("dask.config")
+        return None if config is None else config.get("scheduler", None)
+
+    before = scheduler()
+    yield
+    assert scheduler() == before, "this test left dask's scheduler setting changed"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_disk_cache(tmp_path_factory) -> None:
     """Tests (and the commands they start) use their own disk cache, never the user's."""

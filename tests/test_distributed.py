@@ -179,6 +179,10 @@ def test_a_malformed_scheduler_address_is_a_usage_error(
     tmp_path, capsys, monkeypatch, how, address, said
 ):
     """It printed a 40-line traceback (a ValueError from distributed), exit 1."""
+    import dask
+    import dask.array as darr
+
+    before = dask.config.get("scheduler", None)
     folder = tmp_path / "in"
     folder.mkdir()
     make_geotiff(folder / "s0.tif", width=24, height=24)
@@ -191,6 +195,11 @@ def test_a_malformed_scheduler_address_is_a_usage_error(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a Dask scheduler address" in err[0] and said in err[0]
     assert "Traceback" not in err[0]
+    # distributed's Client sets dask's scheduler before it parses the address: the refused
+    # address must not leave every later lazy ``.compute()`` of the process asking for a
+    # client that does not exist
+    assert dask.config.get("scheduler", None) == before
+    assert int(darr.ones(4, chunks=2).sum().compute()) == 4
 
 
 def test_relative_paths_mean_the_callers_files_on_workers_elsewhere(tmp_path, client, monkeypatch):
