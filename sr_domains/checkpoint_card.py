@@ -37,6 +37,8 @@ class ModelCard:
     Attributes:
         name: short name of the weights (defaults to the architecture name).
         bands: input band names in order, e.g. ``["B04", "B03", "B02"]`` or ``["MR"]``.
+        source_bands: the 1-based band numbers the model was fed from each training file, in
+            order (``data.bands`` of the training config); empty when it took every band.
         modality: what the weights are for: ``"any"``, ``"rgb"``, ``"multispectral"``, ``"mri"``...
         profile: the intensity profile the model expects (see :mod:`sr_domains.intensity`).
         training_data: free-text description of the training data.
@@ -53,6 +55,7 @@ class ModelCard:
     scale: int = 0
     in_channels: int = 0
     bands: list[str] = field(default_factory=list)
+    source_bands: list[int] = field(default_factory=list)
     modality: str = "any"
     profile: dict[str, Any] = field(default_factory=dict)
     training_data: str = ""

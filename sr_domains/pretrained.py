@@ -190,8 +190,26 @@ def resolve_model(
         which = f"{weights}: the weights upscale" if weights is not None else "the model upscales"
         raise ConfigError(f"{which} x{m.scale} but x{scale} was requested{hint}")
     if n_bands is not None and m.in_channels not in (1, n_bands):
-        raise BandMismatchError(m.in_channels, n_bands, "the data has {n}")
+        raise BandMismatchError(m.in_channels, n_bands, "the data has {n}" + _trained_on(m))
     return m
+
+
+def _trained_on(model: SRModel) -> str:
+    """``" (it was trained on bands 3,2,1,4 of its training files: --bands 3,2,1,4)"``: the
+    band selection the card records (:attr:`~sr_domains.checkpoint.ModelCard.source_bands`),
+    as a hint for a file of the same product; empty when the card does not say."""
+    card = getattr(model, "card", None)
+    given = (
+        card.get("source_bands") if isinstance(card, dict) else getattr(card, "source_bands", None)
+    )
+    try:
+        picked = [int(b) for b in given or ()]
+    except (TypeError, ValueError):
+        return ""
+    if len(picked) != model.in_channels:
+        return ""
+    listed = ",".join(map(str, picked))
+    return f" (it was trained on bands {listed} of its training files: --bands {listed})"
 
 
 def model_scale(model: str | None, weights: str | Path | None) -> int | None:

@@ -260,6 +260,7 @@ def final_card(
         model,
         name=c.card.name or c.name,
         bands=list(c.card.bands),
+        source_bands=list(c.data.bands or ()),
         modality=c.card.modality,
         profile={"recipe": c.data.profile},
         training_data=(
