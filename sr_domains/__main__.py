@@ -1,7 +1,5 @@
 """``python -m sr_domains`` = the ``sr-domains`` command."""
 
-import sys
+from .cli import console
 
-from .cli import main
-
-sys.exit(main())
+console()

@@ -136,8 +136,6 @@ def load_checkpoint(
         ``(model, card)``; the model is in eval mode on ``device`` and carries the card as
         ``model.card`` (its profile is the default of every upscale API).
     """
-    from .models import get_arch
-
     path = Path(path)
     metadata, state = read_safetensors(path, tensors=True)
     card_json = _card_json(path, metadata)
@@ -146,17 +144,8 @@ def load_checkpoint(
         card = ModelCard.from_json(card_json)
     except ValueError as exc:
         raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
-    if card.arch.startswith("spandrel:"):
-        model = _load_spandrel_checkpoint(path, state, card, device)
-    else:
-        try:
-            spec = get_arch(card.arch)
-            config = from_dict(spec.config_cls, card.config, where=f"{card.arch} config")
-        except (ValueError, RegistryError) as exc:
-            raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
-        check_card_fits(path, spec, config, state)
-        model = spec.model_cls(config)
-        load_state_strict(model, state, path)
+    with torch.random.fork_rng(devices=[]):  # (a network's random init: the caller's RNG)
+        model = _build_loaded(path, state, card, device)
     for name in ("scale", "in_channels"):  # a hand-edited card must not contradict its network
         said, built = getattr(card, name), getattr(model, name)
         if said and said != built:
@@ -167,6 +156,25 @@ def load_checkpoint(
     model.card = card
     model.card_digest = metadata.get(DIGEST_KEY) or tensors_digest(state)  # what it describes
     return model.to(device).eval(), card
+
+
+def _build_loaded(
+    path: Path, state: dict[str, torch.Tensor], card: ModelCard, device: str | torch.device
+) -> SRModel:
+    """The network of ``card`` holding ``state`` (a spandrel one re-detected)."""
+    from .models import get_arch
+
+    if card.arch.startswith("spandrel:"):
+        return _load_spandrel_checkpoint(path, state, card, device)
+    try:
+        spec = get_arch(card.arch)
+        config = from_dict(spec.config_cls, card.config, where=f"{card.arch} config")
+    except (ValueError, RegistryError) as exc:
+        raise CheckpointError(f"{path}: invalid model card: {exc}") from exc
+    check_card_fits(path, spec, config, state)
+    model = spec.model_cls(config)
+    load_state_strict(model, state, path)
+    return model
 
 
 def _load_spandrel_checkpoint(

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         return _cmd_inspect(args)
     if getattr(args, "json", False) or getattr(args, "extra_arches", False):
         raise ConfigError("--json and --extra-arches apply to --inspect FILE")
+    import torch
+
     from .models import create_model, list_models
     from .pretrained import list_pretrained
 
@@ -65,7 +67,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from .models import model_registry
 
     for name in list_models():
-        m = create_model(name, in_channels=3, scale=2)
+        with torch.random.fork_rng(devices=[]):  # (random init: not the caller's RNG)
+            m = create_model(name, in_channels=3, scale=2)
         info = m.info()
         arch = model_registry().get(info.arch)
         radius = "global" if info.receptive_radius is None else str(info.receptive_radius)
@@ -289,23 +292,78 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: writers remove their temporaries
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sr-domains`` script; returns the exit status.
+def console() -> None:
+    """The ``sr-domains`` script (and ``python -m sr_domains``): :func:`main` in a process of
+    its own, which may also make process-wide settings (``upscale``: glibc keeps freed memory,
+    :func:`~sr_domains.memory.keep_freed_memory`)."""
+    sys.exit(main(own_process=True))
+
+
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run one ``sr-domains`` command (``argv``: its arguments, default ``sys.argv[1:]``);
+    returns the exit status.
 
     Errors print one line (``-v`` adds the traceback). Exit status (as rio's): 0 success, 1 a
     runtime error (bad or unreadable input, an output that exists or is unsafe, a checkpoint
     that cannot be used, disk full, permissions, memory; in a batch: some files failed), 2 a
     usage error (unknown option or name, invalid or conflicting options), 130 interrupted,
     141 broken pipe, 143 terminated.
+
+    Called from a program (a script, a notebook, a test), it leaves the process as it found
+    it: the SIGTERM handler, logging's handlers and levels and torch's thread count are
+    restored on return; with logging already set up, ``-v``/``-q`` move only sr_domains'
+    loggers. ``own_process`` (:func:`console`): the process is the command's own.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    if args.quiet:
-        level = logging.ERROR
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    args.own_process = own_process
+    with _logging_for(args), _sigterm_handled():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _logging_for(args: argparse.Namespace) -> Iterator[None]:
+    """Log records to stderr at the level of ``-v``/``-q`` for the command, and logging as it
+    was after it: a process without logging gets ``logging.basicConfig``'s handler on the root
+    logger for the command only; one with logging of its own keeps it, and ``-v``/``-q`` set
+    the ``sr_domains`` logger's level for the command only."""
+    level = logging.ERROR if args.quiet else logging.WARNING - 10 * min(args.verbose, 2)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger, before = root, root.level
+        root.addHandler(handler)
+    else:
+        handler = None
+        logger = logging.getLogger("sr_domains")
+        before = logger.level
+    if handler is not None or args.verbose or args.quiet:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+        if handler is not None:
+            root.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _sigterm_handled() -> Iterator[None]:
+    """SIGTERM unwinds the command like Ctrl-C (writers remove their temporaries); the
+    process's own handler is back after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # (signal handlers can only be set in the main thread)
+        return
+    before = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command of ``args``, its errors turned into one line and an exit status."""
     try:
         return int(args.func(args) or 0)
     except (ConfigError, RegistryError) as exc:  # usage
@@ -347,4 +405,4 @@ def _fail(message: str, code: int, verbose: int) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

@@ -310,16 +310,15 @@ def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, 
 
     batch = is_nifti_batch(src, args.domain)
     adapter = None if batch else find_adapter(src, args.domain)
-    if options.threads:
-        import torch
+    from .engine_config import EngineSettings, engine_settings, torch_threads
 
-        torch.set_num_threads(options.threads)  # this process is ours: all torch work obeys
-    from .engine_config import EngineSettings, engine_settings
-    from .memory import keep_freed_memory
+    if getattr(args, "own_process", False):  # (the script's process: not a caller's)
+        from .memory import keep_freed_memory
 
-    keep_freed_memory()  # this process is ours: no page faults on every feature map
+        keep_freed_memory()  # no page faults on every feature map
 
-    with engine_settings(EngineSettings(**engine_fields(options))):
+    # all torch work of the command obeys --threads (the profile fit and --adapt too)
+    with torch_threads(options.threads), engine_settings(EngineSettings(**engine_fields(options))):
         if adapter is None:  # NIfTI files: the batch runner, in this process
             from .distributed import upscale_many
 

@@ -111,11 +111,25 @@ def cluster_client(
     cores = os.cpu_count() or 1
     # Dask logs every worker start at INFO: only with -v (our logger at INFO or below)
     quiet = logging.WARNING if log.getEffectiveLevel() > logging.INFO else logging.INFO
-    logging.getLogger("distributed").setLevel(quiet)
-    nanny = logging.getLogger("distributed.nanny")
-    before = nanny.level
+    dask_log, nanny = logging.getLogger("distributed"), logging.getLogger("distributed.nanny")
     with (
-        _level_restored(nanny, before),
+        # the caller's process as it was after the run: Dask's log levels, and the variables
+        # distributed's nanny puts in os.environ for its workers (OMP_NUM_THREADS=1,
+        # PYTHONHASHSEED, MALLOC_TRIM_THRESHOLD_, ...), which every later subprocess inherited
+        _level_restored(dask_log, dask_log.level),
+        _level_restored(nanny, nanny.level),
+        _environ_restored(),
+    ):
+        dask_log.setLevel(quiet)
+        with _embedded_client(dist, workers, quiet, nanny) as c:
+            c.register_plugin(_threads_plugin(max(1, cores // int(workers or 1))))
+            yield c
+
+
+@contextmanager
+def _embedded_client(dist: Any, workers: int | None, quiet: int, nanny: Any) -> Iterator[Any]:
+    """A client of a ``LocalCluster`` of ``workers`` one-thread processes, closed after."""
+    with (
         dist.LocalCluster(
             n_workers=int(workers or 1),
             threads_per_worker=1,
@@ -129,12 +143,25 @@ def cluster_client(
         ) as cluster,
         dist.Client(cluster, set_as_default=False) as c,  # (the caller's default stays)
     ):
-        c.register_plugin(_threads_plugin(max(1, cores // int(workers or 1))))
         try:
             yield c
         finally:  # a worker slow to exit (a loaded machine) is killed by its nanny at WARNING:
             # "Worker process still alive after 4.0 seconds, killing", noise after a good run
             nanny.setLevel(logging.ERROR if quiet > logging.INFO else quiet)
+
+
+@contextlib.contextmanager
+def _environ_restored() -> Iterator[None]:
+    """``os.environ`` as it was, on exit (variables added removed, changed ones put back)."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        for key, value in before.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -205,8 +232,13 @@ def upscale_many(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), unit="file", desc="sr-domains")
+    own_workers = client is None and not (scheduler or os.environ.get(SCHEDULER_ENV))
+    dask_log = logging.getLogger("distributed")
     try:
-        with cluster_client(client, workers, scheduler) as c:
+        with (
+            _level_restored(dask_log, dask_log.level),
+            cluster_client(client, workers, scheduler) as c,
+        ):
             if c is None:
                 for t in tasks:
                     results.append(run_task(t, options, model))
@@ -214,7 +246,9 @@ def upscale_many(
                     if bar is not None:
                         bar.update(1)
             else:
-                results = _run_on(c, tasks, options, model, retries, bar, out_dir, in_flight)
+                results = _run_on(
+                    c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers
+                )
     except (KeyboardInterrupt, SystemExit):
         # the cluster is closed by now (an embedded one: its workers are gone)
         remove_leftovers(in_flight)
@@ -247,9 +281,11 @@ def _run_on(
     bar: Any,
     out_dir: Path,
     in_flight: set[Task],
+    own_workers: bool = False,
 ) -> list[TaskResult]:
     """Run ``tasks`` on the client's cluster; ``in_flight`` holds those not yet back. A run
-    stopped here (Ctrl-C, SIGTERM) cancels what is left."""
+    stopped here (Ctrl-C, SIGTERM) cancels what is left (``own_workers``: those of an embedded
+    cluster, told to log only errors while they go)."""
     dist = _distributed()
     if c.dashboard_link and getattr(c, "cluster", None) is None:  # a scheduler's (the embedded
         log.info("Dask dashboard: %s", c.dashboard_link)  # cluster's has no dashboard)
@@ -275,17 +311,20 @@ def _run_on(
             if bar is not None:
                 bar.update(1)
     except (KeyboardInterrupt, SystemExit):
-        _cancel(c, list(futures))
+        _cancel(c, list(futures), own_workers)
         raise
     return [by_task[t] for t in tasks]
 
 
-def _cancel(c: Any, futures: list[Any]) -> None:
+def _cancel(c: Any, futures: list[Any], own_workers: bool) -> None:
     """Cancel ``futures`` of a stopped run, quietly: Dask logs each cancelled task at WARNING
-    (``CancelledError``) on the client and the workers, which is noise after Ctrl-C."""
+    (``CancelledError``) on the client and the workers, which is noise after Ctrl-C. (Here
+    until the run returns; on the workers only when they are the run's own: a user's
+    long-lived workers keep their logging.)"""
     _quiet_dask()
-    with contextlib.suppress(Exception):  # (the workers answer while their tasks run)
-        c.run(_quiet_dask, on_error="ignore")
+    if own_workers:
+        with contextlib.suppress(Exception):  # (the workers answer while their tasks run)
+            c.run(_quiet_dask, on_error="ignore")
     with contextlib.suppress(Exception):
         c.cancel(futures, force=True)
 

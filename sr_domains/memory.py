@@ -236,7 +236,8 @@ def forward_bytes_per_pixel(
     meta_side = math.ceil((side or META_PROBE) / m) * m
     side = math.ceil((side or PROBE) / m) * m
     if device.type == "cuda":
-        x = torch.rand(1, in_channels, side, side, device=device).contiguous(memory_format=fmt)
+        x = torch.rand(1, in_channels, side, side, device=device, generator=_probe_rng(device))
+        x = x.contiguous(memory_format=fmt)
         with torch.inference_mode():
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -251,7 +252,8 @@ def forward_bytes_per_pixel(
         x = x.contiguous(memory_format=fmt)
         side = meta_side
     except Exception:  # pragma: no cover - unusual modules
-        probe_model, x = model, torch.rand(1, in_channels, side, side).contiguous(memory_format=fmt)
+        probe_model, x = model, torch.rand(1, in_channels, side, side, generator=_probe_rng())
+        x = x.contiguous(memory_format=fmt)
     probe = _LiveStorages()
     with torch.inference_mode():
         try:
@@ -262,7 +264,8 @@ def forward_bytes_per_pixel(
                 raise
             probe = _LiveStorages()
             side = math.ceil(min(side, PROBE) / m) * m
-            real = torch.rand(1, in_channels, side, side).contiguous(memory_format=fmt)
+            real = torch.rand(1, in_channels, side, side, generator=_probe_rng())
+            real = real.contiguous(memory_format=fmt)
             with _dispatch_mode(probe):
                 model.cpu()(real) if device.type == "cpu" else model(real.to(device))
     return max(float(probe.peak), 1.0) / (side * side)
@@ -318,6 +321,11 @@ def budget_tile(
         tile,
     )
     return tile, budget
+
+
+def _probe_rng(device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator of the probe's own: measuring memory never moves the caller's RNG."""
+    return torch.Generator(device=device).manual_seed(0)
 
 
 def keep_freed_memory(max_block: int = 2**30) -> bool:

@@ -3,6 +3,8 @@ disk cache."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 from pathlib import Path
 
@@ -45,19 +47,50 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True)
-def _dask_scheduler_kept():
-    """A test leaves dask's ``scheduler`` setting as it found it: a leaked one made the lazy
-    xarray tests that happened to follow on the same worker fail, far from the cause."""
+# Third-party settings made once, on import (rasterio's GDAL_CURL_CA_BUNDLE and
+# PROJ_CURL_CA_BUNDLE, Dask's logger level): made before the first test, not inside one.
+for _name in ("rasterio", "distributed"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
+
+#: Environment variables that change between tests by design (pytest's, torch's own cache).
+_ENV_IGNORED = ("PYTEST_", "TORCHINDUCTOR_")
+#: Loggers whose levels a library call must leave as it found them.
+_LOGGERS = ("", "sr_domains", "distributed", "distributed.nanny")
+
+
+def _process_state() -> dict[str, object]:
+    """What a library call (and so a test) must leave as it found it: with a leak, the tests
+    that happened to follow on the same xdist worker failed far from the cause (a dask
+    ``scheduler`` setting left on a client that did not exist failed five lazy xarray tests)."""
+    import logging
+    import signal
     import sys
 
-    def scheduler() -> object:
-        config = sys.modules.get("dask.config")
-        return None if config is None else config.get("scheduler", None)
+    config = sys.modules.get("dask.config")
+    root = logging.getLogger()
+    return {
+        "dask scheduler setting": None if config is None else config.get("scheduler", None),
+        "torch threads": torch.get_num_threads(),
+        "SIGTERM handler": signal.getsignal(signal.SIGTERM),
+        "environment": {k: v for k, v in os.environ.items() if not k.startswith(_ENV_IGNORED)},
+        "logger levels": {name: logging.getLogger(name).level for name in _LOGGERS},
+        "root handlers": [  # (pytest's own capture handlers come and go with each phase)
+            h for h in root.handlers if not type(h).__module__.startswith("_pytest")
+        ],
+    }
 
-    before = scheduler()
+
+@pytest.fixture(autouse=True)
+def _process_state_kept():
+    """A test leaves the process as it found it (:func:`_process_state`)."""
+    before = _process_state()
     yield
-    assert scheduler() == before, "this test left dask's scheduler setting changed"
+    after = _process_state()
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, "this test left the process changed: " + "; ".join(
+        f"{k}: {before[k]!r} -> {after[k]!r}" for k in changed
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -256,7 +256,8 @@ def test_what_a_run_leaves_out_is_said_and_errors_name_real_flags(tmp_path, caps
     make_dicom_series(mix, n_slices=2, rows=12, cols=10)
     make_nifti(mix / "t1.nii.gz", shape=(12, 10, 3))
     with caplog.at_level(logging.WARNING):
-        assert main(["upscale", str(mix), str(tmp_path / "mix_x2"), "-q"]) == 0
+        # (not -q: it leaves errors only, in a program's process too)
+        assert main(["upscale", str(mix), str(tmp_path / "mix_x2"), "--no-progress"]) == 0
     said = caplog.text
     assert "read as a DICOM series; left out: t1.nii.gz" in said and "--domain nifti" in said
     caplog.clear()
@@ -266,7 +267,7 @@ def test_what_a_run_leaves_out_is_said_and_errors_name_real_flags(tmp_path, caps
     make_nifti(batch / "sub" / "b.nii.gz", shape=(12, 10, 3))
     (batch / "broken.nii.gz").write_bytes(b"not a volume")
     with caplog.at_level(logging.WARNING):
-        assert main(["upscale", str(batch), str(tmp_path / "batch_x2"), "-q"]) == 1
+        assert main(["upscale", str(batch), str(tmp_path / "batch_x2"), "--no-progress"]) == 1
     assert "takes the folder's own files; not searched: sub" in caplog.text
     err = capsys.readouterr().err
     assert f"failed: {batch / 'broken.nii.gz'}: not a readable NIfTI" in err

@@ -170,10 +170,16 @@ def _finite_small(arch: str) -> dict:
     tile_factor=st.floats(2.0, 3.0),
 )
 def test_every_registered_arch_tiles_exactly(arch, hf, wf, channels, scale, extra, tile_factor):
+    from sr_domains.engine_config import torch_threads
+
+    with torch_threads(1):  # (the worker's own count again after: tests/conftest.py)
+        _tiles_exactly(arch, hf, wf, channels, scale, extra, tile_factor)
+
+
+def _tiles_exactly(arch, hf, wf, channels, scale, extra, tile_factor) -> None:
     from sr_domains.models import create_model, model_registry
 
     assert arch in model_registry().names()
-    torch.set_num_threads(1)
     model = create_model(arch, in_channels=channels, scale=scale, **_finite_small(arch))
     radius = model.receptive_radius()
     assert radius is not None

@@ -79,8 +79,6 @@ class Trainer:
         self.info = info
         self.progress = progress and info.is_main
         dev = info.device
-        if config.threads:
-            torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed + info.rank)
         self.dataset = PatchDataset(config.data, scale=config.scale, seed=config.seed)
         self.model = build_generator(config).to(dev).train()
@@ -315,6 +313,13 @@ def train(
         if resume:  # (every rank, before creating anything: never a fresh run instead)
             check_resumable(config.run_dir)
         with contextlib.ExitStack() as stack:
+            # the caller's thread count and random state are theirs again after the run (the
+            # Trainer seeds torch with config.seed + rank)
+            stack.callback(torch.set_num_threads, torch.get_num_threads())
+            if config.threads:
+                torch.set_num_threads(config.threads)
+            cuda = [info.device.index or 0] if info.device.type == "cuda" else []
+            stack.enter_context(torch.random.fork_rng(devices=cuda))
             resuming = resume
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)
