@@ -35,7 +35,6 @@ from .isotropic_io import (
     ProfileArg,
     VolumeJob,
     fit_intensity,
-    nifti_rules,
     resolve_slice_profile,
     thickness_from_sidecar,
 )
@@ -181,7 +180,7 @@ def isotropic_nifti(
     ``options.internal``, as the CLI passes them; ``profile``: a fitted profile used instead
     of ``options.profile``)."""
     from .nifti_io import check_memory, open_source
-    from .nifti_upscale import values_record
+    from .nifti_rules import c_order, values_record, volume_rules
     from .nifti_write import PENDING, PlaneWriter
 
     iso = check_isotropic(options, "NIfTI", {"axes"})
@@ -217,15 +216,20 @@ def isotropic_nifti(
     check_memory(size * (n_in + 4 * vox_out), f"{src}: isotropic SR")
     data = source.read_all()
     flat = data.reshape(*source.shape[:3], -1)
-    scan = source.scan()
+    scan, volume_scans = source.scan_volumes()  # (one pass: the file's and each volume's)
     spec = profile if profile is not None else options.profile
     intensity = fit_intensity(spec, scan.sample, source.dtype)
+    # value rules per volume, as each would get saved alone (module nifti_rules); volumes
+    # below are numbered as ``flat`` numbers them
+    ct = intensity.recipe.lower().startswith("ct")
+    in_file_order = volume_rules(values, source, scan, volume_scans, ct=ct)
+    rules = c_order(in_file_order, source.shape[3:])
     header_thick = thickness_from_sidecar(src)
     job = VolumeJob(
         plan,
         resolve_slice_profile(iso, plan, header_thick, str(src)),
         intensity,
-        nifti_rules(values, source, scan, intensity),
+        rules[0],
         iso=iso,
         internal=internal,
         weights=weights,
@@ -243,10 +247,11 @@ def isotropic_nifti(
         PlaneWriter(tmp, hdr, n_planes) as w,
     ):
         for v in range(flat.shape[-1]):
+            job.rules = rules[v]
             out = first if v == 0 else job.process(flat[..., v])
             for chunk in iter_planes(out):
                 w.write(chunk)
-        w.pending = values_record(job.rules, w)
+        w.pending = values_record(in_file_order, w)
     if internal.save_model is not None:
         job.save_model(internal.save_model, overwrite, src.name)
     log.info("wrote %s %s", dst, out_shape)

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..intensity import IntensityProfile, profile_from_any, work_dtype
 from ..made_with import MADE_KEY, Made
 from ..options import InternalOptions, IsotropicOptions
-from ..value_domain import ValueOptions, ValueRules, build_rules
+from ..value_domain import ValueRules
 from .isotropic import (
     IsotropicModel,
     IsotropicPlan,
@@ -216,25 +216,10 @@ def resolve_slice_profile(
     return prof
 
 
-def nifti_rules(values: ValueOptions | None, src: Any, scan: Any, intensity: IntensityProfile):
-    """Value rules of a NIfTI input (as :func:`~sr_domains.medical.upscale_nifti` builds them)."""
-    zero = scan.zero_facts(floating=np.dtype(src.dtype).kind == "f")
-    return build_rules(
-        values,
-        [zero.non_negative_minimum],
-        dtype=src.dtype,
-        slope=src.slope,
-        inter=src.inter,
-        ct=intensity.recipe.lower().startswith("ct"),
-        zero=zero,
-    )
-
-
 __all__ = [
     "VolumeJob",
     "fit_intensity",
     "load_fitted",
-    "nifti_rules",
     "resolve_slice_profile",
     "thickness_from_sidecar",
 ]

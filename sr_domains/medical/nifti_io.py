@@ -7,7 +7,8 @@
 * :meth:`NiftiSource.planes` reads the file **in file order**, one plane of the first two axes
   at a time (NIfTI stores voxels with the first axis fastest), so memory does not grow with the
   number of slices or volumes; :meth:`NiftiSource.scan` makes one pass for the statistics the
-  intensity profile and value checks need (exact min/max, a bounded sample for percentiles). A
+  intensity profile and value checks need (exact min/max, a bounded sample for percentiles),
+  :meth:`NiftiSource.scan_volumes` the same pass with the statistics of each volume too. A
   gzip stream is read to its end (its checksum and length checked); a truncated or corrupt one
   is an :class:`~sr_domains.errors.InputFileError` naming the file, as with :func:`check_data`.
 * The writer that mirrors it is :class:`~sr_domains.medical.nifti_write.PlaneWriter`.
@@ -60,13 +61,66 @@ class Scan:
     n_nonfinite: int
     n_zero: int
     min_abs: float = float("inf")  # smallest magnitude of the finite values
+    #: :func:`~sr_domains.value_facts.robust_magnitude` of the sample, when it was taken during
+    #: the pass and the sample dropped (the per-volume scans of :meth:`NiftiSource.scan_volumes`)
+    magnitude: float | None = None
 
     def zero_facts(self, floating: bool) -> ZeroFacts:
         """Zero background and tolerance (:class:`~sr_domains.value_facts.ZeroFacts`);
         ``floating``: float storage (integer storage is exact)."""
         top = max(abs(self.vmin), abs(self.vmax)) if np.isfinite(self.vmin) else None
-        mag = robust_magnitude(self.sample, top) if floating else None
+        mag = self.magnitude
+        if floating and mag is None:
+            mag = robust_magnitude(self.sample, top)
         return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating, mag)
+
+
+class _Pass:
+    """Running statistics of one pass over ``total`` voxels, plane by plane: exact min/max and
+    counts of the finite values, and a deterministic strided sample of at most ``max_sample``
+    values (every voxel when there are that few). Planes are counted from this pass's own
+    first one, so a volume's statistics are those of the volume saved alone."""
+
+    def __init__(self, total: int, max_sample: int) -> None:
+        self.total, self.step, self.k = total, max(1, -(-total // max_sample)), 0
+        self.parts: list[np.ndarray] = []
+        self.vmin, self.vmax, self.min_abs = np.inf, -np.inf, np.inf
+        self.n_fin = self.n_zero = 0
+
+    def add(self, flat: np.ndarray, stats: tuple[int, float, float, int, float] | None) -> None:
+        """One plane (``flat``, in file order) and its :func:`_plane_stats`."""
+        step = self.step
+        self.parts.append(flat[(self.k * 7) % step :: step] if step > 1 else flat.copy())
+        self.k += 1
+        if stats is not None:
+            nf, lo, hi, nz, ma = stats
+            self.n_fin += nf
+            self.vmin, self.vmax = min(self.vmin, lo), max(self.vmax, hi)
+            self.n_zero += nz
+            self.min_abs = min(self.min_abs, ma)
+
+    def scan(self, keep_sample: bool = True) -> Scan:
+        """The :class:`Scan`; without ``keep_sample`` the sample's magnitude is taken now and
+        the sample dropped (memory stays bounded over many volumes)."""
+        sample = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        lo, hi, nf = float(self.vmin), float(self.vmax), self.n_fin
+        done = Scan(sample, lo, hi, nf, self.total - nf, self.n_zero, float(self.min_abs))
+        if not keep_sample:
+            done.magnitude = robust_magnitude(sample, max(-lo, hi) if nf else None)
+            done.sample = np.zeros(0, np.float32)
+        return done
+
+
+def _plane_stats(flat: np.ndarray) -> tuple[int, float, float, int, float] | None:
+    """``(finite count, min, max, zero count, smallest magnitude)`` of the finite values of a
+    plane, or None when it has none."""
+    fin = np.isfinite(flat)
+    nf = int(fin.sum())
+    if not nf:
+        return None
+    vals = flat[fin] if nf < flat.size else flat
+    lo, hi = float(vals.min()), float(vals.max())
+    return nf, lo, hi, int(np.count_nonzero(vals == 0)), float(np.abs(vals).min())
 
 
 @dataclass
@@ -148,23 +202,34 @@ class NiftiSource:
     def scan(self, max_sample: int = SAMPLE_VALUES) -> Scan:
         """One pass: min/max/counts of finite values and a deterministic sample of at most
         ``max_sample`` values (every voxel when the volume is that small)."""
+        return self._scan(max_sample, per_volume=False)[0]
+
+    def scan_volumes(self, max_sample: int = SAMPLE_VALUES) -> tuple[Scan, list[Scan]]:
+        """One pass: the whole-file :meth:`scan` and a :class:`Scan` of each volume (the 4th
+        and later axes flattened in file order, :attr:`n_volumes`): exactly what :meth:`scan`
+        of that volume saved alone as a 3-D file finds, with its sample's magnitude taken at
+        the end of the volume and the sample dropped (:attr:`Scan.magnitude`: memory holds
+        at most one volume's sample besides the whole file's). A 3-D file's one volume is
+        the whole-file scan itself."""
+        whole, volumes = self._scan(max_sample, per_volume=self.n_volumes > 1)
+        return whole, volumes or [whole]
+
+    def _scan(self, max_sample: int, per_volume: bool) -> tuple[Scan, list[Scan]]:
         total = int(np.prod(self.shape, dtype=np.int64))
-        step = max(1, -(-total // max_sample))
-        parts, vmin, vmax, min_abs = [], np.inf, -np.inf, np.inf
-        n_fin = n_zero = 0
+        per = int(np.prod(self.shape[:3], dtype=np.int64))
+        z = self.shape[2]
+        whole, vol, volumes = _Pass(total, max_sample), None, []
         for k, plane in enumerate(self.planes()):
             flat = plane.ravel(order="F")
-            parts.append(flat[(k * 7) % step :: step] if step > 1 else flat.copy())
-            fin = np.isfinite(flat)
-            nf = int(fin.sum())
-            n_fin += nf
-            if nf:
-                vals = flat[fin] if nf < flat.size else flat
-                vmin, vmax = min(vmin, float(vals.min())), max(vmax, float(vals.max()))
-                n_zero += int(np.count_nonzero(vals == 0))
-                min_abs = min(min_abs, float(np.abs(vals).min()))
-        sample = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return Scan(sample, float(vmin), float(vmax), n_fin, total - n_fin, n_zero, min_abs)
+            stats = _plane_stats(flat)
+            whole.add(flat, stats)
+            if per_volume:
+                vol = vol if vol is not None else _Pass(per, max_sample)
+                vol.add(flat, stats)
+                if (k + 1) % z == 0:  # the last plane of a volume
+                    volumes.append(vol.scan(keep_sample=False))
+                    vol = None
+        return whole.scan(), volumes
 
     def read_all(self) -> np.ndarray:
         """The whole volume, ``shape``, dtype :attr:`work_dtype` (checks that it fits in memory

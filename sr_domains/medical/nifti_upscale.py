@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
-from ..value_domain import ValueOptions, ValueRules, build_rules
+from ..value_domain import ValueOptions, ValueRules
 from .common import (
     check_through_plane,
     fit_profile,
@@ -40,6 +41,7 @@ from .common import (
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_output_name, check_upscalable, iter_planes, output_header
 from .nifti_io import CHUNK_PLANES, NiftiSource, check_memory, load_nifti, open_source
+from .nifti_rules import c_order, values_record, volume_rules  # (values_record: also isotropic)
 from .nifti_write import PENDING, PlaneWriter
 from .volume import upscale_image, upscale_stack
 
@@ -90,7 +92,8 @@ def upscale_nifti(
         values: value fidelity (:class:`~sr_domains.value_domain.ValueOptions`); by default
             outputs stay within the local input range and the physical domain (a non-negative
             volume stays non-negative, integer range through ``scl_slope``/``scl_inter``), and
-            exact-zero background stays exactly zero.
+            exact-zero background stays exactly zero; each volume of a 4-D file by its own
+            values (a magnitude volume beside a phase volume stays non-negative).
         adapt: fine-tune the model on planes of this volume first
             (:class:`~sr_domains.options.AdaptOptions`, True for the default, or a number of
             steps, as ``--adapt [STEPS]``; docs/adaptation.md); the report goes into the
@@ -154,20 +157,14 @@ def run_nifti(
         check_memory(size * (n_in + 2 * out_vox), f"{src}: SR")
     # streaming shows a bar over slices instead of one over tiles
     up = upscaler_of(options, model, progress=not streaming)
-    scan = source.scan()
+    scan, volume_scans = source.scan_volumes()  # (one pass: the file's and each volume's)
     warn_label_like(src, scan.sample, source.dtype)
     spec = profile if profile is not None else options.profile
     prof = fit_profile(spec, up.model, scan.sample, default="mr", dtype=source.dtype)
-    zero = scan.zero_facts(floating=np.dtype(source.dtype).kind == "f")
-    rules = build_rules(
-        options.values,
-        [zero.non_negative_minimum],
-        dtype=source.dtype,
-        slope=source.slope,
-        inter=source.inter,
-        ct=prof.recipe.lower().startswith("ct"),
-        zero=zero,
-    )
+    ct = prof.recipe.lower().startswith("ct")
+    # value rules per volume, as each would get saved alone (a magnitude and a phase volume
+    # have different domains); the profile stays one for the file (module nifti_rules)
+    rules = volume_rules(options.values, source, scan, volume_scans, ct=ct)
     axes_text = ",".join(map(str, ax))
     made = volume_made(up, options, model, profile, axes=axes_text, through_plane=through_plane)
     chosen = weights_for_volume(
@@ -209,7 +206,7 @@ def run_nifti(
                 profile=prof,
                 axes=ax,
                 through_plane=through_plane,
-                rules=rules,
+                rules=rules[0] if len(rules) == 1 else c_order(rules, source.shape[3:]),
             )
             del data
             for chunk in iter_planes(out):
@@ -324,32 +321,17 @@ def nifti_output_status(
     return nifti_output_check(dst, src, scale, requested)[0]
 
 
-def values_record(rules: ValueRules | None, writer: PlaneWriter) -> dict[str, Any]:
-    """The ``values`` provenance entry: the rules applied and what they changed."""
-    if rules is None:
-        return {"clamp": False, "clipped_to_dtype": writer.clipped}
-    if rules.stats.envelope + rules.stats.domain:
-        log.info("%s", rules.stats.describe())
-    return {
-        "envelope": rules.envelope,
-        "domain": rules.domain.to_dict() if rules.domain is not None else None,
-        "pinned": list(rules.pinned[0]) if rules.pinned else [],
-        "pin_tolerance": rules.pin_tol,  # float resampling residues held as zero
-        "clamped": rules.stats.to_dict(),
-        "clipped_to_dtype": writer.clipped,
-    }
-
-
 def _stream(
     source: NiftiSource,
     up: Upscaler,
     prof: IntensityProfile,
     writer: PlaneWriter,
-    rules: ValueRules | None,
+    rules: Sequence[ValueRules | None],
     *,
     progress: bool,
 ) -> None:
-    """Read, super-resolve and write planes in file order, :data:`CHUNK_PLANES` at a time.
+    """Read, super-resolve and write planes in file order, :data:`CHUNK_PLANES` at a time and
+    never across volumes: volume ``v`` (planes ``[v*Z, (v+1)*Z)``) gets ``rules[v]``.
     (Axes are sorted, :func:`~sr_domains.medical.geometry.check_axes`: planes go to the model
     as stored.)"""
     bar = None
@@ -357,12 +339,13 @@ def _stream(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=source.n_planes, unit="slice", desc=source.path.name)
+    z = source.shape[2]
     try:
         buf: list[np.ndarray] = []
         for k, plane in enumerate(source.planes(), start=1):
             buf.append(plane)
-            if len(buf) == CHUNK_PLANES or k == source.n_planes:
-                out = upscale_stack(np.stack(buf), up, prof, rules)
+            if len(buf) == CHUNK_PLANES or k % z == 0 or k == source.n_planes:
+                out = upscale_stack(np.stack(buf), up, prof, rules[(k - 1) // z])
                 writer.write(out)
                 if bar is not None:
                     bar.update(len(buf))

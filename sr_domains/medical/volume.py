@@ -202,7 +202,7 @@ def upscale_image(
     profile: IntensityProfile,
     axes: Sequence[int] | None = None,
     through_plane: bool = False,
-    rules: ValueRules | None = None,
+    rules: ValueRules | Sequence[ValueRules | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Array + affine in, SR array + affine out: the reusable core of every volume writer.
 
@@ -210,7 +210,9 @@ def upscale_image(
         data: ``(n0, n1, n2)`` or ``(n0, n1, n2, *extra)`` array; the trailing axes (time,
             echoes, ...) are processed volume by volume with the same profile.
         affine: 4x4 voxel-centre affine of the first three axes.
-        upscaler, profile, through_plane, rules: see :func:`upscale_volume`.
+        upscaler, profile, through_plane: see :func:`upscale_volume`.
+        rules: value fidelity (:func:`upscale_volume`): one for every volume, or one per volume
+            numbered as ``data.reshape(n0, n1, n2, -1)`` numbers them (the last axis fastest).
         axes: in-plane axes; default: the two with the finest spacing (:func:`default_axes`).
 
     Returns:
@@ -223,6 +225,12 @@ def upscale_image(
     extra = data.shape[3:]
     flat = data.reshape(*data.shape[:3], -1)
     n = flat.shape[-1]
+    if rules is None or isinstance(rules, ValueRules):
+        per: list[ValueRules | None] = [rules] * n
+    else:
+        per = list(rules)
+    if len(per) != n:
+        raise ConfigError(f"{len(per)} value rules for {n} volumes")
     out: np.ndarray | None = None
     for v in range(n):
         if n > 1:
@@ -233,7 +241,7 @@ def upscale_image(
             profile=profile,
             axes=ax,
             through_plane=through_plane,
-            rules=rules,
+            rules=per[v],
         )
         if out is None:
             out = np.empty((*sr.shape, n), sr.dtype)

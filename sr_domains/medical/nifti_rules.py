@@ -1,0 +1,136 @@
+"""Value rules of a NIfTI file, volume by volume, and the ``values`` provenance record.
+
+The volumes of a 4-D (or 5-D ...) file need not share a value domain: a magnitude image
+(non-negative, exact-zero background) and a phase map (-pi..pi) stored as two volumes of one
+file. Each volume therefore gets the rules (:func:`~sr_domains.value_domain.build_rules`) its own
+voxels imply, exactly as if it were a 3-D file on its own (its
+:meth:`~sr_domains.medical.nifti_io.NiftiSource.scan_volumes` statistics); a 3-D file gets the
+rules of the whole-file scan, as always. The intensity profile stays one for the whole file
+(an invertible linear map; :func:`~sr_domains.medical.common.fit_profile`).
+
+Volumes are numbered in file order: the 4th and later axes flattened with the 4th fastest
+(volume ``v`` of a file with ``Z`` slices is planes ``[v*Z, (v+1)*Z)``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..value_domain import ClampStats, ValueOptions, ValueRules, build_rules
+from .nifti_io import NiftiSource, Scan
+from .nifti_write import PlaneWriter
+
+log = logging.getLogger(__name__)
+
+#: Rules of one image, or of each volume of a file (file order).
+RulesArg = ValueRules | Sequence[ValueRules | None] | None
+
+
+def volume_rules(
+    options: ValueOptions | None,
+    source: NiftiSource,
+    whole: Scan,
+    volumes: Sequence[Scan],
+    *,
+    ct: bool,
+) -> list[ValueRules | None]:
+    """The rules of each of the ``source.n_volumes`` volumes (file order): from the volume's
+    own scan, or from ``whole`` for a 3-D file. ``ct``: the intensity profile is a CT one."""
+    floating = np.dtype(source.dtype).kind == "f"
+    scans = [whole] if source.n_volumes == 1 else list(volumes)
+    if len(scans) != source.n_volumes:
+        raise ValueError(f"{len(scans)} volume scans for {source.n_volumes} volumes")
+    rules = []
+    for scan in scans:
+        zero = scan.zero_facts(floating=floating)
+        rules.append(
+            build_rules(
+                options,
+                [zero.non_negative_minimum],
+                dtype=source.dtype,
+                slope=source.slope,
+                inter=source.inter,
+                ct=ct,
+                zero=zero,
+            )
+        )
+    return rules
+
+
+def c_order(per_volume: Sequence[ValueRules | None], extra: tuple[int, ...]) -> list[Any]:
+    """``per_volume`` (file order: the first of the ``extra`` axes fastest) reordered as
+    :func:`~sr_domains.medical.volume.upscale_image` numbers volumes (``data.reshape(X, Y, Z,
+    -1)``: the last axis fastest). The same for a single extra axis."""
+    n = int(np.prod(extra, dtype=np.int64)) if extra else 1
+    order = np.arange(n).reshape(extra or (1,), order="F").ravel(order="C")
+    return [per_volume[int(i)] for i in order]
+
+
+def _rules_record(rules: ValueRules) -> dict[str, Any]:
+    return {
+        "envelope": rules.envelope,
+        "domain": rules.domain.to_dict() if rules.domain is not None else None,
+        "pinned": list(rules.pinned[0]) if rules.pinned else [],
+        "pin_tolerance": rules.pin_tol,  # float resampling residues held as zero
+    }
+
+
+def values_record(rules: RulesArg, writer: PlaneWriter) -> dict[str, Any]:
+    """The ``values`` provenance entry: the rules applied and what they changed.
+
+    ``rules``: one rules object (every volume), or one per volume (file order). When every
+    volume's rules are the same (always for a 3-D file) the entry is ``envelope``, ``domain``,
+    ``pinned``, ``pin_tolerance``, ``clamped`` (counts summed over the volumes) and
+    ``clipped_to_dtype``. Otherwise ``domain``, ``pinned`` and ``pin_tolerance`` move into
+    ``per_volume``: a list of ``{"volumes": [file-order indexes], "domain", "pinned",
+    "pin_tolerance", "clamped"}``, one entry per distinct domain and pinned values, whose
+    ``pin_tolerance`` is one number, or one per volume of ``volumes`` where they differ (a
+    float file's tolerance comes from each volume's own values: a few hundred fMRI volumes
+    stay one entry), while ``envelope``, ``clamped`` (the sum) and ``clipped_to_dtype`` stay
+    at the top.
+    """
+    given = [rules] if rules is None or isinstance(rules, ValueRules) else list(rules)
+    per = [r for r in given if r is not None]
+    if not per or len(per) < len(given):  # (clamp=False: for every volume)
+        return {"clamp": False, "clipped_to_dtype": writer.clipped}
+    total = ClampStats()
+    groups: dict[str, tuple[dict[str, Any], list[int], list[float], ClampStats]] = {}
+    for v, r in enumerate(per):
+        total.add(r.stats)
+        rec = _rules_record(r)
+        tol = rec.pop("pin_tolerance")
+        _, volumes, tols, stats = groups.setdefault(
+            json.dumps(rec, sort_keys=True), (rec, [], [], ClampStats())
+        )
+        volumes.append(v)
+        tols.append(tol)
+        stats.add(r.stats)
+    if total.envelope + total.domain:
+        log.info("%s", total.describe())
+    if len(groups) == 1 and len(set(next(iter(groups.values()))[2])) == 1:
+        ((rec, _, tols, _),) = groups.values()
+        return {
+            **rec,
+            "pin_tolerance": tols[0],
+            "clamped": total.to_dict(),
+            "clipped_to_dtype": writer.clipped,
+        }
+    return {
+        "envelope": per[0].envelope,
+        "per_volume": [
+            {"volumes": volumes, **{k: v for k, v in rec.items() if k != "envelope"}}
+            | {"pin_tolerance": tols[0] if len(set(tols)) == 1 else tols}
+            | {"clamped": stats.to_dict()}
+            for rec, volumes, tols, stats in groups.values()
+        ],
+        "clamped": total.to_dict(),
+        "clipped_to_dtype": writer.clipped,
+    }
+
+
+__all__ = ["RulesArg", "c_order", "values_record", "volume_rules"]
