@@ -93,13 +93,22 @@ def alone(tmp_path, net, vol, name, **kw):
     return out, prov["values"]
 
 
+def volume_list(listed):
+    """``[0, "2-4"]`` -> ``[0, 2, 3, 4]``."""
+    out = []
+    for item in listed:
+        a, _, b = str(item).partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+
+
 def rules_of(values, v):
     """The rules recorded for volume ``v`` (4-D ``per_volume`` entry, or the 3-D record)."""
     if "per_volume" not in values:
         return {k: values[k] for k in ("domain", "pinned", "pin_tolerance")}
-    (entry,) = [e for e in values["per_volume"] if v in e["volumes"]]
+    (entry,) = [e for e in values["per_volume"] if v in volume_list(e["volumes"])]
     tol = entry["pin_tolerance"]  # (one number, or one per volume of the entry)
-    tol = tol[entry["volumes"].index(v)] if isinstance(tol, list) else tol
+    tol = tol[volume_list(entry["volumes"]).index(v)] if isinstance(tol, list) else tol
     return {"domain": entry["domain"], "pinned": entry["pinned"], "pin_tolerance": tol}
 
 
@@ -241,5 +250,53 @@ def test_a_float_time_series_is_one_compact_record(tmp_path, net):
     values = prov["values"]
     if "per_volume" in values:  # (tolerances differ: one entry, listed)
         (entry,) = values["per_volume"]
-        assert entry["volumes"] == [0, 1, 2, 3, 4] and len(entry["pin_tolerance"]) == 5
+        assert entry["volumes"] == ["0-4"] and len(entry["pin_tolerance"]) == 5
     assert all(rules_of(values, v)["pinned"] == [0.0] for v in range(5))
+
+
+@pytest.mark.parametrize("kind", ["float", "int16"])
+def test_a_long_series_fits_its_header(tmp_path, net, kind):
+    """120 volumes whose rules differ: the record overflowed the header's fixed placeholder
+    and the run failed after all its work, writing nothing (a float series: one tolerance per
+    volume; int16: volumes alternating non-negative and signed, listed one by one)."""
+    shape = (8, 8, 2)
+    base = magnitude(shape)
+    if kind == "float":
+        vols = [base * (1 + 0.05 * v) for v in range(120)]
+    else:
+        vols = [(base if v % 2 else base - 50).astype(np.int16) for v in range(120)]
+    src = save(tmp_path / "long.nii.gz", np.stack(vols, -1))
+    out, prov = run(src, tmp_path / "o.nii.gz", net)
+    assert out.shape == (16, 16, 2, 120)
+    values = prov["values"]
+    entries = values.get("per_volume", [values])
+    if kind == "int16":
+        assert len(entries) == 2
+        assert rules_of(values, 1)["domain"]["lo"] != rules_of(values, 0)["domain"]["lo"]
+
+
+def test_isotropic_5d_volumes_stay_in_their_places(tmp_path):
+    """Volume (t, e) of a 5-D file is output volume (t, e): the volumes were processed in C
+    order (the last axis fastest) and written in file order, swapping (0, 1) and (1, 0)."""
+    import torch
+
+    from sr_domains.medical import make_isotropic
+
+    shape = (16, 12, 4)
+    base = magnitude(shape)
+    data = np.zeros((*shape, 2, 2), np.float32)
+    for t in range(2):
+        for e in range(2):
+            data[..., t, e] = base * (1 + t + 10 * e)
+    src = save(tmp_path / "f5.nii.gz", data)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (dst,) = make_isotropic(src, tmp_path / "iso.nii.gz", steps=2, values=NO_ENVELOPE)
+    finally:
+        torch.set_num_threads(threads)
+    out = np.asarray(nib.load(dst).dataobj)
+    ref = out[..., 0, 0].mean()
+    for t in range(2):
+        for e in range(2):
+            assert out[..., t, e].mean() / ref == pytest.approx(1 + t + 10 * e, rel=0.05)

@@ -180,8 +180,8 @@ def isotropic_nifti(
     ``options.internal``, as the CLI passes them; ``profile``: a fitted profile used instead
     of ``options.profile``)."""
     from .nifti_io import check_memory, open_source
-    from .nifti_rules import c_order, values_record, volume_rules
-    from .nifti_write import PENDING, PlaneWriter
+    from .nifti_rules import values_record, volume_rules
+    from .nifti_write import PlaneWriter, pending_slot
 
     iso = check_isotropic(options, "NIfTI", {"axes"})
     src, dst = Path(src), Path(dst)
@@ -215,15 +215,15 @@ def isotropic_nifti(
     size = source.work_dtype.itemsize  # (8 for float64 and 32-bit integer volumes)
     check_memory(size * (n_in + 4 * vox_out), f"{src}: isotropic SR")
     data = source.read_all()
-    flat = data.reshape(*source.shape[:3], -1)
+    # volumes in file order (the 4th axis fastest), as the writer writes them: a 5-D file's
+    # volumes went to the wrong places in C order
+    flat = data.reshape(*source.shape[:3], -1, order="F")
     scan, volume_scans = source.scan_volumes()  # (one pass: the file's and each volume's)
     spec = profile if profile is not None else options.profile
     intensity = fit_intensity(spec, scan.sample, source.dtype)
-    # value rules per volume, as each would get saved alone (module nifti_rules); volumes
-    # below are numbered as ``flat`` numbers them
+    # value rules per volume, as each would get saved alone (module nifti_rules)
     ct = intensity.recipe.lower().startswith("ct")
-    in_file_order = volume_rules(values, source, scan, volume_scans, ct=ct)
-    rules = c_order(in_file_order, source.shape[3:])
+    rules = volume_rules(values, source, scan, volume_scans, ct=ct)
     header_thick = thickness_from_sidecar(src)
     job = VolumeJob(
         plan,
@@ -239,7 +239,9 @@ def isotropic_nifti(
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
     prov = job.provenance(src.name, recipe_of(options, "nifti", profile=profile))
     prov[SOURCE_STAMP_KEY] = stamp
-    prov["values"] = PENDING  # filled in once the voxels are written: a finished output
+    prov["values"] = pending_slot(
+        source.n_volumes
+    )  # filled in once the voxels are written: a finished output
     hdr = output_header(source, out_shape, plan.factors, prov)
     n_planes = plan.out_shape[2] * flat.shape[-1]
     with (
@@ -251,7 +253,7 @@ def isotropic_nifti(
             out = first if v == 0 else job.process(flat[..., v])
             for chunk in iter_planes(out):
                 w.write(chunk)
-        w.pending = values_record(in_file_order, w)
+        w.pending = values_record(rules, w)
     if internal.save_model is not None:
         job.save_model(internal.save_model, overwrite, src.name)
     log.info("wrote %s %s", dst, out_shape)

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from ..strict_json import provenance_json
 from ..value_domain import ClampStats, ValueOptions, ValueRules, build_rules
 from .nifti_io import NiftiSource, Scan
-from .nifti_write import PlaneWriter
+from .nifti_write import PlaneWriter, pending_slot
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,14 @@ def values_record(rules: RulesArg, writer: PlaneWriter) -> dict[str, Any]:
     volume's rules are the same (always for a 3-D file) the entry is ``envelope``, ``domain``,
     ``pinned``, ``pin_tolerance``, ``clamped`` (counts summed over the volumes) and
     ``clipped_to_dtype``. Otherwise ``domain``, ``pinned`` and ``pin_tolerance`` move into
-    ``per_volume``: a list of ``{"volumes": [file-order indexes], "domain", "pinned",
-    "pin_tolerance", "clamped"}``, one entry per distinct domain and pinned values, whose
-    ``pin_tolerance`` is one number, or one per volume of ``volumes`` where they differ (a
-    float file's tolerance comes from each volume's own values: a few hundred fMRI volumes
-    stay one entry), while ``envelope``, ``clamped`` (the sum) and ``clipped_to_dtype`` stay
-    at the top.
+    ``per_volume``: a list of ``{"volumes", "domain", "pinned", "pin_tolerance", "clamped"}``,
+    one entry per distinct domain and pinned values: ``volumes`` are file-order indexes and
+    ranges (``[0, "2-299"]``), ``pin_tolerance`` is one number, or one per volume of the
+    entry where they differ (a float file's tolerance comes from each volume's own values),
+    while ``envelope``, ``clamped`` (the sum) and ``clipped_to_dtype`` stay at the top. The
+    record always fits the header's placeholder (:func:`~sr_domains.medical.nifti_write.
+    pending_slot`): past it, the tolerances of an entry become ``{"min", "max"}``, then the
+    entries a count.
     """
     given = [rules] if rules is None or isinstance(rules, ValueRules) else list(rules)
     per = [r for r in given if r is not None]
@@ -120,17 +123,43 @@ def values_record(rules: RulesArg, writer: PlaneWriter) -> dict[str, Any]:
             "clamped": total.to_dict(),
             "clipped_to_dtype": writer.clipped,
         }
-    return {
+    entries = [
+        {"volumes": _ranges(volumes), **{k: v for k, v in rec.items() if k != "envelope"}}
+        | {"pin_tolerance": tols[0] if len(set(tols)) == 1 else tols}
+        | {"clamped": stats.to_dict()}
+        for rec, volumes, tols, stats in groups.values()
+    ]
+    record: dict[str, Any] = {
         "envelope": per[0].envelope,
-        "per_volume": [
-            {"volumes": volumes, **{k: v for k, v in rec.items() if k != "envelope"}}
-            | {"pin_tolerance": tols[0] if len(set(tols)) == 1 else tols}
-            | {"clamped": stats.to_dict()}
-            for rec, volumes, tols, stats in groups.values()
-        ],
+        "per_volume": entries,
         "clamped": total.to_dict(),
         "clipped_to_dtype": writer.clipped,
     }
+    room = len(pending_slot(len(per)))
+    if len(provenance_json(record)) > room:  # (it always fits its slot: less detail)
+        for e in entries:
+            if isinstance(e["pin_tolerance"], list):
+                e["pin_tolerance"] = {
+                    "min": min(e["pin_tolerance"]),
+                    "max": max(e["pin_tolerance"]),
+                }
+    if len(provenance_json(record)) > room:
+        record["per_volume"] = f"{len(entries)} sets of rules over {len(per)} volumes (not listed)"
+    return record
+
+
+def _ranges(volumes: list[int]) -> list[int | str]:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``["0-2", 5, "7-8"]``: a long series in a few entries."""
+    out: list[int | str] = []
+    start = prev = volumes[0]
+    for v in [*volumes[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.append(start if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return out
 
 
 __all__ = ["RulesArg", "c_order", "values_record", "volume_rules"]

@@ -42,7 +42,7 @@ from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_output_name, check_upscalable, iter_planes, output_header
 from .nifti_io import CHUNK_PLANES, NiftiSource, check_memory, load_nifti, open_source
 from .nifti_rules import c_order, values_record, volume_rules  # (values_record: also isotropic)
-from .nifti_write import PENDING, PlaneWriter
+from .nifti_write import PlaneWriter, pending_slot
 from .volume import upscale_image, upscale_stack
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def run_nifti(
     if noise is not None:
         prov["noise"] = noise.to_dict()
     prov[MADE_KEY] = made.to_dict()  # what a resumed batch compares (sr_domains.made_with)
-    prov["values"] = PENDING  # filled in once the voxels are written
+    prov["values"] = pending_slot(source.n_volumes)  # filled in once the voxels are written
     hdr = output_header(source, header_shape, factors, prov)
     n_planes = out_shape[2] * source.n_volumes
     with (

@@ -16,6 +16,14 @@ from ..strict_json import provenance_json
 #: Placeholder for facts known only after the voxels are written (see :class:`PlaneWriter`).
 PENDING_TOKEN = "@@sr_domains:pending@@"
 PENDING = PENDING_TOKEN + " " * 2000
+#: Room per volume added to the placeholder of a 4-D file (its per-volume value rules).
+PENDING_PER_VOLUME = 40
+
+
+def pending_slot(n_volumes: int = 1) -> str:
+    """The placeholder for a file of ``n_volumes`` volumes: :data:`PENDING`, with room for a
+    record that lists its volumes (:func:`~sr_domains.medical.nifti_rules.values_record`)."""
+    return PENDING + " " * (PENDING_PER_VOLUME * max(0, n_volumes - 1))
 
 
 class PlaneWriter:
@@ -24,7 +32,7 @@ class PlaneWriter:
     Integer outputs are rounded and clipped to the dtype with the header's scaling (the
     source's, unchanged); the number of clipped voxels is counted in :attr:`clipped`.
 
-    A header extension may hold the JSON string :data:`PENDING` as a placeholder; set
+    A header extension may hold the JSON string :func:`pending_slot` as a placeholder; set
     :attr:`pending` before closing and it is replaced by that JSON value (padded with spaces to
     the same length). For that, ``.nii.gz`` outputs are written uncompressed beside ``path``
     first and compressed when complete.
@@ -77,15 +85,15 @@ class PlaneWriter:
         size = int(self.header.get_data_offset())
         with open(self.raw, "r+b") as f:
             head = f.read(size)
-            slot = f'"{PENDING}"'.encode()
-            at = head.find(slot)
-            if at < 0:
+            at = head.find(f'"{PENDING_TOKEN}'.encode())  # (of any length: pending_slot)
+            end = head.find(b'"', at + 1) + 1 if at >= 0 else 0
+            if at < 0 or end <= 0:
                 raise RuntimeError("no pending placeholder in the header")
             text = provenance_json(self.pending).encode()
-            if len(text) > len(slot):
+            if len(text) > end - at:
                 raise RuntimeError("pending value too long for its placeholder")
             f.seek(at)
-            f.write(text.ljust(len(slot)))
+            f.write(text.ljust(end - at))
 
     def close(self) -> None:
         """Finish the file (patch the placeholder, compress); raises if planes are missing."""
