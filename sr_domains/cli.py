@@ -352,8 +352,11 @@ def _logging_for(args: argparse.Namespace) -> Iterator[None]:
 def _sigterm_handled() -> Iterator[None]:
     """SIGTERM unwinds the command like Ctrl-C (writers remove their temporaries); the
     process's own handler is back after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # (signal handlers can only be set in the main thread)
+    if (
+        threading.current_thread() is not threading.main_thread()  # (main thread only)
+        or signal.getsignal(signal.SIGTERM) is None  # a host program's C handler: kept
+    ):
+        yield
         return
     before = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -152,15 +152,22 @@ def _embedded_client(dist: Any, workers: int | None, quiet: int, nanny: Any) -> 
 
 @contextlib.contextmanager
 def _environ_restored() -> Iterator[None]:
-    """``os.environ`` as it was, on exit (variables added removed, changed ones put back)."""
-    before = dict(os.environ)
+    """The variables distributed sets in ``os.environ`` for its workers and scheduler as
+    they were, on exit (added ones removed, changed ones put back); any other variable set
+    meanwhile (by the caller's own threads, say) is left as it is."""
+    import dask.config
+
+    dasks = {"PYTHONHASHSEED", "__DASK_PARENT_PID", "DASK_SCHEDULER_ADDRESS"}
+    for key in ("distributed.nanny.pre-spawn-environ", "distributed.nanny.environ"):
+        dasks |= set(dask.config.get(key, None) or {})
+    before = {key: os.environ.get(key) for key in dasks}
     try:
         yield
     finally:
-        for key in set(os.environ) - set(before):
-            del os.environ[key]
         for key, value in before.items():
-            if os.environ.get(key) != value:
+            if value is None:
+                os.environ.pop(key, None)
+            elif os.environ.get(key) != value:
                 os.environ[key] = value
 
 

@@ -28,6 +28,7 @@ def shared_data() -> Path:
 def dask_client():
     """A local Dask cluster of two one-thread worker processes (per test module)."""
     distributed = pytest.importorskip("distributed")
+    env = dict(os.environ)  # (distributed's nanny puts OMP_NUM_THREADS=1, ... there for good)
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -39,6 +40,8 @@ def dask_client():
         distributed.Client(cluster) as c,
     ):
         yield c
+    os.environ.clear()
+    os.environ.update(env)
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +51,9 @@ def _seed() -> None:
 
 
 # Third-party settings made once, on import (rasterio's GDAL_CURL_CA_BUNDLE and
-# PROJ_CURL_CA_BUNDLE, Dask's logger level): made before the first test, not inside one.
-for _name in ("rasterio", "distributed"):
+# PROJ_CURL_CA_BUNDLE, Dask's logger level, MONAI's CUBLAS_WORKSPACE_CONFIG): made before the
+# first test, not inside one.
+for _name in ("rasterio", "distributed", "monai"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
 

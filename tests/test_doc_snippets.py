@@ -99,6 +99,9 @@ def test_page_blocks_run(page, workdir):
     ns: dict[str, object] = {"__name__": "__doc__"}
     skipped = []
     old = Path.cwd()
+    # a page's own code may set variables for good (a LocalCluster of its own: distributed's
+    # nanny puts OMP_NUM_THREADS=1, PYTHONHASHSEED, ... in os.environ); theirs, not ours
+    env = dict(os.environ)
     os.chdir(workdir)
     try:
         for b in blocks(page):
@@ -128,6 +131,8 @@ def test_page_blocks_run(page, workdir):
                     )
     finally:
         os.chdir(old)
+        os.environ.clear()
+        os.environ.update(env)
     if skipped:
         print("skipped blocks:", *skipped, sep="\n  ")
 

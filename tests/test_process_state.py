@@ -34,6 +34,17 @@ def test_main_puts_back_the_programs_sigterm_handler():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_main_leaves_a_host_programs_c_level_sigterm_handler_alone(monkeypatch):
+    """A handler installed from C reads as None; putting None back raised TypeError after
+    the command had run (a program embedding Python)."""
+    real = signal.getsignal
+    set_calls: list[object] = []
+    monkeypatch.setattr(signal, "getsignal", lambda s: None if s == signal.SIGTERM else real(s))
+    monkeypatch.setattr(signal, "signal", lambda s, h: set_calls.append((s, h)))
+    assert main(["models"]) == 0
+    assert set_calls == []
+
+
 def test_main_in_a_process_without_logging_leaves_none_behind(monkeypatch, capsys):
     """``logging.basicConfig`` left a root handler and, with ``-v``, the root level at INFO:
     the program's own ``basicConfig`` was then ignored."""
@@ -123,7 +134,7 @@ def test_the_memory_probe_of_a_data_dependent_network_leaves_the_random_state():
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_an_embedded_cluster_leaves_the_environment_and_dask_log_levels(tmp_path):
+def test_an_embedded_cluster_leaves_the_environment_and_dask_log_levels(tmp_path, monkeypatch):
     """distributed's nanny put OMP_NUM_THREADS=1, PYTHONHASHSEED and more into os.environ for
     good (every later subprocess ran single-threaded), and the run left Dask's logger at
     WARNING."""
@@ -135,12 +146,22 @@ def test_an_embedded_cluster_leaves_the_environment_and_dask_log_levels(tmp_path
     folder = tmp_path / "in"
     folder.mkdir()
     make_geotiff(folder / "s0.tif", width=24, height=20)
+    import sr_domains.distributed as sr_distributed
+
     dask_log = logging.getLogger("distributed")
+    monkeypatch.setenv("SET_BY_THE_CALLER_MEANWHILE", "0")
     env = dict(os.environ)
     level = dask_log.level
+    record = sr_distributed.append_run_record
+
+    def caller_sets_a_variable(*args):  # (in this process, while the cluster runs)
+        os.environ["SET_BY_THE_CALLER_MEANWHILE"] = "1"
+        return record(*args)
+
+    monkeypatch.setattr(sr_distributed, "append_run_record", caller_sets_a_variable)
     report = upscale_many(folder, tmp_path / "out", model=tiny_model(1, 2), workers=1)
     assert report.count("ok") == 1, report.failures()
-    assert dict(os.environ) == env
+    assert dict(os.environ) == {**env, "SET_BY_THE_CALLER_MEANWHILE": "1"}  # (theirs kept)
     assert dask_log.level == level
 
 

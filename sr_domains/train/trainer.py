@@ -318,7 +318,12 @@ def train(
             stack.callback(torch.set_num_threads, torch.get_num_threads())
             if config.threads:
                 torch.set_num_threads(config.threads)
-            cuda = [info.device.index or 0] if info.device.type == "cuda" else []
+            dev = info.device
+            cuda = (
+                [dev.index if dev.index is not None else torch.cuda.current_device()]
+                if dev.type == "cuda"
+                else []
+            )
             stack.enter_context(torch.random.fork_rng(devices=cuda))
             resuming = resume
             if info.is_main:
