@@ -99,14 +99,16 @@ class _Pass:
             self.n_zero += nz
             self.min_abs = min(self.min_abs, ma)
 
-    def scan(self, keep_sample: bool = True) -> Scan:
-        """The :class:`Scan`; without ``keep_sample`` the sample's magnitude is taken now and
-        the sample dropped (memory stays bounded over many volumes)."""
+    def scan(self, keep_sample: bool = True, floating: bool = True) -> Scan:
+        """The :class:`Scan`; without ``keep_sample`` the sample's magnitude is taken now
+        (``floating`` storage only: integer storage has exact zeros and never asks) and the
+        sample dropped (memory stays bounded over many volumes)."""
         sample = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
         lo, hi, nf = float(self.vmin), float(self.vmax), self.n_fin
         done = Scan(sample, lo, hi, nf, self.total - nf, self.n_zero, float(self.min_abs))
         if not keep_sample:
-            done.magnitude = robust_magnitude(sample, max(-lo, hi) if nf else None)
+            if floating:
+                done.magnitude = robust_magnitude(sample, max(-lo, hi) if nf else None)
             done.sample = np.zeros(0, np.float32)
         return done
 
@@ -227,7 +229,7 @@ class NiftiSource:
                 vol = vol if vol is not None else _Pass(per, max_sample)
                 vol.add(flat, stats)
                 if (k + 1) % z == 0:  # the last plane of a volume
-                    volumes.append(vol.scan(keep_sample=False))
+                    volumes.append(vol.scan(keep_sample=False, floating=self.dtype.kind == "f"))
                     vol = None
         return whole.scan(), volumes
 
