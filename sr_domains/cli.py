@@ -295,7 +295,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def console() -> None:
     """The ``sr-domains`` script (and ``python -m sr_domains``): :func:`main` in a process of
     its own, which may also make process-wide settings (``upscale``: glibc keeps freed memory,
-    :func:`~sr_domains.memory.keep_freed_memory`)."""
+    :func:`~sr_domains.memory.keep_freed_memory`), and prints a path its standard output
+    cannot encode (an ASCII or cp1252 console, a Japanese file name) escaped instead of
+    failing with a traceback after the outputs were written."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", "strict") == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     sys.exit(main(own_process=True))
 
 

@@ -185,8 +185,7 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
         setattr(ds, d, date)
         setattr(ds, t, time)
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    desc = f"{series.description} {info['label']}".strip()
-    ds.SeriesDescription = desc[-64:] if len(desc) > 64 else desc
+    ds.SeriesDescription = derived_description(series.description, info["label"])
     ds.DerivationDescription = info["derivation"][:1024]
     if "lossy" not in info:  # once per series (the classic writer calls this per slice)
         info["lossy"] = lossy_history(series)
@@ -278,9 +277,20 @@ def nearest_source(k: int, factor: float, n_src: int) -> int:
     return int(min(max(round((k + 0.5) / factor - 0.5), 0), n_src - 1))
 
 
+def derived_description(description: str, label: str) -> str:
+    """``"<description> <label>"`` within SeriesDescription's 64 characters (LO): a long
+    description is cut at its end, so its start (what a viewer lists) is kept with the label
+    (it was cut at the front)."""
+    if not description:
+        return label[:64]
+    room = max(0, 64 - len(label) - 1)
+    return f"{description[:room].rstrip()} {label}".strip()[:64]
+
+
 __all__ = [
     "SERIES_NUMBER_OFFSET",
     "derive_common",
+    "derived_description",
     "ds_number",
     "j2k_irreversible",
     "lossy_history",

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .dicom_build import build_series
-from .dicom_series import DicomSeries, DicomSlice, _pydicom, frame_count, slices_of
+from .dicom_series import DicomSeries, DicomSlice, _pydicom, frame_count, slices_of, text_value
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def summarize(groups: dict[str, list[tuple[Path, Any]]]) -> list[SeriesSummary]:
         out.append(
             SeriesSummary(
                 uid,
-                str(ds.get("SeriesDescription", "")),
+                text_value(ds.get("SeriesDescription", "")),
                 str(ds.get("Modality", "OT")),
                 n,
                 tuple(f for f, _ in items),

@@ -89,7 +89,7 @@ class DicomSeries:
 
     @property
     def description(self) -> str:
-        return str(self.first.get("SeriesDescription", ""))
+        return text_value(self.first.get("SeriesDescription", ""))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -369,6 +369,15 @@ def slices_of(path: Path, ds: Any) -> list[DicomSlice]:
     return [_slice(path, ds, None, (*(ds.get(k) for k in keys), *rescale), lut=lut)]
 
 
+def text_value(value: Any) -> str:
+    """A text element's value as one string: several values (a backslash in the stored text,
+    read by pydicom as a MultiValue) joined with the backslash again, not listed as
+    ``"['T2', 'FLAIR']"``."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
 __all__ = [
     "DicomSeries",
     "DicomSlice",
@@ -376,4 +385,5 @@ __all__ = [
     "fg_attr",
     "frame_count",
     "slices_of",
+    "text_value",
 ]

@@ -139,13 +139,26 @@ def updated_header(
         hdr.set_slope_inter(1.0, 0.0)  # float voxels are written in physical units
     else:  # the source's value grid, unchanged (nibabel keeps it on the array proxy)
         hdr.set_slope_inter(float(vol.slope), float(vol.inter))
-    old = bytes(hdr["descrip"].item()).split(b"\x00")[0].decode("latin-1")
-    text = f"{descrip} | {old}" if old else descrip
-    hdr["descrip"] = text.encode("ascii", "replace")[:80]
+    hdr["descrip"] = _descrip(descrip, bytes(hdr["descrip"].item()).split(b"\x00")[0])
     keep = [e for e in hdr.extensions if e.get_code() not in _DROP_EXTENSIONS]
     hdr.extensions.clear()
     hdr.extensions.extend(keep)
     return hdr
+
+
+def _descrip(prefix: str, old: bytes) -> bytes:
+    """``prefix | old`` in the 80 bytes of ``descrip``: the source's own bytes kept as they
+    were (UTF-8 or any other encoding; they became ``?`` when re-encoded as ASCII), cut
+    without splitting a UTF-8 character."""
+    head = prefix.encode("ascii", "replace")
+    raw = head + b" | " + old if old else head
+    if len(raw) <= 80:
+        return raw
+    try:
+        old.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw[:80]
+    return raw[:80].decode("utf-8", "ignore").encode("utf-8")
 
 
 def output_header(
@@ -226,7 +239,11 @@ def nifti_info(path: str | os.PathLike[str]) -> str:
     _, scode = hdr.get_sform(coded=True)
     slope = getattr(img.dataobj, "slope", 1.0)
     inter = getattr(img.dataobj, "inter", 0.0)
-    descrip = bytes(hdr["descrip"].item()).split(b"\x00")[0].decode("latin-1")
+    raw = bytes(hdr["descrip"].item()).split(b"\x00")[0]
+    try:
+        descrip = raw.decode("utf-8")
+    except UnicodeDecodeError:  # (another 8-bit encoding)
+        descrip = raw.decode("latin-1")
     lines = [
         f"{p}: {type(img).__name__.replace('Image', '')}",
         f"  shape      {' x '.join(map(str, shape))}  dtype {img.get_data_dtype()}"

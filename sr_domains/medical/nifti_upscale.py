@@ -287,16 +287,18 @@ def nifti_output_check(
 
 
 def _provenance(header: Any) -> dict[str, Any]:
-    """Our JSON provenance (the NIfTI "comment" extension, code 6) of a header, or {}."""
+    """Our JSON provenance (the NIfTI "comment" extension, code 6) of a header, or {}: the
+    last one sr_domains wrote (appended last; an input's own JSON comment, or the provenance
+    of an earlier SR of an input that is itself an output, come before it)."""
     import json
 
-    for ext in header.extensions:
+    for ext in reversed(header.extensions):
         if ext.get_code() == 6:
             try:
                 prov = json.loads(ext.get_content())
             except ValueError:
                 continue
-            if isinstance(prov, dict):
+            if isinstance(prov, dict) and str(prov.get("software", "")).startswith("sr_domains"):
                 return prov
     return {}
 

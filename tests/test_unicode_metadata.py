@@ -1,0 +1,119 @@
+"""Non-ASCII and unusual metadata kept end to end: NIfTI ``descrip`` bytes, provenance found
+beside an input's own JSON comment (resume), DICOM SeriesDescription with a backslash or at
+its 64-character limit, and paths a console cannot encode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+pydicom = pytest.importorskip("pydicom")
+
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.medical.dicom_derive import derived_description  # noqa: E402
+from sr_domains.testing.dicom import make_dicom_series  # noqa: E402
+from sr_domains.testing.medical import make_nifti  # noqa: E402
+
+OWN = "T1 Größe ü – 3T".encode()  # UTF-8
+
+
+def _with_header(path: Path, descrip: bytes | None = None, comment: dict | None = None):
+    img = nib.load(path)
+    img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
+    if descrip is not None:
+        img.header["descrip"] = descrip
+    if comment is not None:
+        ext = nib.nifti1.Nifti1Extension("comment", json.dumps(comment).encode())
+        img.header.extensions.append(ext)
+    nib.save(img, path)
+    return path
+
+
+def test_nifti_descrip_keeps_its_own_bytes(tmp_path):
+    """Every non-ASCII byte of the source's descrip became ``?``."""
+    src = _with_header(make_nifti(tmp_path / "a.nii.gz", shape=(12, 10, 3)), descrip=OWN)
+    assert main(["upscale", str(src), str(tmp_path / "b.nii.gz"), "--no-progress"]) == 0
+    got = bytes(nib.load(tmp_path / "b.nii.gz").header["descrip"].item()).split(b"\x00")[0]
+    assert got.startswith(b"SR x2") and got.endswith(b" | " + OWN), got
+
+
+def test_a_long_utf8_descrip_is_cut_on_a_character(tmp_path):
+    long = ("ü" * 60).encode()  # 120 bytes
+    src = _with_header(make_nifti(tmp_path / "a.nii.gz", shape=(12, 10, 3)), descrip=long)
+    assert main(["upscale", str(src), str(tmp_path / "b.nii.gz"), "--no-progress"]) == 0
+    got = bytes(nib.load(tmp_path / "b.nii.gz").header["descrip"].item()).split(b"\x00")[0]
+    assert len(got) <= 80 and got.decode("utf-8").endswith("ü")
+
+
+@pytest.mark.parametrize("case", ["own JSON comment", "an output upscaled again"])
+def test_a_resumed_batch_finds_its_own_provenance(tmp_path, capsys, case):
+    """The first JSON comment was read as ours: an input with its own made the second run
+    refuse ("output exists"), and an input that is an earlier output was redone each time
+    ("its input changed")."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = make_nifti(folder / "a.nii.gz", shape=(12, 10, 3))
+    if case == "own JSON comment":
+        _with_header(src, comment={"note": "scanner export", "software": "dcm2niix"})
+    else:
+        first = tmp_path / "first.nii.gz"
+        assert main(["upscale", str(src), str(first), "--no-progress"]) == 0
+        src.unlink()
+        first.rename(src)
+    argv = ["upscale", str(folder), str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    out = said.out + said.err
+    assert "0 written, 1 already complete, 0 failed" in out, out
+
+
+def test_dicom_series_description_with_a_backslash_and_at_its_limit(tmp_path):
+    """A backslash (two values to pydicom) was written as ``"['T2', 'FLAIR é'] SR x2"``; a
+    description at 64 characters lost its start."""
+    for desc, want_start in (("T2\\FLAIR é", "T2\\FLAIR é"), ("Séquence très longue " * 4, "Séq")):
+        folder = tmp_path / "s"
+        make_dicom_series(folder, n_slices=2, rows=12, cols=10)
+        for f in folder.iterdir():
+            ds = pydicom.dcmread(f)
+            ds.SpecificCharacterSet = "ISO_IR 192"
+            ds.SeriesDescription = desc
+            ds.save_as(f)
+        out = tmp_path / "o"
+        assert main(["upscale", str(folder), str(out), "--no-progress"]) == 0
+        (first, *_) = sorted(out.glob("*.dcm"))
+        got = pydicom.dcmread(first).SeriesDescription
+        text = "\\".join(got) if isinstance(got, pydicom.multival.MultiValue) else str(got)
+        assert text.startswith(want_start) and text.endswith("SR x2") and len(text) <= 64, text
+        for p in (folder, out):
+            for f in p.iterdir():
+                f.unlink()
+            p.rmdir()
+
+
+def test_derived_description_cuts_the_description_not_the_label():
+    assert derived_description("", "SR x2") == "SR x2"
+    assert derived_description("T1", "SR x2") == "T1 SR x2"
+    long = derived_description("x" * 70, "SR x2")
+    assert long == "x" * 58 + " SR x2" and len(long) == 64
+
+
+def test_the_script_prints_paths_its_console_cannot_encode(tmp_path):
+    pytest.importorskip("rasterio")
+    from sr_domains.testing.geo import make_geotiff
+
+    src = make_geotiff(tmp_path / "scène 日本.tif", width=16, height=16)
+    dst = tmp_path / "sortie ×2.tif"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    argv = [sys.executable, "-m", "sr_domains", "upscale", str(src), str(dst), "--no-progress"]
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "sortie \\xd72.tif" in r.stdout and dst.exists()
