@@ -117,3 +117,37 @@ def test_the_script_prints_paths_its_console_cannot_encode(tmp_path):
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "sortie \\xd72.tif" in r.stdout and dst.exists()
+
+
+@pytest.mark.parametrize("charset", ["ISO_IR 100", None, "ISO_IR 192"])
+def test_derivation_description_fits_the_series_character_set(tmp_path, charset, caplog):
+    """A model card named "Modèle 脳" went into a Latin-1 series as ``Modèle ?`` (pydicom's
+    replacement, a warning per file) and into a default-repertoire series as Latin-1 bytes."""
+    from sr_domains.checkpoint import ModelCard, save_checkpoint
+    from sr_domains.models import create_model
+
+    net = create_model("edsr", in_channels=1, scale=2, n_blocks=1, n_feats=8)
+    card = ModelCard(name="Modèle 脳", profile={"recipe": "percentile:0.5,99.5"})
+    weights = save_checkpoint(net, tmp_path / "w.safetensors", card)
+    folder = tmp_path / "s"
+    make_dicom_series(folder, n_slices=2, rows=12, cols=10)
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        if charset is None:
+            ds.pop("SpecificCharacterSet", None)
+        else:
+            ds.SpecificCharacterSet = charset
+        ds.save_as(f)
+    argv = ["upscale", str(folder), str(tmp_path / "o"), "--weights", str(weights)]
+    assert main([*argv, "--no-progress"]) == 0
+    for f in sorted((tmp_path / "o").glob("*.dcm")):
+        raw = pydicom.dcmread(f)["DerivationDescription"]
+        text = str(raw.value)
+        if charset == "ISO_IR 192":
+            assert "Modèle 脳" in text
+        elif charset == "ISO_IR 100":
+            assert "Modèle \\u8133" in text
+        else:
+            assert "Mod\\xe8le \\u8133" in text and text.isascii()
+    if charset != "ISO_IR 192":
+        assert caplog.text.count("cannot hold") == 1  # (once per series)

@@ -186,7 +186,9 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
         setattr(ds, t, time)
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
     ds.SeriesDescription = derived_description(series.description, info["label"])
-    ds.DerivationDescription = info["derivation"][:1024]
+    if "derivation_text" not in info:  # once per series (one character set, one warning)
+        info["derivation_text"] = in_character_set(ds, info["derivation"])[:1024]
+    ds.DerivationDescription = info["derivation_text"]
     if "lossy" not in info:  # once per series (the classic writer calls this per slice)
         info["lossy"] = lossy_history(series)
     if info["lossy"] is not None:
@@ -277,6 +279,36 @@ def nearest_source(k: int, factor: float, n_src: int) -> int:
     return int(min(max(round((k + 0.5) / factor - 0.5), 0), n_src - 1))
 
 
+def in_character_set(ds: Any, text: str) -> str:
+    """``text`` as the dataset's SpecificCharacterSet can hold it: characters it cannot
+    encode (a model card named in Japanese, written into a Latin-1 or a default-repertoire
+    series) are written as ``\\uXXXX`` escapes, instead of pydicom's ``?`` (with a warning per
+    file) or bytes invalid in the series' repertoire."""
+    if text.isascii():
+        return text
+    from pydicom.charset import python_encoding
+
+    given = ds.get("SpecificCharacterSet") or "ISO_IR 6"
+    names = [given] if isinstance(given, str) else list(given)
+    codec = python_encoding.get(names[0] or "ISO_IR 6") if len(names) == 1 else None
+    if names[0] in ("", "ISO_IR 6", "ISO 2022 IR 6"):
+        codec = "ascii"  # (the default repertoire; pydicom maps it to iso8859)
+    try:
+        text.encode(codec or "ascii")
+        return text
+    except (UnicodeEncodeError, LookupError):
+        pass
+    log.warning(
+        "SpecificCharacterSet %s cannot hold all of %r: written with \\u escapes",
+        given,
+        text[:60],
+    )
+    try:
+        return text.encode(codec or "ascii", "backslashreplace").decode(codec or "ascii")
+    except LookupError:
+        return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def derived_description(description: str, label: str) -> str:
     """``"<description> <label>"`` within SeriesDescription's 64 characters (LO): a long
     description is cut at its end, so its start (what a viewer lists) is kept with the label
@@ -292,6 +324,7 @@ __all__ = [
     "derive_common",
     "derived_description",
     "ds_number",
+    "in_character_set",
     "j2k_irreversible",
     "lossy_history",
     "nearest_source",
