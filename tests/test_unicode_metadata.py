@@ -151,3 +151,49 @@ def test_derivation_description_fits_the_series_character_set(tmp_path, charset,
             assert "Mod\\xe8le \\u8133" in text and text.isascii()
     if charset != "ISO_IR 192":
         assert caplog.text.count("cannot hold") == 1  # (once per series)
+
+
+def test_slices_of_two_character_sets_each_get_text_they_can_hold(tmp_path):
+    """The text checked against the first slice's character set was reused for every slice:
+    the Latin-1 slices of a series that starts with a UTF-8 one got pydicom's ``?``."""
+    from sr_domains.checkpoint import ModelCard, save_checkpoint
+    from sr_domains.models import create_model
+
+    net = create_model("edsr", in_channels=1, scale=2, n_blocks=1, n_feats=8)
+    card = ModelCard(name="Modèle 脳", profile={"recipe": "percentile:0.5,99.5"})
+    weights = save_checkpoint(net, tmp_path / "w.safetensors", card)
+    folder = tmp_path / "s"
+    make_dicom_series(folder, n_slices=4, rows=12, cols=10)
+    for i, f in enumerate(sorted(folder.iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet = "ISO_IR 192" if i % 2 == 0 else "ISO_IR 100"
+        ds.save_as(f)
+    argv = ["upscale", str(folder), str(tmp_path / "o"), "--weights", str(weights)]
+    assert main([*argv, "--no-progress"]) == 0
+    seen = set()
+    for f in sorted((tmp_path / "o").glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        text = str(ds.DerivationDescription)
+        want = "Modèle 脳" if ds.SpecificCharacterSet == "ISO_IR 192" else "Modèle \\u8133"
+        assert want in text, (ds.SpecificCharacterSet, text)
+        seen.add(ds.SpecificCharacterSet)
+    assert seen == {"ISO_IR 192", "ISO_IR 100"}
+
+
+def test_an_input_holding_a_placeholder_of_its_own_keeps_it(tmp_path):
+    """An input that is an earlier output cut short holds our placeholder: it was filled in
+    with this run's values, ours was left a placeholder, and every resume redid the output."""
+    from sr_domains.medical.nifti_write import pending_slot
+
+    src = make_nifti(tmp_path / "a.nii.gz", shape=(12, 10, 3))
+    _with_header(src)
+    img = nib.load(src)
+    ext = nib.nifti1.Nifti1Extension("comment", json.dumps(pending_slot()).encode())
+    img.header.extensions.append(ext)
+    nib.save(img, src)
+    dst = tmp_path / "b.nii.gz"
+    assert main(["upscale", str(src), str(dst), "--no-progress"]) == 0
+    comments = [e.get_content() for e in nib.load(dst).header.extensions if e.get_code() == 6]
+    theirs, ours = json.loads(comments[-2]), json.loads(comments[-1])
+    assert isinstance(theirs, str) and theirs.startswith("@@sr_domains:pending@@")
+    assert isinstance(ours["values"], dict)

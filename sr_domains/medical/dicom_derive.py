@@ -186,9 +186,12 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
         setattr(ds, t, time)
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
     ds.SeriesDescription = derived_description(series.description, info["label"])
-    if "derivation_text" not in info:  # once per series (one character set, one warning)
-        info["derivation_text"] = in_character_set(ds, info["derivation"])[:1024]
-    ds.DerivationDescription = info["derivation_text"]
+    # once per series and character set (one warning; slices may differ in character set)
+    texts = info.setdefault("derivation_text", {})
+    charset = str(ds.get("SpecificCharacterSet"))
+    if charset not in texts:
+        texts[charset] = _cut_escaped(in_character_set(ds, info["derivation"]), 1024)
+    ds.DerivationDescription = texts[charset]
     if "lossy" not in info:  # once per series (the classic writer calls this per slice)
         info["lossy"] = lossy_history(series)
     if info["lossy"] is not None:
@@ -307,6 +310,13 @@ def in_character_set(ds: Any, text: str) -> str:
         return text.encode(codec or "ascii", "backslashreplace").decode(codec or "ascii")
     except LookupError:
         return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _cut_escaped(text: str, n: int) -> str:
+    """``text[:n]`` without a ``\\x``/``\\u`` escape cut in half at its end."""
+    import re
+
+    return re.sub(r"\\(x[0-9a-f]?|u[0-9a-f]{0,3}|U[0-9a-f]{0,7})?$", "", text[:n])
 
 
 def derived_description(description: str, label: str) -> str:

@@ -85,7 +85,9 @@ class PlaneWriter:
         size = int(self.header.get_data_offset())
         with open(self.raw, "r+b") as f:
             head = f.read(size)
-            at = head.find(f'"{PENDING_TOKEN}'.encode())  # (of any length: pending_slot)
+            # ours is the last extension: an input that is an earlier output cut short keeps
+            # its own placeholder before it (of any length: pending_slot)
+            at = head.rfind(f'"{PENDING_TOKEN}'.encode())
             end = head.find(b'"', at + 1) + 1 if at >= 0 else 0
             if at < 0 or end <= 0:
                 raise RuntimeError("no pending placeholder in the header")
