@@ -215,8 +215,8 @@ def isotropic_nifti(
     size = source.work_dtype.itemsize  # (8 for float64 and 32-bit integer volumes)
     check_memory(size * (n_in + 4 * vox_out), f"{src}: isotropic SR")
     data = source.read_all()
-    # volumes in file order (the 4th axis fastest), as the writer writes them: a 5-D file's
-    # volumes went to the wrong places in C order
+    # volumes in file order (the 4th axis fastest), as the writer writes them (in C order a
+    # 5-D file's volumes went to the wrong places)
     flat = data.reshape(*source.shape[:3], -1, order="F")
     scan, volume_scans = source.scan_volumes()  # (one pass: the file's and each volume's)
     spec = profile if profile is not None else options.profile
@@ -239,9 +239,8 @@ def isotropic_nifti(
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
     prov = job.provenance(src.name, recipe_of(options, "nifti", profile=profile))
     prov[SOURCE_STAMP_KEY] = stamp
-    prov["values"] = pending_slot(
-        source.n_volumes
-    )  # filled in once the voxels are written: a finished output
+    # filled in once the voxels are written: a finished output
+    prov["values"] = pending_slot(source.n_volumes)
     hdr = output_header(source, out_shape, plan.factors, prov)
     n_planes = plan.out_shape[2] * flat.shape[-1]
     with (

@@ -63,15 +63,6 @@ def volume_rules(
     return rules
 
 
-def c_order(per_volume: Sequence[ValueRules | None], extra: tuple[int, ...]) -> list[Any]:
-    """``per_volume`` (file order: the first of the ``extra`` axes fastest) reordered as
-    :func:`~sr_domains.medical.volume.upscale_image` numbers volumes (``data.reshape(X, Y, Z,
-    -1)``: the last axis fastest). The same for a single extra axis."""
-    n = int(np.prod(extra, dtype=np.int64)) if extra else 1
-    order = np.arange(n).reshape(extra or (1,), order="F").ravel(order="C")
-    return [per_volume[int(i)] for i in order]
-
-
 def _rules_record(rules: ValueRules) -> dict[str, Any]:
     return {
         "envelope": rules.envelope,
@@ -162,4 +153,4 @@ def _ranges(volumes: list[int]) -> list[int | str]:
     return out
 
 
-__all__ = ["RulesArg", "c_order", "values_record", "volume_rules"]
+__all__ = ["RulesArg", "values_record", "volume_rules"]

@@ -41,7 +41,7 @@ from .common import (
 from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
 from .nifti import check_output_name, check_upscalable, iter_planes, output_header
 from .nifti_io import CHUNK_PLANES, NiftiSource, check_memory, load_nifti, open_source
-from .nifti_rules import c_order, values_record, volume_rules  # (values_record: also isotropic)
+from .nifti_rules import values_record, volume_rules  # (values_record: also isotropic)
 from .nifti_write import PlaneWriter, pending_slot
 from .volume import upscale_image, upscale_stack
 
@@ -206,7 +206,7 @@ def run_nifti(
                 profile=prof,
                 axes=ax,
                 through_plane=through_plane,
-                rules=rules[0] if len(rules) == 1 else c_order(rules, source.shape[3:]),
+                rules=rules,
             )
             del data
             for chunk in iter_planes(out):

@@ -212,7 +212,7 @@ def upscale_image(
         affine: 4x4 voxel-centre affine of the first three axes.
         upscaler, profile, through_plane: see :func:`upscale_volume`.
         rules: value fidelity (:func:`upscale_volume`): one for every volume, or one per volume
-            numbered as ``data.reshape(n0, n1, n2, -1)`` numbers them (the last axis fastest).
+            in file order (the 4th axis fastest, as NIfTI stores them).
         axes: in-plane axes; default: the two with the finest spacing (:func:`default_axes`).
 
     Returns:
@@ -223,7 +223,7 @@ def upscale_image(
         raise ConfigError(f"expected at least 3 axes, got shape {data.shape}")
     ax = check_axes(axes) if axes is not None else default_axes(voxel_sizes(affine), data.shape)
     extra = data.shape[3:]
-    flat = data.reshape(*data.shape[:3], -1)
+    flat = data.reshape(*data.shape[:3], -1, order="F")  # volumes in file order
     n = flat.shape[-1]
     if rules is None or isinstance(rules, ValueRules):
         per: list[ValueRules | None] = [rules] * n
@@ -247,7 +247,7 @@ def upscale_image(
             out = np.empty((*sr.shape, n), sr.dtype)
         out[..., v] = sr
     assert out is not None
-    out = out.reshape(*out.shape[:3], *extra)
+    out = out.reshape(*out.shape[:3], *extra, order="F")
     return out, upscaled_affine(affine, ax, upscaler.scale, through_plane)
 
 
