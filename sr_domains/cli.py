@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cli_upscale import add_upscale
+from .console_streams import escape_unencodable
 from .errors import ConfigError, RegistryError, SRDomainsError
 from .options import (
     EXPORT_FORMATS,
@@ -298,9 +299,7 @@ def console() -> None:
     :func:`~sr_domains.memory.keep_freed_memory`), and prints a path its standard output
     cannot encode (an ASCII or cp1252 console, a Japanese file name) escaped instead of
     failing with a traceback after the outputs were written."""
-    for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", "strict") == "strict" and hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    escape_unencodable(sys.stdout, sys.stderr)
     sys.exit(main(own_process=True))
 
 

@@ -129,12 +129,13 @@ def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool) -> None
     input's headers."""
     import rasterio
 
+    from .geo.gdal_paths import gdal_path
     from .geo.writer import cog_sidecars, plan_sidecars
 
     writes: list[Path] = []
     if cog:
         try:
-            with rasterio.open(src) as ds:
+            with rasterio.open(gdal_path(src)) as ds:
                 writes = cog_sidecars(dst, ds)
         except rasterio.errors.RasterioIOError:
             return  # (unreadable: reported as the input's error)

@@ -115,12 +115,13 @@ def exchange(a: PathArg, b: PathArg) -> bool:
 
 def replace_dir(tmp: Path, dst: Path) -> None:
     """Move the finished folder ``tmp`` onto ``dst`` (rule 4); the previous ``dst`` is deleted
-    only once the new one is in place."""
+    only once the new one is in place, and only when it holds nothing sr_domains did not
+    write (:func:`_drop_previous`)."""
     if not os.path.lexists(dst):
-        os.rename(tmp, dst)
+        os.rename(tmp, dst)  # (fails on a folder made meanwhile that is not empty)
         return
     if exchange(tmp, dst):  # dst is the new folder now; tmp holds the previous one
-        remove_temp(tmp)
+        _drop_previous(tmp, dst)
         return
     old = dst.parent / f".{dst.name}{OLD_TAG}{secrets.token_hex(4)}"
     os.rename(dst, old)
@@ -129,7 +130,29 @@ def replace_dir(tmp: Path, dst: Path) -> None:
     except BaseException:
         os.rename(old, dst)
         raise
-    remove_temp(old)
+    _drop_previous(old, dst)
+
+
+def _drop_previous(old: Path, dst: Path) -> None:
+    """Delete the folder the new ``dst`` replaced, unless entries sr_domains did not write
+    appeared in it after the last check (a file saved into it during the swap): then it is
+    kept beside the output under a visible name, with a warning."""
+    try:
+        foreign = foreign_entries(old)
+    except OSError:
+        foreign = []
+    if not foreign:
+        remove_temp(old)
+        return
+    kept = dst.parent / f"{dst.name}.previous-{secrets.token_hex(3)}"
+    os.rename(old, kept)
+    log.warning(
+        "%s: the folder it replaced received entries sr_domains did not write during the run "
+        "(%s); it is kept as %s",
+        dst,
+        ", ".join(foreign[:5]),
+        kept,
+    )
 
 
 def _write_manifest(folder: Path, sources: Sequence[PathArg], extra: dict[str, Any]) -> None:
@@ -237,6 +260,8 @@ def atomic_output(
                 if kind == "dir":
                     _write_manifest(tmp, inputs, manifest or {})
                     _fsync_tree(tmp)
+                    # again: a file saved into the folder during the run is the user's
+                    check_existing(dst, kind=kind, overwrite=overwrite)
                     replace_dir(tmp, dst)
                 else:
                     if not tmp.is_file():

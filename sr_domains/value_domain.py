@@ -96,6 +96,21 @@ class ValueOptions:
                 raise ConfigError(f"value range must have LO < HI, got {self.value_range}")
 
 
+def _stored_range(
+    dtype: DTypeLike | None, stored_range: tuple[float, float] | None
+) -> tuple[float, float, str] | None:
+    """``(lo, hi, what)`` of the stored values: ``stored_range`` when given, else an integer
+    ``dtype``'s range, else None."""
+    if stored_range is not None:
+        lo, hi = stored_range
+        return float(lo), float(hi), f"stored range {lo:g}..{hi:g}"
+    dt = np.dtype(dtype) if dtype is not None else None
+    if dt is None or dt.kind not in "ui":
+        return None
+    info = np.iinfo(dt)
+    return float(info.min), float(info.max), f"{dt.name} range"
+
+
 def infer_domain(
     band_min: Sequence[float] | np.ndarray,
     *,
@@ -104,6 +119,7 @@ def infer_domain(
     inter: float = 0.0,
     ct: bool = False,
     user: tuple[float | None, float | None] | None = None,
+    stored_range: tuple[float, float] | None = None,
 ) -> ValueDomain:
     """The physical domain of each band (module docs, rule 2).
 
@@ -113,16 +129,17 @@ def infer_domain(
         dtype: on-disk dtype; integer types bound the domain through ``slope``/``inter``.
         ct: CT Hounsfield units: the lower bound is ``min(-1024, input min)``.
         user: ``(lo, hi)`` given by the user; replaces the inferred bounds it names.
+        stored_range: the stored values the file can hold when narrower than ``dtype``'s
+            (DICOM ``BitsStored`` 12 in 16-bit words: 0..4095).
     """
     n = len(band_min)
     lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
     why = []
-    dt = np.dtype(dtype) if dtype is not None else None
-    if dt is not None and dt.kind in "ui":
-        info = np.iinfo(dt)
-        a, b = sorted((info.min * slope + inter, info.max * slope + inter))
+    stored = _stored_range(dtype, stored_range)
+    if stored is not None:
+        a, b = sorted((stored[0] * slope + inter, stored[1] * slope + inter))
         lo[:], hi[:] = a, b
-        why.append(f"{dt.name} range")
+        why.append(stored[2])
     mins = np.asarray(band_min, np.float64)
     if ct:
         lo = np.maximum(lo, np.where(np.isfinite(mins), np.minimum(mins, CT_MIN_HU), CT_MIN_HU))
@@ -154,13 +171,18 @@ def build_rules(
     zero: ZeroFacts | None = None,
     physical_zero: Sequence[float] | None = None,
     reflectance: bool = False,
+    stored_range: tuple[float, float] | None = None,
 ) -> ValueRules | None:
     """The rules for one image from the user's options and the input's facts (module docs).
 
     Args:
         band_min: exact per-band minimum of the valid input values (stored/physical units).
         dtype: on-disk dtype (integer: storage range and saturation at its maximum).
-        slope, inter: the file's scaling (stored = (value - inter) / slope).
+        slope, inter: the file's scaling (stored = (value - inter) / slope). Saturation is
+            pinned for ``slope`` 1 (any intercept: CT's -1024) only: a scaled file's largest
+            stored value is where its writer put the data maximum, not a saturated sensor.
+        stored_range: the stored values the file can hold when narrower than ``dtype``'s
+            (DICOM ``BitsStored``): the domain and the saturation pin come from it.
         ct: CT Hounsfield units.
         background_zero: medical volume with exact-zero background (pinned 0).
         zero: the input's zero facts (:func:`~sr_domains.value_facts.zero_facts`): a zero
@@ -183,17 +205,23 @@ def build_rules(
     if not opts.clamp:
         return None
     domain = infer_domain(
-        band_min, dtype=dtype, slope=slope, inter=inter, ct=ct, user=opts.value_range
+        band_min,
+        dtype=dtype,
+        slope=slope,
+        inter=inter,
+        ct=ct,
+        user=opts.value_range,
+        stored_range=stored_range,
     )
     background_zero = background_zero or (zero is not None and zero.background)
     pins: list[float] = []
     if background_zero:
         pins.append(0.0)
-    dt = np.dtype(dtype) if dtype is not None else None
+    stored = _stored_range(dtype, stored_range)
     if opts.saturation is not None:
         pins.append(float(opts.saturation))
-    elif dt is not None and dt.kind in "ui" and (slope, inter) == (1.0, 0.0):
-        pins.append(float(np.iinfo(dt).max))
+    elif stored is not None and slope == 1.0:
+        pins.append(stored[1] + inter)
     pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
     mins = np.asarray(band_min, np.float64)
     floor = np.zeros_like(mins) if physical_zero is None else np.asarray(physical_zero, float)

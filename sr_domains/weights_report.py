@@ -42,6 +42,9 @@ class CheckpointReport:
     licence: str
     notes: tuple[str, ...] = ()
     radius_text: str = ""
+    bands: tuple[str, ...] = ()
+    source_bands: tuple[int, ...] = ()
+    modality: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values."""
@@ -64,6 +67,7 @@ class CheckpointReport:
             ("arch", f"{self.arch} (provenance name)"),
             ("scale", f"x{self.scale}"),
             ("channels", f"{self.in_channels} in, {self.out_channels} out"),
+            *_card_rows(self),
             ("parameters", f"{self.n_params:,}"),
             ("input range", self.input_range),
             ("input size", size),
@@ -74,6 +78,17 @@ class CheckpointReport:
         ]
         rows += [("note", n) for n in self.notes]
         return "\n".join(f"{k + ':':<18}{v}" for k, v in rows)
+
+
+def _card_rows(r: CheckpointReport) -> list[tuple[str, str]]:
+    """The rows only a model card can fill (what the model was trained on)."""
+    rows = [("modality", r.modality)] if r.modality else []
+    if r.bands:
+        rows.append(("bands", ", ".join(r.bands)))
+    if r.source_bands:
+        numbers = ",".join(str(b) for b in r.source_bands)
+        rows.append(("trained on bands", f"{numbers} of its training files (--bands {numbers})"))
+    return rows
 
 
 def _yes(flag: bool) -> str:
@@ -100,9 +115,14 @@ def inspect_checkpoint(
         loaded = Loaded(model, "sr_domains checkpoint (model card)", card.name or card.arch)
         if card.profile:
             loaded.notes.append(f"intensity profile from the card: {card.profile}")
-    else:
-        arch, scale, channels = (options.pop(k, None) for k in ("arch", "scale", "in_channels"))
-        loaded = load_with_report(path, arch, scale, channels, None, extra_arches, options)
+        return dataclasses.replace(
+            _report(path, loaded),
+            bands=tuple(card.bands),
+            source_bands=tuple(card.source_bands),
+            modality=card.modality,
+        )
+    arch, scale, channels = (options.pop(k, None) for k in ("arch", "scale", "in_channels"))
+    loaded = load_with_report(path, arch, scale, channels, None, extra_arches, options)
     return _report(path, loaded)
 
 

@@ -199,3 +199,33 @@ def test_in_plane_output_keeps_the_sources_spacing_between_slices(tmp_path, tag,
             assert d["SpacingBetweenSlices"].value == tag or str(d.SpacingBetweenSlices) == tag
         else:
             assert abs(float(d.SpacingBetweenSlices) - 5.0) < 1e-4
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_a_12_bit_series_keeps_its_stored_range_and_saturation(tmp_path, modality):
+    """BitsStored 12 in 16-bit words: the saturation pin and the domain came from the 16-bit
+    type, so a metal block at stored 4095 (3071 HU under intercept -1024) came back 2875..3071
+    HU, and with the envelope off values above 4095 were written, which no 12-bit source
+    holds."""
+    files = _series(tmp_path / "in", modality=modality, n=2)
+    block = np.zeros((12, 10), np.int64) + 900
+    block[3:8, 2:7] = 4095  # saturated
+
+    def edit(ds: Any, i: int) -> None:
+        _set_pixels(ds, block, signed=False)
+        ds.BitsStored, ds.HighBit = 12, 11
+        if modality == "CT":
+            ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+
+    edit_files(files, edit)
+    for envelope in (0.0, None):
+        out = upscale_dicom_series(
+            tmp_path / "in",
+            tmp_path / f"out{envelope}",
+            model=interp_model(2, "bicubic"),
+            values=ValueOptions(envelope=envelope),
+        )
+        for f in out:
+            got = pydicom.dcmread(f).pixel_array.astype(np.int64)
+            assert (got[6:16, 4:14] == 4095).all(), envelope  # the block's whole footprint
+            assert got.max() == 4095 and got.min() >= 0, envelope

@@ -17,6 +17,7 @@ from sr_domains.errors import ConfigError  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import make_geotiff  # noqa: E402
+from sr_domains.value_domain import ValueOptions  # noqa: E402
 
 
 def _up(a: np.ndarray, s: int = 2) -> np.ndarray:
@@ -185,3 +186,44 @@ def test_a_dtype_that_leaves_one_value_is_refused_and_writes_nothing(tmp_path, c
     assert "would write one value (127)" in capsys.readouterr().err
     _rewrite(src, data * 10)  # 0..3: four levels, lossy but not all gone: still written
     assert main(["upscale", str(src), str(out), "--dtype", "int16", "-q"]) == 0
+
+
+def _nbits12(path):
+    rng = np.random.default_rng(5)
+    data = (rng.random((32, 32)) * 1500 + 500).astype("uint16")
+    data[10:20, 10:20] = 4095  # a saturated 12-bit sensor
+    data[0:4] = 4095
+    profile = {
+        "driver": "GTiff", "width": 32, "height": 32, "count": 1, "dtype": "uint16",
+        "crs": "EPSG:32618", "transform": rasterio.transform.from_origin(0, 640, 10, 10),
+        "nbits": 12,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data[None])
+    return path
+
+
+@pytest.mark.parametrize("extra", [[], ["--cog"], ["--workers", "1"]])
+def test_a_12_bit_geotiff_keeps_its_bits_and_saturation(tmp_path, extra):
+    """uint16 with NBITS=12: the output lost NBITS, and a block at 4095 was not pinned (the
+    saturation pin sat at 65535): it came back 3734..3846 inside."""
+    (tmp_path / "in").mkdir()
+    src = _nbits12(tmp_path / "in" / "n12.tif")
+    dst = tmp_path / "out" / "n12.tif"
+    args = (
+        [str(src), str(dst)] if extra[:1] != ["--workers"] else [str(src.parent), str(dst.parent)]
+    )
+    assert main(["upscale", *args, "--no-progress", *extra]) == 0
+    with rasterio.open(dst) as ds:
+        assert ds.tags(1, ns="IMAGE_STRUCTURE").get("NBITS") == "12"
+        out = ds.read(1)
+    assert (out[20:40, 20:40] == 4095).all() and (out[0:8] == 4095).all()
+    assert out.max() == 4095
+
+
+def test_a_12_bit_geotiff_without_value_rules_takes_the_full_width(tmp_path):
+    src = _nbits12(tmp_path / "n12.tif")
+    dst = tmp_path / "n12_x2.tif"
+    upscale_geotiff(src, dst, model=tiny_model(1, 2), values=ValueOptions(clamp=False))
+    with rasterio.open(dst) as ds:  # (values beyond 4095 are kept, not cut to 12 bits)
+        assert "NBITS" not in ds.tags(1, ns="IMAGE_STRUCTURE") and ds.dtypes[0] == "uint16"

@@ -115,3 +115,21 @@ def test_bounds_property(tmp_path, width, height, scale, angle, res, x0, y0):
         src, tmp_path / "p2.tif", scale=scale, model=tiny_model(1, scale), overwrite=True
     )
     check_upscaled(src, dst, scale)
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+def test_pixel_is_point_output_centres_sit_a_quarter_pixel_in(tmp_path, ignore):
+    """A PixelIsPoint file upscaled where the user set ``GTIFF_POINT_GEO_IGNORE=TRUE`` (an
+    environment variable or their own ``rasterio.Env``) put the output's first pixel centre
+    on the input's (a quarter input pixel off at x2)."""
+    src = make_geotiff(tmp_path / "point.tif", width=24, height=20)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(AREA_OR_POINT="Point")
+    dst = tmp_path / "x2.tif"
+    with rasterio.Env(GTIFF_POINT_GEO_IGNORE=ignore):
+        upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    with rasterio.open(src) as a, rasterio.open(dst) as b:  # (read as GDAL reads by default)
+        assert b.tags()["AREA_OR_POINT"] == "Point"
+        (x0, y0), res = a.transform * (0.5, 0.5), a.res[0]
+        np.testing.assert_allclose(b.transform * (0.5, 0.5), (x0 - res / 4, y0 + res / 4))
+        np.testing.assert_allclose(b.transform * (1.5, 1.5), (x0 + res / 4, y0 - res / 4))

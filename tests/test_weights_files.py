@@ -3,6 +3,7 @@ says what they are (renamed downloads, programs instead of weights, broken tenso
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -167,6 +168,22 @@ def test_inspect_reads_a_renamed_checkpoint_of_ours(tmp_path, capsys):
     shutil.copy(ours, renamed)
     assert main(["models", "--inspect", str(renamed), "--json"]) == 0
     assert "sr_domains checkpoint" in capsys.readouterr().out
+
+
+def test_inspect_shows_what_the_card_says_the_model_was_trained_on(tmp_path, capsys):
+    """``models --inspect`` left out the card's bands, so a user could not see which bands of
+    their file a multi-band model expects before running it."""
+    card = ModelCard(name="b", bands=["B04", "B03"], source_bands=[4, 3], modality="rgb")
+    path = save_checkpoint(_srcnn(), tmp_path / "b.safetensors", card)
+    assert main(["models", "--inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "B04, B03" in text and "--bands 4,3" in text and "modality" in text
+    assert main(["models", "--inspect", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bands"] == ["B04", "B03"] and report["source_bands"] == [4, 3]
+    plain = save_checkpoint(_srcnn(), tmp_path / "p.safetensors", ModelCard(name="p"))
+    assert main(["models", "--inspect", str(plain)]) == 0
+    assert "trained on bands" not in capsys.readouterr().out
 
 
 def test_a_card_that_contradicts_its_network_is_refused(tmp_path):

@@ -34,6 +34,7 @@ from ..errors import ConfigError, TooSmallToAdaptError
 from ..inference import Upscaler
 from ..models.base import SRModel
 from ..options import DEFAULT_ADAPT_STEPS, AdaptOptions
+from ..rng import seeded
 from ..strict_json import finite_json
 from .estimate import DegradationEstimate, estimate_degradation
 from .pairs import InternalPairs
@@ -296,8 +297,7 @@ def adapt_model(
     report.psnr_bicubic = _psnr(bicubic, val_hr, s)
     net.eval()
     report.psnr_before = _score(net, val_lr, val_hr, s)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(opts.seed)
+    with seeded(opts.seed, dev):
         fitted = fit(
             net,
             pairs,

@@ -11,6 +11,7 @@ import rasterio
 import rasterio.shutil
 
 from .creation_options import cog_options
+from .gdal_paths import gdal_path
 from .output_spec import OutputSpec
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec, name: Path | None = None) -> 
     name = name or dst
     float_data = np.dtype(spec.profile["dtype"]).kind == "f"
     options = cog_options(spec.creation, float_data=float_data)
+    if spec.profile.get("nbits"):  # (NBITS kept: GDAL's predictor needs whole bytes)
+        options["predictor"] = "NO"
     if gdal_version() < (3, 10) and any(m.get("ns_tags") for m in spec.band_meta):
         log.warning(
             "%s: GDAL %s's COG driver drops band-level metadata domains (GDAL >= 3.10 keeps "
@@ -37,13 +40,15 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec, name: Path | None = None) -> 
             rasterio.__gdal_version__,
         )
     if "copy_src_mdd" in options or "src_mdd" in options:  # (the user's choice)
-        rasterio.shutil.copy(tmp, dst, driver="COG", **options)
+        rasterio.shutil.copy(gdal_path(tmp), gdal_path(dst, output=True), driver="COG", **options)
         return
     band_tags, domains = _metadata_of(tmp)
     if not domains:
-        rasterio.shutil.copy(tmp, dst, driver="COG", **options)
+        rasterio.shutil.copy(gdal_path(tmp), gdal_path(dst, output=True), driver="COG", **options)
         return
-    rasterio.shutil.copy(tmp, dst, driver="COG", copy_src_mdd="YES", **options)
+    rasterio.shutil.copy(
+        gdal_path(tmp), gdal_path(dst, output=True), driver="COG", copy_src_mdd="YES", **options
+    )
     if band_tags and _metadata_of(dst)[0] != band_tags:
         log.warning(
             "%s: GDAL %s cannot copy band tags and the metadata domain(s) %s into one COG; "
@@ -53,7 +58,7 @@ def to_cog(tmp: Path, dst: Path, spec: OutputSpec, name: Path | None = None) -> 
             rasterio.__gdal_version__,
             ", ".join(domains),
         )
-        rasterio.shutil.copy(tmp, dst, driver="COG", **options)
+        rasterio.shutil.copy(gdal_path(tmp), gdal_path(dst, output=True), driver="COG", **options)
 
 
 #: Metadata domains that GDAL's COG copy keeps without ``COPY_SRC_MDD`` (besides the default
@@ -63,7 +68,7 @@ _COPIED_ANYWAY = frozenset({"IMD", "RPC", "xml:XMP", "IMAGE_STRUCTURE", "DERIVED
 
 def _metadata_of(path: Path) -> tuple[list[dict[str, str]], list[str]]:
     """``(default-domain tags of each band, the other metadata domains)`` of a GeoTIFF."""
-    with rasterio.open(path) as ds:
+    with rasterio.open(gdal_path(path)) as ds:
         band_tags = [ds.tags(i) for i in ds.indexes]
         names = set(ds.tag_namespaces())
         for i in ds.indexes:

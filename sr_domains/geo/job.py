@@ -46,6 +46,7 @@ from .output_spec import (
     provenance_tags,
 )
 from .reader import RasterSource, raster_inputs
+from .stored_bits import keep_nbits, stored_bits, stored_range
 from .writer import write_block
 
 try:
@@ -63,8 +64,14 @@ GDAL_CACHE_MB = 64
 
 
 def gdal_env() -> Any:
-    """The ``rasterio.Env`` used for reading and writing (bounded cache, internal masks)."""
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True)
+    """The ``rasterio.Env`` used for reading and writing (bounded cache, internal masks).
+
+    ``GTIFF_POINT_GEO_IGNORE`` is off whatever the user's setting: with it on, GDAL reads and
+    writes a PixelIsPoint file's tiepoint as a pixel corner, so the output grid, scaled about
+    that point, was a quarter input pixel off (x2) when read back as GDAL reads by default."""
+    return rasterio.Env(
+        GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True, GTIFF_POINT_GEO_IGNORE=False
+    )
 
 
 def resolve_network(
@@ -195,12 +202,14 @@ def prepare_job(
     # band offsets: the rule needs every valid value above their zero (an exact minimum)
     exact = zero is not None and not reflectance
     band_min = rs.domain_minimum(exact=exact) if values.clamp else [0.0]
+    bits = stored_bits(rs)  # (NBITS=12 in uint16: the domain and saturation are 12-bit)
     rules = build_rules(
         values,
         band_min,
         dtype=rs.dtype,
         physical_zero=zero,
         reflectance=reflectance,
+        stored_range=stored_range(bits),
     )
     _say_ratios_off(rs.path, rules, band_min, zero, values, up.auto_spectral(rs.n_bands))
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
@@ -247,6 +256,7 @@ def prepare_job(
     prov[f"{TAG_PREFIX}RECIPE"] = for_source(recipe, rs.dtype.name)
     spec = build_spec(rs, scale_georef(georef, scale), scale, n_out, prov)
     customize_spec(spec, o.dtype, dict(o.creation_options) or None, rs.path)
+    keep_nbits(spec, rules, bits, rs)
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError
 from ..io_safety import full_suffix
+from ..recorded_names import recorded_name
 from .creation_options import (
     FIXED_OPTIONS,
     apply,
@@ -333,7 +334,7 @@ def provenance_tags(
         f"{TAG_PREFIX}FILL": fill_json,
         f"{TAG_PREFIX}TILE": str(tile),
         f"{TAG_PREFIX}OVERLAP": str(overlap),
-        f"{TAG_PREFIX}SOURCE": source.name,
+        f"{TAG_PREFIX}SOURCE": recorded_name(source),
         f"{TAG_PREFIX}SOURCE_BANDS": ",".join(str(b) for b in bands),
     }
     if source_stamp_json:

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import ConfigError, InputFileError, MissingDependencyError
 from ..value_ops import nodata_problem
 from .gdal_errors import gdal_message
+from .gdal_paths import gdal_path
 
 try:
     import rasterio
@@ -73,8 +74,8 @@ def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             if overview_level is None:
-                return rasterio.open(p)
-            return rasterio.open(p, overview_level=overview_level)
+                return rasterio.open(gdal_path(p))
+            return rasterio.open(gdal_path(p), overview_level=overview_level)
     except RasterioError as exc:
         raise InputFileError(p, f"not a readable raster ({gdal_message(exc)})") from exc
 

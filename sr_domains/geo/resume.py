@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import InputFileError
 from ..made_with import Made, Requested
+from ..recorded_names import recorded_name
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
 from ..source_stamp import INPUT_CHANGED, input_changed
@@ -53,7 +54,7 @@ def output_check(
         tags = ds.tags()
         ours = (
             tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
-            and tags.get(f"{TAG_PREFIX}SOURCE") == src.name
+            and tags.get(f"{TAG_PREFIX}SOURCE") == recorded_name(src)
             and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
         )
         if not ours:

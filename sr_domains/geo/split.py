@@ -40,6 +40,7 @@ from ..options import UpscaleOptions, engine_fields
 from ..tiling import TilePlan, make_plan
 from ..value_domain import ClampStats
 from .cog import to_cog
+from .gdal_paths import gdal_path
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_creation, check_output_name
 from .reader import RasterSource, raster_inputs
@@ -47,7 +48,7 @@ from .writer import (
     cog_sidecars,
     create,
     plan_sidecars,
-    replace_sidecars,
+    sidecar_swap,
     write_error,
 )
 
@@ -192,7 +193,7 @@ def run_band(
     ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            out = rasterio.open(part, "w", **_part_profile(job, rows))
+            out = rasterio.open(gdal_path(part, output=True), "w", **_part_profile(job, rows))
         with out:
             write_pixels(job, rs, out, rows=rows)
     stats = job.rules.stats if job.rules is not None else ClampStats()
@@ -214,7 +215,7 @@ def _assemble(job: GeotiffJob, parts: list[tuple[Path, tuple[int, int]]], out: A
         for path, rows in parts:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                opened.append((stack.enter_context(rasterio.open(path)), rows))
+                opened.append((stack.enter_context(rasterio.open(gdal_path(path))), rows))
         height = parts[-1][1][1]
         for top in range(0, height, block):
             end = min(top + block, height)
@@ -307,7 +308,10 @@ def upscale_geotiff_split(
         if tile != job.up.tiling.tile:
             log.info("%s: tile %d (not %d) for row bands", src.name, tile, job.up.tiling.tile)
             _with_tile(job, tile)
-        with atomic_output(dst, inputs, overwrite=o.overwrite) as tmp:
+        with (
+            sidecar_swap(dst, inputs) as sidecars,
+            atomic_output(dst, inputs, overwrite=o.overwrite) as tmp,
+        ):
             # absolute: the workers of an existing cluster run in their own working directory
             paths = [
                 Path(os.path.abspath(temp_name(dst, f".part{i}.tif"))) for i in range(len(bands))
@@ -349,7 +353,7 @@ def upscale_geotiff_split(
                     remove_temp(p)
                 if o.cog:
                     remove_temp(stage)
-            replace_sidecars(dst, inputs, tmp if o.cog else None)
+            sidecars.stage(tmp if o.cog else None)  # (never an input's)
     log.info("wrote %s from %d row bands", dst, len(bands))
     return dst
 

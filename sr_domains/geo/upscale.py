@@ -48,7 +48,7 @@ from .writer import (
     cog_sidecars,
     create,
     plan_sidecars,
-    replace_sidecars,
+    sidecar_swap,
     write_error,
 )
 
@@ -228,7 +228,10 @@ def write_geotiff(
         plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if cog else [], warn=True)
         check_creation(rs, options.scale, options.dtype, options.creation_options, cog=cog)
         job = prepare_job(rs, options, model=model, profile=profile)
-        with atomic_output(dst, inputs, overwrite=overwrite) as tmp:
+        with (
+            sidecar_swap(dst, inputs) as sidecars,
+            atomic_output(dst, inputs, overwrite=overwrite) as tmp,
+        ):
             stage = temp_name(dst, ".tif") if cog else tmp
             try:
                 with create(stage, job.spec) as out:
@@ -241,7 +244,7 @@ def write_geotiff(
             finally:
                 if cog:
                     remove_temp(stage)
-            replace_sidecars(dst, inputs, tmp if cog else None)  # (never an input's)
+            sidecars.stage(tmp if cog else None)  # (never an input's)
     log.info("wrote %s", dst)
     return dst
 

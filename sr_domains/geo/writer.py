@@ -38,8 +38,9 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ import numpy as np
 from ..errors import UnsafeOutputError
 from ..intensity import cast_to_dtype
 from ..value_ops import nudge_from_nodata
+from .gdal_paths import gdal_path
 from .georef import apply_georef
 from .reader import Block
 
@@ -74,7 +76,7 @@ def create(path: Path, spec: OutputSpec) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        dst = rasterio.open(path, "w", **spec.profile)
+        dst = rasterio.open(gdal_path(path, output=True), "w", **spec.profile)
     try:
         apply_georef(dst, spec.georef)
         ci = [m["colorinterp"] for m in spec.band_meta]
@@ -338,34 +340,71 @@ def temp_sidecars(tmp: Path, dst: Path) -> dict[Path, Path]:
     return out
 
 
-def replace_sidecars(
-    dst: Path, inputs: Sequence[str | os.PathLike[str]], cog_tmp: Path | None = None
-) -> list[Path]:
-    """Just before the finished output replaces ``dst``: remove the sidecars of a previous
-    ``dst`` (a stale ``.aux.xml`` would override the new file's metadata) and, for a COG
-    written to ``cog_tmp``, give GDAL's sidecars of it (metadata kept beside the file, such
-    as ``STEM.IMD``) the names of ``dst``'s; returns those. An input's sidecar is never removed
-    or replaced (:func:`plan_sidecars` raises first; the temp's sidecars are removed with it).
-    """
-    moves = temp_sidecars(cog_tmp, dst) if cog_tmp is not None else {}
-    stale = plan_sidecars(dst, inputs, writes=list(moves.values()))
-    for p in stale:
+class SidecarSwap:
+    """The sidecars of one output's replacement (:func:`sidecar_swap`)."""
+
+    def __init__(self, dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> None:
+        self.dst, self.inputs = dst, inputs
+        self.aside: list[tuple[Path, Path]] = []  # (a previous dst's sidecar, where it waits)
+        self.moved: list[Path] = []  # the new output's sidecars, under dst's names
+
+    def stage(self, cog_tmp: Path | None = None) -> list[Path]:
+        """Just before the finished output replaces ``dst``: set the sidecars of a previous
+        ``dst`` aside (a stale ``.aux.xml`` would override the new file's metadata) and, for
+        a COG written to ``cog_tmp``, give GDAL's sidecars of it (metadata kept beside the
+        file, such as ``STEM.IMD``) the names of ``dst``'s; returns those. An input's sidecar
+        is never touched (:func:`plan_sidecars` raises first)."""
+        moves = temp_sidecars(cog_tmp, self.dst) if cog_tmp is not None else {}
+        for p in plan_sidecars(self.dst, self.inputs, writes=list(moves.values())):
+            if os.path.lexists(p):
+                waits = p.parent / f".{p.name}{ASIDE_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
+                os.rename(p, waits)
+                self.aside.append((p, waits))
+        for p, target in moves.items():
+            os.replace(p, target)
+            self.moved.append(target)
+        return list(self.moved)
+
+
+#: Suffix of a previous output's sidecar while the new output replaces it.
+ASIDE_TAG = ".sr-aside"
+
+
+@contextlib.contextmanager
+def sidecar_swap(dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> Iterator[SidecarSwap]:
+    """Around the writing and the replacement of ``dst`` (:func:`~sr_domains.io_safety.
+    atomic_output` inside it): :meth:`SidecarSwap.stage` sets the previous output's sidecars
+    aside; they are deleted once the new output is in place, and put back (the new output's
+    removed) when it is not: a failed or interrupted ``--overwrite`` run kept the previous
+    output but had already deleted its ``.aux.xml`` or ``.msk``."""
+    swap = SidecarSwap(dst, inputs)
+    try:
+        yield swap
+    except BaseException:
+        for target in swap.moved:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        for p, waits in swap.aside:
+            try:
+                os.rename(waits, p)
+            except OSError as exc:
+                log.warning("%s: could not put back %s (it is %s): %s", dst, p, waits, exc)
+        raise
+    for _, waits in swap.aside:
         with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-    for p, target in moves.items():
-        os.replace(p, target)
-    return list(moves.values())
+            waits.unlink()
 
 
 __all__ = [
+    "SidecarSwap",
     "cast_inplace",
     "cog_sidecars",
     "create",
     "nudge_from_nodata",
     "output_sidecars",
     "plan_sidecars",
-    "replace_sidecars",
     "sidecar_owner",
+    "sidecar_swap",
     "temp_sidecars",
     "write_block",
     "write_error",

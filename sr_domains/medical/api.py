@@ -278,8 +278,9 @@ def series_rules(
 ) -> ValueRules | None:
     """Value-fidelity rules of a series (:mod:`sr_domains.value_domain`): CT keeps HU above
     min(-1024, input minimum); other modalities stay non-negative when the input is, and their
-    exact-zero background stays zero; the storage range (:attr:`DicomSeries.stored_dtype`)
-    bounds everything when the series has one rescale."""
+    exact-zero background stays zero; the stored range (:attr:`DicomSeries.stored_range`:
+    ``BitsStored``, not the 16-bit words holding it) bounds everything and its top is kept as
+    saturation when the series has one rescale (of slope 1 for the saturation)."""
     zero = zero_facts(volume, floating=False)  # an integer value grid: exact
     ct = series.modality == "CT"
     pairs = {(s.slope, s.intercept) for s in series.slices}
@@ -288,6 +289,7 @@ def series_rules(
         values,
         [zero.minimum],
         dtype=series.stored_dtype if len(pairs) == 1 else None,
+        stored_range=series.stored_range if len(pairs) == 1 else None,
         slope=m,
         inter=b,
         ct=ct,

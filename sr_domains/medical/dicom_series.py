@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputFileError, require
 from ..intensity import work_dtype
 from .dicom_values import int_tag as _int_tag
-from .dicom_values import padding_range, series_dtype, stored_kind
+from .dicom_values import padding_range, series_dtype, series_range, stored_kind
 from .geometry import dicom_affine, slice_normal
 from .modality_lut import ModalityLut, modality_lut
 from .pydicom_logs import decoder_failures_at_debug
@@ -117,9 +117,17 @@ class DicomSeries:
         one that holds the stored values of every slice (signedness and ``BitsStored`` may
         differ between files) and every Modality LUT output (written as modality values,
         rescale 1/0): 16-bit, 32-bit for a 32-bit source or where 16 bits cannot hold them."""
+        return series_dtype(*self._value_sources())
+
+    @property
+    def stored_range(self) -> tuple[int, int]:
+        """The stored values the series can hold (:func:`.dicom_values.series_range`):
+        ``BitsStored`` 12 gives 0..4095 in 16-bit words."""
+        return series_range(*self._value_sources())
+
+    def _value_sources(self) -> tuple[list[Any], list[np.ndarray]]:
         files = {id(s.ds): s.ds for s in self.slices}
-        luts = [s.lut.table for s in self.slices if s.lut is not None]
-        return series_dtype(list(files.values()), luts)
+        return list(files.values()), [s.lut.table for s in self.slices if s.lut is not None]
 
     @property
     def mixed_stored_types(self) -> bool:

@@ -61,6 +61,14 @@ def holding_dtype(lo: float, hi: float, signed_first: bool, min_bytes: int = 2) 
     return None
 
 
+def series_range(datasets: Sequence[Any], tables: Sequence[np.ndarray] = ()) -> tuple[int, int]:
+    """The stored values a series can hold: the union of its images'
+    ``PixelRepresentation``/``BitsStored`` ranges and the outputs of its Modality LUTs."""
+    ranges = [declared_range(ds) for ds in datasets]
+    ranges += [(int(t.min()), int(t.max())) for t in tables if t.size]
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
 def series_dtype(datasets: Sequence[Any], tables: Sequence[np.ndarray] = ()) -> np.dtype:
     """The integer type that holds the stored values every image of a series may have (the
     union of their ``PixelRepresentation``/``BitsStored`` ranges) and every Modality LUT
@@ -68,9 +76,7 @@ def series_dtype(datasets: Sequence[Any], tables: Sequence[np.ndarray] = ()) -> 
     (e.g. signed and unsigned 16-bit images in one series: 32-bit signed). When not even 32
     bits hold it, 32-bit with the first image's signedness (values are then checked as they
     are written)."""
-    ranges = [declared_range(ds) for ds in datasets]
-    ranges += [(int(t.min()), int(t.max())) for t in tables if t.size]
-    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    lo, hi = series_range(datasets, tables)
     signed = int(datasets[0].get("PixelRepresentation", 0) or 0) == 1
     wide = any(int(ds.get("BitsAllocated", 16) or 16) > 16 for ds in datasets)
     dt = holding_dtype(lo, hi, signed, 4 if wide else 2)

@@ -26,6 +26,7 @@ from ..options import (
     check_supported,
 )
 from ..output_checks import check_model_output
+from ..recorded_names import recorded_name
 from ..run_recipe import recipe_of
 from ..source_stamp import SOURCE_STAMP_KEY, stamp_of
 from ..value_domain import ValueOptions
@@ -237,7 +238,7 @@ def isotropic_nifti(
         device=options.device,
     )
     first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
-    prov = job.provenance(src.name, recipe_of(options, "nifti", profile=profile))
+    prov = job.provenance(recorded_name(src), recipe_of(options, "nifti", profile=profile))
     prov[SOURCE_STAMP_KEY] = stamp
     # filled in once the voxels are written: a finished output
     prov["values"] = pending_slot(source.n_volumes)

@@ -28,6 +28,7 @@ from ..label_like import LABEL_LIKE_VALUES, warn_label_like  # noqa: F401  (re-e
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
+from ..recorded_names import recorded_name
 from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
 from ..value_domain import ValueOptions, ValueRules
 from .common import (
@@ -181,7 +182,7 @@ def run_nifti(
     out_shape = tuple(int(n * f) for n, f in zip(shape3, factors)) + source.shape[3:]
     header_shape = out_shape[:2] if source.image.ndim == 2 else out_shape
     prov = provenance(up, prof, factors, mode)
-    prov["source"] = src.name
+    prov["source"] = recorded_name(src)
     prov[SOURCE_STAMP_KEY] = stamp
     if report is not None:
         prov["adapt"] = report.to_dict()
@@ -261,12 +262,12 @@ def nifti_output_check(
         out = open_source(dst)
     except (OSError, ValueError):  # a file cut short fails the header-vs-size check
         try:
-            ours = _provenance(load_nifti(dst).header).get("source") == src.name
+            ours = _provenance(load_nifti(dst).header).get("source") == recorded_name(src)
         except (OSError, ValueError):  # not even a header
             return "foreign", UNREADABLE if _starts_like_nifti(dst) else ""
         return ("damaged" if ours else "foreign"), ""
     prov = _provenance(out.header)
-    if prov.get("source") != src.name:
+    if prov.get("source") != recorded_name(src):
         return "foreign", ""
     if requested is None and prov.get("scale") != scale:
         return "foreign", ""

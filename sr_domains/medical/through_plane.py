@@ -32,6 +32,7 @@ from ..adapt import AxisSR, Budget, FitReport, InternalPairs, PatchSampler, RowD
 from ..adapt.axis_sr import axis_sr, warm_start_from
 from ..errors import ConfigError
 from ..image import resampled_size
+from ..rng import seeded
 from .slice_profile import SliceProfile, degradation_matrix
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,7 @@ def make_pairs(
 
 def build_model(factor: float, seed: int, warm_start: AxisSR | torch.nn.Module | None) -> AxisSR:
     """A fresh :class:`AxisSR` (initialised from ``seed``), warm-started when given weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded(int(seed)):  # (built on the CPU)
         model = axis_sr(factor)
     if isinstance(warm_start, AxisSR):
         model.load_state_dict(warm_start.state_dict())

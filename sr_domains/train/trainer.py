@@ -39,6 +39,7 @@ from ..errors import ConfigError, TrainingDivergedError
 from ..inference import Upscaler, resolve_amp
 from ..io_safety import destination_lock
 from ..models.base import SRModel
+from ..rng import rng_kept, seed_for
 from . import trainer_state, trainer_steps
 from .config import TrainConfig
 from .data import PatchDataset, load_images
@@ -79,7 +80,7 @@ class Trainer:
         self.info = info
         self.progress = progress and info.is_main
         dev = info.device
-        torch.manual_seed(config.seed + info.rank)
+        seed_for(config.seed + info.rank, dev)  # (the CPU and this device, no other)
         self.dataset = PatchDataset(config.data, scale=config.scale, seed=config.seed)
         self.model = build_generator(config).to(dev).train()
         if self.dataset.channels != self.model.in_channels:
@@ -318,13 +319,7 @@ def train(
             stack.callback(torch.set_num_threads, torch.get_num_threads())
             if config.threads:
                 torch.set_num_threads(config.threads)
-            dev = info.device
-            cuda = (
-                [dev.index if dev.index is not None else torch.cuda.current_device()]
-                if dev.type == "cuda"
-                else []
-            )
-            stack.enter_context(torch.random.fork_rng(devices=cuda))
+            stack.enter_context(rng_kept(info.device))
             resuming = resume
             if info.is_main:
                 config.run_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,113 @@
+"""What happens to a user's files when the output they sit beside is replaced and the
+replacement fails, or when they are saved into an output folder while a run replaces it:
+they are never lost."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+pydicom = pytest.importorskip("pydicom")
+rasterio = pytest.importorskip("rasterio")
+
+from sr_domains import io_safety  # noqa: E402
+from sr_domains.errors import UnsafeOutputError  # noqa: E402
+from sr_domains.geo import upscale_geotiff  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.geo import make_geotiff  # noqa: E402
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".sr-" in p.name)
+
+
+def test_a_file_saved_into_the_old_output_during_the_run_is_kept(tmp_path):
+    """The folder was checked once, before the run: a report saved into the previous output
+    while the new one was being written went away with that folder."""
+    src = tmp_path / "src.txt"
+    src.write_text("input")
+    dst = tmp_path / "out"
+    with io_safety.atomic_output(dst, [src], kind="dir") as tmp:
+        (tmp / "a.dcm").write_bytes(b"old")
+    before = _tree(dst)
+
+    def run_while_the_user_saves() -> None:
+        with io_safety.atomic_output(dst, [src], kind="dir", overwrite=True) as tmp:
+            (tmp / "a.dcm").write_bytes(b"new")
+            (dst / "report.txt").write_text("mine")  # saved meanwhile
+
+    with pytest.raises(UnsafeOutputError, match=r"report\.txt"):
+        run_while_the_user_saves()
+    assert _tree(dst) == {**before, "report.txt": b"mine"}
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("use_exchange", [True, False])
+def test_entries_that_appear_during_the_swap_are_kept_aside(
+    tmp_path, monkeypatch, caplog, use_exchange
+):
+    """After the last check and before the swap: the replaced folder is kept, not deleted."""
+    src = tmp_path / "src.txt"
+    src.write_text("input")
+    dst = tmp_path / "out"
+    with io_safety.atomic_output(dst, [src], kind="dir") as tmp:
+        (tmp / "a.dcm").write_bytes(b"old")
+    (dst / "report.txt").write_text("mine")  # (after the check, as if during the swap)
+    new = tmp_path / ".new"
+    new.mkdir()
+    (new / "a.dcm").write_bytes(b"new")
+    if not use_exchange:
+        monkeypatch.setattr(io_safety, "exchange", lambda a, b: False)
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):
+        io_safety.replace_dir(new, dst)
+    assert (dst / "a.dcm").read_bytes() == b"new"
+    (kept,) = tmp_path.glob("out.previous-*")
+    assert (kept / "report.txt").read_text() == "mine" and "report.txt" in caplog.text
+
+
+def _previous_output_with_sidecars(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
+    src = make_geotiff(tmp_path / "in.tif", width=16, height=16)
+    dst = upscale_geotiff(src, tmp_path / "out" / "o.tif", model=tiny_model(1, 2))
+    (dst.parent / "o.tif.aux.xml").write_text(
+        '<PAMDataset><Metadata><MDI key="NOTE">mine</MDI></Metadata></PAMDataset>'
+    )
+    (dst.parent / "o.tif.msk").write_bytes(b"an external mask")
+    return src, dst, _tree(dst.parent)
+
+
+@pytest.mark.parametrize(
+    "failure", [PermissionError(1, "Operation not permitted"), KeyboardInterrupt()]
+)
+def test_a_failed_overwrite_keeps_the_previous_outputs_sidecars(tmp_path, monkeypatch, failure):
+    """The sidecars of the output being replaced were deleted before the rename: a rename
+    that failed (an immutable file) or a Ctrl-C just before it kept the previous output but
+    lost its ``.aux.xml`` and ``.msk``."""
+    src, dst, before = _previous_output_with_sidecars(tmp_path)
+    real = os.replace
+
+    def replace(a, b):
+        if Path(b) == dst:
+            raise failure
+        return real(a, b)
+
+    monkeypatch.setattr(io_safety.os, "replace", replace)
+    with pytest.raises(type(failure)):
+        upscale_geotiff(src, dst, model=tiny_model(1, 2, seed=1), overwrite=True)
+    monkeypatch.undo()
+    assert _tree(dst.parent) == before
+    assert _leftovers(dst.parent) == []
+
+
+def test_a_successful_overwrite_still_removes_the_stale_sidecars(tmp_path):
+    src, dst, _ = _previous_output_with_sidecars(tmp_path)
+    upscale_geotiff(src, dst, model=tiny_model(1, 2, seed=1), overwrite=True)
+    assert sorted(_tree(dst.parent)) == ["o.tif"]
+    with rasterio.open(dst) as ds:
+        assert "NOTE" not in ds.tags()
