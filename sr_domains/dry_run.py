@@ -107,7 +107,7 @@ def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False) -> str:
 
     inputs = [src]
     if domain == "geotiff":
-        from .geo.reader import raster_inputs
+        from .geo.gdal_paths import raster_inputs
 
         inputs = raster_inputs(src)
     kind: Kind = "dir" if domain == "dicom" else "file"
@@ -125,12 +125,12 @@ def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False) -> str:
 
 
 def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool) -> None:
-    """The run's sidecar refusal (:func:`~sr_domains.geo.writer.plan_sidecars`), from the
+    """The run's sidecar refusal (:func:`~sr_domains.geo.sidecars.plan_sidecars`), from the
     input's headers."""
     import rasterio
 
     from .geo.gdal_paths import gdal_path
-    from .geo.writer import cog_sidecars, plan_sidecars
+    from .geo.sidecars import cog_sidecars, plan_sidecars
 
     writes: list[Path] = []
     if cog:

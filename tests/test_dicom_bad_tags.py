@@ -77,3 +77,32 @@ def test_info_names_the_file_whose_frame_count_is_not_a_number(capsys):
     assert main(["info", str(path)]) == 1
     message = capsys.readouterr().err
     assert "badVR.dcm" in message and "NumberOfFrames (0028,0008) is '1A'" in message
+
+
+def test_a_misspelt_character_set_is_warned_once_not_per_element(tmp_path, caplog):
+    """``ISO_IR100`` (for ``ISO_IR 100``) made pydicom log "Unknown encoding" 54 times per
+    slice; each distinct pydicom warning now passes once and its repeats are counted."""
+    import logging
+
+    from sr_domains.medical import upscale_dicom_series
+    from sr_domains.testing.medical import interp_model
+
+    files = make_dicom_series(tmp_path / "s", n_slices=3, rows=8, cols=8)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet = "ISO_IR100"
+        ds.save_as(f)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        out = upscale_dicom_series(tmp_path / "s", tmp_path / "o", model=interp_model(2))
+    unknown = [
+        r for r in caplog.records if r.name.startswith("pydicom") and "ISO_IR100" in r.getMessage()
+    ]
+    assert len(unknown) == 1
+    assert any("repeated this warning" in r.getMessage() for r in caplog.records)
+    assert len(out) == 3 and pydicom.dcmread(out[0]).SpecificCharacterSet == "ISO_IR100"
+    caplog.clear()  # the filter is gone after the run: pydicom logs as before
+    with caplog.at_level(logging.WARNING):
+        for f in files[:2]:
+            pydicom.dcmread(f).PatientName  # noqa: B018
+    assert len([r for r in caplog.records if r.name.startswith("pydicom")]) >= 2

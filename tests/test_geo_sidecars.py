@@ -15,8 +15,8 @@ rasterio = pytest.importorskip("rasterio")
 from sr_domains.cli import main  # noqa: E402
 from sr_domains.errors import UnsafeOutputError  # noqa: E402
 from sr_domains.geo import upscale_geotiff  # noqa: E402
+from sr_domains.geo.sidecars import sidecar_owner  # noqa: E402
 from sr_domains.geo.split import upscale_geotiff_split  # noqa: E402
-from sr_domains.geo.writer import sidecar_owner  # noqa: E402
 from sr_domains.models.base import BaseSRConfig  # noqa: E402
 from sr_domains.options import UpscaleOptions  # noqa: E402
 from sr_domains.testing import ToySR, tiny_model  # noqa: E402

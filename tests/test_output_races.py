@@ -111,3 +111,25 @@ def test_a_successful_overwrite_still_removes_the_stale_sidecars(tmp_path):
     assert sorted(_tree(dst.parent)) == ["o.tif"]
     with rasterio.open(dst) as ds:
         assert "NOTE" not in ds.tags()
+
+
+def test_a_file_size_limit_is_named_and_leaves_no_file(tmp_path):
+    """``ulimit -f`` hit while GDAL wrote said "GDAL could not write it (TIFFAppendToStrip:
+    Write error at scanline 512)"; NIfTI and DICOM said "File too large"."""
+    import signal
+    import subprocess
+    import sys
+
+    resource = pytest.importorskip("resource")
+    src = make_geotiff(tmp_path / "big.tif", width=300, height=300, dtype="float32")
+    dst = tmp_path / "out.tif"
+
+    def limited() -> None:  # (in the child: a 100 kB file size limit, SIGXFSZ ignored)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    argv = [sys.executable, "-m", "sr_domains", "upscale", str(src), str(dst), "--no-progress"]
+    r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=limited, timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert "out.tif: File too large" in r.stderr and "ulimit -f" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif"]

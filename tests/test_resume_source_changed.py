@@ -174,7 +174,7 @@ def test_a_vrt_of_vrts_is_redone_when_the_raster_two_levels_down_changes(tmp_pat
     """Only a VRT's own sources were stamped: a VRT of a VRT kept its stale output."""
     pytest.importorskip("rasterio")
     from sr_domains.geo import upscale_many as geo_many
-    from sr_domains.geo.reader import raster_inputs
+    from sr_domains.geo.gdal_paths import raster_inputs
     from sr_domains.testing.geo import make_geotiff
 
     (tmp_path / "src").mkdir()

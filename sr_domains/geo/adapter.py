@@ -72,8 +72,8 @@ def _crs_text(crs: object) -> str:
 
 def _info_file(path: Path) -> str:
     require("rasterio", "geo", "GeoTIFF info")
+    from .gdal_paths import open_dataset
     from .georef import describe_georef, read_georef
-    from .reader import open_dataset
 
     with open_dataset(path) as ds:
         g = read_georef(ds, path, warn=False)  # the summary says what is missing
@@ -169,7 +169,7 @@ def info_json(path: Path) -> dict[str, Any] | list[dict[str, Any]]:
 
 
 def _info_dict(path: Path) -> dict[str, Any]:
-    from .reader import open_dataset
+    from .gdal_paths import open_dataset
 
     with open_dataset(path) as ds:
         crs = ds.crs

@@ -38,9 +38,9 @@ from ..run_manifest import (
 )
 from ..run_recipe import recipe_of
 from .creation_options import normalize
+from .gdal_paths import open_dataset
 from .names import BATCH_SUFFIXES, geotiff_output_name
 from .output_spec import TAG_PREFIX
-from .reader import open_dataset
 from .resume import batch_check
 from .upscale import geotiff_options, write_geotiff
 

@@ -1,4 +1,8 @@
-"""File names as GDAL must receive them.
+"""Files as GDAL must be given them: names (:func:`gdal_path`), opening with errors that name
+the file (:func:`open_dataset`), and every file a run reads for one input (:func:`raster_inputs`:
+a VRT's sources too).
+
+File names as GDAL must receive them:
 
 rasterio hands GDAL a path encoded as UTF-8, and GDAL opens those bytes as they are (POSIX).
 Python holds a file name as decoded by the locale: under a non-UTF-8 locale (UTF-8 mode off)
@@ -10,9 +14,18 @@ found). :func:`gdal_path` gives the text whose UTF-8 bytes are the name's bytes 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
-from ..errors import InputFileError
+from ..errors import InputFileError, MissingDependencyError
+from .gdal_errors import gdal_message
+
+try:
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+except ImportError as _exc:  # pragma: no cover - exercised without rasterio only
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
 
 
 def gdal_path(path: str | os.PathLike[str], *, output: bool = False) -> str:
@@ -34,4 +47,55 @@ def gdal_path(path: str | os.PathLike[str], *, output: bool = False) -> str:
         ) from None
 
 
-__all__ = ["gdal_path"]
+def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
+    """``rasterio.open`` with errors that name the file (missing, not a raster, corrupt)."""
+    p = Path(path)
+    InputFileError.check_file(p, "a raster file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            if overview_level is None:
+                return rasterio.open(gdal_path(p))
+            return rasterio.open(gdal_path(p), overview_level=overview_level)
+    except RasterioError as exc:
+        raise InputFileError(p, f"not a readable raster ({gdal_message(exc)})") from exc
+
+
+def raster_inputs(path: str | Path, _seen: frozenset[Path] = frozenset()) -> list[Path]:
+    """Every file a run reads for ``path``: the file, and for a GDAL virtual raster (VRT) the
+    rasters it references, so that no output ever replaces one of them (an output named like
+    a VRT's source replaced that source with ``--overwrite``). Unreadable: the file alone
+    (reading it reports the problem); a VRT naming a missing source: :class:`InputFileError`
+    naming both."""
+    p = Path(path)
+    if not _is_vrt(p):
+        return [p]
+    try:
+        with open_dataset(p) as ds:
+            files = [Path(f) for f in ds.files]
+    except (InputFileError, OSError):
+        return [p]
+    sources = [f for f in files if not str(f).startswith("/vsi") and f != p]
+    for f in sources:  # (GDAL's own error would only say the read failed)
+        if not os.path.lexists(f):
+            raise InputFileError(p, f"reads {f}, which does not exist (a VRT's source raster)")
+    out = [p]
+    seen = _seen | {p}
+    for f in sources:  # a VRT of VRTs: their sources too (once each, no cycles)
+        for g in raster_inputs(f, seen) if f not in seen and _is_vrt(f) else [f]:
+            if g not in out:
+                out.append(g)
+    return out
+
+
+def _is_vrt(p: Path) -> bool:
+    if p.suffix.lower() == ".vrt":
+        return True
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(64).lstrip().startswith(b"<VRTDataset")
+    except OSError:
+        return False
+
+
+__all__ = ["gdal_path", "open_dataset", "raster_inputs"]

@@ -37,6 +37,7 @@ from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
 from .band_checks import match_bands, refuse_palette, warn_class_map
 from .dtype_checks import check_output_nodata, warn_clipping_dtype
+from .gdal_paths import raster_inputs
 from .georef import read_georef, scale_georef
 from .output_spec import (
     TAG_PREFIX,
@@ -45,7 +46,7 @@ from .output_spec import (
     customize_spec,
     provenance_tags,
 )
-from .reader import RasterSource, raster_inputs
+from .reader import RasterSource
 from .stored_bits import keep_nbits, stored_bits, stored_range
 from .writer import write_block
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +29,11 @@ import numpy as np
 from ..errors import ConfigError, InputFileError, MissingDependencyError
 from ..value_ops import nodata_problem
 from .gdal_errors import gdal_message
-from .gdal_paths import gdal_path
+from .gdal_paths import open_dataset
 
 try:
-    import rasterio
     from rasterio.enums import ColorInterp, MaskFlags
-    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+    from rasterio.errors import RasterioError
     from rasterio.windows import Window
 except ImportError as _exc:  # pragma: no cover - exercised without rasterio only
     raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
@@ -64,57 +61,6 @@ class Block:
     valid: np.ndarray
     mask: np.ndarray | None = None
     alpha: np.ndarray | None = None
-
-
-def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
-    """``rasterio.open`` with errors that name the file (missing, not a raster, corrupt)."""
-    p = Path(path)
-    InputFileError.check_file(p, "a raster file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            if overview_level is None:
-                return rasterio.open(gdal_path(p))
-            return rasterio.open(gdal_path(p), overview_level=overview_level)
-    except RasterioError as exc:
-        raise InputFileError(p, f"not a readable raster ({gdal_message(exc)})") from exc
-
-
-def raster_inputs(path: str | Path, _seen: frozenset[Path] = frozenset()) -> list[Path]:
-    """Every file a run reads for ``path``: the file, and for a GDAL virtual raster (VRT) the
-    rasters it references, so that no output ever replaces one of them (an output named like
-    a VRT's source replaced that source with ``--overwrite``). Unreadable: the file alone
-    (reading it reports the problem); a VRT naming a missing source: :class:`InputFileError`
-    naming both."""
-    p = Path(path)
-    if not _is_vrt(p):
-        return [p]
-    try:
-        with open_dataset(p) as ds:
-            files = [Path(f) for f in ds.files]
-    except (InputFileError, OSError):
-        return [p]
-    sources = [f for f in files if not str(f).startswith("/vsi") and f != p]
-    for f in sources:  # (GDAL's own error would only say the read failed)
-        if not os.path.lexists(f):
-            raise InputFileError(p, f"reads {f}, which does not exist (a VRT's source raster)")
-    out = [p]
-    seen = _seen | {p}
-    for f in sources:  # a VRT of VRTs: their sources too (once each, no cycles)
-        for g in raster_inputs(f, seen) if f not in seen and _is_vrt(f) else [f]:
-            if g not in out:
-                out.append(g)
-    return out
-
-
-def _is_vrt(p: Path) -> bool:
-    if p.suffix.lower() == ".vrt":
-        return True
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(64).lstrip().startswith(b"<VRTDataset")
-    except OSError:
-        return False
 
 
 class RasterSource:
@@ -415,4 +361,4 @@ def _check_nodata(path: Path, nodata: float, dtype: np.dtype) -> None:
         raise ConfigError(f"{path}: {problem}")
 
 
-__all__ = ["Block", "RasterSource", "open_dataset", "raster_inputs"]
+__all__ = ["Block", "RasterSource"]

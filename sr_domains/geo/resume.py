@@ -13,9 +13,9 @@ from ..recorded_names import recorded_name
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
 from ..source_stamp import INPUT_CHANGED, input_changed
+from .gdal_paths import open_dataset, raster_inputs
 from .names import starts_like_tiff
 from .output_spec import TAG_PREFIX
-from .reader import open_dataset, raster_inputs
 
 try:
     from rasterio.errors import RasterioError

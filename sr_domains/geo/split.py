@@ -40,17 +40,12 @@ from ..options import UpscaleOptions, engine_fields
 from ..tiling import TilePlan, make_plan
 from ..value_domain import ClampStats
 from .cog import to_cog
-from .gdal_paths import gdal_path
+from .gdal_paths import gdal_path, raster_inputs
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_creation, check_output_name
-from .reader import RasterSource, raster_inputs
-from .writer import (
-    cog_sidecars,
-    create,
-    plan_sidecars,
-    sidecar_swap,
-    write_error,
-)
+from .reader import RasterSource
+from .sidecars import cog_sidecars, plan_sidecars, sidecar_swap
+from .writer import create, write_error
 
 try:
     import rasterio

@@ -26,6 +26,7 @@ from ..value_domain import ValueOptions
 from .band_checks import match_bands
 from .cog import to_cog
 from .creation_options import apply, check_options, cog_options, normalize, trial
+from .gdal_paths import raster_inputs
 from .job import (
     fit_profile,
     gdal_env,
@@ -42,15 +43,10 @@ from .output_spec import (
     check_output_name,
     output_profile,
 )
-from .reader import RasterSource, raster_inputs
+from .reader import RasterSource
 from .resume import is_complete, output_check, output_status
-from .writer import (
-    cog_sidecars,
-    create,
-    plan_sidecars,
-    sidecar_swap,
-    write_error,
-)
+from .sidecars import cog_sidecars, plan_sidecars, sidecar_swap
+from .writer import create, write_error
 
 try:
     from rasterio.errors import RasterioError

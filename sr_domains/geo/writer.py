@@ -24,8 +24,9 @@ Output rules:
 * Metadata is embedded in the file. GDAL also keeps an ``IMD`` domain in ``STEM.IMD``: the
   plain GeoTIFF's copy is dropped with its temp file, ``--cog`` keeps the COG's beside the
   output. Sidecars are removed or replaced only when they belong to the output being replaced,
-  never when GDAL would pair them with an input (same folder and stem: :func:`sidecar_owner`);
-  a COG whose ``STEM.IMD`` would be an input's is refused before any work.
+  never when GDAL would pair them with an input (same folder and stem:
+  :mod:`sr_domains.geo.sidecars`); a COG whose ``STEM.IMD`` would be an input's is refused
+  before any work.
 * Everything is written to a hidden temp file next to the target and renamed into place only
   when complete (for ``--cog``, after the GDAL COG driver has copied it with overviews,
   :mod:`sr_domains.geo.cog`); see
@@ -34,19 +35,14 @@ Output rules:
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
-import os
-import secrets
 import shutil
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import UnsafeOutputError
 from ..intensity import cast_to_dtype
 from ..value_ops import nudge_from_nodata
 from .gdal_paths import gdal_path
@@ -219,193 +215,30 @@ def write_error(exc: BaseException, dst: Path) -> OSError:
         full = False
     if full:
         return OSError(errno.ENOSPC, "No space left on device", str(dst))
+    limit = _file_size_limit()
+    if limit is not None and any("write error" in m.lower() for m in msgs):
+        return OSError(
+            errno.EFBIG,
+            f"File too large (this process may write files of {limit:,} bytes at most: ulimit -f)",
+            str(dst),
+        )
     return OSError(errno.EIO, f"GDAL could not write it ({'; '.join(msgs)})", str(dst))
 
 
-# -- sidecars ---------------------------------------------------------------------------------
-#: GDAL sidecars of an output ``NAME.tif`` that a run handles: PAM metadata ``NAME.tif.aux.xml``
-#: and an external mask ``NAME.tif.msk`` (stale ones override the new file's), and ``NAME.IMD``,
-#: where GDAL keeps an ``IMD`` metadata domain (the COG output keeps GDAL's copy).
-def output_sidecars(dst: Path) -> tuple[Path, Path, Path]:
-    """``(PAM, mask, IMD)`` sidecar paths of the output ``dst``."""
-    return Path(f"{dst}.aux.xml"), Path(f"{dst}.msk"), dst.with_suffix(".IMD")
-
-
-def _folder(p: Path) -> str:
-    return os.path.normcase(os.path.realpath(p.parent))
-
-
-def sidecar_owner(path: Path, inputs: Sequence[str | os.PathLike[str]]) -> Path | None:
-    """The input that GDAL may read ``path`` as a sidecar of, else None: an input in the same
-    folder that ``path`` is, whose stem it has (``scene.IMD``, ``scene.RPB`` of ``scene.tiff``),
-    whose name it extends (``scene.tiff.aux.xml``), or ``STEM_RPC.TXT`` of; names compared
-    case-insensitively. Inputs given through a link count under both names."""
-    folder, name = _folder(path), path.name.lower()
-    for src in inputs:
-        for s in dict.fromkeys((Path(src), Path(os.path.realpath(src)))):
-            if _folder(s) != folder:
-                continue
-            full = s.name.lower()
-            stem = Path(full).stem
-            if (
-                name == full
-                or name.startswith(full + ".")
-                or Path(name).stem == stem
-                or name == stem + "_rpc.txt"
-            ):
-                return Path(src)
-    return None
-
-
-def _shares_stem(p: Path, dst: Path) -> bool:
-    """Another file beside ``p`` has its stem (``scene.NTF`` beside ``scene.IMD``): ``p`` may
-    be that file's sidecar."""
+def _file_size_limit() -> int | None:
+    """The process's file size limit (``ulimit -f``, bytes), or None when there is none."""
     try:
-        names = os.listdir(p.parent)
-    except OSError:
-        return True
-    stem = p.stem.lower()
-    return any(Path(n).stem.lower() == stem for n in names if n not in (p.name, dst.name))
-
-
-def plan_sidecars(
-    dst: Path,
-    inputs: Sequence[str | os.PathLike[str]],
-    *,
-    writes: Sequence[Path] = (),
-    warn: bool = False,
-) -> list[Path]:
-    """The sidecars of a previous ``dst`` (being replaced) to remove: never an input's
-    (:func:`sidecar_owner`), and a ``STEM.IMD`` only when no other file has that stem.
-
-    ``writes``: sidecar paths the new output will have (``STEM.IMD`` of a COG); one that is
-    an input's sidecar, or exists and is not the previous output's, raises
-    :class:`~sr_domains.errors.UnsafeOutputError` naming both files. ``warn``: log the sidecars
-    that stay and that GDAL will read as the new output's metadata.
-    """
-    replacing = os.path.lexists(dst)
-    imd_path = output_sidecars(dst)[2]
-    stale = []
-    for p in dict.fromkeys([*output_sidecars(dst), *writes]):
-        owner = sidecar_owner(p, inputs)
-        exists = os.path.lexists(p)
-        ours = replacing and owner is None and (p != imd_path or not _shares_stem(p, dst))
-        if p in writes:
-            what = f"GDAL keeps {'IMD ' if p == imd_path else ''}metadata of it in {p}, which"
-            if owner is not None:
-                raise UnsafeOutputError(
-                    dst,
-                    f"{what} is a sidecar of the input {owner} (GDAL reads it as that file's "
-                    "metadata) and is never replaced: choose another output name or folder"
-                    + (
-                        ", or write a plain GeoTIFF (no --cog), which keeps it inside the file"
-                        if p == imd_path
-                        else ""
-                    ),
-                )
-            if exists and not ours:
-                raise UnsafeOutputError(
-                    dst,
-                    f"{what} exists and is not a sidecar of an output being replaced; it is "
-                    "never replaced: move it away or choose another output name or folder",
-                )
-        if exists and ours:
-            stale.append(p)
-        elif exists and owner is None and warn:
-            log.warning(
-                "%s exists and is left alone: GDAL will read it as metadata of %s too",
-                p,
-                dst,
-            )
-    return stale
-
-
-def cog_sidecars(dst: Path, ds: Any) -> list[Path]:
-    """The sidecars the COG driver will write for ``dst`` with the metadata of ``ds`` (its
-    ``IMD`` domain goes to ``STEM.IMD``)."""
-    return [output_sidecars(dst)[2]] if ds.tags(ns="IMD") else []
-
-
-def temp_sidecars(tmp: Path, dst: Path) -> dict[Path, Path]:
-    """GDAL's sidecars of the finished temp file ``tmp`` (``STEM.IMD``, ``STEM_RPC.TXT``, ...)
-    and the names they have as sidecars of ``dst``; the temp's own PAM is not kept."""
-    stem = tmp.name[: -len(tmp.suffix)]
-    out = {}
-    for p in sorted(tmp.parent.iterdir()):
-        if p == tmp or not p.name.startswith((stem + ".", stem + "_")):
-            continue
-        if p.name.startswith(tmp.name + "."):  # .tif.aux.xml: PAM of the temp, not kept
-            continue
-        out[p] = dst.with_name(dst.stem + p.name[len(stem) :])
-    return out
-
-
-class SidecarSwap:
-    """The sidecars of one output's replacement (:func:`sidecar_swap`)."""
-
-    def __init__(self, dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> None:
-        self.dst, self.inputs = dst, inputs
-        self.aside: list[tuple[Path, Path]] = []  # (a previous dst's sidecar, where it waits)
-        self.moved: list[Path] = []  # the new output's sidecars, under dst's names
-
-    def stage(self, cog_tmp: Path | None = None) -> list[Path]:
-        """Just before the finished output replaces ``dst``: set the sidecars of a previous
-        ``dst`` aside (a stale ``.aux.xml`` would override the new file's metadata) and, for
-        a COG written to ``cog_tmp``, give GDAL's sidecars of it (metadata kept beside the
-        file, such as ``STEM.IMD``) the names of ``dst``'s; returns those. An input's sidecar
-        is never touched (:func:`plan_sidecars` raises first)."""
-        moves = temp_sidecars(cog_tmp, self.dst) if cog_tmp is not None else {}
-        for p in plan_sidecars(self.dst, self.inputs, writes=list(moves.values())):
-            if os.path.lexists(p):
-                waits = p.parent / f".{p.name}{ASIDE_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
-                os.rename(p, waits)
-                self.aside.append((p, waits))
-        for p, target in moves.items():
-            os.replace(p, target)
-            self.moved.append(target)
-        return list(self.moved)
-
-
-#: Suffix of a previous output's sidecar while the new output replaces it.
-ASIDE_TAG = ".sr-aside"
-
-
-@contextlib.contextmanager
-def sidecar_swap(dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> Iterator[SidecarSwap]:
-    """Around the writing and the replacement of ``dst`` (:func:`~sr_domains.io_safety.
-    atomic_output` inside it): :meth:`SidecarSwap.stage` sets the previous output's sidecars
-    aside; they are deleted once the new output is in place, and put back (the new output's
-    removed) when it is not: a failed or interrupted ``--overwrite`` run kept the previous
-    output but had already deleted its ``.aux.xml`` or ``.msk``."""
-    swap = SidecarSwap(dst, inputs)
-    try:
-        yield swap
-    except BaseException:
-        for target in swap.moved:
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
-        for p, waits in swap.aside:
-            try:
-                os.rename(waits, p)
-            except OSError as exc:
-                log.warning("%s: could not put back %s (it is %s): %s", dst, p, waits, exc)
-        raise
-    for _, waits in swap.aside:
-        with contextlib.suppress(FileNotFoundError):
-            waits.unlink()
+        import resource
+    except ImportError:  # pragma: no cover (Windows)
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 __all__ = [
-    "SidecarSwap",
     "cast_inplace",
-    "cog_sidecars",
     "create",
     "nudge_from_nodata",
-    "output_sidecars",
-    "plan_sidecars",
-    "sidecar_owner",
-    "sidecar_swap",
-    "temp_sidecars",
     "write_block",
     "write_error",
 ]

@@ -37,6 +37,7 @@ from .dicom_write import write_derived_series
 from .geometry import scale_factors, upscaled_affine
 from .nifti import check_output_name
 from .nifti_upscale import run_nifti, upscale_nifti
+from .pydicom_logs import warnings_once
 from .volume import upscale_volume
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def upscale_dicom_series(
     return run_dicom_series(src, dst, options, model=net, profile=fitted)
 
 
+@warnings_once
 def run_dicom_series(
     src: PathLike,
     dst: PathLike,

@@ -40,6 +40,7 @@ from .isotropic_io import (
     thickness_from_sidecar,
 )
 from .nifti import check_output_name, check_upscalable, is_nifti_path, iter_planes, output_header
+from .pydicom_logs import warnings_once
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,7 @@ def isotropic_nifti(
     return dst
 
 
+@warnings_once
 def isotropic_dicom(
     src: PathLike,
     dst: PathLike,

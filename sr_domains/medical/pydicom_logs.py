@@ -1,14 +1,21 @@
 """pydicom's log records that are not the user's business: the ERROR records, traceback
 included, that each failing pixel-data decoding plugin logs (the error raised when none can
-decode says why, plugin by plugin)."""
+decode says why, plugin by plugin), and the same warning repeated for every element of every
+file (a misspelt ``SpecificCharacterSet`` logged "Unknown encoding" 54 times per slice)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 log = logging.getLogger(__name__)
 
@@ -49,4 +56,40 @@ def decoder_failures_at_debug(path: Path) -> Iterator[None]:
             )
 
 
-__all__ = ["decoder_failures_at_debug"]
+@contextlib.contextmanager
+def pydicom_warnings_once() -> Iterator[None]:
+    """While the block runs, each distinct warning pydicom logs in this thread passes once;
+    its repeats are counted and summed up at INFO when the block ends."""
+    logger = logging.getLogger("pydicom")
+    me = threading.get_ident()
+    seen: Counter[str] = Counter()
+
+    def once(record: logging.LogRecord) -> bool:
+        if record.thread != me or record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        seen[text] += 1
+        return seen[text] == 1
+
+    logger.addFilter(once)
+    try:
+        yield
+    finally:
+        logger.removeFilter(once)
+        for text, n in seen.items():
+            if n > 1:
+                log.info("pydicom repeated this warning %d more times: %s", n - 1, text)
+
+
+def warnings_once(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``func`` run under :func:`pydicom_warnings_once`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with pydicom_warnings_once():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+__all__ = ["decoder_failures_at_debug", "pydicom_warnings_once", "warnings_once"]

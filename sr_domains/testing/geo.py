@@ -225,7 +225,8 @@ def check_upscaled(
     whole rasters: meant for small test files.
     """
     rasterio = require("rasterio", "geo", "check_upscaled")
-    from ..geo.reader import RasterSource, open_dataset
+    from ..geo.gdal_paths import open_dataset
+    from ..geo.reader import RasterSource
 
     s = scale
     with RasterSource(src, tuple(bands) if bands else None, nodata) as rs, open_dataset(dst) as d:
