@@ -250,14 +250,16 @@ def _refuse_bare_arch(name: str) -> None:
         )
 
 
-#: A ``(C, H, W)`` array with this many leading bands and 3 or 4 trailing ones looks
-#: channels-last.
+#: A ``(C, H, W)`` array with more leading bands than this and 3 or 4 trailing ones looks
+#: channels-last; so does one whose first two axes are both over twice the last (``(12, 12,
+#: 3)``: 12 bands of 12 x 3 pixels is an unlikely image).
 CHANNELS_LAST_BANDS = 16
 
 
 def _warn_channels_last(shape: tuple[int, ...]) -> None:
     """Warn when a ``(C, H, W)`` shape looks like a channels-last ``(H, W, 3|4)`` image."""
-    if shape[-1] in (3, 4) and shape[0] > CHANNELS_LAST_BANDS:
+    small = min(shape[0], shape[1]) > 2 * shape[-1]
+    if shape[-1] in (3, 4) and (shape[0] > CHANNELS_LAST_BANDS or small):
         log.warning(
             "array of shape %s is read as (bands, rows, cols): %d bands of %dx%d pixels; "
             "for a channels-last image pass np.moveaxis(a, -1, 0)",

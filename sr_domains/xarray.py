@@ -44,7 +44,7 @@ from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
-from .xarray_grid import StoredGrid, noise_sample, scaled_gcps
+from .xarray_grid import StoredGrid, check_grid_known, noise_sample, scaled_gcps
 
 #: Values used to fit percentile profiles of a dask-backed array (a strided sample).
 SAMPLE_VALUES = 8 * 2**20
@@ -134,6 +134,7 @@ def upscale(
 
     band, ydim, xdim = _dims(da)
     check_pixel_array(da.data, "DataArray")
+    check_grid_known(da, ydim, xdim)
     dims = (ydim, xdim) if band is None else (band, ydim, xdim)
     src = da.transpose(*dims).data
     src = src[None] if band is None else src

@@ -135,6 +135,28 @@ class StoredGrid:
         return out
 
 
+def check_grid_known(da: Any, ydim: Any, xdim: Any) -> None:
+    """Refuse an array whose pixel size rioxarray cannot tell: one pixel along ``y`` or ``x``,
+    with coordinates but no stored transform (``GeoTransform``). rioxarray's transform is then
+    the identity, and the output was silently placed at (0, 0) with 1-unit pixels while it
+    kept the CRS."""
+    from rioxarray.exceptions import OneDimensionalRaster
+
+    if (ydim not in da.coords and xdim not in da.coords) or da.rio.get_gcps():
+        return
+    try:
+        da.rio.resolution()
+    except OneDimensionalRaster:
+        from .errors import GeometryError
+
+        one = ydim if da.sizes[ydim] == 1 else xdim
+        raise GeometryError(
+            f"DataArray: its {one} axis has one pixel, so its pixel size cannot be read from "
+            "the coordinates; give it a transform first (da.rio.write_transform(...)), as "
+            "rioxarray.open_rasterio does"
+        ) from None
+
+
 def scaled_gcps(da: Any, s: int) -> list[Any] | None:
     """The GCPs of ``da`` (rioxarray's ``da.rio.get_gcps()``) with pixel and line times
     ``s`` (:func:`~sr_domains.geo.georef.scale_gcps`), or None when it has none."""

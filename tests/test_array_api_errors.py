@@ -84,7 +84,16 @@ def test_channels_last_shape_warns(model, caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="sr_domains.array_api"):
         upscale_array(np.zeros((3, 20, 6), np.uint8), model, device="cpu")
+        upscale_array(np.zeros((4, 8, 3), np.uint8), model, device="cpu")
     assert "moveaxis" not in caplog.text
+
+
+def test_a_small_channels_last_image_warns_too(model, caplog):
+    """Only images of more than 16 rows warned: (12, 12, 3) was read as 12 bands of 12 x 3
+    pixels without a word."""
+    with caplog.at_level(logging.WARNING, logger="sr_domains.array_api"):
+        out = upscale_array(np.zeros((12, 12, 3), np.uint8), model, device="cpu")
+    assert out.shape == (12, 24, 6) and "np.moveaxis(a, -1, 0)" in caplog.text
 
 
 def test_masked_array_mask_counts_as_invalid(model):

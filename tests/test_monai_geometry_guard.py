@@ -203,3 +203,12 @@ def test_make_low_resolution_refuses_a_volume_without_channel_axis(tmp_path):
         MakeLowResolution(scale=2)(LoadImage()(path))
     lr = MakeLowResolution(scale=2)(EnsureChannelFirst()(LoadImage()(path)))
     assert tuple(lr.shape) == (1, 8, 6, 6)  # (in-plane: the first two spatial axes)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8, 4), (1, 8, 8)])
+def test_an_affine_with_nan_is_refused_with_a_geometry_error(shape):
+    """It failed with numpy's "cannot convert float NaN to integer", naming nothing."""
+    affine = torch.eye(4, dtype=torch.float64)
+    affine[0, 0] = float("nan")
+    with pytest.raises(GeometryError, match="NaN or inf"):
+        SuperResolution(interp_model(2))(MetaTensor(torch.rand(*shape), affine=affine))

@@ -13,7 +13,7 @@ rioxarray = pytest.importorskip("rioxarray")
 xr = pytest.importorskip("xarray")
 
 import sr_domains  # noqa: E402
-from sr_domains.errors import ConfigError  # noqa: E402
+from sr_domains.errors import ConfigError, GeometryError  # noqa: E402
 from sr_domains.xarray import upscale  # noqa: E402
 
 
@@ -161,3 +161,17 @@ def test_a_2d_array_through_a_model_making_three_bands_keeps_all_three():
     assert not np.allclose(planes[0], planes[1]) and not np.allclose(planes[1], planes[2])
     lazy = upscale(da.chunk({"y": 10}), model=net)
     np.testing.assert_allclose(lazy.values, out.values, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("cut", [{"y": [3]}, {"x": [5]}])
+def test_a_one_pixel_axis_without_a_transform_is_refused_not_moved_to_the_origin(gray, cut):
+    """One row or column of an in-memory array: rioxarray's transform is then the identity,
+    and the output's coordinates were 0.25, 0.75, ... under the input's CRS, without a word."""
+    strip = _scene(1).isel(**cut)
+    with pytest.raises(GeometryError, match="one pixel"):
+        upscale(strip, 2, model=gray)
+    known = _scene(1).rio.write_transform(_scene(1).rio.transform()).isel(**cut)
+    out = upscale(known, 2, model=gray)  # (with a stored transform: placed right)
+    t_in, t_out = known.rio.transform(), out.rio.transform()
+    assert (t_out.c, t_out.f) == (t_in.c, t_in.f) and t_out.a == t_in.a / 2
+    np.testing.assert_allclose(out.x.values[:2], t_in.c + t_in.a * np.array([0.25, 0.75]))

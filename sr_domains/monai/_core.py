@@ -162,6 +162,8 @@ def plan_geometry(
     :mod:`sr_domains.medical`); 2-D images always grow on both axes.
     """
     nd = len(spatial_shape)
+    if affine is not None and not np.isfinite(np.asarray(affine, np.float64)).all():
+        raise GeometryError(f"the image's affine holds NaN or inf values:\n{np.asarray(affine)}")
     if nd == 2:
         if axes is not None and tuple(sorted(int(a) for a in axes)) != (0, 1):
             raise ConfigError(f"a 2-D image is upscaled on both axes; got axes={tuple(axes)}")
