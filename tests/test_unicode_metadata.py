@@ -197,3 +197,12 @@ def test_an_input_holding_a_placeholder_of_its_own_keeps_it(tmp_path):
     theirs, ours = json.loads(comments[-2]), json.loads(comments[-1])
     assert isinstance(theirs, str) and theirs.startswith("@@sr_domains:pending@@")
     assert isinstance(ours["values"], dict)
+
+
+def test_a_series_line_shows_the_description_as_stored():
+    """``info`` and error messages showed a description with a backslash as a repr,
+    ``'T2\\\\FLAIR é'`` (the backslash doubled)."""
+    from sr_domains.medical.dicom_read import SeriesSummary
+
+    line = str(SeriesSummary("1.2.3", "T2\\FLAIR é", "MR", 2, ()))
+    assert "'T2\\FLAIR é'" in line and "\\\\" not in line

@@ -125,7 +125,7 @@ class SeriesSummary:
     files: tuple[Path, ...]
 
     def __str__(self) -> str:
-        desc = f" {self.description!r}" if self.description else ""
+        desc = f" '{self.description}'" if self.description else ""  # (as stored: not a repr)
         return f"{self.uid} ({self.modality}{desc}, {self.n_images} image(s))"
 
 
