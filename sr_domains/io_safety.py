@@ -139,8 +139,8 @@ def _drop_previous(old: Path, dst: Path) -> None:
     kept beside the output under a visible name, with a warning."""
     try:
         foreign = foreign_entries(old)
-    except OSError:
-        foreign = []
+    except OSError as exc:  # (cannot tell: kept)
+        foreign = [f"(cannot list it: {exc})"]
     if not foreign:
         remove_temp(old)
         return

@@ -140,21 +140,25 @@ def check_grid_known(da: Any, ydim: Any, xdim: Any) -> None:
     with coordinates but no stored transform (``GeoTransform``). rioxarray's transform is then
     the identity, and the output was silently placed at (0, 0) with 1-unit pixels while it
     kept the CRS."""
-    from rioxarray.exceptions import OneDimensionalRaster
+    from rioxarray.exceptions import OneDimensionalRaster, RioXarrayError
+
+    from .errors import GeometryError
 
     if (ydim not in da.coords and xdim not in da.coords) or da.rio.get_gcps():
         return
+    advice = (
+        "give it a transform first (da.rio.write_transform(...)), as rioxarray.open_rasterio does"
+    )
     try:
         da.rio.resolution()
     except OneDimensionalRaster:
-        from .errors import GeometryError
-
         one = ydim if da.sizes[ydim] == 1 else xdim
         raise GeometryError(
             f"DataArray: its {one} axis has one pixel, so its pixel size cannot be read from "
-            "the coordinates; give it a transform first (da.rio.write_transform(...)), as "
-            "rioxarray.open_rasterio does"
+            f"the coordinates; {advice}"
         ) from None
+    except RioXarrayError as exc:  # (coordinates along one axis only, ...)
+        raise GeometryError(f"DataArray: its grid cannot be read ({exc}); {advice}") from None
 
 
 def scaled_gcps(da: Any, s: int) -> list[Any] | None:

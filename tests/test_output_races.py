@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pydicom = pytest.importorskip("pydicom")
@@ -133,3 +134,76 @@ def test_a_file_size_limit_is_named_and_leaves_no_file(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "out.tif: File too large" in r.stderr and "ulimit -f" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif"]
+
+
+def test_an_interrupt_after_the_rename_still_drops_the_stale_sidecars(tmp_path, monkeypatch):
+    """Ctrl-C while the folder was synced, after the new output took the name, put the old
+    ``.aux.xml`` back beside the new file (its metadata then overrode the new file's)."""
+    src, dst, _ = _previous_output_with_sidecars(tmp_path)
+    real = io_safety._fsync_path
+
+    def interrupted(path):
+        if Path(path) == dst.parent:
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(io_safety, "_fsync_path", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_geotiff(src, dst, model=tiny_model(1, 2, seed=1), overwrite=True)
+    monkeypatch.undo()
+    assert sorted(_tree(dst.parent)) == ["o.tif"] and _leftovers(dst.parent) == []
+    with rasterio.open(dst) as ds:
+        assert "NOTE" not in ds.tags()
+
+
+DEAD_PID = 4_194_304 + 4321  # (above Linux's largest pid_max: no such process)
+
+
+@pytest.mark.parametrize("replaced_after", [False, True])
+def test_sidecars_a_killed_run_left_aside_are_recovered(tmp_path, monkeypatch, replaced_after):
+    """A run killed between setting the sidecars aside and the rename left them hidden as
+    ``.o.tif.aux.xml.sr-aside-PID-XXXX`` for good: the next run puts them back when the output
+    was not replaced since, and deletes them when it was."""
+    src, dst, before = _previous_output_with_sidecars(tmp_path)
+    for name in ("o.tif.aux.xml", "o.tif.msk"):
+        os.rename(dst.parent / name, dst.parent / f".{name}.sr-aside-{DEAD_PID}-beef")
+    if replaced_after:  # (the output changed after the set-aside: they are an older one's)
+        os.utime(dst)
+    real = os.replace
+
+    def replace(a, b):  # the next run fails at its own rename
+        if Path(b) == dst:
+            raise PermissionError(1, "Operation not permitted")
+        return real(a, b)
+
+    monkeypatch.setattr(io_safety.os, "replace", replace)
+    with pytest.raises(PermissionError):
+        upscale_geotiff(src, dst, model=tiny_model(1, 2, seed=1), overwrite=True)
+    monkeypatch.undo()
+    assert _leftovers(dst.parent) == []
+    if replaced_after:
+        assert sorted(_tree(dst.parent)) == ["o.tif"]
+    else:
+        assert _tree(dst.parent) == before
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_nbits_is_kept_only_with_codecs_that_store_it_exactly(tmp_path, cog):
+    """A 12-bit file written with COMPRESS=LERC came out all zeros (exit 0), and with --cog
+    failed with a raw GDAL traceback after the whole run: NBITS is kept with DEFLATE-like
+    codecs only."""
+    from sr_domains.cli import main
+
+    profile = {"driver": "GTiff", "width": 24, "height": 20, "count": 1, "dtype": "uint16",
+               "crs": "EPSG:32633", "nbits": 12,
+               "transform": rasterio.transform.from_origin(500000, 5000000, 10, 10)}  # fmt: skip
+    src = tmp_path / "n12.tif"
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write((np.arange(480).reshape(1, 20, 24) * 4 + 500).astype("uint16"))
+    dst = tmp_path / "o.tif"
+    args = ["upscale", str(src), str(dst), "--co", "COMPRESS=LERC", "--no-progress"]
+    assert main(args + (["--cog"] if cog else [])) == 0
+    with rasterio.open(dst) as ds:
+        out = ds.read(1)
+        assert "NBITS" not in ds.tags(1, ns="IMAGE_STRUCTURE")
+    assert out.min() >= 500 and out.max() <= 2416

@@ -175,3 +175,10 @@ def test_a_one_pixel_axis_without_a_transform_is_refused_not_moved_to_the_origin
     t_in, t_out = known.rio.transform(), out.rio.transform()
     assert (t_out.c, t_out.f) == (t_in.c, t_in.f) and t_out.a == t_in.a / 2
     np.testing.assert_allclose(out.x.values[:2], t_in.c + t_in.a * np.array([0.25, 0.75]))
+
+
+def test_coordinates_on_one_axis_only_are_a_geometry_error(gray):
+    """rioxarray's own DimensionMissingCoordinateError escaped (not an sr_domains error)."""
+    scene = _scene(1).drop_vars("x")
+    with pytest.raises(GeometryError, match="write_transform"):
+        upscale(scene, 2, model=gray)

@@ -1,6 +1,21 @@
-"""GDAL's own reason for a failed read, for error messages that name the file."""
+"""GDAL's own reason for a failed read or write, for error messages that name the file."""
 
 from __future__ import annotations
+
+try:
+    from rasterio.errors import RasterioError
+except ImportError as _exc:  # pragma: no cover - exercised without rasterio only
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
+
+try:  # GDAL errors rasterio raises as they are (a creation option GDAL refuses while copying)
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover (another rasterio layout)
+    CPLE_BaseError = RasterioError  # type: ignore[assignment,misc,unused-ignore]
+
+#: What a GDAL read, write or copy raises through rasterio.
+GDAL_ERRORS: tuple[type[Exception], ...] = (RasterioError, CPLE_BaseError)
 
 
 def gdal_message(exc: BaseException) -> str:

@@ -141,14 +141,20 @@ class SidecarSwap:
         self.dst, self.inputs = dst, inputs
         self.aside: list[tuple[Path, Path]] = []  # (a previous dst's sidecar, where it waits)
         self.moved: list[Path] = []  # the new output's sidecars, under dst's names
+        self.new: tuple[int, int] | None = None  # (device, inode) of the file dst becomes
 
-    def stage(self, cog_tmp: Path | None = None) -> list[Path]:
-        """Just before the finished output replaces ``dst``: set the sidecars of a previous
-        ``dst`` aside (a stale ``.aux.xml`` would override the new file's metadata) and, for
-        a COG written to ``cog_tmp``, give GDAL's sidecars of it (metadata kept beside the
-        file, such as ``STEM.IMD``) the names of ``dst``'s; returns those. An input's sidecar
-        is never touched (:func:`plan_sidecars` raises first)."""
-        moves = temp_sidecars(cog_tmp, self.dst) if cog_tmp is not None else {}
+    def stage(self, tmp: Path, cog: bool = False) -> list[Path]:
+        """Just before the finished ``tmp`` replaces ``dst`` (under its lock): set the sidecars
+        of a previous ``dst`` aside (a stale ``.aux.xml`` would override the new file's
+        metadata) and, for a COG (``cog``), give GDAL's sidecars of ``tmp`` (metadata kept
+        beside the file, such as ``STEM.IMD``) the names of ``dst``'s; returns those. An
+        input's sidecar is never touched (:func:`plan_sidecars` raises first)."""
+        with open(tmp, "rb") as fh:  # (the longest step before the rename: before, not after)
+            os.fsync(fh.fileno())
+            st = os.fstat(fh.fileno())
+        self.new = (st.st_dev, st.st_ino)
+        self._recover_stranded()
+        moves = temp_sidecars(tmp, self.dst) if cog else {}
         for p in plan_sidecars(self.dst, self.inputs, writes=list(moves.values())):
             if os.path.lexists(p):
                 waits = p.parent / f".{p.name}{ASIDE_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -158,6 +164,50 @@ class SidecarSwap:
             os.replace(p, target)
             self.moved.append(target)
         return list(self.moved)
+
+    def committed(self) -> bool:
+        """Whether ``dst`` is the new output (the rename happened)."""
+        try:
+            st = os.lstat(self.dst)
+        except OSError:
+            return False
+        return self.new is not None and (st.st_dev, st.st_ino) == self.new
+
+    def _recover_stranded(self) -> None:
+        """Sidecars a killed run (SIGKILL, power loss) left set aside: put back when ``dst``
+        was not replaced after they were set aside, else deleted (an older output's)."""
+        try:
+            entries = list(os.scandir(self.dst.parent))
+        except OSError:
+            return
+        try:
+            dst_changed = os.lstat(self.dst).st_ctime_ns
+        except OSError:
+            dst_changed = None
+        for p in output_sidecars(self.dst):
+            prefix = f".{p.name}{ASIDE_TAG}-"
+            for e in entries:
+                if not e.name.startswith(prefix) or _alive(e.name[len(prefix) :]):
+                    continue
+                waits = Path(e.path)
+                kept = dst_changed is not None and dst_changed < waits.lstat().st_ctime_ns
+                if kept and not os.path.lexists(p):
+                    os.rename(waits, p)
+                    log.warning("%s: put back %s, set aside by an interrupted run", self.dst, p)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        waits.unlink()
+
+
+def _alive(tag: str) -> bool:
+    """Whether the process of an aside file's ``PID-hex`` tag runs."""
+    try:
+        os.kill(int(tag.split("-")[0]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # (another user's process)
+        return True
+    return True
 
 
 #: Suffix of a previous output's sidecar while the new output replaces it.
@@ -170,11 +220,15 @@ def sidecar_swap(dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> Iterato
     atomic_output` inside it): :meth:`SidecarSwap.stage` sets the previous output's sidecars
     aside; they are deleted once the new output is in place, and put back (the new output's
     removed) when it is not: a failed or interrupted ``--overwrite`` run kept the previous
-    output but had already deleted its ``.aux.xml`` or ``.msk``."""
+    output but had already deleted its ``.aux.xml`` or ``.msk``. An exception after the rename
+    (Ctrl-C while the folder is synced) still deletes them: the new output has the name."""
     swap = SidecarSwap(dst, inputs)
     try:
         yield swap
     except BaseException:
+        if swap.committed():
+            _drop(swap.aside)
+            raise
         for target in swap.moved:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
@@ -184,7 +238,11 @@ def sidecar_swap(dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> Iterato
             except OSError as exc:
                 log.warning("%s: could not put back %s (it is %s): %s", dst, p, waits, exc)
         raise
-    for _, waits in swap.aside:
+    _drop(swap.aside)
+
+
+def _drop(aside: list[tuple[Path, Path]]) -> None:
+    for _, waits in aside:
         with contextlib.suppress(FileNotFoundError):
             waits.unlink()
 

@@ -40,6 +40,7 @@ from ..options import UpscaleOptions, engine_fields
 from ..tiling import TilePlan, make_plan
 from ..value_domain import ClampStats
 from .cog import to_cog
+from .gdal_errors import GDAL_ERRORS
 from .gdal_paths import gdal_path, raster_inputs
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_creation, check_output_name
@@ -49,7 +50,6 @@ from .writer import create, write_error
 
 try:
     import rasterio
-    from rasterio.errors import RasterioError
     from rasterio.windows import Window
 except ImportError as _exc:  # pragma: no cover
     from ..errors import MissingDependencyError
@@ -337,7 +337,7 @@ def upscale_geotiff_split(
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
                 if o.cog:
                     to_cog(stage, tmp, job.spec, dst)
-            except RasterioError as exc:
+            except GDAL_ERRORS as exc:
                 raise write_error(exc, dst) from exc
             except BaseException:  # Ctrl-C, SIGTERM: the workers stop before the parts go
                 with contextlib.suppress(Exception):
@@ -348,7 +348,7 @@ def upscale_geotiff_split(
                     remove_temp(p)
                 if o.cog:
                     remove_temp(stage)
-            sidecars.stage(tmp if o.cog else None)  # (never an input's)
+            sidecars.stage(tmp, cog=o.cog)  # (never an input's)
     log.info("wrote %s from %d row bands", dst, len(bands))
     return dst
 

@@ -19,6 +19,10 @@ from .reader import RasterSource
 
 log = logging.getLogger(__name__)
 
+#: Codecs GDAL stores NBITS data with exactly (3.10: LERC writes zeros or refuses, lossless
+#: WEBP and JXL change values; an unknown codec keeps the type's full width).
+NBITS_CODECS = frozenset({"NONE", "DEFLATE", "LZW", "ZSTD", "LZMA", "PACKBITS"})
+
 
 def stored_bits(rs: RasterSource) -> int | None:
     """``NBITS`` of the selected bands when they all declare the same width, narrower than
@@ -45,10 +49,15 @@ def keep_nbits(
 ) -> None:
     """Write the output in the input's ``bits`` where nothing can fall outside them: the same
     type, no ``NBITS`` of the user's, a nodata value and value rules within the bits (with the
-    rules off (``--no-clamp``) or a ``--value-range`` beyond them, the type's full width).
+    rules off (``--no-clamp``) or a ``--value-range`` beyond them, or a codec GDAL does not
+    store those bits with exactly (:data:`NBITS_CODECS`), the type's full width).
     GDAL's horizontal predictor needs whole 8/16/32-bit samples: it is left out (a user's
     ``PREDICTOR`` keeps the full width instead)."""
     if bits is None or "NBITS" in spec.creation or "PREDICTOR" in spec.creation:
+        return
+    codec = str(spec.creation.get("COMPRESS", spec.profile.get("compress", "NONE"))).upper()
+    if codec not in NBITS_CODECS:
+        log.info("%s: NBITS=%d not kept: GDAL stores it with %s inexactly", rs.path, bits, codec)
         return
     top = (1 << bits) - 1
     if spec.profile["dtype"] != rs.dtype.name:

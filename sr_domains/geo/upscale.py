@@ -26,6 +26,7 @@ from ..value_domain import ValueOptions
 from .band_checks import match_bands
 from .cog import to_cog
 from .creation_options import apply, check_options, cog_options, normalize, trial
+from .gdal_errors import GDAL_ERRORS
 from .gdal_paths import raster_inputs
 from .job import (
     fit_profile,
@@ -47,13 +48,6 @@ from .reader import RasterSource
 from .resume import is_complete, output_check, output_status
 from .sidecars import cog_sidecars, plan_sidecars, sidecar_swap
 from .writer import create, write_error
-
-try:
-    from rasterio.errors import RasterioError
-except ImportError as _exc:  # pragma: no cover
-    from ..errors import MissingDependencyError
-
-    raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +229,12 @@ def write_geotiff(
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
                 if cog:
                     to_cog(stage, tmp, job.spec, dst)
-            except RasterioError as exc:
+            except GDAL_ERRORS as exc:
                 raise write_error(exc, dst) from exc
             finally:
                 if cog:
                     remove_temp(stage)
-            sidecars.stage(tmp if cog else None)  # (never an input's)
+            sidecars.stage(tmp, cog=cog)  # (never an input's)
     log.info("wrote %s", dst)
     return dst
 
