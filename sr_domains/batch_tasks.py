@@ -69,7 +69,7 @@ class RunReport:
     """All task results of a run, and where its manifest is."""
 
     results: list[TaskResult]
-    manifest: Path
+    manifest: Path | None  # None: none written (every task failed, none there before)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -79,9 +79,10 @@ class RunReport:
         return [r for r in self.results if r.status == "failed"]
 
     def summary(self) -> str:
+        manifest = f"manifest {self.manifest}" if self.manifest else "no manifest (no output)"
         return (
             f"{self.count('ok')} written, {self.count('skipped')} already complete, "
-            f"{self.count('failed')} failed; manifest {self.manifest}"
+            f"{self.count('failed')} failed; {manifest}"
         )
 
     def failures(self) -> str:

@@ -271,9 +271,9 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _written_on_interrupt(out_dir: Path) -> Iterator[None]:
-    """A batch stopped by Ctrl-C or SIGTERM still prints (stdout) the outputs it completed:
-    the records its runner appended to ``out_dir``'s run manifest since it started (the bytes
-    after the manifest's size then; all of it if the run started it anew)."""
+    """A batch stopped part-way (Ctrl-C, SIGTERM, or an error that ends it: a full disk) still
+    prints (stdout) the outputs it completed, as its run manifest recorded them; before an
+    error, one line (stderr) says what it did, and the error follows as ever."""
     from .output_checks import RUN_MANIFEST
 
     manifest = out_dir / RUN_MANIFEST
@@ -281,19 +281,36 @@ def _written_on_interrupt(out_dir: Path) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
-        try:
-            data = manifest.read_bytes() if manifest.is_file() else b""
-        except OSError:
-            data = b""
-        tail = data[start:] if len(data) >= start else data
-        for line in tail.decode("utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:  # (a record cut short by the kill)
-                continue
-            if isinstance(record, dict) and record.get("status") == "ok":
-                print(record.get("output"), flush=True)
+        _print_written(manifest, start)
         raise
+    except BrokenPipeError:  # (stdout is gone)
+        raise
+    except Exception:
+        records = _print_written(manifest, start)
+        if records:
+            n = [sum(r.get("status") == s for r in records) for s in ("ok", "skipped", "failed")]
+            done = f"{n[0]} written, {n[1]} already complete, {n[2]} failed"
+            print(f"sr-domains: stopped by the error below after {done}", file=sys.stderr)
+        raise
+
+
+def _print_written(manifest: Path, start: int) -> list[dict[str, object]]:
+    """Print the outputs of the ``ok`` records appended to ``manifest`` after its first
+    ``start`` bytes (all of it when it is shorter now: written anew); the whole records."""
+    try:
+        data = manifest.read_bytes() if manifest.is_file() else b""
+    except OSError:
+        data = b""
+    tail = data[start:] if len(data) >= start else data
+    records = []
+    for line in tail.decode("utf-8", errors="replace").splitlines():
+        with contextlib.suppress(ValueError):  # (a record cut short by a kill)
+            records.append(json.loads(line))
+    records = [r for r in records if isinstance(r, dict) and "status" in r]
+    for record in records:
+        if record.get("status") == "ok":
+            print(record.get("output"), flush=True)
+    return records
 
 
 def _size(path: Path) -> int:

@@ -16,8 +16,9 @@ function as the sequential CLI (the domain adapters' ``upscale``).
 * **Engine settings** (``backend``, ``threads``, ``max_memory`` of the options, else those in
   force where the run starts) travel with the options; every task runs under them, as the
   sequential CLI does.
-* **Stopped runs** (Ctrl-C, SIGTERM) cancel their tasks and remove the lock and temporary
-  files their killed workers left (:func:`remove_leftovers`).
+* **Stopped runs** (Ctrl-C, SIGTERM) cancel their tasks, remove the lock and temporary
+  files their killed workers left (:func:`remove_leftovers`) and record the outputs their
+  running tasks finished all the same (:mod:`sr_domains.batch_stop`).
 * **Run manifest** ``sr-domains-run.jsonl`` next to the outputs: one JSON line per task with
   input, output, status, error, seconds, output sha256, model and weights hash; appended as
   each task ends (a run stopped part-way keeps them), written again atomically at the end.
@@ -29,16 +30,16 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .batch_stop import IGNORE_CTRL_C, cancel_quietly, record_stopped, remove_leftovers, stamps
 from .batch_tasks import RunReport, Task, TaskResult, plan_tasks
 from .batch_worker import run_task, task_status, worker_model
 from .engine_config import carry_settings, settings_with
-from .errors import ConfigError, MissingDependencyError, OutputBusyError, SRDomainsError
-from .io_safety import clean_stale, destination_lock
+from .errors import ConfigError, MissingDependencyError, SRDomainsError
 from .options import UpscaleOptions, check_save_model_batch, engine_fields, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
 from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
@@ -140,6 +141,8 @@ def _embedded_client(dist: Any, workers: int | None, quiet: int, nanny: Any) -> 
             # A free port of this machine only, instead.
             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=quiet,
+            # Ctrl-C reaches the workers too (one process group): the run stops them itself
+            preload=[IGNORE_CTRL_C],
         ) as cluster,
         dist.Client(cluster, set_as_default=False) as c,  # (the caller's default stays)
     ):
@@ -214,8 +217,9 @@ def upscale_many(
     Returns:
         The :class:`RunReport` (also written as ``out_dir/sr-domains-run.jsonl``). Failed tasks
         do not stop the others; check :attr:`RunReport.failed`. A run stopped by Ctrl-C or
-        SIGTERM cancels its tasks and removes the lock and temporary files of those it had
-        sent (:func:`remove_leftovers`).
+        SIGTERM cancels its tasks, removes the lock and temporary files of those it had
+        sent (:func:`remove_leftovers`) and appends to the run manifest the outputs its
+        running tasks wrote all the same (:func:`~sr_domains.batch_stop.record_stopped`).
     """
     options = options or UpscaleOptions()
     # the caller's engine settings, resolved here: they travel with the options to the workers
@@ -241,6 +245,7 @@ def upscale_many(
         bar = tqdm(total=len(tasks), unit="file", desc="sr-domains")
     own_workers = client is None and not (scheduler or os.environ.get(SCHEDULER_ENV))
     dask_log = logging.getLogger("distributed")
+    before = stamps(tasks)  # what is at each output now (a stopped run: see record_stopped)
     try:
         with (
             _level_restored(dask_log, dask_log.level),
@@ -257,8 +262,11 @@ def upscale_many(
                     c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers
                 )
     except (KeyboardInterrupt, SystemExit):
-        # the cluster is closed by now (an embedded one: its workers are gone)
+        # the cluster is closed by now (an embedded one: its workers are gone, and nothing of
+        # the run writes any more): its litter removed, the outputs its tasks in flight wrote
+        # all the same (a running task is not stopped by a cancel) recorded, as written
         remove_leftovers(in_flight)
+        record_stopped(out_dir, in_flight, before, options, model)
         raise
     finally:
         if bar is not None:
@@ -273,7 +281,8 @@ def _drop_run_manifest(out_dir: Path) -> None:
     """Remove the run manifest a failed run left alone in ``out_dir`` when the batch's one
     task writes its series into ``out_dir`` itself (the sequential layout): a folder holding
     only it would be an existing output ("output exists"). Beside a series it is ours
-    (:func:`~sr_domains.output_checks.foreign_entries`); the run writes it again at its end."""
+    (:func:`~sr_domains.output_checks.foreign_entries`); the run writes it again at its end
+    (when an output is there)."""
     stale = out_dir / RUN_MANIFEST
     if stale.is_file() and os.listdir(out_dir) == [RUN_MANIFEST] and is_run_manifest(stale):
         stale.unlink()  # (beside a series of ours it is ours: output_checks.foreign_entries)
@@ -318,45 +327,9 @@ def _run_on(
             if bar is not None:
                 bar.update(1)
     except (KeyboardInterrupt, SystemExit):
-        _cancel(c, list(futures), own_workers)
+        cancel_quietly(c, list(futures), own_workers)
         raise
     return [by_task[t] for t in tasks]
-
-
-def _cancel(c: Any, futures: list[Any], own_workers: bool) -> None:
-    """Cancel ``futures`` of a stopped run, quietly: Dask logs each cancelled task at WARNING
-    (``CancelledError``) on the client and the workers, which is noise after Ctrl-C. (Here
-    until the run returns; on the workers only when they are the run's own: a user's
-    long-lived workers keep their logging.)"""
-    _quiet_dask()
-    if own_workers:
-        with contextlib.suppress(Exception):  # (the workers answer while their tasks run)
-            c.run(_quiet_dask, on_error="ignore")
-    with contextlib.suppress(Exception):
-        c.cancel(futures, force=True)
-
-
-def _quiet_dask() -> None:
-    """Log only Dask's errors (here and on each worker): the run was stopped."""
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-
-
-def remove_leftovers(tasks: Iterable[Task]) -> None:
-    """Remove the lock and temporary files of ``tasks`` a stopped run left (its workers were
-    killed before their cleanup ran, :mod:`sr_domains.io_safety`). Only where the output's
-    lock can be taken: a lock still held belongs to a live writer (a worker of an existing
-    cluster still finishing, or another run) and is left alone with its files; under the
-    lock, temporaries are stale by the output rules (:func:`~sr_domains.io_safety.
-    clean_stale`)."""
-    for t in tasks:
-        dst = Path(os.path.abspath(t.dst))
-        if not dst.parent.is_dir():
-            continue
-        try:
-            with destination_lock(dst):  # (removes the lock file as it lets go)
-                clean_stale(dst)
-        except (OutputBusyError, OSError) as exc:
-            log.info("%s: left alone (%s)", dst, exc)
 
 
 def _as_given(result: TaskResult, task: Task) -> TaskResult:

@@ -62,7 +62,7 @@ def check_manifest_slot(out_dir: Path) -> None:
 
 def write_run_manifest(
     out_dir: Path, results: Sequence[TaskResult], sources: Sequence[Path]
-) -> Path:
+) -> Path | None:
     """Write ``out_dir/sr-domains-run.jsonl`` atomically: one JSON line per task of this run
     (a skipped task keeps its output's checksum, and the weights the record that wrote it
     names, in its own record), after the records of earlier runs for the other outputs of
@@ -70,8 +70,13 @@ def write_run_manifest(
     rest: a later resume still knows them as ours. A task that failed on an output it does
     not own (another run writing it or done with it, a user's file: ``TaskResult.not_ours``)
     leaves that output's record alone, if it has one; two runs ending at once write the
-    manifest one after the other."""
+    manifest one after the other.
+
+    None, and no file, where there was none and no output of the run is there (every task
+    failed: a user's folder refused as an output keeps no file of ours)."""
     manifest = Path(out_dir) / RUN_MANIFEST
+    if not _ours_in(results) and not os.path.lexists(manifest):
+        return None
     for attempt in range(50):  # (another run rewriting it holds it for milliseconds)
         try:
             with atomic_output(manifest, list(sources), overwrite=True) as tmp:
@@ -89,6 +94,11 @@ def write_run_manifest(
                 raise
             time.sleep(0.1)
     return manifest  # pragma: no cover - (the loop returns or raises)
+
+
+def _ours_in(results: Sequence[TaskResult]) -> bool:
+    """Whether an output of ``results`` is there (written, or found complete)."""
+    return any(r.status in ("ok", "skipped") for r in results)
 
 
 def _name(result: TaskResult) -> str:
@@ -172,12 +182,14 @@ def append_run_record(out_dir: Path, result: TaskResult) -> None:
     stopped part-way (Ctrl-C, a killed job) leaves the checksums of what it wrote for the
     next run; :func:`write_run_manifest` writes the whole manifest again when the run ends.
     A record appended later wins over an earlier one for the same output. Never through a
-    symbolic link; a failure to append is logged, not raised (the outputs are the job)."""
+    symbolic link; a failure to append is logged, not raised (the outputs are the job). A
+    failure starts no manifest (:func:`write_run_manifest` writes it if an output is there)."""
     if result.not_ours:  # another run's output, or one refused: its record stands
         return
     path = Path(out_dir) / RUN_MANIFEST
     line = (result.to_json() + "\n").encode("utf-8")
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    create = os.O_CREAT if _ours_in([result]) else 0
+    flags = os.O_RDWR | os.O_APPEND | create | getattr(os, "O_NOFOLLOW", 0)
     try:
         with os.fdopen(os.open(path, flags, 0o666), "r+b") as fh:
             if fh.seek(0, os.SEEK_END) and (fh.seek(-1, os.SEEK_END), fh.read(1))[1] != b"\n":
