@@ -121,6 +121,11 @@ class DegradationConfig:
         object.__setattr__(self, "random_kinds", kinds)
         for name in ("random_sigma", "random_mtf", "random_noise"):
             lo, hi = (float(v) for v in getattr(self, name))
+            if name == "random_noise" and not (lo >= 0 and hi >= 0):  # (NaN too)
+                raise ConfigError(
+                    f"random_noise must be (max Gaussian sigma, max Rician sigma) >= 0, got "
+                    f"{getattr(self, name)}"
+                )
             if name != "random_noise" and not 0 <= lo <= hi:
                 raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max")
             object.__setattr__(self, name, (lo, hi))

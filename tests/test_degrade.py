@@ -407,6 +407,13 @@ def test_random_mtf_range_is_checked_on_both_ends():
     assert DegradationConfig(kind="random", random_mtf=(0.15, 0.45)).random_mtf == (0.15, 0.45)
 
 
+@pytest.mark.parametrize("levels", [(-0.01, 0.0), (0.02, -1.0), (float("nan"), 0.0)])
+def test_a_negative_random_noise_level_is_refused(levels):
+    """(-0.01, 0) was accepted and silently meant "no noise"."""
+    with pytest.raises(ConfigError, match="random_noise"):
+        dg.DegradationConfig(kind="random", random_noise=levels)
+
+
 @pytest.mark.parametrize("maxima", [(0.02, 0.03), (0.02, 0.0), (0.0, 0.03)])
 def test_random_noise_levels_cover_zero_to_max_for_each_type(maxima):
     """Each noise type's sigma is drawn uniformly over [0, max] (the type choice must not also

@@ -269,3 +269,25 @@ def test_two_band_data_get_the_spectral_metrics_too():
     sr = make_lr(hr, 2, DegradationConfig(kind="bicubic")).repeat(2, 1).repeat(2, 2)
     assert score.sam == pytest.approx(metrics.sam(sr, hr), rel=1e-5)
     assert score.ergas is not None and score.ergas_bicubic is not None
+
+
+def test_sam_and_ergas_do_not_depend_on_how_reflectance_is_stored():
+    """Sentinel-2 L2A stores reflectance as DN = refl * 1e4 before processing baseline 04.00
+    and DN = (refl + 0.1) * 1e4 since (``s2l2a`` profile): SAM and ERGAS, computed in stored
+    units, came out 0.62 against 0.25 degrees (ERGAS 2.01 against 1.23) for one scene."""
+    from sr_domains.intensity import profile_from_any
+
+    rng = np.random.default_rng(3)
+    refl = np.stack(
+        [rng.uniform(lo, hi, (48, 48)) for lo, hi in ((0.03, 0.12), (0.05, 0.15), (0.2, 0.4))]
+    ).astype(np.float32)
+    up = Upscaler(interp_model(2, "bicubic", in_channels=3), tile=64)
+    scores = []
+    for recipe, dn in (("reflectance", refl * 1e4), ("s2l2a", (refl + 0.1) * 1e4)):
+        prof = profile_from_any(recipe, dn, dtype=np.dtype("uint16"))
+        hr = prof.normalize(dn).astype(np.float32)
+        kw = {"degradation": DegradationConfig(kind="bicubic"), "profile": prof}
+        scores.append(score_image(up, recipe, hr, None, **kw)[0])
+    a, b = scores
+    assert a.sam == pytest.approx(b.sam, rel=1e-3) and a.ergas == pytest.approx(b.ergas, rel=1e-3)
+    assert a.sam_bicubic == pytest.approx(b.sam_bicubic, rel=1e-3)

@@ -224,6 +224,19 @@ def test_sam_known_angles():
     assert opposite == pytest.approx(180.0, abs=1e-6)
 
 
+def test_sam_of_identical_spectra_is_exactly_zero_and_small_angles_are_accurate():
+    """arccos of a cosine rounded just below 1 gave identical spectra 2.3e-7 degrees."""
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0.1, 1.0, (4, 16, 16)).astype(np.float32)
+    assert mt.sam(t, t) == 0.0 and mt.sam(t * 3.0, t) == pytest.approx(0.0, abs=1e-5)
+    small = np.deg2rad(1e-4)  # an angle arccos cannot resolve in float64
+    target = np.stack([np.ones((2, 2)), np.zeros((2, 2))])
+    pred = np.stack([np.full((2, 2), np.cos(small)), np.full((2, 2), np.sin(small))])
+    assert mt.sam(pred, target) == pytest.approx(1e-4, rel=1e-6)
+    zero = np.zeros((3, 2, 2))
+    assert mt.sam(zero, t[:3, :2, :2]) == pytest.approx(90.0)  # (documented)
+
+
 def test_ergas_hand_case():
     target = np.stack([np.full((4, 4), 10.0), np.full((4, 4), 20.0)])
     pred = target.copy()

@@ -114,7 +114,8 @@ def score_image(
     """Score one normalized HR image (see module docs); optionally return figure crops.
 
     ``profile`` is the image's fitted profile: SAM and ERGAS are computed after inverting it
-    (stored units); without it they are computed on the normalized values. ``values``: apply
+    (stored units, less a physical profile's zero: ``s2l2a``'s +1000); without it they are
+    computed on the normalized values. ``values``: apply
     the envelope of these value options to the SR output (as the upscale paths do by default;
     the physical domain is not inferred in normalized units); ``lanczos``: also score Lanczos-3;
     ``prepare``: called with the LR image (NaN where invalid), returns the engine to run
@@ -172,7 +173,7 @@ def score_image(
     kw: dict[str, Any] = {"data_range": 1.0, "mask": mask, "crop_border": s}
     multi = c >= 2  # (two bands have a spectral angle too)
     if multi:
-        to_units = profile.denormalize if profile is not None else (lambda a: a)
+        to_units = _spectral_units(profile, c)
         sr_u, bic_u, hr_u = to_units(sr), to_units(bic), to_units(hr)
         spectral = {
             "sam": metrics.sam(sr_u, hr_u, mask=mask),
@@ -204,6 +205,25 @@ def score_image(
         nearest = lr.repeat(s, axis=-2).repeat(s, axis=-1)
         panel = Panel(name, nearest[crop], bic[crop], sr[crop], hr[crop])
     return score, panel
+
+
+def _spectral_units(
+    profile: IntensityProfile | None, c: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The map from normalized values to those SAM and ERGAS are computed on: stored units
+    less each band's physical zero (:func:`~sr_domains.spectral.physical_zero`: Sentinel-2
+    L2A's +1000 DN offset), so how a product stores its reflectance does not change them (the
+    offset rotated spectral angles and inflated ERGAS's band means: SAM 0.62 against 0.25
+    degrees for one scene stored both ways); normalized values without a profile."""
+    from ..spectral import physical_zero
+
+    if profile is None:
+        return lambda a: a
+    zero = physical_zero([1.0] * c, [0.0] * c, profile.recipe, profile.scale, profile.offset)
+    if zero is None:
+        return profile.denormalize
+    z = np.asarray(zero, np.float32)[:, None, None]
+    return lambda a: profile.denormalize(a) - z
 
 
 def score_images(
