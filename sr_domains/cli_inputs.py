@@ -8,9 +8,28 @@ import logging
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, SRDomainsError
 
 log = logging.getLogger(__name__)
+
+
+def check_folder_output(output: str, src: Path, domain: str | None) -> None:
+    """Refuse an OUTPUT spelt as a folder (``out.tif/``) that does not exist, for a single
+    GeoTIFF or NIfTI input: ``Path`` drops the slash, and the output was written as a file of
+    that name. An existing folder takes the output under the input's name, as before."""
+    if not output.endswith(("/", os.sep)) or os.path.isdir(output) or not src.is_file():
+        return
+    from .adapters import find_adapter
+
+    try:
+        name = find_adapter(src, domain).name
+    except SRDomainsError:  # (not ours to say: the run reports the input)
+        return
+    if name in ("geotiff", "nifti"):
+        raise ConfigError(
+            f"{output}: names a folder (it ends with '/'), which does not exist: create it to "
+            "put the output in it, or drop the '/' to name the output file"
+        )
 
 
 def is_nifti_batch(src: Path, domain: str | None) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli_common import add_progress
-from .cli_inputs import check_one_domain, is_nifti_batch
+from .cli_inputs import check_folder_output, check_one_domain, is_nifti_batch
 from .cli_upscale_options import add_adapt, add_isotropic, upscale_options
 from .errors import ConfigError
 from .options import BACKENDS, UpscaleOptions, engine_fields
@@ -253,6 +253,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     options = upscale_options(args)
     src, dst = Path(args.input), Path(args.output)
     distributed = bool(args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"))
+    check_folder_output(args.output, src, args.domain)
     if not distributed and args.domain is None:
         check_one_domain(src)
     if args.dry_run:

@@ -453,3 +453,16 @@ def test_keyword_api_and_options_object_write_the_same_file(tmp_path):
     with pytest.raises(ConfigError, match="model must be"):
         upscale_geotiff(src, tmp_path / "c.tif", model=object())
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_an_output_spelt_as_a_missing_folder_is_refused(tmp_path, capsys):
+    """``out.tif/`` (a folder that does not exist) wrote a file ``out.tif``: Path drops the
+    slash. An existing folder still takes the output under the input's name."""
+    src = make_geotiff(tmp_path / "in.tif", width=16, height=16)
+    missing = str(tmp_path / "out.tif") + "/"
+    assert main(["upscale", str(src), missing, "--no-progress"]) == 2
+    assert "names a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+    (tmp_path / "od").mkdir()
+    assert main(["upscale", str(src), str(tmp_path / "od") + "/", "--no-progress"]) == 0
+    assert (tmp_path / "od" / "in.tif").exists()
