@@ -32,6 +32,23 @@ def check_folder_output(output: str, src: Path, domain: str | None) -> None:
         )
 
 
+def batch_domain(src: Path, domain: str | None, distributed: bool) -> str | None:
+    """The domain of the batch ``sr-domains upscale`` makes of ``src`` (``"*"``: every
+    domain, on Dask), or None for one input: on Dask every input but a single GeoTIFF (split
+    in tiles) is a batch; in this process a folder or glob of NIfTI files or of GeoTIFFs is,
+    and a DICOM folder is one series (several: ``--series`` picks one). The run and
+    ``--dry-run`` both decide with it."""
+    from .adapters import find_adapter
+
+    if distributed:
+        one_raster = src.is_file() and find_adapter(src, domain).name == "geotiff"
+        return None if one_raster else (domain or "*")
+    if is_nifti_batch(src, domain):
+        return "nifti"
+    name = find_adapter(src, domain).name  # (refuses what the run refuses, as it does)
+    return name if name == "geotiff" and not src.is_file() else None
+
+
 def is_nifti_batch(src: Path, domain: str | None) -> bool:
     """A folder holding NIfTI files (and no GeoTIFF batch or DICOM series, unless ``--domain
     nifti`` picks them), or a glob pattern naming NIfTI files: one batch, as with ``--workers``

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli_common import add_progress
-from .cli_inputs import check_folder_output, check_one_domain, is_nifti_batch
+from .cli_inputs import batch_domain, check_folder_output, check_one_domain, is_nifti_batch
 from .cli_upscale_options import add_adapt, add_isotropic, upscale_options
 from .errors import ConfigError
 from .options import BACKENDS, UpscaleOptions, engine_fields
@@ -326,7 +326,7 @@ def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, 
     from .adapters import find_adapter
     from .batch_tasks import BatchFailedError, BatchOutputs
 
-    batch = is_nifti_batch(src, args.domain)
+    batch = is_nifti_batch(src, args.domain)  # (else the adapter: a GeoTIFF folder is its batch)
     adapter = None if batch else find_adapter(src, args.domain)
     from .engine_config import EngineSettings, engine_settings, torch_threads
 
@@ -356,11 +356,10 @@ def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, 
 
 
 def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> int:
-    from .adapters import find_adapter
     from .distributed import cluster_client, upscale_many
 
     src, dst = Path(args.input), Path(args.output)
-    if src.is_file() and find_adapter(src, args.domain).name == "geotiff":
+    if batch_domain(src, args.domain, distributed=True) is None:  # one GeoTIFF: split in tiles
         from .geo.names import geotiff_output_name
         from .geo.split import check_split, upscale_geotiff_split
 

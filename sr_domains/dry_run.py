@@ -339,7 +339,9 @@ def plan(
     process or, with ``distributed``, on Dask: the batch of the same inputs the run plans
     (:func:`~sr_domains.batch_tasks.plan_tasks`; there a DICOM series folder is a batch of one
     and resumes)."""
-    batch_domain = _batch_domain(src, domain, distributed)
+    from .cli_inputs import batch_domain as decide
+
+    batch_domain = decide(src, domain, distributed)
     if batch_domain is None:
         return [_plan_single(src, dst, options, domain)]
     from .batch_tasks import plan_tasks
@@ -361,23 +363,6 @@ def _stopped_if_refused(planned: list[PlannedOutput]) -> list[PlannedOutput]:
         return planned
     stop = f"not run: the batch stops before any work ({refused} output(s) refused)"
     return [replace(p, action=stop) if p.action.startswith("would") else p for p in planned]
-
-
-def _batch_domain(src: Path, domain: str | None, distributed: bool) -> str | None:
-    """The domain of the batch the run makes of ``src`` (``"*"``: every domain, on Dask), or
-    None for one input, as ``sr-domains upscale`` decides it: on Dask every input but a single
-    GeoTIFF (split in tiles) is a batch; in this process a folder or glob of NIfTI files or of
-    GeoTIFFs is, and a DICOM folder is one series (several: ``--series`` picks one)."""
-    from .adapters import find_adapter
-    from .cli_inputs import is_nifti_batch
-
-    if distributed:
-        one_raster = src.is_file() and find_adapter(src, domain).name == "geotiff"
-        return None if one_raster else (domain or "*")
-    if is_nifti_batch(src, domain):
-        return "nifti"
-    name = find_adapter(src, domain).name  # (refuses what the run refuses, as it does)
-    return name if name == "geotiff" and not src.is_file() else None
 
 
 def _plan_single(
