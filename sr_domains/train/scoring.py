@@ -207,9 +207,7 @@ def score_image(
     return score, panel
 
 
-def _spectral_units(
-    profile: IntensityProfile | None, c: int
-) -> Callable[[np.ndarray], np.ndarray]:
+def _spectral_units(profile: IntensityProfile | None, c: int) -> Callable[[np.ndarray], np.ndarray]:
     """The map from normalized values to those SAM and ERGAS are computed on: stored units
     less each band's physical zero (:func:`~sr_domains.spectral.physical_zero`: Sentinel-2
     L2A's +1000 DN offset), so how a product stores its reflectance does not change them (the
