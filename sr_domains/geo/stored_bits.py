@@ -50,7 +50,8 @@ def keep_nbits(
     """Write the output in the input's ``bits`` where nothing can fall outside them: the same
     type, no ``NBITS`` of the user's, a nodata value and value rules within the bits (with the
     rules off (``--no-clamp``) or a ``--value-range`` beyond them, or a codec GDAL does not
-    store those bits with exactly (:data:`NBITS_CODECS`), the type's full width).
+    store those bits with exactly (:data:`NBITS_CODECS`), the type's full width). An alpha band
+    keeps its meaning so: opaque is the bits' maximum (4095), as in the input.
     GDAL's horizontal predictor needs whole 8/16/32-bit samples: it is left out (a user's
     ``PREDICTOR`` keeps the full width instead)."""
     if bits is None or "NBITS" in spec.creation or "PREDICTOR" in spec.creation:
