@@ -60,6 +60,7 @@ class TaskResult:
                 "output_sha256": self.sha256,
                 "model": self.model,
                 "weights_sha256": self.weights_sha256,
+                "pid": os.getpid(),  # the process that recorded it (a stopped run's own lines)
             }
         )
 

@@ -13,21 +13,24 @@ from .errors import ConfigError, SRDomainsError
 log = logging.getLogger(__name__)
 
 
-def check_folder_output(output: str, src: Path, domain: str | None) -> None:
-    """Refuse an OUTPUT spelt as a folder (``out.tif/``) that does not exist, for a single
-    GeoTIFF or NIfTI input: ``Path`` drops the slash, and the output was written as a file of
-    that name. An existing folder takes the output under the input's name, as before."""
+def check_folder_output(output: str, src: Path, domain: str | None, distributed: bool) -> None:
+    """Refuse an OUTPUT spelt as a folder (``out.tif/``) that is not one, for a single
+    GeoTIFF or NIfTI input written as one file: ``Path`` drops the slash, and the output was
+    written as a file of that name. An existing folder takes the output under the input's
+    name, as before; on Dask a single NIfTI file is a batch, written into a folder."""
     if not output.endswith(("/", os.sep)) or os.path.isdir(output) or not src.is_file():
         return
     from .adapters import find_adapter
 
     try:
         name = find_adapter(src, domain).name
+        one_file = batch_domain(src, domain, distributed) is None
     except SRDomainsError:  # (not ours to say: the run reports the input)
         return
-    if name in ("geotiff", "nifti"):
+    if name in ("geotiff", "nifti") and one_file:
+        what = "is a file" if os.path.lexists(output.rstrip("/" + os.sep)) else "does not exist"
         raise ConfigError(
-            f"{output}: names a folder (it ends with '/'), which does not exist: create it to "
+            f"{output}: names a folder (it ends with '/'), which {what}: create the folder to "
             "put the output in it, or drop the '/' to name the output file"
         )
 

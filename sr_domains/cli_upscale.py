@@ -253,7 +253,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     options = upscale_options(args)
     src, dst = Path(args.input), Path(args.output)
     distributed = bool(args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"))
-    check_folder_output(args.output, src, args.domain)
+    check_folder_output(args.output, src, args.domain, distributed)
     if not distributed and args.domain is None:
         check_one_domain(src)
     if args.dry_run:
@@ -307,7 +307,8 @@ def _print_written(manifest: Path, start: int) -> list[dict[str, object]]:
     for line in tail.decode("utf-8", errors="replace").splitlines():
         with contextlib.suppress(ValueError):  # (a record cut short by a kill)
             records.append(json.loads(line))
-    records = [r for r in records if isinstance(r, dict) and "status" in r]
+    # this process's records only: another run into the folder appends (or rewrites) too
+    records = [r for r in records if isinstance(r, dict) and r.get("pid") == os.getpid()]
     for record in records:
         if record.get("status") == "ok":
             print(record.get("output"), flush=True)

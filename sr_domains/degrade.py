@@ -121,7 +121,7 @@ class DegradationConfig:
         object.__setattr__(self, "random_kinds", kinds)
         for name in ("random_sigma", "random_mtf", "random_noise"):
             lo, hi = (float(v) for v in getattr(self, name))
-            if name == "random_noise" and not (lo >= 0 and hi >= 0):  # (NaN too)
+            if name == "random_noise" and not (0 <= lo < math.inf and 0 <= hi < math.inf):
                 raise ConfigError(
                     f"random_noise must be (max Gaussian sigma, max Rician sigma) >= 0, got "
                     f"{getattr(self, name)}"

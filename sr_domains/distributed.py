@@ -215,7 +215,8 @@ def upscale_many(
             ``--domain``), as a sequential run takes a folder as that domain's input.
 
     Returns:
-        The :class:`RunReport` (also written as ``out_dir/sr-domains-run.jsonl``). Failed tasks
+        The :class:`RunReport` (also written as ``out_dir/sr-domains-run.jsonl`` when an
+        output is there: ``RunReport.manifest`` is None otherwise). Failed tasks
         do not stop the others; check :attr:`RunReport.failed`. A run stopped by Ctrl-C or
         SIGTERM cancels its tasks, removes the lock and temporary files of those it had
         sent (:func:`remove_leftovers`) and appends to the run manifest the outputs its
@@ -261,7 +262,7 @@ def upscale_many(
                 results = _run_on(
                     c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers
                 )
-    except (KeyboardInterrupt, SystemExit):
+    except BaseException:  # Ctrl-C, SIGTERM, or an error of the run itself
         # the cluster is closed by now (an embedded one: its workers are gone, and nothing of
         # the run writes any more): its litter removed, the outputs its tasks in flight wrote
         # all the same (a running task is not stopped by a cancel) recorded, as written
@@ -326,7 +327,7 @@ def _run_on(
             append_run_record(out_dir, by_task[t])  # kept if the run stops here
             if bar is not None:
                 bar.update(1)
-    except (KeyboardInterrupt, SystemExit):
+    except BaseException:
         cancel_quietly(c, list(futures), own_workers)
         raise
     return [by_task[t] for t in tasks]

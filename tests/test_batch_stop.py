@@ -219,3 +219,42 @@ def test_a_batch_whose_every_input_fails_starts_no_manifest(tmp_path):
     assert report.manifest == out / RUN_MANIFEST
     lines = (out / RUN_MANIFEST).read_text().splitlines()
     assert [json.loads(line)["status"] for line in lines] == ["failed", "failed"]
+
+
+def test_another_runs_records_are_not_printed_as_this_runs(tmp_path, capsys, monkeypatch):
+    """A batch ended by an error printed every record appended to the shared run manifest
+    since it started: another run finishing into the folder meanwhile had its outputs printed
+    and counted as this run's ("4 written" for one)."""
+    from sr_domains.geo import batch
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _scenes(src, 2)
+    real, calls = batch.write_geotiff, []
+
+    def other_run_then_full(f, dst, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 2:  # another process's run appends its record, then the disk is full
+            other = {"input": "x/y.tif", "output": str(out / "y.tif"), "status": "ok",
+                     "pid": os.getpid() + 1}  # fmt: skip
+            with open(out / RUN_MANIFEST, "a") as fh:
+                fh.write(json.dumps(other) + "\n")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real(f, dst, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_geotiff", other_run_then_full)
+    assert main(["upscale", str(src), str(out), "--device", "cpu", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.split() == [str(out / "s0.tif")]
+    assert "after 1 written, 0 already complete, 0 failed" in captured.err
+
+
+def test_a_nifti_file_on_dask_may_name_a_folder_with_a_slash(tmp_path):
+    """On Dask a single NIfTI file is a batch written into a folder: ``out/`` was refused."""
+    from sr_domains.cli_inputs import check_folder_output
+    from sr_domains.errors import ConfigError
+    from sr_domains.testing.medical import make_nifti
+
+    src = make_nifti(tmp_path / "v.nii.gz", shape=(8, 8, 2))
+    check_folder_output(str(tmp_path / "nout") + "/", src, None, distributed=True)
+    with pytest.raises(ConfigError, match="names a folder"):
+        check_folder_output(str(tmp_path / "nout") + "/", src, None, distributed=False)

@@ -407,7 +407,9 @@ def test_random_mtf_range_is_checked_on_both_ends():
     assert DegradationConfig(kind="random", random_mtf=(0.15, 0.45)).random_mtf == (0.15, 0.45)
 
 
-@pytest.mark.parametrize("levels", [(-0.01, 0.0), (0.02, -1.0), (float("nan"), 0.0)])
+@pytest.mark.parametrize(
+    "levels", [(-0.01, 0.0), (0.02, -1.0), (float("nan"), 0.0), (float("inf"), 0.0)]
+)
 def test_a_negative_random_noise_level_is_refused(levels):
     """(-0.01, 0) was accepted and silently meant "no noise"."""
     with pytest.raises(ConfigError, match="random_noise"):

@@ -83,7 +83,8 @@ def upscale_many(
     that cannot be read or upscaled (its content, bands that do not fit the model, its
     geometry, an unsafe or busy output) is reported with its name and the batch goes on; the
     error raised at the end lists the failures. Each run records what it did in
-    ``out_dir/sr-domains-run.jsonl`` (the run manifest): a later run then knows an output of
+    ``out_dir/sr-domains-run.jsonl`` (the run manifest; none is started when no output is
+    there): a later run then knows an output of
     its own that was cut short too early to read its tags, and skips an intact one without
     decoding it again.
 
