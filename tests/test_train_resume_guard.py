@@ -129,3 +129,20 @@ def test_a_pause_logs_the_steps_since_the_last_row_once(tmp_path):
     assert _steps(run / "log.csv") == ["2", "3"]
     assert main([*argv, "--resume"]) == 0
     assert _steps(run / "log.csv") == ["2", "3", "4", "6"]
+
+
+def test_refusals_name_the_cli_flag_and_the_python_argument(tmp_path):
+    """They said "pass overwrite" / "even with overwrite": the Python argument only."""
+    from sr_domains.errors import UnsafeOutputError
+
+    cfg = load_train_config(_config_file(tmp_path, steps=2))
+    cfg.run_dir.mkdir(parents=True)
+    (cfg.run_dir / "log.csv").write_text("step\n")  # a run's file, no last.pt
+    with pytest.raises(ConfigError) as exc:
+        train(cfg, resume=True, progress=False)
+    assert "pass --overwrite (Python: overwrite=True) to start over" in str(exc.value)
+    (cfg.run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(UnsafeOutputError) as unsafe:
+        train(cfg, overwrite=True, progress=False)
+    assert "even with --overwrite (Python: overwrite=True)" in str(unsafe.value)
+    assert (cfg.run_dir / "notes.txt").exists()

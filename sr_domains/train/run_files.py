@@ -158,7 +158,8 @@ def check_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
             raise UnsafeOutputError(
                 run,
                 f"holds files that are not a run's outputs ({shown}); it is not cleared, even "
-                "with overwrite: remove them yourself or choose another out_dir/name",
+                "with --overwrite (Python: overwrite=True): remove them yourself or choose "
+                "another out_dir/name",
             )
     return False
 
@@ -199,10 +200,34 @@ def check_resumable(run: Path) -> None:
     if not run.is_dir():
         raise UnsafeOutputError(run, "exists and is not a folder; choose another out_dir/name")
     if any(run.iterdir()):
-        raise ConfigError(f"{run}: cannot resume, no last.pt (pass overwrite to start over)")
+        raise ConfigError(
+            f"{run}: cannot resume, no last.pt (pass --overwrite (Python: overwrite=True) to "
+            "start over)"
+        )
     raise ConfigError(
         f"{run}: cannot resume, no last.pt (nothing to resume; start a new run without resume)"
     )
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty: the run's files, or anyone's
+            return
 
 
 def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
@@ -252,9 +277,12 @@ def final_card(
     data: str,
     info: DistInfo,
     validation: dict[str, float],
+    world_sizes: list[tuple[int, int]] | None = None,
 ) -> ModelCard:
     """The model card of ``weights.safetensors``: the config's card section, the training data
-    (``data``: the dataset's description) and degradation, and the last validation scores."""
+    (``data``: the dataset's description) and degradation, and the last validation scores.
+    ``world_sizes``: ``(first step, processes)`` of each segment of a resumed run (one
+    segment, or None: ``info.world_size`` throughout)."""
     c = config
     return ModelCard.for_model(
         model,
@@ -265,13 +293,30 @@ def final_card(
         profile={"recipe": c.data.profile},
         training_data=(
             f"{data} Degradation: {describe_degradation(c.degradation)}. "
-            f"{c.steps} steps x {c.batch_size} patches x {info.world_size} process(es)."
+            + _batches(c, info.world_size, world_sizes)
             + (f" Started from {Path(c.model.init_from).name}." if c.model.init_from else "")
         ),
         metrics={k: round(v, 4) for k, v in validation.items()},
         notes=c.card.notes,
         spectral=c.card.spectral,
     )
+
+
+def _batches(c: TrainConfig, world_size: int, segments: list[tuple[int, int]] | None) -> str:
+    """How many steps of how many patches, e.g. ``6 steps x 2 patches x 1 process(es).``; a
+    run resumed with another number of processes says which steps ran with how many: ``6 steps
+    x 2 patches per process, 2 process(es) for steps 1-3 then 1 process(es) for steps 4-6.``"""
+    if not segments or len(segments) == 1:
+        n = segments[0][1] if segments else world_size
+        return f"{c.steps} steps x {c.batch_size} patches x {n} process(es)."
+    ends = [start for start, _ in segments[1:]] + [c.steps]
+    parts = [
+        f"{n} process(es)" if n else "a number of processes not recorded" for (_, n) in segments
+    ]
+    said = [
+        f"{p} for steps {a + 1}-{b}" for p, (a, _), b in zip(parts, segments, ends, strict=True)
+    ]
+    return f"{c.steps} steps x {c.batch_size} patches per process, {' then '.join(said)}."
 
 
 __all__ = [
@@ -286,5 +331,7 @@ __all__ = [
     "clear_run_dir",
     "final_card",
     "load_resume_state",
+    "missing_folders",
     "prepare_run_dir",
+    "remove_empty",
 ]

@@ -17,6 +17,7 @@ from ..models.base import SRModel
 from .config import TrainConfig
 from .data import PatchDataset
 from .dist import DistInfo
+from .interrupts import ignore_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class Batches:
     """Endless batches of patch indices for this rank, resumable at any step.
 
     Epoch ``e`` uses dataset epoch ``e`` (``set_epoch``) and indices ``rank::world``; a new
-    DataLoader iterator is made per epoch so worker processes see the new epoch.
+    DataLoader iterator is made per epoch so worker processes see the new epoch. The workers
+    ignore Ctrl-C and SIGTERM (the trainer pauses between steps, then they end with it).
     """
 
     def __init__(self, dataset: PatchDataset, config: TrainConfig, info: DistInfo) -> None:
@@ -105,6 +107,7 @@ class Batches:
                 num_workers=self.config.num_workers,
                 drop_last=True,
                 pin_memory=self.info.device.type == "cuda",
+                worker_init_fn=ignore_stop_signals,  # the trainer stops them between steps
             )
             yield from loader
             epoch, offset = epoch + 1, 0

@@ -9,6 +9,9 @@ folder ``out_dir/name/``:
   discriminator, grad scaler, step), written atomically every ``checkpoint_every`` steps;
 * ``weights.safetensors``: the final (EMA) weights with a complete model card.
 
+A Ctrl-C or SIGTERM pauses the run after the current step (``last.pt`` written, as with
+``stop_at``), then stops it (:mod:`sr_domains.train.interrupts`).
+
 Each process draws its own patches (the dataset is indexed deterministically), the LR of every
 step is degraded with a generator seeded by ``(seed, rank, step)``, so a resumed run continues
 with exactly the patches and noise it would have seen. Under ``torchrun`` the generator is
@@ -45,6 +48,7 @@ from .config import TrainConfig
 from .data import PatchDataset, load_images
 from .dist import DistInfo, barrier, init_distributed, shutdown
 from .ema import EMA
+from .interrupts import StopRequests
 from .run_files import (
     LOG_FIELDS,
     CsvLog,
@@ -54,6 +58,8 @@ from .run_files import (
     clear_run_dir,
     final_card,
     load_resume_state,
+    missing_folders,
+    remove_empty,
 )
 from .run_parts import Batches, build_generator, lr_lambda
 from .scoring import score_images, summarize
@@ -136,6 +142,7 @@ class Trainer:
             self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lr_lambda(config))
             self.ragan = RelativisticAverageGANLoss()
         self.step = 0
+        self.world_sizes = [(0, info.world_size)]  # (first step, processes) per run segment
         self.val_images: list | None = None
         vc = config.val
         if info.is_main and vc.data is not None:  # a wrong path fails before step 1
@@ -194,7 +201,12 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
     def fit(self, resume: bool = False, stop_at: int | None = None) -> TrainResult:
         """Train to ``config.steps`` (or pause at ``stop_at``: ``last.pt`` is written, no
-        weights; resume later). Returns what was produced."""
+        weights; resume later). Returns what was produced.
+
+        A Ctrl-C or SIGTERM (main thread) pauses after the step it came in, as ``stop_at``
+        that step would (every rank at the same step), then stops as the signal would have
+        (:class:`KeyboardInterrupt`; ``sr-domains``: exit status 130 / 143); a second one
+        stops at once (:mod:`sr_domains.train.interrupts`)."""
         c, info = self.config, self.info
         end = c.steps if stop_at is None else min(stop_at, c.steps)
         run = c.run_dir
@@ -228,52 +240,72 @@ class Trainer:
         acc: list[dict[str, float]] = []  # the steps since the last log row
         t0 = time.perf_counter() - (logs.last_number("sec") if logs is not None else 0.0)
         validation: dict[str, float] = {}
-        try:
-            while self.step < end:
-                stats = self.train_step(next(batches))
-                acc.append(stats)
-                if not all(np.isfinite(v) for v in stats.values()):
-                    raise self._diverged(stats)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{stats['loss']:.4g}")
-                if self.step % c.log_every == 0 or self.step in (c.steps, end):  # (a pause)
-                    means = interval_means(acc)  # every loss column over the same steps
-                    result.losses.append(means["loss"])
-                    acc = []
-                    if logs is not None:
-                        row = {**means, "step": self.step}
-                        logs.write({**row, "sec": time.perf_counter() - t0})
-                    if tb is not None:
-                        for k, v in means.items():
-                            tb.add_scalar(f"train/{k}", v, self.step)
-                if info.is_main and (self.step % c.val.every == 0 or self.step == c.steps):
-                    validation = self.validate()
-                    if validation and valcsv is not None:
-                        valcsv.write({"step": self.step, **validation})
-                        log.info(
-                            "step %d: PSNR %.2f dB (bicubic %.2f)",
-                            self.step,
-                            validation["psnr"],
-                            validation["psnr_bicubic"],
-                        )
+        stop, signum = StopRequests(info), 0  # Ctrl-C / SIGTERM: pause after the step
+        with stop.installed():
+            try:
+                while self.step < end:
+                    stats = self.train_step(next(batches))
+                    acc.append(stats)
+                    if not all(np.isfinite(v) for v in stats.values()):
+                        raise self._diverged(stats)
+                    signum = stop.agreed()  # (the same on every rank)
+                    if signum:  # a pause here, as --stop-at this step
+                        end = self.step
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{stats['loss']:.4g}")
+                    if self.step % c.log_every == 0 or self.step in (c.steps, end):  # (a pause)
+                        means = interval_means(acc)  # every loss column over the same steps
+                        result.losses.append(means["loss"])
+                        acc = []
+                        if logs is not None:
+                            row = {**means, "step": self.step}
+                            logs.write({**row, "sec": time.perf_counter() - t0})
                         if tb is not None:
-                            for k, v in validation.items():
-                                tb.add_scalar(f"val/{k}", v, self.step)
-                if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == end):
-                    atomic_torch_save(self.state_dict(), last)
-                barrier(info)
-        finally:
-            if bar is not None:
-                bar.close()
-            if tb is not None:
-                tb.close()
-        result.steps = self.step
-        result.validation = validation
-        if info.is_main and self.step == c.steps:
-            result.weights = self.save_weights(run / "weights.safetensors", validation)
-        barrier(info)
+                            for k, v in means.items():
+                                tb.add_scalar(f"train/{k}", v, self.step)
+                    if info.is_main and (self.step % c.val.every == 0 or self.step == c.steps):
+                        validation = self._validate_and_log(valcsv, tb)
+                    if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == end):
+                        atomic_torch_save(self.state_dict(), last)
+                    barrier(info)
+            finally:
+                if bar is not None:
+                    bar.close()
+                if tb is not None:
+                    tb.close()
+            result.steps = self.step
+            result.validation = validation
+            if info.is_main and self.step == c.steps:
+                result.weights = self.save_weights(run / "weights.safetensors", validation)
+            barrier(info)
+        signum = signum or stop.signum  # (one that came while the weights were written)
+        if signum:  # after the files are written: stop as the signal would have
+            done = self.step == c.steps
+            stop.exit(
+                signum,
+                self.step,
+                f"the run had finished, {result.weights} written"
+                if done
+                else f"paused, {last} written; continue with --resume (Python: resume=True)",
+            )
         return result
+
+    def _validate_and_log(self, valcsv: CsvLog | None, tb: Any) -> dict[str, float]:
+        """Validate (main process), then log the scores to val.csv and TensorBoard."""
+        validation = self.validate()
+        if validation and valcsv is not None:
+            valcsv.write({"step": self.step, **validation})
+            log.info(
+                "step %d: PSNR %.2f dB (bicubic %.2f)",
+                self.step,
+                validation["psnr"],
+                validation["psnr_bicubic"],
+            )
+            if tb is not None:
+                for k, v in validation.items():
+                    tb.add_scalar(f"val/{k}", v, self.step)
+        return validation
 
     def _diverged(self, stats: dict[str, float]) -> TrainingDivergedError:
         """The one-line error of a non-finite loss: the run folder, the step, what to do."""
@@ -289,7 +321,9 @@ class Trainer:
     def save_weights(self, path: Path, validation: dict[str, float]) -> Path:
         """The final generator (EMA when enabled) with its model card."""
         model = self.eval_model
-        card = final_card(self.config, model, self.dataset.describe(), self.info, validation)
+        card = final_card(
+            self.config, model, self.dataset.describe(), self.info, validation, self.world_sizes
+        )
         return save_checkpoint(model, path, card, overwrite=True)
 
 
@@ -307,9 +341,11 @@ def train(
         resume: continue from ``run_dir/last.pt``.
         overwrite: start over in a run folder that already has outputs.
         stop_at: pause after this step (``last.pt`` written; ``resume=True`` continues).
+            A Ctrl-C or SIGTERM pauses after the current step the same way, then raises
+            (:class:`KeyboardInterrupt`, ``SystemExit(143)``).
     """
     info = init_distributed(config.device)
-    created = _missing_folders(config.run_dir) if info.is_main else []
+    created = missing_folders(config.run_dir) if info.is_main else []
     try:
         if resume:  # (every rank, before creating anything: never a fresh run instead)
             check_resumable(config.run_dir)
@@ -335,7 +371,7 @@ def train(
             barrier(info)
             return trainer.fit(resume=resuming, stop_at=stop_at)
     except BaseException:  # a bad model/data setting, Ctrl-C...: leave no empty folder behind
-        _remove_empty(created)
+        remove_empty(created)
         raise
     finally:
         shutdown(info)
@@ -349,27 +385,6 @@ def interval_means(steps: list[dict[str, float]]) -> dict[str, float]:
     if "lr" in steps[-1]:
         row["lr"] = steps[-1]["lr"]
     return row
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """``path`` and those of its parents that do not exist yet, deepest first."""
-    missing: list[Path] = []
-    for folder in (path, *path.parents):
-        if folder.exists() or folder.is_symlink():
-            break
-        missing.append(folder)
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders a failed run created (deepest first) while they are empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue
-        except OSError:  # not empty: the run's files, or anyone's
-            return
 
 
 __all__ = ["TrainResult", "Trainer", "build_generator", "train"]

@@ -1,5 +1,7 @@
 """The resume state of :class:`~sr_domains.train.trainer.Trainer` (what ``last.pt`` holds):
-generator, EMA, optimizers, schedulers, GAN discriminator, grad scaler, step.
+generator, EMA, optimizers, schedulers, GAN discriminator, grad scaler, step, and the number
+of processes of each segment of the run (a resume with another one is warned: the global
+batch changes; the model card says which steps ran with how many).
 
 Split from :mod:`sr_domains.train.trainer`; ``Trainer.state_dict`` and
 ``Trainer.load_state_dict`` call :func:`state_dict` and :func:`load_state_dict`.
@@ -7,6 +9,7 @@ Split from :mod:`sr_domains.train.trainer`; ``Trainer.state_dict`` and
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ..config import dump_yaml
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 
     from .trainer import Trainer
 
+log = logging.getLogger(__name__)
+
 
 def state_dict(trainer: Trainer) -> dict[str, Any]:
     """What ``last.pt`` holds: everything needed to resume the run."""
@@ -28,6 +33,7 @@ def state_dict(trainer: Trainer) -> dict[str, Any]:
         "sched": trainer.sched.state_dict(),
         "scaler": trainer.scaler.state_dict(),
         "config": dump_yaml(trainer.config),
+        "world_sizes": [list(segment) for segment in trainer.world_sizes],
     }
     if trainer.ema is not None:
         state["ema"] = trainer.ema.state_dict()
@@ -69,6 +75,41 @@ def _load_state(trainer: Trainer, state: dict[str, Any]) -> None:
         d_lr = trainer.config.loss.d_lr
         _apply_settings(trainer.opt_d, trainer.sched_d, d_lr, o.betas, None)
     trainer.step = int(state["step"])
+    trainer.world_sizes = _segments(trainer, state.get("world_sizes"))
+
+
+def _segments(trainer: Trainer, saved: Any) -> list[tuple[int, int]]:
+    """``(first step, processes)`` of each segment of the run, this one's added when the
+    number of processes changed (warned: the global batch changes). A ``last.pt`` written
+    before it was recorded: the steps so far are an unrecorded first segment (0 processes)."""
+    try:
+        segments = [(int(a), int(b)) for a, b in saved]
+    except (TypeError, ValueError):
+        segments = []
+    if not segments and trainer.step:
+        segments = [(0, 0)]
+    now = trainer.info.world_size
+    if segments and segments[-1][1] != now:
+        was = segments[-1][1]
+        if was and trainer.info.is_main:
+            b = trainer.config.batch_size
+            log.warning(
+                "%s: the run so far had %d process(es), it resumes with %d: the global batch "
+                "changes from %d to %d patches per step (batch_size %d is per process) and "
+                "each process draws other patches; resume with %d process(es) to go on as "
+                "before",
+                trainer.config.run_dir / "last.pt",
+                was,
+                now,
+                was * b,
+                now * b,
+                b,
+                was,
+            )
+        if segments[-1][0] == trainer.step:  # (a segment without a step)
+            segments.pop()
+        segments.append((trainer.step, now))
+    return segments or [(0, now)]
 
 
 def _apply_settings(

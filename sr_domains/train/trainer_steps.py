@@ -65,6 +65,7 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, fl
     if c.optim.grad_clip:
         trainer.scaler.unscale_(trainer.opt)
         nn.utils.clip_grad_norm_(trainer.model.parameters(), c.optim.grad_clip)
+    used = float(trainer.opt.param_groups[0]["lr"])  # (the scheduler moves it on next)
     trainer.scaler.step(trainer.opt)
     trainer.sched.step()
     if trainer.disc_net is not None:
@@ -84,7 +85,7 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, fl
         trainer.ema.update(trainer.model)
     trainer.step += 1
     out["loss"] = float(mean_across(loss.detach().float(), trainer.info))
-    out["lr"] = float(trainer.sched.get_last_lr()[0])
+    out["lr"] = used  # the rate this step trained at (get_last_lr(): the next step's)
     return out
 
 

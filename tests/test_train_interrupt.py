@@ -1,0 +1,296 @@
+"""Ctrl-C / SIGTERM during training pause the run after the current step (``last.pt``
+written as ``--stop-at`` writes it, so ``--resume`` continues exactly), then stop with 130 /
+143; a second signal stops at once. Under ``torchrun`` every rank stops at the same step.
+Also: the ``lr`` column is the rate each step trained at."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sr_domains.checkpoint import load_checkpoint
+from sr_domains.cli import main
+from sr_domains.train.config import TrainConfig, load_train_config
+from sr_domains.train.run_parts import lr_lambda
+from sr_domains.train.trainer import Trainer, train
+
+PIL = pytest.importorskip("PIL.Image")
+
+from sr_domains.testing.images import make_pngs  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config_file(tmp_path: Path, out: str = "runs", **over: object) -> Path:
+    data = make_pngs(tmp_path / "imgs", 2, 48, False)
+    raw = {
+        "name": "run",
+        "steps": 8,
+        "batch_size": 2,
+        "model": {"arch": "edsr", "in_channels": 1, "options": {"n_blocks": 1, "n_feats": 8}},
+        "data": {"paths": [str(data)], "patch_size": 16, "patches_per_epoch": 8},
+        "val": {"data": {"paths": [str(data)]}, "every": 4, "max_images": 1},
+        "optim": {"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.9},
+        "out_dir": str(tmp_path / out),
+        "log_every": 2,
+        "checkpoint_every": 100,  # no periodic checkpoint: only the pause writes one
+        "threads": 1,
+        **over,
+    }
+    path = tmp_path / f"{out}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _config(tmp_path: Path, out: str = "runs", **over: object) -> TrainConfig:
+    return load_train_config(_config_file(tmp_path, out, **over))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "sec"} for row in csv.DictReader(fh)]
+
+
+def _signal_in_step(monkeypatch, at: int, *signums: int) -> None:
+    """Send ``signums`` to this process in the middle of step ``at``."""
+    step = Trainer.train_step
+
+    def signalled(self, batch):
+        if self.step == at - 1:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+        return step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled)
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    ma, _ = load_checkpoint(a)
+    mb, _ = load_checkpoint(b)
+    for (k, va), vb in zip(ma.state_dict().items(), mb.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+def test_ctrl_c_pauses_after_the_step_as_stop_at_and_resume_is_exact(tmp_path, monkeypatch, caplog):
+    """Ctrl-C wrote no checkpoint: up to checkpoint_every - 1 steps lost, and neither --resume
+    ("no last.pt") nor a rerun ("output exists") went on."""
+    straight = train(_config(tmp_path, "a", log_every=1), progress=False)
+    paused = _config(tmp_path, "b", log_every=1)
+    train(paused, progress=False, stop_at=3)
+    cfg = _config(tmp_path, "c", log_every=1)
+    handler = signal.getsignal(signal.SIGINT)
+    _signal_in_step(monkeypatch, 3, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is back
+    run = cfg.run_dir
+    assert "SIGINT at step 3: paused" in caplog.text and "--resume" in caplog.text
+    # last.pt, log.csv and val.csv as --stop-at 3 writes them
+    got = torch.load(run / "last.pt", weights_only=True)
+    want = torch.load(paused.run_dir / "last.pt", weights_only=True)
+    assert got["step"] == want["step"] == 3
+    for k, v in want["model"].items():
+        assert torch.equal(got["model"][k], v), k
+    assert got["opt"]["state"].keys() == want["opt"]["state"].keys()
+    for name in ("log.csv", "val.csv"):
+        assert _rows(run / name) == _rows(paused.run_dir / name), name
+    assert not (run / "weights.safetensors").exists()
+
+    assert train(cfg, resume=True, progress=False).steps == 8
+    _same_weights(straight.weights, run / "weights.safetensors")
+    for name in ("log.csv", "val.csv"):  # every row, the lr column included
+        assert _rows(run / name) == _rows(straight.run_dir / name), name
+
+
+def test_sigterm_under_the_cli_pauses_then_exits_143(tmp_path, monkeypatch, caplog):
+    path = _config_file(tmp_path)
+    argv = ["train", "--config", str(path), "--no-progress"]
+    _signal_in_step(monkeypatch, 2, signal.SIGTERM)
+    with pytest.raises(SystemExit) as exc:  # sr-domains' own SIGTERM handler, after the pause
+        main(argv)
+    monkeypatch.undo()
+    assert exc.value.code == 143
+    run = tmp_path / "runs" / "run"
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
+    assert "SIGTERM at step 2: paused" in caplog.text
+    assert main([*argv, "--resume"]) == 0
+    assert (run / "weights.safetensors").exists()
+
+
+def test_a_second_signal_stops_at_once_without_a_checkpoint(tmp_path, monkeypatch):
+    cfg = _config(tmp_path)
+    _signal_in_step(monkeypatch, 3, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    assert not (cfg.run_dir / "last.pt").exists()  # (checkpoint_every 100)
+    assert [r["step"] for r in _rows(cfg.run_dir / "log.csv")] == ["2"]
+
+
+def test_training_in_another_thread_installs_no_handler(tmp_path):
+    cfg = _config(tmp_path, steps=2)
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["steps"] = train(cfg, progress=False).steps
+        except BaseException as exc:  # (signal.signal outside the main thread: ValueError)
+            box["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(120)
+    assert box == {"steps": 2}
+
+
+def test_the_lr_column_is_the_rate_each_step_trained_at(tmp_path):
+    """It was the next step's (get_last_lr() after sched.step()): step 1 of a 2-step warm-up
+    trained at lr/2 but logged lr; the last row logged min_lr, which no step used."""
+    path = _config_file(tmp_path, log_every=1)
+    cfg = load_train_config(path)
+    train(cfg, progress=False)
+    factor = lr_lambda(cfg)
+    got = [float(r["lr"]) for r in _rows(cfg.run_dir / "log.csv")]
+    assert got == pytest.approx([1e-3 * factor(i) for i in range(8)], rel=1e-5)
+    assert got[0] == pytest.approx(5e-4)
+    b = _config(tmp_path, "b", log_every=1)  # paused and resumed: the same rows
+    train(b, progress=False, stop_at=3)
+    train(b, resume=True, progress=False)
+    assert _rows(b.run_dir / "log.csv") == _rows(cfg.run_dir / "log.csv")
+
+
+def test_a_resume_with_another_number_of_processes_is_warned_and_carded(tmp_path, caplog):
+    """Started with 2 processes, resumed with 1: silent, and the card said "6 steps x 2
+    patches x 1 process(es)"."""
+    cfg = _config(tmp_path, steps=6)
+    train(cfg, progress=False, stop_at=3)
+    last = cfg.run_dir / "last.pt"
+    state = torch.load(last, weights_only=True)
+    assert state["world_sizes"] == [[0, 1]]
+    state["world_sizes"] = [[0, 2]]  # as torchrun --nproc_per_node=2 writes it
+    torch.save(state, last)
+    train(cfg, resume=True, progress=False)
+    assert "had 2 process(es), it resumes with 1" in caplog.text
+    assert "global batch changes from 4 to 2 patches" in caplog.text
+    _, card = load_checkpoint(cfg.run_dir / "weights.safetensors")
+    assert (
+        "6 steps x 2 patches per process, 2 process(es) for steps 1-3 then 1 process(es) for "
+        "steps 4-6." in card.training_data
+    ), card.training_data
+    plain = _config(tmp_path, "b", steps=2)  # one segment: as before
+    _, card = load_checkpoint(train(plain, progress=False).weights)
+    assert "2 steps x 2 patches x 1 process(es)." in card.training_data
+
+
+def _wait_for_row(log: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) > 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no step was logged")
+
+
+@pytest.mark.parametrize(
+    "signum",
+    [  # (a fresh interpreter each; SIGTERM is the one a killed worker failed)
+        pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow),
+        pytest.param(signal.SIGTERM, id="SIGTERM"),
+    ],
+)
+def test_a_signal_to_the_process_group_with_dataloader_workers(tmp_path, signum):
+    """A terminal's Ctrl-C (a scheduler's SIGTERM) reaches the whole process group, the
+    DataLoader workers too: one it killed failed the step the trainer finishes before it
+    writes last.pt ("DataLoader worker ... exited unexpectedly")."""
+    path = _config_file(tmp_path, steps=100000, log_every=1, num_workers=2)
+    run = tmp_path / "runs" / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "sr_domains", "train", "--config", str(path), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for_row(run / "log.csv", proc)
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signum, err[-3000:]
+    step = torch.load(run / "last.pt", weights_only=True)["step"]
+    assert _rows(run / "log.csv")[-1]["step"] == str(step)
+    name = signal.Signals(signum).name
+    assert f"{name} at step {step}: paused" in err and "--resume" in err, err[-3000:]
+    assert "Traceback" not in err
+
+
+def _ranks(launcher: int) -> list[int]:
+    """The process ids of torchrun's (``launcher``) ranks (each in a session of its own)."""
+    with contextlib.suppress(OSError):
+        tasks = Path(f"/proc/{launcher}/task").iterdir()
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    return []
+
+
+def _rank_pid(launcher: int, rank: int) -> int:
+    """The process id of ``rank`` among the children of torchrun (``launcher``)."""
+    for child in _ranks(launcher):
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environ:
+            return child
+    raise AssertionError(f"no rank {rank} under {launcher}")
+
+
+@pytest.mark.slow  # fresh interpreters under torchrun; CI runs it in the slow step
+@pytest.mark.parametrize("sent_to", ["torchrun", "rank 1"])
+def test_torchrun_ranks_stop_at_one_step_then_resume_with_one_process(tmp_path, caplog, sent_to):
+    """Ctrl-C at torchrun (which passes it on to each rank), or a signal to one rank only:
+    every rank stops after the same step (none hangs), rank 0 writes last.pt."""
+    if sent_to == "rank 1" and not Path(f"/proc/{os.getpid()}/task").exists():
+        pytest.skip("needs /proc to find the ranks")
+    path = _config_file(tmp_path, steps=100000, log_every=1)
+    run = tmp_path / "runs" / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "sr_domains", "train", "--config", str(path), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for_row(run / "log.csv", proc, timeout=240)
+        if sent_to == "torchrun":
+            os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+        else:
+            os.kill(_rank_pid(proc.pid, 1), signal.SIGINT)
+        _, err = proc.communicate(timeout=120)  # (a rank that hangs: SIGKILL after 30 s)
+    finally:
+        if proc.poll() is None:  # (the ranks too: they are not in torchrun's process group)
+            for pid in [*_ranks(proc.pid), proc.pid]:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+            proc.wait()
+    # both ranks stopped for it (torchrun adds a traceback of its own); none had to be killed
+    assert err.count("sr-domains: interrupted") == 2 and "SIGKILL" not in err, err[-3000:]
+    state = torch.load(run / "last.pt", weights_only=True)
+    step = state["step"]
+    assert state["world_sizes"] == [[0, 2]]
+    assert _rows(run / "log.csv")[-1]["step"] == str(step)
+    assert err.count(f"SIGINT at step {step}: paused") == 1, err[-3000:]  # rank 0 says it
+    # resumed with one process: warned (the global batch halves), and the card says so
+    resume = ["train", "--config", str(path), "--no-progress", "--resume"]
+    assert main([*resume, "--set", f"steps={step + 2}"]) == 0
+    assert "had 2 process(es), it resumes with 1" in caplog.text
+    _, card = load_checkpoint(run / "weights.safetensors")
+    assert (
+        f"2 process(es) for steps 1-{step} then 1 process(es) for steps {step + 1}-{step + 2}."
+        in card.training_data
+    ), card.training_data
