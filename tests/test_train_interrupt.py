@@ -27,30 +27,19 @@ from sr_domains.train.trainer import Trainer, train
 
 PIL = pytest.importorskip("PIL.Image")
 
-from sr_domains.testing.images import make_pngs  # noqa: E402
+from _train_configs import tiny_config_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _config_file(tmp_path: Path, out: str = "runs", **over: object) -> Path:
-    data = make_pngs(tmp_path / "imgs", 2, 48, False)
-    raw = {
-        "name": "run",
+    fields = {
         "steps": 8,
-        "batch_size": 2,
-        "model": {"arch": "edsr", "in_channels": 1, "options": {"n_blocks": 1, "n_feats": 8}},
-        "data": {"paths": [str(data)], "patch_size": 16, "patches_per_epoch": 8},
-        "val": {"data": {"paths": [str(data)]}, "every": 4, "max_images": 1},
         "optim": {"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.9},
-        "out_dir": str(tmp_path / out),
         "log_every": 2,
         "checkpoint_every": 100,  # no periodic checkpoint: only the pause writes one
-        "threads": 1,
-        **over,
     }
-    path = tmp_path / f"{out}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return tiny_config_file(tmp_path, out, **{**fields, **over})
 
 
 def _config(tmp_path: Path, out: str = "runs", **over: object) -> TrainConfig:
@@ -214,7 +203,11 @@ def test_a_signal_to_the_process_group_with_dataloader_workers(tmp_path, signum)
     """A terminal's Ctrl-C (a scheduler's SIGTERM) reaches the whole process group, the
     DataLoader workers too: one it killed failed the step the trainer finishes before it
     writes last.pt ("DataLoader worker ... exited unexpectedly")."""
+    data = {"patch_size": 16, "patches_per_epoch": 4000}  # one epoch: workers forked once
     path = _config_file(tmp_path, steps=100000, log_every=1, num_workers=2)
+    raw = yaml.safe_load(path.read_text())
+    raw["data"].update(data)
+    path.write_text(yaml.safe_dump(raw))
     run = tmp_path / "runs" / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "sr_domains", "train", "--config", str(path), "--no-progress"]

@@ -8,7 +8,6 @@ import csv
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sr_domains.cli import main
 from sr_domains.errors import ConfigError
@@ -17,27 +16,11 @@ from sr_domains.train.trainer import Trainer, train
 
 PIL = pytest.importorskip("PIL.Image")
 
-from sr_domains.testing.images import make_pngs  # noqa: E402
+from _train_configs import tiny_config_file  # noqa: E402
 
 
 def _config_file(tmp_path: Path, out: str = "runs", **over: object) -> Path:
-    data = make_pngs(tmp_path / "imgs", 2, 48, False)
-    raw = {
-        "name": "run",
-        "steps": 16,
-        "batch_size": 2,
-        "model": {"arch": "edsr", "in_channels": 1, "options": {"n_blocks": 1, "n_feats": 8}},
-        "data": {"paths": [str(data)], "patch_size": 16, "patches_per_epoch": 8},
-        "val": {"data": {"paths": [str(data)]}, "every": 4, "max_images": 1},
-        "out_dir": str(tmp_path / out),
-        "log_every": 1,
-        "checkpoint_every": 5,
-        "threads": 1,
-        **over,
-    }
-    path = tmp_path / f"{out.replace('/', '_')}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return tiny_config_file(tmp_path, out, **over)
 
 
 def _steps(path: Path) -> list[str]:

@@ -108,11 +108,14 @@ class StopRequests:
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """``worker_init_fn`` of the training DataLoaders: a Ctrl-C at the terminal reaches the
-    whole process group, and a worker it killed would fail the step the trainer finishes
-    before it writes ``last.pt``; the workers end with the training process."""
-    for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    """``worker_init_fn`` of the training DataLoaders: a Ctrl-C at the terminal (a scheduler's
+    SIGTERM to the job) reaches the whole process group, and a worker it killed failed the
+    step the trainer finishes before it writes ``last.pt``. Each worker leaves the group
+    instead of ignoring the signals: the DataLoader can still stop it (``terminate`` sends
+    SIGTERM, which an ignoring worker survived, hanging the exit), and it ends with the
+    training process (PyTorch's watchdog)."""
+    with contextlib.suppress(OSError):
+        os.setpgrp()
 
 
 __all__ = ["SIGNALS", "StopRequests", "ignore_stop_signals"]

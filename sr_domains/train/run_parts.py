@@ -78,7 +78,9 @@ class Batches:
 
     Epoch ``e`` uses dataset epoch ``e`` (``set_epoch``) and indices ``rank::world``; a new
     DataLoader iterator is made per epoch so worker processes see the new epoch. The workers
-    ignore Ctrl-C and SIGTERM (the trainer pauses between steps, then they end with it).
+    leave the process group (a Ctrl-C or SIGTERM to the group does not kill them mid-step; the
+    trainer pauses between steps, then they end with it); a group signal in the few
+    milliseconds between a worker's start and that can still kill it (the step then fails).
     """
 
     def __init__(self, dataset: PatchDataset, config: TrainConfig, info: DistInfo) -> None:
@@ -107,7 +109,7 @@ class Batches:
                 num_workers=self.config.num_workers,
                 drop_last=True,
                 pin_memory=self.info.device.type == "cuda",
-                worker_init_fn=ignore_stop_signals,  # the trainer stops them between steps
+                worker_init_fn=ignore_stop_signals,  # (out of the process group)
             )
             yield from loader
             epoch, offset = epoch + 1, 0
