@@ -6,11 +6,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# A test run started in the background of a non-interactive shell (`bash -c '... &'`, a CI
+# runner's job) inherits SIGINT ignored, and Python then keeps it ignored, in this process
+# and in every process the tests start: the tests of Ctrl-C handling would test nothing.
+# They run as under a terminal: Python's own Ctrl-C handler (KeyboardInterrupt).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
