@@ -175,7 +175,10 @@ class SidecarSwap:
 
     def _recover_stranded(self) -> None:
         """Sidecars a killed run (SIGKILL, power loss) left set aside: put back when ``dst``
-        was not replaced after they were set aside, else deleted (an older output's)."""
+        was not replaced after they were set aside, else deleted (an older output's). Only
+        where ``dst`` exists (a killed run kept it): a new output of a batch lists no folder."""
+        if not os.path.lexists(self.dst):
+            return
         try:
             entries = list(os.scandir(self.dst.parent))
         except OSError:
