@@ -250,6 +250,8 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:  # (the dry run refuses it too)
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     options = upscale_options(args)
     src, dst = Path(args.input), Path(args.output)
     distributed = bool(args.workers or args.scheduler or os.environ.get("SR_DOMAINS_SCHEDULER"))
@@ -262,8 +264,6 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         planned = dry_run.plan(src, dst, options, args.domain, distributed)
         print(dry_run.report(planned, options))
         return 1 if dry_run.would_fail(planned) else 0  # (a script can tell a refused run)
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     with _written_on_interrupt(dst):
         if distributed:
             return _upscale_distributed(args, options)

@@ -137,6 +137,21 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(tmp_path, capsys):
     assert capsys.readouterr().out.count("would skip: complete") == 2
 
 
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_dry_run_refuses_workers_below_one_as_the_run_does(tmp_path, capsys, workers):
+    """``--workers 0``: the run refused it (usage, status 2), the dry run said "would write"."""
+    src, out = make_geotiff(tmp_path / "a.tif", width=24, height=20), tmp_path / "a_x2.tif"
+    seen = []
+    for extra in ([], ["--dry-run"]):
+        code = main(["upscale", str(src), str(out), "--workers", workers, *extra])
+        captured = capsys.readouterr()
+        seen.append((code, captured.err))
+        assert "would write" not in captured.out
+    assert seen[0] == seen[1]
+    assert seen[0] == (2, f"sr-domains: error: --workers must be >= 1, got {workers}\n")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("domain", ["geotiff", "nifti", "dicom"])
 def test_dry_run_of_a_single_input_says_what_the_run_does(tmp_path, capsys, domain):
     """A single input does not resume: a rerun refuses its existing output (``--overwrite``
