@@ -28,9 +28,10 @@ re-exported here, the module the rest of the library and user code import them f
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import torch
@@ -59,6 +60,25 @@ KINDS = ("bicubic", "wald", "kspace", "gaussian", "motion", "random")
 DegradationKind = Literal["bicubic", "wald", "kspace", "gaussian", "motion", "random"]
 #: The families a ``random`` degradation draws from (``kspace`` is added for MRI configs).
 RANDOM_KINDS = ("bicubic", "gaussian", "wald", "motion")
+
+
+#: The two-number fields of :class:`DegradationConfig` and what their numbers are.
+_RANGES = {
+    "random_sigma": "(min, max)",
+    "random_mtf": "(min, max)",
+    "random_noise": "(max Gaussian sigma, max Rician sigma)",
+}
+
+
+def _pair(name: str, value: Any, what: str) -> tuple[float, float]:
+    """``value`` as two floats, else a :class:`ConfigError` naming ``name`` and its form."""
+    items: tuple[float, ...] = ()
+    if not isinstance(value, (str, bytes)):
+        with contextlib.suppress(TypeError, ValueError):  # (not a sequence, not numbers)
+            items = tuple(float(v) for v in value)
+    if len(items) != 2:
+        raise ConfigError(f"{name} must be 2 numbers {what}, got {value!r}")
+    return items[0], items[1]
 
 
 @dataclass(frozen=True)
@@ -119,13 +139,10 @@ class DegradationConfig:
         if not kinds or bad:
             raise ConfigError(f"random_kinds must name {', '.join(KINDS[:-1])}; got {kinds}")
         object.__setattr__(self, "random_kinds", kinds)
-        for name in ("random_sigma", "random_mtf", "random_noise"):
-            lo, hi = (float(v) for v in getattr(self, name))
+        for name, what in _RANGES.items():
+            lo, hi = _pair(name, getattr(self, name), what)
             if name == "random_noise" and not (0 <= lo < math.inf and 0 <= hi < math.inf):
-                raise ConfigError(
-                    f"random_noise must be (max Gaussian sigma, max Rician sigma) >= 0, got "
-                    f"{getattr(self, name)}"
-                )
+                raise ConfigError(f"random_noise must be {what} >= 0, got {self.random_noise}")
             if name != "random_noise" and not 0 <= lo <= hi:
                 raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max")
             object.__setattr__(self, name, (lo, hi))

@@ -416,6 +416,14 @@ def test_a_negative_random_noise_level_is_refused(levels):
         dg.DegradationConfig(kind="random", random_noise=levels)
 
 
+@pytest.mark.parametrize("value", [(0.02,), (0.02, 0.0, 0.01), 0.02, "ab", ("x", 0.0)])
+@pytest.mark.parametrize("key", ["random_noise", "random_sigma", "random_mtf"])
+def test_a_range_of_the_wrong_length_is_a_config_error(key, value):
+    """``random_noise: [0.02]`` raised a bare "not enough values to unpack" ValueError."""
+    with pytest.raises(ConfigError, match=rf"^{key} must be 2 numbers \("):
+        dg.DegradationConfig(kind="random", **{key: value})
+
+
 @pytest.mark.parametrize("maxima", [(0.02, 0.03), (0.02, 0.0), (0.0, 0.03)])
 def test_random_noise_levels_cover_zero_to_max_for_each_type(maxima):
     """Each noise type's sigma is drawn uniformly over [0, max] (the type choice must not also
