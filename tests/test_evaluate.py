@@ -82,6 +82,46 @@ def test_evaluate_cli_prints_a_table_and_writes_figure_and_json(tmp_path, capsys
         assert fig.width > fig.height  # 4 columns, 2 rows
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bicubic",
+        "wald",
+        "kspace",
+        "gauss-0.4",
+        "gauss-0.8",
+        "motion",
+        "wald+noise",
+        "kspace+rician",
+    ],
+)
+def test_evaluate_degradation_takes_the_kinds_and_the_battery_cases(tmp_path, capsys, name):
+    """``--degradation`` offered bicubic, wald and kspace: not the battery's Gaussian and
+    motion PSFs. A battery case name scores with the battery's settings, a kind with its
+    defaults."""
+    from sr_domains.train.battery import CASES
+
+    data, weights, js = _pngs(tmp_path / "imgs", n=1), _weights(tmp_path), tmp_path / "s.json"
+    argv = ["evaluate", "--weights", str(weights), "--data", str(data), "--json", str(js)]
+    assert main([*argv, "--degradation", name]) == 0
+    got = [im["psnr_bicubic"] for im in json.loads(js.read_text())["images"]]
+    cases = {c.name: c.degradation for c in CASES}
+    deg = cases[name] if name in cases else DegradationConfig(kind=name)
+    want = evaluate(weights=weights, data=(str(data),), degradation=deg)
+    assert got == pytest.approx([s.psnr_bicubic for s in want.scores], abs=1e-9)
+    if deg != DegradationConfig(kind=deg.kind):  # the case's settings, not the kind's defaults
+        plain = evaluate(weights=weights, data=(str(data),), degradation=deg.kind)
+        assert got != pytest.approx([s.psnr_bicubic for s in plain.scores], abs=1e-3)
+
+
+def test_evaluate_offers_every_battery_case():
+    """A case added to the battery is a ``--degradation`` name too."""
+    from sr_domains.train.battery import CASES
+    from sr_domains.train.cli import DEGRADATIONS
+
+    assert {c.name for c in CASES} <= set(DEGRADATIONS)
+
+
 def test_evaluate_json_is_strict_for_a_flat_image(tmp_path, capsys):
     """A flat image (an all-zero slice): bicubic reproduces it exactly, its PSNR is infinite,
     and the JSON holds null there, not the non-standard constant Infinity."""

@@ -6,12 +6,22 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli_common import add_progress, show_progress
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from ..degrade import DegradationConfig
+
 log = logging.getLogger(__name__)
+
+#: ``evaluate --degradation`` names: kinds with their defaults, then the battery's case names
+#: (:data:`sr_domains.train.battery.CASES`, with the battery's settings).
+DEGRADATIONS = (
+    *("bicubic", "wald", "kspace"),
+    *("gauss-0.4", "gauss-0.8", "motion", "wald+noise", "kspace+rician"),
+)
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -106,8 +116,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--degradation",
         default="bicubic",
-        choices=("bicubic", "wald", "kspace"),
-        help="how LR inputs are made (default: bicubic)",
+        choices=DEGRADATIONS,
+        metavar="NAME",
+        help="how LR inputs are made: bicubic (default), wald or kspace (those kinds' "
+        "defaults), or a quality battery case with its settings: gauss-0.4, gauss-0.8, motion, "
+        "wald+noise, kspace+rician",
     )
     e.add_argument(
         "--max-images",
@@ -249,6 +262,13 @@ def _cmd_battery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _degradation(name: str) -> str | DegradationConfig:
+    """The battery case ``name``'s degradation (its settings), else the kind ``name``."""
+    from .battery import CASES
+
+    return next((c.degradation for c in CASES if c.name == name), name)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
@@ -267,7 +287,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scale=args.scale,
         profile=args.profile,
         bands=bands,
-        degradation=args.degradation,
+        degradation=_degradation(args.degradation),
         max_images=50 if args.max_images is None else args.max_images,
         max_pixels=1024 * 1024 if args.max_pixels is None else args.max_pixels,
         png=args.png,
