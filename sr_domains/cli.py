@@ -27,20 +27,30 @@ if TYPE_CHECKING:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .adapters import find_adapter
+    from .errors import UnreadableFilesError
 
     path = Path(args.input)
     mod = find_adapter(path, args.domain).load()
-    if args.json:
+    try:
+        report = mod.info_json(path) if args.json else mod.info(path)
+    except UnreadableFilesError as exc:  # what could be read, then the error (status 1)
+        _print_info(exc.report, args.json)
+        raise
+    _print_info(report, args.json)
+    return 0
+
+
+def _print_info(report: Any, as_json: bool) -> None:
+    if as_json:
         import json
 
         from .strict_json import finite_json
 
         # strict JSON: a NaN nodata value as "nan", as gdalinfo -json writes it
-        info = finite_json(mod.info_json(path), text=True)
+        info = finite_json(report, text=True)
         print(json.dumps(info, indent=2, default=str, allow_nan=False))
     else:
-        print(mod.info(path))
-    return 0
+        print(report)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:

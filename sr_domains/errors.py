@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from os import PathLike
+from typing import Any
 
 
 class SRDomainsError(Exception):
@@ -97,6 +98,17 @@ class InputFileError(SRDomainsError, OSError):
             raise cls.missing(path)
         if os.path.isdir(path):
             raise cls(path, f"is a folder, not {what}")
+
+
+class UnreadableFilesError(InputFileError):
+    """Files of an input that cannot be read or decoded, found while summarising the rest
+    (``sr-domains info`` of a DICOM folder): the message names the first; ``report`` is the
+    summary (text or JSON-ready data), which the CLI prints before the error."""
+
+    def __init__(self, first: InputFileError, n_more: int, report: Any) -> None:
+        more = f" (and {n_more} more unreadable file(s), listed)" if n_more else ""
+        super().__init__(first.path, first.problem + more)
+        self.report = report
 
 
 class GeometryError(SRDomainsError, ValueError):

@@ -1,7 +1,7 @@
 """A study tree with one unreadable file: a series named with ``--series`` in other folders
 still runs (the broken file named in a warning), ``info`` lists the intact series and the
-broken file's problem; a broken file beside the named series' files still stops it (it may
-be a lost slice of it), and without ``--series`` any broken file does."""
+broken file's problem, then exits 1 naming it; a broken file beside the named series' files
+still stops it (it may be a lost slice of it), and without ``--series`` any broken file does."""
 
 from __future__ import annotations
 
@@ -54,9 +54,10 @@ def test_a_broken_file_beside_the_named_series_stops_it(tmp_path):
 
 def test_info_lists_the_intact_series_and_the_broken_file(tmp_path, capsys):
     uid, broken = _tree(tmp_path / "study")
-    assert main(["info", str(tmp_path / "study")]) == 0
-    out = capsys.readouterr().out
+    assert main(["info", str(tmp_path / "study")]) == 1  # (it said 0: a broken file is an error)
+    out, err = capsys.readouterr()
     assert uid in out and "1 unreadable file(s)" in out and str(broken) in out
+    assert err.startswith(f"sr-domains: error: {broken}: ")
     assert main(["info", str(broken)]) != 0  # the broken file alone: its error
 
 

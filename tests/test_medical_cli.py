@@ -132,6 +132,31 @@ def test_cli_info(tmp_path, capsys):
     assert "problem" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_info_of_a_file_whose_pixel_data_is_cut_short_names_it_and_exits_1(
+    tmp_path, capsys, as_json
+):
+    """Headers intact, pixel data cut short: ``info`` read the headers only and exited 0,
+    where ``upscale`` fails on the file. It decodes every file now: the summary, then the
+    error naming the file (status 1), for the folder and for the file alone."""
+    import json
+
+    files = make_dicom_series(tmp_path / "d", n_slices=3, rows=8, cols=6)
+    cut = files[1]
+    cut.write_bytes(cut.read_bytes()[:-40])
+    flag = ["--json"] if as_json else []
+    for src in (tmp_path / "d", cut):
+        assert main(["info", *flag, str(src)]) == 1
+        out, err = capsys.readouterr()
+        assert err.startswith(f"sr-domains: error: {cut}: cannot decode the pixel data"), err
+        if as_json:
+            (problem,) = json.loads(out)["undecodable"]
+            assert problem.startswith(f"{cut}: cannot decode the pixel data")
+        else:
+            assert "1 DICOM series" in out and f"problem    {cut}: cannot decode" in out
+    assert main(["info", *flag, str(files[0])]) == 0  # an intact file of the series
+
+
 def test_adapters_import_without_nibabel_or_pydicom(tmp_path):
     """The CLI imports adapters to sniff inputs; that must work without the medical extra."""
     code = textwrap.dedent(

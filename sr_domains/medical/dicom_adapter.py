@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputFileError
+from ..errors import InputFileError, UnreadableFilesError
 from ..options import UpscaleOptions, check_supported
 from .dicom_read import has_dicm_preamble
 
@@ -94,10 +94,12 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
 
 
 def info_json(path: Path) -> dict[str, Any]:
-    """:func:`info` as JSON-ready data: every series with its size, spacing and geometry."""
+    """:func:`info` as JSON-ready data: every series with its size, spacing and geometry, the
+    unreadable and the undecodable files (which raise as in :func:`info`)."""
     from .dicom_read import select_series, summarize
 
     groups, bad = _scan(path)
+    undecodable = _undecodable(groups)
     out = []
     for s in summarize(groups):
         entry: dict[str, Any] = {
@@ -121,7 +123,14 @@ def info_json(path: Path) -> dict[str, Any]:
         except InputFileError as exc:
             entry["problem"] = str(exc)
         out.append(entry)
-    return {"path": str(path), "series": out, "unreadable": [_problem(f) for f in bad]}
+    report = {
+        "path": str(path),
+        "series": out,
+        "unreadable": [_problem(f) for f in bad],
+        "undecodable": [str(e) for errors in undecodable.values() for e in errors],
+    }
+    _check_files(bad, undecodable, report)
+    return report
 
 
 def _scan(path: Path) -> tuple[dict[str, list[tuple[Path, Any]]], list[Path]]:
@@ -139,20 +148,54 @@ def _scan(path: Path) -> tuple[dict[str, list[tuple[Path, Any]]], list[Path]]:
 def _problem(f: Path) -> str:
     """The error of an unreadable file :func:`~sr_domains.medical.dicom_read.scan_series` left
     out, as one line naming it."""
+    return str(_error(f))
+
+
+def _error(f: Path) -> InputFileError:
+    """The error of an unreadable file :func:`~sr_domains.medical.dicom_read.scan_series` left
+    out."""
     from .dicom_read import read_header
 
     try:
         read_header(f)
     except InputFileError as exc:
-        return str(exc)
-    return f"{f}: missing SeriesInstanceUID (0020,000E)"
+        return exc
+    return InputFileError(f, "missing SeriesInstanceUID (0020,000E)")
+
+
+def _undecodable(groups: dict[str, list[tuple[Path, Any]]]) -> dict[str, list[InputFileError]]:
+    """``{series uid: [error, ...]}`` of the files whose pixel data cannot be decoded, each
+    decoded as ``upscale`` decodes it (one file at a time)."""
+    from .dicom_series import decode_pixels
+
+    out: dict[str, list[InputFileError]] = {}
+    for uid, items in groups.items():
+        for f, ds in items:
+            try:
+                decode_pixels(f, ds)
+            except InputFileError as exc:
+                out.setdefault(uid, []).append(exc)
+    return out
+
+
+def _check_files(
+    bad: list[Path], undecodable: dict[str, list[InputFileError]], report: Any
+) -> None:
+    """Raise :class:`UnreadableFilesError` (carrying ``report``) when a file could not be read
+    or decoded."""
+    errors = [_error(f) for f in bad] + [e for es in undecodable.values() for e in es]
+    if errors:
+        raise UnreadableFilesError(errors[0], len(errors) - 1, report)
 
 
 def info(path: Path) -> str:
-    """The series in a folder (or file): size, spacing, orientation, encoding, problems."""
+    """The series in a folder (or file): size, spacing, orientation, encoding, problems. Every
+    file's pixel data is decoded: a file that cannot be read or decoded raises
+    :class:`~sr_domains.errors.UnreadableFilesError` naming it, which carries the summary."""
     from .dicom_read import summarize
 
     groups, bad = _scan(path)
+    undecodable = _undecodable(groups)
     series = summarize(groups)
     lines = [f"{path}: {len(series)} DICOM series"]
     for s in series:
@@ -160,10 +203,13 @@ def info(path: Path) -> str:
         if s.description:
             lines.append(f"  description {s.description}")
         lines.extend(_describe(Path(path), groups, s.uid))
+        lines.extend(f"  problem    {e}" for e in undecodable.get(s.uid, []))
     if bad:
         lines.append(f"{len(bad)} unreadable file(s), left out:")
         lines.extend(f"  problem    {_problem(f)}" for f in bad)
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    _check_files(bad, undecodable, text)
+    return text
 
 
 def upscale(
