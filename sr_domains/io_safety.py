@@ -50,6 +50,7 @@ from .io_temps import (  # re-exported: temporary names and their cleanup live t
     TMP_TAG,  # noqa: F401
     clean_stale,
     full_suffix,
+    keep_if_foreign,
     remove_temp,
     temp_name,
 )
@@ -136,23 +137,10 @@ def replace_dir(tmp: Path, dst: Path) -> None:
 def _drop_previous(old: Path, dst: Path) -> None:
     """Delete the folder the new ``dst`` replaced, unless entries sr_domains did not write
     appeared in it after the last check (a file saved into it during the swap): then it is
-    kept beside the output under a visible name, with a warning."""
-    try:
-        foreign = foreign_entries(old)
-    except OSError as exc:  # (cannot tell: kept)
-        foreign = [f"(cannot list it: {exc})"]
-    if not foreign:
+    kept beside the output under a visible name, with a warning (:func:`keep_if_foreign`;
+    should that fail or be interrupted, the next run's :func:`clean_stale` keeps it too)."""
+    if not keep_if_foreign(old, dst):
         remove_temp(old)
-        return
-    kept = dst.parent / f"{dst.name}.previous-{secrets.token_hex(3)}"
-    os.rename(old, kept)
-    log.warning(
-        "%s: the folder it replaced received entries sr_domains did not write during the run "
-        "(%s); it is kept as %s",
-        dst,
-        ", ".join(foreign[:5]),
-        kept,
-    )
 
 
 def _write_manifest(folder: Path, sources: Sequence[PathArg], extra: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from .output_checks import PathArg
+from .output_checks import PathArg, foreign_entries, read_manifest
 
 log = logging.getLogger("sr_domains.io_safety")  # the name these messages always had
 
@@ -43,9 +43,50 @@ def remove_temp(path: Path) -> None:
             log.warning("could not remove temporary %s: %s", p, exc)
 
 
+def keep_if_foreign(folder: Path, dst: Path, *, replaced: bool = True) -> bool:
+    """Move a replaced output folder ``folder`` beside ``dst`` as ``NAME.previous-XXXXXX``
+    (True) when it holds entries sr_domains did not write (files a user saved into the output
+    while a run replaced it), or when it cannot be listed; False when it may be deleted.
+
+    ``replaced=False``: ``folder`` may also be a run's unfinished temporary folder, which is
+    judged only once it has a manifest (written last: without it, every entry is ours)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    if not replaced and read_manifest(folder) is None:
+        return False
+    try:
+        foreign = foreign_entries(folder)
+    except OSError as exc:  # (cannot tell: kept)
+        foreign = [f"(cannot list it: {exc})"]
+    if not foreign:
+        return False
+    kept = dst.parent / f"{dst.name}.previous-{secrets.token_hex(3)}"
+    try:
+        os.rename(folder, kept)
+    except OSError as exc:
+        log.error(
+            "%s: the folder it replaced holds entries sr_domains did not write (%s); it could "
+            "not be renamed (%s) and stays as %s, which later runs keep",
+            dst,
+            ", ".join(foreign[:5]),
+            exc,
+            folder,
+        )
+        return True
+    log.warning(
+        "%s: the folder it replaced received entries sr_domains did not write (%s); it is kept "
+        "as %s",
+        dst,
+        ", ".join(foreign[:5]),
+        kept,
+    )
+    return True
+
+
 def clean_stale(dst: PathArg) -> None:
     """Under the lock of ``dst``: remove temporaries of earlier runs; finish an interrupted
-    folder replacement (restore the previous output when the final name is missing)."""
+    folder replacement (restore the previous output when the final name is missing). A
+    replaced folder holding a user's files is kept (:func:`keep_if_foreign`), never removed."""
     dst = Path(dst)
     try:
         entries = list(os.scandir(dst.parent))
@@ -61,9 +102,12 @@ def clean_stale(dst: PathArg) -> None:
         log.warning("%s: restored the previous output after an interrupted replacement", dst)
         olds = olds[:-1]
     for p in olds:
-        remove_temp(p)
+        if not keep_if_foreign(p, dst):
+            remove_temp(p)
     for e in entries:
         if e.name.startswith(tmp_prefix) and os.path.lexists(e.path):
+            if keep_if_foreign(Path(e.path), dst, replaced=False):
+                continue
             log.info("removing %s left by an interrupted run", e.path)
             remove_temp(Path(e.path))
 
@@ -80,4 +124,12 @@ def full_suffix(path: PathArg) -> str:
     return "".join(p.suffixes[-2:]) if p.name.lower().endswith(".gz") else p.suffix
 
 
-__all__ = ["OLD_TAG", "TMP_TAG", "clean_stale", "full_suffix", "remove_temp", "temp_name"]
+__all__ = [
+    "OLD_TAG",
+    "TMP_TAG",
+    "clean_stale",
+    "full_suffix",
+    "keep_if_foreign",
+    "remove_temp",
+    "temp_name",
+]

@@ -73,6 +73,61 @@ def test_entries_that_appear_during_the_swap_are_kept_aside(
     assert (kept / "report.txt").read_text() == "mine" and "report.txt" in caplog.text
 
 
+@pytest.mark.parametrize("use_exchange", [True, False])
+def test_a_replaced_folder_left_by_an_interrupted_keep_is_kept_by_the_next_run(
+    tmp_path, monkeypatch, caplog, use_exchange
+):
+    """Keeping the replaced folder aside failed (a Ctrl-C at that rename): it stayed under
+    its hidden temporary name, and the next run's cleanup deleted it with the user's file."""
+    src = tmp_path / "src.txt"
+    src.write_text("input")
+    dst = tmp_path / "out"
+    with io_safety.atomic_output(dst, [src], kind="dir") as tmp:
+        (tmp / "a.dcm").write_bytes(b"old")
+    (dst / "report.txt").write_text("mine")  # (after the check, as if during the swap)
+    new = io_safety.temp_name(dst)  # (the run's own temporary folder)
+    new.mkdir()
+    (new / "a.dcm").write_bytes(b"new")
+    io_safety._write_manifest(new, [src], {})
+    if not use_exchange:
+        monkeypatch.setattr(io_safety, "exchange", lambda a, b: False)
+    real = os.rename
+
+    def rename(a, b):
+        if ".previous-" in os.fspath(b):
+            raise KeyboardInterrupt
+        return real(a, b)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        io_safety.replace_dir(new, dst)
+    monkeypatch.undo()
+    assert (dst / "a.dcm").read_bytes() == b"new"
+    assert len(_leftovers(tmp_path)) == 1  # (the replaced folder, under its hidden name)
+    with (
+        caplog.at_level(logging.WARNING, logger="sr_domains"),
+        io_safety.atomic_output(dst, [src], kind="dir", overwrite=True) as tmp,
+    ):
+        (tmp / "a.dcm").write_bytes(b"newer")
+    assert (dst / "a.dcm").read_bytes() == b"newer"
+    (kept,) = tmp_path.glob("out.previous-*")
+    assert (kept / "report.txt").read_text() == "mine" and "report.txt" in caplog.text
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_unfinished_temporary_folder_is_still_removed(tmp_path):
+    """Only a replaced output is judged: a killed run's own folder (no manifest yet) goes."""
+    src = tmp_path / "src.txt"
+    src.write_text("input")
+    dst = tmp_path / "out"
+    left = io_safety.temp_name(dst)
+    left.mkdir()
+    (left / "a.dcm").write_bytes(b"half")
+    with io_safety.atomic_output(dst, [src], kind="dir") as tmp:
+        (tmp / "a.dcm").write_bytes(b"new")
+    assert _leftovers(tmp_path) == [] and not list(tmp_path.glob("out.previous-*"))
+
+
 def _previous_output_with_sidecars(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
     src = make_geotiff(tmp_path / "in.tif", width=16, height=16)
     dst = upscale_geotiff(src, tmp_path / "out" / "o.tif", model=tiny_model(1, 2))
