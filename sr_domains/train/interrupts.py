@@ -107,15 +107,46 @@ class StopRequests:
         raise SystemExit(128 + signum)
 
 
+@contextlib.contextmanager
+def held_stop_signals() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread while DataLoader workers are started (around
+    ``iter(loader)``): a worker forked then inherits them blocked, so a signal sent to the
+    process group in the instant before it leaves the group (:func:`ignore_stop_signals`)
+    cannot kill it; this process receives it once the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # (not POSIX)
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def ignore_stop_signals(worker_id: int) -> None:
     """``worker_init_fn`` of the training DataLoaders: a Ctrl-C at the terminal (a scheduler's
     SIGTERM to the job) reaches the whole process group, and a worker it killed failed the
     step the trainer finishes before it writes ``last.pt``. Each worker leaves the group
     instead of ignoring the signals: the DataLoader can still stop it (``terminate`` sends
     SIGTERM, which an ignoring worker survived, hanging the exit), and it ends with the
-    training process (PyTorch's watchdog)."""
+    training process (PyTorch's watchdog).
+
+    Started under :func:`held_stop_signals`, the worker has the signals blocked: once out of
+    the group it drops those sent to the group meanwhile (the training process got them too),
+    except its parent's SIGTERM (the DataLoader stopping it), then unblocks them."""
     with contextlib.suppress(OSError):
         os.setpgrp()
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    pending = set(SIGNALS) & signal.sigpending()
+    while pending:
+        info = signal.sigtimedwait(pending, 0)
+        if info is None:
+            break
+        if info.si_signo == signal.SIGTERM and info.si_pid == os.getppid():
+            os._exit(0)  # (as PyTorch's own worker handler does for its parent's SIGTERM)
+        pending = set(SIGNALS) & signal.sigpending()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
-__all__ = ["SIGNALS", "StopRequests", "ignore_stop_signals"]
+__all__ = ["SIGNALS", "StopRequests", "held_stop_signals", "ignore_stop_signals"]

@@ -17,7 +17,7 @@ from ..models.base import SRModel
 from .config import TrainConfig
 from .data import PatchDataset
 from .dist import DistInfo
-from .interrupts import ignore_stop_signals
+from .interrupts import held_stop_signals, ignore_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Batches:
     DataLoader iterator is made per epoch so worker processes see the new epoch. The workers
     leave the process group (a Ctrl-C or SIGTERM to the group does not kill them mid-step; the
     trainer pauses between steps, then they end with it); a group signal in the few
-    milliseconds between a worker's start and that can still kill it (the step then fails).
+    milliseconds between a worker's start and that reaches it blocked and is dropped.
     """
 
     def __init__(self, dataset: PatchDataset, config: TrainConfig, info: DistInfo) -> None:
@@ -111,7 +111,9 @@ class Batches:
                 pin_memory=self.info.device.type == "cuda",
                 worker_init_fn=ignore_stop_signals,  # (out of the process group)
             )
-            yield from loader
+            with held_stop_signals():  # (while its workers start)
+                batches = iter(loader)
+            yield from batches
             epoch, offset = epoch + 1, 0
 
 
