@@ -229,3 +229,5 @@ def test_a_12_bit_series_keeps_its_stored_range_and_saturation(tmp_path, modalit
             got = pydicom.dcmread(f).pixel_array.astype(np.int64)
             assert (got[6:16, 4:14] == 4095).all(), envelope  # the block's whole footprint
             assert got.max() == 4095 and got.min() >= 0, envelope
+            d = pydicom.dcmread(f, stop_before_pixels=True)
+            assert (d.BitsStored, d.HighBit) == (12, 11), envelope  # (it was 16: kept now)

@@ -214,7 +214,8 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     ds.ContributingEquipmentSequence = Sequence([*prev, eq])
     ds.SamplesPerPixel = 1
     bits = int(info.get("bits", 16))
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    kept = int(info.get("bits_stored", bits))
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, kept, kept - 1
     ds.PixelRepresentation = int(info["signed"])
 
 

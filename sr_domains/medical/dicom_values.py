@@ -43,6 +43,20 @@ def declared_range(ds: Any) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
+def kept_bits_stored(stored: np.ndarray, sources: Any) -> int:
+    """``BitsStored`` for the written ``stored`` values: the sources' own (12 in 16-bit words)
+    when they all have the same one and every written value fits in its range (as the
+    default value envelope keeps them), else the full width of ``stored``'s type."""
+    full = stored.dtype.itemsize * 8
+    bits = {int(ds.get("BitsStored", 0) or 0) for ds in sources}
+    if len(bits) != 1 or not 0 < (b := bits.pop()) < full or stored.size == 0:
+        return full
+    lo, hi = (
+        (-(1 << (b - 1)), (1 << (b - 1)) - 1) if stored.dtype.kind == "i" else (0, (1 << b) - 1)
+    )
+    return b if lo <= int(stored.min()) and int(stored.max()) <= hi else full
+
+
 def stored_kind(ds: Any) -> tuple[int, int, int]:
     """``(PixelRepresentation, BitsAllocated, BitsStored)`` of an image."""
     alloc = int(ds.get("BitsAllocated", 16) or 16)

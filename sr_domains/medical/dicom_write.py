@@ -49,6 +49,7 @@ from .dicom_values import (
     holding_dtype,
     int_tag,
     keep_off_padding,
+    kept_bits_stored,
     padding_range,
     retag_padding,
 )
@@ -217,6 +218,7 @@ def write_derived_series(
         "derivation": derivation,
         "signed": stored.dtype.kind == "i",
         "bits": stored.dtype.itemsize * 8,
+        "bits_stored": kept_bits_stored(stored, [s.ds for s in series.slices]),
     }
     # IOP and PixelSpacing come from the source exactly (only the spacing is divided), so the
     # written tags carry no round-off; positions come from the upscaled affine.
