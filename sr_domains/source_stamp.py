@@ -1,8 +1,11 @@
-"""The stamp of an output's input (its size, newest modification time and checksum), recorded
-with the output, so that a rerun redoes an output whose input changed since it was made."""
+"""The stamp of an output's input (its size, newest modification time, checksum and which
+files it was), recorded with the output, so that a rerun redoes an output whose input changed
+since it was made, and does not take one made from another input of the same name for it."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,16 +18,39 @@ SOURCE_STAMP_KEY = "source_stamp"
 #: Why a resume redoes an output whose input changed (:func:`input_changed`).
 INPUT_CHANGED = "its input changed since it was made"
 
+#: Why a rerun does not replace an output of another input file of the same name
+#: (:func:`other_input`) without ``--overwrite``.
+OTHER_INPUT = "made from another input file of the same name, or from this one moved and changed"
+
+
+def input_id(paths: Sequence[Path]) -> str:
+    """Which files the input is: a hash of their real paths (the paths themselves are not
+    written into outputs that may be shared)."""
+    real = sorted(os.path.realpath(p) for p in paths)
+    return hashlib.sha256(os.fsencode("\0".join(real))).hexdigest()[:32]
+
 
 def stamp_of(paths: Sequence[Path]) -> dict[str, Any]:
-    """``{"size", "mtime_ns", "sha256"}`` of the input files: their total size in bytes, the
-    newest modification time (ns) and the SHA-256 of their bytes in name order."""
+    """``{"size", "mtime_ns", "sha256", "input_id"}`` of the input files: their total size in
+    bytes, the newest modification time (ns), the SHA-256 of their bytes in name order, and
+    :func:`input_id`."""
     stats = [Path(p).stat() for p in paths]
     return {
         "size": sum(s.st_size for s in stats),
         "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
         "sha256": file_sha256([Path(p) for p in paths]),
+        "input_id": input_id(paths),
     }
+
+
+def other_input(recorded: object, paths: Sequence[Path]) -> bool:
+    """Whether an output whose input "changed" (:func:`input_changed`) was made from other
+    files than ``paths``: another input of the same name (``a/scene.tif`` then
+    ``b/scene.tif`` into one folder), which a rerun must not replace as if it were its own.
+    An earlier stamp without ``input_id`` cannot tell: False."""
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("input_id"), str):
+        return False
+    return bool(recorded["input_id"] != input_id(paths))
 
 
 def input_changed(recorded: object, paths: Sequence[Path]) -> bool:
@@ -49,4 +75,12 @@ def input_changed(recorded: object, paths: Sequence[Path]) -> bool:
         return True
 
 
-__all__ = ["INPUT_CHANGED", "SOURCE_STAMP_KEY", "input_changed", "stamp_of"]
+__all__ = [
+    "INPUT_CHANGED",
+    "OTHER_INPUT",
+    "SOURCE_STAMP_KEY",
+    "input_changed",
+    "input_id",
+    "other_input",
+    "stamp_of",
+]

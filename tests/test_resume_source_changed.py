@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -199,3 +200,47 @@ def test_a_vrt_of_vrts_is_redone_when_the_raster_two_levels_down_changes(tmp_pat
     with caplog.at_level(logging.WARNING):
         assert geo_many(tmp_path / "in2", out, scale=2, model=model) == [done]
     assert _redone(caplog) == [f"{done}: {REDO}"]
+
+
+def test_an_output_of_another_input_of_the_same_name_is_not_replaced(tmp_path):
+    """``a/s.tif`` then ``b/s.tif`` into one folder without --overwrite: the second batch took
+    the first one's output for its own with a changed input and replaced it (exit 0, "its
+    input changed since it was made: redoing it"). A moved input with the same bytes is still
+    the same input: skipped."""
+    pytest.importorskip("rasterio")
+    from sr_domains.errors import OutputExistsError
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.source_stamp import OTHER_INPUT
+    from sr_domains.testing.geo import make_geotiff
+
+    out, model = tmp_path / "out", tiny_model(1, 2)
+    for name, seed in (("a", 0), ("b", 1)):
+        (tmp_path / name).mkdir()
+        make_geotiff(tmp_path / name / "s.tif", width=16, height=16, compress=None, seed=seed)
+    (done,) = geo_many(tmp_path / "a", out, scale=2, model=model)
+    first = done.read_bytes()
+    with pytest.raises(OutputExistsError, match=re.escape(OTHER_INPUT)):
+        geo_many(tmp_path / "b", out, scale=2, model=model)
+    assert done.read_bytes() == first
+    (tmp_path / "a").rename(tmp_path / "moved")  # the same bytes elsewhere: complete
+    assert geo_many(tmp_path / "moved", out, scale=2, model=model) == []  # (none written)
+    assert done.read_bytes() == first
+    geo_many(tmp_path / "b", out, scale=2, model=model, overwrite=True)
+    assert done.read_bytes() != first
+
+
+def test_a_nifti_output_of_another_input_of_the_same_name_is_not_replaced(tmp_path):
+    pytest.importorskip("nibabel")
+    from sr_domains.distributed import upscale_many
+    from sr_domains.source_stamp import OTHER_INPUT
+    from sr_domains.testing.medical import make_nifti
+
+    out, opts, model = tmp_path / "out", UpscaleOptions(), tiny_model(1, 2)
+    for name, seed in (("a", 0), ("b", 1)):
+        (tmp_path / name).mkdir()
+        make_nifti(tmp_path / name / "t1.nii", shape=(14, 12, 4), oblique=bool(seed))
+    assert upscale_many(tmp_path / "a", out, options=opts, model=model).count("ok") == 1
+    first = (out / "t1.nii").read_bytes()
+    again = upscale_many(tmp_path / "b", out, options=opts, model=model)
+    assert again.count("failed") == 1 and OTHER_INPUT in again.results[0].error
+    assert (out / "t1.nii").read_bytes() == first

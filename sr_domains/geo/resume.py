@@ -12,7 +12,7 @@ from ..made_with import Made, Requested
 from ..recorded_names import recorded_name
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
-from ..source_stamp import INPUT_CHANGED, input_changed
+from ..source_stamp import INPUT_CHANGED, OTHER_INPUT, input_changed, other_input
 from .gdal_paths import open_dataset, raster_inputs
 from .names import starts_like_tiff
 from .output_spec import TAG_PREFIX
@@ -59,8 +59,9 @@ def output_check(
         )
         if not ours:
             return "foreign", ""
-        if _input_changed(tags.get(f"{TAG_PREFIX}SOURCE_STAMP"), src):
-            return "damaged", INPUT_CHANGED
+        changed = _input_changed(tags.get(f"{TAG_PREFIX}SOURCE_STAMP"), src)
+        if changed:
+            return changed
         if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
             return "damaged", ""
         made = Made.from_tags(tags, TAG_PREFIX)
@@ -81,16 +82,22 @@ def output_check(
     return "complete", ""
 
 
-def _input_changed(tag: str | None, src: Path) -> bool:
-    """Whether the files read for ``src`` (a VRT's sources too) differ from the stamp the
-    output's ``SR_DOMAINS_SOURCE_STAMP`` tag recorded (none: an earlier version, unchanged)."""
+def _input_changed(tag: str | None, src: Path) -> tuple[str, str] | None:
+    """``(status, why)`` when the files read for ``src`` (a VRT's sources too) differ from the
+    stamp the output's ``SR_DOMAINS_SOURCE_STAMP`` tag recorded: ``"damaged"`` (redo it) when
+    they are the same files, changed since; ``"other"`` (never replaced without
+    ``--overwrite``) when the output was made from other files of the same name. None: the
+    same (or no stamp: an earlier version, unchanged)."""
     if not tag:
-        return False
+        return None
     try:
         recorded = json.loads(tag)
-        return input_changed(recorded, raster_inputs(src))
+        files = raster_inputs(src)
+        if not input_changed(recorded, files):
+            return None
     except (ValueError, InputFileError, OSError):
-        return False
+        return None
+    return ("other", OTHER_INPUT) if other_input(recorded, files) else ("damaged", INPUT_CHANGED)
 
 
 def batch_check(

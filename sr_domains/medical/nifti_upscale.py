@@ -29,7 +29,14 @@ from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..recorded_names import recorded_name
-from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
+from ..source_stamp import (
+    INPUT_CHANGED,
+    OTHER_INPUT,
+    SOURCE_STAMP_KEY,
+    input_changed,
+    other_input,
+    stamp_of,
+)
 from ..value_domain import ValueOptions, ValueRules
 from .common import (
     check_through_plane,
@@ -272,6 +279,8 @@ def nifti_output_check(
     if requested is None and prov.get("scale") != scale:
         return "foreign", ""
     if input_changed(prov.get(SOURCE_STAMP_KEY), [src]):
+        if other_input(prov.get(SOURCE_STAMP_KEY), [src]):  # (a.nii.gz, then b/a.nii.gz)
+            return "other", OTHER_INPUT
         return "damaged", INPUT_CHANGED
     if not isinstance(prov.get("values"), dict):  # the placeholder was never filled in
         return "damaged", ""
