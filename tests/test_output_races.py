@@ -262,3 +262,29 @@ def test_nbits_is_kept_only_with_codecs_that_store_it_exactly(tmp_path, cog):
         out = ds.read(1)
         assert "NBITS" not in ds.tags(1, ns="IMAGE_STRUCTURE")
     assert out.min() >= 500 and out.max() <= 2416
+
+
+@pytest.mark.parametrize("isotropic", [False, True])
+def test_a_series_of_links_into_the_output_folder_is_refused(tmp_path, isotropic):
+    """A sorted folder of symbolic links to the files of an earlier output (as DICOM sorters
+    make them), upscaled back into that output with --overwrite: only the series folder was
+    compared with the output, so the series the links read was deleted and replaced."""
+    from sr_domains.medical import upscale_dicom_series
+    from sr_domains.medical.isotropic_api import isotropic_dicom
+    from sr_domains.options import IsotropicOptions, UpscaleOptions
+    from sr_domains.testing.dicom import make_dicom_series
+
+    make_dicom_series(tmp_path / "mr", n_slices=4, rows=8, cols=8)
+    out = tmp_path / "sr1"
+    upscale_dicom_series(tmp_path / "mr", out, model=tiny_model(1, 2))
+    before = _tree(out)
+    (tmp_path / "sorted").mkdir()
+    for f in out.glob("*.dcm"):
+        (tmp_path / "sorted" / f.name).symlink_to(f)
+    with pytest.raises(UnsafeOutputError, match="holds the input"):
+        if isotropic:
+            opts = UpscaleOptions(isotropic=IsotropicOptions(), overwrite=True)
+            isotropic_dicom(tmp_path / "sorted", out, opts)
+        else:
+            upscale_dicom_series(tmp_path / "sorted", out, model=tiny_model(1, 2), overwrite=True)
+    assert _tree(out) == before

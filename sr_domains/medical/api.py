@@ -15,7 +15,7 @@ from ..engine_build import upscaler_of
 from ..errors import ConfigError, SRDomainsError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile
-from ..io_safety import atomic_output, preflight
+from ..io_safety import atomic_output, check_paths, preflight
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
@@ -133,6 +133,7 @@ def run_dicom_series(
     check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=options.overwrite)
     series = load_dicom_series(src, options.series_uid)
+    check_paths(dst, series.files, kind="dir")  # (links into the output folder: its files)
     stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
     if through_plane:
         check_through_plane(src, tuple(series.shape), "series")

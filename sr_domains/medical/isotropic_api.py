@@ -16,7 +16,7 @@ import numpy as np
 
 from ..api_options import keyword_options
 from ..errors import ConfigError, InputFileError
-from ..io_safety import atomic_output, preflight
+from ..io_safety import atomic_output, check_paths, preflight
 from ..made_with import MADE_KEY
 from ..options import (
     DEFAULT_BUDGET_MINUTES,
@@ -285,6 +285,7 @@ def isotropic_dicom(
     preflight(dst, [src], kind="dir", overwrite=overwrite)
     _check_model_path(internal.save_model, [src, dst], overwrite, weights)
     series = load_dicom_series(src, options.series_uid)
+    check_paths(dst, series.files, kind="dir")  # (links into the output folder: its files)
     stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
     if not series.has_geometry or series.n_slices < 3:
         raise InputFileError(
