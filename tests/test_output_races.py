@@ -281,10 +281,14 @@ def test_a_series_of_links_into_the_output_folder_is_refused(tmp_path, isotropic
     (tmp_path / "sorted").mkdir()
     for f in out.glob("*.dcm"):
         (tmp_path / "sorted" / f.name).symlink_to(f)
-    with pytest.raises(UnsafeOutputError, match="holds the input"):
+
+    def run() -> None:
         if isotropic:
             opts = UpscaleOptions(isotropic=IsotropicOptions(), overwrite=True)
             isotropic_dicom(tmp_path / "sorted", out, opts)
         else:
             upscale_dicom_series(tmp_path / "sorted", out, model=tiny_model(1, 2), overwrite=True)
+
+    with pytest.raises(UnsafeOutputError, match="holds the input"):
+        run()
     assert _tree(out) == before
