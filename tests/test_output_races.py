@@ -131,6 +131,11 @@ def test_an_unfinished_temporary_folder_is_still_removed(tmp_path):
 def _previous_output_with_sidecars(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
     src = make_geotiff(tmp_path / "in.tif", width=16, height=16)
     dst = upscale_geotiff(src, tmp_path / "out" / "o.tif", model=tiny_model(1, 2))
+    from rasterio.enums import Resampling
+
+    with rasterio.Env(TIFF_USE_OVR=True), rasterio.open(dst, "r+") as ds:
+        ds.build_overviews([2], Resampling.average)  # o.tif.ovr, as gdaladdo -ro / QGIS make
+    assert (dst.parent / "o.tif.ovr").is_file()
     (dst.parent / "o.tif.aux.xml").write_text(
         '<PAMDataset><Metadata><MDI key="NOTE">mine</MDI></Metadata></PAMDataset>'
     )
@@ -167,6 +172,7 @@ def test_a_successful_overwrite_still_removes_the_stale_sidecars(tmp_path):
     assert sorted(_tree(dst.parent)) == ["o.tif"]
     with rasterio.open(dst) as ds:
         assert "NOTE" not in ds.tags()
+        assert ds.overviews(1) == []  # (the old image's, served zoomed out, were kept)
 
 
 def test_a_file_size_limit_is_named_and_leaves_no_file(tmp_path):
@@ -220,7 +226,7 @@ def test_sidecars_a_killed_run_left_aside_are_recovered(tmp_path, monkeypatch, r
     ``.o.tif.aux.xml.sr-aside-PID-XXXX`` for good: the next run puts them back when the output
     was not replaced since, and deletes them when it was."""
     src, dst, before = _previous_output_with_sidecars(tmp_path)
-    for name in ("o.tif.aux.xml", "o.tif.msk"):
+    for name in ("o.tif.aux.xml", "o.tif.msk", "o.tif.ovr"):
         os.rename(dst.parent / name, dst.parent / f".{name}.sr-aside-{DEAD_PID}-beef")
     if replaced_after:  # (the output changed after the set-aside: they are an older one's)
         os.utime(dst)

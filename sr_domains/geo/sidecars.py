@@ -1,4 +1,5 @@
-"""GDAL sidecars of a GeoTIFF output (``NAME.tif.aux.xml``, ``NAME.tif.msk``, ``STEM.IMD``):
+"""GDAL sidecars of a GeoTIFF output (``NAME.tif.aux.xml``, ``NAME.tif.msk``,
+``NAME.tif.ovr``, ``STEM.IMD``):
 which belong to the output being replaced (removed) and which to an input (never touched),
 and their replacement around the output's own (:func:`sidecar_swap`)."""
 
@@ -17,12 +18,25 @@ from ..errors import UnsafeOutputError
 log = logging.getLogger(__name__)
 
 
-#: GDAL sidecars of an output ``NAME.tif`` that a run handles: PAM metadata ``NAME.tif.aux.xml``
-#: and an external mask ``NAME.tif.msk`` (stale ones override the new file's), and ``NAME.IMD``,
-#: where GDAL keeps an ``IMD`` metadata domain (the COG output keeps GDAL's copy).
-def output_sidecars(dst: Path) -> tuple[Path, Path, Path]:
-    """``(PAM, mask, IMD)`` sidecar paths of the output ``dst``."""
-    return Path(f"{dst}.aux.xml"), Path(f"{dst}.msk"), dst.with_suffix(".IMD")
+#: GDAL sidecars of an output ``NAME.tif`` that a run handles: PAM metadata ``NAME.tif.aux.xml``,
+#: an external mask ``NAME.tif.msk`` and external overviews ``NAME.tif.ovr`` (``gdaladdo -ro``,
+#: QGIS pyramids; stale ones override the new file's, or show the old image zoomed out), and
+#: ``NAME.IMD``, where GDAL keeps an ``IMD`` metadata domain (the COG output keeps GDAL's copy).
+def output_sidecars(dst: Path) -> tuple[Path, ...]:
+    """``(PAM, mask, overviews, overviews' PAM, IMD)`` sidecar paths of the output ``dst``
+    (the IMD last: :func:`imd_sidecar`)."""
+    return (
+        Path(f"{dst}.aux.xml"),
+        Path(f"{dst}.msk"),
+        Path(f"{dst}.ovr"),
+        Path(f"{dst}.ovr.aux.xml"),
+        imd_sidecar(dst),
+    )
+
+
+def imd_sidecar(dst: Path) -> Path:
+    """``STEM.IMD``: where GDAL keeps the ``IMD`` metadata domain of ``dst``."""
+    return dst.with_suffix(".IMD")
 
 
 def _folder(p: Path) -> str:
@@ -78,7 +92,7 @@ def plan_sidecars(
     that stay and that GDAL will read as the new output's metadata.
     """
     replacing = os.path.lexists(dst)
-    imd_path = output_sidecars(dst)[2]
+    imd_path = imd_sidecar(dst)
     stale = []
     for p in dict.fromkeys([*output_sidecars(dst), *writes]):
         owner = sidecar_owner(p, inputs)
@@ -117,7 +131,7 @@ def plan_sidecars(
 def cog_sidecars(dst: Path, ds: Any) -> list[Path]:
     """The sidecars the COG driver will write for ``dst`` with the metadata of ``ds`` (its
     ``IMD`` domain goes to ``STEM.IMD``)."""
-    return [output_sidecars(dst)[2]] if ds.tags(ns="IMD") else []
+    return [imd_sidecar(dst)] if ds.tags(ns="IMD") else []
 
 
 def temp_sidecars(tmp: Path, dst: Path) -> dict[Path, Path]:
@@ -254,6 +268,7 @@ __all__ = [
     "ASIDE_TAG",
     "SidecarSwap",
     "cog_sidecars",
+    "imd_sidecar",
     "output_sidecars",
     "plan_sidecars",
     "sidecar_owner",
