@@ -119,7 +119,8 @@ def upscale_array(
         nodata: value written to output pixels whose nearest input pixel is invalid (default:
             NaN for float output, the network's value from the fill otherwise); it must be a
             value of the output dtype, and valid output pixels never equal it (they move one
-            step away, as in the GeoTIFF writer).
+            step away, as in the GeoTIFF writer). Input pixels equal to it are *not* made
+            invalid (a warning says so): pass ``valid_mask=(array != nodata)``.
         out_dtype: output dtype, integer or float (default: the input's); integers are rounded
             and clipped.
         tile, overlap, batch_size, device, amp, progress, backend, threads, max_memory: see
@@ -153,6 +154,7 @@ def upscale_array(
     dt = _output_dtype(out_dtype, arr.dtype)
     if nodata is not None:
         nodata = _checked_nodata(nodata, dt)
+        _warn_fill_as_data(arr, valid_mask, nodata)
     engine: dict[str, Any] = {
         "tile": tile,
         "overlap": overlap,
@@ -300,6 +302,23 @@ def _output_dtype(out_dtype: np.dtype | type | str | None, default: np.dtype) ->
     if dt.kind not in "uif":
         raise ConfigError(f"out_dtype must be an integer or float dtype, got {dt}")
     return dt
+
+
+def _warn_fill_as_data(arr: np.ndarray, valid_mask: np.ndarray | None, nodata: float) -> None:
+    """Warn when valid input pixels equal ``nodata``: unlike a GeoTIFF's nodata, ``nodata=``
+    only sets the output fill, so a DEM's -32768 voids would be upscaled as data."""
+    same = arr == nodata
+    if valid_mask is not None:
+        same &= np.broadcast_to(valid_mask, arr.shape)
+    n = int(np.count_nonzero(same))
+    if n:
+        log.warning(
+            "array: %d valid input pixel(s) equal nodata=%g and are upscaled as data (nodata= "
+            "only sets the output fill); pass valid_mask=(array != %g) to mark them invalid",
+            n,
+            nodata,
+            nodata,
+        )
 
 
 def _checked_nodata(nodata: float, dtype: np.dtype) -> float:

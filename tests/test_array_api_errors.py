@@ -38,6 +38,21 @@ def test_valid_output_pixels_never_equal_nodata(model):
     assert (out[valid & ~moved] == raw[valid & ~moved]).all()
 
 
+def test_valid_input_pixels_equal_to_nodata_are_warned(model, caplog):
+    """``nodata=`` sets the output fill only (unlike a GeoTIFF's): a DEM's -32768 voids passed
+    without a ``valid_mask`` were upscaled as data, silently."""
+    dem = (_grey().astype(np.int16) * 10) - 100
+    dem[:3, :3] = -32768
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):
+        upscale_array(dem, model, nodata=-32768, device="cpu")
+    assert "9 valid input pixel(s) equal nodata=-32768" in caplog.text
+    assert "valid_mask=(array != -32768)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):
+        upscale_array(dem, model, nodata=-32768, valid_mask=dem != -32768, device="cpu")
+    assert "equal nodata" not in caplog.text
+
+
 def test_all_valid_integer_output_is_kept_off_nodata(model):
     out = upscale_array(_grey(), model, nodata=50, device="cpu")
     assert not (out == 50).any()
