@@ -166,6 +166,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from ..output_checks import check_paths
 
         check_paths(cfg.run_dir / "config.yaml", [args.config], kind="file")
+        # nor one --overwrite deletes (a temporary's name, under tb/): its inputs are checked
+        # by train(); the --config is the CLI's
+        from .run_inputs import check_inputs
+
+        check_inputs(cfg.run_dir, [("--config", args.config)])
     result = train(
         cfg,
         resume=args.resume,

@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -122,6 +123,16 @@ def _fmt(v: Any) -> Any:
 #: What a run writes into its folder (``tb``: TensorBoard events, a folder).
 RUN_FILES = ("last.pt", "log.csv", "val.csv", "weights.safetensors", "config.yaml")
 RUN_DIRS = ("tb",)
+#: A temporary a run writes beside one of :data:`RUN_FILES` (:func:`atomic_torch_save`, the CSV
+#: logs, :func:`~sr_domains.checkpoint.save_checkpoint`): ``.NAME.PID.XXXXXXXX.tmp``.
+_NAMES = "|".join(map(re.escape, RUN_FILES))
+RUN_TEMP = re.compile(rf"\.(?:{_NAMES})\.[0-9]+\.[0-9a-f]{{8}}\.tmp")
+
+
+def is_run_entry(name: str) -> bool:
+    """Whether ``name`` in a run folder is the run's: one of :data:`RUN_FILES`,
+    :data:`RUN_DIRS` or a temporary (:data:`RUN_TEMP`) a killed run left."""
+    return name in RUN_FILES or name in RUN_DIRS or RUN_TEMP.fullmatch(name) is not None
 
 
 def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
@@ -141,8 +152,12 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
 
 def check_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Refuse a run folder the run may not use (see :func:`prepare_run_dir`), changing
-    nothing; True when resuming from ``last.pt``."""
+    nothing; True when resuming from ``last.pt``. An input of the config that is one of the
+    run's files (:func:`~sr_domains.train.run_inputs.check_inputs`) is refused in every case."""
+    from .run_inputs import check_inputs, config_inputs
+
     run = config.run_dir
+    check_inputs(run, config_inputs(config))
     if resume:
         if (run / "last.pt").exists():
             return True
@@ -152,7 +167,7 @@ def check_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     if run.exists() and any(run.iterdir()) and not overwrite:
         raise OutputExistsError(run)
     if run.exists() and overwrite:
-        foreign = sorted(set(_entries(run)) - set(RUN_FILES) - set(RUN_DIRS) - set(_temps(run)))
+        foreign = sorted(n for n in _entries(run) if not is_run_entry(n))
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise UnsafeOutputError(
@@ -184,7 +199,7 @@ def _entries(run: Path) -> list[str]:
 
 
 def _temps(run: Path) -> list[str]:
-    return [n for n in _entries(run) if n.startswith(tuple(f".{f}." for f in RUN_FILES))]
+    return [n for n in _entries(run) if RUN_TEMP.fullmatch(n)]
 
 
 def check_resumable(run: Path) -> None:
@@ -323,6 +338,7 @@ __all__ = [
     "LOG_FIELDS",
     "RUN_DIRS",
     "RUN_FILES",
+    "RUN_TEMP",
     "CsvLog",
     "atomic_torch_save",
     "check_resumable",
@@ -330,6 +346,7 @@ __all__ = [
     "check_same_model",
     "clear_run_dir",
     "final_card",
+    "is_run_entry",
     "load_resume_state",
     "missing_folders",
     "prepare_run_dir",
