@@ -13,7 +13,7 @@ import yaml
 from sr_domains import metrics
 from sr_domains.checkpoint import ModelCard, save_checkpoint
 from sr_domains.cli import main
-from sr_domains.degrade import DegradationConfig, imresize
+from sr_domains.degrade import DegradationConfig, describe_degradation, imresize
 from sr_domains.errors import ConfigError, OutputExistsError, UnsafeOutputError
 from sr_domains.inference import Upscaler
 from sr_domains.models import create_model
@@ -110,8 +110,16 @@ def test_evaluate_degradation_takes_the_kinds_and_the_battery_cases(tmp_path, ca
     want = evaluate(weights=weights, data=(str(data),), degradation=deg)
     assert got == pytest.approx([s.psnr_bicubic for s in want.scores], abs=1e-9)
     if deg != DegradationConfig(kind=deg.kind):  # the case's settings, not the kind's defaults
-        plain = evaluate(weights=weights, data=(str(data),), degradation=deg.kind)
+        plain = evaluate(
+            weights=weights, data=(str(data),), degradation=DegradationConfig(kind=deg.kind)
+        )
         assert got != pytest.approx([s.psnr_bicubic for s in plain.scores], abs=1e-3)
+    by_name = evaluate(weights=weights, data=(str(data),), degradation=name)  # (the API too)
+    assert [s.psnr_bicubic for s in by_name.scores] == [s.psnr_bicubic for s in want.scores]
+    # the report names what it scored: gauss-0.4 and gauss-0.8 were both "gaussian"
+    assert by_name.degradation == name and f"({name} LR" in by_name.table
+    if name in cases:
+        assert want.degradation == describe_degradation(deg) != deg.kind
 
 
 def test_evaluate_offers_every_battery_case():

@@ -6,13 +6,10 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..cli_common import add_progress, show_progress
 from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    from ..degrade import DegradationConfig
 
 log = logging.getLogger(__name__)
 
@@ -267,13 +264,6 @@ def _cmd_battery(args: argparse.Namespace) -> int:
     return 0
 
 
-def _degradation(name: str) -> str | DegradationConfig:
-    """The battery case ``name``'s degradation (its settings), else the kind ``name``."""
-    from .battery import CASES
-
-    return next((c.degradation for c in CASES if c.name == name), name)
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
@@ -292,7 +282,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scale=args.scale,
         profile=args.profile,
         bands=bands,
-        degradation=_degradation(args.degradation),
+        degradation=args.degradation,
         max_images=50 if args.max_images is None else args.max_images,
         max_pixels=1024 * 1024 if args.max_pixels is None else args.max_pixels,
         png=args.png,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..degrade import DegradationConfig
+from ..degrade import DegradationConfig, describe_degradation
 from ..errors import ConfigError, InputFileError
 from ..inference import Upscaler
 from ..models.base import SRModel
@@ -208,7 +208,10 @@ def evaluate(
         data: files, folders or globs; ``corpus``: a built-in offline corpus
             (:mod:`sr_domains.train.corpora`), e.g. ``gray-heldout``.
         profile: intensity recipe (default: the model card's, else ``percentile:0.5,99.5``).
-        degradation: ``bicubic``, ``wald``, ``kspace`` or a full config.
+        degradation: a kind with its defaults (``bicubic``, ``wald``, ``kspace``), a quality
+            battery case with its settings (``gauss-0.4``, ``motion``...:
+            :data:`sr_domains.train.battery.CASES`) or a full config; the report names it
+            (a config: :func:`~sr_domains.degrade.describe_degradation`).
         png: also write the LR | bicubic | SR | HR figure of the first images; an existing
             file is replaced only with ``overwrite``, a data or weights file never.
     """
@@ -251,9 +254,7 @@ def evaluate(
     images = images[:max_images]
     if not images:
         raise ConfigError(f"evaluate: no images found in {cfg.paths or cfg.corpus}")
-    deg = degradation
-    if not isinstance(deg, DegradationConfig):
-        deg = DegradationConfig(kind=deg)  # type: ignore[arg-type]
+    deg, label = _degradation_of(degradation)
     up = Upscaler(net, device=device, tile=tile, amp="off")
     scores, panels = score_images(up, images, degradation=deg, seed=seed, panels=3 if png else 0)
     if not scores:  # every image too small (score_images named each)
@@ -266,12 +267,12 @@ def evaluate(
     if net.arch == "resampled":  # (no weights of this scale: the default of another, resampled)
         name = f"{name} resampled to x{net.scale}"
     what = f"{name} x{net.scale} on {corpus or ', '.join(map(str, data))}"
-    title = f"{what} ({deg.kind} LR, profile {recipe})"
+    title = f"{what} ({label} LR, profile {recipe})"
     report = EvalReport(
         model=name,
         scale=net.scale,
         profile=recipe,
-        degradation=deg.kind,
+        degradation=label,
         data=corpus or ", ".join(map(str, data)),
         scores=scores,
         summary=summarize(scores),
@@ -280,6 +281,18 @@ def evaluate(
     if png:
         report.figure = save_comparison(png, panels, title, inputs=sources, overwrite=overwrite)
     return report
+
+
+def _degradation_of(spec: str | DegradationConfig) -> tuple[DegradationConfig, str]:
+    """The degradation ``spec`` names and how the report names it."""
+    if isinstance(spec, DegradationConfig):
+        return spec, describe_degradation(spec)
+    from .battery import CASES
+
+    case = next((c for c in CASES if c.name == spec), None)
+    if case is not None:
+        return case.degradation, spec
+    return DegradationConfig(kind=spec), spec  # type: ignore[arg-type]
 
 
 __all__ = [
