@@ -148,11 +148,12 @@ def test_overwrite_clears_only_a_run_folder_and_never_the_users_files(tmp_path, 
     cfg = _config(tmp_path, steps=2, **{"val.every": 100})
     run = cfg.run_dir
     train(cfg, progress=False)
-    (run / "tb").mkdir()
-    (run / "tb" / "events.old").write_text("old run")
+    old_events = run / "tb" / "events.out.tfevents.1700000000.host.123.0"
+    old_events.parent.mkdir()
+    old_events.write_text("old run")
     (run / ".last.pt.123.abcd1234.tmp").write_bytes(b"killed")
     train(cfg, overwrite=True, progress=False)
-    assert not (run / "tb" / "events.old").exists()
+    assert not old_events.exists()
     assert not (run / ".last.pt.123.abcd1234.tmp").exists()
     notes = run / "notes.txt"
     notes.write_text("mine")

@@ -106,3 +106,30 @@ def test_overwrite_keeps_a_hidden_file_named_like_a_run_file(tmp_path):
     (run / ".weights.safetensors.4242.0123abcd.tmp").write_bytes(b"killed")
     train(cfg, overwrite=True, progress=False)
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_users_file_under_tb_is_not_deleted_by_overwrite(tmp_path):
+    """Only the run folder's top level was checked for a user's files: notes kept beside the
+    TensorBoard events went with ``tb/`` on ``--overwrite``."""
+    cfg = load_train_config(tiny_config_file(tmp_path, "runs", steps=2))
+    train(cfg, progress=False)
+    notes = cfg.run_dir / "tb" / "sub" / "notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("mine")
+    with pytest.raises(UnsafeOutputError, match=r"tb/sub/notes\.txt"):
+        train(cfg, overwrite=True, progress=False)
+    assert notes.read_text() == "mine"
+
+
+def test_config_yaml_is_replaced_not_written_through_a_link(tmp_path):
+    """The run wrote ``config.yaml`` in place: on resume, through a link there, into the file
+    it points to."""
+    cfg = load_train_config(tiny_config_file(tmp_path, "runs", steps=4))
+    train(cfg, stop_at=2, progress=False)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("my notes")
+    (cfg.run_dir / "config.yaml").unlink()
+    (cfg.run_dir / "config.yaml").symlink_to(mine)
+    train(cfg, resume=True, progress=False)
+    assert mine.read_text() == "my notes"
+    assert not (cfg.run_dir / "config.yaml").is_symlink()

@@ -26,11 +26,27 @@ from .dist import DistInfo
 log = logging.getLogger(__name__)
 
 
+def _run_temp(path: Path) -> Path:
+    """A temporary beside ``path`` named as :data:`RUN_TEMP` matches."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file renamed into place (no half-written ``last.pt``)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _run_temp(path)
     try:
         torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``text`` to a temporary file renamed into place: never written through a link at
+    ``path`` (into the file it points to) nor left half-written by a crash."""
+    tmp = _run_temp(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -135,6 +151,23 @@ def is_run_entry(name: str) -> bool:
     return name in RUN_FILES or name in RUN_DIRS or RUN_TEMP.fullmatch(name) is not None
 
 
+#: A TensorBoard event file (``SummaryWriter``): what ``tb/`` holds.
+TB_EVENTS = re.compile(r"events\.out\.tfevents\..+")
+
+
+def _foreign_in_tb(tb: Path) -> list[str]:
+    """Files under the run's ``tb/`` that are not TensorBoard event files (a user's notes):
+    ``--overwrite`` would delete them with the folder."""
+    if not tb.is_dir() or tb.is_symlink():
+        return []
+    found = []
+    for root, _dirs, files in os.walk(tb):
+        for name in files:
+            if not TB_EVENTS.fullmatch(name):
+                found.append(str((Path(root) / name).relative_to(tb.parent)))
+    return sorted(found)
+
+
 def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Create the run folder; True when resuming from ``last.pt``.
 
@@ -168,6 +201,7 @@ def check_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
         raise OutputExistsError(run)
     if run.exists() and overwrite:
         foreign = sorted(n for n in _entries(run) if not is_run_entry(n))
+        foreign += [f for name in RUN_DIRS for f in _foreign_in_tb(run / name)]
         if foreign:
             shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise UnsafeOutputError(

@@ -53,6 +53,7 @@ from .run_files import (
     LOG_FIELDS,
     CsvLog,
     atomic_torch_save,
+    atomic_write_text,
     check_resumable,
     check_run_dir,
     clear_run_dir,
@@ -215,7 +216,7 @@ class Trainer:
             self.load_state_dict(load_resume_state(last, info.device))
             log.info("resumed %s at step %d", last, self.step)
         if info.is_main:  # (on resume too: the folder describes the run as it goes on)
-            (run / "config.yaml").write_text(dump_yaml(c), encoding="utf-8")
+            atomic_write_text(run / "config.yaml", dump_yaml(c))  # (not through a link)
         logs = valcsv = tb = None
         at = self.step if resume else None  # (logs keep the rows up to the checkpoint only)
         if info.is_main:
