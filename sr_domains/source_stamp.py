@@ -23,23 +23,28 @@ INPUT_CHANGED = "its input changed since it was made"
 OTHER_INPUT = "made from another input file of the same name, or from this one moved and changed"
 
 
-def input_id(paths: Sequence[Path]) -> str:
-    """Which files the input is: a hash of their real paths (the paths themselves are not
-    written into outputs that may be shared)."""
-    real = sorted(os.path.realpath(p) for p in paths)
-    return hashlib.sha256(os.fsencode("\0".join(real))).hexdigest()[:32]
+def input_ids(paths: Sequence[Path]) -> list[str]:
+    """Which files the input is, two ways: hashes of their absolute paths as given (a
+    git-annex / DataLad / DVC link keeps its path when its content, hence its target, changes)
+    and of their real paths (a folder reached by another link or working directory). The
+    paths themselves are not written into outputs that may be shared."""
+
+    def h(names: list[str]) -> str:
+        return hashlib.sha256(os.fsencode("\0".join(sorted(names)))).hexdigest()[:32]
+
+    return [h([os.path.abspath(p) for p in paths]), h([os.path.realpath(p) for p in paths])]
 
 
 def stamp_of(paths: Sequence[Path]) -> dict[str, Any]:
-    """``{"size", "mtime_ns", "sha256", "input_id"}`` of the input files: their total size in
+    """``{"size", "mtime_ns", "sha256", "input_ids"}`` of the input files: their total size in
     bytes, the newest modification time (ns), the SHA-256 of their bytes in name order, and
-    :func:`input_id`."""
+    :func:`input_ids`."""
     stats = [Path(p).stat() for p in paths]
     return {
         "size": sum(s.st_size for s in stats),
         "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
         "sha256": file_sha256([Path(p) for p in paths]),
-        "input_id": input_id(paths),
+        "input_ids": input_ids(paths),
     }
 
 
@@ -47,10 +52,14 @@ def other_input(recorded: object, paths: Sequence[Path]) -> bool:
     """Whether an output whose input "changed" (:func:`input_changed`) was made from other
     files than ``paths``: another input of the same name (``a/scene.tif`` then
     ``b/scene.tif`` into one folder), which a rerun must not replace as if it were its own.
-    An earlier stamp without ``input_id`` cannot tell: False."""
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("input_id"), str):
+    Neither way of naming the files (:func:`input_ids`) may match; an earlier stamp without
+    them cannot tell: False."""
+    if not isinstance(recorded, dict):
         return False
-    return bool(recorded["input_id"] != input_id(paths))
+    ids = recorded.get("input_ids")
+    if not isinstance(ids, list) or not ids:
+        return False
+    return not set(map(str, ids)) & set(input_ids(paths))
 
 
 def input_changed(recorded: object, paths: Sequence[Path]) -> bool:
@@ -80,7 +89,7 @@ __all__ = [
     "OTHER_INPUT",
     "SOURCE_STAMP_KEY",
     "input_changed",
-    "input_id",
+    "input_ids",
     "other_input",
     "stamp_of",
 ]

@@ -244,3 +244,27 @@ def test_a_nifti_output_of_another_input_of_the_same_name_is_not_replaced(tmp_pa
     again = upscale_many(tmp_path / "b", out, options=opts, model=model)
     assert again.count("failed") == 1 and OTHER_INPUT in again.results[0].error
     assert (out / "t1.nii").read_bytes() == first
+
+
+def test_an_annexed_input_edited_in_place_is_redone_not_refused(tmp_path, caplog):
+    """git-annex / DataLad / DVC keep each input as a link to an object named by its content:
+    an edit changes the link's target, not its path. Hashing real paths only took that for
+    another input and refused the rerun."""
+    pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.testing.geo import make_geotiff
+
+    objects, data, out = tmp_path / ".objects", tmp_path / "data", tmp_path / "out"
+    objects.mkdir()
+    data.mkdir()
+    model = tiny_model(1, 2)
+    make_geotiff(objects / "v1", width=16, height=16, compress=None, seed=0)
+    make_geotiff(objects / "v2", width=16, height=16, compress=None, seed=1)
+    (data / "s.tif").symlink_to(objects / "v1")
+    (done,) = geo_many(data, out, scale=2, model=model)
+    first = done.read_bytes()
+    (data / "s.tif").unlink()
+    (data / "s.tif").symlink_to(objects / "v2")  # (the edit, as git annex stores it)
+    with caplog.at_level(logging.WARNING):
+        assert geo_many(data, out, scale=2, model=model) == [done]
+    assert _redone(caplog) == [f"{done}: {REDO}"] and done.read_bytes() != first
