@@ -41,24 +41,18 @@ def test_overwrite_refuses_an_input_that_is_one_of_the_runs_files(tmp_path):
     file is refused, naming the setting, and nothing is removed."""
     cfg = _finished_run(tmp_path)
     run = cfg.run_dir
-    make_pngs(run / "tb" / "imgs", 2, 48)  # (images kept under tb/, which --overwrite clears)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "link.safetensors").symlink_to(run / "weights.safetensors")
-    os.link(run / "weights.safetensors", elsewhere / "hard.safetensors")
     outside = elsewhere / "mine.safetensors"  # the run's weights as a symlink to a user's file
     outside.write_bytes((run / "weights.safetensors").read_bytes())
-    tb_imgs = str(run / "tb" / "imgs")
     cases = [
         ("model.init_from", str(run / "weights.safetensors")),
         ("model.init_from", str(run / ".." / run.name / "weights.safetensors")),
         ("model.init_from", str(elsewhere / "link.safetensors")),
-        ("model.init_from", str(elsewhere / "hard.safetensors")),
         ("loss.vgg_weights", str(run / "last.pt")),
-        ("data.paths", [tb_imgs]),
-        ("data.paths", [str(run / "tb" / "imgs" / "*.png")]),
-        ("data.paths", [str(run)]),
-        ("val.data", {"paths": [tb_imgs]}),
+        ("data.paths", [str(run / "tb" / "events.out.tfevents.1.host.1.0")]),
+        ("val.data", {"paths": [str(run / "config.yaml")]}),
     ]
     before = _files(run)
     for setting, value in cases:
@@ -72,6 +66,25 @@ def test_overwrite_refuses_an_input_that_is_one_of_the_runs_files(tmp_path):
     with pytest.raises(UnsafeOutputError, match="the run's own weights.safetensors"):
         train(init, overwrite=True, progress=False)
     assert (run / "weights.safetensors").is_symlink()  # (its unlinking lost the input's name)
+
+
+def test_inputs_that_a_run_never_loses_are_not_refused(tmp_path):
+    """Review: a data glob reaching the run folder (``imgs/**`` with the run under ``imgs/``)
+    refused the resume of a paused run, though the loader reads images only; a hard link to
+    the run's weights was refused, though the run replaces its files (the link keeps its
+    contents)."""
+    imgs = tmp_path / "imgs"
+    make_pngs(imgs, 4, 48)
+    path = tiny_config_file(tmp_path, str(imgs / "runs"), steps=4, val={"data": None})
+    cfg = apply_overrides(load_train_config(path), {"data.paths": [str(imgs / "**")]})
+    train(cfg, stop_at=2, progress=False)
+    train(cfg, resume=True, progress=False)  # (was: "data.paths is the run folder")
+    keep = tmp_path / "keep.safetensors"
+    os.link(cfg.run_dir / "weights.safetensors", keep)
+    kept = keep.read_bytes()
+    train(apply_overrides(cfg, {"model.init_from": str(keep)}), overwrite=True, progress=False)
+    assert keep.read_bytes() == kept
+    assert (cfg.run_dir / "weights.safetensors").read_bytes() != kept
 
 
 def test_the_cli_refuses_a_config_that_overwrite_would_delete(tmp_path, capsys):

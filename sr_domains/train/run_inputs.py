@@ -5,27 +5,32 @@ before it starts (:mod:`sr_domains.train.run_files`): an input there would be lo
 ``model.init_from: RUN_DIR/weights.safetensors`` ("fine-tune the last result") is gone before
 the first step, and a paused run can no longer be resumed. Such an input is refused before
 anything is changed. A path is compared entry by entry as it is resolved (a symlink on the way
-into the run folder, ``..``) and by file identity (a hard link).
+into the run folder, ``..``). A hard link to a run file is not refused: the run replaces its
+files (a temporary renamed into place) and ``--overwrite`` unlinks them, which leaves the
+other name's contents as they were.
+
+Of ``data`` / ``val.data`` only the files named directly are checked: folders and glob matches
+are read for images only (:mod:`sr_domains.train.inputs`), which a run never writes, so a data
+folder or ``imgs/**`` that reaches the run folder is no risk (and no reason to refuse a resume).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ConfigError, InputFileError, UnsafeOutputError
 from .config import TrainConfig
-from .run_files import RUN_DIRS, is_run_entry
+from .run_names import RUN_DIRS, is_run_entry
 
 PathArg = str | os.PathLike[str]
 
 
 def config_inputs(config: TrainConfig) -> list[tuple[str, Path]]:
-    """``(setting, path)`` of every path ``config`` reads: ``model.init_from``,
-    ``loss.vgg_weights``, and the files, folders and glob matches of ``data`` and ``val.data``
-    (a corpus: its files present here)."""
+    """``(setting, path)`` of the paths ``config`` reads that a run could replace or delete:
+    ``model.init_from``, ``loss.vgg_weights``, the files ``data`` and ``val.data`` name
+    directly (see the module docs) and a corpus's files present here."""
     out: list[tuple[str, Path]] = []
     if config.model.init_from:
         out.append(("model.init_from", Path(config.model.init_from)))
@@ -42,25 +47,22 @@ def config_inputs(config: TrainConfig) -> list[tuple[str, Path]]:
             except (ConfigError, InputFileError):  # (the data set-up says so)
                 files = []
             out += [(f"{section}.corpus", p) for p in files]
-        for entry in data.paths:
-            # a glob as the data set-up expands it (inputs.expand_paths)
-            found = glob.glob(entry, recursive=True) if any(c in entry for c in "*?[") else []
-            out += [(f"{section}.paths", Path(p)) for p in found or [entry]]
+        named = [e for e in data.paths if not any(c in e for c in "*?[")]
+        out += [(f"{section}.paths", Path(e)) for e in named if not Path(e).is_dir()]
     return out
 
 
 def check_inputs(run: Path, inputs: Iterable[tuple[str, PathArg]]) -> None:
-    """Refuse an input that is the run folder ``run``, one of the files the run writes or
-    ``--overwrite`` deletes there (:data:`~sr_domains.train.run_files.RUN_FILES`, their
-    temporaries, anything under ``tb/``), or the same file as one of those (a hard link).
+    """Refuse an input that is the run folder ``run`` or one of the files the run writes or
+    ``--overwrite`` deletes there (:data:`~sr_domains.train.run_names.RUN_FILES`, their
+    temporaries, anything under ``tb/``).
 
     Raises:
         UnsafeOutputError: naming the input and the setting it comes from.
     """
     real = Path(os.path.realpath(run))
-    owned = _owned_files(run)
     for setting, path in inputs:
-        how = _in_run(Path(path), real) or _same_as(Path(path), run, owned)
+        how = _in_run(Path(path), real)
         if how:
             raise UnsafeOutputError(
                 path,
@@ -99,29 +101,6 @@ def _in_run(path: Path, real: Path) -> str:
             continue
         cur = entry
     return "is" if cur == real else ""
-
-
-def _owned_files(run: Path) -> list[Path]:
-    """The regular files the run replaces or ``--overwrite`` deletes in ``run`` (no symlinks:
-    removing one leaves its target)."""
-    if not run.is_dir():
-        return []
-    out = [e for e in run.iterdir() if is_run_entry(e.name) and e.name not in RUN_DIRS]
-    for name in RUN_DIRS:
-        if (run / name).is_dir() and not (run / name).is_symlink():
-            for root, _, files in os.walk(run / name):
-                out += [Path(root) / f for f in files]
-    return [p for p in out if p.is_file() and not p.is_symlink()]
-
-
-def _same_as(path: Path, run: Path, owned: list[Path]) -> str:
-    for f in owned:
-        try:
-            if os.path.samefile(path, f):
-                return f"is the same file (a hard link) as the run's {f.relative_to(run)} in"
-        except OSError:
-            continue
-    return ""
 
 
 __all__ = ["check_inputs", "config_inputs"]
