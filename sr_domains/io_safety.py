@@ -43,7 +43,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputBusyError  # noqa: F401  (re-exported: what a held lock raises)
+from .errors import (
+    OutputBusyError,  # noqa: F401  (re-exported: what a held lock raises)
+    UnsafeOutputError,
+)
 from .io_locks import LOCK_TAG, destination_lock, lock_path  # noqa: F401  (re-exported, rule 3)
 from .io_temps import (  # re-exported: temporary names and their cleanup live there
     OLD_TAG,
@@ -121,6 +124,9 @@ def replace_dir(tmp: Path, dst: Path) -> None:
     if not os.path.lexists(dst):
         os.rename(tmp, dst)  # (fails on a folder made meanwhile that is not empty)
         return
+    if dst.is_dir() and not dst.is_symlink() and read_manifest(dst) is None:
+        _replace_empty(tmp, dst)  # (no manifest: it was empty, a folder the user made)
+        return
     if exchange(tmp, dst):  # dst is the new folder now; tmp holds the previous one
         _drop_previous(tmp, dst)
         return
@@ -132,6 +138,26 @@ def replace_dir(tmp: Path, dst: Path) -> None:
         os.rename(old, dst)
         raise
     _drop_previous(old, dst)
+
+
+def _replace_empty(tmp: Path, dst: Path) -> None:
+    """Rename ``tmp`` onto the empty folder ``dst`` (atomic, and refused by the OS once the
+    folder is not empty): a file saved into it meanwhile stays where the user put it; a swap
+    would move it under a temporary name that only a manifest could tell from ours."""
+    try:
+        os.rename(tmp, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        try:
+            entries = sorted(os.listdir(dst))
+        except OSError:
+            entries = []
+        raise UnsafeOutputError(
+            dst,
+            f"received entries during the run ({', '.join(entries[:5])}); it is never "
+            "replaced: remove them yourself or choose another folder",
+        ) from None
 
 
 def _drop_previous(old: Path, dst: Path) -> None:

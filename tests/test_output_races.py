@@ -298,3 +298,28 @@ def test_a_series_of_links_into_the_output_folder_is_refused(tmp_path, isotropic
     with pytest.raises(UnsafeOutputError, match="holds the input"):
         run()
     assert _tree(out) == before
+
+
+def test_an_empty_output_folder_that_receives_a_file_during_the_swap_is_not_swapped(tmp_path):
+    """An empty folder (made by the user) may be replaced without --overwrite; a file saved
+    into it just before the swap went under the swap's temporary name, with no manifest to
+    tell it from an unfinished write of ours: a kill at that moment and the next run's cleanup
+    deleted it. The folder is renamed onto only while empty (the OS refuses otherwise)."""
+    src = tmp_path / "src.txt"
+    src.write_text("input")
+    dst = tmp_path / "series_sr"
+    dst.mkdir()
+    (dst / "my_notes.txt").write_text("mine")  # (after the last check)
+    new = io_safety.temp_name(dst)
+    new.mkdir()
+    (new / "a.dcm").write_bytes(b"new")
+    io_safety._write_manifest(new, [src], {})
+    with pytest.raises(UnsafeOutputError, match=r"my_notes\.txt"):
+        io_safety.replace_dir(new, dst)
+    assert _tree(dst) == {"my_notes.txt": b"mine"}
+    io_safety.remove_temp(new)
+    assert _leftovers(tmp_path) == []
+    (dst / "my_notes.txt").unlink()
+    with io_safety.atomic_output(dst, [src], kind="dir") as tmp:  # empty again: replaced
+        (tmp / "a.dcm").write_bytes(b"new")
+    assert (dst / "a.dcm").read_bytes() == b"new"
