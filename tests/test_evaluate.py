@@ -114,12 +114,31 @@ def test_evaluate_degradation_takes_the_kinds_and_the_battery_cases(tmp_path, ca
             weights=weights, data=(str(data),), degradation=DegradationConfig(kind=deg.kind)
         )
         assert got != pytest.approx([s.psnr_bicubic for s in plain.scores], abs=1e-3)
-    by_name = evaluate(weights=weights, data=(str(data),), degradation=name)  # (the API too)
-    assert [s.psnr_bicubic for s in by_name.scores] == [s.psnr_bicubic for s in want.scores]
+    case = next((c for c in CASES if c.name == name), name)  # (the API takes the case too)
+    by_case = evaluate(weights=weights, data=(str(data),), degradation=case)
+    assert [s.psnr_bicubic for s in by_case.scores] == [s.psnr_bicubic for s in want.scores]
     # the report names what it scored: gauss-0.4 and gauss-0.8 were both "gaussian"
-    assert by_name.degradation == name and f"({name} LR" in by_name.table
+    assert by_case.degradation == name and f"({name} LR" in by_case.table
+    assert json.loads(js.read_text())["degradation"] == name
     if name in cases:
         assert want.degradation == describe_degradation(deg) != deg.kind
+
+
+def test_a_kind_name_in_python_keeps_meaning_the_kind(tmp_path):
+    """Review: ``evaluate(degradation="motion")`` silently became the battery's motion case
+    (another PSF) once case names were accepted; a kind's name means the kind."""
+    from sr_domains.train.battery import CASES
+
+    data, weights = _pngs(tmp_path / "imgs", n=1), _weights(tmp_path)
+    kind = evaluate(weights=weights, data=(str(data),), degradation="motion")
+    plain = evaluate(weights=weights, data=(str(data),), degradation=DegradationConfig("motion"))
+    assert [s.psnr_bicubic for s in kind.scores] == [s.psnr_bicubic for s in plain.scores]
+    (case,) = [c for c in CASES if c.name == "gauss-0.4"]
+    by_name = evaluate(weights=weights, data=(str(data),), degradation="gauss-0.4")
+    assert by_name.degradation == "gauss-0.4"
+    assert by_name.summary == evaluate(weights=weights, data=(str(data),), degradation=case).summary
+    with pytest.raises(ConfigError, match="gauss-0.4"):
+        evaluate(weights=weights, data=(str(data),), degradation="gauss")
 
 
 def test_evaluate_offers_every_battery_case():

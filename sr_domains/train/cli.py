@@ -216,6 +216,14 @@ def _write_json(path: Path, data: Any, inputs: list[Path], overwrite: bool) -> N
         tmp.write_text(provenance_json(data, indent=2), encoding="utf-8")
 
 
+def _degradation(name: str) -> Any:
+    """A battery case of that name (``motion`` is one: the command offers the battery's
+    cases with their settings), else the kind ``name``."""
+    from .battery import CASES
+
+    return next((c for c in CASES if c.name == name), name)
+
+
 def _cmd_battery(args: argparse.Namespace) -> int:
     from ..pretrained import list_pretrained, load_pretrained, resolve_model
     from .battery import run_battery
@@ -282,7 +290,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scale=args.scale,
         profile=args.profile,
         bands=bands,
-        degradation=args.degradation,
+        degradation=_degradation(args.degradation),
         max_images=50 if args.max_images is None else args.max_images,
         max_pixels=1024 * 1024 if args.max_pixels is None else args.max_pixels,
         png=args.png,

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from .scoring import (
     score_images,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from .battery import Case
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +192,7 @@ def evaluate(
     scale: int | None = None,
     profile: str | None = None,
     bands: tuple[int, ...] | None = None,
-    degradation: str | DegradationConfig = "bicubic",
+    degradation: str | DegradationConfig | Case = "bicubic",
     max_images: int = 50,
     max_pixels: int = 1024 * 1024,
     png: str | os.PathLike[str] | None = None,
@@ -208,10 +212,11 @@ def evaluate(
         data: files, folders or globs; ``corpus``: a built-in offline corpus
             (:mod:`sr_domains.train.corpora`), e.g. ``gray-heldout``.
         profile: intensity recipe (default: the model card's, else ``percentile:0.5,99.5``).
-        degradation: a kind with its defaults (``bicubic``, ``wald``, ``kspace``), a quality
-            battery case with its settings (``gauss-0.4``, ``motion``...:
-            :data:`sr_domains.train.battery.CASES`) or a full config; the report names it
-            (a config: :func:`~sr_domains.degrade.describe_degradation`).
+        degradation: a kind with its defaults (``bicubic``, ``wald``, ``kspace``, ``motion``...),
+            a quality battery case or its name with its settings (``gauss-0.4``: a
+            :data:`sr_domains.train.battery.CASES` item; ``motion`` is the kind: pass the
+            case), or a full config; the report names it (a config:
+            :func:`~sr_domains.degrade.describe_degradation`).
         png: also write the LR | bicubic | SR | HR figure of the first images; an existing
             file is replaced only with ``overwrite``, a data or weights file never.
     """
@@ -283,16 +288,24 @@ def evaluate(
     return report
 
 
-def _degradation_of(spec: str | DegradationConfig) -> tuple[DegradationConfig, str]:
-    """The degradation ``spec`` names and how the report names it."""
+def _degradation_of(spec: str | DegradationConfig | Case) -> tuple[DegradationConfig, str]:
+    """The degradation ``spec`` names and how the report names it: a kind (its defaults; a
+    kind's name means the kind even where a battery case has that name, ``motion``), a
+    battery case or its name (its settings), or a config (described)."""
+    from ..degrade import KINDS
+    from .battery import CASES, Case
+
     if isinstance(spec, DegradationConfig):
         return spec, describe_degradation(spec)
-    from .battery import CASES
-
+    if isinstance(spec, Case):
+        return spec.degradation, spec.name
+    if spec in KINDS:
+        return DegradationConfig(kind=spec), spec  # type: ignore[arg-type]
     case = next((c for c in CASES if c.name == spec), None)
-    if case is not None:
-        return case.degradation, spec
-    return DegradationConfig(kind=spec), spec  # type: ignore[arg-type]
+    if case is None:
+        names = [*KINDS, *(c.name for c in CASES if c.name not in KINDS)]
+        raise ConfigError(f"degradation {spec!r} is not one of {names}")
+    return case.degradation, spec
 
 
 __all__ = [
