@@ -223,9 +223,13 @@ def _write(model: SRModel, fmt: str, dst: Path, opset: int, dynamo: bool) -> Non
         dst.write_bytes(data)
         return
     extra = {CARD_FILE: card, "sr_domains.info.json": info}
+    # (serialized in memory, then written: torch's own file writer aborts the process on a
+    # failed write, a full disk or ``ulimit -f``, where Python's raises OSError)
+    buf = io.BytesIO()
     with _traceable(model) as m:
         if fmt == "torchscript":
-            torch.jit.save(torch.jit.script(m), str(dst), _extra_files=extra)
+            torch.jit.save(torch.jit.script(m), buf, _extra_files=extra)
+            dst.write_bytes(buf.getvalue())
             return
         from torch.export import Dim
 
@@ -233,7 +237,8 @@ def _write(model: SRModel, fmt: str, dst: Path, opset: int, dynamo: bool) -> Non
         h, w = Dim("h", min=1, max=65536 // mult), Dim("w", min=1, max=65536 // mult)
         shapes = {"x": {0: Dim("n", min=1, max=4096), 2: mult * h, 3: mult * w}}
         ep = torch.export.export(m, (_example(m, batch=2),), dynamic_shapes=shapes)
-        torch.export.save(ep, str(dst), extra_files=extra)
+        torch.export.save(ep, buf, extra_files=extra)
+    dst.write_bytes(buf.getvalue())
 
 
 def run_exported(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:

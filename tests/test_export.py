@@ -200,3 +200,28 @@ def test_cli_upscale_geotiff_with_engine_options(tmp_path, capsys):
     assert np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1
     assert main(["upscale", str(src), str(tmp_path / "x.tif"), "--max-memory", "lots"]) == 2
     assert "max memory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pt2"])
+def test_a_failed_write_is_an_error_not_an_abort(tmp_path, suffix):
+    """``ulimit -f`` (a full disk alike) while torch's own file writer wrote a TorchScript or
+    ``.pt2`` file aborted the process (``terminate called after throwing an instance of
+    'c10::Error'``, exit 134) and left its temporary and lock behind."""
+    import signal
+    import subprocess
+
+    resource = pytest.importorskip("resource")
+    (weights,) = [e.path for e in list_pretrained() if e.name == "sr-lite-gray-x2"]
+    dst = tmp_path / f"m{suffix}"
+
+    def limited() -> None:  # (in the child: a 100 kB file size limit, SIGXFSZ ignored)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    argv = [sys.executable, "-m", "sr_domains", "export", "--weights", str(weights), str(dst)]
+    r = subprocess.run(
+        [*argv, "--no-check"], capture_output=True, text=True, preexec_fn=limited, timeout=300
+    )
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "File too large" in r.stderr and "terminate called" not in r.stderr
+    assert list(tmp_path.iterdir()) == []
