@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from .errors import ConfigError, InputFileError
+from .errors import ConfigError, InputFileError, UnsafeOutputError
 from .geo.names import BATCH_SUFFIXES, geotiff_output_name
 from .io_safety import batch_entry, check_paths
 from .options import output_name
@@ -274,9 +275,85 @@ def plan_tasks(
     if dupes:
         raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     check_paths(out_dir, [*roots, *(Path(t.src) for t in tasks)], kind="dir")
+    check_batch_reads(tasks, out_dir)
     if not (len(tasks) == 1 and Path(tasks[0].dst) == Path(out_dir)):  # (not one series' folder)
         check_batch_folder(out_dir)
     return tasks
 
 
-__all__ = ["BatchFailedError", "BatchOutputs", "RunReport", "Task", "TaskResult", "plan_tasks"]
+def check_batch_reads(tasks: Sequence[Task], out_dir: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, a batch in which the output of a task is a file that a task of
+    the batch reads: by real path (links, ``..``) or as the same file (a hard link), a VRT's
+    source rasters included (``vin/c.vrt`` reading ``../out/a.tif`` while ``vin/a.tif`` is
+    written to ``out/a.tif``: the user's raster was replaced). Each output is looked up in one
+    set of the files read (not every output against every input); every clash is named, with
+    the input that reads the file.
+
+    Raises:
+        UnsafeOutputError: naming each output, the task writing it and the input reading it.
+    """
+    by_path: dict[Path, tuple[Path, Task]] = {}
+    by_inode: dict[tuple[int, int], tuple[Path, Task]] = {}
+    for t in tasks:
+        for f in _reads(t):
+            by_path.setdefault(Path(os.path.realpath(f)), (f, t))
+            ident = _inode(f)
+            if ident is not None:
+                by_inode.setdefault(ident, (f, t))
+    clashes = []
+    for t in tasks:
+        hit = by_path.get(Path(os.path.realpath(t.dst)))
+        ident = _inode(Path(t.dst)) if hit is None else None
+        hit = hit or (by_inode.get(ident) if ident is not None else None)
+        if hit is not None:
+            f, reader = hit
+            what = f"the input {f}" if f == Path(reader.src) else f"{f}, which {reader.src} reads"
+            clashes.append((t, f"the output of {t.src} would replace {what}"))
+    if len(clashes) == 1:
+        ((t, why),) = clashes
+        raise UnsafeOutputError(t.dst, f"{why}; choose another output folder")
+    if clashes:
+        listing = "; ".join(f"{t.dst}: {why}" for t, why in clashes)
+        raise UnsafeOutputError(
+            out_dir,
+            f"{len(clashes)} outputs would replace files the batch reads: {listing}; "
+            "choose another output folder",
+        )
+
+
+def _reads(task: Task) -> list[Path]:
+    """The files ``task`` reads: its input, and for a GDAL virtual raster (VRT) the rasters it
+    references, also those missing now (another task may write one before it is read)."""
+    src = Path(task.src)
+    if task.domain != "geotiff":
+        return [src]
+    from .geo.gdal_paths import open_dataset, raster_inputs
+
+    try:
+        return raster_inputs(src)
+    except InputFileError:  # a source missing now: the names the VRT gives
+        try:
+            with open_dataset(src) as ds:
+                return [src, *(Path(f) for f in ds.files if not str(f).startswith("/vsi"))]
+        except (InputFileError, OSError):
+            return [src]
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of an existing regular file (a hard link is the same file)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+__all__ = [
+    "BatchFailedError",
+    "BatchOutputs",
+    "RunReport",
+    "Task",
+    "TaskResult",
+    "check_batch_reads",
+    "plan_tasks",
+]

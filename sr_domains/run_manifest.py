@@ -132,14 +132,21 @@ def _with_weights(result: TaskResult, made: dict[tuple[str, str], tuple[str, str
 def _records(out_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """``(line, record)`` of every whole record of ``out_dir``'s run manifest, in the order
     written (never read through a symbolic link)."""
-    path = Path(out_dir) / RUN_MANIFEST
+    text = _read_text(Path(out_dir) / RUN_MANIFEST)
+    return [(line.strip(), json.loads(line)) for line in text.splitlines() if _record_output(line)]
+
+
+def _read_text(path: Path) -> str:
+    """A run manifest's text, "" when it cannot be read; bytes that are not UTF-8 (a disk
+    error, an editor) become U+FFFD, so their line is no JSON record and is skipped as one
+    cut short is, and the other records still count (every reader of the manifest reads it
+    so). Never through a symbolic link (a batch refuses one as its manifest)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as fh:
-            text = fh.read().decode("utf-8", errors="replace")
+            return fh.read().decode("utf-8", errors="replace")
     except OSError:
-        return []
-    return [(line.strip(), json.loads(line)) for line in text.splitlines() if _record_output(line)]
+        return ""
 
 
 def earlier_records(
@@ -221,12 +228,9 @@ def _manifest_shas(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str],
     """``{(input name, output name): output_sha256}`` of a run manifest, parsed once per
     process and version of the file (every task of a resumed batch asks it: parsing it each
     time made a resume quadratic in the batch size). The last record of a pair counts (a
-    run appends one per task as it ends, :func:`append_run_record`); one cut short is
-    skipped."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return {}
+    run appends one per task as it ends, :func:`append_run_record`); one cut short, or not
+    UTF-8 (:func:`_read_text`), is skipped; never read through a symbolic link."""
+    lines = _read_text(Path(path)).splitlines()
     shas: dict[tuple[str, str], str] = {}
     for line in lines:
         try:

@@ -14,7 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..batch_tasks import BatchFailedError, BatchOutputs, RunReport, Task, TaskResult
+from ..batch_tasks import (
+    BatchFailedError,
+    BatchOutputs,
+    RunReport,
+    Task,
+    TaskResult,
+    check_batch_reads,
+)
 from ..errors import (
     INPUT_ERRORS,
     ConfigError,
@@ -129,6 +136,10 @@ def write_many(
         raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
     check_paths(out_dir, [*roots, *files], kind="dir")
+    # (an output that another input reads, a VRT's source: refused before any work)
+    check_batch_reads(
+        [Task("geotiff", str(f), str(out_dir / n)) for f, n in zip(files, names)], out_dir
+    )
     check_batch_folder(out_dir)
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder; batch outputs go to a folder")

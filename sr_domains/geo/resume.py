@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputFileError
 from ..made_with import Made, Requested
@@ -74,12 +75,17 @@ def output_check(
         if intact:
             return "complete", ""
         try:
-            rows = max(ds.block_shapes[0][0], 1)
-            for y0 in range(0, ds.height, rows):  # bounded memory: one block row at a time
-                ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
+            _read_blocks(ds)
         except (OSError, RasterioError):
             return "damaged", ""
     return "complete", ""
+
+
+def _read_blocks(ds: Any) -> None:
+    """Read every block of every band (bounded memory: one block row at a time)."""
+    rows = max(ds.block_shapes[0][0], 1)
+    for y0 in range(0, ds.height, rows):
+        ds.read(window=Window(0, y0, ds.width, min(rows, ds.height - y0)))
 
 
 def _input_changed(tag: str | None, src: Path) -> tuple[str, str] | None:
@@ -106,15 +112,38 @@ def batch_check(
     """:func:`output_check` for an output of a batch, with its run manifest: ``(status, why,
     sha256)``, the checksum when it was read ("" otherwise). A file whose bytes are those a
     run recorded for it is not decoded again to see that every block reads (one read of a
-    skipped output, not two); a TIFF too damaged to read its tags whose checksum differs from
-    the recorded one is ours, cut short: ``"damaged"`` (redo it), not somebody else's file."""
+    skipped output, not two); a TIFF that cannot be whole (:func:`_cut_short`: it does not
+    open or read, or our tags at its end are gone) whose checksum differs from the recorded
+    one is ours, cut short: ``"damaged"`` (redo it), not somebody else's file. A TIFF that
+    reads, without our tags, is somebody's own raster saved under the output's name (a
+    record of the name vouches for nothing then): ``"foreign"``, never replaced without
+    ``--overwrite``."""
     recorded = recorded_sha(src, dst) if dst.is_file() else ""
     sha = file_sha256([dst]) if recorded else ""
     intact = bool(recorded) and sha == recorded
     status, why = output_check(dst, src, scale, requested, intact=intact)
-    if status == "foreign" and recorded and not intact and starts_like_tiff(dst):
-        return "damaged", "", sha  # its header is unreadable, but a run's manifest says ours
+    ours = status == "foreign" and recorded and not intact and starts_like_tiff(dst)
+    if ours and _cut_short(dst):  # a run's manifest says ours, and the file cannot be whole
+        return "damaged", "", sha
     return status, why, sha
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether a TIFF cannot be a whole file: GDAL does not open it, a block does not read, or
+    its writer tag names sr_domains while the ``SR_DOMAINS_*`` tags, which GDAL keeps at the
+    file's end, are gone (the tail of one of our outputs cut off: no other file is written
+    so). A TIFF that reads, without our writer tag, is somebody's own raster."""
+    try:
+        with open_dataset(path) as ds:
+            tags = ds.tags()
+            if tags.get("TIFFTAG_SOFTWARE", "").startswith("sr_domains ") and not any(
+                k.startswith(TAG_PREFIX) for k in tags
+            ):
+                return True
+            _read_blocks(ds)
+    except (InputFileError, OSError, RasterioError):
+        return True
+    return False
 
 
 def unreadable_why(path: Path) -> str:
