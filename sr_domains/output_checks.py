@@ -115,9 +115,10 @@ def is_run_manifest(path: Path) -> bool:
     """A batch's run manifest: JSON lines, each a task record (``input``, ``output``,
     ``status``) or one cut short (a run killed while appending its record)."""
     try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError):
+        text = path.read_bytes().decode("utf-8", errors="replace")  # (as the run's readers)
+    except OSError:
         return False
+    lines = [line for line in text.splitlines() if line.strip()]
     keys = {"input", "output", "status"}
 
     def record(line: str) -> bool:

@@ -80,3 +80,16 @@ def _records_sha(out: Path) -> dict[str, str]:
             continue
         shas[Path(rec["output"]).name] = rec["output_sha256"]
     return shas
+
+
+def test_a_run_manifest_with_a_bad_byte_is_still_ours_beside_a_series(tmp_path):
+    """The one strict reader: beside a DICOM series, a run manifest with a byte that is not
+    UTF-8 counted as a user's file, so ``--overwrite`` of that folder was refused."""
+    from sr_domains.output_checks import RUN_MANIFEST, foreign_entries, is_run_manifest
+
+    rec = {"input": "in/s", "output": "out", "status": "ok", "error": "caf\u00e9"}
+    line = json.dumps(rec, ensure_ascii=False).encode("utf-8").replace(b"\xc3\xa9", b"\xe9")
+    path = tmp_path / RUN_MANIFEST
+    path.write_bytes(line + b"\n")
+    assert is_run_manifest(path)
+    assert foreign_entries(tmp_path) == []
