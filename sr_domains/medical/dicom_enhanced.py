@@ -1,7 +1,10 @@
 """Derived enhanced multi-frame output: one file, frames in spatial order, functional groups
 updated (plane position per frame, pixel measures wherever the source kept them, in-stack
 position and its dimension index, frame type DERIVED). Each frame keeps the pixel value
-transformation of its source frame (per-frame or shared), so its value grid is unchanged."""
+transformation of its source frame (per-frame or shared), so its value grid is unchanged,
+except a frame whose values that grid cannot hold (between frames of different rescales:
+:func:`.dicom_write.slice_pair`): its own per-frame rescale, the real world value mapping
+re-expressed."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy as np
 
 from .dicom_derive import derive_common, ds_number, nearest_source, source_ref, stale_spacing
 from .dicom_series import DicomSeries
+from .dicom_values import remap_real_world
 
 _IN_STACK = 0x00209057  # InStackPositionNumber
 _ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -39,6 +43,8 @@ _ORIGINAL_ONLY_MR = (
     "BulkMotionCompensationTechnique",
     "BulkMotionSignalSource",
 )
+_PVT = "PixelValueTransformationSequence"
+_RWVM = "RealWorldValueMappingSequence"
 _FRAME_TYPE_SEQS = (
     "MRImageFrameTypeSequence",
     "CTImageFrameTypeSequence",
@@ -53,6 +59,46 @@ def _own(grp: Any, seq: str) -> Any:
     if seq in grp and len(grp[seq].value):
         return grp[seq][0]
     return None
+
+
+def _per_frame(shared: Any, frames: list[Any], seq: str) -> None:
+    """Move macro ``seq`` from the shared functional group into every frame's item."""
+    if seq in shared:
+        for item in frames:
+            if seq not in item:
+                item[seq] = copy.deepcopy(shared[seq])
+        delattr(shared, seq)
+
+
+def _regrid(
+    series: DicomSeries, shared: Any, frames: list[Any], geo: dict[str, Any], dt: np.dtype
+) -> None:
+    """Frames written with another rescale than their source frame's (``geo["pairs"]``) get
+    it in their own pixel value transformation (a shared one becomes per-frame), and their
+    real world value mapping re-expressed for it."""
+    pairs = geo.get("pairs")
+    if pairs is None:
+        return
+    srcs = [
+        series.slices[nearest_source(k, geo["factor"], series.n_slices)] for k in range(len(frames))
+    ]
+    moved = [k for k, s in enumerate(srcs) if pairs[k] != (s.slope, s.intercept)]
+    if not moved:
+        return
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    _per_frame(shared, frames, _PVT)
+    _per_frame(shared, frames, _RWVM)
+    full = (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+    for k in moved:
+        item, src = frames[k], srcs[k]
+        if (pvt := _own(item, _PVT)) is None:
+            pvt = Dataset()
+            pvt.RescaleType = "US"
+            item[_PVT] = Sequence([pvt])  # (a source without one: rescale 1/0)
+        pvt.RescaleSlope, pvt.RescaleIntercept = (ds_number(v) for v in pairs[k])
+        remap_real_world(item, (src.slope, src.intercept), pairs[k], full, src.label)
 
 
 def write_enhanced(
@@ -101,6 +147,7 @@ def write_enhanced(
                     fc.DimensionIndexValues = vals
         frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    _regrid(series, shared, frames, geo, stored.dtype)
     # Macros are updated where they live: in the shared group and/or in each frame's item.
     for grp in (shared, *frames):
         if (m := _own(grp, "PixelMeasuresSequence")) is not None:

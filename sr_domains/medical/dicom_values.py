@@ -43,18 +43,115 @@ def declared_range(ds: Any) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
+def kept_range(dtype: np.dtype, sources: Any) -> tuple[int, int]:
+    """The stored values :func:`kept_bits_stored` keeps the sources' ``BitsStored`` for: its
+    range in ``dtype``'s signedness when all sources have the same ``BitsStored`` narrower
+    than ``dtype``, else ``dtype``'s whole range."""
+    info = np.iinfo(dtype)
+    bits = {int(ds.get("BitsStored", 0) or 0) for ds in sources}
+    if len(bits) != 1 or not 0 < (b := bits.pop()) < info.bits:
+        return int(info.min), int(info.max)
+    return (-(1 << (b - 1)), (1 << (b - 1)) - 1) if info.kind == "i" else (0, (1 << b) - 1)
+
+
 def kept_bits_stored(stored: np.ndarray, sources: Any) -> int:
     """``BitsStored`` for the written ``stored`` values: the sources' own (12 in 16-bit words)
     when they all have the same one and every written value fits in its range (as the
     default value envelope keeps them), else the full width of ``stored``'s type."""
     full = stored.dtype.itemsize * 8
-    bits = {int(ds.get("BitsStored", 0) or 0) for ds in sources}
-    if len(bits) != 1 or not 0 < (b := bits.pop()) < full or stored.size == 0:
+    lo, hi = kept_range(stored.dtype, sources)
+    if stored.size == 0 or (lo, hi) == (np.iinfo(stored.dtype).min, np.iinfo(stored.dtype).max):
         return full
-    lo, hi = (
-        (-(1 << (b - 1)), (1 << (b - 1)) - 1) if stored.dtype.kind == "i" else (0, (1 << b) - 1)
-    )
+    b = int(hi - lo).bit_length()
     return b if lo <= int(stored.min()) and int(stored.max()) <= hi else full
+
+
+Pair = tuple[float, float]  # (RescaleSlope, RescaleIntercept)
+
+
+def grid_span(pair: Pair, stored: tuple[int, int]) -> tuple[float, float]:
+    """The modality values a rescale ``pair`` gives the ``stored`` range (low, high)."""
+    a, b = (pair[1] + pair[0] * v for v in stored)
+    return min(a, b), max(a, b)
+
+
+def pair_holds(pair: Pair, lo: float, hi: float, stored: tuple[int, int]) -> bool:
+    """Whether modality values ``lo..hi``, rounded to the value grid of ``pair``, fall in the
+    ``stored`` range."""
+    a, b = (float(np.rint((v - pair[1]) / pair[0])) for v in (lo, hi))
+    return stored[0] <= min(a, b) and max(a, b) <= stored[1]
+
+
+def shifted_pair(pair: Pair, lo: float, hi: float, stored: tuple[int, int]) -> Pair | None:
+    """``pair`` with its intercept moved by the fewest whole slope steps so that its value
+    grid (the same values: ``intercept + slope * n``) holds ``lo..hi`` in the ``stored``
+    range; None when the range is wider than the grid's."""
+    s, c = pair
+    a, b = sorted(float(np.rint((v - c) / s)) for v in (lo, hi))
+    first, last = b - stored[1], a - stored[0]  # the steps m it may move: first..last
+    if first > last:
+        return None
+    m = min(max(0.0, first), last)
+    return s, c + m * s
+
+
+def fitted_pair(lo: float, hi: float, intercepts: Sequence[float], stored: tuple[int, int]) -> Pair:
+    """A rescale pair whose value grid holds modality values ``lo..hi`` in the ``stored``
+    range: the first of ``intercepts`` (then ``floor(lo)``) that can be the intercept, with
+    the finest slope (6 significant digits, rounded up) that reaches both ends."""
+    tmin, tmax = stored
+    for c in (*intercepts, float(np.floor(lo))):
+        need = []
+        if hi > c:
+            if tmax <= 0:
+                continue
+            need.append((hi - c) / tmax)
+        if lo < c:
+            if tmin >= 0:
+                continue
+            need.append((lo - c) / tmin)
+        s = max(need, default=0.0)
+        return (float(f"{s * (1 + 1e-5):.6g}") if s > 0 else 1.0), float(c)
+    raise ValueError(f"no rescale holds {lo}..{hi} in stored {tmin}..{tmax}")
+
+
+def remap_real_world(
+    ds: Any, old: Pair, new: Pair, stored: tuple[int, int], label: str = "image"
+) -> int:
+    """In place: a ``RealWorldValueMappingSequence`` of ``ds`` (an image or a frame's
+    functional group item) re-expressed for stored values written with the rescale ``new``
+    instead of ``old`` (it maps stored values): a linear item's slope and intercept and its
+    first/last mapped values (clamped to ``stored``); an item with a table
+    (``RealWorldValueLUTData``) no longer applies and is removed (a warning naming
+    ``label``). Returns how many were."""
+    if "RealWorldValueMappingSequence" not in ds:
+        return 0
+    (s0, c0), (s1, c1) = old, new
+    kept, dropped = [], 0
+    for it in ds.RealWorldValueMappingSequence:
+        if "RealWorldValueLUTData" in it or "RealWorldValueSlope" not in it:
+            dropped += 1
+            continue
+        a, b = float(it.RealWorldValueSlope), float(it.get("RealWorldValueIntercept", 0) or 0)
+        it.RealWorldValueSlope = a * s1 / s0
+        it.RealWorldValueIntercept = a * (c1 - c0) / s0 + b
+        for key in ("RealWorldValueFirstValueMapped", "RealWorldValueLastValueMapped"):
+            if (v := int_tag(it, key)) is not None:
+                n = int(np.clip(np.rint((c0 + s0 * v - c1) / s1), *stored))
+                it[key].value = n
+                it[key].VR = "SS" if stored[0] < 0 else "US"
+        kept.append(it)
+    if dropped:
+        log.warning(
+            "%s: %d RealWorldValueMappingSequence item(s) with a table dropped from an output "
+            "slice written with another rescale (they no longer map its stored values)",
+            label,
+            dropped,
+        )
+        ds.RealWorldValueMappingSequence = kept
+        if not kept:
+            del ds.RealWorldValueMappingSequence
+    return dropped
 
 
 def stored_kind(ds: Any) -> tuple[int, int, int]:
@@ -142,12 +239,20 @@ def keep_off_padding(out: np.ndarray, valid: np.ndarray, pad: tuple[int, int]) -
 
 
 __all__ = [
+    "Pair",
     "declared_range",
+    "fitted_pair",
+    "grid_span",
     "holding_dtype",
     "int_tag",
     "keep_off_padding",
+    "kept_bits_stored",
+    "kept_range",
     "padding_range",
+    "pair_holds",
+    "remap_real_world",
     "retag_padding",
     "series_dtype",
+    "shifted_pair",
     "stored_kind",
 ]

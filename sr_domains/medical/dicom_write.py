@@ -12,14 +12,15 @@ Per output image (see ``docs/medical.md`` for the full list):
   referencing the source images, ContributingEquipmentSequence entry.
 * pixels: 16-bit (32-bit for a 32-bit source), all bits stored, the source's signedness
   (files differing in signedness or bits: one type holding all, :func:`output_dtype`); each
-  slice keeps the
-  RescaleSlope/Intercept of its source slice (the integer value grid is unchanged: values are
-  rounded and clipped to it). A source slice with a Modality LUT gives modality values with
-  RescaleSlope 1, RescaleIntercept 0 and RescaleType its ModalityLUTType (32-bit where 16 bits
-  cannot hold the LUT's outputs). Padding pixels (``PixelPaddingValue`` [..``RangeLimit``]) are
-  written back as ``PixelPaddingValue`` and the padding tags are kept; with a Modality LUT as
-  one value in modality units that no valid pixel holds (:func:`padding_value`). Valid
-  pixels never hold a padding value (moved off it, :func:`stored_slices`).
+  slice keeps the RescaleSlope/Intercept of its source slice (the integer value grid is
+  unchanged: values are rounded and clipped to it); a slice between source slices of other
+  rescales gets one whose grid holds its values (:func:`slice_pair`). A source slice with a
+  Modality LUT gives modality values with RescaleSlope 1, RescaleIntercept 0 and RescaleType
+  its ModalityLUTType (32-bit where 16 bits cannot hold the LUT's outputs). Padding pixels
+  (``PixelPaddingValue`` [..``RangeLimit``]) are written back as ``PixelPaddingValue`` and
+  the padding tags are kept; with a Modality LUT as one value in modality units that no
+  valid pixel holds (:func:`padding_value`). Valid pixels never hold a padding value (moved
+  off it, :func:`stored_slices`).
 * Enhanced multi-frame sources give one enhanced file (:mod:`.dicom_enhanced`).
 """
 
@@ -46,12 +47,19 @@ from .dicom_derive import (
 from .dicom_enhanced import write_enhanced
 from .dicom_series import DicomSeries
 from .dicom_values import (
+    Pair,
+    fitted_pair,
+    grid_span,
     holding_dtype,
     int_tag,
     keep_off_padding,
     kept_bits_stored,
+    kept_range,
     padding_range,
+    pair_holds,
+    remap_real_world,
     retag_padding,
+    shifted_pair,
 )
 from .geometry import slice_normal
 
@@ -132,6 +140,60 @@ def output_dtype(values: np.ndarray, series: DicomSeries) -> np.dtype:
     return out
 
 
+def _hull(pairs: list[Pair], stored: tuple[int, int]) -> tuple[float, float, float, float]:
+    """``(low, high, low - half step, high + half step)``: the modality values some of the
+    rescale ``pairs`` can give the ``stored`` range, and beyond which rounding clips."""
+    spans = [(*grid_span(p, stored), abs(p[0]) / 2) for p in pairs]
+    lo = min(spans, key=lambda g: g[0])
+    hi = max(spans, key=lambda g: g[1])
+    return lo[0], hi[1], lo[0] - lo[2], hi[1] + hi[2]
+
+
+def slice_pair(
+    x: np.ndarray,
+    k: int,
+    factor: float,
+    series: DicomSeries,
+    full: tuple[int, int],
+    kept: tuple[int, int],
+) -> Pair:
+    """``(slope, intercept)``: the rescale output slice ``k`` (valid modality values ``x``) is
+    written with. An in-plane output slice is its source slice's image: that slice's
+    (clipped to its grid, as before). Between source slices, the first whose value grid
+    holds ``x``: the nearest slice's within the ``kept``
+    stored range (the sources' ``BitsStored``); the finest of the two slices it lies between
+    within ``kept``; the nearest's within the ``full`` range of the written type (so a
+    series of one rescale is written as before); the nearest's value grid with its
+    intercept moved by whole slope steps (:func:`.dicom_values.shifted_pair`, within
+    ``kept``); else a new slope (:func:`.dicom_values.fitted_pair`, within ``kept``), with
+    the nearest slice's intercept where it can be one. So no slice is clipped to its
+    neighbour's range (a PET slice's slope is sized to its own maximum)."""
+    n = series.n_slices
+    i = nearest_source(k, factor, n)
+    own = (series.slices[i].slope, series.slices[i].intercept)
+    if factor == 1 or not x.size:
+        return own
+    lo, hi = float(x.min()), float(x.max())
+    if pair_holds(own, lo, hi, kept):
+        return own
+    t = (k + 0.5) / factor - 0.5
+    near = sorted(
+        {int(min(max(v, 0), n - 1)) for v in (np.floor(t), np.ceil(t))},
+        key=lambda j: abs(series.slices[j].slope),
+    )
+    for j in near:
+        pair = (series.slices[j].slope, series.slices[j].intercept)
+        if pair_holds(pair, lo, hi, kept):
+            return pair
+    if pair_holds(own, lo, hi, full):
+        return own
+    shifted = shifted_pair(own, lo, hi, kept)
+    if shifted is None:
+        cs = [own[1], *(series.slices[j].intercept for j in near)]
+        shifted = fitted_pair(lo, hi, list(dict.fromkeys(cs)), kept)
+    return float(ds_number(shifted[0])), float(ds_number(shifted[1]))
+
+
 def stored_slices(
     values: np.ndarray,
     series: DicomSeries,
@@ -139,21 +201,31 @@ def stored_slices(
     pad: int | None = None,
     dtype: np.dtype | None = None,
 ) -> tuple[np.ndarray, list[tuple[float, float]], int]:
-    """Stored pixels of each output slice with the rescale of its nearest source slice, NaN
+    """Stored pixels of each output slice with its rescale (:func:`slice_pair`), NaN
     (padding) as ``pad`` (default :func:`padding_value`); rounded and clipped to ``dtype``
-    (default :func:`output_dtype`). A valid pixel never holds a value the slice declares as
-    padding (``PixelPaddingValue`` [..``RangeLimit``]): it moves to the nearest value outside
-    (:func:`.dicom_values.keep_off_padding`). Returns ``(stored, [(slope, intercept)],
-    n_clipped)``."""
+    (default :func:`output_dtype`). Values of a slice between source slices (``factor`` !=
+    1) are clipped only to what some source slice's grid can hold (values no source slice
+    could hold, e.g. CT ringing below stored 0). A valid pixel never holds a value the slice
+    declares as padding (``PixelPaddingValue`` [..``RangeLimit``]): it moves to the nearest
+    value outside (:func:`.dicom_values.keep_off_padding`). Returns ``(stored, [(slope,
+    intercept)], n_clipped)``."""
     dt = output_dtype(values, series) if dtype is None else np.dtype(dtype)
     info = np.iinfo(dt)
+    full = (int(info.min), int(info.max))
+    kept = kept_range(dt, [s.ds for s in series.slices])
+    hull = _hull([(s.slope, s.intercept) for s in series.slices], full)
     pad = padding_value(values, series, dt) if pad is None else pad
     out = np.empty(values.shape, dt)
     pairs, clipped, moved = [], 0, 0
     for k in range(values.shape[0]):
         src = series.slices[nearest_source(k, factor, series.n_slices)]
-        v = _rounded(values, series, factor, k)
-        nan = np.isnan(v)
+        x = values[k].astype(np.float64)
+        nan = np.isnan(x)
+        if factor != 1:  # beyond every source grid: clipped (rounding ends included)
+            clipped += int(((x < hull[2]) | (x > hull[3])).sum())
+            np.clip(x, hull[0], hull[1], out=x)
+        slope, intercept = slice_pair(x[~nan], k, factor, series, full, kept)
+        v = np.rint((x - intercept) / slope)
         clipped += int(((v < info.min) | (v > info.max)).sum())
         np.clip(v, info.min, info.max, out=v)
         own = int_tag(src.ds, "PixelPaddingValue") if src.lut is None else None
@@ -165,7 +237,7 @@ def stored_slices(
             declared = (fill, fill)  # the value the writer tags this slice's padding with
         if declared is not None:
             moved += keep_off_padding(out[k], ~nan, declared)
-        pairs.append((src.slope, src.intercept))
+        pairs.append((slope, intercept))
     if clipped:
         log.warning("%d pixel value(s) clipped to the %s range", clipped, dt)
     if moved:
@@ -235,6 +307,7 @@ def write_derived_series(
         # between planes, along the normal (under gantry tilt shorter than the position step)
         "slice_spacing": float(abs(affine[:3, 0] @ slice_normal(iop))),
         "slice_thickness": slice_thickness,
+        "pairs": pairs,  # each frame's (slope, intercept)
         "locations": _slice_locations(series, proj, factor) if series.has_geometry else None,
     }
     if series.enhanced:
@@ -243,6 +316,7 @@ def write_derived_series(
         save_derived(ds, path)
         return [path]
     out = []
+    full = (int(np.iinfo(stored.dtype).min), int(np.iinfo(stored.dtype).max))
     for k in range(n):
         src = series.slices[nearest_source(k, factor, series.n_slices)]
         ds = copy.deepcopy(src.ds)
@@ -267,7 +341,11 @@ def write_derived_series(
             ds.ImagerPixelSpacing = [
                 ds_number(float(v) / f) for v, f in zip(ds.ImagerPixelSpacing, pf)
             ]
-        slope, intercept = pairs[k]  # the nearest source slice's: its value grid, unchanged
+        slope, intercept = pairs[k]  # the nearest source slice's unless it cannot hold k
+        if (slope, intercept) != (src.slope, src.intercept):  # (its values need another)
+            remap_real_world(ds, (src.slope, src.intercept), pairs[k], full, src.label)
+            if not {"RescaleType", "RescaleSlope"} & set(ds.dir()) and series.modality != "CT":
+                ds.RescaleType = "US"
         if src.lut is None and "PixelPaddingValue" not in ds:
             if pad is not None and np.isnan(volume[k]).any():  # padding from another file
                 ds.PixelPaddingValue = pad
@@ -305,6 +383,7 @@ __all__ = [
     "SERIES_NUMBER_OFFSET",
     "output_dtype",
     "padding_value",
+    "slice_pair",
     "stored_slices",
     "write_derived_series",
 ]
