@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from .cli_common import add_progress
 from .cli_inputs import batch_domain, check_folder_output, check_one_domain, is_nifti_batch
 from .cli_upscale_options import add_adapt, add_isotropic, upscale_options
-from .errors import ConfigError
-from .options import BACKENDS, UpscaleOptions, engine_fields
+from .errors import ConfigError, SRDomainsError
+from .options import BACKENDS, UpscaleOptions, engine_fields, saved_model_path
 
 if TYPE_CHECKING:
     from .batch_tasks import RunReport
@@ -258,6 +258,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     check_folder_output(args.output, src, args.domain, distributed)
     if not distributed and args.domain is None:
         check_one_domain(src)
+    if not distributed and (saved := saved_model_path(options)) is not None:
+        _check_model_outside(saved, src, dst, args.domain)
     if args.dry_run:
         from . import dry_run
 
@@ -268,6 +270,20 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         if distributed:
             return _upscale_distributed(args, options)
         return _upscale_here(args, options, src, dst)
+
+
+def _check_model_outside(saved: Path, src: Path, dst: Path, domain: str | None) -> None:
+    """``--save-model`` inside a DICOM output folder is refused before any work."""
+    from .adapters import find_adapter
+
+    try:
+        dicom = find_adapter(src, domain).name == "dicom"
+    except SRDomainsError:  # (not ours to say: the run reports the input)
+        return
+    if dicom:
+        from .medical.isotropic_api import check_model_outside
+
+        check_model_outside(saved, dst)
 
 
 @contextlib.contextmanager

@@ -145,11 +145,32 @@ def check_isotropic(options: UpscaleOptions, domain: str, supported: set[str]) -
 
 
 def _check_model_path(
-    path: Path | None, inputs: list[Path], overwrite: bool, weights: PathLike | None
+    path: Path | None,
+    inputs: list[Path],
+    overwrite: bool,
+    weights: PathLike | None,
+    folder: Path | None = None,
 ) -> None:
     if path is not None:
         extra = [] if weights is None else [Path(weights)]
         check_model_output(path, [*inputs, *extra], overwrite=overwrite)
+        if folder is not None:
+            check_model_outside(path, folder)
+
+
+def check_model_outside(path: PathLike, folder: PathLike) -> None:
+    """Refuse a ``--save-model`` file inside ``folder``, a DICOM output folder: it holds the
+    derived series only, so the model would be a foreign entry that makes the run (and
+    every later ``--overwrite`` into it) refuse the folder. Checked before any work; links
+    are followed."""
+    model = Path(os.path.realpath(os.path.abspath(path)))
+    out = Path(os.path.realpath(os.path.abspath(folder)))
+    if model.is_relative_to(out):
+        raise ConfigError(
+            f"{path}: --save-model inside the DICOM output folder {folder}, which holds the "
+            "derived series only (the run and every later --overwrite would refuse the "
+            "folder); save the model outside it"
+        )
 
 
 def check_spacing_known(source: Any) -> None:
@@ -283,7 +304,7 @@ def isotropic_dicom(
     internal, weights, overwrite = options.internal, options.weights, options.overwrite
     check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=overwrite)
-    _check_model_path(internal.save_model, [src, dst], overwrite, weights)
+    _check_model_path(internal.save_model, [src, dst], overwrite, weights, folder=dst)
     series = load_dicom_series(src, options.series_uid)
     check_paths(dst, series.files, kind="dir")  # (links into the output folder: its files)
     stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
@@ -355,4 +376,10 @@ def isotropic_dicom(
     return [dst / f.name for f in files]
 
 
-__all__ = ["check_isotropic", "isotropic_dicom", "isotropic_nifti", "make_isotropic"]
+__all__ = [
+    "check_isotropic",
+    "check_model_outside",
+    "isotropic_dicom",
+    "isotropic_nifti",
+    "make_isotropic",
+]
