@@ -22,8 +22,9 @@ scene, applied once more to the input itself.
   top, where higher), ``0.04 <= f <= 0.45`` cycles per pixel: ``σ = sqrt(c) / (2π)`` in pixels
   of the image. Natural scenes are not exact power laws, so the estimate is coarse (tests:
   within 0.15 px on simulated scenes for ``σ`` in 0.4-1.0, and ordered right); it is recorded
-  with every adapted output. A fit too loose to tell (:data:`PSF_TOLERANCE`) reports
-  ``rings = 0``: its ``σ``, 0 included, is then no finding.
+  with every adapted output. A fit too loose to tell (:data:`PSF_TOLERANCE`), or one whose
+  power law falls steeper than any scene's (:data:`MAX_SLOPE`: the window's leakage under a
+  blur of several pixels), reports ``rings = 0``: its ``σ``, 0 included, is then no finding.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ FIT_BAND = (0.04, 0.45)
 #: The PSF fit is trusted when the upper end of its 2-standard-error interval for sigma is at
 #: most this many pixels above the reading (:func:`estimate_psf_sigma`).
 PSF_TOLERANCE = 0.35
+#: A PSF fit whose power law falls faster than ``f^-MAX_SLOPE`` is not trusted: natural scenes
+#: fall as ``f^-2``..``f^-4``. Steeper is a blur too wide for :data:`FIT_BAND`, whose rings
+#: then hold the Hann window's leakage (a noise-free photo blurred by 3 px read 0.32 px, with
+#: a slope of 16, trusted).
+MAX_SLOPE = 8.0
 #: The top of the spectrum, in two halves (cycles per pixel): where it is flat (mean power of
 #: the lower half at most :data:`PLATEAU_FLATNESS` times the upper's) it is a white floor, noise
 #: added after the optics, and the upper half's mean power is its variance.
@@ -241,7 +247,9 @@ def estimate_psf_sigma(image: np.ndarray, noise: float | None = None) -> tuple[f
     a fallback (the fit's value, or 0 without one): fewer than 4 rings above the noise floor,
     or a fit so loose that the upper end of its 2-standard-error interval for sigma lies more
     than :data:`PSF_TOLERANCE` px above the reading (too narrow a band of rings to see a
-    roll-off, or a spectrum that is not a blurred power law). An untrusted 0 is not "sharp"."""
+    roll-off, or a spectrum that is not a blurred power law), or a power law steeper than
+    ``f^-MAX_SLOPE`` (:data:`MAX_SLOPE`: window leakage below a blur too wide to see). An
+    untrusted 0 is not "sharp"."""
     a = _bands(image)
     noise = estimate_noise(a) if noise is None else float(noise)
     fs: list[np.ndarray] = []
@@ -275,7 +283,8 @@ def estimate_psf_sigma(image: np.ndarray, noise: float | None = None) -> tuple[f
     cov = np.linalg.pinv(design.T @ design) * float(resid @ resid) / dof
     se = math.sqrt(max(0.0, float(cov[-1, -1])))
     upper = math.sqrt(c + 2.0 * se) / (2.0 * math.pi)
-    return sigma, (n if upper - sigma <= PSF_TOLERANCE else 0)
+    trusted = upper - sigma <= PSF_TOLERANCE and float(coef[-2]) <= MAX_SLOPE
+    return sigma, (n if trusted else 0)
 
 
 def estimate_degradation(image: np.ndarray) -> DegradationEstimate:
