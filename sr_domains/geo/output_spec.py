@@ -2,9 +2,10 @@
 
 :func:`build_spec` derives an :class:`OutputSpec` from the source (same dtype, tiled DEFLATE,
 ``BIGTIFF=IF_SAFER``; nodata, mask and alpha carried; dataset and band tags, descriptions,
-colour interpretation, units, scales and offsets copied, with stale statistics, old
-``SR_DOMAINS_*`` tags, TIFF tags of the old pixel grid and of the program that made the source
-dropped, ``TIFFTAG_SOFTWARE`` naming sr_domains); :func:`customize_spec`
+colour interpretation, units, scales and offsets copied, the alpha band's description, unit
+and tags too, with stale statistics, old ``SR_DOMAINS_*`` tags, TIFF tags of the old pixel
+grid and of the program that made the source dropped, ``TIFFTAG_SOFTWARE`` naming
+sr_domains); :func:`customize_spec`
 applies the user's ``--dtype``/``--nodata``/creation options; :func:`provenance_tags` says how
 the output was made. :mod:`sr_domains.geo.writer` creates and writes the file.
 """
@@ -67,6 +68,8 @@ class OutputSpec:
     write_mask: bool
     alpha_band: int | None
     band_meta: list[dict[str, Any]] = field(default_factory=list)
+    #: the alpha band's description, unit and tags (``band_meta`` holds the processed bands)
+    alpha_meta: dict[str, Any] = field(default_factory=dict)
     tags: dict[str | None, dict[str, str]] = field(default_factory=dict)
     creation: dict[str, str] = field(default_factory=dict)  # the user's --co, upper-case keys
     # (block: the writer's block period, rows per flush and the column multiple of panel cuts:
@@ -278,6 +281,15 @@ def build_spec(
                 "ns_tags": {ns: ds.tags(i, ns=ns) for ns in _namespaces(ds, i)},
             }
         )
+    alpha_meta: dict[str, Any] = {}
+    if src.alpha_index is not None:  # (carried whatever the model does to the other bands)
+        i = src.alpha_index
+        alpha_meta = {
+            "description": ds.descriptions[i - 1],
+            "unit": ds.units[i - 1],
+            "tags": _clean(ds.tags(i), band=True),
+            "ns_tags": {ns: ds.tags(i, ns=ns) for ns in _namespaces(ds, i)},
+        }
     tags: dict[str | None, dict[str, str]] = {None: {**_clean(ds.tags(), band=False)}}
     for ns in _namespaces(ds):
         tags[ns] = ds.tags(ns=ns)
@@ -296,6 +308,7 @@ def build_spec(
         write_mask=src.has_dataset_mask,
         alpha_band=count if src.has_alpha else None,
         band_meta=band_meta,
+        alpha_meta=alpha_meta,
         tags=tags,
         # GDAL reads alpha as the mask only in 2- and 4-band files: in any other layout (a
         # 5-band R,G,B,NIR,alpha orthophoto, --bands 1,2 of RGBA) the validity is also written

@@ -97,13 +97,13 @@ class RasterSource:
         dtypes = set(ds.dtypes)
         if len(dtypes) != 1:
             raise InputFileError(self.path, f"bands have different data types {sorted(dtypes)}")
-        self.dtype = np.dtype(ds.dtypes[0])
-        if self.dtype.name not in SUPPORTED_DTYPES:
+        name = str(ds.dtypes[0])  # checked as GDAL's name: numpy knows no complex_int16
+        if name not in SUPPORTED_DTYPES:
             raise InputFileError(
                 self.path,
-                f"data type {self.dtype} is not supported "
-                f"(supported: {', '.join(SUPPORTED_DTYPES)})",
+                f"data type {name} is not supported (supported: {', '.join(SUPPORTED_DTYPES)})",
             )
+        self.dtype = np.dtype(name)
         alpha = [i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha]
         self.alpha_index: int | None = alpha[0] if alpha else None
         if bands is None:

@@ -15,9 +15,10 @@ Output rules:
   or -1 when nodata is the dtype maximum; floats: the next representable value) so it is not
   mistaken for nodata.
 * Dataset tags (with the ``xml:XMP`` domain), band tags, descriptions, colour interpretation,
-  units, scales and offsets are copied; stale ``STATISTICS_*`` band tags, old ``SR_DOMAINS_*``
-  tags, TIFF tags that describe the old pixel grid (resolution/DPI, an image description
-  holding a shape) and the source's program, time and computer are dropped;
+  units, scales and offsets are copied (the alpha band's description, unit and tags too);
+  stale ``STATISTICS_*`` band tags, old ``SR_DOMAINS_*`` tags, TIFF tags that describe the
+  old pixel grid (resolution/DPI, an image description holding a shape) and the source's
+  program, time and computer are dropped;
   ``TIFFTAG_SOFTWARE`` names sr_domains, provenance ``SR_DOMAINS_*`` tags are added (see
   :func:`provenance_tags`), and ``SR_DOMAINS_VALUES`` (the value rules and clamp counts) is
   written last.
@@ -80,13 +81,9 @@ def create(path: Path, spec: OutputSpec) -> Any:
             ci.append(ColorInterp.alpha)
         dst.colorinterp = ci
         for k, meta in enumerate(spec.band_meta, start=1):
-            if meta.get("description"):
-                dst.set_band_description(k, meta["description"])
-            if meta.get("unit"):
-                dst.set_band_unit(k, meta["unit"])
-            set_tags(dst, meta.get("tags") or {}, bidx=k)
-            for ns, t in meta.get("ns_tags", {}).items():
-                set_tags(dst, t, ns, bidx=k)
+            _band_metadata(dst, k, meta)
+        if spec.alpha_band is not None:
+            _band_metadata(dst, spec.alpha_band, spec.alpha_meta)
         if spec.band_meta and "scale" in spec.band_meta[0]:
             scales = [m["scale"] for m in spec.band_meta]
             offsets = [m["offset"] for m in spec.band_meta]
@@ -100,6 +97,17 @@ def create(path: Path, spec: OutputSpec) -> Any:
         dst.close()
         raise
     return dst
+
+
+def _band_metadata(dst: Any, k: int, meta: dict[str, Any]) -> None:
+    """Band ``k``'s description, unit and tags (every domain) from ``meta``."""
+    if meta.get("description"):
+        dst.set_band_description(k, meta["description"])
+    if meta.get("unit"):
+        dst.set_band_unit(k, meta["unit"])
+    set_tags(dst, meta.get("tags") or {}, bidx=k)
+    for ns, t in meta.get("ns_tags", {}).items():
+        set_tags(dst, t, ns, bidx=k)
 
 
 def set_tags(dst: Any, tags: dict[str, str], ns: str | None = None, bidx: int = 0) -> None:
