@@ -19,6 +19,7 @@ from ..io_safety import atomic_output, check_paths, preflight
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
+from ..output_checks import check_model_output
 from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
@@ -35,6 +36,7 @@ from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
 from .dicom_write import write_derived_series
 from .geometry import scale_factors, upscaled_affine
+from .isotropic_api import check_model_outside
 from .nifti import check_output_name
 from .nifti_upscale import run_nifti, upscale_nifti
 from .pydicom_logs import warnings_once
@@ -132,6 +134,7 @@ def run_dicom_series(
     scale, through_plane = options.scale, options.through_plane
     check_output_name(dst, "dicom")
     preflight(dst, [src], kind="dir", overwrite=options.overwrite)
+    check_saved_model(options, src, dst)
     series = load_dicom_series(src, options.series_uid)
     check_paths(dst, series.files, kind="dir")  # (links into the output folder: its files)
     stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
@@ -184,6 +187,16 @@ def run_dicom_series(
     ) as tmp:
         files = write_derived_series(series, out, affine, tmp, scale=scale, derivation=derivation)
     return [dst / f.name for f in files]
+
+
+def check_saved_model(options: UpscaleOptions, src: Path, dst: Path) -> None:
+    """Refuse ``adapt.save_model`` inside the input or the output folder before any work, as
+    the CLI does: the model would join the input's files or be a foreign entry that makes the
+    run (and every later ``overwrite``) refuse the output folder."""
+    adapt = options.adapt
+    if adapt is not None and adapt.save_model is not None:
+        check_model_output(adapt.save_model, [src], overwrite=adapt.overwrite)
+        check_model_outside(adapt.save_model, dst)
 
 
 def dicom_output_check(
@@ -301,6 +314,7 @@ def series_rules(
 
 
 __all__ = [
+    "check_saved_model",
     "dicom_output_check",
     "dicom_output_status",
     "run_dicom_series",
