@@ -31,21 +31,18 @@ from .engine_config import (
     torch_threads,
 )
 from .errors import ConfigError
-from .intensity import IntensityProfile, work_dtype
+from .intensity import IntensityProfile
 from .models.base import SRModel
-from .nodata_fill import read_filled
 from .options import DEFAULT_TILE, check_tile, whole
 from .runtime import NetworkRunner
 from .tiling import TilePlan, make_plan, stream_tiles
 from .value_domain import ValueRules
+from .window_reader import RawReadFn, WindowReader
+from .window_reader import valid_mean as _valid_mean
 
 log = logging.getLogger(__name__)
 #: True while :meth:`Upscaler.with_model` builds a copy whose tiling note was already said
 _TILING_SAID: ContextVar[bool] = ContextVar("_TILING_SAID", default=False)
-
-RawReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
-"""``read(y0, x0, h, w) -> (values (C, h, w), valid (h, w) | (C, h, w) | None)`` inside the
-image bounds, in stored units (any dtype)."""
 
 
 class Upscaler:
@@ -254,56 +251,20 @@ class Upscaler:
         those of a whole run bit for bit, so an image can be split across workers).
         """
         plan = self.plan(shape)
-        h, w = shape
         if rules is not None and rules.spectral is None:  # "auto"
             rules.spectral = n_bands >= 2 and self.auto_spectral(n_bands)
-        fill_arr = np.broadcast_to(np.asarray(fill, np.float32), (n_bands,)).reshape(-1, 1, 1)
-        cache: dict[tuple[int, int], np.ndarray | None] = {}
-        units = [np.dtype(np.float32)]  # the dtype of the blocks, from the values read
-
-        def load(y0: int, x0: int, th: int, tw: int) -> np.ndarray | None:
-            ry, rx = min(th, h - y0), min(tw, w - x0)
-            values, valid = read(y0, x0, ry, rx)
-            if values.shape != (n_bands, ry, rx):
-                raise RuntimeError(f"reader returned {values.shape}, expected {(n_bands, ry, rx)}")
-            units[0] = work_dtype(values.dtype)
-            x = profile.normalize(values)
-            bad = ~np.isfinite(x)
-            if valid is not None:
-                bad |= ~np.broadcast_to(np.asarray(valid, bool), x.shape)
-            if bad.all():
-                return None
-            if bad.any():
-                x = read_filled(read, profile, (y0, x0, ry, rx), (h, w), fill_arr)
-            if (ry, rx) != (th, tw):  # pad up to the size multiple
-                x = np.pad(x, ((0, 0), (0, th - ry), (0, tw - rx)), mode="edge")
-            return x
-
-        # a window row adds nothing outside the rows where its blend weight is non-zero
-        reach = dict(zip(plan.ys, plan.row_reach())) if rows is not None else {}
-
-        def skip(y0: int, x0: int, th: int, tw: int) -> bool:
-            if rows is not None and not (reach[y0][0] < rows[1] and rows[0] < reach[y0][1]):
-                return True  # no weight in the requested rows
-            x = load(y0, x0, th, tw)
-            cache[(y0, x0)] = x
-            return x is None
-
-        def read_norm(y0: int, x0: int, th: int, tw: int) -> np.ndarray:
-            x = cache.pop((y0, x0), None)
-            return x if x is not None else load(y0, x0, th, tw)  # type: ignore[return-value]
-
+        windows = WindowReader(read, plan, shape, n_bands, profile, fill, rows)
         bar = _progress(plan.n_windows, desc, self.progress)
         threads = torch_threads(self.threads)
         threads.__enter__()
         try:
             for row0, block in stream_tiles(
                 plan,
-                read_norm,
+                windows,
                 self._runner(n_bands, band_order),
                 self.out_channels(n_bands),
                 batch_size=self.batch_size,
-                skip=skip,
+                skip=windows.skip,
                 flush_rows=flush_rows,
                 on_window=bar.update if bar else None,
             ):
@@ -312,7 +273,7 @@ class Upscaler:
                     if a >= b:
                         continue
                     block, row0 = block[:, a - row0 : b - row0], a
-                out = profile.denormalize(block, dtype=units[0])
+                out = profile.denormalize(block, dtype=windows.dtype)
                 del block  # hold no strip-sized view while the next strip is computed
                 if rules is not None and rules.active:
                     rules.apply(out, read, shape, row0, self.scale)
@@ -358,19 +319,6 @@ class Upscaler:
         return out
 
 
-def _valid_mean(
-    array: np.ndarray, profile: IntensityProfile, valid_mask: np.ndarray | None
-) -> np.ndarray:
-    """Per-band mean of valid pixels in normalized units (0 for an all-invalid band)."""
-    x = profile.normalize(array)
-    ok = np.isfinite(x)
-    if valid_mask is not None:
-        ok &= np.broadcast_to(np.asarray(valid_mask, bool), x.shape)
-    sums = np.where(ok, x, 0).sum(axis=(1, 2), dtype=np.float64)
-    counts = ok.sum(axis=(1, 2))
-    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
-
-
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled or total <= 1:
         return None
@@ -394,6 +342,7 @@ __all__ = [
     "MAX_AUTO_MARGIN",
     "RAMP",
     "EngineSettings",
+    "RawReadFn",
     "Tiling",
     "Upscaler",
     "default_profile",

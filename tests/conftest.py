@@ -52,6 +52,17 @@ def dask_client():
     os.environ.update(env)
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small tensors, many small passes: faster on busy
+    shared cores). Not autouse: a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     np.random.seed(0)

@@ -8,31 +8,14 @@ import logging
 
 import numpy as np
 import pytest
-import torch
+from _scenes import fractal
 
 from sr_domains.adapt import AdaptOptions, adapt_model, estimate_degradation
 from sr_domains.adapt.input_adapt import CLEAN_NOISE, SHARP_SIGMA
 from sr_domains.models import create_model
 from sr_domains.psf import gaussian_area_downsample
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def fractal(n: int, seed: int) -> np.ndarray:
-    """A 1/f^2 random scene in [0, 1] (natural-image-like spectrum)."""
-    rng = np.random.default_rng(seed)
-    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
-    f[0, 0] = 1.0
-    spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / f
-    img = np.real(np.fft.ifft2(spec))
-    return (img - img.min()) / (img.max() - img.min())
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def blurred(sigma: float, noise: float, n: int = 64, seed: int = 0) -> np.ndarray:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _scenes import fractal
 
 from sr_domains.adapt import (
     AdaptOptions,
@@ -20,24 +21,7 @@ from sr_domains.errors import ConfigError
 from sr_domains.models import create_model
 from sr_domains.psf import gaussian_area_downsample
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def fractal(n: int, seed: int, beta: float = 2.0) -> np.ndarray:
-    """A 1/f^beta random scene in [0, 1] (natural-image-like spectrum)."""
-    rng = np.random.default_rng(seed)
-    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
-    f[0, 0] = 1.0
-    spec = (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / f ** (beta / 2)
-    img = np.real(np.fft.ifft2(spec))
-    return ((img - img.min()) / (img.max() - img.min())).astype(np.float32)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def shapes(n: int, seed: int) -> np.ndarray:
@@ -63,7 +47,7 @@ def test_psf_estimate_is_exact_on_piecewise_smooth_scenes(sigma):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_psf_estimate_follows_the_true_width(seed):
-    hr = fractal(384, seed)[None]
+    hr = fractal(384, seed, np.float32)[None]
     est = [
         estimate_degradation(gaussian_area_downsample(hr, 2, s)).psf_sigma for s in (0.3, 0.6, 0.9)
     ]
@@ -73,7 +57,7 @@ def test_psf_estimate_follows_the_true_width(seed):
 
 
 def test_noise_estimate_ignores_blur_and_finds_added_noise():
-    lr = gaussian_area_downsample(fractal(384, 2)[None], 2, 0.8)
+    lr = gaussian_area_downsample(fractal(384, 2, np.float32)[None], 2, 0.8)
     clean = estimate_noise(lr)
     noisy = lr + 0.02 * np.random.default_rng(0).standard_normal(lr.shape).astype(np.float32)
     assert clean < 0.01  # a 1/f scene keeps some fine detail; real images read ~1e-3
@@ -92,7 +76,7 @@ def test_sampler_takes_multiband_stacks():
 
 
 def _blurred_input(seed: int = 0) -> np.ndarray:
-    return gaussian_area_downsample(fractal(256, seed)[None], 2, 0.9)
+    return gaussian_area_downsample(fractal(256, seed, np.float32)[None], 2, 0.9)
 
 
 def test_adaptation_lowers_its_loss_improves_self_validation_and_repeats():

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
@@ -20,14 +19,7 @@ from sr_domains.medical.geometry import corners, slice_normal, voxel_sizes  # no
 from sr_domains.medical.slice_profile import SliceProfile, degradation_matrix  # noqa: E402
 from sr_domains.testing.medical import make_dicom_series, make_nifti, oblique_affine  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small volumes, many small passes: one thread is faster on busy shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
 
 
 def sharp_phantom(n: int = 48, seed: int = 0) -> np.ndarray:

@@ -14,6 +14,9 @@ pairs (PSNR, data range 1 in normalized units; bicubic on the same pairs as the 
 the fit made the model worse on them, the original weights are kept (``kept="original"``)
 unless ``keep_if_worse``. The estimate, the fit and the scores are returned as an
 :class:`AdaptReport` and recorded in every output's provenance.
+
+Parts: :mod:`~sr_domains.adapt.samples` (the images given), :mod:`~sr_domains.adapt.policy`
+(the pair degradation; inputs left as they are), :mod:`~sr_domains.adapt.report`.
 """
 
 from __future__ import annotations
@@ -22,175 +25,29 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, TooSmallToAdaptError
+from ..errors import TooSmallToAdaptError
 from ..inference import Upscaler
 from ..models.base import SRModel
 from ..options import DEFAULT_ADAPT_STEPS, AdaptOptions
 from ..rng import seeded
-from ..strict_json import finite_json
-from .estimate import DegradationEstimate, estimate_degradation
+from .estimate import estimate_degradation
 from .pairs import InternalPairs
+from .policy import ASSUMED_PSF as ASSUMED_PSF  # (the policy's constants, importable here)
+from .policy import CLEAN_NOISE as CLEAN_NOISE
+from .policy import SHARP_SIGMA as SHARP_SIGMA
+from .policy import PairDegradation, nothing_to_adapt, pair_psf
+from .report import AdaptReport, save_adapted
 from .sampler import PatchSampler
+from .samples import NORMALIZED_SPAN as NORMALIZED_SPAN
+from .samples import check_normalized, sampler_stacks
 from .trainer import Budget, fit
 
 log = logging.getLogger(__name__)
-
-#: With an estimated degradation, inputs sharper than this PSF sigma (pixels; MATLAB-bicubic
-#: decimation reads as 0.25-0.4) and cleaner than :data:`CLEAN_NOISE` are left to the model as
-#: it is: fine-tuning on them only drifts from what it learned (measured: -0.1 to -1.6 dB).
-SHARP_SIGMA = 0.45
-#: Noise standard deviation (normalized units) below which an input counts as clean.
-CLEAN_NOISE = 0.005
-#: The pair degradation when the PSF is to be estimated but the fit is untrusted (``rings``
-#: 0: too few rings above the noise, too loose a fit; a strongly blurred input can read so):
-#: MATLAB bicubic, what every shipped model learned first (ZSSR's default). An untrusted
-#: sigma, 0 included, is never taken for "sharp". A clean input is then left to the model
-#: (nothing known to adapt to); a noisy one, or a given noise level, is adapted to.
-ASSUMED_PSF = "bicubic"
-
-
-@dataclass
-class AdaptReport:
-    """What :func:`adapt_model` did (recorded in provenance).
-
-    Attributes:
-        degradation: the pair degradation used (``gaussian sigma=... px`` or ``bicubic``).
-        estimate: the blind estimate (None when the user gave the PSF and the noise).
-        noise: noise standard deviation added to the degraded patches.
-        fit: :meth:`~sr_domains.adapt.FitReport.to_dict` of the fine-tuning.
-        psnr_bicubic, psnr_before, psnr_after: self-validation PSNR (dB) of bicubic, the model
-            before and after fine-tuning.
-        kept: ``"adapted"`` or ``"original"`` (self-validation got worse, or nothing to
-            adapt to).
-        reason: why the original was kept.
-        seconds: wall time of the whole adaptation.
-    """
-
-    degradation: str
-    estimate: DegradationEstimate | None
-    noise: float
-    fit: dict[str, Any] = field(default_factory=dict)
-    psnr_bicubic: float = float("nan")
-    psnr_before: float = float("nan")
-    psnr_after: float = float("nan")
-    kept: str = "adapted"
-    reason: str = ""
-    seconds: float = 0.0
-
-    @property
-    def gain_db(self) -> float:
-        """Self-validation gain of the kept model over the original (0 when kept original)."""
-        return self.psnr_after - self.psnr_before if self.kept == "adapted" else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as strict JSON values: a score never computed (NaN: the adaptation was
-        skipped) or not finite is None (JSON ``null``), never ``NaN``."""
-        return {
-            "degradation": self.degradation,
-            "estimate": None if self.estimate is None else finite_json(self.estimate.to_dict()),
-            "noise": _number(self.noise, 6),
-            "fit": finite_json(self.fit),
-            "self_validation_psnr": {
-                "bicubic": _number(self.psnr_bicubic, 3),
-                "before": _number(self.psnr_before, 3),
-                "after": _number(self.psnr_after, 3),
-            },
-            "kept": self.kept,
-            **({"reason": self.reason} if self.reason else {}),
-            "seconds": _number(self.seconds, 2),
-        }
-
-    def describe(self) -> str:
-        """One line for logs and DICOM DerivationDescription."""
-        if self.reason:
-            return f"not adapted: {self.reason}"
-        return (
-            f"adapted to the input ({self.degradation}, noise {self.noise:.3g}; "
-            f"{self.fit.get('steps', 0)} steps; self-validation PSNR {self.psnr_before:.2f} -> "
-            f"{self.psnr_after:.2f} dB, bicubic {self.psnr_bicubic:.2f}; kept {self.kept})"
-        )
-
-
-def _number(value: float, digits: int) -> float | None:
-    """``value`` rounded to ``digits``, or None when it is NaN or infinite."""
-    return round(float(value), digits) if math.isfinite(value) else None
-
-
-class _Degrade:
-    """Patches ``(n, C, h, w)`` -> their low-resolution versions (pair degradation)."""
-
-    def __init__(self, scale: int, psf: str | float) -> None:
-        self.scale = scale
-        self.psf = psf
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.psf == "bicubic":
-            from ..degrade import bicubic_downsample
-
-            return bicubic_downsample(x, self.scale)
-        from ..psf import gaussian_area_downsample
-
-        return gaussian_area_downsample(x, self.scale, float(self.psf))
-
-
-#: The 1st..99th percentile of what :func:`adapt_model` is given must lie within this span: the
-#: models work on roughly 0..1 (a profile maps its percentiles there, a little past either end).
-NORMALIZED_SPAN = (-1.0, 2.0)
-
-
-def _check_normalized(stacks: list[np.ndarray]) -> None:
-    """Refuse images that are not in the model's intensity space (raw 0..255, 0..4095...):
-    fitting on them would wreck the model's weights."""
-    values = np.concatenate(
-        [a[np.isfinite(a)].ravel()[:: max(1, a.size // 100_000)] for a in stacks]
-    )
-    if values.size == 0:
-        raise ConfigError("adapt_model: the images hold no finite values")
-    lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
-    if lo < NORMALIZED_SPAN[0] or hi > NORMALIZED_SPAN[1]:
-        raise ConfigError(
-            f"adapt_model takes images in the model's intensity space (roughly 0..1, the "
-            f"intensity profile applied); these span {lo:.4g}..{hi:.4g} (1st..99th "
-            "percentile): normalize them first, e.g. profile_from_any('percentile', "
-            "image).normalize(image)"
-        )
-
-
-def _stacks(images: list[np.ndarray], in_channels: int) -> list[np.ndarray]:
-    """Normalized ``(C, H, W)`` images -> sampler stacks with the model's channel count."""
-    if len(images) == 0:
-        raise ConfigError(
-            "adapt_model needs at least one image to adapt on (got none); pass normalized "
-            "(C, H, W) or (H, W) samples of the input"
-        )
-    out = []
-    for im in images:
-        a = np.asarray(im, np.float32)
-        a = a[None] if a.ndim == 2 else a
-        if a.ndim != 3:
-            raise ConfigError(f"adapt takes (C, H, W) images, got shape {a.shape}")
-        finite = np.isfinite(a)
-        if not finite.all():
-            mean = float(a[finite].mean()) if finite.any() else 0.0
-            a = np.where(finite, a, np.float32(mean))
-        if a.shape[0] == in_channels:
-            out.append(a[None])
-        elif in_channels == 1:  # band by band, like the engine
-            out.append(a[:, None])
-        else:
-            raise ConfigError(
-                f"adapt needs a model whose input bands match the data: the model takes "
-                f"{in_channels}, the data has {a.shape[0]}"
-            )
-    return out
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor, border: int) -> float:
@@ -206,50 +63,6 @@ def _score(model: SRModel, lr: torch.Tensor, hr: torch.Tensor, scale: int) -> fl
         device = next(model.parameters()).device
         sr = model(lr.to(device)).float().cpu()
     return _psnr(sr, hr, scale)
-
-
-def _pair_psf(
-    estimate: DegradationEstimate | None, opts: AdaptOptions, s: int
-) -> tuple[str | float, str]:
-    """``(psf, description)`` of the pair degradation: the user's, the trusted estimate's, or
-    :data:`ASSUMED_PSF` when the estimate is untrusted (``rings`` 0: no finding)."""
-    if opts.psf != "estimate" or estimate is None:
-        psf = opts.psf
-        return psf, ("bicubic" if psf == "bicubic" else f"gaussian sigma={float(psf):.3g} px")
-    if estimate.rings == 0:
-        return ASSUMED_PSF, "bicubic (assumed: the PSF estimate is untrusted, rings 0)"
-    # the input's blur includes the scene's own blur at the input's pixel size; the part the
-    # decimation added is sqrt(1 - 1/s^2) of it when the scene is as sharp in its own pixels
-    # as the input is in its own (scale invariance)
-    sigma = round(estimate.psf_sigma * math.sqrt(1.0 - 1.0 / s**2), 3)
-    return sigma, (
-        f"gaussian sigma={sigma:.3g} px (the estimate's {estimate.psf_sigma:.3g} px x "
-        f"sqrt(1 - 1/{s}^2))"
-    )
-
-
-def _nothing_to_adapt(estimate: DegradationEstimate | None, opts: AdaptOptions) -> str:
-    """Why the input is left to the model (``""``: adapt): with both estimated, a clean input
-    that is sharp, or whose PSF could not be estimated (the assumed degradation is then the
-    model's own training one: fine-tuning on it only drifts, -0.2 to -1.4 dB measured)."""
-    if estimate is None or opts.psf != "estimate" or opts.noise != "estimate":
-        return ""
-    if estimate.noise >= CLEAN_NOISE:
-        return ""
-    clean = f"noise {estimate.noise:.4f} < {CLEAN_NOISE}"
-    if estimate.rings == 0:
-        return (
-            f"the input's PSF could not be estimated (the fit is untrusted, rings 0; its "
-            f"{estimate.psf_sigma:.2f} px is no finding) and it is clean ({clean}): with the "
-            "assumed degradation (MATLAB bicubic, as in the model's training data) there is "
-            "nothing to adapt to; pass --adapt-psf SIGMA when you know the PSF"
-        )
-    if estimate.psf_sigma < SHARP_SIGMA:
-        return (
-            f"the input is as sharp and clean as the model's training data (PSF sigma "
-            f"{estimate.psf_sigma:.2f} < {SHARP_SIGMA} px, {clean}): nothing to adapt to"
-        )
-    return ""
 
 
 def adapt_model(
@@ -283,8 +96,8 @@ def adapt_model(
         check_model_output(opts.save_model, [source] if source else [], overwrite=opts.overwrite)
     t0 = time.perf_counter()
     s = int(model.scale)
-    stacks = _stacks(images, int(model.in_channels))
-    _check_normalized(stacks)
+    stacks = sampler_stacks(images, int(model.in_channels))
+    check_normalized(stacks)
     biggest = max(stacks, key=lambda a: a.shape[-1] * a.shape[-2])
     side = min(opts.patch, min(max(a.shape[-2], a.shape[-1]) for a in stacks))
     side = min(side, min(biggest.shape[-2:])) // s * s
@@ -305,9 +118,9 @@ def adapt_model(
     if opts.psf == "estimate" or opts.noise == "estimate":
         sample = biggest[0] if biggest.shape[0] == 1 else biggest[biggest.shape[0] // 2]
         estimate = estimate_degradation(sample)
-    psf, what = _pair_psf(estimate, opts, s)
+    psf, what = pair_psf(estimate, opts, s)
     noise = float(estimate.noise if opts.noise == "estimate" and estimate else opts.noise)
-    skip = _nothing_to_adapt(estimate, opts)
+    skip = nothing_to_adapt(estimate, opts)
     untrusted = estimate is not None and opts.psf == "estimate" and estimate.rings == 0
     if skip:
         report = AdaptReport(degradation=what, estimate=estimate, noise=noise, kept="original")
@@ -320,8 +133,9 @@ def adapt_model(
     if untrusted:
         log.warning("adapt: the PSF estimate is untrusted (rings 0): %s; pass --adapt-psf", what)
     sampler = PatchSampler(stacks, (side, side))
-    pairs = InternalPairs(sampler, _Degrade(s, psf), batch_size=opts.batch_size, noise=noise)
-    val_lr, val_hr = InternalPairs(sampler, _Degrade(s, psf), batch_size=32, noise=noise)(
+    degrade = PairDegradation(s, psf)
+    pairs = InternalPairs(sampler, degrade, batch_size=opts.batch_size, noise=noise)
+    val_lr, val_hr = InternalPairs(sampler, degrade, batch_size=32, noise=noise)(
         torch.Generator().manual_seed(opts.seed + 1_000_003)
     )
     dev = resolve_device(device)
@@ -381,25 +195,6 @@ def adapt_engine(
         upscaler.model, images, options, device=upscaler.device, progress=progress
     )
     return (upscaler if net is upscaler.model else upscaler.with_model(net)), report
-
-
-def save_adapted(
-    model: SRModel, report: AdaptReport, path: Path, *, overwrite: bool = False
-) -> Path:
-    """Save an adapted model with a card that says what it was adapted with (an existing
-    ``path`` is replaced only with ``overwrite``)."""
-    import dataclasses
-    import json
-
-    from ..checkpoint import ModelCard, save_checkpoint
-
-    card = getattr(model, "card", None)
-    base = card if isinstance(card, ModelCard) else ModelCard(name=Path(path).stem)
-    note = "adapted to one input: " + json.dumps(report.to_dict(), allow_nan=False)
-    card = dataclasses.replace(
-        base, name=Path(path).stem, notes=(base.notes + " " if base.notes else "") + note
-    )
-    return save_checkpoint(model, path, card, overwrite=overwrite)
 
 
 __all__ = [
