@@ -24,15 +24,19 @@ OTHER_INPUT = "made from another input file of the same name, or from this one m
 
 
 def input_ids(paths: Sequence[Path]) -> list[str]:
-    """Which files the input is, two ways: hashes of their absolute paths as given (a
-    git-annex / DataLad / DVC link keeps its path when its content, hence its target, changes)
-    and of their real paths (a folder reached by another link or working directory). The
-    paths themselves are not written into outputs that may be shared."""
+    """Which input this is, two ways: hashes of the absolute path of ``paths[0]`` (the input
+    as named; the other paths are what it reads, such as a VRT's sources, which the user may
+    change: that is a changed input, not another one) as given (a git-annex / DataLad / DVC
+    link keeps its path when its content, hence its target, changes) and as a real path (a
+    folder reached by another link or working directory). The paths themselves are not
+    written into outputs that may be shared. No paths: ``[]``."""
+    if not paths:
+        return []
 
-    def h(names: list[str]) -> str:
-        return hashlib.sha256(os.fsencode("\0".join(sorted(names)))).hexdigest()[:32]
+    def h(name: str) -> str:
+        return hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
 
-    return [h([os.path.abspath(p) for p in paths]), h([os.path.realpath(p) for p in paths])]
+    return [h(os.path.abspath(paths[0])), h(os.path.realpath(paths[0]))]
 
 
 def stamp_of(paths: Sequence[Path]) -> dict[str, Any]:

@@ -268,3 +268,35 @@ def test_an_annexed_input_edited_in_place_is_redone_not_refused(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         assert geo_many(data, out, scale=2, model=model) == [done]
     assert _redone(caplog) == [f"{done}: {REDO}"] and done.read_bytes() != first
+
+
+def test_a_vrt_edited_to_read_another_source_is_redone_not_refused(tmp_path, caplog):
+    """The input's identity hashed every file a VRT reads: a VRT edited in place to read
+    another source (or one more tile) was taken for another input of the same name and the
+    rerun refused (exit 1, "pass --overwrite"). It is this input, changed: redone."""
+    pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_many as geo_many
+    from sr_domains.testing.geo import make_geotiff
+
+    (tmp_path / "src").mkdir()
+    a = make_geotiff(tmp_path / "src" / "a.tif", width=16, height=16, compress=None, seed=0)
+    b = make_geotiff(tmp_path / "src" / "b.tif", width=16, height=16, compress=None, seed=1)
+    scene = tmp_path / "in" / "scene.vrt"
+    scene.parent.mkdir()
+
+    def point_at(source: Path) -> None:
+        scene.write_text(
+            '<VRTDataset rasterXSize="16" rasterYSize="16">'
+            '<VRTRasterBand dataType="UInt16" band="1"><SimpleSource>'
+            f"<SourceFilename>{source}</SourceFilename><SourceBand>1</SourceBand>"
+            "</SimpleSource></VRTRasterBand></VRTDataset>"
+        )
+
+    point_at(a)
+    model, out = tiny_model(1, 2), tmp_path / "out"
+    (done,) = geo_many(tmp_path / "in", out, scale=2, model=model)
+    first = done.read_bytes()
+    point_at(b)
+    with caplog.at_level(logging.WARNING):
+        assert geo_many(tmp_path / "in", out, scale=2, model=model) == [done]
+    assert _redone(caplog) == [f"{done}: {REDO}"] and done.read_bytes() != first
