@@ -63,7 +63,9 @@ def output_check(
         changed = _input_changed(tags.get(f"{TAG_PREFIX}SOURCE_STAMP"), src)
         if changed:
             return changed
-        if (ds.height, ds.width) != want or f"{TAG_PREFIX}VALUES" not in tags:
+        if (ds.height, ds.width) != want:
+            return _other_size(ds, want)
+        if f"{TAG_PREFIX}VALUES" not in tags:
             return "damaged", ""
         made = Made.from_tags(tags, TAG_PREFIX)
         if requested is not None:  # (--dtype of the input's own type: the default, see for_source)
@@ -79,6 +81,19 @@ def output_check(
         except (OSError, RasterioError):
             return "damaged", ""
     return "complete", ""
+
+
+def _other_size(ds: Any, want: tuple[int, int]) -> tuple[str, str]:
+    """``(status, why)`` of a TIFF with our tags but not the output's size: cutting a TIFF
+    short does not change its size, and outputs are renamed into place only when complete,
+    so one that reads whole is somebody's (a clipped copy that kept our tags): ``"foreign"``,
+    never replaced without ``--overwrite``; one whose blocks do not read is ``"damaged"``."""
+    try:
+        _read_blocks(ds)
+    except (OSError, RasterioError):
+        return "damaged", ""
+    size, expected = f"{ds.width}x{ds.height}", f"{want[1]}x{want[0]}"
+    return "foreign", f"a readable raster of {size} px, not the {expected} px output"
 
 
 def _read_blocks(ds: Any) -> None:
@@ -166,7 +181,8 @@ def output_status(dst: Path, src: Path, scale: int, requested: Requested | None 
     Outputs are renamed into place only when complete, but a file can still be damaged later
     (a copy cut short, a disk error), so the header is not trusted alone: our provenance tags
     for this source and scale, the tag written last (``SR_DOMAINS_VALUES``), the expected size,
-    and every block of every band readable.
+    and every block of every band readable. A file with our tags but another size that reads
+    whole is ``"foreign"`` (a clipped copy: cutting a TIFF short does not change its size).
     """
     return output_check(dst, src, scale, requested)[0]
 

@@ -1,5 +1,5 @@
 """GDAL sidecars of a GeoTIFF output (``NAME.tif.aux.xml``, ``NAME.tif.msk``,
-``NAME.tif.ovr``, ``STEM.IMD``):
+``NAME.tif.ovr``, ``STEM.IMD``, ArcGIS ``STEM.aux`` and ``STEM.rrd``):
 which belong to the output being replaced (removed) and which to an input (never touched),
 and their replacement around the output's own (:func:`sidecar_swap`)."""
 
@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import secrets
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,59 @@ log = logging.getLogger(__name__)
 
 #: GDAL sidecars of an output ``NAME.tif`` that a run handles: PAM metadata ``NAME.tif.aux.xml``,
 #: an external mask ``NAME.tif.msk`` and external overviews ``NAME.tif.ovr`` (``gdaladdo -ro``,
-#: QGIS pyramids; stale ones override the new file's, or show the old image zoomed out), and
-#: ``NAME.IMD``, where GDAL keeps an ``IMD`` metadata domain (the COG output keeps GDAL's copy).
+#: QGIS pyramids; stale ones override the new file's, or show the old image zoomed out), the
+#: ArcGIS / Erdas auxiliary files (:func:`hfa_sidecars`), and ``NAME.IMD``, where GDAL keeps an
+#: ``IMD`` metadata domain (the COG output keeps GDAL's copy).
 def output_sidecars(dst: Path) -> tuple[Path, ...]:
-    """``(PAM, mask, overviews, overviews' PAM, IMD)`` sidecar paths of the output ``dst``
-    (the IMD last: :func:`imd_sidecar`)."""
+    """``(PAM, mask, overviews, overviews' PAM, *HFA auxiliaries, IMD)`` sidecar paths of the
+    output ``dst`` (the IMD last: :func:`imd_sidecar`)."""
     return (
         Path(f"{dst}.aux.xml"),
         Path(f"{dst}.msk"),
         Path(f"{dst}.ovr"),
         Path(f"{dst}.ovr.aux.xml"),
+        *hfa_sidecars(dst),
         imd_sidecar(dst),
     )
+
+
+def hfa_sidecars(dst: Path) -> tuple[Path, ...]:
+    """The Erdas Imagine (HFA) auxiliary files GDAL reads for ``dst``: ``STEM.aux`` (else
+    ``STEM.AUX``), then ``NAME.aux`` (``NAME.AUX``), each used only when it names ``dst`` as
+    its dependent file (overviews of ``gdaladdo --config USE_RRD YES``, ArcGIS pyramids and
+    statistics), and the ``.rrd`` reduced-resolution file of each (``STEM.rrd``,
+    ``NAME.rrd``: ArcGIS pyramids, which GDAL reads through that ``.aux``)."""
+    stem, name = dst.with_suffix(""), str(dst)
+    return (
+        Path(f"{stem}.aux"),
+        Path(f"{stem}.AUX"),
+        Path(f"{stem}.rrd"),
+        Path(f"{name}.aux"),
+        Path(f"{name}.AUX"),
+        Path(f"{name}.rrd"),
+    )
+
+
+def _hfa_ours(p: Path, dst: Path) -> bool:
+    """Whether the HFA auxiliary ``p`` (:func:`hfa_sidecars`) is ``dst``'s: an ``.aux`` that
+    names ``dst`` as its dependent file (GDAL's ``HFA_DEPENDENT_FILE``); an ``.rrd`` whose
+    ``.aux`` is (its pyramids: GDAL reads it through that file only). Another file's, or one
+    that does not read as HFA (a user's notes), is not."""
+    if p.suffix == ".rrd":
+        return any(_hfa_ours(p.with_suffix(s), dst) for s in (".aux", ".AUX"))
+    if not os.path.isfile(p):
+        return False
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    try:
+        with warnings.catch_warnings():  # (an .aux has no georeferencing of its own)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(p, driver="HFA") as ds:
+                dependent = ds.tags(ns="HFA").get("HFA_DEPENDENT_FILE", "")
+    except (RasterioError, OSError):
+        return False
+    return dependent.lower() == dst.name.lower()
 
 
 def imd_sidecar(dst: Path) -> Path:
@@ -67,13 +109,14 @@ def sidecar_owner(path: Path, inputs: Sequence[str | os.PathLike[str]]) -> Path 
 
 def _shares_stem(p: Path, dst: Path) -> bool:
     """Another file beside ``p`` has its stem (``scene.NTF`` beside ``scene.IMD``): ``p`` may
-    be that file's sidecar."""
+    be that file's sidecar. ``dst`` and its own sidecars (``scene.aux``) do not count."""
     try:
         names = os.listdir(p.parent)
     except OSError:
         return True
     stem = p.stem.lower()
-    return any(Path(n).stem.lower() == stem for n in names if n not in (p.name, dst.name))
+    own = {dst.name, *(s.name for s in output_sidecars(dst))}
+    return any(Path(n).stem.lower() == stem for n in names if n not in own)
 
 
 def plan_sidecars(
@@ -84,7 +127,8 @@ def plan_sidecars(
     warn: bool = False,
 ) -> list[Path]:
     """The sidecars of a previous ``dst`` (being replaced) to remove: never an input's
-    (:func:`sidecar_owner`), and a ``STEM.IMD`` only when no other file has that stem.
+    (:func:`sidecar_owner`), a ``STEM.IMD`` only when no other file has that stem, and an
+    ArcGIS / Erdas ``.aux`` or ``.rrd`` only when it names ``dst`` (:func:`hfa_sidecars`).
 
     ``writes``: sidecar paths the new output will have (``STEM.IMD`` of a COG); one that is
     an input's sidecar, or exists and is not the previous output's, raises
@@ -92,12 +136,14 @@ def plan_sidecars(
     that stay and that GDAL will read as the new output's metadata.
     """
     replacing = os.path.lexists(dst)
-    imd_path = imd_sidecar(dst)
+    imd_path, hfa = imd_sidecar(dst), hfa_sidecars(dst)
     stale = []
     for p in dict.fromkeys([*output_sidecars(dst), *writes]):
         owner = sidecar_owner(p, inputs)
         exists = os.path.lexists(p)
-        ours = replacing and owner is None and (p != imd_path or not _shares_stem(p, dst))
+        read = exists and (p not in hfa or _hfa_ours(p, dst))  # (GDAL reads it for dst)
+        ours = replacing and owner is None and read
+        ours = ours and (p != imd_path or not _shares_stem(p, dst))
         if p in writes:
             what = f"GDAL keeps {'IMD ' if p == imd_path else ''}metadata of it in {p}, which"
             if owner is not None:
@@ -119,7 +165,7 @@ def plan_sidecars(
                 )
         if exists and ours:
             stale.append(p)
-        elif exists and owner is None and warn:
+        elif read and owner is None and warn:
             log.warning(
                 "%s exists and is left alone: GDAL will read it as metadata of %s too",
                 p,
@@ -268,6 +314,7 @@ __all__ = [
     "ASIDE_TAG",
     "SidecarSwap",
     "cog_sidecars",
+    "hfa_sidecars",
     "imd_sidecar",
     "output_sidecars",
     "plan_sidecars",
