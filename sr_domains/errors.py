@@ -101,12 +101,13 @@ class InputFileError(SRDomainsError, OSError):
 
 
 class UnreadableFilesError(InputFileError):
-    """Files of an input that cannot be read or decoded, found while summarising the rest
-    (``sr-domains info`` of a DICOM folder): the message names the first; ``report`` is the
-    summary (text or JSON-ready data), which the CLI prints before the error."""
+    """Files of an input that cannot be read or decoded, or series that cannot be run (missing
+    slices), found while summarising the rest (``sr-domains info`` of a DICOM folder): the
+    message names the first; ``report`` is the summary (text or JSON-ready data), which the
+    CLI prints before the error."""
 
     def __init__(self, first: InputFileError, n_more: int, report: Any) -> None:
-        more = f" (and {n_more} more unreadable file(s), listed)" if n_more else ""
+        more = f" (and {n_more} more problem(s), listed)" if n_more else ""
         super().__init__(first.path, first.problem + more)
         self.report = report
 

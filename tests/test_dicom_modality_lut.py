@@ -142,7 +142,7 @@ def test_segmentation_object_refused_by_name(tmp_path, capsys):
     src = shipped("liver_1frame.dcm")
     with pytest.raises(InputFileError, match="Segmentation objects are not supported"):
         load_dicom_series(src)
-    assert main(["info", str(src)]) == 0  # listed, with its problem
+    assert main(["info", str(src)]) == 1  # listed, with its problem (upscale refuses it)
     assert "DICOM Segmentation objects are not supported (they are label maps)" in (
         capsys.readouterr().out
     )

@@ -128,7 +128,7 @@ def test_cli_info(tmp_path, capsys):
     ):
         assert part in text, part
     files[1].unlink()  # a gap: info still describes the series and reports the problem
-    assert main(["info", str(tmp_path / "d")]) == 0
+    assert main(["info", str(tmp_path / "d")]) == 1  # (after the summary, as upscale refuses)
     assert "problem" in capsys.readouterr().out
 
 

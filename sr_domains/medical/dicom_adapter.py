@@ -13,6 +13,7 @@ from .dicom_read import has_dicm_preamble
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
     from ..models.base import SRModel
+    from .dicom_series import DicomSeries
 
 #: Files looked at when sniffing a folder.
 SNIFF_FILES = 200
@@ -35,15 +36,26 @@ def sniff(path: Path) -> bool:
     return False
 
 
-def _describe(path: Path, groups: dict, uid: str) -> list[str]:
+def _built(path: Path, groups: dict) -> dict[str, DicomSeries | InputFileError]:
+    """Each series checked and sorted as ``upscale`` does it (``--series UID``), or the error
+    that run would stop with (missing slices, non-uniform spacing, mixed sizes, ...)."""
     from .dicom_read import select_series
+
+    out: dict[str, DicomSeries | InputFileError] = {}
+    for uid in groups:
+        try:
+            out[uid] = select_series(path, groups, uid)
+        except InputFileError as exc:
+            out[uid] = exc
+    return out
+
+
+def _describe(s: DicomSeries | InputFileError) -> list[str]:
     from .dicom_series import fg_attr
     from .geometry import axis_codes, obliquity_deg, plane_name
 
-    try:
-        s = select_series(path, groups, uid)
-    except InputFileError as exc:
-        return [f"  problem    {exc}"]
+    if isinstance(s, InputFileError):
+        return [f"  problem    {s}"]
     ds = s.first
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ps = s.pixel_spacing
@@ -94,11 +106,13 @@ def _describe(path: Path, groups: dict, uid: str) -> list[str]:
 
 
 def info_json(path: Path) -> dict[str, Any]:
-    """:func:`info` as JSON-ready data: every series with its size, spacing and geometry, the
-    unreadable and the undecodable files (which raise as in :func:`info`)."""
-    from .dicom_read import select_series, summarize
+    """:func:`info` as JSON-ready data: every series with its size, spacing and geometry (or
+    its ``problem``), the unreadable and the undecodable files (which raise as in
+    :func:`info`)."""
+    from .dicom_read import summarize
 
     groups, bad = _scan(path)
+    built = _built(Path(path), groups)
     undecodable = _undecodable(groups)
     out = []
     for s in summarize(groups):
@@ -109,8 +123,10 @@ def info_json(path: Path) -> dict[str, Any]:
             "n_images": s.n_images,
             "n_files": len(s.files),
         }
-        try:
-            ser = select_series(Path(path), groups, s.uid)
+        ser = built[s.uid]
+        if isinstance(ser, InputFileError):
+            entry["problem"] = str(ser)
+        else:
             entry.update(
                 n_slices=ser.n_slices,
                 rows=ser.rows,
@@ -120,8 +136,6 @@ def info_json(path: Path) -> dict[str, Any]:
                 enhanced=bool(ser.enhanced),
                 affine_lps=ser.affine.tolist() if ser.has_geometry else None,
             )
-        except InputFileError as exc:
-            entry["problem"] = str(exc)
         out.append(entry)
     report = {
         "path": str(path),
@@ -129,7 +143,7 @@ def info_json(path: Path) -> dict[str, Any]:
         "unreadable": [_problem(f) for f in bad],
         "undecodable": [str(e) for errors in undecodable.values() for e in errors],
     }
-    _check_files(bad, undecodable, report)
+    _check_files(bad, built, undecodable, report)
     return report
 
 
@@ -179,22 +193,30 @@ def _undecodable(groups: dict[str, list[tuple[Path, Any]]]) -> dict[str, list[In
 
 
 def _check_files(
-    bad: list[Path], undecodable: dict[str, list[InputFileError]], report: Any
+    bad: list[Path],
+    built: dict[str, DicomSeries | InputFileError],
+    undecodable: dict[str, list[InputFileError]],
+    report: Any,
 ) -> None:
     """Raise :class:`UnreadableFilesError` (carrying ``report``) when a file could not be read
-    or decoded."""
-    errors = [_error(f) for f in bad] + [e for es in undecodable.values() for e in es]
+    or decoded, or a series would be refused by ``upscale``."""
+    errors = [_error(f) for f in bad]
+    errors += [e for e in built.values() if isinstance(e, InputFileError)]
+    errors += [e for es in undecodable.values() for e in es]
     if errors:
         raise UnreadableFilesError(errors[0], len(errors) - 1, report)
 
 
 def info(path: Path) -> str:
     """The series in a folder (or file): size, spacing, orientation, encoding, problems. Every
-    file's pixel data is decoded: a file that cannot be read or decoded raises
-    :class:`~sr_domains.errors.UnreadableFilesError` naming it, which carries the summary."""
+    file's pixel data is decoded: a file that cannot be read or decoded, or a series that
+    ``upscale`` refuses (missing slices, non-uniform spacing, ...), raises
+    :class:`~sr_domains.errors.UnreadableFilesError` naming the first, which carries the
+    summary."""
     from .dicom_read import summarize
 
     groups, bad = _scan(path)
+    built = _built(Path(path), groups)
     undecodable = _undecodable(groups)
     series = summarize(groups)
     lines = [f"{path}: {len(series)} DICOM series"]
@@ -202,13 +224,13 @@ def info(path: Path) -> str:
         lines.append(f"series {s}")
         if s.description:
             lines.append(f"  description {s.description}")
-        lines.extend(_describe(Path(path), groups, s.uid))
+        lines.extend(_describe(built[s.uid]))
         lines.extend(f"  problem    {e}" for e in undecodable.get(s.uid, []))
     if bad:
         lines.append(f"{len(bad)} unreadable file(s), left out:")
         lines.extend(f"  problem    {_problem(f)}" for f in bad)
     text = "\n".join(lines)
-    _check_files(bad, undecodable, text)
+    _check_files(bad, built, undecodable, text)
     return text
 
 
