@@ -327,16 +327,42 @@ def _reads(task: Task) -> list[Path]:
     src = Path(task.src)
     if task.domain != "geotiff":
         return [src]
-    from .geo.gdal_paths import open_dataset, raster_inputs
+    from .geo.gdal_paths import raster_inputs
 
     try:
         return raster_inputs(src)
-    except InputFileError:  # a source missing now: the names the VRT gives
-        try:
-            with open_dataset(src) as ds:
-                return [src, *(Path(f) for f in ds.files if not str(f).startswith("/vsi"))]
-        except (InputFileError, OSError):
-            return [src]
+    except InputFileError:  # a source missing now: the names the VRTs give
+        return _named(src, set())
+
+
+def _named(path: Path, seen: set[Path]) -> list[Path]:
+    """``path`` and, for a VRT that opens, every file it names, missing or not, and those
+    its VRT sources name (nested VRTs, once each)."""
+    from .geo.gdal_paths import open_dataset
+
+    seen.add(path)
+    if not path.is_file() or not _starts_like_vrt(path):
+        return [path]
+    try:
+        with open_dataset(path) as ds:
+            files = [Path(f) for f in ds.files if not str(f).startswith("/vsi")]
+    except (InputFileError, OSError):
+        return [path]
+    out = [path]
+    for f in files:
+        out += [] if f in seen else _named(f, seen)
+    return out
+
+
+def _starts_like_vrt(path: Path) -> bool:
+    """A GDAL virtual raster, by its name or its first bytes."""
+    if path.suffix.lower() == ".vrt":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(64).lstrip().startswith(b"<VRTDataset")
+    except OSError:
+        return False
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
