@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
@@ -22,11 +23,17 @@ from .interrupts import held_stop_signals, ignore_stop_signals
 log = logging.getLogger(__name__)
 
 
-def build_generator(config: TrainConfig) -> SRModel:
-    """The generator of ``config``, optionally initialised from a checkpoint."""
+def build_generator(config: TrainConfig, *, resuming: bool = False) -> SRModel:
+    """The generator of ``config``, optionally initialised from a checkpoint; not when
+    ``resuming``: the run's ``last.pt`` holds its weights, and ``model.init_from`` may have
+    been moved or deleted since the run started."""
     m = config.model
     model = create_model(m.arch, in_channels=m.in_channels, scale=config.scale, **m.options)
-    if m.init_from:
+    if m.init_from and resuming:
+        gone = "" if Path(m.init_from).exists() else " (no longer there)"
+        msg = "resuming: model.init_from %s%s not read; the run's last.pt holds the weights"
+        log.info(msg, m.init_from, gone)
+    elif m.init_from:
         init, card = load_checkpoint(m.init_from)
         src = init.state_dict()
         own = model.state_dict()

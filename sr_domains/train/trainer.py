@@ -82,14 +82,16 @@ class TrainResult:
 class Trainer:
     """One run of :class:`TrainConfig`; use :func:`train` unless you need the pieces."""
 
-    def __init__(self, config: TrainConfig, info: DistInfo, progress: bool = True) -> None:
+    def __init__(
+        self, config: TrainConfig, info: DistInfo, progress: bool = True, resuming: bool = False
+    ) -> None:
         self.config = config
         self.info = info
         self.progress = progress and info.is_main
         dev = info.device
         seed_for(config.seed + info.rank, dev)  # (the CPU and this device, no other)
         self.dataset = PatchDataset(config.data, scale=config.scale, seed=config.seed)
-        self.model = build_generator(config).to(dev).train()
+        self.model = build_generator(config, resuming=resuming).to(dev).train()
         if self.dataset.channels != self.model.in_channels:
             raise ConfigError(
                 f"the data has {self.dataset.channels} channel(s) but model.in_channels is "
@@ -366,7 +368,7 @@ def train(
             # data, model and validation set up (and refused) on every rank, together (DDP
             # synchronises its processes when it wraps the model), before a previous run's
             # files are removed with overwrite
-            trainer = Trainer(config, info, progress=progress)
+            trainer = Trainer(config, info, progress=progress, resuming=resuming)
             if info.is_main and not resuming:
                 clear_run_dir(config, overwrite)
             barrier(info)
