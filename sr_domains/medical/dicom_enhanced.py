@@ -15,7 +15,7 @@ import numpy as np
 
 from .dicom_derive import derive_common, ds_number, nearest_source, source_ref, stale_spacing
 from .dicom_series import DicomSeries
-from .dicom_values import remap_real_world
+from .dicom_values import bits_range, remap_real_world
 
 _IN_STACK = 0x00209057  # InStackPositionNumber
 _ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -71,11 +71,16 @@ def _per_frame(shared: Any, frames: list[Any], seq: str) -> None:
 
 
 def _regrid(
-    series: DicomSeries, shared: Any, frames: list[Any], geo: dict[str, Any], dt: np.dtype
+    series: DicomSeries,
+    shared: Any,
+    frames: list[Any],
+    geo: dict[str, Any],
+    written: tuple[int, int],
 ) -> None:
     """Frames written with another rescale than their source frame's (``geo["pairs"]``) get
     it in their own pixel value transformation (a shared one becomes per-frame), and their
-    real world value mapping re-expressed for it."""
+    real world value mapping re-expressed for it within the ``written`` stored range (the
+    declared ``BitsStored`` and signedness)."""
     pairs = geo.get("pairs")
     if pairs is None:
         return
@@ -90,7 +95,6 @@ def _regrid(
 
     _per_frame(shared, frames, _PVT)
     _per_frame(shared, frames, _RWVM)
-    full = (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
     for k in moved:
         item, src = frames[k], srcs[k]
         if (pvt := _own(item, _PVT)) is None:
@@ -98,7 +102,7 @@ def _regrid(
             pvt.RescaleType = "US"
             item[_PVT] = Sequence([pvt])  # (a source without one: rescale 1/0)
         pvt.RescaleSlope, pvt.RescaleIntercept = (ds_number(v) for v in pairs[k])
-        remap_real_world(item, (src.slope, src.intercept), pairs[k], full, src.label)
+        remap_real_world(item, (src.slope, src.intercept), pairs[k], written, src.label, src.ds)
 
 
 def write_enhanced(
@@ -147,7 +151,7 @@ def write_enhanced(
                     fc.DimensionIndexValues = vals
         frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
-    _regrid(series, shared, frames, geo, stored.dtype)
+    _regrid(series, shared, frames, geo, bits_range(info["signed"], info["bits_stored"]))
     # Macros are updated where they live: in the shared group and/or in each frame's item.
     for grp in (shared, *frames):
         if (m := _own(grp, "PixelMeasuresSequence")) is not None:

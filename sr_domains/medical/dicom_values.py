@@ -19,27 +19,45 @@ log = logging.getLogger(__name__)
 _WIDTHS = (2, 4)
 
 
-def int_tag(ds: Any, key: str) -> int | None:
-    """An integer-valued tag that pydicom may hold as int or raw bytes (US/SS ambiguity)."""
+def int_tag(ds: Any, key: str, pixels: Any = None) -> int | None:
+    """An integer-valued stored-value tag (VR US or SS: padding, real world value mapping
+    range) as the pixel decoder reads stored values: its low ``BitsStored`` bits in the
+    signedness of ``PixelRepresentation`` of ``pixels`` (the image; default ``ds``). So a
+    ``PixelPaddingValue`` written as US 63536 in a signed 16-bit image reads -2000, as its
+    padding pixels do. pydicom may hold the value as int or, for an ambiguous VR, as raw
+    bytes; without ``PixelRepresentation`` an int is taken as it is."""
     if key not in ds:
         return None
+    img = ds if pixels is None else pixels
     v = ds[key].value
     if isinstance(v, (bytes, bytearray)):
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        return (
-            int(np.frombuffer(bytes(v[:2]), "<i2" if signed else "<u2")[0]) if len(v) >= 2 else None
-        )
+        if len(v) < 2:
+            return None
+        v = int(np.frombuffer(bytes(v[:2]), "<u2")[0])
+    elif "PixelRepresentation" not in img:
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            return None
     try:
-        return int(v)
+        n = int(v)
     except (TypeError, ValueError):
         return None
+    signed = int(img.get("PixelRepresentation", 0) or 0) == 1
+    bits = int(img.get("BitsStored", 0) or img.get("BitsAllocated", 16) or 16)
+    n &= (1 << bits) - 1
+    return n - (1 << bits) if signed and n >> (bits - 1) else n
 
 
 def declared_range(ds: Any) -> tuple[int, int]:
     """The stored values an image can hold: ``PixelRepresentation`` (signedness) and
     ``BitsStored`` (``BitsAllocated`` when absent)."""
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    bits = int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 16) or 16)
+    return bits_range(signed, int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 16) or 16))
+
+
+def bits_range(signed: bool, bits: int) -> tuple[int, int]:
+    """The stored values ``bits`` bits hold in two's complement (``signed``) or unsigned."""
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
@@ -116,17 +134,27 @@ def fitted_pair(lo: float, hi: float, intercepts: Sequence[float], stored: tuple
 
 
 def remap_real_world(
-    ds: Any, old: Pair, new: Pair, stored: tuple[int, int], label: str = "image"
+    ds: Any,
+    old: Pair,
+    new: Pair,
+    stored: tuple[int, int],
+    label: str = "image",
+    source: Any = None,
 ) -> int:
     """In place: a ``RealWorldValueMappingSequence`` of ``ds`` (an image or a frame's
     functional group item) re-expressed for stored values written with the rescale ``new``
     instead of ``old`` (it maps stored values): a linear item's slope and intercept and its
-    first/last mapped values (clamped to ``stored``); an item with a table
+    first/last mapped values, within ``stored`` (the written image's ``BitsStored`` range in
+    its signedness); an item that mapped the whole stored range of the ``source`` image
+    (default ``ds``) maps the whole of ``stored``. An item with a table
     (``RealWorldValueLUTData``) no longer applies and is removed (a warning naming
     ``label``). Returns how many were."""
     if "RealWorldValueMappingSequence" not in ds:
         return 0
     (s0, c0), (s1, c1) = old, new
+    src = ds if source is None else source
+    whole = declared_range(src) if "PixelRepresentation" in src else None
+    keys = ("RealWorldValueFirstValueMapped", "RealWorldValueLastValueMapped")
     kept, dropped = [], 0
     for it in ds.RealWorldValueMappingSequence:
         if "RealWorldValueLUTData" in it or "RealWorldValueSlope" not in it:
@@ -135,11 +163,15 @@ def remap_real_world(
         a, b = float(it.RealWorldValueSlope), float(it.get("RealWorldValueIntercept", 0) or 0)
         it.RealWorldValueSlope = a * s1 / s0
         it.RealWorldValueIntercept = a * (c1 - c0) / s0 + b
-        for key in ("RealWorldValueFirstValueMapped", "RealWorldValueLastValueMapped"):
-            if (v := int_tag(it, key)) is not None:
+        ends = tuple(int_tag(it, key, src) for key in keys)
+        for key, v, end in zip(keys, ends, stored):
+            if v is None:
+                continue
+            if ends == whole:
+                n = end
+            else:
                 n = int(np.clip(np.rint((c0 + s0 * v - c1) / s1), *stored))
-                it[key].value = n
-                it[key].VR = "SS" if stored[0] < 0 else "US"
+            it.add_new(it[key].tag, "SS" if stored[0] < 0 else "US", n)
         kept.append(it)
     if dropped:
         log.warning(
@@ -204,15 +236,16 @@ def padding_range(ds: Any) -> tuple[int, int] | None:
     return (ppv, ppv) if lim is None else (min(ppv, lim), max(ppv, lim))
 
 
-def retag_padding(ds: Any, signed: bool) -> None:
-    """Give ``PixelPaddingValue``/``PixelPaddingRangeLimit`` the VR of the written pixels'
-    signedness (SS or US) where their value fits it (the source's may have been the other)."""
+def retag_padding(ds: Any, signed: bool, source: Any = None) -> None:
+    """Give ``PixelPaddingValue``/``PixelPaddingRangeLimit`` (values of the ``source`` image,
+    default ``ds``: :func:`int_tag`) the VR of the written pixels' signedness (SS or US)
+    where their value fits it (the source's may have been the other, e.g. US 63536 for -2000
+    in a signed image)."""
     lo, hi = (-(1 << 15), (1 << 15) - 1) if signed else (0, (1 << 16) - 1)
     for key in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
-        v = int_tag(ds, key)
+        v = int_tag(ds, key, source)
         if v is not None and lo <= v <= hi:
-            ds[key].value = v
-            ds[key].VR = "SS" if signed else "US"
+            ds.add_new(ds[key].tag, "SS" if signed else "US", v)  # (no stale-VR warning)
 
 
 def keep_off_padding(out: np.ndarray, valid: np.ndarray, pad: tuple[int, int]) -> int:
@@ -240,6 +273,7 @@ def keep_off_padding(out: np.ndarray, valid: np.ndarray, pad: tuple[int, int]) -
 
 __all__ = [
     "Pair",
+    "bits_range",
     "declared_range",
     "fitted_pair",
     "grid_span",

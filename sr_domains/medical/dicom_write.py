@@ -48,6 +48,7 @@ from .dicom_enhanced import write_enhanced
 from .dicom_series import DicomSeries
 from .dicom_values import (
     Pair,
+    bits_range,
     fitted_pair,
     grid_span,
     holding_dtype,
@@ -162,12 +163,14 @@ def slice_pair(
     (clipped to its grid, as before). Between source slices, the first whose value grid
     holds ``x``: the nearest slice's within the ``kept``
     stored range (the sources' ``BitsStored``); the finest of the two slices it lies between
-    within ``kept``; the nearest's within the ``full`` range of the written type (so a
-    series of one rescale is written as before); the nearest's value grid with its
-    intercept moved by whole slope steps (:func:`.dicom_values.shifted_pair`, within
-    ``kept``); else a new slope (:func:`.dicom_values.fitted_pair`, within ``kept``), with
-    the nearest slice's intercept where it can be one. So no slice is clipped to its
-    neighbour's range (a PET slice's slope is sized to its own maximum)."""
+    within ``kept``; the nearest's value grid with its intercept moved by whole slope steps
+    (:func:`.dicom_values.shifted_pair`, within ``kept``: the series keeps its
+    ``BitsStored``); the nearest's within the ``full`` range of the written type; else a new
+    slope (:func:`.dicom_values.fitted_pair`, within ``kept``), with the nearest slice's
+    intercept where it can be one. A series of one rescale tries its own within ``full``
+    before a shifted one (written as before: its rescale kept, ``BitsStored`` widened). So
+    no slice is clipped to its neighbour's range (a PET slice's slope is sized to its own
+    maximum)."""
     n = series.n_slices
     i = nearest_source(k, factor, n)
     own = (series.slices[i].slope, series.slices[i].intercept)
@@ -185,9 +188,10 @@ def slice_pair(
         pair = (series.slices[j].slope, series.slices[j].intercept)
         if pair_holds(pair, lo, hi, kept):
             return pair
-    if pair_holds(own, lo, hi, full):
-        return own
+    uniform = len({(s.slope, s.intercept) for s in series.slices}) == 1
     shifted = shifted_pair(own, lo, hi, kept)
+    if (uniform or shifted is None) and pair_holds(own, lo, hi, full):
+        return own
     if shifted is None:
         cs = [own[1], *(series.slices[j].intercept for j in near)]
         shifted = fitted_pair(lo, hi, list(dict.fromkeys(cs)), kept)
@@ -316,7 +320,7 @@ def write_derived_series(
         save_derived(ds, path)
         return [path]
     out = []
-    full = (int(np.iinfo(stored.dtype).min), int(np.iinfo(stored.dtype).max))
+    written = bits_range(info["signed"], info["bits_stored"])  # what the tags declare
     for k in range(n):
         src = series.slices[nearest_source(k, factor, series.n_slices)]
         ds = copy.deepcopy(src.ds)
@@ -343,7 +347,7 @@ def write_derived_series(
             ]
         slope, intercept = pairs[k]  # the nearest source slice's unless it cannot hold k
         if (slope, intercept) != (src.slope, src.intercept):  # (its values need another)
-            remap_real_world(ds, (src.slope, src.intercept), pairs[k], full, src.label)
+            remap_real_world(ds, (src.slope, src.intercept), pairs[k], written, src.label, src.ds)
             if not {"RescaleType", "RescaleSlope"} & set(ds.dir()) and series.modality != "CT":
                 ds.RescaleType = "US"
         if src.lut is None and "PixelPaddingValue" not in ds:
@@ -351,7 +355,7 @@ def write_derived_series(
                 ds.PixelPaddingValue = pad
                 ds["PixelPaddingValue"].VR = "SS" if info["signed"] else "US"
         elif src.lut is None:
-            retag_padding(ds, info["signed"])  # the source slice's signedness may differ
+            retag_padding(ds, info["signed"], src.ds)  # the source's signedness may differ
         else:  # written in modality units: the LUT (dropped) becomes 1/0
             ds.RescaleType = src.lut.kind
             if "PixelPaddingValue" in ds:  # one value, in the output's stored units
