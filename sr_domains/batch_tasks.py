@@ -16,6 +16,7 @@ from .geo.names import BATCH_SUFFIXES, geotiff_output_name
 from .io_safety import batch_entry, check_paths
 from .options import output_name
 from .output_checks import check_batch_folder
+from .output_names import check_names
 from .strict_json import provenance_json
 
 _NIFTI = (".nii", ".nii.gz")
@@ -275,6 +276,7 @@ def plan_tasks(
     if dupes:
         raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     check_paths(out_dir, [*roots, *(Path(t.src) for t in tasks)], kind="dir")
+    check_names(out_dir, [(t.dst, "dir" if t.domain == "dicom" else "file") for t in tasks])
     check_batch_reads(tasks, out_dir)
     if not (len(tasks) == 1 and Path(tasks[0].dst) == Path(out_dir)):  # (not one series' folder)
         check_batch_folder(out_dir)

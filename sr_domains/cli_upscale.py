@@ -18,6 +18,7 @@ from .cli_inputs import batch_domain, check_folder_output, check_one_domain, is_
 from .cli_upscale_options import add_adapt, add_isotropic, upscale_options
 from .errors import ConfigError, SRDomainsError
 from .options import BACKENDS, UpscaleOptions, engine_fields, saved_model_path
+from .output_names import shown
 
 if TYPE_CHECKING:
     from .batch_tasks import RunReport
@@ -327,7 +328,7 @@ def _print_written(manifest: Path, start: int) -> list[dict[str, object]]:
     records = [r for r in records if isinstance(r, dict) and r.get("pid") == os.getpid()]
     for record in records:
         if record.get("status") == "ok":
-            print(record.get("output"), flush=True)
+            print(shown(str(record.get("output"))), flush=True)
     return records
 
 
@@ -368,7 +369,7 @@ def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, 
     if isinstance(written, BatchOutputs):  # (its summary is ours to print, not a log line)
         return _print_report(written.report)
     for path in written:
-        print(path)
+        print(shown(path))
     return 0
 
 
@@ -384,7 +385,7 @@ def _upscale_distributed(args: argparse.Namespace, options: UpscaleOptions) -> i
             dst = dst / geotiff_output_name(src, options.suffix)
         check_split(src, dst, options)  # before a local cluster takes seconds to start
         with cluster_client(None, args.workers, args.scheduler) as client:
-            print(upscale_geotiff_split(src, dst, client=client, options=options))
+            print(shown(upscale_geotiff_split(src, dst, client=client, options=options)))
         return 0
     report = upscale_many(
         args.input,
@@ -403,10 +404,10 @@ def _print_report(report: RunReport) -> int:
     this process alike; the exit status (1 when an input failed; 2 is for usage errors)."""
     for r in report.results:
         if r.status == "ok":
-            print(r.task.dst)
+            print(shown(r.task.dst))
     for r in report.failed:  # the input named once (most errors name it already)
         named = r.error if r.error.startswith(r.task.src) else f"{r.task.src}: {r.error}"
-        print(f"sr-domains: failed: {named}", file=sys.stderr)
+        print(f"sr-domains: failed: {shown(named)}", file=sys.stderr)
     print(report.summary(), file=sys.stderr)
     if not report.failed:
         return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import OutputBusyError
 from .output_checks import PathArg
+from .output_names import name_key
 
 try:  # POSIX only; elsewhere destinations are not locked
     import fcntl
@@ -20,8 +21,9 @@ LOCK_TAG = ".sr-lock"
 
 
 def lock_path(dst: PathArg) -> Path:
+    """``.NAME.sr-lock`` beside ``dst`` (``NAME``: :func:`~sr_domains.output_names.name_key`)."""
     dst = Path(dst)
-    return dst.parent / f".{dst.name}{LOCK_TAG}"
+    return dst.parent / f".{name_key(dst)}{LOCK_TAG}"
 
 
 @contextlib.contextmanager

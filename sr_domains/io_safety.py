@@ -37,7 +37,6 @@ import functools
 import hashlib
 import logging
 import os
-import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,11 +48,12 @@ from .errors import (
 )
 from .io_locks import LOCK_TAG, destination_lock, lock_path  # noqa: F401  (re-exported, rule 3)
 from .io_temps import (  # re-exported: temporary names and their cleanup live there
-    OLD_TAG,
+    OLD_TAG,  # noqa: F401
     TMP_TAG,  # noqa: F401
     clean_stale,
     full_suffix,
     keep_if_foreign,
+    old_name,
     remove_temp,
     temp_name,
 )
@@ -130,7 +130,7 @@ def replace_dir(tmp: Path, dst: Path) -> None:
     if exchange(tmp, dst):  # dst is the new folder now; tmp holds the previous one
         _drop_previous(tmp, dst)
         return
-    old = dst.parent / f".{dst.name}{OLD_TAG}{secrets.token_hex(4)}"
+    old = old_name(dst)
     os.rename(dst, old)
     try:
         os.rename(tmp, dst)

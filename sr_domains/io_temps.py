@@ -1,6 +1,8 @@
 """Temporary names beside an output and their cleanup (rules 4 and 5 of
 :mod:`sr_domains.io_safety`): ``.NAME.sr-tmp-PID-XXXXXXXX`` while writing, ``.NAME.sr-old-*``
-during a folder swap, and the removal of what an interrupted run left."""
+during a folder swap, and the removal of what an interrupted run left. ``NAME`` is the
+output's :func:`~sr_domains.output_names.name_key`: its name, shortened with a hash when long,
+so that these names fit the file system's limit."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from .output_checks import PathArg, foreign_entries, read_manifest
+from .output_names import full_suffix, name_key
 
 log = logging.getLogger("sr_domains.io_safety")  # the name these messages always had
 
@@ -60,7 +63,7 @@ def keep_if_foreign(folder: Path, dst: Path, *, replaced: bool = True) -> bool:
         foreign = [f"(cannot list it: {exc})"]
     if not foreign:
         return False
-    kept = dst.parent / f"{dst.name}.previous-{secrets.token_hex(3)}"
+    kept = dst.parent / f"{name_key(dst)}.previous-{secrets.token_hex(3)}"
     try:
         os.rename(folder, kept)
     except OSError as exc:
@@ -92,7 +95,8 @@ def clean_stale(dst: PathArg) -> None:
         entries = list(os.scandir(dst.parent))
     except OSError:
         return
-    tmp_prefix, old_prefix = f".{dst.name}{TMP_TAG}", f".{dst.name}{OLD_TAG}"
+    key = name_key(dst)
+    tmp_prefix, old_prefix = f".{key}{TMP_TAG}", f".{key}{OLD_TAG}"
     olds = sorted(
         (Path(e.path) for e in entries if e.name.startswith(old_prefix)),
         key=lambda p: p.stat().st_mtime,
@@ -115,13 +119,13 @@ def clean_stale(dst: PathArg) -> None:
 def temp_name(dst: PathArg, suffix: str = "") -> Path:
     """A fresh hidden temporary path beside ``dst`` (same folder: the rename is atomic)."""
     dst = Path(dst)
-    return dst.parent / f".{dst.name}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+    return dst.parent / f".{name_key(dst)}{TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
-def full_suffix(path: PathArg) -> str:
-    """``.nii.gz`` for compressed names, else the last suffix (writers pick formats by it)."""
-    p = Path(path)
-    return "".join(p.suffixes[-2:]) if p.name.lower().endswith(".gz") else p.suffix
+def old_name(dst: PathArg) -> Path:
+    """Where a replaced output folder waits during a swap without ``renameat2``."""
+    dst = Path(dst)
+    return dst.parent / f".{name_key(dst)}{OLD_TAG}{secrets.token_hex(4)}"
 
 
 __all__ = [
@@ -130,6 +134,7 @@ __all__ = [
     "clean_stale",
     "full_suffix",
     "keep_if_foreign",
+    "old_name",
     "remove_temp",
     "temp_name",
 ]

@@ -259,7 +259,9 @@ def output_name(name: str, suffix: str) -> str:
     ``a_x2.tif``, ``t1.nii.gz`` -> ``t1_x2.nii.gz``, ``series`` -> ``series_x2``)."""
     if not suffix:
         return name
-    if "/" in suffix or "\\" in suffix or suffix in (".", ".."):
+    from .output_names import control_characters
+
+    if "/" in suffix or "\\" in suffix or suffix in (".", "..") or control_characters(suffix):
         raise ConfigError(f"--suffix must be part of a file name, got {suffix!r}")
     for ext in (".nii.gz", ".tiff", ".tif", ".nii"):
         if name.lower().endswith(ext) and len(name) > len(ext):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError, OutputExistsError, UnsafeOutputError, is_gdal_virtual
+from .output_names import check_name
 
 #: Manifest file written into every output folder (its presence marks the folder as ours).
 MANIFEST = ".sr_domains.json"
@@ -43,13 +44,15 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_paths(dst: PathArg, inputs: Sequence[PathArg], *, kind: Kind) -> None:
     """Refuse an output that is, holds or lies inside an input (rule 1; no file is touched),
-    and a GDAL virtual path (``/vsimem/``, ``/vsis3/``...: no temp file and rename there)."""
+    a GDAL virtual path (``/vsimem/``, ``/vsis3/``...: no temp file and rename there), and a
+    name that cannot be written (:func:`~sr_domains.output_names.check_name`)."""
     if is_gdal_virtual(dst):
         raise UnsafeOutputError(
             dst,
             "GDAL virtual file systems are not written to: an output is written to a temp file "
             "beside it and renamed into place; write to a folder on disk and copy it there",
         )
+    check_name(dst, kind=kind)
     dst = Path(dst)
     d = _real(dst)
     for src in inputs:

@@ -36,6 +36,7 @@ from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import UpscaleOptions, check_save_model_batch
 from ..output_checks import check_batch_folder, other_format
+from ..output_names import check_names
 from ..run_manifest import (
     append_run_record,
     check_manifest_slot,
@@ -136,6 +137,7 @@ def write_many(
         raise ConfigError(f"several inputs would be written to {dupes}; rename them")
     roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
     check_paths(out_dir, [*roots, *files], kind="dir")
+    check_names(out_dir, [(str(out_dir / n), "file") for n in names])
     # (an output that another input reads, a VRT's source: refused before any work)
     check_batch_reads(
         [Task("geotiff", str(f), str(out_dir / n)) for f, n in zip(files, names)], out_dir

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnsafeOutputError
+from ..output_names import name_key
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,8 @@ class SidecarSwap:
         moves = temp_sidecars(tmp, self.dst) if cog else {}
         for p in plan_sidecars(self.dst, self.inputs, writes=list(moves.values())):
             if os.path.lexists(p):
-                waits = p.parent / f".{p.name}{ASIDE_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
+                aside = f".{name_key(p)}{ASIDE_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
+                waits = p.parent / aside
                 os.rename(p, waits)
                 self.aside.append((p, waits))
         for p, target in moves.items():
@@ -248,7 +250,7 @@ class SidecarSwap:
         except OSError:
             dst_changed = None
         for p in output_sidecars(self.dst):
-            prefix = f".{p.name}{ASIDE_TAG}-"
+            prefix = f".{name_key(p)}{ASIDE_TAG}-"
             for e in entries:
                 if not e.name.startswith(prefix) or _alive(e.name[len(prefix) :]):
                     continue
