@@ -282,7 +282,7 @@ def _check_model_outside(saved: Path, src: Path, dst: Path, domain: str | None) 
     except SRDomainsError:  # (not ours to say: the run reports the input)
         return
     if dicom:
-        from .medical.isotropic_api import check_model_outside
+        from .medical.model_paths import check_model_outside
 
         check_model_outside(saved, dst)
 

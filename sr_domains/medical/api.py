@@ -36,7 +36,7 @@ from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
 from .dicom_write import write_derived_series
 from .geometry import scale_factors, upscaled_affine
-from .isotropic_api import check_model_outside
+from .model_paths import check_model_outside
 from .nifti import check_output_name
 from .nifti_upscale import run_nifti, upscale_nifti
 from .pydicom_logs import warnings_once

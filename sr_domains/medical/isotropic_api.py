@@ -39,6 +39,7 @@ from .isotropic_io import (
     resolve_slice_profile,
     thickness_from_sidecar,
 )
+from .model_paths import check_model_outside
 from .nifti import check_output_name, check_upscalable, is_nifti_path, iter_planes, output_header
 from .pydicom_logs import warnings_once
 
@@ -156,21 +157,6 @@ def _check_model_path(
         check_model_output(path, [*inputs, *extra], overwrite=overwrite)
         if folder is not None:
             check_model_outside(path, folder)
-
-
-def check_model_outside(path: PathLike, folder: PathLike) -> None:
-    """Refuse a ``--save-model`` file inside ``folder``, a DICOM output folder: it holds the
-    derived series only, so the model would be a foreign entry that makes the run (and
-    every later ``--overwrite`` into it) refuse the folder. Checked before any work; links
-    are followed."""
-    model = Path(os.path.realpath(os.path.abspath(path)))
-    out = Path(os.path.realpath(os.path.abspath(folder)))
-    if model.is_relative_to(out):
-        raise ConfigError(
-            f"{path}: --save-model inside the DICOM output folder {folder}, which holds the "
-            "derived series only (the run and every later --overwrite would refuse the "
-            "folder); save the model outside it"
-        )
 
 
 def check_spacing_known(source: Any) -> None:
