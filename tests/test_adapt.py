@@ -27,14 +27,6 @@ from sr_domains.models import create_model
 from sr_domains.models.blocks import ResBlock
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _image(n: int = 64, seed: int = 0) -> np.ndarray:
     """Flat background with a textured square in one corner."""
     rng = np.random.default_rng(seed)

@@ -30,13 +30,7 @@ from sr_domains.public_weights import load_public_checkpoint
 DIV2K = torch.tensor([0.4488, 0.4371, 0.4040])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run many times faster with one intra-op thread on small shared machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -25,12 +25,7 @@ HAS_ONNX = importlib.util.find_spec("onnx") is not None
 needs_ort = pytest.mark.skipif(not (HAS_ORT and HAS_ONNX), reason="needs onnx + onnxruntime")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(arch: str, scale: int = 2, **extra):
