@@ -40,6 +40,7 @@ from .checkpoint_fit import (  # re-exported: checking weights against a network
 from .config import from_dict
 from .errors import CheckpointError, RegistryError
 from .models.base import SRModel
+from .output_names import name_key
 from .weights_files import (  # re-exported: the readers of any weights file live there
     DIGEST_KEY,
     check_tensors,
@@ -93,7 +94,9 @@ def save_checkpoint(
     data = save(tensors, metadata=metadata)
     # Write a fresh name in the same folder (same file system: os.replace is atomic) with plain
     # open(), so the file gets the usual umask permissions (safetensors' save_file uses 0600).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(
+        f".{name_key(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    )  # (fits NAME_MAX)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

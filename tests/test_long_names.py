@@ -147,3 +147,16 @@ def test_a_name_that_cannot_be_written_is_refused_before_any_work(tmp_path, caps
     assert not out.exists() and _litter(tmp_path) == []
     with pytest.raises(UnsafeOutputError, match="extension '.x{60}' is too long"):
         check_name(tmp_path / _name(200, "." + "x" * 60))
+
+
+def test_a_model_saved_under_a_long_name(tmp_path):
+    """``--save-model`` / ``save_checkpoint`` wrote ``.NAME.PID.XXXXXXXX.tmp`` first: "File
+    name too long" for a 250-byte name, after all the adaptation work."""
+    from sr_domains.checkpoint import load_checkpoint, save_checkpoint
+    from sr_domains.models import create_model
+
+    path = tmp_path / _name(250, ".safetensors")
+    model = create_model("srcnn", in_channels=1, scale=2)
+    save_checkpoint(model, path)
+    assert load_checkpoint(path)[0].scale == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
