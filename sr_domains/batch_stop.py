@@ -4,7 +4,9 @@
 * Its tasks are cancelled, quietly (:func:`cancel_quietly`), and the workers of an embedded
   cluster ignore the terminal's Ctrl-C (:data:`IGNORE_CTRL_C`, a worker preload): the run
   stops them itself, instead of each dumping a ``KeyboardInterrupt`` traceback.
-* The lock and temporary files its killed workers left are removed (:func:`remove_leftovers`).
+* The lock and temporary files its killed workers left are removed (:func:`remove_leftovers`),
+  and a run removes at its start what an earlier run could not (:func:`clean_litter`: one
+  killed, or interrupted a second time while it stopped).
 * The outputs its tasks in flight committed all the same are recorded
   (:func:`record_stopped`). ``Client.cancel`` does not stop a task that is running, and the
   embedded cluster's workers finish or die while it closes: a task may rename its finished
@@ -28,7 +30,7 @@ from typing import Any
 from .batch_tasks import Task, TaskResult
 from .batch_worker import task_status
 from .errors import OutputBusyError
-from .io_safety import clean_stale, destination_lock
+from .io_safety import LOCK_TAG, OLD_TAG, TMP_TAG, clean_stale, destination_lock, lock_path
 from .made_with import MADE_KEY, Made
 from .options import UpscaleOptions
 from .output_checks import MANIFEST, RUN_MANIFEST, read_manifest
@@ -105,6 +107,29 @@ def remove_leftovers(tasks: Iterable[Task]) -> None:
             log.info("%s: left alone (%s)", dst, exc)
 
 
+def clean_litter(tasks: Iterable[Task]) -> None:
+    """Before a run: remove the lock and temporary files an earlier run left beside the outputs
+    of ``tasks`` (its workers killed, or a second Ctrl-C before its own cleanup). A writer
+    cleans its output's temporaries when it takes the lock, but a complete output is skipped,
+    never written, so what was left beside it stayed for good. One listing per output
+    folder; :func:`remove_leftovers` for the outputs that have any (a live writer's are left)."""
+    by_folder: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_folder.setdefault(os.path.dirname(os.path.abspath(t.dst)), []).append(t)
+    litter: list[Task] = []
+    for folder, group in by_folder.items():
+        try:
+            names = [e.name for e in os.scandir(folder) if e.name.startswith(".")]
+        except OSError:
+            continue
+        for t in group:
+            key = lock_path(t.dst).name[: -len(LOCK_TAG)]  # ".NAME", as every tag follows it
+            marks = (key + TMP_TAG, key + OLD_TAG, key + LOCK_TAG)
+            if any(n.startswith(marks) for n in names):
+                litter.append(t)
+    remove_leftovers(litter)
+
+
 def record_stopped(
     out_dir: Path,
     tasks: Iterable[Task],
@@ -166,6 +191,7 @@ def _made(task: Task) -> Made | None:
 __all__ = [
     "IGNORE_CTRL_C",
     "cancel_quietly",
+    "clean_litter",
     "record_stopped",
     "remove_leftovers",
     "stamp",

@@ -14,17 +14,32 @@ from typing import Any
 
 from .batch_tasks import Task, TaskResult
 from .engine_config import engine_settings, settings_with
-from .errors import INPUT_ERRORS, CheckpointError, OutputBusyError, OutputExistsError
-from .io_safety import weights_sha256
+from .errors import (
+    INPUT_ERRORS,
+    CheckpointError,
+    OutputBusyError,
+    OutputExistsError,
+    SRDomainsError,
+)
+from .io_safety import errno_cause, weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions, engine_fields
 from .run_manifest import file_sha256, recorded_sha
 
 log = logging.getLogger(__name__)
 
-#: Errors that fail only their own task (recorded, not retried): an input's own problems and
-#: unusable weights; others propagate, so Dask retries the task.
-_HANDLED: tuple[type[Exception], ...] = (*INPUT_ERRORS, CheckpointError)
+#: Errors that fail only their own task (recorded, not retried: they would recur): an input's
+#: own problems and unusable weights; others propagate, so Dask retries the task.
+HANDLED: tuple[type[Exception], ...] = (*INPUT_ERRORS, CheckpointError)
+
+
+def os_error_line(exc: OSError, path: str = "") -> str:
+    """One line for an OS error, as the CLI prints it: the path, then the cause
+    (``"out/a.tif: Permission denied"``; ``path`` when the error names none)."""
+    root = errno_cause(exc)
+    cause = root.strerror or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    where = exc.filename or root.filename or path
+    return f"{where}: {cause}" if where and str(where) not in cause else cause
 
 
 _MODELS: dict[tuple[Any, ...], Any] = {}
@@ -120,7 +135,15 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
     carried = ""  # a cut-short output's recorded checksum, kept if its repair fails
     try:
         fresh = ("missing", "", "")
-        status, why, sha = fresh if options.overwrite else _task_status(task, options, model)
+        try:
+            status, why, sha = fresh if options.overwrite else _task_status(task, options, model)
+        except OSError as exc:  # an existing output that cannot be read (no permission, ...)
+            if isinstance(exc, SRDomainsError):
+                raise
+            # refused as the sequential batch refuses it: one line, not retried (it would
+            # recur), and the output's record stands (what the manifest knew of it)
+            error, seconds = os_error_line(exc, task.dst), time.perf_counter() - t0
+            return TaskResult(task, "failed", error=error, seconds=seconds, not_ours=True)
         if status == "damaged" and task.domain == "geotiff":
             carried = recorded_sha(Path(task.src), Path(task.dst))
         if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
@@ -146,7 +169,7 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
         )
         adapter = domain_registry().get(task.domain).load()
         outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
-    except _HANDLED as exc:
+    except HANDLED as exc:
         sha = carried if Path(task.dst).is_file() else ""
         not_ours = isinstance(exc, (OutputBusyError, OutputExistsError))  # (see TaskResult)
         seconds = time.perf_counter() - t0
@@ -182,4 +205,4 @@ def _weights_named(net: Any) -> tuple[str, str]:
     return name, sha
 
 
-__all__ = ["run_task", "task_status", "worker_model"]
+__all__ = ["HANDLED", "os_error_line", "run_task", "task_status", "worker_model"]

@@ -35,9 +35,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .batch_stop import IGNORE_CTRL_C, cancel_quietly, record_stopped, remove_leftovers, stamps
+from .batch_stop import (
+    IGNORE_CTRL_C,
+    Stamp,
+    cancel_quietly,
+    clean_litter,
+    record_stopped,
+    remove_leftovers,
+    stamp,
+    stamps,
+)
 from .batch_tasks import RunReport, Task, TaskResult, plan_tasks
-from .batch_worker import run_task, task_status, worker_model
+from .batch_worker import os_error_line, run_task, task_status, worker_model
 from .engine_config import carry_settings, settings_with
 from .errors import ConfigError, MissingDependencyError, SRDomainsError
 from .options import UpscaleOptions, check_save_model_batch, engine_fields, saved_model_path
@@ -246,6 +255,7 @@ def upscale_many(
         bar = tqdm(total=len(tasks), unit="file", desc="sr-domains")
     own_workers = client is None and not (scheduler or os.environ.get(SCHEDULER_ENV))
     dask_log = logging.getLogger("distributed")
+    clean_litter(tasks)  # what a killed or twice-interrupted run left beside any output
     before = stamps(tasks)  # what is at each output now (a stopped run: see record_stopped)
     try:
         with (
@@ -260,7 +270,7 @@ def upscale_many(
                         bar.update(1)
             else:
                 results = _run_on(
-                    c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers
+                    c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers, before
                 )
     except BaseException:  # Ctrl-C, SIGTERM, or an error of the run itself
         # the cluster is closed by now (an embedded one: its workers are gone, and nothing of
@@ -299,10 +309,12 @@ def _run_on(
     out_dir: Path,
     in_flight: set[Task],
     own_workers: bool = False,
+    before: dict[Task, Stamp] | None = None,
 ) -> list[TaskResult]:
     """Run ``tasks`` on the client's cluster; ``in_flight`` holds those not yet back. A run
     stopped here (Ctrl-C, SIGTERM) cancels what is left (``own_workers``: those of an embedded
-    cluster, told to log only errors while they go)."""
+    cluster, told to log only errors while they go). A task whose retries ran out fails with
+    one line; its output's record stands when the output is as it was (``before``)."""
     dist = _distributed()
     if c.dashboard_link and getattr(c, "cluster", None) is None:  # a scheduler's (the embedded
         log.info("Dask dashboard: %s", c.dashboard_link)  # cluster's has no dashboard)
@@ -322,7 +334,8 @@ def _run_on(
             try:  # reported with the paths as the user gave them
                 by_task[t] = _as_given(fut.result(), t)
             except Exception as exc:  # retries exhausted (worker died repeatedly, unexpected)
-                by_task[t] = TaskResult(t, "failed", error=f"{type(exc).__name__}: {exc}")
+                untouched = before is not None and stamp(t) == before.get(t)
+                by_task[t] = TaskResult(t, "failed", error=_one_line(exc, t), not_ours=untouched)
             in_flight.discard(t)
             append_run_record(out_dir, by_task[t])  # kept if the run stops here
             if bar is not None:
@@ -331,6 +344,17 @@ def _run_on(
         cancel_quietly(c, list(futures), own_workers)
         raise
     return [by_task[t] for t in tasks]
+
+
+def _one_line(exc: Exception, task: Task) -> str:
+    """The one-line error of a task that raised (paths as the user gave them)."""
+    if isinstance(exc, OSError) and not isinstance(exc, SRDomainsError):
+        text = os_error_line(exc, task.dst)
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        text = first if isinstance(exc, SRDomainsError) else f"{type(exc).__name__}: {first}"
+    sent = _absolute_task(task)
+    return text.replace(sent.dst, task.dst).replace(sent.src, task.src)
 
 
 def _as_given(result: TaskResult, task: Task) -> TaskResult:

@@ -46,6 +46,7 @@ from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_creation, check_output_name
 from .reader import RasterSource
 from .sidecars import cog_sidecars, plan_sidecars, sidecar_swap
+from .split_dask import run_bands
 from .writer import create, write_error
 
 try:
@@ -312,26 +313,12 @@ def upscale_geotiff_split(
                 Path(os.path.abspath(temp_name(dst, f".part{i}.tif"))) for i in range(len(bands))
             ]
             stage = temp_name(dst, ".tif") if o.cog else tmp
-            futures: list[Any] = []
             try:
                 # (a key of its own: see distributed._run_on)
                 shipped = client.scatter(job, broadcast=True, hash=False)
-                futures = [
-                    client.submit(
-                        run_band,
-                        os.path.abspath(src),
-                        str(p),
-                        rows,
-                        shipped,
-                        o.bands,
-                        o.nodata,
-                        settings,
-                        retries=2,
-                        pure=False,
-                    )
-                    for p, rows in zip(paths, bands)
-                ]
-                _resolve_spectral(job, [f.result() for f in futures])
+                args = (shipped, o.bands, o.nodata, settings)
+                calls = [(os.path.abspath(src), str(p), r, *args) for p, r in zip(paths, bands)]
+                _resolve_spectral(job, run_bands(client, paths, calls))
                 with create(stage, job.spec) as out:
                     _assemble(job, list(zip(paths, bands)), out)
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})
@@ -339,11 +326,7 @@ def upscale_geotiff_split(
                     to_cog(stage, tmp, job.spec, dst)
             except GDAL_ERRORS as exc:
                 raise write_error(exc, dst) from exc
-            except BaseException:  # Ctrl-C, SIGTERM: the workers stop before the parts go
-                with contextlib.suppress(Exception):
-                    client.cancel(futures, force=True)
-                raise
-            finally:
+            finally:  # (a stop or a band's error: its bands cancelled, see split_dask)
                 for p in paths:
                     remove_temp(p)
                 if o.cog:
