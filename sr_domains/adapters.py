@@ -99,9 +99,32 @@ def find_adapter(path: Path, domain: str | None = None) -> DomainAdapter:
         raise InputFileError(path, "no such file or folder")
     if not path.exists():
         raise InputFileError.missing(path)  # a broken link
+    if _nifti_pair(path):
+        raise InputFileError(
+            path,
+            "a NIfTI pair (.hdr/.img) is not supported; convert it to a single .nii or .nii.gz "
+            "file first (e.g. nibabel: nib.save(nib.load(path), 'out.nii.gz'))",
+        )
     raise InputFileError(
         path,
         "not a recognised input (GeoTIFF .tif/.tiff or another GDAL raster .jp2/.vrt, NIfTI "
         ".nii/.nii.gz, DICOM file or folder); "
         "pass --domain to force one, and check the matching extra is installed",
     )
+
+
+def _nifti_pair(path: Path) -> bool:
+    """Whether ``path`` is the ``.hdr`` or ``.img`` of a NIfTI-1 pair (magic ``ni1`` in the
+    header, which a ``.img`` has beside it)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".hdr", ".img"):
+        return False
+    hdr = (
+        path if suffix == ".hdr" else path.with_suffix(".hdr" if path.suffix == ".img" else ".HDR")
+    )
+    try:
+        with open(hdr, "rb") as fh:
+            head = fh.read(348)
+    except OSError:
+        return False
+    return len(head) == 348 and head[344:347] == b"ni1"

@@ -332,6 +332,14 @@ def load_nifti(path: str | os.PathLike[str]) -> Any:
         img = nib.load(p)
     except Exception as exc:  # nibabel raises many types for bad files
         raise InputFileError(p, f"not a readable NIfTI file ({exc})") from exc
+    if isinstance(img, (nib.Nifti1Pair, nib.Nifti2Pair)) and not isinstance(
+        img, (nib.Nifti1Image, nib.Nifti2Image)
+    ):
+        raise InputFileError(
+            p,
+            "a NIfTI pair (.hdr/.img) is not supported; convert it to a single .nii or .nii.gz "
+            "file first (e.g. nibabel: nib.save(nib.load(path), 'out.nii.gz'))",
+        )
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputFileError(p, f"not a NIfTI image ({type(img).__name__})")
     return img
