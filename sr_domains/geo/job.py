@@ -1,10 +1,11 @@
 """One GeoTIFF job: the model, profile, value rules, band order and output spec decided once per
 file (:func:`prepare_job`), and the pixels streamed through them (:func:`write_pixels`), for the
-whole image or a band of output rows (the distributed split)."""
+whole image or a band of output rows (the distributed split). The profile and value side:
+:mod:`sr_domains.geo.job_values`; the central window read once:
+:mod:`sr_domains.geo.job_samples`."""
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +16,11 @@ import numpy as np
 from .. import __version__
 from ..engine_build import resolve_network as network_of
 from ..errors import BandMismatchError, TooSmallToAdaptError
-from ..inference import Upscaler, default_profile
-from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
+from ..inference import Upscaler
+from ..intensity import IntensityProfile
 from ..made_with import weights_made, weights_provenance
 from ..models.base import SRModel
-from ..nodata_fill import fill_invalid
-from ..noise_gate import (
-    CENTRAL_WINDOW,
-    central_box,
-    choose_for_noise,
-    chosen_by_default,
-    gate_sample,
-    noise_variant,
-)
+from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
 from ..options import UpscaleOptions
 from ..panels import iter_hr_blocks
 from ..run_recipe import for_source, recipe_of
@@ -39,6 +32,8 @@ from .band_checks import match_bands, refuse_palette, warn_class_map
 from .dtype_checks import check_output_nodata, warn_clipping_dtype
 from .gdal_paths import raster_inputs
 from .georef import read_georef, scale_georef
+from .job_samples import ADAPT_WINDOW, adaptation_sample, central_window, noise_sample
+from .job_values import fit_profile, physical_zero, say_ratios_off, values_tag
 from .output_spec import (
     TAG_PREFIX,
     OutputSpec,
@@ -57,8 +52,6 @@ except ImportError as _exc:  # pragma: no cover
     from ..errors import MissingDependencyError
 
     raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
-
-log = logging.getLogger(__name__)
 
 #: GDAL block cache while upscaling (MB). Small on purpose: blocks are written whole, in order.
 GDAL_CACHE_MB = 64
@@ -83,72 +76,6 @@ def resolve_network(
     if isinstance(model, SRModel) and weights is None and model.in_channels not in (1, n_bands):
         raise BandMismatchError(model.in_channels, n_bands, "{n} are selected (--bands)")
     return network_of(model, weights, scale=scale, n_bands=n_bands)
-
-
-def fit_profile(
-    src: RasterSource, net: SRModel, profile: str | IntensityProfile | None
-) -> tuple[IntensityProfile, np.ndarray]:
-    """The intensity profile (fitted once on a whole-file sample when needed) and the per-band
-    far fill value for invalid pixels (mean of valid pixels, normalized units; next to valid
-    data the fill continues it, :mod:`sr_domains.nodata_fill`)."""
-    spec: Any = profile if profile is not None else default_profile(net, src.dtype)
-    needs_data = not isinstance(spec, IntensityProfile) and resolve_recipe(spec).needs_data
-    values = valid = None
-    if needs_data or src.may_have_invalid:
-        values, valid = src.sample()
-    fitted = profile_from_any(
-        spec, values if needs_data else None, dtype=src.dtype, valid_mask=valid
-    )
-    fill = np.zeros(src.n_bands, np.float32)
-    if values is not None:
-        x = fitted.normalize(values)
-        ok = valid & np.isfinite(x)
-        sums = np.where(ok, x, 0).sum(axis=(1, 2), dtype=np.float64)
-        counts = ok.sum(axis=(1, 2))
-        fill = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
-        if fitted.recipe.split(":")[0].strip().lower() == "identity" and ok.any():
-            lo, hi = float(x[ok].min()), float(x[ok].max())
-            if lo < -1.0 or hi > 2.0:
-                log.warning(
-                    "%s: values span %.4g..%.4g but the 'identity' profile feeds them to the "
-                    "network unchanged; pass --profile (e.g. percentile, range:LO,HI, "
-                    "reflectance) if the model expects roughly [0, 1]",
-                    src.path.name,
-                    lo,
-                    hi,
-                )
-    return fitted, fill
-
-
-def values_tag(rules: ValueRules | None, source: Path) -> str:
-    """The ``SR_DOMAINS_VALUES`` tag (written last): the rules applied and what they changed."""
-    if rules is None:
-        return provenance_json({"clamp": False})
-    stats = rules.stats
-    if stats.envelope + stats.domain + stats.spectral:
-        log.info("%s: %s", source.name, stats.describe())
-    kept = bool(rules.spectral) and stats.spectral > 0  # (no pixel it could apply to: model)
-    return provenance_json(
-        {
-            "band_ratios": "bicubic" if kept else "model",
-            **({"band_ratio_zero": list(rules.zero)} if kept and rules.zero else {}),
-            "envelope": rules.envelope,
-            "domain": rules.domain.to_dict() if rules.domain is not None else None,
-            "pinned": [list(p) for p in rules.pinned[:1]],
-            "clamped": stats.to_dict(),
-        }
-    )
-
-
-def physical_zero(rs: RasterSource, fitted: IntensityProfile) -> list[float] | None:
-    """Per selected band, the stored value of zero reflectance when it is not 0
-    (:func:`sr_domains.spectral.physical_zero`: the file's band scales/offsets, a physical
-    profile)."""
-    from ..spectral import physical_zero as zero_of
-
-    scales = [rs.ds.scales[i - 1] for i in rs.indexes]
-    offsets = [rs.ds.offsets[i - 1] for i in rs.indexes]
-    return zero_of(scales, offsets, fitted.recipe, fitted.scale, fitted.offset)
 
 
 @dataclass
@@ -212,7 +139,7 @@ def prepare_job(
         reflectance=reflectance,
         stored_range=stored_range(bits),
     )
-    _say_ratios_off(rs.path, rules, band_min, zero, values, up.auto_spectral(rs.n_bands))
+    say_ratios_off(rs.path, rules, band_min, zero, values, up.auto_spectral(rs.n_bands))
     made = weights_made(chosen, weights, net, scale, rs.n_bands)
     noise = None
     if chosen_by_default(chosen, weights) and noise_variant(net) is not None:
@@ -261,42 +188,6 @@ def prepare_job(
     return GeotiffJob(net, up, fitted, fill, rules, order, spec)
 
 
-def _say_ratios_off(
-    path: Path, rules: ValueRules | None, band_min: Any, zero: Any, values: Any, wanted: bool
-) -> None:
-    """Warn when valid values below the bands' zero switch the band-ratio rule off for a run
-    that would take it (``wanted``: ``--spectral auto`` would apply it; ``--spectral bicubic``
-    asks for it): a few slightly negative reflectances (Landsat Collection 2) would otherwise
-    lose bicubic's ratios without a word."""
-    if rules is None or rules.spectral is not False or values.spectral == "model":
-        return
-    if values.spectral == "auto" and not wanted:
-        return
-    mins = np.asarray(band_min, np.float64)
-    floor = np.zeros_like(mins) if zero is None else np.asarray(zero, np.float64)
-    if mins.size < 2 or floor.shape != mins.shape:
-        return
-    below = ",".join(str(i + 1) for i in range(mins.size) if mins[i] < floor[i])
-    if not below:
-        return
-    if zero is not None:  # band offsets: where zero is, known
-        how = "--spectral bicubic imposes them, leaving those pixels out one by one"
-        log.warning(
-            "%s: band(s) %s hold valid values below their zero (band offsets): band ratios "
-            "are not imposed for this file; %s (as for data a reflectance profile declares)",
-            path,
-            below,
-            how,
-        )
-    else:
-        log.warning(
-            "%s: band(s) %s hold valid values below zero, and nothing says where their zero "
-            "is (band offsets, a reflectance profile): band ratios are not imposed",
-            path,
-            below,
-        )
-
-
 def input_stamp(path: Path) -> dict[str, Any] | None:
     """The stamp (:func:`~sr_domains.source_stamp.stamp_of`) of the files a run reads for
     ``path`` (a VRT's sources too), or None when they are no plain local files."""
@@ -304,46 +195,6 @@ def input_stamp(path: Path) -> dict[str, Any] | None:
         return stamp_of(raster_inputs(path))
     except OSError:
         return None
-
-
-#: Largest window (LR pixels per side) read from a raster to adapt the model on.
-ADAPT_WINDOW = CENTRAL_WINDOW
-
-
-def central_window(rs: RasterSource) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, valid)`` of the raster's central :data:`ADAPT_WINDOW` square (the whole
-    raster when smaller): read once per file for the class-code check, the noise gate and
-    ``--adapt``."""
-    top, left, th, tw = central_box(*rs.shape, ADAPT_WINDOW)
-    values, valid = rs.read_window(top, left, th, tw)
-    return values, np.broadcast_to(np.asarray(valid, bool), values.shape)
-
-
-def noise_sample(
-    rs: RasterSource, fitted: IntensityProfile, window: tuple[np.ndarray, np.ndarray] | None = None
-) -> np.ndarray:
-    """The central window (:func:`central_window`) normalized, invalid pixels NaN: what the
-    noise gate (:mod:`sr_domains.noise_gate`) estimates the noise on."""
-    values, valid = window if window is not None else central_window(rs)
-    return gate_sample(values, valid, fitted)
-
-
-def adaptation_sample(
-    rs: RasterSource,
-    fitted: IntensityProfile,
-    fill: np.ndarray,
-    order: list[int] | None,
-    window: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """A normalized ``(C, h, w)`` window of the raster to adapt the model on: the central
-    window (:func:`central_window`), invalid pixels filled as the network will see them
-    (:mod:`sr_domains.nodata_fill`, far value ``fill``), bands in the order the model takes
-    them."""
-    values, valid = window if window is not None else central_window(rs)
-    x = fitted.normalize(values).astype(np.float32)
-    ok = valid & np.isfinite(x)
-    x = fill_invalid(x, ~ok, fill) if not ok.all() else x
-    return x[order] if order is not None else x
 
 
 def write_pixels(
@@ -396,10 +247,16 @@ def write_pixels(
 
 
 __all__ = [
+    "ADAPT_WINDOW",
     "GDAL_CACHE_MB",
     "GeotiffJob",
+    "adaptation_sample",
+    "central_window",
     "fit_profile",
     "gdal_env",
+    "input_stamp",
+    "noise_sample",
+    "physical_zero",
     "prepare_job",
     "resolve_network",
     "values_tag",

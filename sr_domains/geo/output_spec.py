@@ -7,12 +7,13 @@ and tags too, with stale statistics, old ``SR_DOMAINS_*`` tags, TIFF tags of the
 grid and of the program that made the source dropped, ``TIFFTAG_SOFTWARE`` naming
 sr_domains); :func:`customize_spec`
 applies the user's ``--dtype``/``--nodata``/creation options; :func:`provenance_tags` says how
-the output was made. :mod:`sr_domains.geo.writer` creates and writes the file.
+the output was made. :mod:`sr_domains.geo.writer` creates and writes the file. Which source
+tags are carried: :mod:`sr_domains.geo.source_tags`; how the output may be named:
+:mod:`sr_domains.geo.output_suffix`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError
-from ..io_safety import full_suffix
 from ..recorded_names import recorded_name
 from .creation_options import (
     FIXED_OPTIONS,
@@ -34,8 +34,18 @@ from .creation_options import (
     trial,
 )
 from .georef import Georef
-from .names import starts_like_tiff
+from .output_suffix import OTHER_FORMATS, TIFF_SUFFIXES, check_output_name
 from .reader import RasterSource
+from .source_tags import (
+    LAYOUT_TAGS,
+    MAKER_TAGS,
+    SKIP_NAMESPACES,
+    TAG_PREFIX,
+    XML_NAMESPACES,
+    clean_tags,
+    describes_layout,
+    tag_namespaces,
+)
 from .xmp import rescale_xmp
 
 try:
@@ -46,13 +56,6 @@ except ImportError as _exc:  # pragma: no cover
     raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
 
 log = logging.getLogger(__name__)
-
-TAG_PREFIX = "SR_DOMAINS_"
-#: Tag namespaces that describe the file layout or are rewritten by GDAL, never copied.
-SKIP_NAMESPACES = {"IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "SUBDATASETS", "RPC", "GEOLOCATION"}
-#: XML metadata domains copied (drone and camera XMP: GPS, gimbal, camera); the others
-#: (``xml:VRT``, ``xml:ESRI``, JPEG 2000 boxes, ...) describe the source file, not the image.
-XML_NAMESPACES = {"xml:XMP"}
 
 
 @dataclass
@@ -168,54 +171,6 @@ def _representable(v: float, dt: np.dtype) -> bool:
     return float(v).is_integer() and info.min <= v <= info.max
 
 
-#: TIFF tags that describe the source's pixel grid or layout, never copied.
-LAYOUT_TAGS = {"TIFFTAG_XRESOLUTION", "TIFFTAG_YRESOLUTION", "TIFFTAG_RESOLUTIONUNIT"}
-#: TIFF tags that say which program made the file, when and on which computer: the source's
-#: would claim the output was made there and then. ``TIFFTAG_SOFTWARE`` names sr_domains
-#: instead; no time is written (a rerun writes the same bytes).
-MAKER_TAGS = {"TIFFTAG_SOFTWARE", "TIFFTAG_DATETIME", "TIFFTAG_HOSTCOMPUTER"}
-
-
-def describes_layout(text: str) -> bool:
-    """An image description written by an array library about the old pixel layout (tifffile's
-    ``{"shape": [...]}``, ImageJ's ``ImageJ=...``)."""
-    t = text.strip()
-    if t.startswith("ImageJ=") or "\nimages=" in t:
-        return True
-    if t.startswith("{"):
-        try:
-            return isinstance(json.loads(t), dict) and "shape" in json.loads(t)
-        except ValueError:
-            return False
-    return False
-
-
-def _clean(tags: dict[str, str], band: bool) -> dict[str, str]:
-    out = {}
-    for k, v in tags.items():
-        key = k.upper()
-        if key.startswith(TAG_PREFIX) or (band and key.startswith("STATISTICS_")):
-            continue
-        if key in LAYOUT_TAGS or key in MAKER_TAGS:
-            continue
-        if key == "TIFFTAG_IMAGEDESCRIPTION" and describes_layout(v):
-            continue
-        out[k] = v
-    return out
-
-
-def _namespaces(ds: Any, bidx: int = 0) -> list[str]:
-    try:
-        names = ds.tag_namespaces(bidx) if bidx else ds.tag_namespaces()
-    except Exception:  # pragma: no cover - some drivers refuse
-        return []
-    return [
-        n
-        for n in names
-        if n and n not in SKIP_NAMESPACES and (not n.startswith("xml:") or n in XML_NAMESPACES)
-    ]
-
-
 def output_profile(
     dt: np.dtype, count: int, height: int, width: int, nodata: float | None
 ) -> dict[str, Any]:
@@ -277,8 +232,8 @@ def build_spec(
                 "unit": ds.units[i - 1],
                 "scale": ds.scales[i - 1],
                 "offset": ds.offsets[i - 1],
-                "tags": _clean(ds.tags(i), band=True),
-                "ns_tags": {ns: ds.tags(i, ns=ns) for ns in _namespaces(ds, i)},
+                "tags": clean_tags(ds.tags(i), band=True),
+                "ns_tags": {ns: ds.tags(i, ns=ns) for ns in tag_namespaces(ds, i)},
             }
         )
     alpha_meta: dict[str, Any] = {}
@@ -287,11 +242,11 @@ def build_spec(
         alpha_meta = {
             "description": ds.descriptions[i - 1],
             "unit": ds.units[i - 1],
-            "tags": _clean(ds.tags(i), band=True),
-            "ns_tags": {ns: ds.tags(i, ns=ns) for ns in _namespaces(ds, i)},
+            "tags": clean_tags(ds.tags(i), band=True),
+            "ns_tags": {ns: ds.tags(i, ns=ns) for ns in tag_namespaces(ds, i)},
         }
-    tags: dict[str | None, dict[str, str]] = {None: {**_clean(ds.tags(), band=False)}}
-    for ns in _namespaces(ds):
+    tags: dict[str | None, dict[str, str]] = {None: {**clean_tags(ds.tags(), band=False)}}
+    for ns in tag_namespaces(ds):
         tags[ns] = ds.tags(ns=ns)
     if "xml:XMP" in tags:  # its image size in the output's pixels (sr_domains.geo.xmp)
         tags["xml:XMP"] = {k: rescale_xmp(v, scale, src.path) for k, v in tags["xml:XMP"].items()}
@@ -353,37 +308,6 @@ def provenance_tags(
     if source_stamp_json:
         tags[f"{TAG_PREFIX}SOURCE_STAMP"] = source_stamp_json
     return tags
-
-
-#: Names a GeoTIFF output has (any case).
-TIFF_SUFFIXES = (".tif", ".tiff")
-
-
-#: Suffixes of formats other than TIFF: never given to a GeoTIFF output, even when the input
-#: is a TIFF that carries one (a misnamed file: the output would be misnamed too).
-OTHER_FORMATS = frozenset(
-    {
-        *(".nii", ".nii.gz", ".hdr", ".img", ".dcm", ".dicom", ".mha", ".mhd", ".nrrd", ".nhdr"),
-        *(".png", ".jpg", ".jpeg", ".jp2", ".j2k", ".gif", ".bmp", ".webp", ".heic"),
-        *(".nc", ".h5", ".hdf", ".hdf5", ".zarr", ".vrt", ".npy", ".npz"),
-        *(".safetensors", ".pt", ".pth", ".pt2", ".onnx"),
-    }
-)
-
-
-def check_output_name(dst: Path, src: Path) -> None:
-    """Refuse a GeoTIFF output named like another format (``out.png``, ``out.nii.gz``,
-    ``out.jp2``): the next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the
-    input's own suffix when the input is a TIFF too (recognised by its content, e.g.
-    ``scene.dat``) unless that suffix names another format (a TIFF misnamed ``.nii``: its
-    output would be too, :data:`OTHER_FORMATS`)."""
-    ext = full_suffix(dst).lower()
-    own = ext == full_suffix(src).lower() and starts_like_tiff(src) and ext not in OTHER_FORMATS
-    if ext not in TIFF_SUFFIXES and not own:
-        raise ConfigError(
-            f"{dst}: a GeoTIFF is written, so the output name must end in .tif or .tiff"
-            + (f" (not {ext})" if ext else "")
-        )
 
 
 __all__ = [
