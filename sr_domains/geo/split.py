@@ -318,7 +318,7 @@ def upscale_geotiff_split(
                 shipped = client.scatter(job, broadcast=True, hash=False)
                 args = (shipped, o.bands, o.nodata, settings)
                 calls = [(os.path.abspath(src), str(p), r, *args) for p, r in zip(paths, bands)]
-                _resolve_spectral(job, run_bands(client, paths, calls))
+                _resolve_spectral(job, run_bands(client, run_band, paths, calls))
                 with create(stage, job.spec) as out:
                     _assemble(job, list(zip(paths, bands)), out)
                     out.update_tags(**{f"{TAG_PREFIX}VALUES": values_tag(job.rules, rs.path)})

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..batch_stop import cancel_quietly
 from ..batch_worker import HANDLED
 
+#: What runs one band on a worker (:func:`sr_domains.geo.split.run_band`; passed in, so that
+#: this module does not import ``split``, which imports it).
+BandFn = Callable[..., dict[str, Any]]
 
-def band_task(src: str, part: str, *args: Any) -> dict[str, Any]:
-    """:func:`~sr_domains.geo.split.run_band` on a worker: ``{"stopped": True}`` when the run
-    has ended (its part is gone), a refusal returned (``{"refused": ...}``), not raised."""
-    from .split import run_band
 
+def band_task(run_band: BandFn, src: str, part: str, *args: Any) -> dict[str, Any]:
+    """``run_band`` (:func:`~sr_domains.geo.split.run_band`) on a worker: ``{"stopped": True}``
+    when the run has ended (its part is gone), a refusal returned (``{"refused": ...}``), not
+    raised."""
     if not os.path.exists(part):  # the run ended before this band started
         return {"stopped": True}
     try:
@@ -51,17 +54,23 @@ def _rebuilt(refused: tuple[type[BaseException], tuple[Any, ...], dict[str, Any]
 
 
 def run_bands(
-    client: Any, parts: Sequence[Path], calls: Sequence[tuple[Any, ...]], retries: int = 2
+    client: Any,
+    run_band: BandFn,
+    parts: Sequence[Path],
+    calls: Sequence[tuple[Any, ...]],
+    retries: int = 2,
 ) -> list[dict[str, Any]]:
-    """Run :func:`band_task` with each of ``calls`` (``(src, part, *args)``, their ``part``
-    in ``parts``) on ``client``'s cluster; their results, in order. The parts are created
-    here first (see the module docs); removing them is the caller's."""
+    """Run :func:`band_task` of ``run_band`` with each of ``calls`` (``(src, part, *args)``,
+    their ``part`` in ``parts``) on ``client``'s cluster; their results, in order. The parts
+    are created here first (see the module docs); removing them is the caller's."""
     import distributed
 
     for p in parts:
         with open(p, "xb"):  # (a fresh temporary name: exclusive)
             pass
-    futures = [client.submit(band_task, *call, retries=retries, pure=False) for call in calls]
+    futures = [
+        client.submit(band_task, run_band, *call, retries=retries, pure=False) for call in calls
+    ]
     dask_log = logging.getLogger("distributed")
     level = dask_log.level
     results: dict[Any, dict[str, Any]] = {}
