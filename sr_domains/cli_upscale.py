@@ -79,7 +79,8 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "--scale",
         type=int,
         metavar="S",
-        help="factor 1..16 (default: the scale of --weights/--model, else 2)",
+        help="factor 1..16 (the shipped weights do 2, 3 and 4; other factors need --weights; "
+        "default: the scale of --weights/--model, else 2)",
     )
     p.add_argument("--model", help="shipped weights name or architecture (see `sr-domains models`)")
     p.add_argument(
