@@ -13,9 +13,14 @@ angle and normalized difference index is exactly bicubic's (bicubic clipped at z
 undershoot below zero is no spectrum of non-negative data). It is applied in physical units:
 stored values less the stored value of zero radiance / reflectance, 0 unless the file's band
 offsets or a physical profile (``s2l2a``, ``scale:S,O``) say otherwise (Sentinel-2 L2A: 1000),
-before the envelope and the physical domain (which may still clip a band, rarely), and never
-next to invalid input pixels (the bicubic support must hold valid values only: those output
-pixels keep the network's values). Data declared reflectance by its profile (``s2l2a``,
+before the envelope and the physical domain, and never next to invalid input pixels (the
+bicubic support must hold valid values only: those output pixels keep the network's values).
+The envelope and the domain limit the *shared* factor, not each band (:func:`limit_gain`):
+the factor stops where the first band reaches its bounds, so a network's overshoot dims or
+brightens the pixel as a whole and the ratios stay bicubic's. Only where bicubic's own
+spectrum leaves the bounds (its overshoot at a sharp edge between two spectra lifts one band
+above its local range while another dips below its own) is a band still clipped on its own.
+Data declared reflectance by its profile (``s2l2a``,
 ``reflectance``) is a non-negative quantity: its few values below zero (negative reflectance
 over water or in shadow) are left out pixel by pixel like invalid ones. Otherwise data with
 valid values below the zero (a temperature with band offsets) is no spectrum and the rule is
@@ -48,18 +53,23 @@ def keep_band_ratios(
     first_lr_row: int,
     s: int,
     zero: Sequence[float] = (),
-) -> int:
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[int, int]:
     """In place: give HR rows ``[row0, row0 + rows)`` of ``out`` ``(C, rows, W*s)`` (stored
     units) the band ratios of the bicubic upsampling of ``values`` ``(C, n, W)`` (LR rows from
     ``first_lr_row``, with :data:`HALO` rows of context where the image has them; ``ok`` marks
     valid values). ``zero``: per band, the stored value of a physical zero (Sentinel-2 L2A's
     1000, the file's ``-offset / scale``; empty: 0): ratios are kept in physical units, so an
-    index such as NDVI is bicubic's. Returns how many output pixels were rescaled."""
+    index such as NDVI is bicubic's. ``bounds``: per band, the lowest and highest value each
+    output pixel may take, on the LR grid of ``values`` (the envelope and the physical domain,
+    ``-inf``/``inf`` for none): the shared factor is limited to what every band allows
+    (:func:`limit_gain`). Returns how many output pixels were rescaled and how many of them
+    had their factor limited."""
     from .degrade import imresize  # torch: imported when a multi-band block needs it
 
     c, rows, width = out.shape
     if c < 2:
-        return 0
+        return 0, 0
     z = np.zeros((c, 1, 1), np.float64)
     if len(zero):
         z[:, 0, 0] = np.asarray(zero, np.float64)
@@ -72,7 +82,7 @@ def keep_band_ratios(
     all_ok = np.asarray(np.asarray(ok, bool).all(axis=0), np.float32)[None]
     good_lr = local_range(all_ok, np.ones_like(all_ok, bool), HALO)[0][0] >= 1
     if not good_lr.any():
-        return 0
+        return 0, 0
     filled = np.where(ok, values - z, 0).astype(np.float32)
     top = row0 - first_lr_row * s
     # non-negative data: bicubic's undershoot below zero is an artefact, zero is its value
@@ -83,12 +93,49 @@ def keep_band_ratios(
     bic_sum = bic.sum(axis=0)
     good &= bic_sum > 0
     n = int(np.count_nonzero(good))
-    if n:
-        bic_g = bic[:, good]  # (C, n)
-        zg = z[:, 0]  # (C, 1)
-        gain = np.maximum((out[:, good] - zg).sum(axis=0), 0) / bic_sum[good]
-        out[:, good] = bic_g * gain + zg
-    return n
+    if not n:
+        return 0, 0
+    ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
+    bic = bic.astype(ft, copy=False)
+    zf = z.astype(ft)
+    sums = np.where(good, (out - zf).sum(axis=0), 0)  # (invalid pixels' NaN left out)
+    gain = np.maximum(sums, 0) / np.where(good, bic_sum, 1).astype(ft)
+    limited = 0
+    if bounds is not None:
+        lo, hi = bounds[0][:, ri][:, :, ci], bounds[1][:, ri][:, :, ci]
+        fitted, fits = limit_gain(gain, bic, zf, lo, hi)
+        limited = int(np.count_nonzero((fitted != gain) & good))
+        new = bic * fitted + zf
+        # a band the factor fits is inside its bounds up to round-off: clip that here (the
+        # envelope would count it as a clamp)
+        np.clip(new, lo, hi, out=new, where=fits)
+    else:
+        new = bic * gain + zf
+    np.copyto(out, new, where=np.broadcast_to(good, out.shape))
+    return n, limited
+
+
+def limit_gain(
+    gain: np.ndarray, bic: np.ndarray, zero: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shared factor of each pixel limited to the bands' bounds.
+
+    ``out[b] = bic[b] * gain + zero[b]`` must lie in ``[lo[b], hi[b]]`` (``bic``, ``lo``,
+    ``hi``: ``(C, ...)``, ``zero`` broadcasting to them, ``gain``: ``(...)``). Each band with
+    ``bic > 0`` allows an interval of factors, and the factor is clipped to their intersection,
+    so only the brightness is limited and the band ratios stay bicubic's. Where the intervals
+    do not meet (bicubic's own spectrum leaves the bounds in opposite directions: its overshoot
+    at a sharp edge between two spectra), the factor is clipped to the gap between them.
+    Returns the factors and, per band, where the band fits its bounds with that factor."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = bic > 0
+        g_lo = np.where(pos, (lo - zero) / bic, -np.inf)
+        g_hi = np.where(pos, (hi - zero) / bic, np.inf)
+    a, b = g_lo.max(axis=0), g_hi.min(axis=0)
+    fitted = np.maximum(np.clip(gain, np.minimum(a, b), np.maximum(a, b)), 0)
+    # a band at zero (bic 0) is the zero whatever the factor: it fits or it does not
+    fits = np.where(pos, (g_lo <= fitted) & (fitted <= g_hi), (zero >= lo) & (zero <= hi))
+    return fitted, fits
 
 
 def declares_reflectance(recipe: str) -> bool:
@@ -119,4 +166,4 @@ def physical_zero(
     return None
 
 
-__all__ = ["HALO", "declares_reflectance", "keep_band_ratios", "physical_zero"]
+__all__ = ["HALO", "declares_reflectance", "keep_band_ratios", "limit_gain", "physical_zero"]

@@ -21,7 +21,9 @@ profile is inverted, in stored units, to every finished block of output rows:
    average of saturated detector pixels, so all of them were saturated).
 0. **Band ratios** (multi-band, non-negative data; applied first): every output pixel is the
    bicubic upsampling scaled by one factor that keeps the network's band sum, so spectral
-   angles and band-ratio indices are bicubic's (:mod:`sr_domains.spectral`). By default
+   angles and band-ratio indices are bicubic's (:mod:`sr_domains.spectral`); the envelope and
+   the domain limit that factor, and clip a band of such a pixel only where bicubic's own
+   spectrum leaves their bounds. By default
    (``spectral="auto"``) when a single-band model runs band by band over several bands (it
    knows nothing of spectra) or the model card asks for it; ``"bicubic"`` for every model,
    ``"model"`` never (CLI ``--spectral``).

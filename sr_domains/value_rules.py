@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .errors import ConfigError
 from .spectral import HALO, keep_band_ratios
@@ -54,9 +55,11 @@ class ClampStats:
     pinned: int = 0
     total: int = 0  # valid output pixels seen
     spectral: int = 0  # pixels given bicubic's band ratios
+    limited: int = 0  # of those, pixels whose brightness the envelope / domain limited
 
     def add(self, other: ClampStats) -> None:
         self.spectral += other.spectral
+        self.limited += other.limited
         self.envelope += other.envelope
         self.domain += other.domain
         self.pinned += other.pinned
@@ -72,11 +75,17 @@ class ClampStats:
             "envelope_pct": pct(self.envelope),
             "domain_pct": pct(self.domain),
             "spectral": self.spectral,
+            "spectral_limited": self.limited,
         }
 
     def describe(self) -> str:
         d = self.to_dict()
-        ratios = f"{d['spectral']} given bicubic's band ratios, " if d["spectral"] else ""
+        ratios = (
+            f"{d['spectral']} given bicubic's band ratios ({d['spectral_limited']} of them "
+            "dimmed or brightened to fit the bounds), "
+            if d["spectral"]
+            else ""
+        )
         return (
             f"{ratios}{d['envelope']} pixel(s) ({d['envelope_pct']}%) clamped to the local "
             f"input range, {d['domain']} ({d['domain_pct']}%) to the physical domain, "
@@ -142,21 +151,57 @@ class ValueRules:
             ok &= np.broadcast_to(np.asarray(valid, bool), values.shape)
         if values.shape[0] != c:  # the model changes the band count: band rules do not apply
             return
-        ratios = 0
+        env = self._envelope(values, ok, out.dtype.type)
+        ratios = limited = 0
         if self.spectral:  # None (never resolved by an engine) counts as off
-            ratios = keep_band_ratios(out, values, ok, row0, a, s, self.zero)
+            bounds = self._bounds(env, values.shape, out.dtype.type)
+            ratios, limited = keep_band_ratios(out, values, ok, row0, a, s, self.zero, bounds)
         aligned = row0 % s == 0 and rows % s == 0 and width == w * s
         if aligned and out.flags.c_contiguous:
-            stats = self._apply_blocks(out, values, ok, row0 // s - a, s)
+            stats = self._apply_blocks(out, values, ok, row0 // s - a, s, env)
         else:
-            stats = self._apply_gather(out, values, ok, row0, a, s)
-        stats.spectral = ratios
+            stats = self._apply_gather(out, values, ok, row0, a, s, env)
+        stats.spectral, stats.limited = ratios, limited
         self.stats.add(stats)
 
+    def _envelope(
+        self, values: np.ndarray, ok: np.ndarray, ft: DTypeLike
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The envelope's bounds of each LR pixel of ``values`` (``-inf``/``inf`` where its
+        neighbourhood holds no valid value), or None without an envelope."""
+        if self.envelope is None:
+            return None
+        mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
+        has = mn <= mx
+        r = np.where(has, mx - mn, 0.0).astype(ft)
+        lo = np.where(has, mn - self.envelope * r, -np.inf).astype(ft)
+        hi = np.where(has, mx + self.envelope * r, np.inf).astype(ft)
+        return lo, hi
+
+    def _bounds(
+        self, env: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...], ft: DTypeLike
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The envelope and the physical domain together, per band and LR pixel (the bounds
+        the band-ratio rule fits its shared factor into), or None when neither bounds."""
+        if self.domain is None or not self.domain.bounded:
+            return env
+        lo_b, hi_b = (b.astype(ft).reshape(-1, 1, 1) for b in self.domain.bounds(shape[0]))
+        if env is None:
+            return np.broadcast_to(lo_b, shape), np.broadcast_to(hi_b, shape)
+        return np.maximum(env[0], lo_b), np.minimum(env[1], hi_b)
+
     def _apply_gather(
-        self, out: np.ndarray, values: np.ndarray, ok: np.ndarray, row0: int, a: int, s: int
+        self,
+        out: np.ndarray,
+        values: np.ndarray,
+        ok: np.ndarray,
+        row0: int,
+        a: int,
+        s: int,
+        env: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> ClampStats:
-        """The rules for rows that do not start and end on input-pixel boundaries."""
+        """The rules for rows that do not start and end on input-pixel boundaries (``env``:
+        the envelope's bounds when already computed)."""
         c, rows, width = out.shape
         ri = (row0 + np.arange(rows)) // s - a
         ci = np.arange(width) // s
@@ -167,13 +212,9 @@ class ValueRules:
         ok_up = up(ok)
         stats = ClampStats(total=int(ok_up.sum()))
         ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
-        if self.envelope is not None:
-            mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
-            has = mn <= mx
-            r = np.where(has, mx - mn, 0.0).astype(ft)
-            lo = np.where(has, mn - self.envelope * r, -np.inf).astype(ft)
-            hi = np.where(has, mx + self.envelope * r, np.inf).astype(ft)
-            lo_up, hi_up = up(lo), up(hi)
+        env = env if env is not None else self._envelope(values, ok, ft)
+        if env is not None:
+            lo_up, hi_up = up(env[0]), up(env[1])
             stats.envelope = int((((out < lo_up) | (out > hi_up)) & ok_up).sum())
             np.clip(out, lo_up, hi_up, out=out)
             del lo_up, hi_up
@@ -198,7 +239,13 @@ class ValueRules:
         return stats
 
     def _apply_blocks(
-        self, out: np.ndarray, values: np.ndarray, ok: np.ndarray, first: int, s: int
+        self,
+        out: np.ndarray,
+        values: np.ndarray,
+        ok: np.ndarray,
+        first: int,
+        s: int,
+        env: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> ClampStats:
         """The rules for whole input pixels: ``out`` is viewed as ``(C, R, s, W, s)`` blocks and
         every per-input-pixel bound broadcasts over its block (no upsampled copies)."""
@@ -213,12 +260,9 @@ class ValueRules:
         stats = ClampStats(total=int(np.count_nonzero(ok_b)) * s * s)
         ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
 
-        if self.envelope is not None:
-            mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
-            has = mn <= mx
-            r = np.where(has, mx - mn, 0.0).astype(ft)
-            lo = lr(np.where(has, mn - self.envelope * r, -np.inf).astype(ft))
-            hi = lr(np.where(has, mx + self.envelope * r, np.inf).astype(ft))
+        env = env if env is not None else self._envelope(values, ok, ft)
+        if env is not None:
+            lo, hi = lr(env[0]), lr(env[1])
             stats.envelope = clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], ok_b)
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
