@@ -14,7 +14,29 @@ from typing import Any
 
 
 class SRDomainsError(Exception):
-    """Base class of all sr_domains errors."""
+    """Base class of all sr_domains errors.
+
+    Every one pickles (a Dask process worker, a DataLoader worker sends it to the caller) as
+    its class, ``args`` and attributes, without calling its ``__init__`` again, whose
+    arguments need not be its ``args``."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(vars(self))
+        if isinstance(self, OSError):  # (slots, not attributes: errno, filename...)
+            for key in ("errno", "strerror", "filename", "filename2"):
+                if getattr(self, key) is not None:
+                    state[key] = getattr(self, key)
+        if isinstance(self, ImportError):
+            state.update(name=self.name, path=self.path)
+        return _rebuilt, (type(self), self.args), state
+
+
+def _rebuilt(cls: type[SRDomainsError], args: tuple[Any, ...]) -> SRDomainsError:
+    """An error of ``cls`` with these ``args``, its ``__init__`` not called (pickle then sets
+    its attributes)."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    return exc
 
 
 class ConfigError(SRDomainsError, ValueError):
