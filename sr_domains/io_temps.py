@@ -23,9 +23,11 @@ OLD_TAG = ".sr-old-"
 
 def remove_temp(path: Path) -> None:
     """Remove a temp file or folder and its sidecars (``NAME.*``, and ``STEM.*``/``STEM_*``
-    such as GDAL's ``.aux.xml``, ``.IMD``, ``_RPC.TXT``), never raising."""
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    prefixes = (path.name + ".", stem + ".", stem + "_")
+    such as GDAL's ``.aux.xml``, ``.IMD``, ``_RPC.TXT``), never raising. ``STEM`` runs through
+    the temporary's own ``PID-XXXXXXXX`` (:func:`temp_stem`), so the sidecars of one temporary
+    are never confused with another output's (``.ct.sr-tmp-*`` vs ``.ct.nii.gz.sr-tmp-*``)."""
+    stem = temp_stem(path.name)
+    prefixes = (path.name + ".",) if stem is None else (path.name + ".", stem + ".", stem + "_")
     try:
         siblings = [
             e
@@ -44,6 +46,18 @@ def remove_temp(path: Path) -> None:
             pass
         except OSError as exc:
             log.warning("could not remove temporary %s: %s", p, exc)
+
+
+def temp_stem(name: str) -> str | None:
+    """``.NAME.sr-tmp-PID-XXXXXXXX`` of a temporary's name (what follows is its extension and
+    GDAL's sidecar endings); None for a name without :data:`TMP_TAG`. Not ``Path.stem``: a
+    folder temporary has no extension, and its "stem" would be ``.NAME``, the prefix of every
+    other output's temporaries that start with that name."""
+    i = name.rfind(TMP_TAG)
+    if i < 0:
+        return None
+    j = name.find(".", i + len(TMP_TAG))
+    return name if j < 0 else name[:j]
 
 
 def keep_if_foreign(folder: Path, dst: Path, *, replaced: bool = True) -> bool:
@@ -137,4 +151,5 @@ __all__ = [
     "old_name",
     "remove_temp",
     "temp_name",
+    "temp_stem",
 ]
