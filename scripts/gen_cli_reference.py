@@ -31,8 +31,9 @@ def render() -> str:
         "stderr is a terminal (`--progress` forces them, `--no-progress` turns them off), and "
         "batches print a file counter `[i/n]`; written paths go to stdout, one per line (a batch "
         "stopped by Ctrl-C or SIGTERM still prints the ones it completed); an output path "
-        "holding a control character (newline, tab, escape...) or U+2028/U+2029 is refused "
-        "before any work, so each line is one whole path (inputs may have any name: "
+        "holding a line break (newline, carriage return, vertical tab, form feed, NEL, "
+        "U+2028/U+2029) is refused before any work, so each line is one whole path; other "
+        "characters, a tab too, are printed as they are (inputs may have any name: "
         "[output_safety.md](output_safety.md#7-names-an-output-can-have)).",
         "",
         "| exit status | meaning |",

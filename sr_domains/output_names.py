@@ -1,8 +1,9 @@
 """Names an output may have, and the names made beside it.
 
-* **Control characters** (``\\n``, ``\\t``, ESC, DEL, C1, U+2028/U+2029) are refused in an
-  output path: ``sr-domains upscale`` prints the outputs it wrote one per line on stdout, and a
-  newline in a name would make two lines of one path. Inputs may have any name.
+* **Line breaks** (``\\n``, ``\\r``, VT, FF, FS/GS/RS, NEL, U+2028/U+2029: where
+  ``str.splitlines`` breaks) are refused in an output path: ``sr-domains upscale`` prints the
+  outputs it wrote one per line on stdout, and a line break in a name would make two lines of
+  one path. Other characters (a tab, ESC) are printed as they are. Inputs may have any name.
 * **Long names.** A name beside an output (temporary, lock, keep-aside) adds a tag to the
   output's name and would pass the file system's limit (``NAME_MAX``, 255 bytes) for a name
   near it. Such names are made from :func:`name_key`: the output's name, or, when long, its
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +33,14 @@ ROOM = 64
 TEMP_TAIL = 1 + 8 + 8 + 8 + 16
 #: Hex digits of the hash in a shortened key.
 HASH_DIGITS = 12
+#: How a shortened key ends: a short name that ends so is hashed too, so that it never shares
+#: the names of the long one whose key it spells.
+_KEY_END = re.compile(rf"~[0-9a-f]{{{HASH_DIGITS}}}$")
 #: Line breaks of ``str.splitlines`` that are not control characters.
 _LINE_BREAKS = frozenset("\u2028\u2029")
+#: Every character ``str.splitlines`` breaks a line at (what one-path-per-line output cannot
+#: hold).
+_SPLITS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def name_max(path: str | os.PathLike[str]) -> int:
@@ -58,11 +66,12 @@ def _size(text: str) -> int:
 
 def name_key(path: str | os.PathLike[str]) -> str:
     """What names made beside ``path`` start from: its name when it leaves :data:`ROOM` bytes
-    below ``NAME_MAX``, else its first bytes (whole characters), ``~`` and the first
-    :data:`HASH_DIGITS` hex digits of the SHA-256 of the whole name (the same for every run)."""
+    below ``NAME_MAX`` (and does not end like a shortened key), else its first bytes (whole
+    characters), ``~`` and the first :data:`HASH_DIGITS` hex digits of the SHA-256 of the
+    whole name (the same for every run)."""
     name = Path(path).name
     limit = max(name_max(path) - ROOM, 2 * HASH_DIGITS)
-    if _size(name) <= limit:
+    if _size(name) <= limit and not _KEY_END.search(name):  # (one like a key: hashed too)
         return name
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:HASH_DIGITS]
     budget, head = limit - 1 - HASH_DIGITS, []
@@ -81,11 +90,16 @@ def control_characters(text: str) -> list[str]:
     return [ascii(c)[1:-1] for c in dict.fromkeys(found)]
 
 
+def line_breaks(text: str) -> list[str]:
+    """The characters of ``text`` that ``str.splitlines`` breaks a line at, each once,
+    escaped (``['\\\\n']``)."""
+    return [ascii(c)[1:-1] for c in dict.fromkeys(c for c in text if c in _SPLITS)]
+
+
 def shown(path: str | os.PathLike[str]) -> str:
-    """``path`` for a one-line message: its control characters backslash-escaped."""
-    text = os.fspath(path)
-    bad = set(control_characters(text))
-    return "".join(ascii(c)[1:-1] if ascii(c)[1:-1] in bad else c for c in text)
+    """``path`` for one line of output: its line breaks backslash-escaped (an output never
+    has any: :func:`check_name`), every other character as it is."""
+    return "".join(ascii(c)[1:-1] if c in _SPLITS else c for c in os.fspath(path))
 
 
 def full_suffix(path: str | os.PathLike[str]) -> str:
@@ -95,18 +109,18 @@ def full_suffix(path: str | os.PathLike[str]) -> str:
 
 
 def check_name(dst: str | os.PathLike[str], *, kind: str = "file") -> None:
-    """Refuse, before any work, an output path ``dst`` with a control character, or a name
+    """Refuse, before any work, an output path ``dst`` with a line break, or a name
     that the file system, or a temporary file beside it (``kind="file"``: it keeps the output's
     extension), cannot hold.
 
     Raises:
         UnsafeOutputError: naming the output and what is wrong with its name.
     """
-    bad = control_characters(os.fspath(dst))
+    bad = line_breaks(os.fspath(dst))
     if bad:
         raise UnsafeOutputError(
             shown(dst),
-            f"the output path holds a control character ({', '.join(bad)}); sr-domains prints "
+            f"the output path holds a line break ({', '.join(bad)}); sr-domains prints "
             "the outputs it writes one per line and never writes such a name: choose another "
             "output name (or --suffix), or rename the input",
         )
@@ -154,6 +168,7 @@ __all__ = [
     "check_names",
     "control_characters",
     "full_suffix",
+    "line_breaks",
     "name_key",
     "name_max",
     "shown",

@@ -1,6 +1,7 @@
-"""Control characters in names: ``sr-domains upscale`` prints the outputs it wrote one per line
-on stdout; an output named with a newline made two lines of one path. Such output names are
-refused before any work; inputs may have any name. Real files on tmp_path."""
+"""Line breaks in names: ``sr-domains upscale`` prints the outputs it wrote one per line on
+stdout; an output named with a newline made two lines of one path. Such output names are
+refused before any work; other characters (a tab, ESC) are written and printed as they are;
+inputs may have any name. Real files on tmp_path."""
 
 from __future__ import annotations
 
@@ -40,22 +41,22 @@ def _inputs(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("bad", ["\n", "\r", "\t", "\x1b[31m", "\x7f", "\x85", "\u2028"])
-def test_an_output_name_with_a_control_character_is_refused_before_any_work(tmp_path, capsys, bad):
+@pytest.mark.parametrize("bad", ["\n", "\r", "\x0b", "\x0c", "\x1e", "\x85", "\u2028"])
+def test_an_output_name_with_a_line_break_is_refused_before_any_work(tmp_path, capsys, bad):
     src = make_geotiff(tmp_path / "in.tif")
     dst = tmp_path / f"o{bad}ut.tif"
     assert main(["upscale", str(src), str(dst), "--no-progress"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1  # one line, the name escaped
-    assert "the output path holds a control character" in err
+    assert "the output path holds a line break" in err
     assert f"{tmp_path}/o{ascii(bad)[1:-1]}ut.tif: " in err
     assert sorted(os.listdir(tmp_path)) == ["in.tif"]
     assert shown(dst) == f"{tmp_path}/o{ascii(bad)[1:-1]}ut.tif"
     nii = make_nifti(tmp_path / "in.nii.gz", shape=(6, 6, 4))
-    with pytest.raises(UnsafeOutputError, match="control character"):  # (Python API alike)
+    with pytest.raises(UnsafeOutputError, match="line break"):  # (Python API alike)
         upscale_nifti(nii, tmp_path / f"o{bad}ut.nii.gz")
     # a folder of the path counts too: it is part of the line printed
-    with pytest.raises(UnsafeOutputError, match="control character"):
+    with pytest.raises(UnsafeOutputError, match="line break"):
         check_name(tmp_path / f"d{bad}ir" / "out.tif")
 
 
@@ -65,7 +66,7 @@ def test_a_batch_whose_output_would_have_a_newline_is_refused_before_any_work(tm
     assert main(["upscale", str(src), str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err == (
-        f"sr-domains: error: {out}/a\\nb.tif: the output path holds a control character (\\n); "
+        f"sr-domains: error: {out}/a\\nb.tif: the output path holds a line break (\\n); "
         "sr-domains prints the outputs it writes one per line and never writes such a name: "
         "choose another output name (or --suffix), or rename the input\n"
     )
@@ -74,9 +75,9 @@ def test_a_batch_whose_output_would_have_a_newline_is_refused_before_any_work(tm
     (tmp_path / "nii").mkdir()
     for i in range(2):
         make_nifti(tmp_path / "nii" / f"v{i}.nii.gz", shape=(6, 6, 4))
-    shutil.copy(tmp_path / "nii" / "v0.nii.gz", tmp_path / "nii" / "v\x1b.nii.gz")
+    shutil.copy(tmp_path / "nii" / "v0.nii.gz", tmp_path / "nii" / "v\r.nii.gz")
     assert main(["upscale", str(tmp_path / "nii"), str(out), "--no-progress"]) == 1
-    assert "v\\x1b.nii.gz: the output path holds a control character" in capsys.readouterr().err
+    assert "v\\r.nii.gz: the output path holds a line break" in capsys.readouterr().err
     args = ["upscale", str(src / "good.tif"), str(out), "--suffix", "\t", "--no-progress"]
     out.mkdir()
     assert main(args) == 2
@@ -87,3 +88,17 @@ def test_a_batch_whose_output_would_have_a_newline_is_refused_before_any_work(tm
     assert main(["upscale", str(src / "a\nb.tif"), str(dst), "--no-progress"]) == 0
     assert capsys.readouterr().out == f"{dst}\n"
     check_upscaled(src / "a\nb.tif", dst, 2)
+
+
+@pytest.mark.parametrize("odd", ["\t", "\x1b", "\x7f"])
+def test_a_tab_or_escape_in_a_name_is_written_and_printed_as_it_is(tmp_path, capsys, odd):
+    """Only line breaks split stdout's lines: a tab refused a whole batch (in a folder name too),
+    and the path printed had to be unescaped by the script reading it."""
+    folder = tmp_path / f"in{odd}dir"
+    folder.mkdir()
+    make_geotiff(folder / f"a{odd}b.tif")
+    out = tmp_path / f"out{odd}dir"
+    assert main(["upscale", str(folder), str(out), "--no-progress"]) == 0
+    assert capsys.readouterr().out == f"{out}/a{odd}b.tif\n"
+    check_upscaled(folder / f"a{odd}b.tif", out / f"a{odd}b.tif", 2)
+    check_name(tmp_path / f"d{odd}ir" / "out.tif")  # (no error)

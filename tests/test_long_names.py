@@ -160,3 +160,15 @@ def test_a_model_saved_under_a_long_name(tmp_path):
     save_checkpoint(model, path)
     assert load_checkpoint(path)[0].scale == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_short_name_spelling_a_long_names_key_keeps_its_own_temporaries(tmp_path):
+    """A name ending like a shortened key (``HEAD~<12 hex>``) shared the lock and temporaries
+    of the long name whose key it spells: one's cleanup removed the other's temporary."""
+    long = tmp_path / _name(250, ".tif")
+    short = tmp_path / name_key(long)
+    assert name_key(short) != name_key(long) and lock_path(short) != lock_path(long)
+    tmp = io_temps.temp_name(long, ".tif")
+    tmp.write_bytes(b"in flight")
+    io_temps.clean_stale(short)
+    assert tmp.exists()
