@@ -24,6 +24,7 @@ from .errors import (
 from .io_safety import errno_cause, weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions, engine_fields
+from .output_checks import check_batch_output
 from .run_manifest import file_sha256, recorded_sha
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
     carried = ""  # a cut-short output's recorded checksum, kept if its repair fails
     try:
         fresh = ("missing", "", "")
+        check_batch_output(task.dst, kind="dir" if task.domain == "dicom" else "file")
         try:
             status, why, sha = fresh if options.overwrite else _task_status(task, options, model)
         except OSError as exc:  # an existing output that cannot be read (no permission, ...)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -146,9 +147,57 @@ def foreign_entries(folder: PathArg) -> list[str]:
     return [n for n in names if n != MANIFEST and n not in ours]
 
 
+#: What an entry that is neither a file nor a folder is (by ``stat``'s file type).
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_entry(path: PathArg) -> str:
+    """What ``path`` is when it is (or links to) a named pipe, socket or device, by its
+    ``stat`` alone (nothing is opened); "" for a file, a folder or nothing there."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # (missing, a broken link: nothing there to open)
+        return ""
+    return next((what for test, what in _SPECIAL if test(mode)), "")
+
+
+def check_entry(dst: PathArg) -> None:
+    """Refuse a named pipe, socket or device at an output's name (or a link to one)
+    (:func:`special_entry`): it is never opened (opening a FIFO waits for a writer, for ever)
+    and never replaced, even with ``overwrite``: outputs are renamed into place, not written
+    into what is there."""
+    what = special_entry(dst)
+    if what:
+        raise UnsafeOutputError(
+            dst,
+            f"is {what}, not a file; it is never opened or replaced, even with --overwrite "
+            "(outputs are renamed into place): remove it yourself or choose another name",
+        )
+
+
+def check_batch_output(dst: PathArg, *, kind: Kind = "file") -> None:
+    """Refuse what is at the exact name a batch task writes and never is replaced:
+    :func:`check_entry`, and a folder where the output is a file (a single-file run writes
+    into a folder it is given as the output; a batch names each output itself)."""
+    check_entry(dst)
+    if kind == "file" and os.path.isdir(dst):
+        raise UnsafeOutputError(
+            dst,
+            "is a folder where the batch writes an output file; it is never replaced or "
+            "written into, even with --overwrite: move it or choose another output folder",
+        )
+
+
 def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
-    """Refuse an existing output unless it may be replaced (rule 2)."""
+    """Refuse an existing output unless it may be replaced (rule 2); a named pipe, socket or
+    device there always (:func:`check_entry`)."""
     dst = Path(dst)
+    check_entry(dst)
     if kind == "dir":
         if os.path.lexists(dst) and not dst.is_dir():
             raise UnsafeOutputError(dst, "exists and is not a folder; outputs go into a folder")
@@ -269,6 +318,8 @@ __all__ = [
     "Kind",
     "PathArg",
     "check_batch_folder",
+    "check_batch_output",
+    "check_entry",
     "check_existing",
     "check_model_output",
     "check_paths",
@@ -278,4 +329,5 @@ __all__ = [
     "other_format",
     "preflight",
     "read_manifest",
+    "special_entry",
 ]

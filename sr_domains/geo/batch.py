@@ -22,12 +22,14 @@ from ..batch_tasks import (
     TaskResult,
     check_batch_reads,
 )
+from ..batch_worker import os_error_line
 from ..errors import (
     INPUT_ERRORS,
     ConfigError,
     InputFileError,
     OutputBusyError,
     OutputExistsError,
+    SRDomainsError,
     UnsafeOutputError,
 )
 from ..intensity import IntensityProfile
@@ -35,7 +37,7 @@ from ..io_safety import batch_entry, check_paths
 from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import UpscaleOptions, check_save_model_batch
-from ..output_checks import check_batch_folder, other_format
+from ..output_checks import check_batch_folder, other_format, special_entry
 from ..output_names import check_names
 from ..run_manifest import (
     append_run_record,
@@ -150,19 +152,31 @@ def write_many(
         requested = replace(requested, recipe=recipe_of(options, "geotiff", profile=profile))
     todo, records = [], []
     refused: list[tuple[Path, str]] = []
-    unsafe: list[str] = []
+    unsafe: dict[str, list[str]] = {}
     for f in files:
         dst = out_dir / geotiff_output_name(f, suffix)
+        never = _never_replaced(dst)
+        if never:  # (before batch_check: never opened)
+            unsafe.setdefault(never, []).append(dst.name)
+            continue
         fresh = ("missing", "", "")
-        status, why, sha = fresh if overwrite else batch_check(dst, f, scale, requested)
+        try:
+            status, why, sha = fresh if overwrite else batch_check(dst, f, scale, requested)
+        except OSError as exc:  # an existing output that cannot be read (no permission, ...)
+            if isinstance(exc, SRDomainsError):
+                raise
+            # that file fails, in one line, the others run (as on Dask); its record stands
+            error = os_error_line(exc, str(dst))
+            log.info("failed: %s", error)
+            task = Task("geotiff", str(f), str(dst))
+            records.append(TaskResult(task, "failed", error=error, not_ours=True))
+            continue
         if status == "complete":
             log.info("skipping %s: %s is complete", f, dst)
             task = Task("geotiff", str(f), str(dst))  # its checksum kept (see run_manifest)
             records.append(TaskResult(task, "skipped", sha256=sha or file_sha256([dst])))
             continue
-        if dst.is_file() and other_format(dst):  # a user's notes: --overwrite would not help
-            unsafe.append(dst.name)
-        elif status in ("foreign", "other"):
+        if status in ("foreign", "other"):
             refused.append((dst, why))
         if status == "damaged":
             if why:
@@ -171,11 +185,15 @@ def write_many(
                 log.warning("%s is an incomplete or damaged output of %s: redoing it", dst, f)
         todo.append((f, dst, status == "damaged"))
     if unsafe:  # before any work, every one named
-        what = "not a GeoTIFF file" if len(unsafe) == 1 else "not GeoTIFF files"
+        listing = "; ".join(
+            f"{', '.join(names)}: {what if len(names) == 1 else _PLURAL.get(what, what)}"
+            for what, names in unsafe.items()
+        )
+        n = sum(map(len, unsafe.values()))
         raise UnsafeOutputError(
             out_dir,
-            f"{', '.join(unsafe)}: {what}; never replaced, even with --overwrite: remove "
-            f"{'it' if len(unsafe) == 1 else 'them'} yourself or choose another folder",
+            f"{listing}; never replaced, even with --overwrite: remove "
+            f"{'it' if n == 1 else 'them'} yourself or choose another folder",
         )
     if len(refused) == 1:
         raise OutputExistsError(*refused[0])
@@ -211,6 +229,25 @@ def write_many(
     if report.failed:
         raise BatchFailedError(report)
     return BatchOutputs(written, report)
+
+
+_PLURAL = {
+    "not a GeoTIFF file": "not GeoTIFF files",
+    "a folder": "folders",
+    "a named pipe (FIFO)": "named pipes (FIFO)",
+}
+
+
+def _never_replaced(dst: Path) -> str:
+    """Why an entry at a batch output's name is never replaced, even with --overwrite, or "":
+    a named pipe, socket or device (never opened), a folder (a batch writes each output under
+    its exact name, never into a folder there) or a file of another format (a user's notes)."""
+    what = special_entry(dst)
+    if what or not os.path.lexists(dst):
+        return what
+    if dst.is_dir():
+        return "a folder"
+    return "not a GeoTIFF file" if dst.is_file() and other_format(dst) else ""
 
 
 def _written(task: Task, seconds: float) -> TaskResult:

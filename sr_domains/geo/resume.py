@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import InputFileError
 from ..made_with import Made, Requested
+from ..output_checks import check_batch_output, check_entry
 from ..recorded_names import recorded_name
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
@@ -38,7 +39,9 @@ def output_check(
     """``(status, why)``: :func:`output_status`, and for ``"other"`` how the output was made
     otherwise than ``requested``. ``intact``: the file's bytes are known to be those of a
     finished output (its checksum equals the one a run manifest recorded for it), so its blocks
-    are not decoded again; the tags are checked all the same."""
+    are not decoded again; the tags are checked all the same. A named pipe, socket or device
+    there is refused, never opened (:func:`~sr_domains.output_checks.check_entry`)."""
+    check_entry(dst)
     if not dst.exists():
         return "missing", ""
     try:
@@ -132,7 +135,9 @@ def batch_check(
     one is ours, cut short: ``"damaged"`` (redo it), not somebody else's file. A TIFF that
     reads, without our tags, is somebody's own raster saved under the output's name (a
     record of the name vouches for nothing then): ``"foreign"``, never replaced without
-    ``--overwrite``."""
+    ``--overwrite``. A folder, named pipe, socket or device at the output's name is refused
+    (:func:`~sr_domains.output_checks.check_batch_output`)."""
+    check_batch_output(dst)
     recorded = recorded_sha(src, dst) if dst.is_file() else ""
     sha = file_sha256([dst]) if recorded else ""
     intact = bool(recorded) and sha == recorded

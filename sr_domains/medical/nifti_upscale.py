@@ -28,6 +28,7 @@ from ..label_like import LABEL_LIKE_VALUES, warn_label_like  # noqa: F401  (re-e
 from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
+from ..output_checks import check_batch_output
 from ..recorded_names import recorded_name
 from ..source_stamp import (
     INPUT_CHANGED,
@@ -261,8 +262,10 @@ def nifti_output_check(
     open), ``"other"`` (ours, made otherwise: ``why`` says how) or ``"foreign"``: resumable
     batches. Without ``requested`` an output of ``src`` at ``scale`` counts as complete. An
     output whose input changed since it was made (:mod:`sr_domains.source_stamp`) is ``"damaged"``,
-    with ``why`` saying so."""
+    with ``why`` saying so. A folder, named pipe, socket or device at the output's name is
+    refused (:func:`~sr_domains.output_checks.check_batch_output`), never opened."""
     dst, src = Path(dst), Path(src)
+    check_batch_output(dst)
     if not dst.exists():
         return "missing", ""
     try:
