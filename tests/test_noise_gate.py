@@ -170,3 +170,16 @@ def test_small_images_keep_the_single_scale_estimate():
     img = _noisy(_scene(48), 0.02, seed=5)
     assert estimate_white_noise(img) == estimate_noise(img)
     assert estimate_white_noise(img) == pytest.approx(0.02, rel=0.25)
+
+
+def test_a_textured_input_under_64_px_keeps_the_default():
+    """Under 64 x 64 px the white-noise split falls back to the single-scale estimate, which
+    reads fine texture as noise: the battery's 44 x 40 drone bands (x4 LR) were given the
+    robust variant (+0.40 -> +0.06 dB). The gate does not decide on such a sample."""
+    data = pytest.importorskip("skimage.data")
+    grass = (data.grass()[:44, :40].astype(np.float32) / 255)[None]
+    assert estimate_white_noise(grass) > HIGH  # (what the gate read)
+    assert input_noise([grass]) is None
+    up = Upscaler(load_pretrained("sr-lite-gray-x4"))
+    same, choice = choose_for_noise(up, [grass])
+    assert same is up and choice is None
