@@ -14,8 +14,10 @@ estimated once from a sample of it and the model is blended in weight space towa
     w = clip((sigma - LOW) / (HIGH - LOW), 0, 1),    model = (1 - w) * default + w * robust
 
 (:data:`LOW`, :data:`HIGH`). A clean input keeps the default exactly (``w = 0``); a named
-model is used as it is. The estimate and the weight are logged and recorded in provenance
-(:class:`NoiseChoice`). One decision per input, never per tile: tiles stay seamless.
+model is used as it is. A sample under :data:`MIN_SIDE` px is not gated (the default as it
+is): too small to tell noise from texture. The estimate and the weight are logged and recorded
+in provenance (:class:`NoiseChoice`). One decision per input, never per tile: tiles stay
+seamless.
 """
 
 from __future__ import annotations
