@@ -94,3 +94,17 @@ def test_a_clipped_copy_with_our_tags_is_refused_untouched(tmp_path, runner):
     assert _rerun(runner, folder, out) == ["a.tif"]
     with rasterio.open(out / "a.tif") as ds:
         assert np.array_equal(ds.read(), good)
+
+
+def test_an_unstamped_output_of_an_input_that_changed_size_is_redone(tmp_path):
+    """Outputs made before input stamps (0.1.0) cannot say whether their input changed: one of
+    another size was redone then ("GeoTIFF caught a size change"), and is again (it was
+    refused as a clipped copy)."""
+    folder, out = _batch(tmp_path)
+    with rasterio.open(out / "a.tif", "r+") as ds:
+        ds.update_tags(SR_DOMAINS_SOURCE_STAMP="")  # (as an output of 0.1.0)
+    make_geotiff(folder / "a.tif", width=44, height=30, seed=3)  # re-exported, wider
+    assert output_check(out / "a.tif", folder / "a.tif", 2)[0] == "damaged"
+    assert _rerun("sequential", folder, out) == ["a.tif"]
+    with rasterio.open(out / "a.tif") as ds:
+        assert (ds.width, ds.height) == (88, 60)

@@ -63,11 +63,12 @@ def output_check(
         )
         if not ours:
             return "foreign", ""
-        changed = _input_changed(tags.get(f"{TAG_PREFIX}SOURCE_STAMP"), src)
+        stamp = tags.get(f"{TAG_PREFIX}SOURCE_STAMP")
+        changed = _input_changed(stamp, src)
         if changed:
             return changed
-        if (ds.height, ds.width) != want:
-            return _other_size(ds, want)
+        if (ds.height, ds.width) != want:  # (no stamp, as before stamps: the input may have
+            return _other_size(ds, want) if stamp else ("damaged", "")  # changed size: redo)
         if f"{TAG_PREFIX}VALUES" not in tags:
             return "damaged", ""
         made = Made.from_tags(tags, TAG_PREFIX)
