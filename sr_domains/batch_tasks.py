@@ -340,10 +340,10 @@ def _reads(task: Task) -> list[Path]:
 def _named(path: Path, seen: set[Path]) -> list[Path]:
     """``path`` and, for a VRT that opens, every file it names, missing or not, and those
     its VRT sources name (nested VRTs, once each)."""
-    from .geo.gdal_paths import open_dataset
+    from .geo.gdal_paths import is_vrt, open_dataset
 
     seen.add(path)
-    if not path.is_file() or not _starts_like_vrt(path):
+    if not path.is_file() or not is_vrt(path):
         return [path]
     try:
         with open_dataset(path) as ds:
@@ -354,17 +354,6 @@ def _named(path: Path, seen: set[Path]) -> list[Path]:
     for f in files:
         out += [] if f in seen else _named(f, seen)
     return out
-
-
-def _starts_like_vrt(path: Path) -> bool:
-    """A GDAL virtual raster, by its name or its first bytes."""
-    if path.suffix.lower() == ".vrt":
-        return True
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(64).lstrip().startswith(b"<VRTDataset")
-    except OSError:
-        return False
 
 
 def _inode(path: Path) -> tuple[int, int] | None:

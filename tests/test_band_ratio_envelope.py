@@ -9,32 +9,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from _sharpen import Sharpen
 
 from sr_domains.array_api import upscale_array
 from sr_domains.degrade import imresize
-from sr_domains.models.base import BaseSRConfig, SRModel
 from sr_domains.value_domain import ValueOptions
 from sr_domains.value_ops import local_range
-
-
-class Sharpen(SRModel):
-    """Bicubic upsampling plus an unsharp mask whose strength depends on the local value:
-    each band gets its own detail and overshoot at an edge, as from a network run band by
-    band."""
-
-    arch = "sharpen"
-
-    def __init__(self, channels: int = 1, scale: int = 2) -> None:
-        super().__init__(BaseSRConfig(in_channels=channels, scale=scale))
-
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        up = torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="bicubic")
-        blur = torch.nn.functional.avg_pool2d(up, 5, stride=1, padding=2, count_include_pad=False)
-        return up + (0.5 + up) * (up - blur)
-
-    def receptive_radius(self) -> int:
-        return 4
 
 
 def _fields(h: int = 40, w: int = 44, seed: int = 11) -> np.ndarray:

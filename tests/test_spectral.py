@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from _sharpen import Sharpen
 
 from sr_domains.array_api import upscale_array
 from sr_domains.checkpoint import ModelCard, load_checkpoint, save_checkpoint
@@ -17,30 +17,11 @@ from sr_domains.inference import Upscaler
 from sr_domains.intensity import IntensityProfile
 from sr_domains.metrics import sam
 from sr_domains.models import create_model
-from sr_domains.models.base import BaseSRConfig, SRModel
 from sr_domains.pretrained import load_pretrained
 from sr_domains.value_domain import ValueOptions, array_reader, build_rules
 
 NO_ENVELOPE = ValueOptions(envelope=None)  # the ratio rule alone (then only the domain)
 IDENTITY = IntensityProfile("identity", (1.0,), (0.0,))
-
-
-class Sharpen(SRModel):
-    """Bicubic upsampling plus an unsharp mask whose strength depends on the local value:
-    each band gets a different detail, as from a network run band by band."""
-
-    arch = "sharpen"
-
-    def __init__(self, channels: int = 1, scale: int = 2) -> None:
-        super().__init__(BaseSRConfig(in_channels=channels, scale=scale))
-
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        up = torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="bicubic")
-        blur = torch.nn.functional.avg_pool2d(up, 5, stride=1, padding=2, count_include_pad=False)
-        return up + (0.5 + up) * (up - blur)
-
-    def receptive_radius(self) -> int:
-        return 4
 
 
 def _scene(bands: int = 4, size: int = 32, seed: int = 0) -> np.ndarray:

@@ -68,7 +68,7 @@ def raster_inputs(path: str | Path, _seen: frozenset[Path] = frozenset()) -> lis
     (reading it reports the problem); a VRT naming a missing source: :class:`InputFileError`
     naming both."""
     p = Path(path)
-    if not _is_vrt(p):
+    if not is_vrt(p):
         return [p]
     try:
         with open_dataset(p) as ds:
@@ -82,13 +82,14 @@ def raster_inputs(path: str | Path, _seen: frozenset[Path] = frozenset()) -> lis
     out = [p]
     seen = _seen | {p}
     for f in sources:  # a VRT of VRTs: their sources too (once each, no cycles)
-        for g in raster_inputs(f, seen) if f not in seen and _is_vrt(f) else [f]:
+        for g in raster_inputs(f, seen) if f not in seen and is_vrt(f) else [f]:
             if g not in out:
                 out.append(g)
     return out
 
 
-def _is_vrt(p: Path) -> bool:
+def is_vrt(p: Path) -> bool:
+    """A GDAL virtual raster, by its name or its first bytes."""
     if p.suffix.lower() == ".vrt":
         return True
     try:
@@ -98,4 +99,4 @@ def _is_vrt(p: Path) -> bool:
         return False
 
 
-__all__ = ["gdal_path", "open_dataset", "raster_inputs"]
+__all__ = ["gdal_path", "is_vrt", "open_dataset", "raster_inputs"]
