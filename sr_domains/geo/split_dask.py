@@ -39,18 +39,7 @@ def band_task(run_band: BandFn, src: str, part: str, *args: Any) -> dict[str, An
     try:
         return run_band(src, part, *args)
     except HANDLED as exc:  # it would recur: not retried (an exception would be)
-        return {"refused": (type(exc), exc.args, dict(vars(exc)))}
-
-
-def _rebuilt(refused: tuple[type[BaseException], tuple[Any, ...], dict[str, Any]]) -> Exception:
-    """The worker's refusal as it was raised there (its class, message and attributes; not
-    through its ``__init__``, whose arguments are not its ``args``)."""
-    cls, args, state = refused
-    exc = cls.__new__(cls)
-    BaseException.__init__(exc, *args)
-    exc.__dict__.update(state)
-    assert isinstance(exc, Exception)
-    return exc
+        return {"refused": exc}  # (our errors pickle: sr_domains.errors)
 
 
 def run_bands(
@@ -78,7 +67,7 @@ def run_bands(
         for fut in distributed.as_completed(futures, loop=client.loop):  # (first failure: out)
             result = fut.result()
             if "refused" in result:
-                raise _rebuilt(result["refused"])
+                raise result["refused"]
             results[fut] = result
     except BaseException:  # a band's error, Ctrl-C, SIGTERM: the others are not waited for
         cancel_quietly(client, futures, own_workers=False)
