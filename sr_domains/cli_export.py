@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .options import EXPORT_FORMATS
+from .output_names import shown
 
 if TYPE_CHECKING:
     from .models.base import SRModel
@@ -75,7 +77,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         sources=sources,
     )
     diff = "not checked" if result.max_abs_diff is None else f"max |diff| {result.max_abs_diff:.2e}"
-    print(f"{result.path} ({result.format}, {diff}, {result.seconds:.1f} s)")
+    if not getattr(args, "quiet", False):  # details on stderr: stdout holds only the path
+        print(
+            f"sr-domains: exported {result.format}, {diff}, {result.seconds:.1f} s", file=sys.stderr
+        )
+    print(shown(result.path))
     return 0
 
 

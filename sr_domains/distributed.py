@@ -254,6 +254,9 @@ def upscale_many(
 
         bar = tqdm(total=len(tasks), unit="file", desc="sr-domains")
     own_workers = client is None and not (scheduler or os.environ.get(SCHEDULER_ENV))
+    if own_workers and workers and workers > max(1, len(tasks)):  # idle ones would import torch
+        log.info("%d worker(s) asked for, %d started: one per task", workers, max(1, len(tasks)))
+        workers = max(1, len(tasks))
     dask_log = logging.getLogger("distributed")
     clean_litter(tasks)  # what a killed or twice-interrupted run left beside any output
     before = stamps(tasks)  # what is at each output now (a stopped run: see record_stopped)

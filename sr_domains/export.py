@@ -146,8 +146,13 @@ def onnx_bytes(model: SRModel, *, opset: int = OPSET, dynamo: bool = False) -> b
             mult = int(getattr(m, "size_multiple", 1))
             h, w = Dim("h", min=1, max=65536 // mult), Dim("w", min=1, max=65536 // mult)
             shapes = {"x": {0: Dim("n", min=1, max=4096), 2: mult * h, 3: mult * w}}
-            prog = torch.onnx.export(
-                m, (x,), dynamo=True, dynamic_shapes=shapes, opset_version=max(opset, 18)
+            prog = torch.onnx.export(  # (verbose=False: no "[torch.onnx] ..." lines on stdout)
+                m,
+                (x,),
+                dynamo=True,
+                dynamic_shapes=shapes,
+                opset_version=max(opset, 18),
+                verbose=False,
             )
             assert prog is not None  # dynamo=True without a file returns the program
             prog.model.graph.inputs[0].name = "lr"
@@ -236,9 +241,44 @@ def _write(model: SRModel, fmt: str, dst: Path, opset: int, dynamo: bool) -> Non
         mult = int(getattr(m, "size_multiple", 1))
         h, w = Dim("h", min=1, max=65536 // mult), Dim("w", min=1, max=65536 // mult)
         shapes = {"x": {0: Dim("n", min=1, max=4096), 2: mult * h, 3: mult * w}}
-        ep = torch.export.export(m, (_example(m, batch=2),), dynamic_shapes=shapes)
+        with _unshuffle_from_one(m):
+            ep = torch.export.export(m, (_example(m, batch=2),), dynamic_shapes=shapes)
         torch.export.save(ep, buf, extra_files=extra)
     dst.write_bytes(buf.getvalue())
+
+
+@contextlib.contextmanager
+def _unshuffle_from_one(m: SRModel) -> Iterator[None]:
+    """Let the torch.export program of a pixel-unshuffle RRDB take its smallest input (2 x 2).
+
+    torch.export takes a dynamic size to be at least 2 (it specializes 0 and 1), so the
+    half-size dims after ``pixel_unshuffle`` made the program refuse a 2-pixel side (``Guard
+    failed: x.size()[3] // 2 != 1``). On the export copy ``m`` the unshuffle is traced as a
+    stride-2 convolution with one-hot kernels (exact: one input value times 1, plus zeros),
+    with torch's size-oblivious tracing. A torch without that switch keeps the 2-pixel limit.
+    """
+    cfg: Any = None
+    with contextlib.suppress(ImportError):
+        cfg = importlib.import_module("torch.fx.experimental._config")
+    if not getattr(m, "unshuffle", False) or not hasattr(cfg, "backed_size_oblivious"):
+        yield
+        return
+    body = m.forward_body
+    kernel = torch.eye(4).reshape(4, 1, 2, 2)
+
+    def unshuffled_body(x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        y = torch.nn.functional.conv2d(x.reshape(n * c, 1, h, w), kernel.to(x.dtype), stride=2)
+        return body(y.reshape(n, c * 4, y.shape[2], y.shape[3]))
+
+    setattr(m, "unshuffle", False)  # noqa: B010 - the export copy's flag, not the model's
+    setattr(m, "forward_body", unshuffled_body)  # noqa: B010
+    try:
+        with cfg.patch(backed_size_oblivious=True):
+            yield
+    finally:
+        delattr(m, "forward_body")
+        setattr(m, "unshuffle", True)  # noqa: B010
 
 
 def run_exported(path: Path, fmt: str, x: torch.Tensor) -> np.ndarray:

@@ -278,6 +278,7 @@ class Upscaler:
                 if rules is not None and rules.active:
                     rules.apply(out, read, shape, row0, self.scale)
                 yield row0, out
+                del out  # nor the last block: the consumer has it (and may drop it)
         finally:
             threads.__exit__(None, None, None)
             if bar:

@@ -198,10 +198,14 @@ def stream_tiles(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Run the plan and yield finished HR row blocks ``(row0, (C_out, rows, W*s))`` in order.
 
-    Memory holds one strip of HR rows (window height x full width), independent of image
-    height. Yielded blocks start at multiples of ``flush_rows`` HR rows (except the tail), so a
-    tiled writer can flush whole blocks. Skipped windows contribute zeros (their pixels must be
-    masked by the caller). ``on_window(n)`` is called after each batch with its window count.
+    Memory holds one strip of HR rows (window height x full width, plus less than
+    ``flush_rows`` finished rows waiting for their block), allocated once and reused, however
+    tall the image. Yielded blocks start at multiples of ``flush_rows`` HR rows and, when
+    ``flush_rows > 1``, are at most ``flush_rows`` rows (one output block row), so what a
+    consumer makes of a block stays that size. A block is a **view into the strip, valid until
+    the generator resumes**: copy what you keep (the engine's inverse profile does). Skipped
+    windows contribute zeros (their pixels must be masked by the caller). ``on_window(n)`` is
+    called after each batch with its window count.
     """
     s = plan.scale
     th, tw = plan.tile
@@ -217,13 +221,11 @@ def stream_tiles(
     ones_y = [bool((w == 1).all()) for w in wy]  # single windows: skip multiplying by ones
     ones_x = [bool((w == 1).all()) for w in wx]
     full_w = plan.padded[1] * s
-    base = 0  # HR row of acc[0]
-    acc = np.zeros((out_channels, 0, full_w), np.float32)
+    rows = _strip_rows(plan, flush_rows)
+    acc = np.zeros((out_channels, rows, full_w), np.float32)  # HR rows from `base`
+    base = 0
     for k, y0 in enumerate(plan.ys):
         end = (y0 + th) * s
-        if end - base > acc.shape[1]:
-            grow = np.zeros((out_channels, end - base - acc.shape[1], full_w), np.float32)
-            acc = np.concatenate([acc, grow], axis=1)
         todo = [x0 for x0 in plan.xs if not (skip and skip(y0, x0, th, tw))]
         if on_window and len(todo) < len(plan.xs):
             on_window(len(plan.xs) - len(todo))
@@ -231,6 +233,7 @@ def stream_tiles(
             chunk = todo[i : i + batch_size]
             batch = np.stack([read(y0, x0, th, tw) for x0 in chunk])
             out = _checked(run(batch), out_channels, th * s, tw * s)
+            del batch
             r0 = y0 * s - base
             for x0, o in zip(chunk, out):
                 j = plan.xs.index(x0)
@@ -239,16 +242,47 @@ def stream_tiles(
                 if not ones_x[j]:
                     o *= wx[j][None, None, :]
                 acc[:, r0 : r0 + th * s, x0 * s : (x0 + tw) * s] += o
+            del out
             if on_window:
                 on_window(len(chunk))
-        final = plan.ys[k + 1] * s if k + 1 < len(plan.ys) else end
-        if k + 1 < len(plan.ys):
-            final = (final // flush_rows) * flush_rows
-        final = min(final, out_h)
+        final = _flush_to(plan, k, flush_rows)
         if final > base:
-            yield base, acc[:, : final - base, :out_w]
-            acc = acc[:, final - base :].copy()
+            done = final - base
+            step = flush_rows if flush_rows > 1 else done
+            for r in range(0, done, step):
+                yield base + r, acc[:, r : min(r + step, done), :out_w]
+            _shift_rows(acc, done, end - base)
             base = final
+
+
+def _flush_to(plan: TilePlan, k: int, flush_rows: int) -> int:
+    """HR rows finished once window row ``k`` is done, rounded down to ``flush_rows`` (all of
+    the image's rows after the last window row)."""
+    s, out_h = plan.scale, plan.shape[0] * plan.scale
+    if k + 1 == len(plan.ys):
+        return out_h
+    return min(plan.ys[k + 1] * s // flush_rows * flush_rows, out_h)
+
+
+def _strip_rows(plan: TilePlan, flush_rows: int) -> int:
+    """HR rows the strip must hold: the most any window row reaches below the first row not
+    yet flushed."""
+    base = most = 0
+    for k, y0 in enumerate(plan.ys):
+        most = max(most, (y0 + plan.tile[0]) * plan.scale - base)
+        base = max(base, _flush_to(plan, k, flush_rows))
+    return most
+
+
+def _shift_rows(acc: np.ndarray, d: int, used: int) -> None:
+    """In place: move rows ``[d, used)`` of ``acc`` ``(C, rows, W)`` to the front and zero the
+    rows after them. Copies of at most ``d`` rows of one channel never overlap, so numpy
+    makes no temporary copy."""
+    for c in range(acc.shape[0]):
+        for r in range(0, used - d, d):
+            n = min(d, used - d - r)
+            acc[c, r : r + n] = acc[c, d + r : d + r + n]
+    acc[:, max(used - d, 0) : used] = 0
 
 
 def _checked(out: np.ndarray, channels: int, h: int, w: int) -> np.ndarray:

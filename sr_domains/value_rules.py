@@ -172,11 +172,14 @@ class ValueRules:
         if self.envelope is None:
             return None
         mn, mx = local_range(values.astype(ft, copy=False), ok, self.radius)
-        has = mn <= mx
-        r = np.where(has, mx - mn, 0.0).astype(ft)
-        lo = np.where(has, mn - self.envelope * r, -np.inf).astype(ft)
-        hi = np.where(has, mx + self.envelope * r, np.inf).astype(ft)
-        return lo, hi
+        empty = mn > mx
+        r = np.subtract(mx, mn, dtype=ft)  # the bounds are made in place in mn and mx
+        r[empty] = 0.0
+        r *= np.asarray(self.envelope, ft)
+        mn -= r
+        mx += r
+        mn[empty], mx[empty] = -np.inf, np.inf
+        return mn, mx
 
     def _bounds(
         self, env: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...], ft: DTypeLike

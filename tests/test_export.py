@@ -165,7 +165,8 @@ def test_cli_export(tmp_path, capsys):
     out = tmp_path / "lite.onnx"
     argv = ["export", "--weights", "sr-lite-gray-x2", str(out)]
     assert main(argv) == 0
-    assert "(onnx, max |diff|" in capsys.readouterr().out
+    got = capsys.readouterr()
+    assert got.out == f"{out}\n" and "onnx, max |diff|" in got.err
     assert read_card(out)["name"] == "sr-lite-gray-x2"
     assert main(argv) == 1  # exists
     assert "exists" in capsys.readouterr().err
