@@ -24,15 +24,16 @@ from sr_domains.xarray import upscale  # noqa: E402
 H = W = 40
 
 
-def _bands(n: int, noise: float = 0.0) -> np.ndarray:
-    y, x = np.mgrid[0:H, 0:W]
+def _bands(n: int, noise: float = 0.0, h: int = H, w: int = W) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
     rng = np.random.default_rng(0)
     d = [3000 + 2000 * np.sin(x / 5 + k) * np.cos(y / 7) for k in range(n)]
-    return np.round(np.array(d) + noise * rng.standard_normal((n, H, W))).astype("uint16")
+    return np.round(np.array(d) + noise * rng.standard_normal((n, h, w))).astype("uint16")
 
 
 def _write(path: Path, data: np.ndarray, **kw: object) -> Path:
-    profile = dict(driver="GTiff", width=W, height=H, count=len(data), dtype="uint16")
+    h, w = data.shape[1:]
+    profile = dict(driver="GTiff", width=w, height=h, count=len(data), dtype="uint16")
     with rasterio.open(path, "w", **{**profile, **kw}) as ds:
         ds.write(data)
     return path
@@ -96,7 +97,7 @@ def test_a_gcp_raster_keeps_its_gcps_scaled_and_gets_no_transform(tmp_path):
 @pytest.mark.parametrize("chunks", [None, {"x": 20, "y": 20}], ids=["numpy", "dask"])
 def test_a_noisy_input_gets_the_noise_gate_of_upscale_geotiff(tmp_path, chunks):
     geo = dict(crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10))
-    src = _write(tmp_path / "noisy.tif", _bands(1, noise=800.0), **geo)
+    src = _write(tmp_path / "noisy.tif", _bands(1, noise=800.0, h=72, w=80), **geo)  # (>= 64 px)
     upscale_geotiff(src, tmp_path / "ref.tif", scale=2, device="cpu")
     with rasterio.open(tmp_path / "ref.tif") as r:
         assert "robust" in r.tags()["SR_DOMAINS_MODEL"]  # the gate did blend on this input
