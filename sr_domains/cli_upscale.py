@@ -191,7 +191,10 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "manifest (sr-domains-run.jsonl) next to the outputs.",
     )
     d.add_argument(
-        "--workers", type=int, metavar="N", help="start a local Dask cluster of N processes"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="start a local Dask cluster of N processes (at most one per file)",
     )
     d.add_argument(
         "--scheduler",

@@ -31,7 +31,7 @@ from .engine_config import (
     torch_threads,
 )
 from .errors import ConfigError
-from .intensity import IntensityProfile
+from .intensity import IntensityProfile, profile_from_any
 from .models.base import SRModel
 from .options import DEFAULT_TILE, check_tile, whole
 from .runtime import NetworkRunner
@@ -288,15 +288,18 @@ class Upscaler:
         self,
         array: np.ndarray,
         *,
-        profile: IntensityProfile,
+        profile: IntensityProfile | str,
         valid_mask: np.ndarray | None = None,
         fill: float | Sequence[float] | np.ndarray | None = None,
         rules: ValueRules | None = None,
     ) -> np.ndarray:
         """Upscale a ``(C, H, W)`` in-memory array; returns stored units, float32 or float64
-        (``rules`` and the dtype: see :meth:`stream`)."""
+        (``rules`` and the dtype: see :meth:`stream`). ``profile``: a fitted profile, or a
+        recipe (``"identity"``, ``"dtype"``...) fitted to ``array`` here."""
         if array.ndim != 3:
             raise ConfigError(f"expected a (C, H, W) array, got shape {array.shape}")
+        if not isinstance(profile, IntensityProfile):
+            profile = profile_from_any(profile, array, dtype=array.dtype, valid_mask=valid_mask)
         c, h, w = array.shape
         if fill is None:
             fill = _valid_mean(array, profile, valid_mask)

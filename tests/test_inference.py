@@ -216,3 +216,16 @@ def test_a_tile_the_user_cuts_below_the_receptive_radius_is_warned_once(caplog):
     with caplog.at_level(logging.INFO, logger="sr_domains.inference"):
         Upscaler(model, device="cpu")  # the budget's tile: no warning
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_upscaler_takes_a_profile_recipe_name_as_upscale_array_does():
+    """``Upscaler.upscale(profile="identity")`` failed with an AttributeError deep inside
+    (the array API takes recipe names); the recipe is fitted to the array, same result."""
+    from sr_domains.intensity import profile_from_any
+
+    arr = np.random.default_rng(0).random((1, 12, 10)).astype(np.float32) * 100
+    up = Upscaler(tiny_model(1, 2))
+    fitted = profile_from_any("identity", arr, dtype=arr.dtype)
+    np.testing.assert_array_equal(
+        up.upscale(arr, profile="identity"), up.upscale(arr, profile=fitted)
+    )
