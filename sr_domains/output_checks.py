@@ -180,12 +180,22 @@ def check_entry(dst: PathArg) -> None:
         )
 
 
+def never_replaced(dst: PathArg, *, kind: Kind = "file") -> str:
+    """What is at a batch output's exact name that is never replaced, even with
+    ``overwrite``, or "": a named pipe, socket or device (:func:`special_entry`), or a folder
+    where the output is a file (a single-file run writes into a folder it is given as the
+    output; a batch names each output itself)."""
+    what = special_entry(dst)
+    if not what and kind == "file" and os.path.isdir(dst):
+        return "a folder"
+    return what
+
+
 def check_batch_output(dst: PathArg, *, kind: Kind = "file") -> None:
-    """Refuse what is at the exact name a batch task writes and never is replaced:
-    :func:`check_entry`, and a folder where the output is a file (a single-file run writes
-    into a folder it is given as the output; a batch names each output itself)."""
+    """Refuse what is at the exact name a batch task writes and never is replaced
+    (:func:`never_replaced`)."""
     check_entry(dst)
-    if kind == "file" and os.path.isdir(dst):
+    if never_replaced(dst, kind=kind) == "a folder":
         raise UnsafeOutputError(
             dst,
             "is a folder where the batch writes an output file; it is never replaced or "
@@ -326,6 +336,7 @@ __all__ = [
     "check_writable",
     "foreign_entries",
     "is_run_manifest",
+    "never_replaced",
     "other_format",
     "preflight",
     "read_manifest",

@@ -37,7 +37,7 @@ from ..io_safety import batch_entry, check_paths
 from ..made_with import Made, Requested
 from ..models.base import SRModel
 from ..options import UpscaleOptions, check_save_model_batch
-from ..output_checks import check_batch_folder, other_format, special_entry
+from ..output_checks import check_batch_folder, never_replaced, other_format
 from ..output_names import check_names
 from ..run_manifest import (
     append_run_record,
@@ -242,12 +242,10 @@ def _never_replaced(dst: Path) -> str:
     """Why an entry at a batch output's name is never replaced, even with --overwrite, or "":
     a named pipe, socket or device (never opened), a folder (a batch writes each output under
     its exact name, never into a folder there) or a file of another format (a user's notes)."""
-    what = special_entry(dst)
-    if what or not os.path.lexists(dst):
+    what = never_replaced(dst)
+    if what or not dst.is_file():
         return what
-    if dst.is_dir():
-        return "a folder"
-    return "not a GeoTIFF file" if dst.is_file() and other_format(dst) else ""
+    return "not a GeoTIFF file" if other_format(dst) else ""
 
 
 def _written(task: Task, seconds: float) -> TaskResult:
