@@ -1,4 +1,5 @@
-"""DICOM files that ship inside pydicom, for the tests (never downloaded)."""
+"""DICOM files for the tests: those that ship inside pydicom (never downloaded), and small
+generated series edited slice by slice (one rescale a slice)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 
@@ -27,3 +29,46 @@ def edit_files(files: list[Path], edit: Callable[[Any, int], None]) -> None:
         ds = pydicom.dcmread(f)
         edit(ds, i)
         ds.save_as(f)
+
+
+def rescaled_series(
+    folder: Path,
+    pairs: list[tuple[float, float]],
+    phys: np.ndarray,
+    *,
+    pet: bool = False,
+    edit: Callable[[Any, int], None] | None = None,
+) -> list[Path]:
+    """An axial series, one file a slice in spatial order, whose slice ``i`` has the rescale
+    ``pairs[i]`` (slope, intercept) and the modality values ``phys[i]`` on its grid: 12-bit
+    unsigned MR (RescaleType US), or with ``pet`` a PT series of signed 16 bits (BQML).
+    ``edit(dataset, i)`` changes each slice further before it is saved."""
+    from sr_domains.testing.dicom import make_dicom_series
+
+    files = make_dicom_series(
+        folder,
+        n_slices=len(pairs),
+        rows=phys.shape[1],
+        cols=phys.shape[2],
+        iop=(1, 0, 0, 0, 1, 0),
+        shuffle_filenames=False,
+        shuffle_instance_numbers=False,
+    )
+
+    def rescale(ds: Any, i: int) -> None:
+        s, c = pairs[i]
+        stored = np.rint((phys[i] - c) / s)
+        lo, hi = (-32768, 32767) if pet else (0, 4095)
+        assert stored.min() >= lo and stored.max() <= hi
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = s, c, "BQML" if pet else "US"
+        if pet:
+            ds.Modality = "PT"
+            ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 15, 1
+        else:
+            ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.PixelData = stored.astype("<i2" if pet else "<u2").tobytes()
+        if edit is not None:
+            edit(ds, i)
+
+    edit_files(files, rescale)
+    return files

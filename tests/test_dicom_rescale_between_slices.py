@@ -13,11 +13,11 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from _dicom_files import edit_files  # noqa: E402
+from _dicom_files import rescaled_series  # noqa: E402
 
 from sr_domains.medical import load_dicom_series, upscale_dicom_series  # noqa: E402
 from sr_domains.medical.dicom_write import write_derived_series  # noqa: E402
-from sr_domains.testing.dicom import make_dicom_series, make_enhanced_dicom  # noqa: E402
+from sr_domains.testing.dicom import make_enhanced_dicom  # noqa: E402
 from sr_domains.testing.medical import interp_model  # noqa: E402
 
 ROWS, COLS = 8, 6
@@ -26,30 +26,8 @@ ROWS, COLS = 8, 6
 def _series(
     folder: Path, pairs: list[tuple[float, float]], phys: np.ndarray, pet: bool = False
 ) -> Any:
-    """An axial 12-bit unsigned MR series (``pet``: a PT series, signed 16 bits) whose slice
-    ``i`` has the rescale ``pairs[i]`` and the modality values ``phys[i]`` (on its grid)."""
-    files = make_dicom_series(
-        folder,
-        n_slices=len(pairs),
-        rows=ROWS,
-        cols=COLS,
-        iop=(1, 0, 0, 0, 1, 0),
-        shuffle_filenames=False,
-        shuffle_instance_numbers=False,
-    )
-
-    def edit(ds: Any, i: int) -> None:
-        s, c = pairs[i]
-        stored = np.rint((phys[i] - c) / s)
-        lo, hi = (-32768, 32767) if pet else (0, 4095)
-        assert stored.min() >= lo and stored.max() <= hi
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = s, c, "BQML" if pet else "US"
-        if pet:
-            ds.Modality, ds.PixelRepresentation = "PT", 1
-            ds.BitsStored, ds.HighBit = 16, 15
-        ds.PixelData = stored.astype("<i2" if pet else "<u2").tobytes()
-
-    edit_files(files, edit)
+    """The series of :func:`rescaled_series` (12-bit MR, or ``pet``: signed 16-bit PT)."""
+    rescaled_series(folder, pairs, phys, pet=pet)
     return load_dicom_series(folder)
 
 

@@ -13,11 +13,11 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from _dicom_files import edit_files  # noqa: E402
+from _dicom_files import rescaled_series  # noqa: E402
 
 from sr_domains.medical import load_dicom_series  # noqa: E402
 from sr_domains.medical.dicom_write import write_derived_series  # noqa: E402
-from sr_domains.testing.dicom import make_dicom_series, make_enhanced_dicom  # noqa: E402
+from sr_domains.testing.dicom import make_enhanced_dicom  # noqa: E402
 
 ROWS, COLS = 8, 6
 PAIRS = [(1.0, 0.0), (1.0, -1000.0), (1.0, 0.0), (1.0, -1000.0)]
@@ -41,25 +41,12 @@ def _phys(pairs: list[tuple[float, float]]) -> np.ndarray:
 
 
 def _classic(folder: Path, pairs: list[tuple[float, float]], rw: tuple[int, int]) -> Any:
-    files = make_dicom_series(
-        folder,
-        n_slices=len(pairs),
-        rows=ROWS,
-        cols=COLS,
-        iop=(1, 0, 0, 0, 1, 0),
-        shuffle_filenames=False,
-        shuffle_instance_numbers=False,
-    )
-    phys = _phys(pairs)
+    """A 12-bit series of :func:`_phys` values, each slice with a mapping of stored ``rw``."""
 
-    def edit(ds: Any, i: int) -> None:
-        s, c = pairs[i]
-        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = s, c, "US"
+    def mapping(ds: Any, i: int) -> None:
         ds.RealWorldValueMappingSequence = pydicom.sequence.Sequence([_rw(pairs[i], *rw)])
-        ds.PixelData = np.rint((phys[i] - c) / s).astype("<u2").tobytes()
 
-    edit_files(files, edit)
+    rescaled_series(folder, pairs, _phys(pairs), edit=mapping)
     return load_dicom_series(folder)
 
 
