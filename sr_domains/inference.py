@@ -32,6 +32,7 @@ from .engine_config import (
 )
 from .errors import ConfigError
 from .intensity import IntensityProfile, profile_from_any
+from .model_label import model_label
 from .models.base import SRModel
 from .options import DEFAULT_TILE, check_tile, whole
 from .runtime import NetworkRunner
@@ -126,7 +127,7 @@ class Upscaler:
                 logging.WARNING if cut_short else logging.INFO,
                 "%s: tiles blend over %d px; margin %d < receptive radius %s, so tiled output "
                 "approximates whole-image output",
-                model.arch,
+                model_label(model),
                 self.tiling.overlap,
                 self.tiling.margin,
                 model.receptive_radius(),
