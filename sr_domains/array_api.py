@@ -20,7 +20,7 @@ from .runtime import module_state_kept
 from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
-from .value_ops import nodata_problem, nudge_from_nodata
+from .value_ops import keep_infinite, nodata_problem, nudge_from_nodata
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
@@ -105,8 +105,10 @@ def upscale_array(
 
     Args:
         array: input pixels; NaN/inf count as invalid, and so do the masked pixels of a
-            ``numpy.ma.MaskedArray``. Bands come first: a channels-last ``(H, W, 3)`` image
-            is read as ``H`` bands (a warning says so); pass ``np.moveaxis(a, -1, 0)``.
+            ``numpy.ma.MaskedArray``; +-inf come back unchanged over their ``s x s``
+            footprint in float output (as in NIfTI). Bands come first: a channels-last
+            ``(H, W, 3)`` image is read as ``H`` bands (a warning says so); pass
+            ``np.moveaxis(a, -1, 0)``.
         model: an :class:`~sr_domains.models.SRModel` (a 1-channel model is applied band by
             band to multi-band data), a shipped weights name (``sr_domains.list_pretrained()``)
             or an :class:`Upscaler`, used as is (the engine keywords below must then be left
@@ -186,8 +188,9 @@ def upscale_array(
             log.info("value fidelity: %s", rules.stats.describe())
     s = up.scale
     valid: np.ndarray = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
-    if valid_mask is not None:
-        valid = valid & np.broadcast_to(valid_mask, arr.shape)
+    user_valid = None if valid_mask is None else np.broadcast_to(valid_mask, arr.shape)
+    if user_valid is not None:
+        valid = valid & user_valid
     if out.shape[0] != valid.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *arr.shape[1:]))
     all_valid = valid_mask is None and arr.dtype.kind != "f"
@@ -200,6 +203,8 @@ def upscale_array(
             result[~mask_up] = np.array(nodata).astype(dt)
         elif dt.kind == "f":
             result[~mask_up] = np.nan
+        # +-inf come back unchanged over their footprint (as in NIfTI), unless masked
+        keep_infinite(result, arr, s, user_valid)
     squeeze = squeeze and result.shape[0] == 1  # a model making several bands keeps them
     if mask_up is None:
         return result[0] if squeeze else result

@@ -3,6 +3,8 @@ clipping of ``s x s`` output blocks to the bounds of their input pixel."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -77,9 +79,6 @@ def local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, 
     return mn, mx
 
 
-__all__ = ["clip_blocks", "local_range"]
-
-
 def nodata_problem(nodata: float, dtype: np.dtype) -> str | None:
     """Why a ``dtype`` raster cannot hold ``nodata`` (None when it can): it would be written as
     another value."""
@@ -109,3 +108,43 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
     else:
         direction = np.inf if nd < np.finfo(dt).max else -np.inf
         out[hit] = np.nextafter(nd, np.array(direction, dt))
+
+
+def restore_footprint(
+    out: np.ndarray, src: np.ndarray, factors: Sequence[int], bad: np.ndarray | None = None
+) -> None:
+    """In place: output voxels whose nearest source voxel is in ``bad`` (default: NaN or
+    +-inf) get that voxel's value: the footprint is written back exactly, not invented."""
+    bad = ~np.isfinite(src) if bad is None else bad
+    if not bad.any():
+        return
+    vals, mask = src, bad
+    for a, f in enumerate(factors):
+        if f != 1:
+            vals, mask = np.repeat(vals, f, axis=a), np.repeat(mask, f, axis=a)
+    out[mask] = vals[mask]
+
+
+def keep_infinite(
+    out: np.ndarray, src: np.ndarray, scale: int, usable: np.ndarray | None = None
+) -> None:
+    """In place: the +-inf pixels of ``src`` ``(C, H, W)`` (those ``usable`` says, where given:
+    a pixel masked for another reason stays as it was written) come back unchanged over their
+    ``s x s`` footprint in ``out`` ``(C, H*s, W*s)``, as in NIfTI (:func:`restore_footprint`).
+    Nothing happens unless both hold floats with the same bands (a model making other bands)."""
+    if out.dtype.kind != "f" or src.dtype.kind != "f" or out.shape[0] != src.shape[0]:
+        return
+    inf = np.isinf(src)
+    if usable is not None:
+        inf &= usable
+    restore_footprint(out, src, (1, scale, scale), inf)
+
+
+__all__ = [
+    "clip_blocks",
+    "keep_infinite",
+    "local_range",
+    "nodata_problem",
+    "nudge_from_nodata",
+    "restore_footprint",
+]

@@ -75,11 +75,13 @@ def _finish(
     nodata: float | None,
     s: int,
     grid: StoredGrid | None = None,
+    src: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cast, keep valid pixels off the nodata value (and on the stored grid of a decoded
-    array), and write invalid pixels back (the GeoTIFF writer's rules)."""
+    array), and write invalid pixels back (the GeoTIFF writer's rules: the +-inf of ``src``,
+    the input block, unchanged over their footprint)."""
     from .geo.writer import cast_inplace
-    from .value_ops import nudge_from_nodata
+    from .value_ops import keep_infinite, nudge_from_nodata
 
     if valid.shape[0] != out.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *valid.shape[1:]))
@@ -92,6 +94,8 @@ def _finish(
         res[~up] = np.array(nodata).astype(dtype)
     elif dtype.kind == "f":
         res[~up] = np.nan
+    if src is not None and grid is None:  # (a decoded array runs on stored integers)
+        keep_infinite(res, src, s)
     return res
 
 
@@ -202,8 +206,9 @@ def upscale(
     if lazy:
         data = _lazy(src.rechunk({0: -1}), run, up, s, n_out, dtype, nd_out, grid)
     else:
-        out, valid = run(np.asarray(src))
-        data = _finish(out, valid, dtype, nd_out, s, grid)
+        block = np.asarray(src)
+        out, valid = run(block)
+        data = _finish(out, valid, dtype, nd_out, s, grid, block)
     gcps = scaled_gcps(da, s)  # GCP-georeferenced (rioxarray gives no x/y): GCPs, no transform
     t = None if gcps else da.rio.transform() @ affine.scale(1 / s)
     drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
@@ -335,11 +340,13 @@ def _lazy(
         (_, cy, cx), (_, ny, nx) = info["chunk-location"], info["num-chunks"]
         top, left = (dy if cy > 0 else 0), (dx if cx > 0 else 0)
         bottom, right = (dy if cy < ny - 1 else 0), (dx if cx < nx - 1 else 0)
-        out, valid = run(np.asarray(block))
+        values = np.asarray(block)
+        out, valid = run(values)
         h, w = block.shape[1:]
         out = out[:, top * s : (h - bottom) * s, left * s : (w - right) * s]
         valid = valid[:, top : h - bottom, left : w - right]
-        return _finish(out, valid, dtype, nd, s, grid)
+        values = values[:, top : h - bottom, left : w - right]
+        return _finish(out, valid, dtype, nd, s, grid, values)
 
     chunks = ((n_out,), tuple(c * s for c in x.chunks[1]), tuple(c * s for c in x.chunks[2]))
     return ext.map_blocks(block_fn, chunks=chunks, dtype=dtype)

@@ -1,6 +1,6 @@
 """The value side of one GeoTIFF job (:mod:`sr_domains.geo.job`): the intensity profile fitted on
-the file, each band's physical zero, the warning when the band-ratio rule is off, and the
-``SR_DOMAINS_VALUES`` tag of the rules applied."""
+the file, each band's physical zero, the warning when the band-ratio rule is off, the +-inf
+pixels written back as they are, and the ``SR_DOMAINS_VALUES`` tag of the rules applied."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..intensity import IntensityProfile, profile_from_any, resolve_recipe
 from ..models.base import SRModel
 from ..strict_json import provenance_json
 from ..value_domain import ValueRules
-from .reader import RasterSource
+from .reader import Block, RasterSource
 
 log = logging.getLogger("sr_domains.geo.job")  # the name these messages always had
 
@@ -53,6 +53,24 @@ def fit_profile(
                     hi,
                 )
     return fitted, fill
+
+
+def infinite_kept(block: Block, nodata: float | None) -> np.ndarray | None:
+    """Where ``block`` holds +-inf that no mask, alpha or ``nodata`` hides: the pixels written
+    back unchanged over their footprint (as in NIfTI: +-inf are invalid for the network, and
+    NaN or nodata is written only where the file says so). None when there are none."""
+    if block.values.dtype.kind != "f":
+        return None
+    inf = np.isinf(block.values)
+    if not inf.any():
+        return None
+    if block.mask is not None:
+        inf &= block.mask > 0
+    if block.alpha is not None:
+        inf &= block.alpha > 0
+    if nodata is not None:
+        inf &= block.values != nodata
+    return inf if inf.any() else None
 
 
 def values_tag(rules: ValueRules | None, source: Path) -> str:
@@ -122,4 +140,4 @@ def say_ratios_off(
         )
 
 
-__all__ = ["fit_profile", "physical_zero", "say_ratios_off", "values_tag"]
+__all__ = ["fit_profile", "infinite_kept", "physical_zero", "say_ratios_off", "values_tag"]

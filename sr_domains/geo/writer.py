@@ -11,6 +11,8 @@ Output rules:
   the output type's scale (opaque = its maximum; :func:`alpha_as`). When the output's band
   count is not 2 or 4 (the layouts where GDAL reads alpha as the mask), the validity is also
   written as an internal mask.
+* Source +-inf pixels come back unchanged over their footprint in float output, as in NIfTI
+  (unless a mask or alpha hides them: then as invalid pixels).
 * A *valid* pixel that comes out equal to the nodata value is nudged by one unit (integers: +1,
   or -1 when nodata is the dtype maximum; floats: the next representable value) so it is not
   mistaken for nodata.
@@ -48,6 +50,7 @@ from ..intensity import cast_to_dtype
 from ..value_ops import nudge_from_nodata
 from .gdal_paths import gdal_path
 from .georef import apply_georef
+from .job_values import infinite_kept
 from .reader import Block
 
 try:
@@ -178,6 +181,11 @@ def write_block(
     if spec.nodata is not None:
         nudge_from_nodata(out, valid, spec.nodata)
     out[~valid] = spec.invalid_value
+    kept = infinite_kept(lr, spec.nodata) if out.dtype.kind == "f" else None
+    if kept is not None and kept.shape[0] == c:  # +-inf come back unchanged (as in NIfTI)
+        kept = up(kept)
+        out[kept] = up(lr.values)[kept]
+        valid = valid | kept
     window = Window(col0, row0 if out_row0 is None else out_row0, cols, rows)
     dst.write(out, indexes=list(range(1, c + 1)), window=window)
     mask = up(lr.mask) if spec.write_mask and lr.mask is not None else None

@@ -27,6 +27,7 @@ from ..inference import Upscaler
 from ..intensity import IntensityProfile, work_dtype
 from ..value_domain import ValueRules, array_reader
 from ..value_facts import pin_hits
+from ..value_ops import restore_footprint
 from .geometry import check_axes, default_axes, upscaled_affine, voxel_sizes
 
 log = logging.getLogger(__name__)
@@ -70,21 +71,6 @@ def upscale_planes(
                 rules.apply(avg, read, (h, w), 0, s)
             out[i0 + j] = avg[0]
     return out
-
-
-def restore_footprint(
-    out: np.ndarray, src: np.ndarray, factors: Sequence[int], bad: np.ndarray | None = None
-) -> None:
-    """In place: output voxels whose nearest source voxel is in ``bad`` (default: NaN or
-    +-inf) get that voxel's value: the footprint is written back exactly, not invented."""
-    bad = ~np.isfinite(src) if bad is None else bad
-    if not bad.any():
-        return
-    vals, mask = src, bad
-    for a, f in enumerate(factors):
-        if f != 1:
-            vals, mask = np.repeat(vals, f, axis=a), np.repeat(mask, f, axis=a)
-    out[mask] = vals[mask]
 
 
 def upscale_stack(

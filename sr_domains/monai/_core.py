@@ -29,6 +29,7 @@ from ..medical.volume import upscale_volume
 from ..models.base import BaseSRConfig, SRModel
 from ..value_domain import ValueOptions, array_reader, build_rules
 from ..value_facts import band_extremes, residue_floor, zero_facts
+from ..value_ops import keep_infinite
 from .layout import check_channel_first
 
 log = logging.getLogger(__name__)
@@ -229,14 +230,17 @@ def _band(profile: IntensityProfile, i: int) -> IntensityProfile:
 
 
 def _mask_invalid(out: np.ndarray, image: np.ndarray, scale: int) -> np.ndarray:
-    """NaN where the input pixel was not finite (the rule of ``upscale_array``)."""
+    """NaN where the input pixel was NaN, +-inf where it was +-inf (the rule of
+    ``upscale_array``)."""
     valid = np.isfinite(image)
     if valid.all():
         return out
     if out.shape[0] != valid.shape[0]:
         valid = np.broadcast_to(valid.all(axis=0, keepdims=True), (out.shape[0], *valid.shape[1:]))
     up = valid.repeat(scale, axis=-2).repeat(scale, axis=-1)
-    return np.where(up, out, np.float32(np.nan))
+    res = np.where(up, out, np.float32(np.nan))
+    keep_infinite(res, image, scale)
+    return res
 
 
 def slice_count(shape: Sequence[int], geom: Geometry, in_channels: int) -> int:
