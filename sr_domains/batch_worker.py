@@ -137,6 +137,10 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
     try:
         fresh = ("missing", "", "")
         check_batch_output(task.dst, kind="dir" if task.domain == "dicom" else "file")
+        if task.domain == "geotiff":  # (a path GDAL cannot be given: before the model is read)
+            from .geo.gdal_paths import check_gdal_names
+
+            check_gdal_names(task.src, task.dst)
         try:
             status, why, sha = fresh if options.overwrite else _task_status(task, options, model)
         except OSError as exc:  # an existing output that cannot be read (no permission, ...)

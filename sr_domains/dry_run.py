@@ -98,12 +98,28 @@ def _absent(dst: Path) -> bool:
     return not dst.exists() or (dst.is_dir() and not any(dst.iterdir()))
 
 
-def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False) -> str:
+#: How this process's GeoTIFF batch ends its refusal of what is at an output's name
+#: (:func:`~sr_domains.output_checks.never_replaced`, or a file of another format).
+GEOTIFF_BATCH_NEVER = (
+    "never replaced, even with --overwrite: remove it yourself or choose another folder"
+)
+
+
+def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False, batch: str = "") -> str:
     """Why the run would refuse ``dst`` as unsafe whatever ``--overwrite`` says (it is, holds or
     lies inside an input: for a VRT, its sources too; a folder sr_domains did not write; a
-    file of another format; a COG whose ``STEM.IMD`` sidecar an input's occupies), or ""."""
+    file of another format; a COG whose ``STEM.IMD`` sidecar an input's occupies), or "". In
+    a ``batch`` (``"geotiff"``: this process's GeoTIFF batch; ``"tasks"``: the batch runner),
+    what is never replaced at the name it writes (a folder, a named pipe) in its words."""
     from .errors import UnsafeOutputError
-    from .output_checks import Kind, check_existing, check_paths
+    from .output_checks import (
+        Kind,
+        check_batch_output,
+        check_existing,
+        check_paths,
+        never_replaced,
+        other_format,
+    )
 
     inputs = [src]
     if domain == "geotiff":
@@ -114,7 +130,15 @@ def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False) -> str:
     named = _misnamed(domain, src, dst)
     if named:
         return named
+    if batch == "geotiff":  # (its own listing: geo/batch.py)
+        what = never_replaced(dst) or (
+            "not a GeoTIFF file" if dst.is_file() and other_format(dst) else ""
+        )
+        if what:
+            return f"{what}; {GEOTIFF_BATCH_NEVER}"
     try:
+        if batch:  # (a folder at a file's name: the batch's refusal, not a single run's)
+            check_batch_output(dst, kind=kind)
         check_paths(dst, inputs, kind=kind)
         check_existing(dst, kind=kind, overwrite=True)  # (never replaced: a user's folder)
         if domain == "geotiff":
@@ -143,8 +167,9 @@ def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool) -> None
 
 
 def _misnamed(domain: str, src: Path, dst: Path) -> str:
-    """Why the run would refuse the output's name (it must say what is written), or ""."""
-    from .errors import ConfigError
+    """Why the run would refuse the output's name (it must say what is written; GDAL must be
+    able to take a GeoTIFF's), or ""."""
+    from .errors import ConfigError, UnsafeOutputError
 
     try:
         if domain == "geotiff":
@@ -157,6 +182,8 @@ def _misnamed(domain: str, src: Path, dst: Path) -> str:
             check_output_name(dst, domain)
     except ConfigError as exc:
         return str(exc).split(": ", 1)[-1]
+    except UnsafeOutputError as exc:
+        return exc.problem
     return ""
 
 
@@ -255,9 +282,10 @@ def _refuse_cut_short(ds: Any, src: Path) -> None:
 
 
 def _plan_one(
-    domain: str, src: Path, dst: Path, options: UpscaleOptions, batch: bool = True
+    domain: str, src: Path, dst: Path, options: UpscaleOptions, batch: str = "tasks"
 ) -> PlannedOutput:
-    """One input's line; ``batch``: part of a folder or glob (resumable), else a single input,
+    """One input's line; ``batch``: part of a folder or glob (resumable; ``"geotiff"``: this
+    process's GeoTIFF batch, ``"tasks"``: the batch runner's), else (``""``) a single input,
     whose existing output is refused or replaced, never skipped or redone, as the run does.
     An input the run would fail on: ``error: ...`` (unless the run refuses its output before
     any work, or skips it as complete without reading it)."""
@@ -272,7 +300,7 @@ def _plan_one(
         status, why = ("missing" if _absent(dst) else "foreign"), ""
     action = _action(status, options.overwrite, why)
     try:
-        unsafe = _unsafe(domain, src, dst, options.cog)
+        unsafe = _unsafe(domain, src, dst, options.cog, batch)
     except SRDomainsError as exc:  # (a VRT naming a missing source: the run fails on it)
         unsafe, problem = "", problem or str(exc)
     if unsafe:  # the run refuses it whatever --overwrite says
@@ -349,7 +377,8 @@ def plan(
     found = None if batch_domain == "*" else batch_domain
     tasks = plan_tasks(str(src), dst, options.suffix, options.series_uid, found)
     check_save_model_batch(saved_model_path(options), len(tasks))  # as the run refuses it
-    planned = [_plan_one(t.domain, Path(t.src), Path(t.dst), options) for t in tasks]
+    style = "geotiff" if batch_domain == "geotiff" else "tasks"
+    planned = [_plan_one(t.domain, Path(t.src), Path(t.dst), options, style) for t in tasks]
     if batch_domain == "geotiff":  # (this process's GeoTIFF batch checks every output first)
         return _stopped_if_refused(planned)
     return planned
@@ -381,7 +410,7 @@ def _plan_single(
         from .options import output_name
 
         out = dst / output_name(src.name, options.suffix)
-    return _plan_one(name, src, out, options, batch=False)
+    return _plan_one(name, src, out, options, batch="")
 
 
 __all__ = ["PlannedOutput", "dry_run", "plan", "report", "would_fail"]

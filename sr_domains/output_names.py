@@ -8,6 +8,11 @@
   output's name and would pass the file system's limit (``NAME_MAX``, 255 bytes) for a name
   near it. Such names are made from :func:`name_key`: the output's name, or, when long, its
   first bytes, ``~`` and a hash of the whole name, so each output keeps its own names.
+* **Bytes that are not UTF-8.** GDAL is given paths as UTF-8: a GeoTIFF output whose path
+  holds a name made under another encoding (Latin-1 ``é``, byte 0xe9, which Python holds as
+  ``\\udce9``) is refused before any work (:func:`check_gdal_name`). NIfTI and DICOM outputs,
+  written by Python, may have such names. A character no file name can hold (a lone
+  surrogate outside those, from the Python API) is refused for every output.
 """
 
 from __future__ import annotations
@@ -102,6 +107,38 @@ def shown(path: str | os.PathLike[str]) -> str:
     return "".join(ascii(c)[1:-1] if c in _SPLITS else c for c in os.fspath(path))
 
 
+def undecodable(path: str | os.PathLike[str]) -> bytes:
+    """The first part of ``path`` (a folder's name or the file's) whose bytes are not UTF-8,
+    or ``b""`` (every part is; GDAL can be given the path)."""
+    for part in Path(path).parts:
+        try:
+            raw = os.fsencode(part)
+        except UnicodeEncodeError:  # (no name on disk: never UTF-8)
+            raw = part.encode("utf-8", "surrogatepass")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+    return b""
+
+
+def check_gdal_name(dst: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output path GDAL cannot be given (:func:`undecodable`): the
+    run would fail only when writing the finished output, naming its temporary file.
+
+    Raises:
+        UnsafeOutputError: naming the output and the part of its path that is not UTF-8.
+    """
+    raw = undecodable(dst)
+    if raw:
+        raise UnsafeOutputError(
+            shown(dst),
+            f"GDAL writes this GeoTIFF and must be given its path in UTF-8, but {raw!r} is not "
+            "UTF-8 (a name in another encoding, such as Latin-1): choose another output name "
+            "or folder (a batch names each output after its input: rename that input)",
+        )
+
+
 def full_suffix(path: str | os.PathLike[str]) -> str:
     """``.nii.gz`` for compressed names, else the last suffix (writers pick formats by it)."""
     p = Path(path)
@@ -116,6 +153,14 @@ def check_name(dst: str | os.PathLike[str], *, kind: str = "file") -> None:
     Raises:
         UnsafeOutputError: naming the output and what is wrong with its name.
     """
+    try:
+        os.fsencode(dst)
+    except UnicodeEncodeError as exc:  # (the Python API: a lone surrogate no name holds)
+        raise UnsafeOutputError(
+            ascii(os.fspath(dst))[1:-1],
+            f"the output path holds {exc.object[exc.start : exc.end]!a}, which no file "
+            "name can hold: choose another output name",
+        ) from None
     bad = line_breaks(os.fspath(dst))
     if bad:
         raise UnsafeOutputError(
@@ -164,6 +209,7 @@ __all__ = [
     "NAME_MAX",
     "ROOM",
     "TEMP_TAIL",
+    "check_gdal_name",
     "check_name",
     "check_names",
     "control_characters",
@@ -172,4 +218,5 @@ __all__ = [
     "name_key",
     "name_max",
     "shown",
+    "undecodable",
 ]

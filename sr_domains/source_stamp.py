@@ -39,17 +39,25 @@ def input_ids(paths: Sequence[Path]) -> list[str]:
     return [h(os.path.abspath(paths[0])), h(os.path.realpath(paths[0]))]
 
 
-def stamp_of(paths: Sequence[Path]) -> dict[str, Any]:
+def stamp_of(paths: Sequence[Path], named: Path | None = None) -> dict[str, Any]:
     """``{"size", "mtime_ns", "sha256", "input_ids"}`` of the input files: their total size in
     bytes, the newest modification time (ns), the SHA-256 of their bytes in name order, and
-    :func:`input_ids`."""
+    :func:`input_ids` of ``named`` (default: ``paths[0]``, the input as given)."""
     stats = [Path(p).stat() for p in paths]
     return {
         "size": sum(s.st_size for s in stats),
         "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
         "sha256": file_sha256([Path(p) for p in paths]),
-        "input_ids": input_ids(paths),
+        "input_ids": input_ids([named] if named is not None else paths),
     }
+
+
+def series_stamp(files: Sequence[Path]) -> dict[str, Any]:
+    """:func:`stamp_of` a DICOM series' ``files``, known by the folder holding them all (the
+    deepest one), not by its first slice: whichever file sorts first, which changes with the
+    series. (A series of one file in a folder of several: that folder.)"""
+    folder = os.path.commonpath([os.path.abspath(Path(f).parent) for f in files])
+    return stamp_of(files, Path(folder))
 
 
 def other_input(recorded: object, paths: Sequence[Path]) -> bool:
@@ -95,5 +103,6 @@ __all__ = [
     "input_changed",
     "input_ids",
     "other_input",
+    "series_stamp",
     "stamp_of",
 ]

@@ -300,3 +300,26 @@ def test_a_vrt_edited_to_read_another_source_is_redone_not_refused(tmp_path, cap
     with caplog.at_level(logging.WARNING):
         assert geo_many(tmp_path / "in", out, scale=2, model=model) == [done]
     assert _redone(caplog) == [f"{done}: {REDO}"] and done.read_bytes() != first
+
+
+def test_a_dicom_series_is_known_by_its_folder_not_its_first_slice(tmp_path):
+    """The stamp's input ids (which input made an output) hashed the path of the series'
+    first slice: whichever file sorts first, which changes with the series."""
+    pytest.importorskip("pydicom")
+    from sr_domains.distributed import upscale_many
+    from sr_domains.io_safety import read_manifest
+    from sr_domains.medical import upscale_dicom_series
+    from sr_domains.source_stamp import SOURCE_STAMP_KEY, input_ids
+    from sr_domains.testing.medical import make_dicom_series
+
+    folder = tmp_path / "in" / "t2"
+    files = make_dicom_series(folder, n_slices=3, rows=12, cols=10)
+    upscale_dicom_series(folder, tmp_path / "one", model=tiny_model(1, 2))
+    opts, model = UpscaleOptions(), tiny_model(1, 2)
+    assert (
+        upscale_many(tmp_path / "in", tmp_path / "many", options=opts, model=model).count("ok") == 1
+    )
+    made = [tmp_path / "one", next((tmp_path / "many").rglob("*.dcm")).parent]
+    for out in made:
+        ids = read_manifest(out)[SOURCE_STAMP_KEY]["input_ids"]
+        assert ids == input_ids([folder]) and not set(ids) & set(input_ids([files[0]]))

@@ -8,7 +8,10 @@ rasterio hands GDAL a path encoded as UTF-8, and GDAL opens those bytes as they 
 Python holds a file name as decoded by the locale: under a non-UTF-8 locale (UTF-8 mode off)
 a UTF-8 name is mojibake or lone surrogates (PEP 383), which rasterio cannot encode
 (``UnicodeEncodeError``, a traceback that stopped a batch) or encodes to other bytes (file not
-found). :func:`gdal_path` gives the text whose UTF-8 bytes are the name's bytes on disk.
+found). :func:`gdal_path` gives the text whose UTF-8 bytes are the name's bytes on disk. A name
+whose bytes are not UTF-8 (made under another encoding: Latin-1 ``é`` is byte 0xe9) cannot be
+given to GDAL at all: such an input, and a GeoTIFF output so named, are refused before any work
+(:func:`check_gdal_names`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputFileError, MissingDependencyError
+from ..output_names import check_gdal_name, undecodable
 from .gdal_errors import gdal_message
 
 try:
@@ -35,16 +39,28 @@ def gdal_path(path: str | os.PathLike[str], *, output: bool = False) -> str:
         InputFileError: the name's bytes are not UTF-8 (GDAL cannot be given them), naming the
             file and whether it is the input or the output.
     """
-    raw = os.fsencode(path)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
+    raw = undecodable(path)
+    if raw:
         what = "output" if output else "input"
         raise InputFileError(
             path,
-            f"GDAL cannot be given this {what} file name: its bytes are not UTF-8 "
-            f"({os.fsencode(Path(path).name)!r}); rename it",
-        ) from None
+            f"GDAL cannot be given this {what} file name: {raw!r} in its path is not UTF-8 "
+            "(a name in another encoding, such as Latin-1); rename it",
+        )
+    return os.fsencode(path).decode("utf-8")
+
+
+def check_gdal_names(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is read, a GeoTIFF run whose input (:func:`gdal_path`) or
+    output (:func:`~sr_domains.output_names.check_gdal_name`) GDAL cannot be given: the input
+    first, as the output often takes its name.
+
+    Raises:
+        InputFileError: the input's path is not UTF-8.
+        UnsafeOutputError: the output's path is not UTF-8.
+    """
+    gdal_path(src)
+    check_gdal_name(dst)
 
 
 def open_dataset(path: str | Path, overview_level: int | None = None) -> Any:
@@ -99,4 +115,4 @@ def is_vrt(p: Path) -> bool:
         return False
 
 
-__all__ = ["gdal_path", "is_vrt", "open_dataset", "raster_inputs"]
+__all__ = ["check_gdal_names", "gdal_path", "is_vrt", "open_dataset", "raster_inputs"]

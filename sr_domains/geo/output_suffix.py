@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io_safety import full_suffix
+from .gdal_paths import check_gdal_names
 from .names import starts_like_tiff
 
 #: Names a GeoTIFF output has (any case).
@@ -30,7 +31,9 @@ def check_output_name(dst: Path, src: Path) -> None:
     ``out.jp2``): the next tool trusts the name. ``.tif``/``.tiff`` are accepted, and the
     input's own suffix when the input is a TIFF too (recognised by its content, e.g.
     ``scene.dat``) unless that suffix names another format (a TIFF misnamed ``.nii``: its
-    output would be too, :data:`OTHER_FORMATS`)."""
+    output would be too, :data:`OTHER_FORMATS`). An input or output path GDAL cannot be given
+    (not UTF-8) is refused first (:func:`~sr_domains.geo.gdal_paths.check_gdal_names`)."""
+    check_gdal_names(src, dst)
     ext = full_suffix(dst).lower()
     own = ext == full_suffix(src).lower() and starts_like_tiff(src) and ext not in OTHER_FORMATS
     if ext not in TIFF_SUFFIXES and not own:

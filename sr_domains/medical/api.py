@@ -20,7 +20,7 @@ from ..made_with import MADE_KEY, Made, Requested
 from ..models.base import SRModel
 from ..options import AdaptOptions, UpscaleOptions, check_supported
 from ..output_checks import check_model_output
-from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, stamp_of
+from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, series_stamp
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
 from .common import (
@@ -137,7 +137,7 @@ def run_dicom_series(
     check_saved_model(options, src, dst)
     series = load_dicom_series(src, options.series_uid)
     check_paths(dst, series.files, kind="dir")  # (links into the output folder: its files)
-    stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
+    stamp = series_stamp(series.files)  # (a resume redoes the output if the input changes)
     if through_plane:
         check_through_plane(src, tuple(series.shape), "series")
     volume = series.read_volume(padding_as_nan=True)  # decoding errors surface first

@@ -28,7 +28,7 @@ from ..options import (
 from ..output_checks import check_model_output
 from ..recorded_names import recorded_name
 from ..run_recipe import recipe_of
-from ..source_stamp import SOURCE_STAMP_KEY, stamp_of
+from ..source_stamp import SOURCE_STAMP_KEY, series_stamp, stamp_of
 from ..value_domain import ValueOptions
 from .geometry import check_axes, slice_axis, voxel_sizes
 from .isotropic import plan_isotropic
@@ -293,7 +293,7 @@ def isotropic_dicom(
     _check_model_path(internal.save_model, [src, dst], overwrite, weights, folder=dst)
     series = load_dicom_series(src, options.series_uid)
     check_paths(dst, series.files, kind="dir")  # (links into the output folder: its files)
-    stamp = stamp_of(series.files)  # (a resume redoes the output if the input changes)
+    stamp = series_stamp(series.files)  # (a resume redoes the output if the input changes)
     if not series.has_geometry or series.n_slices < 3:
         raise InputFileError(
             src,
