@@ -5,8 +5,9 @@ against denoising, and lose to bicubic on noisy MRI (k-space truncation + Rician
 ``-robust`` variants denoise (docs/weights.md). Noise, unlike scene softness, can be measured
 on the input: :func:`~sr_domains.adapt.estimate.estimate_white_noise` (normalized units, NaN
 ignored; the finest-scale detail that does not persist at the next scale, so fine scene
-texture does not read as noise) reads 0.012-0.024 on those MRI inputs and at most 0.001 on
-clean ones, textured drone bands included (the single-scale estimate read 0.01-0.08 there).
+texture does not read as noise) reads 0.010-0.024 on those MRI inputs (29 x 29 px slices
+included) and at most 0.001 on clean ones, textured drone bands included (the single-scale
+estimate read 0.01-0.08 there).
 So when ``upscale`` picks the weights itself (no model or weights named), the input's noise is
 estimated once from a sample of it and the model is blended in weight space towards its
 ``-robust`` variant::
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: Estimated noise sigma (normalized units) below which the default is used as it is, and
 #: above which the robust variant is used alone (battery LR images: clean <= 0.001, noisy MRI
-#: >= 0.012).
+#: >= 0.010).
 LOW, HIGH = 0.005, 0.012
 #: The variant that denoises, by suffix of the shipped default's name.
 VARIANT_SUFFIX = "-robust"
@@ -113,11 +114,13 @@ def noise_variant(model: Any) -> str | None:
     return variant if name in names and variant in names else None
 
 
-#: Smallest sample side the gate decides on: the white-noise split needs two scales from 64 x 64
-#: up; below, :func:`~sr_domains.adapt.estimate.estimate_white_noise` falls back to the
-#: single-scale estimate, which reads fine texture as noise (0.04-0.08 on the battery's 44 x 40
-#: drone bands at x4: the robust variant was taken for clean inputs, +0.40 -> +0.06 dB).
-MIN_SIDE = 64
+#: Smallest sample side the gate decides on. Under 64 px the white-noise split is read on
+#: every offset of its block grids (:func:`~sr_domains.adapt.estimate.estimate_white_noise`);
+#: on crops of nine scikit-image photos it then reads a clean crop above :data:`LOW` about as
+#: often from 24 px up as the one-grid split does at 64-96 px (8-9% of the crops, against 7-9%),
+#: but at 16 px in 14%. (The single-scale estimate it replaced there read fine texture as
+#: noise: half of those crops, and 0.04-0.08 on the battery's 44 x 40 drone bands.)
+MIN_SIDE = 24
 
 
 def input_noise(samples: Sequence[np.ndarray]) -> float | None:

@@ -165,21 +165,54 @@ def test_dask_worker_marks_an_unnamed_default():
     assert named.chosen_by_default is False
 
 
-def test_small_images_keep_the_single_scale_estimate():
-    """Below 64 x 64 the coarse scale is too small to be a statistic: one scale is used."""
-    img = _noisy(_scene(48), 0.02, seed=5)
-    assert estimate_white_noise(img) == estimate_noise(img)
-    assert estimate_white_noise(img) == pytest.approx(0.02, rel=0.25)
+@pytest.mark.parametrize("size", [29, 48])
+def test_small_images_read_white_noise_on_every_grid_offset(size):
+    """Under 64 x 64 both scales are read on every offset of the block grids: a 29 x 29 px
+    slice (the battery's x2 LR of the oblique NIfTI) reads its noise, a clean one none, and
+    fine texture (grass, which the single-scale estimate read as noise) none either."""
+    data = pytest.importorskip("skimage.data")
+    grass = (data.grass()[:size, :size].astype(np.float32) / 255)[None]
+    assert estimate_noise(grass) > HIGH and estimate_white_noise(grass) < LOW
+    noisy = [_noisy(_scene(size), 0.02, seed=k) for k in range(5)]
+    reads = [estimate_white_noise(x) for x in noisy]
+    assert min(reads) > LOW and np.median(reads) == pytest.approx(0.02, rel=0.2)
+    assert estimate_white_noise(_scene(size)) < LOW
+    for x in noisy:
+        x[:, :, : size // 4] = np.nan  # padding is ignored on every grid offset
+    reads = [estimate_white_noise(x) for x in noisy]
+    assert min(reads) > LOW and np.median(reads) == pytest.approx(0.02, rel=0.2)
 
 
-def test_a_textured_input_under_64_px_keeps_the_default():
-    """Under 64 x 64 px the white-noise split falls back to the single-scale estimate, which
-    reads fine texture as noise: the battery's 44 x 40 drone bands (x4 LR) were given the
-    robust variant (+0.40 -> +0.06 dB). The gate does not decide on such a sample."""
+def test_small_textured_input_keeps_the_default_and_small_noisy_one_gets_the_variant():
+    """The single-scale estimate, used under 64 px until 2026-12-05, read fine texture as
+    noise (the battery's 44 x 40 drone bands at x4: the robust variant for clean inputs), and
+    then the gate stopped deciding under 64 px, which left small noisy MR slices without the
+    robust blend. The split read on every grid offset tells the two apart."""
     data = pytest.importorskip("skimage.data")
     grass = (data.grass()[:44, :40].astype(np.float32) / 255)[None]
-    assert estimate_white_noise(grass) > HIGH  # (what the gate read)
-    assert input_noise([grass]) is None
+    camera = (data.camera()[100:132, 100:132].astype(np.float32) / 255)[None]
+    assert estimate_noise(grass) > HIGH  # the single-scale reading: "noisy"
+    assert estimate_white_noise(grass) < LOW
+    assert estimate_white_noise(grass[:, :29, :29]) < LOW
+    assert estimate_white_noise(_noisy(camera, 0.02)) == pytest.approx(0.02, rel=0.15)
     up = Upscaler(load_pretrained("sr-lite-gray-x4"))
     same, choice = choose_for_noise(up, [grass])
-    assert same is up and choice is None
+    assert same is up and choice is not None and choice.weight == 0
+    gated, noisy = choose_for_noise(up, [_noisy(_scene(29), 0.02, seed=5)])
+    assert noisy is not None and noisy.weight == 1 and gated is not up
+    assert input_noise([_noisy(_scene(29), 0.02)[:, :16, :20]]) is None  # under MIN_SIDE
+
+
+def test_small_nifti_slices_are_gated(tmp_path):
+    """A volume of 30 x 36 px slices (nibabel's anatomical.nii is 33 x 41) is gated too."""
+    nib = pytest.importorskip("nibabel")
+    from sr_domains.medical import upscale_nifti
+
+    vol = np.stack(
+        [_noisy(_scene(36), 0.03, seed=k)[0, :30] * 800 + 100 for k in range(5)], axis=-1
+    )
+    src = tmp_path / "small.nii.gz"
+    nib.save(nib.Nifti1Image(vol.astype(np.float32), np.diag([2.0, 2.0, 3.0, 1.0])), src)
+    out = nib.load(upscale_nifti(src, tmp_path / "o.nii.gz"))
+    prov = json.loads(next(e for e in out.header.extensions if e.get_code() == 6).get_content())
+    assert prov["noise"]["weight"] > 0.5 and prov["noise"]["variant"] == "sr-lite-gray-x2-robust"

@@ -113,6 +113,44 @@ def _live_blocks(a: np.ndarray) -> np.ndarray:
     return np.where(few[:, None, None], ok, live)
 
 
+def _flat_details(a: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per band of ``a`` (``(C, H, W)``): the finest diagonal Haar details ``|HH|`` of its live
+    2x2 blocks (:func:`_live_blocks`) and the local gradient of those blocks' means; None for a
+    band without a finite detail."""
+    h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
+    a = a[:, :h, :w]
+    hh = (a[:, 0::2, 0::2] - a[:, 0::2, 1::2] - a[:, 1::2, 0::2] + a[:, 1::2, 1::2]) / 2.0
+    ll = (a[:, 0::2, 0::2] + a[:, 0::2, 1::2] + a[:, 1::2, 0::2] + a[:, 1::2, 1::2]) / 4.0
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for d, m, ok in zip(hh, ll, _live_blocks(a), strict=True):
+        if not np.isfinite(d).any():
+            out.append(None)
+            continue
+        gy, gx = np.gradient(np.where(np.isfinite(m), m, np.nanmean(m)))
+        out.append((np.abs(d[ok]), (np.abs(gy) + np.abs(gx))[ok]))
+    return out
+
+
+def _pooled_noise(
+    parts: list[list[tuple[np.ndarray, np.ndarray] | None]], flat_share: float = 0.3
+) -> float:
+    """Donoho's estimate from the :func:`_flat_details` of one or more grids of the same image
+    (pooled per band): the flattest ``flat_share`` of the blocks, median over bands."""
+    per_band = []
+    for band in zip(*parts, strict=True):
+        got = [p for p in band if p is not None]
+        if not got:
+            continue
+        d = np.concatenate([p[0] for p in got])
+        grad = np.concatenate([p[1] for p in got])
+        if not d.size:
+            per_band.append(0.0)
+            continue
+        sel = d[grad <= np.quantile(grad, flat_share)]
+        per_band.append(float(np.median(sel)) / 0.6745 if sel.size else 0.0)
+    return float(np.median(per_band)) if per_band else 0.0
+
+
 def estimate_noise(image: np.ndarray, flat_share: float = 0.3) -> float:
     """Noise standard deviation of ``image`` (module docs); NaN pixels are ignored.
 
@@ -121,24 +159,24 @@ def estimate_noise(image: np.ndarray, flat_share: float = 0.3) -> float:
     otherwise read as noise. Blocks touching the band's minimum or maximum (masked background,
     padding, saturation) do not count at all (:func:`_live_blocks`): a skull-stripped MR slice
     read 0 however noisy, its flattest blocks being the exactly constant background."""
-    a = _bands(image)
+    return _pooled_noise([_flat_details(_bands(image))], flat_share)
+
+
+def _half(a: np.ndarray) -> np.ndarray:
+    """``a`` averaged over 2x2 blocks (odd last row and column dropped)."""
     h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
-    a = a[:, :h, :w]
-    hh = (a[:, 0::2, 0::2] - a[:, 0::2, 1::2] - a[:, 1::2, 0::2] + a[:, 1::2, 1::2]) / 2.0
-    ll = (a[:, 0::2, 0::2] + a[:, 0::2, 1::2] + a[:, 1::2, 0::2] + a[:, 1::2, 1::2]) / 4.0
-    per_band = []
-    for d, m, ok in zip(hh, ll, _live_blocks(a), strict=True):
-        if not np.isfinite(d).any():
-            continue
-        if not ok.any():
-            per_band.append(0.0)
-            continue
-        gy, gx = np.gradient(np.where(np.isfinite(m), m, np.nanmean(m)))
-        grad = np.abs(gy) + np.abs(gx)
-        cut = np.quantile(grad[ok], flat_share)
-        sel = np.abs(d[ok & (grad <= cut)])
-        per_band.append(float(np.median(sel)) / 0.6745 if sel.size else 0.0)
-    return float(np.median(per_band)) if per_band else 0.0
+    b = a[:, :h, :w]
+    return (b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]) / 4.0
+
+
+#: Under this side (pixels) :func:`estimate_white_noise` reads both scales on every grid
+#: offset (cycle spinning) instead of one grid.
+CYCLE_SPIN_BELOW = 64
+
+
+def _shifts(a: np.ndarray) -> list[np.ndarray]:
+    """The four 2x2 grid offsets of ``a``."""
+    return [a[:, p:, q:] for p in (0, 1) for q in (0, 1)]
 
 
 def estimate_white_noise(image: np.ndarray) -> float:
@@ -154,17 +192,21 @@ def estimate_white_noise(image: np.ndarray) -> float:
     spectrum is then a flat, white floor (:func:`spectral_floor`); where it is flat and agrees
     with ``e1`` (within :data:`PLATEAU_AGREEMENT`), the noise is at least the smaller of the
     two. Fine texture does not pass that test: its spectrum falls towards the pixel pitch (the
-    pixel's own aperture alone takes a third off). Images under 64 x 64 pixels get
-    :func:`estimate_noise` (at 32 x 32 and below the coarse scale is mostly anatomy or scene,
-    not a statistic: a 33 x 41 EPI slice read 0 there). NaN pixels are ignored (a 2 x 2 block
-    with one is NaN at the coarser scale)."""
+    pixel's own aperture alone takes a third off).
+
+    Under :data:`CYCLE_SPIN_BELOW` pixels one grid of 2 x 2 blocks leaves too few coarse
+    blocks to be a statistic (a 44 x 40 image has 110 coarse blocks, 33 of them in the
+    flattest 30%): both scales are then pooled over every offset of the block grids (4 at the
+    finest scale, 16 at the coarse one: cycle spinning, the undecimated transform), which keeps
+    each detail's noise statistics and multiplies the flat blocks. The spectrum of so small an
+    image is the window's leakage of its edges, so its floor is not used there. NaN pixels are
+    ignored (a 2 x 2 block with one is NaN at the coarser scale)."""
     a = _bands(image)
-    if min(a.shape[1:]) < 64:
-        return estimate_noise(a)
-    h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
-    b = a[:, :h, :w]
-    coarse = (b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]) / 4.0
-    e1, e2 = estimate_noise(a), estimate_noise(coarse)
+    if min(a.shape[1:]) < CYCLE_SPIN_BELOW:
+        e1 = _pooled_noise([_flat_details(s) for s in _shifts(a)])
+        e2 = _pooled_noise([_flat_details(c) for s in _shifts(a) for c in _shifts(_half(s))])
+        return math.sqrt(max(0.0, 4.0 / 3.0 * (e1 * e1 - e2 * e2)))
+    e1, e2 = estimate_noise(a), estimate_noise(_half(a))
     white = math.sqrt(max(0.0, 4.0 / 3.0 * (e1 * e1 - e2 * e2)))
     floor = spectral_floor(a)
     if floor is not None and floor <= e1 * PLATEAU_AGREEMENT:
