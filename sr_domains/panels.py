@@ -21,22 +21,27 @@ A raster narrower than one panel takes the plain ``Upscaler.stream`` path unchan
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .inference import RAMP, Upscaler
-from .intensity import IntensityProfile
+from .intensity import IntensityProfile, work_dtype
 from .nodata_fill import MARGIN as FILL_MARGIN
+from .tiling import strip_rows
 from .value_domain import ValueRules
 
-#: Memory budget for one panel's HR strip buffers (the accumulator and the flushed block).
+#: Memory budget for the HR buffers one panel's strip holds at once (:func:`strip_bytes`).
 PANEL_BUDGET_BYTES = 96 * 2**20
 
 ReadFn = Callable[[int, int, int, int], "tuple[np.ndarray, np.ndarray | None]"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,23 +57,86 @@ class Panel:
 
 
 def panel_budget(upscaler: Upscaler) -> int:
-    """Bytes for one panel's HR strip buffers: :data:`PANEL_BUDGET_BYTES`, or an eighth of the
-    engine's memory budget when that is larger (big budget tiles need wide panels, or the
-    panel cuts would cost extra windows)."""
+    """Bytes for one panel's HR strip buffers (:func:`strip_bytes`): :data:`PANEL_BUDGET_BYTES`,
+    or an eighth of the engine's memory budget when that is larger (big budget tiles need wide
+    panels, or the panel cuts would cost extra windows)."""
     return max(PANEL_BUDGET_BYTES, (getattr(upscaler, "memory_budget", None) or 0) // 8)
 
 
-def panel_width(
-    upscaler: Upscaler, n_out: int, flush_rows: int, align: int, context: int = 0, ramp: int = 0
+def finish_bytes(itemsize: int, scale: int, flush_rows: int, seam: bool) -> float:
+    """Bytes per HR value of a flushed block while it is finished: the block (in the work
+    dtype, ``itemsize``) plus the larger of the seam blend's copy and the temporaries of the
+    value rules (:mod:`sr_domains.value_rules`: their LR rows, masks and envelope, about
+    ``8 * itemsize`` bytes per LR value; HR-sized gathers when the block's rows do not fall on
+    whole input pixels): upper bounds of what ``tracemalloc`` measures
+    (``tests/test_strip_memory.py``)."""
+    rules = 10 * itemsize / scale**2 + 2
+    if flush_rows % scale:
+        rules += 2 * itemsize + 4
+    return itemsize + max(itemsize if seam else 0, rules)
+
+
+def strip_bytes(
+    upscaler: Upscaler,
+    n_out: int,
+    flush_rows: int,
+    cols: int,
+    *,
+    context: int = 0,
+    ramp: int = 0,
+    height: int | None = None,
+    itemsize: int = 4,
 ) -> int:
-    """LR columns per panel: a multiple of ``align`` whose strip buffers fit
-    :func:`panel_budget`. Among the widths from half that cap to the cap, the one that
-    wastes the least network work per output column wins (a panel read one column wider than a
-    tile would need a whole extra window); wider panels re-read less input at their edges."""
-    s = upscaler.scale
+    """Bytes one panel of ``cols`` output LR columns holds at once while it streams: the float32
+    accumulator of :func:`~sr_domains.tiling.stream_tiles` (tile height x scale rows plus the
+    finished rows waiting for their block, over the panel's read width: ``cols`` plus
+    ``2 * context + ramp``, rounded up to the size multiple) and one flushed block while it is
+    finished (:func:`finish_bytes`). ``height``: the image's LR rows (exact strip rows; else
+    their upper bound); ``itemsize``: the work dtype's (8 for float64 and 32-bit integers)."""
+    s, m = upscaler.scale, max(1, getattr(upscaler, "multiple", 1))
+    read = -(-(cols + 2 * context + ramp) // m) * m
+    if height is None:
+        rows = upscaler.tiling.tile * s + max(flush_rows - 1, 0)
+    else:
+        rows = strip_rows(upscaler.plan((height, read)), flush_rows)
+    block = flush_rows if flush_rows > 1 else rows
+    per_value = finish_bytes(itemsize, s, flush_rows, ramp > 0)
+    return 4 * n_out * rows * read * s + math.ceil(per_value * n_out * block * read * s)
+
+
+def panel_width(
+    upscaler: Upscaler,
+    n_out: int,
+    flush_rows: int,
+    align: int,
+    context: int = 0,
+    ramp: int = 0,
+    *,
+    height: int | None = None,
+    itemsize: int = 4,
+) -> int:
+    """LR columns per panel: a multiple of ``align`` whose :func:`strip_bytes` fit
+    :func:`panel_budget` (``align`` itself when none does). Among the widths from half that
+    cap to the cap, the one that wastes the least network work per output column wins (a
+    panel read one column wider than a tile would need a whole extra window); wider panels
+    re-read less input at their edges."""
     tile = upscaler.tiling.tile
-    per_col = 4 * s * n_out * (tile * s + flush_rows)  # float32 acc + one flushed block
-    cap = max(align, (panel_budget(upscaler) // max(per_col, 1)) // align * align)
+    budget = panel_budget(upscaler)
+
+    def fits(k: int) -> bool:
+        size = strip_bytes(
+            upscaler, n_out, flush_rows, k * align,
+            context=context, ramp=ramp, height=height, itemsize=itemsize,
+        )  # fmt: skip
+        return size <= budget
+
+    lo, hi = 1, 2  # the most aligned widths that fit: lo fits (or is 1), hi does not
+    while fits(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    cap = lo * align
     best, best_cost = cap, math.inf
     for cols in range(max(align, cap // 2 // align * align), cap + 1, align):
         read = cols + 2 * context + ramp
@@ -134,6 +202,7 @@ def iter_hr_blocks(
     rules: ValueRules | None = None,
     band_order: Sequence[int] | None = None,
     rows: tuple[int, int] | None = None,
+    dtype: DTypeLike | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (stored units, float32 or float64
     as :meth:`~sr_domains.inference.Upscaler.stream` gives them) covering
@@ -143,6 +212,8 @@ def iter_hr_blocks(
     multiple for panel cuts (so HR cuts fall on output block boundaries); ``on_block(n)`` is
     called after each block with its number of HR pixels; ``rules``, ``band_order`` and
     ``rows`` (HR rows to produce) are passed to :meth:`~sr_domains.inference.Upscaler.stream`.
+    Panels are as wide as :func:`strip_bytes` fit :func:`panel_budget`; ``dtype`` (the values'
+    stored dtype, which sets the blocks' float type) is read from one pixel when not given.
     """
     h, w = shape
     s = upscaler.scale
@@ -150,7 +221,21 @@ def iter_hr_blocks(
     t = upscaler.tiling
     ramp = 0 if t.exact else RAMP
     context = t.margin + FILL_MARGIN  # the fill of nodata next to the margin needs its own
-    max_cols = panel_width(upscaler, n_out, flush_rows, align, context, ramp)
+    if dtype is None:
+        dtype = np.asarray(read(0, 0, 1, 1)[0]).dtype
+    size = work_dtype(dtype).itemsize
+    max_cols = panel_width(
+        upscaler, n_out, flush_rows, align, context, ramp, height=h, itemsize=size
+    )
+    need = strip_bytes(
+        upscaler, n_out, flush_rows, min(max_cols, w),
+        context=context, ramp=ramp, height=h, itemsize=size,
+    )  # fmt: skip
+    if need > panel_budget(upscaler):
+        log.info(
+            "the narrowest panel (%d LR columns) needs %.0f MiB of strip, over its %.0f MiB "
+            "budget", max_cols, need / 2**20, panel_budget(upscaler) / 2**20,
+        )  # fmt: skip
     panels = plan_panels(w, max_cols, align, context, ramp)
     spool_in: _Spool | None = None
     spool_out: _Spool | None = None
@@ -203,4 +288,12 @@ def iter_hr_blocks(
                 spool.close()
 
 
-__all__ = ["Panel", "iter_hr_blocks", "panel_budget", "panel_width", "plan_panels"]
+__all__ = [
+    "Panel",
+    "finish_bytes",
+    "iter_hr_blocks",
+    "panel_budget",
+    "panel_width",
+    "plan_panels",
+    "strip_bytes",
+]

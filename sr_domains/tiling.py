@@ -199,13 +199,14 @@ def stream_tiles(
     """Run the plan and yield finished HR row blocks ``(row0, (C_out, rows, W*s))`` in order.
 
     Memory holds one strip of HR rows (window height x full width, plus less than
-    ``flush_rows`` finished rows waiting for their block), allocated once and reused, however
-    tall the image. Yielded blocks start at multiples of ``flush_rows`` HR rows and, when
-    ``flush_rows > 1``, are at most ``flush_rows`` rows (one output block row), so what a
-    consumer makes of a block stays that size. A block is a **view into the strip, valid until
+    ``flush_rows`` finished rows waiting for their block, :func:`strip_rows`), allocated once
+    and reused, however tall the image, and at most one batch of windows. Yielded blocks start
+    at multiples of ``flush_rows`` HR rows and, when ``flush_rows > 1``, are at most
+    ``flush_rows`` rows (one output block row), so what a consumer makes of a block stays that
+    size. A block is a **view into the strip, valid until
     the generator resumes**: copy what you keep (the engine's inverse profile does). Skipped
     windows contribute zeros (their pixels must be masked by the caller). ``on_window(n)`` is
-    called after each batch with its window count.
+    called after each batch with its window count (and with 1 for each skipped window).
     """
     s = plan.scale
     th, tw = plan.tile
@@ -221,16 +222,20 @@ def stream_tiles(
     ones_y = [bool((w == 1).all()) for w in wy]  # single windows: skip multiplying by ones
     ones_x = [bool((w == 1).all()) for w in wx]
     full_w = plan.padded[1] * s
-    rows = _strip_rows(plan, flush_rows)
+    rows = strip_rows(plan, flush_rows)
     acc = np.zeros((out_channels, rows, full_w), np.float32)  # HR rows from `base`
     base = 0
     for k, y0 in enumerate(plan.ys):
         end = (y0 + th) * s
-        todo = [x0 for x0 in plan.xs if not (skip and skip(y0, x0, th, tw))]
-        if on_window and len(todo) < len(plan.xs):
-            on_window(len(plan.xs) - len(todo))
-        for i in range(0, len(todo), batch_size):
-            chunk = todo[i : i + batch_size]
+
+        def skipped(x0: int, y0: int = y0) -> bool:
+            if skip is None or not skip(y0, x0, th, tw):
+                return False
+            if on_window:
+                on_window(1)
+            return True
+
+        for chunk in _batches(plan.xs, batch_size, skipped):
             batch = np.stack([read(y0, x0, th, tw) for x0 in chunk])
             out = _checked(run(batch), out_channels, th * s, tw * s)
             del batch
@@ -255,6 +260,22 @@ def stream_tiles(
             base = final
 
 
+def _batches(xs: tuple[int, ...], size: int, skipped: Callable[[int], bool]) -> Iterator[list[int]]:
+    """The window starts ``xs`` that are not ``skipped``, ``size`` at a time. ``skipped`` is
+    asked only when a batch needs its next window (a skip check may load and keep the window),
+    so at most one batch of windows is held, not a whole window row."""
+    chunk: list[int] = []
+    for x0 in xs:
+        if skipped(x0):
+            continue
+        chunk.append(x0)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _flush_to(plan: TilePlan, k: int, flush_rows: int) -> int:
     """HR rows finished once window row ``k`` is done, rounded down to ``flush_rows`` (all of
     the image's rows after the last window row)."""
@@ -264,9 +285,9 @@ def _flush_to(plan: TilePlan, k: int, flush_rows: int) -> int:
     return min(plan.ys[k + 1] * s // flush_rows * flush_rows, out_h)
 
 
-def _strip_rows(plan: TilePlan, flush_rows: int) -> int:
-    """HR rows the strip must hold: the most any window row reaches below the first row not
-    yet flushed."""
+def strip_rows(plan: TilePlan, flush_rows: int) -> int:
+    """HR rows the strip of :func:`stream_tiles` holds: the most any window row reaches below
+    the first row not yet flushed (at most ``tile * scale + flush_rows - 1``)."""
     base = most = 0
     for k, y0 in enumerate(plan.ys):
         most = max(most, (y0 + plan.tile[0]) * plan.scale - base)
@@ -291,4 +312,4 @@ def _checked(out: np.ndarray, channels: int, h: int, w: int) -> np.ndarray:
     return out
 
 
-__all__ = ["TilePlan", "axis_weights", "make_plan", "plan_axis", "stream_tiles"]
+__all__ = ["TilePlan", "axis_weights", "make_plan", "plan_axis", "stream_tiles", "strip_rows"]

@@ -239,6 +239,7 @@ def test_seam_blend_weights(monkeypatch):
         fill=0,
         flush_rows=8,
         align=64,
+        dtype=np.float32,  # (the fake reader returns column numbers, not pixels)
     ):
         target = out[:, row0 : row0 + block.shape[1], col0 : col0 + block.shape[2]]
         assert np.isnan(target).all()
