@@ -1,7 +1,7 @@
 """Tags every derived DICOM image gets (classic and enhanced), and writing one to disk.
 
 Kept: Patient, Study, Frame of Reference, equipment, acquisition and window tags. New:
-SeriesInstanceUID, SeriesNumber + :data:`SERIES_NUMBER_OFFSET`, series/content dates,
+SeriesInstanceUID, SeriesNumber (:func:`derived_series_number`), series/content dates,
 DerivationDescription (provenance), SeriesDescription suffix, ContributingEquipmentSequence,
 16-bit pixel description. Dropped (no longer true of the new pixels): private tags, icon,
 overlays, Modality LUT (applied on read: the pixels are modality values, rescale 1/0),
@@ -61,8 +61,29 @@ _DROP = (
 )
 
 
-#: Added to the source SeriesNumber so the derived series gets its own number in the study.
+#: Added to the source SeriesNumber so the derived series gets its own number in the study:
+#: in-plane SR (the default kind; see :data:`SERIES_NUMBER_OFFSETS`).
 SERIES_NUMBER_OFFSET = 1000
+#: Offset per derivation kind, so the outputs of one source do not share a number.
+SERIES_NUMBER_OFFSETS = {"in-plane": 1000, "through-plane": 2000, "isotropic": 3000}
+_IS_RANGE = (-(2**31), 2**31 - 1)  # an IS value (PS3.5 6.2)
+
+
+def derived_kind(slice_factor: float, plane_factors: tuple[float, float] | None) -> str:
+    """The derivation kind of a written series: ``isotropic`` (one factor per in-plane axis),
+    ``through-plane`` (the slice count changes) or ``in-plane``."""
+    if plane_factors is not None:
+        return "isotropic"
+    return "in-plane" if slice_factor == 1 else "through-plane"
+
+
+def derived_series_number(source: int, kind: str = "in-plane") -> int | None:
+    """The derived SeriesNumber: ``source`` + the offset of ``kind``; ``source`` - offset when
+    that leaves the IS range (a source near 2^31 - 1); None (left empty, Type 2) when neither
+    fits (a source already out of range)."""
+    offset = SERIES_NUMBER_OFFSETS[kind]
+    lo, hi = _IS_RANGE
+    return next((n for n in (source + offset, source - offset) if lo <= n <= hi), None)
 
 
 def ds_number(v: float) -> Any:
@@ -179,7 +200,15 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     _strip(ds)
     ds.SeriesInstanceUID = info["series_uid"]
     if ds.get("SeriesNumber") not in (None, ""):
-        ds.SeriesNumber = int(ds.SeriesNumber) + SERIES_NUMBER_OFFSET
+        number = derived_series_number(int(ds.SeriesNumber), info.get("kind", "in-plane"))
+        if number is None and "series_number_warned" not in info:
+            info["series_number_warned"] = True
+            log.warning(
+                "%s: SeriesNumber %s is out of the IS range; the derived one is left empty",
+                series.slices[0].path.parent,
+                ds.SeriesNumber,
+            )
+        ds.SeriesNumber = number
     date, time = info["now"]
     for d, t in (("SeriesDate", "SeriesTime"), ("ContentDate", "ContentTime")):
         setattr(ds, d, date)
@@ -332,8 +361,11 @@ def derived_description(description: str, label: str) -> str:
 
 __all__ = [
     "SERIES_NUMBER_OFFSET",
+    "SERIES_NUMBER_OFFSETS",
     "derive_common",
     "derived_description",
+    "derived_kind",
+    "derived_series_number",
     "ds_number",
     "in_character_set",
     "j2k_irreversible",

@@ -37,6 +37,7 @@ from ..errors import require
 from .dicom_derive import (
     SERIES_NUMBER_OFFSET,
     derive_common,
+    derived_kind,
     ds_number,
     nearest_source,
     now_stamp,
@@ -292,6 +293,7 @@ def write_derived_series(
         "now": now_stamp(),
         "label": label if label is not None else f"SR x{scale}",
         "derivation": derivation,
+        "kind": derived_kind(factor, plane_factors),  # picks the SeriesNumber offset
         "signed": stored.dtype.kind == "i",
         "bits": stored.dtype.itemsize * 8,
         "bits_stored": kept_bits_stored(stored, [s.ds for s in series.slices]),

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError
 from ..image import scale_nifti_affine
 from ..io_safety import atomic_output
 from ..strict_json import provenance_json
@@ -37,6 +37,7 @@ from .geometry import (
     scale_factors,
     voxel_sizes,
 )
+from .nifti_intent import check_intent
 from .nifti_io import load_nifti, nibabel_module, open_source
 from .nifti_write import PlaneWriter
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DROP_EXTENSIONS = {2, 4}  # DICOM header, AFNI header: describe the source grid
-_LABEL_INTENTS = {1002}  # NIFTI_INTENT_LABEL
 
 
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
@@ -107,11 +107,10 @@ def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
 
 
 def check_upscalable(vol: Any) -> None:
-    """Refuse images an intensity SR model must not touch (label maps); ``vol`` is a
+    """Refuse images an intensity SR model must not touch (label maps, vector/tensor and other
+    non-scalar intents: :mod:`sr_domains.medical.nifti_intent`); ``vol`` is a
     :class:`NiftiVolume` or a :class:`~sr_domains.medical.nifti_io.NiftiSource`."""
-    intent = int(vol.header.get("intent_code", 0))
-    if intent in _LABEL_INTENTS:
-        raise InputFileError(vol.path, "is a label image (intent LABEL); SR would invent labels")
+    check_intent(vol.path, vol.header)
 
 
 def updated_header(
