@@ -3,11 +3,11 @@
 The single-band defaults (``sr-lite-gray-x2``, ``-x4``) trade the sharpening of soft scenes
 against denoising, and lose to bicubic on noisy MRI (k-space truncation + Rician noise); their
 ``-robust`` variants denoise (docs/weights.md). Noise, unlike scene softness, can be measured
-on the input: :func:`~sr_domains.adapt.estimate.estimate_white_noise` (normalized units, NaN
-ignored; the finest-scale detail that does not persist at the next scale, so fine scene
-texture does not read as noise) reads 0.010-0.024 on those MRI inputs (29 x 29 px slices
-included) and at most 0.001 on clean ones, textured drone bands included (the single-scale
-estimate read 0.01-0.08 there).
+on the input: :func:`~sr_domains.adapt.estimate.estimate_white_noise` (normalized units,
+non-finite pixels ignored; the finest-scale detail that does not persist at the next scale,
+so fine scene texture does not read as noise) reads 0.010-0.024 on those MRI inputs (29 x 29
+px slices included) and at most 0.001 on clean ones, textured drone bands included (the
+single-scale estimate read 0.01-0.08 there).
 So when ``upscale`` picks the weights itself (no model or weights named), the input's noise is
 estimated once from a sample of it and the model is blended in weight space towards its
 ``-robust`` variant::
@@ -124,8 +124,9 @@ MIN_SIDE = 24
 
 
 def input_noise(samples: Sequence[np.ndarray]) -> float | None:
-    """Median noise estimate over ``(C, H, W)`` samples (normalized; NaN = invalid pixels);
-    None when no sample is large enough (:data:`MIN_SIDE`) to tell noise from texture."""
+    """Median noise estimate over ``(C, H, W)`` samples (normalized; NaN or +-inf = invalid
+    pixels); None when no sample is large enough (:data:`MIN_SIDE`) to tell noise from
+    texture."""
     from .adapt.estimate import estimate_white_noise
 
     values = []

@@ -85,12 +85,22 @@ class DegradationEstimate:
 
 
 def _bands(image: np.ndarray) -> np.ndarray:
+    """``image`` as float64 ``(C, H, W)``, every non-finite pixel (NaN, +-inf) NaN: an invalid
+    pixel, never a value (an inf in a sum or a mean would spread over its neighbours)."""
     a = np.asarray(image, np.float64)
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3 or min(a.shape[1:]) < 16:
         raise ConfigError(f"need an image (C, H, W) of at least 16x16 pixels, got {a.shape}")
-    return a
+    return np.where(np.isfinite(a), a, np.nan)
+
+
+def _fill(x: np.ndarray) -> np.ndarray:
+    """``x`` with its non-finite values replaced by the mean of its finite ones (0 without)."""
+    ok = np.isfinite(x)
+    if ok.all():
+        return x
+    return np.where(ok, x, float(x[ok].mean()) if ok.any() else 0.0)
 
 
 def _live_blocks(a: np.ndarray) -> np.ndarray:
@@ -126,7 +136,7 @@ def _flat_details(a: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
         if not np.isfinite(d).any():
             out.append(None)
             continue
-        gy, gx = np.gradient(np.where(np.isfinite(m), m, np.nanmean(m)))
+        gy, gx = np.gradient(_fill(m))
         out.append((np.abs(d[ok]), (np.abs(gy) + np.abs(gx))[ok]))
     return out
 
@@ -152,7 +162,8 @@ def _pooled_noise(
 
 
 def estimate_noise(image: np.ndarray, flat_share: float = 0.3) -> float:
-    """Noise standard deviation of ``image`` (module docs); NaN pixels are ignored.
+    """Noise standard deviation of ``image`` (module docs); non-finite pixels (NaN, +-inf)
+    are ignored.
 
     Only the flattest ``flat_share`` of the 2x2 blocks count (lowest local gradient of the
     block means): the ringing of a sharpening resampler (bicubic) sits next to edges and would
@@ -199,8 +210,8 @@ def estimate_white_noise(image: np.ndarray) -> float:
     flattest 30%): both scales are then pooled over every offset of the block grids (4 at the
     finest scale, 16 at the coarse one: cycle spinning, the undecimated transform), which keeps
     each detail's noise statistics and multiplies the flat blocks. The spectrum of so small an
-    image is the window's leakage of its edges, so its floor is not used there. NaN pixels are
-    ignored (a 2 x 2 block with one is NaN at the coarser scale)."""
+    image is the window's leakage of its edges, so its floor is not used there. Non-finite pixels
+    (NaN, +-inf) are ignored (a 2 x 2 block with one is NaN at the coarser scale)."""
     a = _bands(image)
     if min(a.shape[1:]) < CYCLE_SPIN_BELOW:
         e1 = _pooled_noise([_flat_details(s) for s in _shifts(a)])
@@ -215,10 +226,11 @@ def estimate_white_noise(image: np.ndarray) -> float:
 
 
 def _power(band: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(fy, fx, f, power)``: the Hann-windowed power spectrum of one band (NaN filled with the
-    mean), scaled so that white noise of variance ``v`` has power ``v`` at every frequency."""
+    """``(fy, fx, f, power)``: the Hann-windowed power spectrum of one band (non-finite pixels
+    filled with the mean), scaled so that white noise of variance ``v`` has power ``v`` at
+    every frequency."""
     h, w = band.shape
-    x = np.where(np.isfinite(band), band, np.nanmean(band))
+    x = _fill(np.asarray(band, np.float64))
     x = x - x.mean()
     win = np.outer(np.hanning(h), np.hanning(w))
     power = np.abs(np.fft.fft2(x * win)) ** 2 / float((win**2).sum())
@@ -239,8 +251,8 @@ def _band_floor(f: np.ndarray, power: np.ndarray) -> float | None:
 def spectral_floor(image: np.ndarray) -> float | None:
     """Noise standard deviation read from the flat top of the power spectrum (median over the
     bands where it is flat), or None when it is flat in fewer than half of them: the top is
-    then scene, as in any image sharper than its noise (module docs). NaN pixels and blocks
-    exactly constant at a band's extreme (:func:`estimate_noise`) carry no noise and are
+    then scene, as in any image sharper than its noise (module docs). Non-finite pixels and
+    blocks exactly constant at a band's extreme (:func:`estimate_noise`) carry no noise and are
     accounted for."""
     a = _bands(image)
     h, w = a.shape[1] // 2 * 2, a.shape[2] // 2 * 2
