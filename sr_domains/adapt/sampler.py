@@ -29,6 +29,11 @@ def _box_sum(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return c[:, h:, w:] - c[:, :-h, w:] - c[:, h:, :-w] + c[:, :-h, :-w]
 
 
+class NoPatchError(ConfigError):
+    """No image of the stacks is as large as the patch and has content (structure and,
+    with ``foreground``, a bright enough mean) to draw it from."""
+
+
 @dataclass
 class _Stack:
     images: torch.Tensor  # (N, C, H, W) float32
@@ -93,7 +98,7 @@ class PatchSampler:
             cdf = torch.cumsum(flat, 0)
             self._stacks.append(_Stack(torch.from_numpy(a), cdf / cdf[-1], score.shape[1:]))
         if not self._stacks:
-            raise ConfigError(f"no image is large enough (with content) for {h}x{w} patches")
+            raise NoPatchError(f"no image is large enough (with content) for {h}x{w} patches")
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` patches ``(n, C, h, w)`` (C = 1 for 2-D stacks), stacks drawn with equal
@@ -118,4 +123,4 @@ class PatchSampler:
         return out
 
 
-__all__ = ["PatchSampler"]
+__all__ = ["NoPatchError", "PatchSampler"]

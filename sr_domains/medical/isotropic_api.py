@@ -35,8 +35,10 @@ from .isotropic import plan_isotropic
 from .isotropic_io import (
     ProfileArg,
     VolumeJob,
+    checked_thickness,
     fit_intensity,
     resolve_slice_profile,
+    sidecar_of,
     thickness_from_sidecar,
 )
 from .model_paths import check_model_outside
@@ -185,9 +187,9 @@ def isotropic_nifti(
     profile: ProfileArg = None,
 ) -> Path:
     """:func:`make_isotropic` for a NIfTI file (3-D, or 4-D volume by volume with the model
-    fitted on the first volume), with its options as one object (``options.isotropic`` and
-    ``options.internal``, as the CLI passes them; ``profile``: a fitted profile used instead
-    of ``options.profile``)."""
+    fitted on the first volume with content), with its options as one object
+    (``options.isotropic`` and ``options.internal``, as the CLI passes them; ``profile``: a
+    fitted profile used instead of ``options.profile``)."""
     from .nifti_io import check_memory, open_source
     from .nifti_rules import values_record, volume_rules
     from .nifti_write import PlaneWriter, pending_slot
@@ -233,10 +235,9 @@ def isotropic_nifti(
     # value rules per volume, as each would get saved alone (module nifti_rules)
     ct = intensity.recipe.lower().startswith("ct")
     rules = volume_rules(values, source, scan, volume_scans, ct=ct)
-    header_thick = thickness_from_sidecar(src)
     job = VolumeJob(
         plan,
-        resolve_slice_profile(iso, plan, header_thick, str(src)),
+        resolve_slice_profile(iso, plan, lambda: thickness_from_sidecar(src), str(src)),
         intensity,
         rules[0],
         iso=iso,
@@ -244,9 +245,14 @@ def isotropic_nifti(
         weights=weights,
         progress=options.progress,
         device=options.device,
+        source=src,
+        thickness_from=f"SliceThickness of the sidecar {sidecar_of(src)}",
     )
-    first = job.process(flat[..., 0])  # fits the model; its provenance goes into the header
+    # fits the model (on the first volume with content); its provenance goes into the header
+    fit_v, first = job.process_first(flat, rules)
     prov = job.provenance(recorded_name(src), recipe_of(options, "nifti", profile=profile))
+    if flat.shape[-1] > 1:
+        prov["fit_volume"] = fit_v
     prov[SOURCE_STAMP_KEY] = stamp
     # filled in once the voxels are written: a finished output
     prov["values"] = pending_slot(source.n_volumes)
@@ -258,7 +264,7 @@ def isotropic_nifti(
     ):
         for v in range(flat.shape[-1]):
             job.rules = rules[v]
-            out = first if v == 0 else job.process(flat[..., v])
+            out = first if v == fit_v else job.process(flat[..., v])
             for chunk in iter_planes(out):
                 w.write(chunk)
         w.pending = values_record(rules, w)
@@ -313,22 +319,28 @@ def isotropic_dicom(
     spec = profile if profile is not None else options.profile
     intensity = fit_intensity(spec if spec is not None else default, volume, stored)
     first = series.slices[0]
-    thick = first.ds.get("SliceThickness")
-    if thick in (None, "") and first.frame_item is not None:
-        thick = fg_attr(first.ds, first.frame_item, "PixelMeasuresSequence", "SliceThickness")
-    header_thick = float(thick) if thick not in (None, "") and float(thick) > 0 else None
+
+    def header_thick() -> float | None:
+        thick = first.ds.get("SliceThickness")
+        if thick in (None, "") and first.frame_item is not None:
+            thick = fg_attr(first.ds, first.frame_item, "PixelMeasuresSequence", "SliceThickness")
+        return checked_thickness(thick, first.path, "SliceThickness (0018,0050)")
+
+    rules = series_rules(series, volume, options.values)
     job = VolumeJob(
         plan,
         resolve_slice_profile(iso, plan, header_thick, str(src)),
         intensity,
-        series_rules(series, volume, options.values),
+        rules,
         iso=iso,
         internal=internal,
         weights=weights,
         progress=options.progress,
         device=options.device,
+        source=src,
+        thickness_from=f"SliceThickness (0018,0050) of {first.path}",
     )
-    out = job.process(volume)
+    out = job.process_first(volume[..., None], [rules])[1]
     prov = job.provenance(series.series_uid, recipe_of(options, "dicom", profile=profile))
     fitted = prov["slice_profile"]
     derivation = (

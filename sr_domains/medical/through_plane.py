@@ -30,7 +30,7 @@ import torch
 
 from ..adapt import AxisSR, Budget, FitReport, InternalPairs, PatchSampler, RowDegradation, fit
 from ..adapt.axis_sr import axis_sr, warm_start_from
-from ..errors import ConfigError
+from ..errors import ConfigError, TooSmallToAdaptError
 from ..image import resampled_size
 from ..rng import seeded
 from .slice_profile import SliceProfile, degradation_matrix
@@ -65,7 +65,8 @@ class TrainingSetup:
     def for_profile(
         cls, factor: float, profile: SliceProfile, spacing: float, size: tuple[int, int]
     ) -> TrainingSetup:
-        """The largest strips up to :data:`PATCH_LR_ROWS` LR rows that fit in-plane ``size``."""
+        """The largest strips up to :data:`PATCH_LR_ROWS` LR rows that fit in-plane ``size``
+        (:class:`~sr_domains.errors.TooSmallToAdaptError` when not even 3 do)."""
         rows, cols = size
         margin = math.ceil(profile.support / spacing) + 1
         n_lr = min(PATCH_LR_ROWS, math.floor((rows - 2 * margin) / factor))
@@ -73,7 +74,7 @@ class TrainingSetup:
             margin = math.ceil(profile.fwhm / spacing)
             n_lr = math.floor((rows - 2 * margin) / factor)
         if n_lr < 3:
-            raise ConfigError(
+            raise TooSmallToAdaptError(
                 f"in-plane size {rows} x {cols} is too small to learn x{factor:.3g} slices with "
                 f"a {profile.fwhm:.3g} mm profile (needs >= {3 * factor + 2 * margin:.0f} voxels)"
             )

@@ -1,0 +1,131 @@
+"""``--isotropic`` input checks: header slice thicknesses that are no thickness (BIDS sidecar,
+DICOM), 4-D volumes whose first volume is empty, and training strips that do not fit; each an
+error naming the file (and the value, volume or thickness source)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+pydicom = pytest.importorskip("pydicom")
+
+from sr_domains.cli import main  # noqa: E402
+from sr_domains.errors import InputFileError  # noqa: E402
+from sr_domains.medical import make_isotropic  # noqa: E402
+from sr_domains.testing.medical import make_dicom_series, make_nifti  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # (conftest.py)
+
+
+def _nifti(tmp_path, sidecar=None, shape=(24, 20, 6), spacing=(1.2, 1.2, 3.6)):
+    src = make_nifti(tmp_path / "t2.nii.gz", shape=shape, spacing=spacing)
+    if sidecar is not None:
+        text = sidecar if isinstance(sidecar, str) else json.dumps(sidecar)
+        (tmp_path / "t2.json").write_text(text, encoding="utf-8")
+    return src
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(True, "true"), (-2, "-2"), (0, "0"), (float("nan"), "NaN"), ("NaN", '"NaN"'),
+     ("abc", '"abc"'), ([3.0], r"\[3.0\]")],
+)  # fmt: skip
+def test_sidecar_thickness_that_is_no_thickness_is_refused(tmp_path, value, shown):
+    src = _nifti(tmp_path, {"SliceThickness": value, "RepetitionTime": 2.0})
+    dst = tmp_path / "iso.nii.gz"
+    pattern = rf"t2\.json: SliceThickness {shown} is not a slice thickness .*--slice-thickness"
+    with pytest.raises(InputFileError, match=pattern):  # (true was read as 1 mm, the rest lost)
+        make_isotropic(src, dst, steps=1)
+    assert not dst.exists()
+    # a thickness given by the user, or a profile that needs none, does without the header
+    (out,) = make_isotropic(src, dst, steps=1, slice_thickness=3.0)
+    prov = json.loads(nib.load(out).header.extensions[-1].get_content())
+    assert prov["slice_profile"]["source"] == "user"
+
+
+@pytest.mark.parametrize("text", ['{"SliceThickness": 3.0', "[3.0]"])
+def test_unreadable_sidecar_is_refused_naming_it(tmp_path, text):
+    src = _nifti(tmp_path, text)
+    with pytest.raises(InputFileError, match=r"t2\.json: .*(unreadable JSON|not list)"):
+        make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)  # (was a warning, then spacing)
+    # a readable sidecar without the key: the slice spacing, as documented
+    (tmp_path / "t2.json").write_text(json.dumps({"RepetitionTime": 2.0}), encoding="utf-8")
+    (out,) = make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)
+    prov = json.loads(nib.load(out).header.extensions[-1].get_content())
+    assert prov["slice_profile"]["fwhm_mm"] == pytest.approx(3.6)
+
+
+def _dicom_with_thickness(folder, value):
+    files = make_dicom_series(folder, n_slices=6, rows=24, cols=20, slice_spacing=3.0)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds["SliceThickness"]
+        ds.add(pydicom.DataElement(0x00180050, "DS", None))
+        ds[0x00180050]._value = value  # (as a scanner wrote it, past pydicom's checks)
+        ds.save_as(f)
+    return files
+
+
+@pytest.mark.parametrize(("value", "shown"), [("abc", '"abc"'), ("-3.0", "-3.0"), ("0.0", "0.0")])
+def test_dicom_thickness_that_is_no_thickness_is_refused_naming_the_file(
+    tmp_path, capsys, value, shown
+):
+    files = _dicom_with_thickness(tmp_path / "t2", value)
+    dst = tmp_path / "iso"
+    pattern = rf"\.dcm: SliceThickness \(0018,0050\) {shown} is not a slice thickness"
+    with pytest.raises(InputFileError, match=pattern) as err:  # ("abc": a bare ValueError)
+        make_isotropic(tmp_path / "t2", dst, steps=1)
+    assert err.value.path in {str(f) for f in files}
+    assert main(["upscale", str(tmp_path / "t2"), str(dst), "--isotropic", "--steps", "1"]) == 1
+    msg = capsys.readouterr().err
+    assert "Traceback" not in msg and "is not a slice thickness" in msg and ".dcm:" in msg
+    assert not dst.exists()
+    out = make_isotropic(tmp_path / "t2", dst, steps=1, slice_thickness=3.0)
+    assert len(out) == 26  # 6 slices of 3 mm at 0.7 mm
+
+
+def _four_d(path, empty):
+    src = make_nifti(path, shape=(24, 20, 6), spacing=(1.2, 1.2, 3.6), n_volumes=3)
+    img = nib.load(src)
+    data = np.asarray(img.dataobj).copy()
+    for v in empty:
+        data[..., v] = 0
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), src)
+    return src
+
+
+def test_4d_fitted_on_the_first_volume_with_content(tmp_path):
+    src = _four_d(tmp_path / "dwi.nii.gz", empty=[0])
+    (out,) = make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)  # (was refused)
+    res = nib.load(out)
+    assert res.shape == (24, 20, 18, 3)
+    data = np.asarray(res.dataobj, np.float32)
+    assert np.all(data[..., 0] == 0) and data[..., 1].max() > 0
+    prov = json.loads(res.header.extensions[-1].get_content())
+    assert prov["fit_volume"] == 1 and prov["training"]["steps"] == 1
+
+
+def test_no_volume_with_content_is_refused_naming_file_and_volumes(tmp_path):
+    src = _four_d(tmp_path / "dwi.nii.gz", empty=[0, 1, 2])
+    pattern = r"dwi\.nii\.gz: none of its 3 volumes \(volume 0, 1, 2\) has content"
+    with pytest.raises(InputFileError, match=pattern):
+        make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)
+    make_dicom_series(tmp_path / "flat", n_slices=6, values=lambda w: np.zeros(w.shape[:-1]))
+    with pytest.raises(InputFileError, match=r"flat: the volume has no content to learn"):
+        make_isotropic(tmp_path / "flat", tmp_path / "flat_iso", steps=1)
+
+
+def test_too_small_for_the_header_thickness_names_file_and_source(tmp_path):
+    shape, spacing = (41, 30, 8), (0.7, 0.7, 3.0)
+    src = _nifti(tmp_path, {"SliceThickness": 500}, shape=shape, spacing=spacing)
+    pattern = (
+        r"t2\.nii\.gz: in-plane size 41 x 30 is too small .* 500 mm profile .*; "
+        r"the 500 mm is the SliceThickness of the sidecar .*t2\.json"
+    )
+    with pytest.raises(InputFileError, match=pattern):
+        make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)
+    with pytest.raises(InputFileError, match=r"t2\.nii\.gz: .*--slice-thickness given"):
+        make_isotropic(src, tmp_path / "iso.nii.gz", steps=1, slice_thickness=500.0)
