@@ -35,7 +35,8 @@ class ModelCard:
     ``sr_domains_version`` and ``created`` (ISO 8601, UTC) too when left empty.
 
     Attributes:
-        name: short name of the weights (defaults to the architecture name).
+        name: short name of the weights (defaults to the preset, e.g. ``edsr-lite-ca``, else
+            the architecture name).
         bands: input band names in order, e.g. ``["B04", "B03", "B02"]`` or ``["MR"]``.
         source_bands: the 1-based band numbers the model was fed from each training file, in
             order (``data.bands`` of the training config); empty when it took every band.
@@ -123,10 +124,11 @@ def _complete_card(model: SRModel, card: ModelCard) -> ModelCard:
                 f"model card {name}={given!r} does not match the model ({value!r})"
             )
     from . import __version__
+    from .model_label import preset_name
 
     return dataclasses.replace(
         card,
-        name=card.name or model.arch,
+        name=card.name or preset_name(model) or model.arch,
         arch=model.arch,
         config=config,
         scale=model.scale,

@@ -48,11 +48,12 @@ class PlannedOutput:
 
 def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, str | None]:
     """``(description, card profile recipe)`` of the model ``options`` select."""
+    from .model_label import card_name
     from .pretrained import default_pretrained, list_pretrained, resolve_model
 
     net = resolve_model(options.model, options.weights, scale=options.scale, n_bands=n_bands)
     card = getattr(net, "card", None)
-    name = getattr(card, "name", None) or (card.get("name") if isinstance(card, dict) else None)
+    name = card_name(net)
     source = None
     if options.weights is not None:
         source = Path(options.weights)

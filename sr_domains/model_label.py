@@ -9,13 +9,19 @@ from .errors import SRDomainsError
 from .models.base import BaseSRConfig, SRModel
 
 
+def card_name(model: object) -> str | None:
+    """The name on ``model``'s card (a :class:`~sr_domains.checkpoint.ModelCard` or a plain
+    dict), or None when it has no card or the card no name."""
+    card = getattr(model, "card", None)
+    name = card.get("name") if isinstance(card, dict) else getattr(card, "name", None)
+    return str(name) if name else None
+
+
 def model_label(model: SRModel) -> str:
     """The model the user chose, by name: the card's name (shipped weights, a checkpoint,
     public weights: the file's stem), else the preset its config is exactly
     (``create_model("edsr-lite-ca")``), else its architecture."""
-    card = getattr(model, "card", None)
-    name = card.get("name") if isinstance(card, dict) else getattr(card, "name", None)
-    return str(name or preset_name(model) or model.arch)
+    return card_name(model) or preset_name(model) or str(model.arch)
 
 
 def preset_name(model: SRModel) -> str | None:

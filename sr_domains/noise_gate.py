@@ -103,10 +103,10 @@ def chosen_by_default(model: object, weights: object) -> bool:
 
 def noise_variant(model: Any) -> str | None:
     """The shipped ``-robust`` variant of a shipped default model, or None."""
+    from .model_label import card_name
     from .pretrained import list_pretrained
 
-    card = getattr(model, "card", None)
-    name = card.get("name") if isinstance(card, dict) else getattr(card, "name", None)
+    name = card_name(model)
     if not name:
         return None
     names = {e.name for e in list_pretrained()}

@@ -8,6 +8,7 @@ import logging
 from sr_domains import create_model, load_checkpoint, save_checkpoint
 from sr_domains.checkpoint import ModelCard
 from sr_domains.inference import Upscaler
+from sr_domains.model_label import card_name
 
 TAIL = "so tiled output approximates whole-image output"
 
@@ -45,3 +46,24 @@ def test_warning_names_the_checkpoint_card(tmp_path, caplog):
     loaded, _ = load_checkpoint(path)
     (msg,) = _warned(loaded, caplog)
     assert msg.startswith("my-ct-weights: ")
+
+
+def test_a_saved_preset_is_named_by_its_preset(tmp_path):
+    """A checkpoint saved without a name is named by its preset, not by its architecture."""
+    for preset in ("edsr-lite-ca", "edsr"):
+        save_checkpoint(create_model(preset, in_channels=1, scale=2), tmp_path / f"{preset}.pt")
+        model, _ = load_checkpoint(tmp_path / f"{preset}.pt")
+        assert model.card.name == preset
+        assert card_name(model) == preset
+
+
+def test_card_name_reads_a_card_object_or_a_dict():
+    class Holder:
+        card: object = None
+
+    h = Holder()
+    assert card_name(h) is None
+    h.card = {"name": "ours"}
+    assert card_name(h) == "ours"
+    h.card = {"name": ""}
+    assert card_name(h) is None

@@ -198,10 +198,9 @@ def provenance(
 
 
 def _weights_name(model: SRModel) -> str | None:
-    card = getattr(model, "card", None)
-    if isinstance(card, dict):
-        return card.get("name")
-    return getattr(card, "name", None) if card is not None else None
+    from ..model_label import card_name
+
+    return card_name(model)
 
 
 def check_through_plane(src: Any, shape: tuple[int, ...], what: str = "volume") -> None:
