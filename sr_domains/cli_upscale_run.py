@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .cli_inputs import batch_domain, check_folder_output, check_one_domain, is_nifti_batch
 from .cli_upscale_options import upscale_options
-from .errors import ConfigError, SRDomainsError
+from .errors import ConfigError, ModelScaleError, SRDomainsError
 from .options import UpscaleOptions, engine_fields, saved_model_path
 from .output_names import shown
 
@@ -141,6 +141,8 @@ def _upscale_here(args: argparse.Namespace, options: UpscaleOptions, src: Path, 
             written = adapter.load().upscale(src, dst, options)
         except BatchFailedError as exc:  # a GeoTIFF folder or glob: every input reported
             return _print_report(exc.report)
+        except ModelScaleError as exc:  # the input it was for (a batch names each itself)
+            raise exc.naming(src) from None
     if isinstance(written, BatchOutputs):  # (its summary is ours to print, not a log line)
         return _print_report(written.report)
     for path in written:

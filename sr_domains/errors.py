@@ -60,6 +60,14 @@ class BandMismatchError(ConfigError):
         return BandMismatchError(self.model_bands, self.data_bands, self.hint, str(source))
 
 
+class ModelScaleError(ConfigError):
+    """The model chosen does not upscale by the requested factor, or no shipped weights do."""
+
+    def naming(self, source: str | PathLike[str]) -> ModelScaleError:
+        """The same error, naming the input the run was for."""
+        return ModelScaleError(f"{source}: {self}")
+
+
 class TooSmallToAdaptError(ConfigError):
     """The input holds too few pixels to adapt a model on (``--adapt``)."""
 

@@ -14,16 +14,22 @@ log = logging.getLogger(__name__)
 
 #: An integer image with at most this many distinct values looks like a label map.
 LABEL_LIKE_VALUES = 16
+#: Fewest valid pixels that can tell: any image of 3x3 pixels holds at most 9 values.
+LABEL_LIKE_PIXELS = 4 * LABEL_LIKE_VALUES
 
 
 def warn_label_like(
     path: Path, sample: np.ndarray, dtype: np.dtype, band: int | None = None
 ) -> None:
     """Warn when ``sample`` (valid values of an integer image, or of its ``band``) holds only
-    a few distinct whole values."""
+    a few distinct whole values; a sample of fewer than :data:`LABEL_LIKE_PIXELS` valid
+    values (a tiny raster) cannot tell, and is not warned about."""
     if np.dtype(dtype).kind not in "iub":
         return
-    values = np.unique(sample[np.isfinite(sample)])
+    valid = sample[np.isfinite(sample)]
+    if valid.size < LABEL_LIKE_PIXELS:
+        return
+    values = np.unique(valid)
     if 1 < values.size <= LABEL_LIKE_VALUES and np.array_equal(values, np.rint(values)):
         shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
         which = "" if band is None else f" band {band}"
@@ -37,4 +43,4 @@ def warn_label_like(
         )
 
 
-__all__ = ["LABEL_LIKE_VALUES", "warn_label_like"]
+__all__ = ["LABEL_LIKE_PIXELS", "LABEL_LIKE_VALUES", "warn_label_like"]

@@ -233,9 +233,10 @@ class Requested:
             recipe=recipe_of(options, domain),
         )
 
-    def differs(self, made: Made | None, scale: int, n_bands: int = 1) -> str:
-        """Why an output ``made`` so was made otherwise ("" if it was not); ``n_bands``: the
-        input's band count (GeoTIFF)."""
+    def differs(self, made: Made | None, scale: int, bands: tuple[int, ...] = (1,)) -> str:
+        """Why an output ``made`` so was made otherwise ("" if it was not); ``bands``: the
+        bands a run reads of the input when none are selected (GeoTIFF: all but an alpha
+        band, :func:`~sr_domains.geo.reader.default_bands`, as the writer does)."""
         if made is None:
             return "made by an earlier sr_domains, which did not record how"
         if self.isotropic is not None:
@@ -244,11 +245,11 @@ class Requested:
             return f"made by --isotropic ({made.isotropic:g} mm), not x{scale}"
         if made.scale and made.scale != scale:
             return f"made x{made.scale:g}, not x{scale}"
-        n = len(self.bands) if self.bands else n_bands
+        read = self.bands or bands
         return (
             self._mode(made)
-            or self._bands(made, n_bands)
-            or self._weights(made, scale, n)
+            or self._bands(made, read)
+            or self._weights(made, scale, len(read))
             or self._recipe(made)
         )
 
@@ -280,10 +281,10 @@ class Requested:
             return f"made {'with' if made.adapt else 'without'} --adapt"
         return ""
 
-    def _bands(self, made: Made, n_bands: int) -> str:
+    def _bands(self, made: Made, read: tuple[int, ...]) -> str:
         if not made.bands:
             return ""
-        bands = ",".join(map(str, self.bands or range(1, n_bands + 1)))
+        bands = ",".join(map(str, read))
         return f"made from bands {made.bands}, not {bands}" if made.bands != bands else ""
 
     def _weights(self, made: Made, scale: int, n: int) -> str:

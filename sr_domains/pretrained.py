@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .errors import BandMismatchError, CheckpointError, ConfigError
+from .errors import BandMismatchError, CheckpointError, ConfigError, ModelScaleError
 from .models import SRModel
 from .options import is_whole
 
@@ -100,7 +100,7 @@ def default_pretrained(scale: int, n_bands: int) -> PretrainedEntry:
             if group:
                 return group[0]
     avail = ", ".join(f"{e.name} (x{e.scale}, {e.in_channels} band)" for e in _entries())
-    raise ConfigError(
+    raise ModelScaleError(
         f"no shipped weights for x{scale} with {n_bands} band(s) or a single band "
         f"(shipped: {avail or 'none'}); pass --weights PATH or --model NAME"
     )
@@ -187,8 +187,14 @@ def resolve_model(
             if scale in RESAMPLED_FROM and isinstance(model, str) and weights is None
             else ""
         )
-        which = f"{weights}: the weights upscale" if weights is not None else "the model upscales"
-        raise ConfigError(f"{which} x{m.scale} but x{scale} was requested{hint}")
+        from .model_label import model_label
+
+        which = (
+            f"{weights}: the weights upscale"
+            if weights is not None
+            else f"the model {model_label(m)} upscales"
+        )
+        raise ModelScaleError(f"{which} x{m.scale} but x{scale} was requested{hint}")
     if n_bands is not None and m.in_channels not in (1, n_bands):
         raise BandMismatchError(m.in_channels, n_bands, "the data has {n}" + _trained_on(m))
     return m

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from ..value_ops import nodata_problem
-from .output_spec import OUTPUT_DTYPES
+from .output_spec import OUTPUT_DTYPES, a_dtype
 from .reader import RasterSource
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _safe_hint(lo: float, hi: float, dtype: np.dtype) -> str:
     if safe is None:
         return f"a wider --dtype: the data reach both ends of {dtype} ({span})"
     text = "nan" if math.isnan(safe) else str(int(safe))
-    return f"a {dtype} value outside the data ({span}), e.g. --nodata {text}"
+    return f"{a_dtype(dtype)} value outside the data ({span}), e.g. --nodata {text}"
 
 
 #: Fewest whole numbers the valid range of fractional float data must span for an integer

@@ -86,6 +86,11 @@ class OutputSpec:
 OUTPUT_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
 
+def a_dtype(dtype: object) -> str:
+    """``"an int8"``, ``"a uint8"``, ``"a float32"``: the type's name with its article."""
+    return f"{'an' if str(dtype).startswith('i') else 'a'} {dtype}"
+
+
 def check_dtype(dtype: str | None, *, api: bool = False) -> None:
     """Refuse an output data type that is not one of :data:`OUTPUT_DTYPES`."""
     if dtype is not None and dtype not in OUTPUT_DTYPES:
@@ -113,7 +118,7 @@ def customize_spec(
                 named = f"{source}: " if source is not None else ""
                 raise ConfigError(
                     f"{named}nodata {v:g} cannot be stored as {dtype}; pass --nodata V for "
-                    f"the output, a {dtype} value that no valid pixel holds"
+                    f"the output, {a_dtype(dtype)} value that no valid pixel holds"
                     + (" (pixels that are NaN stay invalid)" if np.isnan(v) else "")
                 )
         if dt.kind != "f" and np.isnan(spec.invalid_value):
@@ -321,6 +326,7 @@ __all__ = [
     "TIFF_SUFFIXES",
     "XML_NAMESPACES",
     "OutputSpec",
+    "a_dtype",
     "build_spec",
     "check_creation",
     "check_dtype",

@@ -46,6 +46,18 @@ SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "floa
 SAMPLE_VALUES = 8 * 2**20
 
 
+def alpha_band(ds: Any) -> int | None:
+    """The 1-based index of the band of open dataset ``ds`` marked alpha, or None."""
+    alpha = [i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha]
+    return alpha[0] if alpha else None
+
+
+def default_bands(ds: Any) -> tuple[int, ...]:
+    """The bands a run reads when none are selected: all but an alpha band (the selection
+    written to ``SR_DOMAINS_SOURCE_BANDS``, which a resume compares)."""
+    return tuple(i for i in ds.indexes if i != alpha_band(ds))
+
+
 @dataclass
 class Block:
     """One window of the selected bands.
@@ -104,10 +116,9 @@ class RasterSource:
                 f"data type {name} is not supported (supported: {', '.join(SUPPORTED_DTYPES)})",
             )
         self.dtype = np.dtype(name)
-        alpha = [i for i, ci in zip(ds.indexes, ds.colorinterp) if ci == ColorInterp.alpha]
-        self.alpha_index: int | None = alpha[0] if alpha else None
+        self.alpha_index: int | None = alpha_band(ds)
         if bands is None:
-            self.indexes = tuple(i for i in ds.indexes if i != self.alpha_index)
+            self.indexes = default_bands(ds)
         else:
             self.indexes = tuple(int(b) for b in bands)
             if not self.indexes:
@@ -361,4 +372,4 @@ def _check_nodata(path: Path, nodata: float, dtype: np.dtype) -> None:
         raise ConfigError(f"{path}: {problem}")
 
 
-__all__ = ["Block", "RasterSource"]
+__all__ = ["Block", "RasterSource", "alpha_band", "default_bands"]

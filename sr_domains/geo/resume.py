@@ -18,6 +18,7 @@ from ..source_stamp import INPUT_CHANGED, OTHER_INPUT, input_changed, other_inpu
 from .gdal_paths import open_dataset, raster_inputs
 from .names import starts_like_tiff
 from .output_spec import TAG_PREFIX
+from .reader import default_bands
 
 try:
     from rasterio.errors import RasterioError
@@ -47,7 +48,7 @@ def output_check(
     try:
         with open_dataset(src) as ds:
             want = (ds.height * scale, ds.width * scale)
-            n_bands, src_dtype = ds.count, ds.dtypes[0]
+            bands, src_dtype = default_bands(ds), ds.dtypes[0]
     except (InputFileError, OSError):
         return "foreign", ""
     try:
@@ -75,7 +76,7 @@ def output_check(
         if requested is not None:  # (--dtype of the input's own type: the default, see for_source)
             made = replace(made, recipe=for_source(made.recipe, src_dtype))
             requested = replace(requested, recipe=for_source(requested.recipe, src_dtype))
-        why = requested.differs(made, scale, n_bands) if requested is not None else ""
+        why = requested.differs(made, scale, bands) if requested is not None else ""
         if why:
             return "other", why
         if intact:
