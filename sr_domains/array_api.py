@@ -182,6 +182,7 @@ def upscale_array(
             dtype=arr.dtype,
             physical_zero=zero,
             reflectance=declares_reflectance(fitted.recipe),
+            out_dtype=dt,
         )
         out = up.upscale(arr, profile=fitted, valid_mask=valid_mask, rules=rules)
         if rules is not None and rules.stats.envelope + rules.stats.domain:

@@ -18,7 +18,10 @@ profile is inverted, in stored units, to every finished block of output rows:
    data: within :data:`~sr_domains.value_facts.ZERO_TOLERANCE` times its magnitude (robust),
    as resampling leaves it) and
    saturation (an input pixel at the dtype maximum, or a declared saturation value, is the
-   average of saturated detector pixels, so all of them were saturated).
+   average of saturated detector pixels, so all of them were saturated). The converse holds
+   too: a valid output pixel outside that footprint never equals the saturation (integer
+   output: one that would round to it moves one unit down; float output: to the next float
+   below), so an ``== saturation`` mask of the output is the input's, repeated.
 0. **Band ratios** (multi-band, non-negative data; applied first): every output pixel is the
    bicubic upsampling scaled by one factor that keeps the network's band sum, so spectral
    angles and band-ratio indices are bicubic's (:mod:`sr_domains.spectral`); the envelope and
@@ -174,6 +177,7 @@ def build_rules(
     physical_zero: Sequence[float] | None = None,
     reflectance: bool = False,
     stored_range: tuple[float, float] | None = None,
+    out_dtype: DTypeLike | None = None,
 ) -> ValueRules | None:
     """The rules for one image from the user's options and the input's facts (module docs).
 
@@ -185,6 +189,10 @@ def build_rules(
             stored value is where its writer put the data maximum, not a saturated sensor.
         stored_range: the stored values the file can hold when narrower than ``dtype``'s
             (DICOM ``BitsStored``): the domain and the saturation pin come from it.
+        out_dtype: the output's dtype when not ``dtype`` (GeoTIFF ``--dtype``): on an
+            integer grid (one unit = ``slope``), output pixels outside the saturated footprint
+            that would round to the saturation move one unit off it; on a float one only those
+            equal to it move.
         ct: CT Hounsfield units.
         background_zero: medical volume with exact-zero background (pinned 0).
         zero: the input's zero facts (:func:`~sr_domains.value_facts.zero_facts`): a zero
@@ -220,10 +228,15 @@ def build_rules(
     if background_zero:
         pins.append(0.0)
     stored = _stored_range(dtype, stored_range)
+    saturation = None
     if opts.saturation is not None:
-        pins.append(float(opts.saturation))
+        saturation = float(opts.saturation)
     elif stored is not None and slope == 1.0:
-        pins.append(stored[1] + inter)
+        saturation = stored[1] + inter
+    if saturation is not None:
+        pins.append(saturation)
+    grid = out_dtype if out_dtype is not None else dtype
+    integer = grid is not None and np.dtype(grid).kind in "ui"
     pinned = tuple(tuple(pins) for _ in band_min) if pins else ()
     mins = np.asarray(band_min, np.float64)
     floor = np.zeros_like(mins) if physical_zero is None else np.asarray(physical_zero, float)
@@ -246,6 +259,8 @@ def build_rules(
         radius=opts.envelope_radius,
         spectral=spectral,
         zero=tuple(map(float, floor)) if left_out or floor.any() else (),
+        saturation=saturation,
+        saturation_step=abs(slope) if integer else 0.0,
     )
 
 

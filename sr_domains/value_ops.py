@@ -110,6 +110,25 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
         out[hit] = np.nextafter(nd, np.array(direction, dt))
 
 
+def off_saturation(band: np.ndarray, kept: np.ndarray, v: float, step: float, up: bool) -> int:
+    """In place: pixels of ``band`` outside ``kept`` (the saturated footprint, and pixels
+    that are not valid; broadcast to ``band``) that equal the saturation value ``v``, or on an
+    integer grid (``step`` 1) round to it, move one step off it: down, or up for a low
+    saturation (``up``); a float grid (``step`` 0) moves them to the next representable value.
+    Returns how many moved; nothing is read twice when no pixel comes near ``v``."""
+    ft = band.dtype.type
+    at, half = ft(v), step / 2
+    if (band.min() > at + half) if up else (band.max() < at - half):
+        return 0  # (the usual case: one pass over the block)
+    near = np.abs(band - at) <= half if step else band == at
+    near &= ~kept
+    n = int(np.count_nonzero(near))
+    if n:
+        to = np.inf if up else -np.inf
+        band[near] = at + (step if up else -step) if step else np.nextafter(at, ft(to))
+    return n
+
+
 def restore_footprint(
     out: np.ndarray, src: np.ndarray, factors: Sequence[int], bad: np.ndarray | None = None
 ) -> None:
@@ -146,5 +165,6 @@ __all__ = [
     "local_range",
     "nodata_problem",
     "nudge_from_nodata",
+    "off_saturation",
     "restore_footprint",
 ]

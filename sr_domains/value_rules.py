@@ -18,7 +18,7 @@ from numpy.typing import DTypeLike
 from .errors import ConfigError
 from .spectral import HALO, keep_band_ratios
 from .value_facts import pin_hits
-from .value_ops import clip_blocks, local_range
+from .value_ops import clip_blocks, local_range, off_saturation
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class ClampStats:
     total: int = 0  # valid output pixels seen
     spectral: int = 0  # pixels given bicubic's band ratios
     limited: int = 0  # of those, pixels whose brightness the envelope / domain limited
+    unsaturated: int = 0  # pixels outside a saturated footprint moved off the saturation
 
     def add(self, other: ClampStats) -> None:
         self.spectral += other.spectral
@@ -64,6 +65,7 @@ class ClampStats:
         self.domain += other.domain
         self.pinned += other.pinned
         self.total += other.total
+        self.unsaturated += other.unsaturated
 
     def to_dict(self) -> dict[str, Any]:
         pct = (lambda n: round(100.0 * n / self.total, 4)) if self.total else (lambda n: 0.0)
@@ -76,6 +78,8 @@ class ClampStats:
             "domain_pct": pct(self.domain),
             "spectral": self.spectral,
             "spectral_limited": self.limited,
+            # (only when some moved: records of outputs without such pixels stay as they were)
+            **({"unsaturated": self.unsaturated} if self.unsaturated else {}),
         }
 
     def describe(self) -> str:
@@ -90,6 +94,7 @@ class ClampStats:
             f"{ratios}{d['envelope']} pixel(s) ({d['envelope_pct']}%) clamped to the local "
             f"input range, {d['domain']} ({d['domain_pct']}%) to the physical domain, "
             f"{d['pinned']} kept at pinned values"
+            + (f", {self.unsaturated} moved off the saturation" if self.unsaturated else "")
         )
 
 
@@ -113,6 +118,12 @@ class ValueRules:
             None = decided by the engine (on when it runs a single-band model band by band).
         zero: per band, the stored value of a physical zero the band ratios are taken from
             (empty: 0; Sentinel-2 L2A: 1000).
+        saturation: the pinned value that is saturation, or None: a valid output pixel
+            outside the footprint of the input pixels holding it never equals it
+            (:meth:`unsaturate`), so an ``== saturation`` mask of the output is the input's.
+        saturation_step: the output's value grid there: 1 (integer output: pixels that would
+            round to the saturation move one unit off it), 0 (float output: pixels equal to it
+            move to the next representable value).
     """
 
     envelope: float | None = 0.0
@@ -123,6 +134,8 @@ class ValueRules:
     radius: int = 1
     spectral: bool | None = False
     zero: tuple[float, ...] = ()
+    saturation: float | None = None
+    saturation_step: float = 1.0
 
     @property
     def active(self) -> bool:
@@ -163,6 +176,17 @@ class ValueRules:
             stats = self._apply_gather(out, values, ok, row0, a, s, env)
         stats.spectral, stats.limited = ratios, limited
         self.stats.add(stats)
+
+    def unsaturate(self, band: np.ndarray, kept: np.ndarray, k: int = 0) -> int:
+        """In place: pixels of output band ``k`` (``band``) outside ``kept`` (the saturated
+        footprint and invalid pixels, broadcast to ``band``) that equal the saturation, or
+        round to it, move one step to the valid side (:func:`~sr_domains.value_ops.off_saturation`:
+        down; up for a saturation at the bottom of the band's domain). Returns how many."""
+        if self.saturation is None:
+            return 0
+        lo = self.domain.lo if self.domain is not None else (-np.inf,)
+        up = self.saturation <= lo[k if len(lo) > 1 else 0]
+        return off_saturation(band, kept, self.saturation, self.saturation_step, up)
 
     def _envelope(
         self, values: np.ndarray, ok: np.ndarray, ft: DTypeLike
@@ -239,6 +263,10 @@ class ValueRules:
                     )
                     stats.pinned += int((hit & (out[k] != own)).sum())
                     out[k][hit] = own if self.pin_tol == 0 else own[hit]
+        if self.saturation is not None:
+            for k in range(c):
+                sat = up((pin_hits(values[k], self.saturation, self.pin_tol) & ok[k])[None])[0]
+                stats.unsaturated += self.unsaturate(out[k], sat | ~ok_up[k], k)
         return stats
 
     def _apply_blocks(
@@ -295,6 +323,11 @@ class ValueRules:
                     )
                     stats.pinned += int(np.count_nonzero(hit & (band != own)))
                     band[hit] = own[hit]
+        if self.saturation is not None:
+            for k in range(c):
+                sat = pin_hits(values[k], self.saturation, self.pin_tol) & ok[k]
+                kept = sat[first : first + n, None, :, None] | ~ok_b[k]
+                stats.unsaturated += self.unsaturate(blocks[k], kept, k)
         return stats
 
 

@@ -138,6 +138,7 @@ def prepare_job(
         physical_zero=zero,
         reflectance=reflectance,
         stored_range=stored_range(bits),
+        out_dtype=o.dtype,
     )
     say_ratios_off(rs.path, rules, band_min, zero, values, up.auto_spectral(rs.n_bands))
     made = weights_made(chosen, weights, net, scale, rs.n_bands)

@@ -278,7 +278,8 @@ def apply_rules(
     :class:`~sr_domains.value_domain.ValueRules` does for in-plane SR: each output voxel lies
     in input voxel ``round((k + 1/2)/f - 1/2)`` on every axis; the envelope is the range of
     the input voxels within ``rules.radius`` of it; the physical domain bounds all voxels;
-    pinned values (exact-zero background) are kept over their nearest-neighbour footprint.
+    pinned values (exact-zero background) are kept over their nearest-neighbour footprint,
+    and no other voxel equals the saturation (:meth:`ValueRules.unsaturate`).
     ``src`` is the input in stored units (NaN = invalid)."""
     if rules is None or not rules.active:
         return
@@ -309,6 +310,9 @@ def apply_rules(
         own = out.dtype.type(v) if rules.pin_tol == 0 else src[idx]
         stats.pinned += int((hit & (out != own)).sum())
         out[hit] = own if rules.pin_tol == 0 else own[hit]
+    if rules.saturation is not None:  # none outside the footprint reaches it
+        sat = (pin_hits(src, rules.saturation, rules.pin_tol) & ok)[idx]
+        stats.unsaturated += rules.unsaturate(out, sat | ~valid_out)
 
 
 def nearest_source(n: int, m: int, factor: float) -> np.ndarray:
