@@ -14,8 +14,9 @@
 * Scale: a whole number 1..16, checked as the other APIs check it; a model of another scale is
   refused ("the model upscales x2 but x3 was requested").
 * Noise gate, per-band ``scales``/``offsets`` and GCPs as :func:`~sr_domains.geo.upscale_geotiff`
-  (:mod:`sr_domains.xarray_grid`); an alpha band is not recognised (rioxarray does not expose
-  colour interpretation): select the data bands.
+  (:mod:`sr_domains.xarray_grid`). rioxarray reads an alpha band as data: a DataArray holding
+  the alpha band of the file it was read from is refused (:mod:`sr_domains.xarray_alpha`):
+  select the data bands and mask them with it.
 
 Dask-backed arrays stay lazy: each chunk is upscaled with the model's margin of neighbouring
 input (``map_overlap``-style, the depth is the tiling margin plus the nodata fill's), so
@@ -44,6 +45,7 @@ from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
+from .xarray_alpha import check_no_alpha
 from .xarray_grid import StoredGrid, check_grid_known, noise_sample, scaled_gcps
 
 #: Values used to fit percentile profiles of a dask-backed array (a strided sample).
@@ -139,6 +141,7 @@ def upscale(
     band, ydim, xdim = _dims(da)
     check_pixel_array(da.data, "DataArray")
     check_grid_known(da, ydim, xdim)
+    check_no_alpha(da, band, 1 if band is None else int(da.sizes[band]))
     dims = (ydim, xdim) if band is None else (band, ydim, xdim)
     src = da.transpose(*dims).data
     src = src[None] if band is None else src
