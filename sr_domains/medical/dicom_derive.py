@@ -3,7 +3,8 @@
 Kept: Patient, Study, Frame of Reference, equipment, acquisition and window tags. New:
 SeriesInstanceUID, SeriesNumber (:func:`derived_series_number`), series/content dates,
 DerivationDescription (provenance), SeriesDescription suffix, ContributingEquipmentSequence,
-16-bit pixel description. Dropped (no longer true of the new pixels): private tags, icon,
+16-bit pixel description (8 bits allocated for an 8-bit source whose written values fit its 8
+stored bits). Dropped (no longer true of the new pixels): private tags, icon,
 overlays, Modality LUT (applied on read: the pixels are modality values, rescale 1/0),
 smallest/largest pixel values. LossyImageCompression "01" once any source file was lossy
 compressed (its own "01", a lossy transfer syntax, or an irreversible JPEG 2000 / HTJ2K
@@ -244,6 +245,8 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     ds.SamplesPerPixel = 1
     bits = int(info.get("bits", 16))
     kept = int(info.get("bits_stored", bits))
+    if kept <= 8 and all(int(s.ds.get("BitsAllocated", 0) or 0) == 8 for s in series.slices):
+        bits = 8  # an 8-bit source stays 8-bit (pixels narrowed by save_derived)
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, kept, kept - 1
     ds.PixelRepresentation = int(info["signed"])
 
@@ -303,7 +306,23 @@ def save_derived(ds: Any, path: Path) -> None:
     """Write a derived image as a Part-10 file, uncompressed Explicit VR Little Endian."""
     _file_meta(ds)
     _to_little_endian(ds)
+    _narrow_pixels(ds, path)
     ds.save_as(path, implicit_vr=False, little_endian=True, enforce_file_format=True)
+
+
+def _narrow_pixels(ds: Any, path: Path) -> None:
+    """Pack the writers' 16-bit words into bytes (``OB``) where :func:`derive_common` kept
+    ``BitsAllocated`` 8: an 8-bit source whose written values all fit its 8 stored bits
+    (:func:`~sr_domains.medical.dicom_values.kept_bits_stored`), so none wraps."""
+    if int(ds.get("BitsAllocated", 16)) != 8 or "PixelData" not in ds:
+        return
+    n = int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1)
+    if len(ds.PixelData) != 2 * n:
+        raise RuntimeError(f"{path}: {len(ds.PixelData)} bytes are not 16-bit words of {n}")
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    words = np.frombuffer(ds.PixelData, "<i2" if signed else "<u2")
+    ds.PixelData = words.astype("i1" if signed else "u1").tobytes()
+    ds["PixelData"].VR = "OB"
 
 
 def nearest_source(k: int, factor: float, n_src: int) -> int:

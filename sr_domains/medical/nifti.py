@@ -123,8 +123,9 @@ def updated_header(
     s, scode = hdr.get_sform(coded=True)
     hdr.set_data_shape(shape)
     zooms = list(hdr.get_zooms())
+    unknown = _unknown_spacing(vol, zooms)
     for a, f in enumerate(factors[: len(zooms)]):
-        zooms[a] = zooms[a] / f
+        zooms[a] = 0.0 if a in unknown else zooms[a] / f
     hdr.set_zooms(zooms)
     if q is not None and qcode > 0:
         hdr.set_qform(scale_nifti_affine(q, factors), code=int(qcode))
@@ -143,6 +144,22 @@ def updated_header(
     hdr.extensions.clear()
     hdr.extensions.extend(keep)
     return hdr
+
+
+def _unknown_spacing(vol: Any, zooms: list[float]) -> set[int]:
+    """Spatial axes whose ``pixdim`` is 0 (unknown) in ``vol``'s file: nibabel reads such a
+    spacing as 1, so the raw header is read again where a zoom is 1 (an unknown spacing stays
+    0 in the output instead of becoming a concrete ``1 / s``)."""
+    if not any(z == 1.0 for z in zooms[:3]):
+        return set()
+    from nibabel.openers import Opener
+
+    try:
+        with Opener(str(vol.path), "rb") as f:
+            raw = type(vol.header).from_fileobj(f, check=False)
+    except Exception:  # nibabel raises many types; the file was read once already
+        return set()
+    return {a for a in range(min(3, len(zooms))) if float(raw["pixdim"][a + 1]) == 0.0}
 
 
 def _descrip(prefix: str, old: bytes) -> bytes:

@@ -44,6 +44,7 @@ from ._core import (
     slice_count,
     super_resolve,
 )
+from ._intent import check_meta_intent
 from ._meta import _rows, copy_meta, scale_meta
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,8 @@ class SRInferer(Inferer):
                 "SRInferer takes a batch as a torch.Tensor, MetaTensor or numpy.ndarray "
                 f"(B, C, H, W[, D]), got {type(inputs).__name__}"
             )
+        if isinstance(inputs, MetaTensor):  # a NIfTI label/vector image: refused
+            check_meta_intent(inputs.meta, "the batch")
         if inputs.ndim not in (4, 5) or inputs.shape[0] == 0:
             raise ConfigError(
                 f"expected a batch (B, C, H, W) or (B, C, H, W, D), got {tuple(inputs.shape)}"

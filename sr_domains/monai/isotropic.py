@@ -33,6 +33,7 @@ from ..options import InternalOptions, IsotropicOptions
 from ..value_domain import ValueOptions, build_rules
 from ..value_facts import zero_facts
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
+from ._intent import check_meta_intent
 from ._meta import scale_meta
 from .transforms import new_metatensor, untracked
 
@@ -107,6 +108,7 @@ class MakeIsotropic(Transform):
         """:meth:`__call__` returning a MetaTensor whatever ``set_track_meta`` says."""
         if not isinstance(img, MetaTensor):
             raise ConfigError("MakeIsotropic needs a MetaTensor (its affine gives the spacing)")
+        check_meta_intent(img.meta)  # a NIfTI label/vector image: refused naming the file
         x = convert_to_tensor(img, track_meta=False)
         if x.ndim != 4:
             raise ConfigError(f"expected a channel-first (C, H, W, D) image, got {tuple(x.shape)}")

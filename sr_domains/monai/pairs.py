@@ -35,6 +35,7 @@ from . import _degrade
 from ._core import check_channel_first, plan_geometry
 from ._degrade import DegradeFn
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
+from ._intent import check_meta_intent
 from ._meta import scale_meta
 from .transforms import new_metatensor, untracked
 
@@ -98,6 +99,8 @@ class _Degrader:
     ) -> torch.Tensor:
         """LR of ``img``; a MetaTensor (whatever ``set_track_meta`` says) gets the LR geometry."""
         meta = img if isinstance(img, MetaTensor) else None
+        if meta is not None:  # a NIfTI label/vector image: no intensity training pair
+            check_meta_intent(meta.meta)
         x = convert_to_tensor(img, track_meta=False)
         if x.ndim not in (3, 4):
             raise ConfigError(f"expected a channel-first 2-D or 3-D image, got {tuple(x.shape)}")

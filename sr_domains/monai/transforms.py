@@ -40,6 +40,7 @@ from ._core import (
     super_resolve,
 )
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
+from ._intent import check_meta_intent
 from ._meta import copy_meta, in_layout_of, scale_meta
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class SuperResolution(InvertibleTransform):
         from the identity (as MONAI's ``Zoom`` does), else as a plain tensor."""
         x = convert_to_tensor(img, track_meta=False)
         meta = img if isinstance(img, MetaTensor) else MetaTensor(x) if get_track_meta() else None
+        if meta is not None:  # a NIfTI label/vector image: refused naming the file
+            check_meta_intent(meta.meta)
         if x.ndim not in (3, 4):
             raise ConfigError(
                 f"expected a channel-first (C, H, W) or (C, H, W, D) image, got shape "
