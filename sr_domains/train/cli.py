@@ -175,9 +175,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress=show_progress(args),
         stop_at=args.stop_at,
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 says what was done
+        return 0
+    if result.already_finished:
+        print(f"nothing to resume: finished at step {result.steps} ({result.weights})")
+        return 0
     if result.weights is None and result.steps < cfg.steps:
         print(f"paused at step {result.steps}: {cfg.run_dir / 'last.pt'} (continue with --resume)")
-    if result.weights is not None:  # rank 0 only
+    if result.weights is not None:
         print(result.weights)
         if result.validation:
             v = result.validation

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ..checkpoint import ModelCard, unpickle_error
 from ..config import dump_yaml
@@ -302,7 +303,7 @@ def check_same_model(state: dict[str, Any], config: TrainConfig) -> None:
             "profile, or start over (--overwrite, or another name)"
         )
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:
+    if changed and not (dist.is_initialized() and dist.get_rank() != 0):  # rank 0 logs
         log.warning("resuming with changed settings: %s", ", ".join(changed))
 
 

@@ -77,6 +77,7 @@ class TrainResult:
     steps: int
     losses: list[float] = field(default_factory=list)  # logged training loss per log_every
     validation: dict[str, float] = field(default_factory=dict)  # last validation summary
+    already_finished: bool = False  # resumed a finished run: nothing was run or written
 
 
 class Trainer:
@@ -216,6 +217,11 @@ class Trainer:
         last = run / "last.pt"
         if resume:
             self.load_state_dict(load_resume_state(last, info.device))
+            if self._nothing_to_resume(stop_at):  # (every rank: the same checkpoint)
+                weights = run / "weights.safetensors"
+                return TrainResult(
+                    run, weights if info.is_main else None, self.step, already_finished=True
+                )
             log.info("resumed %s at step %d", last, self.step)
         if info.is_main:  # (on resume too: the folder describes the run as it goes on)
             atomic_write_text(run / "config.yaml", dump_yaml(c))  # (not through a link)
@@ -293,6 +299,28 @@ class Trainer:
                 else f"paused, {last} written; continue with --resume (Python: resume=True)",
             )
         return result
+
+    def _nothing_to_resume(self, stop_at: int | None) -> bool:
+        """True when the resumed run had finished (``last.pt`` at ``steps``, weights written):
+        nothing is run or written. A checkpoint past ``steps`` (``steps`` lowered) or a
+        ``stop_at`` at or before its step is refused, before any file is touched."""
+        c, run = self.config, self.config.run_dir
+        if self.step > c.steps:
+            raise ConfigError(
+                f"{run / 'last.pt'}: the run is at step {self.step}, past steps={c.steps}; "
+                f"a run cannot go back: resume with steps >= {self.step}, or start over "
+                "(--overwrite, or another name)"
+            )
+        if stop_at is not None and stop_at <= self.step:
+            raise ConfigError(
+                f"{run / 'last.pt'}: the run is at step {self.step}; --stop-at {stop_at} "
+                f"(Python: stop_at) must be after it (> {self.step})"
+            )
+        if self.step < c.steps or not (run / "weights.safetensors").exists():
+            return False  # (at steps without weights: they are written as a finished run's)
+        if self.info.is_main:
+            log.info("nothing to resume: %s finished at step %d", run, self.step)
+        return True
 
     def _validate_and_log(self, valcsv: CsvLog | None, tb: Any) -> dict[str, float]:
         """Validate (main process), then log the scores to val.csv and TensorBoard."""

@@ -38,18 +38,18 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, fl
     if trainer.channels_last:
         lr = lr.contiguous(memory_format=torch.channels_last)
     lc = c.loss
-    out: dict[str, float] = {}
+    out: dict[str, torch.Tensor] = {}  # the losses, logged as their mean over the processes
     with _autocast(trainer):
         sr = trainer.net(lr)
         loss = lc.pixel_weight * trainer.pixel(sr.float(), hr, mask)
-        out["loss_pixel"] = float(loss.detach())
+        out["loss_pixel"] = loss.detach()
         if trainer.spectral is not None:
             ls = trainer.spectral(sr.float(), hr, mask)
-            out["loss_spectral"] = float(ls.detach())
+            out["loss_spectral"] = ls.detach()
             loss = loss + lc.spectral_weight * ls
         if trainer.perceptual is not None:
             lp = trainer.perceptual(sr.float(), hr, mask)
-            out["loss_perceptual"] = float(lp.detach())
+            out["loss_perceptual"] = lp.detach()
             loss = loss + lc.perceptual_weight * lp
         if trainer.disc is not None:
             # the unwrapped discriminator: no gradients of its own here, so no DDP sync
@@ -58,7 +58,7 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, fl
             real = trainer.disc(hr).detach()
             fake = trainer.disc(sr)
             lg = trainer.ragan.generator_loss(real.float(), fake.float())
-            out["loss_gan"] = float(lg.detach())
+            out["loss_gan"] = lg.detach()
             loss = loss + lc.gan_weight * lg
     trainer.opt.zero_grad(set_to_none=True)
     trainer.scaler.scale(loss).backward()
@@ -79,14 +79,17 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, fl
         trainer.scaler.scale(ld).backward()
         trainer.scaler.step(trainer.opt_d)
         trainer.sched_d.step()
-        out["loss_d"] = float(ld.detach())
+        out["loss_d"] = ld.detach()
     trainer.scaler.update()
     if trainer.ema is not None:
         trainer.ema.update(trainer.model)
     trainer.step += 1
-    out["loss"] = float(mean_across(loss.detach().float(), trainer.info))
-    out["lr"] = used  # the rate this step trained at (get_last_lr(): the next step's)
-    return out
+    out["loss"] = loss.detach()
+    # every column averaged over the ranks like ``loss`` (one all-reduce, one device sync)
+    means = mean_across(torch.stack([v.float() for v in out.values()]), trainer.info)
+    stats = dict(zip(out, means.tolist(), strict=True))
+    stats["lr"] = used  # the rate this step trained at (get_last_lr(): the next step's)
+    return stats
 
 
 __all__ = ["train_step"]

@@ -1,0 +1,69 @@
+"""``--resume`` of a finished run is a no-op (it rewrote ``weights.safetensors`` with an empty
+``metrics`` and a "steps 41-40" segment); a ``--stop-at`` at or before the checkpoint, or a
+``steps`` lowered below it, is refused before any file is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sr_domains.checkpoint import load_checkpoint
+from sr_domains.cli import main
+from sr_domains.errors import ConfigError
+from sr_domains.train.config import load_train_config
+from sr_domains.train.trainer import train
+
+pytest.importorskip("PIL.Image")
+
+from _train_configs import tiny_config_file
+
+
+def _files(run: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of the run folder: its bytes and modification time."""
+    return {
+        str(p.relative_to(run)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_resuming_a_finished_run_changes_no_file(tmp_path, capsys):
+    path = tiny_config_file(tmp_path, steps=2, checkpoint_every=1)
+    cfg = load_train_config(path)
+    assert train(cfg, progress=False).weights is not None
+    run = cfg.run_dir
+    _, card = load_checkpoint(run / "weights.safetensors")
+    assert card.metrics  # the held-out scores of the finished run
+    before = _files(run)
+    capsys.readouterr()
+
+    assert main(["train", "--config", str(path), "--no-progress", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to resume: finished at step 2" in out, out
+    assert _files(run) == before
+    result = train(cfg, resume=True, progress=False)  # the Python API too
+    assert result.already_finished and result.steps == 2
+    assert _files(run) == before
+
+    # a pause at or before the checkpoint's step, or steps lowered below it: refused
+    code = main(["train", "--config", str(path), "--no-progress", "--resume", "--stop-at", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "at step 2; --stop-at 1" in err and "Traceback" not in err, err
+    assert _files(run) == before
+    args = ["train", "--config", str(path), "--no-progress", "--resume", "--set", "steps=1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "at step 2, past steps=1" in err, err
+    assert _files(run) == before  # config.yaml too
+
+
+def test_a_stop_at_not_after_a_paused_checkpoint_is_refused(tmp_path):
+    cfg = load_train_config(tiny_config_file(tmp_path, steps=4, checkpoint_every=1))
+    assert train(cfg, progress=False, stop_at=2).steps == 2
+    before = _files(cfg.run_dir)
+    for stop_at in (1, 2):
+        with pytest.raises(ConfigError, match=f"at step 2; --stop-at {stop_at}"):
+            train(cfg, resume=True, progress=False, stop_at=stop_at)
+        assert _files(cfg.run_dir) == before
+    assert train(cfg, resume=True, progress=False, stop_at=3).steps == 3
