@@ -39,7 +39,7 @@ class TaskResult:
     task: Task
     status: str  # "ok" | "skipped" | "failed"
     error: str = ""
-    seconds: float = 0.0
+    seconds: float | None = None  # None: not measured (an output found after a stop): null
     outputs: list[str] = field(default_factory=list)
     sha256: str = ""
     model: str = ""
@@ -58,7 +58,7 @@ class TaskResult:
                 "series_uid": self.task.series_uid,
                 "status": self.status,
                 "error": self.error,
-                "seconds": round(self.seconds, 3),
+                "seconds": None if self.seconds is None else round(self.seconds, 3),
                 "output_sha256": self.sha256,
                 "model": self.model,
                 "weights_sha256": self.weights_sha256,

@@ -25,7 +25,7 @@ from .io_safety import errno_cause, weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions, engine_fields
 from .output_checks import check_batch_output
-from .run_manifest import file_sha256, recorded_sha
+from .run_manifest import file_sha256, output_files, output_sha256, recorded_sha
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,9 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
             return TaskResult(task, "failed", error=error, seconds=seconds, not_ours=True)
         if status == "damaged" and task.domain == "geotiff":
             carried = recorded_sha(Path(task.src), Path(task.dst))
-        if status == "complete":  # (its checksum kept: a later cut-short copy is then known)
-            dst = Path(task.dst)
-            if not sha and task.domain == "geotiff" and dst.is_file():
-                sha = file_sha256([dst])
+        if status == "complete":  # (its checksum kept: a later cut-short copy is then known,
+            # and the run manifest names the weights of the record of the same bytes)
+            sha = sha or output_sha256(Path(task.dst))  # (a NIfTI file, a DICOM folder too)
             return TaskResult(task, "skipped", sha256=sha, seconds=time.perf_counter() - t0)
         if status in ("foreign", "other"):
             raise OutputExistsError(task.dst, why)
@@ -182,9 +181,7 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
         return TaskResult(
             task, "failed", error=str(exc), sha256=sha, seconds=seconds, not_ours=not_ours
         )
-    files = []
-    for out in map(Path, outputs):
-        files.extend(sorted(out.iterdir()) if out.is_dir() else [out])
+    files = [f for out in map(Path, outputs) for f in output_files(out)]
     name, sha = _weights_named(net)
     return TaskResult(
         task,

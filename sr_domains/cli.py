@@ -210,8 +210,12 @@ EXTRA_OF = {
 }
 
 
+class _Terminated(SystemExit):
+    """SIGTERM, raised by :func:`_on_sigterm` (said as Ctrl-C is, exit status 143)."""
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: writers remove their temporaries
+    raise _Terminated(128 + signum)  # unwinds like Ctrl-C: writers remove their temporaries
 
 
 def console() -> None:
@@ -301,6 +305,9 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("sr-domains: interrupted", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        print("sr-domains: terminated", file=sys.stderr)
+        return int(exc.code or 143)
     except BrokenPipeError:  # e.g. `sr-domains info X | head`: the reader went away
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

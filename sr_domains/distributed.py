@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,16 @@ from .output_checks import RUN_MANIFEST, is_run_manifest
 from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
 
 log = logging.getLogger(__name__)
+
+#: The clients of the clusters :func:`cluster_client` started (their workers are the run's own).
+_EMBEDDED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def embedded(client: Any) -> bool:
+    """Whether ``client`` is of a cluster :func:`cluster_client` started for the run (its
+    workers are the run's own), not a user's client or scheduler."""
+    return client in _EMBEDDED
+
 
 #: Environment variable naming an existing scheduler (``tcp://host:8786``).
 SCHEDULER_ENV = "SR_DOMAINS_SCHEDULER"
@@ -155,6 +166,7 @@ def _embedded_client(dist: Any, workers: int | None, quiet: int, nanny: Any) -> 
         ) as cluster,
         dist.Client(cluster, set_as_default=False) as c,  # (the caller's default stays)
     ):
+        _EMBEDDED.add(c)
         try:
             yield c
         finally:  # a worker slow to exit (a loaded machine) is killed by its nanny at WARNING:
@@ -397,6 +409,7 @@ __all__ = [
     "Task",
     "TaskResult",
     "cluster_client",
+    "embedded",
     "plan_tasks",
     "remove_leftovers",
     "run_task",

@@ -24,7 +24,7 @@ from typing import Any
 from .batch_tasks import TaskResult
 from .errors import OutputBusyError, UnsafeOutputError
 from .io_safety import atomic_output
-from .output_checks import RECORD_START, RUN_MANIFEST
+from .output_checks import MANIFEST, RECORD_START, RUN_MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,25 @@ def file_sha256(paths: Sequence[Path]) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def output_files(dst: Path) -> list[Path]:
+    """The files whose checksum a run manifest records for the output ``dst``: the file, or
+    for a DICOM series' folder the files its writer wrote (those its folder manifest lists,
+    as the written record names them; without that manifest, every file but the run
+    manifest, which changes as a batch of that one series goes)."""
+    dst = Path(dst)
+    if not dst.is_dir():
+        return [dst]
+    listed = read_manifest(dst)
+    if listed is not None:
+        return sorted(dst / str(name) for name in listed["files"])
+    return sorted(p for p in dst.iterdir() if p.name not in (RUN_MANIFEST, MANIFEST))
+
+
+def output_sha256(dst: Path) -> str:
+    """The checksum a run manifest records for the output ``dst`` (:func:`output_files`)."""
+    return file_sha256(output_files(dst))
 
 
 def check_manifest_slot(out_dir: Path) -> None:
@@ -249,6 +268,8 @@ __all__ = [
     "check_manifest_slot",
     "earlier_records",
     "file_sha256",
+    "output_files",
+    "output_sha256",
     "recorded_sha",
     "write_run_manifest",
 ]

@@ -57,13 +57,13 @@ def output_check(
         return "foreign", unreadable_why(dst)  # cannot even tell whose it is
     with ds:
         tags = ds.tags()
-        ours = (
-            tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
-            and tags.get(f"{TAG_PREFIX}SOURCE") == recorded_name(src)
-            and tags.get(f"{TAG_PREFIX}SCALE") == str(scale)
-        )
-        if not ours:
+        synthetic = tags.get(f"{TAG_PREFIX}SYNTHETIC") == "super-resolved"
+        if not synthetic or tags.get(f"{TAG_PREFIX}SOURCE") != recorded_name(src):
             return "foreign", ""
+        made_x = tags.get(f"{TAG_PREFIX}SCALE")
+        if made_x != str(scale):  # ours, of another scale: never replaced, as a NIfTI's
+            why = f"made x{made_x}, not x{scale}" if made_x else ""
+            return ("other" if requested is not None and why else "foreign"), why
         stamp = tags.get(f"{TAG_PREFIX}SOURCE_STAMP")
         changed = _input_changed(stamp, src)
         if changed:

@@ -6,7 +6,9 @@ is (:mod:`sr_domains.batch_stop`).
   fails once, not retried, and is raised on the client as it was raised on the worker. Dask
   retries a band whose worker died or that raised an unexpected error.
 * A stopped or failed run (Ctrl-C, SIGTERM, a band's error) cancels its bands quietly
-  (:func:`~sr_domains.batch_stop.cancel_quietly`): no ``CancelledError`` warnings.
+  (:func:`~sr_domains.batch_stop.cancel_quietly`): no ``CancelledError`` warnings, on the
+  client or on the workers of a cluster the run started (``--workers N``; a user's cluster
+  keeps its logging).
 * Each band writes a part file the client created first (a placeholder): the client removes
   them when the run ends, and a band that starts after that (a cancel does not stop a task
   already sent to a worker) finds its part gone and writes nothing, so no part is left beside
@@ -70,7 +72,10 @@ def run_bands(
                 raise result["refused"]
             results[fut] = result
     except BaseException:  # a band's error, Ctrl-C, SIGTERM: the others are not waited for
-        cancel_quietly(client, futures, own_workers=False)
+        from ..distributed import embedded
+
+        # the workers of the cluster the run started log no CancelledError either
+        cancel_quietly(client, futures, own_workers=embedded(client))
         raise
     finally:
         dask_log.setLevel(level)
