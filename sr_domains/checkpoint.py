@@ -83,9 +83,8 @@ def save_checkpoint(
     from .output_checks import check_existing
 
     path = Path(path)
-    check_existing(
-        path, kind="file", overwrite=overwrite
-    )  # (a user's text file named .safetensors: kept)
+    # (kept, even with overwrite: a text file named .safetensors, a training last.pt, an export)
+    check_existing(path, kind="file", overwrite=overwrite, fmt="safetensors")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     digest = tensors_digest(tensors)
     card = _complete_card(model, card or _own_card(model, digest))

@@ -97,7 +97,7 @@ def check_one_domain(src: Path) -> None:
         listed = ["geotiff", *sorted(others)]
         raise ConfigError(
             f"{src}: holds {', '.join(listed)} inputs and a batch covers one domain: pass "
-            f"--domain {'|'.join(n for n in listed if n != 'nifti')} to upscale one of them, or "
+            f"--domain {'|'.join(listed)} to upscale one of them, or "
             "--workers N to upscale them all as one batch"
         )
 

@@ -234,6 +234,7 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
             _refuse_cut_short(rs.ds, src)
             return rs.n_bands, rs.dtype, "mr"
     from .medical.common import check_through_plane
+    from .medical.isotropic_io import thickness_used
 
     if domain == "dicom":
         from .medical.dicom_read import load_dicom_series
@@ -242,6 +243,10 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
         if options.through_plane:
             check_through_plane(src, tuple(series.shape), "series")
         series.read_volume(padding_as_nan=True)  # decoding errors, pixel data cut short
+        if options.isotropic is not None and thickness_used(options.isotropic):
+            from .medical.isotropic_api import series_thickness
+
+            series_thickness(series)  # a header thickness that is none (as the run refuses)
         return None, None, "ct" if series.modality == "CT" else "mr"
     if domain == "nifti":
         from .medical.nifti import check_upscalable
@@ -253,6 +258,10 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
             check_through_plane(src, tuple(source.image.shape))
         for _ in source.planes():  # voxel data cut short (a gzip stream: to its checksum)
             pass
+        if options.isotropic is not None and thickness_used(options.isotropic):
+            from .medical.isotropic_io import thickness_from_sidecar
+
+            thickness_from_sidecar(src)  # its sidecar's, as the run refuses it
         return None, source.dtype, "mr"
     return None, None, "mr"
 

@@ -361,7 +361,7 @@ def export_model(
         for mod in ("onnx",) + (("onnxscript",) if dynamo else ()):
             require(mod, "onnx", "ONNX export")
     dst = Path(dst)
-    preflight(dst, list(sources), kind="file", overwrite=overwrite)
+    preflight(dst, list(sources), kind="file", overwrite=overwrite, fmt=fmt)
     t0 = time.perf_counter()
     with atomic_output(dst, list(sources), overwrite=overwrite) as tmp:
         try:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from . import model_files
 from .errors import ConfigError, OutputExistsError, UnsafeOutputError, is_gdal_virtual
 from .output_names import check_name
 
@@ -203,9 +204,11 @@ def check_batch_output(dst: PathArg, *, kind: Kind = "file") -> None:
         )
 
 
-def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
+def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool, fmt: str | None = None) -> None:
     """Refuse an existing output unless it may be replaced (rule 2); a named pipe, socket or
-    device there always (:func:`check_entry`)."""
+    device there always (:func:`check_entry`); a file of another format than the output's
+    (``fmt``, a model format of :data:`~sr_domains.model_files.LABELS`, else told by the
+    suffix: :func:`other_format`) even with ``overwrite``."""
     dst = Path(dst)
     check_entry(dst)
     if kind == "dir":
@@ -235,12 +238,13 @@ def check_existing(dst: PathArg, *, kind: Kind, overwrite: bool) -> None:
         raise UnsafeOutputError(dst, "is a folder; give an output file name")
     if os.path.lexists(dst) and not overwrite:
         raise OutputExistsError(dst)
-    if overwrite and dst.is_file() and (what := other_format(dst)) is not None:
+    if overwrite and dst.is_file() and (what := other_format(dst, fmt)) is not None:
+        found = model_files.kind(dst) if _model_format(dst, fmt) else ""
         raise UnsafeOutputError(
             dst,
-            f"exists and is not {'an' if what == 'ONNX' else 'a'} {what} file; it is never "
-            "replaced, even with --overwrite: "
-            "remove it yourself or choose another name",
+            f"exists and is not {'an' if what == 'ONNX' else 'a'} {what} file"
+            f"{f': it is {found}' if found else ''}; it is never replaced, even with "
+            "--overwrite: remove it yourself or choose another name",
         )
 
 
@@ -249,13 +253,26 @@ _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _NIFTI_SIZES = tuple(n.to_bytes(4, o) for n in (348, 540) for o in ("little", "big"))
 
 
-def other_format(path: Path) -> str | None:
+def _model_format(path: Path, fmt: str | None) -> str | None:
+    """The model format an output named ``path`` is written in (``fmt``, else by suffix)."""
+    if fmt is not None:
+        return fmt if fmt in model_files.LABELS else None
+    return next(
+        (f for s, f in model_files.BY_SUFFIX.items() if path.name.lower().endswith(s)), None
+    )
+
+
+def other_format(path: Path, fmt: str | None = None) -> str | None:
     """The format an output named ``path`` has (``GeoTIFF``, ``NIfTI``, ``PNG``, and the model
-    files ``safetensors``, ``PyTorch``, ``ONNX``) when the existing file there is not one (a
-    report, a text file named ``out.nii`` or ``model.onnx``); None when it is, when it is
-    empty, or for other suffixes (not checked)."""
+    files ``TorchScript``, ``torch.export ExportedProgram``, ``ONNX``, ``safetensors``: ``fmt``
+    when given, see :mod:`~sr_domains.model_files`) when the existing file there is not one (a
+    report, a text file named ``out.nii``, a training checkpoint named ``model.pt``); None
+    when it is, when it is empty, or for other suffixes (not checked)."""
+    model = _model_format(path, fmt)
     name = path.name.lower()
-    if name.endswith((".tif", ".tiff")):
+    if model is not None:
+        what, ok = model_files.LABELS[model], lambda _: model_files.is_format(path, model)
+    elif name.endswith((".tif", ".tiff")):
         what, ok = "GeoTIFF", lambda head: head[:4] in _TIFF
     elif name.endswith(".nii.gz"):
         what, ok = "gzipped NIfTI", lambda head: head[:2] == b"\x1f\x8b"
@@ -263,13 +280,6 @@ def other_format(path: Path) -> str | None:
         what, ok = "NIfTI", lambda head: head[:4] in _NIFTI_SIZES
     elif name.endswith(".png"):
         what, ok = "PNG", lambda head: head[:8] == b"\x89PNG\r\n\x1a\n"
-    elif name.endswith(".safetensors"):  # an 8-byte header length, then its JSON
-        what, ok = "safetensors", lambda head: head[8:9] == b"{"
-    elif name.endswith((".pt", ".pth", ".pt2")):  # torch.save / TorchScript / torch.export: a
-        # zip archive (or a legacy pickle, protocol byte first)
-        what, ok = "PyTorch", lambda head: head[:2] == b"PK" or head[:1] == b"\x80"
-    elif name.endswith(".onnx"):  # protobuf ModelProto: field 1 (ir_version) first
-        what, ok = "ONNX", lambda head: head[:1] == b"\x08"
     else:
         return None
     try:
@@ -300,12 +310,17 @@ def check_writable(dst: PathArg) -> None:
 
 
 def preflight(
-    dst: PathArg, inputs: Sequence[PathArg] = (), *, kind: Kind = "file", overwrite: bool = False
+    dst: PathArg,
+    inputs: Sequence[PathArg] = (),
+    *,
+    kind: Kind = "file",
+    overwrite: bool = False,
+    fmt: str | None = None,
 ) -> None:
     """All checks that need no lock (rules 1 and 2, and a writable folder): call before any
-    expensive work."""
+    expensive work; ``fmt`` as in :func:`check_existing`."""
     check_paths(dst, inputs, kind=kind)
-    check_existing(dst, kind=kind, overwrite=overwrite)
+    check_existing(dst, kind=kind, overwrite=overwrite, fmt=fmt)
     check_writable(dst)
 
 

@@ -55,10 +55,15 @@ def test_folder_of_several_domains_is_refused_unless_one_is_chosen(tmp_path, cap
     out = tmp_path / "out"
     assert main(["upscale", str(src), str(out), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "holds geotiff, dicom, nifti inputs" in err and "--domain geotiff|dicom" in err
+    assert "holds geotiff, dicom, nifti inputs" in err and "--domain geotiff|dicom|nifti to" in err
     assert not out.exists()
     assert main(["upscale", str(src), str(out), "-q", "--domain", "geotiff"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.tif", "sr-domains-run.jsonl"]
+    assert main(["upscale", str(src), str(tmp_path / "nii"), "-q", "--domain", "nifti"]) == 0
+    assert sorted(p.name for p in (tmp_path / "nii").iterdir()) == [
+        "sr-domains-run.jsonl",
+        "t1.nii.gz",
+    ]
     (src / "a.tif").unlink()  # a DICOM folder with a NIfTI file beside the series: one input
     assert main(["upscale", str(src), str(tmp_path / "dcm"), "-q"]) == 0
     assert len(list((tmp_path / "dcm").glob("*.dcm"))) == 3

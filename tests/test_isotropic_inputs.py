@@ -5,6 +5,7 @@ error naming the file (and the value, volume or thickness source)."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def _nifti(tmp_path, sidecar=None, shape=(24, 20, 6), spacing=(1.2, 1.2, 3.6)):
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(True, "true"), (-2, "-2"), (0, "0"), (float("nan"), "NaN"), ("NaN", '"NaN"'),
+    [(True, "true"), (-2, "-2"), (float("nan"), "NaN"), ("NaN", '"NaN"'),
      ("abc", '"abc"'), ([3.0], r"\[3.0\]")],
 )  # fmt: skip
 def test_sidecar_thickness_that_is_no_thickness_is_refused(tmp_path, value, shown):
@@ -69,7 +70,7 @@ def _dicom_with_thickness(folder, value):
     return files
 
 
-@pytest.mark.parametrize(("value", "shown"), [("abc", '"abc"'), ("-3.0", "-3.0"), ("0.0", "0.0")])
+@pytest.mark.parametrize(("value", "shown"), [("abc", '"abc"'), ("-3.0", "-3.0")])
 def test_dicom_thickness_that_is_no_thickness_is_refused_naming_the_file(
     tmp_path, capsys, value, shown
 ):
@@ -85,6 +86,23 @@ def test_dicom_thickness_that_is_no_thickness_is_refused_naming_the_file(
     assert not dst.exists()
     out = make_isotropic(tmp_path / "t2", dst, steps=1, slice_thickness=3.0)
     assert len(out) == 26  # 6 slices of 3 mm at 0.7 mm
+
+
+def test_a_zero_thickness_is_unknown_the_slice_spacing_is_used(tmp_path, caplog):
+    """DICOM writes SliceThickness 0 for "unknown" (a Type 2 tag): such series ran with the
+    slice spacing, and still do, with a warning naming the file (sidecar or DICOM)."""
+    src = _nifti(tmp_path, {"SliceThickness": 0, "RepetitionTime": 2.0})
+    with caplog.at_level(logging.WARNING):
+        (out,) = make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)
+    prov = json.loads(nib.load(out).header.extensions[-1].get_content())
+    assert prov["slice_profile"]["fwhm_mm"] == pytest.approx(3.6)  # the slice spacing
+    assert any("t2.json: SliceThickness 0 (unknown)" in r.getMessage() for r in caplog.records)
+    _dicom_with_thickness(tmp_path / "d", "0.0")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        out = make_isotropic(tmp_path / "d", tmp_path / "iso_d", steps=1)
+    assert len(out) == 26  # 6 slices of 3 mm at 0.7 mm
+    assert any(".dcm: SliceThickness" in r.getMessage() for r in caplog.records)
 
 
 def _four_d(path, empty):
@@ -129,3 +147,19 @@ def test_too_small_for_the_header_thickness_names_file_and_source(tmp_path):
         make_isotropic(src, tmp_path / "iso.nii.gz", steps=1)
     with pytest.raises(InputFileError, match=r"t2\.nii\.gz: .*--slice-thickness given"):
         make_isotropic(src, tmp_path / "iso.nii.gz", steps=1, slice_thickness=500.0)
+
+
+def test_dry_run_refuses_the_thickness_the_run_refuses(tmp_path, capsys):
+    """`--dry-run --isotropic` reads the header thickness the run would use: it said "would
+    write" for a sidecar or DICOM thickness the run then refused."""
+    src = _nifti(tmp_path, {"SliceThickness": -2})
+    _dicom_with_thickness(tmp_path / "t2dcm", "abc")
+    for inp, out in ((src, tmp_path / "o.nii.gz"), (tmp_path / "t2dcm", tmp_path / "o")):
+        capsys.readouterr()
+        args = ["upscale", str(inp), str(out), "--isotropic", "--dry-run"]
+        assert main(args) != 0
+        got = capsys.readouterr()
+        assert "is not a slice thickness" in got.out + got.err
+        # the thickness given by the user: the header's is not read
+        assert main([*args, "--slice-thickness", "3"]) == 0
+        assert not out.exists()

@@ -95,8 +95,8 @@ def test_model_files_replace_only_model_files(tmp_path, capsys):
     script.write_bytes(NOTES)
     argv = ["export", "--weights", str(ours), str(script), "--overwrite"]
     assert main(argv) == 1
-    assert "exists and is not a PyTorch file" in capsys.readouterr().err
+    assert "exists and is not a TorchScript file: it is not a model file" in capsys.readouterr().err
     assert script.read_bytes() == NOTES
-    torch.save({"a": torch.zeros(1)}, script)
-    assert main(argv) == 0  # a PyTorch zip: replaced
-    assert script.read_bytes()[:2] == b"PK"
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), script)
+    assert main(argv) == 0  # a TorchScript file: replaced (torch.save files: never, see
+    assert script.read_bytes()[:2] == b"PK"  # test_overwrite_model_files.py)

@@ -231,6 +231,7 @@ def write_pixels(
             rules=job.rules,
             band_order=job.order,
             rows=rows,
+            dtype=rs.dtype,
         ):
             cols = block.shape[2]
             x0, x1 = col0 // s, (col0 + cols) // s

@@ -62,11 +62,11 @@ _DROP = (
 )
 
 
-#: Added to the source SeriesNumber so the derived series gets its own number in the study:
-#: in-plane SR (the default kind; see :data:`SERIES_NUMBER_OFFSETS`).
-SERIES_NUMBER_OFFSET = 1000
 #: Offset per derivation kind, so the outputs of one source do not share a number.
 SERIES_NUMBER_OFFSETS = {"in-plane": 1000, "through-plane": 2000, "isotropic": 3000}
+#: Added to the source SeriesNumber so the derived series gets its own number in the study:
+#: in-plane SR (the default kind; see :data:`SERIES_NUMBER_OFFSETS`).
+SERIES_NUMBER_OFFSET = SERIES_NUMBER_OFFSETS["in-plane"]
 _IS_RANGE = (-(2**31), 2**31 - 1)  # an IS value (PS3.5 6.2)
 
 

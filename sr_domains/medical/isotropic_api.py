@@ -288,7 +288,6 @@ def isotropic_dicom(
     :func:`isotropic_nifti`."""
     from .api import series_rules
     from .dicom_read import load_dicom_series
-    from .dicom_series import fg_attr
     from .dicom_write import write_derived_series
 
     iso = check_isotropic(options, "DICOM", {"series_uid"})
@@ -318,13 +317,9 @@ def isotropic_dicom(
     default = "ct" if series.modality == "CT" else "mr"
     spec = profile if profile is not None else options.profile
     intensity = fit_intensity(spec if spec is not None else default, volume, stored)
-    first = series.slices[0]
 
     def header_thick() -> float | None:
-        thick = first.ds.get("SliceThickness")
-        if thick in (None, "") and first.frame_item is not None:
-            thick = fg_attr(first.ds, first.frame_item, "PixelMeasuresSequence", "SliceThickness")
-        return checked_thickness(thick, first.path, "SliceThickness (0018,0050)")
+        return series_thickness(series)
 
     rules = series_rules(series, volume, options.values)
     job = VolumeJob(
@@ -338,7 +333,7 @@ def isotropic_dicom(
         progress=options.progress,
         device=options.device,
         source=src,
-        thickness_from=f"SliceThickness (0018,0050) of {first.path}",
+        thickness_from=f"SliceThickness (0018,0050) of {series.slices[0].path}",
     )
     out = job.process_first(volume[..., None], [rules])[1]
     prov = job.provenance(series.series_uid, recipe_of(options, "dicom", profile=profile))
@@ -374,10 +369,23 @@ def isotropic_dicom(
     return [dst / f.name for f in files]
 
 
+def series_thickness(series: Any) -> float | None:
+    """A DICOM series' header slice thickness in mm (its first slice's ``SliceThickness``, or
+    the enhanced file's per-frame one); None when absent or 0 (:func:`checked_thickness`)."""
+    from .dicom_series import fg_attr
+
+    first = series.slices[0]
+    thick = first.ds.get("SliceThickness")
+    if thick in (None, "") and first.frame_item is not None:
+        thick = fg_attr(first.ds, first.frame_item, "PixelMeasuresSequence", "SliceThickness")
+    return checked_thickness(thick, first.path, "SliceThickness (0018,0050)")
+
+
 __all__ = [
     "check_isotropic",
     "check_model_outside",
     "isotropic_dicom",
     "isotropic_nifti",
     "make_isotropic",
+    "series_thickness",
 ]

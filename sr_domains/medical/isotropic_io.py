@@ -38,7 +38,7 @@ from .isotropic import (
     nearest_source,
     prepare_in_plane,
 )
-from .slice_profile import SliceProfile, profile_from_spec
+from .slice_profile import WIDTH_KINDS, SliceProfile, profile_from_spec
 from .through_plane import Fusion
 
 log = logging.getLogger(__name__)
@@ -261,15 +261,20 @@ FIX_THICKNESS = "give the thickness with --slice-thickness MM (slice_thickness=)
 
 
 def checked_thickness(value: Any, where: PathLike, name: str = "SliceThickness") -> float | None:
-    """A header's slice thickness in mm; None when absent (None or empty). A value that is not
-    a finite number > 0 (``true``, ``"abc"``, ``0``, ``-3``, ``NaN``) is an
-    :class:`InputFileError` naming ``where`` and the value: never read as 1 mm or dropped."""
+    """A header's slice thickness in mm; None when absent (None or empty) or 0, which DICOM
+    writes for "unknown" (a Type 2 tag; reformatted and derived series): that is logged,
+    naming ``where``, and the slice spacing is used as for no value. A value that is not a
+    finite number >= 0 (``true``, ``"abc"``, ``-3``, ``NaN``) is an :class:`InputFileError`
+    naming ``where`` and the value: never read as 1 mm or dropped."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     thick = math.nan
     if not isinstance(value, (bool, np.bool_)):
         with contextlib.suppress(TypeError, ValueError):
             thick = float(value)
+    if thick == 0:
+        log.warning("%s: %s 0 (unknown): using the slice spacing", where, name)
+        return None
     if not (math.isfinite(thick) and thick > 0):
         try:
             shown = json.dumps(value)
@@ -309,7 +314,7 @@ def thickness_used(iso: IsotropicOptions) -> bool:
     ``gaussian``/``rect`` profile (its FWHM)."""
     spec = iso.slice_profile
     kind = (spec or "gaussian").strip().lower() if isinstance(spec, str) else ""
-    return iso.slice_thickness is None and kind in ("gaussian", "rect", "box")
+    return iso.slice_thickness is None and kind in WIDTH_KINDS
 
 
 def resolve_slice_profile(

@@ -222,6 +222,10 @@ def apply_along(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor
     return (moved @ matrix.T.to(moved.dtype)).movedim(-1, dim)
 
 
+#: Profile names whose width is the slice thickness (FWHM): the header's is read for them.
+WIDTH_KINDS = ("gaussian", "rect", "box")
+
+
 def profile_from_spec(
     spec: str | SliceProfile | None,
     *,
@@ -240,7 +244,7 @@ def profile_from_spec(
     name = (spec or "gaussian").strip()
     if name.lower() == "estimate":
         return None
-    if name.lower() in ("gaussian", "rect", "box"):
+    if name.lower() in WIDTH_KINDS:
         kind: ProfileKind = "rect" if name.lower() in ("rect", "box") else "gaussian"
         if thickness is None:
             return SliceProfile(kind, float(spacing), "slice spacing (no thickness known)")
