@@ -43,8 +43,8 @@ def render() -> str:
         "unsafe to replace, a checkpoint that cannot be used, disk full, permissions, memory; "
         "in a batch, some files failed (the others are written) |",
         "| 2 | usage error: unknown option or name, invalid or conflicting options |",
-        "| 130, 141, 143 | interrupted (Ctrl-C), broken pipe, terminated (SIGTERM); temporary "
-        "files are removed |",
+        "| 130, 141, 143 | interrupted (Ctrl-C: `sr-domains: interrupted`), broken pipe, "
+        "terminated (SIGTERM: `sr-domains: terminated`); temporary files are removed |",
         "",
         "```text",
         parser.format_help().rstrip(),

@@ -33,8 +33,8 @@ from .errors import OutputBusyError
 from .io_safety import LOCK_TAG, OLD_TAG, TMP_TAG, clean_stale, destination_lock, lock_path
 from .made_with import MADE_KEY, Made
 from .options import UpscaleOptions
-from .output_checks import MANIFEST, RUN_MANIFEST, read_manifest
-from .run_manifest import append_run_record, file_sha256
+from .output_checks import MANIFEST, read_manifest
+from .run_manifest import append_run_record, output_sha256
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,12 @@ def _written(task: Task, options: UpscaleOptions, model: Any) -> TaskResult | No
     status, _ = task_status(task, options, model)
     if status != "complete":
         return None
-    dst = Path(task.dst)
-    files = sorted(p for p in dst.iterdir() if p.name != RUN_MANIFEST) if dst.is_dir() else [dst]
     made = _made(task) or Made()
     return TaskResult(
         task,
         "ok",
         outputs=[task.dst],
-        sha256=file_sha256(files),
+        sha256=output_sha256(Path(task.dst)),  # (as the ok and skipped records of it)
         model=made.weights,
         weights_sha256=made.sha256,
     )

@@ -104,6 +104,20 @@ def test_an_output_found_after_a_stop_has_no_measured_time(tmp_path):
     assert rec["seconds"] is None  # unknown, not 0.0
 
 
+def test_a_series_found_after_a_stop_has_the_checksum_of_its_ok_record(tmp_path):
+    """The DICOM series' checksum covers the files its folder manifest lists, whether the run
+    recorded it (ok), skipped it or found it after a stop (it covered .sr_domains.json too)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_dicom_series(folder / "c", n_slices=3, rows=12, cols=10)
+    out, model, opts = tmp_path / "out", tiny_model(1, 2), UpscaleOptions()
+    written = upscale_many(folder, out, options=opts, model=model).results[0]
+    assert written.status == "ok"
+    (out / RUN_MANIFEST).unlink()
+    record_stopped(out, plan_tasks(folder, out), {}, opts, model)
+    assert _records(out)[out.name]["output_sha256"] == written.sha256  # (OUT is the series)
+
+
 SIGTERM_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
