@@ -150,16 +150,37 @@ def _unknown_spacing(vol: Any, zooms: list[float]) -> set[int]:
     """Spatial axes whose ``pixdim`` is 0 (unknown) in ``vol``'s file: nibabel reads such a
     spacing as 1, so the raw header is read again where a zoom is 1 (an unknown spacing stays
     0 in the output instead of becoming a concrete ``1 / s``)."""
+    return unknown_spacing_axes(vol.path, vol.header, zooms)
+
+
+def unknown_spacing_axes(path: str | os.PathLike[str], header: Any, zooms: Any = None) -> set[int]:
+    """Spatial axes whose raw ``pixdim`` is 0 in the file at ``path`` (``header``: its nibabel
+    header, which reads such a spacing as 1; ``zooms``: its zooms, read when not given)."""
+    zooms = list(header.get_zooms()) if zooms is None else list(zooms)
     if not any(z == 1.0 for z in zooms[:3]):
         return set()
     from nibabel.openers import Opener
 
     try:
-        with Opener(str(vol.path), "rb") as f:
-            raw = type(vol.header).from_fileobj(f, check=False)
+        with Opener(str(path), "rb") as f:
+            raw = type(header).from_fileobj(f, check=False)
     except Exception:  # nibabel raises many types; the file was read once already
         return set()
     return {a for a in range(min(3, len(zooms))) if float(raw["pixdim"][a + 1]) == 0.0}
+
+
+def nifti_default_axes(
+    path: str | os.PathLike[str], header: Any, affine: Any, shape3: tuple[int, ...]
+) -> tuple[int, int]:
+    """:func:`~sr_domains.medical.geometry.default_axes` for a NIfTI file: by the spacing of
+    its affine, unless a ``pixdim`` is 0 (unknown) and no sform states the spacing; then in
+    array order (size-1 axes avoided), as for a file with no spacing information at all
+    (nibabel's invented spacing of 1 for the unknown axes is not compared with the known)."""
+    sp = voxel_sizes(np.asarray(affine, np.float64))
+    _, scode = header.get_sform(coded=True)
+    if int(scode or 0) == 0 and unknown_spacing_axes(path, header):
+        sp = np.ones(3)
+    return default_axes(sp, shape3)
 
 
 def _descrip(prefix: str, old: bytes) -> bytes:
@@ -275,7 +296,7 @@ def nifti_info(path: str | os.PathLike[str]) -> str:
     if descrip:
         lines.append(f"  descrip    {descrip}")
     shape3 = (*shape, 1, 1)[:3]
-    ax = default_axes(sp, shape3)
+    ax = nifti_default_axes(p, hdr, aff, shape3)
     (k,) = {0, 1, 2} - set(ax)
     f = scale_factors(ax, 2)
     new = " x ".join(str(int(n * g)) for n, g in zip(shape3, f))
@@ -290,10 +311,12 @@ __all__ = [
     "is_nifti_path",
     "iter_planes",
     "load_nifti",
+    "nifti_default_axes",
     "nifti_info",
     "output_header",
     "planes_of",
     "read_nifti",
+    "unknown_spacing_axes",
     "updated_header",
     "write_nifti",
 ]

@@ -32,7 +32,8 @@ def info_json(path: Path) -> dict[str, Any]:
     """:func:`info` as JSON-ready data."""
     import numpy as np
 
-    from .geometry import axis_codes, default_axes, obliquity_deg, voxel_sizes
+    from .geometry import axis_codes, obliquity_deg, voxel_sizes
+    from .nifti import nifti_default_axes
     from .nifti_io import check_data, load_nifti
 
     img = load_nifti(Path(path))
@@ -57,7 +58,7 @@ def info_json(path: Path) -> dict[str, Any]:
         "sform_code": int(scode),
         "qform_code": int(qcode),
         "affine": aff.tolist(),
-        "default_axes": list(default_axes(sp, (*shape, 1, 1)[:3])),
+        "default_axes": list(nifti_default_axes(path, hdr, aff, (*shape, 1, 1)[:3])),
     }
 
 

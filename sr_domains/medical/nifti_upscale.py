@@ -47,8 +47,14 @@ from .common import (
     volume_made,
     weights_for_volume,
 )
-from .geometry import check_axes, default_axes, scale_factors, voxel_sizes
-from .nifti import check_output_name, check_upscalable, iter_planes, output_header
+from .geometry import check_axes, scale_factors
+from .nifti import (
+    check_output_name,
+    check_upscalable,
+    iter_planes,
+    nifti_default_axes,
+    output_header,
+)
 from .nifti_io import CHUNK_PLANES, NiftiSource, check_memory, load_nifti, open_source
 from .nifti_rules import values_record, volume_rules  # (values_record: also isotropic)
 from .nifti_write import PlaneWriter, pending_slot
@@ -154,7 +160,10 @@ def run_nifti(
     check_upscalable(source)
     shape3 = source.shape[:3]
     axes, through_plane = options.axes, options.through_plane
-    ax = check_axes(axes) if axes is not None else default_axes(voxel_sizes(source.affine), shape3)
+    if axes is not None:
+        ax = check_axes(axes)
+    else:  # (an unknown spacing, pixdim 0, is not compared: array order)
+        ax = nifti_default_axes(source.path, source.header, source.affine, shape3)
     if through_plane:
         check_through_plane(src, tuple(source.image.shape))
     factors = scale_factors(ax, options.scale, through_plane)

@@ -1,0 +1,48 @@
+"""A NIfTI ``pixdim`` of 0 (unknown spacing, nibabel reads it as 1) is not compared with the
+known spacings when the default in-plane axes are picked: array order, as with no spacing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+
+from sr_domains.medical import upscale_nifti  # noqa: E402
+from sr_domains.medical.nifti import nifti_info  # noqa: E402
+from sr_domains.medical.nifti_adapter import info_json  # noqa: E402
+from sr_domains.testing.medical import interp_model  # noqa: E402
+
+
+def _raw_file(path, pixdim, shape=(12, 10, 4)):
+    """A real file whose header holds ``pixdim`` as given (nibabel's writer would replace a 0
+    by 1), qform and sform codes 0."""
+    data = (np.arange(np.prod(shape)).reshape(shape) % 50).astype(np.int16)
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(np.int16)
+    hdr["pixdim"][1:4] = pixdim
+    hdr.set_data_offset(hdr.single_vox_offset)
+    with open(path, "wb") as f:
+        hdr.write_to(f)
+        f.write(b"\0" * (int(hdr.single_vox_offset) - hdr.sizeof_hdr))
+        f.write(data.tobytes(order="F"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("pixdim", "axes", "shape"),
+    [
+        ((0.0, 1.5, 0.0), (0, 1), (24, 20, 4)),  # was (0, 2): the invented 1 < 1.5
+        ((1.5, 1.5, 0.0), (0, 1), (24, 20, 4)),  # was (0, 2)
+        ((1.0, 1.5, 1.0), (0, 2), (24, 10, 8)),  # stated spacings still pick the axes
+    ],
+)
+def test_unknown_spacing_not_compared(tmp_path, pixdim, axes, shape):
+    src = _raw_file(tmp_path / "in.nii", pixdim)
+    assert f"SR default in-plane axes {axes}" in nifti_info(src)
+    assert info_json(src)["default_axes"] == list(axes)
+    before = src.read_bytes()
+    dst = upscale_nifti(src, tmp_path / "up.nii", model=interp_model(2))
+    assert nib.load(dst).shape == shape
+    assert src.read_bytes() == before
