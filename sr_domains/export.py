@@ -363,7 +363,7 @@ def export_model(
     dst = Path(dst)
     preflight(dst, list(sources), kind="file", overwrite=overwrite, fmt=fmt)
     t0 = time.perf_counter()
-    with atomic_output(dst, list(sources), overwrite=overwrite) as tmp:
+    with atomic_output(dst, list(sources), overwrite=overwrite, fmt=fmt) as tmp:
         try:
             _write(model, fmt, Path(tmp), opset, dynamo)
         except (MissingDependencyError, ConfigError):

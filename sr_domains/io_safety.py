@@ -234,6 +234,7 @@ def atomic_output(
     kind: Kind = "file",
     overwrite: bool = False,
     manifest: dict[str, Any] | None = None,
+    fmt: str | None = None,
 ) -> Iterator[Path]:
     """Yield a temporary path to write the output of ``inputs`` to; on success it replaces
     ``dst`` atomically, on failure it is removed (see the module rules).
@@ -245,14 +246,16 @@ def atomic_output(
             folder is created; a manifest is added before the swap).
         overwrite: replace an existing output (rule 2).
         manifest: extra fields for a folder's manifest.
+        fmt: the model format written (see :func:`~sr_domains.output_checks.check_existing`;
+            default: told by the suffix), for every check of an existing output.
     """
     dst = Path(dst)
-    preflight(dst, inputs, kind=kind, overwrite=overwrite)
+    preflight(dst, inputs, kind=kind, overwrite=overwrite, fmt=fmt)
     created = _make_parents(dst.parent)
     try:
         with destination_lock(dst):
             clean_stale(dst)  # may restore an output an interrupted run moved aside
-            check_existing(dst, kind=kind, overwrite=overwrite)  # again, now that we hold it
+            check_existing(dst, kind=kind, overwrite=overwrite, fmt=fmt)  # again, now held
             if dst.is_symlink():  # (replaced itself: never written through)
                 log.warning(
                     "%s: a symbolic link (to %s): the output replaces the link; what it points "
