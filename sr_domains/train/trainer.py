@@ -245,7 +245,7 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=c.steps, initial=self.step, desc=c.name, unit="step")
-        result = TrainResult(run, None, self.step)
+        result, first = TrainResult(run, None, self.step), self.step
         acc: list[dict[str, float]] = []  # the steps since the last log row
         t0 = time.perf_counter() - (logs.last_number("sec") if logs is not None else 0.0)
         validation: dict[str, float] = {}
@@ -284,6 +284,8 @@ class Trainer:
                 if tb is not None:
                     tb.close()
             result.steps = self.step
+            if info.is_main and self.step == c.steps == first:  # resumed at steps, no weights
+                validation = self._validate_finished(valcsv)
             result.validation = validation
             if info.is_main and self.step == c.steps:
                 result.weights = self.save_weights(run / "weights.safetensors", validation)
@@ -321,6 +323,18 @@ class Trainer:
         if self.info.is_main:
             log.info("nothing to resume: %s finished at step %d", run, self.step)
         return True
+
+    def _validate_finished(self, valcsv: CsvLog | None) -> dict[str, float]:
+        """The validation of a run resumed at ``steps`` whose weights are missing (a crash
+        while they were written): no step runs, so the scores for their card are taken now,
+        from the checkpoint's generator (val.csv gets the row unless it has one at ``steps``)."""
+        if self.config.val.data is None:
+            return {}
+        log.info(
+            "%s: validating the finished run's weights at step %d", self.config.run_dir, self.step
+        )
+        has_row = valcsv is not None and valcsv.last.get("step") == str(self.step)
+        return self._validate_and_log(None if has_row else valcsv, None)
 
     def _validate_and_log(self, valcsv: CsvLog | None, tb: Any) -> dict[str, float]:
         """Validate (main process), then log the scores to val.csv and TensorBoard."""
