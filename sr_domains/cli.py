@@ -307,6 +307,8 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except _Terminated as exc:
         print("sr-domains: terminated", file=sys.stderr)
+        if not getattr(args, "own_process", False):
+            raise  # (a program calling main() stops too, as SIGTERM asked: SystemExit(143))
         return int(exc.code or 143)
     except BrokenPipeError:  # e.g. `sr-domains info X | head`: the reader went away
         with contextlib.suppress(OSError):

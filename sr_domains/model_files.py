@@ -2,10 +2,11 @@
 entry names (never unpickled): an ``--overwrite`` replaces a model file only with one of its
 own format, never a training checkpoint (``last.pt``) or a state dict with an export.
 
-``torch.jit.save``, ``torch.export.save`` and ``torch.save`` all write zip archives under one
-top folder: TorchScript holds ``constants.pkl`` and ``code/``; an ExportedProgram
-``archive_format`` and ``models/`` (torch >= 2.6; ``serialized_exported_program.json``
-before); ``torch.save`` only ``data.pkl`` and its tensors."""
+``torch.jit.save``, ``torch.export.save`` and ``torch.save`` all write zip archives (under one
+top folder, except torch.export before torch 2.6, whose entries are at the root): TorchScript
+holds ``constants.pkl`` and ``code/``; an ExportedProgram ``archive_format`` and ``models/``
+(torch >= 2.6; ``serialized_exported_program.json`` before); ``torch.save`` only ``data.pkl``
+and its tensors."""
 
 from __future__ import annotations
 
@@ -32,10 +33,13 @@ _PICKLE_MAX = 1 << 20
 
 
 def _entries(path: Path) -> set[str] | None:
-    """Entry names of a zip archive below its top folder, or None for another file."""
+    """Entry names of a zip archive, as they are and below their top folder (``torch.save``
+    and TorchScript write one; torch.export before torch 2.6 wrote its entries at the root),
+    or None for another file."""
     try:
         with zipfile.ZipFile(path) as z:
-            return {n.partition("/")[2] for n in z.namelist()}
+            names = z.namelist()
+            return {n.partition("/")[2] or n for n in names} | set(names)
     except (OSError, zipfile.BadZipFile, ValueError):
         return None
 
@@ -44,7 +48,7 @@ def _pickled_strings(path: Path) -> set[str]:
     """The strings in a ``torch.save`` archive's ``data.pkl`` (read as opcodes, not run)."""
     try:
         with zipfile.ZipFile(path) as z:
-            name = next(n for n in z.namelist() if n.partition("/")[2] == "data.pkl")
+            name = next(n for n in z.namelist() if "data.pkl" in (n, n.partition("/")[2]))
             with z.open(name) as f:
                 data = f.read(_PICKLE_MAX)
         return {a for _, a, _ in pickletools.genops(data) if isinstance(a, str)}

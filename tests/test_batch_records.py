@@ -166,3 +166,26 @@ def test_a_split_stopped_on_its_own_cluster_quiets_its_workers(tmp_path):
             run_bands(client, refuse, parts, [(str(tmp_path / "a.tif"), str(parts[0]))])
         level = client.run(lambda: logging.getLogger("distributed").level)
     assert list(level.values()) == [logging.ERROR]  # no CancelledError warnings there
+
+
+HOST_SCRIPT = SIGTERM_SCRIPT.replace(
+    'sys.exit(main(["upscale", sys.argv[1], sys.argv[2], "--no-progress", "--tile", "16"]))',
+    'main(["upscale", sys.argv[1], sys.argv[2], "--no-progress", "--tile", "16"])\n'
+    'print("the host went on")',
+)
+
+
+def test_sigterm_stops_a_program_that_calls_main(tmp_path):
+    """A program calling main() in a loop stops on SIGTERM (SystemExit(143) propagates) after
+    the line; it went on to its next file when main() returned 143."""
+    assert HOST_SCRIPT != SIGTERM_SCRIPT
+    src = make_geotiff(tmp_path / "a.tif", width=40, height=40)
+    r = subprocess.run(
+        [sys.executable, "-c", HOST_SCRIPT, str(src), str(tmp_path / "o.tif")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 143, r.stderr
+    assert "the host went on" not in r.stdout
+    assert "sr-domains: terminated" in r.stderr

@@ -5,6 +5,7 @@ TorchScript file at a ``.pt2`` name... are refused, untouched, named for what th
 from __future__ import annotations
 
 import warnings
+import zipfile
 
 import pytest
 import torch
@@ -31,6 +32,9 @@ def files(tmp_path_factory):
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(net), d / "ts")
     torch.export.save(torch.export.export(net, (torch.zeros(1, 1, 8, 8),)), d / "ep")
+    with zipfile.ZipFile(d / "old-ep", "w") as z:  # (torch.export.save before torch 2.6)
+        for name in ("serialized_exported_program.json", "serialized_state_dict.pt", "version"):
+            z.writestr(name, b"{}")
     save_checkpoint(model, d / "st")
     (d / "weights.safetensors").write_bytes((d / "st").read_bytes())
     return d
@@ -44,6 +48,7 @@ def files(tmp_path_factory):
         ("legacy", "a pickle (a legacy torch.save file)"),
         ("ts", "a TorchScript file"),
         ("ep", "a torch.export ExportedProgram"),
+        ("old-ep", "a torch.export ExportedProgram"),  # (entries at the root, no top folder)
         ("st", "a safetensors file"),
     ],
 )
@@ -80,13 +85,14 @@ def test_export_overwrite_refuses_what_is_not_an_export_of_its_format(
     assert dst.read_bytes() == data and sorted(p.name for p in dst.parent.iterdir()) == [out]
 
 
-@pytest.mark.parametrize(("out", "src"), [("m.pt", "ts"), ("m.pt2", "ep")])
+@pytest.mark.parametrize(("out", "src"), [("m.pt", "ts"), ("m.pt2", "ep"), ("m.pt2", "old-ep")])
 def test_export_overwrite_replaces_an_export_of_its_format(files, tmp_path, out, src):
     dst = tmp_path / out
     dst.write_bytes((files / src).read_bytes())
     argv = ["export", "--weights", str(files / "weights.safetensors"), str(dst), "--overwrite"]
     assert main([*argv, "--no-check"]) == 0
     assert dst.read_bytes() != (files / src).read_bytes() and kind(dst) == kind(files / src)
+    assert kind(dst) in ("a TorchScript file", "a torch.export ExportedProgram")
 
 
 @pytest.mark.parametrize("src", ["ck", "sd", "ts", "ep"])

@@ -59,7 +59,8 @@ def barrier(info: DistInfo) -> None:
 
 
 def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """The mean of a scalar tensor over all processes (for logging)."""
+    """The element-wise mean of a tensor (a scalar, or the stacked loss terms of a step) over
+    all processes (for logging)."""
     if not info.enabled:
         return value
     v = value.detach().clone()
