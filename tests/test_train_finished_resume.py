@@ -1,6 +1,6 @@
 """``--resume`` of a finished run is a no-op (it rewrote ``weights.safetensors`` with an empty
-``metrics`` and a "steps 41-40" segment); a ``--stop-at`` at or before the checkpoint, or a
-``steps`` lowered below it, is refused before any file is touched."""
+``metrics`` and a "steps 41-40" segment); a ``--stop-at`` before the checkpoint, or a
+``steps`` lowered below it, is refused before any file is touched, and one at it is a no-op."""
 
 from __future__ import annotations
 
@@ -58,12 +58,21 @@ def test_resuming_a_finished_run_changes_no_file(tmp_path, capsys):
     assert _files(run) == before  # config.yaml too
 
 
-def test_a_stop_at_not_after_a_paused_checkpoint_is_refused(tmp_path):
-    cfg = load_train_config(tiny_config_file(tmp_path, steps=4, checkpoint_every=1))
+def test_a_stop_at_before_a_paused_checkpoint_is_refused_at_it_a_no_op(tmp_path, capsys):
+    path = tiny_config_file(tmp_path, steps=4, checkpoint_every=1)
+    cfg = load_train_config(path)
     assert train(cfg, progress=False, stop_at=2).steps == 2
     before = _files(cfg.run_dir)
-    for stop_at in (1, 2):
-        with pytest.raises(ConfigError, match=f"at step 2; --stop-at {stop_at}"):
-            train(cfg, resume=True, progress=False, stop_at=stop_at)
-        assert _files(cfg.run_dir) == before
+    with pytest.raises(ConfigError, match="at step 2; --stop-at 1"):
+        train(cfg, resume=True, progress=False, stop_at=1)
+    assert _files(cfg.run_dir) == before
+    # the same `--resume --stop-at 2` again (a retried scheduler command): paused there already
+    again = train(cfg, resume=True, progress=False, stop_at=2)
+    assert again.steps == 2 and again.weights is None and not again.already_finished
+    assert _files(cfg.run_dir) == before
+    capsys.readouterr()
+    args = ["train", "--config", str(path), "--no-progress", "--resume", "--stop-at", "2"]
+    assert main(args) == 0
+    assert "paused at step 2" in capsys.readouterr().out
+    assert _files(cfg.run_dir) == before
     assert train(cfg, resume=True, progress=False, stop_at=3).steps == 3

@@ -222,6 +222,9 @@ class Trainer:
                 return TrainResult(
                     run, weights if info.is_main else None, self.step, already_finished=True
                 )
+            if stop_at == self.step:  # (a retried `--resume --stop-at N`: paused there already)
+                log.info("%s: already paused at step %d", last, self.step)
+                return TrainResult(run, None, self.step)
             log.info("resumed %s at step %d", last, self.step)
         if info.is_main:  # (on resume too: the folder describes the run as it goes on)
             atomic_write_text(run / "config.yaml", dump_yaml(c))  # (not through a link)
@@ -305,7 +308,8 @@ class Trainer:
     def _nothing_to_resume(self, stop_at: int | None) -> bool:
         """True when the resumed run had finished (``last.pt`` at ``steps``, weights written):
         nothing is run or written. A checkpoint past ``steps`` (``steps`` lowered) or a
-        ``stop_at`` at or before its step is refused, before any file is touched."""
+        ``stop_at`` before its step is refused, before any file is touched (``stop_at`` at its
+        step: paused there already, nothing to do)."""
         c, run = self.config, self.config.run_dir
         if self.step > c.steps:
             raise ConfigError(
@@ -313,10 +317,10 @@ class Trainer:
                 f"a run cannot go back: resume with steps >= {self.step}, or start over "
                 "(--overwrite, or another name)"
             )
-        if stop_at is not None and stop_at <= self.step:
+        if stop_at is not None and stop_at < self.step:
             raise ConfigError(
                 f"{run / 'last.pt'}: the run is at step {self.step}; --stop-at {stop_at} "
-                f"(Python: stop_at) must be after it (> {self.step})"
+                f"(Python: stop_at) must not be before it (>= {self.step})"
             )
         if self.step < c.steps or not (run / "weights.safetensors").exists():
             return False  # (at steps without weights: they are written as a finished run's)
