@@ -136,14 +136,19 @@ SIGTERM_SCRIPT = textwrap.dedent(
 )
 
 
-def test_sigterm_says_terminated(tmp_path):
+def _run(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter on a small GeoTIFF (it SIGTERMs itself mid-write)."""
     src = make_geotiff(tmp_path / "a.tif", width=40, height=40)
-    r = subprocess.run(
-        [sys.executable, "-c", SIGTERM_SCRIPT, str(src), str(tmp_path / "o.tif")],
+    return subprocess.run(
+        [sys.executable, "-c", script, str(src), str(tmp_path / "o.tif")],
         cwd=REPO,
         capture_output=True,
         text=True,
     )
+
+
+def test_sigterm_says_terminated(tmp_path):
+    r = _run(SIGTERM_SCRIPT, tmp_path)
     assert r.returncode == 143, r.stderr
     assert r.stderr.strip().splitlines()[-1] == "sr-domains: terminated", r.stderr
 
@@ -179,13 +184,7 @@ def test_sigterm_stops_a_program_that_calls_main(tmp_path):
     """A program calling main() in a loop stops on SIGTERM (SystemExit(143) propagates) after
     the line; it went on to its next file when main() returned 143."""
     assert HOST_SCRIPT != SIGTERM_SCRIPT
-    src = make_geotiff(tmp_path / "a.tif", width=40, height=40)
-    r = subprocess.run(
-        [sys.executable, "-c", HOST_SCRIPT, str(src), str(tmp_path / "o.tif")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    r = _run(HOST_SCRIPT, tmp_path)
     assert r.returncode == 143, r.stderr
     assert "the host went on" not in r.stdout
     assert "sr-domains: terminated" in r.stderr

@@ -13,6 +13,7 @@ import torch
 pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
 
+from _nifti_intent_files import save_with_intent as _save  # noqa: E402
 from monai.data import MetaTensor, list_data_collate  # noqa: E402
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged  # noqa: E402
 
@@ -30,14 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader"),
     pytest.mark.filterwarnings("ignore::FutureWarning:monai.*"),
 ]
-
-
-def _save(path, intent, shape=(12, 10, 4)):
-    data = np.random.default_rng(0).random(shape).astype(np.float32)
-    img = nib.Nifti1Image(data, np.diag([1.0, 1.0, 3.0, 1.0]))
-    img.header.set_intent(intent)
-    nib.save(img, path)
-    return path
 
 
 def _load(path):

@@ -3,24 +3,17 @@ scalar statistical maps are upscaled."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 nib = pytest.importorskip("nibabel")
+
+from _nifti_intent_files import save_with_intent as _save  # noqa: E402
 
 from sr_domains.dry_run import dry_run  # noqa: E402
 from sr_domains.errors import InputFileError  # noqa: E402
 from sr_domains.medical import make_isotropic, upscale_nifti  # noqa: E402
 from sr_domains.options import UpscaleOptions  # noqa: E402
 from sr_domains.testing.medical import interp_model  # noqa: E402
-
-
-def _save(path, intent, shape=(12, 10, 4)):
-    data = np.random.default_rng(0).random(shape).astype(np.float32)
-    img = nib.Nifti1Image(data, np.diag([1.0, 1.0, 3.0, 1.0]))
-    img.header.set_intent(intent)
-    nib.save(img, path)
-    return path
 
 
 @pytest.mark.parametrize(
