@@ -236,7 +236,8 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     runtime error (bad or unreadable input, an output that exists or is unsafe, a checkpoint
     that cannot be used, disk full, permissions, memory; in a batch: some files failed), 2 a
     usage error (unknown option or name, invalid or conflicting options), 130 interrupted,
-    141 broken pipe, 143 terminated.
+    141 broken pipe, 143 terminated (called from a program, SIGTERM raises ``SystemExit(143)``
+    after its line, so the program stops too; with ``own_process`` it returns 143).
 
     Called from a program (a script, a notebook, a test), it leaves the process as it found
     it: the SIGTERM handler, logging's handlers and levels and torch's thread count are

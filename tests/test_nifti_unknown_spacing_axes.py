@@ -46,3 +46,17 @@ def test_unknown_spacing_not_compared(tmp_path, pixdim, axes, shape):
     dst = upscale_nifti(src, tmp_path / "up.nii", model=interp_model(2))
     assert nib.load(dst).shape == shape
     assert src.read_bytes() == before
+
+
+def test_training_reads_the_planes_upscale_takes(tmp_path):
+    """A training volume with a pixdim of 0 is cut into the planes `upscale` would take: it
+    took (0, 2) from nibabel's invented spacing of 1, so a model learnt other planes."""
+    from sr_domains.train.inputs import InputSpec
+    from sr_domains.train.sources import SourceOptions, _read_nifti
+
+    src = _raw_file(tmp_path / "in.nii", (0.0, 1.5, 0.0), shape=(12, 10, 4))
+    loaded = _read_nifti(InputSpec("nifti", src), SourceOptions())
+    assert loaded.axes == (0, 1)
+    assert loaded.data.shape[-2:] == (12, 10)
+    stated = _read_nifti(InputSpec("nifti", src), SourceOptions(slice_axes=(1, 2)))
+    assert stated.axes == (1, 2)  # the user's choice is kept

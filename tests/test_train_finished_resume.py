@@ -76,3 +76,13 @@ def test_a_stop_at_before_a_paused_checkpoint_is_refused_at_it_a_no_op(tmp_path,
     assert "paused at step 2" in capsys.readouterr().out
     assert _files(cfg.run_dir) == before
     assert train(cfg, resume=True, progress=False, stop_at=3).steps == 3
+
+
+def test_a_retried_stop_at_steps_with_the_weights_missing_writes_them(tmp_path):
+    """`--resume --stop-at STEPS` on a run at STEPS whose weights are missing (a crash while
+    they were written) writes them: it must not take the 'paused there already' no-op."""
+    cfg = load_train_config(tiny_config_file(tmp_path, steps=2, checkpoint_every=1))
+    assert train(cfg, progress=False).weights is not None
+    (cfg.run_dir / "weights.safetensors").unlink()
+    result = train(cfg, resume=True, progress=False, stop_at=2)
+    assert result.weights is not None and result.weights.exists()

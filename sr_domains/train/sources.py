@@ -18,6 +18,7 @@ validity ``(h, w)`` (True = valid: every channel valid).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import OrderedDict
@@ -245,9 +246,12 @@ def _volume_planes(spec: InputSpec, vol: np.ndarray, spacing: Any, opts: SourceO
 
 
 def _read_nifti(spec: InputSpec, opts: SourceOptions) -> Loaded:
-    from ..medical.nifti import read_nifti
+    from ..medical.nifti import nifti_default_axes, read_nifti
 
     vol = read_nifti(spec.path)
+    if not opts.slice_axes:  # (the planes `upscale` takes: a pixdim of 0 is no spacing)
+        axes = nifti_default_axes(vol.path, vol.header, vol.affine, vol.data.shape[:3])
+        opts = dataclasses.replace(opts, slice_axes=axes)
     out = _volume_planes(spec, vol.data, vol.spacing, opts)
     unscaled = vol.slope in (1, None) and vol.inter in (0, None)
     return out._replace(dtype=np.dtype(vol.dtype) if unscaled else out.dtype)

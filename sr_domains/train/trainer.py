@@ -222,7 +222,7 @@ class Trainer:
                 return TrainResult(
                     run, weights if info.is_main else None, self.step, already_finished=True
                 )
-            if stop_at == self.step:  # (a retried `--resume --stop-at N`: paused there already)
+            if stop_at == self.step < c.steps:  # (a retried `--resume --stop-at N`: paused)
                 log.info("%s: already paused at step %d", last, self.step)
                 return TrainResult(run, None, self.step)
             log.info("resumed %s at step %d", last, self.step)
