@@ -4,6 +4,7 @@ TorchScript file at a ``.pt2`` name... are refused, untouched, named for what th
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 import zipfile
 
@@ -66,7 +67,14 @@ def test_kind_names_a_model_file_by_its_layout(files, name, what):
         ("model.pt", "st", "not a TorchScript file: it is a safetensors file;"),
         ("model.pt2", "sd", "not a torch.export ExportedProgram file: it is a torch.save"),
         ("model.pt2", "ts", "not a torch.export ExportedProgram file: it is a TorchScript"),
-        ("model.onnx", "ts", "not an ONNX file: it is a TorchScript file;"),
+        pytest.param(
+            "model.onnx",
+            "ts",
+            "not an ONNX file: it is a TorchScript file;",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("onnx") is None, reason="needs onnx (export extra)"
+            ),
+        ),
     ],
 )
 def test_export_overwrite_refuses_what_is_not_an_export_of_its_format(
