@@ -110,6 +110,13 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
         out[hit] = np.nextafter(nd, np.array(direction, dt))
 
 
+def reaches(band: np.ndarray, v: float, step: float, up: bool) -> bool:
+    """Whether any pixel of ``band`` equals the saturation ``v`` or (``step`` 1) rounds to it;
+    ``up``: a low saturation (one pass over the band)."""
+    at, half = band.dtype.type(v), step / 2
+    return bool(band.min() <= at + half) if up else bool(band.max() >= at - half)
+
+
 def off_saturation(band: np.ndarray, kept: np.ndarray, v: float, step: float, up: bool) -> int:
     """In place: pixels of ``band`` outside ``kept`` (the saturated footprint, and pixels
     that are not valid; broadcast to ``band``) that equal the saturation value ``v``, or on an
@@ -118,7 +125,7 @@ def off_saturation(band: np.ndarray, kept: np.ndarray, v: float, step: float, up
     Returns how many moved; nothing is read twice when no pixel comes near ``v``."""
     ft = band.dtype.type
     at, half = ft(v), step / 2
-    if (band.min() > at + half) if up else (band.max() < at - half):
+    if not reaches(band, v, step, up):
         return 0  # (the usual case: one pass over the block)
     near = np.abs(band - at) <= half if step else band == at
     near &= ~kept
@@ -166,5 +173,6 @@ __all__ = [
     "nodata_problem",
     "nudge_from_nodata",
     "off_saturation",
+    "reaches",
     "restore_footprint",
 ]

@@ -18,7 +18,7 @@ from numpy.typing import DTypeLike
 from .errors import ConfigError
 from .spectral import HALO, keep_band_ratios
 from .value_facts import pin_hits
-from .value_ops import clip_blocks, local_range, off_saturation
+from .value_ops import clip_blocks, local_range, off_saturation, reaches
 
 
 @dataclass(frozen=True)
@@ -184,9 +184,21 @@ class ValueRules:
         down; up for a saturation at the bottom of the band's domain). Returns how many."""
         if self.saturation is None:
             return 0
+        return off_saturation(
+            band, kept, self.saturation, self.saturation_step, self._saturates_low(k)
+        )
+
+    def near_saturation(self, band: np.ndarray, k: int = 0) -> bool:
+        """Whether output band ``k`` has a pixel at (or rounding to) the saturation: only
+        then is the saturated footprint looked up (:meth:`unsaturate`)."""
+        if self.saturation is None:
+            return False
+        return reaches(band, self.saturation, self.saturation_step, self._saturates_low(k))
+
+    def _saturates_low(self, k: int) -> bool:
+        """Whether band ``k``'s saturation is at the bottom of its domain (pixels move up)."""
         lo = self.domain.lo if self.domain is not None else (-np.inf,)
-        up = self.saturation <= lo[k if len(lo) > 1 else 0]
-        return off_saturation(band, kept, self.saturation, self.saturation_step, up)
+        return bool(self.saturation is not None and self.saturation <= lo[k if len(lo) > 1 else 0])
 
     def _envelope(
         self, values: np.ndarray, ok: np.ndarray, ft: DTypeLike
@@ -265,6 +277,8 @@ class ValueRules:
                     out[k][hit] = own if self.pin_tol == 0 else own[hit]
         if self.saturation is not None:
             for k in range(c):
+                if not self.near_saturation(out[k], k):
+                    continue  # (the usual case: no footprint to look up)
                 sat = up((pin_hits(values[k], self.saturation, self.pin_tol) & ok[k])[None])[0]
                 stats.unsaturated += self.unsaturate(out[k], sat | ~ok_up[k], k)
         return stats
@@ -325,6 +339,8 @@ class ValueRules:
                     band[hit] = own[hit]
         if self.saturation is not None:
             for k in range(c):
+                if not self.near_saturation(blocks[k], k):
+                    continue  # (the usual case: no footprint to look up)
                 sat = pin_hits(values[k], self.saturation, self.pin_tol) & ok[k]
                 kept = sat[first : first + n, None, :, None] | ~ok_b[k]
                 stats.unsaturated += self.unsaturate(blocks[k], kept, k)
