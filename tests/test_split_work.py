@@ -98,6 +98,7 @@ def test_split_bands_compute_one_process_windows_plus_the_cut_ones(tmp_path):
         want = a.read()
     for i, rows in enumerate(bands):
         part = tmp_path / f"part{i}.tif"
+        part.touch()  # (the placeholder the client makes: a band whose part is gone stops)
         _, work = _counted(lambda p=part, r=rows: run_band(str(src), str(p), r, job, None, None))
         assert work == band_work(plan, rows)  # the planner counts what the engine computes
         total += work
@@ -155,3 +156,29 @@ def test_row_ranges_skip_the_windows_without_weight_there(tile):
         assert work == band_work(plan, (r0, r1))
         total += work
     assert one == band_work(plan, (0, 180)) and total <= _allowed(plan, bands)
+
+
+def test_a_band_whose_part_was_removed_as_it_opened_it_leaves_nothing(tmp_path, monkeypatch):
+    """The run ended (its parts removed) between a band's start and its opening of the part:
+    opening for writing made a new file there, left beside the output. The band holds the
+    placeholder open, sees another file at its name, removes it and stops."""
+    import sr_domains.geo.split as split
+
+    src = make_geotiff(tmp_path / "r.tif", width=24, height=40, count=1)
+    model = _model()
+    with RasterSource(src) as rs:
+        job = prepare_job(rs, UpscaleOptions(scale=2, tile=48), model=model)
+    part = tmp_path / ".out.part0.tif"
+    part.touch()
+    real_open = split.rasterio.open
+
+    def removed_first(path, *args, **kwargs):
+        if str(path).endswith(part.name):
+            part.unlink()  # (the client's cleanup, just before the band opens its part)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(split.rasterio, "open", removed_first)
+    assert run_band(str(src), str(part), (0, 80), job, None, None) == {"stopped": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]
+    monkeypatch.undo()
+    assert run_band(str(src), str(part), (0, 80), job, None, None) == {"stopped": True}

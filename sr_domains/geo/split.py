@@ -173,7 +173,9 @@ def run_band(
 ) -> dict[str, Any]:
     """Upscale HR rows ``rows`` of ``src`` into the part file (runs on a worker, under the
     run's engine ``settings``); returns the band's value-rule counts (``stats``) and the band
-    ratio rule as the engine resolved it (``spectral``)."""
+    ratio rule as the engine resolved it (``spectral``). The part must exist (the placeholder
+    the client made): a part that is gone, or replaced before it was opened, means the run
+    ended (``{"stopped": True}``, nothing left behind)."""
     import warnings
 
     from rasterio.errors import NotGeoreferencedWarning
@@ -182,19 +184,42 @@ def run_band(
     job.rules = copy.deepcopy(job.rules)
     if job.rules is not None:
         job.rules.stats = ClampStats()
-    with (
-        engine_settings(settings or EngineSettings()),
-        gdal_env(),
-        RasterSource(src, bands, nodata) as rs,
-    ):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            out = rasterio.open(gdal_path(part, output=True), "w", **_part_profile(job, rows))
-        with out:
-            write_pixels(job, rs, out, rows=rows)
+    try:  # the placeholder, held open: its inode cannot be reused while this band runs
+        held = os.open(part, os.O_RDONLY)
+    except FileNotFoundError:  # the run ended before this band opened its part
+        return {"stopped": True}
+    try:
+        with (
+            engine_settings(settings or EngineSettings()),
+            gdal_env(),
+            RasterSource(src, bands, nodata) as rs,
+        ):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                out = rasterio.open(gdal_path(part, output=True), "w", **_part_profile(job, rows))
+            if _recreated(part, held):  # the run removed it first: GDAL made a new file
+                out.close()
+                with contextlib.suppress(OSError):
+                    os.remove(part)
+                return {"stopped": True}
+            with out:
+                write_pixels(job, rs, out, rows=rows)
+    finally:
+        os.close(held)
     stats = job.rules.stats if job.rules is not None else ClampStats()
     spectral = job.rules.spectral if job.rules is not None else None
     return {"stats": json.loads(json.dumps(stats.__dict__)), "spectral": spectral}
+
+
+def _recreated(part: str, held: int) -> bool:
+    """Whether the file at ``part`` is no longer the placeholder ``held`` open (the run ended
+    and removed it, and opening the part for writing created another)."""
+    try:
+        now = os.stat(part)
+    except FileNotFoundError:
+        return False  # removed after it was opened: the band writes into the removed file
+    was = os.fstat(held)
+    return (now.st_dev, now.st_ino) != (was.st_dev, was.st_ino)
 
 
 def _assemble(job: GeotiffJob, parts: list[tuple[Path, tuple[int, int]]], out: Any) -> None:

@@ -13,7 +13,9 @@ is (:mod:`sr_domains.batch_stop`).
   them when the run ends, and a band that starts after that (a cancel does not stop a task
   already sent to a worker) finds its part gone and writes nothing, so no part is left beside
   the output. (A band already writing keeps writing to the removed file, which is gone when it
-  closes; the rare part created in between is a temporary the next run's cleanup removes.)
+  closes. A band that opens its part just after the run removed it creates a new file: it
+  holds the placeholder open from its start, sees that the path is another file, and removes it
+  at once: :func:`sr_domains.geo.split.run_band`.)
 """
 
 from __future__ import annotations
