@@ -46,6 +46,13 @@ def render() -> str:
         "| 130, 141, 143 | interrupted (Ctrl-C: `sr-domains: interrupted`), broken pipe, "
         "terminated (SIGTERM: `sr-domains: terminated`); temporary files are removed |",
         "",
+        "Called from a Python program, `sr_domains.cli.main([...])` returns these statuses, "
+        "except for Ctrl-C and SIGTERM, which stop the program too (a `for f in files: "
+        "main([...])` loop does not go on to its next file): after the line, once the "
+        "temporary files are removed, Ctrl-C re-raises `KeyboardInterrupt` (what Python code "
+        "raises on Ctrl-C; left unhandled, the process ends as Ctrl-C ends it) and SIGTERM "
+        "raises `SystemExit(143)`.",
+        "",
         "```text",
         parser.format_help().rstrip(),
         "```",

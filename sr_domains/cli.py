@@ -236,8 +236,11 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     runtime error (bad or unreadable input, an output that exists or is unsafe, a checkpoint
     that cannot be used, disk full, permissions, memory; in a batch: some files failed), 2 a
     usage error (unknown option or name, invalid or conflicting options), 130 interrupted,
-    141 broken pipe, 143 terminated (called from a program, SIGTERM raises ``SystemExit(143)``
-    after its line, so the program stops too; with ``own_process`` it returns 143).
+    141 broken pipe, 143 terminated. Called from a program, Ctrl-C and SIGTERM stop the
+    program too, after the line and once the command's temporary files are removed: Ctrl-C
+    re-raises :class:`KeyboardInterrupt` (as any Python code does on Ctrl-C; unhandled, the
+    process ends as Ctrl-C ends it), SIGTERM raises ``SystemExit(143)``; with ``own_process``
+    they return 130 and 143.
 
     Called from a program (a script, a notebook, a test), it leaves the process as it found
     it: the SIGTERM handler, logging's handlers and levels and torch's thread count are
@@ -305,6 +308,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc), 1, args.verbose)
     except KeyboardInterrupt:
         print("sr-domains: interrupted", file=sys.stderr)
+        if not getattr(args, "own_process", False):
+            raise  # (a program calling main() stops too, as Ctrl-C stops any Python code)
         return 130
     except _Terminated as exc:
         print("sr-domains: terminated", file=sys.stderr)
