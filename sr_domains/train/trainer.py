@@ -203,9 +203,12 @@ class Trainer:
         return summarize(scores)
 
     # -- the loop -------------------------------------------------------------------------
-    def fit(self, resume: bool = False, stop_at: int | None = None) -> TrainResult:
+    def fit(
+        self, resume: bool = False, stop_at: int | None = None, *, loaded: bool = False
+    ) -> TrainResult:
         """Train to ``config.steps`` (or pause at ``stop_at``: ``last.pt`` is written, no
-        weights; resume later). Returns what was produced.
+        weights; resume later). Returns what was produced. ``loaded``: the resumed ``last.pt``
+        was read, answered (:func:`resume_early`) and loaded already (:func:`train`).
 
         A Ctrl-C or SIGTERM (main thread) pauses after the step it came in, as ``stop_at``
         that step would (every rank at the same step), then stops as the signal would have
@@ -216,15 +219,13 @@ class Trainer:
         run = c.run_dir
         last = run / "last.pt"
         if resume:
-            self.load_state_dict(load_resume_state(last, info.device))
-            if self._nothing_to_resume(stop_at):  # (every rank: the same checkpoint)
-                weights = run / "weights.safetensors"
-                return TrainResult(
-                    run, weights if info.is_main else None, self.step, already_finished=True
-                )
-            if stop_at == self.step < c.steps:  # (a retried `--resume --stop-at N`: paused)
-                log.info("%s: already paused at step %d", last, self.step)
-                return TrainResult(run, None, self.step)
+            if not loaded:
+                state = load_resume_state(last, info.device)
+                early = resume_early(c, info, state, stop_at)
+                if early is not None:  # (every rank: the same checkpoint)
+                    return early
+                trainer_state.load_state_dict(self, state, checked=True)
+                del state  # (not held while the run goes on)
             log.info("resumed %s at step %d", last, self.step)
         if info.is_main:  # (on resume too: the folder describes the run as it goes on)
             atomic_write_text(run / "config.yaml", dump_yaml(c))  # (not through a link)
@@ -305,29 +306,6 @@ class Trainer:
             )
         return result
 
-    def _nothing_to_resume(self, stop_at: int | None) -> bool:
-        """True when the resumed run had finished (``last.pt`` at ``steps``, weights written):
-        nothing is run or written. A checkpoint past ``steps`` (``steps`` lowered) or a
-        ``stop_at`` before its step is refused, before any file is touched (``stop_at`` at its
-        step: paused there already, nothing to do)."""
-        c, run = self.config, self.config.run_dir
-        if self.step > c.steps:
-            raise ConfigError(
-                f"{run / 'last.pt'}: the run is at step {self.step}, past steps={c.steps}; "
-                f"a run cannot go back: resume with steps >= {self.step}, or start over "
-                "(--overwrite, or another name)"
-            )
-        if stop_at is not None and stop_at < self.step:
-            raise ConfigError(
-                f"{run / 'last.pt'}: the run is at step {self.step}; --stop-at {stop_at} "
-                f"(Python: stop_at) must not be before it (>= {self.step})"
-            )
-        if self.step < c.steps or not (run / "weights.safetensors").exists():
-            return False  # (at steps without weights: they are written as a finished run's)
-        if self.info.is_main:
-            log.info("nothing to resume: %s finished at step %d", run, self.step)
-        return True
-
     def _validate_finished(self, valcsv: CsvLog | None) -> dict[str, float]:
         """The validation of a run resumed at ``steps`` whose weights are missing (a crash
         while they were written): no step runs, so the scores for their card are taken now,
@@ -376,6 +354,20 @@ class Trainer:
         return save_checkpoint(model, path, card, overwrite=True)
 
 
+def resume_early(
+    config: TrainConfig, info: DistInfo, state: dict[str, Any], stop_at: int | None
+) -> TrainResult | None:
+    """The result of a resume from ``state`` that runs nothing (a finished run; a retried
+    ``stop_at`` at its step), told from its step alone; None: the run goes on. A refused one
+    raises (:func:`~sr_domains.train.trainer_state.resume_answer`)."""
+    answer = trainer_state.resume_answer(config, state, stop_at)
+    run, step = config.run_dir, int(state["step"])
+    if answer == "finished":
+        weights = run / "weights.safetensors" if info.is_main else None
+        return TrainResult(run, weights, step, already_finished=True)
+    return TrainResult(run, None, step) if answer == "paused" else None
+
+
 def train(
     config: TrainConfig,
     *,
@@ -411,14 +403,23 @@ def train(
                 stack.enter_context(destination_lock(config.run_dir))  # one run per folder
                 resuming = check_run_dir(config, resume, overwrite)
             barrier(info)
+            state = None
+            if resuming:  # a resume with nothing to do, or refused, answers at once
+                state = load_resume_state(config.run_dir / "last.pt", info.device)
+                early = resume_early(config, info, state, stop_at)
+                if early is not None:
+                    return early
             # data, model and validation set up (and refused) on every rank, together (DDP
             # synchronises its processes when it wraps the model), before a previous run's
             # files are removed with overwrite
             trainer = Trainer(config, info, progress=progress, resuming=resuming)
+            if state is not None:
+                trainer_state.load_state_dict(trainer, state, checked=True)
+                del state  # (not held while the run goes on)
             if info.is_main and not resuming:
                 clear_run_dir(config, overwrite)
             barrier(info)
-            return trainer.fit(resume=resuming, stop_at=stop_at)
+            return trainer.fit(resume=resuming, stop_at=stop_at, loaded=resuming)
     except BaseException:  # a bad model/data setting, Ctrl-C...: leave no empty folder behind
         remove_empty(created)
         raise

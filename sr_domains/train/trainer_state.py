@@ -10,15 +10,19 @@ Split from :mod:`sr_domains.train.trainer`; ``Trainer.state_dict`` and
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch.distributed as dist
+
 from ..config import dump_yaml
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from .run_files import check_same_model
 
 if TYPE_CHECKING:
     import torch
 
+    from .config import TrainConfig
     from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -44,10 +48,60 @@ def state_dict(trainer: Trainer) -> dict[str, Any]:
     return state
 
 
-def load_state_dict(trainer: Trainer, state: dict[str, Any]) -> None:
+def resume_answer(config: TrainConfig, state: dict[str, Any], stop_at: int | None) -> str:
+    """What resuming from ``state`` (``last.pt``) comes to, from its step and config alone
+    (:func:`~sr_domains.train.trainer.train` asks before the data and the model are set up,
+    so a resume with nothing to do answers at once): ``"finished"`` (at ``steps``, weights
+    written: nothing is run or written), ``"paused"`` (``stop_at`` at its step before
+    ``steps``: paused there already), ``""`` (train on; at ``steps`` without weights, write
+    them).
+
+    Raises:
+        ConfigError: before any file is touched, for a changed model, scale or profile
+            (:func:`~sr_domains.train.run_files.check_same_model`), a checkpoint past
+            ``steps`` (``steps`` lowered) or a ``stop_at`` before its step.
+    """
+    check_same_model(state, config)
+    run = config.run_dir
+    step = checkpoint_step(state, run / "last.pt")
+    if step > config.steps:
+        raise ConfigError(
+            f"{run / 'last.pt'}: the run is at step {step}, past steps={config.steps}; "
+            f"a run cannot go back: resume with steps >= {step}, or start over "
+            "(--overwrite, or another name)"
+        )
+    if stop_at is not None and stop_at < step:
+        raise ConfigError(
+            f"{run / 'last.pt'}: the run is at step {step}; --stop-at {stop_at} "
+            f"(Python: stop_at) must not be before it (>= {step})"
+        )
+    if step == config.steps and (run / "weights.safetensors").exists():
+        if not (dist.is_initialized() and dist.get_rank() != 0):  # (rank 0 logs)
+            log.info("nothing to resume: %s finished at step %d", run, step)
+        return "finished"
+    if stop_at == step < config.steps:  # (a retried `--resume --stop-at N`)
+        log.info("%s: already paused at step %d", run / "last.pt", step)
+        return "paused"
+    return ""  # (at steps without weights: they are written as a finished run's)
+
+
+def checkpoint_step(state: dict[str, Any], path: Path) -> int:
+    """The step of a ``last.pt`` state (a :class:`CheckpointError` naming ``path`` when it
+    is not a number)."""
+    try:
+        return int(state["step"])
+    except (TypeError, ValueError, RuntimeError):
+        raise CheckpointError(
+            f"{path}: not a sr_domains training checkpoint (step {state['step']!r})"
+        ) from None
+
+
+def load_state_dict(trainer: Trainer, state: dict[str, Any], *, checked: bool = False) -> None:
     """Restore a ``last.pt`` state; one that does not fit this run's network (or
-    optimizers) is a :class:`CheckpointError` naming the file, not a torch traceback."""
-    check_same_model(state, trainer.config)
+    optimizers) is a :class:`CheckpointError` naming the file, not a torch traceback.
+    ``checked``: :func:`resume_answer` has checked its config already."""
+    if not checked:
+        check_same_model(state, trainer.config)
     try:
         _load_state(trainer, state)
     except (RuntimeError, ValueError, KeyError) as exc:
@@ -132,4 +186,4 @@ def _apply_settings(
     sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() says
 
 
-__all__ = ["load_state_dict", "state_dict"]
+__all__ = ["checkpoint_step", "load_state_dict", "resume_answer", "state_dict"]
