@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, ModelScaleError
 from .inference import Upscaler
 from .models.base import SRModel
 from .options import UpscaleOptions
@@ -27,10 +27,11 @@ def resolve_network(
     """The network to run: a given :class:`SRModel` (of scale ``scale``), else
     :func:`sr_domains.pretrained.resolve_model` (shipped weights, a checkpoint or an
     architecture name, for ``n_bands`` bands); a model module missing from this installation
-    is a :class:`ConfigError`."""
+    is a :class:`ConfigError`, a model of another scale a :class:`ModelScaleError` naming it
+    (:func:`scale_error`)."""
     if isinstance(model, SRModel) and weights is None:  # (no checkpoint module imported)
         if model.scale != scale:
-            raise ConfigError(f"the model upscales x{model.scale} but x{scale} was requested")
+            raise scale_error(model, scale)
         return model
     try:
         return resolve_model(model, weights, scale=scale, n_bands=n_bands)
@@ -41,6 +42,21 @@ def resolve_network(
                 "pass a built model (API) instead"
             ) from exc
         raise
+
+
+def scale_error(model: SRModel, scale: int, what: str = "") -> ModelScaleError:
+    """``the model sr-lite-gray-x4 (weights /w/x4.safetensors) upscales x4 but x2 was
+    requested``: the model by the name its user knows it by
+    (:func:`~sr_domains.model_label.model_label`), and the file it was loaded from when known
+    (``what``: words before "the model", e.g. "the upscaler of ")."""
+    from .model_label import model_label
+
+    source = getattr(model, "source_path", None) or getattr(model, "weights_source", ("", ""))[1]
+    weights = f" (weights {source})" if source else ""
+    return ModelScaleError(
+        f"{what}the model {model_label(model)}{weights} upscales x{model.scale} but x{scale} "
+        "was requested"
+    )
 
 
 def build_upscaler(
@@ -65,7 +81,7 @@ def build_upscaler(
     """
     if isinstance(model, Upscaler):
         if model.scale != scale:
-            raise ConfigError(f"the upscaler works x{model.scale} but x{scale} was requested")
+            raise scale_error(model.model, scale, "the upscaler of ")
         return model
     m = resolve_network(model, weights, scale=scale, n_bands=n_bands)
     return Upscaler(
@@ -104,4 +120,4 @@ def upscaler_of(
     )
 
 
-__all__ = ["build_upscaler", "resolve_network", "upscaler_of"]
+__all__ = ["build_upscaler", "resolve_network", "scale_error", "upscaler_of"]

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import InputFileError
 from ..made_with import Made, Requested
 from ..output_checks import check_batch_output, check_entry
+from ..output_names import undecodable
 from ..recorded_names import recorded_name
 from ..run_manifest import file_sha256, recorded_sha
 from ..run_recipe import for_source
@@ -45,6 +46,9 @@ def output_check(
     check_entry(dst)
     if not dst.exists():
         return "missing", ""
+    raw = undecodable(dst)
+    if raw:  # (GDAL would be asked for other bytes: whose it is cannot be told)
+        return "foreign", f"GDAL cannot open this output: {raw!r} in its name is not UTF-8"
     try:
         with open_dataset(src) as ds:
             want = (ds.height * scale, ds.width * scale)
@@ -138,8 +142,16 @@ def batch_check(
     reads, without our tags, is somebody's own raster saved under the output's name (a
     record of the name vouches for nothing then): ``"foreign"``, never replaced without
     ``--overwrite``. A folder, named pipe, socket or device at the output's name is refused
-    (:func:`~sr_domains.output_checks.check_batch_output`)."""
+    (:func:`~sr_domains.output_checks.check_batch_output`).
+
+    An input or output name GDAL cannot be given (not UTF-8,
+    :func:`~sr_domains.geo.gdal_paths.check_gdal_names`) is not opened: ``"missing"``, so
+    the batch refuses that file alone when it comes to write it, naming the output (or the
+    input) and the bytes, as it does when no file is there and as the batch runner does
+    before this check; an existing file at that name is left as it is."""
     check_batch_output(dst)
+    if undecodable(dst) or undecodable(src):  # (not an output a batch of others must wait on)
+        return "missing", "", ""
     recorded = recorded_sha(src, dst) if dst.is_file() else ""
     sha = file_sha256([dst]) if recorded else ""
     intact = bool(recorded) and sha == recorded

@@ -66,7 +66,7 @@ def _describe(s: DicomSeries | InputFileError) -> list[str]:
         f"  size       {s.n_slices} slice(s) x {s.rows} rows x {s.cols} columns"
         + (" (enhanced multi-frame)" if s.enhanced else ""),
         f"  spacing    {ps[0]:.6g} x {ps[1]:.6g} mm in-plane, {s.slice_spacing:.6g} mm between "
-        f"slices (SliceThickness {'?' if thick in (None, '') else thick})",
+        f"slices (SliceThickness {_thickness(thick)})",
     ]
     if s.has_geometry:
         assert s.slices[0].position is not None  # has_geometry: every slice is placed
@@ -103,6 +103,20 @@ def _describe(s: DicomSeries | InputFileError) -> list[str]:
     new = np.array([s.rows, s.cols]) * 2
     lines.append(f"  SR x2 ->   {new[0]} x {new[1]} pixels of {ps[0] / 2:.6g} x {ps[1] / 2:.6g} mm")
     return lines
+
+
+def _thickness(value: Any) -> str:
+    """A header ``SliceThickness`` as ``info`` shows it: absent, empty or 0 (DICOM's "unknown",
+    a Type 2 tag) said so, with what ``--isotropic`` takes instead: the slice spacing
+    (:func:`~sr_domains.medical.isotropic_io.checked_thickness`)."""
+    instead = "--isotropic uses the slice spacing"
+    if value is None or not str(value).strip():
+        return f"not given: {instead}"
+    try:
+        zero = not isinstance(value, bool) and float(value) == 0
+    except (TypeError, ValueError):
+        zero = False
+    return f"0, unknown: {instead}" if zero else str(value)
 
 
 def info_json(path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ default), outputs denormalized, then the value rules apply (:func:`apply_rules`)
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,15 +220,19 @@ def fit_isotropic(
     warm_start: torch.nn.Module | None = None,
     progress: bool = False,
     device: torch.device | str = "cpu",
+    source: str | os.PathLike[str] | None = None,
 ) -> IsotropicModel:
     """Fit the through-plane model to a normalized volume already on the target in-plane grid
-    (:func:`prepare_in_plane`); ``profile`` None estimates it from the data first."""
+    (:func:`prepare_in_plane`); ``profile`` None estimates it from the data first (its errors
+    name ``source``, the input)."""
     times: dict[str, float] = {}
     estimate = None
     dz = plan.spacing[plan.slice_axis]
     if profile is None:
         t0 = time.perf_counter()
-        estimate = estimate_profile(volume, plan.slice_axis, plan.target, dz, seed=seed)
+        estimate = estimate_profile(
+            volume, plan.slice_axis, plan.target, dz, seed=seed, source=source
+        )
         profile = estimate.profile
         times["estimate"] = time.perf_counter() - t0
         log.warning("estimated slice profile: %s", profile.describe())

@@ -194,6 +194,7 @@ class VolumeJob:
                 warm_start=start,
                 progress=self.progress,
                 device=self.device,
+                source=self.source,
             )
         except TooSmallToAdaptError as exc:  # the file it is about, and where the FWHM came from
             if self.source is None:

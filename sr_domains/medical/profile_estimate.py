@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,15 +94,18 @@ def estimate_profile(
     kinds: tuple[ProfileKind, ...] = ("gaussian",),
     n_grid: int = 33,
     seed: int = 0,
+    source: str | os.PathLike[str] | None = None,
 ) -> ProfileEstimate:
     """Fit the slice profile of ``volume`` (3-D, in-plane spacing ``spacing`` on both in-plane
     axes, slice spacing ``slice_spacing``; module docs).
 
     Raises:
-        ConfigError: too few slices or too little content inside the object.
+        ConfigError: too few slices or too little content inside the object; the message
+            starts with ``source`` (the NIfTI file or DICOM series folder) when given.
     """
+    pre = f"{source}: " if source is not None else ""
     if volume.ndim != 3:
-        raise ConfigError(f"expected a 3-D volume, got shape {volume.shape}")
+        raise ConfigError(f"{pre}expected a 3-D volume, got shape {volume.shape}")
     v = np.moveaxis(np.asarray(volume, np.float32), slice_axis, 0)  # (n, A, B)
     n = v.shape[0]
     f = slice_spacing / spacing
@@ -110,8 +114,9 @@ def estimate_profile(
     longest = min(SEGMENT, n, int((max(v.shape[1:]) - 2 * margin) // f))
     if longest < 6:
         raise ConfigError(
-            f"profile estimation needs >= 6 slices and an in-plane size of >= {6 * f:.0f} + "
-            f"{2 * margin} voxels, got {v.shape[0]} slices of {v.shape[1]} x {v.shape[2]}"
+            f"{pre}profile estimation needs >= 6 slices and an in-plane size of >= "
+            f"{6 * f:.0f} + {2 * margin} voxels, got {v.shape[0]} slices of {v.shape[1]} x "
+            f"{v.shape[2]}; pass --slice-thickness or a profile instead"
         )
     finite = v[np.isfinite(v)]
     threshold = 0.05 * float(np.percentile(finite, 99)) if finite.size else 0.0
@@ -129,7 +134,7 @@ def estimate_profile(
             break
     if len(through) < MIN_SEGMENTS or len(hr) < MIN_SEGMENTS:
         raise ConfigError(
-            "too little content to estimate the slice profile "
+            f"{pre}too little content to estimate the slice profile "
             f"({len(through)} through-plane and {len(hr)} in-plane segments inside the object); "
             "pass --slice-thickness or a profile instead"
         )

@@ -119,7 +119,10 @@ def resolve_upscaler(
             raise ConfigError("weights= loads an sr_domains checkpoint; pass model=None or a name")
         declared = declared_scale(model)
         if declared is not None and declared != scale:
-            raise ConfigError(f"the network declares scale {declared} but x{scale} was requested")
+            raise ConfigError(
+                f"the network {type(model).__name__} declares scale {declared} but x{scale} "
+                "was requested"
+            )
         model = ModuleSR(model, scale, in_channels=channels)
     return build_upscaler(
         model,
