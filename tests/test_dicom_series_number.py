@@ -1,4 +1,4 @@
-"""The derived SeriesNumber stays a valid IS value and differs per derivation kind."""
+"""The derived SeriesNumber stays a valid IS value and differs per derivation kind and scale."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_series_number_near_the_is_limit_stays_readable(tmp_path):
     files = make_dicom_series(tmp_path / "in", n_slices=4, rows=8, cols=8)
     _set_series_number(files, 2147483000)
     upscale_dicom_series(tmp_path / "in", tmp_path / "out", model=interp_model(2))
-    assert _numbers(tmp_path / "out") == {2147483000 - 1000}
+    assert _numbers(tmp_path / "out") == {2147483000 - 1020}
 
 
 def test_derived_kinds_get_their_own_numbers(tmp_path):
@@ -46,7 +46,8 @@ def test_derived_kinds_get_their_own_numbers(tmp_path):
     )
     make_isotropic(tmp_path / "in", tmp_path / "iso", steps=1, seed=0)
     got = [_numbers(tmp_path / d) for d in ("x2", "tp", "iso")]
-    assert got == [{1003}, {2003}, {3003}]
+    factor = len(list((tmp_path / "iso").glob("*.dcm"))) / 4  # its largest (slices 2 -> 1 mm)
+    assert got == [{1023}, {2023}, {3003 + round(10 * factor)}]  # kind + scale in tenths
 
 
 def test_series_number_rule():
@@ -54,7 +55,23 @@ def test_series_number_rule():
 
     assert derived_series_number(5) == 1005
     assert derived_series_number(5, "isotropic") == 3005
+    assert derived_series_number(5, "in-plane", 2) == 1025
+    assert derived_series_number(5, "in-plane", 4) == 1045
+    assert derived_series_number(5, "through-plane", 2.5) == 2030
+    assert derived_series_number(5, "isotropic", 500) == 3005 + 999  # the scale part stays < 1000
     assert derived_series_number(2**31 - 1, "through-plane") == 2**31 - 1 - 2000
+    assert derived_series_number(2**31 - 1, "in-plane", 3) == 2**31 - 1 - 1030
     assert derived_series_number(-(2**31), "in-plane") == -(2**31) + 1000
     assert derived_series_number(2**32, "in-plane") is None  # a source out of range
     assert sorted(SERIES_NUMBER_OFFSETS.values()) == [1000, 2000, 3000]
+
+
+def test_scales_of_one_source_get_their_own_numbers(tmp_path):
+    """x2, x3 and x4 in-plane outputs of one series: a PACS listed them as one series number
+    (1003 each); a re-run gives the same number again."""
+    make_dicom_series(tmp_path / "in", n_slices=3, rows=8, cols=8)  # SeriesNumber 3
+    for s in (2, 3, 4):
+        upscale_dicom_series(tmp_path / "in", tmp_path / f"x{s}", model=interp_model(s), scale=s)
+    upscale_dicom_series(tmp_path / "in", tmp_path / "again", model=interp_model(4), scale=4)
+    got = [_numbers(tmp_path / d) for d in ("x2", "x3", "x4", "again")]
+    assert got == [{1023}, {1033}, {1043}, {1043}]

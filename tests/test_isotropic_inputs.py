@@ -163,3 +163,25 @@ def test_dry_run_refuses_the_thickness_the_run_refuses(tmp_path, capsys):
         # the thickness given by the user: the header's is not read
         assert main([*args, "--slice-thickness", "3"]) == 0
         assert not out.exists()
+
+
+def test_enhanced_top_level_zero_thickness_falls_to_the_functional_groups(tmp_path, caplog):
+    """An enhanced file with a top-level SliceThickness 0 (unknown) and 4 mm in its pixel
+    measures functional group: the 0 took the slice spacing (2.5 mm) for --isotropic, and
+    `info` showed 0."""
+    from sr_domains.medical.dicom_adapter import info
+    from sr_domains.medical.dicom_read import load_dicom_series
+    from sr_domains.medical.isotropic_api import series_thickness
+    from sr_domains.testing.medical import make_enhanced_dicom
+
+    src = make_enhanced_dicom(tmp_path / "e" / "e.dcm", n_frames=6, rows=24, cols=20)
+    ds = pydicom.dcmread(src)
+    ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SliceThickness = 4.0
+    ds.SliceThickness = 0  # top level: "unknown" (Type 2)
+    ds.save_as(src)
+    assert series_thickness(load_dicom_series(tmp_path / "e")) == 4.0
+    assert "SliceThickness 4.0)" in info(tmp_path / "e")
+    with caplog.at_level(logging.WARNING):
+        (out,) = make_isotropic(tmp_path / "e", tmp_path / "iso", steps=1)
+    assert "SliceThickness 0 (unknown)" not in caplog.text
+    assert "FWHM 4 mm" in pydicom.dcmread(out).DerivationDescription

@@ -51,7 +51,7 @@ def _built(path: Path, groups: dict) -> dict[str, DicomSeries | InputFileError]:
 
 
 def _describe(s: DicomSeries | InputFileError) -> list[str]:
-    from .dicom_series import fg_attr
+    from .dicom_series import header_thickness
     from .geometry import axis_codes, obliquity_deg, plane_name
 
     if isinstance(s, InputFileError):
@@ -59,9 +59,8 @@ def _describe(s: DicomSeries | InputFileError) -> list[str]:
     ds = s.first
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     ps = s.pixel_spacing
-    thick = ds.get("SliceThickness")
-    if thick in (None, ""):  # enhanced: in the pixel measures functional group
-        thick = fg_attr(ds, s.slices[0].frame_item, "PixelMeasuresSequence", "SliceThickness")
+    # enhanced: in the pixel measures functional group (a top-level 0 is "unknown")
+    thick = header_thickness(ds, s.slices[0].frame_item)
     lines = [
         f"  size       {s.n_slices} slice(s) x {s.rows} rows x {s.cols} columns"
         + (" (enhanced multi-frame)" if s.enhanced else ""),

@@ -1,14 +1,14 @@
 """Tags every derived DICOM image gets (classic and enhanced), and writing one to disk.
 
 Kept: Patient, Study, Frame of Reference, equipment, acquisition and window tags. New:
-SeriesInstanceUID, SeriesNumber (:func:`derived_series_number`), series/content dates,
-DerivationDescription (provenance), SeriesDescription suffix, ContributingEquipmentSequence,
-16-bit pixel description (8 bits allocated for an 8-bit source whose written values fit its 8
-stored bits). Dropped (no longer true of the new pixels): private tags, icon,
-overlays, Modality LUT (applied on read: the pixels are modality values, rescale 1/0),
-smallest/largest pixel values. LossyImageCompression "01" once any source file was lossy
-compressed (its own "01", a lossy transfer syntax, or an irreversible JPEG 2000 / HTJ2K
-codestream), the source's ratio and method kept. Written uncompressed, Explicit VR Little
+SeriesInstanceUID, SeriesNumber (:func:`derived_series_number`, per kind and scale),
+series/content dates, DerivationDescription (provenance), SeriesDescription suffix,
+ContributingEquipmentSequence, 16-bit pixel description (8 bits allocated for an 8-bit source
+whose written values fit its 8 stored bits). Dropped (no longer true of the new pixels):
+private tags, icon, overlays, Modality LUT (applied on read: the pixels are modality values,
+rescale 1/0), smallest/largest pixel values. LossyImageCompression "01" once any source file
+was lossy compressed (its own "01", a lossy transfer syntax, or an irreversible JPEG 2000 /
+HTJ2K codestream), the source's ratio and method kept. Written uncompressed, Explicit VR Little
 Endian (a big endian source included), Part-10 file meta. Used by :mod:`.dicom_write` and
 :mod:`.dicom_enhanced`, which import it and not each other's internals.
 """
@@ -62,12 +62,14 @@ _DROP = (
 )
 
 
-#: Offset per derivation kind, so the outputs of one source do not share a number.
+#: Offset per derivation kind, so the outputs of one source do not share a number; the
+#: scale adds its own part (:func:`series_scale_part`), so x2 and x4 outputs differ too.
 SERIES_NUMBER_OFFSETS = {"in-plane": 1000, "through-plane": 2000, "isotropic": 3000}
 #: Added to the source SeriesNumber so the derived series gets its own number in the study:
 #: in-plane SR (the default kind; see :data:`SERIES_NUMBER_OFFSETS`).
 SERIES_NUMBER_OFFSET = SERIES_NUMBER_OFFSETS["in-plane"]
 _IS_RANGE = (-(2**31), 2**31 - 1)  # an IS value (PS3.5 6.2)
+_SCALE_PART_MAX = 999  # below the 1000 between kinds
 
 
 def derived_kind(slice_factor: float, plane_factors: tuple[float, float] | None) -> str:
@@ -78,11 +80,22 @@ def derived_kind(slice_factor: float, plane_factors: tuple[float, float] | None)
     return "in-plane" if slice_factor == 1 else "through-plane"
 
 
-def derived_series_number(source: int, kind: str = "in-plane") -> int | None:
-    """The derived SeriesNumber: ``source`` + the offset of ``kind``; ``source`` - offset when
-    that leaves the IS range (a source near 2^31 - 1); None (left empty, Type 2) when neither
-    fits (a source already out of range)."""
-    offset = SERIES_NUMBER_OFFSETS[kind]
+def series_scale_part(scale: float | None) -> int:
+    """The scale's part of the SeriesNumber offset: the factor in tenths (x2 -> 20, x4 -> 40,
+    x2.5 -> 25; at most 999, 0 when not given)."""
+    if scale is None:
+        return 0
+    return min(max(round(10 * float(scale)), 0), _SCALE_PART_MAX)
+
+
+def derived_series_number(
+    source: int, kind: str = "in-plane", scale: float | None = None
+) -> int | None:
+    """The derived SeriesNumber: ``source`` + the offset of ``kind`` + the scale's part
+    (:func:`series_scale_part`: an in-plane x2 of series 3 is 1023, its x4 1043); ``source``
+    - that offset when the sum leaves the IS range (a source near 2^31 - 1); None (left empty,
+    Type 2) when neither fits (a source already out of range)."""
+    offset = SERIES_NUMBER_OFFSETS[kind] + series_scale_part(scale)
     lo, hi = _IS_RANGE
     return next((n for n in (source + offset, source - offset) if lo <= n <= hi), None)
 
@@ -201,7 +214,9 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     _strip(ds)
     ds.SeriesInstanceUID = info["series_uid"]
     if ds.get("SeriesNumber") not in (None, ""):
-        number = derived_series_number(int(ds.SeriesNumber), info.get("kind", "in-plane"))
+        number = derived_series_number(
+            int(ds.SeriesNumber), info.get("kind", "in-plane"), info.get("scale")
+        )
         if number is None and "series_number_warned" not in info:
             info["series_number_warned"] = True
             log.warning(
@@ -392,6 +407,7 @@ __all__ = [
     "nearest_source",
     "now_stamp",
     "save_derived",
+    "series_scale_part",
     "source_ref",
     "stale_spacing",
 ]

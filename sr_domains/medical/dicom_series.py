@@ -201,6 +201,26 @@ def fg_attr(ds: Any, item: Any, seq: str, attr: str) -> Any:
     return None
 
 
+def header_thickness(ds: Any, item: Any) -> Any:
+    """The raw ``SliceThickness`` of an image: the top-level tag, unless it is absent, empty
+    or 0 (unknown) and the functional groups (``PixelMeasuresSequence``, per-frame ``item``
+    first, then shared) of an enhanced image give one; None when neither exists."""
+    top = ds.get("SliceThickness")
+    if item is None or not _zero_or_empty(top):
+        return top
+    fg = fg_attr(ds, item, "PixelMeasuresSequence", "SliceThickness")
+    return top if fg is None else fg
+
+
+def _zero_or_empty(v: Any) -> bool:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return True
+    try:
+        return float(v) == 0
+    except (TypeError, ValueError):
+        return False
+
+
 #: Tags read as numbers, with their (group,element) for messages.
 TAGS = {
     "NumberOfFrames": "0028,0008",
@@ -392,6 +412,7 @@ __all__ = [
     "decode_pixels",
     "fg_attr",
     "frame_count",
+    "header_thickness",
     "slices_of",
     "text_value",
 ]

@@ -10,13 +10,15 @@ Per output image (see ``docs/medical.md`` for the full list):
 * ImageType ``DERIVED\\SECONDARY\\...`` (enhanced: value 1 and FrameType value 1 DERIVED),
   DerivationDescription with provenance, SeriesDescription suffix ``SR xS``, SourceImageSequence
   referencing the source images, ContributingEquipmentSequence entry.
-* pixels: 16-bit (32-bit for a 32-bit source), all bits stored, the source's signedness
-  (files differing in signedness or bits: one type holding all, :func:`output_dtype`); each
-  slice keeps the RescaleSlope/Intercept of its source slice (the integer value grid is
-  unchanged: values are rounded and clipped to it); a slice between source slices of other
-  rescales gets one whose grid holds its values (:func:`slice_pair`). A source slice with a
-  Modality LUT gives modality values with RescaleSlope 1, RescaleIntercept 0 and RescaleType
-  its ModalityLUTType (32-bit where 16 bits cannot hold the LUT's outputs). Padding pixels
+* pixels: 16-bit; 8-bit for an 8-bit source whose written values fit its 8 stored bits
+  (:func:`.dicom_derive.save_derived`); 32-bit for a 32-bit source. ``BitsStored`` the
+  source's when every written value fits it, else all bits; the source's signedness (files
+  differing in signedness or bits: one type holding all, :func:`output_dtype`). Each slice
+  keeps the RescaleSlope/Intercept of its source slice (the integer value grid is unchanged:
+  values are rounded and clipped to it); a slice between source slices of other rescales
+  gets one whose grid holds its values (:func:`slice_pair`). A source slice with a Modality
+  LUT gives modality values with RescaleSlope 1, RescaleIntercept 0 and RescaleType its
+  ModalityLUTType (32-bit where 16 bits cannot hold the LUT's outputs). Padding pixels
   (``PixelPaddingValue`` [..``RangeLimit``]) are written back as ``PixelPaddingValue`` and
   the padding tags are kept; with a Modality LUT as one value in modality units that no
   valid pixel holds (:func:`padding_value`). Valid pixels never hold a padding value (moved
@@ -294,6 +296,8 @@ def write_derived_series(
         "label": label if label is not None else f"SR x{scale}",
         "derivation": derivation,
         "kind": derived_kind(factor, plane_factors),  # picks the SeriesNumber offset
+        # ... with the scale (isotropic: its largest factor), so x2 and x4 outputs differ
+        "scale": float(scale) if plane_factors is None else max(factor, *plane_factors),
         "signed": stored.dtype.kind == "i",
         "bits": stored.dtype.itemsize * 8,
         "bits_stored": kept_bits_stored(stored, [s.ds for s in series.slices]),

@@ -371,13 +371,12 @@ def isotropic_dicom(
 
 def series_thickness(series: Any) -> float | None:
     """A DICOM series' header slice thickness in mm (its first slice's ``SliceThickness``, or
-    the enhanced file's per-frame one); None when absent or 0 (:func:`checked_thickness`)."""
-    from .dicom_series import fg_attr
+    the enhanced file's functional-group one where the top-level tag is absent or 0:
+    :func:`~.dicom_series.header_thickness`); None when absent or 0 (:func:`checked_thickness`)."""
+    from .dicom_series import header_thickness
 
     first = series.slices[0]
-    thick = first.ds.get("SliceThickness")
-    if thick in (None, "") and first.frame_item is not None:
-        thick = fg_attr(first.ds, first.frame_item, "PixelMeasuresSequence", "SliceThickness")
+    thick = header_thickness(first.ds, first.frame_item)
     return checked_thickness(thick, first.path, "SliceThickness (0018,0050)")
 
 

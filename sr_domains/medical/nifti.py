@@ -4,7 +4,8 @@ Written header (see ``docs/medical.md``):
 
 * shape and ``pixdim`` updated; ``sform`` and ``qform`` each updated by the voxel-centre rule
   (``A @ T``) when their code is > 0, codes kept; with both codes 0 the fallback affine follows
-  from ``pixdim`` and keeps the field of view too.
+  from ``pixdim`` and keeps the field of view too. A ``pixdim`` of 0 (unknown; nibabel reads
+  it as 1) stays 0, whatever the codes.
 * dtype kept. Integer data keeps the source ``scl_slope``/``scl_inter`` unchanged: SR values
   are rounded and clipped to that value grid (exact zeros stay zero). Float data is written
   unscaled. Voxels are written plane by plane (:mod:`sr_domains.medical.nifti_io`).
@@ -129,6 +130,8 @@ def updated_header(
     hdr.set_zooms(zooms)
     if q is not None and qcode > 0:
         hdr.set_qform(scale_nifti_affine(q, factors), code=int(qcode))
+        for a in unknown:  # set_qform wrote the column norms (nibabel's 1 / s) as pixdim
+            hdr["pixdim"][a + 1] = 0.0
     if s is not None and scode > 0:
         hdr.set_sform(scale_nifti_affine(s, factors), code=int(scode))
     _freq, _phase, slice_dim = hdr.get_dim_info()

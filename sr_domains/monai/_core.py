@@ -159,11 +159,13 @@ def plan_geometry(
     scale: int,
     axes: Sequence[int] | None = None,
     through_plane: bool = False,
+    unknown_spacing: bool = False,
 ) -> Geometry:
     """Resolve the axes of a channel-first image's spatial part (2-D or 3-D).
 
     3-D default: the two axes with the finest spacing of ``affine`` (as in
-    :mod:`sr_domains.medical`); 2-D images always grow on both axes.
+    :mod:`sr_domains.medical`); array order when ``unknown_spacing`` (a NIfTI ``pixdim`` of
+    0: :func:`~sr_domains.monai._spacing.spacing_unknown`); 2-D images always grow on both axes.
     """
     nd = len(spatial_shape)
     if affine is not None and not np.isfinite(np.asarray(affine, np.float64)).all():
@@ -183,7 +185,7 @@ def plan_geometry(
         ax = check_axes(axes)
     else:
         spacing = [1.0, 1.0, 1.0]
-        if affine is not None:
+        if affine is not None and not unknown_spacing:
             a = np.asarray(affine, np.float64)
             if a.shape[-1] < 4:
                 raise GeometryError(f"a 3-D image needs a 4x4 affine, got {a.shape}")

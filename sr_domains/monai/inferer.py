@@ -46,6 +46,7 @@ from ._core import (
 )
 from ._intent import check_meta_intent
 from ._meta import _rows, copy_meta, scale_meta
+from ._spacing import spacing_unknown
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,7 @@ class SRInferer(Inferer):
         affines = None
         grids: list[Any] = [None] * len(x)
         channel_dims: list[Any] = [None] * len(x)
+        meta, batched = None, False
         if isinstance(inputs, MetaTensor):
             a = convert_to_numpy(inputs.affine).astype(np.float64)
             affines = a if a.ndim == 3 else np.broadcast_to(a, (len(x), *a.shape))
@@ -245,13 +247,15 @@ class SRInferer(Inferer):
                     "folded into slices? use SRPrepareBatch(..., fold=False) with SRInferer)"
                 )
             grids, channel_dims = _loaded_layout(inputs.meta, len(x), a.ndim == 3)
+            meta, batched = inputs.meta, a.ndim == 3
         geoms: list[Geometry] = []
         for b, item in enumerate(x):
             aff = None if affines is None else affines[b]
             check_channel_first(
                 item.shape, aff, grids[b], channel_dims[b], _BATCH_HINT, f"batch item {b}"
             )
-            g = plan_geometry(item.shape[1:], aff, up.scale, self.axes, self.through_plane)
+            unknown = spacing_unknown(meta, aff, b if batched else None)  # a pixdim of 0
+            g = plan_geometry(item.shape[1:], aff, up.scale, self.axes, self.through_plane, unknown)
             if geoms and g != geoms[0]:
                 raise ConfigError(
                     f"batch items choose different axes ({geoms[0].plane} vs {g.plane}); pass axes="

@@ -37,6 +37,7 @@ from ._degrade import DegradeFn
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._intent import check_meta_intent
 from ._meta import scale_meta
+from ._spacing import spacing_unknown
 from .transforms import new_metatensor, untracked
 
 NOISE = ("none", "gaussian", "rician")
@@ -111,7 +112,8 @@ class _Degrader:
             check_channel_first(
                 x.shape, affine, m.get("spatial_shape"), m.get("original_channel_dim")
             )
-        geom = plan_geometry(spatial, affine, self.scale, self.axes)
+        unknown = meta is not None and spacing_unknown(meta.meta, affine)
+        geom = plan_geometry(spatial, affine, self.scale, self.axes, unknown_spacing=unknown)
         shrink = [i for i, f in enumerate(geom.factors) if f != 1]
         if any(spatial[i] % self.scale for i in shrink):
             raise ConfigError(

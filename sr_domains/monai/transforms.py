@@ -42,6 +42,7 @@ from ._core import (
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._intent import check_meta_intent
 from ._meta import copy_meta, in_layout_of, scale_meta
+from ._spacing import spacing_unknown
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,8 @@ class SuperResolution(InvertibleTransform):
             check_channel_first(
                 x.shape, affine, m.get("spatial_shape"), m.get("original_channel_dim")
             )
-        geom = plan_geometry(spatial, affine, self.scale, self.axes, self.through_plane)
+        unknown = meta is not None and spacing_unknown(meta.meta, affine)
+        geom = plan_geometry(spatial, affine, self.scale, self.axes, self.through_plane, unknown)
         arr = convert_to_numpy(x)
         prof = fit_image_profile(self.profile, self.upscaler.model, arr)
         c_in = self.upscaler.model.in_channels

@@ -1,0 +1,93 @@
+"""A NIfTI ``pixdim`` of 0 (unknown spacing) picks the same in-plane axes in the MONAI
+transforms as in the NIfTI path: LoadImage's header and affine already read the 0 as 1, which
+was compared with the known spacings (axes (0, 2) where upscale_nifti takes (0, 1))."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("monai")
+nib = pytest.importorskip("nibabel")
+
+from monai.data import MetaTensor, list_data_collate  # noqa: E402
+from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Spacing  # noqa: E402
+
+import sr_domains.monai as srm  # noqa: E402
+from sr_domains.medical import upscale_nifti  # noqa: E402
+from sr_domains.testing.medical import interp_model, make_nifti  # noqa: E402
+from sr_domains.testing.models import tiny_model  # noqa: E402
+
+
+def _raw_file(path, pixdim, shape=(12, 10, 4)):
+    """A real file whose header holds ``pixdim`` as given (nibabel's writer would replace a 0
+    by 1), qform and sform codes 0."""
+    data = (np.arange(np.prod(shape)).reshape(shape) % 50).astype(np.float32) / 50
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(np.float32)
+    hdr["pixdim"][1:4] = pixdim
+    hdr.set_data_offset(hdr.single_vox_offset)
+    with open(path, "wb") as f:
+        hdr.write_to(f)
+        f.write(b"\0" * (int(hdr.single_vox_offset) - hdr.sizeof_hdr))
+        f.write(data.tobytes(order="F"))
+    return path
+
+
+def _load(path):
+    return Compose([LoadImage(image_only=True), EnsureChannelFirst()])(str(path))
+
+
+@pytest.fixture(autouse=True)
+def _quiet(caplog):
+    caplog.set_level(logging.ERROR)  # (nibabel: "setting 0 dims to 1"; the profile warning)
+
+
+def test_monai_takes_the_axes_the_nifti_path_takes(tmp_path):
+    src = _raw_file(tmp_path / "in.nii", (0.0, 1.5, 0.0))
+    img = _load(src)
+    assert np.allclose(np.asarray(img.meta["pixdim"])[1:4], (1.0, 1.5, 1.0))  # the 0 read as 1
+    want = nib.load(upscale_nifti(src, tmp_path / "up.nii", model=interp_model(2))).shape
+    assert want == (24, 20, 4)
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(img)
+    assert tuple(out.shape[1:]) == want  # was (24, 10, 8)
+    lr = srm.MakeLowResolution(scale=2)(img)
+    assert tuple(lr.shape[1:]) == (6, 5, 4)  # the pair's planes: those upscale takes
+    batch = list_data_collate([{"img": _load(src)}, {"img": _load(src)}])["img"]
+    up = srm.SRInferer()(batch, tiny_model(1, 2))
+    assert tuple(up.shape[2:]) == want
+    _known_or_resampled_spacing_still_decides(tmp_path, img)
+
+
+def test_a_meta_that_keeps_the_raw_pixdim_decides_alone(tmp_path):
+    """No file to read again: a meta whose pixdim still holds the 0 says the spacing is unknown;
+    an sform code > 0 states it (the affine decides)."""
+    x = torch.rand(1, 12, 10, 4)
+
+    def image(sform_code):
+        pixdim = np.array([1, 0, 1.5, 0, 1, 1, 1, 1], np.float32)
+        aff = torch.as_tensor(np.diag([1.0, 1.5, 1.0, 1.0]))
+        return MetaTensor(x, meta={"affine": aff, "pixdim": pixdim, "sform_code": sform_code})
+
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(image(0))
+    assert tuple(out.shape[1:]) == (24, 20, 4)
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(image(np.array(1, np.int16)))
+    assert tuple(out.shape[1:]) == (24, 10, 8)
+
+
+def _known_or_resampled_spacing_still_decides(tmp_path, unknown):
+    """A stated 1 mm is a spacing (finest first), and so is one a Spacing transform chose."""
+    stated = _raw_file(tmp_path / "one.nii", (1.0, 1.5, 1.0))
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(_load(stated))
+    assert tuple(out.shape[1:]) == (24, 10, 8)
+    resampled = Spacing(pixdim=(1.0, 2.0, 1.0))(unknown)
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(resampled)
+    n = resampled.shape[1:]
+    assert tuple(out.shape[1:]) == (2 * n[0], n[1], 2 * n[2])
+    sform = make_nifti(tmp_path / "s.nii.gz", shape=(12, 10, 4), spacing=(1.0, 1.5, 1.0))
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(_load(sform))
+    assert tuple(out.shape[1:]) == (24, 10, 8)
