@@ -128,6 +128,54 @@ def test_a_second_signal_stops_at_once_without_a_checkpoint(tmp_path, monkeypatc
     assert [r["step"] for r in _rows(cfg.run_dir / "log.csv")] == ["2"]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_validation_pauses_right_after_it(tmp_path, monkeypatch, signum):
+    """It paused after the next step (validation every 4: last.pt at step 5): the step trained
+    after the signal was lost to the pause, and a validation can take long. The pause writes
+    what --stop-at 4 writes (the log row of step 4 too, log_every 3) and resumes exactly."""
+    straight = train(_config(tmp_path, "a", log_every=3), progress=False)
+    paused = _config(tmp_path, "b", log_every=3)
+    train(paused, progress=False, stop_at=4)
+    cfg = _config(tmp_path, "c", log_every=3)
+    validate = Trainer.validate
+
+    def signalled(self):
+        if self.step == 4:
+            os.kill(os.getpid(), signum)
+        return validate(self)
+
+    monkeypatch.setattr(Trainer, "validate", signalled)
+    stopped = KeyboardInterrupt if signum == signal.SIGINT else SystemExit
+    with pytest.raises(stopped), _sigterm_raises():
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    run = cfg.run_dir
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 4
+    for name in ("log.csv", "val.csv"):
+        assert _rows(run / name) == _rows(paused.run_dir / name), name
+    assert not (run / "weights.safetensors").exists()
+    assert train(cfg, resume=True, progress=False).steps == 8
+    _same_weights(straight.weights, run / "weights.safetensors")
+    train(paused, resume=True, progress=False)  # (its log has the pause's row too)
+    for name in ("log.csv", "val.csv"):
+        assert _rows(run / name) == _rows(paused.run_dir / name), name
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises SystemExit(143) in the block, as under ``sr-domains`` (the default
+    action would end the test process)."""
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_training_in_another_thread_installs_no_handler(tmp_path):
     cfg = _config(tmp_path, steps=2)
     box: dict[str, object] = {}

@@ -9,8 +9,9 @@ folder ``out_dir/name/``:
   discriminator, grad scaler, step), written atomically every ``checkpoint_every`` steps;
 * ``weights.safetensors``: the final (EMA) weights with a complete model card.
 
-A Ctrl-C or SIGTERM pauses the run after the current step (``last.pt`` written, as with
-``stop_at``), then stops it (:mod:`sr_domains.train.interrupts`).
+A Ctrl-C or SIGTERM pauses the run after the current step, or right after the validation it
+came in (``last.pt`` written, as with ``stop_at``), then stops it
+(:mod:`sr_domains.train.interrupts`).
 
 Each process draws its own patches (the dataset is indexed deterministically), the LR of every
 step is degraded with a generator seeded by ``(seed, rank, step)``, so a resumed run continues
@@ -210,9 +211,11 @@ class Trainer:
         weights; resume later). Returns what was produced. ``loaded``: the resumed ``last.pt``
         was read, answered (:func:`resume_early`) and loaded already (:func:`train`).
 
-        A Ctrl-C or SIGTERM (main thread) pauses after the step it came in, as ``stop_at``
-        that step would (every rank at the same step), then stops as the signal would have
-        (:class:`KeyboardInterrupt`; ``sr-domains``: exit status 130 / 143); a second one
+        A Ctrl-C or SIGTERM (main thread) pauses after the step it came in (or the
+        validation after it), as ``stop_at`` that step would (every rank at the same step),
+        then stops as the signal would have (:class:`KeyboardInterrupt`; ``sr-domains``:
+        exit status 130 / 143; a program calling ``main()``: :class:`KeyboardInterrupt` /
+        ``SystemExit(143)``); a second one
         stops at once (:mod:`sr_domains.train.interrupts`)."""
         c, info = self.config, self.info
         end = c.steps if stop_at is None else min(stop_at, c.steps)
@@ -254,6 +257,10 @@ class Trainer:
         t0 = time.perf_counter() - (logs.last_number("sec") if logs is not None else 0.0)
         validation: dict[str, float] = {}
         stop, signum = StopRequests(info), 0  # Ctrl-C / SIGTERM: pause after the step
+
+        def log_row(steps: list[dict[str, float]]) -> list[dict[str, float]]:
+            return trainer_steps.log_row(self, steps, result.losses, logs, tb, t0)
+
         with stop.installed():
             try:
                 while self.step < end:
@@ -268,17 +275,16 @@ class Trainer:
                         bar.update(1)
                         bar.set_postfix(loss=f"{stats['loss']:.4g}")
                     if self.step % c.log_every == 0 or self.step in (c.steps, end):  # (a pause)
-                        means = interval_means(acc)  # every loss column over the same steps
-                        result.losses.append(means["loss"])
-                        acc = []
-                        if logs is not None:
-                            row = {**means, "step": self.step}
-                            logs.write({**row, "sec": time.perf_counter() - t0})
-                        if tb is not None:
-                            for k, v in means.items():
-                                tb.add_scalar(f"train/{k}", v, self.step)
-                    if info.is_main and (self.step % c.val.every == 0 or self.step == c.steps):
-                        validation = self._validate_and_log(valcsv, tb)
+                        acc = log_row(acc)
+                    if self.step % c.val.every == 0 or self.step == c.steps:
+                        if info.is_main:
+                            validation = self._validate_and_log(valcsv, tb)
+                        if not signum:  # one that came while it validated: a pause here too
+                            signum = stop.agreed()
+                            if signum:
+                                end = self.step
+                                if acc:  # (the row a pause at this step writes)
+                                    acc = log_row(acc)
                     if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == end):
                         atomic_torch_save(self.state_dict(), last)
                     barrier(info)
@@ -425,16 +431,6 @@ def train(
         raise
     finally:
         shutdown(info)
-
-
-def interval_means(steps: list[dict[str, float]]) -> dict[str, float]:
-    """One log row from the steps since the last: the mean of each loss over the steps that
-    report it (``loss_d``: discriminator steps only), the learning rate of the last step."""
-    keys = dict.fromkeys(k for st in steps for k in st)
-    row = {k: float(np.mean([st[k] for st in steps if k in st])) for k in keys if k != "lr"}
-    if "lr" in steps[-1]:
-        row["lr"] = steps[-1]["lr"]
-    return row
 
 
 __all__ = ["TrainResult", "Trainer", "build_generator", "train"]

@@ -2,13 +2,16 @@
 (noise seeded by ``(seed, rank, step)``), the generator's losses, then the discriminator's in
 the GAN stage, EMA update.
 
-Split from :mod:`sr_domains.train.trainer`; ``Trainer.train_step`` calls :func:`train_step`.
+Split from :mod:`sr_domains.train.trainer`; ``Trainer.train_step`` calls :func:`train_step`,
+``Trainer.fit`` :func:`log_row`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +19,7 @@ from ..degrade import degrade
 from .dist import mean_across
 
 if TYPE_CHECKING:
+    from .run_files import CsvLog
     from .trainer import Trainer
 
 
@@ -92,4 +96,35 @@ def train_step(trainer: Trainer, batch: dict[str, torch.Tensor]) -> dict[str, fl
     return stats
 
 
-__all__ = ["train_step"]
+def log_row(
+    trainer: Trainer,
+    acc: list[dict[str, float]],
+    losses: list[float],
+    logs: CsvLog | None,
+    tb: Any,
+    t0: float,
+) -> list[dict[str, float]]:
+    """Log the steps ``acc`` (those since the last row) as one row at the trainer's step:
+    ``losses``, log.csv and TensorBoard get each loss column's mean over them; returns the
+    next ``acc`` (empty)."""
+    means = interval_means(acc)  # every loss column over the same steps
+    losses.append(means["loss"])
+    if logs is not None:
+        logs.write({**means, "step": trainer.step, "sec": time.perf_counter() - t0})
+    if tb is not None:
+        for k, v in means.items():
+            tb.add_scalar(f"train/{k}", v, trainer.step)
+    return []
+
+
+def interval_means(steps: list[dict[str, float]]) -> dict[str, float]:
+    """One log row from the steps since the last: the mean of each loss over the steps that
+    report it (``loss_d``: discriminator steps only), the learning rate of the last step."""
+    keys = dict.fromkeys(k for st in steps for k in st)
+    row = {k: float(np.mean([st[k] for st in steps if k in st])) for k in keys if k != "lr"}
+    if "lr" in steps[-1]:
+        row["lr"] = steps[-1]["lr"]
+    return row
+
+
+__all__ = ["interval_means", "log_row", "train_step"]
