@@ -247,6 +247,9 @@ def iter_hr_blocks(
             def panel_read(y0: int, x0: int, rh: int, rw: int, r0: int = p.r0):
                 return read(y0, x0 + r0, rh, rw)
 
+            if rules is not None and len(panels) > 1:  # count the panel's own columns only
+                rules.counted = ((p.x0 - p.r0) * s, (p.x1 - p.r0) * s)
+
             stream = upscaler.stream(
                 panel_read,
                 (h, p.r1 - p.r0),
@@ -283,6 +286,8 @@ def iter_hr_blocks(
             if spool_in is not None:
                 spool_in.rewind()
     finally:
+        if rules is not None:
+            rules.counted = None
         for spool in (spool_in, spool_out):
             if spool is not None:
                 spool.close()

@@ -54,6 +54,7 @@ def keep_band_ratios(
     s: int,
     zero: Sequence[float] = (),
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    counted: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
     """In place: give HR rows ``[row0, row0 + rows)`` of ``out`` ``(C, rows, W*s)`` (stored
     units) the band ratios of the bicubic upsampling of ``values`` ``(C, n, W)`` (LR rows from
@@ -64,7 +65,7 @@ def keep_band_ratios(
     output pixel may take, on the LR grid of ``values`` (the envelope and the physical domain,
     ``-inf``/``inf`` for none): the shared factor is limited to what every band allows
     (:func:`limit_gain`). Returns how many output pixels were rescaled and how many of them
-    had their factor limited."""
+    had their factor limited (in HR columns ``counted = (c0, c1)`` only, where given)."""
     from .degrade import imresize  # torch: imported when a multi-band block needs it
 
     c, rows, width = out.shape
@@ -92,9 +93,9 @@ def keep_band_ratios(
     good = good_lr[ri][:, ci]
     bic_sum = bic.sum(axis=0)
     good &= bic_sum > 0
-    n = int(np.count_nonzero(good))
-    if not n:
+    if not good.any():
         return 0, 0
+    win = slice(None) if counted is None else slice(*counted)
     ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
     bic = bic.astype(ft, copy=False)
     zf = z.astype(ft)
@@ -104,7 +105,7 @@ def keep_band_ratios(
     if bounds is not None:
         lo, hi = bounds[0][:, ri][:, :, ci], bounds[1][:, ri][:, :, ci]
         fitted, fits = limit_gain(gain, bic, zf, lo, hi)
-        limited = int(np.count_nonzero((fitted != gain) & good))
+        limited = int(np.count_nonzero(((fitted != gain) & good)[:, win]))
         new = bic * fitted + zf
         # a band the factor fits is inside its bounds up to round-off: clip that here (the
         # envelope would count it as a clamp)
@@ -112,7 +113,7 @@ def keep_band_ratios(
     else:
         new = bic * gain + zf
     np.copyto(out, new, where=np.broadcast_to(good, out.shape))
-    return n, limited
+    return int(np.count_nonzero(good[:, win])), limited
 
 
 def limit_gain(

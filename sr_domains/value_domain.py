@@ -261,6 +261,7 @@ def build_rules(
         zero=tuple(map(float, floor)) if left_out or floor.any() else (),
         saturation=saturation,
         saturation_step=abs(slope) if integer else 0.0,
+        saturation_dtype=None if grid is None or integer else np.dtype(grid).name,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 def _block_extreme(blocks: np.ndarray, fn: np.ufunc) -> np.ndarray:
@@ -110,29 +111,62 @@ def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None
         out[hit] = np.nextafter(nd, np.array(direction, dt))
 
 
-def reaches(band: np.ndarray, v: float, step: float, up: bool) -> bool:
-    """Whether any pixel of ``band`` equals the saturation ``v`` or (``step`` 1) rounds to it;
-    ``up``: a low saturation (one pass over the band)."""
-    at, half = band.dtype.type(v), step / 2
-    return bool(band.min() <= at + half) if up else bool(band.max() >= at - half)
+def _grid(band: np.ndarray, grid: DTypeLike | None) -> np.dtype:
+    """The float type a ``band`` pixel is compared in: ``grid`` (the type the output is
+    written in) where it is coarser than the band's own (float64 blocks written as float32 or
+    float16), else the band's."""
+    g = band.dtype if grid is None else np.dtype(grid)
+    return g if g.kind == "f" and g.itemsize < band.dtype.itemsize else band.dtype
 
 
-def off_saturation(band: np.ndarray, kept: np.ndarray, v: float, step: float, up: bool) -> int:
+def reaches(
+    band: np.ndarray, v: float, step: float, up: bool, grid: DTypeLike | None = None
+) -> bool:
+    """Whether any pixel of ``band`` equals the saturation ``v`` or rounds to it (``step`` 1:
+    on the integer grid; ``step`` 0: in the float type ``grid`` it is written in, see
+    :func:`off_saturation`); ``up``: a low saturation (one pass over the band)."""
+    if step:
+        at, half = band.dtype.type(v), step / 2
+        return bool(band.min() <= at + half) if up else bool(band.max() >= at - half)
+    g = _grid(band, grid).type
+    at_g = g(band.dtype.type(v))  # (rounding is monotonic: the extreme tells)
+    return bool(g(band.min()) <= at_g) if up else bool(g(band.max()) >= at_g)
+
+
+def off_saturation(
+    band: np.ndarray,
+    kept: np.ndarray,
+    v: float,
+    step: float,
+    up: bool,
+    grid: DTypeLike | None = None,
+    counted: np.ndarray | None = None,
+) -> int:
     """In place: pixels of ``band`` outside ``kept`` (the saturated footprint, and pixels
     that are not valid; broadcast to ``band``) that equal the saturation value ``v``, or on an
     integer grid (``step`` 1) round to it, move one step off it: down, or up for a low
-    saturation (``up``); a float grid (``step`` 0) moves them to the next representable value.
-    Returns how many moved; nothing is read twice when no pixel comes near ``v``."""
-    ft = band.dtype.type
-    at, half = ft(v), step / 2
-    if not reaches(band, v, step, up):
+    saturation (``up``). On a float grid (``step`` 0) the comparison and the step are made in
+    ``grid``, the float type the output is written in, where it is coarser than ``band``'s
+    (a float64 pixel just below 1.0 is 1.0 in float32): such pixels move to the next value
+    below (above) the saturation in that type, held exactly by ``band``.
+    Returns how many moved (of those in ``counted``, where given: a panel's own columns);
+    nothing is read twice when no pixel comes near ``v``."""
+    if not reaches(band, v, step, up, grid):
         return 0  # (the usual case: one pass over the block)
-    near = np.abs(band - at) <= half if step else band == at
+    ft = band.dtype.type
+    at = ft(v)
+    if step:
+        near = np.abs(band - at) <= step / 2
+        to = at + (step if up else -step)
+    else:
+        g = _grid(band, grid).type
+        at_g = g(at)  # the saturation as the footprint is written
+        near = band.astype(g, copy=False) == at_g
+        to = ft(np.nextafter(at_g, g(np.inf if up else -np.inf)))
     near &= ~kept
-    n = int(np.count_nonzero(near))
-    if n:
-        to = np.inf if up else -np.inf
-        band[near] = at + (step if up else -step) if step else np.nextafter(at, ft(to))
+    n = int(np.count_nonzero(near if counted is None else near & counted))
+    if near.any():
+        band[near] = to
     return n
 
 

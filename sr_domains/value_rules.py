@@ -124,6 +124,14 @@ class ValueRules:
         saturation_step: the output's value grid there: 1 (integer output: pixels that would
             round to the saturation move one unit off it), 0 (float output: pixels equal to it
             move to the next representable value).
+        saturation_dtype: the float type the output is written in, when it may be coarser
+            than the blocks' (float64 data written as float32, float16 arrays): a float
+            output's pixels are compared with the saturation, and moved off it, in that type
+            (:func:`~sr_domains.value_ops.off_saturation`); None: the blocks' own.
+        counted: HR columns ``[c0, c1)`` (multiples of the scale) of each block whose pixels
+            the counts take: a panel's own columns, not its context
+            (:func:`sr_domains.panels.iter_hr_blocks`), so the counts do not depend on the
+            panel split; None: all. The rules apply to every column either way.
     """
 
     envelope: float | None = 0.0
@@ -136,6 +144,8 @@ class ValueRules:
     zero: tuple[float, ...] = ()
     saturation: float | None = None
     saturation_step: float = 1.0
+    saturation_dtype: str | None = None
+    counted: tuple[int, int] | None = None
 
     @property
     def active(self) -> bool:
@@ -168,32 +178,41 @@ class ValueRules:
         ratios = limited = 0
         if self.spectral:  # None (never resolved by an engine) counts as off
             bounds = self._bounds(env, values.shape, out.dtype.type)
-            ratios, limited = keep_band_ratios(out, values, ok, row0, a, s, self.zero, bounds)
+            ratios, limited = keep_band_ratios(
+                out, values, ok, row0, a, s, self.zero, bounds, self.counted
+            )
+        cnt = ok  # the valid pixels the counts take
+        if self.counted is not None:
+            hr = np.arange(w) * s
+            cnt = ok & ((hr >= self.counted[0]) & (hr < self.counted[1]))
         aligned = row0 % s == 0 and rows % s == 0 and width == w * s
         if aligned and out.flags.c_contiguous:
-            stats = self._apply_blocks(out, values, ok, row0 // s - a, s, env)
+            stats = self._apply_blocks(out, values, ok, row0 // s - a, s, env, cnt)
         else:
-            stats = self._apply_gather(out, values, ok, row0, a, s, env)
+            stats = self._apply_gather(out, values, ok, row0, a, s, env, cnt)
         stats.spectral, stats.limited = ratios, limited
         self.stats.add(stats)
 
-    def unsaturate(self, band: np.ndarray, kept: np.ndarray, k: int = 0) -> int:
+    def unsaturate(
+        self, band: np.ndarray, kept: np.ndarray, k: int = 0, counted: np.ndarray | None = None
+    ) -> int:
         """In place: pixels of output band ``k`` (``band``) outside ``kept`` (the saturated
         footprint and invalid pixels, broadcast to ``band``) that equal the saturation, or
-        round to it, move one step to the valid side (:func:`~sr_domains.value_ops.off_saturation`:
-        down; up for a saturation at the bottom of the band's domain). Returns how many."""
+        round to it in the output's type, move one step to the valid side
+        (:func:`~sr_domains.value_ops.off_saturation`: down; up for a saturation at the bottom
+        of the band's domain). Returns how many (of those in ``counted``, where given)."""
         if self.saturation is None:
             return 0
-        return off_saturation(
-            band, kept, self.saturation, self.saturation_step, self._saturates_low(k)
-        )
+        sat, step, low = self.saturation, self.saturation_step, self._saturates_low(k)
+        return off_saturation(band, kept, sat, step, low, self.saturation_dtype, counted)
 
     def near_saturation(self, band: np.ndarray, k: int = 0) -> bool:
         """Whether output band ``k`` has a pixel at (or rounding to) the saturation: only
         then is the saturated footprint looked up (:meth:`unsaturate`)."""
         if self.saturation is None:
             return False
-        return reaches(band, self.saturation, self.saturation_step, self._saturates_low(k))
+        sat, step, low = self.saturation, self.saturation_step, self._saturates_low(k)
+        return reaches(band, sat, step, low, self.saturation_dtype)
 
     def _saturates_low(self, k: int) -> bool:
         """Whether band ``k``'s saturation is at the bottom of its domain (pixels move up)."""
@@ -238,9 +257,11 @@ class ValueRules:
         a: int,
         s: int,
         env: tuple[np.ndarray, np.ndarray] | None = None,
+        cnt: np.ndarray | None = None,
     ) -> ClampStats:
         """The rules for rows that do not start and end on input-pixel boundaries (``env``:
-        the envelope's bounds when already computed)."""
+        the envelope's bounds when already computed; ``cnt``: the LR pixels the counts take,
+        default ``ok``)."""
         c, rows, width = out.shape
         ri = (row0 + np.arange(rows)) // s - a
         ci = np.arange(width) // s
@@ -249,19 +270,22 @@ class ValueRules:
             return x[:, ri][:, :, ci]
 
         ok_up = up(ok)
-        stats = ClampStats(total=int(ok_up.sum()))
+        cnt = ok if cnt is None else cnt
+        window = cnt is not ok
+        cnt_up = up(cnt) if window else ok_up
+        stats = ClampStats(total=int(cnt_up.sum()))
         ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
         env = env if env is not None else self._envelope(values, ok, ft)
         if env is not None:
             lo_up, hi_up = up(env[0]), up(env[1])
-            stats.envelope = int((((out < lo_up) | (out > hi_up)) & ok_up).sum())
+            stats.envelope = int((((out < lo_up) | (out > hi_up)) & cnt_up).sum())
             np.clip(out, lo_up, hi_up, out=out)
             del lo_up, hi_up
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
             lo_b = lo_b.astype(ft).reshape(-1, 1, 1)
             hi_b = hi_b.astype(ft).reshape(-1, 1, 1)
-            stats.domain = int((((out < lo_b) | (out > hi_b)) & ok_up).sum())
+            stats.domain = int((((out < lo_b) | (out > hi_b)) & cnt_up).sum())
             np.clip(out, lo_b, hi_b, out=out)
         if self.pinned:
             pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
@@ -273,14 +297,16 @@ class ValueRules:
                         if self.pin_tol == 0
                         else up(values[k][None].astype(ft, copy=False))[0]
                     )
-                    stats.pinned += int((hit & (out[k] != own)).sum())
+                    changed = hit & (out[k] != own)
+                    stats.pinned += int((changed & cnt_up[k] if window else changed).sum())
                     out[k][hit] = own if self.pin_tol == 0 else own[hit]
         if self.saturation is not None:
             for k in range(c):
                 if not self.near_saturation(out[k], k):
                     continue  # (the usual case: no footprint to look up)
                 sat = up((pin_hits(values[k], self.saturation, self.pin_tol) & ok[k])[None])[0]
-                stats.unsaturated += self.unsaturate(out[k], sat | ~ok_up[k], k)
+                counted = cnt_up[k] if window else None
+                stats.unsaturated += self.unsaturate(out[k], sat | ~ok_up[k], k, counted)
         return stats
 
     def _apply_blocks(
@@ -291,9 +317,11 @@ class ValueRules:
         first: int,
         s: int,
         env: tuple[np.ndarray, np.ndarray] | None = None,
+        cnt: np.ndarray | None = None,
     ) -> ClampStats:
         """The rules for whole input pixels: ``out`` is viewed as ``(C, R, s, W, s)`` blocks and
-        every per-input-pixel bound broadcasts over its block (no upsampled copies)."""
+        every per-input-pixel bound broadcasts over its block (no upsampled copies); ``cnt``:
+        the LR pixels the counts take, default ``ok``."""
         c, rows, width = out.shape
         n = rows // s
         blocks = out.reshape(c, n, s, width // s, s)
@@ -302,22 +330,24 @@ class ValueRules:
             return x[:, first : first + n, None, :, None]
 
         ok_b = lr(ok)
-        stats = ClampStats(total=int(np.count_nonzero(ok_b)) * s * s)
+        cnt = ok if cnt is None else cnt
+        window = cnt is not ok
+        cnt_b = lr(cnt) if window else ok_b
+        stats = ClampStats(total=int(np.count_nonzero(cnt_b)) * s * s)
         ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
 
         env = env if env is not None else self._envelope(values, ok, ft)
         if env is not None:
             lo, hi = lr(env[0]), lr(env[1])
-            stats.envelope = clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], ok_b)
+            stats.envelope = clip_blocks(blocks, lo[:, :, 0, :, 0], hi[:, :, 0, :, 0], cnt_b)
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
             for k in range(c):
                 band, lo_k, hi_k = blocks[k], ft(lo_b[k]), ft(hi_b[k])
                 if band.min() >= lo_k and band.max() <= hi_k:
                     continue  # nothing to clamp (the usual case after the envelope)
-                ok_k = ok_b[k]
                 low, high = band < lo_k, band > hi_k
-                stats.domain += int(np.count_nonzero((low | high) & ok_k))
+                stats.domain += int(np.count_nonzero((low | high) & cnt_b[k]))
                 np.clip(band, lo_k, hi_k, out=band)
         if self.pinned:
             pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
@@ -329,13 +359,17 @@ class ValueRules:
                     hit = np.broadcast_to(hit_lr[first : first + n, None, :, None], blocks[k].shape)
                     band = blocks[k]
                     if self.pin_tol == 0:
-                        stats.pinned += int(np.count_nonzero(hit & (band != v)))
+                        changed = hit & (band != v)
+                        stats.pinned += int(
+                            np.count_nonzero(changed & cnt_b[k] if window else changed)
+                        )
                         band[hit] = v
                         continue
                     own = np.broadcast_to(
                         values[k][first : first + n, None, :, None].astype(ft), band.shape
                     )
-                    stats.pinned += int(np.count_nonzero(hit & (band != own)))
+                    changed = hit & (band != own)
+                    stats.pinned += int(np.count_nonzero(changed & cnt_b[k] if window else changed))
                     band[hit] = own[hit]
         if self.saturation is not None:
             for k in range(c):
@@ -343,7 +377,8 @@ class ValueRules:
                     continue  # (the usual case: no footprint to look up)
                 sat = pin_hits(values[k], self.saturation, self.pin_tol) & ok[k]
                 kept = sat[first : first + n, None, :, None] | ~ok_b[k]
-                stats.unsaturated += self.unsaturate(blocks[k], kept, k)
+                counted = cnt_b[k] if window else None
+                stats.unsaturated += self.unsaturate(blocks[k], kept, k, counted)
         return stats
 
 
