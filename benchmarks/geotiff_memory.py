@@ -10,6 +10,17 @@ GDAL block cache): a smaller raster needs less than the bound, so it is no yards
 
     python benchmarks/geotiff_memory.py                 # 2000 and 8000 (several minutes)
     python benchmarks/geotiff_memory.py --sizes 1000 2000 --keep /tmp/bench
+
+``--trace`` checks the strip budget instead (``sr_domains.panels.strip_bytes``): for float32,
+uint16 and uint8 rasters of 1, 3 and 4 bands at x2, x3 and x4 it traces (``tracemalloc``)
+every Python and numpy allocation alive at once while the panels stream, the GeoTIFF writer
+included, and checks that the peak stays within the strip's share of ``--max-memory``
+(``panels.panel_budget``; where even the narrowest panel needs more, what ``strip_bytes``
+counts for it) plus one batch of windows (the network's share, which sets the
+tile); torch's own buffers are not traced. ``--strip-budget`` lowers the strip's floor
+(``PANEL_BUDGET_BYTES``) so that small rasters are cut into several panels:
+
+    python benchmarks/geotiff_memory.py --trace --max-memory 128M --strip-budget 16 --tile 64
 """
 
 from __future__ import annotations
@@ -22,12 +33,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # use this checkout's sr_domains, installed or not
 LIMIT_BYTES = 1.5e9
 RATIO = 1.20
 BANDS = 4  # uint16 (2 bytes a value)
+MiB = 2**20
 
 
 def peak_rss() -> int:
@@ -48,8 +61,54 @@ def peak_rss() -> int:
     return rss if sys.platform == "darwin" else rss * 1024
 
 
+def _traced_strip(job: Any, seen: dict[str, Any]) -> None:
+    """Trace the panels' stream and the writer (``job.iter_hr_blocks`` is looked up at run
+    time): ``seen`` gets the traced peak, the strip budget, what the strip holds by
+    :func:`~sr_domains.panels.strip_bytes` (over the budget only where the narrowest panel is)
+    and one batch of windows."""
+    import tracemalloc
+
+    from sr_domains import panels
+
+    real, width = job.iter_hr_blocks, panels.panel_width
+
+    def panel_width(up: Any, spec: Any, align: int) -> int:
+        cols = width(up, spec, align)
+        seen["strip_bytes"] = panels.strip_bytes(up, spec, min(cols, spec_width[0]))
+        return cols
+
+    spec_width = [0]
+    panels.panel_width = panel_width
+
+    def traced(up: Any, read: Any, shape: Any, n_bands: int, **kw: Any) -> Any:
+        tile, s = up.tiling.tile, up.scale
+        spec_width[0] = shape[1]
+        seen.update(
+            strip_budget=panels.panel_budget(up),
+            batch=4 * (3 * n_bands + 2 * n_bands * s**2) * tile**2 * up.batch_size,
+        )
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            for item in real(up, read, shape, n_bands, **kw):
+                yield item  # the writer runs here, traced too
+                del item
+            seen["traced_peak"] = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+
+    job.iter_hr_blocks = traced
+
+
 def _child(
-    src: str, dst: str, scale: int, tile: int | None, threads: int, max_memory: str | None
+    src: str,
+    dst: str,
+    scale: int,
+    tile: int | None,
+    threads: int,
+    max_memory: str | None,
+    strip_budget: str | None = None,
+    trace: bool = False,
 ) -> None:
     """Runs in the subprocess: import, upscale, report peak RSS (bytes) and times as JSON."""
     t0 = time.perf_counter()
@@ -58,11 +117,11 @@ def _child(
     torch.set_num_threads(threads)
     from sr_domains import panels
     from sr_domains.engine_config import EngineSettings, engine_settings
-    from sr_domains.geo import upscale_geotiff
+    from sr_domains.geo import job, upscale_geotiff
     from sr_domains.testing import tiny_model
 
     plan = panels.plan_panels
-    seen: dict[str, int] = {}
+    seen: dict[str, Any] = {}
 
     def plan_panels(width: int, max_cols: int, *args: int) -> list:
         cut = plan(width, max_cols, *args)
@@ -70,12 +129,22 @@ def _child(
         return cut
 
     panels.plan_panels = plan_panels  # (iter_hr_blocks looks it up at run time)
+    if strip_budget:
+        panels.PANEL_BUDGET_BYTES = int(float(strip_budget) * MiB)
+    if trace:
+        import rasterio
+
+        with rasterio.open(src) as ds:
+            bands = ds.count
+        _traced_strip(job, seen)
+    else:
+        bands = BANDS
 
     rss_import = peak_rss()
     t1 = time.perf_counter()
     with engine_settings(EngineSettings(max_memory=max_memory)):
         upscale_geotiff(
-            src, dst, scale=scale, model=tiny_model(BANDS, scale), tile=tile, device="cpu",
+            src, dst, scale=scale, model=tiny_model(bands, scale), tile=tile, device="cpu",
             overwrite=True,
         )  # fmt: skip
     t2 = time.perf_counter()
@@ -107,18 +176,72 @@ def _saturates(run: dict, scale: int) -> bool:
     )
 
 
-def _generate(path: Path, size: int) -> float:
+def _generate(
+    path: Path, size: int, height: int | None = None, bands: int = BANDS, dtype: str = "uint16"
+) -> float:
     """Write the input raster in a subprocess (keeps this process small)."""
+    nodata = "None" if dtype[0] == "f" else "0"
+    holes = 0.02 if dtype[0] == "f" else 0.0
     code = (
         "import sys; sys.path.insert(0, sys.argv[3])\n"
         "from sr_domains.testing.geo import make_geotiff\n"
-        "n = int(sys.argv[2])\n"
-        f"make_geotiff(sys.argv[1], width=n, height=n, count={BANDS}, dtype='uint16', nodata=0,"
-        " block=512, seed=1)\n"
+        "n, h = int(sys.argv[2]), int(sys.argv[4])\n"
+        f"make_geotiff(sys.argv[1], width=n, height=h, count={bands}, dtype='{dtype}', "
+        f"nodata={nodata}, nan_fraction={holes}, block=512, seed=1)\n"
     )
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, str(path), str(size), str(REPO)], check=True)
+    args = [str(path), str(size), str(REPO), str(height or size)]
+    subprocess.run([sys.executable, "-c", code, *args], check=True)
     return time.perf_counter() - t
+
+
+def _run_child(args: argparse.Namespace, src: Path, dst: Path, scale: int) -> dict[str, Any]:
+    """Upscale ``src`` in a fresh subprocess (this script's ``--child``); its JSON report."""
+    cmd = [sys.executable, __file__, "--child", str(src), str(dst),
+           "--scale", str(scale), "--threads", str(args.threads)]  # fmt: skip
+    for flag, value in (("--tile", args.tile), ("--max-memory", args.max_memory),
+                        ("--strip-budget", args.strip_budget)):  # fmt: skip
+        if value:
+            cmd += [flag, str(value)]
+    if args.trace:
+        cmd.append("--trace")
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def trace_table(args: argparse.Namespace, folder: Path) -> int:
+    """``--trace``: the traced strip peak against its budget for each dtype, band count and
+    scale; returns the exit status (1 when a peak is over its budget)."""
+    budget = args.max_memory or "default"
+    print(f"{'dtype':>8} {'bands':>5} {'scale':>5} {'panels':>10} {'traced peak':>12} "
+          f"{'strip budget':>13} {'counted':>10} {'+ batch':>9} {'--max-memory':>13}"
+          "  check")  # fmt: skip
+    ok = True
+    for dtype in ("float32", "uint16", "uint8"):
+        for bands in (1, 3, 4):
+            src = folder / f"trace_{dtype}_{bands}.tif"
+            if not src.exists():
+                _generate(src, args.sizes[0], args.trace_height, bands, dtype)
+            for scale in (2, 3, 4):
+                dst = folder / f"trace_out_x{scale}.tif"
+                r = _run_child(args, src, dst, scale)
+                dst.unlink()
+                limit = max(r["strip_budget"], r["strip_bytes"]) + r["batch"]
+                fits = r["traced_peak"] <= limit
+                ok &= fits
+                print(
+                    f"{dtype:>8} {bands:>5} {'x' + str(scale):>5} "
+                    f"{r.get('panels', 1):>3} x {r.get('panel_cols', 0):>4} "
+                    f"{r['traced_peak'] / MiB:>8.1f} MiB {r['strip_budget'] / MiB:>9.1f} MiB "
+                    f"{r['strip_bytes'] / MiB:>6.1f} MiB "
+                    f"{r['batch'] / MiB:>5.1f} MiB {budget:>13}  {'PASS' if fits else 'FAIL'}",
+                    flush=True,
+                )
+    print(f"\ntraced strip peak within its budget (+ one batch of windows): "
+          f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,10 +254,18 @@ def main(argv: list[str] | None = None) -> int:
         "--max-memory", help="memory budget, as --max-memory of upscale (default: the library's)"
     )
     p.add_argument("--keep", type=Path, help="folder to keep the rasters in (default: temp)")
+    p.add_argument(
+        "--trace", action="store_true", help="check the traced strip peak against its budget"
+    )
+    p.add_argument("--trace-height", type=int, default=600, help="--trace rasters' rows")
+    p.add_argument("--strip-budget", help="the strip budget's floor, MiB (PANEL_BUDGET_BYTES)")
     p.add_argument("--child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        _child(args.child[0], args.child[1], args.scale, args.tile, args.threads, args.max_memory)
+        _child(
+            args.child[0], args.child[1], args.scale, args.tile, args.threads, args.max_memory,
+            args.strip_budget, args.trace,
+        )  # fmt: skip
         return 0
 
     tmp = None
@@ -146,21 +277,17 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp.name)
     rows = []
     try:
+        if args.trace:
+            return trace_table(args, folder)
         for size in args.sizes:
             src = folder / f"in_{size}.tif"
             gen_s = 0.0 if src.exists() else _generate(src, size)
             dst = folder / f"out_{size}_x{args.scale}.tif"
-            cmd = [sys.executable, __file__, "--child", str(src), str(dst),
-                   "--scale", str(args.scale), "--threads", str(args.threads)]  # fmt: skip
-            if args.tile:
-                cmd += ["--tile", str(args.tile)]
-            if args.max_memory:
-                cmd += ["--max-memory", args.max_memory]
-            r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-            if r.returncode != 0:
-                print(r.stderr, file=sys.stderr)
+            try:
+                res = _run_child(args, src, dst, args.scale)
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
                 return 1
-            res = json.loads(r.stdout.strip().splitlines()[-1])
             res.update(size=size, gen_s=gen_s, out_mb=dst.stat().st_size / 1e6)
             rows.append(res)
             print(

@@ -63,58 +63,58 @@ def panel_budget(upscaler: Upscaler) -> int:
     return max(PANEL_BUDGET_BYTES, (getattr(upscaler, "memory_budget", None) or 0) // 8)
 
 
-def finish_bytes(itemsize: int, scale: int, flush_rows: int, seam: bool) -> float:
-    """Bytes per HR value of a flushed block while it is finished: the block (in the work
-    dtype, ``itemsize``) plus the larger of the seam blend's copy and the temporaries of the
-    value rules (:mod:`sr_domains.value_rules`: their LR rows, masks and envelope, about
-    ``8 * itemsize`` bytes per LR value; HR-sized gathers when the block's rows do not fall on
-    whole input pixels): upper bounds of what ``tracemalloc`` measures
-    (``tests/test_strip_memory.py``)."""
+@dataclass(frozen=True)
+class StripSpec:
+    """Everything but the width that sizes one panel's strip (:func:`strip_bytes`,
+    :func:`panel_width`): ``n_out`` output channels; ``flush_rows``, the HR rows of a flushed
+    block; ``context`` LR columns read on each side and ``ramp`` more right of the cut (seam
+    blend); ``height``, the image's LR rows (exact strip rows; None: their upper bound);
+    ``itemsize``, the work dtype's (8 for float64 and 32-bit integers); ``write_bytes``, what
+    the consumer allocates per HR value of a block while it writes it (the GeoTIFF writer's
+    cast, masks and +-inf footprint: :func:`sr_domains.geo.writer.write_bytes`)."""
+
+    n_out: int
+    flush_rows: int
+    context: int = 0
+    ramp: int = 0
+    height: int | None = None
+    itemsize: int = 4
+    write_bytes: float = 0.0
+
+
+def finish_bytes(itemsize: int, scale: int, flush_rows: int, seam: bool, write: float = 0) -> float:
+    """Bytes per HR value of a flushed block while it is finished and written: the block (in
+    the work dtype, ``itemsize``) plus the largest of what is allocated beside it, one after
+    the other: the seam blend's copy, the temporaries of the value rules
+    (:mod:`sr_domains.value_rules`: their LR rows, masks and envelope, about ``8 * itemsize``
+    bytes per LR value; HR-sized gathers when the block's rows do not fall on whole input
+    pixels) and the consumer's ``write`` bytes per value: upper bounds of what ``tracemalloc``
+    measures (``tests/test_strip_memory.py``, ``benchmarks/geotiff_memory.py --trace``)."""
     rules = 10 * itemsize / scale**2 + 2
     if flush_rows % scale:
         rules += 2 * itemsize + 4
-    return itemsize + max(itemsize if seam else 0, rules)
+    return itemsize + max(itemsize if seam else 0, rules, write)
 
 
-def strip_bytes(
-    upscaler: Upscaler,
-    n_out: int,
-    flush_rows: int,
-    cols: int,
-    *,
-    context: int = 0,
-    ramp: int = 0,
-    height: int | None = None,
-    itemsize: int = 4,
-) -> int:
+def strip_bytes(upscaler: Upscaler, spec: StripSpec, cols: int) -> int:
     """Bytes one panel of ``cols`` output LR columns holds at once while it streams: the float32
     accumulator of :func:`~sr_domains.tiling.stream_tiles` (tile height x scale rows plus the
     finished rows waiting for their block, over the panel's read width: ``cols`` plus
     ``2 * context + ramp``, rounded up to the size multiple) and one flushed block while it is
-    finished (:func:`finish_bytes`). ``height``: the image's LR rows (exact strip rows; else
-    their upper bound); ``itemsize``: the work dtype's (8 for float64 and 32-bit integers)."""
+    finished and written (:func:`finish_bytes`)."""
     s, m = upscaler.scale, max(1, getattr(upscaler, "multiple", 1))
-    read = -(-(cols + 2 * context + ramp) // m) * m
-    if height is None:
-        rows = upscaler.tiling.tile * s + max(flush_rows - 1, 0)
+    flush, n_out = spec.flush_rows, spec.n_out
+    read = -(-(cols + 2 * spec.context + spec.ramp) // m) * m
+    if spec.height is None:
+        rows = upscaler.tiling.tile * s + max(flush - 1, 0)
     else:
-        rows = strip_rows(upscaler.plan((height, read)), flush_rows)
-    block = flush_rows if flush_rows > 1 else rows
-    per_value = finish_bytes(itemsize, s, flush_rows, ramp > 0)
+        rows = strip_rows(upscaler.plan((spec.height, read)), flush)
+    block = flush if flush > 1 else rows
+    per_value = finish_bytes(spec.itemsize, s, flush, spec.ramp > 0, spec.write_bytes)
     return 4 * n_out * rows * read * s + math.ceil(per_value * n_out * block * read * s)
 
 
-def panel_width(
-    upscaler: Upscaler,
-    n_out: int,
-    flush_rows: int,
-    align: int,
-    context: int = 0,
-    ramp: int = 0,
-    *,
-    height: int | None = None,
-    itemsize: int = 4,
-) -> int:
+def panel_width(upscaler: Upscaler, spec: StripSpec, align: int) -> int:
     """LR columns per panel: a multiple of ``align`` whose :func:`strip_bytes` fit
     :func:`panel_budget` (``align`` itself when none does). Among the widths from half that
     cap to the cap, the one that wastes the least network work per output column wins (a
@@ -124,11 +124,7 @@ def panel_width(
     budget = panel_budget(upscaler)
 
     def fits(k: int) -> bool:
-        size = strip_bytes(
-            upscaler, n_out, flush_rows, k * align,
-            context=context, ramp=ramp, height=height, itemsize=itemsize,
-        )  # fmt: skip
-        return size <= budget
+        return strip_bytes(upscaler, spec, k * align) <= budget
 
     lo, hi = 1, 2  # the most aligned widths that fit: lo fits (or is 1), hi does not
     while fits(hi):
@@ -139,7 +135,7 @@ def panel_width(
     cap = lo * align
     best, best_cost = cap, math.inf
     for cols in range(max(align, cap // 2 // align * align), cap + 1, align):
-        read = cols + 2 * context + ramp
+        read = cols + 2 * spec.context + spec.ramp
         plan = upscaler.plan((tile, read))
         cost = len(plan.xs) * plan.tile[1] / cols  # LR columns computed per output column
         if cost < best_cost * 0.999 or (cost <= best_cost * 1.001 and cols > best):
@@ -203,6 +199,7 @@ def iter_hr_blocks(
     band_order: Sequence[int] | None = None,
     rows: tuple[int, int] | None = None,
     dtype: DTypeLike | None = None,
+    write_bytes: float = 0.0,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(hr_row0, hr_col0, block)``: finished HR blocks (stored units, float32 or float64
     as :meth:`~sr_domains.inference.Upscaler.stream` gives them) covering
@@ -213,7 +210,9 @@ def iter_hr_blocks(
     called after each block with its number of HR pixels; ``rules``, ``band_order`` and
     ``rows`` (HR rows to produce) are passed to :meth:`~sr_domains.inference.Upscaler.stream`.
     Panels are as wide as :func:`strip_bytes` fit :func:`panel_budget`; ``dtype`` (the values'
-    stored dtype, which sets the blocks' float type) is read from one pixel when not given.
+    stored dtype, which sets the blocks' float type) is read from one pixel when not given;
+    ``write_bytes``: what the consumer allocates per HR value of a block while it handles it
+    (:attr:`StripSpec.write_bytes`).
     """
     h, w = shape
     s = upscaler.scale
@@ -224,13 +223,9 @@ def iter_hr_blocks(
     if dtype is None:
         dtype = np.asarray(read(0, 0, 1, 1)[0]).dtype
     size = work_dtype(dtype).itemsize
-    max_cols = panel_width(
-        upscaler, n_out, flush_rows, align, context, ramp, height=h, itemsize=size
-    )
-    need = strip_bytes(
-        upscaler, n_out, flush_rows, min(max_cols, w),
-        context=context, ramp=ramp, height=h, itemsize=size,
-    )  # fmt: skip
+    spec = StripSpec(n_out, flush_rows, context, ramp, h, size, write_bytes)
+    max_cols = panel_width(upscaler, spec, align)
+    need = strip_bytes(upscaler, spec, min(max_cols, w))
     if need > panel_budget(upscaler):
         log.info(
             "the narrowest panel (%d LR columns) needs %.0f MiB of strip, over its %.0f MiB "
@@ -295,6 +290,7 @@ def iter_hr_blocks(
 
 __all__ = [
     "Panel",
+    "StripSpec",
     "finish_bytes",
     "iter_hr_blocks",
     "panel_budget",

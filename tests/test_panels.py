@@ -160,7 +160,7 @@ def test_panel_width_fits_budget_and_tiles(bands, channels, scale):
 
     up = Upscaler(tiny_model(channels, scale), device="cpu")
     align = 512 // np.gcd(512, scale)
-    w = stream.panel_width(up, bands, 512, align, up.tiling.margin)
+    w = stream.panel_width(up, stream.StripSpec(bands, 512, up.tiling.margin), align)
     assert w % align == 0
     # the HR strip (accumulator + one flushed block) of one panel stays within the budget
     tile = up.tiling.tile

@@ -13,9 +13,11 @@ rasterio = pytest.importorskip("rasterio")
 from sr_domains import panels  # noqa: E402
 from sr_domains.geo import job, upscale_geotiff  # noqa: E402
 from sr_domains.models.base import BaseSRConfig  # noqa: E402
+from sr_domains.nodata_fill import MARGIN as FILL_MARGIN  # noqa: E402
+from sr_domains.panels import StripSpec  # noqa: E402
 from sr_domains.testing import ToySR, tiny_model  # noqa: E402
 from sr_domains.testing.geo import make_geotiff  # noqa: E402
-from sr_domains.tiling import make_plan  # noqa: E402
+from sr_domains.tiling import make_plan, strip_rows  # noqa: E402
 
 MiB = 2**20
 
@@ -100,8 +102,6 @@ def test_strip_peak_within_its_share(tmp_path, monkeypatch, bands, dtype, scale,
 def test_strip_bytes_counts_the_accumulator_as_allocated():
     """strip_bytes' accumulator is the array stream_tiles allocates: rows from strip_rows
     (tile rows plus the finished rows waiting for their block) over the padded read width."""
-    from sr_domains.tiling import strip_rows
-
     up = panels.Upscaler(tiny_model(4, 2), device="cpu", tile=40)
     for height, flush in [(500, 64), (500, 256), (97, 32), (1000, 1)]:
         cols, context = 96, 11
@@ -111,19 +111,57 @@ def test_strip_bytes_counts_the_accumulator_as_allocated():
         )  # fmt: skip
         acc = 4 * 4 * strip_rows(plan, flush) * plan.padded[1] * 2
         block = 4 * 4 * (flush if flush > 1 else strip_rows(plan, flush)) * plan.padded[1] * 2
-        got = panels.strip_bytes(up, 4, flush, cols, context=context, height=height)
+        got = panels.strip_bytes(up, StripSpec(4, flush, context, height=height), cols)
         assert got >= acc + block  # at least the accumulator and the block itself
-        bound = panels.strip_bytes(up, 4, flush, cols, context=context)  # height unknown
+        bound = panels.strip_bytes(up, StripSpec(4, flush, context), cols)  # height unknown
         assert bound >= got
         assert strip_rows(plan, flush) <= 40 * 2 + max(flush - 1, 0)
 
 
-@pytest.mark.parametrize(("bands", "scale"), [(4, 2), (13, 2), (3, 4), (1, 3)])
-def test_panel_width_fits_the_default_budget(bands, scale):
+@pytest.mark.parametrize(
+    ("bands", "scale", "itemsize", "write", "height"),
+    [(4, 2, 4, 0.0, 4000), (3, 4, 4, 11.5, 300), (1, 4, 8, 21.5, 600), (2, 2, 4, 18.0, 600)],
+)
+def test_panel_width_holds_every_buffer_within_the_budget(bands, scale, itemsize, write, height):
+    """The panel panel_width picks holds, by the arrays' own shapes (not strip_bytes), the
+    accumulator stream_tiles allocates, the flushed block in its work dtype and the writer's
+    temporaries (``write`` bytes a value, geo.writer.write_bytes: 18 for uint16 written as
+    int32 at x2, 21.5 for float64 with +-inf written as float32 at x4) within the strip budget,
+    and is not needlessly narrow: a panel three times as wide would not fit."""
     up = panels.Upscaler(tiny_model(bands, scale), device="cpu", max_memory="256M")
     block = 512
     align = block // np.gcd(block, scale)
-    for itemsize in (4, 8):
-        w = panels.panel_width(up, bands, block, align, up.tiling.margin, itemsize=itemsize)
-        size = panels.strip_bytes(up, bands, block, w, context=up.tiling.margin, itemsize=itemsize)
-        assert size <= panels.panel_budget(up) or w == align
+    context = up.tiling.margin + FILL_MARGIN
+    spec = StripSpec(bands, block, context, height=height, itemsize=itemsize, write_bytes=write)
+    budget = panels.panel_budget(up)
+
+    def held(cols: int) -> int:
+        plan = up.plan((height, cols + 2 * context))
+        read = plan.padded[1]  # what the accumulator spans: the read width, padded
+        acc = 4 * bands * strip_rows(plan, block) * read * scale
+        return acc + int((itemsize + write) * bands * block * read * scale)
+
+    w = panels.panel_width(up, spec, align)
+    assert w % align == 0 and w > align  # the budget binds above the narrowest panel
+    assert held(w) <= budget, (w, held(w) / MiB, budget / MiB)
+    assert held(3 * w) > budget, (w, held(3 * w) / MiB, budget / MiB)
+
+
+def test_geotiff_writer_temporaries_are_in_the_strip_budget(tmp_path, monkeypatch):
+    """The GeoTIFF job sizes its panels with the writer's temporaries: for int32 data the
+    cast rounds in float64 (8 bytes a value) into the int32 output (4) beside the upscaled
+    validity (1) and the nodata nudge's mask (1)."""
+    specs = []
+    real = panels.panel_width
+
+    def spy(up, spec, align):
+        specs.append(spec)
+        return real(up, spec, align)
+
+    monkeypatch.setattr(panels, "panel_width", spy)
+    src = make_geotiff(tmp_path / "in.tif", width=80, height=40, dtype="int32", nodata=0)
+    upscale_geotiff(src, tmp_path / "out.tif", model=tiny_model(1, 2), scale=2, device="cpu")
+    (spec,) = specs
+    assert spec.itemsize == 8 and spec.write_bytes >= 8 + 4 + 1 + 1
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert ds.dtypes[0] == "int32"

@@ -17,7 +17,7 @@ from .. import __version__
 from ..engine_build import resolve_network as network_of
 from ..errors import BandMismatchError, TooSmallToAdaptError
 from ..inference import Upscaler
-from ..intensity import IntensityProfile
+from ..intensity import IntensityProfile, work_dtype
 from ..made_with import weights_made, weights_provenance
 from ..models.base import SRModel
 from ..noise_gate import choose_for_noise, chosen_by_default, noise_variant
@@ -43,7 +43,7 @@ from .output_spec import (
 )
 from .reader import RasterSource
 from .stored_bits import keep_nbits, stored_bits, stored_range
-from .writer import write_block
+from .writer import write_block, write_bytes
 
 try:
     import rasterio
@@ -232,6 +232,7 @@ def write_pixels(
             band_order=job.order,
             rows=rows,
             dtype=rs.dtype,
+            write_bytes=write_bytes(spec, rs.dtype, work_dtype(rs.dtype), s),
         ):
             cols = block.shape[2]
             x0, x1 = col0 // s, (col0 + cols) // s
