@@ -61,22 +61,23 @@ def clip_blocks(blocks: np.ndarray, lo: np.ndarray, hi: np.ndarray, ok: np.ndarr
 
 def local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Minimum and maximum of the valid pixels of ``x`` ``(C, h, w)`` in each (2r+1)^2
-    neighbourhood (separable; an empty neighbourhood gives ``min > max``); float32, or float64
-    for float64 ``x``."""
+    neighbourhood (separable, band by band: the padded copies are one band's; an empty
+    neighbourhood gives ``min > max``); float32, or float64 for float64 ``x``."""
     dt = np.float64 if x.dtype == np.float64 else np.float32
-    mn = np.where(ok, x, np.inf).astype(dt)
-    mx = np.where(ok, x, -np.inf).astype(dt)
-    for axis in (1, 2):
-        n = x.shape[axis]
-        pad = [(0, 0)] * 3
-        pad[axis] = (r, r)
-        big = np.pad(mn, pad, constant_values=np.inf)
-        small = np.pad(mx, pad, constant_values=-np.inf)
-        for d in range(2 * r + 1):
-            sl = [slice(None)] * 3
-            sl[axis] = slice(d, d + n)
-            np.minimum(mn, big[tuple(sl)], out=mn)
-            np.maximum(mx, small[tuple(sl)], out=mx)
+    mn = np.where(ok, x, np.inf).astype(dt, copy=False)
+    mx = np.where(ok, x, -np.inf).astype(dt, copy=False)
+    for lo, hi in zip(mn, mx):
+        for axis in (0, 1):
+            n = lo.shape[axis]
+            pad = [(0, 0)] * 2
+            pad[axis] = (r, r)
+            big = np.pad(lo, pad, constant_values=np.inf)
+            small = np.pad(hi, pad, constant_values=-np.inf)
+            for d in range(2 * r + 1):
+                sl = [slice(None)] * 2
+                sl[axis] = slice(d, d + n)
+                np.minimum(lo, big[tuple(sl)], out=lo)
+                np.maximum(hi, small[tuple(sl)], out=hi)
     return mn, mx
 
 

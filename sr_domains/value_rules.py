@@ -276,10 +276,12 @@ class ValueRules:
         stats = ClampStats(total=int(cnt_up.sum()))
         ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
         env = env if env is not None else self._envelope(values, ok, ft)
-        if env is not None:
-            lo_up, hi_up = up(env[0]), up(env[1])
-            stats.envelope = int((((out < lo_up) | (out > hi_up)) & cnt_up).sum())
-            np.clip(out, lo_up, hi_up, out=out)
+        if env is not None:  # band by band: one band's upsampled bounds at a time
+            for k in range(c):
+                lo_up, hi_up = up(env[0][k][None])[0], up(env[1][k][None])[0]
+                band = out[k]
+                stats.envelope += int((((band < lo_up) | (band > hi_up)) & cnt_up[k]).sum())
+                np.clip(band, lo_up, hi_up, out=band)
             del lo_up, hi_up
         if self.domain is not None and self.domain.bounded:
             lo_b, hi_b = self.domain.bounds(c)
