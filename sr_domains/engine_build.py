@@ -44,18 +44,20 @@ def resolve_network(
         raise
 
 
-def scale_error(model: SRModel, scale: int, what: str = "") -> ModelScaleError:
+def scale_error(model: SRModel | torch.nn.Module, scale: int, what: str = "") -> ModelScaleError:
     """``the model sr-lite-gray-x4 (weights /w/x4.safetensors) upscales x4 but x2 was
     requested``: the model by the name its user knows it by
-    (:func:`~sr_domains.model_label.model_label`), and the file it was loaded from when known
-    (``what``: words before "the model", e.g. "the upscaler of ")."""
+    (:func:`~sr_domains.model_label.model_label`; a plain network that declares a ``scale``:
+    its class name), and the file it was loaded from when known (``what``: words before "the
+    model", e.g. "the upscaler of ")."""
     from .model_label import model_label
 
+    label = model_label(model) if isinstance(model, SRModel) else type(model).__name__
     source = getattr(model, "source_path", None) or getattr(model, "weights_source", ("", ""))[1]
     weights = f" (weights {source})" if source else ""
     return ModelScaleError(
-        f"{what}the model {model_label(model)}{weights} upscales x{model.scale} but x{scale} "
-        "was requested"
+        f"{what}the model {label}{weights} upscales x{getattr(model, 'scale', '?')} but "
+        f"x{scale} was requested"
     )
 
 

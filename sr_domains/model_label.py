@@ -20,8 +20,10 @@ def card_name(model: object) -> str | None:
 def model_label(model: SRModel) -> str:
     """The model the user chose, by name: the card's name (shipped weights, a checkpoint,
     public weights: the file's stem), else the preset its config is exactly
-    (``create_model("edsr-lite-ca")``), else its architecture."""
-    return card_name(model) or preset_name(model) or str(model.arch)
+    (``create_model("edsr-lite-ca")``), else the ``network_name`` of a wrapper (the class of
+    a plain network given to the MONAI transforms, ``UNetSR``), else its architecture."""
+    wrapped = getattr(model, "network_name", None)
+    return card_name(model) or preset_name(model) or str(wrapped or model.arch)
 
 
 def preset_name(model: SRModel) -> str | None:

@@ -12,7 +12,8 @@
   name, attrs and every coordinate that does not depend on x/y (band labels, a scalar
   ``time``) are kept.
 * Scale: a whole number 1..16, checked as the other APIs check it; a model of another scale is
-  refused ("the model upscales x2 but x3 was requested").
+  refused, named (a ``ModelScaleError``: "the model sr-lite-gray-x2 (weights .../x2.safetensors)
+  upscales x2 but x3 was requested").
 * Noise gate, per-band ``scales``/``offsets`` and GCPs as :func:`~sr_domains.geo.upscale_geotiff`
   (:mod:`sr_domains.xarray_grid`). rioxarray reads an alpha band as data: a DataArray holding
   the alpha band of the file it was read from is refused (:mod:`sr_domains.xarray_alpha`):

@@ -139,7 +139,7 @@ def test_plain_modules_need_a_scale_and_a_matching_output():
         np.testing.assert_allclose(out.numpy(), net(x).numpy(), atol=1e-6)
     with pytest.raises(ConfigError, match="expected"):
         SRInferer(scale=3)(x, net)
-    with pytest.raises(ConfigError, match="declares scale 2"):
+    with pytest.raises(ConfigError, match="the model Nearest upscales x2 but x3"):
         SRInferer(scale=3)(x, Nearest())
 
 

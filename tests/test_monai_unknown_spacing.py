@@ -14,7 +14,13 @@ pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
 
 from monai.data import MetaTensor, list_data_collate  # noqa: E402
-from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Spacing  # noqa: E402
+from monai.transforms import (  # noqa: E402
+    Compose,
+    EnsureChannelFirst,
+    LoadImage,
+    Orientation,
+    Spacing,
+)
 
 import sr_domains.monai as srm  # noqa: E402
 from sr_domains.medical import upscale_nifti  # noqa: E402
@@ -22,13 +28,15 @@ from sr_domains.testing.medical import interp_model, make_nifti  # noqa: E402
 from sr_domains.testing.models import tiny_model  # noqa: E402
 
 
-def _raw_file(path, pixdim, shape=(12, 10, 4)):
+def _raw_file(path, pixdim, shape=(12, 10, 4), qform=None):
     """A real file whose header holds ``pixdim`` as given (nibabel's writer would replace a 0
-    by 1), qform and sform codes 0."""
+    by 1), sform code 0 and qform code 0 (1 with ``qform``, which may permute the axes)."""
     data = (np.arange(np.prod(shape)).reshape(shape) % 50).astype(np.float32) / 50
     hdr = nib.Nifti1Header()
     hdr.set_data_shape(shape)
     hdr.set_data_dtype(np.float32)
+    if qform is not None:
+        hdr.set_qform(qform, code=1)
     hdr["pixdim"][1:4] = pixdim
     hdr.set_data_offset(hdr.single_vox_offset)
     with open(path, "wb") as f:
@@ -38,8 +46,8 @@ def _raw_file(path, pixdim, shape=(12, 10, 4)):
     return path
 
 
-def _load(path):
-    return Compose([LoadImage(image_only=True), EnsureChannelFirst()])(str(path))
+def _load(path, *more):
+    return Compose([LoadImage(image_only=True), EnsureChannelFirst(), *more])(str(path))
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +99,49 @@ def _known_or_resampled_spacing_still_decides(tmp_path, unknown):
     sform = make_nifti(tmp_path / "s.nii.gz", shape=(12, 10, 4), spacing=(1.0, 1.5, 1.0))
     out = srm.SuperResolution(model=interp_model(2), scale=2)(_load(sform))
     assert tuple(out.shape[1:]) == (24, 10, 8)
+
+
+def test_after_orientation_the_file_axes_grow_that_upscale_nifti_grows(tmp_path):
+    """An axis-permuting qform (file axis 0 -> S, 1 -> R, 2 -> A) and Orientation("RAS"): the
+    array order was taken on the reoriented array, so file axes 1 and 2 grew where
+    upscale_nifti grows 0 and 1."""
+    perm = np.zeros((4, 4))
+    perm[2, 0] = perm[0, 1] = perm[1, 2] = perm[3, 3] = 1
+    src = _raw_file(tmp_path / "p.nii", (0.0, 1.5, 0.0), qform=perm @ np.diag([1, 1.5, 1, 1]))
+    want = nib.load(upscale_nifti(src, tmp_path / "up.nii", model=interp_model(2))).shape
+    assert want == (24, 20, 4)  # file axes 0 and 1
+    ras = Orientation("RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))
+    img = _load(src, ras)
+    assert tuple(img.shape[1:]) == (10, 4, 12)  # (R, A, S) = file axes (1, 2, 0)
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(img)
+    assert tuple(out.shape[1:]) == (20, 4, 24)  # was (20, 8, 12)
+    lr = srm.MakeLowResolution(scale=2)(img)
+    assert tuple(lr.shape[1:]) == (5, 4, 6)
+    batch = list_data_collate([{"img": img}, {"img": _load(src, ras)}])["img"]
+    up = srm.SRInferer()(batch, tiny_model(1, 2))
+    assert tuple(up.shape[2:]) == (20, 4, 24)
+
+
+def test_a_file_that_cannot_be_read_again_is_named_in_a_warning(tmp_path, caplog):
+    """Moved after loading (a cached dataset), or another file at that name: the affine's
+    spacing decides, and a WARNING names the file (it was a debug line, or nothing)."""
+    src = _raw_file(tmp_path / "u.nii", (0.0, 1.5, 0.0))
+    img = _load(src)
+    caplog.set_level(logging.WARNING, logger="sr_domains.monai._spacing")
+    src.rename(tmp_path / "moved.nii")
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(img)
+    assert tuple(out.shape[1:]) == (24, 10, 8)  # the affine's finest axes
+    said = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and str(src) in said[0].getMessage()
+    assert "no longer there" in said[0].getMessage()
+    caplog.clear()
+    _raw_file(src, (0.0, 1.5, 0.0), shape=(12, 10, 6))  # another volume at that name
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(img)
+    assert tuple(out.shape[1:]) == (24, 10, 8)
+    said = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(said) == 1 and str(src) in said[0].getMessage()
+    assert "no longer matches" in said[0].getMessage() and "dim" in said[0].getMessage()
+    caplog.clear()
+    stated = _load(_raw_file(tmp_path / "one.nii", (1.0, 1.5, 1.0)))  # read, known: no word
+    srm.SuperResolution(model=interp_model(2), scale=2)(stated)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

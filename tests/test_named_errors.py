@@ -22,7 +22,7 @@ from sr_domains import create_model, load_pretrained  # noqa: E402
 from sr_domains.batch_tasks import BatchFailedError  # noqa: E402
 from sr_domains.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from sr_domains.cli import main  # noqa: E402
-from sr_domains.errors import ConfigError, ModelScaleError  # noqa: E402
+from sr_domains.errors import ModelScaleError  # noqa: E402
 from sr_domains.geo import upscale_many  # noqa: E402
 from sr_domains.inference import Upscaler  # noqa: E402
 from sr_domains.medical import upscale_nifti  # noqa: E402
@@ -92,6 +92,25 @@ def test_the_others_of_the_batch_are_written_and_the_status_says_one_failed(tmp_
         check_upscaled(folder / name, out / name, 2)
 
 
+def test_the_status_of_an_output_gdal_cannot_be_given_is_foreign(tmp_path):
+    """output_status()/is_complete() on a finished output copied to a name that is not UTF-8:
+    "foreign" (whose it is cannot be told), saying why, never "complete"; the file is kept."""
+    from sr_domains.geo import upscale_geotiff
+    from sr_domains.geo.resume import is_complete, output_check, output_status
+
+    src = make_geotiff(tmp_path / "a.tif", width=16, height=16)
+    done = upscale_geotiff(src, tmp_path / "a_x2.tif", model=tiny_model(1, 2))
+    assert output_status(Path(done), src, 2) == "complete"
+    kept = latin1(tmp_path, b"a_x2_\xe9.tif")
+    shutil.copy(done, kept)
+    before = kept.read_bytes()
+    assert output_status(kept, src, 2) == "foreign" and not is_complete(kept, src, 2)
+    assert output_check(kept, src, 2)[1] == (
+        "GDAL cannot open this output: b'a_x2_\\xe9.tif' in its name is not UTF-8"
+    )
+    assert kept.read_bytes() == before
+
+
 # -- 2. a model of another scale, given as an object ----------------------------------------
 def test_a_model_of_another_scale_is_named_with_its_weights(tmp_path):
     nii = make_nifti(tmp_path / "v.nii.gz", shape=(8, 8, 3))
@@ -112,13 +131,43 @@ def test_a_model_of_another_scale_is_named_with_its_weights(tmp_path):
     class Nearest(torch.nn.Upsample):
         scale = 2
 
-    with pytest.raises(ConfigError, match="the network Nearest declares scale 2 but x3"):
+    with pytest.raises(ModelScaleError, match="the model Nearest upscales x2 but x3"):
         resolve_upscaler(Nearest(scale_factor=2), None, scale=3)
     # a model built here, of no file: its preset
     built = create_model("edsr-lite-ca", scale=2)
     with pytest.raises(ModelScaleError, match="the model edsr-lite-ca upscales x2 but x3"):
         upscale_nifti(nii, tmp_path / "o.nii.gz", model=built, scale=3)
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_srinferer_names_a_model_of_another_scale_as_superresolution_does():
+    """SRInferer said "ConfigError: the network declares scale 4, SRInferer has 2" (no model
+    named); an Upscaler of a plain network was "the upscaler of the model module"."""
+    pytest.importorskip("monai")
+    from monai.data import MetaTensor
+
+    from sr_domains.monai import SRInferer, SuperResolution
+    from sr_domains.monai._core import ModuleSR
+
+    x4 = load_pretrained("sr-lite-gray-x4")
+    img = MetaTensor(torch.rand(1, 1, 16, 16, 3))
+    said = []
+    for build in (lambda: SRInferer(scale=2)(img, x4), lambda: SuperResolution(model=x4, scale=2)):
+        with pytest.raises(ModelScaleError) as caught:
+            build()
+        said.append(str(caught.value))
+    assert said[0] == said[1]
+    assert said[0].startswith("the model sr-lite-gray-x4 (weights ")
+    assert said[0].endswith("sr-lite-gray-x4.safetensors) upscales x4 but x2 was requested")
+
+    class Nearest(torch.nn.Upsample):
+        scale = 2
+
+    with pytest.raises(ModelScaleError, match="^the model Nearest upscales x2 but x3 was"):
+        SRInferer(scale=3)(img, Nearest(scale_factor=2))
+    wrapped = Upscaler(ModuleSR(Nearest(scale_factor=2), 2, 1))
+    with pytest.raises(ModelScaleError, match="^the upscaler of the model Nearest upscales x2"):
+        SuperResolution(model=wrapped, scale=3)
 
 
 # -- 3. --slice-profile estimate --------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine_build import build_upscaler
+from ..engine_build import build_upscaler, scale_error
 from ..errors import ConfigError, GeometryError
 from ..inference import Upscaler
 from ..intensity import IntensityProfile, check_pixel_array, profile_from_any, work_dtype
@@ -65,6 +65,8 @@ class ModuleSR(SRModel):
         )
         self.net = net
         self._radius = receptive_radius
+        #: what messages call it (:func:`~sr_domains.model_label.model_label`): its class name
+        self.network_name = type(net).__name__
 
     def receptive_radius(self) -> int | None:
         return self._radius
@@ -119,10 +121,7 @@ def resolve_upscaler(
             raise ConfigError("weights= loads an sr_domains checkpoint; pass model=None or a name")
         declared = declared_scale(model)
         if declared is not None and declared != scale:
-            raise ConfigError(
-                f"the network {type(model).__name__} declares scale {declared} but x{scale} "
-                "was requested"
-            )
+            raise scale_error(model, scale)
         model = ModuleSR(model, scale, in_channels=channels)
     return build_upscaler(
         model,
@@ -159,13 +158,13 @@ def plan_geometry(
     scale: int,
     axes: Sequence[int] | None = None,
     through_plane: bool = False,
-    unknown_spacing: bool = False,
 ) -> Geometry:
     """Resolve the axes of a channel-first image's spatial part (2-D or 3-D).
 
     3-D default: the two axes with the finest spacing of ``affine`` (as in
-    :mod:`sr_domains.medical`); array order when ``unknown_spacing`` (a NIfTI ``pixdim`` of
-    0: :func:`~sr_domains.monai._spacing.spacing_unknown`); 2-D images always grow on both axes.
+    :mod:`sr_domains.medical`; a NIfTI ``pixdim`` of 0 is resolved by the callers into
+    ``axes``: :func:`~sr_domains.monai._spacing.unknown_spacing_plane`); 2-D images always grow
+    on both axes.
     """
     nd = len(spatial_shape)
     if affine is not None and not np.isfinite(np.asarray(affine, np.float64)).all():
@@ -185,7 +184,7 @@ def plan_geometry(
         ax = check_axes(axes)
     else:
         spacing = [1.0, 1.0, 1.0]
-        if affine is not None and not unknown_spacing:
+        if affine is not None:
             a = np.asarray(affine, np.float64)
             if a.shape[-1] < 4:
                 raise GeometryError(f"a 3-D image needs a 4x4 affine, got {a.shape}")

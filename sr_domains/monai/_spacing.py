@@ -1,37 +1,64 @@
-"""Whether a MONAI image's voxel spacing is partly unknown, decided as the NIfTI path decides.
+"""The in-plane axes of a MONAI image whose voxel spacing is partly unknown, picked as the
+NIfTI path picks them.
 
 A NIfTI ``pixdim`` of 0 means "unknown spacing". :func:`sr_domains.medical.nifti.
-nifti_default_axes` then picks the in-plane axes in array order (size-1 axes avoided), unless
-an sform (code > 0) states the spacing. MONAI's ``LoadImage`` (NibabelReader) cannot tell: the
-header it copies into ``MetaTensor.meta`` is nibabel's checked one, whose ``pixdim`` 0 is
-already 1 (nibabel's header check, "setting 0 dims to 1"), so both ``pixdim`` and the affine
-show 1 mm and the finest-spacing rule would compare an invented 1 with the known spacings.
+nifti_default_axes` then picks the in-plane axes in the *file's* array order (size-1 axes
+avoided), unless an sform (code > 0) states the spacing. MONAI's ``LoadImage`` (NibabelReader)
+cannot tell: the header it copies into ``MetaTensor.meta`` is nibabel's checked one, whose
+``pixdim`` 0 is already 1 (nibabel's header check, "setting 0 dims to 1"), so both ``pixdim``
+and the affine show 1 mm and the finest-spacing rule would compare an invented 1 with the known
+spacings.
 
 Decided here, in this order:
 
 * ``sform_code`` > 0 in the meta: the sform states the spacing (known).
+* the image is no longer on the file's voxel grid up to an axis permutation/flip
+  (``original_affine`` vs the current affine; a ``Spacing`` transform chose a spacing): known.
 * a spatial ``pixdim`` of 0 in the meta (a reader or a dict that kept the raw header): unknown.
-* else, only when the current affine has a spacing of 1 (where nibabel's 1 may hide a 0) and
-  the image still has the voxel sizes it was loaded with (``original_affine``; a ``Spacing``
-  transform chose a spacing, an ``Orientation`` only permutes them): the raw header of the
-  NIfTI file ``filename_or_obj`` is read again, as the NIfTI path does
-  (:func:`~sr_domains.medical.nifti.unknown_spacing_axes`). A file that cannot be read
-  leaves the affine to decide.
+* else, only when the current affine has a spacing of 1 (where nibabel's 1 may hide a 0): the
+  raw header of the NIfTI file ``filename_or_obj`` is read again, as the NIfTI path does
+  (:func:`~sr_domains.medical.nifti.unknown_spacing_axes`). A file that cannot be read again
+  (moved, deleted), or whose header no longer matches the image's meta (another file at that
+  name), leaves the affine to decide, with a WARNING naming the file.
+
+When unknown, the file-order rule is applied to the image's current shape taken back to the
+file's axis order, and the chosen file axes are mapped to the current array axes: after an
+``Orientation`` the same *file* axes grow as in ``upscale_nifti``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..medical.geometry import SPACING_TIE_MM, voxel_sizes
+from ..medical.geometry import SPACING_TIE_MM, default_axes, voxel_sizes
+from ._meta import _axis_map
 
 log = logging.getLogger(__name__)
+
+#: Raw NIfTI header fields that neither MONAI's spatial transforms nor ours change: a file
+#: read again must agree with the meta on them to be the file the image was loaded from.
+_SAME_FILE_KEYS = (
+    "dim",
+    "datatype",
+    "qform_code",
+    "sform_code",
+    "quatern_b",
+    "quatern_c",
+    "quatern_d",
+    "qoffset_x",
+    "qoffset_y",
+    "qoffset_z",
+)
+
+
+def _np(v: Any) -> np.ndarray:
+    return np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v)
 
 
 def _item(meta: Mapping[str, Any], key: str, index: int | None) -> Any:
@@ -41,69 +68,115 @@ def _item(meta: Mapping[str, Any], key: str, index: int | None) -> Any:
         return v
     if isinstance(v, (list, tuple)):
         return v[index] if index < len(v) else None
-    a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+    a = _np(v)
     return a[index] if a.ndim > 0 and index < len(a) else None
 
 
 def _number(v: Any) -> float | None:
     try:
-        return float(np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v).item())
+        return float(_np(v).item())
     except (TypeError, ValueError):
         return None
 
 
-def _same_sizes(affine: np.ndarray, original: Any) -> bool:
+def _file_axes(affine: np.ndarray, original: Any, raw_pixdim: bool) -> list[int] | None:
+    """For each current array axis, the file axis it runs along (identity without an
+    ``original_affine``); None when the image left the file's grid: not an axis permutation or
+    flip of it, or (``raw_pixdim`` False) a voxel size changed (a ``Spacing`` chose one)."""
     if original is None:
-        return True
-    o = np.asarray(original.detach().cpu() if isinstance(original, torch.Tensor) else original)
+        return [0, 1, 2]
+    o = _np(original).astype(np.float64)
     if o.shape != (4, 4):
-        return False
-    a, b = np.sort(voxel_sizes(affine)), np.sort(voxel_sizes(o.astype(np.float64)))
-    return bool(np.allclose(a, b, atol=SPACING_TIE_MM))
+        return None
+    amap = _axis_map(o, affine)
+    if amap is None or raw_pixdim:
+        return amap
+    a_sizes, o_sizes = voxel_sizes(affine), voxel_sizes(o)
+    same = all(abs(a_sizes[i] - o_sizes[j]) <= SPACING_TIE_MM for i, j in enumerate(amap))
+    return amap if same else None
 
 
-def _file_unknown(path: Path) -> bool:
-    """The NIfTI path's rule on the file itself: a raw ``pixdim`` of 0 and sform code 0."""
-    from ..medical.nifti import is_nifti_path, unknown_spacing_axes
+def _file_says_unknown(path: Path, meta: Mapping[str, Any], index: int | None) -> bool:
+    """The NIfTI path's rule on the file itself (a raw ``pixdim`` of 0 and sform code 0); a
+    WARNING naming the file when it cannot be asked."""
+    from ..medical.nifti import unknown_spacing_axes
 
-    if not is_nifti_path(path) or not path.is_file():
-        return False
+    why = ""
     try:
         import nibabel as nib
 
         hdr: Any = nib.load(str(path)).header  # (a NIfTI-1 or -2 header)
         _, scode = hdr.get_sform(coded=True)
-    except Exception as exc:  # nibabel raises many types; the affine decides then
-        log.debug("%s: header not read again (%s)", path, exc)
-        return False
-    return int(scode or 0) == 0 and bool(unknown_spacing_axes(path, hdr))
+    except FileNotFoundError:
+        why = "it is no longer there"
+    except Exception as exc:  # nibabel raises many types
+        why = f"it cannot be read: {exc}"
+    else:
+        changed = [k for k in _SAME_FILE_KEYS if not _agrees(hdr, meta, k, index)]
+        if not changed:
+            return int(scode or 0) == 0 and bool(unknown_spacing_axes(path, hdr))
+        why = f"its header no longer matches the image loaded from it ({', '.join(changed)})"
+    log.warning(
+        "%s: the image's spacing of 1 may be a NIfTI pixdim of 0 (unknown), but the file "
+        "cannot be read again to tell (%s); the affine's spacing picks the in-plane axes "
+        "(pass axes= to choose them)",
+        path,
+        why,
+    )
+    return False
 
 
-def spacing_unknown(
-    meta: Mapping[str, Any] | None, affine: np.ndarray | None, index: int | None = None
-) -> bool:
-    """Whether the 3-D image of ``meta`` (item ``index`` of a collated batch) has a spatial
-    spacing its header leaves unknown (module docs): its in-plane axes are then picked in
-    array order, as :func:`~sr_domains.medical.nifti.nifti_default_axes` picks them."""
-    if not meta or affine is None:
-        return False
+def _agrees(hdr: Any, meta: Mapping[str, Any], key: str, index: int | None) -> bool:
+    v = _item(meta, key, index)
+    if v is None:
+        return True  # (not in this meta: nothing to compare)
+    try:
+        a, b = _np(v).astype(np.float64).ravel(), np.asarray(hdr[key], np.float64).ravel()
+    except (TypeError, ValueError, KeyError):
+        return True
+    return a.shape == b.shape and bool(np.allclose(a, b, equal_nan=True))
+
+
+def unknown_spacing_plane(
+    meta: Mapping[str, Any] | None,
+    affine: np.ndarray | None,
+    spatial_shape: Sequence[int],
+    index: int | None = None,
+) -> tuple[int, int] | None:
+    """The in-plane axes (current array axes) of the 3-D image of ``meta`` (item ``index`` of
+    a collated batch) when its header leaves a spatial spacing unknown (module docs): those
+    :func:`~sr_domains.medical.nifti.nifti_default_axes` picks in the file's axis order. None
+    when the spacing is known (the affine decides)."""
+    if not meta or affine is None or len(spatial_shape) != 3:
+        return None
     a = np.asarray(affine, np.float64)
     if a.shape != (4, 4):
-        return False
+        return None
     scode = _number(_item(meta, "sform_code", index))
     if scode is not None and scode > 0:
-        return False
+        return None
     pix = _item(meta, "pixdim", index)
-    if pix is not None:
-        p = np.asarray(pix.detach().cpu() if isinstance(pix, torch.Tensor) else pix, np.float64)
-        if p.ndim == 1 and len(p) >= 4 and (p[1:4] == 0).any():
-            return True
-    if not np.isclose(voxel_sizes(a), 1.0, rtol=0, atol=1e-6).any():
-        return False
-    if not _same_sizes(a, _item(meta, "original_affine", index)):
-        return False
-    name = _item(meta, "filename_or_obj", index)
-    return isinstance(name, (str, Path)) and bool(str(name)) and _file_unknown(Path(name))
+    p = None if pix is None else _np(pix).astype(np.float64)
+    raw_zero = p is not None and p.ndim == 1 and len(p) >= 4 and bool((p[1:4] == 0).any())
+    amap = _file_axes(a, _item(meta, "original_affine", index), raw_zero)
+    if amap is None:
+        return None
+    if not raw_zero:
+        if not np.isclose(voxel_sizes(a), 1.0, rtol=0, atol=1e-6).any():
+            return None
+        name = _item(meta, "filename_or_obj", index)
+        from ..medical.nifti import is_nifti_path
+
+        if not isinstance(name, (str, Path)) or not is_nifti_path(name):
+            return None
+        if not _file_says_unknown(Path(name), meta, index):
+            return None
+    file_shape = [1, 1, 1]
+    for i, j in enumerate(amap):
+        file_shape[j] = int(spatial_shape[i])
+    picked = default_axes(np.ones(3), file_shape)
+    x, y = sorted(i for i, j in enumerate(amap) if j in picked)
+    return (x, y)
 
 
-__all__ = ["spacing_unknown"]
+__all__ = ["unknown_spacing_plane"]

@@ -25,6 +25,7 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_numpy
 from torch import nn
 
+from ..engine_build import scale_error
 from ..errors import ConfigError
 from ..inference import Upscaler
 from ..intensity import cast_to_dtype
@@ -46,7 +47,7 @@ from ._core import (
 )
 from ._intent import check_meta_intent
 from ._meta import _rows, copy_meta, scale_meta
-from ._spacing import spacing_unknown
+from ._spacing import unknown_spacing_plane
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class SRInferer(Inferer):
         """The engine for ``network`` on images of ``channels`` channels."""
         declared = declared_scale(network)
         if self.scale is not None and declared is not None and declared != self.scale:
-            raise ConfigError(f"the network declares scale {declared}, SRInferer has {self.scale}")
+            raise scale_error(network, self.scale)  # (named as SuperResolution names it)
         scale = self.scale if self.scale is not None else declared
         if scale is None:
             raise ConfigError(
@@ -254,8 +255,10 @@ class SRInferer(Inferer):
             check_channel_first(
                 item.shape, aff, grids[b], channel_dims[b], _BATCH_HINT, f"batch item {b}"
             )
-            unknown = spacing_unknown(meta, aff, b if batched else None)  # a pixdim of 0
-            g = plan_geometry(item.shape[1:], aff, up.scale, self.axes, self.through_plane, unknown)
+            axes = self.axes
+            if axes is None and meta is not None:  # a NIfTI pixdim of 0: the file's order
+                axes = unknown_spacing_plane(meta, aff, item.shape[1:], b if batched else None)
+            g = plan_geometry(item.shape[1:], aff, up.scale, axes, self.through_plane)
             if geoms and g != geoms[0]:
                 raise ConfigError(
                     f"batch items choose different axes ({geoms[0].plane} vs {g.plane}); pass axes="

@@ -37,7 +37,7 @@ from ._degrade import DegradeFn
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._intent import check_meta_intent
 from ._meta import scale_meta
-from ._spacing import spacing_unknown
+from ._spacing import unknown_spacing_plane
 from .transforms import new_metatensor, untracked
 
 NOISE = ("none", "gaussian", "rician")
@@ -112,8 +112,10 @@ class _Degrader:
             check_channel_first(
                 x.shape, affine, m.get("spatial_shape"), m.get("original_channel_dim")
             )
-        unknown = meta is not None and spacing_unknown(meta.meta, affine)
-        geom = plan_geometry(spatial, affine, self.scale, self.axes, unknown_spacing=unknown)
+        axes = self.axes
+        if axes is None and meta is not None:  # a NIfTI pixdim of 0: the file's order
+            axes = unknown_spacing_plane(meta.meta, affine, spatial)
+        geom = plan_geometry(spatial, affine, self.scale, axes)
         shrink = [i for i, f in enumerate(geom.factors) if f != 1]
         if any(spatial[i] % self.scale for i in shrink):
             raise ConfigError(

@@ -42,7 +42,7 @@ from ._core import (
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._intent import check_meta_intent
 from ._meta import copy_meta, in_layout_of, scale_meta
-from ._spacing import spacing_unknown
+from ._spacing import unknown_spacing_plane
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,10 @@ class SuperResolution(InvertibleTransform):
             check_channel_first(
                 x.shape, affine, m.get("spatial_shape"), m.get("original_channel_dim")
             )
-        unknown = meta is not None and spacing_unknown(meta.meta, affine)
-        geom = plan_geometry(spatial, affine, self.scale, self.axes, self.through_plane, unknown)
+        axes = self.axes
+        if axes is None and meta is not None:  # a NIfTI pixdim of 0: the file's order
+            axes = unknown_spacing_plane(meta.meta, affine, spatial)
+        geom = plan_geometry(spatial, affine, self.scale, axes, self.through_plane)
         arr = convert_to_numpy(x)
         prof = fit_image_profile(self.profile, self.upscaler.model, arr)
         c_in = self.upscaler.model.in_channels
