@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .cli_common import command_warnings
 from .cli_export import add_export
 from .cli_upscale import add_upscale
 from .console_streams import escape_unencodable
@@ -273,8 +274,11 @@ def _logging_for(args: argparse.Namespace) -> Iterator[None]:
         before = logger.level
     if handler is not None or args.verbose or args.quiet:
         logger.setLevel(level)
+    if handler is not None:  # (-q: errors only, also of a logger with a level of its own)
+        handler.setLevel(level)
     try:
-        yield
+        with command_warnings(args.quiet):
+            yield
     finally:
         logger.setLevel(before)
         if handler is not None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:
@@ -25,4 +28,17 @@ def show_progress(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty()
 
 
-__all__ = ["add_progress", "show_progress"]
+@contextlib.contextmanager
+def command_warnings(quiet: bool) -> Iterator[None]:
+    """Python warnings while a command runs: none with ``-q`` (errors only); otherwise none
+    from pydicom, which logs each of its warnings too (``warn_and_log``): the log record,
+    shown at the level ``-v``/``-q`` set, says it once."""
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        else:
+            warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+        yield
+
+
+__all__ = ["add_progress", "command_warnings", "show_progress"]

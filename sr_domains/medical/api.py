@@ -34,7 +34,7 @@ from .common import (
 )
 from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
-from .dicom_write import write_derived_series
+from .dicom_write import write_series_files
 from .geometry import scale_factors, upscaled_affine
 from .model_paths import check_model_outside
 from .nifti import check_output_name
@@ -185,7 +185,7 @@ def run_dicom_series(
     with atomic_output(
         dst, [src], kind="dir", overwrite=options.overwrite, manifest=manifest
     ) as tmp:
-        files = write_derived_series(series, out, affine, tmp, scale=scale, derivation=derivation)
+        files = write_series_files(series, out, affine, tmp, scale=scale, derivation=derivation)
     return [dst / f.name for f in files]
 
 

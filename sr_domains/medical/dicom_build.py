@@ -1,7 +1,8 @@
 """Check and sort the slices of one DICOM series into a :class:`DicomSeries`: byte-identical
 copies dropped, the same Rows/Columns, ImageOrientationPatient and PixelSpacing (the odd image
-out named), no duplicate positions, uniform spacing (a gap that is a multiple of the spacing is
-reported as missing slices), slices on a straight line. Read by :mod:`.dicom_read`."""
+out named), no duplicate positions, uniform spacing (judged against the spacing fitted to the
+positions, allowing for the decimals they were written with; a gap that is a multiple of the
+spacing is reported as missing slices), slices on a straight line. Read by :mod:`.dicom_read`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from .geometry import slice_normal
 
 log = logging.getLogger(__name__)
 
-#: Relative tolerance on slice gaps (fraction of the median gap).
+#: Relative tolerance on slice gaps and positions (fraction of the fitted spacing); more where
+#: the rounding of the stored positions explains it (:func:`position_rounding`).
 GAP_RTOL = 0.02
 #: Absolute tolerance (mm) on positions, orientations and spacings.
 ATOL = 1e-3
@@ -117,7 +119,9 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
 def _check_positions(
     source: Path, slices: list[DicomSlice], normal: np.ndarray, ds0: Any
 ) -> np.ndarray:
-    """Uniform spacing along the normal; returns the IPP step vector between slices."""
+    """Uniform spacing along the normal: each gap near the spacing of the least-squares line
+    through the positions, each position near that line (tolerance :func:`_slack`); returns the
+    IPP step vector between slices."""
     if len(slices) == 1:  # no neighbour: the declared spacing (or thickness) of the slice
         item = slices[0].frame_item
         thick = (
@@ -140,31 +144,121 @@ def _check_positions(
             f"{_fmt(slices[i].position)} ({dup.size} duplicate(s); multi-echo/temporal series "
             "must be split first)",
         )
-    med = float(np.median(gaps))
-    bad = np.flatnonzero(np.abs(gaps - med) > max(GAP_RTOL * med, ATOL))
-    if bad.size:
-        i = int(bad[0])
-        ratio = gaps[i] / med
-        a, b = slices[i], slices[i + 1]
-        if abs(ratio - round(ratio)) < 0.1 and round(ratio) >= 2:
-            what = f"{round(ratio) - 1} missing slice(s)"
-        else:
-            what = "non-uniform slice spacing"
-        raise InputFileError(
-            source,
-            f"{what}: gap of {gaps[i]:.4g} mm between {a.label} (at {d[i]:.4g} mm) and "
-            f"{b.label} (at {d[i + 1]:.4g} mm), expected {med:.4g} mm"
-            + (f"; {bad.size} irregular gap(s) in all" if bad.size > 1 else ""),
-        )
+    half = position_rounding(slices)
+    k = np.arange(len(d), dtype=np.float64)
+    spacing, resid = _fit(k, d)
+    # rounding along the normal: a gap carries two errors, a residual from the fit up to ~2.7
+    slack = _slack(3 * half * float(np.abs(normal).sum()), spacing)
+    bad = np.flatnonzero(np.abs(gaps - spacing) > slack)
+    if bad.size or np.abs(resid).max() > slack:
+        _refuse_spacing(source, slices, d, resid, bad, spacing, slack)
     step = (pos[-1] - pos[0]) / (len(pos) - 1)
-    resid = np.linalg.norm(pos - (pos[0] + np.arange(len(pos))[:, None] * step), axis=1)
-    if resid.max() > max(GAP_RTOL * med, ATOL):
-        i = int(np.argmax(resid))
+    off = np.linalg.norm(pos - (pos[0] + k[:, None] * step), axis=1)
+    if off.max() > _slack(2 * half * np.sqrt(3), spacing):  # (and the two ends' errors)
+        i = int(np.argmax(off))
         raise InputFileError(
             slices[i].path,
-            f"{slices[i].frame_note}off the line of slice positions by {resid[i]:.3g} mm",
+            f"{slices[i].frame_note}off the line of slice positions by {off[i]:.3g} mm",
         )
     return step
+
+
+def _fit(k: np.ndarray, d: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(spacing, residuals)`` of the least-squares line ``d = a + spacing * k``."""
+    b, a = np.polyfit(k, d, 1)
+    return float(b), d - (a + b * k)
+
+
+def _slack(rounding: float, spacing: float) -> float:
+    """How far a gap may differ from the fitted spacing, or a position from the fitted line:
+    :data:`GAP_RTOL` of the spacing, :data:`ATOL`, or what rounding the stored positions to
+    the decimals they were written with can explain (``rounding``, mm), up to a fifth of the
+    spacing (a missing slice never hides in it)."""
+    return max(GAP_RTOL * spacing, ATOL, min(rounding, 0.2 * spacing))
+
+
+def position_rounding(slices: list[DicomSlice]) -> float:
+    """Half a unit in the last decimal place the ImagePositionPatient values of the series
+    were written with: every value written to one decimal (``-301.2``) gives 0.05 mm. The
+    writer's precision is what its most precise value shows (``-10.0`` beside ``-9.123456``
+    is a round number written to 6 decimals), so a series with any full-precision value is
+    judged as before."""
+    places = None
+    for s in slices:
+        raw = (
+            fg_attr(s.ds, s.frame_item, "PlanePositionSequence", "ImagePositionPatient")
+            if s.frame_item is not None
+            else s.ds.get("ImagePositionPatient")
+        )
+        for v in list(raw or []):
+            n = _places(str(getattr(v, "original_string", None) or v))
+            if n is None:
+                return 0.0
+            places = n if places is None else max(places, n)
+    return 0.0 if places is None else 0.5 * 10.0**-places
+
+
+def _places(text: str) -> int | None:
+    """Decimal places of a decimal string (``"1.25"``: 2, ``"3e2"``: -2); None if unreadable."""
+    mant, _, exp = text.strip().lower().partition("e")
+    try:
+        return len(mant.partition(".")[2]) - int(exp or 0)
+    except ValueError:
+        return None
+
+
+def _refuse_spacing(
+    source: Path,
+    slices: list[DicomSlice],
+    d: np.ndarray,
+    resid: np.ndarray,
+    bad: np.ndarray,
+    spacing: float,
+    slack: float,
+) -> None:
+    """Raise for positions ``d`` (along the normal) that no uniform spacing explains: missing
+    slices when the positions fit a line once a whole number of slices is put in each wide
+    gap, else non-uniform spacing; quoting the spacing fitted to the positions."""
+    gaps = np.diff(d)
+    med = float(np.median(gaps))
+    single = gaps[np.abs(gaps - med) <= 0.25 * med]  # one spacing each: their mean has the
+    idx = np.rint((d - d[0]) / float(single.mean()))  # rounding of a run's two ends only
+    if np.all(np.diff(idx) >= 1) and idx[-1] > len(d) - 1:
+        fitted, resid = _fit(idx, d)
+        if np.abs(resid).max() <= slack:
+            jumps = np.flatnonzero(np.diff(idx) > 1)
+            i = int(jumps[0])
+            more = (
+                f"; {int((np.diff(idx) - 1).sum())} missing slice(s) in {jumps.size} gaps in all"
+                if jumps.size > 1
+                else ""
+            )
+            raise InputFileError(
+                source, _gap_text(slices, d, i, fitted, f"{int(idx[i + 1] - idx[i]) - 1}") + more
+            )
+    if not bad.size:  # every gap near the spacing, yet the positions drift off a line
+        i = int(np.argmax(np.abs(resid)))
+        raise InputFileError(
+            source,
+            f"non-uniform slice spacing: {slices[i].label} (at {d[i]:.4g} mm) lies "
+            f"{abs(resid[i]):.3g} mm off the uniform spacing of {spacing:.4g} mm fitted to "
+            "the slice positions",
+        )
+    raise InputFileError(
+        source,
+        _gap_text(slices, d, int(bad[0]), spacing, "")
+        + (f"; {bad.size} irregular gap(s) in all" if bad.size > 1 else ""),
+    )
+
+
+def _gap_text(slices: list[DicomSlice], d: np.ndarray, i: int, spacing: float, lost: str) -> str:
+    what = f"{lost} missing slice(s)" if lost else "non-uniform slice spacing"
+    a, b = slices[i], slices[i + 1]
+    return (
+        f"{what}: gap of {d[i + 1] - d[i]:.4g} mm between {a.label} (at {d[i]:.4g} mm) and "
+        f"{b.label} (at {d[i + 1]:.4g} mm), expected {spacing:.4g} mm (the spacing fitted to "
+        "the slice positions)"
+    )
 
 
 __all__ = ["ATOL", "GAP_RTOL", "build_series"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,208 +49,12 @@ from .dicom_derive import (
     stale_spacing,
 )
 from .dicom_enhanced import write_enhanced
-from .dicom_series import DicomSeries
-from .dicom_values import (
-    Pair,
-    bits_range,
-    fitted_pair,
-    grid_span,
-    holding_dtype,
-    int_tag,
-    keep_off_padding,
-    kept_bits_stored,
-    kept_range,
-    padding_range,
-    pair_holds,
-    remap_real_world,
-    retag_padding,
-    shifted_pair,
-)
+from .dicom_series import DicomSeries, fg_attr
+from .dicom_stored import output_dtype, padding_value, slice_pair, stored_slices
+from .dicom_values import bits_range, kept_bits_stored, remap_real_world, retag_padding
 from .geometry import slice_normal
 
 log = logging.getLogger(__name__)
-
-
-def padding_value(
-    values: np.ndarray, series: DicomSeries, dtype: np.dtype | None = None
-) -> int | None:
-    """The stored value the output's padding pixels (NaN in ``values``) are written as, or
-    None without ``PixelPaddingValue``. The source's value, except where a Modality LUT is
-    dropped: the output's stored values are then modality values, so the source's stored
-    padding value could name real tissue (e.g. 0 mapped to -1000 HU while water reads 0). It
-    becomes the LUT's output for it, or an end of the stored type (``dtype``, default
-    :func:`output_dtype`), whichever no valid output pixel holds."""
-    pad = series.padding
-    if pad is None:
-        return None
-    ppv = series.padding_value  # the value itself, not the range's low end
-    if ppv is None:
-        return pad[0]
-    luts = [s.lut for s in series.slices if s.lut is not None]
-    if not luts:
-        return ppv
-    dt = output_dtype(values, series) if dtype is None else dtype
-    info = np.iinfo(dt)
-    valid = values[~np.isnan(values)]
-    lo, hi = (float(np.rint(valid.min())), float(np.rint(valid.max()))) if valid.size else (1, 0)
-    own = int(luts[0].apply(np.array([ppv]))[0])
-    for v in (own, int(info.min), int(info.max)):
-        if not lo <= v <= hi:
-            return v
-    log.warning(
-        "padding pixels written as %d, a value valid pixels also hold: the output's stored "
-        "values span the whole %s range",
-        own,
-        dt,
-    )
-    return own
-
-
-def _rounded(values: np.ndarray, series: DicomSeries, factor: float, k: int) -> np.ndarray:
-    """Output slice ``k`` in the stored units of its nearest source slice, rounded (float)."""
-    src = series.slices[nearest_source(k, factor, series.n_slices)]
-    return np.rint((values[k].astype(np.float64) - src.intercept) / src.slope)
-
-
-def output_dtype(values: np.ndarray, series: DicomSeries) -> np.dtype:
-    """The integer type the derived series is written in: :attr:`DicomSeries.stored_dtype`,
-    except for a series whose files differ in signedness or bits (e.g. one signed slice among
-    unsigned ones up to 42900): then the narrowest type (16 bits where possible) that holds
-    every output value and the padding values, so no slice is clipped to another's range."""
-    dt = series.stored_dtype
-    if not series.mixed_stored_types:
-        return dt
-    factor = values.shape[0] / series.n_slices
-    lo, hi = np.inf, -np.inf
-    for k in range(values.shape[0]):
-        v = _rounded(values, series, factor, k)
-        v = v[~np.isnan(v)]
-        if v.size:
-            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
-    for s in series.slices:
-        pad = padding_range(s.ds)
-        if pad is not None:
-            lo, hi = min(lo, pad[0]), max(hi, pad[1])
-    signed = int(series.first.get("PixelRepresentation", 0) or 0) == 1
-    narrow = holding_dtype(lo, hi, signed) if lo <= hi else None
-    out = narrow if narrow is not None and narrow.itemsize <= dt.itemsize else dt
-    log.info(
-        "%s: the files differ in PixelRepresentation/BitsAllocated/BitsStored "
-        "(0028,0103/0100/0101); written as %s (stored values %g..%g)",
-        series.source,
-        out,
-        lo,
-        hi,
-    )
-    return out
-
-
-def _hull(pairs: list[Pair], stored: tuple[int, int]) -> tuple[float, float, float, float]:
-    """``(low, high, low - half step, high + half step)``: the modality values some of the
-    rescale ``pairs`` can give the ``stored`` range, and beyond which rounding clips."""
-    spans = [(*grid_span(p, stored), abs(p[0]) / 2) for p in pairs]
-    lo = min(spans, key=lambda g: g[0])
-    hi = max(spans, key=lambda g: g[1])
-    return lo[0], hi[1], lo[0] - lo[2], hi[1] + hi[2]
-
-
-def slice_pair(
-    x: np.ndarray,
-    k: int,
-    factor: float,
-    series: DicomSeries,
-    full: tuple[int, int],
-    kept: tuple[int, int],
-) -> Pair:
-    """``(slope, intercept)``: the rescale output slice ``k`` (valid modality values ``x``) is
-    written with. An in-plane output slice is its source slice's image: that slice's
-    (clipped to its grid, as before). Between source slices, the first whose value grid
-    holds ``x``: the nearest slice's within the ``kept``
-    stored range (the sources' ``BitsStored``); the finest of the two slices it lies between
-    within ``kept``; the nearest's value grid with its intercept moved by whole slope steps
-    (:func:`.dicom_values.shifted_pair`, within ``kept``: the series keeps its
-    ``BitsStored``); the nearest's within the ``full`` range of the written type; else a new
-    slope (:func:`.dicom_values.fitted_pair`, within ``kept``), with the nearest slice's
-    intercept where it can be one. A series of one rescale tries its own within ``full``
-    before a shifted one (written as before: its rescale kept, ``BitsStored`` widened). So
-    no slice is clipped to its neighbour's range (a PET slice's slope is sized to its own
-    maximum)."""
-    n = series.n_slices
-    i = nearest_source(k, factor, n)
-    own = (series.slices[i].slope, series.slices[i].intercept)
-    if factor == 1 or not x.size:
-        return own
-    lo, hi = float(x.min()), float(x.max())
-    if pair_holds(own, lo, hi, kept):
-        return own
-    t = (k + 0.5) / factor - 0.5
-    near = sorted(
-        {int(min(max(v, 0), n - 1)) for v in (np.floor(t), np.ceil(t))},
-        key=lambda j: abs(series.slices[j].slope),
-    )
-    for j in near:
-        pair = (series.slices[j].slope, series.slices[j].intercept)
-        if pair_holds(pair, lo, hi, kept):
-            return pair
-    uniform = len({(s.slope, s.intercept) for s in series.slices}) == 1
-    shifted = shifted_pair(own, lo, hi, kept)
-    if (uniform or shifted is None) and pair_holds(own, lo, hi, full):
-        return own
-    if shifted is None:
-        cs = [own[1], *(series.slices[j].intercept for j in near)]
-        shifted = fitted_pair(lo, hi, list(dict.fromkeys(cs)), kept)
-    return float(ds_number(shifted[0])), float(ds_number(shifted[1]))
-
-
-def stored_slices(
-    values: np.ndarray,
-    series: DicomSeries,
-    factor: float,
-    pad: int | None = None,
-    dtype: np.dtype | None = None,
-) -> tuple[np.ndarray, list[tuple[float, float]], int]:
-    """Stored pixels of each output slice with its rescale (:func:`slice_pair`), NaN
-    (padding) as ``pad`` (default :func:`padding_value`); rounded and clipped to ``dtype``
-    (default :func:`output_dtype`). Values of a slice between source slices (``factor`` !=
-    1) are clipped only to what some source slice's grid can hold (values no source slice
-    could hold, e.g. CT ringing below stored 0). A valid pixel never holds a value the slice
-    declares as padding (``PixelPaddingValue`` [..``RangeLimit``]): it moves to the nearest
-    value outside (:func:`.dicom_values.keep_off_padding`). Returns ``(stored, [(slope,
-    intercept)], n_clipped)``."""
-    dt = output_dtype(values, series) if dtype is None else np.dtype(dtype)
-    info = np.iinfo(dt)
-    full = (int(info.min), int(info.max))
-    kept = kept_range(dt, [s.ds for s in series.slices])
-    hull = _hull([(s.slope, s.intercept) for s in series.slices], full)
-    pad = padding_value(values, series, dt) if pad is None else pad
-    out = np.empty(values.shape, dt)
-    pairs, clipped, moved = [], 0, 0
-    for k in range(values.shape[0]):
-        src = series.slices[nearest_source(k, factor, series.n_slices)]
-        x = values[k].astype(np.float64)
-        nan = np.isnan(x)
-        if factor != 1:  # beyond every source grid: clipped (rounding ends included)
-            clipped += int(((x < hull[2]) | (x > hull[3])).sum())
-            np.clip(x, hull[0], hull[1], out=x)
-        slope, intercept = slice_pair(x[~nan], k, factor, series, full, kept)
-        v = np.rint((x - intercept) / slope)
-        clipped += int(((v < info.min) | (v > info.max)).sum())
-        np.clip(v, info.min, info.max, out=v)
-        own = int_tag(src.ds, "PixelPaddingValue") if src.lut is None else None
-        fill = own if own is not None and info.min <= own <= info.max else pad
-        v[nan] = fill if fill is not None else 0
-        out[k] = v.astype(dt)
-        declared = padding_range(src.ds) if own is not None else None
-        if declared is None and fill is not None and (src.lut is not None or nan.any()):
-            declared = (fill, fill)  # the value the writer tags this slice's padding with
-        if declared is not None:
-            moved += keep_off_padding(out[k], ~nan, declared)
-        pairs.append((slope, intercept))
-    if clipped:
-        log.warning("%d pixel value(s) clipped to the %s range", clipped, dt)
-    if moved:
-        log.info("%d valid pixel(s) moved off the padding value(s)", moved)
-    return out, pairs, clipped
 
 
 def _slice_locations(series: DicomSeries, proj: np.ndarray, factor: float) -> list[Any] | None:
@@ -264,7 +69,81 @@ def _slice_locations(series: DicomSeries, proj: np.ndarray, factor: float) -> li
     return [ds_number(a + b * p) for p in proj]
 
 
+def output_spacing(series: DicomSeries, affine: np.ndarray, factor: float) -> float:
+    """The output's spacing between planes along the normal (under gantry tilt shorter than
+    the position step), from ``affine``; when that is the source's divided by the slice-count
+    ``factor`` (through-plane SR) and the source states a SpacingBetweenSlices that agrees
+    with its positions (to 1e-4 mm, as :func:`.dicom_derive.stale_spacing`), that value
+    divided by ``factor``: positions written with few decimals do not show (a stated 3.0 mm
+    at x2 is 1.5 mm, not 1.49999992343076)."""
+    out = float(abs(affine[:3, 0] @ slice_normal(series.iop)))
+    src = series.slice_spacing
+    if factor == 1 or not src or abs(out * factor / src - 1) > 1e-9:
+        return out
+    item = series.slices[0].frame_item
+    stated = fg_attr(series.first, item, "PixelMeasuresSequence", "SpacingBetweenSlices")
+    try:
+        value = float(stated if stated is not None else series.first.SpacingBetweenSlices)
+    except (AttributeError, TypeError, ValueError):
+        return out
+    return value / factor if abs(value - src) <= 1e-4 * max(1.0, src) else out
+
+
 def write_derived_series(
+    series: DicomSeries,
+    volume: np.ndarray,
+    affine: np.ndarray,
+    folder: str | os.PathLike[str],
+    *,
+    scale: float,
+    derivation: str,
+    plane_factors: tuple[float, float] | None = None,
+    slice_thickness: float | None = None,
+    label: str | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write ``volume`` (``(slice, row, column)``, modality units) with its LPS ``affine`` as a
+    derived series of ``series`` into the folder ``folder``. Returns the files.
+
+    ``scale`` divides the pixel spacing (rows and columns) unless ``plane_factors`` gives one
+    factor per in-plane axis (1 = unchanged; real factors allowed). The slice count may change
+    by any factor: positions come from ``affine``. ``slice_thickness`` (mm) replaces
+    SliceThickness (e.g. the resolution of an isotropic reconstruction); ``label`` is the
+    SeriesDescription suffix (default ``SR x<scale>``).
+
+    The rules of the CLI's DICOM output (:mod:`sr_domains.io_safety`): ``folder`` may be
+    missing or empty; a folder that is, holds or lies inside the source series is refused
+    (:class:`~sr_domains.errors.UnsafeOutputError`), even with ``overwrite``; a non-empty one
+    is replaced only with ``overwrite`` and only when it is a series sr_domains wrote (its
+    manifest lists every entry), else :class:`~sr_domains.errors.OutputExistsError` /
+    ``UnsafeOutputError``. The series is written into a temporary folder beside it, which
+    replaces ``folder`` once complete (an interrupted write leaves nothing half-written)."""
+    from ..io_safety import atomic_output, check_paths
+    from .nifti import check_output_name
+
+    dst = Path(folder)
+    check_output_name(dst, "dicom")
+    check_paths(dst, [series.source, *series.files], kind="dir")  # (each file: links)
+    manifest = {"series_uid": series.series_uid, "derivation": derivation}
+    with atomic_output(
+        dst, [series.source], kind="dir", overwrite=overwrite, manifest=manifest
+    ) as tmp:
+        files = write_series_files(
+            series,
+            volume,
+            affine,
+            tmp,
+            scale=scale,
+            derivation=derivation,
+            plane_factors=plane_factors,
+            slice_thickness=slice_thickness,
+            label=label,
+        )
+    log.info("wrote %s (%d file(s))", dst, len(files))
+    return [dst / f.name for f in files]
+
+
+def write_series_files(
     series: DicomSeries,
     volume: np.ndarray,
     affine: np.ndarray,
@@ -276,14 +155,9 @@ def write_derived_series(
     slice_thickness: float | None = None,
     label: str | None = None,
 ) -> list[Path]:
-    """Write ``volume`` (``(slice, row, column)``, modality units) with its LPS ``affine`` as a
-    derived series of ``series`` into ``folder`` (which must exist). Returns the files.
-
-    ``scale`` divides the pixel spacing (rows and columns) unless ``plane_factors`` gives one
-    factor per in-plane axis (1 = unchanged; real factors allowed). The slice count may change
-    by any factor: positions come from ``affine``. ``slice_thickness`` (mm) replaces
-    SliceThickness (e.g. the resolution of an isotropic reconstruction); ``label`` is the
-    SeriesDescription suffix (default ``SR x<scale>``)."""
+    """:func:`write_derived_series`'s files, written straight into ``folder``, an empty folder
+    the caller made (the temporary folder of :func:`~sr_domains.io_safety.atomic_output`): no
+    output checks. Returns the files."""
     pydicom = require("pydicom", "medical", "DICOM files")
     factor = volume.shape[0] / series.n_slices
     dtype = output_dtype(volume, series)
@@ -314,8 +188,7 @@ def write_derived_series(
         "spacing": spacing,
         "positions": positions,
         "factor": factor,
-        # between planes, along the normal (under gantry tilt shorter than the position step)
-        "slice_spacing": float(abs(affine[:3, 0] @ slice_normal(iop))),
+        "slice_spacing": output_spacing(series, affine, factor),
         "slice_thickness": slice_thickness,
         "pairs": pairs,  # each frame's (slope, intercept)
         "locations": _slice_locations(series, proj, factor) if series.has_geometry else None,
@@ -392,8 +265,10 @@ def write_derived_series(
 __all__ = [
     "SERIES_NUMBER_OFFSET",
     "output_dtype",
+    "output_spacing",
     "padding_value",
     "slice_pair",
     "stored_slices",
     "write_derived_series",
+    "write_series_files",
 ]

@@ -288,7 +288,7 @@ def isotropic_dicom(
     :func:`isotropic_nifti`."""
     from .api import series_rules
     from .dicom_read import load_dicom_series
-    from .dicom_write import write_derived_series
+    from .dicom_write import write_series_files
 
     iso = check_isotropic(options, "DICOM", {"series_uid"})
     src, dst = Path(src), Path(dst)
@@ -353,7 +353,7 @@ def isotropic_dicom(
     }
     affine = plan.affine(series.affine)
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
-        files = write_derived_series(
+        files = write_series_files(
             series,
             out,
             affine,
