@@ -145,3 +145,45 @@ def test_a_file_that_cannot_be_read_again_is_named_in_a_warning(tmp_path, caplog
     stated = _load(_raw_file(tmp_path / "one.nii", (1.0, 1.5, 1.0)))  # read, known: no word
     srm.SuperResolution(model=interp_model(2), scale=2)(stated)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_moved_file_is_warned_of_once_then_at_debug(tmp_path, caplog):
+    """A qform-only 1 mm file moved after loading: the WARNING came on every transform call
+    (one per sample and epoch in a training loop); now once per file, later calls at debug."""
+    img = nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 8), np.float32), np.eye(4))
+    img.set_sform(None, code=0)
+    img.set_qform(np.eye(4), code=1)
+    src = tmp_path / "a.nii.gz"
+    nib.save(img, src)
+    x = _load(src)
+    src.rename(tmp_path / "b.nii.gz")
+    caplog.set_level(logging.DEBUG, logger="sr_domains.monai._spacing")
+    lr = srm.MakeLowResolution(scale=2)
+    for _ in range(3):
+        assert tuple(lr(x).shape[1:]) == (8, 8, 8)  # the affine's spacing decides
+    batch = list_data_collate([{"img": x}, {"img": x}])["img"]
+    srm.SRInferer()(batch, tiny_model(1, 2))
+    said = [r for r in caplog.records if r.name == "sr_domains.monai._spacing"]
+    levels = [r.levelno for r in said]
+    assert levels.count(logging.WARNING) == 1 and levels[0] == logging.WARNING, levels
+    assert levels.count(logging.DEBUG) == 4  # (two more transforms, the batch's two images)
+    assert all(str(src) in r.getMessage() and "no longer there" in r.getMessage() for r in said)
+
+
+def test_a_resampled_image_is_known_spacing_even_with_a_raw_pixdim_of_0():
+    """A meta keeping the raw pixdim 0 (a dict copied from the header) on an image resampled
+    from its file's grid (axis 0: 1 -> 2 mm): the chosen spacing decides, as the module docs
+    say (the pixdim 0 decided: axes 0 and 1 grew in array order)."""
+    x = torch.rand(1, 6, 10, 4)
+    pixdim = np.array([1, 0, 1.5, 0, 1, 1, 1, 1], np.float32)
+    original = np.diag([1.0, 1.5, 1.0, 1.0])
+
+    def image(spacing):
+        aff = torch.as_tensor(np.diag([*spacing, 1.0]))
+        meta = {"affine": aff, "pixdim": pixdim, "sform_code": 0, "original_affine": original}
+        return MetaTensor(x, meta=meta)
+
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(image((2.0, 1.5, 1.0)))
+    assert tuple(out.shape[1:]) == (6, 20, 8)  # the finest: 1.5 mm and 1 mm
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(image((1.0, 1.5, 1.0)))
+    assert tuple(out.shape[1:]) == (12, 20, 4)  # on the file's grid: the 0 decides

@@ -27,6 +27,7 @@ from sr_domains.train.trainer import Trainer, train
 
 PIL = pytest.importorskip("PIL.Image")
 
+from _torchrun import kill_all, rank_pid  # noqa: E402
 from _train_configs import tiny_config_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -365,23 +366,6 @@ def test_training_pauses_for_a_group_signal_that_hits_a_starting_worker(tmp_path
     assert f"SIGTERM at step {step}: paused" in proc.stderr, proc.stderr[-3000:]
 
 
-def _ranks(launcher: int) -> list[int]:
-    """The process ids of torchrun's (``launcher``) ranks (each in a session of its own)."""
-    with contextlib.suppress(OSError):
-        tasks = Path(f"/proc/{launcher}/task").iterdir()
-        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
-    return []
-
-
-def _rank_pid(launcher: int, rank: int) -> int:
-    """The process id of ``rank`` among the children of torchrun (``launcher``)."""
-    for child in _ranks(launcher):
-        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
-        if f"RANK={rank}".encode() in environ:
-            return child
-    raise AssertionError(f"no rank {rank} under {launcher}")
-
-
 @pytest.mark.slow  # fresh interpreters under torchrun; CI runs it in the slow step
 @pytest.mark.parametrize("sent_to", ["torchrun", "rank 1"])
 def test_torchrun_ranks_stop_at_one_step_then_resume_with_one_process(tmp_path, caplog, sent_to):
@@ -400,14 +384,10 @@ def test_torchrun_ranks_stop_at_one_step_then_resume_with_one_process(tmp_path, 
         if sent_to == "torchrun":
             os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C
         else:
-            os.kill(_rank_pid(proc.pid, 1), signal.SIGINT)
+            os.kill(rank_pid(proc.pid, 1), signal.SIGINT)
         _, err = proc.communicate(timeout=120)  # (a rank that hangs: SIGKILL after 30 s)
     finally:
-        if proc.poll() is None:  # (the ranks too: they are not in torchrun's process group)
-            for pid in [*_ranks(proc.pid), proc.pid]:
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-            proc.wait()
+        kill_all(proc)
     # both ranks stopped for it (torchrun adds a traceback of its own); none had to be killed
     assert err.count("sr-domains: interrupted") == 2 and "SIGKILL" not in err, err[-3000:]
     state = torch.load(run / "last.pt", weights_only=True)

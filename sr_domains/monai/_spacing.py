@@ -13,13 +13,16 @@ Decided here, in this order:
 
 * ``sform_code`` > 0 in the meta: the sform states the spacing (known).
 * the image is no longer on the file's voxel grid up to an axis permutation/flip
-  (``original_affine`` vs the current affine; a ``Spacing`` transform chose a spacing): known.
+  (``original_affine`` vs the current affine; a ``Spacing`` transform chose a spacing): known,
+  also where the meta still holds a raw ``pixdim`` of 0 (MONAI's spatial transforms rewrite
+  ``pixdim``; a meta dict copied from the header may keep it).
 * a spatial ``pixdim`` of 0 in the meta (a reader or a dict that kept the raw header): unknown.
 * else, only when the current affine has a spacing of 1 (where nibabel's 1 may hide a 0): the
   raw header of the NIfTI file ``filename_or_obj`` is read again, as the NIfTI path does
   (:func:`~sr_domains.medical.nifti.unknown_spacing_axes`). A file that cannot be read again
   (moved, deleted), or whose header no longer matches the image's meta (another file at that
-  name), leaves the affine to decide, with a WARNING naming the file.
+  name), leaves the affine to decide, with a WARNING naming the file: once per file and
+  reason in a process (a transform runs once per sample and epoch), a debug line after.
 
 When unknown, the file-order rule is applied to the image's current shape taken back to the
 file's axis order, and the chosen file axes are mapped to the current array axes: after an
@@ -29,6 +32,7 @@ file's axis order, and the chosen file axes are mapped to the current array axes
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,18 +83,18 @@ def _number(v: Any) -> float | None:
         return None
 
 
-def _file_axes(affine: np.ndarray, original: Any, raw_pixdim: bool) -> list[int] | None:
+def _file_axes(affine: np.ndarray, original: Any) -> list[int] | None:
     """For each current array axis, the file axis it runs along (identity without an
     ``original_affine``); None when the image left the file's grid: not an axis permutation or
-    flip of it, or (``raw_pixdim`` False) a voxel size changed (a ``Spacing`` chose one)."""
+    flip of it, or a voxel size changed (a ``Spacing`` chose one, whatever ``pixdim`` says)."""
     if original is None:
         return [0, 1, 2]
     o = _np(original).astype(np.float64)
     if o.shape != (4, 4):
         return None
     amap = _axis_map(o, affine)
-    if amap is None or raw_pixdim:
-        return amap
+    if amap is None:
+        return None
     a_sizes, o_sizes = voxel_sizes(affine), voxel_sizes(o)
     same = all(abs(a_sizes[i] - o_sizes[j]) <= SPACING_TIE_MM for i, j in enumerate(amap))
     return amap if same else None
@@ -98,32 +102,48 @@ def _file_axes(affine: np.ndarray, original: Any, raw_pixdim: bool) -> list[int]
 
 def _file_says_unknown(path: Path, meta: Mapping[str, Any], index: int | None) -> bool:
     """The NIfTI path's rule on the file itself (a raw ``pixdim`` of 0 and sform code 0); a
-    WARNING naming the file when it cannot be asked."""
+    WARNING naming the file when it cannot be asked (once per file and reason: :func:`_tell`)."""
     from ..medical.nifti import unknown_spacing_axes
 
-    why = ""
     try:
         import nibabel as nib
 
         hdr: Any = nib.load(str(path)).header  # (a NIfTI-1 or -2 header)
         _, scode = hdr.get_sform(coded=True)
     except FileNotFoundError:
-        why = "it is no longer there"
+        _tell(path, "gone", "it is no longer there")
     except Exception as exc:  # nibabel raises many types
-        why = f"it cannot be read: {exc}"
+        _tell(path, "unreadable", f"it cannot be read: {exc}")
     else:
         changed = [k for k in _SAME_FILE_KEYS if not _agrees(hdr, meta, k, index)]
         if not changed:
             return int(scode or 0) == 0 and bool(unknown_spacing_axes(path, hdr))
         why = f"its header no longer matches the image loaded from it ({', '.join(changed)})"
-    log.warning(
+        _tell(path, "changed", why)
+    return False
+
+
+#: The (file, reason) pairs already warned of in this process (a transform runs once per
+#: sample and epoch: the WARNING comes once, later ones are debug lines).
+_told: set[tuple[str, str]] = set()
+_told_lock = threading.Lock()
+
+
+def _tell(path: Path, kind: str, why: str) -> None:
+    """Log that ``path`` cannot be asked (``why``): a WARNING the first time for this file and
+    ``kind`` of reason in this process, a debug line after."""
+    with _told_lock:
+        first = (str(path), kind) not in _told
+        _told.add((str(path), kind))
+    log.log(
+        logging.WARNING if first else logging.DEBUG,
         "%s: the image's spacing of 1 may be a NIfTI pixdim of 0 (unknown), but the file "
         "cannot be read again to tell (%s); the affine's spacing picks the in-plane axes "
-        "(pass axes= to choose them)",
+        "(pass axes= to choose them)%s",
         path,
         why,
+        "; said once per file" if first else "",
     )
-    return False
 
 
 def _agrees(hdr: Any, meta: Mapping[str, Any], key: str, index: int | None) -> bool:
@@ -158,7 +178,7 @@ def unknown_spacing_plane(
     pix = _item(meta, "pixdim", index)
     p = None if pix is None else _np(pix).astype(np.float64)
     raw_zero = p is not None and p.ndim == 1 and len(p) >= 4 and bool((p[1:4] == 0).any())
-    amap = _file_axes(a, _item(meta, "original_affine", index), raw_zero)
+    amap = _file_axes(a, _item(meta, "original_affine", index))
     if amap is None:
         return None
     if not raw_zero:

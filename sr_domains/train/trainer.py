@@ -280,6 +280,9 @@ class Trainer:
                         if info.is_main:
                             validation = self._validate_and_log(valcsv, tb)
                         if not signum:  # one that came while it validated: a pause here too
+                            # (every rank samples its flag once rank 0 has validated: one
+                            # sent to another rank meanwhile counts at this step too)
+                            barrier(info)
                             signum = stop.agreed()
                             if signum:
                                 end = self.step
