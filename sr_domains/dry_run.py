@@ -106,10 +106,13 @@ GEOTIFF_BATCH_NEVER = (
 )
 
 
-def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False, batch: str = "") -> str:
+def _unsafe(
+    domain: str, src: Path, dst: Path, cog: bool = False, batch: str = "", overwrite: bool = False
+) -> str:
     """Why the run would refuse ``dst`` as unsafe whatever ``--overwrite`` says (it is, holds or
     lies inside an input: for a VRT, its sources too; a folder sr_domains did not write; a
-    file of another format; a COG whose ``STEM.IMD`` sidecar an input's occupies), or "". In
+    file of another format; a COG whose ``STEM.IMD`` sidecar an input's occupies; without
+    ``overwrite``, GDAL sidecars of an output that is not there), or "". In
     a ``batch`` (``"geotiff"``: this process's GeoTIFF batch; ``"tasks"``: the batch runner),
     what is never replaced at the name it writes (a folder, a named pipe) in its words."""
     from .errors import UnsafeOutputError
@@ -143,13 +146,13 @@ def _unsafe(domain: str, src: Path, dst: Path, cog: bool = False, batch: str = "
         check_paths(dst, inputs, kind=kind)
         check_existing(dst, kind=kind, overwrite=True)  # (never replaced: a user's folder)
         if domain == "geotiff":
-            _check_sidecars(src, dst, inputs, cog)
+            _check_sidecars(src, dst, inputs, cog, overwrite)
     except UnsafeOutputError as exc:
         return exc.problem
     return ""
 
 
-def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool) -> None:
+def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool, overwrite: bool) -> None:
     """The run's sidecar refusal (:func:`~sr_domains.geo.sidecars.plan_sidecars`), from the
     input's headers."""
     import rasterio
@@ -164,7 +167,7 @@ def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool) -> None
                 writes = cog_sidecars(dst, ds)
         except rasterio.errors.RasterioIOError:
             return  # (unreadable: reported as the input's error)
-    plan_sidecars(dst, inputs, writes=writes)
+    plan_sidecars(dst, inputs, writes=writes, overwrite=overwrite)
 
 
 def _misnamed(domain: str, src: Path, dst: Path) -> str:
@@ -310,7 +313,7 @@ def _plan_one(
         status, why = ("missing" if _absent(dst) else "foreign"), ""
     action = _action(status, options.overwrite, why)
     try:
-        unsafe = _unsafe(domain, src, dst, options.cog, batch)
+        unsafe = _unsafe(domain, src, dst, options.cog, batch, options.overwrite)
     except SRDomainsError as exc:  # (a VRT naming a missing source: the run fails on it)
         unsafe, problem = "", problem or str(exc)
     if unsafe:  # the run refuses it whatever --overwrite says

@@ -3,7 +3,6 @@ removed or replaced; those of the output being replaced are."""
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -181,21 +180,22 @@ def test_an_imd_shared_with_another_file_is_kept(tmp_path):
     assert (out / "k.IMD").read_text() == "satId = OTHER;\nEND;\n"
 
 
-def test_sidecars_without_a_previous_output_are_not_deleted(tmp_path, caplog):
-    """An ``out.tif.aux.xml`` with no ``out.tif`` is not an output being replaced: it stays
-    (the run says GDAL will read it), and a COG does not replace an ``out.IMD`` of no output."""
+def test_sidecars_without_a_previous_output_are_not_deleted(tmp_path):
+    """An ``out.tif.aux.xml`` with no ``out.tif`` is not an output being replaced: it stays,
+    and the run is refused (GDAL would read it as the new output's metadata; with
+    --overwrite it goes: test_orphan_sidecars.py); nor does a COG replace an ``out.IMD`` of
+    no output."""
     (tmp_path / "in").mkdir()
     src = make_geotiff(tmp_path / "in" / "a.tif")
     out = tmp_path / "out"
     out.mkdir()
     pam = out / "k.tif.aux.xml"
     pam.write_text("<PAMDataset/>")
-    with caplog.at_level(logging.WARNING):
-        upscale_geotiff(src, out / "k.tif", model=tiny_model(1, 2))
-    assert pam.read_text() == "<PAMDataset/>"
-    assert "k.tif.aux.xml exists and is left alone" in caplog.text
+    with pytest.raises(UnsafeOutputError, match=r"k\.tif\.aux\.xml \(metadata\) is there"):
+        upscale_geotiff(src, out / "k.tif", model=_no_work())
+    assert pam.read_text() == "<PAMDataset/>" and not (out / "k.tif").exists()
     (out / "c.IMD").write_text("mine")
-    with pytest.raises(UnsafeOutputError, match=r"c\.IMD.*exists"):
+    with pytest.raises(UnsafeOutputError, match=r"c\.IMD \(IMD metadata\) is there"):
         upscale_geotiff(_with_imd(src), out / "c.tif", model=_no_work(), cog=True)
     assert (out / "c.IMD").read_text() == "mine" and not (out / "c.tif").exists()
 

@@ -48,10 +48,11 @@ from ..run_manifest import (
 )
 from ..run_recipe import recipe_of
 from .creation_options import normalize
-from .gdal_paths import open_dataset
+from .gdal_paths import open_dataset, raster_inputs
 from .names import BATCH_SUFFIXES, geotiff_output_name
 from .output_spec import TAG_PREFIX
 from .resume import batch_check
+from .sidecars import orphan_problem, orphan_sidecars
 from .upscale import geotiff_options, write_geotiff
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def write_many(
     todo, records = [], []
     refused: list[tuple[Path, str]] = []
     unsafe: dict[str, list[str]] = {}
+    orphaned: list[tuple[Path, list[Path]]] = []  # sidecars without their output
     for f in files:
         dst = out_dir / geotiff_output_name(f, suffix)
         never = _never_replaced(dst)
@@ -178,6 +180,10 @@ def write_many(
             continue
         if status in ("foreign", "other"):
             refused.append((dst, why))
+        if status == "missing" and not overwrite:  # (as write_geotiff refuses it)
+            orphans = orphan_sidecars(dst, _inputs(f))
+            if orphans:
+                orphaned.append((dst, orphans))
         if status == "damaged":
             if why:
                 log.warning("%s: %s: redoing it", dst, why)
@@ -195,6 +201,11 @@ def write_many(
             f"{listing}; never replaced, even with --overwrite: remove "
             f"{'it' if n == 1 else 'them'} yourself or choose another folder",
         )
+    if orphaned:
+        dst, orphans = orphaned[0]
+        if len(orphaned) > 1:
+            dst, orphans = out_dir, [o for _, found in orphaned for o in found]
+        raise UnsafeOutputError(dst, orphan_problem(orphans))
     if len(refused) == 1:
         raise OutputExistsError(*refused[0])
     if refused:  # every one named at once, before any work: not one per rerun
@@ -246,6 +257,15 @@ def _never_replaced(dst: Path) -> str:
     if what or not dst.is_file():
         return what
     return "not a GeoTIFF file" if other_format(dst) else ""
+
+
+def _inputs(src: Path) -> list[Path]:
+    """What a run reads for ``src`` (a VRT's sources too); a VRT's missing source fails that
+    file's run, not this check."""
+    try:
+        return raster_inputs(src)
+    except InputFileError:
+        return [src]
 
 
 def _written(task: Task, seconds: float) -> TaskResult:

@@ -120,31 +120,83 @@ def _shares_stem(p: Path, dst: Path) -> bool:
     return any(Path(n).stem.lower() == stem for n in names if n not in own)
 
 
+#: What GDAL takes each sidecar of an output for (an orphan's refusal names it).
+_ROLES = {
+    ".msk": "mask",
+    ".ovr": "overviews",
+    ".imd": "IMD metadata",
+    ".aux": "pyramids",
+    ".rrd": "pyramids",
+}
+
+
+def _read_as_dsts(p: Path, dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether ``p`` exists and GDAL reads it as ``dst``'s sidecar, and it is ``dst``'s to
+    remove: no input's (:func:`sidecar_owner`), an HFA file only when it names ``dst``, a
+    ``STEM.IMD`` only when no other file has that stem."""
+    if not os.path.lexists(p) or sidecar_owner(p, inputs) is not None:
+        return False
+    if p in hfa_sidecars(dst) and not _hfa_ours(p, dst):
+        return False
+    return p != imd_sidecar(dst) or not _shares_stem(p, dst)
+
+
+def orphan_sidecars(
+    dst: Path, inputs: Sequence[str | os.PathLike[str]], writes: Sequence[Path] = ()
+) -> list[Path]:
+    """Sidecars of ``dst`` that are there without it (an earlier output deleted or moved
+    without them), which GDAL would read as the new output's metadata, mask or overviews:
+    none when ``dst`` exists (they are the previous output's)."""
+    if os.path.lexists(dst):
+        return []
+    paths = dict.fromkeys([*output_sidecars(dst), *writes])
+    return [p for p in paths if _read_as_dsts(p, dst, inputs)]
+
+
+def orphan_problem(orphans: Sequence[Path]) -> str:
+    """Why an output with these :func:`orphan_sidecars` is refused, and what to do."""
+    listing = ", ".join(f"{p.name} ({_ROLES.get(p.suffix.lower(), 'metadata')})" for p in orphans)
+    one = len(orphans) == 1
+    it, verb = ("it", "is") if one else ("them", "are")
+    return (
+        f"{listing} {verb} there without {'its' if one else 'their'} output (left by an earlier "
+        f"one?); GDAL would read "
+        f"{it} as the new output's: delete {it}, or pass --overwrite (Python: overwrite=True) "
+        f"to have the run delete {it}"
+    )
+
+
 def plan_sidecars(
     dst: Path,
     inputs: Sequence[str | os.PathLike[str]],
     *,
     writes: Sequence[Path] = (),
     warn: bool = False,
+    overwrite: bool = False,
 ) -> list[Path]:
     """The sidecars of a previous ``dst`` (being replaced) to remove: never an input's
     (:func:`sidecar_owner`), a ``STEM.IMD`` only when no other file has that stem, and an
     ArcGIS / Erdas ``.aux`` or ``.rrd`` only when it names ``dst`` (:func:`hfa_sidecars`).
 
-    ``writes``: sidecar paths the new output will have (``STEM.IMD`` of a COG); one that is
-    an input's sidecar, or exists and is not the previous output's, raises
-    :class:`~sr_domains.errors.UnsafeOutputError` naming both files. ``warn``: log the sidecars
-    that stay and that GDAL will read as the new output's metadata.
+    Sidecars of a ``dst`` that is not there (:func:`orphan_sidecars`) are removed as those of
+    a previous output with ``overwrite``; without it they raise
+    :class:`~sr_domains.errors.UnsafeOutputError` naming them (GDAL would read them as the
+    new output's metadata or mask). ``writes``: sidecar paths the new output will have
+    (``STEM.IMD`` of a COG); one that is an input's sidecar, or exists and is not the previous
+    output's, raises :class:`~sr_domains.errors.UnsafeOutputError` naming both files.
+    ``warn``: log the sidecars that stay and that GDAL will read as the new output's metadata.
     """
-    replacing = os.path.lexists(dst)
-    imd_path, hfa = imd_sidecar(dst), hfa_sidecars(dst)
+    replacing = overwrite or os.path.lexists(dst)
+    if not replacing:
+        orphans = orphan_sidecars(dst, inputs, writes)
+        if orphans:
+            raise UnsafeOutputError(dst, orphan_problem(orphans))
+    imd_path = imd_sidecar(dst)
     stale = []
     for p in dict.fromkeys([*output_sidecars(dst), *writes]):
         owner = sidecar_owner(p, inputs)
         exists = os.path.lexists(p)
-        read = exists and (p not in hfa or _hfa_ours(p, dst))  # (GDAL reads it for dst)
-        ours = replacing and owner is None and read
-        ours = ours and (p != imd_path or not _shares_stem(p, dst))
+        ours = replacing and _read_as_dsts(p, dst, inputs)
         if p in writes:
             what = f"GDAL keeps {'IMD ' if p == imd_path else ''}metadata of it in {p}, which"
             if owner is not None:
@@ -164,7 +216,8 @@ def plan_sidecars(
                     f"{what} exists and is not a sidecar of an output being replaced; it is "
                     "never replaced: move it away or choose another output name or folder",
                 )
-        if exists and ours:
+        read = exists and (p not in hfa_sidecars(dst) or _hfa_ours(p, dst))  # (read for dst)
+        if ours:
             stale.append(p)
         elif read and owner is None and warn:
             log.warning(
@@ -198,8 +251,10 @@ def temp_sidecars(tmp: Path, dst: Path) -> dict[Path, Path]:
 class SidecarSwap:
     """The sidecars of one output's replacement (:func:`sidecar_swap`)."""
 
-    def __init__(self, dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> None:
-        self.dst, self.inputs = dst, inputs
+    def __init__(
+        self, dst: Path, inputs: Sequence[str | os.PathLike[str]], overwrite: bool = False
+    ) -> None:
+        self.dst, self.inputs, self.overwrite = dst, inputs, overwrite
         self.aside: list[tuple[Path, Path]] = []  # (a previous dst's sidecar, where it waits)
         self.moved: list[Path] = []  # the new output's sidecars, under dst's names
         self.new: tuple[int, int] | None = None  # (device, inode) of the file dst becomes
@@ -216,7 +271,8 @@ class SidecarSwap:
         self.new = (st.st_dev, st.st_ino)
         self._recover_stranded()
         moves = temp_sidecars(tmp, self.dst) if cog else {}
-        for p in plan_sidecars(self.dst, self.inputs, writes=list(moves.values())):
+        writes = list(moves.values())
+        for p in plan_sidecars(self.dst, self.inputs, writes=writes, overwrite=self.overwrite):
             if os.path.lexists(p):
                 aside = f".{name_key(p)}{ASIDE_TAG}-{os.getpid()}-{secrets.token_hex(4)}"
                 waits = p.parent / aside
@@ -237,16 +293,18 @@ class SidecarSwap:
 
     def _recover_stranded(self) -> None:
         """Sidecars a killed run (SIGKILL, power loss) left set aside: put back when ``dst``
-        was not replaced after they were set aside, else deleted (an older output's). Only
-        where ``dst`` exists (a killed run kept it): a new output of a batch lists no folder."""
-        if not os.path.lexists(self.dst):
+        was not replaced after they were set aside (or is not there: an ``--overwrite`` run
+        setting aside sidecars without an output), else deleted (an older output's). Only where
+        ``dst`` exists or with ``overwrite``: a new output of a batch lists no folder."""
+        there = os.path.lexists(self.dst)
+        if not there and not self.overwrite:
             return
         try:
             entries = list(os.scandir(self.dst.parent))
         except OSError:
             return
         try:
-            dst_changed = os.lstat(self.dst).st_ctime_ns
+            dst_changed = os.lstat(self.dst).st_ctime_ns if there else None
         except OSError:
             dst_changed = None
         for p in output_sidecars(self.dst):
@@ -255,7 +313,9 @@ class SidecarSwap:
                 if not e.name.startswith(prefix) or _alive(e.name[len(prefix) :]):
                     continue
                 waits = Path(e.path)
-                kept = dst_changed is not None and dst_changed < waits.lstat().st_ctime_ns
+                kept = not there or (
+                    dst_changed is not None and dst_changed < waits.lstat().st_ctime_ns
+                )
                 if kept and not os.path.lexists(p):
                     os.rename(waits, p)
                     log.warning("%s: put back %s, set aside by an interrupted run", self.dst, p)
@@ -280,14 +340,17 @@ ASIDE_TAG = ".sr-aside"
 
 
 @contextlib.contextmanager
-def sidecar_swap(dst: Path, inputs: Sequence[str | os.PathLike[str]]) -> Iterator[SidecarSwap]:
+def sidecar_swap(
+    dst: Path, inputs: Sequence[str | os.PathLike[str]], overwrite: bool = False
+) -> Iterator[SidecarSwap]:
     """Around the writing and the replacement of ``dst`` (:func:`~sr_domains.io_safety.
     atomic_output` inside it): :meth:`SidecarSwap.stage` sets the previous output's sidecars
     aside; they are deleted once the new output is in place, and put back (the new output's
     removed) when it is not: a failed or interrupted ``--overwrite`` run kept the previous
     output but had already deleted its ``.aux.xml`` or ``.msk``. An exception after the rename
-    (Ctrl-C while the folder is synced) still deletes them: the new output has the name."""
-    swap = SidecarSwap(dst, inputs)
+    (Ctrl-C while the folder is synced) still deletes them: the new output has the name.
+    ``overwrite``: sidecars without a ``dst`` (:func:`orphan_sidecars`) are set aside too."""
+    swap = SidecarSwap(dst, inputs, overwrite)
     try:
         yield swap
     except BaseException:
@@ -318,6 +381,8 @@ __all__ = [
     "cog_sidecars",
     "hfa_sidecars",
     "imd_sidecar",
+    "orphan_problem",
+    "orphan_sidecars",
     "output_sidecars",
     "plan_sidecars",
     "sidecar_owner",

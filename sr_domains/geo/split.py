@@ -320,7 +320,8 @@ def upscale_geotiff_split(
     inputs = check_split(src, dst, o)
     settings = settings_with(**engine_fields(o))
     with engine_settings(settings), gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
-        plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if o.cog else [], warn=True)
+        writes = cog_sidecars(dst, rs.ds) if o.cog else []
+        plan_sidecars(dst, inputs, writes=writes, warn=True, overwrite=o.overwrite)
         check_creation(rs, o.scale, o.dtype, o.creation_options, cog=o.cog)  # (before the model)
         job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
@@ -330,7 +331,7 @@ def upscale_geotiff_split(
             log.info("%s: tile %d (not %d) for row bands", src.name, tile, job.up.tiling.tile)
             _with_tile(job, tile)
         with (
-            sidecar_swap(dst, inputs) as sidecars,
+            sidecar_swap(dst, inputs, o.overwrite) as sidecars,
             atomic_output(dst, inputs, overwrite=o.overwrite) as tmp,
         ):
             # absolute: the workers of an existing cluster run in their own working directory

@@ -214,12 +214,14 @@ def write_geotiff(
     inputs = raster_inputs(src)  # (a VRT's sources too)
     preflight(dst, inputs, kind="file", overwrite=overwrite)
     with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
-        # (refused before any work: a sidecar of the output that an input's sidecar occupies)
-        plan_sidecars(dst, inputs, writes=cog_sidecars(dst, rs.ds) if cog else [], warn=True)
+        # (refused before any work: a sidecar of the output that an input's sidecar occupies,
+        # or one there without the output: GDAL would read it as the new one's)
+        writes = cog_sidecars(dst, rs.ds) if cog else []
+        plan_sidecars(dst, inputs, writes=writes, warn=True, overwrite=overwrite)
         check_creation(rs, options.scale, options.dtype, options.creation_options, cog=cog)
         job = prepare_job(rs, options, model=model, profile=profile)
         with (
-            sidecar_swap(dst, inputs) as sidecars,
+            sidecar_swap(dst, inputs, overwrite) as sidecars,
             atomic_output(dst, inputs, overwrite=overwrite) as tmp,
         ):
             stage = temp_name(dst, ".tif") if cog else tmp
