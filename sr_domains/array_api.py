@@ -313,6 +313,8 @@ def _output_dtype(out_dtype: np.dtype | type | str | None, default: np.dtype) ->
 def _warn_fill_as_data(arr: np.ndarray, valid_mask: np.ndarray | None, nodata: float) -> None:
     """Warn when valid input pixels equal ``nodata``: unlike a GeoTIFF's nodata, ``nodata=``
     only sets the output fill, so a DEM's -32768 voids would be upscaled as data."""
+    if not np.isfinite(nodata):  # (NaN and +-inf pixels are never valid)
+        return
     same = arr == nodata
     if valid_mask is not None:
         same &= np.broadcast_to(valid_mask, arr.shape)

@@ -83,9 +83,10 @@ def local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, 
 
 def nodata_problem(nodata: float, dtype: np.dtype) -> str | None:
     """Why a ``dtype`` raster cannot hold ``nodata`` (None when it can): it would be written as
-    another value."""
-    if np.isnan(nodata):
-        return None if dtype.kind == "f" else f"nodata NaN is not a {dtype} value"
+    another value. NaN and +-inf are float values (a float raster's nodata may be either)."""
+    if not np.isfinite(nodata):
+        shown = "NaN" if np.isnan(nodata) else f"{nodata:g}"
+        return None if dtype.kind == "f" else f"nodata {shown} is not a {dtype} value"
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
         if not (info.min <= nodata <= info.max) or nodata != int(nodata):

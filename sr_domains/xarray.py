@@ -79,10 +79,12 @@ def _finish(
     s: int,
     grid: StoredGrid | None = None,
     src: np.ndarray | None = None,
+    own: float | None = None,
 ) -> np.ndarray:
     """Cast, keep valid pixels off the nodata value (and on the stored grid of a decoded
     array), and write invalid pixels back (the GeoTIFF writer's rules: the +-inf of ``src``,
-    the input block, unchanged over their footprint)."""
+    the input block, unchanged over their footprint, except those that are ``own``, the
+    array's own nodata under an override: written as the nodata)."""
     from .geo.writer import cast_inplace
     from .value_ops import keep_infinite, nudge_from_nodata
 
@@ -98,7 +100,7 @@ def _finish(
     elif dtype.kind == "f":
         res[~up] = np.nan
     if src is not None and grid is None:  # (a decoded array runs on stored integers)
-        keep_infinite(res, src, s)
+        keep_infinite(res, src, s, None if own is None else src != own)
     return res
 
 
@@ -148,6 +150,8 @@ def upscale(
     src = src[None] if band is None else src
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)
+    own = da.rio.nodata if nodata is not None else None  # (its +-inf: invalid, never kept)
+    own = None if own is None else float(own)
     dtype = np.dtype(da.dtype)
     grid = StoredGrid.of(da, nodata, band, src.shape[0])
     # a decoded array runs on its stored values, as the integer path and upscale_geotiff do;
@@ -208,11 +212,11 @@ def upscale(
         return out, valid
 
     if lazy:
-        data = _lazy(src.rechunk({0: -1}), run, up, s, n_out, dtype, nd_out, grid)
+        data = _lazy(src.rechunk({0: -1}), run, up, s, n_out, dtype, nd_out, grid, own)
     else:
         block = np.asarray(src)
         out, valid = run(block)
-        data = _finish(out, valid, dtype, nd_out, s, grid, block)
+        data = _finish(out, valid, dtype, nd_out, s, grid, block, own)
     gcps = scaled_gcps(da, s)  # GCP-georeferenced (rioxarray gives no x/y): GCPs, no transform
     t = None if gcps else da.rio.transform() @ affine.scale(1 / s)
     drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
@@ -333,6 +337,7 @@ def _lazy(
     dtype: np.dtype,
     nd: float | None,
     grid: StoredGrid | None,
+    own: float | None = None,
 ) -> Any:
     """Each chunk with ``margin`` + the nodata fill's margin of its neighbours' pixels (none
     past the image edge), upscaled and cropped back to its own footprint."""
@@ -350,7 +355,7 @@ def _lazy(
         out = out[:, top * s : (h - bottom) * s, left * s : (w - right) * s]
         valid = valid[:, top : h - bottom, left : w - right]
         values = values[:, top : h - bottom, left : w - right]
-        return _finish(out, valid, dtype, nd, s, grid, values)
+        return _finish(out, valid, dtype, nd, s, grid, values, own)
 
     chunks = ((n_out,), tuple(c * s for c in x.chunks[1]), tuple(c * s for c in x.chunks[2]))
     return ext.map_blocks(block_fn, chunks=chunks, dtype=dtype)

@@ -5,6 +5,7 @@ pixels written back as they are, and the ``SR_DOMAINS_VALUES`` tag of the rules 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,14 @@ def fit_profile(
     return fitted, fill
 
 
-def infinite_kept(block: Block, nodata: float | None) -> np.ndarray | None:
-    """Where ``block`` holds +-inf that no mask, alpha or ``nodata`` hides: the pixels written
+def infinite_kept(
+    block: Block, nodata: float | None, own: Sequence[float | None] = ()
+) -> np.ndarray | None:
+    """Where ``block`` holds +-inf that no mask, alpha or nodata hides: the pixels written
     back unchanged over their footprint (as in NIfTI: +-inf are invalid for the network, and
-    NaN or nodata is written only where the file says so). None when there are none."""
+    NaN or nodata is written only where the file says so). None when there are none.
+    ``nodata``: the output's; ``own``: each band's own nodata (a float file's may be +-inf),
+    which stays invalid under a ``--nodata`` override: written as that nodata, never kept."""
     if block.values.dtype.kind != "f":
         return None
     inf = np.isinf(block.values)
@@ -70,6 +75,9 @@ def infinite_kept(block: Block, nodata: float | None) -> np.ndarray | None:
         inf &= block.alpha > 0
     if nodata is not None:
         inf &= block.values != nodata
+    for k, v in enumerate(own[: inf.shape[0]]):
+        if v is not None and np.isinf(v):
+            inf[k] &= block.values[k] != v
     return inf if inf.any() else None
 
 

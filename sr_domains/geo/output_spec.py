@@ -80,6 +80,9 @@ class OutputSpec:
     #: write a per-dataset mask of the invalid pixels (float data without nodata, written as
     #: integers: NaN has no integer value)
     mask_invalid: bool = False
+    #: each input band's own nodata (None: none): it stays invalid under a --nodata override,
+    #: and a float file's +-inf nodata is written as the output's, never kept as +-inf
+    own_nodata: tuple[float | None, ...] = ()
 
 
 #: GeoTIFF output data types accepted by ``--dtype``.
@@ -274,6 +277,7 @@ def build_spec(
         # 5-band R,G,B,NIR,alpha orthophoto, --bands 1,2 of RGBA) the validity is also written
         # as an internal mask, so GDAL readers see it
         mask_invalid=src.has_alpha and count not in (2, 4),
+        own_nodata=src.own_nodata,
     )
 
 

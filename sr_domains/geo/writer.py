@@ -181,7 +181,7 @@ def write_block(
     if spec.nodata is not None:
         nudge_from_nodata(out, valid, spec.nodata)
     out[~valid] = spec.invalid_value
-    kept = infinite_kept(lr, spec.nodata) if out.dtype.kind == "f" else None
+    kept = infinite_kept(lr, spec.nodata, spec.own_nodata) if out.dtype.kind == "f" else None
     if kept is not None and kept.shape[0] == c:  # +-inf come back unchanged (as in NIfTI)
         kept = up(kept)
         out[kept] = up(lr.values)[kept]
