@@ -53,6 +53,7 @@ from .errors import ConfigError, MissingDependencyError, SRDomainsError
 from .options import UpscaleOptions, check_save_model_batch, engine_fields, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
 from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
+from .worker_plugins import console_plugin, threads_plugin
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +80,14 @@ def _distributed() -> Any:
     return distributed
 
 
-def _threads_plugin(threads: int) -> Any:
-    """A worker plugin setting torch's threads per worker process (no oversubscription)."""
-    from distributed.diagnostics.plugin import WorkerPlugin
-
-    class TorchThreads(WorkerPlugin):
-        name = "sr-domains-torch-threads"
-
-        def setup(self, worker: Any) -> None:
-            import torch
-
-            torch.set_num_threads(threads)
-
-    return TorchThreads()
-
-
 @contextmanager
 def cluster_client(
     client: Any = None, workers: int | None = None, scheduler: str | None = None
 ) -> Iterator[Any]:
     """The client to use: ``client`` as given, a client of ``scheduler`` (or the
     ``SR_DOMAINS_SCHEDULER`` environment variable), or an embedded ``LocalCluster`` of
-    ``workers`` processes (closed afterwards). None when none of them is asked for."""
+    ``workers`` processes (closed afterwards), whose ``sr_domains`` records are shown at the
+    caller's level (``-q``: errors only; ``-v``: more). None when none of them is asked for."""
     scheduler = scheduler or os.environ.get(SCHEDULER_ENV)
     if client is not None:
         yield client
@@ -143,7 +130,8 @@ def cluster_client(
     ):
         dask_log.setLevel(quiet)
         with _embedded_client(dist, workers, quiet, nanny) as c:
-            c.register_plugin(_threads_plugin(max(1, cores // int(workers or 1))))
+            c.register_plugin(threads_plugin(max(1, cores // int(workers or 1))))
+            c.register_plugin(console_plugin(logging.getLogger("sr_domains").getEffectiveLevel()))
             yield c
 
 
