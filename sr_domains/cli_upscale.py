@@ -5,6 +5,7 @@ cluster): :mod:`sr_domains.cli_upscale_run`."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from .cli_common import add_progress
@@ -60,6 +61,14 @@ def _value_range(text: str) -> tuple[float | None, float | None]:
         ) from None
 
 
+#: Arguments that are negative numbers, not options: argparse's own rule (``-9999``, ``-1.5``)
+#: widened to every number ``float()`` reads that starts with a minus sign (``-1e5``, ``-inf``,
+#: ``-nan``) and to ``--value-range -100,200``, so ``--nodata -inf`` works as
+#: ``--nodata=-inf`` does (argparse took ``-inf`` for an option: "expected one argument"). No
+#: option of the command starts with a digit or is named ``-inf``/``-nan``.
+NEGATIVE_NUMBER = re.compile(r"-(\.?\d|inf(inity)?(,|$)|nan(,|$))", re.IGNORECASE)
+
+
 #: ``--dtype`` choices: :data:`sr_domains.geo.output_spec.OUTPUT_DTYPES` (not imported: the
 #: CLI starts without rasterio).
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -73,6 +82,7 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "be a GeoTIFF or a NIfTI file (or a folder/glob of them, then OUTPUT is a folder: a "
         "resumable batch), or a DICOM series folder (OUTPUT is a folder).",
     )
+    p._negative_number_matcher = NEGATIVE_NUMBER  # (argparse's attribute; no public setter)
     p.add_argument("input", help="input file, folder or glob")
     p.add_argument("output", help="output file or folder")
     p.add_argument(

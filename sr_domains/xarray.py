@@ -46,6 +46,7 @@ from .intensity import IntensityProfile, check_pixel_array, profile_from_any
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
+from .value_ops import nodata_problem
 from .xarray_alpha import check_no_alpha
 from .xarray_grid import StoredGrid, check_grid_known, noise_sample, scaled_gcps
 
@@ -64,10 +65,15 @@ def _require() -> tuple[Any, Any]:
     return xr, Affine
 
 
-def _valid(values: np.ndarray, nodata: float | None) -> np.ndarray:
+def _valid(values: np.ndarray, nodata: float | None, own: float | None = None) -> np.ndarray:
+    """Valid pixels: finite, and equal neither to ``nodata`` nor to ``own``, the array's own
+    nodata, which stays invalid under a ``nodata=`` override (as a GeoTIFF's under
+    ``--nodata``); an ``own`` value the dtype cannot hold marks nothing."""
     ok = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
     if nodata is not None and not np.isnan(nodata):
         ok &= values != np.array(nodata).astype(values.dtype)
+    if own is not None and np.isfinite(own) and nodata_problem(own, values.dtype) is None:
+        ok &= values != np.array(own).astype(values.dtype)
     return ok
 
 
@@ -150,13 +156,19 @@ def upscale(
     src = src[None] if band is None else src
     nd = da.rio.nodata if nodata is None else nodata
     nd = None if nd is None else float(nd)
-    own = da.rio.nodata if nodata is not None else None  # (its +-inf: invalid, never kept)
+    # the array's own nodata stays invalid under an override, as a GeoTIFF's under --nodata
+    # (its +-inf: invalid, written as the nodata, never kept)
+    own = da.rio.nodata if nodata is not None else None
     own = None if own is None else float(own)
     dtype = np.dtype(da.dtype)
     grid = StoredGrid.of(da, nodata, band, src.shape[0])
     # a decoded array runs on its stored values, as the integer path and upscale_geotiff do;
-    # its invalid pixels are NaN (and the stored nodata value), written back as NaN
+    # its invalid pixels are NaN (and the stored nodata value), written back as NaN; its own
+    # nodata (decoded units) is made NaN first
+    if grid is not None and own is not None and np.isfinite(own):
+        src = np.where(src == own, np.nan, src).astype(src.dtype)
     src = src if grid is None else grid.encode(src)
+    own = own if grid is None else None
     work = dtype if grid is None else grid.dtype
     nd_in, nd_out = (nd, nd) if grid is None else (grid.fill, float("nan"))
     n = src.shape[0]
@@ -174,15 +186,15 @@ def upscale(
     net, s = up.model, up.scale
     lazy = hasattr(src, "dask")
     sample = _sample(src) if lazy else np.asarray(src)
-    ok = _valid(sample, nd_in)
+    ok = _valid(sample, nd_in, own)
     recipe = profile if profile is not None else default_profile(net, work)
     fitted = profile_from_any(recipe, sample, dtype=work, valid_mask=ok)
     if chosen_by_default(model, weights) and noise_variant(net) is not None:
         # the noise gate, as upscale_geotiff applies it (on its central window)
-        up = choose_for_noise(up, [noise_sample(src, fitted, lambda v: _valid(v, nd_in))])[0]
+        up = choose_for_noise(up, [noise_sample(src, fitted, lambda v: _valid(v, nd_in, own))])[0]
         net = up.model
     fill = _valid_mean(sample, fitted, ok)
-    band_min = _band_min(src, nd_in, sample) if (values is None or values.clamp) else [0.0] * n
+    band_min = _band_min(src, nd_in, sample, own) if (values is None or values.clamp) else [0.0] * n
     ones, zeros = [1.0] * n, [0.0] * n
     zero = physical_zero(
         list(grid.scale) if grid is not None else ones,
@@ -200,7 +212,7 @@ def upscale(
         )
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        valid = _valid(block, nd_in)
+        valid = _valid(block, nd_in, own)
         rules = build_rules(
             rules_args[0],
             rules_args[1],
@@ -308,10 +320,13 @@ def _sample(x: Any) -> np.ndarray:
     return np.asarray(x[:, ::k, ::k].compute())
 
 
-def _band_min(x: Any, nodata: float | None, sample: np.ndarray) -> list[float]:
+def _band_min(
+    x: Any, nodata: float | None, sample: np.ndarray, own: float | None = None
+) -> list[float]:
     """Exact minimum of the valid values of each band (one pass for dask arrays), float
     round-off below zero read as 0 (:func:`~sr_domains.value_facts.residue_floor`; the
-    magnitude of a dask array's values: of its strided ``sample``)."""
+    magnitude of a dask array's values: of its strided ``sample``; ``own``: as in
+    :func:`_valid`)."""
     import dask.array as dsa
 
     from .value_facts import band_extremes, residue_floor
@@ -319,12 +334,12 @@ def _band_min(x: Any, nodata: float | None, sample: np.ndarray) -> list[float]:
     floating = np.dtype(x.dtype).kind == "f"
     if not hasattr(x, "dask"):
         arr = np.asarray(x)
-        return list(residue_floor(*band_extremes(arr, _valid(arr, nodata)), floating))
-    ok = dsa.map_blocks(_valid, x, nodata, dtype=bool)
+        return list(residue_floor(*band_extremes(arr, _valid(arr, nodata, own)), floating))
+    ok = dsa.map_blocks(_valid, x, nodata, own, dtype=bool)
     low = dsa.where(ok, x, np.inf).reshape(x.shape[0], -1).min(axis=1)
     lo = np.asarray(low.compute(), np.float64)
     mins = [float(m) if np.isfinite(m) else float("nan") for m in lo]
-    mg = band_extremes(sample, _valid(sample, nodata))[1]
+    mg = band_extremes(sample, _valid(sample, nodata, own))[1]
     return list(residue_floor(mins, mg, floating))
 
 
