@@ -12,7 +12,9 @@ GDAL block cache): a smaller raster needs less than the bound, so it is no yards
     python benchmarks/geotiff_memory.py --sizes 1000 2000 --keep /tmp/bench
 
 ``--trace`` checks the strip budget instead (``sr_domains.panels.strip_bytes``): for float32,
-uint16 and uint8 rasters of 1, 3 and 4 bands at x2, x3 and x4 it traces (``tracemalloc``)
+uint16 and uint8 rasters of 1, 3 and 4 bands at x2, x3 and x4 (and the 3-band ones run band by
+band by a single-band model, where the default ``--spectral auto`` gives the blocks bicubic's
+band ratios: the ``3/1`` rows) it traces (``tracemalloc``)
 every Python and numpy allocation alive at once while the panels stream, the GeoTIFF writer
 included, and checks that the peak stays within the strip's share of ``--max-memory``
 (``panels.panel_budget``; where even the narrowest panel needs more, what ``strip_bytes``
@@ -109,6 +111,7 @@ def _child(
     max_memory: str | None,
     strip_budget: str | None = None,
     trace: bool = False,
+    per_band: bool = False,
 ) -> None:
     """Runs in the subprocess: import, upscale, report peak RSS (bytes) and times as JSON."""
     t0 = time.perf_counter()
@@ -144,7 +147,8 @@ def _child(
     t1 = time.perf_counter()
     with engine_settings(EngineSettings(max_memory=max_memory)):
         upscale_geotiff(
-            src, dst, scale=scale, model=tiny_model(bands, scale), tile=tile, device="cpu",
+            src, dst, scale=scale, model=tiny_model(1 if per_band else bands, scale), tile=tile,
+            device="cpu",
             overwrite=True,
         )  # fmt: skip
     t2 = time.perf_counter()
@@ -195,7 +199,9 @@ def _generate(
     return time.perf_counter() - t
 
 
-def _run_child(args: argparse.Namespace, src: Path, dst: Path, scale: int) -> dict[str, Any]:
+def _run_child(
+    args: argparse.Namespace, src: Path, dst: Path, scale: int, per_band: bool = False
+) -> dict[str, Any]:
     """Upscale ``src`` in a fresh subprocess (this script's ``--child``); its JSON report."""
     cmd = [sys.executable, __file__, "--child", str(src), str(dst),
            "--scale", str(scale), "--threads", str(args.threads)]  # fmt: skip
@@ -205,6 +211,8 @@ def _run_child(args: argparse.Namespace, src: Path, dst: Path, scale: int) -> di
             cmd += [flag, str(value)]
     if args.trace:
         cmd.append("--trace")
+    if per_band:
+        cmd.append("--per-band")
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
@@ -224,15 +232,16 @@ def trace_table(args: argparse.Namespace, folder: Path) -> int:
             src = folder / f"trace_{dtype}_{bands}.tif"
             if not src.exists():
                 _generate(src, args.sizes[0], args.trace_height, bands, dtype)
-            for scale in (2, 3, 4):
+            modes = (False, True) if bands == 3 else (False,)  # True: band by band (3/1)
+            for scale, per_band in [(k, p) for k in (2, 3, 4) for p in modes]:
                 dst = folder / f"trace_out_x{scale}.tif"
-                r = _run_child(args, src, dst, scale)
+                r = _run_child(args, src, dst, scale, per_band)
                 dst.unlink()
                 limit = max(r["strip_budget"], r["strip_bytes"]) + r["batch"]
                 fits = r["traced_peak"] <= limit
                 ok &= fits
                 print(
-                    f"{dtype:>8} {bands:>5} {'x' + str(scale):>5} "
+                    f"{dtype:>8} {f'{bands}/1' if per_band else bands:>5} {'x' + str(scale):>5} "
                     f"{r.get('panels', 1):>3} x {r.get('panel_cols', 0):>4} "
                     f"{r['traced_peak'] / MiB:>8.1f} MiB {r['strip_budget'] / MiB:>9.1f} MiB "
                     f"{r['strip_bytes'] / MiB:>6.1f} MiB "
@@ -259,12 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--trace-height", type=int, default=600, help="--trace rasters' rows")
     p.add_argument("--strip-budget", help="the strip budget's floor, MiB (PANEL_BUDGET_BYTES)")
+    p.add_argument("--per-band", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         _child(
             args.child[0], args.child[1], args.scale, args.tile, args.threads, args.max_memory,
-            args.strip_budget, args.trace,
+            args.strip_budget, args.trace, args.per_band,
         )  # fmt: skip
         return 0
 

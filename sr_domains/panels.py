@@ -71,7 +71,9 @@ class StripSpec:
     blend); ``height``, the image's LR rows (exact strip rows; None: their upper bound);
     ``itemsize``, the work dtype's (8 for float64 and 32-bit integers); ``write_bytes``, what
     the consumer allocates per HR value of a block while it writes it (the GeoTIFF writer's
-    cast, masks and +-inf footprint: :func:`sr_domains.geo.writer.write_bytes`)."""
+    cast, masks and +-inf footprint: :func:`sr_domains.geo.writer.write_bytes`); ``spectral``,
+    whether the value rules give the blocks bicubic's band ratios
+    (:func:`sr_domains.spectral.keep_band_ratios`)."""
 
     n_out: int
     flush_rows: int
@@ -80,19 +82,32 @@ class StripSpec:
     height: int | None = None
     itemsize: int = 4
     write_bytes: float = 0.0
+    spectral: bool = False
 
 
-def finish_bytes(itemsize: int, scale: int, flush_rows: int, seam: bool, write: float = 0) -> float:
+def finish_bytes(
+    itemsize: int,
+    scale: int,
+    flush_rows: int,
+    seam: bool,
+    write: float = 0,
+    spectral: bool = False,
+) -> float:
     """Bytes per HR value of a flushed block while it is finished and written: the block (in
     the work dtype, ``itemsize``) plus the largest of what is allocated beside it, one after
     the other: the seam blend's copy, the temporaries of the value rules
     (:mod:`sr_domains.value_rules`: their LR rows, masks and envelope, about ``8 * itemsize``
     bytes per LR value; HR-sized gathers when the block's rows do not fall on whole input
-    pixels) and the consumer's ``write`` bytes per value: upper bounds of what ``tracemalloc``
-    measures (``tests/test_strip_memory.py``, ``benchmarks/geotiff_memory.py --trace``)."""
+    pixels; with ``spectral``, the band-ratio rule's, which handles a quarter of the block at
+    a time: its upsampled bicubic, gathered bounds and factor limits, about ``2 * itemsize +
+    6`` bytes per value beside the LR rows) and the consumer's ``write`` bytes per value: upper
+    bounds of what ``tracemalloc`` measures (``tests/test_strip_memory.py``,
+    ``benchmarks/geotiff_memory.py --trace``; the upsampled bicubic is torch's, counted too)."""
     rules = 10 * itemsize / scale**2 + 2
     if flush_rows % scale:
         rules += 2 * itemsize + 4
+    if spectral:
+        rules = max(rules, itemsize * (2 + 4 / scale**2) + 6)
     return itemsize + max(itemsize if seam else 0, rules, write)
 
 
@@ -110,7 +125,9 @@ def strip_bytes(upscaler: Upscaler, spec: StripSpec, cols: int) -> int:
     else:
         rows = strip_rows(upscaler.plan((spec.height, read)), flush)
     block = flush if flush > 1 else rows
-    per_value = finish_bytes(spec.itemsize, s, flush, spec.ramp > 0, spec.write_bytes)
+    per_value = finish_bytes(
+        spec.itemsize, s, flush, spec.ramp > 0, spec.write_bytes, spec.spectral
+    )
     return 4 * n_out * rows * read * s + math.ceil(per_value * n_out * block * read * s)
 
 
@@ -141,6 +158,14 @@ def panel_width(upscaler: Upscaler, spec: StripSpec, align: int) -> int:
         if cost < best_cost * 0.999 or (cost <= best_cost * 1.001 and cols > best):
             best, best_cost = cols, cost
     return best
+
+
+def _spectral(upscaler: Upscaler, rules: ValueRules, n_bands: int) -> bool:
+    """Whether the band-ratio rule will run (``--spectral auto`` as the engine resolves it)."""
+    if rules.spectral is not None:
+        return bool(rules.spectral)
+    auto = getattr(upscaler, "auto_spectral", None)
+    return True if auto is None else bool(auto(n_bands))
 
 
 def plan_panels(width: int, max_cols: int, align: int, context: int, ramp: int) -> list[Panel]:
@@ -223,7 +248,8 @@ def iter_hr_blocks(
     if dtype is None:
         dtype = np.asarray(read(0, 0, 1, 1)[0]).dtype
     size = work_dtype(dtype).itemsize
-    spec = StripSpec(n_out, flush_rows, context, ramp, h, size, write_bytes)
+    spectral = rules is not None and n_out == n_bands >= 2 and _spectral(upscaler, rules, n_bands)
+    spec = StripSpec(n_out, flush_rows, context, ramp, h, size, write_bytes, spectral)
     max_cols = panel_width(upscaler, spec, align)
     need = strip_bytes(upscaler, spec, min(max_cols, w))
     if need > panel_budget(upscaler):

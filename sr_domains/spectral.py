@@ -44,6 +44,10 @@ from .value_ops import local_range
 #: LR rows of context the bicubic kernel needs on each side of a block (cubic support +-2).
 HALO = 2
 
+#: HR rows of a block the rule handles at once: a quarter of the block (its temporaries, the
+#: bicubic upsampling's included, are a few times that chunk), at least this many rows.
+MIN_CHUNK_ROWS = 16
+
 
 def keep_band_ratios(
     out: np.ndarray,
@@ -55,6 +59,7 @@ def keep_band_ratios(
     zero: Sequence[float] = (),
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     counted: tuple[int, int] | None = None,
+    chunk_rows: int | None = None,
 ) -> tuple[int, int]:
     """In place: give HR rows ``[row0, row0 + rows)`` of ``out`` ``(C, rows, W*s)`` (stored
     units) the band ratios of the bicubic upsampling of ``values`` ``(C, n, W)`` (LR rows from
@@ -65,53 +70,105 @@ def keep_band_ratios(
     output pixel may take, on the LR grid of ``values`` (the envelope and the physical domain,
     ``-inf``/``inf`` for none): the shared factor is limited to what every band allows
     (:func:`limit_gain`). Returns how many output pixels were rescaled and how many of them
-    had their factor limited (in HR columns ``counted = (c0, c1)`` only, where given)."""
-    from .degrade import imresize  # torch: imported when a multi-band block needs it
+    had their factor limited (in HR columns ``counted = (c0, c1)`` only, where given).
 
-    c, rows, width = out.shape
+    The rows are handled ``chunk_rows`` at a time (default: a quarter of the block, at least
+    :data:`MIN_CHUNK_ROWS`), each from its own LR rows and :data:`HALO` rows of context, so the
+    temporaries are a chunk's; the result is the same bit for bit whatever the chunk."""
+    c, rows = out.shape[:2]
     if c < 2:
         return 0, 0
     z = np.zeros((c, 1, 1), np.float64)
+    ok = np.asarray(ok, bool)
     if len(zero):
         z[:, 0, 0] = np.asarray(zero, np.float64)
         # a value below the physical zero (negative reflectance over water or in shadow) has
         # no spectrum to keep: the output pixels its bicubic support reaches keep the network's
         with np.errstate(invalid="ignore"):
-            ok = np.asarray(ok, bool) & (values >= z)
+            ok = ok & (values >= z)
     # valid LR pixels whose whole bicubic support is valid (outside the image counts as valid:
     # the boundary rule mirrors its pixels)
-    all_ok = np.asarray(np.asarray(ok, bool).all(axis=0), np.float32)[None]
+    all_ok = np.asarray(ok.all(axis=0), np.float32)[None]
     good_lr = local_range(all_ok, np.ones_like(all_ok, bool), HALO)[0][0] >= 1
     if not good_lr.any():
         return 0, 0
-    filled = np.where(ok, values - z, 0).astype(np.float32)
-    top = row0 - first_lr_row * s
+    n = values.shape[1]
+    step = rows if min(values.shape[1:]) < 2 else max(MIN_CHUNK_ROWS, -(-rows // 4))
+    step = max(1, chunk_rows or step)
+    ratios = limited = 0
+    for a in range(0, rows, step):
+        b = min(rows, a + step)
+        # the LR rows these HR rows fall on, and HALO rows of context on each side
+        l0 = max(0, (row0 + a) // s - first_lr_row - HALO)
+        l1 = min(n, (row0 + b - 1) // s - first_lr_row + 1 + HALO)
+        rl = values[:, l0:l1], ok[:, l0:l1], good_lr[l0:l1]
+        lr_bounds = None if bounds is None else (bounds[0][:, l0:l1], bounds[1][:, l0:l1])
+        got = _ratios(
+            out[:, a:b], *rl, z, row0 + a - (first_lr_row + l0) * s, s, lr_bounds, counted
+        )
+        ratios, limited = ratios + got[0], limited + got[1]
+    return ratios, limited
+
+
+def _ratios(
+    out: np.ndarray,
+    values: np.ndarray,
+    ok: np.ndarray,
+    good_lr: np.ndarray,
+    z: np.ndarray,
+    top: int,
+    s: int,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+    counted: tuple[int, int] | None,
+) -> tuple[int, int]:
+    """:func:`keep_band_ratios` for one chunk: HR rows ``out`` start ``top`` rows below the
+    first of the LR rows ``values`` (``ok``, ``good_lr`` and ``bounds`` on the same rows)."""
+    from .degrade import imresize  # torch: imported when a multi-band block needs it
+
+    c, rows, width = out.shape
+    filled = np.subtract(values, z, dtype=np.float64)  # (physical units, exact in float64)
+    np.copyto(filled, 0, where=~ok)
+    filled = filled.astype(np.float32)
+    bic = imresize(filled, float(s))[:, top : top + rows, :width]  # (a fresh buffer)
+    del filled
     # non-negative data: bicubic's undershoot below zero is an artefact, zero is its value
-    bic = np.maximum(imresize(filled, float(s))[:, top : top + rows, :width], 0)
-    ri = (row0 + np.arange(rows)) // s - first_lr_row
+    np.maximum(bic, 0, out=bic)
+    ri = (top + np.arange(rows)) // s
     ci = np.arange(width) // s
     good = good_lr[ri][:, ci]
     bic_sum = bic.sum(axis=0)
     good &= bic_sum > 0
     if not good.any():
         return 0, 0
+    bad = ~good
     win = slice(None) if counted is None else slice(*counted)
     ft = out.dtype.type  # float32, or float64 for values float32 cannot hold
     bic = bic.astype(ft, copy=False)
     zf = z.astype(ft)
-    sums = np.where(good, (out - zf).sum(axis=0), 0)  # (invalid pixels' NaN left out)
-    gain = np.maximum(sums, 0) / np.where(good, bic_sum, 1).astype(ft)
+    gain = np.subtract(out[0], zf[0])  # the band sum, band by band (invalid pixels' NaN
+    for k in range(1, c):  # left out below)
+        gain += np.subtract(out[k], zf[k])
+    gain[bad] = 0
+    np.maximum(gain, 0, out=gain)
+    bic_sum[bad] = 1
+    gain /= bic_sum.astype(ft, copy=False)
+    del bic_sum
     limited = 0
     if bounds is not None:
         lo, hi = bounds[0][:, ri][:, :, ci], bounds[1][:, ri][:, :, ci]
         fitted, fits = limit_gain(gain, bic, zf, lo, hi)
-        limited = int(np.count_nonzero(((fitted != gain) & good)[:, win]))
-        new = bic * fitted + zf
+        changed = fitted != gain
+        changed[bad] = False
+        limited = int(np.count_nonzero(changed[:, win]))
+        del changed, gain
+        new = np.multiply(bic, fitted, out=bic)
+        new += zf
         # a band the factor fits is inside its bounds up to round-off: clip that here (the
         # envelope would count it as a clamp)
         np.clip(new, lo, hi, out=new, where=fits)
     else:
-        new = bic * gain + zf
+        new = np.multiply(bic, gain, out=bic)
+        new += zf
     np.copyto(out, new, where=np.broadcast_to(good, out.shape))
     return int(np.count_nonzero(good[:, win])), limited
 
@@ -129,14 +186,31 @@ def limit_gain(
     at a sharp edge between two spectra), the factor is clipped to the gap between them.
     Returns the factors and, per band, where the band fits its bounds with that factor."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        pos = bic > 0
-        g_lo = np.where(pos, (lo - zero) / bic, -np.inf)
-        g_hi = np.where(pos, (hi - zero) / bic, np.inf)
+        neg = bic > 0
+        np.logical_not(neg, out=neg)
+        g_lo, g_hi = _gains(lo, zero, bic, neg, -np.inf), _gains(hi, zero, bic, neg, np.inf)
     a, b = g_lo.max(axis=0), g_hi.min(axis=0)
-    fitted = np.maximum(np.clip(gain, np.minimum(a, b), np.maximum(a, b)), 0)
-    # a band at zero (bic 0) is the zero whatever the factor: it fits or it does not
-    fits = np.where(pos, (g_lo <= fitted) & (fitted <= g_hi), (zero >= lo) & (zero <= hi))
+    fitted = np.clip(gain, np.minimum(a, b), np.maximum(a, b, out=a))
+    np.maximum(fitted, 0, out=fitted)
+    fits = g_lo <= fitted
+    fits &= fitted <= g_hi
+    del g_lo, g_hi
+    if neg.any():  # a band at zero (bic 0) is the zero whatever the factor: it fits or not
+        at_zero = zero >= lo
+        at_zero &= zero <= hi
+        np.copyto(fits, at_zero, where=neg)
     return fitted, fits
+
+
+def _gains(
+    bound: np.ndarray, zero: np.ndarray, bic: np.ndarray, neg: np.ndarray, none: float
+) -> np.ndarray:
+    """``(bound - zero) / bic``, ``none`` where ``neg`` (bic <= 0), in one array."""
+    g = np.subtract(bound, zero)
+    g = g.astype(np.result_type(g, bic), copy=False)
+    np.divide(g, bic, out=g)
+    g[neg] = none
+    return g
 
 
 def declares_reflectance(recipe: str) -> bool:
@@ -167,4 +241,11 @@ def physical_zero(
     return None
 
 
-__all__ = ["HALO", "declares_reflectance", "keep_band_ratios", "limit_gain", "physical_zero"]
+__all__ = [
+    "HALO",
+    "MIN_CHUNK_ROWS",
+    "declares_reflectance",
+    "keep_band_ratios",
+    "limit_gain",
+    "physical_zero",
+]

@@ -133,22 +133,40 @@ def set_tags(dst: Any, tags: dict[str, str], ns: str | None = None, bidx: int = 
 
 def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
     """:func:`~sr_domains.intensity.cast_to_dtype` (round, clip, NaN -> 0 for integers) that
-    reuses the ``data`` buffer (float32 or float64) instead of making three temporary copies."""
+    reuses the ``data`` buffer (float32 or float64; consumed) instead of making temporary
+    copies: integers are rounded and clipped a slab of rows at a time (an eighth of a band's,
+    in float64 for 32-bit integers: float32 cannot hold their bounds) straight into the output
+    array, so the only full-size array made is the output."""
     dt = np.dtype(dtype)
-    if dt.kind in "ui" and dt.itemsize >= 4:
-        return cast_to_dtype(data, dt)  # float32 cannot hold the bounds of 32-bit integers
     if dt.kind in "ui":
-        info = np.iinfo(dt)
-        np.rint(data, out=data)
-        np.clip(data, info.min, info.max, out=data)
-        np.nan_to_num(data, copy=False, nan=0.0)
-        return data.astype(dt)
+        return _cast_int(data, dt)
     info = np.finfo(dt)
     if dt == data.dtype:
         return np.clip(data, info.min, info.max, out=data)
     if dt.itemsize < data.dtype.itemsize:  # float64 blocks written as float32
         np.clip(data, info.min, info.max, out=data)
     return data.astype(dt)  # (float64 holds every float32 value)
+
+
+def _cast_int(data: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """:func:`cast_inplace` to the integer type ``dt``, slab by slab (the values
+    :func:`~sr_domains.intensity.cast_to_dtype` gives, bit for bit)."""
+    info = np.iinfo(dt)
+    wide = dt.itemsize >= 4  # float32 cannot hold the bounds of 32-bit integers
+    out = np.empty(data.shape, dt)
+    src = data.reshape(-1, *data.shape[-2:]) if data.ndim >= 2 else data.reshape(1, 1, -1)
+    dst = out.reshape(src.shape)
+    step = max(1, -(-src.shape[1] // 8))
+    for k in range(src.shape[0]):
+        for r in range(0, src.shape[1], step):
+            v = src[k, r : r + step]
+            if wide and v.dtype != np.float64:
+                v = v.astype(np.float64)
+            np.rint(v, out=v)
+            np.clip(v, info.min, info.max, out=v)  # (inf becomes the bound, NaN stays)
+            np.copyto(v, 0.0, where=np.isnan(v))
+            np.copyto(dst[k, r : r + step], v, casting="unsafe")
+    return out
 
 
 def write_block(
@@ -183,15 +201,24 @@ def write_block(
     out[~valid] = spec.invalid_value
     kept = infinite_kept(lr, spec.nodata, spec.own_nodata) if out.dtype.kind == "f" else None
     if kept is not None and kept.shape[0] == c:  # +-inf come back unchanged (as in NIfTI)
-        kept = up(kept)
-        out[kept] = up(lr.values)[kept]
-        valid = valid | kept
+        valid = valid if valid.flags.writeable else valid.copy()
+        for sign in (1, -1):  # (a mask a sign, not the source's values upscaled)
+            at = up(kept & (lr.values == sign * np.inf))
+            out[at] = sign * np.inf
+            valid |= at
+        del at
     window = Window(col0, row0 if out_row0 is None else out_row0, cols, rows)
     dst.write(out, indexes=list(range(1, c + 1)), window=window)
     mask = up(lr.mask) if spec.write_mask and lr.mask is not None else None
     if spec.mask_invalid:  # (a pixel is valid where every band is; and the source mask says)
         ok = valid.all(axis=0)
-        mask = np.where(ok, 255 if mask is None else mask, 0).astype(np.uint8)
+        if mask is None:
+            ok8 = np.asarray(ok).view(np.uint8)  # (0 / 1, made 0 / 255 in place)
+            ok8 *= 255
+            mask = ok8
+        else:
+            mask = mask.astype(np.uint8, copy=False)
+            mask *= ok
     if mask is not None:
         dst.write_mask(mask, window=window)
     if spec.alpha_band is not None and lr.alpha is not None:
@@ -202,27 +229,25 @@ def write_block(
 def write_bytes(spec: OutputSpec, source: np.dtype, work: np.dtype, scale: int) -> float:
     """Upper bound of the bytes :func:`write_block` allocates per HR value of ``data`` (in the
     ``work`` dtype; ``source``: the input's), ``data`` aside, for the strip budget
-    (:class:`sr_domains.panels.StripSpec`): the LR block and the upscaled validity, then the
-    largest of one step's temporaries: the cast (float64 rounding for 32-bit integers,
-    ``nan_to_num``'s masks), or the cast's own array plus the nodata nudge, the +-inf
-    footprint (its mask and values), the per-pixel mask and alpha, or the contiguous copy GDAL's
-    write makes of a panel's columns. Measured with ``tracemalloc``:
-    ``benchmarks/geotiff_memory.py --trace``."""
+    (:class:`sr_domains.panels.StripSpec`): the LR block and the upscaled validity, the cast's
+    own array (integers: rounded a slab at a time, :func:`cast_inplace`), then the largest of
+    one step's temporaries: the nodata nudge, the +-inf footprint (a sign's mask, the
+    validity's copy), the per-pixel mask and alpha, or the contiguous copy GDAL's write makes
+    of a panel's columns. Measured with ``tracemalloc``: ``benchmarks/geotiff_memory.py
+    --trace``."""
     out, c = np.dtype(spec.profile["dtype"]), max(1, len(spec.band_meta))
     new = out.itemsize if out.kind in "iu" or out != work else 0
-    if out.kind in "iu" and out.itemsize >= 4:
-        cast = max(16 if work.itemsize < 8 else 0, 9 + out.itemsize)
-    else:
-        cast = 5 if out.kind in "iu" else new
+    slab = (9 if out.itemsize >= 4 else 1) / 8 / c if out.kind in "iu" else 0
     after = max(2.0, 1 + (0 if new else 2 * out.itemsize))  # nudge or ~valid; GDAL's copy
     if out.kind == "f" and source.kind == "f":
-        after = max(after, 2 + source.itemsize * (1 + 1 / scale))
-    if spec.mask_invalid or spec.write_mask:  # (np.where's int64 before the uint8 mask)
-        after = max(after, 1 + 12 / c)
+        after = max(after, 2 + 2 / scale)
+    if spec.mask_invalid or spec.write_mask:  # (made in place in the validity of all bands)
+        after = max(after, 1 + 4 / c)
     if spec.alpha_band is not None:  # upscaled, and rescaled in float64 to another dtype
         alpha = source.itemsize * (1 + 1 / scale) + (0 if out == source else 24 + out.itemsize)
         after = max(after, 1 + alpha / c)
-    return 1 + (source.itemsize + 2) / scale**2 + max(cast, new + after)
+    valid = 1 + 1 / scale  # (and the first axis' repeat, or the crop's slack)
+    return valid + (source.itemsize + 2) / scale**2 + new + max(slab, after)
 
 
 def alpha_as(alpha: np.ndarray, dtype: np.dtype) -> np.ndarray:
