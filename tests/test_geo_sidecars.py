@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -215,3 +216,22 @@ def test_sidecar_owner(tmp_path):
     assert sidecar_owner(b / "scene.IMD", [src]) is None  # another folder
     assert sidecar_owner(b / "alias.IMD", [link]) == link  # the name GDAL opened
     assert sidecar_owner(a / "scene.IMD", [link]) == link  # the file behind the link
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_overwrite_removes_the_previous_outputs_upper_case_sidecars(tmp_path):
+    """A replaced output's ``k.tif.MSK`` (all invalid) and ``k.tif.OVR`` (all 7s) stayed and
+    became the new output's mask and overviews."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=16)
+    dst = upscale_geotiff(src, tmp_path / "out" / "k.tif", model=tiny_model(1, 2))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(dst, "r+") as ds:
+        ds.write_mask(False)
+    os.replace(f"{dst}.msk", f"{dst}.MSK")
+    with rasterio.open(f"{dst}.OVR", "w", "GTiff", 24, 16, 1, dtype="float32") as ovr:
+        ovr.write(np.full((1, 16, 24), 7, "float32"))
+    with rasterio.open(dst) as ds:  # (what GDAL reads as the output's)
+        assert not ds.read_masks(1).any() and ds.overviews(1) == [2]
+    upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    assert _names(dst.parent) == ["k.tif"]
+    with rasterio.open(dst) as ds:
+        assert ds.read_masks(1).all() and ds.overviews(1) == [] and ds.files == [str(dst)]

@@ -199,3 +199,46 @@ def test_the_split_run_refuses_orphan_sidecars(tmp_path):
     with pytest.raises(UnsafeOutputError, match=r"k\.tif\.aux\.xml.*--overwrite"):
         upscale_geotiff_split(src, dst, client=None, model=_no_work())
     assert sorted(os.listdir(dst.parent)) == ["k.tif.aux.xml", "k.tif.msk"]
+
+
+def _upper_case_orphans(dst: Path) -> list[Path]:
+    """GDAL's other spellings of orphans: an all-invalid mask ``dst.MSK``, overviews
+    ``dst.OVR`` (of a raster of 7s the new output's size / 2) with a stale PAM
+    ``dst.OVR.aux.xml``, and an IMD ``STEM.imd``."""
+    pam, msk = _orphans(dst)
+    pam.unlink()
+    upper = [Path(f"{dst}.MSK"), Path(f"{dst}.OVR"), Path(f"{dst}.OVR.aux.xml")]
+    os.replace(msk, upper[0])
+    with rasterio.open(upper[1], "w", "GTiff", 24, 16, 1, dtype="float32") as ovr:
+        ovr.write(np.full((1, 16, 24), 7, "float32"))
+    upper[2].write_text(STALE_PAM)
+    imd = dst.with_suffix(".imd")
+    imd.write_text(
+        'version = "AA";\nBEGIN_GROUP = IMAGE_1\n\tsatId = "OLD";\nEND_GROUP = IMAGE_1\nEND;\n'
+    )
+    return [*upper, imd]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_upper_case_orphans_are_refused_or_set_aside(tmp_path):
+    """``k.tif.MSK``, ``k.tif.OVR`` (GDAL looks for them too on a case-sensitive file system)
+    and ``k.imd`` were taken as the new output's mask, overviews and IMD metadata (exit 0):
+    refused as ``k.tif.msk`` is; with --overwrite set aside and deleted, and one a killed run
+    left set aside is put back first (then goes too)."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=16)
+    dst = tmp_path / "out" / "k.tif"
+    orphans = _upper_case_orphans(dst)
+    before = [p.read_bytes() for p in orphans]
+    with pytest.raises(UnsafeOutputError) as err:
+        upscale_geotiff(src, dst, model=_no_work())
+    assert (
+        "k.tif.MSK (mask), k.tif.OVR (overviews), k.tif.OVR.aux.xml (metadata), "
+        "k.imd (IMD metadata) are there without their output" in str(err.value)
+    )
+    assert [p.read_bytes() for p in orphans] == before and not dst.exists()
+    os.replace(orphans[0], dst.parent / f".k.tif.MSK.sr-aside-{DEAD_PID}-beef")
+    upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    assert sorted(os.listdir(dst.parent)) == ["k.tif"]
+    _clean(dst)
+    with rasterio.open(dst) as ds:
+        assert ds.overviews(1) == [] and not ds.tags(ns="IMD")

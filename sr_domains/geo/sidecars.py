@@ -1,5 +1,5 @@
 """GDAL sidecars of a GeoTIFF output (``NAME.tif.aux.xml``, ``NAME.tif.msk``,
-``NAME.tif.ovr``, ``STEM.IMD``, ArcGIS ``STEM.aux`` and ``STEM.rrd``):
+``NAME.tif.ovr``, ``STEM.IMD``, ArcGIS ``STEM.aux`` and ``STEM.rrd``; upper-case spellings too):
 which belong to the output being replaced (removed) and which to an input (never touched),
 and their replacement around the output's own (:func:`sidecar_swap`)."""
 
@@ -24,17 +24,23 @@ log = logging.getLogger(__name__)
 #: an external mask ``NAME.tif.msk`` and external overviews ``NAME.tif.ovr`` (``gdaladdo -ro``,
 #: QGIS pyramids; stale ones override the new file's, or show the old image zoomed out), the
 #: ArcGIS / Erdas auxiliary files (:func:`hfa_sidecars`), and ``NAME.IMD``, where GDAL keeps an
-#: ``IMD`` metadata domain (the COG output keeps GDAL's copy).
+#: ``IMD`` metadata domain (the COG output keeps GDAL's copy). GDAL finds the mask, overviews
+#: and IMD under another case of their suffix too (``NAME.tif.MSK``, ``NAME.tif.OVR`` with its
+#: PAM ``NAME.tif.OVR.aux.xml``, ``STEM.imd``) on a case-sensitive file system; the PAM
+#: ``NAME.tif.aux.xml`` only so spelled.
 def output_sidecars(dst: Path) -> tuple[Path, ...]:
-    """``(PAM, mask, overviews, overviews' PAM, *HFA auxiliaries, IMD)`` sidecar paths of the
-    output ``dst`` (the IMD last: :func:`imd_sidecar`)."""
+    """``(PAM, masks, overviews and their PAMs, *HFA auxiliaries, IMDs)`` sidecar paths of the
+    output ``dst``, each in the spellings GDAL reads (the IMDs last: :func:`imd_sidecars`)."""
     return (
         Path(f"{dst}.aux.xml"),
         Path(f"{dst}.msk"),
+        Path(f"{dst}.MSK"),
         Path(f"{dst}.ovr"),
         Path(f"{dst}.ovr.aux.xml"),
+        Path(f"{dst}.OVR"),
+        Path(f"{dst}.OVR.aux.xml"),
         *hfa_sidecars(dst),
-        imd_sidecar(dst),
+        *imd_sidecars(dst),
     )
 
 
@@ -80,6 +86,11 @@ def _hfa_ours(p: Path, dst: Path) -> bool:
 def imd_sidecar(dst: Path) -> Path:
     """``STEM.IMD``: where GDAL keeps the ``IMD`` metadata domain of ``dst``."""
     return dst.with_suffix(".IMD")
+
+
+def imd_sidecars(dst: Path) -> tuple[Path, Path]:
+    """``STEM.IMD`` and ``STEM.imd``: the IMD files GDAL reads as ``dst``'s."""
+    return imd_sidecar(dst), dst.with_suffix(".imd")
 
 
 def _folder(p: Path) -> str:
@@ -138,7 +149,7 @@ def _read_as_dsts(p: Path, dst: Path, inputs: Sequence[str | os.PathLike[str]]) 
         return False
     if p in hfa_sidecars(dst) and not _hfa_ours(p, dst):
         return False
-    return p != imd_sidecar(dst) or not _shares_stem(p, dst)
+    return p not in imd_sidecars(dst) or not _shares_stem(p, dst)
 
 
 def orphan_sidecars(
@@ -150,7 +161,24 @@ def orphan_sidecars(
     if os.path.lexists(dst):
         return []
     paths = dict.fromkeys([*output_sidecars(dst), *writes])
-    return [p for p in paths if _read_as_dsts(p, dst, inputs)]
+    return _distinct([p for p in paths if _read_as_dsts(p, dst, inputs)])
+
+
+def _distinct(paths: list[Path]) -> list[Path]:
+    """``paths`` without a second name of one file (``out.tif.MSK`` is ``out.tif.msk`` on a
+    case-insensitive file system)."""
+    seen: set[object] = set()
+    out = []
+    for p in paths:
+        try:
+            st = os.lstat(p)
+            key: object = (st.st_dev, st.st_ino)
+        except OSError:
+            key = p
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
 
 
 def orphan_problem(orphans: Sequence[Path]) -> str:

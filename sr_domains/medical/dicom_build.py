@@ -1,8 +1,9 @@
 """Check and sort the slices of one DICOM series into a :class:`DicomSeries`: byte-identical
 copies dropped, the same Rows/Columns, ImageOrientationPatient and PixelSpacing (the odd image
-out named), no duplicate positions, uniform spacing (judged against the spacing fitted to the
-positions, allowing for the decimals they were written with; a gap that is a multiple of the
-spacing is reported as missing slices), slices on a straight line. Read by :mod:`.dicom_read`."""
+out named), no duplicate positions, uniform spacing (each gap within 2 % of the median gap, or,
+for positions written with few decimals, of the spacing fitted to them, allowing for that
+rounding; a gap that is a multiple of the spacing is reported as missing slices), slices on a
+straight line. Read by :mod:`.dicom_read`."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from .geometry import slice_normal
 
 log = logging.getLogger(__name__)
 
-#: Relative tolerance on slice gaps and positions (fraction of the fitted spacing); more where
-#: the rounding of the stored positions explains it (:func:`position_rounding`).
+#: Relative tolerance on slice gaps and positions (fraction of the median gap, or of the fitted
+#: spacing, with more where the rounding of the stored positions explains it:
+#: :func:`position_rounding`).
 GAP_RTOL = 0.02
 #: Absolute tolerance (mm) on positions, orientations and spacings.
 ATOL = 1e-3
+#: What a quoted spacing is, in the refusals.
+FITTED = "the spacing fitted to the slice positions"
 
 
 def _same(slices: list[DicomSlice], what: str, get: Any, tol: float) -> None:
@@ -119,9 +123,12 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
 def _check_positions(
     source: Path, slices: list[DicomSlice], normal: np.ndarray, ds0: Any
 ) -> np.ndarray:
-    """Uniform spacing along the normal: each gap near the spacing of the least-squares line
-    through the positions, each position near that line (tolerance :func:`_slack`); returns the
-    IPP step vector between slices."""
+    """Uniform spacing along the normal; returns the IPP step vector between slices. Read if
+    every gap is within :data:`GAP_RTOL` of the median gap and every position that near the
+    line between the two ends (the rule of old, for any decimals), or, for positions written
+    with so few decimals that their rounding goes beyond that (:func:`position_rounding`), if
+    each gap is near the spacing of the least-squares line through the positions and each
+    position near that line (tolerance :func:`_slack`)."""
     if len(slices) == 1:  # no neighbour: the declared spacing (or thickness) of the slice
         item = slices[0].frame_item
         thick = (
@@ -144,17 +151,27 @@ def _check_positions(
             f"{_fmt(slices[i].position)} ({dup.size} duplicate(s); multi-echo/temporal series "
             "must be split first)",
         )
-    half = position_rounding(slices)
     k = np.arange(len(d), dtype=np.float64)
+    step = (pos[-1] - pos[0]) / (len(pos) - 1)
+    off = np.linalg.norm(pos - (pos[0] + k[:, None] * step), axis=1)
+    med = float(np.median(gaps))
+    tol = max(GAP_RTOL * med, ATOL)
+    wide = np.flatnonzero(np.abs(gaps - med) > tol)
+    if not wide.size and off.max() <= tol:
+        return step  # the median rule: a series it accepts is read, whatever the decimals
+    half = position_rounding(slices)
     spacing, resid = _fit(k, d)
     # rounding along the normal: a gap carries two errors, a residual from the fit up to ~2.7
     slack = _slack(3 * half * float(np.abs(normal).sum()), spacing)
-    bad = np.flatnonzero(np.abs(gaps - spacing) > slack)
-    if bad.size or np.abs(resid).max() > slack:
-        _refuse_spacing(source, slices, d, resid, bad, spacing, slack)
-    step = (pos[-1] - pos[0]) / (len(pos) - 1)
-    off = np.linalg.norm(pos - (pos[0] + k[:, None] * step), axis=1)
-    if off.max() > _slack(2 * half * np.sqrt(3), spacing):  # (and the two ends' errors)
+    line = tol
+    if slack > _slack(0.0, spacing):  # rounding matters: the fitted spacing, allowing for it
+        bad = np.flatnonzero(np.abs(gaps - spacing) > slack)
+        if bad.size or np.abs(resid).max() > slack:
+            _refuse_spacing(source, slices, d, resid, bad, spacing, slack)
+        line = _slack(2 * half * np.sqrt(3), spacing)  # (and the two ends' errors)
+    elif wide.size:  # rounding too small to matter (full precision): the median rule alone
+        _refuse_spacing(source, slices, d, resid, wide, med, tol, basis="the median gap")
+    if off.max() > line:
         i = int(np.argmax(off))
         raise InputFileError(
             slices[i].path,
@@ -181,8 +198,9 @@ def position_rounding(slices: list[DicomSlice]) -> float:
     """Half a unit in the last decimal place the ImagePositionPatient values of the series
     were written with: every value written to one decimal (``-301.2``) gives 0.05 mm. The
     writer's precision is what its most precise value shows (``-10.0`` beside ``-9.123456``
-    is a round number written to 6 decimals), so a series with any full-precision value is
-    judged as before."""
+    is a round number written to 6 decimals), so a series with any full-precision value gives
+    a rounding too small to matter and is judged by the median rule alone, as before
+    (:func:`_check_positions`)."""
     places = None
     for s in slices:
         raw = (
@@ -215,14 +233,17 @@ def _refuse_spacing(
     bad: np.ndarray,
     spacing: float,
     slack: float,
+    basis: str = FITTED,
 ) -> None:
     """Raise for positions ``d`` (along the normal) that no uniform spacing explains: missing
     slices when the positions fit a line once a whole number of slices is put in each wide
-    gap, else non-uniform spacing; quoting the spacing fitted to the positions."""
+    gap (quoting the spacing fitted to them), else non-uniform spacing: the gaps ``bad``
+    differ from ``spacing`` (``basis`` says what it is) by more than ``slack``."""
     gaps = np.diff(d)
     med = float(np.median(gaps))
     single = gaps[np.abs(gaps - med) <= 0.25 * med]  # one spacing each: their mean has the
-    idx = np.rint((d - d[0]) / float(single.mean()))  # rounding of a run's two ends only
+    # rounding of a run's two ends only (none such, as in gaps 1 and 3: no spacing to count in)
+    idx = np.rint((d - d[0]) / float(single.mean())) if single.size else np.arange(len(d))
     if np.all(np.diff(idx) >= 1) and idx[-1] > len(d) - 1:
         fitted, resid = _fit(idx, d)
         if np.abs(resid).max() <= slack:
@@ -246,18 +267,19 @@ def _refuse_spacing(
         )
     raise InputFileError(
         source,
-        _gap_text(slices, d, int(bad[0]), spacing, "")
+        _gap_text(slices, d, int(bad[0]), spacing, "", basis)
         + (f"; {bad.size} irregular gap(s) in all" if bad.size > 1 else ""),
     )
 
 
-def _gap_text(slices: list[DicomSlice], d: np.ndarray, i: int, spacing: float, lost: str) -> str:
+def _gap_text(
+    slices: list[DicomSlice], d: np.ndarray, i: int, spacing: float, lost: str, basis: str = FITTED
+) -> str:
     what = f"{lost} missing slice(s)" if lost else "non-uniform slice spacing"
     a, b = slices[i], slices[i + 1]
     return (
         f"{what}: gap of {d[i + 1] - d[i]:.4g} mm between {a.label} (at {d[i]:.4g} mm) and "
-        f"{b.label} (at {d[i + 1]:.4g} mm), expected {spacing:.4g} mm (the spacing fitted to "
-        "the slice positions)"
+        f"{b.label} (at {d[i + 1]:.4g} mm), expected {spacing:.4g} mm ({basis})"
     )
 
 
