@@ -7,21 +7,19 @@ files on tmp_path."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 rasterio = pytest.importorskip("rasterio")
 nib = pytest.importorskip("nibabel")
 
+from _latin1_names import cli, latin1  # noqa: E402
+
 from sr_domains import engine_build  # noqa: E402
 from sr_domains.batch_tasks import BatchFailedError, Task  # noqa: E402
 from sr_domains.batch_worker import run_task  # noqa: E402
-from sr_domains.cli import main  # noqa: E402
 from sr_domains.errors import UnsafeOutputError  # noqa: E402
 from sr_domains.geo import upscale_geotiff, upscale_many  # noqa: E402
 from sr_domains.medical import upscale_nifti  # noqa: E402
@@ -31,22 +29,6 @@ from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_nifti  # noqa: E402
 
 SAYS = "GDAL writes this GeoTIFF and must be given its path in UTF-8, but b'"
-
-
-def latin1(folder: Path, name: bytes) -> Path:
-    """``folder/name`` for a name whose bytes are not UTF-8, as Python holds it."""
-    return Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
-
-
-def cli(monkeypatch, *args: str | Path) -> tuple[int, bytes, bytes]:
-    """``sr-domains ARGS``: status, stdout and stderr bytes (a name's undecodable bytes go out
-    as they are, as the script's own streams write them)."""
-    streams = [io.BytesIO(), io.BytesIO()]
-    for name, raw in zip(("stdout", "stderr"), streams):
-        text = io.TextIOWrapper(raw, "utf-8", errors="surrogateescape", write_through=True)
-        monkeypatch.setattr(sys, name, text)
-    code = main([str(a) for a in args])
-    return code, streams[0].getvalue(), streams[1].getvalue()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import torch
 pytest.importorskip("monai")
 nib = pytest.importorskip("nibabel")
 
+from _raw_nifti import write_raw  # noqa: E402
 from monai.data import MetaTensor, list_data_collate  # noqa: E402
 from monai.transforms import (  # noqa: E402
     Compose,
@@ -38,12 +39,7 @@ def _raw_file(path, pixdim, shape=(12, 10, 4), qform=None):
     if qform is not None:
         hdr.set_qform(qform, code=1)
     hdr["pixdim"][1:4] = pixdim
-    hdr.set_data_offset(hdr.single_vox_offset)
-    with open(path, "wb") as f:
-        hdr.write_to(f)
-        f.write(b"\0" * (int(hdr.single_vox_offset) - hdr.sizeof_hdr))
-        f.write(data.tobytes(order="F"))
-    return path
+    return write_raw(path, hdr, data)
 
 
 def _load(path, *more):

@@ -5,10 +5,8 @@ as an object, ``--slice-profile estimate`` on a volume it cannot fit, and ``info
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,8 @@ import torch
 
 rasterio = pytest.importorskip("rasterio")
 nib = pytest.importorskip("nibabel")
+
+from _latin1_names import cli, latin1  # noqa: E402
 
 from sr_domains import create_model, load_pretrained  # noqa: E402
 from sr_domains.batch_tasks import BatchFailedError  # noqa: E402
@@ -29,23 +29,6 @@ from sr_domains.medical import upscale_nifti  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import check_upscaled, make_geotiff  # noqa: E402
 from sr_domains.testing.medical import make_nifti  # noqa: E402
-
-
-def latin1(folder: Path, name: bytes) -> Path:
-    """``folder/name`` for a name whose bytes are not UTF-8 (Latin-1 ``é``), as Python holds
-    it."""
-    return Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
-
-
-def cli(monkeypatch, *args: str | Path) -> tuple[int, bytes, bytes]:
-    """``sr-domains ARGS``: status, stdout and stderr bytes (undecodable bytes of a name go out
-    as they are, as the script's own streams write them)."""
-    streams = [io.BytesIO(), io.BytesIO()]
-    for name, raw in zip(("stdout", "stderr"), streams):
-        text = io.TextIOWrapper(raw, "utf-8", errors="surrogateescape", write_through=True)
-        monkeypatch.setattr(sys, name, text)
-    code = main([str(a) for a in args])
-    return code, streams[0].getvalue(), streams[1].getvalue()
 
 
 # -- 1. an existing GeoTIFF output whose name is not UTF-8 ----------------------------------

@@ -10,6 +10,8 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
+from _raw_nifti import write_raw  # noqa: E402
+
 from sr_domains.medical import read_nifti, upscale_nifti  # noqa: E402
 from sr_domains.testing.medical import interp_model  # noqa: E402
 
@@ -22,13 +24,7 @@ def _raw_file(path, pixdim, shape=(12, 10, 4), nifti2=False):
     hdr.set_data_shape(shape)
     hdr.set_data_dtype(np.int16)
     hdr["pixdim"][1:4] = pixdim
-    hdr.set_data_offset(hdr.single_vox_offset)
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as f:
-        hdr.write_to(f)
-        f.write(b"\0" * (int(hdr.single_vox_offset) - hdr.sizeof_hdr))
-        f.write(data.tobytes(order="F"))
-    return path
+    return write_raw(path, hdr, data)
 
 
 def _raw_pixdim(path, nifti2=False):
@@ -79,12 +75,7 @@ def _qform_file(path, pixdim, shape=(12, 10, 4), sform=False):
     if sform:
         hdr.set_sform(aff @ np.diag([0.9, 1, 1, 1]), code=2)
     hdr["pixdim"][1:4] = pixdim
-    hdr.set_data_offset(hdr.single_vox_offset)
-    with open(path, "wb") as f:
-        hdr.write_to(f)
-        f.write(b"\0" * (int(hdr.single_vox_offset) - hdr.sizeof_hdr))
-        f.write(data.tobytes(order="F"))
-    return path
+    return write_raw(path, hdr, data)
 
 
 @pytest.mark.parametrize("sform", [False, True])

@@ -8,6 +8,8 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
+from _raw_nifti import write_raw  # noqa: E402
+
 from sr_domains.medical import upscale_nifti  # noqa: E402
 from sr_domains.medical.nifti import nifti_info  # noqa: E402
 from sr_domains.medical.nifti_adapter import info_json  # noqa: E402
@@ -22,12 +24,7 @@ def _raw_file(path, pixdim, shape=(12, 10, 4)):
     hdr.set_data_shape(shape)
     hdr.set_data_dtype(np.int16)
     hdr["pixdim"][1:4] = pixdim
-    hdr.set_data_offset(hdr.single_vox_offset)
-    with open(path, "wb") as f:
-        hdr.write_to(f)
-        f.write(b"\0" * (int(hdr.single_vox_offset) - hdr.sizeof_hdr))
-        f.write(data.tobytes(order="F"))
-    return path
+    return write_raw(path, hdr, data)
 
 
 @pytest.mark.parametrize(

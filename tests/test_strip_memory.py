@@ -65,19 +65,10 @@ def _measure(monkeypatch, src, warm_up, dst, model, scale, budget, block=64):
     return seen
 
 
-@pytest.mark.parametrize(
-    ("bands", "dtype", "scale", "budget", "global_rf"),
-    [
-        (4, "uint16", 2, 2 * MiB, False),
-        (3, "float64", 2, 3 * MiB, False),  # float64 blocks
-        (1, "uint8", 3, 1 * MiB, False),  # block rows that do not fall on input pixels
-        (2, "float32", 4, 2 * MiB, False),
-        (2, "int16", 2, 1 * MiB, True),  # panels blend their seams
-    ],
-)
-def test_strip_peak_within_its_share(tmp_path, monkeypatch, bands, dtype, scale, budget, global_rf):
+def _rasters(tmp_path, bands, dtype):
+    """The measured raster (400 x 100) and a small one that warms the code paths up."""
     nodata = 0 if dtype[0] in "ui" else None
-    src, warm_up = (
+    return (
         make_geotiff(
             tmp_path / name,
             width=width,
@@ -89,6 +80,20 @@ def test_strip_peak_within_its_share(tmp_path, monkeypatch, bands, dtype, scale,
         )
         for name, width in (("in.tif", 400), ("warm.tif", 100))
     )
+
+
+@pytest.mark.parametrize(
+    ("bands", "dtype", "scale", "budget", "global_rf"),
+    [
+        (4, "uint16", 2, 2 * MiB, False),
+        (3, "float64", 2, 3 * MiB, False),  # float64 blocks
+        (1, "uint8", 3, 1 * MiB, False),  # block rows that do not fall on input pixels
+        (2, "float32", 4, 2 * MiB, False),
+        (2, "int16", 2, 1 * MiB, True),  # panels blend their seams
+    ],
+)
+def test_strip_peak_within_its_share(tmp_path, monkeypatch, bands, dtype, scale, budget, global_rf):
+    src, warm_up = _rasters(tmp_path, bands, dtype)
     model = (GlobalToy if global_rf else ToySR)(BaseSRConfig(in_channels=bands, scale=scale))
     seen = _measure(monkeypatch, src, warm_up, tmp_path / "out.tif", model, scale, budget)
     up = seen["up"]
@@ -109,19 +114,7 @@ def test_strip_peak_within_its_share_with_band_ratios(
 ):
     """A single-band model run band by band gives the blocks bicubic's band ratios (the
     default --spectral auto): the rule's temporaries are in the strip's share too."""
-    nodata = 0 if dtype[0] in "ui" else None
-    src, warm_up = (
-        make_geotiff(
-            tmp_path / name,
-            width=width,
-            height=100,
-            count=bands,
-            dtype=dtype,
-            nodata=nodata,
-            nan_fraction=0.05 if dtype[0] == "f" else 0.0,
-        )
-        for name, width in (("in.tif", 400), ("warm.tif", 100))
-    )
+    src, warm_up = _rasters(tmp_path, bands, dtype)
     model = ToySR(BaseSRConfig(in_channels=1, scale=scale))
     dst = tmp_path / "out.tif"
     seen = _measure(monkeypatch, src, warm_up, dst, model, scale, budget)
