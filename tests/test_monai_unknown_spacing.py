@@ -183,3 +183,22 @@ def test_a_resampled_image_is_known_spacing_even_with_a_raw_pixdim_of_0():
     assert tuple(out.shape[1:]) == (6, 20, 8)  # the finest: 1.5 mm and 1 mm
     out = srm.SuperResolution(model=interp_model(2), scale=2)(image((1.0, 1.5, 1.0)))
     assert tuple(out.shape[1:]) == (12, 20, 4)  # on the file's grid: the 0 decides
+
+
+def test_each_file_is_read_again_once_per_version(tmp_path, monkeypatch):
+    """A transform runs once per sample and epoch: the raw header of a file is read once, and
+    again only when the file changed (its modification time or size)."""
+    from sr_domains.monai import _spacing
+
+    src = _raw_file(tmp_path / "c.nii", (0.0, 1.5, 0.0))
+    img = _load(src)
+    reads = []
+    real = nib.load
+    monkeypatch.setattr(nib, "load", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
+    _spacing._read_header.cache_clear()
+    for _ in range(3):
+        assert tuple(srm.MakeLowResolution(scale=2)(img).shape[1:]) == (6, 5, 4)
+    assert reads == [str(src)]
+    _raw_file(src, (0.0, 1.5, 0.0), shape=(12, 10, 6))  # rewritten: read again, then refused
+    srm.MakeLowResolution(scale=2)(img)
+    assert reads == [str(src)] * 2

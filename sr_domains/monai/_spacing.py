@@ -31,7 +31,9 @@ file's axis order, and the chosen file axes are mapped to the current array axes
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -103,13 +105,9 @@ def _file_axes(affine: np.ndarray, original: Any) -> list[int] | None:
 def _file_says_unknown(path: Path, meta: Mapping[str, Any], index: int | None) -> bool:
     """The NIfTI path's rule on the file itself (a raw ``pixdim`` of 0 and sform code 0); a
     WARNING naming the file when it cannot be asked (once per file and reason: :func:`_tell`)."""
-    from ..medical.nifti import unknown_spacing_axes
-
     try:
-        import nibabel as nib
-
-        hdr: Any = nib.load(str(path)).header  # (a NIfTI-1 or -2 header)
-        _, scode = hdr.get_sform(coded=True)
+        st = os.stat(path)
+        hdr, unknown = _read_header(str(path), st.st_mtime_ns, st.st_size)
     except FileNotFoundError:
         _tell(path, "gone", "it is no longer there")
     except Exception as exc:  # nibabel raises many types
@@ -117,10 +115,25 @@ def _file_says_unknown(path: Path, meta: Mapping[str, Any], index: int | None) -
     else:
         changed = [k for k in _SAME_FILE_KEYS if not _agrees(hdr, meta, k, index)]
         if not changed:
-            return int(scode or 0) == 0 and bool(unknown_spacing_axes(path, hdr))
+            return unknown
         why = f"its header no longer matches the image loaded from it ({', '.join(changed)})"
         _tell(path, "changed", why)
     return False
+
+
+@functools.lru_cache(maxsize=256)
+def _read_header(path: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
+    """The nibabel header of the NIfTI file ``path`` and whether the NIfTI path's rule finds
+    its spacing unknown (a raw ``pixdim`` of 0, sform code 0); cached by the file's
+    modification time and size, so a transform that runs once per sample and epoch reads
+    each file once, and a file rewritten since is read again."""
+    import nibabel as nib
+
+    from ..medical.nifti import unknown_spacing_axes
+
+    hdr: Any = nib.load(path).header  # (a NIfTI-1 or -2 header)
+    _, scode = hdr.get_sform(coded=True)
+    return hdr, int(scode or 0) == 0 and bool(unknown_spacing_axes(path, hdr))
 
 
 #: The (file, reason) pairs already warned of in this process (a transform runs once per
