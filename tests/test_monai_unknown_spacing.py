@@ -24,6 +24,7 @@ from monai.transforms import (  # noqa: E402
 )
 
 import sr_domains.monai as srm  # noqa: E402
+from sr_domains.errors import ConfigError, InputFileError  # noqa: E402
 from sr_domains.medical import upscale_nifti  # noqa: E402
 from sr_domains.testing.medical import interp_model, make_nifti  # noqa: E402
 from sr_domains.testing.models import tiny_model  # noqa: E402
@@ -202,3 +203,122 @@ def test_each_file_is_read_again_once_per_version(tmp_path, monkeypatch):
     _raw_file(src, (0.0, 1.5, 0.0), shape=(12, 10, 6))  # rewritten: read again, then refused
     srm.MakeLowResolution(scale=2)(img)
     assert reads == [str(src)] * 2
+
+
+def test_make_isotropic_refuses_an_unknown_spacing(tmp_path):
+    """MakeIsotropic read the affine's invented 1 mm (pixdim 0.5 / 0.5 / 0 planned a x2 grid
+    from a slice spacing nobody stated); it now decides as the other transforms do and
+    refuses, naming the file (also after Orientation, and for a meta with no file)."""
+    src = _raw_file(tmp_path / "thick.nii", (0.5, 0.5, 0.0), shape=(16, 16, 6))
+    iso = srm.MakeIsotropic(steps=1, device="cpu")
+    ras = Orientation("RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))
+    for img in (_load(src), _load(src, ras)):
+        with pytest.raises(InputFileError, match="spacing is unknown") as err:
+            iso(img)
+        assert err.value.path == str(src)
+    d = {"image": _load(src)}
+    with pytest.raises(InputFileError, match="thick.nii"):
+        srm.MakeIsotropicd("image", steps=1, device="cpu")(d)
+    pixdim = np.array([1, 0.5, 0.5, 0, 1, 1, 1, 1], np.float32)
+    mem = MetaTensor(
+        torch.rand(1, 16, 16, 6), meta={"affine": np.diag([0.5, 0.5, 1, 1]), "pixdim": pixdim}
+    )
+    with pytest.raises(ConfigError, match="MakeIsotropic: the voxel spacing is unknown"):
+        iso(mem)
+    stated = _load(_raw_file(tmp_path / "stated.nii", (0.5, 0.5, 1.0), shape=(16, 16, 6)))
+    out = srm.MakeIsotropic(steps=1, device="cpu", warm_start=False)(stated)
+    assert tuple(out.shape[1:]) == (16, 16, 12)  # a stated 1 mm plans as before
+
+
+def _in_memory(shape=(12, 10, 4), original_affine=True):
+    """An image built in memory whose (permuting) affine says file axis 0 -> S, 1 -> R,
+    2 -> A and whose pixdim 0 / 1.5 / 0 is in the meta only (no file to read again), also
+    in MONAI's original_pixdim."""
+    perm = np.zeros((4, 4))
+    perm[2, 0] = perm[0, 1] = perm[1, 2] = perm[3, 3] = 1
+    aff = perm @ np.diag([1.0, 1.5, 1.0, 1.0])
+    pixdim = np.array([1, 0, 1.5, 0, 1, 1, 1, 1], np.float32)
+    meta = {"affine": torch.as_tensor(aff), "pixdim": pixdim.copy(), "sform_code": 0}
+    meta["original_pixdim"] = pixdim.copy()
+    if original_affine:
+        meta["original_affine"] = aff.copy()
+    return MetaTensor(torch.rand(1, *shape), meta=meta)
+
+
+def test_a_meta_only_pixdim_0_survives_orientation_in_original_pixdim():
+    """Orientation rewrites pixdim from the affine (0 -> 1), so a pixdim 0 held in the meta
+    only was lost and the finest-spacing rule grew the S and A axes; MONAI's original_pixdim
+    (copied unchanged by its transforms) now carries it: file axes 0 and 1 grow, as
+    upscale_nifti grows them."""
+    ras = Orientation("RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))
+    img = ras(_in_memory())
+    assert np.allclose(np.asarray(img.meta["pixdim"])[1:4], (1.5, 1.0, 1.0))  # the 0 is gone
+    assert tuple(img.shape[1:]) == (10, 4, 12)  # (R, A, S) = file axes (1, 2, 0)
+    out = srm.SuperResolution(model=interp_model(2), scale=2)(img)
+    assert tuple(out.shape[1:]) == (20, 4, 24)  # was (10, 8, 24)
+    assert tuple(srm.MakeLowResolution(scale=2)(img).shape[1:]) == (5, 4, 6)
+    batch = list_data_collate([{"img": img}, {"img": ras(_in_memory())}])["img"]
+    assert tuple(srm.SRInferer()(batch, tiny_model(1, 2)).shape[2:]) == (20, 4, 24)
+    with pytest.raises(ConfigError, match="spacing is unknown"):
+        srm.MakeIsotropic(steps=1, device="cpu")(ras(_in_memory(shape=(12, 10, 6))))
+    _resampled_is_known_spacing()
+
+
+def _resampled_is_known_spacing():
+    """A Spacing transform chose the spacing: known, with or without original_affine (without
+    it, the voxel sizes no longer match original_pixdim's stated ones)."""
+    for with_affine in (True, False):
+        img = _in_memory(original_affine=with_affine)
+        if not with_affine:
+            img.meta["affine"] = torch.as_tensor(np.diag([1.0, 1.5, 1.0, 1.0]))
+        res = Spacing(pixdim=(1.0, 2.0, 1.0))(img)
+        n = res.shape[1:]
+        out = srm.SuperResolution(model=interp_model(2), scale=2)(res)
+        assert tuple(out.shape[1:]) == (2 * n[0], n[1], 2 * n[2]), with_affine
+
+
+class _WorkerLog(torch.utils.data.Dataset):
+    """Runs a transform on one image in a DataLoader worker and returns what it logged."""
+
+    def __init__(self, img):
+        self.img = img
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        said = []
+        handler = logging.Handler(logging.DEBUG)
+        handler.emit = lambda r: said.append((r.levelno, r.getMessage()))
+        logger = logging.getLogger("sr_domains.monai._spacing")
+        logger.addHandler(handler)
+        old = logger.level
+        logger.setLevel(logging.DEBUG)
+        try:
+            srm.MakeLowResolution(scale=2)(self.img)
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old)
+        return said
+
+
+def test_a_workers_warning_says_it_is_once_per_worker_process(tmp_path):
+    """Non-persistent DataLoader workers are new processes each epoch, each warning once; the
+    WARNING now says which worker it came from and that persistent_workers=True keeps it to
+    once per worker and run."""
+    src = _raw_file(tmp_path / "w.nii", (0.0, 1.5, 0.0))
+    img = _load(src)
+    src.rename(tmp_path / "elsewhere.nii")
+    loader = torch.utils.data.DataLoader(
+        _WorkerLog(img), num_workers=1, collate_fn=lambda items: items[0]
+    )
+    for _epoch in range(2):
+        said = next(iter(loader))
+        assert [lvl for lvl, _ in said] == [logging.WARNING]
+        msg = said[0][1]
+        assert str(src) in msg and "worker 0 of 1" in msg and "persistent_workers" in msg
+    loader = torch.utils.data.DataLoader(
+        _WorkerLog(img), num_workers=1, collate_fn=lambda items: items[0], persistent_workers=True
+    )
+    epochs = [[lvl for lvl, _ in next(iter(loader))] for _epoch in range(2)]
+    assert epochs == [[logging.WARNING], [logging.DEBUG]]  # one worker, kept: once per run

@@ -17,12 +17,21 @@ Decided here, in this order:
   also where the meta still holds a raw ``pixdim`` of 0 (MONAI's spatial transforms rewrite
   ``pixdim``; a meta dict copied from the header may keep it).
 * a spatial ``pixdim`` of 0 in the meta (a reader or a dict that kept the raw header): unknown.
+* a spatial 0 in MONAI's ``original_pixdim`` (the pixdim as loaded, in the file's axis order),
+  where every current voxel size is still the stated one of its file axis (1 where it is 0):
+  unknown. MONAI's spatial transforms rewrite ``pixdim`` from the affine (in place, the
+  input's meta dict too) but copy every other key unchanged, so a meta built in memory that
+  states the 0 there keeps it through ``Orientation`` (with ``original_affine`` for the axis
+  map); ``LoadImage`` fills ``original_pixdim`` from nibabel's checked header (1, not 0).
 * else, only when the current affine has a spacing of 1 (where nibabel's 1 may hide a 0): the
   raw header of the NIfTI file ``filename_or_obj`` is read again, as the NIfTI path does
   (:func:`~sr_domains.medical.nifti.unknown_spacing_axes`). A file that cannot be read again
   (moved, deleted), or whose header no longer matches the image's meta (another file at that
   name), leaves the affine to decide, with a WARNING naming the file: once per file and
-  reason in a process (a transform runs once per sample and epoch), a debug line after.
+  reason in a process (a transform runs once per sample and epoch), a debug line after. A
+  DataLoader worker is a process of its own, new each epoch unless ``persistent_workers``:
+  processes share nothing a log line could be checked against without a server process or
+  a file, so the WARNING says which worker gave it and how to make it once per worker and run.
 
 When unknown, the file-order rule is applied to the image's current shape taken back to the
 file's axis order, and the chosen file axes are mapped to the current array axes: after an
@@ -155,7 +164,21 @@ def _tell(path: Path, kind: str, why: str) -> None:
         "(pass axes= to choose them)%s",
         path,
         why,
-        "; said once per file" if first else "",
+        _once_where() if first else "",
+    )
+
+
+def _once_where() -> str:
+    """Where the WARNING is said once: this process, or this DataLoader worker (a process
+    that non-persistent workers start again each epoch)."""
+    from torch.utils.data import get_worker_info
+
+    w = get_worker_info()
+    if w is None:
+        return "; said once per file"
+    return (
+        f"; said once per file in each DataLoader worker process (this is worker {w.id} of "
+        f"{w.num_workers}; they start again each epoch unless persistent_workers=True)"
     )
 
 
@@ -170,6 +193,70 @@ def _agrees(hdr: Any, meta: Mapping[str, Any], key: str, index: int | None) -> b
     return a.shape == b.shape and bool(np.allclose(a, b, equal_nan=True))
 
 
+def _original_says_unknown(
+    meta: Mapping[str, Any], a: np.ndarray, amap: list[int], index: int | None
+) -> bool:
+    """A spatial 0 in MONAI's ``original_pixdim`` (the pixdim as loaded, in the file's axis
+    order, which MONAI's transforms copy unchanged) that still describes this grid: each
+    current voxel size is the stated one of its file axis, or 1 where that is 0 (the 1
+    nibabel and ``LoadImage`` read). A grid resampled since (no ``original_affine`` to tell)
+    fails the check: the affine decides."""
+    v = _item(meta, "original_pixdim", index)
+    p = None if v is None else _np(v).astype(np.float64)
+    if p is None or p.ndim != 1 or len(p) < 4 or not (p[1:4] == 0).any():
+        return False
+    sizes = voxel_sizes(a)
+    want = [p[j + 1] if p[j + 1] > 0 else 1.0 for j in amap]
+    return all(abs(sizes[i] - w) <= SPACING_TIE_MM for i, w in enumerate(want))
+
+
+def _unknown_file_axes(
+    meta: Mapping[str, Any] | None,
+    affine: np.ndarray | None,
+    spatial_shape: Sequence[int],
+    index: int | None,
+) -> list[int] | None:
+    """For each current array axis, the file axis it runs along, when the 3-D image's header
+    leaves a spatial spacing unknown (module docs); None when the spacing is known."""
+    if not meta or affine is None or len(spatial_shape) != 3:
+        return None
+    a = np.asarray(affine, np.float64)
+    if a.shape != (4, 4):
+        return None
+    scode = _number(_item(meta, "sform_code", index))
+    if scode is not None and scode > 0:
+        return None
+    amap = _file_axes(a, _item(meta, "original_affine", index))
+    if amap is None:
+        return None
+    pix = _item(meta, "pixdim", index)
+    p = None if pix is None else _np(pix).astype(np.float64)
+    if p is not None and p.ndim == 1 and len(p) >= 4 and bool((p[1:4] == 0).any()):
+        return amap
+    if _original_says_unknown(meta, a, amap, index):
+        return amap
+    if not np.isclose(voxel_sizes(a), 1.0, rtol=0, atol=1e-6).any():
+        return None
+    name = _item(meta, "filename_or_obj", index)
+    from ..medical.nifti import is_nifti_path
+
+    if not isinstance(name, (str, Path)) or not is_nifti_path(name):
+        return None
+    return amap if _file_says_unknown(Path(name), meta, index) else None
+
+
+def spacing_unknown(
+    meta: Mapping[str, Any] | None,
+    affine: np.ndarray | None,
+    spatial_shape: Sequence[int],
+    index: int | None = None,
+) -> bool:
+    """Whether the header of the 3-D image of ``meta`` (item ``index`` of a collated batch)
+    leaves a spatial voxel spacing unknown (module docs): its affine then shows an invented
+    1 mm there."""
+    return _unknown_file_axes(meta, affine, spatial_shape, index) is not None
+
+
 def unknown_spacing_plane(
     meta: Mapping[str, Any] | None,
     affine: np.ndarray | None,
@@ -180,30 +267,9 @@ def unknown_spacing_plane(
     a collated batch) when its header leaves a spatial spacing unknown (module docs): those
     :func:`~sr_domains.medical.nifti.nifti_default_axes` picks in the file's axis order. None
     when the spacing is known (the affine decides)."""
-    if not meta or affine is None or len(spatial_shape) != 3:
-        return None
-    a = np.asarray(affine, np.float64)
-    if a.shape != (4, 4):
-        return None
-    scode = _number(_item(meta, "sform_code", index))
-    if scode is not None and scode > 0:
-        return None
-    pix = _item(meta, "pixdim", index)
-    p = None if pix is None else _np(pix).astype(np.float64)
-    raw_zero = p is not None and p.ndim == 1 and len(p) >= 4 and bool((p[1:4] == 0).any())
-    amap = _file_axes(a, _item(meta, "original_affine", index))
+    amap = _unknown_file_axes(meta, affine, spatial_shape, index)
     if amap is None:
         return None
-    if not raw_zero:
-        if not np.isclose(voxel_sizes(a), 1.0, rtol=0, atol=1e-6).any():
-            return None
-        name = _item(meta, "filename_or_obj", index)
-        from ..medical.nifti import is_nifti_path
-
-        if not isinstance(name, (str, Path)) or not is_nifti_path(name):
-            return None
-        if not _file_says_unknown(Path(name), meta, index):
-            return None
     file_shape = [1, 1, 1]
     for i, j in enumerate(amap):
         file_shape[j] = int(spatial_shape[i])
@@ -212,4 +278,4 @@ def unknown_spacing_plane(
     return (x, y)
 
 
-__all__ = ["unknown_spacing_plane"]
+__all__ = ["spacing_unknown", "unknown_spacing_plane"]

@@ -14,6 +14,7 @@ channel-first MetaTensor), with the geometry updated so ``SaveImage(d)`` writes 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputFileError
 from ..intensity import work_dtype
 from ..medical.geometry import voxel_sizes
 from ..medical.isotropic import IsotropicPlan, plan_isotropic
@@ -35,6 +36,7 @@ from ..value_facts import zero_facts
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._intent import check_meta_intent
 from ._meta import scale_meta
+from ._spacing import spacing_unknown
 from .transforms import new_metatensor, untracked
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,10 @@ class MakeIsotropic(Transform):
     """Make a channel-first ``(C, H, W, D)`` image isotropic (every channel fitted on its own).
 
     The voxel sizes come from the MetaTensor's affine (``pixdim`` of a plain array is not
-    enough: pass a MetaTensor). The output is a float32 MetaTensor (float64 for float64 input)
-    whose ``affine`` is
+    enough: pass a MetaTensor). A spacing the header leaves unknown (a NIfTI ``pixdim`` of 0,
+    which the affine shows as 1 mm; decided as the other transforms decide it,
+    :mod:`sr_domains.monai._spacing`) is refused naming the file: no grid can be planned from
+    it. The output is a float32 MetaTensor (float64 for float64 input) whose ``affine`` is
     ``affine @ T`` (voxel-centre rule with real factors, first edge kept) and whose
     ``pixdim``, ``original_affine`` and ``spatial_shape`` match, so ``SaveImage`` writes a file
     that lines up with the input. Not invertible (the thick slices are not recoverable
@@ -113,7 +117,10 @@ class MakeIsotropic(Transform):
         if x.ndim != 4:
             raise ConfigError(f"expected a channel-first (C, H, W, D) image, got {tuple(x.shape)}")
         affine = convert_to_numpy(img.affine).astype(np.float64)
-        plan = self.plan(tuple(int(n) for n in x.shape[1:]), affine)
+        spatial = tuple(int(n) for n in x.shape[1:])
+        if spacing_unknown(img.meta, affine, spatial):
+            raise _unknown_spacing_error(img.meta)
+        plan = self.plan(spatial, affine)
         arr = convert_to_numpy(x)
         wide_in = arr.dtype == np.float64  # float64 out; else MONAI's float32 convention
         arr = arr.astype(work_dtype(arr.dtype), copy=False)
@@ -141,6 +148,19 @@ class MakeIsotropic(Transform):
         res = new_metatensor(out, img)
         scale_meta(res.meta, plan.factors, plan.out_shape)
         return res
+
+
+def _unknown_spacing_error(meta: Mapping[str, Any]) -> ConfigError | InputFileError:
+    """The refusal of an image whose voxel spacing is unknown, naming its file if it has one."""
+    why = (
+        "the voxel spacing is unknown (a NIfTI pixdim of 0; the affine shows an invented 1 mm "
+        "there): isotropic SR cannot plan a grid from it; state the spacing in the header "
+        "(pixdim, or an sform with code > 0)"
+    )
+    name = meta.get("filename_or_obj")
+    if isinstance(name, (str, os.PathLike)) and str(name):
+        return InputFileError(name, why)
+    return ConfigError(f"MakeIsotropic: {why}")
 
 
 class MakeIsotropicd(MapTransform):
