@@ -162,6 +162,61 @@ def test_a_signal_during_validation_pauses_right_after_it(tmp_path, monkeypatch,
         assert _rows(run / name) == _rows(paused.run_dir / name), name
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_checkpoint_write_pauses_right_after_it(
+    tmp_path, monkeypatch, caplog, signum
+):
+    """It paused after the next step (checkpoint every 5: last.pt at step 6), a step trained
+    for nothing. Sent from inside the periodic write of step 5 (after the real torch.save,
+    before the rename), the pause writes what --stop-at 5 writes, bit for bit (the log row of
+    step 5 too, log_every 3), so --resume goes on exactly as from --stop-at 5."""
+    fields = {"log_every": 3, "checkpoint_every": 5}
+    paused = _config(tmp_path, "b", **fields)
+    train(paused, progress=False, stop_at=5)
+    cfg = _config(tmp_path, "c", **fields)
+    save, saves = torch.save, []
+
+    def signalled(obj, f, *args, **kwargs):
+        save(obj, f, *args, **kwargs)
+        saves.append(obj["step"])
+        if obj["step"] == 5:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(torch, "save", signalled)
+    stopped = KeyboardInterrupt if signum == signal.SIGINT else SystemExit
+    with pytest.raises(stopped), _sigterm_raises():
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    assert saves == [5]  # (the pause wrote no other)
+    assert f"{signal.Signals(signum).name} at step 5: paused" in caplog.text
+    run = cfg.run_dir
+    got = torch.load(run / "last.pt", weights_only=True)
+    want = torch.load(paused.run_dir / "last.pt", weights_only=True)
+    assert got["step"] == want["step"] == 5
+    got.pop("config"), want.pop("config")  # (their out_dir differs)
+    _same_state(got, want, "last.pt")
+    for name in ("log.csv", "val.csv"):
+        assert _rows(run / name) == _rows(paused.run_dir / name), name
+    assert not (run / "weights.safetensors").exists()
+    assert train(cfg, resume=True, progress=False).steps == 8
+
+
+def _same_state(a: object, b: object, where: str) -> None:
+    """``a`` and ``b`` (two last.pt states) hold equal values and tensors, bit for bit."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
 @contextlib.contextmanager
 def _sigterm_raises():
     """SIGTERM raises SystemExit(143) in the block, as under ``sr-domains`` (the default

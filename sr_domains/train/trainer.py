@@ -9,8 +9,8 @@ folder ``out_dir/name/``:
   discriminator, grad scaler, step), written atomically every ``checkpoint_every`` steps;
 * ``weights.safetensors``: the final (EMA) weights with a complete model card.
 
-A Ctrl-C or SIGTERM pauses the run after the current step, or right after the validation it
-came in (``last.pt`` written, as with ``stop_at``), then stops it
+A Ctrl-C or SIGTERM pauses the run after the current step, or right after the validation or
+the checkpoint write it came in (``last.pt`` written, as with ``stop_at``), then stops it
 (:mod:`sr_domains.train.interrupts`).
 
 Each process draws its own patches (the dataset is indexed deterministically), the LR of every
@@ -18,7 +18,8 @@ step is degraded with a generator seeded by ``(seed, rank, step)``, so a resumed
 with exactly the patches and noise it would have seen. Under ``torchrun`` the generator is
 wrapped in DDP; rank 0 logs, validates and saves.
 
-Moved out of :class:`Trainer` (its methods call them): the optimizer step to
+Moved out of :class:`Trainer` (its methods call them): the loop (:meth:`Trainer.fit`, and
+:class:`TrainResult`) to :mod:`sr_domains.train.trainer_loop`; the optimizer step to
 :mod:`sr_domains.train.trainer_steps`; the resume state (``last.pt``) to
 :mod:`sr_domains.train.trainer_state`.
 """
@@ -27,9 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +36,17 @@ import torch
 from torch import nn
 
 from ..checkpoint import save_checkpoint
-from ..config import dump_yaml
 from ..errors import ConfigError, TrainingDivergedError
 from ..inference import Upscaler, resolve_amp
 from ..io_safety import destination_lock
 from ..models.base import SRModel
 from ..rng import rng_kept, seed_for
-from . import trainer_state, trainer_steps
+from . import trainer_loop, trainer_state, trainer_steps
 from .config import TrainConfig
 from .data import PatchDataset, load_images
 from .dist import DistInfo, barrier, init_distributed, shutdown
 from .ema import EMA
-from .interrupts import StopRequests
 from .run_files import (
-    LOG_FIELDS,
-    CsvLog,
-    atomic_torch_save,
-    atomic_write_text,
     check_resumable,
     check_run_dir,
     clear_run_dir,
@@ -63,22 +55,9 @@ from .run_files import (
     missing_folders,
     remove_empty,
 )
-from .run_parts import Batches, build_generator, lr_lambda
+from .run_parts import build_generator, lr_lambda
 from .scoring import score_images, summarize
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    """What a finished run produced."""
-
-    run_dir: Path
-    weights: Path | None
-    steps: int
-    losses: list[float] = field(default_factory=list)  # logged training loss per log_every
-    validation: dict[str, float] = field(default_factory=dict)  # last validation summary
-    already_finished: bool = False  # resumed a finished run: nothing was run or written
+from .trainer_loop import TrainResult, resume_early
 
 
 class Trainer:
@@ -212,136 +191,12 @@ class Trainer:
         was read, answered (:func:`resume_early`) and loaded already (:func:`train`).
 
         A Ctrl-C or SIGTERM (main thread) pauses after the step it came in (or the
-        validation after it), as ``stop_at`` that step would (every rank at the same step),
-        then stops as the signal would have (:class:`KeyboardInterrupt`; ``sr-domains``:
-        exit status 130 / 143; a program calling ``main()``: :class:`KeyboardInterrupt` /
-        ``SystemExit(143)``); a second one
-        stops at once (:mod:`sr_domains.train.interrupts`)."""
-        c, info = self.config, self.info
-        end = c.steps if stop_at is None else min(stop_at, c.steps)
-        run = c.run_dir
-        last = run / "last.pt"
-        if resume:
-            if not loaded:
-                state = load_resume_state(last, info.device)
-                early = resume_early(c, info, state, stop_at)
-                if early is not None:  # (every rank: the same checkpoint)
-                    return early
-                trainer_state.load_state_dict(self, state, checked=True)
-                del state  # (not held while the run goes on)
-            log.info("resumed %s at step %d", last, self.step)
-        if info.is_main:  # (on resume too: the folder describes the run as it goes on)
-            atomic_write_text(run / "config.yaml", dump_yaml(c))  # (not through a link)
-        logs = valcsv = tb = None
-        at = self.step if resume else None  # (logs keep the rows up to the checkpoint only)
-        if info.is_main:
-            logs = CsvLog(run / "log.csv", [*LOG_FIELDS, "sec"], resume_at=at)
-            valcsv = CsvLog(
-                run / "val.csv",
-                ["step", "psnr", "psnr_bicubic", "psnr_gain_db", "ssim", "ssim_bicubic"],
-                resume_at=at,
-            )
-            if c.tensorboard:
-                from torch.utils.tensorboard import SummaryWriter
-
-                purge = None if at is None else at + 1  # TensorBoard drops later events
-                tb = SummaryWriter(str(run / "tb"), purge_step=purge)
-        batches = Batches(self.dataset, c, info).from_step(self.step)
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=c.steps, initial=self.step, desc=c.name, unit="step")
-        result, first = TrainResult(run, None, self.step), self.step
-        acc: list[dict[str, float]] = []  # the steps since the last log row
-        t0 = time.perf_counter() - (logs.last_number("sec") if logs is not None else 0.0)
-        validation: dict[str, float] = {}
-        stop, signum = StopRequests(info), 0  # Ctrl-C / SIGTERM: pause after the step
-
-        def log_row(steps: list[dict[str, float]]) -> list[dict[str, float]]:
-            return trainer_steps.log_row(self, steps, result.losses, logs, tb, t0)
-
-        with stop.installed():
-            try:
-                while self.step < end:
-                    stats = self.train_step(next(batches))
-                    acc.append(stats)
-                    if not all(np.isfinite(v) for v in stats.values()):
-                        raise self._diverged(stats)
-                    signum = stop.agreed()  # (the same on every rank)
-                    if signum:  # a pause here, as --stop-at this step
-                        end = self.step
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{stats['loss']:.4g}")
-                    if self.step % c.log_every == 0 or self.step in (c.steps, end):  # (a pause)
-                        acc = log_row(acc)
-                    if self.step % c.val.every == 0 or self.step == c.steps:
-                        if info.is_main:
-                            validation = self._validate_and_log(valcsv, tb)
-                        if not signum:  # one that came while it validated: a pause here too
-                            # (every rank samples its flag once rank 0 has validated: one
-                            # sent to another rank meanwhile counts at this step too)
-                            barrier(info)
-                            signum = stop.agreed()
-                            if signum:
-                                end = self.step
-                                if acc:  # (the row a pause at this step writes)
-                                    acc = log_row(acc)
-                    if info.is_main and (self.step % c.checkpoint_every == 0 or self.step == end):
-                        atomic_torch_save(self.state_dict(), last)
-                    barrier(info)
-            finally:
-                if bar is not None:
-                    bar.close()
-                if tb is not None:
-                    tb.close()
-            result.steps = self.step
-            if info.is_main and self.step == c.steps == first:  # resumed at steps, no weights
-                validation = self._validate_finished(valcsv)
-            result.validation = validation
-            if info.is_main and self.step == c.steps:
-                result.weights = self.save_weights(run / "weights.safetensors", validation)
-            barrier(info)
-        signum = signum or stop.signum  # (one that came while the weights were written)
-        if signum:  # after the files are written: stop as the signal would have
-            done = self.step == c.steps
-            stop.exit(
-                signum,
-                self.step,
-                f"the run had finished, {result.weights} written"
-                if done
-                else f"paused, {last} written; continue with --resume (Python: resume=True)",
-            )
-        return result
-
-    def _validate_finished(self, valcsv: CsvLog | None) -> dict[str, float]:
-        """The validation of a run resumed at ``steps`` whose weights are missing (a crash
-        while they were written): no step runs, so the scores for their card are taken now,
-        from the checkpoint's generator (val.csv gets the row unless it has one at ``steps``)."""
-        if self.config.val.data is None:
-            return {}
-        log.info(
-            "%s: validating the finished run's weights at step %d", self.config.run_dir, self.step
-        )
-        has_row = valcsv is not None and valcsv.last.get("step") == str(self.step)
-        return self._validate_and_log(None if has_row else valcsv, None)
-
-    def _validate_and_log(self, valcsv: CsvLog | None, tb: Any) -> dict[str, float]:
-        """Validate (main process), then log the scores to val.csv and TensorBoard."""
-        validation = self.validate()
-        if validation and valcsv is not None:
-            valcsv.write({"step": self.step, **validation})
-            log.info(
-                "step %d: PSNR %.2f dB (bicubic %.2f)",
-                self.step,
-                validation["psnr"],
-                validation["psnr_bicubic"],
-            )
-            if tb is not None:
-                for k, v in validation.items():
-                    tb.add_scalar(f"val/{k}", v, self.step)
-        return validation
+        validation or checkpoint write after it), as ``stop_at`` that step would (every rank
+        at the same step), then stops as the signal would have (:class:`KeyboardInterrupt`;
+        ``sr-domains``: exit status 130 / 143; a program calling ``main()``:
+        :class:`KeyboardInterrupt` / ``SystemExit(143)``); a second one stops at once
+        (:mod:`sr_domains.train.interrupts`). The loop: :mod:`sr_domains.train.trainer_loop`."""
+        return trainer_loop.fit(self, resume, stop_at, loaded=loaded)
 
     def _diverged(self, stats: dict[str, float]) -> TrainingDivergedError:
         """The one-line error of a non-finite loss: the run folder, the step, what to do."""
@@ -361,20 +216,6 @@ class Trainer:
             self.config, model, self.dataset.describe(), self.info, validation, self.world_sizes
         )
         return save_checkpoint(model, path, card, overwrite=True)
-
-
-def resume_early(
-    config: TrainConfig, info: DistInfo, state: dict[str, Any], stop_at: int | None
-) -> TrainResult | None:
-    """The result of a resume from ``state`` that runs nothing (a finished run; a retried
-    ``stop_at`` at its step), told from its step alone; None: the run goes on. A refused one
-    raises (:func:`~sr_domains.train.trainer_state.resume_answer`)."""
-    answer = trainer_state.resume_answer(config, state, stop_at)
-    run, step = config.run_dir, int(state["step"])
-    if answer == "finished":
-        weights = run / "weights.safetensors" if info.is_main else None
-        return TrainResult(run, weights, step, already_finished=True)
-    return TrainResult(run, None, step) if answer == "paused" else None
 
 
 def train(
