@@ -21,6 +21,7 @@ from .errors import (
     OutputExistsError,
     SRDomainsError,
 )
+from .folder_listing import FolderListing
 from .io_safety import errno_cause, weights_sha256
 from .made_with import Requested
 from .options import UpscaleOptions, engine_fields
@@ -120,16 +121,21 @@ def _task_status(task: Task, options: UpscaleOptions, model: Any) -> tuple[str, 
     return (*dicom_output_check(dst, src, task.series_uid, options.scale, requested), "")
 
 
-def run_task(task: Task, options: UpscaleOptions, model: Any = None) -> TaskResult:
+def run_task(
+    task: Task, options: UpscaleOptions, model: Any = None, listing: FolderListing | None = None
+) -> TaskResult:
     """Run one task in this process (the function Dask workers execute) under the engine
     settings of ``options`` (``backend``, ``threads``, ``max_memory``; unset ones: those in
     force here). Bad input, options or outputs give a ``failed`` result; other errors
-    propagate, so Dask retries them."""
+    propagate, so Dask retries them. ``listing``: of a GeoTIFF output's folder, taken once by
+    the batch (:mod:`sr_domains.folder_listing`)."""
     with engine_settings(settings_with(**engine_fields(options))):
-        return _run_task(task, options, model)
+        return _run_task(task, options, model, listing)
 
 
-def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
+def _run_task(
+    task: Task, options: UpscaleOptions, model: Any, listing: FolderListing | None = None
+) -> TaskResult:
     from .adapters import domain_registry
 
     t0 = time.perf_counter()
@@ -173,7 +179,8 @@ def _run_task(task: Task, options: UpscaleOptions, model: Any) -> TaskResult:
             weights=options.weights if model is not None else None,
         )
         adapter = domain_registry().get(task.domain).load()
-        outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net)
+        listed = {"listing": listing} if listing is not None else {}  # (a GeoTIFF's)
+        outputs = adapter.upscale(Path(task.src), Path(task.dst), opts, model=net, **listed)
     except HANDLED as exc:
         sha = carried if Path(task.dst).is_file() else ""
         not_ours = isinstance(exc, (OutputBusyError, OutputExistsError))  # (see TaskResult)

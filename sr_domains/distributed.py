@@ -50,6 +50,7 @@ from .batch_tasks import RunReport, Task, TaskResult, plan_tasks
 from .batch_worker import os_error_line, run_task, task_status, worker_model
 from .engine_config import carry_settings, settings_with
 from .errors import ConfigError, MissingDependencyError, SRDomainsError
+from .folder_listing import FolderListing, listings
 from .options import UpscaleOptions, check_save_model_batch, engine_fields, saved_model_path
 from .output_checks import RUN_MANIFEST, is_run_manifest
 from .run_manifest import append_run_record, check_manifest_slot, write_run_manifest
@@ -260,6 +261,8 @@ def upscale_many(
     dask_log = logging.getLogger("distributed")
     clean_litter(tasks)  # what a killed or twice-interrupted run left beside any output
     before = stamps(tasks)  # what is at each output now (a stopped run: see record_stopped)
+    # each GeoTIFF output folder listed once for the run (the GDAL sidecar rules read it)
+    listed = listings(t.dst for t in tasks if t.domain == "geotiff")
     try:
         with (
             _level_restored(dask_log, dask_log.level),
@@ -267,14 +270,13 @@ def upscale_many(
         ):
             if c is None:
                 for t in tasks:
-                    results.append(run_task(t, options, model))
+                    results.append(run_task(t, options, model, listed.get(t.dst)))
                     append_run_record(out_dir, results[-1])  # kept if the run stops here
                     if bar is not None:
                         bar.update(1)
             else:
-                results = _run_on(
-                    c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers, before
-                )
+                run = (c, tasks, options, model, retries, bar, out_dir, in_flight, own_workers)
+                results = _run_on(*run, before, listed)
     except BaseException:  # Ctrl-C, SIGTERM, or an error of the run itself
         # the cluster is closed by now (an embedded one: its workers are gone, and nothing of
         # the run writes any more): its litter removed, the outputs its tasks in flight wrote
@@ -313,11 +315,13 @@ def _run_on(
     in_flight: set[Task],
     own_workers: bool = False,
     before: dict[Task, Stamp] | None = None,
+    listed: dict[str, FolderListing] | None = None,
 ) -> list[TaskResult]:
     """Run ``tasks`` on the client's cluster; ``in_flight`` holds those not yet back. A run
     stopped here (Ctrl-C, SIGTERM) cancels what is left (``own_workers``: those of an embedded
     cluster, told to log only errors while they go). A task whose retries ran out fails with
-    one line; its output's record stands when the output is as it was (``before``)."""
+    one line; its output's record stands when the output is as it was (``before``). Each task
+    carries the part of its output folder's listing (``listed``) near its output."""
     dist = _distributed()
     if c.dashboard_link and getattr(c, "cluster", None) is None:  # a scheduler's (the embedded
         log.info("Dask dashboard: %s", c.dashboard_link)  # cluster's has no dashboard)
@@ -325,9 +329,10 @@ def _run_on(
     # content hash may still be being released, and a task needing it is then cancelled
     shipped = c.scatter(model, broadcast=True, hash=False) if model is not None else None
     remote = _absolute_options(options)
+    near = {t: f.near(t.dst) for t in tasks if (f := (listed or {}).get(t.dst))}  # (small)
+    how: dict[str, Any] = {"retries": retries, "pure": False}
     futures = {
-        c.submit(run_task, _absolute_task(t), remote, shipped, retries=retries, pure=False): t
-        for t in tasks
+        c.submit(run_task, _absolute_task(t), remote, shipped, near.get(t), **how): t for t in tasks
     }
     in_flight.update(tasks)
     by_task: dict[Task, TaskResult] = {}

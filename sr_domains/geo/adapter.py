@@ -21,6 +21,7 @@ from .names import (
 )
 
 if TYPE_CHECKING:  # no torch import just to sniff a file
+    from ..folder_listing import FolderListing
     from ..models.base import SRModel
 
 _GLOB = "*?["
@@ -211,10 +212,15 @@ def _info_dict(path: Path) -> dict[str, Any]:
 
 
 def upscale(
-    src: Path, dst: Path, options: UpscaleOptions, model: SRModel | None = None
+    src: Path,
+    dst: Path,
+    options: UpscaleOptions,
+    model: SRModel | None = None,
+    listing: FolderListing | None = None,
 ) -> list[Path]:
     """Run ``sr-domains upscale`` for a GeoTIFF, folder or glob; returns the written files.
-    ``model``: an already built model to use instead of ``options.model``."""
+    ``model``: an already built model to use instead of ``options.model``; ``listing``: of a
+    file output's folder, a batch's (:func:`~sr_domains.geo.upscale.write_geotiff`)."""
     check_supported(options, "GeoTIFF", {"bands", "nodata", "cog", "dtype", "creation_options"})
     require("rasterio", "geo", "GeoTIFF upscaling")
     from .batch import write_many
@@ -225,4 +231,4 @@ def upscale(
         return write_many(src, dst, options, model=model)
     if dst.is_dir():
         dst = dst / geotiff_output_name(src, options.suffix)
-    return [write_geotiff(src, dst, options, model=model)]
+    return [write_geotiff(src, dst, options, model=model, listing=listing)]

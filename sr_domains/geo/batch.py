@@ -52,7 +52,7 @@ from .gdal_paths import open_dataset, raster_inputs
 from .names import BATCH_SUFFIXES, geotiff_output_name
 from .output_spec import TAG_PREFIX
 from .resume import batch_check
-from .sidecars import orphan_problem, orphan_sidecars
+from .sidecars import FolderListing, orphan_problem, orphan_sidecars
 from .upscale import geotiff_options, write_geotiff
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ def write_many(
     refused: list[tuple[Path, str]] = []
     unsafe: dict[str, list[str]] = {}
     orphaned: list[tuple[Path, list[Path]]] = []  # sidecars without their output
+    listed = FolderListing.of(out_dir)  # (once: every output's GDAL sidecar rules read it)
     for f in files:
         dst = out_dir / geotiff_output_name(f, suffix)
         never = _never_replaced(dst)
@@ -181,7 +182,7 @@ def write_many(
         if status in ("foreign", "other"):
             refused.append((dst, why))
         if status == "missing" and not overwrite:  # (as write_geotiff refuses it)
-            orphans = orphan_sidecars(dst, _inputs(f))
+            orphans = orphan_sidecars(dst, _inputs(f), listing=listed)
             if orphans:
                 orphaned.append((dst, orphans))
         if status == "damaged":
@@ -224,7 +225,8 @@ def write_many(
         carried = recorded_sha(f, dst) if redo else ""  # kept if the repair fails
         try:
             again = replace(options, overwrite=overwrite or redo)
-            written.append(write_geotiff(f, dst, again, model=model, profile=profile))
+            out = write_geotiff(f, dst, again, model=model, profile=profile, listing=listed)
+            written.append(out)
         except INPUT_ERRORS as exc:  # this file's problem: the others still run (as on Dask)
             why = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
             log.info("failed: %s", why)  # (all of them: in the report and the error at the end)

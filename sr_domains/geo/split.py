@@ -45,7 +45,7 @@ from .gdal_paths import gdal_path, raster_inputs
 from .job import GeotiffJob, gdal_env, prepare_job, values_tag, write_pixels
 from .output_spec import TAG_PREFIX, check_creation, check_output_name
 from .reader import RasterSource
-from .sidecars import cog_sidecars, plan_sidecars, sidecar_swap
+from .sidecars import FolderListing, cog_sidecars, plan_sidecars, sidecar_swap
 from .split_dask import run_bands
 from .writer import create, write_error
 
@@ -321,7 +321,8 @@ def upscale_geotiff_split(
     settings = settings_with(**engine_fields(o))
     with engine_settings(settings), gdal_env(), RasterSource(src, o.bands, o.nodata) as rs:
         writes = cog_sidecars(dst, rs.ds) if o.cog else []
-        plan_sidecars(dst, inputs, writes=writes, warn=True, overwrite=o.overwrite)
+        listing = FolderListing.of(dst.parent)  # (once: the plan and the swap read it)
+        plan_sidecars(dst, inputs, writes=writes, warn=True, overwrite=o.overwrite, listing=listing)
         check_creation(rs, o.scale, o.dtype, o.creation_options, cog=o.cog)  # (before the model)
         job = prepare_job(rs, o, model=model)
         n = parts or max(1, len(client.scheduler_info().get("workers", {})))
@@ -331,7 +332,7 @@ def upscale_geotiff_split(
             log.info("%s: tile %d (not %d) for row bands", src.name, tile, job.up.tiling.tile)
             _with_tile(job, tile)
         with (
-            sidecar_swap(dst, inputs, o.overwrite) as sidecars,
+            sidecar_swap(dst, inputs, o.overwrite, listing) as sidecars,
             atomic_output(dst, inputs, overwrite=o.overwrite) as tmp,
         ):
             # absolute: the workers of an existing cluster run in their own working directory

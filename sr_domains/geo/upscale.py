@@ -46,7 +46,7 @@ from .output_spec import (
 )
 from .reader import RasterSource
 from .resume import is_complete, output_check, output_status
-from .sidecars import cog_sidecars, plan_sidecars, sidecar_swap
+from .sidecars import FolderListing, cog_sidecars, plan_sidecars, sidecar_swap
 from .writer import create, write_error
 
 log = logging.getLogger(__name__)
@@ -205,9 +205,12 @@ def write_geotiff(
     *,
     model: SRModel | None = None,
     profile: IntensityProfile | None = None,
+    listing: FolderListing | None = None,
 ) -> Path:
     """:func:`upscale_geotiff` with its options as one object (``model``, ``profile``: a
-    built model and a fitted profile used instead of ``options.model``/``options.profile``)."""
+    built model and a fitted profile used instead of ``options.model``/``options.profile``;
+    ``listing``: of ``dst``'s folder, taken once by a batch, else here once, for its GDAL
+    sidecars, :mod:`sr_domains.geo.sidecars`)."""
     src, dst = Path(src), Path(dst)
     cog, overwrite = options.cog, options.overwrite
     check_output_name(dst, src)
@@ -217,11 +220,12 @@ def write_geotiff(
         # (refused before any work: a sidecar of the output that an input's sidecar occupies,
         # or one there without the output: GDAL would read it as the new one's)
         writes = cog_sidecars(dst, rs.ds) if cog else []
-        plan_sidecars(dst, inputs, writes=writes, warn=True, overwrite=overwrite)
+        listing = listing or FolderListing.of(dst.parent)
+        plan_sidecars(dst, inputs, writes=writes, warn=True, overwrite=overwrite, listing=listing)
         check_creation(rs, options.scale, options.dtype, options.creation_options, cog=cog)
         job = prepare_job(rs, options, model=model, profile=profile)
         with (
-            sidecar_swap(dst, inputs, overwrite) as sidecars,
+            sidecar_swap(dst, inputs, overwrite, listing) as sidecars,
             atomic_output(dst, inputs, overwrite=overwrite) as tmp,
         ):
             stage = temp_name(dst, ".tif") if cog else tmp

@@ -1,0 +1,164 @@
+"""GDAL sidecars of batch outputs: each output folder listed once per batch (it was listed
+again for every output with --overwrite), and the other spellings GDAL reads as an output's
+mask, overviews and IMD (``k.tif.Msk``, ``K.TIF.ovr``, ``k.Imd`` for ``k.tif``: it compares
+the names of a file's siblings case-insensitively) refused, or set aside with --overwrite, as
+``k.tif.msk`` is; ``K.TIF.aux.xml`` (a PAM GDAL reads only so spelled) is left alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+from sr_domains.distributed import upscale_many as tasks_many  # noqa: E402
+from sr_domains.errors import UnsafeOutputError  # noqa: E402
+from sr_domains.folder_listing import FolderListing  # noqa: E402
+from sr_domains.geo import upscale_geotiff, upscale_many  # noqa: E402
+from sr_domains.options import UpscaleOptions  # noqa: E402
+from sr_domains.testing import tiny_model  # noqa: E402
+from sr_domains.testing.geo import make_geotiff  # noqa: E402
+
+DEAD_PID = 4_194_304 + 4321  # (above Linux's largest pid_max: no such process)
+IMD = 'version = "AA";\nBEGIN_GROUP = IMAGE_1\n\tsatId = "OLD";\nEND_GROUP = IMAGE_1\nEND;\n'
+PAM = '<PAMDataset><PAMRasterBand band="1"><Description>STALE</Description></PAMRasterBand>'
+
+
+def _listings(monkeypatch, folder: Path) -> list[str]:
+    """``os.listdir`` / ``os.scandir`` wrapped with a counter (an instrument): the listings of
+    ``folder`` the sidecar rules take."""
+    calls: list[str] = []
+    target = os.path.realpath(folder)
+    for name in ("listdir", "scandir"):
+        real = getattr(os, name)
+
+        def counted(path=".", _real=real, _name=name):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if (
+                caller.startswith(("sr_domains.geo.sidecar", "sr_domains.folder_listing"))
+                and isinstance(path, (str, os.PathLike))
+                and os.path.realpath(path) == target
+            ):
+                calls.append(f"{_name} ({caller})")
+            return _real(path)
+
+        monkeypatch.setattr(os, name, counted)
+    return calls
+
+
+def _inputs(tmp_path: Path, n: int = 3) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(n):
+        make_geotiff(folder / f"s{i}.tif", width=24, height=16, seed=i)
+    return folder
+
+
+def test_a_batch_lists_its_output_folder_once(tmp_path, monkeypatch):
+    """Sequential, new outputs and outputs replaced (--overwrite): one listing per batch."""
+    folder, out = _inputs(tmp_path), tmp_path / "o"
+    calls = _listings(monkeypatch, out)
+    upscale_many(folder, out, model=tiny_model(1, 2), overwrite=True)
+    assert len(calls) == 1, calls
+    calls.clear()
+    upscale_many(folder, out, model=tiny_model(1, 2), overwrite=True)
+    assert len(calls) == 1, calls
+
+
+def test_the_task_runner_lists_each_output_folder_once(tmp_path, monkeypatch):
+    folder, out = _inputs(tmp_path), tmp_path / "o"
+    calls = _listings(monkeypatch, out)
+    options = UpscaleOptions(overwrite=True)
+    for _ in range(2):
+        calls.clear()
+        assert not tasks_many(folder, out, model=tiny_model(1, 2), options=options).failed
+        assert len(calls) == 1, calls
+
+
+def _mask(path: Path) -> None:
+    """An all-invalid external mask at ``path`` (as GDAL writes one)."""
+    tmp = path.with_name("made-mask.tif")
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False),
+        rasterio.open(tmp, "w", "GTiff", 24, 16, 1, dtype="uint8") as ds,
+    ):
+        ds.write(np.ones((1, 16, 24), "uint8"))
+        ds.write_mask(np.zeros((16, 24), "uint8"))
+    os.replace(f"{tmp}.msk", path)
+    tmp.unlink()
+
+
+def _overviews(path: Path) -> None:
+    with rasterio.open(path, "w", "GTiff", 24, 16, 1, dtype="float32") as ds:
+        ds.write(np.full((1, 16, 24), 7, "float32"))
+
+
+def _spelled_orphans(dst: Path) -> list[Path]:
+    """A mask ``k.tif.Msk``, overviews ``K.TIF.ovr`` and an IMD ``k.Imd`` without ``k.tif``."""
+    dst.parent.mkdir(parents=True)
+    mask, ovr, imd = (dst.with_name(n) for n in ("k.tif.Msk", "K.TIF.ovr", "k.Imd"))
+    _mask(mask)
+    _overviews(ovr)
+    imd.write_text(IMD)
+    return [mask, ovr, imd]
+
+
+def _clean(dst: Path) -> None:
+    with rasterio.open(dst) as ds:
+        assert ds.read_masks(1).all() and ds.overviews(1) == [] and not ds.tags(ns="IMD")
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_other_spellings_gdal_reads_are_refused_or_set_aside(tmp_path):
+    """GDAL read them as the new output's mask, overviews and IMD (exit 0); the PAM
+    ``K.TIF.aux.xml`` it never reads for ``k.tif`` stays, as does a ``.Ovr`` a killed run
+    left set aside until it is put back (then it goes too)."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=16)
+    dst = tmp_path / "out" / "k.tif"
+    orphans = _spelled_orphans(dst)
+    pam = dst.with_name("K.TIF.aux.xml")
+    pam.write_text(PAM)
+    with pytest.raises(UnsafeOutputError) as err:
+        upscale_geotiff(src, dst, model=tiny_model(1, 2))
+    assert (
+        "k.tif.Msk (mask), K.TIF.ovr (overviews), k.Imd (IMD metadata) are there without "
+        "their output" in str(err.value)
+    )
+    assert not dst.exists() and all(p.exists() for p in orphans)
+    aside = dst.with_name(f".k.tif.Ovr.sr-aside-{DEAD_PID}-beef")
+    _overviews(aside)
+    upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    assert sorted(os.listdir(dst.parent)) == ["K.TIF.aux.xml", "k.tif"]
+    _clean(dst)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_spelling_of_another_files_sidecar_is_left_alone(tmp_path, caplog):
+    """``K.TIF.msk`` beside a file ``K.TIF`` (a case-sensitive file system) is that file's
+    mask: never deleted, and named in a warning (GDAL reads it for ``k.tif`` too)."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=16)
+    dst = tmp_path / "out" / "k.tif"
+    dst.parent.mkdir()
+    other = make_geotiff(dst.with_name("K.TIF"), width=24, height=16)
+    mask = dst.with_name("K.TIF.msk")
+    _mask(mask)
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):
+        upscale_geotiff(src, dst, model=tiny_model(1, 2), overwrite=True)
+    assert mask.exists() and other.exists() and dst.exists()
+    assert f"{mask} exists and is left alone" in caplog.text
+
+
+def test_a_task_carries_the_names_near_its_output(tmp_path):
+    """What a Dask task gets of its folder's listing: its sidecars in every spelling and
+    set-aside files, not the other outputs'."""
+    names = ["k.tif", "k.tif.Msk", "K.TIF.ovr", "k.Imd", ".k.tif.Ovr.sr-aside-1-beef", "s0.tif"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    near = FolderListing.of(tmp_path).near(tmp_path / "k.tif")
+    assert near.names == frozenset(names[:-1])
+    assert near.spellings("k.tif.ovr") == ("K.TIF.ovr",)
