@@ -32,6 +32,7 @@ from .common import (
     volume_made,
     weights_for_volume,
 )
+from .dicom_grid import slice_grid
 from .dicom_read import load_dicom_series
 from .dicom_series import DicomSeries
 from .dicom_write import write_series_files
@@ -161,7 +162,8 @@ def run_dicom_series(
     out = upscale_volume(
         volume, up, profile=prof, axes=(1, 2), through_plane=through_plane, rules=rules
     )
-    affine = upscaled_affine(series.affine, (1, 2), scale, through_plane)
+    base = slice_grid(series).affine if through_plane else series.affine  # (dicom_grid)
+    affine = upscaled_affine(base, (1, 2), scale, through_plane)
     prov = provenance(up, prof, scale_factors((1, 2), scale, through_plane), "")
     what = "rows, columns and slices" if through_plane else "rows and columns"
     derivation = (

@@ -105,6 +105,32 @@ def _regrid(
         remap_real_world(item, (src.slope, src.intercept), pairs[k], written, src.label, src.ds)
 
 
+def _unknown(value: Any) -> bool:
+    """An empty value or 0 (DICOM's "unknown" in a Type 2 tag)."""
+    try:
+        return value in (None, "") or float(value) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _top_level_measures(ds: Any, groups: tuple[Any, ...], geo: dict[str, Any]) -> None:
+    """A top-level ``SliceThickness`` / ``SpacingBetweenSlices`` of the source (beside its
+    functional groups) says what the groups now say: the new value where the source had one,
+    removed where it was an empty or 0 one and a ``PixelMeasuresSequence`` holds the value (a
+    stale ``SliceThickness 0`` beside the new thickness of an isotropic output)."""
+    in_groups = any(_own(g, "PixelMeasuresSequence") is not None for g in groups)
+    updates = []
+    if geo.get("slice_thickness") is not None and "SliceThickness" in ds:
+        updates.append(("SliceThickness", geo["slice_thickness"]))
+    if "SpacingBetweenSlices" in ds and stale_spacing(ds, geo["slice_spacing"], geo["factor"]):
+        updates.append(("SpacingBetweenSlices", geo["slice_spacing"]))
+    for key, new in updates:
+        if in_groups and _unknown(ds[key].value):
+            delattr(ds, key)
+        else:
+            setattr(ds, key, ds_number(new))
+
+
 def write_enhanced(
     series: DicomSeries, stored: np.ndarray, info: dict[str, Any], geo: dict[str, Any]
 ) -> Any:
@@ -163,6 +189,7 @@ def write_enhanced(
         for seq in _FRAME_TYPE_SEQS:
             if (m := _own(grp, seq)) is not None and "FrameType" in m:
                 m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]
+    _top_level_measures(ds, (shared, *frames), geo)
     refs = {s.ds.SOPInstanceUID: s.ds for s in series.slices}
     ds.SourceImageSequence = Sequence([source_ref(d) for d in refs.values()])
     ds.PixelData = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes()

@@ -6,7 +6,9 @@ Per output image (see ``docs/medical.md`` for the full list):
 * geometry from the upscaled affine (voxel-centre rule): PixelSpacing / s, Rows/Columns x s,
   ImagePositionPatient moved by ``(1/s - 1)/2`` pixel along the row and column directions
   (:func:`sr_domains.image.scale_dicom_plane`), InstanceNumber 1..N in spatial order,
-  SliceLocation carried over (refitted when the slice axis is upscaled).
+  SliceLocation carried over (refitted when the slice axis is upscaled). Through-plane and
+  isotropic callers pass an affine on :func:`.dicom_grid.slice_grid` (the line fitted to the
+  source positions, at the stated SpacingBetweenSlices where it agrees with them).
 * ImageType ``DERIVED\\SECONDARY\\...`` (enhanced: value 1 and FrameType value 1 DERIVED),
   DerivationDescription with provenance, SeriesDescription suffix ``SR xS``, SourceImageSequence
   referencing the source images, ContributingEquipmentSequence entry.
@@ -49,7 +51,8 @@ from .dicom_derive import (
     stale_spacing,
 )
 from .dicom_enhanced import write_enhanced
-from .dicom_series import DicomSeries, fg_attr
+from .dicom_grid import slice_grid
+from .dicom_series import DicomSeries
 from .dicom_stored import output_dtype, padding_value, slice_pair, stored_slices
 from .dicom_values import bits_range, kept_bits_stored, remap_real_world, retag_padding
 from .geometry import slice_normal
@@ -71,22 +74,24 @@ def _slice_locations(series: DicomSeries, proj: np.ndarray, factor: float) -> li
 
 def output_spacing(series: DicomSeries, affine: np.ndarray, factor: float) -> float:
     """The output's spacing between planes along the normal (under gantry tilt shorter than
-    the position step), from ``affine``; when that is the source's divided by the slice-count
-    ``factor`` (through-plane SR) and the source states a SpacingBetweenSlices that agrees
-    with its positions (to 1e-4 mm, as :func:`.dicom_derive.stale_spacing`), that value
-    divided by ``factor``: positions written with few decimals do not show (a stated 3.0 mm
-    at x2 is 1.5 mm, not 1.49999992343076)."""
+    the position step), from ``affine``; when ``affine`` is the source's slice axis (its
+    :attr:`~.dicom_series.DicomSeries.affine` or its fitted grid,
+    :func:`.dicom_grid.slice_grid`) divided by the slice-count ``factor`` and the source states
+    a SpacingBetweenSlices that agrees with its positions (to 1e-4 mm, or within what their
+    rounding allows: :func:`.dicom_grid.stated_spacing`), that value divided by ``factor``:
+    positions written with few decimals do not show (a stated 3.0 mm at x2 is 1.5 mm, not
+    1.49999992343076; a stated 1.25 mm whose positions were written to 0.1 mm is 1.25 mm
+    in-plane, not the 1.2429 mm between the end slices)."""
     out = float(abs(affine[:3, 0] @ slice_normal(series.iop)))
-    src = series.slice_spacing
-    if factor == 1 or not src or abs(out * factor / src - 1) > 1e-9:
+    if not series.has_geometry:
         return out
-    item = series.slices[0].frame_item
-    stated = fg_attr(series.first, item, "PixelMeasuresSequence", "SpacingBetweenSlices")
-    try:
-        value = float(stated if stated is not None else series.first.SpacingBetweenSlices)
-    except (AttributeError, TypeError, ValueError):
+    grid = slice_grid(series)
+    if grid.stated is None:
         return out
-    return value / factor if abs(value - src) <= 1e-4 * max(1.0, src) else out
+    for src in (series.slice_spacing, grid.spacing):
+        if src and abs(out * factor / src - 1) <= 1e-9:
+            return grid.stated / factor
+    return out
 
 
 def write_derived_series(
@@ -100,6 +105,7 @@ def write_derived_series(
     plane_factors: tuple[float, float] | None = None,
     slice_thickness: float | None = None,
     label: str | None = None,
+    slice_factor: float | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
     """Write ``volume`` (``(slice, row, column)``, modality units) with its LPS ``affine`` as a
@@ -107,9 +113,13 @@ def write_derived_series(
 
     ``scale`` divides the pixel spacing (rows and columns) unless ``plane_factors`` gives one
     factor per in-plane axis (1 = unchanged; real factors allowed). The slice count may change
-    by any factor: positions come from ``affine``. ``slice_thickness`` (mm) replaces
-    SliceThickness (e.g. the resolution of an isotropic reconstruction); ``label`` is the
-    SeriesDescription suffix (default ``SR x<scale>``).
+    by any factor: positions come from ``affine`` (for new slices best built on
+    :func:`.dicom_grid.slice_grid`, not ``series.affine``: positions written rounded).
+    ``slice_thickness`` (mm) replaces SliceThickness (e.g. the resolution of an isotropic
+    reconstruction); ``label`` is the SeriesDescription suffix (default ``SR x<scale>``);
+    ``slice_factor`` the planned factor along the slices (an isotropic plan's, whose slice
+    count is rounded: x2.5 of 5 slices gives 13; default the slice-count ratio), which the
+    SeriesNumber counts.
 
     The rules of the CLI's DICOM output (:mod:`sr_domains.io_safety`): ``folder`` may be
     missing or empty; a folder that is, holds or lies inside the source series is refused
@@ -138,6 +148,7 @@ def write_derived_series(
             plane_factors=plane_factors,
             slice_thickness=slice_thickness,
             label=label,
+            slice_factor=slice_factor,
         )
     log.info("wrote %s (%d file(s))", dst, len(files))
     return [dst / f.name for f in files]
@@ -154,6 +165,7 @@ def write_series_files(
     plane_factors: tuple[float, float] | None = None,
     slice_thickness: float | None = None,
     label: str | None = None,
+    slice_factor: float | None = None,
 ) -> list[Path]:
     """:func:`write_derived_series`'s files, written straight into ``folder``, an empty folder
     the caller made (the temporary folder of :func:`~sr_domains.io_safety.atomic_output`): no
@@ -164,14 +176,15 @@ def write_series_files(
     pad = padding_value(volume, series, dtype)
     stored, pairs, _ = stored_slices(volume, series, factor, pad, dtype)
     pf = (float(scale), float(scale)) if plane_factors is None else plane_factors
+    planned = factor if slice_factor is None else float(slice_factor)
     info = {
         "series_uid": pydicom.uid.generate_uid(),
         "now": now_stamp(),
         "label": label if label is not None else f"SR x{scale}",
         "derivation": derivation,
         "kind": derived_kind(factor, plane_factors),  # picks the SeriesNumber offset
-        # ... with the scale (isotropic: its largest factor), so x2 and x4 outputs differ
-        "scale": float(scale) if plane_factors is None else max(factor, *plane_factors),
+        # ... with the scale (isotropic: its largest planned factor), so x2 and x4 outputs differ
+        "scale": float(scale) if plane_factors is None else max(planned, *plane_factors),
         "signed": stored.dtype.kind == "i",
         "bits": stored.dtype.itemsize * 8,
         "bits_stored": kept_bits_stored(stored, [s.ds for s in series.slices]),
@@ -188,7 +201,7 @@ def write_series_files(
         "spacing": spacing,
         "positions": positions,
         "factor": factor,
-        "slice_spacing": output_spacing(series, affine, factor),
+        "slice_spacing": output_spacing(series, affine, planned),
         "slice_thickness": slice_thickness,
         "pairs": pairs,  # each frame's (slope, intercept)
         "locations": _slice_locations(series, proj, factor) if series.has_geometry else None,

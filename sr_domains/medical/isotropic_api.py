@@ -287,6 +287,7 @@ def isotropic_dicom(
     target spacing, SliceLocation refitted, new UIDs); options as in
     :func:`isotropic_nifti`."""
     from .api import series_rules
+    from .dicom_grid import slice_grid
     from .dicom_read import load_dicom_series
     from .dicom_write import write_series_files
 
@@ -305,7 +306,8 @@ def isotropic_dicom(
             f"isotropic SR needs >= 3 slices with positions, got {series.n_slices} "
             + ("" if series.has_geometry else "without ImagePositionPatient"),
         )
-    spacing = (series.slice_spacing, *(float(v) for v in series.pixel_spacing))
+    grid = slice_grid(series)  # (positions written rounded: the fitted line, not the ends)
+    spacing = (grid.spacing, *(float(v) for v in series.pixel_spacing))
     try:
         plan = plan_isotropic(
             series.shape, spacing, slice_axis=0, target_spacing=iso.target_spacing
@@ -351,7 +353,7 @@ def isotropic_dicom(
         MADE_KEY: prov[MADE_KEY],
         SOURCE_STAMP_KEY: stamp,
     }
-    affine = plan.affine(series.affine)
+    affine = plan.affine(grid.affine)
     with atomic_output(dst, [src], kind="dir", overwrite=overwrite, manifest=manifest) as tmp:
         files = write_series_files(
             series,
@@ -363,6 +365,7 @@ def isotropic_dicom(
             plane_factors=(plan.factors[1], plan.factors[2]),
             slice_thickness=plan.target,
             label=f"ISO {plan.target:.3g}mm",
+            slice_factor=plan.slice_factor,
         )
     if internal.save_model is not None:
         job.save_model(internal.save_model, overwrite, series.series_uid)
