@@ -163,8 +163,12 @@ def _check_model_path(
 
 def check_spacing_known(source: Any) -> None:
     """Refuse a NIfTI header whose voxel size is unknown: no qform/sform and no spatial unit
-    (nibabel then invents an affine from ``pixdim``, replacing zeros by 1), or a unit other
-    than millimetres."""
+    (nibabel then invents an affine from ``pixdim``), a ``pixdim`` of 0 that no sform states
+    (nibabel reads it as 1 mm: the rule of ``upscale_nifti`` and the MONAI transforms,
+    :func:`~sr_domains.medical.nifti.unstated_spacing_axes`), or a unit other than
+    millimetres. No option states the input's spacing (``target_spacing`` is the output's)."""
+    from .nifti import unstated_spacing_axes
+
     hdr = source.header
     _, qcode = hdr.get_qform(coded=True)
     _, scode = hdr.get_sform(coded=True)
@@ -177,6 +181,15 @@ def check_spacing_known(source: Any) -> None:
         )
     if unit not in ("mm", "unknown", ""):
         raise InputFileError(source.path, f"spatial unit {unit!r}: only mm headers are supported")
+    unknown = sorted(unstated_spacing_axes(source.path, hdr))
+    if unknown:
+        which = ", ".join(f"axis {a} (pixdim[{a + 1}] = 0)" for a in unknown)
+        raise InputFileError(
+            source.path,
+            f"unknown voxel spacing on {which}, read by nibabel as 1 mm, and no sform states "
+            "it: isotropic SR cannot plan a grid; state it in the header (pixdim, or an sform "
+            "with code > 0)",
+        )
 
 
 def isotropic_nifti(

@@ -172,6 +172,15 @@ def unknown_spacing_axes(path: str | os.PathLike[str], header: Any, zooms: Any =
     return {a for a in range(min(3, len(zooms))) if float(raw["pixdim"][a + 1]) == 0.0}
 
 
+def unstated_spacing_axes(path: str | os.PathLike[str], header: Any) -> set[int]:
+    """Spatial axes whose spacing the NIfTI file at ``path`` leaves unknown: a raw ``pixdim``
+    of 0 (nibabel reads it as 1) and no sform (code > 0) stating the spacing. A qform takes
+    its scale from ``pixdim``, so it states nothing there. The one rule of the NIfTI path,
+    ``--isotropic`` and the MONAI transforms."""
+    _, scode = header.get_sform(coded=True)
+    return set() if int(scode or 0) > 0 else unknown_spacing_axes(path, header)
+
+
 def nifti_default_axes(
     path: str | os.PathLike[str], header: Any, affine: Any, shape3: tuple[int, ...]
 ) -> tuple[int, int]:
@@ -180,8 +189,7 @@ def nifti_default_axes(
     array order (size-1 axes avoided), as for a file with no spacing information at all
     (nibabel's invented spacing of 1 for the unknown axes is not compared with the known)."""
     sp = voxel_sizes(np.asarray(affine, np.float64))
-    _, scode = header.get_sform(coded=True)
-    if int(scode or 0) == 0 and unknown_spacing_axes(path, header):
+    if unstated_spacing_axes(path, header):
         sp = np.ones(3)
     return default_axes(sp, shape3)
 
@@ -320,6 +328,7 @@ __all__ = [
     "planes_of",
     "read_nifti",
     "unknown_spacing_axes",
+    "unstated_spacing_axes",
     "updated_header",
     "write_nifti",
 ]

@@ -25,7 +25,7 @@ Decided here, in this order:
   map); ``LoadImage`` fills ``original_pixdim`` from nibabel's checked header (1, not 0).
 * else, only when the current affine has a spacing of 1 (where nibabel's 1 may hide a 0): the
   raw header of the NIfTI file ``filename_or_obj`` is read again, as the NIfTI path does
-  (:func:`~sr_domains.medical.nifti.unknown_spacing_axes`). A file that cannot be read again
+  (:func:`~sr_domains.medical.nifti.unstated_spacing_axes`). A file that cannot be read again
   (moved, deleted), or whose header no longer matches the image's meta (another file at that
   name), leaves the affine to decide, with a WARNING naming the file: once per file and
   reason in a process (a transform runs once per sample and epoch), a debug line after. A
@@ -138,11 +138,10 @@ def _read_header(path: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     each file once, and a file rewritten since is read again."""
     import nibabel as nib
 
-    from ..medical.nifti import unknown_spacing_axes
+    from ..medical.nifti import unstated_spacing_axes
 
     hdr: Any = nib.load(path).header  # (a NIfTI-1 or -2 header)
-    _, scode = hdr.get_sform(coded=True)
-    return hdr, int(scode or 0) == 0 and bool(unknown_spacing_axes(path, hdr))
+    return hdr, bool(unstated_spacing_axes(path, hdr))
 
 
 #: The (file, reason) pairs already warned of in this process (a transform runs once per
