@@ -261,6 +261,10 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
             check_through_plane(src, tuple(source.image.shape))
         for _ in source.planes():  # voxel data cut short (a gzip stream: to its checksum)
             pass
+        if options.isotropic is not None:
+            from .medical.isotropic_api import check_spacing_known
+
+            check_spacing_known(source)  # an unknown voxel spacing, as the run refuses it
         if options.isotropic is not None and thickness_used(options.isotropic):
             from .medical.isotropic_io import thickness_from_sidecar
 

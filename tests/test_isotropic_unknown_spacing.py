@@ -126,3 +126,24 @@ def test_made_with_builders_and_shared_sample_still_accepted(tmp_path, shared_da
     (out,) = make_isotropic(make_nifti(tmp_path / "q.nii.gz", shape=SHAPE, sform_code=0),
                             tmp_path / "iso.nii.gz", steps=1)  # fmt: skip
     assert nib.load(out).shape[2] > SHAPE[2]
+
+
+@pytest.mark.parametrize("case", ["pixdim0", "no_header_spacing"])
+def test_dry_run_refuses_an_unknown_spacing_as_the_run_does(tmp_path, capsys, case):
+    """`--dry-run --isotropic` said the file would be written where the run then refused its
+    unknown spacing (a pixdim of 0 that no sform states; no qform/sform and no unit)."""
+    if case == "pixdim0":
+        src = _raw(tmp_path / "a.nii.gz", (0.5, 0.5, 0.0), qcode=1)
+        why = "axis 2 (pixdim[3] = 0)"
+    else:
+        src = _raw(tmp_path / "a.nii.gz", (0.5, 0.5, 2.0), unit="unknown")
+        why = "no qform/sform and no spatial unit"
+    out = tmp_path / "o.nii.gz"
+    args = ["upscale", str(src), str(out), "--isotropic", "--dry-run"]
+    assert main(args) != 0
+    got = capsys.readouterr()
+    assert why in got.out + got.err and "a.nii.gz" in got.out + got.err
+    assert not out.exists()
+    ok = _raw(tmp_path / "b.nii.gz", (0.5, 0.5, 2.0), qcode=1)  # a stated spacing: planned
+    assert main(["upscale", str(ok), str(out), "--isotropic", "--dry-run"]) == 0
+    assert not out.exists()
