@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import ConfigError
+from .value_ops import safe_cast
 
 
 @dataclass(frozen=True)
@@ -279,18 +280,12 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype | type | str) -> np.ndarra
     """Round (integers) and clip to the range of ``dtype``, then cast. NaN becomes 0 for ints."""
     dt = np.dtype(dtype)
     if dt.kind in "ui":
-        info = np.iinfo(dt)
         v = np.asarray(values)
         # Up to 16-bit targets, float32 rounding and clipping give the same integers as float64
         # (float32 holds every integer below 2**24 exactly) in half the memory traffic.
         small = v.dtype.itemsize <= (4 if v.dtype.kind == "f" else 2)
         work = np.float32 if dt.itemsize <= 2 and small else np.float64
-        out = np.rint(v.astype(work, copy=False))
-        np.clip(out, info.min, info.max, out=out)  # (inf becomes the bound, NaN stays)
-        nan = np.isnan(out)
-        if nan.any():
-            out[nan] = 0.0
-        return out.astype(dt)
+        return safe_cast(v.astype(work), dt)  # (inf becomes the bound; at the type's limits too)
     if dt.kind == "f":
         info = np.finfo(dt)
         return np.clip(values, info.min, info.max).astype(dt)

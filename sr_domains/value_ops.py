@@ -202,6 +202,43 @@ def keep_infinite(
     restore_footprint(out, src, (1, scale, scale), inf)
 
 
+def safe_cast(
+    values: np.ndarray, dtype: DTypeLike, *, nan: int = 0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Float ``values`` (float32 or float64; consumed: rounded and clipped in place) to the
+    integer ``dtype``: rounded half to even, clipped to the type's range (+-inf to its ends),
+    NaN as ``nan``; written into ``out`` (``dtype``, ``values``' shape) when given.
+
+    Where the float type cannot hold the type's maximum (float32: ``2**31 - 1`` and
+    ``2**32 - 1``; float64: ``2**63 - 1`` and ``2**64 - 1``), it rounds that bound up to a
+    power of two, and a value clipped to it is outside the type: C leaves the cast undefined
+    (x86 writes ``-2**63`` for int64, 0 for uint64). Values at or above the rounded bound are
+    written as the maximum exactly; the others are all below it already. (The minimum, 0 or
+    ``-2**(n-1)``, float32 and float64 hold exactly.)
+    """
+    dt = np.dtype(dtype)
+    info = np.iinfo(dt)
+    ft = values.dtype.type
+    np.rint(values, out=values)
+    hi = ft(info.max)
+    over = None
+    if int(hi) > info.max:  # rounded up: the largest float inside is the one below
+        over = values >= hi
+        hi = np.nextafter(hi, ft(0))
+    np.clip(values, ft(info.min), hi, out=values)
+    bad = np.isnan(values)
+    has_nan = bool(bad.any())
+    if has_nan:
+        values[bad] = 0.0
+    res = np.empty(values.shape, dt) if out is None else out
+    np.copyto(res, values, casting="unsafe")
+    if over is not None and over.any():
+        res[over] = info.max
+    if has_nan and nan:
+        res[bad] = nan
+    return res
+
+
 __all__ = [
     "clip_blocks",
     "keep_infinite",
@@ -211,4 +248,5 @@ __all__ = [
     "off_saturation",
     "reaches",
     "restore_footprint",
+    "safe_cast",
 ]

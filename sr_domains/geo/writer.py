@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..intensity import cast_to_dtype
-from ..value_ops import nudge_from_nodata
+from ..value_ops import nudge_from_nodata, safe_cast
 from .gdal_paths import gdal_path
 from .georef import apply_georef
 from .job_values import infinite_kept
@@ -134,9 +134,10 @@ def set_tags(dst: Any, tags: dict[str, str], ns: str | None = None, bidx: int = 
 def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
     """:func:`~sr_domains.intensity.cast_to_dtype` (round, clip, NaN -> 0 for integers) that
     reuses the ``data`` buffer (float32 or float64; consumed) instead of making temporary
-    copies: integers are rounded and clipped a slab of rows at a time (an eighth of a band's,
-    in float64 for 32-bit integers: float32 cannot hold their bounds) straight into the output
-    array, so the only full-size array made is the output."""
+    copies: integers are rounded and clipped a slab of rows at a time (an eighth of a band's;
+    the bounds a float type rounds up, e.g. float32's 2**31 for int32, are handled by
+    :func:`~sr_domains.value_ops.safe_cast`) straight into the output array, so the only
+    full-size array made is the output."""
     dt = np.dtype(dtype)
     if dt.kind in "ui":
         return _cast_int(data, dt)
@@ -150,22 +151,15 @@ def cast_inplace(data: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
 
 def _cast_int(data: np.ndarray, dt: np.dtype) -> np.ndarray:
     """:func:`cast_inplace` to the integer type ``dt``, slab by slab (the values
-    :func:`~sr_domains.intensity.cast_to_dtype` gives, bit for bit)."""
-    info = np.iinfo(dt)
-    wide = dt.itemsize >= 4  # float32 cannot hold the bounds of 32-bit integers
+    :func:`~sr_domains.intensity.cast_to_dtype` gives, bit for bit:
+    :func:`~sr_domains.value_ops.safe_cast`, in ``data``'s own float type)."""
     out = np.empty(data.shape, dt)
     src = data.reshape(-1, *data.shape[-2:]) if data.ndim >= 2 else data.reshape(1, 1, -1)
     dst = out.reshape(src.shape)
     step = max(1, -(-src.shape[1] // 8))
     for k in range(src.shape[0]):
         for r in range(0, src.shape[1], step):
-            v = src[k, r : r + step]
-            if wide and v.dtype != np.float64:
-                v = v.astype(np.float64)
-            np.rint(v, out=v)
-            np.clip(v, info.min, info.max, out=v)  # (inf becomes the bound, NaN stays)
-            np.copyto(v, 0.0, where=np.isnan(v))
-            np.copyto(dst[k, r : r + step], v, casting="unsafe")
+            safe_cast(src[k, r : r + step], dt, out=dst[k, r : r + step])
     return out
 
 

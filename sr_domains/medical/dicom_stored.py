@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 
+from ..value_ops import safe_cast
 from .dicom_derive import ds_number, nearest_source
 from .dicom_series import DicomSeries
 from .dicom_values import (
@@ -191,11 +192,9 @@ def stored_slices(
         slope, intercept = slice_pair(x[~nan], k, factor, series, full, kept)
         v = np.rint((x - intercept) / slope)
         clipped += int(((v < info.min) | (v > info.max)).sum())
-        np.clip(v, info.min, info.max, out=v)
         own = int_tag(src.ds, "PixelPaddingValue") if src.lut is None else None
         fill = own if own is not None and info.min <= own <= info.max else pad
-        v[nan] = fill if fill is not None else 0
-        out[k] = v.astype(dt)
+        safe_cast(v, dt, nan=fill if fill is not None else 0, out=out[k])
         declared = padding_range(src.ds) if own is not None else None
         if declared is None and fill is not None and (src.lut is not None or nan.any()):
             declared = (fill, fill)  # the value the writer tags this slice's padding with

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..strict_json import provenance_json
+from ..value_ops import safe_cast
 
 #: Placeholder for facts known only after the voxels are written (see :class:`PlaneWriter`).
 PENDING_TOKEN = "@@sr_domains:pending@@"
@@ -70,8 +71,7 @@ class PlaneWriter:
         v = np.rint((values.astype(np.float64) - self.inter) / self.slope)
         bad = (v < info.min) | (v > info.max)
         self.clipped += int(np.count_nonzero(bad))
-        np.clip(v, info.min, info.max, out=v)
-        return np.nan_to_num(v, nan=0.0).astype(dt)
+        return safe_cast(v, dt)  # (clipped: also at the limits float64 rounds, int64/uint64)
 
     def write(self, planes: np.ndarray) -> None:
         """Write a stack ``(n, X, Y)`` of planes (physical units) in file order."""
