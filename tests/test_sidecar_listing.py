@@ -16,8 +16,10 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 
+from sr_domains.batch_tasks import Task  # noqa: E402
+from sr_domains.batch_worker import run_task  # noqa: E402
 from sr_domains.distributed import upscale_many as tasks_many  # noqa: E402
-from sr_domains.errors import UnsafeOutputError  # noqa: E402
+from sr_domains.errors import SRDomainsError, UnsafeOutputError  # noqa: E402
 from sr_domains.folder_listing import FolderListing  # noqa: E402
 from sr_domains.geo import upscale_geotiff, upscale_many  # noqa: E402
 from sr_domains.options import UpscaleOptions  # noqa: E402
@@ -162,3 +164,58 @@ def test_a_task_carries_the_names_near_its_output(tmp_path):
     near = FolderListing.of(tmp_path).near(tmp_path / "k.tif")
     assert near.names == frozenset(names[:-1])
     assert near.spellings("k.tif.ovr") == ("K.TIF.ovr",)
+
+
+def _with_imd(path: Path, satid: str) -> Path:
+    """``path`` with an IMD domain kept in the TIFF only (GDAL's ``STEM.IMD`` removed)."""
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(ns="IMD", SATID=satid)
+    path.with_suffix(".IMD").unlink()
+    return path
+
+
+@pytest.mark.parametrize("runner", ["write_many", "tasks"])
+def test_a_cog_never_takes_the_imd_an_earlier_output_of_its_batch_wrote(tmp_path, runner):
+    """``a.tif`` and ``a.tiff`` (COGs, --overwrite) both keep their IMD in ``out/a.IMD``: the
+    batch's listing, taken before ``a.tif`` was written, said no other file had the stem
+    ``a``, so ``a.tiff``'s IMD replaced ``a.tif``'s (a.tif read SATID B). Refused, as a
+    folder listed again says."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    _with_imd(make_geotiff(folder / "a.tif", width=24, height=16), "A")
+    _with_imd(make_geotiff(folder / "a.tiff", width=24, height=16, seed=1), "B")
+    why = "a.IMD, which exists and is not a sidecar of an output being replaced"
+    if runner == "write_many":
+        with pytest.raises(SRDomainsError, match=why):
+            upscale_many(folder, out, model=tiny_model(1, 2), overwrite=True, cog=True)
+    else:
+        options = UpscaleOptions(overwrite=True, cog=True)
+        report = tasks_many(folder, out, model=tiny_model(1, 2), options=options)
+        assert [Path(r.task.src).name for r in report.failed] == ["a.tiff"]
+        assert why in report.failed[0].error
+    assert not (out / "a.tiff").exists()
+    with rasterio.open(out / "a.tif") as ds:
+        assert ds.tags(ns="IMD")["SATID"] == "A"
+
+
+def test_a_retried_task_finds_the_sidecars_its_killed_attempt_set_aside(tmp_path, caplog):
+    """A Dask retry carries the names its client listed before the first attempt; that
+    attempt's worker, killed after it set ``a.tif.aux.xml`` aside, left
+    ``.a.tif.aux.xml.sr-aside-PID-XXXX``, which the retry never looked for: it stayed in the
+    output folder for good. The retry lists the folder again (its listing's sidecar is gone):
+    put back, then replaced with the output."""
+    src = make_geotiff(tmp_path / "a.tif", width=24, height=16)
+    out = tmp_path / "o"
+    out.mkdir()
+    dst = out / "a.tif"
+    upscale_geotiff(src, dst, model=tiny_model(1, 2))
+    Path(f"{dst}.aux.xml").write_text(PAM)
+    near = FolderListing.of(out).near(dst)  # (what the client gave the task)
+    os.rename(f"{dst}.aux.xml", out / f".a.tif.aux.xml.sr-aside-{DEAD_PID}-beef")  # (killed)
+    task = Task("geotiff", str(src), str(dst))
+    options = UpscaleOptions(scale=2, overwrite=True)
+    with caplog.at_level(logging.WARNING, logger="sr_domains"):
+        result = run_task(task, options, tiny_model(1, 2), near)
+    assert result.status == "ok", result.error
+    assert "put back" in caplog.text
+    assert sorted(os.listdir(out)) == ["a.tif"]

@@ -129,17 +129,24 @@ def another_files(p: Path, dst: Path, listing: FolderListing | None = None) -> b
     beside it: an IMD when another file has its stem (``scene.NTF`` beside ``scene.IMD``;
     ``dst`` and its own sidecars do not count; an unreadable folder: it may be); a mask or
     overviews spelled for another file there (``K.TIF.msk`` beside ``K.TIF``, for ``k.tif``).
-    ``listing``: of ``dst``'s folder (else listed here when an IMD asks)."""
+    ``listing``: of ``dst``'s folder; where it has no such file, the folder is listed again
+    (a batch's listing predates its earlier outputs: ``a.tif`` written beside ``a.tiff``)."""
     if fold(p.name) == fold(f"{dst.stem}.imd"):
-        listing = listing or FolderListing.of(p.parent)
-        names = listing.names
-        if names is None:
-            return True
-        stem = p.stem.lower()
-        own = {dst.name, *(s.name for s in output_sidecars(dst, listing))}
-        return any(Path(n).stem.lower() == stem for n in names if n not in own)
+        return (listing is not None and _shares_stem(p, dst, listing)) or _shares_stem(p, dst)
     base = p.name[: len(dst.name)]
     return base != dst.name and fold(base) == fold(dst.name) and os.path.lexists(p.parent / base)
+
+
+def _shares_stem(p: Path, dst: Path, listing: FolderListing | None = None) -> bool:
+    """Whether a file of ``listing`` (else of the folder now) other than ``dst`` and its own
+    sidecars has the stem of ``p`` (an unreadable folder: it may have)."""
+    listing = listing or FolderListing.of(p.parent)
+    names = listing.names
+    if names is None:
+        return True
+    stem = p.stem.lower()
+    own = {dst.name, *(s.name for s in output_sidecars(dst, listing))}
+    return any(Path(n).stem.lower() == stem for n in names if n not in own)
 
 
 __all__ = [

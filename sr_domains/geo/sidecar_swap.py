@@ -93,10 +93,18 @@ class SidecarSwap:
         put back when ``dst`` was not replaced after they were set aside (or is not there: an
         ``--overwrite`` run setting aside sidecars without an output), else deleted (an older
         output's). Only where ``dst`` exists or with ``overwrite``. Returns ``listing`` with
-        the sidecars put back."""
+        the sidecars put back; listed again when a sidecar it has is gone (set aside since it
+        was taken: a Dask retry after its worker was killed carries the batch's listing)."""
         there = os.path.lexists(self.dst)
         if listing.names is None or (not there and not self.overwrite):
             return listing
+        names = listing.names
+        if any(
+            p.name in names and not os.path.lexists(p) for p in output_sidecars(self.dst, listing)
+        ):
+            listing = FolderListing.of(self.dst.parent)
+            if listing.names is None:
+                return listing
         try:
             dst_changed = os.lstat(self.dst).st_ctime_ns if there else None
         except OSError:
