@@ -50,6 +50,26 @@ def _built(path: Path, groups: dict) -> dict[str, DicomSeries | InputFileError]:
     return out
 
 
+def _pair(value: Any) -> np.ndarray | None:
+    """A two-value spacing tag as floats, or None when absent or not two positive numbers."""
+    try:
+        out = np.array([float(v) for v in value], np.float64)
+    except (TypeError, ValueError):
+        return None
+    return out if out.shape == (2,) and (out > 0).all() else None
+
+
+def in_plane_spacing(s: DicomSeries) -> tuple[np.ndarray | None, str]:
+    """The in-plane spacing ``(between rows, between columns)`` in mm that ``info`` states,
+    and what it is: the series' ``PixelSpacing``; for a 2-D image without it, the
+    ``ImagerPixelSpacing`` (at the detector; the derived image divides it too), else None:
+    unknown (the reader's 1 x 1 mm placeholder is not stated)."""
+    if s.has_geometry or s.slices[0].pixel_spacing is not None:
+        return s.pixel_spacing, "PixelSpacing"
+    imager = _pair(s.first.get("ImagerPixelSpacing"))
+    return (imager, "ImagerPixelSpacing") if imager is not None else (None, "")
+
+
 def _describe(s: DicomSeries | InputFileError) -> list[str]:
     from .dicom_series import header_thickness
     from .geometry import axis_codes, obliquity_deg, plane_name
@@ -58,14 +78,26 @@ def _describe(s: DicomSeries | InputFileError) -> list[str]:
         return [f"  problem    {s}"]
     ds = s.first
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    ps = s.pixel_spacing
+    ps, source = in_plane_spacing(s)
     # enhanced: in the pixel measures functional group (a top-level 0 is "unknown")
     thick = header_thickness(ds, s.slices[0].frame_item)
+    if ps is None:
+        spacing = "unknown (no PixelSpacing)"
+    elif source == "ImagerPixelSpacing":
+        spacing = (
+            f"{ps[0]:.6g} x {ps[1]:.6g} mm at the detector (ImagerPixelSpacing; no PixelSpacing)"
+        )
+    elif not s.has_geometry:
+        spacing = f"{ps[0]:.6g} x {ps[1]:.6g} mm in-plane"
+    else:
+        spacing = (
+            f"{ps[0]:.6g} x {ps[1]:.6g} mm in-plane, {s.slice_spacing:.6g} mm between "
+            f"slices (SliceThickness {_thickness(thick)})"
+        )
     lines = [
         f"  size       {s.n_slices} slice(s) x {s.rows} rows x {s.cols} columns"
         + (" (enhanced multi-frame)" if s.enhanced else ""),
-        f"  spacing    {ps[0]:.6g} x {ps[1]:.6g} mm in-plane, {s.slice_spacing:.6g} mm between "
-        f"slices (SliceThickness {_thickness(thick)})",
+        f"  spacing    {spacing}",
     ]
     if s.has_geometry:
         assert s.slices[0].position is not None  # has_geometry: every slice is placed
@@ -100,7 +132,10 @@ def _describe(s: DicomSeries | InputFileError) -> list[str]:
         f"{ds.get('FrameOfReferenceUID', '?')}"
     )
     new = np.array([s.rows, s.cols]) * 2
-    lines.append(f"  SR x2 ->   {new[0]} x {new[1]} pixels of {ps[0] / 2:.6g} x {ps[1] / 2:.6g} mm")
+    of = "" if ps is None else f" of {ps[0] / 2:.6g} x {ps[1] / 2:.6g} mm"
+    if source == "ImagerPixelSpacing":
+        of += " (ImagerPixelSpacing)"
+    lines.append(f"  SR x2 ->   {new[0]} x {new[1]} pixels{of}")
     return lines
 
 
@@ -140,11 +175,15 @@ def info_json(path: Path) -> dict[str, Any]:
         if isinstance(ser, InputFileError):
             entry["problem"] = str(ser)
         else:
+            ps, source = in_plane_spacing(ser)
+            known = ps is not None and source == "PixelSpacing"
+            if ps is not None and not known:
+                entry["imager_pixel_spacing"] = [float(v) for v in ps]
             entry.update(
                 n_slices=ser.n_slices,
                 rows=ser.rows,
                 columns=ser.cols,
-                pixel_spacing=[float(v) for v in ser.pixel_spacing],
+                pixel_spacing=[float(v) for v in ps] if known and ps is not None else None,
                 slice_spacing=float(ser.slice_spacing),
                 enhanced=bool(ser.enhanced),
                 affine_lps=ser.affine.tolist() if ser.has_geometry else None,

@@ -93,6 +93,8 @@ def build_series(source: Path, uid: str, slices: list[DicomSlice]) -> DicomSerie
     head = (source, uid, slices, rows, cols)
     if len(slices) == 1 and not geo[0]:
         sp = slices[0].pixel_spacing
+        # without PixelSpacing 1 x 1 is a placeholder: never written, and ``info`` says
+        # unknown (dicom_adapter.in_plane_spacing)
         ps = sp if sp is not None and len(sp) == 2 else np.ones(2)
         log.info("%s: no ImagePositionPatient/Orientation; treated as a 2-D image", slices[0].label)
         iop = np.array([1.0, 0, 0, 0, 1.0, 0])

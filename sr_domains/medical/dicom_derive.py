@@ -5,8 +5,9 @@ SeriesInstanceUID, SeriesNumber (:func:`derived_series_number`, per kind and sca
 series/content dates, DerivationDescription (provenance), SeriesDescription suffix,
 ContributingEquipmentSequence, 16-bit pixel description (8 bits allocated for an 8-bit source
 whose written values fit its 8 stored bits). Dropped (no longer true of the new pixels):
-private tags, icon, overlays, Modality LUT (applied on read: the pixels are modality values,
-rescale 1/0), smallest/largest pixel values. LossyImageCompression "01" once any source file
+private tags, icon, overlays (a WARNING names each group), Modality LUT (applied on read:
+the pixels are modality values, rescale 1/0), smallest/largest pixel values. Tags in pixel
+coordinates: :mod:`.dicom_pixel_coords`. LossyImageCompression "01" once any source file
 was lossy compressed (its own "01", a lossy transfer syntax, or an irreversible JPEG 2000 /
 HTJ2K codestream), the source's ratio and method kept. Written uncompressed, Explicit VR Little
 Endian (a big endian source included), Part-10 file meta. Used by :mod:`.dicom_write` and
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .dicom_pixel_coords import Warn, warner
 from .dicom_series import DicomSeries
 from .dicom_series_number import (
     SERIES_NUMBER_KINDS,
@@ -103,12 +105,21 @@ def now_stamp() -> tuple[str, str]:
     return t.strftime("%Y%m%d"), t.strftime("%H%M%S.%f")
 
 
-def _strip(ds: Any) -> None:
+def derived_warner(series: DicomSeries, info: dict[str, Any]) -> Warn:
+    """The ``warn(tag, why)`` of one derived series: one WARNING per tag removed, naming the
+    source (:func:`.dicom_pixel_coords.warner`)."""
+    return warner(str(series.source), info.setdefault("removed_tags_warned", set()))
+
+
+def _strip(ds: Any, warn: Warn) -> None:
     ds.remove_private_tags()
     for key in _DROP:
         if key in ds:
             delattr(ds, key)
-    for tag in [e.tag for e in ds if 0x6000 <= e.tag.group <= 0x60FF and e.tag.group % 2 == 0]:
+    overlays = [e.tag for e in ds if 0x6000 <= e.tag.group <= 0x60FF and e.tag.group % 2 == 0]
+    for group in sorted({t.group for t in overlays}):
+        warn(f"overlay {group:04X} (OverlayData)", "(drawn on the source's pixel grid)")
+    for tag in overlays:
         del ds[tag]
 
 
@@ -182,7 +193,7 @@ def derive_common(ds: Any, series: DicomSeries, info: dict[str, Any]) -> None:
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
-    _strip(ds)
+    _strip(ds, derived_warner(series, info))
     ds.SeriesInstanceUID = info["series_uid"]
     if ds.get("SeriesNumber") not in (None, ""):
         number = derived_series_number(
@@ -373,6 +384,7 @@ __all__ = [
     "derived_description",
     "derived_kind",
     "derived_series_number",
+    "derived_warner",
     "ds_number",
     "in_character_set",
     "j2k_irreversible",

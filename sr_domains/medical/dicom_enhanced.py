@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .dicom_derive import derive_common, ds_number, nearest_source, source_ref, stale_spacing
+from .dicom_derive import (
+    derive_common,
+    derived_warner,
+    ds_number,
+    nearest_source,
+    source_ref,
+    stale_spacing,
+)
+from .dicom_pixel_coords import map_pixel_tags, recount
 from .dicom_series import DicomSeries
 from .dicom_values import bits_range, remap_real_world
 
@@ -190,6 +198,9 @@ def write_enhanced(
             if (m := _own(grp, seq)) is not None and "FrameType" in m:
                 m.FrameType = ["DERIVED", *list(m.FrameType)[1:]]
     _top_level_measures(ds, (shared, *frames), geo)
+    warn = derived_warner(series, info)
+    map_pixel_tags(ds, geo["plane_factors"], warn)  # top level and functional groups
+    recount(ds, None, n, series.n_slices, None, warn)
     refs = {s.ds.SOPInstanceUID: s.ds for s in series.slices}
     ds.SourceImageSequence = Sequence([source_ref(d) for d in refs.values()])
     ds.PixelData = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes()

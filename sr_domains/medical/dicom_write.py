@@ -9,6 +9,8 @@ Per output image (see ``docs/medical.md`` for the full list):
   SliceLocation carried over (refitted when the slice axis is upscaled). Through-plane and
   isotropic callers pass an affine on :func:`.dicom_grid.slice_grid` (the line fitted to the
   source positions, at the stated SpacingBetweenSlices where it agrees with them).
+* tags in pixel coordinates of the source grid (ImagerPixelSpacing, ultrasound regions,
+  display shutters, ...) and slice counts: :mod:`.dicom_pixel_coords`.
 * ImageType ``DERIVED\\SECONDARY\\...`` (enhanced: value 1 and FrameType value 1 DERIVED),
   DerivationDescription with provenance, SeriesDescription suffix ``SR xS``, SourceImageSequence
   referencing the source images, ContributingEquipmentSequence entry.
@@ -43,6 +45,7 @@ from .dicom_derive import (
     SERIES_NUMBER_OFFSET,
     derive_common,
     derived_kind,
+    derived_warner,
     ds_number,
     nearest_source,
     now_stamp,
@@ -52,6 +55,7 @@ from .dicom_derive import (
 )
 from .dicom_enhanced import write_enhanced
 from .dicom_grid import slice_grid
+from .dicom_pixel_coords import map_pixel_tags, recount
 from .dicom_series import DicomSeries
 from .dicom_stored import output_dtype, padding_value, slice_pair, stored_slices
 from .dicom_values import bits_range, kept_bits_stored, remap_real_world, retag_padding
@@ -205,6 +209,7 @@ def write_series_files(
         "slice_thickness": slice_thickness,
         "pairs": pairs,  # each frame's (slope, intercept)
         "locations": _slice_locations(series, proj, factor) if series.has_geometry else None,
+        "plane_factors": pf,  # pixel-coordinate tags (dicom_pixel_coords)
     }
     if series.enhanced:
         path = folder / "IM00001.dcm"
@@ -213,6 +218,8 @@ def write_series_files(
         return [path]
     out = []
     written = bits_range(info["signed"], info["bits_stored"])  # what the tags declare
+    warn = derived_warner(series, info)
+    src_index = [s.ds.get("ImageIndex") for s in series.slices]
     for k in range(n):
         src = series.slices[nearest_source(k, factor, series.n_slices)]
         ds = copy.deepcopy(src.ds)
@@ -233,10 +240,8 @@ def write_series_files(
                 ds.SliceThickness = ds_number(slice_thickness)
         elif "PixelSpacing" in ds:
             ds.PixelSpacing = [ds_number(float(v) / f) for v, f in zip(ds.PixelSpacing, pf)]
-        if "ImagerPixelSpacing" in ds:
-            ds.ImagerPixelSpacing = [
-                ds_number(float(v) / f) for v, f in zip(ds.ImagerPixelSpacing, pf)
-            ]
+        map_pixel_tags(ds, pf, warn)  # ImagerPixelSpacing, US regions, shutters, ...
+        recount(ds, k, n, series.n_slices, src_index, warn)
         slope, intercept = pairs[k]  # the nearest source slice's unless it cannot hold k
         if (slope, intercept) != (src.slope, src.intercept):  # (its values need another)
             remap_real_world(ds, (src.slope, src.intercept), pairs[k], written, src.label, src.ds)
