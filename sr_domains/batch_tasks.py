@@ -271,16 +271,26 @@ def plan_tasks(
             f"several files of DICOM series {split[0]} are named one by one (a glob?): "
             "pass the folder holding the series"
         )
-    dsts = [t.dst for t in tasks]
-    dupes = sorted({d for d in dsts if dsts.count(d) > 1})
-    if dupes:
-        raise ConfigError(f"several inputs would be written to {dupes}; rename them")
+    refuse_collisions([(t.src, t.dst) for t in tasks])
     check_paths(out_dir, [*roots, *(Path(t.src) for t in tasks)], kind="dir")
     check_names(out_dir, [(t.dst, "dir" if t.domain == "dicom" else "file") for t in tasks])
     check_batch_reads(tasks, out_dir)
     if not (len(tasks) == 1 and Path(tasks[0].dst) == Path(out_dir)):  # (not one series' folder)
         check_batch_folder(out_dir)
     return tasks
+
+
+def refuse_collisions(pairs: Sequence[tuple[str, str]]) -> None:
+    """Refuse a batch in which several inputs would be written to one output (``pairs``:
+    ``(input, output)`` paths as the user sees them), naming each such output and its inputs:
+    ``several inputs would be written to out/a.tif (x/a.tif, y/a.tif); rename them``. One
+    rule for the sequential batch and ``--workers`` (a :class:`ConfigError`: exit status 2)."""
+    by_dst: dict[str, list[str]] = {}
+    for src, dst in pairs:
+        by_dst.setdefault(dst, []).append(src)
+    dupes = [f"{d} ({', '.join(s)})" for d, s in sorted(by_dst.items()) if len(s) > 1]
+    if dupes:
+        raise ConfigError(f"several inputs would be written to {'; '.join(dupes)}; rename them")
 
 
 def check_batch_reads(tasks: Sequence[Task], out_dir: str | os.PathLike[str]) -> None:
@@ -373,4 +383,5 @@ __all__ = [
     "TaskResult",
     "check_batch_reads",
     "plan_tasks",
+    "refuse_collisions",
 ]

@@ -221,7 +221,11 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
         import numpy as np
 
         from .geo.band_checks import refuse_palette
-        from .geo.dtype_checks import check_output_nodata, warn_clipping_dtype
+        from .geo.dtype_checks import (
+            check_output_nodata,
+            warn_clipping_dtype,
+            warn_value_range,
+        )
         from .geo.job import gdal_env
         from .geo.output_spec import check_creation
         from .geo.reader import RasterSource
@@ -231,6 +235,7 @@ def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | 
             check_output_nodata(rs, options.dtype)
             if options.dtype is not None:  # a cast to one value is refused (reads a sample)
                 warn_clipping_dtype(rs, np.dtype(options.dtype))
+            warn_value_range(rs, options.values)  # a --value-range the data leave
             check_creation(
                 rs, options.scale, options.dtype, options.creation_options, cog=options.cog
             )

@@ -84,24 +84,28 @@ def local_range(x: np.ndarray, ok: np.ndarray, r: int = 1) -> tuple[np.ndarray, 
 def nodata_problem(nodata: float, dtype: np.dtype) -> str | None:
     """Why a ``dtype`` raster cannot hold ``nodata`` (None when it can): it would be written as
     another value. NaN and +-inf are float values (a float raster's nodata may be either)."""
+    a_type = f"{'an' if dtype.name.startswith('i') else 'a'} {dtype.name}"  # an int16, a uint8
     if not np.isfinite(nodata):
         shown = "NaN" if np.isnan(nodata) else f"{nodata:g}"
-        return None if dtype.kind == "f" else f"nodata {shown} is not a {dtype} value"
+        return None if dtype.kind == "f" else f"nodata {shown} is not {a_type} value"
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
-        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
-            return f"nodata {nodata:g} is not a {dtype} value ({info.min}..{info.max})"
+        if not info.min <= nodata <= info.max:
+            return f"nodata {nodata:g} is not {a_type} value ({info.min}..{info.max})"
+        if nodata != int(nodata):
+            return f"nodata {nodata:g} is not {a_type} value (not an integer)"
     elif dtype.kind == "f" and abs(nodata) > np.finfo(dtype).max:
         return f"nodata {nodata:g} is out of the {dtype} range"
     return None
 
 
 def nudge_from_nodata(out: np.ndarray, valid: np.ndarray, nodata: float) -> None:
-    """In place: valid pixels equal to ``nodata`` move one unit away from it."""
+    """In place: valid pixels equal to ``nodata`` move one unit away from it (an integer
+    ``nodata`` is cast clipped, not wrapped: float64 holds int64 ``2**63 - 1`` as ``2**63``)."""
     if np.isnan(nodata):
         return
     dt = out.dtype
-    nd = np.array(nodata).astype(dt)
+    nd = safe_cast(np.array([nodata], np.float64), dt)[0] if dt.kind in "ui" else dt.type(nodata)
     hit = valid & (out == nd)
     if not hit.any():
         return

@@ -336,6 +336,25 @@ def test_a_folder_batch_takes_its_jpeg2000_and_vrt_rasters_too(tmp_path, workers
         run()
 
 
+def test_batch_collision_is_one_message_with_and_without_workers(tmp_path, capsys):
+    """Two inputs named alike: the sequential batch said ``['a.tif']``, ``--workers``
+    ``['colout/a.tif']``; both now name the output path and its inputs, exit status 2."""
+    pytest.importorskip("distributed")  # (the dask extra)
+    for sub in ("x", "y"):
+        (tmp_path / "col" / sub).mkdir(parents=True)
+        make_geotiff(tmp_path / "col" / sub / "a.tif", width=16, height=12)
+    out = tmp_path / "colout"
+    argv = ["upscale", str(tmp_path / "col" / "*" / "a.tif"), str(out), "--scale", "2"]
+    lines = []
+    for extra in ([], ["--workers", "2"]):
+        assert main([*argv, *extra]) == 2
+        lines.append(capsys.readouterr().err.strip())
+    x, y = (tmp_path / "col" / sub / "a.tif" for sub in ("x", "y"))
+    want = f"several inputs would be written to {out / 'a.tif'} ({x}, {y}); rename them"
+    assert lines == [f"sr-domains: error: {want}"] * 2
+    assert not out.exists()
+
+
 def test_an_output_never_replaces_a_source_of_a_vrt_input(tmp_path, capsys):
     """A VRT reads other rasters: an output named like one of them replaced it (with
     ``--overwrite``), losing the user's data. It is refused as an input, also by the dry run."""

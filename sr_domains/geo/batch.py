@@ -21,6 +21,7 @@ from ..batch_tasks import (
     Task,
     TaskResult,
     check_batch_reads,
+    refuse_collisions,
 )
 from ..batch_worker import os_error_line
 from ..errors import (
@@ -135,9 +136,7 @@ def write_many(
         check_keywords(normalize(options.creation_options), cog=options.cog, api=False)
     out_dir = Path(out_dir)
     names = [geotiff_output_name(f, suffix) for f in files]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"several inputs would be written to {dupes}; rename them")
+    refuse_collisions([(str(f), str(out_dir / n)) for f, n in zip(files, names)])
     roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
     check_paths(out_dir, [*roots, *files], kind="dir")
     check_names(out_dir, [(str(out_dir / n), "file") for n in names])

@@ -1,6 +1,7 @@
-"""Checks of the output's type and nodata value against the input's data, before any work:
-an output nodata the type cannot hold, a ``--nodata`` that would turn valid pixels into
-nodata, and a ``--dtype`` that clips or rounds the data away (a warning)."""
+"""Checks of the output's type, nodata value and value range against the input's data, before
+any work: an output nodata the type cannot hold, a ``--nodata`` that would turn valid pixels
+into nodata, and a ``--dtype`` that clips or rounds the data away or a ``--value-range`` the
+data leave (warnings)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import cast
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..value_domain import ValueOptions
 from ..value_ops import nodata_problem
+from ..value_range_check import warn_outside_range
 from .output_spec import OUTPUT_DTYPES, a_dtype
 from .reader import RasterSource
 
@@ -151,4 +154,19 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
         )
 
 
-__all__ = ["PRECISION_STEPS", "check_output_nodata", "safe_nodata", "warn_clipping_dtype"]
+def warn_value_range(rs: RasterSource, values: ValueOptions | None) -> None:
+    """Warn when valid values of the input lie outside the user's ``--value-range`` (stored
+    values; :func:`~sr_domains.value_range_check.warn_outside_range`), judged on the sample
+    the profile is fitted on; nothing is read without a range."""
+    if values is not None and values.clamp and values.value_range is not None:
+        sample, valid = rs.sample()
+        warn_outside_range(rs.path, sample, valid, values, "geotiff")
+
+
+__all__ = [
+    "PRECISION_STEPS",
+    "check_output_nodata",
+    "safe_nodata",
+    "warn_clipping_dtype",
+    "warn_value_range",
+]

@@ -29,7 +29,7 @@ from ..spectral import declares_reflectance
 from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
 from .band_checks import match_bands, refuse_palette, warn_class_map
-from .dtype_checks import check_output_nodata, warn_clipping_dtype
+from .dtype_checks import check_output_nodata, warn_clipping_dtype, warn_value_range
 from .gdal_paths import raster_inputs
 from .georef import read_georef, scale_georef
 from .job_samples import ADAPT_WINDOW, adaptation_sample, central_window, noise_sample
@@ -109,6 +109,7 @@ def prepare_job(
     check_output_nodata(rs, o.dtype)  # (before any work: may read the file once)
     if o.dtype is not None:
         warn_clipping_dtype(rs, np.dtype(o.dtype))
+    warn_value_range(rs, values)  # a --value-range the data leave (reads the sample)
     stamp = input_stamp(rs.path)  # after the cheap refusals: it reads the whole input
     georef = read_georef(rs.ds, rs.path)
     try:

@@ -23,6 +23,7 @@ from ..output_checks import check_model_output
 from ..source_stamp import INPUT_CHANGED, SOURCE_STAMP_KEY, input_changed, series_stamp
 from ..value_domain import ValueOptions, ValueRules, build_rules
 from ..value_facts import zero_facts
+from ..value_range_check import warn_outside_range
 from .common import (
     check_through_plane,
     describe_profile,
@@ -298,7 +299,9 @@ def series_rules(
     min(-1024, input minimum); other modalities stay non-negative when the input is, and their
     exact-zero background stays zero; the stored range (:attr:`DicomSeries.stored_range`:
     ``BitsStored``, not the 16-bit words holding it) bounds everything and its top is kept as
-    saturation when the series has one rescale (of slope 1 for the saturation)."""
+    saturation when the series has one rescale (of slope 1 for the saturation). Warns when
+    the volume leaves the user's value range (padding, NaN here, left out)."""
+    warn_outside_range(series.source, volume, None, values, "dicom")
     zero = zero_facts(volume, floating=False)  # an integer value grid: exact
     ct = series.modality == "CT"
     pairs = {(s.slope, s.intercept) for s in series.slices}

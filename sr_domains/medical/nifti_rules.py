@@ -23,6 +23,7 @@ import numpy as np
 
 from ..strict_json import provenance_json
 from ..value_domain import ClampStats, ValueOptions, ValueRules, build_rules
+from ..value_range_check import warn_outside_range
 from .nifti_io import NiftiSource, Scan
 from .nifti_write import PlaneWriter, pending_slot
 
@@ -41,7 +42,9 @@ def volume_rules(
     ct: bool,
 ) -> list[ValueRules | None]:
     """The rules of each of the ``source.n_volumes`` volumes (file order): from the volume's
-    own scan, or from ``whole`` for a 3-D file. ``ct``: the intensity profile is a CT one."""
+    own scan, or from ``whole`` for a 3-D file. ``ct``: the intensity profile is a CT one.
+    Warns when the whole file's sample leaves the user's value range."""
+    warn_outside_range(source.path, whole.sample, None, options, "nifti")
     floating = np.dtype(source.dtype).kind == "f"
     scans = [whole] if source.n_volumes == 1 else list(volumes)
     if len(scans) != source.n_volumes:

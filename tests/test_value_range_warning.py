@@ -1,0 +1,132 @@
+"""A ``--value-range`` (``ValueOptions.value_range``) that the data leave is warned, up front,
+naming the file, the range and the share of valid values outside it (a DEM of -50..3000 with
+``--value-range -100,200`` came back 99.7 % at 200 without a word), for GeoTIFF, NIfTI and
+DICOM; ``-q`` hides it and the dry run says it. Also the messages a probe found unclear: a
+nodata the output type cannot hold ("an int16", "not an integer") and the batch collision
+refusal, which named outputs differently with and without ``--workers``."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from sr_domains.testing import tiny_model
+from sr_domains.value_domain import ValueOptions
+from sr_domains.value_ops import nodata_problem
+
+WARNING = "contradicts the data"
+
+
+def _dem(tmp_path):
+    """A float32 DEM of -50..3000 (the probe's case) as a small GeoTIFF."""
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.testing.geo import make_geotiff
+
+    src = make_geotiff(tmp_path / "dem.tif", width=40, height=32, dtype="float32")
+    data = np.linspace(-50.0, 3000.0, 40 * 32, dtype=np.float32).reshape(1, 32, 40)
+    with rasterio.open(src, "r+") as ds:
+        ds.write(data)
+    return src
+
+
+def test_geotiff_value_range_the_data_leave_is_warned_and_still_applied(tmp_path, caplog):
+    rasterio = pytest.importorskip("rasterio")
+    from sr_domains.geo import upscale_geotiff
+
+    src = _dem(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        out = upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(),
+                              values=ValueOptions(value_range=(-100.0, 200.0)))  # fmt: skip
+    text = caplog.text
+    assert "dem.tif: --value-range -100,200 contradicts the data" in text
+    assert "% of the sampled valid values" in text and "data -50..3000" in text
+    share = float(text.split("contradicts the data: ")[1].split("%")[0])
+    assert 90 < share < 100  # (values above 200: 2800 of the 3050 m)
+    assert "stored values" in text  # the units the range is in
+    with rasterio.open(out) as ds:
+        assert float(ds.read(1).max()) <= 200.0  # a warning, not a refusal: applied
+    for ok in (ValueOptions(value_range=(-100.0, 5000.0)), ValueOptions(value_range=(-50.0, None)),
+               ValueOptions(value_range=(None, 200.0), clamp=False), None):  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            upscale_geotiff(src, tmp_path / "o.tif", model=tiny_model(), values=ok,
+                            overwrite=True)  # fmt: skip
+        assert WARNING not in caplog.text, ok
+
+
+def test_one_value_outside_the_range_is_already_warned(tmp_path, caplog):
+    """A physical range holds every valid value: a single one outside says it is wrong. Values
+    that are not valid (nodata, NaN) are left out."""
+    from sr_domains.value_range_check import warn_outside_range
+
+    values = np.zeros((1, 100, 100), np.float32)
+    values[0, 0, 0] = 7.0
+    values[0, 1, :] = np.nan
+    valid = np.ones(values.shape, bool)
+    valid[0, 2, :] = False
+    values[0, 2, :] = -9999.0  # nodata: not counted
+    opts = ValueOptions(value_range=(0.0, 5.0))
+    with caplog.at_level(logging.WARNING):
+        assert warn_outside_range("x.tif", values, valid, opts, "geotiff") == 1
+    assert "x.tif: --value-range 0,5 contradicts the data: 0.0102% " in caplog.text
+    assert "(1 of 9800; data 0..7)" in caplog.text
+
+
+def test_cli_quiet_hides_it_and_the_dry_run_says_it(tmp_path, caplog):
+    pytest.importorskip("rasterio")
+    from sr_domains.cli import main
+
+    src = _dem(tmp_path)
+    out = tmp_path / "o.tif"
+    argv = ["upscale", str(src), str(out), "--value-range", "-100,200"]
+    assert main([*argv, "--dry-run"]) == 0
+    assert "dem.tif: --value-range -100,200 contradicts the data" in caplog.text
+    assert not out.exists()
+    caplog.clear()
+    assert main(["-q", *argv]) == 0
+    assert WARNING not in caplog.text
+    assert out.exists()
+
+
+def test_nifti_and_dicom_value_range_the_data_leave_is_warned(tmp_path, caplog):
+    pytest.importorskip("nibabel")
+    pytest.importorskip("pydicom")
+    from sr_domains.medical import upscale_dicom_series, upscale_nifti
+    from sr_domains.testing.dicom import make_dicom_series
+    from sr_domains.testing.medical import make_nifti
+
+    nii = make_nifti(tmp_path / "t1.nii.gz", shape=(16, 12, 4), dtype="int16")
+    series = tmp_path / "mr"
+    make_dicom_series(series, n_slices=3, rows=12, cols=10)  # MR 0..1200
+    narrow = ValueOptions(value_range=(None, 10.0))
+    with caplog.at_level(logging.WARNING):
+        upscale_nifti(nii, tmp_path / "o.nii.gz", model=tiny_model(), values=narrow)
+    assert "t1.nii.gz: --value-range ,10 contradicts the data" in caplog.text
+    assert "NIfTI physical values" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        upscale_dicom_series(series, tmp_path / "o_mr", model=tiny_model(), values=narrow)
+    assert f"{series}: --value-range ,10 contradicts the data" in caplog.text
+    assert "DICOM modality values" in caplog.text
+    caplog.clear()
+    wide = ValueOptions(value_range=(-1e6, 1e6))
+    with caplog.at_level(logging.WARNING):
+        upscale_nifti(nii, tmp_path / "o2.nii.gz", model=tiny_model(), values=wide)
+        upscale_dicom_series(series, tmp_path / "o2_mr", model=tiny_model(), values=wide)
+    assert WARNING not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("nodata", "dtype", "message"),
+    [
+        (70000, "int16", "nodata 70000 is not an int16 value (-32768..32767)"),
+        (1.5, "int16", "nodata 1.5 is not an int16 value (not an integer)"),
+        (float("nan"), "int8", "nodata NaN is not an int8 value"),
+        (2.5, "uint16", "nodata 2.5 is not a uint16 value (not an integer)"),
+        (70000, ">i2", "nodata 70000 is not an int16 value (-32768..32767)"),  # (not >i2)
+    ],
+)
+def test_nodata_messages_name_the_type_with_its_article(nodata, dtype, message):
+    assert nodata_problem(nodata, np.dtype(dtype)) == message
