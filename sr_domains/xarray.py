@@ -47,8 +47,18 @@ from .nodata_fill import MARGIN as FILL_MARGIN
 from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
 from .value_ops import nodata_problem
-from .xarray_alpha import check_no_alpha
-from .xarray_grid import StoredGrid, check_grid_known, noise_sample, scaled_gcps
+from .xarray_alpha import check_mask_read, check_no_alpha
+from .xarray_grid import (
+    StoredGrid,
+    check_grid_known,
+    checked_nodata,
+    grid_coords,
+    kept_coords,
+    noise_sample,
+    own_nodata,
+    scaled_gcps,
+    typed_value,
+)
 
 #: Values used to fit percentile profiles of a dask-backed array (a strided sample).
 SAMPLE_VALUES = 8 * 2**20
@@ -71,9 +81,9 @@ def _valid(values: np.ndarray, nodata: float | None, own: float | None = None) -
     ``--nodata``); an ``own`` value the dtype cannot hold marks nothing."""
     ok = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
     if nodata is not None and not np.isnan(nodata):
-        ok &= values != np.array(nodata).astype(values.dtype)
+        ok &= values != typed_value(nodata, values.dtype)
     if own is not None and np.isfinite(own) and nodata_problem(own, values.dtype) is None:
-        ok &= values != np.array(own).astype(values.dtype)
+        ok &= values != typed_value(own, values.dtype)
     return ok
 
 
@@ -102,7 +112,7 @@ def _finish(
         grid.apply(res, up)
     if nodata is not None:
         nudge_from_nodata(res, up, nodata)
-        res[~up] = np.array(nodata).astype(dtype)
+        res[~up] = typed_value(nodata, dtype)
     elif dtype.kind == "f":
         res[~up] = np.nan
     if src is not None and grid is None:  # (a decoded array runs on stored integers)
@@ -151,17 +161,19 @@ def upscale(
     check_pixel_array(da.data, "DataArray")
     check_grid_known(da, ydim, xdim)
     check_no_alpha(da, band, 1 if band is None else int(da.sizes[band]))
+    check_mask_read(da, ydim, xdim)
     dims = (ydim, xdim) if band is None else (band, ydim, xdim)
     src = da.transpose(*dims).data
     src = src[None] if band is None else src
-    nd = da.rio.nodata if nodata is None else nodata
-    nd = None if nd is None else float(nd)
+    given = own_nodata(da) if nodata is None else nodata
     # the array's own nodata stays invalid under an override, as a GeoTIFF's under --nodata
     # (its +-inf: invalid, written as the nodata, never kept)
-    own = da.rio.nodata if nodata is not None else None
+    own = own_nodata(da) if nodata is not None else None
     own = None if own is None else float(own)
     dtype = np.dtype(da.dtype)
-    grid = StoredGrid.of(da, nodata, band, src.shape[0])
+    grid = StoredGrid.of(da, nodata, band, src.shape[0])  # (a fill its stored dtype holds)
+    nd = checked_nodata(given, dtype, nodata is not None) if grid is None else given
+    nd = None if nd is None else float(nd)
     # a decoded array runs on its stored values, as the integer path and upscale_geotiff do;
     # its invalid pixels are NaN (and the stored nodata value), written back as NaN; its own
     # nodata (decoded units) is made NaN first
@@ -232,9 +244,9 @@ def upscale(
     gcps = scaled_gcps(da, s)  # GCP-georeferenced (rioxarray gives no x/y): GCPs, no transform
     t = None if gcps else da.rio.transform() @ affine.scale(1 / s)
     drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
-    coords = _kept_coords(da, drop)
+    coords = kept_coords(da, drop)
     if t is not None:
-        coords.update(_grid_coords(t, data.shape[1], data.shape[2], ydim, xdim))
+        coords.update(grid_coords(t, data.shape[1], data.shape[2], ydim, xdim))
     out_dims: tuple[Any, ...] = da.dims
     if band is None and n_out > 1:  # a 2-D input through a model making several bands
         band, out_dims = "band", ("band", *da.dims)
@@ -264,8 +276,8 @@ def upscale(
         keep = ("dtype", "rasterio_dtype")
         res.encoding.update({k: v for k, v in da.encoding.items() if k in keep})
         res = res.rio.write_nodata(da.rio.encoded_nodata, encoded=True)
-    elif nd is not None:
-        res = res.rio.write_nodata(nd, encoded=False)
+    elif nd is not None:  # (as given: int64 2**63 - 1 is no float)
+        res = res.rio.write_nodata(given, encoded=False)
     return res
 
 
@@ -294,23 +306,6 @@ def _dims(da: Any) -> tuple[Any, Any, Any]:
         )
     rest = [d for d in da.dims if d not in (ydim, xdim)]
     return (rest[0] if rest else None), ydim, xdim
-
-
-def _kept_coords(da: Any, drop: set[Any]) -> dict[Any, Any]:
-    """The coordinates of ``da`` that depend on none of the dims ``drop`` (the grid mapping is
-    left out: it is written anew)."""
-    gone = drop | {da.rio.grid_mapping}
-    return {k: v.variable for k, v in da.coords.items() if k not in gone and not gone & set(v.dims)}
-
-
-def _grid_coords(t: Any, h: int, w: int, ydim: Any, xdim: Any) -> dict[Any, Any]:
-    """Pixel-centre coordinates of an ``h x w`` grid with transform ``t``, as rioxarray reads
-    them: 1-D ``y``/``x``, or 2-D ``yc``/``xc`` (dims ``(y, x)``) for a rotated transform."""
-    if t.b == 0 and t.d == 0:
-        return {ydim: t.f + (np.arange(h) + 0.5) * t.e, xdim: t.c + (np.arange(w) + 0.5) * t.a}
-    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
-    return {"yc": ((ydim, xdim), ys), "xc": ((ydim, xdim), xs)}
 
 
 def _sample(x: Any) -> np.ndarray:

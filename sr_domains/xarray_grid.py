@@ -1,7 +1,8 @@
 """Helpers of :mod:`sr_domains.xarray`: the stored integer grid of a decoded DataArray (one
 ``scale``/``offset`` per band, as rioxarray keeps a file's per-band ``scales``/``offsets``),
-the GCPs of the upscaled array, and the noise gate's sample (as
-:func:`~sr_domains.geo.upscale_geotiff` takes it)."""
+the nodata value checked against the type that holds it, the GCPs and coordinates of the
+upscaled array, and the noise gate's sample (as :func:`~sr_domains.geo.upscale_geotiff` takes
+it)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ class StoredGrid:
                     "shared by every band"
                 )
             fill = float(fills[0])
+        if fill is not None:
+            _check_fill(float(fill), np.dtype(stored), nodata, float(scale[0]), float(offset[0]))
         return cls(np.dtype(stored), scale, offset, None if fill is None else float(fill))
 
     @property
@@ -135,6 +138,73 @@ class StoredGrid:
         return out
 
 
+def typed_value(v: float, dtype: np.dtype) -> Any:
+    """``v`` as a ``dtype`` scalar: an integer one clipped, not wrapped (a float64 of
+    ``2**63 - 1`` is ``2**63``: int64 ``2**63 - 1``, not ``-2**63``)."""
+    from .value_ops import safe_cast
+
+    if dtype.kind in "iu":
+        return safe_cast(np.array([v], np.float64), dtype)[0]
+    return np.array(v).astype(dtype)[()]
+
+
+def own_nodata(da: Any) -> Any:
+    """``da.rio.nodata``; one that rioxarray cannot cast to ``da``'s dtype (a ``_FillValue`` of
+    70000 on int16) is refused as a ``ConfigError``, not its ``OverflowError``."""
+    try:
+        return da.rio.nodata
+    except (OverflowError, ValueError) as exc:
+        raise ConfigError(
+            f"DataArray ({da.dtype}): its own nodata cannot be read ({exc}): write one it holds "
+            "(da.rio.write_nodata(...))"
+        ) from None
+
+
+def checked_nodata(given: Any, dtype: np.dtype, override: bool) -> float | None:
+    """``given`` (the ``nodata=`` override, else the array's own) as a float, refused when the
+    values' ``dtype`` cannot hold it (it would be written as another value; checked exactly,
+    before the float: int64 ``2**63 - 1`` holds), as ``upscale_geotiff`` refuses a file's."""
+    from .value_ops import nodata_problem
+
+    if given is None:
+        return None
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        raise ConfigError(f"nodata must be a number, got {given!r}") from None
+    exact = int(given) if isinstance(given, int | np.integer) else value
+    problem = nodata_problem(exact, dtype)
+    if problem:
+        its = "" if override else "its own "
+        raise ConfigError(f"DataArray: {its}{problem}: pass a nodata= that {dtype} holds")
+    return value
+
+
+def _check_fill(
+    fill: float, stored: np.dtype, nodata: float | None, scale: float, offset: float
+) -> None:
+    """Refuse a stored nodata ``fill`` that the ``stored`` dtype cannot hold (the output
+    would be written with another value, or not at all), naming the ``nodata`` override it
+    came from and the decoded range of the stored type."""
+    from .value_ops import nodata_problem
+
+    problem = nodata_problem(fill, stored)
+    if problem is None:
+        return
+    if nodata is None:
+        raise ConfigError(f"DataArray: its encoded {problem}: pass a nodata= it holds")
+    if scale == 1.0 and offset == 0.0:
+        raise ConfigError(f"DataArray (stored as {stored}): {problem}: pass a nodata= it holds")
+    info = np.iinfo(stored)
+    lo, hi = sorted((info.min * scale + offset, info.max * scale + offset))
+    raise ConfigError(
+        f"DataArray (stored as {stored}, scale {scale:g}, offset {offset:g}): nodata {nodata:g} "
+        f"is stored as {fill:g}, which is not a {stored} value ({info.min}..{info.max}): give "
+        f"nodata= in decoded units, a stored value times the scale plus the offset "
+        f"({lo:g}..{hi:g})"
+    )
+
+
 def check_grid_known(da: Any, ydim: Any, xdim: Any) -> None:
     """Refuse an array whose pixel size rioxarray cannot tell: one pixel along ``y`` or ``x``,
     with coordinates but no stored transform (``GeoTransform``). rioxarray's transform is then
@@ -161,6 +231,23 @@ def check_grid_known(da: Any, ydim: Any, xdim: Any) -> None:
         raise GeometryError(f"DataArray: its grid cannot be read ({exc}); {advice}") from None
 
 
+def kept_coords(da: Any, drop: set[Any]) -> dict[Any, Any]:
+    """The coordinates of ``da`` that depend on none of the dims ``drop`` (the grid mapping is
+    left out: it is written anew)."""
+    gone = drop | {da.rio.grid_mapping}
+    return {k: v.variable for k, v in da.coords.items() if k not in gone and not gone & set(v.dims)}
+
+
+def grid_coords(t: Any, h: int, w: int, ydim: Any, xdim: Any) -> dict[Any, Any]:
+    """Pixel-centre coordinates of an ``h x w`` grid with transform ``t``, as rioxarray reads
+    them: 1-D ``y``/``x``, or 2-D ``yc``/``xc`` (dims ``(y, x)``) for a rotated transform."""
+    if t.b == 0 and t.d == 0:
+        return {ydim: t.f + (np.arange(h) + 0.5) * t.e, xdim: t.c + (np.arange(w) + 0.5) * t.a}
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    return {"yc": ((ydim, xdim), ys), "xc": ((ydim, xdim), xs)}
+
+
 def scaled_gcps(da: Any, s: int) -> list[Any] | None:
     """The GCPs of ``da`` (rioxarray's ``da.rio.get_gcps()``) with pixel and line times
     ``s`` (:func:`~sr_domains.geo.georef.scale_gcps`), or None when it has none."""
@@ -181,4 +268,13 @@ def noise_sample(x: Any, fitted: IntensityProfile, valid: Any) -> np.ndarray:
     return gate_sample(values, valid(values), fitted)
 
 
-__all__ = ["StoredGrid", "noise_sample", "scaled_gcps"]
+__all__ = [
+    "StoredGrid",
+    "checked_nodata",
+    "grid_coords",
+    "kept_coords",
+    "noise_sample",
+    "own_nodata",
+    "scaled_gcps",
+    "typed_value",
+]
