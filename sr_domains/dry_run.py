@@ -9,6 +9,10 @@ refused because it exists, or replaced with ``--overwrite``, as the run decides;
 or label image the run refuses, its data cut short), the model
 (shipped weights name or checkpoint, architecture, scale, bands, weights sha256) and the
 intensity profile recipe with where it comes from.
+
+What is read of each input is :mod:`sr_domains.dry_run_inputs`; what the run would find at an
+output's name and do with it, :mod:`sr_domains.dry_run_outputs`; this module plans the inputs
+and writes the report.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from .dry_run_inputs import read_input
+from .dry_run_outputs import GEOTIFF_BATCH_NEVER as GEOTIFF_BATCH_NEVER
+from .dry_run_outputs import absent, action_of, output_status, unsafe_reason
 from .errors import BandMismatchError, SRDomainsError
 from .io_safety import weights_sha256
-from .made_with import Requested
 from .options import UpscaleOptions, check_save_model_batch, saved_model_path
 
 log = logging.getLogger(__name__)
@@ -80,229 +85,6 @@ def _describe_model(options: UpscaleOptions, n_bands: int | None) -> tuple[str, 
     return text, recipe
 
 
-def _action(status: str, overwrite: bool, why: str = "") -> str:
-    if status == "missing":
-        return "would write"
-    if status == "complete" and not overwrite:
-        return "would skip: complete"
-    if status == "damaged":
-        return f"would redo: {why or 'damaged or cut short'}"
-    if overwrite:
-        return "would replace (--overwrite)"
-    if why:  # a finished output of a run with other weights or bands
-        return f"refused: exists, {why} (pass --overwrite)"
-    return "refused: exists (pass --overwrite)"
-
-
-def _absent(dst: Path) -> bool:
-    """No output yet (an empty folder is no output either)."""
-    return not dst.exists() or (dst.is_dir() and not any(dst.iterdir()))
-
-
-#: How this process's GeoTIFF batch ends its refusal of what is at an output's name
-#: (:func:`~sr_domains.output_checks.never_replaced`, or a file of another format).
-GEOTIFF_BATCH_NEVER = (
-    "never replaced, even with --overwrite: remove it yourself or choose another folder"
-)
-
-
-def _unsafe(
-    domain: str, src: Path, dst: Path, cog: bool = False, batch: str = "", overwrite: bool = False
-) -> str:
-    """Why the run would refuse ``dst`` as unsafe whatever ``--overwrite`` says (it is, holds or
-    lies inside an input: for a VRT, its sources too; a folder sr_domains did not write; a
-    file of another format; a COG whose ``STEM.IMD`` sidecar an input's occupies; without
-    ``overwrite``, GDAL sidecars of an output that is not there), or "". In
-    a ``batch`` (``"geotiff"``: this process's GeoTIFF batch; ``"tasks"``: the batch runner),
-    what is never replaced at the name it writes (a folder, a named pipe) in its words."""
-    from .errors import UnsafeOutputError
-    from .output_checks import (
-        Kind,
-        check_batch_output,
-        check_existing,
-        check_paths,
-        never_replaced,
-        other_format,
-    )
-
-    inputs = [src]
-    if domain == "geotiff":
-        from .geo.gdal_paths import raster_inputs
-
-        inputs = raster_inputs(src)
-    kind: Kind = "dir" if domain == "dicom" else "file"
-    named = _misnamed(domain, src, dst)
-    if named:
-        return named
-    if batch == "geotiff":  # (its own listing: geo/batch.py)
-        what = never_replaced(dst) or (
-            "not a GeoTIFF file" if dst.is_file() and other_format(dst) else ""
-        )
-        if what:
-            return f"{what}; {GEOTIFF_BATCH_NEVER}"
-    try:
-        if batch:  # (a folder at a file's name: the batch's refusal, not a single run's)
-            check_batch_output(dst, kind=kind)
-        check_paths(dst, inputs, kind=kind)
-        check_existing(dst, kind=kind, overwrite=True)  # (never replaced: a user's folder)
-        if domain == "geotiff":
-            _check_sidecars(src, dst, inputs, cog, overwrite)
-    except UnsafeOutputError as exc:
-        return exc.problem
-    return ""
-
-
-def _check_sidecars(src: Path, dst: Path, inputs: list[Path], cog: bool, overwrite: bool) -> None:
-    """The run's sidecar refusal (:func:`~sr_domains.geo.sidecars.plan_sidecars`), from the
-    input's headers."""
-    import rasterio
-
-    from .geo.gdal_paths import gdal_path
-    from .geo.sidecars import cog_sidecars, plan_sidecars
-
-    writes: list[Path] = []
-    if cog:
-        try:
-            with rasterio.open(gdal_path(src)) as ds:
-                writes = cog_sidecars(dst, ds)
-        except rasterio.errors.RasterioIOError:
-            return  # (unreadable: reported as the input's error)
-    plan_sidecars(dst, inputs, writes=writes, overwrite=overwrite)
-
-
-def _misnamed(domain: str, src: Path, dst: Path) -> str:
-    """Why the run would refuse the output's name (it must say what is written; GDAL must be
-    able to take a GeoTIFF's), or ""."""
-    from .errors import ConfigError, UnsafeOutputError
-
-    try:
-        if domain == "geotiff":
-            from .geo.output_spec import check_output_name as check_geotiff_name
-
-            check_geotiff_name(dst, src)
-        else:
-            from .medical.nifti import check_output_name
-
-            check_output_name(dst, domain)
-    except ConfigError as exc:
-        return str(exc).split(": ", 1)[-1]
-    except UnsafeOutputError as exc:
-        return exc.problem
-    return ""
-
-
-def _status(domain: str, src: Path, dst: Path, options: UpscaleOptions) -> tuple[str, str]:
-    """``(status, why)`` of an output, as a run would find it (see the domain functions)."""
-    if _absent(dst):
-        return "missing", ""
-    requested = Requested.of(options, domain=domain)
-    try:
-        if domain == "geotiff":
-            from .geo.resume import batch_check
-
-            return batch_check(dst, src, options.scale, requested)[:2]
-        if domain == "nifti":
-            from .medical.nifti_upscale import nifti_output_check
-
-            return nifti_output_check(dst, src, options.scale, requested)
-        from .medical.api import dicom_output_check
-
-        return dicom_output_check(dst, src, options.series_uid, options.scale, requested)
-    except Exception:
-        return "foreign", ""
-
-
-def _read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | None, Any, str]:
-    """``(bands, dtype, default profile)`` of an input, refused as the run refuses it
-    (:class:`~sr_domains.errors.SRDomainsError` naming the file): unreadable, a colour table, an
-    unsupported voxel type, a label image, the data cut short. A GeoTIFF is checked from its
-    headers; NIfTI voxels and DICOM pixels are read with the run's readers."""
-    if domain == "geotiff":
-        import numpy as np
-
-        from .geo.band_checks import refuse_palette
-        from .geo.dtype_checks import (
-            check_output_nodata,
-            warn_clipping_dtype,
-            warn_value_range,
-        )
-        from .geo.job import gdal_env
-        from .geo.output_spec import check_creation
-        from .geo.reader import RasterSource
-
-        with gdal_env(), RasterSource(src, options.bands, options.nodata) as rs:
-            refuse_palette(rs)
-            check_output_nodata(rs, options.dtype)
-            if options.dtype is not None:  # a cast to one value is refused (reads a sample)
-                warn_clipping_dtype(rs, np.dtype(options.dtype))
-            warn_value_range(rs, options.values)  # a --value-range the data leave
-            check_creation(
-                rs, options.scale, options.dtype, options.creation_options, cog=options.cog
-            )
-            _refuse_cut_short(rs.ds, src)
-            return rs.n_bands, rs.dtype, "mr"
-    from .medical.common import check_through_plane
-    from .medical.isotropic_io import thickness_used
-
-    if domain == "dicom":
-        from .medical.dicom_read import load_dicom_series
-
-        series = load_dicom_series(src, options.series_uid)
-        if options.through_plane:
-            check_through_plane(src, tuple(series.shape), "series")
-        series.read_volume(padding_as_nan=True)  # decoding errors, pixel data cut short
-        if options.isotropic is not None and thickness_used(options.isotropic):
-            from .medical.isotropic_api import series_thickness
-
-            series_thickness(series)  # a header thickness that is none (as the run refuses)
-        return None, None, "ct" if series.modality == "CT" else "mr"
-    if domain == "nifti":
-        from .medical.nifti import check_upscalable
-        from .medical.nifti_io import open_source
-
-        source = open_source(src)  # unreadable, voxel type, header claims beyond the file
-        check_upscalable(source)  # a label image
-        if options.through_plane and options.isotropic is None:
-            check_through_plane(src, tuple(source.image.shape))
-        for _ in source.planes():  # voxel data cut short (a gzip stream: to its checksum)
-            pass
-        if options.isotropic is not None:
-            from .medical.isotropic_api import check_spacing_known
-
-            check_spacing_known(source)  # an unknown voxel spacing, as the run refuses it
-        if options.isotropic is not None and thickness_used(options.isotropic):
-            from .medical.isotropic_io import thickness_from_sidecar
-
-            thickness_from_sidecar(src)  # its sidecar's, as the run refuses it
-        return None, source.dtype, "mr"
-    return None, None, "mr"
-
-
-def _refuse_cut_short(ds: Any, src: Path) -> None:
-    """Refuse a GeoTIFF whose blocks end past the end of the file (a copy cut short), from the
-    block offsets in its header: the run fails on it reading the pixels."""
-    from .errors import InputFileError
-
-    if ds.driver != "GTiff":
-        return
-    rows, cols = ds.block_shapes[0]
-    n_y, n_x = -(-ds.height // max(rows, 1)), -(-ds.width // max(cols, 1))
-    size = Path(src).stat().st_size
-    bands = ds.indexes if ds.interleaving is not None and ds.interleaving.name == "BAND" else [1]
-    for b in bands:
-        for y in range(n_y):
-            for x in range(n_x):
-                offset = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)
-                length = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=b)
-                end = int(offset or 0) + int(length or 0)
-                if end > size:
-                    raise InputFileError(
-                        src,
-                        f"cut short: band {b} block ({x}, {y}) ends at byte {end}, past the "
-                        f"file's {size} bytes; is the file corrupt?",
-                    )
-
-
 def _plan_one(
     domain: str, src: Path, dst: Path, options: UpscaleOptions, batch: str = "tasks"
 ) -> PlannedOutput:
@@ -312,17 +94,17 @@ def _plan_one(
     An input the run would fail on: ``error: ...`` (unless the run refuses its output before
     any work, or skips it as complete without reading it)."""
     try:
-        n_bands, dtype, default = _read_input(domain, src, options)
+        n_bands, dtype, default = read_input(domain, src, options)
         problem = ""
     except SRDomainsError as exc:
         n_bands, dtype, default, problem = None, None, "mr", str(exc)
     if batch:
-        status, why = _status(domain, src, dst, options)
+        status, why = output_status(domain, src, dst, options)
     else:  # a single input does not resume: an existing output is the user's to replace
-        status, why = ("missing" if _absent(dst) else "foreign"), ""
-    action = _action(status, options.overwrite, why)
+        status, why = ("missing" if absent(dst) else "foreign"), ""
+    action = action_of(status, options.overwrite, why)
     try:
-        unsafe = _unsafe(domain, src, dst, options.cog, batch, options.overwrite)
+        unsafe = unsafe_reason(domain, src, dst, options.cog, batch, options.overwrite)
     except SRDomainsError as exc:  # (a VRT naming a missing source: the run fails on it)
         unsafe, problem = "", problem or str(exc)
     if unsafe:  # the run refuses it whatever --overwrite says

@@ -1,128 +1,56 @@
-"""Bounded-memory NIfTI input and output.
+"""Bounded-memory NIfTI input: a file opened for plane-by-plane reading.
 
-* :func:`open_source` checks the header against the file **before anything is allocated**: the
-  voxel bytes the header claims must fit in an uncompressed file, and in a gzip file they may not
-  exceed what deflate can expand to (:data:`MAX_DEFLATE_RATIO` times the compressed size); a
-  lying header is refused at once with a message naming the file and the claimed size.
+* :func:`open_source` checks the header against the file **before anything is allocated**
+  (:mod:`sr_domains.medical.nifti_load`: the voxel bytes the header claims must fit in an
+  uncompressed file, and in a gzip file they may not exceed what deflate can expand to,
+  :data:`MAX_DEFLATE_RATIO` times the compressed size); a lying header is refused at once with
+  a message naming the file and the claimed size.
 * :meth:`NiftiSource.planes` reads the file **in file order**, one plane of the first two axes
   at a time (NIfTI stores voxels with the first axis fastest), so memory does not grow with the
   number of slices or volumes; :meth:`NiftiSource.scan` makes one pass for the statistics the
-  intensity profile and value checks need (exact min/max, a bounded sample for percentiles),
-  :meth:`NiftiSource.scan_volumes` the same pass with the statistics of each volume too. A
-  gzip stream is read to its end (its checksum and length checked); a truncated or corrupt one
-  is an :class:`~sr_domains.errors.InputFileError` naming the file, as with :func:`check_data`.
+  intensity profile and value checks need (exact min/max, a bounded sample for percentiles;
+  :mod:`sr_domains.medical.nifti_scan`), :meth:`NiftiSource.scan_volumes` the same pass with
+  the statistics of each volume too. A gzip stream is read to its end (its checksum and length
+  checked); a truncated or corrupt one is an :class:`~sr_domains.errors.InputFileError` naming
+  the file, as with :func:`check_data`.
+* :func:`check_memory` refuses an in-memory step that cannot fit.
 * The writer that mirrors it is :class:`~sr_domains.medical.nifti_write.PlaneWriter`.
+
+``load_nifti``, ``nibabel_module``, ``check_data``, ``MAX_DEFLATE_RATIO`` (from
+:mod:`~sr_domains.medical.nifti_load`), ``Scan`` and ``SAMPLE_VALUES`` (from
+:mod:`~sr_domains.medical.nifti_scan`) are re-exported here.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
-import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputFileError, require
+from ..errors import ConfigError, InputFileError
 from ..intensity import work_dtype
-from ..value_facts import ZeroFacts, robust_magnitude
+from .nifti_load import (
+    MAX_DEFLATE_RATIO,
+    check_data,
+    check_size,
+    data_layout,
+    gzip_errors,
+    human_size,
+    is_gzip,
+    load_nifti,
+    nibabel_module,
+)
+from .nifti_scan import SAMPLE_VALUES, Scan, ScanPass, plane_stats
 
 log = logging.getLogger(__name__)
 
-#: zlib's deflate expands at most ~1032:1; anything claiming more is corrupt or hostile.
-MAX_DEFLATE_RATIO = 1100
-#: Values kept for fitting percentile profiles (a deterministic strided sample beyond it).
-SAMPLE_VALUES = 8 * 2**20
 #: Planes handed to the model at once while streaming.
 CHUNK_PLANES = 16
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-@dataclass
-class Scan:
-    """One pass over a volume: exact statistics of the finite voxels and a bounded sample."""
-
-    sample: np.ndarray  # float32, finite and non-finite values as read (<= SAMPLE_VALUES)
-    vmin: float
-    vmax: float
-    n_finite: int
-    n_nonfinite: int
-    n_zero: int
-    min_abs: float = float("inf")  # smallest magnitude of the finite values
-    #: :func:`~sr_domains.value_facts.robust_magnitude` of the sample, when it was taken during
-    #: the pass and the sample dropped (the per-volume scans of :meth:`NiftiSource.scan_volumes`)
-    magnitude: float | None = None
-
-    def zero_facts(self, floating: bool) -> ZeroFacts:
-        """Zero background and tolerance (:class:`~sr_domains.value_facts.ZeroFacts`);
-        ``floating``: float storage (integer storage is exact)."""
-        top = max(abs(self.vmin), abs(self.vmax)) if np.isfinite(self.vmin) else None
-        mag = self.magnitude
-        if floating and mag is None:
-            mag = robust_magnitude(self.sample, top)
-        return ZeroFacts.from_stats(self.vmin, self.vmax, self.min_abs, floating, mag)
-
-
-class _Pass:
-    """Running statistics of one pass over ``total`` voxels, plane by plane: exact min/max and
-    counts of the finite values, and a deterministic strided sample of at most ``max_sample``
-    values (every voxel when there are that few). Planes are counted from this pass's own
-    first one, so a volume's statistics are those of the volume saved alone."""
-
-    def __init__(self, total: int, max_sample: int) -> None:
-        self.total, self.step, self.k = total, max(1, -(-total // max_sample)), 0
-        self.parts: list[np.ndarray] = []
-        self.vmin, self.vmax, self.min_abs = np.inf, -np.inf, np.inf
-        self.n_fin = self.n_zero = 0
-
-    def add(self, flat: np.ndarray, stats: tuple[int, float, float, int, float] | None) -> None:
-        """One plane (``flat``, in file order) and its :func:`_plane_stats`."""
-        step = self.step
-        self.parts.append(flat[(self.k * 7) % step :: step] if step > 1 else flat.copy())
-        self.k += 1
-        if stats is not None:
-            nf, lo, hi, nz, ma = stats
-            self.n_fin += nf
-            self.vmin, self.vmax = min(self.vmin, lo), max(self.vmax, hi)
-            self.n_zero += nz
-            self.min_abs = min(self.min_abs, ma)
-
-    def scan(self, keep_sample: bool = True, floating: bool = True) -> Scan:
-        """The :class:`Scan`; without ``keep_sample`` the sample's magnitude is taken now
-        (``floating`` storage only: integer storage has exact zeros and never asks) and the
-        sample dropped (memory stays bounded over many volumes)."""
-        sample = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
-        lo, hi, nf = float(self.vmin), float(self.vmax), self.n_fin
-        done = Scan(sample, lo, hi, nf, self.total - nf, self.n_zero, float(self.min_abs))
-        if not keep_sample:
-            if floating:
-                done.magnitude = robust_magnitude(sample, max(-lo, hi) if nf else None)
-            done.sample = np.zeros(0, np.float32)
-        return done
-
-
-def _plane_stats(flat: np.ndarray) -> tuple[int, float, float, int, float] | None:
-    """``(finite count, min, max, zero count, smallest magnitude)`` of the finite values of a
-    plane, or None when it has none."""
-    fin = np.isfinite(flat)
-    nf = int(fin.sum())
-    if not nf:
-        return None
-    vals = flat[fin] if nf < flat.size else flat
-    lo, hi = float(vals.min()), float(vals.max())
-    return nf, lo, hi, int(np.count_nonzero(vals == 0)), float(np.abs(vals).min())
 
 
 @dataclass
@@ -182,7 +110,7 @@ class NiftiSource:
         n = x * y * self.dtype.itemsize
         scaled = (self.slope, self.inter) != (1.0, 0.0)
         work = self.work_dtype
-        with Opener(str(self.path), "rb") as f, _gzip_errors(self.path):
+        with Opener(str(self.path), "rb") as f, gzip_errors(self.path):
             f.seek(self.offset)
             for k in range(self.n_planes):
                 buf = f.read(n)
@@ -197,7 +125,7 @@ class NiftiSource:
                     yield (raw.astype(np.float64) * self.slope + self.inter).astype(work)
                 else:
                     yield raw.astype(work)
-            if _is_gzip(self.path):  # to the end: gzip checks its CRC and length there
+            if is_gzip(self.path):  # to the end: gzip checks its CRC and length there
                 while f.read(2**22):
                     pass
 
@@ -220,13 +148,13 @@ class NiftiSource:
         total = int(np.prod(self.shape, dtype=np.int64))
         per = int(np.prod(self.shape[:3], dtype=np.int64))
         z = self.shape[2]
-        whole, vol, volumes = _Pass(total, max_sample), None, []
+        whole, vol, volumes = ScanPass(total, max_sample), None, []
         for k, plane in enumerate(self.planes()):
             flat = plane.ravel(order="F")
-            stats = _plane_stats(flat)
+            stats = plane_stats(flat)
             whole.add(flat, stats)
             if per_volume:
-                vol = vol if vol is not None else _Pass(per, max_sample)
+                vol = vol if vol is not None else ScanPass(per, max_sample)
                 vol.add(flat, stats)
                 if (k + 1) % z == 0:  # the last plane of a volume
                     volumes.append(vol.scan(keep_sample=False, floating=self.dtype.kind == "f"))
@@ -244,105 +172,6 @@ class NiftiSource:
         for k, plane in enumerate(self.planes()):
             out[:, :, k % z, k // z] = plane
         return out.reshape(self.shape, order="F")
-
-
-def _is_gzip(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
-
-
-@contextmanager
-def _gzip_errors(path: Path) -> Iterator[None]:
-    """Turn the errors of a truncated or corrupt gzip stream (``EOFError``, ``zlib.error``,
-    ``gzip.BadGzipFile``) into an :class:`InputFileError` naming the file."""
-    try:
-        yield
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputFileError(path, f"truncated or corrupt gzip data: {exc}") from exc
-
-
-def check_data(path: str | os.PathLike[str]) -> None:
-    """Raise an :class:`InputFileError` naming the file unless all the voxel data its header
-    claims is there: an uncompressed file is long enough; a gzip file decompresses to the end
-    (checksum and length checked) and holds enough bytes. Reads the whole stream of a gzip
-    file (``sr-domains info``)."""
-    from nibabel.openers import Opener
-
-    p = Path(path)
-    img = load_nifti(p)
-    offset, claimed = _layout(img)
-    if not _is_gzip(p):
-        _check_size(p, img, offset, claimed)
-        return
-    total = 0
-    with Opener(str(p), "rb") as f, _gzip_errors(p):
-        while chunk := f.read(2**22):
-            total += len(chunk)
-    if total < offset + claimed:
-        raise InputFileError(
-            p,
-            f"truncated voxel data: the header claims {_what(img, claimed)} after byte "
-            f"{offset} but the data ends at byte {total}",
-        )
-
-
-def _layout(img: Any) -> tuple[int, int]:
-    """``(offset, bytes)`` of the voxel data the header of ``img`` claims."""
-    # nibabel keeps the on-disk offset in the array proxy (the loaded header says 0)
-    offset = int(getattr(img.dataobj, "offset", 0) or img.header.get_data_offset())
-    shape = tuple(int(v) for v in img.shape)
-    return offset, int(np.prod(shape, dtype=np.int64)) * img.header.get_data_dtype().itemsize
-
-
-def _what(img: Any, claimed: int) -> str:
-    shape = tuple(int(v) for v in img.shape)
-    return (
-        f"{'x'.join(map(str, shape))} {img.header.get_data_dtype().name} voxels ({_human(claimed)})"
-    )
-
-
-def _check_size(p: Path, img: Any, offset: int, claimed: int) -> None:
-    """Refuse a header that claims more voxel data than the file can hold (module docs)."""
-    size = p.stat().st_size
-    if _is_gzip(p):
-        if claimed > MAX_DEFLATE_RATIO * size:
-            raise InputFileError(
-                p,
-                f"the header claims {_what(img, claimed)}, more than a {_human(size)} gzip file "
-                "can hold; the header is corrupt (refused before reading)",
-            )
-    elif offset + claimed > size:
-        raise InputFileError(
-            p,
-            f"the header claims {_what(img, claimed)} after byte {offset} but the file has "
-            f"{_human(size)}; truncated file or corrupt header",
-        )
-
-
-def nibabel_module() -> Any:
-    """nibabel, or a clear error naming the ``medical`` extra."""
-    return require("nibabel", "medical", "NIfTI files")
-
-
-def load_nifti(path: str | os.PathLike[str]) -> Any:
-    """``nibabel.load`` with errors that name the file."""
-    nib = nibabel_module()
-    p = Path(path)
-    InputFileError.check_file(p, "a NIfTI file")
-    try:
-        img = nib.load(p)
-    except Exception as exc:  # nibabel raises many types for bad files
-        raise InputFileError(p, f"not a readable NIfTI file ({exc})") from exc
-    if isinstance(img, (nib.Nifti1Pair, nib.Nifti2Pair)) and not isinstance(
-        img, (nib.Nifti1Image, nib.Nifti2Image)
-    ):
-        raise InputFileError(
-            p,
-            "a NIfTI pair (.hdr/.img) is not supported; convert it to a single .nii or .nii.gz "
-            "file first (e.g. nibabel: nib.save(nib.load(path), 'out.nii.gz'))",
-        )
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise InputFileError(p, f"not a NIfTI image ({type(img).__name__})")
-    return img
 
 
 def open_source(path: str | os.PathLike[str]) -> NiftiSource:
@@ -363,8 +192,8 @@ def open_source(path: str | os.PathLike[str]) -> NiftiSource:
         raise InputFileError(p, f"expected an image of >= 2 non-empty dimensions, got {shape}")
     if len(shape) == 2:
         shape = (*shape, 1)
-    offset, claimed = _layout(img)
-    _check_size(p, img, offset, claimed)
+    offset, claimed = data_layout(img)
+    check_size(p, img, offset, claimed)
     slope = float(getattr(img.dataobj, "slope", 1.0))  # nibabel moves scl_* to the proxy
     inter = float(getattr(img.dataobj, "inter", 0.0))
     return NiftiSource(p, img, shape, dt, slope, inter, offset)
@@ -387,13 +216,14 @@ def check_memory(need: int, what: str) -> None:
     avail = available_memory()
     if avail is not None and need > avail:
         raise ConfigError(
-            f"{what} needs about {_human(need)} of memory but {_human(avail)} is available"
+            f"{what} needs about {human_size(need)} of memory but {human_size(avail)} is available"
         )
 
 
 __all__ = [
     "CHUNK_PLANES",
     "MAX_DEFLATE_RATIO",
+    "SAMPLE_VALUES",
     "NiftiSource",
     "Scan",
     "available_memory",
