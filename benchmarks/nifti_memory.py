@@ -49,7 +49,7 @@ def make_volume(path: Path, size: int, slices: int) -> Path:
     import nibabel as nib
     import numpy as np
 
-    from sr_domains.medical.nifti_io import PlaneWriter
+    from sr_domains.medical.nifti_write import PlaneWriter
 
     img = nib.Nifti1Image(np.zeros((1, 1, 1), np.int16), np.diag([0.9, 0.9, 3.0, 1.0]))
     hdr = img.header
