@@ -270,3 +270,65 @@ def test_malformed_values_are_removed_not_fatal(tmp_path, caplog):
     assert "ImagerPixelSpacing cannot be read" in caplog.text
     assert "ShutterShape cannot be read" in caplog.text
     assert [float(v) for v in out.NominalScannedPixelSpacing] == [0.1, 0.1]
+
+
+RT_IMAGE = "1.2.840.10008.5.1.4.1.1.481.1"
+
+
+def test_rt_image_plane_spacing_and_position(tmp_path):
+    """RT Image: ImagePlanePixelSpacing divided, RTImagePosition (the first pixel's centre;
+    rows along +x, columns along -y) moved to the new first pixel's centre, a quarter source
+    pixel up and left at x2."""
+    src = _image(
+        tmp_path / "rt.dcm", "RTIMAGE", RT_IMAGE, ImagePlanePixelSpacing=[0.4, 0.5],
+        RTImagePosition=[-15.75, 12.6], RTImagePlane="NORMAL",
+    )  # fmt: skip
+    out = _up(src, tmp_path / "out")
+    assert [float(v) for v in out.ImagePlanePixelSpacing] == [0.2, 0.25]
+    x, y = (float(v) for v in out.RTImagePosition)
+    assert (x, y) == (pytest.approx(-15.75 - 0.25 * 0.5), pytest.approx(12.6 + 0.25 * 0.4))
+    # the receptor position of source pixel (row 3, column 5) is that of its centre on the new grid
+    r, c = (3 + 0.5) * 2 - 0.5, (5 + 0.5) * 2 - 0.5
+    assert (x + c * 0.25, y - r * 0.2) == (
+        pytest.approx(-15.75 + 5 * 0.5),
+        pytest.approx(12.6 - 3 * 0.4),
+    )
+
+
+def test_incomplete_tags_are_removed_not_left_on_the_source_grid(tmp_path, caplog):
+    """A region without its Y bounds (its PhysicalDeltaY would stay the source's), a shutter
+    edge without its partner, a circle without its radius: removed with a WARNING (before,
+    left unmapped, silently); the shutter's ShutterPresentationValue goes with it."""
+    region = _region(phys=(1.5, 0.25))
+    del region.RegionLocationMinY0, region.RegionLocationMaxY1
+    src = _dx(
+        tmp_path, SequenceOfUltrasoundRegions=[region], ShutterShape=["RECTANGULAR", "CIRCULAR"],
+        ShutterRightVerticalEdge=None, CollimatorShape="CIRCULAR",
+        CenterOfCircularCollimator=[32, 32],
+    )  # fmt: skip
+    ds = pydicom.dcmread(src)
+    del ds.ShutterRightVerticalEdge
+    ds.save_as(src)
+    with caplog.at_level(logging.WARNING):
+        out = _up(src, tmp_path / "out")
+    for key in ("SequenceOfUltrasoundRegions", "ShutterShape", "ShutterLeftVerticalEdge"):
+        assert key not in out
+    assert "CenterOfCircularShutter" not in out and "ShutterPresentationValue" not in out
+    assert "CenterOfCircularCollimator" not in out and "CollimatorShape" not in out
+    for key in ("SequenceOfUltrasoundRegions", "ShutterShape", "CollimatorShape"):
+        assert f"{key} cannot be read" in caplog.text
+
+
+def test_factor_below_one_never_inverts_bounds(tmp_path, caplog):
+    """A factor below 1 (isotropic output coarser in-plane): bounds no new pixel centre lies
+    in are removed with a WARNING, never written as left > right."""
+    src = _dx(tmp_path, ShutterShape="RECTANGULAR", ShutterRightVerticalEdge=5)
+    series = load_dicom_series(src)
+    with caplog.at_level(logging.WARNING):
+        out = write_derived_series(
+            series, np.zeros((1, 26, 26), np.float32), series.affine, tmp_path / "out",
+            scale=1, derivation="test", plane_factors=(0.4, 0.4),
+        )  # fmt: skip
+    d = pydicom.dcmread(out[0])
+    assert "ShutterLeftVerticalEdge" not in d and "ShutterShape" not in d
+    assert "ShutterShape cannot be read" in caplog.text

@@ -8,8 +8,9 @@ image's own dataset (functional groups included, not in sequences that reference
 objects):
 
 * spacings per pixel: ``ImagerPixelSpacing``, ``NominalScannedPixelSpacing``,
-  ``ObjectPixelSpacingInCenterOfBeam`` divided; ``PixelAspectRatio`` for unequal factors;
-  ``MaskSubPixelShift`` (pixels) multiplied.
+  ``ObjectPixelSpacingInCenterOfBeam``, RT Image ``ImagePlanePixelSpacing`` divided;
+  ``PixelAspectRatio`` for unequal factors; ``MaskSubPixelShift`` (pixels) multiplied;
+  ``RTImagePosition`` (mm, the first pixel's centre) moved to the new first pixel's centre.
 * ultrasound regions (``SequenceOfUltrasoundRegions``): ``PhysicalDeltaX/Y`` divided, the
   region bounds ``RegionLocationMin/Max`` mapped as pixel edges (the new pixels whose centres
   lie in the region), the reference pixel (relative to the region's corner) as a pixel
@@ -24,7 +25,9 @@ objects):
   overlay (overlays are dropped) are removed.
 
 A tag that cannot be mapped exactly is removed, with a WARNING naming it (once per series):
-a derived image must not carry a wrong calibration. :func:`recount` updates the counts that
+a derived image must not carry a wrong calibration. So is one that cannot be mapped at all: a
+region without its bounds, a shutter edge without its partner, a circle without its radius,
+bounds no new pixel centre lies in (a factor below 1). :func:`recount` updates the counts that
 change with the number of slices (``ImagesInAcquisition``, PET/NM ``NumberOfSlices`` and
 ``ImageIndex``).
 """
@@ -42,7 +45,14 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 #: Spacings per pixel, ``(between rows, between columns)``.
-_SPACINGS = ("ImagerPixelSpacing", "NominalScannedPixelSpacing", "ObjectPixelSpacingInCenterOfBeam")
+_SPACINGS = (
+    "ImagerPixelSpacing",
+    "NominalScannedPixelSpacing",
+    "ObjectPixelSpacingInCenterOfBeam",
+    "ImagePlanePixelSpacing",
+)
+#: RT Image: rows along +x, columns along -y of the image receptor (RTImageOrientation absent).
+_RT_ORIENTATION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 #: Sequences whose items describe other objects (left as they are).
 _OTHER_OBJECTS = ("Referenced", "Source", "Derivation", "ContributingEquipment", "IconImage")
 #: (shape tag, rectangle edges (left, right, upper, lower), circle centre, radius, polygon).
@@ -100,6 +110,8 @@ def map_pixel_tags(ds: Any, factors: tuple[float, float], warn: Warn) -> None:
             warn("ShutterOverlayGroup", "(a shutter drawn by an overlay, which is dropped)")
         if same:
             continue
+        if "RTImagePosition" in item:  # (reads the source's ImagePlanePixelSpacing)
+            _guarded(item, ("RTImagePosition",), partial(_rt_position, item, fr, fc), warn)
         for key, fn in (*((k, _spacing) for k in _SPACINGS), ("MaskSubPixelShift", _shift)):
             if key in item:
                 _guarded(item, (key,), partial(fn, item, key, fr, fc), warn)
@@ -109,8 +121,10 @@ def map_pixel_tags(ds: Any, factors: tuple[float, float], warn: Warn) -> None:
             seq = ("SequenceOfUltrasoundRegions",)
             _guarded(item, seq, partial(_us_regions, item, fr, fc, warn), warn)
         for spec in _SHUTTERS:
-            if spec[0] in item:
-                keys = (spec[0], *spec[1], *spec[2:])
+            keys: tuple[str, ...] = (spec[0], *spec[1], *spec[2:])
+            if any(k in item for k in keys):
+                extras = _SHUTTER_EXTRAS if spec[0] == "ShutterShape" else ()
+                keys = (*keys, *extras)  # (removed with an unreadable shutter)
                 _guarded(item, keys, partial(_shutter, item, spec, fr, fc, warn), warn)
 
 
@@ -137,6 +151,19 @@ def _shift(item: Any, key: str, fr: float, fc: float) -> None:
     if len(values) != 2:
         raise ValueError(key)
     setattr(item, key, [values[0] * fr, values[1] * fc])
+
+
+def _rt_position(item: Any, fr: float, fc: float) -> None:
+    """RT Image ``RTImagePosition`` (x, y in mm: the centre of the first pixel) at the centre
+    of the new first pixel, ``0.5 / f - 0.5`` source pixels along the rows and columns."""
+    x, y = (float(v) for v in item.RTImagePosition)
+    sr, sc = (float(v) for v in item.ImagePlanePixelSpacing)  # the source's, not yet divided
+    o = [float(v) for v in item.get("RTImageOrientation") or _RT_ORIENTATION]
+    if len(o) != 6:
+        raise ValueError("RTImageOrientation")
+    dc, dr = sc * (0.5 / fc - 0.5), sr * (0.5 / fr - 0.5)
+    new = (x + dc * o[0] + dr * o[3], y + dc * o[1] + dr * o[4])
+    item.RTImagePosition = [_like(item, "RTImagePosition", v) for v in new]
 
 
 def _us_regions(item: Any, fr: float, fc: float, warn: Warn) -> None:
@@ -180,8 +207,12 @@ def _aspect(item: Any, fr: float, fc: float, warn: Warn) -> None:
 
 
 def _edges(lo: int, hi: int, f: float) -> tuple[int, int]:
-    """Inclusive 0-based pixel bounds ``lo..hi``: the new pixels whose centres lie in them."""
-    return math.ceil(lo * f - 0.5 - _EPS), math.floor((hi + 1) * f - 0.5 + _EPS)
+    """Inclusive 0-based pixel bounds ``lo..hi``: the new pixels whose centres lie in them
+    (ValueError when none does: a factor below 1)."""
+    new = math.ceil(lo * f - 0.5 - _EPS), math.floor((hi + 1) * f - 0.5 + _EPS)
+    if new[1] < new[0]:
+        raise ValueError("no new pixel in the bounds")
+    return new
 
 
 def _centre(i: float, f: float) -> float:
@@ -199,8 +230,8 @@ def _us_region(region: Any, fr: float, fc: float, warn: Warn) -> None:
     for ax, f in (("X", fc), ("Y", fr)):
         lo_key = f"RegionLocationMin{ax}0"
         hi_key = f"RegionLocationMax{ax}1"
-        if lo_key not in region or hi_key not in region:
-            continue
+        if lo_key not in region or hi_key not in region:  # (Type 1)
+            raise KeyError(lo_key)
         lo = int(region[lo_key].value)
         new_lo, new_hi = _edges(lo, int(region[hi_key].value), f)
         region[lo_key].value, region[hi_key].value = new_lo, new_hi
@@ -243,10 +274,14 @@ def _shutter(item: Any, spec: tuple[Any, ...], fr: float, fc: float, warn: Warn)
     """A display shutter or collimator (1-based rows/columns, PS3.3 C.7.6.11) on the new grid."""
     _, (left, right, upper, lower), centre, radius, vertices = spec
     for lo_key, hi_key, f in ((left, right, fc), (upper, lower, fr)):
-        if lo_key in item and hi_key in item:
+        if (lo_key in item) != (hi_key in item):
+            raise KeyError(hi_key)
+        if lo_key in item:
             lo, hi = _edges(int(item[lo_key].value) - 1, int(item[hi_key].value) - 1, f)
             item[lo_key].value, item[hi_key].value = lo + 1, hi + 1
-    if centre in item and radius in item:
+    if (centre in item) != (radius in item):
+        raise KeyError(radius)
+    if centre in item:
         if abs(fr - fc) > _EPS:
             _drop_shape(item, spec, "CIRCULAR", (centre, radius))
             warn(centre, "(a circle becomes an ellipse under unequal row/column factors)")
