@@ -73,7 +73,8 @@ class StripSpec:
     the consumer allocates per HR value of a block while it writes it (the GeoTIFF writer's
     cast, masks and +-inf footprint: :func:`sr_domains.geo.writer.write_bytes`); ``spectral``,
     whether the value rules give the blocks bicubic's band ratios
-    (:func:`sr_domains.spectral.keep_band_ratios`)."""
+    (:func:`sr_domains.spectral.keep_band_ratios`); ``saturation``, whether they move pixels
+    off a saturation value (integer rasters, :meth:`.ValueRules.unsaturate`)."""
 
     n_out: int
     flush_rows: int
@@ -83,6 +84,7 @@ class StripSpec:
     itemsize: int = 4
     write_bytes: float = 0.0
     spectral: bool = False
+    saturation: bool = False
 
 
 def finish_bytes(
@@ -92,6 +94,8 @@ def finish_bytes(
     seam: bool,
     write: float = 0,
     spectral: bool = False,
+    saturation: bool = False,
+    bands: int = 1,
 ) -> float:
     """Bytes per HR value of a flushed block while it is finished and written: the block (in
     the work dtype, ``itemsize``) plus the largest of what is allocated beside it, one after
@@ -100,14 +104,25 @@ def finish_bytes(
     bytes per LR value; HR-sized gathers when the block's rows do not fall on whole input
     pixels; with ``spectral``, the band-ratio rule's, which handles a quarter of the block at
     a time: its upsampled bicubic, gathered bounds and factor limits, about ``2 * itemsize +
-    6`` bytes per value beside the LR rows) and the consumer's ``write`` bytes per value: upper
-    bounds of what ``tracemalloc`` measures (``tests/test_strip_memory.py``,
-    ``benchmarks/geotiff_memory.py --trace``; the upsampled bicubic is torch's, counted too)."""
+    6`` bytes per value beside the LR rows; with ``saturation``, the move off the saturation
+    value, one of the ``bands`` at a time: the band's distance to it and that distance's
+    absolute value, ``2 * itemsize`` bytes per value of the band, beside the domain clamp's
+    and the pins' masks of the band, 3 bytes (off the pixel grid: ``itemsize + 1`` more, and
+    2 bytes per value of the block), and the LR rows, envelope, footprint and pins, ``4 *
+    itemsize + 6`` bytes per LR value, ``2 * itemsize`` more with ``spectral``) and the
+    consumer's ``write`` bytes per value: upper bounds of what ``tracemalloc`` measures
+    (``tests/test_strip_memory.py``, ``benchmarks/geotiff_memory.py --trace``; the upsampled
+    bicubic is torch's, counted too)."""
+    off_grid = flush_rows % scale != 0
     rules = 10 * itemsize / scale**2 + 2
-    if flush_rows % scale:
+    if off_grid:
         rules += 2 * itemsize + 4
     if spectral:
         rules = max(rules, itemsize * (2 + 4 / scale**2) + 6)
+    if saturation:
+        lr = 4 * itemsize + 6 + (2 * itemsize if spectral else 0)
+        band = 2 * itemsize + 3 + (itemsize + 1 if off_grid else 0)
+        rules = max(rules, lr / scale**2 + band / bands + 2 * off_grid)
     return itemsize + max(itemsize if seam else 0, rules, write)
 
 
@@ -126,8 +141,9 @@ def strip_bytes(upscaler: Upscaler, spec: StripSpec, cols: int) -> int:
         rows = strip_rows(upscaler.plan((spec.height, read)), flush)
     block = flush if flush > 1 else rows
     per_value = finish_bytes(
-        spec.itemsize, s, flush, spec.ramp > 0, spec.write_bytes, spec.spectral
-    )
+        spec.itemsize, s, flush, spec.ramp > 0, spec.write_bytes, spec.spectral,
+        spec.saturation, n_out,
+    )  # fmt: skip
     return 4 * n_out * rows * read * s + math.ceil(per_value * n_out * block * read * s)
 
 
@@ -249,7 +265,8 @@ def iter_hr_blocks(
         dtype = np.asarray(read(0, 0, 1, 1)[0]).dtype
     size = work_dtype(dtype).itemsize
     spectral = rules is not None and n_out == n_bands >= 2 and _spectral(upscaler, rules, n_bands)
-    spec = StripSpec(n_out, flush_rows, context, ramp, h, size, write_bytes, spectral)
+    saturation = rules is not None and n_out == n_bands and rules.saturation is not None
+    spec = StripSpec(n_out, flush_rows, context, ramp, h, size, write_bytes, spectral, saturation)
     max_cols = panel_width(upscaler, spec, align)
     need = strip_bytes(upscaler, spec, min(max_cols, w))
     if need > panel_budget(upscaler):

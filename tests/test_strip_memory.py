@@ -220,3 +220,42 @@ def test_geotiff_writer_temporaries_are_in_the_strip_budget(
     assert spec.write_bytes <= 4 + 1.5 + (np.dtype(dtype).itemsize + 2) / 4 + 2 + 1
     with rasterio.open(tmp_path / "out.tif") as ds:
         assert ds.dtypes[0] == (out or dtype)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [("uint8", 2), ("uint8", 4), ("int16", 2)])
+def test_strip_peak_within_what_it_counts_where_pixels_leave_the_saturation(
+    tmp_path, monkeypatch, dtype, scale
+):
+    """A single-band integer raster whose upscaled values reach the type's maximum: the value
+    rules move pixels outside the saturated footprint off it, band by band, with the band's
+    distance to the saturation and its absolute value (two float blocks) beside the clamp's
+    masks. strip_bytes counts them (StripSpec.saturation): the traced peak stays within what
+    it counts for the panel it chose (plus a batch of windows)."""
+    src, warm_up = _rasters(tmp_path, 1, "uint8")
+    for path in (src, warm_up):  # stretched: its brightest tenth saturates the type
+        with rasterio.open(path) as ds:
+            v, profile = ds.read().astype(np.float64), ds.profile
+        top = np.iinfo(dtype).max
+        v = np.where(v == 0, 0, np.clip(np.rint(v * top / np.percentile(v[v > 0], 90)), 1, top))
+        with rasterio.open(path, "w", **{**profile, "dtype": dtype}) as ds:
+            ds.write(v.astype(dtype))
+    chosen: list = []
+    real_width = panels.panel_width
+
+    def spy(up, spec, align):
+        cols = real_width(up, spec, align)
+        chosen.append((spec, cols))
+        return cols
+
+    monkeypatch.setattr(panels, "panel_width", spy)
+    dst = tmp_path / "out.tif"
+    model = ToySR(BaseSRConfig(in_channels=1, scale=scale))
+    seen = _measure(monkeypatch, src, warm_up, dst, model, scale, 1 * MiB)
+    with rasterio.open(dst) as ds:
+        assert json.loads(ds.tags()["SR_DOMAINS_VALUES"])["clamped"].get("unsaturated", 0) > 0
+    up, (spec, cols) = seen["up"], chosen[-1]
+    assert spec.saturation
+    counted = panels.strip_bytes(up, spec, cols)
+    network = 4 * (3 + 2 * scale**2) * up.tiling.tile**2 * up.batch_size
+    assert seen["peak"] <= counted + network, (seen["peak"] / MiB, counted / MiB, network / MiB)
+    assert seen["panels"] >= 2
