@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,62 @@ MAX_VALUES = 8 * 2**20
 def range_text(value_range: tuple[float | None, float | None]) -> str:
     """``-100,200`` / ``0,`` / ``,1``: a range as ``--value-range`` takes it."""
     return ",".join("" if v is None else f"{v:g}" for v in value_range)
+
+
+class Outside(NamedTuple):
+    """What :func:`outside_range` found: how many (``outside``) of the ``n`` valid values lie
+    outside the range, and the valid values' ``lo``..``hi`` (NaN without valid values)."""
+
+    outside: int
+    n: int
+    lo: float
+    hi: float
+
+
+#: Values compared at once (the comparisons' masks stay small beside a DICOM volume).
+CHUNK = 2**20
+
+
+def _bound(b: float | None, dtype: np.dtype) -> Any:
+    """``b`` at the precision of float ``values`` (a float32 sample holds 76.8 as 76.800003:
+    a float64 range end of 76.8 is no contradiction), else as a float."""
+    if b is None or dtype.kind != "f":
+        return None if b is None else float(b)
+    with np.errstate(over="ignore"):  # (1e39 as float32: inf)
+        return np.asarray(b, np.float64).astype(dtype)[()]
+
+
+def outside_range(
+    values: np.ndarray,
+    valid: np.ndarray | None,
+    value_range: tuple[float | None, float | None],
+) -> Outside:
+    """How many valid ``values`` lie outside ``value_range`` (arguments as in
+    :func:`warn_outside_range`), compared at the values' own precision, a chunk at a time
+    (no copy of the valid values; a larger array than :data:`MAX_VALUES` is strided)."""
+    flat = np.asarray(values).reshape(-1)
+    step = max(1, -(-flat.size // MAX_VALUES))
+    flat = flat[::step]
+    ok_all = None if valid is None else np.asarray(valid).reshape(-1)[::step]
+    lo, hi = (_bound(b, flat.dtype) for b in value_range)
+    count = n = 0
+    vmin, vmax = np.inf, -np.inf
+    for i in range(0, flat.size, CHUNK):
+        part = flat[i : i + CHUNK]
+        ok = np.isfinite(part)
+        if ok_all is not None:
+            ok &= ok_all[i : i + CHUNK]
+        k = int(np.count_nonzero(ok))
+        if not k:
+            continue
+        n += k
+        if lo is not None:
+            count += int(np.count_nonzero((part < lo) & ok))
+        if hi is not None:
+            count += int(np.count_nonzero((part > hi) & ok))
+        vmin = min(vmin, float(part.min(where=ok, initial=part[ok.argmax()])))
+        vmax = max(vmax, float(part.max(where=ok, initial=part[ok.argmax()])))
+    return Outside(count, n, vmin if n else np.nan, vmax if n else np.nan)
 
 
 def warn_outside_range(
@@ -61,18 +118,8 @@ def warn_outside_range(
     """
     if options is None or not options.clamp or options.value_range is None:
         return 0
-    lo, hi = options.value_range
-    flat = np.asarray(values).reshape(-1)
-    step = max(1, -(-flat.size // MAX_VALUES))
-    flat = flat[::step]
-    ok = np.isfinite(flat)
-    if valid is not None:
-        ok &= np.asarray(valid).reshape(-1)[::step]
-    v = flat[ok]
-    below = int(np.count_nonzero(v < lo)) if lo is not None else 0
-    above = int(np.count_nonzero(v > hi)) if hi is not None else 0
-    outside = below + above
-    if outside:
+    found = outside_range(values, valid, options.value_range)
+    if found.outside:
         log.warning(
             "%s: --value-range %s contradicts the data: %.3g%% of the sampled valid values "
             "(%d of %d; data %.6g..%.6g) lie outside it and are clamped to it. A physical "
@@ -80,14 +127,21 @@ def warn_outside_range(
             "widen it, or leave it out",
             where,
             range_text(options.value_range),
-            100.0 * outside / v.size,
-            outside,
-            v.size,
-            float(v.min()),
-            float(v.max()),
+            100.0 * found.outside / found.n,
+            found.outside,
+            found.n,
+            found.lo,
+            found.hi,
             UNITS[domain],
         )
-    return outside
+    return found.outside
 
 
-__all__ = ["MAX_VALUES", "UNITS", "range_text", "warn_outside_range"]
+__all__ = [
+    "MAX_VALUES",
+    "UNITS",
+    "Outside",
+    "outside_range",
+    "range_text",
+    "warn_outside_range",
+]

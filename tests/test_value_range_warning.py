@@ -130,3 +130,98 @@ def test_nifti_and_dicom_value_range_the_data_leave_is_warned(tmp_path, caplog):
 )
 def test_nodata_messages_name_the_type_with_its_article(nodata, dtype, message):
     assert nodata_problem(nodata, np.dtype(dtype)) == message
+
+
+def test_a_range_at_the_datas_own_ends_is_no_contradiction(tmp_path, caplog):
+    """R4: a range taken from the data itself (nibabel's ``get_fdata()`` min/max, numpy
+    float64) was warned for an int16 NIfTI with ``scl_slope`` 0.1: the scan holds float32
+    values (768 x 0.1 as 76.800003), compared with the float64 76.8000011. Values are compared
+    at their own precision."""
+    nib = pytest.importorskip("nibabel")
+    from sr_domains.medical import upscale_nifti
+
+    img = nib.Nifti1Image(
+        (np.arange(16 * 12 * 4, dtype=np.int16) + 1).reshape(16, 12, 4), np.eye(4)
+    )
+    img.header.set_slope_inter(0.1, 0.0)
+    nib.save(img, tmp_path / "pet.nii.gz")
+    data = nib.load(tmp_path / "pet.nii.gz").get_fdata()
+    own = ValueOptions(value_range=(data.min(), data.max()))  # (np.float64 ends)
+    with caplog.at_level(logging.WARNING):
+        upscale_nifti(
+            tmp_path / "pet.nii.gz", tmp_path / "o.nii.gz", model=tiny_model(), values=own
+        )
+        upscale_nifti(
+            tmp_path / "pet.nii.gz",
+            tmp_path / "o2.nii.gz",
+            model=tiny_model(),
+            values=ValueOptions(value_range=(None, data.max() - 0.05)),
+        )
+    assert caplog.text.count(WARNING) == 1  # the second: the top value 76.8 lies above 76.75
+    assert "(1 of 768; data 0.1..76.8)" in caplog.text
+
+
+def test_a_sample_from_resampled_overviews_is_judged_at_full_resolution(tmp_path, caplog):
+    """R4: a large raster is sampled from its overviews; cubic ones (the COG driver's
+    default) overshoot the data at edges (10..200 read as 0..219), so a range at the data's
+    own ends was warned by the dry run and the run. The overview's verdict is checked at full
+    resolution before anything is said; a real contradiction is still warned, with the full
+    resolution's numbers."""
+    rasterio = pytest.importorskip("rasterio")
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    from sr_domains.geo.dtype_checks import warn_value_range
+    from sr_domains.geo.reader import SAMPLE_VALUES, RasterSource
+
+    n = 4200  # (more than 2 x SAMPLE_VALUES pixels: the sample comes from the x2 overview)
+    assert n * n > 2 * SAMPLE_VALUES
+    yy, xx = np.ogrid[0:n, 0:n]
+    data = np.where(((yy // 37) + (xx // 37)) % 2 == 0, 10, 200).astype(np.uint8)
+    src = tmp_path / "big.tif"
+    profile = dict(
+        driver="GTiff",
+        width=n,
+        height=n,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=Affine(10, 0, 500000, 0, -10, 4000000),
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+    )
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write(data, 1)
+        ds.build_overviews([2, 4], Resampling.cubic)
+    del data
+    with RasterSource(src) as rs:
+        sample, _ = rs.sample()
+        assert sample.min() < 10 and sample.max() > 200  # (the overview overshoots)
+        with caplog.at_level(logging.WARNING):
+            warn_value_range(rs, ValueOptions(value_range=(10.0, 200.0)))
+            assert WARNING not in caplog.text
+            warn_value_range(rs, ValueOptions(value_range=(None, 100.0)))
+    assert "big.tif: --value-range ,100 contradicts the data: 50% " in caplog.text
+    assert "data 10..200)" in caplog.text  # (full resolution, not the overview's 0..219)
+
+
+def test_the_check_copies_nothing_of_a_volume(tmp_path):
+    """R4: the check of a DICOM series' volume (held in memory) took a copy of the valid
+    values and a mask (tracemalloc 42.5 MiB beside a 200 x 512 x 512 float32 volume of 200
+    MiB); it now compares a chunk at a time."""
+    import tracemalloc
+
+    from sr_domains.value_range_check import warn_outside_range
+
+    vol = np.random.default_rng(0).uniform(-1000, 3000, (64, 256, 256)).astype(np.float32)
+    vol[:, :4] = np.nan  # (padding)
+    tracemalloc.start()
+    try:
+        n = warn_outside_range("s", vol, None, ValueOptions(value_range=(0.0, 100.0)), "dicom")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == int(np.count_nonzero((vol < 0) | (vol > 100)))
+    assert peak < 0.25 * vol.nbytes, peak / vol.nbytes

@@ -14,9 +14,9 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from ..value_domain import ValueOptions
 from ..value_ops import nodata_problem
-from ..value_range_check import warn_outside_range
+from ..value_range_check import outside_range, warn_outside_range
 from .output_spec import OUTPUT_DTYPES, a_dtype
-from .reader import RasterSource
+from .reader import SAMPLE_VALUES, RasterSource
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,17 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
 def warn_value_range(rs: RasterSource, values: ValueOptions | None) -> None:
     """Warn when valid values of the input lie outside the user's ``--value-range`` (stored
     values; :func:`~sr_domains.value_range_check.warn_outside_range`), judged on the sample
-    the profile is fitted on; nothing is read without a range."""
-    if values is not None and values.clamp and values.value_range is not None:
-        sample, valid = rs.sample()
+    the profile is fitted on; nothing is read without a range. A sample read from the file's
+    overviews, whose resampling (cubic, lanczos: the COG driver's default) overshoots the data
+    at edges, is judged again at full resolution before anything is said (read only then)."""
+    if values is None or not values.clamp or values.value_range is None:
+        return
+    sample, valid = rs.sample()
+    if outside_range(sample, valid, values.value_range).outside:
+        h, w = rs.shape
+        factor = max(1, math.ceil(math.sqrt(h * w / max(1, SAMPLE_VALUES // rs.n_bands))))
+        if any(f <= factor for f in rs.ds.overviews(rs.indexes[0])):  # (as sample() reads)
+            sample, valid = RasterSource._subsample(rs, factor)  # the full-resolution pixels
         warn_outside_range(rs.path, sample, valid, values, "geotiff")
 
 
