@@ -50,6 +50,7 @@ from .value_ops import nodata_problem
 from .xarray_alpha import check_mask_read, check_no_alpha
 from .xarray_grid import (
     StoredGrid,
+    array_transform,
     check_grid_known,
     checked_nodata,
     grid_coords,
@@ -160,6 +161,8 @@ def upscale(
     band, ydim, xdim = _dims(da)
     check_pixel_array(da.data, "DataArray")
     check_grid_known(da, ydim, xdim)
+    # (a strided selection's; GCP-georeferenced: rioxarray gives no x/y, GCPs, no transform)
+    grid_t = None if da.rio.get_gcps() else array_transform(da, ydim, xdim)
     check_no_alpha(da, band, 1 if band is None else int(da.sizes[band]))
     check_mask_read(da, ydim, xdim)
     dims = (ydim, xdim) if band is None else (band, ydim, xdim)
@@ -241,8 +244,8 @@ def upscale(
         block = np.asarray(src)
         out, valid = run(block)
         data = _finish(out, valid, dtype, nd_out, s, grid, block, own)
-    gcps = scaled_gcps(da, s)  # GCP-georeferenced (rioxarray gives no x/y): GCPs, no transform
-    t = None if gcps else da.rio.transform() @ affine.scale(1 / s)
+    gcps = scaled_gcps(da, s)
+    t = None if grid_t is None else grid_t @ affine.scale(1 / s)
     drop = {ydim, xdim} | ({band} if band is not None and n_out != n else set())
     coords = kept_coords(da, drop)
     if t is not None:

@@ -12,12 +12,15 @@ hides are plain values in the array; they would be upscaled as data, leak into t
 neighbours and come back unmasked, and an array of the same dtype with no nodata has no way to
 carry the mask. :func:`check_mask_read` refuses such an array when the mask hides any of its
 pixels, naming the file: read with ``masked=True`` (NaN there) it equals
-:func:`~sr_domains.geo.upscale_geotiff`.
+:func:`~sr_domains.geo.upscale_geotiff`. The same goes for the data bands of a file with an
+alpha band (``da.sel(band=[1, 2, 3])`` of an RGBA file) when the alpha is 0 at some of their
+pixels (``upscale_geotiff`` masks them), and for such bands read with ``masked=True`` from a
+file whose alpha GDAL does not read as the mask (other than 2 or 4 bands). A window of the
+file, strided or not, is checked on the pixels it holds.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 import numpy as np
@@ -89,78 +92,119 @@ def check_no_alpha(da: Any, band: Any, n: int) -> None:
 MASK_STRIP = 2**24
 
 
-def _window(da: Any, ydim: Any, xdim: Any, ds: Any) -> Any:
-    """The window of the raster ``ds`` whose pixels ``da`` holds (rows and columns of the file,
-    clipped to it), or None when ``da`` does not map to the file's grid (resampled, strided,
-    another transform; a GCP-georeferenced array of another size)."""
-    from rasterio.windows import Window
+def _step(v: tuple[float, float], f: tuple[float, float]) -> int | None:
+    """How many file pixel steps ``f`` the array's step ``v`` spans (a whole number >= 1), or
+    None (resampled, flipped, another grid)."""
+    i = 0 if abs(f[0]) >= abs(f[1]) else 1
+    k = round(v[i] / f[i])
+    close = np.allclose(v, (k * f[0], k * f[1]), rtol=1e-9, atol=1e-9 * abs(f[i]))
+    return k if k >= 1 and close else None
+
+
+def _pixels(da: Any, ydim: Any, xdim: Any, ds: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows and columns of the raster ``ds`` that ``da``'s pixels are (a window of it,
+    strided or not; those inside the file), or None when ``da`` does not map to the file's
+    grid (resampled, coarsened, another transform; a GCP-georeferenced array of another
+    size)."""
+    from .xarray_grid import array_transform
 
     h, w = int(da.sizes[ydim]), int(da.sizes[xdim])
     if da.rio.get_gcps() or ds.gcps[0]:
-        return Window(0, 0, w, h) if (h, w) == (ds.height, ds.width) else None
-    t = None
-    if h > 1 and w > 1:  # from the coordinates: a strided selection keeps the GeoTransform
-        with suppress(Exception):
-            t = da.rio.transform(recalc=True)
-    t = da.rio.transform() if t is None else t
-    ft = ds.transform
-    if not np.allclose([t.a, t.b, t.d, t.e], [ft.a, ft.b, ft.d, ft.e], rtol=1e-9, atol=0):
+        return (np.arange(h), np.arange(w)) if (h, w) == (ds.height, ds.width) else None
+    t, ft = array_transform(da, ydim, xdim), ds.transform
+    kx, ky = _step((t.a, t.d), (ft.a, ft.d)), _step((t.b, t.e), (ft.b, ft.e))
+    col, row = ~ft @ (t @ (0.5, 0.5))  # (the first pixel's centre)
+    c0, r0 = round(col - 0.5), round(row - 0.5)
+    if kx is None or ky is None or abs(col - 0.5 - c0) > 1e-6 or abs(row - 0.5 - r0) > 1e-6:
         return None
-    col, row = ~ft @ (t.c, t.f)
-    c0, r0 = round(col), round(row)
-    if abs(col - c0) > 1e-6 or abs(row - r0) > 1e-6:
-        return None
-    top, left = max(r0, 0), max(c0, 0)
-    bottom, right = min(r0 + h, ds.height), min(c0 + w, ds.width)
-    return Window(left, top, right - left, bottom - top) if bottom > top and right > left else None
+    rows, cols = r0 + ky * np.arange(h), c0 + kx * np.arange(w)
+    rows, cols = rows[(rows >= 0) & (rows < ds.height)], cols[(cols >= 0) & (cols < ds.width)]
+    return (rows, cols) if rows.size and cols.size else None
+
+
+def _hides(hidden: Any, rows: np.ndarray, cols: np.ndarray) -> bool:
+    """True when ``hidden(window)`` (True where the file hides a pixel) is True at one of the
+    pixels ``rows`` x ``cols`` (evenly spaced); read in strips, up to the first one."""
+    from rasterio.windows import Window
+
+    ky = int(rows[1] - rows[0]) if rows.size > 1 else 1
+    kx = int(cols[1] - cols[0]) if cols.size > 1 else 1
+    width = int(cols[-1] - cols[0]) + 1
+    n = max(1, MASK_STRIP // (width * ky))  # array rows per strip
+    for i in range(0, rows.size, n):
+        part = rows[i : i + n]
+        win = Window(int(cols[0]), int(part[0]), width, int(part[-1] - part[0]) + 1)
+        if hidden(win)[::ky, ::kx].any():
+            return True
+    return False
 
 
 def check_mask_read(da: Any, ydim: Any, xdim: Any) -> None:
-    """Refuse ``da`` when it holds the raw values (rioxarray's ``masked=False``: no decoding
-    ``dtype`` in its encoding, the file's dtype) of a raster whose internal per-dataset mask
-    hides some of its pixels (module docs). Nothing is checked when ``da`` has no source file
-    or no longer maps to a window of it; the mask is read in strips, up to its first hidden
-    pixel.
+    """Refuse ``da`` when pixels that its source raster hides are data in it (module docs):
+    read raw (rioxarray's ``masked=False``: no decoding ``dtype`` in its encoding, the file's
+    dtype) from a raster whose internal per-dataset mask or alpha band (value 0) hides some of
+    the pixels it holds, or read with ``masked=True`` from one whose alpha GDAL does not read as
+    the mask (not 2 or 4 bands). Nothing is checked when ``da`` has no source file or no
+    longer maps to its pixel grid (a strided window still does).
 
     Raises:
-        InputFileError: naming the source file.
+        InputFileError: naming the source file (and the alpha band).
     """
     enc = getattr(da, "encoding", {})
     source = enc.get("source")
-    if not isinstance(source, str) or not source or "dtype" in enc:
+    if not isinstance(source, str) or not source:
         return
     try:
         import rasterio
         from rasterio.enums import MaskFlags
-        from rasterio.windows import Window
 
         with rasterio.open(source) as ds:
+            raw = "dtype" not in enc and np.dtype(ds.dtypes[0]) == np.dtype(da.dtype)
+            flags = ds.mask_flag_enums
             flagged = [
                 i + 1
-                for i, f in enumerate(ds.mask_flag_enums)
+                for i, f in enumerate(flags)
                 if MaskFlags.per_dataset in f and MaskFlags.alpha not in f
             ]
-            if not flagged or np.dtype(ds.dtypes[flagged[0] - 1]) != np.dtype(da.dtype):
+            alpha = _alpha_bands(source)
+            first = next((i for i in range(ds.count) if i + 1 not in alpha), 0)  # a data band
+            gdal_alpha = bool(alpha) and MaskFlags.alpha in flags[first]
+            use_mask = raw and bool(flagged)
+            use_alpha = bool(alpha) and (raw or ("dtype" in enc and not gdal_alpha))
+            if not (use_mask or use_alpha):
                 return
-            win = _window(da, ydim, xdim, ds)
-            if win is None:
+            cells = _pixels(da, ydim, xdim, ds)
+            if cells is None:
                 return
-            step = max(1, MASK_STRIP // max(1, int(win.width)))
-            for r in range(int(win.row_off), int(win.row_off + win.height), step):
-                rows = min(step, int(win.row_off + win.height) - r)
-                part = Window(win.col_off, r, win.width, rows)
-                if not ds.read_masks(flagged[0], window=part).all():
-                    break
+            if use_mask and _hides(lambda w: ds.read_masks(flagged[0], window=w) == 0, *cells):
+                why = None
+            elif use_alpha and _hides(lambda w: ds.read(alpha[0], window=w) == 0, *cells):
+                why = alpha[0]
             else:
                 return
     except Exception:  # (no file, moved, another format: nothing to tell)
         return
+    if why is None:
+        raise InputFileError(
+            source,
+            "the DataArray was opened without masked=True; the file's internal mask hides some "
+            "of its pixels, which would be read as data (upscaled into their valid neighbours "
+            "and written back unmasked): open it with rioxarray.open_rasterio(..., masked=True) "
+            "(hidden pixels NaN, and NaN in the output)",
+        )
+    opened = "without masked=True" if raw else "with masked=True, which does not apply it here"
+    reopen = (
+        "open it with rioxarray.open_rasterio(..., masked=True) (transparent pixels NaN, and "
+        "NaN in the output) or "
+        if gdal_alpha
+        else ""
+    )
     raise InputFileError(
         source,
-        "the DataArray was opened without masked=True; the file's internal mask hides some of "
-        "its pixels, which would be read as data (upscaled into their valid neighbours and "
-        "written back unmasked): open it with rioxarray.open_rasterio(..., masked=True) "
-        "(hidden pixels NaN, and NaN in the output)",
+        f"band {why} is its alpha band and it hides (alpha 0) some of the DataArray's pixels, "
+        f"which the array holds as data (opened {opened}): they would be upscaled into their "
+        f"valid neighbours and written back opaque: {reopen}mask the data bands with it, e.g. "
+        f"rgb.where(rioxarray.open_rasterio(path).sel(band={why}) > 0)",
     )
 
 

@@ -1,8 +1,8 @@
 """Helpers of :mod:`sr_domains.xarray`: the stored integer grid of a decoded DataArray (one
 ``scale``/``offset`` per band, as rioxarray keeps a file's per-band ``scales``/``offsets``),
-the nodata value checked against the type that holds it, the GCPs and coordinates of the
-upscaled array, and the noise gate's sample (as :func:`~sr_domains.geo.upscale_geotiff` takes
-it)."""
+the nodata value checked against the type that holds it, the transform the array's
+coordinates give (a strided selection's), the GCPs and coordinates of the upscaled array,
+and the noise gate's sample (as :func:`~sr_domains.geo.upscale_geotiff` takes it)."""
 
 from __future__ import annotations
 
@@ -231,6 +231,96 @@ def check_grid_known(da: Any, ydim: Any, xdim: Any) -> None:
         raise GeometryError(f"DataArray: its grid cannot be read ({exc}); {advice}") from None
 
 
+#: Largest distance, in pixels, of a coordinate from the centre the stored transform gives it
+#: for that transform to be kept (below: float round-off; a strided selection is >= 1 pixel).
+GRID_TOLERANCE = 0.01
+
+
+def _spacing(v: np.ndarray, dim: Any) -> float | None:
+    """The even step of the pixel-centre coordinates ``v`` (None for one pixel); uneven or
+    repeated ones (fancy indexing, ``isel(x=[0, 3, 4])``) are refused."""
+    from .errors import GeometryError
+
+    if v.size < 2:
+        return None
+    step = float(v[-1] - v[0]) / (v.size - 1)
+    gaps = np.diff(v)
+    if step == 0 or (np.abs(gaps - step) > GRID_TOLERANCE * abs(step)).any():
+        raise GeometryError(
+            f"DataArray: its {dim} coordinates are not evenly spaced (steps {gaps.min():g} to "
+            f"{gaps.max():g}), so they are no pixel grid: select a regular slice "
+            f"(da.isel({dim}=slice(start, stop, step))) or resample first"
+        )
+    return step
+
+
+def array_transform(da: Any, ydim: Any, xdim: Any) -> Any:
+    """The transform of ``da``'s pixels: rioxarray's (``da.rio.transform()``) when the
+    coordinates lie on it, else the one the coordinates give. After a strided selection or a
+    ``coarsen`` rioxarray keeps the stored ``GeoTransform`` (the old pixel size: a stride of 2
+    came out with half its extent), and after any ``isel`` of a rotated array its old origin
+    too; rioxarray cannot recalculate a rotated one, so it is read from the 2-D ``xc``/``yc``.
+    Coordinates that are not evenly spaced are refused (``GeometryError``)."""
+    from affine import Affine
+
+    t = da.rio.transform()
+    rotated = t.b != 0 or t.d != 0
+    names = ("yc", "xc") if rotated else (ydim, xdim)
+    if not all(n in da.coords and set(da[n].dims) <= {ydim, xdim} for n in names):
+        return t
+    cy, cx = (np.asarray(da[n].transpose(*(d for d in (ydim, xdim) if d in da[n].dims)).values,
+                         np.float64) for n in names)  # fmt: skip
+    if rotated and (cy.ndim != 2 or cx.ndim != 2):
+        return t
+    h, w = int(da.sizes[ydim]), int(da.sizes[xdim])
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    if not rotated:
+        cols, rows = cols[0], rows[:, 0]
+    tol = GRID_TOLERANCE * min(abs(t.a) + abs(t.d), abs(t.b) + abs(t.e))
+    if not _off(t, cx, cy, cols, rows, tol):
+        return t  # (as before: bit for bit what rioxarray gives)
+    if not rotated:
+        a, e = _spacing(cx, xdim), _spacing(cy, ydim)
+        a, e = t.a if a is None else a, t.e if e is None else e
+        return Affine(a, 0.0, cx[0] - a / 2, 0.0, e, cy[0] - e / 2)
+    # rotated: a window of the stored grid (an integer offset, as rasterio's window transform
+    # gives it: exact), else the steps along the first row and column (a strided one)
+    col, row = ~t @ (cx[0, 0], cy[0, 0])
+    x0, y0 = t @ (round(col - 0.5), round(row - 0.5))
+    got = Affine.translation(x0 - t.c, y0 - t.f) @ t
+    if not _off(got, cx, cy, cols, rows, tol):
+        return got
+    a, d = (
+        (t.a, t.d)
+        if w < 2
+        else ((cx[0, -1] - cx[0, 0]) / (w - 1), (cy[0, -1] - cy[0, 0]) / (w - 1))
+    )
+    b, e = (
+        (t.b, t.e)
+        if h < 2
+        else ((cx[-1, 0] - cx[0, 0]) / (h - 1), (cy[-1, 0] - cy[0, 0]) / (h - 1))
+    )
+    got = Affine(a, b, cx[0, 0] - (a + b) / 2, d, e, cy[0, 0] - (d + e) / 2)
+    if got.determinant == 0 or _off(got, cx, cy, cols, rows, tol):
+        from .errors import GeometryError
+
+        raise GeometryError(
+            "DataArray: its xc/yc coordinates are not evenly spaced, so they are no pixel "
+            "grid: select a regular slice (da.isel(x=slice(start, stop, step))) or resample first"
+        )
+    return got
+
+
+def _off(t: Any, cx: np.ndarray, cy: np.ndarray, cols: Any, rows: Any, tol: float) -> bool:
+    """True when a pixel-centre coordinate ``cx``/``cy`` lies more than ``tol`` from where
+    the transform ``t`` puts it."""
+    if cx.ndim == 1:  # (1-D x/y of a rectilinear grid)
+        gx, gy = t.a * cols + t.c, t.e * rows + t.f
+    else:
+        gx, gy = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    return bool(max(np.abs(cx - gx).max(initial=0), np.abs(cy - gy).max(initial=0)) > tol)
+
+
 def kept_coords(da: Any, drop: set[Any]) -> dict[Any, Any]:
     """The coordinates of ``da`` that depend on none of the dims ``drop`` (the grid mapping is
     left out: it is written anew)."""
@@ -270,6 +360,7 @@ def noise_sample(x: Any, fitted: IntensityProfile, valid: Any) -> np.ndarray:
 
 __all__ = [
     "StoredGrid",
+    "array_transform",
     "checked_nodata",
     "grid_coords",
     "kept_coords",
