@@ -21,6 +21,7 @@ from .spectral import declares_reflectance, physical_zero
 from .value_domain import ValueOptions, build_rules
 from .value_facts import band_extremes, residue_floor
 from .value_ops import keep_infinite, nodata_problem, nudge_from_nodata
+from .value_range_check import warn_outside_range
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
@@ -153,6 +154,8 @@ def upscale_array(
         arr = arr[None]
     _warn_channels_last(arr.shape)
     valid_mask = _combined_mask(array, valid_mask, arr.shape)
+    mask = None if valid_mask is None else np.broadcast_to(valid_mask, arr.shape)
+    warn_outside_range("the array", arr, mask, values, "array")  # a range the data leave
     dt = _output_dtype(out_dtype, arr.dtype)
     if nodata is not None:
         nodata = _checked_nodata(nodata, dt)

@@ -177,7 +177,9 @@ def add_upscale(sub: argparse._SubParsersAction) -> None:
         "--value-range",
         type=_value_range,
         metavar="LO,HI",
-        help="physical value range in stored units (either side may be empty: ',10000')",
+        help="physical value range (either side may be empty: ',10000'): a GeoTIFF's stored "
+        "values (before any band scale/offset), NIfTI and DICOM values after "
+        "scl_slope/RescaleSlope",
     )
     v.add_argument(
         "--spectral",

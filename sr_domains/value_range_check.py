@@ -6,9 +6,11 @@ A value range declares the *physical* range of the data, so a valid input value 
 says the range (or its units) is wrong: the output would be clamped to it there without a word
 (a DEM of -50..3000 m with ``--value-range -100,200`` came back 99.7 % at 200). The range is
 still applied, since the user asked; the warning names the file, the range and the share of
-sampled valid values outside it, up front (the dry run says it too for a GeoTIFF). Judged on the
-sample the run reads anyway (a GeoTIFF's :meth:`~sr_domains.geo.reader.RasterSource.sample`, a
-NIfTI file's scan sample, a DICOM series' volume, strided), so a rare outlier may go unseen.
+sampled valid values outside it, up front (the dry run says it too for a GeoTIFF); the array and
+MONAI APIs (``values=``) warn the same, naming "the array" or the MetaTensor's file. Judged on
+the sample the run reads anyway (a GeoTIFF's :meth:`~sr_domains.geo.reader.RasterSource.sample`,
+a NIfTI file's scan sample, a DICOM series' volume, an array or tensor, strided), so a rare
+outlier may go unseen.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ UNITS = {
     "geotiff": "a GeoTIFF's stored values, before any band scale/offset",
     "nifti": "NIfTI physical values, after scl_slope/scl_inter",
     "dicom": "DICOM modality values, after RescaleSlope/RescaleIntercept",
+    "array": "the array's own values",
+    "monai": "the tensor's values as they reach the transform",
 }
 
 #: Most values compared (a larger array is strided first: a DICOM volume held in memory).
@@ -111,7 +115,8 @@ def warn_outside_range(
             Non-finite values are never counted.
         options: the user's value options; nothing happens without a range or with
             ``clamp=False`` (the range is not applied then).
-        domain: ``"geotiff"``, ``"nifti"`` or ``"dicom"`` (the units named, :data:`UNITS`).
+        domain: ``"geotiff"``, ``"nifti"``, ``"dicom"``, ``"array"`` (:func:`upscale_array`)
+            or ``"monai"`` (``SuperResolution``): the units named, :data:`UNITS`.
 
     Returns:
         How many sampled valid values lie outside the range (0: no warning).

@@ -161,30 +161,25 @@ def test_a_range_at_the_datas_own_ends_is_no_contradiction(tmp_path, caplog):
     assert "(1 of 768; data 0.1..76.8)" in caplog.text
 
 
-def test_a_sample_from_resampled_overviews_is_judged_at_full_resolution(tmp_path, caplog):
-    """R4: a large raster is sampled from its overviews; cubic ones (the COG driver's
-    default) overshoot the data at edges (10..200 read as 0..219), so a range at the data's
-    own ends was warned by the dry run and the run. The overview's verdict is checked at full
-    resolution before anything is said; a real contradiction is still warned, with the full
-    resolution's numbers."""
-    rasterio = pytest.importorskip("rasterio")
+def _big_with_cubic_overviews(path, low, high, dtype):
+    """A raster large enough to be sampled from its x2 overview: 37-pixel squares of ``low``
+    and ``high``, with cubic overviews (they overshoot at the squares' edges)."""
+    import rasterio
     from affine import Affine
     from rasterio.enums import Resampling
 
-    from sr_domains.geo.dtype_checks import warn_value_range
-    from sr_domains.geo.reader import SAMPLE_VALUES, RasterSource
+    from sr_domains.geo.reader import SAMPLE_VALUES
 
     n = 4200  # (more than 2 x SAMPLE_VALUES pixels: the sample comes from the x2 overview)
     assert n * n > 2 * SAMPLE_VALUES
     yy, xx = np.ogrid[0:n, 0:n]
-    data = np.where(((yy // 37) + (xx // 37)) % 2 == 0, 10, 200).astype(np.uint8)
-    src = tmp_path / "big.tif"
+    data = np.where(((yy // 37) + (xx // 37)) % 2 == 0, low, high).astype(dtype)
     profile = dict(
         driver="GTiff",
         width=n,
         height=n,
         count=1,
-        dtype="uint8",
+        dtype=dtype,
         crs="EPSG:32633",
         transform=Affine(10, 0, 500000, 0, -10, 4000000),
         tiled=True,
@@ -192,10 +187,23 @@ def test_a_sample_from_resampled_overviews_is_judged_at_full_resolution(tmp_path
         blockysize=512,
         compress="deflate",
     )
-    with rasterio.open(src, "w", **profile) as ds:
+    with rasterio.open(path, "w", **profile) as ds:
         ds.write(data, 1)
         ds.build_overviews([2, 4], Resampling.cubic)
-    del data
+    return path
+
+
+def test_a_sample_from_resampled_overviews_is_judged_at_full_resolution(tmp_path, caplog):
+    """R4: a large raster is sampled from its overviews; cubic ones (the COG driver's
+    default) overshoot the data at edges (10..200 read as 0..219), so a range at the data's
+    own ends was warned by the dry run and the run. The overview's verdict is checked at full
+    resolution before anything is said; a real contradiction is still warned, with the full
+    resolution's numbers."""
+    pytest.importorskip("rasterio")
+    from sr_domains.geo.dtype_checks import warn_value_range
+    from sr_domains.geo.reader import RasterSource
+
+    src = _big_with_cubic_overviews(tmp_path / "big.tif", 10, 200, "uint8")
     with RasterSource(src) as rs:
         sample, _ = rs.sample()
         assert sample.min() < 10 and sample.max() > 200  # (the overview overshoots)
@@ -225,3 +233,75 @@ def test_the_check_copies_nothing_of_a_volume(tmp_path):
         tracemalloc.stop()
     assert n == int(np.count_nonzero((vol < 0) | (vol > 100)))
     assert peak < 0.25 * vol.nbytes, peak / vol.nbytes
+
+
+def test_the_dtype_clipping_warning_judges_an_overviews_overshoot_at_full_resolution(
+    tmp_path, caplog
+):
+    """H16: the ``--dtype`` clipping warning judged the sample read from cubic overviews: a
+    uint16 raster of 10..250 read 0..274 there, so ``--dtype uint8`` was warned 'clipped'
+    though every value fits. Judged again at full resolution, as the value-range warning is;
+    a real clip is still warned with the full resolution's share."""
+    pytest.importorskip("rasterio")
+    from sr_domains.geo.dtype_checks import warn_clipping_dtype
+    from sr_domains.geo.reader import RasterSource
+
+    fits = _big_with_cubic_overviews(tmp_path / "fits.tif", 10, 250, "uint16")
+    with RasterSource(fits) as rs:
+        assert rs.sample()[0].max() > 256  # (the overview overshoots past uint8)
+        with caplog.at_level(logging.WARNING):
+            warn_clipping_dtype(rs, np.dtype("uint8"))
+    assert "clipped" not in caplog.text
+    clips = _big_with_cubic_overviews(tmp_path / "clips.tif", 10, 300, "uint16")
+    with RasterSource(clips) as rs, caplog.at_level(logging.WARNING):
+        warn_clipping_dtype(rs, np.dtype("uint8"))
+    assert "clips.tif: 50% of the valid input values lie outside the uint8 range" in caplog.text
+
+
+def test_upscale_array_warns_a_value_range_the_array_leaves(caplog):
+    """H16: ``upscale_array(values=ValueOptions(value_range=...))`` clamped an array leaving
+    the range without a word (the file paths warned). Invalid pixels are left out."""
+    from sr_domains import upscale_array
+
+    arr = np.linspace(-50.0, 3000.0, 32 * 40, dtype=np.float32).reshape(32, 40)
+    narrow = ValueOptions(value_range=(-100.0, 200.0))
+    with caplog.at_level(logging.WARNING):
+        out = upscale_array(arr, tiny_model(), values=narrow, device="cpu")
+    assert "the array: --value-range -100,200 contradicts the data" in caplog.text
+    assert "the array's own values" in caplog.text
+    assert float(np.nanmax(out)) <= 200.0  # (still applied)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        upscale_array(arr, tiny_model(), values=narrow, valid_mask=arr <= 200, device="cpu")
+        upscale_array(arr, tiny_model(), values=ValueOptions(value_range=(-50.0, 3000.0)),
+                      device="cpu")  # fmt: skip
+    assert WARNING not in caplog.text
+
+
+def test_superresolution_warns_a_value_range_the_tensor_leaves_naming_its_file(caplog):
+    """H16: the MONAI transform took ``values=`` without the warning; it names the
+    MetaTensor's ``filename_or_obj`` (else 'the image')."""
+    pytest.importorskip("monai")
+    import torch
+    from monai.data import MetaTensor
+
+    from sr_domains.monai import SuperResolution
+
+    vol = torch.linspace(0.0, 1200.0, 16 * 12 * 4).reshape(1, 16, 12, 4)
+    img = MetaTensor(vol, affine=torch.eye(4), meta={"filename_or_obj": "/data/t1.nii.gz"})
+    sr = SuperResolution(tiny_model(), values=ValueOptions(value_range=(None, 10.0)),
+                         device="cpu")  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        sr(img)
+    assert "/data/t1.nii.gz: --value-range ,10 contradicts the data" in caplog.text
+    assert "the tensor's values" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        sr(MetaTensor(vol, affine=torch.eye(4)))
+    assert "the image: --value-range ,10 contradicts the data" in caplog.text
+    caplog.clear()
+    wide = SuperResolution(tiny_model(), values=ValueOptions(value_range=(0.0, 1200.0)),
+                           device="cpu")  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        wide(img)
+    assert WARNING not in caplog.text

@@ -105,8 +105,11 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
     spans fewer than :data:`PRECISION_STEPS` whole numbers collapse to a few levels
     (reflectance 0..1 as uint16: 0 and 1); a cast neither rescales. Float data holding whole
     numbers (a DEM in metres, a float copy of DN) is not warned. Judged on the sample the
-    profile is fitted on; nothing is read when the input type fits. A cast that would leave
-    one value for every valid pixel is refused (:class:`InputFileError`)."""
+    profile is fitted on; nothing is read when the input type fits. A sample from the file's
+    overviews that finds values outside the type is judged again at full resolution (cubic
+    overviews overshoot: a float32 0..1 image reads -0.0024..1.0024), as for
+    :func:`warn_value_range`. A cast that would leave one value for every valid pixel is
+    refused (:class:`InputFileError`)."""
     if dtype.kind == "f":
         return
     info = np.iinfo(dtype)
@@ -115,6 +118,11 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
         return
     values, valid = rs.sample()
     v = values[valid]
+    outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
+    full = _full_resolution_sample(rs) if outside else None  # (an overview's overshoot?)
+    if full is not None:
+        v = full[0][full[1]]
+        outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
     kept = np.unique(np.clip(np.rint(v), info.min, info.max))
     if kept.size == 1 and np.unique(v).size > 1:  # every valid value becomes one: refused
         raise InputFileError(
@@ -123,7 +131,6 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
             f"pixel of input values {float(v.min()):.6g}..{float(v.max()):.6g} (--dtype casts, "
             "it does not rescale): keep the input's type, or rescale the input first",
         )
-    outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
     if outside:
         log.warning(
             "%s: %.3g%% of the valid input values lie outside the %s range %d..%d and are "
@@ -164,11 +171,21 @@ def warn_value_range(rs: RasterSource, values: ValueOptions | None) -> None:
         return
     sample, valid = rs.sample()
     if outside_range(sample, valid, values.value_range).outside:
-        h, w = rs.shape
-        factor = max(1, math.ceil(math.sqrt(h * w / max(1, SAMPLE_VALUES // rs.n_bands))))
-        if any(f <= factor for f in rs.ds.overviews(rs.indexes[0])):  # (as sample() reads)
-            sample, valid = RasterSource._subsample(rs, factor)  # the full-resolution pixels
+        sample, valid = _full_resolution_sample(rs) or (sample, valid)
         warn_outside_range(rs.path, sample, valid, values, "geotiff")
+
+
+def _full_resolution_sample(rs: RasterSource) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pixels :meth:`RasterSource.sample` stands for, read at full resolution (every
+    ``f``-th pixel of every ``f``-th row, strip by strip) when it read them from the file's
+    overviews, whose resampling (cubic, lanczos: the COG driver's default) overshoots the data
+    at edges; None when the sample is the full resolution's already. Read only when a check
+    of the sample would say something."""
+    h, w = rs.shape
+    factor = max(1, math.ceil(math.sqrt(h * w / max(1, SAMPLE_VALUES // rs.n_bands))))
+    if not any(f <= factor for f in rs.ds.overviews(rs.indexes[0])):  # (as sample() reads)
+        return None
+    return RasterSource._subsample(rs, factor)
 
 
 __all__ = [

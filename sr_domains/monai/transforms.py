@@ -28,6 +28,7 @@ from monai.utils import TraceKeys, TransformBackends, convert_to_numpy, convert_
 
 from ..errors import ConfigError
 from ..value_domain import ValueOptions
+from ..value_range_check import warn_outside_range
 from ._core import (
     ModelArg,
     ProfileArg,
@@ -191,6 +192,9 @@ class SuperResolution(InvertibleTransform):
             axes = unknown_spacing_plane(meta.meta, affine, spatial)
         geom = plan_geometry(spatial, affine, self.scale, axes, self.through_plane)
         arr = convert_to_numpy(x)
+        name = None if meta is None else meta.meta.get("filename_or_obj")
+        where = name if isinstance(name, (str, os.PathLike)) and str(name) else "the image"
+        warn_outside_range(where, arr, None, self.values, "monai")  # a range the data leave
         prof = fit_image_profile(self.profile, self.upscaler.model, arr)
         c_in = self.upscaler.model.in_channels
         bar = None
