@@ -102,6 +102,10 @@ def upscale_many(
     out_dir = Path(out_dir)
     tasks = plan_tasks(inputs, out_dir, options.suffix, options.series_uid, domain)
     check_save_model_batch(saved_model_path(options), len(tasks))
+    if options.cog:  # (two COGs of one stem would keep their IMD in one STEM.IMD)
+        from .geo.sidecar_plan import refuse_imd_clashes
+
+        refuse_imd_clashes([(t.src, t.dst) for t in tasks if t.domain == "geotiff"])
     if options.creation_options and any(t.domain == "geotiff" for t in tasks):
         from .geo.creation_options import normalize
         from .geo.upscale import check_keywords

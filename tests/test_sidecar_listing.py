@@ -19,9 +19,10 @@ rasterio = pytest.importorskip("rasterio")
 from sr_domains.batch_tasks import Task  # noqa: E402
 from sr_domains.batch_worker import run_task  # noqa: E402
 from sr_domains.distributed import upscale_many as tasks_many  # noqa: E402
-from sr_domains.errors import SRDomainsError, UnsafeOutputError  # noqa: E402
+from sr_domains.errors import ConfigError, UnsafeOutputError  # noqa: E402
 from sr_domains.folder_listing import FolderListing  # noqa: E402
 from sr_domains.geo import upscale_geotiff, upscale_many  # noqa: E402
+from sr_domains.geo.sidecar_names import another_files  # noqa: E402
 from sr_domains.options import UpscaleOptions  # noqa: E402
 from sr_domains.testing import tiny_model  # noqa: E402
 from sr_domains.testing.geo import make_geotiff  # noqa: E402
@@ -174,28 +175,97 @@ def _with_imd(path: Path, satid: str) -> Path:
     return path
 
 
+def _imd_of(path: Path) -> str:
+    with rasterio.open(path) as ds:
+        return ds.tags(ns="IMD").get("SATID", "")
+
+
 @pytest.mark.parametrize("runner", ["write_many", "tasks"])
 def test_a_cog_never_takes_the_imd_an_earlier_output_of_its_batch_wrote(tmp_path, runner):
     """``a.tif`` and ``a.tiff`` (COGs, --overwrite) both keep their IMD in ``out/a.IMD``: the
     batch's listing, taken before ``a.tif`` was written, said no other file had the stem
-    ``a``, so ``a.tiff``'s IMD replaced ``a.tif``'s (a.tif read SATID B). Refused, as a
-    folder listed again says."""
+    ``a``, so ``a.tiff``'s IMD replaced ``a.tif``'s (a.tif read SATID B). Refused before any
+    work, naming both (the folder is not listed again for every IMD: that was quadratic)."""
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
-    _with_imd(make_geotiff(folder / "a.tif", width=24, height=16), "A")
-    _with_imd(make_geotiff(folder / "a.tiff", width=24, height=16, seed=1), "B")
-    why = "a.IMD, which exists and is not a sidecar of an output being replaced"
-    if runner == "write_many":
-        with pytest.raises(SRDomainsError, match=why):
+    a = _with_imd(make_geotiff(folder / "a.tif", width=24, height=16), "A")
+    b = _with_imd(make_geotiff(folder / "a.tiff", width=24, height=16, seed=1), "B")
+    make_geotiff(folder / "s.tif", width=24, height=16)
+    why = (
+        f"{out / 'a.tif'} ({a}) and {out / 'a.tiff'} ({b}) would share {out / 'a.IMD'} "
+        f"(IMD metadata of {a}, {b}): a COG keeps"
+    )
+    options = UpscaleOptions(overwrite=True, cog=True)
+    run = {"write_many": upscale_many, "tasks": tasks_many}[runner]
+    kwargs = {"overwrite": True, "cog": True} if runner == "write_many" else {"options": options}
+    with pytest.raises(ConfigError) as err:
+        run(folder, out, model=tiny_model(1, 2), **kwargs)
+    assert why in str(err.value)
+    assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.parametrize(
+    ("names", "imds", "cog", "refused"),
+    [
+        (("a.tif", "a.tiff"), ("A", ""), True, True),  # a.tiff read a.tif's a.IMD as its own
+        (("A.tif", "a.tiff"), ("A", "B"), True, True),  # (GDAL reads a.IMD for A.tif too)
+        (("a.tif", "a.tiff"), ("", ""), True, False),  # no IMD: no STEM.IMD
+        (("a.tif", "a.tiff"), ("A", "B"), False, False),  # a plain GeoTIFF keeps it inside
+    ],
+)
+def test_only_cogs_that_would_share_an_imd_are_refused(tmp_path, names, imds, cog, refused):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i, (name, satid) in enumerate(zip(names, imds)):
+        src = make_geotiff(folder / name, width=24, height=16, seed=i)
+        if satid:
+            _with_imd(src, satid)
+    run = lambda: upscale_many(folder, out, model=tiny_model(1, 2), cog=cog)  # noqa: E731
+    if refused:
+        with pytest.raises(ConfigError, match="would share"):
+            run()
+        assert not out.exists()
+        return
+    run()
+    for name, satid in zip(names, imds):
+        assert _imd_of(out / name) == satid
+
+
+@pytest.mark.parametrize("runner", ["write_many", "tasks"])
+def test_a_cog_batch_with_imds_lists_its_output_folder_once(tmp_path, monkeypatch, runner):
+    """An --overwrite rerun of COGs with IMDs listed the output folder again for each IMD,
+    twice per output (7 listings for 3 outputs, 49 for 24): once per batch."""
+    folder, out = _inputs(tmp_path), tmp_path / "o"
+    for i, src in enumerate(sorted(folder.iterdir())):
+        _with_imd(src, f"S{i}")
+    calls = _listings(monkeypatch, out)
+    for _ in range(2):  # (new outputs, then the same replaced)
+        calls.clear()
+        if runner == "write_many":
             upscale_many(folder, out, model=tiny_model(1, 2), overwrite=True, cog=True)
-    else:
-        options = UpscaleOptions(overwrite=True, cog=True)
-        report = tasks_many(folder, out, model=tiny_model(1, 2), options=options)
-        assert [Path(r.task.src).name for r in report.failed] == ["a.tiff"]
-        assert why in report.failed[0].error
-    assert not (out / "a.tiff").exists()
-    with rasterio.open(out / "a.tif") as ds:
-        assert ds.tags(ns="IMD")["SATID"] == "A"
+        else:
+            options = UpscaleOptions(overwrite=True, cog=True)
+            assert not tasks_many(folder, out, model=tiny_model(1, 2), options=options).failed
+        assert len(calls) == 1, calls
+    assert [_imd_of(out / f"s{i}.tif") for i in range(3)] == ["S0", "S1", "S2"]
+    assert sorted(p.name for p in out.glob("*.IMD")) == ["s0.IMD", "s1.IMD", "s2.IMD"]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_the_output_under_another_spelling_is_not_another_file(tmp_path):
+    """On a case-insensitive file system (macOS, Windows) ``K.TIF`` is the output ``k.tif``
+    itself: its stored overviews ``K.TIF.ovr`` were called another file's (kept, and read as
+    the new output's). Stand-in on Linux: ``K.TIF`` a hard link to ``k.tif`` (one file), with
+    the listing such a file system gives (one of the two names); with the real listing (both
+    names) the link is a file of its own, whose overviews stay."""
+    dst = make_geotiff(tmp_path / "k.tif", width=24, height=16)
+    os.link(dst, tmp_path / "K.TIF")
+    ovr = tmp_path / "K.TIF.ovr"
+    _overviews(ovr)
+    one_entry = FolderListing(tmp_path, frozenset({"k.tif", "K.TIF.ovr"}))
+    assert not another_files(ovr, dst, one_entry)
+    assert another_files(ovr, dst, FolderListing.of(tmp_path))
+    assert another_files(ovr, dst)
 
 
 def test_a_retried_task_finds_the_sidecars_its_killed_attempt_set_aside(tmp_path, caplog):

@@ -53,6 +53,7 @@ from .gdal_paths import open_dataset, raster_inputs
 from .names import BATCH_SUFFIXES, geotiff_output_name
 from .output_spec import TAG_PREFIX
 from .resume import batch_check
+from .sidecar_plan import refuse_imd_clashes
 from .sidecars import FolderListing, orphan_problem, orphan_sidecars
 from .upscale import geotiff_options, write_geotiff
 
@@ -137,6 +138,8 @@ def write_many(
     out_dir = Path(out_dir)
     names = [geotiff_output_name(f, suffix) for f in files]
     refuse_collisions([(str(f), str(out_dir / n)) for f, n in zip(files, names)])
+    if options.cog:  # (two COGs of one stem would keep their IMD in one STEM.IMD)
+        refuse_imd_clashes([(f, out_dir / n) for f, n in zip(files, names)])
     roots = [Path(inputs)] if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() else []
     check_paths(out_dir, [*roots, *files], kind="dir")
     check_names(out_dir, [(str(out_dir / n), "file") for n in names])

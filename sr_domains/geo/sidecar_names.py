@@ -128,19 +128,40 @@ def another_files(p: Path, dst: Path, listing: FolderListing | None = None) -> b
     """Whether ``p``, a sidecar of ``dst`` (:func:`output_sidecars`), may be another file's
     beside it: an IMD when another file has its stem (``scene.NTF`` beside ``scene.IMD``;
     ``dst`` and its own sidecars do not count; an unreadable folder: it may be); a mask or
-    overviews spelled for another file there (``K.TIF.msk`` beside ``K.TIF``, for ``k.tif``).
-    ``listing``: of ``dst``'s folder; where it has no such file, the folder is listed again
-    (a batch's listing predates its earlier outputs: ``a.tif`` written beside ``a.tiff``)."""
+    overviews spelled for another file there (``K.TIF.msk`` beside ``K.TIF``, for ``k.tif``;
+    not where ``K.TIF`` is ``dst`` itself, :func:`_one_entry`). ``listing``: of ``dst``'s
+    folder (else listed here), not listed again: a batch's predates its outputs, and two
+    outputs of one batch that share an IMD stem are refused before any work
+    (:func:`~sr_domains.geo.sidecar_plan.refuse_imd_clashes`)."""
     if fold(p.name) == fold(f"{dst.stem}.imd"):
-        return (listing is not None and _shares_stem(p, dst, listing)) or _shares_stem(p, dst)
+        return _shares_stem(p, dst, listing or FolderListing.of(p.parent))
     base = p.name[: len(dst.name)]
-    return base != dst.name and fold(base) == fold(dst.name) and os.path.lexists(p.parent / base)
+    other = p.parent / base
+    return (
+        base != dst.name
+        and fold(base) == fold(dst.name)
+        and os.path.lexists(other)
+        and not _one_entry(other, dst, listing)
+    )
 
 
-def _shares_stem(p: Path, dst: Path, listing: FolderListing | None = None) -> bool:
-    """Whether a file of ``listing`` (else of the folder now) other than ``dst`` and its own
-    sidecars has the stem of ``p`` (an unreadable folder: it may have)."""
-    listing = listing or FolderListing.of(p.parent)
+def _one_entry(other: Path, dst: Path, listing: FolderListing | None) -> bool:
+    """Whether ``other`` (``K.TIF``) is ``dst`` (``k.tif``) under another spelling of one
+    folder entry (a case-insensitive file system: the folder lists one of the names, and
+    both are one file), not a file of its own (a hard link lists both names)."""
+    try:
+        a, b = os.lstat(other), os.lstat(dst)
+    except OSError:
+        return False
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+        return False
+    names = (listing or FolderListing.of(dst.parent)).names
+    return names is not None and not {other.name, dst.name} <= names
+
+
+def _shares_stem(p: Path, dst: Path, listing: FolderListing) -> bool:
+    """Whether a file of ``listing`` other than ``dst`` and its own sidecars has the stem of
+    ``p`` (an unreadable folder: it may have)."""
     names = listing.names
     if names is None:
         return True

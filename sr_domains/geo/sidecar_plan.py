@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnsafeOutputError
-from ..folder_listing import FolderListing
+from ..errors import ConfigError, SRDomainsError, UnsafeOutputError
+from ..folder_listing import FolderListing, fold
 from .sidecar_names import (
     another_files,
     hfa_ours,
@@ -167,4 +167,58 @@ def cog_sidecars(dst: Path, ds: Any) -> list[Path]:
     return [imd_sidecar(dst)] if ds.tags(ns="IMD") else []
 
 
-__all__ = ["cog_sidecars", "orphan_problem", "orphan_sidecars", "plan_sidecars"]
+_Pair = tuple[str | os.PathLike[str], str | os.PathLike[str]]
+
+
+def refuse_imd_clashes(pairs: Sequence[_Pair]) -> None:
+    """Refuse, before any work, a COG batch in which two GeoTIFF outputs of one folder share an
+    IMD stem (``out/a.tif`` and ``out/a.tiff``; any case: GDAL reads ``a.IMD`` as ``A.tif``'s)
+    and an input of them has an ``IMD`` metadata domain: the COG keeps it in ``out/a.IMD``,
+    which GDAL reads as each output's, and a later output replaced the one an earlier one
+    wrote (the batch's folder listing predates its outputs: :func:`~sr_domains.geo.
+    sidecar_names.another_files`). ``pairs``: ``(input, output)`` of each GeoTIFF task; an
+    input that cannot be read writes nothing (it fails on its own). One rule for the
+    sequential batch and ``--workers``, as :func:`~sr_domains.batch_tasks.refuse_collisions`.
+
+    Raises:
+        ConfigError: naming each shared IMD file, its outputs and their inputs.
+    """
+    groups: dict[tuple[str, str], list[tuple[Path, Path]]] = {}
+    for src, dst in pairs:
+        d = Path(dst)
+        key = (os.path.normcase(os.path.abspath(d.parent)), fold(d.stem))
+        groups.setdefault(key, []).append((Path(src), d))
+    clashes = []
+    for group in groups.values():
+        carrying = [s for s, _ in group if len(group) > 1 and _has_imd(s)]
+        if carrying:
+            outs = " and ".join(f"{d} ({s})" for s, d in group)
+            has = ", ".join(map(str, carrying))
+            clashes.append(f"{outs} would share {imd_sidecar(group[0][1])} (IMD metadata of {has})")
+    if clashes:
+        raise ConfigError(
+            f"{'; '.join(clashes)}: a COG keeps its input's IMD metadata beside it in STEM.IMD, "
+            "which GDAL reads as the metadata of every output of that stem; rename the "
+            "inputs, or write plain GeoTIFFs (no --cog), which keep it inside the file"
+        )
+
+
+def _has_imd(src: Path) -> bool:
+    """Whether the input ``src`` has an ``IMD`` metadata domain (a COG of it writes
+    ``STEM.IMD``); one that cannot be read: no (its task fails)."""
+    from .gdal_paths import open_dataset
+
+    try:
+        with open_dataset(src) as ds:
+            return bool(ds.tags(ns="IMD"))
+    except (SRDomainsError, OSError):
+        return False
+
+
+__all__ = [
+    "cog_sidecars",
+    "orphan_problem",
+    "orphan_sidecars",
+    "plan_sidecars",
+    "refuse_imd_clashes",
+]
