@@ -164,7 +164,6 @@ def upscale(
     # (a strided selection's; GCP-georeferenced: rioxarray gives no x/y, GCPs, no transform)
     grid_t = None if da.rio.get_gcps() else array_transform(da, ydim, xdim)
     check_no_alpha(da, band, 1 if band is None else int(da.sizes[band]))
-    check_mask_read(da, ydim, xdim)
     dims = (ydim, xdim) if band is None else (band, ydim, xdim)
     src = da.transpose(*dims).data
     src = src[None] if band is None else src
@@ -186,6 +185,8 @@ def upscale(
     own = own if grid is None else None
     work = dtype if grid is None else grid.dtype
     nd_in, nd_out = (nd, nd) if grid is None else (grid.fill, float("nan"))
+    # the file's mask/alpha: refused unless its hidden pixels hold the nodata (or NaN)
+    check_mask_read(da, ydim, xdim, src, lambda v: ~_valid(v, nd_in, own) & ~np.isinf(v))
     n = src.shape[0]
     # scale, tile and overlap validated as upscale_geotiff / upscale_nifti validate them
     options, built, _ = keyword_options(

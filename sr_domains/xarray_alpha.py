@@ -16,11 +16,14 @@ pixels, naming the file: read with ``masked=True`` (NaN there) it equals
 alpha band (``da.sel(band=[1, 2, 3])`` of an RGBA file) when the alpha is 0 at some of their
 pixels (``upscale_geotiff`` masks them), and for such bands read with ``masked=True`` from a
 file whose alpha GDAL does not read as the mask (other than 2 or 4 bands). A window of the
-file, strided or not, is checked on the pixels it holds.
+file, strided or not, is checked on the pixels it holds. Hidden pixels that hold the nodata
+in effect (or NaN) in every band are no data: the nodata carries the mask, and the array is
+accepted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -101,16 +104,19 @@ def _step(v: tuple[float, float], f: tuple[float, float]) -> int | None:
     return k if k >= 1 and close else None
 
 
-def _pixels(da: Any, ydim: Any, xdim: Any, ds: Any) -> tuple[np.ndarray, np.ndarray] | None:
+def _pixels(
+    da: Any, ydim: Any, xdim: Any, ds: Any
+) -> tuple[np.ndarray, np.ndarray, int, int] | None:
     """The rows and columns of the raster ``ds`` that ``da``'s pixels are (a window of it,
-    strided or not; those inside the file), or None when ``da`` does not map to the file's
-    grid (resampled, coarsened, another transform; a GCP-georeferenced array of another
-    size)."""
+    strided or not; those inside the file) and the array's row and column of the first of
+    them, or None when ``da`` does not map to the file's grid (resampled, coarsened, another
+    transform; a GCP-georeferenced array of another size)."""
     from .xarray_grid import array_transform
 
     h, w = int(da.sizes[ydim]), int(da.sizes[xdim])
     if da.rio.get_gcps() or ds.gcps[0]:
-        return (np.arange(h), np.arange(w)) if (h, w) == (ds.height, ds.width) else None
+        same = (h, w) == (ds.height, ds.width)
+        return (np.arange(h), np.arange(w), 0, 0) if same else None
     t, ft = array_transform(da, ydim, xdim), ds.transform
     kx, ky = _step((t.a, t.d), (ft.a, ft.d)), _step((t.b, t.e), (ft.b, ft.e))
     col, row = ~ft @ (t @ (0.5, 0.5))  # (the first pixel's centre)
@@ -118,15 +124,27 @@ def _pixels(da: Any, ydim: Any, xdim: Any, ds: Any) -> tuple[np.ndarray, np.ndar
     if kx is None or ky is None or abs(col - 0.5 - c0) > 1e-6 or abs(row - 0.5 - r0) > 1e-6:
         return None
     rows, cols = r0 + ky * np.arange(h), c0 + kx * np.arange(w)
-    rows, cols = rows[(rows >= 0) & (rows < ds.height)], cols[(cols >= 0) & (cols < ds.width)]
-    return (rows, cols) if rows.size and cols.size else None
+    iy, ix = (
+        np.flatnonzero((rows >= 0) & (rows < ds.height)),
+        np.flatnonzero((cols >= 0) & (cols < ds.width)),
+    )
+    if not (iy.size and ix.size):
+        return None
+    return rows[iy], cols[ix], int(iy[0]), int(ix[0])
 
 
-def _hides(hidden: Any, rows: np.ndarray, cols: np.ndarray) -> bool:
+def _hides(
+    hidden: Any,
+    cells: tuple[np.ndarray, np.ndarray, int, int],
+    carried: Callable[[slice, slice], np.ndarray] | None,
+) -> bool:
     """True when ``hidden(window)`` (True where the file hides a pixel) is True at one of the
-    pixels ``rows`` x ``cols`` (evenly spaced); read in strips, up to the first one."""
+    pixels ``rows`` x ``cols`` of ``cells`` (evenly spaced; the array's from row ``i0``,
+    column ``j0``) where ``carried(array_rows, array_cols)`` is not (the array's values hold
+    the nodata there); read in strips, up to the first one."""
     from rasterio.windows import Window
 
+    rows, cols, i0, j0 = cells
     ky = int(rows[1] - rows[0]) if rows.size > 1 else 1
     kx = int(cols[1] - cols[0]) if cols.size > 1 else 1
     width = int(cols[-1] - cols[0]) + 1
@@ -134,22 +152,43 @@ def _hides(hidden: Any, rows: np.ndarray, cols: np.ndarray) -> bool:
     for i in range(0, rows.size, n):
         part = rows[i : i + n]
         win = Window(int(cols[0]), int(part[0]), width, int(part[-1] - part[0]) + 1)
-        if hidden(win)[::ky, ::kx].any():
+        hit = hidden(win)[::ky, ::kx]
+        if not hit.any():
+            continue
+        if carried is None:
+            return True
+        held = carried(slice(i0 + i, i0 + i + part.size), slice(j0, j0 + cols.size))
+        if not held[hit].all():
             return True
     return False
 
 
-def check_mask_read(da: Any, ydim: Any, xdim: Any) -> None:
+def check_mask_read(
+    da: Any,
+    ydim: Any,
+    xdim: Any,
+    values: Any = None,
+    invalid: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> None:
     """Refuse ``da`` when pixels that its source raster hides are data in it (module docs):
     read raw (rioxarray's ``masked=False``: no decoding ``dtype`` in its encoding, the file's
     dtype) from a raster whose internal per-dataset mask or alpha band (value 0) hides some of
     the pixels it holds, or read with ``masked=True`` from one whose alpha GDAL does not read as
     the mask (not 2 or 4 bands). Nothing is checked when ``da`` has no source file or no
-    longer maps to its pixel grid (a strided window still does).
+    longer maps to its pixel grid (a strided window still does). Hidden pixels where every
+    band of ``values`` (``da``'s ``(band, y, x)`` values as upscaled, numpy or dask) is
+    ``invalid`` (holds the nodata in effect, or NaN) are no data: the nodata carries the mask.
 
     Raises:
         InputFileError: naming the source file (and the alpha band).
     """
+    carried = None
+    if values is not None and invalid is not None:
+
+        def carried(ys: slice, xs: slice) -> np.ndarray:
+            held = np.asarray(invalid(np.asarray(values[:, ys, xs])))
+            return np.asarray(held.all(axis=0))
+
     enc = getattr(da, "encoding", {})
     source = enc.get("source")
     if not isinstance(source, str) or not source:
@@ -176,9 +215,11 @@ def check_mask_read(da: Any, ydim: Any, xdim: Any) -> None:
             cells = _pixels(da, ydim, xdim, ds)
             if cells is None:
                 return
-            if use_mask and _hides(lambda w: ds.read_masks(flagged[0], window=w) == 0, *cells):
+            if use_mask and _hides(
+                lambda w: ds.read_masks(flagged[0], window=w) == 0, cells, carried
+            ):
                 why = None
-            elif use_alpha and _hides(lambda w: ds.read(alpha[0], window=w) == 0, *cells):
+            elif use_alpha and _hides(lambda w: ds.read(alpha[0], window=w) == 0, cells, carried):
                 why = alpha[0]
             else:
                 return
@@ -190,7 +231,8 @@ def check_mask_read(da: Any, ydim: Any, xdim: Any) -> None:
             "the DataArray was opened without masked=True; the file's internal mask hides some "
             "of its pixels, which would be read as data (upscaled into their valid neighbours "
             "and written back unmasked): open it with rioxarray.open_rasterio(..., masked=True) "
-            "(hidden pixels NaN, and NaN in the output)",
+            "(hidden pixels NaN, and NaN in the output), or give each of them the nodata "
+            "value (nodata= or da.rio.write_nodata)",
         )
     opened = "without masked=True" if raw else "with masked=True, which does not apply it here"
     reopen = (

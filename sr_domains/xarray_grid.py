@@ -232,20 +232,34 @@ def check_grid_known(da: Any, ydim: Any, xdim: Any) -> None:
 
 
 #: Largest distance, in pixels, of a coordinate from the centre the stored transform gives it
-#: for that transform to be kept (below: float round-off; a strided selection is >= 1 pixel).
+#: for that transform to be kept (below: float round-off; a strided selection is >= 1 pixel),
+#: or the coordinates' own precision where that is coarser (float32 coordinates at 7e5 m
+#: are 0.06 m apart: a 2.5e-4 degree grid's float32 longitudes step unevenly by 3%).
 GRID_TOLERANCE = 0.01
 
 
-def _spacing(v: np.ndarray, dim: Any) -> float | None:
-    """The even step of the pixel-centre coordinates ``v`` (None for one pixel); uneven or
-    repeated ones (fancy indexing, ``isel(x=[0, 3, 4])``) are refused."""
+def _precision(*coords: Any) -> float:
+    """Twice the spacing of the float values of ``coords`` (their dtype's) at their largest
+    magnitude: how far from its pixel centre a stored coordinate may lie (0 for others)."""
+    ulps = [
+        2 * float(np.finfo(c.dtype).eps) * float(np.abs(np.asarray(c, np.float64)).max())
+        for c in coords
+        if c.dtype.kind == "f" and c.size
+    ]
+    return max(ulps, default=0.0)
+
+
+def _spacing(v: np.ndarray, dim: Any, slack: float = 0.0) -> float | None:
+    """The even step of the pixel-centre coordinates ``v`` (None for one pixel), each within
+    ``slack`` (their precision) of it; uneven or repeated ones (fancy indexing,
+    ``isel(x=[0, 3, 4])``) are refused."""
     from .errors import GeometryError
 
     if v.size < 2:
         return None
     step = float(v[-1] - v[0]) / (v.size - 1)
     gaps = np.diff(v)
-    if step == 0 or (np.abs(gaps - step) > GRID_TOLERANCE * abs(step)).any():
+    if step == 0 or (np.abs(gaps - step) > max(GRID_TOLERANCE * abs(step), slack)).any():
         raise GeometryError(
             f"DataArray: its {dim} coordinates are not evenly spaced (steps {gaps.min():g} to "
             f"{gaps.max():g}), so they are no pixel grid: select a regular slice "
@@ -270,17 +284,18 @@ def array_transform(da: Any, ydim: Any, xdim: Any) -> Any:
         return t
     cy, cx = (np.asarray(da[n].transpose(*(d for d in (ydim, xdim) if d in da[n].dims)).values,
                          np.float64) for n in names)  # fmt: skip
+    slack = _precision(*(da[n].variable for n in names))
     if rotated and (cy.ndim != 2 or cx.ndim != 2):
         return t
     h, w = int(da.sizes[ydim]), int(da.sizes[xdim])
     cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     if not rotated:
         cols, rows = cols[0], rows[:, 0]
-    tol = GRID_TOLERANCE * min(abs(t.a) + abs(t.d), abs(t.b) + abs(t.e))
+    tol = max(GRID_TOLERANCE * min(abs(t.a) + abs(t.d), abs(t.b) + abs(t.e)), slack)
     if not _off(t, cx, cy, cols, rows, tol):
         return t  # (as before: bit for bit what rioxarray gives)
     if not rotated:
-        a, e = _spacing(cx, xdim), _spacing(cy, ydim)
+        a, e = _spacing(cx, xdim, slack), _spacing(cy, ydim, slack)
         a, e = t.a if a is None else a, t.e if e is None else e
         return Affine(a, 0.0, cx[0] - a / 2, 0.0, e, cy[0] - e / 2)
     # rotated: a window of the stored grid (an integer offset, as rasterio's window transform

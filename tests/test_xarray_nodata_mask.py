@@ -140,3 +140,66 @@ def test_a_masked_read_equals_upscale_geotiff_and_a_window_the_mask_spares_is_ke
     held = raw.load()
     held.encoding = {}  # (built in memory: no file to ask)
     assert _strict(held).shape == (3, 96, 128)
+
+
+def _mask_holding_zero(path, count=1):
+    """A uint8 file whose internal mask hides pixels that all hold 0 (and no valid one does)."""
+    src = make_geotiff(path, width=48, height=40, count=count, dtype="uint8", mask="internal")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src, "r+") as ds:
+        hidden, a = ds.read_masks(1) == 0, ds.read()
+        a[a == 0] = 1
+        a[:, hidden] = 0
+        ds.write(a)
+    return src, hidden
+
+
+@pytest.mark.parametrize("how", ["override", "own"])
+@pytest.mark.parametrize("chunks", [None, {"x": 24}], ids=["numpy", "dask"])
+def test_hidden_pixels_holding_the_nodata_carry_the_mask(tmp_path, how, chunks):
+    # (refused by the mask check while the nodata already marked every hidden pixel invalid)
+    src, hidden = _mask_holding_zero(tmp_path / "m.tif", count=2)
+    assert hidden.any() and (~hidden).any()
+    ref = upscale_geotiff(src, tmp_path / "ref.tif", model=MODEL, device="cpu")
+    with rasterio.open(ref) as r:
+        want, valid = r.read(), r.read_masks(1) > 0
+    da = rioxarray.open_rasterio(src, chunks=chunks)
+    out = _strict(da, nodata=0) if how == "override" else _strict(da.rio.write_nodata(0))
+    got = np.asarray(out.values)
+    assert out.rio.nodata == 0
+    np.testing.assert_array_equal(got == 0, np.broadcast_to(~valid, got.shape))  # footprint
+    np.testing.assert_array_equal(got[:, valid], want[:, valid])
+    win = da.isel(y=slice(1, None, 3), x=slice(2, 40, 2))  # (a strided window: its own pixels)
+    assert _strict(win, nodata=0).shape == (2, 26, 38)
+
+
+def test_a_hidden_pixel_holding_another_value_is_still_refused(tmp_path):
+    src, hidden = _mask_holding_zero(tmp_path / "m.tif", count=2)
+    r, c = np.argwhere(hidden)[-1]
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(src, "r+") as ds:
+        a = ds.read()
+        a[1, r, c] = 7  # one band of one hidden pixel: data the mask alone hides
+        ds.write(a)
+    da = rioxarray.open_rasterio(src)
+    for kw in ({"nodata": 0}, {"nodata": 7}):  # (7: the other band's 0s are data then)
+        with pytest.raises(InputFileError, match=r"m\.tif: .*opened without masked=True") as e:
+            _strict(da, **kw)
+        assert "nodata=" in str(e.value)
+    held = da.load().copy()
+    held[1, r, c] = 0  # the array's values decide, not the file's
+    assert _strict(held, nodata=0).shape == (2, 80, 96)
+    assert _strict(da.isel(y=slice(0, r), x=slice(0, 48)), nodata=0).shape[1] == 2 * r
+
+
+def test_data_bands_holding_the_nodata_where_the_alpha_hides_them_are_kept(tmp_path):
+    src = make_geotiff(tmp_path / "a.tif", width=48, height=40, count=3, mask="alpha")
+    with rasterio.open(src, "r+") as ds:
+        a = ds.read()
+        a[:3][a[:3] == 0] = 1
+        a[:3, a[3] == 0] = 0
+        ds.write(a)
+    rgb = rioxarray.open_rasterio(src).sel(band=[1, 2, 3])
+    with pytest.raises(InputFileError, match="band 4 is its alpha band"):
+        _strict(rgb, model="sr-lite-rgb-x2")
+    got = np.asarray(_strict(rgb, model="sr-lite-rgb-x2", nodata=0).values)
+    hole = (a[3] == 0).repeat(2, 0).repeat(2, 1)
+    assert hole.any() and (got[:, hole] == 0).all() and (got[:, ~hole] > 0).all()

@@ -190,3 +190,27 @@ def test_a_five_band_alpha_gdal_does_not_mask_is_refused_read_with_masked_too(tm
     out = upscale(da.where(full.sel(band=5) > 0), 2, model=gray)
     assert np.isnan(out.values[:, :, :12]).all() and np.isfinite(out.values[:, :, 12:]).all()
     assert upscale(da.isel(x=slice(6, None)), 2, model=gray).shape == (4, 80, 84)
+
+
+def test_float32_coordinates_are_read_at_their_own_precision(tmp_path, gray):
+    # float32 longitudes near 100 degrees step unevenly by 3% of a 2.5e-4 degree pixel: they
+    # were refused as no pixel grid (accepted before the coordinates were compared)
+    from rasterio.transform import from_origin
+
+    path = _tif(tmp_path / "geo.tif", transform=from_origin(100.0, 45.0, 2.5e-4, 2.5e-4))
+    da = rioxarray.open_rasterio(path)
+
+    def f32(a):
+        return a.assign_coords(x=a.x.astype(np.float32), y=a.y.astype(np.float32))
+
+    assert np.ptp(np.diff(f32(da).x.values)) > 0.02 * 2.5e-4
+    want = upscale(da, 2, model=gray).rio.transform()
+    got = upscale(f32(da), 2, model=gray).rio.transform()
+    assert got.a == want.a and got.e == want.e  # the stored pixel size, not float32's
+    assert got.c == pytest.approx(want.c, abs=1e-5) and got.f == pytest.approx(want.f, abs=1e-5)
+    sel = da.isel(x=slice(None, None, 2))
+    got = upscale(f32(sel), 2, model=gray).rio.transform()  # (a stride still read as one,
+    want = upscale(sel, 2, model=gray).rio.transform()  # as closely as float32 places it)
+    np.testing.assert_allclose(got[:6], want[:6], rtol=1e-3, atol=2e-5)
+    with pytest.raises(GeometryError, match=r"x coordinates are not evenly spaced"):
+        upscale(f32(da.isel(x=[0, 3, 4, 5])), 2, model=gray)
