@@ -305,3 +305,65 @@ def test_superresolution_warns_a_value_range_the_tensor_leaves_naming_its_file(c
     with caplog.at_level(logging.WARNING):
         wide(img)
     assert WARNING not in caplog.text
+
+
+def test_srinferer_warns_each_batch_item_that_leaves_the_range_once(caplog):
+    """H19: ``SRInferer(values=...)`` took a value range without the warning
+    ``SuperResolution`` gives; it warns once per batch item (not per tile), naming the item's
+    ``filename_or_obj`` from a collated batch."""
+    pytest.importorskip("monai")
+    import torch
+    from monai.data import MetaTensor, list_data_collate
+
+    from sr_domains.monai import SRInferer
+
+    def item(top, name):
+        vol = torch.linspace(0.0, top, 1 * 24 * 20).reshape(1, 24, 20)
+        return {"img": MetaTensor(vol, affine=torch.eye(4), meta={"filename_or_obj": name})}
+
+    batch = list_data_collate([item(5.0, "/d/in.nii.gz"), item(1200.0, "/d/out.nii.gz")])["img"]
+    inferer = SRInferer(tile=8, values=ValueOptions(value_range=(None, 10.0)), device="cpu")
+    with caplog.at_level(logging.WARNING):
+        out = inferer(batch, tiny_model())
+    assert caplog.text.count(WARNING) == 1  # (24 x 20 in 8-pixel tiles: several tiles)
+    assert "/d/out.nii.gz: --value-range ,10 contradicts the data" in caplog.text
+    assert "the tensor's values" in caplog.text
+    assert float(out.max()) <= 10.0  # (still applied)
+    caplog.clear()
+    plain = torch.stack([batch[1].as_tensor(), batch[1].as_tensor()])
+    with caplog.at_level(logging.WARNING):
+        inferer(plain, tiny_model())
+    assert "batch item 1: --value-range ,10 contradicts the data" in caplog.text
+    assert caplog.text.count(WARNING) == 2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        SRInferer(values=ValueOptions(value_range=(0.0, 1200.0)), device="cpu")(batch, tiny_model())
+    assert WARNING not in caplog.text
+
+
+def test_make_isotropic_warns_a_value_range_the_volume_leaves(caplog):
+    """H19: ``MakeIsotropic(values=...)`` took a value range without the warning; once per
+    call, naming the MetaTensor's file (else 'the image')."""
+    pytest.importorskip("monai")
+    import torch
+    from monai.data import MetaTensor
+
+    from sr_domains.monai import MakeIsotropic
+
+    vol = torch.linspace(0.0, 1200.0, 16 * 12 * 4).reshape(1, 16, 12, 4)
+    affine = torch.diag(torch.tensor([1.0, 1.0, 3.0, 1.0]))
+    img = MetaTensor(vol, affine=affine, meta={"filename_or_obj": "/data/t2.nii.gz"})
+    narrow = ValueOptions(value_range=(None, 10.0))
+    with caplog.at_level(logging.WARNING):
+        MakeIsotropic(steps=1, device="cpu", values=narrow)(img)
+    assert caplog.text.count(WARNING) == 1
+    assert "/data/t2.nii.gz: --value-range ,10 contradicts the data" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        MakeIsotropic(steps=1, device="cpu", values=narrow)(MetaTensor(vol, affine=affine))
+    assert "the image: --value-range ,10 contradicts the data" in caplog.text
+    caplog.clear()
+    wide = ValueOptions(value_range=(0.0, 1200.0))
+    with caplog.at_level(logging.WARNING):
+        MakeIsotropic(steps=1, device="cpu", values=wide)(img)
+    assert WARNING not in caplog.text

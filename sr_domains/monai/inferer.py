@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..models.base import SRModel
 from ..options import check_tile, whole
 from ..runtime import module_state_kept
 from ..value_domain import ValueOptions
+from ..value_range_check import warn_outside_range
 from ._core import (
     Geometry,
     ModuleSR,
@@ -84,6 +86,20 @@ def _loaded_layout(meta: Mapping[str, Any], n: int, batched: bool) -> tuple[list
     if len(flat) == 1:  # one value for the whole batch
         return grids, [flat[0]] * n
     return grids, list(flat) if len(flat) == n else [None] * n
+
+
+def _item_names(meta: Mapping[str, Any] | None, n: int, batched: bool) -> list[str]:
+    """Per item, the file a value-range warning names: its ``filename_or_obj`` (a collated
+    batch holds one per item), else "the image" (or "batch item b" in a batch of several)."""
+    name = None if meta is None else meta.get("filename_or_obj")
+    names = list(name) if batched and isinstance(name, (list, tuple)) else [name] * n
+    if len(names) != n:
+        names = [None] * n
+    unnamed = ["the image"] if n == 1 else [f"batch item {b}" for b in range(n)]
+    return [
+        str(v) if isinstance(v, (str, os.PathLike)) and str(v) else unnamed[b]
+        for b, v in enumerate(names)
+    ]
 
 
 def _network_device(network: nn.Module, inputs: torch.Tensor) -> torch.device:
@@ -265,6 +281,8 @@ class SRInferer(Inferer):
                 )
             geoms.append(g)
         geom = geoms[0]
+        for name, item in zip(_item_names(meta, len(x), batched), x):  # a range the data leave
+            warn_outside_range(name, item, None, self.values, "monai")  # (once per item)
         c_in = up.model.in_channels
         if geom.plane is None:
             bar = progress_bar(len(x), "SRInferer", self.progress, unit="image")

@@ -33,6 +33,7 @@ from ..medical.isotropic_io import VolumeJob, fit_intensity, resolve_slice_profi
 from ..options import InternalOptions, IsotropicOptions
 from ..value_domain import ValueOptions, build_rules
 from ..value_facts import zero_facts
+from ..value_range_check import warn_outside_range
 from ._dict import DEFAULT_POSTFIX, apply_with_meta, iter_meta_keys, meta_key_tuples
 from ._intent import check_meta_intent
 from ._meta import scale_meta
@@ -122,6 +123,9 @@ class MakeIsotropic(Transform):
             raise _unknown_spacing_error(img.meta)
         plan = self.plan(spatial, affine)
         arr = convert_to_numpy(x)
+        name = img.meta.get("filename_or_obj")
+        where = name if isinstance(name, (str, os.PathLike)) and str(name) else "the image"
+        warn_outside_range(where, arr, None, self.values, "monai")  # a range the data leave
         wide_in = arr.dtype == np.float64  # float64 out; else MONAI's float32 convention
         arr = arr.astype(work_dtype(arr.dtype), copy=False)
         outs = []
