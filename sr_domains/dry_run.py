@@ -170,7 +170,8 @@ def plan(
     """What ``sr-domains upscale SRC DST`` would do with each output (module docs), in this
     process or, with ``distributed``, on Dask: the batch of the same inputs the run plans
     (:func:`~sr_domains.batch_tasks.plan_tasks`; there a DICOM series folder is a batch of one
-    and resumes)."""
+    and resumes). A batch the run refuses before any work is refused alike (ConfigError: two
+    inputs to one output; with ``--cog``, two outputs sharing one ``STEM.IMD``)."""
     from .cli_inputs import batch_domain as decide
 
     batch_domain = decide(src, domain, distributed)
@@ -181,6 +182,10 @@ def plan(
     found = None if batch_domain == "*" else batch_domain
     tasks = plan_tasks(str(src), dst, options.suffix, options.series_uid, found)
     check_save_model_batch(saved_model_path(options), len(tasks))  # as the run refuses it
+    if options.cog:  # (two COGs of one stem would keep their IMD in one STEM.IMD: refused)
+        from .geo.sidecar_plan import refuse_imd_clashes
+
+        refuse_imd_clashes([(t.src, t.dst) for t in tasks if t.domain == "geotiff"])
     style = "geotiff" if batch_domain == "geotiff" else "tasks"
     planned = [_plan_one(t.domain, Path(t.src), Path(t.dst), options, style) for t in tasks]
     if batch_domain == "geotiff":  # (this process's GeoTIFF batch checks every output first)

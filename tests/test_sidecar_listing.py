@@ -289,3 +289,23 @@ def test_a_retried_task_finds_the_sidecars_its_killed_attempt_set_aside(tmp_path
     assert result.status == "ok", result.error
     assert "put back" in caplog.text
     assert sorted(os.listdir(out)) == ["a.tif"]
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_the_dry_run_refuses_a_cog_imd_clash_as_the_run_does(tmp_path, capsys, workers):
+    """H19: ``--dry-run --cog`` said 'would write' for ``a.tif`` / ``a.tiff`` with IMD metadata
+    (exit 0) while the run refuses them before any work (exit 2); the dry run now refuses the
+    batch with the run's message, with and without --workers. Without --cog it plans them."""
+    from sr_domains.cli import main
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    a = _with_imd(make_geotiff(folder / "a.tif", width=24, height=16), "A")
+    b = _with_imd(make_geotiff(folder / "a.tiff", width=24, height=16, seed=1), "B")
+    argv = ["upscale", str(folder), str(out), "--dry-run", *workers]
+    assert main([*argv, "--cog"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'a.tif'} ({a}) and {out / 'a.tiff'} ({b}) would share {out / 'a.IMD'}" in err
+    assert not out.exists()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("[would write]") == 2
