@@ -260,6 +260,28 @@ def test_info_states_no_invented_spacing(tmp_path):
     assert entry["pixel_spacing"] is None and entry["imager_pixel_spacing"] == [0.15, 0.2]
 
 
+def test_info_states_no_placeholder_slice_spacing(tmp_path):
+    """H19: ``info --json`` gave ``slice_spacing`` 1.0 for a 2-D image (no slices to be
+    between: the reader's placeholder) and for one placed slice stating neither
+    SpacingBetweenSlices nor SliceThickness: null, as ``pixel_spacing`` is without
+    PixelSpacing; the text says the same. A stated thickness is still given."""
+    for dcm in (
+        _image(tmp_path / "us" / "us.dcm", "US", US_STORAGE),
+        _image(tmp_path / "sc" / "sc.dcm", "OT", DX_STORAGE, PixelSpacing=[0.5, 0.5]),
+    ):
+        assert info_json(dcm)["series"][0]["slice_spacing"] is None
+        assert "between slices" not in info(dcm)
+    one = make_dicom_series(tmp_path / "one", n_slices=1)[0]
+    assert info_json(one)["series"][0]["slice_spacing"] == 3.0
+    ds = pydicom.dcmread(one)
+    del ds.SliceThickness
+    ds.save_as(one)
+    assert info_json(one)["series"][0]["slice_spacing"] is None
+    text = info(one)
+    assert "0.9 x 0.7 mm in-plane; between slices unknown (one slice" in text
+    assert "1 mm between slices" not in text
+
+
 def test_malformed_values_are_removed_not_fatal(tmp_path, caplog):
     """A malformed pixel-coordinate tag (one value where two are due, an empty edge) is
     removed with a WARNING naming it; the image is still written."""

@@ -70,6 +70,25 @@ def in_plane_spacing(s: DicomSeries) -> tuple[np.ndarray | None, str]:
     return (imager, "ImagerPixelSpacing") if imager is not None else (None, "")
 
 
+def stated_slice_spacing(s: DicomSeries) -> float | None:
+    """The spacing between slices ``info`` states, or None: a 2-D image (no positions: no
+    slices to be between) or one placed slice whose header states no SpacingBetweenSlices or
+    SliceThickness (the reader's 1 mm there is a placeholder; ``dicom_build``)."""
+    if not s.has_geometry:
+        return None
+    if s.n_slices == 1:
+        from .dicom_slice import fg_attr
+
+        ds, item = s.first, s.slices[0].frame_item
+        stated = [
+            fg_attr(ds, item, "PixelMeasuresSequence", key) or ds.get(key)
+            for key in ("SpacingBetweenSlices", "SliceThickness")
+        ]
+        if not any(stated):  # (as dicom_build reads them: absent, empty or 0)
+            return None
+    return s.slice_spacing
+
+
 def _describe(s: DicomSeries | InputFileError) -> list[str]:
     from .dicom_series import header_thickness
     from .geometry import axis_codes, obliquity_deg, plane_name
@@ -89,6 +108,11 @@ def _describe(s: DicomSeries | InputFileError) -> list[str]:
         )
     elif not s.has_geometry:
         spacing = f"{ps[0]:.6g} x {ps[1]:.6g} mm in-plane"
+    elif stated_slice_spacing(s) is None:
+        spacing = (
+            f"{ps[0]:.6g} x {ps[1]:.6g} mm in-plane; between slices unknown (one slice, no "
+            "SpacingBetweenSlices or SliceThickness)"
+        )
     else:
         spacing = (
             f"{ps[0]:.6g} x {ps[1]:.6g} mm in-plane, {s.slice_spacing:.6g} mm between "
@@ -184,7 +208,7 @@ def info_json(path: Path) -> dict[str, Any]:
                 rows=ser.rows,
                 columns=ser.cols,
                 pixel_spacing=[float(v) for v in ps] if known and ps is not None else None,
-                slice_spacing=float(ser.slice_spacing),
+                slice_spacing=stated_slice_spacing(ser),  # (None: a 2-D image, or unstated)
                 enhanced=bool(ser.enhanced),
                 affine_lps=ser.affine.tolist() if ser.has_geometry else None,
             )
