@@ -144,7 +144,8 @@ def _dx(tmp_path: Path, **tags) -> Path:
 
 def test_display_shutter_follows_the_grid(tmp_path):
     """x2: rectangle edges (1-based, inclusive) on the new pixel edges, the circle holds the
-    exact one, polygon vertices rounded outward, per-pixel spacings halved."""
+    exact one, the polygon holds the exact one (whole pixels around its vertices), per-pixel
+    spacings halved."""
     out = _up(_dx(tmp_path), tmp_path / "out")
     assert [out.ShutterLeftVerticalEdge, out.ShutterRightVerticalEdge] == [9, 120]
     assert [out.ShutterUpperHorizontalEdge, out.ShutterLowerHorizontalEdge] == [5, 100]
@@ -152,7 +153,9 @@ def test_display_shutter_follows_the_grid(tmp_path):
     centre = [int(v) for v in out.CenterOfCircularShutter]
     off = math.hypot(centre[0] - exact[0], centre[1] - exact[1])
     assert off <= 0.75 and 50 + off <= int(out.RadiusOfCircularShutter) <= 50 + off + 1
-    assert [int(v) for v in out.VerticesOfThePolygonalShutter] == [19, 19, 19, 100, 80, 60]
+    assert [int(v) for v in out.VerticesOfThePolygonalShutter] == [
+        19, 19, 19, 100, 20, 100, 80, 60, 80, 59, 20, 19,
+    ]  # fmt: skip
     assert [float(v) for v in out.ImagerPixelSpacing] == [0.075, 0.075]
     assert [float(v) for v in out.NominalScannedPixelSpacing] == [0.1, 0.1]
 
@@ -354,3 +357,103 @@ def test_factor_below_one_never_inverts_bounds(tmp_path, caplog):
     d = pydicom.dcmread(out[0])
     assert "ShutterLeftVerticalEdge" not in d and "ShutterShape" not in d
     assert "ShutterShape cannot be read" in caplog.text
+
+
+def _holds(poly: list[int], exact: list[float]) -> bool:
+    """Whether the convex polygon ``poly`` holds every point of ``exact`` (flat row, column
+    pairs; on its edges counts): then it holds their polygon."""
+    p = list(zip(poly[0::2], poly[1::2]))
+    sides = [
+        (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0])
+        for x, y in zip(exact[0::2], exact[1::2])
+        for a, b in zip(p, p[1:] + p[:1])
+    ]
+    return all(v >= -1e-9 for v in sides) or all(v <= 1e-9 for v in sides)
+
+
+def _polygon(vertices: list[int], factors: tuple[float, float], caplog) -> Dataset:
+    from sr_domains.medical.dicom_pixel_coords import map_pixel_tags, warner
+
+    ds = Dataset()
+    ds.ShutterShape = ["RECTANGULAR", "POLYGONAL"]
+    ds.ShutterLeftVerticalEdge, ds.ShutterRightVerticalEdge = 2, 60
+    ds.ShutterUpperHorizontalEdge, ds.ShutterLowerHorizontalEdge = 2, 60
+    ds.VerticesOfThePolygonalShutter = vertices
+    ds.ShutterPresentationValue = 0
+    with caplog.at_level(logging.WARNING):
+        map_pixel_tags(ds, factors, warner("dx.dcm", set()))
+    return ds
+
+
+def _exact(vertices: list[int], factors: tuple[float, float]) -> list[float]:
+    return [(v - 0.5) * factors[k % 2] + 0.5 for k, v in enumerate(vertices)]
+
+
+@pytest.mark.parametrize("factors", [(2.0, 2.0), (4.0, 4.0), (2.0, 3.0), (1.6, 1.6)])
+def test_a_convex_polygon_shutter_holds_the_exact_one(factors, caplog):
+    """R3: vertices rounded away from the centroid did not hold the exact polygon: at x2 the
+    apex of the triangle (10,10), (10,50), (40,30) lay 0.16 px outside the rounded edge (the
+    shutter hid pixels the source showed). The hull of the whole pixels around each exact
+    vertex holds it, within a pixel of it; the same for random convex polygons."""
+    rng = np.random.default_rng(0)
+    shapes = [[10, 10, 10, 50, 40, 30]]
+    for _ in range(40):
+        pts = rng.integers(1, 64, (rng.integers(3, 9), 2))
+        hull = _convex_hull([tuple(map(int, p)) for p in pts])
+        if len(hull) >= 3:
+            shapes.append([v for p in hull for v in p])
+    for vertices in shapes:
+        ds = _polygon(vertices, factors, caplog)
+        new = [int(v) for v in ds.VerticesOfThePolygonalShutter]
+        exact = _exact(vertices, factors)
+        assert _holds(new, exact), (vertices, new)
+        near = [
+            min(max(abs(r - x), abs(c - y)) for x, y in zip(exact[0::2], exact[1::2]))
+            for r, c in zip(new[0::2], new[1::2])
+        ]
+        assert max(near) < 1, (vertices, new)  # (tight: each new vertex by an exact one)
+    assert "VerticesOfThePolygonalShutter" not in caplog.text
+
+
+def _convex_hull(pts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Gift wrapping, written apart from the library's hull (counter-clockwise)."""
+    pts = sorted(set(pts))
+    if len(pts) < 3:
+        return pts
+    hull, p = [], pts[0]
+    while True:
+        hull.append(p)
+        q = pts[0] if pts[0] != p else pts[1]
+        for r in pts:
+            cross = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+            far = (r[0] - p[0]) ** 2 + (r[1] - p[1]) ** 2 > (q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2
+            if cross < 0 or (cross == 0 and far):
+                q = r
+        p = q
+        if p == hull[0]:
+            return hull
+
+
+def test_a_non_convex_polygon_shutter_is_removed_where_it_cannot_be_exact(caplog):
+    """R3: a non-convex polygon (an L) whose vertices fall between the new pixels (x2) has no
+    simple exact whole-pixel polygon that holds it (its hull would show what the source hid):
+    removed with a WARNING naming it, the rest of the shutter kept. At x3 its vertices land on
+    pixels: mapped exactly, in order."""
+    ell = [10, 10, 10, 50, 20, 50, 20, 20, 40, 20, 40, 10]
+    ds = _polygon(ell, (2.0, 2.0), caplog)
+    assert "VerticesOfThePolygonalShutter" not in ds
+    assert ds.ShutterShape == "RECTANGULAR" and "ShutterPresentationValue" in ds
+    assert "dx.dcm: VerticesOfThePolygonalShutter (a non-convex polygon" in caplog.text
+    caplog.clear()
+    ds = _polygon(ell, (3.0, 3.0), caplog)
+    assert [int(v) for v in ds.VerticesOfThePolygonalShutter] == [
+        int(v) for v in _exact(ell, (3.0, 3.0))
+    ]
+    assert list(ds.ShutterShape) == ["RECTANGULAR", "POLYGONAL"] and not caplog.text
+    only = Dataset()
+    only.ShutterShape, only.ShutterPresentationValue = "POLYGONAL", 0
+    only.VerticesOfThePolygonalShutter = ell
+    from sr_domains.medical.dicom_pixel_coords import map_pixel_tags
+
+    map_pixel_tags(only, (2.0, 2.0), lambda *a: None)
+    assert "ShutterShape" not in only and "ShutterPresentationValue" not in only

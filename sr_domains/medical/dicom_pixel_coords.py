@@ -20,9 +20,11 @@ objects):
   reference pixel) are kept where they land on a pixel.
 * display shutters and collimators (1-based rows/columns): rectangle edges as pixel edges,
   a circle's centre as a point (rounded to a pixel, the radius enlarged to hold the exact
-  circle: the shutter never hides a pixel the source showed), polygon vertices rounded away
-  from their centroid. A circle under unequal factors (an ellipse) and a shutter drawn by an
-  overlay (overlays are dropped) are removed.
+  circle: the shutter never hides a pixel the source showed), a convex polygon by the hull
+  of the whole pixels around its exact vertices (:mod:`.dicom_polygon`: it holds the exact
+  polygon). A circle under unequal factors (an ellipse), a non-convex polygon whose vertices
+  fall between the new pixels (x2, x4; mapped as is where they land on pixels, x3) and a
+  shutter drawn by an overlay (overlays are dropped) are removed.
 
 A tag that cannot be mapped exactly is removed, with a WARNING naming it (once per series):
 a derived image must not carry a wrong calibration. So is one that cannot be mapped at all: a
@@ -40,6 +42,8 @@ from collections.abc import Callable, Iterator
 from fractions import Fraction
 from functools import partial
 from typing import Any
+
+from .dicom_polygon import containing_vertices
 
 log = logging.getLogger(__name__)
 
@@ -294,15 +298,13 @@ def _shutter(item: Any, spec: tuple[Any, ...], fr: float, fc: float, warn: Warn)
     if vertices in item:
         pts = [float(v) for v in item[vertices].value]
         exact = [_centre(v - 1, fr if k % 2 == 0 else fc) + 1 for k, v in enumerate(pts)]
-        mid = [sum(exact[a::2]) / max(1, len(exact[a::2])) for a in (0, 1)]
-        item[vertices].value = [_outward(x, mid[k % 2]) for k, x in enumerate(exact)]
-
-
-def _outward(x: float, mid: float) -> int:
-    """``x`` rounded to a whole pixel away from ``mid`` (nearest when it is whole)."""
-    if (w := _whole(x)) is not None:
-        return w
-    return math.floor(x) if x < mid else math.ceil(x)
+        new = containing_vertices(pts, exact)
+        if new is None:
+            _drop_shape(item, spec, "POLYGONAL", (vertices,))
+            why = "(a non-convex polygon whose vertices fall between the new pixels)"
+            warn(vertices, why)
+        else:
+            item[vertices].value = new
 
 
 def _drop_shape(item: Any, spec: tuple[Any, ...], shape: str, keys: tuple[str, ...]) -> None:
