@@ -322,3 +322,54 @@ def test_a_workers_warning_says_it_is_once_per_worker_process(tmp_path):
     )
     epochs = [[lvl for lvl, _ in next(iter(loader))] for _epoch in range(2)]
     assert epochs == [[logging.WARNING], [logging.DEBUG]]  # one worker, kept: once per run
+
+
+def _sform_file(path, pixdim, sz=3.0, qform=False):
+    """A real file with an sform (code 2) stating 0.9 x 0.9 x ``sz`` mm voxels and a raw
+    ``pixdim`` as given (also a qform, code 1, with ``qform``), 20 x 20 x 12 int16."""
+    vol = np.random.default_rng(0).integers(0, 1000, (20, 20, 12)).astype(np.int16)
+    aff = np.array([[0.9, 0, 0, -9], [0, 0.9, 0, -8], [0, 0, sz, 5], [0, 0, 0, 1]])
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(vol.shape)
+    hdr.set_data_dtype(np.int16)
+    hdr.set_qform(np.diag([0.9, 0.9, 1.0, 1.0]) if qform else None, code=1 if qform else 0)
+    hdr.set_sform(aff, code=2)
+    hdr.set_xyzt_units("mm")
+    hdr["pixdim"][1:4] = pixdim
+    return write_raw(path, hdr, vol)
+
+
+@pytest.mark.parametrize("qform", [False, True])
+def test_an_sform_that_loadimage_replaced_is_refused(tmp_path, qform):
+    """pixdim 0.9 / 0.9 / 0 under an sform stating 3 mm slices: LoadImage replaced the sform
+    by the pixdim's qform (0 read as 1 mm) and kept sform_code 2, so MakeIsotropic planned 13
+    slices of 0.9 mm from the invented 1 mm (upscale_nifti: 40 from the sform's 3 mm) and the
+    SR transforms scaled that affine; the image is now refused, naming the file."""
+    src = _sform_file(tmp_path / "pix0.nii.gz", (0.9, 0.9, 0.0), qform=qform)
+    ras = Orientation("RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))
+    for img in (_load(src), _load(src, ras)):
+        assert np.allclose(np.asarray(img.affine)[:3, 2], (0, 0, 1))  # (not the file's 3 mm)
+        with pytest.raises(InputFileError, match="LoadImage replaced the sform") as err:
+            srm.MakeIsotropic(steps=1, seed=0, device="cpu")(img)
+        assert err.value.path == str(src)
+        with pytest.raises(InputFileError, match="pix0.nii.gz"):
+            srm.SuperResolution(model=interp_model(2), scale=2)(img)
+    batch = list_data_collate([{"img": _load(src)}, {"img": _load(src)}])["img"]
+    with pytest.raises(InputFileError, match="LoadImage replaced the sform"):
+        srm.SRInferer()(batch, tiny_model(1, 2))
+
+
+def test_an_sform_that_loadimage_kept_still_decides(tmp_path):
+    """Old-accepted stays accepted: pixdim agreeing with the sform (40 slices, as the NIfTI
+    path), a pixdim of 0 whose sform LoadImage kept (it states 1 mm there), and a pixdim > 0
+    that disagrees with the sform (MONAI's choice of the stated pixdim, as before)."""
+    from sr_domains.monai._spacing import spacing_unknown
+
+    agree = _load(_sform_file(tmp_path / "agree.nii.gz", (0.9, 0.9, 3.0)))
+    out = srm.MakeIsotropic(steps=1, seed=0, device="cpu")(agree)
+    assert tuple(out.shape[1:]) == (20, 20, 40)
+    for name, pixdim, sz in (("kept.nii", (0.9, 0.9, 0.0), 1.0), ("p2.nii", (0.9, 0.9, 2.0), 3)):
+        img = _load(_sform_file(tmp_path / name, pixdim, sz=sz))
+        assert not spacing_unknown(img.meta, np.asarray(img.affine), img.shape[1:])
+        up = srm.SuperResolution(model=interp_model(2), scale=2)(img)
+        assert tuple(up.shape[1:]) == (40, 40, 12)

@@ -11,7 +11,13 @@ spacings.
 
 Decided here, in this order:
 
-* ``sform_code`` > 0 in the meta: the sform states the spacing (known).
+* ``sform_code`` > 0 in the meta: the sform states the spacing (known), unless the NIfTI
+  file ``filename_or_obj`` has a raw ``pixdim`` of 0 and an sform that differs from the
+  meta's ``original_affine`` (the affine as loaded): MONAI's ``LoadImage`` (NibabelReader,
+  ``correct_nifti_header_if_necessary``, no option turns it off) replaced the sform by the
+  qform built from the pixdim (its 0 read as 1 mm) and kept ``sform_code``. The image's
+  affine is then not the file's geometry: refused (:class:`~sr_domains.errors.InputFileError`
+  naming the file) rather than planned on the invented 1 mm.
 * the image is no longer on the file's voxel grid up to an axis permutation/flip
   (``original_affine`` vs the current affine; a ``Spacing`` transform chose a spacing): known,
   also where the meta still holds a raw ``pixdim`` of 0 (MONAI's spatial transforms rewrite
@@ -51,6 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import InputFileError
 from ..medical.geometry import SPACING_TIE_MM, default_axes, voxel_sizes
 from ._meta import _axis_map
 
@@ -144,6 +151,52 @@ def _read_header(path: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     return hdr, bool(unstated_spacing_axes(path, hdr))
 
 
+@functools.lru_cache(maxsize=256)
+def _pix0_sform(path: str, mtime_ns: int, size: int) -> tuple[Any, np.ndarray | None]:
+    """The nibabel header of the NIfTI file ``path`` and its sform when it has one (code > 0)
+    and a raw spatial ``pixdim`` of 0 (None otherwise); cached as :func:`_read_header`."""
+    from ..medical.nifti import unknown_spacing_axes
+
+    hdr, _ = _read_header(path, mtime_ns, size)
+    sform, code = hdr.get_sform(coded=True)
+    if sform is None or int(code or 0) <= 0 or not unknown_spacing_axes(path, hdr):
+        return hdr, None
+    return hdr, np.asarray(sform, np.float64)
+
+
+def _check_sform_kept(meta: Mapping[str, Any], index: int | None) -> None:
+    """Refuse an image whose NIfTI file has a raw ``pixdim`` of 0 and an sform that
+    ``LoadImage`` replaced (module docs): its ``original_affine`` differs from the file's sform.
+    A file that cannot be read again, or is not the one loaded, leaves the meta to decide."""
+    name, orig = _item(meta, "filename_or_obj", index), _item(meta, "original_affine", index)
+    from ..medical.nifti import is_nifti_path
+
+    if orig is None or not isinstance(name, (str, Path)) or not is_nifti_path(name):
+        return
+    o = _np(orig).astype(np.float64)
+    if o.shape != (4, 4) or not np.isclose(voxel_sizes(o), 1.0, rtol=0, atol=1e-6).any():
+        return  # (nibabel reads a pixdim of 0 as 1)
+    try:
+        st = os.stat(name)
+        hdr, sform = _pix0_sform(str(name), st.st_mtime_ns, st.st_size)
+    except Exception:  # (gone, unreadable: nibabel raises many types)
+        return
+    if sform is None or not all(_agrees(hdr, meta, k, index) for k in _SAME_FILE_KEYS):
+        return
+    if np.allclose(sform, o, rtol=1e-5, atol=1e-3):
+        return
+    sizes = " x ".join(f"{v:.6g}" for v in voxel_sizes(sform))
+    raise InputFileError(
+        name,
+        f"its pixdim has a 0 (unknown) and its sform (code {int(hdr['sform_code'])}) states "
+        f"{sizes} mm voxels, but MONAI's LoadImage replaced the sform by the qform built from "
+        "the pixdim (the 0 read as 1 mm; NibabelReader has no option to keep it), so the "
+        "image's affine is not the file's geometry; write the sform's voxel sizes into the "
+        "header's pixdim, or upscale the file itself (upscale_nifti, make_isotropic: they "
+        "read the sform)",
+    )
+
+
 #: The (file, reason) pairs already warned of in this process (a transform runs once per
 #: sample and epoch: the WARNING comes once, later ones are debug lines).
 _told: set[tuple[str, str]] = set()
@@ -224,6 +277,7 @@ def _unknown_file_axes(
         return None
     scode = _number(_item(meta, "sform_code", index))
     if scode is not None and scode > 0:
+        _check_sform_kept(meta, index)
         return None
     amap = _file_axes(a, _item(meta, "original_affine", index))
     if amap is None:
