@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .dicom_ds import ds_number
 from .dicom_pixel_coords import Warn, warner
 from .dicom_series import DicomSeries
 from .dicom_series_number import (
@@ -71,18 +72,6 @@ _DROP = (
     "ExtendedOffsetTableLengths",
     "PixelDataProviderURL",
 )
-
-
-def ds_number(v: float) -> Any:
-    """A decimal string (DS) value, formatted to fit the 16-character limit, without the
-    trailing zeros of a value rounded to fit (``7.390600000000001`` -> ``7.3906``, not
-    ``7.39060000000000``)."""
-    from pydicom.valuerep import DSfloat, format_number_as_ds
-
-    text = format_number_as_ds(float(v))
-    if "." in text and "e" not in text.lower():
-        text = text.rstrip("0").rstrip(".") or "0"
-    return DSfloat(text)
 
 
 def stale_spacing(ds: Any, spacing: float, factor: float) -> bool:

@@ -43,6 +43,7 @@ from fractions import Fraction
 from functools import partial
 from typing import Any
 
+from .dicom_ds import ds_number
 from .dicom_polygon import containing_vertices
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,6 @@ def _items(ds: Any) -> Iterator[Any]:
 def _like(item: Any, key: str, value: float) -> Any:
     """``value`` as tag ``key`` holds it (a decimal string within 16 characters)."""
     if item[key].VR == "DS":
-        from .dicom_derive import ds_number
-
         return ds_number(value)
     return value
 

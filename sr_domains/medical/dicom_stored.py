@@ -10,7 +10,8 @@ import logging
 import numpy as np
 
 from ..value_ops import safe_cast
-from .dicom_derive import ds_number, nearest_source
+from .dicom_derive import nearest_source
+from .dicom_ds import ds_number
 from .dicom_series import DicomSeries
 from .dicom_values import (
     Pair,
