@@ -35,6 +35,7 @@ from .intensity import IntensityProfile, work_dtype
 from .nodata_fill import MARGIN as FILL_MARGIN
 from .tiling import strip_rows
 from .value_domain import ValueRules
+from .value_ops import chunk_rows
 
 #: Memory budget for the HR buffers one panel's strip holds at once (:func:`strip_bytes`).
 PANEL_BUDGET_BYTES = 96 * 2**20
@@ -105,11 +106,12 @@ def finish_bytes(
     pixels; with ``spectral``, the band-ratio rule's, which handles a quarter of the block at
     a time: its upsampled bicubic, gathered bounds and factor limits, about ``2 * itemsize +
     6`` bytes per value beside the LR rows; with ``saturation``, the move off the saturation
-    value, one of the ``bands`` at a time: the band's distance to it and that distance's
-    absolute value, ``2 * itemsize`` bytes per value of the band, beside the domain clamp's
-    and the pins' masks of the band, 3 bytes (off the pixel grid: ``itemsize + 1`` more, and
-    2 bytes per value of the block), and the LR rows, envelope, footprint and pins, ``4 *
-    itemsize + 6`` bytes per LR value, ``2 * itemsize`` more with ``spectral``) and the
+    value, one of the ``bands`` at a time and an eighth of its rows at a time
+    (:func:`~sr_domains.value_ops.off_saturation`): the distance to it and its mask,
+    ``itemsize + 1`` bytes per value of such a chunk (off the pixel grid: the band's
+    footprint mask, 2 bytes per value of the band, and 2 per value of the block), beside the
+    LR rows, envelope, footprint and pins, ``4 * itemsize + 6`` bytes per LR value, ``2 *
+    itemsize`` more with ``spectral``; the other rules' masks are gone by then) and the
     consumer's ``write`` bytes per value: upper bounds of what ``tracemalloc`` measures
     (``tests/test_strip_memory.py``, ``benchmarks/geotiff_memory.py --trace``; the upsampled
     bicubic is torch's, counted too)."""
@@ -121,7 +123,8 @@ def finish_bytes(
         rules = max(rules, itemsize * (2 + 4 / scale**2) + 6)
     if saturation:
         lr = 4 * itemsize + 6 + (2 * itemsize if spectral else 0)
-        band = 2 * itemsize + 3 + (itemsize + 1 if off_grid else 0)
+        rows = max(1, flush_rows if off_grid else flush_rows // scale)  # (the band's first axis)
+        band = (itemsize + 1) * chunk_rows(rows) / rows + (2 if off_grid else 0)
         rules = max(rules, lr / scale**2 + band / bands + 2 * off_grid)
     return itemsize + max(itemsize if seam else 0, rules, write)
 

@@ -139,6 +139,16 @@ def reaches(
     return bool(g(band.min()) <= at_g) if up else bool(g(band.max()) >= at_g)
 
 
+def chunk_rows(n: int) -> int:
+    """Rows of a band :func:`off_saturation` handles at a time: an eighth of its ``n``."""
+    return max(1, -(-n // 8))
+
+
+def _rows(a: np.ndarray, rows: slice, ndim: int) -> np.ndarray:
+    """The part of ``a`` (broadcast to an ``ndim``-dimensional band) over the band's ``rows``."""
+    return a[rows] if a.ndim == ndim and a.shape[0] > 1 else a
+
+
 def off_saturation(
     band: np.ndarray,
     kept: np.ndarray,
@@ -156,23 +166,36 @@ def off_saturation(
     (a float64 pixel just below 1.0 is 1.0 in float32): such pixels move to the next value
     below (above) the saturation in that type, held exactly by ``band``.
     Returns how many moved (of those in ``counted``, where given: a panel's own columns);
-    nothing is read twice when no pixel comes near ``v``."""
+    nothing is read twice when no pixel comes near ``v``. The test runs on an eighth of the
+    band's rows at a time (:func:`chunk_rows`; its distance to ``v`` in one buffer), so its
+    temporaries are ``itemsize + 1`` bytes per value of such a chunk."""
     if not reaches(band, v, step, up, grid):
         return 0  # (the usual case: one pass over the block)
     ft = band.dtype.type
     at = ft(v)
     if step:
-        near = np.abs(band - at) <= step / 2
+        half = step / 2
         to = at + (step if up else -step)
     else:
         g = _grid(band, grid).type
         at_g = g(at)  # the saturation as the footprint is written
-        near = band.astype(g, copy=False) == at_g
         to = ft(np.nextafter(at_g, g(np.inf if up else -np.inf)))
-    near &= ~kept
-    n = int(np.count_nonzero(near if counted is None else near & counted))
-    if near.any():
-        band[near] = to
+    n, ndim, size = 0, band.ndim, chunk_rows(band.shape[0])
+    for r in range(0, band.shape[0], size):
+        rows = slice(r, r + size)
+        part = band[rows]
+        if step:
+            dist = np.subtract(part, at)  # |band - at| <= step / 2, in one buffer
+            np.abs(dist, out=dist)
+            near = dist <= half
+            del dist
+        else:
+            near = part.astype(g, copy=False) == at_g
+        near &= ~_rows(kept, rows, ndim)
+        if np.count_nonzero(near):
+            c = near if counted is None else near & _rows(counted, rows, ndim)
+            n += int(np.count_nonzero(c))
+            part[near] = to
     return n
 
 
@@ -244,6 +267,7 @@ def safe_cast(
 
 
 __all__ = [
+    "chunk_rows",
     "clip_blocks",
     "keep_infinite",
     "local_range",

@@ -287,7 +287,11 @@ class ValueRules:
             lo_b, hi_b = self.domain.bounds(c)
             lo_b = lo_b.astype(ft).reshape(-1, 1, 1)
             hi_b = hi_b.astype(ft).reshape(-1, 1, 1)
-            stats.domain = int((((out < lo_b) | (out > hi_b)) & cnt_up).sum())
+            off = out < lo_b  # (one mask, made in place)
+            off |= out > hi_b
+            off &= cnt_up
+            stats.domain = int(np.count_nonzero(off))
+            del off
             np.clip(out, lo_b, hi_b, out=out)
         if self.pinned:
             pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
@@ -299,16 +303,23 @@ class ValueRules:
                         if self.pin_tol == 0
                         else up(values[k][None].astype(ft, copy=False))[0]
                     )
-                    changed = hit & (out[k] != own)
-                    stats.pinned += int((changed & cnt_up[k] if window else changed).sum())
-                    out[k][hit] = own if self.pin_tol == 0 else own[hit]
+                    changed = out[k] != own  # (one mask, made in place)
+                    changed &= hit
+                    if window:
+                        changed &= cnt_up[k]
+                    stats.pinned += int(np.count_nonzero(changed))
+                    del changed
+                    np.copyto(out[k], own, where=hit)
+                    del hit, own  # (HR-sized: gone before the next pin)
         if self.saturation is not None:
             for k in range(c):
                 if not self.near_saturation(out[k], k):
                     continue  # (the usual case: no footprint to look up)
-                sat = up((pin_hits(values[k], self.saturation, self.pin_tol) & ok[k])[None])[0]
+                kept = up((pin_hits(values[k], self.saturation, self.pin_tol) & ok[k])[None])[0]
+                kept |= ~ok_up[k]
                 counted = cnt_up[k] if window else None
-                stats.unsaturated += self.unsaturate(out[k], sat | ~ok_up[k], k, counted)
+                stats.unsaturated += self.unsaturate(out[k], kept, k, counted)
+                del kept
         return stats
 
     def _apply_blocks(
@@ -348,8 +359,11 @@ class ValueRules:
                 band, lo_k, hi_k = blocks[k], ft(lo_b[k]), ft(hi_b[k])
                 if band.min() >= lo_k and band.max() <= hi_k:
                     continue  # nothing to clamp (the usual case after the envelope)
-                low, high = band < lo_k, band > hi_k
-                stats.domain += int(np.count_nonzero((low | high) & cnt_b[k]))
+                off = band < lo_k  # (one mask, made in place)
+                off |= band > hi_k
+                off &= cnt_b[k]
+                stats.domain += int(np.count_nonzero(off))
+                del off
                 np.clip(band, lo_k, hi_k, out=band)
         if self.pinned:
             pins = self.pinned * c if len(self.pinned) == 1 else self.pinned
@@ -360,19 +374,23 @@ class ValueRules:
                         continue
                     hit = np.broadcast_to(hit_lr[first : first + n, None, :, None], blocks[k].shape)
                     band = blocks[k]
-                    if self.pin_tol == 0:
-                        changed = hit & (band != v)
-                        stats.pinned += int(
-                            np.count_nonzero(changed & cnt_b[k] if window else changed)
+                    own = (
+                        v
+                        if self.pin_tol == 0
+                        else np.broadcast_to(
+                            values[k][first : first + n, None, :, None].astype(ft), band.shape
                         )
-                        band[hit] = v
-                        continue
-                    own = np.broadcast_to(
-                        values[k][first : first + n, None, :, None].astype(ft), band.shape
                     )
-                    changed = hit & (band != own)
-                    stats.pinned += int(np.count_nonzero(changed & cnt_b[k] if window else changed))
-                    band[hit] = own[hit]
+                    changed = band != own  # (one mask, made in place)
+                    changed &= hit
+                    if window:
+                        changed &= cnt_b[k]
+                    stats.pinned += int(np.count_nonzero(changed))
+                    del changed
+                    if self.pin_tol == 0:
+                        band[hit] = v
+                    else:
+                        np.copyto(band, own, where=hit)
         if self.saturation is not None:
             for k in range(c):
                 if not self.near_saturation(blocks[k], k):

@@ -11,7 +11,7 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 
-from sr_domains import panels  # noqa: E402
+from sr_domains import panels, value_ops  # noqa: E402
 from sr_domains.geo import job, upscale_geotiff  # noqa: E402
 from sr_domains.models.base import BaseSRConfig  # noqa: E402
 from sr_domains.nodata_fill import MARGIN as FILL_MARGIN  # noqa: E402
@@ -222,6 +222,20 @@ def test_geotiff_writer_temporaries_are_in_the_strip_budget(
         assert ds.dtypes[0] == (out or dtype)
 
 
+def _saturating(tmp_path, dtype):
+    """:func:`_rasters` (1 band, nodata 0) in ``dtype``, stretched: the brightest tenth of the
+    valid pixels saturates the type, so the value rules move pixels off its maximum."""
+    paths = tuple(_rasters(tmp_path, 1, "uint8"))
+    for path in paths:
+        with rasterio.open(path) as ds:
+            v, profile = ds.read().astype(np.float64), ds.profile
+        top = np.iinfo(dtype).max
+        v = np.where(v == 0, 0, np.clip(np.rint(v * top / np.percentile(v[v > 0], 90)), 1, top))
+        with rasterio.open(path, "w", **{**profile, "dtype": dtype}) as ds:
+            ds.write(v.astype(dtype))
+    return paths
+
+
 @pytest.mark.parametrize(("dtype", "scale"), [("uint8", 2), ("uint8", 4), ("int16", 2)])
 def test_strip_peak_within_what_it_counts_where_pixels_leave_the_saturation(
     tmp_path, monkeypatch, dtype, scale
@@ -231,14 +245,7 @@ def test_strip_peak_within_what_it_counts_where_pixels_leave_the_saturation(
     distance to the saturation and its absolute value (two float blocks) beside the clamp's
     masks. strip_bytes counts them (StripSpec.saturation): the traced peak stays within what
     it counts for the panel it chose (plus a batch of windows)."""
-    src, warm_up = _rasters(tmp_path, 1, "uint8")
-    for path in (src, warm_up):  # stretched: its brightest tenth saturates the type
-        with rasterio.open(path) as ds:
-            v, profile = ds.read().astype(np.float64), ds.profile
-        top = np.iinfo(dtype).max
-        v = np.where(v == 0, 0, np.clip(np.rint(v * top / np.percentile(v[v > 0], 90)), 1, top))
-        with rasterio.open(path, "w", **{**profile, "dtype": dtype}) as ds:
-            ds.write(v.astype(dtype))
+    src, warm_up = _saturating(tmp_path, dtype)
     chosen: list = []
     real_width = panels.panel_width
 
@@ -259,3 +266,79 @@ def test_strip_peak_within_what_it_counts_where_pixels_leave_the_saturation(
     network = 4 * (3 + 2 * scale**2) * up.tiling.tile**2 * up.batch_size
     assert seen["peak"] <= counted + network, (seen["peak"] / MiB, counted / MiB, network / MiB)
     assert seen["panels"] >= 2
+
+
+@pytest.mark.parametrize(("dtype", "shape"), [("float32", (24, 3, 50, 3)), ("float64", (70, 90))])
+def test_off_saturation_tests_an_eighth_of_the_band_at_a_time(dtype, shape):
+    """The move off the saturation holds one chunk's distance and mask (an eighth of the
+    rows, ``itemsize + 1`` bytes a value of it), not two float copies of the band, and moves
+    and counts the pixels the whole-band test did."""
+    rng = np.random.default_rng(1)
+    band = np.rint(rng.uniform(200, 300, shape) * 2).astype(dtype) / 2
+    footprint = (shape[0], 1, shape[2], 1) if len(shape) == 4 else shape
+    kept = rng.random(footprint) < 0.2
+    counted = rng.random(footprint) < 0.7
+    want = band.copy()
+    near = (np.abs(want - want.dtype.type(255)) <= 0.5) & ~kept
+    moved = int(np.count_nonzero(near & counted))
+    want[near] = 254
+    tracemalloc.start()
+    try:
+        n = value_ops.off_saturation(band, kept, 255, 1.0, False, counted=counted)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == moved > 0 and np.array_equal(band, want)
+    part = -(-shape[0] // 8) / shape[0]  # an eighth of the rows, rounded up
+    assert peak <= (band.itemsize + 1) * part * band.size + 16 * 2**10, peak / band.size
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [("uint8", 2), ("uint8", 4), ("uint32", 2)])
+def test_saturation_step_fits_in_what_the_other_rules_count(tmp_path, monkeypatch, dtype, scale):
+    """Per flushed block, everything the value rules allocate on a 1-band integer raster
+    whose pixels leave the saturation (domain clamp, pins, the move off it: their masks are
+    dropped after their loops, the move works an eighth of the band at a time) stays within
+    what finish_bytes counts for the rules without the saturation, so it no longer narrows
+    the panels (H6 counted two float copies of the band and the clamp's and pins' masks;
+    a block of uint8 x4 traced 12 bytes a value against these 4.5)."""
+    from sr_domains import value_rules
+
+    src, warm_up = _saturating(tmp_path, dtype)
+    seen: dict = {"peaks": []}
+    real_apply, real_width = value_rules.ValueRules.apply, panels.panel_width
+
+    def apply(self, out, *args):
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            real_apply(self, out, *args)
+            peak = tracemalloc.get_traced_memory()[1] - start
+            seen["peaks"].append((out.shape[1:], peak / out.size))
+        finally:
+            tracemalloc.stop()
+
+    def spy(up, spec, align):
+        seen["spec"] = spec
+        return real_width(up, spec, align)
+
+    monkeypatch.setattr(panels, "PANEL_BUDGET_BYTES", 1 * MiB)
+    monkeypatch.setattr(panels, "panel_width", spy)
+    model = ToySR(BaseSRConfig(in_channels=1, scale=scale))
+    for path in (warm_up, src):  # (the first run imports what the path needs)
+        seen["peaks"].clear()
+        monkeypatch.setattr(value_rules.ValueRules, "apply", apply)
+        upscale_geotiff(path, tmp_path / "out.tif", model=model, scale=scale, tile=32,
+                        device="cpu", overwrite=True,
+                        creation_options={"BLOCKXSIZE": "64", "BLOCKYSIZE": "64"})  # fmt: skip
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert json.loads(ds.tags()["SR_DOMAINS_VALUES"])["clamped"].get("unsaturated", 0) > 0
+    spec = seen["spec"]
+    assert spec.saturation and spec.flush_rows == 64
+    args = (spec.itemsize, scale, spec.flush_rows, False, 0.0, spec.spectral)
+    others = panels.finish_bytes(*args) - spec.itemsize  # the rules' term, saturation aside
+    # the blocks of the widest panel, the one the strip is sized for (a narrower panel's
+    # fixed costs weigh more per value, but it holds less)
+    widest = max(shape[1] for shape, _ in seen["peaks"])
+    peaks = [p for shape, p in seen["peaks"] if shape == (64, widest)]
+    assert peaks and max(peaks) <= others, (peaks, others)
+    assert panels.finish_bytes(*args, saturation=True, bands=1) == panels.finish_bytes(*args)
