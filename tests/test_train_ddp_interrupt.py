@@ -100,25 +100,27 @@ def _torchrun(*args: str) -> list[str]:
     return [*cmd, *args]
 
 
-@pytest.mark.slow  # fresh interpreters under torchrun; CI runs it in the slow step
-def test_a_signal_to_rank_1_while_rank_0_validates_pauses_at_that_step(tmp_path):
+def _signal_rank_1_at(tmp_path: Path, step: int, checkpoint_every: int, slow_part: str) -> None:
+    """Run torchrun with rank 0 held in the slow part (``slow_part``, a helper script) at
+    ``step``, SIGINT rank 1 meanwhile, and check the run paused at ``step``, both ranks
+    stopped, and its logs and ``last.pt`` are what ``--stop-at step`` writes."""
     if not Path(f"/proc/{os.getpid()}/task").exists():
         pytest.skip("needs /proc to find the ranks")
     fields = {
         "steps": 8,
         "optim": {"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.9},
         "log_every": 3,
-        "checkpoint_every": 100,  # only the pause writes last.pt
+        "checkpoint_every": checkpoint_every,
     }
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     train = ["train", "--no-progress", "--config"]
     paused = tiny_config_file(tmp_path, "a", **fields)
-    cmd = _torchrun("-m", "sr_domains", *train, str(paused), "--stop-at", "4")
+    cmd = _torchrun("-m", "sr_domains", *train, str(paused), "--stop-at", str(step))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    helper, flag, sent = tmp_path / "slow_validation.py", tmp_path / "flag", tmp_path / "sent"
-    helper.write_text(_SLOW_VALIDATION)
+    helper, flag, sent = tmp_path / "slow_part.py", tmp_path / "flag", tmp_path / "sent"
+    helper.write_text(slow_part)
     cfg = tiny_config_file(tmp_path, "b", **fields)
     cmd = _torchrun(str(helper), str(flag), str(sent), *train, str(cfg))
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -126,65 +128,32 @@ def test_a_signal_to_rank_1_while_rank_0_validates_pauses_at_that_step(tmp_path)
         deadline = time.monotonic() + 240
         while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert flag.exists(), "rank 0 did not validate at step 4"
+        assert flag.exists(), f"rank 0 did not reach its slow part at step {step}"
         time.sleep(1.0)  # (rank 1 waits for rank 0 by now)
         os.kill(rank_pid(proc.pid, 1), signal.SIGINT)
         sent.write_text("sent")
         _, err = proc.communicate(timeout=120)
     finally:
         kill_all(proc)
-    assert err.count("SIGINT at step 4: paused") == 1, err[-3000:]  # was step 5
+    assert err.count(f"SIGINT at step {step}: paused") == 1, err[-3000:]  # was step + 1
     assert err.count("sr-domains: interrupted") == 2, err[-3000:]  # both ranks stopped
-    # what --stop-at 4 writes: the same rows and checkpoint, so --resume goes on exactly
+    # what --stop-at writes: the same rows and checkpoint, so --resume goes on exactly
     a, b = paused.parent / "a" / "run", cfg.parent / "b" / "run"
     for name in ("log.csv", "val.csv"):
         assert _rows(b / name) == _rows(a / name), name
     sa, sb = (torch.load(p / "last.pt", weights_only=True) for p in (a, b))
-    assert sa["step"] == sb["step"] == 4 and sb["world_sizes"] == [[0, 2]]
-    for part in ("model", "ema", "opt", "sched"):
-        _same(sa[part], sb[part], part)
+    assert sa["step"] == sb["step"] == step and sb["world_sizes"] == [[0, 2]]
+    for part in ("model", "ema", "opt", "sched", "scaler"):
+        if part in sa or part in sb:
+            _same(sa[part], sb[part], part)
+
+
+@pytest.mark.slow  # fresh interpreters under torchrun; CI runs it in the slow step
+def test_a_signal_to_rank_1_while_rank_0_validates_pauses_at_that_step(tmp_path):
+    # (only the pause writes last.pt)
+    _signal_rank_1_at(tmp_path, 4, checkpoint_every=100, slow_part=_SLOW_VALIDATION)
 
 
 @pytest.mark.slow  # fresh interpreters under torchrun; CI runs it in the slow step
 def test_a_signal_to_rank_1_while_rank_0_writes_a_checkpoint_pauses_at_that_step(tmp_path):
-    if not Path(f"/proc/{os.getpid()}/task").exists():
-        pytest.skip("needs /proc to find the ranks")
-    fields = {
-        "steps": 8,
-        "optim": {"lr": 1e-3, "warmup_steps": 2, "ema_decay": 0.9},
-        "log_every": 3,
-        "checkpoint_every": 5,
-    }
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    train = ["train", "--no-progress", "--config"]
-    paused = tiny_config_file(tmp_path, "a", **fields)
-    cmd = _torchrun("-m", "sr_domains", *train, str(paused), "--stop-at", "5")
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    helper, flag, sent = tmp_path / "slow_checkpoint.py", tmp_path / "flag", tmp_path / "sent"
-    helper.write_text(_SLOW_CHECKPOINT)
-    cfg = tiny_config_file(tmp_path, "b", **fields)
-    cmd = _torchrun(str(helper), str(flag), str(sent), *train, str(cfg))
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert flag.exists(), "rank 0 did not write the checkpoint of step 5"
-        time.sleep(1.0)  # (rank 1 waits for rank 0 by now)
-        os.kill(rank_pid(proc.pid, 1), signal.SIGINT)
-        sent.write_text("sent")
-        _, err = proc.communicate(timeout=120)
-    finally:
-        kill_all(proc)
-    assert err.count("SIGINT at step 5: paused") == 1, err[-3000:]  # was step 6
-    assert err.count("sr-domains: interrupted") == 2, err[-3000:]  # both ranks stopped
-    # what --stop-at 5 writes: the same rows and checkpoint, so --resume goes on exactly
-    a, b = paused.parent / "a" / "run", cfg.parent / "b" / "run"
-    for name in ("log.csv", "val.csv"):
-        assert _rows(b / name) == _rows(a / name), name
-    sa, sb = (torch.load(p / "last.pt", weights_only=True) for p in (a, b))
-    assert sa["step"] == sb["step"] == 5 and sb["world_sizes"] == [[0, 2]]
-    for part in ("model", "ema", "opt", "sched", "scaler"):
-        _same(sa[part], sb[part], part)
+    _signal_rank_1_at(tmp_path, 5, checkpoint_every=5, slow_part=_SLOW_CHECKPOINT)
