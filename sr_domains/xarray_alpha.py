@@ -23,6 +23,7 @@ accepted.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,17 +31,20 @@ import numpy as np
 
 from .errors import InputFileError
 
+logger = logging.getLogger(__name__)
+
 
 def _alpha_bands(source: str) -> list[int]:
     """1-based alpha bands of the raster at ``source`` ([] when none, or it cannot be read:
     the array's own checks then decide)."""
-    try:
-        import rasterio
-        from rasterio.enums import ColorInterp
+    import rasterio
+    from rasterio.enums import ColorInterp
 
+    try:
         with rasterio.open(source) as ds:
             return [i + 1 for i, ci in enumerate(ds.colorinterp) if ci == ColorInterp.alpha]
-    except Exception:  # (no file, moved, another format: nothing to tell)
+    except OSError as exc:  # (no file, moved, unreadable: nothing to tell)
+        logger.debug("alpha band of %s not read: %s", source, exc)
         return []
 
 
@@ -74,7 +78,8 @@ def check_no_alpha(da: Any, band: Any, n: int) -> None:
     try:
         with rasterio.open(source) as ds:
             count = ds.count
-    except Exception:
+    except OSError as exc:  # (moved meanwhile)
+        logger.debug("alpha band of %s not checked: %s", source, exc)
         return
     bands = _file_bands(da, band, n, count)
     hit = sorted(set(bands or []) & set(alpha))
@@ -193,10 +198,10 @@ def check_mask_read(
     source = enc.get("source")
     if not isinstance(source, str) or not source:
         return
-    try:
-        import rasterio
-        from rasterio.enums import MaskFlags
+    import rasterio
+    from rasterio.enums import MaskFlags
 
+    try:
         with rasterio.open(source) as ds:
             raw = "dtype" not in enc and np.dtype(ds.dtypes[0]) == np.dtype(da.dtype)
             flags = ds.mask_flag_enums
@@ -223,7 +228,9 @@ def check_mask_read(
                 why = alpha[0]
             else:
                 return
-    except Exception:  # (no file, moved, another format: nothing to tell)
+    except OSError as exc:  # (no file, moved, unreadable: nothing to tell; any other error is
+        # raised, never taken for an accepted array)
+        logger.debug("mask and alpha of %s not checked: %s", source, exc)
         return
     if why is None:
         raise InputFileError(
