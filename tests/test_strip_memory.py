@@ -290,7 +290,8 @@ def test_off_saturation_tests_an_eighth_of_the_band_at_a_time(dtype, shape):
         tracemalloc.stop()
     assert n == moved > 0 and np.array_equal(band, want)
     part = -(-shape[0] // 8) / shape[0]  # an eighth of the rows, rounded up
-    assert peak <= (band.itemsize + 1) * part * band.size + 16 * 2**10, peak / band.size
+    slack = 16 * 2**10 + np.getbufsize() * band.itemsize  # (numpy < 2 buffers a reduction)
+    assert peak <= (band.itemsize + 1) * part * band.size + slack, peak / band.size
 
 
 @pytest.mark.parametrize(("dtype", "scale"), [("uint8", 2), ("uint8", 4), ("uint32", 2)])

@@ -246,14 +246,18 @@ def _agrees(hdr: Any, meta: Mapping[str, Any], key: str, index: int | None) -> b
 
 
 def _original_says_unknown(
-    meta: Mapping[str, Any], a: np.ndarray, amap: list[int], index: int | None
+    meta: Mapping[str, Any],
+    a: np.ndarray,
+    amap: list[int],
+    index: int | None,
+    key: str = "original_pixdim",
 ) -> bool:
     """A spatial 0 in MONAI's ``original_pixdim`` (the pixdim as loaded, in the file's axis
-    order, which MONAI's transforms copy unchanged) that still describes this grid: each
-    current voxel size is the stated one of its file axis, or 1 where that is 0 (the 1
-    nibabel and ``LoadImage`` read). A grid resampled since (no ``original_affine`` to tell)
-    fails the check: the affine decides."""
-    v = _item(meta, "original_pixdim", index)
+    order, which MONAI's transforms copy unchanged; or ``pixdim``, which MONAI < 1.5 left as
+    it was) that still describes this grid: each current voxel size is the stated one of its
+    file axis, or 1 where that is 0 (the 1 nibabel and ``LoadImage`` read). A grid resampled
+    since (no ``original_affine`` to tell) fails the check: the affine decides."""
+    v = _item(meta, key, index)
     p = None if v is None else _np(v).astype(np.float64)
     if p is None or p.ndim != 1 or len(p) < 4 or not (p[1:4] == 0).any():
         return False
@@ -282,9 +286,7 @@ def _unknown_file_axes(
     amap = _file_axes(a, _item(meta, "original_affine", index))
     if amap is None:
         return None
-    pix = _item(meta, "pixdim", index)
-    p = None if pix is None else _np(pix).astype(np.float64)
-    if p is not None and p.ndim == 1 and len(p) >= 4 and bool((p[1:4] == 0).any()):
+    if _original_says_unknown(meta, a, amap, index, "pixdim"):
         return amap
     if _original_says_unknown(meta, a, amap, index):
         return amap
