@@ -16,7 +16,7 @@ from ..value_domain import ValueOptions
 from ..value_ops import nodata_problem
 from ..value_range_check import outside_range, warn_outside_range
 from .output_spec import OUTPUT_DTYPES, a_dtype
-from .reader import SAMPLE_VALUES, RasterSource
+from .reader import RasterSource
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def warn_clipping_dtype(rs: RasterSource, dtype: np.dtype) -> None:
     values, valid = rs.sample()
     v = values[valid]
     outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
-    full = _full_resolution_sample(rs) if outside else None  # (an overview's overshoot?)
+    full = rs.full_resolution_sample() if outside else None  # (an overview's overshoot?)
     if full is not None:
         v = full[0][full[1]]
         outside = int(np.count_nonzero((v < info.min - 0.5) | (v > info.max + 0.5)))
@@ -171,21 +171,8 @@ def warn_value_range(rs: RasterSource, values: ValueOptions | None) -> None:
         return
     sample, valid = rs.sample()
     if outside_range(sample, valid, values.value_range).outside:
-        sample, valid = _full_resolution_sample(rs) or (sample, valid)
+        sample, valid = rs.full_resolution_sample() or (sample, valid)
         warn_outside_range(rs.path, sample, valid, values, "geotiff")
-
-
-def _full_resolution_sample(rs: RasterSource) -> tuple[np.ndarray, np.ndarray] | None:
-    """The pixels :meth:`RasterSource.sample` stands for, read at full resolution (every
-    ``f``-th pixel of every ``f``-th row, strip by strip) when it read them from the file's
-    overviews, whose resampling (cubic, lanczos: the COG driver's default) overshoots the data
-    at edges; None when the sample is the full resolution's already. Read only when a check
-    of the sample would say something."""
-    h, w = rs.shape
-    factor = max(1, math.ceil(math.sqrt(h * w / max(1, SAMPLE_VALUES // rs.n_bands))))
-    if not any(f <= factor for f in rs.ds.overviews(rs.indexes[0])):  # (as sample() reads)
-        return None
-    return RasterSource._subsample(rs, factor)
 
 
 __all__ = [

@@ -97,6 +97,7 @@ class RasterSource:
     ) -> None:
         self.path = Path(path)
         self._samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._full_samples: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
         self.ds = open_dataset(self.path, overview_level=overview_level)
         try:
             self._setup(bands, nodata)
@@ -266,10 +267,32 @@ class RasterSource:
             self._samples[max_values] = cached
         return cached
 
-    def _read_sample(self, max_values: int) -> tuple[np.ndarray, np.ndarray]:
+    def full_resolution_sample(
+        self, max_values: int = SAMPLE_VALUES
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The pixels :meth:`sample` stands for, read at full resolution (every ``f``-th pixel
+        of every ``f``-th row, strip by strip) when :meth:`sample` read them from the file's
+        overviews, whose resampling (cubic, lanczos: the COG driver's default) overshoots the
+        data at edges; None when the sample is the full resolution's already. Read once per
+        source (the ``--dtype`` and ``--value-range`` checks share it), only when asked."""
+        if max_values not in self._full_samples:
+            factor = self._sample_factor(max_values)
+            full = None
+            if any(f <= factor for f in self.ds.overviews(self.indexes[0])):
+                full = self._subsample(self, factor)
+                for a in full:
+                    a.setflags(write=False)
+            self._full_samples[max_values] = full
+        return self._full_samples[max_values]
+
+    def _sample_factor(self, max_values: int) -> int:
+        """The subsampling step of :meth:`sample` (1: the whole raster)."""
         h, w = self.shape
         per_band = max(1, max_values // self.n_bands)
-        factor = max(1, math.ceil(math.sqrt(h * w / per_band)))
+        return max(1, math.ceil(math.sqrt(h * w / per_band)))
+
+    def _read_sample(self, max_values: int) -> tuple[np.ndarray, np.ndarray]:
+        factor = self._sample_factor(max_values)
         ovr = [f for f in self.ds.overviews(self.indexes[0]) if f <= factor]
         try:
             if not ovr:
