@@ -82,6 +82,16 @@ _ENV_IGNORED = ("PYTEST_", "TORCHINDUCTOR_")
 _LOGGERS = ("", "sr_domains", "distributed", "distributed.nanny")
 
 
+def _gdal_cache() -> int | None:
+    """GDAL's block cache cap (bytes; one per process), None without rasterio. Left at 64 bytes
+    by two threads' jobs, it made later tests' files lose an alpha band set after the pixels."""
+    try:
+        from rasterio._env import get_gdal_config
+    except ImportError:
+        return None
+    return int(get_gdal_config("GDAL_CACHEMAX"))
+
+
 def _process_state() -> dict[str, object]:
     """What a library call (and so a test) must leave as it found it: with a leak, the tests
     that happened to follow on the same xdist worker failed far from the cause (a dask
@@ -95,6 +105,7 @@ def _process_state() -> dict[str, object]:
     return {
         "dask scheduler setting": None if config is None else config.get("scheduler", None),
         "torch threads": torch.get_num_threads(),
+        "GDAL block cache": _gdal_cache(),
         "SIGTERM handler": signal.getsignal(signal.SIGTERM),
         "environment": {k: v for k, v in os.environ.items() if not k.startswith(_ENV_IGNORED)},
         "logger levels": {name: logging.getLogger(name).level for name in _LOGGERS},

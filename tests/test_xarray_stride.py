@@ -42,11 +42,12 @@ def _tif(path, count: int = 1, mask=None, alpha=None, transform=None):
         path, "w", driver="GTiff", width=48, height=40, count=n, dtype="uint8",
         crs="EPSG:32633", transform=t, **extra,
     ) as dst:  # fmt: skip
+        if alpha is not None:  # (before the pixels: GDAL may have flushed them, and the
+            ci = list(dst.colorinterp)  # TIFF's ExtraSamples with them, by the time it is set)
+            dst.colorinterp = [*ci[:-1], rasterio.enums.ColorInterp.alpha]
         dst.write(a, indexes=list(range(1, count + 1)))
         if alpha is not None:
             dst.write(alpha, n)
-            ci = list(dst.colorinterp)
-            dst.colorinterp = [*ci[:-1], rasterio.enums.ColorInterp.alpha]
         if mask is not None:
             dst.write_mask(mask)
     return path

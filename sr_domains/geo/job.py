@@ -7,6 +7,8 @@ whole image or a band of output rows (the distributed split). The profile and va
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from ..strict_json import provenance_json
 from ..value_domain import ValueRules, build_rules
 from .band_checks import match_bands, refuse_palette, warn_class_map
 from .dtype_checks import check_output_nodata, warn_clipping_dtype, warn_value_range
+from .gdal_cache import GDAL_CACHE_MB, capped_block_cache
 from .gdal_paths import raster_inputs
 from .georef import read_georef, scale_georef
 from .job_samples import ADAPT_WINDOW, adaptation_sample, central_window, noise_sample
@@ -53,19 +56,20 @@ except ImportError as _exc:  # pragma: no cover
 
     raise MissingDependencyError("rasterio", "geo", "GeoTIFF support") from _exc
 
-#: GDAL block cache while upscaling (MB). Small on purpose: blocks are written whole, in order.
-GDAL_CACHE_MB = 64
 
-
-def gdal_env() -> Any:
-    """The ``rasterio.Env`` used for reading and writing (bounded cache, internal masks).
+@contextmanager
+def gdal_env() -> Iterator[None]:
+    """GDAL's settings for reading and writing: internal masks, GDAL's block cache capped at
+    :data:`GDAL_CACHE_MB` for the process while jobs run (:mod:`sr_domains.geo.gdal_cache`).
 
     ``GTIFF_POINT_GEO_IGNORE`` is off whatever the user's setting: with it on, GDAL reads and
     writes a PixelIsPoint file's tiepoint as a pixel corner, so the output grid, scaled about
     that point, was a quarter input pixel off (x2) when read back as GDAL reads by default."""
-    return rasterio.Env(
-        GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True, GTIFF_POINT_GEO_IGNORE=False
-    )
+    with (
+        capped_block_cache(),
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GTIFF_POINT_GEO_IGNORE=False),
+    ):
+        yield
 
 
 def resolve_network(

@@ -156,6 +156,15 @@ def make_geotiff(
     strip = max(1, min(height, (block if tiled else 256)))
     env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)
     with env, rasterio.open(path, "w", **profile) as dst:
+        # always explicit: GDAL's default for 4-band uint8 would call band 4 alpha; before the
+        # pixels (an alpha band's ExtraSamples tag cannot change once GDAL has flushed a block)
+        if colorinterp:
+            ci = [ColorInterp[c] for c in colorinterp]
+        else:
+            ci = [ColorInterp.gray] + [ColorInterp.undefined] * (count - 1)
+        if mask == "alpha" and len(ci) == count:
+            ci = [*ci, ColorInterp.alpha]
+        dst.colorinterp = ci
         for y0 in range(0, height, strip):
             rows = min(strip, height - y0)
             yy = np.arange(y0, y0 + rows)[:, None]
@@ -191,14 +200,6 @@ def make_geotiff(
                 dst.set_band_description(b + 1, descriptions[b])
             if units and b < len(units) and units[b]:
                 dst.set_band_unit(b + 1, units[b])
-        # always explicit: GDAL's default for 4-band uint8 would call band 4 alpha
-        if colorinterp:
-            ci = [ColorInterp[c] for c in colorinterp]
-        else:
-            ci = [ColorInterp.gray] + [ColorInterp.undefined] * (count - 1)
-        if mask == "alpha" and len(ci) == count:
-            ci = [*ci, ColorInterp.alpha]
-        dst.colorinterp = ci
     return path
 
 
