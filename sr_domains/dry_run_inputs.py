@@ -4,7 +4,8 @@ the run refuses it.
 A GeoTIFF is checked from its headers (colour table, nodata and ``--dtype``, ``--value-range``,
 creation options, blocks past the end of the file); a NIfTI file or a DICOM series is read
 through with the run's own readers and checks (voxel type, label image, data cut short,
-``--through-plane`` and ``--isotropic`` requirements). Used by :mod:`sr_domains.dry_run`.
+``--through-plane`` and ``--isotropic`` requirements, a ``--value-range`` the data leave).
+Used by :mod:`sr_domains.dry_run`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | N
             return rs.n_bands, rs.dtype, "mr"
     from .medical.common import check_through_plane
     from .medical.isotropic_io import thickness_used
+    from .value_range_check import warn_outside_range
 
     if domain == "dicom":
         from .medical.dicom_read import load_dicom_series
@@ -53,7 +55,8 @@ def read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | N
         series = load_dicom_series(src, options.series_uid)
         if options.through_plane:
             check_through_plane(src, tuple(series.shape), "series")
-        series.read_volume(padding_as_nan=True)  # decoding errors, pixel data cut short
+        volume = series.read_volume(padding_as_nan=True)  # decoding errors, data cut short
+        warn_outside_range(series.source, volume, None, options.values, "dicom")  # as the run
         if options.isotropic is not None and thickness_used(options.isotropic):
             from .medical.isotropic_api import series_thickness
 
@@ -67,8 +70,9 @@ def read_input(domain: str, src: Path, options: UpscaleOptions) -> tuple[int | N
         check_upscalable(source)  # a label image
         if options.through_plane and options.isotropic is None:
             check_through_plane(src, tuple(source.image.shape))
-        for _ in source.planes():  # voxel data cut short (a gzip stream: to its checksum)
-            pass
+        # voxel data cut short (a gzip stream: to its checksum); the run's whole-file sample
+        scan = source.scan()
+        warn_outside_range(source.path, scan.sample, None, options.values, "nifti")
         if options.isotropic is not None:
             from .medical.isotropic_api import check_spacing_known
 

@@ -367,3 +367,26 @@ def test_make_isotropic_warns_a_value_range_the_volume_leaves(caplog):
     with caplog.at_level(logging.WARNING):
         MakeIsotropic(steps=1, device="cpu", values=wide)(img)
     assert WARNING not in caplog.text
+
+
+def test_nifti_and_dicom_dry_runs_say_it_as_the_run_does(tmp_path, caplog):
+    pytest.importorskip("nibabel")
+    pytest.importorskip("pydicom")
+    from sr_domains.cli import main
+    from sr_domains.testing.dicom import make_dicom_series
+    from sr_domains.testing.medical import make_nifti
+
+    nii = make_nifti(tmp_path / "t1.nii.gz", shape=(16, 12, 4), dtype="int16")
+    series = tmp_path / "mr"
+    make_dicom_series(series, n_slices=3, rows=12, cols=10)  # MR 0..1200
+    for src, out, units in ((nii, tmp_path / "o.nii.gz", "NIfTI physical values"),
+                            (series, tmp_path / "o_mr", "DICOM modality values")):  # fmt: skip
+        caplog.clear()
+        assert main(["upscale", str(src), str(out), "--value-range", ",10", "--dry-run"]) == 0
+        assert f"{src}: --value-range ,10 contradicts the data" in caplog.text
+        assert units in caplog.text
+        assert not out.exists()
+        caplog.clear()
+        wide = ["upscale", str(src), str(out), "--value-range", "-1e6,1e6", "--dry-run"]
+        assert main(wide) == 0
+        assert WARNING not in caplog.text and not out.exists()
