@@ -90,16 +90,23 @@ def test_cli_quiet_hides_it_and_the_dry_run_says_it(tmp_path, caplog):
     assert out.exists()
 
 
-def test_nifti_and_dicom_value_range_the_data_leave_is_warned(tmp_path, caplog):
+def _nifti_and_series(tmp_path):
+    """A small int16 NIfTI file and an MR series of values 0..1200."""
     pytest.importorskip("nibabel")
     pytest.importorskip("pydicom")
-    from sr_domains.medical import upscale_dicom_series, upscale_nifti
     from sr_domains.testing.dicom import make_dicom_series
     from sr_domains.testing.medical import make_nifti
 
     nii = make_nifti(tmp_path / "t1.nii.gz", shape=(16, 12, 4), dtype="int16")
     series = tmp_path / "mr"
     make_dicom_series(series, n_slices=3, rows=12, cols=10)  # MR 0..1200
+    return nii, series
+
+
+def test_nifti_and_dicom_value_range_the_data_leave_is_warned(tmp_path, caplog):
+    nii, series = _nifti_and_series(tmp_path)
+    from sr_domains.medical import upscale_dicom_series, upscale_nifti
+
     narrow = ValueOptions(value_range=(None, 10.0))
     with caplog.at_level(logging.WARNING):
         upscale_nifti(nii, tmp_path / "o.nii.gz", model=tiny_model(), values=narrow)
@@ -370,15 +377,9 @@ def test_make_isotropic_warns_a_value_range_the_volume_leaves(caplog):
 
 
 def test_nifti_and_dicom_dry_runs_say_it_as_the_run_does(tmp_path, caplog):
-    pytest.importorskip("nibabel")
-    pytest.importorskip("pydicom")
+    nii, series = _nifti_and_series(tmp_path)
     from sr_domains.cli import main
-    from sr_domains.testing.dicom import make_dicom_series
-    from sr_domains.testing.medical import make_nifti
 
-    nii = make_nifti(tmp_path / "t1.nii.gz", shape=(16, 12, 4), dtype="int16")
-    series = tmp_path / "mr"
-    make_dicom_series(series, n_slices=3, rows=12, cols=10)  # MR 0..1200
     for src, out, units in ((nii, tmp_path / "o.nii.gz", "NIfTI physical values"),
                             (series, tmp_path / "o_mr", "DICOM modality values")):  # fmt: skip
         caplog.clear()
