@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
+import pytest
+
 from sr_domains.process_settings import SharedSetting
 
 
@@ -31,26 +33,17 @@ def test_a_nested_block_restores_what_was_in_effect_when_it_started():
     assert state["v"] == 8
 
 
-def test_the_first_block_ending_first_leaves_the_second_s_value_then_the_original():
-    # saved and restored per block, the second restored the first's value for good
+@pytest.mark.parametrize(("ends_first", "meanwhile"), [("first", 3), ("second", 1)])
+def test_two_blocks_ending_in_either_order_leave_the_original(ends_first, meanwhile):
+    # saved and restored per block, the second restored the first's value for good when the
+    # first ended first; the one still running keeps its value until it ends
     s, state, _ = _setting()
-    first, second = ExitStack(), ExitStack()
-    first.enter_context(s.override(1))
-    second.enter_context(s.override(3))
-    first.close()
-    assert state["v"] == 3  # (the second still runs)
-    second.close()
-    assert state["v"] == 8
-
-
-def test_the_second_block_ending_first_gives_the_first_its_value_back():
-    s, state, _ = _setting()
-    first, second = ExitStack(), ExitStack()
-    first.enter_context(s.override(1))
-    second.enter_context(s.override(3))
-    second.close()
-    assert state["v"] == 1
-    first.close()
+    blocks = {"first": ExitStack(), "second": ExitStack()}
+    blocks["first"].enter_context(s.override(1))
+    blocks["second"].enter_context(s.override(3))
+    blocks.pop(ends_first).close()
+    assert state["v"] == meanwhile
+    blocks.popitem()[1].close()
     assert state["v"] == 8
 
 
